@@ -1,0 +1,31 @@
+"""abkit: experimentation and impact analysis for e-commerce aftersales.
+
+    >>> import abkit
+    >>> df = abkit.simulate.ab_data(20_000, effects={"refund_rate": -0.05}, seed=1)
+    >>> result = abkit.analyze(df, [abkit.Ratio("refunds", "orders", name="refund_rate",
+    ...                                          covariates=("pre_refunds", "pre_orders"))])
+    >>> result.to_frame()  # doctest: +SKIP
+"""
+from .analysis import analyze, moments
+from .errors import AbkitError, ColumnNotFoundError, DataError, ReadoutError, SpecError
+from .metrics import Mean, Metric, Proportion, Ratio
+from .moments import Moments, MomentSet
+from .results import ExperimentResult
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # abkit.simulate is imported on first use, so `python -m abkit.simulate`
+    # does not import the module twice.
+    if name == "simulate":
+        import importlib
+
+        return importlib.import_module(".simulate", __name__)
+    raise AttributeError(f"module 'abkit' has no attribute {name!r}")
+
+__all__ = [
+    "AbkitError", "ColumnNotFoundError", "DataError", "ReadoutError", "SpecError",
+    "ExperimentResult", "Mean", "Metric", "MomentSet", "Moments", "Proportion", "Ratio",
+    "analyze", "moments", "simulate",
+]

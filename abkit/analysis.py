@@ -1,0 +1,142 @@
+"""``abkit.analyze``: the A/B entry point (data -> moments -> effects -> result)."""
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+
+from .errors import AbkitError, DataError
+from .metrics import Metric
+from .moments import MomentSet
+from .results import ExperimentResult
+from .sources import aggregate
+from .stats.ab import check_binary, compare
+from .stats.checks import normalise_allocation, srm_test
+from .stats.multiple import adjust
+
+__all__ = ["analyze", "moments"]
+
+
+def moments(data, metrics: Sequence[Metric] | Metric, variant: str = "variant",
+            by: str | Sequence[str] | None = None) -> MomentSet:
+    """Aggregate ``data`` into the moments ``metrics`` need (see :func:`abkit.sources.aggregate`).
+
+    Moment sets over disjoint rows add up: ``abkit.moments(day1, m) + abkit.moments(day2, m)``
+    equals the moments of both days, and :func:`analyze` accepts either.
+    """
+    return aggregate(data, metrics, variant=variant, by=by)
+
+
+def _check_metrics(metrics) -> list[Metric]:
+    if isinstance(metrics, Metric):
+        metrics = [metrics]
+    metrics = list(metrics)
+    if not metrics:
+        raise AbkitError("no metrics given; pass e.g. [abkit.Mean('refund_amount')]")
+    for m in metrics:
+        if not isinstance(m, Metric):
+            raise AbkitError(f"{m!r} is not a metric; use abkit.Mean, abkit.Proportion or abkit.Ratio")
+    names = [m.name for m in metrics]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise AbkitError(f"metric name(s) {dupes} used twice; give each metric a distinct name=")
+    return metrics
+
+
+def analyze(
+    data,
+    metrics: Sequence[Metric] | Metric,
+    variant: str = "variant",
+    control: Hashable = "control",
+    alpha: float = 0.05,
+    correction: str | None = None,
+    allocation: Mapping | Sequence[float] | None = None,
+) -> ExperimentResult:
+    """Analyse an A/B(/n) test: every metric, every treatment arm against ``control``.
+
+    Parameters
+    ----------
+    data : pandas DataFrame, pyarrow Table, parquet/CSV path, or a
+        :class:`abkit.MomentSet` from :func:`abkit.moments`. One row per
+        randomization unit (e.g. buyer).
+    metrics : :class:`abkit.Mean`, :class:`abkit.Proportion`, :class:`abkit.Ratio`.
+    variant : column holding each unit's arm.
+    control : the arm every other arm is compared with.
+    alpha : significance level of the two-sided tests and (1 - alpha) CIs.
+    correction : ``None``, ``"holm"`` (family-wise error rate) or ``"bh"``
+        (false discovery rate), applied across every metric x arm
+        comparison of the result; adds ``p_value_adjusted``.
+    allocation : planned share per arm (mapping arm -> share, or shares in
+        the order control, then the other arms as they appear); default
+        equal. Used by the sample-ratio-mismatch check.
+
+    Returns
+    -------
+    :class:`abkit.ExperimentResult`: ``.to_frame()``, ``.srm``, ``.plot()``.
+    """
+    metrics = _check_metrics(metrics)
+    if not (0.0 < float(alpha) < 0.5):
+        raise AbkitError(f"alpha={alpha!r} must be between 0 and 0.5 (e.g. 0.05)")
+    if correction is not None and correction not in ("holm", "bh"):
+        raise AbkitError(f"correction={correction!r} is not known; use 'holm', 'bh' or None")
+    ms = data if isinstance(data, MomentSet) else aggregate(data, metrics, variant=variant)
+    if ms.by:
+        raise AbkitError("these moments are split by segment; analyse one with moments.segment(value)")
+    arms = list(ms.rows)
+    if control not in arms:
+        raise DataError(
+            f"control arm {control!r} not found in column '{ms.variant}'; arms present: {arms}. "
+            "Pass control= with one of them"
+        )
+    if len(arms) < 2:
+        raise DataError(f"only one arm ({arms[0]!r}) in column '{ms.variant}'; an experiment needs at "
+                        "least a control and a treatment")
+    arms = [control] + [a for a in arms if a != control]
+    treatments = arms[1:]
+    if allocation is not None and not isinstance(allocation, Mapping):
+        allocation = dict(zip(arms, normalise_allocation(arms, allocation)))
+    srm = srm_test({a: ms.rows[a] for a in arms}, allocation)
+
+    rows = []
+    for metric in metrics:
+        block = ms.block_for(metric.columns, metric.dropna)
+        if metric.kind == "proportion":
+            check_binary(block, metric.target.numerator, metric.name)
+        for arm in (control, *treatments):
+            if arm not in block.groups or block.n[block.group_index(arm)] == 0:
+                raise DataError(f"arm {arm!r} has no units with data for metric '{metric.name}'")
+        dropped = dict(zip(block.groups, block.dropped))
+        for arm in treatments:
+            c = compare(block, metric, control, arm, alpha)
+            rows.append({
+                "metric": metric.name,
+                "variant": arm,
+                "control_value": c.control_value,
+                "treatment_value": c.treatment_value,
+                "effect": c.effect,
+                "ci_lower": c.ci_lower,
+                "ci_upper": c.ci_upper,
+                "rel_effect": c.rel_effect,
+                "rel_ci_lower": c.rel_ci_lower,
+                "rel_ci_upper": c.rel_ci_upper,
+                "p_value": c.p_value,
+                "n_control": int(c.n_control),
+                "n_treatment": int(c.n_treatment),
+                "method": metric.method_label,
+                "se": c.se,
+                "rel_se": c.rel_se,
+                "df": c.df,
+                "variance_reduction": c.variance_reduction,
+                "dropped_control": int(dropped.get(control, 0)),
+                "dropped_treatment": int(dropped.get(arm, 0)),
+                "better": metric.better,
+            })
+    if correction:
+        adjusted = adjust(np.array([r["p_value"] for r in rows]), correction)
+        for r, p in zip(rows, adjusted):
+            r["p_value_adjusted"] = float(p)
+    return ExperimentResult(
+        rows=tuple(rows), metrics=tuple(metrics), arms=tuple(arms), control=control,
+        alpha=float(alpha), correction=correction, srm=srm,
+        missing_variant=ms.missing_variant, variant=ms.variant,
+    )

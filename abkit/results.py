@@ -1,0 +1,194 @@
+"""Result objects: tidy frames, HTML for JupyterLab, plots."""
+from __future__ import annotations
+
+import html
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .metrics import Metric
+from .stats.checks import SRMResult
+
+__all__ = ["ExperimentResult", "format_p", "format_pct", "format_number"]
+
+COLUMNS = [
+    "metric", "variant", "control_value", "treatment_value", "effect", "ci_lower", "ci_upper",
+    "rel_effect", "rel_ci_lower", "rel_ci_upper", "p_value", "n_control", "n_treatment", "method",
+]
+
+
+def format_p(p: float) -> str:
+    if p is None or not np.isfinite(p):
+        return "n/a"
+    if p < 0.001:
+        return "<0.001"
+    return f"{p:.3f}"
+
+
+def format_pct(x: float, digits: int = 1, sign: bool = True) -> str:
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    return f"{x * 100:+.{digits}f}%" if sign else f"{x * 100:.{digits}f}%"
+
+
+def format_number(x: float, sig: int = 4) -> str:
+    """Round to ``sig`` significant digits, with thousands separators for big numbers."""
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0"
+    mag = int(np.floor(np.log10(abs(x))))
+    if mag >= sig - 1:
+        return f"{x:,.0f}"
+    decimals = max(sig - 1 - mag, 0)
+    return f"{x:,.{decimals}f}"
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """Effects of every treatment arm on every metric, plus health checks.
+
+    Use :meth:`to_frame` for one tidy row per metric x comparison; the
+    object renders as a table in JupyterLab; :meth:`plot` draws the relative
+    lifts with their confidence intervals.
+    """
+
+    rows: tuple
+    metrics: tuple[Metric, ...]
+    arms: tuple
+    control: Hashable
+    alpha: float
+    correction: str | None
+    srm: SRMResult
+    missing_variant: int = 0
+    variant: str = "variant"
+
+    # ------------------------------------------------------------------ data
+    def to_frame(self) -> pd.DataFrame:
+        """One row per metric x treatment arm, with the columns of DESIGN.md first."""
+        df = pd.DataFrame(list(self.rows))
+        extra = [c for c in df.columns if c not in COLUMNS]
+        return df[[*COLUMNS, *extra]]
+
+    @property
+    def treatments(self) -> tuple:
+        return tuple(a for a in self.arms if a != self.control)
+
+    def metric(self, name: str) -> Metric:
+        for m in self.metrics:
+            if m.name == name:
+                return m
+        from .errors import AbkitError
+
+        raise AbkitError(f"no metric named '{name}'; metrics: {[m.name for m in self.metrics]}")
+
+    def row(self, metric: str, variant: Hashable | None = None) -> dict:
+        """The result row of one metric (and arm; default the only/first treatment)."""
+        self.metric(metric)
+        variant = self.treatments[0] if variant is None else variant
+        for r in self.rows:
+            if r["metric"] == metric and r["variant"] == variant:
+                return dict(r)
+        from .errors import AbkitError
+
+        raise AbkitError(f"no result for metric '{metric}' and arm {variant!r}; arms: {list(self.treatments)}")
+
+    def decision_p(self, row: dict) -> float:
+        """The p-value decisions use: the adjusted one when a correction was asked for."""
+        return row.get("p_value_adjusted", row["p_value"])
+
+    def outcome(self, row: dict) -> str:
+        """'better', 'worse' or 'neutral' for one row, given the metric's good direction."""
+        if not (self.decision_p(row) < self.alpha):
+            return "neutral"
+        up = row["effect"] > 0
+        good = up if row["better"] == "higher" else not up
+        return "better" if good else "worse"
+
+    def dropped_units(self) -> dict:
+        """Units dropped for missing values, per metric (all arms together)."""
+        out: dict = {}
+        for r in self.rows:
+            if r["metric"] not in out:
+                out[r["metric"]] = r["dropped_control"]
+            out[r["metric"]] += r["dropped_treatment"]
+        return out
+
+    # ------------------------------------------------------------------ show
+    def summary(self) -> str:
+        lines = [f"A/B result: {len(self.metrics)} metric(s), arms {list(self.arms)} "
+                 f"(control {self.control!r}), alpha {self.alpha}"
+                 + (f", {self.correction} correction" if self.correction else "")]
+        lines.append(self.srm.summary())
+        for r in self.rows:
+            p = self.decision_p(r)
+            lines.append(
+                f"  {r['metric']} [{r['variant']} vs {self.control}]: "
+                f"{format_number(r['control_value'])} -> {format_number(r['treatment_value'])}, "
+                f"{format_pct(r['rel_effect'], 2)} [{format_pct(r['rel_ci_lower'], 2)}, "
+                f"{format_pct(r['rel_ci_upper'], 2)}], p {format_p(p)}"
+            )
+        return "\n".join(lines)
+
+    __str__ = summary
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        return results_table_html(self)
+
+    def plot(self, ax=None, variant: Hashable | None = None):
+        """Forest plot of relative lifts with (1 - alpha) CIs, one row per metric."""
+        from .plots import plot_lifts
+
+        return plot_lifts(self, ax=ax, variant=variant)
+
+
+_COLOURS = {"better": "#1a7f37", "worse": "#cf222e", "neutral": "#57606a"}
+
+
+def results_table_html(result: ExperimentResult) -> str:
+    """The metric table as escaped HTML (used in JupyterLab and the readouts)."""
+    e = html.escape
+    corr = result.correction is not None
+    head = ["Metric", "Arm", "Control", "Treatment", "Abs. effect", f"{1 - result.alpha:.0%} CI",
+            "Rel. lift", f"{1 - result.alpha:.0%} CI (rel.)", "p-value"]
+    if corr:
+        head.append(f"p ({result.correction})")
+    head += ["n control", "n treatment", "Var. reduction"]
+    out = ['<table class="abkit-table">', "<thead><tr>"]
+    out += [f"<th>{e(h)}</th>" for h in head]
+    out.append("</tr></thead><tbody>")
+    for r in result.rows:
+        colour = _COLOURS[result.outcome(r)]
+        vr = r.get("variance_reduction")
+        cells = [
+            f"<b>{e(str(r['metric']))}</b><br><small>{e(r['better'])} is better</small>",
+            e(str(r["variant"])),
+            format_number(r["control_value"]),
+            format_number(r["treatment_value"]),
+            format_number(r["effect"], 3),
+            f"[{format_number(r['ci_lower'], 3)}, {format_number(r['ci_upper'], 3)}]",
+            f'<span style="color:{colour};font-weight:600">{format_pct(r["rel_effect"], 2)}</span>',
+            f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]",
+            format_p(r["p_value"]),
+        ]
+        if corr:
+            cells.append(format_p(r.get("p_value_adjusted", np.nan)))
+        cells += [f"{r['n_control']:,}", f"{r['n_treatment']:,}",
+                  format_pct(vr, 1, sign=False) if vr is not None and np.isfinite(vr) else "&ndash;"]
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    out.append("</tbody></table>")
+    srm = result.srm
+    style = "color:#cf222e;font-weight:700" if srm.mismatch else "color:#57606a"
+    out.append(f'<p style="{style}">{e(srm.summary())}</p>')
+    notes = [f"{e(str(m))}: {d:,} units dropped for missing values"
+             for m, d in result.dropped_units().items() if d]
+    if result.missing_variant:
+        notes.append(f"{result.missing_variant:,} rows without a variant dropped")
+    if notes:
+        out.append('<p style="color:#57606a">' + "; ".join(notes) + "</p>")
+    return "\n".join(out)

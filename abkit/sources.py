@@ -1,0 +1,313 @@
+"""Sources: turn the user's data into the moments the metrics need.
+
+Accepted data:
+
+* a pandas ``DataFrame``,
+* a pyarrow ``Table`` (or ``RecordBatch``),
+* a path (``str`` / ``os.PathLike``) to a parquet file, a directory of
+  parquet files, or a CSV file. Files are streamed batch by batch with
+  pyarrow, reading only the columns the metrics need, so memory stays
+  bounded whatever the file size.
+
+Everything goes through one kernel, :meth:`abkit.moments.Moments.from_arrays`,
+applied chunk by chunk and merged exactly, so an in-memory frame and a
+file give the same numbers.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .errors import DataError, missing_column
+from .metrics import Metric
+from .moments import Moments, MomentSet
+
+__all__ = ["aggregate", "read_columns"]
+
+# Rows per chunk of the in-memory kernel: bounds the temporary matrix to
+# about 128 MB whatever the number of columns.
+_CHUNK_CELLS = 1 << 24
+
+
+def _is_path(data) -> bool:
+    return isinstance(data, (str, os.PathLike))
+
+
+def _available_columns(data) -> list[str]:
+    if isinstance(data, pd.DataFrame):
+        return [str(c) for c in data.columns]
+    if isinstance(data, (pa.Table, pa.RecordBatch)):
+        return list(data.schema.names)
+    raise TypeError(type(data))
+
+
+def _batches(data, columns: Sequence[str]) -> Iterator:
+    """Yield pandas/pyarrow objects holding ``columns``, batch by batch."""
+    if isinstance(data, (pd.DataFrame, pa.Table, pa.RecordBatch)):
+        have = _available_columns(data)
+        for c in columns:
+            if c not in have:
+                raise missing_column(c, have)
+        yield data
+        return
+    if not _is_path(data):
+        raise DataError(
+            f"cannot read data of type {type(data).__name__}; pass a pandas DataFrame, "
+            "a pyarrow Table, or a path to a parquet/CSV file"
+        )
+    path = Path(data)
+    if not path.exists():
+        raise DataError(f"data file '{path}' does not exist; check the path (relative paths "
+                        f"are taken from {Path.cwd()})")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv" or suffix == ".gz" and path.name.lower().endswith(".csv.gz"):
+            import pyarrow.csv as pacsv
+
+            reader = pacsv.open_csv(path)
+            have = list(reader.schema.names)
+            for c in columns:
+                if c not in have:
+                    raise missing_column(c, have, what=f"'{path}'")
+            for batch in reader:
+                yield batch.select(list(columns))
+            return
+        import pyarrow.dataset as ds
+
+        if path.is_dir() or suffix in (".parquet", ".pq"):
+            dataset = ds.dataset(path, format="parquet")
+        else:
+            raise DataError(f"data file '{path}' has an unknown type; use .parquet or .csv")
+        have = list(dataset.schema.names)
+        for c in columns:
+            if c not in have:
+                raise missing_column(c, have, what=f"'{path}'")
+        for batch in dataset.to_batches(columns=list(columns), batch_size=1 << 20):
+            yield batch
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError, UnicodeDecodeError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"could not read '{path}': {exc}. Is it a valid {suffix or 'data'} file?") from exc
+
+
+def _to_float(batch, column: str) -> np.ndarray:
+    """One column as a float64 numpy array; nulls become NaN."""
+    if isinstance(batch, pd.DataFrame):
+        s = batch[column]
+        if isinstance(s, pd.DataFrame):
+            raise DataError(f"column '{column}' appears more than once in the data; rename the duplicates")
+        if s.dtype == object or isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(s.dtype):
+            try:
+                return pd.to_numeric(s, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+            except (ValueError, TypeError):
+                bad = s[pd.to_numeric(s, errors="coerce").isna() & s.notna()]
+                example = bad.iloc[0] if len(bad) else "?"
+                raise DataError(
+                    f"column '{column}' is not numeric (dtype {s.dtype}; e.g. value {example!r} in "
+                    f"{len(bad):,} rows); convert it to numbers before analysis"
+                ) from None
+        if pd.api.types.is_datetime64_any_dtype(s.dtype):
+            raise DataError(f"column '{column}' holds dates ({s.dtype}); metrics need numbers")
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    col = batch.column(column) if isinstance(batch, pa.Table) else batch.column(batch.schema.get_field_index(column))
+    t = col.type
+    if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
+            or pa.types.is_null(t)):
+        raise DataError(f"column '{column}' is not numeric (type {t}); convert it to numbers before analysis")
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if pa.types.is_boolean(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
+        col = col.cast(pa.float64())
+    arr = col.to_numpy(zero_copy_only=False)
+    return np.asarray(arr, dtype=np.float64)
+
+
+def _key_codes(batch, column: str) -> tuple[np.ndarray, list]:
+    """Factorize a key column (variant, segment): codes (-1 = missing) and labels."""
+    if isinstance(batch, pd.DataFrame):
+        s = batch[column]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            return s.cat.codes.to_numpy(), [_plain(v) for v in s.cat.categories]
+        codes, uniques = pd.factorize(s, sort=False)
+        return codes, [_plain(v) for v in uniques]
+    col = batch.column(column) if isinstance(batch, pa.Table) else batch.column(batch.schema.get_field_index(column))
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if not pa.types.is_dictionary(col.type):
+        col = col.dictionary_encode()
+    codes = col.indices.to_numpy(zero_copy_only=False)
+    if col.null_count:
+        codes = np.where(col.is_valid().to_numpy(zero_copy_only=False), codes, -1)
+    return np.asarray(codes, dtype=np.int64), [_plain(v) for v in col.dictionary.to_pylist()]
+
+
+def _plain(v):
+    """numpy scalars -> Python scalars, so labels compare and print plainly."""
+    return v.item() if hasattr(v, "item") else v
+
+
+def _num_rows(batch) -> int:
+    return len(batch) if isinstance(batch, pd.DataFrame) else batch.num_rows
+
+
+def _blocks_for(metrics: Sequence[Metric]) -> list[tuple[tuple[str, ...], bool]]:
+    """One block for all metrics that keep every row; one per dropna metric."""
+    shared: dict[str, None] = {}
+    own: dict[tuple[str, ...], None] = {}
+    for m in metrics:
+        if m.dropna:
+            own[m.columns] = None
+        else:
+            for c in m.columns:
+                shared[c] = None
+    blocks = [(tuple(shared), False)] if shared else []
+    return blocks + [(cols, True) for cols in own]
+
+
+def aggregate(
+    data,
+    metrics: Sequence[Metric] | Metric,
+    variant: str = "variant",
+    by: str | Sequence[str] | None = None,
+) -> MomentSet:
+    """Aggregate ``data`` into the per-arm moments ``metrics`` need, in one pass.
+
+    Parameters
+    ----------
+    data : DataFrame, pyarrow Table, or parquet/CSV path (see module doc).
+    metrics : the metrics to be analysed.
+    variant : the column holding each unit's arm.
+    by : optional segment column(s); groups become ``(segment..., arm)``.
+
+    Rows with a missing variant are dropped and counted
+    (``MomentSet.missing_variant``). A metric with missing or infinite values
+    raises :class:`abkit.DataError` unless it was declared ``dropna=True``,
+    in which case the incomplete rows are dropped and counted per arm.
+    """
+    if isinstance(metrics, Metric):
+        metrics = [metrics]
+    metrics = list(metrics)
+    if not metrics:
+        raise DataError("no metrics given; pass e.g. [abkit.Mean('refund_amount')]")
+    by = (by,) if isinstance(by, str) else tuple(by or ())
+    keys = (*by, variant)
+    blocks = _blocks_for(metrics)
+    value_cols = list(dict.fromkeys(c for cols, _ in blocks for c in cols))
+    overlap = [c for c in value_cols if c in keys]
+    if overlap:
+        raise DataError(f"column '{overlap[0]}' is used both as a metric column and as the "
+                        f"variant/segment column; use different columns")
+    needed = list(dict.fromkeys([*keys, *value_cols]))
+
+    moments: dict = {}
+    rows: dict = {}
+    missing_variant = 0
+    for batch in _batches(data, needed):
+        nrows = _num_rows(batch)
+        if nrows == 0:
+            continue
+        codes, labels = _group_codes(batch, keys)
+        valid = codes >= 0
+        missing_variant += int(nrows - valid.sum())
+        if not valid.all():
+            codes = codes[valid]
+        groups = labels
+        counts = np.bincount(codes, minlength=len(groups))
+        for g, c in zip(groups, counts):
+            if c:
+                rows[g] = rows.get(g, 0) + int(c)
+        arrays = {c: _to_float(batch, c) for c in value_cols}
+        if not valid.all():
+            arrays = {c: a[valid] for c, a in arrays.items()}
+        for key in blocks:
+            cols, dropna = key
+            m = _block_moments(arrays, cols, dropna, codes, groups, metrics)
+            moments[key] = m if key not in moments else moments[key].merge(m)
+
+    if not rows:
+        raise DataError(f"the data has no rows with a value in '{variant}'; check the data and "
+                        "the variant column")
+    return MomentSet(moments, variant, by, rows, missing_variant)
+
+
+def _group_codes(batch, keys: Sequence[str]) -> tuple[np.ndarray, list]:
+    """Combined codes of the key columns; labels are the arm, or (segment..., arm) tuples."""
+    codes, labels = _key_codes(batch, keys[0])
+    if len(keys) == 1:
+        return codes.astype(np.int64, copy=False), labels
+    combined, combined_labels = codes.astype(np.int64), [(lab,) for lab in labels]
+    for key in keys[1:]:
+        c, lab = _key_codes(batch, key)
+        missing = (combined < 0) | (c < 0)
+        combined = combined * len(lab) + c
+        combined[missing] = -1
+        combined_labels = [(*a, b) for a in combined_labels for b in lab]
+    used = np.unique(combined[combined >= 0])
+    remap = np.full(len(combined_labels), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    out = np.where(combined >= 0, remap[np.maximum(combined, 0)], -1)
+    return out, [combined_labels[i] for i in used]
+
+
+def _block_moments(arrays, cols, dropna, codes, groups, metrics) -> Moments:
+    values = [arrays[c] for c in cols]
+    # A finite sum proves a column has no NaN/inf without a full isnan pass.
+    bad = [c for c, v in zip(cols, values) if not np.isfinite(v.sum())]
+    bad = [c for c in bad if not np.isfinite(arrays[c]).all()]
+    G = len(groups)
+    dropped = np.zeros(G)
+    if bad:
+        if not dropna:
+            c = bad[0]
+            v = arrays[c]
+            n_nan, n_inf = int(np.isnan(v).sum()), int(np.isinf(v).sum())
+            users = [m.name for m in metrics if c in m.columns and not m.dropna]
+            what = " and ".join(p for p in (f"{n_nan:,} missing (NaN/null)" if n_nan else "",
+                                            f"{n_inf:,} infinite" if n_inf else "") if p)
+            raise DataError(
+                f"column '{c}' has {what} values out of {len(v):,} rows (used by metric "
+                f"'{users[0] if users else c}'); fill or remove them, or declare the metric with "
+                "dropna=True to drop those units (they are counted and reported)"
+            )
+        keep = np.ones(len(codes), dtype=bool)
+        for c in bad:
+            keep &= np.isfinite(arrays[c])
+        dropped = np.bincount(codes[~keep], minlength=G).astype(np.float64)[:G]
+        codes = codes[keep]
+        values = [v[keep] for v in values]
+    return _moments_chunked(codes, values, groups, cols, dropped)
+
+
+def _moments_chunked(codes, values, groups, cols, dropped) -> Moments:
+    n = len(codes)
+    k = max(len(values), 1)
+    step = max(1 << 16, _CHUNK_CELLS // k)
+    out = None
+    for start in range(0, max(n, 1), step):
+        stop = min(start + step, n)
+        X = np.empty((stop - start, len(values)), dtype=np.float64, order="F")
+        for j, v in enumerate(values):
+            X[:, j] = v[start:stop]
+        m = Moments.from_arrays(codes[start:stop], X, groups, cols)
+        out = m if out is None else out.merge(m)
+    assert out is not None
+    return Moments(out.groups, out.columns, out.n, out.mean, out.comoment, dropped)
+
+
+def read_columns(data, columns: Iterable[str]) -> pd.DataFrame:
+    """Read just ``columns`` of ``data`` into a DataFrame (for small frames: DiD panels, plots)."""
+    columns = list(columns)
+    parts = []
+    for batch in _batches(data, columns):
+        if isinstance(batch, pd.DataFrame):
+            parts.append(batch[columns])
+        else:
+            parts.append(batch.select(columns).to_pandas() if hasattr(batch, "select") else batch.to_pandas())
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]

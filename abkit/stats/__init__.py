@@ -1,0 +1,1 @@
+"""Estimators: pure functions of moments (no I/O, no printing, no plotting)."""
