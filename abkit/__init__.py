@@ -11,14 +11,17 @@ from .errors import AbkitError, ColumnNotFoundError, DataError, ReadoutError, Sp
 from .metrics import Mean, Metric, Proportion, Ratio
 from .moments import Moments, MomentSet
 from .results import ExperimentResult
+from .spec import ExperimentSpec, load_spec
 
 __version__ = "0.1.0"
 
+_LAZY = ("simulate", "did", "power")
+
 
 def __getattr__(name: str):
-    # abkit.simulate is imported on first use, so `python -m abkit.simulate`
-    # does not import the module twice.
-    if name == "simulate":
+    # Submodules with heavier imports load on first use (and
+    # `python -m abkit.simulate` does not import the module twice).
+    if name in _LAZY:
         import importlib
 
         return importlib.import_module(".simulate", __name__)
@@ -27,5 +30,5 @@ def __getattr__(name: str):
 __all__ = [
     "AbkitError", "ColumnNotFoundError", "DataError", "ReadoutError", "SpecError",
     "ExperimentResult", "Mean", "Metric", "MomentSet", "Moments", "Proportion", "Ratio",
-    "analyze", "moments", "simulate",
+    "analyze", "moments", "ExperimentSpec", "load_spec", *_LAZY,
 ]

@@ -107,7 +107,7 @@ def analyze(
                 raise DataError(f"arm {arm!r} has no units with data for metric '{metric.name}'")
         dropped = dict(zip(block.groups, block.dropped))
         for arm in treatments:
-            c = compare(block, metric, control, arm, alpha)
+            c = compare(block, metric, control, arm, alpha, arms=arms)
             rows.append({
                 "metric": metric.name,
                 "variant": arm,

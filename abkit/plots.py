@@ -32,9 +32,11 @@ def plot_lifts(result, ax=None, variant=None):
         labels.append(f"{r['metric']} ({arrow} better)" + (f"\n{r['variant']}" if several else ""))
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y)
-    ax.set_yticklabels(labels)
+    for text in ax.set_yticklabels(labels):
+        text.set_parse_math(False)  # user text: a '$' is a dollar, not mathtext
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_xlabel(f"relative lift vs {result.control} (%), with {1 - result.alpha:.0%} confidence interval")
+    ax.set_xlabel(f"relative lift vs {result.control} (%), with {1 - result.alpha:.0%} confidence interval",
+                  parse_math=False)
     ax.set_title("Relative lift per metric", loc="left", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     for side in ("top", "right"):

@@ -150,8 +150,11 @@ class ExperimentResult:
 _COLOURS = {"better": "#1a7f37", "worse": "#cf222e", "neutral": "#57606a"}
 
 
-def results_table_html(result: ExperimentResult) -> str:
-    """The metric table as escaped HTML (used in JupyterLab and the readouts)."""
+def results_table_html(result: ExperimentResult, notes: bool = True) -> str:
+    """The metric table as escaped HTML (used in JupyterLab and the readouts).
+
+    With ``notes`` the SRM check and the dropped-units counts follow the table.
+    """
     e = html.escape
     corr = result.correction is not None
     head = ["Metric", "Arm", "Control", "Treatment", "Abs. effect", f"{1 - result.alpha:.0%} CI",
@@ -182,6 +185,8 @@ def results_table_html(result: ExperimentResult) -> str:
                   format_pct(vr, 1, sign=False) if vr is not None and np.isfinite(vr) else "&ndash;"]
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("</tbody></table>")
+    if not notes:
+        return "\n".join(out)
     srm = result.srm
     style = "color:#cf222e;font-weight:700" if srm.mismatch else "color:#57606a"
     out.append(f'<p style="{style}">{e(srm.summary())}</p>')

@@ -75,8 +75,9 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] = (
             headline = f"{arm} should not ship: {why}."
         elif outcome == "better":
             label = "Ship"
-            headline = (f"{arm} improved {primary} by {format_pct(abs(row['rel_effect']), 1, sign=False)} "
-                        f"and no guardrail got worse.")
+            moved = "lowered" if row["effect"] < 0 else "raised"
+            headline = (f"{arm} {moved} {primary} by {format_pct(abs(row['rel_effect']), 1, sign=False)} "
+                        f"({row['better']} is better), and no guardrail got worse.")
         else:
             label = "Inconclusive"
             headline = (f"No detectable effect of {arm} on {primary}: the change is between "

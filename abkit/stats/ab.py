@@ -28,18 +28,28 @@ coefficient of OLS ``y ~ treat + x`` (pooled within-arm slope).
 **Regression adjustment** (Lin 2013, "Agnostic notes on regression
 adjustments to experimental data", Ann. Appl. Stat. 7): one slope vector
 per arm, ``theta_a = V_a,xx^{-1} V_a,xy``, equivalent to OLS
-``y ~ treat * (x - xbar)``. Treating the slopes as known, the estimate is
-``(s_t[0] - beta^T s_t[1:]) - (s_c[0] - beta^T s_c[1:])`` up to a constant
-with ``beta = w_c theta_t + w_t theta_c`` (``w_a = n_a / (n_t + n_c)``),
-so for either method
+``y ~ treat * (x - xbar)``:
 
-    Var_a = V_a[0,0] - 2 beta^T V_a[1:,0] + beta^T V_a[1:,1:] beta
+    adjusted_a = s_a[0] - theta_a^T (s_a[1:] - s_pool[1:])
 
-(``beta = theta`` for CUPED). This includes the variance contributed by
-centring on the sample mean of the covariates (Negi and Wooldridge 2021).
+**Variance.** Each adjusted value is linear in the arms' statistics
+(``s_pool`` is the unit-weighted mean of the arms' covariate statistics),
+so with the slopes treated as known an estimate has a gradient
+``g_a = (lambda_a, gamma_a)`` with respect to each arm's statistics and
 
-**Relative lift** ``r = adj_t / adj_c - 1`` by the delta method:
-``Var(r) = Var_t / adj_c^2 + adj_t^2 Var_c / adj_c^4``.
+    Var = sum_a g_a^T V_a g_a
+
+For CUPED with two arms this is ``Var(ybar_t - theta xbar_t) +
+Var(ybar_c - theta xbar_c)``, the CUPED variance of Deng et al. For Lin it
+also counts the sampling variance of the covariate centre ``s_pool``
+(``(theta_t - theta_c)^T Var(xbar) (theta_t - theta_c)``): the variance of
+the population average effect (Negi and Wooldridge 2021). The HC standard
+error of the interacted OLS leaves that term out and is too small when the
+slopes differ between arms (shown by simulation in the tests).
+
+**Relative lift** ``r = adj_t / adj_c - 1`` by the delta method, with
+gradient ``g_t / adj_c - adj_t g_c / adj_c^2`` (for two unadjusted arms:
+``Var(r) = Var_t / adj_c^2 + adj_t^2 Var_c / adj_c^4``).
 
 **Inference.** Each variance is a sum of per-arm pieces ``v_t + v_c``;
 CIs and two-sided p-values use Student's t with Welch-Satterthwaite
@@ -106,16 +116,20 @@ def linearize(moments: Moments, group: Hashable, statistics: Sequence[Statistic]
     return values, V, n
 
 
-def t_inference(estimate: float, v_t: float, v_c: float, n_t: float, n_c: float, alpha: float):
-    """SE, CI and two-sided p-value with Welch-Satterthwaite degrees of freedom."""
-    var = v_t + v_c
+def t_inference(estimate: float, pieces: Sequence[float], sizes: Sequence[float], alpha: float):
+    """SE, CI and two-sided p-value with Welch-Satterthwaite degrees of freedom.
+
+    ``pieces`` are the variance contributions of independent samples (arms)
+    of ``sizes`` units: ``df = (sum v)^2 / sum(v^2 / (n - 1))``.
+    """
+    var = float(sum(pieces))
     se = float(np.sqrt(max(var, 0.0)))
     if not np.isfinite(estimate) or not np.isfinite(se):
         return se, np.nan, np.nan, np.nan, np.nan
     if se == 0.0:
-        # Both arms constant: the difference is known exactly.
+        # Every arm is constant: the difference is known exactly.
         return 0.0, estimate, estimate, (1.0 if estimate == 0.0 else 0.0), np.inf
-    denom = v_t**2 / max(n_t - 1.0, 1.0) + v_c**2 / max(n_c - 1.0, 1.0)
+    denom = sum(v**2 / max(m - 1.0, 1.0) for v, m in zip(pieces, sizes))
     df = var**2 / denom if denom > 0 else np.inf
     q = stats.t.isf(alpha / 2.0, df)
     p = 2.0 * stats.t.sf(abs(estimate) / se, df)
@@ -127,54 +141,81 @@ def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.pinv(A, rcond=1e-12, hermitian=True) @ b
 
 
-def compare(moments: Moments, metric: Metric, control: Hashable, treatment: Hashable, alpha: float = 0.05) -> Comparison:
-    """Effect of ``treatment`` vs ``control`` on ``metric`` from ``moments``."""
-    statistics = (metric.target, *metric.covariates)
+def compare(moments: Moments, metric: Metric, control: Hashable, treatment: Hashable, alpha: float = 0.05,
+            arms: Sequence[Hashable] | None = None) -> Comparison:
+    """Effect of ``treatment`` vs ``control`` on ``metric`` from ``moments``.
+
+    ``arms`` are the arms whose units estimate the CUPED slope and the
+    covariate centre (default: the two compared). :func:`abkit.analyze`
+    passes every arm of the experiment, so the adjusted control value is the
+    same in every comparison and the slope uses all the data, as in the
+    regression ``y ~ arm + x`` (CUPED) or ``y ~ arm * (x - xbar)`` (Lin).
+
+    Every adjusted arm value is linear in the arms' statistics,
+    ``adj_x = s_x[0] - theta_x^T (s_x[1:] - sum_a w_a s_a[1:])``, so the
+    effect and the relative lift have gradients ``(lambda_a, gamma_a)`` per
+    arm and variance ``sum_a [lambda_a, gamma_a] V_a [lambda_a, gamma_a]^T``.
+    """
+    arms = [control, treatment] if arms is None else list(arms)
     for arm in (control, treatment):
+        if arm not in arms:
+            arms.append(arm)
+    statistics = (metric.target, *metric.covariates)
+    for arm in arms:
         n = moments.n[moments.group_index(arm)]
         if n < 2:
             raise DataError(
                 f"arm '{arm}' has {int(n)} unit(s) with data for metric '{metric.name}'; "
                 "at least 2 per arm are needed to estimate a variance"
             )
-    s_t, V_t, n_t = linearize(moments, treatment, statistics)
-    s_c, V_c, n_c = linearize(moments, control, statistics)
-    raw_t, raw_c = V_t[0, 0], V_c[0, 0]
-    theta: tuple[float, ...] = ()
-    if metric.covariates:
-        pooled = moments.pooled([control, treatment])
-        s_p, _, _ = linearize(pooled, "pooled", statistics)
+    lin = {a: linearize(moments, a, statistics) for a in arms}
+    n = {a: lin[a][2] for a in arms}
+    p = len(metric.covariates)
+    theta = {a: np.zeros(p) for a in arms}
+    if p:
         if metric.method == "cuped":
-            W = (n_t - 1.0) * n_t * V_t + (n_c - 1.0) * n_c * V_c
-            th_t = th_c = _solve(W[1:, 1:], W[1:, 0])
+            W = sum((n[a] - 1.0) * n[a] * lin[a][1] for a in arms)
+            shared = _solve(W[1:, 1:], W[1:, 0])
+            theta = {a: shared for a in arms}
         else:  # "lin": slopes per arm
-            th_t = _solve(V_t[1:, 1:], V_t[1:, 0])
-            th_c = _solve(V_c[1:, 1:], V_c[1:, 0])
-        w_t = n_t / (n_t + n_c)
-        beta = (1.0 - w_t) * th_t + w_t * th_c
-        a_t = s_t[0] - th_t @ (s_t[1:] - s_p[1:])
-        a_c = s_c[0] - th_c @ (s_c[1:] - s_p[1:])
-        v_t = V_t[0, 0] - 2.0 * beta @ V_t[1:, 0] + beta @ V_t[1:, 1:] @ beta
-        v_c = V_c[0, 0] - 2.0 * beta @ V_c[1:, 0] + beta @ V_c[1:, 1:] @ beta
-        v_t, v_c = max(v_t, 0.0), max(v_c, 0.0)
-        vr = 1.0 - (v_t + v_c) / (raw_t + raw_c) if raw_t + raw_c > 0 else 0.0
-        theta = tuple(float(x) for x in beta)
+            theta = {a: _solve(lin[a][1][1:, 1:], lin[a][1][1:, 0]) for a in arms}
+        centre = linearize(moments.pooled(arms), "pooled", statistics)[0][1:]
     else:
-        a_t, a_c, v_t, v_c = s_t[0], s_c[0], raw_t, raw_c
-        vr = np.nan
-    effect = float(a_t - a_c)
-    se, lo, hi, p, df = t_inference(effect, v_t, v_c, n_t, n_c, alpha)
+        centre = np.zeros(0)
+    total = sum(n.values())
+    weight = {a: n[a] / total for a in arms}
+
+    def adjusted(x):
+        """Value of arm x's adjusted mean and its gradient (lambda_a, gamma_a) per arm."""
+        s = lin[x][0]
+        value = s[0] - theta[x] @ (s[1:] - centre)
+        grad = {a: np.concatenate(([1.0 if a == x else 0.0],
+                                   weight[a] * theta[x] - (theta[x] if a == x else 0.0))) for a in arms}
+        return float(value), grad
+
+    def variance_pieces(grad):
+        return [max(float(grad[a] @ lin[a][1] @ grad[a]), 0.0) for a in arms]
+
+    a_t, g_t = adjusted(treatment)
+    a_c, g_c = adjusted(control)
+    sizes = [n[a] for a in arms]
+    effect = a_t - a_c
+    pieces = variance_pieces({a: g_t[a] - g_c[a] for a in arms})
+    se, lo, hi, pval, df = t_inference(effect, pieces, sizes, alpha)
+    raw = lin[treatment][1][0, 0] + lin[control][1][0, 0]
+    vr = (1.0 - sum(pieces) / raw if raw > 0 else 0.0) if p else np.nan
     if a_c != 0.0 and np.isfinite(a_c):
-        rel = float(a_t / a_c - 1.0)
-        rv_t, rv_c = v_t / a_c**2, a_t**2 * v_c / a_c**4
-        rel_se, rel_lo, rel_hi, _, _ = t_inference(rel, rv_t, rv_c, n_t, n_c, alpha)
+        rel = a_t / a_c - 1.0
+        rel_pieces = variance_pieces({a: g_t[a] / a_c - a_t / a_c**2 * g_c[a] for a in arms})
+        rel_se, rel_lo, rel_hi, _, _ = t_inference(rel, rel_pieces, sizes, alpha)
     else:
         rel = rel_se = rel_lo = rel_hi = np.nan
     return Comparison(
-        control_value=float(a_c), treatment_value=float(a_t), effect=effect, se=se,
-        ci_lower=float(lo), ci_upper=float(hi), p_value=float(p), df=float(df),
-        rel_effect=rel, rel_se=float(rel_se), rel_ci_lower=float(rel_lo), rel_ci_upper=float(rel_hi),
-        n_control=n_c, n_treatment=n_t, variance_reduction=float(vr), theta=theta,
+        control_value=a_c, treatment_value=a_t, effect=float(effect), se=se,
+        ci_lower=float(lo), ci_upper=float(hi), p_value=float(pval), df=float(df),
+        rel_effect=float(rel), rel_se=float(rel_se), rel_ci_lower=float(rel_lo), rel_ci_upper=float(rel_hi),
+        n_control=n[control], n_treatment=n[treatment], variance_reduction=float(vr),
+        theta=tuple(float(x) for x in theta[treatment]),
     )
 
 

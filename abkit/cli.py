@@ -1,0 +1,103 @@
+"""The ``abkit`` command.
+
+    abkit readout SPEC.yaml [SPEC.yaml ...] --out reports/ [--jobs N]
+    abkit validate SPEC.yaml [SPEC.yaml ...]
+    abkit --version
+
+Exit codes: 0 all readouts produced; 1 some experiments failed (named on
+stderr, details in their error.txt); 2 invalid specs or usage (one clean
+message, no traceback); 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import AbkitError
+
+__all__ = ["main", "build_parser"]
+
+
+def _jobs(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="abkit",
+        description="Experimentation toolkit for e-commerce aftersales: readouts from experiment specs.",
+    )
+    parser.add_argument("--version", action="version", version=f"abkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    ro = sub.add_parser("readout", help="run one readout notebook per spec and export HTML",
+                        description="Validate every spec, then execute one readout notebook per spec "
+                                    "and export it to a self-contained HTML page under --out.")
+    ro.add_argument("specs", nargs="+", metavar="SPEC.yaml", help="experiment spec files")
+    ro.add_argument("--out", "-o", default="reports", metavar="DIR",
+                    help="output folder (default: reports); one sub-folder per experiment plus index.html")
+    ro.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N",
+                    help="run N experiments in parallel (default: 1)")
+    ro.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
+
+    va = sub.add_parser("validate", help="check spec files (and their data columns) without running anything")
+    va.add_argument("specs", nargs="+", metavar="SPEC.yaml", help="experiment spec files")
+    return parser
+
+
+def _readout(args) -> int:
+    from .readout.runner import INDEX_NAME, run_readouts
+
+    outcomes = run_readouts(args.specs, args.out, jobs=args.jobs, progress=not args.no_progress)
+    for o in outcomes:
+        if o.ok:
+            print(o.html)
+    failed = [o for o in outcomes if not o.ok]
+    if outcomes:
+        print(f"index: {outcomes[0].folder.parent / INDEX_NAME}", file=sys.stderr)
+    if failed:
+        print(f"abkit: {len(failed)} of {len(outcomes)} readouts failed:", file=sys.stderr)
+        for o in failed:
+            where = f" (details: {o.error_file})" if o.error_file else ""
+            print(f"  FAILED {o.name} [{o.spec_path}]: {o.error}{where}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _validate(args) -> int:
+    from .readout.runner import validate_specs
+
+    for path, spec in validate_specs(args.specs):
+        print(f"ok: {path} ({spec.name}; {len(spec.metrics)} metrics, primary {spec.primary.name})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "readout":
+            return _readout(args)
+        if args.command == "validate":
+            return _validate(args)
+        parser.error(f"unknown command {args.command!r}")
+    except AbkitError as exc:
+        print(f"abkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("abkit: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

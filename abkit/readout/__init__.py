@@ -1,0 +1,13 @@
+"""Readouts: render results as HTML and run papermill notebooks for many experiments.
+
+* :mod:`abkit.readout.render` - the HTML pieces a readout shows (header,
+  verdict, SRM check, metric table, methodology) and the portfolio page.
+* :mod:`abkit.readout.runner` - :func:`run_readouts`: spec files -> executed
+  notebooks -> self-contained HTML pages (what ``abkit readout`` runs).
+"""
+from __future__ import annotations
+
+from . import render
+from .runner import ReadoutOutcome, export_html, run_readouts, slugify, validate_specs
+
+__all__ = ["ReadoutOutcome", "export_html", "render", "run_readouts", "slugify", "validate_specs"]

@@ -1,0 +1,372 @@
+"""Experiment specs: YAML <-> typed objects, and every way a spec can be wrong.
+
+No kernel is started here; these tests are fast.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import abkit
+from abkit.errors import AbkitError, ReadoutError, SpecError
+from abkit.readout import render
+from abkit.readout.runner import _safe_folder, _unique_slugs, slugify, validate_specs
+from abkit.spec import ExperimentSpec, MetricSpec, load_spec
+
+COLUMNS = ["buyer_id", "variant", "orders", "refunds", "refund_amount", "time_to_refund_hours",
+           "repeat_purchase_30d", "abuse_loss", "pre_orders", "pre_refunds", "pre_refund_amount"]
+
+
+def small_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    orders = rng.poisson(2, n) + 1
+    refunds = rng.binomial(orders, 0.1)
+    return pd.DataFrame({
+        "buyer_id": np.arange(n),
+        "variant": pd.Categorical(np.where(rng.random(n) < 0.5, "control", "treatment")),
+        "orders": orders, "refunds": refunds,
+        "refund_amount": refunds * 20.0,
+        "time_to_refund_hours": np.where(refunds > 0, 30.0, np.nan),
+        "repeat_purchase_30d": rng.integers(0, 2, n),
+        "abuse_loss": rng.random(n),
+        "pre_orders": rng.poisson(2, n) + 1, "pre_refunds": rng.poisson(0.2, n),
+        "pre_refund_amount": rng.random(n) * 10,
+    })
+
+
+SPEC = {
+    "name": "Instant refunds for low-value returns",
+    "kind": "ab",
+    "owner": "Returns team",
+    "description": "Refund at drop-off.",
+    "hypothesis": "Fewer contacts.",
+    "start": "2026-09-01",
+    "end": "2026-09-28",
+    "data": "../data/ab.parquet",
+    "variant": "variant",
+    "control": "control",
+    "allocation": {"control": 0.5, "treatment": 0.5},
+    "alpha": 0.05,
+    "correction": "holm",
+    "metrics": [
+        {"name": "refund_rate", "type": "ratio", "numerator": "refunds", "denominator": "orders",
+         "covariates": ["pre_refunds", "pre_orders"], "better": "lower", "primary": True},
+        {"name": "refund_amount", "type": "mean", "column": "refund_amount", "covariate": "pre_refund_amount"},
+        {"name": "time_to_refund", "type": "mean", "column": "time_to_refund_hours", "dropna": True,
+         "better": "lower"},
+        {"name": "repeat_purchase_30d", "type": "proportion", "column": "repeat_purchase_30d"},
+        {"name": "abuse_loss_per_order", "type": "ratio", "numerator": "abuse_loss", "denominator": "orders",
+         "better": "lower", "guardrail": True},
+    ],
+}
+
+
+@pytest.fixture()
+def project(tmp_path):
+    """tmp/specs/ for spec files, tmp/data/ab.parquet for data."""
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "data").mkdir()
+    small_frame().to_parquet(tmp_path / "data" / "ab.parquet")
+    return tmp_path
+
+
+def write_spec(project: Path, spec: dict, name: str = "exp.yaml") -> Path:
+    path = project / "specs" / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def spec_error(path) -> str:
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    return str(info.value)
+
+
+def mutated(**changes) -> dict:
+    spec = copy.deepcopy(SPEC)
+    spec.update(changes)
+    return spec
+
+
+# --------------------------------------------------------------------------- valid specs
+def test_valid_spec_loads_and_round_trips(project, monkeypatch):
+    monkeypatch.chdir(project / "data")   # the data path must not depend on the working directory
+    path = write_spec(project, SPEC)
+    spec = load_spec(path)
+
+    assert spec.name == SPEC["name"]
+    assert spec.data_path == (project / "data" / "ab.parquet").resolve()
+    assert spec.data_path.is_absolute()
+    assert spec.source == str(path.resolve())
+    assert spec.start.isoformat() == "2026-09-01" and spec.end.isoformat() == "2026-09-28"
+    assert spec.primary.name == "refund_rate"
+    assert [g.name for g in spec.guardrails] == ["abuse_loss_per_order"]
+    assert spec.planned_allocation == {"control": 0.5, "treatment": 0.5}
+    assert spec.correction == "holm" and spec.alpha == 0.05
+
+    d = spec.to_dict()
+    assert json.loads(json.dumps(d)) == d                      # plain JSON-able data
+    assert ExperimentSpec.from_dict(d) == spec
+    assert ExperimentSpec.from_dict(json.loads(json.dumps(d))) == spec
+    # and the dict form validates just like YAML does
+    broken = copy.deepcopy(d)
+    broken["metrics"][0]["numerator"] = "refundz"
+    with pytest.raises(SpecError, match=r"metrics\[0\]\.numerator"):
+        ExperimentSpec.from_dict(broken)
+
+
+def test_build_metrics_maps_every_field(project):
+    spec = load_spec(write_spec(project, SPEC))
+    rate, amount, ttr, repeat, abuse = spec.build_metrics()
+    assert isinstance(rate, abkit.Ratio) and rate.better == "lower"
+    assert rate.columns == ("refunds", "orders", "pre_refunds", "pre_orders")
+    assert rate.method == "cuped" and len(rate.covariates) == 1       # the pre-period (num, den) pair
+    assert isinstance(amount, abkit.Mean) and amount.columns == ("refund_amount", "pre_refund_amount")
+    assert ttr.dropna and ttr.better == "lower" and ttr.name == "time_to_refund"
+    assert isinstance(repeat, abkit.Proportion) and repeat.better == "higher"
+    assert isinstance(abuse, abkit.Ratio) and abuse.covariates == ()
+
+
+def test_spec_drives_analyze(project):
+    """The objects a spec builds are what abkit.analyze takes (as in the readout notebook)."""
+    spec = load_spec(write_spec(project, SPEC))
+    result = abkit.analyze(spec.data_path, spec.build_metrics(), variant=spec.variant, control=spec.control,
+                           alpha=spec.alpha, correction=spec.correction, allocation=spec.planned_allocation)
+    assert [r["metric"] for r in result.rows] == [m.name for m in spec.metrics]
+    assert "p_value_adjusted" in result.rows[0]
+
+
+def test_defaults_and_optional_fields(project):
+    minimal = {"name": "x", "data": "../data/ab.parquet",
+               "metrics": [{"type": "ratio", "numerator": "refunds", "denominator": "orders", "primary": True}]}
+    spec = load_spec(write_spec(project, minimal))
+    assert (spec.kind, spec.variant, spec.control, spec.alpha, spec.correction) == ("ab", "variant", "control",
+                                                                                   0.05, None)
+    assert spec.metrics[0].name == "refunds/orders" and spec.metrics[0].better == "higher"
+    assert spec.start is None and spec.allocation is None and spec.guardrails == ()
+    assert ExperimentSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_allocation_as_list_and_csv_data(project):
+    small_frame().to_csv(project / "data" / "ab.csv", index=False)
+    spec = load_spec(write_spec(project, mutated(data="../data/ab.csv", allocation=[0.6, 0.4])))
+    assert spec.planned_allocation == [0.6, 0.4]
+    assert ExperimentSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_metric_spec_is_frozen(project):
+    spec = load_spec(write_spec(project, SPEC))
+    with pytest.raises(AttributeError):
+        spec.name = "other"  # type: ignore[misc]
+    assert isinstance(spec.metrics[0], MetricSpec) and isinstance(spec.metrics, tuple)
+
+
+# --------------------------------------------------------------------------- errors
+def test_unknown_keys_suggest_the_closest(project):
+    spec = mutated(alpah=0.05)
+    spec["metrics"] = copy.deepcopy(SPEC["metrics"])
+    spec["metrics"][0]["numerater"] = spec["metrics"][0].pop("numerator")
+    msg = spec_error(write_spec(project, spec, "typos.yaml"))
+    assert "typos.yaml" in msg                                   # names the file
+    assert "alpah" in msg and "Did you mean 'alpha'?" in msg
+    assert "metrics[0].numerater" in msg and "Did you mean 'numerator'?" in msg
+    assert "2 problems" not in msg and "problems" in msg          # every problem of the file, together
+
+
+@pytest.mark.parametrize("changes, field, shown", [
+    ({"alpha": "five"}, "alpha", "'five'"),
+    ({"alpha": True}, "alpha", "True"),
+    ({"alpha": 0.7}, "alpha", "0.7"),
+    ({"name": 123}, "name", "123"),
+    ({"owner": ["a", "b"]}, "owner", "['a', 'b']"),
+    ({"correction": "bonferroni"}, "correction", "'bonferroni'"),
+    ({"correction": "none"}, "correction", "correction: null"),
+    ({"start": "next monday"}, "start", "'next monday'"),
+    ({"end": "2026-08-01"}, "end", "before start"),
+    ({"metrics": "refund_rate"}, "metrics", "'refund_rate'"),
+    ({"metrics": []}, "metrics", "non-empty"),
+    ({"allocation": {"treatment": 0.5, "other": 0.5}}, "allocation", "control"),
+    ({"allocation": {"control": -1, "treatment": 1}}, "allocation.control", "-1"),
+    ({"allocation": "50/50"}, "allocation", "'50/50'"),
+    ({"kind": "did"}, "kind", "not available yet"),
+    ({"control": True}, "control", "True"),
+    ({"variant": 7}, "variant", "7"),
+])
+def test_wrong_types_and_values(project, changes, field, shown):
+    msg = spec_error(write_spec(project, mutated(**changes)))
+    assert f"{field}:" in msg, msg
+    assert shown in msg, msg
+
+
+@pytest.mark.parametrize("metric_changes, field, shown", [
+    ({"type": "ratioo"}, "metrics[0].type", "Did you mean 'ratio'?"),
+    ({"primary": "yes please"}, "metrics[0].primary", "'yes please'"),
+    ({"better": "Lower"}, "metrics[0].better", "Did you mean 'lower'?"),
+    ({"covariates": 5}, "metrics[0].covariates", "5"),
+    ({"covariates": ["pre_refunds", 3]}, "metrics[0].covariates[1]", "3"),
+    ({"numerator": None}, "metrics[0].numerator", "required"),
+    ({"column": "refunds"}, "metrics[0].column", "numerator"),
+    ({"method": "lin", "covariates": None}, "metrics[0].method", "needs covariates"),
+    ({"name": ""}, "metrics[0].name", "empty"),
+    ({"dropna": "true"}, "metrics[0].dropna", "'true'"),
+    ({"guardrail": True}, "metrics[0].guardrail", "both primary and a guardrail"),
+])
+def test_wrong_metric_fields(project, metric_changes, field, shown):
+    spec = copy.deepcopy(SPEC)
+    spec["metrics"][0].update(metric_changes)
+    msg = spec_error(write_spec(project, spec))
+    assert f"{field}:" in msg, msg
+    assert shown in msg, msg
+
+
+def test_missing_column_names_it_and_lists_available(project):
+    spec = copy.deepcopy(SPEC)
+    spec["metrics"][1]["covariate"] = "pre_refund_amnt"
+    spec["metrics"][4]["denominator"] = "order_count"
+    spec["variant"] = "arm"
+    msg = spec_error(write_spec(project, spec))
+    assert "metrics[1].covariate: column 'pre_refund_amnt' not found" in msg
+    assert "Did you mean 'pre_refund_amount'?" in msg
+    assert "metrics[4].denominator: column 'order_count' not found" in msg
+    assert "variant: column 'arm' not found" in msg
+    spec["metrics"][1]["covariate"] = ["pre_refund_amount", "pre_refundz"]
+    assert "metrics[1].covariate[1]: column 'pre_refundz'" in spec_error(write_spec(project, spec))
+    assert "Available columns: " + ", ".join(COLUMNS) in msg
+
+
+def test_data_file_must_exist_relative_to_the_spec(project, monkeypatch):
+    monkeypatch.chdir(project)  # 'data/ab.parquet' would exist from here, but not from specs/
+    msg = spec_error(write_spec(project, mutated(data="data/ab.parquet")))
+    assert "data:" in msg and str(project / "specs" / "data" / "ab.parquet") in msg
+    assert "does not exist" in msg
+    msg = spec_error(write_spec(project, mutated(data="../data/ab.xlsx")))
+    assert "does not exist" in msg
+    (project / "data" / "ab.xlsx").write_bytes(b"PK")
+    assert "not a parquet" in spec_error(write_spec(project, mutated(data="../data/ab.xlsx")))
+    (project / "data" / "junk.parquet").write_bytes(b"not parquet at all")
+    assert "could not read the schema" in spec_error(write_spec(project, mutated(data="../data/junk.parquet")))
+
+
+def test_exactly_one_primary(project):
+    spec = copy.deepcopy(SPEC)
+    spec["metrics"][3]["primary"] = True
+    msg = spec_error(write_spec(project, spec))
+    assert "exactly one metric must have `primary: true`, found 2" in msg
+    assert "metrics[0] (refund_rate)" in msg and "metrics[3] (repeat_purchase_30d)" in msg
+    spec["metrics"][0]["primary"] = spec["metrics"][3]["primary"] = False
+    assert "no metric has `primary: true`" in spec_error(write_spec(project, spec))
+
+
+def test_duplicate_metric_names(project):
+    spec = copy.deepcopy(SPEC)
+    spec["metrics"][1]["name"] = "refund_rate"
+    assert "metrics[1].name: 'refund_rate' is already the name of metrics[0]" in spec_error(write_spec(project, spec))
+
+
+def test_yaml_level_problems(project):
+    p = project / "specs" / "broken.yaml"
+    p.write_text("name: [unclosed\n", encoding="utf-8")
+    assert "broken.yaml: line 2" in spec_error(p) and "not valid YAML" in spec_error(p)
+    p.write_text("name: a\nname: b\n", encoding="utf-8")
+    assert "name: key repeated on line 2" in spec_error(p)
+    p.write_text("", encoding="utf-8")
+    assert "empty" in spec_error(p)
+    p.write_text("- just\n- a list\n", encoding="utf-8")
+    assert "must be a mapping" in spec_error(p)
+    p.write_text("name: x\nstart: 2026-13-45\n", encoding="utf-8")
+    assert "not valid YAML" in spec_error(p)
+    assert "spec file not found" in spec_error(project / "specs" / "nope.yaml")
+
+
+def test_yaml_is_never_executed(project):
+    p = project / "specs" / "evil.yaml"
+    p.write_text("name: !!python/object/apply:os.system ['touch pwned']\n", encoding="utf-8")
+    assert "not valid YAML" in spec_error(p)
+    assert not (project / "pwned").exists() and not Path("pwned").exists()
+
+
+def test_spec_errors_are_abkit_errors():
+    assert issubclass(SpecError, AbkitError) and issubclass(SpecError, ValueError)
+
+
+# --------------------------------------------------------------------------- hostile names
+HOSTILE = ["../../etc/x", "/etc/passwd", "..", "name with \"quotes\" and 'single'",
+           "<script>alert(1)</script>", "x\ny\r\n\tz", "Rückerstattung ✓", "C:\\Windows\\x"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_round_trip_and_escape(project, name):
+    spec = copy.deepcopy(SPEC)
+    spec["name"] = name
+    spec["description"] = name
+    spec["metrics"][1]["name"] = name
+    loaded = load_spec(write_spec(project, spec))
+    assert loaded.name == name and loaded.metrics[1].name == name
+    assert ExperimentSpec.from_dict(loaded.to_dict()) == loaded
+    page = render.header_html(loaded)
+    assert "<script>" not in page
+    if name.strip():
+        import html
+
+        assert html.escape(name.strip()) in page
+    methodology = render.methodology_html(loaded)
+    assert "<script>" not in methodology
+
+
+@pytest.mark.parametrize("text, slug", [
+    ("../../etc/x", "etc-x"), ("..", "experiment"), ("", "experiment"), ("/etc/passwd", "etc-passwd"),
+    ("Instant Refunds (v2)", "instant-refunds-v2"), ("<script>alert(1)</script>", "script-alert-1-script"),
+    ("Rückerstattung", "ruckerstattung"), ("日本", "experiment"), ("a" * 200, "a" * 80), ("__init__", "init"), ("CON", "con"),
+])
+def test_slugify_only_keeps_safe_characters(text, slug):
+    assert slugify(text) == slug
+
+
+def test_output_folders_stay_inside_out_dir(project, tmp_path):
+    out = (tmp_path / "reports")
+    out.mkdir()
+    out = out.resolve()
+    for bad in ("../x", "a/b", "..", "", "A"):
+        with pytest.raises(ReadoutError):
+            _safe_folder(out, bad)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (out / "linked").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ReadoutError, match="outside"):
+        _safe_folder(out, "linked")
+    assert _safe_folder(out, "ok-name_1") == out / "ok-name_1"
+
+    # slugs come from the spec file stem (or the name when the stem has no usable character), unique
+    spec = load_spec(write_spec(project, mutated(name="../../etc/x")))
+    paths = [Path("a/exp.yaml"), Path("b/exp.yaml"), Path("c/.._.yaml")]
+    assert _unique_slugs(paths, [spec] * 3) == ["exp", "exp-2", "etc-x"]
+
+
+def test_validate_specs_reports_every_bad_file(project):
+    good = write_spec(project, SPEC, "good.yaml")
+    bad1 = write_spec(project, mutated(alpha="x"), "bad1.yaml")
+    bad2 = write_spec(project, mutated(data="../data/missing.parquet"), "bad2.yaml")
+    with pytest.raises(SpecError) as info:
+        validate_specs([good, bad1, bad2])
+    msg = str(info.value)
+    assert "2 of 3 spec files are invalid; nothing was run" in msg
+    assert "bad1.yaml: alpha:" in msg and "bad2.yaml: data:" in msg and "good.yaml" not in msg
+    assert len(validate_specs([good])) == 1
+    with pytest.raises(SpecError):
+        validate_specs([])
+
+
+def test_cwd_does_not_leak_into_from_dict(project, monkeypatch):
+    """from_dict without base_dir resolves a relative path from the working directory."""
+    monkeypatch.chdir(project / "specs")
+    spec = ExperimentSpec.from_dict(mutated())
+    assert spec.data == os.path.abspath(project / "data" / "ab.parquet")
+    spec2 = ExperimentSpec.from_dict(mutated(), base_dir=project / "specs")
+    assert spec2 == spec
