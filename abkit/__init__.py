@@ -24,7 +24,7 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        return importlib.import_module(".simulate", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'abkit' has no attribute {name!r}")
 
 __all__ = [
