@@ -1,0 +1,569 @@
+"""Difference-in-differences against independent references.
+
+* R ``did`` (Callaway & Sant'Anna): ATT(g,t) and aggregations on mpdta
+  (reference CSVs in tests/data, produced with R did; published figures).
+* R fixest's published TWFE on mpdta; statsmodels OLS with explicit dummies
+  and cluster-robust SEs; pyfixest when installed.
+* Mathematical identities: the Goodman-Bacon decomposition, the exact
+  fixed-effect projection vs alternating projections, the fast wild
+  bootstrap vs brute-force refits.
+* Simulation with known truth (abkit.simulate.rollout_panel): CI coverage,
+  pre-trend test size, wild bootstrap size with 20 clusters.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
+
+import abkit
+import abkit.did as did
+from abkit.errors import AbkitError, ColumnNotFoundError, DataError
+from abkit.stats import did as core
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def mpdta():
+    df = pd.read_csv(DATA / "mpdta.csv")
+    df["treated"] = ((df["first.treat"] > 0) & (df["year"] >= df["first.treat"])).astype(float)
+    return df
+
+
+@pytest.fixture(scope="module")
+def ref_attgt():
+    return pd.read_csv(DATA / "mpdta_ref_attgt.csv")
+
+
+@pytest.fixture(scope="module")
+def ref_aggte():
+    return pd.read_csv(DATA / "mpdta_ref_aggte.csv")
+
+
+SCENARIOS = {
+    "mpdta_nev_dr": dict(control_group="never_treated", method="dr"),
+    "mpdta_nyt_dr": dict(control_group="not_yet_treated", method="dr"),
+    "mpdta_nev_reg_cov": dict(control_group="never_treated", method="reg", covariates=["lpop"]),
+    "mpdta_nev_ipw": dict(control_group="never_treated", method="ipw"),
+}
+
+
+def _cs(mpdta, scenario):
+    return did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat", **SCENARIOS[scenario])
+
+
+def _log_rate_panel(seed, **kwargs):
+    p = abkit.simulate.rollout_panel(seed=seed, **kwargs)
+    p["log_contact_rate"] = np.log(p["contacts"] / p["orders"])
+    return p
+
+
+# --------------------------------------------------------------------------
+# Callaway & Sant'Anna vs R did
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_att_gt_matches_r_did(mpdta, ref_attgt, scenario):
+    res = _cs(mpdta, scenario).att_gt
+    ref = ref_attgt[ref_attgt.scenario == scenario]
+    merged = res.merge(ref, left_on=["group", "time"], right_on=["group", "t"], suffixes=("", "_r"))
+    assert len(merged) == len(ref) == len(res) == 12
+    np.testing.assert_allclose(merged["att"], merged["att_r"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(merged["se"], merged["se_r"], rtol=1e-7)
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+@pytest.mark.parametrize("kind", ["simple", "group", "dynamic", "calendar"])
+def test_aggregations_match_r_did(mpdta, ref_aggte, scenario, kind):
+    agg = _cs(mpdta, scenario).aggregate(kind)
+    ref = ref_aggte[(ref_aggte.scenario == scenario) & (ref_aggte.type == kind)]
+    assert agg.estimate == pytest.approx(ref.overall_att.iloc[0], abs=1e-10)
+    assert agg.se == pytest.approx(ref.overall_se.iloc[0], rel=1e-7)   # includes the share ("wif") term
+    if kind != "simple":
+        tab = agg.to_frame()
+        assert tab.iloc[:, 0].tolist() == ref.egt.astype(int).tolist()
+        np.testing.assert_allclose(tab["estimate"], ref.att_egt, atol=1e-10)
+        np.testing.assert_allclose(tab["se"], ref.se_egt, rtol=1e-7)
+
+
+def test_published_mpdta_figures(mpdta):
+    """Callaway & Sant'Anna (2021) / R did documentation: never treated, DR, no covariates."""
+    res = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat")
+    published = {"simple": (-0.0400, 0.0120), "group": (-0.0310, 0.0124),
+                 "dynamic": (-0.0772, 0.0200), "calendar": (-0.0417, 0.0160)}
+    for kind, (att, se) in published.items():
+        agg = res.aggregate(kind)
+        assert round(agg.estimate, 4) == att, kind
+        assert round(agg.se, 4) == se, kind
+
+
+def test_dr_with_covariate_matches_did_readme(mpdta):
+    """R did's README / "Getting started" output of att_gt(yname="lemp", ..., xformla=~lpop)
+    (doubly robust, never treated): ATT(g,t) printed to 4 decimals."""
+    published = [-0.0145, -0.0764, -0.1404, -0.1069, -0.0005, -0.0062, 0.0010, -0.0413,
+                 0.0267, -0.0046, -0.0284, -0.0288]
+    res = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat", covariates=["lpop"])
+    np.testing.assert_array_equal(res.att_gt["att"].round(4).to_numpy(), published)
+    # no covariates: DR = IPW = (unconditional) DiD exactly
+    a = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat", method="dr").att_gt
+    b = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat", method="reg").att_gt
+    np.testing.assert_allclose(a["att"], b["att"], atol=1e-12)
+
+
+def test_cs_post_cell_is_plain_2x2_difference(mpdta):
+    """ATT(2004, 2006), no covariates = (mean dY cohort 2004) - (mean dY never treated), dY = Y_2006 - Y_2003."""
+    wide = mpdta.pivot(index="countyreal", columns="year", values="lemp")
+    g = mpdta.groupby("countyreal")["first.treat"].first()
+    dy = wide[2006] - wide[2003]
+    expected = dy[g == 2004].mean() - dy[g == 0].mean()
+    att = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat").att_gt
+    got = att[(att.group == 2004) & (att.time == 2006)]["att"].iloc[0]
+    assert got == pytest.approx(expected, abs=1e-14)
+
+
+def test_universal_base_period_and_pretrend(mpdta):
+    res = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat", base_period="universal")
+    tab = res.att_gt
+    ref_cells = tab[tab.time == tab.group - 1]
+    assert (ref_cells["att"] == 0).all() and ref_cells["se"].isna().all()
+    post = tab[tab.post]
+    varying = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat").att_gt
+    np.testing.assert_allclose(post["att"].to_numpy(), varying[varying.post]["att"].to_numpy(), atol=1e-12)
+    # pre-trend Wald test: 5 pre-period cells (varying base), chi-square
+    pt = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat").pretrend
+    assert pt.df1 == 5 and 0 < pt.p_value < 1
+
+
+def test_uniform_band_is_seeded_and_wider_than_pointwise(mpdta):
+    res = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat")
+    a = res.aggregate("dynamic", seed=3, reps=2000)
+    b = res.aggregate("dynamic", seed=3, reps=2000)
+    c = res.aggregate("dynamic", seed=4, reps=2000, weights="webb")
+    assert a.critical_value == b.critical_value
+    k = len(a.table)
+    from scipy import stats
+    assert 1.96 < a.critical_value < stats.norm.isf(0.025 / k)     # between pointwise and Bonferroni
+    assert abs(c.critical_value - a.critical_value) < 0.25
+    assert (a.table.band_lower <= a.table.ci_lower).all()
+    assert 0 <= a.boot_p_value <= 1 and a.boot_p_value < 0.01
+
+
+def test_staggered_recovers_simulated_dynamic_effects():
+    tau = [-0.02, -0.04, -0.06, -0.08, -0.10]
+    p = _log_rate_panel(11, effects={"contact_rate": tau}, n_markets=40)
+    for control in ("never_treated", "not_yet_treated"):
+        res = did.staggered(p, "log_contact_rate", "market", "week", "launch_week", control_group=control)
+        dyn = res.aggregate("dynamic").to_frame().set_index("event_time")
+        truth = np.log1p(np.array(tau + [tau[-1]] * 40))
+        for e in range(0, 8):
+            assert abs(dyn.loc[e, "estimate"] - truth[e]) < 4 * dyn.loc[e, "se"], (control, e)
+        pre = dyn.loc[-10:-2]
+        assert (np.abs(pre["estimate"]) < 4 * pre["se"]).all()
+
+
+# --------------------------------------------------------------------------
+# TWFE and 2x2 regressions
+# --------------------------------------------------------------------------
+def test_twfe_matches_published_fixest(mpdta):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", did.DiDWarning)
+        res = did.twfe(mpdta, "lemp", "treated", "countyreal", "year")
+    assert round(res.estimate, 6) == -0.036549
+    assert round(res.se, 6) == 0.013265
+    assert res.n_clusters == 500 and res.df == 499
+    assert res.wild is None                      # 500 clusters: analytic inference only by default
+
+
+def _dummy_ols(df, formula, cluster, weights=None):
+    model = smf.wls(formula, df, weights=weights) if weights is not None else smf.ols(formula, df)
+    return model.fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(df[cluster])[0]})
+
+
+def test_twfe_unbalanced_weighted_matches_dummy_ols(mpdta):
+    rng = np.random.default_rng(5)
+    df = mpdta.sample(frac=0.85, random_state=2).reset_index(drop=True)
+    df["w"] = rng.uniform(0.3, 3.0, len(df))
+    df["x"] = rng.normal(size=len(df)) + 0.2 * df["treated"]
+    df["state"] = df["countyreal"] // 1000
+    ref = _dummy_ols(df, "lemp ~ treated + x + C(countyreal) + C(year)", "state", df["w"])
+    res = did.twfe(df, "lemp", "treated", "countyreal", "year", cluster="state", covariates=["x"], weights="w")
+    assert res.estimate == pytest.approx(ref.params["treated"], rel=1e-9)
+    # statsmodels counts every dummy in K; fixest (and abkit) drop the FE nested in the clusters
+    n, k_sm = len(df), ref.df_model + 1
+    fe = core.FixedEffects([pd.factorize(df.countyreal)[0], pd.factorize(df.year)[0]], n)
+    k_abkit = 2 + fe.dof(pd.factorize(df.state)[0])
+    assert k_abkit == 2 + 5                      # county nested in state: 4 free year FE + 1
+    scale = np.sqrt((n - k_sm) / (n - k_abkit))
+    assert res.se == pytest.approx(ref.bse["treated"] * scale, rel=1e-8)
+    x = res.coefficients.set_index("term").loc["x"]
+    assert x.estimate == pytest.approx(ref.params["x"], rel=1e-9)
+
+
+def test_twfe_matches_pyfixest_when_available(mpdta):
+    pf = pytest.importorskip("pyfixest")
+    rng = np.random.default_rng(9)
+    df = mpdta.sample(frac=0.8, random_state=3).reset_index(drop=True)
+    df["w"] = rng.uniform(0.5, 2, len(df))
+    df["x"] = rng.normal(size=len(df))
+    df["rc"] = rng.integers(0, 40, len(df))
+    for cluster in ("countyreal", "rc", "year"):
+        ref = pf.feols("lemp ~ treated + x | countyreal + year", data=df, weights="w",
+                       vcov={"CRV1": cluster}, fixef_rm="none")
+        res = did.twfe(df, "lemp", "treated", "countyreal", "year", cluster=cluster, covariates=["x"],
+                       weights="w", wild=False)
+        assert res.estimate == pytest.approx(ref.coef()["treated"], rel=1e-8)
+        assert res.se == pytest.approx(ref.se()["treated"], rel=1e-6)      # pyfixest demeans to 1e-8
+        assert res.p_value == pytest.approx(ref.pvalue()["treated"], rel=1e-5)
+
+
+def test_exact_projection_equals_alternating_projections():
+    rng = np.random.default_rng(0)
+    n = 3000
+    a = rng.integers(0, 150, n)
+    b = rng.integers(0, 30, n)
+    w = rng.uniform(0.2, 5, n)
+    M = rng.normal(size=(n, 3)) + a[:, None] * 0.01 + b[:, None] * 0.1
+    exact = core.FixedEffects([a, b], n, w)
+    assert exact.exact
+    slow = core.FixedEffects([a, b], n, w)
+    slow.exact = False
+    np.testing.assert_allclose(exact.resid(M), slow.resid(M), atol=1e-9)
+    # residuals are weighted-orthogonal to every fixed effect
+    r = exact.resid(M)
+    for codes in (a, b):
+        sums = np.array([np.bincount(codes, weights=w * r[:, j]) for j in range(3)])
+        assert np.abs(sums).max() < 1e-9
+
+
+def test_two_by_two_matches_statsmodels_cluster(mpdta):
+    df = mpdta[mpdta.year.isin([2005, 2007])].copy()
+    df["tr"] = (df["first.treat"] == 2007).astype(int)
+    df["post"] = (df.year == 2007).astype(int)
+    ref = smf.ols("lemp ~ tr * post + lpop", df).fit(
+        cov_type="cluster", cov_kwds={"groups": df["countyreal"]}, use_t=True)    # t(G-1) as Stata
+    res = did.two_by_two(df, "lemp", "tr", "post", unit="countyreal", covariates=["lpop"])
+    assert res.estimate == pytest.approx(ref.params["tr:post"], rel=1e-10)
+    # CRV1 with G/(G-1) (N-1)/(N-K), K = 5 including the intercept: statsmodels' default
+    assert res.se == pytest.approx(ref.bse["tr:post"], rel=1e-10)
+    assert res.p_value == pytest.approx(ref.pvalues["tr:post"], rel=1e-8)   # t(G-1)
+    lo, hi = ref.conf_int().loc["tr:post"]
+    assert (res.ci_lower, res.ci_upper) == (pytest.approx(lo, rel=1e-9), pytest.approx(hi, rel=1e-9))
+    # no unit / cluster: HC1
+    hc1 = smf.ols("lemp ~ tr * post", df).fit(cov_type="HC1")
+    r2 = did.two_by_two(df, "lemp", "tr", "post")
+    assert r2.vcov_type == "HC1" and r2.se == pytest.approx(hc1.bse["tr:post"], rel=1e-10)
+
+
+def test_weighted_two_by_two_matches_statsmodels_wls():
+    p = abkit.simulate.rollout_panel(n_weeks=20, cohorts={11: 10}, effects={"contact_rate": -0.1}, seed=4)
+    p["tr"] = p.launch_week.notna().astype(int)
+    p["post"] = (p.week >= 11).astype(int)
+    p["rate"] = p.contacts / p.orders
+    ref = smf.wls("rate ~ tr * post", p, weights=p.orders).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(p.market)[0]})
+    res = did.two_by_two(p, ("contacts", "orders"), "tr", "post", unit="market", wild=False)
+    assert res.estimate == pytest.approx(ref.params["tr:post"], rel=1e-10)
+    assert res.se == pytest.approx(ref.bse["tr:post"], rel=1e-9)
+    same = did.two_by_two(p, "rate", "tr", "post", unit="market", weights="orders", wild=False)
+    assert same.estimate == res.estimate and same.se == res.se
+    # the weighted 2x2 is the DiD of pooled ratios sum(contacts)/sum(orders)
+    s = p.groupby(["tr", "post"])[["contacts", "orders"]].sum()
+    r = s.contacts / s.orders
+    assert res.estimate == pytest.approx((r[1, 1] - r[1, 0]) - (r[0, 1] - r[0, 0]), rel=1e-10)
+
+
+def test_aggregate_panel_from_order_level_rows(tmp_path):
+    p = abkit.simulate.rollout_panel(n_markets=12, n_weeks=16, cohorts={6: 3, 10: 3},
+                                     effects={"contact_rate": -0.1}, seed=8)
+    rng = np.random.default_rng(1)
+    # explode each market-week into 1..5 "order batches", splitting the counts at random
+    k = rng.integers(1, 6, len(p))
+    rows = p.loc[p.index.repeat(k)].reset_index(drop=True)
+    share = rng.dirichlet(np.ones(5), len(p))
+    parts_o, parts_c = [], []
+    for i, (o, c, m) in enumerate(zip(p.orders, p.contacts, k)):   # test-data construction only
+        sh = share[i, :m] / share[i, :m].sum()
+        parts_o.append(rng.multinomial(o, sh)), parts_c.append(rng.multinomial(c, sh))
+    rows["orders"] = np.concatenate(parts_o)
+    rows["contacts"] = np.concatenate(parts_c)
+    path = tmp_path / "orders.parquet"
+    rows.to_parquet(path)
+    panel = did.aggregate_panel(path, "market", "week", sums=["contacts", "orders"], first=["launch_week"])
+    back = panel.merge(p, on=["market", "week"], suffixes=("", "_orig"))
+    assert len(back) == len(p)
+    assert (back.contacts == back.contacts_orig).all() and (back.orders == back.orders_orig).all()
+    assert panel.n_rows.sum() == len(rows)
+    a = did.event_study(panel, ("contacts", "orders"), "market", "week", "launch_week", leads=3, lags=4,
+                        wild=False, band_draws=1000)
+    b = did.event_study(p, ("contacts", "orders"), "market", "week", "launch_week", leads=3, lags=4,
+                        wild=False, band_draws=1000)
+    np.testing.assert_allclose(a.table.estimate, b.table.estimate, atol=1e-13)
+
+
+# --------------------------------------------------------------------------
+# Wild cluster bootstrap
+# --------------------------------------------------------------------------
+def _small_panel(G=8, T=6, seed=0):
+    rng = np.random.default_rng(seed)
+    u = np.repeat(np.arange(G), T)
+    t = np.tile(np.arange(T), G)
+    treated_units = rng.permutation(G)[: G // 2]
+    D = (np.isin(u, treated_units) & (t >= T // 2)).astype(float)
+    x = rng.normal(size=G * T)
+    y = 0.3 * x + rng.normal(size=G)[u] + 0.2 * t + rng.standard_t(4, G * T) * (1 + u % 3)
+    return y, np.column_stack([D, x]), u, t
+
+
+@pytest.mark.parametrize("design", ["balanced, cluster=unit", "unbalanced weighted, cluster=unit",
+                                    "unbalanced weighted, cluster=period"])
+def test_wild_bootstrap_equals_brute_force_refits(design):
+    """Enumerated Rademacher WCR vs refitting the full TWFE model for each of the 2^G draws
+    (also with WLS weights, an unbalanced panel and clusters in which the unit FE are not nested)."""
+    y, X, u, t = _small_panel()
+    w = None
+    if design != "balanced, cluster=unit":
+        rng = np.random.default_rng(4)
+        keep = rng.random(y.size) < 0.85
+        y, X, u, t = y[keep], X[keep], u[keep], t[keep]
+        w = rng.uniform(0.3, 3.0, y.size)
+    cl = t if design.endswith("period") else u
+    G = int(cl.max()) + 1
+    fe = core.FixedEffects([u, t], y.size, w)
+    fit = core.fit_linear(y, X, fe, cl)
+    wt = core.wild_cluster_test(fit, fe, 0, reps=9999, ci=False)
+    assert wt.enumerated and wt.reps == 2 ** G
+    # brute force: restricted fit (beta_D = 0) with FE, then y* = fitted_r + v_g u_r, full refit each time
+    fit_r = core.fit_linear(y, X[:, 1:], fe, cl)
+    ur = fit_r.resid / np.sqrt(fe.w)            # back from the sqrt(w)-scaled space
+    fitted_r = y - ur
+    t_obs = abs(fit.coef[0] / fit.se[0])
+    stats_ = []
+    for s in range(2 ** G):                       # 2^G refits: the brute-force reference
+        v = np.where((s >> np.arange(G)) & 1, 1.0, -1.0)
+        f = core.fit_linear(fitted_r + v[cl] * ur, X, fe, cl)
+        stats_.append(abs(f.coef[0] / f.se[0]))
+    p_brute = np.mean(np.array(stats_) >= t_obs - 1e-12)
+    assert wt.p_value == pytest.approx(p_brute, abs=1e-12)
+
+
+def test_wild_ci_inverts_the_test_and_joint_test_runs():
+    y, X, u, t = _small_panel(G=20, T=8, seed=3)
+    fe = core.FixedEffects([u, t], y.size)
+    fit = core.fit_linear(y, X, fe, u)
+    wt = core.wild_cluster_test(fit, fe, 0, reps=1999, seed=2)
+    assert wt.ci_lower < fit.coef[0] < wt.ci_upper
+    for b0 in (wt.ci_lower, wt.ci_upper):
+        inside = core.wild_cluster_test(fit, fe, 0, beta0=b0 + (1e-4 if b0 == wt.ci_lower else -1e-4),
+                                        reps=1999, seed=2, ci=False)
+        outside = core.wild_cluster_test(fit, fe, 0, beta0=b0 + (-1e-4 if b0 == wt.ci_lower else 1e-4),
+                                         reps=1999, seed=2, ci=False)
+        assert inside.p_value > 0.05 >= outside.p_value
+    joint = core.wild_cluster_test(fit, fe, [0, 1], reps=999, seed=1, ci=False)
+    assert 0 <= joint.p_value <= 1 and joint.statistic > 0
+    webb = core.wild_cluster_test(fit, fe, 0, reps=1999, weights="webb", seed=2)
+    assert abs(webb.p_value - wt.p_value) < 0.05
+
+
+def test_wild_agrees_with_crv1_with_many_clusters():
+    rng = np.random.default_rng(12)
+    G, T = 200, 6
+    u = np.repeat(np.arange(G), T)
+    t = np.tile(np.arange(T), G)
+    D = ((u < 90) & (t >= 3)).astype(float)
+    y = 0.08 * D + rng.normal(size=G)[u] + rng.normal(size=G * T)
+    df = pd.DataFrame({"y": y, "D": D, "u": u, "t": t})
+    res = did.twfe(df, "y", "D", "u", "t", wild=True, wild_reps=4999, seed=1)
+    assert abs(res.wild_p_value - res.p_value) < 0.02
+    assert res.wild_ci_lower == pytest.approx(res.ci_lower, abs=0.1 * res.se)
+    assert res.wild_ci_upper == pytest.approx(res.ci_upper, abs=0.1 * res.se)
+
+
+@pytest.mark.slow
+def test_wild_bootstrap_size_with_20_clusters():
+    """Null true, 20 markets, AR(1) market noise: the WCR rejects ~5%; with only 3 treated markets CRV1
+    over-rejects while the WCR does not (MacKinnon & Webb 2017)."""
+    def rates(n_treated, reps, seed0):
+        crv, wild = [], []
+        for s in range(reps):
+            p = _log_rate_panel(seed0 + s, n_weeks=30, cohorts={15: n_treated})
+            p["D"] = (p.week >= p.launch_week.fillna(999)).astype(float)
+            r = did.twfe(p, "log_contact_rate", "D", "market", "week", wild=True, wild_reps=399, seed=s)
+            crv.append(r.p_value < 0.05), wild.append(r.wild_p_value < 0.05)
+        return np.mean(crv), np.mean(wild)
+
+    crv, wild = rates(10, 500, 9000)
+    assert 0.03 <= wild <= 0.075 and 0.03 <= crv <= 0.075
+    crv3, wild3 = rates(3, 200, 20000)
+    assert crv3 > 0.08 and wild3 < 0.07
+
+
+# --------------------------------------------------------------------------
+# Event study
+# --------------------------------------------------------------------------
+def test_event_study_matches_dummy_regression():
+    p = _log_rate_panel(2, n_weeks=24, cohorts={10: 5, 15: 5}, effects={"contact_rate": -0.1})
+    res = did.event_study(p, "log_contact_rate", "market", "week", "launch_week", leads=3, lags=4,
+                          wild=False, band_draws=1000)
+    # independent construction of the binned event dummies and a dummy-variable OLS
+    e = (p.week - p.launch_week).astype("float").clip(-3, 4)
+    names = []
+    for k in (-3, -2, 0, 1, 2, 3, 4):
+        nm = f"e_{k + 10}"
+        p[nm] = (e == k).fillna(False).astype(float)
+        names.append(nm)
+    ref = _dummy_ols(p, "log_contact_rate ~ " + " + ".join(names) + " + C(market) + C(week)", "market")
+    tab = res.table.set_index("event_time")
+    for k, nm in zip((-3, -2, 0, 1, 2, 3, 4), names):
+        assert tab.loc[k, "estimate"] == pytest.approx(ref.params[nm], abs=1e-10)
+    n, G = len(p), 20
+    k_sm, k_abkit = ref.df_model + 1, 7 + (24 - 1) + 1
+    np.testing.assert_allclose(tab.loc[[-3, -2, 0, 1, 2, 3, 4], "se"].to_numpy(),
+                               ref.bse[names].to_numpy() * np.sqrt((n - k_sm) / (n - k_abkit)), rtol=1e-8)
+    assert tab.loc[-1, "estimate"] == 0 and np.isnan(tab.loc[-1, "se"])
+
+
+def test_event_study_coverage_and_pretrend_size():
+    """Known truth: log contact rate shifts by log(1 + tau) from launch on; parallel trends hold."""
+    tau = -0.10
+    truth = np.log1p(tau)
+    cover, uniform, pre_rej = [], [], []
+    for s in range(150):
+        p = _log_rate_panel(100 + s, effects={"contact_rate": tau})
+        res = did.event_study(p, "log_contact_rate", "market", "week", "launch_week", wild=False,
+                              band_draws=4000, seed=s)
+        post = res.table[res.table.event_time >= 0]
+        cover.extend(((post.ci_lower <= truth) & (truth <= post.ci_upper)).tolist())
+        uniform.append(bool(((post.band_lower <= truth) & (truth <= post.band_upper)).all()))
+        pre_rej.append(res.pretrend.p_value < 0.05)
+        if s == 0:
+            assert res.estimate == pytest.approx(truth, abs=4 * res.se)
+    assert 0.92 <= np.mean(cover) <= 0.98          # pointwise 95% CIs (t(19), CRV1)
+    assert np.mean(uniform) >= 0.92                # sup-t band covers all post coefficients at once
+    assert 0.01 <= np.mean(pre_rej) <= 0.10        # pre-trend Wald test size at 5%
+
+
+def test_event_study_wild_and_pretrend_detects_violation():
+    p = _log_rate_panel(7)
+    # a diverging pre-trend in the launched markets: +1% per week before launch
+    e = (p.week - p.launch_week).astype("float")
+    drift = np.where(e.notna() & (e < 0), 0.01 * np.maximum(e.fillna(0), -12), 0.0)
+    p["bad"] = p["log_contact_rate"] + drift
+    res = did.event_study(p, "bad", "market", "week", "launch_week", wild_reps=999)
+    assert res.n_clusters == 20
+    assert res.pretrend.p_value < 0.01 and res.pretrend.wild_p_value < 0.05
+    assert res.table.wild_p_value.notna().sum() == len(res.table) - 1
+    with pytest.raises(DataError, match="absorbing"):
+        q = p.copy()
+        q["D"] = ((q.week % 2) == 0).astype(float)
+        did.event_study(q, "bad", "market", "week", treatment="D")
+
+
+# --------------------------------------------------------------------------
+# Goodman-Bacon and the TWFE warning
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("setup", ["with_never_treated", "with_always_treated"])
+def test_bacon_decomposition_identity(setup):
+    p = _log_rate_panel(3, n_weeks=30, cohorts={8: 5, 15: 5, 22: 5},
+                        effects={"contact_rate": lambda e: -0.05 - 0.01 * e})
+    if setup == "with_always_treated":
+        p["launch_week"] = p["launch_week"].fillna(1)       # the never treated become always treated
+    p["D"] = (p.week >= p.launch_week.fillna(999)).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", did.DiDWarning)
+        tw = did.twfe(p, "log_contact_rate", "D", "market", "week", wild=False)
+    b = did.bacon(p, "log_contact_rate", "market", "week", treatment="D")
+    comp = b.to_frame()
+    assert comp.weight.sum() == pytest.approx(1.0, abs=1e-12)
+    assert (comp.weight >= 0).all()
+    assert (comp.weight * comp.estimate).sum() == pytest.approx(tw.estimate, abs=1e-12)
+    assert b.twfe == pytest.approx(tw.estimate, abs=1e-12)
+    b2 = did.bacon(p, "log_contact_rate", "market", "week",
+                   first_treated="launch_week")
+    np.testing.assert_allclose(b2.to_frame().weight, comp.weight)
+
+
+def test_twfe_warns_on_staggered_heterogeneous_effects():
+    ramp = {"contact_rate": lambda e: -0.30 * np.minimum(1, (e + 1) / 10)}
+    p = _log_rate_panel(5, cohorts={10: 5, 25: 5, 40: 5}, effects=ramp)
+    p["D"] = (p.week >= p.launch_week.fillna(999)).astype(float)
+    with pytest.warns(did.DiDWarning, match="staggered"):
+        res = did.twfe(p, "log_contact_rate", "D", "market", "week", wild=False)
+    assert res.bacon is not None and res.bacon.forbidden_weight > 0.05
+    # one launch cohort: no warning
+    q = _log_rate_panel(5, cohorts={26: 10}, effects=ramp)
+    q["D"] = (q.week >= q.launch_week.fillna(999)).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", did.DiDWarning)
+        single = did.twfe(q, "log_contact_rate", "D", "market", "week", wild=False)
+    assert single.bacon is None
+
+
+def test_placebo():
+    p = _log_rate_panel(21, effects={"contact_rate": -0.10})
+    res = did.placebo(p, "log_contact_rate", "market", "week", "launch_week", shift=4, wild_reps=999)
+    assert res.p_value > 0.01 and res.wild_p_value > 0.01       # no pre-trend: fake launch has no effect
+    launched = p.launch_week.notna()
+    assert sum(res.dropped.values()) == int((launched & (p.week >= p.launch_week)).sum())
+    e = (p.week - p.launch_week).astype("float")
+    p["bad"] = p["log_contact_rate"] + np.where(e.notna() & (e >= -4) & (e < 0), -0.05, 0.0)  # anticipation
+    bad = did.placebo(p, "bad", "market", "week", "launch_week", shift=4, wild_reps=999)
+    assert bad.p_value < 0.01 and bad.estimate < 0
+
+
+# --------------------------------------------------------------------------
+# Results, plots, errors
+# --------------------------------------------------------------------------
+def test_result_objects_and_plots(mpdta):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = _log_rate_panel(1, effects={"contact_rate": -0.1})
+    p["D"] = (p.week >= p.launch_week.fillna(999)).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", did.DiDWarning)
+        tw = did.twfe(p, ("contacts", "orders"), "D", "market", "week", wild_reps=499)
+    f = tw.to_frame()
+    assert {"effect", "se", "ci_lower", "ci_upper", "p_value", "wild_p_value", "n_clusters"} <= set(f.columns)
+    assert "<table" in tw._repr_html_() and "contacts/orders" in tw._repr_html_()
+    assert tw.plot_trends() is not None
+    es = did.event_study(p, ("contacts", "orders"), "market", "week", "launch_week", wild=False, band_draws=2000)
+    assert list(es.to_frame().columns[:8]) == ["event_time", "estimate", "se", "ci_lower", "ci_upper",
+                                               "band_lower", "band_upper", "p_value"]
+    assert es.plot() is not None and es.plot_trends() is not None and "<table" in es._repr_html_()
+    cs = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat")
+    assert list(cs.att_gt.columns[:4]) == ["group", "time", "att", "se"]
+    for kind in ("dynamic", "group", "calendar"):
+        assert cs.aggregate(kind).plot() is not None
+    assert cs.plot_trends() is not None and "<table" in cs._repr_html_()
+    assert cs.aggregate("simple").to_frame().empty and "simple" in repr(cs.aggregate("simple"))
+    assert "Goodman-Bacon" in tw.bacon._repr_html_() if tw.bacon else True
+    plt.close("all")
+
+
+def test_errors_name_the_problem(mpdta):
+    with pytest.raises(ColumnNotFoundError, match="first_treat"):
+        did.staggered(mpdta, "lemp", "countyreal", "year", "first_treat")
+    with pytest.raises(DataError, match="0 and 1"):
+        did.two_by_two(mpdta, "lemp", "first.treat", "treated")
+    nevless = mpdta[mpdta["first.treat"] > 0]
+    with pytest.raises(DataError, match="not_yet_treated"):
+        did.staggered(nevless, "lemp", "countyreal", "year", "first.treat")
+    with pytest.raises(AbkitError, match="control_group"):
+        did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat", control_group="never")
+    bad = mpdta.copy()
+    bad.loc[bad.index[:3], "lemp"] = np.nan
+    res = did.staggered(bad, "lemp", "countyreal", "year", "first.treat")
+    # the first three rows are county 8001 in 2003-2005: 3 rows and 1 (now incomplete) unit dropped
+    assert res.dropped == {"missing lemp": 3, "units not observed in every period": 1}
+    assert res.n_units == 499
+    with pytest.raises(DataError, match="constant within each unit"):
+        b2 = mpdta.copy()
+        b2.loc[b2.index[0], "first.treat"] = 2006
+        did.staggered(b2, "lemp", "countyreal", "year", "first.treat")
