@@ -16,13 +16,13 @@ Ratio('refund_rate': refunds / orders, CUPED on pre_refunds / pre_orders)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import AbkitError
 
-__all__ = ["Metric", "Mean", "Proportion", "Ratio", "Statistic"]
+__all__ = ["Metric", "Mean", "Proportion", "Ratio", "Statistic", "Derived"]
 
 _METHODS = (None, "cuped", "lin")
 
@@ -53,6 +53,23 @@ class Statistic:
 
     def __str__(self) -> str:
         return self.numerator if self.denominator is None else f"{self.numerator} / {self.denominator}"
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A per-unit column computed from other columns by one narwhals expression.
+
+    The same expression runs on every engine (pandas, pyarrow, DuckDB,
+    Spark), so a derived column (an NPS promoter-minus-detractor score, a
+    winsorized amount) has one definition. ``inputs`` lists the raw columns
+    the expression reads; ``name`` is how statistics refer to the result.
+    The expression must give a float column with nulls where the value is
+    missing.
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    expr: object = field(compare=False, hash=False)
 
 
 def _as_statistics(covariates, ratio: bool) -> tuple[Statistic, ...]:
@@ -97,8 +114,9 @@ class Metric:
     better: str
     dropna: bool
     kind: str = "metric"
+    derived: tuple[Derived, ...] = ()
 
-    def _init(self, name, target, covariates, method, better, dropna):
+    def _init(self, name, target, covariates, method, better, dropna, derived=()):
         if better not in ("higher", "lower"):
             raise AbkitError(f"metric '{name}': better={better!r} must be 'higher' or 'lower'")
         if method not in _METHODS:
@@ -113,6 +131,7 @@ class Metric:
         object.__setattr__(self, "method", method)
         object.__setattr__(self, "better", better)
         object.__setattr__(self, "dropna", bool(dropna))
+        object.__setattr__(self, "derived", tuple(derived))
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -121,6 +140,16 @@ class Metric:
         for s in (self.target, *self.covariates):
             for c in s.columns:
                 seen[c] = None
+        return tuple(seen)
+
+    @property
+    def source_columns(self) -> tuple[str, ...]:
+        """The raw data columns the metric reads (inputs of derived columns included)."""
+        made = {d.name: d for d in self.derived}
+        seen: dict[str, None] = {}
+        for c in self.columns:
+            for raw in (made[c].inputs if c in made else (c,)):
+                seen[raw] = None
         return tuple(seen)
 
     @property

@@ -127,6 +127,17 @@ def _to_float(batch, column: str) -> np.ndarray:
     return np.asarray(arr, dtype=np.float64)
 
 
+def _derived(batch, d) -> np.ndarray:
+    """Evaluate a :class:`abkit.metrics.Derived` column on an in-memory batch (narwhals)."""
+    import narwhals as nw
+
+    if isinstance(batch, pa.RecordBatch):
+        batch = pa.Table.from_batches([batch])
+    frame = nw.from_native(batch, eager_only=True)
+    out = frame.select(d.expr.alias(d.name))[d.name].to_numpy()
+    return np.asarray(out, dtype=np.float64)
+
+
 def _key_codes(batch, column: str) -> tuple[np.ndarray, list]:
     """Factorize a key column (variant, segment): codes (-1 = missing) and labels."""
     if isinstance(batch, pd.DataFrame):
@@ -198,11 +209,13 @@ def aggregate(
     keys = (*by, variant)
     blocks = _blocks_for(metrics)
     value_cols = list(dict.fromkeys(c for cols, _ in blocks for c in cols))
-    overlap = [c for c in value_cols if c in keys]
+    derived = {d.name: d for m in metrics for d in m.derived}
+    raw_cols = list(dict.fromkeys(c for m in metrics for c in m.source_columns))
+    overlap = [c for c in raw_cols if c in keys]
     if overlap:
         raise DataError(f"column '{overlap[0]}' is used both as a metric column and as the "
                         f"variant/segment column; use different columns")
-    needed = list(dict.fromkeys([*keys, *value_cols]))
+    needed = list(dict.fromkeys([*keys, *raw_cols]))
 
     moments: dict = {}
     rows: dict = {}
@@ -221,7 +234,10 @@ def aggregate(
         for g, c in zip(groups, counts):
             if c:
                 rows[g] = rows.get(g, 0) + int(c)
-        arrays = {c: _to_float(batch, c) for c in value_cols}
+        for d in derived.values():  # type-check the inputs of derived columns
+            for c in d.inputs:
+                _to_float(batch, c)
+        arrays = {c: _derived(batch, derived[c]) if c in derived else _to_float(batch, c) for c in value_cols}
         if not valid.all():
             arrays = {c: a[valid] for c, a in arrays.items()}
         for key in blocks:
