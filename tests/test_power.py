@@ -1,0 +1,686 @@
+"""Power, sample size and MDE against independent references.
+
+* means: statsmodels ``TTestIndPower`` (solve_power / power), to 1e-6 relative;
+* proportions: an in-test implementation of R's ``power.prop.test`` power
+  equation (solved with scipy's brentq), R's documented example outputs, and
+  simulation of the two-proportion z-test and of abkit's Welch test;
+* ratio metrics: simulation with abkit's own delta-method estimator;
+* CUPED: the variance reduction ``plan()`` estimates equals the squared
+  correlation of the linearized metric with its linearized covariate;
+* clusters, DiD / panels, duration: simulation with a known truth and the
+  published closed forms (Eldridge et al. 2006, Burlig et al. 2020,
+  McKenzie 2012).
+
+Every simulation test also checks that a plausible *wrong* formula would
+land outside the Monte Carlo band, so the band is tight enough to matter.
+"""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from scipy.optimize import brentq
+from statsmodels.stats.power import TTestIndPower
+
+import abkit
+from abkit import power as P
+from abkit.moments import Moments
+from abkit.stats.ab import compare
+
+TT = TTestIndPower()
+Z975 = stats.norm.isf(0.025)
+
+
+def mc_band(p, n_sims, k=3.0):
+    return k * math.sqrt(p * (1 - p) / n_sims)
+
+
+# ------------------------------------------------------------------ means
+MEAN_CASES = [
+    (alpha, pw, ratio, alt, d)
+    for alpha in (0.01, 0.05, 0.1)
+    for pw in (0.6, 0.8, 0.95)
+    for ratio in (0.5, 1.0, 2.5)
+    for alt in ("two-sided", "larger", "smaller")
+    for d in (0.04, 0.3, 1.2)
+]
+
+
+def test_sample_size_mean_matches_statsmodels_solve_power():
+    for alpha, pw, ratio, alt, d in MEAN_CASES:
+        es = -d if alt == "smaller" else d
+        ref = TT.solve_power(effect_size=es, nobs1=None, alpha=alpha, power=pw, ratio=ratio, alternative=alt)
+        res = P.sample_size_mean(sd=2.0, mde=2.0 * es, alpha=alpha, power=pw, ratio=ratio, alternative=alt)
+        assert res.n_control == pytest.approx(ref, rel=1e-6), (alpha, pw, ratio, alt, d)
+        assert TT.power(es, res.n_control, alpha, ratio=ratio, alternative=alt) == pytest.approx(pw, abs=1e-12)
+        assert res.n_treatment == pytest.approx(ratio * ref, rel=1e-6)
+        assert res.total == math.ceil(res.n_control) + math.ceil(res.n_treatment)
+
+
+def test_power_and_mde_mean_match_statsmodels():
+    alpha = np.array([0.01, 0.05, 0.1])[:, None, None]
+    ratio = np.array([0.5, 1.0, 3.0])[None, :, None]
+    n = np.array([5.0, 40.0, 1234.5])[None, None, :]
+    for alt in ("two-sided", "larger", "smaller"):
+        es = -0.35 if alt == "smaller" else 0.35
+        ref = TT.power(effect_size=es, nobs1=n, alpha=alpha, ratio=ratio, alternative=alt)
+        res = P.power_mean(sd=3.0, mde=3.0 * es, n_control=n, alpha=alpha, ratio=ratio, alternative=alt)
+        assert res.power.shape == (3, 3, 3)
+        # statsmodels computes 1 - nctdtr and gets NaN far in the tail (power ~ 1); we never do
+        assert np.all(np.isfinite(res.power))
+        ok = np.isfinite(ref)
+        assert ok.sum() >= 25
+        np.testing.assert_allclose(res.power[ok], ref[ok], rtol=1e-9)
+    for alpha_, pw, ratio_, alt, n_ in [(0.05, 0.8, 1.0, "two-sided", 100), (0.01, 0.9, 2.0, "larger", 30),
+                                        (0.1, 0.7, 0.5, "smaller", 8), (0.05, 0.95, 1.5, "two-sided", 5000)]:
+        ref = TT.solve_power(effect_size=None, nobs1=n_, alpha=alpha_, power=pw, ratio=ratio_, alternative=alt)
+        res = P.mde_mean(sd=0.5, n_control=n_, alpha=alpha_, power=pw, ratio=ratio_, alternative=alt)
+        # statsmodels' solver for the effect size stops at ~2e-6 relative (its power at its own answer is
+        # off by ~2e-6); ours is the exact root of statsmodels' power equation
+        assert res.mde == pytest.approx(0.5 * ref, rel=1e-5)
+        assert TT.power(res.mde / 0.5, n_, alpha_, ratio=ratio_, alternative=alt) == pytest.approx(pw, abs=1e-12)
+        assert (res.mde < 0) == (alt == "smaller")
+
+
+def test_cuped_and_relative_mde_rescale_the_effect_size():
+    # variance_reduction = rho^2 shrinks the sd by sqrt(1 - rho^2): statsmodels with that effect size
+    res = P.sample_size_mean(sd=40.0, mde=0.05, relative=True, baseline=60.0, variance_reduction=0.36)
+    es = 0.05 * 60.0 / (40.0 * math.sqrt(1 - 0.36))
+    assert res.n_control == pytest.approx(TT.solve_power(es, None, 0.05, 0.8, 1.0), rel=1e-6)
+    assert res.mde == pytest.approx(3.0) and res.relative_mde == pytest.approx(0.05)
+    assert res.sd == pytest.approx(32.0)
+    # CUPED's sample size is (1 - rho^2) of the unadjusted one, up to the t's degrees of freedom
+    raw = P.sample_size_mean(sd=40.0, mde=3.0)
+    assert res.n_control / raw.n_control == pytest.approx(0.64, rel=2e-3)
+    mde = P.mde_mean(sd=40.0, n_control=res.n_control, variance_reduction=0.36, baseline=60.0)
+    assert mde.relative_mde == pytest.approx(0.05, rel=1e-9)
+
+
+def test_vectorized_grid_of_10000_scenarios_matches_scalar_calls():
+    mde = np.linspace(0.01, 0.2, 25)[:, None, None]
+    pw = np.linspace(0.5, 0.95, 20)[None, :, None]
+    ratio = np.linspace(0.25, 4.0, 20)[None, None, :]
+    res = P.sample_size_mean(2.0, mde, power=pw, ratio=ratio)
+    assert res.n_control.shape == res.n_treatment.shape == res.total.shape == (25, 20, 20)
+    assert res.total.dtype == np.int64
+    for i, j, k in [(0, 0, 0), (24, 19, 19), (7, 11, 3)]:
+        one = P.sample_size_mean(2.0, float(mde[i, 0, 0]), power=float(pw[0, j, 0]), ratio=float(ratio[0, 0, k]))
+        assert res.n_control[i, j, k] == pytest.approx(one.n_control, rel=1e-10)
+        assert res.total[i, j, k] == one.total
+    back = P.power_mean(2.0, mde, res.n_control, ratio=ratio).power
+    np.testing.assert_allclose(back, np.broadcast_to(pw, back.shape), atol=1e-10)
+    inv = P.mde_mean(2.0, res.n_control, power=pw, ratio=ratio).mde
+    np.testing.assert_allclose(inv, np.broadcast_to(mde, inv.shape), rtol=1e-9)
+    frame = res.to_frame()
+    assert len(frame) == 10_000 and {"n_control", "total", "mde", "power", "ratio"} <= set(frame.columns)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sd=st.floats(0.1, 100), rel=st.floats(0.005, 0.5), power=st.floats(0.3, 0.99),
+       ratio=st.floats(0.2, 5), alt=st.sampled_from(["two-sided", "larger"]))
+def test_mean_round_trip(sd, rel, power, ratio, alt):
+    mde = rel * sd
+    n = P.sample_size_mean(sd, mde, power=power, ratio=ratio, alternative=alt).n_control
+    if n > 2 * max(1, 1 / ratio) + 1e-9:  # not floored at two units per arm
+        assert P.power_mean(sd, mde, n, ratio=ratio, alternative=alt).power == pytest.approx(power, abs=1e-9)
+        assert P.mde_mean(sd, n, power=power, ratio=ratio, alternative=alt).mde == pytest.approx(mde, rel=1e-8)
+
+
+# ------------------------------------------------------------------ proportions
+def r_power_prop(n, p1, p2, sig_level=0.05, tside=2, strict=False):
+    """R's power.prop.test power equation, written from its documentation (n per group)."""
+    qu = stats.norm.isf(sig_level / tside)
+    d = abs(p1 - p2)
+    pbar = (p1 + p2) / 2
+    null_sd = math.sqrt(2 * pbar * (1 - pbar))
+    alt_sd = math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
+    pw = stats.norm.cdf((math.sqrt(n) * d - qu * null_sd) / alt_sd)
+    if strict and tside == 2:
+        pw += stats.norm.sf((math.sqrt(n) * d + qu * null_sd) / alt_sd)
+    return pw
+
+
+def r_n_prop(p1, p2, power, sig_level=0.05, tside=2, strict=False):
+    return brentq(lambda n: r_power_prop(n, p1, p2, sig_level, tside, strict) - power, 1e-6, 1e9,
+                  xtol=1e-12, rtol=1e-14)
+
+
+def test_proportion_matches_r_documented_examples():
+    # ?power.prop.test (R stats) documents these results of its examples:
+    #   power.prop.test(n = 50, p1 = .50, p2 = .75)       ## => power = 0.740
+    #   power.prop.test(p1 = .50, p2 = .75, power = .90)  ## =>     n = 76.7
+    #   power.prop.test(n = 50, p1 = .5, power = .90)     ## =>    p2 = 0.8026
+    #   power.prop.test(p1 = .5, p2 = 0.501, sig.level=.001, power=0.90)  ## => n = 10451937
+    #   power.prop.test(p1=0.90, p2= 1.0, power=0.8)      ##-> n = 73.37
+    # (R solves with uniroot(tol = eps^0.25), so its printed n carries ~4 digits;
+    # the exact root of its equation for the second example is 76.70693, not 76.65.)
+    for strict in (False, True):
+        assert P.power_proportion(0.5, 0.75, 50, strict=strict).power == pytest.approx(0.740, abs=5e-4)
+        n = P.sample_size_proportion(0.5, 0.75, power=0.9, strict=strict).n_control
+        assert round(n, 1) == 76.7
+        # exact roots: 76.706928 (one tail, R's default); 76.706916 with the other tail (strict)
+        assert n == pytest.approx(76.706916 if strict else 76.706928, abs=1e-6)
+        assert P.mde_proportion(0.5, 50, power=0.9, strict=strict).treatment_value == pytest.approx(0.8026, abs=5e-5)
+        assert P.sample_size_proportion(0.5, 0.501, alpha=0.001, power=0.9,
+                                        strict=strict).n_control == pytest.approx(10451937, abs=1.0)
+        assert P.sample_size_proportion(0.9, 1.0, power=0.8, strict=strict).n_control == pytest.approx(73.37, abs=5e-3)
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_proportion_matches_r_power_equation(strict):
+    for p1, p2, alpha, pw, tside in [(0.5, 0.75, 0.05, 0.9, 2), (0.1, 0.12, 0.05, 0.8, 2), (0.3, 0.27, 0.01, 0.9, 2),
+                                     (0.02, 0.025, 0.1, 0.6, 2), (0.6, 0.66, 0.05, 0.8, 1), (0.2, 0.5, 0.05, 0.3, 2)]:
+        alt = "two-sided" if tside == 2 else ("larger" if p2 > p1 else "smaller")
+        res = P.sample_size_proportion(p1, p2, alpha=alpha, power=pw, alternative=alt, strict=strict)
+        assert res.n_control == pytest.approx(r_n_prop(p1, p2, pw, alpha, tside, strict), rel=1e-9)
+        for n in (7.0, 120.0, 5000.0):
+            ours = P.power_proportion(p1, p2, n, alpha=alpha, alternative=alt, strict=strict).power
+            assert ours == pytest.approx(r_power_prop(n, p1, p2, alpha, tside, strict), rel=1e-12)
+
+
+def test_strict_counts_the_other_tail_only_when_asked():
+    # Near the null the two conventions differ by about alpha/2; each matches its R equation.
+    loose = P.power_proportion(0.30, 0.305, 200, strict=False).power
+    strict = P.power_proportion(0.30, 0.305, 200, strict=True).power
+    assert loose == pytest.approx(r_power_prop(200, 0.30, 0.305, strict=False), rel=1e-12)
+    assert strict == pytest.approx(r_power_prop(200, 0.30, 0.305, strict=True), rel=1e-12)
+    assert strict - loose > 0.01
+
+
+def test_proportion_unequal_allocation_is_the_fleiss_generalization():
+    p1, p2, k = 0.2, 0.24, 2.5
+    pbar = (p1 + k * p2) / (1 + k)
+    v0 = pbar * (1 - pbar) * (1 + 1 / k)
+    v1 = p1 * (1 - p1) + p2 * (1 - p2) / k
+    n1 = (Z975 * math.sqrt(v0) + stats.norm.ppf(0.8) * math.sqrt(v1)) ** 2 / (p2 - p1) ** 2
+    res = P.sample_size_proportion(p1, p2, ratio=k, strict=False)
+    assert res.n_control == pytest.approx(n1, rel=1e-12)
+    assert res.n_treatment == pytest.approx(k * n1, rel=1e-12)
+
+
+def _prop_rejections(rng, n_c, n_t, p_c, p_t, n_sims):
+    x_c = rng.binomial(n_c, p_c, n_sims)
+    x_t = rng.binomial(n_t, p_t, n_sims)
+    ph_c, ph_t = x_c / n_c, x_t / n_t
+    pooled = (x_c + x_t) / (n_c + n_t)
+    z = (ph_t - ph_c) / np.sqrt(pooled * (1 - pooled) * (1 / n_c + 1 / n_t))
+    # abkit.analyze's Welch test on 0/1 data: sample variances with ddof = 1
+    v_c = ph_c * (1 - ph_c) * n_c / (n_c - 1) / n_c
+    v_t = ph_t * (1 - ph_t) * n_t / (n_t - 1) / n_t
+    df = (v_c + v_t) ** 2 / (v_c**2 / (n_c - 1) + v_t**2 / (n_t - 1))
+    t = (ph_t - ph_c) / np.sqrt(v_c + v_t)
+    return (np.abs(z) > Z975).mean(), (2 * stats.t.sf(np.abs(t), df) < 0.05).mean()
+
+
+@pytest.mark.parametrize("ratio", [1.0, 2.0])
+def test_proportion_power_by_simulation(ratio):
+    rng = np.random.default_rng(2024)
+    p_c, p_t, n_sims = 0.30, 0.33, 20_000
+    res = P.sample_size_proportion(p_c, p_t, power=0.8, ratio=ratio)
+    n_c, n_t = math.ceil(res.n_control), math.ceil(res.n_treatment)
+    expected = P.power_proportion(p_c, p_t, n_c, ratio=n_t / n_c).power
+    z_rate, welch_rate = _prop_rejections(rng, n_c, n_t, p_c, p_t, n_sims)
+    band = mc_band(expected, n_sims)
+    assert abs(z_rate - expected) < band
+    assert abs(welch_rate - expected) < band
+    # a formula with the one-sided z (alpha not halved) would be far outside the band
+    wrong = P.sample_size_proportion(p_c, p_t, alpha=0.10, power=0.8, ratio=ratio).n_control
+    assert abs(P.power_proportion(p_c, p_t, wrong, ratio=ratio).power - 0.8) > 3 * band
+
+
+# ------------------------------------------------------------------ ratio metrics
+# Buyers: orders = 1 + Poisson(2 G), G ~ Gamma(1.5, 1/1.5); refund propensity
+# p = c * Beta(1.5, 4.5) (c = 0.6 in control, x (1 + effect) in treatment);
+# refunds ~ Binomial(orders, p). Exact moments:
+def _ratio_truth(c):
+    ex, vx = 3.0, 2.0 + 4.0 / 1.5
+    ebeta, vbeta = 1.5 / 6.0, 1.5 * 4.5 / (36.0 * 7.0)
+    ep, ep2 = c * ebeta, c * c * (vbeta + ebeta**2)
+    ex2 = vx + ex * ex
+    ey = ex * ep
+    vy = ex * (ep - ep2) + ex2 * ep2 - ey * ey
+    return ey, ex, vy, vx, ep * vx   # cov(Y, X) = E[p] Var(X)
+
+
+def _simulate_ratio_pvalues(rng, n_c, n_t, c_c, c_t, n_sims, chunk=500):
+    metric = abkit.Ratio("refunds", "orders", name="refund_rate")
+    pvals = []
+    for start in range(0, n_sims, chunk):
+        s = min(chunk, n_sims - start)
+        arms = []
+        for n, c in ((n_c, c_c), (n_t, c_t)):
+            g = rng.gamma(1.5, 1 / 1.5, (s, n))
+            orders = 1 + rng.poisson(2 * g)
+            refunds = rng.binomial(orders, c * rng.beta(1.5, 4.5, (s, n)))
+            X = np.stack([refunds, orders], axis=-1).astype(float)
+            mean = X.mean(axis=1)
+            cen = X - mean[:, None, :]
+            arms.append((n, mean, np.einsum("sni,snj->sij", cen, cen)))
+        for i in range(s):
+            m = Moments(("control", "treatment"), ("refunds", "orders"), np.array([n_c, n_t], float),
+                        np.stack([arms[0][1][i], arms[1][1][i]]), np.stack([arms[0][2][i], arms[1][2][i]]))
+            pvals.append(compare(m, metric, "control", "treatment").p_value)
+    return np.array(pvals)
+
+
+def test_ratio_sample_size_is_the_mean_formula_with_the_delta_method_sd():
+    ey, ex, vy, vx, cxy = _ratio_truth(0.6)
+    res = P.sample_size_ratio(ey, ex, vy, vx, cxy, -0.05, relative=True)
+    R = ey / ex
+    sd = math.sqrt((vy - 2 * R * cxy + R * R * vx) / ex**2)
+    assert res.baseline == pytest.approx(R) and res.sd == pytest.approx(sd, rel=1e-12)
+    assert res.n_control == pytest.approx(TT.solve_power(0.05 * R / sd, None, 0.05, 0.8, 1.0), rel=1e-6)
+    assert P.mde_ratio(ey, ex, vy, vx, cxy, res.n_control).relative_mde == pytest.approx(0.05, rel=1e-8)
+    assert P.power_ratio(ey, ex, vy, vx, cxy, -0.05, res.n_control, relative=True).power == pytest.approx(0.8)
+
+
+def test_ratio_metric_power_by_simulation_with_abkits_delta_method():
+    rng = np.random.default_rng(77)
+    effect, n_sims = 0.20, 4_000
+    truth_c, truth_t = _ratio_truth(0.6), _ratio_truth(0.6 * (1 + effect))
+    R_c, v_c = P.ratio_variance(*truth_c)
+    R_t, v_t = P.ratio_variance(*truth_t)
+    assert R_t / R_c - 1 == pytest.approx(effect)
+    # Equal arms: Var(effect) = (v_c + v_t) / n, i.e. the t-test formula with sd^2 = (v_c + v_t) / 2
+    # (the treatment changes the unit variance of a ratio metric, so the design uses both arms' variances)
+    res = P.sample_size_mean(math.sqrt((v_c + v_t) / 2), R_t - R_c, power=0.8)
+    n = math.ceil(res.n_control)
+    expected = P.power_mean(math.sqrt((v_c + v_t) / 2), R_t - R_c, n).power
+    rate = (_simulate_ratio_pvalues(rng, n, n, 0.6, 0.6 * (1 + effect), n_sims) < 0.05).mean()
+    band = mc_band(expected, n_sims)
+    assert abs(rate - expected) < band
+    # treating orders as independent Bernoulli trials (binomial variance per order) is wrong here
+    naive_v = R_c * (1 - R_c) / truth_c[1]
+    naive = P.power_mean(math.sqrt(naive_v), R_t - R_c, n).power
+    assert abs(naive - expected) > band
+
+
+# ------------------------------------------------------------------ CUPED estimated by plan()
+@pytest.fixture(scope="module")
+def history():
+    return abkit.simulate.ab_data(30_000, seed=11)
+
+
+def _linearized_ratio(num, den):
+    R = num.mean() / den.mean()
+    return (num - R * den) / den.mean(), R
+
+
+def test_plan_estimates_cuped_variance_reduction_as_squared_correlation(history):
+    df = history
+    ratio = abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate")
+    mean = abkit.Mean("refund_amount", "pre_refund_amount")
+    lin = abkit.Mean("refund_amount", ["pre_refund_amount", "pre_orders"], name="refund_amount_lin")
+    designs = {d.metric: d for d in P.estimate_design(df, [ratio, mean, lin])}
+
+    y, R = _linearized_ratio(df.refunds.to_numpy(float), df.orders.to_numpy(float))
+    x, _ = _linearized_ratio(df.pre_refunds.to_numpy(float), df.pre_orders.to_numpy(float))
+    d = designs["refund_rate"]
+    assert d.baseline == pytest.approx(R, rel=1e-12)
+    assert d.sd == pytest.approx(y.std(ddof=1), rel=1e-9)
+    assert d.variance_reduction == pytest.approx(np.corrcoef(y, x)[0, 1] ** 2, rel=1e-9)
+    assert 0.1 < d.variance_reduction < 0.6
+
+    amt, pre = df.refund_amount.to_numpy(float), df.pre_refund_amount.to_numpy(float)
+    assert designs["refund_amount"].variance_reduction == pytest.approx(np.corrcoef(amt, pre)[0, 1] ** 2, rel=1e-9)
+    Xc = np.column_stack([pre, df.pre_orders.to_numpy(float)])
+    Xc = Xc - Xc.mean(axis=0)
+    beta, *_ = np.linalg.lstsq(Xc, amt - amt.mean(), rcond=None)
+    r2 = 1 - np.var(amt - amt.mean() - Xc @ beta) / np.var(amt)
+    assert designs["refund_amount_lin"].variance_reduction == pytest.approx(r2, rel=1e-9)
+
+    # the plan's MDE is the closed form with those inputs, and CUPED's MDE is sqrt(1 - rho^2) smaller
+    p = P.plan(df, ratio, daily_units=5_000, days=(7, 14))
+    row = p.to_frame().iloc[1]
+    assert row.n_control == pytest.approx(35_000)
+    assert abs(row.mde) == pytest.approx(P.mde_mean(d.sd, 35_000, variance_reduction=d.variance_reduction).mde)
+    assert row.relative_mde / row.relative_mde_unadjusted == pytest.approx(
+        math.sqrt(1 - d.variance_reduction), rel=1e-9)
+
+
+def test_plan_variance_reduction_agrees_with_analyze(history):
+    metric = abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate")
+    planned = P.estimate_design(history, metric, variant="variant")[0].variance_reduction
+    realized = abkit.analyze(history, [metric]).row("refund_rate")["variance_reduction"]
+    assert planned == pytest.approx(realized, abs=0.02)
+
+
+def test_plan_with_arms_pools_within_arms_and_uses_the_control_baseline():
+    df = abkit.simulate.ab_data(20_000, effects={"refund_rate": -0.2}, seed=5)
+    d = P.estimate_design(df, abkit.Ratio("refunds", "orders", name="rr"), variant="variant")[0]
+    ss, dof = 0.0, 0
+    for arm in ("control", "treatment"):
+        sub = df[df.variant == arm]
+        y, R = _linearized_ratio(sub.refunds.to_numpy(float), sub.orders.to_numpy(float))
+        ss += y.var(ddof=1) * (len(y) - 1)
+        dof += len(y) - 1
+        if arm == "control":
+            R_c = R
+    assert d.baseline == pytest.approx(R_c, rel=1e-12)
+    assert d.sd == pytest.approx(math.sqrt(ss / dof), rel=1e-9)
+
+
+def test_plan_reads_files_and_moments_like_analyze(history, tmp_path):
+    metric = abkit.Ratio("contacts", "orders", covariates=("pre_contacts", "pre_orders"), name="contact_rate")
+    path = tmp_path / "history.parquet"
+    history.to_parquet(path)
+    a = P.estimate_design(history, metric)[0]
+    b = P.estimate_design(str(path), metric)[0]
+    assert b.sd == pytest.approx(a.sd, rel=1e-10)
+    assert b.variance_reduction == pytest.approx(a.variance_reduction, rel=1e-8)
+    by_arm = P.estimate_design(history, metric, variant="variant")[0]
+    c = P.estimate_design(abkit.moments(history, [metric]), metric)[0]
+    assert c.sd == pytest.approx(by_arm.sd, rel=1e-10)
+    assert c.variance_reduction == pytest.approx(by_arm.variance_reduction, rel=1e-8)
+    import pyarrow as pa
+
+    t = P.estimate_design(pa.Table.from_pandas(history), metric)[0]
+    assert t.sd == pytest.approx(a.sd, rel=1e-10)
+
+
+def test_plan_result_object(history, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    metrics = [abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate",
+                           better="lower"),
+               abkit.Proportion("repeat_purchase_30d")]
+    p = P.plan(history, metrics, daily_units=3_000, population=50_000, days=(7, 14, 28), mdes=(0.05, 0.1))
+    frame = p.to_frame()
+    assert list(frame.metric.unique()) == ["refund_rate", "repeat_purchase_30d"]
+    assert {"days", "units", "n_control", "n_treatment", "mde", "relative_mde", "relative_mde_unadjusted"} <= set(frame)
+    assert (frame.query("metric == 'refund_rate'").relative_mde < 0).all()   # lower is better
+    # MDE shrinks with duration; the proportion uses R's formula (p_treatment solved)
+    assert frame.groupby("metric").relative_mde.apply(lambda s: s.abs().is_monotonic_decreasing).all()
+    prop = frame.query("metric == 'repeat_purchase_30d'").iloc[0]
+    base = history.repeat_purchase_30d.mean()
+    again = P.mde_proportion(base, prop.n_control)
+    assert prop.mde == pytest.approx(again.mde, rel=1e-10)
+    sizes = p.sample_sizes()
+    for _, r in sizes.iterrows():
+        if np.isfinite(r.days_needed):
+            assert P.uniques_after(r.days_needed, 3_000, 50_000) >= r.total * (1 - 1e-12)
+            assert r.total > P.uniques_after(r.days_needed - 1, 3_000, 50_000)
+    html = p._repr_html_()
+    assert "refund_rate" in html and "<table" in html
+    assert "refund_rate" in p.summary() and "CUPED" in p.summary()
+    ax = p.plot()
+    assert ax.get_xlabel() and ax.get_ylabel() and "duration" in ax.get_xlabel()
+    guard = P.plan(history, metrics[0], daily_units=3_000, margin=0.05, days=(7, 28))
+    g = guard.to_frame()
+    assert (g.alternative == "smaller").all() and g.power_noninferiority.is_monotonic_increasing
+    d = guard.metrics[0]
+    assert g.power_noninferiority.iloc[0] == pytest.approx(P.power_mean(
+        d.sd, 0.0, g.n_control.iloc[0], alternative="smaller", margin=0.05 * d.baseline,
+        variance_reduction=d.variance_reduction).power)
+
+
+def test_plan_with_several_arms_and_unequal_allocation(history):
+    metric = abkit.Mean("refund_amount", "pre_refund_amount")
+    p = P.plan(history, metric, daily_units=1_000, days=(10,), arms=3, ratio=0.5, mdes=(0.1,))
+    row = p.to_frame().iloc[0]
+    assert (row.n_control, row.n_treatment) == pytest.approx((5_000, 2_500))   # 10,000 units = 1 : 0.5 : 0.5
+    d = p.metrics[0]
+    assert row.mde == pytest.approx(P.mde_mean(d.sd, 5_000, ratio=0.5, arms=3,
+                                               variance_reduction=d.variance_reduction).mde)
+    size = p.sample_sizes().iloc[0]
+    ref = P.sample_size_mean(d.sd, 0.1, ratio=0.5, arms=3, variance_reduction=d.variance_reduction,
+                             baseline=d.baseline, relative=True)
+    assert size.total == ref.total == math.ceil(ref.n_control) + 2 * math.ceil(ref.n_treatment)
+    assert size.days_needed == math.ceil(ref.total / 1_000 * (1 - 1e-10))
+
+
+def test_plan_errors_name_the_fix(history):
+    m = abkit.Mean("refund_amount")
+    with pytest.raises(abkit.AbkitError, match="daily_units"):
+        P.plan(history, m)
+    with pytest.raises(abkit.ColumnNotFoundError, match="refund_amnt"):
+        P.plan(history, abkit.Mean("refund_amnt"), daily_units=100)
+    with pytest.raises(abkit.AbkitError, match="one-sided"):
+        P.plan(history, m, daily_units=100, margin=0.02, alternative="two-sided")
+
+
+# ------------------------------------------------------------------ several arms, non-inferiority
+def test_several_arms_split_alpha():
+    assert P.comparison_alpha(0.05, arms=4) == pytest.approx(0.05 / 3)
+    assert P.comparison_alpha(0.05, arms=4, correction="sidak") == pytest.approx(1 - 0.95 ** (1 / 3))
+    assert P.comparison_alpha(0.05, arms=4, correction=None) == 0.05
+    three = P.sample_size_mean(1.0, 0.1, arms=3, ratio=0.8)
+    ref = TT.solve_power(0.1, None, 0.025, 0.8, 0.8)
+    assert three.n_control == pytest.approx(ref, rel=1e-6)
+    assert three.alpha == 0.05 and three.alpha_per_comparison == pytest.approx(0.025)
+    assert three.total == math.ceil(three.n_control) + 2 * math.ceil(three.n_treatment)
+    prop = P.sample_size_proportion(0.1, 0.11, arms=3, strict=False)
+    assert prop.n_control == pytest.approx(r_n_prop(0.1, 0.11, 0.8, 0.025), rel=1e-9)
+
+
+def test_non_inferiority_shifts_the_null_by_the_margin():
+    # H0: effect <= -margin, power at a true effect of 0: the one-sided t-test with effect size margin / sd
+    res = P.sample_size_mean(sd=10.0, mde=0.0, alternative="larger", margin=0.5)
+    assert res.n_control == pytest.approx(TT.solve_power(0.05, None, 0.05, 0.8, 1.0, "larger"), rel=1e-6)
+    low = P.power_mean(10.0, 0.1, 3000, alternative="smaller", margin=0.5).power
+    assert low == pytest.approx(TT.power(-0.04, 3000, 0.05, ratio=1.0, alternative="smaller"), rel=1e-9)
+    m = P.mde_mean(10.0, res.n_control, alternative="larger", margin=0.5)
+    assert m.mde == pytest.approx(0.0, abs=1e-9)
+    assert P.power_mean(10.0, 0.0, res.n_control, alternative="larger", margin=0.5).power == pytest.approx(0.8)
+    assert P.power_mean(10.0, -0.2, 800, alternative="larger", margin=0.5).power == pytest.approx(
+        TT.power(0.03, 800, 0.05, ratio=1.0, alternative="larger"), rel=1e-9)
+    # proportions: unpooled variances under both hypotheses (Blackwelder 1982), at a true change too
+    for p_c, p_t, margin, alt in [(0.08, 0.08, 0.01, "smaller"), (0.08, 0.075, 0.01, "smaller"),
+                                  (0.30, 0.29, 0.03, "larger")]:
+        shift = margin + (p_c - p_t if alt == "smaller" else p_t - p_c)
+        v = p_c * (1 - p_c) + p_t * (1 - p_t)
+        n = (stats.norm.isf(0.05) + stats.norm.ppf(0.9)) ** 2 * v / shift**2
+        res = P.sample_size_proportion(p_c, p_t, power=0.9, alternative=alt, margin=margin)
+        assert res.n_control == pytest.approx(n, rel=1e-12)
+        assert P.power_proportion(p_c, p_t, n, alternative=alt, margin=margin).power == pytest.approx(0.9)
+
+
+# ------------------------------------------------------------------ clusters
+def test_design_effect_matches_simulated_variance_with_unequal_clusters():
+    rng = np.random.default_rng(3)
+    sizes = np.maximum(1, np.round(rng.lognormal(np.log(30), 0.7, 60))).astype(int)
+    m, cv, icc, n_sims = sizes.mean(), sizes.std() / sizes.mean(), 0.05, 4_000
+    N = sizes.sum()
+    cluster_of = np.repeat(np.arange(sizes.size), sizes)
+    means = np.empty(n_sims)
+    for i in range(n_sims):
+        u = rng.normal(0, math.sqrt(icc), sizes.size)
+        y = u[cluster_of] + rng.normal(0, math.sqrt(1 - icc), N)
+        means[i] = y.mean()
+    de = P.design_effect(m, icc, cv)
+    assert de == pytest.approx(1 + ((cv**2 + 1) * m - 1) * icc)
+    ratio = means.var(ddof=1) * N / de
+    tol = 3 * math.sqrt(2 / (n_sims - 1))
+    assert abs(ratio - 1) < tol
+    # ignoring the unequal sizes (Kish's 1 + (m - 1) ICC) is outside the band
+    assert abs(means.var(ddof=1) * N / P.design_effect(m, icc) - 1) > tol
+
+
+def test_cluster_power_by_simulation_uses_cluster_degrees_of_freedom():
+    rng = np.random.default_rng(8)
+    m, icc, mde, n_sims = 25, 0.08, 0.5, 20_000
+    res = P.sample_size_mean(1.0, mde, cluster_size=m, icc=icc)
+    k = math.ceil(res.n_clusters_control)
+    assert res.n_control == pytest.approx(res.n_clusters_control * m)
+    assert P.power_mean(1.0, mde, res.n_control, cluster_size=m, icc=icc).power == pytest.approx(0.8, abs=1e-10)
+    assert res.total_clusters == 2 * k
+    expected = P.power_mean(1.0, mde, k * m, cluster_size=m, icc=icc).power
+    # equal clusters: cluster means are N(mu, icc + (1 - icc) / m), analysed with a t-test on cluster means
+    sd_cluster = math.sqrt(icc + (1 - icc) / m)
+    a = rng.normal(0, sd_cluster, (n_sims, k))
+    b = rng.normal(mde, sd_cluster, (n_sims, k))
+    rate = (stats.ttest_ind(b, a, axis=1).pvalue < 0.05).mean()
+    band = mc_band(expected, n_sims)
+    assert abs(rate - expected) < band
+    # unit-level degrees of freedom (as if n_units - 2) would promise too much with this few clusters
+    wrong = TT.power(mde / math.sqrt(P.design_effect(m, icc)), k * m, 0.05)
+    assert k <= 10 and abs(wrong - expected) > band
+
+
+# ------------------------------------------------------------------ panels / DiD
+def test_panel_variance_is_burlig_preonas_woerman_and_mckenzie():
+    rng = np.random.default_rng(1)
+    m, r = 3, 4
+    A = rng.normal(size=(m + r, m + r))
+    S = A @ A.T + np.eye(m + r)
+    pv = P.panel_variance(m, r, covariance=S)
+    sigma2 = np.trace(S) / (m + r)
+    pre, post = S[:m, :m], S[m:, m:]
+    psi_b = (pre.sum() - np.trace(pre)) / (m * (m - 1))
+    psi_a = (post.sum() - np.trace(post)) / (r * (r - 1))
+    psi_x = S[:m, m:].mean()
+    # BPW (2020) eq.: (1/m + 1/r) sigma^2 + (m-1)/m psi_B + (r-1)/r psi_A - 2 psi_X, with sigma^2 the
+    # per-period variance; with unequal variances the pre and post averages enter separately:
+    bpw = np.trace(pre) / m**2 + np.trace(post) / r**2 + (m - 1) / m * psi_b + (r - 1) / r * psi_a - 2 * psi_x
+    assert pv.did == pytest.approx(bpw, rel=1e-12)
+    assert (pv.sigma2, pv.psi_pre, pv.psi_post, pv.psi_cross) == pytest.approx((sigma2, psi_b, psi_a, psi_x))
+    # BPW's formula verbatim, for a common variance sigma^2 (a random correlation matrix x 2.5)
+    d = np.sqrt(np.diag(S))
+    C = 2.5 * S / np.outer(d, d)
+    pv = P.panel_variance(m, r, covariance=C)
+    pre, post = C[:m, :m], C[m:, m:]
+    psi_b = (pre.sum() - np.trace(pre)) / (m * (m - 1))
+    psi_a = (post.sum() - np.trace(post)) / (r * (r - 1))
+    bpw = (1 / m + 1 / r) * 2.5 + (m - 1) / m * psi_b + (r - 1) / r * psi_a - 2 * C[:m, m:].mean()
+    assert pv.did == pytest.approx(bpw, rel=1e-12)
+    # McKenzie (2012) closed forms under equicorrelation rho
+    rho, m, r = 0.45, 2, 5
+    eq = P.panel_variance(m, r, sd=2.0, rho=rho)
+    s2 = 4.0
+    post_v = s2 * (1 + (r - 1) * rho) / r
+    assert eq.post == pytest.approx(post_v)
+    assert eq.did == pytest.approx(post_v + s2 * (1 + (m - 1) * rho) / m - 2 * rho * s2)
+    assert eq.ancova == pytest.approx(post_v - s2 * m * rho**2 / (1 + (m - 1) * rho))
+    assert eq.did == pytest.approx(s2 * ((1 / m + 1 / r) * (1 - rho)))   # unit effect cancels in the DiD
+
+
+def _panel_draws(rng, S, n_sims, J):
+    L = np.linalg.cholesky(S)
+    return rng.standard_normal((n_sims, J, S.shape[0])) @ L.T
+
+
+def test_did_power_by_simulation_with_serial_correlation():
+    rng = np.random.default_rng(12)
+    m, r, J, tau, n_sims = 5, 5, 30, 0.72, 10_000
+    S = P.panel_covariance(m, r, sd=1.0, rho=0.2, ar1=0.8)
+    expected = P.power_panel(1.0, tau, J, m, r, rho=0.2, ar1=0.8).power
+    assert 0.5 < expected < 0.9
+    y = _panel_draws(rng, S, n_sims, J)
+    treated = np.arange(J) < J // 2
+    y[:, treated, m:] += tau
+    contrast = y[:, :, m:].mean(axis=2) - y[:, :, :m].mean(axis=2)   # DiD = difference of mean contrasts
+    rate = (stats.ttest_ind(contrast[:, treated], contrast[:, ~treated], axis=1).pvalue < 0.05).mean()
+    band = mc_band(expected, n_sims)
+    assert abs(rate - expected) < band
+    # ignoring the serial correlation (iid periods: sigma^2 (1/m + 1/r)) overstates the power (BPW's point)
+    iid = P.power_panel(1.0, tau, J, m, r, covariance=np.eye(m + r)).power
+    assert abs(iid - expected) > band
+    # the MDE and the number of units invert the power
+    assert P.mde_panel(1.0, J, m, r, power=expected, rho=0.2, ar1=0.8).mde == pytest.approx(tau, rel=1e-8)
+    assert P.sample_size_panel(1.0, tau, m, r, power=expected, rho=0.2, ar1=0.8).n_control == pytest.approx(J / 2)
+
+
+def test_ancova_and_post_variances_by_simulation():
+    rng = np.random.default_rng(21)
+    m, r, J, n_sims = 4, 2, 400, 4_000
+    S = P.panel_covariance(m, r, sd=1.0, rho=0.5, ar1=0.4)
+    pv = P.panel_variance(m, r, covariance=S)
+    y = _panel_draws(rng, S, n_sims, J)
+    treated = np.arange(J) < J // 2
+    pre, post = y[:, :, :m].mean(axis=2), y[:, :, m:].mean(axis=2)
+    est_post = post[:, treated].mean(1) - post[:, ~treated].mean(1)
+    # ANCOVA: post = a + tau treat + theta pre, theta pooled within arms (OLS)
+    def centred(a):
+        return np.where(treated, a - a[:, treated].mean(1, keepdims=True), a - a[:, ~treated].mean(1, keepdims=True))
+    theta = (centred(pre) * centred(post)).sum(1) / (centred(pre) ** 2).sum(1)
+    est_anc = est_post - theta * (pre[:, treated].mean(1) - pre[:, ~treated].mean(1))
+    scale = 4 / J
+    tol = 3 * math.sqrt(2 / (n_sims - 1)) + 0.01   # + slope-estimation inflation ~1/J
+    assert abs(est_post.var() / (pv.post * scale) - 1) < tol
+    assert abs(est_anc.var() / (pv.ancova * scale) - 1) < tol
+    assert pv.ancova < pv.did and pv.ancova < pv.post
+
+
+# ------------------------------------------------------------------ duration
+def test_uniques_accrue_as_the_repeat_visit_model_says():
+    rng = np.random.default_rng(4)
+    N, V, days = 20_000, 1_500, 30
+    seen = np.zeros(N, bool)
+    curve = []
+    for _ in range(days):
+        seen |= rng.random(N) < V / N
+        curve.append(seen.sum())
+    model = P.uniques_after(np.arange(1, days + 1), V, N)
+    sd = np.sqrt(N * (model / N) * (1 - model / N))
+    assert np.all(np.abs(np.array(curve) - model) < 4 * sd + 1)
+    assert not np.all(np.abs(np.array(curve) - V * np.arange(1, days + 1)) < 4 * sd + 1)  # no-repeat model fails
+    need = P.days_needed(15_000, V, population=N)
+    assert P.uniques_after(need, V, N) >= 15_000 > P.uniques_after(need - 1, V, N)
+    assert P.days_needed(15_000, uniques_by_day=np.array(curve)) == int(np.argmax(np.array(curve) >= 15_000)) + 1
+    assert P.days_needed(np.array([1_500, 3_001]), 1_500) .tolist() == [1, 3]
+    assert P.days_needed(1_000, 1_500, traffic_share=0.5) == 2
+    Nhat = P.fit_population(V, curve[-1], days)
+    assert P.uniques_after(days, V, Nhat) == pytest.approx(curve[-1])
+    assert Nhat == pytest.approx(N, rel=0.05)
+    with pytest.raises(abkit.AbkitError, match="never enroll"):
+        P.days_needed(25_000, V, population=N)
+
+
+# ------------------------------------------------------------------ validation
+@pytest.mark.parametrize("call, match", [
+    (lambda: P.sample_size_mean(1, 0.1, power=0.03), r"power=0\.03 must be in \(alpha, 1\)"),
+    (lambda: P.sample_size_mean(1, 0.1, power=1.0), "power=1 must be in"),
+    (lambda: P.sample_size_mean(1, 0.1, alpha=0.7), r"alpha=0\.7 must be in \(0, 0\.5\)"),
+    (lambda: P.sample_size_mean(1, 0.0), "mde=0 must not be 0"),
+    (lambda: P.sample_size_mean(-1, 0.1), "sd=-1 must be > 0"),
+    (lambda: P.sample_size_mean(1, -0.1, alternative="larger"), "tests for an increase"),
+    (lambda: P.sample_size_mean(1, 0.1, alternative="greater"), "alternative='greater' is not known"),
+    (lambda: P.sample_size_mean(1, 0.1, ratio=0), "ratio=0 must be > 0"),
+    (lambda: P.sample_size_mean(1, 0.1, variance_reduction=1.0), "variance_reduction=1 must be in"),
+    (lambda: P.sample_size_mean(1, 0.1, margin=0.1), "needs a one-sided test"),
+    (lambda: P.sample_size_mean(1, 0.1, relative=True), "needs baseline"),
+    (lambda: P.sample_size_mean(1, np.array([0.1, np.nan])), "mde must be finite"),
+    (lambda: P.sample_size_mean(1, "0.1"), "mde='0.1' must be a number"),
+    (lambda: P.sample_size_mean(1, 0.1, arms=1), "arms=1 must be an integer >= 2"),
+    (lambda: P.sample_size_mean(1, 0.1, icc=0.1), "without cluster_size"),
+    (lambda: P.sample_size_mean(1, 0.1, cluster_size=10, icc=1.5), "icc=1.5 must be in"),
+    (lambda: P.sample_size_proportion(0.0, 0.1), "p_control=0 must be a probability strictly"),
+    (lambda: P.sample_size_proportion(0.1, 1.2), "p_treatment=1.2 must be a probability"),
+    (lambda: P.sample_size_proportion(0.1, 0.1), "must not be 0"),
+    (lambda: P.mde_proportion(0.9, 10, power=0.99), "no p_treatment in"),
+    (lambda: P.mde_mean(1, 0.5), "n_control=0.5 is too small"),
+    (lambda: P.sample_size_ratio(1, 2, 1, 1, 5, 0.1), "delta-method variance <= 0"),
+    (lambda: P.panel_variance(2, 2, covariance=np.eye(3)), r"shape \(3, 3\)"),
+    (lambda: P.power_panel(1, 0.1, 20, 2, 2, treated_share=1.0), "treated_share=1 must be in"),
+    (lambda: P.days_needed(10, uniques_by_day=[5, 8]), "more than the curve ever reaches"),
+    (lambda: P.uniques_after(3, 100, population=50), "population=50 must be >= daily_units"),
+])
+def test_inputs_are_validated_with_the_parameter_named(call, match):
+    with pytest.raises(abkit.AbkitError, match=match):
+        call()
+
+
+def test_results_repr_and_scalars():
+    res = P.sample_size_mean(1.0, 0.2)
+    assert isinstance(res.n_control, float) and isinstance(res.total, int)
+    text = repr(res)
+    assert text.startswith("SampleSizeResult(n_control=393.4") and "TTestIndPower" in text
+    with pytest.raises(Exception):
+        res.n_control = 1.0  # frozen
+    assert "array(3,)" in repr(P.sample_size_mean(1.0, np.array([0.1, 0.2, 0.3])))
+
+
+def test_golden_values_from_r_pwr_and_gpower():
+    """R ``pwr::pwr.t.test(d = 0.5, power = 0.8)`` documents n = 63.76561 per
+    group; G*Power's two-tailed t-test example (d = 0.5, alpha = 0.05,
+    power = 0.95 -> 105 per group; power = 0.9 -> 85.03 per group, total 172)."""
+    from abkit import power
+
+    r = power.sample_size_mean(sd=1.0, mde=0.5, power=0.8)
+    assert r.n_control == pytest.approx(63.76561, abs=1e-4)
+    g = power.sample_size_mean(sd=1.0, mde=0.5, power=0.9)
+    assert g.n_control == pytest.approx(85.03, abs=0.01)
+    assert g.total == 172
