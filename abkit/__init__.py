@@ -8,14 +8,17 @@
 """
 from .analysis import analyze, moments
 from .errors import AbkitError, ColumnNotFoundError, DataError, ReadoutError, SpecError
-from .metrics import Mean, Metric, Proportion, Ratio
+from .metrics import NPS, Mean, Metric, Proportion, Quantile, Ratio
 from .moments import Moments, MomentSet
 from .results import ExperimentResult
+from .quantile import quantile_effect
+from .segments import SegmentResult, analyze_segments
+from . import engines  # noqa: F401  (abkit.engines.table)
 from .spec import ExperimentSpec, load_spec
 
 __version__ = "0.1.0"
 
-_LAZY = ("simulate", "did", "power")
+_LAZY = ("simulate", "did", "power", "sequential")
 
 
 def __getattr__(name: str):
@@ -31,4 +34,5 @@ __all__ = [
     "AbkitError", "ColumnNotFoundError", "DataError", "ReadoutError", "SpecError",
     "ExperimentResult", "Mean", "Metric", "MomentSet", "Moments", "Proportion", "Ratio",
     "analyze", "moments", "ExperimentSpec", "load_spec", *_LAZY,
+    "NPS", "Quantile", "quantile_effect", "analyze_segments", "SegmentResult",
 ]
