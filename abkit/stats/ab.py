@@ -169,6 +169,15 @@ def compare(moments: Moments, metric: Metric, control: Hashable, treatment: Hash
                 "at least 2 per arm are needed to estimate a variance"
             )
     lin = {a: linearize(moments, a, statistics) for a in arms}
+    for a in arms:
+        for stat, value in zip(statistics, lin[a][0]):
+            if not np.isfinite(value):
+                role = "metric" if stat is metric.target else "covariate"
+                raise DataError(
+                    f"metric '{metric.name}': the {role} {stat} is undefined in arm {a!r} because "
+                    f"'{stat.denominator}' sums to zero there; check the column, or use a denominator "
+                    "that is positive for some units of every arm"
+                )
     n = {a: lin[a][2] for a in arms}
     p = len(metric.covariates)
     theta = {a: np.zeros(p) for a in arms}
