@@ -23,7 +23,19 @@ def moments(data, metrics: Sequence[Metric] | Metric, variant: str = "variant",
 
     Moment sets over disjoint rows add up: ``abkit.moments(day1, m) + abkit.moments(day2, m)``
     equals the moments of both days, and :func:`analyze` accepts either.
+
+    Winsorized means (``Mean(..., winsorize=q)``) get their cap from this
+    ``data`` first; quantile metrics have no moments and are an error.
     """
+    metrics = [metrics] if isinstance(metrics, Metric) else list(metrics)
+    quantiles = [m.name for m in metrics if getattr(m, "kind", None) == "quantile"]
+    if quantiles:
+        raise AbkitError(f"metric(s) {quantiles} are quantiles, which cannot be computed from moments; "
+                         "pass the data to abkit.analyze (or use abkit.quantile_effect)")
+    if any(getattr(m, "needs_cap", False) for m in metrics):
+        from .quantile import resolve_caps
+
+        metrics = resolve_caps(data, metrics)
     return aggregate(data, metrics, variant=variant, by=by)
 
 
@@ -51,6 +63,9 @@ def analyze(
     alpha: float = 0.05,
     correction: str | None = None,
     allocation: Mapping | Sequence[float] | None = None,
+    *,
+    sequential=False,
+    bayesian=False,
 ) -> ExperimentResult:
     """Analyse an A/B(/n) test: every metric, every treatment arm against ``control``.
 
@@ -69,6 +84,25 @@ def analyze(
     allocation : planned share per arm (mapping arm -> share, or shares in
         the order control, then the other arms as they appear); default
         equal. Used by the sample-ratio-mismatch check.
+    sequential : ``True`` (or :class:`abkit.sequential.AlwaysValid` with the
+        planned sample size) makes every CI and p-value always valid: the
+        normal-mixture confidence sequence / mixture SPRT (Johari et al.
+        2017; Howard et al. 2021), safe to look at daily and to stop as soon
+        as an interval excludes zero. ``method`` gets the suffix
+        ``" + always-valid"``, the fixed-horizon values move to
+        ``*_fixed`` columns, and the result has ``sequential=True``.
+    bayesian : ``True`` (default prior: relative lift ~ N(0, 5%^2)), a number
+        (the prior sd of the relative lift) or a
+        :class:`abkit.stats.bayes.NormalPrior`: adds the columns
+        ``prob_better``, ``expected_loss``, ``expected_loss_control``,
+        ``post_rel_effect``, ``post_rel_lower``, ``post_rel_upper`` (see
+        :meth:`abkit.ExperimentResult.bayes`). Off by default; the
+        frequentist result stays the primary one.
+
+    Metrics may also be :class:`abkit.NPS` (a Mean of promoter/detractor
+    scores, in points), ``Mean(..., winsorize=0.99)`` (the cap is computed
+    from ``data`` first) and :class:`abkit.Quantile` (read from ``data``
+    with :func:`abkit.sources.read_columns`; not from a MomentSet).
 
     Returns
     -------
@@ -79,7 +113,24 @@ def analyze(
         raise AbkitError(f"alpha={alpha!r} must be between 0 and 0.5 (e.g. 0.05)")
     if correction is not None and correction not in ("holm", "bh"):
         raise AbkitError(f"correction={correction!r} is not known; use 'holm', 'bh' or None")
-    ms = data if isinstance(data, MomentSet) else aggregate(data, metrics, variant=variant)
+    quantiles = [m for m in metrics if m.kind == "quantile"]
+    if isinstance(data, MomentSet):
+        if quantiles:
+            raise AbkitError(f"metric(s) {[m.name for m in quantiles]} are quantiles, which cannot be computed "
+                             "from moments; pass the data itself")
+        uncapped = [m.name for m in metrics if getattr(m, "needs_cap", False)]
+        if uncapped:
+            raise AbkitError(f"metric(s) {uncapped} winsorize at a quantile of the data, which moments do not "
+                             "hold; pass the data, or give the cap as a number (cap=...)")
+    elif any(getattr(m, "needs_cap", False) for m in metrics):
+        from .quantile import resolve_caps
+
+        metrics = resolve_caps(data, metrics)
+    if quantiles and len(quantiles) == len(metrics):
+        return _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, allocation,
+                                       sequential, bayesian)
+    ms = data if isinstance(data, MomentSet) else aggregate(
+        data, [m for m in metrics if m.kind != "quantile"], variant=variant)
     if ms.by:
         raise AbkitError("these moments are split by segment; analyse one with moments.segment(value)")
     arms = list(ms.rows)
@@ -97,8 +148,14 @@ def analyze(
         allocation = dict(zip(arms, normalise_allocation(arms, allocation)))
     srm = srm_test({a: ms.rows[a] for a in arms}, allocation)
 
+    frame = _quantile_frame(data, quantiles, ms.variant) if quantiles else None
     rows = []
     for metric in metrics:
+        if metric.kind == "quantile":
+            from .quantile import quantile_rows
+
+            rows += quantile_rows(frame, metric, ms.variant, control, treatments, alpha)
+            continue
         block = ms.block_for(metric.columns, metric.dropna)
         if metric.kind == "proportion":
             check_binary(block, metric.target.numerator, metric.name)
@@ -131,6 +188,47 @@ def analyze(
                 "dropped_treatment": int(dropped.get(arm, 0)),
                 "better": metric.better,
             })
+            if metric.option("cap") is not None:
+                rows[-1]["cap"] = metric.option("cap")
+    return _finish(rows, metrics, arms, control, alpha, correction, srm, ms.missing_variant, ms.variant,
+                   float(sum(ms.rows[a] for a in arms)), sequential, bayesian)
+
+
+def _quantile_frame(data, quantiles, variant):
+    from .sources import read_columns
+
+    cols = [variant] + [c for m in quantiles for c in (m.column, m.unit) if c is not None]
+    return read_columns(data, list(dict.fromkeys(cols)))
+
+
+def _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, allocation, sequential, bayesian):
+    """:func:`analyze` when every metric is a quantile: no moments, the values only."""
+    from .quantile import _arms, quantile_rows, unit_srm
+
+    frame = _quantile_frame(data, metrics, variant)
+    arms = _arms(frame, variant, control)
+    units = {m.unit for m in metrics}
+    unit = units.pop() if len(units) == 1 else None
+    srm = unit_srm(frame, variant, arms, unit, allocation)
+    rows = [r for m in metrics for r in quantile_rows(frame, m, variant, control, arms[1:], alpha)]
+    return _finish(rows, metrics, arms, control, alpha, correction, srm, int(frame[variant].isna().sum()),
+                   variant, float(sum(srm.observed)), sequential, bayesian)
+
+
+def _finish(rows, metrics, arms, control, alpha, correction, srm, missing_variant, variant, units_now,
+            sequential, bayesian) -> ExperimentResult:
+    """Always-valid intervals, the Bayesian columns and the multiple-testing correction, then the result."""
+    design = prior = None
+    if sequential is not False and sequential is not None:
+        from .sequential import AlwaysValid, always_valid_rows
+
+        design = AlwaysValid.coerce(sequential)
+        rows = always_valid_rows(rows, design, alpha, units_now)
+    if bayesian is not False and bayesian is not None:
+        from .stats.bayes import add_bayes_columns, as_prior
+
+        prior = as_prior(bayesian)
+        rows = add_bayes_columns(rows, prior, alpha)
     if correction:
         adjusted = adjust(np.array([r["p_value"] for r in rows]), correction)
         for r, p in zip(rows, adjusted):
@@ -138,5 +236,8 @@ def analyze(
     return ExperimentResult(
         rows=tuple(rows), metrics=tuple(metrics), arms=tuple(arms), control=control,
         alpha=float(alpha), correction=correction, srm=srm,
-        missing_variant=ms.missing_variant, variant=ms.variant,
+        missing_variant=missing_variant, variant=variant,
+        sequential=design is not None,
+        sequential_note=design.describe(alpha, units_now) if design is not None else "",
+        prior=prior,
     )

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import AbkitError
 
-__all__ = ["Metric", "Mean", "Proportion", "Ratio", "Statistic", "Derived"]
+__all__ = ["Metric", "Mean", "Proportion", "Ratio", "NPS", "Quantile", "Statistic", "Derived"]
 
 _METHODS = (None, "cuped", "lin")
 
@@ -115,8 +115,11 @@ class Metric:
     dropna: bool
     kind: str = "metric"
     derived: tuple[Derived, ...] = ()
+    # Kind-specific settings as sorted (key, value) pairs (a Quantile's q,
+    # a Mean's winsorizing cap): compared and hashed with the rest.
+    options: tuple = ()
 
-    def _init(self, name, target, covariates, method, better, dropna, derived=()):
+    def _init(self, name, target, covariates, method, better, dropna, derived=(), options=()):
         if better not in ("higher", "lower"):
             raise AbkitError(f"metric '{name}': better={better!r} must be 'higher' or 'lower'")
         if method not in _METHODS:
@@ -132,6 +135,11 @@ class Metric:
         object.__setattr__(self, "better", better)
         object.__setattr__(self, "dropna", bool(dropna))
         object.__setattr__(self, "derived", tuple(derived))
+        object.__setattr__(self, "options", tuple(sorted(dict(options).items())))
+
+    def option(self, key: str, default=None):
+        """A kind-specific setting (see :attr:`options`), or ``default``."""
+        return dict(self.options).get(key, default)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -154,11 +162,17 @@ class Metric:
 
     @property
     def method_label(self) -> str:
-        base = {"mean": "Welch", "proportion": "Welch", "ratio": "delta"}[self.kind]
+        base = {"mean": "Welch", "proportion": "Welch", "ratio": "delta", "nps": "Welch (multinomial)"}[self.kind]
         if self.method == "cuped":
-            return f"{base} + CUPED"
-        if self.method == "lin":
-            return f"{base} + regression adjustment (Lin)"
+            base = f"{base} + CUPED"
+        elif self.method == "lin":
+            base = f"{base} + regression adjustment (Lin)"
+        cap = self.option("cap")
+        if cap is not None:
+            level = self.option("winsorize")
+            source = self.option("cap_from")
+            where = f" (p{level * 100:g} of {source})" if level is not None else ""
+            base = f"{base}, capped at {cap:.6g}{where}"
         return base
 
     def _cov_repr(self) -> str:
@@ -182,16 +196,103 @@ class Mean(Metric):
     dropna : drop units with a missing value in any of the metric's columns
         (they are counted and reported) instead of raising an error.
     method : force ``"cuped"`` (one pooled slope) or ``"lin"`` (slopes per arm).
+    winsorize : cap the outcome at this quantile (e.g. ``0.99``) of ``cap_from``
+        before analysis, for heavy-tailed amounts. The cap is computed from
+        the data by :func:`abkit.analyze` (one quantile pass) and reported in
+        the result's ``method``.
+    cap : cap the outcome at this fixed value instead (no pass over the data;
+        use it to aggregate moments day by day with one cap).
+    cap_from : the column whose quantile is the cap: default the CUPED
+        covariate when there is exactly one covariate column (the pre-period:
+        the cap is then independent of treatment), else the outcome itself,
+        pooled over arms.
+
+    Winsorizing changes the estimand: the effect is on ``min(y, cap)``, not
+    on ``y``. It trades a bias (the part of the effect above the cap is
+    lost; nothing is lost if treatment does not move the top percentile)
+    for a smaller variance (Kohavi, Tang and Xu 2020, "Trustworthy Online
+    Controlled Experiments", ch. 22). With one covariate column the
+    covariate is capped at the same value, so CUPED compares like with
+    like; with several covariates only the outcome is capped. A cap taken
+    from the pre-period is fixed before treatment, so the test stays exact;
+    a cap from the pooled post-period data moves a little with treatment
+    (a second-order effect, symmetric in the arms).
     """
 
     kind = "mean"
 
     def __init__(self, column: str, covariate: str | Sequence[str] | None = None, name: str | None = None,
-                 *, better: str = "higher", dropna: bool = False, method: str | None = None):
-        self._init(name or column, Statistic(column), _as_statistics(covariate, False), method, better, dropna)
+                 *, better: str = "higher", dropna: bool = False, method: str | None = None,
+                 winsorize: float | None = None, cap: float | None = None, cap_from: str | None = None):
+        covariates = _as_statistics(covariate, False)
+        target, derived, options = Statistic(column), (), ()
+        if winsorize is not None or cap is not None or cap_from is not None:
+            target, covariates, derived, options = _capping(name or column, column, covariates, winsorize,
+                                                            cap, cap_from)
+        self._init(name or column, target, covariates, method, better, dropna, derived, options)
+
+    @property
+    def needs_cap(self) -> bool:
+        """True when the cap is a quantile of the data that has not been computed yet."""
+        return self.option("winsorize") is not None and self.option("cap") is None
+
+    def with_cap(self, cap: float) -> "Mean":
+        """This metric with its winsorizing cap fixed at ``cap`` (what :func:`abkit.analyze` does)."""
+        if not self.needs_cap:
+            raise AbkitError(f"metric '{self.name}' has no cap to compute (winsorize=None or cap already set)")
+        new = object.__new__(type(self))
+        Mean.__init__(new, self.option("column"), list(self.covariates), self.name, better=self.better,
+                      dropna=self.dropna, method=self.method, winsorize=self.option("winsorize"), cap=cap,
+                      cap_from=self.option("cap_from"))
+        return new
+
+    def _cap_repr(self) -> str:
+        if self.option("cap") is not None:
+            return f", capped at {self.option('cap'):.6g}"
+        if self.needs_cap:
+            return f", capped at p{self.option('winsorize') * 100:g} of {self.option('cap_from')}"
+        return ""
 
     def __repr__(self) -> str:
-        return f"Mean({self.name!r}: {self.target}{self._cov_repr()})"
+        target = self.option("column", self.target)
+        return f"Mean({self.name!r}: {target}{self._cov_repr()}{self._cap_repr()})"
+
+
+def _capped_column(column: str, cap: float) -> Derived:
+    """``min(x, cap)`` as a narwhals expression; missing values (null or NaN) stay missing."""
+    import narwhals as nw
+
+    x = nw.col(column)
+    return Derived(f"min({column}, {cap:.10g})", (column,), nw.when(x > cap).then(float(cap)).otherwise(x))
+
+
+def _capping(name, column, covariates, winsorize, cap, cap_from):
+    """Target, covariates, derived columns and options of a capped (winsorized) Mean."""
+    if winsorize is not None:
+        if isinstance(winsorize, bool) or not isinstance(winsorize, (int, float)) or not 0.5 < winsorize < 1.0:
+            raise AbkitError(f"metric '{name}': winsorize={winsorize!r} must be a quantile level between "
+                             "0.5 and 1 (e.g. 0.99 caps at the 99th percentile)")
+        winsorize = float(winsorize)
+    if cap is not None:
+        if isinstance(cap, bool) or not isinstance(cap, (int, float, np.floating, np.integer)) or not np.isfinite(cap):
+            raise AbkitError(f"metric '{name}': cap={cap!r} must be a finite number")
+        cap = float(cap)
+    one_column = len(covariates) == 1 and covariates[0].denominator is None
+    if cap_from is None:
+        cap_from = covariates[0].numerator if one_column else column
+    elif winsorize is None:
+        raise AbkitError(f"metric '{name}': cap_from={cap_from!r} needs winsorize= (the quantile level)")
+    options = {"column": column, "winsorize": winsorize, "cap_from": cap_from if winsorize is not None else None}
+    if cap is None:
+        return Statistic(column), covariates, (), options
+    options["cap"] = cap
+    target = _capped_column(column, cap)
+    derived = [target]
+    if one_column:
+        capped_cov = _capped_column(covariates[0].numerator, cap)
+        derived.append(capped_cov)
+        covariates = (Statistic(capped_cov.name),)
+    return Statistic(target.name), covariates, tuple(derived), options
 
 
 class Proportion(Mean):
@@ -205,6 +306,138 @@ class Proportion(Mean):
 
     def __repr__(self) -> str:
         return f"Proportion({self.name!r}: {self.target}{self._cov_repr()})"
+
+
+def _nps_score(column: str) -> Derived:
+    """+100 promoter (9-10), -100 detractor (0-6), 0 passive (7-8); missing or out of 0-10 -> null."""
+    import narwhals as nw
+
+    x = nw.col(column)
+    expr = (nw.when((x >= 9) & (x <= 10)).then(100.0)
+            .when((x >= 0) & (x <= 6)).then(-100.0)
+            .when((x > 6) & (x < 9)).then(0.0))
+    return Derived(f"nps({column})", (column,), expr)
+
+
+def _nps_covariates(column: str) -> tuple[Derived, Derived]:
+    """Pre-period NPS as two never-missing covariates: the score (0 if not surveyed) and 'surveyed'."""
+    import narwhals as nw
+
+    x = nw.col(column)
+    valid = (x >= 0) & (x <= 10)
+    score = (nw.when(valid & (x >= 9)).then(100.0).when(valid & (x <= 6)).then(-100.0).otherwise(0.0))
+    return (Derived(f"nps({column}) or 0", (column,), score),
+            Derived(f"surveyed({column})", (column,), nw.when(valid).then(1.0).otherwise(0.0)))
+
+
+class NPS(Mean):
+    """Net promoter score: % promoters (9-10) minus % detractors (0-6), in points.
+
+    NPS is the mean of the per-respondent score ``d = +100`` (promoter),
+    ``-100`` (detractor), ``0`` (passive), so the effect, its CI and the
+    CUPED adjustment are those of a :class:`Mean` of ``d`` (a
+    :class:`Derived` column: one narwhals expression, pushed down to every
+    engine). Results are in NPS *points* (``NPS = 32`` means 32% more
+    promoters than detractors; an effect of ``+1.5`` is 1.5 points). The
+    variance of ``mean(d)`` is the multinomial delta-method variance
+
+        Var(NPS) = 100^2 (p_p + p_d - (p_p - p_d)^2) / n
+
+    (``p_p``, ``p_d`` the promoter and detractor shares among the ``n``
+    respondents; abkit's sample variance has the ``n / (n - 1)`` factor).
+
+    Parameters
+    ----------
+    column : the 0-10 score; missing for buyers who were not surveyed.
+    covariate : the pre-period score column, for CUPED. It enters as two
+        covariates that are never missing, the pre-period score (0 when not
+        surveyed) and a "surveyed in the pre-period" indicator, so buyers
+        without a pre-period answer keep their post-period answer.
+    dropna : default True: buyers without a (valid 0-10) score are not
+        respondents; they are dropped and counted. A score outside 0-10
+        counts as missing.
+    """
+
+    kind = "nps"
+
+    def __init__(self, column: str, covariate: str | None = None, name: str | None = None,
+                 *, better: str = "higher", dropna: bool = True, method: str | None = None):
+        score = _nps_score(column)
+        derived, covariates = [score], ()
+        if covariate is not None:
+            if not isinstance(covariate, str):
+                raise AbkitError(f"NPS '{name or column}': covariate={covariate!r} must be the pre-period "
+                                 "score column (one name)")
+            pre = _nps_covariates(covariate)
+            derived += list(pre)
+            covariates = tuple(Statistic(d.name) for d in pre)
+            method = method or "cuped"
+        self._init(name or column, Statistic(score.name), covariates, method, better, dropna, derived,
+                   {"column": column})
+
+    def __repr__(self) -> str:
+        cov = f", CUPED on pre-period score {self.derived[1].inputs[0]}" if self.covariates else ""
+        return f"NPS({self.name!r}: {self.option('column')}{cov})"
+
+
+class Quantile(Metric):
+    """Treatment effect on a quantile (p50, p90) of a column, e.g. time to refund.
+
+    Quantiles do not come from moments: :func:`abkit.analyze` reads the
+    metric's columns and uses :func:`abkit.stats.quantile.quantile_delta`
+    (the cluster-aware order-statistic delta method of Deng, Knoblich and Lu
+    2018) or a bootstrap over units. The relative effect is ``Q_t / Q_c - 1``.
+
+    Parameters
+    ----------
+    column : the values (one per row).
+    q : the quantile level, e.g. ``0.5`` or ``0.9``.
+    unit : when the rows are not the randomization units (refund-level rows,
+        buyer-level randomization), the column naming each row's unit; the
+        variance then accounts for the correlation of rows within a unit.
+    method : ``"delta"`` (default) or ``"bootstrap"`` (resample units; ``n_boot``
+        draws, reproducible with ``seed``).
+    dropna : drop rows with a missing value (counted) instead of raising.
+    """
+
+    kind = "quantile"
+
+    def __init__(self, column: str, q: float = 0.5, name: str | None = None, *, unit: str | None = None,
+                 better: str = "higher", dropna: bool = False, method: str = "delta", n_boot: int = 2000,
+                 seed: int | None = 0):
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 < q < 1.0:
+            raise AbkitError(f"Quantile '{name or column}': q={q!r} must be strictly between 0 and 1 "
+                             "(e.g. 0.5 for the median, 0.9 for p90)")
+        if method not in ("delta", "bootstrap"):
+            raise AbkitError(f"Quantile '{name or column}': method={method!r} must be 'delta' or 'bootstrap'")
+        if unit is not None and unit == column:
+            raise AbkitError(f"Quantile '{name or column}': unit={unit!r} is the value column; give the "
+                             "column naming each row's randomization unit")
+        self._init(name or f"{column} p{float(q) * 100:g}", Statistic(column), (), None, better, dropna, (),
+                   {"q": float(q), "unit": unit, "quantile_method": method, "n_boot": int(n_boot), "seed": seed})
+
+    @property
+    def q(self) -> float:
+        return self.option("q")
+
+    @property
+    def unit(self) -> str | None:
+        return self.option("unit")
+
+    @property
+    def column(self) -> str:
+        return self.target.numerator
+
+    @property
+    def method_label(self) -> str:
+        where = f" by {self.unit}" if self.unit else ""
+        if self.option("quantile_method") == "bootstrap":
+            return f"quantile, bootstrap{where} (B={self.option('n_boot')})"
+        return f"quantile, {'cluster ' if self.unit else ''}delta method (order statistics)"
+
+    def __repr__(self) -> str:
+        unit = f", rows clustered by {self.unit}" if self.unit else ""
+        return f"Quantile({self.name!r}: p{self.q * 100:g} of {self.column}{unit})"
 
 
 class Ratio(Metric):

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_lifts"]
+from .results import format_p
+
+__all__ = ["plot_lifts", "plot_sequential_path", "plot_segments"]
 
 _COLOURS = {"better": "#1a7f37", "worse": "#cf222e", "neutral": "#57606a"}
 
@@ -35,7 +37,8 @@ def plot_lifts(result, ax=None, variant=None):
     for text in ax.set_yticklabels(labels):
         text.set_parse_math(False)  # user text: a '$' is a dollar, not mathtext
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_xlabel(f"relative lift vs {result.control} (%), with {1 - result.alpha:.0%} confidence interval",
+    kind = "always-valid confidence interval" if getattr(result, "sequential", False) else "confidence interval"
+    ax.set_xlabel(f"relative lift vs {result.control} (%), with {1 - result.alpha:.0%} {kind}",
                   parse_math=False)
     ax.set_title("Relative lift per metric", loc="left", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
@@ -43,3 +46,131 @@ def plot_lifts(result, ax=None, variant=None):
         ax.spines[side].set_visible(False)
     ax.figure.tight_layout()
     return ax
+
+
+def _grid(n_panels: int, ax, width: float = 7.5, height: float = 3.0):
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        axes = np.atleast_1d(ax).ravel()
+        if len(axes) < n_panels:
+            from .errors import AbkitError
+
+            raise AbkitError(f"{n_panels} panels to draw but {len(axes)} axes given; pass ax=None")
+        return axes
+    _, axes = plt.subplots(n_panels, 1, figsize=(width, height * n_panels), squeeze=False)
+    return axes.ravel()
+
+
+def plot_sequential_path(path, metric=None, variant=None, relative=False, ax=None):
+    """Estimate per day with its always-valid interval (shaded) and the naive CI (dashed).
+
+    One panel per metric x arm; a vertical line marks the first day stopping
+    was allowed (the always-valid interval excluded zero).
+    """
+    df = path.frame
+    if metric is not None:
+        df = df[df.metric == metric]
+    if variant is not None:
+        df = df[df.variant == variant]
+    pairs = list(dict.fromkeys(zip(df.metric, df.variant)))
+    if not pairs:
+        from .errors import AbkitError
+
+        raise AbkitError(f"nothing to plot for metric={metric!r}, variant={variant!r}")
+    axes = _grid(len(pairs), ax)
+    pre = "rel_" if relative else ""
+    scale = 100.0 if relative else 1.0
+    numeric_days = None
+    for a, (m, v) in zip(axes, pairs):
+        g = df[(df.metric == m) & (df.variant == v)]
+        x = g["day"].to_numpy()
+        if numeric_days is None:
+            numeric_days = np.issubdtype(np.asarray(x).dtype, np.number) or np.issubdtype(
+                np.asarray(x).dtype, np.datetime64)
+        xs = x if numeric_days else np.arange(len(x))
+        est = g[f"{pre}effect"].to_numpy() * scale
+        a.fill_between(xs, g[f"{pre}ci_lower"] * scale, g[f"{pre}ci_upper"] * scale, color="#0969da", alpha=0.18,
+                       lw=0, label=f"always-valid {1 - path.alpha:.0%} interval")
+        a.plot(xs, g[f"{pre}ci_lower_fixed"] * scale, color="#57606a", ls="--", lw=1,
+               label=f"naive {1 - path.alpha:.0%} CI (one look only)")
+        a.plot(xs, g[f"{pre}ci_upper_fixed"] * scale, color="#57606a", ls="--", lw=1)
+        a.plot(xs, est, color="#0969da", lw=2, marker="o", ms=3, label="estimate")
+        a.axhline(0, color="black", lw=0.8)
+        allowed = np.nonzero(g["stop_allowed"].to_numpy())[0]
+        if allowed.size:
+            a.axvline(xs[allowed[0]], color="#1a7f37", lw=1.2, ls=":")
+            a.annotate(f"stopping allowed ({x[allowed[0]]})", (xs[allowed[0]], 1.0), xycoords=("data", "axes fraction"),
+                       xytext=(3, -12), textcoords="offset points", fontsize=8, color="#1a7f37")
+        if not numeric_days:
+            a.set_xticks(xs)
+            a.set_xticklabels([str(d) for d in x], rotation=45, ha="right", fontsize=8)
+        a.set_title(f"{m} [{v} vs {path.control}]", loc="left", fontsize=10, parse_math=False)
+        a.set_ylabel("relative lift (%)" if relative else "effect", parse_math=False)
+        a.grid(alpha=0.3)
+        for side in ("top", "right"):
+            a.spines[side].set_visible(False)
+    axes[0].legend(fontsize=8, loc="best", frameon=False)
+    axes[len(pairs) - 1].set_xlabel("look (day)")
+    axes[0].figure.tight_layout()
+    return axes[0] if len(pairs) == 1 else axes[:len(pairs)]
+
+
+def plot_segments(result, metric=None, variant=None, relative=True, ax=None):
+    """Forest plot: per metric x arm, each segment's effect and CI, the overall effect, Cochran's Q.
+
+    Colours follow the (multiplicity-adjusted) decision in each segment:
+    green better, red worse, grey not significant.
+    """
+    df = result.to_frame()
+    if metric is not None:
+        df = df[df.metric == metric]
+    if variant is not None:
+        df = df[df.variant == variant]
+    pairs = list(dict.fromkeys(zip(df.metric, df.variant)))
+    if not pairs:
+        from .errors import AbkitError
+
+        raise AbkitError(f"nothing to plot for metric={metric!r}, variant={variant!r}")
+    n_seg = len(result.segments)
+    axes = _grid(len(pairs), ax, height=0.42 * (n_seg + 1) + 1.4)
+    pre, scale = ("rel_", 100.0) if relative else ("", 1.0)
+    tests = {(t["metric"], t["variant"]): t for t in result.tests}
+    overall = {(r["metric"], r["variant"]): r for r in result.overall.rows}
+    for a, (m, v) in zip(axes, pairs):
+        g = df[(df.metric == m) & (df.variant == v)]
+        y = np.arange(len(g))[::-1] + 1.0
+        labels = []
+        for yi, r in zip(y, g.to_dict("records")):
+            p = r.get("p_value_adjusted", r["p_value"])
+            up = r["effect"] > 0
+            good = up if r["better"] == "higher" else not up
+            colour = _COLOURS["neutral" if not p < result.alpha else ("better" if good else "worse")]
+            a.plot([r[f"{pre}ci_lower"] * scale, r[f"{pre}ci_upper"] * scale], [yi, yi], color=colour, lw=2.2,
+                   solid_capstyle="round")
+            a.plot([r[f"{pre}effect"] * scale], [yi], "s", color=colour, ms=6)
+            seg = ", ".join(str(r[b]) for b in result.by)
+            labels.append(f"{seg}  (n={r['n_control'] + r['n_treatment']:,})")
+        o = overall.get((m, v))
+        ticks = list(y)
+        if o is not None:
+            mid, lo, hi = o[f"{pre}effect"] * scale, o[f"{pre}ci_lower"] * scale, o[f"{pre}ci_upper"] * scale
+            a.fill([lo, mid, hi, mid], [0, 0.25, 0, -0.25], color="black")
+            a.axvline(mid, color="black", lw=0.8, ls=":")
+            ticks.append(0.0)
+            labels.append("overall")
+        a.axvline(0, color="black", lw=0.8)
+        a.set_yticks(ticks)
+        for text in a.set_yticklabels(labels):
+            text.set_parse_math(False)
+        t = tests.get((m, v))
+        het = (f"heterogeneity: Q = {t['Q']:.1f}, df = {t['df']}, p = {format_p(t['p_value'])}"
+               if t is not None and np.isfinite(t["Q"]) else "")
+        a.set_title(f"{m} [{v} vs {result.control}] by {', '.join(result.by)}\n{het}", loc="left", fontsize=10,
+                    parse_math=False)
+        a.set_xlabel(("relative lift (%)" if relative else "effect") + f", {1 - result.alpha:.0%} CI", parse_math=False)
+        a.grid(axis="x", alpha=0.3)
+        for side in ("top", "right"):
+            a.spines[side].set_visible(False)
+    axes[0].figure.tight_layout()
+    return axes[0] if len(pairs) == 1 else axes[:len(pairs)]

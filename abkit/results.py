@@ -53,6 +53,12 @@ class ExperimentResult:
     Use :meth:`to_frame` for one tidy row per metric x comparison; the
     object renders as a table in JupyterLab; :meth:`plot` draws the relative
     lifts with their confidence intervals.
+
+    ``sequential`` is True when every CI and p-value is always valid
+    (``analyze(..., sequential=True)``; ``sequential_note`` says how the
+    confidence sequences were tuned). ``prior`` is the prior of the
+    Bayesian columns (``analyze(..., bayesian=True)``; see :meth:`bayes`),
+    or None.
     """
 
     rows: tuple
@@ -64,6 +70,9 @@ class ExperimentResult:
     srm: SRMResult
     missing_variant: int = 0
     variant: str = "variant"
+    sequential: bool = False
+    sequential_note: str = ""
+    prior: object = None
 
     # ------------------------------------------------------------------ data
     def to_frame(self) -> pd.DataFrame:
@@ -71,6 +80,22 @@ class ExperimentResult:
         df = pd.DataFrame(list(self.rows))
         extra = [c for c in df.columns if c not in COLUMNS]
         return df[[*COLUMNS, *extra]]
+
+    def bayes(self) -> pd.DataFrame:
+        """The Bayesian reading, one row per metric x arm (needs ``analyze(..., bayesian=True)``).
+
+        ``prob_better`` = P(treatment beats control in the metric's good
+        direction); ``expected_loss`` / ``expected_loss_control`` = expected
+        relative lift given up by shipping the treatment / keeping control;
+        ``post_rel_*`` = posterior mean and credible interval of the relative
+        lift under the prior ``prior_sd`` (see :mod:`abkit.stats.bayes`).
+        """
+        from .errors import AbkitError
+        from .stats.bayes import BAYES_COLUMNS
+
+        if self.prior is None:
+            raise AbkitError("this result has no Bayesian columns; run abkit.analyze(..., bayesian=True)")
+        return self.to_frame()[["metric", "variant", "rel_effect", "rel_se", *BAYES_COLUMNS]]
 
     @property
     def treatments(self) -> tuple:
@@ -120,7 +145,8 @@ class ExperimentResult:
     def summary(self) -> str:
         lines = [f"A/B result: {len(self.metrics)} metric(s), arms {list(self.arms)} "
                  f"(control {self.control!r}), alpha {self.alpha}"
-                 + (f", {self.correction} correction" if self.correction else "")]
+                 + (f", {self.correction} correction" if self.correction else "")
+                 + (", always-valid (sequential) intervals" if self.sequential else "")]
         lines.append(self.srm.summary())
         for r in self.rows:
             p = self.decision_p(r)
@@ -190,6 +216,13 @@ def results_table_html(result: ExperimentResult, notes: bool = True) -> str:
     srm = result.srm
     style = "color:#cf222e;font-weight:700" if srm.mismatch else "color:#57606a"
     out.append(f'<p style="{style}">{e(srm.summary())}</p>')
+    if result.sequential:
+        out.append(f'<p style="color:#57606a">{e(result.sequential_note)}</p>')
+    if result.prior is not None:
+        out.append('<p style="color:#57606a">Bayesian reading (' + e(result.prior.describe()) + "): "
+                   + "; ".join(f"{e(str(r['metric']))} [{e(str(r['variant']))}]: P(better) "
+                               f"{r['prob_better']:.0%}, expected loss {format_pct(r['expected_loss'], 2, False)}"
+                               for r in result.rows) + "</p>")
     notes = [f"{e(str(m))}: {d:,} units dropped for missing values"
              for m, d in result.dropped_units().items() if d]
     if result.missing_variant:

@@ -1,0 +1,265 @@
+"""Effects by segment (market, category, new vs repeat buyer), heterogeneity, forest plot.
+
+:func:`analyze_segments` aggregates the moments once with ``by=`` the
+segment column(s), analyses each segment with :func:`abkit.analyze` (so each
+segment gets its own CUPED slope: the regression ``y ~ segment * (arm + x)``),
+corrects the p-values of all segment comparisons for multiple testing, and
+tests per metric x arm whether the effect differs between segments.
+
+**Heterogeneity test** (Cochran 1954, "The combination of estimates from
+different experiments", Biometrics 10). With segment effects ``d_s`` and
+their variances ``v_s`` (independent segments), ``w_s = 1 / v_s``:
+
+    d_w = sum w_s d_s / sum w_s,      Q = sum w_s (d_s - d_w)^2  ~  chi2(S - 1)
+
+under the null of one common effect. For a Mean without covariates ``Q`` is
+exactly the joint Wald test that all treatment x segment interactions are
+zero in the OLS ``y ~ C(segment) * treat`` with HC2 standard errors
+(the per-segment Welch variances are the HC2 variances of a saturated
+model; the interactions are contrasts of the ``d_s``). ``I^2 = max(0, (Q -
+(S - 1)) / Q)`` is the share of the spread of the segment effects that is
+not sampling noise (Higgins and Thompson 2002, Stat. Med. 21).
+
+Looking at many segments finds "significant" ones by chance: the segment
+p-values are adjusted (Holm by default, or Benjamini-Hochberg) over every
+segment x metric x arm comparison of the result, and the heterogeneity test,
+not a significant segment, is the evidence that effects differ.
+"""
+from __future__ import annotations
+
+import html
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import AbkitError, DataError
+from .metrics import Metric
+from .moments import MomentSet
+from .results import ExperimentResult, format_p, format_pct
+from .stats.multiple import adjust
+
+__all__ = ["analyze_segments", "SegmentResult", "cochran_q"]
+
+
+def cochran_q(effects, variances) -> dict:
+    """Cochran's Q test that independent estimates share one effect.
+
+    Returns ``Q``, ``df = S - 1``, ``p_value`` (chi-square survival
+    function), ``i2`` (Higgins' I^2), and the inverse-variance pooled
+    ``pooled_effect`` with ``pooled_se``. Estimates with a non-finite or
+    non-positive variance are left out.
+    """
+    d = np.asarray(effects, dtype=np.float64).ravel()
+    v = np.asarray(variances, dtype=np.float64).ravel()
+    ok = np.isfinite(d) & np.isfinite(v) & (v > 0)
+    d, v = d[ok], v[ok]
+    S = d.size
+    if S < 2:
+        return {"Q": np.nan, "df": max(S - 1, 0), "p_value": np.nan, "i2": np.nan,
+                "pooled_effect": float(d[0]) if S else np.nan, "pooled_se": float(np.sqrt(v[0])) if S else np.nan,
+                "n_segments": S}
+    w = 1.0 / v
+    pooled = float(np.sum(w * d) / np.sum(w))
+    Q = float(np.sum(w * (d - pooled) ** 2))
+    df = S - 1
+    return {"Q": Q, "df": df, "p_value": float(stats.chi2.sf(Q, df)),
+            "i2": float(max(0.0, (Q - df) / Q)) if Q > 0 else 0.0,
+            "pooled_effect": pooled, "pooled_se": float(np.sqrt(1.0 / np.sum(w))), "n_segments": S}
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """Per-segment effects of every metric x arm, heterogeneity tests, and the overall result.
+
+    ``to_frame()``: the segment column(s) then the columns of
+    :meth:`abkit.ExperimentResult.to_frame` (with ``p_value_adjusted`` when
+    a correction was asked for). ``heterogeneity()``: one row per metric x
+    arm (Cochran's Q, df, p-value, I^2). ``overall``: the pooled
+    :class:`abkit.ExperimentResult`. ``plot()``: forest plot.
+    """
+
+    rows: tuple
+    by: tuple[str, ...]
+    metrics: tuple[Metric, ...]
+    arms: tuple
+    control: Hashable
+    alpha: float
+    correction: str | None
+    overall: ExperimentResult
+    tests: tuple
+    segments: tuple
+    skipped: tuple = field(default=())
+
+    def to_frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(list(self.rows))
+        first = [*self.by, "metric", "variant"]
+        return df[[*first, *[c for c in df.columns if c not in first]]]
+
+    def heterogeneity(self) -> pd.DataFrame:
+        return pd.DataFrame(list(self.tests))
+
+    def segment(self, value) -> pd.DataFrame:
+        """The rows of one segment."""
+        df = self.to_frame()
+        want = value if isinstance(value, tuple) else (value,)
+        mask = np.ones(len(df), dtype=bool)
+        for col, v in zip(self.by, want):
+            mask &= (df[col] == v).to_numpy()
+        if not mask.any():
+            raise AbkitError(f"segment {value!r} not in the result; segments: {list(self.segments)[:20]}")
+        return df[mask]
+
+    def decision_p(self, row: dict) -> float:
+        return row.get("p_value_adjusted", row["p_value"])
+
+    def summary(self) -> str:
+        lines = [f"Segment result by {', '.join(self.by)}: {len(self.segments)} segments, "
+                 f"{len(self.metrics)} metric(s)" + (f", {self.correction} correction" if self.correction else "")]
+        for t in self.tests:
+            lines.append(f"  {t['metric']} [{t['variant']}]: heterogeneity Q = {t['Q']:.2f} on {t['df']} df, "
+                         f"p {format_p(t['p_value'])}, I2 {t['i2']:.0%}" if np.isfinite(t["Q"]) else
+                         f"  {t['metric']} [{t['variant']}]: fewer than 2 segments with an estimate")
+        if self.skipped:
+            lines.append(f"  skipped (too few units): {len(self.skipped)} segment x metric cell(s)")
+        return "\n".join(lines)
+
+    __str__ = summary
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        corr = self.correction is not None
+        head = [*self.by, "Metric", "Arm", "Control", "Treatment", "Rel. lift", f"{1 - self.alpha:.0%} CI (rel.)",
+                "p-value"] + ([f"p ({self.correction})"] if corr else []) + ["n control", "n treatment"]
+        out = ['<table class="abkit-table"><thead><tr>', *[f"<th>{e(str(h))}</th>" for h in head],
+               "</tr></thead><tbody>"]
+        for r in self.rows:
+            cells = [e(str(r[b])) for b in self.by] + [
+                e(str(r["metric"])), e(str(r["variant"])), f"{r['control_value']:.4g}", f"{r['treatment_value']:.4g}",
+                format_pct(r["rel_effect"], 2),
+                f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]", format_p(r["p_value"])]
+            if corr:
+                cells.append(format_p(r.get("p_value_adjusted", np.nan)))
+            cells += [f"{r['n_control']:,}", f"{r['n_treatment']:,}"]
+            out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        out.append("</tbody></table>")
+        out.append('<table class="abkit-table"><thead><tr><th>Metric</th><th>Arm</th><th>Segments</th>'
+                   "<th>Cochran's Q</th><th>df</th><th>p (heterogeneity)</th><th>I&sup2;</th></tr></thead><tbody>")
+        for t in self.tests:
+            out.append(f"<tr><td>{e(str(t['metric']))}</td><td>{e(str(t['variant']))}</td><td>{t['n_segments']}</td>"
+                       f"<td>{t['Q']:.2f}</td><td>{t['df']}</td><td>{format_p(t['p_value'])}</td>"
+                       f"<td>{t['i2']:.0%}</td></tr>" if np.isfinite(t["Q"]) else
+                       f"<tr><td>{e(str(t['metric']))}</td><td>{e(str(t['variant']))}</td><td>{t['n_segments']}</td>"
+                       "<td colspan=4>fewer than 2 segments</td></tr>")
+        out.append("</tbody></table>")
+        if self.skipped:
+            out.append('<p style="color:#57606a">Not estimated (an arm has fewer than 2 units): '
+                       + e(", ".join(f"{s} / {m}" for s, m in self.skipped[:20]))
+                       + (" ..." if len(self.skipped) > 20 else "") + "</p>")
+        return "\n".join(out)
+
+    def plot(self, metric: str | None = None, variant: Hashable | None = None, relative: bool = True, ax=None):
+        """Forest plot per metric x arm: segment effects with CIs, the overall effect, Cochran's Q."""
+        from .plots import plot_segments
+
+        return plot_segments(self, metric=metric, variant=variant, relative=relative, ax=ax)
+
+
+def _ready(ms: MomentSet, metric: Metric, arms: Sequence) -> bool:
+    try:
+        block = ms.block_for(metric.columns, metric.dropna)
+    except AbkitError:
+        return False
+    pos = {g: i for i, g in enumerate(block.groups)}
+    return all(a in pos and block.n[pos[a]] >= 2 for a in arms)
+
+
+def _sort_key(v):
+    return (v is None, str(type(v)), v) if not isinstance(v, tuple) else (False, "tuple", tuple(map(str, v)))
+
+
+def analyze_segments(
+    data,
+    metrics: Sequence[Metric] | Metric,
+    by: str | Sequence[str],
+    variant: str = "variant",
+    control: Hashable = "control",
+    alpha: float = 0.05,
+    correction: str | None = "holm",
+    allocation: Mapping | Sequence[float] | None = None,
+) -> SegmentResult:
+    """Effects of every treatment arm on every metric within each segment of ``by``.
+
+    Parameters
+    ----------
+    data : DataFrame, pyarrow Table, parquet/CSV path, or a MomentSet from
+        ``abkit.moments(data, metrics, by=by)``.
+    metrics : moment-based metrics (Mean, Proportion, Ratio, NPS; CUPED/Lin).
+    by : the segment column (``"market"``) or columns (``["market", "new_buyer"]``).
+    variant, control, alpha : as in :func:`abkit.analyze`.
+    correction : ``"holm"`` (default), ``"bh"`` or ``None``, over every
+        segment x metric x arm comparison.
+    allocation : planned shares, for the overall sample-ratio check.
+
+    Returns
+    -------
+    :class:`SegmentResult` with ``to_frame()``, ``heterogeneity()``,
+    ``overall``, ``plot()``. A segment in which an arm has fewer than 2
+    units for a metric is skipped for that metric and listed in ``skipped``.
+    """
+    from .analysis import _check_metrics, analyze, moments
+
+    metrics = _check_metrics(metrics)
+    by = (by,) if isinstance(by, str) else tuple(by)
+    if not by:
+        raise AbkitError("by= needs a segment column, e.g. by='market'")
+    if correction is not None and correction not in ("holm", "bh"):
+        raise AbkitError(f"correction={correction!r} is not known; use 'holm', 'bh' or None")
+    if isinstance(data, MomentSet):
+        if tuple(data.by) != by:
+            raise AbkitError(f"these moments are split by {list(data.by)}, not {list(by)}; aggregate with "
+                             f"abkit.moments(data, metrics, by={list(by)!r})")
+        ms = data
+    else:
+        from .quantile import resolve_caps
+
+        metrics = resolve_caps(data, metrics)  # winsorizing caps, once, on all segments pooled
+        ms = moments(data, metrics, variant=variant, by=list(by))
+    segments = sorted(ms.segments, key=_sort_key)
+    rows, skipped, overall_ms = [], [], None
+    for seg in segments:
+        sub = ms.segment(seg)
+        overall_ms = sub if overall_ms is None else overall_ms + sub
+        arms = list(sub.rows)
+        if control not in arms or len(arms) < 2:
+            skipped += [(seg, m.name) for m in metrics]
+            continue
+        ready = [m for m in metrics if _ready(sub, m, arms)]
+        skipped += [(seg, m.name) for m in metrics if m not in ready]
+        if not ready:
+            continue
+        res = analyze(sub, ready, control=control, alpha=alpha)
+        labels = seg if isinstance(seg, tuple) else (seg,)
+        for r in res.rows:
+            rows.append({**dict(zip(by, labels)), **r})
+    if not rows:
+        raise DataError(f"no segment of {list(by)} has at least 2 units per arm for any metric")
+    overall = analyze(overall_ms, metrics, control=control, alpha=alpha, allocation=allocation)
+    if correction:
+        adjusted = adjust(np.array([r["p_value"] for r in rows]), correction)
+        for r, p in zip(rows, adjusted):
+            r["p_value_adjusted"] = float(p)
+    tests = []
+    for m in metrics:
+        for arm in overall.treatments:
+            mine = [r for r in rows if r["metric"] == m.name and r["variant"] == arm]
+            q = cochran_q([r["effect"] for r in mine], [r["se"] ** 2 for r in mine])
+            tests.append({"metric": m.name, "variant": arm, **q})
+    return SegmentResult(rows=tuple(rows), by=by, metrics=tuple(metrics), arms=overall.arms, control=control,
+                         alpha=float(alpha), correction=correction, overall=overall, tests=tuple(tests),
+                         segments=tuple(segments), skipped=tuple(skipped))

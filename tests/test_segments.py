@@ -1,0 +1,97 @@
+"""Effects by segment: per-segment results equal analysing the segment's rows,
+Cochran's Q equals the OLS interaction Wald test (statsmodels), Holm/BH match
+statsmodels, the overall result equals the whole-data analysis."""
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from statsmodels.stats.multitest import multipletests
+
+import abkit
+from abkit.segments import cochran_q
+
+
+def buyers(n=24_000, seed=0, effects=None):
+    rng = np.random.default_rng(seed)
+    market = rng.choice(["DE", "FR", "IT", "ES"], n, p=[0.4, 0.3, 0.2, 0.1])
+    new = rng.random(n) < 0.35
+    t = rng.random(n) < 0.5
+    effects = effects or {"DE": 0.0, "FR": 0.0, "IT": 0.0, "ES": 0.0}
+    lift = np.vectorize(effects.get)(market)
+    pre = rng.lognormal(2, 0.8, n)
+    y = 0.5 * pre + rng.lognormal(1.5, 0.9, n) * (1 + 0.5 * new) + lift * t
+    orders = 1 + rng.poisson(2, n)
+    return pd.DataFrame({
+        "variant": np.where(t, "treatment", "control"), "treat": t.astype(int), "market": market,
+        "buyer_type": np.where(new, "new", "repeat"), "y": y, "pre": pre, "orders": orders,
+        "refunds": rng.binomial(orders, 0.1 + 0.02 * new),
+    })
+
+
+def test_cochran_q_equals_the_ols_interaction_wald_test():
+    df = buyers(effects={"DE": 0.0, "FR": 0.8, "IT": -0.5, "ES": 1.5}, seed=1)
+    res = abkit.analyze_segments(df, [abkit.Mean("y")], by="market")
+    test = res.heterogeneity().iloc[0]
+    fit = smf.ols("y ~ C(market) * treat", df).fit(cov_type="HC2")
+    names = [p for p in fit.params.index if ":treat" in p]
+    wald = fit.wald_test(", ".join(f"{p} = 0" for p in names), use_f=False, scalar=True)
+    assert test.Q == pytest.approx(float(wald.statistic), rel=1e-8)
+    assert test.p_value == pytest.approx(float(wald.pvalue), rel=1e-6)
+    assert test.df == 3 and test.n_segments == 4
+    assert test.p_value < 0.01  # the effects do differ
+
+
+def test_segment_rows_equal_the_segment_analysis_and_overall_equals_whole():
+    df = buyers(seed=2)
+    metrics = [abkit.Mean("y", "pre"), abkit.Ratio("refunds", "orders", name="refund_rate")]
+    res = abkit.analyze_segments(df, metrics, by="market", correction="bh")
+    out = res.to_frame()
+    assert list(out.columns[:3]) == ["market", "metric", "variant"]
+    assert sorted(out.market.unique()) == ["DE", "ES", "FR", "IT"]
+    for seg in ["DE", "ES"]:
+        ref = abkit.analyze(df[df.market == seg], metrics).to_frame()
+        mine = res.segment(seg)
+        for col in ["effect", "se", "ci_lower", "p_value", "rel_effect", "variance_reduction"]:
+            np.testing.assert_allclose(mine[col].to_numpy(), ref[col].to_numpy(), rtol=1e-9)
+    whole = abkit.analyze(df, metrics).to_frame()
+    np.testing.assert_allclose(res.overall.to_frame().effect, whole.effect, rtol=1e-9)
+    np.testing.assert_allclose(out.p_value_adjusted, multipletests(out.p_value, method="fdr_bh")[1], rtol=1e-12)
+    holm = abkit.analyze_segments(df, metrics, by="market").to_frame()
+    np.testing.assert_allclose(holm.p_value_adjusted, multipletests(holm.p_value, method="holm")[1], rtol=1e-12)
+    # the pooled inverse-variance effect of the heterogeneity table is close to the overall effect
+    t = res.heterogeneity().set_index("metric").loc["y"]
+    assert t.pooled_effect == pytest.approx(res.overall.row("y")["effect"], abs=3 * t.pooled_se)
+
+
+def test_several_segment_columns_moments_input_and_skipped_segments():
+    df = buyers(seed=3)
+    metrics = [abkit.Mean("y")]
+    df = pd.concat([df, pd.DataFrame({"variant": ["control"] * 3, "treat": 0, "market": "NL", "buyer_type": "new",
+                                      "y": [1.0, 2.0, 3.0], "pre": 1.0, "orders": 1, "refunds": 0})])
+    res = abkit.analyze_segments(df, metrics, by=["market", "buyer_type"], correction=None)
+    out = res.to_frame()
+    assert list(out.columns[:4]) == ["market", "buyer_type", "metric", "variant"]
+    assert len(out) == 8 and ("NL", "new") in [s for s, _ in res.skipped]
+    assert "p_value_adjusted" not in out.columns
+    ms = abkit.moments(df, metrics, by=["market", "buyer_type"])
+    again = abkit.analyze_segments(ms, metrics, by=["market", "buyer_type"], correction=None).to_frame()
+    np.testing.assert_allclose(again.effect, out.effect, rtol=1e-12)
+    with pytest.raises(abkit.AbkitError, match=r"split by \['market', 'buyer_type'\], not \['market'\]"):
+        abkit.analyze_segments(ms, metrics, by="market")
+    assert "heterogeneity" in res.summary() and "<table" in res._repr_html_()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = res.plot()
+    assert "heterogeneity: Q =" in ax.get_title(loc="left")
+
+
+def test_cochran_q_by_hand():
+    d, v = np.array([1.0, 2.0, 4.0]), np.array([0.5, 1.0, 2.0])
+    w = 1 / v
+    pooled = np.sum(w * d) / np.sum(w)
+    q = cochran_q(d, v)
+    assert q["pooled_effect"] == pytest.approx(pooled)
+    assert q["Q"] == pytest.approx(np.sum(w * (d - pooled) ** 2))
+    assert q["i2"] == pytest.approx(max(0.0, (q["Q"] - 2) / q["Q"]))
+    assert np.isnan(cochran_q([1.0], [0.1])["Q"])
