@@ -38,7 +38,7 @@ import numpy as np
 from .errors import DataError, missing_column
 from .moments import Moments, MomentSet
 
-__all__ = ["is_lazy", "to_lazy", "aggregate_lazy", "read_columns_lazy", "table"]
+__all__ = ["is_lazy", "to_lazy", "aggregate_lazy", "read_columns_lazy", "quantile_lazy", "table"]
 
 _SAMPLE_ROWS = 10_000
 
@@ -156,18 +156,22 @@ def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks) -> 
     _check_columns(lf, keys, raw, what)
     value_cols = list(dict.fromkeys(c for cols, _ in blocks for c in cols))
 
+    # Every value column gets a plain internal name (__v0, __v1, ...): derived
+    # names such as "min(refund_amount, 400)" are not valid identifiers in
+    # every engine (Spark reads the dot as a struct field).
+    safe = {c: f"__v{i}" for i, c in enumerate(value_cols)}
     lf = lf.with_columns(*(nw.col(c).cast(nw.Float64) for c in raw))
-    if derived:
-        lf = lf.with_columns(*(derived[c].expr.cast(nw.Float64).alias(c) for c in value_cols if c in derived))
-    lf = lf.select(*keys, *value_cols)
-    shift = _shifts(lf, value_cols)
+    lf = lf.select(*keys, *((derived[c].expr if c in derived else nw.col(c)).cast(nw.Float64).alias(safe[c])
+                            for c in value_cols))
+    shift = _shifts(lf, [safe[c] for c in value_cols])
+    shift = {c: shift[safe[c]] for c in value_cols}
 
     aggs = [nw.len().alias("__rows")]
     for b, (cols, dropna) in enumerate(blocks):
         if dropna:
-            mask = _valid(cols[0])
+            mask = _valid(safe[cols[0]])
             for c in cols[1:]:
-                mask = mask & _valid(c)
+                mask = mask & _valid(safe[c])
             aggs.append(mask.cast(nw.Float64).sum().alias(f"__n{b}"))
 
             def masked(expr, mask=mask):
@@ -177,7 +181,7 @@ def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks) -> 
 
             def masked(expr):
                 return expr
-        centred = [nw.col(c) - nw.lit(shift[c]) for c in cols]
+        centred = [nw.col(safe[c]) - nw.lit(shift[c]) for c in cols]
         for i in range(len(cols)):
             aggs.append(masked(centred[i]).sum().alias(f"__s{b}_{i}"))
             for j in range(i, len(cols)):
@@ -185,10 +189,10 @@ def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks) -> 
     # Nulls are skipped by SQL sums, so count them (a cheap COUNT per column);
     # NaN and infinity propagate into the sums and are caught from them.
     for c in value_cols:
-        aggs.append(nw.col(c).count().alias(f"__count_{c}"))
+        aggs.append(nw.col(safe[c]).count().alias(f"__count_{safe[c]}"))
 
     out = lf.group_by(*keys).agg(*aggs).collect().to_arrow().to_pydict()
-    return _to_momentset(out, keys, blocks, shift, metrics, variant, by)
+    return _to_momentset(out, keys, blocks, shift, metrics, variant, by, safe)
 
 
 def _shifts(lf, value_cols) -> dict:
@@ -206,7 +210,7 @@ def _label(values):
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def _to_momentset(out: dict, keys, blocks, shift, metrics, variant, by) -> MomentSet:
+def _to_momentset(out: dict, keys, blocks, shift, metrics, variant, by, alias) -> MomentSet:
     n_groups = len(out["__rows"])
     labels, valid_rows = [], []
     missing_variant = 0
@@ -242,7 +246,7 @@ def _to_momentset(out: dict, keys, blocks, shift, metrics, variant, by) -> Momen
         com = P - S[:, :, None] * d[:, None, :]
         if not dropna:
             for i, c in enumerate(cols):
-                nulls = sum(rows[lab] - int(out[f"__count_{c}"][g]) for lab, g in zip(labels, idx))
+                nulls = sum(rows[lab] - int(out[f"__count_{alias[c]}"][g]) for lab, g in zip(labels, idx))
                 if nulls or not (np.isfinite(S[:, i]).all() and np.isfinite(P[:, i, i]).all()):
                     users = [m.name for m in metrics if c in m.columns and not m.dropna]
                     what = f"{nulls:,} missing (null)" if nulls else "missing (NaN) or infinite"
@@ -265,3 +269,17 @@ def read_columns_lazy(data, columns: Sequence[str]):
         if c not in names:
             raise missing_column(c, names, what=what)
     return lf.select(*columns).collect().to_pandas()
+
+
+def quantile_lazy(data, column: str, q: float) -> float:
+    """The ``q``-quantile (linear interpolation) of the finite values of ``column``, in the engine."""
+    import narwhals as nw
+
+    lf = to_lazy(data)
+    what = f"'{data}'" if isinstance(data, (str, os.PathLike)) else "data"
+    _check_columns(lf, (), (column,), what)
+    c = nw.col(column).cast(nw.Float64)
+    out = (lf.filter(~c.is_null() & c.is_finite())
+           .select(c.quantile(q, interpolation="linear").alias("q")).collect().to_arrow())
+    value = out.column("q")[0].as_py() if out.num_rows else None
+    return float("nan") if value is None else float(value)

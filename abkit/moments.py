@@ -252,12 +252,20 @@ class MomentSet:
 
     __add__ = merge
 
+    @cached_property
+    def _segment_groups(self) -> dict:
+        """Segment value -> its (segment..., arm) group labels, built once."""
+        index: dict = {}
+        for g in self.rows:
+            index.setdefault(g[:-1], []).append(g)
+        return index
+
     def segment(self, value: Hashable) -> "MomentSet":
         """The moments of one segment (``by`` value), with arm names as groups."""
         if not self.by:
             raise DataError("these moments were not aggregated by a segment column (by=None)")
         want = value if isinstance(value, tuple) else (value,)
-        arms = [g for g in self.rows if g[:-1] == want]
+        arms = self._segment_groups.get(want, [])
         if not arms:
             segs = sorted({g[:-1] if len(g) > 2 else g[0] for g in self.rows}, key=str)
             raise DataError(f"segment {value!r} not found; segments: {segs[:20]}")

@@ -26,6 +26,7 @@ import pandas as pd
 from .errors import AbkitError, DataError
 from .metrics import Mean, Metric, Quantile
 from .results import ExperimentResult
+from .sources import quantile as sources_quantile
 from .sources import read_columns
 from .stats.checks import normalise_allocation, srm_test
 from .stats.quantile import difference, quantile_bootstrap, quantile_delta
@@ -204,15 +205,12 @@ def resolve_caps(data, metrics: Sequence[Metric]) -> list[Metric]:
     todo = [m for m in metrics if isinstance(m, Mean) and m.needs_cap]
     if not todo:
         return metrics
-    cols = list(dict.fromkeys(m.option("cap_from") for m in todo))
-    frame = read_columns(data, cols)
     caps = {}
     for m in todo:
         source = m.option("cap_from")
-        v = _numeric(frame, source)
-        v = v[np.isfinite(v)]
-        if v.size == 0:
+        cap = sources_quantile(data, source, m.option("winsorize"))
+        if not np.isfinite(cap):
             raise DataError(f"column '{source}' has no values to compute the cap of metric '{m.name}' "
                             f"(winsorize={m.option('winsorize')}); give cap= or another cap_from=")
-        caps[m.name] = float(np.quantile(v, m.option("winsorize")))
+        caps[m.name] = cap
     return [m.with_cap(caps[m.name]) if m in todo else m for m in metrics]

@@ -25,7 +25,7 @@ from .errors import DataError, missing_column
 from .metrics import Metric
 from .moments import Moments, MomentSet
 
-__all__ = ["aggregate", "read_columns"]
+__all__ = ["aggregate", "read_columns", "quantile"]
 
 # Rows per chunk of the in-memory kernel: bounds the temporary matrix to
 # about 128 MB whatever the number of columns.
@@ -299,3 +299,19 @@ def read_columns(data, columns: Iterable[str]) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=columns)
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def quantile(data, column: str, q: float) -> float:
+    """The ``q``-quantile (linear interpolation) of the finite values of ``column``.
+
+    Pushed down to the engine for paths, DuckDB and Spark (only one number
+    comes back); NaN when the column has no finite value.
+    """
+    if not isinstance(data, (pd.DataFrame, pa.Table, pa.RecordBatch)):
+        from .engines import is_lazy, quantile_lazy
+
+        if is_lazy(data):
+            return quantile_lazy(data, column, q)
+    values = np.concatenate([_to_float(b, column) for b in _batches(data, [column])])
+    values = values[np.isfinite(values)]
+    return float(np.quantile(values, q)) if values.size else float("nan")

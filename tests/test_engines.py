@@ -21,6 +21,8 @@ METRICS = [
     abkit.Mean("refund_amount", ["pre_refund_amount", "pre_orders"], name="refund_amount_lin"),
     abkit.Mean("time_to_refund_hours", dropna=True, better="lower"),
     abkit.Proportion("repeat_purchase_30d", "pre_repeat_purchase_30d"),
+    abkit.NPS("nps_score"),                                                    # a derived column
+    abkit.Mean("refund_amount", "pre_refund_amount", cap=400.0, name="refund_amount_capped"),
 ]
 
 
@@ -56,6 +58,13 @@ def test_duckdb_parquet_equals_numpy(sample, parquet):
     ref = abkit.analyze(sample, METRICS, correction="holm").to_frame()
     got = abkit.analyze(parquet, METRICS, correction="holm").to_frame()
     assert_same(got, ref)
+
+
+def test_winsorize_cap_is_computed_in_the_engine(sample, parquet):
+    metric = [abkit.Mean("refund_amount", "pre_refund_amount", winsorize=0.99)]
+    assert_same(abkit.analyze(parquet, metric).to_frame(), abkit.analyze(sample, metric).to_frame())
+    assert abkit.sources.quantile(parquet, "pre_refund_amount", 0.99) == pytest.approx(
+        np.quantile(sample.pre_refund_amount, 0.99), rel=1e-12)
 
 
 def test_duckdb_csv_and_relation_equal_numpy(sample, parquet, tmp_path):
