@@ -9,7 +9,7 @@ STAMP_TEST := $(VENV)/.installed-test
 SPECS  := $(wildcard specs/*.yaml)
 OUT    ?= reports
 
-.PHONY: demo test test-fast bench data clean
+.PHONY: demo test test-fast bench data clean lab screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,26 @@ bench: $(STAMP_TEST)
 # Regenerate the small committed samples in data/ (seeded, deterministic).
 data: $(STAMP_TEST)
 	$(PY) -m abkit.simulate --write-samples data
+
+# JupyterLab on the analyst walkthroughs in notebooks/ (installs the `lab` extra first).
+lab: $(STAMP_DEMO)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks
+
+# The demo readouts as a person sees them: 1280x800 and full-page PNGs in $(OUT)/screenshots/.
+CHROMIUM_FLAGS := --headless --no-sandbox --disable-gpu --disable-background-networking \
+	--disable-component-update --disable-sync --no-first-run --hide-scrollbars
+screenshots: demo
+	@command -v chromium >/dev/null || { echo "chromium not found: apt-get install -y chromium"; exit 1; }
+	@mkdir -p $(OUT)/screenshots
+	@for page in $(OUT)/*/readout.html $(OUT)/index.html; do \
+		name=$$(basename $$(dirname $$page)); [ "$$page" = "$(OUT)/index.html" ] && name=index; \
+		profile=$$(mktemp -d); \
+		chromium $(CHROMIUM_FLAGS) --user-data-dir=$$profile --window-size=1280,800 \
+			--screenshot=$(OUT)/screenshots/$$name.png "file://$$(realpath $$page)" 2>/dev/null; \
+		chromium $(CHROMIUM_FLAGS) --user-data-dir=$$profile --window-size=1280,7000 \
+			--screenshot=$(OUT)/screenshots/$$name-full.png "file://$$(realpath $$page)" 2>/dev/null; \
+		rm -rf $$profile; echo $(OUT)/screenshots/$$name.png; \
+	done
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache

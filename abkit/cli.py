@@ -2,11 +2,16 @@
 
     abkit readout SPEC.yaml [SPEC.yaml ...] --out reports/ [--jobs N]
     abkit validate SPEC.yaml [SPEC.yaml ...]
+    abkit power PLAN.yaml [PLAN.yaml ...] [--json]
     abkit --version
 
+``readout`` runs the notebook of each spec's kind (``ab``, ``did``, ``power``).
+``power`` prints the recommendation of ``kind: power`` specs (how many days,
+what MDE) without running a notebook; ``--json`` prints the whole plan as JSON.
+
 Exit codes: 0 all readouts produced; 1 some experiments failed (named on
-stderr, details in their error.txt); 2 invalid specs or usage (one clean
-message, no traceback); 130 interrupted.
+stderr, details in their error.txt) or a plan could not be computed; 2
+invalid specs or usage (one clean message, no traceback); 130 interrupted.
 """
 from __future__ import annotations
 
@@ -51,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     va = sub.add_parser("validate", help="check spec files (and their data columns) without running anything")
     va.add_argument("specs", nargs="+", metavar="SPEC.yaml", help="experiment spec files")
+
+    pw = sub.add_parser("power", help="plan a test from a kind: power spec: how many days, what MDE",
+                        description="Compute the test plan of each kind: power spec (abkit.power.plan on its "
+                                    "history) and print the recommendation, or the whole plan with --json.")
+    pw.add_argument("specs", nargs="+", metavar="PLAN.yaml", help="kind: power spec files")
+    pw.add_argument("--json", action="store_true", help="print the plans as JSON (a list, one object per spec)")
     return parser
 
 
@@ -77,8 +88,41 @@ def _validate(args) -> int:
     from .readout.runner import validate_specs
 
     for path, spec in validate_specs(args.specs):
-        print(f"ok: {path} ({spec.name}; {len(spec.metrics)} metrics, primary {spec.primary.name})")
+        what = "outcomes" if spec.kind == "did" else "metrics"
+        print(f"ok: {path} ({spec.name}; kind {spec.kind}; {len(spec.metrics)} {what}, primary {spec.primary.name})")
     return 0
+
+
+def _power(args) -> int:
+    import json
+
+    from .readout import plan as planning
+    from .readout.runner import validate_specs
+
+    specs = validate_specs(args.specs)
+    wrong = [str(p) for p, s in specs if s.kind != "power"]
+    if wrong:
+        raise AbkitError(f"abkit power needs kind: power specs; not a test plan: {', '.join(wrong)}. Add "
+                         "`kind: power` with the traffic (daily_units) and a target `mde`, or use abkit readout")
+    out, failed = [], []
+    for path, spec in specs:
+        try:
+            bundle = planning.make_plan(spec)
+            rec = planning.recommend(spec, bundle)
+        except AbkitError as exc:
+            failed.append(f"{path}: {exc}")
+            continue
+        if args.json:
+            out.append(planning.to_json(spec, bundle, rec))
+        else:
+            print(f"{spec.name} [{path}]\n  {rec.label}: {rec.headline}")
+            for r in rec.reasons:
+                print(f"  - {r}")
+    if args.json:
+        print(json.dumps(out, indent=2, allow_nan=False))
+    for f in failed:
+        print(f"abkit: plan failed: {f}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _readout(args)
         if args.command == "validate":
             return _validate(args)
+        if args.command == "power":
+            return _power(args)
         parser.error(f"unknown command {args.command!r}")
     except AbkitError as exc:
         print(f"abkit: error: {exc}", file=sys.stderr)
@@ -96,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("abkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `abkit power --json ... | head`: the reader left, nothing is wrong
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0
 
 

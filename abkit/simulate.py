@@ -673,7 +673,8 @@ def _n_threads(n_blocks: int) -> int:
 
 def ab_data(n_buyers: int = 20_000, *, arms: Sequence[str] = ("control", "treatment"),
             allocation: Sequence[float] | None = None, effects: Mapping | None = None,
-            srm: float | None = None, seed: int | None = 0) -> pd.DataFrame:
+            srm: float | None = None, seed: int | None = 0,
+            start: str = "2026-09-01", days: int = 28) -> pd.DataFrame:
     """Simulate a buyer-level A/B (or A/B/n) test of an aftersales change.
 
     Parameters
@@ -699,6 +700,16 @@ def ab_data(n_buyers: int = 20_000, *, arms: Sequence[str] = ("control", "treatm
         ``allocation[1] + srm``). Outcomes are not biased.
     seed
         Non-negative integer; the same seed gives the identical frame.
+    start, days
+        The test window: each buyer's ``exposure_date`` (first day in the
+        test) falls in ``[start, start + days)``, more buyers early on (the
+        most active come back first) and at weekends.
+
+    Every buyer also gets a ``market`` (DE, FR, UK, IT, ES, NL), a main
+    ``category`` (fashion, electronics, home, beauty) and a ``buyer_type``
+    (``new`` without a pre-period order, else ``repeat``). Date, market and
+    category are drawn independently of the arm and the outcomes, so the
+    true effects hold in every segment and on every day.
 
     Returns
     -------
@@ -739,6 +750,7 @@ def ab_data(n_buyers: int = 20_000, *, arms: Sequence[str] = ("control", "treatm
         "variant": pd.Categorical.from_codes(out.pop("_codes"), categories=arms),
     }
     columns.update(out)
+    columns.update(_context_columns(n, out["pre_orders"], entropy, start, days))
     df = pd.DataFrame(columns, copy=False)
     df.attrs.update({
         "generator": "abkit.simulate.ab_data",
@@ -752,6 +764,34 @@ def ab_data(n_buyers: int = 20_000, *, arms: Sequence[str] = ("control", "treatm
         "true_values": {a: {k: float(v) for k, v in values[a].items()} for a in arms},
     })
     return df
+
+
+MARKETS = {"DE": 0.30, "FR": 0.20, "UK": 0.18, "IT": 0.12, "ES": 0.12, "NL": 0.08}
+CATEGORIES = {"fashion": 0.45, "electronics": 0.20, "home": 0.20, "beauty": 0.15}
+
+
+def _context_columns(n: int, pre_orders: np.ndarray, entropy, start, days: int) -> dict:
+    """Exposure date and segment columns, from a random stream of their own
+    (so the outcome columns do not depend on them)."""
+    if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or days < 1:
+        raise _fail(f"days must be a positive integer; got {days!r}.")
+    try:
+        first = pd.Timestamp(start).normalize()
+    except (ValueError, TypeError):
+        raise _fail(f"start must be a date like '2026-09-01'; got {start!r}.") from None
+    rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(2**31 - 1,)))
+    offsets = np.arange(days)
+    weekend = ((first.weekday() + offsets) % 7) >= 5
+    weight = np.exp(-offsets / 20.0) * np.where(weekend, 1.15, 1.0)
+    day = rng.choice(days, size=n, p=weight / weight.sum())
+    return {
+        "exposure_date": first + pd.to_timedelta(day, unit="D"),
+        "market": pd.Categorical.from_codes(rng.choice(len(MARKETS), size=n, p=list(MARKETS.values())),
+                                            categories=list(MARKETS)),
+        "category": pd.Categorical.from_codes(
+            rng.choice(len(CATEGORIES), size=n, p=list(CATEGORIES.values())), categories=list(CATEGORIES)),
+        "buyer_type": pd.Categorical(np.where(pre_orders == 0, "new", "repeat"), categories=["new", "repeat"]),
+    }
 
 
 # --------------------------------------------------------------------------
@@ -1009,13 +1049,29 @@ SAMPLE_SPECS: dict[str, tuple[Callable[..., pd.DataFrame], dict]] = {
                                   "time_to_refund_hours": -0.03}},
         srm=0.03,
         seed=2027)),
+    "aftersales_ab_interim.parquet": (lambda **kw: _first_days(ab_data(**kw), 12), dict(
+        n_buyers=40_000,
+        effects={"refund_rate": -0.06, "contact_rate": -0.08, "time_to_refund_hours": -0.05,
+                 "csat": 0.01},
+        seed=2026)),
     "rollout_panel.parquet": (rollout_panel, dict(
         effects={"contact_rate": [-0.02, -0.04, -0.06, -0.08, -0.10],
                  "refund_rate": -0.05,
                  "time_to_refund_hours": -0.10},
         seed=2026)),
 }
-"""The committed samples: file name -> (generator, keyword arguments)."""
+"""The committed samples: file name -> (generator, keyword arguments).
+
+``aftersales_ab_interim.parquet`` is an interim look at the same test as
+``aftersales_ab.parquet``: the buyers exposed in its first 12 days."""
+
+
+def _first_days(df: pd.DataFrame, days: int) -> pd.DataFrame:
+    first = df["exposure_date"].min()
+    out = df[df["exposure_date"] < first + pd.Timedelta(days=days)].reset_index(drop=True)
+    out.attrs = dict(df.attrs)
+    out.attrs["interim_days"] = days
+    return out
 
 
 def _atomic_parquet(df: pd.DataFrame, path: str) -> None:

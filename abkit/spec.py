@@ -1,34 +1,91 @@
 """Experiment specs: a small YAML file <-> typed, frozen objects, strictly validated.
 
-A spec says which data to read, which arm is control and which metrics to
-analyse; ``abkit readout`` turns each spec into a notebook and an HTML page.
-Everything is checked *before* any notebook runs: unknown keys (with the
-closest valid key suggested), wrong types, impossible values, and that the
-data file exists and holds every column the spec names (only the file's
-schema is read, never the rows).
+A spec says which data to read and what to analyse; ``abkit readout`` turns
+each spec into a notebook and an HTML page, with the template of its
+``kind``: ``ab`` (default; :class:`ExperimentSpec`) or ``did`` (a rollout
+analysed by difference-in-differences; :class:`RolloutSpec`) or ``power`` (a
+test plan; :class:`PowerSpec`). Everything is
+checked *before* any notebook runs: unknown keys (with the closest valid key
+suggested), wrong types, impossible values, and that the data file exists
+and holds every column the spec names (only the file's schema is read, never
+the rows).
 
-Example ``specs/instant_refunds.yaml``::
+A/B test (``kind: ab``), e.g. ``specs/instant_refunds.yaml``::
 
-    name: Instant refunds for low-value returns
-    owner: Returns team
+    name: Instant refunds for low-value returns     # required
+    owner: Returns team                             # owner, description, hypothesis: optional text
     hypothesis: Refunding low-value returns at drop-off cuts refund contacts.
-    data: ../data/aftersales_ab.parquet    # relative to this file
+    start: 2026-09-01                               # optional dates (days run, when no `date` column)
+    end: 2026-09-28
+    data: ../data/aftersales_ab.parquet             # relative to this file; parquet or CSV
+    variant: variant                                # default "variant"
+    control: control                                # default "control"
+    allocation: {control: 0.5, treatment: 0.5}      # planned split (sample-ratio check); default equal
     alpha: 0.05
-    correction: holm                       # null | holm | bh
+    correction: holm                                # null | holm | bh
+    mde: 0.05                 # planned minimum detectable effect, relative: "need N more days"
+    power: 0.8                # planned power for the mde (default 0.8)
+    planned_units: 40000      # planned units in all arms: "sample size reached vs planned"
+    date: exposure_date       # each unit's first-exposure date: cumulative effect over time
+    segments: [market, buyer_type]   # primary metric per segment (Holm/BH, Cochran's Q)
+    balance: [pre_orders]     # pre-period balance columns (default: every metric covariate)
     metrics:
       - name: refund_rate
         type: ratio                        # mean | proportion | ratio
         numerator: refunds
         denominator: orders
         covariates: [pre_refunds, pre_orders]
-        better: lower
-        primary: true
+        better: lower                      # higher (default) | lower
+        primary: true                      # exactly one
       - name: abuse_loss_per_order
         type: ratio
         numerator: abuse_loss
         denominator: orders
         better: lower
         guardrail: true
+        margin: 0.10                       # may get at most 10% worse (non-inferiority)
+
+Rollout (``kind: did``), e.g. ``specs/refund_policy_rollout.yaml``: one row
+per unit and period::
+
+    name: Refund-policy rollout
+    kind: did
+    data: ../data/rollout_panel.parquet
+    unit: market                           # the unit that launches
+    time: week                             # period numbers (or dates)
+    first_treated: launch_week             # launch period, empty = never; or `treatment: <0/1 column>`
+    outcome: {name: contact_rate, numerator: contacts, denominator: orders, better: lower}
+    secondary:                             # optional, same shape; `column:` for a plain outcome
+      - {name: time_to_refund_hours, column: time_to_refund_hours, better: lower}
+    control_group: never_treated           # never_treated | not_yet_treated
+    method: dr                             # dr | reg | ipw (Callaway & Sant'Anna)
+    covariates: []                         # time-invariant unit covariates
+    cluster: market                        # TWFE / placebo clusters (default: unit)
+    scale: log                             # log (relative effects) | level
+    alpha: 0.05
+    leads: 6                               # event study: periods before launch shown and tested
+    lags: 12                               # periods after launch shown
+    placebo_shifts: [4, 8]                 # fake launches this many periods early
+
+Test plan (``kind: power``), e.g. ``specs/refund_emails_plan.yaml``: history
+with the metrics' columns, the traffic and the target; ``abkit readout`` gives
+the recommendation page, ``abkit power PLAN.yaml [--json]`` prints it::
+
+    name: Proactive refund-status e-mails (test plan)
+    kind: power
+    data: ../data/aftersales_ab.parquet    # history (or a past test: give variant/control)
+    daily_units: 1500                      # eligible units a day (required)
+    population: 60000                      # eligible units in all (repeat visitors), optional
+    traffic_share: 1.0                     # share of the traffic in the test
+    alpha: 0.05
+    power: 0.8
+    arms: 2                                # control plus treatment arms
+    ratio: 1                               # treatment units per control unit
+    correction: bonferroni                 # bonferroni | sidak | null (several arms)
+    days: [7, 14, 21, 28, 42, 56]          # durations to tabulate
+    mde: 0.10                              # the change to detect in the primary metric
+    max_days: 42                           # the longest acceptable run
+    metrics: [...]                         # as for kind: ab (primary, guardrails with margin)
 
 >>> spec = load_spec("specs/instant_refunds.yaml")           # doctest: +SKIP
 >>> spec.primary.name, [g.name for g in spec.guardrails]      # doctest: +SKIP
@@ -56,19 +113,35 @@ import yaml
 from .errors import AbkitError, SpecError
 from .metrics import Mean, Metric, Proportion, Ratio
 
-__all__ = ["ExperimentSpec", "MetricSpec", "load_spec", "data_columns"]
+__all__ = ["ExperimentSpec", "MetricSpec", "OutcomeSpec", "RolloutSpec", "PowerSpec", "load_spec",
+           "spec_from_dict", "data_columns"]
 
-KINDS = ("ab",)
-PLANNED_KINDS = ("did", "power")
+KINDS = ("ab", "did", "power")
+PLANNED_KINDS = ()
 METRIC_TYPES = ("mean", "proportion", "ratio")
 CORRECTIONS = ("holm", "bh")
 METHODS = ("cuped", "lin")
 BETTER = ("higher", "lower")
 
 TOP_KEYS = ("name", "kind", "owner", "description", "hypothesis", "start", "end", "data", "variant",
-            "control", "allocation", "alpha", "correction", "metrics")
+            "control", "allocation", "alpha", "correction", "metrics", "mde", "power", "planned_units", "date",
+            "segments", "balance")
 METRIC_KEYS = ("name", "type", "column", "numerator", "denominator", "covariate", "covariates", "better",
-               "primary", "guardrail", "dropna", "method", "description")
+               "primary", "guardrail", "margin", "dropna", "method", "description")
+# kind: did (difference-in-differences readout of a staggered rollout)
+DID_KEYS = ("name", "kind", "owner", "description", "hypothesis", "start", "end", "data", "unit", "time",
+            "first_treated", "treatment", "outcome", "secondary", "control_group", "method", "covariates",
+            "cluster", "alpha", "scale", "leads", "lags", "placebo_shifts")
+OUTCOME_KEYS = ("name", "column", "numerator", "denominator", "better", "description")
+CONTROL_GROUPS = ("never_treated", "not_yet_treated")
+DID_METHODS = ("dr", "reg", "ipw")
+SCALES = ("log", "level")
+# kind: power (a test plan from historical data)
+POWER_KEYS = ("name", "kind", "owner", "description", "hypothesis", "start", "end", "data", "variant", "control",
+              "alpha", "power", "arms", "ratio", "correction", "daily_units", "population", "traffic_share", "days",
+              "mde", "max_days", "metrics")
+POWER_CORRECTIONS = ("bonferroni", "sidak")
+DEFAULT_PLAN_DAYS = (7, 14, 21, 28, 35, 42, 56)
 # Keys only ExperimentSpec.to_dict() writes (never needed in YAML).
 _DICT_ONLY_KEYS = ("source",)
 
@@ -240,6 +313,55 @@ def _arm_label(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
+def _number(raw: Mapping, key: str, where: str, problems: _Problems, *, lo: float, hi: float,
+            lo_open: bool = False, hi_open: bool = False, integer: bool = False, default=None,
+            example: str = "...") -> Any:
+    """An optional number in [lo, hi] (ends open when asked); ``default`` when absent or null."""
+    at = f"{where}.{key}" if where else key
+    if key not in raw or raw[key] is None:
+        return default
+    value = raw[key]
+    ok = _is_number(value) and math.isfinite(value)
+    if ok and integer and not float(value).is_integer():
+        ok = False
+    if ok:
+        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        what = "a whole number" if integer else "a number"
+        rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        if math.isinf(hi):
+            rng = f"{'above' if lo_open else 'at least'} {lo:g}"
+        else:
+            rng = f"in {rng}"
+        problems.add(at, f"expected {what} {rng}, got {_show(value)} ({_type_name(value)}); e.g. `{key}: {example}`")
+        return default
+    return int(value) if integer else float(value)
+
+
+def _column_list(raw: Mapping, key: str, where: str, problems: _Problems, *, example: str) -> tuple[str, ...] | None:
+    """An optional list of column names (a single name is accepted as a list of one)."""
+    at = f"{where}.{key}" if where else key
+    if key not in raw or raw[key] is None:
+        return None
+    value = raw[key]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        problems.add(at, f"expected a list of column names, got {_show(value)} ({_type_name(value)}); "
+                         f"e.g. `{key}: {example}`")
+        return None
+    out = []
+    for i, item in enumerate(value):
+        if isinstance(item, str) and item.strip():
+            if item in out:
+                problems.add(f"{at}[{i}]", f"column '{item}' is listed twice; list it once")
+            else:
+                out.append(item)
+        else:
+            problems.add(f"{at}[{i}]", f"expected a column name (text), got {_show(item)} ({_type_name(item)})")
+    return tuple(out)
+
+
 # --------------------------------------------------------------------------- metric spec
 @dataclass(frozen=True)
 class MetricSpec:
@@ -257,6 +379,7 @@ class MetricSpec:
     dropna: bool = False
     method: str | None = None
     description: str | None = None
+    margin: float | None = None                 # guardrails: relative non-inferiority margin (0.02 = 2%)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -310,6 +433,8 @@ class MetricSpec:
         d["better"] = self.better
         d["primary"] = self.primary
         d["guardrail"] = self.guardrail
+        if self.margin is not None:
+            d["margin"] = self.margin
         d["dropna"] = self.dropna
         if self.method is not None:
             d["method"] = self.method
@@ -410,13 +535,18 @@ def _parse_metric(raw: Any, i: int, problems: _Problems, named: list[tuple[str, 
     guardrail = _flag(raw, "guardrail", where, problems)
     if primary and guardrail:
         problems.add(f"{where}.guardrail", "a metric cannot be both primary and a guardrail; keep one")
+    margin = _number(raw, "margin", where, problems, lo=0.0, hi=1.0, hi_open=True,
+                     example="0.02 (the guardrail may get at most 2% worse)")
+    if margin is not None and not guardrail:
+        problems.add(f"{where}.margin", "a non-inferiority margin only applies to guardrail metrics; add "
+                                        "`guardrail: true` or remove `margin`")
     dropna = _flag(raw, "dropna", where, problems)
     description = _text(raw, "description", where, problems)
     if len(problems.items) > n_before or mtype is None or name is None:
         return None
     spec = MetricSpec(name=name, type=mtype, column=column, numerator=numerator, denominator=denominator,
                       covariates=covariates, better=better, primary=primary, guardrail=guardrail,
-                      dropna=dropna, method=method, description=description)
+                      dropna=dropna, method=method, description=description, margin=margin)
     try:
         spec.build()
     except AbkitError as exc:
@@ -450,6 +580,12 @@ class ExperimentSpec:
     alpha: float = 0.05
     correction: str | None = None
     source: str | None = None
+    mde: float | None = None          # planned minimum detectable effect, relative (0.02 = 2%)
+    power: float = 0.8                # planned power for the mde
+    planned_units: int | None = None  # planned units, all arms together
+    date: str | None = None           # column with each unit's first-exposure date (cumulative chart)
+    segments: tuple[str, ...] = ()    # columns to break the primary metric down by
+    balance: tuple[str, ...] | None = None   # pre-period columns for the balance check (None: covariates)
 
     # ----------------------------------------------------------------- views
     @property
@@ -483,7 +619,27 @@ class ExperimentSpec:
         for m in self.metrics:
             for c in m.columns:
                 out[c] = None
+        for c in (self.date, *self.segments, *self.balance_columns):
+            if c:
+                out[c] = None
         return tuple(out)
+
+    @property
+    def balance_columns(self) -> tuple[str, ...]:
+        """Pre-period columns compared between arms: ``balance`` or else every metric covariate."""
+        if self.balance is not None:
+            return self.balance
+        out: dict[str, None] = {}
+        for m in self.metrics:
+            for cov in m.covariates:
+                for c in ((cov,) if isinstance(cov, str) else cov):
+                    out[c] = None
+        return tuple(out)
+
+    @property
+    def margins(self) -> dict[str, float | None]:
+        """Guardrail name -> its relative non-inferiority margin (None = none given)."""
+        return {g.name: g.margin for g in self.guardrails}
 
     def build_metrics(self) -> list[Metric]:
         """The abkit metric objects, in spec order."""
@@ -511,6 +667,12 @@ class ExperimentSpec:
             "allocation": alloc,
             "alpha": self.alpha,
             "correction": self.correction,
+            "mde": self.mde,
+            "power": self.power,
+            "planned_units": self.planned_units,
+            "date": self.date,
+            "segments": list(self.segments),
+            "balance": list(self.balance) if self.balance is not None else None,
             "metrics": [m.to_dict() for m in self.metrics],
             "source": self.source,
         }
@@ -573,10 +735,13 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
     name = _text(raw, "name", "", problems, required=True, example="Instant refunds for low-value returns")
     kind = "ab"
     if raw.get("kind") is not None:
-        if raw["kind"] in PLANNED_KINDS:
-            problems.add("kind", f"'{raw['kind']}' readouts are planned but not available yet; use kind: ab")
+        if raw["kind"] in KINDS and raw["kind"] != "ab":
+            problems.add("kind", f"a kind: {raw['kind']} spec is read with abkit.spec.load_spec or "
+                                 f"spec_from_dict, not as an A/B spec")
         else:
             kind = _choice(raw, "kind", "", problems, KINDS, "ab")
+    elif any(k in raw for k in ("outcome", "unit", "first_treated")) and "metrics" not in raw:
+        problems.add("kind", "this looks like a rollout (difference-in-differences) spec; add `kind: did`")
     owner = _text(raw, "owner", "", problems)
     description = _text(raw, "description", "", problems)
     hypothesis = _text(raw, "hypothesis", "", problems)
@@ -598,6 +763,20 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
         problems.add("alpha", f"expected a number between 0 and 0.5, got {_show(alpha)}; e.g. `alpha: 0.05`")
         alpha = 0.05
     correction = _choice(raw, "correction", "", problems, CORRECTIONS, None, nullable=True)
+    mde = _number(raw, "mde", "", problems, lo=0.0, hi=1.0, lo_open=True, hi_open=True,
+                  example="0.02 (a 2% relative change)")
+    power = _number(raw, "power", "", problems, lo=0.0, hi=1.0, lo_open=True, hi_open=True, default=0.8,
+                    example="0.8")
+    if power is not None and power <= alpha:
+        problems.add("power", f"must be larger than alpha ({alpha:g}), got {power:g}; e.g. `power: 0.8`")
+    planned_units = _number(raw, "planned_units", "", problems, lo=2, hi=math.inf, integer=True,
+                            example="40000 (units in all arms together)")
+    date = _text(raw, "date", "", problems)
+    if date is not None and not date.strip():
+        problems.add("date", "must not be empty; name the column with each unit's first-exposure date")
+        date = None
+    segments = _column_list(raw, "segments", "", problems, example="[market, buyer_type]") or ()
+    balance = _column_list(raw, "balance", "", problems, example="[pre_orders, pre_refunds]")
 
     data = None
     raw_data = raw.get("data")
@@ -614,6 +793,13 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
 
     metrics: list[MetricSpec] = []
     named: list[tuple[str, str]] = [("variant", variant)]
+    if date:
+        named.append(("date", date))
+    named += [(f"segments[{i}]", c) for i, c in enumerate(segments)]
+    named += [(f"balance[{i}]", c) for i, c in enumerate(balance or ())]
+    for where, c in named[1:]:
+        if c == variant:
+            problems.add(where, f"'{c}' is the variant column; name another column")
     raw_metrics = raw.get("metrics")
     if raw_metrics is None:
         problems.add("metrics", "required key missing; add a list of metrics, each with name, type and columns")
@@ -636,7 +822,8 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
     return ExperimentSpec(name=name, data=data, metrics=tuple(metrics), kind=kind, owner=owner,
                           description=description, hypothesis=hypothesis, start=start, end=end,
                           variant=variant, control=control, allocation=allocation, alpha=float(alpha),
-                          correction=correction, source=source)
+                          correction=correction, source=source, mde=mde, power=float(power or 0.8),
+                          planned_units=planned_units, date=date, segments=tuple(segments), balance=balance)
 
 
 def _check_metric_set(metrics: list[MetricSpec], problems: _Problems) -> None:
@@ -654,6 +841,450 @@ def _check_metric_set(metrics: list[MetricSpec], problems: _Problems) -> None:
         listed = ", ".join(f"metrics[{i}] ({n})" for i, n in primaries)
         problems.add("metrics", f"exactly one metric must have `primary: true`, found {len(primaries)}: "
                                 f"{listed}; keep one and make the others guardrails or secondary metrics")
+
+
+# --------------------------------------------------------------------------- rollout (kind: did)
+@dataclass(frozen=True)
+class OutcomeSpec:
+    """One outcome of a rollout: a column, or a ratio ``numerator / denominator`` of unit-period sums."""
+
+    name: str
+    column: str | None = None
+    numerator: str | None = None
+    denominator: str | None = None
+    better: str = "higher"
+    description: str | None = None
+
+    @property
+    def is_ratio(self) -> bool:
+        return self.numerator is not None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.numerator, self.denominator) if self.is_ratio else (self.column,)
+
+    @property
+    def definition(self) -> str:
+        return f"{self.numerator} / {self.denominator}" if self.is_ratio else f"column {self.column}"
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"name": self.name}
+        if self.is_ratio:
+            d["numerator"], d["denominator"] = self.numerator, self.denominator
+        else:
+            d["column"] = self.column
+        d["better"] = self.better
+        if self.description is not None:
+            d["description"] = self.description
+        return d
+
+
+@dataclass(frozen=True)
+class RolloutSpec:
+    """A validated ``kind: did`` spec: a non-randomized, staggered rollout analysed by difference-in-differences.
+
+    ``first_treated`` names the column with each unit's launch period (missing
+    or 0 = never launched); alternatively ``treatment`` names a 0/1 column
+    that switches on at launch and stays on. The ``outcome`` is the primary
+    outcome; ``secondary`` outcomes are reported alongside.
+
+    Example ``specs/refund_policy_rollout.yaml``::
+
+        name: Refund-policy rollout
+        kind: did
+        data: ../data/rollout_panel.parquet
+        unit: market
+        time: week
+        first_treated: launch_week
+        outcome: {name: contact_rate, numerator: contacts, denominator: orders, better: lower}
+        control_group: never_treated        # or not_yet_treated
+        method: dr                          # dr | reg | ipw
+        scale: log                          # log (relative effects) | level
+    """
+
+    name: str
+    data: str
+    unit: str
+    time: str
+    outcome: OutcomeSpec
+    first_treated: str | None = None
+    treatment: str | None = None
+    secondary: tuple[OutcomeSpec, ...] = ()
+    kind: str = "did"
+    owner: str | None = None
+    description: str | None = None
+    hypothesis: str | None = None
+    start: _dt.date | None = None
+    end: _dt.date | None = None
+    control_group: str = "never_treated"
+    method: str = "dr"
+    covariates: tuple[str, ...] = ()
+    cluster: str | None = None
+    alpha: float = 0.05
+    scale: str = "log"
+    leads: int = 6
+    lags: int = 12
+    placebo_shifts: tuple[int, ...] = (4, 8)
+    source: str | None = None
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data)
+
+    @property
+    def primary(self) -> OutcomeSpec:
+        """The outcome the verdict rests on."""
+        return self.outcome
+
+    @property
+    def outcomes(self) -> tuple[OutcomeSpec, ...]:
+        return (self.outcome, *self.secondary)
+
+    @property
+    def metrics(self) -> tuple[OutcomeSpec, ...]:
+        """Alias of :attr:`outcomes` (what the runner and the CLI count)."""
+        return self.outcomes
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        out: dict[str, None] = {}
+        for c in (self.unit, self.time, self.first_treated, self.treatment, self.cluster, *self.covariates):
+            if c:
+                out[c] = None
+        for o in self.outcomes:
+            for c in o.columns:
+                out[c] = None
+        return tuple(out)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able data; ``RolloutSpec.from_dict(spec.to_dict()) == spec``."""
+        return {
+            "name": self.name, "kind": self.kind, "owner": self.owner, "description": self.description,
+            "hypothesis": self.hypothesis,
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "data": self.data, "unit": self.unit, "time": self.time, "first_treated": self.first_treated,
+            "treatment": self.treatment, "outcome": self.outcome.to_dict(),
+            "secondary": [o.to_dict() for o in self.secondary], "control_group": self.control_group,
+            "method": self.method, "covariates": list(self.covariates), "cluster": self.cluster,
+            "alpha": self.alpha, "scale": self.scale, "leads": self.leads, "lags": self.lags,
+            "placebo_shifts": list(self.placebo_shifts), "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping, *, base_dir: str | os.PathLike | None = None, origin: str | None = None,
+                  check_data: bool = True) -> "RolloutSpec":
+        """Validate a rollout spec given as a mapping (see :meth:`ExperimentSpec.from_dict`)."""
+        origin = origin or (str(raw.get("source")) if isinstance(raw, Mapping) and raw.get("source") else "spec")
+        return _parse_rollout(raw, origin=origin, base_dir=base_dir, check_data=check_data,
+                              allow=DID_KEYS + _DICT_ONLY_KEYS)
+
+
+def _parse_outcome(raw: Any, where: str, problems: _Problems, named: list[tuple[str, str]]) -> OutcomeSpec | None:
+    if isinstance(raw, str) and raw.strip():
+        raw = {"column": raw}
+    if not isinstance(raw, Mapping):
+        problems.add(where, f"expected a column name or a mapping like `{{name: contact_rate, numerator: contacts, "
+                            f"denominator: orders}}`, got {_show(raw)} ({_type_name(raw)})")
+        return None
+    _check_keys(raw, OUTCOME_KEYS, where, problems)
+    n_before = len(problems.items)
+    column = numerator = denominator = None
+    if "column" in raw and ("numerator" in raw or "denominator" in raw):
+        problems.add(f"{where}.column", "give either `column` or `numerator` and `denominator`, not both")
+    elif "numerator" in raw or "denominator" in raw:
+        numerator = _column(raw, "numerator", where, problems, required=True)
+        denominator = _column(raw, "denominator", where, problems, required=True)
+    else:
+        column = _column(raw, "column", where, problems, required=False)
+        if column is None and "column" not in raw:
+            problems.add(where, "needs `column: <name>` or `numerator:` and `denominator:` (a ratio of sums such as "
+                                "contacts / orders)")
+    for fld, c in (("column", column), ("numerator", numerator), ("denominator", denominator)):
+        if c:
+            named.append((f"{where}.{fld}", c))
+    default_name = column or (f"{numerator}/{denominator}" if numerator and denominator else None)
+    name = _text(raw, "name", where, problems, default=default_name)
+    if name is not None and not name.strip():
+        problems.add(f"{where}.name", "must not be empty; give the outcome a name like contact_rate")
+    better = _choice(raw, "better", where, problems, BETTER, "higher")
+    description = _text(raw, "description", where, problems)
+    if len(problems.items) > n_before or name is None:
+        return None
+    return OutcomeSpec(name=name, column=column, numerator=numerator, denominator=denominator, better=better,
+                       description=description)
+
+
+def _parse_rollout(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> RolloutSpec:
+    problems = _Problems(origin)
+    if not isinstance(raw, Mapping):
+        problems.add("", f"a spec must be a mapping of keys (name:, data:, outcome: ...), got "
+                         f"{_type_name(raw)} {_show(raw)}")
+        problems.raise_if_any()
+    _check_keys(raw, allow, "", problems)
+    name = _text(raw, "name", "", problems, required=True, example="Refund-policy rollout")
+    if raw.get("kind") != "did":
+        problems.add("kind", f"expected `kind: did` for a rollout spec, got {_show(raw.get('kind'))}")
+    owner = _text(raw, "owner", "", problems)
+    description = _text(raw, "description", "", problems)
+    hypothesis = _text(raw, "hypothesis", "", problems)
+    start, end = _date(raw, "start", problems), _date(raw, "end", problems)
+    if start and end and end < start:
+        problems.add("end", f"{end.isoformat()} is before start {start.isoformat()}; swap them")
+    named: list[tuple[str, str]] = []
+    unit = _text(raw, "unit", "", problems, required=True, example="market")
+    time = _text(raw, "time", "", problems, required=True, example="week")
+    first_treated = _text(raw, "first_treated", "", problems)
+    treatment = _text(raw, "treatment", "", problems)
+    if first_treated and treatment:
+        problems.add("treatment", "give either `first_treated` (the launch period of each unit) or `treatment` "
+                                  "(a 0/1 column that switches on at launch), not both")
+    elif not first_treated and not treatment:
+        problems.add("first_treated", "required key missing; add e.g. `first_treated: launch_week` (each unit's "
+                                      "launch period, empty for never launched) or `treatment: launched` (0/1)")
+    cluster = _text(raw, "cluster", "", problems)
+    for key, col in (("unit", unit), ("time", time), ("first_treated", first_treated), ("treatment", treatment),
+                     ("cluster", cluster)):
+        if col:
+            named.append((key, col))
+    outcome = None
+    if raw.get("outcome") is None:
+        problems.add("outcome", "required key missing; add e.g. `outcome: {name: contact_rate, numerator: "
+                                "contacts, denominator: orders, better: lower}`")
+    else:
+        outcome = _parse_outcome(raw["outcome"], "outcome", problems, named)
+    secondary: list[OutcomeSpec] = []
+    raw_sec = raw.get("secondary")
+    if raw_sec is not None:
+        if not isinstance(raw_sec, list):
+            problems.add("secondary", f"expected a list of outcomes, got {_show(raw_sec)} ({_type_name(raw_sec)})")
+        else:
+            for i, item in enumerate(raw_sec):
+                o = _parse_outcome(item, f"secondary[{i}]", problems, named)
+                if o is not None:
+                    secondary.append(o)
+    names = [o.name for o in ([outcome] if outcome else []) + secondary]
+    for i, o in enumerate(secondary):
+        if names.count(o.name) > 1:
+            problems.add(f"secondary[{i}].name", f"'{o.name}' is already the name of another outcome; give each "
+                                                 "outcome a distinct name")
+    control_group = _choice(raw, "control_group", "", problems, CONTROL_GROUPS, "never_treated")
+    method = _choice(raw, "method", "", problems, DID_METHODS, "dr")
+    covariates = _column_list(raw, "covariates", "", problems, example="[market_size]") or ()
+    named += [(f"covariates[{i}]", c) for i, c in enumerate(covariates)]
+    alpha = _number(raw, "alpha", "", problems, lo=0.0, hi=0.5, lo_open=True, hi_open=True, default=0.05,
+                    example="0.05")
+    scale = _choice(raw, "scale", "", problems, SCALES, "log")
+    leads = _number(raw, "leads", "", problems, lo=2, hi=1000, integer=True, default=6, example="6")
+    lags = _number(raw, "lags", "", problems, lo=0, hi=1000, integer=True, default=12, example="12")
+    shifts: tuple[int, ...] = (4, 8)
+    if raw.get("placebo_shifts") is not None:
+        value = raw["placebo_shifts"]
+        value = [value] if _is_number(value) else value
+        if not isinstance(value, list) or not all(_is_number(v) and float(v).is_integer() and v >= 1 for v in value):
+            problems.add("placebo_shifts", f"expected a list of whole numbers of periods >= 1, got {_show(value)}; "
+                                           "e.g. `placebo_shifts: [4, 8]`")
+        else:
+            shifts = tuple(sorted({int(v) for v in value}))
+    raw_data = raw.get("data")
+    data = _data_path(raw_data, base_dir, problems, "../data/rollout_panel.parquet` (one row per unit and period")
+    source = raw.get("source") if "source" in allow else None
+    if source is not None and not isinstance(source, str):
+        problems.add("source", f"expected the spec file path (text), got {_show(source)}")
+        source = None
+    if data is not None and check_data:
+        _check_data(data, raw_data, named, problems)
+    problems.raise_if_any()
+    return RolloutSpec(name=name, data=data, unit=unit, time=time, outcome=outcome, first_treated=first_treated,
+                       treatment=treatment, secondary=tuple(secondary), owner=owner, description=description,
+                       hypothesis=hypothesis, start=start, end=end, control_group=control_group, method=method,
+                       covariates=tuple(covariates), cluster=cluster, alpha=float(alpha), scale=scale,
+                       leads=int(leads), lags=int(lags), placebo_shifts=shifts, source=source)
+
+
+def _data_path(raw_data: Any, base_dir, problems: _Problems, example: str) -> str | None:
+    """The absolute data path (relative paths from ``base_dir``), or None with a problem recorded."""
+    if raw_data is None:
+        problems.add("data", f"required key missing; add e.g. `data: {example}, relative to the spec file)")
+        return None
+    if not isinstance(raw_data, str) or not raw_data.strip():
+        problems.add("data", f"expected a file path (text), got {_show(raw_data)} ({_type_name(raw_data)})")
+        return None
+    p = Path(os.path.expanduser(raw_data))
+    if not p.is_absolute():
+        p = Path(base_dir if base_dir is not None else os.getcwd()) / p
+    return str(Path(os.path.abspath(p)))
+
+
+# --------------------------------------------------------------------------- test plan (kind: power)
+@dataclass(frozen=True)
+class PowerSpec:
+    """A validated ``kind: power`` spec: plan an A/B test from historical data (:func:`abkit.power.plan`).
+
+    ``data`` is history (or an A/A test) with the columns the metrics need;
+    the traffic is ``daily_units`` eligible units a day (``population`` for
+    repeat visitors, ``traffic_share`` in the test). ``mde`` is the relative
+    effect the test must detect on the primary metric; ``max_days`` the
+    longest acceptable run. Guardrails with a ``margin`` get the power to show
+    non-inferiority.
+    """
+
+    name: str
+    data: str
+    metrics: tuple[MetricSpec, ...]
+    daily_units: float
+    kind: str = "power"
+    owner: str | None = None
+    description: str | None = None
+    hypothesis: str | None = None
+    start: _dt.date | None = None
+    end: _dt.date | None = None
+    variant: str | None = None
+    control: str | int = "control"
+    alpha: float = 0.05
+    power: float = 0.8
+    arms: int = 2
+    ratio: float = 1.0
+    correction: str | None = "bonferroni"
+    population: float | None = None
+    traffic_share: float = 1.0
+    days: tuple[int, ...] = DEFAULT_PLAN_DAYS
+    mde: float | None = None
+    max_days: int | None = None
+    source: str | None = None
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data)
+
+    @property
+    def primary(self) -> MetricSpec:
+        return next(m for m in self.metrics if m.primary)
+
+    @property
+    def guardrails(self) -> tuple[MetricSpec, ...]:
+        return tuple(m for m in self.metrics if m.guardrail)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        out: dict[str, None] = {self.variant: None} if self.variant else {}
+        for m in self.metrics:
+            for c in m.columns:
+                out[c] = None
+        return tuple(out)
+
+    def build_metrics(self) -> list[Metric]:
+        return [m.build() for m in self.metrics]
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able data; ``PowerSpec.from_dict(spec.to_dict()) == spec``."""
+        return {
+            "name": self.name, "kind": self.kind, "owner": self.owner, "description": self.description,
+            "hypothesis": self.hypothesis, "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None, "data": self.data, "variant": self.variant,
+            "control": self.control, "alpha": self.alpha, "power": self.power, "arms": self.arms,
+            "ratio": self.ratio, "correction": self.correction, "daily_units": self.daily_units,
+            "population": self.population, "traffic_share": self.traffic_share, "days": list(self.days),
+            "mde": self.mde, "max_days": self.max_days, "metrics": [m.to_dict() for m in self.metrics],
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping, *, base_dir: str | os.PathLike | None = None, origin: str | None = None,
+                  check_data: bool = True) -> "PowerSpec":
+        origin = origin or (str(raw.get("source")) if isinstance(raw, Mapping) and raw.get("source") else "spec")
+        return _parse_power(raw, origin=origin, base_dir=base_dir, check_data=check_data,
+                            allow=POWER_KEYS + _DICT_ONLY_KEYS)
+
+
+def _parse_power(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> PowerSpec:
+    problems = _Problems(origin)
+    if not isinstance(raw, Mapping):
+        problems.add("", f"a spec must be a mapping of keys (name:, data:, metrics: ...), got "
+                         f"{_type_name(raw)} {_show(raw)}")
+        problems.raise_if_any()
+    _check_keys(raw, allow, "", problems)
+    name = _text(raw, "name", "", problems, required=True, example="Proactive refund e-mails: test plan")
+    if raw.get("kind") != "power":
+        problems.add("kind", f"expected `kind: power` for a test plan, got {_show(raw.get('kind'))}")
+    owner = _text(raw, "owner", "", problems)
+    description = _text(raw, "description", "", problems)
+    hypothesis = _text(raw, "hypothesis", "", problems)
+    start, end = _date(raw, "start", problems), _date(raw, "end", problems)
+    if start and end and end < start:
+        problems.add("end", f"{end.isoformat()} is before start {start.isoformat()}; swap them")
+    variant = _text(raw, "variant", "", problems)
+    control = raw.get("control", "control")
+    if not _arm_label(control) or control == "":
+        problems.add("control", f"expected the control arm's label (text), got {_show(control)}")
+        control = "control"
+    alpha = _number(raw, "alpha", "", problems, lo=0.0, hi=0.5, lo_open=True, hi_open=True, default=0.05,
+                    example="0.05")
+    power = _number(raw, "power", "", problems, lo=0.0, hi=1.0, lo_open=True, hi_open=True, default=0.8,
+                    example="0.8")
+    if power <= alpha:
+        problems.add("power", f"must be larger than alpha ({alpha:g}), got {power:g}; e.g. `power: 0.8`")
+    arms = _number(raw, "arms", "", problems, lo=2, hi=100, integer=True, default=2, example="2")
+    ratio = _number(raw, "ratio", "", problems, lo=0.0, hi=100.0, lo_open=True, default=1.0,
+                    example="1 (treatment units per control unit)")
+    correction = _choice(raw, "correction", "", problems, POWER_CORRECTIONS, "bonferroni", nullable=True)
+    daily_units = _number(raw, "daily_units", "", problems, lo=0.0, hi=math.inf, lo_open=True,
+                          example="1500 (eligible units a day)")
+    if "daily_units" not in raw or raw["daily_units"] is None:
+        problems.add("daily_units", "required key missing; add the traffic, e.g. `daily_units: 1500` (eligible "
+                                    "units a day)")
+    population = _number(raw, "population", "", problems, lo=0.0, hi=math.inf, lo_open=True,
+                         example="60000 (eligible units in all; repeat visitors count once)")
+    traffic_share = _number(raw, "traffic_share", "", problems, lo=0.0, hi=1.0, lo_open=True, default=1.0,
+                            example="0.5 (half of the traffic enters the test)")
+    days = DEFAULT_PLAN_DAYS
+    if raw.get("days") is not None:
+        value = raw["days"]
+        if (not isinstance(value, list) or not value
+                or not all(_is_number(v) and float(v).is_integer() and v >= 1 for v in value)):
+            problems.add("days", f"expected a list of whole numbers of days, got {_show(value)}; e.g. "
+                                 "`days: [7, 14, 28]`")
+        else:
+            days = tuple(sorted({int(v) for v in value}))
+    mde = _number(raw, "mde", "", problems, lo=0.0, hi=1.0, lo_open=True, hi_open=True,
+                  example="0.05 (detect a 5% change)")
+    max_days = _number(raw, "max_days", "", problems, lo=1, hi=10_000, integer=True, example="42")
+    raw_data = raw.get("data")
+    data = _data_path(raw_data, base_dir, problems, "../data/aftersales_ab.parquet` (history")
+    metrics: list[MetricSpec] = []
+    named: list[tuple[str, str]] = [("variant", variant)] if variant else []
+    raw_metrics = raw.get("metrics")
+    if raw_metrics is None:
+        problems.add("metrics", "required key missing; add a list of metrics, each with name, type and columns")
+    elif not isinstance(raw_metrics, list) or not raw_metrics:
+        problems.add("metrics", f"expected a non-empty list of metrics, got {_show(raw_metrics)}")
+    else:
+        parsed = [_parse_metric(m, i, problems, named) for i, m in enumerate(raw_metrics)]
+        metrics = [m for m in parsed if m is not None]
+        if len(metrics) == len(parsed):
+            _check_metric_set(metrics, problems)
+    source = raw.get("source") if "source" in allow else None
+    if source is not None and not isinstance(source, str):
+        problems.add("source", f"expected the spec file path (text), got {_show(source)}")
+        source = None
+    if data is not None and check_data:
+        _check_data(data, raw_data, named, problems)
+    problems.raise_if_any()
+    return PowerSpec(name=name, data=data, metrics=tuple(metrics), daily_units=float(daily_units), owner=owner,
+                     description=description, hypothesis=hypothesis, start=start, end=end, variant=variant,
+                     control=control, alpha=float(alpha), power=float(power), arms=int(arms), ratio=float(ratio),
+                     correction=correction, population=population, traffic_share=float(traffic_share),
+                     days=days, mde=mde, max_days=max_days, source=source)
+
+
+def spec_from_dict(raw: Mapping, **kwargs) -> "ExperimentSpec | RolloutSpec | PowerSpec":
+    """Validate a spec mapping of any kind: ``ab`` -> ExperimentSpec, ``did`` -> RolloutSpec, ``power`` -> PowerSpec."""
+    kind = raw.get("kind") if isinstance(raw, Mapping) else None
+    if kind == "did":
+        return RolloutSpec.from_dict(raw, **kwargs)
+    if kind == "power":
+        return PowerSpec.from_dict(raw, **kwargs)
+    return ExperimentSpec.from_dict(raw, **kwargs)
 
 
 # --------------------------------------------------------------------------- data schema
@@ -732,10 +1363,11 @@ def _duplicate_keys(text: str) -> list[tuple[str, int]]:
     return sorted(out, key=lambda t: t[1])
 
 
-def load_spec(path: str | os.PathLike, *, check_data: bool = True) -> ExperimentSpec:
+def load_spec(path: str | os.PathLike, *, check_data: bool = True) -> "ExperimentSpec | RolloutSpec":
     """Read and validate one YAML spec file (``yaml.safe_load``; nothing in it is executed).
 
-    A relative ``data`` path is taken from the spec file's directory.
+    ``kind: ab`` (the default) gives an :class:`ExperimentSpec`, ``kind: did`` a
+    :class:`RolloutSpec`. A relative ``data`` path is taken from the spec file's directory.
     """
     p = Path(path)
     origin = str(path)
@@ -767,9 +1399,17 @@ def load_spec(path: str | os.PathLike, *, check_data: bool = True) -> Experiment
     if raw is None:
         problems.add("", "the file is empty; a spec needs at least name, data and metrics")
         problems.raise_if_any()
-    spec = _parse_spec(raw, origin=origin, base_dir=p.resolve().parent, check_data=check_data, allow=TOP_KEYS)
+    if isinstance(raw, Mapping) and raw.get("kind") == "did":
+        spec = _parse_rollout(raw, origin=origin, base_dir=p.resolve().parent, check_data=check_data,
+                              allow=DID_KEYS)
+    elif isinstance(raw, Mapping) and raw.get("kind") == "power":
+        spec = _parse_power(raw, origin=origin, base_dir=p.resolve().parent, check_data=check_data,
+                            allow=POWER_KEYS)
+    else:
+        spec = _parse_spec(raw, origin=origin, base_dir=p.resolve().parent, check_data=check_data,
+                           allow=TOP_KEYS)
     return _with_source(spec, str(p.resolve()))
 
 
-def _with_source(spec: ExperimentSpec, source: str) -> ExperimentSpec:
+def _with_source(spec, source: str):
     return replace(spec, source=source)

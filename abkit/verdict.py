@@ -1,53 +1,219 @@
-"""The decision rule: one documented function turns a result into a verdict.
+"""The decision rules: one documented function per readout kind turns results into a verdict.
 
-Rule (per treatment arm, evaluated in this order):
+A/B tests: :func:`decide`
+-------------------------
 
-1. **Invalid**: the sample-ratio-mismatch test fails (p < 0.001). The
-   split of units is implausible under the planned allocation, so the
-   assignment or logging is broken and no effect can be trusted.
+Per treatment arm, evaluated in this order:
+
+1. **Invalid** (SRM or data problem): the sample-ratio-mismatch test fails
+   (p < 0.001), or the arms already differed *before* the test (joint
+   pre-period balance test p < 0.001). Assignment or logging is broken,
+   so no effect can be trusted.
 2. **Do not ship**: the primary metric moved significantly in the wrong
-   direction, or a guardrail metric did.
+   direction, or a guardrail is *breached*.
 3. **Ship**: the primary metric moved significantly in the right direction
-   and no guardrail got significantly worse.
-4. **Inconclusive**: otherwise; the data cannot tell the arm from control.
+   and every guardrail is *ok*.
+4. **Inconclusive**: otherwise. When the days run so far are known, the
+   verdict says how many more days are needed, e.g. "Inconclusive (need 9
+   more days)": for a primary metric that is not significant, the days to
+   detect the planned ``mde`` with ``power`` (:func:`days_to_detect`); for a
+   significant primary with unclear guardrails, the days until their
+   intervals fit within the margins (:func:`days_to_show_margin`); the
+   longer of these.
 
 "Significantly" means the decision p-value (Holm/BH-adjusted when the
 analysis asked for a correction) is below alpha; the good direction is the
 metric's ``better``.
+
+Guardrails (:func:`guardrail_status`). With a relative non-inferiority
+``margin`` m (0.02 = "may get at most 2% worse") a guardrail is
+
+* **ok** when the bad-side bound of its (1 - alpha) confidence interval of
+  the relative change is within the margin (lower-is-better: upper bound
+  <= +m; higher-is-better: lower bound >= -m). This is a one-sided
+  non-inferiority test at level alpha/2, on the unadjusted interval the
+  readout shows;
+* **breached** when even the good-side bound is beyond the margin (the
+  guardrail is worse by more than m with that confidence);
+* **unclear** otherwise (the interval straddles the margin: more data needed).
+
+Without a margin a guardrail is breached when it got significantly worse
+(decision p-value below alpha) and ok otherwise.
+
+Rollouts (difference-in-differences): :func:`decide_rollout`
+-------------------------------------------------------------
+
+1. **Invalid (pre-trends fail)**: the joint pre-trend test rejects at alpha;
+   launched and comparison units were already drifting apart before launch,
+   so the comparison that DiD relies on does not hold.
+2. **Worked**: the effect on the outcome is significant in the good
+   direction, by *both* the analytic p-value and the bootstrap p-value (when
+   given; with few units the bootstrap is the safer one).
+3. **Made it worse**: significant, in the wrong direction.
+4. **No detectable impact**: otherwise.
+
+Failed placebo tests (a fake launch date with a significant "effect") do
+not change the label; they are listed as a caution among the reasons.
 """
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+import math
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+
+from scipy import stats
 
 from .results import ExperimentResult, format_p, format_pct
 
-__all__ = ["Verdict", "decide"]
+__all__ = ["Verdict", "decide", "decide_rollout", "guardrail_status", "days_to_detect", "days_to_show_margin",
+           "DaysEstimate",
+           "BALANCE_ALARM", "COLOURS"]
 
-COLOURS = {"Ship": "#1a7f37", "Do not ship": "#cf222e", "Inconclusive": "#9a6700", "Invalid": "#8250df"}
+COLOURS = {
+    "Ship": "#1a7f37", "Do not ship": "#cf222e", "Inconclusive": "#9a6700", "Invalid": "#8250df",
+    "Worked": "#1a7f37", "Made it worse": "#cf222e", "No detectable impact": "#9a6700",
+}
+BALANCE_ALARM = 0.001
+"""Joint pre-period balance test p-value below which an A/B readout is Invalid (as the SRM alarm)."""
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """A decision for one treatment arm, in plain words."""
+    """A decision for one treatment arm (or one rollout), in plain words."""
 
     variant: Hashable
-    label: str          # Ship / Do not ship / Inconclusive / Invalid
+    label: str          # Ship / Do not ship / Inconclusive / Invalid; Worked / Made it worse / No detectable impact
     headline: str       # one sentence a leader can read
     reasons: tuple[str, ...]
+    note: str | None = None        # the parenthesis after the label, e.g. "need 9 more days", "pre-trends fail"
+    days_more: int | None = None   # Inconclusive A/B tests: more days needed to detect the planned MDE
 
     @property
     def colour(self) -> str:
         return COLOURS[self.label]
 
+    @property
+    def display_label(self) -> str:
+        """The label as shown: ``Inconclusive (need 9 more days)``."""
+        return f"{self.label} ({self.note})" if self.note else self.label
 
+
+# --------------------------------------------------------------------------- guardrails
+def guardrail_status(result: ExperimentResult, row: dict, margin: float | None = None) -> tuple[str, str]:
+    """``("ok" | "breached" | "unclear", explanation)`` for one guardrail row; the rule is in the module doc."""
+    name = row["metric"]
+    lo, hi, rel = row["rel_ci_lower"], row["rel_ci_upper"], row["rel_effect"]
+    ci = f"{format_pct(rel)}, {1 - result.alpha:.0%} CI {format_pct(lo)} to {format_pct(hi)}"
+    if margin is None:
+        if result.outcome(row) == "worse":
+            return "breached", f"guardrail {name} got significantly worse: {ci} (p {format_p(result.decision_p(row))})"
+        return "ok", f"guardrail {name} did not get significantly worse ({ci})"
+    if not all(math.isfinite(x) for x in (lo, hi)):
+        return "unclear", f"guardrail {name}: no confidence interval, so the {margin:.1%} margin cannot be checked"
+    lower_better = row["better"] == "lower"
+    bad_bound, good_bound = (hi, lo) if lower_better else (-lo, -hi)   # "how much worse", positive = worse
+    allowed = f"may get at most {margin:.1%} worse"
+    if bad_bound <= margin:
+        return "ok", f"guardrail {name} is within its margin ({allowed}): {ci}"
+    if good_bound > margin:
+        return "breached", f"guardrail {name} got worse by more than its margin ({allowed}): {ci}"
+    return "unclear", f"guardrail {name} may have got worse by more than its margin ({allowed}): {ci}"
+
+
+# --------------------------------------------------------------------------- more days
+@dataclass(frozen=True)
+class DaysEstimate:
+    """How long the test must run to detect the planned relative MDE, from the variance seen so far."""
+
+    days_total: int | None        # days from the start until the planned MDE is detectable
+    days_more: int | None         # days_total - days_elapsed (0 when already enough)
+    units_needed: float           # units in all arms together
+    units_now: int
+    factor: float                 # units_needed / units_now
+    method: str
+
+
+def days_to_detect(row: dict, mde: float, days_elapsed: float, *, alpha: float = 0.05, power: float = 0.8,
+                   units_now: int | None = None) -> DaysEstimate:
+    """Days needed until a relative effect of ``mde`` would be detected with ``power``.
+
+    The unit-level standard deviation of the relative lift is backed out of
+    the observed standard error, ``sd = rel_se / sqrt(1/n_c + 1/n_t)``; the
+    units per arm needed for ``mde`` come from :func:`abkit.power.sample_size_mean`
+    (two-sample t-test, the arms' current ratio); if that is unavailable, from
+    the normal approximation ``n = (z_{1-alpha/2} + z_power)^2 (v_t + v_c) / mde^2``
+    scaled from the current n. Units are assumed to keep arriving at the
+    average rate so far (``units_now / days_elapsed``), so
+    ``days_total = ceil(days_elapsed * units_needed / units_now)``.
+    """
+    n_c, n_t = float(row["n_control"]), float(row["n_treatment"])
+    units_now = int(units_now if units_now is not None else n_c + n_t)
+    se = float(row.get("rel_se", math.nan))
+    if not (math.isfinite(se) and se > 0 and n_c > 1 and n_t > 1 and mde > 0 and days_elapsed > 0):
+        return DaysEstimate(None, None, math.nan, units_now, math.nan, "not enough information")
+    sd = se / math.sqrt(1.0 / n_c + 1.0 / n_t)
+    k = n_t / n_c
+    try:
+        from .power import sample_size_mean
+
+        need_c = float(sample_size_mean(sd=sd, mde=mde, alpha=alpha, power=power, ratio=k).n_control)
+        method = "abkit.power.sample_size_mean (two-sample t-test) with the observed variance"
+    except Exception:  # noqa: BLE001 - the power module is optional here; fall back to the closed form
+        z = stats.norm.isf(alpha / 2) + stats.norm.ppf(power)
+        need_c = n_c * (z * se / mde) ** 2
+        method = "normal approximation n = (z_{1-a/2} + z_power)^2 (v_t + v_c) / mde^2, scaled from the current n"
+    factor = need_c / n_c
+    days_total = int(math.ceil(days_elapsed * factor - 1e-9))
+    return DaysEstimate(days_total, max(0, days_total - int(math.ceil(days_elapsed))), factor * units_now,
+                        units_now, factor, method)
+
+
+def days_to_show_margin(row: dict, margin: float, days_elapsed: float, *, alpha: float = 0.05,
+                        units_now: int | None = None) -> DaysEstimate:
+    """Days needed until an *unclear* guardrail's interval fits within its margin, if its estimate stays put.
+
+    With ``w`` = how much worse the estimate is (relative, positive = worse)
+    and ``m`` the margin, the bad-side bound ``w + z se`` is within ``m`` once
+    ``se <= (m - w) / z``, ``z = z_{1-alpha/2}``; standard errors shrink as
+    ``1/sqrt(n)``, so the units (and, at the same accrual, the days) scale by
+    ``(se / se_needed)^2``. No estimate when ``w >= m`` (more data would not help).
+    """
+    n_c, n_t = float(row["n_control"]), float(row["n_treatment"])
+    units_now = int(units_now if units_now is not None else n_c + n_t)
+    se = float(row.get("rel_se", math.nan))
+    worse = row["rel_effect"] if row["better"] == "lower" else -row["rel_effect"]
+    method = "guardrail interval shrinking as 1/sqrt(n) with the estimate unchanged"
+    if not (math.isfinite(se) and se > 0 and days_elapsed > 0 and math.isfinite(worse) and worse < margin):
+        return DaysEstimate(None, None, math.nan, units_now, math.nan, method)
+    need_se = (margin - worse) / stats.norm.isf(alpha / 2)
+    factor = (se / need_se) ** 2
+    days_total = int(math.ceil(days_elapsed * factor - 1e-9))
+    return DaysEstimate(days_total, max(0, days_total - int(math.ceil(days_elapsed))), factor * units_now,
+                        units_now, factor, method)
+
+
+# --------------------------------------------------------------------------- A/B
 def _direction_words(row: dict) -> str:
     return "up" if row["effect"] > 0 else "down"
 
 
-def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] = ()) -> list[Verdict]:
-    """Verdicts (one per treatment arm) from the primary metric and guardrails."""
+def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | Mapping[str, float | None] = (), *,
+           balance_p: float | None = None, mde: float | None = None, power: float = 0.8,
+           days_elapsed: float | None = None) -> list[Verdict]:
+    """Verdicts (one per treatment arm) from the primary metric, the guardrails and the health checks.
+
+    ``guardrails``: names, or a mapping name -> relative non-inferiority
+    margin (None for "must not get significantly worse").
+    ``balance_p``: p-value of the joint pre-period balance test (optional).
+    ``mde``, ``power``, ``days_elapsed``: the planned relative MDE and power and
+    the days run so far, for "Inconclusive (need N more days)".
+    The rule is in the module docstring.
+    """
     result.metric(primary)
+    margins = dict(guardrails) if isinstance(guardrails, Mapping) else {g: None for g in guardrails}
+    for g in margins:
+        result.metric(g)
+    imbalance = balance_p is not None and math.isfinite(balance_p) and balance_p < BALANCE_ALARM
     verdicts = []
     for arm in result.treatments:
         row = result.row(primary, arm)
@@ -56,31 +222,124 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] = (
                 f"({1 - result.alpha:.0%} CI {format_pct(row['rel_ci_lower'])} to "
                 f"{format_pct(row['rel_ci_upper'])}, p {format_p(p)})")
         reasons = [lift]
-        bad_guards = [g for g in guardrails if result.outcome(result.row(g, arm)) == "worse"]
-        for g in bad_guards:
-            gr = result.row(g, arm)
-            reasons.append(f"guardrail {g} got worse: {format_pct(gr['rel_effect'])} "
-                           f"(p {format_p(result.decision_p(gr))})")
+        status = {g: guardrail_status(result, result.row(g, arm), m) for g, m in margins.items()}
+        breached = [g for g, (s, _) in status.items() if s == "breached"]
+        unclear = [g for g, (s, _) in status.items() if s == "unclear"]
+        reasons += [text for s, text in status.values() if s != "ok"]
         outcome = result.outcome(row)
-        if result.srm.mismatch:
+        note = None
+        days_more = None
+        if result.srm.mismatch or imbalance:
             label = "Invalid"
-            headline = (f"Do not trust these numbers: the split of units between arms is not the planned "
-                        f"one (sample ratio mismatch, p {format_p(result.srm.p_value)}). Fix the "
-                        "assignment or logging and rerun.")
-            reasons.insert(0, result.srm.summary())
-        elif outcome == "worse" or bad_guards:
+            if result.srm.mismatch:
+                note = "sample ratio mismatch"
+                headline = (f"Do not trust these numbers: the split of units between arms is not the planned "
+                            f"one (sample ratio mismatch, p {format_p(result.srm.p_value)}). Fix the "
+                            "assignment or logging and rerun.")
+                reasons.insert(0, result.srm.summary())
+            else:
+                note = "arms differ before the test"
+                headline = (f"Do not trust these numbers: the arms already differed before the test started "
+                            f"(pre-period balance test p {format_p(balance_p)}). Check the assignment and the "
+                            "pre-period data.")
+                reasons.insert(0, f"pre-period balance test p {format_p(balance_p)} < {BALANCE_ALARM:g}")
+        elif outcome == "worse" or breached:
             label = "Do not ship"
-            why = (f"{primary} got worse" if outcome == "worse"
-                   else f"guardrail{'s' if len(bad_guards) > 1 else ''} {', '.join(bad_guards)} got worse")
-            headline = f"{arm} should not ship: {why}."
-        elif outcome == "better":
+            why = []
+            if outcome == "worse":
+                why.append(f"{primary} got worse")
+            if breached:
+                why.append(f"guardrail{'s' if len(breached) > 1 else ''} {', '.join(breached)} "
+                           f"{'were' if len(breached) > 1 else 'was'} breached")
+            headline = f"{arm} should not ship: {' and '.join(why)}."
+        elif outcome == "better" and not unclear:
             label = "Ship"
             moved = "lowered" if row["effect"] < 0 else "raised"
+            guard = " and every guardrail held" if margins else ""
             headline = (f"{arm} {moved} {primary} by {format_pct(abs(row['rel_effect']), 1, sign=False)} "
-                        f"({row['better']} is better), and no guardrail got worse.")
+                        f"({row['better']} is better){guard}.")
         else:
             label = "Inconclusive"
-            headline = (f"No detectable effect of {arm} on {primary}: the change is between "
-                        f"{format_pct(row['rel_ci_lower'])} and {format_pct(row['rel_ci_upper'])}.")
-        verdicts.append(Verdict(arm, label, headline, tuple(reasons)))
+            if outcome == "better":
+                headline = (f"{arm} improved {primary}, but guardrail{'s' if len(unclear) > 1 else ''} "
+                            f"{', '.join(unclear)} cannot yet be shown to stay within {'their' if len(unclear) > 1 else 'its'} "
+                            "margin.")
+            else:
+                headline = (f"No detectable effect of {arm} on {primary}: the change is between "
+                            f"{format_pct(row['rel_ci_lower'])} and {format_pct(row['rel_ci_upper'])}.")
+            needs = []
+            if days_elapsed and outcome == "better":
+                for g in unclear:
+                    est = days_to_show_margin(result.row(g, arm), margins[g], days_elapsed, alpha=result.alpha)
+                    if est.days_more:
+                        needs.append((est.days_more, est.days_total, f"to show {g} stays within its margin"))
+            if mde and days_elapsed and outcome != "better":
+                est = days_to_detect(row, mde, days_elapsed, alpha=result.alpha, power=power)
+                if est.days_more:
+                    needs.append((est.days_more, est.days_total,
+                                  f"to detect a {mde:.1%} change with {power:.0%} power"))
+                elif est.days_more == 0:
+                    headline += (f" The test already had {power:.0%} power for a {mde:.1%} change, so any effect "
+                                 "is probably smaller than that.")
+            if needs:
+                days_more, total, why = max(needs)
+                plural = "s" if days_more != 1 else ""
+                note = f"need {days_more} more day{plural}"
+                headline += f" It needs about {days_more} more day{plural} ({total} in total) {why}."
+        verdicts.append(Verdict(arm, label, headline, tuple(reasons), note, days_more))
     return verdicts
+
+
+# --------------------------------------------------------------------------- rollouts
+def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: float, rel_ci_upper: float,
+                   p_value: float, pretrend_p: float | None, *, alpha: float = 0.05,
+                   bootstrap_p: float | None = None, placebo_p: Sequence[float] = (),
+                   where: str = "launched units", what: str = "The launch") -> Verdict:
+    """The verdict of a rollout (difference-in-differences) readout; the rule is in the module docstring.
+
+    Effects are relative changes (``-0.061`` = 6.1% lower) with their
+    (1 - alpha) confidence interval; ``pretrend_p`` is the joint pre-trend
+    test's p-value (None or NaN when there are no pre-launch periods).
+    """
+    level = f"{1 - alpha:.0%} CI"
+    sig_analytic = p_value < alpha
+    sig_boot = bootstrap_p is None or not math.isfinite(bootstrap_p) or bootstrap_p < alpha
+    significant = sig_analytic and sig_boot
+    up = rel_effect > 0
+    good = up if better == "higher" else not up
+    verb = "raised" if up else "cut"
+    lo_mag, hi_mag = sorted((abs(rel_ci_lower), abs(rel_ci_upper)))
+    ci_words = (f"{level} {format_pct(lo_mag, 1, sign=False)} to {format_pct(hi_mag, 1, sign=False)}"
+                if (rel_ci_lower > 0) == (rel_ci_upper > 0) else
+                f"{level} {format_pct(rel_ci_lower)} to {format_pct(rel_ci_upper)}")
+    boot = f", bootstrap p {format_p(bootstrap_p)}" if bootstrap_p is not None and math.isfinite(bootstrap_p) else ""
+    reasons = [f"{outcome} {'up' if up else 'down'} {format_pct(abs(rel_effect), 1, sign=False)} "
+               f"({level} {format_pct(rel_ci_lower)} to {format_pct(rel_ci_upper)}, p {format_p(p_value)}{boot})"]
+    has_pre = pretrend_p is not None and math.isfinite(pretrend_p)
+    reasons.append(f"pre-trend test p {format_p(pretrend_p)}" if has_pre else "no pre-launch periods to test "
+                   "parallel trends")
+    failed_placebos = [p for p in placebo_p if p is not None and math.isfinite(p) and p < alpha]
+    if failed_placebos:
+        reasons.append(f"caution: {len(failed_placebos)} of {len(placebo_p)} placebo launch dates show a "
+                       "significant fake effect")
+    note = None
+    if has_pre and pretrend_p < alpha:
+        label, note = "Invalid", "pre-trends fail"
+        headline = (f"Do not trust this estimate: launched and comparison {where.split()[-1]} were already "
+                    f"drifting apart before launch (pre-trend test p {format_p(pretrend_p)}).")
+    elif significant and good:
+        label = "Worked"
+        headline = (f"{what} {verb} {outcome} by {format_pct(abs(rel_effect), 1, sign=False)} ({ci_words}) on "
+                    f"average in {where}.")
+    elif significant:
+        label = "Made it worse"
+        headline = (f"{what} {verb} {outcome} by {format_pct(abs(rel_effect), 1, sign=False)} ({ci_words}) on "
+                    f"average in {where}: the wrong direction ({better} is better).")
+    else:
+        label = "No detectable impact"
+        headline = (f"No detectable impact on {outcome}: the change in {where} is between "
+                    f"{format_pct(rel_ci_lower)} and {format_pct(rel_ci_upper)} ({level}).")
+        if sig_analytic and not sig_boot:
+            reasons.append(f"the analytic p-value is below {alpha:g} but the bootstrap p-value is not; with few "
+                           "units the bootstrap is the safer guide")
+    return Verdict(outcome, label, headline, tuple(reasons), note)

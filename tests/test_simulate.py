@@ -23,6 +23,7 @@ AB_COLUMNS = {
     "pre_orders": "int64", "pre_returns": "int64", "pre_refunds": "int64",
     "pre_refund_amount": "float64", "pre_contacts": "int64", "pre_csat_sum": "int64",
     "pre_csat_responses": "int64", "pre_repeat_purchase_30d": "int64", "pre_abuse_loss": "float64",
+    "exposure_date": "datetime64[us]", "market": "category", "category": "category", "buyer_type": "category",
 }
 PRE_COLUMNS = [c for c in AB_COLUMNS if c.startswith("pre_")]
 EFFECTS = {"refund_rate": -0.06, "contact_rate": -0.08, "time_to_refund_hours": -0.05, "csat": 0.01}
@@ -75,7 +76,8 @@ def test_multi_block_generation_is_deterministic():
 def test_columns_and_dtypes():
     df = sim.ab_data(2_000, arms=("ctl", "b", "c"), seed=1)
     assert list(df.columns) == list(AB_COLUMNS)
-    assert {c: str(t) for c, t in df.dtypes.items()} == AB_COLUMNS
+    kinds = {c: "datetime64" if str(t).startswith("datetime64") else str(t) for c, t in df.dtypes.items()}
+    assert kinds == {c: t.split("[")[0] for c, t in AB_COLUMNS.items()}
     assert list(df["variant"].cat.categories) == ["ctl", "b", "c"]
     assert df["buyer_id"].is_unique
     assert len(df) == 2_000
@@ -335,7 +337,8 @@ def test_write_samples_cli(tmp_path, capsys):
     assert sim.main(["--write-samples", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     names = sorted(os.listdir(tmp_path))
-    assert names == ["aftersales_ab.parquet", "aftersales_ab_3arm_srm.parquet", "rollout_panel.parquet"]
+    assert names == ["aftersales_ab.parquet", "aftersales_ab_3arm_srm.parquet", "aftersales_ab_interim.parquet",
+                     "rollout_panel.parquet"]
     assert "aftersales_ab.parquet" in out
     total = sum(os.path.getsize(tmp_path / n) for n in names)
     assert total < 5_000_000
@@ -346,3 +349,22 @@ def test_write_samples_cli(tmp_path, capsys):
     assert three.attrs["srm"] == 0.03
     panel = pd.read_parquet(tmp_path / "rollout_panel.parquet")
     assert str(panel["launch_week"].dtype) == "Int64" and len(panel) == 20 * 52
+    interim = pd.read_parquet(tmp_path / "aftersales_ab_interim.parquet")
+    assert interim["exposure_date"].max() < pd.Timestamp("2026-09-13")
+    assert interim["buyer_id"].isin(ab["buyer_id"]).all()
+
+
+def test_exposure_dates_and_segments_are_independent_of_arm_and_outcomes():
+    df = sim.ab_data(200_000, effects={"refund_rate": -0.1}, seed=5, start="2026-01-05", days=14)
+    assert df["exposure_date"].min() == pd.Timestamp("2026-01-05")
+    assert df["exposure_date"].max() <= pd.Timestamp("2026-01-18")
+    assert ((df["buyer_type"] == "new") == (df["pre_orders"] == 0)).all()
+    # the outcome columns are those of a frame made without looking at these columns
+    base = sim.ab_data(2_000, seed=5)
+    same = sim.ab_data(2_000, seed=5, start="2030-01-01", days=3)
+    assert base.drop(columns=["exposure_date"]).equals(same.drop(columns=["exposure_date"]))
+    # market shares do not differ by arm beyond chance (chi-square)
+    from scipy.stats import chi2_contingency
+
+    table = pd.crosstab(df["market"], df["variant"])
+    assert chi2_contingency(table).pvalue > 0.001

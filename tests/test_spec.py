@@ -195,7 +195,16 @@ def test_unknown_keys_suggest_the_closest(project):
     ({"allocation": {"treatment": 0.5, "other": 0.5}}, "allocation", "control"),
     ({"allocation": {"control": -1, "treatment": 1}}, "allocation.control", "-1"),
     ({"allocation": "50/50"}, "allocation", "'50/50'"),
-    ({"kind": "did"}, "kind", "not available yet"),
+    ({"kind": "dd"}, "kind", "use one of ab, did, power"),
+    ({"mde": 5}, "mde", "5"),
+    ({"mde": "2%"}, "mde", "'2%'"),
+    ({"power": 0.01}, "power", "larger than alpha"),
+    ({"planned_units": 1000.5}, "planned_units", "whole number"),
+    ({"planned_units": -3}, "planned_units", "-3"),
+    ({"segments": {"market": 1}}, "segments", "list of column names"),
+    ({"segments": ["variant"]}, "segments[0]", "variant column"),
+    ({"segments": ["orders", "orders"]}, "segments[1]", "listed twice"),
+    ({"date": 20260901}, "date", "20260901"),
     ({"control": True}, "control", "True"),
     ({"variant": 7}, "variant", "7"),
 ])
@@ -217,6 +226,7 @@ def test_wrong_types_and_values(project, changes, field, shown):
     ({"name": ""}, "metrics[0].name", "empty"),
     ({"dropna": "true"}, "metrics[0].dropna", "'true'"),
     ({"guardrail": True}, "metrics[0].guardrail", "both primary and a guardrail"),
+    ({"margin": 0.02}, "metrics[0].margin", "only applies to guardrail"),
 ])
 def test_wrong_metric_fields(project, metric_changes, field, shown):
     spec = copy.deepcopy(SPEC)
@@ -370,3 +380,227 @@ def test_cwd_does_not_leak_into_from_dict(project, monkeypatch):
     assert spec.data == os.path.abspath(project / "data" / "ab.parquet")
     spec2 = ExperimentSpec.from_dict(mutated(), base_dir=project / "specs")
     assert spec2 == spec
+
+
+# --------------------------------------------------------------------------- readout plan fields (A/B)
+def test_plan_segments_and_margins_round_trip(project):
+    spec = copy.deepcopy(SPEC)
+    spec.update(mde=0.03, power=0.9, planned_units=40_000, date="exposure_date", segments=["market", "orders"],
+                balance=["pre_orders"])
+    spec["metrics"][4]["margin"] = 0.05
+    frame = small_frame()
+    frame["exposure_date"] = pd.Timestamp("2026-09-01").date()
+    frame["market"] = "DE"
+    frame.to_parquet(project / "data" / "ab.parquet")
+    loaded = load_spec(write_spec(project, spec))
+    assert (loaded.mde, loaded.power, loaded.planned_units, loaded.date) == (0.03, 0.9, 40_000, "exposure_date")
+    assert loaded.segments == ("market", "orders") and loaded.balance == ("pre_orders",)
+    assert loaded.margins == {"abuse_loss_per_order": 0.05}
+    assert loaded.balance_columns == ("pre_orders",)
+    assert "exposure_date" in loaded.columns and "market" in loaded.columns
+    d = loaded.to_dict()
+    assert json.loads(json.dumps(d)) == d and ExperimentSpec.from_dict(d) == loaded
+    # without `balance`, the balance check uses every covariate column of the metrics
+    del spec["balance"]
+    assert load_spec(write_spec(project, spec)).balance_columns == ("pre_refunds", "pre_orders",
+                                                                    "pre_refund_amount")
+    # a single segment column may be written without a list
+    spec["segments"] = "market"
+    assert load_spec(write_spec(project, spec)).segments == ("market",)
+
+
+def test_plan_columns_must_exist(project):
+    spec = mutated(date="exposure_day", segments=["markt"], balance=["pre_order"])
+    msg = spec_error(write_spec(project, spec))
+    assert "date: column 'exposure_day' not found" in msg
+    assert "segments[0]: column 'markt' not found" in msg
+    assert "balance[0]: column 'pre_order' not found" in msg and "Did you mean 'pre_orders'?" in msg
+
+
+# --------------------------------------------------------------------------- rollout specs (kind: did)
+def rollout_frame() -> pd.DataFrame:
+    rows = []
+    for m, launch in [("A", 5), ("B", 7), ("C", None), ("D", None)]:
+        for w in range(1, 11):
+            rows.append({"market": m, "week": w, "launch_week": launch, "orders": 100 + w, "contacts": 10 + w % 3,
+                         "refunds": 5, "time_to_refund_hours": 50.0})
+    df = pd.DataFrame(rows)
+    df["launch_week"] = df["launch_week"].astype("Int64")
+    return df
+
+
+DID = {
+    "name": "Refund-policy rollout", "kind": "did", "owner": "Refunds team", "data": "../data/panel.parquet",
+    "unit": "market", "time": "week", "first_treated": "launch_week",
+    "outcome": {"name": "contact_rate", "numerator": "contacts", "denominator": "orders", "better": "lower"},
+    "secondary": [{"name": "time_to_refund", "column": "time_to_refund_hours", "better": "lower"}],
+    "control_group": "not_yet_treated", "method": "reg", "alpha": 0.1, "placebo_shifts": [2],
+}
+
+
+@pytest.fixture()
+def rollout_project(project):
+    rollout_frame().to_parquet(project / "data" / "panel.parquet")
+    return project
+
+
+def test_rollout_spec_loads_and_round_trips(rollout_project):
+    from abkit.spec import RolloutSpec, spec_from_dict
+
+    spec = load_spec(write_spec(rollout_project, DID, "rollout.yaml"))
+    assert isinstance(spec, RolloutSpec) and spec.kind == "did"
+    assert (spec.unit, spec.time, spec.first_treated, spec.treatment) == ("market", "week", "launch_week", None)
+    assert spec.primary.name == "contact_rate" and spec.outcome.is_ratio
+    assert spec.outcome.columns == ("contacts", "orders") and spec.secondary[0].columns == ("time_to_refund_hours",)
+    assert (spec.control_group, spec.method, spec.scale, spec.alpha) == ("not_yet_treated", "reg", "log", 0.1)
+    assert (spec.leads, spec.lags, spec.placebo_shifts) == (6, 12, (2,))
+    d = spec.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert RolloutSpec.from_dict(d) == spec and spec_from_dict(d) == spec
+    # an outcome may be just a column name
+    short = dict(DID, outcome="contacts")
+    assert load_spec(write_spec(rollout_project, short, "short.yaml")).outcome.column == "contacts"
+
+
+@pytest.mark.parametrize("changes, field, shown", [
+    ({"unit": None}, "unit", "required"),
+    ({"treatment": "launched"}, "treatment", "not both"),
+    ({"first_treated": None}, "first_treated", "treatment: launched"),
+    ({"control_group": "never_treatd"}, "control_group", "Did you mean 'never_treated'?"),
+    ({"method": "ols"}, "method", "dr, reg, ipw"),
+    ({"scale": "logarithmic"}, "scale", "log, level"),
+    ({"leads": 1}, "leads", "whole number in [2, 1000]"),
+    ({"placebo_shifts": [0]}, "placebo_shifts", "[4, 8]"),
+    ({"outcome": {"name": "x"}}, "outcome", "numerator"),
+    ({"outcome": {"numerator": "contacts"}}, "outcome.denominator", "required"),
+    ({"outcome": {"column": "contacts", "numerator": "x", "denominator": "y"}}, "outcome.column", "not both"),
+    ({"outcome": {"column": "contact"}}, "outcome.column", "column 'contact' not found"),
+    ({"secondary": [{"column": "refundz"}]}, "secondary[0].column", "Did you mean 'refunds'?"),
+    ({"time": "weak"}, "time", "Did you mean 'week'?"),
+    ({"metrics": []}, "metrics", "unknown key"),
+    ({"alpha": 0.9}, "alpha", "0.9"),
+])
+def test_rollout_spec_errors(rollout_project, changes, field, shown):
+    spec = dict(DID, **changes)
+    spec = {k: v for k, v in spec.items() if v is not None}
+    msg = spec_error(write_spec(rollout_project, spec, "rollout.yaml"))
+    assert f"{field}:" in msg, msg
+    assert shown in msg, msg
+
+
+def test_forgotten_kind_did_is_pointed_out(rollout_project):
+    spec = {k: v for k, v in DID.items() if k != "kind"}
+    msg = spec_error(write_spec(rollout_project, spec, "rollout.yaml"))
+    assert "kind: this looks like a rollout" in msg and "`kind: did`" in msg
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_rollout_pages_escape_hostile_names(rollout_project, name):
+    from abkit.readout import rollout
+
+    spec = dict(DID, name=name, description=name, hypothesis=name, owner=name)
+    spec["outcome"] = dict(DID["outcome"], name=name)
+    loaded = load_spec(write_spec(rollout_project, spec, "rollout.yaml"))
+    panel = rollout.load_panel(loaded)
+    page = rollout.header_html(loaded, panel) + rollout.details_html(loaded, panel)
+    assert "<script>" not in page
+    if name.strip():
+        import html
+
+        assert html.escape(name.strip()) in page
+
+
+def test_rollout_panel_preparation(rollout_project):
+    from abkit.readout import rollout
+
+    spec = load_spec(write_spec(rollout_project, DID, "rollout.yaml"))
+    panel = rollout.load_panel(spec)
+    f = panel.frame
+    assert panel.cohorts == {5: 1, 7: 1} and panel.n_never == 2 and panel.n_units == 4
+    assert f.loc[(f.market == "A") & (f.week == 5), rollout.LAUNCHED].item() == 1.0
+    assert f.loc[(f.market == "A") & (f.week == 4), rollout.LAUNCHED].item() == 0.0
+    assert f.loc[f.market == "C", rollout.FIRST].isna().all()
+    y = panel.column("contact_rate")
+    assert y == "log contact_rate"
+    expected = np.log((10 + 3 % 3) / 103)
+    assert f.loc[(f.market == "A") & (f.week == 3), y].item() == pytest.approx(expected)
+    # a 0/1 treatment column gives the same launch periods
+    df = rollout_frame()
+    df["launched"] = (df.week >= df.launch_week.fillna(99)).astype(int)
+    df.to_parquet(rollout_project / "data" / "panel.parquet")
+    spec2 = load_spec(write_spec(rollout_project, {**{k: v for k, v in DID.items() if k != "first_treated"},
+                                                  "treatment": "launched"}, "r2.yaml"))
+    assert rollout.load_panel(spec2).cohorts == {5: 1, 7: 1}
+    df.loc[(df.market == "A") & (df.week == 9), "launched"] = 0          # switches off again
+    df.to_parquet(rollout_project / "data" / "panel.parquet")
+    with pytest.raises(abkit.DataError, match="switches back to 0"):
+        rollout.load_panel(spec2)
+
+
+# --------------------------------------------------------------------------- test plans (kind: power)
+PLAN = {
+    "name": "Refund e-mails (plan)", "kind": "power", "data": "../data/ab.parquet", "daily_units": 500,
+    "population": 20_000, "days": [14, 7, 28], "mde": 0.1, "max_days": 28,
+    "metrics": [
+        {"name": "refund_rate", "type": "ratio", "numerator": "refunds", "denominator": "orders",
+         "covariates": ["pre_refunds", "pre_orders"], "better": "lower", "primary": True},
+        {"name": "repeat", "type": "proportion", "column": "repeat_purchase_30d", "guardrail": True, "margin": 0.05},
+    ],
+}
+
+
+def test_plan_spec_loads_and_round_trips(project):
+    from abkit.spec import PowerSpec, spec_from_dict
+
+    spec = load_spec(write_spec(project, PLAN, "plan.yaml"))
+    assert isinstance(spec, PowerSpec) and spec.kind == "power"
+    assert (spec.daily_units, spec.population, spec.days, spec.mde, spec.max_days) == (500, 20_000, (7, 14, 28),
+                                                                                      0.1, 28)
+    assert (spec.arms, spec.ratio, spec.correction, spec.power) == (2, 1.0, "bonferroni", 0.8)
+    assert spec.primary.name == "refund_rate" and spec.guardrails[0].margin == 0.05
+    d = spec.to_dict()
+    assert json.loads(json.dumps(d)) == d and PowerSpec.from_dict(d) == spec and spec_from_dict(d) == spec
+
+
+@pytest.mark.parametrize("changes, field, shown", [
+    ({"daily_units": None}, "daily_units", "required"),
+    ({"daily_units": -5}, "daily_units", "-5"),
+    ({"days": [0, 7]}, "days", "whole numbers of days"),
+    ({"mde": 10}, "mde", "0.05"),
+    ({"arms": 1}, "arms", "whole number"),
+    ({"correction": "holm"}, "correction", "bonferroni, sidak"),
+    ({"traffic_share": 1.5}, "traffic_share", "1.5"),
+    ({"segments": ["x"]}, "segments", "unknown key"),
+])
+def test_plan_spec_errors(project, changes, field, shown):
+    spec = {k: v for k, v in dict(PLAN, **changes).items() if v is not None}
+    msg = spec_error(write_spec(project, spec, "plan.yaml"))
+    assert f"{field}:" in msg, msg
+    assert shown in msg, msg
+
+
+def test_plan_recommendation(project):
+    """The recommended days are abkit.power's days for the target; the MDE at that duration is the target."""
+    from abkit import power
+    from abkit.readout import plan as planning
+
+    frame = small_frame(4000, seed=3)
+    frame.to_parquet(project / "data" / "ab.parquet")
+    spec = load_spec(write_spec(project, PLAN, "plan.yaml"))
+    bundle = planning.make_plan(spec)
+    rec = planning.recommend(spec, bundle)
+    metric = spec.build_metrics()[0]
+    direct = power.plan(spec.data_path, metric, daily_units=500, population=20_000, mdes=[0.1], days=[7])
+    days = int(direct.sample_sizes().days_needed.iloc[0])
+    assert rec.days == days and rec.feasible == (days <= 28)
+    if rec.feasible:
+        assert rec.label == f"Run {days} days" and "to detect a 10.0% change in refund_rate" in rec.headline
+        mde_at = bundle.main.to_frame().query("metric == 'refund_rate' and days == @days").relative_mde.abs()
+        assert mde_at.iloc[0] == pytest.approx(0.1, abs=0.01)
+    assert any("guardrail repeat" in r for r in rec.reasons)
+    data = planning.to_json(spec, bundle, rec)
+    assert json.loads(json.dumps(data, allow_nan=False)) == data
+    # an unreachable target says so, with what is reachable instead
+    far = load_spec(write_spec(project, dict(PLAN, mde=0.005), "far.yaml"))
+    rec2 = planning.recommend(far, planning.make_plan(far))
+    assert rec2.label == "Not feasible" and "out of reach" in rec2.headline and rec2.days == 28

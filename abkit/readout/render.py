@@ -1,12 +1,15 @@
-"""HTML pieces of a readout: header, verdict, SRM check, metric table, chart, methodology.
+"""HTML pieces of an A/B readout: header, verdict, health checks, metric table, charts, methodology.
 
 Each function takes abkit objects (an :class:`abkit.spec.ExperimentSpec`,
 an :class:`abkit.ExperimentResult`, the verdicts of
-:func:`abkit.verdict.decide`) and returns an HTML string in which every
-user-supplied string (experiment and metric names, descriptions, arm labels)
-is escaped with :func:`html.escape`. The readout notebook
-(``abkit/templates/ab_readout.ipynb``) is a sequence of short calls to
-these functions, so what the page shows is testable without a kernel.
+:func:`abkit.verdict.decide`, the checks of :mod:`abkit.readout.ab`) and
+returns an HTML string in which every user-supplied string (experiment and
+metric names, descriptions, arm labels, segment values) is escaped with
+:func:`html.escape`. The readout notebook (``abkit/templates/ab_readout.ipynb``)
+is a sequence of short calls to these functions, so what the page shows is
+testable without a kernel. The page order is: a compact header (name, owner,
+dates, primary metric, hypothesis), the verdict with the decision rule,
+details, health checks, metrics, charts, methodology and glossary.
 """
 from __future__ import annotations
 
@@ -16,13 +19,17 @@ import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ..results import ExperimentResult, format_number, format_p, format_pct, results_table_html
+import numpy as np
+
+from ..results import ExperimentResult, format_number, format_p, format_pct
 from ..stats.checks import SRM_ALARM
-from ..verdict import COLOURS, Verdict
+from ..verdict import BALANCE_ALARM, COLOURS, Verdict
 
 __all__ = [
-    "configure_matplotlib", "header_html", "verdict_html", "srm_html", "metrics_html", "chart_html", "figure_data_uri",
-    "chart_alt", "methodology_html", "summary", "portfolio_html", "page_css", "decision_rule_text",
+    "configure_matplotlib", "header_html", "verdict_html", "details_html", "srm_html", "health_html",
+    "metrics_html", "chart_html", "figure_data_uri", "chart_alt", "cumulative_html", "plot_cumulative",
+    "segments_html", "segments_section_html", "plot_segments", "methodology_html", "summary", "portfolio_html", "page_css",
+    "decision_rule_text", "section_error_html",
 ]
 
 CSS_PATH = Path(__file__).resolve().parent.parent / "templates" / "html" / "abkit" / "abkit.css"
@@ -31,6 +38,7 @@ CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri '
 
 _CORRECTION_WORDS = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 _TYPE_WORDS = {"mean": "mean", "proportion": "proportion", "ratio": "ratio"}
+_OUTCOME_COLOURS = {"better": "#1a7f37", "worse": "#cf222e", "neutral": "#57606a"}
 
 
 def _e(value) -> str:
@@ -53,8 +61,14 @@ def _finite(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def section_error_html(title: str, exc: BaseException) -> str:
+    """A section that could not be computed: a visible warning instead of a missing section."""
+    return (f'<section class="abkit-section"><h2>{_e(title)}</h2><div class="abkit-banner abkit-banner-warn">'
+            f"This section could not be computed: {_e(type(exc).__name__)}: {_e(exc)}</div></section>")
+
+
 # --------------------------------------------------------------------------- matplotlib
-def configure_matplotlib(dpi: int = 120) -> None:
+def configure_matplotlib(dpi: int = 110) -> None:
     """Inline PNG figures, crisp enough for a laptop, with labels taken literally.
 
     ``text.parse_math`` is switched off so a metric called e.g. ``$ refunded``
@@ -74,6 +88,22 @@ def configure_matplotlib(dpi: int = 120) -> None:
         pass
 
 
+def figure_data_uri(fig, dpi: int | None = None) -> str:
+    """A matplotlib figure as a ``data:image/png;base64,...`` URI (nothing to fetch, nothing to lose)."""
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi or fig.dpi, bbox_inches="tight", facecolor="white")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _style_axes(ax) -> None:
+    ax.grid(alpha=0.25)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
 # --------------------------------------------------------------------------- header
 def _dates(spec) -> str | None:
     if spec.start and spec.end:
@@ -91,28 +121,53 @@ def _metric_line(m) -> str:
     return f"{m.name} ({m.definition}; {direction})"
 
 
+def _guard_words(g) -> str:
+    if g.margin is None:
+        return f"{g.name} (must not get significantly worse)"
+    return f"{g.name} (may get at most {g.margin:.1%} worse)"
+
+
 def decision_rule_text(spec) -> str:
     """The decision rule of :func:`abkit.verdict.decide`, in words, for this spec."""
     sig = f"p < {spec.alpha:g}"
     if spec.correction:
         sig += f" after {_CORRECTION_WORDS[spec.correction]} adjustment across all metrics and arms"
-    guards = ", ".join(g.name for g in spec.guardrails)
-    guard_txt = f" and no guardrail ({guards}) got significantly worse" if guards else ""
-    worse_txt = f" or a guardrail ({guards})" if guards else ""
     p = spec.primary
+    guards = [_guard_words(g) for g in spec.guardrails]
+    guard_txt = f" and every guardrail holds: {'; '.join(guards)}" if guards else ""
+    worse_txt = " or a guardrail is clearly breached" if guards else ""
+    more = (f" (with the days still needed to detect a {spec.mde:.1%} change with {spec.power:.0%} power)"
+            if spec.mde else "")
     return (f"Ship an arm if {p.name} moved in the good direction ({p.better} is better) with {sig}"
-            f"{guard_txt}. Do not ship if {p.name}{worse_txt} got significantly worse. Invalid if the "
-            f"sample-ratio check fails (p < {SRM_ALARM:g}). Otherwise inconclusive.")
+            f"{guard_txt}. Do not ship if {p.name} got significantly worse{worse_txt}. Invalid if the "
+            f"sample-ratio check fails (p < {SRM_ALARM:g}) or the arms differed before the test (balance p < "
+            f"{BALANCE_ALARM:g}). Otherwise inconclusive{more}.")
 
 
-def header_html(spec) -> str:
-    """Title block: name, owner, dates, arms, primary metric, decision rule, hypothesis, description."""
-    rows: list[tuple[str, str]] = []
+def header_html(spec, kicker: str = "A/B test readout") -> str:
+    """Compact title block: name, owner, dates, primary metric and hypothesis (the verdict follows)."""
+    bits = []
     if spec.owner:
-        rows.append(("Owner", _e(spec.owner)))
+        bits.append(f"<span><b>Owner</b> {_e(spec.owner)}</span>")
     dates = _dates(spec)
     if dates:
-        rows.append(("Dates", _e(dates)))
+        bits.append(f"<span><b>Dates</b> {_e(dates)}</span>")
+    bits.append(f"<span><b>Primary metric</b> {_e(_metric_line(spec.primary))}</span>")
+    parts = [
+        '<header class="abkit-header">',
+        f'<div class="abkit-kicker">{_e(kicker)}</div>',
+        f"<h1>{_e(spec.name)}</h1>",
+        f'<p class="abkit-sub">{"".join(bits)}</p>',
+    ]
+    if spec.hypothesis and spec.hypothesis.strip():
+        parts.append(f'<div class="abkit-note"><b>Hypothesis.</b> {_text_block(spec.hypothesis)}</div>')
+    parts.append("</header>")
+    return "\n".join(parts)
+
+
+def details_html(spec) -> str:
+    """What was tested: arms and planned split, metrics' roles, the plan (MDE, power, units), what changed."""
+    rows: list[tuple[str, str]] = []
     alloc = spec.planned_allocation
     if isinstance(alloc, dict):
         total = sum(alloc.values())
@@ -122,26 +177,32 @@ def header_html(spec) -> str:
         rows.append(("Control arm", _e(spec.control)))
     rows.append(("Primary metric", _e(_metric_line(spec.primary))))
     if spec.guardrails:
-        rows.append(("Guardrails", "<br>".join(_e(_metric_line(g)) for g in spec.guardrails)))
-    rows.append(("Decision rule", _e(decision_rule_text(spec))))
+        rows.append(("Guardrails", "<br>".join(_e(_guard_words(g)) for g in spec.guardrails)))
+    others = [m for m in spec.metrics if not m.primary and not m.guardrail]
+    if others:
+        rows.append(("Other metrics", _e(", ".join(m.name for m in others))))
+    plan = []
+    if spec.mde:
+        plan.append(f"detect a {spec.mde:.1%} change in {spec.primary.name} with {spec.power:.0%} power")
+    if spec.planned_units:
+        plan.append(f"{spec.planned_units:,} units in total")
+    if plan:
+        rows.append(("Plan", _e("; ".join(plan))))
+    rows.append(("Significance", _e(f"alpha {spec.alpha:g}" + (f", {_CORRECTION_WORDS[spec.correction]} "
+                                                                 "correction" if spec.correction else ""))))
     meta = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
-    parts = [
-        '<header class="abkit-header">',
-        '<div class="abkit-kicker">A/B test readout</div>',
-        f"<h1>{_e(spec.name)}</h1>",
-        f'<dl class="abkit-meta">{meta}</dl>',
-    ]
-    if spec.hypothesis and spec.hypothesis.strip():
-        parts.append(f'<div class="abkit-note"><b>Hypothesis.</b> {_text_block(spec.hypothesis)}</div>')
+    desc = ""
     if spec.description and spec.description.strip():
-        parts.append(f'<div class="abkit-description"><b>What changed.</b> {_text_block(spec.description)}</div>')
-    parts.append("</header>")
-    return "\n".join(parts)
+        desc = f'<div class="abkit-description"><b>What changed.</b> {_text_block(spec.description)}</div>'
+    return f'<section class="abkit-section"><h2>The test</h2><dl class="abkit-meta">{meta}</dl>{desc}</section>'
 
 
 # --------------------------------------------------------------------------- verdict
-def verdict_html(verdicts: Sequence[Verdict], result: ExperimentResult | None = None) -> str:
-    """The decision, first: one card per treatment arm with its label, headline and reasons."""
+def verdict_html(verdicts: Sequence[Verdict], result: ExperimentResult | None = None, spec=None) -> str:
+    """The decision, first: one card per treatment arm with its label, headline and reasons.
+
+    With ``spec`` the decision rule follows the cards.
+    """
     control = f" vs {_e(result.control)}" if result is not None else ""
     cards = []
     for v in verdicts:
@@ -150,26 +211,27 @@ def verdict_html(verdicts: Sequence[Verdict], result: ExperimentResult | None = 
         cards.append(
             f'<div class="abkit-verdict" style="border-left-color:{colour}">'
             f'<div class="abkit-verdict-top"><span class="abkit-label" style="background:{colour}">'
-            f'{_e(v.label)}</span><span class="abkit-arm">{_e(v.variant)}{control}</span></div>'
+            f'{_e(v.display_label)}</span><span class="abkit-arm">{_e(v.variant)}{control}</span></div>'
             f'<p class="abkit-headline">{_e(v.headline)}</p>'
             f'<ul class="abkit-reasons">{reasons}</ul></div>'
         )
     if not cards:
         cards.append('<p class="abkit-muted">No treatment arm to decide on.</p>')
-    return '<section class="abkit-section"><h2>Verdict</h2><div class="abkit-verdicts">' + "".join(cards) + \
-        "</div></section>"
+    rule = (f'<p class="abkit-rule"><b>Decision rule.</b> {_e(decision_rule_text(spec))}</p>'
+            if spec is not None else "")
+    return ('<section class="abkit-section" id="abkit-verdict"><h2>Verdict</h2><div class="abkit-verdicts">'
+            + "".join(cards) + f"</div>{rule}</section>")
 
 
-# --------------------------------------------------------------------------- SRM
-def srm_html(result: ExperimentResult) -> str:
-    """The sample-ratio-mismatch check: a loud red banner when it fails, a quiet note when it passes."""
+# --------------------------------------------------------------------------- health checks
+def _srm_block(result: ExperimentResult) -> str:
     srm = result.srm
     rows = "".join(
         f"<tr><td>{_e(a)}</td><td>{o:,}</td><td>{s:.2%}</td><td>{e:.2%}</td></tr>"
         for a, o, s, e in zip(srm.arms, srm.observed, srm.observed_share, srm.expected_share)
     )
-    table = ('<div class="abkit-table-wrap"><table class="abkit-table abkit-srm"><thead><tr><th>Arm</th>'
-             "<th>Units</th><th>Observed share</th><th>Planned share</th></tr></thead>"
+    table = ('<div class="abkit-table-wrap"><table class="abkit-table abkit-narrow abkit-srm"><thead><tr>'
+             "<th>Arm</th><th>Units</th><th>Observed share</th><th>Planned share</th></tr></thead>"
              f"<tbody>{rows}</tbody></table></div>")
     stat = f"chi-square = {format_number(srm.chi2, 3)} on {srm.df} df, p = {srm.p_value:.3g}"
     if srm.mismatch:
@@ -187,38 +249,165 @@ def srm_html(result: ExperimentResult) -> str:
             '<div class="abkit-banner abkit-banner-ok">&#10003; Sample ratio check passed: the units are split '
             f"as planned ({_e(stat)}).</div>"
         )
+    return banner + table
+
+
+def srm_html(result: ExperimentResult) -> str:
+    """The sample-ratio-mismatch check as its own section (a loud red banner when it fails)."""
     extra = ""
     if result.missing_variant:
         extra = f'<p class="abkit-muted">{result.missing_variant:,} rows without an arm were left out.</p>'
-    return f'<section class="abkit-section"><h2>Health check: sample ratio</h2>{banner}{table}{extra}</section>'
+    return f'<section class="abkit-section"><h2>Health check: sample ratio</h2>{_srm_block(result)}{extra}</section>'
+
+
+def _size_block(size) -> str:
+    if size is None:
+        return ""
+    parts = []
+    if size.planned_units:
+        share = size.reached_share
+        cls = "abkit-banner-ok" if share >= 1 else "abkit-banner-warn"
+        mark = "&#10003;" if share >= 1 else "&#9888;"
+        parts.append(f'<div class="abkit-banner {cls}">{mark} {size.units:,} units of the {size.planned_units:,} '
+                     f"planned ({share:.0%}).</div>")
+    if size.needed is not None and size.mde:
+        n = size.needed
+        enough = n.factor <= 1
+        txt = (f"To detect a {size.mde:.1%} change in the primary metric with {size.power:.0%} power, the observed "
+               f"variance calls for about {n.units_needed:,.0f} units; the test has {size.units:,} "
+               f"({size.units / n.units_needed:.0%}).")
+        if n.days_total is not None and size.days:
+            txt += (f" At the rate so far ({size.units / size.days:,.0f} units a day over {size.days:.0f} days) that "
+                    f"takes {n.days_total} days in total" + ("." if enough else f", {n.days_more} more."))
+        cls = "abkit-banner-ok" if enough else "abkit-banner-warn"
+        parts.append(f'<div class="abkit-banner {cls}">{"&#10003;" if enough else "&#9888;"} {_e(txt)}</div>')
+    if not parts:
+        return ('<p class="abkit-muted">No sample-size plan in the spec (add <code>planned_units</code> or '
+                "<code>mde</code>) to check whether the test ran long enough.</p>")
+    how = f" Days run: {size.days:.0f} ({_e(size.days_source)})." if size.days else ""
+    method = f" Units needed: {_e(size.needed.method)}." if size.needed is not None else ""
+    return "".join(parts) + f'<p class="abkit-muted">{how}{method}</p>'
+
+
+def _balance_block(bal) -> str:
+    from .ab import SMD_FLAG
+
+    if bal is None:
+        return ""
+    if bal.error:
+        return (f'<div class="abkit-banner abkit-banner-warn">&#9888; The pre-period balance check could not run: '
+                f"{_e(bal.error)}</div>")
+    if not bal.columns:
+        return ('<p class="abkit-muted">No pre-period columns to compare (the metrics use no covariates and the '
+                "spec lists no <code>balance</code> columns).</p>")
+    several = bal.table.variant.nunique() > 1
+    rows = []
+    for r in bal.table.itertuples():
+        flag = abs(r.smd) > SMD_FLAG
+        smd = f'<span style="color:{"#cf222e" if flag else "inherit"};font-weight:{600 if flag else 400}">{r.smd:+.3f}</span>'
+        arm = f"<td>{_e(r.variant)}</td>" if several else ""
+        rows.append(f"<tr><td>{_e(r.column)}</td>{arm}<td>{format_number(r.control_mean)}</td>"
+                    f"<td>{format_number(r.treatment_mean)}</td><td>{smd}</td><td>{format_p(r.p_value)}</td></tr>")
+    arm_head = "<th>Arm</th>" if several else ""
+    table = ('<div class="abkit-table-wrap"><table class="abkit-table abkit-narrow"><thead><tr><th>Pre-period '
+             f"column</th>{arm_head}<th>Control</th><th>Treatment</th><th>Std. mean diff.</th><th>p-value</th>"
+             f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+    joint = "; ".join(f"{_e(j.variant)}: chi-square {j.chi2:.2f} on {j.df} df, p {format_p(j.p_value)}"
+                      for j in bal.joint.itertuples())
+    if bal.alarm:
+        banner = ('<div class="abkit-banner abkit-banner-bad" role="alert"><strong class="abkit-banner-title">'
+                  "&#9888; The arms differed before the test.</strong><br>"
+                  f"Joint test of the pre-period columns: {joint} (alarm at p &lt; {BALANCE_ALARM:g}). The "
+                  "assignment is not random with respect to past behaviour; do not trust the effects.</div>")
+    elif bal.flagged:
+        banner = ('<div class="abkit-banner abkit-banner-warn">&#9888; Small pre-period differences in '
+                  f"{_e(', '.join(bal.flagged))} (|std. mean diff.| &gt; {SMD_FLAG:g}), but the joint test does not "
+                  f"flag them ({joint}). CUPED adjusts the effects for these columns.</div>")
+    else:
+        banner = ('<div class="abkit-banner abkit-banner-ok">&#10003; The arms looked alike before the test '
+                  f"(joint test: {joint}; every |std. mean diff.| &le; {SMD_FLAG:g}).</div>")
+    return banner + table
+
+
+def _dropped_block(dropped) -> str:
+    if dropped is None:
+        return ""
+    if len(dropped) == 0:
+        return '<p class="abkit-muted">&#10003; No unit was left out of any number.</p>'
+    rows = "".join(f"<tr><td>{_e(r.reason)}</td><td>{r.units:,}</td><td>{format_pct(r.share, 1, sign=False)}</td></tr>"
+                   for r in dropped.itertuples())
+    return ('<div class="abkit-table-wrap"><table class="abkit-table abkit-left abkit-narrow"><thead><tr>'
+            f"<th>Left out</th><th>Units</th><th>Share of all units</th></tr></thead><tbody>{rows}</tbody>"
+            "</table></div>")
+
+
+def health_html(result: ExperimentResult, balance=None, size=None, dropped=None) -> str:
+    """Health checks: sample ratio, sample size vs plan, pre-period balance, units left out and why."""
+    parts = ['<section class="abkit-section"><h2>Health checks</h2>',
+             "<h3>Sample ratio</h3>", _srm_block(result)]
+    if size is not None:
+        parts += ["<h3>Sample size</h3>", _size_block(size)]
+    if balance is not None:
+        parts += ["<h3>Pre-period balance</h3>", _balance_block(balance)]
+    if dropped is not None:
+        parts += ["<h3>Units left out</h3>", _dropped_block(dropped)]
+    parts.append("</section>")
+    return "".join(parts)
 
 
 # --------------------------------------------------------------------------- metrics
-def metrics_html(result: ExperimentResult) -> str:
-    """The metric table (``result._repr_html_()``) with a legend."""
+def metrics_html(result: ExperimentResult, spec=None) -> str:
+    """The metric table: arm values, absolute and relative effect with CIs, p-values, coloured by outcome."""
     sig = f"p &lt; {result.alpha:g}"
     if result.correction:
         sig += f" after {_CORRECTION_WORDS.get(result.correction, _e(result.correction))} adjustment"
     legend = (f'<p class="abkit-muted">One row per metric and arm. Relative lift in '
               f'<span style="color:#1a7f37;font-weight:600">green</span> = significantly better, '
               f'<span style="color:#cf222e;font-weight:600">red</span> = significantly worse ({sig}), '
-              "grey = no significant difference. Values are per buyer (means) or per unit of the "
-              "denominator (ratios); CI = confidence interval.</p>")
-    dropped = [f"{_e(str(m))}: {d:,} units without a value left out"
-               for m, d in result.dropped_units().items() if d]
-    note = f'<p class="abkit-muted">{"; ".join(dropped)}.</p>' if dropped else ""
+              "grey = no significant difference; what counts as better depends on the metric "
+              "(for contact rate and time to refund, lower is better). Values are per buyer (means) or per unit "
+              "of the denominator (ratios); CI = confidence interval.</p>")
+    roles = {}
+    if spec is not None:
+        for m in spec.metrics:
+            roles[m.name] = ("primary" if m.primary else
+                             (f"guardrail, margin {m.margin:.1%}" if m.margin is not None else "guardrail")
+                             if m.guardrail else "")
+    corr = result.correction is not None
+    level = f"{1 - result.alpha:.0%}"
+    several = len(result.treatments) > 1
+    head = ["Metric", *(["Arm"] if several else []), "Control", "Treatment", f"Abs. effect<br>[{level} CI]",
+            f"Rel. lift<br>[{level} CI]", "p-value", *([f"p ({_e(result.correction)})"] if corr else []),
+            "Units<br>control / treatment"]
+    body = []
+    for r in result.rows:
+        colour = _OUTCOME_COLOURS[result.outcome(r)]
+        role = roles.get(r["metric"], "")
+        tag = f' <span class="abkit-tag">{_e(role)}</span>' if role else ""
+        cells = [f"<b>{_e(r['metric'])}</b>{tag}<br><small>{_e(r['better'])} is better</small>"]
+        if several:
+            cells.append(_e(r["variant"]))
+        cells += [
+            format_number(r["control_value"]), format_number(r["treatment_value"]),
+            f"{format_number(r['effect'], 3)}<small class=\"abkit-ci\">[{format_number(r['ci_lower'], 3)}, "
+            f"{format_number(r['ci_upper'], 3)}]</small>",
+            f'<span style="color:{colour};font-weight:600">{format_pct(r["rel_effect"], 2)}</span>'
+            f"<small class=\"abkit-ci\">[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]</small>",
+            format_p(r["p_value"]),
+        ]
+        if corr:
+            cells.append(format_p(r.get("p_value_adjusted", np.nan)))
+        cells.append(f"{r['n_control']:,} / {r['n_treatment']:,}")
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    table = ('<table class="abkit-table abkit-metrics"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
+             + "</tr></thead><tbody>" + "".join(body) + "</tbody></table>")
+    vr = [f"{_e(r['metric'])} {format_pct(r['variance_reduction'], 0, sign=False)}" for r in result.rows
+          if r.get("variance_reduction") is not None and np.isfinite(r["variance_reduction"])
+          and r["variance_reduction"] > 0 and (not several or r["variant"] == result.treatments[0])]
+    note = (f'<p class="abkit-muted">Variance removed by CUPED / regression adjustment: {", ".join(vr)}.</p>'
+            if vr else "")
     return ('<section class="abkit-section"><h2>Metrics</h2>' + legend +
-            f'<div class="abkit-table-wrap">{results_table_html(result, notes=False)}</div>{note}</section>')
-
-
-def figure_data_uri(fig, dpi: int | None = None) -> str:
-    """A matplotlib figure as a ``data:image/png;base64,...`` URI (nothing to fetch, nothing to lose)."""
-    import base64
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi or fig.dpi, bbox_inches="tight", facecolor="white")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+            f'<div class="abkit-table-wrap">{table}</div>{note}</section>')
 
 
 def chart_html(result: ExperimentResult, fig) -> str:
@@ -244,9 +433,145 @@ def chart_alt(result: ExperimentResult) -> str:
             "confidence intervals: " + "; ".join(parts))
 
 
+# --------------------------------------------------------------------------- cumulative
+_ARM_COLOURS = ["#0969da", "#bf3989", "#1a7f37", "#9a6700", "#8250df"]
+
+
+def plot_cumulative(frame, spec, ax=None):
+    """Relative lift of the primary metric on all units exposed up to each day, with its CI band."""
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.6, 3.4))
+    for i, (arm, part) in enumerate(frame.groupby("variant", sort=False)):
+        c = _ARM_COLOURS[i % len(_ARM_COLOURS)]
+        label = f"{arm} vs {spec.control}"
+        ax.fill_between(part["date"], part["rel_ci_lower"] * 100, part["rel_ci_upper"] * 100, color=c, alpha=0.15,
+                        lw=0)
+        ax.plot(part["date"], part["rel_effect"] * 100, color=c, lw=2, marker="o", ms=3, label=label)
+    ax.axhline(0, color="black", lw=0.8)
+    if spec.mde:
+        good = -1 if spec.primary.better == "lower" else 1
+        ax.axhline(good * spec.mde * 100, color="#8c959f", lw=1, ls="--", label=f"planned MDE ({spec.mde:.1%})")
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+    ax.set_ylabel(f"{spec.primary.name}: relative lift (%)", parse_math=False)
+    ax.set_title(f"Cumulative effect on {spec.primary.name} ({1 - spec.alpha:.0%} CI shaded)", loc="left",
+                 fontsize=10, parse_math=False)
+    leg = ax.legend(fontsize=8, frameon=False)
+    for t in leg.get_texts():
+        t.set_parse_math(False)
+    _style_axes(ax)
+    ax.figure.autofmt_xdate()
+    ax.figure.tight_layout()
+    return ax
+
+
+def cumulative_html(fig, frame, spec, missing: int = 0) -> str:
+    last = frame.groupby("variant", sort=False).tail(1)
+    alt = (f"Chart of the cumulative relative lift of {spec.primary.name} by exposure date; final: "
+           + "; ".join(f"{r.variant}: {format_pct(r.rel_effect, 1)} [{format_pct(r.rel_ci_lower, 1)}, "
+                       f"{format_pct(r.rel_ci_upper, 1)}]" for r in last.itertuples()))
+    miss = (f" {missing:,} units without a value in <code>{_e(spec.date)}</code> are not in this chart."
+            if missing else "")
+    return ('<section class="abkit-section abkit-chart"><h2>Effect over time</h2>'
+            f'<p class="abkit-muted">Each point is the effect on all units exposed up to that day (column '
+            f"<code>{_e(spec.date)}</code>). The interval narrows as units accrue; an estimate that settles is a "
+            "good sign, one that still drifts suggests novelty or learning effects. Do not stop the test the "
+            f"first time the band leaves zero: decide at the planned end.{miss}</p>"
+            f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure></section>')
+
+
+# --------------------------------------------------------------------------- segments
+def plot_segments(seg, ax=None):
+    """Forest plot of the primary metric's relative lift per segment value (and arm), overall as a band."""
+    import matplotlib.pyplot as plt
+
+    t = seg.table
+    several = t.variant.nunique() > 1
+    n = len(t)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.6, 0.42 * n + 1.3))
+    y = np.arange(n)[::-1]
+    labels = []
+    for yi, r in zip(y, t.itertuples()):
+        colour = _OUTCOME_COLOURS[r.outcome]
+        ax.plot([r.rel_ci_lower * 100, r.rel_ci_upper * 100], [yi, yi], color=colour, lw=2.2, solid_capstyle="round")
+        ax.plot([r.rel_effect * 100], [yi], "o", color=colour, ms=6)
+        labels.append(f"{r.segment}" + (f" ({r.variant})" if several else "") + f"  n={r.n_control + r.n_treatment:,}")
+    for i, (arm, (rel, lo, hi)) in enumerate(seg.overall.items()):
+        if not several or i == 0:
+            ax.axvspan(lo * 100, hi * 100, color="#0969da", alpha=0.08, lw=0)
+            ax.axvline(rel * 100, color="#0969da", lw=1, ls="--", label=f"all units ({arm})" if several else "all units")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y)
+    for text in ax.set_yticklabels(labels):
+        text.set_parse_math(False)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlabel("relative lift (%), with confidence interval", parse_math=False)
+    ax.set_title(f"{seg.column}", loc="left", fontsize=10, parse_math=False)
+    leg = ax.legend(fontsize=8, frameon=False, loc="best")
+    for tx in leg.get_texts():
+        tx.set_parse_math(False)
+    ax.grid(axis="x", alpha=0.3)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.figure.tight_layout()
+    return ax
+
+
+def segments_html(seg, fig, spec) -> str:
+    """Segment breakdown of the primary metric: forest plot, table with adjusted p-values, Cochran's Q."""
+    t = seg.table
+    corr = _CORRECTION_WORDS.get(seg.correction, seg.correction)
+    several = t.variant.nunique() > 1 if len(t) else False
+    rows = []
+    for r in t.itertuples():
+        colour = _OUTCOME_COLOURS[r.outcome]
+        arm = f"<td>{_e(r.variant)}</td>" if several else ""
+        rows.append(f"<tr><td>{_e(r.segment)}</td>{arm}<td>{r.n_control:,} / {r.n_treatment:,}</td>"
+                    f'<td><span style="color:{colour};font-weight:600">{format_pct(r.rel_effect, 1)}</span></td>'
+                    f"<td>[{format_pct(r.rel_ci_lower, 1)}, {format_pct(r.rel_ci_upper, 1)}]</td>"
+                    f"<td>{format_p(r.p_value)}</td><td>{format_p(r.p_value_adjusted)}</td></tr>")
+    head = (f"<th>{_e(seg.column)}</th>" + ("<th>Arm</th>" if several else "") + "<th>Units (C / T)</th>"
+            f"<th>Rel. lift</th><th>{1 - spec.alpha:.0%} CI</th><th>p-value</th><th>p ({_e(corr)})</th>")
+    table = (f'<div class="abkit-table-wrap"><table class="abkit-table abkit-narrow"><thead><tr>{head}</tr></thead>'
+             f"<tbody>{''.join(rows)}</tbody></table></div>")
+    het = []
+    for h in seg.heterogeneity.itertuples():
+        if not np.isfinite(h.q):
+            continue
+        arm = f" ({_e(h.variant)})" if several else ""
+        verdict = ("the effect differs between segments" if h.p_value < spec.alpha else
+                   "no evidence that the effect differs between segments")
+        het.append(f"Cochran's Q{arm} = {h.q:.2f} on {h.df} df, p = {format_p(h.p_value)}, "
+                   f"I&sup2; = {h.i2:.0%}: {verdict}.")
+    notes = []
+    if seg.missing:
+        notes.append(f"{seg.missing:,} units without a value in this column are left out.")
+    if seg.hidden:
+        notes.append(f"Only the {len(t) if not several else t.segment.nunique()} largest values are shown; "
+                     f"{seg.hidden} smaller ones are not.")
+    alt = (f"Forest plot of the relative lift of {spec.primary.name} by {seg.column}: "
+           + "; ".join(f"{r.segment}: {format_pct(r.rel_effect, 1)}" for r in t.itertuples()))
+    img = f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure>' if fig else ""
+    return (f'<div class="abkit-segment"><h3>By {_e(seg.column)}</h3>{img}{table}'
+            f'<p class="abkit-muted">{" ".join(het)} {" ".join(_e(n) for n in notes)}</p></div>')
+
+
+def segments_section_html(parts: Sequence[str], spec) -> str:
+    corr = _CORRECTION_WORDS.get(spec.correction or "holm")
+    return ('<section class="abkit-section abkit-chart"><h2>Segments</h2>'
+            f'<p class="abkit-muted">The primary metric ({_e(spec.primary.name)}) in each segment. Segment '
+            f"p-values are adjusted ({_e(corr)}) across the segments of each breakdown, and Cochran's Q tests "
+            "whether the effect really differs between segments. Segments are for understanding, not for "
+            "picking winners: a segment that looks different is a hypothesis for the next test.</p>"
+            + "".join(parts) + "</section>")
+
+
 # --------------------------------------------------------------------------- methodology
 def methodology_html(spec, result: ExperimentResult | None = None) -> str:
-    """How the numbers were computed, with references, plus the metric definitions."""
+    """How the numbers were computed, with references, the metric definitions and a short glossary."""
     kinds = {m.type for m in spec.metrics}
     built = spec.build_metrics()
     one_cov = [m.name for m in built if m.method == "cuped"]
@@ -273,24 +598,53 @@ def methodology_html(spec, result: ExperimentResult | None = None) -> str:
                else "Benjamini and Hochberg 1995: controls the expected share of false positives")
         items.append(f"Multiple testing: p-values are adjusted across every metric x arm comparison ({ref}); "
                      "decisions use the adjusted p-values.")
+    if any(g.margin is not None for g in spec.guardrails):
+        items.append("Guardrails with a margin are non-inferiority tests: a guardrail holds when the bad-side "
+                     f"bound of its {1 - spec.alpha:.0%} interval is within the margin (a one-sided test at "
+                     f"{spec.alpha / 2:g}); it is breached when the whole interval is beyond the margin.")
     items.append(f"Sample ratio mismatch: chi-square goodness-of-fit test of units per arm against the planned "
-                 f"split, alarm at p &lt; {SRM_ALARM:g} (Fabijan et al. 2019, KDD).")
+                 f"split, alarm at p &lt; {SRM_ALARM:g} (Fabijan et al. 2019, KDD). Pre-period balance: "
+                 "standardized mean differences and Welch tests per column, and a joint chi-square test of all "
+                 f"columns (alarm at p &lt; {BALANCE_ALARM:g}).")
+    if spec.mde:
+        items.append(f"Days still needed: the units to detect a {spec.mde:.1%} change with {spec.power:.0%} "
+                     "power (two-sample t-test, abkit.power) given the variance observed so far, at the average "
+                     "daily accrual so far.")
+    if spec.segments:
+        items.append("Segments: the primary metric analysed within each segment value; p-values adjusted across "
+                     "segments; heterogeneity by Cochran's Q (Cochran 1954) with I&sup2; (Higgins and Thompson "
+                     "2002).")
     drops = [m.name for m in spec.metrics if m.dropna]
     if drops:
-        items.append(f"Buyers with a missing value are left out of: {_e(', '.join(drops))} (counted in the "
-                     "metric table).")
-    items.append(f"Decision rule: {_e(decision_rule_text(spec))}")
+        items.append(f"Buyers with a missing value are left out of: {_e(', '.join(drops))} (counted under "
+                     "Health checks).")
 
     defs = []
     for m, metric in zip(spec.metrics, built):
         covs = ", ".join(str(c) for c in metric.covariates) or "&ndash;"   # a ratio's (num, den) pair as num / den
-        role = "primary" if m.primary else "guardrail" if m.guardrail else "secondary"
+        role = ("primary" if m.primary else
+                (f"guardrail (margin {m.margin:.1%})" if m.margin is not None else "guardrail")
+                if m.guardrail else "secondary")
         defs.append(f"<tr><td><b>{_e(m.name)}</b></td><td>{_e(role)}</td><td>{_e(_TYPE_WORDS[m.type])}</td>"
                     f"<td><code>{_e(m.definition)}</code></td><td>{_e(covs) if m.covariates else covs}</td>"
                     f"<td>{_e(m.better)}</td><td>{_e(m.description or '')}</td></tr>")
     table = ('<div class="abkit-table-wrap"><table class="abkit-table abkit-left"><thead><tr><th>Metric</th>'
              "<th>Role</th><th>Type</th><th>Definition</th><th>Pre-period covariates</th><th>Better</th>"
              f"<th>Description</th></tr></thead><tbody>{''.join(defs)}</tbody></table></div>")
+    glossary = [
+        ("Relative lift", "treatment / control - 1: +2% means the treatment's value is 2% above control's."),
+        ("Confidence interval (CI)", f"the range of true effects compatible with the data at "
+                                     f"{1 - spec.alpha:.0%} confidence."),
+        ("p-value", "how surprising the difference would be if the change did nothing; below "
+                    f"{spec.alpha:g} counts as significant."),
+        ("CUPED", "a variance reduction that uses each buyer's behaviour before the test; same answer, "
+                  "narrower intervals."),
+        ("Guardrail", "a metric that must not get worse (beyond its margin) for the change to ship."),
+        ("Sample ratio mismatch", "the arms did not get the planned share of units: a sign of broken "
+                                  "assignment or logging."),
+        ("MDE", "minimum detectable effect: the smallest change the test is planned to detect reliably."),
+    ]
+    gl = "".join(f"<dt>{k}</dt><dd>{_e(v)}</dd>" for k, v in glossary)
     from .. import __version__
 
     src = Path(spec.source).name if spec.source else "(none)"
@@ -301,7 +655,7 @@ def methodology_html(spec, result: ExperimentResult | None = None) -> str:
               "is readout.ipynb next to this page.</p>")
     return ('<section class="abkit-section abkit-method"><h2>Methodology</h2><ul>' +
             "".join(f"<li>{i}</li>" for i in items) + "</ul><h3>Metric definitions</h3>" + table +
-            "</section>" + footer)
+            f'<h3>Glossary</h3><dl class="abkit-glossary">{gl}</dl></section>' + footer)
 
 
 # --------------------------------------------------------------------------- summary for the runner
@@ -311,11 +665,11 @@ def summary(spec, result: ExperimentResult, verdicts: Sequence[Verdict]) -> dict
     for v in verdicts:
         row = result.row(spec.primary.name, v.variant)
         arms.append({
-            "variant": str(v.variant), "label": v.label, "headline": v.headline, "colour": v.colour,
+            "variant": str(v.variant), "label": v.display_label, "headline": v.headline, "colour": v.colour,
             "rel_effect": _finite(row["rel_effect"]), "rel_ci_lower": _finite(row["rel_ci_lower"]),
             "rel_ci_upper": _finite(row["rel_ci_upper"]), "p_value": _finite(result.decision_p(row)),
         })
-    return {"name": spec.name, "primary": spec.primary.name, "better": spec.primary.better,
+    return {"name": spec.name, "kind": "ab", "primary": spec.primary.name, "better": spec.primary.better,
             "alpha": spec.alpha, "srm_mismatch": bool(result.srm.mismatch), "arms": arms}
 
 
@@ -325,35 +679,44 @@ def page_css() -> str:
     return CSS_PATH.read_text(encoding="utf-8")
 
 
+_KIND_WORDS = {"ab": "A/B test", "did": "Rollout (DiD)", "power": "Power plan"}
+
+
 def portfolio_html(entries: Iterable[dict], title: str = "Experiment readouts") -> str:
     """A self-contained index page: one row per experiment.
 
     Each entry: ``name``, ``href`` (relative link to readout.html or
     error.txt), ``ok`` (bool), ``arms`` (the ``summary()["arms"]`` list),
-    ``primary``, ``owner``, ``error``.
+    ``primary``, ``owner``, ``error`` and optionally ``kind``.
     """
     rows = []
     for e in entries:
         name = f'<a href="{_e(e["href"])}">{_e(e["name"])}</a>' if e.get("href") else _e(e["name"])
         owner = f'<br><small>{_e(e["owner"])}</small>' if e.get("owner") else ""
+        kind = f"<small>{_e(_KIND_WORDS.get(e.get('kind') or 'ab', e.get('kind')))}</small>"
         if not e.get("ok"):
             err = _e(e.get("error") or "unknown error")
             status = (f'<span class="abkit-status-failed">FAILED</span> &ndash; <a href="{_e(e["href"])}">'
                       f"error.txt</a><br><small>{err}</small>")
-            rows.append(f"<tr><td>{name}{owner}</td><td>{status}</td><td>&ndash;</td></tr>")
+            rows.append(f"<tr><td>{name}{owner}</td><td>{kind}</td><td>{status}</td><td>&ndash;</td></tr>")
             continue
         verdicts, lifts = [], []
+        several = len(e.get("arms", ())) > 1
         for a in e.get("arms", ()):
-            verdicts.append(f'<span class="abkit-pill" style="background:{_e(a["colour"])}">{_e(a["label"])}</span>'
-                            f"{_e(a['variant'])}")
+            who = f"{_e(a['variant'])}: " if several else ""
+            verdicts.append(f'{who}<span class="abkit-pill" style="background:{_e(a["colour"])}" '
+                            f'title="{_e(a.get("headline") or "")}">{_e(a["label"])}</span>')
             ci = ""
             if a.get("rel_ci_lower") is not None and a.get("rel_ci_upper") is not None:
                 ci = f" <small>[{format_pct(a['rel_ci_lower'])}, {format_pct(a['rel_ci_upper'])}]</small>"
+            if a.get("text"):                       # test plans: "MDE 8.9% in 42 days"
+                lifts.append(_e(a["text"]))
+                continue
             rel = format_pct(a["rel_effect"], 2) if a.get("rel_effect") is not None else "n/a"
             p = f" <small>p {format_p(a['p_value'])}</small>" if a.get("p_value") is not None else ""
-            lifts.append(f"{_e(a['variant'])}: <b>{rel}</b>{ci}{p}")
+            lifts.append((f"{_e(a['variant'])}: " if several else "") + f"<b>{rel}</b>{ci}{p}")
         primary = f'<small>{_e(e.get("primary", ""))}</small><br>' if e.get("primary") else ""
-        rows.append(f"<tr><td>{name}{owner}</td><td>{'<br>'.join(verdicts) or '&ndash;'}</td>"
+        rows.append(f"<tr><td>{name}{owner}</td><td>{kind}</td><td>{'<br>'.join(verdicts) or '&ndash;'}</td>"
                     f"<td>{primary}{'<br>'.join(lifts) or '&ndash;'}</td></tr>")
     now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     return (
@@ -366,9 +729,9 @@ def portfolio_html(entries: Iterable[dict], title: str = "Experiment readouts") 
         '<body class="abkit-body">\n<main class="abkit-page">\n'
         f'<div class="abkit-kicker">abkit</div><h1>{_e(title)}</h1>\n'
         f'<p class="abkit-muted">Generated {now}. Click an experiment for its full readout.</p>\n'
-        '<div class="abkit-table-wrap"><table class="abkit-table abkit-left"><thead><tr><th>Experiment</th>'
-        "<th>Verdict per arm</th><th>Primary metric: relative lift [CI]</th></tr></thead><tbody>\n"
+        '<div class="abkit-table-wrap"><table class="abkit-table abkit-left abkit-portfolio"><thead><tr>'
+        "<th>Experiment</th><th>Kind</th><th>Verdict</th><th>Primary metric: relative change [CI]</th></tr>"
+        "</thead><tbody>\n"
         + "\n".join(rows) +
         "\n</tbody></table></div>\n</main>\n</body>\n</html>\n"
     )
-

@@ -1,8 +1,10 @@
 """Run readouts: spec files -> executed notebooks -> self-contained HTML pages.
 
 :func:`run_readouts` validates every spec first (nothing runs if any is
-invalid), then for each experiment executes ``templates/ab_readout.ipynb``
-with papermill, the validated spec injected as a Python literal, and exports
+invalid), then for each experiment executes the template of its kind
+(``templates/ab_readout.ipynb`` for ``kind: ab``, ``templates/did_readout.ipynb``
+for ``kind: did``, ``templates/power_plan.ipynb`` for ``kind: power``) with papermill, the validated spec injected as a Python
+literal (``spec.to_dict()``: data, never code), and exports
 the executed notebook to HTML with the ``abkit`` nbconvert template (code and
 prompts hidden, no external resources). Layout of ``out_dir``::
 
@@ -39,6 +41,8 @@ __all__ = ["ReadoutOutcome", "run_readouts", "validate_specs", "execute_readout"
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE_NOTEBOOK = TEMPLATES / "ab_readout.ipynb"
+TEMPLATE_FOR_KIND = {"ab": TEMPLATE_NOTEBOOK, "did": TEMPLATES / "did_readout.ipynb",
+                     "power": TEMPLATES / "power_plan.ipynb"}
 HTML_TEMPLATE_DIR = TEMPLATES / "html"      # holds the nbconvert template directory 'abkit'
 HTML_TEMPLATE_NAME = "abkit"
 
@@ -186,22 +190,64 @@ def _read_summary(notebook_path: Path) -> dict | None:
     return None
 
 
-def _kernel_config():
-    """Encrypt kernel traffic (CurveZMQ) when this jupyter_client and pyzmq support it.
+_KERNEL_MANAGER = None
 
-    Otherwise the kernel talks plain TCP on localhost (and warns about it on stderr).
+
+def _kernel_manager_class():
+    """An AsyncKernelManager whose kernel writes its stderr to a file (``stderr_path``), not to our terminal.
+
+    A kernel being shut down after a failed cell logs tracebacks of its own
+    (tornado / zmq callbacks); they are noise next to the one-line error the
+    command prints. The runner keeps the file's tail in error.txt when the
+    readout fails and deletes it otherwise.
+    """
+    global _KERNEL_MANAGER
+    if _KERNEL_MANAGER is None:
+        from jupyter_client.manager import AsyncKernelManager
+        from traitlets import Unicode
+
+        class ReadoutKernelManager(AsyncKernelManager):
+            stderr_path = Unicode("", help="file for the kernel's stderr (empty: inherit)").tag(config=True)
+
+            async def _async_launch_kernel(self, kernel_cmd, **kw):
+                if not self.stderr_path or "stderr" in kw:
+                    return await super()._async_launch_kernel(kernel_cmd, **kw)
+                with open(self.stderr_path, "ab") as fh:   # the child keeps its own copy of the descriptor
+                    kw["stderr"] = fh
+                    return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+        _KERNEL_MANAGER = ReadoutKernelManager
+    return _KERNEL_MANAGER
+
+
+def _kernel_config(stderr_path: Path | None = None):
+    """Kernel settings: stderr to ``stderr_path``; CurveZMQ encryption when jupyter_client and pyzmq support it.
+
+    Without encryption the kernel talks plain TCP on localhost.
     """
     from traitlets.config import Config
 
+    cfg = Config()
+    if stderr_path is not None:
+        cfg.NotebookClient.kernel_manager_class = _kernel_manager_class()
+        cfg.ReadoutKernelManager.stderr_path = str(stderr_path)
     try:
         import zmq
         from jupyter_client.manager import KernelManager
 
         if zmq.has("curve") and KernelManager.class_traits().get("transport_encryption") is not None:
-            return Config({"KernelManager": {"transport_encryption": "auto"}})
+            cfg.KernelManager.transport_encryption = "auto"
     except Exception:  # noqa: BLE001 - encryption is a nicety, never a reason to fail
         pass
-    return Config()
+    return cfg
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 def _error_report(spec_path: Path, spec: ExperimentSpec, step: str, exc: BaseException) -> tuple[str, str]:
@@ -225,9 +271,14 @@ def _error_report(spec_path: Path, spec: ExperimentSpec, step: str, exc: BaseExc
 
 
 def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kernel_name: str = "python3",
-                    cell_timeout: int | None = 1800, template: Path = TEMPLATE_NOTEBOOK) -> ReadoutOutcome:
-    """Run one experiment into ``folder``; never raises for the experiment's own failures."""
+                    cell_timeout: int | None = 1800, template: Path | None = None) -> ReadoutOutcome:
+    """Run one experiment into ``folder``; never raises for the experiment's own failures.
+
+    The notebook is the template of the spec's kind (:data:`TEMPLATE_FOR_KIND`) unless ``template`` is given.
+    """
     import papermill
+
+    template = template or TEMPLATE_FOR_KIND[spec.kind]
 
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
@@ -235,6 +286,8 @@ def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kern
     fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".readout.", suffix=".ipynb")
     os.close(fd)
     tmp = Path(tmp_name)
+    kernel_log = folder / ".kernel.stderr"
+    kernel_log.unlink(missing_ok=True)
     step = "executing the notebook"
     base = dict(spec_path=spec_path, name=spec.name, slug=folder.name, folder=folder, primary=spec.primary.name)
     try:
@@ -246,7 +299,7 @@ def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kern
             log_output=False,
             progress_bar=False,
             execution_timeout=cell_timeout,
-            config=_kernel_config(),
+            config=_kernel_config(kernel_log),
             # The kernel's own log (e.g. "KeyboardInterrupt caught in kernel" while it is shut down
             # after a failed cell) is noise on the terminal; the notebook records the real error.
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
@@ -268,11 +321,15 @@ def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kern
             notebook.unlink(missing_ok=True)  # no notebook from this run: do not leave an older one
         html_file.unlink(missing_ok=True)     # never leave a previous run's page next to this run's error
         line, text = _error_report(spec_path, spec, step, exc)
+        kernel_said = _clean(_tail(kernel_log))
+        if kernel_said:
+            text += f"\nThe kernel's own log (last lines):\n{kernel_said}\n"
         _atomic_write_text(error_file, text)
         return ReadoutOutcome(**base, status="failed", notebook=notebook if notebook.exists() else None,
                               error_file=error_file, error=line, seconds=time.perf_counter() - started)
     finally:
         tmp.unlink(missing_ok=True)
+        kernel_log.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- many experiments
@@ -280,7 +337,7 @@ def _write_index(out_dir: Path, outcomes: Sequence[ReadoutOutcome], specs: Seque
     entries = []
     for o, s in zip(outcomes, specs):
         target = HTML_NAME if o.ok else ERROR_NAME
-        entries.append({"name": o.name, "owner": s.owner, "ok": o.ok, "href": f"{o.slug}/{target}",
+        entries.append({"name": o.name, "owner": s.owner, "ok": o.ok, "href": f"{o.slug}/{target}", "kind": s.kind,
                         "arms": list(o.verdicts), "primary": o.primary, "error": o.error})
     path = out_dir / INDEX_NAME
     _atomic_write_text(path, render.portfolio_html(entries))

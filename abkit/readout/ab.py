@@ -1,0 +1,298 @@
+"""A/B readout analyses beyond the metric table: health checks, cumulative effect, segments.
+
+Each function takes the validated spec (:class:`abkit.spec.ExperimentSpec`)
+and works through the public API (:func:`abkit.moments`, :func:`abkit.analyze`),
+so what the readout shows is what an analyst gets in a notebook:
+
+* :func:`balance` - pre-period balance: per column the standardized mean
+  difference and a Welch t-test (``abkit.analyze`` on the pre-period columns),
+  plus a joint chi-square test of all columns (Hotelling-type Wald test of the
+  difference in mean vectors, from the moments' covariance matrices);
+* :func:`sample_size` - units reached vs planned (``planned_units``) and vs
+  needed for the planned MDE (``mde``, ``power``), and the days run so far;
+* :func:`dropped_units` - every unit left out of some number, and why;
+* :func:`cumulative` - the primary metric's effect on all units exposed up to
+  each day (daily moments, added up: ``abkit.moments(..., by=date)``);
+* :func:`segments` - the primary metric per segment value with Holm/BH
+  across segments and Cochran's Q test of heterogeneity.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..analysis import analyze, moments
+from ..errors import AbkitError
+from ..metrics import Mean
+from ..results import ExperimentResult
+from ..stats.multiple import adjust
+from ..verdict import BALANCE_ALARM, DaysEstimate, days_to_detect
+
+__all__ = ["Balance", "SampleSize", "Segments", "balance", "sample_size", "dropped_units", "days_elapsed",
+           "cumulative", "segments", "cochran_q", "SMD_FLAG", "MAX_SEGMENTS"]
+
+SMD_FLAG = 0.1
+"""|standardized mean difference| above which a pre-period column is flagged (Austin 2009's rule of thumb)."""
+MAX_SEGMENTS = 25
+"""At most this many values per segment column are shown (the largest); the rest are counted."""
+
+
+# =========================================================================== balance
+@dataclass(frozen=True)
+class Balance:
+    """Pre-period balance between each treatment arm and control."""
+
+    table: pd.DataFrame        # column, variant, control_mean, treatment_mean, smd, p_value
+    joint: pd.DataFrame        # variant, chi2, df, p_value (one joint test per treatment arm)
+    p_value: float             # joint p-value over all arms (Bonferroni across arms)
+    columns: tuple[str, ...]
+    error: str | None = None
+
+    @property
+    def alarm(self) -> bool:
+        return bool(np.isfinite(self.p_value) and self.p_value < BALANCE_ALARM)
+
+    @property
+    def flagged(self) -> list[str]:
+        """Columns with |SMD| above :data:`SMD_FLAG` in some arm."""
+        if self.table.empty:
+            return []
+        return sorted(set(self.table.loc[self.table.smd.abs() > SMD_FLAG, "column"]))
+
+
+def balance(spec, data=None) -> Balance:
+    """Compare the pre-period columns (``spec.balance_columns``) between arms; see the module doc.
+
+    Returns a :class:`Balance` with an ``error`` (and NaN p-value) instead of
+    raising when the columns cannot be compared (e.g. missing values).
+    """
+    cols = tuple(spec.balance_columns)
+    empty = pd.DataFrame(columns=["column", "variant", "control_mean", "treatment_mean", "smd", "p_value"])
+    if not cols:
+        return Balance(empty, pd.DataFrame(columns=["variant", "chi2", "df", "p_value"]), math.nan, cols)
+    data = spec.data_path if data is None else data
+    metrics = [Mean(c, name=c) for c in cols]
+    try:
+        ms = moments(data, metrics, variant=spec.variant)
+        res = analyze(ms, metrics, variant=spec.variant, control=spec.control, alpha=spec.alpha)
+        block = ms.block_for(cols, False)
+    except AbkitError as exc:
+        return Balance(empty, pd.DataFrame(columns=["variant", "chi2", "df", "p_value"]), math.nan, cols,
+                       error=str(exc))
+    c = block.group_index(spec.control)
+    rows, joint = [], []
+    for arm in res.treatments:
+        t = block.group_index(arm)
+        var_c = np.diag(block.covariance(spec.control))
+        var_t = np.diag(block.covariance(arm))
+        pooled = np.sqrt((var_c + var_t) / 2.0)
+        diff = block.mean[t] - block.mean[c]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            smd = np.where(pooled > 0, diff / pooled, 0.0)
+        for j, col in enumerate(cols):
+            r = res.row(col, arm)
+            rows.append({"column": col, "variant": arm, "control_mean": r["control_value"],
+                         "treatment_mean": r["treatment_value"], "smd": float(smd[j]), "p_value": r["p_value"]})
+        S = block.covariance(spec.control) / block.n[c] + block.covariance(arm) / block.n[t]
+        keep = np.diag(S) > 0
+        if keep.any():
+            Sk = S[np.ix_(keep, keep)]
+            dk = diff[keep]
+            stat = float(dk @ np.linalg.pinv(Sk, hermitian=True) @ dk)
+            df = int(np.linalg.matrix_rank(Sk, hermitian=True))
+            p = float(stats.chi2.sf(stat, df)) if df > 0 else math.nan
+        else:
+            stat, df, p = 0.0, 0, math.nan
+        joint.append({"variant": arm, "chi2": stat, "df": df, "p_value": p})
+    joint_df = pd.DataFrame(joint)
+    ps = joint_df.p_value.dropna()
+    p_all = float(min(1.0, ps.min() * len(ps))) if len(ps) else math.nan
+    return Balance(pd.DataFrame(rows), joint_df, p_all, cols)
+
+
+# =========================================================================== sample size and days
+def days_elapsed(spec, data=None) -> tuple[float | None, str]:
+    """Days the test has run: from the ``date`` column (first to last exposure day, inclusive) when the
+    spec names one, else from ``start`` and ``end``; ``(None, why)`` when unknown."""
+    if spec.date:
+        from ..sources import read_columns
+
+        try:
+            dates = pd.to_datetime(read_columns(spec.data_path if data is None else data, [spec.date])[spec.date])
+        except Exception as exc:  # noqa: BLE001 - a bad date column only removes this number
+            return None, f"the date column '{spec.date}' could not be read as dates ({type(exc).__name__})"
+        dates = dates.dropna()
+        if len(dates):
+            days = (dates.max().normalize() - dates.min().normalize()).days + 1
+            return float(days), f"first to last exposure in column '{spec.date}'"
+    if spec.start and spec.end:
+        return float((spec.end - spec.start).days + 1), "the spec's start and end dates"
+    return None, "no date column and no start/end dates in the spec"
+
+
+@dataclass(frozen=True)
+class SampleSize:
+    units: int
+    planned_units: int | None
+    needed: DaysEstimate | None     # for the planned MDE (spec.mde), from the observed variance
+    mde: float | None
+    power: float
+    days: float | None
+    days_source: str
+
+    @property
+    def reached_share(self) -> float | None:
+        return self.units / self.planned_units if self.planned_units else None
+
+
+def sample_size(spec, result: ExperimentResult, days: float | None = None, days_source: str = "") -> SampleSize:
+    """Units reached vs planned, and vs needed to detect ``spec.mde`` with ``spec.power``."""
+    units = int(sum(result.srm.observed))
+    needed = None
+    if spec.mde:
+        # the least powered comparison decides (several arms)
+        ests = [days_to_detect(result.row(spec.primary.name, arm), spec.mde, days or 1.0, alpha=spec.alpha,
+                               power=spec.power, units_now=units) for arm in result.treatments]
+        ests = [e for e in ests if math.isfinite(e.units_needed)]
+        if ests:
+            needed = max(ests, key=lambda e: e.units_needed)
+            if days is None:
+                needed = DaysEstimate(None, None, needed.units_needed, needed.units_now, needed.factor, needed.method)
+    return SampleSize(units, spec.planned_units, needed, spec.mde, spec.power, days, days_source)
+
+
+def dropped_units(result: ExperimentResult, spec, extra: Sequence[tuple[str, int]] = ()) -> pd.DataFrame:
+    """Units left out of some number, and why: rows without an arm, per-metric missing values, ``extra``."""
+    total = int(sum(result.srm.observed)) + int(result.missing_variant)
+    rows = []
+    if result.missing_variant:
+        rows.append((f"no arm in column '{result.variant}': left out of everything", result.missing_variant))
+    by_metric = result.dropped_units()
+    for m in spec.metrics:
+        d = int(by_metric.get(m.name, 0))
+        if d:
+            rows.append((f"no value for {m.name} ({', '.join(m.columns)} missing): left out of that metric", d))
+    rows += [(why, int(n)) for why, n in extra if n]
+    return pd.DataFrame({"reason": [r for r, _ in rows], "units": [n for _, n in rows],
+                         "share": [n / total if total else math.nan for _, n in rows]})
+
+
+# =========================================================================== cumulative
+def cumulative(spec, data=None, metric=None, result: ExperimentResult | None = None) -> tuple[pd.DataFrame, int]:
+    """The primary metric's effect on all units exposed up to each day: ``(frame, units without a date)``.
+
+    Daily moments (``abkit.moments(data, [metric], by=spec.date)``) are added
+    up day by day and analysed; the frame has one row per day and treatment
+    arm: ``date, variant, n, rel_effect, rel_ci_lower, rel_ci_upper, p_value``.
+    Days on which an arm has no units yet are skipped.
+    """
+    if not spec.date:
+        raise AbkitError("the spec names no date column (add `date: <column>`)")
+    data = spec.data_path if data is None else data
+    metric = metric or next(m for m in spec.build_metrics() if m.name == spec.primary.name)
+    ms = moments(data, [metric], variant=spec.variant, by=spec.date)
+    days = sorted(ms.segments, key=lambda d: pd.Timestamp(d))
+    running = None
+    out = []
+    for d in days:
+        part = ms.segment(d)
+        running = part if running is None else running + part
+        try:
+            res = analyze(running, [metric], variant=spec.variant, control=spec.control, alpha=spec.alpha)
+        except AbkitError:
+            continue
+        for arm in res.treatments:
+            r = res.row(metric.name, arm)
+            out.append({"date": pd.Timestamp(d), "variant": arm, "n": r["n_control"] + r["n_treatment"],
+                        "rel_effect": r["rel_effect"], "rel_ci_lower": r["rel_ci_lower"],
+                        "rel_ci_upper": r["rel_ci_upper"], "p_value": r["p_value"]})
+    no_arm = int(result.missing_variant) if result is not None else 0
+    return pd.DataFrame(out), max(0, int(ms.missing_variant) - no_arm)
+
+
+# =========================================================================== segments
+def cochran_q(effects, ses) -> tuple[float, int, float, float]:
+    """Cochran's Q test that the effects are equal across segments: ``(Q, df, p, I^2)``.
+
+    ``Q = sum w_i (theta_i - theta_bar)^2``, ``w_i = 1 / se_i^2``, ``theta_bar``
+    the inverse-variance weighted mean; ``Q ~ chi2(k - 1)`` under homogeneity
+    (Cochran 1954). ``I^2 = max(0, (Q - df) / Q)`` is the share of the spread
+    beyond chance (Higgins and Thompson 2002).
+    """
+    th = np.asarray(effects, float)
+    se = np.asarray(ses, float)
+    ok = np.isfinite(th) & np.isfinite(se) & (se > 0)
+    th, se = th[ok], se[ok]
+    k = th.size
+    if k < 2:
+        return math.nan, 0, math.nan, math.nan
+    w = 1.0 / se ** 2
+    mean = float(np.sum(w * th) / np.sum(w))
+    q = float(np.sum(w * (th - mean) ** 2))
+    df = k - 1
+    i2 = max(0.0, (q - df) / q) if q > 0 else 0.0
+    return q, df, float(stats.chi2.sf(q, df)), i2
+
+
+@dataclass(frozen=True)
+class Segments:
+    """The primary metric by the values of one segment column."""
+
+    column: str
+    table: pd.DataFrame        # segment, variant, n_control, n_treatment, rel_effect, rel_ci_lower, rel_ci_upper,
+                               # p_value, p_value_adjusted, better, outcome
+    heterogeneity: pd.DataFrame  # variant, q, df, p_value, i2
+    correction: str
+    missing: int               # units without a value in the column (left out)
+    hidden: int                # segment values not shown (beyond MAX_SEGMENTS)
+    overall: dict              # variant -> (rel_effect, rel_ci_lower, rel_ci_upper)
+
+
+def segments(spec, column: str, result: ExperimentResult, data=None, metric=None) -> Segments:
+    """Primary-metric effect per value of ``column``; see the module doc.
+
+    p-values are adjusted across every segment x arm of this column with the
+    spec's ``correction`` (Holm when the spec has none).
+    """
+    data = spec.data_path if data is None else data
+    metric = metric or next(m for m in spec.build_metrics() if m.name == spec.primary.name)
+    ms = moments(data, [metric], variant=spec.variant, by=column)
+    sizes = {}
+    for g, n in ms.rows.items():
+        key = g[:-1] if len(g) > 2 else g[0]
+        sizes[key] = sizes.get(key, 0) + n
+    values = sorted(sizes, key=lambda v: -sizes[v])
+    hidden = max(0, len(values) - MAX_SEGMENTS)
+    values = sorted(values[:MAX_SEGMENTS], key=str)
+    rows = []
+    for v in values:
+        try:
+            res = analyze(ms.segment(v), [metric], variant=spec.variant, control=spec.control, alpha=spec.alpha)
+        except AbkitError:
+            continue
+        for arm in res.treatments:
+            r = res.row(metric.name, arm)
+            rows.append({"segment": v, "variant": arm, "n_control": r["n_control"], "n_treatment": r["n_treatment"],
+                         "rel_effect": r["rel_effect"], "rel_ci_lower": r["rel_ci_lower"],
+                         "rel_ci_upper": r["rel_ci_upper"], "rel_se": r["rel_se"], "p_value": r["p_value"],
+                         "better": r["better"]})
+    table = pd.DataFrame(rows)
+    correction = spec.correction or "holm"
+    het = []
+    if len(table):
+        table["p_value_adjusted"] = adjust(table["p_value"].to_numpy(), correction)
+        sig = table["p_value_adjusted"] < spec.alpha
+        good = (table["rel_effect"] > 0) == (table["better"] == "higher")
+        table["outcome"] = np.where(sig, np.where(good, "better", "worse"), "neutral")
+        for arm, part in table.groupby("variant", sort=False):
+            q, df, p, i2 = cochran_q(part.rel_effect, part.rel_se)
+            het.append({"variant": arm, "q": q, "df": df, "p_value": p, "i2": i2})
+    overall = {arm: (result.row(metric.name, arm)["rel_effect"], result.row(metric.name, arm)["rel_ci_lower"],
+                     result.row(metric.name, arm)["rel_ci_upper"]) for arm in result.treatments}
+    return Segments(column, table, pd.DataFrame(het, columns=["variant", "q", "df", "p_value", "i2"]),
+                    correction, max(0, int(ms.missing_variant) - int(result.missing_variant)), hidden, overall)
