@@ -30,11 +30,10 @@ from ..analysis import analyze, moments
 from ..errors import AbkitError
 from ..metrics import Mean
 from ..results import ExperimentResult
-from ..stats.multiple import adjust
 from ..verdict import BALANCE_ALARM, DaysEstimate, days_to_detect
 
 __all__ = ["Balance", "SampleSize", "Segments", "balance", "sample_size", "dropped_units", "days_elapsed",
-           "cumulative", "segments", "cochran_q", "SMD_FLAG", "MAX_SEGMENTS"]
+           "cumulative", "segments", "SMD_FLAG", "MAX_SEGMENTS"]
 
 SMD_FLAG = 0.1
 """|standardized mean difference| above which a pre-period column is flagged (Austin 2009's rule of thumb)."""
@@ -216,29 +215,6 @@ def cumulative(spec, data=None, metric=None, result: ExperimentResult | None = N
 
 
 # =========================================================================== segments
-def cochran_q(effects, ses) -> tuple[float, int, float, float]:
-    """Cochran's Q test that the effects are equal across segments: ``(Q, df, p, I^2)``.
-
-    ``Q = sum w_i (theta_i - theta_bar)^2``, ``w_i = 1 / se_i^2``, ``theta_bar``
-    the inverse-variance weighted mean; ``Q ~ chi2(k - 1)`` under homogeneity
-    (Cochran 1954). ``I^2 = max(0, (Q - df) / Q)`` is the share of the spread
-    beyond chance (Higgins and Thompson 2002).
-    """
-    th = np.asarray(effects, float)
-    se = np.asarray(ses, float)
-    ok = np.isfinite(th) & np.isfinite(se) & (se > 0)
-    th, se = th[ok], se[ok]
-    k = th.size
-    if k < 2:
-        return math.nan, 0, math.nan, math.nan
-    w = 1.0 / se ** 2
-    mean = float(np.sum(w * th) / np.sum(w))
-    q = float(np.sum(w * (th - mean) ** 2))
-    df = k - 1
-    i2 = max(0.0, (q - df) / q) if q > 0 else 0.0
-    return q, df, float(stats.chi2.sf(q, df)), i2
-
-
 @dataclass(frozen=True)
 class Segments:
     """The primary metric by the values of one segment column."""
@@ -254,45 +230,32 @@ class Segments:
 
 
 def segments(spec, column: str, result: ExperimentResult, data=None, metric=None) -> Segments:
-    """Primary-metric effect per value of ``column``; see the module doc.
+    """Primary-metric effect per value of ``column``, from :func:`abkit.analyze_segments`.
 
     p-values are adjusted across every segment x arm of this column with the
-    spec's ``correction`` (Holm when the spec has none).
+    spec's ``correction`` (Holm when the spec has none); heterogeneity is
+    Cochran's Q on the segment effects (the joint test of the treatment x
+    segment interactions). The ``MAX_SEGMENTS`` largest segments are shown.
     """
+    from ..segments import analyze_segments
+
     data = spec.data_path if data is None else data
     metric = metric or next(m for m in spec.build_metrics() if m.name == spec.primary.name)
     ms = moments(data, [metric], variant=spec.variant, by=column)
-    sizes = {}
-    for g, n in ms.rows.items():
-        key = g[:-1] if len(g) > 2 else g[0]
-        sizes[key] = sizes.get(key, 0) + n
-    values = sorted(sizes, key=lambda v: -sizes[v])
-    hidden = max(0, len(values) - MAX_SEGMENTS)
-    values = sorted(values[:MAX_SEGMENTS], key=str)
-    rows = []
-    for v in values:
-        try:
-            res = analyze(ms.segment(v), [metric], variant=spec.variant, control=spec.control, alpha=spec.alpha)
-        except AbkitError:
-            continue
-        for arm in res.treatments:
-            r = res.row(metric.name, arm)
-            rows.append({"segment": v, "variant": arm, "n_control": r["n_control"], "n_treatment": r["n_treatment"],
-                         "rel_effect": r["rel_effect"], "rel_ci_lower": r["rel_ci_lower"],
-                         "rel_ci_upper": r["rel_ci_upper"], "rel_se": r["rel_se"], "p_value": r["p_value"],
-                         "better": r["better"]})
-    table = pd.DataFrame(rows)
     correction = spec.correction or "holm"
-    het = []
-    if len(table):
-        table["p_value_adjusted"] = adjust(table["p_value"].to_numpy(), correction)
-        sig = table["p_value_adjusted"] < spec.alpha
-        good = (table["rel_effect"] > 0) == (table["better"] == "higher")
-        table["outcome"] = np.where(sig, np.where(good, "better", "worse"), "neutral")
-        for arm, part in table.groupby("variant", sort=False):
-            q, df, p, i2 = cochran_q(part.rel_effect, part.rel_se)
-            het.append({"variant": arm, "q": q, "df": df, "p_value": p, "i2": i2})
+    seg = analyze_segments(ms, [metric], by=column, control=spec.control, alpha=spec.alpha, correction=correction)
+    frame = seg.to_frame()
+    sizes = frame.groupby(column, sort=False)[["n_control", "n_treatment"]].sum().sum(axis=1)
+    shown = sorted(sizes.sort_values(ascending=False).index[:MAX_SEGMENTS], key=str)
+    hidden = max(0, len(sizes) - MAX_SEGMENTS)
+    table = frame[frame[column].isin(shown)].rename(columns={column: "segment"})
+    table = table[["segment", "variant", "n_control", "n_treatment", "rel_effect", "rel_ci_lower", "rel_ci_upper",
+                   "rel_se", "p_value", "p_value_adjusted", "better"]].reset_index(drop=True)
+    sig = table["p_value_adjusted"] < spec.alpha
+    good = (table["rel_effect"] > 0) == (table["better"] == "higher")
+    table["outcome"] = np.where(sig, np.where(good, "better", "worse"), "neutral")
+    het = seg.heterogeneity().rename(columns={"Q": "q"})[["variant", "q", "df", "p_value", "i2"]]
     overall = {arm: (result.row(metric.name, arm)["rel_effect"], result.row(metric.name, arm)["rel_ci_lower"],
                      result.row(metric.name, arm)["rel_ci_upper"]) for arm in result.treatments}
-    return Segments(column, table, pd.DataFrame(het, columns=["variant", "q", "df", "p_value", "i2"]),
-                    correction, max(0, int(ms.missing_variant) - int(result.missing_variant)), hidden, overall)
+    return Segments(column, table, het, correction, max(0, int(ms.missing_variant) - int(result.missing_variant)),
+                    hidden, overall)
