@@ -39,6 +39,7 @@ the same say whatever its size.
 """
 from __future__ import annotations
 
+import functools
 import html
 import math
 import warnings
@@ -80,6 +81,15 @@ def _fmt_p(p) -> str:
     if p is None or not np.isfinite(p):
         return "n/a"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _val(v) -> str:
+    """A data value for an error message: 8019, 2005.5, 'M01' (no numpy reprs)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return repr(v) if isinstance(v, str) else str(v)
 
 
 def _as_list(x) -> list[str]:
@@ -179,6 +189,9 @@ def _prepare(data, outcome, numeric: Sequence[str], keys: Sequence[str], weights
     extras = {}
     for c in extra:
         s = df[c]
+        if s.dtype.kind in "mM":
+            raise DataError(f"column '{c}' holds dates; it must hold the first treated period in the units of "
+                            "the period column (e.g. a week number), 0 or missing if never treated")
         v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         bad = s.notna().to_numpy() & ~np.isfinite(v)
         if bad.any():
@@ -190,6 +203,10 @@ def _prepare(data, outcome, numeric: Sequence[str], keys: Sequence[str], weights
 
 
 def _time_numeric(values: np.ndarray, col: str) -> np.ndarray:
+    if np.asarray(values).dtype.kind in "mM":
+        raise DataError(f"column '{col}' holds dates or durations; this estimator measures event time in periods, "
+                        f"so give it period numbers, e.g. weeks since the start: "
+                        f"(df['{col}'] - df['{col}'].min()).dt.days // 7")
     try:
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -197,7 +214,8 @@ def _time_numeric(values: np.ndarray, col: str) -> np.ndarray:
                         f"estimator; got values like {values[0]!r}. Map the periods to integers first") from None
 
 
-def _first_treated_per_unit(ucode: np.ndarray, n_units: int, first: np.ndarray, col: str) -> np.ndarray:
+def _first_treated_per_unit(ucode: np.ndarray, n_units: int, first: np.ndarray, col: str,
+                            ulab: np.ndarray | None = None, unit: str | None = None) -> np.ndarray:
     """One first-treated period per unit (0 = never); must be constant within unit."""
     f = np.where(np.isfinite(first), first, 0.0)
     lo = np.full(n_units, np.inf)
@@ -205,42 +223,88 @@ def _first_treated_per_unit(ucode: np.ndarray, n_units: int, first: np.ndarray, 
     np.minimum.at(lo, ucode, f)
     np.maximum.at(hi, ucode, f)
     if np.any(lo != hi):
+        i = int(np.argmax(lo != hi))
+        shown = "" if ulab is None else f", e.g. {unit}={_val(ulab[i])} has {lo[i]:g} and {hi[i]:g}"
         raise DataError(f"column '{col}' must be constant within each unit (the unit's first treated "
                         f"period, 0 or missing if never treated); {int((lo != hi).sum())} unit(s) have "
-                        "several values")
+                        f"several values{shown} (missing counts as 0)")
     return lo
 
 
-def _first_from_treatment(ucode, tvals, D, n_units, col) -> np.ndarray:
+def _first_from_treatment(ucode, tvals, D, n_units, col, ulab=None, unit=None) -> np.ndarray:
     """First period with D = 1 per unit (inf = never); raises unless treatment is absorbing."""
     first = np.full(n_units, np.inf)
     on = D > 0.5
     np.minimum.at(first, ucode[on], tvals[on])
     bad = (~on) & (tvals >= first[ucode])
     if bad.any():
+        i = int(np.argmax(bad))
+        eg = "" if ulab is None else (f", e.g. {unit}={_val(ulab[ucode[i]])} is on from {first[ucode[i]]:g} but off "
+                                      f"in {tvals[i]:g}")
         raise DataError(f"treatment column '{col}' switches off again after it switched on in "
-                        f"{len(np.unique(ucode[bad]))} unit(s); an event study / staggered analysis needs "
+                        f"{len(np.unique(ucode[bad]))} unit(s){eg}; an event study / staggered analysis needs "
                         "an absorbing treatment (once launched, always launched)")
     return first
 
 
-def _trends(y, w, cohort_labels, tvals) -> pd.DataFrame:
-    """Weighted mean outcome per cohort x period (for the raw-trends plot)."""
-    w = np.ones_like(y) if w is None else w
-    df = pd.DataFrame({"cohort": cohort_labels, "time": tvals, "wy": w * y, "w": w, "n": 1})
-    g = df.groupby(["cohort", "time"], sort=True).sum()
-    out = pd.DataFrame({"mean": g["wy"] / g["w"], "n": g["n"]}).reset_index()
-    return out
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes 0..L-1 and the sorted labels.
+
+    Integer ids with a compact range (unit numbers, periods) are coded by a
+    presence table (two passes, no hashing, no sort); anything else by hash
+    factorization and a sort of the labels only.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind in "iu" and values.size:
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo <= 4 * values.size + 1024:
+            shifted = (values - lo).astype(np.intp, copy=False)
+            present = np.bincount(shifted, minlength=hi - lo + 1) > 0
+            remap = np.cumsum(present) - 1
+            return remap[shifted], np.nonzero(present)[0].astype(values.dtype) + lo
+    try:
+        codes, labels = pd.factorize(values, sort=True)
+    except TypeError:
+        return core.codes_of(values)
+    return codes.astype(np.intp, copy=False), np.asarray(labels)
 
 
-def _cohort_labels(first_unit: np.ndarray, ucode: np.ndarray) -> np.ndarray:
-    f = first_unit[ucode]
-    lab = np.where(np.isfinite(f) & (f > 0), f, np.nan)
-    out = np.empty(lab.size, dtype=object)
-    fin = np.isfinite(lab)
-    out[fin] = [f"launched {int(v) if float(v).is_integer() else v}" for v in lab[fin]]
-    out[~fin] = "never treated"
-    return out
+def _cohorts(first_unit: np.ndarray, ucode: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Per-row cohort codes and labels ("launched 20", ..., "never treated" last) from per-unit timing."""
+    f = np.where(np.isfinite(first_unit) & (first_unit > 0), first_unit, np.inf)
+    levels, ucoh = np.unique(f, return_inverse=True)          # per unit, not per row
+    labels = [f"launched {int(v) if float(v).is_integer() else v}" if np.isfinite(v) else "never treated"
+              for v in levels]
+    return ucoh.ravel()[ucode], labels
+
+
+def _trends(y, w, cohort_codes: np.ndarray, cohort_labels: Sequence[str], tvals, tcodes=None) -> pd.DataFrame:
+    """Weighted mean outcome per cohort x period (for the raw-trends plot); one bincount pass.
+
+    ``tcodes``: optional ``(codes, labels)`` of ``tvals`` already computed by the caller.
+    """
+    tcode, tlab = _codes(tvals) if tcodes is None else tcodes
+    T, L = tlab.size, len(cohort_labels)
+    cell = cohort_codes * T + tcode
+    ww = np.ones_like(y) if w is None else w
+    sw = np.bincount(cell, weights=ww, minlength=L * T)
+    swy = np.bincount(cell, weights=ww * y, minlength=L * T)
+    cnt = np.bincount(cell, minlength=L * T)
+    idx = np.nonzero(cnt)[0]
+    cohort = pd.Categorical.from_codes(idx // T, categories=list(cohort_labels))
+    return pd.DataFrame({"cohort": cohort, "time": tlab[idx % T], "mean": swy[idx] / sw[idx], "n": cnt[idx]})
+
+
+def _unit_period_counts(ucode, tcode, n_units, T, unit, time, ulab, tlab, *, error: bool) -> np.ndarray:
+    """Rows per (unit, period) ``(n_units, T)``; with ``error`` a repeated unit-period is an AbkitError."""
+    counts = np.bincount(ucode * T + tcode, minlength=n_units * T).reshape(n_units, T)
+    if error and counts.max(initial=0) > 1:
+        i, j = np.unravel_index(int(np.argmax(counts)), counts.shape)
+        raise DataError(f"{int((counts > 1).sum()):,} ('{unit}', '{time}') pair(s) appear more than once, e.g. "
+                        f"{unit}={_val(ulab[i])} in {time}={_val(tlab[j])} ({int(counts[i, j])} rows); this estimator "
+                        "needs one row per unit and period: aggregate first (abkit.did.aggregate_panel) or drop "
+                        "the duplicates")
+    return counts
 
 
 # --------------------------------------------------------------------------
@@ -288,7 +352,7 @@ def _plot_trends(trends: pd.DataFrame, outcome: str, ax=None, launches: Sequence
 
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4.2))
-    for cohort, part in trends.groupby("cohort", sort=True):
+    for cohort, part in trends.groupby("cohort", sort=True, observed=True):
         style = dict(color="black", lw=2.2) if cohort in ("never treated", "control") else dict(lw=1.6)
         ax.plot(part["time"], part["mean"], label=str(cohort), **style)
     for t in launches:
@@ -557,7 +621,6 @@ class StaggeredResult:
     control_group: str
     base_period: str
     att_gt: pd.DataFrame
-    pretrend: PretrendTest
     alpha: float
     n_units: int
     n_periods: int
@@ -565,6 +628,23 @@ class StaggeredResult:
     trends: pd.DataFrame | None = None
     dropped: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def pretrend(self) -> PretrendTest:
+        """Wald test that all pre-period ATT(g, t) are zero (influence-function covariance, chi-square(q)).
+
+        Computed on first use: with many cohorts and periods the ``q x q``
+        covariance of the pre-period cells costs more than the estimates.
+        """
+        cells = self.cells
+        pre = np.nonzero((cells.time < cells.group) & np.isfinite(cells.se))[0]
+        if not pre.size:
+            return PretrendTest(np.nan, 0.0, np.nan, np.nan, np.nan, "no pre-period cells")
+        n = cells.n_units
+        A = cells.inf[:, pre]
+        W, _, _, pw = core.wald_test(cells.att[pre], A.T @ A / n / n, 0)
+        return PretrendTest(statistic=W, df1=float(pre.size), df2=np.inf, p_value=pw, wald=W,
+                            method="Wald on pre-period ATT(g,t), influence-function covariance")
 
     def aggregate(self, kind: str = "simple", *, min_e: float = -np.inf, max_e: float = np.inf,
                   balance_e: int | None = None, alpha: float | None = None, reps: int = 999,
@@ -574,9 +654,12 @@ class StaggeredResult:
         Analytic SEs from influence functions (as R ``did::aggte``, including
         the estimated cohort shares); the uniform band over the rows and the
         bootstrap p-value of the overall effect use a multiplier (wild)
-        bootstrap with ``weights`` per unit, ``reps`` draws and ``seed``.
+        bootstrap with ``weights`` per unit, ``reps`` draws and ``seed``
+        (``reps=0``: analytic inference only, band and bootstrap p-value NaN).
         """
         alpha = self.alpha if alpha is None else alpha
+        if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 0:
+            raise DataError(f"reps must be a non-negative integer (0 = no bootstrap); got {reps!r}")
         agg = core.aggregate_att_gt(self.cells, kind, min_e=min_e, max_e=max_e, balance_e=balance_e)
         z = stats.norm.isf(alpha / 2)
         est, se = agg.overall_att, agg.overall_se
@@ -584,9 +667,12 @@ class StaggeredResult:
         k = agg.att.size
         inf = np.column_stack([agg.overall_inf, agg.inf]) if k else agg.overall_inf[:, None]
         ses = np.concatenate([[se], agg.se])
-        tb = core.multiplier_bootstrap(inf, ses, reps=reps, weights=weights, seed=seed)
-        boot_p = float(np.mean(np.abs(tb[:, 0]) >= abs(est) / se))
-        crit = core.sup_t_critical(tb[:, 1:], alpha) if k else np.nan
+        if reps:
+            tb = core.multiplier_bootstrap(inf, ses, reps=reps, weights=weights, seed=seed)
+            boot_p = float(np.mean(np.abs(tb[:, 0]) >= abs(est) / se))
+            crit = core.sup_t_critical(tb[:, 1:], alpha) if k else np.nan
+        else:
+            boot_p, crit = np.nan, np.nan
         label = _AGG_LABEL[kind]
         table = pd.DataFrame({
             label: agg.labels, "estimate": agg.att, "se": agg.se,
@@ -702,11 +788,14 @@ def _small_sample_text(fit) -> str:
     return f"HC1: N/(N-K) with N={fit.n_obs}, K={fit.k}; t({fit.n_obs - fit.k}) reference"
 
 
-def _cluster_codes(keys: dict, cluster: str | None, unit: str | None):
+def _cluster_codes(keys: dict, cluster: str | None, unit: str | None, unit_codes=None):
+    """Cluster codes (``cluster``, else ``unit``; None without either); reuses ``unit_codes`` when given."""
     col = cluster or unit
     if col is None:
         return None
-    codes, _ = core.codes_of(keys[col])
+    if col == unit and unit_codes is not None:
+        return unit_codes
+    codes, _ = _codes(keys[col])
     return codes
 
 
@@ -742,8 +831,7 @@ def two_by_two(data, outcome, treated: str, post: str, unit: str | None = None,
     cl = _cluster_codes(fr.keys, cluster, unit)
     fit, coefs, wt = _regress(fr.y, X, names, fe, cl, alpha, wild, wild_reps, wild_weights, seed)
     row = coefs.iloc[0]
-    lab = np.where(Tr == 1, "treated", "control")
-    trends = _trends(fr.y, fr.w, lab, Po)
+    trends = _trends(fr.y, fr.w, Tr.astype(np.intp), ["control", "treated"], Po)
     n_units = len(np.unique(fr.keys[unit])) if unit else n
     return DiDResult(method="2x2", outcome=fr.outcome_name, estimate=float(row.estimate), se=float(row.se),
                      ci_lower=float(row.ci_lower), ci_upper=float(row.ci_upper), p_value=float(row.p_value),
@@ -753,13 +841,15 @@ def two_by_two(data, outcome, treated: str, post: str, unit: str | None = None,
 
 
 def _bacon_from_arrays(y, ucode, tcode, tlabels, first_unit) -> BaconResult | None:
-    n_units, T = ucode.max() + 1, tcode.max() + 1
+    """The decomposition if the panel has exactly one row per unit and period, else None."""
+    n_units, T = int(ucode.max()) + 1, int(tcode.max()) + 1
     if y.size != n_units * T:
         return None
-    Y = np.full((n_units, T), np.nan)
-    Y[ucode, tcode] = y
-    if not np.isfinite(Y).all():
+    counts = np.bincount(ucode * T + tcode, minlength=n_units * T)
+    if counts.min() != 1:               # same size, but a repeated unit-period hides a missing one
         return None
+    Y = np.empty((n_units, T))
+    Y[ucode, tcode] = y
     b = core.bacon_decomposition(Y, tlabels.astype(np.float64), first_unit)
     comp = pd.DataFrame({"treated": b.treated, "control": b.control, "kind": b.kind,
                          "estimate": b.estimate, "weight": b.weight})
@@ -791,12 +881,12 @@ def twfe(data, outcome, treatment: str, unit: str, time: str, cluster: str | Non
     """
     covariates = _as_list(covariates)
     fr = _prepare(data, outcome, [treatment, *covariates], [unit, time, cluster], weights)
-    ucode, ulab = core.codes_of(fr.keys[unit])
-    tcode, tlab = core.codes_of(fr.keys[time])
+    ucode, ulab = _codes(fr.keys[unit])
+    tcode, tlab = _codes(fr.keys[time])
     n = fr.y.size
     D = fr.cols[treatment]
     fe = core.FixedEffects([ucode, tcode], n, fr.w)
-    cl = _cluster_codes(fr.keys, cluster, unit)
+    cl = _cluster_codes(fr.keys, cluster, unit, ucode)
     X = np.column_stack([D, *[fr.cols[c] for c in covariates]])
     names = [treatment, *covariates]
     fit, coefs, wt = _regress(fr.y, X, names, fe, cl, alpha, wild, wild_reps, wild_weights, seed)
@@ -805,18 +895,24 @@ def twfe(data, outcome, treatment: str, unit: str, time: str, cluster: str | Non
     bacon_res = None
     trends = None
     binary = np.all((D == 0) | (D == 1))
+    per_cell = np.bincount(ucode * tlab.size + tcode, minlength=ulab.size * tlab.size)
+    if per_cell.max(initial=0) > 1:
+        notes.append(f"{int((per_cell > 1).sum()):,} ('{unit}', '{time}') pairs have several rows: each row is one "
+                     "observation of the regression (e.g. orders within a market-week). For a unit x period "
+                     "panel, aggregate first with abkit.did.aggregate_panel.")
     try:
         tnum = tlab.astype(np.float64)
     except (TypeError, ValueError):
-        tnum = np.arange(tlab.size, dtype=np.float64)
-    if binary:
+        tnum = None
+        notes.append(f"column '{time}' is not numeric, so launch timing is not analysed (no raw trends, no "
+                     "Goodman-Bacon check); use period numbers for these diagnostics.")
+    if binary and tnum is not None:
         try:
             first = _first_from_treatment(ucode, tnum[tcode], D, ulab.size, treatment)
         except DataError:
             first = None
         if first is not None:
-            trends = _trends(fr.y, fr.w, _cohort_labels(np.where(np.isfinite(first), first, 0.0), ucode),
-                             tnum[tcode])
+            trends = _trends(fr.y, fr.w, *_cohorts(first, ucode), tnum[tcode], (tcode, tnum))
             launches = np.unique(first[np.isfinite(first) & (first > tnum[0])])
             if launches.size >= 2:
                 if not covariates and fr.w is None:
@@ -864,6 +960,7 @@ def bacon(data, outcome, unit: str, time: str, *, treatment: str | None = None,
         raise DataError("pass exactly one of treatment= (a 0/1 column) or first_treated= (launch period)")
     fr = _prepare(data, outcome, [treatment] if treatment else [], [unit, time], None, extra=[first_treated])
     ucode, ulab, tcode, tlab, tnum, first = _unit_first(fr, unit, time, first_treated, treatment)
+    _unit_period_counts(ucode, tcode, ulab.size, tlab.size, unit, time, ulab, tlab, error=True)
     res = _bacon_from_arrays(fr.y, ucode, tcode, tnum, first)
     if res is None:
         raise DataError("the Goodman-Bacon decomposition needs a balanced panel (every unit in every period); "
@@ -875,16 +972,16 @@ def bacon(data, outcome, unit: str, time: str, *, treatment: str | None = None,
 # Event study
 # --------------------------------------------------------------------------
 def _unit_first(fr: _Frame, unit, time, first_treated, treatment):
-    ucode, ulab = core.codes_of(fr.keys[unit])
-    tcode, tlab = core.codes_of(fr.keys[time])
+    ucode, ulab = _codes(fr.keys[unit])
+    tcode, tlab = _codes(fr.keys[time])
     tnum = _time_numeric(tlab, time)
     if (treatment is None) == (first_treated is None):
         raise DataError("pass exactly one of first_treated= (launch period per unit, 0 or missing if never "
                         "launched) or treatment= (a 0/1 absorbing treatment column)")
     if treatment:
-        first = _first_from_treatment(ucode, tnum[tcode], fr.cols[treatment], ulab.size, treatment)
+        first = _first_from_treatment(ucode, tnum[tcode], fr.cols[treatment], ulab.size, treatment, ulab, unit)
     else:
-        f = _first_treated_per_unit(ucode, ulab.size, fr.extra[first_treated], first_treated)
+        f = _first_treated_per_unit(ucode, ulab.size, fr.extra[first_treated], first_treated, ulab, unit)
         first = np.where(f > 0, f, np.inf)
     return ucode, ulab, tcode, tlab, tnum, first
 
@@ -944,11 +1041,11 @@ def event_study(data, outcome, unit: str, time: str, first_treated: str | None =
     X = X[keep]
     if covariates:
         X = np.column_stack([X, *[fr.cols[c][keep] for c in covariates]])
-    uc, _ = core.codes_of(ucode[keep])
-    tc, _ = core.codes_of(tcode[keep])
+    uc, _ = _codes(ucode[keep])
+    tc, _ = _codes(tcode[keep])
     fe = core.FixedEffects([uc, tc], y.size, w)
     keys = {k: v[keep] for k, v in fr.keys.items()}
-    cl = _cluster_codes(keys, cluster, unit)
+    cl = _cluster_codes(keys, cluster, unit, uc)
     names = [f"e{k:+d}" for k in etimes] + covariates
     fit = core.fit_linear(y, X, fe, cl, names)
     ne = len(etimes)
@@ -1007,7 +1104,7 @@ def event_study(data, outcome, unit: str, time: str, first_treated: str | None =
     table = pd.concat([rows, ref], ignore_index=True).sort_values("event_time", ignore_index=True)
     if bin_endpoints:
         table["binned"] = (table.event_time == -leads) | (table.event_time == lags)
-    trends = _trends(fr.y, fr.w, _cohort_labels(np.where(np.isfinite(first), first, 0.0), ucode), t)
+    trends = _trends(fr.y, fr.w, *_cohorts(first, ucode), t)
     notes = []
     launches = np.unique(first[np.isfinite(first)])
     if launches.size >= 2:
@@ -1037,7 +1134,14 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
     period (no pre-period) are dropped and counted, as are units not observed
     in every period (the estimator needs a balanced panel), as in R ``did``.
 
-    ``control_group``: ``"never_treated"`` or ``"not_yet_treated"``;
+    One row per unit and period: a repeated (unit, period) pair, a
+    ``first_treated`` that varies within a unit, dates instead of period
+    numbers, or a non-numeric outcome are errors naming the column and an
+    offending value.
+
+    ``control_group``: ``"never_treated"`` or ``"not_yet_treated"`` (without
+    never-treated units, as R ``did``: the last cohort is only a comparison
+    group and the periods from its launch on are dropped, see ``notes``);
     ``method``: ``"dr"`` (doubly robust, Sant'Anna & Zhao 2020), ``"ipw"`` or
     ``"reg"``; ``covariates``: pre-treatment covariates (the base-period
     values enter each cell's propensity score and outcome regression);
@@ -1045,9 +1149,12 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
     periods) or ``"universal"`` (all cells against ``g - 1``).
 
     Reproduces R ``did::att_gt`` / ``aggte`` (analytic SEs) to machine
-    precision on mpdta. Use ``result.aggregate("simple" | "dynamic" | "group"
-    | "calendar")``. The pre-trend test is the Wald test of all pre-period
-    ATT(g, t) = 0 with the influence-function covariance, chi-square(q).
+    precision on mpdta (and csdid on scenarios R's reference files lack).
+    Use ``result.aggregate("simple" | "dynamic" | "group" | "calendar")``.
+    The pre-trend test (``result.pretrend``, computed on first use) is the
+    Wald test of all pre-period ATT(g, t) = 0 with the influence-function
+    covariance, chi-square(q). Calibration (95% CI coverage, variance of the
+    estimates) is checked by simulation in ``tests/test_did_calibration.py``.
     Ratio outcomes: pass the unit-period ratio as a column (unit weights are
     not varied over time by this estimator).
     """
@@ -1057,29 +1164,29 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
         raise DataError(f"method must be 'dr', 'ipw' or 'reg'; got {method!r}")
     if base_period not in ("varying", "universal"):
         raise DataError(f"base_period must be 'varying' or 'universal'; got {base_period!r}")
+    if isinstance(anticipation, bool) or not isinstance(anticipation, (int, np.integer)) or anticipation < 0:
+        raise DataError(f"anticipation must be a non-negative whole number of periods; got {anticipation!r}")
     covariates = _as_list(covariates)
     fr = _prepare(data, outcome, covariates, [unit, time], None, extra=[first_treated])
     ft = fr.extra[first_treated]
-    ucode, ulab = core.codes_of(fr.keys[unit])
-    tcode, tlab = core.codes_of(fr.keys[time])
+    ucode, ulab = _codes(fr.keys[unit])
+    tcode, tlab = _codes(fr.keys[time])
     periods = _time_numeric(tlab, time)
     n_units, T = ulab.size, tlab.size
-    G = _first_treated_per_unit(ucode, n_units, ft, first_treated)
+    G = _first_treated_per_unit(ucode, n_units, ft, first_treated, ulab, unit)
     G = np.where(G > periods[-1], 0.0, G)
     dropped = dict(fr.dropped)
-    counts = np.bincount(ucode * T + tcode, minlength=n_units * T).reshape(n_units, T)
-    if np.any(counts > 1):
-        raise DataError(f"some unit-periods appear more than once ({int((counts > 1).sum())} duplicates of "
-                        f"('{unit}', '{time}')); aggregate first with abkit.did.aggregate_panel")
+    counts = _unit_period_counts(ucode, tcode, n_units, T, unit, time, ulab, tlab, error=True)
     complete = counts.all(axis=1)
-    always = (G > 0) & (G <= periods[0])
+    always = (G > 0) & (G <= periods[0] + anticipation)
     keep_units = complete & ~always
     if (~complete).any():
         dropped["units not observed in every period"] = int((~complete).sum())
     if (always & complete).any():
         dropped["units treated in the first period"] = int((always & complete).sum())
     if keep_units.sum() < 2:
-        raise DataError("fewer than 2 units are left after dropping incomplete and always-treated units")
+        raise DataError(f"fewer than 2 units are left after dropping incomplete and always-treated units "
+                        f"({dropped}); staggered() needs a balanced panel of '{unit}' x '{time}'")
     Y = np.full((n_units, T), np.nan)
     Y[ucode, tcode] = fr.y
     Xc = None
@@ -1089,37 +1196,48 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
             Xc[ucode, tcode, j] = fr.cols[c]
         Xc = Xc[keep_units]
     Y, Gk = Y[keep_units], G[keep_units]
-    if control_group == "never_treated" and not np.any(Gk == 0):
-        raise DataError("no never-treated units: use control_group='not_yet_treated'")
-    cells = core.att_gt(Y, periods, Gk, Xc, control_group=control_group, method=method,
+    notes: list[str] = []
+    est_periods = periods
+    if not np.any(Gk == 0):
+        if control_group == "never_treated":
+            raise DataError(f"no never-treated units (every unit has a '{first_treated}' within the data): use "
+                            "control_group='not_yet_treated'")
+        # as R did: without never-treated units the last cohort is the comparison group, and the periods
+        # from its launch (less anticipation) on, which have no comparison units, are dropped
+        last = float(Gk.max())
+        in_window = periods < last - anticipation
+        if not np.any(periods + anticipation < Gk[Gk < last].min(initial=np.inf)):
+            raise DataError(f"no never-treated units, and no cohort launched before the last one ({last:g}) has a "
+                            "pre-launch period: nothing can be estimated")
+        dropped[f"periods from {last - anticipation:g} on (no never-treated units: the last cohort, "
+                f"launched {last:g}, is the comparison)"] = int(keep_units.sum() * (~in_window).sum())
+        notes.append(f"No never-treated units: as R did, the last launch cohort ({last:g}) serves only as a "
+                     f"not-yet-treated comparison, and periods from {last - anticipation:g} on are not used.")
+        Y = Y[:, in_window]
+        if Xc is not None:
+            Xc = Xc[:, in_window]
+        est_periods = periods[in_window]
+        Gk = np.where(Gk == last, 0.0, Gk)
+    cells = core.att_gt(Y, est_periods, Gk, Xc, control_group=control_group, method=method,
                         base_period=base_period, anticipation=anticipation)
     z = stats.norm.isf(alpha / 2)
+
+    def whole(a):
+        return a.astype(np.int64) if np.all(a == np.round(a)) else a
+
     tab = pd.DataFrame({
-        "group": cells.group, "time": cells.time, "att": cells.att, "se": cells.se,
+        "group": whole(cells.group), "time": whole(cells.time), "att": cells.att, "se": cells.se,
         "ci_lower": cells.att - z * cells.se, "ci_upper": cells.att + z * cells.se,
         "p_value": 2 * stats.norm.sf(np.abs(cells.att) / cells.se),
-        "base_period": cells.base, "post": cells.time >= cells.group,
+        "base_period": whole(cells.base), "post": cells.time >= cells.group,
         "n_treated": cells.n_treated, "n_control": cells.n_control,
     })
-    for c in ("group", "time", "base_period"):
-        if np.all(tab[c] == np.round(tab[c])):
-            tab[c] = tab[c].astype(np.int64)
-    pre = np.nonzero((cells.time < cells.group) & np.isfinite(cells.se))[0]
-    if pre.size:
-        n = cells.n_units
-        Vpre = cells.inf[:, pre].T @ cells.inf[:, pre] / n / n
-        W, Fv, df2, pw = core.wald_test(cells.att[pre], Vpre, 0)
-        pretrend = PretrendTest(statistic=W, df1=float(pre.size), df2=np.inf, p_value=pw, wald=W,
-                                method="Wald on pre-period ATT(g,t), influence-function covariance")
-    else:
-        pretrend = PretrendTest(np.nan, 0.0, np.nan, np.nan, np.nan, "no pre-period cells")
-    ku = np.nonzero(keep_units)[0]
-    in_panel = np.isin(ucode, ku)
-    trends = _trends(fr.y[in_panel], None, _cohort_labels(G, ucode[in_panel]), periods[tcode[in_panel]])
+    in_panel = keep_units[ucode]
+    trends = _trends(fr.y[in_panel], None, *_cohorts(G, ucode[in_panel]), periods[tcode[in_panel]])
     return StaggeredResult(outcome=fr.outcome_name, method=method, control_group=control_group,
-                           base_period=base_period, att_gt=tab, pretrend=pretrend, alpha=alpha,
-                           n_units=int(keep_units.sum()), n_periods=T, cells=cells, trends=trends,
-                           dropped=dropped)
+                           base_period=base_period, att_gt=tab, alpha=alpha,
+                           n_units=int(keep_units.sum()), n_periods=int(est_periods.size), cells=cells,
+                           trends=trends, dropped=dropped, notes=tuple(notes))
 
 
 # --------------------------------------------------------------------------
@@ -1135,10 +1253,13 @@ def placebo(data, outcome, unit: str, time: str, first_treated: str | None = Non
     fake treatment switches on at ``launch - shift``; never-launched units
     keep all periods. The TWFE estimate of the fake effect should be zero
     under parallel trends (a significant placebo effect is evidence of
-    diverging pre-trends or anticipation). Inference as :func:`twfe`.
+    diverging pre-trends or anticipation). Inference as :func:`twfe` (CRV1,
+    and the wild cluster bootstrap with fewer than 50 clusters); the fake
+    launches are not run through TWFE's staggered-launch diagnostics. Size
+    and variance are checked by simulation in ``tests/test_did_calibration.py``.
     """
-    if shift < 1:
-        raise DataError(f"shift must be a positive number of periods; got {shift}")
+    if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)) or shift < 1:
+        raise DataError(f"shift must be a positive whole number of periods; got {shift!r}")
     fr = _prepare(data, outcome, [treatment] if treatment else [], [unit, time, cluster], weights,
                   extra=[first_treated])
     ucode, ulab, tcode, tlab, tnum, first = _unit_first(fr, unit, time, first_treated, treatment)
@@ -1149,15 +1270,19 @@ def placebo(data, outcome, unit: str, time: str, first_treated: str | None = Non
     if D.sum() == 0 or (np.isfinite(g) & keep & (t < g - shift)).sum() == 0:
         raise DataError(f"no launched unit has periods both before and after its fake launch (shift={shift}); "
                         "use a smaller shift")
-    frame = pd.DataFrame({"y": fr.y[keep], "D": D, "u": ucode[keep], "t": t[keep]})
-    if fr.w is not None:
-        frame["w"] = fr.w[keep]
-    if cluster:
-        frame["c"] = fr.keys[cluster][keep]
-    res = twfe(frame, "y", "D", "u", "t", cluster="c" if cluster else None, weights="w" if fr.w is not None else None,
-               alpha=alpha, wild=wild, wild_reps=wild_reps, wild_weights=wild_weights, seed=seed)
-    from dataclasses import replace
-
-    return replace(res, method=f"placebo (fake launch {shift} periods early)", outcome=fr.outcome_name,
-                   dropped={**fr.dropped, "post-launch rows (placebo uses pre-launch data)": int((~keep).sum())},
-                   n_units=ulab.size)
+    y = fr.y[keep]
+    w = fr.w[keep] if fr.w is not None else None
+    uc, _ = _codes(ucode[keep])
+    tc, tl = _codes(t[keep])
+    fe = core.FixedEffects([uc, tc], y.size, w)
+    cl = _cluster_codes({k: v[keep] for k, v in fr.keys.items()}, cluster, unit, uc)
+    name = f"placebo {treatment or first_treated} - {shift}"
+    fit, coefs, wt = _regress(y, D[:, None], [name], fe, cl, alpha, wild, wild_reps, wild_weights, seed)
+    row = coefs.iloc[0]
+    dropped = {**fr.dropped, "post-launch rows (placebo uses pre-launch data)": int((~keep).sum())}
+    return DiDResult(method=f"placebo (fake launch {shift} periods early)", outcome=fr.outcome_name,
+                     estimate=float(row.estimate), se=float(row.se), ci_lower=float(row.ci_lower),
+                     ci_upper=float(row.ci_upper), p_value=float(row.p_value), df=fit.df, alpha=alpha,
+                     n_obs=int(y.size), n_units=ulab.size, n_periods=tl.size, n_clusters=fit.n_clusters,
+                     vcov_type=fit.vcov_type, small_sample=_small_sample_text(fit), coefficients=coefs, wild=wt,
+                     dropped=dropped)

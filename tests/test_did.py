@@ -1,14 +1,22 @@
 """Difference-in-differences against independent references.
 
-* R ``did`` (Callaway & Sant'Anna): ATT(g,t) and aggregations on mpdta
-  (reference CSVs in tests/data, produced with R did; published figures).
+* R ``did`` (Callaway & Sant'Anna): every ATT(g,t) and the simple, group,
+  dynamic and calendar aggregations with analytic SEs on mpdta, for
+  never-treated and not-yet-treated controls, DR, IPW and outcome
+  regression with ``~lpop`` (reference CSVs in ``data/reference/``, produced
+  with R did; published figures). Scenarios the reference files lack
+  (not-yet-treated with ``~lpop``; no never-treated units) against csdid,
+  the Python port of R did, when it is installed.
 * R fixest's published TWFE on mpdta; statsmodels OLS with explicit dummies
-  and cluster-robust SEs; pyfixest when installed.
+  and cluster-robust SEs (mpdta, and a 500 x 60 unbalanced weighted
+  rollout panel); pyfixest (a test dependency).
 * Mathematical identities: the Goodman-Bacon decomposition, the exact
   fixed-effect projection vs alternating projections, the fast wild
   bootstrap vs brute-force refits.
 * Simulation with known truth (abkit.simulate.rollout_panel): CI coverage,
-  pre-trend test size, wild bootstrap size with 20 clusters.
+  pre-trend test size, wild bootstrap size with 20 clusters. The larger
+  calibration suite is ``tests/test_did_calibration.py``.
+* Errors that name the column and the offending value.
 """
 from __future__ import annotations
 
@@ -26,7 +34,7 @@ import abkit.did as did
 from abkit.errors import AbkitError, ColumnNotFoundError, DataError
 from abkit.stats import did as core
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data" / "reference"   # mpdta and R did reference figures
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +97,81 @@ def test_aggregations_match_r_did(mpdta, ref_aggte, scenario, kind):
         assert tab.iloc[:, 0].tolist() == ref.egt.astype(int).tolist()
         np.testing.assert_allclose(tab["estimate"], ref.att_egt, atol=1e-10)
         np.testing.assert_allclose(tab["se"], ref.se_egt, rtol=1e-7)
+
+
+def test_reference_covers_every_scenario_the_issue_names(ref_attgt, ref_aggte):
+    """Never-treated AND not-yet-treated controls, DR AND outcome regression with ~lpop (and IPW): every
+    ATT(g,t) and all four aggregations, for each scenario of the R did reference files on mpdta."""
+    for scenario in SCENARIOS:
+        assert (ref_attgt.scenario == scenario).sum() == 12
+        kinds = set(ref_aggte.loc[ref_aggte.scenario == scenario, "type"])
+        assert kinds == {"simple", "group", "dynamic", "calendar"}, scenario
+    assert set(SCENARIOS) == {s for s in ref_attgt.scenario.unique() if s.startswith("mpdta")}
+
+
+CSDID_SCENARIOS = {
+    "mpdta_nev_dr_cov": dict(control_group="never_treated", method="dr", covariates=["lpop"]),
+    "mpdta_nyt_dr_cov": dict(control_group="not_yet_treated", method="dr", covariates=["lpop"]),
+    "mpdta_nyt_reg_cov": dict(control_group="not_yet_treated", method="reg", covariates=["lpop"]),
+    "mpdta_nyt_ipw_cov": dict(control_group="not_yet_treated", method="ipw", covariates=["lpop"]),
+    "mpdta_nonever_nyt_dr": dict(control_group="not_yet_treated", method="dr"),
+    "mpdta_nonever_nyt_reg_cov": dict(control_group="not_yet_treated", method="reg", covariates=["lpop"]),
+}
+
+
+@pytest.mark.parametrize("scenario", list(CSDID_SCENARIOS))
+def test_scenarios_beyond_r_reference_match_csdid_figures(mpdta, scenario):
+    """ATT(g,t) and all four aggregations (analytic SEs) against csdid's figures stored in
+    data/reference/mpdta_csdid_*.csv: not-yet-treated controls with ~lpop for DR, outcome regression
+    and IPW; never-treated DR with ~lpop; and mpdta without its never-treated counties (R did then uses
+    the last cohort, 2007, as the comparison and drops 2007)."""
+    ref = pd.read_csv(DATA / "mpdta_csdid_attgt.csv")
+    ref = ref[ref.scenario == scenario]
+    agg_ref = pd.read_csv(DATA / "mpdta_csdid_aggte.csv")
+    agg_ref = agg_ref[agg_ref.scenario == scenario]
+    d = mpdta[mpdta["first.treat"] > 0] if "nonever" in scenario else mpdta
+    res = did.staggered(d, "lemp", "countyreal", "year", "first.treat", **CSDID_SCENARIOS[scenario])
+    tab = res.att_gt
+    assert tab[["group", "time"]].to_numpy().tolist() == ref[["group", "t"]].to_numpy().tolist()
+    np.testing.assert_allclose(tab["att"], ref["att"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(tab["se"], ref["se"], rtol=1e-8)
+    for kind in ("simple", "group", "dynamic", "calendar"):
+        agg = res.aggregate(kind, reps=0)
+        r = agg_ref[agg_ref.type == kind]
+        assert agg.estimate == pytest.approx(r.overall_att.iloc[0], abs=1e-10), kind
+        assert agg.se == pytest.approx(r.overall_se.iloc[0], rel=1e-8), kind
+        if kind != "simple":
+            t = agg.to_frame()
+            assert t.iloc[:, 0].tolist() == r.egt.astype(int).tolist(), kind
+            np.testing.assert_allclose(t["estimate"], r.att_egt, atol=1e-10)
+            np.testing.assert_allclose(t["se"], r.se_egt, rtol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["dr", "reg", "ipw"])
+@pytest.mark.parametrize("data", ["all units", "no never-treated units"])
+def test_not_yet_treated_with_covariates_matches_csdid(mpdta, method, data):
+    """The same scenarios against a live csdid (the Python port of R did) when it is installed (it is not a
+    test dependency): keeps the stored csdid figures honest."""
+    csdid = pytest.importorskip("csdid.att_gt")
+    import contextlib
+    import io
+
+    d = mpdta if data == "all units" else mpdta[mpdta["first.treat"] > 0]
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = csdid.ATTgt(yname="lemp", gname="first.treat", idname="countyreal", tname="year", data=d,
+                          control_group="notyettreated", xformla="~lpop").fit(est_method=method, bstrap=False)
+        ref_dyn = ref.aggte(typec="dynamic", bstrap=False).atte
+    res = did.staggered(d, "lemp", "countyreal", "year", "first.treat", control_group="not_yet_treated",
+                        method=method, covariates=["lpop"])
+    np.testing.assert_allclose(res.att_gt["att"], ref.results["att"], atol=1e-10)
+    np.testing.assert_allclose(res.att_gt["se"], ref.results["se"], rtol=1e-8)
+    dyn = res.aggregate("dynamic", reps=0)
+    assert dyn.estimate == pytest.approx(ref_dyn["overall_att"], abs=1e-10)
+    assert dyn.se == pytest.approx(ref_dyn["overall_se"], rel=1e-8)
+    if data != "all units":
+        assert len(res.att_gt) == 6 and res.att_gt["time"].max() == 2006 and res.notes
+        assert "periods from 2007 on" in " ".join(res.dropped)
 
 
 def test_published_mpdta_figures(mpdta):
@@ -219,6 +302,90 @@ def test_twfe_matches_pyfixest_when_available(mpdta):
         assert res.estimate == pytest.approx(ref.coef()["treated"], rel=1e-8)
         assert res.se == pytest.approx(ref.se()["treated"], rel=1e-6)      # pyfixest demeans to 1e-8
         assert res.p_value == pytest.approx(ref.pvalue()["treated"], rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def big_panel():
+    """A rollout panel of 500 markets x 60 weeks (30,000 rows), four launch cohorts, effects growing
+    with event time; 5% of the market-weeks dropped at random (unbalanced), a time-varying covariate,
+    WLS weights (orders) and a coarser cluster (50 regions, markets nested in them)."""
+    p = abkit.simulate.rollout_panel(n_markets=500, n_weeks=60, cohorts={15: 100, 25: 100, 40: 100, 50: 100},
+                                     effects={"contact_rate": lambda e: -0.05 - 0.004 * e}, seed=42)
+    rng = np.random.default_rng(1)
+    p = p[rng.random(len(p)) > 0.05].reset_index(drop=True)
+    p["log_contact_rate"] = np.log(p["contacts"] / p["orders"])
+    p["launched"] = (p["week"] >= p["launch_week"].fillna(10**6)).astype(float)
+    p["log_orders"] = np.log(p["orders"])
+    p["region"] = pd.factorize(p["market"])[0] % 50
+    return p
+
+
+def _within_unit(df, cols, unit, w):
+    """Weighted within-unit demeaning (the one-way projection that removes the unit dummies exactly)."""
+    ww = df[w]
+    means = df[cols].mul(ww, axis=0).groupby(df[unit]).transform("sum").div(ww.groupby(df[unit]).transform("sum"),
+                                                                           axis=0)
+    return df[cols] - means
+
+
+def test_twfe_large_panel_matches_statsmodels(big_panel):
+    """500 x 60 unbalanced weighted panel: abkit's exact two-way projection vs statsmodels WLS with explicit
+    week dummies, the 500 market dummies removed by the within-market transformation (Frisch-Waugh-Lovell:
+    same coefficients, residuals and cluster scores as with explicit market dummies; the dense version with
+    all 560 dummies is the slow test below)."""
+    p = big_panel
+    weeks = pd.get_dummies(p["week"], prefix="wk", drop_first=True, dtype=float)
+    X = pd.concat([p[["launched", "log_orders"]], weeks], axis=1)
+    frame = pd.concat([p[["market", "orders", "log_contact_rate"]], X], axis=1)
+    cols = ["log_contact_rate", *X.columns]
+    dm = _within_unit(frame, cols, "market", "orders")
+    n, T, G = len(p), p["week"].nunique(), p["market"].nunique()
+    for cluster in ("market", "region"):
+        ref = sm.WLS(dm["log_contact_rate"], dm[X.columns], weights=p["orders"]).fit(
+            cov_type="cluster", cov_kwds={"groups": pd.factorize(p[cluster])[0]})
+        res = did.twfe(p, "log_contact_rate", "launched", "market", "week", cluster=cluster,
+                       covariates=["log_orders"], weights="orders", wild=False)
+        assert res.n_obs == n and res.n_units == G and res.n_periods == T
+        assert res.estimate == pytest.approx(ref.params["launched"], rel=1e-9)
+        # statsmodels counts K = 2 + (T - 1) regressors; fixest (and abkit) K = k + T when the market
+        # effects are nested in the clusters (T - 1 week effects + 1 for the intercept)
+        k_sm, k_fixest = 2 + (T - 1), 2 + T
+        assert res.se == pytest.approx(ref.bse["launched"] * np.sqrt((n - k_sm) / (n - k_fixest)), rel=1e-8)
+        cov = res.coefficients.set_index("term").loc["log_orders"]
+        assert cov.estimate == pytest.approx(ref.params["log_orders"], rel=1e-9)
+        assert res.df == p[cluster].nunique() - 1
+
+
+@pytest.mark.slow
+def test_twfe_large_panel_matches_explicit_dummy_ols(big_panel):
+    """The same 500 x 60 panel with all 500 market and 59 week dummies built explicitly (28,500 x 561 dense
+    design, statsmodels WLS, cluster-robust by market)."""
+    p = big_panel
+    markets = pd.get_dummies(p["market"], prefix="m", dtype=float)
+    weeks = pd.get_dummies(p["week"], prefix="wk", drop_first=True, dtype=float)
+    X = pd.concat([p[["launched", "log_orders"]], markets, weeks], axis=1)
+    ref = sm.WLS(p["log_contact_rate"], X, weights=p["orders"]).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(p["market"])[0]})
+    res = did.twfe(p, "log_contact_rate", "launched", "market", "week", covariates=["log_orders"],
+                   weights="orders", wild=False)
+    n, T = len(p), p["week"].nunique()
+    assert ref.df_model + 1 == X.shape[1]                       # full rank: 2 + 500 + 59
+    assert res.estimate == pytest.approx(ref.params["launched"], rel=1e-8)
+    k_sm, k_fixest = X.shape[1], 2 + T
+    assert res.se == pytest.approx(ref.bse["launched"] * np.sqrt((n - k_sm) / (n - k_fixest)), rel=1e-7)
+
+
+def test_twfe_large_panel_matches_pyfixest(big_panel):
+    pf = pytest.importorskip("pyfixest")
+    p = big_panel
+    for cluster in ("market", "region", "week"):
+        ref = pf.feols("log_contact_rate ~ launched + log_orders | market + week", data=p, weights="orders",
+                       vcov={"CRV1": cluster}, fixef_rm="none")
+        res = did.twfe(p, "log_contact_rate", "launched", "market", "week", cluster=cluster,
+                       covariates=["log_orders"], weights="orders", wild=False)
+        assert res.estimate == pytest.approx(ref.coef()["launched"], rel=1e-7), cluster
+        assert res.se == pytest.approx(ref.se()["launched"], rel=1e-6), cluster
+        assert res.p_value == pytest.approx(ref.pvalue()["launched"], rel=1e-5, abs=1e-12), cluster
 
 
 def test_exact_projection_equals_alternating_projections():
@@ -420,7 +587,7 @@ def test_event_study_matches_dummy_regression():
     tab = res.table.set_index("event_time")
     for k, nm in zip((-3, -2, 0, 1, 2, 3, 4), names):
         assert tab.loc[k, "estimate"] == pytest.approx(ref.params[nm], abs=1e-10)
-    n, G = len(p), 20
+    n = len(p)
     k_sm, k_abkit = ref.df_model + 1, 7 + (24 - 1) + 1
     np.testing.assert_allclose(tab.loc[[-3, -2, 0, 1, 2, 3, 4], "se"].to_numpy(),
                                ref.bse[names].to_numpy() * np.sqrt((n - k_sm) / (n - k_abkit)), rtol=1e-8)
@@ -567,3 +734,64 @@ def test_errors_name_the_problem(mpdta):
         b2 = mpdta.copy()
         b2.loc[b2.index[0], "first.treat"] = 2006
         did.staggered(b2, "lemp", "countyreal", "year", "first.treat")
+
+
+def test_errors_name_columns_and_values(mpdta):
+    """Data problems raise an AbkitError that names the column(s), shows an offending value and says what
+    to do; never a pandas KeyError or a silent NaN."""
+    dup = pd.concat([mpdta, mpdta.iloc[[7]]], ignore_index=True)          # county 8019 twice in 2005
+    for fn in (lambda d: did.staggered(d, "lemp", "countyreal", "year", "first.treat"),
+               lambda d: did.bacon(d, "lemp", "countyreal", "year", first_treated="first.treat")):
+        with pytest.raises(DataError, match=r"\('countyreal', 'year'\) pair\(s\) appear more than once, e\.g\. "
+                                            r"countyreal=8019 in year=2005 \(2 rows\).*aggregate_panel"):
+            fn(dup)
+    # TWFE accepts several rows per unit-period (e.g. orders within a market-week) and says so
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", did.DiDWarning)
+        tw = did.twfe(dup, "lemp", "treated", "countyreal", "year")
+    assert any("several rows" in n for n in tw.notes) and tw.bacon is None and tw.n_obs == 2501
+    # a swapped-in duplicate that keeps the row count (one unit-period twice, another missing) is no panel
+    swap = mpdta.copy()
+    swap.loc[swap.index[1], "year"] = 2003
+    with pytest.raises(DataError, match="more than once"):
+        did.bacon(swap, "lemp", "countyreal", "year", first_treated="first.treat")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", did.DiDWarning)
+        assert did.twfe(swap, "lemp", "treated", "countyreal", "year").bacon is None
+    vary = mpdta.copy()
+    vary.loc[vary.index[1], "first.treat"] = 2004
+    with pytest.raises(DataError, match=r"'first.treat' must be constant within each unit.*countyreal=8001 has "
+                                        r"2004 and 2007"):
+        did.staggered(vary, "lemp", "countyreal", "year", "first.treat")
+    with pytest.raises(DataError, match="constant within each unit"):
+        did.event_study(vary, "lemp", "countyreal", "year", "first.treat", wild=False)
+    text = mpdta.astype({"lemp": str})
+    text.loc[text.index[4], "lemp"] = "n/a"
+    with pytest.raises(DataError, match=r"column 'lemp' is not numeric .*'n/a'"):
+        did.staggered(text, "lemp", "countyreal", "year", "first.treat")
+    with pytest.raises(DataError, match=r"column 'lemp' is not numeric"):
+        did.twfe(text, "lemp", "treated", "countyreal", "year")
+    dates = mpdta.assign(year=pd.to_datetime(mpdta["year"].astype(str) + "-01-01"))
+    with pytest.raises(DataError, match=r"column 'year' holds dates"):
+        did.staggered(dates, "lemp", "countyreal", "year", "first.treat")
+    with pytest.raises(DataError, match=r"column 'first.treat' holds dates"):
+        did.staggered(mpdta.assign(**{"first.treat": pd.to_datetime("2006-01-01")}), "lemp", "countyreal",
+                      "year", "first.treat")
+    off = mpdta.copy()
+    off.loc[(off.countyreal == 8001) & (off.year == 2007), "treated"] = 1.0
+    off.loc[(off.countyreal == 8001) & (off.year == 2006), "treated"] = 1.0
+    off.loc[(off.countyreal == 8001) & (off.year == 2007), "treated"] = 0.0
+    with pytest.raises(DataError, match=r"switches off again .*countyreal=8001 is on from 2006 but off in 2007"):
+        did.event_study(off, "lemp", "countyreal", "year", treatment="treated", wild=False)
+    with pytest.raises(DataError, match="anticipation"):
+        did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat", anticipation=-1)
+    with pytest.raises(DataError, match="shift"):
+        did.placebo(mpdta, "lemp", "countyreal", "year", "first.treat", shift=1.5)
+    cs = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat")
+    with pytest.raises(DataError, match="reps"):
+        cs.aggregate("simple", reps=-1)
+    with pytest.raises(DataError, match="unknown aggregation 'event'"):
+        cs.aggregate("event")
+    nb = cs.aggregate("dynamic", reps=0)
+    assert np.isnan(nb.boot_p_value) and np.isnan(nb.critical_value) and nb.table["band_lower"].isna().all()
+    assert (nb.table["estimate"] == cs.aggregate("dynamic").table["estimate"]).all()
