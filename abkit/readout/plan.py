@@ -14,6 +14,18 @@ sentence; the rule:
 
 Guardrails with a margin add their power to show non-inferiority at the
 recommended duration (a caution when it is below the planned power).
+
+:func:`power_curve_html` shows the power by the size of the true change at
+the recommended duration. On request (the notebook parameter ``simulate``,
+or a spec's ``simulate: 500`` where the spec format has it)
+:func:`simulation_check` re-checks the recommendation by simulation: it
+resamples the history's units at the recommended size, injects the
+recommended change into the primary metric (outcome / numerator multiplied
+by ``1 + change``) and runs abkit's own analysis on every simulated test
+(:func:`abkit.power.simulate_power`); the readout reports the share of
+tests that detected it with its Monte Carlo interval next to the closed
+form. Off by default (it costs a few seconds).
+
 The HTML pieces escape every user string; :func:`to_json` is what
 ``abkit power --json`` prints.
 """
@@ -29,10 +41,12 @@ from ..results import format_number
 from .render import _e, _text_block, figure_data_uri
 
 __all__ = ["Recommendation", "PlanBundle", "make_plan", "recommend", "header_html", "recommendation_html",
-           "details_html", "assumptions_html", "curves_html", "durations_html", "guardrails_html",
-           "methodology_html", "summary", "to_json", "EXTRA_MDES"]
+           "details_html", "assumptions_html", "curves_html", "power_curve_figure", "power_curve_html",
+           "simulation_count", "simulation_check", "simulation_text", "durations_html", "guardrails_html",
+           "methodology_html", "summary", "to_json", "EXTRA_MDES", "MAX_SIMULATIONS"]
 
 EXTRA_MDES = (0.02, 0.03, 0.05, 0.10)
+MAX_SIMULATIONS = 20_000
 _BLUE, _AMBER = "#0969da", "#9a6700"
 
 
@@ -178,8 +192,9 @@ def header_html(spec) -> str:
     return "\n".join(parts)
 
 
-def recommendation_html(rec: Recommendation, spec) -> str:
-    reasons = "".join(f"<li>{_e(r)}</li>" for r in rec.reasons)
+def recommendation_html(rec: Recommendation, spec, simulation=None) -> str:
+    extra = (simulation_text(simulation, spec, rec),) if simulation is not None else ()
+    reasons = "".join(f"<li>{_e(r)}</li>" for r in (*rec.reasons, *extra))
     rule = ("<b>How this was decided.</b> The days the traffic needs to detect the target change on the primary "
             f"metric with {spec.power:.0%} power at alpha {spec.alpha:g} (two-sided), from the metric's baseline "
             "and unit-level variance in the history; feasible when within the longest acceptable run.")
@@ -238,6 +253,107 @@ def curves_html(fig, bundle: PlanBundle, spec) -> str:
             f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure></section>')
 
 
+def simulation_count(spec, override=None) -> int:
+    """Simulated tests for the check: ``override`` (the notebook parameter) if given, else the spec's
+    ``simulate`` (0 when the spec format has no such key): 0 means no simulation."""
+    n = override if override is not None else getattr(spec, "simulate", None)
+    if n is None or n is False:
+        return 0
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= MAX_SIMULATIONS:
+        from ..errors import AbkitError
+
+        raise AbkitError(f"simulate={n!r} must be a whole number of simulated tests between 0 (off) and "
+                         f"{MAX_SIMULATIONS:,}, e.g. 500")
+    return int(n)
+
+
+def _direction(spec) -> float:
+    return 1.0 if spec.primary.better == "higher" else -1.0
+
+
+def simulation_check(spec, bundle: PlanBundle, rec: Recommendation, n_sims: int, seed: int = 0):
+    """Simulated power of the recommendation (:func:`abkit.power.simulate_power`), or None.
+
+    At the recommended duration's units (the plan's control arm, ``ratio``
+    x that per treatment arm), the recommended change in the primary
+    metric's good direction, injected multiplicatively, the per-comparison
+    alpha of the plan; only the history's control arm is resampled when
+    the spec names a ``variant``.
+    """
+    from .. import power
+
+    if not n_sims or rec.days is None or rec.mde is None or not math.isfinite(rec.mde) or rec.mde <= 0:
+        return None
+    row = _row_at(bundle.main, spec.primary.name, rec.days)
+    if row is None or not np.isfinite(row.n_control):
+        return None
+    built = {m.name: b for m, b in zip(spec.metrics, spec.build_metrics())}
+    alpha = float(power.comparison_alpha(spec.alpha, spec.arms, spec.correction))
+    return power.simulate_power(spec.data_path, built[spec.primary.name], _direction(spec) * rec.mde,
+                                n_per_arm=float(row.n_control), ratio=spec.ratio, alpha=alpha, n_sims=int(n_sims),
+                                seed=seed, variant=spec.variant, control=spec.control)
+
+
+def simulation_text(sim, spec, rec: Recommendation) -> str:
+    """One sentence: what the simulation found, against the power the plan promises (``spec.power``).
+
+    The plan's power at the recommendation is at least ``spec.power`` (the
+    recommended duration is rounded up to whole days), so the check asks
+    whether the simulated power reaches it.
+    """
+    r = sim.to_frame().iloc[0]
+    change = f"{abs(r.relative_effect):.1%} {'increase' if r.relative_effect > 0 else 'decrease'}"
+    text = (f"Simulation check: in {int(r.n_sims):,} simulated {rec.days}-day tests on resampled history, the "
+            f"analysis detected a {change} in {sim.metric} {r.power:.0%} of the time ({sim.ci_level:.0%} "
+            f"Monte Carlo interval {r.ci_lower:.0%} to {r.ci_upper:.0%})")
+    if r.ci_upper < spec.power:
+        return text + (f", short of the planned {spec.power:.0%}: the formula is optimistic for this metric; "
+                       "consider running longer.")
+    if r.ci_lower > spec.power:
+        return text + f", above the planned {spec.power:.0%}: the plan is on the safe side."
+    return text + f", consistent with the planned {spec.power:.0%}."
+
+
+def power_curve_figure(bundle: PlanBundle, spec, rec: Recommendation, simulation=None):
+    """The power by true change at the recommended duration (every main metric), as a matplotlib Figure."""
+    day = rec.days or _horizon(spec)
+    f = bundle.main.to_frame()
+    prim = f[(f.metric == spec.primary.name) & (f.days == day)]
+    top = abs(float(prim.relative_mde.iloc[0])) if len(prim) else math.nan
+    if rec.mde is not None and math.isfinite(rec.mde):
+        top = max(top, rec.mde) if math.isfinite(top) else rec.mde
+    effects = np.linspace(0.0, 2.5 * top, 61) if math.isfinite(top) and top > 0 else None
+    ax = bundle.main.plot("power", days=day, effects=effects, simulated=simulation)
+    return ax.figure
+
+
+def power_curve_html(fig, bundle: PlanBundle, spec, rec: Recommendation, simulation=None) -> str:
+    day = rec.days or _horizon(spec)
+    mdes = sorted({0.02, 0.05, 0.10, 0.20} | ({round(rec.mde, 4)} if rec.mde and math.isfinite(rec.mde) else set()))
+    curve = bundle.main.power_curve(day, metric=spec.primary.name, effects=mdes)
+    alt = (f"Chart of the power by the size of the true change after {day} days; {spec.primary.name}: "
+           + "; ".join(f"a {r.change:.1%} change detected with {r.power:.0%} power" for r in curve.itertuples()))
+    sim = ""
+    if simulation is not None:
+        r = simulation.to_frame().iloc[0]
+        whose = " of the history's control arm" if spec.variant else " of the history"
+        sim = f'<p class="abkit-muted"><b>{_e(simulation_text(simulation, spec, rec))}</b> ' + _e(
+            f"Each simulated test draws {int(r.n_control):,} + {int(r.n_treatment):,} units with replacement from "
+            f"the {simulation.history_units:,} units{whose}, multiplies the "
+            f"{'numerator' if simulation.kind == 'ratio' else 'outcome'} of the treatment units by one plus the "
+            "change, and is analysed exactly as the real test will be (black square: the simulated power, bar: "
+            f"its Monte Carlo interval). The formula on this resampled population gives {r.closed_form:.0%}. "
+            "Simulation and plan differ where the formula's assumptions do not hold: a multiplied outcome also "
+            "scales the treatment arm's spread (decreases become slightly easier to detect, increases slightly "
+            "harder), and the plan pools the variance of every arm of the history.") + "</p>"
+    return ('<section class="abkit-section abkit-chart"><h2>Power by the size of the true change</h2>'
+            f'<p class="abkit-muted">The chance that a {day}-day test detects a true change of each size (relative '
+            "to the baseline, in the metric's good direction); solid with CUPED, dashed without. The dot marks the "
+            f"MDE, the change detected with the planned {spec.power:.0%} power. Smaller changes are often missed: "
+            "a test that finds nothing has not shown that nothing changed.</p>"
+            f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure>{sim}</section>')
+
+
 def durations_html(bundle: PlanBundle, spec) -> str:
     f = bundle.main.to_frame()
     metrics = list(dict.fromkeys(f.metric))
@@ -282,7 +398,7 @@ def guardrails_html(bundle: PlanBundle, spec) -> str:
             + "".join(parts) + "</section>")
 
 
-def methodology_html(spec) -> str:
+def methodology_html(spec, simulation=None) -> str:
     import datetime as _dt
     from pathlib import Path
 
@@ -295,7 +411,15 @@ def methodology_html(spec) -> str:
         "Units enrolled by day from the traffic model of abkit.power.uniques_after (eligible units a day, repeat "
         "visitors counted once when a population is given), split between the arms as planned.",
         "Guardrails with a margin: one-sided non-inferiority test at alpha, power when the true effect is zero.",
+        "Power curves: the same formulas at the recommended duration's units, for every size of the true change.",
     ]
+    if simulation is not None:
+        items.append(
+            f"Simulation check (abkit.power.simulate_power, seed {simulation.seed}): {simulation.rows[0]['n_sims']:,} "
+            f"tests of {simulation.rows[0]['n_control']:,} + {simulation.rows[0]['n_treatment']:,} units drawn with "
+            f"replacement from {simulation.history_units:,} history units; {simulation.injection_rule}; each "
+            f"analysed with abkit's estimator ({simulation.method}); power = share of tests with p < alpha, with "
+            "an exact Clopper-Pearson interval for the Monte Carlo error.")
     if spec.arms > 2:
         items.append(f"Several arms: alpha split over the {spec.arms - 1} comparisons with control "
                      f"({spec.correction or 'no correction'}).")
@@ -340,12 +464,16 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return out
 
 
-def to_json(spec, bundle: PlanBundle, rec: Recommendation) -> dict:
+def to_json(spec, bundle: PlanBundle, rec: Recommendation, simulation=None) -> dict:
     """Everything the plan says, as plain JSON data (``abkit power --json``)."""
     def fin(x):
         return float(x) if x is not None and math.isfinite(x) else None
 
-    return {
+    extra = {}
+    if simulation is not None:
+        extra["simulation"] = {"rule": simulation.injection_rule, "ci_method": simulation.ci_method,
+                               "seed": simulation.seed, "rows": _records(simulation.to_frame())}
+    out = {
         "name": spec.name, "spec": spec.source, "primary": spec.primary.name,
         "recommendation": {"label": rec.label, "headline": rec.headline, "reasons": list(rec.reasons),
                            "feasible": rec.feasible, "days": rec.days, "units": fin(rec.units), "mde": fin(rec.mde)},
@@ -356,3 +484,5 @@ def to_json(spec, bundle: PlanBundle, rec: Recommendation) -> dict:
         "sample_sizes": _records(bundle.main.sample_sizes()),
         "guardrails": {g: _records(p.to_frame()) for g, p in bundle.guardrails.items()},
     }
+    out.update(extra)
+    return out
