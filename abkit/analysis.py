@@ -18,11 +18,13 @@ __all__ = ["analyze", "moments"]
 
 
 def moments(data, metrics: Sequence[Metric] | Metric, variant: str = "variant",
-            by: str | Sequence[str] | None = None) -> MomentSet:
+            by: str | Sequence[str] | None = None, *, unit: str | None = None) -> MomentSet:
     """Aggregate ``data`` into the moments ``metrics`` need (see :func:`abkit.sources.aggregate`).
 
     Moment sets over disjoint rows add up: ``abkit.moments(day1, m) + abkit.moments(day2, m)``
     equals the moments of both days, and :func:`analyze` accepts either.
+    With ``unit=`` (the randomization-unit id column) the unit-integrity check
+    runs too (``.integrity``; see :mod:`abkit.integrity`).
 
     Winsorized means (``Mean(..., winsorize=q)``) get their cap from this
     ``data`` first; quantile metrics have no moments and are an error.
@@ -36,7 +38,7 @@ def moments(data, metrics: Sequence[Metric] | Metric, variant: str = "variant",
         from .quantile import resolve_caps
 
         metrics = resolve_caps(data, metrics)
-    return aggregate(data, metrics, variant=variant, by=by)
+    return aggregate(data, metrics, variant=variant, by=by, unit=unit)
 
 
 def _check_metrics(metrics) -> list[Metric]:
@@ -66,6 +68,7 @@ def analyze(
     *,
     sequential=False,
     bayesian=False,
+    unit: str | None = None,
 ) -> ExperimentResult:
     """Analyse an A/B(/n) test: every metric, every treatment arm against ``control``.
 
@@ -98,6 +101,16 @@ def analyze(
         ``post_rel_effect``, ``post_rel_lower``, ``post_rel_upper`` (see
         :meth:`abkit.ExperimentResult.bayes`). Off by default; the
         frequentist result stays the primary one.
+    unit : the randomization-unit id column (e.g. ``"buyer_id"``). Checks, in
+        the same aggregation, that every unit has one row in one arm:
+        units in several arms (an assignment leak), units with several
+        rows, exact duplicate rows, rows without a unit id. The counts are
+        in ``result.integrity`` (:class:`abkit.integrity.Integrity`), shown
+        in the summary and the HTML table; the rows are analysed as they
+        are (abkit cannot know which arm or copy is right), and
+        :func:`abkit.verdict.decide` calls a material leak Invalid. With a
+        :class:`abkit.MomentSet` as ``data`` the moments must have been
+        computed with the same ``unit=``.
 
     Metrics may also be :class:`abkit.NPS` (a Mean of promoter/detractor
     scores, in points), ``Mean(..., winsorize=0.99)`` (the cap is computed
@@ -114,7 +127,16 @@ def analyze(
     if correction is not None and correction not in ("holm", "bh"):
         raise AbkitError(f"correction={correction!r} is not known; use 'holm', 'bh' or None")
     quantiles = [m for m in metrics if m.kind == "quantile"]
+    if unit is not None and not isinstance(unit, str):
+        raise AbkitError(f"unit={unit!r} must be a column name (e.g. 'buyer_id')")
     if isinstance(data, MomentSet):
+        have = getattr(data.integrity, "unit", None)
+        if unit is not None and have != unit:
+            raise AbkitError(
+                f"unit='{unit}': the unit-integrity check needs the rows, and these moments were aggregated "
+                + (f"with unit='{have}'" if have else "without it (or were added up from parts)")
+                + f"; pass the data itself, or compute abkit.moments(data, metrics, unit='{unit}')"
+            )
         if quantiles:
             raise AbkitError(f"metric(s) {[m.name for m in quantiles]} are quantiles, which cannot be computed "
                              "from moments; pass the data itself")
@@ -128,9 +150,9 @@ def analyze(
         metrics = resolve_caps(data, metrics)
     if quantiles and len(quantiles) == len(metrics):
         return _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, allocation,
-                                       sequential, bayesian)
+                                       sequential, bayesian, unit)
     ms = data if isinstance(data, MomentSet) else aggregate(
-        data, [m for m in metrics if m.kind != "quantile"], variant=variant)
+        data, [m for m in metrics if m.kind != "quantile"], variant=variant, unit=unit)
     if ms.by:
         raise AbkitError("these moments are split by segment; analyse one with moments.segment(value)")
     arms = list(ms.rows)
@@ -161,7 +183,11 @@ def analyze(
             check_binary(block, metric.target.numerator, metric.name)
         for arm in (control, *treatments):
             if arm not in block.groups or block.n[block.group_index(arm)] == 0:
-                raise DataError(f"arm {arm!r} has no units with data for metric '{metric.name}'")
+                dropped_here = int(block.dropped[block.group_index(arm)]) if arm in block.groups else 0
+                why = (f": all its {dropped_here:,} rows have a missing value in "
+                       f"{', '.join(repr(c) for c in metric.columns)} (dropna=True drops them); check those "
+                       "columns for this arm") if dropped_here else ""
+                raise DataError(f"arm {arm!r} has no units with data for metric '{metric.name}'{why}")
         dropped = dict(zip(block.groups, block.dropped))
         for arm in treatments:
             c = compare(block, metric, control, arm, alpha, arms=arms)
@@ -191,32 +217,41 @@ def analyze(
             if metric.option("cap") is not None:
                 rows[-1]["cap"] = metric.option("cap")
     return _finish(rows, metrics, arms, control, alpha, correction, srm, ms.missing_variant, ms.variant,
-                   float(sum(ms.rows[a] for a in arms)), sequential, bayesian)
+                   float(sum(ms.rows[a] for a in arms)), sequential, bayesian, ms.integrity)
 
 
-def _quantile_frame(data, quantiles, variant):
+def _quantile_frame(data, quantiles, variant, unit=None):
     from .sources import read_columns
 
     cols = [variant] + [c for m in quantiles for c in (m.column, m.unit) if c is not None]
-    return read_columns(data, list(dict.fromkeys(cols)))
+    return read_columns(data, list(dict.fromkeys(cols + ([unit] if unit else []))))
 
 
-def _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, allocation, sequential, bayesian):
+def _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, allocation, sequential, bayesian,
+                            check_unit=None):
     """:func:`analyze` when every metric is a quantile: no moments, the values only."""
     from .quantile import _arms, quantile_rows, unit_srm
 
-    frame = _quantile_frame(data, metrics, variant)
+    frame = _quantile_frame(data, metrics, variant, check_unit)
+    if len(frame) == 0:
+        raise DataError("the data has no rows (an empty table); check the query or file that produced it")
+    integrity = None
+    if check_unit is not None:
+        from .integrity import check_frame
+        from .sources import _key_codes
+
+        integrity = check_frame(frame, check_unit, _key_codes(frame, variant)[0], list(frame.columns))
     arms = _arms(frame, variant, control)
     units = {m.unit for m in metrics}
     unit = units.pop() if len(units) == 1 else None
     srm = unit_srm(frame, variant, arms, unit, allocation)
     rows = [r for m in metrics for r in quantile_rows(frame, m, variant, control, arms[1:], alpha)]
     return _finish(rows, metrics, arms, control, alpha, correction, srm, int(frame[variant].isna().sum()),
-                   variant, float(sum(srm.observed)), sequential, bayesian)
+                   variant, float(sum(srm.observed)), sequential, bayesian, integrity)
 
 
 def _finish(rows, metrics, arms, control, alpha, correction, srm, missing_variant, variant, units_now,
-            sequential, bayesian) -> ExperimentResult:
+            sequential, bayesian, integrity=None) -> ExperimentResult:
     """Always-valid intervals, the Bayesian columns and the multiple-testing correction, then the result."""
     design = prior = None
     if sequential is not False and sequential is not None:
@@ -239,5 +274,5 @@ def _finish(rows, metrics, arms, control, alpha, correction, srm, missing_varian
         missing_variant=missing_variant, variant=variant,
         sequential=design is not None,
         sequential_note=design.describe(alpha, units_now) if design is not None else "",
-        prior=prior,
+        prior=prior, integrity=integrity,
     )

@@ -25,12 +25,20 @@ about 1e-12 relative.
 Rows with a missing value are never silently used: for a ``dropna`` block
 a validity mask selects complete rows and the dropped rows are counted
 per group in the same scan; for other blocks the scan counts missing and
-non-finite values, and any makes a :class:`abkit.DataError`.
+non-finite values, and any makes a :class:`abkit.DataError`. The same scan
+takes the smallest value of the columns that must not be negative (ratio
+denominators and numerators, see :attr:`abkit.Metric.nonnegative_columns`).
+With ``unit=`` a second query checks that every unit has one row in one arm
+(:func:`abkit.integrity.check_lazy`). Engine errors met while reading a file
+(a corrupt parquet file, a CSV file that is not UTF-8) become
+:class:`abkit.DataError` naming the file and the fix.
 """
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -102,12 +110,52 @@ def _read_path(path: Path):
             rel = con.read_csv(text)
         else:
             raise DataError(f"data file '{path}' has an unknown type; use .parquet or .csv")
-        rel.limit(1).fetchall()  # fail here, with the file's name, if it is unreadable
+        first_row = rel.limit(1).fetchall()  # fail here, with the file's name, if it is unreadable
     except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"could not read '{path}': {first}. Is it a valid, non-empty "
-                        f"{path.suffix or 'data'} file?") from None
+        raise engine_error(exc, path) from None
+    if not first_row:
+        raise DataError(f"data file '{path}' has no rows (only a header or an empty schema); check the export "
+                        "that wrote it")
     return rel  # the relation keeps its connection alive
+
+
+def engine_error(exc: BaseException, source) -> DataError:
+    """A DuckDB error while reading ``source`` as a :class:`abkit.DataError` naming the file and the fix."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    where = f"'{source}'" if isinstance(source, (str, os.PathLike)) else "the data"
+    if "not utf-8 encoded" in text.lower() or "invalid unicode" in text.lower():
+        found = re.search(r"CSV Error on Line:\s*(\d+)", text)
+        line = f" (first bad byte on line {found.group(1)})" if found else ""
+        name = Path(str(source)).name if isinstance(source, (str, os.PathLike)) else "data.csv"
+        return DataError(
+            f"could not read {where}: the file is not UTF-8 encoded{line}. Re-encode it to UTF-8, e.g. "
+            f"`iconv -f latin1 -t utf-8 {name} > utf8_{name}` (use the file's real encoding: latin1, cp1252, "
+            "...), or read it with pandas.read_csv(path, encoding=...) and pass the DataFrame"
+        )
+    suffix = Path(str(source)).suffix if isinstance(source, (str, os.PathLike)) else ""
+    return DataError(f"could not read {where}: {first}. Is it a valid, non-empty {suffix or 'data'} file?")
+
+
+def _is_duckdb_error(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb")
+
+
+@contextmanager
+def _reading(source):
+    """DuckDB errors raised while a query runs (a bad byte deep in a CSV file) become DataErrors naming the file."""
+    try:
+        yield
+    except Exception as exc:
+        if _is_duckdb_error(exc):
+            raise engine_error(exc, source) from None
+        raise
+
+
+def _collect(frame, source):
+    """``frame.collect()`` inside :func:`_reading`."""
+    with _reading(source):
+        return frame.collect()
 
 
 def to_lazy(data):
@@ -144,8 +192,14 @@ def _valid(col: str):
     return ~nw.col(col).is_null() & nw.col(col).is_finite()
 
 
-def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks) -> MomentSet:
-    """Moments of ``blocks`` per (segment x) arm, in one aggregation query run by the engine."""
+def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks, *, unit: str | None = None,
+                   nonnegative: dict | None = None) -> MomentSet:
+    """Moments of ``blocks`` per (segment x) arm, in one aggregation query run by the engine.
+
+    With ``unit`` a second query checks unit integrity (:func:`abkit.integrity.check_lazy`);
+    ``nonnegative`` (column -> [(metric, role)]) adds the smallest value and the
+    count of negative values of those columns to the aggregation.
+    """
     import narwhals as nw
 
     what = f"'{data}'" if isinstance(data, (str, os.PathLike)) else "data"
@@ -153,8 +207,15 @@ def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks) -> 
     keys = (*by, variant)
     derived = {d.name: d for m in metrics for d in m.derived}
     raw = list(dict.fromkeys(c for m in metrics for c in m.source_columns))
-    _check_columns(lf, keys, raw, what)
+    _check_columns(lf, (*keys, *([unit] if unit else [])), raw, what)
+    integrity = None
+    if unit is not None:
+        from .integrity import check_lazy
+
+        with _reading(data):
+            integrity = check_lazy(lf, unit, variant, raw, by)
     value_cols = list(dict.fromkeys(c for cols, _ in blocks for c in cols))
+    nonnegative = dict(nonnegative or {})
 
     # Every value column gets a plain internal name (__v0, __v1, ...): derived
     # names such as "min(refund_amount, 400)" are not valid identifiers in
@@ -163,7 +224,8 @@ def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks) -> 
     lf = lf.with_columns(*(nw.col(c).cast(nw.Float64) for c in raw))
     lf = lf.select(*keys, *((derived[c].expr if c in derived else nw.col(c)).cast(nw.Float64).alias(safe[c])
                             for c in value_cols))
-    shift = _shifts(lf, [safe[c] for c in value_cols])
+    with _reading(data):
+        shift = _shifts(lf, [safe[c] for c in value_cols])
     shift = {c: shift[safe[c]] for c in value_cols}
 
     aggs = [nw.len().alias("__rows")]
@@ -190,9 +252,27 @@ def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks) -> 
     # NaN and infinity propagate into the sums and are caught from them.
     for c in value_cols:
         aggs.append(nw.col(safe[c]).count().alias(f"__count_{safe[c]}"))
+    # Columns of dropna blocks: count the finite values, so that a column with
+    # no value at all is named (instead of an arm "without units").
+    for c in dict.fromkeys(c for cols, dropna in blocks if dropna for c in cols):
+        aggs.append(_valid(safe[c]).cast(nw.Float64).sum().alias(f"__finite_{safe[c]}"))
+    for c in nonnegative:
+        x = nw.col(safe[c])
+        aggs.append(nw.when(x.is_finite()).then(x).min().alias(f"__min_{safe[c]}"))
+        aggs.append((x < 0).cast(nw.Float64).sum().alias(f"__neg_{safe[c]}"))
 
-    out = lf.group_by(*keys).agg(*aggs).collect().to_arrow().to_pydict()
-    return _to_momentset(out, keys, blocks, shift, metrics, variant, by, safe)
+    out = _collect(lf.group_by(*keys).agg(*aggs), data).to_arrow().to_pydict()
+    ms = _to_momentset(out, keys, blocks, shift, metrics, variant, by, safe)
+    for c, users in nonnegative.items():
+        mins = [v for v in out[f"__min_{safe[c]}"] if v is not None and np.isfinite(v)]
+        if mins and min(mins) < 0:
+            from .sources import negative_value_error
+
+            count = int(sum(v or 0 for v in out[f"__neg_{safe[c]}"]))
+            raise negative_value_error(c, float(min(mins)), count, users)
+    if integrity is not None:
+        ms = MomentSet(ms.blocks, ms.variant, ms.by, ms.rows, ms.missing_variant, integrity=integrity)
+    return ms
 
 
 def _shifts(lf, value_cols) -> dict:
@@ -212,6 +292,8 @@ def _label(values):
 
 def _to_momentset(out: dict, keys, blocks, shift, metrics, variant, by, alias) -> MomentSet:
     n_groups = len(out["__rows"])
+    if n_groups == 0:
+        raise DataError("the data has no rows (an empty table); check the query or file that produced it")
     labels, valid_rows = [], []
     missing_variant = 0
     for g in range(n_groups):
@@ -229,6 +311,16 @@ def _to_momentset(out: dict, keys, blocks, shift, metrics, variant, by, alias) -
     rows = {lab: int(out["__rows"][g]) for lab, g in zip(labels, idx)}
 
     moments = {}
+    total = sum(rows.values())
+    for cols, dropna in blocks:
+        for c in cols:
+            finite = out.get(f"__finite_{alias[c]}") if dropna else None
+            nulls = total - sum(int(out[f"__count_{alias[c]}"][g] or 0) for g in idx)
+            if (finite is not None and sum(float(finite[g] or 0.0) for g in idx) == 0) or nulls == total:
+                from .sources import entirely_missing_error
+
+                users = [m.name for m in metrics if c in m.columns and m.dropna == dropna]
+                raise entirely_missing_error(c, total, users[0] if users else c)
     for b, (cols, dropna) in enumerate(blocks):
         k = len(cols)
         G = len(labels)
@@ -268,7 +360,7 @@ def read_columns_lazy(data, columns: Sequence[str]):
     for c in columns:
         if c not in names:
             raise missing_column(c, names, what=what)
-    return lf.select(*columns).collect().to_pandas()
+    return _collect(lf.select(*columns), data).to_pandas()
 
 
 def quantile_lazy(data, column: str, q: float) -> float:
@@ -279,7 +371,7 @@ def quantile_lazy(data, column: str, q: float) -> float:
     what = f"'{data}'" if isinstance(data, (str, os.PathLike)) else "data"
     _check_columns(lf, (), (column,), what)
     c = nw.col(column).cast(nw.Float64)
-    out = (lf.filter(~c.is_null() & c.is_finite())
-           .select(c.quantile(q, interpolation="linear").alias("q")).collect().to_arrow())
+    out = _collect(lf.filter(~c.is_null() & c.is_finite())
+                   .select(c.quantile(q, interpolation="linear").alias("q")), data).to_arrow()
     value = out.column("q")[0].as_py() if out.num_rows else None
     return float("nan") if value is None else float(value)

@@ -151,6 +151,28 @@ class Metric:
         return tuple(seen)
 
     @property
+    def nonnegative_columns(self) -> tuple[tuple[str, str], ...]:
+        """``(column, role)`` pairs of the columns that must not hold negative values.
+
+        Every ratio denominator (role ``"denominator"``: orders, responses,
+        any count or exposure), in the target and in the covariates; and, for
+        a :class:`Ratio` declared ``nonnegative=True`` (the default), every
+        ratio numerator (role ``"numerator"``: refunds, contacts, returns).
+        Means and proportions are not checked (amounts may be negative;
+        proportions are checked to be 0/1). :func:`abkit.analyze` raises
+        :class:`abkit.DataError` naming the column and its smallest value.
+        """
+        out: dict[str, str] = {}
+        for s in (self.target, *self.covariates):
+            if s.denominator is not None:
+                out[s.denominator] = "denominator"
+        if self.option("nonnegative", False):
+            for s in (self.target, *self.covariates):
+                if s.denominator is not None:
+                    out.setdefault(s.numerator, "numerator")
+        return tuple(out.items())
+
+    @property
     def source_columns(self) -> tuple[str, ...]:
         """The raw data columns the metric reads (inputs of derived columns included)."""
         made = {d.name: d for d in self.derived}
@@ -453,14 +475,22 @@ class Ratio(Metric):
     numerator, denominator : unit-level columns.
     covariates : the pre-period ``(numerator, denominator)`` pair for CUPED
         on the ratio, or a list of columns / pairs for regression adjustment.
+    nonnegative : the numerators are counts or amounts that cannot be
+        negative (default True): a negative value is an error naming the
+        column. Pass False for a numerator that may be negative (a net
+        amount). Denominators are always checked.
     """
 
     kind = "ratio"
 
     def __init__(self, numerator: str, denominator: str, covariates=None, name: str | None = None,
-                 *, better: str = "higher", dropna: bool = False, method: str | None = None):
+                 *, better: str = "higher", dropna: bool = False, method: str | None = None,
+                 nonnegative: bool = True):
+        if not isinstance(nonnegative, bool):
+            raise AbkitError(f"Ratio '{name or f'{numerator}/{denominator}'}': nonnegative={nonnegative!r} must be "
+                             "True or False")
         self._init(name or f"{numerator}/{denominator}", Statistic(numerator, denominator),
-                   _as_statistics(covariates, True), method, better, dropna)
+                   _as_statistics(covariates, True), method, better, dropna, (), {"nonnegative": nonnegative})
 
     def __repr__(self) -> str:
         return f"Ratio({self.name!r}: {self.target}{self._cov_repr()})"

@@ -58,7 +58,9 @@ class ExperimentResult:
     (``analyze(..., sequential=True)``; ``sequential_note`` says how the
     confidence sequences were tuned). ``prior`` is the prior of the
     Bayesian columns (``analyze(..., bayesian=True)``; see :meth:`bayes`),
-    or None.
+    or None. ``integrity`` is the unit-integrity check
+    (:class:`abkit.integrity.Integrity`: assignment leaks, duplicated units,
+    duplicate rows) when ``analyze(..., unit=...)`` was asked for, else None.
     """
 
     rows: tuple
@@ -73,6 +75,7 @@ class ExperimentResult:
     sequential: bool = False
     sequential_note: str = ""
     prior: object = None
+    integrity: object = None
 
     # ------------------------------------------------------------------ data
     def to_frame(self) -> pd.DataFrame:
@@ -148,6 +151,8 @@ class ExperimentResult:
                  + (f", {self.correction} correction" if self.correction else "")
                  + (", always-valid (sequential) intervals" if self.sequential else "")]
         lines.append(self.srm.summary())
+        if self.integrity is not None:
+            lines.append(("" if self.integrity.clean else "WARNING: ") + self.integrity.summary())
         for r in self.rows:
             p = self.decision_p(r)
             lines.append(
@@ -216,6 +221,10 @@ def results_table_html(result: ExperimentResult, notes: bool = True) -> str:
     srm = result.srm
     style = "color:#cf222e;font-weight:700" if srm.mismatch else "color:#57606a"
     out.append(f'<p style="{style}">{e(srm.summary())}</p>')
+    integrity = result.integrity
+    if integrity is not None:
+        style = "color:#57606a" if integrity.clean else "color:#cf222e;font-weight:700"
+        out.append(f'<p style="{style}">{e(integrity.summary())}</p>')
     if result.sequential:
         out.append(f'<p style="color:#57606a">{e(result.sequential_note)}</p>')
     if result.prior is not None:

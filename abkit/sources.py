@@ -146,6 +146,8 @@ def aggregate(
     metrics: Sequence[Metric] | Metric,
     variant: str = "variant",
     by: str | Sequence[str] | None = None,
+    *,
+    unit: str | None = None,
 ) -> MomentSet:
     """Aggregate ``data`` into the per-arm moments ``metrics`` need, in one pass.
 
@@ -155,11 +157,20 @@ def aggregate(
     metrics : the metrics to be analysed.
     variant : the column holding each unit's arm.
     by : optional segment column(s); groups become ``(segment..., arm)``.
+    unit : optional randomization-unit id column (e.g. ``"buyer_id"``):
+        check that every unit has one row in one arm (assignment leaks,
+        duplicated units, exact duplicate rows); the counts are in
+        ``MomentSet.integrity`` (see :mod:`abkit.integrity`).
 
     Rows with a missing variant are dropped and counted
     (``MomentSet.missing_variant``). A metric with missing or infinite values
     raises :class:`abkit.DataError` unless it was declared ``dropna=True``,
-    in which case the incomplete rows are dropped and counted per arm.
+    in which case the incomplete rows are dropped and counted per arm; a
+    column with no value at all is an error either way. Columns that must not
+    be negative (every ratio denominator, and a :class:`abkit.Ratio`'s
+    numerator unless ``nonnegative=False``; see
+    :attr:`abkit.Metric.nonnegative_columns`) are checked: a negative value
+    raises :class:`abkit.DataError` naming the column and the value.
     """
     if isinstance(metrics, Metric):
         metrics = [metrics]
@@ -176,22 +187,34 @@ def aggregate(
     if overlap:
         raise DataError(f"column '{overlap[0]}' is used both as a metric column and as the "
                         f"variant/segment column; use different columns")
-    needed = list(dict.fromkeys([*keys, *raw_cols]))
+    if unit is not None and (unit in keys or unit in raw_cols):
+        raise DataError(f"unit='{unit}' is also the variant, a segment or a metric column; give the column "
+                        "holding each row's randomization-unit id (e.g. buyer_id)")
+    nonnegative = nonnegative_columns(metrics)
+    needed = list(dict.fromkeys([*keys, *raw_cols, *([unit] if unit else [])]))
 
     if not isinstance(data, (pd.DataFrame, pa.Table, pa.RecordBatch)):
         from .engines import aggregate_lazy, is_lazy
 
         if is_lazy(data):
-            return aggregate_lazy(data, metrics, variant, by, blocks)
+            return aggregate_lazy(data, metrics, variant, by, blocks, unit=unit, nonnegative=nonnegative)
 
     moments: dict = {}
     rows: dict = {}
     missing_variant = 0
+    total_rows = 0
+    integrity = None
     for batch in _batches(data, needed):
         nrows = _num_rows(batch)
+        total_rows += nrows
         if nrows == 0:
             continue
         codes, labels = _group_codes(batch, keys)
+        if unit is not None:
+            from .integrity import arm_codes_for, check_frame
+
+            integrity = check_frame(batch, unit, arm_codes_for(batch, variant, codes, by),
+                                    [unit, *keys, *raw_cols])
         valid = codes >= 0
         missing_variant += int(nrows - valid.sum())
         if not valid.all():
@@ -211,11 +234,59 @@ def aggregate(
             cols, dropna = key
             m = _block_moments(arrays, cols, dropna, codes, groups, metrics)
             moments[key] = m if key not in moments else moments[key].merge(m)
+        for c, users in nonnegative.items():
+            _check_nonnegative(arrays[c], c, users)
 
+    if total_rows == 0:
+        raise DataError("the data has no rows (an empty table); check the query or file that produced it")
     if not rows:
-        raise DataError(f"the data has no rows with a value in '{variant}'; check the data and "
-                        "the variant column")
-    return MomentSet(moments, variant, by, rows, missing_variant)
+        raise DataError(f"the data has no rows with a value in '{variant}' (all {total_rows:,} rows have it "
+                        "missing); check the data and the variant column")
+    return MomentSet(moments, variant, by, rows, missing_variant, integrity=integrity)
+
+
+def nonnegative_columns(metrics: Sequence[Metric]) -> dict[str, list[tuple[str, str]]]:
+    """Column -> [(metric name, role)] for every column that must not be negative.
+
+    Roles are ``"denominator"`` (every ratio denominator: a count or an
+    exposure such as orders) and ``"numerator"`` (the numerator of a
+    :class:`abkit.Ratio` declared ``nonnegative=True``, the default: refunds,
+    contacts, returns). See :attr:`abkit.Metric.nonnegative_columns`.
+    """
+    out: dict[str, list[tuple[str, str]]] = {}
+    for m in metrics:
+        for c, role in m.nonnegative_columns:
+            out.setdefault(c, []).append((m.name, role))
+    return out
+
+
+def negative_value_error(column: str, smallest: float, count: int | None, users) -> DataError:
+    """The error for a negative value in a column that must not be negative."""
+    name, role = users[0]
+    how_many = f"{count:,} negative value{'s' if count != 1 else ''}" if count else "negative values"
+    if role == "denominator":
+        fix = ("a denominator counts orders, responses or other exposures, so it can never be negative: fix "
+               "the data (e.g. cancellations booked as negative rows must be netted per unit first)")
+    else:
+        fix = ("fix the data (e.g. reversals booked as negative rows must be netted per unit first), or, if "
+               "this numerator may be negative (a net amount), declare the metric with "
+               "abkit.Ratio(..., nonnegative=False) (spec: `nonnegative: false`)")
+    return DataError(f"column '{column}' has {how_many} (smallest {smallest:g}) but is the {role} of metric "
+                     f"'{name}', which must not be negative; {fix}")
+
+
+def _check_nonnegative(values: np.ndarray, column: str, users) -> None:
+    """Raise when ``values`` (NaN / infinite values ignored: the missing-value checks own them) has a negative."""
+    if values.size == 0:
+        return
+    smallest = float(values.min())
+    if not np.isfinite(smallest):
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            return
+        smallest = float(finite.min())
+    if smallest < 0:
+        raise negative_value_error(column, smallest, int(np.count_nonzero(values < 0)), users)
 
 
 def _group_codes(batch, keys: Sequence[str]) -> tuple[np.ndarray, list]:
@@ -245,6 +316,11 @@ def _block_moments(arrays, cols, dropna, codes, groups, metrics) -> Moments:
     G = len(groups)
     dropped = np.zeros(G)
     if bad:
+        for c in bad:
+            v = arrays[c]
+            if v.size and np.isnan(v).all():
+                users = [m.name for m in metrics if c in m.columns and m.dropna == dropna]
+                raise entirely_missing_error(c, v.size, users[0] if users else c)
         if not dropna:
             c = bad[0]
             v = arrays[c]
@@ -264,6 +340,16 @@ def _block_moments(arrays, cols, dropna, codes, groups, metrics) -> Moments:
         codes = codes[keep]
         values = [v[keep] for v in values]
     return _moments_chunked(codes, values, groups, cols, dropped)
+
+
+def entirely_missing_error(column: str, rows: int | None, metric: str) -> DataError:
+    """The error for a column with no value at all (e.g. a pre-period column whose join failed)."""
+    where = f"all {rows:,} rows are" if rows else "every row is"
+    return DataError(
+        f"column '{column}' is entirely missing: {where} null/NaN (used by metric '{metric}'), so no unit has a "
+        "value to analyse. Check how the column was produced (a failed pre-period join?), or remove it from "
+        "the metric"
+    )
 
 
 def _moments_chunked(codes, values, groups, cols, dropped) -> Moments:

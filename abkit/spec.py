@@ -27,6 +27,7 @@ A/B test (``kind: ab``), e.g. ``specs/instant_refunds.yaml``::
     power: 0.8                # planned power for the mde (default 0.8)
     planned_units: 40000      # planned units in all arms: "sample size reached vs planned"
     date: exposure_date       # each unit's first-exposure date: cumulative effect over time
+    unit: buyer_id            # randomization-unit id: check one row per unit in one arm (leaks, duplicates)
     segments: [market, buyer_type]   # primary metric per segment (Holm/BH, Cochran's Q)
     balance: [pre_orders]     # pre-period balance columns (default: every metric covariate)
     metrics:
@@ -125,9 +126,9 @@ BETTER = ("higher", "lower")
 
 TOP_KEYS = ("name", "kind", "owner", "description", "hypothesis", "start", "end", "data", "variant",
             "control", "allocation", "alpha", "correction", "metrics", "mde", "power", "planned_units", "date",
-            "segments", "balance")
+            "segments", "balance", "unit")
 METRIC_KEYS = ("name", "type", "column", "numerator", "denominator", "covariate", "covariates", "better",
-               "primary", "guardrail", "margin", "dropna", "method", "description")
+               "primary", "guardrail", "margin", "dropna", "method", "description", "nonnegative")
 # kind: did (difference-in-differences readout of a staggered rollout)
 DID_KEYS = ("name", "kind", "owner", "description", "hypothesis", "start", "end", "data", "unit", "time",
             "first_treated", "treatment", "outcome", "secondary", "control_group", "method", "covariates",
@@ -139,7 +140,7 @@ SCALES = ("log", "level")
 # kind: power (a test plan from historical data)
 POWER_KEYS = ("name", "kind", "owner", "description", "hypothesis", "start", "end", "data", "variant", "control",
               "alpha", "power", "arms", "ratio", "correction", "daily_units", "population", "traffic_share", "days",
-              "mde", "max_days", "metrics")
+              "mde", "max_days", "metrics", "simulate")
 POWER_CORRECTIONS = ("bonferroni", "sidak")
 DEFAULT_PLAN_DAYS = (7, 14, 21, 28, 35, 42, 56)
 # Keys only ExperimentSpec.to_dict() writes (never needed in YAML).
@@ -380,6 +381,7 @@ class MetricSpec:
     method: str | None = None
     description: str | None = None
     margin: float | None = None                 # guardrails: relative non-inferiority margin (0.02 = 2%)
+    nonnegative: bool = True                    # ratio: numerators must not be negative (denominators always)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -408,7 +410,7 @@ class MetricSpec:
         covs = _covariates_arg(self.covariates)
         if self.type == "ratio":
             return Ratio(self.numerator, self.denominator, covariates=covs, name=self.name,
-                         better=self.better, dropna=self.dropna, method=self.method)
+                         better=self.better, dropna=self.dropna, method=self.method, nonnegative=self.nonnegative)
         cls = Proportion if self.type == "proportion" else Mean
         return cls(self.column, covariate=covs, name=self.name, better=self.better,
                    dropna=self.dropna, method=self.method)
@@ -436,6 +438,8 @@ class MetricSpec:
         if self.margin is not None:
             d["margin"] = self.margin
         d["dropna"] = self.dropna
+        if self.type == "ratio" and not self.nonnegative:
+            d["nonnegative"] = False
         if self.method is not None:
             d["method"] = self.method
         if self.description is not None:
@@ -541,12 +545,17 @@ def _parse_metric(raw: Any, i: int, problems: _Problems, named: list[tuple[str, 
         problems.add(f"{where}.margin", "a non-inferiority margin only applies to guardrail metrics; add "
                                         "`guardrail: true` or remove `margin`")
     dropna = _flag(raw, "dropna", where, problems)
+    nonnegative = _flag(raw, "nonnegative", where, problems, default=True)
+    if "nonnegative" in raw and mtype != "ratio":
+        problems.add(f"{where}.nonnegative", "only ratio metrics check their numerators for negative values; "
+                                             "remove `nonnegative`")
     description = _text(raw, "description", where, problems)
     if len(problems.items) > n_before or mtype is None or name is None:
         return None
     spec = MetricSpec(name=name, type=mtype, column=column, numerator=numerator, denominator=denominator,
                       covariates=covariates, better=better, primary=primary, guardrail=guardrail,
-                      dropna=dropna, method=method, description=description, margin=margin)
+                      dropna=dropna, method=method, description=description, margin=margin,
+                      nonnegative=nonnegative)
     try:
         spec.build()
     except AbkitError as exc:
@@ -585,6 +594,7 @@ class ExperimentSpec:
     planned_units: int | None = None  # planned units, all arms together
     date: str | None = None           # column with each unit's first-exposure date (cumulative chart)
     segments: tuple[str, ...] = ()    # columns to break the primary metric down by
+    unit: str | None = None           # randomization-unit id column: unit-integrity check (leaks, duplicates)
     balance: tuple[str, ...] | None = None   # pre-period columns for the balance check (None: covariates)
 
     # ----------------------------------------------------------------- views
@@ -619,7 +629,7 @@ class ExperimentSpec:
         for m in self.metrics:
             for c in m.columns:
                 out[c] = None
-        for c in (self.date, *self.segments, *self.balance_columns):
+        for c in (self.date, self.unit, *self.segments, *self.balance_columns):
             if c:
                 out[c] = None
         return tuple(out)
@@ -672,6 +682,7 @@ class ExperimentSpec:
             "planned_units": self.planned_units,
             "date": self.date,
             "segments": list(self.segments),
+            "unit": self.unit,
             "balance": list(self.balance) if self.balance is not None else None,
             "metrics": [m.to_dict() for m in self.metrics],
             "source": self.source,
@@ -777,6 +788,11 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
         date = None
     segments = _column_list(raw, "segments", "", problems, example="[market, buyer_type]") or ()
     balance = _column_list(raw, "balance", "", problems, example="[pre_orders, pre_refunds]")
+    unit = _text(raw, "unit", "", problems)
+    if unit is not None and not unit.strip():
+        problems.add("unit", "must not be empty; name the column with each row's randomization-unit id "
+                             "(e.g. buyer_id), or remove the key")
+        unit = None
 
     data = None
     raw_data = raw.get("data")
@@ -795,6 +811,8 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
     named: list[tuple[str, str]] = [("variant", variant)]
     if date:
         named.append(("date", date))
+    if unit:
+        named.append(("unit", unit))
     named += [(f"segments[{i}]", c) for i, c in enumerate(segments)]
     named += [(f"balance[{i}]", c) for i, c in enumerate(balance or ())]
     for where, c in named[1:]:
@@ -810,6 +828,10 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
         metrics = [m for m in parsed if m is not None]
         if len(metrics) == len(parsed):
             _check_metric_set(metrics, problems)
+        for i, m in enumerate(metrics):
+            if unit and unit in m.columns:
+                problems.add("unit", f"'{unit}' is also a column of metric '{m.name}'; `unit` names the column "
+                                     "with each row's randomization-unit id (e.g. buyer_id)")
 
     source = raw.get("source") if "source" in allow else None
     if source is not None and not isinstance(source, str):
@@ -823,7 +845,8 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
                           description=description, hypothesis=hypothesis, start=start, end=end,
                           variant=variant, control=control, allocation=allocation, alpha=float(alpha),
                           correction=correction, source=source, mde=mde, power=float(power or 0.8),
-                          planned_units=planned_units, date=date, segments=tuple(segments), balance=balance)
+                          planned_units=planned_units, date=date, segments=tuple(segments), balance=balance,
+                          unit=unit)
 
 
 def _check_metric_set(metrics: list[MetricSpec], problems: _Problems) -> None:
@@ -1152,6 +1175,7 @@ class PowerSpec:
     mde: float | None = None
     max_days: int | None = None
     source: str | None = None
+    simulate: int = 0                 # simulated tests checking the recommendation (0 = off)
 
     @property
     def data_path(self) -> Path:
@@ -1186,7 +1210,7 @@ class PowerSpec:
             "ratio": self.ratio, "correction": self.correction, "daily_units": self.daily_units,
             "population": self.population, "traffic_share": self.traffic_share, "days": list(self.days),
             "mde": self.mde, "max_days": self.max_days, "metrics": [m.to_dict() for m in self.metrics],
-            "source": self.source,
+            "source": self.source, "simulate": self.simulate,
         }
 
     @classmethod
@@ -1249,6 +1273,8 @@ def _parse_power(raw: Any, *, origin: str, base_dir, check_data: bool, allow) ->
     mde = _number(raw, "mde", "", problems, lo=0.0, hi=1.0, lo_open=True, hi_open=True,
                   example="0.05 (detect a 5% change)")
     max_days = _number(raw, "max_days", "", problems, lo=1, hi=10_000, integer=True, example="42")
+    simulate = _number(raw, "simulate", "", problems, lo=0, hi=20_000, integer=True, default=0,
+                       example="500 (simulated tests checking the recommendation; 0 = off)")
     raw_data = raw.get("data")
     data = _data_path(raw_data, base_dir, problems, "../data/aftersales_ab.parquet` (history")
     metrics: list[MetricSpec] = []
@@ -1274,7 +1300,7 @@ def _parse_power(raw: Any, *, origin: str, base_dir, check_data: bool, allow) ->
                      description=description, hypothesis=hypothesis, start=start, end=end, variant=variant,
                      control=control, alpha=float(alpha), power=float(power), arms=int(arms), ratio=float(ratio),
                      correction=correction, population=population, traffic_share=float(traffic_share),
-                     days=days, mde=mde, max_days=max_days, source=source)
+                     days=days, mde=mde, max_days=max_days, source=source, simulate=int(simulate or 0))
 
 
 def spec_from_dict(raw: Mapping, **kwargs) -> "ExperimentSpec | RolloutSpec | PowerSpec":

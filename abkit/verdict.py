@@ -7,8 +7,13 @@ Per treatment arm, evaluated in this order:
 
 1. **Invalid** (SRM or data problem): the sample-ratio-mismatch test fails
    (p < 0.001), or the arms already differed *before* the test (joint
-   pre-period balance test p < 0.001). Assignment or logging is broken,
-   so no effect can be trusted.
+   pre-period balance test p < 0.001), or, when the analysis checked unit
+   integrity (``analyze(..., unit=...)``), more than :data:`LEAK_ALARM`
+   (1%) of the units appear in more than one arm (an assignment leak) or
+   more than :data:`DUPLICATE_ALARM` (1%) of the units have more than one
+   row. Assignment or logging is broken, so no effect can be trusted.
+   Smaller leaks or duplicates do not change the label; they are listed
+   first among the reasons as a caution.
 2. **Do not ship**: the primary metric moved significantly in the wrong
    direction, or a guardrail is *breached*.
 3. **Ship**: the primary metric moved significantly in the right direction
@@ -67,7 +72,7 @@ from .results import ExperimentResult, format_p, format_pct
 
 __all__ = ["Verdict", "decide", "decide_rollout", "guardrail_status", "days_to_detect", "days_to_show_margin",
            "DaysEstimate",
-           "BALANCE_ALARM", "COLOURS"]
+           "BALANCE_ALARM", "LEAK_ALARM", "DUPLICATE_ALARM", "COLOURS"]
 
 COLOURS = {
     "Ship": "#1a7f37", "Do not ship": "#cf222e", "Inconclusive": "#9a6700", "Invalid": "#8250df",
@@ -75,6 +80,22 @@ COLOURS = {
 }
 BALANCE_ALARM = 0.001
 """Joint pre-period balance test p-value below which an A/B readout is Invalid (as the SRM alarm)."""
+LEAK_ALARM = 0.01
+"""Share of units seen in more than one arm above which an A/B readout is Invalid.
+
+A leaked unit's rows count in every arm it appears in, so a leak share ``L``
+pulls the effect towards zero by up to about ``L`` of its size and makes the
+arms dependent samples. Below 1% (cross-device identities merged after
+assignment, a few re-randomized buyers) that is small next to a typical
+confidence interval and the readout only cautions; above it the assignment
+itself is suspect."""
+DUPLICATE_ALARM = 0.01
+"""Share of units with more than one row above which an A/B readout is Invalid.
+
+Duplicated rows of a unit are correlated, so the variance (which treats rows
+as independent units) is too small and the unit weighs more than the others;
+above 1% of the units the data are not one row per unit (a join fan-out, a
+double load) and the numbers cannot be trusted."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +235,10 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
     for g in margins:
         result.metric(g)
     imbalance = balance_p is not None and math.isfinite(balance_p) and balance_p < BALANCE_ALARM
+    integrity = getattr(result, "integrity", None)
+    leak = integrity is not None and integrity.leak_share > LEAK_ALARM
+    duplicated = integrity is not None and integrity.duplicate_share > DUPLICATE_ALARM
+    integrity_notes = integrity.problems() if integrity is not None else []
     verdicts = []
     for arm in result.treatments:
         row = result.row(primary, arm)
@@ -229,9 +254,24 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
         outcome = result.outcome(row)
         note = None
         days_more = None
-        if result.srm.mismatch or imbalance:
+        if integrity_notes and not (leak or duplicated):
+            reasons.insert(0, "caution: " + "; ".join(integrity_notes))
+        if result.srm.mismatch or imbalance or leak or duplicated:
             label = "Invalid"
-            if result.srm.mismatch:
+            if leak or duplicated:
+                assert integrity is not None
+                what = []
+                if leak:
+                    what.append(f"{integrity.leak_share:.1%} of the units appear in more than one arm "
+                                "(an assignment leak)")
+                if duplicated:
+                    what.append(f"{integrity.duplicate_share:.1%} of the units have more than one row")
+                note = "assignment leak" if leak else "duplicate units"
+                headline = (f"Do not trust these numbers: {' and '.join(what)}, so each unit is not in exactly "
+                            f"one arm exactly once. Fix the assignment or the data (one row per "
+                            f"'{integrity.unit}') and rerun.")
+                reasons[0:0] = integrity_notes + ([result.srm.summary()] if result.srm.mismatch else [])
+            elif result.srm.mismatch:
                 note = "sample ratio mismatch"
                 headline = (f"Do not trust these numbers: the split of units between arms is not the planned "
                             f"one (sample ratio mismatch, p {format_p(result.srm.p_value)}). Fix the "

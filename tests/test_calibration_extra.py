@@ -22,6 +22,7 @@ minutes on two cores.
 import numpy as np
 import pandas as pd
 import pytest
+from calibration_log import record
 from numpy.polynomial.hermite_e import hermegauss
 from scipy import integrate, optimize, stats
 
@@ -88,6 +89,12 @@ def test_always_valid_monitoring_keeps_the_false_positive_rate(monitoring, name)
     r = monitoring[name]
     print(f"A/A, {DAYS} daily looks, {name}: always-valid FPR {r['always_valid']:.4f} "
           f"(re-tuned each look {r['retuned']:.4f}), naive repeated test FPR {r['naive']:.4f}")
+    record(f"extra/monitor/{name}", section="A/B, always-valid (sequential)",
+           test="test_calibration_extra.py::test_always_valid_monitoring_keeps_the_false_positive_rate",
+           metric=name, method=f"abkit.sequential.monitor, {DAYS} daily looks (planned n)",
+           statistic="false-positive rate", value=r["always_valid"], nominal=ALPHA, reps=N_MONITOR, side="at most",
+           note=f"sequential.monitor: {N_MONITOR:,} experiments only (each a {DAYS}-look path through the public "
+                "API); the 10,000-experiment run of the analyze path is in test_calibration_scale.py")
     assert r["always_valid"] <= ALPHA
     assert r["retuned"] <= ALPHA
     assert r["naive"] >= 3 * ALPHA  # the naive test peeks its way to false positives
@@ -159,6 +166,14 @@ def quantile_coverage():
 def test_quantile_ci_coverage(quantile_coverage, name):
     cover = quantile_coverage[name]
     print(f"95% CI coverage, quantile effect, {name}: {cover:.4f}")
+    boot = name.startswith("cluster_bootstrap")
+    record(f"extra/quantile/{name}", section="Quantiles", test="test_calibration_extra.py::test_quantile_ci_coverage",
+           metric=f"time to refund p{name.rsplit('_', 1)[1]}",
+           method={"iid_delta": "delta method, one row per buyer",
+                   "cluster_delta": "cluster delta method, refund rows",
+                   "cluster_bootstrap": "cluster bootstrap (400 draws), refund rows"}[name.rsplit("_", 1)[0]],
+           statistic="coverage of a true effect of +10%", value=cover, nominal=0.95, reps=1_100 if boot else 2_000,
+           note="bootstrap quantile CIs: 1,100 experiments only (40 ms each), see test_calibration_extra.py")
     assert 0.93 <= cover <= 0.97, f"{name}: coverage {cover:.4f} outside [0.93, 0.97]"
 
 
@@ -222,6 +237,10 @@ def test_nps_ci_coverage(nps_coverage, name):
     r = nps_coverage[name]
     print(f"95% CI coverage {name} (true effect {r['truth']:+.2f} points): {r['cover']:.4f}, "
           f"mean width {r['width']:.2f} points")
+    record(f"extra/nps/{name}", section="NPS", test="test_calibration_extra.py::test_nps_ci_coverage", metric=name,
+           method="multinomial delta method" + (" + CUPED" if name == "nps_cuped" else "") + ", ~600 respondents/arm",
+           statistic=f"coverage of a true effect of {r['truth']:+.1f} points", value=r["cover"], nominal=0.95,
+           reps=N_NPS)
     assert 0.93 <= r["cover"] <= 0.97, f"{name}: coverage {r['cover']:.4f} outside [0.93, 0.97]"
 
 

@@ -172,3 +172,23 @@ def test_spark_table_by_name(spark, parquet):
     got = abkit.analyze(abkit.engines.table("ab_buyers", engine="spark"), METRICS[:2]).to_frame()
     ref = abkit.analyze(parquet, METRICS[:2]).to_frame()
     assert_same(got, ref)
+
+
+def test_spark_unit_integrity_missing_and_negative_checks(spark, sample, tmp_path):
+    """The integrity query, the entirely-missing and the negative-value checks run inside Spark too."""
+    df = sample.head(3000).copy()
+    df["buyer_id"] = "b" + df["buyer_id"].astype(str)
+    other = df.head(40).assign(variant=lambda d: np.where(d.variant == "control", "a", "control"))
+    leaky = pd.concat([df, other, df.iloc[100:107]], ignore_index=True)
+    leaky.to_parquet(tmp_path / "leaky.parquet")
+    sdf = spark.read.parquet(str(tmp_path / "leaky.parquet"))
+    got = abkit.analyze(sdf, METRICS[:3], unit="buyer_id").integrity
+    ref = abkit.analyze(leaky, METRICS[:3], unit="buyer_id").integrity
+    assert got == ref and got.leaked_units == 40 and got.duplicate_rows == 7
+    bad = df.assign(orders=np.where(np.arange(len(df)) == 5, -1, df.orders), pre_refund_amount=np.nan)
+    bad.to_parquet(tmp_path / "bad.parquet")
+    sbad = spark.read.parquet(str(tmp_path / "bad.parquet"))
+    with pytest.raises(abkit.DataError, match="column 'orders' has 1 negative value"):
+        abkit.analyze(sbad, METRICS[1:2])
+    with pytest.raises(abkit.DataError, match="column 'pre_refund_amount' is entirely missing"):
+        abkit.analyze(sbad, [abkit.Mean("refund_amount", "pre_refund_amount", dropna=True)])

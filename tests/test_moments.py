@@ -28,9 +28,10 @@ def _direct(df, cols, arm):
 
 def test_moments_match_numpy_per_arm():
     df = _frame()
-    m = abkit.moments(df, [abkit.Mean("a"), abkit.Ratio("b", "c")]).blocks[(("a", "b", "c"), False)]
+    # c (normal) may be negative: a ratio numerator only with nonnegative=False
+    m = abkit.moments(df, [abkit.Mean("a"), abkit.Ratio("c", "b", nonnegative=False)]).blocks[(("a", "c", "b"), False)]
     for arm in ["control", "treatment", "other"]:
-        n, mean, com = _direct(df, ["a", "b", "c"], arm)
+        n, mean, com = _direct(df, ["a", "c", "b"], arm)
         g = m.group_index(arm)
         assert m.n[g] == n
         np.testing.assert_allclose(m.mean[g], mean, rtol=1e-12)
@@ -83,7 +84,7 @@ def test_large_values_keep_their_digits():
 
 def test_parquet_csv_arrow_and_pandas_agree(tmp_path):
     df = _frame()
-    metrics = [abkit.Mean("a", "c"), abkit.Ratio("b", "a", covariates=("c", "a"))]
+    metrics = [abkit.Mean("a", "c"), abkit.Ratio("b", "a", covariates=("c", "a"), nonnegative=False)]
     pq.write_table(pa.Table.from_pandas(df), tmp_path / "d.parquet", row_group_size=700)
     df.to_csv(tmp_path / "d.csv", index=False)
     ref = abkit.analyze(df, metrics).to_frame()

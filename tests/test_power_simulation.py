@@ -405,7 +405,7 @@ def test_power_plan_notebook_with_the_simulation_check(tmp_path):
     spec = load_spec(PLAN_SPEC)
     nb, page = tmp_path / "readout.ipynb", tmp_path / "readout.html"
     papermill.execute_notebook(str(TEMPLATE_FOR_KIND["power"]), str(nb),
-                               parameters={"spec": spec.to_dict(), "simulate": 200}, cwd=str(tmp_path),
+                               parameters={"spec": {**spec.to_dict(), "simulate": 200}}, cwd=str(tmp_path),
                                progress_bar=False, log_output=False)
     export_html(nb, page, title=spec.name)
     text = page.read_text(encoding="utf-8")

@@ -106,7 +106,7 @@ def batch() -> dict:
     good_spec = {"name": GOOD_NAME, "owner": "Returns team", "description": f"Refund early. {XSS}",
                  "hypothesis": TRICKY, "start": "2026-09-01", "end": "2026-09-28",
                  "data": "../data/good.parquet", "mde": 0.2, "planned_units": 4000, "date": "exposure_date",
-                 "segments": ["market"], "metrics": METRICS}
+                 "segments": ["market"], "unit": "buyer_id", "metrics": METRICS}
     bad_spec = {"name": "Broken refund amounts", "data": "../data/bad.parquet", "metrics": METRICS}
     good_path = base / "specs" / "good_exp.yaml"
     bad_path = base / "specs" / "bad_exp.yaml"
@@ -193,7 +193,8 @@ def test_page_shows_every_section_in_order(run):
         assert html.escape(m["name"], quote=False) in text, m["name"]
     assert ODD_METRIC not in text                                 # only ever escaped
     marks = ["A/B test readout", ">Verdict<", ">Ship<", "Decision rule.", ">The test<", ">Health checks<",
-             "Sample ratio check passed", ">Sample size<", ">Pre-period balance<", ">Units left out<",
+             "Sample ratio check passed", ">Unit integrity<", "Every one of the 4,000 units (buyer_id) is in one arm",
+             ">Sample size<", ">Pre-period balance<", ">Units left out<",
              ">Metrics<", 'class="abkit-table abkit-metrics"', ">Relative lift with 95% confidence intervals<",
              ">Effect over time<", ">Segments<", ">By market<", "Cochran's Q =", ">Methodology<", ">Glossary<"]
     order = [text.index(s) for s in marks]
@@ -298,6 +299,7 @@ def test_sample_ab_health_checks_and_segments(run):
     text = visible_text(page(run, "instant_refunds"))
     assert "The arms looked alike before the test" in text and "pre_abuse_loss" in text
     assert "40,000 units of the 40,000 planned (100%)" in text
+    assert "Every one of the 40,000 units (buyer_id) is in one arm, with one row" in text   # spec `unit:`
     for column in ("market", "buyer_type", "category"):
         assert f"By {column}" in text
     assert text.count("Cochran's Q =") == 3                   # one heterogeneity test per breakdown

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..results import ExperimentResult, format_number, format_p, format_pct
 from ..stats.checks import SRM_ALARM
-from ..verdict import BALANCE_ALARM, COLOURS, Verdict
+from ..verdict import BALANCE_ALARM, COLOURS, DUPLICATE_ALARM, LEAK_ALARM, Verdict
 
 __all__ = [
     "configure_matplotlib", "header_html", "verdict_html", "details_html", "srm_html", "health_html",
@@ -341,10 +341,30 @@ def _dropped_block(dropped) -> str:
             "</table></div>")
 
 
+def _integrity_block(integrity) -> str:
+    """Unit integrity (``analyze(..., unit=...)``): a red banner for a material leak or duplication."""
+    if integrity is None:
+        return ""
+    if integrity.clean:
+        return ('<div class="abkit-banner abkit-banner-ok">&#10003; Every one of the '
+                f"{integrity.units:,} units ({_e(integrity.unit)}) is in one arm, with one row.</div>")
+    material = integrity.leak_share > LEAK_ALARM or integrity.duplicate_share > DUPLICATE_ALARM
+    items = "".join(f"<li>{_e(p)}.</li>" for p in integrity.problems())
+    if material:
+        return ('<div class="abkit-banner abkit-banner-bad" role="alert"><strong class="abkit-banner-title">'
+                "&#9888; Units are not in exactly one arm exactly once: do not trust the results below."
+                f"</strong><ul>{items}</ul>Alarm when more than {LEAK_ALARM:.0%} of the units are in several arms "
+                f"or more than {DUPLICATE_ALARM:.0%} have several rows.</div>")
+    return (f'<div class="abkit-banner abkit-banner-warn">&#9888; Small unit-integrity problems (below the '
+            f"{LEAK_ALARM:.0%} alarm):<ul>{items}</ul></div>")
+
+
 def health_html(result: ExperimentResult, balance=None, size=None, dropped=None) -> str:
-    """Health checks: sample ratio, sample size vs plan, pre-period balance, units left out and why."""
+    """Health checks: sample ratio, unit integrity, sample size vs plan, pre-period balance, units left out and why."""
     parts = ['<section class="abkit-section"><h2>Health checks</h2>',
              "<h3>Sample ratio</h3>", _srm_block(result)]
+    if getattr(result, "integrity", None) is not None:
+        parts += ["<h3>Unit integrity</h3>", _integrity_block(result.integrity)]
     if size is not None:
         parts += ["<h3>Sample size</h3>", _size_block(size)]
     if balance is not None:
@@ -606,6 +626,11 @@ def methodology_html(spec, result: ExperimentResult | None = None) -> str:
                  f"split, alarm at p &lt; {SRM_ALARM:g} (Fabijan et al. 2019, KDD). Pre-period balance: "
                  "standardized mean differences and Welch tests per column, and a joint chi-square test of all "
                  f"columns (alarm at p &lt; {BALANCE_ALARM:g}).")
+    if getattr(spec, "unit", None):
+        items.append(f"Unit integrity: every {_e(spec.unit)} must have one row in one arm; units in several arms "
+                     f"(an assignment leak) or with several rows are counted, and more than {LEAK_ALARM:.0%} "
+                     f"leaked or {DUPLICATE_ALARM:.0%} duplicated units make the readout Invalid. Their rows are "
+                     "analysed as they are.")
     if spec.mde:
         items.append(f"Days still needed: the units to detect a {spec.mde:.1%} change with {spec.power:.0%} "
                      "power (two-sample t-test, abkit.power) given the variance observed so far, at the average "

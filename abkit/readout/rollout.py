@@ -4,19 +4,21 @@ A rollout launched unit by unit (market by market, week by week) is not
 randomized: its impact is estimated by comparing how the outcome changed in
 launched units with how it changed in comparable units that had not (yet)
 launched. The readout notebook (``abkit/templates/did_readout.ipynb``) calls
-:mod:`abkit.did` directly; this module holds the small steps around it:
+:mod:`abkit.did` directly (``did.staggered``, ``aggregate``,
+``AggregateResult.pretrend``); this module holds the small steps around it:
 
 * :func:`load_panel` - one row per unit x period with the analysis outcome
   (``log`` of the rate by default, so effects are relative changes), each
   unit's launch period, and the rows dropped and why;
+* :func:`staggered` - the spec's Callaway & Sant'Anna design for one outcome,
+  with a universal base period (:data:`BASE_PERIOD`);
 * :func:`effect` - an aggregated effect on the analysis scale -> a relative
-  change with its confidence interval;
-* :func:`pretrend_test` - the joint test that the event-study coefficients
-  before launch are all zero (Callaway & Sant'Anna dynamic aggregation,
-  influence-function covariance, Hotelling ``F(q, G - q)`` with G units);
+  change with its confidence interval; :func:`timing` - the effect early
+  after launch and later;
+* :func:`secondary_effects` - the other outcomes, each with its pre-trend test;
 * :func:`robustness` - placebo launch dates, the other control group, TWFE
-  for comparison (with the Goodman-Bacon warning) and wild cluster bootstrap
-  p-values;
+  for comparison (with the Goodman-Bacon decomposition) and wild cluster
+  bootstrap p-values;
 * the HTML pieces (every user string escaped) and the charts.
 """
 from __future__ import annotations
@@ -34,10 +36,11 @@ from ..results import format_p, format_pct
 from ..verdict import COLOURS, Verdict
 from .render import _e, _text_block, figure_data_uri
 
-__all__ = ["Panel", "Effect", "Check", "Robustness", "load_panel", "effect", "pretrend_test", "robustness",
-           "secondary_effects", "plural", "header_html", "details_html", "verdict_html", "effects_html", "trends_html",
-           "event_study_html", "robustness_html", "methodology_html", "summary", "plot_trends",
-           "plot_event_study", "decision_rule_text", "FIRST", "LAUNCHED"]
+__all__ = ["Panel", "Effect", "Check", "Robustness", "Timing", "BASE_PERIOD", "load_panel", "staggered", "effect",
+           "pretrend_of", "timing", "timing_text", "robustness", "secondary_effects", "plural", "header_html",
+           "details_html", "verdict_html", "effects_html", "trends_html", "event_study_html", "robustness_html",
+           "methodology_html", "summary", "plot_trends", "plot_event_study", "decision_rule_text", "FIRST",
+           "LAUNCHED"]
 
 FIRST = "first_treated_period"
 LAUNCHED = "launched"
@@ -222,7 +225,12 @@ def load_panel(spec) -> Panel:
 # =========================================================================== effects
 @dataclass(frozen=True)
 class Effect:
-    """An aggregated DiD effect on the analysis scale and as a relative change of the outcome."""
+    """An aggregated DiD effect on the analysis scale and as a relative change of the outcome.
+
+    ``df``: degrees of freedom of the t reference of the CI and p-value
+    (``inf`` = normal); ``pretrend_p``: the outcome's joint pre-trend test
+    (NaN when not computed).
+    """
 
     outcome: str
     better: str
@@ -239,6 +247,8 @@ class Effect:
     baseline: float          # level scale: counterfactual mean of the launched unit-periods (for relative changes)
     alpha: float
     label: str = ""
+    df: float = math.inf
+    pretrend_p: float = math.nan
 
     @property
     def significant(self) -> bool:
@@ -269,69 +279,115 @@ def _baseline(panel: Panel, column: str, estimate: float) -> float:
     return float(f.loc[post, column].mean() - estimate)
 
 
-def effect(agg, panel: Panel, outcome, *, label: str = "") -> Effect:
-    """An :class:`abkit.did.AggregateResult` (or DiD result) -> :class:`Effect` with relative changes.
+def effect(agg, panel: Panel, outcome, *, label: str = "", pretrend=None) -> Effect:
+    """An :class:`abkit.did.AggregateResult` (or DiD result, or window average) -> :class:`Effect`.
 
     ``log`` scale: the effect on log(outcome) ``b`` is the relative change
     ``exp(b) - 1``, and so are its CI bounds (exact, the transform is monotone).
     ``level`` scale: relative change = effect / counterfactual mean of the
     launched unit-periods (their observed mean minus the effect), and the CI
     bounds likewise (treating that mean as known; a close approximation when
-    the panel is large).
+    the panel is large). ``pretrend``: the outcome's
+    :class:`abkit.did.PretrendTest`, whose p-value is kept.
     """
     est, lo, hi = float(agg.estimate), float(agg.ci_lower), float(agg.ci_upper)
     boot = getattr(agg, "boot_p_value", None)
     if boot is None:
         boot = getattr(agg, "wild_p_value", math.nan)
+    df = float(getattr(agg, "df", math.inf))
+    pre_p = float(pretrend.p_value) if pretrend is not None else math.nan
     base = _baseline(panel, panel.column(outcome.name), est) if panel.scale == "level" else math.nan
     proto = Effect(outcome.name, outcome.better, panel.scale, est, float(agg.se), lo, hi, float(agg.p_value),
-                   float(boot), 0.0, 0.0, 0.0, base, float(agg.alpha), label)
+                   float(boot), 0.0, 0.0, 0.0, base, float(agg.alpha), label, df, pre_p)
     r, rl, rh = proto.relative([est, lo, hi])
     return Effect(outcome.name, outcome.better, panel.scale, est, float(agg.se), lo, hi, float(agg.p_value),
-                  float(boot), float(r), float(min(rl, rh)), float(max(rl, rh)), base, float(agg.alpha), label)
+                  float(boot), float(r), float(min(rl, rh)), float(max(rl, rh)), base, float(agg.alpha), label,
+                  df, pre_p)
 
 
-def pretrend_test(cs, leads: int, lags: int = 0):
-    """Joint test that the dynamic (event-time) effects before launch are all zero, within ``-leads..-1``.
+BASE_PERIOD = "universal"
+"""Base period of the readout's Callaway & Sant'Anna estimates: every event time, before and after launch,
+is measured against the period before launch, so the event-study plot compares like with like (Roth 2024,
+"Interpreting event-studies from recent difference-in-differences methods"). The overall effect does not
+depend on it."""
 
-    Uses the Callaway & Sant'Anna dynamic aggregation of ``cs`` (a
-    :class:`abkit.did.StaggeredResult`): ``W = b' V^+ b`` over the pre-launch
-    event times, ``V`` the influence-function covariance, referred to
-    Hotelling's ``F(q, G - q)`` with ``G`` the number of units (the same
-    small-sample correction as :func:`abkit.did.event_study`), since with
-    a few dozen markets the chi-square reference over-rejects. Returns an
-    :class:`abkit.did.PretrendTest` (NaN when there are no pre-launch event times).
-    """
+
+def staggered(panel: Panel, spec, outcome, control_group: str | None = None):
+    """The Callaway & Sant'Anna estimate of one outcome with the spec's design (universal base period)."""
     from .. import did
-    from ..stats import did as core
 
-    agg = core.aggregate_att_gt(cs.cells, "dynamic", min_e=-leads, max_e=max(lags, 0))
-    pre = [i for i, e in enumerate(agg.labels) if e < 0 and np.isfinite(agg.se[i]) and agg.se[i] > 0]
-    if not pre:
-        return did.PretrendTest(np.nan, 0.0, np.nan, np.nan, np.nan, "no pre-launch event times")
-    n = cs.cells.n_units
-    b = agg.att[pre]
-    V = agg.inf[:, pre].T @ agg.inf[:, pre] / n / n
-    W, F, df2, p = core.wald_test(b, V, n)
-    return did.PretrendTest(statistic=F, df1=float(len(pre)), df2=df2, p_value=p, wald=W,
-                            method=f"Wald on the {len(pre)} pre-launch event-time effects, influence-function "
-                                   f"covariance, Hotelling F(q, G-q) with G={n} units")
+    return did.staggered(panel.frame, panel.column(outcome.name), panel.unit, panel.time, FIRST,
+                         control_group=control_group or spec.control_group, method=spec.method,
+                         covariates=list(spec.covariates) or None, base_period=BASE_PERIOD, alpha=spec.alpha)
+
+
+def pretrend_of(dynamic):
+    """The joint pre-trend test of a dynamic aggregation's pre-launch rows, or a NaN test naming why not."""
+    from .. import did
+    from ..errors import AbkitError
+
+    try:
+        return dynamic.pretrend()
+    except AbkitError as exc:
+        return did.PretrendTest(np.nan, 0.0, np.nan, np.nan, np.nan, _short(exc))
 
 
 def secondary_effects(panel: Panel, spec) -> list[tuple[object, Effect | None, str | None]]:
-    """(outcome, effect or None, error text or None) for each secondary outcome, same design as the primary."""
-    from .. import did
-
+    """(outcome, effect or None, error text or None) per secondary outcome: the primary's design and pre-trend test."""
     out = []
     for o in spec.secondary:
         try:
-            cs = did.staggered(panel.frame, panel.column(o.name), panel.unit, panel.time, FIRST,
-                               control_group=spec.control_group, method=spec.method,
-                               covariates=list(spec.covariates) or None, alpha=spec.alpha)
-            out.append((o, effect(cs.aggregate("simple"), panel, o), None))
+            cs = staggered(panel, spec, o)
+            dyn = cs.aggregate("dynamic", min_e=-spec.leads, max_e=spec.lags, reps=0)
+            out.append((o, effect(cs.aggregate("simple"), panel, o, pretrend=pretrend_of(dyn)), None))
         except Exception as exc:  # noqa: BLE001 - one secondary outcome must not sink the readout
-            out.append((o, None, f"{type(exc).__name__}: {exc}"))
+            out.append((o, None, _short(exc)))
     return out
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The effect early after launch and later on: averages of the event-time effects over two windows."""
+
+    early: Effect
+    late: Effect
+    early_periods: tuple[int, int]
+    late_periods: tuple[int, int]
+
+
+def timing(dynamic, panel: Panel, outcome) -> Timing | None:
+    """Early (first third of the post-launch window, e.g. weeks 0-3 of 0-12) vs later effect, or None.
+
+    Each is the average of the event-time effects in its window
+    (:meth:`abkit.did.AggregateResult.average`, with its CI); shown to say
+    whether the effect built up after launch, which the overall average
+    hides. None with fewer than 3 post-launch periods.
+    """
+    t = dynamic.table
+    ref = t["reference"].astype(bool) if "reference" in t else pd.Series(False, index=t.index)
+    post = t.loc[(t.event_time >= 0) & ~ref, "event_time"]
+    if len(post) < 3:
+        return None
+    last = int(post.max())
+    k = max(1, round((last + 1) / 3))
+    early = effect(dynamic.average(0, k - 1), panel, outcome, label=f"0-{k - 1}")
+    late = effect(dynamic.average(k, last), panel, outcome, label=f"{k}-{last}")
+    return Timing(early, late, (0, k - 1), (k, last))
+
+
+def timing_text(tm: Timing | None, panel: Panel) -> str:
+    """One plain sentence: the effect in the first periods after launch and later."""
+    if tm is None:
+        return ""
+    tw = plural(panel.time)
+    level = f"{1 - tm.early.alpha:.0%} CI"
+
+    def part(e: Effect, lo: int, hi: int) -> str:
+        span = f"{panel.time} {lo}" if lo == hi else f"{tw} {lo}\u2013{hi}"
+        return (f"{format_pct(e.rel, 1)} in {span} after launch ({level} {format_pct(e.rel_ci_lower, 1)} to "
+                f"{format_pct(e.rel_ci_upper, 1)})")
+
+    return (f"Over time: {part(tm.early, *tm.early_periods)}; {part(tm.late, *tm.late_periods)}.")
 
 
 # =========================================================================== robustness
@@ -388,8 +444,7 @@ def robustness(panel: Panel, spec, main: Effect) -> Robustness:
                                  main.bootstrap_p, "", None)]
     other = "not_yet_treated" if spec.control_group == "never_treated" else "never_treated"
     try:
-        cs2 = did.staggered(panel.frame, y, panel.unit, panel.time, FIRST, control_group=other,
-                            method=spec.method, covariates=list(spec.covariates) or None, alpha=alpha)
+        cs2 = staggered(panel, spec, o, control_group=other)
         e2 = effect(cs2.aggregate("simple"), panel, o)
         words, good = _consistent(main, e2)
         checks.append(Check("Other control group", f"{_control_words(other, panel)} as controls", e2, e2.bootstrap_p,
@@ -407,19 +462,20 @@ def robustness(panel: Panel, spec, main: Effect) -> Robustness:
         flagged = [str(w.message) for w in caught if issubclass(w.category, did.DiDWarning)]
         if twfe_res.bacon is not None:
             bacon = twfe_res.bacon.by_kind()
+        units, tw = plural(panel.unit), plural(panel.time)
         if flagged:
-            units = plural(panel.unit)
             fw = twfe_res.bacon.forbidden_weight if twfe_res.bacon is not None else math.nan
             share = f"{fw:.0%} of its weight" if math.isfinite(fw) else "part of its weight"
             warning_text = (f"The TWFE regression puts {share} on comparisons that use already-launched {units} "
-                            f"as controls, and those comparisons disagree with the clean ones by more than one "
-                            "standard error: a sign that the effect changes over time since launch. The TWFE "
-                            "number is therefore biased here (Goodman-Bacon 2021); the main estimate never makes "
-                            "such comparisons.")
+                            f"as controls, and those comparisons disagree with the clean ones by more than the "
+                            f"TWFE standard error. Such comparisons are biased when the effect changes with time "
+                            f"since launch (Goodman-Bacon 2021), and TWFE also weights {units} and {tw} "
+                            "differently from the main estimate: read its number as a comparison only. The main "
+                            "estimate never uses already-launched units as controls.")
         e3 = effect(twfe_res, panel, o)
         words, good = _consistent(main, e3)
         if warning_text:
-            words, good = "biased by staggered launches (see below)", None
+            words, good = f"{words}; see the note below", None
         checks.append(Check("Two-way fixed effects", "classic TWFE regression, for comparison", e3,
                             twfe_res.wild_p_value, words, good))
     except Exception as exc:  # noqa: BLE001
@@ -450,12 +506,26 @@ def _short(exc: BaseException) -> str:
 
 
 # =========================================================================== charts
-def plot_trends(panel: Panel, outcome, ax=None):
-    """Average outcome per launch cohort over time, each indexed to its own level before the first launch.
+_PALETTE = ["#0969da", "#bf3989", "#1a7f37", "#9a6700", "#8250df", "#cf222e", "#0550ae", "#6639ba"]
 
-    On the log scale the cohort mean of log(outcome) is shown as
-    ``100 exp(m_t - m_pre)``; on the level scale as ``100 m_t / m_pre``.
-    Under parallel trends the lines move together until a cohort launches.
+
+def _cohort_labels(panel: Panel) -> pd.Series:
+    f = panel.frame
+    return f[FIRST].map(lambda v: "never launched" if not np.isfinite(v)
+                        else f"launched in {panel.time} {panel.period_label(v)}")
+
+
+def plot_trends(panel: Panel, outcome, ax=None):
+    """Each launch cohort's outcome relative to the never-launched units, over time (the raw DiD).
+
+    With never-launched units: the cohort mean minus the never-launched
+    mean, period by period (of log(outcome) on the log scale, shown as
+    ``100 exp(gap_t - gap_pre)``; in levels as ``gap_t - gap_pre``, in the
+    outcome's units), ``gap_pre`` its average before the first launch.
+    Seasonality common to all units cancels, so under parallel trends each
+    line stays flat until its cohort launches, and the step after launch is
+    the effect. Without never-launched units, each cohort's own outcome
+    indexed to 100 before the first launch.
     """
     import matplotlib.pyplot as plt
 
@@ -463,31 +533,48 @@ def plot_trends(panel: Panel, outcome, ax=None):
     col = panel.column(outcome.name)
     cohorts = panel.cohorts
     first_launch = min(cohorts) if cohorts else f[panel.time].max() + 1
-    lab = f[FIRST].map(lambda v: "never launched" if not np.isfinite(v)
-                       else f"launched in {panel.time} {panel.period_label(v)}")
-    g = f.assign(cohort=lab).groupby(["cohort", panel.time], sort=True)[col].mean().reset_index()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8.6, 3.9))
-    palette = ["#0969da", "#bf3989", "#1a7f37", "#9a6700", "#8250df", "#cf222e", "#0550ae", "#6639ba"]
-    order = sorted(g.cohort.unique(), key=lambda c: (c != "never launched", c))
+    lab = _cohort_labels(panel)
+    means = f.assign(cohort=lab).groupby(["cohort", panel.time], sort=True)[col].mean().unstack("cohort")
     launch_of = {f"launched in {panel.time} {panel.period_label(k)}": k for k in cohorts}
+    relative = "never launched" in means.columns and bool(launch_of)
+    log = panel.scale == "log"
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.6, 4.1))
+    units = plural(panel.unit)
+    pre = np.asarray(means.index < first_launch)
+    order = sorted(means.columns, key=lambda c: (c != "never launched", launch_of.get(c, 0), c))
     for i, c in enumerate(order):
-        part = g[g.cohort == c]
-        pre = part[part[panel.time] < first_launch][col]
-        base = pre.mean() if len(pre) else part[col].iloc[0]
-        idx = 100 * np.exp(part[col] - base) if panel.scale == "log" else 100 * part[col] / base
-        never = c == "never launched"
-        colour = "black" if never else palette[(i - 1) % len(palette)]
         n_units = int(f.loc[lab == c, panel.unit].nunique())
-        ax.plot(part[panel.time], idx, color=colour, lw=2.4 if never else 1.5,
-                label=f"{c} ({n_units} {plural(panel.unit) if n_units != 1 else panel.unit})")
+        name = f"{c} ({n_units} {units if n_units != 1 else panel.unit})"
+        if relative:
+            if c == "never launched":
+                continue
+            gap = means[c] - means["never launched"]
+            base = gap[pre].mean() if pre.any() else gap.iloc[0]
+            yv = 100 * np.exp(gap - base) if log else gap - base
+        else:
+            base = means[c][pre].mean() if pre.any() else means[c].dropna().iloc[0]
+            yv = 100 * np.exp(means[c] - base) if log else 100 * means[c] / base
+        never = c == "never launched"
+        colour = "black" if never else _PALETTE[i % len(_PALETTE)]
+        ax.plot(means.index, yv, color=colour, lw=2.4 if never else 1.6, label=name)
         if c in launch_of:
             ax.axvline(launch_of[c], color=colour, lw=1, ls=":")
-    ax.axhline(100, color="#8c959f", lw=0.6)
+    flat = 100 if (log or not relative) else 0
+    ax.axhline(flat, color="#57606a", lw=0.8)
+    if pre.any():
+        ax.axvspan(means.index.min() - 0.5, first_launch - 0.5, color="#8c959f", alpha=0.08, lw=0)
     ax.set_xlabel(panel.time, parse_math=False)
-    ax.set_ylabel(f"{outcome.name}, indexed", parse_math=False)
-    ax.set_title(f"{outcome.name} by launch cohort (average before the first launch = 100); dotted: launch",
-                 loc="left", fontsize=10, parse_math=False)
+    first_txt = f"{panel.time} {panel.period_label(first_launch)}"
+    if relative:
+        ylabel = (f"vs never-launched {units} (= 100 before)" if log
+                  else f"minus never-launched {units}, change")
+        title = f"{outcome.name} of each launch cohort relative to the never-launched {units}"
+    else:
+        ylabel = f"{outcome.name}, indexed (= 100 before)"
+        title = f"{outcome.name} by launch cohort (average before {first_txt} = 100)"
+    ax.set_ylabel(ylabel, parse_math=False)
+    ax.set_title(title, loc="left", fontsize=10, parse_math=False)
     leg = ax.legend(fontsize=8, frameon=False, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     for t in leg.get_texts():
         t.set_parse_math(False)
@@ -502,24 +589,38 @@ def plot_trends(panel: Panel, outcome, ax=None):
 
 
 def plot_event_study(dynamic, main: Effect, panel: Panel, ax=None):
-    """Relative effect by periods since launch: points with pointwise CIs, shaded uniform (sup-t) band."""
+    """Relative effect by periods since launch: points with pointwise CIs, shaded uniform (sup-t) band.
+
+    The reference period (the one before launch, 0 by construction with a
+    universal base period) is a hollow point without a bar, and the band is
+    drawn separately before and after launch, never through it.
+    """
     import matplotlib.pyplot as plt
 
     t = dynamic.table
     x = t["event_time"].to_numpy(dtype=float)
+    ref = t["reference"].to_numpy(dtype=bool) if "reference" in t else np.zeros(x.size, bool)
     est = main.relative(t["estimate"]) * 100
     lo, hi = main.relative(t["ci_lower"]) * 100, main.relative(t["ci_upper"]) * 100
     blo, bhi = main.relative(t["band_lower"]) * 100, main.relative(t["band_upper"]) * 100
     if ax is None:
-        _, ax = plt.subplots(figsize=(8.6, 3.9))
+        _, ax = plt.subplots(figsize=(8.6, 4.1))
     level = f"{1 - dynamic.alpha:.0%}"
-    if np.isfinite(blo).any():
-        ax.fill_between(x, blo, bhi, color=_BLUE, alpha=0.13, lw=0, label=f"{level} uniform band (all periods at once)")
-    pre = x < 0
-    for mask, colour, name in ((pre, _GREY, "before launch"), (~pre, _BLUE, "after launch")):
+    shown = ~ref & np.isfinite(lo) & np.isfinite(hi)
+    first = True
+    for seg in (x < 0, x >= 0):
+        m = seg & shown & np.isfinite(blo) & np.isfinite(bhi)
+        if m.any():
+            ax.fill_between(x[m], blo[m], bhi[m], color=_BLUE, alpha=0.13, lw=0,
+                            label=f"{level} uniform band (all {plural(panel.time)} at once)" if first else None)
+            first = False
+    for mask, colour, name in ((shown & (x < 0), _GREY, "before launch"), (shown & (x >= 0), _BLUE, "after launch")):
         if mask.any():
             ax.errorbar(x[mask], est[mask], yerr=[est[mask] - lo[mask], hi[mask] - est[mask]], fmt="o",
                         color=colour, capsize=2.5, ms=4.5, lw=1.2, label=f"{name}: effect with {level} CI")
+    if ref.any():
+        ax.plot(x[ref], np.zeros(int(ref.sum())), "o", ms=6, mfc="white", mec=_GREY, mew=1.4,
+                label=f"{panel.time} before launch: the reference (0 by construction)")
     ax.axhline(0, color="black", lw=0.8)
     ax.axvline(-0.5, color="#8c959f", lw=1, ls=":")
     from matplotlib.ticker import MaxNLocator
@@ -527,9 +628,9 @@ def plot_event_study(dynamic, main: Effect, panel: Panel, ax=None):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(f"{plural(panel.time)} since launch (0 = launch {panel.time})", parse_math=False)
     ax.set_ylabel(f"change in {main.outcome} (%)", parse_math=False)
-    ax.set_title(f"Effect on {main.outcome} by {panel.time} since launch", loc="left", fontsize=10,
-                 parse_math=False)
-    leg = ax.legend(fontsize=8, frameon=False, loc="upper right" if main.rel < 0 else "lower right")
+    ax.set_title(f"Effect on {main.outcome} by {panel.time} since launch, against the {panel.time} before launch",
+                 loc="left", fontsize=9.5, parse_math=False)
+    leg = ax.legend(fontsize=8, frameon=False, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     for tx in leg.get_texts():
         tx.set_parse_math(False)
     ax.grid(alpha=0.25)
@@ -574,7 +675,7 @@ def header_html(spec, panel: Panel | None = None) -> str:
     if dates:
         bits.append(f"<span><b>Dates</b> {_e(dates)}</span>")
     o = spec.outcome
-    bits.append(f"<span><b>Primary outcome</b> {_e(f'{o.name} ({o.definition}; {o.better} is better)')}</span>")
+    bits.append(f"<span><b>Primary outcome</b> {_e(_outcome_words(o))}</span>")
     parts = ['<header class="abkit-header">',
              '<div class="abkit-kicker">Rollout readout &middot; difference-in-differences</div>',
              f"<h1>{_e(spec.name)}</h1>", f'<p class="abkit-sub">{"".join(bits)}</p>']
@@ -598,10 +699,9 @@ def details_html(spec, panel: Panel) -> str:
         rows.append(("Observed", _e(f"{len(periods)} {tw}, {panel.period_label(periods[0])} to "
                                     f"{panel.period_label(periods[-1])}")))
     o = spec.outcome
-    rows.append(("Primary outcome", _e(f"{o.name} ({o.definition}; {o.better} is better)")))
+    rows.append(("Primary outcome", _e(_outcome_words(o))))
     if spec.secondary:
-        rows.append(("Also reported", "<br>".join(_e(f"{s.name} ({s.definition}; {s.better} is better)")
-                                                  for s in spec.secondary)))
+        rows.append(("Also reported", "<br>".join(_e(_outcome_words(s)) for s in spec.secondary)))
     rows.append(("Comparison", _e(f"launched {units} vs {_control_words(spec.control_group, panel)} "
                                   f"(Callaway & Sant'Anna difference-in-differences, {_METHOD_WORDS[spec.method]})")))
     meta = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
@@ -616,10 +716,22 @@ def _control_words(group: str, panel: Panel) -> str:
     return f"never-launched {units}" if group == "never_treated" else f"not-yet-launched {units}"
 
 
-def verdict_html(verdict: Verdict, main: Effect, spec=None) -> str:
-    """The decision first: label, the estimated impact in one sentence, the reasons and the decision rule."""
+def _outcome_words(o) -> str:
+    """'contact_rate: Customer-service contacts per order (contacts / orders; lower is better)'."""
+    what = f"{o.description.strip()} " if getattr(o, "description", None) and o.description.strip() else ""
+    return f"{o.name}: {what}({o.definition}; {o.better} is better)" if what else \
+        f"{o.name} ({o.definition}; {o.better} is better)"
+
+
+def verdict_html(verdict: Verdict, main: Effect, spec=None, timing: Timing | None = None,
+                 panel: Panel | None = None) -> str:
+    """The decision first: label, the estimated impact in one sentence, the reasons, how the effect developed
+    after launch (``timing``) and the decision rule."""
     colour = COLOURS.get(verdict.label, _GREY)
     reasons = "".join(f"<li>{_e(r)}</li>" for r in verdict.reasons)
+    over_time = ""
+    if timing is not None and panel is not None and verdict.label != "Invalid":
+        over_time = f'<p class="abkit-timing">{_e(timing_text(timing, panel))}</p>'
     rule = (f'<p class="abkit-rule"><b>Decision rule.</b> {_e(decision_rule_text(spec))}</p>'
             if spec is not None else "")
     return ('<section class="abkit-section" id="abkit-verdict"><h2>Verdict</h2><div class="abkit-verdicts">'
@@ -627,45 +739,62 @@ def verdict_html(verdict: Verdict, main: Effect, spec=None) -> str:
             f'<div class="abkit-verdict-top"><span class="abkit-label" style="background:{colour}">'
             f'{_e(verdict.display_label)}</span><span class="abkit-arm">{_e(main.outcome)}</span></div>'
             f'<p class="abkit-headline">{_e(verdict.headline)}</p>'
-            f'<ul class="abkit-reasons">{reasons}</ul></div></div>{rule}</section>')
+            f'<ul class="abkit-reasons">{reasons}</ul>{over_time}</div></div>{rule}</section>')
 
 
 def _effect_cells(e: Effect) -> list[str]:
     colour = _WORD_COLOUR[e.outcome_word]
+    pre = e.pretrend_p
+    pre_cell = format_p(pre)
+    if math.isfinite(pre) and pre < e.alpha:
+        pre_cell = f'<span style="color:{_RED};font-weight:600">{pre_cell} (fails)</span>'
     return [f'<span style="color:{colour};font-weight:600">{format_pct(e.rel, 1)}</span>',
             f"[{format_pct(e.rel_ci_lower, 1)}, {format_pct(e.rel_ci_upper, 1)}]",
-            format_p(e.p_value), format_p(e.bootstrap_p)]
+            format_p(e.p_value), format_p(e.bootstrap_p), pre_cell]
 
 
-def effects_html(main: Effect, secondary: Sequence = (), outcomes=None, *, dropped: dict | None = None) -> str:
-    """The outcome table: relative change with CI, p-value and bootstrap p-value per outcome."""
+def _reference_words(df: float, panel: Panel) -> str:
+    if math.isfinite(df):
+        return (f"With {panel.n_units} {plural(panel.unit)}, p-values and CIs use Student's t with {df:g} "
+                "degrees of freedom")
+    return "P-values and CIs use the normal distribution"
+
+
+def effects_html(main: Effect, secondary: Sequence = (), outcomes=None, *, dropped: dict | None = None,
+                 panel: Panel | None = None) -> str:
+    """The outcome table: relative change with CI, p-value, bootstrap p-value and pre-trend p per outcome."""
     level = f"{1 - main.alpha:.0%}"
-    head = ["Outcome", "Change", f"{level} CI", "p-value", "bootstrap p"]
+    head = ["Outcome", "Change", f"{level} CI", "p-value", "bootstrap p", "pre-trend p"]
     rows = []
     defs = {o.name: o for o in (outcomes or ())}
 
     def name_cell(name, better, primary):
         d = defs.get(name)
+        what = (f"{_e(d.description.strip())}; " if d is not None and getattr(d, "description", None)
+                and d.description.strip() else "")
         definition = f"{_e(d.definition)}; " if d is not None else ""
         tag = " <small>(primary)</small>" if primary else ""
-        return f"<b>{_e(name)}</b>{tag}<br><small>{definition}{_e(better)} is better</small>"
+        return f"<b>{_e(name)}</b>{tag}<br><small>{what}{definition}{_e(better)} is better</small>"
 
     rows.append([name_cell(main.outcome, main.better, True), *_effect_cells(main)])
     for o, e, err in secondary:
         if e is None:
             rows.append([name_cell(o.name, o.better, False), f'<span class="abkit-muted">not estimable: '
-                         f"{_e(err)}</span>", "", "", ""])
+                         f"{_e(err)}</span>", "", "", "", ""])
         else:
             rows.append([name_cell(o.name, o.better, False), *_effect_cells(e)])
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     table = ('<div class="abkit-table-wrap"><table class="abkit-table"><thead><tr>'
              + "".join(f"<th>{h}</th>" for h in head) + f"</tr></thead><tbody>{body}</tbody></table></div>")
+    ref = f" {_e(_reference_words(main.df, panel))}." if panel is not None else ""
     legend = (f'<p class="abkit-muted">Average change in launched units after launch, relative to what the '
-              f"comparison units imply they would have done without it. Change in "
-              f'<span style="color:{_GREEN};font-weight:600">green</span> = significantly better, '
+              f"comparison units imply they would have done without it. "
+              f'<span style="color:{_GREEN};font-weight:600">Green</span> = significantly better, '
               f'<span style="color:{_RED};font-weight:600">red</span> = significantly worse (p &lt; '
-              f"{main.alpha:g}), grey = no significant change. The bootstrap p-value (multiplier bootstrap over "
-              "units) does not rely on a large number of units.</p>")
+              f"{main.alpha:g}), grey = not significant: the effect may be zero or too small to detect here; the "
+              f"CI shows what is ruled out.{ref} The bootstrap p-value (over units) is a second opinion; the "
+              f"verdict needs both below {main.alpha:g}. Pre-trend p: did launched and comparison units move "
+              f"together before launch, for that outcome? Below {main.alpha:g}, do not trust its estimate.</p>")
     notes = ""
     if dropped:
         items = [f"{_e(k)}: " + ", ".join(f"{n:,} rows with {_e(r)}" for r, n in v.items())
@@ -675,64 +804,120 @@ def effects_html(main: Effect, secondary: Sequence = (), outcomes=None, *, dropp
     return f'<section class="abkit-section"><h2>Estimated impact</h2>{legend}{table}{notes}</section>'
 
 
-def _figure(fig, alt: str, title: str, caption: str) -> str:
+def _figure(fig, alt: str, title: str, caption: str, after: str = "") -> str:
     return (f'<section class="abkit-section abkit-chart"><h2>{title}</h2><p class="abkit-muted">{caption}</p>'
-            f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure></section>')
+            f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure>{after}'
+            "</section>")
+
+
+def _pretrend_words(pretrend, panel: Panel, universal: bool = True) -> str:
+    """'the 5 weeks before launch (weeks -6 to -2, each against week -1)'."""
+    tw = plural(panel.time)
+    against = f"each against {panel.time} -1" if universal else f"each against the {panel.time} before it"
+    ev = sorted(pretrend.event_times)
+    q = len(ev)
+    if not q:
+        return f"the {tw} before launch"
+    span = (f"{panel.time} {ev[0]:g}" if q == 1 else f"{tw} {ev[0]:g} to {ev[-1]:g}")
+    return f"the {q} {tw if q != 1 else panel.time} before launch ({span}, {against})"
 
 
 def trends_html(fig, panel: Panel, outcome, pretrend, dynamic, main: Effect) -> str:
-    """Parallel-trends evidence: raw trends chart, the pre-launch coefficients and the joint pre-trend test."""
-    tw = plural(panel.time)
+    """Parallel-trends evidence: the raw DiD chart, the joint pre-trend test and the pre-launch effects."""
+    tw, units = plural(panel.time), plural(panel.unit)
     t = dynamic.table
     pre = t[t.event_time < 0]
-    rows = "".join(
-        f"<tr><td>{int(r.event_time)}</td><td>{format_pct(main.relative([r.estimate])[0], 2)}</td>"
-        f"<td>[{format_pct(main.relative([r.ci_lower])[0], 2)}, {format_pct(main.relative([r.ci_upper])[0], 2)}]</td>"
-        f"<td>{format_p(r.p_value)}</td></tr>" for r in pre.itertuples())
+    level = f"{1 - main.alpha:.0%}"
+    universal = "reference" in t and bool(t["reference"].any())
+    against = f"{panel.time} -1" if universal else f"the {panel.time} before"
+
+    def row(r) -> str:
+        if bool(getattr(r, "reference", False)):
+            return (f"<tr><td>{int(r.event_time)}</td><td>0 (reference)</td><td></td><td></td></tr>")
+        rel = main.relative([r.estimate, r.ci_lower, r.ci_upper])
+        return (f"<tr><td>{int(r.event_time)}</td><td>{format_pct(rel[0], 1)}</td>"
+                f"<td>[{format_pct(rel[1], 1)}, {format_pct(rel[2], 1)}]</td><td>{format_p(r.p_value)}</td></tr>")
+
     table = ('<div class="abkit-table-wrap"><table class="abkit-table abkit-narrow"><thead><tr>'
-             f"<th>{_e(tw)} before launch</th><th>Effect</th><th>{1 - main.alpha:.0%} CI</th><th>p-value</th>"
-             f"</tr></thead><tbody>{rows}</tbody></table></div>") if len(pre) else ""
+             f"<th>{_e(tw)} since launch</th><th>Difference vs {_e(against)}</th><th>{level} CI</th>"
+             f"<th>p-value</th></tr></thead><tbody>{''.join(row(r) for r in pre.itertuples())}</tbody></table>"
+             "</div>") if len(pre) else ""
     p = pretrend.p_value
+    test = (f"F({pretrend.df1:g}, {pretrend.df2:g}) = {pretrend.statistic:.2f}, p = {format_p(p)}"
+            if np.isfinite(pretrend.df2) else f"chi-square({pretrend.df1:g}) = {pretrend.statistic:.2f}, "
+                                              f"p = {format_p(p)}")
+    window = _pretrend_words(pretrend, panel, universal)
     if not np.isfinite(p):
-        banner = ('<div class="abkit-banner abkit-banner-warn">No pre-launch periods: parallel trends cannot be '
-                  "checked.</div>")
+        banner = ('<div class="abkit-banner abkit-banner-warn">The pre-trend test could not be run '
+                  f"({_e(pretrend.method)}): parallel trends are not checked.</div>")
     elif p < main.alpha:
         banner = ('<div class="abkit-banner abkit-banner-bad" role="alert"><strong class="abkit-banner-title">'
                   "&#9888; Pre-trends fail: do not trust the estimate.</strong><br>Before launch, launched and "
-                  f"comparison units already moved differently (joint test of the {int(pretrend.df1)} pre-launch "
-                  f"effects: F = {pretrend.statistic:.2f}, p = {format_p(p)}). The comparison units do not show "
-                  "what would have happened without the launch.</div>")
+                  f"comparison {_e(units)} already moved differently over {_e(window)} (joint test: {test}). The "
+                  f"comparison {_e(units)} do not show what would have happened without the launch.</div>")
     else:
-        banner = ('<div class="abkit-banner abkit-banner-ok">&#10003; No sign of diverging trends before launch '
-                  f"(joint test of the {int(pretrend.df1)} pre-launch effects: F = {pretrend.statistic:.2f}, "
-                  f"p = {format_p(p)}). This supports, but cannot prove, that the comparison units show what "
-                  "would have happened without the launch.</div>")
-    alt = (f"Chart of {outcome.name} over time for each launch cohort and the never-launched {plural(panel.unit)}, "
-           "indexed to 100 before the first launch")
+        drift = pretrend.detectable_trend(0.8, main.alpha) if hasattr(pretrend, "detectable_trend") else math.nan
+        power = ""
+        if np.isfinite(drift):
+            d = float(main.relative([drift])[0]) if main.scale == "log" else float(drift / main.baseline)
+            if np.isfinite(d):
+                power = (f" But with {panel.n_units} {_e(units)} the test is weak: it could miss a steady drift "
+                         f"of about {format_pct(abs(d), 1, sign=False)} a {_e(panel.time)} before launch, so also "
+                         "look at the chart.")
+        banner = ('<div class="abkit-banner abkit-banner-ok">&#10003; No sign of diverging trends before launch: '
+                  f"over {_e(window)}, launched and comparison {_e(units)} moved together within noise (joint test: "
+                  f"{test}). This supports, but cannot prove, that the comparison {_e(units)} show what would "
+                  f"have happened without the launch.{power}</div>")
+    never = panel.n_never > 0 and bool(panel.cohorts)
+    alt = (f"Chart of {outcome.name} for each launch cohort relative to the never-launched {units}, indexed to "
+           f"the {tw} before the first launch" if never else
+           f"Chart of {outcome.name} over time for each launch cohort, indexed to the {tw} before the first launch")
     chart = (f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure>')
+    first_txt = _e(f"{panel.time} {panel.period_label(min(panel.cohorts))}") if panel.cohorts else ""
+    if never:
+        how = (f"The chart shows each launch cohort's {_e(outcome.name)} relative to the never-launched "
+               f"{_e(units)}, {_e(panel.time)} by {_e(panel.time)}, so seasonal swings that hit every "
+               f"{_e(panel.unit)} cancel; 100 is the cohort's usual gap before the first launch (shaded, until "
+               f"{first_txt}). Before a cohort's launch (its dotted line) its line should stay around 100; the "
+               "step down or up after launch is the effect.")
+    else:
+        how = (f"The chart shows each cohort's {_e(outcome.name)} indexed to its own average before the first "
+               f"launch ({first_txt}); the lines should move together until a cohort launches (dotted lines).")
     return ('<section class="abkit-section"><h2>Parallel trends: were launched and comparison units alike '
             'before launch?</h2>'
-            f'<p class="abkit-muted">Difference-in-differences assumes that, without the launch, launched units '
-            f"would have followed the same trend as the comparison units. The chart shows each cohort's "
-            f"{_e(outcome.name)} indexed to its own average before the first launch; the lines should move "
-            f"together until a cohort launches.</p>{chart}{banner}{table}</section>")
+            f'<p class="abkit-muted">Difference-in-differences assumes that, without the launch, launched '
+            f"{_e(units)} would have followed the same trend as the comparison {_e(units)}. {how}</p>{chart}{banner}"
+            f'<p class="abkit-muted">The pre-launch effects, each {_e(panel.time)} against {_e(against)} '
+            f"(zero under parallel trends):</p>{table}</section>")
 
 
-def event_study_html(fig, dynamic, main: Effect, panel: Panel) -> str:
+def event_study_html(fig, dynamic, main: Effect, panel: Panel, timing: Timing | None = None) -> str:
     t = dynamic.table
-    post = t[t.event_time >= 0]
+    ref = t["reference"].astype(bool) if "reference" in t else pd.Series(False, index=t.index)
+    post = t[(t.event_time >= 0) & ~ref]
     parts = [f"{int(r.event_time)}: {format_pct(main.relative([r.estimate])[0], 1)}" for r in post.itertuples()]
     alt = (f"Event-study chart of the change in {main.outcome} by {plural(panel.time)} since launch: "
            + "; ".join(parts))
     crit = dynamic.critical_value
-    crit_text = f" (critical value {crit:.2f} instead of {1.96:.2f})" if np.isfinite(crit) else ""
-    return _figure(fig, alt, f"Effect by {_e(panel.time)} since launch",
-                   f"Each dot compares launched units with comparison units the same number of "
-                   f"{_e(plural(panel.time))} after (right of the dotted line) or before (left) their launch. "
-                   f"Bars: {1 - main.alpha:.0%} confidence interval of each dot. Shaded: the uniform band, which "
-                   f"covers all dots at once with {1 - main.alpha:.0%} confidence{crit_text}; a dot whose band "
-                   "excludes zero is a real effect even after looking at every period. Before launch the dots "
-                   "compare each period with the one before.")
+    df = getattr(dynamic, "df", math.inf)
+    pointwise = (stats_t_isf(main.alpha, df))
+    crit_text = (f" (it uses {crit:.2f} standard errors instead of {pointwise:.2f})" if np.isfinite(crit) else "")
+    tw = plural(panel.time)
+    over = f" {_e(timing_text(timing, panel))}" if timing is not None else ""
+    caption = (f"Each dot compares launched and comparison {_e(plural(panel.unit))} the same number of {_e(tw)} "
+               f"after (right of the dotted line) or before (left) launch, against the {_e(panel.time)} just "
+               f"before launch (-1, the hollow reference point: 0 by construction). Bars: {1 - main.alpha:.0%} "
+               f"confidence interval of each dot. Shaded: the uniform band, which covers all dots at once with "
+               f"{1 - main.alpha:.0%} confidence{crit_text}; a dot whose band excludes zero is a real effect even "
+               f"after looking at every {_e(panel.time)}.{over}")
+    return _figure(fig, alt, f"Effect by {_e(panel.time)} since launch", caption)
+
+
+def stats_t_isf(alpha: float, df: float) -> float:
+    """The two-sided pointwise critical value: t(df), or the normal for ``df = inf``."""
+    from scipy import stats
+
+    return float(stats.t.isf(alpha / 2, df) if math.isfinite(df) else stats.norm.isf(alpha / 2))
 
 
 def robustness_html(rob: Robustness, main: Effect, panel: Panel) -> str:
@@ -754,22 +939,28 @@ def robustness_html(rob: Robustness, main: Effect, panel: Panel) -> str:
     table = ('<div class="abkit-table-wrap"><table class="abkit-table abkit-left"><thead><tr>'
              + "".join(f"<th>{h}</th>" for h in head) + f"</tr></thead><tbody>{body}</tbody></table></div>")
     n = panel.n_units
-    wild_note = (f"With only {n} {_e(plural(panel.unit))}, p-values that assume many units can be too small; the "
-                 "wild cluster bootstrap p-value (Rademacher weights, restricted; for TWFE and placebos) and the "
-                 "multiplier bootstrap p-value (for Callaway & Sant'Anna) hold up with few clusters.")
+    wild_note = (f"With only {n} {_e(plural(panel.unit))}, analytic p-values use Student's t with {n - 1} degrees "
+                 "of freedom; for TWFE and the placebos the wild cluster restricted bootstrap p-value (Rademacher "
+                 "weights; Cameron, Gelbach and Miller 2008) is the more reliable one with this few clusters, and "
+                 "a placebo passes only if both are above "
+                 f"{main.alpha:g}. For the Callaway & Sant'Anna rows it is a multiplier bootstrap, a second "
+                 "opinion.")
     extra = ""
     if rob.twfe_warning:
-        extra += ('<div class="abkit-banner abkit-banner-warn"><b>Goodman-Bacon warning.</b> '
+        extra += ('<div class="abkit-banner abkit-banner-warn"><b>Goodman-Bacon note.</b> '
                   f"{_e(rob.twfe_warning)}</div>")
     if rob.bacon is not None and len(rob.bacon):
-        brows = "".join(f"<tr><td>{_e(r.kind)}</td><td>{r.weight:.0%}</td><td>{format_pct(main.relative([r.estimate])[0], 1)}</td></tr>"
+        brows = "".join(f"<tr><td>{_e(r.kind)}</td><td>{r.weight:.0%}</td>"
+                        f"<td>{format_pct(main.relative([r.estimate])[0], 1)}</td></tr>"
                         for r in rob.bacon.itertuples())
         extra += ('<h3>Goodman-Bacon decomposition of the TWFE estimate</h3><div class="abkit-table-wrap">'
                   '<table class="abkit-table abkit-left abkit-narrow"><thead><tr><th>Comparison</th><th>Weight</th>'
                   f"<th>Average change</th></tr></thead><tbody>{brows}</tbody></table></div>"
-                  '<p class="abkit-muted">"Later vs earlier treated" comparisons use already-launched units as '
-                  "controls; when the effect grows after launch they pull the TWFE estimate away from the truth. "
-                  "The main estimate never makes such comparisons.</p>")
+                  '<p class="abkit-muted">The TWFE number is this weighted average of simple before/after '
+                  f"comparisons between groups of {_e(plural(panel.unit))} launched at different times. "
+                  '"Later vs earlier treated" comparisons use already-launched units as controls: when the effect '
+                  "still changes after launch they are biased, and can even have the wrong sign. The main estimate "
+                  "never makes such comparisons.</p>")
     return (f'<section class="abkit-section"><h2>Robustness</h2><p class="abkit-muted">The same question asked '
             f"in other ways. The verdict rests on the main estimate; these checks say how much to trust it. "
             f"{wild_note}</p>{table}{extra}</section>")
@@ -783,6 +974,7 @@ def methodology_html(spec, panel: Panel, cs=None) -> str:
              if spec.scale == "log" else
              "Outcomes are analysed in levels; relative changes divide by the launched units' counterfactual "
              "average (their observed average minus the effect).")
+    n = panel.n_units
     items = [
         "Estimator: Callaway and Sant'Anna (2021, Journal of Econometrics) group-time average treatment effects "
         f"ATT(g, t), {_METHOD_WORDS[spec.method]} (Sant'Anna and Zhao 2020), with "
@@ -790,17 +982,26 @@ def methodology_html(spec, panel: Panel, cs=None) -> str:
         f"{_e(units)} and {_e(tw)} after launch (each launched {_e(panel.unit)}-{_e(panel.time)} weighs the same). "
         "It never uses already-launched units as controls, so it stays unbiased when effects grow over time.",
         scale,
-        "Uncertainty: influence-function standard errors clustered by unit (as R did::att_gt / aggte); the "
-        "bootstrap p-value is a multiplier (wild) bootstrap over units.",
-        f"Parallel trends: the dynamic aggregation by {_e(panel.time)} since launch, within "
-        f"-{spec.leads}..{spec.lags}; before launch it compares each {_e(panel.time)} with the previous one "
-        "(R did's varying base period). The joint pre-trend test is a Wald test of all pre-launch effects with "
-        "Hotelling's F small-sample correction. The uniform band uses the sup-t critical value (Montiel Olea "
-        "and Plagborg-Moller 2019) from a multiplier bootstrap.",
+        f"Uncertainty: influence-function standard errors clustered by {_e(panel.unit)} (as R did::att_gt / "
+        f"aggte). With {n} {_e(units)}, confidence intervals and p-values use Student's t with {n - 1} degrees "
+        "of freedom rather than the normal (which, in simulations of a rollout like this one, covers 93% "
+        "instead of 95%). The bootstrap p-value is a multiplier (wild) bootstrap over units.",
+        f"Event study and parallel trends: the effects by {_e(panel.time)} since launch (dynamic aggregation) "
+        f"within {-spec.leads}..{spec.lags}, every {_e(panel.time)} measured against the {_e(panel.time)} before "
+        "launch (a universal base period, so dots before and after launch compare like with like; Roth 2024). "
+        f"The pre-trend test is the joint Wald test of the pre-launch {_e(tw)} {-spec.leads}..-2, with the "
+        f"covariance from the cluster jackknife (each {_e(panel.unit)} left out in turn; MacKinnon, Nielsen and "
+        "Webb 2023) and Hotelling's F(q, G - q) reference: in simulations of a 20-market rollout it rejects about "
+        "5% of the time when trends are parallel (the plug-in covariance: 6-9%). The drift it could miss is the "
+        "steady pre-launch trend it detects with a nominal 80% power (Roth 2022, \"Pretest with caution\"; in "
+        "simulations the actual power there is nearer 65%). The uniform band uses the sup-t critical value "
+        "(Montiel Olea and Plagborg-Moller 2019) of a multivariate t with the estimates' correlation.",
+        f"Over time: the average of the {_e(tw)}-since-launch effects over the first third of the window and "
+        "over the rest, with their confidence intervals, to show whether the effect built up after launch.",
         f"Robustness: placebo launches {', '.join(str(s) for s in spec.placebo_shifts)} {_e(tw)} early (TWFE "
         "on pre-launch data only); the other comparison group; and a two-way fixed effects regression with "
         "cluster-robust (CRV1) errors and the wild cluster restricted bootstrap (Cameron, Gelbach and Miller "
-        "2008), whose bias under staggered launches is diagnosed with the Goodman-Bacon (2021) decomposition.",
+        "2008), with the Goodman-Bacon (2021) decomposition of what it compares.",
     ]
     if spec.covariates:
         items.append(f"Covariates (values in the base period): {_e(', '.join(spec.covariates))}.")
@@ -816,8 +1017,10 @@ def methodology_html(spec, panel: Panel, cs=None) -> str:
         ("Confidence interval (CI)", f"the range of effects compatible with the data at {1 - spec.alpha:.0%} "
                                      "confidence."),
         ("Placebo", "the same analysis with a fake launch date; it should find nothing."),
-        ("TWFE", "two-way fixed effects regression, the classic DiD regression; biased with staggered launches "
-                 "when effects change over time."),
+        ("TWFE", "two-way fixed effects regression, the classic DiD regression; can be biased with staggered "
+                 "launches when effects change over time."),
+        ("Uniform band", "a band that covers the effects of all periods at once with the stated confidence, so "
+                         "looking at every period does not inflate false alarms."),
     ]
     gl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in glossary)
     from .. import __version__

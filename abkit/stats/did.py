@@ -96,6 +96,17 @@ regression): 10,000 units x 100 periods x 8 cohorts (792 cells) take about
 there are no never-treated units and ``control_group="notyettreated"``; so
 does :func:`abkit.did.staggered` (and it says so in ``notes``).
 
+With few units (20 markets is the normal case for a rollout) three things
+change, in :mod:`abkit.did` (each checked by simulation in ``tests/test_did.py``):
+CIs and p-values use ``t(G - 1)``; the uniform band uses the sup-t critical
+value of a multivariate ``t(G - 1)`` (:func:`sup_t_critical_t`) rather than the
+Rademacher multiplier bootstrap, whose band under-covers with 20 units; and the
+pre-trend test is the joint Wald test of the event-time effects in a window of
+leads (never of all pre-period cells, whose covariance is singular when they
+outnumber the units), with the cluster-jackknife covariance
+(:func:`dynamic_leave_one_out`, :func:`jackknife_vcov`) and Hotelling's
+``F(q, G - q)`` (:func:`wald_test`).
+
 Goodman-Bacon (2021)
 --------------------
 :func:`bacon_decomposition`: on a balanced panel with an absorbing binary
@@ -116,7 +127,8 @@ from ..errors import DataError
 __all__ = [
     "EXACT_LIMIT", "FixedEffects", "LinearFit", "WildTest", "fit_linear", "wild_cluster_test",
     "wild_weights", "logit", "did_panel_2x2", "att_gt", "AttGt", "aggregate_att_gt", "Aggregation",
-    "multiplier_bootstrap", "sup_t_critical", "bacon_decomposition", "Bacon", "codes_of",
+    "multiplier_bootstrap", "sup_t_critical", "sup_t_critical_t", "dynamic_leave_one_out", "jackknife_vcov",
+    "bacon_decomposition", "Bacon", "codes_of",
 ]
 
 EXACT_LIMIT = 5_000
@@ -729,9 +741,14 @@ class AttGt:
     unit_weights: np.ndarray
 
 
-def _cells(periods: np.ndarray, G: np.ndarray, base_period: str, anticipation: int):
-    """The (g, t) cells in R did's order: ``(g, t index, base index, is the universal reference)``."""
+def _cells(periods: np.ndarray, G: np.ndarray, base_period: str, anticipation: int,
+           event_window: tuple[float, float] | None = None):
+    """The (g, t) cells in R did's order: ``(g, t index, base index, is the universal reference)``.
+
+    ``event_window = (lo, hi)`` keeps only the cells with ``lo <= t - g <= hi``.
+    """
     T = periods.size
+    lo, hi = (-np.inf, np.inf) if event_window is None else event_window
     out = []
     for g in np.unique(G[G > 0]):                      # loop over cohorts x periods, never rows
         pre_idx = np.nonzero(periods + anticipation < g)[0]
@@ -739,6 +756,8 @@ def _cells(periods: np.ndarray, G: np.ndarray, base_period: str, anticipation: i
             continue
         gbase = int(pre_idx[-1])
         for ti in range(1 if base_period == "varying" else 0, T):
+            if not lo <= periods[ti] - g <= hi:
+                continue
             post = bool(periods[ti] >= g)
             bi = gbase if (post or base_period == "universal") else ti - 1
             out.append((float(g), ti, bi, base_period == "universal" and ti == gbase))
@@ -824,7 +843,8 @@ def _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w):
 
 def att_gt(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, X: np.ndarray | None = None,
            control_group: str = "never_treated", method: str = "dr", base_period: str = "varying",
-           anticipation: int = 0, weights: np.ndarray | None = None) -> AttGt:
+           anticipation: int = 0, weights: np.ndarray | None = None,
+           event_window: tuple[float, float] | None = None) -> AttGt:
     """Callaway & Sant'Anna (2021) ATT(g, t) on a balanced panel.
 
     ``Y``: ``(n_units, T)`` outcomes at the sorted ``periods``; ``G``:
@@ -837,12 +857,17 @@ def att_gt(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, X: np.ndarray | No
     zero outside the cell, as in R did, so ``se = sqrt(mean(psi^2)/n)``.
     Without covariates all cells are computed at once (``reg = ipw = dr``,
     see :func:`_att_gt_unconditional`); with covariates cell by cell with
-    :func:`did_panel_2x2`.
+    :func:`did_panel_2x2`. ``event_window = (lo, hi)``: estimate only the cells
+    with event time ``lo <= t - g <= hi`` (the event-time aggregation of those
+    event times is unchanged; used by the leave-one-unit-out refits of the
+    pre-trend test).
     """
     n, T = Y.shape
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     G = np.asarray(G, dtype=np.float64)
-    cells = _cells(periods, G, base_period, anticipation)
+    cells = _cells(periods, G, base_period, anticipation, event_window)
+    if not cells and event_window is not None:
+        raise DataError(f"no group-time cell has an event time in {event_window[0]:g}..{event_window[1]:g}")
     if not cells:
         raise DataError("no group-time cell can be estimated: every treated cohort starts in the first "
                         "period, so it has no pre-treatment period")
@@ -894,6 +919,12 @@ class Aggregation:
     overall_att: float
     overall_se: float
     overall_inf: np.ndarray   # (n,)
+    reference: np.ndarray | None = None   # per row: the universal base period's reference (0 by construction)
+
+    @property
+    def is_reference(self) -> np.ndarray:
+        """Rows fixed at 0 by construction (``e = -1 - anticipation`` with a universal base period)."""
+        return np.zeros(self.att.size, bool) if self.reference is None else self.reference
 
 
 def _wif(keep: np.ndarray, pg: np.ndarray, w: np.ndarray, unit_group: np.ndarray,
@@ -989,11 +1020,14 @@ def aggregate_att_gt(res: AttGt, kind: str = "simple", min_e: float = -np.inf, m
         else:
             mask = np.ones(cg.size, bool)
         mask &= (e_all >= min_e) & (e_all <= max_e)
+        is_ref_cell = res.time == res.base          # the universal base period's reference cells
+        refs = []
         for e in np.unique(e_all[mask]):
             keep = np.nonzero(mask & (e_all == e))[0]
             wts = pgg[keep] / pgg[keep].sum()
             est, psi = _combine(att, inf, keep, wts, True, pgg, w, ug, cg)
             labels.append(e), atts.append(est), psis.append(psi)
+            refs.append(bool(np.all(is_ref_cell[keep])))
         A = np.array(atts)
         Pm = np.column_stack(psis)
         idx = np.nonzero(np.array(labels) >= 0)[0]
@@ -1015,7 +1049,8 @@ def aggregate_att_gt(res: AttGt, kind: str = "simple", min_e: float = -np.inf, m
     else:
         raise DataError(f"unknown aggregation '{kind}'; use 'simple', 'group', 'dynamic' or 'calendar'")
     se_rows = np.sqrt(np.mean(Pm ** 2, axis=0) / n)
-    return Aggregation(kind, np.array(labels, dtype=np.float64), A, se_rows, Pm, est, se_of(psi), psi)
+    reference = np.array(refs, bool) if kind == "dynamic" else np.zeros(len(labels), bool)
+    return Aggregation(kind, np.array(labels, dtype=np.float64), A, se_rows, Pm, est, se_of(psi), psi, reference)
 
 
 def multiplier_bootstrap(inf: np.ndarray, se: np.ndarray, reps: int = 999, weights: str = "rademacher",
@@ -1050,6 +1085,91 @@ def multiplier_bootstrap(inf: np.ndarray, se: np.ndarray, reps: int = 999, weigh
 def sup_t_critical(tstats: np.ndarray, alpha: float = 0.05) -> float:
     """Critical value of the sup-t uniform band: the 1 - alpha quantile of ``max_k |t_k|``."""
     return float(np.quantile(np.max(np.abs(tstats), axis=1), 1 - alpha))
+
+
+_T_DRAW_CELLS = 20_000_000
+"""Largest ``draws x k`` block of normal draws of :func:`sup_t_critical_t` held at once."""
+
+
+def sup_t_critical_t(corr: np.ndarray, df: float, draws: int = 100_000, alpha: float = 0.05, seed=0) -> float:
+    """Sup-t critical value from a multivariate t: the 1 - alpha quantile of ``max_k |T_k|``.
+
+    ``T = Z / sqrt(chi2_df / df)`` with ``Z ~ N(0, corr)`` (``df = inf``: the
+    normal), so the band ``estimate_k +- c se_k`` covers all ``k`` at once
+    (Montiel Olea & Plagborg-Moller 2019, "Simultaneous confidence bands:
+    theory, implementation, and an application to SVARs", J. Applied
+    Econometrics). With ``G`` clusters, ``df = G - 1`` carries the small-sample
+    t reference of each coefficient over to the band. ``draws`` seeded draws;
+    a singular ``corr`` (perfectly correlated rows) is handled by its
+    eigen-decomposition.
+    """
+    k = corr.shape[0]
+    if k == 0:
+        return math.nan
+    rng = np.random.default_rng(seed)
+    try:
+        L = np.linalg.cholesky(corr + 1e-12 * np.eye(k))
+    except np.linalg.LinAlgError:
+        vals, vecs = np.linalg.eigh((corr + corr.T) / 2)
+        L = vecs * np.sqrt(np.maximum(vals, 0.0))
+    step = max(1, min(draws, _T_DRAW_CELLS // k))
+    sup = np.empty(draws)
+    for start in range(0, draws, step):         # blocks of draws (never rows), bounded memory
+        b = min(step, draws - start)
+        z = rng.standard_normal((b, k)) @ L.T
+        if np.isfinite(df):
+            z = z / np.sqrt(rng.chisquare(df, size=(b, 1)) / df)
+        sup[start:start + b] = np.max(np.abs(z), axis=1)
+    return float(np.quantile(sup, 1 - alpha))
+
+
+def dynamic_leave_one_out(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, event_times: np.ndarray,
+                          X: np.ndarray | None = None, *, control_group: str = "never_treated",
+                          method: str = "dr", base_period: str = "varying", anticipation: int = 0,
+                          weights: np.ndarray | None = None) -> np.ndarray:
+    """Event-time effects ``theta(e)``, ``e`` in ``event_times``, re-estimated without each unit in turn.
+
+    Returns an ``(n_units, k)`` array: row ``i`` is the dynamic aggregation
+    of :func:`att_gt` on all units but ``i`` (the leave-one-cluster-out
+    estimates behind the cluster jackknife, :func:`jackknife_vcov`). Only the
+    cells with event times in the window are re-estimated (``event_window``),
+    so ``n`` refits cost about ``n`` times the cells of the window. Raises
+    :class:`~abkit.errors.DataError` when leaving a unit out removes an event
+    time or the comparison group.
+    """
+    n = Y.shape[0]
+    ev = np.asarray(event_times, dtype=np.float64)
+    lo, hi = float(ev.min()), max(float(ev.max()), 0.0)     # the dynamic aggregation needs e = 0
+    out = np.empty((n, ev.size))
+    keep = np.ones(n, bool)
+    for i in range(n):                               # loop over units (the clusters): n refits
+        keep[i] = False
+        cells = att_gt(Y[keep], periods, G[keep], None if X is None else X[keep], control_group=control_group,
+                       method=method, base_period=base_period, anticipation=anticipation,
+                       weights=None if weights is None else weights[keep], event_window=(lo, hi))
+        agg = aggregate_att_gt(cells, "dynamic", min_e=lo, max_e=hi)
+        pos = np.searchsorted(agg.labels, ev)
+        if np.any(pos >= agg.labels.size) or np.any(agg.labels[np.minimum(pos, agg.labels.size - 1)] != ev):
+            raise DataError(f"without unit {i} some event time in {lo:g}..{hi:g} has no cohort left")
+        out[i] = agg.att[pos]
+        keep[i] = True
+    return out
+
+
+def jackknife_vcov(leave_one_out: np.ndarray) -> np.ndarray:
+    """Cluster jackknife (CV3) covariance ``(G - 1)/G sum_g (b_(g) - bbar)(b_(g) - bbar)'``.
+
+    ``leave_one_out``: ``(G, k)`` estimates, row ``g`` without cluster ``g``
+    (MacKinnon, Nielsen & Webb 2023, "Cluster-robust inference: a guide to
+    empirical practice", J. Econometrics, sec. 3.3). For a difference of
+    group means it equals ``s_1^2/n_1 + s_0^2/n_0`` with unbiased ``s^2``, where
+    the plug-in (influence-function) variance has ``(n_g - 1)/n_g`` in each
+    term: with five comparison units their part is 20% too small.
+    """
+    G = leave_one_out.shape[0]
+    d = leave_one_out - leave_one_out.mean(axis=0)
+    V = (G - 1) / G * (d.T @ d)
+    return (V + V.T) / 2
 
 
 # --------------------------------------------------------------------------
