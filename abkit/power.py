@@ -127,17 +127,10 @@ class MetricDesign:
 
 
 def _metric_list(metric) -> list[Metric]:
-    metrics = [metric] if isinstance(metric, Metric) else list(metric)
-    if not metrics:
-        raise AbkitError("no metric given; pass e.g. abkit.Ratio('refunds', 'orders', name='refund_rate')")
-    for m in metrics:
-        if not isinstance(m, Metric):
-            raise AbkitError(f"{m!r} is not a metric; use abkit.Mean, abkit.Proportion or abkit.Ratio")
-    names = [m.name for m in metrics]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise AbkitError(f"metric name(s) {dupes} used twice; give each metric a distinct name=")
-    return metrics
+    """One metric or a list, checked as :func:`abkit.analyze` checks them."""
+    from .analysis import _check_metrics
+
+    return _check_metrics(metric)
 
 
 def _one_group(data, columns: Sequence[str]):

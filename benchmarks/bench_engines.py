@@ -23,14 +23,7 @@ import abkit
 HERE = Path(__file__).parent
 DATA = HERE / "_data"
 
-METRICS = [
-    abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate"),
-    abkit.Ratio("contacts", "orders", covariates=("pre_contacts", "pre_orders"), name="contact_rate"),
-    abkit.Ratio("returns", "orders", covariates=("pre_returns", "pre_orders"), name="return_rate"),
-    abkit.Mean("refund_amount", "pre_refund_amount"),
-    abkit.Proportion("repeat_purchase_30d", "pre_repeat_purchase_30d"),
-    abkit.Ratio("abuse_loss", "orders", covariates=("pre_abuse_loss", "pre_orders"), name="abuse_per_order"),
-]
+from bench_ab import METRICS  # the same six CUPED metrics as the in-memory benchmark  # noqa: E402
 
 
 def best_of(fn, repeat):
