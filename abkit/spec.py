@@ -126,7 +126,7 @@ BETTER = ("higher", "lower")
 
 TOP_KEYS = ("name", "kind", "owner", "description", "hypothesis", "start", "end", "data", "variant",
             "control", "allocation", "alpha", "correction", "metrics", "mde", "power", "planned_units", "date",
-            "segments", "balance", "unit")
+            "segments", "balance", "sequential", "unit")
 METRIC_KEYS = ("name", "type", "column", "numerator", "denominator", "covariate", "covariates", "better",
                "primary", "guardrail", "margin", "dropna", "method", "description", "nonnegative")
 # kind: did (difference-in-differences readout of a staggered rollout)
@@ -596,6 +596,7 @@ class ExperimentSpec:
     segments: tuple[str, ...] = ()    # columns to break the primary metric down by
     unit: str | None = None           # randomization-unit id column: unit-integrity check (leaks, duplicates)
     balance: tuple[str, ...] | None = None   # pre-period columns for the balance check (None: covariates)
+    sequential: bool = False          # always-valid CIs and p-values (safe to look daily)
 
     # ----------------------------------------------------------------- views
     @property
@@ -684,6 +685,7 @@ class ExperimentSpec:
             "segments": list(self.segments),
             "unit": self.unit,
             "balance": list(self.balance) if self.balance is not None else None,
+            "sequential": self.sequential,
             "metrics": [m.to_dict() for m in self.metrics],
             "source": self.source,
         }
@@ -788,6 +790,7 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
         date = None
     segments = _column_list(raw, "segments", "", problems, example="[market, buyer_type]") or ()
     balance = _column_list(raw, "balance", "", problems, example="[pre_orders, pre_refunds]")
+    sequential = _flag(raw, "sequential", "", problems)
     unit = _text(raw, "unit", "", problems)
     if unit is not None and not unit.strip():
         problems.add("unit", "must not be empty; name the column with each row's randomization-unit id "
@@ -846,7 +849,7 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
                           variant=variant, control=control, allocation=allocation, alpha=float(alpha),
                           correction=correction, source=source, mde=mde, power=float(power or 0.8),
                           planned_units=planned_units, date=date, segments=tuple(segments), balance=balance,
-                          unit=unit)
+                          unit=unit, sequential=sequential)
 
 
 def _check_metric_set(metrics: list[MetricSpec], problems: _Problems) -> None:

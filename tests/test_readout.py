@@ -425,3 +425,14 @@ def test_failed_rerun_replaces_old_outputs(tmp_path):
     assert not (folder / "readout.html").exists()
     assert "no-such-kernel-abkit" in (folder / "error.txt").read_text(encoding="utf-8")
     assert sorted(p.name for p in folder.iterdir()) in (["error.txt"], ["error.txt", "readout.ipynb"])
+
+
+def test_sequential_readout_shows_the_always_valid_path(run):
+    """`sequential: true` (the interim sample): every CI is always valid, and the readout shows the
+    path of the primary metric with the stop decision and what a naive daily test would have done."""
+    text = visible_text(page(run, "instant_refunds_interim"))
+    assert "Safe to look daily: the always-valid interval" in text
+    assert "always-valid" in text and ("stopping was allowed" in text or "keep the test running" in text)
+    spec = abkit.load_spec(Path(__file__).parents[1] / "specs" / "instant_refunds_interim.yaml")
+    assert spec.sequential and abkit.ExperimentSpec.from_dict(spec.to_dict()).sequential
+    assert not abkit.load_spec(Path(__file__).parents[1] / "specs" / "instant_refunds.yaml").sequential

@@ -502,6 +502,33 @@ def cumulative_html(fig, frame, spec, missing: int = 0) -> str:
             f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure></section>')
 
 
+def sequential_html(fig, path, spec) -> str:
+    """The always-valid path of the primary metric and whether stopping was allowed."""
+    rows = path.stopping()
+    rows = rows[rows["metric"] == spec.primary.name]
+    sentences = []
+    for r in rows.itertuples():
+        arm = _e(str(r.variant))
+        if r.stop_allowed:
+            sentences.append(f"<b>{arm}</b>: stopping was allowed from {_e(str(r.first_stop_day)[:10])} on "
+                             f"(always-valid p {format_p(r.p_value_running)}).")
+        else:
+            naive = (f" A naive daily test would have declared a winner on "
+                     f"{_e(str(r.first_naive_significant_day)[:10])}: that is the peeking error this "
+                     "interval prevents." if r.first_naive_significant_day is not None else "")
+            sentences.append(f"<b>{arm}</b>: not yet: the always-valid interval still includes no change "
+                             f"(always-valid p {format_p(r.p_value_running)}); keep the test running.{naive}")
+    alt = f"Chart of the {spec.primary.name} effect by day with its always-valid interval and the naive interval"
+    return ('<section class="abkit-section abkit-chart"><h2>Safe to look daily: the always-valid interval</h2>'
+            '<p class="abkit-muted">This test is read with <b>always-valid</b> confidence intervals and '
+            "p-values (normal-mixture confidence sequences, Howard et al. 2021): they stay correct however "
+            "often the results are looked at, so the test may stop as soon as the interval leaves zero. The "
+            "shaded band is the always-valid interval, the dashed lines the naive fixed-horizon interval, "
+            "which is only valid at the planned end.</p>"
+            f'<p>{" ".join(sentences)}</p>'
+            f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure></section>')
+
+
 # --------------------------------------------------------------------------- segments
 def plot_segments(seg, ax=None):
     """Forest plot of the primary metric's relative lift per segment value (and arm), overall as a band."""
