@@ -89,7 +89,10 @@ def _validate(args) -> int:
 
     for path, spec in validate_specs(args.specs):
         what = "outcomes" if spec.kind == "did" else "metrics"
-        print(f"ok: {path} ({spec.name}; kind {spec.kind}; {len(spec.metrics)} {what}, primary {spec.primary.name})")
+        data = spec.data_label + (" (columns checked when the analysis runs)"
+                                  if spec.is_table and spec.data.engine == "spark" else "")
+        print(f"ok: {path} ({spec.name}; kind {spec.kind}; {len(spec.metrics)} {what}, primary {spec.primary.name}; "
+              f"data: {data})")
     return 0
 
 

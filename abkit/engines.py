@@ -39,6 +39,7 @@ import os
 import re
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,8 @@ import numpy as np
 from .errors import DataError, missing_column
 from .moments import Moments, MomentSet
 
-__all__ = ["is_lazy", "to_lazy", "aggregate_lazy", "read_columns_lazy", "quantile_lazy", "table"]
+__all__ = ["is_lazy", "to_lazy", "aggregate_lazy", "read_columns_lazy", "quantile_lazy", "table", "TableRef",
+           "spark_session"]
 
 _SAMPLE_ROWS = 10_000
 
@@ -67,27 +69,100 @@ def is_lazy(data) -> bool:
     return isinstance(data, nw.LazyFrame)
 
 
-def table(name: str, engine: str = "duckdb", database: str | None = None, session=None):
-    """A warehouse table as a lazy source: ``engine="duckdb"`` (a DuckDB database
-    file, or in-memory) or ``engine="spark"`` (the active or given SparkSession)."""
+def table(name: str, engine: str = "duckdb", database: str | None = None, session=None, conf=None):
+    """A warehouse table as a lazy source, aggregated where it lives.
+
+    ``engine="duckdb"``: table ``name`` (``schema.table`` allowed) of the DuckDB
+    database file ``database``, opened read-only (in-memory when omitted).
+    ``engine="spark"``: ``session.table(name)`` (``db.table`` allowed) in the
+    given SparkSession, else the active one, else a new one built with the
+    settings ``conf`` (a mapping such as ``{"spark.master": "local[2]"}``;
+    cluster defaults come from ``spark-defaults.conf`` as for any Spark job).
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise DataError(f"table name must be non-empty text, got {name!r}")
     if engine == "duckdb":
         import duckdb
 
-        con = duckdb.connect(database or ":memory:", read_only=bool(database))
+        if database is not None and not Path(database).exists():
+            raise DataError(f"DuckDB database file '{database}' does not exist; check the path")
+        try:
+            con = duckdb.connect(str(database) if database else ":memory:", read_only=bool(database))
+        except duckdb.Error as exc:
+            raise DataError(f"could not open DuckDB database '{database}': {str(exc).splitlines()[0]}") from None
         try:
             return con.table(name)
-        except duckdb.Error as exc:
-            raise DataError(f"DuckDB table '{name}' not found in {database or 'the in-memory database'}: {exc}") from None
+        except duckdb.Error:
+            rows = con.execute("SELECT table_schema, table_name FROM information_schema.tables "
+                               "ORDER BY 1, 2").fetchall()
+            names = [t if s == "main" else f"{s}.{t}" for s, t in rows]
+            listing = ", ".join(names[:40]) or "none"
+            raise DataError(f"DuckDB table '{name}' not found in {database or 'the in-memory database'}; "
+                            f"tables there: {listing}") from None
     if engine == "spark":
         if session is None:
-            from pyspark.sql import SparkSession
-
-            session = SparkSession.getActiveSession()
-            if session is None:
-                raise DataError("no active SparkSession; start one (SparkSession.builder.getOrCreate()) "
-                                "or pass session=")
-        return session.table(name)
+            session = spark_session(conf)
+        try:
+            return session.table(name)
+        except Exception as exc:  # AnalysisException: TABLE_OR_VIEW_NOT_FOUND
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"Spark table '{name}' not found: {first}. Check the name (db.table) and that "
+                            "the session's catalog is the warehouse's (spark.sql.catalogImplementation, "
+                            "spark.sql.warehouse.dir)") from None
     raise DataError(f"engine={engine!r} is not known; use 'duckdb' or 'spark'")
+
+
+def spark_session(conf=None):
+    """The active SparkSession, or a new one with the settings ``conf`` (mapping of Spark keys)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise DataError("engine 'spark' needs pyspark: pip install 'abkit[spark]' (and Java 17)") from None
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        return session
+    builder = SparkSession.builder.appName("abkit")
+    for key, value in dict(conf or {}).items():
+        builder = builder.config(str(key), value if isinstance(value, (bool, int, float)) else str(value))
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A table named by a spec (``data: {engine, table, database, conf}``): what to open, not an open handle.
+
+    :meth:`open` gives the lazy source (:func:`table`); :attr:`label` names it for people.
+    """
+
+    engine: str
+    table: str
+    database: str | None = None       # DuckDB database file (absolute path)
+    conf: tuple = ()                   # Spark settings as ((key, value), ...), used when no session is running
+
+    def open(self):
+        """The lazy source: a DuckDB relation or a Spark DataFrame."""
+        return table(self.table, engine=self.engine, database=self.database, conf=dict(self.conf))
+
+    @property
+    def label(self) -> str:
+        if self.engine == "duckdb":
+            where = f" in {Path(self.database).name}" if self.database else ""
+            return f"DuckDB table {self.table}{where}"
+        return f"Spark table {self.table}"
+
+    def to_dict(self) -> dict:
+        out = {"engine": self.engine, "table": self.table}
+        if self.database is not None:
+            out["database"] = self.database
+        if self.conf:
+            out["conf"] = dict(self.conf)
+        return out
+
+    def columns(self) -> list[str]:
+        """Column names, from the table's schema only."""
+        return list(to_lazy(self.open()).collect_schema().names())
 
 
 def _read_path(path: Path):

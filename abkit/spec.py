@@ -6,9 +6,9 @@ each spec into a notebook and an HTML page, with the template of its
 analysed by difference-in-differences; :class:`RolloutSpec`) or ``power`` (a
 test plan; :class:`PowerSpec`). Everything is
 checked *before* any notebook runs: unknown keys (with the closest valid key
-suggested), wrong types, impossible values, and that the data file exists
-and holds every column the spec names (only the file's schema is read, never
-the rows).
+suggested), wrong types, impossible values, and that the data file (or
+table) exists and holds every column the spec names (only the schema is
+read, never the rows).
 
 A/B test (``kind: ab``), e.g. ``specs/instant_refunds.yaml``::
 
@@ -88,6 +88,15 @@ the recommendation page, ``abkit power PLAN.yaml [--json]`` prints it::
     max_days: 42                           # the longest acceptable run
     metrics: [...]                         # as for kind: ab (primary, guardrails with margin)
 
+Any kind can read a warehouse table instead of a file: ``data`` is then a
+mapping (the aggregation runs in that engine; only sums come back)::
+
+    data: {engine: duckdb, table: refund_test, database: ../warehouse.duckdb}   # read-only
+    data:
+      engine: spark
+      table: aftersales.refund_test     # db.table in the session's catalog
+      conf: {spark.master: "local[4]"}  # settings for a new session (cluster defaults otherwise)
+
 >>> spec = load_spec("specs/instant_refunds.yaml")           # doctest: +SKIP
 >>> spec.primary.name, [g.name for g in spec.guardrails]      # doctest: +SKIP
 ('refund_rate', ['abuse_loss_per_order'])
@@ -111,6 +120,7 @@ from typing import Any
 
 import yaml
 
+from .engines import TableRef
 from .errors import AbkitError, SpecError
 from .metrics import Mean, Metric, Proportion, Ratio
 
@@ -564,9 +574,136 @@ def _parse_metric(raw: Any, i: int, problems: _Problems, named: list[tuple[str, 
     return spec
 
 
+# --------------------------------------------------------------------------- what every kind shares
+def _header(raw: Any, allow, problems: _Problems, body: str, example: str) -> dict:
+    """The checks every kind shares: a mapping of known keys; name, owner, description, hypothesis,
+    start <= end. Returns those fields for the spec's constructor."""
+    if not isinstance(raw, Mapping):
+        problems.add("", f"a spec must be a mapping of keys (name:, data:, {body}: ...), got "
+                         f"{_type_name(raw)} {_show(raw)}")
+        problems.raise_if_any()
+    _check_keys(raw, allow, "", problems)
+    name = _text(raw, "name", "", problems, required=True, example=example)
+    owner = _text(raw, "owner", "", problems)
+    description = _text(raw, "description", "", problems)
+    hypothesis = _text(raw, "hypothesis", "", problems)
+    start, end = _date(raw, "start", problems), _date(raw, "end", problems)
+    if start and end and end < start:
+        problems.add("end", f"{end.isoformat()} is before start {start.isoformat()}; swap them")
+    return {"name": name, "owner": owner, "description": description, "hypothesis": hypothesis, "start": start,
+            "end": end}
+
+
+def _footer(raw: Mapping, allow, problems: _Problems, data, raw_data, named, check_data: bool) -> str | None:
+    """The ``source`` key (written by to_dict), the data check, then every problem raised at once."""
+    source = raw.get("source") if "source" in allow else None
+    if source is not None and not isinstance(source, str):
+        problems.add("source", f"expected the spec file path (text), got {_show(source)}")
+        source = None
+    if data is not None and check_data:
+        _check_data(data, raw_data, named, problems)
+    problems.raise_if_any()
+    return source
+
+
+# --------------------------------------------------------------------------- data: a file or a table
+def _data_source(raw_data: Any, base_dir, problems: _Problems, example: str) -> "str | TableRef | None":
+    """The data a spec reads: an absolute file path (relative paths from ``base_dir``) or a
+    :class:`abkit.engines.TableRef` for ``data: {engine, table, ...}``; None with a problem recorded."""
+    if raw_data is None:
+        problems.add("data", f"required key missing; add e.g. `data: {example}, relative to the spec file) or "
+                             "a table: `data: {engine: duckdb, table: refunds, database: warehouse.duckdb}`")
+        return None
+    if isinstance(raw_data, Mapping):
+        return _table_ref(raw_data, base_dir, problems)
+    if not isinstance(raw_data, str) or not raw_data.strip():
+        problems.add("data", f"expected a file path (text) or a table ({{engine, table}}), got {_show(raw_data)} "
+                             f"({_type_name(raw_data)})")
+        return None
+    return _absolute(raw_data, base_dir)
+
+
+def _absolute(path: str, base_dir) -> str:
+    """``path`` made absolute against ``base_dir`` (normalising '..' without following symlinks)."""
+    p = Path(os.path.expanduser(path))
+    if not p.is_absolute():
+        p = Path(base_dir if base_dir is not None else os.getcwd()) / p
+    return str(Path(os.path.abspath(p)))
+
+
+TABLE_KEYS = ("engine", "table", "database", "conf")
+ENGINES = ("duckdb", "spark")
+
+
+def _table_ref(raw: Mapping, base_dir, problems: _Problems) -> TableRef | None:
+    """``data: {engine, table, database, conf}``: a warehouse table instead of a file."""
+    before = len(problems.items)
+    _check_keys(raw, TABLE_KEYS, "data", problems)
+    engine = _choice(raw, "engine", "data", problems, ENGINES, None)
+    if "engine" not in raw:
+        problems.add("data.engine", "required key missing; add `engine: duckdb` (a DuckDB database file) or "
+                                    "`engine: spark` (a table in the Spark catalog)")
+    table = raw.get("table")
+    if not isinstance(table, str) or not table.strip():
+        problems.add("data.table", f"expected the table name (text, e.g. `refunds` or `aftersales.refunds`), got "
+                                   f"{_show(table)}")
+    database = raw.get("database")
+    if engine == "duckdb":
+        if not isinstance(database, str) or not database.strip():
+            problems.add("data.database", f"expected the DuckDB database file (text, relative to the spec file, "
+                                          f"e.g. `warehouse.duckdb`), got {_show(database)}")
+        else:
+            database = _absolute(database, base_dir)
+    elif engine == "spark" and database is not None:
+        problems.add("data.database", "Spark names the database in the table: write `table: aftersales.refunds` "
+                                      "and remove `database`")
+    conf = raw.get("conf")
+    if conf is not None:
+        if engine != "spark":
+            problems.add("data.conf", "Spark settings apply to `engine: spark` only; remove `conf`")
+        elif not isinstance(conf, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in conf.items()):
+            problems.add("data.conf", f"expected a mapping of Spark settings to values, e.g. "
+                                      f"`conf: {{spark.master: 'local[4]'}}`, got {_show(conf)}")
+    if len(problems.items) > before:
+        return None
+    return TableRef(engine=engine, table=table.strip(), database=database if engine == "duckdb" else None,
+                    conf=tuple(sorted((str(k), v) for k, v in (conf or {}).items())))
+
+
+class _Data:
+    """What every spec kind does with its ``data`` (a file path or a :class:`abkit.engines.TableRef`)."""
+
+    data: "str | TableRef"
+
+    @property
+    def is_table(self) -> bool:
+        """True when the spec names a warehouse table rather than a file."""
+        return isinstance(self.data, TableRef)
+
+    @property
+    def data_path(self) -> Path:
+        """Absolute path of the data file (an error for a table: use :meth:`open_data`)."""
+        if self.is_table:
+            raise SpecError(f"spec '{self.name}' reads the {self.data.label}, not a file; use open_data()")
+        return Path(self.data)
+
+    @property
+    def data_label(self) -> str:
+        """The data for people: the file name or e.g. 'DuckDB table refunds in warehouse.duckdb'."""
+        return self.data.label if self.is_table else Path(self.data).name
+
+    def open_data(self):
+        """What abkit's functions take: the file path, or the table opened in its engine (lazy)."""
+        return self.data.open() if self.is_table else Path(self.data)
+
+    def _data_dict(self):
+        return self.data.to_dict() if self.is_table else self.data
+
+
 # --------------------------------------------------------------------------- experiment spec
 @dataclass(frozen=True)
-class ExperimentSpec:
+class ExperimentSpec(_Data):
     """A validated experiment spec. Build it with :func:`load_spec` or :meth:`from_dict`.
 
     ``data`` is the absolute path of the data file (the YAML's relative
@@ -575,7 +712,7 @@ class ExperimentSpec:
     """
 
     name: str
-    data: str
+    data: "str | TableRef"
     metrics: tuple[MetricSpec, ...]
     kind: str = "ab"
     owner: str | None = None
@@ -599,11 +736,6 @@ class ExperimentSpec:
     sequential: bool = False          # always-valid CIs and p-values (safe to look daily)
 
     # ----------------------------------------------------------------- views
-    @property
-    def data_path(self) -> Path:
-        """Absolute path of the data file."""
-        return Path(self.data)
-
     @property
     def primary(self) -> MetricSpec:
         """The one metric the decision rests on."""
@@ -672,7 +804,7 @@ class ExperimentSpec:
             "hypothesis": self.hypothesis,
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
-            "data": self.data,
+            "data": self._data_dict(),
             "variant": self.variant,
             "control": self.control,
             "allocation": alloc,
@@ -739,13 +871,7 @@ def _parse_allocation(value: Any, control, problems: _Problems) -> tuple | None:
 
 def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> ExperimentSpec:
     problems = _Problems(origin)
-    if not isinstance(raw, Mapping):
-        problems.add("", f"a spec must be a mapping of keys (name:, data:, metrics: ...), got "
-                         f"{_type_name(raw)} {_show(raw)}")
-        problems.raise_if_any()
-    _check_keys(raw, allow, "", problems)
-
-    name = _text(raw, "name", "", problems, required=True, example="Instant refunds for low-value returns")
+    head = _header(raw, allow, problems, "metrics", "Instant refunds for low-value returns")
     kind = "ab"
     if raw.get("kind") is not None:
         if raw["kind"] in KINDS and raw["kind"] != "ab":
@@ -755,12 +881,6 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
             kind = _choice(raw, "kind", "", problems, KINDS, "ab")
     elif any(k in raw for k in ("outcome", "unit", "first_treated")) and "metrics" not in raw:
         problems.add("kind", "this looks like a rollout (difference-in-differences) spec; add `kind: did`")
-    owner = _text(raw, "owner", "", problems)
-    description = _text(raw, "description", "", problems)
-    hypothesis = _text(raw, "hypothesis", "", problems)
-    start, end = _date(raw, "start", problems), _date(raw, "end", problems)
-    if start and end and end < start:
-        problems.add("end", f"{end.isoformat()} is before start {start.isoformat()}; swap them")
     variant = _text(raw, "variant", "", problems, default="variant") or "variant"
     control = raw.get("control", "control")
     if not _arm_label(control) or control == "":
@@ -797,18 +917,8 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
                              "(e.g. buyer_id), or remove the key")
         unit = None
 
-    data = None
     raw_data = raw.get("data")
-    if raw_data is None:
-        problems.add("data", "required key missing; add e.g. `data: ../data/aftersales_ab.parquet` (a parquet "
-                             "or CSV file, relative to the spec file)")
-    elif not isinstance(raw_data, str) or not raw_data.strip():
-        problems.add("data", f"expected a file path (text), got {_show(raw_data)} ({_type_name(raw_data)})")
-    else:
-        p = Path(os.path.expanduser(raw_data))
-        if not p.is_absolute():
-            p = Path(base_dir if base_dir is not None else os.getcwd()) / p
-        data = str(Path(os.path.abspath(p)))  # normalise '..' without following symlinks
+    data = _data_source(raw_data, base_dir, problems, "../data/aftersales_ab.parquet` (a parquet or CSV file")
 
     metrics: list[MetricSpec] = []
     named: list[tuple[str, str]] = [("variant", variant)]
@@ -836,17 +946,8 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
                 problems.add("unit", f"'{unit}' is also a column of metric '{m.name}'; `unit` names the column "
                                      "with each row's randomization-unit id (e.g. buyer_id)")
 
-    source = raw.get("source") if "source" in allow else None
-    if source is not None and not isinstance(source, str):
-        problems.add("source", f"expected the spec file path (text), got {_show(source)}")
-        source = None
-
-    if data is not None and check_data:
-        _check_data(data, raw_data, named, problems)
-    problems.raise_if_any()
-    return ExperimentSpec(name=name, data=data, metrics=tuple(metrics), kind=kind, owner=owner,
-                          description=description, hypothesis=hypothesis, start=start, end=end,
-                          variant=variant, control=control, allocation=allocation, alpha=float(alpha),
+    source = _footer(raw, allow, problems, data, raw_data, named, check_data)
+    return ExperimentSpec(**head, data=data, metrics=tuple(metrics), kind=kind, variant=variant, control=control, allocation=allocation, alpha=float(alpha),
                           correction=correction, source=source, mde=mde, power=float(power or 0.8),
                           planned_units=planned_units, date=date, segments=tuple(segments), balance=balance,
                           unit=unit, sequential=sequential)
@@ -906,7 +1007,7 @@ class OutcomeSpec:
 
 
 @dataclass(frozen=True)
-class RolloutSpec:
+class RolloutSpec(_Data):
     """A validated ``kind: did`` spec: a non-randomized, staggered rollout analysed by difference-in-differences.
 
     ``first_treated`` names the column with each unit's launch period (missing
@@ -929,7 +1030,7 @@ class RolloutSpec:
     """
 
     name: str
-    data: str
+    data: "str | TableRef"
     unit: str
     time: str
     outcome: OutcomeSpec
@@ -952,10 +1053,6 @@ class RolloutSpec:
     lags: int = 12
     placebo_shifts: tuple[int, ...] = (4, 8)
     source: str | None = None
-
-    @property
-    def data_path(self) -> Path:
-        return Path(self.data)
 
     @property
     def primary(self) -> OutcomeSpec:
@@ -989,7 +1086,7 @@ class RolloutSpec:
             "hypothesis": self.hypothesis,
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
-            "data": self.data, "unit": self.unit, "time": self.time, "first_treated": self.first_treated,
+            "data": self._data_dict(), "unit": self.unit, "time": self.time, "first_treated": self.first_treated,
             "treatment": self.treatment, "outcome": self.outcome.to_dict(),
             "secondary": [o.to_dict() for o in self.secondary], "control_group": self.control_group,
             "method": self.method, "covariates": list(self.covariates), "cluster": self.cluster,
@@ -1043,20 +1140,9 @@ def _parse_outcome(raw: Any, where: str, problems: _Problems, named: list[tuple[
 
 def _parse_rollout(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> RolloutSpec:
     problems = _Problems(origin)
-    if not isinstance(raw, Mapping):
-        problems.add("", f"a spec must be a mapping of keys (name:, data:, outcome: ...), got "
-                         f"{_type_name(raw)} {_show(raw)}")
-        problems.raise_if_any()
-    _check_keys(raw, allow, "", problems)
-    name = _text(raw, "name", "", problems, required=True, example="Refund-policy rollout")
+    head = _header(raw, allow, problems, "outcome", "Refund-policy rollout")
     if raw.get("kind") != "did":
         problems.add("kind", f"expected `kind: did` for a rollout spec, got {_show(raw.get('kind'))}")
-    owner = _text(raw, "owner", "", problems)
-    description = _text(raw, "description", "", problems)
-    hypothesis = _text(raw, "hypothesis", "", problems)
-    start, end = _date(raw, "start", problems), _date(raw, "end", problems)
-    if start and end and end < start:
-        problems.add("end", f"{end.isoformat()} is before start {start.isoformat()}; swap them")
     named: list[tuple[str, str]] = []
     unit = _text(raw, "unit", "", problems, required=True, example="market")
     time = _text(raw, "time", "", problems, required=True, example="week")
@@ -1113,38 +1199,17 @@ def _parse_rollout(raw: Any, *, origin: str, base_dir, check_data: bool, allow) 
         else:
             shifts = tuple(sorted({int(v) for v in value}))
     raw_data = raw.get("data")
-    data = _data_path(raw_data, base_dir, problems, "../data/rollout_panel.parquet` (one row per unit and period")
-    source = raw.get("source") if "source" in allow else None
-    if source is not None and not isinstance(source, str):
-        problems.add("source", f"expected the spec file path (text), got {_show(source)}")
-        source = None
-    if data is not None and check_data:
-        _check_data(data, raw_data, named, problems)
-    problems.raise_if_any()
-    return RolloutSpec(name=name, data=data, unit=unit, time=time, outcome=outcome, first_treated=first_treated,
-                       treatment=treatment, secondary=tuple(secondary), owner=owner, description=description,
-                       hypothesis=hypothesis, start=start, end=end, control_group=control_group, method=method,
+    data = _data_source(raw_data, base_dir, problems, "../data/rollout_panel.parquet` (one row per unit and period")
+    source = _footer(raw, allow, problems, data, raw_data, named, check_data)
+    return RolloutSpec(**head, data=data, unit=unit, time=time, outcome=outcome, first_treated=first_treated,
+                       treatment=treatment, secondary=tuple(secondary), control_group=control_group, method=method,
                        covariates=tuple(covariates), cluster=cluster, alpha=float(alpha), scale=scale,
                        leads=int(leads), lags=int(lags), placebo_shifts=shifts, source=source)
 
 
-def _data_path(raw_data: Any, base_dir, problems: _Problems, example: str) -> str | None:
-    """The absolute data path (relative paths from ``base_dir``), or None with a problem recorded."""
-    if raw_data is None:
-        problems.add("data", f"required key missing; add e.g. `data: {example}, relative to the spec file)")
-        return None
-    if not isinstance(raw_data, str) or not raw_data.strip():
-        problems.add("data", f"expected a file path (text), got {_show(raw_data)} ({_type_name(raw_data)})")
-        return None
-    p = Path(os.path.expanduser(raw_data))
-    if not p.is_absolute():
-        p = Path(base_dir if base_dir is not None else os.getcwd()) / p
-    return str(Path(os.path.abspath(p)))
-
-
 # --------------------------------------------------------------------------- test plan (kind: power)
 @dataclass(frozen=True)
-class PowerSpec:
+class PowerSpec(_Data):
     """A validated ``kind: power`` spec: plan an A/B test from historical data (:func:`abkit.power.plan`).
 
     ``data`` is history (or an A/A test) with the columns the metrics need;
@@ -1156,7 +1221,7 @@ class PowerSpec:
     """
 
     name: str
-    data: str
+    data: "str | TableRef"
     metrics: tuple[MetricSpec, ...]
     daily_units: float
     kind: str = "power"
@@ -1179,10 +1244,6 @@ class PowerSpec:
     max_days: int | None = None
     source: str | None = None
     simulate: int = 0                 # simulated tests checking the recommendation (0 = off)
-
-    @property
-    def data_path(self) -> Path:
-        return Path(self.data)
 
     @property
     def primary(self) -> MetricSpec:
@@ -1208,7 +1269,7 @@ class PowerSpec:
         return {
             "name": self.name, "kind": self.kind, "owner": self.owner, "description": self.description,
             "hypothesis": self.hypothesis, "start": self.start.isoformat() if self.start else None,
-            "end": self.end.isoformat() if self.end else None, "data": self.data, "variant": self.variant,
+            "end": self.end.isoformat() if self.end else None, "data": self._data_dict(), "variant": self.variant,
             "control": self.control, "alpha": self.alpha, "power": self.power, "arms": self.arms,
             "ratio": self.ratio, "correction": self.correction, "daily_units": self.daily_units,
             "population": self.population, "traffic_share": self.traffic_share, "days": list(self.days),
@@ -1226,20 +1287,9 @@ class PowerSpec:
 
 def _parse_power(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> PowerSpec:
     problems = _Problems(origin)
-    if not isinstance(raw, Mapping):
-        problems.add("", f"a spec must be a mapping of keys (name:, data:, metrics: ...), got "
-                         f"{_type_name(raw)} {_show(raw)}")
-        problems.raise_if_any()
-    _check_keys(raw, allow, "", problems)
-    name = _text(raw, "name", "", problems, required=True, example="Proactive refund e-mails: test plan")
+    head = _header(raw, allow, problems, "metrics", "Proactive refund e-mails: test plan")
     if raw.get("kind") != "power":
         problems.add("kind", f"expected `kind: power` for a test plan, got {_show(raw.get('kind'))}")
-    owner = _text(raw, "owner", "", problems)
-    description = _text(raw, "description", "", problems)
-    hypothesis = _text(raw, "hypothesis", "", problems)
-    start, end = _date(raw, "start", problems), _date(raw, "end", problems)
-    if start and end and end < start:
-        problems.add("end", f"{end.isoformat()} is before start {start.isoformat()}; swap them")
     variant = _text(raw, "variant", "", problems)
     control = raw.get("control", "control")
     if not _arm_label(control) or control == "":
@@ -1279,7 +1329,7 @@ def _parse_power(raw: Any, *, origin: str, base_dir, check_data: bool, allow) ->
     simulate = _number(raw, "simulate", "", problems, lo=0, hi=20_000, integer=True, default=0,
                        example="500 (simulated tests checking the recommendation; 0 = off)")
     raw_data = raw.get("data")
-    data = _data_path(raw_data, base_dir, problems, "../data/aftersales_ab.parquet` (history")
+    data = _data_source(raw_data, base_dir, problems, "../data/aftersales_ab.parquet` (history")
     metrics: list[MetricSpec] = []
     named: list[tuple[str, str]] = [("variant", variant)] if variant else []
     raw_metrics = raw.get("metrics")
@@ -1292,15 +1342,8 @@ def _parse_power(raw: Any, *, origin: str, base_dir, check_data: bool, allow) ->
         metrics = [m for m in parsed if m is not None]
         if len(metrics) == len(parsed):
             _check_metric_set(metrics, problems)
-    source = raw.get("source") if "source" in allow else None
-    if source is not None and not isinstance(source, str):
-        problems.add("source", f"expected the spec file path (text), got {_show(source)}")
-        source = None
-    if data is not None and check_data:
-        _check_data(data, raw_data, named, problems)
-    problems.raise_if_any()
-    return PowerSpec(name=name, data=data, metrics=tuple(metrics), daily_units=float(daily_units), owner=owner,
-                     description=description, hypothesis=hypothesis, start=start, end=end, variant=variant,
+    source = _footer(raw, allow, problems, data, raw_data, named, check_data)
+    return PowerSpec(**head, data=data, metrics=tuple(metrics), daily_units=float(daily_units), variant=variant,
                      control=control, alpha=float(alpha), power=float(power), arms=int(arms), ratio=float(ratio),
                      correction=correction, population=population, traffic_share=float(traffic_share),
                      days=days, mde=mde, max_days=max_days, source=source, simulate=int(simulate or 0))
@@ -1340,7 +1383,10 @@ def data_columns(path: str | os.PathLike) -> list[str]:
     raise ValueError(f"unknown file type '{p.suffix}'")
 
 
-def _check_data(data: str, raw_data: str, named: list[tuple[str, str]], problems: _Problems) -> None:
+def _check_data(data, raw_data, named: list[tuple[str, str]], problems: _Problems) -> None:
+    if isinstance(data, TableRef):
+        _check_table(data, raw_data, named, problems)
+        return
     p = Path(data)
     if not p.exists():
         if raw_data != data:
@@ -1360,15 +1406,40 @@ def _check_data(data: str, raw_data: str, named: list[tuple[str, str]], problems
         problems.add("data", f"could not read the schema of '{data}': {type(exc).__name__}: {exc}. Is it a "
                              "valid parquet/CSV file?")
         return
-    listing = ", ".join(available[:40]) + (", ..." if len(available) > 40 else "")
+    _need_columns(named, available, f"data file '{p.name}'", problems)
 
-    def need(where: str, column: str) -> None:
+
+def _need_columns(named, available, what: str, problems: _Problems) -> None:
+    listing = ", ".join(available[:40]) + (", ..." if len(available) > 40 else "")
+    for where, column in named:
         if column not in available:
-            problems.add(where, f"column '{column}' not found in data file '{p.name}'.{_suggest(column, available)}"
+            problems.add(where, f"column '{column}' not found in {what}.{_suggest(column, available)}"
                                 f" Available columns: {listing}")
 
-    for where, column in named:
-        need(where, column)
+
+def _check_table(ref: TableRef, raw_data: Mapping, named, problems: _Problems) -> None:
+    """The table exists and has the named columns. A DuckDB file is opened (read-only, schema only); a
+    Spark table is checked only in a running SparkSession (the analysis checks it otherwise)."""
+    if ref.engine == "duckdb" and not Path(ref.database).exists():
+        raw_db = raw_data.get("database")
+        shown = f"'{raw_db}' (resolved to '{ref.database}')" if raw_db != ref.database else f"'{ref.database}'"
+        problems.add("data.database", f"DuckDB database file {shown} does not exist; fix the path (a relative "
+                                      "path is taken from the spec file's directory)")
+        return
+    if ref.engine == "spark":
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            problems.add("data.engine", "engine 'spark' needs pyspark: pip install 'abkit[spark]' (and Java 17)")
+            return
+        if SparkSession.getActiveSession() is None:
+            return
+    try:
+        available = ref.columns()
+    except AbkitError as exc:
+        problems.add("data.table", str(exc))
+        return
+    _need_columns(named, available, ref.label, problems)
 
 
 # --------------------------------------------------------------------------- YAML

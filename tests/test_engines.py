@@ -4,7 +4,6 @@ numpy (pandas/Arrow in memory) is the reference; DuckDB (parquet/CSV
 paths, relations) and Spark (local mode) must agree on every number of
 every metric type, with CUPED, dropped rows, derived columns and segments.
 """
-import os
 
 import numpy as np
 import pandas as pd
@@ -138,33 +137,6 @@ def test_merged_partition_moments_equal_whole(sample, tmp_path):
 
 
 # ---------------------------------------------------------------------------- Spark
-def _spark():
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip("pyspark not installed")
-    import shutil
-
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        # Spark needs a JVM; CI has Java 17 and must run these tests.
-        if os.environ.get("CI") == "true":
-            raise RuntimeError("Spark tests need Java (JDK 17); install it or set JAVA_HOME")
-        pytest.skip("no Java runtime for Spark local mode (install JDK 17 to run these tests)")
-    return (SparkSession.builder.master("local[2]").appName("abkit-tests")
-            .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-            .config("spark.driver.memory", "1g").getOrCreate())
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = _spark()
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-
-
 def test_spark_equals_numpy(spark, sample, parquet):
     sdf = spark.read.parquet(str(parquet))
     ref = abkit.analyze(sample, METRICS, correction="bh").to_frame()

@@ -74,7 +74,7 @@ def balance(spec, data=None) -> Balance:
     empty = pd.DataFrame(columns=["column", "variant", "control_mean", "treatment_mean", "smd", "p_value"])
     if not cols:
         return Balance(empty, pd.DataFrame(columns=["variant", "chi2", "df", "p_value"]), math.nan, cols)
-    data = spec.data_path if data is None else data
+    data = spec.open_data() if data is None else data
     metrics = [Mean(c, name=c) for c in cols]
     try:
         ms = moments(data, metrics, variant=spec.variant)
@@ -122,7 +122,7 @@ def days_elapsed(spec, data=None) -> tuple[float | None, str]:
         from ..sources import read_columns
 
         try:
-            dates = pd.to_datetime(read_columns(spec.data_path if data is None else data, [spec.date])[spec.date])
+            dates = pd.to_datetime(read_columns(spec.open_data() if data is None else data, [spec.date])[spec.date])
         except Exception as exc:  # noqa: BLE001 - a bad date column only removes this number
             return None, f"the date column '{spec.date}' could not be read as dates ({type(exc).__name__})"
         dates = dates.dropna()
@@ -192,7 +192,7 @@ def cumulative(spec, data=None, metric=None, result: ExperimentResult | None = N
     """
     if not spec.date:
         raise AbkitError("the spec names no date column (add `date: <column>`)")
-    data = spec.data_path if data is None else data
+    data = spec.open_data() if data is None else data
     metric = metric or next(m for m in spec.build_metrics() if m.name == spec.primary.name)
     ms = moments(data, [metric], variant=spec.variant, by=spec.date)
     days = sorted(ms.segments, key=lambda d: pd.Timestamp(d))
@@ -239,7 +239,7 @@ def segments(spec, column: str, result: ExperimentResult, data=None, metric=None
     """
     from ..segments import analyze_segments
 
-    data = spec.data_path if data is None else data
+    data = spec.open_data() if data is None else data
     metric = metric or next(m for m in spec.build_metrics() if m.name == spec.primary.name)
     ms = moments(data, [metric], variant=spec.variant, by=column)
     correction = spec.correction or "holm"
