@@ -46,7 +46,6 @@ the same say whatever its size.
 from __future__ import annotations
 
 import functools
-import html
 import math
 import os
 import warnings
@@ -57,7 +56,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._html import bold, frame_table
 from .errors import DataError, missing_column
+from .plots import style_axes
 from .sources import read_columns
 from .stats import did as core
 
@@ -393,23 +394,14 @@ class PretrendTest:
                 f"({self.method})")
 
 
+def _cell(column, value) -> str:
+    if isinstance(value, (float, np.floating)):
+        return _fmt_p(value) if "p_value" in str(column) else _fmt(value)
+    return str(value)
+
+
 def _table_html(df: pd.DataFrame, title: str, notes: Sequence[str] = ()) -> str:
-    e = html.escape
-    out = [f"<p><b>{e(title)}</b></p>", '<table class="abkit-table"><thead><tr>']
-    out += [f"<th>{e(str(c))}</th>" for c in df.columns]
-    out.append("</tr></thead><tbody>")
-    for row in df.itertuples(index=False):
-        cells = []
-        for c, v in zip(df.columns, row):
-            if isinstance(v, (float, np.floating)):
-                cells.append(_fmt_p(v) if "p_value" in str(c) else _fmt(v))
-            else:
-                cells.append(e(str(v)))
-        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    out.append("</tbody></table>")
-    for n in notes:
-        out.append(f'<p style="color:#57606a">{e(n)}</p>')
-    return "\n".join(out)
+    return frame_table(df, _cell, caption=bold(title), notes=notes)
 
 
 def _plot_trends(trends: pd.DataFrame, outcome: str, ax=None, launches: Sequence[float] = ()):
@@ -426,9 +418,7 @@ def _plot_trends(trends: pd.DataFrame, outcome: str, ax=None, launches: Sequence
     ax.set_ylabel(f"mean {outcome}")
     ax.set_title(f"Raw trends of {outcome} by launch cohort", loc="left", fontsize=11)
     ax.legend(fontsize=8, frameon=False)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    ax.figure.tight_layout()
+    style_axes(ax, grid=None)
     return ax
 
 
@@ -595,9 +585,7 @@ def _event_plot(table: pd.DataFrame, label: str, title: str, ax=None, alpha: flo
     ax.set_ylabel("effect")
     ax.set_title(title, loc="left", fontsize=11)
     ax.legend(fontsize=8, frameon=False)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    ax.figure.tight_layout()
+    style_axes(ax, grid=None)
     return ax
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from .results import format_p
 
-__all__ = ["plot_lifts", "plot_sequential_path", "plot_segments"]
+__all__ = ["plot_lifts", "plot_sequential_path", "plot_segments", "style_axes"]
 
 _COLOURS = {"better": "#1a7f37", "worse": "#cf222e", "neutral": "#57606a"}
 
@@ -41,11 +41,25 @@ def plot_lifts(result, ax=None, variant=None):
     ax.set_xlabel(f"relative lift vs {result.control} (%), with {1 - result.alpha:.0%} {kind}",
                   parse_math=False)
     ax.set_title("Relative lift per metric", loc="left", fontsize=11)
-    ax.grid(axis="x", alpha=0.3)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    ax.figure.tight_layout()
+    style_axes(ax, "x")
     return ax
+
+
+def style_axes(ax, grid: str | None = "both", *, alpha: float = 0.3, tight: bool = True) -> None:
+    """The house style of an Axes (or several, of one figure).
+
+    A light grid (``grid``: ``"both"``, ``"x"``, ``"y"``, or None for no
+    grid; ``alpha`` its opacity), no top and right spines and, with
+    ``tight``, a tight layout of the figure.
+    """
+    axes = np.atleast_1d(ax).ravel()
+    for a in axes:
+        if grid:
+            a.grid(axis=grid, alpha=alpha)
+        for side in ("top", "right"):
+            a.spines[side].set_visible(False)
+    if tight:
+        axes[0].figure.tight_layout()
 
 
 def _grid(n_panels: int, ax, width: float = 7.5, height: float = 3.0):
@@ -107,12 +121,9 @@ def plot_sequential_path(path, metric=None, variant=None, relative=False, ax=Non
             a.set_xticklabels([str(d) for d in x], rotation=45, ha="right", fontsize=8)
         a.set_title(f"{m} [{v} vs {path.control}]", loc="left", fontsize=10, parse_math=False)
         a.set_ylabel("relative lift (%)" if relative else "effect", parse_math=False)
-        a.grid(alpha=0.3)
-        for side in ("top", "right"):
-            a.spines[side].set_visible(False)
     axes[0].legend(fontsize=8, loc="best", frameon=False)
     axes[len(pairs) - 1].set_xlabel("look (day)")
-    axes[0].figure.tight_layout()
+    style_axes(axes[:len(pairs)])
     return axes[0] if len(pairs) == 1 else axes[:len(pairs)]
 
 
@@ -169,8 +180,5 @@ def plot_segments(result, metric=None, variant=None, relative=True, ax=None):
         a.set_title(f"{m} [{v} vs {result.control}] by {', '.join(result.by)}\n{het}", loc="left", fontsize=10,
                     parse_math=False)
         a.set_xlabel(("relative lift (%)" if relative else "effect") + f", {1 - result.alpha:.0%} CI", parse_math=False)
-        a.grid(axis="x", alpha=0.3)
-        for side in ("top", "right"):
-            a.spines[side].set_visible(False)
-    axes[0].figure.tight_layout()
+    style_axes(axes[:len(pairs)], "x")
     return axes[0] if len(pairs) == 1 else axes[:len(pairs)]

@@ -39,7 +39,6 @@ checks the closed forms and answers where there is none (quantiles).
 """
 from __future__ import annotations
 
-import html
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
@@ -47,9 +46,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ._html import Html, bold, esc, frame_table
 from .errors import AbkitError, DataError, missing_column
 from .metrics import Metric
 from .moments import MomentSet
+from .plots import style_axes
 from .sources import aggregate, read_columns
 from .stats.ab import check_binary, linearize
 from .stats.power import (
@@ -226,20 +227,8 @@ def estimate_design(data, metric, variant: str | None = None, control: Hashable 
 # =========================================================================
 # the plan
 # =========================================================================
-def _table_html(df: pd.DataFrame, formats: dict) -> str:
-    e = html.escape
-    out = ['<table class="abkit-table">', "<thead><tr>"]
-    out += [f"<th>{e(str(c))}</th>" for c in df.columns]
-    out.append("</tr></thead><tbody>")
-    for _, row in df.iterrows():
-        cells = []
-        for c in df.columns:
-            v = row[c]
-            f = formats.get(c)
-            cells.append(e(f(v) if f else str(v)))
-        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    out.append("</tbody></table>")
-    return "\n".join(out)
+def _table_html(df: pd.DataFrame, formats: dict, **kwargs) -> str:
+    return frame_table(df, lambda c, v: formats[c](v) if c in formats else str(v), **kwargs)
 
 
 def _pct(x, digits=2) -> str:
@@ -349,11 +338,10 @@ class PowerPlan:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        e = html.escape
-        parts = [f"<p><b>Power plan</b>: {e(self._setting())}; traffic: {e(self.traffic)}</p>"]
-        parts.append(_table_html(self.designs()[["metric", "baseline", "sd", "variance_reduction", "n_units"]],
-                                 {"baseline": _num, "sd": _num, "variance_reduction": lambda v: _pct(v, 1),
-                                  "n_units": _int}))
+        caption = Html(f"{bold('Power plan')}: {esc(self._setting())}; traffic: {esc(self.traffic)}")
+        parts = [_table_html(self.designs()[["metric", "baseline", "sd", "variance_reduction", "n_units"]],
+                             {"baseline": _num, "sd": _num, "variance_reduction": lambda v: _pct(v, 1),
+                              "n_units": _int}, caption=caption)]
         frame = self.to_frame()
         cols = ["metric", "days", "units", "n_control", "n_treatment", "relative_mde", "relative_mde_unadjusted"]
         if self.margin > 0:
@@ -529,15 +517,12 @@ _LABEL_BOX = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha"
 
 def _finish_axes(ax, legend_loc: str = "best") -> None:
     """Grid, legend (user text drawn literally), no top/right spines, tight layout."""
-    ax.grid(alpha=0.3)
     legend = ax.legend(fontsize=8, frameon=False, loc=legend_loc)
     texts = [*legend.get_texts(), ax.xaxis.label, ax.yaxis.label, *(ax.get_children())]
     for text in texts:
         if hasattr(text, "set_parse_math"):
             text.set_parse_math(False)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    ax.figure.tight_layout()
+    style_axes(ax)
 
 
 def _closed_form_power(des: MetricDesign, delta, n_control, *, alpha, ratio, alternative, arms=2,
@@ -869,7 +854,6 @@ class SimulatedPower:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        e = html.escape
         frame = self.to_frame()
         cols = [c for c in ("effect", "days", "n_control", "n_treatment", "n_sims", "power", "ci_lower",
                             "ci_upper", "closed_form", "failed") if c in frame.columns]
@@ -877,9 +861,9 @@ class SimulatedPower:
                "power": lambda v: _pct(v, 1), "ci_lower": lambda v: _pct(v, 1), "ci_upper": lambda v: _pct(v, 1),
                "closed_form": lambda v: _pct(v, 1),
                "effect": (lambda v: _pct(v, 1)) if self.relative else _num}
-        head = (f"<p><b>Simulated power</b> of {e(self.metric)} ({e(self.method)}): {e(self.injection_rule)}; "
-                f"{self.ci_level:.0%} {CI_METHOD} Monte Carlo intervals.</p>")
-        return head + _table_html(frame[cols], fmt)
+        caption = Html(f"{bold('Simulated power')} of {esc(self.metric)} ({esc(self.method)}): "
+                       f"{esc(self.injection_rule)}; {self.ci_level:.0%} {CI_METHOD} Monte Carlo intervals.")
+        return _table_html(frame[cols], fmt, caption=caption)
 
     # ---------------------------------------------------------------- plot
     def plot(self, ax=None, closed_form: bool = True):

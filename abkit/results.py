@@ -1,13 +1,13 @@
 """Result objects: tidy frames, HTML for JupyterLab, plots."""
 from __future__ import annotations
 
-import html
 from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from ._html import ALERT, MUTED, Html, bold, esc, html_table
 from .metrics import Metric
 from .stats.checks import SRMResult
 
@@ -186,56 +186,37 @@ def results_table_html(result: ExperimentResult, notes: bool = True) -> str:
 
     With ``notes`` the SRM check and the dropped-units counts follow the table.
     """
-    e = html.escape
     corr = result.correction is not None
     head = ["Metric", "Arm", "Control", "Treatment", "Abs. effect", f"{1 - result.alpha:.0%} CI",
             "Rel. lift", f"{1 - result.alpha:.0%} CI (rel.)", "p-value"]
-    if corr:
-        head.append(f"p ({result.correction})")
-    head += ["n control", "n treatment", "Var. reduction"]
-    out = ['<table class="abkit-table">', "<thead><tr>"]
-    out += [f"<th>{e(h)}</th>" for h in head]
-    out.append("</tr></thead><tbody>")
+    head += ([f"p ({result.correction})"] if corr else []) + ["n control", "n treatment", "Var. reduction"]
+    rows = []
     for r in result.rows:
-        colour = _COLOURS[result.outcome(r)]
         vr = r.get("variance_reduction")
-        cells = [
-            f"<b>{e(str(r['metric']))}</b><br><small>{e(r['better'])} is better</small>",
-            e(str(r["variant"])),
-            format_number(r["control_value"]),
-            format_number(r["treatment_value"]),
-            format_number(r["effect"], 3),
+        rows.append([
+            Html(f"{bold(r['metric'])}<br><small>{esc(r['better'])} is better</small>"), r["variant"],
+            format_number(r["control_value"]), format_number(r["treatment_value"]), format_number(r["effect"], 3),
             f"[{format_number(r['ci_lower'], 3)}, {format_number(r['ci_upper'], 3)}]",
-            f'<span style="color:{colour};font-weight:600">{format_pct(r["rel_effect"], 2)}</span>',
-            f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]",
-            format_p(r["p_value"]),
-        ]
-        if corr:
-            cells.append(format_p(r.get("p_value_adjusted", np.nan)))
-        cells += [f"{r['n_control']:,}", f"{r['n_treatment']:,}",
-                  format_pct(vr, 1, sign=False) if vr is not None and np.isfinite(vr) else "&ndash;"]
-        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    out.append("</tbody></table>")
-    if not notes:
-        return "\n".join(out)
-    srm = result.srm
-    style = "color:#cf222e;font-weight:700" if srm.mismatch else "color:#57606a"
-    out.append(f'<p style="{style}">{e(srm.summary())}</p>')
-    integrity = result.integrity
-    if integrity is not None:
-        style = "color:#57606a" if integrity.clean else "color:#cf222e;font-weight:700"
-        out.append(f'<p style="{style}">{e(integrity.summary())}</p>')
-    if result.sequential:
-        out.append(f'<p style="color:#57606a">{e(result.sequential_note)}</p>')
-    if result.prior is not None:
-        out.append('<p style="color:#57606a">Bayesian reading (' + e(result.prior.describe()) + "): "
-                   + "; ".join(f"{e(str(r['metric']))} [{e(str(r['variant']))}]: P(better) "
-                               f"{r['prob_better']:.0%}, expected loss {format_pct(r['expected_loss'], 2, False)}"
-                               for r in result.rows) + "</p>")
-    notes = [f"{e(str(m))}: {d:,} units dropped for missing values"
-             for m, d in result.dropped_units().items() if d]
-    if result.missing_variant:
-        notes.append(f"{result.missing_variant:,} rows without a variant dropped")
+            Html(f'<span style="color:{_COLOURS[result.outcome(r)]};font-weight:600">'
+                 f'{format_pct(r["rel_effect"], 2)}</span>'),
+            f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]", format_p(r["p_value"]),
+            *([format_p(r.get("p_value_adjusted", np.nan))] if corr else []), f"{r['n_control']:,}",
+            f"{r['n_treatment']:,}",
+            format_pct(vr, 1, sign=False) if vr is not None and np.isfinite(vr) else Html("&ndash;")])
+    lines = []
     if notes:
-        out.append('<p style="color:#57606a">' + "; ".join(notes) + "</p>")
-    return "\n".join(out)
+        lines.append((result.srm.summary(), ALERT if result.srm.mismatch else MUTED))
+        if result.integrity is not None:
+            lines.append((result.integrity.summary(), MUTED if result.integrity.clean else ALERT))
+        if result.sequential:
+            lines.append(result.sequential_note)
+        if result.prior is not None:
+            lines.append(f"Bayesian reading ({result.prior.describe()}): " + "; ".join(
+                f"{r['metric']} [{r['variant']}]: P(better) {r['prob_better']:.0%}, "
+                f"expected loss {format_pct(r['expected_loss'], 2, False)}" for r in result.rows))
+        dropped = [f"{m}: {d:,} units dropped for missing values" for m, d in result.dropped_units().items() if d]
+        if result.missing_variant:
+            dropped.append(f"{result.missing_variant:,} rows without a variant dropped")
+        if dropped:
+            lines.append("; ".join(dropped))
+    return html_table(head, rows, notes=lines)

@@ -27,7 +27,6 @@ not a significant segment, is the evidence that effects differ.
 """
 from __future__ import annotations
 
-import html
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._html import Html, html_table
 from .errors import AbkitError, DataError
 from .metrics import Metric
 from .moments import MomentSet
@@ -132,36 +132,24 @@ class SegmentResult:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        e = html.escape
         corr = self.correction is not None
         head = [*self.by, "Metric", "Arm", "Control", "Treatment", "Rel. lift", f"{1 - self.alpha:.0%} CI (rel.)",
                 "p-value"] + ([f"p ({self.correction})"] if corr else []) + ["n control", "n treatment"]
-        out = ['<table class="abkit-table"><thead><tr>', *[f"<th>{e(str(h))}</th>" for h in head],
-               "</tr></thead><tbody>"]
-        for r in self.rows:
-            cells = [e(str(r[b])) for b in self.by] + [
-                e(str(r["metric"])), e(str(r["variant"])), f"{r['control_value']:.4g}", f"{r['treatment_value']:.4g}",
-                format_pct(r["rel_effect"], 2),
-                f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]", format_p(r["p_value"])]
-            if corr:
-                cells.append(format_p(r.get("p_value_adjusted", np.nan)))
-            cells += [f"{r['n_control']:,}", f"{r['n_treatment']:,}"]
-            out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        out.append("</tbody></table>")
-        out.append('<table class="abkit-table"><thead><tr><th>Metric</th><th>Arm</th><th>Segments</th>'
-                   "<th>Cochran's Q</th><th>df</th><th>p (heterogeneity)</th><th>I&sup2;</th></tr></thead><tbody>")
-        for t in self.tests:
-            out.append(f"<tr><td>{e(str(t['metric']))}</td><td>{e(str(t['variant']))}</td><td>{t['n_segments']}</td>"
-                       f"<td>{t['Q']:.2f}</td><td>{t['df']}</td><td>{format_p(t['p_value'])}</td>"
-                       f"<td>{t['i2']:.0%}</td></tr>" if np.isfinite(t["Q"]) else
-                       f"<tr><td>{e(str(t['metric']))}</td><td>{e(str(t['variant']))}</td><td>{t['n_segments']}</td>"
-                       "<td colspan=4>fewer than 2 segments</td></tr>")
-        out.append("</tbody></table>")
+        rows = [[*(r[b] for b in self.by), r["metric"], r["variant"], f"{r['control_value']:.4g}",
+                 f"{r['treatment_value']:.4g}", format_pct(r["rel_effect"], 2),
+                 f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]", format_p(r["p_value"]),
+                 *([format_p(r.get("p_value_adjusted", np.nan))] if corr else []),
+                 f"{r['n_control']:,}", f"{r['n_treatment']:,}"] for r in self.rows]
+        tests = [[t["metric"], t["variant"], t["n_segments"],
+                  *([f"{t['Q']:.2f}", t["df"], format_p(t["p_value"]), f"{t['i2']:.0%}"] if np.isfinite(t["Q"])
+                    else [Html("fewer than 2 segments", colspan=4)])] for t in self.tests]
+        notes = []
         if self.skipped:
-            out.append('<p style="color:#57606a">Not estimated (an arm has fewer than 2 units): '
-                       + e(", ".join(f"{s} / {m}" for s, m in self.skipped[:20]))
-                       + (" ..." if len(self.skipped) > 20 else "") + "</p>")
-        return "\n".join(out)
+            cells = ", ".join(f"{s} / {m}" for s, m in self.skipped[:20])
+            notes.append(f"Not estimated (an arm has fewer than 2 units): {cells}"
+                         + (" ..." if len(self.skipped) > 20 else ""))
+        heterogeneity = ["Metric", "Arm", "Segments", "Cochran's Q", "df", "p (heterogeneity)", Html("I&sup2;")]
+        return html_table(head, rows) + "\n" + html_table(heterogeneity, tests, notes=notes)
 
     def plot(self, metric: str | None = None, variant: Hashable | None = None, relative: bool = True, ax=None):
         """Forest plot per metric x arm: segment effects with CIs, the overall effect, Cochran's Q."""

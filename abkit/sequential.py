@@ -21,7 +21,6 @@ Two tools (formulas and references in :mod:`abkit.stats.sequential`):
 """
 from __future__ import annotations
 
-import html
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._html import Html, frame_table, html_table
 from .errors import AbkitError, DataError
 from .metrics import Metric
 from .moments import MomentSet
@@ -192,7 +192,7 @@ class GroupSequentialBounds:
         return int(hit[0]) + 1 if hit.size else None
 
     def _repr_html_(self) -> str:
-        return self.to_frame().to_html(index=False, float_format=lambda v: f"{v:.4g}")
+        return frame_table(self.to_frame(), lambda _, v: f"{v:.4g}" if isinstance(v, float) else str(v))
 
 
 def group_sequential_bounds(n_looks: int, alpha: float = 0.05, spending: str = "obrien_fleming",
@@ -296,20 +296,12 @@ class SequentialPath:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        e = html.escape
-        st = self.stopping()
-        out = [f"<p>{e(self.note)}</p>", '<table class="abkit-table"><thead><tr>']
         head = ["Metric", "Arm", "Last look", "Effect", f"Always-valid {1 - self.alpha:.0%} CI",
                 "Always-valid p", "Stopping allowed", "Since", "Naive test first significant"]
-        out += [f"<th>{e(h)}</th>" for h in head] + ["</tr></thead><tbody>"]
-        for r in st.itertuples():
-            cells = [e(str(r.metric)), e(str(r.variant)), e(str(r.last_day)), f"{r.effect:.4g}",
-                     f"[{r.ci_lower:.4g}, {r.ci_upper:.4g}]", f"{r.p_value_running:.3g}",
-                     "yes" if r.stop_allowed else "no", e(str(r.first_stop_day or "&ndash;")),
-                     e(str(r.first_naive_significant_day or "never"))]
-            out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        out.append("</tbody></table>")
-        return "\n".join(out)
+        rows = [[r.metric, r.variant, r.last_day, f"{r.effect:.4g}", f"[{r.ci_lower:.4g}, {r.ci_upper:.4g}]",
+                 f"{r.p_value_running:.3g}", "yes" if r.stop_allowed else "no", r.first_stop_day or Html("&ndash;"),
+                 r.first_naive_significant_day or "never"] for r in self.stopping().itertuples()]
+        return html_table(head, rows, caption=self.note)
 
     def plot(self, metric: str | None = None, variant: Hashable | None = None, relative: bool = False, ax=None):
         """Estimate over time with its always-valid band (shaded) and the naive CI (dashed)."""
