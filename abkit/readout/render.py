@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plots import style_axes
 from ..results import ExperimentResult, format_number, format_p, format_pct
 from ..stats.checks import SRM_ALARM
 from ..verdict import BALANCE_ALARM, COLOURS, DUPLICATE_ALARM, LEAK_ALARM, Verdict
@@ -96,12 +97,6 @@ def figure_data_uri(fig, dpi: int | None = None) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi or fig.dpi, bbox_inches="tight", facecolor="white")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _style_axes(ax) -> None:
-    ax.grid(alpha=0.25)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
 
 
 # --------------------------------------------------------------------------- header
@@ -481,7 +476,7 @@ def plot_cumulative(frame, spec, ax=None):
     leg = ax.legend(fontsize=8, frameon=False)
     for t in leg.get_texts():
         t.set_parse_math(False)
-    _style_axes(ax)
+    style_axes(ax, alpha=0.25, tight=False)
     ax.figure.autofmt_xdate()
     ax.figure.tight_layout()
     return ax
@@ -560,10 +555,7 @@ def plot_segments(seg, ax=None):
     leg = ax.legend(fontsize=8, frameon=False, loc="best")
     for tx in leg.get_texts():
         tx.set_parse_math(False)
-    ax.grid(axis="x", alpha=0.3)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    ax.figure.tight_layout()
+    style_axes(ax, "x")
     return ax
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..plots import style_axes
 from ..results import format_p, format_pct
 from ..verdict import COLOURS, Verdict
 from .render import _e, _text_block, figure_data_uri
@@ -578,9 +579,7 @@ def plot_trends(panel: Panel, outcome, ax=None):
     leg = ax.legend(fontsize=8, frameon=False, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     for t in leg.get_texts():
         t.set_parse_math(False)
-    ax.grid(alpha=0.25)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
+    style_axes(ax, alpha=0.25, tight=False)
     if panel.period_labels:
         ticks = ax.get_xticks()
         ax.set_xticks(ticks, [panel.period_label(t) if t in panel.period_labels else "" for t in ticks])
@@ -633,10 +632,7 @@ def plot_event_study(dynamic, main: Effect, panel: Panel, ax=None):
     leg = ax.legend(fontsize=8, frameon=False, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     for tx in leg.get_texts():
         tx.set_parse_math(False)
-    ax.grid(alpha=0.25)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    ax.figure.tight_layout()
+    style_axes(ax, alpha=0.25)
     return ax
 
 
