@@ -89,7 +89,11 @@ def table(name: str, engine: str = "duckdb", database: str | None = None, sessio
         try:
             con = duckdb.connect(str(database) if database else ":memory:", read_only=bool(database))
         except duckdb.Error as exc:
-            raise DataError(f"could not open DuckDB database '{database}': {str(exc).splitlines()[0]}") from None
+            hint = ("a parquet or CSV file is not a database: name it as the data itself"
+                    if str(database).lower().endswith((".parquet", ".pq", ".csv", ".csv.gz")) else
+                    "is it a DuckDB database file, and not open for writing in another process?")
+            raise DataError(f"could not open DuckDB database '{database}': {str(exc).splitlines()[0]} ({hint})"
+                            ) from None
         try:
             return con.table(name)
         except duckdb.Error:

@@ -594,14 +594,16 @@ def _header(raw: Any, allow, problems: _Problems, body: str, example: str) -> di
             "end": end}
 
 
-def _footer(raw: Mapping, allow, problems: _Problems, data, raw_data, named, check_data: bool) -> str | None:
-    """The ``source`` key (written by to_dict), the data check, then every problem raised at once."""
+def _footer(raw: Mapping, allow, problems: _Problems, data, raw_data, named, check_data: bool,
+            arm: tuple | None = None) -> str | None:
+    """The ``source`` key (written by to_dict), the data check (``arm``: the variant column and the control
+    label to find in it), then every problem raised at once."""
     source = raw.get("source") if "source" in allow else None
     if source is not None and not isinstance(source, str):
         problems.add("source", f"expected the spec file path (text), got {_show(source)}")
         source = None
     if data is not None and check_data:
-        _check_data(data, raw_data, named, problems)
+        _check_data(data, raw_data, named, problems, arm)
     problems.raise_if_any()
     return source
 
@@ -946,8 +948,10 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
                 problems.add("unit", f"'{unit}' is also a column of metric '{m.name}'; `unit` names the column "
                                      "with each row's randomization-unit id (e.g. buyer_id)")
 
-    source = _footer(raw, allow, problems, data, raw_data, named, check_data)
-    return ExperimentSpec(**head, data=data, metrics=tuple(metrics), kind=kind, variant=variant, control=control, allocation=allocation, alpha=float(alpha),
+    source = _footer(raw, allow, problems, data, raw_data, named, check_data,
+                     arm=(variant, control) if control is not None else None)
+    return ExperimentSpec(**head, data=data, metrics=tuple(metrics), kind=kind, variant=variant, control=control,
+                          allocation=allocation, alpha=float(alpha),
                           correction=correction, source=source, mde=mde, power=float(power or 0.8),
                           planned_units=planned_units, date=date, segments=tuple(segments), balance=balance,
                           unit=unit, sequential=sequential)
@@ -1342,7 +1346,8 @@ def _parse_power(raw: Any, *, origin: str, base_dir, check_data: bool, allow) ->
         metrics = [m for m in parsed if m is not None]
         if len(metrics) == len(parsed):
             _check_metric_set(metrics, problems)
-    source = _footer(raw, allow, problems, data, raw_data, named, check_data)
+    source = _footer(raw, allow, problems, data, raw_data, named, check_data,
+                     arm=(variant, control) if variant else None)
     return PowerSpec(**head, data=data, metrics=tuple(metrics), daily_units=float(daily_units), variant=variant,
                      control=control, alpha=float(alpha), power=float(power), arms=int(arms), ratio=float(ratio),
                      correction=correction, population=population, traffic_share=float(traffic_share),
@@ -1383,9 +1388,11 @@ def data_columns(path: str | os.PathLike) -> list[str]:
     raise ValueError(f"unknown file type '{p.suffix}'")
 
 
-def _check_data(data, raw_data, named: list[tuple[str, str]], problems: _Problems) -> None:
+def _check_data(data, raw_data, named: list[tuple[str, str]], problems: _Problems, arm=None) -> None:
+    """The data exists and holds every named column, with numbers in the metric columns and the
+    control label in the variant column (``arm``: (variant, control); a DISTINCT query on one column)."""
     if isinstance(data, TableRef):
-        _check_table(data, raw_data, named, problems)
+        _check_table(data, raw_data, named, problems, arm)
         return
     p = Path(data)
     if not p.exists():
@@ -1406,18 +1413,62 @@ def _check_data(data, raw_data, named: list[tuple[str, str]], problems: _Problem
         problems.add("data", f"could not read the schema of '{data}': {type(exc).__name__}: {exc}. Is it a "
                              "valid parquet/CSV file?")
         return
-    _need_columns(named, available, f"data file '{p.name}'", problems)
+    if _need_columns(named, available, f"data file '{p.name}'", problems):
+        _check_contents(p, f"data file '{p.name}'", named, arm, problems)
 
 
-def _need_columns(named, available, what: str, problems: _Problems) -> None:
+def _need_columns(named, available, what: str, problems: _Problems) -> bool:
+    """Record every named column missing from ``available``; True if none is."""
     listing = ", ".join(available[:40]) + (", ..." if len(available) > 40 else "")
+    ok = True
     for where, column in named:
         if column not in available:
+            ok = False
             problems.add(where, f"column '{column}' not found in {what}.{_suggest(column, available)}"
                                 f" Available columns: {listing}")
+    return ok
 
 
-def _check_table(ref: TableRef, raw_data: Mapping, named, problems: _Problems) -> None:
+# Fields whose columns must hold numbers (or true/false): metric and outcome values, covariates, balance.
+NUMERIC_FIELDS = ("metrics[", "outcome.", "secondary[", "covariates[", "balance[")
+ARMS_SHOWN = 20
+
+
+def _check_contents(source, what: str, named, arm, problems: _Problems) -> None:
+    """Metric columns hold numbers; the control label is one of the variant column's values."""
+    import narwhals as nw
+
+    from .engines import to_lazy
+
+    try:
+        lf = to_lazy(source)
+        schema = lf.collect_schema()
+        for where, column in named:
+            dtype = schema[column]
+            if where.startswith(NUMERIC_FIELDS) and not (dtype.is_numeric() or dtype == nw.Boolean):
+                problems.add(where, f"column '{column}' of {what} holds {dtype}, not numbers; a metric needs "
+                                    "numeric (or true/false) values: convert the column or name another one")
+        if arm is None:
+            return
+        variant, control = arm
+        values = (lf.select(nw.col(variant)).filter(~nw.col(variant).is_null()).unique()
+                  .head(ARMS_SHOWN + 1).collect().to_arrow().column(0).to_pylist())
+    except AbkitError as exc:
+        problems.add("data", str(exc))
+        return
+    if control not in values:
+        shown = ", ".join(repr(v) for v in sorted(values, key=str)[:ARMS_SHOWN])
+        if any(str(v) == str(control) for v in values):
+            hint = (" The column holds numbers: write the label unquoted." if isinstance(control, str) else
+                    " The column holds text: quote the label.")
+        else:
+            hint = _suggest(control, [str(v) for v in values])
+        problems.add("control", f"arm {control!r} is not a value of column '{variant}' in {what}; values there: "
+                                f"{shown}{', ...' if len(values) > ARMS_SHOWN else ''}. Set `control:` to the "
+                                f"control arm's label.{hint}")
+
+
+def _check_table(ref: TableRef, raw_data: Mapping, named, problems: _Problems, arm=None) -> None:
     """The table exists and has the named columns. A DuckDB file is opened (read-only, schema only); a
     Spark table is checked only in a running SparkSession (the analysis checks it otherwise)."""
     if ref.engine == "duckdb" and not Path(ref.database).exists():
@@ -1437,9 +1488,10 @@ def _check_table(ref: TableRef, raw_data: Mapping, named, problems: _Problems) -
     try:
         available = ref.columns()
     except AbkitError as exc:
-        problems.add("data.table", str(exc))
+        problems.add("data.database" if str(exc).startswith("could not open") else "data.table", str(exc))
         return
-    _need_columns(named, available, ref.label, problems)
+    if _need_columns(named, available, ref.label, problems):
+        _check_contents(ref.open(), ref.label, named, arm, problems)
 
 
 # --------------------------------------------------------------------------- YAML

@@ -251,6 +251,38 @@ def test_missing_column_names_it_and_lists_available(project):
     assert "Available columns: " + ", ".join(COLUMNS) in msg
 
 
+def test_metric_columns_must_hold_numbers(project):
+    frame = small_frame()
+    frame["refund_amount"] = [f"{x:.2f} EUR" for x in frame["refund_amount"]]
+    frame.to_parquet(project / "data" / "ab.parquet")
+    msg = spec_error(write_spec(project, copy.deepcopy(SPEC)))
+    assert "metrics[1].column: column 'refund_amount' of data file 'ab.parquet' holds String, not numbers" in msg
+    assert msg.count("not numbers") == 1   # the text variant and the date-free spec are fine
+
+
+@pytest.mark.parametrize("control, fragment", [
+    ("Control", "Did you mean 'control'?"),
+    ("placebo", "values there: 'control', 'treatment'"),
+])
+def test_control_arm_must_be_in_the_data(project, control, fragment):
+    spec = mutated(control=control)
+    spec.pop("allocation")   # without an allocation only the data can tell
+    msg = spec_error(write_spec(project, spec))
+    assert f"control: arm '{control}' is not a value of column 'variant'" in msg
+    assert "Set `control:` to the control arm's label" in msg and fragment in msg
+
+
+def test_numeric_arm_labels_say_how_to_quote(project):
+    frame = small_frame()
+    frame["variant"] = (frame["variant"] == "treatment").astype(int)
+    frame.to_parquet(project / "data" / "ab.parquet")
+    spec = mutated(control="0")
+    spec.pop("allocation")
+    assert "The column holds numbers: write the label unquoted" in spec_error(write_spec(project, spec))
+    spec["control"] = 0
+    load_spec(write_spec(project, spec))
+
+
 def test_data_file_must_exist_relative_to_the_spec(project, monkeypatch):
     monkeypatch.chdir(project)  # 'data/ab.parquet' would exist from here, but not from specs/
     msg = spec_error(write_spec(project, mutated(data="data/ab.parquet")))

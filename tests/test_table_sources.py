@@ -92,6 +92,10 @@ def test_missing_database_table_and_column_are_named(warehouse, tmp_path):
                                         r"aftersales.refund_test, aftersales.rollout"):
         load_spec(_write(_ab_spec({"engine": "duckdb", "table": "aftersales.refund_tset",
                                    "database": str(warehouse)}), tmp_path / "b.yaml"))
+    with pytest.raises(SpecError) as info:
+        load_spec(_write(_ab_spec({"engine": "duckdb", "table": "x", "database": str(AB_DATA)}), tmp_path / "p.yaml"))
+    assert [w for w, _ in info.value.problems] == ["data.database"]
+    assert "a parquet or CSV file is not a database" in str(info.value)
     raw = _ab_spec({"engine": "duckdb", "table": "aftersales.rollout", "database": str(warehouse)})
     with pytest.raises(SpecError, match=r"column 'variant' not found in DuckDB table aftersales.rollout in "
                                         r"warehouse.duckdb"):
