@@ -684,3 +684,46 @@ def test_golden_values_from_r_pwr_and_gpower():
     g = power.sample_size_mean(sd=1.0, mde=0.5, power=0.9)
     assert g.n_control == pytest.approx(85.03, abs=0.01)
     assert g.total == 172
+
+
+def test_plan_guardrail_power_is_the_readout_rule_power(tmp_path):
+    """The test plan's 'power to show non-inferiority' of a guardrail is how often the readout's own rule
+    (verdict.guardrail_status: bad-side bound of the two-sided interval within the margin) says 'ok' when the
+    change does nothing to it: simulated with abkit's estimator (reviewer: the plan once used alpha, not alpha/2)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from abkit.readout import plan
+    from abkit.spec import PowerSpec
+    from abkit.verdict import guardrail_status
+
+    rng = np.random.default_rng(11)
+    p, margin, days, daily = 0.36, 0.06, 14, 400
+    hist = pd.DataFrame({"kept": (rng.random(60_000) < p).astype(float),
+                         "orders": rng.poisson(2.0, 60_000) + 1.0})
+    hist["contacts"] = rng.binomial(hist["orders"].astype(int), 0.1).astype(float)
+    hist.to_parquet(tmp_path / "hist.parquet")
+    spec = PowerSpec.from_dict({
+        "name": "plan", "kind": "power", "data": str(tmp_path / "hist.parquet"), "daily_units": daily,
+        "days": [days], "max_days": days, "mde": 0.1, "metrics": [
+            {"name": "contact_rate", "type": "ratio", "numerator": "contacts", "denominator": "orders",
+             "better": "lower", "primary": True},
+            {"name": "kept", "type": "proportion", "column": "kept", "guardrail": True, "margin": margin}]})
+    row = plan.make_plan(spec).guardrails["kept"].to_frame().set_index("days").loc[days]
+    n = int(round(row.n_control))
+
+    sims = 4000
+    metric = abkit.Proportion("kept")
+    ok = 0
+    for pc, pt in zip(rng.binomial(n, p, sims) / n, rng.binomial(n, p, sims) / n):
+        m = Moments(("control", "treatment"), ("kept",), np.array([n, n], float), np.array([[pc], [pt]]),
+                    np.array([[[n * pc * (1 - pc)]], [[n * pt * (1 - pt)]]]))
+        c = compare(m, metric, "control", "treatment", alpha=spec.alpha)
+        status, _ = guardrail_status(SimpleNamespace(alpha=spec.alpha),
+                                     {"metric": "kept", "better": "higher", "rel_effect": c.rel_effect,
+                                      "rel_ci_lower": c.rel_ci_lower, "rel_ci_upper": c.rel_ci_upper}, margin)
+        ok += status == "ok"
+    rate, se = ok / sims, math.sqrt(row.power_noninferiority * (1 - row.power_noninferiority) / sims)
+    assert 0.3 < row.power_noninferiority < 0.9
+    assert rate == pytest.approx(row.power_noninferiority, abs=4 * se + 0.01)

@@ -102,7 +102,10 @@ def make_plan(spec) -> PlanBundle:
     for g in spec.guardrails:
         if g.margin is None:
             continue
-        guards[g.name] = power.plan(data, built[g.name], days=days, mdes=None, margin=g.margin, **kw)
+        # One-sided at alpha/2: the readout calls a guardrail ok when the bad-side bound of its two-sided
+        # (1 - alpha) interval is within the margin (abkit.verdict.guardrail_status), a test at alpha/2.
+        guards[g.name] = power.plan(data, built[g.name], days=days, mdes=None, margin=g.margin,
+                                    **{**kw, "alpha": spec.alpha / 2})
     return PlanBundle(main, guards)
 
 
@@ -394,7 +397,9 @@ def guardrails_html(bundle: PlanBundle, spec) -> str:
                      "<th>Units (all arms)</th><th>Power to show non-inferiority</th></tr></thead>"
                      f"<tbody>{rows}</tbody></table></div>")
     return ('<section class="abkit-section"><h2>Guardrails</h2><p class="abkit-muted">The chance that the test '
-            "shows each guardrail stays within its margin (one-sided test at alpha), if the change truly does "
+            f"shows each guardrail stays within its margin (one-sided test at alpha/2 = {spec.alpha / 2:g}: the readout "
+            f"calls a guardrail ok when the bad side of its {1 - spec.alpha:.0%} interval is within the margin), if "
+            "the change truly does "
             "nothing to it. Below the planned power, expect the readout to call the guardrail unclear.</p>"
             + "".join(parts) + "</section>")
 
@@ -411,7 +416,8 @@ def methodology_html(spec, simulation=None) -> str:
         "(Deng et al. 2013) estimated from the history; proportions without covariates: R's power.prop.test.",
         "Units enrolled by day from the traffic model of abkit.power.uniques_after (eligible units a day, repeat "
         "visitors counted once when a population is given), split between the arms as planned.",
-        "Guardrails with a margin: one-sided non-inferiority test at alpha, power when the true effect is zero.",
+        "Guardrails with a margin: one-sided non-inferiority test at alpha/2 (the rule the readout applies: the "
+        "bad-side bound of the two-sided interval within the margin), power when the true effect is zero.",
         "Power curves: the same formulas at the recommended duration's units, for every size of the true change.",
     ]
     if simulation is not None:
