@@ -90,7 +90,7 @@ def test_cuped_and_relative_mde_rescale_the_effect_size():
     es = 0.05 * 60.0 / (40.0 * math.sqrt(1 - 0.36))
     assert res.n_control == pytest.approx(TT.solve_power(es, None, 0.05, 0.8, 1.0), rel=1e-6)
     assert res.mde == pytest.approx(3.0) and res.relative_mde == pytest.approx(0.05)
-    assert res.sd == pytest.approx(32.0)
+    assert res.sd == pytest.approx(40.0)   # as given; the test uses 40 * sqrt(1 - 0.36) = 32
     # CUPED's sample size is (1 - rho^2) of the unadjusted one, up to the t's degrees of freedom
     raw = P.sample_size_mean(sd=40.0, mde=3.0)
     assert res.n_control / raw.n_control == pytest.approx(0.64, rel=2e-3)
@@ -671,6 +671,9 @@ def test_results_repr_and_scalars():
     with pytest.raises(Exception):
         res.n_control = 1.0  # frozen
     assert "array(3,)" in repr(P.sample_size_mean(1.0, np.array([0.1, 0.2, 0.3])))
+    # the sd as given (CUPED shown as its variance reduction), large counts in full
+    text = repr(P.sample_size_mean(75.0, 0.5, variance_reduction=0.3))
+    assert "sd=75," in text and "variance_reduction=0.3" in text and "n_control=247,240" in text
 
 
 def test_golden_values_from_r_pwr_and_gpower():

@@ -499,6 +499,12 @@ def _solve_nc_t(df, alpha_c, power, tails):
 # =========================================================================
 # results
 # =========================================================================
+def _num(v, digits: int = 4) -> str:
+    """Large counts in full with thousands separators (247,204 rather than 2.472e+05), else ``digits`` figures."""
+    v = float(v)
+    return f"{v:,.0f}" if 1e4 <= abs(v) < 1e15 else f"{v:.{digits}g}"
+
+
 def _show(x, digits: int = 4) -> str:
     if x is None:
         return "None"
@@ -506,7 +512,7 @@ def _show(x, digits: int = 4) -> str:
     if a.ndim == 0:
         v = a.item()
         if isinstance(v, float):
-            return f"{v:.{digits}g}" if np.isfinite(v) else "nan"
+            return _num(v, digits) if np.isfinite(v) else "nan"
         return repr(v)
     if a.size == 0:
         return "[]"
@@ -515,7 +521,7 @@ def _show(x, digits: int = 4) -> str:
         if finite.size == 0:
             return f"array{a.shape} of nan"
         lo, hi = finite.min(), finite.max()
-        return f"array{a.shape} {lo:.{digits}g}..{hi:.{digits}g}"
+        return f"array{a.shape} {_num(lo, digits)}..{_num(hi, digits)}"
     return f"array{a.shape}"
 
 
@@ -591,7 +597,7 @@ class SampleSizeResult(_Result):
     arms: int
     margin: float | np.ndarray
     baseline: float | np.ndarray
-    sd: float | np.ndarray
+    sd: float | np.ndarray                 # as given (before CUPED: the adjusted sd is sd * sqrt(1 - variance_reduction))
     variance_reduction: float | np.ndarray
     design_effect: float | np.ndarray
     n_clusters_control: float | np.ndarray | None
@@ -759,7 +765,7 @@ def sample_size_mean(sd, mde, alpha=0.05, power=0.8, ratio=1.0, alternative="two
     m, de, clustered = _cluster(cluster_size, icc, cluster_cv)
     sd_adj = s * np.sqrt(1.0 - vr)
     n1 = _solve_n_t(shift / sd_adj, k, m, de, alpha_c, pw, tails)
-    return _sample_size_result(n1, k, eff, base, pw, alpha, alpha_c, alternative, arms, mg_abs, sd_adj, vr,
+    return _sample_size_result(n1, k, eff, base, pw, alpha, alpha_c, alternative, arms, mg_abs, s, vr,
                                de, m if clustered else None, _t_method(clustered, arms, correction))
 
 
@@ -820,7 +826,7 @@ def power_mean(sd, mde, n_control, alpha=0.05, ratio=1.0, alternative="two-sided
     return PowerResult(
         power=_out(p), mde=_out(eff), relative_mde=_out(_relative(eff, base)), n_control=_out(n1),
         n_treatment=_out(n2), alpha=_out(alpha), alpha_per_comparison=_out(alpha_c), alternative=alternative,
-        ratio=_out(k), arms=int(arms), margin=_out(mg_abs), baseline=_out(base), sd=_out(sd_adj),
+        ratio=_out(k), arms=int(arms), margin=_out(mg_abs), baseline=_out(base), sd=_out(s),
         variance_reduction=_out(vr), design_effect=_out(de), method=_t_method(clustered, arms, correction),
     )
 
@@ -860,7 +866,7 @@ def mde_mean(sd, n_control, alpha=0.05, power=0.8, ratio=1.0, alternative="two-s
         mde=_out(eff), relative_mde=_out(_relative(eff, base)),
         treatment_value=_out(base + eff), power=_out(pw), n_control=_out(n1), n_treatment=_out(n2),
         alpha=_out(alpha), alpha_per_comparison=_out(alpha_c), alternative=alternative, ratio=_out(k),
-        arms=int(arms), margin=_out(mg_abs), baseline=_out(base), sd=_out(sd_adj), variance_reduction=_out(vr),
+        arms=int(arms), margin=_out(mg_abs), baseline=_out(base), sd=_out(s), variance_reduction=_out(vr),
         design_effect=_out(de), method=_t_method(clustered, arms, correction),
     )
 
