@@ -16,6 +16,8 @@ from .stats.multiple import adjust
 
 __all__ = ["analyze", "moments"]
 
+_FIELLER = "_fieller"  # private row key: (Var(control value), Cov(effect, control value)) from compare
+
 
 def moments(data, metrics: Sequence[Metric] | Metric, variant: str = "variant",
             by: str | Sequence[str] | None = None, *, unit: str | None = None) -> MomentSet:
@@ -213,6 +215,9 @@ def analyze(
                 "dropped_control": int(dropped.get(control, 0)),
                 "dropped_treatment": int(dropped.get(arm, 0)),
                 "better": metric.better,
+                # Var(control value) and Cov(effect, control value): for the always-valid Fieller
+                # interval of the relative lift in _finish (dropped before the result is built)
+                _FIELLER: (c.control_se**2, c.cov_effect_control),
             })
             if metric.option("cap") is not None:
                 rows[-1]["cap"] = metric.option("cap")
@@ -250,15 +255,50 @@ def _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, 
                    variant, float(sum(srm.observed)), sequential, bayesian, integrity)
 
 
+def _always_valid_fieller(rows: list[dict], alpha: float) -> list[dict]:
+    """Always-valid rows with the relative interval replaced by the always-valid Fieller interval.
+
+    ``always_valid_rows`` gives ``rel_effect +/- h`` (the confidence sequence
+    on the delta-method variance); this uses the same mixture (the row's
+    ``tau``) on every contrast ``treatment - (1 + r) control``:
+    :func:`abkit.stats.sequential.always_valid_relative_interval`, one
+    vectorized call. When bounded it excludes 0 exactly when the always-valid
+    ``ci_lower, ci_upper`` do; an unbounded set is reported as ``(-inf, inf)``.
+    Rows without the moments' pieces (quantiles) keep theirs.
+    """
+    from .stats.sequential import always_valid_relative_interval
+
+    idx = [i for i, r in enumerate(rows) if _FIELLER in r and np.isfinite(r["control_value"])]
+    if not idx:
+        return rows
+
+    def col(key):
+        return np.array([rows[i][key] for i in idx], dtype=np.float64)
+
+    pieces = np.array([rows[i][_FIELLER] for i in idx], dtype=np.float64).reshape(len(idx), 2)
+    lo, hi = always_valid_relative_interval(col("effect"), col("control_value"), col("se") ** 2, pieces[:, 1],
+                                            pieces[:, 0], col("tau") ** 2, alpha)
+    rows = list(rows)
+    for j, i in enumerate(idx):
+        rows[i] = {**rows[i], "rel_ci_lower": float(lo[j]), "rel_ci_upper": float(hi[j])}
+    return rows
+
+
 def _finish(rows, metrics, arms, control, alpha, correction, srm, missing_variant, variant, units_now,
             sequential, bayesian, integrity=None) -> ExperimentResult:
-    """Always-valid intervals, the Bayesian columns and the multiple-testing correction, then the result."""
+    """Always-valid intervals, the Bayesian columns and the multiple-testing correction, then the result.
+
+    With ``sequential``, the relative lift's always-valid interval is Fieller's
+    (:func:`_always_valid_fieller`), like the fixed-horizon one
+    (:func:`abkit.stats.ab.compare`).
+    """
     design = prior = None
     if sequential is not False and sequential is not None:
         from .sequential import AlwaysValid, always_valid_rows
 
         design = AlwaysValid.coerce(sequential)
-        rows = always_valid_rows(rows, design, alpha, units_now)
+        rows = _always_valid_fieller(always_valid_rows(rows, design, alpha, units_now), alpha)
+    rows = [{k: v for k, v in r.items() if k != _FIELLER} if _FIELLER in r else r for r in rows]
     if bayesian is not False and bayesian is not None:
         from .stats.bayes import add_bayes_columns, as_prior
 

@@ -172,7 +172,9 @@ def test_relative_lift_matches_independent_delta_method(buyers):
     z = stats.t.isf(0.025, row["df"])
     assert row["rel_effect"] == pytest.approx(est, rel=1e-9)
     assert row["rel_se"] == pytest.approx(se, rel=1e-4)
-    assert row["rel_ci_lower"] == pytest.approx(est - z * se, rel=1e-3)
+    # the relative CI is Fieller's (checked against root-finding in tests/test_fieller.py); with a control
+    # value this far from zero it is the delta-method interval to first order
+    assert row["rel_ci_lower"] == pytest.approx(est - z * se, abs=0.05 * z * se)
     est, se = _numeric_delta(lambda m: m[1] / m[0] - 1, [c[["y"]].to_numpy(), t[["y"]].to_numpy()])
     assert res.row("y")["rel_se"] == pytest.approx(se, rel=1e-4)
 

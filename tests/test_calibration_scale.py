@@ -53,6 +53,7 @@ from abkit.moments import Moments
 from abkit.sequential import AlwaysValid, always_valid_rows
 from abkit.stats.ab import compare
 from abkit.stats.quantile import difference, quantile_delta
+from abkit.stats.sequential import always_valid_relative_interval
 
 pytestmark = pytest.mark.slow
 
@@ -151,8 +152,11 @@ def ab_runs():
                 valid = always_valid_rows([rows_of(c, m) for c in comps], design, ALPHA, (look + 1) * PER_LOOK)
                 r = out[m.name]
                 r["p"][sims, look] = [v["p_value"] for v in valid]
-                r["lo"][sims, look] = [v["rel_ci_lower"] for v in valid]
-                r["hi"][sims, look] = [v["rel_ci_upper"] for v in valid]
+                # the relative interval analyze reports: the always-valid Fieller interval with the rows' tau
+                r["lo"][sims, look], r["hi"][sims, look] = always_valid_relative_interval(
+                    [c.effect for c in comps], [c.control_value for c in comps], [c.se**2 for c in comps],
+                    [c.cov_effect_control for c in comps], [c.control_se**2 for c in comps],
+                    [v["tau"] ** 2 for v in valid], ALPHA)
                 r["p_fixed"][sims, look] = [c.p_value for c in comps]
                 r["lo_fixed"][sims, look] = [c.rel_ci_lower for c in comps]
                 r["hi_fixed"][sims, look] = [c.rel_ci_upper for c in comps]

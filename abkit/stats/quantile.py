@@ -32,7 +32,9 @@ delta-method ratio variance over the ``n`` units,
 
 evaluated at ``xi = Q(q)``. Independent arms give the effect ``Q_t - Q_c``
 the variance ``se_t^2 + se_c^2``, and the relative effect ``Q_t / Q_c - 1`` the
-delta-method variance ``se_t^2 / Q_c^2 + Q_t^2 se_c^2 / Q_c^4``.
+delta-method standard error ``sqrt(se_t^2 / Q_c^2 + Q_t^2 se_c^2 / Q_c^4)`` and
+Fieller's interval (:func:`abkit.stats.ab.fieller_relative`, as for the moment
+metrics: it excludes 0 exactly when the absolute interval does).
 
 **Bootstrap by unit.** Resample the units of each arm with replacement
 (Efron and Tibshirani 1993, ch. 6; resampling clusters: Davison and Hinkley
@@ -49,6 +51,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import AbkitError, DataError
+from .ab import fieller_relative
 
 __all__ = ["QuantileEstimate", "quantile_delta", "quantile_bootstrap", "cluster_ecdf_variance",
            "weighted_quantiles", "difference"]
@@ -195,7 +198,8 @@ def quantile_bootstrap(values, q: float, clusters=None, alpha: float = 0.05, n_b
 
 
 def difference(treatment: QuantileEstimate, control: QuantileEstimate, alpha: float = 0.05) -> dict:
-    """Absolute and relative effect of independent arms, normal CIs, two-sided p-value (``norm.sf``)."""
+    """Absolute and relative effect of independent arms, normal CIs (Fieller's for the relative effect),
+    two-sided p-value (``norm.sf``)."""
     z = stats.norm.isf(alpha / 2.0)
     qt, qc = treatment.value, control.value
     effect = qt - qc
@@ -209,5 +213,9 @@ def difference(treatment: QuantileEstimate, control: QuantileEstimate, alpha: fl
         rel_se = float(np.sqrt(treatment.se**2 / qc**2 + qt**2 * control.se**2 / qc**4))
     else:
         rel = rel_se = np.nan
+    # Fieller's interval, as for moment metrics (abkit.stats.ab): independent arms, so
+    # Var(qt - qc) = se^2 and Cov(qt - qc, qc) = -Var(qc)
+    rel_lo, rel_hi = fieller_relative(effect, qc, se * se, -control.se**2, control.se**2, z) if np.isfinite(qc) \
+        else (np.nan, np.nan)
     return {"effect": effect, "se": se, "ci_lower": effect - z * se, "ci_upper": effect + z * se, "p_value": p,
-            "rel_effect": rel, "rel_se": rel_se, "rel_ci_lower": rel - z * rel_se, "rel_ci_upper": rel + z * rel_se}
+            "rel_effect": rel, "rel_se": rel_se, "rel_ci_lower": rel_lo, "rel_ci_upper": rel_hi}

@@ -46,6 +46,32 @@ Waudby-Smith, Arbour, Sinha, Kennedy and Ramdas (2024, "Time-uniform central
 limit theory and asymptotic confidence sequences", Ann. Statist. 52,
 Theorem 2.2), whose boundary is the one above with ``V = sigma^2 / n``.
 
+*Relative lift (Fieller).* The always-valid interval of ``r = t / c - 1``
+(``t``, ``c`` the arm values, ``d = t - c`` the effect) is Fieller's
+construction (see :mod:`abkit.stats.ab`) on top of the confidence
+sequence: ``r`` is in the set while the always-valid test of the linear
+contrast ``D(r) = d - r c = t - (1 + r) c = 0`` does not reject, i.e.
+``|d - r c| <= h(V(r))`` with ``V(r) = Var(d - r c) = V_d - 2 r K + r^2 C``
+(``K = Cov(d, c)``, ``C = Var(c)``) and ``h`` the half-width above. Each
+contrast ``D(r)`` is mixed with the variance ``tau^2(r) = tau^2 V(r) / V_d``
+(the effect's ``tau^2`` at ``r = 0``). Then ``tau^2(r) / V(r)`` does not
+depend on ``r``, ``h(V(r)) = k sqrt(V(r))`` with the single factor
+``k = h(V_d) / sqrt(V_d) = sqrt((1 + V_d / tau^2) (log(1 + tau^2 / V_d) +
+2 log(1/alpha)))``, and the set is Fieller's interval with ``q = k``, in
+closed form (:func:`always_valid_relative_interval`). For abkit's default
+tuning this is no approximation: the planned-size rule gives every contrast
+``tau^2(r) = x V_planned(r)``, proportional to ``V(r)`` by construction.
+With a ``tau`` given on the effect scale it is a choice: a fixed ``tau^2``
+for every contrast makes ``h`` grow like ``V(r)`` in the tails and the set
+is then never bounded (far rays, at lifts of thousands of percent), while
+scaling the mixture with the contrast's variance keeps one interval, valid
+at every ``r`` (each ``tau^2(r)`` is fixed in advance up to the same
+plug-in of per-unit variances as the default rule), and its coverage is
+tested by simulation. Either way the relative interval excludes 0 exactly
+when the effect's always-valid interval does (at ``r = 0`` the inequality
+is the effect's), and it is unbounded, reported as ``(-inf, inf)``, when
+``c^2 <= k^2 C``.
+
 *Choice of the mixing variance.* ``tau^2`` must be fixed in advance (not
 re-tuned at every look). The boundary at intrinsic time ``m`` is narrowest
 for ``rho`` with ``x = m / rho`` solving ``x = log(1 + x) + 2 log(1/alpha)``
@@ -95,7 +121,8 @@ from ..errors import AbkitError
 
 __all__ = [
     "optimal_mixing_ratio", "mixing_variance", "always_valid_half_width", "always_valid_interval",
-    "always_valid_p_value", "log_mixture_likelihood_ratio", "spending_function", "SPENDING",
+    "always_valid_radius_factor", "always_valid_relative_interval", "always_valid_p_value",
+    "log_mixture_likelihood_ratio", "spending_function", "SPENDING",
     "group_sequential_z", "crossing_probabilities",
 ]
 
@@ -147,6 +174,39 @@ def always_valid_half_width(variance, tau2, alpha: float = 0.05):
         ratio = np.log1p(t2 / V)  # log((V + tau^2) / V)
         hw = np.sqrt(V * (V + t2) / t2 * (ratio + 2.0 * np.log(1.0 / alpha)))
     return np.where(V == 0.0, 0.0, hw)
+
+
+def always_valid_radius_factor(variance, tau2, alpha: float = 0.05):
+    """``k = h(V) / sqrt(V) = sqrt((1 + V / tau^2) (log(1 + tau^2 / V) + 2 log(1/alpha)))``. Vectorized.
+
+    The always-valid half-width in standard errors; it depends on ``V`` and
+    ``tau^2`` only through ``tau^2 / V``. Zero variance gives 0 (the
+    half-width is 0).
+    """
+    alpha = _check_alpha(alpha)
+    V = np.asarray(variance, dtype=np.float64)
+    t2 = np.asarray(tau2, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.sqrt((1.0 + V / t2) * (np.log1p(t2 / V) + 2.0 * np.log(1.0 / alpha)))
+    return np.where(V == 0.0, 0.0, k)
+
+
+def always_valid_relative_interval(effect, control, var_effect, cov_effect_control, var_control, tau2,
+                                   alpha: float = 0.05):
+    """Always-valid Fieller interval ``(lower, upper)`` of ``r = treatment / control - 1``. Vectorized.
+
+    ``effect = t - c``, ``control = c``, ``var_effect = Var(t - c)``,
+    ``cov_effect_control = Cov(t - c, c)``, ``var_control = Var(c)``, and
+    ``tau2`` the effect's mixing variance (as in :func:`always_valid_interval`).
+    Fieller's interval (:func:`abkit.stats.ab.fieller_relative`) with the
+    critical value ``k`` of :func:`always_valid_radius_factor`; the mixture of
+    each contrast ``t - (1 + r) c`` scales with its variance (module
+    docstring). ``(-inf, inf)`` when the set is unbounded (``c^2 <= k^2 Var(c)``).
+    """
+    from .ab import fieller_relative
+
+    k = always_valid_radius_factor(var_effect, tau2, alpha)
+    return fieller_relative(effect, control, var_effect, cov_effect_control, var_control, k)
 
 
 def log_mixture_likelihood_ratio(effect, variance, tau2, null: float = 0.0):
