@@ -10,6 +10,27 @@ __all__ = ["plot_lifts", "plot_sequential_path", "plot_segments", "style_axes"]
 _COLOURS = {"better": "#1a7f37", "worse": "#cf222e", "neutral": "#57606a"}
 
 
+def _reach(values) -> float:
+    """How far an unbounded interval is drawn: 1.3x the largest finite |value| (10 if none)."""
+    v = np.abs(np.asarray([x for x in values if x is not None], dtype=np.float64))
+    v = v[np.isfinite(v)]
+    return 1.3 * float(v.max()) if v.size and v.max() > 0 else 10.0
+
+
+def _interval(ax, lo, hi, y, colour, reach, lw=2.5):
+    """A CI bar at height y; an unbounded end (Fieller: the control value is not distinguishable from 0)
+    is drawn dotted to the edge and labelled, rather than vanishing (which would read as precision)."""
+    if np.isfinite(lo) and np.isfinite(hi):
+        ax.plot([lo, hi], [y, y], color=colour, lw=lw, solid_capstyle="round")
+        return
+    if np.isnan(lo) or np.isnan(hi):
+        return
+    a, b = max(lo, -reach), min(hi, reach)
+    ax.plot([a, b], [y, y], color=colour, lw=lw * 0.6, ls=":")
+    ax.annotate("CI unbounded", (b if not np.isfinite(hi) else a, y), textcoords="offset points",
+                xytext=(0, -11), ha="right" if not np.isfinite(hi) else "left", fontsize=7, color=colour)
+
+
 def plot_lifts(result, ax=None, variant=None):
     """Forest plot: relative lift and its CI per metric (and arm), coloured by outcome.
 
@@ -23,10 +44,11 @@ def plot_lifts(result, ax=None, variant=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 1.4))
     labels, y = [], np.arange(len(rows))[::-1]
+    reach = _reach([100 * r[k] for r in rows for k in ("rel_ci_lower", "rel_ci_upper", "rel_effect")])
     for yi, r in zip(y, rows):
         colour = _COLOURS[result.outcome(r)]
         lo, hi, mid = r["rel_ci_lower"] * 100, r["rel_ci_upper"] * 100, r["rel_effect"] * 100
-        ax.plot([lo, hi], [yi, yi], color=colour, lw=2.5, solid_capstyle="round")
+        _interval(ax, lo, hi, yi, colour, reach)
         ax.plot([mid], [yi], "o", color=colour, ms=7)
         ax.annotate(f"{mid:+.1f}%", (mid, yi), textcoords="offset points", xytext=(0, 7),
                     ha="center", fontsize=8, color=colour)
@@ -152,13 +174,13 @@ def plot_segments(result, metric=None, variant=None, relative=True, ax=None):
         g = df[(df.metric == m) & (df.variant == v)]
         y = np.arange(len(g))[::-1] + 1.0
         labels = []
+        reach = _reach(np.concatenate([g[f"{pre}{k}"].to_numpy() * scale for k in ("ci_lower", "ci_upper", "effect")]))
         for yi, r in zip(y, g.to_dict("records")):
             p = r.get("p_value_adjusted", r["p_value"])
             up = r["effect"] > 0
             good = up if r["better"] == "higher" else not up
             colour = _COLOURS["neutral" if not p < result.alpha else ("better" if good else "worse")]
-            a.plot([r[f"{pre}ci_lower"] * scale, r[f"{pre}ci_upper"] * scale], [yi, yi], color=colour, lw=2.2,
-                   solid_capstyle="round")
+            _interval(a, r[f"{pre}ci_lower"] * scale, r[f"{pre}ci_upper"] * scale, yi, colour, reach, lw=2.2)
             a.plot([r[f"{pre}effect"] * scale], [yi], "s", color=colour, ms=6)
             seg = ", ".join(str(r[b]) for b in result.by)
             labels.append(f"{seg}  (n={r['n_control'] + r['n_treatment']:,})")
@@ -166,7 +188,10 @@ def plot_segments(result, metric=None, variant=None, relative=True, ax=None):
         ticks = list(y)
         if o is not None:
             mid, lo, hi = o[f"{pre}effect"] * scale, o[f"{pre}ci_lower"] * scale, o[f"{pre}ci_upper"] * scale
-            a.fill([lo, mid, hi, mid], [0, 0.25, 0, -0.25], color="black")
+            if np.isfinite(lo) and np.isfinite(hi):
+                a.fill([lo, mid, hi, mid], [0, 0.25, 0, -0.25], color="black")
+            else:
+                _interval(a, lo, hi, 0.0, "black", reach)
             a.axvline(mid, color="black", lw=0.8, ls=":")
             ticks.append(0.0)
             labels.append("overall")

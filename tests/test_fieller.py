@@ -533,3 +533,25 @@ def test_the_guardrail_upper_bound_of_a_heavy_tailed_ratio():
     print(f"\nabuse loss per order, truth 0: above the upper bound: Fieller {miss_f / R:.4f}, delta {miss_d / R:.4f}")
     assert abs(miss_f / R - 0.025) < mc_band(0.025, R)
     assert miss_d / R > 0.04
+
+
+def test_unbounded_relative_interval_is_drawn_and_labelled():
+    """An unbounded Fieller interval must not vanish from the forest plot (that would read as precision)."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from abkit.plots import plot_lifts
+
+    df = abkit.simulate.ab_data(3000, seed=2)
+    df["nps"] = np.random.default_rng(1).choice([3, 7, 10], size=len(df), p=[0.3, 0.4, 0.3])   # NPS near 0
+    res = abkit.analyze(df, [abkit.NPS("nps"), abkit.Ratio("refunds", "orders")])
+    row = res.row("nps", "treatment")
+    assert row["rel_ci_lower"] == -np.inf and row["rel_ci_upper"] == np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = plot_lifts(res)
+    assert any(t.get_text() == "CI unbounded" for t in ax.texts)
+    dotted = [ln for ln in ax.lines if ln.get_linestyle() == ":"]
+    assert len(dotted) == 1 and np.isfinite(dotted[0].get_xdata()).all()
