@@ -126,6 +126,8 @@ def analyze(
     metrics = _check_metrics(metrics)
     if not (0.0 < float(alpha) < 0.5):
         raise AbkitError(f"alpha={alpha!r} must be between 0 and 0.5 (e.g. 0.05)")
+    if isinstance(correction, str):
+        correction = correction.strip().lower()   # "BH", "Holm" are meant as the same methods
     if correction is not None and correction not in ("holm", "bh"):
         raise AbkitError(f"correction={correction!r} is not known; use 'holm', 'bh' or None")
     quantiles = [m for m in metrics if m.kind == "quantile"]

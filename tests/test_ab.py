@@ -194,6 +194,8 @@ def test_correction_adds_adjusted_p_values_over_all_comparisons():
     res = abkit.analyze(df, [abkit.Mean("x"), abkit.Mean("y")], correction="holm").to_frame()
     assert len(res) == 4 and set(res.variant) == {"a", "b"}
     np.testing.assert_allclose(res.p_value_adjusted, multipletests(res.p_value, method="holm")[1])
+    bh = abkit.analyze(df, [abkit.Mean("x"), abkit.Mean("y")], correction="BH").to_frame()   # any case
+    np.testing.assert_allclose(bh.p_value_adjusted, multipletests(bh.p_value, method="fdr_bh")[1])
 
 
 def test_srm_matches_scipy_chisquare():
