@@ -28,7 +28,32 @@ Per treatment arm, evaluated in this order:
 
 "Significantly" means the decision p-value (Holm/BH-adjusted when the
 analysis asked for a correction) is below alpha; the good direction is the
-metric's ``better``.
+metric's ``better``. Texts name that p-value for what it is ("Holm-adjusted
+p", "always-valid p"): see :func:`p_label`.
+
+**Sequential (always-valid) results** (``analyze(..., sequential=...)``):
+the same rules on the always-valid p-values and intervals, and the days
+still needed use the always-valid interval's half-width ``h`` instead of
+``z_{1-alpha/2} se``: with the mixture of the analysis (``tau^2`` fixed, as
+:class:`abkit.sequential.AlwaysValid` tunes it) the units needed are the
+smallest ``n`` with ``h(V(n)) + z_power se(n) <= mde``, ``V(n) = V_now n_now / n``,
+found by bisection (:func:`days_to_detect`); for a guardrail, the smallest
+``n`` with ``w + h(V(n)) <= m`` (:func:`days_to_show_margin`).
+
+**Caveats** (listed among the reasons, never a label): differential
+missingness (:func:`missingness_checks`). For a metric that drops units
+without a value (``dropna=True``, e.g. time to refund, defined only for
+buyers with a refund), the share of units with a value is compared between
+each treatment arm and control (two-proportion z-test, pooled variance;
+the same as the 2x2 chi-square test). When it differs (p below the
+analysis' alpha) the treatment changed *who is measured*, so the metric's
+effect mixes a change in composition with a change in the metric, and the
+reasons say so. The threshold is alpha, not the 0.001 of the SRM alarm:
+the SRM alarm invalidates the whole readout and runs on every test, so it
+must rarely fire by chance; this check only adds a caveat to one metric,
+and a composition shift the readout would call significant by its own
+standard should not pass unmentioned. In A/A data it flags about alpha of
+the dropna metric x arm comparisons (tested).
 
 Guardrails (:func:`guardrail_status`). With a relative non-inferiority
 ``margin`` m (0.02 = "may get at most 2% worse") a guardrail is
@@ -68,10 +93,11 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from .results import ExperimentResult, format_p, format_pct
+from .results import ExperimentResult, format_pct
 
 __all__ = ["Verdict", "decide", "decide_rollout", "guardrail_status", "days_to_detect", "days_to_show_margin",
-           "DaysEstimate",
+           "DaysEstimate", "MissingnessCheck", "missingness_test", "missingness_checks",
+           "p_text", "p_label", "ci_label", "srm_sentence",
            "BALANCE_ALARM", "LEAK_ALARM", "DUPLICATE_ALARM", "COLOURS"]
 
 COLOURS = {
@@ -96,6 +122,123 @@ Duplicated rows of a unit are correlated, so the variance (which treats rows
 as independent units) is too small and the unit weighs more than the others;
 above 1% of the units the data are not one row per unit (a join fan-out, a
 double load) and the numbers cannot be trusted."""
+
+_CORRECTION_SHORT = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+
+
+# --------------------------------------------------------------------------- words for numbers
+def p_text(p: float | None, label: str = "p") -> str:
+    """A p-value in a sentence: ``"p = 0.041"``, ``"p < 0.001"``, ``"Holm-adjusted p = 0.876"``.
+
+    Three decimals (the tables' ``format_p``), and "< 0.001" below that: never
+    ``p = <0.001`` nor a number like ``5.19e-33`` that only suggests precision.
+    """
+    if p is None or not math.isfinite(p):
+        return f"{label} n/a"
+    if p < 0.001:
+        return f"{label} < 0.001"
+    return f"{label} = {p:.3f}"
+
+
+def p_label(result: ExperimentResult) -> str:
+    """What the decision p-value of ``result`` is: ``"p"``, ``"Holm-adjusted p"``, ``"always-valid p"``..."""
+    words = []
+    if result.correction:
+        words.append(f"{_CORRECTION_SHORT.get(result.correction, result.correction)}-adjusted")
+    if getattr(result, "sequential", False):
+        words.append("always-valid")
+    return " ".join([*words, "p"])
+
+
+def ci_label(result: ExperimentResult) -> str:
+    """``"95% CI"``, or ``"95% always-valid CI"`` for a sequential result."""
+    return f"{1 - result.alpha:.0%} {'always-valid ' if getattr(result, 'sequential', False) else ''}CI"
+
+
+def srm_sentence(srm) -> str:
+    """The sample-ratio check in one sentence-case line, e.g. for a verdict's reasons."""
+    obs = ", ".join(f"{a} {o:,} units ({s:.1%} vs {e:.1%} planned)"
+                    for a, o, s, e in zip(srm.arms, srm.observed, srm.observed_share, srm.expected_share))
+    head = "Sample ratio mismatch" if srm.mismatch else "No sample ratio mismatch"
+    return f"{head}: {obs}; chi-square test {p_text(srm.p_value)}"
+
+
+# --------------------------------------------------------------------------- differential missingness
+@dataclass(frozen=True)
+class MissingnessCheck:
+    """Is the share of units with a value of a ``dropna`` metric the same in a treatment arm and control?"""
+
+    metric: str
+    variant: Hashable
+    with_value_control: int
+    units_control: int
+    with_value_treatment: int
+    units_treatment: int
+    z: float
+    p_value: float
+    threshold: float
+
+    @property
+    def share_control(self) -> float:
+        return self.with_value_control / self.units_control if self.units_control else math.nan
+
+    @property
+    def share_treatment(self) -> float:
+        return self.with_value_treatment / self.units_treatment if self.units_treatment else math.nan
+
+    @property
+    def flagged(self) -> bool:
+        return bool(math.isfinite(self.p_value) and self.p_value < self.threshold)
+
+    def sentence(self, control: Hashable = "control", unit: str = "buyers") -> str:
+        """``"15.4% of treatment's buyers have a value vs 16.4% of control's, p = 0.006"``."""
+        return (f"{self.share_treatment:.1%} of {self.variant}'s {unit} have a value vs {self.share_control:.1%} "
+                f"of {control}'s, {p_text(self.p_value)}")
+
+
+def missingness_test(with_control: int, units_control: int, with_treatment: int,
+                     units_treatment: int) -> tuple[float, float]:
+    """Two-proportion z-test (pooled variance) of equal shares with a value: ``(z, two-sided p)``.
+
+    ``z = (p_t - p_c) / sqrt(p (1 - p) (1/n_c + 1/n_t))`` with ``p`` the pooled
+    share; ``z^2`` is the Pearson chi-square of the 2x2 table (no continuity
+    correction). No variation (every unit, or none, has a value) gives
+    ``(0, 1)``.
+    """
+    n_c, n_t = float(units_control), float(units_treatment)
+    if n_c <= 0 or n_t <= 0:
+        return math.nan, math.nan
+    pooled = (with_control + with_treatment) / (n_c + n_t)
+    var = pooled * (1.0 - pooled) * (1.0 / n_c + 1.0 / n_t)
+    if var <= 0:
+        return 0.0, 1.0
+    z = (with_treatment / n_t - with_control / n_c) / math.sqrt(var)
+    return float(z), float(2.0 * stats.norm.sf(abs(z)))
+
+
+def missingness_checks(result: ExperimentResult, threshold: float | None = None) -> list[MissingnessCheck]:
+    """One :class:`MissingnessCheck` per ``dropna`` metric x treatment arm with any unit left out.
+
+    The counts are the result's: ``n_control`` units with a value and
+    ``dropped_control`` without (likewise for the treatment arm).
+    ``threshold``: flag below this p-value; default the result's alpha (see
+    the module docstring for why not the SRM alarm's 0.001).
+    """
+    threshold = result.alpha if threshold is None else float(threshold)
+    out = []
+    for m in result.metrics:
+        if not getattr(m, "dropna", False):
+            continue
+        for r in result.rows:
+            if r["metric"] != m.name:
+                continue
+            n_c, n_t = int(r.get("n_control", 0)), int(r.get("n_treatment", 0))
+            d_c, d_t = int(r.get("dropped_control", 0) or 0), int(r.get("dropped_treatment", 0) or 0)
+            if d_c + d_t == 0:
+                continue
+            z, p = missingness_test(n_c, n_c + d_c, n_t, n_t + d_t)
+            out.append(MissingnessCheck(m.name, r["variant"], n_c, n_c + d_c, n_t, n_t + d_t, z, p, threshold))
+    return out
 
 
 @dataclass(frozen=True)
@@ -124,10 +267,11 @@ def guardrail_status(result: ExperimentResult, row: dict, margin: float | None =
     """``("ok" | "breached" | "unclear", explanation)`` for one guardrail row; the rule is in the module doc."""
     name = row["metric"]
     lo, hi, rel = row["rel_ci_lower"], row["rel_ci_upper"], row["rel_effect"]
-    ci = f"{format_pct(rel)}, {1 - result.alpha:.0%} CI {format_pct(lo)} to {format_pct(hi)}"
+    ci = f"{format_pct(rel)}, {ci_label(result)} {format_pct(lo)} to {format_pct(hi)}"
     if margin is None:
         if result.outcome(row) == "worse":
-            return "breached", f"guardrail {name} got significantly worse: {ci} (p {format_p(result.decision_p(row))})"
+            return "breached", (f"guardrail {name} got significantly worse: {ci} "
+                                f"({p_text(result.decision_p(row), p_label(result))})")
         return "ok", f"guardrail {name} did not get significantly worse ({ci})"
     if not all(math.isfinite(x) for x in (lo, hi)):
         return "unclear", f"guardrail {name}: no confidence interval, so the {margin:.1%} margin cannot be checked"
@@ -151,20 +295,103 @@ class DaysEstimate:
     units_needed: float           # units in all arms together
     units_now: int
     factor: float                 # units_needed / units_now
-    method: str
+    method: str                   # how, for analysts (function and formula)
+    words: str = ""               # how, for a leadership page (no function names)
+
+
+def _relative_mixing_variance(row: dict, sequential, alpha: float, units_now: float) -> float:
+    """``tau^2`` of the always-valid interval of the relative lift, as the analysis chose it.
+
+    ``sequential`` is an :class:`abkit.sequential.AlwaysValid` (the design the
+    analysis used) or ``True`` (take it from the row: ``always_valid_rows``
+    keeps the effect-scale ``tau``, and the default rule mixes the relative
+    lift with the same multiple of its variance, ``tau_rel^2 = tau^2 rel_se^2 / se^2``).
+    Mirrors :func:`abkit.sequential.always_valid_rows`.
+    """
+    from .sequential import AlwaysValid
+    from .stats.sequential import optimal_mixing_ratio
+
+    v_rel = float(row["rel_se"]) ** 2
+    if isinstance(sequential, AlwaysValid):
+        tau = sequential.tau_for(row["metric"])
+        if tau is not None:
+            cv = abs(float(row["control_value"]))
+            return (tau / cv) ** 2 if cv > 0 else math.nan
+        fraction = 1.0 if sequential.planned_n is None else float(units_now) / float(sequential.planned_n)
+        return optimal_mixing_ratio(alpha) * v_rel * fraction
+    tau, se = row.get("tau"), row.get("se")
+    if tau is not None and se is not None and math.isfinite(tau) and math.isfinite(se) and tau > 0 and se > 0:
+        return float(tau) ** 2 * v_rel / float(se) ** 2
+    return optimal_mixing_ratio(alpha) * v_rel
+
+
+def _always_valid_factor(variance: float, tau2: float, target: float, z_power: float, alpha: float) -> float:
+    """The smallest ``f = n / n_now`` with ``h(V / f) + z_power sqrt(V / f) <= target``, by bisection.
+
+    ``h`` is the always-valid half-width with the mixing variance ``tau2``
+    held fixed (:func:`abkit.stats.sequential.always_valid_half_width`); it
+    increases with ``V`` (``u (1 + u) (log(1 + 1/u) + 2 log(1/alpha))``,
+    ``u = V / tau^2``, has derivative ``(1 + 2u)(log(1 + 1/u) + 2 log(1/alpha)) - 1 > 0``),
+    so the left side decreases in ``f`` and the root is unique. NaN when it
+    lies beyond a billion times the current units.
+    """
+    from .stats.sequential import always_valid_half_width
+
+    def excess(log_f: float) -> float:
+        v = variance / math.exp(log_f)
+        return float(always_valid_half_width(v, tau2, alpha)) + z_power * math.sqrt(v) - target
+
+    lo, hi = math.log(1e-9), math.log(1e9)
+    if excess(hi) > 0:
+        return math.nan
+    if excess(lo) <= 0:
+        return math.exp(lo)
+    for _ in range(200):                      # bisection on log f: the width halves every step
+        mid = 0.5 * (lo + hi)
+        if excess(mid) > 0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12:
+            break
+    return math.exp(hi)
+
+
+def _estimate(factor: float, days_elapsed: float, units_now: int, method: str, words: str) -> DaysEstimate:
+    days_total = int(math.ceil(days_elapsed * factor - 1e-9))
+    return DaysEstimate(days_total, max(0, days_total - int(math.ceil(days_elapsed))), factor * units_now,
+                        units_now, factor, method, words)
+
+
+def _sequential_on(sequential) -> bool:
+    return sequential is not None and sequential is not False
 
 
 def days_to_detect(row: dict, mde: float, days_elapsed: float, *, alpha: float = 0.05, power: float = 0.8,
-                   units_now: int | None = None) -> DaysEstimate:
+                   units_now: int | None = None, sequential=False) -> DaysEstimate:
     """Days needed until a relative effect of ``mde`` would be detected with ``power``.
 
-    The unit-level standard deviation of the relative lift is backed out of
-    the observed standard error, ``sd = rel_se / sqrt(1/n_c + 1/n_t)``; the
-    units per arm needed for ``mde`` come from :func:`abkit.power.sample_size_mean`
-    (two-sample t-test, the arms' current ratio); if that is unavailable, from
-    the normal approximation ``n = (z_{1-alpha/2} + z_power)^2 (v_t + v_c) / mde^2``
-    scaled from the current n. Units are assumed to keep arriving at the
-    average rate so far (``units_now / days_elapsed``), so
+    Fixed horizon (``sequential=False``): the unit-level standard deviation
+    of the relative lift is backed out of the observed standard error,
+    ``sd = rel_se / sqrt(1/n_c + 1/n_t)``; the units per arm needed for
+    ``mde`` come from :func:`abkit.power.sample_size_mean` (two-sample
+    t-test, the arms' current ratio); if that is unavailable, from the normal
+    approximation ``n = (z_{1-alpha/2} + z_power)^2 (v_t + v_c) / mde^2``
+    scaled from the current n.
+
+    Always valid (``sequential=True`` or the
+    :class:`abkit.sequential.AlwaysValid` design of the analysis): the
+    decision is "the always-valid interval excludes 0", whose half-width
+    ``h(V)`` is wider than ``z_{1-alpha/2} sqrt(V)``. With ``V(n) = V_now n_now / n``
+    (``V_now = rel_se^2``) and the analysis' mixing variance held fixed, the
+    units needed are the smallest ``n`` with ``h(V(n)) + z_power sqrt(V(n)) <= mde``
+    (then a true effect of ``mde`` gives an interval clear of 0 with
+    probability ``power`` at that look, normal approximation), found by
+    bisection. ``units_now`` (all arms) must be the count the analysis tuned
+    the mixture with (``planned_n`` rule); default ``n_c + n_t``.
+
+    Units are assumed to keep arriving at the average rate so far
+    (``units_now / days_elapsed``), so
     ``days_total = ceil(days_elapsed * units_needed / units_now)``.
     """
     n_c, n_t = float(row["n_control"]), float(row["n_treatment"])
@@ -172,6 +399,17 @@ def days_to_detect(row: dict, mde: float, days_elapsed: float, *, alpha: float =
     se = float(row.get("rel_se", math.nan))
     if not (math.isfinite(se) and se > 0 and n_c > 1 and n_t > 1 and mde > 0 and days_elapsed > 0):
         return DaysEstimate(None, None, math.nan, units_now, math.nan, "not enough information")
+    if _sequential_on(sequential):
+        tau2 = _relative_mixing_variance(row, sequential, alpha, units_now)
+        factor = (_always_valid_factor(se * se, tau2, mde, float(stats.norm.ppf(power)), alpha)
+                  if math.isfinite(tau2) and tau2 > 0 else math.nan)
+        method = ("always-valid radius: smallest n with h(V(n)) + z_power se(n) <= mde, V(n) = V_now n_now / n, "
+                  "mixing variance of the analysis (bisection)")
+        if not math.isfinite(factor):
+            return DaysEstimate(None, None, math.nan, units_now, math.nan, method)
+        return _estimate(factor, days_elapsed, units_now, method,
+                         "from the planned MDE and power, for the always-valid interval (it is wider than a "
+                         "fixed-horizon one), with the variance observed so far")
     sd = se / math.sqrt(1.0 / n_c + 1.0 / n_t)
     k = n_t / n_c
     try:
@@ -183,34 +421,40 @@ def days_to_detect(row: dict, mde: float, days_elapsed: float, *, alpha: float =
         z = stats.norm.isf(alpha / 2) + stats.norm.ppf(power)
         need_c = n_c * (z * se / mde) ** 2
         method = "normal approximation n = (z_{1-a/2} + z_power)^2 (v_t + v_c) / mde^2, scaled from the current n"
-    factor = need_c / n_c
-    days_total = int(math.ceil(days_elapsed * factor - 1e-9))
-    return DaysEstimate(days_total, max(0, days_total - int(math.ceil(days_elapsed))), factor * units_now,
-                        units_now, factor, method)
+    return _estimate(need_c / n_c, days_elapsed, units_now, method,
+                     "from the planned MDE and power, two-sided t-test, with the variance observed so far")
 
 
 def days_to_show_margin(row: dict, margin: float, days_elapsed: float, *, alpha: float = 0.05,
-                        units_now: int | None = None) -> DaysEstimate:
+                        units_now: int | None = None, sequential=False) -> DaysEstimate:
     """Days needed until an *unclear* guardrail's interval fits within its margin, if its estimate stays put.
 
     With ``w`` = how much worse the estimate is (relative, positive = worse)
     and ``m`` the margin, the bad-side bound ``w + z se`` is within ``m`` once
     ``se <= (m - w) / z``, ``z = z_{1-alpha/2}``; standard errors shrink as
     ``1/sqrt(n)``, so the units (and, at the same accrual, the days) scale by
-    ``(se / se_needed)^2``. No estimate when ``w >= m`` (more data would not help).
+    ``(se / se_needed)^2``. Always valid (``sequential``, as in
+    :func:`days_to_detect`): the smallest ``n`` with ``w + h(V(n)) <= m``, by
+    bisection. No estimate when ``w >= m`` (more data would not help).
     """
     n_c, n_t = float(row["n_control"]), float(row["n_treatment"])
     units_now = int(units_now if units_now is not None else n_c + n_t)
     se = float(row.get("rel_se", math.nan))
     worse = row["rel_effect"] if row["better"] == "lower" else -row["rel_effect"]
     method = "guardrail interval shrinking as 1/sqrt(n) with the estimate unchanged"
+    words = "the guardrail's interval shrinking as the test runs on, if its estimate stays where it is"
     if not (math.isfinite(se) and se > 0 and days_elapsed > 0 and math.isfinite(worse) and worse < margin):
-        return DaysEstimate(None, None, math.nan, units_now, math.nan, method)
+        return DaysEstimate(None, None, math.nan, units_now, math.nan, method, words)
+    if _sequential_on(sequential):
+        tau2 = _relative_mixing_variance(row, sequential, alpha, units_now)
+        factor = (_always_valid_factor(se * se, tau2, margin - worse, 0.0, alpha)
+                  if math.isfinite(tau2) and tau2 > 0 else math.nan)
+        method = "always-valid " + method
+        if not math.isfinite(factor):
+            return DaysEstimate(None, None, math.nan, units_now, math.nan, method, words)
+        return _estimate(factor, days_elapsed, units_now, method, words)
     need_se = (margin - worse) / stats.norm.isf(alpha / 2)
-    factor = (se / need_se) ** 2
-    days_total = int(math.ceil(days_elapsed * factor - 1e-9))
-    return DaysEstimate(days_total, max(0, days_total - int(math.ceil(days_elapsed))), factor * units_now,
-                        units_now, factor, method)
+    return _estimate((se / need_se) ** 2, days_elapsed, units_now, method, words)
 
 
 # --------------------------------------------------------------------------- A/B
@@ -220,7 +464,8 @@ def _direction_words(row: dict) -> str:
 
 def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | Mapping[str, float | None] = (), *,
            balance_p: float | None = None, mde: float | None = None, power: float = 0.8,
-           days_elapsed: float | None = None) -> list[Verdict]:
+           days_elapsed: float | None = None, sequential=None,
+           missingness_threshold: float | None = None) -> list[Verdict]:
     """Verdicts (one per treatment arm) from the primary metric, the guardrails and the health checks.
 
     ``guardrails``: names, or a mapping name -> relative non-inferiority
@@ -228,6 +473,11 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
     ``balance_p``: p-value of the joint pre-period balance test (optional).
     ``mde``, ``power``, ``days_elapsed``: the planned relative MDE and power and
     the days run so far, for "Inconclusive (need N more days)".
+    ``sequential``: the :class:`abkit.sequential.AlwaysValid` design of an
+    always-valid analysis, for the days still needed; default: the result's
+    own (``result.sequential``; the mixture is read from the rows).
+    ``missingness_threshold``: p-value below which a dropna metric's share of
+    units with a value is called different between arms (default alpha).
     The rule is in the module docstring.
     """
     result.metric(primary)
@@ -239,13 +489,16 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
     leak = integrity is not None and integrity.leak_share > LEAK_ALARM
     duplicated = integrity is not None and integrity.duplicate_share > DUPLICATE_ALARM
     integrity_notes = integrity.problems() if integrity is not None else []
+    seq = getattr(result, "sequential", False) if sequential is None else sequential
+    units_now = int(sum(result.srm.observed))      # all arms: the count the always-valid mixture was tuned with
+    skewed = [c for c in missingness_checks(result, missingness_threshold) if c.flagged]
     verdicts = []
     for arm in result.treatments:
         row = result.row(primary, arm)
         p = result.decision_p(row)
         lift = (f"{primary} {_direction_words(row)} {format_pct(abs(row['rel_effect']), 1, sign=False)} "
-                f"({1 - result.alpha:.0%} CI {format_pct(row['rel_ci_lower'])} to "
-                f"{format_pct(row['rel_ci_upper'])}, p {format_p(p)})")
+                f"({ci_label(result)} {format_pct(row['rel_ci_lower'])} to "
+                f"{format_pct(row['rel_ci_upper'])}, {p_text(p, p_label(result))})")
         reasons = [lift]
         status = {g: guardrail_status(result, result.row(g, arm), m) for g, m in margins.items()}
         breached = [g for g, (s, _) in status.items() if s == "breached"]
@@ -270,19 +523,19 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
                 headline = (f"Do not trust these numbers: {' and '.join(what)}, so each unit is not in exactly "
                             f"one arm exactly once. Fix the assignment or the data (one row per "
                             f"'{integrity.unit}') and rerun.")
-                reasons[0:0] = integrity_notes + ([result.srm.summary()] if result.srm.mismatch else [])
+                reasons[0:0] = integrity_notes + ([srm_sentence(result.srm)] if result.srm.mismatch else [])
             elif result.srm.mismatch:
                 note = "sample ratio mismatch"
                 headline = (f"Do not trust these numbers: the split of units between arms is not the planned "
-                            f"one (sample ratio mismatch, p {format_p(result.srm.p_value)}). Fix the "
+                            f"one (sample ratio mismatch, {p_text(result.srm.p_value)}). Fix the "
                             "assignment or logging and rerun.")
-                reasons.insert(0, result.srm.summary())
+                reasons.insert(0, srm_sentence(result.srm))
             else:
                 note = "arms differ before the test"
                 headline = (f"Do not trust these numbers: the arms already differed before the test started "
-                            f"(pre-period balance test p {format_p(balance_p)}). Check the assignment and the "
+                            f"(pre-period balance test {p_text(balance_p)}). Check the assignment and the "
                             "pre-period data.")
-                reasons.insert(0, f"pre-period balance test p {format_p(balance_p)} < {BALANCE_ALARM:g}")
+                reasons.insert(0, f"pre-period balance test {p_text(balance_p)} (alarm below {BALANCE_ALARM:g})")
         elif outcome == "worse" or breached:
             label = "Do not ship"
             why = []
@@ -310,14 +563,17 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
             needs = []
             if days_elapsed and outcome == "better":
                 for g in unclear:
-                    est = days_to_show_margin(result.row(g, arm), margins[g], days_elapsed, alpha=result.alpha)
+                    est = days_to_show_margin(result.row(g, arm), margins[g], days_elapsed, alpha=result.alpha,
+                                              units_now=units_now, sequential=seq)
                     if est.days_more:
                         needs.append((est.days_more, est.days_total, f"to show {g} stays within its margin"))
             if mde and days_elapsed and outcome != "better":
-                est = days_to_detect(row, mde, days_elapsed, alpha=result.alpha, power=power)
+                est = days_to_detect(row, mde, days_elapsed, alpha=result.alpha, power=power, units_now=units_now,
+                                     sequential=seq)
                 if est.days_more:
                     needs.append((est.days_more, est.days_total,
-                                  f"to detect a {mde:.1%} change with {power:.0%} power"))
+                                  f"to detect a {mde:.1%} change with {power:.0%} power"
+                                  + (" on the always-valid interval" if _sequential_on(seq) else "")))
                 elif est.days_more == 0:
                     headline += (f" The test already had {power:.0%} power for a {mde:.1%} change, so any effect "
                                  "is probably smaller than that.")
@@ -326,6 +582,10 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
                 plural = "s" if days_more != 1 else ""
                 note = f"need {days_more} more day{plural}"
                 headline += f" It needs about {days_more} more day{plural} ({total} in total) {why}."
+        for c in skewed:
+            if c.variant == arm:
+                reasons.append(f"caution: {c.metric} is measured on a different mix of buyers in each arm "
+                               f"({c.sentence(result.control)}): read its effect with care")
         verdicts.append(Verdict(arm, label, headline, tuple(reasons), note, days_more))
     return verdicts
 
@@ -352,11 +612,12 @@ def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: f
     ci_words = (f"{level} {format_pct(lo_mag, 1, sign=False)} to {format_pct(hi_mag, 1, sign=False)}"
                 if (rel_ci_lower > 0) == (rel_ci_upper > 0) else
                 f"{level} {format_pct(rel_ci_lower)} to {format_pct(rel_ci_upper)}")
-    boot = f", bootstrap p {format_p(bootstrap_p)}" if bootstrap_p is not None and math.isfinite(bootstrap_p) else ""
+    boot = (f", {p_text(bootstrap_p, 'bootstrap p')}" if bootstrap_p is not None and math.isfinite(bootstrap_p)
+            else "")
     reasons = [f"{outcome} {'up' if up else 'down'} {format_pct(abs(rel_effect), 1, sign=False)} "
-               f"({level} {format_pct(rel_ci_lower)} to {format_pct(rel_ci_upper)}, p {format_p(p_value)}{boot})"]
+               f"({level} {format_pct(rel_ci_lower)} to {format_pct(rel_ci_upper)}, {p_text(p_value)}{boot})"]
     has_pre = pretrend_p is not None and math.isfinite(pretrend_p)
-    reasons.append(f"pre-trend test p {format_p(pretrend_p)}" if has_pre else "no pre-launch periods to test "
+    reasons.append(f"pre-trend test {p_text(pretrend_p)}" if has_pre else "no pre-launch periods to test "
                    "parallel trends")
     failed_placebos = [p for p in placebo_p if p is not None and math.isfinite(p) and p < alpha]
     if failed_placebos:
@@ -366,7 +627,7 @@ def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: f
     if has_pre and pretrend_p < alpha:
         label, note = "Invalid", "pre-trends fail"
         headline = (f"Do not trust this estimate: launched and comparison {where.split()[-1]} were already "
-                    f"drifting apart before launch (pre-trend test p {format_p(pretrend_p)}).")
+                    f"drifting apart before launch (pre-trend test {p_text(pretrend_p)}).")
     elif significant and good:
         label = "Worked"
         headline = (f"{what} {verb} {outcome} by {format_pct(abs(rel_effect), 1, sign=False)} ({ci_words}) on "

@@ -201,7 +201,8 @@ def test_page_shows_every_section_in_order(run):
     assert order == sorted(order), [m for m, _ in sorted(zip(marks, order), key=lambda t: t[1])]
     assert "CUPED" in text and "Deng" in text and "Welch" in text
     assert "4,000 units of the 4,000 planned (100%)" in text
-    assert "time_to_refund_hours (time_to_refund_hours missing)" in text       # dropped units and why
+    assert "no value for time_to_refund_hours: left out of that metric" in text       # dropped units and why
+    assert "(time_to_refund_hours missing)" not in text                           # said once, not twice
     assert "guardrail, margin 50.0%" in text
 
 

@@ -17,6 +17,7 @@ from abkit.results import ExperimentResult
 from abkit.stats.checks import srm_test
 from abkit.verdict import (
     BALANCE_ALARM, COLOURS, days_to_detect, days_to_show_margin, decide, decide_rollout, guardrail_status,
+    missingness_checks, missingness_test, p_label, p_text, srm_sentence,
 )
 
 Z = stats.norm.isf(0.025)
@@ -166,7 +167,8 @@ def test_rollout_worked_headline_in_plain_words():
     assert v.label == "Worked" and v.colour == COLOURS["Worked"]
     assert v.headline == ("The launch cut contact rate by 6.1% (95% CI 3.2% to 9.0%) on average in launched "
                           "markets.")
-    assert any("pre-trend test p 0.410" in r for r in v.reasons)
+    assert any("pre-trend test p = 0.410" in r for r in v.reasons)
+    assert any("p < 0.001" in r and "bootstrap p = 0.002" in r for r in v.reasons)
 
 
 def test_rollout_made_it_worse_and_no_impact():
@@ -195,3 +197,176 @@ def test_rollout_needs_the_bootstrap_to_agree_with_few_units():
 def test_rollout_failed_placebo_is_a_caution_not_a_label():
     v = decide_rollout("contact rate", "lower", -0.061, -0.090, -0.032, 0.001, 0.4, placebo_p=[0.5, 0.01])
     assert v.label == "Worked" and any("1 of 2 placebo" in r for r in v.reasons)
+
+
+# --------------------------------------------------------------------------- words for p-values
+def test_p_values_read_as_sentences():
+    assert p_text(0.0412) == "p = 0.041" and p_text(5.19e-33) == "p < 0.001" and p_text(0.001) == "p = 0.001"
+    assert p_text(float("nan")) == "p n/a" and p_text(None, "always-valid p") == "always-valid p n/a"
+    assert p_text(0.8756, "Holm-adjusted p") == "Holm-adjusted p = 0.876"
+    res = result(row("p", -0.10, 0.02))
+    assert p_label(res) == "p"
+    from dataclasses import replace
+
+    assert p_label(replace(res, correction="holm")) == "Holm-adjusted p"
+    assert p_label(replace(res, correction="bh", sequential=True)) == "Benjamini-Hochberg-adjusted always-valid p"
+
+
+def test_verdict_texts_have_no_p_equals_less_than_and_no_shouting():
+    res = result(row("p", -0.10, 0.02), counts=(10_000, 11_000))        # SRM p ~ 1e-11
+    (v,) = decide(res, "p")
+    text = " ".join([v.headline, *v.reasons])
+    assert "p = <" not in text and "p <0" not in text and "e-" not in text
+    assert "SAMPLE RATIO MISMATCH" not in text and "Sample ratio mismatch: control 10,000 units" in text
+    assert "p < 0.001" in text
+    assert srm_sentence(res.srm).startswith("Sample ratio mismatch: ")
+
+
+def test_adjusted_p_values_are_labelled_in_the_verdict():
+    from dataclasses import replace
+
+    r = {**row("p", -0.10, 0.02), "p_value_adjusted": 0.876}
+    (v,) = decide(replace(result(r), correction="holm"), "p")
+    assert "Holm-adjusted p = 0.876" in v.reasons[0]
+
+
+# --------------------------------------------------------------------------- always-valid days
+def _av_half_width(V, tau2, alpha):
+    """The normal-mixture boundary, written out (Howard et al. 2021, eq. (14) on the effect scale)."""
+    return math.sqrt(V * (V + tau2) / tau2 * (math.log((V + tau2) / V) + 2 * math.log(1 / alpha)))
+
+
+def _independent_days(rel_se, units_now, planned_n, mde, days_elapsed, alpha=0.05, power=0.8):
+    """Days until the always-valid interval detects ``mde`` with ``power``: brentq on n, from first principles."""
+    from scipy import optimize
+
+    c = 2 * math.log(1 / alpha)
+    x = optimize.brentq(lambda x: math.log1p(x) + c - x, c, 10 * c + 10)        # tau^2 / V at the planned size
+    V = rel_se**2
+    tau2 = x * V * units_now / planned_n
+    zp = stats.norm.ppf(power)
+
+    def gap(n):
+        v = V * units_now / n
+        return _av_half_width(v, tau2, alpha) + zp * math.sqrt(v) - mde
+
+    n = optimize.brentq(gap, units_now * 1e-6, units_now * 1e6, xtol=1e-6)
+    return math.ceil(days_elapsed * n / units_now - 1e-9), n
+
+
+@pytest.mark.parametrize("rel_se, planned, mde", [(0.035, 40_000, 0.065), (0.02, 10_000, 0.03),
+                                                   (0.01, 80_000, 0.05), (0.05, 20_000, 0.2)])
+def test_always_valid_days_match_an_independent_computation(rel_se, planned, mde):
+    from abkit.sequential import AlwaysValid
+
+    units = 24_000
+    r = row("p", -0.01, rel_se, n=(units // 2, units // 2))
+    days_total, n_needed = _independent_days(rel_se, units, planned, mde, 12)
+    est = days_to_detect(r, mde, 12, units_now=units, sequential=AlwaysValid(planned_n=planned))
+    assert est.days_total == days_total and est.days_more == max(0, days_total - 12)
+    assert est.units_needed == pytest.approx(n_needed, rel=1e-6)
+    fixed = days_to_detect(r, mde, 12, units_now=units)
+    assert est.units_needed > fixed.units_needed              # the always-valid interval is wider
+    # True (the mixture read from an always-valid row's effect-scale tau) agrees with the explicit design
+    from abkit.stats.sequential import optimal_mixing_ratio
+
+    tau = math.sqrt(optimal_mixing_ratio(0.05) * r["se"] ** 2 * units / planned)
+    same = days_to_detect({**r, "tau": tau}, mde, 12, units_now=units, sequential=True)
+    assert same.units_needed == pytest.approx(est.units_needed, rel=1e-9)
+
+
+def test_always_valid_days_give_the_planned_power():
+    """At the units found, a true lift of mde puts the always-valid interval clear of 0 with probability power."""
+    from abkit.sequential import AlwaysValid
+    from abkit.stats.sequential import always_valid_half_width, optimal_mixing_ratio
+
+    units, rel_se, mde, planned = 20_000, 0.03, 0.05, 30_000
+    r = row("p", 0.0, rel_se, n=(units // 2, units // 2))
+    est = days_to_detect(r, mde, 10, units_now=units, power=0.9, sequential=AlwaysValid(planned_n=planned))
+    V = rel_se**2 * units / est.units_needed
+    tau2 = optimal_mixing_ratio(0.05) * rel_se**2 * units / planned
+    h = float(always_valid_half_width(V, tau2, 0.05))
+    assert stats.norm.cdf((mde - h) / math.sqrt(V)) == pytest.approx(0.9, abs=1e-6)
+
+
+def test_sequential_verdict_counts_days_for_the_always_valid_interval():
+    from dataclasses import replace
+
+    from abkit.sequential import AlwaysValid
+
+    r = row("p", -0.01, 0.03, n=(6_000, 6_000))
+    res = result(r, counts=(6_000, 6_000))
+    (fixed,) = decide(res, "p", mde=0.065, days_elapsed=12)
+    (seq,) = decide(replace(res, sequential=True), "p", mde=0.065, days_elapsed=12,
+                    sequential=AlwaysValid(planned_n=20_000))
+    est = days_to_detect(r, 0.065, 12, units_now=12_000, sequential=AlwaysValid(planned_n=20_000))
+    assert seq.days_more == est.days_more > fixed.days_more
+    assert "always-valid CI" in seq.reasons[0] and "always-valid p" in seq.reasons[0]
+    assert "on the always-valid interval" in seq.headline
+
+
+def test_always_valid_margin_days():
+    from abkit.sequential import AlwaysValid
+    from abkit.stats.sequential import always_valid_half_width, optimal_mixing_ratio
+
+    r = row("g", 0.0, 0.02, n=(5_000, 5_000))
+    est = days_to_show_margin(r, 0.05, 10, units_now=10_000, sequential=AlwaysValid(planned_n=10_000))
+    fixed = days_to_show_margin(r, 0.05, 10, units_now=10_000)
+    V = 0.02**2 * 10_000 / est.units_needed
+    h = float(always_valid_half_width(V, optimal_mixing_ratio(0.05) * 0.02**2, 0.05))
+    assert h == pytest.approx(0.05, rel=1e-6) and est.days_total > fixed.days_total
+
+
+# --------------------------------------------------------------------------- differential missingness
+def test_missingness_test_is_the_2x2_chi_square():
+    z, p = missingness_test(3285, 19_980, 3091, 20_020)
+    chi2, p_chi, _, _ = stats.chi2_contingency([[3285, 19_980 - 3285], [3091, 20_020 - 3091]], correction=False)
+    assert z**2 == pytest.approx(chi2) and p == pytest.approx(p_chi) and z < 0
+    assert missingness_test(10, 10, 20, 20) == (0.0, 1.0)                  # everybody has a value
+
+
+def _dropna_result(p_control, p_treatment, n=20_000, seed=0):
+    rng = np.random.default_rng(seed)
+    arm = rng.random(n) < 0.5
+    has = rng.random(n) < np.where(arm, p_treatment, p_control)
+    import pandas as pd
+
+    df = pd.DataFrame({"variant": np.where(arm, "treatment", "control"), "y": rng.normal(size=n),
+                       "t": np.where(has, rng.gamma(2.0, 24.0, n), np.nan)})
+    return abkit.analyze(df, [abkit.Mean("y"), abkit.Mean("t", dropna=True, better="lower")])
+
+
+def test_missingness_is_flagged_when_the_treatment_changes_who_has_a_value():
+    res = _dropna_result(0.16, 0.14)
+    (check,) = missingness_checks(res)
+    assert check.metric == "t" and check.flagged and check.p_value < 1e-4
+    assert check.share_control == pytest.approx(0.16, abs=0.01) and check.share_treatment == pytest.approx(0.14, abs=0.01)
+    (v,) = decide(res, "y")
+    caution = [r for r in v.reasons if r.startswith("caution: t is measured on a different mix")]
+    assert caution and caution[0].endswith("read its effect with care") and v.label != "Invalid"
+    # the same data without a difference in who has a value: no flag, no caution
+    res = _dropna_result(0.16, 0.16, seed=3)
+    (check,) = missingness_checks(res)
+    assert not check.flagged
+    assert not any("different mix" in r for r in decide(res, "y")[0].reasons)
+    assert missingness_checks(result(row("p", 0.0, 0.02))) == []        # no dropna metric, nothing to check
+
+
+@pytest.mark.parametrize("threshold", [0.05, 0.001])
+def test_missingness_false_flag_rate_in_a_a_data(threshold):
+    """Equal shares in both arms: the check flags at its threshold's rate (the z-test is calibrated)."""
+    rng = np.random.default_rng(11)
+    sims, n = 40_000, 8_000
+    with_c = rng.binomial(n, 0.16, sims)
+    with_t = rng.binomial(n, 0.16, sims)
+    p = np.array([missingness_test(int(a), n, int(b), n)[1] for a, b in zip(with_c, with_t)])
+    rate = float(np.mean(p < threshold))
+    se = math.sqrt(threshold * (1 - threshold) / sims)
+    assert abs(rate - threshold) < 4 * se + 1e-4, (rate, threshold)
+
+
+def test_missingness_false_flag_rate_through_analyze():
+    """A/A data through abkit.analyze (the dropped counts per arm): about alpha of the tests flag."""
+    flags = [missingness_checks(_dropna_result(0.2, 0.2, n=2_000, seed=s))[0].flagged for s in range(300)]
+    rate = float(np.mean(flags))
+    assert abs(rate - 0.05) < 4 * math.sqrt(0.05 * 0.95 / 300), rate

@@ -14,10 +14,18 @@ so what the readout shows is what an analyst gets in a notebook:
 * :func:`cumulative` - the primary metric's effect on all units exposed up to
   each day (daily moments, added up: ``abkit.moments(..., by=date)``);
 * :func:`segments` - the primary metric per segment value with Holm/BH
-  across segments and Cochran's Q test of heterogeneity.
+  across segments and Cochran's Q test of heterogeneity;
+* :func:`always_valid_design`, :func:`always_valid_path`, :func:`whole_path` -
+  for a sequential spec (``sequential: true``): the mixture fixed in advance
+  (tuned to ``planned_units``), every metric's always-valid path over the
+  daily looks, and the result the verdict reads: per metric the always-valid
+  p-value of the whole path (running minimum over the looks, Johari et al.
+  2017) and the running intersection of the always-valid intervals (still a
+  confidence sequence, Howard et al. 2021).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +41,8 @@ from ..results import ExperimentResult
 from ..verdict import BALANCE_ALARM, DaysEstimate, days_to_detect
 
 __all__ = ["Balance", "SampleSize", "Segments", "balance", "sample_size", "dropped_units", "days_elapsed",
-           "cumulative", "segments", "SMD_FLAG", "MAX_SEGMENTS"]
+           "cumulative", "segments", "always_valid_design", "always_valid_path", "whole_path", "SMD_FLAG",
+           "MAX_SEGMENTS"]
 
 SMD_FLAG = 0.1
 """|standardized mean difference| above which a pre-period column is flagged (Austin 2009's rule of thumb)."""
@@ -143,26 +152,36 @@ class SampleSize:
     power: float
     days: float | None
     days_source: str
+    sequential: bool = False        # units needed for the always-valid interval (a sequential readout)
 
     @property
     def reached_share(self) -> float | None:
         return self.units / self.planned_units if self.planned_units else None
 
 
-def sample_size(spec, result: ExperimentResult, days: float | None = None, days_source: str = "") -> SampleSize:
-    """Units reached vs planned, and vs needed to detect ``spec.mde`` with ``spec.power``."""
+def sample_size(spec, result: ExperimentResult, days: float | None = None, days_source: str = "",
+                sequential=None) -> SampleSize:
+    """Units reached vs planned, and vs needed to detect ``spec.mde`` with ``spec.power``.
+
+    ``sequential``: the :class:`abkit.sequential.AlwaysValid` design of an
+    always-valid result (the units needed are then those at which the
+    always-valid interval would detect the MDE: :func:`abkit.verdict.days_to_detect`);
+    default: the result's own (``result.sequential``, mixture read from its rows).
+    """
     units = int(sum(result.srm.observed))
+    seq = getattr(result, "sequential", False) if sequential is None else sequential
     needed = None
     if spec.mde:
         # the least powered comparison decides (several arms)
         ests = [days_to_detect(result.row(spec.primary.name, arm), spec.mde, days or 1.0, alpha=spec.alpha,
-                               power=spec.power, units_now=units) for arm in result.treatments]
+                               power=spec.power, units_now=units, sequential=seq) for arm in result.treatments]
         ests = [e for e in ests if math.isfinite(e.units_needed)]
         if ests:
             needed = max(ests, key=lambda e: e.units_needed)
             if days is None:
-                needed = DaysEstimate(None, None, needed.units_needed, needed.units_now, needed.factor, needed.method)
-    return SampleSize(units, spec.planned_units, needed, spec.mde, spec.power, days, days_source)
+                needed = dataclasses.replace(needed, days_total=None, days_more=None)
+    return SampleSize(units, spec.planned_units, needed, spec.mde, spec.power, days, days_source,
+                      seq is not None and seq is not False)
 
 
 def dropped_units(result: ExperimentResult, spec, extra: Sequence[tuple[str, int]] = ()) -> pd.DataFrame:
@@ -175,7 +194,9 @@ def dropped_units(result: ExperimentResult, spec, extra: Sequence[tuple[str, int
     for m in spec.metrics:
         d = int(by_metric.get(m.name, 0))
         if d:
-            rows.append((f"no value for {m.name} ({', '.join(m.columns)} missing): left out of that metric", d))
+            cols = tuple(m.columns)   # name the columns only when they are not just the metric's name
+            what = "" if cols == (m.name,) else f" ({', '.join(cols)} missing)"
+            rows.append((f"no value for {m.name}{what}: left out of that metric", d))
     rows += [(why, int(n)) for why, n in extra if n]
     return pd.DataFrame({"reason": [r for r, _ in rows], "units": [n for _, n in rows],
                          "share": [n / total if total else math.nan for _, n in rows]})
@@ -227,6 +248,7 @@ class Segments:
     missing: int               # units without a value in the column (left out)
     hidden: int                # segment values not shown (beyond MAX_SEGMENTS)
     overall: dict              # variant -> (rel_effect, rel_ci_lower, rel_ci_upper)
+    fixed_horizon: bool = False  # True for a sequential result: rows and `overall` are fixed-horizon CIs
 
 
 def segments(spec, column: str, result: ExperimentResult, data=None, metric=None) -> Segments:
@@ -255,7 +277,120 @@ def segments(spec, column: str, result: ExperimentResult, data=None, metric=None
     good = (table["rel_effect"] > 0) == (table["better"] == "higher")
     table["outcome"] = np.where(sig, np.where(good, "better", "worse"), "neutral")
     het = seg.heterogeneity().rename(columns={"Q": "q"})[["variant", "q", "df", "p_value", "i2"]]
-    overall = {arm: (result.row(metric.name, arm)["rel_effect"], result.row(metric.name, arm)["rel_ci_lower"],
-                     result.row(metric.name, arm)["rel_ci_upper"]) for arm in result.treatments}
+    # Segment intervals are fixed-horizon (abkit.analyze_segments has no always-valid mode): for a sequential
+    # result the all-units band behind them is the fixed-horizon interval at this look too, so they compare.
+    fixed = bool(getattr(result, "sequential", False))
+    lo_key, hi_key = ("rel_ci_lower_fixed", "rel_ci_upper_fixed") if fixed else ("rel_ci_lower", "rel_ci_upper")
+    overall = {}
+    for arm in result.treatments:
+        r = result.row(metric.name, arm)
+        overall[arm] = (r["rel_effect"], r.get(lo_key, r["rel_ci_lower"]), r.get(hi_key, r["rel_ci_upper"]))
     return Segments(column, table, het, correction, max(0, int(ms.missing_variant) - int(result.missing_variant)),
-                    hidden, overall)
+                    hidden, overall, fixed)
+
+
+# =========================================================================== always valid (sequential specs)
+def always_valid_design(spec):
+    """The always-valid design of a sequential spec, or None when the spec is not sequential.
+
+    The mixture must be fixed before the data are seen (Howard et al. 2021,
+    Sec. 3.5): with ``planned_units`` it is tuned to the planned size
+    (:class:`abkit.sequential.AlwaysValid` ``(planned_n=planned_units)``), the
+    same at every look; without, to the units analysed (exact for one look).
+    """
+    if not getattr(spec, "sequential", False):
+        return None
+    from ..sequential import AlwaysValid
+
+    return AlwaysValid(planned_n=spec.planned_units)
+
+
+def always_valid_path(spec, data=None, design=None):
+    """Every moment-based metric's always-valid path over the daily looks (:func:`abkit.sequential.monitor`).
+
+    A look per exposure day (``spec.date``) on all units exposed up to that
+    day, with the mixture of ``design`` (default :func:`always_valid_design`;
+    without a planned size, the units of the last look, as the current
+    analysis). Quantile metrics have no moments and are left out.
+    """
+    from ..sequential import monitor
+
+    if not spec.date:
+        raise AbkitError("the spec names no date column (add `date: <column>`): no daily looks to follow")
+    design = design if design is not None else always_valid_design(spec)
+    data = spec.open_data() if data is None else data
+    metrics = [m for m in spec.build_metrics() if m.kind != "quantile"]
+    if not metrics:
+        raise AbkitError("no metric with moments to follow look by look (quantile metrics need the values)")
+    return monitor(data, metrics, by=spec.date, variant=spec.variant, control=spec.control, alpha=spec.alpha,
+                   planned_n=getattr(design, "planned_n", None), tau=getattr(design, "tau", None))
+
+
+def whole_path(result: ExperimentResult, path) -> ExperimentResult:
+    """The always-valid result of the whole path: what a sequential readout decides on.
+
+    Per metric x arm followed by ``path`` (a :class:`abkit.sequential.SequentialPath`
+    with the same mixture as ``result``), over the daily looks and the
+    current analysis:
+
+    * ``p_value`` = the running minimum of the always-valid p-values: the
+      always-valid p-value of Johari et al. (2017), ``p_n = min_{k <= n} 1 / Lambda_k``
+      (capped at 1); by Ville's inequality ``P(p_n <= alpha for some n) <= alpha``
+      under no effect, so it may be read at any look;
+    * ``ci_lower, ci_upper`` and ``rel_ci_lower, rel_ci_upper`` = the running
+      intersection of the always-valid intervals, itself a (1 - alpha)
+      confidence sequence (Howard et al. 2021: if every ``C_k`` covers with
+      probability 1 - alpha simultaneously, so does ``cap_{k <= n} C_k``).
+      It excludes 0 exactly when some look's interval did, i.e. when the
+      running-minimum p-value is at most alpha (each look's interval excludes
+      0 exactly when its p-value is below alpha), so interval and p-value
+      agree. An empty intersection (looks that contradict each other, e.g.
+      an effect that changed over time) keeps the current look's interval,
+      flagged in ``path_conflict``.
+
+    The current look's own values move to ``p_value_look``, ``ci_lower_look``,
+    ``ci_upper_look``, ``rel_ci_lower_look``, ``rel_ci_upper_look``; ``looks``
+    counts the looks. With a correction, ``p_value_adjusted`` is recomputed
+    from the new p-values. Metrics not on the path (quantiles) keep the
+    current look's always-valid values.
+    """
+    from ..stats.multiple import adjust
+
+    if not getattr(result, "sequential", False):
+        raise AbkitError("whole_path needs an always-valid result: abkit.analyze(..., sequential=...)")
+    f = path.frame
+    rows, followed = [], []
+    for r in result.rows:
+        r = dict(r)
+        g = f[(f["metric"] == r["metric"]) & (f["variant"] == r["variant"])]
+        if g.empty:
+            rows.append(r)
+            continue
+        followed.append(r["metric"])
+        look = {k: r[k] for k in ("p_value", "ci_lower", "ci_upper", "rel_ci_lower", "rel_ci_upper")}
+        r.update({f"{k}_look": v for k, v in look.items()})
+        p_all = np.append(g["p_value"].to_numpy(dtype=float), look["p_value"])
+        r["p_value"] = float(np.nanmin(p_all)) if np.isfinite(p_all).any() else look["p_value"]
+        conflict = False
+        for lo_key, hi_key in (("ci_lower", "ci_upper"), ("rel_ci_lower", "rel_ci_upper")):
+            los = np.append(g[lo_key].to_numpy(dtype=float), look[lo_key])
+            his = np.append(g[hi_key].to_numpy(dtype=float), look[hi_key])
+            lo = float(np.nanmax(los)) if not np.isnan(los).all() else look[lo_key]
+            hi = float(np.nanmin(his)) if not np.isnan(his).all() else look[hi_key]
+            if lo > hi:
+                conflict = True
+                lo, hi = look[lo_key], look[hi_key]
+            r[lo_key], r[hi_key] = lo, hi
+        r["looks"] = len(g)
+        r["path_conflict"] = conflict
+        rows.append(r)
+    if result.correction:
+        adjusted = adjust(np.array([r["p_value"] for r in rows], dtype=float), result.correction)
+        for r, p in zip(rows, adjusted):
+            r["p_value_adjusted"] = float(p)
+    looks = int(f["day"].nunique())
+    note = (f"{result.sequential_note} Read over the whole path of {looks} daily looks: each p-value is the "
+            "smallest always-valid p-value of any look so far, each interval the intersection of all looks' "
+            "always-valid intervals (both stay valid however often the test is looked at)."
+            if followed else result.sequential_note)
+    return dataclasses.replace(result, rows=tuple(rows), sequential_note=note)

@@ -24,13 +24,15 @@ import numpy as np
 from ..plots import style_axes
 from ..results import ExperimentResult, format_number, format_p, format_pct
 from ..stats.checks import SRM_ALARM
-from ..verdict import BALANCE_ALARM, COLOURS, DUPLICATE_ALARM, LEAK_ALARM, Verdict
+from ..verdict import (
+    BALANCE_ALARM, COLOURS, DUPLICATE_ALARM, LEAK_ALARM, Verdict, ci_label, missingness_checks, p_label, p_text,
+)
 
 __all__ = [
     "configure_matplotlib", "header_html", "verdict_html", "details_html", "srm_html", "health_html",
     "metrics_html", "chart_html", "figure_data_uri", "chart_alt", "cumulative_html", "plot_cumulative",
     "segments_html", "segments_section_html", "plot_segments", "methodology_html", "summary", "portfolio_html", "page_css",
-    "decision_rule_text", "section_error_html",
+    "decision_rule_text", "section_error_html", "sequential_html", "plot_always_valid", "interval_text",
 ]
 
 CSS_PATH = Path(__file__).resolve().parent.parent / "templates" / "html" / "abkit" / "abkit.css"
@@ -60,6 +62,40 @@ def _finite(x) -> float | None:
     except (TypeError, ValueError):
         return None
     return x if math.isfinite(x) else None
+
+
+def _fixed(x: float, decimals: int) -> str:
+    """``x`` with ``decimals`` decimals and thousands separators; never ``-0.000``."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if round(x, decimals) == 0:
+        x = 0.0
+    return f"{x:,.{decimals}f}"
+
+
+def _decimals_for(lo: float, hi: float, digits: int = 3) -> int | None:
+    """Decimals that show an interval's width with about ``digits`` significant digits (None: no finite width)."""
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    width = abs(hi - lo)
+    if width == 0:
+        width = max(abs(lo), abs(hi))
+    if width == 0:
+        return 0
+    return int(min(12, max(0, digits - 1 - math.floor(math.log10(width)))))
+
+
+def interval_text(estimate: float, lower: float, upper: float) -> tuple[str, str]:
+    """``(estimate, "[lower, upper]")`` with one number of decimals for all three, chosen from the width.
+
+    ``[-0.00707, -0.000928]`` becomes ``[-0.00707, -0.00093]``: the interval's
+    width is shown to about 3 significant digits and both bounds (and the
+    estimate) get the same decimals, so they line up and compare at a glance.
+    """
+    d = _decimals_for(lower, upper)
+    if d is None:
+        return format_number(estimate, 3), f"[{format_number(lower, 3)}, {format_number(upper, 3)}]"
+    return _fixed(estimate, d), f"[{_fixed(lower, d)}, {_fixed(upper, d)}]"
 
 
 def section_error_html(title: str, exc: BaseException) -> str:
@@ -124,15 +160,19 @@ def _guard_words(g) -> str:
 
 def decision_rule_text(spec) -> str:
     """The decision rule of :func:`abkit.verdict.decide`, in words, for this spec."""
-    sig = f"p < {spec.alpha:g}"
+    seq = bool(getattr(spec, "sequential", False))
+    sig = f"{'always-valid ' if seq else ''}p < {spec.alpha:g}"
     if spec.correction:
         sig += f" after {_CORRECTION_WORDS[spec.correction]} adjustment across all metrics and arms"
     p = spec.primary
     guards = [_guard_words(g) for g in spec.guardrails]
     guard_txt = f" and every guardrail holds: {'; '.join(guards)}" if guards else ""
     worse_txt = " or a guardrail is clearly breached" if guards else ""
-    more = (f" (with the days still needed to detect a {spec.mde:.1%} change with {spec.power:.0%} power)"
-            if spec.mde else "")
+    more = (f" (with the days still needed to detect a {spec.mde:.1%} change with {spec.power:.0%} power"
+            f"{' on the always-valid interval' if seq else ''})" if spec.mde else "")
+    if seq:
+        more += (". The test is read while it runs: p-values and intervals are always valid, so it may stop as "
+                 "soon as the primary metric's interval excludes zero")
     return (f"Ship an arm if {p.name} moved in the good direction ({p.better} is better) with {sig}"
             f"{guard_txt}. Do not ship if {p.name} got significantly worse{worse_txt}. Invalid if the "
             f"sample-ratio check fails (p < {SRM_ALARM:g}) or the arms differed before the test (balance p < "
@@ -228,7 +268,7 @@ def _srm_block(result: ExperimentResult) -> str:
     table = ('<div class="abkit-table-wrap"><table class="abkit-table abkit-narrow abkit-srm"><thead><tr>'
              "<th>Arm</th><th>Units</th><th>Observed share</th><th>Planned share</th></tr></thead>"
              f"<tbody>{rows}</tbody></table></div>")
-    stat = f"chi-square = {format_number(srm.chi2, 3)} on {srm.df} df, p = {srm.p_value:.3g}"
+    stat = f"chi-square = {format_number(srm.chi2, 3)} on {srm.df} df, {p_text(srm.p_value)}"
     if srm.mismatch:
         banner = (
             '<div class="abkit-banner abkit-banner-bad" role="alert">'
@@ -268,8 +308,9 @@ def _size_block(size) -> str:
     if size.needed is not None and size.mde:
         n = size.needed
         enough = n.factor <= 1
-        txt = (f"To detect a {size.mde:.1%} change in the primary metric with {size.power:.0%} power, the observed "
-               f"variance calls for about {n.units_needed:,.0f} units; the test has {size.units:,} "
+        av = " on the always-valid interval" if getattr(size, "sequential", False) else ""
+        txt = (f"To detect a {size.mde:.1%} change in the primary metric with {size.power:.0%} power{av}, the "
+               f"observed variance calls for about {n.units_needed:,.0f} units; the test has {size.units:,} "
                f"({size.units / n.units_needed:.0%}).")
         if n.days_total is not None and size.days:
             txt += (f" At the rate so far ({size.units / size.days:,.0f} units a day over {size.days:.0f} days) that "
@@ -280,8 +321,17 @@ def _size_block(size) -> str:
         return ('<p class="abkit-muted">No sample-size plan in the spec (add <code>planned_units</code> or '
                 "<code>mde</code>) to check whether the test ran long enough.</p>")
     how = f" Days run: {size.days:.0f} ({_e(size.days_source)})." if size.days else ""
-    method = f" Units needed: {_e(size.needed.method)}." if size.needed is not None else ""
+    words = (getattr(size.needed, "words", "") or "from the planned MDE and power, with the variance observed so "
+             "far") if size.needed is not None else ""
+    method = f" Units needed: {_e(words)}." if size.needed is not None else ""
     return "".join(parts) + f'<p class="abkit-muted">{how}{method}</p>'
+
+
+def _smd_text(smd: float) -> str:
+    """A standardized mean difference, signed, 3 decimals; ``0.000`` (not ``-0.000``) when it rounds to zero."""
+    if smd is None or not math.isfinite(smd):
+        return "n/a"
+    return "0.000" if round(smd, 3) == 0 else f"{smd:+.3f}"
 
 
 def _balance_block(bal) -> str:
@@ -299,7 +349,7 @@ def _balance_block(bal) -> str:
     rows = []
     for r in bal.table.itertuples():
         flag = abs(r.smd) > SMD_FLAG
-        smd = f'<span style="color:{"#cf222e" if flag else "inherit"};font-weight:{600 if flag else 400}">{r.smd:+.3f}</span>'
+        smd = f'<span style="color:{"#cf222e" if flag else "inherit"};font-weight:{600 if flag else 400}">{_smd_text(r.smd)}</span>'
         arm = f"<td>{_e(r.variant)}</td>" if several else ""
         rows.append(f"<tr><td>{_e(r.column)}</td>{arm}<td>{format_number(r.control_mean)}</td>"
                     f"<td>{format_number(r.treatment_mean)}</td><td>{smd}</td><td>{format_p(r.p_value)}</td></tr>")
@@ -307,7 +357,7 @@ def _balance_block(bal) -> str:
     table = ('<div class="abkit-table-wrap"><table class="abkit-table abkit-narrow"><thead><tr><th>Pre-period '
              f"column</th>{arm_head}<th>Control</th><th>Treatment</th><th>Std. mean diff.</th><th>p-value</th>"
              f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
-    joint = "; ".join(f"{_e(j.variant)}: chi-square {j.chi2:.2f} on {j.df} df, p {format_p(j.p_value)}"
+    joint = "; ".join(f"{_e(j.variant)}: chi-square {j.chi2:.2f} on {j.df} df, {p_text(j.p_value)}"
                       for j in bal.joint.itertuples())
     if bal.alarm:
         banner = ('<div class="abkit-banner abkit-banner-bad" role="alert"><strong class="abkit-banner-title">'
@@ -334,6 +384,38 @@ def _dropped_block(dropped) -> str:
     return ('<div class="abkit-table-wrap"><table class="abkit-table abkit-left abkit-narrow"><thead><tr>'
             f"<th>Left out</th><th>Units</th><th>Share of all units</th></tr></thead><tbody>{rows}</tbody>"
             "</table></div>")
+
+
+def _missingness_block(result: ExperimentResult) -> str:
+    """Differential missingness: does the share of units with a value of a dropna metric differ by arm?"""
+    checks = missingness_checks(result)
+    if not checks:
+        return ""
+    rows = []
+    for c in checks:
+        arm = f"<td>{_e(c.variant)}</td>"        # always: the arm is the (left-aligned) second column
+        mark = ('<span style="color:#9a6700;font-weight:600">&#9888; differs</span>' if c.flagged
+                else "&#10003; similar")
+        rows.append(f"<tr><td>{_e(c.metric)}</td>{arm}<td>{format_pct(c.share_control, 1, sign=False)}</td>"
+                    f"<td>{format_pct(c.share_treatment, 1, sign=False)}</td><td>{format_p(c.p_value)}</td>"
+                    f"<td>{mark}</td></tr>")
+    head = ("<th>Metric</th><th>Arm</th><th>Control: share with a value</th>"
+            "<th>Arm: share with a value</th><th>p-value</th><th></th>")
+    table = ('<div class="abkit-table-wrap"><table class="abkit-table abkit-narrow"><thead><tr>'
+             f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+    flagged = [c for c in checks if c.flagged]
+    threshold = checks[0].threshold
+    if flagged:
+        items = "".join(f"<li><b>{_e(c.metric)}</b>: {_e(c.sentence(result.control))}.</li>" for c in flagged)
+        banner = ('<div class="abkit-banner abkit-banner-warn">&#9888; <b>Measured on a different mix of buyers in '
+                  f"each arm.</b><ul>{items}</ul>The change affected who has a value, so the metric's effect mixes "
+                  "who is measured with what changed for them: read its effect with care (it is not an effect on "
+                  f"all buyers). Flagged when the shares differ at p &lt; {threshold:g}.</div>")
+    else:
+        banner = ('<p class="abkit-muted">&#10003; The metrics that leave buyers without a value out have a similar '
+                  f"share of buyers with a value in every arm (no difference at p &lt; {threshold:g}), so they "
+                  "compare like with like.</p>")
+    return banner + table
 
 
 def _integrity_block(integrity) -> str:
@@ -366,14 +448,25 @@ def health_html(result: ExperimentResult, balance=None, size=None, dropped=None)
         parts += ["<h3>Pre-period balance</h3>", _balance_block(balance)]
     if dropped is not None:
         parts += ["<h3>Units left out</h3>", _dropped_block(dropped)]
+    missing = _missingness_block(result)
+    if missing:
+        parts += ["<h3>Who has a value</h3>", missing]
     parts.append("</section>")
     return "".join(parts)
 
 
 # --------------------------------------------------------------------------- metrics
 def metrics_html(result: ExperimentResult, spec=None) -> str:
-    """The metric table: arm values, absolute and relative effect with CIs, p-values, coloured by outcome."""
-    sig = f"p &lt; {result.alpha:g}"
+    """The metric table: arm values, absolute and relative effect with CIs, p-values, coloured by outcome.
+
+    With a correction the table names both p-values ("unadjusted" and e.g.
+    "Holm-adjusted p"; colours and verdicts use the adjusted one); a
+    sequential result's intervals and p-values are labelled always-valid.
+    A metric measured on a different mix of units in each arm
+    (:func:`abkit.verdict.missingness_checks`) is flagged in its row.
+    """
+    seq = bool(getattr(result, "sequential", False))
+    sig = f"{'always-valid ' if seq else ''}p &lt; {result.alpha:g}"
     if result.correction:
         sig += f" after {_CORRECTION_WORDS.get(result.correction, _e(result.correction))} adjustment"
     legend = (f'<p class="abkit-muted">One row per metric and arm. Relative lift in '
@@ -382,30 +475,41 @@ def metrics_html(result: ExperimentResult, spec=None) -> str:
               "grey = no significant difference; what counts as better depends on the metric "
               "(for contact rate and time to refund, lower is better). Values are per buyer (means) or per unit "
               "of the denominator (ratios); CI = confidence interval.</p>")
+    if seq:
+        looks = max((int(r.get("looks", 0) or 0) for r in result.rows), default=0)
+        path = (f" Over the {looks} daily looks so far, each p-value is the smallest always-valid p-value of any "
+                "look and each interval the intersection of all looks' intervals (both stay valid)." if looks else "")
+        legend += ('<p class="abkit-muted">Intervals and p-values are <b>always valid</b>: correct however often '
+                   f"the test is looked at, so it may stop as soon as an interval excludes zero.{path} They are "
+                   "wider than fixed-horizon intervals, which are only valid at one planned look.</p>")
     roles = {}
     if spec is not None:
         for m in spec.metrics:
             roles[m.name] = ("primary" if m.primary else
                              (f"guardrail, margin {m.margin:.1%}" if m.margin is not None else "guardrail")
                              if m.guardrail else "")
+    skewed = {(c.metric, c.variant) for c in missingness_checks(result) if c.flagged}
     corr = result.correction is not None
-    level = f"{1 - result.alpha:.0%}"
+    level = f"{1 - result.alpha:.0%}{' always-valid' if seq else ''}"
     several = len(result.treatments) > 1
+    p_head = "Always-valid p" if seq else "p-value"
+    p_heads = ([f"{p_head}<br>(unadjusted)", _e(p_label(result))] if corr else [p_head])
     head = ["Metric", *(["Arm"] if several else []), "Control", "Treatment", f"Abs. effect<br>[{level} CI]",
-            f"Rel. lift<br>[{level} CI]", "p-value", *([f"p ({_e(result.correction)})"] if corr else []),
-            "Units<br>control / treatment"]
+            f"Rel. lift<br>[{level} CI]", *p_heads, "Units<br>control / treatment"]
     body = []
     for r in result.rows:
         colour = _OUTCOME_COLOURS[result.outcome(r)]
         role = roles.get(r["metric"], "")
         tag = f' <span class="abkit-tag">{_e(role)}</span>' if role else ""
-        cells = [f"<b>{_e(r['metric'])}</b>{tag}<br><small>{_e(r['better'])} is better</small>"]
+        warn = ('<br><small style="color:#9a6700;font-weight:600">&#9888; measured on a different mix of buyers: '
+                "read with care</small>" if (r["metric"], r["variant"]) in skewed else "")
+        cells = [f"<b>{_e(r['metric'])}</b>{tag}<br><small>{_e(r['better'])} is better</small>{warn}"]
         if several:
             cells.append(_e(r["variant"]))
+        effect, ci = interval_text(r["effect"], r["ci_lower"], r["ci_upper"])
         cells += [
             format_number(r["control_value"]), format_number(r["treatment_value"]),
-            f"{format_number(r['effect'], 3)}<small class=\"abkit-ci\">[{format_number(r['ci_lower'], 3)}, "
-            f"{format_number(r['ci_upper'], 3)}]</small>",
+            f"{effect}<small class=\"abkit-ci\">{ci}</small>",
             f'<span style="color:{colour};font-weight:600">{format_pct(r["rel_effect"], 2)}</span>'
             f"<small class=\"abkit-ci\">[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]</small>",
             format_p(r["p_value"]),
@@ -427,11 +531,15 @@ def metrics_html(result: ExperimentResult, spec=None) -> str:
 
 def chart_html(result: ExperimentResult, fig) -> str:
     """The lift chart (``result.plot().figure``) with its heading and caption, as one printable block."""
+    seq = bool(getattr(result, "sequential", False))
+    kind = "always-valid intervals" if seq else "confidence intervals"
+    extra = (" The intervals are always valid (the same as in the table), so they may be read at any look."
+             if seq else "")
     return ('<section class="abkit-section abkit-chart"><h2>Relative lift with '
-            f"{1 - result.alpha:.0%} confidence intervals</h2>"
+            f"{1 - result.alpha:.0%} {kind}</h2>"
             f'<p class="abkit-muted">Dots are the relative change of each arm vs {_e(result.control)}; bars '
-            "their confidence intervals; green = significantly better, red = significantly worse, grey = "
-            "no significant change. The bars are not adjusted for multiple testing.</p>"
+            f"their {kind}; green = significantly better, red = significantly worse, grey = "
+            f"no significant change. The bars are not adjusted for multiple testing.{extra}</p>"
             f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(chart_alt(result))}">'
             "</figure></section>")
 
@@ -483,43 +591,155 @@ def plot_cumulative(frame, spec, ax=None):
 
 
 def cumulative_html(fig, frame, spec, missing: int = 0) -> str:
+    """The fixed-horizon cumulative effect by exposure day, with its caption.
+
+    For a sequential spec the readout shows :func:`sequential_html` instead
+    (its always-valid path replaces this chart); called anyway, the caption
+    says the intervals are fixed-horizon and points to the always-valid ones.
+    """
     last = frame.groupby("variant", sort=False).tail(1)
     alt = (f"Chart of the cumulative relative lift of {spec.primary.name} by exposure date; final: "
            + "; ".join(f"{r.variant}: {format_pct(r.rel_effect, 1)} [{format_pct(r.rel_ci_lower, 1)}, "
                        f"{format_pct(r.rel_ci_upper, 1)}]" for r in last.itertuples()))
     miss = (f" {missing:,} units without a value in <code>{_e(spec.date)}</code> are not in this chart."
             if missing else "")
+    if getattr(spec, "sequential", False):
+        advice = ("These bands are fixed-horizon intervals, valid for one planned look only; this test is read "
+                  "with the always-valid intervals shown with the verdict, and those decide when it may stop.")
+    else:
+        advice = ("Do not stop the test the first time the band leaves zero: decide at the planned end (or read "
+                  "the test with always-valid intervals, <code>sequential: true</code>, to look daily).")
     return ('<section class="abkit-section abkit-chart"><h2>Effect over time</h2>'
             f'<p class="abkit-muted">Each point is the effect on all units exposed up to that day (column '
             f"<code>{_e(spec.date)}</code>). The interval narrows as units accrue; an estimate that settles is a "
-            "good sign, one that still drifts suggests novelty or learning effects. Do not stop the test the "
-            f"first time the band leaves zero: decide at the planned end.{miss}</p>"
+            f"good sign, one that still drifts suggests novelty or learning effects. {advice}{miss}</p>"
             f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure></section>')
 
 
-def sequential_html(fig, path, spec) -> str:
-    """The always-valid path of the primary metric and whether stopping was allowed."""
+def _finite_or_nan(values) -> np.ndarray:
+    a = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(a), a, np.nan)
+
+
+def plot_always_valid(path, spec, result: ExperimentResult | None = None):
+    """The primary metric's always-valid path: one panel per treatment arm.
+
+    Per daily look: the estimate, that look's always-valid interval (shaded),
+    the running intersection of all looks' intervals so far (solid lines:
+    what the verdict reads) and the naive fixed-horizon interval (dashed, for
+    comparison). Unbounded relative intervals (early looks) are left blank.
+    """
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = path.frame[path.frame["metric"] == spec.primary.name]
+    arms = list(dict.fromkeys(df["variant"]))
+    if not arms:
+        from ..errors import AbkitError
+
+        raise AbkitError(f"the always-valid path has no look with data for {spec.primary.name}")
+    fig, axes = plt.subplots(len(arms), 1, figsize=(8.6, 4.0 * len(arms)), squeeze=False)
+    level = f"{1 - path.alpha:.0%}"
+    dates = True
+    for i, (ax, arm) in enumerate(zip(axes[:, 0], arms)):
+        g = df[df["variant"] == arm]
+        try:
+            x = pd.to_datetime(g["day"]).to_numpy()
+        except (TypeError, ValueError):
+            x, dates = np.arange(len(g)), False
+        c = _ARM_COLOURS[i % len(_ARM_COLOURS)]
+        lo, hi = g["rel_ci_lower"].to_numpy(dtype=float), g["rel_ci_upper"].to_numpy(dtype=float)
+        run_lo = _finite_or_nan(np.maximum.accumulate(np.where(np.isnan(lo), -np.inf, lo))) * 100
+        run_hi = _finite_or_nan(np.minimum.accumulate(np.where(np.isnan(hi), np.inf, hi))) * 100
+        ax.fill_between(x, _finite_or_nan(lo) * 100, _finite_or_nan(hi) * 100, color=c, alpha=0.13, lw=0,
+                        label=f"always-valid {level} interval of each look")
+        ax.plot(x, run_lo, color=c, lw=1.8, drawstyle="steps-post",
+                label="intersection of all looks so far (the verdict's interval)")
+        ax.plot(x, run_hi, color=c, lw=1.8, drawstyle="steps-post")
+        ax.plot(x, _finite_or_nan(g["rel_ci_lower_fixed"]) * 100, color="#57606a", ls="--", lw=1,
+                label=f"naive {level} CI (one planned look only)")
+        ax.plot(x, _finite_or_nan(g["rel_ci_upper_fixed"]) * 100, color="#57606a", ls="--", lw=1)
+        ax.plot(x, g["rel_effect"].to_numpy(dtype=float) * 100, color=c, lw=2, marker="o", ms=3, label="estimate")
+        ax.axhline(0, color="black", lw=0.8)
+        if spec.mde:
+            good = -1 if spec.primary.better == "lower" else 1
+            ax.axhline(good * spec.mde * 100, color="#8c959f", lw=1, ls=":", label=f"planned MDE ({spec.mde:.1%})")
+        allowed = np.nonzero(g["stop_allowed"].to_numpy(dtype=bool))[0]
+        if allowed.size:
+            ax.axvline(x[allowed[0]], color="#1a7f37", lw=1.2, ls=":")
+        # y range: the later looks (the first ones are very wide and would flatten the rest; they run off the
+        # chart instead), the current intervals, zero and the MDE
+        late = slice(min(len(g) - 1, len(g) // 4), None)
+        focus = [run_lo[-1:], run_hi[-1:], _finite_or_nan(lo[-1:]) * 100, _finite_or_nan(hi[-1:]) * 100,
+                 g["rel_effect"].to_numpy(dtype=float) * 100,
+                 _finite_or_nan(g["rel_ci_lower_fixed"].to_numpy()[late]) * 100,
+                 _finite_or_nan(g["rel_ci_upper_fixed"].to_numpy()[late]) * 100,
+                 np.array([0.0] + ([(-1 if spec.primary.better == "lower" else 1) * spec.mde * 100]
+                                   if spec.mde else []))]
+        finite = np.concatenate([v[np.isfinite(v)] for v in focus])
+        if finite.size:
+            span = max(finite.max() - finite.min(), 1.0)
+            ax.set_ylim(finite.min() - 0.35 * span, finite.max() + 0.35 * span)
+        if dates:
+            ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+        ax.set_ylabel(f"{spec.primary.name}: relative lift (%)", parse_math=False)
+        ax.set_title(f"{spec.primary.name} [{arm} vs {path.control}]: always-valid path, one look a day",
+                     loc="left", fontsize=10, parse_math=False)
+        leg = ax.legend(fontsize=7.5, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
+        for t in leg.get_texts():
+            t.set_parse_math(False)
+        style_axes(ax, alpha=0.25, tight=False)
+    if dates:
+        fig.autofmt_xdate()
+    fig.tight_layout()
+    return axes[0, 0]
+
+
+def sequential_html(fig, path, spec, result: ExperimentResult | None = None) -> str:
+    """The always-valid path of the primary metric and whether stopping is allowed.
+
+    With ``result`` (the whole-path result of :func:`abkit.readout.ab.whole_path`,
+    which the verdict reads) the sentences quote its p-value and interval, so
+    the section and the verdict give the same numbers.
+    """
     rows = path.stopping()
     rows = rows[rows["metric"] == spec.primary.name]
     sentences = []
     for r in rows.itertuples():
         arm = _e(str(r.variant))
-        if r.stop_allowed:
-            sentences.append(f"<b>{arm}</b>: stopping was allowed from {_e(str(r.first_stop_day)[:10])} on "
-                             f"(always-valid p {format_p(r.p_value_running)}).")
+        if result is not None:
+            row = result.row(spec.primary.name, r.variant)
+            p, label = result.decision_p(row), p_label(result)
+            stop = result.outcome(row) != "neutral"
+            ci = (f"{format_pct(row['rel_ci_lower'])} to {format_pct(row['rel_ci_upper'])}")
+        else:
+            p, label, stop, ci = r.p_value_running, "always-valid p", bool(r.stop_allowed), None
+        ci_words = f" ({ci_label(result)}: {ci})" if ci else ""
+        if stop:
+            since = (f" since {_e(str(r.first_stop_day)[:10])}" if r.first_stop_day is not None else "")
+            sentences.append(f"<b>{arm}</b>: the always-valid interval has excluded no change{since}"
+                             f"{_e(ci_words)}, {_e(p_text(p, label))}: the test may stop.")
         else:
             naive = (f" A naive daily test would have declared a winner on "
                      f"{_e(str(r.first_naive_significant_day)[:10])}: that is the peeking error this "
                      "interval prevents." if r.first_naive_significant_day is not None else "")
-            sentences.append(f"<b>{arm}</b>: not yet: the always-valid interval still includes no change "
-                             f"(always-valid p {format_p(r.p_value_running)}); keep the test running.{naive}")
-    alt = f"Chart of the {spec.primary.name} effect by day with its always-valid interval and the naive interval"
+            sentences.append(f"<b>{arm}</b>: not yet: the always-valid interval still includes no change"
+                             f"{_e(ci_words)}, {_e(p_text(p, label))}; keep the test running.{naive}")
+    looks = int(path.frame["day"].nunique())
+    alt = (f"Chart of the {spec.primary.name} effect at each of {looks} daily looks with its always-valid "
+           "interval, the intersection of the intervals so far, and the naive fixed-horizon interval")
     return ('<section class="abkit-section abkit-chart"><h2>Safe to look daily: the always-valid interval</h2>'
-            '<p class="abkit-muted">This test is read with <b>always-valid</b> confidence intervals and '
-            "p-values (normal-mixture confidence sequences, Howard et al. 2021): they stay correct however "
-            "often the results are looked at, so the test may stop as soon as the interval leaves zero. The "
-            "shaded band is the always-valid interval, the dashed lines the naive fixed-horizon interval, "
-            "which is only valid at the planned end.</p>"
+            '<p class="abkit-muted">This test is read while it runs, with <b>always-valid</b> confidence '
+            "intervals and p-values (normal-mixture confidence sequences, Howard et al. 2021; mixture sequential "
+            "probability ratio test, Johari et al. 2017): they stay correct however often the results are looked "
+            "at, so the test may stop as soon as the interval excludes zero. Each point is one daily look at all "
+            f"buyers exposed up to that day (column <code>{_e(spec.date)}</code>). The shaded band is each look's "
+            "always-valid interval; the solid lines are the intersection of all looks' intervals so far, and the "
+            "smallest always-valid p-value of any look is the test's p-value: the verdict and the metric table "
+            "use these two. The dashed lines are the naive fixed-horizon interval, for comparison only: it is "
+            "valid at one planned look, not when the test is looked at daily, which is why this readout shows no "
+            "fixed-horizon effect-over-time chart.</p>"
             f'<p>{" ".join(sentences)}</p>'
             f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure></section>')
 
@@ -544,13 +764,16 @@ def plot_segments(seg, ax=None):
     for i, (arm, (rel, lo, hi)) in enumerate(seg.overall.items()):
         if not several or i == 0:
             ax.axvspan(lo * 100, hi * 100, color="#0969da", alpha=0.08, lw=0)
-            ax.axvline(rel * 100, color="#0969da", lw=1, ls="--", label=f"all units ({arm})" if several else "all units")
+            kind = ", fixed-horizon CI" if getattr(seg, "fixed_horizon", False) else ""
+            ax.axvline(rel * 100, color="#0969da", lw=1, ls="--",
+                       label=f"all units ({arm}{kind})" if several else f"all units{' (fixed-horizon CI)' if kind else ''}")
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y)
     for text in ax.set_yticklabels(labels):
         text.set_parse_math(False)
     ax.set_ylim(-0.7, n - 0.3)
-    ax.set_xlabel("relative lift (%), with confidence interval", parse_math=False)
+    ax.set_xlabel("relative lift (%), with fixed-horizon confidence interval" if getattr(seg, "fixed_horizon", False)
+                  else "relative lift (%), with confidence interval", parse_math=False)
     ax.set_title(f"{seg.column}", loc="left", fontsize=10, parse_math=False)
     leg = ax.legend(fontsize=8, frameon=False, loc="best")
     for tx in leg.get_texts():
@@ -572,8 +795,10 @@ def segments_html(seg, fig, spec) -> str:
                     f'<td><span style="color:{colour};font-weight:600">{format_pct(r.rel_effect, 1)}</span></td>'
                     f"<td>[{format_pct(r.rel_ci_lower, 1)}, {format_pct(r.rel_ci_upper, 1)}]</td>"
                     f"<td>{format_p(r.p_value)}</td><td>{format_p(r.p_value_adjusted)}</td></tr>")
+    fixed = " (fixed-horizon)" if getattr(seg, "fixed_horizon", False) else ""
     head = (f"<th>{_e(seg.column)}</th>" + ("<th>Arm</th>" if several else "") + "<th>Units (C / T)</th>"
-            f"<th>Rel. lift</th><th>{1 - spec.alpha:.0%} CI</th><th>p-value</th><th>p ({_e(corr)})</th>")
+            f"<th>Rel. lift</th><th>{1 - spec.alpha:.0%} CI{fixed}</th><th>p-value<br>(unadjusted)</th>"
+            f"<th>{_e(corr)}-adjusted p</th>")
     table = (f'<div class="abkit-table-wrap"><table class="abkit-table abkit-narrow"><thead><tr>{head}</tr></thead>'
              f"<tbody>{''.join(rows)}</tbody></table></div>")
     het = []
@@ -583,7 +808,7 @@ def segments_html(seg, fig, spec) -> str:
         arm = f" ({_e(h.variant)})" if several else ""
         verdict = ("the effect differs between segments" if h.p_value < spec.alpha else
                    "no evidence that the effect differs between segments")
-        het.append(f"Cochran's Q{arm} = {h.q:.2f} on {h.df} df, p = {format_p(h.p_value)}, "
+        het.append(f"Cochran's Q{arm} = {h.q:.2f} on {h.df} df, {p_text(h.p_value)}, "
                    f"I&sup2; = {h.i2:.0%}: {verdict}.")
     notes = []
     if seg.missing:
@@ -600,11 +825,15 @@ def segments_html(seg, fig, spec) -> str:
 
 def segments_section_html(parts: Sequence[str], spec) -> str:
     corr = _CORRECTION_WORDS.get(spec.correction or "holm")
+    seq = ("" if not getattr(spec, "sequential", False) else
+           " Unlike the verdict's, these intervals are <b>fixed-horizon</b> intervals at this look (valid for one "
+           "look, not for daily peeking), and so is the all-units band behind them, so that segments and the "
+           "whole compare on the same footing; they describe the data so far and are not a reason to stop.")
     return ('<section class="abkit-section abkit-chart"><h2>Segments</h2>'
             f'<p class="abkit-muted">The primary metric ({_e(spec.primary.name)}) in each segment. Segment '
             f"p-values are adjusted ({_e(corr)}) across the segments of each breakdown, and Cochran's Q tests "
             "whether the effect really differs between segments. Segments are for understanding, not for "
-            "picking winners: a segment that looks different is a hypothesis for the next test.</p>"
+            f"picking winners: a segment that looks different is a hypothesis for the next test.{seq}</p>"
             + "".join(parts) + "</section>")
 
 
@@ -629,9 +858,34 @@ def methodology_html(spec, result: ExperimentResult | None = None) -> str:
     if lin:
         items.append(f"Regression adjustment on several pre-period covariates with separate slopes per arm "
                      f"(Lin 2013, Annals of Applied Statistics) for: {_e(', '.join(lin))}.")
-    items.append("Confidence intervals and two-sided p-values use Student's t with Welch-Satterthwaite "
-                 "degrees of freedom; relative lifts (treatment / control - 1) get their intervals from the "
-                 "delta method.")
+    seq = bool(getattr(spec, "sequential", False))
+    if seq:
+        tuned = (f"the planned {spec.planned_units:,} units" if spec.planned_units else "the units analysed")
+        items.append(
+            "This test is read while it runs, so every interval and p-value is <b>always valid</b>: a "
+            "confidence sequence that holds at every look at once, not only at a planned end (Robbins 1970; "
+            "Howard, Ramdas, McAuliffe and Sekhon 2021, Annals of Statistics; in the asymptotic form of "
+            "Waudby-Smith, Arbour, Sinha, Kennedy and Ramdas 2024, Annals of Statistics, so it applies to the "
+            "same estimates as above, CUPED and ratios included). Each estimate's interval is the normal-mixture "
+            "boundary: estimate &plusmn; sqrt(V (V + &tau;&sup2;) / &tau;&sup2; &times; (log((V + &tau;&sup2;) / V) "
+            "+ 2 log(1/&alpha;))), with V its variance; the p-value is the mixture sequential probability ratio "
+            f"test's, 1/&Lambda; (Johari, Koomen, Pekelis and Walsh 2017, KDD). The mixture &tau;&sup2; is fixed "
+            f"before the data are seen, tuned so the interval is narrowest at {_e(tuned)}. The relative lift's "
+            "interval is Fieller's construction on the same boundary.")
+        if spec.date:
+            items.append(
+                f"Looks: one a day (column <code>{_e(spec.date)}</code>), each on all buyers exposed so far. The "
+                "p-value reported and used by the verdict is the smallest always-valid p-value of any look so far "
+                "(the always-valid p-value of Johari et al. 2017), and the interval the intersection of all looks' "
+                "intervals (still a confidence sequence: Howard et al. 2021); they agree: the interval excludes "
+                "zero exactly when the p-value is below alpha. Both stay valid however often the test is looked "
+                "at, so it may stop as soon as the primary metric's interval excludes zero. They are wider than "
+                "fixed-horizon (Student t) intervals, which are shown only for comparison on the daily chart and "
+                "kept in the notebook.")
+    else:
+        items.append("Confidence intervals and two-sided p-values use Student's t with Welch-Satterthwaite "
+                     "degrees of freedom; relative lifts (treatment / control - 1) get Fieller's interval "
+                     "(Fieller 1954), which excludes zero exactly when the absolute effect's interval does.")
     if spec.correction:
         ref = ("Holm 1979: controls the chance of any false positive" if spec.correction == "holm"
                else "Benjamini and Hochberg 1995: controls the expected share of false positives")
@@ -650,18 +904,32 @@ def methodology_html(spec, result: ExperimentResult | None = None) -> str:
                      f"(an assignment leak) or with several rows are counted, and more than {LEAK_ALARM:.0%} "
                      f"leaked or {DUPLICATE_ALARM:.0%} duplicated units make the readout Invalid. Their rows are "
                      "analysed as they are.")
-    if spec.mde:
+    if spec.mde and seq:
+        items.append(f"Days still needed: the units at which the always-valid interval would detect a "
+                     f"{spec.mde:.1%} change with {spec.power:.0%} power, i.e. its half-width plus "
+                     f"z<sub>{spec.power:.0%}</sub> standard errors equals the change, with the variance scaling as "
+                     "1 / units from what is observed so far and the same mixture &tau;&sup2; (found by "
+                     "bisection), at the average daily accrual so far. Always-valid intervals are wider, so this "
+                     "is more than a fixed-horizon power calculation asks for.")
+    elif spec.mde:
         items.append(f"Days still needed: the units to detect a {spec.mde:.1%} change with {spec.power:.0%} "
-                     "power (two-sample t-test, abkit.power) given the variance observed so far, at the average "
+                     "power (two-sided two-sample t-test) given the variance observed so far, at the average "
                      "daily accrual so far.")
     if spec.segments:
         items.append("Segments: the primary metric analysed within each segment value; p-values adjusted across "
                      "segments; heterogeneity by Cochran's Q (Cochran 1954) with I&sup2; (Higgins and Thompson "
-                     "2002).")
+                     "2002)." + (" Segment intervals are fixed-horizon intervals at this look, and the all-units "
+                                 "band behind them too." if seq else ""))
     drops = [m.name for m in spec.metrics if m.dropna]
     if drops:
+        alpha_txt = f"{spec.alpha:g}"
         items.append(f"Buyers with a missing value are left out of: {_e(', '.join(drops))} (counted under "
-                     "Health checks).")
+                     "Health checks). Because leaving buyers out is only harmless when the change does not affect "
+                     "who has a value, the share of buyers with a value is compared between each treatment arm "
+                     "and control (two-proportion z-test); when it differs at p &lt; "
+                     f"{alpha_txt} (the readout's own significance level: a caution on one metric, not the 0.001 "
+                     "alarm that invalidates a whole readout), the metric is flagged as measured on a different mix "
+                     "of buyers and the verdict lists it as a caution.")
 
     defs = []
     for m, metric in zip(spec.metrics, built):
@@ -688,6 +956,10 @@ def methodology_html(spec, result: ExperimentResult | None = None) -> str:
                                   "assignment or logging."),
         ("MDE", "minimum detectable effect: the smallest change the test is planned to detect reliably."),
     ]
+    if seq:
+        glossary.insert(2, ("Always-valid interval", "a confidence interval that stays correct however often the "
+                                                     "results are looked at, so the test may stop as soon as it "
+                                                     "excludes zero; wider than a fixed-horizon one."))
     gl = "".join(f"<dt>{k}</dt><dd>{_e(v)}</dd>" for k, v in glossary)
     from .. import __version__
 
@@ -712,6 +984,7 @@ def summary(spec, result: ExperimentResult, verdicts: Sequence[Verdict]) -> dict
             "variant": str(v.variant), "label": v.display_label, "headline": v.headline, "colour": v.colour,
             "rel_effect": _finite(row["rel_effect"]), "rel_ci_lower": _finite(row["rel_ci_lower"]),
             "rel_ci_upper": _finite(row["rel_ci_upper"]), "p_value": _finite(result.decision_p(row)),
+            "p_label": p_label(result),
         })
     return {"name": spec.name, "kind": "ab", "primary": spec.primary.name, "better": spec.primary.better,
             "alpha": spec.alpha, "srm_mismatch": bool(result.srm.mismatch), "arms": arms}
@@ -757,7 +1030,8 @@ def portfolio_html(entries: Iterable[dict], title: str = "Experiment readouts") 
                 lifts.append(_e(a["text"]))
                 continue
             rel = format_pct(a["rel_effect"], 2) if a.get("rel_effect") is not None else "n/a"
-            p = f" <small>p {format_p(a['p_value'])}</small>" if a.get("p_value") is not None else ""
+            p = (f" <small>{_e(p_text(a['p_value'], a.get('p_label') or 'p'))}</small>"
+                 if a.get("p_value") is not None else "")
             lifts.append((f"{_e(a['variant'])}: " if several else "") + f"<b>{rel}</b>{ci}{p}")
         primary = f'<small>{_e(e.get("primary", ""))}</small><br>' if e.get("primary") else ""
         rows.append(f"<tr><td>{name}{owner}</td><td>{kind}</td><td>{'<br>'.join(verdicts) or '&ndash;'}</td>"

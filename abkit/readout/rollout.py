@@ -34,7 +34,7 @@ import pandas as pd
 from ..errors import DataError
 from ..plots import style_axes
 from ..results import format_p, format_pct
-from ..verdict import COLOURS, Verdict
+from ..verdict import COLOURS, Verdict, p_text
 from .render import _e, _text_block, figure_data_uri
 
 __all__ = ["Panel", "Effect", "Check", "Robustness", "Timing", "BASE_PERIOD", "load_panel", "staggered", "effect",
@@ -839,9 +839,8 @@ def trends_html(fig, panel: Panel, outcome, pretrend, dynamic, main: Effect) -> 
              f"<th>p-value</th></tr></thead><tbody>{''.join(row(r) for r in pre.itertuples())}</tbody></table>"
              "</div>") if len(pre) else ""
     p = pretrend.p_value
-    test = (f"F({pretrend.df1:g}, {pretrend.df2:g}) = {pretrend.statistic:.2f}, p = {format_p(p)}"
-            if np.isfinite(pretrend.df2) else f"chi-square({pretrend.df1:g}) = {pretrend.statistic:.2f}, "
-                                              f"p = {format_p(p)}")
+    test = (f"F({pretrend.df1:g}, {pretrend.df2:g}) = {pretrend.statistic:.2f}, {p_text(p)}"
+            if np.isfinite(pretrend.df2) else f"chi-square({pretrend.df1:g}) = {pretrend.statistic:.2f}, {p_text(p)}")
     window = _pretrend_words(pretrend, panel, universal)
     if not np.isfinite(p):
         banner = ('<div class="abkit-banner abkit-banner-warn">The pre-trend test could not be run '

@@ -1,0 +1,246 @@
+"""Sequential (always-valid) readouts say one thing: the whole path decides, in every number on the page.
+
+Unit level (no kernel): :func:`abkit.readout.ab.whole_path` gives per metric
+the running minimum of the always-valid p-values and the running
+intersection of the always-valid intervals, which agree with each other and
+with the verdict. Page level (the shared batch of tests/test_readout.py):
+the interim sample readout quotes one always-valid p-value, shows no
+fixed-horizon "Effect over time" chart, counts the days still needed for the
+always-valid interval (checked against an independent computation), and
+describes the always-valid method; every A/B page formats p-values,
+intervals and the sample-ratio check the same way, and flags a metric
+measured on a different mix of buyers.
+"""
+from __future__ import annotations
+
+import html
+import math
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import abkit
+from abkit.errors import AbkitError
+from abkit.readout import ab, render
+from abkit.sequential import AlwaysValid, monitor
+from abkit.stats.multiple import adjust
+from abkit.verdict import decide, p_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def daily(n=12_000, days=10, lift=0.0, seed=0) -> pd.DataFrame:
+    """Buyers exposed over ``days`` days; ``lift`` multiplies the treatment's refund probability."""
+    rng = np.random.default_rng(seed)
+    treat = rng.random(n) < 0.5
+    orders = rng.poisson(2, n) + 1
+    refunds = rng.binomial(orders, np.where(treat, 0.1 * (1 + lift), 0.1))
+    return pd.DataFrame({
+        "variant": np.where(treat, "treatment", "control"), "orders": orders, "refunds": refunds,
+        "amount": refunds * rng.gamma(2.0, 15.0, n),
+        "day": (pd.Timestamp("2026-09-01") + pd.to_timedelta(rng.integers(0, days, n), unit="D")).date,
+    })
+
+
+METRICS = [abkit.Ratio("refunds", "orders", name="refund_rate", better="lower"), abkit.Mean("amount", better="lower")]
+
+
+def path_and_result(df, planned=20_000, correction=None):
+    design = AlwaysValid(planned_n=planned)
+    res = abkit.analyze(df, METRICS, correction=correction, sequential=design)
+    path = monitor(df, METRICS, by="day", planned_n=planned)
+    return res, path, ab.whole_path(res, path)
+
+
+# --------------------------------------------------------------------------- whole path
+@pytest.mark.parametrize("lift, seed", [(0.0, 1), (-0.08, 2), (-0.15, 3), (0.1, 4)])
+def test_whole_path_is_the_running_minimum_and_the_running_intersection(lift, seed):
+    res, path, whole = path_and_result(daily(lift=lift, seed=seed))
+    f = path.frame
+    for r in whole.rows:
+        g = f[(f.metric == r["metric"]) & (f.variant == r["variant"])]
+        look = res.row(r["metric"], r["variant"])
+        assert r["p_value"] == pytest.approx(min(g.p_value.min(), look["p_value"]))
+        assert r["p_value"] == pytest.approx(g.p_value_running.iloc[-1])      # all units dated: the path's own
+        for lo, hi in (("ci_lower", "ci_upper"), ("rel_ci_lower", "rel_ci_upper")):
+            assert r[lo] == pytest.approx(max(g[lo].max(), look[lo]))
+            assert r[hi] == pytest.approx(min(g[hi].min(), look[hi]))
+            assert r[f"{lo}_look"] == look[lo] and r[f"{hi}_look"] == look[hi]
+        assert r["p_value_look"] == look["p_value"] and r["looks"] == len(g) and not r["path_conflict"]
+        # interval and p-value agree: the intersection excludes 0 exactly when the path's p is below alpha
+        excludes = r["ci_lower"] > 0 or r["ci_upper"] < 0
+        assert excludes == (r["p_value"] < whole.alpha)
+        assert (r["rel_ci_lower"] > 0 or r["rel_ci_upper"] < 0) == excludes
+        assert r["effect"] == look["effect"] and r["rel_effect"] == look["rel_effect"]
+    assert whole.sequential and "daily looks" in whole.sequential_note
+
+
+def test_whole_path_verdict_quotes_the_path_p_value():
+    _, path, whole = path_and_result(daily(lift=-0.15, seed=5))
+    (v,) = decide(whole, "refund_rate")
+    running = path.stopping().set_index("metric").loc["refund_rate", "p_value_running"]
+    assert p_text(running, "always-valid p") in v.reasons[0]
+    assert ("always-valid CI" in v.reasons[0]) and v.label in ("Ship", "Inconclusive")
+
+
+def test_whole_path_readjusts_for_multiple_testing():
+    _, _, whole = path_and_result(daily(lift=-0.1, seed=6), correction="holm")
+    p = np.array([r["p_value"] for r in whole.rows])
+    assert np.allclose([r["p_value_adjusted"] for r in whole.rows], adjust(p, "holm"))
+
+
+def test_whole_path_needs_an_always_valid_result_and_survives_conflicting_looks():
+    df = daily(seed=7)
+    with pytest.raises(AbkitError, match="always-valid"):
+        ab.whole_path(abkit.analyze(df, METRICS), monitor(df, METRICS, by="day"))
+    res, path, _ = path_and_result(df)
+    frame = path.frame.copy()
+    first = frame.index[(frame.metric == "amount")][0]
+    frame.loc[first, ["ci_lower", "ci_upper"]] = [1e6, 1e6 + 1]        # a look that contradicts the others
+    whole = ab.whole_path(res, type(path)(**{**path.__dict__, "frame": frame}))
+    r = whole.row("amount")
+    assert r["path_conflict"] and (r["ci_lower"], r["ci_upper"]) == (r["ci_lower_look"], r["ci_upper_look"])
+
+
+def test_always_valid_design_is_fixed_by_the_plan():
+    assert ab.always_valid_design(SimpleNamespace(sequential=False, planned_units=40_000)) is None
+    assert ab.always_valid_design(SimpleNamespace(sequential=True, planned_units=40_000)).planned_n == 40_000
+    assert ab.always_valid_design(SimpleNamespace(sequential=True, planned_units=None)).planned_n is None
+
+
+@pytest.mark.slow
+def test_whole_path_keeps_the_false_positive_rate_in_a_a_tests():
+    """A/A tests looked at daily (10 looks): the whole-path p-value rejects in at most about alpha of them,
+    while stopping at the first naive fixed-horizon rejection would not."""
+    rejected, naive = [], []
+    for seed in range(200):
+        _, path, whole = path_and_result(daily(n=4_000, days=10, seed=100 + seed), planned=4_000)
+        rejected.append(whole.row("refund_rate")["p_value"] < 0.05)
+        f = path.frame[path.frame.metric == "refund_rate"]
+        naive.append(bool((f.p_value_fixed < 0.05).any()))
+    assert np.mean(rejected) <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 200), np.mean(rejected)
+    assert np.mean(naive) > np.mean(rejected)
+
+
+# --------------------------------------------------------------------------- render pieces
+def test_interval_text_uses_one_number_of_decimals():
+    assert render.interval_text(-0.0040, -0.00707, -0.000928) == ("-0.00400", "[-0.00707, -0.00093]")
+    assert render.interval_text(-0.70, -3.10, 1.69) == ("-0.70", "[-3.10, 1.69]")
+    assert render.interval_text(-0.00001, -0.0202, 0.0153) == ("0.0000", "[-0.0202, 0.0153]")   # no -0.0000
+    assert render.interval_text(1234.5, -600.2, 3100.7) == ("1,234", "[-600, 3,101]")
+    assert render.interval_text(1.0, -math.inf, math.inf)[1] == "[n/a, n/a]"
+
+
+# --------------------------------------------------------------------------- the pages
+@pytest.fixture(scope="module")
+def run():
+    from test_readout import batch
+
+    return batch()
+
+
+def words(run, folder: str) -> str:
+    path = run["samples"][folder] / "readout.html"
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r"<style.*?</style>", " ", text, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", text)))
+
+
+def section(text: str, title: str, next_title: str) -> str:
+    return text[text.index(title):text.index(next_title, text.index(title))]
+
+
+def test_interim_page_says_one_always_valid_p_value(run):
+    text = words(run, "instant_refunds_interim")
+    verdict = section(text, " Verdict ", "Decision rule.")
+    daily_part = section(text, "Safe to look daily", " Segments ")
+    p_verdict = re.search(r"always-valid p = (\d\.\d{3})", verdict).group(1)
+    assert set(re.findall(r"always-valid p = (\d\.\d{3})", daily_part)) == {p_verdict}
+    metrics = section(text, " Metrics ", "Relative lift with")
+    assert re.search(rf"refund_rate primary .*? {p_verdict} ", metrics)
+    ci = re.search(r"95% always-valid CI (\S+) to (\S+),", verdict).groups()
+    assert f"95% always-valid CI: {ci[0]} to {ci[1]}" in daily_part
+
+
+def test_interim_page_gives_no_contradicting_advice(run):
+    text = words(run, "instant_refunds_interim")
+    assert " Effect over time " not in text and "decide at the planned end" not in text
+    assert "may stop as soon as the interval excludes zero" in text
+    assert "Safe to look daily: the always-valid interval" in text
+
+
+def test_interim_page_counts_days_for_the_always_valid_interval(run):
+    """'need N more days' = the days at which the always-valid interval detects the MDE, recomputed here."""
+    from test_verdict import _independent_days
+
+    spec = abkit.load_spec(ROOT / "specs" / "instant_refunds_interim.yaml")
+    res = abkit.analyze(spec.open_data(), spec.build_metrics(), variant=spec.variant, control=spec.control,
+                        alpha=spec.alpha, sequential=AlwaysValid(planned_n=spec.planned_units))
+    row = res.row(spec.primary.name)
+    units = int(sum(res.srm.observed))
+    days, _ = ab.days_elapsed(spec)
+    total, n_needed = _independent_days(row["rel_se"], units, spec.planned_units, spec.mde, days,
+                                        alpha=spec.alpha, power=spec.power)
+    text = words(run, "instant_refunds_interim")
+    more = total - int(days)
+    assert f"Inconclusive (need {more} more days)" in text
+    assert f"about {more} more days ({total} in total) to detect a 6.5% change with 80% power on the always-valid" in text
+    assert f"calls for about {n_needed:,.0f} units" in text
+    assert "Units needed: from the planned MDE and power, for the always-valid interval" in text
+    fixed = ab.sample_size(spec, abkit.analyze(spec.open_data(), spec.build_metrics(), variant=spec.variant,
+                                               control=spec.control), days)
+    assert fixed.needed.days_total < total                    # a fixed-horizon count would have said fewer
+
+
+def test_interim_methodology_describes_always_valid_intervals(run):
+    text = words(run, "instant_refunds_interim")
+    method = section(text, " Methodology ", " Metric definitions ")
+    for must in ("always valid", "Howard", "Johari", "Robbins 1970", "Waudby-Smith", "planned 40,000 units",
+                 "smallest always-valid p-value of any look", "intersection of all looks' intervals",
+                 "found by bisection"):
+        assert must in method, must
+    assert "Student's t with Welch-Satterthwaite degrees of freedom; relative lifts" not in method
+    segments = section(text, " Segments ", " Methodology ")
+    assert "fixed-horizon" in segments and "95% CI (fixed-horizon)" in segments
+
+
+def test_pages_format_numbers_one_way(run):
+    for folder in ("instant_refunds", "instant_refunds_interim", "chatbot_3arm"):
+        text = words(run, folder)
+        assert "p = <" not in text and "p <0" not in text, folder
+        assert "SAMPLE RATIO MISMATCH" not in text and not re.search(r"p = \d\.\d+e-\d+", text), folder
+        assert not re.search(r"(?<![\d.])-0\.0+(?![0-9])", text), folder        # no negative zero
+        assert "Units needed: abkit" not in text, folder
+        assert not re.search(r"chi-square = [\d.,]+ on \d+ df, p = \d\.\d(?!\d)", text), folder  # p = 0.4
+        metrics = section(text, " Metrics ", "Relative lift with")
+        for lo, hi in re.findall(r"\[(-?[\d,]*\.?\d+), (-?[\d,]*\.?\d+)\](?!%)", metrics):
+            d = [len(x.split(".")[1]) if "." in x else 0 for x in (lo, hi)]
+            assert d[0] == d[1], (folder, lo, hi)
+
+
+def test_three_arm_page_names_adjusted_p_values(run):
+    text = words(run, "chatbot_3arm")
+    verdict = section(text, " Verdict ", "Decision rule.")
+    assert len(re.findall(r"Holm-adjusted p = \d\.\d{3}", verdict)) == 2
+    assert "Sample ratio mismatch: control 9,008 units" in verdict and "chi-square test p < 0.001" in verdict
+    assert "p-value (unadjusted)" in text and "Holm-adjusted p" in section(text, " Metrics ", "Relative lift with")
+    index = (run["out"] / "index.html").read_text(encoding="utf-8")
+    assert len(re.findall(r"Holm-adjusted p = \d\.\d{3}", index)) == 2
+    assert "always-valid p = " in index
+
+
+def test_full_page_flags_the_metric_measured_on_a_different_mix(run):
+    text = words(run, "instant_refunds")
+    assert "Measured on a different mix of buyers in each arm." in text
+    assert re.search(r"time_to_refund_hours : 15\.4% of treatment's buyers have a value vs 16\.4% of control's, "
+                     r"p = 0\.00\d", text)
+    verdict = section(text, " Verdict ", "Decision rule.")
+    assert "caution: time_to_refund_hours is measured on a different mix of buyers" in verdict
+    metrics = section(text, " Metrics ", "Relative lift with")
+    assert "time_to_refund_hours lower is better ⚠ measured on a different mix of buyers" in metrics
+    interim = words(run, "instant_refunds_interim")
+    assert "Who has a value" in interim and "different mix" not in section(interim, " Verdict ", "Decision rule.")
