@@ -33,8 +33,9 @@ p-value and confidence interval are reported too (``wild_p_value``,
 For :func:`staggered` (influence-function SEs, clustered by unit), fewer
 than :data:`WILD_AUTO_CLUSTERS` units switch CIs to ``t(G - 1)``, the uniform
 band to a multivariate-t sup-t band, and the pre-trend test
-(:meth:`StaggeredResult.pretrend_test`) to a jackknife covariance with
-Hotelling's F.
+(:meth:`StaggeredResult.pretrend_test`, :meth:`AggregateResult.pretrend`; by
+default the :data:`PRETREND_LEADS` = 4 periods before launch, ``leads=`` to
+change) to a jackknife covariance with Hotelling's F.
 
 Ratio outcomes. ``outcome=("contacts", "orders")`` analyses the unit-period
 ratio ``contacts / orders`` weighted by ``orders`` (unless ``weights=`` is
@@ -393,6 +394,11 @@ class PretrendTest:
         return (f"pre-trend test{ev}: {ref} = {self.statistic:.3f}, p = {_fmt_p(self.p_value)}{wp} "
                 f"({self.method})")
 
+    __str__ = summary
+
+    def __repr__(self) -> str:
+        return self.summary()
+
 
 def _cell(column, value) -> str:
     if isinstance(value, (float, np.floating)):
@@ -543,11 +549,14 @@ class BaconResult:
         return ax
 
 
-def _event_plot(table: pd.DataFrame, label: str, title: str, ax=None, alpha: float = 0.05):
+def _event_plot(table: pd.DataFrame, label: str, title: str, ax=None, alpha: float = 0.05, outcome: str = ""):
     """Estimates with pointwise CIs and the uniform band; reference rows (fixed at 0) as hollow points.
 
     The band is drawn separately before and after launch (and never through
-    the reference period, which has no uncertainty by construction).
+    the reference period, which has no uncertainty by construction). The
+    y axis is the effect in the units of ``outcome`` (a difference of the
+    outcome as analysed: of the rate for ``("contacts", "orders")``, in log
+    points for a log outcome), never a percentage.
     """
     import matplotlib.pyplot as plt
 
@@ -581,9 +590,9 @@ def _event_plot(table: pd.DataFrame, label: str, title: str, ax=None, alpha: flo
         if np.all(x == np.round(x)):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     else:
-        ax.set_xlabel(label)
-    ax.set_ylabel("effect")
-    ax.set_title(title, loc="left", fontsize=11)
+        ax.set_xlabel({"group": "launch cohort (first treated period)", "time": "period"}.get(label, label))
+    ax.set_ylabel(f"change in {outcome} (absolute)" if outcome else "effect", parse_math=False)
+    ax.set_title(title, loc="left", fontsize=11, parse_math=False)
     ax.legend(fontsize=8, frameon=False)
     style_axes(ax, grid=None)
     return ax
@@ -632,7 +641,9 @@ class EventStudyResult:
 
     def plot(self, ax=None):
         """Event-study plot: estimates, pointwise CIs and the uniform (simultaneous) band."""
-        return _event_plot(self.table, "event_time", f"Event study: {self.outcome}", ax, self.alpha)
+        return _event_plot(self.table, "event_time",
+                           f"{self.method}: effect on {self.outcome} by periods since launch", ax,
+                           self.alpha, self.outcome)
 
     def plot_trends(self, ax=None):
         if self.trends is None:
@@ -710,6 +721,7 @@ class AggregateResult:
     inference: str = ""
     influence: np.ndarray | None = field(default=None, repr=False, compare=False)   # (n, 1 + rows): overall, rows
     source: StaggeredResult | None = field(default=None, repr=False, compare=False)
+    min_e: float = -math.inf     # the ``min_e`` asked for (``-inf``: none): the default window of :meth:`pretrend`
 
     def to_frame(self) -> pd.DataFrame:
         """One row per event time / group / calendar period (empty for ``simple``)."""
@@ -734,24 +746,42 @@ class AggregateResult:
     def plot(self, ax=None):
         if self.table.empty:
             raise DataError("the 'simple' aggregation has a single number; nothing to plot")
-        return _event_plot(self.table, _AGG_LABEL[self.kind], f"{self.kind} effects: {self.outcome}", ax,
-                           self.alpha)
+        by = {"dynamic": "periods since launch", "group": "launch cohort", "calendar": "period"}[self.kind]
+        return _event_plot(self.table, _AGG_LABEL[self.kind],
+                           f"Effect on {self.outcome} by {by} (Callaway-Sant'Anna, {self.kind} aggregation)", ax,
+                           self.alpha, self.outcome)
 
-    def pretrend(self, vcov: str = "auto") -> PretrendTest:
-        """Joint test that the pre-launch event-time effects of this (``dynamic``) aggregation are zero.
+    def pretrend(self, leads: float | None = None, *, vcov: str = "auto") -> PretrendTest:
+        """Joint test that the pre-launch event-time effects ``theta(e)``, ``-leads <= e < 0``, are zero.
 
-        Tests the event times shown (``min_e..-1``, without a universal base
-        period's reference row); see :meth:`StaggeredResult.pretrend_test`.
+        ``leads``: the window tested, in periods before launch. Default
+        (``None``): the pre-launch event times this aggregation shows when it
+        was built with ``min_e`` (``aggregate("dynamic", min_e=-6).pretrend()``
+        tests ``-6..-1``), otherwise :data:`PRETREND_LEADS` (4: event times
+        ``-4..-1``), the test :attr:`StaggeredResult.pretrend` and
+        ``print(result)`` report. Every pre-launch event time of a long panel
+        is usually too many: the test needs fewer event times than units
+        (``q >= G`` is an error naming the longest window that works).
+        A universal base period's reference ``e = -1`` (0 by construction)
+        is not tested. The covariance (jackknife with fewer than
+        :data:`WILD_AUTO_CLUSTERS` units), Hotelling's ``F(q, G - q)`` and
+        ``vcov`` are those of :meth:`StaggeredResult.pretrend_test`, which
+        this calls; the effects tested are those of the unbalanced dynamic
+        aggregation (``balance_e`` is not applied).
         """
         if self.kind != "dynamic":
             raise DataError(f"pretrend() tests the pre-launch rows of a 'dynamic' aggregation; this one is "
-                            f"'{self.kind}': use result.aggregate('dynamic', min_e=-6).pretrend()")
+                            f"'{self.kind}': use result.aggregate('dynamic').pretrend()")
         if self.source is None:
             raise DataError("this aggregation does not carry its ATT(g, t); build it with "
                             "staggered(...).aggregate('dynamic')")
-        pre = self.table["event_time"][self.table["event_time"] < 0]
-        leads = float(-pre.min()) if len(pre) else 0.0
-        return self.source.pretrend_test(leads=leads, vcov=vcov)
+        if leads is None:
+            pre = self.table["event_time"][self.table["event_time"] < 0]
+            if np.isfinite(self.min_e):
+                leads = float(-pre.min()) if len(pre) else 0.0
+            else:
+                leads = PRETREND_LEADS
+        return self.source._pretrend_test(leads, vcov, ".pretrend")
 
     def average(self, first: float, last: float) -> WindowAverage:
         """The mean of the row effects with label in ``first..last`` (e.g. event times 0..3), with its CI.
@@ -796,7 +826,8 @@ class _CsData:
 
 
 PRETREND_LEADS = 4
-"""Default pre-launch window of :meth:`StaggeredResult.pretrend_test` (as ``event_study``'s ``leads``)."""
+"""Default pre-launch window of :meth:`StaggeredResult.pretrend_test`, :attr:`StaggeredResult.pretrend` (in the
+summary) and :meth:`AggregateResult.pretrend` without ``min_e`` (as ``event_study``'s ``leads``)."""
 
 
 @dataclass(frozen=True)
@@ -860,10 +891,15 @@ class StaggeredResult:
         jackknife it rejects 6-9% of the time, and with the chi-square
         reference instead of Hotelling's F 16-35%.
         """
+        return self._pretrend_test(leads, vcov, "pretrend_test")
+
+    def _pretrend_test(self, leads, vcov: str, call: str) -> PretrendTest:
+        """:meth:`pretrend_test`; ``call`` names the method in the error that suggests a shorter window."""
         if vcov not in ("auto", "jackknife", "influence"):
             raise DataError(f"vcov must be 'auto', 'jackknife' or 'influence'; got {vcov!r}")
         if isinstance(leads, bool) or not isinstance(leads, (int, float, np.integer, np.floating)) or leads < 0:
-            raise DataError(f"leads must be a non-negative number of periods before launch; got {leads!r}")
+            hint = " (the covariance is chosen with vcov=..., a keyword argument)" if isinstance(leads, str) else ""
+            raise DataError(f"leads must be a non-negative number of periods before launch; got {leads!r}{hint}")
         cells = self.cells
         agg = core.aggregate_att_gt(cells, "dynamic", min_e=-float(leads), max_e=0.0)
         pre = (agg.labels < 0) & ~agg.is_reference & np.isfinite(agg.se) & (agg.se > 0)
@@ -874,11 +910,13 @@ class StaggeredResult:
         ev = agg.labels[pre]
         q = int(pre.sum())
         if q >= G:
-            shift = 1 if self.base_period == "universal" else 0
+            n = G - 1 + (1 if self.base_period == "universal" else 0)
+            how = (f".pretrend(leads={n}) (on the staggered result: pretrend_test(leads={n}))"
+                   if call == ".pretrend" else f"{call}(leads={n})")
             raise DataError(f"the pre-trend test of {q} pre-launch event times ({ev.min():g}..{ev.max():g}) needs "
                             f"fewer event times than units, and there are {G} units: their {q} x {q} covariance "
-                            f"would be singular. Test a shorter window, at most {G - 1} event times "
-                            f"(pretrend_test(leads={G - 1 + shift}); fewer give more power)")
+                            f"would be singular. Test a shorter window, at most {G - 1} event times: {how} "
+                            f"(fewer give more power; the summary reports leads={PRETREND_LEADS})")
         b = agg.att[pre]
         V_inf = agg.inf[:, pre].T @ agg.inf[:, pre] / cells.n_units ** 2
         how = "influence functions"
@@ -992,7 +1030,8 @@ class StaggeredResult:
                                ci_upper=est + c * se, p_value=p, alpha=alpha, table=table,
                                critical_value=crit, boot_p_value=boot_p, boot_weights=weights, reps=reps,
                                n_units=self.n_units, df=df, inference=inference,
-                               influence=np.column_stack([agg.overall_inf, agg.inf]), source=self)
+                               influence=np.column_stack([agg.overall_inf, agg.inf]), source=self,
+                               min_e=float(min_e))
 
     def to_frame(self) -> pd.DataFrame:
         """The ATT(g, t) table."""
@@ -1514,7 +1553,9 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
     Use ``result.aggregate("simple" | "dynamic" | "group" | "calendar")``;
     with fewer than :data:`WILD_AUTO_CLUSTERS` units its CIs use ``t(G - 1)``
     (see :meth:`StaggeredResult.aggregate`). The pre-trend test,
-    ``result.pretrend_test(leads=...)`` (``result.pretrend``: 4 leads), is the
+    ``result.pretrend_test(leads=...)`` or
+    ``result.aggregate("dynamic").pretrend(leads=...)`` (default 4 leads, as
+    ``result.pretrend`` and the summary), is the
     joint test of the pre-launch event-time effects within ``leads`` periods
     of launch, Hotelling ``F(q, G - q)``, with a jackknife covariance when
     units are few (see :meth:`StaggeredResult.pretrend_test`; ``q >= G`` is

@@ -103,6 +103,16 @@ def _as_statistics(covariates, ratio: bool) -> tuple[Statistic, ...]:
     return tuple(out)
 
 
+def _alias(owner: str, keyword: str, value, alias: str, alias_value):
+    """``value``, or ``alias_value`` when the covariates were given under the other spelling (not both)."""
+    if alias_value is None:
+        return value
+    if value is not None:
+        raise AbkitError(f"{owner}: covariates given twice, as {keyword}={value!r} and {alias}={alias_value!r}; "
+                         f"give them once, as {keyword}=")
+    return alias_value
+
+
 @dataclass(frozen=True, init=False)
 class Metric:
     """Base of all metrics. Use :class:`Mean`, :class:`Proportion` or :class:`Ratio`."""
@@ -212,7 +222,8 @@ class Mean(Metric):
     column : the unit-level outcome.
     covariate : a pre-period column for CUPED (Deng et al. 2013), or a list of
         columns for regression adjustment with treatment interactions
-        (Lin 2013).
+        (Lin 2013). ``covariates=`` is accepted as another spelling (as in
+        :class:`Ratio`).
     name : the name shown in results (default: the column).
     better : ``"higher"`` or ``"lower"``: which direction is good news.
     dropna : drop units with a missing value in any of the metric's columns
@@ -245,7 +256,10 @@ class Mean(Metric):
 
     def __init__(self, column: str, covariate: str | Sequence[str] | None = None, name: str | None = None,
                  *, better: str = "higher", dropna: bool = False, method: str | None = None,
-                 winsorize: float | None = None, cap: float | None = None, cap_from: str | None = None):
+                 winsorize: float | None = None, cap: float | None = None, cap_from: str | None = None,
+                 covariates: str | Sequence[str] | None = None):
+        covariate = _alias(f"{type(self).__name__} '{name or column}'", "covariate", covariate, "covariates",
+                           covariates)
         covariates = _as_statistics(covariate, False)
         target, derived, options = Statistic(column), (), ()
         if winsorize is not None or cap is not None or cap_from is not None:
@@ -375,6 +389,7 @@ class NPS(Mean):
         covariates that are never missing, the pre-period score (0 when not
         surveyed) and a "surveyed in the pre-period" indicator, so buyers
         without a pre-period answer keep their post-period answer.
+        ``covariates=`` is accepted as another spelling.
     dropna : default True: buyers without a (valid 0-10) score are not
         respondents; they are dropped and counted. A score outside 0-10
         counts as missing.
@@ -383,7 +398,9 @@ class NPS(Mean):
     kind = "nps"
 
     def __init__(self, column: str, covariate: str | None = None, name: str | None = None,
-                 *, better: str = "higher", dropna: bool = True, method: str | None = None):
+                 *, better: str = "higher", dropna: bool = True, method: str | None = None,
+                 covariates: str | None = None):
+        covariate = _alias(f"NPS '{name or column}'", "covariate", covariate, "covariates", covariates)
         score = _nps_score(column)
         derived, covariates = [score], ()
         if covariate is not None:
@@ -475,6 +492,7 @@ class Ratio(Metric):
     numerator, denominator : unit-level columns.
     covariates : the pre-period ``(numerator, denominator)`` pair for CUPED
         on the ratio, or a list of columns / pairs for regression adjustment.
+        ``covariate=`` is accepted as another spelling (as in :class:`Mean`).
     nonnegative : the numerators are counts or amounts that cannot be
         negative (default True): a negative value is an error naming the
         column. Pass False for a numerator that may be negative (a net
@@ -485,7 +503,9 @@ class Ratio(Metric):
 
     def __init__(self, numerator: str, denominator: str, covariates=None, name: str | None = None,
                  *, better: str = "higher", dropna: bool = False, method: str | None = None,
-                 nonnegative: bool = True):
+                 nonnegative: bool = True, covariate=None):
+        covariates = _alias(f"Ratio '{name or f'{numerator}/{denominator}'}'", "covariates", covariates,
+                            "covariate", covariate)
         if not isinstance(nonnegative, bool):
             raise AbkitError(f"Ratio '{name or f'{numerator}/{denominator}'}': nonnegative={nonnegative!r} must be "
                              "True or False")

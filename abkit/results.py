@@ -46,6 +46,13 @@ def format_number(x: float, sig: int = 4) -> str:
     return f"{x:,.{decimals}f}"
 
 
+def _points(x: float) -> str:
+    """A signed change in NPS points, 2 decimals: ``+1.25``, ``-0.27``."""
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    return f"{x:+.2f}"
+
+
 @dataclass(frozen=True)
 class ExperimentResult:
     """Effects of every treatment arm on every metric, plus health checks.
@@ -105,6 +112,11 @@ class ExperimentResult:
         return tuple(a for a in self.arms if a != self.control)
 
     def metric(self, name: str) -> Metric:
+        """The metric definition named ``name`` (e.g. ``result.metric("refund_rate").covariates``).
+
+        Raises :class:`abkit.AbkitError` listing the metric names when there
+        is none; :meth:`row` gives the metric's numbers.
+        """
         for m in self.metrics:
             if m.name == name:
                 return m
@@ -146,6 +158,15 @@ class ExperimentResult:
 
     # ------------------------------------------------------------------ show
     def summary(self) -> str:
+        """The result as plain text (what ``print(result)`` shows).
+
+        A header (metrics, arms, alpha, correction), the sample-ratio check,
+        the unit-integrity check when asked for, then one line per metric x
+        treatment arm: control -> treatment value, the relative lift with its
+        (1 - alpha) CI, and the p-value decisions use (the adjusted one with a
+        correction). NPS lines lead with the change in NPS points (its CI),
+        then the relative lift.
+        """
         lines = [f"A/B result: {len(self.metrics)} metric(s), arms {list(self.arms)} "
                  f"(control {self.control!r}), alpha {self.alpha}"
                  + (f", {self.correction} correction" if self.correction else "")
@@ -153,13 +174,19 @@ class ExperimentResult:
         lines.append(self.srm.summary())
         if self.integrity is not None:
             lines.append(("" if self.integrity.clean else "WARNING: ") + self.integrity.summary())
+        kinds = {m.name: m.kind for m in self.metrics}
         for r in self.rows:
             p = self.decision_p(r)
+            if kinds.get(r["metric"]) == "nps":     # NPS is read in points: 19.9 -> 19.7 is -0.27 points
+                change = (f"{_points(r['effect'])} points [{_points(r['ci_lower'])}, {_points(r['ci_upper'])}] "
+                          f"({format_pct(r['rel_effect'], 2)} relative)")
+            else:
+                change = (f"{format_pct(r['rel_effect'], 2)} [{format_pct(r['rel_ci_lower'], 2)}, "
+                          f"{format_pct(r['rel_ci_upper'], 2)}]")
             lines.append(
                 f"  {r['metric']} [{r['variant']} vs {self.control}]: "
                 f"{format_number(r['control_value'])} -> {format_number(r['treatment_value'])}, "
-                f"{format_pct(r['rel_effect'], 2)} [{format_pct(r['rel_ci_lower'], 2)}, "
-                f"{format_pct(r['rel_ci_upper'], 2)}], p {format_p(p)}"
+                f"{change}, p {format_p(p)}"
             )
         return "\n".join(lines)
 

@@ -323,6 +323,76 @@ def test_pretrend_test_is_the_wald_test_of_the_leads():
     assert cs.pretrend.df1 == 3 and "pre-trend test of event times -4..-2" in cs.summary()
 
 
+@pytest.fixture(scope="module")
+def readme_cs():
+    """The README's rollout: contacts per order on the sample panel (20 markets x 52 weeks), not-yet-treated."""
+    panel = Path(__file__).parents[1] / "data" / "rollout_panel.parquet"
+    return did.staggered(panel, outcome=("contacts", "orders"), unit="market", time="week",
+                         first_treated="launch_week", control_group="not_yet_treated", method="dr")
+
+
+def test_aggregate_pretrend_defaults_to_the_window_the_summary_reports(readme_cs):
+    """An unwindowed dynamic aggregation shows every event time (-38..32 here, 38 leads for 20 markets): its
+    pretrend() tests the 4 leads print(cs) reports, not all 38 (a singular covariance); leads= picks another
+    window; an aggregation built with min_e tests the window it shows."""
+    cs = readme_cs
+    dyn = cs.aggregate("dynamic", reps=0)
+    assert dyn.table.event_time.min() == -38 and did.PRETREND_LEADS == 4
+    pt = dyn.pretrend()
+    assert pt == cs.pretrend == cs.pretrend_test()
+    assert pt.event_times == (-4.0, -3.0, -2.0, -1.0) and pt.df1 == 4 and pt.df2 == 16
+    assert "pre-trend test of event times -4..-1" in str(cs) and pt.summary() in cs.summary()
+    assert str(pt) == repr(pt) == pt.summary()
+    eight = dyn.pretrend(leads=8)
+    assert eight == cs.pretrend_test(leads=8) and eight.event_times == tuple(float(e) for e in range(-8, 0))
+    windowed = cs.aggregate("dynamic", min_e=-6, max_e=12, reps=0)
+    assert windowed.pretrend() == cs.pretrend_test(leads=6)
+    assert windowed.pretrend(leads=2).event_times == (-2.0, -1.0)
+    assert dyn.pretrend(vcov="influence") == cs.pretrend_test(vcov="influence")
+    with pytest.raises(DataError, match=r"got 'jackknife' \(the covariance is chosen with vcov="):
+        dyn.pretrend("jackknife")
+
+
+@pytest.mark.parametrize("route", ["aggregate", "staggered"])
+def test_pretrend_window_error_names_a_call_that_exists(readme_cs, route):
+    """Too many leads for the units: the error suggests the longest window as a call on the same object (first),
+    and that call runs."""
+    import re
+
+    obj = readme_cs.aggregate("dynamic", reps=0) if route == "aggregate" else readme_cs
+    test = obj.pretrend if route == "aggregate" else obj.pretrend_test
+    with pytest.raises(DataError, match="needs fewer event times than units") as err:
+        test(leads=30)
+    m = re.search(r"(\.pretrend|pretrend_test)\(leads=(\d+)\)", str(err.value))
+    assert m, str(err.value)
+    assert route == "aggregate" or ".pretrend(" not in str(err.value)   # the aggregation's call comes first
+    suggested = getattr(obj, m.group(1).lstrip("."))(leads=int(m.group(2)))
+    assert suggested.df1 == 19 and np.isfinite(suggested.p_value)
+
+
+def test_did_plots_say_what_the_effect_is_in(readme_cs):
+    """The y axis names the outcome and that the effect is an absolute change of it (not %); titles say what is
+    plotted against what."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = readme_cs.aggregate("dynamic", min_e=-6, max_e=12, reps=0).plot()
+    assert ax.get_ylabel() == "change in contacts/orders (absolute)"
+    assert ax.get_xlabel() == "periods since launch"
+    assert ax.get_title(loc="left") == ("Effect on contacts/orders by periods since launch "
+                                        "(Callaway-Sant'Anna, dynamic aggregation)")
+    ax = readme_cs.aggregate("group", reps=0).plot()
+    assert ax.get_xlabel() == "launch cohort (first treated period)" and "by launch cohort" in ax.get_title(loc="left")
+    p = _log_rate_panel(1)
+    es = did.event_study(p, "log_contact_rate", "market", "week", "launch_week", wild=False, band_draws=2000)
+    ax = es.plot()
+    assert ax.get_ylabel() == "change in log_contact_rate (absolute)"
+    assert ax.get_title(loc="left") == "TWFE event study: effect on log_contact_rate by periods since launch"
+    plt.close("all")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("control_group", ["never_treated", "not_yet_treated"])
 def test_pretrend_test_size_under_parallel_trends(control_group):

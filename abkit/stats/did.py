@@ -102,7 +102,8 @@ CIs and p-values use ``t(G - 1)``; the uniform band uses the sup-t critical
 value of a multivariate ``t(G - 1)`` (:func:`sup_t_critical_t`) rather than the
 Rademacher multiplier bootstrap, whose band under-covers with 20 units; and the
 pre-trend test is the joint Wald test of the event-time effects in a window of
-leads (never of all pre-period cells, whose covariance is singular when they
+leads (by default the 4 periods before launch, :data:`abkit.did.PRETREND_LEADS`;
+never all pre-period cells, whose covariance is singular when they
 outnumber the units), with the cluster-jackknife covariance
 (:func:`dynamic_leave_one_out`, :func:`jackknife_vcov`) and Hotelling's
 ``F(q, G - q)`` (:func:`wald_test`).
