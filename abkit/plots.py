@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .results import format_p
+from .results import p_text
 
 __all__ = ["plot_lifts", "plot_sequential_path", "plot_segments", "style_axes"]
 
@@ -200,7 +200,7 @@ def plot_segments(result, metric=None, variant=None, relative=True, ax=None):
         for text in a.set_yticklabels(labels):
             text.set_parse_math(False)
         t = tests.get((m, v))
-        het = (f"heterogeneity: Q = {t['Q']:.1f}, df = {t['df']}, p = {format_p(t['p_value'])}"
+        het = (f"heterogeneity: Q = {t['Q']:.1f}, df = {t['df']}, {p_text(t['p_value'])}"
                if t is not None and np.isfinite(t["Q"]) else "")
         a.set_title(f"{m} [{v} vs {result.control}] by {', '.join(result.by)}\n{het}", loc="left", fontsize=10,
                     parse_math=False)

@@ -11,7 +11,7 @@ from ._html import ALERT, MUTED, Html, bold, esc, html_table
 from .metrics import Metric
 from .stats.checks import SRMResult
 
-__all__ = ["ExperimentResult", "format_p", "format_pct", "format_number"]
+__all__ = ["ExperimentResult", "format_p", "format_pct", "format_number", "p_text"]
 
 COLUMNS = [
     "metric", "variant", "control_value", "treatment_value", "effect", "ci_lower", "ci_upper",
@@ -25,6 +25,19 @@ def format_p(p: float) -> str:
     if p < 0.001:
         return "<0.001"
     return f"{p:.3f}"
+
+
+def p_text(p: float | None, label: str = "p") -> str:
+    """A p-value in a sentence: ``"p = 0.041"``, ``"p < 0.001"``, ``"Holm-adjusted p = 0.876"``.
+
+    Three decimals (the tables' ``format_p``), and "< 0.001" below that: never
+    ``p = <0.001`` nor a number like ``5.19e-33`` that only suggests precision.
+    """
+    if p is None or not np.isfinite(p):
+        return f"{label} n/a"
+    if p < 0.001:
+        return f"{label} < 0.001"
+    return f"{label} = {p:.3f}"
 
 
 def format_pct(x: float, digits: int = 1, sign: bool = True) -> str:

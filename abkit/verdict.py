@@ -93,7 +93,7 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from .results import ExperimentResult, format_pct
+from .results import ExperimentResult, format_pct, p_text  # p_text: re-exported, one formatter for sentences
 
 __all__ = ["Verdict", "decide", "decide_rollout", "guardrail_status", "days_to_detect", "days_to_show_margin",
            "DaysEstimate", "MissingnessCheck", "missingness_test", "missingness_checks",
@@ -127,19 +127,6 @@ _CORRECTION_SHORT = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 
 
 # --------------------------------------------------------------------------- words for numbers
-def p_text(p: float | None, label: str = "p") -> str:
-    """A p-value in a sentence: ``"p = 0.041"``, ``"p < 0.001"``, ``"Holm-adjusted p = 0.876"``.
-
-    Three decimals (the tables' ``format_p``), and "< 0.001" below that: never
-    ``p = <0.001`` nor a number like ``5.19e-33`` that only suggests precision.
-    """
-    if p is None or not math.isfinite(p):
-        return f"{label} n/a"
-    if p < 0.001:
-        return f"{label} < 0.001"
-    return f"{label} = {p:.3f}"
-
-
 def p_label(result: ExperimentResult) -> str:
     """What the decision p-value of ``result`` is: ``"p"``, ``"Holm-adjusted p"``, ``"always-valid p"``..."""
     words = []

@@ -46,8 +46,9 @@ class SRMResult:
     def summary(self) -> str:
         obs = ", ".join(f"{a}: {o:,} ({s:.2%} vs {e:.2%} planned)"
                         for a, o, s, e in zip(self.arms, self.observed, self.observed_share, self.expected_share))
-        verdict = "SAMPLE RATIO MISMATCH" if self.mismatch else "no sample ratio mismatch"
-        return f"{verdict} (chi-square p = {self.p_value:.3g}); {obs}"
+        verdict = "Sample ratio mismatch" if self.mismatch else "no sample ratio mismatch"
+        p = "p < 0.001" if self.p_value < 0.001 else f"p = {self.p_value:.3g}"
+        return f"{verdict} (chi-square {p}); {obs}"
 
 
 def normalise_allocation(arms: Sequence, allocation) -> np.ndarray:
