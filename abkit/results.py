@@ -11,7 +11,7 @@ from ._html import ALERT, MUTED, Html, bold, esc, html_table
 from .metrics import Metric
 from .stats.checks import SRMResult
 
-__all__ = ["ExperimentResult", "format_p", "format_pct", "format_number", "p_text"]
+__all__ = ["ExperimentResult", "format_p", "format_pct", "format_number", "p_text", "interval_text"]
 
 COLUMNS = [
     "metric", "variant", "control_value", "treatment_value", "effect", "ci_lower", "ci_upper",
@@ -38,6 +38,40 @@ def p_text(p: float | None, label: str = "p") -> str:
     if p < 0.001:
         return f"{label} < 0.001"
     return f"{label} = {p:.3f}"
+
+
+def _fixed(x: float, decimals: int) -> str:
+    """``x`` with ``decimals`` decimals and thousands separators; never ``-0.000``."""
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    if round(x, decimals) == 0:
+        x = 0.0
+    return f"{x:,.{decimals}f}"
+
+
+def _decimals_for(lo: float, hi: float, digits: int = 3) -> int | None:
+    """Decimals that show an interval's width with about ``digits`` significant digits (None: no finite width)."""
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return None
+    width = abs(hi - lo)
+    if width == 0:
+        width = max(abs(lo), abs(hi))
+    if width == 0:
+        return 0
+    return int(min(12, max(0, digits - 1 - np.floor(np.log10(width)))))
+
+
+def interval_text(estimate: float, lower: float, upper: float) -> tuple[str, str]:
+    """``(estimate, "[lower, upper]")`` with one number of decimals for all three, chosen from the width.
+
+    ``[-0.00707, -0.000928]`` becomes ``[-0.00707, -0.00093]``: the interval's
+    width is shown to about 3 significant digits and both bounds (and the
+    estimate) get the same decimals, so they line up and compare at a glance.
+    """
+    d = _decimals_for(lower, upper)
+    if d is None:
+        return format_number(estimate, 3), f"[{format_number(lower, 3)}, {format_number(upper, 3)}]"
+    return _fixed(estimate, d), f"[{_fixed(lower, d)}, {_fixed(upper, d)}]"
 
 
 def format_pct(x: float, digits: int = 1, sign: bool = True) -> str:
@@ -235,8 +269,8 @@ def results_table_html(result: ExperimentResult, notes: bool = True) -> str:
         vr = r.get("variance_reduction")
         rows.append([
             Html(f"{bold(r['metric'])}<br><small>{esc(r['better'])} is better</small>"), r["variant"],
-            format_number(r["control_value"]), format_number(r["treatment_value"]), format_number(r["effect"], 3),
-            f"[{format_number(r['ci_lower'], 3)}, {format_number(r['ci_upper'], 3)}]",
+            format_number(r["control_value"]), format_number(r["treatment_value"]),
+            *interval_text(r["effect"], r["ci_lower"], r["ci_upper"]),
             Html(f'<span style="color:{_COLOURS[result.outcome(r)]};font-weight:600">'
                  f'{format_pct(r["rel_effect"], 2)}</span>'),
             f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]", format_p(r["p_value"]),

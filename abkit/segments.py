@@ -206,6 +206,8 @@ def analyze_segments(
     by = (by,) if isinstance(by, str) else tuple(by)
     if not by:
         raise AbkitError("by= needs a segment column, e.g. by='market'")
+    if isinstance(correction, str):
+        correction = correction.strip().lower()
     if correction is not None and correction not in ("holm", "bh"):
         raise AbkitError(f"correction={correction!r} is not known; use 'holm', 'bh' or None")
     if isinstance(data, MomentSet):

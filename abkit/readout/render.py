@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..plots import style_axes
-from ..results import ExperimentResult, format_number, format_p, format_pct
+from ..results import ExperimentResult, format_number, format_p, format_pct, interval_text
 from ..stats.checks import SRM_ALARM
 from ..verdict import (
     BALANCE_ALARM, COLOURS, DUPLICATE_ALARM, LEAK_ALARM, Verdict, ci_label, missingness_checks, p_label, p_text,
@@ -62,40 +62,6 @@ def _finite(x) -> float | None:
     except (TypeError, ValueError):
         return None
     return x if math.isfinite(x) else None
-
-
-def _fixed(x: float, decimals: int) -> str:
-    """``x`` with ``decimals`` decimals and thousands separators; never ``-0.000``."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    if round(x, decimals) == 0:
-        x = 0.0
-    return f"{x:,.{decimals}f}"
-
-
-def _decimals_for(lo: float, hi: float, digits: int = 3) -> int | None:
-    """Decimals that show an interval's width with about ``digits`` significant digits (None: no finite width)."""
-    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
-        return None
-    width = abs(hi - lo)
-    if width == 0:
-        width = max(abs(lo), abs(hi))
-    if width == 0:
-        return 0
-    return int(min(12, max(0, digits - 1 - math.floor(math.log10(width)))))
-
-
-def interval_text(estimate: float, lower: float, upper: float) -> tuple[str, str]:
-    """``(estimate, "[lower, upper]")`` with one number of decimals for all three, chosen from the width.
-
-    ``[-0.00707, -0.000928]`` becomes ``[-0.00707, -0.00093]``: the interval's
-    width is shown to about 3 significant digits and both bounds (and the
-    estimate) get the same decimals, so they line up and compare at a glance.
-    """
-    d = _decimals_for(lower, upper)
-    if d is None:
-        return format_number(estimate, 3), f"[{format_number(lower, 3)}, {format_number(upper, 3)}]"
-    return _fixed(estimate, d), f"[{_fixed(lower, d)}, {_fixed(upper, d)}]"
 
 
 def section_error_html(title: str, exc: BaseException) -> str:
