@@ -23,6 +23,7 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .analysis import _FIELLER
 from .errors import AbkitError, DataError
 from .metrics import Mean, Metric, Quantile
 from .results import ExperimentResult
@@ -116,6 +117,9 @@ def quantile_rows(frame: pd.DataFrame, metric: Quantile, variant: str, control: 
             "method": metric.method_label, "se": d["se"], "rel_se": d["rel_se"], "df": np.inf,
             "variance_reduction": np.nan, "dropped_control": dropped[control], "dropped_treatment": dropped[arm],
             "better": metric.better,
+            # Var(control value), Cov(effect, control value) for the always-valid Fieller interval (independent
+            # arms: -Var(control)); abkit.analyze uses it, then drops it (a private key)
+            _FIELLER: (c.se**2, -c.se**2),
         })
     return rows
 
@@ -165,7 +169,8 @@ def quantile_effect(data, column: str, q: float | Sequence[float] = 0.5, *, vari
     frame = read_columns(data, cols)
     arms = _arms(frame, variant, control)
     treatments = arms[1:]
-    rows = [r for m in metrics for r in quantile_rows(frame, m, variant, control, treatments, alpha)]
+    rows = [{k: v for k, v in r.items() if k != _FIELLER}
+            for m in metrics for r in quantile_rows(frame, m, variant, control, treatments, alpha)]
     return ExperimentResult(rows=tuple(rows), metrics=tuple(metrics), arms=tuple(arms), control=control,
                             alpha=float(alpha), correction=None,
                             srm=unit_srm(frame, variant, arms, unit, allocation),

@@ -913,6 +913,9 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
     segments = _column_list(raw, "segments", "", problems, example="[market, buyer_type]") or ()
     balance = _column_list(raw, "balance", "", problems, example="[pre_orders, pre_refunds]")
     sequential = _flag(raw, "sequential", "", problems)
+    if sequential and planned_units is None and "planned_units" not in raw:
+        problems.add("sequential", "always-valid intervals need their mixture fixed before the data are seen: add "
+                                   "`planned_units:` (the units planned in all arms, e.g. 40000)")
     unit = _text(raw, "unit", "", problems)
     if unit is not None and not unit.strip():
         problems.add("unit", "must not be empty; name the column with each row's randomization-unit id "

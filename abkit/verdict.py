@@ -38,7 +38,10 @@ still needed use the always-valid interval's half-width ``h`` instead of
 :class:`abkit.sequential.AlwaysValid` tunes it) the units needed are the
 smallest ``n`` with ``h(V(n)) + z_power se(n) <= mde``, ``V(n) = V_now n_now / n``,
 found by bisection (:func:`days_to_detect`); for a guardrail, the smallest
-``n`` with ``w + h(V(n)) <= m`` (:func:`days_to_show_margin`).
+``n`` with ``w + h(V(n)) <= m`` (:func:`days_to_show_margin`). This is the
+power of one look at ``n``: a little conservative, since a sequential test
+may also stop at an earlier look (simulated: the path reaches the power about
+12% sooner).
 
 **Caveats** (listed among the reasons, never a label): differential
 missingness (:func:`missingness_checks`). For a metric that drops units
@@ -215,6 +218,9 @@ def missingness_checks(result: ExperimentResult, threshold: float | None = None)
     out = []
     for m in result.metrics:
         if not getattr(m, "dropna", False):
+            continue
+        if getattr(m, "kind", None) == "quantile" and getattr(m, "unit", None) is not None:
+            # rows are not units here (n counts units with a value, dropped counts rows): no unit-level share
             continue
         for r in result.rows:
             if r["metric"] != m.name:

@@ -555,3 +555,22 @@ def test_unbounded_relative_interval_is_drawn_and_labelled():
     assert any(t.get_text() == "CI unbounded" for t in ax.texts)
     dotted = [ln for ln in ax.lines if ln.get_linestyle() == ":"]
     assert len(dotted) == 1 and np.isfinite(dotted[0].get_xdata()).all()
+
+
+def test_always_valid_quantile_relative_interval_is_fieller():
+    """Quantile metrics read sequentially get the always-valid Fieller interval too: asymmetric, and it
+    excludes 0 exactly when the always-valid interval of the difference does (over many samples)."""
+    from abkit.sequential import AlwaysValid
+
+    rng = np.random.default_rng(5)
+    agree, asym = 0, 0
+    for i in range(40):
+        n = 3000
+        arm = rng.choice(["control", "treatment"], n)
+        t = rng.gamma(2.0, 20.0, n) * np.where(arm == "treatment", 1.0 + 0.03 * (i % 5), 1.0)
+        df = pd.DataFrame({"variant": arm, "t": t})
+        r = abkit.analyze(df, [abkit.Quantile("t", 0.5)], sequential=AlwaysValid(planned_n=n)).rows[0]
+        assert "_fieller" not in r
+        agree += (r["ci_lower"] > 0 or r["ci_upper"] < 0) == (r["rel_ci_lower"] > 0 or r["rel_ci_upper"] < 0)
+        asym += abs((r["rel_ci_upper"] - r["rel_effect"]) - (r["rel_effect"] - r["rel_ci_lower"])) > 1e-6
+    assert agree == 40 and asym == 40

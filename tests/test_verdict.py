@@ -370,3 +370,22 @@ def test_missingness_false_flag_rate_through_analyze():
     flags = [missingness_checks(_dropna_result(0.2, 0.2, n=2_000, seed=s))[0].flagged for s in range(300)]
     rate = float(np.mean(flags))
     assert abs(rate - 0.05) < 4 * math.sqrt(0.05 * 0.95 / 300), rate
+
+
+def test_missingness_skips_row_level_quantiles():
+    """A Quantile with unit= counts units with a value but rows dropped: no unit-level share to compare, so
+    no check (a reviewer found '50.7% of buyers have a value' where 91.8% had)."""
+    import pandas as pd
+
+    from abkit.verdict import missingness_checks
+
+    rng = np.random.default_rng(3)
+    buyers = np.repeat(np.arange(3000), rng.integers(1, 5, 3000))
+    arm = np.where(buyers % 2 == 0, "control", "treatment")
+    x = rng.gamma(2.0, 20.0, buyers.size)
+    x[rng.random(buyers.size) < 0.3] = np.nan
+    df = pd.DataFrame({"variant": arm, "buyer_id": buyers, "hours": x, "y": rng.random(buyers.size)})
+    q = abkit.Quantile("hours", 0.5, unit="buyer_id", dropna=True)
+    res = abkit.analyze(df, [q, abkit.Mean("y")])
+    assert missingness_checks(res) == []
+    assert res.row(q.name)["dropped_control"] > 0            # there was something to (wrongly) compare

@@ -15,13 +15,13 @@ so what the readout shows is what an analyst gets in a notebook:
   each day (daily moments, added up: ``abkit.moments(..., by=date)``);
 * :func:`segments` - the primary metric per segment value with Holm/BH
   across segments and Cochran's Q test of heterogeneity;
-* :func:`always_valid_design`, :func:`always_valid_path`, :func:`whole_path` -
-  for a sequential spec (``sequential: true``): the mixture fixed in advance
-  (tuned to ``planned_units``), every metric's always-valid path over the
-  daily looks, and the result the verdict reads: per metric the always-valid
-  p-value of the whole path (running minimum over the looks, Johari et al.
-  2017) and the running intersection of the always-valid intervals (still a
-  confidence sequence, Howard et al. 2021).
+* :func:`always_valid_design`, :func:`always_valid_path` - for a sequential
+  spec (``sequential: true``): the mixture fixed in advance (tuned to
+  ``planned_units``) and every metric's always-valid path over the daily
+  looks (for the chart; the verdict reads the current look's always-valid
+  interval and p-value: valid at any look, and with an effect that changes
+  over time (novelty, outcomes still accruing) it covers today's average
+  effect, which an intersection of the past looks' intervals would not).
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from ..results import ExperimentResult
 from ..verdict import BALANCE_ALARM, DaysEstimate, days_to_detect
 
 __all__ = ["Balance", "SampleSize", "Segments", "balance", "sample_size", "dropped_units", "days_elapsed",
-           "cumulative", "segments", "always_valid_design", "always_valid_path", "whole_path", "SMD_FLAG",
+           "cumulative", "segments", "always_valid_design", "always_valid_path", "SMD_FLAG",
            "MAX_SEGMENTS"]
 
 SMD_FLAG = 0.1
@@ -324,73 +324,3 @@ def always_valid_path(spec, data=None, design=None):
         raise AbkitError("no metric with moments to follow look by look (quantile metrics need the values)")
     return monitor(data, metrics, by=spec.date, variant=spec.variant, control=spec.control, alpha=spec.alpha,
                    planned_n=getattr(design, "planned_n", None), tau=getattr(design, "tau", None))
-
-
-def whole_path(result: ExperimentResult, path) -> ExperimentResult:
-    """The always-valid result of the whole path: what a sequential readout decides on.
-
-    Per metric x arm followed by ``path`` (a :class:`abkit.sequential.SequentialPath`
-    with the same mixture as ``result``), over the daily looks and the
-    current analysis:
-
-    * ``p_value`` = the running minimum of the always-valid p-values: the
-      always-valid p-value of Johari et al. (2017), ``p_n = min_{k <= n} 1 / Lambda_k``
-      (capped at 1); by Ville's inequality ``P(p_n <= alpha for some n) <= alpha``
-      under no effect, so it may be read at any look;
-    * ``ci_lower, ci_upper`` and ``rel_ci_lower, rel_ci_upper`` = the running
-      intersection of the always-valid intervals, itself a (1 - alpha)
-      confidence sequence (Howard et al. 2021: if every ``C_k`` covers with
-      probability 1 - alpha simultaneously, so does ``cap_{k <= n} C_k``).
-      It excludes 0 exactly when some look's interval did, i.e. when the
-      running-minimum p-value is at most alpha (each look's interval excludes
-      0 exactly when its p-value is below alpha), so interval and p-value
-      agree. An empty intersection (looks that contradict each other, e.g.
-      an effect that changed over time) keeps the current look's interval,
-      flagged in ``path_conflict``.
-
-    The current look's own values move to ``p_value_look``, ``ci_lower_look``,
-    ``ci_upper_look``, ``rel_ci_lower_look``, ``rel_ci_upper_look``; ``looks``
-    counts the looks. With a correction, ``p_value_adjusted`` is recomputed
-    from the new p-values. Metrics not on the path (quantiles) keep the
-    current look's always-valid values.
-    """
-    from ..stats.multiple import adjust
-
-    if not getattr(result, "sequential", False):
-        raise AbkitError("whole_path needs an always-valid result: abkit.analyze(..., sequential=...)")
-    f = path.frame
-    rows, followed = [], []
-    for r in result.rows:
-        r = dict(r)
-        g = f[(f["metric"] == r["metric"]) & (f["variant"] == r["variant"])]
-        if g.empty:
-            rows.append(r)
-            continue
-        followed.append(r["metric"])
-        look = {k: r[k] for k in ("p_value", "ci_lower", "ci_upper", "rel_ci_lower", "rel_ci_upper")}
-        r.update({f"{k}_look": v for k, v in look.items()})
-        p_all = np.append(g["p_value"].to_numpy(dtype=float), look["p_value"])
-        r["p_value"] = float(np.nanmin(p_all)) if np.isfinite(p_all).any() else look["p_value"]
-        conflict = False
-        for lo_key, hi_key in (("ci_lower", "ci_upper"), ("rel_ci_lower", "rel_ci_upper")):
-            los = np.append(g[lo_key].to_numpy(dtype=float), look[lo_key])
-            his = np.append(g[hi_key].to_numpy(dtype=float), look[hi_key])
-            lo = float(np.nanmax(los)) if not np.isnan(los).all() else look[lo_key]
-            hi = float(np.nanmin(his)) if not np.isnan(his).all() else look[hi_key]
-            if lo > hi:
-                conflict = True
-                lo, hi = look[lo_key], look[hi_key]
-            r[lo_key], r[hi_key] = lo, hi
-        r["looks"] = len(g)
-        r["path_conflict"] = conflict
-        rows.append(r)
-    if result.correction:
-        adjusted = adjust(np.array([r["p_value"] for r in rows], dtype=float), result.correction)
-        for r, p in zip(rows, adjusted):
-            r["p_value_adjusted"] = float(p)
-    looks = int(f["day"].nunique())
-    note = (f"{result.sequential_note} Read over the whole path of {looks} daily looks: each p-value is the "
-            "smallest always-valid p-value of any look so far, each interval the intersection of all looks' "
-            "always-valid intervals (both stay valid however often the test is looked at)."
-            if followed else result.sequential_note)
-    return dataclasses.replace(result, rows=tuple(rows), sequential_note=note)

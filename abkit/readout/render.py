@@ -442,11 +442,8 @@ def metrics_html(result: ExperimentResult, spec=None) -> str:
               "(for contact rate and time to refund, lower is better). Values are per buyer (means) or per unit "
               "of the denominator (ratios); CI = confidence interval.</p>")
     if seq:
-        looks = max((int(r.get("looks", 0) or 0) for r in result.rows), default=0)
-        path = (f" Over the {looks} daily looks so far, each p-value is the smallest always-valid p-value of any "
-                "look and each interval the intersection of all looks' intervals (both stay valid)." if looks else "")
         legend += ('<p class="abkit-muted">Intervals and p-values are <b>always valid</b>: correct however often '
-                   f"the test is looked at, so it may stop as soon as an interval excludes zero.{path} They are "
+                   "the test is looked at, so it may stop as soon as an interval excludes zero. They are "
                    "wider than fixed-horizon intervals, which are only valid at one planned look.</p>")
     roles = {}
     if spec is not None:
@@ -590,10 +587,10 @@ def _finite_or_nan(values) -> np.ndarray:
 def plot_always_valid(path, spec, result: ExperimentResult | None = None):
     """The primary metric's always-valid path: one panel per treatment arm.
 
-    Per daily look: the estimate, that look's always-valid interval (shaded),
-    the running intersection of all looks' intervals so far (solid lines:
-    what the verdict reads) and the naive fixed-horizon interval (dashed, for
-    comparison). Unbounded relative intervals (early looks) are left blank.
+    Per daily look: the estimate, that look's always-valid interval (shaded;
+    the last one is what the verdict reads) and the naive fixed-horizon
+    interval (dashed, for comparison). Unbounded relative intervals (early
+    looks) are left blank.
     """
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
@@ -616,13 +613,8 @@ def plot_always_valid(path, spec, result: ExperimentResult | None = None):
             x, dates = np.arange(len(g)), False
         c = _ARM_COLOURS[i % len(_ARM_COLOURS)]
         lo, hi = g["rel_ci_lower"].to_numpy(dtype=float), g["rel_ci_upper"].to_numpy(dtype=float)
-        run_lo = _finite_or_nan(np.maximum.accumulate(np.where(np.isnan(lo), -np.inf, lo))) * 100
-        run_hi = _finite_or_nan(np.minimum.accumulate(np.where(np.isnan(hi), np.inf, hi))) * 100
-        ax.fill_between(x, _finite_or_nan(lo) * 100, _finite_or_nan(hi) * 100, color=c, alpha=0.13, lw=0,
-                        label=f"always-valid {level} interval of each look")
-        ax.plot(x, run_lo, color=c, lw=1.8, drawstyle="steps-post",
-                label="intersection of all looks so far (the verdict's interval)")
-        ax.plot(x, run_hi, color=c, lw=1.8, drawstyle="steps-post")
+        ax.fill_between(x, _finite_or_nan(lo) * 100, _finite_or_nan(hi) * 100, color=c, alpha=0.18, lw=0,
+                        label=f"always-valid {level} interval of each look (the last: the verdict's)")
         ax.plot(x, _finite_or_nan(g["rel_ci_lower_fixed"]) * 100, color="#57606a", ls="--", lw=1,
                 label=f"naive {level} CI (one planned look only)")
         ax.plot(x, _finite_or_nan(g["rel_ci_upper_fixed"]) * 100, color="#57606a", ls="--", lw=1)
@@ -637,7 +629,7 @@ def plot_always_valid(path, spec, result: ExperimentResult | None = None):
         # y range: the later looks (the first ones are very wide and would flatten the rest; they run off the
         # chart instead), the current intervals, zero and the MDE
         late = slice(min(len(g) - 1, len(g) // 4), None)
-        focus = [run_lo[-1:], run_hi[-1:], _finite_or_nan(lo[-1:]) * 100, _finite_or_nan(hi[-1:]) * 100,
+        focus = [_finite_or_nan(lo[-1:]) * 100, _finite_or_nan(hi[-1:]) * 100,
                  g["rel_effect"].to_numpy(dtype=float) * 100,
                  _finite_or_nan(g["rel_ci_lower_fixed"].to_numpy()[late]) * 100,
                  _finite_or_nan(g["rel_ci_upper_fixed"].to_numpy()[late]) * 100,
@@ -665,9 +657,10 @@ def plot_always_valid(path, spec, result: ExperimentResult | None = None):
 def sequential_html(fig, path, spec, result: ExperimentResult | None = None) -> str:
     """The always-valid path of the primary metric and whether stopping is allowed.
 
-    With ``result`` (the whole-path result of :func:`abkit.readout.ab.whole_path`,
-    which the verdict reads) the sentences quote its p-value and interval, so
-    the section and the verdict give the same numbers.
+    With ``result`` (the always-valid result the verdict reads: the current
+    look) the sentences quote its p-value and interval, so the section and the
+    verdict give the same numbers; an earlier look whose interval excluded no
+    change while today's does not is named (an early effect that did not hold).
     """
     rows = path.stopping()
     rows = rows[rows["metric"] == spec.primary.name]
@@ -686,6 +679,11 @@ def sequential_html(fig, path, spec, result: ExperimentResult | None = None) -> 
             since = (f" since {_e(str(r.first_stop_day)[:10])}" if r.first_stop_day is not None else "")
             sentences.append(f"<b>{arm}</b>: the always-valid interval has excluded no change{since}"
                              f"{_e(ci_words)}, {_e(p_text(p, label))}: the test may stop.")
+        elif r.first_stop_day is not None and result is not None:
+            sentences.append(f"<b>{arm}</b>: the always-valid interval excluded no change on "
+                             f"{_e(str(r.first_stop_day)[:10])}, but today's includes it{_e(ci_words)}, "
+                             f"{_e(p_text(p, label))}: the early effect has not held (a novelty effect, or outcomes "
+                             "still accruing); keep the test running.")
         else:
             naive = (f" A naive daily test would have declared a winner on "
                      f"{_e(str(r.first_naive_significant_day)[:10])}: that is the peeking error this "
@@ -694,16 +692,16 @@ def sequential_html(fig, path, spec, result: ExperimentResult | None = None) -> 
                              f"{_e(ci_words)}, {_e(p_text(p, label))}; keep the test running.{naive}")
     looks = int(path.frame["day"].nunique())
     alt = (f"Chart of the {spec.primary.name} effect at each of {looks} daily looks with its always-valid "
-           "interval, the intersection of the intervals so far, and the naive fixed-horizon interval")
+           "interval and the naive fixed-horizon interval")
     return ('<section class="abkit-section abkit-chart"><h2>Safe to look daily: the always-valid interval</h2>'
             '<p class="abkit-muted">This test is read while it runs, with <b>always-valid</b> confidence '
             "intervals and p-values (normal-mixture confidence sequences, Howard et al. 2021; mixture sequential "
             "probability ratio test, Johari et al. 2017): they stay correct however often the results are looked "
             "at, so the test may stop as soon as the interval excludes zero. Each point is one daily look at all "
             f"buyers exposed up to that day (column <code>{_e(spec.date)}</code>). The shaded band is each look's "
-            "always-valid interval; the solid lines are the intersection of all looks' intervals so far, and the "
-            "smallest always-valid p-value of any look is the test's p-value: the verdict and the metric table "
-            "use these two. The dashed lines are the naive fixed-horizon interval, for comparison only: it is "
+            "always-valid interval; the verdict and the metric table use the latest look's interval and p-value "
+            "(valid at any look; if the effect changes over time, it covers today's average effect). The dashed "
+            "lines are the naive fixed-horizon interval, for comparison only: it is "
             "valid at one planned look, not when the test is looked at daily, which is why this readout shows no "
             "fixed-horizon effect-over-time chart.</p>"
             f'<p>{" ".join(sentences)}</p>'
@@ -841,11 +839,12 @@ def methodology_html(spec, result: ExperimentResult | None = None) -> str:
         if spec.date:
             items.append(
                 f"Looks: one a day (column <code>{_e(spec.date)}</code>), each on all buyers exposed so far. The "
-                "p-value reported and used by the verdict is the smallest always-valid p-value of any look so far "
-                "(the always-valid p-value of Johari et al. 2017), and the interval the intersection of all looks' "
-                "intervals (still a confidence sequence: Howard et al. 2021); they agree: the interval excludes "
-                "zero exactly when the p-value is below alpha. Both stay valid however often the test is looked "
-                "at, so it may stop as soon as the primary metric's interval excludes zero. They are wider than "
+                "verdict reads the latest look's always-valid interval and p-value; they agree (the interval "
+                "excludes zero exactly when the p-value is below alpha) and stay valid however often the test is "
+                "looked at, so it may stop as soon as the primary metric's interval excludes zero. Not the "
+                "intersection of all looks' intervals: when the effect changes over time (a novelty effect, "
+                "outcomes still accruing), the latest interval still covers today's average effect "
+                "(Waudby-Smith et al. 2024), an intersection of past looks need not. They are wider than "
                 "fixed-horizon (Student t) intervals, which are shown only for comparison on the daily chart and "
                 "kept in the notebook.")
     else:
