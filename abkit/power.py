@@ -21,7 +21,9 @@ baseline, unit-level (delta-method) standard deviation and CUPED variance
 reduction, and tabulates the MDE by experiment duration and the duration
 needed for given effects. :meth:`PowerPlan.plot` draws the MDE by duration
 (``kind="mde"``) or the power by true effect (``kind="power"``, also
-:func:`power_curve`).
+:func:`power_curve`). With a relative non-inferiority ``margin``
+(guardrails) it reports the power of the rule the readout applies, the
+ratio test of ``a_t - (1 +/- m) a_c`` (see :mod:`abkit.stats.power`).
 
 By simulation: :func:`simulate_power` resamples units of the history,
 injects a known effect into the treatment arm, runs abkit's own estimator
@@ -619,7 +621,18 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
     mdes : relative effects (e.g. 0.02 = 2%) to size the test for.
     margin : relative non-inferiority margin (guardrails, e.g. 0.02: may not
         get worse by more than 2%); the table then reports the power to show
-        non-inferiority when the true effect is 0.
+        non-inferiority when the true effect is 0. It is the power of the
+        rule the readout applies (:func:`abkit.verdict.guardrail_status`:
+        the bad-side bound of the Fieller interval of ``r = a_t / a_c - 1``
+        within the margin), i.e. of the one-sided test of the contrast
+        ``a_t - (1 + m) a_c`` (lower is better) or ``a_t - (1 - m) a_c``
+        (higher is better), whose variance is ``sigma^2 / n_t + (1 +/- m)^2
+        sigma^2 / n_c``, not ``sigma^2 (1/n_t + 1/n_c)``: the ratio test of
+        :func:`power_mean` (``relative=True``) and :func:`power_proportion`
+        (``relative_margin=True``), with CUPED's adjusted sd for means and
+        ``p q`` per arm for proportions. (The readout's interval is
+        two-sided at ``1 - alpha``, so plan at ``alpha / 2`` to match it, as
+        the ``abkit power`` spec runner does.)
     cuped : use the metrics' covariates (default True).
 
     Notes
@@ -667,12 +680,12 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
             if proportion:
                 r = mde_proportion(des.baseline, nn[ok], power=power, alternative=alt,
                                    direction="increase" if good > 0 else "decrease",
-                                   margin=margin * des.baseline, unreachable="nan", **common)
+                                   margin=margin, relative_margin=True, unreachable="nan", **common)
                 mde_abs[ok] = r.mde
                 mde_raw[ok] = r.mde
                 if margin > 0:
                     power_ni[ok] = power_proportion(des.baseline, des.baseline, nn[ok], alternative=alt,
-                                                    margin=margin * des.baseline, **common).power
+                                                    margin=margin, relative_margin=True, **common).power
             else:
                 kw = dict(power=power, alternative=alt, baseline=des.baseline, margin=margin,
                           relative_margin=True, **common)
@@ -692,9 +705,11 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
                 "relative_mde_unadjusted": float(mde_raw[j] / des.baseline),
                 "baseline": des.baseline, "sd": des.sd, "variance_reduction": des.variance_reduction,
                 "alternative": alt,
-                "method": "proportion (R power.prop.test)" if proportion else
-                          ("t-test, delta method" if des.kind == "ratio" else "t-test")
-                          + (" + CUPED" if des.covariates else ""),
+                "method": ("proportion (R power.prop.test)" if proportion else
+                           ("t-test, delta method" if des.kind == "ratio" else "t-test")
+                           + (" + CUPED" if des.covariates else ""))
+                          + (f"; non-inferiority: ratio test of a_t - (1 {'+' if alt == 'smaller' else '-'} m) a_c "
+                             "(the readout's Fieller rule)" if margin > 0 else ""),
             }
             if margin > 0:
                 row["margin"] = margin
@@ -706,7 +721,7 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
             eff = good * rel if rel else 0.0
             if proportion:
                 res = sample_size_proportion(des.baseline, des.baseline * (1 + eff), power=power,
-                                             alternative=alt, margin=margin * des.baseline, **common)
+                                             alternative=alt, margin=margin, relative_margin=True, **common)
             else:
                 res = sample_size_mean(des.sd, eff, power=power, alternative=alt,
                                        variance_reduction=des.variance_reduction, baseline=des.baseline,

@@ -417,7 +417,8 @@ def methodology_html(spec, simulation=None) -> str:
         "Units enrolled by day from the traffic model of abkit.power.uniques_after (eligible units a day, repeat "
         "visitors counted once when a population is given), split between the arms as planned.",
         "Guardrails with a margin: one-sided non-inferiority test at alpha/2 (the rule the readout applies: the "
-        "bad-side bound of the two-sided interval within the margin), power when the true effect is zero.",
+        "bad-side bound of the two-sided Fieller interval of the relative change within the margin m, i.e. the "
+        "ratio test of treatment - (1 ± m) control), power when the true effect is zero.",
         "Power curves: the same formulas at the recommended duration's units, for every size of the true change.",
     ]
     if simulation is not None:

@@ -42,13 +42,50 @@ and iterated to a relative precision of 1e-12.
   so ``variance_reduction=0`` is exactly ``TTestIndPower``.
 * **Relative MDE**: with ``relative=True`` the effect (and the margin) are
   fractions of ``baseline`` (the control mean): ``delta = mde x baseline``.
-* **Non-inferiority** (guardrails): with ``margin = m > 0`` and a
-  one-sided alternative the test is ``H0: delta <= -m`` against
-  ``H1: delta > -m`` (``alternative="larger"``, higher is better) or
-  ``H0: delta >= m`` against ``H1: delta < m`` (``"smaller"``, lower is
+* **Non-inferiority** (guardrails): a ``margin = m > 0`` needs a one-sided
+  alternative (``"larger"``: higher is better, ``"smaller"``: lower is
   better). The power is computed at the true effect ``mde`` (usually 0, "no
-  real change"), i.e. the t-test above with the shifted effect
-  ``delta + m`` (resp. ``m - delta``).
+  real change"). How the margin is given decides the test:
+
+  - *Absolute margin* (``relative=False``; ``relative_margin=False`` in
+    :func:`mde_mean`): the difference test ``H0: delta <= -m`` against
+    ``H1: delta > -m`` (``"larger"``) or ``H0: delta >= m`` against
+    ``H1: delta < m`` (``"smaller"``), i.e. the t-test above with the
+    shifted effect ``delta + m`` (resp. ``m - delta``) and the variance
+    ``sigma'^2 (1/n_c + 1/n_t)``.
+  - *Relative margin* (``relative=True`` in :func:`sample_size_mean` /
+    :func:`power_mean`, ``relative_margin=True`` in :func:`mde_mean` and in
+    the proportion functions; what :func:`abkit.power.plan` uses for
+    guardrails): the **ratio test** of ``r = mu_t / mu_c - 1``,
+    ``H0: r >= m`` against ``H1: r < m`` (``"smaller"``) or ``H0: r <= -m``
+    against ``H1: r > -m`` (``"larger"``). This is the rule the readout
+    applies: a guardrail is "ok" when the bad-side bound of the Fieller
+    (1954, "Some problems in interval estimation", J. R. Stat. Soc. B 16)
+    interval for ``r`` is within the margin
+    (:func:`abkit.verdict.guardrail_status`,
+    :func:`abkit.stats.ab.fieller_relative`), and the (bounded) Fieller
+    upper bound is ``<= m`` exactly when the one-sided t-test (at the interval's
+    ``alpha / 2``) of the linear contrast ``C = a_t - (1 + m) a_c`` rejects
+    ``C >= 0`` (lower bound ``>= -m``: ``a_t - (1 - m) a_c`` shown ``> 0``).
+    With ``g = 1 + s m`` (``s = +1`` for ``"smaller"``, the bad direction
+    up; ``s = -1`` for ``"larger"``)::
+
+        E[C]   = mu_t - g mu_c = mu_c (r - s m)
+        Var(C) = sigma_t^2 / n_t + g^2 sigma_c^2 / n_c
+
+    so the power is the noncentral t above (same ``df``) with
+    ``lambda = shift / (sigma' sqrt(DE (1/n_t + g^2/n_c)))``, ``shift =
+    m |mu_c| - delta`` (``"smaller"``) or ``delta + m |mu_c|``
+    (``"larger"``), equal unit variances ``sigma_t = sigma_c = sigma'``
+    (CUPED-adjusted); the normal start of the solver is ``n_c = (z_{1-alpha'}
+    + z_{power})^2 (g^2 + 1/k) sigma'^2 / shift^2``. The difference test's
+    variance ``sigma'^2 (1/n_t + 1/n_c)`` would overstate the power of a
+    lower-is-better guardrail (``g > 1``: refund rate 10%, m = 10%, planned
+    80%, true 76%) and understate a higher-is-better one (``g < 1``), and
+    miss the sample size by a factor of about ``(1/k + 1) / (1/k + g^2)``.
+    (``mu_c > 0`` is assumed, as for any relative margin.) Panels / DiD
+    (:func:`power_panel` etc.) turn a relative margin into an absolute one
+    and keep the difference test: their readout has no ratio rule.
 * **Ratio metrics** (refunds / orders per buyer; Deng, Knoblich and Lu 2018):
   the unit-level variance of the linearized ratio ``R = mu_Y / mu_X`` is
 
@@ -86,7 +123,17 @@ form). The two differ only when the power is close to alpha.
 Non-inferiority margins for proportions use the unpooled variance under both
 hypotheses (``V0 = V1``; Blackwelder 1982, "Proving the null hypothesis in
 clinical trials", Control. Clin. Trials 3), because the pooled estimate is
-not the variance under a shifted null.
+not the variance under a shifted null. An absolute ``margin`` (probability
+units) is the difference test, ``V0 = V1 = p_c q_c + p_t q_t / k``; with
+``relative_margin=True`` the margin is a fraction ``m`` of ``p_c`` and the
+test is the ratio test of the means (above, the readout's Fieller rule):
+the contrast ``p_t - g p_c`` with ``g = 1 + s m`` and
+
+    V0 = V1 = g^2 p_c q_c + p_t q_t / k,
+    shift = m p_c - (p_t - p_c)  ("smaller")  or  (p_t - p_c) + m p_c  ("larger"),
+    power = Phi( sqrt(n_c / DE) shift / sqrt(V1) - z_{1-alpha'} ),
+
+with ``p_t`` the treatment proportion at the true effect.
 
 Several arms
 ============
@@ -433,30 +480,40 @@ def t_power(noncentrality, df, alpha, tails: int = 2):
     return p
 
 
-def _nc_df(n1, d, k, m, de):
-    """Noncentrality and degrees of freedom of the t-test with ``n1`` control units."""
+def _nc_df(n1, d, k, m, de, g=1.0):
+    """Noncentrality and degrees of freedom of the t-test with ``n1`` control units.
+
+    The estimate is ``a_t - g a_c`` (``g = 1``: the difference; ``g = 1 + s m``:
+    the ratio test of a relative margin), variance ``sd'^2 DE (1/n2 + g^2/n1)``;
+    ``d`` is its mean in units of ``sd'``.
+    """
     n2 = n1 * k
-    return d * np.sqrt(n1 * n2 / ((n1 + n2) * de)), (n1 + n2) / m - 2.0
+    return d * np.sqrt(n1 * n2 / ((n1 + g * g * n2) * de)), (n1 + n2) / m - 2.0
 
 
-def _solve_n_t(d, k, m, de, alpha_c, power, tails):
-    """Control-arm size for which the t-test reaches ``power`` (elementwise); ``d > 0``."""
-    d, k, m, de, alpha_c, power = (np.asarray(a, dtype=np.float64) for a in
-                                   np.broadcast_arrays(d, k, m, de, alpha_c, power))
+def _solve_n_t(d, k, m, de, alpha_c, power, tails, g=1.0):
+    """Control-arm size for which the t-test reaches ``power`` (elementwise); ``d > 0``.
+
+    ``g`` is the control arm's coefficient in the tested contrast (see :func:`_nc_df`).
+    """
+    d, k, m, de, alpha_c, power, g = (np.asarray(a, dtype=np.float64) for a in
+                                      np.broadcast_arrays(d, k, m, de, alpha_c, power, g))
     shape = d.shape
-    d, k, m, de, alpha_c, power = (a.ravel() for a in (d, k, m, de, alpha_c, power))
+    d, k, m, de, alpha_c, power, g = (a.ravel() for a in (d, k, m, de, alpha_c, power, g))
+    v = g * g + 1.0 / k                    # n_c x Var(contrast) / sd'^2 (1 + 1/k for the difference)
 
     def f(n1, i):
-        nc, df = _nc_df(n1, d[i], k[i], m[i], de[i])
+        nc, df = _nc_df(n1, d[i], k[i], m[i], de[i], g[i])
         return t_power(nc, df, alpha_c[i], tails) - power[i]
 
     za = special.ndtri(1 - alpha_c / tails)
     z = za + special.ndtri(power)
-    n0 = de * z * z * (1.0 + 1.0 / k) / (d * d)
+    n0 = de * z * z * v / (d * d)
     n_min = 2.0 * m * np.maximum(1.0, 1.0 / k)   # two units (clusters) per arm: df >= 2
     idx = np.arange(d.size)
     # The normal approximation n0 undershoots the t-test's n by about
     # z_alpha^2 (1 + 1/k) / 4 units (Guenther 1981): bracket tightly around it.
+    # (_expand_up widens the bracket when a ratio contrast needs more.)
     lo = np.maximum(n_min, n0)
     f_lo = f(lo, idx)
     redo = np.flatnonzero(f_lo >= 0)
@@ -465,12 +522,12 @@ def _solve_n_t(d, k, m, de, alpha_c, power, tails):
     n = n_min.copy()                       # where even the minimum design is powerful enough
     todo = np.flatnonzero(f_lo < 0)
     if todo.size:
-        def g(x, i):
+        def f_todo(x, i):
             return f(x, todo[i])
 
-        hi = np.maximum(n0 + m * (0.5 * za * za * (1.0 + 1.0 / k) + 2.0), 1.5 * lo)[todo]
-        lo_, f_lo_, hi, f_hi = _expand_up(g, lo[todo], f_lo[todo], hi, 2.0)
-        n[todo] = _find_root(g, lo_, hi, f_lo_, f_hi)
+        hi = np.maximum(n0 + m * (0.5 * za * za * np.maximum(v, 1.0 + 1.0 / k) + 2.0), 1.5 * lo)[todo]
+        lo_, f_lo_, hi, f_hi = _expand_up(f_todo, lo[todo], f_lo[todo], hi, 2.0)
+        n[todo] = _find_root(f_todo, lo_, hi, f_lo_, f_hi)
     return n.reshape(shape)
 
 
@@ -674,8 +731,13 @@ class MDEResult(_Result):
 # =========================================================================
 # means
 # =========================================================================
-def _t_method(clustered: bool, arms: int, correction) -> str:
+_RATIO_TEST = "ratio test of a_t - (1 {sign} m) a_c for the relative margin (the readout's Fieller rule)"
+
+
+def _t_method(clustered: bool, arms: int, correction, ratio_test: str = "") -> str:
     base = "two-sample t-test (noncentral t, as statsmodels TTestIndPower)"
+    if ratio_test:
+        base += ", " + ratio_test
     if clustered:
         base += ", cluster-randomized (design effect, df from clusters)"
     if arms > 2 and correction:
@@ -718,6 +780,25 @@ def _relative(effect, baseline):
         return effect / baseline
 
 
+def _contrast(margin, alternative: str, relative: bool):
+    """``(g, label)``: the control arm's coefficient in the tested contrast ``a_t - g a_c``.
+
+    A relative non-inferiority margin ``m`` (a fraction of the control
+    value) is tested as the ratio test the readout applies (the Fieller
+    bound of ``r = a_t / a_c - 1`` within the margin): ``g = 1 + m`` when
+    the bad direction is up (``alternative="smaller"``, lower is better),
+    ``g = 1 - m`` when it is down (``"larger"``). Absolute margins, and no
+    margin, test the difference: ``g = 1``. ``label`` names the ratio test
+    for the results' ``method`` ("" for the difference).
+    """
+    m = np.asarray(margin, dtype=np.float64)
+    if not relative or alternative == "two-sided" or not np.any(m > 0):
+        return np.float64(1.0), ""
+    if alternative == "smaller":
+        return 1.0 + m, _RATIO_TEST.format(sign="+")
+    return 1.0 - m, _RATIO_TEST.format(sign="-")
+
+
 def sample_size_mean(sd, mde, alpha=0.05, power=0.8, ratio=1.0, alternative="two-sided",
                      variance_reduction=0.0, *, baseline=None, relative=False, margin=0.0,
                      arms=2, correction="bonferroni", cluster_size=None, icc=0.0,
@@ -742,7 +823,14 @@ def sample_size_mean(sd, mde, alpha=0.05, power=0.8, ratio=1.0, alternative="two
     baseline, relative : control mean; with ``relative=True`` ``mde`` and
         ``margin`` are fractions of it (results also report ``relative_mde``
         whenever ``baseline`` is given).
-    margin : non-inferiority margin (> 0, one-sided tests only).
+    margin : non-inferiority margin (> 0, one-sided tests only). Absolute
+        (``relative=False``): the difference test of ``a_t - a_c`` against
+        ``-/+ margin``. Relative (``relative=True``): the ratio test of
+        ``r = a_t / a_c - 1`` against ``-/+ margin``, i.e. of the contrast
+        ``a_t - (1 + s m) a_c`` (``s = +1`` for ``"smaller"``, ``-1`` for
+        ``"larger"``) with variance ``sd'^2 (1/n_t + (1 + s m)^2 / n_c)``:
+        the power of the rule the readout applies to a guardrail (its
+        Fieller 1954 bound within the margin). See the module docstring.
     arms, correction : number of arms including control; ``"bonferroni"``,
         ``"sidak"`` or None.
     cluster_size, icc, cluster_cv : cluster randomization (mean units per
@@ -762,11 +850,12 @@ def sample_size_mean(sd, mde, alpha=0.05, power=0.8, ratio=1.0, alternative="two
     mg = _check_margin(margin, tails)
     eff, mg_abs, base = _scale(_arr(mde, "mde"), mg, baseline, relative)
     shift = _oriented(eff, mg_abs, alternative)
+    g, ratio_test = _contrast(mg, alternative, relative)
     m, de, clustered = _cluster(cluster_size, icc, cluster_cv)
     sd_adj = s * np.sqrt(1.0 - vr)
-    n1 = _solve_n_t(shift / sd_adj, k, m, de, alpha_c, pw, tails)
+    n1 = _solve_n_t(shift / sd_adj, k, m, de, alpha_c, pw, tails, g)
     return _sample_size_result(n1, k, eff, base, pw, alpha, alpha_c, alternative, arms, mg_abs, s, vr,
-                               de, m if clustered else None, _t_method(clustered, arms, correction))
+                               de, m if clustered else None, _t_method(clustered, arms, correction, ratio_test))
 
 
 def _sample_size_result(n1, k, eff, base, pw, alpha, alpha_c, alternative, arms, margin, sd, vr, de, m,
@@ -799,7 +888,14 @@ def power_mean(sd, mde, n_control, alpha=0.05, ratio=1.0, alternative="two-sided
     Equals statsmodels' ``TTestIndPower().power(mde / sd', n_control, alpha,
     ratio=ratio, alternative=alternative)`` (arguments as in
     :func:`sample_size_mean`). With a ``margin``, the probability of showing
-    non-inferiority when the true effect is ``mde``.
+    non-inferiority when the true effect is ``mde``: for an absolute margin
+    the difference test, ``lambda = shift / (sd' sqrt(DE (1/n_t + 1/n_c)))``;
+    for a relative one (``relative=True``) the ratio test the readout
+    applies (Fieller bound of ``r = a_t / a_c - 1`` within the margin, i.e.
+    the t-test of ``a_t - (1 + s m) a_c``), ``lambda = shift / (sd'
+    sqrt(DE (1/n_t + (1 + s m)^2 / n_c)))`` with ``s = +1`` for
+    ``"smaller"`` and ``-1`` for ``"larger"``; ``shift = m |baseline| -
+    delta`` (``"smaller"``) or ``delta + m |baseline|`` (``"larger"``).
     """
     tails = _check_alternative(alternative)
     alpha_c = comparison_alpha(alpha, arms, correction)
@@ -809,6 +905,7 @@ def power_mean(sd, mde, n_control, alpha=0.05, ratio=1.0, alternative="two-sided
     vr = _check_vr(variance_reduction)
     mg = _check_margin(margin, tails)
     eff, mg_abs, base = _scale(_arr(mde, "mde"), mg, baseline, relative)
+    g, ratio_test = _contrast(mg, alternative, relative)
     m, de, clustered = _cluster(cluster_size, icc, cluster_cv)
     sd_adj = s * np.sqrt(1.0 - vr)
     if alternative == "two-sided":
@@ -821,13 +918,14 @@ def power_mean(sd, mde, n_control, alpha=0.05, ratio=1.0, alternative="two-sided
     df = (n1 + n2) / m - 2.0
     _require(df > 0, "n_control", n1, "is too small: the t-test needs n_control + n_treatment > 2 "
              "(units, or clusters for a cluster design)")
-    nc = shift / sd_adj * np.sqrt(n1 * n2 / ((n1 + n2) * de))
+    nc, _ = _nc_df(n1, shift / sd_adj, k, m, de, g)
     p = t_power(nc, df, alpha_c, tails)
     return PowerResult(
         power=_out(p), mde=_out(eff), relative_mde=_out(_relative(eff, base)), n_control=_out(n1),
         n_treatment=_out(n2), alpha=_out(alpha), alpha_per_comparison=_out(alpha_c), alternative=alternative,
         ratio=_out(k), arms=int(arms), margin=_out(mg_abs), baseline=_out(base), sd=_out(s),
-        variance_reduction=_out(vr), design_effect=_out(de), method=_t_method(clustered, arms, correction),
+        variance_reduction=_out(vr), design_effect=_out(de),
+        method=_t_method(clustered, arms, correction, ratio_test),
     )
 
 
@@ -842,7 +940,14 @@ def mde_mean(sd, n_control, alpha=0.05, power=0.8, ratio=1.0, alternative="two-s
     is reported when ``baseline`` is given. With a non-inferiority
     ``margin`` (a fraction of ``baseline`` if ``relative_margin``) it is the
     smallest true effect (``"larger"``; largest for ``"smaller"``) at which
-    non-inferiority is shown with the target power.
+    non-inferiority is shown with the target power. An absolute margin is
+    the difference test; a relative one (``relative_margin=True``) the
+    ratio test the readout applies to guardrails (Fieller bound within the
+    margin: the t-test of ``a_t - (1 + s m) a_c``, ``s = +1`` for
+    ``"smaller"``, ``-1`` for ``"larger"``), so
+    ``shift = lambda sd' sqrt(DE (1/n_t + (1 + s m)^2 / n_c))`` and the
+    effect is ``m |baseline| - shift`` (``"smaller"``) or ``shift - m
+    |baseline|`` (``"larger"``).
     """
     tails = _check_alternative(alternative)
     alpha_c = comparison_alpha(alpha, arms, correction)
@@ -853,6 +958,7 @@ def mde_mean(sd, n_control, alpha=0.05, power=0.8, ratio=1.0, alternative="two-s
     vr = _check_vr(variance_reduction)
     mg = _check_margin(margin, tails)
     _, mg_abs, base = _scale(np.float64(0.0), mg, baseline, relative_margin, "margin")
+    g, ratio_test = _contrast(mg, alternative, relative_margin)
     m, de, clustered = _cluster(cluster_size, icc, cluster_cv)
     sd_adj = s * np.sqrt(1.0 - vr)
     n2 = n1 * k
@@ -860,14 +966,14 @@ def mde_mean(sd, n_control, alpha=0.05, power=0.8, ratio=1.0, alternative="two-s
     _require(df > 0, "n_control", n1, "is too small: the t-test needs n_control + n_treatment > 2 "
              "(units, or clusters for a cluster design)")
     nc = _solve_nc_t(df, alpha_c, pw, tails)
-    shift = nc * sd_adj * np.sqrt((n1 + n2) * de / (n1 * n2))
+    shift = nc * sd_adj * np.sqrt(de * (1.0 / n2 + g * g / n1))
     eff = mg_abs - shift if alternative == "smaller" else shift - mg_abs
     return MDEResult(
         mde=_out(eff), relative_mde=_out(_relative(eff, base)),
         treatment_value=_out(base + eff), power=_out(pw), n_control=_out(n1), n_treatment=_out(n2),
         alpha=_out(alpha), alpha_per_comparison=_out(alpha_c), alternative=alternative, ratio=_out(k),
         arms=int(arms), margin=_out(mg_abs), baseline=_out(base), sd=_out(s), variance_reduction=_out(vr),
-        design_effect=_out(de), method=_t_method(clustered, arms, correction),
+        design_effect=_out(de), method=_t_method(clustered, arms, correction, ratio_test),
     )
 
 
@@ -961,9 +1067,10 @@ def _check_p(p, name: str, closed: bool) -> np.ndarray:
     return a
 
 
-def _prop_variances(pc, pt, k, margin):
-    """(V0, V1) = n_control x variance of the difference under H0 (pooled; unpooled with a margin) and H1."""
-    v1 = pc * (1.0 - pc) + pt * (1.0 - pt) / k
+def _prop_variances(pc, pt, k, margin, g=1.0):
+    """(V0, V1) = n_control x variance of the contrast ``p_t - g p_c`` under H0 (pooled; unpooled with a
+    margin) and H1; ``g = 1`` (the difference) unless a relative margin makes it the ratio test."""
+    v1 = g * g * pc * (1.0 - pc) + pt * (1.0 - pt) / k
     pbar = (pc + k * pt) / (1.0 + k)
     v0 = np.where(margin > 0, v1, pbar * (1.0 - pbar) * (1.0 + 1.0 / k))
     return v0, v1
@@ -979,8 +1086,10 @@ def _prop_power(n1, shift, v0, v1, de, z, tails, strict):
     return p
 
 
-def _prop_method(strict: bool, tails: int, margin, clustered, arms, correction) -> str:
-    if np.any(np.asarray(margin) > 0):
+def _prop_method(strict: bool, tails: int, margin, clustered, arms, correction, ratio_test: str = "") -> str:
+    if ratio_test:
+        base = "two-proportion z-test, unpooled variance, " + ratio_test
+    elif np.any(np.asarray(margin) > 0):
         base = "two-proportion z-test, unpooled variance (non-inferiority, Blackwelder 1982)"
     else:
         base = "two-proportion z-test, pooled variance, no continuity correction (R power.prop.test"
@@ -996,18 +1105,36 @@ def _prop_shift(pc, pt, margin, alternative):
     return _oriented(pt - pc, margin, alternative, "p_treatment - p_control")
 
 
+def _prop_margin(margin, pc, tails, alternative, relative_margin):
+    """``(absolute margin, g, ratio-test label)`` of the proportion functions."""
+    if not isinstance(relative_margin, (bool, np.bool_)):
+        raise AbkitError(f"relative_margin={relative_margin!r} must be True (margin a fraction of p_control: "
+                         "the ratio test) or False (margin in probability units: the difference test)")
+    mg = _check_margin(margin, tails)
+    g, label = _contrast(mg, alternative, bool(relative_margin))
+    return (mg * pc if relative_margin else mg), g, label
+
+
 def sample_size_proportion(p_control, p_treatment, alpha=0.05, power=0.8, ratio=1.0, alternative="two-sided",
-                           *, strict=True, margin=0.0, arms=2, correction="bonferroni", cluster_size=None,
-                           icc=0.0, cluster_cv=0.0) -> SampleSizeResult:
+                           *, strict=True, margin=0.0, relative_margin=False, arms=2, correction="bonferroni",
+                           cluster_size=None, icc=0.0, cluster_cv=0.0) -> SampleSizeResult:
     """Units per arm to detect ``p_control -> p_treatment`` with the two-proportion z-test.
 
     R's ``power.prop.test(p1=p_control, p2=p_treatment, power=power,
     sig.level=alpha)`` for ``ratio=1`` (``strict=False`` is R's default, one
     tail in closed form; ``strict=True``, the default here, also counts the
     other tail), generalized to unequal allocation as in the module
-    docstring. ``margin`` (absolute, in probability units) makes it a
-    non-inferiority test with unpooled variances. Cluster arguments multiply
-    the units by the design effect.
+    docstring. ``margin`` makes it a non-inferiority test with unpooled
+    variances. Cluster arguments multiply the units by the design effect.
+
+    ``margin`` is absolute (probability units; the difference test
+    ``p_t - p_c`` against ``-/+ margin``, Blackwelder 1982) unless
+    ``relative_margin=True``: then it is a fraction ``m`` of ``p_control``
+    and the test is the ratio test the readout applies to a guardrail (the
+    Fieller 1954 bound of ``r = p_t / p_c - 1`` within ``-/+ m``, i.e. the
+    z-test of ``p_t - (1 + s m) p_c`` with ``s = +1`` for ``"smaller"``,
+    ``-1`` for ``"larger"``), variance ``(1 + s m)^2 p_c q_c / n_c + p_t
+    q_t / n_t`` under both hypotheses. Results report the absolute margin.
 
     Examples
     --------
@@ -1020,18 +1147,18 @@ def sample_size_proportion(p_control, p_treatment, alpha=0.05, power=0.8, ratio=
     pc = _check_p(p_control, "p_control", closed=False)
     pt = _check_p(p_treatment, "p_treatment", closed=True)
     k = _check_ratio(ratio)
-    mg = _check_margin(margin, tails)
-    shift = _prop_shift(pc, pt, mg, alternative)
+    mg_abs, g, ratio_test = _prop_margin(margin, pc, tails, alternative, relative_margin)
+    shift = _prop_shift(pc, pt, mg_abs, alternative)
     m, de, clustered = _cluster(cluster_size, icc, cluster_cv)
-    v0, v1 = _prop_variances(pc, pt, k, mg)
+    v0, v1 = _prop_variances(pc, pt, k, mg_abs, g)
     z = special.ndtri(1.0 - alpha_c / tails)
     zb = special.ndtri(pw)
     n1 = de * (z * np.sqrt(v0) + zb * np.sqrt(v1)) ** 2 / (shift * shift)
     if strict and tails == 2:
         n1 = _refine_strict(n1, shift, v0, v1, de, z, pw)
-    return _sample_size_result(n1, k, pt - pc, pc, pw, alpha, alpha_c, alternative, arms, mg, np.nan,
+    return _sample_size_result(n1, k, pt - pc, pc, pw, alpha, alpha_c, alternative, arms, mg_abs, np.nan,
                                np.float64(0.0), de, m if clustered else None,
-                               _prop_method(strict, tails, mg, clustered, arms, correction))
+                               _prop_method(strict, tails, mg_abs, clustered, arms, correction, ratio_test))
 
 
 def _refine_strict(n_closed, shift, v0, v1, de, z, pw):
@@ -1059,38 +1186,52 @@ def _refine_strict(n_closed, shift, v0, v1, de, z, pw):
 
 
 def power_proportion(p_control, p_treatment, n_control, alpha=0.05, ratio=1.0, alternative="two-sided", *,
-                     strict=True, margin=0.0, arms=2, correction="bonferroni", cluster_size=None, icc=0.0,
-                     cluster_cv=0.0) -> PowerResult:
-    """Power of the two-proportion z-test (R's ``power.prop.test(n=n_control, p1, p2)`` for ratio 1)."""
+                     strict=True, margin=0.0, relative_margin=False, arms=2, correction="bonferroni",
+                     cluster_size=None, icc=0.0, cluster_cv=0.0) -> PowerResult:
+    """Power of the two-proportion z-test (R's ``power.prop.test(n=n_control, p1, p2)`` for ratio 1).
+
+    ``margin`` is absolute (probability units; the difference test
+    ``p_t - p_c`` against ``-/+ margin``, Blackwelder 1982) unless
+    ``relative_margin=True``: then it is a fraction ``m`` of ``p_control``
+    and the test is the ratio test the readout applies to a guardrail (the
+    Fieller 1954 bound of ``r = p_t / p_c - 1`` within ``-/+ m``, i.e. the
+    z-test of ``p_t - (1 + s m) p_c`` with ``s = +1`` for ``"smaller"``,
+    ``-1`` for ``"larger"``), variance ``(1 + s m)^2 p_c q_c / n_c + p_t
+    q_t / n_t`` under both hypotheses. Results report the absolute margin.
+    The power is ``Phi(sqrt(n_c / DE) shift / sqrt(V) - z_{1-alpha'})`` with
+    ``shift = m_abs - (p_t - p_c)`` (``"smaller"``) or ``p_t - p_c + m_abs``
+    (``"larger"``), ``m_abs = m p_c`` for a relative margin, and ``V = n_c
+    Var(contrast)``.
+    """
     tails = _check_alternative(alternative)
     alpha_c = comparison_alpha(alpha, arms, correction)
     pc = _check_p(p_control, "p_control", closed=False)
     pt = _check_p(p_treatment, "p_treatment", closed=True)
     n1 = _check_n(n_control)
     k = _check_ratio(ratio)
-    mg = _check_margin(margin, tails)
+    mg_abs, g, ratio_test = _prop_margin(margin, pc, tails, alternative, relative_margin)
     m, de, clustered = _cluster(cluster_size, icc, cluster_cv)
     if alternative == "two-sided":
         shift = np.abs(pt - pc)
     elif alternative == "larger":
-        shift = pt - pc + mg
+        shift = pt - pc + mg_abs
     else:
-        shift = pc - pt + mg
-    v0, v1 = _prop_variances(pc, pt, k, mg)
+        shift = pc - pt + mg_abs
+    v0, v1 = _prop_variances(pc, pt, k, mg_abs, g)
     z = special.ndtri(1.0 - alpha_c / tails)
     p = _prop_power(n1, shift, v0, v1, de, z, tails, strict)
     eff = pt - pc
     return PowerResult(
         power=_out(p), mde=_out(eff), relative_mde=_out(eff / pc), n_control=_out(n1), n_treatment=_out(n1 * k),
         alpha=_out(alpha), alpha_per_comparison=_out(alpha_c), alternative=alternative, ratio=_out(k),
-        arms=int(arms), margin=_out(mg), baseline=_out(pc), sd=np.nan, variance_reduction=0.0,
-        design_effect=_out(de), method=_prop_method(strict, tails, mg, clustered, arms, correction),
+        arms=int(arms), margin=_out(mg_abs), baseline=_out(pc), sd=np.nan, variance_reduction=0.0,
+        design_effect=_out(de), method=_prop_method(strict, tails, mg_abs, clustered, arms, correction, ratio_test),
     )
 
 
 def mde_proportion(p_control, n_control, alpha=0.05, power=0.8, ratio=1.0, alternative="two-sided", *,
-                   direction=None, strict=True, margin=0.0, arms=2, correction="bonferroni", cluster_size=None,
-                   icc=0.0, cluster_cv=0.0, unreachable="raise") -> MDEResult:
+                   direction=None, strict=True, margin=0.0, relative_margin=False, arms=2, correction="bonferroni",
+                   cluster_size=None, icc=0.0, cluster_cv=0.0, unreachable="raise") -> MDEResult:
     """Smallest change of a proportion detectable with probability ``power``.
 
     Solves the power equation of :func:`power_proportion` for
@@ -1100,6 +1241,18 @@ def mde_proportion(p_control, n_control, alpha=0.05, power=0.8, ratio=1.0, alter
     directions differ because the variance depends on p). When no
     ``p_treatment`` in [0, 1] reaches the power, ``unreachable="raise"``
     raises :class:`AbkitError`; ``"nan"`` returns NaN there (for grids).
+
+    ``margin`` is absolute (probability units; the difference test
+    ``p_t - p_c`` against ``-/+ margin``, Blackwelder 1982) unless
+    ``relative_margin=True``: then it is a fraction ``m`` of ``p_control``
+    and the test is the ratio test the readout applies to a guardrail (the
+    Fieller 1954 bound of ``r = p_t / p_c - 1`` within ``-/+ m``, i.e. the
+    z-test of ``p_t - (1 + s m) p_c`` with ``s = +1`` for ``"smaller"``,
+    ``-1`` for ``"larger"``), variance ``(1 + s m)^2 p_c q_c / n_c + p_t
+    q_t / n_t`` under both hypotheses. Results report the absolute margin.
+    With a margin the result is the smallest true change (in the
+    alternative's direction; it may be a degradation smaller than the
+    margin) at which non-inferiority is shown with the target power.
     """
     tails = _check_alternative(alternative)
     alpha_c = comparison_alpha(alpha, arms, correction)
@@ -1107,7 +1260,7 @@ def mde_proportion(p_control, n_control, alpha=0.05, power=0.8, ratio=1.0, alter
     pc = _check_p(p_control, "p_control", closed=False)
     n1 = _check_n(n_control)
     k = _check_ratio(ratio)
-    mg = _check_margin(margin, tails)
+    mg_abs, g_c, ratio_test = _prop_margin(margin, pc, tails, alternative, relative_margin)
     m, de, clustered = _cluster(cluster_size, icc, cluster_cv)
     natural = {"two-sided": "increase", "larger": "increase", "smaller": "decrease"}[alternative]
     direction = natural if direction is None else direction
@@ -1120,14 +1273,14 @@ def mde_proportion(p_control, n_control, alpha=0.05, power=0.8, ratio=1.0, alter
         raise AbkitError(f"unreachable={unreachable!r} must be 'raise' or 'nan'")
     sign = 1.0 if direction == "increase" else -1.0
     z = special.ndtri(1.0 - alpha_c / tails)
-    arrs = np.broadcast_arrays(pc, n1, k, mg, de, z, pw)
+    arrs = np.broadcast_arrays(pc, n1, k, mg_abs, de, z, pw, g_c)
     shape = arrs[0].shape
-    pc_, n1_, k_, mg_, de_, z_, pw_ = (np.asarray(a, dtype=np.float64).ravel() for a in arrs)
+    pc_, n1_, k_, mg_, de_, z_, pw_, g_ = (np.asarray(a, dtype=np.float64).ravel() for a in arrs)
 
     # t = the change in the chosen direction; power increases with t on (-margin, t_max].
     def power_at(t, i):
         pt = pc_[i] + sign * t
-        v0, v1 = _prop_variances(pc_[i], pt, k_[i], mg_[i])
+        v0, v1 = _prop_variances(pc_[i], pt, k_[i], mg_[i], g_[i])
         return _prop_power(n1_[i], t + mg_[i], v0, v1, de_[i], z_[i], tails, strict)
 
     def f(t, i):
@@ -1159,9 +1312,9 @@ def mde_proportion(p_control, n_control, alpha=0.05, power=0.8, ratio=1.0, alter
     return MDEResult(
         mde=_out(eff), relative_mde=_out(eff / pc), treatment_value=_out(pt), power=_out(pw),
         n_control=_out(n1), n_treatment=_out(n1 * k), alpha=_out(alpha), alpha_per_comparison=_out(alpha_c),
-        alternative=alternative, ratio=_out(k), arms=int(arms), margin=_out(mg), baseline=_out(pc), sd=np.nan,
+        alternative=alternative, ratio=_out(k), arms=int(arms), margin=_out(mg_abs), baseline=_out(pc), sd=np.nan,
         variance_reduction=0.0, design_effect=_out(de),
-        method=_prop_method(strict, tails, mg, clustered, arms, correction), note=note,
+        method=_prop_method(strict, tails, mg_abs, clustered, arms, correction, ratio_test), note=note,
     )
 
 
@@ -1291,6 +1444,16 @@ def _panel_rename(res, estimator, pv):
     return replace(res, method=_panel_method(estimator, pv))
 
 
+def _panel_absolute(mde, margin, baseline, relative: bool, alternative: str):
+    """``(mde, margin)`` in the outcome's units: a panel keeps the difference test for a relative margin
+    (``m x |baseline|``; the DiD readout has no Fieller ratio rule), so the mean functions get absolute ones."""
+    if not relative:
+        return mde, margin
+    mg = _check_margin(margin, _check_alternative(alternative))
+    eff, mg_abs, _ = _scale(_arr(mde, "mde"), mg, baseline, True)
+    return eff, mg_abs
+
+
 def sample_size_panel(sd, mde, pre_periods, post_periods, alpha=0.05, power=0.8, alternative="two-sided", *,
                       rho=0.0, ar1=0.0, covariance=None, estimator="did", treated_share=0.5, baseline=None,
                       relative=False, margin=0.0) -> SampleSizeResult:
@@ -1298,11 +1461,12 @@ def sample_size_panel(sd, mde, pre_periods, post_periods, alpha=0.05, power=0.8,
 
     ``n_control`` untreated and ``n_treatment`` treated units; the per-unit
     contrast variance comes from :func:`panel_variance` (``sd``/``rho``/``ar1``
-    or ``covariance``) and the power from the t-test on the contrasts.
+    or ``covariance``) and the power from the t-test on the contrasts. A
+    margin (relative ones as ``margin x |baseline|``) is the difference test.
     """
     sd_c, k, pv = _panel(sd, pre_periods, post_periods, rho, ar1, covariance, estimator, treated_share)
-    res = sample_size_mean(sd_c, mde, alpha, power, k, alternative, baseline=baseline, relative=relative,
-                           margin=margin)
+    mde, margin = _panel_absolute(mde, margin, baseline, relative, alternative)
+    res = sample_size_mean(sd_c, mde, alpha, power, k, alternative, baseline=baseline, margin=margin)
     return _panel_rename(res, estimator, pv)
 
 
@@ -1312,8 +1476,8 @@ def power_panel(sd, mde, n_units, pre_periods, post_periods, alpha=0.05, alterna
     """Power of a panel design with ``n_units`` units, a share ``treated_share`` treated."""
     sd_c, k, pv = _panel(sd, pre_periods, post_periods, rho, ar1, covariance, estimator, treated_share)
     J = _positive(n_units, "n_units")
-    res = power_mean(sd_c, mde, J / (1.0 + k), alpha, k, alternative, baseline=baseline, relative=relative,
-                     margin=margin)
+    mde, margin = _panel_absolute(mde, margin, baseline, relative, alternative)
+    res = power_mean(sd_c, mde, J / (1.0 + k), alpha, k, alternative, baseline=baseline, margin=margin)
     return _panel_rename(res, estimator, pv)
 
 
