@@ -89,7 +89,7 @@ from .stats.power import (
 __all__ = [
     "ALTERNATIVES", "CORRECTIONS", "MDEResult", "MetricDesign", "PanelVariance", "PowerPlan", "PowerResult",
     "SampleSizeResult", "SimulatedPower", "comparison_alpha", "days_needed", "design_effect", "estimate_design",
-    "fit_population", "mde_mean", "mde_panel", "mde_proportion", "mde_ratio", "monte_carlo_ci",
+    "always_valid_alpha", "fit_population", "mde_mean", "mde_panel", "mde_proportion", "mde_ratio", "monte_carlo_ci",
     "panel_covariance", "panel_variance", "plan", "power_curve", "power_mean", "power_panel", "power_proportion",
     "power_ratio", "ratio_variance", "sample_size_mean", "sample_size_panel", "sample_size_proportion",
     "sample_size_ratio", "simulate_power", "t_power", "uniques_after",
@@ -271,6 +271,7 @@ class PowerPlan:
     correction: str | None
     margin: float
     traffic: str
+    sequential: bool = False      # planned for always-valid intervals (see plan(sequential=))
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(list(self.duration_rows))
@@ -293,6 +294,8 @@ class PowerPlan:
         else:
             how = alt.get(self.alternative, self.alternative)
         s = f"{self.power:.0%} power, alpha {self.alpha:g} {how}"
+        if self.sequential:
+            s += f", read with always-valid intervals (as a fixed test at alpha {always_valid_alpha(self.alpha):.2g})"
         if self.arms > 2:
             s += f", {self.arms} arms ({self.correction or 'no'} correction)"
         if self.ratio != 1:
@@ -582,11 +585,31 @@ def _enrolled(days: np.ndarray, daily_units, population, uniques_by_day, traffic
     return units, text
 
 
+def always_valid_alpha(alpha: float = 0.05) -> float:
+    """The fixed-horizon level whose critical value is the always-valid half-width, in standard errors.
+
+    With the normal mixture tuned to the planned size (:class:`abkit.sequential.AlwaysValid`
+    ``(planned_n=n)``: ``tau^2 = x V`` with ``x`` from
+    :func:`abkit.stats.sequential.optimal_mixing_ratio`), the always-valid interval at
+    the planned size is ``estimate +/- k se`` with the constant
+    ``k = sqrt((1 + 1/x) (log(1 + x) + 2 log(1/alpha)))`` (Howard et al. 2021), so
+    power, MDE and sample size of an always-valid test at that size are the
+    fixed-horizon ones at level ``2 Phi(-k)`` (normal approximation).
+    ``always_valid_alpha(0.05)`` is about 0.0024 (``k`` about 3.03, not 1.96).
+    """
+    from scipy import stats as _stats
+
+    from .stats.sequential import always_valid_radius_factor, optimal_mixing_ratio
+
+    k = float(always_valid_radius_factor(1.0, optimal_mixing_ratio(float(alpha)), float(alpha)))
+    return float(2.0 * _stats.norm.sf(k))
+
+
 def plan(data, metric, *, variant: str | None = None, control: Hashable = "control", alpha: float = 0.05,
          power: float = 0.8, ratio: float = 1.0, alternative: str | None = None, arms: int = 2,
          correction: str | None = "bonferroni", days=DEFAULT_DAYS, daily_units=None, population=None,
          uniques_by_day=None, traffic_share: float = 1.0, mdes=DEFAULT_MDES, margin: float = 0.0,
-         cuped: bool = True) -> PowerPlan:
+         cuped: bool = True, sequential: bool = False) -> PowerPlan:
     """Plan an experiment from historical (or A/A) data.
 
     Reads ``data`` through the same sources -> moments path as
@@ -634,6 +657,14 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
         two-sided at ``1 - alpha``, so plan at ``alpha / 2`` to match it, as
         the ``abkit power`` spec runner does.)
     cuped : use the metrics' covariates (default True).
+    sequential : plan for a test read with always-valid intervals
+        (``analyze(sequential=AlwaysValid(planned_n=...))``, spec
+        ``sequential: true``), the mixture tuned to each row's units: every
+        formula then runs at :func:`always_valid_alpha` ``(alpha)`` (about
+        0.0025 for alpha = 0.05), the level whose fixed-horizon critical value
+        equals the always-valid half-width in standard errors. This is the
+        power of the final look (a little conservative: the test may also
+        stop earlier).
 
     Notes
     -----
@@ -658,7 +689,10 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
     if np.any(mdes <= 0) or not np.all(np.isfinite(mdes)):
         raise AbkitError(f"mdes={mdes.tolist()} must be positive relative effects (e.g. 0.02 for 2%); the "
                          "direction follows each metric's better=")
-    common = dict(alpha=alpha, ratio=ratio, arms=arms, correction=correction)
+    if not isinstance(sequential, bool):
+        raise AbkitError(f"sequential={sequential!r} must be True or False")
+    level = always_valid_alpha(alpha) if sequential else alpha    # the always-valid half-width's level
+    common = dict(alpha=level, ratio=ratio, arms=arms, correction=correction)
     rows, size_rows = [], []
     alt_used = alternative or "two-sided"
     for des in designs:
@@ -740,7 +774,7 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
         metrics=tuple(designs), duration_rows=tuple(rows), sample_size_rows=tuple(size_rows),
         alpha=float(alpha), power=float(power), alternative=alt_used if margin > 0 else (alternative or "two-sided"),
         arms=int(arms), ratio=float(ratio), correction=correction if arms > 2 else None, margin=margin,
-        traffic=traffic,
+        traffic=traffic, sequential=sequential,
     )
 
 

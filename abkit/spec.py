@@ -150,7 +150,7 @@ SCALES = ("log", "level")
 # kind: power (a test plan from historical data)
 POWER_KEYS = ("name", "kind", "owner", "description", "hypothesis", "start", "end", "data", "variant", "control",
               "alpha", "power", "arms", "ratio", "correction", "daily_units", "population", "traffic_share", "days",
-              "mde", "max_days", "metrics", "simulate")
+              "mde", "max_days", "metrics", "simulate", "sequential")
 POWER_CORRECTIONS = ("bonferroni", "sidak")
 DEFAULT_PLAN_DAYS = (7, 14, 21, 28, 35, 42, 56)
 # Keys only ExperimentSpec.to_dict() writes (never needed in YAML).
@@ -1251,6 +1251,7 @@ class PowerSpec(_Data):
     max_days: int | None = None
     source: str | None = None
     simulate: int = 0                 # simulated tests checking the recommendation (0 = off)
+    sequential: bool = False          # plan for always-valid intervals (the test will be read while it runs)
 
     @property
     def primary(self) -> MetricSpec:
@@ -1281,7 +1282,7 @@ class PowerSpec(_Data):
             "ratio": self.ratio, "correction": self.correction, "daily_units": self.daily_units,
             "population": self.population, "traffic_share": self.traffic_share, "days": list(self.days),
             "mde": self.mde, "max_days": self.max_days, "metrics": [m.to_dict() for m in self.metrics],
-            "source": self.source, "simulate": self.simulate,
+            "source": self.source, "simulate": self.simulate, "sequential": self.sequential,
         }
 
     @classmethod
@@ -1333,6 +1334,7 @@ def _parse_power(raw: Any, *, origin: str, base_dir, check_data: bool, allow) ->
     mde = _number(raw, "mde", "", problems, lo=0.0, hi=1.0, lo_open=True, hi_open=True,
                   example="0.05 (detect a 5% change)")
     max_days = _number(raw, "max_days", "", problems, lo=1, hi=10_000, integer=True, example="42")
+    sequential = _flag(raw, "sequential", "", problems)
     simulate = _number(raw, "simulate", "", problems, lo=0, hi=20_000, integer=True, default=0,
                        example="500 (simulated tests checking the recommendation; 0 = off)")
     raw_data = raw.get("data")
@@ -1354,7 +1356,8 @@ def _parse_power(raw: Any, *, origin: str, base_dir, check_data: bool, allow) ->
     return PowerSpec(**head, data=data, metrics=tuple(metrics), daily_units=float(daily_units), variant=variant,
                      control=control, alpha=float(alpha), power=float(power), arms=int(arms), ratio=float(ratio),
                      correction=correction, population=population, traffic_share=float(traffic_share),
-                     days=days, mde=mde, max_days=max_days, source=source, simulate=int(simulate or 0))
+                     days=days, mde=mde, max_days=max_days, source=source, simulate=int(simulate or 0),
+                     sequential=bool(sequential))
 
 
 def spec_from_dict(raw: Mapping, **kwargs) -> "ExperimentSpec | RolloutSpec | PowerSpec":

@@ -934,3 +934,53 @@ def test_plan_guardrail_power_matches_the_simulated_readout_rule(kind, better, m
         old = P.power_mean(d.sd, 0.0, n, alpha=alpha, alternative=row.alternative,
                            margin=margin * d.baseline).power
     assert abs(old - planned) > band + 3 * se, (old, planned)      # the wrong formula fails this test
+
+
+def test_sequential_plan_is_the_power_of_the_always_valid_readout():
+    """plan(sequential=True): at the planned units, a true change of the planned MDE is detected by
+    abkit.analyze(sequential=AlwaysValid(planned_n=units)) with the planned power (simulated with abkit's
+    estimator); the fixed-horizon MDE would be detected far less often."""
+    import pandas as pd
+
+    from abkit.sequential import AlwaysValid
+
+    rng = np.random.default_rng(21)
+    hist = pd.DataFrame({"y": rng.normal(10.0, 3.0, 50_000)})
+    seq = P.plan(hist, abkit.Mean("y"), daily_units=300, days=[14], sequential=True).to_frame().iloc[0]
+    fixed = P.plan(hist, abkit.Mean("y"), daily_units=300, days=[14]).to_frame().iloc[0]
+    assert abs(seq.relative_mde) / abs(fixed.relative_mde) == pytest.approx(
+        (stats.norm.isf(P.always_valid_alpha(0.05) / 2) + stats.norm.ppf(0.8)) / (1.959964 + stats.norm.ppf(0.8)),
+        rel=0.01)
+    n = int(round(seq.n_control))
+    sims, hits = 1000, 0
+    mu_t = seq.baseline * (1 + abs(seq.relative_mde))
+    for _ in range(sims):
+        df = pd.DataFrame({"variant": ["control"] * n + ["treatment"] * n,
+                           "y": np.concatenate([rng.normal(seq.baseline, 3.0, n), rng.normal(mu_t, 3.0, n)])})
+        r = abkit.analyze(df, [abkit.Mean("y")], sequential=AlwaysValid(planned_n=2 * n)).rows[0]
+        hits += r["ci_lower"] > 0
+    rate, se = hits / sims, math.sqrt(0.8 * 0.2 / sims)
+    assert rate == pytest.approx(0.8, abs=3 * se), rate
+    # the fixed-horizon MDE, read with the always-valid interval: power Phi(z_a/2 + z_p - k), about 0.41
+    k = stats.norm.isf(P.always_valid_alpha(0.05) / 2)
+    assert stats.norm.cdf(1.959964 + stats.norm.ppf(0.8) - k) < 0.8 - 6 * se
+
+
+def test_power_spec_sequential_plans_for_always_valid_intervals(tmp_path):
+    import pandas as pd
+
+    from abkit.readout import plan
+    from abkit.spec import PowerSpec
+
+    rng = np.random.default_rng(2)
+    pd.DataFrame({"orders": rng.poisson(2.0, 20_000) + 1.0,
+                  "contacts": rng.poisson(0.3, 20_000).astype(float)}).to_parquet(tmp_path / "h.parquet")
+    raw = {"name": "p", "kind": "power", "data": str(tmp_path / "h.parquet"), "daily_units": 1000, "mde": 0.1,
+           "max_days": 120, "metrics": [{"name": "contact_rate", "type": "ratio", "numerator": "contacts",
+                                         "denominator": "orders", "better": "lower", "primary": True}]}
+    fixed, seq = PowerSpec.from_dict(raw), PowerSpec.from_dict({**raw, "sequential": True})
+    assert seq.sequential and PowerSpec.from_dict(seq.to_dict()) == seq
+    rf = plan.recommend(fixed, plan.make_plan(fixed))
+    rs = plan.recommend(seq, plan.make_plan(seq))
+    assert rs.days > rf.days and "always-valid" in rs.reasons[0] and "sequential: true" in rs.reasons[0]
+    assert rs.units / rf.units == pytest.approx(1.91, rel=0.08)

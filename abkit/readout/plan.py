@@ -76,7 +76,16 @@ class Recommendation:
 def _plan_kwargs(spec) -> dict:
     return dict(variant=spec.variant, control=spec.control, alpha=spec.alpha, power=spec.power, ratio=spec.ratio,
                 arms=spec.arms, correction=spec.correction, daily_units=spec.daily_units,
-                population=spec.population, traffic_share=spec.traffic_share)
+                population=spec.population, traffic_share=spec.traffic_share,
+                sequential=bool(getattr(spec, "sequential", False)))
+
+
+def _level(spec) -> float:
+    """The fixed-horizon level of the readout's test: alpha, or for a sequential test the level whose critical
+    value is the always-valid half-width (:func:`abkit.power.always_valid_alpha`)."""
+    from .. import power
+
+    return power.always_valid_alpha(spec.alpha) if getattr(spec, "sequential", False) else spec.alpha
 
 
 def _horizon(spec) -> int:
@@ -104,8 +113,9 @@ def make_plan(spec) -> PlanBundle:
             continue
         # One-sided at alpha/2: the readout calls a guardrail ok when the bad-side bound of its two-sided
         # (1 - alpha) interval is within the margin (abkit.verdict.guardrail_status), a test at alpha/2.
+        # (sequential: the bad-side bound of the always-valid interval, i.e. one-sided at _level(spec) / 2)
         guards[g.name] = power.plan(data, built[g.name], days=days, mdes=None, margin=g.margin,
-                                    **{**kw, "alpha": spec.alpha / 2})
+                                    **{**kw, "alpha": _level(spec) / 2, "sequential": False})
     return PlanBundle(main, guards)
 
 
@@ -157,6 +167,17 @@ def recommend(spec, bundle: PlanBundle) -> Recommendation:
         headline = (f"In {horizon} days ({units:,.0f} units) the test can detect a {mde_h:.1%} change in {p} with "
                     f"{spec.power:.0%} power.")
         days, feasible, mde_at = horizon, True, mde_h
+    if getattr(spec, "sequential", False):
+        from scipy import stats
+
+        from .. import power
+
+        zp = stats.norm.ppf(spec.power)
+        k_av, k_fixed = stats.norm.isf(power.always_valid_alpha(spec.alpha) / 2), stats.norm.isf(spec.alpha / 2)
+        factor = ((k_av + zp) / (k_fixed + zp)) ** 2
+        reasons.insert(0, "planned for always-valid intervals (the test will be read while it runs, and may stop "
+                          f"early): they need about {factor:.1f}x the units of a test read once at its planned end; "
+                          f"give the readout's spec sequential: true and planned_units: {units:,.0f}")
     design = next(d for d in main.metrics if d.metric == p)
     if design.covariates:
         reasons.append(f"CUPED on {', '.join(design.covariates)} removes {design.variance_reduction:.0%} of the "
@@ -292,7 +313,7 @@ def simulation_check(spec, bundle: PlanBundle, rec: Recommendation, n_sims: int,
     if row is None or not np.isfinite(row.n_control):
         return None
     built = {m.name: b for m, b in zip(spec.metrics, spec.build_metrics())}
-    alpha = float(power.comparison_alpha(spec.alpha, spec.arms, spec.correction))
+    alpha = float(power.comparison_alpha(_level(spec), spec.arms, spec.correction))
     return power.simulate_power(spec.open_data(), built[spec.primary.name], _direction(spec) * rec.mde,
                                 n_per_arm=float(row.n_control), ratio=spec.ratio, alpha=alpha, n_sims=int(n_sims),
                                 seed=seed, variant=spec.variant, control=spec.control)
@@ -397,8 +418,9 @@ def guardrails_html(bundle: PlanBundle, spec) -> str:
                      "<th>Units (all arms)</th><th>Power to show non-inferiority</th></tr></thead>"
                      f"<tbody>{rows}</tbody></table></div>")
     return ('<section class="abkit-section"><h2>Guardrails</h2><p class="abkit-muted">The chance that the test '
-            f"shows each guardrail stays within its margin (one-sided test at alpha/2 = {spec.alpha / 2:g}: the readout "
-            f"calls a guardrail ok when the bad side of its {1 - spec.alpha:.0%} interval is within the margin), if "
+            f"shows each guardrail stays within its margin (one-sided test at {_level(spec) / 2:.2g}: the readout "
+            f"calls a guardrail ok when the bad side of its {1 - spec.alpha:.0%}"
+            f"{' always-valid' if getattr(spec, 'sequential', False) else ''} interval is within the margin), if "
             "the change truly does "
             "nothing to it. Below the planned power, expect the readout to call the guardrail unclear.</p>"
             + "".join(parts) + "</section>")
@@ -421,6 +443,16 @@ def methodology_html(spec, simulation=None) -> str:
         "ratio test of treatment - (1 ± m) control), power when the true effect is zero.",
         "Power curves: the same formulas at the recommended duration's units, for every size of the true change.",
     ]
+    if getattr(spec, "sequential", False):
+        from .. import power
+
+        items.append(
+            "Planned for a test read while it runs (sequential: true): its always-valid intervals (a normal-mixture "
+            "confidence sequence tuned to the planned units; Howard et al. 2021) are wider than fixed-horizon "
+            f"ones, so every formula above runs at the level {power.always_valid_alpha(spec.alpha):.2g}, whose "
+            "critical value equals the always-valid half-width at the planned size (about 3.03 standard errors "
+            "instead of 1.96 for alpha 0.05): the power of the final look, a little conservative since the test "
+            "may also stop earlier. The readout's spec needs `sequential: true` and `planned_units` as planned here.")
     if simulation is not None:
         items.append(
             f"Simulation check (abkit.power.simulate_power, seed {simulation.seed}): {simulation.rows[0]['n_sims']:,} "
