@@ -98,13 +98,9 @@ def _grid(n_panels: int, ax, width: float = 7.5, height: float = 3.0):
     return axes.ravel()
 
 
-def plot_sequential_path(path, metric=None, variant=None, relative=False, ax=None):
-    """Estimate per day with its always-valid interval (shaded) and the naive CI (dashed).
-
-    One panel per metric x arm; a vertical line marks the first day stopping
-    was allowed (the always-valid interval excluded zero).
-    """
-    df = path.frame
+def _select(df, metric, variant):
+    """Rows of ``metric`` / ``variant`` (None: all) and their (metric, variant) pairs in order; an
+    AbkitError when nothing is left."""
     if metric is not None:
         df = df[df.metric == metric]
     if variant is not None:
@@ -114,6 +110,17 @@ def plot_sequential_path(path, metric=None, variant=None, relative=False, ax=Non
         from .errors import AbkitError
 
         raise AbkitError(f"nothing to plot for metric={metric!r}, variant={variant!r}")
+    return df, pairs
+
+
+def plot_sequential_path(path, metric=None, variant=None, relative=False, ax=None):
+    """Estimate per day with its always-valid interval (shaded) and the naive CI (dashed).
+
+    One panel per metric x arm; a vertical line marks the first day stopping
+    was allowed (the always-valid interval excluded zero).
+    """
+    df = path.frame
+    df, pairs = _select(df, metric, variant)
     axes = _grid(len(pairs), ax)
     pre = "rel_" if relative else ""
     scale = 100.0 if relative else 1.0
@@ -156,15 +163,7 @@ def plot_segments(result, metric=None, variant=None, relative=True, ax=None):
     green better, red worse, grey not significant.
     """
     df = result.to_frame()
-    if metric is not None:
-        df = df[df.metric == metric]
-    if variant is not None:
-        df = df[df.variant == variant]
-    pairs = list(dict.fromkeys(zip(df.metric, df.variant)))
-    if not pairs:
-        from .errors import AbkitError
-
-        raise AbkitError(f"nothing to plot for metric={metric!r}, variant={variant!r}")
+    df, pairs = _select(df, metric, variant)
     n_seg = len(result.segments)
     axes = _grid(len(pairs), ax, height=0.42 * (n_seg + 1) + 1.4)
     pre, scale = ("rel_", 100.0) if relative else ("", 1.0)

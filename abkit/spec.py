@@ -925,7 +925,6 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
     raw_data = raw.get("data")
     data = _data_source(raw_data, base_dir, problems, "../data/aftersales_ab.parquet` (a parquet or CSV file")
 
-    metrics: list[MetricSpec] = []
     named: list[tuple[str, str]] = [("variant", variant)]
     if date:
         named.append(("date", date))
@@ -936,20 +935,11 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
     for where, c in named[1:]:
         if c == variant:
             problems.add(where, f"'{c}' is the variant column; name another column")
-    raw_metrics = raw.get("metrics")
-    if raw_metrics is None:
-        problems.add("metrics", "required key missing; add a list of metrics, each with name, type and columns")
-    elif not isinstance(raw_metrics, list) or not raw_metrics:
-        problems.add("metrics", f"expected a non-empty list of metrics, got {_show(raw_metrics)}")
-    else:
-        parsed = [_parse_metric(m, i, problems, named) for i, m in enumerate(raw_metrics)]
-        metrics = [m for m in parsed if m is not None]
-        if len(metrics) == len(parsed):
-            _check_metric_set(metrics, problems)
-        for i, m in enumerate(metrics):
-            if unit and unit in m.columns:
-                problems.add("unit", f"'{unit}' is also a column of metric '{m.name}'; `unit` names the column "
-                                     "with each row's randomization-unit id (e.g. buyer_id)")
+    metrics = _parse_metrics(raw.get("metrics"), problems, named)
+    for m in metrics:
+        if unit and unit in m.columns:
+            problems.add("unit", f"'{unit}' is also a column of metric '{m.name}'; `unit` names the column "
+                                 "with each row's randomization-unit id (e.g. buyer_id)")
 
     source = _footer(raw, allow, problems, data, raw_data, named, check_data,
                      arm=(variant, control) if control is not None else None)
@@ -958,6 +948,21 @@ def _parse_spec(raw: Any, *, origin: str, base_dir, check_data: bool, allow) -> 
                           correction=correction, source=source, mde=mde, power=float(power or 0.8),
                           planned_units=planned_units, date=date, segments=tuple(segments), balance=balance,
                           unit=unit, sequential=sequential)
+
+
+def _parse_metrics(raw_metrics: Any, problems: _Problems, named: list[tuple[str, str]]) -> list[MetricSpec]:
+    """The ``metrics:`` list of an A/B or power spec (their columns appended to ``named``)."""
+    if raw_metrics is None:
+        problems.add("metrics", "required key missing; add a list of metrics, each with name, type and columns")
+        return []
+    if not isinstance(raw_metrics, list) or not raw_metrics:
+        problems.add("metrics", f"expected a non-empty list of metrics, got {_show(raw_metrics)}")
+        return []
+    parsed = [_parse_metric(m, i, problems, named) for i, m in enumerate(raw_metrics)]
+    metrics = [m for m in parsed if m is not None]
+    if len(metrics) == len(parsed):
+        _check_metric_set(metrics, problems)
+    return metrics
 
 
 def _check_metric_set(metrics: list[MetricSpec], problems: _Problems) -> None:
@@ -1339,18 +1344,8 @@ def _parse_power(raw: Any, *, origin: str, base_dir, check_data: bool, allow) ->
                        example="500 (simulated tests checking the recommendation; 0 = off)")
     raw_data = raw.get("data")
     data = _data_source(raw_data, base_dir, problems, "../data/aftersales_ab.parquet` (history")
-    metrics: list[MetricSpec] = []
     named: list[tuple[str, str]] = [("variant", variant)] if variant else []
-    raw_metrics = raw.get("metrics")
-    if raw_metrics is None:
-        problems.add("metrics", "required key missing; add a list of metrics, each with name, type and columns")
-    elif not isinstance(raw_metrics, list) or not raw_metrics:
-        problems.add("metrics", f"expected a non-empty list of metrics, got {_show(raw_metrics)}")
-    else:
-        parsed = [_parse_metric(m, i, problems, named) for i, m in enumerate(raw_metrics)]
-        metrics = [m for m in parsed if m is not None]
-        if len(metrics) == len(parsed):
-            _check_metric_set(metrics, problems)
+    metrics = _parse_metrics(raw.get("metrics"), problems, named)
     source = _footer(raw, allow, problems, data, raw_data, named, check_data,
                      arm=(variant, control) if variant else None)
     return PowerSpec(**head, data=data, metrics=tuple(metrics), daily_units=float(daily_units), variant=variant,
