@@ -20,13 +20,16 @@ _FIELLER = "_fieller"  # private row key: (Var(control value), Cov(effect, contr
 
 
 def moments(data, metrics: Sequence[Metric] | Metric, variant: str = "variant",
-            by: str | Sequence[str] | None = None, *, unit: str | None = None) -> MomentSet:
+            by: str | Sequence[str] | None = None, *, unit: str | None = None,
+            joint: Sequence[Sequence[str]] | None = None) -> MomentSet:
     """Aggregate ``data`` into the moments ``metrics`` need (see :func:`abkit.sources.aggregate`).
 
     Moment sets over disjoint rows add up: ``abkit.moments(day1, m) + abkit.moments(day2, m)``
     equals the moments of both days, and :func:`analyze` accepts either.
     With ``unit=`` (the randomization-unit id column) the unit-integrity check
-    runs too (``.integrity``; see :mod:`abkit.integrity`).
+    runs too (``.integrity``; see :mod:`abkit.integrity`). The moments hold the
+    co-moments of the column pairs the metrics declare; ``joint`` adds column
+    sets whose full covariance is needed too (e.g. a joint balance test).
 
     Winsorized means (``Mean(..., winsorize=q)``) get their cap from this
     ``data`` first; quantile metrics have no moments and are an error.
@@ -40,7 +43,7 @@ def moments(data, metrics: Sequence[Metric] | Metric, variant: str = "variant",
         from .quantile import resolve_caps
 
         metrics = resolve_caps(data, metrics)
-    return aggregate(data, metrics, variant=variant, by=by, unit=unit)
+    return aggregate(data, metrics, variant=variant, by=by, unit=unit, joint=joint)
 
 
 def _check_metrics(metrics) -> list[Metric]:

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .columns import key_codes, plain
 from .errors import DataError
 
 __all__ = ["MAX_EXAMPLES", "Integrity", "check_frame", "check_lazy"]
@@ -137,10 +138,6 @@ class Integrity:
 
 
 # --------------------------------------------------------------------------- in memory
-def _plain(v):
-    return v.item() if hasattr(v, "item") else v
-
-
 def _unit_codes(batch, column: str) -> tuple[np.ndarray, int, object]:
     """Integer codes of the unit column (-1 = missing), the number of codes, and codes -> ids."""
     import pyarrow as pa
@@ -214,7 +211,7 @@ def check_frame(batch, unit: str, arm_codes: np.ndarray, columns: Sequence[str])
             ids = np.sort(ids)  # the smallest ids, as the engines report them
         except TypeError:  # ids of mixed types: keep the order of appearance
             pass
-        examples = tuple(_plain(x) for x in ids[:MAX_EXAMPLES])
+        examples = tuple(plain(x) for x in ids[:MAX_EXAMPLES])
     several = count > 1
     duplicated_units = int(np.count_nonzero(several))
     duplicate_rows = 0
@@ -280,7 +277,5 @@ def arm_codes_for(batch, variant: str, keys_codes: np.ndarray, by: Sequence[Hash
     (a unit in two segments is not a leak), missing wherever a key is missing."""
     if not by:
         return keys_codes
-    from .sources import _key_codes
-
-    codes, _ = _key_codes(batch, variant)
+    codes, _ = key_codes(batch, variant)
     return np.where(keys_codes >= 0, codes, -1)

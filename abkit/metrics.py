@@ -161,6 +161,19 @@ class Metric:
         return tuple(seen)
 
     @property
+    def covariance_blocks(self) -> tuple[tuple[str, ...], ...]:
+        """The column sets whose co-moments the estimator reads: every pair inside each set.
+
+        The delta method, CUPED and Lin (:func:`abkit.stats.ab.compare`) need
+        the joint covariance of the target and covariate statistics, i.e. of
+        all of :attr:`columns` (for a ratio with CUPED the 4 x 4 block of
+        num, den, pre_num, pre_den). The aggregation holds the union of the
+        metrics' pairs and nothing more (:mod:`abkit.moments`), so its cost
+        grows linearly with the number of metrics.
+        """
+        return (self.columns,)
+
+    @property
     def nonnegative_columns(self) -> tuple[tuple[str, str], ...]:
         """``(column, role)`` pairs of the columns that must not hold negative values.
 

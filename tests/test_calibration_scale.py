@@ -49,7 +49,6 @@ from calibration_log import passes, record
 from scipy import stats
 
 import abkit
-from abkit.moments import Moments
 from abkit.sequential import AlwaysValid, always_valid_rows
 from abkit.stats.ab import compare
 from abkit.stats.quantile import difference, quantile_delta
@@ -145,7 +144,7 @@ def ab_runs():
         cum = None
         for look in range(LOOKS):
             part = block.select(groups=[(int(s), look, a) for s in sims for a in arms])
-            part = Moments(tuple(labels), part.columns, part.n, part.mean, part.comoment, part.dropped)
+            part = part.relabel(labels)
             cum = part if cum is None else cum.merge(part)
             for m in SEQ_METRICS:
                 comps = [compare(cum, m, (int(s), "control"), (int(s), "treatment"), ALPHA) for s in sims]

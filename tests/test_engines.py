@@ -12,6 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import abkit
+import abkit.sources
+from test_moments import FAR_METRICS, assert_same_effects, far_from_zero
 
 METRICS = [
     abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate", better="lower"),
@@ -136,7 +138,92 @@ def test_merged_partition_moments_equal_whole(sample, tmp_path):
     assert_same(abkit.analyze(tmp_path, METRICS).to_frame(), abkit.analyze(sample, METRICS).to_frame())
 
 
+def test_duckdb_effects_near_1e12_equal_the_shifted_data(tmp_path):
+    # The push-down keeps the shift K and the offset S / n apart: the effect on values near 1e12 equals the
+    # effect on the same data shifted to zero to 1e-9 (before: ~1e-4 relative, the ulp of a mean near 1e12).
+    import duckdb
+
+    far, shifted = far_from_zero()
+    ref = abkit.analyze(shifted, FAR_METRICS).to_frame()
+    far.to_parquet(tmp_path / "far.parquet")
+    assert_same_effects(abkit.analyze(tmp_path / "far.parquet", FAR_METRICS).to_frame(), ref)
+    con = duckdb.connect()
+    assert_same_effects(abkit.analyze(con.from_df(far), FAR_METRICS).to_frame(), ref)
+
+
+# ---------------------------------------------------------------------------- in-memory frames through DuckDB
+@pytest.fixture
+def through_duckdb(monkeypatch):
+    """Send every eligible in-memory frame to DuckDB, and count how many went."""
+    calls = []
+    real = abkit.sources.frame_relation
+
+    def counting(frame, columns):
+        calls.append(len(columns))
+        return real(frame, columns)
+    monkeypatch.setattr(abkit.sources, "ENGINE_MIN_ROWS", 0)
+    monkeypatch.setattr(abkit.sources, "frame_relation", counting)
+    return calls
+
+
+def _numpy_kernel(fn):
+    """``fn()`` with every in-memory frame on the numpy kernel."""
+    saved = abkit.sources.ENGINE_MIN_ROWS
+    abkit.sources.ENGINE_MIN_ROWS = float("inf")
+    try:
+        return fn()
+    finally:
+        abkit.sources.ENGINE_MIN_ROWS = saved
+
+
+def test_large_frames_through_duckdb_equal_the_numpy_kernel(sample, through_duckdb):
+    df = sample.copy()
+    df.loc[::11, "variant"] = None                      # missing arms are counted on both paths
+    for data in (df, df.assign(variant=df.variant.astype("category")), pa.Table.from_pandas(df),
+                 pa.Table.from_pandas(df.assign(variant=df.variant.astype("category")))):
+        ref = _numpy_kernel(lambda: abkit.analyze(data, METRICS, correction="holm"))
+        n_calls = len(through_duckdb)
+        got = abkit.analyze(data, METRICS, correction="holm")
+        assert len(through_duckdb) == n_calls + 1
+        # the same rows in the same order (arms in the numpy kernel's order), the same numbers
+        pd.testing.assert_frame_equal(got.to_frame(), ref.to_frame(), rtol=1e-9)
+        assert got.missing_variant == ref.missing_variant > 0
+        assert got.srm.p_value == pytest.approx(ref.srm.p_value, rel=1e-12)
+        seg = abkit.moments(data, METRICS, by="market")
+        seg_ref = _numpy_kernel(lambda: abkit.moments(data, METRICS, by="market"))
+        assert list(seg.rows) == list(seg_ref.rows) and seg.rows == seg_ref.rows
+        for s in seg_ref.segments:
+            pd.testing.assert_frame_equal(abkit.analyze(seg.segment(s), METRICS).to_frame(),
+                                          abkit.analyze(seg_ref.segment(s), METRICS).to_frame(), rtol=1e-9)
+    far, shifted = far_from_zero()
+    assert_same_effects(abkit.analyze(far, FAR_METRICS).to_frame(), abkit.analyze(shifted, FAR_METRICS).to_frame())
+
+
+def test_frames_duckdb_cannot_read_like_numpy_stay_on_the_numpy_kernel(sample, through_duckdb):
+    df = sample.head(2000).copy()
+    # unit=, object keys and object values keep the numpy kernel (its conversions and messages)
+    abkit.analyze(df, METRICS[:2], unit="buyer_id")
+    abkit.analyze(df.assign(variant=df.variant.astype(object)), METRICS[:2])
+    abkit.analyze(df.assign(orders=df.orders.astype(str).astype(object)), METRICS[:2])
+    assert through_duckdb == []
+    # bad data found by DuckDB is reported by the numpy kernel, in its words
+    bad = df.copy()
+    bad.loc[::10, "refund_amount"] = np.nan
+    with pytest.raises(abkit.DataError, match=r"column 'refund_amount' has 200 missing \(NaN/null\) values out of"):
+        abkit.analyze(bad, [abkit.Mean("refund_amount")])
+    assert len(through_duckdb) == 1
+    neg = df.assign(orders=np.where(np.arange(len(df)) % 100 == 3, -2, df.orders))
+    with pytest.raises(abkit.DataError, match="column 'orders' has 20 negative values"):
+        abkit.analyze(neg, METRICS[1:2])
+
+
 # ---------------------------------------------------------------------------- Spark
+def test_spark_effects_near_1e12_equal_the_shifted_data(spark):
+    far, shifted = far_from_zero()
+    ref = abkit.analyze(shifted, FAR_METRICS).to_frame()
+    assert_same_effects(abkit.analyze(spark.createDataFrame(far), FAR_METRICS).to_frame(), ref)
+
+
 def test_spark_equals_numpy(spark, sample, parquet):
     sdf = spark.read.parquet(str(parquet))
     ref = abkit.analyze(sample, METRICS, correction="bh").to_frame()
@@ -171,3 +258,36 @@ def test_spark_unit_integrity_missing_and_negative_checks(spark, sample, tmp_pat
         abkit.analyze(sbad, METRICS[1:2])
     with pytest.raises(abkit.DataError, match="column 'pre_refund_amount' is entirely missing"):
         abkit.analyze(sbad, [abkit.Mean("refund_amount", "pre_refund_amount", dropna=True)])
+
+
+# ---------------------------------------------------------------------------- layering
+def _imports_of(module: str) -> set[str]:
+    """Every abkit module ``abkit/<module>.py`` imports, at the top or inside a function."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(abkit.__file__).parent / f"{module}.py").read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found.update([node.module] if node.module else [a.name for a in node.names])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("abkit."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("abkit."))
+    return {m.split(".")[0] for m in found}
+
+
+def test_data_layer_imports_point_one_way():
+    # sources -> engines -> integrity -> columns -> errors, and moments below them all: no module imports one
+    # above it, not even lazily inside a function (the circle engines <-> integrity <-> sources is gone)
+    allowed = {
+        "errors": set(),
+        "columns": {"errors"},
+        "moments": {"errors"},
+        "integrity": {"columns", "errors"},
+        "engines": {"columns", "errors", "integrity", "moments"},
+        "sources": {"columns", "engines", "errors", "integrity", "metrics", "moments"},
+    }
+    for module, below in allowed.items():
+        assert _imports_of(module) <= below, (module, _imports_of(module) - below)

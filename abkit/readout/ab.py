@@ -86,7 +86,7 @@ def balance(spec, data=None) -> Balance:
     data = spec.open_data() if data is None else data
     metrics = [Mean(c, name=c) for c in cols]
     try:
-        ms = moments(data, metrics, variant=spec.variant)
+        ms = moments(data, metrics, variant=spec.variant, joint=[cols])  # the joint test reads every pair
         res = analyze(ms, metrics, variant=spec.variant, control=spec.control, alpha=spec.alpha)
         block = ms.block_for(cols, False)
     except AbkitError as exc:

@@ -107,7 +107,7 @@ from ..errors import DataError
 from ..metrics import Metric, Statistic
 from ..moments import Moments
 
-__all__ = ["Comparison", "compare", "fieller_relative", "linearize", "t_inference"]
+__all__ = ["Comparison", "compare", "fieller_relative", "linearize", "statistic_origins", "t_inference"]
 
 
 @dataclass(frozen=True)
@@ -134,26 +134,40 @@ class Comparison:
     cov_effect_control: float = np.nan  # Cov(effect, control_value), for Fieller intervals at other levels
 
 
-def linearize(moments: Moments, group: Hashable, statistics: Sequence[Statistic]) -> tuple[np.ndarray, np.ndarray, float]:
+def linearize(moments: Moments, group: Hashable, statistics: Sequence[Statistic],
+              relative: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
     """Values of ``statistics`` in ``group`` and their delta-method covariance.
 
     Returns ``(values, V, n)`` where ``V = J Sigma J^T / n`` is the sampling
-    covariance of the statistics (Sigma the sample covariance of the columns,
-    ddof = 1).
+    covariance of the statistics (Sigma the sample covariance of the columns
+    the statistics read, ddof = 1). With ``relative`` the value of a mean
+    statistic is its offset from the column's shift (``mean - K``, see
+    :mod:`abkit.moments`), which keeps every digit of values far from zero;
+    :func:`statistic_origins` gives the shifts back.
     """
     g = moments.group_index(group)
     n = float(moments.n[g])
-    mean = moments.mean[g]
-    k = len(moments.columns)
+    columns = list(dict.fromkeys(c for s in statistics for c in s.columns))
+    idx = [moments.column_index(c) for c in columns]
+    local = {c: i for i, c in enumerate(columns)}
+    mean = moments.mean[g, idx]
     values = np.empty(len(statistics))
-    J = np.zeros((len(statistics), k))
+    J = np.zeros((len(statistics), len(columns)))
     for i, s in enumerate(statistics):
-        idx = [moments.column_index(c) for c in s.columns]
-        values[i], grad = s.value_and_gradient(mean[idx])
-        J[i, idx] = grad
-    sigma = moments.comoment[g] / max(n - 1.0, 1.0)
+        pos = [local[c] for c in s.columns]
+        values[i], grad = s.value_and_gradient(mean[pos])
+        if relative and s.denominator is None:
+            values[i] = moments.offset[g, idx[pos[0]]]
+        J[i, pos] = grad
+    sigma = moments.comoment_matrix(g, idx) / max(n - 1.0, 1.0)
     V = J @ sigma @ J.T / max(n, 1.0)
     return values, V, n
+
+
+def statistic_origins(moments: Moments, statistics: Sequence[Statistic]) -> np.ndarray:
+    """What :func:`linearize` with ``relative=True`` subtracted: the column shift of a mean, 0 for a ratio."""
+    return np.array([moments.shift[moments.column_index(s.numerator)] if s.denominator is None else 0.0
+                     for s in statistics])
 
 
 def t_inference(estimate: float, pieces: Sequence[float], sizes: Sequence[float], alpha: float):
@@ -281,7 +295,9 @@ def compare(moments: Moments, metric: Metric, control: Hashable, treatment: Hash
                 f"needs at least {p + 2} units in every arm; arm '{few[0]}' has {n_few}. Use fewer covariates "
                 "(or method='cuped', one pooled slope), or wait for more data"
             )
-    lin = {a: linearize(moments, a, statistics) for a in arms}
+    # values relative to the columns' shifts: effects are differences of offsets (digits far from zero kept)
+    lin = {a: linearize(moments, a, statistics, relative=True) for a in arms}
+    origin = statistic_origins(moments, statistics)
     for a in arms:
         for stat, value in zip(statistics, lin[a][0]):
             if not np.isfinite(value):
@@ -300,7 +316,7 @@ def compare(moments: Moments, metric: Metric, control: Hashable, treatment: Hash
             theta = {a: shared for a in arms}
         else:  # "lin": slopes per arm
             theta = {a: _solve(lin[a][1][1:, 1:], lin[a][1][1:, 0]) for a in arms}
-        centre = linearize(moments.pooled(arms), "pooled", statistics)[0][1:]
+        centre = linearize(moments.pooled(arms), "pooled", statistics, relative=True)[0][1:]
     else:
         centre = np.zeros(0)
     total = sum(n.values())
@@ -317,10 +333,11 @@ def compare(moments: Moments, metric: Metric, control: Hashable, treatment: Hash
     def variance_pieces(grad):
         return [max(float(grad[a] @ lin[a][1] @ grad[a]), 0.0) for a in arms]
 
-    a_t, g_t = adjusted(treatment)
-    a_c, g_c = adjusted(control)
+    t_offset, g_t = adjusted(treatment)
+    c_offset, g_c = adjusted(control)
+    a_t, a_c = float(origin[0] + t_offset), float(origin[0] + c_offset)
     sizes = [n[a] for a in arms]
-    effect = a_t - a_c
+    effect = t_offset - c_offset
     pieces = variance_pieces({a: g_t[a] - g_c[a] for a in arms})
     se, lo, hi, pval, df = t_inference(effect, pieces, sizes, alpha)
     raw = lin[treatment][1][0, 0] + lin[control][1][0, 0]
@@ -368,7 +385,7 @@ def check_binary(moments: Moments, column: str, metric_name: str) -> None:
         if n == 0:
             continue
         p = moments.mean[g, j]
-        m2 = moments.comoment[g, j, j]
+        m2 = moments.comoment_matrix(g, [j])[0, 0]
         if not (-1e-12 <= p <= 1 + 1e-12) or abs(m2 - n * p * (1 - p)) > 1e-8 * max(n, 1.0):
             raise DataError(
                 f"metric '{metric_name}': column '{column}' must hold only 0 and 1 for a Proportion "
