@@ -1,11 +1,13 @@
 """The ``abkit`` command.
 
-    abkit readout SPEC.yaml [SPEC.yaml ...] --out reports/ [--jobs N]
+    abkit readout SPEC.yaml [SPEC.yaml ...] --out reports/ [--jobs N] [--templates DIR]
+    abkit export READOUT.ipynb [--html PAGE.html]
     abkit validate SPEC.yaml [SPEC.yaml ...]
     abkit power PLAN.yaml [PLAN.yaml ...] [--json]
     abkit --version
 
 ``readout`` runs the notebook of each spec's kind (``ab``, ``did``, ``power``).
+``export`` turns a notebook executed by plain papermill into the same page.
 ``power`` prints the recommendation of ``kind: power`` specs (how many days,
 what MDE) without running a notebook; ``--json`` prints the whole plan as JSON.
 
@@ -53,6 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N",
                     help="run N experiments in parallel (default: 1)")
     ro.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
+    ro.add_argument("--templates", metavar="DIR", default=None,
+                    help="your own copies of the template notebooks (ab_readout.ipynb, did_readout.ipynb, "
+                         "power_plan.ipynb; optionally html/abkit); default: the ones shipped with abkit")
+
+    ex = sub.add_parser("export", help="turn an executed readout notebook into the self-contained HTML page",
+                        description="Export a readout notebook executed by plain papermill (e.g. papermill "
+                                    "templates/ab_readout.ipynb out.ipynb -p spec_path spec.yaml) to the same "
+                                    "HTML page `abkit readout` writes: code hidden, images embedded.")
+    ex.add_argument("notebook", metavar="READOUT.ipynb", help="an executed readout notebook")
+    ex.add_argument("--html", metavar="PAGE.html", default=None,
+                    help="where to write the page (default: next to the notebook, same name, .html)")
+    ex.add_argument("--title", default=None, help="page title (default: the notebook's file name)")
+    ex.add_argument("--templates", metavar="DIR", default=None,
+                    help="a folder with your own html/abkit page template (default: the shipped one)")
 
     va = sub.add_parser("validate", help="check spec files (and their data columns) without running anything")
     va.add_argument("specs", nargs="+", metavar="SPEC.yaml", help="experiment spec files")
@@ -68,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _readout(args) -> int:
     from .readout.runner import INDEX_NAME, run_readouts
 
-    outcomes = run_readouts(args.specs, args.out, jobs=args.jobs, progress=not args.no_progress)
+    outcomes = run_readouts(args.specs, args.out, jobs=args.jobs, progress=not args.no_progress,
+                            templates=args.templates)
     for o in outcomes:
         if o.ok:
             print(o.html)
@@ -81,6 +98,20 @@ def _readout(args) -> int:
             where = f" (details: {o.error_file})" if o.error_file else ""
             print(f"  FAILED {o.name} [{o.spec_path}]: {o.error}{where}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _export(args) -> int:
+    from pathlib import Path
+
+    from .errors import ReadoutError
+    from .readout.runner import export_html
+
+    notebook = Path(args.notebook)
+    if not notebook.is_file():
+        raise ReadoutError(f"notebook not found: {notebook}; pass the notebook papermill wrote")
+    page = Path(args.html) if args.html else notebook.with_suffix(".html")
+    print(export_html(notebook, page, title=args.title or notebook.stem, templates=args.templates))
     return 0
 
 
@@ -138,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "power":
             return _power(args)
+        if args.command == "export":
+            return _export(args)
         parser.error(f"unknown command {args.command!r}")
     except AbkitError as exc:
         print(f"abkit: error: {exc}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 The ```python blocks are executed in order, one namespace per ``###``
 section (a reader copies a section into a fresh notebook), in a temporary
-working directory where ``data/`` and ``specs/`` are reachable as in a clone
+working directory where ``data/``, ``specs/`` and ``templates/`` are reachable as in a clone
 (symlinks to the repository's), so nothing is written into the repository.
 A block is skipped only when the line before it is an HTML comment
 ``<!-- not run: reason -->`` (it needs something a clone does not have,
@@ -103,7 +103,7 @@ def test_the_readme_has_examples_and_only_the_expected_skips():
 @pytest.fixture
 def clone_dir(tmp_path, monkeypatch):
     """A working directory that looks like the root of a fresh clone (data/, specs/), writable, outside the repo."""
-    for name in ("data", "specs"):
+    for name in ("data", "specs", "templates"):
         (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -133,7 +133,9 @@ def test_readme_section_runs(section, clone_dir):
         plt.close("all")
     if section in CHECKS:
         CHECKS[section](namespace, " ".join(README.read_text(encoding="utf-8").split()))
-    assert not list(clone_dir.glob("*.ipynb")) and (clone_dir / "data").is_symlink()
+    written = {p.name for p in clone_dir.iterdir()} - {"data", "specs", "templates"}
+    assert written <= {"rollout.ipynb"}, written          # examples write into their own working folder only
+    assert (clone_dir / "data").is_symlink() and not list((ROOT / "templates").glob("rollout*"))
 
 
 # --------------------------------------------------------------------------

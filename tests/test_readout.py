@@ -247,13 +247,17 @@ def test_user_strings_are_escaped(run):
 
 
 def test_parameters_arrive_as_data(run):
-    """The spec reaches the kernel as a literal: quotes, newlines and code-like text survive unchanged."""
+    """The kernel gets the spec's path as a literal and reads the spec itself: quotes, newlines and
+    code-like text in it survive unchanged and are never code."""
     nb = nbformat.read(run["good"] / "readout.ipynb", as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1
     tree = ast.parse(injected[0].source)
     assert all(isinstance(node, ast.Assign) for node in tree.body)   # assignments of literals only
-    spec = ast.literal_eval(tree.body[0].value)
+    assert [t.id for node in tree.body for t in node.targets] == ["spec_path"]
+    spec_path = Path(ast.literal_eval(tree.body[0].value))
+    assert spec_path.is_absolute()
+    spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
     assert spec["hypothesis"] == TRICKY
     assert spec["name"] == GOOD_NAME
     # and the kernel saw the same string: the header it rendered holds it, escaped
@@ -277,7 +281,7 @@ def test_notebook_keeps_the_code_for_auditors(run):
         params = [c for c in tnb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1
         code = [ln for ln in params[0].source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-        assert code == ["spec = {}"]
+        assert [ln.split("=")[0].strip() for ln in code] == ["spec_path", "spec"]   # see tests/test_templates.py
         assert all(not c.outputs for c in tnb.cells if c.cell_type == "code")   # templates are stored clean
     assert TEMPLATE_FOR_KIND["ab"] == TEMPLATE_NOTEBOOK
 

@@ -27,6 +27,7 @@ from ..stats.checks import SRM_ALARM
 from ..verdict import (
     BALANCE_ALARM, COLOURS, DUPLICATE_ALARM, LEAK_ALARM, Verdict, ci_label, missingness_checks, p_label, p_text,
 )
+from .templates import html_template_dir
 
 __all__ = [
     "configure_matplotlib", "header_html", "verdict_html", "details_html", "srm_html", "health_html",
@@ -35,7 +36,7 @@ __all__ = [
     "decision_rule_text", "section_error_html", "sequential_html", "plot_always_valid", "interval_text",
 ]
 
-CSS_PATH = Path(__file__).resolve().parent.parent / "templates" / "html" / "abkit" / "abkit.css"
+CSS_PATH = html_template_dir() / "abkit" / "abkit.css"
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
        "form-action 'none'")
 

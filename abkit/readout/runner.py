@@ -3,10 +3,11 @@
 :func:`run_readouts` validates every spec first (nothing runs if any is
 invalid), then for each experiment executes the template of its kind
 (``templates/ab_readout.ipynb`` for ``kind: ab``, ``templates/did_readout.ipynb``
-for ``kind: did``, ``templates/power_plan.ipynb`` for ``kind: power``) with papermill, the validated spec injected as a Python
-literal (``spec.to_dict()``: data, never code), and exports
-the executed notebook to HTML with the ``abkit`` nbconvert template (code and
-prompts hidden, no external resources). Layout of ``out_dir``::
+for ``kind: did``, ``templates/power_plan.ipynb`` for ``kind: power``; or an
+analyst's own copies with ``templates=``) with papermill, passing the spec's
+path as the ``spec_path`` parameter exactly as a scheduler running plain
+papermill would, and exports the executed notebook to HTML with the ``abkit``
+nbconvert template (code and prompts hidden, no external resources). Layout of ``out_dir``::
 
     out_dir/
       index.html                 portfolio: one row per experiment
@@ -35,15 +36,15 @@ from pathlib import Path
 from ..errors import AbkitError, ReadoutError, SpecError
 from ..spec import ExperimentSpec, load_spec
 from . import render
+from .templates import html_template_dir, notebook_for, templates_dir
 
 __all__ = ["ReadoutOutcome", "run_readouts", "validate_specs", "execute_readout", "export_html", "slugify",
            "TEMPLATE_NOTEBOOK", "HTML_TEMPLATE_DIR"]
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-TEMPLATE_NOTEBOOK = TEMPLATES / "ab_readout.ipynb"
-TEMPLATE_FOR_KIND = {"ab": TEMPLATE_NOTEBOOK, "did": TEMPLATES / "did_readout.ipynb",
-                     "power": TEMPLATES / "power_plan.ipynb"}
-HTML_TEMPLATE_DIR = TEMPLATES / "html"      # holds the nbconvert template directory 'abkit'
+TEMPLATES = templates_dir()                 # top-level templates/ (abkit/templates in the wheel)
+TEMPLATE_FOR_KIND = {kind: notebook_for(kind) for kind in ("ab", "did", "power")}
+TEMPLATE_NOTEBOOK = TEMPLATE_FOR_KIND["ab"]
+HTML_TEMPLATE_DIR = html_template_dir()     # holds the nbconvert template directory 'abkit'
 HTML_TEMPLATE_NAME = "abkit"
 
 NOTEBOOK_NAME = "readout.ipynb"
@@ -158,15 +159,19 @@ def validate_specs(spec_paths: Iterable[str | os.PathLike]) -> list[tuple[Path, 
 
 
 # --------------------------------------------------------------------------- one experiment
-def export_html(notebook_path: str | os.PathLike, html_path: str | os.PathLike, title: str) -> Path:
-    """Executed notebook -> self-contained HTML page (code and prompts hidden, no external resources)."""
+def export_html(notebook_path: str | os.PathLike, html_path: str | os.PathLike, title: str,
+                templates: str | os.PathLike | None = None) -> Path:
+    """Executed notebook -> self-contained HTML page (code and prompts hidden, no external resources).
+
+    ``templates``: a folder with your own ``html/abkit`` nbconvert template (default: the shipped one).
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook_path), as_version=4)
     exporter = HTMLExporter(
         template_name=HTML_TEMPLATE_NAME,
-        extra_template_basedirs=[str(HTML_TEMPLATE_DIR)],
+        extra_template_basedirs=[str(html_template_dir(templates))],
         exclude_input=True,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
@@ -271,14 +276,17 @@ def _error_report(spec_path: Path, spec: ExperimentSpec, step: str, exc: BaseExc
 
 
 def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kernel_name: str = "python3",
-                    cell_timeout: int | None = 1800, template: Path | None = None) -> ReadoutOutcome:
+                    cell_timeout: int | None = 1800, template: Path | None = None,
+                    templates: str | os.PathLike | None = None) -> ReadoutOutcome:
     """Run one experiment into ``folder``; never raises for the experiment's own failures.
 
-    The notebook is the template of the spec's kind (:data:`TEMPLATE_FOR_KIND`) unless ``template`` is given.
+    The notebook is the template of the spec's kind in ``templates`` (default: the shipped
+    :data:`TEMPLATE_FOR_KIND`) unless ``template`` names one notebook. It gets the spec's path as
+    its ``spec_path`` parameter, as plain papermill would.
     """
     import papermill
 
-    template = template or TEMPLATE_FOR_KIND[spec.kind]
+    template = template or notebook_for(spec.kind, templates)
 
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
@@ -293,7 +301,7 @@ def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kern
     try:
         papermill.execute_notebook(
             str(template), str(tmp),
-            parameters={"spec": spec.to_dict()},
+            parameters={"spec_path": str(Path(spec_path).resolve())},
             kernel_name=kernel_name,
             cwd=str(folder),
             log_output=False,
@@ -307,7 +315,7 @@ def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kern
         os.chmod(tmp, 0o644)
         os.replace(tmp, notebook)
         step = "exporting HTML"
-        export_html(notebook, html_file, title=spec.name)   # replaces the previous page atomically
+        export_html(notebook, html_file, title=spec.name, templates=templates)   # replaces the previous page atomically
         error_file.unlink(missing_ok=True)                  # a previous run's error no longer applies
         summary = _read_summary(notebook) or {}
         return ReadoutOutcome(**base, status="ok", notebook=notebook, html=html_file,
@@ -346,8 +354,12 @@ def _write_index(out_dir: Path, outcomes: Sequence[ReadoutOutcome], specs: Seque
 
 def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, jobs: int = 1, *,
                  progress: bool = True, kernel_name: str = "python3",
-                 cell_timeout: int | None = 1800) -> list[ReadoutOutcome]:
+                 cell_timeout: int | None = 1800,
+                 templates: str | os.PathLike | None = None) -> list[ReadoutOutcome]:
     """Validate all specs, then produce one readout per spec under ``out_dir``; see the module doc.
+
+    ``templates``: a folder with your own copies of the template notebooks (``ab_readout.ipynb``,
+    ``did_readout.ipynb``, ``power_plan.ipynb``; optionally ``html/abkit``); default: the shipped ones.
 
     Raises :class:`abkit.SpecError` (nothing run) if any spec is invalid.
     Returns one :class:`ReadoutOutcome` per spec, in the order given;
@@ -358,6 +370,8 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
     validated = validate_specs(spec_paths)
     paths = [p for p, _ in validated]
     specs = [s for _, s in validated]
+    for kind in sorted({s.kind for s in specs}):
+        notebook_for(kind, templates)        # a missing template fails the batch before anything runs
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -375,7 +389,7 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
         def one(i: int) -> ReadoutOutcome:
             try:
                 return execute_readout(paths[i], specs[i], folders[i], kernel_name=kernel_name,
-                                       cell_timeout=cell_timeout)
+                                       cell_timeout=cell_timeout, templates=templates)
             except Exception as exc:  # noqa: BLE001 - e.g. the folder is not writable: fail this one only
                 return ReadoutOutcome(spec_path=paths[i], name=specs[i].name, slug=folders[i].name,
                                       folder=folders[i], status="failed", primary=specs[i].primary.name,
