@@ -1,6 +1,6 @@
 """The ``abkit`` command.
 
-    abkit readout SPEC.yaml [SPEC.yaml ...] --out reports/ [--jobs N] [--templates DIR]
+    abkit readout SPEC.yaml [SPEC.yaml ...] --out reports/ [--jobs N] [--root DIR] [--templates DIR] [--force]
     abkit export READOUT.ipynb [--html PAGE.html]
     abkit validate SPEC.yaml [SPEC.yaml ...]
     abkit power PLAN.yaml [PLAN.yaml ...] [--json]
@@ -18,6 +18,7 @@ invalid specs or usage (one clean message, no traceback); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -55,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N",
                     help="run N experiments in parallel (default: 1)")
     ro.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
+    ro.add_argument("--root", metavar="DIR", default=None,
+                    help="each experiment's identity (and folder) is its spec's path below DIR, e.g. "
+                         "teamA/refunds; default: the spec's `id:`, else its file name")
+    ro.add_argument("--force", action="store_true",
+                    help="write into folders (and an index.html) abkit did not write or another experiment owns")
     ro.add_argument("--templates", metavar="DIR", default=None,
                     help="your own copies of the template notebooks (ab_readout.ipynb, did_readout.ipynb, "
                          "power_plan.ipynb; optionally html/abkit); default: the ones shipped with abkit")
@@ -85,13 +91,23 @@ def _readout(args) -> int:
     from .readout.runner import INDEX_NAME, run_readouts
 
     outcomes = run_readouts(args.specs, args.out, jobs=args.jobs, progress=not args.no_progress,
-                            templates=args.templates)
+                            templates=args.templates, root=args.root, force=args.force)
     for o in outcomes:
         if o.ok:
             print(o.html)
-    failed = [o for o in outcomes if not o.ok]
+    stopped = [o for o in outcomes if o.status in ("interrupted", "not run")]
+    failed = [o for o in outcomes if o.status == "failed"]
     if outcomes:
         print(f"index: {outcomes[0].folder.parent / INDEX_NAME}", file=sys.stderr)
+    if stopped:
+        finished = sum(o.ok for o in outcomes)
+        print(f"abkit: interrupted: {finished} of {len(outcomes)} readouts finished; "
+              f"{len(stopped)} stopped or not run (their folders keep any earlier page)", file=sys.stderr)
+        # The index is written and the kernels are gone; do not wait for worker threads still unwinding
+        # their dead kernels' clients (the interpreter would join them at exit, for many seconds).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     if failed:
         print(f"abkit: {len(failed)} of {len(outcomes)} readouts failed:", file=sys.stderr)
         for o in failed:

@@ -17,7 +17,7 @@ import yaml
 import abkit
 from abkit.errors import AbkitError, ReadoutError, SpecError
 from abkit.readout import render
-from abkit.readout.runner import _safe_folder, _unique_slugs, slugify, validate_specs
+from abkit.readout.runner import _folders, _safe_folder, slugify, validate_specs
 from abkit.spec import ExperimentSpec, MetricSpec, load_spec
 
 COLUMNS = ["buyer_id", "variant", "orders", "refunds", "refund_amount", "time_to_refund_hours",
@@ -385,10 +385,14 @@ def test_output_folders_stay_inside_out_dir(project, tmp_path):
         _safe_folder(out, "linked")
     assert _safe_folder(out, "ok-name_1") == out / "ok-name_1"
 
-    # slugs come from the spec file stem (or the name when the stem has no usable character), unique
+    # folders come from the spec file stem (or the name when the stem has no usable character); two specs
+    # with one stem are refused (see tests/test_runner_guarantees.py), --root tells them apart
     spec = load_spec(write_spec(project, mutated(name="../../etc/x")))
-    paths = [Path("a/exp.yaml"), Path("b/exp.yaml"), Path("c/.._.yaml")]
-    assert _unique_slugs(paths, [spec] * 3) == ["exp", "exp-2", "etc-x"]
+    paths = [project / "a/exp.yaml", project / "b/exp.yaml", project / "c/.._.yaml"]
+    with pytest.raises(SpecError, match="would both write"):
+        _folders(out, paths, [spec] * 3, None)
+    assert [f.name for _, f in _folders(out, paths, [spec] * 3, project)] == ["a-exp", "b-exp", "c"]
+    assert [f.name for _, f in _folders(out, paths[2:], [spec], None)] == ["etc-x"]
 
 
 def test_validate_specs_reports_every_bad_file(project):

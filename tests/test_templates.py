@@ -33,11 +33,14 @@ DID_SPEC = ROOT / "specs" / "refund_policy_rollout.yaml"
 
 
 def _summary(notebook: Path) -> dict:
+    """The readout's summary, without the time its data snapshot was taken (the fingerprint stays)."""
     nb = nbformat.read(str(notebook), as_version=4)
     for cell in nb.cells:
         for out in cell.get("outputs", ()):
             if "abkit" in (out.get("metadata") or {}):
-                return dict(out["metadata"]["abkit"])
+                summary = dict(out["metadata"]["abkit"])
+                summary["data_snapshot"] = {k: v for k, v in summary["data_snapshot"].items() if k != "taken_at"}
+                return summary
     raise AssertionError(f"no readout summary in {notebook}")
 
 

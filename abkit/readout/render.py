@@ -33,7 +33,7 @@ __all__ = [
     "configure_matplotlib", "header_html", "verdict_html", "details_html", "srm_html", "health_html",
     "metrics_html", "chart_html", "figure_data_uri", "chart_alt", "cumulative_html", "plot_cumulative",
     "segments_html", "segments_section_html", "plot_segments", "methodology_html", "summary", "portfolio_html", "page_css",
-    "decision_rule_text", "section_error_html", "sequential_html", "plot_always_valid", "interval_text",
+    "decision_rule_text", "section_error_html", "data_snapshot_html", "sequential_html", "plot_always_valid", "interval_text",
 ]
 
 CSS_PATH = html_template_dir() / "abkit" / "abkit.css"
@@ -69,6 +69,12 @@ def section_error_html(title: str, exc: BaseException) -> str:
     """A section that could not be computed: a visible warning instead of a missing section."""
     return (f'<section class="abkit-section"><h2>{_e(title)}</h2><div class="abkit-banner abkit-banner-warn">'
             f"This section could not be computed: {_e(type(exc).__name__)}: {_e(exc)}</div></section>")
+
+
+def data_snapshot_html(snapshot) -> str:
+    """The line under the page naming the data it was computed from (:class:`abkit.snapshot.DataSnapshot`)."""
+    return (f'<p class="abkit-rule">Computed from one snapshot of the data: {_e(snapshot.describe())}. '
+            "Had the data changed while the readout ran, the readout would have failed instead.</p>")
 
 
 # --------------------------------------------------------------------------- matplotlib
@@ -979,10 +985,13 @@ def portfolio_html(entries: Iterable[dict], title: str = "Experiment readouts") 
         kind = f"<small>{_e(_KIND_WORDS.get(e.get('kind') or 'ab', e.get('kind')))}</small>"
         if not e.get("ok"):
             err = _e(e.get("error") or "unknown error")
-            status = (f'<span class="abkit-status-failed">FAILED</span> &ndash; <a href="{_e(e["href"])}">'
-                      f"error.txt</a><br><small>{err}</small>")
+            word = "NOT FINISHED" if e.get("note") else "FAILED"
+            link = f' &ndash; <a href="{_e(e["href"])}">error.txt</a>' if e.get("href") else ""
+            status = f'<span class="abkit-status-failed">{word}</span>{link}<br><small>{err}</small>'
             rows.append(f"<tr><td>{name}{owner}</td><td>{kind}</td><td>{status}</td><td>&ndash;</td></tr>")
             continue
+        if e.get("note"):                           # an earlier run's page, this run stopped before it
+            owner += f'<br><small class="abkit-muted">{_e(e["note"])}</small>'
         verdicts, lifts = [], []
         several = len(e.get("arms", ())) > 1
         for a in e.get("arms", ()):
@@ -1006,6 +1015,7 @@ def portfolio_html(entries: Iterable[dict], title: str = "Experiment readouts") 
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta name="generator" content="abkit">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
         f"<title>{_e(title)}</title>\n"
         '<link rel="icon" href="data:,">\n'
