@@ -312,11 +312,11 @@ def _business(out: dict, rows: pd.DataFrame, shipped: np.ndarray, y, s, fit, z: 
     _fill(out, "impact", weight, y, s, fit, z)
     value = rows["impact_value"].to_numpy(dtype=float)
     currencies = set(rows.loc[has, "impact_currency"].dropna().astype(str))
-    if np.all(np.isfinite(value[has])) and len(currencies) == 1:
+    if np.all(np.isfinite(value[has])) and len(currencies) <= 1:
         signs = np.array([money_sign(b) if b in ("higher", "lower") else math.nan for b in rows["better"]])
         money_weight = np.where(has, weight * value * signs, 0.0)
         if np.all(np.isfinite(money_weight)):
-            out["currency"] = currencies.pop()
+            out["currency"] = currencies.pop() if currencies else None
             _fill(out, "money", money_weight, y, s, fit, z)
     elif np.any(np.isfinite(value[has])):
         notes.append("not every shipped experiment with an impact volume gives a value (or they use different "
@@ -368,9 +368,9 @@ def programme_sentence(row, level: float = 0.95) -> str:
     if _text(row.get("impact_unit")):
         which = "shrunk" if np.isfinite(row["impact_shrunk"]) else "naive"
         money = {}
-        if _text(row.get("currency")):
+        if np.isfinite(row[f"money_{which}"]):
             money = {"money": row[f"money_{which}"], "money_lower": row[f"money_{which}_lower"],
-                     "money_upper": row[f"money_{which}_upper"], "currency": row["currency"]}
+                     "money_upper": row[f"money_{which}_upper"], "currency": _text(row.get("currency"))}
         words = impact_sentence(row[f"impact_{which}"], row[f"impact_{which}_lower"], row[f"impact_{which}_upper"],
                                 unit=row["impact_unit"], level=level, better=row["better"] or "lower", **money)
         label = "corrected" if which == "shrunk" else "as measured"

@@ -157,15 +157,15 @@ def _connect(path: Path, *, read_only: bool, timeout: float):
         except duckdb.IOException as exc:
             if not _is_lock_conflict(exc):
                 raise StoreError(f"cannot open the results store '{path}': {exc}") from exc
-            wait = delay * (0.5 + jitter.random())
-            if time.monotonic() + wait > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 holder = str(exc).split("Conflicting lock is held in", 1)[-1].split(". See also")[0].strip()
                 raise StoreError(
                     f"the results store '{path}' stayed locked for {timeout:g} s ({attempts} attempts); the lock "
                     f"is held by {holder or 'another process'}. A process keeps the file open (a long-running "
                     "write, or a DuckDB session an analyst left open on it): close it and rerun, or pass a longer "
                     "timeout. Nothing was written by this call.") from exc
-            time.sleep(wait)
+            time.sleep(min(delay * (0.5 + jitter.random()), remaining))   # the last try is at the deadline
             delay = min(delay * 2.0, 0.25)
 
 
@@ -356,7 +356,8 @@ def _arrow_table(rows: list[dict], record_seq: int, recorded_at: _dt.datetime):
 # --------------------------------------------------------------------------- write
 def record(target: str | os.PathLike, rows: Iterable[Mapping] | pd.DataFrame, *, run_id: str | None = None,
            run_time=None, timeout: float = DEFAULT_TIMEOUT, **fill) -> int:
-    """Append ``rows`` to the store at ``target`` (a folder: ``<target>/abkit.duckdb``; or a ``.duckdb`` file).
+    """Append ``rows`` to the store at ``target`` (a folder, created if needed: ``<target>/abkit.duckdb``; or a
+    ``.duckdb`` file).
 
     ``rows``: dicts (or a DataFrame) with columns of :data:`COLUMNS`, e.g.
     from :mod:`abkit.readout.records`. Keyword arguments named after columns
@@ -374,8 +375,10 @@ def record(target: str | os.PathLike, rows: Iterable[Mapping] | pd.DataFrame, *,
                         f"column names: {', '.join(COLUMNS)}")
     typed = _normalise(rows, fill, run_id or new_run_id(), run_time)
     path = store_path(target)
-    if not path.parent.exists():
-        raise StoreError(f"cannot write the results store '{path}': folder '{path.parent}' does not exist")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder of the results store '{path}': {exc}") from exc
     with _process_lock(path):
         con = _connect(path, read_only=False, timeout=timeout)
         try:
