@@ -37,8 +37,8 @@ from typing import Any
 
 from .errors import SpecError
 
-__all__ = ["ImpactSpec", "YearlyImpact", "yearly_impact", "impact_weight", "impact_sentence", "round_about",
-           "money_sign"]
+__all__ = ["ImpactSpec", "YearlyImpact", "yearly_impact", "impact_of", "impact_weight", "impact_sentence",
+           "round_about", "money_sign"]
 
 _KEYS = ("volume", "per", "unit", "value", "currency")
 
@@ -184,6 +184,20 @@ def yearly_impact(effect: float, ci_lower: float, ci_upper: float, impact: Impac
     money, m_lo, m_hi = _money(change, lo, hi, spec.value, better)
     return YearlyImpact(change, lo, hi, spec.unit, better, float(level), money, m_lo, m_hi,
                         spec.currency if spec.value is not None else None)
+
+
+def impact_of(row: Mapping, impact: ImpactSpec | Mapping | None, *, alpha: float = 0.05) -> YearlyImpact | None:
+    """The yearly impact of one result row (``ExperimentResult.row(primary, arm)``), or None without an impact.
+
+    Uses the row's absolute ``effect``, ``ci_lower``, ``ci_upper`` and
+    ``better``; the interval is the row's own ``1 - alpha`` interval (the
+    always-valid one for a sequential result).
+    """
+    spec = ImpactSpec.coerce(impact)
+    if spec is None:
+        return None
+    return yearly_impact(row["effect"], row["ci_lower"], row["ci_upper"], spec, better=row["better"],
+                         level=1.0 - float(alpha))
 
 
 # --------------------------------------------------------------------------- words

@@ -3,6 +3,7 @@
     >>> from abkit import portfolio
     >>> frame = portfolio.load("reports")                  # every readout ever recorded (reports/abkit.duckdb)
     >>> now = portfolio.latest("reports", owner="Returns & Refunds team")   # latest readout per experiment
+    >>> page = portfolio.overview("reports", verdict="Ship")  # the index page's rows: one per experiment and arm
     >>> prog = portfolio.programme("reports")               # per KPI: run, shipped, win rate, impact
     >>> prog.summary                                        # doctest: +SKIP
     >>> prog.plot("contact_rate")                           # doctest: +SKIP  (forest plot, raw vs shrunk)
@@ -60,7 +61,7 @@ from .stats import shrinkage as _shrinkage
 from .stats.shrinkage import MIN_EXPERIMENTS, PriorFit, fit_prior
 from .store import COLUMNS, STORE_NAME, history, latest, latest_rows, load, record, store_path
 
-__all__ = ["load", "record", "latest", "latest_rows", "history", "store_path", "COLUMNS", "STORE_NAME",
+__all__ = ["load", "record", "latest", "latest_rows", "history", "overview", "store_path", "COLUMNS", "STORE_NAME",
            "shrink", "fit_prior", "PriorFit", "MIN_EXPERIMENTS", "programme", "Programme", "SHIPPED",
            "plot_forest"]
 
@@ -68,6 +69,40 @@ SHIPPED = ("Ship", "Worked")
 """Verdict labels that count as shipped: an A/B test's Ship, a rollout's Worked."""
 
 _USABLE_KINDS = ("ab", "did")
+
+
+# --------------------------------------------------------------------------- the index page's rows
+OVERVIEW_COLUMNS = [
+    "experiment", "slug", "owner", "kind", "status", "error", "metric", "better", "variant", "verdict",
+    "verdict_note", "headline", "rel_effect", "rel_ci_lower", "rel_ci_upper", "p_value", "p_value_adjusted",
+    "alpha", "sequential", "run_time", "data_start", "data_end", "spec_path", "runs",
+]
+
+
+def overview(source: str | os.PathLike | pd.DataFrame, *, kind=None, owner=None, metric=None, verdict=None,
+             status=None, experiment=None, since=None, until=None, timeout: float | None = None) -> pd.DataFrame:
+    """What the portfolio page lists: one row per experiment and treatment arm, its latest readout's primary metric.
+
+    ``source``: a store (folder or ``.duckdb`` file) or a frame from
+    :func:`load`. Filters as in :func:`abkit.store.latest`, except that
+    ``metric`` selects experiments by their *primary* metric (the KPI they
+    target). A failed readout has one row (``status`` ``failed``,
+    ``error``); ``runs`` counts the experiment's recorded readouts (its
+    history, :func:`history`). Sorted by the latest run, newest first.
+    """
+    frame = source if isinstance(source, pd.DataFrame) else load(source, **({} if timeout is None else
+                                                                            {"timeout": timeout}))
+    runs = frame.groupby("slug")["run_id"].nunique() if len(frame) else pd.Series(dtype="Int64")
+    now = latest(frame, kind=kind, owner=owner, verdict=verdict, status=status, experiment=experiment,
+                 since=since, until=until)
+    primary = now["is_primary"].fillna(False).astype(bool) | (now["status"] == "failed")
+    rows = now.loc[primary.to_numpy()]
+    if metric is not None:
+        rows = rows[rows["metric"].isin([metric] if isinstance(metric, str) else list(metric))]
+    rows = rows.drop_duplicates(["slug", "variant"])
+    out = rows.assign(runs=rows["slug"].map(runs).astype("Int64"))
+    out = out.sort_values(["run_time", "slug", "position"], ascending=[False, True, True], kind="stable")
+    return out[OVERVIEW_COLUMNS].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- shrink

@@ -135,7 +135,7 @@ def test_no_spread_and_fat_tails():
     """Harder cases, measured and bounded loosely: they show where the normal prior helps and where it cannot."""
     flat = simulate(30, 0.0, portfolios=1_000, seed=7)
     print("30 experiments, every true lift equal:", flat.line())
-    assert flat.rmse_shrunk < 0.4 * flat.rmse_raw and flat.removed > 0.75 and flat.coverage >= 0.95
+    assert flat.rmse_shrunk < 0.4 * flat.rmse_raw and flat.removed > 0.7 and flat.coverage >= 0.95   # 76% removed
     fat = simulate(30, 0.01, portfolios=1_000, seed=7, effects="fat")
     print("30 experiments, fat-tailed true lifts:", fat.line())
     # on average the correction still removes the overstatement, but the shipped experiments are the tail the

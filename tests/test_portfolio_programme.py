@@ -195,3 +195,45 @@ def test_impact_spec_validation():
         ImpactSpec.from_dict(12)
     spec, problems = ImpactSpec.parse({"volume": True, "unit": ""}, where="impact")
     assert spec is None and [w for w, _ in problems] == ["impact.volume", "impact.unit"]
+
+
+def test_overview_lists_each_experiment_and_arm_once(tmp_path):
+    def arm(slug, variant, verdict, **kw):
+        return {"experiment": slug.upper(), "slug": slug, "kind": "ab", "metric": "refund_rate", "variant": variant,
+                "is_primary": True, "verdict": verdict, "rel_effect": -0.03, "owner": "Returns team", **kw}
+
+    portfolio.record(tmp_path, [arm("a", "chatbot", "Inconclusive"), arm("a", "chatbot_plus", "Inconclusive"),
+                                {**arm("a", "chatbot", None), "metric": "csat", "is_primary": False}],
+                     run_time="2026-10-01")
+    portfolio.record(tmp_path, [arm("a", "chatbot", "Ship"), arm("a", "chatbot_plus", "Do not ship"),
+                                {**arm("a", "chatbot", None), "metric": "csat", "is_primary": False}],
+                     run_time="2026-10-08")
+    portfolio.record(tmp_path, [{"experiment": "B", "slug": "b", "kind": "ab", "status": "failed", "error": "boom",
+                                 "metric": "contact_rate", "is_primary": True, "owner": "CS team"}],
+                     run_time="2026-10-09")
+    portfolio.record(tmp_path, [arm("c", "rollout", "Worked", kind="did", metric="contact_rate", owner="CS team")],
+                     run_time="2026-09-01")
+    page = portfolio.overview(tmp_path)
+    assert list(page.columns) == portfolio.OVERVIEW_COLUMNS
+    assert page[["slug", "variant", "verdict", "runs"]].values.tolist() == [
+        ["b", None, None, 1], ["a", "chatbot", "Ship", 2], ["a", "chatbot_plus", "Do not ship", 2],
+        ["c", "rollout", "Worked", 1]]                     # newest first; the latest run's verdicts
+    assert page.set_index("slug").loc["b", "status"] == "failed"
+    assert portfolio.overview(tmp_path, owner="CS team")["slug"].tolist() == ["b", "c"]
+    assert portfolio.overview(tmp_path, metric="refund_rate")["slug"].tolist() == ["a", "a"]   # the KPI targeted
+    assert portfolio.overview(tmp_path, verdict="Ship")["variant"].tolist() == ["chatbot"]
+    assert portfolio.overview(portfolio.load(tmp_path)).equals(page)
+
+
+def test_impact_of_a_result_row():
+    from abkit.business_impact import impact_of
+
+    df = abkit.simulate.ab_data(20_000, effects={"contact_rate": -0.1}, seed=2)
+    result = abkit.analyze(df, [abkit.Ratio("contacts", "orders", name="contact_rate", better="lower")])
+    row = result.row("contact_rate")
+    out = impact_of(row, {"volume": 12_000_000, "per": "orders", "unit": "contacts", "value": 4.5})
+    assert out.change == pytest.approx(12_000_000 * row["effect"])
+    assert (out.lower, out.upper) == pytest.approx((12_000_000 * row["ci_lower"], 12_000_000 * row["ci_upper"]))
+    assert out.money == pytest.approx(-4.5 * out.change) and out.level == 0.95
+    assert out.sentence().startswith("about ") and " fewer contacts a year (95% CI " in out.sentence()
+    assert impact_of(row, None) is None
