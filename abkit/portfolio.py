@@ -264,7 +264,7 @@ def programme(source: str | os.PathLike | pd.DataFrame, *, metrics: Sequence[str
         order = wanted
     else:                                       # KPIs that are some experiment's primary metric first
         primary = usable["is_primary"].fillna(False).astype(bool)
-        order = list(dict.fromkeys([*usable.loc[primary, "metric"], *usable["metric"]]))
+        order = list(dict.fromkeys([*usable.loc[primary, "metric"], *usable["metric"], *excluded["metric"]]))
     summaries, per_experiment = [], []
     for metric in order:
         rows = usable[usable["metric"] == metric].reset_index(drop=True)
@@ -389,6 +389,10 @@ def programme_sentence(row, level: float = 0.95) -> str:
     saving about EUR 81,000 a year (95% CI EUR 27,000 to EUR 135,000)."
     """
     metric, n, n_ship = row["metric"], int(row["experiments"]), int(row["shipped"])
+    if n == 0:
+        left = int(row["excluded"]) if np.isfinite(row["excluded"]) else 0
+        return (f"{metric}: no readout with a usable estimate"
+                + (f" ({left} left out: failed, Invalid, plans or no standard error)." if left else "."))
     head = (f"{metric}: {n_ship} of {n} experiment{'s' if n != 1 else ''} shipped"
             + (f" (win rate {row['win_rate']:.0%})." if n else "."))
     if n_ship == 0:

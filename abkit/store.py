@@ -490,7 +490,7 @@ def latest(source: str | os.PathLike | pd.DataFrame, *, kind=None, owner=None, m
     label: ``Ship``, ``Inconclusive``...), ``status`` (``ok``, ``failed``),
     ``experiment`` (name or slug); ``primary_only`` keeps the primary
     metric's rows; ``since``/``until`` keep readouts whose ``run_time`` is in
-    that range (inclusive). Filters apply to the latest readout: an
+    that range (inclusive; a date or date-time, UTC unless it says its zone). Filters apply to the latest readout: an
     experiment whose latest verdict is Inconclusive is not listed under
     ``verdict="Ship"`` because an older run said Ship.
     """

@@ -237,3 +237,18 @@ def test_impact_of_a_result_row():
     assert out.money == pytest.approx(-4.5 * out.change) and out.level == 0.95
     assert out.sentence().startswith("about ") and " fewer contacts a year (95% CI " in out.sentence()
     assert impact_of(row, None) is None
+
+
+def test_programme_of_an_empty_or_failed_store(tmp_path):
+    import duckdb
+
+    duckdb.connect(str(tmp_path / "abkit.duckdb")).close()
+    empty = portfolio.programme(tmp_path)
+    assert empty.summary.empty and empty.experiments.empty and portfolio.overview(tmp_path).empty
+    portfolio.record(tmp_path, [{"experiment": "F", "slug": "f", "kind": "ab", "status": "failed", "error": "x",
+                                 "metric": "contact_rate", "is_primary": True}])
+    prog = portfolio.programme(tmp_path)
+    row = prog.kpi("contact_rate")
+    assert row["experiments"] == 0 and row["excluded"] == 1 and np.isnan(row["win_rate"])
+    assert prog.sentences()["contact_rate"] == ("contact_rate: no readout with a usable estimate (1 left out: failed, "
+                                                "Invalid, plans or no standard error).")
