@@ -5,8 +5,8 @@ estimates overstate their true effects (Lee and Shen 2018, "Winner's curse:
 bias estimation for total effects of features in online controlled
 experiments", KDD; Azevedo, Deng, Montiel Olea, Rao and Weyl 2020, "A/B
 testing with fat tails", J. Polit. Econ. 128). Shrinking every estimate
-towards what experiments on the same KPI typically achieve removes that
-overstatement, whatever rule picked the winners.
+towards what experiments on the same KPI typically achieve removes most of
+that overstatement, whatever rule picked the winners (measured below).
 
 **Model** (normal-normal, Efron and Morris 1975): experiment ``i`` on one KPI
 reports an estimate ``y_i`` with a known standard error ``s_i``, and
@@ -41,7 +41,7 @@ the default). Given ``(mu, tau)``, ``theta_i`` is normal with mean
 ``mu, tau`` in gives intervals that are too narrow when there are few
 experiments, because ``tau`` is poorly known (Morris 1983, "Parametric
 empirical Bayes inference: theory and applications", JASA 78, whose
-corrections approximate exactly the integration done here). abkit integrates
+adjusted intervals approximate the integration done here). abkit integrates
 both hyperparameters out:
 
 * ``mu`` has a flat prior and is integrated analytically: given ``tau``,
@@ -72,7 +72,7 @@ both hyperparameters out:
 
 The posterior of each ``theta_i`` is then a mixture of normals: ``shrunk`` is
 its mean, ``shrunk_lower``/``shrunk_upper`` its equal-tailed quantiles (the
-mixture's CDF inverted by bisection). A weighted sum of true effects (e.g.
+mixture's CDF inverted by safeguarded Newton steps, :func:`normal_mixture_quantile`). A weighted sum of true effects (e.g.
 the total impact of the shipped experiments, :meth:`Shrinkage.total`) is a
 mixture of normals too, with the covariance above, so the total's interval is
 exact under the model rather than a sum of intervals.
@@ -81,6 +81,19 @@ exact under the model rather than a sum of intervals.
 integrated): the classic empirical-Bayes plug-in, kept to show what the
 integration buys (its intervals under-cover with a handful of experiments;
 tested).
+
+**Calibration** (``tests/test_portfolio_calibration.py``; portfolios of
+``k`` experiments, true lifts ``N(0.002, tau^2)``, SEs ``U(0.005, 0.02)``,
+shipped when ``y / s > 1.96``; 1,000 portfolios per row): the 95% intervals
+cover 0.950-0.980 of the true lifts (k = 20 and 50, tau = 0.005-0.02; more
+than 95% when the spread is small next to the SEs); the shrunk lifts' root
+mean square error is 18-63% below the raw one; of the shipped winners' mean
+overstatement, 72-82% is removed with 20 experiments and 88-94% with 50
+(the rest is the price of estimating the prior); the interval of the
+shipped total covers 0.93-0.97 where the naive sum's covers 0.16-0.73. With
+fat-tailed true effects (a few large, most near zero) the mean overstatement
+is still removed but the shipped winners' intervals cover only about 81%:
+the normal prior pulls the real outliers in too far (Azevedo et al. 2020).
 
 Everything is in the units of the estimates (abkit uses relative lifts, so
 experiments on populations of different size are comparable). The
