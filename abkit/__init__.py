@@ -18,7 +18,7 @@ from .spec import ExperimentSpec, load_spec
 
 __version__ = "0.1.0"
 
-_LAZY = ("simulate", "did", "power", "sequential", "integrity")
+_LAZY = ("simulate", "did", "power", "sequential", "integrity", "portfolio")
 
 
 def __getattr__(name: str):
