@@ -27,6 +27,7 @@ from ..stats.checks import SRM_ALARM
 from ..verdict import (
     BALANCE_ALARM, COLOURS, DUPLICATE_ALARM, LEAK_ALARM, Verdict, ci_label, missingness_checks, p_label, p_text,
 )
+from .pages import render_page
 from .templates import html_template_dir
 
 __all__ = [
@@ -67,14 +68,12 @@ def _finite(x) -> float | None:
 
 def section_error_html(title: str, exc: BaseException) -> str:
     """A section that could not be computed: a visible warning instead of a missing section."""
-    return (f'<section class="abkit-section"><h2>{_e(title)}</h2><div class="abkit-banner abkit-banner-warn">'
-            f"This section could not be computed: {_e(type(exc).__name__)}: {_e(exc)}</div></section>")
+    return render_page("section_error.html.j2", title=title, error_type=type(exc).__name__, error=str(exc))
 
 
 def data_snapshot_html(snapshot) -> str:
     """The line under the page naming the data it was computed from (:class:`abkit.snapshot.DataSnapshot`)."""
-    return (f'<p class="abkit-rule">Computed from one snapshot of the data: {_e(snapshot.describe())}. '
-            "Had the data changed while the readout ran, the readout would have failed instead.</p>")
+    return render_page("data_snapshot.html.j2", description=snapshot.describe())
 
 
 # --------------------------------------------------------------------------- matplotlib

@@ -62,6 +62,7 @@ from pathlib import Path
 from ..errors import AbkitError, ReadoutError, SpecError
 from ..spec import ExperimentSpec, load_spec
 from . import render
+from .pages import TEMPLATES_ENV
 from .templates import html_template_dir, notebook_for, templates_dir
 
 __all__ = ["ReadoutOutcome", "run_readouts", "validate_specs", "execute_readout", "export_html", "slugify",
@@ -360,8 +361,11 @@ def _kernel_manager_class():
 
         class ReadoutKernelManager(AsyncKernelManager):
             stderr_path = Unicode("", help="file for the kernel's stderr (empty: inherit)").tag(config=True)
+            templates = Unicode("", help="the analyst's own templates folder (--templates)").tag(config=True)
 
             async def _async_launch_kernel(self, kernel_cmd, **kw):
+                if self.templates:             # the kernel's pages read the analyst's page templates first
+                    kw["env"] = {**(kw.get("env") or os.environ), TEMPLATES_ENV: self.templates}
                 if not self.stderr_path or "stderr" in kw:
                     await super()._async_launch_kernel(kernel_cmd, **kw)
                 else:
@@ -379,7 +383,7 @@ def _kernel_manager_class():
     return _KERNEL_MANAGER
 
 
-def _kernel_config(stderr_path: Path | None = None):
+def _kernel_config(stderr_path: Path | None = None, templates: str | os.PathLike | None = None):
     """Kernel settings: stderr to ``stderr_path``; CurveZMQ encryption when jupyter_client and pyzmq support it.
 
     Without encryption the kernel talks plain TCP on localhost.
@@ -387,9 +391,12 @@ def _kernel_config(stderr_path: Path | None = None):
     from traitlets.config import Config
 
     cfg = Config()
-    if stderr_path is not None:
+    if stderr_path is not None or templates is not None:
         cfg.NotebookClient.kernel_manager_class = _kernel_manager_class()
+    if stderr_path is not None:
         cfg.ReadoutKernelManager.stderr_path = str(stderr_path)
+    if templates is not None:
+        cfg.ReadoutKernelManager.templates = str(Path(templates).resolve())
     try:
         import zmq
         from jupyter_client.manager import KernelManager
@@ -479,7 +486,7 @@ def _execute(spec_path, spec, folder: Path, base: dict, started: float, *, kerne
             log_output=False,
             progress_bar=False,
             execution_timeout=cell_timeout,
-            config=_kernel_config(kernel_log),
+            config=_kernel_config(kernel_log, templates),
             # The kernel's own log (e.g. "KeyboardInterrupt caught in kernel" while it is shut down
             # after a failed cell) is noise on the terminal; the notebook records the real error.
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
