@@ -520,6 +520,26 @@ class Ratio(Metric):
 _SECONDS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0, "weeks": 604800.0}
 
 
+def _epoch_seconds(x):
+    """Seconds since 1970-01-01 of a timestamp expression, from its calendar fields (proleptic Gregorian).
+
+    Every engine narwhals drives has year, day-of-year, hour, minute, second
+    and microsecond, not all have ``total_seconds`` (Spark): days before the
+    year are ``365 (Y - 1970)`` plus the leap days of 1970..Y-1,
+    ``L(Y - 1) - L(1969)`` with ``L(y) = y // 4 - y // 100 + y // 400``.
+    Integer arithmetic (Int64), exact to the microsecond.
+    """
+    import narwhals as nw
+
+    year = x.dt.year().cast(nw.Int64)
+    before = year - 1
+    days = (365 * (year - 1970) + (before // 4 - before // 100 + before // 400) - 477
+            + x.dt.ordinal_day().cast(nw.Int64) - 1)
+    seconds = (days * 86400 + x.dt.hour().cast(nw.Int64) * 3600 + x.dt.minute().cast(nw.Int64) * 60
+               + x.dt.second().cast(nw.Int64))
+    return seconds.cast(nw.Float64) + x.dt.microsecond().cast(nw.Float64) / 1e6
+
+
 def _positive(owner: str, key: str, value, allow_none: bool = False):
     if value is None and allow_none:
         return None
@@ -611,7 +631,9 @@ class TimeToEvent(Metric):
         without an event by then, and events stamped after it, are censored
         at ``data_end``. Durations are ``(min(end, data_end) - start)`` in
         ``time_unit`` (``seconds`` .. ``weeks``), computed by one narwhals
-        expression in every engine. Other keywords as for the constructor.
+        expression in every engine (from the timestamps' calendar fields: naive
+        timestamps, or a Spark session in UTC, so no daylight-saving hour is
+        gained or lost). Other keywords as for the constructor.
         """
         import datetime as _dt
 
@@ -634,7 +656,7 @@ class TimeToEvent(Metric):
         open_ = e.is_null() | (e > nw.lit(until))
         stop = nw.when(open_).then(nw.lit(until)).otherwise(e)
         duration = Derived(f"{time_unit} from {start} to {end}", (start, end),
-                           (stop - s).dt.total_seconds() / _SECONDS[time_unit])
+                           (_epoch_seconds(stop) - _epoch_seconds(s)) / _SECONDS[time_unit])
         event = Derived(f"{end} by {stamp.isoformat()}", (end,), nw.when(open_).then(0.0).otherwise(1.0))
         metric = cls(duration.name, event.name, horizon, name or f"time to {end}", time_unit=time_unit,
                      _derived=(duration, event), **kwargs)

@@ -514,6 +514,8 @@ def event_rows(data, metric: TimeToEvent, variant: str, control: Hashable, treat
     name = metric.name if share_at is None else f"{metric.name}: share by {share_at:g} {metric.time_unit}"
     method = (metric.method_label if share_at is None else
               metric.method_label.replace(f"restricted mean to {metric.horizon:g}", f"share by {share_at:g}"))
+    # a shorter time to the event means a larger share with it by any time: the good direction flips
+    better = metric.better if share_at is None else {"lower": "higher", "higher": "lower"}[metric.better]
     out = []
     for arm in treatments:
         c = compare(block, target, control, arm, alpha, arms=arms)
@@ -524,7 +526,7 @@ def event_rows(data, metric: TimeToEvent, variant: str, control: Hashable, treat
             "rel_ci_lower": c.rel_ci_lower, "rel_ci_upper": c.rel_ci_upper, "p_value": c.p_value,
             "n_control": int(ctl.units), "n_treatment": int(trt.units), "method": method, "se": c.se,
             "rel_se": c.rel_se, "df": c.df, "variance_reduction": c.variance_reduction,
-            "dropped_control": int(ctl.dropped), "dropped_treatment": int(trt.dropped), "better": metric.better,
+            "dropped_control": int(ctl.dropped), "dropped_treatment": int(trt.dropped), "better": better,
             "horizon": metric.horizon if share_at is None else share_at,
             "at_risk_control": _at_risk(ctl.table, metric.horizon if share_at is None else share_at),
             "at_risk_treatment": _at_risk(trt.table, metric.horizon if share_at is None else share_at),
@@ -568,8 +570,8 @@ def time_to_event_part(data, metrics: Sequence[TimeToEvent], variant: str, contr
 
 
 # --------------------------------------------------------------------------- per-unit pseudo-observations
-def pseudo_observations(data, metric: TimeToEvent, variant: str = "variant", *, share_at: float | None = None,
-                        name: str | None = None) -> pd.DataFrame:
+def pseudo_observations(data, metric: TimeToEvent, variant: str | None = "variant", *,
+                        share_at: float | None = None, name: str | None = None) -> pd.DataFrame:
     """Each unit's pseudo-observation: a column whose arm mean is the arm's restricted mean, exactly.
 
     Returns a DataFrame with the variant, the pseudo-observation (column
@@ -579,17 +581,24 @@ def pseudo_observations(data, metric: TimeToEvent, variant: str = "variant", *, 
     ``abkit.analyze(frame, abkit.Mean(name, covariate=...))`` then gives the
     same effect, CI and p-value as ``abkit.analyze(data, metric)`` (CUPED,
     Lin, ``sequential=True`` included). With ``share_at`` the pseudo-values of
-    the share with the event by that time. Definition and proofs:
+    the share with the event by that time. ``variant=None``: one population
+    (a history to plan with: ``abkit.power.simulate_power(frame,
+    abkit.Mean(name), effect=..., relative=False)``). Definition and proofs:
     :mod:`abkit.stats.survival` (infinitesimal jackknife, within arm). In
     memory (an engine's data is read for the needed columns only).
     """
     name = name or f"{metric.name} pseudo"
+    one_group = variant is None
     if not isinstance(data, (pd.DataFrame, pa.Table)):
         from .sources import read_columns
 
-        data = read_columns(data, [variant, *metric.source_columns, *([metric.unit] if metric.unit else [])])
+        data = read_columns(data, [*([] if one_group else [variant]), *metric.source_columns,
+                                   *([metric.unit] if metric.unit else [])])
     if isinstance(data, pa.Table):
         data = data.to_pandas()
+    if one_group:
+        variant = "__all"
+        data = data.assign(**{variant: "all"})
     cols = _memory_columns(data, metric, variant, [metric.unit] if metric.unit else [])
     codes, labels = cols["codes"], cols["labels"]
     ok = _check_values(metric, cols["T"], cols["E"], cols["X"], codes >= 0)
@@ -620,7 +629,7 @@ def pseudo_observations(data, metric: TimeToEvent, variant: str = "variant", *, 
     out = pd.concat(parts) if len(parts) > 1 else parts[0]
     if metric.unit is None:                     # the input's row order
         out = out.loc[data.index[ok]] if data.index.is_unique else out.sort_index(kind="stable")
-    return out
+    return out.drop(columns=variant) if one_group else out
 
 
 # --------------------------------------------------------------------------- words
@@ -847,11 +856,13 @@ class TimeToEventResult:
                                time_unit=self.metric.time_unit, events=events, level=1 - self.alpha)
 
     def __repr__(self) -> str:
+        from .results import p_text
+
         lines = [f"Time to event: {self.metric!r}, arms {list(self.arms)} (control {self.control!r})"]
         for r in self.rows:
             lines.append(f"  [{r['variant']} vs {self.control}] restricted mean {r['control_value']:.4g} -> "
                          f"{r['treatment_value']:.4g} {self.metric.time_unit}, difference {r['effect']:+.4g} "
-                         f"[{r['ci_lower']:+.4g}, {r['ci_upper']:+.4g}], p {r['p_value']:.3g}")
+                         f"[{r['ci_lower']:+.4g}, {r['ci_upper']:+.4g}], {p_text(r['p_value'])}")
         return "\n".join(lines)
 
 

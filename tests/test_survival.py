@@ -449,3 +449,37 @@ def test_median_difference_p_value_agrees_with_its_interval():
                                    sv.kaplan_meier(sv.EventTable.from_durations(a, ea)))
         outside = not (out["ci_lower"] <= 0 <= out["ci_upper"])
         assert outside == (out["p_value"] < 0.05), out
+
+
+def test_other_entry_points_refuse_a_time_to_event_metric_rather_than_read_its_event_indicator():
+    df = two_arms(n=600, seed=20)
+    df["market"] = np.where(np.arange(len(df)) % 2, "DE", "FR")
+    df["day"] = np.arange(len(df)) % 7
+    m = abkit.TimeToEvent("days", "refunded", horizon=10)
+    with pytest.raises(abkit.AbkitError, match="time-to-event"):
+        abkit.analyze_segments(df, [m], by="market")
+    with pytest.raises(abkit.AbkitError, match="time-to-event"):
+        abkit.sequential.monitor(df, [m], by="day")
+    with pytest.raises(abkit.AbkitError, match="times to event; plan them with abkit.power.simulate_power"):
+        abkit.power.plan(df, m, daily_units=100)
+    with pytest.raises(abkit.AbkitError, match="simulate_power injects effects into Mean"):
+        abkit.power.simulate_power(df, m, effect=0.1, n_per_arm=100, n_sims=10)
+    history = pseudo_observations(df, m, variant=None, name="pseudo")
+    assert list(history.columns) == ["pseudo"] and len(history) == len(df)
+    whole = sv.restricted_mean(sv.EventTable.from_durations(df.days, df.refunded), 10.0)
+    assert history.pseudo.mean() == pytest.approx(whole.value, rel=1e-12)
+
+
+def test_spark_push_down_equals_numpy(spark, tmp_path):
+    df = simulate.time_to_refund(8_000, hazard_ratio=1.3, read_day=40, seed=23)
+    path = tmp_path / "r.parquet"
+    df.assign(variant=df.variant.astype(str)).to_parquet(path)
+    sdf = spark.read.parquet(str(path))
+    for m in (abkit.TimeToEvent("days_to_refund", "refunded", horizon=20, resolution=1 / 24,
+                                covariate="pre_refund_days"),
+              abkit.TimeToEvent.from_timestamps("exposure_time", "refund_time", df.attrs["data_end"], horizon=20,
+                                                resolution=1 / 24)):
+        mem = abkit.analyze(df, m).to_frame().iloc[0]
+        got = abkit.analyze(sdf, m).to_frame().iloc[0]
+        for c in ("control_value", "treatment_value", "effect", "se", "variance_reduction"):
+            assert got[c] == pytest.approx(mem[c], rel=1e-9, abs=1e-12, nan_ok=True), c

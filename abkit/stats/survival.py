@@ -48,10 +48,11 @@ No density of the event times is estimated, the interval follows the
 asymmetry of each arm's, and its p-value is the largest ``alpha`` whose
 interval still contains 0 (found by bisection: the intervals are nested).
 
-**Influence functions and pseudo-observations.** Every functional here is
-``theta = sum_k a_k log(1 - d_k / Y_k)``-smooth in the unit weights. With a
-weight ``w_i`` on unit ``i`` (``d_k = sum_i w_i dN_ik``, ``Y_k = sum_i w_i
-Y_ik``), the derivative of ``S(t)`` at ``w = 1`` is
+**Influence functions and pseudo-observations.** Give unit ``i`` a weight
+``w_i`` (``d_k = sum_i w_i dN_ik``, ``Y_k = sum_i w_i Y_ik``, with ``dN_ik``
+its event at ``t_k`` and ``Y_ik`` whether it is at risk there). Since
+``log S(t) = sum_{t_k <= t} log(1 - d_k / Y_k)``, the derivative of ``S(t)``
+at ``w = 1`` is
 
     dS(t)/dw_i = -S(t) sum_{t_k <= t} (dN_ik - Y_ik d_k / Y_k) / (Y_k - d_k)
 
