@@ -96,9 +96,62 @@ class EventCounts:
     def covariates(self) -> tuple[str, ...]:
         return tuple(c.numerator for c in self.metric.covariates)
 
+    def merge(self, other: "EventCounts") -> "EventCounts":
+        """The counts of the union of two **disjoint** sets of units (partitions, files, enrolment cohorts).
+
+        Both must come from the same metric and be read at the same data
+        end: two reads of the same units at different times do not add up
+        (a unit censored in the first may have its event in the second).
+        Covariate sums are re-centred on one shift and co-moments merged
+        with Chan, Golub and LeVeque's update. Clustered counts (``unit=``)
+        keep rows, whose units could straddle the parts, and do not merge.
+        """
+        if other.metric != self.metric or other.variant != self.variant:
+            raise AbkitError("cannot merge event counts of different metrics or variant columns; count both parts "
+                             "with the same TimeToEvent metric")
+        if any(e.clusters is not None for c in (self, other) for e in c.arms.values()):
+            raise AbkitError(f"metric '{self.metric.name}' is clustered by '{self.metric.unit}': a unit's rows may "
+                             "sit in both parts, so counts do not add up; count the combined data")
+        shift = self.shift
+        arms = dict(self.arms)
+        for label, b in other.arms.items():
+            b = _reshift(b, other.shift, shift)
+            a = arms.get(label)
+            arms[label] = b if a is None else _merge_arm(_reshift(a, self.shift, shift), b)
+        return EventCounts(self.metric, self.variant, arms, shift, self.missing_variant + other.missing_variant,
+                           None, self.engine if self.engine == other.engine else "merged")
+
+    __add__ = merge
+
     def __repr__(self) -> str:
         parts = ", ".join(f"{a!r}: {e.table!r}" for a, e in self.arms.items())
         return f"EventCounts({self.metric.name!r}, {self.engine}: {parts})"
+
+
+def _reshift(e: ArmEvents, old: np.ndarray, new: np.ndarray) -> ArmEvents:
+    """The same counts with covariate sums relative to the shift ``new`` instead of ``old``."""
+    delta = np.asarray(old, dtype=np.float64) - np.asarray(new, dtype=np.float64)
+    if not delta.size or not np.any(delta):
+        return e
+    return ArmEvents(e.table, e.rows, e.dropped, e.units, e.covariate_mean, e.covariate_comoment,
+                     e.event_sums + np.outer(e.table.events, delta), e.removed_sums + np.outer(e.table.removed, delta))
+
+
+def _merge_arm(a: ArmEvents, b: ArmEvents) -> ArmEvents:
+    """Two disjoint parts of one arm (same covariate shift)."""
+    table = a.table + b.table
+    p = a.covariate_mean.size
+    Sd, Sm = np.zeros((table.time.size, p)), np.zeros((table.time.size, p))
+    for part in (a, b):
+        pos = np.searchsorted(table.time, part.table.time)
+        np.add.at(Sd, pos, part.event_sums)
+        np.add.at(Sm, pos, part.removed_sums)
+    na, nb = float(a.table.n), float(b.table.n)
+    n = na + nb
+    d = b.covariate_mean - a.covariate_mean
+    mean = a.covariate_mean + d * (nb / n if n else 0.0)
+    com = a.covariate_comoment + b.covariate_comoment + (na * nb / n if n else 0.0) * np.outer(d, d)
+    return ArmEvents(table, a.rows + b.rows, a.dropped + b.dropped, a.units + b.units, mean, com, Sd, Sm)
 
 
 def _grid_index(T: np.ndarray, resolution: float | None) -> np.ndarray:
@@ -871,7 +924,8 @@ def analyze_time_to_event(data, metric: TimeToEvent, variant: str = "variant", c
     """Every effect of one :class:`abkit.TimeToEvent` metric, its curves, a plot and words.
 
     One aggregation (:func:`event_counts`: numpy in memory, or pushed down to
-    the engine); every table of the result is computed from those counts.
+    the engine; ``data`` may also be those :class:`EventCounts`, e.g. parts
+    added up with ``+``); every table of the result is computed from them.
     ``transform`` is the scale of the pointwise bands and median intervals
     (``"log-log"``, ``"linear"`` or ``"log"``).
     """
@@ -881,7 +935,12 @@ def analyze_time_to_event(data, metric: TimeToEvent, variant: str = "variant", c
         raise AbkitError(f"alpha={alpha!r} must be between 0 and 0.5 (e.g. 0.05)")
     if transform not in sv.TRANSFORMS:
         raise AbkitError(f"transform={transform!r} is not known; use one of {', '.join(sv.TRANSFORMS)}")
-    counts = event_counts(data, metric, variant)
+    if isinstance(data, EventCounts):
+        if data.metric != metric:
+            raise AbkitError(f"these event counts are of metric {data.metric!r}, not {metric!r}")
+        counts = data
+    else:
+        counts = event_counts(data, metric, variant)
     present = list(counts.arms)
     if control not in present:
         raise DataError(f"control arm {control!r} not found in column '{variant}'; arms present: {present}. Pass "

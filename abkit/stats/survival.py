@@ -92,8 +92,14 @@ are computed **within each arm** (the arm's own KM), so each arm mean is
 that arm's KM restricted mean; CUPED, Lin, the always-valid intervals and
 every other moment-based method of :mod:`abkit.stats.ab` then apply to the
 column unchanged (Andersen, Hansen and Klein 2004, Lifetime Data Anal
-10:335, for restricted-mean regression on pseudo-values). Valid under
-independent censoring, as Kaplan-Meier itself.
+10:335, for restricted-mean regression on pseudo-values). The pseudo-values
+of an arm are not independent (each involves the whole arm's curve), but
+each is its unit's influence function plus ``O_p(1/n)``, so smooth
+estimators of their moments (a CUPED slope, an adjusted mean) have the
+asymptotic law they would have on the i.i.d. influence functions (Overgaard,
+Parner and Pedersen 2017, Ann Stat 45:1988); the calibration suite checks
+the false-positive rate and coverage. Valid under independent censoring, as
+Kaplan-Meier itself.
 
 **Clustered rows** (rows are events, e.g. refunds, of randomized units,
 e.g. buyers): the unit's influence is the sum of its rows',
