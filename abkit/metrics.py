@@ -629,7 +629,9 @@ class TimeToEvent(Metric):
         ``end`` is missing while the event has not happened. ``data_end`` (a
         datetime, date or ISO string) is when the data was read: units
         without an event by then, and events stamped after it, are censored
-        at ``data_end``. Durations are ``(min(end, data_end) - start)`` in
+        at ``data_end`` (a re-read "as of" an earlier date censors there).
+        Units that left observation earlier (an account closed) need their
+        own end: give ``duration`` and ``event`` columns instead. Durations are ``(min(end, data_end) - start)`` in
         ``time_unit`` (``seconds`` .. ``weeks``), computed by one narwhals
         expression in every engine (from the timestamps' calendar fields: naive
         timestamps, or a Spark session in UTC, so no daylight-saving hour is

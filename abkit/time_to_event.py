@@ -26,6 +26,9 @@ runs on them unchanged. Rows that are events of randomized units
 (``unit=``) are clustered: their influence is summed per unit, in memory
 (an engine returns just the needed columns for that).
 
+Counts of disjoint sets of units (partitions, files, enrolment cohorts read
+at the same time) add up: ``event_counts(part1, m) + event_counts(part2, m)``.
+
 Entry points: :func:`event_counts` (the aggregation), :func:`event_rows`
 (what :func:`abkit.analyze` reports for the metric),
 :func:`analyze_time_to_event` (every effect, the curves, a plot and a
@@ -171,6 +174,19 @@ def _truncate(key: np.ndarray, E: np.ndarray, metric: TimeToEvent) -> tuple[np.n
 
 def _times(key: np.ndarray, metric: TimeToEvent) -> np.ndarray:
     return key if metric.resolution is None else key * metric.resolution
+
+
+def _grid_time(metric: TimeToEvent, t: float, what: str = "time") -> float:
+    """``t`` as the grid writes it: ``k * resolution`` (the same float product as the bins), so a time on the
+    grid compares equal to its bin; a time off the grid is refused (its share would mix two bins)."""
+    r = metric.resolution
+    if r is None:
+        return float(t)
+    k = round(t / r)
+    if abs(t / r - k) > 1e-9 * max(1.0, abs(k)):
+        raise AbkitError(f"metric '{metric.name}': {what} {t:g} is not a multiple of its resolution {r:g} "
+                         f"{metric.time_unit}; ask for a time on the bins")
+    return float(np.float64(k) * r)
 
 
 def _check_values(metric: TimeToEvent, T, E, X, arm_ok) -> np.ndarray:
@@ -477,8 +493,8 @@ def _assemble(metric, variant, out, covs, K, arm_rows, dropped, missing_variant,
 def _functional(table: sv.EventTable, metric: TimeToEvent, share_at: float | None):
     """``(value, a)`` of the restricted mean (``share_at=None``) or of the share with the event by ``share_at``."""
     if share_at is None:
-        return sv.restricted_mean_coefficients(table, metric.horizon)
-    value, a = sv.survival_coefficients(table, share_at)
+        return sv.restricted_mean_coefficients(table, _grid_time(metric, metric.horizon))
+    value, a = sv.survival_coefficients(table, _grid_time(metric, share_at))
     return 1.0 - value, -a
 
 
@@ -494,7 +510,7 @@ def _check_arm(counts: EventCounts, arm, share_at) -> ArmEvents:
                         "needed")
     table = ev.table
     S_last = sv.kaplan_meier(table).survival[-1]
-    need = m.horizon if share_at is None else share_at
+    need = _grid_time(m, m.horizon if share_at is None else share_at)
     if table.last_time < need and S_last > 0:
         raise DataError(
             f"metric '{m.name}': arm {arm!r} is followed for at most {table.last_time:g} {m.time_unit}, less than the "
@@ -569,6 +585,7 @@ def event_rows(data, metric: TimeToEvent, variant: str, control: Hashable, treat
               metric.method_label.replace(f"restricted mean to {metric.horizon:g}", f"share by {share_at:g}"))
     # a shorter time to the event means a larger share with it by any time: the good direction flips
     better = metric.better if share_at is None else {"lower": "higher", "higher": "lower"}[metric.better]
+    until = _grid_time(metric, metric.horizon if share_at is None else share_at)
     out = []
     for arm in treatments:
         c = compare(block, target, control, arm, alpha, arms=arms)
@@ -581,8 +598,7 @@ def event_rows(data, metric: TimeToEvent, variant: str, control: Hashable, treat
             "rel_se": c.rel_se, "df": c.df, "variance_reduction": c.variance_reduction,
             "dropped_control": int(ctl.dropped), "dropped_treatment": int(trt.dropped), "better": better,
             "horizon": metric.horizon if share_at is None else share_at,
-            "at_risk_control": _at_risk(ctl.table, metric.horizon if share_at is None else share_at),
-            "at_risk_treatment": _at_risk(trt.table, metric.horizon if share_at is None else share_at),
+            "at_risk_control": _at_risk(ctl.table, until), "at_risk_treatment": _at_risk(trt.table, until),
         }
         out.append((row, (c.control_se ** 2, c.cov_effect_control)))
     return out
@@ -780,7 +796,7 @@ class TimeToEventResult:
         ``measure`` is ``rmst``, ``rmtl``, ``rmst difference``, ``rmst
         ratio``, ``rmtl ratio`` (unadjusted, as R survRM2 prints them).
         """
-        tau, z_alpha = self.metric.horizon, self.alpha
+        tau, z_alpha = _grid_time(self.metric, self.metric.horizon), self.alpha
         est = {a: sv.restricted_mean(self.counts.arms[a].table, tau) for a in self.arms}
         from scipy import stats
 

@@ -497,3 +497,25 @@ def test_counts_of_disjoint_parts_add_up_to_the_counts_of_the_whole(tmp_path):
         assert added[c] == pytest.approx(whole[c], rel=1e-10), c
     with pytest.raises(abkit.AbkitError, match="different metrics"):
         event_counts(df, m) + event_counts(df, abkit.TimeToEvent("days", "refunded", horizon=10))
+
+
+def test_times_on_a_binned_grid_compare_equal_to_their_bins():
+    # k * r in floating point may land just above or below k r; the horizon and the "share by" times are written
+    # as the grid writes them, so a bin at exactly the asked time is counted (and an off-grid time is refused)
+    df = two_arms(n=4000, seed=25, hr=1.2)
+    df["days"] = np.round(df["days"] * 10) / 10
+    assert 23 * 0.1 > 2.3                       # the float trap: bin 23 of 0.1 lies above 2.3
+    for r, at, horizon in ((0.1, 0.7, 3.0), (0.1, 2.3, 3.0), (1 / 3, 2.0, 10.0), (0.05, 1.15, 1.5)):
+        m = abkit.TimeToEvent("days", "refunded", horizon=horizon, resolution=r)
+        res = abkit.analyze_time_to_event(df, m)
+        share = res.share_with_event(at).iloc[0]
+        ctl = df[df.variant == "control"]
+        key = np.ceil(ctl.days.to_numpy() / r - 1e-9)
+        k_at = round(at / r)
+        # KM share by `at` on the binned times, computed on the integer bin numbers
+        table = sv.EventTable.from_durations(key, np.where(key <= round(horizon / r), ctl.refunded, 0))
+        expected = 1 - sv.kaplan_meier(table).at(k_at).value
+        assert share.control_value == pytest.approx(expected, rel=1e-12), (r, at)
+    with pytest.raises(abkit.AbkitError, match="not a multiple of its resolution"):
+        abkit.analyze_time_to_event(df, abkit.TimeToEvent("days", "refunded", horizon=6, resolution=0.5)
+                                    ).share_with_event(1.25)

@@ -118,7 +118,7 @@ from scipy import stats
 from ..errors import AbkitError, DataError
 
 __all__ = [
-    "EventTable", "KaplanMeier", "Estimate", "kaplan_meier", "restricted_mean", "survival_at",
+    "EventTable", "KaplanMeier", "Estimate", "kaplan_meier", "survival_band", "restricted_mean", "survival_at",
     "restricted_mean_coefficients", "survival_coefficients", "influence", "pseudo_observations",
     "cluster_influence", "pseudo_moments", "quantile_time", "difference", "log_ratio", "mover_difference",
     "median_difference", "TRANSFORMS",
