@@ -111,6 +111,7 @@ Data Anal 1:171); :func:`cluster_influence` sums them with one
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import stats
@@ -172,10 +173,19 @@ class EventTable:
         return cls(grid, np.bincount(index, weights=e, minlength=grid.size),
                    np.bincount(index, minlength=grid.size).astype(np.float64))
 
-    @property
+    @cached_property
     def at_risk(self) -> np.ndarray:
         """``Y_k``: units still followed just before ``time[k]``."""
         return np.cumsum(self.removed[::-1])[::-1]
+
+    @cached_property
+    def _greenwood(self) -> np.ndarray:
+        return _compute_greenwood_terms(self)
+
+    @cached_property
+    def kaplan_meier(self) -> "KaplanMeier":
+        """The Kaplan-Meier estimate of this table (computed once; :func:`kaplan_meier`)."""
+        return _kaplan_meier(self)
 
     @property
     def n(self) -> float:
@@ -238,13 +248,16 @@ class Estimate:
 
 
 def _greenwood_terms(table: EventTable) -> tuple[np.ndarray, np.ndarray]:
-    """``(Y, d / (Y (Y - d)))``, the term 0 where ``Y = d`` (S drops to 0 there)."""
+    """``(Y, d / (Y (Y - d)))``, the term 0 where ``Y = d`` (S drops to 0 there); cached on the table."""
+    return table.at_risk, table._greenwood
+
+
+def _compute_greenwood_terms(table: EventTable) -> np.ndarray:
     Y = table.at_risk
     d = table.events
     free = Y - d
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(free > 0, d / (Y * np.where(free > 0, free, 1.0)), 0.0)
-    return Y, terms
+        return np.where(free > 0, d / (Y * np.where(free > 0, free, 1.0)), 0.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -294,7 +307,11 @@ def survival_band(S, var, alpha: float = 0.05, transform: str = "log-log") -> tu
 
 
 def kaplan_meier(table: EventTable) -> KaplanMeier:
-    """Kaplan-Meier survival and Greenwood variance at every time of ``table``."""
+    """Kaplan-Meier survival and Greenwood variance at every time of ``table`` (cached on the table)."""
+    return table.kaplan_meier
+
+
+def _kaplan_meier(table: EventTable) -> KaplanMeier:
     Y, terms = _greenwood_terms(table)
     with np.errstate(divide="ignore", invalid="ignore"):
         hazard = np.where(Y > 0, table.events / np.where(Y > 0, Y, 1.0), 0.0)
