@@ -147,9 +147,12 @@ def analyze(
                 + (f"with unit='{have}'" if have else "without it (or were added up from parts)")
                 + f"; pass the data itself, or compute abkit.moments(data, metrics, unit='{unit}')"
             )
-        if quantiles or events:
-            raise AbkitError(f"metric(s) {[m.name for m in quantiles + events]} are quantiles or times to event, "
-                             "which cannot be computed from moments; pass the data itself")
+        if quantiles:
+            raise AbkitError(f"metric(s) {[m.name for m in quantiles]} are quantiles, which cannot be computed "
+                             "from moments; pass the data itself")
+        if events:
+            raise AbkitError(f"metric(s) {[m.name for m in events]} are times to event, which need event counts "
+                             "by time, not moments; pass the data itself")
         uncapped = [m.name for m in metrics if getattr(m, "needs_cap", False)]
         if uncapped:
             raise AbkitError(f"metric(s) {uncapped} winsorize at a quantile of the data, which moments do not "
