@@ -8,10 +8,12 @@
 """
 from .analysis import analyze, moments
 from .errors import AbkitError, ColumnNotFoundError, DataError, ReadoutError, SpecError
-from .metrics import NPS, Mean, Metric, Proportion, Quantile, Ratio
+from .metrics import NPS, Mean, Metric, Proportion, Quantile, Ratio, TimeToEvent
 from .moments import Moments, MomentSet
 from .results import ExperimentResult
 from .quantile import quantile_effect
+from . import time_to_event  # noqa: F401  (abkit.time_to_event.*)
+from .time_to_event import analyze_time_to_event
 from .segments import SegmentResult, analyze_segments
 from . import engines  # noqa: F401  (abkit.engines.table)
 from .spec import ExperimentSpec, load_spec
@@ -35,4 +37,5 @@ __all__ = [
     "ExperimentResult", "Mean", "Metric", "MomentSet", "Moments", "Proportion", "Ratio",
     "analyze", "moments", "ExperimentSpec", "load_spec", *_LAZY,
     "NPS", "Quantile", "quantile_effect", "analyze_segments", "SegmentResult",
+    "TimeToEvent", "analyze_time_to_event", "time_to_event",
 ]

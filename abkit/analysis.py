@@ -13,6 +13,7 @@ from .sources import aggregate
 from .stats.ab import check_binary, compare
 from .stats.checks import normalise_allocation, srm_test
 from .stats.multiple import adjust
+from .time_to_event import event_rows, time_to_event_part
 
 __all__ = ["analyze", "moments"]
 
@@ -36,6 +37,10 @@ def moments(data, metrics: Sequence[Metric] | Metric, variant: str = "variant",
     if quantiles:
         raise AbkitError(f"metric(s) {quantiles} are quantiles, which cannot be computed from moments; "
                          "pass the data to abkit.analyze (or use abkit.quantile_effect)")
+    events = [m.name for m in metrics if getattr(m, "kind", None) == "time_to_event"]
+    if events:
+        raise AbkitError(f"metric(s) {events} are time-to-event metrics, which need event counts by time, not "
+                         "moments; pass the data to abkit.analyze (or use abkit.time_to_event.event_counts)")
     if any(getattr(m, "needs_cap", False) for m in metrics):
         from .quantile import resolve_caps
 
@@ -131,6 +136,7 @@ def analyze(
     if correction is not None and correction not in ("holm", "bh"):
         raise AbkitError(f"correction={correction!r} is not known; use 'holm', 'bh' or None")
     quantiles = [m for m in metrics if m.kind == "quantile"]
+    events = [m for m in metrics if m.kind == "time_to_event"]   # issue 17: abkit.time_to_event
     if unit is not None and not isinstance(unit, str):
         raise AbkitError(f"unit={unit!r} must be a column name (e.g. 'buyer_id')")
     if isinstance(data, MomentSet):
@@ -144,6 +150,9 @@ def analyze(
         if quantiles:
             raise AbkitError(f"metric(s) {[m.name for m in quantiles]} are quantiles, which cannot be computed "
                              "from moments; pass the data itself")
+        if events:
+            raise AbkitError(f"metric(s) {[m.name for m in events]} are times to event, which need event counts "
+                             "by time, not moments; pass the data itself")
         uncapped = [m.name for m in metrics if getattr(m, "needs_cap", False)]
         if uncapped:
             raise AbkitError(f"metric(s) {uncapped} winsorize at a quantile of the data, which moments do not "
@@ -155,8 +164,11 @@ def analyze(
     if quantiles and len(quantiles) == len(metrics):
         return _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, allocation,
                                        sequential, bayesian, unit)
+    if events and all(m.kind in ("quantile", "time_to_event") for m in metrics):
+        return _analyze_events_only(data, metrics, variant, control, alpha, correction, allocation, sequential,
+                                    bayesian, unit)
     ms = data if isinstance(data, MomentSet) else aggregate(
-        data, [m for m in metrics if m.kind != "quantile"], variant=variant, unit=unit)
+        data, [m for m in metrics if m.kind not in ("quantile", "time_to_event")], variant=variant, unit=unit)
     if ms.by:
         raise AbkitError("these moments are split by segment; analyse one with moments.segment(value)")
     arms = list(ms.rows)
@@ -181,6 +193,10 @@ def analyze(
             from .quantile import quantile_rows
 
             rows += quantile_rows(frame, metric, ms.variant, control, treatments, alpha)
+            continue
+        if metric.kind == "time_to_event":
+            rows += [{**r, _FIELLER: f} for r, f in event_rows(data, metric, ms.variant, control, treatments, alpha,
+                                                               arms)]
             continue
         block = ms.block_for(metric.columns, metric.dropna)
         if metric.kind == "proportion":
@@ -255,6 +271,26 @@ def _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, 
     rows = [r for m in metrics for r in quantile_rows(frame, m, variant, control, arms[1:], alpha)]
     return _finish(rows, metrics, arms, control, alpha, correction, srm, int(frame[variant].isna().sum()),
                    variant, float(sum(srm.observed)), sequential, bayesian, integrity)
+
+
+def _analyze_events_only(data, metrics, variant, control, alpha, correction, allocation, sequential, bayesian,
+                         unit=None):
+    """:func:`analyze` when every metric is a time to event (or a quantile): arms and checks from the counts."""
+    part = time_to_event_part(data, [m for m in metrics if m.kind == "time_to_event"], variant, control, alpha,
+                              allocation, unit)
+    arms = part["arms"]
+    quantiles = [m for m in metrics if m.kind == "quantile"]
+    frame = _quantile_frame(data, quantiles, variant) if quantiles else None
+    rows = []
+    for metric in metrics:
+        if metric.kind == "quantile":
+            from .quantile import quantile_rows
+
+            rows += quantile_rows(frame, metric, variant, control, arms[1:], alpha)
+        else:
+            rows += [{**r, _FIELLER: f} for r, f in part["rows"][metric.name]]
+    return _finish(rows, metrics, arms, control, alpha, correction, part["srm"], part["missing_variant"], variant,
+                   part["units"], sequential, bayesian, part["integrity"])
 
 
 def _always_valid_fieller(rows: list[dict], alpha: float) -> list[dict]:

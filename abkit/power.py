@@ -176,6 +176,11 @@ def estimate_design(data, metric, variant: str | None = None, control: Hashable 
     if quantiles:
         raise AbkitError(f"metric(s) {quantiles} are quantiles, which have no closed-form power; use "
                          "abkit.power.simulate_power (resampling the history)")
+    events = [m.name for m in metrics if m.kind == "time_to_event"]
+    if events:   # issue 17: their moments would be the event indicator's, not the restricted mean's
+        raise AbkitError(f"metric(s) {events} are times to event; plan them with abkit.power.simulate_power on "
+                         "their pseudo-observations: a Mean of abkit.time_to_event.pseudo_observations(history, "
+                         "metric), with relative=False")
     if not isinstance(data, MomentSet) and any(getattr(m, "needs_cap", False) for m in metrics):
         from .quantile import resolve_caps
 

@@ -46,7 +46,14 @@ def _check_did(ns: dict, text: str) -> None:
     assert "pre-trend test of the 4 periods before launch" in text
 
 
-CHECKS = {"Analyse an A/B test in a notebook": _check_tour, "Rollouts: difference-in-differences": _check_did}
+def _check_survival(ns: dict, text: str) -> None:
+    """The time-to-event tour quotes the start of what res.sentence() prints."""
+    quoted = "refunds arrive 0.60 days sooner on average within the first 14 days"
+    assert quoted in text and ns["res"].sentence().startswith(quoted + ", 95% CI"), ns["res"].sentence()
+
+
+CHECKS = {"Analyse an A/B test in a notebook": _check_tour, "Rollouts: difference-in-differences": _check_did,
+          "Time to refund with censoring": _check_survival}
 """Section -> a check, after the section ran, that the prose around its blocks matches what they print."""
 
 _SKIP = re.compile(r"<!--\s*not run:\s*(?P<reason>.*?)\s*-->\s*$")
