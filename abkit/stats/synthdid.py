@@ -173,7 +173,8 @@ def sparsify(x: np.ndarray) -> np.ndarray:
 
 
 def simplex_ridge_fw(A: np.ndarray, b: np.ndarray, eta, x0: np.ndarray, *, n_rows=None, allowed=None,
-                     min_decrease, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+                     min_decrease, max_iter: int, pre_sparsify: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Frank-Wolfe for ``min ||A x - b||^2 + eta ||x||^2`` over the simplex, for ``B`` problems at once.
 
     ``A`` is ``(B, n, k)``, ``b`` ``(B, n)``, ``x0`` ``(B, k)`` (a start on the
@@ -189,7 +190,9 @@ def simplex_ridge_fw(A: np.ndarray, b: np.ndarray, eta, x0: np.ndarray, *, n_row
     problem stops after step ``t >= 2`` once that step lowered
     ``(||A x - b||^2 + eta ||x||^2) / n_rows`` by no more than
     ``min_decrease^2`` (R's ``vals[t - 1] - vals[t] > min.decrease^2``), or
-    after ``max_iter`` steps.
+    after ``max_iter`` steps. With ``pre_sparsify = m`` this is R's two-pass
+    scheme: ``m`` steps from ``x0``, :func:`sparsify`, then up to
+    ``max_iter`` steps from the sparse weights.
 
     Implementation: with ``H = A'A + eta I`` and ``c = A'b`` (formed once),
     ``g = H x - c`` is updated as ``(1 - s) g + s (H_i - c)``, and
@@ -197,7 +200,7 @@ def simplex_ridge_fw(A: np.ndarray, b: np.ndarray, eta, x0: np.ndarray, *, n_row
     so a step costs ``O(k)`` per problem, all problems in a few numpy calls.
     The decrease is ``-(2 s g'd + s^2 d'Hd)``, computed from the step itself
     rather than as a difference of two objective values. Returns ``x`` and
-    the number of steps taken per problem.
+    the number of steps of the (last) pass per problem.
     """
     A = np.asarray(A, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -208,25 +211,33 @@ def simplex_ridge_fw(A: np.ndarray, b: np.ndarray, eta, x0: np.ndarray, *, n_row
     allowed = np.ones((B, k), bool) if allowed is None else np.asarray(allowed, bool)
     x = np.array(x0, dtype=np.float64, copy=True)
     steps = np.zeros(B, np.int64)
-    if max_iter <= 0 or B == 0:
+    if B == 0:
         return x, steps
     At = A.transpose(0, 2, 1)
     H = At @ A                                         # (B, k, k)
-    c = (At @ b[:, :, None])[:, :, 0]                  # (B, k)
+    c = np.ascontiguousarray((At @ b[:, :, None])[:, :, 0])
     diag = np.arange(k)
     H[:, diag, diag] += eta[:, None]
     hdiag = H[:, diag, diag].copy()
-    g = (H @ x[:, :, None])[:, :, 0] - c
     rows = H - c[:, None, :]                           # rows[b, i] = H_i - c: g after a full step to e_i
     blocked = ~allowed
     if blocked.any():
         rows[np.broadcast_to(blocked[:, None, :], rows.shape)] = _BIG
-        g[blocked] = _BIG
+    width = np.where(allowed.any(axis=1), k - np.argmax(allowed[:, ::-1], axis=1), 1)   # last allowed column + 1
     threshold = md * md * n_rows
-    if B == 1:
-        steps[0] = _fw_single(rows[0], hdiag[0], c[0], x[0], g[0], float(threshold[0]), int(max_iter))
-        return x, steps
-    _fw_batch(rows, hdiag, c, x, g, threshold, int(max_iter), steps)
+    for i, m in enumerate((pre_sparsify, max_iter)):
+        if m is None:
+            continue
+        if i == 1 and pre_sparsify is not None:
+            x = sparsify(x)
+        if m <= 0:
+            continue
+        g = (H @ x[:, :, None])[:, :, 0] - c
+        g[blocked] = _BIG
+        if B == 1:
+            steps[0] = _fw_single(rows[0], hdiag[0], c[0], x[0], g[0], float(threshold[0]), int(m))
+        else:
+            _fw_batch(rows, hdiag, c, x, g, threshold, int(m), steps, width)
     return x, steps
 
 
@@ -266,14 +277,16 @@ def _fw_single(rows, hdiag, c, x, g, threshold: float, max_iter: int, t_start: i
     return max_iter
 
 
-def _fw_batch(rows, hdiag, c, x, g, threshold, max_iter: int, steps) -> None:
-    """All problems of :func:`simplex_ridge_fw` in lockstep; finished ones are dropped from the working set."""
+def _fw_batch(rows, hdiag, c, x, g, threshold, max_iter: int, steps, width) -> None:
+    """All problems of :func:`simplex_ridge_fw` in lockstep; finished ones leave the working set (which is
+    then also trimmed to the columns its problems may use); the last one finishes in :func:`_fw_single`."""
     B, k = x.shape
     live = np.arange(B)                                 # working-set position -> problem
     W_rows = rows.reshape(B * k, k)
     W_h = hdiag.ravel()
     W_c = c.ravel()
-    W_x, W_g, W_cc, W_thr = x, g, c, threshold
+    W_x, W_g, W_cc, W_thr, W_w = x, g, c, threshold, width
+    kw = k
     xg = np.einsum("bk,bk->b", W_x, np.where(W_g < _BIG, W_g, 0.0))
     v = np.einsum("bk,bk->b", W_cc, W_x)
     base = np.arange(B) * k
@@ -297,7 +310,7 @@ def _fw_batch(rows, hdiag, c, x, g, threshold, max_iter: int, steps) -> None:
             W_g *= om[:, None]
             W_g += row
             W_x *= om[:, None]
-            W_x.ravel()[base + i] += s
+            W_x.ravel()[flat] += s
             sh = s * h
             u += s * ((p - u) * 2.0 + sh)
             v += s * (ci - v)
@@ -306,40 +319,43 @@ def _fw_batch(rows, hdiag, c, x, g, threshold, max_iter: int, steps) -> None:
                 v = np.einsum("bk,bk->b", W_cc, W_x)
             else:
                 xg = u - v
-            if t >= 2:
-                stop = active & ~(s * (gd + gd + sh) < -W_thr)
-                if stop.any():
-                    t_done[live[stop]] = t
-                    active &= ~stop
-                    n_active = int(active.sum())
-                    if n_active == 0:
-                        break
-                    if n_active == 1 and t < max_iter:
-                        # one problem left: finish it with the scalar loop
-                        j = int(np.argmax(active))
-                        kb = active.size
-                        xj, gj = W_x[j].copy(), W_g[j].copy()
-                        t_done[live[j]] = _fw_single(W_rows.reshape(kb, k, k)[j], W_h.reshape(kb, k)[j],
-                                                     W_cc[j], xj, gj, float(W_thr[j]), max_iter, t + 1)
-                        W_x[j] = xj
-                        break
-                    if n_active <= 0.6 * active.size and active.size > 4:
-                        # write back, shrink the working set to the problems still running
-                        x[live] = W_x
-                        keep = np.nonzero(active)[0]
-                        live = live[keep]
-                        kb = keep.size
-                        W_rows = W_rows.reshape(-1, k, k)[keep].reshape(kb * k, k)
-                        W_h = W_h.reshape(-1, k)[keep].ravel()
-                        W_c = W_c.reshape(-1, k)[keep].ravel()
-                        W_cc = W_cc[keep]
-                        W_x = W_x[keep]
-                        W_g = W_g[keep]
-                        W_thr = W_thr[keep]
-                        xg, v = xg[keep], v[keep]
-                        base = np.arange(kb) * k
-                        active = np.ones(kb, bool)
-    x[live] = W_x
+            if t < 2:
+                continue
+            stop = active & ~(s * (gd + gd + sh) < -W_thr)
+            if not stop.any():
+                continue
+            t_done[live[stop]] = t
+            active &= ~stop
+            n_active = int(active.sum())
+            if n_active == 0:
+                break
+            if n_active == 1 and t < max_iter:
+                # one problem left: finish it with the scalar loop
+                j = int(np.argmax(active))
+                xj, gj = W_x[j].copy(), W_g[j].copy()
+                t_done[live[j]] = _fw_single(W_rows.reshape(-1, kw, kw)[j], W_h.reshape(-1, kw)[j], W_cc[j], xj, gj,
+                                             float(W_thr[j]), max_iter, t + 1)
+                W_x[j] = xj
+                break
+            if n_active <= 0.6 * active.size and active.size > 4:
+                # write back, shrink the working set to the problems (and the columns) still in use
+                x[live, :kw] = W_x
+                keep = np.nonzero(active)[0]
+                live = live[keep]
+                kb = keep.size
+                k_new = int(W_w[keep].max())
+                W_rows = W_rows.reshape(-1, kw, kw)[keep][:, :k_new, :k_new].reshape(kb * k_new, k_new)
+                W_h = W_h.reshape(-1, kw)[keep][:, :k_new].ravel()
+                W_c = W_c.reshape(-1, kw)[keep][:, :k_new].ravel()
+                W_cc = np.ascontiguousarray(W_cc[keep][:, :k_new])
+                W_x = np.ascontiguousarray(W_x[keep][:, :k_new])
+                W_g = np.ascontiguousarray(W_g[keep][:, :k_new])
+                W_thr, W_w = W_thr[keep], W_w[keep]
+                xg, v = xg[keep], v[keep]
+                kw = k_new
+                base = np.arange(kb) * kw
+                active = np.ones(kb, bool)
+    x[live, :kw] = W_x
     steps[:] = t_done
 
 
@@ -504,11 +520,8 @@ def _run_fw(problems: list, reg: Regularization, min_decrease: np.ndarray):
         n_rows[sl] = nr
         md[sl] = min_decrease
         at += Bp
-    if reg.sparsify:
-        x, _ = simplex_ridge_fw(A, b, eta, x0, n_rows=n_rows, allowed=allowed, min_decrease=md,
-                                max_iter=reg.max_iter_pre_sparsify)
-        x0 = sparsify(x)
-    x, _ = simplex_ridge_fw(A, b, eta, x0, n_rows=n_rows, allowed=allowed, min_decrease=md, max_iter=reg.max_iter)
+    x, _ = simplex_ridge_fw(A, b, eta, x0, n_rows=n_rows, allowed=allowed, min_decrease=md, max_iter=reg.max_iter,
+                            pre_sparsify=reg.max_iter_pre_sparsify if reg.sparsify else None)
     out, at = [], 0
     for (Ap, _bp, _z, xp, _ok, _nr), Bp in zip(problems, Bs):
         out.append(x[at:at + Bp, :xp.shape[1]])
@@ -605,7 +618,7 @@ def _fw_step(A, x, b, eta, allowed):
     i = np.where(allowed, half_grad, np.inf).argmin(axis=1)
     bidx = np.arange(x.shape[0])
     d = -x
-    d[bidx, i] = 1.0 - x[bidx, i]
+    d[bidx, i] += 1.0
     d_err = A[bidx, :, i] - Ax
     denom = (d_err * d_err).sum(axis=1) + eta * (d * d).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -625,27 +638,45 @@ def covariate_weights(col: _Collapsed, reg: Regularization, zeta_omega, zeta_lam
     Frank-Wolfe step for ``lambda`` and for ``omega`` (those being updated);
     it stops when the objective falls by no more than ``min_decrease^2``
     (after the second iteration) or after ``max_iter`` iterations. No
-    sparsification (as in synthdid with covariates). Returns
-    ``(lambda, omega, beta)``.
+    sparsification (as in synthdid with covariates). The regressions are
+    linear in ``beta``, so their (centred) design matrices are formed once
+    for ``Y`` and each covariate. Returns ``(lambda, omega, beta)``.
     """
     Yc, Xc = col.Yc, col.Xc
     B, C, K1, P1 = Xc.shape
     K, P = K1 - 1, P1 - 1
-    zo2 = np.asarray(zeta_omega) ** 2
-    zl2 = np.asarray(zeta_lambda) ** 2
+    zo2 = np.broadcast_to(np.asarray(zeta_omega, dtype=np.float64) ** 2, (B,))
+    zl2 = np.broadcast_to(np.asarray(zeta_lambda, dtype=np.float64) ** 2, (B,))
     n_c, n_p = col.n_control, col.n_pre
     md2 = np.asarray(min_decrease) ** 2
 
-    def update(Yb, lam, om):
-        lA, lb = Yb[:, :K, :P], Yb[:, :K, P]
+    def designs(Z):                                     # Z (B, K+1, P+1) -> the two regressions' (A, b)
+        lA, lb = Z[:, :K, :P], Z[:, :K, P]
         if reg.lambda_intercept:
             lA, lb = _center(lA, lb, col.row_ok, n_c)
+        oA, ob = Z[:, :K, :P].transpose(0, 2, 1), Z[:, K, :P]
+        if reg.omega_intercept:
+            oA, ob = _center(oA, ob, col.pre_ok, n_p)
+        return np.ascontiguousarray(lA), lb, np.ascontiguousarray(oA), ob
+
+    lAY, lbY, oAY, obY = designs(Yc)
+    xd = [designs(Xc[:, c]) for c in range(C)]
+    lAX = np.stack([d[0] for d in xd], axis=1).reshape(B, C, K * P)
+    lbX = np.stack([d[1] for d in xd], axis=1)
+    oAX = np.stack([d[2] for d in xd], axis=1).reshape(B, C, P * K)
+    obX = np.stack([d[3] for d in xd], axis=1)
+    XcK = Xc[:, :, :K, :]                              # X[1:N0, ] (uncentred, as in R's gradient)
+    XcP = Xc[:, :, :, :P]                              # X[, 1:T0]
+
+    def update(beta, lam, om):
+        bb = beta[:, None, :]
+        lA = lAY - (bb @ lAX).reshape(B, K, P)
+        lb = lbY - (bb @ lbX)[:, 0]
         if reg.update_lambda:
             lam = _fw_step(lA, lam, lb, n_c * zl2, col.pre_ok)
         err_l = (lA @ lam[:, :, None])[:, :, 0] - lb
-        oA, ob = Yb[:, :K, :P].transpose(0, 2, 1), Yb[:, K, :P]
-        if reg.omega_intercept:
-            oA, ob = _center(oA, ob, col.pre_ok, n_p)
+        oA = oAY - (bb @ oAX).reshape(B, P, K)
+        ob = obY - (bb @ obX)[:, 0]
         if reg.update_omega:
             om = _fw_step(oA, om, ob, n_p * zo2, col.row_ok)
         err_o = (oA @ om[:, :, None])[:, :, 0] - ob
@@ -654,29 +685,33 @@ def covariate_weights(col: _Collapsed, reg: Regularization, zeta_omega, zeta_lam
         return lam, om, err_l, err_o, val
 
     beta = np.zeros((B, C))
-    lam, om, err_l, err_o, _ = update(Yc, lambda0, omega0)
+    lam, om, err_l, err_o, _ = update(beta, lambda0, omega0)
     active = np.ones(B, bool)
     prev = np.full(B, np.inf)
+    lam_m1 = np.empty((B, P + 1))
+    om_m1 = np.empty((B, K + 1))
+    lam_m1[:, P] = -1.0
+    om_m1[:, K] = -1.0
     for t in range(1, reg.max_iter + 1):
-        lam_m1 = np.concatenate([lam, -np.ones((B, 1))], axis=1)           # (lambda, -1) on the P+1 columns
-        om_m1 = np.concatenate([om, -np.ones((B, 1))], axis=1)              # (omega, -1) on the K+1 rows
-        lam_m1[:, :P] *= col.pre_ok
-        x_l = np.einsum("bckp,bp->bck", Xc[:, :, :K, :], lam_m1)           # X[1:N0, ] (lambda, -1)
-        x_o = np.einsum("bckp,bk->bcp", Xc[:, :, :, :P], om_m1)             # t(X[, 1:T0]) (omega, -1)
-        grad = -(np.einsum("bk,bck->bc", err_l, x_l) / n_c[:, None]
-                 + np.einsum("bp,bcp->bc", err_o, x_o) / n_p[:, None])
+        lam_m1[:, :P] = lam
+        om_m1[:, :K] = om
+        x_l = (XcK @ lam_m1[:, None, :, None])[..., 0]                      # (B, C, K)
+        x_o = (om_m1[:, None, None, :] @ XcP)[:, :, 0, :]                   # (B, C, P)
+        grad = -((x_l @ err_l[:, :, None])[..., 0] / n_c[:, None] + (x_o @ err_o[:, :, None])[..., 0] / n_p[:, None])
         new_beta = beta - grad / t
-        Yb = Yc - np.einsum("bc,bcij->bij", new_beta, Xc)
-        n_lam, n_om, n_el, n_eo, val = update(Yb, lam, om)
-        keep = active[:, None]
-        beta = np.where(keep, new_beta, beta)
-        lam, om = np.where(keep, n_lam, lam), np.where(keep, n_om, om)
-        err_l, err_o = np.where(keep, n_el, err_l), np.where(keep, n_eo, err_o)
+        n_lam, n_om, n_el, n_eo, val = update(new_beta, lam, om)
+        if active.all():
+            beta, lam, om, err_l, err_o = new_beta, n_lam, n_om, n_el, n_eo
+        else:
+            keep = active[:, None]
+            beta = np.where(keep, new_beta, beta)
+            lam, om = np.where(keep, n_lam, lam), np.where(keep, n_om, om)
+            err_l, err_o = np.where(keep, n_el, err_l), np.where(keep, n_eo, err_o)
         if t >= 2:
             active &= (prev - val) > md2
+            if not active.any():
+                break
         prev = np.where(active, val, prev)
-        if not active.any():
-            break
     return lam, om, beta
 
 
