@@ -279,13 +279,12 @@ def _fw_single(rows, hdiag, c, x, g, threshold: float, max_iter: int, t_start: i
 
 def _fw_batch(rows, hdiag, c, x, g, threshold, max_iter: int, steps, width) -> None:
     """All problems of :func:`simplex_ridge_fw` in lockstep; finished ones leave the working set (which is
-    then also trimmed to the columns its problems may use); the last one finishes in :func:`_fw_single`."""
+    then also trimmed to the columns its problems may use); the last two finish in :func:`_fw_single`."""
     B, k = x.shape
     live = np.arange(B)                                 # working-set position -> problem
     W_rows = rows.reshape(B * k, k)
-    W_h = hdiag.ravel()
-    W_c = c.ravel()
-    W_x, W_g, W_cc, W_thr, W_w = x, g, c, threshold, width
+    W_q = np.stack([c.ravel(), hdiag.ravel()], axis=1)  # (B k, 2): c_i, H_ii, gathered together
+    W_x, W_g, W_cc, W_thr, W_w = x, g, c, -threshold, width
     kw = k
     xg = np.einsum("bk,bk->b", W_x, np.where(W_g < _BIG, W_g, 0.0))
     v = np.einsum("bk,bk->b", W_cc, W_x)
@@ -297,19 +296,20 @@ def _fw_batch(rows, hdiag, c, x, g, threshold, max_iter: int, steps, width) -> N
             i = W_g.argmin(axis=1)
             flat = base + i
             gi = W_g.ravel()[flat]
-            ci = W_c[flat]
+            q = W_q[flat]
+            ci = q[:, 0]
             u = xg + v
             gd = gi - xg
             p = gi + ci
-            h = W_h[flat] - (p + p) + u
+            h = q[:, 1] - (p + p) + u
             s = np.fmin(np.fmax(gd / -h, 0.0), 1.0)
             s *= active
-            om = 1.0 - s
+            s2 = s[:, None]
             row = W_rows[flat]
-            row *= s[:, None]
-            W_g *= om[:, None]
+            row -= W_g
+            row *= s2
             W_g += row
-            W_x *= om[:, None]
+            W_x *= 1.0 - s2
             W_x.ravel()[flat] += s
             sh = s * h
             u += s * ((p - u) * 2.0 + sh)
@@ -321,21 +321,22 @@ def _fw_batch(rows, hdiag, c, x, g, threshold, max_iter: int, steps, width) -> N
                 xg = u - v
             if t < 2:
                 continue
-            stop = active & ~(s * (gd + gd + sh) < -W_thr)
-            if not stop.any():
+            stop = s * (gd + gd + sh) >= W_thr          # this step lowered the objective too little
+            if not stop.any(where=active):
                 continue
+            stop &= active
             t_done[live[stop]] = t
             active &= ~stop
             n_active = int(active.sum())
             if n_active == 0:
                 break
-            if n_active == 1 and t < max_iter:
-                # one problem left: finish it with the scalar loop
-                j = int(np.argmax(active))
-                xj, gj = W_x[j].copy(), W_g[j].copy()
-                t_done[live[j]] = _fw_single(W_rows.reshape(-1, kw, kw)[j], W_h.reshape(-1, kw)[j], W_cc[j], xj, gj,
-                                             float(W_thr[j]), max_iter, t + 1)
-                W_x[j] = xj
+            if n_active <= 2 and t < max_iter:
+                # one or two problems left: finish each with the scalar loop
+                for j in np.nonzero(active)[0]:
+                    xj, gj = W_x[j].copy(), W_g[j].copy()
+                    t_done[live[j]] = _fw_single(W_rows.reshape(-1, kw, kw)[j], W_q[j * kw:(j + 1) * kw, 1],
+                                                 W_cc[j], xj, gj, float(-W_thr[j]), max_iter, t + 1)
+                    W_x[j] = xj
                 break
             if n_active <= 0.6 * active.size and active.size > 4:
                 # write back, shrink the working set to the problems (and the columns) still in use
@@ -345,8 +346,7 @@ def _fw_batch(rows, hdiag, c, x, g, threshold, max_iter: int, steps, width) -> N
                 kb = keep.size
                 k_new = int(W_w[keep].max())
                 W_rows = W_rows.reshape(-1, kw, kw)[keep][:, :k_new, :k_new].reshape(kb * k_new, k_new)
-                W_h = W_h.reshape(-1, kw)[keep][:, :k_new].ravel()
-                W_c = W_c.reshape(-1, kw)[keep][:, :k_new].ravel()
+                W_q = W_q.reshape(-1, kw, 2)[keep][:, :k_new].reshape(kb * k_new, 2)
                 W_cc = np.ascontiguousarray(W_cc[keep][:, :k_new])
                 W_x = np.ascontiguousarray(W_x[keep][:, :k_new])
                 W_g = np.ascontiguousarray(W_g[keep][:, :k_new])
