@@ -1699,4 +1699,4 @@ def placebo(data, outcome, unit: str, time: str, first_treated: str | None = Non
                      dropped=dropped)
 
 
-from .synthetic import synthetic  # noqa: E402,F401  (abkit.did.synthetic: one-market launches, see abkit.synthetic)
+from .synthetic import synthetic  # noqa: F401  (abkit.did.synthetic: one-market launches, see abkit.synthetic)

@@ -630,6 +630,7 @@ def synthetic(data, outcome, unit: str, time: str, treatment: str, method: str =
     parts = _block_result(panel, fit, method, unit, time)
     notes: list[str] = []
     placebo = core.placebo_se(Y, fit, reps=reps, seed=seed, X=X) if N0 > N1 else None
+    assert placebo is None or placebo.fits is not None
     if placebo is None:
         notes.append(f"no placebo runs: they need more comparison units ({N0}) than launched units ({N1})")
     se, replicates, conf_frame, conf_p = np.nan, None, None, np.nan
@@ -709,16 +710,14 @@ def _staggered(panel: _Panel, method, unit, time, covs, inference, reps, alpha, 
     ci_lower, ci_upper, p_value = core.normal_inference(st.estimate, se, alpha)
     cohort_results: dict = {}
     rows = []
-    sub = _Panel(Y=None, X=None, units=None, periods=panel.periods, first=None, n_control=N0,
-                 outcome_name=panel.outcome_name)
     cf_total = 0.0
     for a, spec in enumerate(specs):
         fits = st.fits
         label = panel.periods[spec.start]
         label = label.item() if hasattr(label, "item") else label
         rows_idx = np.r_[never, spec.treated]
-        sub.Y = Y[rows_idx]
-        sub.units = panel.units[rows_idx]
+        sub = _Panel(Y=Y[rows_idx], X=None, units=panel.units[rows_idx], periods=panel.periods, first=first[rows_idx],
+                     n_control=N0, outcome_name=panel.outcome_name)
         f = core.Fit(estimate=float(fits.estimate[a]), omega=fits.omega[a, :N0].copy(),
                      lam=fits.lam[a, :spec.start].copy(), beta=fits.beta[a].copy(), reg=spec.reg,
                      gap=fits.gap[a].copy(), pre_rmspe=float(fits.pre_rmspe[a]), post_rmspe=float(fits.post_rmspe[a]),
@@ -765,8 +764,8 @@ def _staggered(panel: _Panel, method, unit, time, covs, inference, reps, alpha, 
         launch_period=rows[0]["launch_period"], noise_level=float(np.mean([s.reg.noise_level for s in specs])),
         zeta_omega=np.nan, zeta_lambda=np.nan, covariates=tuple(covs), beta=beta,
         cohorts=pd.DataFrame(rows), cohort_results=cohort_results, replicates=reps_res.estimates,
-        notes=(f"staggered launches: {len(specs)} cohorts, each estimated against the {N0} never-launched units "
-               "and averaged with weights launched units x post periods (Clarke et al. 2023)",))
+        notes=((f"staggered launches: {len(specs)} cohorts, each estimated against the {N0} never-launched units "
+                "and averaged with weights launched units x post periods (Clarke et al. 2023)"),))
 
 
 # --------------------------------------------------------------------------
@@ -797,8 +796,8 @@ class DetectableEffect:
 
     def summary(self) -> str:
         who = ", ".join(map(str, self.market))
-        lines = [f"detectable effect ({self.power:.0%} power, alpha {self.alpha:g}, {self.method}) in {who} on "
-                 f"{self.outcome}, from placebo launches in its history:"]
+        lines = [(f"detectable effect ({self.power:.0%} power, alpha {self.alpha:g}, {self.method}) in {who} on "
+                  f"{self.outcome}, from placebo launches in its history:")]
         for r in self.table.itertuples():
             lines.append(f"  {r.post_periods:>3} periods after launch: {r.mde:.4g} ({r.mde_relative:.1%}), "
                          f"{r.n_launch_dates} pretend launch dates")
@@ -837,7 +836,7 @@ class DetectableEffect:
 
 def detectable_effect(data, outcome, unit: str, time: str, market, *, method: str = "sdid",
                       post_periods: Sequence[int] | None = None, alpha: float = 0.05, power: float = 0.8,
-                      min_pre: int | None = None) -> DetectableEffect:
+                      min_pre: int | None = None, max_dates: int | None = 20) -> DetectableEffect:
     """What effect could a launch in ``market`` be detected at, by post-launch length (placebo in time).
 
     On the history (no launch yet), pretend that ``market`` launched at every
@@ -850,7 +849,9 @@ def detectable_effect(data, outcome, unit: str, time: str, market, *, method: st
     placebo of Abadie (2021, "Using synthetic controls", J. Econ. Lit.)
     turned into a power analysis; overlapping windows make the dates
     correlated, so few dates give a rough figure. Defaults: ``post_periods``
-    4, 8, 13, 26 (those that fit), ``min_pre = max(8, T // 4)``.
+    4, 8, 13, 26 (those that fit), ``min_pre = max(8, T // 4)``, at most
+    ``max_dates = 20`` pretend launch dates per length, evenly spaced and
+    including the latest (``None``: every date).
     """
     if method not in core.METHODS:
         raise DataError(f"method must be one of {', '.join(core.METHODS)}; got {method!r}")
@@ -873,6 +874,8 @@ def detectable_effect(data, outcome, unit: str, time: str, market, *, method: st
     starts, ends = [], []
     for L in lengths:
         s = np.arange(min_pre, T - L + 1)
+        if max_dates is not None and s.size > max_dates:
+            s = s[np.unique(np.round(np.linspace(s.size - 1, 0, int(max_dates))).astype(int))]
         starts.append(s)
         ends.append(s + L)
     pre_end = np.concatenate(starts)

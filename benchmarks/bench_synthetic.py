@@ -66,8 +66,12 @@ def main(argv=None) -> int:
         return synthetic(panel, "contact_rate", "market", "week", "launched", reps=args.reps, seed=1)
 
     res, ab_wall, ab_cpu = _timed(run_abkit, args.repeat)
-    est_only, est_wall, est_cpu = _timed(
-        lambda: synthetic(panel, "contact_rate", "market", "week", "launched", reps=2, seed=1), args.repeat)
+    from abkit.stats import synthdid as core
+    from abkit.synthetic import _prepare
+
+    prepared = _prepare(panel, "contact_rate", "market", "week", "launched", [])
+    _, est_wall, est_cpu = _timed(lambda: core.fit(prepared.Y, prepared.n_control, args.weeks - 26, "sdid"),
+                                  args.repeat)
 
     try:
         from azcausal.core.error import Placebo

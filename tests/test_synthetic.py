@@ -648,7 +648,7 @@ def test_did_namespace_exposes_synthetic():
 def test_detectable_effect_is_the_placebo_in_time_spread(market_panel):
     hist = market_panel[market_panel["week"] < 45]
     de = detectable_effect(hist, ("contacts", "orders"), "market", "week", market="DE", post_periods=(4, 8),
-                           min_pre=20)
+                           min_pre=20, max_dates=None)
     t = de.table
     assert t["post_periods"].tolist() == [4, 8]
     assert t["n_launch_dates"].tolist() == [44 - 20 - 4 + 1, 44 - 20 - 8 + 1]
@@ -675,6 +675,10 @@ def test_detectable_effect_is_the_placebo_in_time_spread(market_panel):
         assert "DE" in de.plot().get_title(loc="left")
     finally:
         plt.close("all")
+    few = detectable_effect(hist, ("contacts", "orders"), "market", "week", market="DE", post_periods=(4,),
+                            min_pre=20, max_dates=5)
+    dates = few.estimates["launch_period"].to_numpy()
+    assert len(dates) == 5 and dates.max() == 41 and dates.min() == 21     # evenly spaced, the latest included
     with pytest.raises(DataError, match="too short"):
         detectable_effect(hist, ("contacts", "orders"), "market", "week", market="DE", post_periods=(40,))
     with pytest.raises(DataError, match="not found in column 'market'"):

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from calibration_log import record
 from scipy import stats
 
 from abkit.stats import synthdid as core
-from calibration_log import record
 
 pytestmark = pytest.mark.slow
 

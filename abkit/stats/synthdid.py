@@ -257,7 +257,7 @@ def _fw_single(rows, hdiag, c, x, g, threshold: float, max_iter: int, t_start: i
         p = gi + ci                                    # (Hx)_i
         h = hd[i] - 2.0 * p + u                        # d'Hd
         s = -gd / h if h > 0.0 else 0.0
-        s = 0.0 if not s > 0.0 else (1.0 if s > 1.0 else s)
+        s = 0.0 if not s > 0.0 else min(s, 1.0)
         if s > 0.0:
             om = 1.0 - s
             g *= om
@@ -418,7 +418,7 @@ class _Collapsed:
 
 
 def _collapse(Y: np.ndarray, pr: Problems, X: np.ndarray | None = None) -> _Collapsed:
-    N, T = Y.shape
+    T = Y.shape[1]
     ctl = pr.controls
     row_ok = ctl >= 0
     tr_ok = pr.treated >= 0
@@ -483,7 +483,7 @@ def _center(A: np.ndarray, b: np.ndarray, row_mask: np.ndarray, n: np.ndarray):
 def _weight_problems(col: _Collapsed, reg: Regularization):
     """The time-weight (``lambda``) and unit-weight (``omega``) least-squares problems of every problem."""
     Yc = col.Yc
-    B, K1, P1 = Yc.shape
+    K1, P1 = Yc.shape[1:]
     K, P = K1 - 1, P1 - 1
     lam = (Yc[:, :K, :P], Yc[:, :K, P])                  # rows: controls; columns: pre-periods
     if reg.lambda_intercept:
@@ -935,7 +935,7 @@ def _unit_residuals(Z: np.ndarray, z: np.ndarray, row_ok: np.ndarray, reg: Regul
     ``zeta_omega``; DiD: uniform weights and an intercept. ``Z`` (B, n, K),
     ``z`` (B, n), padding rows 0 and ``row_ok`` False.
     """
-    B, n, K = Z.shape
+    B, _, K = Z.shape
     n_rows = row_ok.sum(axis=1).astype(np.float64)
     if reg.method == "did":
         e = (z - Z.mean(axis=2)) * row_ok
@@ -973,7 +973,7 @@ def conformal(Y: np.ndarray, est: Fit, alpha: float = 0.05) -> ConformalResult:
     under stationarity and weak dependence.
     """
     Y = np.asarray(Y, dtype=np.float64)
-    N, T = Y.shape
+    T = Y.shape[1]
     N0, T0 = est.n_control, est.n_pre
     T1 = T - T0
     ytr = Y[N0:].mean(axis=0)
