@@ -274,6 +274,21 @@ def test_frank_wolfe_batch_equals_one_problem_at_a_time():
     assert len(set(steps.tolist())) > 1                # problems stopped at different steps
 
 
+def test_affine_invariance_and_large_levels(prop99, prop99_fits):
+    """SDID is invariant to a*Y + b and SC to a*Y (the regularization scales with the noise level): the same
+    weights and a*estimate, also at levels 1e8 where sums of squares lose digits."""
+    for a, b in ((1e4, 1e6), (1e-3, 0.0), (1e3, 1e8)):
+        df = prop99.assign(y=prop99["packs_per_capita"] * a + b)
+        res = synthetic(df, "y", "state", "year", "treated", reps=2)
+        ref = prop99_fits["sdid"]
+        assert res.estimate / a == pytest.approx(ref.estimate, abs=1e-9)
+        np.testing.assert_allclose(res.unit_weights, ref.unit_weights, atol=1e-11)
+        np.testing.assert_allclose(res.time_weights, ref.time_weights, atol=1e-10)
+    sc = synthetic(prop99.assign(y=prop99["packs_per_capita"] * 1e4), "y", "state", "year", "treated", method="sc",
+                   reps=2)
+    assert sc.estimate / 1e4 == pytest.approx(prop99_fits["sc"].estimate, abs=1e-9)
+
+
 # --------------------------------------------------------------------------
 # Inference
 # --------------------------------------------------------------------------
