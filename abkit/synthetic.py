@@ -66,6 +66,12 @@ def _val(v) -> str:
     return repr(v) if isinstance(v, str) else str(v)
 
 
+def _label(periods: np.ndarray, i: int):
+    """Period ``i`` as a plain value: a Python number, or a pandas Timestamp for dates."""
+    x = pd.Index(periods)[i]
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def _outcome_columns(outcome) -> tuple[list[str], str]:
     if isinstance(outcome, str):
         return [outcome], outcome
@@ -679,8 +685,8 @@ def synthetic(data, outcome, unit: str, time: str, treatment: str, method: str =
         unit_weights=parts["unit_weights"], time_weights=parts["time_weights"], paths=parts["paths"],
         counterfactual=parts["counterfactual"], pre_rmspe=fit.pre_rmspe, post_rmspe=fit.post_rmspe,
         placebo=pl_frame, permutation_p_value=perm_p, fit_quality=quality, fit_message=message, n_control=N0,
-        n_pre=T0, n_post=T - T0, launch_period=panel.periods[T0].item() if hasattr(panel.periods[T0], "item")
-        else panel.periods[T0], noise_level=fit.reg.noise_level, zeta_omega=fit.reg.zeta_omega,
+        n_pre=T0, n_post=T - T0, launch_period=_label(panel.periods, T0), noise_level=fit.reg.noise_level,
+        zeta_omega=fit.reg.zeta_omega,
         zeta_lambda=fit.reg.zeta_lambda, covariates=tuple(covs), beta=beta, conformal=conf_frame,
         conformal_p_value=conf_p, replicates=replicates, notes=tuple(notes))
 
@@ -713,8 +719,7 @@ def _staggered(panel: _Panel, method, unit, time, covs, inference, reps, alpha, 
     cf_total = 0.0
     for a, spec in enumerate(specs):
         fits = st.fits
-        label = panel.periods[spec.start]
-        label = label.item() if hasattr(label, "item") else label
+        label = _label(panel.periods, spec.start)
         rows_idx = np.r_[never, spec.treated]
         sub = _Panel(Y=Y[rows_idx], X=None, units=panel.units[rows_idx], periods=panel.periods, first=first[rows_idx],
                      n_control=N0, outcome_name=panel.outcome_name)

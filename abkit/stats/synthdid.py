@@ -87,10 +87,11 @@ from scipy import stats
 from ..errors import DataError
 
 __all__ = [
-    "METHODS", "Regularization", "Problems", "BatchFit", "Fit", "noise_level", "regularization",
-    "simplex_ridge_fw", "sparsify", "solve", "fit", "placebo_se", "placebo_problems", "bootstrap_se",
-    "jackknife_se", "rmspe_p_value", "conformal", "ConformalResult", "staggered", "StaggeredFit",
-    "CohortSpec", "block_problems", "normal_inference",
+    "METHODS", "BatchFit", "CohortSpec", "ConformalResult", "Fit", "Problems", "Regularization", "Replications",
+    "StaggeredFit", "block_problems", "bootstrap_se", "cohort_specs", "conformal", "covariate_weights", "fit",
+    "jackknife_se", "noise_level", "normal_inference", "placebo_problems", "placebo_se", "regularization",
+    "rmspe_p_value", "simplex_ridge_fw", "solve", "sparsify", "staggered", "staggered_bootstrap_se",
+    "staggered_jackknife_se", "staggered_placebo_se",
 ]
 
 METHODS = ("sdid", "sc", "did")
@@ -883,8 +884,6 @@ def jackknife_se(Y: np.ndarray, est: Fit, *, X: np.ndarray | None = None) -> Rep
     pr = Problems(controls=ctl, treated=tr, pre_end=np.full(N, T0), post_end=np.full(N, T))
     omega0 = np.where(ctl >= 0, est.omega[np.maximum(ctl, 0)], 0.0)
     fixed = replace(est.reg, update_omega=False, update_lambda=False)
-    if est.reg.method == "sc":
-        fixed = replace(fixed, method="sc")
     res = solve(Y, pr, fixed, X=X, omega_init=omega0, lambda_init=np.broadcast_to(est.lam, (N, T0)))
     u = res.estimate
     se = float(math.sqrt((N - 1) / N * (N - 1) * np.var(u, ddof=1)))
