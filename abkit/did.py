@@ -1697,3 +1697,6 @@ def placebo(data, outcome, unit: str, time: str, first_treated: str | None = Non
                      n_obs=int(y.size), n_units=ulab.size, n_periods=tl.size, n_clusters=fit.n_clusters,
                      vcov_type=fit.vcov_type, small_sample=_small_sample_text(fit), coefficients=coefs, wild=wt,
                      dropped=dropped)
+
+
+from .synthetic import synthetic  # noqa: F401  (abkit.did.synthetic: one-market launches, see abkit.synthetic)
