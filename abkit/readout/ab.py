@@ -242,7 +242,7 @@ class Segments:
 
     column: str
     table: pd.DataFrame        # segment, variant, n_control, n_treatment, rel_effect, rel_ci_lower, rel_ci_upper,
-                               # p_value, p_value_adjusted, better, outcome
+                               # rel_se, p_value, p_value_adjusted, better, control_value, effect, outcome
     heterogeneity: pd.DataFrame  # variant, q, df, p_value, i2
     correction: str
     missing: int               # units without a value in the column (left out)
@@ -272,9 +272,9 @@ def segments(spec, column: str, result: ExperimentResult, data=None, metric=None
     hidden = max(0, len(sizes) - MAX_SEGMENTS)
     table = frame[frame[column].isin(shown)].rename(columns={column: "segment"})
     table = table[["segment", "variant", "n_control", "n_treatment", "rel_effect", "rel_ci_lower", "rel_ci_upper",
-                   "rel_se", "p_value", "p_value_adjusted", "better"]].reset_index(drop=True)
+                   "rel_se", "p_value", "p_value_adjusted", "better", "control_value", "effect"]].reset_index(drop=True)
     sig = table["p_value_adjusted"] < spec.alpha
-    good = (table["rel_effect"] > 0) == (table["better"] == "higher")
+    good = (table["effect"] > 0) == (table["better"] == "higher")   # the effect's sign (a lift may be n/a)
     table["outcome"] = np.where(sig, np.where(good, "better", "worse"), "neutral")
     het = seg.heterogeneity().rename(columns={"Q": "q"})[["variant", "q", "df", "p_value", "i2"]]
     # Segment intervals are fixed-horizon (abkit.analyze_segments has no always-valid mode): for a sequential

@@ -21,11 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..formatting import (
+    ABSOLUTE, POINTS, RELATIVE_TO_SIZE, change_scale, format_number, format_p, format_pct, format_relative,
+    interval_text, signed_interval,
+)
 from ..plots import style_axes
-from ..results import ExperimentResult, format_number, format_p, format_pct, interval_text
+from ..results import ExperimentResult
 from ..stats.checks import SRM_ALARM
 from ..verdict import (
-    BALANCE_ALARM, COLOURS, DUPLICATE_ALARM, LEAK_ALARM, Verdict, ci_label, missingness_checks, p_label, p_text,
+    BALANCE_ALARM, COLOURS, DUPLICATE_ALARM, LEAK_ALARM, Verdict, change_words, ci_label, missingness_checks,
+    p_label, p_text,
 )
 
 __all__ = [
@@ -440,7 +445,7 @@ def metrics_html(result: ExperimentResult, spec=None) -> str:
               f'<span style="color:#cf222e;font-weight:600">red</span> = significantly worse ({sig}), '
               "grey = no significant difference; what counts as better depends on the metric "
               "(for contact rate and time to refund, lower is better). Values are per buyer (means) or per unit "
-              "of the denominator (ratios); CI = confidence interval.</p>")
+              f"of the denominator (ratios); CI = confidence interval.{_e(_relative_legend(result))}</p>")
     if seq:
         legend += ('<p class="abkit-muted">Intervals and p-values are <b>always valid</b>: correct however often '
                    "the test is looked at, so it may stop as soon as an interval excludes zero. They are "
@@ -473,7 +478,7 @@ def metrics_html(result: ExperimentResult, spec=None) -> str:
         cells += [
             format_number(r["control_value"]), format_number(r["treatment_value"]),
             f"{effect}<small class=\"abkit-ci\">{ci}</small>",
-            f'<span style="color:{colour};font-weight:600">{format_pct(r["rel_effect"], 2)}</span>'
+            f'<span style="color:{colour};font-weight:600">{_e(format_relative(r, 2, near_zero="n/a*"))}</span>'
             f"<small class=\"abkit-ci\">[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]</small>",
             format_p(r["p_value"]),
         ]
@@ -490,6 +495,24 @@ def metrics_html(result: ExperimentResult, spec=None) -> str:
             if vr else "")
     return ('<section class="abkit-section"><h2>Metrics</h2>' + legend +
             f'<div class="abkit-table-wrap">{table}</div>{note}</section>')
+
+
+def _relative_legend(result: ExperimentResult) -> str:
+    """Words (plain text) for the metric table's legend when a row's relative lift is not ``treatment /
+    control - 1`` of a positive control value; empty otherwise, so ordinary readouts read as before."""
+    scales = {change_scale(r) for r in result.rows}
+    kinds = {m.name: getattr(m, "kind", None) for m in result.metrics}
+    words = ""
+    if RELATIVE_TO_SIZE in scales:
+        words += (" A relative lift marked \"of |control|\" is the change as a share of the size of a negative "
+                  "control value, (treatment - control) / |control|: positive means the value went up, as for any "
+                  "other metric.")
+    if ABSOLUTE in scales:
+        words += (" n/a* = control's value is not distinguishable from zero, so the data bound no relative "
+                  "change: read the absolute effect.")
+    if any(kinds.get(r["metric"]) == "nps" for r in result.rows):
+        words += " NPS effects are in NPS points (the absolute effect)."
+    return words
 
 
 def chart_html(result: ExperimentResult, fig) -> str:
@@ -513,8 +536,8 @@ def chart_alt(result: ExperimentResult) -> str:
     parts = []
     for r in result.rows:
         label = f"{r['metric']} ({r['variant']})" if several else str(r["metric"])
-        parts.append(f"{label}: {format_pct(r['rel_effect'], 1)} [{format_pct(r['rel_ci_lower'], 1)}, "
-                     f"{format_pct(r['rel_ci_upper'], 1)}]")
+        parts.append(f"{label}: {format_relative(r, 1, near_zero='relative lift n/a (control near zero)')} "
+                     f"[{format_pct(r['rel_ci_lower'], 1)}, {format_pct(r['rel_ci_upper'], 1)}]")
     return (f"Chart of the relative lift of each metric vs {result.control} with {1 - result.alpha:.0%} "
             "confidence intervals: " + "; ".join(parts))
 
@@ -671,7 +694,7 @@ def sequential_html(fig, path, spec, result: ExperimentResult | None = None) -> 
             row = result.row(spec.primary.name, r.variant)
             p, label = result.decision_p(row), p_label(result)
             stop = result.outcome(row) != "neutral"
-            ci = (f"{format_pct(row['rel_ci_lower'])} to {format_pct(row['rel_ci_upper'])}")
+            ci = change_words(result, row)[1]   # relative, or points / absolute units (NPS, control near zero)
         else:
             p, label, stop, ci = r.p_value_running, "always-valid p", bool(r.stop_allowed), None
         ci_words = f" ({ci_label(result)}: {ci})" if ci else ""
@@ -756,7 +779,7 @@ def segments_html(seg, fig, spec) -> str:
         colour = _OUTCOME_COLOURS[r.outcome]
         arm = f"<td>{_e(r.variant)}</td>" if several else ""
         rows.append(f"<tr><td>{_e(r.segment)}</td>{arm}<td>{r.n_control:,} / {r.n_treatment:,}</td>"
-                    f'<td><span style="color:{colour};font-weight:600">{format_pct(r.rel_effect, 1)}</span></td>'
+                    f'<td><span style="color:{colour};font-weight:600">{_e(format_relative(r._asdict(), 1))}</span></td>'
                     f"<td>[{format_pct(r.rel_ci_lower, 1)}, {format_pct(r.rel_ci_upper, 1)}]</td>"
                     f"<td>{format_p(r.p_value)}</td><td>{format_p(r.p_value_adjusted)}</td></tr>")
     fixed = " (fixed-horizon)" if getattr(seg, "fixed_horizon", False) else ""
@@ -849,8 +872,10 @@ def methodology_html(spec, result: ExperimentResult | None = None) -> str:
                 "kept in the notebook.")
     else:
         items.append("Confidence intervals and two-sided p-values use Student's t with Welch-Satterthwaite "
-                     "degrees of freedom; relative lifts (treatment / control - 1) get Fieller's interval "
-                     "(Fieller 1954), which excludes zero exactly when the absolute effect's interval does.")
+                     "degrees of freedom; relative lifts ((treatment - control) / |control|, i.e. treatment / "
+                     "control - 1 for a positive control value) get Fieller's interval (Fieller 1954), which "
+                     "excludes zero exactly when the absolute effect's interval does, and which is unbounded (n/a) "
+                     "when control's value cannot be told apart from zero.")
     if spec.correction:
         ref = ("Holm 1979: controls the chance of any false positive" if spec.correction == "holm"
                else "Benjamini and Hochberg 1995: controls the expected share of false positives")
@@ -909,7 +934,9 @@ def methodology_html(spec, result: ExperimentResult | None = None) -> str:
              "<th>Role</th><th>Type</th><th>Definition</th><th>Pre-period covariates</th><th>Better</th>"
              f"<th>Description</th></tr></thead><tbody>{''.join(defs)}</tbody></table></div>")
     glossary = [
-        ("Relative lift", "treatment / control - 1: +2% means the treatment's value is 2% above control's."),
+        ("Relative lift", "(treatment - control) / |control|: +2% means the treatment's value is 2% above "
+                          "control's (for a negative control value, such as an NPS below zero, 2% of its size: "
+                          "+ is always up); n/a when control's value cannot be told apart from zero."),
         ("Confidence interval (CI)", f"the range of true effects compatible with the data at "
                                      f"{1 - spec.alpha:.0%} confidence."),
         ("p-value", "how surprising the difference would be if the change did nothing; below "
@@ -943,6 +970,7 @@ def methodology_html(spec, result: ExperimentResult | None = None) -> str:
 def summary(spec, result: ExperimentResult, verdicts: Sequence[Verdict]) -> dict:
     """Plain JSON data the runner reads back from the executed notebook (portfolio page)."""
     arms = []
+    kind = getattr(result.metric(spec.primary.name), "kind", None)
     for v in verdicts:
         row = result.row(spec.primary.name, v.variant)
         arms.append({
@@ -951,8 +979,28 @@ def summary(spec, result: ExperimentResult, verdicts: Sequence[Verdict]) -> dict
             "rel_ci_upper": _finite(row["rel_ci_upper"]), "p_value": _finite(result.decision_p(row)),
             "p_label": p_label(result),
         })
+        text = _portfolio_change(row, kind, result)
+        if text:   # an NPS (points), a negative or near-zero control value: the words, not a bare percentage
+            arms[-1]["text"] = text
     return {"name": spec.name, "kind": "ab", "primary": spec.primary.name, "better": spec.primary.better,
             "alpha": spec.alpha, "srm_mismatch": bool(result.srm.mismatch), "arms": arms}
+
+
+def _portfolio_change(row: dict, kind: str | None, result: ExperimentResult) -> str | None:
+    """The portfolio page's change for a primary metric that is not read as ``treatment / control - 1`` of a
+    positive control value (None otherwise): NPS points, "% of |control|", or the absolute effect."""
+    scale = change_scale(row, kind)
+    p = p_text(result.decision_p(row), p_label(result))
+    if scale == POINTS:
+        e, lo, hi = signed_interval(row["effect"], row["ci_lower"], row["ci_upper"])
+        return f"{e} points [{lo}, {hi}] {p}"
+    if scale == ABSOLUTE:
+        e, lo, hi = signed_interval(row["effect"], row["ci_lower"], row["ci_upper"])
+        return f"{e} [{lo}, {hi}] (absolute: control near zero) {p}"
+    if scale == RELATIVE_TO_SIZE:
+        return (f"{format_pct(row['rel_effect'], 2)} of |control| [{format_pct(row['rel_ci_lower'])}, "
+                f"{format_pct(row['rel_ci_upper'])}] {p}")
+    return None
 
 
 # --------------------------------------------------------------------------- portfolio page
