@@ -352,7 +352,7 @@ def change_words(result: ExperimentResult, row: dict) -> tuple[str, str, str]:
 def _margin_words(result: ExperimentResult, row: dict, margin: float) -> str:
     """``"may get at most 2.0% worse"``, with the amount in the metric's units for a negative control value."""
     allowed = f"may get at most {margin:.1%} worse"
-    c = float(row["control_value"])
+    c = float(row.get("control_value", math.nan))
     if c < 0 and math.isfinite(c):
         unit = " points" if _kind(result, row["metric"]) == "nps" else ""
         allowed += (f", i.e. by {format_number(margin * abs(c), 3)}{unit} ({margin:.1%} of the size of its negative "
@@ -372,7 +372,7 @@ def guardrail_status(result: ExperimentResult, row: dict, margin: float | None =
         return "ok", f"guardrail {name} did not get significantly worse ({ci})"
     if not all(math.isfinite(x) for x in (row["rel_effect"], lo, hi)):
         c = row.get("control_value", math.nan)
-        if math.isfinite(c) and math.isfinite(row["ci_lower"]) and math.isfinite(row["ci_upper"]):
+        if all(math.isfinite(row.get(k, math.nan)) for k in ("control_value", "effect", "ci_lower", "ci_upper")):
             e, alo, ahi = signed_interval(row["effect"], row["ci_lower"], row["ci_upper"])
             return "unclear", (f"guardrail {name}: control's value ({format_number(c)}) is not distinguishable "
                                f"from zero, so its relative margin ({margin:.1%}) cannot be checked (any change is a "

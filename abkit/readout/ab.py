@@ -208,7 +208,7 @@ def cumulative(spec, data=None, metric=None, result: ExperimentResult | None = N
 
     Daily moments (``abkit.moments(data, [metric], by=spec.date)``) are added
     up day by day and analysed; the frame has one row per day and treatment
-    arm: ``date, variant, n, rel_effect, rel_ci_lower, rel_ci_upper, p_value``.
+    arm: ``date, variant, n, rel_effect, rel_ci_lower, rel_ci_upper, p_value, control_value``.
     Days on which an arm has no units yet are skipped.
     """
     if not spec.date:
@@ -230,7 +230,8 @@ def cumulative(spec, data=None, metric=None, result: ExperimentResult | None = N
             r = res.row(metric.name, arm)
             out.append({"date": pd.Timestamp(d), "variant": arm, "n": r["n_control"] + r["n_treatment"],
                         "rel_effect": r["rel_effect"], "rel_ci_lower": r["rel_ci_lower"],
-                        "rel_ci_upper": r["rel_ci_upper"], "p_value": r["p_value"]})
+                        "rel_ci_upper": r["rel_ci_upper"], "p_value": r["p_value"],
+                        "control_value": r["control_value"]})
     no_arm = int(result.missing_variant) if result is not None else 0
     return pd.DataFrame(out), max(0, int(ms.missing_variant) - no_arm)
 

@@ -564,7 +564,7 @@ def plot_cumulative(frame, spec, ax=None):
         good = -1 if spec.primary.better == "lower" else 1
         ax.axhline(good * spec.mde * 100, color="#8c959f", lw=1, ls="--", label=f"planned MDE ({spec.mde:.1%})")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
-    ax.set_ylabel(f"{spec.primary.name}: relative lift (%)", parse_math=False)
+    ax.set_ylabel(f"{spec.primary.name}: relative lift (%{_size_words(frame)})", parse_math=False)
     ax.set_title(f"Cumulative effect on {spec.primary.name} ({1 - spec.alpha:.0%} CI shaded)", loc="left",
                  fontsize=10, parse_math=False)
     leg = ax.legend(fontsize=8, frameon=False)
@@ -585,7 +585,7 @@ def cumulative_html(fig, frame, spec, missing: int = 0) -> str:
     """
     last = frame.groupby("variant", sort=False).tail(1)
     alt = (f"Chart of the cumulative relative lift of {spec.primary.name} by exposure date; final: "
-           + "; ".join(f"{r.variant}: {format_pct(r.rel_effect, 1)} [{format_pct(r.rel_ci_lower, 1)}, "
+           + "; ".join(f"{r.variant}: {format_relative(r._asdict(), 1)} [{format_pct(r.rel_ci_lower, 1)}, "
                        f"{format_pct(r.rel_ci_upper, 1)}]" for r in last.itertuples()))
     miss = (f" {missing:,} units without a value in <code>{_e(spec.date)}</code> are not in this chart."
             if missing else "")
@@ -600,6 +600,15 @@ def cumulative_html(fig, frame, spec, missing: int = 0) -> str:
             f"<code>{_e(spec.date)}</code>). The interval narrows as units accrue; an estimate that settles is a "
             f"good sign, one that still drifts suggests novelty or learning effects. {advice}{miss}</p>"
             f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure></section>')
+
+
+def _size_words(frame) -> str:
+    """``" of |control|"`` for a chart axis when some relative lift in ``frame`` is relative to the size of a
+    negative control value (a ``control_value`` column), else empty."""
+    if "control_value" not in getattr(frame, "columns", ()):
+        return ""
+    rows = frame.to_dict("records")
+    return " of |control|" if any(change_scale(r) == RELATIVE_TO_SIZE for r in rows) else ""
 
 
 def _finite_or_nan(values) -> np.ndarray:
@@ -759,8 +768,8 @@ def plot_segments(seg, ax=None):
     for text in ax.set_yticklabels(labels):
         text.set_parse_math(False)
     ax.set_ylim(-0.7, n - 0.3)
-    ax.set_xlabel("relative lift (%), with fixed-horizon confidence interval" if getattr(seg, "fixed_horizon", False)
-                  else "relative lift (%), with confidence interval", parse_math=False)
+    kind = "fixed-horizon confidence interval" if getattr(seg, "fixed_horizon", False) else "confidence interval"
+    ax.set_xlabel(f"relative lift (%{_size_words(t)}), with {kind}", parse_math=False)
     ax.set_title(f"{seg.column}", loc="left", fontsize=10, parse_math=False)
     leg = ax.legend(fontsize=8, frameon=False, loc="best")
     for tx in leg.get_texts():
@@ -804,7 +813,7 @@ def segments_html(seg, fig, spec) -> str:
         notes.append(f"Only the {len(t) if not several else t.segment.nunique()} largest values are shown; "
                      f"{seg.hidden} smaller ones are not.")
     alt = (f"Forest plot of the relative lift of {spec.primary.name} by {seg.column}: "
-           + "; ".join(f"{r.segment}: {format_pct(r.rel_effect, 1)}" for r in t.itertuples()))
+           + "; ".join(f"{r.segment}: {format_relative(r._asdict(), 1)}" for r in t.itertuples()))
     img = f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure>' if fig else ""
     return (f'<div class="abkit-segment"><h3>By {_e(seg.column)}</h3>{img}{table}'
             f'<p class="abkit-muted">{" ".join(het)} {" ".join(_e(n) for n in notes)}</p></div>')
@@ -882,9 +891,15 @@ def methodology_html(spec, result: ExperimentResult | None = None) -> str:
         items.append(f"Multiple testing: p-values are adjusted across every metric x arm comparison ({ref}); "
                      "decisions use the adjusted p-values.")
     if any(g.margin is not None for g in spec.guardrails):
+        guard_rows = ([r for r in result.rows if r["metric"] in {g.name for g in spec.guardrails}]
+                      if result is not None else [])
+        size = (" A margin is a share of the size of the control value, so for a negative control value (a net "
+                "amount) it allows that share of its absolute value; a guardrail whose control value cannot be "
+                "told apart from zero has no relative margin to check and stays unclear."
+                if any(change_scale(r) in (RELATIVE_TO_SIZE, ABSOLUTE) for r in guard_rows) else "")
         items.append("Guardrails with a margin are non-inferiority tests: a guardrail holds when the bad-side "
                      f"bound of its {1 - spec.alpha:.0%} interval is within the margin (a one-sided test at "
-                     f"{spec.alpha / 2:g}); it is breached when the whole interval is beyond the margin.")
+                     f"{spec.alpha / 2:g}); it is breached when the whole interval is beyond the margin.{size}")
     items.append(f"Sample ratio mismatch: chi-square goodness-of-fit test of units per arm against the planned "
                  f"split, alarm at p &lt; {SRM_ALARM:g} (Fabijan et al. 2019, KDD). Pre-period balance: "
                  "standardized mean differences and Welch tests per column, and a joint chi-square test of all "
