@@ -434,6 +434,13 @@ def test_a_primary_near_zero_is_read_in_absolute_units():
     assert "not distinguishable from zero, so the change is given in absolute units" in v.reasons[0]
     assert not re.search(r"\d%", v.headline + v.reasons[0].replace("95% CI", ""))
     assert days_to_detect(row, 0.05, 14).days_more is None
+    from abkit.readout import ab as readout_ab
+    from abkit.readout import render
+
+    size = readout_ab.SampleSize(units=40_000, planned_units=None, needed=None, mde=0.05, power=0.8, days=14,
+                                 days_source="test")
+    page = render.health_html(res, size=size)
+    assert "No estimate of the units needed for a 5.0% change" in page and "No sample-size plan" not in page
 
 
 def test_a_relative_margin_is_not_judged_on_a_guardrail_near_zero():

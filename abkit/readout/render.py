@@ -288,6 +288,10 @@ def _size_block(size) -> str:
                     f"takes {n.days_total} days in total" + ("." if enough else f", {n.days_more} more."))
         cls = "abkit-banner-ok" if enough else "abkit-banner-warn"
         parts.append(f'<div class="abkit-banner {cls}">{"&#10003;" if enough else "&#9888;"} {_e(txt)}</div>')
+    if not parts and size.mde:   # a planned relative MDE, but no estimate (e.g. the control value is near zero)
+        why = (f"No estimate of the units needed for a {size.mde:.1%} change: the primary metric has no usable "
+               "relative lift yet (its control value is not distinguishable from zero, or its variance is unknown).")
+        return f'<p class="abkit-muted">{_e(why)}</p>'
     if not parts:
         return ('<p class="abkit-muted">No sample-size plan in the spec (add <code>planned_units</code> or '
                 "<code>mde</code>) to check whether the test ran long enough.</p>")
@@ -787,8 +791,9 @@ def segments_html(seg, fig, spec) -> str:
     for r in t.itertuples():
         colour = _OUTCOME_COLOURS[r.outcome]
         arm = f"<td>{_e(r.variant)}</td>" if several else ""
+        rel = _e(format_relative(r._asdict(), 1))
         rows.append(f"<tr><td>{_e(r.segment)}</td>{arm}<td>{r.n_control:,} / {r.n_treatment:,}</td>"
-                    f'<td><span style="color:{colour};font-weight:600">{_e(format_relative(r._asdict(), 1))}</span></td>'
+                    f'<td><span style="color:{colour};font-weight:600">{rel}</span></td>'
                     f"<td>[{format_pct(r.rel_ci_lower, 1)}, {format_pct(r.rel_ci_upper, 1)}]</td>"
                     f"<td>{format_p(r.p_value)}</td><td>{format_p(r.p_value_adjusted)}</td></tr>")
     fixed = " (fixed-horizon)" if getattr(seg, "fixed_horizon", False) else ""
