@@ -79,6 +79,8 @@ class ExperimentResult:
         relative lift given up by shipping the treatment / keeping control;
         ``post_rel_*`` = posterior mean and credible interval of the relative
         lift under the prior ``prior_sd`` (see :mod:`abkit.stats.bayes`).
+        NaN for a row whose control value is not distinguishable from zero
+        (no bounded relative lift to update).
         """
         from .errors import AbkitError
         from .stats.bayes import BAYES_COLUMNS

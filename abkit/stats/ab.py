@@ -128,7 +128,7 @@ from ..errors import DataError
 from ..metrics import Metric, Statistic
 from ..moments import Moments
 
-__all__ = ["Comparison", "compare", "fieller_relative", "relative_change", "linearize", "t_inference"]
+__all__ = ["Comparison", "compare", "fieller_relative", "linearize", "t_inference"]
 
 
 @dataclass(frozen=True)
@@ -197,19 +197,6 @@ def t_inference(estimate: float, pieces: Sequence[float], sizes: Sequence[float]
     q = -special.stdtrit(df, alpha / 2.0)
     p = 2.0 * special.stdtr(df, -abs(estimate) / se)
     return se, estimate - q * se, estimate + q * se, float(min(p, 1.0)), float(df)
-
-
-def relative_change(effect, control):
-    """The relative lift ``effect / |control|`` (``treatment / control - 1`` for a positive control value).
-
-    Vectorized. Its sign is the sign of ``effect`` whatever the sign of
-    ``control`` (module docstring); a control value of 0 (or a non-finite
-    input) gives NaN.
-    """
-    d, c = np.broadcast_arrays(np.asarray(effect, dtype=np.float64), np.asarray(control, dtype=np.float64))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rel = np.where((c != 0.0) & np.isfinite(c), d / np.abs(c), np.nan)
-    return float(rel) if rel.ndim == 0 else rel
 
 
 def fieller_relative(effect, control, var_effect, cov_effect_control, var_control, q):
