@@ -276,22 +276,24 @@ def _size_block(size) -> str:
         mark = "&#10003;" if share >= 1 else "&#9888;"
         parts.append(f'<div class="abkit-banner {cls}">{mark} {size.units:,} units of the {size.planned_units:,} '
                      f"planned ({share:.0%}).</div>")
-    if size.needed is not None and size.mde:
+    if size.mde:
         n = size.needed
-        enough = n.factor <= 1
-        av = " on the always-valid interval" if getattr(size, "sequential", False) else ""
-        txt = (f"To detect a {size.mde:.1%} change in the primary metric with {size.power:.0%} power{av}, the "
-               f"observed variance calls for about {n.units_needed:,.0f} units; the test has {size.units:,} "
-               f"({size.units / n.units_needed:.0%}).")
-        if n.days_total is not None and size.days:
-            txt += (f" At the rate so far ({size.units / size.days:,.0f} units a day over {size.days:.0f} days) that "
-                    f"takes {n.days_total} days in total" + ("." if enough else f", {n.days_more} more."))
+        if n is not None:
+            enough = n.factor <= 1
+            av = " on the always-valid interval" if getattr(size, "sequential", False) else ""
+            txt = (f"To detect a {size.mde:.1%} change in the primary metric with {size.power:.0%} power{av}, the "
+                   f"observed variance calls for about {n.units_needed:,.0f} units; the test has {size.units:,} "
+                   f"({size.units / n.units_needed:.0%}).")
+            if n.days_total is not None and size.days:
+                txt += (f" At the rate so far ({size.units / size.days:,.0f} units a day over {size.days:.0f} days) "
+                        f"that takes {n.days_total} days in total" + ("." if enough else f", {n.days_more} more."))
+        else:   # a planned relative MDE but no estimate (e.g. the primary's control value is near zero)
+            enough = False
+            txt = (f"No estimate of the units needed for a {size.mde:.1%} change: the primary metric has no usable "
+                   "relative lift yet (its control value is not distinguishable from zero, or its variance is "
+                   "unknown).")
         cls = "abkit-banner-ok" if enough else "abkit-banner-warn"
         parts.append(f'<div class="abkit-banner {cls}">{"&#10003;" if enough else "&#9888;"} {_e(txt)}</div>')
-    if not parts and size.mde:   # a planned relative MDE, but no estimate (e.g. the control value is near zero)
-        why = (f"No estimate of the units needed for a {size.mde:.1%} change: the primary metric has no usable "
-               "relative lift yet (its control value is not distinguishable from zero, or its variance is unknown).")
-        return f'<p class="abkit-muted">{_e(why)}</p>'
     if not parts:
         return ('<p class="abkit-muted">No sample-size plan in the spec (add <code>planned_units</code> or '
                 "<code>mde</code>) to check whether the test ran long enough.</p>")
