@@ -180,7 +180,8 @@ def analyze(
     if len(arms) < 2:
         raise DataError(f"only one arm ({arms[0]!r}) in column '{ms.variant}'; an experiment needs at "
                         "least a control and a treatment")
-    arms = [control] + [a for a in arms if a != control]
+    arms = _arms_as_written(arms, control)
+    control = arms[0]
     treatments = arms[1:]
     if allocation is not None and not isinstance(allocation, Mapping):
         allocation = dict(zip(arms, normalise_allocation(arms, allocation)))
@@ -243,6 +244,28 @@ def analyze(
                    float(sum(ms.rows[a] for a in arms)), sequential, bayesian, ms.integrity)
 
 
+def _arms_as_written(labels, control) -> list:
+    """The arm labels as the user wrote them, control first (never ``[0, 1.0]``).
+
+    A column of integer labels with a missing value is read as floats (pandas
+    turns ``[0, 1, None]`` into ``0.0, 1.0, NaN``): when every numeric label
+    is a whole number they are shown as integers again, so ``control=0``
+    gives ``[0, 1]``, not ``[0, 1.0]``; genuine fractional labels (``0.5``)
+    stay floats. numpy scalars become Python ones (``np.str_('a')`` prints as
+    ``'a'``). The control is the data's label equal to ``control``. Labels
+    stay equal (and hash equal) to the data's, so lookups are unchanged.
+    """
+    def plain(a):
+        return a.item() if isinstance(a, np.generic) else a
+
+    labels = [plain(a) for a in labels]
+    numbers = [a for a in labels if isinstance(a, float)]
+    if numbers and all(np.isfinite(a) and float(a).is_integer() for a in numbers):
+        labels = [int(a) if isinstance(a, float) else a for a in labels]
+    control_label = next((a for a in labels if a == control), control)
+    return [control_label] + [a for a in labels if a != control_label]
+
+
 def _quantile_frame(data, quantiles, variant, unit=None):
     from .sources import read_columns
 
@@ -264,7 +287,8 @@ def _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, 
         from .sources import _key_codes
 
         integrity = check_frame(frame, check_unit, _key_codes(frame, variant)[0], list(frame.columns))
-    arms = _arms(frame, variant, control)
+    arms = _arms_as_written(_arms(frame, variant, control), control)
+    control = arms[0]
     units = {m.unit for m in metrics}
     unit = units.pop() if len(units) == 1 else None
     srm = unit_srm(frame, variant, arms, unit, allocation)

@@ -72,11 +72,30 @@ class Derived:
     expr: object = field(compare=False, hash=False)
 
 
-def _as_statistics(covariates, ratio: bool) -> tuple[Statistic, ...]:
-    """Normalise the user's covariates to Statistics.
+def _spellings(items, ratio: bool) -> str:
+    """The two unambiguous spellings of covariates ``items`` (two column names) on a Ratio or a Mean."""
+    a, b = (repr(x) for x in items)
+    as_ratio = f"({a}, {b})" if ratio else f"[({a}, {b})]"
+    as_two = f"[({a},), ({b},)]" if ratio else f"[{a}, {b}]"
+    return (f"write covariates={as_ratio} for one covariate, the pre-period ratio {items[0]} / {items[1]}, "
+            f"or covariates={as_two} for two covariates (the mean of each)")
 
-    A string is a column (its mean). A 2-tuple on a Ratio metric is the
-    pre-period (numerator, denominator) pair; a list holds several of either.
+
+def _as_statistics(covariates, ratio: bool, owner: str = "metric") -> tuple[Statistic, ...]:
+    """Normalise the user's covariates to Statistics: one spelling per meaning.
+
+    * a string: one covariate, the column's mean (``"pre_amount"``);
+    * a tuple: one covariate statistic: ``("num", "den")`` the ratio of
+      their means (e.g. the pre-period refund rate), ``("x",)`` the mean of x;
+    * a list: several covariates, each a string or a tuple as above (a
+      two-item list inside the list is a ratio too: YAML has no tuples).
+
+    Two spellings used to mean different things on different metrics and
+    are refused with both correct spellings: a list of exactly two strings
+    on a :class:`Ratio` (it meant the pre-period ratio; on a Mean, two
+    covariates) and a tuple of exactly two strings on a :class:`Mean` (it
+    meant two covariates; on a Ratio, the pre-period ratio). Every other
+    spelling keeps its meaning.
     """
     if covariates is None:
         return ()
@@ -85,8 +104,17 @@ def _as_statistics(covariates, ratio: bool) -> tuple[Statistic, ...]:
     if isinstance(covariates, Statistic):
         return (covariates,)
     items = list(covariates)
-    if ratio and len(items) == 2 and all(isinstance(c, str) for c in items):
-        return (Statistic(items[0], items[1]),)
+    pair = len(items) == 2 and all(isinstance(c, str) for c in items)
+    if isinstance(covariates, tuple) and pair:
+        if ratio:
+            return (Statistic(items[0], items[1]),)
+        raise AbkitError(f"{owner}: covariates={covariates!r} is ambiguous (a tuple of two columns is one covariate, "
+                         f"their ratio; on a Mean it used to mean two covariates); {_spellings(items, False)}")
+    if isinstance(covariates, tuple) and len(items) == 1 and isinstance(items[0], str):
+        return (Statistic(items[0]),)
+    if ratio and pair:
+        raise AbkitError(f"{owner}: covariates={covariates!r} is ambiguous (a list holds several covariates, but on "
+                         f"a Ratio a list of two columns used to mean their ratio); {_spellings(items, True)}")
     out = []
     for c in items:
         if isinstance(c, str):
@@ -95,9 +123,11 @@ def _as_statistics(covariates, ratio: bool) -> tuple[Statistic, ...]:
             out.append(c)
         elif isinstance(c, (tuple, list)) and len(c) == 2 and all(isinstance(x, str) for x in c):
             out.append(Statistic(c[0], c[1]))
+        elif isinstance(c, tuple) and len(c) == 1 and isinstance(c[0], str):
+            out.append(Statistic(c[0]))
         else:
             raise AbkitError(
-                f"covariate {c!r} not understood; give a column name, or a "
+                f"{owner}: covariate {c!r} not understood; give a column name, or a "
                 "(numerator, denominator) pair of column names"
             )
     return tuple(out)
@@ -138,6 +168,8 @@ class Metric:
             raise AbkitError(f"metric '{name}': method={method!r} needs covariates")
         if covariates and method is None:
             method = "cuped" if len(covariates) == 1 else "lin"
+            if method == "lin":   # chosen, not asked for: method_label says so
+                options = {**dict(options), "lin_by_default": True}
         object.__setattr__(self, "name", str(name))
         object.__setattr__(self, "target", target)
         object.__setattr__(self, "covariates", covariates)
@@ -198,7 +230,11 @@ class Metric:
         if self.method == "cuped":
             base = f"{base} + CUPED"
         elif self.method == "lin":
-            base = f"{base} + regression adjustment (Lin)"
+            if self.option("lin_by_default"):
+                base = (f"{base} + regression adjustment (Lin: slopes per arm, the default for "
+                        f"{len(self.covariates)} covariates; method='cuped' for one pooled slope)")
+            else:
+                base = f"{base} + regression adjustment (Lin)"
         cap = self.option("cap")
         if cap is not None:
             level = self.option("winsorize")
@@ -222,8 +258,13 @@ class Mean(Metric):
     column : the unit-level outcome.
     covariate : a pre-period column for CUPED (Deng et al. 2013), or a list of
         columns for regression adjustment with treatment interactions
-        (Lin 2013). ``covariates=`` is accepted as another spelling (as in
-        :class:`Ratio`).
+        (Lin 2013; the default with two or more covariates, and ``method``
+        says so; ``method="cuped"`` keeps one pooled slope). A tuple
+        ``("num", "den")`` is one covariate, the ratio of the two columns'
+        means; in a list, ``["pre_amount", ("pre_refunds", "pre_orders")]``.
+        A bare tuple of two columns is refused as ambiguous (it used to mean
+        two covariates). ``covariates=`` is accepted as another spelling (as
+        in :class:`Ratio`).
     name : the name shown in results (default: the column).
     better : ``"higher"`` or ``"lower"``: which direction is good news.
     dropna : drop units with a missing value in any of the metric's columns
@@ -258,9 +299,9 @@ class Mean(Metric):
                  *, better: str = "higher", dropna: bool = False, method: str | None = None,
                  winsorize: float | None = None, cap: float | None = None, cap_from: str | None = None,
                  covariates: str | Sequence[str] | None = None):
-        covariate = _alias(f"{type(self).__name__} '{name or column}'", "covariate", covariate, "covariates",
-                           covariates)
-        covariates = _as_statistics(covariate, False)
+        owner = f"{type(self).__name__} '{name or column}'"
+        covariate = _alias(owner, "covariate", covariate, "covariates", covariates)
+        covariates = _as_statistics(covariate, False, owner)
         target, derived, options = Statistic(column), (), ()
         if winsorize is not None or cap is not None or cap_from is not None:
             target, covariates, derived, options = _capping(name or column, column, covariates, winsorize,
@@ -278,8 +319,8 @@ class Mean(Metric):
             raise AbkitError(f"metric '{self.name}' has no cap to compute (winsorize=None or cap already set)")
         new = object.__new__(type(self))
         Mean.__init__(new, self.option("column"), list(self.covariates), self.name, better=self.better,
-                      dropna=self.dropna, method=self.method, winsorize=self.option("winsorize"), cap=cap,
-                      cap_from=self.option("cap_from"))
+                      dropna=self.dropna, method=None if self.option("lin_by_default") else self.method,
+                      winsorize=self.option("winsorize"), cap=cap, cap_from=self.option("cap_from"))
         return new
 
     def _cap_repr(self) -> str:
@@ -490,9 +531,13 @@ class Ratio(Metric):
     Parameters
     ----------
     numerator, denominator : unit-level columns.
-    covariates : the pre-period ``(numerator, denominator)`` pair for CUPED
-        on the ratio, or a list of columns / pairs for regression adjustment.
-        ``covariate=`` is accepted as another spelling (as in :class:`Mean`).
+    covariates : the pre-period ``(numerator, denominator)`` tuple for CUPED
+        on the ratio, or a list of columns / tuples for regression adjustment
+        (``[("pre_refunds", "pre_orders"), "pre_contacts"]``). A list of
+        exactly two column names is refused as ambiguous (it used to mean
+        their ratio; a list is several covariates): write the tuple for the
+        ratio, or ``[("a",), ("b",)]`` for two covariates. ``covariate=`` is
+        accepted as another spelling (as in :class:`Mean`).
     nonnegative : the numerators are counts or amounts that cannot be
         negative (default True): a negative value is an error naming the
         column. Pass False for a numerator that may be negative (a net
@@ -510,7 +555,8 @@ class Ratio(Metric):
             raise AbkitError(f"Ratio '{name or f'{numerator}/{denominator}'}': nonnegative={nonnegative!r} must be "
                              "True or False")
         self._init(name or f"{numerator}/{denominator}", Statistic(numerator, denominator),
-                   _as_statistics(covariates, True), method, better, dropna, (), {"nonnegative": nonnegative})
+                   _as_statistics(covariates, True, f"Ratio '{name or f'{numerator}/{denominator}'}'"), method, better,
+                   dropna, (), {"nonnegative": nonnegative})
 
     def __repr__(self) -> str:
         return f"Ratio({self.name!r}: {self.target}{self._cov_repr()})"

@@ -36,9 +36,10 @@ from scipy import stats
 
 from ._html import Html, html_table
 from .errors import AbkitError, DataError
+from .formatting import format_p, format_pct, format_relative
 from .metrics import Metric
 from .moments import MomentSet
-from .results import ExperimentResult, format_p, format_pct
+from .results import ExperimentResult
 from .stats.multiple import adjust
 
 __all__ = ["analyze_segments", "SegmentResult", "cochran_q"]
@@ -136,7 +137,7 @@ class SegmentResult:
         head = [*self.by, "Metric", "Arm", "Control", "Treatment", "Rel. lift", f"{1 - self.alpha:.0%} CI (rel.)",
                 "p-value"] + ([f"p ({self.correction})"] if corr else []) + ["n control", "n treatment"]
         rows = [[*(r[b] for b in self.by), r["metric"], r["variant"], f"{r['control_value']:.4g}",
-                 f"{r['treatment_value']:.4g}", format_pct(r["rel_effect"], 2),
+                 f"{r['treatment_value']:.4g}", format_relative(r, 2, near_zero="n/a (control \u2248 0)"),
                  f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]", format_p(r["p_value"]),
                  *([format_p(r.get("p_value_adjusted", np.nan))] if corr else []),
                  f"{r['n_control']:,}", f"{r['n_treatment']:,}"] for r in self.rows]

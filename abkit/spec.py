@@ -417,7 +417,7 @@ class MetricSpec:
 
     def build(self) -> Metric:
         """The abkit metric object (:class:`abkit.Mean`, :class:`abkit.Proportion`, :class:`abkit.Ratio`)."""
-        covs = _covariates_arg(self.covariates)
+        covs = _covariates_arg(self.covariates, self.type == "ratio")
         if self.type == "ratio":
             return Ratio(self.numerator, self.denominator, covariates=covs, name=self.name,
                          better=self.better, dropna=self.dropna, method=self.method, nonnegative=self.nonnegative)
@@ -457,12 +457,15 @@ class MetricSpec:
         return d
 
 
-def _covariates_arg(covs: tuple[Covariate, ...]):
-    """Covariates in the form abkit.Mean / abkit.Ratio accept."""
+def _covariates_arg(covs: tuple[Covariate, ...], ratio: bool = False):
+    """Covariates in the Python spelling of abkit.Mean / abkit.Ratio (a tuple is one ratio covariate, a list
+    several covariates). On a ratio metric the spec's ``covariates: [num, den]`` is the pre-period ratio."""
     if not covs:
         return None
-    if len(covs) == 1:
-        return covs[0] if isinstance(covs[0], str) else tuple(covs[0])
+    if ratio and len(covs) == 2 and all(isinstance(c, str) for c in covs):
+        return tuple(covs)
+    if len(covs) == 1 and isinstance(covs[0], str):
+        return covs[0]
     return [c if isinstance(c, str) else tuple(c) for c in covs]
 
 

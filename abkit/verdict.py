@@ -58,6 +58,15 @@ and a composition shift the readout would call significant by its own
 standard should not pass unmentioned. In A/A data it flags about alpha of
 the dropna metric x arm comparisons (tested).
 
+**How a change is put in words** (:func:`change_words`): an NPS in points
+("NPS up 7.9 points"); otherwise the relative lift ``(t - c) / |c|`` of
+:mod:`abkit.stats.ab`, which has the sign of the absolute effect also when
+the control value is negative (then the words say it is relative to the
+size of the control value); and in the metric's absolute units, saying why,
+when the control value is not distinguishable from zero (the relative
+interval is unbounded; "near zero", :mod:`abkit.formatting`). The label
+("up"/"down", "raised"/"lowered") always follows the absolute effect.
+
 Guardrails (:func:`guardrail_status`). With a relative non-inferiority
 ``margin`` m (0.02 = "may get at most 2% worse") a guardrail is
 
@@ -72,6 +81,15 @@ Guardrails (:func:`guardrail_status`). With a relative non-inferiority
 
 Without a margin a guardrail is breached when it got significantly worse
 (decision p-value below alpha) and ok otherwise.
+
+The margin is relative to the control value's size, ``|c|``: for a negative
+control value (a net amount, an NPS below zero) "at most 2% worse" means
+worse by at most ``0.02 |c|`` in the metric's units, and the texts give that
+amount. When the control value is not distinguishable from zero a relative
+margin has no meaning (any absolute change is a huge relative one): the
+guardrail is **unclear** (never ok, so the arm cannot ship on it) and the
+text says to judge such a metric without a margin (must not get
+significantly worse).
 
 Rollouts (difference-in-differences): :func:`decide_rollout`
 -------------------------------------------------------------
@@ -96,11 +114,21 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from .results import ExperimentResult, format_pct, p_text  # p_text: re-exported, one formatter for sentences
+from .formatting import (
+    ABSOLUTE,
+    POINTS,
+    RELATIVE_TO_SIZE,
+    change_scale,
+    format_number,
+    format_pct,
+    p_text,
+    signed_interval,
+)  # p_text: re-exported, one formatter for sentences
+from .results import ExperimentResult
 
 __all__ = ["Verdict", "decide", "decide_rollout", "guardrail_status", "days_to_detect", "days_to_show_margin",
            "DaysEstimate", "MissingnessCheck", "missingness_test", "missingness_checks",
-           "p_text", "p_label", "ci_label", "srm_sentence",
+           "p_text", "p_label", "ci_label", "srm_sentence", "change_words", "change_interval_words",
            "BALANCE_ALARM", "LEAK_ALARM", "DUPLICATE_ALARM", "COLOURS"]
 
 COLOURS = {
@@ -256,21 +284,107 @@ class Verdict:
 
 
 # --------------------------------------------------------------------------- guardrails
+def _kind(result: ExperimentResult, metric: str) -> str | None:
+    try:
+        return getattr(result.metric(metric), "kind", None)
+    except Exception:  # noqa: BLE001 - a row of a metric the result does not define: plain words
+        return None
+
+
+def _points_text(x: float, lo: float, hi: float) -> tuple[str, str, str]:
+    """An NPS change and its bounds in points, signed; one decimal unless the interval is narrower than ~1."""
+    from .formatting import _decimals_for, _fixed
+
+    d = max(1, _decimals_for(lo, hi, 2) or 1)
+    return _fixed(x, d, sign=True), _fixed(lo, d, sign=True), _fixed(hi, d, sign=True)
+
+
+def _near_zero_words(row: dict) -> str:
+    return (f"control's value ({format_number(row['control_value'])}) is not distinguishable from zero, so the "
+            "change is given in absolute units, not relative")
+
+
+def change_interval_words(result: ExperimentResult, row: dict) -> str:
+    """The change of one row with its interval, in the row's reading (:func:`abkit.formatting.change_scale`).
+
+    ``"+4.1%, 95% CI +1.0% to +7.2%"``; an NPS ``"+7.9 points, 95% CI +4.9 to
+    +10.9 points"``; a negative control value ``"+40.9% of the size of
+    control's value -5.006, 95% CI ..."``; near zero the absolute change,
+    ``"+0.0373, 95% CI +0.0124 to +0.0622 (absolute: control's value ...)"``.
+    """
+    scale = change_scale(row, _kind(result, row["metric"]))
+    lab = ci_label(result)
+    if scale == POINTS:
+        e, lo, hi = _points_text(row["effect"], row["ci_lower"], row["ci_upper"])
+        return f"{e} points, {lab} {lo} to {hi} points"
+    if scale == ABSOLUTE:
+        e, lo, hi = signed_interval(row["effect"], row["ci_lower"], row["ci_upper"])
+        return f"{e}, {lab} {lo} to {hi} ({_near_zero_words(row)})"
+    rel = f"{format_pct(row['rel_effect'])}"
+    if scale == RELATIVE_TO_SIZE:
+        rel += f" of the size of control's value {format_number(row['control_value'])}"
+    return f"{rel}, {lab} {format_pct(row['rel_ci_lower'])} to {format_pct(row['rel_ci_upper'])}"
+
+
+def change_words(result: ExperimentResult, row: dict) -> tuple[str, str, str]:
+    """``(size, interval, caveat)`` of one row's change for a sentence, in the row's reading.
+
+    ``size`` is unsigned (the sentence says "up"/"raised" from the sign of
+    the absolute effect): ``"4.1%"``, ``"7.9 points"``, ``"40.9% of the size of
+    control's value -5.006"``, ``"0.0373"``. ``interval`` is ``"+1.0% to
+    +7.2%"`` (with ``points`` for an NPS). ``caveat`` is empty, or for a
+    near-zero control value why the change is absolute.
+    """
+    scale = change_scale(row, _kind(result, row["metric"]))
+    if scale == POINTS:
+        e, lo, hi = _points_text(row["effect"], row["ci_lower"], row["ci_upper"])
+        return f"{e.lstrip('+-')} points", f"{lo} to {hi} points", ""
+    if scale == ABSOLUTE:
+        e, lo, hi = signed_interval(row["effect"], row["ci_lower"], row["ci_upper"])
+        return e.lstrip("+-"), f"{lo} to {hi}", _near_zero_words(row)
+    size = format_pct(abs(row["rel_effect"]), 1, sign=False)
+    interval = f"{format_pct(row['rel_ci_lower'])} to {format_pct(row['rel_ci_upper'])}"
+    if scale == RELATIVE_TO_SIZE:
+        size += f" of the size of control's value {format_number(row['control_value'])}"
+    return size, interval, ""
+
+
+def _margin_words(result: ExperimentResult, row: dict, margin: float) -> str:
+    """``"may get at most 2.0% worse"``, with the amount in the metric's units for a negative control value."""
+    allowed = f"may get at most {margin:.1%} worse"
+    c = float(row.get("control_value", math.nan))
+    if c < 0 and math.isfinite(c):
+        unit = " points" if _kind(result, row["metric"]) == "nps" else ""
+        allowed += (f", i.e. by {format_number(margin * abs(c), 3)}{unit} ({margin:.1%} of the size of its negative "
+                    f"control value {format_number(c)})")
+    return allowed
+
+
 def guardrail_status(result: ExperimentResult, row: dict, margin: float | None = None) -> tuple[str, str]:
     """``("ok" | "breached" | "unclear", explanation)`` for one guardrail row; the rule is in the module doc."""
     name = row["metric"]
-    lo, hi, rel = row["rel_ci_lower"], row["rel_ci_upper"], row["rel_effect"]
-    ci = f"{format_pct(rel)}, {ci_label(result)} {format_pct(lo)} to {format_pct(hi)}"
+    lo, hi = row["rel_ci_lower"], row["rel_ci_upper"]
+    ci = change_interval_words(result, row)
     if margin is None:
         if result.outcome(row) == "worse":
             return "breached", (f"guardrail {name} got significantly worse: {ci} "
                                 f"({p_text(result.decision_p(row), p_label(result))})")
         return "ok", f"guardrail {name} did not get significantly worse ({ci})"
-    if not all(math.isfinite(x) for x in (lo, hi)):
+    if not all(math.isfinite(x) for x in (row["rel_effect"], lo, hi)):
+        c = row.get("control_value", math.nan)
+        if all(math.isfinite(row.get(k, math.nan)) for k in ("control_value", "effect", "ci_lower", "ci_upper")):
+            e, alo, ahi = signed_interval(row["effect"], row["ci_lower"], row["ci_upper"])
+            return "unclear", (f"guardrail {name}: control's value ({format_number(c)}) is not distinguishable "
+                               f"from zero, so its relative margin ({margin:.1%}) cannot be checked (any change is a "
+                               f"huge relative one); its absolute change is {e}, {ci_label(result)} {alo} to {ahi}. "
+                               "Judge a metric that sits near zero without a margin (must not get significantly "
+                               "worse)")
         return "unclear", f"guardrail {name}: no confidence interval, so the {margin:.1%} margin cannot be checked"
     lower_better = row["better"] == "lower"
     bad_bound, good_bound = (hi, lo) if lower_better else (-lo, -hi)   # "how much worse", positive = worse
-    allowed = f"may get at most {margin:.1%} worse"
+    allowed = _margin_words(result, row, margin)
+    if _kind(result, name) == "nps":   # the margin is relative: show the relative interval next to the points
+        ci += f" (relative to the size of control's NPS: {format_pct(lo)} to {format_pct(hi)})"
     if bad_bound <= margin:
         return "ok", f"guardrail {name} is within its margin ({allowed}): {ci}"
     if good_bound > margin:
@@ -356,6 +470,14 @@ def _estimate(factor: float, days_elapsed: float, units_now: int, method: str, w
                         units_now, factor, method, words)
 
 
+def _relative_bounded(row: dict) -> bool:
+    """The row's relative lift has a bounded fixed-horizon interval (its control value is distinguishable
+    from zero): relative MDEs and margins only make sense then."""
+    keys = ("rel_effect", "rel_ci_lower_fixed" if "rel_ci_lower_fixed" in row else "rel_ci_lower",
+            "rel_ci_upper_fixed" if "rel_ci_upper_fixed" in row else "rel_ci_upper")
+    return all(math.isfinite(float(row.get(k, math.nan))) for k in keys)
+
+
 def _sequential_on(sequential) -> bool:
     return sequential is not None and sequential is not False
 
@@ -390,6 +512,9 @@ def days_to_detect(row: dict, mde: float, days_elapsed: float, *, alpha: float =
     n_c, n_t = float(row["n_control"]), float(row["n_treatment"])
     units_now = int(units_now if units_now is not None else n_c + n_t)
     se = float(row.get("rel_se", math.nan))
+    if not _relative_bounded(row):
+        return DaysEstimate(None, None, math.nan, units_now, math.nan,
+                            "no relative MDE: the control value is not distinguishable from zero")
     if not (math.isfinite(se) and se > 0 and n_c > 1 and n_t > 1 and mde > 0 and days_elapsed > 0):
         return DaysEstimate(None, None, math.nan, units_now, math.nan, "not enough information")
     if _sequential_on(sequential):
@@ -436,7 +561,8 @@ def days_to_show_margin(row: dict, margin: float, days_elapsed: float, *, alpha:
     worse = row["rel_effect"] if row["better"] == "lower" else -row["rel_effect"]
     method = "guardrail interval shrinking as 1/sqrt(n) with the estimate unchanged"
     words = "the guardrail's interval shrinking as the test runs on, if its estimate stays where it is"
-    if not (math.isfinite(se) and se > 0 and days_elapsed > 0 and math.isfinite(worse) and worse < margin):
+    if not (_relative_bounded(row) and math.isfinite(se) and se > 0 and days_elapsed > 0 and math.isfinite(worse)
+            and worse < margin):
         return DaysEstimate(None, None, math.nan, units_now, math.nan, method, words)
     if _sequential_on(sequential):
         tau2 = _relative_mixing_variance(row, sequential, alpha, units_now)
@@ -489,9 +615,9 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
     for arm in result.treatments:
         row = result.row(primary, arm)
         p = result.decision_p(row)
-        lift = (f"{primary} {_direction_words(row)} {format_pct(abs(row['rel_effect']), 1, sign=False)} "
-                f"({ci_label(result)} {format_pct(row['rel_ci_lower'])} to "
-                f"{format_pct(row['rel_ci_upper'])}, {p_text(p, p_label(result))})")
+        size, interval, caveat = change_words(result, row)
+        lift = (f"{primary} {_direction_words(row)} {size} ({ci_label(result)} {interval}, "
+                f"{p_text(p, p_label(result))}{'; ' + caveat if caveat else ''})")
         reasons = [lift]
         status = {g: guardrail_status(result, result.row(g, arm), m) for g, m in margins.items()}
         breached = [g for g, (s, _) in status.items() if s == "breached"]
@@ -542,8 +668,7 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
             label = "Ship"
             moved = "lowered" if row["effect"] < 0 else "raised"
             guard = " and every guardrail held" if margins else ""
-            headline = (f"{arm} {moved} {primary} by {format_pct(abs(row['rel_effect']), 1, sign=False)} "
-                        f"({row['better']} is better){guard}.")
+            headline = f"{arm} {moved} {primary} by {size} ({row['better']} is better){guard}."
         else:
             label = "Inconclusive"
             if outcome == "better":
@@ -551,8 +676,11 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
                             f"{', '.join(unclear)} cannot yet be shown to stay within {'their' if len(unclear) > 1 else 'its'} "
                             "margin.")
             else:
-                headline = (f"No detectable effect of {arm} on {primary}: the change is between "
-                            f"{format_pct(row['rel_ci_lower'])} and {format_pct(row['rel_ci_upper'])}.")
+                lo_text, hi_text = interval.split(" to ")
+                if change_scale(row, _kind(result, primary)) == RELATIVE_TO_SIZE:
+                    hi_text += f" of the size of control's value {format_number(row['control_value'])}"
+                headline = (f"No detectable effect of {arm} on {primary}: the change is between {lo_text} and "
+                            f"{hi_text}{' (' + caveat + ')' if caveat else ''}.")
             needs = []
             if days_elapsed and outcome == "better":
                 for g in unclear:

@@ -21,11 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..formatting import (
+    ABSOLUTE, POINTS, RELATIVE_TO_SIZE, change_scale, format_number, format_p, format_pct, format_relative,
+    interval_text, signed_interval,
+)
 from ..plots import style_axes
-from ..results import ExperimentResult, format_number, format_p, format_pct, interval_text
+from ..results import ExperimentResult
 from ..stats.checks import SRM_ALARM
 from ..verdict import (
-    BALANCE_ALARM, COLOURS, DUPLICATE_ALARM, LEAK_ALARM, Verdict, ci_label, missingness_checks, p_label, p_text,
+    BALANCE_ALARM, COLOURS, DUPLICATE_ALARM, LEAK_ALARM, Verdict, change_words, ci_label, missingness_checks,
+    p_label, p_text,
 )
 from .pages import render_page
 from .templates import html_template_dir
@@ -277,16 +282,22 @@ def _size_block(size) -> str:
         mark = "&#10003;" if share >= 1 else "&#9888;"
         parts.append(f'<div class="abkit-banner {cls}">{mark} {size.units:,} units of the {size.planned_units:,} '
                      f"planned ({share:.0%}).</div>")
-    if size.needed is not None and size.mde:
+    if size.mde:
         n = size.needed
-        enough = n.factor <= 1
-        av = " on the always-valid interval" if getattr(size, "sequential", False) else ""
-        txt = (f"To detect a {size.mde:.1%} change in the primary metric with {size.power:.0%} power{av}, the "
-               f"observed variance calls for about {n.units_needed:,.0f} units; the test has {size.units:,} "
-               f"({size.units / n.units_needed:.0%}).")
-        if n.days_total is not None and size.days:
-            txt += (f" At the rate so far ({size.units / size.days:,.0f} units a day over {size.days:.0f} days) that "
-                    f"takes {n.days_total} days in total" + ("." if enough else f", {n.days_more} more."))
+        if n is not None:
+            enough = n.factor <= 1
+            av = " on the always-valid interval" if getattr(size, "sequential", False) else ""
+            txt = (f"To detect a {size.mde:.1%} change in the primary metric with {size.power:.0%} power{av}, the "
+                   f"observed variance calls for about {n.units_needed:,.0f} units; the test has {size.units:,} "
+                   f"({size.units / n.units_needed:.0%}).")
+            if n.days_total is not None and size.days:
+                txt += (f" At the rate so far ({size.units / size.days:,.0f} units a day over {size.days:.0f} days) "
+                        f"that takes {n.days_total} days in total" + ("." if enough else f", {n.days_more} more."))
+        else:   # a planned relative MDE but no estimate (e.g. the primary's control value is near zero)
+            enough = False
+            txt = (f"No estimate of the units needed for a {size.mde:.1%} change: the primary metric has no usable "
+                   "relative lift yet (its control value is not distinguishable from zero, or its variance is "
+                   "unknown).")
         cls = "abkit-banner-ok" if enough else "abkit-banner-warn"
         parts.append(f'<div class="abkit-banner {cls}">{"&#10003;" if enough else "&#9888;"} {_e(txt)}</div>')
     if not parts:
@@ -446,7 +457,7 @@ def metrics_html(result: ExperimentResult, spec=None) -> str:
               f'<span style="color:#cf222e;font-weight:600">red</span> = significantly worse ({sig}), '
               "grey = no significant difference; what counts as better depends on the metric "
               "(for contact rate and time to refund, lower is better). Values are per buyer (means) or per unit "
-              "of the denominator (ratios); CI = confidence interval.</p>")
+              f"of the denominator (ratios); CI = confidence interval.{_e(_relative_legend(result))}</p>")
     if seq:
         legend += ('<p class="abkit-muted">Intervals and p-values are <b>always valid</b>: correct however often '
                    "the test is looked at, so it may stop as soon as an interval excludes zero. They are "
@@ -479,7 +490,7 @@ def metrics_html(result: ExperimentResult, spec=None) -> str:
         cells += [
             format_number(r["control_value"]), format_number(r["treatment_value"]),
             f"{effect}<small class=\"abkit-ci\">{ci}</small>",
-            f'<span style="color:{colour};font-weight:600">{format_pct(r["rel_effect"], 2)}</span>'
+            f'<span style="color:{colour};font-weight:600">{_e(format_relative(r, 2, near_zero="n/a*"))}</span>'
             f"<small class=\"abkit-ci\">[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]</small>",
             format_p(r["p_value"]),
         ]
@@ -496,6 +507,24 @@ def metrics_html(result: ExperimentResult, spec=None) -> str:
             if vr else "")
     return ('<section class="abkit-section"><h2>Metrics</h2>' + legend +
             f'<div class="abkit-table-wrap">{table}</div>{note}</section>')
+
+
+def _relative_legend(result: ExperimentResult) -> str:
+    """Words (plain text) for the metric table's legend when a row's relative lift is not ``treatment /
+    control - 1`` of a positive control value; empty otherwise, so ordinary readouts read as before."""
+    scales = {change_scale(r) for r in result.rows}
+    kinds = {m.name: getattr(m, "kind", None) for m in result.metrics}
+    words = ""
+    if RELATIVE_TO_SIZE in scales:
+        words += (" A relative lift marked \"of |control|\" is the change as a share of the size of a negative "
+                  "control value, (treatment - control) / |control|: positive means the value went up, as for any "
+                  "other metric.")
+    if ABSOLUTE in scales:
+        words += (" n/a* = control's value is not distinguishable from zero, so the data bound no relative "
+                  "change: read the absolute effect.")
+    if any(kinds.get(r["metric"]) == "nps" for r in result.rows):
+        words += " NPS effects are in NPS points (the absolute effect)."
+    return words
 
 
 def chart_html(result: ExperimentResult, fig) -> str:
@@ -519,8 +548,8 @@ def chart_alt(result: ExperimentResult) -> str:
     parts = []
     for r in result.rows:
         label = f"{r['metric']} ({r['variant']})" if several else str(r["metric"])
-        parts.append(f"{label}: {format_pct(r['rel_effect'], 1)} [{format_pct(r['rel_ci_lower'], 1)}, "
-                     f"{format_pct(r['rel_ci_upper'], 1)}]")
+        parts.append(f"{label}: {format_relative(r, 1, near_zero='relative lift n/a (control near zero)')} "
+                     f"[{format_pct(r['rel_ci_lower'], 1)}, {format_pct(r['rel_ci_upper'], 1)}]")
     return (f"Chart of the relative lift of each metric vs {result.control} with {1 - result.alpha:.0%} "
             "confidence intervals: " + "; ".join(parts))
 
@@ -547,7 +576,7 @@ def plot_cumulative(frame, spec, ax=None):
         good = -1 if spec.primary.better == "lower" else 1
         ax.axhline(good * spec.mde * 100, color="#8c959f", lw=1, ls="--", label=f"planned MDE ({spec.mde:.1%})")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
-    ax.set_ylabel(f"{spec.primary.name}: relative lift (%)", parse_math=False)
+    ax.set_ylabel(f"{spec.primary.name}: relative lift (%{_size_words(frame)})", parse_math=False)
     ax.set_title(f"Cumulative effect on {spec.primary.name} ({1 - spec.alpha:.0%} CI shaded)", loc="left",
                  fontsize=10, parse_math=False)
     leg = ax.legend(fontsize=8, frameon=False)
@@ -568,7 +597,7 @@ def cumulative_html(fig, frame, spec, missing: int = 0) -> str:
     """
     last = frame.groupby("variant", sort=False).tail(1)
     alt = (f"Chart of the cumulative relative lift of {spec.primary.name} by exposure date; final: "
-           + "; ".join(f"{r.variant}: {format_pct(r.rel_effect, 1)} [{format_pct(r.rel_ci_lower, 1)}, "
+           + "; ".join(f"{r.variant}: {format_relative(r._asdict(), 1)} [{format_pct(r.rel_ci_lower, 1)}, "
                        f"{format_pct(r.rel_ci_upper, 1)}]" for r in last.itertuples()))
     miss = (f" {missing:,} units without a value in <code>{_e(spec.date)}</code> are not in this chart."
             if missing else "")
@@ -583,6 +612,15 @@ def cumulative_html(fig, frame, spec, missing: int = 0) -> str:
             f"<code>{_e(spec.date)}</code>). The interval narrows as units accrue; an estimate that settles is a "
             f"good sign, one that still drifts suggests novelty or learning effects. {advice}{miss}</p>"
             f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure></section>')
+
+
+def _size_words(frame) -> str:
+    """``" of |control|"`` for a chart axis when some relative lift in ``frame`` is relative to the size of a
+    negative control value (a ``control_value`` column), else empty."""
+    if "control_value" not in getattr(frame, "columns", ()):
+        return ""
+    rows = frame.to_dict("records")
+    return " of |control|" if any(change_scale(r) == RELATIVE_TO_SIZE for r in rows) else ""
 
 
 def _finite_or_nan(values) -> np.ndarray:
@@ -677,7 +715,7 @@ def sequential_html(fig, path, spec, result: ExperimentResult | None = None) -> 
             row = result.row(spec.primary.name, r.variant)
             p, label = result.decision_p(row), p_label(result)
             stop = result.outcome(row) != "neutral"
-            ci = (f"{format_pct(row['rel_ci_lower'])} to {format_pct(row['rel_ci_upper'])}")
+            ci = change_words(result, row)[1]   # relative, or points / absolute units (NPS, control near zero)
         else:
             p, label, stop, ci = r.p_value_running, "always-valid p", bool(r.stop_allowed), None
         ci_words = f" ({ci_label(result)}: {ci})" if ci else ""
@@ -742,8 +780,8 @@ def plot_segments(seg, ax=None):
     for text in ax.set_yticklabels(labels):
         text.set_parse_math(False)
     ax.set_ylim(-0.7, n - 0.3)
-    ax.set_xlabel("relative lift (%), with fixed-horizon confidence interval" if getattr(seg, "fixed_horizon", False)
-                  else "relative lift (%), with confidence interval", parse_math=False)
+    kind = "fixed-horizon confidence interval" if getattr(seg, "fixed_horizon", False) else "confidence interval"
+    ax.set_xlabel(f"relative lift (%{_size_words(t)}), with {kind}", parse_math=False)
     ax.set_title(f"{seg.column}", loc="left", fontsize=10, parse_math=False)
     leg = ax.legend(fontsize=8, frameon=False, loc="best")
     for tx in leg.get_texts():
@@ -761,8 +799,9 @@ def segments_html(seg, fig, spec) -> str:
     for r in t.itertuples():
         colour = _OUTCOME_COLOURS[r.outcome]
         arm = f"<td>{_e(r.variant)}</td>" if several else ""
+        rel = _e(format_relative(r._asdict(), 1))
         rows.append(f"<tr><td>{_e(r.segment)}</td>{arm}<td>{r.n_control:,} / {r.n_treatment:,}</td>"
-                    f'<td><span style="color:{colour};font-weight:600">{format_pct(r.rel_effect, 1)}</span></td>'
+                    f'<td><span style="color:{colour};font-weight:600">{rel}</span></td>'
                     f"<td>[{format_pct(r.rel_ci_lower, 1)}, {format_pct(r.rel_ci_upper, 1)}]</td>"
                     f"<td>{format_p(r.p_value)}</td><td>{format_p(r.p_value_adjusted)}</td></tr>")
     fixed = " (fixed-horizon)" if getattr(seg, "fixed_horizon", False) else ""
@@ -787,7 +826,7 @@ def segments_html(seg, fig, spec) -> str:
         notes.append(f"Only the {len(t) if not several else t.segment.nunique()} largest values are shown; "
                      f"{seg.hidden} smaller ones are not.")
     alt = (f"Forest plot of the relative lift of {spec.primary.name} by {seg.column}: "
-           + "; ".join(f"{r.segment}: {format_pct(r.rel_effect, 1)}" for r in t.itertuples()))
+           + "; ".join(f"{r.segment}: {format_relative(r._asdict(), 1)}" for r in t.itertuples()))
     img = f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure>' if fig else ""
     return (f'<div class="abkit-segment"><h3>By {_e(seg.column)}</h3>{img}{table}'
             f'<p class="abkit-muted">{" ".join(het)} {" ".join(_e(n) for n in notes)}</p></div>')
@@ -855,17 +894,25 @@ def methodology_html(spec, result: ExperimentResult | None = None) -> str:
                 "kept in the notebook.")
     else:
         items.append("Confidence intervals and two-sided p-values use Student's t with Welch-Satterthwaite "
-                     "degrees of freedom; relative lifts (treatment / control - 1) get Fieller's interval "
-                     "(Fieller 1954), which excludes zero exactly when the absolute effect's interval does.")
+                     "degrees of freedom; relative lifts ((treatment - control) / |control|, i.e. treatment / "
+                     "control - 1 for a positive control value) get Fieller's interval (Fieller 1954), which "
+                     "excludes zero exactly when the absolute effect's interval does, and which is unbounded (n/a) "
+                     "when control's value cannot be told apart from zero.")
     if spec.correction:
         ref = ("Holm 1979: controls the chance of any false positive" if spec.correction == "holm"
                else "Benjamini and Hochberg 1995: controls the expected share of false positives")
         items.append(f"Multiple testing: p-values are adjusted across every metric x arm comparison ({ref}); "
                      "decisions use the adjusted p-values.")
     if any(g.margin is not None for g in spec.guardrails):
+        guard_rows = ([r for r in result.rows if r["metric"] in {g.name for g in spec.guardrails}]
+                      if result is not None else [])
+        size = (" A margin is a share of the size of the control value, so for a negative control value (a net "
+                "amount) it allows that share of its absolute value; a guardrail whose control value cannot be "
+                "told apart from zero has no relative margin to check and stays unclear."
+                if any(change_scale(r) in (RELATIVE_TO_SIZE, ABSOLUTE) for r in guard_rows) else "")
         items.append("Guardrails with a margin are non-inferiority tests: a guardrail holds when the bad-side "
                      f"bound of its {1 - spec.alpha:.0%} interval is within the margin (a one-sided test at "
-                     f"{spec.alpha / 2:g}); it is breached when the whole interval is beyond the margin.")
+                     f"{spec.alpha / 2:g}); it is breached when the whole interval is beyond the margin.{size}")
     items.append(f"Sample ratio mismatch: chi-square goodness-of-fit test of units per arm against the planned "
                  f"split, alarm at p &lt; {SRM_ALARM:g} (Fabijan et al. 2019, KDD). Pre-period balance: "
                  "standardized mean differences and Welch tests per column, and a joint chi-square test of all "
@@ -915,7 +962,9 @@ def methodology_html(spec, result: ExperimentResult | None = None) -> str:
              "<th>Role</th><th>Type</th><th>Definition</th><th>Pre-period covariates</th><th>Better</th>"
              f"<th>Description</th></tr></thead><tbody>{''.join(defs)}</tbody></table></div>")
     glossary = [
-        ("Relative lift", "treatment / control - 1: +2% means the treatment's value is 2% above control's."),
+        ("Relative lift", "(treatment - control) / |control|: +2% means the treatment's value is 2% above "
+                          "control's (for a negative control value, such as an NPS below zero, 2% of its size: "
+                          "+ is always up); n/a when control's value cannot be told apart from zero."),
         ("Confidence interval (CI)", f"the range of true effects compatible with the data at "
                                      f"{1 - spec.alpha:.0%} confidence."),
         ("p-value", "how surprising the difference would be if the change did nothing; below "
@@ -949,6 +998,7 @@ def methodology_html(spec, result: ExperimentResult | None = None) -> str:
 def summary(spec, result: ExperimentResult, verdicts: Sequence[Verdict]) -> dict:
     """Plain JSON data the runner reads back from the executed notebook (portfolio page)."""
     arms = []
+    kind = getattr(result.metric(spec.primary.name), "kind", None)
     for v in verdicts:
         row = result.row(spec.primary.name, v.variant)
         arms.append({
@@ -957,8 +1007,28 @@ def summary(spec, result: ExperimentResult, verdicts: Sequence[Verdict]) -> dict
             "rel_ci_upper": _finite(row["rel_ci_upper"]), "p_value": _finite(result.decision_p(row)),
             "p_label": p_label(result),
         })
+        text = _portfolio_change(row, kind, result)
+        if text:   # an NPS (points), a negative or near-zero control value: the words, not a bare percentage
+            arms[-1]["text"] = text
     return {"name": spec.name, "kind": "ab", "primary": spec.primary.name, "better": spec.primary.better,
             "alpha": spec.alpha, "srm_mismatch": bool(result.srm.mismatch), "arms": arms}
+
+
+def _portfolio_change(row: dict, kind: str | None, result: ExperimentResult) -> str | None:
+    """The portfolio page's change for a primary metric that is not read as ``treatment / control - 1`` of a
+    positive control value (None otherwise): NPS points, "% of |control|", or the absolute effect."""
+    scale = change_scale(row, kind)
+    p = p_text(result.decision_p(row), p_label(result))
+    if scale == POINTS:
+        e, lo, hi = signed_interval(row["effect"], row["ci_lower"], row["ci_upper"])
+        return f"{e} points [{lo}, {hi}] {p}"
+    if scale == ABSOLUTE:
+        e, lo, hi = signed_interval(row["effect"], row["ci_lower"], row["ci_upper"])
+        return f"{e} [{lo}, {hi}] (absolute: control near zero) {p}"
+    if scale == RELATIVE_TO_SIZE:
+        return (f"{format_pct(row['rel_effect'], 2)} of |control| [{format_pct(row['rel_ci_lower'])}, "
+                f"{format_pct(row['rel_ci_upper'])}] {p}")
+    return None
 
 
 # --------------------------------------------------------------------------- portfolio page

@@ -31,7 +31,7 @@ delta-method ratio variance over the ``n`` units,
     sigma^2 = Var_i(S_i - F N_i) / (n Nbar^2)         (sample variance, ddof = 1)
 
 evaluated at ``xi = Q(q)``. Independent arms give the effect ``Q_t - Q_c``
-the variance ``se_t^2 + se_c^2``, and the relative effect ``Q_t / Q_c - 1`` the
+the variance ``se_t^2 + se_c^2``, and the relative effect ``(Q_t - Q_c) / |Q_c|`` the
 delta-method standard error ``sqrt(se_t^2 / Q_c^2 + Q_t^2 se_c^2 / Q_c^4)`` and
 Fieller's interval (:func:`abkit.stats.ab.fieller_relative`, as for the moment
 metrics: it excludes 0 exactly when the absolute interval does).
@@ -209,7 +209,7 @@ def difference(treatment: QuantileEstimate, control: QuantileEstimate, alpha: fl
     else:
         p = 1.0 if effect == 0 else 0.0
     if qc != 0.0:
-        rel = qt / qc - 1.0
+        rel = effect / abs(qc)   # the relative lift of abkit.stats.ab: the effect's sign also for qc < 0
         rel_se = float(np.sqrt(treatment.se**2 / qc**2 + qt**2 * control.se**2 / qc**4))
     else:
         rel = rel_se = np.nan
