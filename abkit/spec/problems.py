@@ -301,8 +301,7 @@ def _message(err: dict, place: _Place, allow_source: bool) -> str:
         shown = " or ".join(f"`{key}: {flow(e)}`" for e in examples[:2]) or f"`{key}: ...`"
         return f"required key missing; add e.g. {shown}"
     if kind == "extra_forbidden":
-        model = _walk_parent_model(place)
-        allowed = _allowed_keys(model, allow_source)
+        allowed = _allowed_keys(place.model, allow_source)
         if not isinstance(key, str):
             return f"key {show(key)} is not text; keys are words like {', '.join(allowed[:4])}"
         if key == "source" and not allow_source:
@@ -340,24 +339,17 @@ def _message(err: dict, place: _Place, allow_source: bool) -> str:
     return f"{err.get('msg', kind)}; got {show(value)}"
 
 
-def _walk_parent_model(place: _Place) -> type[BaseModel] | None:
-    return place.model
-
-
 def add_validation_errors(exc, root: type[BaseModel], problems: Problems, *, allow_source: bool = True) -> None:
     """Word every error of a pydantic ``ValidationError`` of model ``root`` and add it to ``problems``."""
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         if err["type"] == RULES:
-            field_level = err["ctx"].get("field_level", True)
+            # paths relative to the model: a field validator's error sits at the field, a model
+            # validator's at the model itself
             place = _walk(root, loc)
-            base = place.parent_path if field_level and loc else place.path
+            base = place.parent_path if err["ctx"].get("field_level", True) and loc else place.path
             for where, message in err["ctx"]["problems"]:
-                if where.startswith("[") or not base:
-                    full = base + where if where.startswith("[") else where
-                else:
-                    full = f"{base}.{where}" if where else base
-                problems.add(full, message)
+                problems.add(f"{base}.{where}" if base and where else base or where, message)
             continue
         place = _walk(root, loc)
         problems.add(place.path, _message(err, place, allow_source))

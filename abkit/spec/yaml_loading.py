@@ -8,12 +8,13 @@ alias (``*name``) expanded, hold more than :data:`MAX_NODES` values (a
 :data:`MAX_DEPTH`; keys repeated within one mapping (YAML would silently
 keep the last). These are counted on the parser's event stream, before
 anything is built, so a hostile file costs at most its own size in work.
-Then the document is built by ``yaml.safe_load`` (plain data only: no tags
-that construct Python objects).
+Then the document is built by YAML's safe loader (plain data only: no tags
+that construct Python objects; libyaml's ``CSafeLoader`` when installed).
 """
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -25,40 +26,54 @@ from .problems import Problems
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "parse_spec_text", "read_spec_file"]
 
 MAX_BYTES = 256 * 1024    # the sample specs are 1-3 KB
-MAX_NODES = 20_000        # values after alias expansion; a spec with 100 metrics has about 2,000
+MAX_NODES = 10_000        # values after alias expansion; a spec with 100 metrics has about 1,500
 MAX_DEPTH = 16            # the deepest sample path, metrics[0].covariates[0][1], is 4 levels down
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml's parser when available (same safe constructor)
 
 
 def read_spec_file(path: str | os.PathLike, problems: Problems) -> str:
-    """The text of a spec file (UTF-8, at most MAX_BYTES); problems raised at once."""
+    """The text of a spec file (UTF-8, at most MAX_BYTES); problems raised at once.
+
+    Only a regular file is opened: a named pipe would block the reader and ``/dev/zero`` never ends.
+    """
     p = Path(path)
     try:
-        with open(p, "rb") as fh:
-            if not p.is_file():
-                problems.add("", f"'{p}' is not a regular file; a spec is a YAML file")
-                problems.raise_if_any()
-            data = fh.read(MAX_BYTES + 1)
+        info = p.stat()
     except FileNotFoundError:
         problems.add("", f"spec file not found (looked for {p.resolve()}); check the path")
         problems.raise_if_any()
-    except IsADirectoryError:
+    except (OSError, RuntimeError) as exc:
+        problems.add("", f"cannot read the spec file: {exc}")
+        problems.raise_if_any()
+    if stat.S_ISDIR(info.st_mode):
         problems.add("", f"'{p}' is a folder, not a spec file; pass the YAML files, e.g. {p}/*.yaml")
         problems.raise_if_any()
+    if not stat.S_ISREG(info.st_mode):
+        problems.add("", f"'{p}' is not a regular file (a device, pipe or socket); a spec is a YAML file")
+        problems.raise_if_any()
+    if info.st_size > MAX_BYTES:
+        _too_large(problems)
+    try:
+        with open(p, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         problems.add("", f"cannot read the spec file: {exc}")
         problems.raise_if_any()
     if len(data) > MAX_BYTES:
-        problems.add("", f"the file is larger than {MAX_BYTES // 1024} KB; a spec is a short YAML file (name, data, "
-                         "metrics). Is this the data file?")
-        problems.raise_if_any()
+        _too_large(problems)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         problems.add("", f"cannot read the spec file: it is not UTF-8 text ({exc}); save it as UTF-8")
         problems.raise_if_any()
     raise AssertionError("unreachable")
+
+
+def _too_large(problems: Problems) -> None:
+    problems.add("", f"the file is larger than {MAX_BYTES // 1024} KB; a spec is a short YAML file (name, data, "
+                     "metrics). Is this the data file?")
+    problems.raise_if_any()
 
 
 class _Frame:
@@ -158,12 +173,22 @@ def _too_deep(event, problems: Problems) -> None:
     problems.raise_if_any()
 
 
+def _safe_load(text: str) -> Any:
+    """``yaml.safe_load`` with libyaml's parser when available (the same safe constructor: plain data only),
+    which builds a 10,000-value document in milliseconds where the pure-Python parser takes seconds."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def parse_spec_text(text: str, problems: Problems) -> Any:
     """The YAML document as plain data (mappings, lists, text, numbers, booleans, dates); problems raised at once."""
     try:
         _check_events(text, problems)
         if not len(problems):
-            return yaml.safe_load(text)
+            return _safe_load(text)
     except SpecError:
         raise
     except ValueError as exc:  # e.g. a date-like scalar that is no date: 2026-13-01
