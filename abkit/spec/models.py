@@ -370,18 +370,24 @@ def _spark_conf(value: Any) -> Any:
             isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in value.items()):
         raise _custom(f"expected a mapping of Spark settings to values, e.g. `conf: {{spark.master: 'local[4]'}}`, "
                       f"got {show(value)}")
-    refused = [k for k in value if k not in SPARK_CONF_ALLOWED]
-    if refused:
-        raise _rules(*((f"conf.{printable(k)}", (f"Spark setting '{printable(k)}' is not allowed in a spec: a spec may only set "
-                                     f"{', '.join(SPARK_CONF_ALLOWED)}.{suggest(k, SPARK_CONF_ALLOWED)} Settings "
-                                     "that load code or change the JVM (spark.jars, extraJavaOptions, plugins, "
-                                     "catalogs ...) belong in the cluster's spark-defaults.conf"))
-                       for k in refused))
     return dict(value)
 
 
-SparkConf = Annotated[dict[Literal[SPARK_CONF_ALLOWED], str | int | float | bool],   # type: ignore[valid-type]
-                      BeforeValidator(_spark_conf)]
+def _allow_listed(conf: dict) -> dict:
+    refused = [k for k in conf if k not in SPARK_CONF_ALLOWED]
+    if refused:
+        raise _rules(*((f"conf.{printable(k)}", (f"Spark setting '{printable(k)}' is not allowed in a spec: a spec "
+                                                  f"may only set {', '.join(SPARK_CONF_ALLOWED)}."
+                                                  f"{suggest(k, SPARK_CONF_ALLOWED)} Settings that load code or "
+                                                  "change the JVM (spark.jars, extraJavaOptions, plugins, catalogs "
+                                                  "...) belong in the cluster's spark-defaults.conf"))
+                       for k in refused))
+    return conf
+
+
+SparkValue = str | int | float | bool
+SparkConf = Annotated[dict[str, SparkValue], BeforeValidator(
+    _spark_conf, json_schema_input_type=dict[Literal[SPARK_CONF_ALLOWED], SparkValue])]   # type: ignore[valid-type]
 
 
 class TableDocument(Document):
@@ -419,7 +425,7 @@ class TableDocument(Document):
     def _conf_for_spark(cls, value, info: ValidationInfo):
         if value is not None and "engine" in info.data and info.data["engine"] != "spark":
             raise _custom("Spark settings apply to `engine: spark` only; remove `conf`")
-        return value
+        return _allow_listed(value) if value is not None else value
 
 
 def _data_shape(value: Any) -> Any:
