@@ -195,3 +195,14 @@ def test_ctrl_c_stops_a_jobs_2_batch_within_seconds(tmp_path):
     pages = [p.parent.name for p in out.glob("*/readout.html")]
     assert len(pages) < len(specs)                         # the queue did not run on
     assert index.count("NOT FINISHED") == len(specs) - len(pages)
+
+
+def test_an_id_in_the_spec_names_the_folder(two_teams):
+    base, a, b = two_teams
+    for path, ident in ((a, "team-a/refunds"), (b, "team-b/refunds")):
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        path.write_text(yaml.safe_dump({"id": ident, **spec}, sort_keys=False), encoding="utf-8")
+    outcomes = run_readouts([a, b], base / "out", jobs=2, progress=False)
+    assert [o.slug for o in outcomes] == ["team-a-refunds", "team-b-refunds"] and all(o.ok for o in outcomes)
+    owner = (base / "out" / "team-a-refunds" / OWNER_NAME).read_text(encoding="utf-8")
+    assert '"identity": "team-a/refunds"' in owner

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -93,6 +94,17 @@ def _rules(*problems: tuple[str, str], field_level: bool = True) -> PydanticCust
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise PydanticCustomError(BLANK, "must not be empty")
+    return value
+
+
+_IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*")
+
+
+def _identity(value: Any) -> Any:
+    """An experiment identity: letters, digits, '-', '_', '.', and '/' between parts; at most 120 characters."""
+    if isinstance(value, str) and not (len(value) <= 120 and _IDENTITY.fullmatch(value) and ".." not in value):
+        raise _custom(f"expected an identity like team-a/refunds-2026 (letters, digits, '-', '_', '.', '/' between "
+                      f"parts, at most 120 characters), got {show(value)}")
     return value
 
 
@@ -456,6 +468,10 @@ class _Header(Document):
     name: NonBlankText = _text_field("the experiment's name (the readout's title)", "Instant refunds for low-value "
                                                                                     "returns")
     kind: str = Field("ab", description="ab (default), did or power")     # each kind narrows it (second key)
+    id: Annotated[str, AfterValidator(_identity)] | None = Field(
+        None, description="the experiment's stable identity: its readout folder and its rows in the results store "
+                          "(default: the spec file's path below --root, else its file name)",
+        examples=["returns/instant-refunds-2026"])
     owner: Text | None = Field(None, description="team or person")
     description: Text | None = Field(None, description="what changed, for whom")
     hypothesis: Text | None = Field(None, description="what the change should do, and why")

@@ -190,6 +190,7 @@ class ExperimentSpec(_Data):
     metrics: tuple[MetricSpec, ...]
     kind: str = "ab"
     owner: str | None = None
+    id: str | None = None             # stable identity (readout folder, results store); None: from the file
     description: str | None = None
     hypothesis: str | None = None
     start: _dt.date | None = None
@@ -275,7 +276,7 @@ class ExperimentSpec(_Data):
         return {
             "name": self.name,
             "kind": self.kind,
-            "owner": self.owner,
+            "owner": self.owner, "id": self.id,
             "description": self.description,
             "hypothesis": self.hypothesis,
             "start": self.start.isoformat() if self.start else None,
@@ -379,6 +380,7 @@ class RolloutSpec(_Data):
     secondary: tuple[OutcomeSpec, ...] = ()
     kind: str = "did"
     owner: str | None = None
+    id: str | None = None             # stable identity (readout folder, results store); None: from the file
     description: str | None = None
     hypothesis: str | None = None
     start: _dt.date | None = None
@@ -422,7 +424,7 @@ class RolloutSpec(_Data):
     def to_dict(self) -> dict:
         """Plain JSON-able data; ``RolloutSpec.from_dict(spec.to_dict()) == spec``."""
         return {
-            "name": self.name, "kind": self.kind, "owner": self.owner, "description": self.description,
+            "name": self.name, "kind": self.kind, "owner": self.owner, "id": self.id, "description": self.description,
             "hypothesis": self.hypothesis,
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
@@ -460,6 +462,7 @@ class PowerSpec(_Data):
     daily_units: float
     kind: str = "power"
     owner: str | None = None
+    id: str | None = None             # stable identity (readout folder, results store); None: from the file
     description: str | None = None
     hypothesis: str | None = None
     start: _dt.date | None = None
@@ -502,7 +505,7 @@ class PowerSpec(_Data):
     def to_dict(self) -> dict:
         """Plain JSON-able data; ``PowerSpec.from_dict(spec.to_dict()) == spec``."""
         return {
-            "name": self.name, "kind": self.kind, "owner": self.owner, "description": self.description,
+            "name": self.name, "kind": self.kind, "owner": self.owner, "id": self.id, "description": self.description,
             "hypothesis": self.hypothesis, "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None, "data": self._data_dict(), "variant": self.variant,
             "control": self.control, "alpha": self.alpha, "power": self.power, "arms": self.arms,
@@ -549,7 +552,7 @@ def _outcome(doc: OutcomeDocument) -> OutcomeSpec:
 
 
 def _header(doc) -> dict:
-    return {"name": doc.name, "owner": doc.owner, "description": doc.description, "hypothesis": doc.hypothesis,
+    return {"name": doc.name, "owner": doc.owner, "id": doc.id, "description": doc.description, "hypothesis": doc.hypothesis,
             "start": doc.start, "end": doc.end, "source": doc.source}
 
 
