@@ -167,7 +167,7 @@ def test_callaway_santanna_coverage_and_standard_errors(control_group):
     se = np.empty((R, k))
     for r in range(R):
         Y, G = draw_panel(rng, d["n"], d["T"], d["cohorts"], d["probs"], _cs_tau, het=0.2)
-        cells = att_gt(Y, periods, G, control_group=control_group)
+        cells = att_gt(Y, periods, np.where(G > 0, G, np.inf), control_group=control_group)   # inf = never
         simple = aggregate_att_gt(cells, "simple")
         dyn = aggregate_att_gt(cells, "dynamic")
         post = dyn.labels >= 0
@@ -277,7 +277,7 @@ def test_twfe_biased_where_theory_says_cs_is_not():
         fe = FixedEffects([u, t], n * T)
         fit = fit_linear(Y.ravel(), D[:, None], fe, u)
         tw[r] = fit.coef[0], fit.se[0]
-        agg = aggregate_att_gt(att_gt(Y, periods, G), "simple")
+        agg = aggregate_att_gt(att_gt(Y, periods, np.where(G > 0, G, np.inf)), "simple")
         cs[r] = agg.overall_att, agg.overall_se
         if r < 3:
             frame = long_frame(Y, G)

@@ -121,12 +121,12 @@ def _prepare(data, outcome, numeric: Sequence[str], keys: Sequence[str], weights
         s = df[c]
         if s.dtype.kind in "mM":
             raise DataError(f"column '{c}' holds dates; it must hold the first treated period in the units of "
-                            "the period column (e.g. a week number), 0 or missing if never treated")
+                            "the period column (e.g. a week number), missing if never treated")
         v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = s.notna().to_numpy() & ~np.isfinite(v)
+        bad = s.notna().to_numpy() & np.isnan(v)
         if bad.any():
-            raise DataError(f"column '{c}' must hold a period number (or 0 / missing for never treated); "
-                            f"got e.g. {s[bad].iloc[0]!r}")
+            raise DataError(f"column '{c}' must hold a period number (missing for never treated); got e.g. "
+                            f"{_val(s[bad].iloc[0])} in {int(bad.sum()):,} row(s)")
         extras[c] = v[keep]
     return _Frame(y=y, w=w, cols=arrays, keys=keyvals, dropped=dropped, outcome_name=name, n_rows_in=n_in,
                   extra=extras)
@@ -144,20 +144,89 @@ def _time_numeric(values: np.ndarray, col: str) -> np.ndarray:
                         f"estimator; got values like {values[0]!r}. Map the periods to integers first") from None
 
 
+def _number(x: float) -> str:
+    """A period number for a message: 7, 2004, 2.5, inf (no numpy repr)."""
+    x = float(x)
+    if np.isnan(x):
+        return "missing"
+    if np.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return str(int(x)) if x.is_integer() else f"{x:g}"
+
+
+def classify_first_treated(first, periods, column: str = "first_treated", time: str = "time",
+                           units=None) -> np.ndarray:
+    """Each unit's first treated period with ``inf`` for never treated: the one rule of every DiD path.
+
+    ``first``: the first-treated values (per row or per unit; float, NaN for
+    missing); ``periods``: the numeric periods of the panel; ``units``: the
+    unit of each value (only to count units in messages). The rule, used by
+    :func:`staggered`, :func:`event_study`, :func:`placebo`, :func:`bacon`,
+    TWFE's launch diagnostics and the rollout readout:
+
+    * missing (NaN / None) or ``+inf``: never treated;
+    * ``0``: never treated only when 0 is not a period of the panel (R did's
+      convention, so mpdta's ``first.treat = 0`` keeps working); when 0 *is* a
+      period (weeks numbered from 0) a 0 could mean "launched in period 0" or
+      "never launched", and is refused with an error;
+    * a negative value: a period like any other when the panel has negative
+      periods; when every period is >= 0 it is refused (it could be a
+      "never" code such as -1, or a launch before the data starts);
+    * ``-inf``: refused;
+    * anything else: the first treated period (before the first period:
+      treated throughout the panel; after the last: treated only after it).
+
+    Returns float64 values of the same shape, ``inf`` for never treated.
+    """
+    f = np.asarray(first, dtype=np.float64)
+    periods = np.asarray(periods, dtype=np.float64)
+    lo_p, hi_p = float(np.min(periods)), float(np.max(periods))
+    span = f"'{time}' runs from {_number(lo_p)} to {_number(hi_p)}"
+
+    def count(mask) -> str:
+        if units is None:
+            n, what = int(mask.sum()), "value"
+        else:
+            n, what = len(pd.unique(np.asarray(units)[mask])), "unit"
+        return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+    neg_inf = np.isneginf(f)
+    if neg_inf.any():
+        raise DataError(f"column '{column}' holds -inf for {count(neg_inf)}; a first treated period must be a "
+                        "period number, or missing (NaN) for never-treated units")
+    zero = f == 0
+    if zero.any() and bool(np.any(periods == 0)):
+        raise DataError(f"column '{column}' is 0 for {count(zero)}, and 0 is also a period of the panel ({span}): "
+                        "0 could mean 'first treated in period 0' or 'never treated'. Code never-treated units as "
+                        f"missing (NaN / None) and treated units by their first treated period, or number the "
+                        f"periods from 1")
+    negative = f < 0
+    if negative.any() and lo_p >= 0:
+        eg = _number(f[negative][0])
+        raise DataError(f"column '{column}' is negative for {count(negative)} (e.g. {eg}) while every period of the "
+                        f"panel is >= 0 ({span}): a negative value could be a 'never treated' code or a launch "
+                        "before the data starts. Code never-treated units as missing (NaN / None) and treated "
+                        "units by their first treated period")
+    return np.where(np.isnan(f) | zero, np.inf, f)
+
+
 def _first_treated_per_unit(ucode: np.ndarray, n_units: int, first: np.ndarray, col: str,
-                            ulab: np.ndarray | None = None, unit: str | None = None) -> np.ndarray:
-    """One first-treated period per unit (0 = never); must be constant within unit."""
-    f = np.where(np.isfinite(first), first, 0.0)
+                            ulab: np.ndarray | None = None, unit: str | None = None, *,
+                            periods: np.ndarray, time: str = "time") -> np.ndarray:
+    """One first-treated period per unit (``inf`` = never, by :func:`classify_first_treated`); must be constant
+    within unit."""
+    f = classify_first_treated(first, periods, col, time, units=ucode)
     lo = np.full(n_units, np.inf)
     hi = np.full(n_units, -np.inf)
     np.minimum.at(lo, ucode, f)
     np.maximum.at(hi, ucode, f)
     if np.any(lo != hi):
         i = int(np.argmax(lo != hi))
-        shown = "" if ulab is None else f", e.g. {unit}={_val(ulab[i])} has {lo[i]:g} and {hi[i]:g}"
+        shown = ("" if ulab is None else
+                 f", e.g. {unit}={_val(ulab[i])} has {_number(lo[i])} and {_number(hi[i])} (inf = never treated)")
         raise DataError(f"column '{col}' must be constant within each unit (the unit's first treated "
-                        f"period, 0 or missing if never treated); {int((lo != hi).sum())} unit(s) have "
-                        f"several values{shown} (missing counts as 0)")
+                        f"period, missing if never treated); {int((lo != hi).sum())} unit(s) have "
+                        f"several values{shown}")
     return lo
 
 
@@ -201,7 +270,7 @@ def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _cohorts(first_unit: np.ndarray, ucode: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Per-row cohort codes and labels ("launched 20", ..., "never treated" last) from per-unit timing."""
-    f = np.where(np.isfinite(first_unit) & (first_unit > 0), first_unit, np.inf)
+    f = np.where(np.isfinite(first_unit), first_unit, np.inf)     # inf = never (classify_first_treated)
     levels, ucoh = np.unique(f, return_inverse=True)          # per unit, not per row
     labels = [f"launched {int(v) if float(v).is_integer() else v}" if np.isfinite(v) else "never treated"
               for v in levels]
@@ -237,7 +306,6 @@ def _unit_period_counts(ucode, tcode, n_units, T, unit, time, ulab, tlab, *, err
     return counts
 
 
-
 def _cluster_codes(keys: dict, cluster: str | None, unit: str | None, unit_codes=None):
     """Cluster codes (``cluster``, else ``unit``; None without either); reuses ``unit_codes`` when given."""
     col = cluster or unit
@@ -249,17 +317,16 @@ def _cluster_codes(keys: dict, cluster: str | None, unit: str | None, unit_codes
     return codes
 
 
-
 def _unit_first(fr: _Frame, unit, time, first_treated, treatment):
     ucode, ulab = _codes(fr.keys[unit])
     tcode, tlab = _codes(fr.keys[time])
     tnum = _time_numeric(tlab, time)
     if (treatment is None) == (first_treated is None):
-        raise DataError("pass exactly one of first_treated= (launch period per unit, 0 or missing if never "
+        raise DataError("pass exactly one of first_treated= (launch period per unit, missing if never "
                         "launched) or treatment= (a 0/1 absorbing treatment column)")
     if treatment:
         first = _first_from_treatment(ucode, tnum[tcode], fr.cols[treatment], ulab.size, treatment, ulab, unit)
     else:
-        f = _first_treated_per_unit(ucode, ulab.size, fr.extra[first_treated], first_treated, ulab, unit)
-        first = np.where(f > 0, f, np.inf)
+        first = _first_treated_per_unit(ucode, ulab.size, fr.extra[first_treated], first_treated, ulab, unit,
+                                        periods=tnum, time=time)
     return ucode, ulab, tcode, tlab, tnum, first

@@ -216,7 +216,8 @@ def bacon(data, outcome, unit: str, time: str, *, treatment: str | None = None,
     """Goodman-Bacon (2021) decomposition of the TWFE coefficient (balanced panel, no covariates).
 
     Give either a 0/1 absorbing ``treatment`` column or ``first_treated``
-    (first treated period per unit, 0 or missing if never treated).
+    (first treated period per unit, missing if never treated; the rule of
+    :func:`abkit.did.panel.classify_first_treated`).
     """
     if (treatment is None) == (first_treated is None):
         raise DataError("pass exactly one of treatment= (a 0/1 column) or first_treated= (launch period)")

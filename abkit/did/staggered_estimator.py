@@ -32,8 +32,11 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
     """Callaway & Sant'Anna (2021) group-time average treatment effects ATT(g, t).
 
     ``first_treated``: the first treated period of each unit (constant within
-    unit); 0 or missing = never treated. Units first treated after the last
-    period count as never treated; units treated in or before the first
+    unit); missing = never treated, and 0 too when 0 is not a period of the
+    panel (R did's convention); an ambiguous 0 or negative value is an error
+    (:func:`abkit.did.panel.classify_first_treated`, the rule every DiD
+    estimator and the rollout readout share). Units first treated after the
+    last period count as never treated; units treated in or before the first
     period (no pre-period) are dropped and counted, as are units not observed
     in every period (the estimator needs a balanced panel), as in R ``did``.
 
@@ -85,12 +88,12 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
     tcode, tlab = _codes(fr.keys[time])
     periods = _time_numeric(tlab, time)
     n_units, T = ulab.size, tlab.size
-    G = _first_treated_per_unit(ucode, n_units, ft, first_treated, ulab, unit)
-    G = np.where(G > periods[-1], 0.0, G)
+    G = _first_treated_per_unit(ucode, n_units, ft, first_treated, ulab, unit, periods=periods, time=time)
+    G = np.where(G > periods[-1], np.inf, G)                       # inf = never treated
     dropped = dict(fr.dropped)
     counts = _unit_period_counts(ucode, tcode, n_units, T, unit, time, ulab, tlab, error=True)
     complete = counts.all(axis=1)
-    always = (G > 0) & (G <= periods[0] + anticipation)
+    always = np.isfinite(G) & (G <= periods[0] + anticipation)
     keep_units = complete & ~always
     if (~complete).any():
         dropped["units not observed in every period"] = int((~complete).sum())
@@ -110,7 +113,7 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
     Y, Gk = Y[keep_units], G[keep_units]
     notes: list[str] = []
     est_periods = periods
-    if not np.any(Gk == 0):
+    if np.all(np.isfinite(Gk)):
         if control_group == "never_treated":
             raise DataError(f"no never-treated units (every unit has a '{first_treated}' within the data): use "
                             "control_group='not_yet_treated'")
@@ -129,7 +132,7 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
         if Xc is not None:
             Xc = Xc[:, in_window]
         est_periods = periods[in_window]
-        Gk = np.where(Gk == last, 0.0, Gk)
+        Gk = np.where(Gk == last, np.inf, Gk)
     cells = att_gt(Y, est_periods, Gk, Xc, control_group=control_group, method=method,
                         base_period=base_period, anticipation=anticipation)
     z = stats.norm.isf(alpha / 2)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..did.panel import classify_first_treated
 from ..errors import DataError
 from ..plots import style_axes
 from ..results import format_p, format_pct
@@ -166,7 +167,11 @@ def load_panel(spec) -> Panel:
                 raise DataError(f"column '{spec.first_treated}' must hold the launch period (a number like "
                                 f"{df[time].iloc[0]:g}) or be empty for never-launched units; got "
                                 f"{raw[nonnum].iloc[0]!r}")
-        first = first.where(first > 0)      # 0 = never launched, as in R did
+        # the one never-treated rule of abkit.did: missing = never; 0 only when 0 is not a period; refuse ambiguity
+        first = pd.Series(classify_first_treated(first.to_numpy(dtype=np.float64, na_value=np.nan),
+                                                 np.sort(df[time].unique()), spec.first_treated, time,
+                                                 units=df[unit].to_numpy()), index=df.index)
+        first = first.where(np.isfinite(first))                   # NaN = never launched in the Panel
         spread = first.groupby(df[unit]).agg(lambda s: s.nunique(dropna=False))
         if (spread > 1).any():
             bad_units = list(spread[spread > 1].index[:5])

@@ -69,7 +69,7 @@ class AttGt:
     n_units: int
     n_treated: np.ndarray
     n_control: np.ndarray
-    unit_group: np.ndarray    # first-treated period per unit (0 = never)
+    unit_group: np.ndarray    # first-treated period per unit (inf = never)
     unit_weights: np.ndarray
 
 
@@ -82,7 +82,7 @@ def _cells(periods: np.ndarray, G: np.ndarray, base_period: str, anticipation: i
     T = periods.size
     lo, hi = (-np.inf, np.inf) if event_window is None else event_window
     out = []
-    for g in np.unique(G[G > 0]):                      # loop over cohorts x periods, never rows
+    for g in np.unique(G[np.isfinite(G)]):             # loop over cohorts x periods, never rows
         pre_idx = np.nonzero(periods + anticipation < g)[0]
         if pre_idx.size == 0:
             continue
@@ -117,7 +117,7 @@ def _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w):
     """
     n = Y.shape[0]
     C = len(cells)
-    key = np.where(G > 0, G, np.inf)
+    key = G                                                  # inf = never treated: sorted last
     order = np.argsort(key, kind="stable")
     ks = key[order]
     Ys = Y[order]
@@ -180,11 +180,11 @@ def att_gt(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, X: np.ndarray | No
     """Callaway & Sant'Anna (2021) ATT(g, t) on a balanced panel.
 
     ``Y``: ``(n_units, T)`` outcomes at the sorted ``periods``; ``G``:
-    first-treated period per unit (0 = never treated; units treated in or
+    first-treated period per unit (``inf`` = never treated; units treated in or
     before the first period must have been removed); ``X``: ``(n_units, T, p)``
     covariates or None (the covariates of the base period enter each cell).
-    ``control_group``: ``"never_treated"`` (``G == 0``) or ``"not_yet_treated"``
-    (``G == 0`` or ``G > max(t, base) + anticipation``, excluding ``g``).
+    ``control_group``: ``"never_treated"`` (``G = inf``) or ``"not_yet_treated"``
+    (``G = inf`` or ``G > max(t, base) + anticipation``, excluding ``g``).
     The influence function of each cell is scaled by ``n / n_cell`` and set to
     zero outside the cell, as in R did, so ``se = sqrt(mean(psi^2)/n)``.
     Without covariates all cells are computed at once (``reg = ipw = dr``,
@@ -197,6 +197,9 @@ def att_gt(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, X: np.ndarray | No
     n, T = Y.shape
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     G = np.asarray(G, dtype=np.float64)
+    if np.any(np.isnan(G) | np.isneginf(G)):
+        raise DataError("first-treated periods must be period numbers, or inf for never-treated units; got NaN "
+                        "or -inf (classify them with abkit.did.panel.classify_first_treated)")
     cells = _cells(periods, G, base_period, anticipation, event_window)
     if not cells and event_window is not None:
         raise DataError(f"no group-time cell has an event time in {event_window[0]:g}..{event_window[1]:g}")
@@ -211,7 +214,7 @@ def att_gt(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, X: np.ndarray | No
         inf = np.zeros((n, C))
         n_tr = np.zeros(C, dtype=np.int64)
         n_co = np.zeros(C, dtype=np.int64)
-        never = G == 0
+        never = np.isinf(G)
         for j, (g, ti, bi, is_ref) in enumerate(cells):       # loop over cells, not rows
             if is_ref:
                 continue
