@@ -156,3 +156,197 @@ def test_readout_panel_uses_the_same_rule(tmp_path):
     shifted = panel_of(p.assign(week=p.week + 25, launch_week=p.launch_week + 25))
     assert shifted.cohorts == {25: 5, 35: 5, 45: 5} and shifted.n_never == 5
     assert panel_of(original.assign(launch_week=original.launch_week.fillna(0))).n_never == 5   # R did's 0
+
+
+# --------------------------------------------------------------------------
+# 3. Propensity-score trimming (DRDID)
+# --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trim_panel():
+    """data/reference/trim_panel.csv: 10 comparison units with logit scores in [0.995, 0.999)."""
+    return pd.read_csv(DATA / "trim_panel.csv")
+
+
+def _drdid_reference(dy, D, x, method, trim_level=0.995):
+    """DRDID::drdid_panel / std_ipw_did_panel (no weights), written out from the DRDID source with statsmodels'
+    logit and OLS: the ATT and se = sd(IF) sqrt(n - 1) / n."""
+    import statsmodels.api as sm
+
+    n = dy.size
+    X = sm.add_constant(x)
+    ps = np.minimum(sm.Logit(D, X).fit(disp=0, tol=1e-12).predict(X), 1 - 1e-6)
+    keep = np.where(D == 1, True, ps < trim_level)
+    w_treat, w_cont = keep * D, keep * ps * (1 - D) / (1 - ps)
+    score_ps = (D - ps)[:, None] * X
+    hess_ps = np.linalg.inv(X.T @ ((ps * (1 - ps))[:, None] * X)) * n
+    lin_ps = score_ps @ hess_ps
+    if method == "ipw":
+        eta_t, eta_c = np.mean(w_treat * dy) / np.mean(w_treat), np.mean(w_cont * dy) / np.mean(w_cont)
+        inf_t = (w_treat * dy - w_treat * eta_t) / np.mean(w_treat)
+        m2 = np.mean((w_cont * (dy - eta_c))[:, None] * X, axis=0)
+        inf_c = (w_cont * dy - w_cont * eta_c + lin_ps @ m2) / np.mean(w_cont)
+    else:
+        ols = sm.OLS(dy[D == 0], X[D == 0]).fit()
+        out = X @ ols.params
+        r = dy - out
+        eta_t, eta_c = np.mean(w_treat * r) / np.mean(w_treat), np.mean(w_cont * r) / np.mean(w_cont)
+        wx = (1 - D)[:, None] * X
+        lin_ols = ((1 - D) * r)[:, None] * X @ np.linalg.inv(wx.T @ X / n)
+        inf_t = (w_treat * r - w_treat * eta_t - lin_ols @ np.mean(w_treat[:, None] * X, axis=0)) / np.mean(w_treat)
+        m2 = np.mean((w_cont * (r - eta_c))[:, None] * X, axis=0)
+        m3 = np.mean(w_cont[:, None] * X, axis=0)
+        inf_c = (w_cont * r - w_cont * eta_c + lin_ps @ m2 - lin_ols @ m3) / np.mean(w_cont)
+    inf = inf_t - inf_c
+    return eta_t - eta_c, np.std(inf, ddof=1) * np.sqrt(n - 1) / n, int((~keep).sum())
+
+
+@pytest.mark.parametrize("method", ["dr", "ipw"])
+def test_trimming_matches_the_drdid_formulas_where_it_binds(trim_panel, method):
+    """10 comparison units have propensity scores in [0.995, 0.999): DRDID gives them weight zero. Before the fix
+    abkit kept them (weights p / (1 - p) of 200-500) and its DR ATT of the post cell was 2.06 where DRDID's is
+    2.66 (IPW: 1.36 vs 2.79)."""
+    res = did.staggered(trim_panel, "y", "id", "period", "first_treated", method=method, covariates=["x"])
+    wide = trim_panel.pivot(index="id", columns="period", values="y")
+    unit = trim_panel.groupby("id").first()
+    D = (unit.first_treated > 0).to_numpy(dtype=float)
+    x = unit.x.to_numpy()
+    for (t, base), row in zip([(2, 1), (3, 2)], res.att_gt.itertuples()):
+        att, se, n_trim = _drdid_reference((wide[t] - wide[base]).to_numpy(), D, x, method)
+        assert n_trim == 10 and row.n_trimmed == 10
+        assert row.att == pytest.approx(att, abs=1e-8) and row.se == pytest.approx(se, rel=1e-6)
+    untrimmed = did.staggered(trim_panel, "y", "id", "period", "first_treated", method=method,
+                              covariates=["x"], trim_level=1.0)
+    assert (untrimmed.att_gt.n_trimmed == 0).all()
+    att1, se1, _ = _drdid_reference((wide[3] - wide[2]).to_numpy(), D, x, method, trim_level=1.0)
+    assert untrimmed.att_gt.att.iloc[1] == pytest.approx(att1, abs=1e-8)
+    assert abs(untrimmed.att_gt.att.iloc[1] - res.att_gt.att.iloc[1]) > 0.5      # trimming matters here
+    assert any("Propensity-score trimming" in n for n in res.notes)
+
+
+@pytest.mark.parametrize("method", ["dr", "ipw", "reg"])
+def test_trimming_matches_csdid_figures(trim_panel, method):
+    """ATT(g, t) and the four aggregations against csdid 0.4.3 (data/reference/make_csdid_weights_trim.py)."""
+    _check_against_csdid(did.staggered(trim_panel, "y", "id", "period", "first_treated", method=method,
+                                       covariates=["x"]), f"trim_nev_{method}_cov")
+
+
+def test_no_overlap_is_refused_as_r_did_does(trim_panel):
+    """A score of 0.999 or more (R did's overlap check) is refused rather than estimated on a few units."""
+    far = trim_panel.assign(x=np.where(trim_panel.x > 4.55, trim_panel.x + 1.5, trim_panel.x))
+    with pytest.raises(DataError, match=r"cohort 3 in period 2: .*overlap check.*method='reg'"):
+        did.staggered(far, "y", "id", "period", "first_treated", method="dr", covariates=["x"])
+    did.staggered(far, "y", "id", "period", "first_treated", method="reg", covariates=["x"])   # no score: fine
+    with pytest.raises(DataError, match="trim_level must be a number in"):
+        did.staggered(trim_panel, "y", "id", "period", "first_treated", covariates=["x"], trim_level=0)
+
+
+def test_without_covariates_a_cell_whose_controls_would_all_be_trimmed_is_refused():
+    """Without covariates the score is the cohort's share of the cell; at 0.995 or more DRDID trims every
+    comparison unit (R did returns NaN): a clear error, and method='reg' still estimates it."""
+    rng = np.random.default_rng(1)
+    n, T = 401, 3
+    first = np.r_[0.0, np.full(n - 1, 3.0)]
+    frame = pd.DataFrame({"id": np.repeat(np.arange(n), T), "t": np.tile(np.arange(1, T + 1), n),
+                          "g": np.repeat(first, T), "y": rng.normal(size=n * T)})
+    with pytest.raises(DataError, match=r"cohort 3 in period .*0\.25% of the cell's weight.*trim_level"):
+        did.staggered(frame, "y", "id", "t", "g", method="dr")
+    assert np.isfinite(did.staggered(frame, "y", "id", "t", "g", method="reg").att_gt.att).all()
+
+
+# --------------------------------------------------------------------------
+# 8. Unit weights in staggered
+# --------------------------------------------------------------------------
+def _check_against_csdid(res, scenario):
+    ref = pd.read_csv(DATA / "csdid_weights_trim_attgt.csv")
+    ref = ref[ref.scenario == scenario]
+    assert len(ref) == len(res.att_gt) > 0
+    np.testing.assert_array_equal(res.att_gt.group, ref.group)
+    np.testing.assert_array_equal(res.att_gt.time, ref.t)
+    np.testing.assert_allclose(res.att_gt.att, ref.att, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(res.att_gt.se, ref.se, rtol=1e-8)
+    agg = pd.read_csv(DATA / "csdid_weights_trim_aggte.csv")
+    for kind in ("simple", "group", "dynamic", "calendar"):
+        r = agg[(agg.scenario == scenario) & (agg.type == kind)]
+        a = res.aggregate(kind, reps=0)
+        assert a.estimate == pytest.approx(r.overall_att.iloc[0], abs=1e-10), kind
+        assert a.se == pytest.approx(r.overall_se.iloc[0], rel=1e-8), kind
+        if kind != "simple":
+            np.testing.assert_array_equal(a.table.iloc[:, 0], r.egt.astype(int))
+            np.testing.assert_allclose(a.table.estimate, r.att_egt, atol=1e-10)
+            np.testing.assert_allclose(a.table.se, r.se_egt, rtol=1e-8)
+
+
+@pytest.fixture(scope="module")
+def mpdta():
+    df = pd.read_csv(DATA / "mpdta.csv")
+    df["pop"] = np.exp(df["lpop"])               # county population: unit weights that vary 1,000-fold
+    return df
+
+
+WEIGHTED = {
+    "mpdta_w_nev_dr": dict(),
+    "mpdta_w_nyt_dr": dict(control_group="not_yet_treated"),
+    "mpdta_w_nev_dr_cov": dict(covariates=["lpop"]),
+    "mpdta_w_nyt_ipw_cov": dict(control_group="not_yet_treated", method="ipw", covariates=["lpop"]),
+    "mpdta_w_nev_reg_cov": dict(method="reg", covariates=["lpop"]),
+}
+
+
+@pytest.mark.parametrize("scenario", list(WEIGHTED))
+def test_staggered_unit_weights_match_csdid(mpdta, scenario):
+    """staggered(weights="pop") against csdid's ATTgt(weights_name="pop") (R did's weightsname) on mpdta: every
+    ATT(g, t), its SE and all four aggregations. Before the fix staggered had no weights at all."""
+    res = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat", weights="pop", **WEIGHTED[scenario])
+    _check_against_csdid(res, scenario)
+    assert res.weights == "pop"
+
+
+def test_unit_weights_must_be_constant_within_unit_and_equal_weights_change_nothing(mpdta):
+    plain = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat").aggregate("dynamic", reps=0)
+    equal = did.staggered(mpdta.assign(one=3.0), "lemp", "countyreal", "year", "first.treat",
+                          weights="one").aggregate("dynamic", reps=0)
+    assert equal.estimate == pytest.approx(plain.estimate, abs=1e-14) and equal.se == pytest.approx(plain.se)
+    varying = mpdta.assign(w=mpdta["pop"] * (1 + 0.1 * (mpdta.year - 2003)))
+    with pytest.raises(DataError, match=r"weights column 'w' must be constant within each unit.*countyreal="):
+        did.staggered(varying, "lemp", "countyreal", "year", "first.treat", weights="w")
+
+
+def test_weighted_pretrend_jackknife_refits_use_the_weights():
+    """The leave-one-unit-out refits behind the pre-trend test carry the unit weights: each row of the jackknife
+    equals staggered() on the panel without that unit, with its weights."""
+    from abkit.stats.callaway_santanna import dynamic_leave_one_out
+
+    p = _panel()
+    p["w"] = p.groupby("market")["orders"].transform("mean")
+    res = did.staggered(p, "log_rate", "market", "week", "launch_week", weights="w", base_period="universal")
+    d = res.data
+    ev = np.array([-4.0, -3.0, -2.0])
+    loo = dynamic_leave_one_out(d.Y, d.periods, d.G, ev, control_group=d.control_group, method=d.method,
+                                base_period=d.base_period, weights=d.weights)
+    first_market = sorted(p.market.unique())[0]
+    without = did.staggered(p[p.market != first_market], "log_rate", "market", "week", "launch_week",
+                            weights="w", base_period="universal").aggregate("dynamic", min_e=-4, max_e=0, reps=0)
+    tab = without.table.set_index("event_time")
+    np.testing.assert_allclose(loo[0], tab.loc[[-4, -3, -2], "estimate"].to_numpy(), atol=1e-12)
+    assert np.isfinite(res.pretrend.p_value)
+
+
+# --------------------------------------------------------------------------
+# 9. Smaller traps
+# --------------------------------------------------------------------------
+def test_att_gt_cells_use_the_reference_of_the_aggregations(mpdta):
+    """With 20 markets the aggregations use t(19); the ATT(g, t) cells used the normal (narrower intervals for
+    the cells than for their averages). Now both use t(G - 1) below 50 units and the normal above, labelled."""
+    from scipy import stats
+
+    res = did.staggered(_panel(), "log_rate", "market", "week", "launch_week")
+    cells = res.att_gt
+    assert res.df == 19 and (cells.df == 19).all()
+    np.testing.assert_allclose((cells.ci_upper - cells.att) / cells.se, stats.t.isf(0.025, 19), rtol=1e-12)
+    np.testing.assert_allclose(cells.p_value, 2 * stats.t.sf(np.abs(cells.att / cells.se), 19), rtol=1e-12)
+    assert res.aggregate("dynamic", reps=0).df == res.df
+    assert "t(19) reference" in res._repr_html_()
+    big = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat")       # 500 counties: R did's normal
+    assert np.isinf(big.df) and big.att_gt.ci_upper.sub(big.att_gt.att).div(big.att_gt.se).round(6).eq(
+        round(stats.norm.isf(0.025), 6)).all()
+    assert "normal reference" in big.cell_reference

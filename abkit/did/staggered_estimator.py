@@ -1,14 +1,16 @@
 """Staggered adoption: Callaway & Sant'Anna (2021) group-time effects from a unit x period panel."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import DataError
 from ..stats.callaway_santanna import att_gt
+from ..stats.drdid import TRIM_LEVEL
+from .diagnostics import WILD_AUTO_CLUSTERS
 from .panel import (
     _as_list,
     _codes,
@@ -18,8 +20,9 @@ from .panel import (
     _time_numeric,
     _trends,
     _unit_period_counts,
+    _val,
 )
-from .staggered_results import StaggeredResult, _CsData
+from .staggered_results import StaggeredResult, _critical, _CsData, _two_sided_p
 
 
 # --------------------------------------------------------------------------
@@ -28,7 +31,8 @@ from .staggered_results import StaggeredResult, _CsData
 def staggered(data, outcome, unit: str, time: str, first_treated: str,
               control_group: str = "never_treated", method: str = "dr",
               covariates: Sequence[str] | None = None, *, base_period: str = "varying",
-              anticipation: int = 0, alpha: float = 0.05) -> StaggeredResult:
+              anticipation: int = 0, weights: str | None = None, trim_level: float = TRIM_LEVEL,
+              small_sample: bool | None = None, alpha: float = 0.05) -> StaggeredResult:
     """Callaway & Sant'Anna (2021) group-time average treatment effects ATT(g, t).
 
     ``first_treated``: the first treated period of each unit (constant within
@@ -70,8 +74,19 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
     2024): the reference ``e = -1`` is 0 by construction and has no band.
     Calibration (95% CI coverage, variance of the
     estimates) is checked by simulation in ``tests/test_did_calibration.py``.
-    Ratio outcomes: pass the unit-period ratio as a column (unit weights are
-    not varied over time by this estimator).
+
+    ``weights``: a column of unit weights (constant within each unit; R
+    ``did``'s ``weightsname``): each cell's means, propensity score and
+    outcome regression are weighted, and so are the cohort shares of the
+    aggregations; checked against csdid with ``weights_name`` on mpdta.
+    Ratio outcomes (``outcome=(num, den)``) are analysed as the unit-period
+    ratio with equal unit weights unless ``weights`` is given (weights that
+    vary over time are an error). ``trim_level``: propensity-score trimming of
+    the ``ipw`` and ``dr`` cells as DRDID (comparison units with a score at or
+    above it get weight zero; 1 = none); ``att_gt["n_trimmed"]`` counts them.
+    ``small_sample``: CIs and p-values of the ATT(g, t) cells use ``t(G - 1)``
+    (default: with fewer than :data:`WILD_AUTO_CLUSTERS` units, as the
+    aggregations; ``att_gt["df"]`` says which, ``inf`` = normal).
     """
     if control_group not in ("never_treated", "not_yet_treated"):
         raise DataError(f"control_group must be 'never_treated' or 'not_yet_treated'; got {control_group!r}")
@@ -82,7 +97,9 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
     if isinstance(anticipation, bool) or not isinstance(anticipation, (int, np.integer)) or anticipation < 0:
         raise DataError(f"anticipation must be a non-negative whole number of periods; got {anticipation!r}")
     covariates = _as_list(covariates)
-    fr = _prepare(data, outcome, covariates, [unit, time], None, extra=[first_treated])
+    if weights is not None and not isinstance(weights, str):
+        raise DataError(f"weights must be the name of a column of unit weights; got {weights!r}")
+    fr = _prepare(data, outcome, covariates, [unit, time], weights, extra=[first_treated])
     ft = fr.extra[first_treated]
     ucode, ulab = _codes(fr.keys[unit])
     tcode, tlab = _codes(fr.keys[time])
@@ -92,6 +109,7 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
     G = np.where(G > periods[-1], np.inf, G)                       # inf = never treated
     dropped = dict(fr.dropped)
     counts = _unit_period_counts(ucode, tcode, n_units, T, unit, time, ulab, tlab, error=True)
+    unit_w = _unit_weights(fr.w, ucode, n_units, weights, unit, ulab) if weights else np.ones(n_units)
     complete = counts.all(axis=1)
     always = np.isfinite(G) & (G <= periods[0] + anticipation)
     keep_units = complete & ~always
@@ -110,7 +128,7 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
         for j, c in enumerate(covariates):
             Xc[ucode, tcode, j] = fr.cols[c]
         Xc = Xc[keep_units]
-    Y, Gk = Y[keep_units], G[keep_units]
+    Y, Gk, Wk = Y[keep_units], G[keep_units], unit_w[keep_units]
     notes: list[str] = []
     est_periods = periods
     if np.all(np.isfinite(Gk)):
@@ -134,24 +152,54 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
         est_periods = periods[in_window]
         Gk = np.where(Gk == last, np.inf, Gk)
     cells = att_gt(Y, est_periods, Gk, Xc, control_group=control_group, method=method,
-                        base_period=base_period, anticipation=anticipation)
-    z = stats.norm.isf(alpha / 2)
+                   base_period=base_period, anticipation=anticipation, weights=Wk if weights else None,
+                   trim_level=trim_level)
+    n_kept = int(keep_units.sum())
+    if small_sample is None:
+        small_sample = n_kept < WILD_AUTO_CLUSTERS
+    df = float(n_kept - 1) if small_sample and n_kept > 1 else math.inf
+    q = _critical(alpha, df)
+    trimmed = int(cells.n_trimmed.sum()) if cells.n_trimmed is not None else 0
+    if trimmed:
+        n_cells = int(np.count_nonzero(cells.n_trimmed))
+        notes.append(f"Propensity-score trimming (as DRDID): {trimmed} comparison unit-cells with a score of "
+                     f"{trim_level:g} or more got weight zero, in {n_cells} of {cells.att.size} ATT(g,t) cells "
+                     "(att_gt['n_trimmed']); those units look almost exactly like the launched ones.")
 
     def whole(a):
         return a.astype(np.int64) if np.all(a == np.round(a)) else a
 
     tab = pd.DataFrame({
         "group": whole(cells.group), "time": whole(cells.time), "att": cells.att, "se": cells.se,
-        "ci_lower": cells.att - z * cells.se, "ci_upper": cells.att + z * cells.se,
-        "p_value": 2 * stats.norm.sf(np.abs(cells.att) / cells.se),
+        "ci_lower": cells.att - q * cells.se, "ci_upper": cells.att + q * cells.se,
+        "p_value": _two_sided_p(cells.att / cells.se, df), "df": df,
         "base_period": whole(cells.base), "post": cells.time >= cells.group,
-        "n_treated": cells.n_treated, "n_control": cells.n_control,
+        "n_treated": cells.n_treated, "n_control": cells.n_control, "n_trimmed": cells.n_trimmed,
     })
     in_panel = keep_units[ucode]
-    trends = _trends(fr.y[in_panel], None, *_cohorts(G, ucode[in_panel]), periods[tcode[in_panel]])
+    trends = _trends(fr.y[in_panel], fr.w[in_panel] if weights else None, *_cohorts(G, ucode[in_panel]),
+                     periods[tcode[in_panel]])
     data = _CsData(Y=Y, periods=est_periods, G=Gk, X=Xc, control_group=control_group, method=method,
-                   base_period=base_period, anticipation=anticipation)
+                   base_period=base_period, anticipation=anticipation, weights=Wk if weights else None,
+                   trim_level=trim_level)
     return StaggeredResult(outcome=fr.outcome_name, method=method, control_group=control_group,
                            base_period=base_period, att_gt=tab, alpha=alpha,
-                           n_units=int(keep_units.sum()), n_periods=int(est_periods.size), cells=cells,
-                           trends=trends, dropped=dropped, notes=tuple(notes), data=data)
+                           n_units=n_kept, n_periods=int(est_periods.size), cells=cells,
+                           trends=trends, dropped=dropped, notes=tuple(notes), data=data, df=df,
+                           weights=weights)
+
+
+def _unit_weights(w: np.ndarray, ucode: np.ndarray, n_units: int, col: str, unit: str, ulab) -> np.ndarray:
+    """One weight per unit from the rows of the weights column; it must not vary within a unit."""
+    lo = np.full(n_units, np.inf)
+    hi = np.full(n_units, -np.inf)
+    np.minimum.at(lo, ucode, w)
+    np.maximum.at(hi, ucode, w)
+    varies = np.isfinite(lo) & (hi - lo > 1e-12 * np.maximum(np.abs(hi), 1.0))
+    if varies.any():
+        i = int(np.argmax(varies))
+        raise DataError(f"weights column '{col}' must be constant within each unit (unit weights, as R did's "
+                        f"weightsname); {int(varies.sum())} unit(s) have several values, e.g. {unit}="
+                        f"{_val(ulab[i])} has {lo[i]:g} and {hi[i]:g}. Use one weight per unit (e.g. its "
+                        "pre-launch size)")
+    return np.where(np.isfinite(lo), lo, 1.0)

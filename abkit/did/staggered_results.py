@@ -191,6 +191,8 @@ class _CsData:
     method: str
     base_period: str
     anticipation: int
+    weights: np.ndarray | None = None
+    trim_level: float = 0.995
 
 
 PRETREND_LEADS = 4
@@ -215,6 +217,8 @@ class StaggeredResult:
     dropped: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     data: _CsData | None = field(default=None, repr=False, compare=False)
+    df: float = math.inf          # t reference of the ATT(g, t) CIs and p-values (inf = normal)
+    weights: str | None = None    # the unit-weights column, if any
 
     @functools.cached_property
     def pretrend(self) -> PretrendTest:
@@ -295,8 +299,9 @@ class StaggeredResult:
                 if d is None:
                     raise DataError("the result does not carry its panel")
                 loo = dynamic_leave_one_out(d.Y, d.periods, d.G, ev, d.X, control_group=d.control_group,
-                                                 method=d.method, base_period=d.base_period,
-                                                 anticipation=d.anticipation)
+                                            method=d.method, base_period=d.base_period,
+                                            anticipation=d.anticipation, weights=d.weights,
+                                            trim_level=d.trim_level)
                 V = jackknife_vcov(loo)
                 how = "the cluster jackknife (each unit left out in turn)"
             except (DataError, np.linalg.LinAlgError) as exc:
@@ -416,9 +421,17 @@ class StaggeredResult:
     def __repr__(self) -> str:
         return self.summary()
 
+    @property
+    def cell_reference(self) -> str:
+        """How the ATT(g, t) CIs and p-values are computed: 't(19) reference ...' or 'normal reference ...'."""
+        if np.isfinite(self.df):
+            return (f"ATT(g,t) CIs and p-values: t({self.df:g}) reference ({self.n_units} units, the clusters), "
+                    "as the aggregations")
+        return f"ATT(g,t) CIs and p-values: normal reference ({self.n_units} units), as the aggregations"
+
     def _repr_html_(self) -> str:
         return _table_html(self.att_gt, f"ATT(g,t): {self.outcome} ({self.method}, {self.control_group})",
-                           [self._pretrend_text(), *self.notes])
+                           [self.cell_reference, self._pretrend_text(), *self.notes])
 
     def plot(self, ax=None, **aggregate_kwargs):
         """Event-study plot of the dynamic aggregation with its uniform band."""

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DataError
-from .drdid import did_panel_2x2
+from .drdid import TRIM_LEVEL, OverlapError, did_panel_2x2
 
 __all__ = ["AttGt", "Aggregation", "att_gt", "aggregate_att_gt", "dynamic_leave_one_out"]
 
@@ -71,6 +71,7 @@ class AttGt:
     n_control: np.ndarray
     unit_group: np.ndarray    # first-treated period per unit (inf = never)
     unit_weights: np.ndarray
+    n_trimmed: np.ndarray | None = None   # comparison units trimmed (propensity score >= trim_level) per cell
 
 
 def _cells(periods: np.ndarray, G: np.ndarray, base_period: str, anticipation: int,
@@ -96,7 +97,7 @@ def _cells(periods: np.ndarray, G: np.ndarray, base_period: str, anticipation: i
     return out
 
 
-def _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w):
+def _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w, trim_level=None):
     """All cells without covariates: ATT = difference of the weighted mean changes.
 
     Without covariates the ``reg``, ``ipw`` and ``dr`` estimators coincide
@@ -163,6 +164,11 @@ def _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w):
             s0 += wC @ dC
             parts.append((lo, hi, wC, dC))
         mu0 = s0 / W0
+        if trim_level is not None and W1 / (W1 + W0) >= trim_level:
+            raise DataError(f"cohort {cells[js[0]][0]:g} in period {periods[tcol[0]]:g}: the comparison units hold {W0 / (W1 + W0):.2%} of the "
+                            f"cell's weight, so the propensity score of every one is at or above "
+                            f"trim_level={trim_level:g} and DRDID's trimming leaves no comparison. Use "
+                            "method='reg' (no propensity score) or trim_level=1")
         att[js] = mu1 - mu0
         # written straight into the callers' unit order (rows order[a:b] of the sorted panel)
         inf[np.ix_(order[a:b], js)] = (n / W1) * wT[:, None] * (dT - mu1[None, :])
@@ -176,7 +182,7 @@ def _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w):
 def att_gt(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, X: np.ndarray | None = None,
            control_group: str = "never_treated", method: str = "dr", base_period: str = "varying",
            anticipation: int = 0, weights: np.ndarray | None = None,
-           event_window: tuple[float, float] | None = None) -> AttGt:
+           event_window: tuple[float, float] | None = None, trim_level: float = TRIM_LEVEL) -> AttGt:
     """Callaway & Sant'Anna (2021) ATT(g, t) on a balanced panel.
 
     ``Y``: ``(n_units, T)`` outcomes at the sorted ``periods``; ``G``:
@@ -192,7 +198,11 @@ def att_gt(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, X: np.ndarray | No
     :func:`did_panel_2x2`. ``event_window = (lo, hi)``: estimate only the cells
     with event time ``lo <= t - g <= hi`` (the event-time aggregation of those
     event times is unchanged; used by the leave-one-unit-out refits of the
-    pre-trend test).
+    pre-trend test). ``trim_level``: the propensity-score trimming of the
+    ``ipw`` and ``dr`` cells (:mod:`abkit.stats.drdid`; without covariates the
+    score is the cohort's share of the cell, and a cell whose comparison units
+    would all be trimmed is an error); ``AttGt.n_trimmed`` counts the trimmed
+    comparison units per cell.
     """
     n, T = Y.shape
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -207,13 +217,16 @@ def att_gt(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, X: np.ndarray | No
         raise DataError("no group-time cell can be estimated: every treated cohort starts in the first "
                         "period, so it has no pre-treatment period")
     if X is None:
-        att, inf, n_tr, n_co = _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w)
+        att, inf, n_tr, n_co = _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w,
+                                                     trim_level if method in ("dr", "ipw") else None)
+        n_trim = np.zeros(len(cells), dtype=np.int64)
     else:
         C = len(cells)
         att = np.zeros(C)
         inf = np.zeros((n, C))
         n_tr = np.zeros(C, dtype=np.int64)
         n_co = np.zeros(C, dtype=np.int64)
+        n_trim = np.zeros(C, dtype=np.int64)
         never = np.isinf(G)
         for j, (g, ti, bi, is_ref) in enumerate(cells):       # loop over cells, not rows
             if is_ref:
@@ -232,14 +245,19 @@ def att_gt(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, X: np.ndarray | No
             dy = Y[sel, ti] - Y[sel, bi]
             D = treat[sel].astype(np.float64)
             Xc = np.column_stack([np.ones(n1), X[sel, bi, :]])
-            att[j], psi = did_panel_2x2(dy, D, Xc, method, w[sel])
+            try:
+                att[j], psi, n_trim[j] = did_panel_2x2(dy, D, Xc, method, w[sel], trim_level)
+            except OverlapError as exc:
+                raise OverlapError(f"cohort {g:g} in period {periods[ti]:g}: {exc}. Use method='reg' (no "
+                                   "propensity score), fewer covariates, or control_group='not_yet_treated' "
+                                   "(more comparison units)") from None
             inf[sel, j] = (n / n1) * psi
             n_tr[j], n_co[j] = int(treat.sum()), int(ctrl.sum())
     se = np.sqrt(np.einsum("nc,nc->c", inf, inf) / n / n)
     se[~np.any(inf != 0, axis=0)] = np.nan
     return AttGt(group=np.array([c[0] for c in cells]), time=periods[[c[1] for c in cells]].astype(np.float64),
                  base=periods[[c[2] for c in cells]].astype(np.float64), att=att, se=se, inf=inf,
-                 n_units=n, n_treated=n_tr, n_control=n_co, unit_group=G, unit_weights=w)
+                 n_units=n, n_treated=n_tr, n_control=n_co, unit_group=G, unit_weights=w, n_trimmed=n_trim)
 
 
 @dataclass(frozen=True)
@@ -393,7 +411,7 @@ def aggregate_att_gt(res: AttGt, kind: str = "simple", min_e: float = -np.inf, m
 def dynamic_leave_one_out(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, event_times: np.ndarray,
                           X: np.ndarray | None = None, *, control_group: str = "never_treated",
                           method: str = "dr", base_period: str = "varying", anticipation: int = 0,
-                          weights: np.ndarray | None = None) -> np.ndarray:
+                          weights: np.ndarray | None = None, trim_level: float = TRIM_LEVEL) -> np.ndarray:
     """Event-time effects ``theta(e)``, ``e`` in ``event_times``, re-estimated without each unit in turn.
 
     Returns an ``(n_units, k)`` array: row ``i`` is the dynamic aggregation
@@ -413,7 +431,8 @@ def dynamic_leave_one_out(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, eve
         keep[i] = False
         cells = att_gt(Y[keep], periods, G[keep], None if X is None else X[keep], control_group=control_group,
                        method=method, base_period=base_period, anticipation=anticipation,
-                       weights=None if weights is None else weights[keep], event_window=(lo, hi))
+                       weights=None if weights is None else weights[keep], event_window=(lo, hi),
+                       trim_level=trim_level)
         agg = aggregate_att_gt(cells, "dynamic", min_e=lo, max_e=hi)
         pos = np.searchsorted(agg.labels, ev)
         if np.any(pos >= agg.labels.size) or np.any(agg.labels[np.minimum(pos, agg.labels.size - 1)] != ev):
