@@ -682,7 +682,8 @@ def test_two_by_two_matches_statsmodels_cluster(mpdta):
     assert (res.ci_lower, res.ci_upper) == (pytest.approx(lo, rel=1e-9), pytest.approx(hi, rel=1e-9))
     # no unit / cluster: HC1
     hc1 = smf.ols("lemp ~ tr * post", df).fit(cov_type="HC1")
-    r2 = did.two_by_two(df, "lemp", "tr", "post")
+    with pytest.warns(did.DiDWarning, match="HC1"):
+        r2 = did.two_by_two(df, "lemp", "tr", "post")
     assert r2.vcov_type == "HC1" and r2.se == pytest.approx(hc1.bse["tr:post"], rel=1e-10)
 
 

@@ -350,3 +350,33 @@ def test_att_gt_cells_use_the_reference_of_the_aggregations(mpdta):
     assert np.isinf(big.df) and big.att_gt.ci_upper.sub(big.att_gt.att).div(big.att_gt.se).round(6).eq(
         round(stats.norm.isf(0.025), 6)).all()
     assert "normal reference" in big.cell_reference
+
+
+def test_two_by_two_on_a_panel_without_unit_or_cluster_warns():
+    """Markets observed before and after, analysed without unit=: HC1 treats the 40 rows of 20 markets as 40
+    independent observations; its SE is three times the cluster-robust one here (market levels cancel in the
+    difference), and can as well be too small. The old code said nothing."""
+    p = _panel(n_weeks=20, cohorts={11: 10})
+    two = p[p.week.isin([5, 15])].assign(tr=lambda d: d.launch_week.notna().astype(int),
+                                         post=lambda d: (d.week == 15).astype(int))
+    with pytest.warns(did.DiDWarning, match=r"without unit= or cluster=: every one of the 40 rows"):
+        hc1 = did.two_by_two(two, "log_rate", "tr", "post")
+    assert hc1.vcov_type == "HC1" and any("HC1" in n for n in hc1.notes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", did.DiDWarning)
+        crv = did.two_by_two(two, "log_rate", "tr", "post", unit="market", wild=False)
+    assert crv.vcov_type == "CRV1" and abs(np.log(crv.se / hc1.se)) > np.log(2)
+
+
+def test_values_in_messages_are_plain_text():
+    """Data values in errors print as 2 or 'W1', never np.float64(2.0) / np.str_('W1') (numpy 2 reprs)."""
+    p = _panel(n_weeks=20, cohorts={11: 10})
+    p["tr"] = p.launch_week.notna().astype(float) * 2
+    p["post"] = (p.week >= 11).astype(int)
+    with pytest.raises(DataError) as exc:
+        did.two_by_two(p, "log_rate", "tr", "post", unit="market")
+    assert "found e.g. 2)" in str(exc.value) and "np." not in str(exc.value)
+    p["wk"] = "W" + p.week.astype(str)
+    with pytest.raises(DataError) as exc:
+        did.staggered(p, "log_rate", "market", "wk", "launch_week")
+    assert "got values like 'W1'" in str(exc.value) and "np." not in str(exc.value)

@@ -47,7 +47,7 @@ def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
         conv = pd.to_numeric(s, errors="coerce")
         bad = s[conv.isna() & s.notna()]
         if len(bad):
-            raise DataError(f"column '{col}' is not numeric (dtype {s.dtype}; e.g. value {bad.iloc[0]!r} in "
+            raise DataError(f"column '{col}' is not numeric (dtype {s.dtype}; e.g. value {_val(bad.iloc[0])} in "
                             f"{len(bad):,} rows); convert it to numbers before the analysis")
         s = conv
     return s.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -141,7 +141,7 @@ def _time_numeric(values: np.ndarray, col: str) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise DataError(f"column '{col}' must hold numbers (e.g. week or year numbers) for this "
-                        f"estimator; got values like {values[0]!r}. Map the periods to integers first") from None
+                        f"estimator; got values like {_val(values[0])}. Map the periods to integers first") from None
 
 
 def _number(x: float) -> str:

@@ -27,6 +27,7 @@ from .panel import (
     _trends,
     _unit_first,
     _unit_period_counts,
+    _val,
 )
 from .regression_results import BaconResult, DiDResult, EventStudyResult, PretrendTest
 
@@ -74,7 +75,12 @@ def two_by_two(data, outcome, treated: str, post: str, unit: str | None = None,
     ``outcome=(num, den)`` the ratio is analysed with weights ``den``.
     Standard errors are cluster-robust (CRV1: ``G/(G-1) (N-1)/(N-K)``, ``K``
     counting the intercept; t(G-1)), clustered by ``cluster``, else by
-    ``unit``; with neither, heteroskedasticity-robust HC1 with t(N-K).
+    ``unit``; with neither, heteroskedasticity-robust HC1 with t(N-K), with a
+    :class:`DiDWarning` (and a note in the result): HC1 treats every row as
+    independent, which misstates the standard error (too small or, when unit
+    effects cancel in the difference, too large) when the same units appear
+    before and after (a panel); it is right only for repeated cross sections
+    of different individuals.
     Equal to statsmodels ``OLS(...).fit(cov_type="cluster")`` and Stata
     ``regress ..., vce(cluster)``. With fewer than 50 clusters (or
     ``wild=True``) the wild cluster restricted bootstrap p-value and CI are
@@ -85,7 +91,7 @@ def two_by_two(data, outcome, treated: str, post: str, unit: str | None = None,
     Tr, Po = fr.cols[treated], fr.cols[post]
     for c, v in ((treated, Tr), (post, Po)):
         if not np.all((v == 0) | (v == 1)):
-            raise DataError(f"column '{c}' must hold only 0 and 1 (found e.g. {v[(v != 0) & (v != 1)][0]!r})")
+            raise DataError(f"column '{c}' must hold only 0 and 1 (found e.g. {_val(v[(v != 0) & (v != 1)][0])})")
     n = fr.y.size
     X = np.column_stack([Tr * Po, np.ones(n), Tr, Po, *[fr.cols[c] for c in covariates]])
     names = [f"{treated}:{post}", "intercept", treated, post, *covariates]
@@ -95,11 +101,20 @@ def two_by_two(data, outcome, treated: str, post: str, unit: str | None = None,
     row = coefs.iloc[0]
     trends = _trends(fr.y, fr.w, Tr.astype(np.intp), ["control", "treated"], Po)
     n_units = len(np.unique(fr.keys[unit])) if unit else n
+    notes: list[str] = []
+    if cl is None:
+        msg = (f"two_by_two without unit= or cluster=: every one of the {n:,} rows is treated as an independent "
+               "observation (HC1 standard errors). If the same units (markets, buyers) appear in several rows, "
+               "e.g. before and after, their rows are correlated and HC1 misstates the standard error: pass "
+               "unit= (clusters by it) or cluster=. HC1 is right only for repeated cross sections of different "
+               "individuals.")
+        warnings.warn(msg, DiDWarning, stacklevel=2)
+        notes.append(msg)
     return DiDResult(method="2x2", outcome=fr.outcome_name, estimate=float(row.estimate), se=float(row.se),
                      ci_lower=float(row.ci_lower), ci_upper=float(row.ci_upper), p_value=float(row.p_value),
                      df=fit.df, alpha=alpha, n_obs=n, n_units=n_units, n_periods=2, n_clusters=fit.n_clusters,
                      vcov_type=fit.vcov_type, small_sample=_small_sample_text(fit), coefficients=coefs,
-                     wild=wt, trends=trends, dropped=fr.dropped)
+                     wild=wt, trends=trends, dropped=fr.dropped, notes=tuple(notes))
 
 
 def _bacon_from_arrays(y, ucode, tcode, tlabels, first_unit) -> BaconResult | None:
