@@ -37,6 +37,19 @@ band to a multivariate-t sup-t band, and the pre-trend test
 default the :data:`PRETREND_LEADS` = 4 periods before launch, ``leads=`` to
 change) to a jackknife covariance with Hotelling's F.
 
+Few treated clusters. With fewer than :data:`FEW_TREATED_CLUSTERS` treated (or
+untreated) clusters, cluster-robust and wild bootstrap p-values are unreliable
+(one launched market of 20: CRV1 rejects a true null 60% of the time, the wild
+bootstrap never): every estimator then warns (:class:`FewTreatedClustersWarning`)
+and sets ``few_treated_clusters`` on its result, and :func:`randomization_test`
+(or ``staggered(...).randomization_test()``) tests over which units were treated
+instead. A synthetic control (``abkit.did.synthetic``) is the estimator for one
+treated market.
+
+Never-treated units: ``first_treated`` missing (or +inf); 0 only when 0 is not a
+period of the panel; an ambiguous 0 or negative value is an error
+(:func:`classify_first_treated`, one rule for every estimator and the readout).
+
 Ratio outcomes. ``outcome=("contacts", "orders")`` analyses the unit-period
 ratio ``contacts / orders`` weighted by ``orders`` (unless ``weights=`` is
 given): the estimate is then the effect on the pooled ratio
@@ -44,8 +57,16 @@ given): the estimate is then the effect on the pooled ratio
 market-week; unweighted analysis of the ratio would give every market-week
 the same say whatever its size.
 """
-from .diagnostics import WILD_AUTO_CLUSTERS, DiDWarning
+from .diagnostics import (
+    FEW_TREATED_CLUSTERS,
+    WILD_AUTO_CLUSTERS,
+    DiDWarning,
+    FewTreatedClustersWarning,
+)
+from .panel import classify_first_treated
 from .panel_rows import aggregate_panel
+from .randomization import randomization_test
+from .randomization_results import RandomizationTest
 from .regression_estimators import bacon, event_study, placebo, twfe, two_by_two
 from .regression_results import BaconResult, DiDResult, EventStudyResult, PretrendTest
 from .staggered_estimator import staggered
@@ -60,4 +81,6 @@ __all__ = [
     "DiDWarning", "WILD_AUTO_CLUSTERS", "PRETREND_LEADS", "DiDResult", "EventStudyResult", "StaggeredResult",
     "AggregateResult", "WindowAverage", "BaconResult", "PretrendTest", "aggregate_panel", "two_by_two", "twfe",
     "event_study", "staggered", "placebo", "bacon",
+    "FEW_TREATED_CLUSTERS", "FewTreatedClustersWarning", "RandomizationTest", "randomization_test",
+    "classify_first_treated",
 ]

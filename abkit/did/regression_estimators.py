@@ -16,7 +16,13 @@ from ..stats.fixed_effects import FixedEffects
 from ..stats.goodman_bacon import bacon_decomposition
 from ..stats.uniform_bands import sup_t_critical_t
 from ..stats.wild_bootstrap import wild_cluster_test
-from .diagnostics import WILD_AUTO_CLUSTERS, DiDWarning
+from .diagnostics import (
+    WILD_AUTO_CLUSTERS,
+    DiDWarning,
+    few_treated_message,
+    treated_cluster_counts,
+    warn_few_treated,
+)
 from .panel import (
     _as_list,
     _cluster_codes,
@@ -52,6 +58,16 @@ def _regress(y, X, names, fe, cluster, alpha, wild, wild_reps, wild_weights, see
             raise DataError("wild=True needs clusters (unit= or cluster=)")
         wt = wild_cluster_test(fit, fe, target, reps=wild_reps, weights=wild_weights, seed=seed, alpha=alpha)
     return fit, coefs, wt
+
+
+def _few_treated(cluster, treated_rows, notes: list) -> dict:
+    """Treated / untreated cluster counts, the few-treated-clusters warning and note; fields for the result."""
+    n_t, n_u = treated_cluster_counts(cluster, treated_rows)
+    msg = few_treated_message(n_t, n_u)
+    warn_few_treated(msg, stacklevel=4)
+    if msg:
+        notes.append(msg)
+    return dict(n_treated_clusters=n_t, n_untreated_clusters=n_u, few_treated_clusters=msg is not None)
 
 
 def _small_sample_text(fit) -> str:
@@ -110,11 +126,12 @@ def two_by_two(data, outcome, treated: str, post: str, unit: str | None = None,
                "individuals.")
         warnings.warn(msg, DiDWarning, stacklevel=2)
         notes.append(msg)
+    few = _few_treated(cl, Tr == 1, notes)
     return DiDResult(method="2x2", outcome=fr.outcome_name, estimate=float(row.estimate), se=float(row.se),
                      ci_lower=float(row.ci_lower), ci_upper=float(row.ci_upper), p_value=float(row.p_value),
                      df=fit.df, alpha=alpha, n_obs=n, n_units=n_units, n_periods=2, n_clusters=fit.n_clusters,
                      vcov_type=fit.vcov_type, small_sample=_small_sample_text(fit), coefficients=coefs,
-                     wild=wt, trends=trends, dropped=fr.dropped, notes=tuple(notes))
+                     wild=wt, trends=trends, dropped=fr.dropped, notes=tuple(notes), **few)
 
 
 def _bacon_from_arrays(y, ucode, tcode, tlabels, first_unit) -> BaconResult | None:
@@ -218,12 +235,13 @@ def twfe(data, outcome, treatment: str, unit: str, time: str, cluster: str | Non
                            "over time the coefficient can be biased (Goodman-Bacon 2021); compare with "
                            "abkit.did.staggered.")
                     notes.append(msg)
+    few = _few_treated(cl, D != 0, notes)
     return DiDResult(method="TWFE", outcome=fr.outcome_name, estimate=float(row.estimate), se=float(row.se),
                      ci_lower=float(row.ci_lower), ci_upper=float(row.ci_upper), p_value=float(row.p_value),
                      df=fit.df, alpha=alpha, n_obs=n, n_units=ulab.size, n_periods=tlab.size,
                      n_clusters=fit.n_clusters, vcov_type=fit.vcov_type, small_sample=_small_sample_text(fit),
                      coefficients=coefs, wild=wt, bacon=bacon_res, trends=trends, dropped=fr.dropped,
-                     notes=tuple(notes))
+                     notes=tuple(notes), **few)
 
 
 def bacon(data, outcome, unit: str, time: str, *, treatment: str | None = None,
@@ -371,10 +389,11 @@ def event_study(data, outcome, unit: str, time: str, first_treated: str | None =
     dropped = dict(fr.dropped)
     if not keep.all():
         dropped["outside the event window"] = int((~keep).sum())
+    few = _few_treated(cl, ever[keep], notes)
     return EventStudyResult(outcome=fr.outcome_name, method="TWFE event study", table=table, pretrend=pretrend,
                             estimate=avg, se=avg_se, ci_lower=avg_lo, ci_upper=avg_hi, p_value=avg_p, alpha=alpha,
                             critical_value=crit, n_obs=int(y.size), n_units=ulab.size, n_clusters=G,
-                            trends=trends, dropped=dropped, notes=tuple(notes))
+                            trends=trends, dropped=dropped, notes=tuple(notes), **few)
 
 
 
@@ -418,9 +437,11 @@ def placebo(data, outcome, unit: str, time: str, first_treated: str | None = Non
     fit, coefs, wt = _regress(y, D[:, None], [name], fe, cl, alpha, wild, wild_reps, wild_weights, seed)
     row = coefs.iloc[0]
     dropped = {**fr.dropped, "post-launch rows (placebo uses pre-launch data)": int((~keep).sum())}
+    notes: list[str] = []
+    few = _few_treated(cl, np.isfinite(g)[keep], notes)
     return DiDResult(method=f"placebo (fake launch {shift} periods early)", outcome=fr.outcome_name,
                      estimate=float(row.estimate), se=float(row.se), ci_lower=float(row.ci_lower),
                      ci_upper=float(row.ci_upper), p_value=float(row.p_value), df=fit.df, alpha=alpha,
                      n_obs=int(y.size), n_units=ulab.size, n_periods=tl.size, n_clusters=fit.n_clusters,
                      vcov_type=fit.vcov_type, small_sample=_small_sample_text(fit), coefficients=coefs, wild=wt,
-                     dropped=dropped)
+                     dropped=dropped, notes=tuple(notes), **few)

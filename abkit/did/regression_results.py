@@ -60,7 +60,8 @@ class PretrendTest:
         test detects the drift reported for 80% power about 65% of the time.
         NaN when the test has no covariance (e.g. the TWFE event study).
         """
-        if self.vcov is None or self.trend_pattern is None or not np.isfinite(self.p_value):
+        if (self.vcov is None or self.trend_pattern is None or not np.isfinite(self.p_value)
+                or np.isnan(self.df2)):                 # a randomization test has no noncentral F
             return np.nan
         q, df2 = int(self.df1), self.df2
         if np.isfinite(df2):
@@ -85,7 +86,10 @@ class PretrendTest:
     def summary(self) -> str:
         if not np.isfinite(self.p_value):
             return f"pre-trend test: not available ({self.method})"
-        ref = f"F({self.df1:g}, {self.df2:g})" if np.isfinite(self.df2) else f"chi2({self.df1:g})"
+        if np.isnan(self.df2):
+            ref = "Wald W"
+        else:
+            ref = f"F({self.df1:g}, {self.df2:g})" if np.isfinite(self.df2) else f"chi2({self.df1:g})"
         wp = f", wild bootstrap p = {_fmt_p(self.wild_p_value)}" if np.isfinite(self.wild_p_value) else ""
         ev = ""
         if self.event_times:
@@ -126,6 +130,9 @@ class DiDResult:
     trends: pd.DataFrame | None = None
     dropped: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    n_treated_clusters: int = 0         # clusters with a treated row (0 without clusters)
+    n_untreated_clusters: int = 0
+    few_treated_clusters: bool = False  # fewer than FEW_TREATED_CLUSTERS of either: CRV1 and wild unreliable
 
     @property
     def wild_p_value(self) -> float:
@@ -147,7 +154,8 @@ class DiDResult:
             "wild_p_value": self.wild_p_value, "wild_ci_lower": self.wild_ci_lower,
             "wild_ci_upper": self.wild_ci_upper, "df": self.df, "n_obs": self.n_obs,
             "n_units": self.n_units, "n_periods": self.n_periods, "n_clusters": self.n_clusters,
-            "vcov": self.vcov_type, "dropped_rows": int(sum(self.dropped.values())),
+            "vcov": self.vcov_type, "n_treated_clusters": self.n_treated_clusters,
+            "few_treated_clusters": self.few_treated_clusters, "dropped_rows": int(sum(self.dropped.values())),
         }])
 
     def summary(self) -> str:
@@ -244,6 +252,9 @@ class EventStudyResult:
     trends: pd.DataFrame | None = None
     dropped: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    n_treated_clusters: int = 0
+    n_untreated_clusters: int = 0
+    few_treated_clusters: bool = False
 
     def to_frame(self) -> pd.DataFrame:
         """One row per event time (the reference period has estimate 0 and no SE)."""

@@ -10,7 +10,7 @@ import pandas as pd
 from ..errors import DataError
 from ..stats.callaway_santanna import att_gt
 from ..stats.drdid import TRIM_LEVEL
-from .diagnostics import WILD_AUTO_CLUSTERS
+from .diagnostics import WILD_AUTO_CLUSTERS, few_treated_message, warn_few_treated
 from .panel import (
     _as_list,
     _codes,
@@ -159,6 +159,12 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
         small_sample = n_kept < WILD_AUTO_CLUSTERS
     df = float(n_kept - 1) if small_sample and n_kept > 1 else math.inf
     q = _critical(alpha, df)
+    n_treated, n_never = int(np.isfinite(Gk).sum()), int(np.isinf(Gk).sum())
+    few_msg = few_treated_message(n_treated, n_never, treated="launched", untreated="never-treated",
+                                  clusters="units")
+    warn_few_treated(few_msg)
+    if few_msg:
+        notes.append(few_msg.replace("abkit.did.randomization_test", "result.randomization_test()"))
     trimmed = int(cells.n_trimmed.sum()) if cells.n_trimmed is not None else 0
     if trimmed:
         n_cells = int(np.count_nonzero(cells.n_trimmed))
@@ -186,7 +192,8 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
                            base_period=base_period, att_gt=tab, alpha=alpha,
                            n_units=n_kept, n_periods=int(est_periods.size), cells=cells,
                            trends=trends, dropped=dropped, notes=tuple(notes), data=data, df=df,
-                           weights=weights)
+                           weights=weights, n_treated_clusters=n_treated, n_untreated_clusters=n_never,
+                           few_treated_clusters=few_msg is not None)
 
 
 def _unit_weights(w: np.ndarray, ucode: np.ndarray, n_units: int, col: str, unit: str, ulab) -> np.ndarray:

@@ -10,13 +10,24 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import DataError
-from ..stats.callaway_santanna import AttGt, aggregate_att_gt, dynamic_leave_one_out
-from ..stats.cluster_robust import jackknife_vcov, wald_test
+from ..stats.callaway_santanna import (
+    AttGt,
+    aggregate_att_gt,
+    att_gt,
+    dynamic_leave_one_out,
+)
+from ..stats.cluster_robust import jackknife_vcov, quadratic_form_inverse, wald_test
+from ..stats.randomization_inference import (
+    assignments,
+    count_assignments,
+    randomization_p_value,
+)
 from ..stats.uniform_bands import sup_t_critical, sup_t_critical_t
 from ..stats.wild_bootstrap import multiplier_bootstrap
 from .diagnostics import WILD_AUTO_CLUSTERS
 from .event_charts import _event_plot, _plot_trends
 from .formatting import _fmt_p, _table_html
+from .randomization_results import RandomizationTest
 from .regression_results import PretrendTest
 
 _AGG_LABEL = {"dynamic": "event_time", "group": "group", "calendar": "time", "simple": "label"}
@@ -90,6 +101,10 @@ class AggregateResult:
     influence: np.ndarray | None = field(default=None, repr=False, compare=False)   # (n, 1 + rows): overall, rows
     source: StaggeredResult | None = field(default=None, repr=False, compare=False)
     min_e: float = -math.inf     # the ``min_e`` asked for (``-inf``: none): the default window of :meth:`pretrend`
+    max_e: float = math.inf      # the ``max_e`` asked for
+    n_treated_clusters: int = 0          # launched units (the units are the clusters)
+    n_untreated_clusters: int = 0        # never-treated units
+    few_treated_clusters: bool = False   # fewer than FEW_TREATED_CLUSTERS of either: the p-values are unreliable
 
     def to_frame(self) -> pd.DataFrame:
         """One row per event time / group / calendar period (empty for ``simple``)."""
@@ -97,10 +112,14 @@ class AggregateResult:
 
     def summary(self) -> str:
         ref = f"t({self.df:g})" if np.isfinite(self.df) else "normal"
-        return (f"{self.kind} aggregation of ATT(g,t) on {self.outcome}: {self.estimate:.5g} (SE {self.se:.4g}), "
-                f"{1 - self.alpha:.0%} CI [{self.ci_lower:.4g}, {self.ci_upper:.4g}], p = {_fmt_p(self.p_value)} "
-                f"({ref} reference, {self.n_units} units); multiplier bootstrap ({self.boot_weights}) "
-                f"p = {_fmt_p(self.boot_p_value)}")
+        s = (f"{self.kind} aggregation of ATT(g,t) on {self.outcome}: {self.estimate:.5g} (SE {self.se:.4g}), "
+             f"{1 - self.alpha:.0%} CI [{self.ci_lower:.4g}, {self.ci_upper:.4g}], p = {_fmt_p(self.p_value)} "
+             f"({ref} reference, {self.n_units} units); multiplier bootstrap ({self.boot_weights}) "
+             f"p = {_fmt_p(self.boot_p_value)}")
+        if self.few_treated_clusters:
+            s += (f". Unreliable: only {self.n_treated_clusters} launched and {self.n_untreated_clusters} "
+                  "never-treated units; test with .randomization_test()")
+        return s
 
     __str__ = summary
 
@@ -150,6 +169,15 @@ class AggregateResult:
             else:
                 leads = PRETREND_LEADS
         return self.source._pretrend_test(leads, vcov, ".pretrend")
+
+    def randomization_test(self, *, reps: int = 9999, seed=0) -> RandomizationTest:
+        """Randomization inference for this aggregation's overall effect (:meth:`StaggeredResult.randomization_test`
+        with this ``kind`` and event-time window)."""
+        if self.source is None:
+            raise DataError("this aggregation does not carry its ATT(g, t); build it with staggered(...).aggregate()")
+        lo = self.min_e if np.isfinite(self.min_e) else -np.inf
+        return self.source.randomization_test(self.kind, reps=reps, seed=seed, min_e=lo, max_e=self.max_e,
+                                              alpha=self.alpha)
 
     def average(self, first: float, last: float) -> WindowAverage:
         """The mean of the row effects with label in ``first..last`` (e.g. event times 0..3), with its CI.
@@ -219,6 +247,9 @@ class StaggeredResult:
     data: _CsData | None = field(default=None, repr=False, compare=False)
     df: float = math.inf          # t reference of the ATT(g, t) CIs and p-values (inf = normal)
     weights: str | None = None    # the unit-weights column, if any
+    n_treated_clusters: int = 0          # launched units (the units are the clusters)
+    n_untreated_clusters: int = 0        # never-treated units
+    few_treated_clusters: bool = False   # fewer than FEW_TREATED_CLUSTERS of either: the p-values are unreliable
 
     @functools.cached_property
     def pretrend(self) -> PretrendTest:
@@ -255,6 +286,15 @@ class StaggeredResult:
           ``F(q, G - q)``, ``G`` the number of units (the clusters), which
           accounts for estimating ``V`` from ``G`` clusters. ``q >= G``
           is refused with an error: ``V`` would be singular.
+        * Few launched units (``few_treated_clusters``; ``vcov="auto"``) or
+          ``vcov="randomization"``: no covariance estimate is to be trusted
+          then (with one launched unit the jackknife cannot leave it out and
+          the influence-function variance ignores its noise, so the test
+          above rejects almost always), and the p-value is that of a
+          randomization test of ``W`` (influence-function ``V``) over the
+          assignments of the launch timing to the units
+          (:meth:`randomization_test`; exact when there are at most 1,999,
+          else 1,999 seeded draws). ``df2`` is then NaN.
 
         Calibration (``tests/test_did.py``): under parallel trends, with 20
         markets (5 never treated, three cohorts of 5) and 5 leads tested, the
@@ -267,8 +307,8 @@ class StaggeredResult:
 
     def _pretrend_test(self, leads, vcov: str, call: str) -> PretrendTest:
         """:meth:`pretrend_test`; ``call`` names the method in the error that suggests a shorter window."""
-        if vcov not in ("auto", "jackknife", "influence"):
-            raise DataError(f"vcov must be 'auto', 'jackknife' or 'influence'; got {vcov!r}")
+        if vcov not in ("auto", "jackknife", "influence", "randomization"):
+            raise DataError(f"vcov must be 'auto', 'jackknife', 'influence' or 'randomization'; got {vcov!r}")
         if isinstance(leads, bool) or not isinstance(leads, (int, float, np.integer, np.floating)) or leads < 0:
             hint = " (the covariance is chosen with vcov=..., a keyword argument)" if isinstance(leads, str) else ""
             raise DataError(f"leads must be a non-negative number of periods before launch; got {leads!r}{hint}")
@@ -293,6 +333,12 @@ class StaggeredResult:
         V_inf = agg.inf[:, pre].T @ agg.inf[:, pre] / cells.n_units ** 2
         how = "influence functions"
         V = V_inf
+        # a linear drift delta per period moves theta(e) by delta (e - e_ref) (universal base: against the
+        # reference e_ref = -1 - anticipation) or by delta (varying base: period-on-period changes)
+        pattern = (ev + 1.0 + self.data.anticipation if self.data is not None else ev + 1.0) \
+            if self.base_period == "universal" else np.ones(q)
+        if vcov == "randomization" or (vcov == "auto" and self.few_treated_clusters):
+            return self._randomization_pretrend(float(leads), ev, b, V_inf, pattern)
         if vcov == "jackknife" or (vcov == "auto" and G < WILD_AUTO_CLUSTERS):
             d = self.data
             try:
@@ -309,15 +355,44 @@ class StaggeredResult:
                     raise DataError(f"the jackknife pre-trend test is not available: {exc}") from None
                 how = f"influence functions (no jackknife: {exc})"
         W, F, df2, p = wald_test(b, V, G)
-        # a linear drift delta per period moves theta(e) by delta (e - e_ref) (universal base: against the
-        # reference e_ref = -1 - anticipation) or by delta (varying base: period-on-period changes)
-        pattern = (ev + 1.0 + self.data.anticipation if self.data is not None else ev + 1.0) \
-            if self.base_period == "universal" else np.ones(q)
         return PretrendTest(statistic=F, df1=float(q), df2=df2, p_value=p, wald=W,
                             method=f"Wald test of the {q} pre-launch event-time effects, covariance from {how}, "
                                    f"Hotelling F(q, G-q) with G={G} units",
                             event_times=tuple(float(e) for e in ev), n_clusters=G, estimates=b, vcov=V,
                             trend_pattern=pattern)
+
+    def _randomization_pretrend(self, leads: float, ev, b, V_inf, pattern, reps: int = 1999, seed=0) -> PretrendTest:
+        """The pre-trend Wald statistic (influence-function covariance) against its randomization distribution."""
+        d = self.data
+        if d is None:
+            raise DataError("the randomization pre-trend test needs the panel; run did.staggered(...) again")
+        W_obs = quadratic_form_inverse(b, V_inf)
+        index, exact = assignments(d.G, reps, seed)
+        stats_null = np.full(index.shape[0], np.nan)
+        for a in range(index.shape[0]):                 # a loop over assignments (re-estimations), never rows
+            try:
+                cells = att_gt(d.Y, d.periods, d.G[index[a]], d.X, control_group=d.control_group,
+                               method=d.method, base_period=d.base_period, anticipation=d.anticipation,
+                               weights=d.weights, trim_level=d.trim_level, event_window=(-leads, 0.0))
+                agg = aggregate_att_gt(cells, "dynamic", min_e=-leads, max_e=0.0)
+            except DataError:
+                continue
+            rows = np.isin(agg.labels, ev)
+            if rows.sum() != ev.size:
+                continue
+            Pm = agg.inf[:, rows]
+            stats_null[a] = quadratic_form_inverse(agg.att[rows], Pm.T @ Pm / cells.n_units ** 2)
+        p = randomization_p_value(W_obs, stats_null, exact)
+        total = count_assignments(d.G)
+        how = (f"exact over all {total:,} assignments" if exact else f"{index.shape[0] - 1:,} random assignments "
+               f"of {total:,}")
+        q = int(ev.size)
+        return PretrendTest(statistic=W_obs, df1=float(q), df2=np.nan, p_value=p, wald=W_obs,
+                            method=f"randomization test of the Wald statistic of the {q} pre-launch event-time "
+                                   f"effects over which units launched ({how}; few launched units: no covariance "
+                                   "estimate is reliable)",
+                            event_times=tuple(float(e) for e in ev), n_clusters=self.n_units, estimates=b,
+                            vcov=V_inf, trend_pattern=pattern)
 
     def _pretrend_text(self) -> str:
         try:
@@ -404,7 +479,46 @@ class StaggeredResult:
                                critical_value=crit, boot_p_value=boot_p, boot_weights=weights, reps=reps,
                                n_units=self.n_units, df=df, inference=inference,
                                influence=np.column_stack([agg.overall_inf, agg.inf]), source=self,
-                               min_e=float(min_e))
+                               min_e=float(min_e), max_e=float(max_e), n_treated_clusters=self.n_treated_clusters,
+                               n_untreated_clusters=self.n_untreated_clusters,
+                               few_treated_clusters=self.few_treated_clusters)
+
+    def randomization_test(self, kind: str = "simple", *, reps: int = 9999, seed=0, min_e: float = -np.inf,
+                           max_e: float = np.inf, alpha: float | None = None) -> RandomizationTest:
+        """Randomization inference for the overall ``kind`` aggregation over the assignment of launch timing.
+
+        The units' first-treated periods (their cohorts, never treated included) are re-assigned to
+        the units in every way that keeps the cohort sizes (all of them when there are at most
+        ``reps``, else ``reps`` seeded random ones), the ATT(g, t) re-estimated with this result's
+        design (control group, method, covariates, weights, base period, trimming) and aggregated;
+        the p-value compares ``|estimate|`` with those (:mod:`abkit.stats.randomization_inference`).
+        The test for few treated units, where the influence-function and bootstrap p-values are
+        unreliable (see :data:`abkit.did.diagnostics.FEW_TREATED_CLUSTERS`); valid when the units are
+        exchangeable (MacKinnon & Webb 2020). Assignments that cannot be estimated (e.g. a
+        propensity score without overlap) are left out and counted.
+        """
+        d = self.data
+        if d is None:
+            raise DataError("this result does not carry its panel; run did.staggered(...) again")
+        alpha = self.alpha if alpha is None else alpha
+        index, exact = assignments(d.G, reps, seed)
+        est = np.full(index.shape[0], np.nan)
+        for a in range(index.shape[0]):                  # a loop over assignments (re-estimations), never rows
+            G = d.G[index[a]]
+            try:
+                cells = att_gt(d.Y, d.periods, G, d.X, control_group=d.control_group, method=d.method,
+                               base_period=d.base_period, anticipation=d.anticipation, weights=d.weights,
+                               trim_level=d.trim_level)
+                est[a] = aggregate_att_gt(cells, kind, min_e=min_e, max_e=max_e).overall_att
+            except DataError:
+                pass                                     # left out and counted below
+        observed = aggregate_att_gt(self.cells, kind, min_e=min_e, max_e=max_e).overall_att
+        failed = int(np.sum(~np.isfinite(est)))
+        name = f"Callaway-Sant'Anna, {kind} aggregation"
+        return RandomizationTest(name, self.outcome, float(observed),
+                                 randomization_p_value(observed, est, exact), alpha, exact, int(index.shape[0]),
+                                 count_assignments(d.G), self.n_units, int(np.isfinite(d.G).sum()), seed, failed,
+                                 est)
 
     def to_frame(self) -> pd.DataFrame:
         """The ATT(g, t) table."""
