@@ -541,3 +541,29 @@ def test_pretrend_test_with_one_launched_unit_is_a_randomization_test():
         assert np.isnan(test.df2) and "randomization test" in test.method and "Wald W" in test.summary()
         new += test.p_value < 0.05
     assert old >= 24 and new <= 5
+
+
+@pytest.mark.parametrize("design", ["balanced with a covariate", "weighted ratio", "unbalanced"])
+def test_randomization_twfe_paths_match_brute_force_refits(design):
+    """Both computations of the assignments' TWFE coefficients (the O(A n) one for balanced unweighted panels and
+    the projection of blocks of assignments otherwise) against did.twfe refitted for every assignment."""
+    import itertools
+
+    p = _one_market(n_markets=9, launched=2, effect=-0.2)
+    p["x"] = np.random.default_rng(0).normal(size=len(p))
+    kw, outcome = {}, "log_rate"
+    if design == "balanced with a covariate":
+        kw = dict(covariates=["x"])
+    elif design == "weighted ratio":
+        outcome = ("contacts", "orders")
+    else:
+        p = p.drop(index=p.index[[3, 40, 41, 100]])
+    ri = did.randomization_test(p, outcome, "market", "week", "launch_week", **kw)
+    assert ri.exact and ri.n_assignments == 36                       # C(9, 2)
+    brute = []
+    for pair in itertools.combinations(sorted(p.market.unique()), 2):
+        q = p.assign(launched=(p.market.isin(pair) & (p.week >= 15)).astype(float))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", did.DiDWarning)
+            brute.append(did.twfe(q, outcome, "launched", "market", "week", wild=False, **kw).estimate)
+    np.testing.assert_allclose(np.sort(ri.null_estimates), np.sort(brute), atol=1e-11)

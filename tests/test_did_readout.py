@@ -253,6 +253,10 @@ def test_one_launched_market_is_never_worked_on_cluster_robust_evidence(spec, tm
     reach p < 0.05, so the verdict is Inconclusive and says why, pointing to a synthetic control."""
     frame = abkit.simulate.rollout_panel(n_markets=20, cohorts={30: 1}, effects={"contact_rate": -0.25}, seed=3)
     sp, panel, cs, main, v = _readout_verdict(spec, frame, tmp_path)
+    without_rule = abkit.verdict.decide_rollout(sp.outcome.name, sp.outcome.better, main.rel, main.rel_ci_lower,
+                                                main.rel_ci_upper, main.p_value, 0.5, alpha=sp.alpha,
+                                                bootstrap_p=main.bootstrap_p)
+    assert without_rule.label == "Worked"                  # what the p-values alone would have said
     assert main.p_value < 0.001 and main.few_treated == "only 1 launched market"
     assert main.randomization_p == pytest.approx(0.05) and not main.significant
     assert v.label == "Inconclusive" and v.display_label == "Inconclusive (1 launched market)"

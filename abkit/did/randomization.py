@@ -13,6 +13,7 @@ from ..stats.randomization_inference import (
     count_assignments,
     randomization_p_value,
     twfe_coefficients,
+    twfe_coefficients_balanced,
 )
 from .diagnostics import FewTreatedClustersWarning
 from .panel import _as_list, _codes, _prepare, _unit_first, _unit_period_counts
@@ -97,8 +98,23 @@ def randomization_test(data, outcome, unit: str, time: str, first_treated: str |
     index, exact = assignments(labels, reps, seed)
     fe = FixedEffects([ucode, tcode], fr.y.size, fr.w)
     Z = np.column_stack([fr.cols[c] for c in covariates]) if covariates else None
-    est = twfe_coefficients(fr.y, fe, lambda a, b: treatment_of_row(index[a:b]), index.shape[0], Z)
     observed = float(twfe_coefficients(fr.y, fe, lambda a, b: observed_d[:, None], 1, Z)[0])
+    balanced = fr.y.size == n_units * T and np.bincount(ucode * T + tcode, minlength=n_units * T).min() == 1
+    if balanced and fr.w is None:                        # O(assignments x units): no projection per assignment
+        Y = np.empty((n_units, T))
+        Y[ucode, tcode] = fr.y
+        Xb = None
+        if Z is not None:
+            Xb = np.empty((n_units, T, Z.shape[1]))
+            Xb[ucode, tcode] = Z
+        if treatment:
+            upaths, path_code = np.unique(paths, axis=0, return_inverse=True)
+        else:
+            upaths, path_code = np.unique(first, return_inverse=True)
+            upaths = (tnum[None, :] >= upaths[:, None]).astype(np.float64)
+        est = twfe_coefficients_balanced(Y, upaths, path_code.ravel()[index], Xb)
+    else:
+        est = twfe_coefficients(fr.y, fe, lambda a, b: treatment_of_row(index[a:b]), index.shape[0], Z)
     treated_units = int(np.sum(np.bincount(ucode, weights=(observed_d != 0).astype(float), minlength=n_units) > 0))
     return RandomizationTest("TWFE coefficient", fr.outcome_name, observed,
                              randomization_p_value(observed, est, exact), alpha, exact, int(index.shape[0]),

@@ -25,6 +25,11 @@ noisier than the others.
 * :func:`twfe_coefficients`: the TWFE coefficient of every assignment at once; the fixed-effect
   projection of the outcome is computed once and the projected treatment columns of a block of
   assignments with one wide projection (Frisch-Waugh-Lovell).
+* :func:`twfe_coefficients_balanced`: the same on a balanced unweighted panel in ``O(A n)``: the
+  numerator ``D_a' r`` is a sum of per-unit path totals of the residual ``r``, and the denominator
+  ``D~_a' D~_a`` does not change when whole unit paths are permuted (row, column and grand totals
+  of ``D`` are kept), less the covariate part ``(Z~' D_a)' (Z~' Z~)^{-1} (Z~' D_a)``, again a sum of
+  per-unit path totals.
 """
 from __future__ import annotations
 
@@ -36,7 +41,8 @@ import numpy as np
 from ..errors import DataError
 from .fixed_effects import FixedEffects
 
-__all__ = ["count_assignments", "assignments", "randomization_p_value", "twfe_coefficients", "ENUMERATION_LIMIT"]
+__all__ = ["count_assignments", "assignments", "randomization_p_value", "twfe_coefficients",
+           "twfe_coefficients_balanced", "ENUMERATION_LIMIT"]
 
 ENUMERATION_LIMIT = 1_000_000
 """Largest number of distinct assignments ever enumerated (beyond it, random draws)."""
@@ -154,3 +160,36 @@ def twfe_coefficients(y: np.ndarray, fe: FixedEffects, treatment_of_row, n_assig
         with np.errstate(invalid="ignore", divide="ignore"):
             out[start:stop] = np.where(den > 1e-12 * max(float(den.max(initial=0.0)), 1e-300), num / den, np.nan)
     return out
+
+
+def twfe_coefficients_balanced(Y: np.ndarray, paths: np.ndarray, assigned: np.ndarray,
+                               X: np.ndarray | None = None) -> np.ndarray:
+    """TWFE coefficients of a balanced, unweighted ``(n, T)`` panel for every assignment of treatment paths.
+
+    ``paths``: ``(K, T)`` distinct treatment paths; ``assigned``: ``(A, n)`` the path of each unit in
+    each assignment; ``X``: ``(n, T, p)`` covariates or None. With ``~`` the two-way demeaning and
+    ``r`` the residual of ``Y~`` on ``X~``: ``beta_a = D_a' r / (D~_a' D~_a - c_a' (X~'X~)^{-1} c_a)``,
+    ``c_a = X~' D_a`` (Frisch-Waugh-Lovell; ``M`` is symmetric and idempotent, so ``D~' r = D' r``).
+    """
+    n, T = Y.shape
+
+    def within(M):
+        return (M - M.mean(axis=1, keepdims=True) - M.mean(axis=0, keepdims=True)
+                + M.mean(axis=(0, 1), keepdims=True))
+
+    r = within(Y)
+    units = np.arange(n)[None, :]
+    if X is not None:
+        Xt = within(X)                                       # (n, T, p)
+        Zm = Xt.reshape(n * T, -1)
+        ZZ = np.linalg.pinv(Zm.T @ Zm, hermitian=True)
+        r = (r.ravel() - Zm @ (ZZ @ (Zm.T @ r.ravel()))).reshape(n, T)
+    num = (r @ paths.T)[units, assigned].sum(axis=1)         # (A,)
+    D0 = paths[assigned[0]]
+    den = np.full(assigned.shape[0], float(np.sum(within(D0) ** 2)))
+    if X is not None:
+        per_path = np.einsum("ntp,kt->nkp", Xt, paths)       # (n, K, p): X~' D by unit and path
+        c = per_path[units, assigned].sum(axis=1)            # (A, p)
+        den = den - np.einsum("ap,pq,aq->a", c, ZZ, c)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 1e-12 * max(float(np.max(np.abs(den), initial=0.0)), 1e-300), num / den, np.nan)
