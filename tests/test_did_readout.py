@@ -239,6 +239,7 @@ def _readout_verdict(spec, frame, tmp_path):
         pretrend = dyn.pretrend()
         main = rollout.effect(cs.aggregate("simple"), panel, sp.outcome, pretrend=pretrend)
         checks = rollout.robustness(panel, sp, main)
+    _readout_verdict.robustness = checks
     v = abkit.verdict.decide_rollout(
         sp.outcome.name, sp.outcome.better, main.rel, main.rel_ci_lower, main.rel_ci_upper, main.p_value,
         pretrend.p_value, alpha=sp.alpha, bootstrap_p=main.bootstrap_p, placebo_p=checks.placebo_p_values,
@@ -253,6 +254,7 @@ def test_one_launched_market_is_never_worked_on_cluster_robust_evidence(spec, tm
     reach p < 0.05, so the verdict is Inconclusive and says why, pointing to a synthetic control."""
     frame = abkit.simulate.rollout_panel(n_markets=20, cohorts={30: 1}, effects={"contact_rate": -0.25}, seed=3)
     sp, panel, cs, main, v = _readout_verdict(spec, frame, tmp_path)
+    rob = _readout_verdict.robustness
     without_rule = abkit.verdict.decide_rollout(sp.outcome.name, sp.outcome.better, main.rel, main.rel_ci_lower,
                                                 main.rel_ci_upper, main.p_value, 0.5, alpha=sp.alpha,
                                                 bootstrap_p=main.bootstrap_p)
@@ -267,6 +269,9 @@ def test_one_launched_market_is_never_worked_on_cluster_robust_evidence(spec, tm
     assert "the randomization test over which units launched decides instead" in page
     method = visible(rollout.methodology_html(sp, panel, cs))
     assert "Few units: 1 launched and 19 never-launched markets" in method
+    placebos = [c for c in rob.checks if c.name.startswith("Placebo")]
+    assert placebos and all(math.isfinite(c.randomization_p) and "randomization p" in c.verdict for c in placebos)
+    assert rob.placebo_p_values == [c.randomization_p for c in placebos]
 
 
 def test_one_launched_market_of_27_can_work_on_the_randomization_test(spec, tmp_path):

@@ -447,6 +447,7 @@ class Check:
     verdict: str = ""            # plain words: "passes", "fails", "consistent", "differs", ...
     good: bool | None = None     # colours the verdict: True green, False red, None grey
     error: str | None = None
+    randomization_p: float = math.nan   # few launched units: the placebo's randomization test decides
 
 
 @dataclass(frozen=True)
@@ -459,11 +460,15 @@ class Robustness:
 
     @property
     def placebo_p_values(self) -> list[float]:
-        """The smaller of the analytic and wild bootstrap p-values of each placebo that could be estimated."""
+        """The smaller of the analytic and wild bootstrap p-values of each placebo that could be estimated (with
+        few launched units, its randomization test's p-value instead)."""
         out = []
         for c in self.checks:
             if c.name.startswith("Placebo") and c.effect is not None:
-                out.append(min(c.effect.p_value, c.wild_p) if math.isfinite(c.wild_p) else c.effect.p_value)
+                if math.isfinite(c.randomization_p):
+                    out.append(c.randomization_p)
+                else:
+                    out.append(min(c.effect.p_value, c.wild_p) if math.isfinite(c.wild_p) else c.effect.p_value)
         return out
 
 
@@ -536,13 +541,38 @@ def robustness(panel: Panel, spec, main: Effect) -> Robustness:
             ep = effect(pl, panel, o)
             wild = pl.wild_p_value
             worst = min(ep.p_value, wild) if math.isfinite(wild) else ep.p_value
+            ri_p = math.nan
+            if main.few_treated:          # the p-values above are unreliable: test over which units launched
+                ri_p = _placebo_randomization_p(panel, y, s, alpha)
+                worst = ri_p
             ok = worst >= alpha
+            words = "passes: no fake effect" if ok else "fails: a fake effect before launch"
+            if math.isfinite(ri_p):
+                words += f" (randomization p = {format_p(ri_p)})"
             checks.append(Check(f"Placebo launch {s} {tw} early", f"fake launch {s} {tw} before the real one, "
-                                f"pre-launch data only; should show no effect", ep, wild,
-                                "passes: no fake effect" if ok else "fails: a fake effect before launch", ok))
+                                f"pre-launch data only; should show no effect", ep, wild, words, ok,
+                                randomization_p=ri_p))
         except Exception as exc:  # noqa: BLE001
             checks.append(Check(f"Placebo launch {s} {tw} early", "fake launch date", None, error=_short(exc)))
     return Robustness(tuple(checks), twfe_res, warning_text, bacon)
+
+
+def _placebo_randomization_p(panel: Panel, y: str, shift: int, alpha: float) -> float:
+    """The randomization test of a placebo launch ``shift`` periods early (TWFE on pre-launch rows, as
+    :func:`abkit.did.placebo`), over which units launched."""
+    from .. import did
+
+    f = panel.frame
+    first = f[FIRST].to_numpy(dtype=np.float64)
+    t = f[panel.time].to_numpy(dtype=np.float64)
+    keep = ~np.isfinite(first) | (t < first)
+    # periods renumbered from shift + 1 (TWFE does not depend on the numbering), so that fake launch periods
+    # before the data stay positive (treated throughout) rather than reading as 0 or negative codes
+    offset = shift + 1 - float(np.nanmin(t))
+    pre = pd.DataFrame({"unit": f[panel.unit].to_numpy()[keep], "period": (t + offset)[keep],
+                        "y": f[y].to_numpy()[keep], "fake_first": (first - shift + offset)[keep]})
+    return float(did.randomization_test(pre, "y", "unit", "period", "fake_first", reps=RANDOMIZATION_REPS,
+                                        alpha=alpha).p_value)
 
 
 def _short(exc: BaseException) -> str:

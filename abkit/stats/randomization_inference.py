@@ -105,8 +105,11 @@ def assignments(labels: np.ndarray, reps: int = 9999, seed=0) -> tuple[np.ndarra
             index[mask] = np.tile(pos, arrangement.shape[0])
         return index, True
     rng = np.random.default_rng(seed)
-    index = rng.permuted(np.tile(np.arange(n), (int(reps) + 1, 1)), axis=1)
-    index[0] = np.arange(n)                                   # the observed assignment
+    kind = np.int32 if n < 2 ** 31 else np.int64              # half the memory of (reps + 1) x n positions
+    index = np.empty((int(reps) + 1, n), dtype=kind)
+    index[:] = np.arange(n, dtype=kind)
+    rng.permuted(index, axis=1, out=index)
+    index[0] = np.arange(n, dtype=kind)                       # the observed assignment
     return index, False
 
 
