@@ -217,7 +217,7 @@ def test_trimming_matches_the_drdid_formulas_where_it_binds(trim_panel, method):
     untrimmed = did.staggered(trim_panel, "y", "id", "period", "first_treated", method=method,
                               covariates=["x"], trim_level=1.0)
     assert (untrimmed.att_gt.n_trimmed == 0).all()
-    att1, se1, _ = _drdid_reference((wide[3] - wide[2]).to_numpy(), D, x, method, trim_level=1.0)
+    att1, _, _ = _drdid_reference((wide[3] - wide[2]).to_numpy(), D, x, method, trim_level=1.0)
     assert untrimmed.att_gt.att.iloc[1] == pytest.approx(att1, abs=1e-8)
     assert abs(untrimmed.att_gt.att.iloc[1] - res.att_gt.att.iloc[1]) > 0.5      # trimming matters here
     assert any("Propensity-score trimming" in n for n in res.notes)
@@ -567,3 +567,14 @@ def test_randomization_twfe_paths_match_brute_force_refits(design):
             warnings.simplefilter("ignore", did.DiDWarning)
             brute.append(did.twfe(q, outcome, "launched", "market", "week", wild=False, **kw).estimate)
     np.testing.assert_allclose(np.sort(ri.null_estimates), np.sort(brute), atol=1e-11)
+
+
+def test_every_unit_treated_at_some_time_is_not_a_few_untreated_alarm(mpdta):
+    """mpdta without its never-treated counties: TWFE compares cohorts launched at different times; no cluster
+    is never treated, which is not the few-untreated-clusters failure (and 191 treated counties are plenty)."""
+    d = mpdta[mpdta["first.treat"] > 0].assign(D=lambda x: (x.year >= x["first.treat"]).astype(float))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", did.DiDWarning)
+        warnings.simplefilter("error", did.FewTreatedClustersWarning)
+        res = did.twfe(d, "lemp", "D", "countyreal", "year", wild=False)
+    assert not res.few_treated_clusters and res.n_untreated_clusters == 0

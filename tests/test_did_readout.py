@@ -278,7 +278,7 @@ def test_one_launched_market_of_27_can_work_on_the_randomization_test(spec, tmp_
     """With 27 markets the exact randomization test can reach 1/27 = 0.037: a launched market whose fall is the
     largest of all 27 possible choices is "Worked", on that test's evidence (and says so)."""
     frame = abkit.simulate.rollout_panel(n_markets=27, cohorts={30: 1}, effects={"contact_rate": -0.4}, seed=3)
-    sp, panel, cs, main, v = _readout_verdict(spec, frame, tmp_path)
+    _, _, _, main, v = _readout_verdict(spec, frame, tmp_path)
     assert main.few_treated == "only 1 launched market" and main.randomization_p == pytest.approx(1 / 27)
     assert v.label == "Worked" and "randomization p = 0.037" in v.headline
     assert "exact over all 27 ways to choose which markets launched" in " ".join(v.reasons)

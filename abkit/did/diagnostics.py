@@ -47,11 +47,16 @@ def treated_cluster_counts(cluster: np.ndarray | None, treated_rows: np.ndarray)
 
 def few_treated_message(n_treated: int, n_untreated: int, *, treated: str = "treated",
                         untreated: str = "untreated", clusters: str = "clusters") -> str | None:
-    """The warning text when either count is below :data:`FEW_TREATED_CLUSTERS`, else None."""
+    """The warning text when either count is below :data:`FEW_TREATED_CLUSTERS`, else None.
+
+    No untreated cluster at all (every cluster treated at some time: staggered timing, compared
+    across cohorts) is not flagged on that side; one to four are.
+    """
     if n_treated + n_untreated == 0:
         return None
     few = [f"{n} {what} {clusters if n != 1 else clusters.rstrip('s')}"
-           for n, what in ((n_treated, treated), (n_untreated, untreated)) if n < FEW_TREATED_CLUSTERS]
+           for n, what in ((n_treated, treated), (n_untreated, untreated))
+           if n < FEW_TREATED_CLUSTERS and (n > 0 or what == treated)]
     if not few:
         return None
     return (f"Only {' and '.join(few)}: with fewer than {FEW_TREATED_CLUSTERS}, cluster-robust and wild bootstrap "
