@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..did.diagnostics import FEW_TREATED_CLUSTERS
+from ..did.panel import classify_first_treated
 from ..errors import DataError
 from ..plots import style_axes
 from ..results import format_p, format_pct
@@ -41,7 +43,7 @@ __all__ = ["Panel", "Effect", "Check", "Robustness", "Timing", "BASE_PERIOD", "l
            "pretrend_of", "timing", "timing_text", "robustness", "secondary_effects", "plural", "header_html",
            "details_html", "verdict_html", "effects_html", "trends_html", "event_study_html", "robustness_html",
            "methodology_html", "summary", "plot_trends", "plot_event_study", "decision_rule_text", "FIRST",
-           "LAUNCHED"]
+           "LAUNCHED", "RANDOMIZATION_REPS", "few_treated_words", "few_treated_method_text"]
 
 FIRST = "first_treated_period"
 LAUNCHED = "launched"
@@ -166,7 +168,11 @@ def load_panel(spec) -> Panel:
                 raise DataError(f"column '{spec.first_treated}' must hold the launch period (a number like "
                                 f"{df[time].iloc[0]:g}) or be empty for never-launched units; got "
                                 f"{raw[nonnum].iloc[0]!r}")
-        first = first.where(first > 0)      # 0 = never launched, as in R did
+        # the one never-treated rule of abkit.did: missing = never; 0 only when 0 is not a period; refuse ambiguity
+        first = pd.Series(classify_first_treated(first.to_numpy(dtype=np.float64, na_value=np.nan),
+                                                 np.sort(df[time].unique()), spec.first_treated, time,
+                                                 units=df[unit].to_numpy()), index=df.index)
+        first = first.where(np.isfinite(first))                   # NaN = never launched in the Panel
         spread = first.groupby(df[unit]).agg(lambda s: s.nunique(dropna=False))
         if (spread > 1).any():
             bad_units = list(spread[spread > 1].index[:5])
@@ -250,9 +256,16 @@ class Effect:
     label: str = ""
     df: float = math.inf
     pretrend_p: float = math.nan
+    few_treated: str | None = None       # e.g. "only 1 launched market": the p-values above are unreliable
+    randomization_p: float = math.nan    # randomization test over which units launched (run when few_treated)
+    randomization_words: str = ""        # how it was computed, for the reasons ("exact over all 27 ...")
 
     @property
     def significant(self) -> bool:
+        """p below alpha; with few treated units also the randomization test's p (the usual p-values are not
+        to be trusted then: :data:`abkit.did.FEW_TREATED_CLUSTERS`)."""
+        if self.few_treated:
+            return bool(self.p_value < self.alpha and self.randomization_p < self.alpha)
         return bool(self.p_value < self.alpha)
 
     @property
@@ -280,6 +293,23 @@ def _baseline(panel: Panel, column: str, estimate: float) -> float:
     return float(f.loc[post, column].mean() - estimate)
 
 
+RANDOMIZATION_REPS = 1999
+"""Random assignments of the readout's randomization test when they are too many to enumerate."""
+
+
+def few_treated_words(agg, panel: Panel) -> str | None:
+    """'only 1 launched market' / 'only 3 never-launched markets' when a result flags few treated clusters."""
+    if not getattr(agg, "few_treated_clusters", False):
+        return None
+    units = plural(panel.unit)
+    parts = []
+    for n, what in ((getattr(agg, "n_treated_clusters", 0), "launched"),
+                    (getattr(agg, "n_untreated_clusters", 0), "never-launched")):
+        if n < FEW_TREATED_CLUSTERS:
+            parts.append(f"{n} {what} {units if n != 1 else panel.unit}")
+    return "only " + " and ".join(parts) if parts else None
+
+
 def effect(agg, panel: Panel, outcome, *, label: str = "", pretrend=None) -> Effect:
     """An :class:`abkit.did.AggregateResult` (or DiD result, or window average) -> :class:`Effect`.
 
@@ -289,7 +319,12 @@ def effect(agg, panel: Panel, outcome, *, label: str = "", pretrend=None) -> Eff
     launched unit-periods (their observed mean minus the effect), and the CI
     bounds likewise (treating that mean as known; a close approximation when
     the panel is large). ``pretrend``: the outcome's
-    :class:`abkit.did.PretrendTest`, whose p-value is kept.
+    :class:`abkit.did.PretrendTest`, whose p-value is kept. With few launched
+    (or never-launched) units (``agg.few_treated_clusters``) the effect carries
+    ``few_treated`` and, for a Callaway & Sant'Anna aggregation, the p-value of
+    its randomization test over which units launched (exact when the
+    assignments number at most :data:`RANDOMIZATION_REPS`, else that many
+    seeded draws); :attr:`Effect.significant` then needs both.
     """
     est, lo, hi = float(agg.estimate), float(agg.ci_lower), float(agg.ci_upper)
     boot = getattr(agg, "boot_p_value", None)
@@ -301,9 +336,18 @@ def effect(agg, panel: Panel, outcome, *, label: str = "", pretrend=None) -> Eff
     proto = Effect(outcome.name, outcome.better, panel.scale, est, float(agg.se), lo, hi, float(agg.p_value),
                    float(boot), 0.0, 0.0, 0.0, base, float(agg.alpha), label, df, pre_p)
     r, rl, rh = proto.relative([est, lo, hi])
+    few = few_treated_words(agg, panel)
+    ri_p, ri_words = math.nan, ""
+    if few and hasattr(agg, "randomization_test"):
+        ri = agg.randomization_test(reps=RANDOMIZATION_REPS, seed=0)
+        ri_p = float(ri.p_value)
+        ri_words = (f"exact over all {ri.total_assignments:,} ways to choose which {plural(panel.unit)} launched "
+                    if ri.exact else f"{ri.n_assignments - 1:,} random choices of which {plural(panel.unit)} "
+                    "launched ")
+        ri_words += f"(smallest possible p {ri.min_p_value:.2g})"
     return Effect(outcome.name, outcome.better, panel.scale, est, float(agg.se), lo, hi, float(agg.p_value),
                   float(boot), float(r), float(min(rl, rh)), float(max(rl, rh)), base, float(agg.alpha), label,
-                  df, pre_p)
+                  df, pre_p, few, ri_p, ri_words)
 
 
 BASE_PERIOD = "universal"
@@ -403,6 +447,7 @@ class Check:
     verdict: str = ""            # plain words: "passes", "fails", "consistent", "differs", ...
     good: bool | None = None     # colours the verdict: True green, False red, None grey
     error: str | None = None
+    randomization_p: float = math.nan   # few launched units: the placebo's randomization test decides
 
 
 @dataclass(frozen=True)
@@ -415,11 +460,15 @@ class Robustness:
 
     @property
     def placebo_p_values(self) -> list[float]:
-        """The smaller of the analytic and wild bootstrap p-values of each placebo that could be estimated."""
+        """The smaller of the analytic and wild bootstrap p-values of each placebo that could be estimated (with
+        few launched units, its randomization test's p-value instead)."""
         out = []
         for c in self.checks:
             if c.name.startswith("Placebo") and c.effect is not None:
-                out.append(min(c.effect.p_value, c.wild_p) if math.isfinite(c.wild_p) else c.effect.p_value)
+                if math.isfinite(c.randomization_p):
+                    out.append(c.randomization_p)
+                else:
+                    out.append(min(c.effect.p_value, c.wild_p) if math.isfinite(c.wild_p) else c.effect.p_value)
         return out
 
 
@@ -492,13 +541,38 @@ def robustness(panel: Panel, spec, main: Effect) -> Robustness:
             ep = effect(pl, panel, o)
             wild = pl.wild_p_value
             worst = min(ep.p_value, wild) if math.isfinite(wild) else ep.p_value
+            ri_p = math.nan
+            if main.few_treated:          # the p-values above are unreliable: test over which units launched
+                ri_p = _placebo_randomization_p(panel, y, s, alpha)
+                worst = ri_p
             ok = worst >= alpha
+            words = "passes: no fake effect" if ok else "fails: a fake effect before launch"
+            if math.isfinite(ri_p):
+                words += f" (randomization p = {format_p(ri_p)})"
             checks.append(Check(f"Placebo launch {s} {tw} early", f"fake launch {s} {tw} before the real one, "
-                                f"pre-launch data only; should show no effect", ep, wild,
-                                "passes: no fake effect" if ok else "fails: a fake effect before launch", ok))
+                                f"pre-launch data only; should show no effect", ep, wild, words, ok,
+                                randomization_p=ri_p))
         except Exception as exc:  # noqa: BLE001
             checks.append(Check(f"Placebo launch {s} {tw} early", "fake launch date", None, error=_short(exc)))
     return Robustness(tuple(checks), twfe_res, warning_text, bacon)
+
+
+def _placebo_randomization_p(panel: Panel, y: str, shift: int, alpha: float) -> float:
+    """The randomization test of a placebo launch ``shift`` periods early (TWFE on pre-launch rows, as
+    :func:`abkit.did.placebo`), over which units launched."""
+    from .. import did
+
+    f = panel.frame
+    first = f[FIRST].to_numpy(dtype=np.float64)
+    t = f[panel.time].to_numpy(dtype=np.float64)
+    keep = ~np.isfinite(first) | (t < first)
+    # periods renumbered from shift + 1 (TWFE does not depend on the numbering), so that fake launch periods
+    # before the data stay positive (treated throughout) rather than reading as 0 or negative codes
+    offset = shift + 1 - float(np.nanmin(t))
+    pre = pd.DataFrame({"unit": f[panel.unit].to_numpy()[keep], "period": (t + offset)[keep],
+                        "y": f[y].to_numpy()[keep], "fake_first": (first - shift + offset)[keep]})
+    return float(did.randomization_test(pre, "y", "unit", "period", "fake_first", reps=RANDOMIZATION_REPS,
+                                        alpha=alpha).p_value)
 
 
 def _short(exc: BaseException) -> str:
@@ -645,11 +719,16 @@ def _where(panel: Panel) -> str:
     return f"launched {plural(panel.unit)}"
 
 
-def decision_rule_text(spec) -> str:
+def decision_rule_text(spec, few_treated: str | None = None) -> str:
     o = spec.outcome
-    return (f"Worked if {o.name} moved in the good direction ({o.better} is better) with p < {spec.alpha:g} "
+    text = (f"Worked if {o.name} moved in the good direction ({o.better} is better) with p < {spec.alpha:g} "
             f"(analytic and bootstrap). Made it worse if it moved significantly the other way. Invalid if the "
             f"joint pre-trend test rejects (p < {spec.alpha:g}). Otherwise no detectable impact.")
+    if few_treated:
+        text += (f" With fewer than {FEW_TREATED_CLUSTERS} launched or never-launched units ({few_treated} here) "
+                 "those p-values are unreliable: the randomization test over which units launched decides instead, "
+                 "and an effect it does not confirm is Inconclusive.")
+    return text
 
 
 def _dates(spec) -> str | None:
@@ -728,7 +807,7 @@ def verdict_html(verdict: Verdict, main: Effect, spec=None, timing: Timing | Non
     over_time = ""
     if timing is not None and panel is not None and verdict.label != "Invalid":
         over_time = f'<p class="abkit-timing">{_e(timing_text(timing, panel))}</p>'
-    rule = (f'<p class="abkit-rule"><b>Decision rule.</b> {_e(decision_rule_text(spec))}</p>'
+    rule = (f'<p class="abkit-rule"><b>Decision rule.</b> {_e(decision_rule_text(spec, main.few_treated))}</p>'
             if spec is not None else "")
     return ('<section class="abkit-section" id="abkit-verdict"><h2>Verdict</h2><div class="abkit-verdicts">'
             f'<div class="abkit-verdict" style="border-left-color:{colour}">'
@@ -839,8 +918,13 @@ def trends_html(fig, panel: Panel, outcome, pretrend, dynamic, main: Effect) -> 
              f"<th>p-value</th></tr></thead><tbody>{''.join(row(r) for r in pre.itertuples())}</tbody></table>"
              "</div>") if len(pre) else ""
     p = pretrend.p_value
-    test = (f"F({pretrend.df1:g}, {pretrend.df2:g}) = {pretrend.statistic:.2f}, {p_text(p)}"
-            if np.isfinite(pretrend.df2) else f"chi-square({pretrend.df1:g}) = {pretrend.statistic:.2f}, {p_text(p)}")
+    if np.isnan(pretrend.df2) and np.isfinite(p):       # few launched units: a randomization test
+        test = (f"Wald statistic {pretrend.statistic:.2f}, randomization {p_text(p)} over which "
+                f"{units} launched")
+    else:
+        test = (f"F({pretrend.df1:g}, {pretrend.df2:g}) = {pretrend.statistic:.2f}, {p_text(p)}"
+                if np.isfinite(pretrend.df2) else
+                f"chi-square({pretrend.df1:g}) = {pretrend.statistic:.2f}, {p_text(p)}")
     window = _pretrend_words(pretrend, panel, universal)
     if not np.isfinite(p):
         banner = ('<div class="abkit-banner abkit-banner-warn">The pre-trend test could not be run '
@@ -998,6 +1082,8 @@ def methodology_html(spec, panel: Panel, cs=None) -> str:
         "cluster-robust (CRV1) errors and the wild cluster restricted bootstrap (Cameron, Gelbach and Miller "
         "2008), with the Goodman-Bacon (2021) decomposition of what it compares.",
     ]
+    if cs is not None and getattr(cs, "few_treated_clusters", False):
+        items.append(_e(few_treated_method_text(cs, panel)))
     if spec.covariates:
         items.append(f"Covariates (values in the base period): {_e(', '.join(spec.covariates))}.")
     dropped = dict(cs.dropped) if cs is not None else {}
@@ -1030,6 +1116,19 @@ def methodology_html(spec, panel: Panel, cs=None) -> str:
     return ('<section class="abkit-section abkit-method"><h2>Methodology</h2><ul>'
             + "".join(f"<li>{i}</li>" for i in items) + '</ul><h3>Glossary</h3><dl class="abkit-glossary">'
             + gl + "</dl></section>" + footer)
+
+
+def few_treated_method_text(cs, panel: Panel) -> str:
+    """The methodology item for a rollout with too few launched (or never-launched) units."""
+    units = plural(panel.unit)
+    return (f"Few units: {cs.n_treated_clusters} launched and {cs.n_untreated_clusters} never-launched {units}. "
+            f"With fewer than {FEW_TREATED_CLUSTERS} of either, cluster-robust and bootstrap p-values are unreliable "
+            "(MacKinnon and Webb 2017, 2018; in simulations with 1 launched market of 20 the usual test rejects a "
+            "true null 60% of the time). The verdict therefore rests on a randomization test: the launch dates are "
+            f"given to other {units} in every way that keeps the cohort sizes (or in {RANDOMIZATION_REPS:,} random "
+            "ways), and the p-value is the share of those with an effect at least as large as the one observed. "
+            f"It assumes the {units} are alike apart from the launch, and with one launched {panel.unit} among G it "
+            "cannot go below 1/G. A synthetic control (abkit.did.synthetic) is the estimator to compare with.")
 
 
 def summary(spec, verdict: Verdict, main: Effect) -> dict:

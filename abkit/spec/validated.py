@@ -352,7 +352,8 @@ class RolloutSpec(_Data):
     """A validated ``kind: did`` spec: a non-randomized, staggered rollout analysed by difference-in-differences.
 
     ``first_treated`` names the column with each unit's launch period (missing
-    or 0 = never launched); alternatively ``treatment`` names a 0/1 column
+    = never launched; 0 too, but only when 0 is not a period of the panel:
+    :func:`abkit.did.classify_first_treated`); alternatively ``treatment`` names a 0/1 column
     that switches on at launch and stays on. The ``outcome`` is the primary
     outcome; ``secondary`` outcomes are reported alongside.
 
