@@ -29,8 +29,8 @@ from scipy import integrate, optimize, stats
 import abkit
 from abkit.sequential import monitor
 from abkit.stats.ab import compare
-from abkit.stats.quantile import difference, quantile_bootstrap, quantile_delta
-from abkit.stats.sequential import always_valid_p_value, optimal_mixing_ratio
+from abkit.stats.confidence_sequences import always_valid_p_value, optimal_mixing_ratio
+from abkit.stats.quantile_inference import difference, quantile_bootstrap, quantile_delta
 
 pytestmark = pytest.mark.slow
 

@@ -30,7 +30,7 @@ import abkit
 from abkit.moments import Moments
 from abkit.sequential import AlwaysValid
 from abkit.stats.ab import _fieller_scalar, compare, fieller_relative
-from abkit.stats.sequential import (
+from abkit.stats.confidence_sequences import (
     always_valid_half_width,
     always_valid_radius_factor,
     always_valid_relative_interval,

@@ -10,7 +10,7 @@ import abkit
 from abkit.metrics import Statistic
 from abkit.moments import Moments
 from abkit.stats.ab import linearize
-from abkit.stats.quantile import (
+from abkit.stats.quantile_inference import (
     cluster_ecdf_variance,
     difference,
     quantile_bootstrap,
@@ -181,7 +181,7 @@ def test_analyze_mixes_quantiles_with_moment_metrics():
 
 def test_windowed_bootstrap_equals_the_full_weighted_quantile():
     """The bootstrap accumulates weights only near the quantile; check it against all rows."""
-    from abkit.stats.quantile import _codes
+    from abkit.stats.quantile_inference import _codes
 
     df = refunds(n_buyers=600, seed=6)
     x, cl = df.hours.to_numpy(), df.buyer_id.to_numpy()

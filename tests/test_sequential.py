@@ -9,16 +9,15 @@ from scipy import integrate, optimize, stats
 
 import abkit
 from abkit.sequential import AlwaysValid, group_sequential_bounds, monitor
-from abkit.stats.sequential import (
+from abkit.stats.confidence_sequences import (
     always_valid_half_width,
     always_valid_interval,
     always_valid_p_value,
-    crossing_probabilities,
     log_mixture_likelihood_ratio,
     mixing_variance,
     optimal_mixing_ratio,
-    spending_function,
 )
+from abkit.stats.group_sequential import crossing_probabilities, spending_function
 
 # R gsDesign / ldbounds, 5 equally spaced looks, two-sided alpha = 0.05 (alpha/2 per side).
 PUBLISHED = {
