@@ -50,11 +50,13 @@ def analyze(
     allocation : planned share per arm (mapping arm -> share, or shares in
         the order control, then the other arms as they appear); default
         equal. Used by the sample-ratio-mismatch check.
-    sequential : ``True`` (or :class:`abkit.sequential.AlwaysValid` with the
-        planned sample size) makes every CI and p-value always valid: the
-        normal-mixture confidence sequence / mixture SPRT (Johari et al.
-        2017; Howard et al. 2021), safe to look at daily and to stop as soon
-        as an interval excludes zero. ``method`` gets the suffix
+    sequential : :class:`abkit.sequential.AlwaysValid` ``(planned_n=...)``
+        (the units planned in all arms, fixed before the data are seen)
+        makes every CI and p-value always valid: the normal-mixture
+        confidence sequence / mixture SPRT (Johari et al. 2017; Howard et al.
+        2021), safe to look at daily and to stop as soon as an interval
+        excludes zero. ``True`` alone is refused: without a planned size the
+        mixture would follow the data look by look. ``method`` gets the suffix
         ``" + always-valid"``, the fixed-horizon values move to
         ``*_fixed`` columns, and the result has ``sequential=True``.
     bayesian : ``True`` (default prior: relative lift ~ N(0, 5%^2)), a number
@@ -239,6 +241,6 @@ def _finish(rows, metrics, arms, control, alpha, correction, srm, missing_varian
         alpha=float(alpha), correction=correction, srm=srm,
         missing_variant=missing_variant, variant=variant,
         sequential=design is not None,
-        sequential_note=design.describe(alpha, units_now) if design is not None else "",
+        sequential_note=design.describe(alpha) if design is not None else "",
         prior=prior, integrity=integrity,
     )

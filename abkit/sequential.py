@@ -6,9 +6,10 @@ and :mod:`abkit.stats.group_sequential`):
 * **Always-valid inference** for continuous monitoring: the normal-mixture
   confidence sequence / mixture SPRT (Robbins 1970; Johari et al. 2017;
   Howard et al. 2021; Waudby-Smith et al. 2024) on any abkit estimator
-  (Mean, Proportion, Ratio, NPS, with CUPED or Lin). ``abkit.analyze(...,
-  sequential=True)`` turns every CI and p-value of a result into always-valid
-  ones; :func:`monitor` computes the whole path from daily moments: the
+  (Mean, Proportion, Ratio, NPS, with CUPED or Lin), the mixture fixed in
+  advance by the planned size (:class:`AlwaysValid`). ``abkit.analyze(...,
+  sequential=AlwaysValid(planned_n=...))`` turns every CI and p-value of a
+  result into always-valid ones; :func:`monitor` computes the whole path from daily moments: the
   estimate, its always-valid interval, the naive interval, and whether
   stopping was allowed, day by day.
 * **Group-sequential boundaries** for a planned number of looks:
@@ -263,10 +264,10 @@ def monitor(moments_by_day, metrics: Sequence[Metric] | Metric, *, control: Hash
         units, and are added up; ``True``: each day is already a cumulative
         snapshot (all units to date, with their outcomes to date).
     planned_n : units (all arms) at the planned end, to tune the mixture
-        (:class:`AlwaysValid`). Default: the units of the last look, right
-        for a finished experiment; when monitoring live, give the planned
-        size so the boundary does not move as days are added.
-    tau : optional mixing sd on the effect scale instead of ``planned_n``.
+        (:class:`AlwaysValid`), fixed before the data are seen. Required
+        (or ``tau``): a mixture tuned to the units of the latest look would
+        move as days are added, and the path would lose its guarantee.
+    tau : mixing sd on the effect scale instead of ``planned_n``.
 
     Returns
     -------
@@ -274,6 +275,12 @@ def monitor(moments_by_day, metrics: Sequence[Metric] | Metric, *, control: Hash
     Days on which an arm has fewer than 2 units for a metric are skipped.
     """
     metrics = check_metrics(metrics)
+    if planned_n is None and tau is None:
+        raise AbkitError("monitor() needs planned_n= (the units planned in all arms at the end, fixed before the "
+                         "data are seen; abkit.power.plan(..., sequential=True) gives it) or tau= (the mixing sd "
+                         "on the effect scale): a mixture tuned to the units of the latest look would move as days "
+                         "are added, and the always-valid path would lose its guarantee")
+    design = AlwaysValid(planned_n=planned_n, tau=tau)
     if any(m.kind == "quantile" for m in metrics):
         raise AbkitError("monitor() works from moments; quantile metrics need the values: analyse them "
                          "with abkit.analyze(data, ..., sequential=AlwaysValid(planned_n=...)) at each look")
@@ -284,8 +291,6 @@ def monitor(moments_by_day, metrics: Sequence[Metric] | Metric, *, control: Hash
             acc = ms if acc is None else acc + ms
             snapshots.append(acc)
         daily = snapshots
-    final_units = float(sum(daily[-1].rows.values()))
-    design = AlwaysValid(planned_n=planned_n if planned_n is not None else final_units, tau=tau)
     rows, skipped = [], []
     for day, ms in zip(days, daily):
         arms = list(ms.rows)
@@ -306,6 +311,6 @@ def monitor(moments_by_day, metrics: Sequence[Metric] | Metric, *, control: Hash
     frame["stop_allowed"] = frame["p_value_running"] <= alpha
     extra = [c for c in frame.columns if c not in _PATH_COLUMNS]
     frame = frame[[c for c in _PATH_COLUMNS if c in frame.columns] + extra]
-    note = design.describe(alpha, final_units).replace("units analysed", "units of the last look")
+    note = design.describe(alpha)
     return SequentialPath(frame=frame, alpha=float(alpha), control=control, planned_n=design.planned_n,
                           metrics=tuple(metrics), note=note, skipped=tuple(skipped))

@@ -161,7 +161,7 @@ def test_analyze_mixes_quantiles_with_moment_metrics():
     metrics = [abkit.Mean("refund_amount", "pre_refund_amount"),
                abkit.Quantile("time_to_refund_hours", 0.9, dropna=True, better="lower"),
                abkit.Ratio("refunds", "orders", name="refund_rate")]
-    res = abkit.analyze(df, metrics, correction="holm", sequential=True)
+    res = abkit.analyze(df, metrics, correction="holm", sequential=abkit.sequential.AlwaysValid(planned_n=len(df)))
     out = res.to_frame()
     assert out.metric.tolist() == ["refund_amount", "time_to_refund_hours p90", "refund_rate"]
     alone = abkit.quantile_effect(df, "time_to_refund_hours", 0.9).to_frame().iloc[0]

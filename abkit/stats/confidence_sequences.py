@@ -75,8 +75,11 @@ is the effect's), and it is unbounded, reported as ``(-inf, inf)``, when
 ``c^2 <= k^2 C``.
 
 *Choice of the mixing variance.* ``tau^2`` must be fixed in advance (not
-re-tuned at every look). The boundary at intrinsic time ``m`` is narrowest
-for ``rho`` with ``x = m / rho`` solving ``x = log(1 + x) + 2 log(1/alpha)``
+re-tuned at every look: tuned to the units analysed at each look, the
+interval is ``estimate +/- 3.03 se`` at every look, a repeated fixed test at
+level 0.0024 whose false-positive rate grows without bound with the number
+of looks, so :class:`AlwaysValid` requires the planned size or ``tau``).
+The boundary at intrinsic time ``m`` is narrowest for ``rho`` with ``x = m / rho`` solving ``x = log(1 + x) + 2 log(1/alpha)``
 (set the derivative of ``(m + rho) log((m + rho) / (rho alpha^2))`` in
 ``rho`` to zero; Howard et al. 2021, Section 3.5, give the approximation
 ``x ~= 2 log(1/alpha) + log(1 + 2 log(1/alpha))``). On the effect scale:
@@ -228,29 +231,37 @@ def always_valid_interval(effect, variance, tau2, alpha: float = 0.05):
 
 
 # --------------------------------------------------------------------------- the design and result rows
+NEEDS_PLANNED_SIZE = (
+    "always-valid intervals need their mixture fixed before the data are seen: pass "
+    "sequential=abkit.sequential.AlwaysValid(planned_n=<units planned in all arms at the end>) (the size "
+    "abkit.power.plan(..., sequential=True) gives; in a spec, `planned_units:`), or tau=<mixing sd on the "
+    "effect scale>. Tuned to the units analysed at each look instead, the interval would be the estimate "
+    "+/- about 3 standard errors at every look, and its false-positive rate would grow with the number of looks"
+)
+
+
 @dataclass(frozen=True)
 class AlwaysValid:
-    """How the always-valid (normal-mixture) intervals are tuned.
+    """How the always-valid (normal-mixture) intervals are tuned: fixed before the data are seen.
 
-    The mixing variance ``tau^2`` must be fixed before the data are seen.
-    abkit's rule (Howard et al. 2021, Sec. 3.5; Waudby-Smith et al. 2024):
-    make the interval narrowest when the experiment reaches ``planned_n``
-    units (all arms), i.e. ``tau^2 = x(alpha) V_now n_now / planned_n`` with
-    ``x(0.05) = 8.21`` (see :func:`mixing_variance`).
+    The mixing variance ``tau^2`` must not depend on the looks (module
+    docstring). abkit's rule (Howard et al. 2021, Sec. 3.5; Waudby-Smith et
+    al. 2024): make the interval narrowest when the experiment reaches
+    ``planned_n`` units (all arms), i.e. ``tau^2 = x(alpha) V_now n_now /
+    planned_n`` with ``x(0.05) = 8.20`` (:func:`mixing_variance`; ``V_now
+    n_now`` estimates the per-unit variance, which does not shrink as units
+    arrive). Give ``planned_n`` or ``tau``; there is no default, because the
+    only data-free default, the units analysed now, re-tunes the mixture at
+    every look and loses the time-uniform guarantee.
 
     Parameters
     ----------
-    planned_n : the planned number of units at the end of the experiment
-        (e.g. from :mod:`abkit.power`). ``None``: the units analysed now,
-        which is exact for a single look or the final analysis; when you
-        look every day, give the planned size (or use :func:`abkit.sequential.monitor`) so
-        that the mixture does not change from look to look. (Re-tuning at
-        every look is not covered by the theorem; in simulated A/A tests
-        with 21 daily looks it kept the false-positive rate at 0.02, against
-        0.01 with a fixed ``planned_n`` and 0.25 for the naive test:
-        ``tests/test_calibration_extra.py``.)
-    tau : optional mixing standard deviation on the effect scale instead,
-        one number (every metric) or a mapping metric name -> number; the
+    planned_n : the planned number of units at the end of the experiment, all
+        arms together (e.g. from :func:`abkit.power.plan` with
+        ``sequential=True``). Being wrong by a factor 10 costs about 7% of
+        width; the guarantee holds at every look, before and after it.
+    tau : the mixing standard deviation on the effect scale instead, one
+        number (every metric) or a mapping metric name -> number; the
         relative lift then uses ``tau / |control value|``.
     """
 
@@ -258,16 +269,20 @@ class AlwaysValid:
     tau: float | Mapping | None = None
 
     def __post_init__(self):
-        if self.planned_n is not None and not (np.isfinite(self.planned_n) and self.planned_n > 0):
-            raise AbkitError(f"planned_n={self.planned_n!r} must be a positive number of units")
+        if self.planned_n is None and self.tau is None:
+            raise AbkitError(NEEDS_PLANNED_SIZE)
+        if self.planned_n is not None and (isinstance(self.planned_n, bool) or not (
+                np.isfinite(self.planned_n) and self.planned_n > 0)):
+            raise AbkitError(f"planned_n={self.planned_n!r} must be a positive number of units (all arms)")
 
     @classmethod
     def coerce(cls, sequential) -> "AlwaysValid":
+        """``sequential=`` of :func:`abkit.analyze` as a design (``True`` alone is refused: no planned size)."""
         if isinstance(sequential, AlwaysValid):
             return sequential
         if sequential is True:
-            return cls()
-        raise AbkitError(f"sequential={sequential!r} must be True, False or abkit.sequential.AlwaysValid(...)")
+            raise AbkitError("sequential=True: " + NEEDS_PLANNED_SIZE)
+        raise AbkitError(f"sequential={sequential!r} must be False or abkit.sequential.AlwaysValid(planned_n=...)")
 
     def tau_for(self, metric: str) -> float | None:
         if self.tau is None:
@@ -275,14 +290,17 @@ class AlwaysValid:
         t = self.tau.get(metric) if isinstance(self.tau, Mapping) else self.tau
         if t is not None and not (np.isfinite(t) and t > 0):
             raise AbkitError(f"tau={t!r} for metric '{metric}' must be a positive number (effect scale)")
+        if t is None and self.planned_n is None:
+            raise AbkitError(f"tau has no value for metric '{metric}' and no planned_n is given; give every "
+                             "metric a tau, or planned_n=")
         return t
 
-    def describe(self, alpha: float, units_now: float) -> str:
+    def describe(self, alpha: float) -> str:
         target = (f"tuned to the planned {self.planned_n:,.0f} units" if self.planned_n is not None
-                  else f"tuned to the {units_now:,.0f} units analysed")
+                  else "with the mixing sd given (tau)")
         return (f"Always-valid {1 - alpha:.0%} confidence sequences and p-values (normal-mixture SPRT, "
-                f"Johari et al. 2017; Howard et al. 2021), {target}: safe to look at every day and to stop "
-                "as soon as an interval excludes zero.")
+                f"Johari et al. 2017; Howard et al. 2021), {target}, fixed before the data: safe to look at "
+                "every day and to stop as soon as an interval excludes zero.")
 
 
 @lru_cache(maxsize=16)
@@ -297,7 +315,7 @@ def always_valid_rows(rows: Sequence[dict], design: AlwaysValid, alpha: float, u
     ci_lower, ci_upper, rel_ci_lower, rel_ci_upper, p_value, method``.
     The mixing variance of a row is ``tau^2 = x(alpha) se^2 units_now /
     planned_n`` (:class:`AlwaysValid`; ``units_now`` = the units analysed,
-    all arms; without ``planned_n``, ``x se^2``) or the design's ``tau^2``. The effect gets
+    all arms) or the design's ``tau^2``. The effect gets
     :func:`always_valid_interval`; the relative lift gets the always-valid
     Fieller interval (:func:`always_valid_relative_interval`, the same
     mixture) when the row carries its :data:`FIELLER_PIECES`, else
@@ -318,7 +336,7 @@ def always_valid_rows(rows: Sequence[dict], design: AlwaysValid, alpha: float, u
     effect, rel_effect, control = col("effect"), col("rel_effect"), col("control_value")
     V, Vr = col("se") ** 2, col("rel_se") ** 2
     given = np.array([np.nan if (t := design.tau_for(r["metric"])) is None else t for r in rows], dtype=np.float64)
-    fraction = 1.0 if design.planned_n is None else float(units_now) / float(design.planned_n)
+    fraction = np.nan if design.planned_n is None else float(units_now) / float(design.planned_n)
     with np.errstate(divide="ignore", invalid="ignore"):
         cv = np.abs(control)
         tau2 = np.where(np.isnan(given), x * V * fraction, given**2)
