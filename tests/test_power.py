@@ -414,11 +414,13 @@ def test_plan_result_object(history, tmp_path):
     d = guard.metrics[0]
     # a relative margin is the ratio test the readout applies (Fieller bound within the margin), not the
     # difference test against an absolute margin 0.05 x baseline (the formula before the fix)
-    ratio_test = P.power_mean(d.sd, 0.0, g.n_control.iloc[0], alternative="smaller", baseline=d.baseline,
-                              relative=True, margin=0.05, variance_reduction=d.variance_reduction).power
-    assert g.power_noninferiority.iloc[0] == pytest.approx(ratio_test, rel=1e-12)
-    difference = P.power_mean(d.sd, 0.0, g.n_control.iloc[0], alternative="smaller", margin=0.05 * d.baseline,
+    # (at alpha / 2: the bad side of the readout's two-sided interval)
+    ratio_test = P.power_mean(d.sd, 0.0, g.n_control.iloc[0], alpha=0.025, alternative="smaller",
+                              baseline=d.baseline, relative=True, margin=0.05,
                               variance_reduction=d.variance_reduction).power
+    assert g.power_noninferiority.iloc[0] == pytest.approx(ratio_test, rel=1e-12)
+    difference = P.power_mean(d.sd, 0.0, g.n_control.iloc[0], alpha=0.025, alternative="smaller",
+                              margin=0.05 * d.baseline, variance_reduction=d.variance_reduction).power
     assert g.power_noninferiority.iloc[0] < difference - 0.01
 
 
@@ -907,14 +909,15 @@ def test_plan_guardrail_power_matches_the_simulated_readout_rule(kind, better, m
     import pandas as pd
 
     rng = np.random.default_rng(2024 + days)
-    margin, alpha, sims = 0.10, 0.025, 10_000
+    margin, alpha, sims = 0.10, 0.025, 10_000          # alpha: the one-sided level of the readout's rule
     if kind == "proportion":
         hist = pd.DataFrame({"y": (rng.random(50_000) < mu).astype(float)})
         metric = abkit.Proportion("y", better=better)
     else:
         hist = pd.DataFrame({"y": rng.normal(mu, sd, 50_000)})
         metric = abkit.Mean("y", better=better)
-    plan = P.plan(hist, metric, alpha=alpha, days=[days], daily_units=daily, margin=margin)
+    plan = P.plan(hist, metric, alpha=2 * alpha, days=[days], daily_units=daily, margin=margin)   # readout alpha
+    assert plan.test_level == alpha
     row = plan.to_frame().iloc[0]
     d = plan.metrics[0]
     n = int(row.n_control)
@@ -934,6 +937,78 @@ def test_plan_guardrail_power_matches_the_simulated_readout_rule(kind, better, m
         old = P.power_mean(d.sd, 0.0, n, alpha=alpha, alternative=row.alternative,
                            margin=margin * d.baseline).power
     assert abs(old - planned) > band + 3 * se, (old, planned)      # the wrong formula fails this test
+
+
+def test_plan_applies_the_readout_rule_to_a_margin_everywhere(tmp_path):
+    """Issue 12.4: power.plan(margin=...) called from Python planned the guardrail at one-sided alpha while the
+    readout judges it at alpha/2 (the bad side of its two-sided interval; a plan for 80% gave 70%), and only the
+    spec runner halved alpha. One rule (readout_level) now serves plan(), the spec runner and sequential plans;
+    for a sequential plan it is checked against a simulation of the always-valid readout and its verdict."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from abkit.power.planning import readout_level
+    from abkit.readout import plan as planning
+    from abkit.sequential import AlwaysValid, always_valid_rows
+    from abkit.spec import PowerSpec
+    from abkit.stats.confidence_sequences import FIELLER_PIECES
+    from abkit.verdict import guardrail_status
+
+    rng = np.random.default_rng(5)
+    mu, sd, margin, daily, days = 15.0, 40.0, 0.05, 2_000, 28
+    hist = pd.DataFrame({"y": rng.normal(mu, sd, 40_000)})
+    metric = abkit.Mean("y", better="lower")
+    row = P.plan(hist, metric, days=[days], daily_units=daily, margin=margin).to_frame().iloc[0]
+    d = P.estimate_design(hist, metric)[0]
+    at = dict(alternative="smaller", baseline=d.baseline, relative=True, margin=margin)
+    assert row.power_noninferiority == pytest.approx(P.power_mean(d.sd, 0.0, row.n_control, alpha=0.025, **at).power,
+                                                     rel=1e-12)
+    assert row.power_noninferiority < P.power_mean(d.sd, 0.0, row.n_control, alpha=0.05, **at).power - 0.05
+    assert readout_level(0.05, guardrail=True) == 0.025
+    assert readout_level(0.05, sequential=True, guardrail=True) == pytest.approx(P.always_valid_alpha(0.05) / 2)
+    assert "one-sided non-inferiority at 0.025" in P.plan(hist, metric, days=[days], daily_units=daily,
+                                                          margin=margin).summary()
+
+    # the spec runner gives the same numbers as the Python call (one rule, not a halving in the runner)
+    hist.to_parquet(tmp_path / "h.parquet")
+    spec = PowerSpec.from_dict({
+        "name": "p", "kind": "power", "data": str(tmp_path / "h.parquet"), "daily_units": daily, "days": [days],
+        "max_days": days, "metrics": [{"name": "y", "type": "mean", "column": "y", "primary": True},
+                                      {"name": "g", "type": "mean", "column": "y", "better": "lower",
+                                       "guardrail": True, "margin": margin}]})
+    for sequential in (False, True):
+        sp = PowerSpec.from_dict({**spec.to_dict(), "sequential": sequential})
+        via_spec = planning.make_plan(sp).guardrails["g"].to_frame().iloc[0]
+        direct = P.plan(hist, abkit.Mean("y", name="g", better="lower"), days=[days], daily_units=daily,
+                        margin=margin, sequential=sequential).to_frame().iloc[0]
+        assert via_spec.power_noninferiority == pytest.approx(direct.power_noninferiority, rel=1e-12)
+
+    # sequential: the guardrail is judged on the always-valid interval at the planned size
+    seq = P.plan(hist, metric, days=[days], daily_units=daily, margin=margin, sequential=True)
+    srow = seq.to_frame().iloc[0]
+    assert seq.test_level == pytest.approx(P.always_valid_alpha(0.05) / 2)
+    n = int(srow.n_control)
+    sims = 10_000
+    means = rng.normal(d.baseline, d.sd / math.sqrt(n), (sims, 2))
+    m2 = d.sd**2 * rng.chisquare(n - 1, (sims, 2))
+    rows = []
+    for (mc, mt), (vc, vt) in zip(means, m2):
+        mom = Moments(("control", "treatment"), ("y",), np.array([n, n], float), np.array([[mc], [mt]]),
+                      np.array([[[vc]], [[vt]]]))
+        c = compare(mom, metric, "control", "treatment")
+        rows.append({"metric": "y", "effect": c.effect, "se": c.se, "rel_effect": c.rel_effect, "rel_se": c.rel_se,
+                     "control_value": c.control_value, "ci_lower": c.ci_lower, "ci_upper": c.ci_upper,
+                     "rel_ci_lower": c.rel_ci_lower, "rel_ci_upper": c.rel_ci_upper, "p_value": c.p_value,
+                     "method": "t", "better": "lower", FIELLER_PIECES: (c.control_se**2, c.cov_effect_control)})
+    valid = always_valid_rows(rows, AlwaysValid(planned_n=2 * n), 0.05, 2 * n)
+    ok = sum(guardrail_status(SimpleNamespace(alpha=0.05), r, margin)[0] == "ok" for r in valid) / sims
+    planned = float(srow.power_noninferiority)
+    band = 3 * math.sqrt(planned * (1 - planned) / sims)
+    assert 0.15 < planned < 0.95 and abs(ok - planned) < band, (ok, planned)
+    # the old sequential plan (one-sided at the full always-valid level) promised more than the readout gives
+    old = P.power_mean(d.sd, 0.0, n, alpha=P.always_valid_alpha(0.05), **at).power
+    assert old - ok > 2 * band
 
 
 def test_sequential_plan_is_the_power_of_the_always_valid_readout():
@@ -964,6 +1039,11 @@ def test_sequential_plan_is_the_power_of_the_always_valid_readout():
     # the fixed-horizon MDE, read with the always-valid interval: power Phi(z_a/2 + z_p - k), about 0.41
     k = stats.norm.isf(P.always_valid_alpha(0.05) / 2)
     assert stats.norm.cdf(1.959964 + stats.norm.ppf(0.8) - k) < 0.8 - 6 * se
+    # the power curve of a sequential plan is at the same level: the plan's MDE has the planned power
+    # (it used the fixed-horizon alpha, and showed about 97% there)
+    plan = P.plan(hist, abkit.Mean("y"), daily_units=300, days=[14], sequential=True)
+    curve = plan.power_curve(14, effects=[abs(seq.relative_mde)])
+    assert curve.power.iloc[0] == pytest.approx(0.8, abs=1e-6)
 
 
 def test_power_spec_sequential_plans_for_always_valid_intervals(tmp_path):

@@ -33,7 +33,7 @@ from ..stats.t_test_power import mde_mean, power_mean, sample_size_mean
 from .formatting import LABEL_BOX, finish_axes, fmt_int, fmt_num, fmt_pct, table_html
 from .metric_design import MetricDesign, estimate_design
 
-__all__ = ["DEFAULT_DAYS", "DEFAULT_MDES", "PowerPlan", "always_valid_alpha", "plan"]
+__all__ = ["DEFAULT_DAYS", "DEFAULT_MDES", "PowerPlan", "always_valid_alpha", "plan", "readout_level"]
 
 DEFAULT_DAYS = (7, 14, 21, 28, 35, 42, 56)
 DEFAULT_MDES = (0.01, 0.02, 0.03, 0.05, 0.10)
@@ -64,6 +64,7 @@ class PowerPlan:
     margin: float
     traffic: str
     sequential: bool = False      # planned for always-valid intervals (see plan(sequential=))
+    test_level: float = float("nan")   # the level the formulas ran at: readout_level(alpha, ...) (see plan)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(list(self.duration_rows))
@@ -82,12 +83,14 @@ class PowerPlan:
     def _setting(self) -> str:
         alt = {"two-sided": "two-sided", "larger": "one-sided (increase)", "smaller": "one-sided (decrease)"}
         if self.margin > 0:
-            how = f"one-sided non-inferiority, margin {self.margin:.1%} in each metric's bad direction"
+            interval = "always-valid interval" if self.sequential else "interval"
+            how = (f"one-sided non-inferiority at {self.test_level:.2g} (the bad side of the readout's two-sided "
+                   f"{1 - self.alpha:.0%} {interval}), margin {self.margin:.1%} in each metric's bad direction")
         else:
             how = alt.get(self.alternative, self.alternative)
-        s = f"{self.power:.0%} power, alpha {self.alpha:g} {how}"
-        if self.sequential:
-            s += f", read with always-valid intervals (as a fixed test at alpha {always_valid_alpha(self.alpha):.2g})"
+        s = f"{self.power:.0%} power, alpha {self.alpha:g}{': ' if self.margin > 0 else ' '}{how}"
+        if self.sequential and self.margin == 0:
+            s += f", read with always-valid intervals (as a fixed test at alpha {self.test_level:.2g})"
         if self.arms > 2:
             s += f", {self.arms} arms ({self.correction or 'no'} correction)"
         if self.ratio != 1:
@@ -172,8 +175,10 @@ class PowerPlan:
         ``alternative`` for a one-sided plan), ``relative_effect`` the signed
         change, ``power`` the power with CUPED (the metric's covariates) and
         ``power_unadjusted`` without. The formulas are the plan's (t-test
-        with the delta-method sd, or R's ``power.prop.test``), at the units
-        per arm enrolled after ``days`` (default: the longest duration).
+        with the delta-method sd, or R's ``power.prop.test``), at
+        the plan's test level (:func:`readout_level`; the always-valid level
+        for a sequential plan) and the units per arm enrolled after ``days``
+        (default: the longest duration).
         ``effects`` are the changes (default 0 to 2.5 times the largest MDE
         at that duration).
         """
@@ -209,7 +214,8 @@ class PowerPlan:
             r = at.loc[d.metric]
             n_c, alt = float(r.n_control), str(r.alternative)
             rel = self._good(d, alt) * grid
-            common = {"alpha": self.alpha, "ratio": self.ratio, "alternative": alt, "arms": self.arms,
+            level = self.test_level if np.isfinite(self.test_level) else self.alpha
+            common = {"alpha": level, "ratio": self.ratio, "alternative": alt, "arms": self.arms,
                       "correction": correction}
             adj, raw = closed_form_power(d, rel * d.baseline, n_c, **common)
             for e, rr, pa_, pr in zip(grid, rel, adj, raw):
@@ -380,6 +386,28 @@ def always_valid_alpha(alpha: float = 0.05) -> float:
     return float(2.0 * stats.norm.sf(k))
 
 
+def readout_level(alpha: float = 0.05, *, sequential: bool = False, guardrail: bool = False) -> float:
+    """The level of the test the readout applies, for the closed forms: one rule for every plan.
+
+    * A primary or secondary metric: the two-sided test at ``alpha``
+      (the readout's ``1 - alpha`` interval excludes 0), or, read with
+      always-valid intervals (``sequential``), at :func:`always_valid_alpha`
+      ``(alpha)``, whose critical value is the always-valid half-width at the
+      planned size.
+    * A guardrail with a non-inferiority margin (``guardrail``): the readout
+      calls it ok when the bad-side bound of that same two-sided interval is
+      within the margin (:func:`abkit.verdict.guardrail_status`), i.e. the
+      one-sided test at half that level: ``alpha / 2``, or
+      ``always_valid_alpha(alpha) / 2``.
+
+    :func:`plan` applies it (``alpha`` is the readout's alpha), and so does
+    the ``abkit power`` spec runner (:mod:`abkit.readout.plan`), which calls
+    :func:`plan`.
+    """
+    level = always_valid_alpha(alpha) if sequential else float(alpha)
+    return level / 2.0 if guardrail else level
+
+
 def plan(data, metric, *, variant: str | None = None, control: Hashable = "control", alpha: float = 0.05,
          power: float = 0.8, ratio: float = 1.0, alternative: str | None = None, arms: int = 2,
          correction: str | None = "bonferroni", days=DEFAULT_DAYS, daily_units=None, population=None,
@@ -402,6 +430,9 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
     R's ``power.prop.test`` formulas. Effects are in the metric's good
     direction (``better``), which matters only for proportions and
     one-sided tests.
+    Every formula runs at the level of the test the readout applies,
+    :func:`readout_level` (guardrails at ``alpha / 2``, sequential tests at
+    the always-valid level).
 
     Parameters
     ----------
@@ -410,7 +441,9 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
         :class:`abkit.Ratio`, or a list of them. Covariates are used for CUPED.
     variant, control : the arm column and control arm of A/A or past A/B
         data (default None: all rows are one population).
-    alpha, power, ratio, arms, correction : as in :func:`sample_size_mean`.
+    alpha : the readout's significance level (its two-sided ``1 - alpha``
+        intervals); the formulas run at :func:`readout_level` ``(alpha)``.
+    power, ratio, arms, correction : as in :func:`sample_size_mean`.
     alternative : ``"two-sided"`` (default), ``"larger"`` or ``"smaller"``;
         with a ``margin`` it follows each metric's ``better``.
     days : durations to tabulate (days).
@@ -428,18 +461,21 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
         sigma^2 / n_c``, not ``sigma^2 (1/n_t + 1/n_c)``: the ratio test of
         :func:`power_mean` (``relative=True``) and :func:`power_proportion`
         (``relative_margin=True``), with CUPED's adjusted sd for means and
-        ``p q`` per arm for proportions. (The readout's interval is
-        two-sided at ``1 - alpha``, so plan at ``alpha / 2`` to match it, as
-        the ``abkit power`` spec runner does.)
+        ``p q`` per arm for proportions. The readout's interval is two-sided
+        at ``1 - alpha``, so its bad-side bound is a one-sided test at
+        ``alpha / 2``: the plan runs there (:func:`readout_level`; with
+        ``sequential``, at half the always-valid level), the same rule as
+        the ``abkit power`` spec runner.
     cuped : use the metrics' covariates (default True).
     sequential : plan for a test read with always-valid intervals
         (``analyze(sequential=AlwaysValid(planned_n=...))``, spec
         ``sequential: true``), the mixture tuned to each row's units: every
         formula then runs at :func:`always_valid_alpha` ``(alpha)`` (about
-        0.0025 for alpha = 0.05), the level whose fixed-horizon critical value
-        equals the always-valid half-width in standard errors. This is the
-        power of the final look (a little conservative: the test may also
-        stop earlier).
+        0.0024 for alpha = 0.05; half that for a guardrail), the level whose
+        fixed-horizon critical value equals the always-valid half-width in
+        standard errors. This is the power of the final look (a little
+        conservative: the test may also stop earlier). Give the readout the
+        planned units as ``planned_n`` (spec: ``planned_units``).
 
     Notes
     -----
@@ -466,7 +502,7 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
                          "direction follows each metric's better=")
     if not isinstance(sequential, bool):
         raise AbkitError(f"sequential={sequential!r} must be True or False")
-    level = always_valid_alpha(alpha) if sequential else alpha    # the always-valid half-width's level
+    level = readout_level(alpha, sequential=sequential, guardrail=margin > 0)   # the readout's test
     common = dict(alpha=level, ratio=ratio, arms=arms, correction=correction)
     rows, size_rows = [], []
     alt_used = alternative or "two-sided"
@@ -549,5 +585,5 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
         metrics=tuple(designs), duration_rows=tuple(rows), sample_size_rows=tuple(size_rows),
         alpha=float(alpha), power=float(power), alternative=alt_used if margin > 0 else (alternative or "two-sided"),
         arms=int(arms), ratio=float(ratio), correction=correction if arms > 2 else None, margin=margin,
-        traffic=traffic, sequential=sequential,
+        traffic=traffic, sequential=sequential, test_level=float(level),
     )
