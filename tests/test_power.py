@@ -157,15 +157,17 @@ def test_proportion_matches_r_documented_examples():
     # (R solves with uniroot(tol = eps^0.25), so its printed n carries ~4 digits;
     # the exact root of its equation for the second example is 76.70693, not 76.65.)
     for strict in (False, True):
-        assert P.power_proportion(0.5, 0.75, 50, strict=strict).power == pytest.approx(0.740, abs=5e-4)
-        n = P.sample_size_proportion(0.5, 0.75, power=0.9, strict=strict).n_control
+        assert P.power_proportion(0.5, 0.75, 50, strict=strict, pooled=True).power == pytest.approx(0.740, abs=5e-4)
+        n = P.sample_size_proportion(0.5, 0.75, power=0.9, strict=strict, pooled=True).n_control
         assert round(n, 1) == 76.7
         # exact roots: 76.706928 (one tail, R's default); 76.706916 with the other tail (strict)
         assert n == pytest.approx(76.706916 if strict else 76.706928, abs=1e-6)
-        assert P.mde_proportion(0.5, 50, power=0.9, strict=strict).treatment_value == pytest.approx(0.8026, abs=5e-5)
-        assert P.sample_size_proportion(0.5, 0.501, alpha=0.001, power=0.9,
-                                        strict=strict).n_control == pytest.approx(10451937, abs=1.0)
-        assert P.sample_size_proportion(0.9, 1.0, power=0.8, strict=strict).n_control == pytest.approx(73.37, abs=5e-3)
+        assert P.mde_proportion(0.5, 50, power=0.9, strict=strict,
+                                pooled=True).treatment_value == pytest.approx(0.8026, abs=5e-5)
+        assert P.sample_size_proportion(0.5, 0.501, alpha=0.001, power=0.9, strict=strict,
+                                        pooled=True).n_control == pytest.approx(10451937, abs=1.0)
+        assert P.sample_size_proportion(0.9, 1.0, power=0.8, strict=strict,
+                                        pooled=True).n_control == pytest.approx(73.37, abs=5e-3)
 
 
 @pytest.mark.parametrize("strict", [False, True])
@@ -173,17 +175,18 @@ def test_proportion_matches_r_power_equation(strict):
     for p1, p2, alpha, pw, tside in [(0.5, 0.75, 0.05, 0.9, 2), (0.1, 0.12, 0.05, 0.8, 2), (0.3, 0.27, 0.01, 0.9, 2),
                                      (0.02, 0.025, 0.1, 0.6, 2), (0.6, 0.66, 0.05, 0.8, 1), (0.2, 0.5, 0.05, 0.3, 2)]:
         alt = "two-sided" if tside == 2 else ("larger" if p2 > p1 else "smaller")
-        res = P.sample_size_proportion(p1, p2, alpha=alpha, power=pw, alternative=alt, strict=strict)
+        res = P.sample_size_proportion(p1, p2, alpha=alpha, power=pw, alternative=alt, strict=strict, pooled=True)
         assert res.n_control == pytest.approx(r_n_prop(p1, p2, pw, alpha, tside, strict), rel=1e-9)
+        assert "R power.prop.test" in res.method
         for n in (7.0, 120.0, 5000.0):
-            ours = P.power_proportion(p1, p2, n, alpha=alpha, alternative=alt, strict=strict).power
+            ours = P.power_proportion(p1, p2, n, alpha=alpha, alternative=alt, strict=strict, pooled=True).power
             assert ours == pytest.approx(r_power_prop(n, p1, p2, alpha, tside, strict), rel=1e-12)
 
 
 def test_strict_counts_the_other_tail_only_when_asked():
     # Near the null the two conventions differ by about alpha/2; each matches its R equation.
-    loose = P.power_proportion(0.30, 0.305, 200, strict=False).power
-    strict = P.power_proportion(0.30, 0.305, 200, strict=True).power
+    loose = P.power_proportion(0.30, 0.305, 200, strict=False, pooled=True).power
+    strict = P.power_proportion(0.30, 0.305, 200, strict=True, pooled=True).power
     assert loose == pytest.approx(r_power_prop(200, 0.30, 0.305, strict=False), rel=1e-12)
     assert strict == pytest.approx(r_power_prop(200, 0.30, 0.305, strict=True), rel=1e-12)
     assert strict - loose > 0.01
@@ -195,7 +198,7 @@ def test_proportion_unequal_allocation_is_the_fleiss_generalization():
     v0 = pbar * (1 - pbar) * (1 + 1 / k)
     v1 = p1 * (1 - p1) + p2 * (1 - p2) / k
     n1 = (Z975 * math.sqrt(v0) + stats.norm.ppf(0.8) * math.sqrt(v1)) ** 2 / (p2 - p1) ** 2
-    res = P.sample_size_proportion(p1, p2, ratio=k, strict=False)
+    res = P.sample_size_proportion(p1, p2, ratio=k, strict=False, pooled=True)
     assert res.n_control == pytest.approx(n1, rel=1e-12)
     assert res.n_treatment == pytest.approx(k * n1, rel=1e-12)
 
@@ -221,13 +224,74 @@ def test_proportion_power_by_simulation(ratio):
     res = P.sample_size_proportion(p_c, p_t, power=0.8, ratio=ratio)
     n_c, n_t = math.ceil(res.n_control), math.ceil(res.n_treatment)
     expected = P.power_proportion(p_c, p_t, n_c, ratio=n_t / n_c).power
+    pooled = P.power_proportion(p_c, p_t, n_c, ratio=n_t / n_c, pooled=True).power
     z_rate, welch_rate = _prop_rejections(rng, n_c, n_t, p_c, p_t, n_sims)
     band = mc_band(expected, n_sims)
-    assert abs(z_rate - expected) < band
-    assert abs(welch_rate - expected) < band
+    assert abs(z_rate - pooled) < band          # the pooled z-test has R's power
+    assert abs(welch_rate - expected) < band    # the readout's (unpooled) test has the default's
     # a formula with the one-sided z (alpha not halved) would be far outside the band
     wrong = P.sample_size_proportion(p_c, p_t, alpha=0.10, power=0.8, ratio=ratio).n_control
     assert abs(P.power_proportion(p_c, p_t, wrong, ratio=ratio).power - 0.8) > 3 * band
+
+
+def test_proportion_power_is_the_unpooled_test_the_readout_runs():
+    """Issue 12.9: proportion power used the pooled-variance z-test (R's power.prop.test) while abkit.analyze
+    runs the unpooled (Welch) test. With unequal arms they differ; the default now plans the test that is run:
+    checked against statsmodels' NormalIndPower (the unpooled z-test's power), against the exact power of
+    abkit's own test at the planned size, and in plan(); pooled=True keeps R's formula."""
+    from statsmodels.stats.power import NormalIndPower
+
+    p_c, p_t, k = 0.10, 0.15, 0.25           # a small treatment arm (a cautious rollout: 20% of traffic)
+    v1 = p_c * (1 - p_c) + p_t * (1 - p_t) / k
+    for n in (300.0, 1_500.0, 6_000.0):
+        es = (p_t - p_c) * math.sqrt((1 + 1 / k) / v1)
+        ref = NormalIndPower().power(es, n, 0.05, ratio=k, alternative="two-sided")
+        assert P.power_proportion(p_c, p_t, n, ratio=k).power == pytest.approx(ref, rel=1e-10)
+        ref1 = NormalIndPower().power(es, n, 0.05, ratio=k, alternative="larger")
+        assert P.power_proportion(p_c, p_t, n, ratio=k, alternative="larger").power == pytest.approx(ref1, rel=1e-10)
+    res = P.sample_size_proportion(p_c, p_t, power=0.8, ratio=k)
+    assert "unpooled" in res.method and "power.prop.test" not in res.method
+    assert P.power_proportion(p_c, p_t, res.n_control, ratio=k).power == pytest.approx(0.8, abs=1e-9)
+    mde = P.mde_proportion(p_c, res.n_control, power=0.8, ratio=k)
+    assert mde.treatment_value == pytest.approx(p_t, abs=1e-9)
+
+    # the readout's test at the planned size, exactly: every pair of arm counts, weighted by its binomial
+    # probability, tested as compare() tests it (Welch t on the 0/1 outcomes; checked against compare() itself)
+    p_c, p_t = 0.30, 0.40              # enough events that the normal approximation holds (both formulas share it)
+    n_c = math.ceil(P.sample_size_proportion(p_c, p_t, power=0.8, ratio=k).n_control)
+    n_t = math.ceil(n_c * k)
+    x_c, x_t = np.arange(n_c + 1), np.arange(n_t + 1)
+    w = stats.binom.pmf(x_c, n_c, p_c)[:, None] * stats.binom.pmf(x_t, n_t, p_t)[None, :]
+    a, b = x_c[:, None] / n_c, x_t[None, :] / n_t
+    v_c, v_t = a * (1 - a) / (n_c - 1), b * (1 - b) / (n_t - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = (v_c + v_t) ** 2 / (v_c**2 / (n_c - 1) + v_t**2 / (n_t - 1))
+        p_welch = 2 * stats.t.sf(np.abs(b - a) / np.sqrt(v_c + v_t), df)
+    rng = np.random.default_rng(77)
+    for i, j in zip(rng.integers(n_c // 4, n_c // 2, 30), rng.integers(n_t // 4, n_t // 2, 30)):
+        pc_hat, pt_hat = i / n_c, j / n_t
+        m = Moments(("control", "treatment"), ("y",), np.array([n_c, n_t], float), np.array([[pc_hat], [pt_hat]]),
+                    np.array([[[n_c * pc_hat * (1 - pc_hat)]], [[n_t * pt_hat * (1 - pt_hat)]]]))
+        assert compare(m, abkit.Proportion("y"), "control", "treatment").p_value == pytest.approx(p_welch[i, j],
+                                                                                                   rel=1e-9)
+    exact = float((w * (np.nan_to_num(p_welch, nan=1.0) < 0.05)).sum())
+    unpooled = P.power_proportion(p_c, p_t, n_c, ratio=n_t / n_c).power
+    pooled = P.power_proportion(p_c, p_t, n_c, ratio=n_t / n_c, pooled=True).power
+    assert abs(exact - unpooled) < 0.003, (exact, unpooled)       # 0.8016 and 0.8006
+    assert abs(exact - pooled) > 0.015, (exact, pooled)           # 0.8196: R's formula plans another test
+
+    # plan() sizes the unpooled test too; the documented option reproduces R
+    import pandas as pd
+
+    hist = pd.DataFrame({"y": (rng.random(40_000) < 0.10).astype(float)})
+    row = P.plan(hist, abkit.Proportion("y"), ratio=k, days=[30], daily_units=500, mdes=[0.5]).to_frame().iloc[0]
+    assert "unpooled" in row.method
+    assert row.mde == pytest.approx(P.mde_proportion(row.baseline, row.n_control, ratio=k).mde, rel=1e-10)
+    assert abs(row.mde / P.mde_proportion(row.baseline, row.n_control, ratio=k, pooled=True).mde - 1) > 0.01
+    with pytest.raises(abkit.AbkitError, match="pooled=True is R's power.prop.test"):
+        P.power_proportion(0.1, 0.1, 100, alternative="smaller", margin=0.01, pooled=True)
+    with pytest.raises(abkit.AbkitError, match="pooled='yes'"):
+        P.power_proportion(0.1, 0.12, 100, pooled="yes")
 
 
 # ------------------------------------------------------------------ ratio metrics
@@ -392,7 +456,7 @@ def test_plan_result_object(history, tmp_path):
     assert list(frame.metric.unique()) == ["refund_rate", "repeat_purchase_30d"]
     assert {"days", "units", "n_control", "n_treatment", "mde", "relative_mde", "relative_mde_unadjusted"} <= set(frame)
     assert (frame.query("metric == 'refund_rate'").relative_mde < 0).all()   # lower is better
-    # MDE shrinks with duration; the proportion uses R's formula (p_treatment solved)
+    # MDE shrinks with duration; the proportion uses the readout's unpooled z-test (p_treatment solved)
     assert frame.groupby("metric").relative_mde.apply(lambda s: s.abs().is_monotonic_decreasing).all()
     prop = frame.query("metric == 'repeat_purchase_30d'").iloc[0]
     base = history.repeat_purchase_30d.mean()
@@ -459,7 +523,7 @@ def test_several_arms_split_alpha():
     assert three.n_control == pytest.approx(ref, rel=1e-6)
     assert three.alpha == 0.05 and three.alpha_per_comparison == pytest.approx(0.025)
     assert three.total == math.ceil(three.n_control) + 2 * math.ceil(three.n_treatment)
-    prop = P.sample_size_proportion(0.1, 0.11, arms=3, strict=False)
+    prop = P.sample_size_proportion(0.1, 0.11, arms=3, strict=False, pooled=True)
     assert prop.n_control == pytest.approx(r_n_prop(0.1, 0.11, 0.8, 0.025), rel=1e-9)
 
 

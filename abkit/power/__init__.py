@@ -27,7 +27,8 @@ The closed forms are pure math in :mod:`abkit.stats` and re-exported here:
   metrics: :func:`sample_size_ratio`, :func:`mde_ratio`,
   :func:`power_ratio` (delta method) -- :mod:`abkit.stats.t_test_power`;
 * proportions: :func:`sample_size_proportion`, :func:`mde_proportion`,
-  :func:`power_proportion` (R's ``power.prop.test``) --
+  :func:`power_proportion` (the two-proportion z-test the readout runs,
+  unpooled; ``pooled=True`` is R's ``power.prop.test``) --
   :mod:`abkit.stats.proportion_power`;
 * panels / DiD rollouts: :func:`sample_size_panel`, :func:`mde_panel`,
   :func:`power_panel`, :func:`panel_variance` (Burlig, Preonas and Woerman

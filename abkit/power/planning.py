@@ -175,7 +175,7 @@ class PowerPlan:
         ``alternative`` for a one-sided plan), ``relative_effect`` the signed
         change, ``power`` the power with CUPED (the metric's covariates) and
         ``power_unadjusted`` without. The formulas are the plan's (t-test
-        with the delta-method sd, or R's ``power.prop.test``), at
+        with the delta-method sd, or the unpooled two-proportion z-test), at
         the plan's test level (:func:`readout_level`; the always-valid level
         for a sequential plan) and the units per arm enrolled after ``days``
         (default: the longest duration).
@@ -319,9 +319,10 @@ def closed_form_power(des: MetricDesign, delta, n_control, *, alpha, ratio, alte
                        correction="bonferroni"):
     """The plan's closed-form power at absolute effects ``delta``: (with CUPED, without).
 
-    Proportions without covariates: R's ``power.prop.test`` (NaN where the
-    treatment proportion leaves (0, 1)); everything else the t-test with the
-    (delta-method) unit sd and the design's variance reduction.
+    Proportions without covariates: the unpooled two-proportion z-test the
+    readout runs (NaN where the treatment proportion leaves (0, 1)); everything
+    else the t-test with the (delta-method) unit sd and the design's variance
+    reduction.
     """
     delta = np.atleast_1d(np.asarray(delta, dtype=np.float64))
     common = {"alpha": alpha, "ratio": ratio, "alternative": alternative, "arms": arms, "correction": correction}
@@ -426,10 +427,10 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
 
     Means and ratio metrics use the t-test formulas (:func:`mde_mean`,
     :func:`sample_size_mean`) with the delta-method unit sd and the
-    estimated ``variance_reduction``; proportions without covariates use
-    R's ``power.prop.test`` formulas. Effects are in the metric's good
-    direction (``better``), which matters only for proportions and
-    one-sided tests.
+    estimated ``variance_reduction``; proportions without covariates the
+    two-proportion z-test with unpooled variances (:func:`mde_proportion`),
+    the test the readout runs. Effects are in the metric's good direction
+    (``better``), which matters only for proportions and one-sided tests.
     Every formula runs at the level of the test the readout applies,
     :func:`readout_level` (guardrails at ``alpha / 2``, sequential tests at
     the always-valid level).
@@ -550,7 +551,7 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
                 "relative_mde_unadjusted": float(mde_raw[j] / des.baseline),
                 "baseline": des.baseline, "sd": des.sd, "variance_reduction": des.variance_reduction,
                 "alternative": alt,
-                "method": ("proportion (R power.prop.test)" if proportion else
+                "method": ("two-proportion z-test, unpooled (the readout's test)" if proportion else
                            ("t-test, delta method" if des.kind == "ratio" else "t-test")
                            + (" + CUPED" if des.covariates else ""))
                           + (f"; non-inferiority: ratio test of a_t - (1 {'+' if alt == 'smaller' else '-'} m) a_c "

@@ -433,7 +433,8 @@ def methodology_html(spec, simulation=None) -> str:
     items = [
         "Means and ratio metrics: two-sample t-test power (as statsmodels' TTestIndPower), with the delta-method "
         "unit-level standard deviation for ratios (Deng, Knoblich and Lu 2018) and CUPED's variance reduction "
-        "(Deng et al. 2013) estimated from the history; proportions without covariates: R's power.prop.test.",
+        "(Deng et al. 2013) estimated from the history; proportions without covariates: the two-proportion z-test "
+        "with unpooled variances, the test the readout runs (R's power.prop.test pools them under the null).",
         "Units enrolled by day from the traffic model of abkit.power.uniques_after (eligible units a day, repeat "
         "visitors counted once when a population is given), split between the arms as planned.",
         "Guardrails with a margin: one-sided non-inferiority test at alpha/2 (the rule the readout applies: the "

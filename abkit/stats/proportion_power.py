@@ -5,22 +5,43 @@ Notation as in :mod:`abkit.stats.t_test_power` (``n_c``, ``k``, ``alpha'``).
 Proportions
 ===========
 
-The two-proportion z-test with the pooled variance under H0 and no
-continuity correction (``prop.test(correct = FALSE)``). With ``k = 1`` this
-is R's ``power.prop.test`` (R Core Team, ``stats``):
+**The test the readout runs (default, ``pooled=False``).** abkit analyses a
+proportion as the mean of a 0/1 outcome (:func:`abkit.stats.ab.compare`):
+the effect ``p_t - p_c`` over its *unpooled* standard error
+``sqrt(p_c q_c / n_c + p_t q_t / n_t)`` (``q = 1 - p``; Welch's t, the
+normal in large samples). Its power uses that variance under both
+hypotheses:
+
+    V0 = V1 = p_c q_c + p_t q_t / k   (variance x n_c)
+    power = Phi( sqrt(n_c) |delta| / sqrt(V1) - z_{1-alpha'/s} )  [+ other tail if strict]
+    n_c = (z_{1-alpha'/s} + z_{power})^2 V1 / delta^2      (one tail)
+
+(``s`` = 1 or 2 tails, ``delta = p_t - p_c``). This is the unpooled
+("Wald") z-test of Fleiss, Levin and Paik (2003, *Statistical Methods for
+Rates and Proportions*, 3rd ed., ch. 4) and what statsmodels'
+``NormalIndPower`` gives with the effect size ``delta sqrt((1 + 1/k) / V1)``.
+
+**R's ``power.prop.test`` (``pooled=True``).** The z-test with the pooled
+variance under H0 and no continuity correction (``prop.test(correct =
+FALSE)``); with ``k = 1`` it is R's ``power.prop.test`` (R Core Team,
+``stats``):
 
     power = Phi( (sqrt(n) |p_t - p_c| - z_{1-alpha'/s} sqrt(2 pbar qbar))
                  / sqrt(p_c q_c + p_t q_t) )  [+ other tail if strict]
 
-(``s`` = 1 or 2 tails, ``pbar = (p_c + p_t)/2``, ``q = 1 - p``). For unequal
-allocation the natural generalization (Fleiss, Levin and Paik 2003,
-*Statistical Methods for Rates and Proportions*, 3rd ed., ch. 4) is used:
+(``pbar = (p_c + p_t)/2``). For unequal allocation the natural
+generalization (Fleiss, Levin and Paik 2003, ch. 4):
 
     pbar = (p_c + k p_t) / (1 + k)
     V0 = pbar qbar (1 + 1/k)          (variance x n_c under H0, pooled)
     V1 = p_c q_c + p_t q_t / k        (variance x n_c under H1)
     power = Phi( (sqrt(n_c) delta - z sqrt(V0)) / sqrt(V1) )
     n_c = (z_{1-alpha'/s} sqrt(V0) + z_{power} sqrt(V1))^2 / delta^2      (one tail)
+
+The two agree with equal arms and nearby proportions; with unequal
+allocation they differ (``k = 4``, ``p_c = 0.10``, ``p_t = 0.15``: the
+pooled ``V0`` is 1.23 times ``V1``), and a plan should size the test the
+readout will run.
 
 ``strict=True`` (the default here, like the t-test and R's
 ``strict = TRUE``) adds the probability of rejecting in the wrong
@@ -74,13 +95,26 @@ def _check_p(p, name: str, closed: bool) -> np.ndarray:
     return a
 
 
-def _prop_variances(pc, pt, k, margin, g=1.0):
-    """(V0, V1) = n_control x variance of the contrast ``p_t - g p_c`` under H0 (pooled; unpooled with a
-    margin) and H1; ``g = 1`` (the difference) unless a relative margin makes it the ratio test."""
+def _prop_variances(pc, pt, k, margin, g=1.0, pooled=False):
+    """(V0, V1) = n_control x variance of the contrast ``p_t - g p_c`` under H0 and H1: unpooled under both
+    (the readout's test), or pooled under H0 with ``pooled`` (R's power.prop.test; never with a margin);
+    ``g = 1`` (the difference) unless a relative margin makes it the ratio test."""
     v1 = g * g * pc * (1.0 - pc) + pt * (1.0 - pt) / k
+    if not pooled:
+        return v1, v1
     pbar = (pc + k * pt) / (1.0 + k)
     v0 = np.where(margin > 0, v1, pbar * (1.0 - pbar) * (1.0 + 1.0 / k))
     return v0, v1
+
+
+def _check_pooled(pooled, margin) -> bool:
+    if not isinstance(pooled, (bool, np.bool_)):
+        raise AbkitError(f"pooled={pooled!r} must be False (the unpooled z-test abkit.analyze runs, default) or "
+                         "True (the pooled variance under H0 of R's power.prop.test)")
+    if pooled and np.any(np.asarray(margin) > 0):
+        raise AbkitError("pooled=True is R's power.prop.test, a test of equal proportions; a non-inferiority "
+                         "margin is tested with unpooled variances (leave pooled=False)")
+    return bool(pooled)
 
 
 def _prop_power(n1, shift, v0, v1, de, z, tails, strict):
@@ -93,14 +127,17 @@ def _prop_power(n1, shift, v0, v1, de, z, tails, strict):
     return p
 
 
-def _prop_method(strict: bool, tails: int, margin, clustered, arms, correction, ratio_test: str = "") -> str:
+def _prop_method(strict: bool, tails: int, margin, clustered, arms, correction, ratio_test: str = "",
+                 pooled: bool = False) -> str:
     if ratio_test:
         base = "two-proportion z-test, unpooled variance, " + ratio_test
     elif np.any(np.asarray(margin) > 0):
         base = "two-proportion z-test, unpooled variance (non-inferiority, Blackwelder 1982)"
-    else:
+    elif pooled:
         base = "two-proportion z-test, pooled variance, no continuity correction (R power.prop.test"
         base += (", strict=TRUE)" if strict and tails == 2 else ")")
+    else:
+        base = "two-proportion z-test, unpooled variance (the test abkit.analyze runs)"
     if clustered:
         base += ", cluster-randomized (design effect)"
     if arms > 2 and correction:
@@ -123,11 +160,14 @@ def _prop_margin(margin, pc, tails, alternative, relative_margin):
 
 
 def sample_size_proportion(p_control, p_treatment, alpha=0.05, power=0.8, ratio=1.0, alternative="two-sided",
-                           *, strict=True, margin=0.0, relative_margin=False, arms=2, correction="bonferroni",
-                           cluster_size=None, icc=0.0, cluster_cv=0.0) -> SampleSizeResult:
+                           *, strict=True, pooled=False, margin=0.0, relative_margin=False, arms=2,
+                           correction="bonferroni", cluster_size=None, icc=0.0, cluster_cv=0.0) -> SampleSizeResult:
     """Units per arm to detect ``p_control -> p_treatment`` with the two-proportion z-test.
 
-    R's ``power.prop.test(p1=p_control, p2=p_treatment, power=power,
+    By default the z-test with unpooled variances, the test
+    :func:`abkit.analyze` runs on a proportion (module docstring).
+    ``pooled=True`` pools the variance under H0: R's
+    ``power.prop.test(p1=p_control, p2=p_treatment, power=power,
     sig.level=alpha)`` for ``ratio=1`` (``strict=False`` is R's default, one
     tail in closed form; ``strict=True``, the default here, also counts the
     other tail), generalized to unequal allocation as in the module
@@ -145,8 +185,10 @@ def sample_size_proportion(p_control, p_treatment, alpha=0.05, power=0.8, ratio=
 
     Examples
     --------
-    >>> round(sample_size_proportion(0.5, 0.75, power=0.9).n_control, 4)  # R documents n = 76.7
+    >>> round(sample_size_proportion(0.5, 0.75, power=0.9, pooled=True).n_control, 4)  # R documents n = 76.7
     76.7069
+    >>> round(sample_size_proportion(0.5, 0.75, power=0.9).n_control, 4)  # the unpooled test abkit runs
+    73.5519
     """
     tails = _check_alternative(alternative)
     alpha_c = comparison_alpha(alpha, arms, correction)
@@ -155,9 +197,10 @@ def sample_size_proportion(p_control, p_treatment, alpha=0.05, power=0.8, ratio=
     pt = _check_p(p_treatment, "p_treatment", closed=True)
     k = _check_ratio(ratio)
     mg_abs, g, ratio_test = _prop_margin(margin, pc, tails, alternative, relative_margin)
+    pooled = _check_pooled(pooled, mg_abs)
     shift = _prop_shift(pc, pt, mg_abs, alternative)
     m, de, clustered = _cluster(cluster_size, icc, cluster_cv)
-    v0, v1 = _prop_variances(pc, pt, k, mg_abs, g)
+    v0, v1 = _prop_variances(pc, pt, k, mg_abs, g, pooled)
     z = special.ndtri(1.0 - alpha_c / tails)
     zb = special.ndtri(pw)
     n1 = de * (z * np.sqrt(v0) + zb * np.sqrt(v1)) ** 2 / (shift * shift)
@@ -165,7 +208,7 @@ def sample_size_proportion(p_control, p_treatment, alpha=0.05, power=0.8, ratio=
         n1 = _refine_strict(n1, shift, v0, v1, de, z, pw)
     return _sample_size_result(n1, k, pt - pc, pc, pw, alpha, alpha_c, alternative, arms, mg_abs, np.nan,
                                np.float64(0.0), de, m if clustered else None,
-                               _prop_method(strict, tails, mg_abs, clustered, arms, correction, ratio_test))
+                               _prop_method(strict, tails, mg_abs, clustered, arms, correction, ratio_test, pooled))
 
 
 def _refine_strict(n_closed, shift, v0, v1, de, z, pw):
@@ -193,9 +236,10 @@ def _refine_strict(n_closed, shift, v0, v1, de, z, pw):
 
 
 def power_proportion(p_control, p_treatment, n_control, alpha=0.05, ratio=1.0, alternative="two-sided", *,
-                     strict=True, margin=0.0, relative_margin=False, arms=2, correction="bonferroni",
+                     strict=True, pooled=False, margin=0.0, relative_margin=False, arms=2, correction="bonferroni",
                      cluster_size=None, icc=0.0, cluster_cv=0.0) -> PowerResult:
-    """Power of the two-proportion z-test (R's ``power.prop.test(n=n_control, p1, p2)`` for ratio 1).
+    """Power of the two-proportion z-test: unpooled variances (the test :func:`abkit.analyze` runs), or with
+    ``pooled=True`` R's ``power.prop.test(n=n_control, p1, p2)`` (for ratio 1).
 
     ``margin`` is absolute (probability units; the difference test
     ``p_t - p_c`` against ``-/+ margin``, Blackwelder 1982) unless
@@ -217,6 +261,7 @@ def power_proportion(p_control, p_treatment, n_control, alpha=0.05, ratio=1.0, a
     n1 = _check_n(n_control)
     k = _check_ratio(ratio)
     mg_abs, g, ratio_test = _prop_margin(margin, pc, tails, alternative, relative_margin)
+    pooled = _check_pooled(pooled, mg_abs)
     m, de, clustered = _cluster(cluster_size, icc, cluster_cv)
     if alternative == "two-sided":
         shift = np.abs(pt - pc)
@@ -224,7 +269,7 @@ def power_proportion(p_control, p_treatment, n_control, alpha=0.05, ratio=1.0, a
         shift = pt - pc + mg_abs
     else:
         shift = pc - pt + mg_abs
-    v0, v1 = _prop_variances(pc, pt, k, mg_abs, g)
+    v0, v1 = _prop_variances(pc, pt, k, mg_abs, g, pooled)
     z = special.ndtri(1.0 - alpha_c / tails)
     p = _prop_power(n1, shift, v0, v1, de, z, tails, strict)
     eff = pt - pc
@@ -232,18 +277,20 @@ def power_proportion(p_control, p_treatment, n_control, alpha=0.05, ratio=1.0, a
         power=_out(p), mde=_out(eff), relative_mde=_out(eff / pc), n_control=_out(n1), n_treatment=_out(n1 * k),
         alpha=_out(alpha), alpha_per_comparison=_out(alpha_c), alternative=alternative, ratio=_out(k),
         arms=int(arms), margin=_out(mg_abs), baseline=_out(pc), sd=np.nan, variance_reduction=0.0,
-        design_effect=_out(de), method=_prop_method(strict, tails, mg_abs, clustered, arms, correction, ratio_test),
+        design_effect=_out(de),
+        method=_prop_method(strict, tails, mg_abs, clustered, arms, correction, ratio_test, pooled),
     )
 
 
 def mde_proportion(p_control, n_control, alpha=0.05, power=0.8, ratio=1.0, alternative="two-sided", *,
-                   direction=None, strict=True, margin=0.0, relative_margin=False, arms=2, correction="bonferroni",
-                   cluster_size=None, icc=0.0, cluster_cv=0.0, unreachable="raise") -> MDEResult:
+                   direction=None, strict=True, pooled=False, margin=0.0, relative_margin=False, arms=2,
+                   correction="bonferroni", cluster_size=None, icc=0.0, cluster_cv=0.0,
+                   unreachable="raise") -> MDEResult:
     """Smallest change of a proportion detectable with probability ``power``.
 
-    Solves the power equation of :func:`power_proportion` for
-    ``p_treatment`` (R's ``power.prop.test(n, p1, power)`` solves ``p2`` the
-    same way). ``direction`` is ``"increase"`` or ``"decrease"``; by default
+    Solves the power equation of :func:`power_proportion` (unpooled, or
+    ``pooled=True``) for ``p_treatment`` (R's ``power.prop.test(n, p1,
+    power)`` solves ``p2`` the same way, pooled). ``direction`` is ``"increase"`` or ``"decrease"``; by default
     it follows ``alternative`` (``"two-sided"``: increase; the two
     directions differ because the variance depends on p). When no
     ``p_treatment`` in [0, 1] reaches the power, ``unreachable="raise"``
@@ -268,6 +315,7 @@ def mde_proportion(p_control, n_control, alpha=0.05, power=0.8, ratio=1.0, alter
     n1 = _check_n(n_control)
     k = _check_ratio(ratio)
     mg_abs, g_c, ratio_test = _prop_margin(margin, pc, tails, alternative, relative_margin)
+    pooled = _check_pooled(pooled, mg_abs)
     m, de, clustered = _cluster(cluster_size, icc, cluster_cv)
     natural = {"two-sided": "increase", "larger": "increase", "smaller": "decrease"}[alternative]
     direction = natural if direction is None else direction
@@ -287,7 +335,7 @@ def mde_proportion(p_control, n_control, alpha=0.05, power=0.8, ratio=1.0, alter
     # t = the change in the chosen direction; power increases with t on (-margin, t_max].
     def power_at(t, i):
         pt = pc_[i] + sign * t
-        v0, v1 = _prop_variances(pc_[i], pt, k_[i], mg_[i], g_[i])
+        v0, v1 = _prop_variances(pc_[i], pt, k_[i], mg_[i], g_[i], pooled)
         return _prop_power(n1_[i], t + mg_[i], v0, v1, de_[i], z_[i], tails, strict)
 
     def f(t, i):
@@ -321,5 +369,5 @@ def mde_proportion(p_control, n_control, alpha=0.05, power=0.8, ratio=1.0, alter
         n_control=_out(n1), n_treatment=_out(n1 * k), alpha=_out(alpha), alpha_per_comparison=_out(alpha_c),
         alternative=alternative, ratio=_out(k), arms=int(arms), margin=_out(mg_abs), baseline=_out(pc), sd=np.nan,
         variance_reduction=0.0, design_effect=_out(de),
-        method=_prop_method(strict, tails, mg_abs, clustered, arms, correction, ratio_test), note=note,
+        method=_prop_method(strict, tails, mg_abs, clustered, arms, correction, ratio_test, pooled), note=note,
     )
