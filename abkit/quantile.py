@@ -99,11 +99,14 @@ def quantile_rows(frame: pd.DataFrame, metric: Quantile, variant: str, control: 
             raise DataError(f"arm {arm!r} has {int(sel.sum())} row(s) with data for metric '{metric.name}'; "
                             "at least 2 are needed")
         cl = clusters[sel] if clusters is not None else None
-        if method == "bootstrap":
-            estimates[arm], _ = quantile_bootstrap(values[sel], metric.q, cl, alpha, metric.option("n_boot"),
-                                                   seed=seeds[i])
-        else:
-            estimates[arm] = quantile_delta(values[sel], metric.q, cl, alpha)
+        try:
+            if method == "bootstrap":
+                estimates[arm], _ = quantile_bootstrap(values[sel], metric.q, cl, alpha, metric.option("n_boot"),
+                                                       seed=seeds[i])
+            else:
+                estimates[arm] = quantile_delta(values[sel], metric.q, cl, alpha)
+        except DataError as exc:
+            raise DataError(f"metric '{metric.name}' (column '{column}'), arm {arm!r}: {exc}") from None
     rows = []
     c = estimates[control]
     for arm in treatments:

@@ -154,7 +154,7 @@ def test_quantile_power_is_sensible_and_monotone_in_the_effect(history):
     assert "same relative amount" in sim.injection_rule
     # the history's p90 is the baseline; every treatment quantile moves by the same factor
     values = history.time_to_refund_hours.dropna()
-    assert sim.baseline == pytest.approx(np.quantile(values, 0.9))
+    assert sim.baseline == pytest.approx(np.quantile(values, 0.9, method="hazen"))   # the mid-quantile (no ties)
 
 
 def test_quantile_default_simulations_are_fewer_and_say_so(history):

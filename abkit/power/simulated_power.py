@@ -23,6 +23,7 @@ from ..sources import _to_float, aggregate, read_columns
 from ..stats.ab import compare
 from ..stats.monte_carlo import monte_carlo_ci
 from ..stats.power_inputs import ALTERNATIVES
+from ..stats.quantile_inference import mid_quantile
 from .formatting import finish_axes, fmt_int, fmt_num, fmt_pct, table_html
 from .metric_design import MetricDesign, estimate_design
 from .planning import PowerPlan, check_days, closed_form_power, enrolled_units
@@ -554,7 +555,7 @@ def simulate_power(data, metric, effect, n_per_arm=None, *, days=None, relative:
                             f"the history (metric '{metric.name}'); declare the metric with dropna=True")
         if finite.sum() < 2:
             raise DataError(f"column '{metric.column}' has fewer than 2 values in the history")
-        baseline = float(np.quantile(v[finite], metric.q))
+        baseline = mid_quantile(np.sort(v[finite]), metric.q)      # the quantile the analysis estimates
     else:
         if getattr(metric, "needs_cap", False):
             (metric,) = resolve_caps(hist, [metric])
