@@ -30,8 +30,8 @@ from ..stats.proportion_power import (
     sample_size_proportion,
 )
 from ..stats.t_test_power import mde_mean, power_mean, sample_size_mean
-from .formatting import LABEL_BOX, finish_axes, fmt_int, fmt_num, fmt_pct, table_html
 from .metric_design import MetricDesign, estimate_design
+from .result_display import LABEL_BOX, finish_axes, fmt_int, fmt_num, fmt_pct, table_html
 
 __all__ = ["DEFAULT_DAYS", "DEFAULT_MDES", "PowerPlan", "always_valid_alpha", "plan", "readout_level"]
 

@@ -24,9 +24,9 @@ from ..stats.ab import compare
 from ..stats.monte_carlo import monte_carlo_ci
 from ..stats.power_inputs import ALTERNATIVES
 from ..stats.quantile_inference import mid_quantile
-from .formatting import finish_axes, fmt_int, fmt_num, fmt_pct, table_html
 from .metric_design import MetricDesign, estimate_design
 from .planning import PowerPlan, check_days, closed_form_power, enrolled_units
+from .result_display import finish_axes, fmt_int, fmt_num, fmt_pct, table_html
 
 __all__ = ["CI_METHOD", "DEFAULT_SIMS", "DEFAULT_SIMS_QUANTILE", "SimulatedPower", "power_curve", "simulate_power"]
 

@@ -79,9 +79,10 @@ re-tuned at every look: tuned to the units analysed at each look, the
 interval is ``estimate +/- 3.03 se`` at every look, a repeated fixed test at
 level 0.0024 whose false-positive rate grows without bound with the number
 of looks, so :class:`AlwaysValid` requires the planned size or ``tau``).
-The boundary at intrinsic time ``m`` is narrowest for ``rho`` with ``x = m / rho`` solving ``x = log(1 + x) + 2 log(1/alpha)``
-(set the derivative of ``(m + rho) log((m + rho) / (rho alpha^2))`` in
-``rho`` to zero; Howard et al. 2021, Section 3.5, give the approximation
+The boundary at intrinsic time ``m`` is narrowest for ``rho`` with
+``x = m / rho`` solving ``x = log(1 + x) + 2 log(1/alpha)`` (set the
+derivative of ``(m + rho) log((m + rho) / (rho alpha^2))`` in ``rho`` to
+zero; Howard et al. 2021, Section 3.5, give the approximation
 ``x ~= 2 log(1/alpha) + log(1 + 2 log(1/alpha))``). On the effect scale:
 ``tau^2 = x V_planned``, the variance the estimate will have at the planned
 sample size; abkit estimates it as ``V_now n_now / n_planned`` (per-unit

@@ -111,7 +111,7 @@ class SampleSizeResult(_Result):
     arms: int
     margin: float | np.ndarray
     baseline: float | np.ndarray
-    sd: float | np.ndarray                 # as given (before CUPED: the adjusted sd is sd * sqrt(1 - variance_reduction))
+    sd: float | np.ndarray                 # as given, before CUPED (adjusted: sd * sqrt(1 - variance_reduction))
     variance_reduction: float | np.ndarray
     design_effect: float | np.ndarray
     n_clusters_control: float | np.ndarray | None

@@ -1,4 +1,4 @@
-"""How the power results print: numbers, percentages, HTML tables and chart finishing (no math here)."""
+"""How power results print: numbers, percentages, HTML tables and chart finishing (no math here)."""
 from __future__ import annotations
 
 import numpy as np
