@@ -275,15 +275,15 @@ def monitor(moments_by_day, metrics: Sequence[Metric] | Metric, *, control: Hash
     Days on which an arm has fewer than 2 units for a metric are skipped.
     """
     metrics = check_metrics(metrics)
+    if any(m.kind == "quantile" for m in metrics):
+        raise AbkitError("monitor() works from moments; quantile metrics need the values: analyse them "
+                         "with abkit.analyze(data, ..., sequential=AlwaysValid(planned_n=...)) at each look")
     if planned_n is None and tau is None:
         raise AbkitError("monitor() needs planned_n= (the units planned in all arms at the end, fixed before the "
                          "data are seen; abkit.power.plan(..., sequential=True) gives it) or tau= (the mixing sd "
                          "on the effect scale): a mixture tuned to the units of the latest look would move as days "
                          "are added, and the always-valid path would lose its guarantee")
     design = AlwaysValid(planned_n=planned_n, tau=tau)
-    if any(m.kind == "quantile" for m in metrics):
-        raise AbkitError("monitor() works from moments; quantile metrics need the values: analyse them "
-                         "with abkit.analyze(data, ..., sequential=AlwaysValid(planned_n=...)) at each look")
     days, daily = _daily_sets(moments_by_day, metrics, variant, by, labels)
     if not cumulative:
         acc, snapshots = None, []
