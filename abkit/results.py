@@ -42,7 +42,7 @@ class ExperimentResult:
     lifts with their confidence intervals.
 
     ``sequential`` is True when every CI and p-value is always valid
-    (``analyze(..., sequential=True)``; ``sequential_note`` says how the
+    (``analyze(..., sequential=AlwaysValid(planned_n=...))``; ``sequential_note`` says how the
     confidence sequences were tuned). ``prior`` is the prior of the
     Bayesian columns (``analyze(..., bayesian=True)``; see :meth:`bayes`),
     or None. ``integrity`` is the unit-integrity check

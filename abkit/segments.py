@@ -201,9 +201,10 @@ def analyze_segments(
     ``overall``, ``plot()``. A segment in which an arm has fewer than 2
     units for a metric is skipped for that metric and listed in ``skipped``.
     """
-    from .analysis import _check_metrics, analyze, moments
+    from .aggregation import check_metrics, moments, resolve_caps
+    from .analysis import analyze
 
-    metrics = _check_metrics(metrics)
+    metrics = check_metrics(metrics)
     by = (by,) if isinstance(by, str) else tuple(by)
     if not by:
         raise AbkitError("by= needs a segment column, e.g. by='market'")
@@ -217,8 +218,6 @@ def analyze_segments(
                              f"abkit.moments(data, metrics, by={list(by)!r})")
         ms = data
     else:
-        from .quantile import resolve_caps
-
         metrics = resolve_caps(data, metrics)  # winsorizing caps, once, on all segments pooled
         ms = moments(data, metrics, variant=variant, by=list(by))
     segments = sorted(ms.segments, key=_sort_key)

@@ -80,12 +80,12 @@ def _plan_kwargs(spec) -> dict:
                 sequential=bool(getattr(spec, "sequential", False)))
 
 
-def _level(spec) -> float:
-    """The fixed-horizon level of the readout's test: alpha, or for a sequential test the level whose critical
-    value is the always-valid half-width (:func:`abkit.power.always_valid_alpha`)."""
-    from .. import power
+def _level(spec, guardrail: bool = False) -> float:
+    """The level of the readout's test, by the one rule of :func:`abkit.power.planning.readout_level`: alpha
+    (two-sided), or for a sequential test the always-valid level; half of it for a guardrail's margin."""
+    from ..power.planning import readout_level
 
-    return power.always_valid_alpha(spec.alpha) if getattr(spec, "sequential", False) else spec.alpha
+    return readout_level(spec.alpha, sequential=bool(getattr(spec, "sequential", False)), guardrail=guardrail)
 
 
 def _horizon(spec) -> int:
@@ -111,11 +111,9 @@ def make_plan(spec) -> PlanBundle:
     for g in spec.guardrails:
         if g.margin is None:
             continue
-        # One-sided at alpha/2: the readout calls a guardrail ok when the bad-side bound of its two-sided
-        # (1 - alpha) interval is within the margin (abkit.verdict.guardrail_status), a test at alpha/2.
-        # (sequential: the bad-side bound of the always-valid interval, i.e. one-sided at _level(spec) / 2)
-        guards[g.name] = power.plan(data, built[g.name], days=days, mdes=None, margin=g.margin,
-                                    **{**kw, "alpha": _level(spec) / 2, "sequential": False})
+        # plan() applies the readout's rule to a margin (one-sided at alpha/2, or at half the always-valid
+        # level for a sequential test: abkit.power.planning.readout_level), as for a direct Python call
+        guards[g.name] = power.plan(data, built[g.name], days=days, mdes=None, margin=g.margin, **kw)
     return PlanBundle(main, guards)
 
 
@@ -418,8 +416,8 @@ def guardrails_html(bundle: PlanBundle, spec) -> str:
                      "<th>Units (all arms)</th><th>Power to show non-inferiority</th></tr></thead>"
                      f"<tbody>{rows}</tbody></table></div>")
     return ('<section class="abkit-section"><h2>Guardrails</h2><p class="abkit-muted">The chance that the test '
-            f"shows each guardrail stays within its margin (one-sided test at {_level(spec) / 2:.2g}: the readout "
-            f"calls a guardrail ok when the bad side of its {1 - spec.alpha:.0%}"
+            f"shows each guardrail stays within its margin (one-sided test at {_level(spec, guardrail=True):.2g}: "
+            f"the readout calls a guardrail ok when the bad side of its {1 - spec.alpha:.0%}"
             f"{' always-valid' if getattr(spec, 'sequential', False) else ''} interval is within the margin), if "
             "the change truly does "
             "nothing to it. Below the planned power, expect the readout to call the guardrail unclear.</p>"
@@ -435,12 +433,14 @@ def methodology_html(spec, simulation=None) -> str:
     items = [
         "Means and ratio metrics: two-sample t-test power (as statsmodels' TTestIndPower), with the delta-method "
         "unit-level standard deviation for ratios (Deng, Knoblich and Lu 2018) and CUPED's variance reduction "
-        "(Deng et al. 2013) estimated from the history; proportions without covariates: R's power.prop.test.",
+        "(Deng et al. 2013) estimated from the history; proportions without covariates: the two-proportion z-test "
+        "with unpooled variances, the test the readout runs (R's power.prop.test pools them under the null).",
         "Units enrolled by day from the traffic model of abkit.power.uniques_after (eligible units a day, repeat "
         "visitors counted once when a population is given), split between the arms as planned.",
         "Guardrails with a margin: one-sided non-inferiority test at alpha/2 (the rule the readout applies: the "
         "bad-side bound of the two-sided Fieller interval of the relative change within the margin m, i.e. the "
-        "ratio test of treatment - (1 ± m) control), power when the true effect is zero.",
+        "ratio test of treatment - (1 ± m) control), power when the true effect is zero; for a test read with "
+        "always-valid intervals, at half the always-valid level.",
         "Power curves: the same formulas at the recommended duration's units, for every size of the true change.",
     ]
     if getattr(spec, "sequential", False):
