@@ -10,7 +10,7 @@ built from already-escaped parts) passes through as it is.
 Every printed string is also *neutralised* (:func:`neutral`): bidirectional
 override and isolate characters (U+202A-U+202E, U+2066-U+2069, U+200E/U+200F,
 U+061C), which would display a name reversed ("evil\u202egnp.exe"), and C0/C1
-control characters other than newline and tab are shown as visible
+control characters other than tab, newline and carriage return are shown as visible
 ``<U+202E>`` marks instead of acting on the text.
 
 Where the templates come from: an analyst's own copies first, when the
@@ -22,13 +22,13 @@ template, with no Python change.
 from __future__ import annotations
 
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 from markupsafe import Markup
 
+from ..formatting import visible_controls
 from .templates import templates_dir
 
 __all__ = ["render_page", "neutral", "environment", "PAGES_SUBDIR", "TEMPLATES_ENV"]
@@ -36,14 +36,14 @@ __all__ = ["render_page", "neutral", "environment", "PAGES_SUBDIR", "TEMPLATES_E
 PAGES_SUBDIR = Path("html") / "pages"
 TEMPLATES_ENV = "ABKIT_TEMPLATES"         # the runner's --templates DIR, as the kernel sees it
 
-_INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def neutral(value):
-    """``value`` with bidi controls and control characters made visible (``<U+202E>``); Markup unchanged."""
+    """``value`` with bidi controls and control characters made visible (``<U+202E>``); Markup unchanged.
+
+    (:func:`abkit.formatting.visible_controls`, which the charts' labels use too.)
+    """
     if isinstance(value, Markup) or not isinstance(value, str):
         return value
-    return _INVISIBLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", value)
+    return visible_controls(value)
 
 
 def _folders() -> tuple[str, ...]:
@@ -73,6 +73,6 @@ def environment() -> jinja2.Environment:
     return _environment(_folders())
 
 
-def render_page(name: str, **context) -> Markup:
+def render_page(template: str, /, **context) -> Markup:
     """Render ``templates/html/pages/<name>`` with ``context``; the result is safe markup."""
-    return Markup(environment().get_template(name).render(**context))
+    return Markup(environment().get_template(template).render(**context))
