@@ -224,7 +224,8 @@ def test_page_loads_nothing_from_the_network(run):
         assert not re.search(r"url\(\s*[\"']?\s*(https?:)?//", text) and "@import" not in text
         assert "Content-Security-Policy" in text and "default-src 'none'" in text
         images = re.findall(r"<img\b[^>]*>", text)
-        assert images and all(re.search(r'src="data:image/png;base64,[A-Za-z0-9+/=\s]{1000,}"', i) for i in images)
+        assert images and all(re.search(r'src="data:image/(png|svg\+xml);base64,[A-Za-z0-9+/=\s]{1000,}"', i)
+                              for i in images)
         assert all("alt=" in i for i in images)
 
 

@@ -304,10 +304,12 @@ def verdict_html(verdicts: Sequence[Verdict], result: ExperimentResult | None = 
 
 # --------------------------------------------------------------------------- health checks
 def srm_context(result: ExperimentResult) -> dict:
-    """The sample-ratio check: the test in words and units and shares per arm."""
+    """The sample-ratio check: the test in words, units and shares per arm, and the arms whose names differ only
+    in whitespace (``lookalike``, shown quoted with the whitespace visible: likely one arm written two ways)."""
     srm = result.srm
     names = arm_labels(srm.arms)
     return {"mismatch": bool(srm.mismatch), "threshold": f"{srm.threshold:g}",
+            "lookalike": [names[a] for a in srm.arms if names[a] != str(a)],
             "stat": f"chi-square = {format_number(srm.chi2, 3)} on {srm.df} df, {p_text(srm.p_value)}",
             "rows": [{"arm": names[a], "units": f"{o:,}", "observed": f"{s:.2%}", "planned": f"{e:.2%}"}
                      for a, o, s, e in zip(srm.arms, srm.observed, srm.observed_share, srm.expected_share)]}
