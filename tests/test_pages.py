@@ -265,3 +265,39 @@ def test_rollout_and_plan_pages_neutralise_bidi_controls_too(tmp_path):
     assert all(RLO not in p for p in pages)
     assert text.count("Policy <U+202E>gnp.exe") == 2 and "launched <U+202E>markets" in text
     assert f"Why <U+202E>y {TEMPLATE_TEXT}" in text
+
+
+def test_charts_are_svg_unless_the_png_is_lighter():
+    """A line chart is embedded as SVG (vector: sharp at any zoom), sized as its PNG would be; a scatter of
+    thousands of points stays PNG, which is then the lighter file."""
+    import base64
+    import io
+    import re
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from abkit.readout.render import chart_image, configure_matplotlib, figure_data_uri
+
+    configure_matplotlib()
+    fig, ax = plt.subplots(figsize=(8.6, 3.4))
+    x = np.arange(30)
+    ax.fill_between(x, x - 3, x + 3, alpha=0.2)
+    ax.plot(x, x, "o-", label="treatment vs control")
+    ax.legend()
+    line = chart_image(fig, "a line")
+    assert line["src"].startswith("data:image/svg+xml;base64,") and line["alt"] == "a line"
+    svg = base64.b64decode(line["src"].split(",", 1)[1])
+    assert svg.startswith(b"<svg") and b"<script" not in svg and b"<!--" not in svg
+    png = Image.open(io.BytesIO(base64.b64decode(figure_data_uri(fig).split(",", 1)[1])))
+    width, height = (int(v) for v in re.search(rb'width="(\d+)" height="(\d+)"', svg).groups())
+    assert abs(width - png.width) <= 2 and abs(height - png.height) <= 2      # the same room on the page
+    assert len(line["src"]) < len(figure_data_uri(fig))
+    fig2, ax2 = plt.subplots()
+    rng = np.random.default_rng(0)
+    ax2.scatter(rng.random(20_000), rng.random(20_000), s=2)
+    assert chart_image(fig2, "dots")["src"].startswith("data:image/png;base64,")
+    plt.close("all")
