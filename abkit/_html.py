@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import jinja2
 from markupsafe import Markup, escape
 
 from .errors import AbkitError
@@ -72,7 +71,9 @@ def _folders() -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=4)
-def _environment(folders: tuple[str, ...]) -> jinja2.Environment:
+def _environment(folders: tuple[str, ...]):
+    import jinja2      # on first use: `import abkit` stays light
+
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(list(folders)),
         autoescape=True,                       # every template, whatever its name
@@ -84,7 +85,7 @@ def _environment(folders: tuple[str, ...]) -> jinja2.Environment:
     )
 
 
-def environment() -> jinja2.Environment:
+def environment():
     """The page environment (an analyst's own templates first, see the module doc)."""
     return _environment(_folders())
 

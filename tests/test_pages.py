@@ -57,7 +57,7 @@ def test_an_analysts_template_edit_changes_the_page_with_no_python_change(tmp_pa
 
 
 # --------------------------------------------------------------------------- every section of a real readout
-RLO = "\u202e"                                          # right-to-left override: "evil\u202egnp.exe" reads "evilexe.png"
+RLO = "\u202e"                    # right-to-left override: "evil\u202egnp.exe" reads "evilexe.png"
 TEMPLATE_TEXT = "{{ 7 * 7 }} {% if true %}yes{% endif %} {# note #}"
 LONG_VALUE = "Nordrhein-Westfalen " + "and surroundings " * 17          # 300 characters
 

@@ -49,11 +49,12 @@ from .templates import html_template_dir
 __all__ = [
     "configure_matplotlib", "header_html", "verdict_html", "details_html", "srm_html", "health_html",
     "metrics_html", "chart_html", "figure_data_uri", "chart_alt", "cumulative_html", "plot_cumulative",
-    "segments_html", "segments_section_html", "plot_segments", "methodology_html", "summary", "portfolio_html", "page_css",
-    "decision_rule_text", "section_error_html", "data_snapshot_html", "sequential_html", "plot_always_valid", "interval_text",
-    "chart_image", "figure_svg_uri", "CHART_FORMAT", "header_context", "verdict_context", "details_context",
-    "srm_context", "health_context", "metrics_context", "chart_context", "cumulative_context", "sequential_context",
-    "segments_context", "segments_section_context", "methodology_context", "footer_context",
+    "segments_html", "segments_section_html", "plot_segments", "methodology_html", "summary", "portfolio_html",
+    "page_css", "decision_rule_text", "section_error_html", "data_snapshot_html", "sequential_html",
+    "plot_always_valid", "interval_text", "chart_image", "figure_svg_uri", "CHART_FORMAT", "header_context",
+    "verdict_context", "details_context", "srm_context", "health_context", "metrics_context", "chart_context",
+    "cumulative_context", "sequential_context", "segments_context", "segments_section_context",
+    "methodology_context", "footer_context",
 ]
 
 CSS_PATH = html_template_dir() / "abkit" / "abkit.css"
@@ -327,7 +328,8 @@ def _size_context(size) -> dict | None:
     planned = needed = None
     if size.planned_units:
         share = size.reached_share
-        planned = {"ok": share >= 1, "text": f"{size.units:,} units of the {size.planned_units:,} planned ({share:.0%})."}
+        planned = {"ok": share >= 1,
+                   "text": f"{size.units:,} units of the {size.planned_units:,} planned ({share:.0%})."}
     if size.mde:
         n = size.needed
         if n is not None:
@@ -456,7 +458,8 @@ def metrics_context(result: ExperimentResult, spec=None) -> dict:
             "skewed": (r["metric"], r["variant"]) in skewed, "arm": names.get(r["variant"], str(r["variant"])),
             "control": format_number(r["control_value"]), "treatment": format_number(r["treatment_value"]),
             "effect": effect, "effect_ci": ci, "rel": format_relative(r, 2, near_zero="n/a*"),
-            "outcome": result.outcome(r), "rel_ci": f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]",
+            "outcome": result.outcome(r),
+            "rel_ci": f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]",
             "p": format_p(r["p_value"]), "p_adjusted": format_p(r.get("p_value_adjusted", np.nan)),
             "units": f"{r['n_control']:,} / {r['n_treatment']:,}",
         })

@@ -621,12 +621,12 @@ def plot_trends(panel: Panel, outcome, ax=None):
     log = panel.scale == "log"
     if ax is None:
         _, ax = plt.subplots(figsize=(8.6, 4.1))
-    units = plural(panel.unit)
+    units = short_label(plural(panel.unit), 30)
     pre = np.asarray(means.index < first_launch)
     order = sorted(means.columns, key=lambda c: (c != "never launched", launch_of.get(c, 0), c))
     for i, c in enumerate(order):
         n_units = int(f.loc[lab == c, panel.unit].nunique())
-        name = f"{c} ({n_units} {units if n_units != 1 else panel.unit})"
+        name = short_label(f"{c} ({n_units} {units if n_units != 1 else panel.unit})", 60)
         if relative:
             if c == "never launched":
                 continue
@@ -645,8 +645,8 @@ def plot_trends(panel: Panel, outcome, ax=None):
     ax.axhline(flat, color="#57606a", lw=0.8)
     if pre.any():
         ax.axvspan(means.index.min() - 0.5, first_launch - 0.5, color="#8c959f", alpha=0.08, lw=0)
-    ax.set_xlabel(panel.time, parse_math=False)
-    first_txt = f"{panel.time} {panel.period_label(first_launch)}"
+    ax.set_xlabel(short_label(panel.time), parse_math=False)
+    first_txt = short_label(f"{panel.time} {panel.period_label(first_launch)}")
     if relative:
         ylabel = (f"vs never-launched {units} (= 100 before)" if log
                   else f"minus never-launched {units}, change")
@@ -685,13 +685,14 @@ def plot_event_study(dynamic, main: Effect, panel: Panel, ax=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(8.6, 4.1))
     level = f"{1 - dynamic.alpha:.0%}"
+    time, times = short_label(panel.time, 30), short_label(plural(panel.time), 30)   # column names, as shown
     shown = ~ref & np.isfinite(lo) & np.isfinite(hi)
     first = True
     for seg in (x < 0, x >= 0):
         m = seg & shown & np.isfinite(blo) & np.isfinite(bhi)
         if m.any():
             ax.fill_between(x[m], blo[m], bhi[m], color=_BLUE, alpha=0.13, lw=0,
-                            label=f"{level} uniform band (all {plural(panel.time)} at once)" if first else None)
+                            label=f"{level} uniform band (all {times} at once)" if first else None)
             first = False
     for mask, colour, name in ((shown & (x < 0), _GREY, "before launch"), (shown & (x >= 0), _BLUE, "after launch")):
         if mask.any():
@@ -699,15 +700,15 @@ def plot_event_study(dynamic, main: Effect, panel: Panel, ax=None):
                         color=colour, capsize=2.5, ms=4.5, lw=1.2, label=f"{name}: effect with {level} CI")
     if ref.any():
         ax.plot(x[ref], np.zeros(int(ref.sum())), "o", ms=6, mfc="white", mec=_GREY, mew=1.4,
-                label=f"{panel.time} before launch: the reference (0 by construction)")
+                label=f"{time} before launch: the reference (0 by construction)")
     ax.axhline(0, color="black", lw=0.8)
     ax.axvline(-0.5, color="#8c959f", lw=1, ls=":")
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(f"{plural(panel.time)} since launch (0 = launch {panel.time})", parse_math=False)
+    ax.set_xlabel(f"{times} since launch (0 = launch {time})", parse_math=False)
     ax.set_ylabel(f"change in {short_label(main.outcome)} (%)", parse_math=False)
-    ax.set_title(f"Effect on {short_label(main.outcome)} by {panel.time} since launch, against the {panel.time} before launch",
+    ax.set_title(f"Effect on {short_label(main.outcome)} by {time} since launch, against the {time} before launch",
                  loc="left", fontsize=9.5, parse_math=False)
     leg = ax.legend(fontsize=8, frameon=False, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     for tx in leg.get_texts():
