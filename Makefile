@@ -13,7 +13,7 @@ OUT    ?= reports
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --upgrade pip setuptools wheel
+	$(PIP) install --upgrade pip
 
 $(STAMP_DEMO): pyproject.toml | $(PY)
 	$(PIP) install -e ".[lab]"

@@ -1,13 +1,21 @@
 """The ``abkit`` command.
 
-    abkit readout SPEC.yaml [SPEC.yaml ...] --out reports/ [--jobs N]
+    abkit readout SPEC.yaml [SPEC.yaml ...] --out reports/ [--jobs N] [--root DIR] [--templates DIR] [--force]
+    abkit export READOUT.ipynb [--html PAGE.html]
     abkit validate SPEC.yaml [SPEC.yaml ...]
     abkit power PLAN.yaml [PLAN.yaml ...] [--json]
+    abkit schema [--out FILE]
     abkit --version
 
 ``readout`` runs the notebook of each spec's kind (``ab``, ``did``, ``power``).
+``export`` turns a notebook executed by plain papermill into the same page.
 ``power`` prints the recommendation of ``kind: power`` specs (how many days,
 what MDE) without running a notebook; ``--json`` prints the whole plan as JSON.
+``schema`` prints the JSON Schema of the spec format (all three kinds), for
+editors that validate and complete YAML files.
+
+Names and messages from spec files are printed with control and bidi
+characters escaped (``\x1b``, ``\u202e``): a spec cannot drive the terminal.
 
 Exit codes: 0 all readouts produced; 1 some experiments failed (named on
 stderr, details in their error.txt) or a plan could not be computed; 2
@@ -16,13 +24,15 @@ invalid specs or usage (one clean message, no traceback); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from . import __version__
 from .errors import AbkitError
+from .spec.problems import printable
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 def _jobs(value: str) -> int:
@@ -53,6 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N",
                     help="run N experiments in parallel (default: 1)")
     ro.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
+    ro.add_argument("--root", metavar="DIR", default=None,
+                    help="each experiment's identity (and folder) is its spec's path below DIR, e.g. "
+                         "teamA/refunds; default: the spec's `id:`, else its file name")
+    ro.add_argument("--force", action="store_true",
+                    help="write into folders (and an index.html) abkit did not write or another experiment owns")
+    ro.add_argument("--templates", metavar="DIR", default=None,
+                    help="your own copies of the template notebooks (ab_readout.ipynb, did_readout.ipynb, "
+                         "power_plan.ipynb; optionally html/abkit); default: the ones shipped with abkit")
+
+    ex = sub.add_parser("export", help="turn an executed readout notebook into the self-contained HTML page",
+                        description="Export a readout notebook executed by plain papermill (e.g. papermill "
+                                    "templates/ab_readout.ipynb out.ipynb -p spec_path spec.yaml) to the same "
+                                    "HTML page `abkit readout` writes: code hidden, images embedded.")
+    ex.add_argument("notebook", metavar="READOUT.ipynb", help="an executed readout notebook")
+    ex.add_argument("--html", metavar="PAGE.html", default=None,
+                    help="where to write the page (default: next to the notebook, same name, .html)")
+    ex.add_argument("--title", default=None, help="page title (default: the notebook's file name)")
+    ex.add_argument("--templates", metavar="DIR", default=None,
+                    help="a folder with your own html/abkit page template (default: the shipped one)")
 
     va = sub.add_parser("validate", help="check spec files (and their data columns) without running anything")
     va.add_argument("specs", nargs="+", metavar="SPEC.yaml", help="experiment spec files")
@@ -62,25 +91,56 @@ def build_parser() -> argparse.ArgumentParser:
                                     "history) and print the recommendation, or the whole plan with --json.")
     pw.add_argument("specs", nargs="+", metavar="PLAN.yaml", help="kind: power spec files")
     pw.add_argument("--json", action="store_true", help="print the plans as JSON (a list, one object per spec)")
+
+    sc = sub.add_parser("schema", help="print the JSON Schema of spec files (for editors)",
+                        description="Print the JSON Schema of the spec format (kinds ab, did and power, chosen by "
+                                    "`kind`), for editors that validate and complete YAML files.")
+    sc.add_argument("--out", "-o", metavar="FILE", help="write it to FILE instead of printing it")
     return parser
 
 
 def _readout(args) -> int:
     from .readout.runner import INDEX_NAME, run_readouts
 
-    outcomes = run_readouts(args.specs, args.out, jobs=args.jobs, progress=not args.no_progress)
+    outcomes = run_readouts(args.specs, args.out, jobs=args.jobs, progress=not args.no_progress,
+                            templates=args.templates, root=args.root, force=args.force)
     for o in outcomes:
         if o.ok:
-            print(o.html)
-    failed = [o for o in outcomes if not o.ok]
+            print(printable(o.html))
+    stopped = [o for o in outcomes if o.status in ("interrupted", "not run")]
+    failed = [o for o in outcomes if o.status == "failed"]
     if outcomes:
-        print(f"index: {outcomes[0].folder.parent / INDEX_NAME}", file=sys.stderr)
+        print(f"index: {printable(outcomes[0].folder.parent / INDEX_NAME)}", file=sys.stderr)
+    if stopped:
+        finished = sum(o.ok for o in outcomes)
+        print(f"abkit: interrupted: {finished} of {len(outcomes)} readouts finished; "
+              f"{len(stopped)} stopped or not run (their folders keep any earlier page)", file=sys.stderr)
+        # The index is written and the kernels are gone; do not wait for worker threads still unwinding
+        # their dead kernels' clients (the interpreter would join them at exit, for many seconds).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     if failed:
         print(f"abkit: {len(failed)} of {len(outcomes)} readouts failed:", file=sys.stderr)
         for o in failed:
-            where = f" (details: {o.error_file})" if o.error_file else ""
-            print(f"  FAILED {o.name} [{o.spec_path}]: {o.error}{where}", file=sys.stderr)
+            where = f" (details: {printable(o.error_file)})" if o.error_file else ""
+            print(f"  FAILED {printable(o.name)} [{printable(o.spec_path)}]: {printable(o.error)}{where}",
+                  file=sys.stderr)
         return 1
+    return 0
+
+
+def _export(args) -> int:
+    from pathlib import Path
+
+    from .errors import ReadoutError
+    from .readout.runner import export_html
+
+    notebook = Path(args.notebook)
+    if not notebook.is_file():
+        raise ReadoutError(f"notebook not found: {notebook}; pass the notebook papermill wrote")
+    page = Path(args.html) if args.html else notebook.with_suffix(".html")
+    print(printable(export_html(notebook, page, title=args.title or notebook.stem, templates=args.templates)))
     return 0
 
 
@@ -89,10 +149,25 @@ def _validate(args) -> int:
 
     for path, spec in validate_specs(args.specs):
         what = "outcomes" if spec.kind == "did" else "metrics"
-        data = spec.data_label + (" (columns checked when the analysis runs)"
-                                  if spec.is_table and spec.data.engine == "spark" else "")
-        print(f"ok: {path} ({spec.name}; kind {spec.kind}; {len(spec.metrics)} {what}, primary {spec.primary.name}; "
-              f"data: {data})")
+        data = printable(spec.data_label) + (" (columns checked when the analysis runs)"
+                                             if spec.is_table and spec.data.engine == "spark" else "")
+        print(f"ok: {printable(path)} ({printable(spec.name)}; kind {spec.kind}; {len(spec.metrics)} {what}, primary "
+              f"{printable(spec.primary.name)}; data: {data})")
+    return 0
+
+
+def _schema(args) -> int:
+    import json
+
+    from .spec import spec_json_schema
+
+    text = json.dumps(spec_json_schema(), indent=2, ensure_ascii=False) + "\n"
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -105,7 +180,7 @@ def _power(args) -> int:
     specs = validate_specs(args.specs)
     wrong = [str(p) for p, s in specs if s.kind != "power"]
     if wrong:
-        raise AbkitError(f"abkit power needs kind: power specs; not a test plan: {', '.join(wrong)}. Add "
+        raise AbkitError(f"abkit power needs kind: power specs; not a test plan: {printable(', '.join(wrong))}. Add "
                          "`kind: power` with the traffic (daily_units) and a target `mde`, or use abkit readout")
     out, failed = [], []
     for path, spec in specs:
@@ -113,14 +188,14 @@ def _power(args) -> int:
             bundle = planning.make_plan(spec)
             rec = planning.recommend(spec, bundle)
         except AbkitError as exc:
-            failed.append(f"{path}: {exc}")
+            failed.append(f"{printable(path)}: {printable(exc)}")
             continue
         if args.json:
             out.append(planning.to_json(spec, bundle, rec))
         else:
-            print(f"{spec.name} [{path}]\n  {rec.label}: {rec.headline}")
+            print(f"{printable(spec.name)} [{printable(path)}]\n  {printable(rec.label)}: {printable(rec.headline)}")
             for r in rec.reasons:
-                print(f"  - {r}")
+                print(f"  - {printable(r)}")
     if args.json:
         print(json.dumps(out, indent=2, allow_nan=False))
     for f in failed:
@@ -138,9 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "power":
             return _power(args)
+        if args.command == "export":
+            return _export(args)
+        if args.command == "schema":
+            return _schema(args)
         parser.error(f"unknown command {args.command!r}")
     except AbkitError as exc:
-        print(f"abkit: error: {exc}", file=sys.stderr)
+        print(f"abkit: error: {printable(exc, keep_newlines=True)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("abkit: interrupted", file=sys.stderr)

@@ -32,6 +32,10 @@ class ReadoutError(AbkitError, RuntimeError):
     """One or more readouts failed to execute or render."""
 
 
+class StoreError(ReadoutError):
+    """The results store (``<out>/abkit.duckdb``) cannot be read or written (locked too long, newer schema...)."""
+
+
 def missing_column(column: str, available: Iterable[str], what: str = "data") -> ColumnNotFoundError:
     """Build the standard 'column not found' error, suggesting the closest name."""
     available = [str(c) for c in available]

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import AbkitError
 
-__all__ = ["Metric", "Mean", "Proportion", "Ratio", "NPS", "Quantile", "Statistic", "Derived"]
+__all__ = ["Metric", "Mean", "Proportion", "Ratio", "NPS", "Quantile", "TimeToEvent", "Statistic", "Derived"]
 
 _METHODS = (None, "cuped", "lin")
 
@@ -72,11 +72,30 @@ class Derived:
     expr: object = field(compare=False, hash=False)
 
 
-def _as_statistics(covariates, ratio: bool) -> tuple[Statistic, ...]:
-    """Normalise the user's covariates to Statistics.
+def _spellings(items, ratio: bool) -> str:
+    """The two unambiguous spellings of covariates ``items`` (two column names) on a Ratio or a Mean."""
+    a, b = (repr(x) for x in items)
+    as_ratio = f"({a}, {b})" if ratio else f"[({a}, {b})]"
+    as_two = f"[({a},), ({b},)]" if ratio else f"[{a}, {b}]"
+    return (f"write covariates={as_ratio} for one covariate, the pre-period ratio {items[0]} / {items[1]}, "
+            f"or covariates={as_two} for two covariates (the mean of each)")
 
-    A string is a column (its mean). A 2-tuple on a Ratio metric is the
-    pre-period (numerator, denominator) pair; a list holds several of either.
+
+def _as_statistics(covariates, ratio: bool, owner: str = "metric") -> tuple[Statistic, ...]:
+    """Normalise the user's covariates to Statistics: one spelling per meaning.
+
+    * a string: one covariate, the column's mean (``"pre_amount"``);
+    * a tuple: one covariate statistic: ``("num", "den")`` the ratio of
+      their means (e.g. the pre-period refund rate), ``("x",)`` the mean of x;
+    * a list: several covariates, each a string or a tuple as above (a
+      two-item list inside the list is a ratio too: YAML has no tuples).
+
+    Two spellings used to mean different things on different metrics and
+    are refused with both correct spellings: a list of exactly two strings
+    on a :class:`Ratio` (it meant the pre-period ratio; on a Mean, two
+    covariates) and a tuple of exactly two strings on a :class:`Mean` (it
+    meant two covariates; on a Ratio, the pre-period ratio). Every other
+    spelling keeps its meaning.
     """
     if covariates is None:
         return ()
@@ -85,8 +104,17 @@ def _as_statistics(covariates, ratio: bool) -> tuple[Statistic, ...]:
     if isinstance(covariates, Statistic):
         return (covariates,)
     items = list(covariates)
-    if ratio and len(items) == 2 and all(isinstance(c, str) for c in items):
-        return (Statistic(items[0], items[1]),)
+    pair = len(items) == 2 and all(isinstance(c, str) for c in items)
+    if isinstance(covariates, tuple) and pair:
+        if ratio:
+            return (Statistic(items[0], items[1]),)
+        raise AbkitError(f"{owner}: covariates={covariates!r} is ambiguous (a tuple of two columns is one covariate, "
+                         f"their ratio; on a Mean it used to mean two covariates); {_spellings(items, False)}")
+    if isinstance(covariates, tuple) and len(items) == 1 and isinstance(items[0], str):
+        return (Statistic(items[0]),)
+    if ratio and pair:
+        raise AbkitError(f"{owner}: covariates={covariates!r} is ambiguous (a list holds several covariates, but on "
+                         f"a Ratio a list of two columns used to mean their ratio); {_spellings(items, True)}")
     out = []
     for c in items:
         if isinstance(c, str):
@@ -95,9 +123,11 @@ def _as_statistics(covariates, ratio: bool) -> tuple[Statistic, ...]:
             out.append(c)
         elif isinstance(c, (tuple, list)) and len(c) == 2 and all(isinstance(x, str) for x in c):
             out.append(Statistic(c[0], c[1]))
+        elif isinstance(c, tuple) and len(c) == 1 and isinstance(c[0], str):
+            out.append(Statistic(c[0]))
         else:
             raise AbkitError(
-                f"covariate {c!r} not understood; give a column name, or a "
+                f"{owner}: covariate {c!r} not understood; give a column name, or a "
                 "(numerator, denominator) pair of column names"
             )
     return tuple(out)
@@ -138,6 +168,8 @@ class Metric:
             raise AbkitError(f"metric '{name}': method={method!r} needs covariates")
         if covariates and method is None:
             method = "cuped" if len(covariates) == 1 else "lin"
+            if method == "lin":   # chosen, not asked for: method_label says so
+                options = {**dict(options), "lin_by_default": True}
         object.__setattr__(self, "name", str(name))
         object.__setattr__(self, "target", target)
         object.__setattr__(self, "covariates", covariates)
@@ -211,7 +243,11 @@ class Metric:
         if self.method == "cuped":
             base = f"{base} + CUPED"
         elif self.method == "lin":
-            base = f"{base} + regression adjustment (Lin)"
+            if self.option("lin_by_default"):
+                base = (f"{base} + regression adjustment (Lin: slopes per arm, the default for "
+                        f"{len(self.covariates)} covariates; method='cuped' for one pooled slope)")
+            else:
+                base = f"{base} + regression adjustment (Lin)"
         cap = self.option("cap")
         if cap is not None:
             level = self.option("winsorize")
@@ -235,8 +271,13 @@ class Mean(Metric):
     column : the unit-level outcome.
     covariate : a pre-period column for CUPED (Deng et al. 2013), or a list of
         columns for regression adjustment with treatment interactions
-        (Lin 2013). ``covariates=`` is accepted as another spelling (as in
-        :class:`Ratio`).
+        (Lin 2013; the default with two or more covariates, and ``method``
+        says so; ``method="cuped"`` keeps one pooled slope). A tuple
+        ``("num", "den")`` is one covariate, the ratio of the two columns'
+        means; in a list, ``["pre_amount", ("pre_refunds", "pre_orders")]``.
+        A bare tuple of two columns is refused as ambiguous (it used to mean
+        two covariates). ``covariates=`` is accepted as another spelling (as
+        in :class:`Ratio`).
     name : the name shown in results (default: the column).
     better : ``"higher"`` or ``"lower"``: which direction is good news.
     dropna : drop units with a missing value in any of the metric's columns
@@ -271,9 +312,9 @@ class Mean(Metric):
                  *, better: str = "higher", dropna: bool = False, method: str | None = None,
                  winsorize: float | None = None, cap: float | None = None, cap_from: str | None = None,
                  covariates: str | Sequence[str] | None = None):
-        covariate = _alias(f"{type(self).__name__} '{name or column}'", "covariate", covariate, "covariates",
-                           covariates)
-        covariates = _as_statistics(covariate, False)
+        owner = f"{type(self).__name__} '{name or column}'"
+        covariate = _alias(owner, "covariate", covariate, "covariates", covariates)
+        covariates = _as_statistics(covariate, False, owner)
         target, derived, options = Statistic(column), (), ()
         if winsorize is not None or cap is not None or cap_from is not None:
             target, covariates, derived, options = _capping(name or column, column, covariates, winsorize,
@@ -291,8 +332,8 @@ class Mean(Metric):
             raise AbkitError(f"metric '{self.name}' has no cap to compute (winsorize=None or cap already set)")
         new = object.__new__(type(self))
         Mean.__init__(new, self.option("column"), list(self.covariates), self.name, better=self.better,
-                      dropna=self.dropna, method=self.method, winsorize=self.option("winsorize"), cap=cap,
-                      cap_from=self.option("cap_from"))
+                      dropna=self.dropna, method=None if self.option("lin_by_default") else self.method,
+                      winsorize=self.option("winsorize"), cap=cap, cap_from=self.option("cap_from"))
         return new
 
     def _cap_repr(self) -> str:
@@ -436,7 +477,7 @@ class Quantile(Metric):
     """Treatment effect on a quantile (p50, p90) of a column, e.g. time to refund.
 
     Quantiles do not come from moments: :func:`abkit.analyze` reads the
-    metric's columns and uses :func:`abkit.stats.quantile.quantile_delta`
+    metric's columns and uses :func:`abkit.stats.quantile_inference.quantile_delta`
     (the cluster-aware order-statistic delta method of Deng, Knoblich and Lu
     2018) or a bootstrap over units. The relative effect is ``Q_t / Q_c - 1``.
 
@@ -503,9 +544,13 @@ class Ratio(Metric):
     Parameters
     ----------
     numerator, denominator : unit-level columns.
-    covariates : the pre-period ``(numerator, denominator)`` pair for CUPED
-        on the ratio, or a list of columns / pairs for regression adjustment.
-        ``covariate=`` is accepted as another spelling (as in :class:`Mean`).
+    covariates : the pre-period ``(numerator, denominator)`` tuple for CUPED
+        on the ratio, or a list of columns / tuples for regression adjustment
+        (``[("pre_refunds", "pre_orders"), "pre_contacts"]``). A list of
+        exactly two column names is refused as ambiguous (it used to mean
+        their ratio; a list is several covariates): write the tuple for the
+        ratio, or ``[("a",), ("b",)]`` for two covariates. ``covariate=`` is
+        accepted as another spelling (as in :class:`Mean`).
     nonnegative : the numerators are counts or amounts that cannot be
         negative (default True): a negative value is an error naming the
         column. Pass False for a numerator that may be negative (a net
@@ -523,7 +568,205 @@ class Ratio(Metric):
             raise AbkitError(f"Ratio '{name or f'{numerator}/{denominator}'}': nonnegative={nonnegative!r} must be "
                              "True or False")
         self._init(name or f"{numerator}/{denominator}", Statistic(numerator, denominator),
-                   _as_statistics(covariates, True), method, better, dropna, (), {"nonnegative": nonnegative})
+                   _as_statistics(covariates, True, f"Ratio '{name or f'{numerator}/{denominator}'}'"), method, better,
+                   dropna, (), {"nonnegative": nonnegative})
 
     def __repr__(self) -> str:
         return f"Ratio({self.name!r}: {self.target}{self._cov_repr()})"
+
+
+# ---------------------------------------------------------------- time to event (issue 17)
+_SECONDS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0, "weeks": 604800.0}
+
+
+def _epoch_seconds(x):
+    """Seconds since 1970-01-01 of a timestamp expression, from its calendar fields (proleptic Gregorian).
+
+    Every engine narwhals drives has year, day-of-year, hour, minute, second
+    and microsecond, not all have ``total_seconds`` (Spark): days before the
+    year are ``365 (Y - 1970)`` plus the leap days of 1970..Y-1,
+    ``L(Y - 1) - L(1969)`` with ``L(y) = y // 4 - y // 100 + y // 400``.
+    Integer arithmetic (Int64), exact to the microsecond.
+    """
+    import narwhals as nw
+
+    year = x.dt.year().cast(nw.Int64)
+    before = year - 1
+    days = (365 * (year - 1970) + (before // 4 - before // 100 + before // 400) - 477
+            + x.dt.ordinal_day().cast(nw.Int64) - 1)
+    seconds = (days * 86400 + x.dt.hour().cast(nw.Int64) * 3600 + x.dt.minute().cast(nw.Int64) * 60
+               + x.dt.second().cast(nw.Int64))
+    return seconds.cast(nw.Float64) + x.dt.microsecond().cast(nw.Float64) / 1e6
+
+
+def _positive(owner: str, key: str, value, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
+            np.isfinite(value) and value > 0):
+        raise AbkitError(f"{owner}: {key}={value!r} must be a positive number")
+    return float(value)
+
+
+class TimeToEvent(Metric):
+    """Time to an event with censoring (time to refund, to resolve a contact): every unit stays in.
+
+    A unit whose event has not happened by the end of its observation is
+    *censored* there, not dropped. The metric is the **restricted mean time
+    to event up to** ``horizon``, ``E[min(T, horizon)]``, the area under the
+    arm's Kaplan-Meier curve (Royston and Parmar 2013): in
+    :func:`abkit.analyze` ``control_value`` / ``treatment_value`` are the arms'
+    restricted means and ``effect`` their difference. The other effects
+    (ratio, share with the event by a time, medians, the curves) are in
+    :func:`abkit.time_to_event.analyze_time_to_event`. Formulas:
+    :mod:`abkit.stats.survival`; data path: :mod:`abkit.time_to_event`.
+
+    Parameters
+    ----------
+    duration : column of observed times: time to the event, or to the end
+        of observation for units without it (>= 0, in ``time_unit``).
+    event : column of 0/1 (or boolean): 1 when the event was observed.
+    horizon : the time up to which to average (e.g. ``30`` days); required.
+        Every arm needs follow-up up to it (or a curve that reached 0).
+    name, better : as for every metric; ``better="lower"`` (the default)
+        means sooner is better (refunds, resolutions).
+    covariate : pre-period column(s) for CUPED (one) or Lin (several) on
+        the pseudo-observations (``covariates=`` is another spelling).
+    resolution : time bins (e.g. ``1/24`` day) for engines (DuckDB, Spark,
+        files): times are rounded up to a multiple of it and only counts per
+        arm x bin come back. ``None``: exact times (in an engine, one group
+        per distinct time). A ``horizon`` must be a multiple of it.
+    unit : when rows are events (refunds) of randomized units (buyers), the
+        unit column: variances are clustered by unit (pseudo-observations are
+        summed per unit; covariates are averaged per unit).
+    dropna : drop (and count) rows with a missing duration, event or
+        covariate instead of raising.
+    time_unit : the unit of the times, in words (``"days"``, ``"hours"``).
+
+    Build it from timestamps with :meth:`from_timestamps`.
+    """
+
+    kind = "time_to_event"
+
+    def __init__(self, duration: str, event: str, horizon: float | None = None, name: str | None = None, *,
+                 better: str = "lower", covariate=None, covariates=None, method: str | None = None,
+                 resolution: float | None = None, unit: str | None = None, dropna: bool = False,
+                 time_unit: str = "days", _derived: tuple = ()):
+        label = name or f"{duration}"
+        owner = f"TimeToEvent '{label}'"
+        if horizon is None:
+            raise AbkitError(f"{owner}: horizon= is required: the time up to which the restricted mean is taken "
+                             "(e.g. horizon=30 for the mean time to event within the first 30 days)")
+        horizon = _positive(owner, "horizon", horizon)
+        resolution = _positive(owner, "resolution", resolution, allow_none=True)
+        if resolution is not None:
+            bins = horizon / resolution
+            if abs(bins - round(bins)) > 1e-9 * max(1.0, bins):
+                raise AbkitError(f"{owner}: horizon={horizon:g} is not a multiple of resolution={resolution:g}; "
+                                 "choose a horizon on the bins (e.g. 30 days with resolution 1/24)")
+        if duration == event:
+            raise AbkitError(f"{owner}: duration and event are the same column '{duration}'; give the observed "
+                             "time and the 0/1 event indicator")
+        if not isinstance(time_unit, str) or not time_unit.strip():
+            raise AbkitError(f"{owner}: time_unit={time_unit!r} must be a word such as 'days' or 'hours'")
+        covariate = _alias(owner, "covariate", covariate, "covariates", covariates)
+        covs = _as_statistics(covariate, False)
+        if any(c.denominator is not None for c in covs):
+            raise AbkitError(f"{owner}: covariates must be columns (CUPED on the pseudo-observations), not ratios")
+        if unit is not None and unit in (duration, event, *(c.numerator for c in covs)):
+            raise AbkitError(f"{owner}: unit={unit!r} is also a metric column; give the column naming each "
+                             "row's randomization unit (e.g. buyer_id)")
+        self._init(label, Statistic(event), covs, method, better, dropna, _derived,
+                   {"duration": duration, "event": event, "horizon": horizon, "resolution": resolution,
+                    "unit": unit, "time_unit": time_unit.strip()})
+
+    @classmethod
+    def from_timestamps(cls, start: str, end: str, data_end, horizon: float | None = None, name: str | None = None,
+                        *, time_unit: str = "days", **kwargs) -> "TimeToEvent":
+        """The metric from a start timestamp (exposure, return drop-off) and an event timestamp.
+
+        ``end`` is missing while the event has not happened. ``data_end`` (a
+        datetime, date or ISO string) is when the data was read: units
+        without an event by then, and events stamped after it, are censored
+        at ``data_end`` (a re-read "as of" an earlier date censors there).
+        Units that left observation earlier (an account closed) need their
+        own end: give ``duration`` and ``event`` columns instead. Durations are ``(min(end, data_end) - start)`` in
+        ``time_unit`` (``seconds`` .. ``weeks``), computed by one narwhals
+        expression in every engine (from the timestamps' calendar fields: naive
+        timestamps, or a Spark session in UTC, so no daylight-saving hour is
+        gained or lost). Other keywords as for the constructor.
+        """
+        import datetime as _dt
+
+        import narwhals as nw
+        import pandas as pd
+
+        owner = f"TimeToEvent '{name or end}'"
+        if time_unit not in _SECONDS:
+            raise AbkitError(f"{owner}: time_unit={time_unit!r} must be one of {', '.join(_SECONDS)} for timestamps")
+        try:
+            stamp = pd.Timestamp(data_end)
+        except (TypeError, ValueError):
+            stamp = pd.NaT
+        if pd.isna(stamp):
+            raise AbkitError(f"{owner}: data_end={data_end!r} must be a date or datetime (when the data was read)")
+        if stamp.tzinfo is not None:
+            stamp = stamp.tz_convert("UTC").tz_localize(None)
+        until = _dt.datetime(*stamp.timetuple()[:6], stamp.microsecond)
+        s, e = nw.col(start), nw.col(end)
+        open_ = e.is_null() | (e > nw.lit(until))
+        stop = nw.when(open_).then(nw.lit(until)).otherwise(e)
+        duration = Derived(f"{time_unit} from {start} to {end}", (start, end),
+                           (_epoch_seconds(stop) - _epoch_seconds(s)) / _SECONDS[time_unit])
+        event = Derived(f"{end} by {stamp.isoformat()}", (end,), nw.when(open_).then(0.0).otherwise(1.0))
+        metric = cls(duration.name, event.name, horizon, name or f"time to {end}", time_unit=time_unit,
+                     _derived=(duration, event), **kwargs)
+        object.__setattr__(metric, "options", tuple(sorted({**dict(metric.options), "start": start, "end": end,
+                                                             "data_end": stamp.isoformat()}.items())))
+        return metric
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The event and duration columns (raw or derived), then the covariates."""
+        return tuple(dict.fromkeys((self.event, self.duration, *(c.numerator for c in self.covariates))))
+
+    @property
+    def duration(self) -> str:
+        return self.option("duration")
+
+    @property
+    def event(self) -> str:
+        return self.option("event")
+
+    @property
+    def horizon(self) -> float:
+        return self.option("horizon")
+
+    @property
+    def resolution(self) -> float | None:
+        return self.option("resolution")
+
+    @property
+    def unit(self) -> str | None:
+        return self.option("unit")
+
+    @property
+    def time_unit(self) -> str:
+        return self.option("time_unit")
+
+    @property
+    def method_label(self) -> str:
+        base = f"restricted mean to {self.horizon:g} {self.time_unit} (Kaplan-Meier pseudo-observations)"
+        if self.method == "cuped":
+            base += " + CUPED"
+        elif self.method == "lin":
+            base += " + regression adjustment (Lin)"
+        if self.unit:
+            base += f", clustered by {self.unit}"
+        return base
+
+    def __repr__(self) -> str:
+        src = (f"{self.option('start')} -> {self.option('end')} until {self.option('data_end')}"
+               if self.option("start") else f"{self.duration}, event {self.event}")
+        return (f"TimeToEvent({self.name!r}: {src}, restricted mean to {self.horizon:g} {self.time_unit}"
+                f"{self._cov_repr()})")

@@ -1,9 +1,27 @@
-"""Plots of results (matplotlib, imported lazily)."""
+"""Plots of results (matplotlib, imported lazily).
+
+Forest plots draw relative lifts ``(treatment - control) / |control|``
+(:mod:`abkit.stats.ab`), so a dot right of zero is always an increase, also
+for a negative control value (its row says "% of |control|"). A row whose
+control value is not distinguishable from zero has no bounded relative lift:
+its unbounded interval is drawn dotted and labelled, and the row gives the
+absolute effect instead of a relative number. This module imports no result
+class (the results import it): the formatters come from :mod:`abkit.formatting`.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from .results import p_text
+from .formatting import (
+    ABSOLUTE,
+    RELATIVE_TO_SIZE,
+    arm_labels,
+    change_scale,
+    format_number,
+    p_text,
+    short_label,
+    signed_interval,
+)
 
 __all__ = ["plot_lifts", "plot_sequential_path", "plot_segments", "style_axes"]
 
@@ -44,23 +62,44 @@ def plot_lifts(result, ax=None, variant=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 1.4))
     labels, y = [], np.arange(len(rows))[::-1]
-    reach = _reach([100 * r[k] for r in rows for k in ("rel_ci_lower", "rel_ci_upper", "rel_effect")])
+    names = arm_labels(getattr(result, "arms", ()))     # arms differing only in white space: told apart
+    reach = _reach([100 * r[k] for r in rows if change_scale(r) != ABSOLUTE
+                    for k in ("rel_ci_lower", "rel_ci_upper", "rel_effect")])
+    kinds = {m.name: getattr(m, "kind", None) for m in getattr(result, "metrics", ())}
     for yi, r in zip(y, rows):
         colour = _COLOURS[result.outcome(r)]
         lo, hi, mid = r["rel_ci_lower"] * 100, r["rel_ci_upper"] * 100, r["rel_effect"] * 100
+        scale = change_scale(r)
         _interval(ax, lo, hi, yi, colour, reach)
-        ax.plot([mid], [yi], "o", color=colour, ms=7)
-        ax.annotate(f"{mid:+.1f}%", (mid, yi), textcoords="offset points", xytext=(0, 7),
-                    ha="center", fontsize=8, color=colour)
         arrow = "\u2191" if r["better"] == "higher" else "\u2193"
-        labels.append(f"{r['metric']} ({arrow} better)" + (f"\n{r['variant']}" if several else ""))
+        label = (f"{short_label(r['metric'])} ({arrow} better)"
+                 + (f"\n{short_label(names.get(r['variant'], r['variant']))}" if several else ""))
+        points = kinds.get(r["metric"]) == "nps"
+        unit = " points" if points else ""
+        if scale == ABSOLUTE:
+            # no bounded relative lift: no dot at a meaningless relative number; the absolute effect instead
+            e, elo, ehi = signed_interval(r["effect"], r["ci_lower"], r["ci_upper"])
+            ax.annotate(f"relative lift n/a (control \u2248 0); effect {e}{unit} [{elo}, {ehi}]", (0, yi),
+                        textcoords="offset points", xytext=(4, 7), ha="left", fontsize=8, color=colour)
+        else:
+            ax.plot([mid], [yi], "o", color=colour, ms=7)
+            text = f"{mid:+.1f}%"
+            if points:
+                text += f" ({r['effect']:+.1f} points)"
+            ax.annotate(text, (mid, yi), textcoords="offset points", xytext=(0, 7),
+                        ha="center", fontsize=8, color=colour)
+            if scale == RELATIVE_TO_SIZE:
+                label += f"\n% of |control| = {format_number(abs(r['control_value']))}"
+        labels.append(label)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y)
     for text in ax.set_yticklabels(labels):
         text.set_parse_math(False)  # user text: a '$' is a dollar, not mathtext
     ax.set_ylim(-0.7, len(rows) - 0.3)
     kind = "always-valid confidence interval" if getattr(result, "sequential", False) else "confidence interval"
-    ax.set_xlabel(f"relative lift vs {result.control} (%), with {1 - result.alpha:.0%} {kind}",
+    size = " of |control|" if any(change_scale(r) == RELATIVE_TO_SIZE for r in rows) else ""
+    control = short_label(names.get(result.control, result.control))
+    ax.set_xlabel(f"relative lift vs {control} (%{size}), with {1 - result.alpha:.0%} {kind}",
                   parse_math=False)
     ax.set_title("Relative lift per metric", loc="left", fontsize=11)
     style_axes(ax, "x")
@@ -148,7 +187,8 @@ def plot_sequential_path(path, metric=None, variant=None, relative=False, ax=Non
         if not numeric_days:
             a.set_xticks(xs)
             a.set_xticklabels([str(d) for d in x], rotation=45, ha="right", fontsize=8)
-        a.set_title(f"{m} [{v} vs {path.control}]", loc="left", fontsize=10, parse_math=False)
+        a.set_title(f"{short_label(m)} [{short_label(v)} vs {short_label(path.control)}]", loc="left", fontsize=10,
+                    parse_math=False)
         a.set_ylabel("relative lift (%)" if relative else "effect", parse_math=False)
     axes[0].legend(fontsize=8, loc="best", frameon=False)
     axes[len(pairs) - 1].set_xlabel("look (day)")
@@ -173,16 +213,22 @@ def plot_segments(result, metric=None, variant=None, relative=True, ax=None):
         g = df[(df.metric == m) & (df.variant == v)]
         y = np.arange(len(g))[::-1] + 1.0
         labels = []
-        reach = _reach(np.concatenate([g[f"{pre}{k}"].to_numpy() * scale for k in ("ci_lower", "ci_upper", "effect")]))
-        for yi, r in zip(y, g.to_dict("records")):
+        records = g.to_dict("records")
+        # relative: a segment whose control value is not distinguishable from 0 has no relative lift to draw
+        no_rel = [relative and change_scale(r) == ABSOLUTE for r in records]
+        reach = _reach([r[f"{pre}{k}"] * scale for r, skip in zip(records, no_rel) if not skip
+                        for k in ("ci_lower", "ci_upper", "effect")])
+        for yi, r, skip in zip(y, records, no_rel):
             p = r.get("p_value_adjusted", r["p_value"])
             up = r["effect"] > 0
             good = up if r["better"] == "higher" else not up
             colour = _COLOURS["neutral" if not p < result.alpha else ("better" if good else "worse")]
             _interval(a, r[f"{pre}ci_lower"] * scale, r[f"{pre}ci_upper"] * scale, yi, colour, reach, lw=2.2)
-            a.plot([r[f"{pre}effect"] * scale], [yi], "s", color=colour, ms=6)
-            seg = ", ".join(str(r[b]) for b in result.by)
-            labels.append(f"{seg}  (n={r['n_control'] + r['n_treatment']:,})")
+            if not skip:
+                a.plot([r[f"{pre}effect"] * scale], [yi], "s", color=colour, ms=6)
+            seg = short_label(", ".join(str(r[b]) for b in result.by))
+            labels.append(f"{seg}  (n={r['n_control'] + r['n_treatment']:,})"
+                          + ("\nrelative lift n/a (control \u2248 0)" if skip else ""))
         o = overall.get((m, v))
         ticks = list(y)
         if o is not None:
@@ -201,7 +247,8 @@ def plot_segments(result, metric=None, variant=None, relative=True, ax=None):
         t = tests.get((m, v))
         het = (f"heterogeneity: Q = {t['Q']:.1f}, df = {t['df']}, {p_text(t['p_value'])}"
                if t is not None and np.isfinite(t["Q"]) else "")
-        a.set_title(f"{m} [{v} vs {result.control}] by {', '.join(result.by)}\n{het}", loc="left", fontsize=10,
+        a.set_title(f"{short_label(m)} [{short_label(v)} vs {short_label(result.control)}] by "
+                    f"{short_label(', '.join(result.by))}\n{het}", loc="left", fontsize=10,
                     parse_math=False)
         a.set_xlabel(("relative lift (%)" if relative else "effect") + f", {1 - result.alpha:.0%} CI", parse_math=False)
     style_axes(axes[:len(pairs)], "x")

@@ -7,7 +7,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._html import ALERT, MUTED, Html, bold, esc, html_table
+from ._html import ALERT, MUTED, Cell, html_table
+from .formatting import (
+    ABSOLUTE,
+    POINTS,
+    RELATIVE_TO_SIZE,
+    change_scale,
+    format_number,
+    format_p,
+    format_pct,
+    format_points,
+    format_relative,
+    interval_text,
+    p_text,
+    signed_interval,
+)
 from .metrics import Metric
 from .stats.checks import SRMResult
 
@@ -19,87 +33,6 @@ COLUMNS = [
 ]
 
 
-def format_p(p: float) -> str:
-    if p is None or not np.isfinite(p):
-        return "n/a"
-    if p < 0.001:
-        return "<0.001"
-    return f"{p:.3f}"
-
-
-def p_text(p: float | None, label: str = "p") -> str:
-    """A p-value in a sentence: ``"p = 0.041"``, ``"p < 0.001"``, ``"Holm-adjusted p = 0.876"``.
-
-    Three decimals (the tables' ``format_p``), and "< 0.001" below that: never
-    ``p = <0.001`` nor a number like ``5.19e-33`` that only suggests precision.
-    """
-    if p is None or not np.isfinite(p):
-        return f"{label} n/a"
-    if p < 0.001:
-        return f"{label} < 0.001"
-    return f"{label} = {p:.3f}"
-
-
-def _fixed(x: float, decimals: int) -> str:
-    """``x`` with ``decimals`` decimals and thousands separators; never ``-0.000``."""
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    if round(x, decimals) == 0:
-        x = 0.0
-    return f"{x:,.{decimals}f}"
-
-
-def _decimals_for(lo: float, hi: float, digits: int = 3) -> int | None:
-    """Decimals that show an interval's width with about ``digits`` significant digits (None: no finite width)."""
-    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
-        return None
-    width = abs(hi - lo)
-    if width == 0:
-        width = max(abs(lo), abs(hi))
-    if width == 0:
-        return 0
-    return int(min(12, max(0, digits - 1 - np.floor(np.log10(width)))))
-
-
-def interval_text(estimate: float, lower: float, upper: float) -> tuple[str, str]:
-    """``(estimate, "[lower, upper]")`` with one number of decimals for all three, chosen from the width.
-
-    ``[-0.00707, -0.000928]`` becomes ``[-0.00707, -0.00093]``: the interval's
-    width is shown to about 3 significant digits and both bounds (and the
-    estimate) get the same decimals, so they line up and compare at a glance.
-    """
-    d = _decimals_for(lower, upper)
-    if d is None:
-        return format_number(estimate, 3), f"[{format_number(lower, 3)}, {format_number(upper, 3)}]"
-    return _fixed(estimate, d), f"[{_fixed(lower, d)}, {_fixed(upper, d)}]"
-
-
-def format_pct(x: float, digits: int = 1, sign: bool = True) -> str:
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    return f"{x * 100:+.{digits}f}%" if sign else f"{x * 100:.{digits}f}%"
-
-
-def format_number(x: float, sig: int = 4) -> str:
-    """Round to ``sig`` significant digits, with thousands separators for big numbers."""
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    if x == 0:
-        return "0"
-    mag = int(np.floor(np.log10(abs(x))))
-    if mag >= sig - 1:
-        return f"{x:,.0f}"
-    decimals = max(sig - 1 - mag, 0)
-    return f"{x:,.{decimals}f}"
-
-
-def _points(x: float) -> str:
-    """A signed change in NPS points, 2 decimals: ``+1.25``, ``-0.27``."""
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    return f"{x:+.2f}"
-
-
 @dataclass(frozen=True)
 class ExperimentResult:
     """Effects of every treatment arm on every metric, plus health checks.
@@ -109,7 +42,7 @@ class ExperimentResult:
     lifts with their confidence intervals.
 
     ``sequential`` is True when every CI and p-value is always valid
-    (``analyze(..., sequential=True)``; ``sequential_note`` says how the
+    (``analyze(..., sequential=AlwaysValid(planned_n=...))``; ``sequential_note`` says how the
     confidence sequences were tuned). ``prior`` is the prior of the
     Bayesian columns (``analyze(..., bayesian=True)``; see :meth:`bayes`),
     or None. ``integrity`` is the unit-integrity check
@@ -146,6 +79,8 @@ class ExperimentResult:
         relative lift given up by shipping the treatment / keeping control;
         ``post_rel_*`` = posterior mean and credible interval of the relative
         lift under the prior ``prior_sd`` (see :mod:`abkit.stats.bayes`).
+        NaN for a row whose control value is not distinguishable from zero
+        (no bounded relative lift to update).
         """
         from .errors import AbkitError
         from .stats.bayes import BAYES_COLUMNS
@@ -203,6 +138,23 @@ class ExperimentResult:
             out[r["metric"]] += r["dropped_treatment"]
         return out
 
+    def _notes(self, near_zero: bool = False) -> list[str]:
+        """Plain-text notes under the rows: units left out (no arm; missing values), near-zero baselines."""
+        notes = []
+        if self.missing_variant:
+            notes.append(f"{self.missing_variant:,} rows without a value in '{self.variant}' (no arm) were left out "
+                         "of every number")
+        for metric, dropped in self.dropped_units().items():
+            if dropped:
+                notes.append(f"{metric}: {dropped:,} units dropped for missing values")
+        if near_zero:
+            notes.append("* relative lift n/a: control's value is not distinguishable from zero, so no relative "
+                         "change is bounded by the data; read the absolute effect")
+        if any(change_scale(r) == RELATIVE_TO_SIZE for r in self.rows):
+            notes.append("relative lifts of a negative control value are (treatment - control) / |control|: "
+                         "positive = up")
+        return notes
+
     # ------------------------------------------------------------------ show
     def summary(self) -> str:
         """The result as plain text (what ``print(result)`` shows).
@@ -212,7 +164,11 @@ class ExperimentResult:
         treatment arm: control -> treatment value, the relative lift with its
         (1 - alpha) CI, and the p-value decisions use (the adjusted one with a
         correction). NPS lines lead with the change in NPS points (its CI),
-        then the relative lift.
+        then the relative lift. A negative control value's lift is relative
+        to its size ("of |control|"); a control value not distinguishable
+        from zero gets the absolute effect instead (no bounded relative lift;
+        :mod:`abkit.stats.ab`). Notes at the end count the rows without an
+        arm and the units dropped for missing values.
         """
         lines = [f"A/B result: {len(self.metrics)} metric(s), arms {list(self.arms)} "
                  f"(control {self.control!r}), alpha {self.alpha}"
@@ -222,19 +178,32 @@ class ExperimentResult:
         if self.integrity is not None:
             lines.append(("" if self.integrity.clean else "WARNING: ") + self.integrity.summary())
         kinds = {m.name: m.kind for m in self.metrics}
+        near_zero = False
         for r in self.rows:
             p = self.decision_p(r)
-            if kinds.get(r["metric"]) == "nps":     # NPS is read in points: 19.9 -> 19.7 is -0.27 points
-                change = (f"{_points(r['effect'])} points [{_points(r['ci_lower'])}, {_points(r['ci_upper'])}] "
-                          f"({format_pct(r['rel_effect'], 2)} relative)")
+            scale = change_scale(r, kinds.get(r["metric"]))
+            rel_scale = change_scale(r)          # the relative lift as such (also for an NPS)
+            if rel_scale == ABSOLUTE:
+                near_zero = True
+            if scale == POINTS:     # NPS is read in points: 19.9 -> 19.7 is -0.27 points
+                rel = ("relative n/a" if rel_scale == ABSOLUTE else
+                       f"{format_pct(r['rel_effect'], 2)} "
+                       + ("of |control|" if rel_scale == RELATIVE_TO_SIZE else "relative"))
+                change = (f"{format_points(r['effect'])} points [{format_points(r['ci_lower'])}, "
+                          f"{format_points(r['ci_upper'])}] ({rel})")
+            elif scale == ABSOLUTE:
+                e, lo, hi = signed_interval(r["effect"], r["ci_lower"], r["ci_upper"])
+                change = f"effect {e} [{lo}, {hi}] (relative n/a*)"
             else:
                 change = (f"{format_pct(r['rel_effect'], 2)} [{format_pct(r['rel_ci_lower'], 2)}, "
-                          f"{format_pct(r['rel_ci_upper'], 2)}]")
+                          f"{format_pct(r['rel_ci_upper'], 2)}]"
+                          + (" of |control|" if scale == RELATIVE_TO_SIZE else ""))
             lines.append(
                 f"  {r['metric']} [{r['variant']} vs {self.control}]: "
                 f"{format_number(r['control_value'])} -> {format_number(r['treatment_value'])}, "
                 f"{change}, p {format_p(p)}"
             )
+        lines += [f"  {note}" for note in self._notes(near_zero)]
         return "\n".join(lines)
 
     __str__ = summary
@@ -247,12 +216,15 @@ class ExperimentResult:
 
     def plot(self, ax=None, variant: Hashable | None = None):
         """Forest plot of relative lifts with (1 - alpha) CIs, one row per metric."""
+        # plots never imports results (no circle); matplotlib loads on use
         from .plots import plot_lifts
 
         return plot_lifts(self, ax=ax, variant=variant)
 
 
-_COLOURS = {"better": "#1a7f37", "worse": "#cf222e", "neutral": "#57606a"}
+def _rel_cell(r: dict) -> str:
+    """The relative lift of a table row (``n/a*`` near zero: see the table's notes)."""
+    return format_relative(r, 2, near_zero="n/a*")
 
 
 def results_table_html(result: ExperimentResult, notes: bool = True) -> str:
@@ -268,15 +240,14 @@ def results_table_html(result: ExperimentResult, notes: bool = True) -> str:
     for r in result.rows:
         vr = r.get("variance_reduction")
         rows.append([
-            Html(f"{bold(r['metric'])}<br><small>{esc(r['better'])} is better</small>"), r["variant"],
+            Cell(strong=r["metric"], note=f"{r['better']} is better"), r["variant"],
             format_number(r["control_value"]), format_number(r["treatment_value"]),
             *interval_text(r["effect"], r["ci_lower"], r["ci_upper"]),
-            Html(f'<span style="color:{_COLOURS[result.outcome(r)]};font-weight:600">'
-                 f'{format_pct(r["rel_effect"], 2)}</span>'),
+            Cell(_rel_cell(r), tone=result.outcome(r)),
             f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]", format_p(r["p_value"]),
             *([format_p(r.get("p_value_adjusted", np.nan))] if corr else []), f"{r['n_control']:,}",
             f"{r['n_treatment']:,}",
-            format_pct(vr, 1, sign=False) if vr is not None and np.isfinite(vr) else Html("&ndash;")])
+            format_pct(vr, 1, sign=False) if vr is not None and np.isfinite(vr) else "\u2013"])
     lines = []
     if notes:
         lines.append((result.srm.summary(), ALERT if result.srm.mismatch else MUTED))
@@ -286,11 +257,10 @@ def results_table_html(result: ExperimentResult, notes: bool = True) -> str:
             lines.append(result.sequential_note)
         if result.prior is not None:
             lines.append(f"Bayesian reading ({result.prior.describe()}): " + "; ".join(
-                f"{r['metric']} [{r['variant']}]: P(better) {r['prob_better']:.0%}, "
-                f"expected loss {format_pct(r['expected_loss'], 2, False)}" for r in result.rows))
-        dropped = [f"{m}: {d:,} units dropped for missing values" for m, d in result.dropped_units().items() if d]
-        if result.missing_variant:
-            dropped.append(f"{result.missing_variant:,} rows without a variant dropped")
-        if dropped:
-            lines.append("; ".join(dropped))
+                f"{r['metric']} [{r['variant']}]: " + (
+                    f"P(better) {r['prob_better']:.0%}, expected loss {format_pct(r['expected_loss'], 2, False)}"
+                    if np.isfinite(r["prob_better"]) else
+                    "n/a (control's value is not distinguishable from zero: no relative lift to update)")
+                for r in result.rows))
+        lines += result._notes(any(change_scale(r) == ABSOLUTE for r in result.rows))
     return html_table(head, rows, notes=lines)

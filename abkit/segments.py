@@ -34,11 +34,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._html import Html, html_table
+from ._html import Cell, html_table
 from .errors import AbkitError, DataError
+from .formatting import format_p, format_pct, format_relative
 from .metrics import Metric
 from .moments import MomentSet
-from .results import ExperimentResult, format_p, format_pct
+from .results import ExperimentResult
 from .stats.multiple import adjust
 
 __all__ = ["analyze_segments", "SegmentResult", "cochran_q"]
@@ -136,19 +137,19 @@ class SegmentResult:
         head = [*self.by, "Metric", "Arm", "Control", "Treatment", "Rel. lift", f"{1 - self.alpha:.0%} CI (rel.)",
                 "p-value"] + ([f"p ({self.correction})"] if corr else []) + ["n control", "n treatment"]
         rows = [[*(r[b] for b in self.by), r["metric"], r["variant"], f"{r['control_value']:.4g}",
-                 f"{r['treatment_value']:.4g}", format_pct(r["rel_effect"], 2),
+                 f"{r['treatment_value']:.4g}", format_relative(r, 2, near_zero="n/a (control \u2248 0)"),
                  f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]", format_p(r["p_value"]),
                  *([format_p(r.get("p_value_adjusted", np.nan))] if corr else []),
                  f"{r['n_control']:,}", f"{r['n_treatment']:,}"] for r in self.rows]
         tests = [[t["metric"], t["variant"], t["n_segments"],
                   *([f"{t['Q']:.2f}", t["df"], format_p(t["p_value"]), f"{t['i2']:.0%}"] if np.isfinite(t["Q"])
-                    else [Html("fewer than 2 segments", colspan=4)])] for t in self.tests]
+                    else [Cell("fewer than 2 segments", colspan=4)])] for t in self.tests]
         notes = []
         if self.skipped:
             cells = ", ".join(f"{s} / {m}" for s, m in self.skipped[:20])
             notes.append(f"Not estimated (an arm has fewer than 2 units): {cells}"
                          + (" ..." if len(self.skipped) > 20 else ""))
-        heterogeneity = ["Metric", "Arm", "Segments", "Cochran's Q", "df", "p (heterogeneity)", Html("I&sup2;")]
+        heterogeneity = ["Metric", "Arm", "Segments", "Cochran's Q", "df", "p (heterogeneity)", "I\u00b2"]
         return html_table(head, rows) + "\n" + html_table(heterogeneity, tests, notes=notes)
 
     def plot(self, metric: str | None = None, variant: Hashable | None = None, relative: bool = True, ax=None):
@@ -200,9 +201,10 @@ def analyze_segments(
     ``overall``, ``plot()``. A segment in which an arm has fewer than 2
     units for a metric is skipped for that metric and listed in ``skipped``.
     """
-    from .analysis import _check_metrics, analyze, moments
+    from .aggregation import check_metrics, moments, resolve_caps
+    from .analysis import analyze
 
-    metrics = _check_metrics(metrics)
+    metrics = check_metrics(metrics)
     by = (by,) if isinstance(by, str) else tuple(by)
     if not by:
         raise AbkitError("by= needs a segment column, e.g. by='market'")
@@ -216,8 +218,6 @@ def analyze_segments(
                              f"abkit.moments(data, metrics, by={list(by)!r})")
         ms = data
     else:
-        from .quantile import resolve_caps
-
         metrics = resolve_caps(data, metrics)  # winsorizing caps, once, on all segments pooled
         ms = moments(data, metrics, variant=variant, by=list(by))
     segments = sorted(ms.segments, key=_sort_key)

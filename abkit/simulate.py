@@ -1120,5 +1120,253 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- time to refund (issue 17)
+def _lomax_rmst(rate: float, shape: float, horizon: float) -> float:
+    """``int_0^h (1 + rate t / shape)^(-shape) dt``: the restricted mean of a gamma-frailty exponential."""
+    if shape == 1.0:
+        return math.log1p(rate * horizon) / rate
+    return shape / (rate * (shape - 1.0)) * (1.0 - (1.0 + rate * horizon / shape) ** (1.0 - shape))
+
+
+def _refund_levers(arms: Sequence[str], hazard_ratio, refund_share) -> dict[str, tuple[float, float]]:
+    """``{arm: (hazard ratio, refund share)}``; a number applies to every arm but control (hazard ratio)."""
+    def per_arm(value, default_control):
+        if isinstance(value, Mapping):
+            unknown = [a for a in value if a not in arms]
+            if unknown:
+                raise _fail(f"unknown arm(s) {unknown}; arms are {list(arms)}")
+            return {a: float(value.get(a, default_control)) for a in arms}
+        return {a: (default_control if i == 0 else float(value)) for i, a in enumerate(arms)}
+
+    hr = per_arm(hazard_ratio, 1.0)
+    if isinstance(refund_share, Mapping):
+        share = per_arm(refund_share, 0.85)
+    else:
+        share = {a: float(refund_share) for a in arms}
+    for a in arms:
+        if not (hr[a] > 0 and np.isfinite(hr[a])):
+            raise _fail(f"hazard_ratio for arm {a!r} must be a positive number; got {hr[a]!r}")
+        if not 0.0 < share[a] <= 1.0:
+            raise _fail(f"refund_share for arm {a!r} must be in (0, 1]; got {share[a]!r}")
+    return {a: (hr[a], share[a]) for a in arms}
+
+
+def time_to_refund_truth(horizon: float = 30.0, at: float | None = None, *, arms: Sequence[str] = ("control", "treatment"),
+                         hazard_ratio=1.0, refund_share=0.85, median_days: float = 5.0,
+                         frailty_shape: float = 2.0) -> dict[str, dict[str, float]]:
+    """The exact population values of :func:`time_to_refund`, per arm.
+
+    A returned item is refunded with probability ``pi`` (``refund_share``;
+    never otherwise: a denied refund), after ``R ~ Exponential(lambda Z)``
+    days, with buyer frailty ``Z ~ Gamma(k, 1/k)`` (mean 1, ``k`` =
+    ``frailty_shape``) and ``lambda = lambda_0 x hazard ratio``. Over buyers,
+    ``P(R > t) = (1 + lambda t / k)^(-k)`` (a Lomax law), so
+
+        S(t)     = 1 - pi + pi (1 + lambda t / k)^(-k)
+        RMST(h)  = (1 - pi) h + pi k / (lambda (k - 1)) (1 - (1 + lambda h / k)^(1 - k))
+        F(t)     = 1 - S(t)    (share refunded by t)
+        median   = k / lambda ((1 - 0.5 / pi)^(-1 / k) - 1)    (when pi > 0.5)
+
+    ``lambda_0`` is set so that the control arm's median is ``median_days``
+    (with the control arm's ``pi``). Returns ``{arm: {"rmst", "share_by",
+    "median", "refund_share", "hazard_ratio"}}`` (``share_by`` at ``at``,
+    default ``horizon``).
+    """
+    arms = list(arms)
+    levers = _refund_levers(arms, hazard_ratio, refund_share)
+    k = float(frailty_shape)
+    if not k > 0:
+        raise _fail(f"frailty_shape must be > 0; got {frailty_shape!r}")
+    pi0 = levers[arms[0]][1]
+    if pi0 <= 0.5:
+        raise _fail(f"the control refund_share ({pi0:g}) must exceed 0.5 so that median_days is defined")
+    lam0 = k / median_days * ((1.0 - 0.5 / pi0) ** (-1.0 / k) - 1.0)
+    at = horizon if at is None else at
+    out = {}
+    for a in arms:
+        hr, pi = levers[a]
+        lam = lam0 * hr
+        surv_at = 1.0 - pi + pi * (1.0 + lam * at / k) ** (-k)
+        median = k / lam * ((1.0 - 0.5 / pi) ** (-1.0 / k) - 1.0) if pi > 0.5 else float("nan")
+        out[a] = {"rmst": (1.0 - pi) * horizon + pi * _lomax_rmst(lam, k, horizon), "share_by": 1.0 - surv_at,
+                  "median": median, "refund_share": pi, "hazard_ratio": hr, "rate": lam}
+    return out
+
+
+def time_to_refund(n_buyers: int = 20_000, *, arms: Sequence[str] = ("control", "treatment"),
+                   hazard_ratio=1.0, refund_share=0.85, median_days: float = 5.0, frailty_shape: float = 2.0,
+                   days: int = 28, read_day: float | None = None, dropout_per_day: float = 0.0,
+                   start: str = "2026-09-01", seed: int | None = 0) -> pd.DataFrame:
+    """Returns awaiting a refund, read at ``read_day``: delayed events and censoring with known truth.
+
+    Each buyer's return is scanned at ``exposure_time``, uniform over the
+    first ``days`` days from ``start`` (assignment 50/50 per arm, or equal
+    shares). The refund follows the model of :func:`time_to_refund_truth`
+    (a share ``refund_share`` refunded, after an exponential time with a
+    gamma buyer frailty; ``hazard_ratio`` > 1 refunds faster). The data are
+    read ``read_day`` days after ``start`` (default ``days + 30``: every
+    30-day window closed): buyers scanned later are not in the data yet;
+    refunds after the read are unknown, so those buyers are **censored** at
+    the read, as are buyers who drop out of follow-up (rate
+    ``dropout_per_day``, independent of everything). Columns:
+
+    * ``buyer_id``, ``variant`` (Categorical), ``exposure_time``,
+      ``refund_time`` (NaT when not refunded by the read or dropped out);
+    * ``days_to_refund`` (the observed time: to the refund, or to the end of
+      observation) and ``refunded`` (1 when the refund was observed): the
+      censored pair :class:`abkit.TimeToEvent` reads;
+    * ``pre_refund_days``: the mean of the buyer's three previous refund
+      times, each capped at 30 days (pre-period: the control arm's speed and
+      the buyer's own frailty; a CUPED covariate);
+    * ``observed_until``: when the buyer's observation ended (read or dropout).
+
+    ``df.attrs``: ``"truth"`` = :func:`time_to_refund_truth` (horizon 30),
+    ``"data_end"`` the read timestamp, ``"seed"``. Seeded and vectorized.
+    """
+    arms = _check_arms(arms)
+    if isinstance(n_buyers, bool) or not isinstance(n_buyers, (int, np.integer)) or n_buyers < 2:
+        raise _fail(f"n_buyers must be an integer >= 2; got {n_buyers!r}")
+    if not (days > 0):
+        raise _fail(f"days must be > 0; got {days!r}")
+    read_day = float(days + 30 if read_day is None else read_day)
+    if not read_day > 0:
+        raise _fail(f"read_day must be > 0 (days after start); got {read_day!r}")
+    if dropout_per_day < 0:
+        raise _fail(f"dropout_per_day must be >= 0; got {dropout_per_day!r}")
+    truth = time_to_refund_truth(30.0, arms=arms, hazard_ratio=hazard_ratio, refund_share=refund_share,
+                                 median_days=median_days, frailty_shape=frailty_shape)
+    rng = np.random.default_rng(np.random.SeedSequence(_seed_entropy(seed), spawn_key=(17,)))
+    n = int(n_buyers)
+    k = float(frailty_shape)
+    arm = rng.integers(0, len(arms), size=n)
+    exposure = rng.uniform(0.0, float(days), size=n)
+    frailty = rng.gamma(k, 1.0 / k, size=n)
+    rate = np.array([truth[a]["rate"] for a in arms])[arm] * frailty
+    pi = np.array([truth[a]["refund_share"] for a in arms])[arm]
+    refunded_ever = rng.random(n) < pi
+    delay = rng.exponential(1.0, size=n) / rate
+    delay = np.where(refunded_ever, delay, np.inf)
+    rate0 = truth[arms[0]]["rate"] * frailty                # pre-period: control speed, three earlier refunds
+    pre = np.minimum(rng.exponential(1.0, size=(n, 3)) / rate0[:, None], 30.0).mean(axis=1)
+    dropout = rng.exponential(1.0 / dropout_per_day, size=n) if dropout_per_day > 0 else np.full(n, np.inf)
+    follow = np.minimum(read_day - exposure, dropout)
+    seen = exposure <= read_day
+    event = delay <= follow
+    observed = np.where(event, delay, follow)
+    base = pd.Timestamp(start)
+    to_time = lambda x: base + pd.to_timedelta(np.round(x * 86400.0), unit="s")  # noqa: E731
+    exposure_time = to_time(exposure)
+    df = pd.DataFrame({
+        "buyer_id": np.arange(1, n + 1, dtype=np.int64),
+        "variant": pd.Categorical.from_codes(arm, categories=arms),
+        "exposure_time": exposure_time,
+        "refund_time": to_time(np.where(event, exposure + delay, np.nan)),
+        "observed_until": to_time(exposure + follow),
+        "days_to_refund": (to_time(exposure + observed) - exposure_time).total_seconds().to_numpy() / 86400.0,
+        "refunded": event.astype(np.int64),
+        "pre_refund_days": pre,
+    })[seen].reset_index(drop=True)
+    df.attrs["truth"] = truth
+    df.attrs["data_end"] = str(base + pd.Timedelta(days=read_day))
+    df.attrs["seed"] = _seed_attr(seed)
+    return df
+
+
+__all__ += ["time_to_refund", "time_to_refund_truth"]
+
+
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --------------------------------------------------------------------------
+# One market launched first (synthetic control / synthetic DiD)
+# --------------------------------------------------------------------------
+ONE_MARKET_NAMES = ("DE", "FR", "UK", "IT", "ES", "NL", "BE", "AT", "PL", "SE", "CH", "DK", "NO", "FI", "IE",
+                    "PT", "CZ", "HU", "RO", "GR", "SK", "BG", "HR", "SI", "LT", "LV", "EE", "LU", "CY", "MT")
+
+
+def one_market_panel(n_markets: int = 30, n_weeks: int = 104, *, launch_week: int = 79, effect: float = -0.10,
+                     n_factors: int = 2, factor_sd: float = 0.08, launched_loading: float = 1.0,
+                     noise_sd: float = 0.03, seed: int | None = 0) -> pd.DataFrame:
+    """A market x week panel in which one market (``"DE"``) launches a change in week ``launch_week``.
+
+    Interactive (linear) factor model for the expected contact rate of market
+    ``m`` in week ``t`` (``D = 1`` for the launched market from
+    ``launch_week`` on)::
+
+        c[m,t] = 0.12 (1 + a_m + s[t] + sum_f L[m,f] F[f,t] + u[m,t])
+        orders[m,t]   ~ Poisson(N_m exp(w[t]))
+        contacts[m,t] ~ Poisson(orders[m,t] c[m,t] (1 + effect D[m,t]))
+
+    ``a_m ~ N(0, 0.15^2)``; ``s``, ``w`` the yearly contact and order
+    seasonality of :func:`rollout_panel` (common to all markets); factor 1 is
+    a linear trend from -1 to 1 over the panel, the others are standardized
+    random walks; loadings ``L[m,f] ~ N(0, factor_sd^2)``, except the
+    launched market's loading on the trend, ``launched_loading * factor_sd``
+    (so its trend differs from the average market's and plain DiD is biased,
+    while a weighted mix of markets can follow it); ``u`` AR(1) noise
+    (rho 0.5, sd ``noise_sd``). Market sizes ``N_m = 4000 exp(0.8 Z)``, the
+    launched market 20000 weekly orders. Market names are European country
+    codes (``M31``, ... beyond 30).
+
+    Columns: ``market``, ``week`` (1..n_weeks), ``orders``, ``contacts``,
+    ``launched`` (0/1). ``attrs``: ``true_effect`` (relative effect on the
+    contact rate), ``true_att`` (the level effect: mean over the launched
+    weeks of ``effect x c[DE,t]``), ``counterfactual`` (mean ``c[DE,t]`` over
+    those weeks), ``launched_market``, ``launch_week``, ``seed``.
+    """
+    for name, v in (("n_markets", n_markets), ("n_weeks", n_weeks), ("launch_week", launch_week),
+                    ("n_factors", n_factors)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise _fail(f"{name} must be a positive integer; got {v!r}.")
+    if n_markets < 3:
+        raise _fail(f"n_markets must be at least 3 (one launched, two or more to compare with); got {n_markets}.")
+    if not 3 <= launch_week <= n_weeks:
+        raise _fail(f"launch_week must be in 3..{n_weeks} (at least two weeks before launch); got {launch_week}.")
+    if not (np.isfinite(effect) and effect > -1):
+        raise _fail(f"effect must be a finite relative effect > -1; got {effect!r}.")
+    rng = np.random.default_rng(np.random.SeedSequence(_seed_entropy(seed), spawn_key=(101,)))
+    M, W = int(n_markets), int(n_weeks)
+    weeks = np.arange(1, W + 1)
+    season = _seasonality(weeks)
+    trend = np.linspace(-1.0, 1.0, W)
+    walks = np.cumsum(rng.standard_normal((max(n_factors - 1, 0), W)), axis=1)
+    if walks.size:
+        walks = (walks - walks.mean(axis=1, keepdims=True)) / np.maximum(walks.std(axis=1, keepdims=True), 1e-12)
+    F = np.vstack([trend[None, :], walks])[:n_factors]
+    L = rng.normal(0.0, factor_sd, size=(M, n_factors))
+    L[0, 0] = launched_loading * factor_sd
+    a = rng.normal(0.0, 0.15, size=M)
+    u = _ar1(rng, M, W, 0.5, noise_sd)
+    rate = 0.12 * (1.0 + a[:, None] + season["contacts"][None, :] + L @ F + u)
+    if (rate <= 0).any():
+        raise _fail("the contact rate came out negative in some market-week; lower factor_sd or noise_sd.")
+    size = 4000.0 * np.exp(0.8 * rng.standard_normal(M))
+    size[0] = 20000.0
+    orders = rng.poisson(size[:, None] * np.exp(season["orders"][None, :]))
+    launched = np.zeros((M, W), dtype=np.int64)
+    launched[0, launch_week - 1:] = 1
+    contacts = rng.poisson(orders * rate * (1.0 + effect * launched))
+    names = [ONE_MARKET_NAMES[i] if i < len(ONE_MARKET_NAMES) else f"M{i + 1:02d}" for i in range(M)]
+    df = pd.DataFrame({
+        "market": pd.array(np.repeat(names, W), dtype="str"),
+        "week": np.tile(weeks, M).astype(np.int64),
+        "orders": orders.ravel().astype(np.int64),
+        "contacts": contacts.ravel().astype(np.int64),
+        "launched": launched.ravel(),
+    })
+    post = rate[0, launch_week - 1:]
+    df.attrs.update({
+        "generator": "abkit.simulate.one_market_panel",
+        "seed": _seed_attr(seed),
+        "launched_market": names[0],
+        "launch_week": int(launch_week),
+        "true_effect": float(effect),
+        "true_att": float(effect * post.mean()),
+        "counterfactual": float(post.mean()),
+    })
+    return df
+
+
+__all__.append("one_market_panel")

@@ -58,6 +58,15 @@ and a composition shift the readout would call significant by its own
 standard should not pass unmentioned. In A/A data it flags about alpha of
 the dropna metric x arm comparisons (tested).
 
+**How a change is put in words** (:func:`change_words`): an NPS in points
+("NPS up 7.9 points"); otherwise the relative lift ``(t - c) / |c|`` of
+:mod:`abkit.stats.ab`, which has the sign of the absolute effect also when
+the control value is negative (then the words say it is relative to the
+size of the control value); and in the metric's absolute units, saying why,
+when the control value is not distinguishable from zero (the relative
+interval is unbounded; "near zero", :mod:`abkit.formatting`). The label
+("up"/"down", "raised"/"lowered") always follows the absolute effect.
+
 Guardrails (:func:`guardrail_status`). With a relative non-inferiority
 ``margin`` m (0.02 = "may get at most 2% worse") a guardrail is
 
@@ -73,6 +82,15 @@ Guardrails (:func:`guardrail_status`). With a relative non-inferiority
 Without a margin a guardrail is breached when it got significantly worse
 (decision p-value below alpha) and ok otherwise.
 
+The margin is relative to the control value's size, ``|c|``: for a negative
+control value (a net amount, an NPS below zero) "at most 2% worse" means
+worse by at most ``0.02 |c|`` in the metric's units, and the texts give that
+amount. When the control value is not distinguishable from zero a relative
+margin has no meaning (any absolute change is a huge relative one): the
+guardrail is **unclear** (never ok, so the arm cannot ship on it) and the
+text says to judge such a metric without a margin (must not get
+significantly worse).
+
 Rollouts (difference-in-differences): :func:`decide_rollout`
 -------------------------------------------------------------
 
@@ -85,6 +103,14 @@ Rollouts (difference-in-differences): :func:`decide_rollout`
 3. **Made it worse**: significant, in the wrong direction.
 4. **No detectable impact**: otherwise.
 
+With too few launched (or never-launched) units (``few_treated``, fewer than
+``abkit.did.FEW_TREATED_CLUSTERS``) the analytic and bootstrap p-values are
+unreliable: "Worked" and "Made it worse" then rest on the randomization test
+over which units launched (``randomization_p`` below alpha) instead; when the
+usual p-values claim an effect that it does not confirm (or it cannot be
+run), or the (equally unreliable) pre-trend test rejects, the label is
+**Inconclusive**, pointing to a synthetic control.
+
 Failed placebo tests (a fake launch date with a significant "effect") do
 not change the label; they are listed as a caution among the reasons.
 """
@@ -96,11 +122,21 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from .results import ExperimentResult, format_pct, p_text  # p_text: re-exported, one formatter for sentences
+from .formatting import (
+    ABSOLUTE,
+    POINTS,
+    RELATIVE_TO_SIZE,
+    change_scale,
+    format_number,
+    format_pct,
+    p_text,
+    signed_interval,
+)  # p_text: re-exported, one formatter for sentences
+from .results import ExperimentResult
 
 __all__ = ["Verdict", "decide", "decide_rollout", "guardrail_status", "days_to_detect", "days_to_show_margin",
            "DaysEstimate", "MissingnessCheck", "missingness_test", "missingness_checks",
-           "p_text", "p_label", "ci_label", "srm_sentence",
+           "p_text", "p_label", "ci_label", "srm_sentence", "change_words", "change_interval_words",
            "BALANCE_ALARM", "LEAK_ALARM", "DUPLICATE_ALARM", "COLOURS"]
 
 COLOURS = {
@@ -256,21 +292,107 @@ class Verdict:
 
 
 # --------------------------------------------------------------------------- guardrails
+def _kind(result: ExperimentResult, metric: str) -> str | None:
+    try:
+        return getattr(result.metric(metric), "kind", None)
+    except Exception:  # noqa: BLE001 - a row of a metric the result does not define: plain words
+        return None
+
+
+def _points_text(x: float, lo: float, hi: float) -> tuple[str, str, str]:
+    """An NPS change and its bounds in points, signed; one decimal unless the interval is narrower than ~1."""
+    from .formatting import _decimals_for, _fixed
+
+    d = max(1, _decimals_for(lo, hi, 2) or 1)
+    return _fixed(x, d, sign=True), _fixed(lo, d, sign=True), _fixed(hi, d, sign=True)
+
+
+def _near_zero_words(row: dict) -> str:
+    return (f"control's value ({format_number(row['control_value'])}) is not distinguishable from zero, so the "
+            "change is given in absolute units, not relative")
+
+
+def change_interval_words(result: ExperimentResult, row: dict) -> str:
+    """The change of one row with its interval, in the row's reading (:func:`abkit.formatting.change_scale`).
+
+    ``"+4.1%, 95% CI +1.0% to +7.2%"``; an NPS ``"+7.9 points, 95% CI +4.9 to
+    +10.9 points"``; a negative control value ``"+40.9% of the size of
+    control's value -5.006, 95% CI ..."``; near zero the absolute change,
+    ``"+0.0373, 95% CI +0.0124 to +0.0622 (absolute: control's value ...)"``.
+    """
+    scale = change_scale(row, _kind(result, row["metric"]))
+    lab = ci_label(result)
+    if scale == POINTS:
+        e, lo, hi = _points_text(row["effect"], row["ci_lower"], row["ci_upper"])
+        return f"{e} points, {lab} {lo} to {hi} points"
+    if scale == ABSOLUTE:
+        e, lo, hi = signed_interval(row["effect"], row["ci_lower"], row["ci_upper"])
+        return f"{e}, {lab} {lo} to {hi} ({_near_zero_words(row)})"
+    rel = f"{format_pct(row['rel_effect'])}"
+    if scale == RELATIVE_TO_SIZE:
+        rel += f" of the size of control's value {format_number(row['control_value'])}"
+    return f"{rel}, {lab} {format_pct(row['rel_ci_lower'])} to {format_pct(row['rel_ci_upper'])}"
+
+
+def change_words(result: ExperimentResult, row: dict) -> tuple[str, str, str]:
+    """``(size, interval, caveat)`` of one row's change for a sentence, in the row's reading.
+
+    ``size`` is unsigned (the sentence says "up"/"raised" from the sign of
+    the absolute effect): ``"4.1%"``, ``"7.9 points"``, ``"40.9% of the size of
+    control's value -5.006"``, ``"0.0373"``. ``interval`` is ``"+1.0% to
+    +7.2%"`` (with ``points`` for an NPS). ``caveat`` is empty, or for a
+    near-zero control value why the change is absolute.
+    """
+    scale = change_scale(row, _kind(result, row["metric"]))
+    if scale == POINTS:
+        e, lo, hi = _points_text(row["effect"], row["ci_lower"], row["ci_upper"])
+        return f"{e.lstrip('+-')} points", f"{lo} to {hi} points", ""
+    if scale == ABSOLUTE:
+        e, lo, hi = signed_interval(row["effect"], row["ci_lower"], row["ci_upper"])
+        return e.lstrip("+-"), f"{lo} to {hi}", _near_zero_words(row)
+    size = format_pct(abs(row["rel_effect"]), 1, sign=False)
+    interval = f"{format_pct(row['rel_ci_lower'])} to {format_pct(row['rel_ci_upper'])}"
+    if scale == RELATIVE_TO_SIZE:
+        size += f" of the size of control's value {format_number(row['control_value'])}"
+    return size, interval, ""
+
+
+def _margin_words(result: ExperimentResult, row: dict, margin: float) -> str:
+    """``"may get at most 2.0% worse"``, with the amount in the metric's units for a negative control value."""
+    allowed = f"may get at most {margin:.1%} worse"
+    c = float(row.get("control_value", math.nan))
+    if c < 0 and math.isfinite(c):
+        unit = " points" if _kind(result, row["metric"]) == "nps" else ""
+        allowed += (f", i.e. by {format_number(margin * abs(c), 3)}{unit} ({margin:.1%} of the size of its negative "
+                    f"control value {format_number(c)})")
+    return allowed
+
+
 def guardrail_status(result: ExperimentResult, row: dict, margin: float | None = None) -> tuple[str, str]:
     """``("ok" | "breached" | "unclear", explanation)`` for one guardrail row; the rule is in the module doc."""
     name = row["metric"]
-    lo, hi, rel = row["rel_ci_lower"], row["rel_ci_upper"], row["rel_effect"]
-    ci = f"{format_pct(rel)}, {ci_label(result)} {format_pct(lo)} to {format_pct(hi)}"
+    lo, hi = row["rel_ci_lower"], row["rel_ci_upper"]
+    ci = change_interval_words(result, row)
     if margin is None:
         if result.outcome(row) == "worse":
             return "breached", (f"guardrail {name} got significantly worse: {ci} "
                                 f"({p_text(result.decision_p(row), p_label(result))})")
         return "ok", f"guardrail {name} did not get significantly worse ({ci})"
-    if not all(math.isfinite(x) for x in (lo, hi)):
+    if not all(math.isfinite(x) for x in (row["rel_effect"], lo, hi)):
+        c = row.get("control_value", math.nan)
+        if all(math.isfinite(row.get(k, math.nan)) for k in ("control_value", "effect", "ci_lower", "ci_upper")):
+            e, alo, ahi = signed_interval(row["effect"], row["ci_lower"], row["ci_upper"])
+            return "unclear", (f"guardrail {name}: control's value ({format_number(c)}) is not distinguishable "
+                               f"from zero, so its relative margin ({margin:.1%}) cannot be checked (any change is a "
+                               f"huge relative one); its absolute change is {e}, {ci_label(result)} {alo} to {ahi}. "
+                               "Judge a metric that sits near zero without a margin (must not get significantly "
+                               "worse)")
         return "unclear", f"guardrail {name}: no confidence interval, so the {margin:.1%} margin cannot be checked"
     lower_better = row["better"] == "lower"
     bad_bound, good_bound = (hi, lo) if lower_better else (-lo, -hi)   # "how much worse", positive = worse
-    allowed = f"may get at most {margin:.1%} worse"
+    allowed = _margin_words(result, row, margin)
+    if _kind(result, name) == "nps":   # the margin is relative: show the relative interval next to the points
+        ci += f" (relative to the size of control's NPS: {format_pct(lo)} to {format_pct(hi)})"
     if bad_bound <= margin:
         return "ok", f"guardrail {name} is within its margin ({allowed}): {ci}"
     if good_bound > margin:
@@ -301,8 +423,7 @@ def _relative_mixing_variance(row: dict, sequential, alpha: float, units_now: fl
     lift with the same multiple of its variance, ``tau_rel^2 = tau^2 rel_se^2 / se^2``).
     Mirrors :func:`abkit.sequential.always_valid_rows`.
     """
-    from .sequential import AlwaysValid
-    from .stats.sequential import optimal_mixing_ratio
+    from .stats.confidence_sequences import AlwaysValid, optimal_mixing_ratio
 
     v_rel = float(row["rel_se"]) ** 2
     if isinstance(sequential, AlwaysValid):
@@ -322,13 +443,13 @@ def _always_valid_factor(variance: float, tau2: float, target: float, z_power: f
     """The smallest ``f = n / n_now`` with ``h(V / f) + z_power sqrt(V / f) <= target``, by bisection.
 
     ``h`` is the always-valid half-width with the mixing variance ``tau2``
-    held fixed (:func:`abkit.stats.sequential.always_valid_half_width`); it
+    held fixed (:func:`abkit.stats.confidence_sequences.always_valid_half_width`); it
     increases with ``V`` (``u (1 + u) (log(1 + 1/u) + 2 log(1/alpha))``,
     ``u = V / tau^2``, has derivative ``(1 + 2u)(log(1 + 1/u) + 2 log(1/alpha)) - 1 > 0``),
     so the left side decreases in ``f`` and the root is unique. NaN when it
     lies beyond a billion times the current units.
     """
-    from .stats.sequential import always_valid_half_width
+    from .stats.confidence_sequences import always_valid_half_width
 
     def excess(log_f: float) -> float:
         v = variance / math.exp(log_f)
@@ -354,6 +475,14 @@ def _estimate(factor: float, days_elapsed: float, units_now: int, method: str, w
     days_total = int(math.ceil(days_elapsed * factor - 1e-9))
     return DaysEstimate(days_total, max(0, days_total - int(math.ceil(days_elapsed))), factor * units_now,
                         units_now, factor, method, words)
+
+
+def _relative_bounded(row: dict) -> bool:
+    """The row's relative lift has a bounded fixed-horizon interval (its control value is distinguishable
+    from zero): relative MDEs and margins only make sense then."""
+    keys = ("rel_effect", "rel_ci_lower_fixed" if "rel_ci_lower_fixed" in row else "rel_ci_lower",
+            "rel_ci_upper_fixed" if "rel_ci_upper_fixed" in row else "rel_ci_upper")
+    return all(math.isfinite(float(row.get(k, math.nan))) for k in keys)
 
 
 def _sequential_on(sequential) -> bool:
@@ -390,6 +519,9 @@ def days_to_detect(row: dict, mde: float, days_elapsed: float, *, alpha: float =
     n_c, n_t = float(row["n_control"]), float(row["n_treatment"])
     units_now = int(units_now if units_now is not None else n_c + n_t)
     se = float(row.get("rel_se", math.nan))
+    if not _relative_bounded(row):
+        return DaysEstimate(None, None, math.nan, units_now, math.nan,
+                            "no relative MDE: the control value is not distinguishable from zero")
     if not (math.isfinite(se) and se > 0 and n_c > 1 and n_t > 1 and mde > 0 and days_elapsed > 0):
         return DaysEstimate(None, None, math.nan, units_now, math.nan, "not enough information")
     if _sequential_on(sequential):
@@ -406,7 +538,7 @@ def days_to_detect(row: dict, mde: float, days_elapsed: float, *, alpha: float =
     sd = se / math.sqrt(1.0 / n_c + 1.0 / n_t)
     k = n_t / n_c
     try:
-        from .power import sample_size_mean
+        from .stats.t_test_power import sample_size_mean
 
         need_c = float(sample_size_mean(sd=sd, mde=mde, alpha=alpha, power=power, ratio=k).n_control)
         method = "abkit.power.sample_size_mean (two-sample t-test) with the observed variance"
@@ -436,7 +568,8 @@ def days_to_show_margin(row: dict, margin: float, days_elapsed: float, *, alpha:
     worse = row["rel_effect"] if row["better"] == "lower" else -row["rel_effect"]
     method = "guardrail interval shrinking as 1/sqrt(n) with the estimate unchanged"
     words = "the guardrail's interval shrinking as the test runs on, if its estimate stays where it is"
-    if not (math.isfinite(se) and se > 0 and days_elapsed > 0 and math.isfinite(worse) and worse < margin):
+    if not (_relative_bounded(row) and math.isfinite(se) and se > 0 and days_elapsed > 0 and math.isfinite(worse)
+            and worse < margin):
         return DaysEstimate(None, None, math.nan, units_now, math.nan, method, words)
     if _sequential_on(sequential):
         tau2 = _relative_mixing_variance(row, sequential, alpha, units_now)
@@ -489,9 +622,9 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
     for arm in result.treatments:
         row = result.row(primary, arm)
         p = result.decision_p(row)
-        lift = (f"{primary} {_direction_words(row)} {format_pct(abs(row['rel_effect']), 1, sign=False)} "
-                f"({ci_label(result)} {format_pct(row['rel_ci_lower'])} to "
-                f"{format_pct(row['rel_ci_upper'])}, {p_text(p, p_label(result))})")
+        size, interval, caveat = change_words(result, row)
+        lift = (f"{primary} {_direction_words(row)} {size} ({ci_label(result)} {interval}, "
+                f"{p_text(p, p_label(result))}{'; ' + caveat if caveat else ''})")
         reasons = [lift]
         status = {g: guardrail_status(result, result.row(g, arm), m) for g, m in margins.items()}
         breached = [g for g, (s, _) in status.items() if s == "breached"]
@@ -542,8 +675,7 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
             label = "Ship"
             moved = "lowered" if row["effect"] < 0 else "raised"
             guard = " and every guardrail held" if margins else ""
-            headline = (f"{arm} {moved} {primary} by {format_pct(abs(row['rel_effect']), 1, sign=False)} "
-                        f"({row['better']} is better){guard}.")
+            headline = f"{arm} {moved} {primary} by {size} ({row['better']} is better){guard}."
         else:
             label = "Inconclusive"
             if outcome == "better":
@@ -551,8 +683,11 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
                             f"{', '.join(unclear)} cannot yet be shown to stay within {'their' if len(unclear) > 1 else 'its'} "
                             "margin.")
             else:
-                headline = (f"No detectable effect of {arm} on {primary}: the change is between "
-                            f"{format_pct(row['rel_ci_lower'])} and {format_pct(row['rel_ci_upper'])}.")
+                lo_text, hi_text = interval.split(" to ")
+                if change_scale(row, _kind(result, primary)) == RELATIVE_TO_SIZE:
+                    hi_text += f" of the size of control's value {format_number(row['control_value'])}"
+                headline = (f"No detectable effect of {arm} on {primary}: the change is between {lo_text} and "
+                            f"{hi_text}{' (' + caveat + ')' if caveat else ''}.")
             needs = []
             if days_elapsed and outcome == "better":
                 for g in unclear:
@@ -587,12 +722,16 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
 def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: float, rel_ci_upper: float,
                    p_value: float, pretrend_p: float | None, *, alpha: float = 0.05,
                    bootstrap_p: float | None = None, placebo_p: Sequence[float] = (),
-                   where: str = "launched units", what: str = "The launch") -> Verdict:
+                   where: str = "launched units", what: str = "The launch", few_treated: str | None = None,
+                   randomization_p: float | None = None, randomization_how: str = "") -> Verdict:
     """The verdict of a rollout (difference-in-differences) readout; the rule is in the module docstring.
 
     Effects are relative changes (``-0.061`` = 6.1% lower) with their
     (1 - alpha) confidence interval; ``pretrend_p`` is the joint pre-trend
     test's p-value (None or NaN when there are no pre-launch periods).
+    ``few_treated``: e.g. ``"only 1 launched market"`` when there are too few
+    launched or never-launched units for the p-values; ``randomization_p`` and
+    ``randomization_how``: the randomization test over which units launched.
     """
     level = f"{1 - alpha:.0%} CI"
     sig_analytic = p_value < alpha
@@ -617,15 +756,36 @@ def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: f
         reasons.append(f"caution: {len(failed_placebos)} of {len(placebo_p)} placebo launch dates show a "
                        "significant fake effect")
     note = None
-    if has_pre and pretrend_p < alpha:
+    ri_ok = randomization_p is not None and math.isfinite(randomization_p) and randomization_p < alpha
+    if few_treated and ri_ok:
+        ci_words = p_text(randomization_p, "randomization p")        # the CI is not to be trusted here
+    if few_treated:
+        ri = (f"{p_text(randomization_p, 'randomization p')}"
+              + (f", {randomization_how}" if randomization_how else "")
+              if randomization_p is not None and math.isfinite(randomization_p) else "not available")
+        reasons.append(f"{few_treated}: the p-values and intervals above are unreliable with so few (MacKinnon & "
+                       f"Webb); the randomization test over which {where.split()[-1]} launched: {ri}; compare with "
+                       "a synthetic control (abkit.did.synthetic)")
+    if has_pre and pretrend_p < alpha and few_treated:
+        label, note = "Inconclusive", few_treated.removeprefix("only ")
+        headline = (f"Not established: the pre-trend test rejects ({p_text(pretrend_p)}), but with {few_treated} "
+                    f"neither it nor the effect's p-values can be trusted; {outcome} "
+                    f"{'rose' if up else 'fell'} {format_pct(abs(rel_effect), 1, sign=False)} in {where}.")
+    elif has_pre and pretrend_p < alpha:
         label, note = "Invalid", "pre-trends fail"
         headline = (f"Do not trust this estimate: launched and comparison {where.split()[-1]} were already "
                     f"drifting apart before launch (pre-trend test {p_text(pretrend_p)}).")
-    elif significant and good:
+    elif few_treated and not ri_ok and (significant or sig_analytic):
+        label, note = "Inconclusive", few_treated.removeprefix("only ")
+        headline = (f"Not established: {outcome} {'rose' if up else 'fell'} "
+                    f"{format_pct(abs(rel_effect), 1, sign=False)} in {where}, but with {few_treated} the usual "
+                    "p-values cannot be trusted and the randomization test over which "
+                    f"{where.split()[-1]} launched does not confirm it.")
+    elif (ri_ok if few_treated else significant) and good:
         label = "Worked"
         headline = (f"{what} {verb} {outcome} by {format_pct(abs(rel_effect), 1, sign=False)} ({ci_words}) on "
                     f"average in {where}.")
-    elif significant:
+    elif ri_ok if few_treated else significant:
         label = "Made it worse"
         headline = (f"{what} {verb} {outcome} by {format_pct(abs(rel_effect), 1, sign=False)} ({ci_words}) on "
                     f"average in {where}: the wrong direction ({better} is better).")
@@ -633,7 +793,7 @@ def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: f
         label = "No detectable impact"
         headline = (f"No detectable impact on {outcome}: the change in {where} is between "
                     f"{format_pct(rel_ci_lower)} and {format_pct(rel_ci_upper)} ({level}).")
-        if sig_analytic and not sig_boot:
+        if sig_analytic and not sig_boot and not few_treated:
             reasons.append(f"the analytic p-value is below {alpha:g} but the bootstrap p-value is not; with few "
                            "units the bootstrap is the safer guide")
     return Verdict(outcome, label, headline, tuple(reasons), note)

@@ -302,3 +302,121 @@ def test_several_arms_share_one_cuped_slope_and_control_value():
         assert abs(row["effect"] - fit.params[key]) < 0.01 * fit.bse[key]
         assert row["se"] == pytest.approx(fit.bse[key], rel=0.02)
     assert ra["control_value"] == pytest.approx(fit.params["Intercept"], rel=1e-9)
+
+
+# --------------------------------------------------------------------------- covariate spellings (issue 12.9)
+def test_one_covariate_spelling_per_meaning(buyers):
+    """A tuple is one covariate (two columns: their ratio), a list is several covariates. The two spellings
+    that used to mean different things on a Mean and a Ratio are refused with both correct spellings."""
+    from abkit.metrics import Statistic
+
+    pair, two = (Statistic("pre_refunds", "pre_orders"),), (Statistic("pre_refunds"), Statistic("pre_orders"))
+    assert abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders")).covariates == pair
+    assert abkit.Ratio("refunds", "orders", covariates=[("pre_refunds", "pre_orders")]).covariates == pair
+    assert abkit.Mean("y", covariates=[("pre_refunds", "pre_orders")]).covariates == pair
+    assert abkit.Mean("y", covariates=["pre_refunds", "pre_orders"]).covariates == two
+    assert abkit.Ratio("refunds", "orders", covariates=[("pre_refunds",), ("pre_orders",)]).covariates == two
+    assert abkit.Ratio("refunds", "orders", covariates=["pre", "pre2", "pre_orders"]).covariates == tuple(
+        Statistic(c) for c in ("pre", "pre2", "pre_orders"))
+    with pytest.raises(abkit.AbkitError) as err:
+        abkit.Ratio("refunds", "orders", covariates=["pre_refunds", "pre_orders"], name="refund_rate")
+    msg = str(err.value)
+    assert msg.startswith("Ratio 'refund_rate': covariates=['pre_refunds', 'pre_orders'] is ambiguous")
+    assert "covariates=('pre_refunds', 'pre_orders') for one covariate, the pre-period ratio" in msg
+    assert "covariates=[('pre_refunds',), ('pre_orders',)] for two covariates" in msg
+    with pytest.raises(abkit.AbkitError) as err:
+        abkit.Mean("y", ("pre_refunds", "pre_orders"))
+    msg = str(err.value)
+    assert "covariates=[('pre_refunds', 'pre_orders')] for one covariate" in msg
+    assert "covariates=['pre_refunds', 'pre_orders'] for two covariates" in msg
+    # the unambiguous spellings give the same numbers as before
+    a = abkit.analyze(buyers, [abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="a"),
+                               abkit.Ratio("refunds", "orders", covariates=[("pre_refunds", "pre_orders")],
+                                           name="b")]).to_frame().set_index("metric")
+    assert a.loc["a", "effect"] == a.loc["b", "effect"] and a.loc["a", "se"] == a.loc["b", "se"]
+
+
+def test_spec_covariates_keep_their_meaning():
+    """The spec format (YAML has no tuples): on a ratio `covariates: [num, den]` stays the pre-period ratio; a
+    nested pair `[[num, den]]` is one ratio covariate on a mean too (it used to become two covariates)."""
+    from abkit.metrics import Statistic
+    from abkit.spec import MetricSpec
+
+    ratio = MetricSpec(name="r", type="ratio", numerator="refunds", denominator="orders",
+                       covariates=("pre_refunds", "pre_orders")).build()
+    assert ratio.covariates == (Statistic("pre_refunds", "pre_orders"),) and ratio.method == "cuped"
+    mean = MetricSpec(name="m", type="mean", column="y", covariates=(("pre_refunds", "pre_orders"),)).build()
+    assert mean.covariates == (Statistic("pre_refunds", "pre_orders"),)
+    two = MetricSpec(name="m2", type="mean", column="y", covariates=("pre", "pre2")).build()
+    assert two.covariates == (Statistic("pre"), Statistic("pre2")) and two.method == "lin"
+
+
+def test_lin_chosen_for_several_covariates_says_so_in_method(buyers):
+    res = abkit.analyze(buyers, [abkit.Mean("y", ["pre", "pre2"], name="auto"),
+                                 abkit.Mean("y", ["pre", "pre2"], name="asked", method="lin"),
+                                 abkit.Mean("y", ["pre", "pre2"], name="pooled", method="cuped")])
+    f = res.to_frame().set_index("metric")
+    assert f.loc["auto", "method"] == ("Welch + regression adjustment (Lin: slopes per arm, the default for 2 "
+                                       "covariates; method='cuped' for one pooled slope)")
+    assert f.loc["asked", "method"] == "Welch + regression adjustment (Lin)"
+    assert f.loc["pooled", "method"] == "Welch + CUPED"
+    assert f.loc["auto", "effect"] == f.loc["asked", "effect"] != f.loc["pooled", "effect"]
+    capped = abkit.analyze(buyers, [abkit.Mean("y", ["pre", "pre2"], winsorize=0.99, cap_from="pre")]).rows[0]
+    assert "the default for 2 covariates" in capped["method"]
+
+
+# --------------------------------------------------------------------------- what print(result) shows
+def test_summary_counts_rows_without_an_arm_and_prints_arms_as_written():
+    """Integer arm labels in a column with a missing arm (read as floats) print as 0 and 1, not [0, 1.0]; the rows
+    without an arm and the units dropped for a missing value are in print(result) and the HTML table."""
+    rng = np.random.default_rng(3)
+    n = 2_000
+    arm = rng.integers(0, 2, n).astype(float)
+    arm[:9] = np.nan
+    y = rng.normal(10, 2, n)
+    y[10:15] = np.nan
+    df = pd.DataFrame({"variant": arm, "y": y})
+    res = abkit.analyze(df, [abkit.Mean("y", dropna=True)], control=0)
+    assert res.arms == (0, 1) and all(type(a) is int for a in res.arms) and res.control == 0
+    text = str(res)
+    assert "arms [0, 1] (control 0)" in text and "1.0" not in text
+    assert "y [1 vs 0]" in text
+    assert "9 rows without a value in 'variant' (no arm) were left out of every number" in text
+    assert "y: 5 units dropped for missing values" in text
+    html = res._repr_html_()
+    assert "9 rows without a value in &#39;variant&#39;" in html        # escaped by the table template
+    assert abkit.analyze(df, [abkit.Mean("y", dropna=True)], control=0.0).arms == (0, 1)
+    # genuinely fractional labels stay as they are
+    frac = df.assign(variant=df.variant.map({0.0: 0.5, 1.0: 1.5}))
+    assert abkit.analyze(frac, [abkit.Mean("y", dropna=True)], control=0.5).arms == (0.5, 1.5)
+    quant = abkit.analyze(df.dropna(subset=["y"]), [abkit.Quantile("y", 0.5)], control=0)
+    assert quant.arms == (0, 1) and "1.0" not in str(quant)
+
+
+# --------------------------------------------------------------------------- layering (issue 15.5)
+def test_formatters_sit_below_results_and_plots_import_no_result_module():
+    """plots <-> results was an import circle (plots imported results' p_text; results imports plots for
+    .plot()). The formatters live in abkit.formatting, which imports nothing from abkit; plots, results,
+    verdict and segments import them from there, and plots imports no result module, not even lazily."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(abkit.__file__).parent
+
+    def imported(path):
+        out = set()
+        for node in ast.walk(ast.parse((root / path).read_text())):
+            if isinstance(node, ast.ImportFrom):
+                out.add(("." * node.level) + (node.module or ""))
+            elif isinstance(node, ast.Import):
+                out.update(a.name for a in node.names)
+        return out
+
+    assert not {m for m in imported("formatting.py") if m.startswith(".") or m.startswith("abkit")}
+    plots = imported("plots.py")
+    assert not plots & {".results", ".segments", ".verdict", ".analysis", ".sequential"}, plots
+    for module in ("results.py", "plots.py", "verdict.py", "segments.py"):
+        assert ".formatting" in imported(module), module
+    from abkit import formatting, results
+
+    assert results.format_pct is formatting.format_pct and results.p_text is formatting.p_text  # old imports work

@@ -77,3 +77,46 @@ def test_analyze_bayesian_columns():
         abkit.analyze(df, [abkit.Mean("x")], bayesian="yes")
     with pytest.raises(abkit.AbkitError, match="prior sd=-1"):
         NormalPrior(sd=-1)
+
+
+def test_prob_better_follows_the_effect_for_a_negative_control_value():
+    """A net amount around -5 that treatment raises by 0.5: P(better) near 1 and a tiny expected loss when higher
+    is better, near 0 when lower is better (with t / c - 1 both were the other way round)."""
+    rng = np.random.default_rng(3)
+    n = 20_000
+    arm = rng.choice(["control", "treatment"], n)
+    df = pd.DataFrame({"variant": arm, "net": rng.normal(-5.0, 4.0, n) + 0.5 * (arm == "treatment")})
+    res = abkit.analyze(df, [abkit.Mean("net"), abkit.Mean("net", name="net_low", better="lower")], bayesian=True)
+    b = res.to_frame().set_index("metric")
+    assert b.loc["net", "control_value"] < 0 and b.loc["net", "effect"] > 0 and b.loc["net", "p_value"] < 0.001
+    assert b.loc["net", "rel_effect"] > 0 and b.loc["net", "post_rel_effect"] > 0
+    assert b.loc["net", "prob_better"] > 0.99 and b.loc["net_low", "prob_better"] < 0.01
+    assert b.loc["net", "expected_loss"] < b.loc["net", "expected_loss_control"]
+    # P(better) agrees with the sign of the effect in every arm of many small random tests
+    for seed in range(30):
+        r = np.random.default_rng(seed)
+        m = 400
+        a = r.choice(["control", "treatment"], m)
+        shift = r.normal(0, 1.0)
+        d = pd.DataFrame({"variant": a, "v": r.normal(-8.0, 3.0, m) + shift * (a == "treatment")})
+        row = abkit.analyze(d, [abkit.Mean("v")], bayesian=True).row("v")
+        assert (row["prob_better"] > 0.5) == (row["effect"] > 0)
+
+
+def test_no_bayesian_reading_when_the_control_value_is_not_distinguishable_from_zero():
+    """Control mean 0.02 +/- 0.07: the relative lift has no bounded interval and its normal approximation
+    fails, so the Bayesian columns are NaN (a refusal) and the pages say why, never "nan%"."""
+    import re
+
+    rng = np.random.default_rng(5)
+    n = 4_000
+    arm = np.repeat(["control", "treatment"], n // 2)
+    z = rng.normal(0, 1, n)
+    df = pd.DataFrame({"variant": arm, "y": 3.0 * z + np.where(arm == "treatment", 1.0, 0.02)})
+    res = abkit.analyze(df, [abkit.Mean("y")], bayesian=True)
+    row = res.row("y")
+    assert not np.isfinite(row["rel_ci_lower"]) and row["p_value"] < 1e-10
+    for k in ("prob_better", "expected_loss", "expected_loss_control", "post_rel_effect"):
+        assert np.isnan(row[k])
+    html = res._repr_html_()
+    assert "not distinguishable from zero" in html and not re.search(r"\bnan\b", html, re.IGNORECASE)

@@ -279,14 +279,15 @@ def _imports_of(module: str) -> set[str]:
 
 
 def test_data_layer_imports_point_one_way():
-    # sources -> engines -> integrity -> columns -> errors, and moments below them all: no module imports one
+    # sources -> engines -> integrity -> columns -> errors, data_paths and moments below them all: no module imports one
     # above it, not even lazily inside a function (the circle engines <-> integrity <-> sources is gone)
     allowed = {
         "errors": set(),
         "columns": {"errors"},
+        "data_paths": {"errors"},
         "moments": {"errors"},
         "integrity": {"columns", "errors"},
-        "engines": {"columns", "errors", "integrity", "moments"},
+        "engines": {"columns", "data_paths", "errors", "integrity", "moments"},
         "sources": {"columns", "engines", "errors", "integrity", "metrics", "moments"},
     }
     for module, below in allowed.items():

@@ -30,7 +30,7 @@ import abkit
 from abkit.moments import Moments
 from abkit.sequential import AlwaysValid
 from abkit.stats.ab import _fieller_scalar, compare, fieller_relative
-from abkit.stats.sequential import (
+from abkit.stats.confidence_sequences import (
     always_valid_half_width,
     always_valid_radius_factor,
     always_valid_relative_interval,
@@ -97,11 +97,15 @@ def test_fieller_equals_root_finding_for_two_normal_means(seed, n_c, n_t, mu_c, 
         return (mt - rho * mc) ** 2 - q**2 * (vt + rho**2 * vc)
 
     lo, hi = brentq_interval(f, mt / mc, np.sqrt(vt + vc) / abs(mc))
-    assert row["rel_ci_lower"] == pytest.approx(lo - 1, abs=1e-10)
-    assert row["rel_ci_upper"] == pytest.approx(hi - 1, abs=1e-10)
+    # the relative lift is (t - c) / |c| = sign(c) (rho - 1): for a negative control the rho-interval mirrors
+    s = np.sign(mc)
+    want_lo, want_hi = sorted((s * (lo - 1), s * (hi - 1)))
+    assert row["rel_ci_lower"] == pytest.approx(want_lo, abs=1e-10)
+    assert row["rel_ci_upper"] == pytest.approx(want_hi, abs=1e-10)
     assert row["rel_ci_lower"] < row["rel_effect"] < row["rel_ci_upper"]
-    # the delta-method estimate and SE are unchanged
-    assert row["rel_effect"] == pytest.approx(mt / mc - 1, rel=1e-12)
+    # the delta-method estimate and SE (the sign does not change the SE)
+    assert row["rel_effect"] == pytest.approx(s * (mt / mc - 1), rel=1e-12)
+    assert np.sign(row["rel_effect"]) == np.sign(row["effect"])
     assert row["rel_se"] == pytest.approx(np.sqrt(vt / mc**2 + mt**2 * vc / mc**4), rel=1e-9)
 
 
@@ -129,6 +133,8 @@ def test_fieller_with_correlated_arms_matches_root_finding_in_rho():
             return (t[i] - rho * c[i]) ** 2 - q[i] ** 2 * (A[i] - 2 * rho * B[i] + rho**2 * C[i])
 
         rlo, rhi = brentq_interval(f, t[i] / c[i], 0.01 + abs(t[i] / c[i]))
+        # the lift (t - c) / |c| = sign(c) (rho - 1): for a negative control the rho-interval mirrors
+        rlo, rhi = sorted((np.sign(c[i]) * (rlo - 1) + 1, np.sign(c[i]) * (rhi - 1) + 1))
         scale = max(1.0, abs(rlo), abs(rhi))
         assert lo[i] == pytest.approx(rlo - 1, abs=1e-10 * scale)
         assert hi[i] == pytest.approx(rhi - 1, abs=1e-10 * scale)
@@ -325,6 +331,7 @@ def test_always_valid_fieller_equals_root_finding_on_the_half_width():
             return (d - r * c) ** 2 - always_valid_half_width(V, x * V * fraction, ALPHA) ** 2
 
         rlo, rhi = brentq_interval(f, t / c - 1, 0.01 + abs(t / c))
+        rlo, rhi = sorted((np.sign(c) * rlo, np.sign(c) * rhi))  # the lift (t - c) / |c|: mirrored for c < 0
         scale = max(1.0, abs(rlo), abs(rhi))
         assert lo == pytest.approx(rlo, abs=1e-10 * scale) and hi == pytest.approx(rhi, abs=1e-10 * scale)
         # at r = 0 the inequality is the effect's confidence sequence
@@ -351,7 +358,7 @@ def test_analyze_sequential_gives_the_always_valid_fieller_interval():
     arm = np.where(rng.random(n) < 0.5, "control", "treatment")
     df = pd.DataFrame({"variant": arm, "x": x, "y": 0.3 + 0.1 * (arm == "treatment") + x + rng.normal(0, 2, n)})
     metrics = [abkit.Mean("y"), abkit.Mean("y", "x", name="cuped")]
-    for design in (True, AlwaysValid(planned_n=4 * n), AlwaysValid(tau=0.2)):
+    for design in (AlwaysValid(planned_n=n), AlwaysValid(planned_n=4 * n), AlwaysValid(tau=0.2)):
         res = abkit.analyze(df, metrics, sequential=design)
         frame = res.to_frame()
         assert "_fieller" not in frame.columns
@@ -437,7 +444,7 @@ def test_an_unbounded_interval_is_nan_and_reads_as_n_a():
 
     for v in decide(res, "y", guardrails={"y2": 0.05}):
         assert not nan.search(v.headline) and not any(nan.search(r) for r in v.reasons)
-    seq = abkit.analyze(df, [abkit.Mean("y")], sequential=True).row("y")
+    seq = abkit.analyze(df, [abkit.Mean("y")], sequential=AlwaysValid(planned_n=len(df))).row("y")
     assert seq["rel_ci_lower"] == seq["rel_ci_lower_fixed"] == -np.inf and seq["rel_ci_upper"] == np.inf
     # a control value of (about) 0: the interval is unbounded too, not an error
     zero = df.assign(y=np.concatenate([2.0 * z[0], df.y.to_numpy()[n:]]))
@@ -574,3 +581,77 @@ def test_always_valid_quantile_relative_interval_is_fieller():
         agree += (r["ci_lower"] > 0 or r["ci_upper"] < 0) == (r["rel_ci_lower"] > 0 or r["rel_ci_upper"] < 0)
         asym += abs((r["rel_ci_upper"] - r["rel_effect"]) - (r["rel_effect"] - r["rel_ci_lower"])) > 1e-6
     assert agree == 40 and asym == 40
+
+
+# --------------------------------------------------------------------------- negative control values (issue 12.1)
+def test_relative_lift_has_the_sign_of_the_effect_for_every_estimator():
+    """Over random moment sets (control values of both signs; Mean, CUPED, Lin, Ratio): the lift is
+    effect / |control|, so it and both bounds of its bounded interval are on the side of the effect. With
+    t / c - 1 every negative control value flipped them."""
+    rng = np.random.default_rng(8)
+    N = 200
+    ms = random_moment_sets(rng, N)
+    metrics = [abkit.Mean("y"), abkit.Mean("y", "x", name="cuped"), abkit.Mean("y", ["x", "den"], name="lin"),
+               abkit.Ratio("num", "den", nonnegative=False)]
+    negative = 0
+    for m in metrics:
+        for i in range(N):
+            c = compare(ms, m, (i, "control"), (i, "treatment"))
+            assert c.rel_effect == pytest.approx(c.effect / abs(c.control_value), rel=1e-9)
+            assert np.sign(c.rel_effect) == np.sign(c.effect)
+            negative += c.control_value < 0
+            if np.isfinite(c.rel_ci_lower):
+                assert c.rel_ci_lower <= c.rel_effect <= c.rel_ci_upper
+                if c.ci_lower > 0:
+                    assert c.rel_ci_lower > 0
+                if c.ci_upper < 0:
+                    assert c.rel_ci_upper < 0
+    assert negative > 200
+
+
+def test_mirrored_data_give_the_mirrored_lift():
+    """y -> -y (and better flipped) negates every control and treatment value: the lift must negate and its
+    interval mirror exactly, fixed horizon, CUPED, always valid and quantiles alike."""
+    rng = np.random.default_rng(21)
+    n = 3_000
+    x = rng.normal(4.0, 1.0, n)
+    arm = rng.choice(["control", "treatment"], n)
+    y = 3.0 + 0.8 * x + rng.normal(0, 1.5, n) + 0.25 * (arm == "treatment")
+    df = pd.DataFrame({"variant": arm, "y": y, "x": x, "neg_y": -y})
+    metrics = [abkit.Mean("y"), abkit.Mean("y", "x", name="y_cuped")]
+    mirrored = [abkit.Mean("neg_y", name="y", better="lower"),
+                abkit.Mean("neg_y", "x", name="y_cuped", better="lower")]
+    for kw in ({}, {"sequential": AlwaysValid(planned_n=2 * n)}):
+        up = abkit.analyze(df, metrics, **kw)
+        down = abkit.analyze(df, mirrored, **kw)
+        for name in ("y", "y_cuped"):
+            a, b = up.row(name), down.row(name)
+            assert b["control_value"] == pytest.approx(-a["control_value"], rel=1e-12)
+            assert b["rel_effect"] == pytest.approx(-a["rel_effect"], rel=1e-9)
+            assert b["rel_ci_lower"] == pytest.approx(-a["rel_ci_upper"], rel=1e-9)
+            assert b["rel_ci_upper"] == pytest.approx(-a["rel_ci_lower"], rel=1e-9)
+            assert a["rel_effect"] > 0 > b["rel_effect"]
+            assert up.outcome(a) == down.outcome(b) == "better"
+    q_up = abkit.analyze(df, [abkit.Quantile("y", 0.5)]).rows[0]
+    q_down = abkit.analyze(df, [abkit.Quantile("neg_y", 0.5, better="lower")]).rows[0]
+    assert q_down["control_value"] == pytest.approx(-q_up["control_value"], rel=1e-12)
+    assert q_down["rel_effect"] == pytest.approx(-q_up["rel_effect"], rel=1e-9)
+    assert q_down["rel_ci_lower"] == pytest.approx(-q_up["rel_ci_upper"], rel=1e-9)
+    assert np.sign(q_down["rel_effect"]) == np.sign(q_down["effect"])
+
+
+def test_relative_interval_of_a_negative_control_covers_at_95():
+    """Coverage of the relative interval of (t - c) / |c| when the control mean is negative (-3 standard errors
+    of itself from zero, a lift of +40%): Fieller mirrored keeps 95%."""
+    rng = np.random.default_rng(4)
+    S, n = 4_000, 40
+    mu_c = -3.0 * 2.0 / np.sqrt(n)          # 3 standard errors below zero (sd 2)
+    mu_t = mu_c + 0.4 * abs(mu_c)           # true lift +40% of the control's size
+    yc = rng.normal(mu_c, 2.0, (S, n))
+    yt = rng.normal(mu_t, 2.0, (S, n))
+    mc, mt = yc.mean(1), yt.mean(1)
+    vc, vt = yc.var(1, ddof=1) / n, yt.var(1, ddof=1) / n
+    dof = (vc + vt) ** 2 / (vc**2 / (n - 1) + vt**2 / (n - 1))
+    lo, hi = fieller_relative(mt - mc, mc, vt + vc, -vc, vc, stats.t.isf(ALPHA / 2, dof))
+    covered = (lo <= 0.4) & (0.4 <= hi)
+    assert abs(covered.mean() - 0.95) < mc_band(0.95, S)

@@ -167,3 +167,68 @@ def test_winsorize_argument_errors():
     m = abkit.Mean("amount", "pre_amount", winsorize=0.99)
     assert m.needs_cap and "capped at p99 of pre_amount" in repr(m)
     assert m != abkit.Mean("amount", "pre_amount")
+
+
+# --------------------------------------------------------------------------- negative NPS (issue 12.1)
+def negative_nps(n=10_000, control=(2520, 4000), treatment=(2810, 3500)):
+    """Exact counts of promoters and detractors per arm of n respondents; by default control NPS -14.8
+    (25.20% promoters, 40.00% detractors), treatment -6.9 (28.10%, 35.00%)."""
+    def arm(name, promoters, detractors):
+        scores = np.r_[np.full(promoters, 10.0), np.full(detractors, 3.0), np.full(n - promoters - detractors, 7.0)]
+        return pd.DataFrame({"variant": name, "nps": scores})
+
+    return pd.concat([arm("control", *control), arm("treatment", *treatment)], ignore_index=True)
+
+
+def test_negative_nps_moves_up_in_points_everywhere():
+    """NPS -14.8 -> -6.9 (+7.9 points, p < 1e-7): the relative lift, P(better), expected loss, the verdict, the
+    forest plot and the portfolio entry all say "up". With t / c - 1 it read -53%, P(better) 0.0001."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from abkit.readout import render
+    from abkit.verdict import decide
+
+    res = abkit.analyze(negative_nps(), [abkit.NPS("nps")], bayesian=True)
+    row = res.row("nps")
+    assert row["control_value"] == pytest.approx(-14.8, abs=1e-9)
+    assert row["effect"] == pytest.approx(7.9, abs=1e-9) and row["p_value"] < 1e-7
+    # the relative lift is relative to the control value's size: +7.9 / 14.8, with the sign of the effect
+    assert row["rel_effect"] == pytest.approx(7.9 / 14.8, rel=1e-12)
+    assert 0 < row["rel_ci_lower"] < row["rel_effect"] < row["rel_ci_upper"]
+    assert row["prob_better"] > 0.999 and row["expected_loss"] < 1e-4 < row["expected_loss_control"]
+    (v,) = decide(res, "nps")
+    assert v.label == "Ship"
+    assert v.headline.startswith("treatment raised nps by 7.9 points (higher is better)")
+    assert v.reasons[0].startswith("nps up 7.9 points (95% CI +") and "points, p < 0.001)" in v.reasons[0]
+    assert "-53" not in v.headline + " ".join(v.reasons)
+    line = next(ln for ln in str(res).splitlines() if ln.strip().startswith("nps"))
+    assert "+7.90 points" in line and "+53.38% of |control|" in line
+    ax = res.plot()
+    dots = [ln for ln in ax.lines if ln.get_marker() == "o"]
+    assert len(dots) == 1 and dots[0].get_xdata()[0] == pytest.approx(100 * 7.9 / 14.8)
+    assert any("% of |control|" in t.get_text() for t in ax.get_yticklabels())
+    matplotlib.pyplot.close(ax.figure)
+    spec = type("Spec", (), {"primary": type("P", (), {"name": "nps", "better": "higher"})(), "name": "x",
+                             "alpha": 0.05})()
+    entry = render.summary(spec, res, [v])["arms"][0]
+    assert entry["rel_effect"] > 0 and entry["text"].startswith("+7.9") and "points" in entry["text"]
+    page = render.metrics_html(res)
+    assert "+53.38% of |control|" in page and "NPS effects are in NPS points" in page
+
+
+def test_nps_guardrail_margin_on_a_negative_nps_is_relative_to_its_size():
+    """A 2% margin on an NPS of -14.8 allows 0.296 points; a drop of 2 points (13.5% of its size) breaches it
+    (with t / c - 1 the drop read as +13.5% and the guardrail was "within its margin")."""
+    from abkit.verdict import guardrail_status
+
+    # 100,000 respondents per arm; treatment 25.2% promoters, 42.0% detractors: NPS -16.8, two points worse
+    worse = negative_nps(100_000, control=(25_200, 40_000), treatment=(25_200, 42_000))
+    res = abkit.analyze(worse, [abkit.NPS("nps")])
+    row = res.row("nps")
+    assert row["control_value"] == pytest.approx(-14.8) and row["effect"] == pytest.approx(-2.0)
+    assert row["rel_effect"] < 0 and row["rel_ci_upper"] < -0.02
+    status, text = guardrail_status(res, row, 0.02)
+    assert status == "breached"
+    assert "i.e. by 0.296 points (2.0% of the size of its negative control value -14.80)" in text
+    assert "-2.0 points" in text

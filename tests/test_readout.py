@@ -27,11 +27,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from markupsafe import escape
 
 import abkit
 from abkit.errors import AbkitError, SpecError
 from abkit.readout import run_readouts
-from abkit.readout.runner import TEMPLATE_FOR_KIND, TEMPLATE_NOTEBOOK
+from abkit.readout.runner import LOCK_NAME, OWNER_NAME, TEMPLATE_FOR_KIND, TEMPLATE_NOTEBOOK
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_SPECS = sorted((ROOT / "specs").glob("*.yaml"))
@@ -167,8 +168,8 @@ def test_failure_is_isolated(run):
     nb = nbformat.read(bad / "readout.ipynb", as_version=4)
     errors = [o for c in nb.cells for o in c.get("outputs", ()) if o.get("output_type") == "error"]
     assert errors and errors[0]["ename"] == "DataError"
-    # no temporary files left behind
-    assert not [p for p in run["out"].rglob(".*") if p.is_file()]
+    # no temporary files left behind (the folder's owner mark and lock file stay)
+    assert not [p for p in run["out"].rglob(".*") if p.is_file() and p.name not in (OWNER_NAME, LOCK_NAME)]
 
 
 def test_index_page(run):
@@ -224,7 +225,8 @@ def test_page_loads_nothing_from_the_network(run):
         assert not re.search(r"url\(\s*[\"']?\s*(https?:)?//", text) and "@import" not in text
         assert "Content-Security-Policy" in text and "default-src 'none'" in text
         images = re.findall(r"<img\b[^>]*>", text)
-        assert images and all(re.search(r'src="data:image/png;base64,[A-Za-z0-9+/=\s]{1000,}"', i) for i in images)
+        assert images and all(re.search(r'src="data:image/(png|svg\+xml);base64,[A-Za-z0-9+/=\s]{1000,}"', i)
+                              for i in images)
         assert all("alt=" in i for i in images)
 
 
@@ -247,18 +249,22 @@ def test_user_strings_are_escaped(run):
 
 
 def test_parameters_arrive_as_data(run):
-    """The spec reaches the kernel as a literal: quotes, newlines and code-like text survive unchanged."""
+    """The kernel gets the spec's path as a literal and reads the spec itself: quotes, newlines and
+    code-like text in it survive unchanged and are never code."""
     nb = nbformat.read(run["good"] / "readout.ipynb", as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1
     tree = ast.parse(injected[0].source)
     assert all(isinstance(node, ast.Assign) for node in tree.body)   # assignments of literals only
-    spec = ast.literal_eval(tree.body[0].value)
+    assert [t.id for node in tree.body for t in node.targets] == ["spec_path"]
+    spec_path = Path(ast.literal_eval(tree.body[0].value))
+    assert spec_path.is_absolute()
+    spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
     assert spec["hypothesis"] == TRICKY
     assert spec["name"] == GOOD_NAME
     # and the kernel saw the same string: the header it rendered holds it, escaped
     outputs = "".join(o.get("data", {}).get("text/html", "") for c in nb.cells for o in c.get("outputs", ()))
-    assert html.escape(TRICKY) in outputs
+    assert str(escape(TRICKY)) in outputs        # the page templates' escaping (markupsafe)
     assert html.escape(TRICKY, quote=False) in page(run)
     assert not (run["base"] / "pwned").exists() and not (run["good"] / "pwned").exists()
 
@@ -277,7 +283,7 @@ def test_notebook_keeps_the_code_for_auditors(run):
         params = [c for c in tnb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1
         code = [ln for ln in params[0].source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-        assert code == ["spec = {}"]
+        assert [ln.split("=")[0].strip() for ln in code] == ["spec_path", "spec"]   # see tests/test_templates.py
         assert all(not c.outputs for c in tnb.cells if c.cell_type == "code")   # templates are stored clean
     assert TEMPLATE_FOR_KIND["ab"] == TEMPLATE_NOTEBOOK
 
@@ -425,7 +431,8 @@ def test_failed_rerun_replaces_old_outputs(tmp_path):
     assert not outcome.ok and "no-such-kernel-abkit" in outcome.error
     assert not (folder / "readout.html").exists()
     assert "no-such-kernel-abkit" in (folder / "error.txt").read_text(encoding="utf-8")
-    assert sorted(p.name for p in folder.iterdir()) in (["error.txt"], ["error.txt", "readout.ipynb"])
+    kept = sorted(p.name for p in folder.iterdir() if p.name not in (OWNER_NAME, LOCK_NAME))
+    assert kept in (["error.txt"], ["error.txt", "readout.ipynb"])
 
 
 def test_sequential_readout_shows_the_always_valid_path(run):

@@ -95,3 +95,33 @@ def test_cochran_q_by_hand():
     assert q["Q"] == pytest.approx(np.sum(w * (d - pooled) ** 2))
     assert q["i2"] == pytest.approx(max(0.0, (q["Q"] - 2) / q["Q"]))
     assert np.isnan(cochran_q([1.0], [0.1])["Q"])
+
+
+def test_segment_lifts_of_a_negative_or_near_zero_control_value():
+    """Net amounts: negative in DE and FR, about zero in IT. Treatment raises DE and lowers FR: each segment's
+    lift has the sign of its effect (t / c - 1 flipped both), the forest plot draws DE right of zero and FR left,
+    and IT, whose control value cannot be told from zero, gets no relative dot but a label saying so."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(2)
+    n = 30_000
+    market = rng.choice(["DE", "FR", "IT"], n)
+    t = rng.random(n) < 0.5
+    base = pd.Series(market).map({"DE": -5.0, "FR": -5.0, "IT": 0.0}).to_numpy()
+    shift = pd.Series(market).map({"DE": 1.0, "FR": -1.0, "IT": 0.5}).to_numpy()
+    df = pd.DataFrame({"variant": np.where(t, "treatment", "control"), "market": market,
+                       "net": base + rng.normal(0, 3.0, n) + shift * t})
+    seg = abkit.analyze_segments(df, [abkit.Mean("net")], by="market")
+    f = seg.to_frame().set_index("market")
+    assert f.loc["DE", "rel_effect"] > 0 < f.loc["DE", "rel_ci_lower"]
+    assert f.loc["FR", "rel_effect"] < 0 > f.loc["FR", "rel_ci_upper"]
+    assert np.sign(f.rel_effect).equals(np.sign(f.effect))
+    assert not np.isfinite(f.loc["IT", "rel_ci_lower"])
+    ax = seg.plot()
+    squares = [ln.get_xdata()[0] for ln in ax.lines if ln.get_marker() == "s"]
+    assert len(squares) == 2 and min(squares) < 0 < max(squares)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert any(lb.startswith("IT") and "relative lift n/a (control \u2248 0)" in lb for lb in labels)
+    assert "n/a (control \u2248 0)" in seg._repr_html_()
+    matplotlib.pyplot.close(ax.figure)

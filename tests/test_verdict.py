@@ -7,8 +7,10 @@ statsmodels' power solver (an independent implementation). No kernel; fast.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -268,7 +270,7 @@ def test_always_valid_days_match_an_independent_computation(rel_se, planned, mde
     fixed = days_to_detect(r, mde, 12, units_now=units)
     assert est.units_needed > fixed.units_needed              # the always-valid interval is wider
     # True (the mixture read from an always-valid row's effect-scale tau) agrees with the explicit design
-    from abkit.stats.sequential import optimal_mixing_ratio
+    from abkit.stats.confidence_sequences import optimal_mixing_ratio
 
     tau = math.sqrt(optimal_mixing_ratio(0.05) * r["se"] ** 2 * units / planned)
     same = days_to_detect({**r, "tau": tau}, mde, 12, units_now=units, sequential=True)
@@ -278,7 +280,7 @@ def test_always_valid_days_match_an_independent_computation(rel_se, planned, mde
 def test_always_valid_days_give_the_planned_power():
     """At the units found, a true lift of mde puts the always-valid interval clear of 0 with probability power."""
     from abkit.sequential import AlwaysValid
-    from abkit.stats.sequential import always_valid_half_width, optimal_mixing_ratio
+    from abkit.stats.confidence_sequences import always_valid_half_width, optimal_mixing_ratio
 
     units, rel_se, mde, planned = 20_000, 0.03, 0.05, 30_000
     r = row("p", 0.0, rel_se, n=(units // 2, units // 2))
@@ -307,7 +309,7 @@ def test_sequential_verdict_counts_days_for_the_always_valid_interval():
 
 def test_always_valid_margin_days():
     from abkit.sequential import AlwaysValid
-    from abkit.stats.sequential import always_valid_half_width, optimal_mixing_ratio
+    from abkit.stats.confidence_sequences import always_valid_half_width, optimal_mixing_ratio
 
     r = row("g", 0.0, 0.02, n=(5_000, 5_000))
     est = days_to_show_margin(r, 0.05, 10, units_now=10_000, sequential=AlwaysValid(planned_n=10_000))
@@ -389,3 +391,68 @@ def test_missingness_skips_row_level_quantiles():
     res = abkit.analyze(df, [q, abkit.Mean("y")])
     assert missingness_checks(res) == []
     assert res.row(q.name)["dropped_control"] > 0            # there was something to (wrongly) compare
+
+
+# --------------------------------------------------------------------------- negative and near-zero control values
+def _net_amounts(shift, n=40_000, mean=-5.0, sd=4.0, seed=0):
+    """Net amounts per buyer (refunds minus purchases: negative on average) with a treatment shift."""
+    rng = np.random.default_rng(seed)
+    arm = np.repeat(["control", "treatment"], n // 2)
+    z = rng.normal(0, 1, n)
+    z[: n // 2] -= z[: n // 2].mean()
+    z[n // 2:] -= z[n // 2:].mean()
+    return pd.DataFrame({"variant": arm, "net": mean + sd * z + shift * (arm == "treatment")})
+
+
+def test_guardrail_margin_on_a_negative_control_value_reads_the_effect_not_its_mirror():
+    """Higher is better, control -5.0: treatment at -5.3 is 6% (of the size) worse and breaches a 2% margin;
+    at -4.7 it is 6% better and holds. With t / c - 1 the two were swapped."""
+    worse = abkit.analyze(_net_amounts(-0.3), [abkit.Mean("net")])
+    status, text = guardrail_status(worse, worse.row("net"), 0.02)
+    assert worse.row("net")["rel_effect"] == pytest.approx(-0.06, rel=1e-9)
+    assert status == "breached", text
+    assert "i.e. by 0.100 (2.0% of the size of its negative control value -5.000)" in text
+    assert "-6.0% of the size of control's value -5.000" in text
+    better = abkit.analyze(_net_amounts(+0.3), [abkit.Mean("net")])
+    assert guardrail_status(better, better.row("net"), 0.02)[0] == "ok"
+    both = abkit.analyze(_net_amounts(+0.3).assign(g=_net_amounts(-0.3).net), [abkit.Mean("net"), abkit.Mean("g")])
+    (v,) = decide(both, "net", {"g": 0.02})
+    assert v.label == "Do not ship" and "guardrail g was breached" in v.headline
+    (v,) = decide(both, "g")
+    assert v.label == "Do not ship" and v.reasons[0].startswith("g down 6.0% of the size of control's value -5.000")
+
+
+def test_a_primary_near_zero_is_read_in_absolute_units():
+    """Control mean 0.01 +/- 0.03 (not distinguishable from 0), treatment +0.20: the headline gives the absolute
+    change and says why, never a relative number like +1900%; no days are estimated for a relative MDE."""
+    df = _net_amounts(0.19, mean=0.01, sd=3.0)
+    res = abkit.analyze(df, [abkit.Mean("net")])
+    row = res.row("net")
+    assert row["p_value"] < 1e-8 and not np.isfinite(row["rel_ci_upper"])
+    (v,) = decide(res, "net", mde=0.05, days_elapsed=14)
+    assert v.label == "Ship" and v.headline == "treatment raised net by 0.190 (higher is better)."
+    assert "not distinguishable from zero, so the change is given in absolute units" in v.reasons[0]
+    assert not re.search(r"\d%", v.headline + v.reasons[0].replace("95% CI", ""))
+    assert days_to_detect(row, 0.05, 14).days_more is None
+    from abkit.readout import ab as readout_ab
+    from abkit.readout import render
+
+    size = readout_ab.SampleSize(units=40_000, planned_units=None, needed=None, mde=0.05, power=0.8, days=14,
+                                 days_source="test")
+    page = render.health_html(res, size=size)
+    assert "No estimate of the units needed for a 5.0% change" in page and "No sample-size plan" not in page
+
+
+def test_a_relative_margin_is_not_judged_on_a_guardrail_near_zero():
+    """A 2% margin on a guardrail whose control value cannot be told from 0 is meaningless: unclear (never ok, so
+    no Ship), with the reason and what to do; no days estimate; without a margin the usual rule applies."""
+    df = _net_amounts(0.0, mean=0.01, sd=3.0).assign(p=_net_amounts(0.3, seed=1).net)
+    res = abkit.analyze(df, [abkit.Mean("p"), abkit.Mean("net")])
+    status, text = guardrail_status(res, res.row("net"), 0.02)
+    assert status == "unclear"
+    assert "is not distinguishable from zero, so its relative margin (2.0%) cannot be checked" in text
+    assert "without a margin" in text
+    (v,) = decide(res, "p", {"net": 0.02}, days_elapsed=14)
+    assert v.label == "Inconclusive" and v.days_more is None
+    assert days_to_show_margin(res.row("net"), 0.02, 14).days_more is None
+    assert decide(res, "p", ["net"])[0].label == "Ship"

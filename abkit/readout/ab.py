@@ -208,7 +208,7 @@ def cumulative(spec, data=None, metric=None, result: ExperimentResult | None = N
 
     Daily moments (``abkit.moments(data, [metric], by=spec.date)``) are added
     up day by day and analysed; the frame has one row per day and treatment
-    arm: ``date, variant, n, rel_effect, rel_ci_lower, rel_ci_upper, p_value``.
+    arm: ``date, variant, n, rel_effect, rel_ci_lower, rel_ci_upper, p_value, control_value``.
     Days on which an arm has no units yet are skipped.
     """
     if not spec.date:
@@ -230,7 +230,8 @@ def cumulative(spec, data=None, metric=None, result: ExperimentResult | None = N
             r = res.row(metric.name, arm)
             out.append({"date": pd.Timestamp(d), "variant": arm, "n": r["n_control"] + r["n_treatment"],
                         "rel_effect": r["rel_effect"], "rel_ci_lower": r["rel_ci_lower"],
-                        "rel_ci_upper": r["rel_ci_upper"], "p_value": r["p_value"]})
+                        "rel_ci_upper": r["rel_ci_upper"], "p_value": r["p_value"],
+                        "control_value": r["control_value"]})
     no_arm = int(result.missing_variant) if result is not None else 0
     return pd.DataFrame(out), max(0, int(ms.missing_variant) - no_arm)
 
@@ -242,7 +243,7 @@ class Segments:
 
     column: str
     table: pd.DataFrame        # segment, variant, n_control, n_treatment, rel_effect, rel_ci_lower, rel_ci_upper,
-                               # p_value, p_value_adjusted, better, outcome
+                               # rel_se, p_value, p_value_adjusted, better, control_value, effect, outcome
     heterogeneity: pd.DataFrame  # variant, q, df, p_value, i2
     correction: str
     missing: int               # units without a value in the column (left out)
@@ -272,9 +273,9 @@ def segments(spec, column: str, result: ExperimentResult, data=None, metric=None
     hidden = max(0, len(sizes) - MAX_SEGMENTS)
     table = frame[frame[column].isin(shown)].rename(columns={column: "segment"})
     table = table[["segment", "variant", "n_control", "n_treatment", "rel_effect", "rel_ci_lower", "rel_ci_upper",
-                   "rel_se", "p_value", "p_value_adjusted", "better"]].reset_index(drop=True)
+                   "rel_se", "p_value", "p_value_adjusted", "better", "control_value", "effect"]].reset_index(drop=True)
     sig = table["p_value_adjusted"] < spec.alpha
-    good = (table["rel_effect"] > 0) == (table["better"] == "higher")
+    good = (table["effect"] > 0) == (table["better"] == "higher")   # the effect's sign (a lift may be n/a)
     table["outcome"] = np.where(sig, np.where(good, "better", "worse"), "neutral")
     het = seg.heterogeneity().rename(columns={"Q": "q"})[["variant", "q", "df", "p_value", "i2"]]
     # Segment intervals are fixed-horizon (abkit.analyze_segments has no always-valid mode): for a sequential
@@ -294,9 +295,10 @@ def always_valid_design(spec):
     """The always-valid design of a sequential spec, or None when the spec is not sequential.
 
     The mixture must be fixed before the data are seen (Howard et al. 2021,
-    Sec. 3.5): with ``planned_units`` it is tuned to the planned size
+    Sec. 3.5): it is tuned to the planned size
     (:class:`abkit.sequential.AlwaysValid` ``(planned_n=planned_units)``), the
-    same at every look; without, to the units analysed (exact for one look).
+    same at every look; a sequential spec without ``planned_units`` is refused
+    (by the spec check, and here with the same message).
     """
     if not getattr(spec, "sequential", False):
         return None
@@ -309,9 +311,8 @@ def always_valid_path(spec, data=None, design=None):
     """Every moment-based metric's always-valid path over the daily looks (:func:`abkit.sequential.monitor`).
 
     A look per exposure day (``spec.date``) on all units exposed up to that
-    day, with the mixture of ``design`` (default :func:`always_valid_design`;
-    without a planned size, the units of the last look, as the current
-    analysis). Quantile metrics have no moments and are left out.
+    day, with the mixture of ``design`` (default :func:`always_valid_design`:
+    the planned size). Quantile metrics have no moments and are left out.
     """
     from ..sequential import monitor
 

@@ -3,53 +3,87 @@
 :func:`run_readouts` validates every spec first (nothing runs if any is
 invalid), then for each experiment executes the template of its kind
 (``templates/ab_readout.ipynb`` for ``kind: ab``, ``templates/did_readout.ipynb``
-for ``kind: did``, ``templates/power_plan.ipynb`` for ``kind: power``) with papermill, the validated spec injected as a Python
-literal (``spec.to_dict()``: data, never code), and exports
-the executed notebook to HTML with the ``abkit`` nbconvert template (code and
-prompts hidden, no external resources). Layout of ``out_dir``::
+for ``kind: did``, ``templates/power_plan.ipynb`` for ``kind: power``; or an
+analyst's own copies with ``templates=``) with papermill, passing the spec's
+path as the ``spec_path`` parameter exactly as a scheduler running plain
+papermill would, and exports the executed notebook to HTML with the ``abkit``
+nbconvert template (code and prompts hidden, no external resources). Layout of ``out_dir``::
 
     out_dir/
       index.html                 portfolio: one row per experiment
       <slug>/readout.ipynb       executed notebook (kept, partially run, on failure)
       <slug>/readout.html        the readout page
       <slug>/error.txt           only when the experiment failed
+      <slug>/.abkit-experiment.json   which experiment owns the folder
 
 Every file is written atomically (temporary file in the same directory, then
 ``os.replace``), so a reader never sees half a page. Experiments are
 isolated: one that fails does not stop the others.
+
+What a run guarantees:
+
+* **Identity.** Each experiment has a stable identity: the spec's ``id:``,
+  else its path relative to ``root`` (``--root``) when one is declared, else
+  its file name without ``.yaml``. Its folder is that identity made safe
+  (:func:`slugify`). Two specs of one batch with one identity are refused
+  before anything runs, whatever the argument order; a folder another
+  experiment owns (another spec file with the same name) is never written:
+  the run refuses with the fix (an ``id:``, ``--root``) unless ``force``.
+* **Nothing foreign overwritten.** A folder or ``index.html`` that abkit did
+  not write is refused unless ``force``.
+* **One run per experiment at a time.** A lock on the folder; a second
+  process reading out the same experiment into the same ``out_dir`` fails
+  that experiment with a clear message instead of interleaving files.
+* **A clean stop.** Ctrl-C (SIGINT) cancels the readouts not yet started,
+  shuts the running kernels down, removes temporary files, writes the index
+  and returns within seconds; readouts that did not finish keep their
+  previous page, and the index shows what is on disk. Temporary files a
+  killed run (SIGKILL) left behind are swept by the next run of that
+  experiment.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import unicodedata
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AbkitError, ReadoutError, SpecError
 from ..spec import ExperimentSpec, load_spec
 from . import render
+from .pages import TEMPLATES_ENV
+from .templates import html_template_dir, notebook_for, templates_dir
 
 __all__ = ["ReadoutOutcome", "run_readouts", "validate_specs", "execute_readout", "export_html", "slugify",
-           "TEMPLATE_NOTEBOOK", "HTML_TEMPLATE_DIR"]
+           "experiment_identity", "TEMPLATE_NOTEBOOK", "HTML_TEMPLATE_DIR"]
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-TEMPLATE_NOTEBOOK = TEMPLATES / "ab_readout.ipynb"
-TEMPLATE_FOR_KIND = {"ab": TEMPLATE_NOTEBOOK, "did": TEMPLATES / "did_readout.ipynb",
-                     "power": TEMPLATES / "power_plan.ipynb"}
-HTML_TEMPLATE_DIR = TEMPLATES / "html"      # holds the nbconvert template directory 'abkit'
+TEMPLATES = templates_dir()                 # top-level templates/ (abkit/templates in the wheel)
+TEMPLATE_FOR_KIND = {kind: notebook_for(kind) for kind in ("ab", "did", "power")}
+TEMPLATE_NOTEBOOK = TEMPLATE_FOR_KIND["ab"]
+HTML_TEMPLATE_DIR = html_template_dir()     # holds the nbconvert template directory 'abkit'
 HTML_TEMPLATE_NAME = "abkit"
 
 NOTEBOOK_NAME = "readout.ipynb"
 HTML_NAME = "readout.html"
 ERROR_NAME = "error.txt"
 INDEX_NAME = "index.html"
+OWNER_NAME = ".abkit-experiment.json"      # which experiment owns a folder
+LOCK_NAME = ".abkit.lock"                  # held while a readout of the folder runs
+#: Files abkit writes into an experiment's folder (anything else there is the user's).
+ABKIT_FILES = frozenset({NOTEBOOK_NAME, HTML_NAME, ERROR_NAME, OWNER_NAME, LOCK_NAME, "summary.md", "readout.pdf"})
+#: Marks pages abkit wrote (an index.html without it is the user's and is never overwritten silently).
+GENERATOR_MARK = '<meta name="generator" content="abkit">'
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _MAX_SLUG = 80
@@ -63,7 +97,7 @@ class ReadoutOutcome:
     name: str
     slug: str
     folder: Path
-    status: str                                  # "ok" or "failed"
+    status: str                                  # "ok", "failed", "interrupted" (stopped mid-run), "not run"
     notebook: Path | None = None                 # readout.ipynb (also kept when execution failed)
     html: Path | None = None                     # readout.html, when status == "ok"
     error_file: Path | None = None               # error.txt, when status == "failed"
@@ -92,17 +126,114 @@ def slugify(text: str, fallback: str = "experiment") -> str:
     return slug or fallback
 
 
-def _unique_slugs(paths: Sequence[Path], specs: Sequence[ExperimentSpec]) -> list[str]:
-    out: list[str] = []
-    used: set[str] = set()
-    for p, s in zip(paths, specs):
-        base = slugify(p.stem, fallback=slugify(s.name))
-        slug, k = base, 2
-        while slug in used:
-            slug, k = f"{base}-{k}", k + 1
-        used.add(slug)
-        out.append(slug)
-    return out
+def experiment_identity(spec_path: str | os.PathLike, spec, root: str | os.PathLike | None = None) -> str:
+    """The experiment's stable identity: ``id:`` of the spec, else its path relative to ``root``, else its stem.
+
+    >>> experiment_identity("specs/teamA/refunds.yaml", None, root="specs")
+    'teamA/refunds'
+    """
+    explicit = getattr(spec, "id", None)
+    if explicit:
+        return str(explicit)
+    path = Path(spec_path)
+    if root is None:
+        return path.stem
+    rel = os.path.relpath(path.resolve(), Path(root).resolve())
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        raise SpecError(f"spec '{spec_path}' is not under the root '{root}'; pass the folder that holds all "
+                        "the specs as --root, or give the spec an `id:`")
+    return Path(rel).with_suffix("").as_posix()
+
+
+def _folders(out_dir: Path, paths: Sequence[Path], specs: Sequence, root) -> list[tuple[str, Path]]:
+    """(identity, folder) per spec; two specs of the batch with one folder are refused, naming both."""
+    seen: dict[str, tuple[Path, str]] = {}
+    result, clashes = [], []
+    for path, spec in zip(paths, specs):
+        identity = experiment_identity(path, spec, root)
+        slug = slugify(identity, fallback=slugify(spec.name))
+        if slug in seen:
+            other, other_id = seen[slug]
+            clashes.append(f"'{other}' and '{path}' would both write {out_dir / slug}"
+                           + (f" (identity {identity!r})" if other_id == identity
+                              else f" (identities {other_id!r} and {identity!r})"))
+        seen[slug] = (path, identity)
+        result.append((identity, _safe_folder(out_dir, slug)))
+    if clashes:
+        raise SpecError("two specs of this run would write the same folder; nothing was run:\n  "
+                        + "\n  ".join(clashes) + "\nGive each an `id:` (e.g. id: team-a-refunds), or pass "
+                        "--root DIR so that their paths below DIR tell them apart.")
+    return result
+
+
+def _owner(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / OWNER_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _check_folder(folder: Path, identity: str, spec_path: Path, force: bool) -> str | None:
+    """Why this run may not write ``folder`` (None: it may)."""
+    if force or not folder.exists():
+        return None
+    owner = _owner(folder)
+    if owner is not None:
+        theirs = Path(str(owner.get("spec", "")))
+        if owner.get("identity") != identity:
+            return (f"{folder} belongs to experiment {owner.get('identity')!r} (spec {theirs}), not {identity!r}; "
+                    "use another --out, or --force to take the folder over")
+        if theirs != spec_path.resolve() and theirs.is_file():
+            return (f"{folder} belongs to the spec {theirs}, another file with the same name as {spec_path}; "
+                    "give the specs `id:`s (e.g. id: team-a-refunds) or pass --root DIR so their paths tell "
+                    "them apart, or --force to take the folder over")
+        return None
+    foreign = sorted(p.name for p in folder.iterdir() if p.name not in ABKIT_FILES and not p.name.startswith("."))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        return (f"{folder} exists and holds files abkit did not write ({shown}); move them, use another --out, "
+                "or --force to write there anyway")
+    return None
+
+
+def _check_index(out_dir: Path, force: bool) -> None:
+    index = out_dir / INDEX_NAME
+    if force or not index.exists():
+        return
+    try:
+        head = index.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError as exc:
+        raise ReadoutError(f"cannot read {index}: {exc}") from exc
+    if GENERATOR_MARK not in head:
+        raise ReadoutError(f"{index} was not written by abkit; abkit would replace it with the portfolio page. "
+                           "Move it, use another --out, or pass --force")
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder/.abkit.lock`` (flock) for one readout; a second process fails at once, by name."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        yield
+        return
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ReadoutError(f"another abkit readout is writing {folder} right now; wait for it to finish "
+                               "(each experiment is read out by one process at a time)") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _sweep(folder: Path) -> None:
+    """Remove temporary files a killed run left behind (we hold the folder's lock, so none is in use)."""
+    for pattern in (".readout.*.ipynb", ".kernel.stderr", ".*.tmp"):
+        for stale in folder.glob(pattern):
+            stale.unlink(missing_ok=True)
 
 
 def _safe_folder(out_dir: Path, slug: str) -> Path:
@@ -158,15 +289,19 @@ def validate_specs(spec_paths: Iterable[str | os.PathLike]) -> list[tuple[Path, 
 
 
 # --------------------------------------------------------------------------- one experiment
-def export_html(notebook_path: str | os.PathLike, html_path: str | os.PathLike, title: str) -> Path:
-    """Executed notebook -> self-contained HTML page (code and prompts hidden, no external resources)."""
+def export_html(notebook_path: str | os.PathLike, html_path: str | os.PathLike, title: str,
+                templates: str | os.PathLike | None = None) -> Path:
+    """Executed notebook -> self-contained HTML page (code and prompts hidden, no external resources).
+
+    ``templates``: a folder with your own ``html/abkit`` nbconvert template (default: the shipped one).
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook_path), as_version=4)
     exporter = HTMLExporter(
         template_name=HTML_TEMPLATE_NAME,
-        extra_template_basedirs=[str(HTML_TEMPLATE_DIR)],
+        extra_template_basedirs=[str(html_template_dir(templates))],
         exclude_input=True,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
@@ -191,6 +326,24 @@ def _read_summary(notebook_path: Path) -> dict | None:
 
 
 _KERNEL_MANAGER = None
+_KERNELS: set = set()                 # kernel processes (Popen) started by readouts of this process
+_KERNELS_LOCK = threading.Lock()
+
+
+def _stop_kernels(grace: float = 1.0) -> None:
+    """Terminate every readout kernel this process started (their process groups), then kill stragglers."""
+    with _KERNELS_LOCK:
+        procs = [p for p in _KERNELS if p.poll() is None]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for p in procs:
+            with contextlib.suppress(OSError):
+                os.killpg(p.pid, sig)        # kernels run in their own session: pgid == pid
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+            time.sleep(0.05)
+        procs = [p for p in procs if p.poll() is None]
+        if not procs:
+            break
 
 
 def _kernel_manager_class():
@@ -208,19 +361,29 @@ def _kernel_manager_class():
 
         class ReadoutKernelManager(AsyncKernelManager):
             stderr_path = Unicode("", help="file for the kernel's stderr (empty: inherit)").tag(config=True)
+            templates = Unicode("", help="the analyst's own templates folder (--templates)").tag(config=True)
 
             async def _async_launch_kernel(self, kernel_cmd, **kw):
+                if self.templates:             # the kernel's pages read the analyst's page templates first
+                    kw["env"] = {**(kw.get("env") or os.environ), TEMPLATES_ENV: self.templates}
                 if not self.stderr_path or "stderr" in kw:
-                    return await super()._async_launch_kernel(kernel_cmd, **kw)
-                with open(self.stderr_path, "ab") as fh:   # the child keeps its own copy of the descriptor
-                    kw["stderr"] = fh
-                    return await super()._async_launch_kernel(kernel_cmd, **kw)
+                    await super()._async_launch_kernel(kernel_cmd, **kw)
+                else:
+                    with open(self.stderr_path, "ab") as fh:   # the child keeps its own copy of the descriptor
+                        kw["stderr"] = fh
+                        await super()._async_launch_kernel(kernel_cmd, **kw)
+                proc = getattr(self.provisioner, "process", None)
+                if proc is not None:
+                    with _KERNELS_LOCK:
+                        for done in [p for p in _KERNELS if p.poll() is not None]:
+                            _KERNELS.discard(done)
+                        _KERNELS.add(proc)
 
         _KERNEL_MANAGER = ReadoutKernelManager
     return _KERNEL_MANAGER
 
 
-def _kernel_config(stderr_path: Path | None = None):
+def _kernel_config(stderr_path: Path | None = None, templates: str | os.PathLike | None = None):
     """Kernel settings: stderr to ``stderr_path``; CurveZMQ encryption when jupyter_client and pyzmq support it.
 
     Without encryption the kernel talks plain TCP on localhost.
@@ -228,9 +391,12 @@ def _kernel_config(stderr_path: Path | None = None):
     from traitlets.config import Config
 
     cfg = Config()
-    if stderr_path is not None:
+    if stderr_path is not None or templates is not None:
         cfg.NotebookClient.kernel_manager_class = _kernel_manager_class()
+    if stderr_path is not None:
         cfg.ReadoutKernelManager.stderr_path = str(stderr_path)
+    if templates is not None:
+        cfg.ReadoutKernelManager.templates = str(Path(templates).resolve())
     try:
         import zmq
         from jupyter_client.manager import KernelManager
@@ -271,17 +437,39 @@ def _error_report(spec_path: Path, spec: ExperimentSpec, step: str, exc: BaseExc
 
 
 def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kernel_name: str = "python3",
-                    cell_timeout: int | None = 1800, template: Path | None = None) -> ReadoutOutcome:
+                    cell_timeout: int | None = 1800, template: Path | None = None,
+                    templates: str | os.PathLike | None = None, identity: str | None = None,
+                    stop: threading.Event | None = None) -> ReadoutOutcome:
     """Run one experiment into ``folder``; never raises for the experiment's own failures.
 
-    The notebook is the template of the spec's kind (:data:`TEMPLATE_FOR_KIND`) unless ``template`` is given.
+    The notebook is the template of the spec's kind in ``templates`` (default: the shipped
+    :data:`TEMPLATE_FOR_KIND`) unless ``template`` names one notebook. It gets the spec's path as
+    its ``spec_path`` parameter, as plain papermill would. The folder is locked for the run, swept
+    of a killed run's temporary files and marked as the experiment's (``identity``). When ``stop``
+    is set while the notebook runs (Ctrl-C; the caller shuts the kernel down), the outcome is
+    ``interrupted`` and the folder keeps its previous page.
     """
-    import papermill
-
-    template = template or TEMPLATE_FOR_KIND[spec.kind]
-
+    base = dict(spec_path=spec_path, name=spec.name, slug=folder.name, folder=folder, primary=spec.primary.name)
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with _folder_lock(folder):
+            _sweep(folder)
+            _atomic_write_text(folder / OWNER_NAME, json.dumps(
+                {"identity": identity or Path(spec_path).stem, "spec": str(Path(spec_path).resolve()),
+                 "name": spec.name, "written_by": "abkit readout"}, indent=1) + "\n")
+            return _execute(spec_path, spec, folder, base, started, kernel_name=kernel_name,
+                            cell_timeout=cell_timeout, template=template or notebook_for(spec.kind, templates),
+                            templates=templates, stop=stop)
+    except ReadoutError as exc:     # the folder is another process's right now: touch nothing in it
+        return ReadoutOutcome(**base, status="failed", error=_one_line(str(exc)),
+                              seconds=time.perf_counter() - started)
+
+
+def _execute(spec_path, spec, folder: Path, base: dict, started: float, *, kernel_name, cell_timeout, template,
+             templates, stop) -> ReadoutOutcome:
+    import papermill
+
     notebook, html_file, error_file = folder / NOTEBOOK_NAME, folder / HTML_NAME, folder / ERROR_NAME
     fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".readout.", suffix=".ipynb")
     os.close(fd)
@@ -289,31 +477,39 @@ def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kern
     kernel_log = folder / ".kernel.stderr"
     kernel_log.unlink(missing_ok=True)
     step = "executing the notebook"
-    base = dict(spec_path=spec_path, name=spec.name, slug=folder.name, folder=folder, primary=spec.primary.name)
     try:
         papermill.execute_notebook(
             str(template), str(tmp),
-            parameters={"spec": spec.to_dict()},
+            parameters={"spec_path": str(Path(spec_path).resolve())},
             kernel_name=kernel_name,
-            cwd=str(folder),
+            # The kernel starts in the experiment's folder (nbclient's resources path). Not papermill's cwd=,
+            # which os.chdir()s the whole process: with --jobs > 1 threads would race on the working directory.
+            resources={"metadata": {"path": str(folder)}},
             log_output=False,
             progress_bar=False,
             execution_timeout=cell_timeout,
-            config=_kernel_config(kernel_log),
+            config=_kernel_config(kernel_log, templates),
             # The kernel's own log (e.g. "KeyboardInterrupt caught in kernel" while it is shut down
             # after a failed cell) is noise on the terminal; the notebook records the real error.
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt
         os.chmod(tmp, 0o644)
         os.replace(tmp, notebook)
         step = "exporting HTML"
-        export_html(notebook, html_file, title=spec.name)   # replaces the previous page atomically
+        export_html(notebook, html_file, title=spec.name, templates=templates)   # replaces the page atomically
         error_file.unlink(missing_ok=True)                  # a previous run's error no longer applies
         summary = _read_summary(notebook) or {}
         return ReadoutOutcome(**base, status="ok", notebook=notebook, html=html_file,
                               verdicts=tuple(summary.get("arms", ())),
                               seconds=time.perf_counter() - started)
-    except Exception as exc:  # noqa: BLE001 - isolate each experiment; the error is reported, not lost
+    except BaseException as exc:  # noqa: BLE001 - isolate each experiment; the error is reported, not lost
+        if (stop is not None and stop.is_set()) or isinstance(exc, KeyboardInterrupt):
+            # Stopped by the user: this run's files go, the previous page (if any) stays as it was.
+            return _previous_outcome(base, status="interrupted", seconds=time.perf_counter() - started)
+        if not isinstance(exc, Exception):
+            raise
         if tmp.exists() and tmp.stat().st_size > 0:
             os.chmod(tmp, 0o644)
             os.replace(tmp, notebook)  # keep the partially executed notebook for debugging
@@ -332,13 +528,33 @@ def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kern
         kernel_log.unlink(missing_ok=True)
 
 
+def _previous_outcome(base: dict, status: str, seconds: float = 0.0) -> ReadoutOutcome:
+    """An experiment this run did not finish: what its folder shows from an earlier run, if anything."""
+    folder: Path = base["folder"]
+    notebook, page, error_file = folder / NOTEBOOK_NAME, folder / HTML_NAME, folder / ERROR_NAME
+    note = "stopped before it finished" if status == "interrupted" else "not run (the run was stopped)"
+    if page.is_file() and notebook.is_file():
+        summary = _read_summary(notebook) or {}
+        return ReadoutOutcome(**base, status=status, notebook=notebook, html=page, seconds=seconds,
+                              verdicts=tuple(summary.get("arms", ())), error=f"{note}; the page is an earlier run's")
+    if error_file.is_file():
+        return ReadoutOutcome(**base, status=status, error_file=error_file, seconds=seconds,
+                              error=f"{note}; error.txt is an earlier run's")
+    return ReadoutOutcome(**base, status=status, error=note, seconds=seconds)
+
+
 # --------------------------------------------------------------------------- many experiments
 def _write_index(out_dir: Path, outcomes: Sequence[ReadoutOutcome], specs: Sequence[ExperimentSpec]) -> Path:
+    """The portfolio page, saying only what is on disk: a link goes to a page or error file that exists."""
     entries = []
     for o, s in zip(outcomes, specs):
-        target = HTML_NAME if o.ok else ERROR_NAME
-        entries.append({"name": o.name, "owner": s.owner, "ok": o.ok, "href": f"{o.slug}/{target}", "kind": s.kind,
-                        "arms": list(o.verdicts), "primary": o.primary, "error": o.error})
+        shown = o.html if o.html is not None and o.html.is_file() else None
+        error_file = o.error_file if o.error_file is not None and o.error_file.is_file() else None
+        target = shown or error_file
+        entries.append({"name": o.name, "owner": s.owner, "ok": shown is not None, "kind": s.kind,
+                        "href": f"{o.slug}/{target.name}" if target is not None else None,
+                        "arms": list(o.verdicts) if shown is not None else [], "primary": o.primary,
+                        "error": o.error, "note": o.error if o.status in ("interrupted", "not run") else None})
     path = out_dir / INDEX_NAME
     _atomic_write_text(path, render.portfolio_html(entries))
     return path
@@ -346,56 +562,95 @@ def _write_index(out_dir: Path, outcomes: Sequence[ReadoutOutcome], specs: Seque
 
 def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, jobs: int = 1, *,
                  progress: bool = True, kernel_name: str = "python3",
-                 cell_timeout: int | None = 1800) -> list[ReadoutOutcome]:
+                 cell_timeout: int | None = 1800,
+                 templates: str | os.PathLike | None = None, root: str | os.PathLike | None = None,
+                 force: bool = False) -> list[ReadoutOutcome]:
     """Validate all specs, then produce one readout per spec under ``out_dir``; see the module doc.
 
-    Raises :class:`abkit.SpecError` (nothing run) if any spec is invalid.
-    Returns one :class:`ReadoutOutcome` per spec, in the order given;
-    failures are reported there (and in ``<slug>/error.txt``), not raised.
+    ``templates``: a folder with your own copies of the template notebooks (``ab_readout.ipynb``,
+    ``did_readout.ipynb``, ``power_plan.ipynb``; optionally ``html/abkit``); default: the shipped ones.
+    ``root``: the folder the specs' identities are relative to (:func:`experiment_identity`).
+    ``force``: write into folders (and an ``index.html``) abkit did not write or another experiment owns.
+
+    Raises :class:`abkit.SpecError` / :class:`abkit.ReadoutError` (nothing run) if any spec is invalid or
+    any folder may not be written. Returns one :class:`ReadoutOutcome` per spec, in the order given;
+    failures are reported there (and in ``<slug>/error.txt``), not raised. Ctrl-C stops the batch
+    cleanly (see the module doc) and then raises ``KeyboardInterrupt`` only if nothing could be
+    reported; otherwise the outcomes say ``interrupted`` / ``not run``.
     """
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise AbkitError(f"jobs={jobs!r} must be a whole number >= 1")
     validated = validate_specs(spec_paths)
-    paths = [p for p, _ in validated]
+    paths = [p.absolute() for p, _ in validated]   # before any thread runs: relative paths read once, here
     specs = [s for _, s in validated]
+    for kind in sorted({s.kind for s in specs}):
+        notebook_for(kind, templates)        # a missing template fails the batch before anything runs
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ReadoutError(f"cannot create output folder '{out}': {exc}") from exc
     out = out.resolve()
-    folders = [_safe_folder(out, slug) for slug in _unique_slugs(paths, specs)]
+    _check_index(out, force)
+    plan = _folders(out, paths, specs, root)
+    refused = [why for (identity, folder), path in zip(plan, paths)
+               if (why := _check_folder(folder, identity, path, force)) is not None]
+    if refused:
+        raise ReadoutError("nothing was run; these folders are not this run's to write:\n  " + "\n  ".join(refused))
 
     from tqdm import tqdm
 
+    stop = threading.Event()
     outcomes: list[ReadoutOutcome | None] = [None] * len(specs)
     bar = tqdm(total=len(specs), desc="readouts", unit="exp", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
+
+    def base(i: int) -> dict:
+        return dict(spec_path=paths[i], name=specs[i].name, slug=plan[i][1].name, folder=plan[i][1],
+                    primary=specs[i].primary.name)
+
+    def one(i: int) -> ReadoutOutcome:
+        if stop.is_set():
+            return _previous_outcome(base(i), status="not run")
+        try:
+            return execute_readout(paths[i], specs[i], plan[i][1], kernel_name=kernel_name,
+                                   cell_timeout=cell_timeout, templates=templates, identity=plan[i][0], stop=stop)
+        except Exception as exc:  # noqa: BLE001 - e.g. the folder is not writable: fail this one only
+            return ReadoutOutcome(**base(i), status="failed", error=_one_line(f"{type(exc).__name__}: {exc}"))
+
+    def done(i: int, outcome: ReadoutOutcome) -> None:
+        outcomes[i] = outcome
+        bar.set_postfix_str(f"{outcome.slug}: {outcome.status}", refresh=False)
+        bar.update(1)
+
+    # Every readout runs in a worker thread (each drives its own kernel process), so that the main
+    # thread stays free to take Ctrl-C at once, at any --jobs.
+    pool = ThreadPoolExecutor(max_workers=min(jobs, len(specs)), thread_name_prefix="abkit-readout")
+    futures = {pool.submit(one, i): i for i in range(len(specs))}
     try:
-        def one(i: int) -> ReadoutOutcome:
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                done(futures[fut], fut.result())
+    except KeyboardInterrupt:
+        stop.set()
+        for fut in futures:
+            fut.cancel()                       # queued readouts never start
+        _stop_kernels()                        # running ones end now: their kernels are shut down
+        deadline = time.monotonic() + 2
+        for fut, i in futures.items():
+            if outcomes[i] is not None:
+                continue
             try:
-                return execute_readout(paths[i], specs[i], folders[i], kernel_name=kernel_name,
-                                       cell_timeout=cell_timeout)
-            except Exception as exc:  # noqa: BLE001 - e.g. the folder is not writable: fail this one only
-                return ReadoutOutcome(spec_path=paths[i], name=specs[i].name, slug=folders[i].name,
-                                      folder=folders[i], status="failed", primary=specs[i].primary.name,
-                                      error=_one_line(f"{type(exc).__name__}: {exc}"))
-
-        def done(i: int, outcome: ReadoutOutcome) -> None:
-            outcomes[i] = outcome
-            bar.set_postfix_str(f"{outcome.slug}: {outcome.status}", refresh=False)
-            bar.update(1)
-
-        if jobs == 1 or len(specs) == 1:
-            for i in range(len(specs)):
-                done(i, one(i))
-        else:
-            # Threads suffice: each papermill run drives its own kernel process.
-            with ThreadPoolExecutor(max_workers=min(jobs, len(specs)), thread_name_prefix="abkit-readout") as pool:
-                futures = {pool.submit(one, i): i for i in range(len(specs))}
-                for fut in as_completed(futures):
-                    done(futures[fut], fut.result())
+                outcome = None if fut.cancelled() else fut.result(timeout=max(0.0, deadline - time.monotonic()))
+            except BaseException:  # noqa: BLE001 - a second Ctrl-C or a straggler: report what is on disk
+                outcome = None
+            if outcome is None:                # its thread is still unwinding: its temporary files go now
+                _sweep(plan[i][1])
+            outcomes[i] = outcome or _previous_outcome(base(i), status="not run" if fut.cancelled() else "interrupted")
     finally:
+        pool.shutdown(wait=False, cancel_futures=True)
         bar.close()
     _write_index(out, outcomes, specs)
     return list(outcomes)

@@ -47,32 +47,53 @@ the population average effect (Negi and Wooldridge 2021). The HC standard
 error of the interacted OLS leaves that term out and is too small when the
 slopes differ between arms (shown by simulation in the tests).
 
-**Relative lift** ``r = adj_t / adj_c - 1``. The estimate and its standard
-error ``rel_se`` are the delta method's, with gradient ``g_t / adj_c -
-adj_t g_c / adj_c^2`` (for two unadjusted arms: ``Var(r) = Var_t / adj_c^2 +
-adj_t^2 Var_c / adj_c^4``); ``rel_se`` feeds the Bayesian columns and the
+**Relative lift** ``r = (adj_t - adj_c) / |adj_c|``: ``adj_t / adj_c - 1``
+when the control value is positive; when it is negative (an NPS below zero,
+a net amount, a margin) the change as a share of the control value's *size*,
+so ``r`` always has the sign of the absolute effect ("up" is positive). The
+textbook ``t / c - 1`` flips sign with ``c``: an NPS going from -14.8 to -6.9
+(up 7.9 points) would read as -53%. A relative change is only defined
+against a positive reference (Tornqvist, Vartia and Vartia 1985, "How should
+relative changes be measured?", Am. Stat. 39); dividing by the reference's
+absolute value is the convention of financial reporting for a change from a
+loss, and abkit says so wherever it shows such a lift ("% of |control|").
+The estimate and its standard error ``rel_se`` are the delta method's, with
+gradient ``s (g_t / adj_c - adj_t g_c / adj_c^2)``, ``s = sign(adj_c)`` (for
+two unadjusted arms: ``Var(r) = Var_t / adj_c^2 + adj_t^2 Var_c / adj_c^4``,
+unchanged by ``s``); ``rel_se`` feeds the Bayesian columns and the
 days-to-detect estimates. The *confidence interval* is Fieller's (Fieller
 1954, "Some problems in interval estimation", JRSS B 16; Hirschberg and Lye
 2010, "A geometric comparison of the delta and Fieller confidence
-intervals", Am. Stat. 64): with ``rho = 1 + r`` the set of ratios that the
-t test of the linear contrast ``adj_t - rho adj_c = 0`` does not reject,
+intervals", Am. Stat. 64): with ``rho = adj_t / adj_c`` the set of ratios
+that the t test of the linear contrast ``adj_t - rho adj_c = 0`` does not
+reject,
 
     {rho : (adj_t - rho adj_c)^2 <= q^2 (A - 2 rho B + rho^2 C)},
     A = Var(adj_t) = sum_a g_t^T V_a g_t,  B = Cov(adj_t, adj_c) = sum_a g_t^T V_a g_c,
     C = Var(adj_c) = sum_a g_c^T V_a g_c,
 
 with ``q`` the critical value of the absolute CI (the Welch t quantile
-below). abkit solves it in ``r`` directly, with ``d = adj_t - adj_c``,
-``V_d = Var(d)``, ``K = Cov(d, adj_c) = B - C`` (:func:`fieller_relative`):
+below), mapped to ``r = s (rho - 1)`` (for a negative control value the
+interval is mirrored). abkit solves it in ``r`` directly, with ``d = adj_t -
+adj_c``, ``V_d = Var(d)``, ``K = Cov(d, adj_c) = B - C``
+(:func:`fieller_relative`):
 
-    r^2 (adj_c^2 - q^2 C) - 2 r (d adj_c - q^2 K) + (d^2 - q^2 V_d) <= 0.
+    r^2 (adj_c^2 - q^2 C) - 2 s r (d adj_c - q^2 K) + (d^2 - q^2 V_d) <= 0.
 
 It is a bounded interval exactly when ``adj_c^2 > q^2 C`` (the control
-value is significantly different from zero). Otherwise the set is
-unbounded (two rays, or the whole line) and abkit reports its convex hull
-``(-inf, +inf)``, shown as "n/a": no finite interval for the lift exists at
-that confidence level, whatever the p-value of the effect says. Why Fieller
-and not ``r +/- q rel_se``: (1) at ``r = 0`` the inequality *is* the
+value is significantly different from zero, so its sign is known at that
+level and mirroring is well defined). Otherwise the set is unbounded (two
+rays, or the whole line) and abkit reports its convex hull ``(-inf, +inf)``,
+shown as "n/a": no finite interval for the lift exists at that confidence
+level, whatever the p-value of the effect says. **Near zero** means exactly
+this: a control value not distinguishable from zero at the analysis' level.
+The point estimate ``r`` is kept (its sign is right), but the readouts, the
+verdicts and the guardrail rules then read the change in the metric's
+absolute units, a relative guardrail margin cannot be checked, and the
+Bayesian reading, which rests on a normal approximation of ``r`` that fails
+there, is not given (:mod:`abkit.verdict`, :mod:`abkit.stats.bayes`). A
+control value of exactly 0 has no relative lift (NaN). Why Fieller and not
+``r +/- q rel_se``: (1) at ``r = 0`` the inequality *is* the
 absolute test (``d^2 <= q^2 V_d``), so a bounded relative CI excludes 0
 exactly when the absolute CI does, which the symmetric delta-method CI need
 not (it can call a lift significant whose effect is not, and vice versa);
@@ -193,32 +214,33 @@ def t_inference(estimate: float, pieces: Sequence[float], sizes: Sequence[float]
 
 
 def fieller_relative(effect, control, var_effect, cov_effect_control, var_control, q):
-    """Fieller's interval ``(lower, upper)`` for ``r = treatment / control - 1``. Vectorized.
+    """Fieller's interval ``(lower, upper)`` for the relative lift ``r = (t - c) / |c|``. Vectorized.
 
     ``effect = t - c`` and ``control = c`` are the estimates, ``var_effect =
     Var(t - c)``, ``cov_effect_control = Cov(t - c, c)``, ``var_control =
-    Var(c)``; ``q`` the critical value (the one of the effect's CI). The
-    interval is the set of ``r`` with
+    Var(c)``; ``q`` the critical value (the one of the effect's CI). For the
+    ratio ``u = t / c - 1`` the interval is the set of ``u`` with
 
-        (effect - r control)^2 <= q^2 (var_effect - 2 r cov_effect_control + r^2 var_control)
+        (effect - u control)^2 <= q^2 (var_effect - 2 u cov_effect_control + u^2 var_control)
 
-    i.e. ``r^2 a - 2 r b + c0 <= 0`` with ``a = control^2 - q^2 var_control``,
+    i.e. ``u^2 a - 2 u b + c0 <= 0`` with ``a = control^2 - q^2 var_control``,
     ``b = effect control - q^2 cov_effect_control``, ``c0 = effect^2 - q^2
     var_effect``: the roots ``(b -/+ sqrt(b^2 - a c0)) / a`` when ``a > 0``
-    (computed without cancellation). When ``a <= 0`` the set
-    is unbounded (two rays or the whole line) and the result is its convex
-    hull ``(-inf, inf)``; NaN inputs give NaN. A bounded interval contains 0
-    exactly when ``effect^2 <= q^2 var_effect``. See the module docstring
-    for why abkit uses it.
+    (computed without cancellation); ``r = sign(c) u``, so for a negative
+    control value the interval is mirrored (``b`` taken with the sign of
+    ``c``). When ``a <= 0`` the set is unbounded (two rays or the whole line)
+    and the result is its convex hull ``(-inf, inf)``; NaN inputs give NaN. A
+    bounded interval contains 0 exactly when ``effect^2 <= q^2 var_effect``.
+    See the module docstring for why abkit uses it.
     """
     d, c, vd, k, vc, q = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in
                                                 (effect, control, var_effect, cov_effect_control, var_control, q)))
     q2 = q * q
     a = c * c - q2 * vc
-    b = d * c - q2 * k
+    b = np.where(c < 0.0, -1.0, 1.0) * (d * c - q2 * k)   # the roots of r = sign(c) u: mirrored for c < 0
     c0 = d * d - q2 * vd
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        # with a > 0 the quadratic is <= 0 at the estimate r = d / c, so b^2 - a c0 >= 0 up to rounding
+        # with a > 0 the quadratic is <= 0 at the estimate r = d / |c|, so b^2 - a c0 >= 0 up to rounding
         root = np.sqrt(np.maximum(b * b - a * c0, 0.0))
         s = b + np.copysign(root, b)      # |s| = |b| + root: no cancellation
         far = s / a                       # the root farther from 0 (on the side of b)
@@ -237,7 +259,7 @@ def _fieller_scalar(d: float, c: float, vd: float, k: float, vc: float, q: float
     """:func:`fieller_relative` for Python floats (the same arithmetic, without numpy's per-call cost)."""
     q2 = q * q
     a = c * c - q2 * vc
-    b = d * c - q2 * k
+    b = (d * c - q2 * k) * (-1.0 if c < 0.0 else 1.0)
     c0 = d * d - q2 * vd
     if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c0)):
         return math.nan, math.nan
@@ -350,7 +372,8 @@ def compare(moments: Moments, metric: Metric, control: Hashable, treatment: Hash
         cov_dc += float((g_t[a] - g_c[a]) @ u)
     var_c = max(var_c, 0.0)
     if a_c != 0.0 and np.isfinite(a_c):
-        rel = a_t / a_c - 1.0
+        rel = (a_t - a_c) / abs(a_c)   # the sign of the effect, also for a negative control value (docstring)
+        # gradient of s (a_t / a_c - 1), s = sign(a_c): the sign does not change the variance
         rel_pieces = variance_pieces({a: g_t[a] / a_c - a_t / a_c**2 * g_c[a] for a in arms})
         rel_se = float(np.sqrt(sum(rel_pieces)))
     else:

@@ -32,7 +32,20 @@ lift in the good direction is ``u = g rel ~ N(g m, s^2)``:
   testing at VWO"), and of keeping control ``E[max(0, u)] = s phi(g m / s) + g m Phi(g m / s)``;
 * the ``1 - alpha`` credible interval ``m +/- z_{1-alpha/2} s``.
 
-All in relative-lift units (0.01 = one percent of the control value).
+All in relative-lift units (0.01 = one percent of the control value's size).
+The relative lift is abkit's ``(treatment - control) / |control|``
+(:mod:`abkit.stats.ab`): for a negative control value (an NPS below zero, a
+net amount) it still has the sign of the absolute effect, so ``P(better)``
+and the expected losses agree with the direction the metric moved (with
+``t / c - 1`` an NPS going from -14.8 to -6.9 would get ``P(better)`` near 0).
+
+**No reading near zero.** When the control value is not distinguishable from
+zero (Fieller's fixed-horizon interval of the lift is unbounded, or the
+control value is 0) the lift has no finite confidence bound and its
+delta-method normal likelihood, on which this update rests, is not a
+usable approximation: the Bayesian columns are NaN for that row (a refusal,
+not a number), and the pages say why. The absolute effect and its p-value
+are unaffected.
 """
 from __future__ import annotations
 
@@ -44,7 +57,7 @@ from scipy import stats
 from ..errors import AbkitError
 
 __all__ = ["NormalPrior", "posterior", "prob_better", "expected_loss", "prior_from_history", "as_prior",
-           "add_bayes_columns", "BAYES_COLUMNS"]
+           "add_bayes_columns", "relative_defined", "BAYES_COLUMNS"]
 
 BAYES_COLUMNS = ["prob_better", "expected_loss", "expected_loss_control", "post_rel_effect", "post_rel_lower",
                  "post_rel_upper", "prior_sd"]
@@ -88,6 +101,12 @@ def _direction(better: str) -> float:
     if better not in ("higher", "lower"):
         raise AbkitError(f"better={better!r} must be 'higher' or 'lower'")
     return 1.0 if better == "higher" else -1.0
+
+
+def relative_defined(rel_effect, rel_ci_lower, rel_ci_upper) -> bool:
+    """True when a relative lift has a finite estimate and a bounded interval (the control value is
+    distinguishable from zero); the Bayesian reading is given only then (module docstring)."""
+    return bool(np.all(np.isfinite(np.asarray([rel_effect, rel_ci_lower, rel_ci_upper], dtype=np.float64))))
 
 
 def prob_better(mean, sd, better: str = "higher"):
@@ -158,13 +177,20 @@ def add_bayes_columns(rows, prior: NormalPrior, alpha: float = 0.05) -> list[dic
 
     Uses each row's ``rel_effect`` and ``rel_se`` (the fixed-horizon delta
     method standard error: the posterior does not depend on the stopping
-    rule) and its ``better`` direction.
+    rule) and its ``better`` direction. A row whose fixed-horizon relative
+    interval (``rel_ci_*_fixed`` of a sequential row, else ``rel_ci_*``) is
+    unbounded gets NaN columns (module docstring: no reading near zero).
     """
     z = stats.norm.isf(alpha / 2.0)
     out = []
     for r in rows:
         r = dict(r)
-        m, s = posterior(r["rel_effect"], r["rel_se"], prior)
+        bounds = (r.get("rel_ci_lower_fixed", r.get("rel_ci_lower", np.nan)),
+                  r.get("rel_ci_upper_fixed", r.get("rel_ci_upper", np.nan)))
+        if relative_defined(r["rel_effect"], *bounds):
+            m, s = posterior(r["rel_effect"], r["rel_se"], prior)
+        else:
+            m = s = np.nan
         r.update({
             "prob_better": float(prob_better(m, s, r["better"])),
             "expected_loss": float(expected_loss(m, s, r["better"], "treatment")),
