@@ -6,32 +6,42 @@
     ...                                          covariates=("pre_refunds", "pre_orders"))])
     >>> result.to_frame()  # doctest: +SKIP
 """
-from .analysis import analyze, moments
 from .errors import AbkitError, ColumnNotFoundError, DataError, ReadoutError, SpecError
 from .metrics import NPS, Mean, Metric, Proportion, Quantile, Ratio, TimeToEvent
 from .moments import Moments, MomentSet
-from .results import ExperimentResult
-from .quantile import quantile_effect
-from . import time_to_event  # noqa: F401  (abkit.time_to_event.*)
-from .time_to_event import analyze_time_to_event
-from .segments import SegmentResult, analyze_segments
 from . import engines  # noqa: F401  (abkit.engines.table)
+
+del moments  # noqa: F821 - the submodule imported above; `abkit.moments` is the function (see _FROM_MODULE)
 
 __version__ = "0.1.0"
 
-_LAZY = ("simulate", "did", "power", "sequential", "integrity", "portfolio", "spec")
-_FROM_SPEC = ("ExperimentSpec", "load_spec")     # the spec models (pydantic) load on first use
+_LAZY = ("simulate", "did", "power", "sequential", "integrity", "portfolio", "spec", "time_to_event")
+# Names that load on first use, with their module: the analysis stack imports pandas and scipy.stats
+# (about a second), which `abkit readout`'s own process (spec checks, papermill, the index page) does
+# not need before it starts the kernels; the spec models (pydantic) likewise.
+_FROM_MODULE = {
+    "analyze": "analysis", "moments": "aggregation", "ExperimentResult": "results",
+    "quantile_effect": "quantile", "analyze_time_to_event": "time_to_event",
+    "SegmentResult": "segments", "analyze_segments": "segments",
+    "ExperimentSpec": "spec", "load_spec": "spec",
+}
 
 
 def __getattr__(name: str):
     # Submodules with heavier imports load on first use (and
     # `python -m abkit.simulate` does not import the module twice).
-    if name in _LAZY or name in _FROM_SPEC:
+    if name in _LAZY or name in _FROM_MODULE:
         import importlib
 
-        module = importlib.import_module(f".{'spec' if name in _FROM_SPEC else name}", __name__)
-        return getattr(module, name) if name in _FROM_SPEC else module
+        module = importlib.import_module(f".{_FROM_MODULE.get(name, name)}", __name__)
+        value = getattr(module, name) if name in _FROM_MODULE else module
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'abkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 __all__ = [
     "AbkitError", "ColumnNotFoundError", "DataError", "ReadoutError", "SpecError",

@@ -47,7 +47,6 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from .columns import key_codes, plain
 from .errors import DataError
@@ -140,6 +139,7 @@ class Integrity:
 # --------------------------------------------------------------------------- in memory
 def _unit_codes(batch, column: str) -> tuple[np.ndarray, int, object]:
     """Integer codes of the unit column (-1 = missing), the number of codes, and codes -> ids."""
+    import pandas as pd  # here, not at import: `abkit readout` starts its kernels without loading pandas
     import pyarrow as pa
 
     if isinstance(batch, pd.DataFrame):
@@ -166,6 +166,7 @@ def _unit_codes(batch, column: str) -> tuple[np.ndarray, int, object]:
 
 def _duplicate_rows(batch, rows: np.ndarray, columns: Sequence[str]) -> int:
     """Rows among ``rows`` (positions) equal to an earlier one of them in every column of ``columns``."""
+    import pandas as pd
     if rows.size < 2:
         return 0
     if isinstance(batch, pd.DataFrame):

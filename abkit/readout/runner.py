@@ -61,7 +61,7 @@ from pathlib import Path
 
 from ..errors import AbkitError, ReadoutError, SpecError
 from ..spec import ExperimentSpec, load_spec
-from . import render
+from .kernels import kernel_environment, threads_per_kernel, warm_imports
 from .pages import TEMPLATES_ENV
 from .templates import html_template_dir, notebook_for, templates_dir
 
@@ -357,13 +357,16 @@ def _kernel_manager_class():
     global _KERNEL_MANAGER
     if _KERNEL_MANAGER is None:
         from jupyter_client.manager import AsyncKernelManager
-        from traitlets import Unicode
+        from traitlets import Int, Unicode
 
         class ReadoutKernelManager(AsyncKernelManager):
             stderr_path = Unicode("", help="file for the kernel's stderr (empty: inherit)").tag(config=True)
             templates = Unicode("", help="the analyst's own templates folder (--templates)").tag(config=True)
+            blas_threads = Int(0, help="BLAS/OpenMP threads of the kernel (0: no limit)").tag(config=True)
 
             async def _async_launch_kernel(self, kernel_cmd, **kw):
+                if self.blas_threads:          # --jobs N: kernels share the cores (see kernels)
+                    kw["env"] = kernel_environment(kw.get("env"), self.blas_threads)
                 if self.templates:             # the kernel's pages read the analyst's page templates first
                     kw["env"] = {**(kw.get("env") or os.environ), TEMPLATES_ENV: self.templates}
                 if not self.stderr_path or "stderr" in kw:
@@ -372,6 +375,7 @@ def _kernel_manager_class():
                     with open(self.stderr_path, "ab") as fh:   # the child keeps its own copy of the descriptor
                         kw["stderr"] = fh
                         await super()._async_launch_kernel(kernel_cmd, **kw)
+                warm_imports()                 # the export's and index's imports, while the kernel works
                 proc = getattr(self.provisioner, "process", None)
                 if proc is not None:
                     with _KERNELS_LOCK:
@@ -383,7 +387,8 @@ def _kernel_manager_class():
     return _KERNEL_MANAGER
 
 
-def _kernel_config(stderr_path: Path | None = None, templates: str | os.PathLike | None = None):
+def _kernel_config(stderr_path: Path | None = None, templates: str | os.PathLike | None = None,
+                   blas_threads: int | None = None):
     """Kernel settings: stderr to ``stderr_path``; CurveZMQ encryption when jupyter_client and pyzmq support it.
 
     Without encryption the kernel talks plain TCP on localhost.
@@ -397,6 +402,8 @@ def _kernel_config(stderr_path: Path | None = None, templates: str | os.PathLike
         cfg.ReadoutKernelManager.stderr_path = str(stderr_path)
     if templates is not None:
         cfg.ReadoutKernelManager.templates = str(Path(templates).resolve())
+    if blas_threads:
+        cfg.ReadoutKernelManager.blas_threads = int(blas_threads)
     try:
         import zmq
         from jupyter_client.manager import KernelManager
@@ -439,7 +446,7 @@ def _error_report(spec_path: Path, spec: ExperimentSpec, step: str, exc: BaseExc
 def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kernel_name: str = "python3",
                     cell_timeout: int | None = 1800, template: Path | None = None,
                     templates: str | os.PathLike | None = None, identity: str | None = None,
-                    stop: threading.Event | None = None) -> ReadoutOutcome:
+                    stop: threading.Event | None = None, blas_threads: int | None = None) -> ReadoutOutcome:
     """Run one experiment into ``folder``; never raises for the experiment's own failures.
 
     The notebook is the template of the spec's kind in ``templates`` (default: the shipped
@@ -460,14 +467,14 @@ def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kern
                  "name": spec.name, "written_by": "abkit readout"}, indent=1) + "\n")
             return _execute(spec_path, spec, folder, base, started, kernel_name=kernel_name,
                             cell_timeout=cell_timeout, template=template or notebook_for(spec.kind, templates),
-                            templates=templates, stop=stop)
+                            templates=templates, stop=stop, blas_threads=blas_threads)
     except ReadoutError as exc:     # the folder is another process's right now: touch nothing in it
         return ReadoutOutcome(**base, status="failed", error=_one_line(str(exc)),
                               seconds=time.perf_counter() - started)
 
 
 def _execute(spec_path, spec, folder: Path, base: dict, started: float, *, kernel_name, cell_timeout, template,
-             templates, stop) -> ReadoutOutcome:
+             templates, stop, blas_threads=None) -> ReadoutOutcome:
     import papermill
 
     notebook, html_file, error_file = folder / NOTEBOOK_NAME, folder / HTML_NAME, folder / ERROR_NAME
@@ -488,7 +495,7 @@ def _execute(spec_path, spec, folder: Path, base: dict, started: float, *, kerne
             log_output=False,
             progress_bar=False,
             execution_timeout=cell_timeout,
-            config=_kernel_config(kernel_log, templates),
+            config=_kernel_config(kernel_log, templates, blas_threads),
             # The kernel's own log (e.g. "KeyboardInterrupt caught in kernel" while it is shut down
             # after a failed cell) is noise on the terminal; the notebook records the real error.
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
@@ -556,6 +563,8 @@ def _write_index(out_dir: Path, outcomes: Sequence[ReadoutOutcome], specs: Seque
                         "arms": list(o.verdicts) if shown is not None else [], "primary": o.primary,
                         "error": o.error, "note": o.error if o.status in ("interrupted", "not run") else None})
     path = out_dir / INDEX_NAME
+    from . import render      # pandas, scipy, matplotlib: loaded after the kernels started, not before
+
     _atomic_write_text(path, render.portfolio_html(entries))
     return path
 
@@ -614,7 +623,8 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
             return _previous_outcome(base(i), status="not run")
         try:
             return execute_readout(paths[i], specs[i], plan[i][1], kernel_name=kernel_name,
-                                   cell_timeout=cell_timeout, templates=templates, identity=plan[i][0], stop=stop)
+                                   cell_timeout=cell_timeout, templates=templates, identity=plan[i][0], stop=stop,
+                                   blas_threads=threads_per_kernel(min(jobs, len(specs))))
         except Exception as exc:  # noqa: BLE001 - e.g. the folder is not writable: fail this one only
             return ReadoutOutcome(**base(i), status="failed", error=_one_line(f"{type(exc).__name__}: {exc}"))
 

@@ -1,0 +1,112 @@
+"""Readout speed: kernels of a --jobs batch share the cores (BLAS threads), charts drawn once."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from abkit.readout import kernels, runner
+from abkit.readout.kernels import THREAD_VARIABLES, kernel_environment, threads_per_kernel
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_threads_per_kernel_splits_the_cores_between_the_jobs():
+    assert threads_per_kernel(1, cores=8) is None            # one readout: the libraries' own default
+    assert threads_per_kernel(2, cores=8) == 4
+    assert threads_per_kernel(3, cores=8) == 2
+    assert threads_per_kernel(4, cores=2) == 1               # more jobs than cores: one thread each, never 0
+    assert threads_per_kernel(2) == max(1, kernels._cores() // 2)
+
+
+def test_kernel_environment_sets_every_limit_and_keeps_the_users():
+    env = kernel_environment({"PATH": "/bin", "MKL_NUM_THREADS": "3"}, 2)
+    assert env["PATH"] == "/bin" and env["MKL_NUM_THREADS"] == "3"        # the user's own limit is kept
+    assert all(env[v] == "2" for v in THREAD_VARIABLES if v != "MKL_NUM_THREADS")
+    assert kernel_environment({"PATH": "/bin"}, None) == {"PATH": "/bin"}  # no limit: unchanged
+
+
+def test_the_kernel_manager_starts_kernels_with_the_limits(monkeypatch):
+    # the env the kernel process is launched with (jupyter_client's launch, stubbed) carries the limits
+    for v in THREAD_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    seen = {}
+    manager_class = runner._kernel_manager_class()
+
+    async def launch(self, kernel_cmd, **kw):
+        seen.update(kw)
+
+    monkeypatch.setattr(manager_class.__mro__[1], "_async_launch_kernel", launch)
+    monkeypatch.setattr(runner, "warm_imports", lambda: None)
+    cfg = runner._kernel_config(None, None, blas_threads=1)
+    manager = manager_class(config=cfg)
+    assert manager.blas_threads == 1
+    asyncio.run(manager._async_launch_kernel(["python"], env={"PATH": "/bin"}))
+    assert all(seen["env"][v] == "1" for v in THREAD_VARIABLES) and seen["env"]["PATH"] == "/bin"
+    seen.clear()
+    asyncio.run(manager_class(config=runner._kernel_config(None, None))._async_launch_kernel(["python"], env={}))
+    assert not any(v in seen["env"] for v in THREAD_VARIABLES)              # --jobs 1: no limit
+
+
+def test_run_readouts_gives_each_of_jobs_kernels_its_share(monkeypatch, tmp_path):
+    seen = []
+
+    def fake_execute(spec_path, spec, folder, **kw):
+        seen.append(kw["blas_threads"])
+        return runner.ReadoutOutcome(spec_path=spec_path, name=spec.name, slug=folder.name, folder=folder,
+                                     primary=spec.primary.name, status="failed", error="not run in this test")
+
+    monkeypatch.setattr(runner, "execute_readout", fake_execute)
+    monkeypatch.setattr(kernels, "_cores", lambda: 8)
+    specs = [ROOT / "specs" / "instant_refunds.yaml", ROOT / "specs" / "chatbot_3arm.yaml"]
+    runner.run_readouts(specs, tmp_path / "a", jobs=2, progress=False)
+    runner.run_readouts(specs, tmp_path / "b", jobs=1, progress=False)
+    runner.run_readouts(specs[:1], tmp_path / "c", jobs=4, progress=False)   # one spec: one kernel, no limit
+    assert seen == [4, 4, None, None, None]
+
+
+def test_small_charts_are_drawn_once_as_svg(monkeypatch):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from abkit.readout import render
+
+    render.configure_matplotlib()
+    drawn = []
+    monkeypatch.setattr(render, "figure_data_uri", lambda fig, dpi=None: drawn.append("png") or "data:,")
+    fig, ax = plt.subplots()
+    ax.errorbar(np.arange(12), np.arange(12.0), yerr=1.0, fmt="o")          # a segment chart's size
+    ax.set_yticks(range(12), [f"segment {i}" for i in range(12)])
+    assert render.chart_image(fig, "segments")["src"].startswith("data:image/svg+xml;base64,")
+    assert drawn == []                                                      # no PNG drawn to compare
+    fig2, ax2 = plt.subplots()
+    ax2.scatter(np.arange(5000.0), np.arange(5000.0), s=1)
+    render.chart_image(fig2, "dots")
+    assert drawn == ["png"]                                                 # busy chart: both drawn
+    plt.close("all")
+
+
+def test_the_runner_process_starts_kernels_before_loading_the_analysis_stack():
+    # `abkit readout` imports pandas / scipy.stats / matplotlib only once kernels run (warm_imports) or
+    # for the index page: not before the first kernel starts (about a second of CPU on the critical path)
+    import subprocess
+    import sys
+
+    code = ("import sys, abkit, abkit.cli, abkit.readout.runner; "
+            "print(sorted(m for m in ('pandas', 'scipy.stats', 'matplotlib', 'abkit.analysis') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_lazy_names_of_the_package_resolve():
+    import abkit
+    from abkit.aggregation import moments
+    from abkit.analysis import analyze
+
+    assert abkit.analyze is analyze and abkit.moments is moments         # the function, not the submodule
+    assert {"analyze", "moments", "ExperimentResult", "analyze_segments"} <= set(dir(abkit))
+    for name in abkit.__all__:
+        assert getattr(abkit, name) is not None
