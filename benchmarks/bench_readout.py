@@ -83,7 +83,7 @@ def main() -> None:
         nb.write_text(json.dumps(TRIVIAL))
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         figures["trivial papermill notebook"] = best(
-            [sys.executable, "-m", "papermill", "-q", str(nb), str(tmp / "out.ipynb")], env, args.repeat)
+            [sys.executable, "-m", "papermill", "--no-progress-bar", "--log-level", "WARNING", str(nb), str(tmp / "out.ipynb")], env, args.repeat)
         checkouts = [("this tree", str(ROOT))]
         if args.baseline:
             checkouts.append(("baseline", str(Path(args.baseline).resolve())))

@@ -89,13 +89,13 @@ def test_small_charts_are_drawn_once_as_svg(monkeypatch):
     plt.close("all")
 
 
-def test_the_runner_process_starts_kernels_before_loading_the_analysis_stack():
-    # `abkit readout` imports pandas / scipy.stats / matplotlib only once kernels run (warm_imports) or
-    # for the index page: not before the first kernel starts (about a second of CPU on the critical path)
+def test_import_abkit_does_not_load_the_analysis_stack():
+    # `import abkit` and the CLI (abkit validate, abkit schema) load pandas / scipy.stats / matplotlib only
+    # when an analysis needs them (about a second of CPU)
     import subprocess
     import sys
 
-    code = ("import sys, abkit, abkit.cli, abkit.readout.runner; "
+    code = ("import sys, abkit, abkit.cli; "
             "print(sorted(m for m in ('pandas', 'scipy.stats', 'matplotlib', 'abkit.analysis') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -12,15 +12,7 @@
 """
 from __future__ import annotations
 
+from . import render
 from .runner import ReadoutOutcome, export_html, run_readouts, slugify, validate_specs
-
-
-def __getattr__(name: str):
-    # render (results, plots: pandas, scipy.stats, matplotlib) loads on first use, not with the runner
-    if name == "render":
-        import importlib
-
-        return importlib.import_module(".render", __name__)
-    raise AttributeError(f"module 'abkit.readout' has no attribute {name!r}")
 
 __all__ = ["ReadoutOutcome", "export_html", "render", "run_readouts", "slugify", "validate_specs"]

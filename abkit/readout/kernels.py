@@ -11,10 +11,12 @@ the kernel). Limits the user set in the environment are kept. One readout at
 a time (``--jobs 1``) changes nothing.
 
 While a kernel starts and runs its notebook, the runner's own process waits;
-:func:`warm_imports` uses that time to import what the runner needs after
-the kernel (the HTML export, the index page: pandas, scipy.stats, matplotlib,
-nbconvert; about 1.5 s of CPU) in a background thread, so that on a machine
-with a free core it is off the readout's critical path.
+:func:`warm_imports` uses that time to import what the runner needs only
+after the kernel, nbconvert for the HTML export (about 0.3 s of CPU), in a
+background thread, so that on a machine with a free core it is off the
+readout's critical path. (The index page's imports, pandas and scipy.stats
+through the page code, stay before the kernels start: a Ctrl-C must be able
+to write the index at once.)
 """
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ def kernel_environment(env: Mapping[str, str] | None, threads: int | None) -> di
     return out
 
 
-WARM_MODULES = ("abkit.readout.render", "nbconvert")
+WARM_MODULES = ("nbconvert.exporters.html",)
 _WARMING: list[threading.Thread] = []
 _WARM_LOCK = threading.Lock()
 

@@ -61,6 +61,7 @@ from pathlib import Path
 
 from ..errors import AbkitError, ReadoutError, SpecError
 from ..spec import ExperimentSpec, load_spec
+from . import render
 from .kernels import kernel_environment, threads_per_kernel, warm_imports
 from .pages import TEMPLATES_ENV
 from .templates import html_template_dir, notebook_for, templates_dir
@@ -375,7 +376,7 @@ def _kernel_manager_class():
                     with open(self.stderr_path, "ab") as fh:   # the child keeps its own copy of the descriptor
                         kw["stderr"] = fh
                         await super()._async_launch_kernel(kernel_cmd, **kw)
-                warm_imports()                 # the export's and index's imports, while the kernel works
+                warm_imports()                 # the HTML export's imports, while the kernel works
                 proc = getattr(self.provisioner, "process", None)
                 if proc is not None:
                     with _KERNELS_LOCK:
@@ -563,8 +564,6 @@ def _write_index(out_dir: Path, outcomes: Sequence[ReadoutOutcome], specs: Seque
                         "arms": list(o.verdicts) if shown is not None else [], "primary": o.primary,
                         "error": o.error, "note": o.error if o.status in ("interrupted", "not run") else None})
     path = out_dir / INDEX_NAME
-    from . import render      # pandas, scipy, matplotlib: loaded after the kernels started, not before
-
     _atomic_write_text(path, render.portfolio_html(entries))
     return path
 
