@@ -223,6 +223,7 @@ def part_b(n: int, repeat: int, spark: bool, tea: bool, counts=COUNTS) -> dict:
         sdf = session.read.parquet(str(path)).cache()
         sdf.count()
     times = {e: {} for e in ENGINES}
+    runs = {}
     for k in counts:
         metrics = scaling_metrics(k)
         sql = hand_written_sql("frame", metrics)
@@ -237,12 +238,19 @@ def part_b(n: int, repeat: int, spark: bool, tea: bool, counts=COUNTS) -> dict:
         if tea:
             experiment = _tea_experiment(k)
             run["tea-tasting"] = lambda e=experiment: e.analyze(df, control="control")
-        for engine in ENGINES:
-            if engine in run:
-                times[engine][k] = best_of(run[engine], 1 if engine in ("Spark local[2]", "tea-tasting") and k >= 40
-                                           else repeat)
-        print(f"   {k:3d} metrics: " + ", ".join(f"{e} {times[e][k]:.3f} s" for e in ENGINES if k in times[e]),
-              flush=True)
+        runs[k] = run
+    # the repeats go round every metric count (5, 10, ..., 80, 5, 10, ...), so that a burst of other jobs'
+    # load on a shared machine hits every count alike instead of one; the best of the repeats is kept
+    for rep in range(repeat):
+        for k in counts:
+            for engine in ENGINES:
+                slow = engine in ("Spark local[2]", "tea-tasting") and k >= 40
+                if engine in runs[k] and not (slow and rep > 0):
+                    t = best_of(runs[k][engine], 1)
+                    times[engine][k] = min(t, times[engine].get(k, t))
+            if rep == repeat - 1:
+                print(f"   {k:3d} metrics: " + ", ".join(f"{e} {times[e][k]:.3f} s" for e in ENGINES
+                                                         if k in times[e]), flush=True)
     print("   40 / 5 metrics: " + ", ".join(f"{e} {times[e][40] / times[e][5]:.1f}x" for e in ENGINES
                                            if 40 in times[e] and 5 in times[e]) + " (target <= 10x)")
     if tea and 40 in times["tea-tasting"]:
