@@ -410,6 +410,8 @@ def test_power_plan_notebook_with_the_simulation_check(tmp_path):
                                progress_bar=False, log_output=False)
     export_html(nb, page, title=spec.name)
     text = page.read_text(encoding="utf-8")
-    order = [text.index(s) for s in ("Simulation check: in 200 simulated", ">What the test can detect, by duration<",
-                                     ">Power by the size of the true change<", ">Minimum detectable effect by duration<")]
+    order = [text.index(s) for s in ("Simulation check: in 200 simulated",
+                                     ">What the test can detect, by duration<",
+                                     ">Power by the size of the true change<",
+                                     ">Minimum detectable effect by duration<")]
     assert order == sorted(order)

@@ -371,7 +371,8 @@ class SyntheticResult:
         s = (f"{_METHOD_NAMES[self.method]} on {self.outcome} ({who} vs {self.n_control} comparison units, "
              f"{self.n_pre} pre / {self.n_post} post periods): effect {self.estimate:.6g} "
              f"({_pct(self.relative_effect)} of the synthetic counterfactual {self.counterfactual:.5g}), "
-             f"SE {_fmt(self.se, 5)} ({self.inference}), {lvl} CI [{_fmt(self.ci_lower, 5)}, {_fmt(self.ci_upper, 5)}], "
+             f"SE {_fmt(self.se, 5)} ({self.inference}), "
+             f"{lvl} CI [{_fmt(self.ci_lower, 5)}, {_fmt(self.ci_upper, 5)}], "
              f"p = {_fmt_p(self.p_value)}")
         lines = [s]
         if np.isfinite(self.permutation_p_value):

@@ -165,7 +165,8 @@ def _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w, 
             parts.append((lo, hi, wC, dC))
         mu0 = s0 / W0
         if trim_level is not None and W1 / (W1 + W0) >= trim_level:
-            raise DataError(f"cohort {cells[js[0]][0]:g} in period {periods[tcol[0]]:g}: the comparison units hold {W0 / (W1 + W0):.2%} of the "
+            raise DataError(f"cohort {cells[js[0]][0]:g} in period {periods[tcol[0]]:g}: "
+                            f"the comparison units hold {W0 / (W1 + W0):.2%} of the "
                             f"cell's weight, so the propensity score of every one is at or above "
                             f"trim_level={trim_level:g} and DRDID's trimming leaves no comparison. Use "
                             "method='reg' (no propensity score) or trim_level=1")

@@ -524,7 +524,7 @@ def _run_fw(problems: list, reg: Regularization, min_decrease: np.ndarray):
     x, _ = simplex_ridge_fw(A, b, eta, x0, n_rows=n_rows, allowed=allowed, min_decrease=md, max_iter=reg.max_iter,
                             pre_sparsify=reg.max_iter_pre_sparsify if reg.sparsify else None)
     out, at = [], 0
-    for (Ap, _bp, _z, xp, _ok, _nr), Bp in zip(problems, Bs):
+    for (_Ap, _bp, _z, xp, _ok, _nr), Bp in zip(problems, Bs):
         out.append(x[at:at + Bp, :xp.shape[1]])
         at += Bp
     return out
