@@ -358,7 +358,9 @@ def aggregate_att_gt(res: AttGt, kind: str = "simple", min_e: float = -np.inf, m
                 continue
             wts = pgg[keep] / pgg[keep].sum()
             est, psi = _combine(att, inf, keep, wts)
-            labels.append(g), atts.append(est), psis.append(psi)
+            labels.append(g)
+            atts.append(est)
+            psis.append(psi)
         A = np.array(atts)
         Pm = np.column_stack(psis)
         pgl = pg_by_group[np.searchsorted(glist, np.array(labels))]
@@ -380,7 +382,9 @@ def aggregate_att_gt(res: AttGt, kind: str = "simple", min_e: float = -np.inf, m
             keep = np.nonzero(mask & (e_all == e))[0]
             wts = pgg[keep] / pgg[keep].sum()
             est, psi = _combine(att, inf, keep, wts, True, pgg, w, ug, cg)
-            labels.append(e), atts.append(est), psis.append(psi)
+            labels.append(e)
+            atts.append(est)
+            psis.append(psi)
             refs.append(bool(np.all(is_ref_cell[keep])))
         A = np.array(atts)
         Pm = np.column_stack(psis)
@@ -395,7 +399,9 @@ def aggregate_att_gt(res: AttGt, kind: str = "simple", min_e: float = -np.inf, m
                 continue
             wts = pgg[keep] / pgg[keep].sum()
             est, psi = _combine(att, inf, keep, wts, True, pgg, w, ug, cg)
-            labels.append(t), atts.append(est), psis.append(psi)
+            labels.append(t)
+            atts.append(est)
+            psis.append(psi)
         A = np.array(atts)
         Pm = np.column_stack(psis)
         idx = np.arange(len(labels))

@@ -320,8 +320,8 @@ class Shrinkage:
     tau_upper: float
     level: float
     method: str
-    _tau2: np.ndarray = field(repr=False, default=None)       # grid nodes of tau^2
-    _weights: np.ndarray = field(repr=False, default=None)    # posterior weights of the nodes
+    _tau2: np.ndarray = field(repr=False)       # grid nodes of tau^2
+    _weights: np.ndarray = field(repr=False)    # posterior weights of the nodes
 
     def _conditional(self):
         """Per node ``g``: ``B`` (G, k), ``m`` (G, k) = E[theta | tau_g, y], ``sum w`` (G,)."""
