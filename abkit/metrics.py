@@ -70,6 +70,7 @@ class Derived:
     name: str
     inputs: tuple[str, ...]
     expr: object = field(compare=False, hash=False)
+    reads: tuple[str, ...] = ()     # other columns the expression reads, not as numbers (e.g. a date: windows)
 
 
 def _spellings(items, ratio: bool) -> str:
@@ -223,6 +224,13 @@ class Metric:
             for raw in (made[c].inputs if c in made else (c,)):
                 seen[raw] = None
         return tuple(seen)
+
+    @property
+    def read_columns(self) -> tuple[str, ...]:
+        """Every raw column the metric reads: :attr:`source_columns`, then those its derived columns read
+        other than as numbers (:attr:`Derived.reads`, e.g. the exposure date of a maturity window)."""
+        extra = [c for d in self.derived for c in d.reads]
+        return tuple(dict.fromkeys((*self.source_columns, *extra)))
 
     @property
     def method_label(self) -> str:
