@@ -71,16 +71,12 @@ def parse_window(value) -> pd.Timedelta:
 
 
 def window_text(window) -> str:
-    """``"30 days"``, ``"12 hours"``, ``"2 weeks"``: the window in words."""
+    """``"30-day"``, ``"12-hour"``: the window's length as an adjective ("a 30-day window")."""
     w = parse_window(window)
     days = w / pd.Timedelta(days=1)
-    if days >= 7 and days % 7 == 0:
-        n, unit = days / 7, "week"
-    elif days >= 1 and float(days).is_integer():
-        n, unit = days, "day"
-    else:
-        n, unit = w / pd.Timedelta(hours=1), "hour"
-    return f"{n:g} {unit}{'' if n == 1 else 's'}"
+    if days >= 1 and float(days).is_integer():
+        return f"{days:g}-day"
+    return f"{w / pd.Timedelta(hours=1):g}-hour"
 
 
 def data_cutoff(data_end) -> pd.Timestamp:
@@ -192,19 +188,26 @@ class Maturity:
         return self.first_immature_day - _dt.timedelta(days=1)
 
     def sentence(self, units: str = "units", censored: bool = False) -> str:
-        """E.g. ``"23,876 of 40,000 units (60%) were exposed by Sep 12 and had their 30-day window closed by the
-        data's end (Oct 12); the other 16,124 are left out"`` (``censored``: "... are censored at the data's
-        end")."""
+        """E.g. ``"23,876 of 40,000 units (60%) were exposed by Sep 12, so their 30-day window had closed by the
+        data's end (Oct 12); the other 16,124 are left out until their window closes"``; with ``censored`` (a time
+        to event): "... could be followed for the full 30 days (exposed by Sep 12); the other 16,124 are
+        censored at the data's end (Oct 12) ..."."""
         n, total = self.total_mature, self.total
         share = f" ({n / total:.0%})" if total else ""
         end = (self.cutoff - pd.Timedelta(microseconds=1)).strftime("%b %d")
         last = f"{self.last_mature_day:%b %d}"
         rest = self.total_left_out
-        words = (f"{n:,} of {total:,} {units}{share} were exposed by {last} and had their {window_text(self.window)} "
-                 f"window closed by the data's end ({end})")
+        if censored:
+            length = window_text(self.window).replace("-", " ") + "s"
+            words = f"{n:,} of {total:,} {units}{share} could be followed for the full {length} (exposed by {last})"
+            if rest:
+                words += (f"; the other {rest:,} are censored at the data's end ({end}): still in, with the time "
+                          "they were followed")
+            return words
+        words = (f"{n:,} of {total:,} {units}{share} were exposed by {last}, so their {window_text(self.window)} "
+                 f"window had closed by the data's end ({end})")
         if rest:
-            words += (f"; the other {rest:,} are censored at the data's end (still in, followed for less time)"
-                      if censored else f"; the other {rest:,} are left out until their window closes")
+            words += f"; the other {rest:,} are left out until their window closes"
         return words
 
 
