@@ -225,6 +225,8 @@ def maturity(data, variant: str, date: str, window, data_end) -> Maturity:
     w = parse_window(window)
     first = first_immature_day(w, data_end)
     lf = to_lazy(data)
+    if isinstance(lf, nw.DataFrame):
+        lf = lf.lazy()
     names = list(lf.collect_schema().names())
     for c in (variant, date):
         if c not in names:

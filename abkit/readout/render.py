@@ -873,9 +873,45 @@ def segments_section_html(parts: Sequence[str], spec) -> str:
 
 
 # --------------------------------------------------------------------------- time to event
-def plot_time_to_event(tte, spec=None, ax=None):
-    """Kaplan-Meier curves by arm (share with the event by each time) with pointwise bands, to the horizon."""
-    return tte.plot(ax=ax, kind="share", events=event_words(tte.metric).rstrip("s") or "event")
+def plot_time_to_event(tte, spec=None, ax=None, points: int = 150):
+    """Kaplan-Meier curves by arm (share with the event by each time) with pointwise bands, to the horizon.
+
+    Each curve is drawn through its exact values at ``points`` evenly spaced
+    times (the Kaplan-Meier step function read there, joined by lines), so
+    the chart stays a light SVG however many distinct event times there are
+    (tens of thousands at minute resolution); the numbers use every time.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.6, 3.8))
+    metric = tte.metric
+    frame = tte.curves()
+    names = arm_labels(tte.arms)
+    grid = np.linspace(0.0, metric.horizon, points + 1)
+    colours = ["#57606a", *_ARM_COLOURS]
+    for i, arm in enumerate(tte.arms):
+        f = frame[frame["arm"] == arm]
+        at = np.searchsorted(f["time"].to_numpy(), grid, side="right") - 1
+        ok = at >= 0
+        x = grid[ok]
+        y, lo, hi = (f[c].to_numpy()[at[ok]] * 100 for c in ("share_with_event", "share_ci_lower", "share_ci_upper"))
+        c = colours[i % len(colours)]
+        ax.fill_between(x[::3], lo[::3], hi[::3], color=c, alpha=0.2, lw=0)   # bands: every third point
+        ax.plot(x, y, color=c, lw=2, label=f"{short_label(names[arm])} (n={tte.counts.arms[arm].units:,})")
+    noun = event_words(metric)
+    ax.set_xlim(0, metric.horizon)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel(f"{metric.time_unit} since the start", parse_math=False)
+    ax.set_ylabel(f"% with {'the event' if noun == 'events' else 'a ' + noun.removesuffix('s')}", parse_math=False)
+    ax.set_title(f"{short_label(metric.name)}: Kaplan-Meier by arm ({1 - tte.alpha:.0%} pointwise bands)",
+                 loc="left", fontsize=10, parse_math=False)
+    leg = ax.legend(fontsize=8, frameon=False, loc="lower right")
+    for t in leg.get_texts():
+        t.set_parse_math(False)
+    style_axes(ax, alpha=0.25, tight=False)
+    ax.figure.tight_layout()
+    return ax
 
 
 def _share_time(tte) -> float:
