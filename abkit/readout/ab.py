@@ -255,6 +255,13 @@ def time_to_event(spec, data=None, result: ExperimentResult | None = None) -> li
             for m in metrics]
 
 
+def _needs_moments(metric, what: str) -> None:
+    if metric.kind == "time_to_event":
+        raise AbkitError(f"the primary metric '{metric.name}' is a time to event: {what} is not drawn for it yet "
+                         "(its Kaplan-Meier section shows the curves by arm); analyse a subset with "
+                         "abkit.analyze_time_to_event to look closer")
+
+
 # =========================================================================== cumulative
 def cumulative(spec, data=None, metric=None, result: ExperimentResult | None = None) -> tuple[pd.DataFrame, int]:
     """The primary metric's effect on all units exposed up to each day: ``(frame, units without a date)``.
@@ -268,6 +275,7 @@ def cumulative(spec, data=None, metric=None, result: ExperimentResult | None = N
         raise AbkitError("the spec names no date column (add `date: <column>`)")
     data = spec.open_data() if data is None else data
     metric = metric or next(m for m in spec.build_metrics() if m.name == spec.primary.name)
+    _needs_moments(metric, "the effect over time")
     ms = moments(data, [metric], variant=spec.variant, by=spec.date)
     days = sorted(ms.segments, key=lambda d: pd.Timestamp(d))
     running = None
@@ -317,6 +325,7 @@ def segments(spec, column: str, result: ExperimentResult, data=None, metric=None
 
     data = spec.open_data() if data is None else data
     metric = metric or next(m for m in spec.build_metrics() if m.name == spec.primary.name)
+    _needs_moments(metric, f"the breakdown by {column}")
     ms = moments(data, [metric], variant=spec.variant, by=column)
     correction = spec.correction or "holm"
     seg = analyze_segments(ms, [metric], by=column, control=spec.control, alpha=spec.alpha, correction=correction)
@@ -373,8 +382,9 @@ def always_valid_path(spec, data=None, design=None):
         raise AbkitError("the spec names no date column (add `date: <column>`): no daily looks to follow")
     design = design if design is not None else always_valid_design(spec)
     data = spec.open_data() if data is None else data
-    metrics = [m for m in spec.build_metrics() if m.kind != "quantile"]
+    metrics = [m for m in spec.build_metrics() if m.kind not in ("quantile", "time_to_event")]
     if not metrics:
-        raise AbkitError("no metric with moments to follow look by look (quantile metrics need the values)")
+        raise AbkitError("no metric with moments to follow look by look (quantile and time-to-event metrics need "
+                         "the values)")
     return monitor(data, metrics, by=spec.date, variant=spec.variant, control=spec.control, alpha=spec.alpha,
                    planned_n=getattr(design, "planned_n", None), tau=getattr(design, "tau", None))
