@@ -46,8 +46,16 @@ import pandas as pd
 from .errors import AbkitError, DataError, missing_column
 from .metrics import Derived, Metric, Statistic
 
-__all__ = ["parse_window", "window_text", "data_cutoff", "first_immature_day", "mature_expression", "windowed",
-           "Maturity", "maturity"]
+__all__ = [
+    "Maturity",
+    "data_cutoff",
+    "first_immature_day",
+    "mature_expression",
+    "maturity",
+    "parse_window",
+    "window_text",
+    "windowed",
+]
 
 _UNITS = {"d": ("days", 1.0), "h": ("hours", 1.0 / 24.0), "w": ("weeks", 7.0)}
 _WINDOW = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(d|h|w|days?|hours?|weeks?)\s*", re.IGNORECASE)

@@ -20,7 +20,12 @@ import abkit
 from abkit import simulate
 from abkit.errors import AbkitError, SpecError
 from abkit.maturity import (
-    data_cutoff, first_immature_day, maturity, parse_window, window_text, windowed,
+    data_cutoff,
+    first_immature_day,
+    maturity,
+    parse_window,
+    window_text,
+    windowed,
 )
 from abkit.spec import ExperimentSpec, load_spec
 
@@ -323,7 +328,7 @@ def test_readout_time_to_event_words_and_no_composition_caution(readout):
     line = next(r for r in card["reasons"] if r.startswith("time_to_refund: "))
     assert line.startswith("time_to_refund: refunds arrive 2.15 days sooner on average within the first 30 days, "
                            "95% CI 1.94 to 2.36")
-    truth = pd.read_parquet(AB_DATA).attrs                      # parquet keeps no attrs: regenerate the truth
+    # the sample's truth (data/README.md; parquet keeps no attrs, so it is recomputed from the generator's levers)
     truth = simulate.time_to_refund_truth(30.0, hazard_ratio=1.4, refund_share={"control": 0.85, "treatment": 0.88})
     row = result.row("time_to_refund", "treatment")
     assert row["ci_lower"] < truth["treatment"]["rmst"] - truth["control"]["rmst"] < row["ci_upper"]
