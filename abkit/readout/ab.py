@@ -206,7 +206,7 @@ def dropped_units(result: ExperimentResult, spec, extra: Sequence[tuple[str, int
     maturity = maturity or {}
     for m in spec.metrics:
         d = int(by_metric.get(m.name, 0))
-        mat = maturity.get(m.name) if not m.is_time_to_event else None
+        mat = maturity.get(m.name) if not getattr(m, "is_time_to_event", False) else None
         if mat is not None and d:
             open_ = min(d, mat.total_left_out)
             rows.append((f"exposed on or after {mat.first_immature_day:%b %d}: its {window_text(mat.window)} window "
