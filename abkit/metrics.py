@@ -226,13 +226,6 @@ class Metric:
         return tuple(seen)
 
     @property
-    def read_columns(self) -> tuple[str, ...]:
-        """Every raw column the metric reads: :attr:`source_columns`, then those its derived columns read
-        other than as numbers (:attr:`Derived.reads`, e.g. the exposure date of a maturity window)."""
-        extra = [c for d in self.derived for c in d.reads]
-        return tuple(dict.fromkeys((*self.source_columns, *extra)))
-
-    @property
     def method_label(self) -> str:
         base = {"mean": "Welch", "proportion": "Welch", "ratio": "delta", "nps": "Welch (multinomial)"}[self.kind]
         if self.method == "cuped":
