@@ -6,10 +6,10 @@
     ...                                          covariates=("pre_refunds", "pre_orders"))])
     >>> result.to_frame()  # doctest: +SKIP
 """
+from . import engines  # noqa: F401  (abkit.engines.table)
 from .errors import AbkitError, ColumnNotFoundError, DataError, ReadoutError, SpecError
 from .metrics import NPS, Mean, Metric, Proportion, Quantile, Ratio, TimeToEvent
 from .moments import Moments, MomentSet
-from . import engines  # noqa: F401  (abkit.engines.table)
 
 del moments  # noqa: F821 - the submodule imported above; `abkit.moments` is the function (see _FROM_MODULE)
 
@@ -17,8 +17,8 @@ __version__ = "0.1.0"
 
 _LAZY = ("simulate", "did", "power", "sequential", "integrity", "portfolio", "spec", "time_to_event")
 # Names that load on first use, with their module: the analysis stack imports pandas and scipy.stats
-# (about a second), which `abkit readout`'s own process (spec checks, papermill, the index page) does
-# not need before it starts the kernels; the spec models (pydantic) likewise.
+# (about a second of CPU), which `abkit validate`, `abkit schema` and code that only builds metrics or
+# specs do not need; the spec models (pydantic) likewise.
 _FROM_MODULE = {
     "analyze": "analysis", "moments": "aggregation", "ExperimentResult": "results",
     "quantile_effect": "quantile", "analyze_time_to_event": "time_to_event",

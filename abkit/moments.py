@@ -438,7 +438,8 @@ class Moments:
         return self.comoment_matrix(g, list(range(len(self.columns)))) / max(self.n[g] - ddof, 1.0)
 
     def __repr__(self) -> str:
-        held = "" if self.complete else f", pairs={len(self.pairs)} of {len(self.columns) * (len(self.columns) + 1) // 2}"
+        k = len(self.columns)
+        held = "" if self.complete else f", pairs={len(self.pairs)} of {k * (k + 1) // 2}"
         return (f"Moments(groups={list(self.groups)}, columns={list(self.columns)}, "
                 f"n={self.n.astype(int).tolist()}{held})")
 

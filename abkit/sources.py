@@ -211,7 +211,8 @@ def aggregate(
         raise DataError(f"unit='{unit}' is also the variant, a segment or a metric column; give the column "
                         "holding each row's randomization-unit id (e.g. buyer_id)")
     nonnegative = nonnegative_columns(metrics)
-    needed = list(dict.fromkeys([*keys, *raw_cols, *([unit] if unit else [])]))
+    reads = [c for m in metrics for d in m.derived for c in d.reads]   # e.g. a window's exposure date
+    needed = list(dict.fromkeys([*keys, *raw_cols, *reads, *([unit] if unit else [])]))
 
     if not isinstance(data, (pd.DataFrame, pa.Table, pa.RecordBatch)):
         if is_lazy(data):
@@ -291,7 +292,7 @@ def _engine_wins(data, needed: Sequence[str], keys: Sequence[str], raw: Sequence
             dtype = data[c].dtype
             if isinstance(dtype, pd.CategoricalDtype):
                 dtype = dtype.categories.dtype
-            if not (pd.api.types.is_string_dtype(dtype) and dtype != object) and not (
+            if not (pd.api.types.is_string_dtype(dtype) and dtype != object) and not (  # noqa: E721
                     pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
                 return False
         for c in raw:

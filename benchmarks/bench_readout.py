@@ -82,8 +82,8 @@ def main() -> None:
         nb = tmp / "trivial.ipynb"
         nb.write_text(json.dumps(TRIVIAL))
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        figures["trivial papermill notebook"] = best(
-            [sys.executable, "-m", "papermill", "--no-progress-bar", "--log-level", "WARNING", str(nb), str(tmp / "out.ipynb")], env, args.repeat)
+        papermill = [sys.executable, "-m", "papermill", "--no-progress-bar", "--log-level", "WARNING"]
+        figures["trivial papermill notebook"] = best([*papermill, str(nb), str(tmp / "out.ipynb")], env, args.repeat)
         checkouts = [("this tree", str(ROOT))]
         if args.baseline:
             checkouts.append(("baseline", str(Path(args.baseline).resolve())))

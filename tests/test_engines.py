@@ -10,10 +10,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_moments import FAR_METRICS, assert_same_effects, far_from_zero
 
 import abkit
 import abkit.sources
-from test_moments import FAR_METRICS, assert_same_effects, far_from_zero
 
 METRICS = [
     abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate", better="lower"),
@@ -181,7 +181,7 @@ def test_large_frames_through_duckdb_equal_the_numpy_kernel(sample, through_duck
     df.loc[::11, "variant"] = None                      # missing arms are counted on both paths
     for data in (df, df.assign(variant=df.variant.astype("category")), pa.Table.from_pandas(df),
                  pa.Table.from_pandas(df.assign(variant=df.variant.astype("category")))):
-        ref = _numpy_kernel(lambda: abkit.analyze(data, METRICS, correction="holm"))
+        ref = _numpy_kernel(lambda data=data: abkit.analyze(data, METRICS, correction="holm"))
         n_calls = len(through_duckdb)
         got = abkit.analyze(data, METRICS, correction="holm")
         assert len(through_duckdb) == n_calls + 1
@@ -190,7 +190,7 @@ def test_large_frames_through_duckdb_equal_the_numpy_kernel(sample, through_duck
         assert got.missing_variant == ref.missing_variant > 0
         assert got.srm.p_value == pytest.approx(ref.srm.p_value, rel=1e-12)
         seg = abkit.moments(data, METRICS, by="market")
-        seg_ref = _numpy_kernel(lambda: abkit.moments(data, METRICS, by="market"))
+        seg_ref = _numpy_kernel(lambda data=data: abkit.moments(data, METRICS, by="market"))
         assert list(seg.rows) == list(seg_ref.rows) and seg.rows == seg_ref.rows
         for s in seg_ref.segments:
             pd.testing.assert_frame_equal(abkit.analyze(seg.segment(s), METRICS).to_frame(),

@@ -53,7 +53,7 @@ def test_moments_hold_only_the_declared_pairs():
         g = m.group_index(arm)
         np.testing.assert_allclose(m.comoment_matrix(g, [1, 2]), com, rtol=1e-10)
     with pytest.raises(abkit.AbkitError, match="no co-moment of columns 'a' and 'c'"):
-        m.comoment
+        _ = m.comoment
     with pytest.raises(abkit.AbkitError, match="no co-moment of columns 'a' and 'b'"):
         abkit.moments(df, metrics).block_for(("a", "b"), False)
     with pytest.raises(abkit.AbkitError, match="no co-moment"):
