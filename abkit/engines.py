@@ -355,7 +355,8 @@ def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks, *, 
     # names such as "min(refund_amount, 400)" are not valid identifiers in
     # every engine (Spark reads the dot as a struct field).
     safe = {c: f"__v{i}" for i, c in enumerate(value_cols)}
-    lf = lf.select(*keys, *(nw.col(c).cast(nw.Float64) for c in raw))
+    extra = [c for c in dict.fromkeys(reads) if c not in raw and c not in keys]   # read by derived columns, as is
+    lf = lf.select(*keys, *(nw.col(c).cast(nw.Float64) for c in raw), *(nw.col(c) for c in extra))
     lf = lf.select(*keys, *((derived[c].expr if c in derived else nw.col(c)).cast(nw.Float64).alias(safe[c])
                             for c in value_cols))
     with _reading(data):
