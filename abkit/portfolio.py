@@ -75,7 +75,8 @@ _USABLE_KINDS = ("ab", "did")
 OVERVIEW_COLUMNS = [
     "experiment", "slug", "owner", "kind", "status", "error", "metric", "better", "variant", "verdict",
     "verdict_note", "headline", "rel_effect", "rel_ci_lower", "rel_ci_upper", "p_value", "p_value_adjusted",
-    "alpha", "sequential", "run_time", "data_start", "data_end", "spec_path", "runs",
+    "alpha", "sequential", "change_scale", "control_value", "effect", "ci_lower", "ci_upper", "run_id", "run_time", "data_start",
+    "data_end", "data_fingerprint", "spec_path", "runs",
 ]
 
 
@@ -474,8 +475,10 @@ def plot_forest(rows: pd.DataFrame, ax=None, *, level: float = 0.95, title: str 
     ax.set_ylim(-0.8, len(rows) - 0.2)
     ax.set_xlabel(f"relative lift (%), with {level:.0%} intervals", parse_math=False)
     head = f"{title}: " if title else ""
-    ax.set_title(f"{head}shipped experiments, as measured and corrected", loc="left", fontsize=11,
-                 parse_math=False)
+    corrected = bool(np.isfinite(rows["shrunk"].astype(float)).any())
+    ax.set_title(f"{head}shipped experiments, as measured" + (" and corrected" if corrected else
+                                                                " (too few experiments to correct)"),
+                 loc="left", fontsize=11, parse_math=False)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16 - 0.5 / max(len(rows), 1)), ncol=3, fontsize=8,
               frameon=False)
     style_axes(ax, "x")

@@ -49,7 +49,7 @@ STORE_NAME = "abkit.duckdb"
 TABLE = "readouts"
 LATEST_VIEW = "latest"
 SCHEMA_TABLE = "abkit_schema"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2          # 1: the first table; 2: data_fingerprint, change_scale
 DEFAULT_TIMEOUT = 300.0
 
 # name, DuckDB type, meaning. Order = column order of the table.
@@ -67,6 +67,7 @@ _SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("spec_path", "VARCHAR", "the spec file read out"),
     ("data_start", "DATE", "first day of the data window"),
     ("data_end", "DATE", "last day of the data window"),
+    ("data_fingerprint", "VARCHAR", "fingerprint of the data snapshot the readout was computed from (abkit.snapshot)"),
     ("status", "VARCHAR", "ok | failed"),
     ("error", "VARCHAR", "one-line error of a failed readout"),
     ("metric", "VARCHAR", "metric (or DiD outcome) name"),
@@ -86,6 +87,8 @@ _SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("rel_ci_lower", "DOUBLE", "lower bound of the relative effect's interval"),
     ("rel_ci_upper", "DOUBLE", "upper bound of the relative effect's interval"),
     ("rel_se", "DOUBLE", "standard error of the relative effect (what shrinkage weighs)"),
+    ("change_scale", "VARCHAR", "how the readout reads the change: relative | relative to size | absolute | points "
+                                "(abkit.formatting.change_scale)"),
     ("p_value", "DOUBLE", "p-value"),
     ("p_value_adjusted", "DOUBLE", "multiplicity-adjusted p-value (when a correction was asked for)"),
     ("alpha", "DOUBLE", "significance level; intervals are 1 - alpha"),

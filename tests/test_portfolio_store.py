@@ -177,7 +177,8 @@ def test_schema_version_and_migration_of_an_older_store(tmp_path):
     assert df["impact_volume"].tolist()[0] != df["impact_volume"].tolist()[0]      # NaN for the old row
     assert df["impact_volume"].tolist()[1] == 2e6 and df["margin"].tolist()[0] == 0.02
     con = duckdb.connect(str(path), read_only=True)
-    assert [r[0] for r in con.execute("SELECT version FROM abkit_schema ORDER BY version").fetchall()] == [0, 1]
+    assert [r[0] for r in con.execute("SELECT version FROM abkit_schema ORDER BY version").fetchall()] == [
+        0, store.SCHEMA_VERSION]
     con.close()
     assert len(portfolio.latest(tmp_path)) == 2          # the view was re-created with the new columns
 
@@ -190,7 +191,7 @@ def test_a_store_from_a_newer_abkit_is_read_but_not_written(tmp_path):
     con.close()
     df = portfolio.load(tmp_path)
     assert len(df) == 1 and "future_column" in df.columns
-    with pytest.raises(StoreError, match="schema version 2, written by a newer abkit"):
+    with pytest.raises(StoreError, match=f"schema version {store.SCHEMA_VERSION + 1}, written by a newer abkit"):
         portfolio.record(tmp_path, [_row("b")])
     assert len(portfolio.load(tmp_path)) == 1
 
@@ -330,9 +331,13 @@ def test_ab_rows_carry_the_result_and_the_verdict(tmp_path):
     assert by_metric["refund_rate"]["impact_volume"] == 2e6 and "impact_volume" not in by_metric["csat"]
     assert rows[0]["data_start"] == "2026-09-01" and rows[0]["spec_path"].endswith("instant_refunds.yaml")
     assert rows[0]["owner"] == spec.owner and rows[0]["unit"] == "buyer_id" and rows[0]["alpha"] == 0.05
-    portfolio.record(tmp_path, rows, slug="instant_refunds")
+    assert {r["change_scale"] for r in rows} == {"relative"} and rows[0]["data_fingerprint"] is None
+    pinned = records.ab_rows(spec, result, verdicts, snapshot={"fingerprint": "0123456789ab", "bytes": 1})
+    assert {r["data_fingerprint"] for r in pinned} == {"0123456789ab"}     # the data the readout read
+    portfolio.record(tmp_path, pinned, slug="instant_refunds")
     df = portfolio.load(tmp_path)
     assert df["metric"].tolist() == list(frame["metric"]) and df["verdict"].eq(verdicts[0].label).all()
+    assert df["data_fingerprint"].eq("0123456789ab").all() and df["change_scale"].eq("relative").all()
 
 
 def test_rollout_plan_and_failed_rows(tmp_path):
@@ -353,12 +358,32 @@ def test_rollout_plan_and_failed_rows(tmp_path):
     assert rows[0]["rel_se"] == pytest.approx((1 + main.rel) * 0.015, rel=1e-15)
     plan = types.SimpleNamespace(name="Plan", kind="power", owner=None, source=None, alpha=0.05,
                                  primary=types.SimpleNamespace(name="refund_rate", better="lower"))
-    rec = types.SimpleNamespace(label="Run 28 days", headline="Run it for 28 days.")
+    rec = types.SimpleNamespace(label="Run 28 days", headline="Run it for 28 days.", mde=0.0612, days=28)
     failed = records.failed_rows(spec, "KeyError: 'orders'")
     portfolio.record(tmp_path, rows, slug="rollout")
     portfolio.record(tmp_path, records.plan_rows(plan, rec), slug="plan")
     portfolio.record(tmp_path, failed, slug="broken")
     df = portfolio.latest(tmp_path)
     assert df.set_index("slug").loc["plan", "verdict"] == "Run 28 days"
+    assert df.set_index("slug").loc["plan", "verdict_note"] == "MDE 6.1% in 28 days"    # what 28 days detect
     assert df.set_index("slug").loc["broken", "status"] == "failed"
     assert df.set_index("slug").loc["broken", "error"] == "KeyError: 'orders'"
+
+
+def test_a_version_1_store_gains_the_snapshot_and_scale_columns(tmp_path):
+    """Schema 2 adds data_fingerprint and change_scale; a store written by schema 1 is migrated, its rows kept."""
+    portfolio.record(tmp_path, [_row("a")])
+    path = tmp_path / "abkit.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("DROP VIEW latest")
+    for col in ("data_fingerprint", "change_scale"):
+        con.execute(f"ALTER TABLE readouts DROP COLUMN {col}")
+    con.execute("DELETE FROM abkit_schema")
+    con.execute("INSERT INTO abkit_schema VALUES (1, now(), '0.1.0')")
+    con.execute("CREATE VIEW latest AS SELECT * FROM readouts")
+    con.close()
+    portfolio.record(tmp_path, [_row("b", data_fingerprint="feedbeef0123", change_scale="relative")])
+    df = portfolio.load(tmp_path)
+    assert df["slug"].tolist() == ["a", "b"] and pd.isna(df.loc[0, "data_fingerprint"])
+    assert df.loc[1, "data_fingerprint"] == "feedbeef0123" and df.loc[1, "change_scale"] == "relative"
+    assert set(portfolio.latest(tmp_path)["slug"]) == {"a", "b"}
