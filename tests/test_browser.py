@@ -202,3 +202,90 @@ def test_full_page_screenshots_and_print(pages, shots):
     data = pdf.read_bytes()
     n_pages = len(re.findall(rb"/Type\s*/Page[^s]", data))
     assert data.startswith(b"%PDF") and 2 <= n_pages <= 12, n_pages
+
+
+# --------------------------------------------------------------------------- index and programme pages
+VISIBLE_ROWS = """<script>
+(function () {
+  function measure() {
+    var rows = document.querySelectorAll("tr.abkit-exp"), shown = [];
+    for (var i = 0; i < rows.length; i++) {
+      var cell = rows[i].querySelector("td"), link = cell.querySelector("a");
+      if (rows[i].offsetParent !== null) shown.push((link ? link.textContent : cell.firstChild.textContent).trim());
+    }
+    document.body.setAttribute("data-shown", shown.join("|"));
+    document.body.setAttribute("data-scroll-width", document.documentElement.scrollWidth);
+  }
+  measure();
+  window.addEventListener("load", measure);
+})();
+</script>"""
+
+
+@pytest.fixture(scope="module")
+def portfolio_pages():
+    run = batch()
+    out = {"index": run["out"] / "index.html", "programme": run["out"] / "programme.html",
+           "history": run["good"] / "history.html"}
+    assert all(p.exists() for p in out.values()), out
+    return out
+
+
+def test_portfolio_pages_log_nothing_to_the_console(portfolio_pages):
+    for name, page in portfolio_pages.items():
+        proc = chromium(page.as_uri(), "--dump-dom")
+        assert proc.returncode == 0, (name, proc.stderr[-2000:])
+        assert "abkit-page" in proc.stdout, name
+        assert console_lines(proc.stderr) == [], (name, console_lines(proc.stderr))
+
+
+def test_programme_page_leads_with_its_headline_in_the_first_viewport(portfolio_pages, tmp_path, shots):
+    page = portfolio_pages["programme"]
+    m = measure(page, tmp_path)
+    top, bottom, left, right = map(int, m["label"].split(","))
+    assert 0 <= top and bottom <= VIEWPORT[1] and 0 <= left and right <= VIEWPORT[0], m
+    assert int(m["headline"].split(",")[1]) <= VIEWPORT[1], ("the programme's headline is below the fold", m)
+    assert int(m["scroll-width"]) <= VIEWPORT[0], m
+    assert m["label-text"].endswith("shipped") and m["h1"].startswith("Programme")
+    png = shots / "programme.png"
+    proc = chromium(page.as_uri(), f"--screenshot={png}")
+    assert proc.returncode == 0 and png.exists(), proc.stderr[-2000:]
+    assert colour_pixels(png, "#1a7f37") > 400                      # the green "N of M shipped" label
+    full = shots / "programme-full.png"
+    assert chromium(page.as_uri(), f"--screenshot={full}", window=(1280, 6000)).returncode == 0
+
+
+def _with_filter(page: Path, workdir: Path, option_id: str | None) -> dict:
+    """The index as a reader sees it after picking ``option_id`` (None: as opened): which rows show."""
+    text = page.read_text(encoding="utf-8")
+    text, n = re.subn(r"<meta\b[^>]*Content-Security-Policy[^>]*>", "", text)
+    assert n == 1
+    if option_id is not None:                     # the reader's click: that radio button checked, its group's "All" not
+        group = option_id.rsplit("-", 1)[0]
+        text = text.replace(f'id="{group}-all" checked', f'id="{group}-all"')
+        text = text.replace(f'id="{option_id}">', f'id="{option_id}" checked>')
+    copy = workdir / f"index-{option_id}.html"
+    copy.write_text(text.replace("</body>", VISIBLE_ROWS + "</body>", 1), encoding="utf-8")
+    proc = chromium(copy.as_uri(), "--dump-dom")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return _body_data(proc.stdout)
+
+
+def test_index_filters_work_without_a_script(portfolio_pages, tmp_path):
+    from abkit import portfolio
+    from abkit.readout import programme_pages
+
+    run = batch()
+    page = portfolio_pages["index"]
+    ctx = programme_pages.index_context(run["out"], portfolio.load(run["out"]))
+    names = [e["name"] for e in ctx["entries"]]
+    everything = _with_filter(page, tmp_path, None)
+    assert everything["shown"].split("|") == names
+    assert int(everything["scroll-width"]) <= VIEWPORT[0]
+    groups = {g["key"]: g for g in ctx["filters"]}
+    picks = [groups["team"]["options"][0], groups["kpi"]["options"][0],
+             next(o for o in groups["verdict"]["options"] if o["label"] == "Ship")]
+    for option in picks:
+        expected = [e["name"] for e in ctx["entries"] if option["id"] in e["classes"].split()]
+        seen = _with_filter(page, tmp_path, option["id"])
+        assert seen["shown"].split("|") == expected and len(expected) == option["count"], option
