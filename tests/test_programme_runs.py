@@ -78,15 +78,22 @@ def test_two_concurrent_readouts_into_one_folder_keep_both(tmp_path):
               "Returns team")
     b = _spec(tmp_path / "specs" / "tracker.yaml", _data(tmp_path / "b.parquet", seed=2), "Refund tracker",
               "CS team")
+    c = _spec(tmp_path / "specs" / "reminder.yaml", _data(tmp_path / "c.parquet", seed=6), "Reminder", "CS team")
+    d = _spec(tmp_path / "specs" / "chat.yaml", _data(tmp_path / "d.parquet", seed=7), "Chat", "Returns team")
     out = tmp_path / "reports"
-    procs = [subprocess.Popen([str(ABKIT), "readout", str(spec), "--out", str(out), "--no-progress"], cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for spec in (a, b)]
+    # The first process reads three specs out with --jobs 2, given as relative paths (papermill moves the
+    # process's working folder while a notebook runs: a path resolved then pointed into another experiment's
+    # folder); the second, at the same time, one more.
+    jobs = [["specs/label.yaml", "specs/reminder.yaml", "specs/chat.yaml", "--jobs", "2"], [str(b)]]
+    procs = [subprocess.Popen([str(ABKIT), "readout", *args, "--out", str(out), "--no-progress"], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args in jobs]
     results = [p.communicate(timeout=600) for p in procs]
     for p, (_, err) in zip(procs, results):
         assert p.returncode == 0, err
+    assert c.is_file() and d.is_file()
     frame = portfolio.load(out)
-    assert set(frame["slug"]) == {"label", "tracker"} and (frame["status"] == "ok").all()
-    assert frame.groupby("slug")["run_id"].nunique().tolist() == [1, 1]
+    assert set(frame["slug"]) == {"label", "tracker", "reminder", "chat"} and (frame["status"] == "ok").all()
+    assert frame.groupby("slug")["run_id"].nunique().tolist() == [1, 1, 1, 1]
     assert set(frame["metric"]) == {"refund_rate", "contact_rate"} and frame["data_fingerprint"].notna().all()
     index = (out / "index.html").read_text(encoding="utf-8")
     for name, slug in (("Label in the app", "label"), ("Refund tracker", "tracker")):
@@ -101,7 +108,8 @@ def test_two_concurrent_readouts_into_one_folder_keep_both(tmp_path):
     again = _cli("readout", a, "--out", out, "--no-progress", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     frame = portfolio.load(out)
-    assert frame.groupby("slug")["run_id"].nunique().to_dict() == {"label": 2, "tracker": 1}
+    assert frame.groupby("slug")["run_id"].nunique().to_dict() == {"chat": 1, "label": 2, "reminder": 1,
+                                                                   "tracker": 1}
     assert "(2 readouts)" in (out / "index.html").read_text(encoding="utf-8")
     history = (out / "label" / "history.html").read_text(encoding="utf-8")
     assert len(re.findall(r"<tr>\s*<td><small>", history)) == 2
