@@ -75,7 +75,7 @@ _USABLE_KINDS = ("ab", "did")
 OVERVIEW_COLUMNS = [
     "experiment", "slug", "owner", "kind", "status", "error", "metric", "better", "variant", "verdict",
     "verdict_note", "headline", "rel_effect", "rel_ci_lower", "rel_ci_upper", "p_value", "p_value_adjusted",
-    "alpha", "sequential", "change_scale", "control_value", "effect", "ci_lower", "ci_upper", "run_id", "run_time", "data_start",
+    "p_label", "alpha", "sequential", "change_scale", "control_value", "effect", "ci_lower", "ci_upper", "run_id", "run_time", "data_start",
     "data_end", "data_fingerprint", "spec_path", "runs",
 ]
 

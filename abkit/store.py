@@ -49,7 +49,7 @@ STORE_NAME = "abkit.duckdb"
 TABLE = "readouts"
 LATEST_VIEW = "latest"
 SCHEMA_TABLE = "abkit_schema"
-SCHEMA_VERSION = 2          # 1: the first table; 2: data_fingerprint, change_scale
+SCHEMA_VERSION = 2          # 1: the first table; 2: data_fingerprint, change_scale, p_label
 DEFAULT_TIMEOUT = 300.0
 
 # name, DuckDB type, meaning. Order = column order of the table.
@@ -91,6 +91,7 @@ _SCHEMA: tuple[tuple[str, str, str], ...] = (
                                 "(abkit.formatting.change_scale)"),
     ("p_value", "DOUBLE", "p-value"),
     ("p_value_adjusted", "DOUBLE", "multiplicity-adjusted p-value (when a correction was asked for)"),
+    ("p_label", "VARCHAR", "what the p-value the decision used is: p, Holm-adjusted p, always-valid p..."),
     ("alpha", "DOUBLE", "significance level; intervals are 1 - alpha"),
     ("sequential", "BOOLEAN", "intervals and p-values are always valid (sequential test)"),
     ("n_control", "BIGINT", "units in control"),

@@ -332,6 +332,7 @@ def test_ab_rows_carry_the_result_and_the_verdict(tmp_path):
     assert rows[0]["data_start"] == "2026-09-01" and rows[0]["spec_path"].endswith("instant_refunds.yaml")
     assert rows[0]["owner"] == spec.owner and rows[0]["unit"] == "buyer_id" and rows[0]["alpha"] == 0.05
     assert {r["change_scale"] for r in rows} == {"relative"} and rows[0]["data_fingerprint"] is None
+    assert {r["p_label"] for r in rows} == {"p"}                                 # no correction, fixed horizon
     pinned = records.ab_rows(spec, result, verdicts, snapshot={"fingerprint": "0123456789ab", "bytes": 1})
     assert {r["data_fingerprint"] for r in pinned} == {"0123456789ab"}     # the data the readout read
     portfolio.record(tmp_path, pinned, slug="instant_refunds")
@@ -371,12 +372,12 @@ def test_rollout_plan_and_failed_rows(tmp_path):
 
 
 def test_a_version_1_store_gains_the_snapshot_and_scale_columns(tmp_path):
-    """Schema 2 adds data_fingerprint and change_scale; a store written by schema 1 is migrated, its rows kept."""
+    """Schema 2 adds data_fingerprint, change_scale and p_label; a store written by schema 1 is migrated."""
     portfolio.record(tmp_path, [_row("a")])
     path = tmp_path / "abkit.duckdb"
     con = duckdb.connect(str(path))
     con.execute("DROP VIEW latest")
-    for col in ("data_fingerprint", "change_scale"):
+    for col in ("data_fingerprint", "change_scale", "p_label"):
         con.execute(f"ALTER TABLE readouts DROP COLUMN {col}")
     con.execute("DELETE FROM abkit_schema")
     con.execute("INSERT INTO abkit_schema VALUES (1, now(), '0.1.0')")

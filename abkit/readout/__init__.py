@@ -1,12 +1,18 @@
 """Readouts: render results as HTML and run papermill notebooks for many experiments.
 
 * :mod:`abkit.readout.render` - the HTML pieces of an A/B readout (header,
-  verdict, health checks, metric table, charts, methodology) and the portfolio page.
+  verdict, health checks, metric table, charts, methodology).
 * :mod:`abkit.readout.ab` - the A/B health checks, cumulative effect and segments.
 * :mod:`abkit.readout.rollout` - the difference-in-differences readout: panel,
   effects, pre-trend test, robustness, HTML.
 * :mod:`abkit.readout.runner` - :func:`run_readouts`: spec files -> executed
-  notebooks -> self-contained HTML pages (what ``abkit readout`` runs).
+  notebooks -> self-contained HTML pages (what ``abkit readout`` runs), each
+  readout's rows recorded in the results store.
+* :mod:`abkit.readout.records` - a readout's results as rows of the results store.
+* :mod:`abkit.readout.programme_pages` - index.html, programme.html and each
+  experiment's history.html, built from the results store.
+* :mod:`abkit.readout.digest` - summary.md's five lines and the impact in business terms.
+* :mod:`abkit.readout.pdf` - readout.pdf through headless Chromium.
 """
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ from markupsafe import Markup
 
 from .. import store
 from ..business_impact import impact_sentence
-from ..errors import AbkitError, StoreError
+from ..errors import StoreError
 from ..formatting import POINTS, RELATIVE, RELATIVE_TO_SIZE, format_pct, p_text, signed_interval
 from ..verdict import COLOURS
 from .files import atomic_write_text
@@ -130,10 +130,10 @@ def _change(row) -> tuple[str, str | None, str | None]:
         ci = f"[{lo}, {hi}]" if _finite(row.get("ci_lower")) and _finite(row.get("ci_upper")) else None
     else:
         return "n/a", None, None
-    adjusted = _finite(row.get("p_value_adjusted"))
+    adjusted = _finite(row.get("p_value_adjusted"))        # the p-value the decision used, as the readout named it
     p = row.get("p_value_adjusted") if adjusted else row.get("p_value")
-    label = " ".join(w for w in ("adjusted" if adjusted else "", "always-valid" if row.get("sequential") is True
-                                 else "", "p") if w)
+    label = _text(row.get("p_label")) or " ".join(
+        w for w in ("adjusted" if adjusted else "", "always-valid" if row.get("sequential") is True else "", "p") if w)
     return change, ci, (p_text(float(p), label) if _finite(p) else None)
 
 
@@ -207,7 +207,7 @@ def _arm_from_row(row) -> dict:
 def _arm_from_summary(arm: dict, kind) -> dict:
     """An arm of this run's summary (the notebook's metadata) for a readout the store does not hold."""
     row = {"rel_effect": arm.get("rel_effect"), "rel_ci_lower": arm.get("rel_ci_lower"),
-           "rel_ci_upper": arm.get("rel_ci_upper"), "p_value": arm.get("p_value")}
+           "rel_ci_upper": arm.get("rel_ci_upper"), "p_value": arm.get("p_value"), "p_label": arm.get("p_label")}
     change, ci, p = _change(row)
     if kind == "power" or arm.get("text"):
         change, ci, p = str(arm.get("text") or arm.get("label") or "n/a"), None, None
@@ -483,8 +483,8 @@ def write_pages(out_dir: str | os.PathLike, outcomes: Sequence = (), *, timeout:
         try:
             programme_html = render_page("programme.html.j2",
                                          **programme_context(out_dir, frame, problem, templates))
-        except AbkitError as exc:        # the programme arithmetic refused: say so on the page, keep the index
-            problem = problem or f"the programme arithmetic refused: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the programme could not be computed: say so, keep the index
+            problem = problem or f"the programme could not be computed: {type(exc).__name__}: {exc}"
             programme_html = render_page("programme.html.j2", **programme_context(out_dir, None, problem, templates))
         programme = atomic_write_text(out_dir / PROGRAMME_NAME, str(programme_html))
         index_html = render_page("index.html.j2", **index_context(out_dir, frame, outcomes, problem, templates))

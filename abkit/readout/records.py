@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from ..business_impact import ImpactSpec
 from ..formatting import RELATIVE, change_scale
+from ..verdict import p_label
 
 __all__ = ["ab_rows", "rollout_rows", "plan_rows", "failed_rows"]
 
@@ -108,6 +109,7 @@ def ab_rows(spec, result, verdicts: Sequence = (), *, data_start=None, data_end=
     primary = spec.primary.name
     impact = _impact_columns(spec)
     sequential = bool(getattr(result, "sequential", False))
+    label_of_p = p_label(result)
     rows = []
     for r in result.rows:
         kind = getattr(result.metric(r["metric"]), "kind", None)
@@ -125,6 +127,7 @@ def ab_rows(spec, result, verdicts: Sequence = (), *, data_start=None, data_end=
             "rel_effect": _num(r.get("rel_effect")), "rel_ci_lower": _num(r.get("rel_ci_lower")),
             "rel_ci_upper": _num(r.get("rel_ci_upper")), "rel_se": rel_se, "change_scale": change_scale(r, kind),
             "p_value": _num(r.get("p_value")), "p_value_adjusted": _num(r.get("p_value_adjusted")),
+            "p_label": label_of_p,
             "alpha": _num(result.alpha), "sequential": sequential,
             "n_control": _int(r.get("n_control")), "n_treatment": _int(r.get("n_treatment")),
             "unit": getattr(spec, "unit", None), "method": r.get("method"),
