@@ -14,6 +14,10 @@ sample spec plus a hostile A/B experiment). For each page:
 * the page fits a laptop screen (no horizontal scrolling at 1280 px), the
   experiment name is shown as text (an XSS name included), and the page prints.
 
+The index and programme pages (and a history page) built from the results store get the same console
+check; the programme page must show its first KPI's label and headline in the first viewport, and the
+index's filters (radio buttons and CSS rules) must show exactly the experiments of the value picked.
+
 Screenshots are kept in ``$ABKIT_SCREENSHOTS`` (default: a temporary folder,
 printed). Without Chromium the tests are skipped locally; in CI (``CI=true``)
 they fail instead: ``.ci/run`` installs Debian's ``chromium``.
