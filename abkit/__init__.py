@@ -16,20 +16,21 @@ from . import time_to_event  # noqa: F401  (abkit.time_to_event.*)
 from .time_to_event import analyze_time_to_event
 from .segments import SegmentResult, analyze_segments
 from . import engines  # noqa: F401  (abkit.engines.table)
-from .spec import ExperimentSpec, load_spec
 
 __version__ = "0.1.0"
 
-_LAZY = ("simulate", "did", "power", "sequential", "integrity", "portfolio")
+_LAZY = ("simulate", "did", "power", "sequential", "integrity", "portfolio", "spec")
+_FROM_SPEC = ("ExperimentSpec", "load_spec")     # the spec models (pydantic) load on first use
 
 
 def __getattr__(name: str):
     # Submodules with heavier imports load on first use (and
     # `python -m abkit.simulate` does not import the module twice).
-    if name in _LAZY:
+    if name in _LAZY or name in _FROM_SPEC:
         import importlib
 
-        return importlib.import_module(f".{name}", __name__)
+        module = importlib.import_module(f".{'spec' if name in _FROM_SPEC else name}", __name__)
+        return getattr(module, name) if name in _FROM_SPEC else module
     raise AttributeError(f"module 'abkit' has no attribute {name!r}")
 
 __all__ = [

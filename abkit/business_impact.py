@@ -20,8 +20,10 @@ gain; a unit of a higher-is-better metric (a repeat purchase) is a gain.
 
 The ``volume`` is what the change will meet once shipped (the eligible
 orders a year, not all orders when only returns under EUR 40 were in the
-test). The relative form gives the same point: ``volume * control_value *
-rel_effect`` (:func:`impact_weight` is ``volume * control_value``), which is
+test). The relative form gives the same point: ``volume * |control_value| *
+rel_effect`` (:func:`impact_weight` is ``volume * |control_value|``; a relative
+lift is relative to the size of the control value, so that its sign is the
+sign of the absolute effect also when the baseline is negative), which is
 how the programme view turns shrunk relative lifts into yearly units.
 
 **Words.** An estimate and its bounds are rounded alike, to two significant
@@ -136,8 +138,11 @@ def money_sign(better: str) -> float:
 
 
 def impact_weight(volume: float, control_value: float) -> float:
-    """Units a year per unit of relative lift: ``volume * control_value`` (``rel_effect`` times this = units a year)."""
-    return float(volume) * float(control_value)
+    """Units a year per unit of relative lift: ``volume * |control_value|`` (``rel_effect`` times this = units a year).
+
+    ``rel_effect = effect / |control_value|`` (abkit.stats.ab), so a negative baseline keeps the sign.
+    """
+    return float(volume) * abs(float(control_value))
 
 
 @dataclass(frozen=True)

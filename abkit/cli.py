@@ -4,6 +4,7 @@
     abkit export READOUT.ipynb [--html PAGE.html | --out reports/ [--pdf] [--force]]
     abkit validate SPEC.yaml [SPEC.yaml ...]
     abkit power PLAN.yaml [PLAN.yaml ...] [--json]
+    abkit schema [--out FILE]
     abkit --version
 
 ``readout`` runs the notebook of each spec's kind (``ab``, ``did``, ``power``).
@@ -12,6 +13,11 @@
 rebuilds ``DIR/index.html`` and ``DIR/programme.html``, as ``abkit readout --out DIR`` does.
 ``power`` prints the recommendation of ``kind: power`` specs (how many days,
 what MDE) without running a notebook; ``--json`` prints the whole plan as JSON.
+``schema`` prints the JSON Schema of the spec format (all three kinds), for
+editors that validate and complete YAML files.
+
+Names and messages from spec files are printed with control and bidi
+characters escaped (``\x1b``, ``\u202e``): a spec cannot drive the terminal.
 
 Exit codes: 0 all readouts produced; 1 some experiments failed (named on
 stderr, details in their error.txt), a readout could not be recorded in the
@@ -27,8 +33,9 @@ from collections.abc import Sequence
 
 from . import __version__
 from .errors import AbkitError
+from .spec.problems import printable
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 def _jobs(value: str) -> int:
@@ -96,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     "history) and print the recommendation, or the whole plan with --json.")
     pw.add_argument("specs", nargs="+", metavar="PLAN.yaml", help="kind: power spec files")
     pw.add_argument("--json", action="store_true", help="print the plans as JSON (a list, one object per spec)")
+
+    sc = sub.add_parser("schema", help="print the JSON Schema of spec files (for editors)",
+                        description="Print the JSON Schema of the spec format (kinds ab, did and power, chosen by "
+                                    "`kind`), for editors that validate and complete YAML files.")
+    sc.add_argument("--out", "-o", metavar="FILE", help="write it to FILE instead of printing it")
     return parser
 
 
@@ -106,13 +118,13 @@ def _readout(args) -> int:
                             templates=args.templates, root=args.root, force=args.force, pdf=args.pdf)
     for o in outcomes:
         if o.ok:
-            print(o.html)
+            print(printable(o.html))
             if o.pdf is not None:
-                print(o.pdf)
+                print(printable(o.pdf))
     stopped = [o for o in outcomes if o.status in ("interrupted", "not run")]
     failed = [o for o in outcomes if o.status == "failed"]
     if outcomes:
-        print(f"index: {outcomes[0].folder.parent / INDEX_NAME}", file=sys.stderr)
+        print(f"index: {printable(outcomes[0].folder.parent / INDEX_NAME)}", file=sys.stderr)
     unkept = _report_side_problems(outcomes)
     if stopped:
         finished = sum(o.ok for o in outcomes)
@@ -126,8 +138,9 @@ def _readout(args) -> int:
     if failed:
         print(f"abkit: {len(failed)} of {len(outcomes)} readouts failed:", file=sys.stderr)
         for o in failed:
-            where = f" (details: {o.error_file})" if o.error_file else ""
-            print(f"  FAILED {o.name} [{o.spec_path}]: {o.error}{where}", file=sys.stderr)
+            where = f" (details: {printable(o.error_file)})" if o.error_file else ""
+            print(f"  FAILED {printable(o.name)} [{printable(o.spec_path)}]: {printable(o.error)}{where}",
+                  file=sys.stderr)
         return 1
     return 1 if unkept else 0
 
@@ -138,10 +151,11 @@ def _report_side_problems(outcomes) -> int:
     for o in outcomes:
         if o.store_error:
             problems += 1
-            print(f"abkit: results store: {o.name} [{o.slug}] not recorded: {o.store_error}", file=sys.stderr)
+            print(f"abkit: results store: {printable(o.name)} [{printable(o.slug)}] not recorded: "
+                  f"{printable(o.store_error)}", file=sys.stderr)
         if o.pdf_error:
             problems += 1
-            print(f"abkit: pdf: {o.name} [{o.slug}]: {o.pdf_error}", file=sys.stderr)
+            print(f"abkit: pdf: {printable(o.name)} [{printable(o.slug)}]: {printable(o.pdf_error)}", file=sys.stderr)
     return problems
 
 
@@ -158,22 +172,22 @@ def _export(args) -> int:
         from .readout.runner import INDEX_NAME, publish_notebook
 
         outcome = publish_notebook(notebook, args.out, force=args.force, pdf=args.pdf, templates=args.templates)
-        print(outcome.html)
+        print(printable(outcome.html))
         if outcome.pdf is not None:
-            print(outcome.pdf)
-        print(f"index: {outcome.folder.parent / INDEX_NAME}", file=sys.stderr)
+            print(printable(outcome.pdf))
+        print(f"index: {printable(outcome.folder.parent / INDEX_NAME)}", file=sys.stderr)
         return 1 if _report_side_problems([outcome]) else 0
     if args.pdf or args.force:
         raise ReadoutError("--pdf and --force go with --out DIR (publishing into a reports folder)")
     page = Path(args.html) if args.html else notebook.with_suffix(".html")
-    print(export_html(notebook, page, title=args.title or notebook.stem, templates=args.templates))
+    print(printable(export_html(notebook, page, title=args.title or notebook.stem, templates=args.templates)))
     lines = (_read_summary(notebook) or {}).get("digest")
     if lines:          # the five lines to paste into a chat, next to the page
         from .readout.digest import summary_text
         from .readout.files import atomic_write_text
 
         written = atomic_write_text(page.with_name(page.stem + ".summary.md"), summary_text(lines, str(page.resolve())))
-        print(f"summary: {written}", file=sys.stderr)
+        print(f"summary: {printable(written)}", file=sys.stderr)
     return 0
 
 
@@ -182,10 +196,25 @@ def _validate(args) -> int:
 
     for path, spec in validate_specs(args.specs):
         what = "outcomes" if spec.kind == "did" else "metrics"
-        data = spec.data_label + (" (columns checked when the analysis runs)"
-                                  if spec.is_table and spec.data.engine == "spark" else "")
-        print(f"ok: {path} ({spec.name}; kind {spec.kind}; {len(spec.metrics)} {what}, primary {spec.primary.name}; "
-              f"data: {data})")
+        data = printable(spec.data_label) + (" (columns checked when the analysis runs)"
+                                             if spec.is_table and spec.data.engine == "spark" else "")
+        print(f"ok: {printable(path)} ({printable(spec.name)}; kind {spec.kind}; {len(spec.metrics)} {what}, primary "
+              f"{printable(spec.primary.name)}; data: {data})")
+    return 0
+
+
+def _schema(args) -> int:
+    import json
+
+    from .spec import spec_json_schema
+
+    text = json.dumps(spec_json_schema(), indent=2, ensure_ascii=False) + "\n"
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -198,7 +227,7 @@ def _power(args) -> int:
     specs = validate_specs(args.specs)
     wrong = [str(p) for p, s in specs if s.kind != "power"]
     if wrong:
-        raise AbkitError(f"abkit power needs kind: power specs; not a test plan: {', '.join(wrong)}. Add "
+        raise AbkitError(f"abkit power needs kind: power specs; not a test plan: {printable(', '.join(wrong))}. Add "
                          "`kind: power` with the traffic (daily_units) and a target `mde`, or use abkit readout")
     out, failed = [], []
     for path, spec in specs:
@@ -206,14 +235,14 @@ def _power(args) -> int:
             bundle = planning.make_plan(spec)
             rec = planning.recommend(spec, bundle)
         except AbkitError as exc:
-            failed.append(f"{path}: {exc}")
+            failed.append(f"{printable(path)}: {printable(exc)}")
             continue
         if args.json:
             out.append(planning.to_json(spec, bundle, rec))
         else:
-            print(f"{spec.name} [{path}]\n  {rec.label}: {rec.headline}")
+            print(f"{printable(spec.name)} [{printable(path)}]\n  {printable(rec.label)}: {printable(rec.headline)}")
             for r in rec.reasons:
-                print(f"  - {r}")
+                print(f"  - {printable(r)}")
     if args.json:
         print(json.dumps(out, indent=2, allow_nan=False))
     for f in failed:
@@ -233,9 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _power(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "schema":
+            return _schema(args)
         parser.error(f"unknown command {args.command!r}")
     except AbkitError as exc:
-        print(f"abkit: error: {exc}", file=sys.stderr)
+        print(f"abkit: error: {printable(exc, keep_newlines=True)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("abkit: interrupted", file=sys.stderr)

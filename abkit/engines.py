@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data_paths import check_data_path
 from .errors import DataError, missing_column
 from .moments import Moments, MomentSet
 
@@ -178,6 +179,8 @@ def _read_path(path: Path):
     if not has_glob and not path.exists():
         raise DataError(f"data file '{path}' does not exist; check the path (relative paths are "
                         f"taken from {Path.cwd()})")
+    if not has_glob:
+        check_data_path(path)   # no device or pipe; a folder: no home directory, huge tree or symlink loop
     con = duckdb.connect()
     lower = text.lower()
     try:

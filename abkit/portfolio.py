@@ -30,7 +30,7 @@ on populations of different size compare; the totals add relative lifts up
 when the experiments touched the same population, and as a sum of
 percentages otherwise. The business view (:mod:`abkit.business_impact`)
 turns each shipped primary lift into units a year with the spec's
-``impact`` volume (``volume * control_value * lift``) and adds those up,
+``impact`` volume (``volume * |control_value| * lift``) and adds those up,
 measured and corrected: that total is in the same units whatever the
 populations.
 
@@ -56,7 +56,7 @@ from scipy import special
 
 from .business_impact import impact_sentence, money_sign
 from .errors import DataError
-from .results import format_pct
+from .formatting import format_pct
 from .stats import shrinkage as _shrinkage
 from .stats.shrinkage import MIN_EXPERIMENTS, PriorFit, fit_prior
 from .store import COLUMNS, STORE_NAME, history, latest, latest_rows, load, record, store_path
@@ -329,7 +329,7 @@ def _kpi(metric: str, rows: pd.DataFrame, shipped_labels, level: float, method: 
 def _business(out: dict, rows: pd.DataFrame, shipped: np.ndarray, y, s, fit, z: float, notes: list) -> None:
     """The business columns of one KPI: shipped primary rows with an impact volume, in units (and money) a year."""
     vol = rows["impact_volume"].to_numpy(dtype=float)
-    base = rows["control_value"].to_numpy(dtype=float)
+    base = np.abs(rows["control_value"].to_numpy(dtype=float))   # rel_effect is relative to |control|
     has = shipped & rows["is_primary"].fillna(False).to_numpy(dtype=bool) & np.isfinite(vol) & np.isfinite(base)
     missing_base = int((shipped & np.isfinite(vol) & ~np.isfinite(base)).sum())
     if missing_base:

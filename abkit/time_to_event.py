@@ -649,7 +649,7 @@ def pseudo_observations(data, metric: TimeToEvent, variant: str | None = "varian
     one per unit for clustered metrics (``unit=``, covariates averaged).
     ``abkit.analyze(frame, abkit.Mean(name, covariate=...))`` then gives the
     same effect, CI and p-value as ``abkit.analyze(data, metric)`` (CUPED,
-    Lin, ``sequential=True`` included). With ``share_at`` the pseudo-values of
+    Lin, ``sequential=AlwaysValid(planned_n=...)`` included). With ``share_at`` the pseudo-values of
     the share with the event by that time. ``variant=None``: one population
     (a history to plan with: ``abkit.power.simulate_power(frame,
     abkit.Mean(name), effect=..., relative=False)``). Definition and proofs:
@@ -703,7 +703,7 @@ def pseudo_observations(data, metric: TimeToEvent, variant: str | None = "varian
 
 # --------------------------------------------------------------------------- words
 def _decimals(lo: float, hi: float, digits: int = 2) -> int:
-    from .results import _decimals_for
+    from .formatting import _decimals_for
 
     d = _decimals_for(lo, hi, digits)
     return 1 if d is None else d
@@ -925,7 +925,7 @@ class TimeToEventResult:
                                time_unit=self.metric.time_unit, events=events, level=1 - self.alpha)
 
     def __repr__(self) -> str:
-        from .results import p_text
+        from .formatting import p_text
 
         lines = [f"Time to event: {self.metric!r}, arms {list(self.arms)} (control {self.control!r})"]
         for r in self.rows:

@@ -103,6 +103,14 @@ Rollouts (difference-in-differences): :func:`decide_rollout`
 3. **Made it worse**: significant, in the wrong direction.
 4. **No detectable impact**: otherwise.
 
+With too few launched (or never-launched) units (``few_treated``, fewer than
+``abkit.did.FEW_TREATED_CLUSTERS``) the analytic and bootstrap p-values are
+unreliable: "Worked" and "Made it worse" then rest on the randomization test
+over which units launched (``randomization_p`` below alpha) instead; when the
+usual p-values claim an effect that it does not confirm (or it cannot be
+run), or the (equally unreliable) pre-trend test rejects, the label is
+**Inconclusive**, pointing to a synthetic control.
+
 Failed placebo tests (a fake launch date with a significant "effect") do
 not change the label; they are listed as a caution among the reasons.
 """
@@ -415,8 +423,7 @@ def _relative_mixing_variance(row: dict, sequential, alpha: float, units_now: fl
     lift with the same multiple of its variance, ``tau_rel^2 = tau^2 rel_se^2 / se^2``).
     Mirrors :func:`abkit.sequential.always_valid_rows`.
     """
-    from .sequential import AlwaysValid
-    from .stats.sequential import optimal_mixing_ratio
+    from .stats.confidence_sequences import AlwaysValid, optimal_mixing_ratio
 
     v_rel = float(row["rel_se"]) ** 2
     if isinstance(sequential, AlwaysValid):
@@ -436,13 +443,13 @@ def _always_valid_factor(variance: float, tau2: float, target: float, z_power: f
     """The smallest ``f = n / n_now`` with ``h(V / f) + z_power sqrt(V / f) <= target``, by bisection.
 
     ``h`` is the always-valid half-width with the mixing variance ``tau2``
-    held fixed (:func:`abkit.stats.sequential.always_valid_half_width`); it
+    held fixed (:func:`abkit.stats.confidence_sequences.always_valid_half_width`); it
     increases with ``V`` (``u (1 + u) (log(1 + 1/u) + 2 log(1/alpha))``,
     ``u = V / tau^2``, has derivative ``(1 + 2u)(log(1 + 1/u) + 2 log(1/alpha)) - 1 > 0``),
     so the left side decreases in ``f`` and the root is unique. NaN when it
     lies beyond a billion times the current units.
     """
-    from .stats.sequential import always_valid_half_width
+    from .stats.confidence_sequences import always_valid_half_width
 
     def excess(log_f: float) -> float:
         v = variance / math.exp(log_f)
@@ -531,7 +538,7 @@ def days_to_detect(row: dict, mde: float, days_elapsed: float, *, alpha: float =
     sd = se / math.sqrt(1.0 / n_c + 1.0 / n_t)
     k = n_t / n_c
     try:
-        from .power import sample_size_mean
+        from .stats.t_test_power import sample_size_mean
 
         need_c = float(sample_size_mean(sd=sd, mde=mde, alpha=alpha, power=power, ratio=k).n_control)
         method = "abkit.power.sample_size_mean (two-sample t-test) with the observed variance"
@@ -715,12 +722,16 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
 def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: float, rel_ci_upper: float,
                    p_value: float, pretrend_p: float | None, *, alpha: float = 0.05,
                    bootstrap_p: float | None = None, placebo_p: Sequence[float] = (),
-                   where: str = "launched units", what: str = "The launch") -> Verdict:
+                   where: str = "launched units", what: str = "The launch", few_treated: str | None = None,
+                   randomization_p: float | None = None, randomization_how: str = "") -> Verdict:
     """The verdict of a rollout (difference-in-differences) readout; the rule is in the module docstring.
 
     Effects are relative changes (``-0.061`` = 6.1% lower) with their
     (1 - alpha) confidence interval; ``pretrend_p`` is the joint pre-trend
     test's p-value (None or NaN when there are no pre-launch periods).
+    ``few_treated``: e.g. ``"only 1 launched market"`` when there are too few
+    launched or never-launched units for the p-values; ``randomization_p`` and
+    ``randomization_how``: the randomization test over which units launched.
     """
     level = f"{1 - alpha:.0%} CI"
     sig_analytic = p_value < alpha
@@ -745,15 +756,36 @@ def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: f
         reasons.append(f"caution: {len(failed_placebos)} of {len(placebo_p)} placebo launch dates show a "
                        "significant fake effect")
     note = None
-    if has_pre and pretrend_p < alpha:
+    ri_ok = randomization_p is not None and math.isfinite(randomization_p) and randomization_p < alpha
+    if few_treated and ri_ok:
+        ci_words = p_text(randomization_p, "randomization p")        # the CI is not to be trusted here
+    if few_treated:
+        ri = (f"{p_text(randomization_p, 'randomization p')}"
+              + (f", {randomization_how}" if randomization_how else "")
+              if randomization_p is not None and math.isfinite(randomization_p) else "not available")
+        reasons.append(f"{few_treated}: the p-values and intervals above are unreliable with so few (MacKinnon & "
+                       f"Webb); the randomization test over which {where.split()[-1]} launched: {ri}; compare with "
+                       "a synthetic control (abkit.did.synthetic)")
+    if has_pre and pretrend_p < alpha and few_treated:
+        label, note = "Inconclusive", few_treated.removeprefix("only ")
+        headline = (f"Not established: the pre-trend test rejects ({p_text(pretrend_p)}), but with {few_treated} "
+                    f"neither it nor the effect's p-values can be trusted; {outcome} "
+                    f"{'rose' if up else 'fell'} {format_pct(abs(rel_effect), 1, sign=False)} in {where}.")
+    elif has_pre and pretrend_p < alpha:
         label, note = "Invalid", "pre-trends fail"
         headline = (f"Do not trust this estimate: launched and comparison {where.split()[-1]} were already "
                     f"drifting apart before launch (pre-trend test {p_text(pretrend_p)}).")
-    elif significant and good:
+    elif few_treated and not ri_ok and (significant or sig_analytic):
+        label, note = "Inconclusive", few_treated.removeprefix("only ")
+        headline = (f"Not established: {outcome} {'rose' if up else 'fell'} "
+                    f"{format_pct(abs(rel_effect), 1, sign=False)} in {where}, but with {few_treated} the usual "
+                    "p-values cannot be trusted and the randomization test over which "
+                    f"{where.split()[-1]} launched does not confirm it.")
+    elif (ri_ok if few_treated else significant) and good:
         label = "Worked"
         headline = (f"{what} {verb} {outcome} by {format_pct(abs(rel_effect), 1, sign=False)} ({ci_words}) on "
                     f"average in {where}.")
-    elif significant:
+    elif ri_ok if few_treated else significant:
         label = "Made it worse"
         headline = (f"{what} {verb} {outcome} by {format_pct(abs(rel_effect), 1, sign=False)} ({ci_words}) on "
                     f"average in {where}: the wrong direction ({better} is better).")
@@ -761,7 +793,7 @@ def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: f
         label = "No detectable impact"
         headline = (f"No detectable impact on {outcome}: the change in {where} is between "
                     f"{format_pct(rel_ci_lower)} and {format_pct(rel_ci_upper)} ({level}).")
-        if sig_analytic and not sig_boot:
+        if sig_analytic and not sig_boot and not few_treated:
             reasons.append(f"the analytic p-value is below {alpha:g} but the bootstrap p-value is not; with few "
                            "units the bootstrap is the safer guide")
     return Verdict(outcome, label, headline, tuple(reasons), note)

@@ -32,7 +32,7 @@ import warnings
 import numpy as np
 
 import abkit
-from abkit.synthetic import synthetic
+from abkit.did import synthetic
 
 
 def _timed(fn, repeat: int):
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
 
     res, ab_wall, ab_cpu = _timed(run_abkit, args.repeat)
     from abkit.stats import synthdid as core
-    from abkit.synthetic import _prepare
+    from abkit.did.one_market import _prepare
 
     prepared = _prepare(panel, "contact_rate", "market", "week", "launched", [])
     _, est_wall, est_cpu = _timed(lambda: core.fit(prepared.Y, prepared.n_control, args.weeks - 26, "sdid"),

@@ -38,7 +38,10 @@ import statsmodels.formula.api as smf
 import abkit
 import abkit.did as did
 from abkit.errors import AbkitError, ColumnNotFoundError, DataError
-from abkit.stats import did as core
+from abkit.stats.callaway_santanna import aggregate_att_gt
+from abkit.stats.cluster_robust import fit_linear
+from abkit.stats.fixed_effects import FixedEffects
+from abkit.stats.wild_bootstrap import wild_cluster_test
 
 DATA = Path(__file__).parents[1] / "data" / "reference"   # mpdta and R did reference figures
 
@@ -286,7 +289,7 @@ def test_pretrend_test_is_the_wald_test_of_the_leads():
     assert pt == cs.pretrend_test(leads=6)
     assert pt.event_times == (-6.0, -5.0, -4.0, -3.0, -2.0) and pt.df1 == 5 and pt.df2 == 15 and pt.n_clusters == 20
     # influence-function version, by hand
-    agg = core.aggregate_att_gt(cs.cells, "dynamic", min_e=-6, max_e=0)
+    agg = aggregate_att_gt(cs.cells, "dynamic", min_e=-6, max_e=0)
     rows = np.isin(agg.labels, [-6, -5, -4, -3, -2])
     b, psi = agg.att[rows], agg.inf[:, rows]
     V = psi.T @ psi / 20 ** 2
@@ -535,7 +538,7 @@ def test_twfe_unbalanced_weighted_matches_dummy_ols(mpdta):
     assert res.estimate == pytest.approx(ref.params["treated"], rel=1e-9)
     # statsmodels counts every dummy in K; fixest (and abkit) drop the FE nested in the clusters
     n, k_sm = len(df), ref.df_model + 1
-    fe = core.FixedEffects([pd.factorize(df.countyreal)[0], pd.factorize(df.year)[0]], n)
+    fe = FixedEffects([pd.factorize(df.countyreal)[0], pd.factorize(df.year)[0]], n)
     k_abkit = 2 + fe.dof(pd.factorize(df.state)[0])
     assert k_abkit == 2 + 5                      # county nested in state: 4 free year FE + 1
     scale = np.sqrt((n - k_sm) / (n - k_abkit))
@@ -652,9 +655,9 @@ def test_exact_projection_equals_alternating_projections():
     b = rng.integers(0, 30, n)
     w = rng.uniform(0.2, 5, n)
     M = rng.normal(size=(n, 3)) + a[:, None] * 0.01 + b[:, None] * 0.1
-    exact = core.FixedEffects([a, b], n, w)
+    exact = FixedEffects([a, b], n, w)
     assert exact.exact
-    slow = core.FixedEffects([a, b], n, w)
+    slow = FixedEffects([a, b], n, w)
     slow.exact = False
     np.testing.assert_allclose(exact.resid(M), slow.resid(M), atol=1e-9)
     # residuals are weighted-orthogonal to every fixed effect
@@ -679,7 +682,8 @@ def test_two_by_two_matches_statsmodels_cluster(mpdta):
     assert (res.ci_lower, res.ci_upper) == (pytest.approx(lo, rel=1e-9), pytest.approx(hi, rel=1e-9))
     # no unit / cluster: HC1
     hc1 = smf.ols("lemp ~ tr * post", df).fit(cov_type="HC1")
-    r2 = did.two_by_two(df, "lemp", "tr", "post")
+    with pytest.warns(did.DiDWarning, match="HC1"):
+        r2 = did.two_by_two(df, "lemp", "tr", "post")
     assert r2.vcov_type == "HC1" and r2.se == pytest.approx(hc1.bse["tr:post"], rel=1e-10)
 
 
@@ -773,7 +777,11 @@ def test_aggregate_panel_from_order_rows_in_every_engine(tmp_path, monkeypatch, 
         collected.append(len(out))
         return out
 
-    monkeypatch.setattr(did, "read_columns", no_rows)
+    import abkit.did.panel
+    import abkit.sources
+
+    monkeypatch.setattr(abkit.did.panel, "read_columns", no_rows)     # where the DiD estimators read rows
+    monkeypatch.setattr(abkit.sources, "read_columns", no_rows)
     monkeypatch.setattr(abkit.engines, "_collect", counting_collect)
     panel = did.aggregate_panel(data, "market", "week", sums=["contacts", "orders", "refunds"],
                                 first=["launch_week"])
@@ -852,19 +860,19 @@ def test_wild_bootstrap_equals_brute_force_refits(design):
         w = rng.uniform(0.3, 3.0, y.size)
     cl = t if design.endswith("period") else u
     G = int(cl.max()) + 1
-    fe = core.FixedEffects([u, t], y.size, w)
-    fit = core.fit_linear(y, X, fe, cl)
-    wt = core.wild_cluster_test(fit, fe, 0, reps=9999, ci=False)
+    fe = FixedEffects([u, t], y.size, w)
+    fit = fit_linear(y, X, fe, cl)
+    wt = wild_cluster_test(fit, fe, 0, reps=9999, ci=False)
     assert wt.enumerated and wt.reps == 2 ** G
     # brute force: restricted fit (beta_D = 0) with FE, then y* = fitted_r + v_g u_r, full refit each time
-    fit_r = core.fit_linear(y, X[:, 1:], fe, cl)
+    fit_r = fit_linear(y, X[:, 1:], fe, cl)
     ur = fit_r.resid / np.sqrt(fe.w)            # back from the sqrt(w)-scaled space
     fitted_r = y - ur
     t_obs = abs(fit.coef[0] / fit.se[0])
     stats_ = []
     for s in range(2 ** G):                       # 2^G refits: the brute-force reference
         v = np.where((s >> np.arange(G)) & 1, 1.0, -1.0)
-        f = core.fit_linear(fitted_r + v[cl] * ur, X, fe, cl)
+        f = fit_linear(fitted_r + v[cl] * ur, X, fe, cl)
         stats_.append(abs(f.coef[0] / f.se[0]))
     p_brute = np.mean(np.array(stats_) >= t_obs - 1e-12)
     assert wt.p_value == pytest.approx(p_brute, abs=1e-12)
@@ -872,19 +880,19 @@ def test_wild_bootstrap_equals_brute_force_refits(design):
 
 def test_wild_ci_inverts_the_test_and_joint_test_runs():
     y, X, u, t = _small_panel(G=20, T=8, seed=3)
-    fe = core.FixedEffects([u, t], y.size)
-    fit = core.fit_linear(y, X, fe, u)
-    wt = core.wild_cluster_test(fit, fe, 0, reps=1999, seed=2)
+    fe = FixedEffects([u, t], y.size)
+    fit = fit_linear(y, X, fe, u)
+    wt = wild_cluster_test(fit, fe, 0, reps=1999, seed=2)
     assert wt.ci_lower < fit.coef[0] < wt.ci_upper
     for b0 in (wt.ci_lower, wt.ci_upper):
-        inside = core.wild_cluster_test(fit, fe, 0, beta0=b0 + (1e-4 if b0 == wt.ci_lower else -1e-4),
+        inside = wild_cluster_test(fit, fe, 0, beta0=b0 + (1e-4 if b0 == wt.ci_lower else -1e-4),
                                         reps=1999, seed=2, ci=False)
-        outside = core.wild_cluster_test(fit, fe, 0, beta0=b0 + (-1e-4 if b0 == wt.ci_lower else 1e-4),
+        outside = wild_cluster_test(fit, fe, 0, beta0=b0 + (-1e-4 if b0 == wt.ci_lower else 1e-4),
                                          reps=1999, seed=2, ci=False)
         assert inside.p_value > 0.05 >= outside.p_value
-    joint = core.wild_cluster_test(fit, fe, [0, 1], reps=999, seed=1, ci=False)
+    joint = wild_cluster_test(fit, fe, [0, 1], reps=999, seed=1, ci=False)
     assert 0 <= joint.p_value <= 1 and joint.statistic > 0
-    webb = core.wild_cluster_test(fit, fe, 0, reps=1999, weights="webb", seed=2)
+    webb = wild_cluster_test(fit, fe, 0, reps=1999, weights="webb", seed=2)
     assert abs(webb.p_value - wt.p_value) < 0.05
 
 
@@ -1147,3 +1155,31 @@ def test_errors_name_columns_and_values(mpdta):
     nb = cs.aggregate("dynamic", reps=0)
     assert np.isnan(nb.boot_p_value) and np.isnan(nb.critical_value) and nb.table["band_lower"].isna().all()
     assert (nb.table["estimate"] == cs.aggregate("dynamic").table["estimate"]).all()
+
+
+def test_module_basenames_are_unique_and_stats_never_imports_upwards():
+    """Issue 15: a facade and its math do not share a file name (the old did.py / stats/did.py), and the DiD
+    math in abkit/stats imports nothing above it (no facade, no pandas, no plotting)."""
+    import ast
+
+    pkg = Path(abkit.__file__).parent
+    names = [p.stem for p in pkg.rglob("*.py") if p.name != "__init__.py"]
+    did_stats = ["fixed_effects", "cluster_robust", "wild_bootstrap", "uniform_bands", "drdid", "callaway_santanna",
+                 "goodman_bacon", "randomization_inference"]
+    ours = [p.stem for p in (pkg / "did").glob("*.py") if p.name != "__init__.py"] + did_stats
+    dupes = sorted({n for n in ours if names.count(n) != 1})
+    assert not dupes, f"DiD module basenames used twice (or missing) in abkit/: {dupes}"
+    assert "did" not in names                     # abkit/did/ is the package; no did.py anywhere
+    allowed_above = {"errors"}                       # the one module above stats/ that stats may use
+    for mod in did_stats:
+        bad = []
+        for node in ast.walk(ast.parse((pkg / "stats" / f"{mod}.py").read_text())):
+            if isinstance(node, ast.Import):
+                bad += [a.name for a in node.names if a.name.split(".")[0] in ("pandas", "matplotlib", "abkit")]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level == 0 and (node.module or "").split(".")[0] in ("pandas", "matplotlib", "abkit"):
+                    bad.append(node.module)
+                elif node.level >= 2:
+                    targets = [node.module] if node.module else [a.name for a in node.names]
+                    bad += [t for t in targets if t.split(".")[0] not in allowed_above]
+        assert not bad, f"abkit/stats/{mod}.py imports {bad}"

@@ -38,7 +38,9 @@ from scipy import stats
 
 import abkit
 import abkit.did as did
-from abkit.stats import did as core
+from abkit.stats.callaway_santanna import aggregate_att_gt, att_gt
+from abkit.stats.cluster_robust import fit_linear
+from abkit.stats.fixed_effects import FixedEffects
 
 pytestmark = pytest.mark.slow
 
@@ -165,9 +167,9 @@ def test_callaway_santanna_coverage_and_standard_errors(control_group):
     se = np.empty((R, k))
     for r in range(R):
         Y, G = draw_panel(rng, d["n"], d["T"], d["cohorts"], d["probs"], _cs_tau, het=0.2)
-        cells = core.att_gt(Y, periods, G, control_group=control_group)
-        simple = core.aggregate_att_gt(cells, "simple")
-        dyn = core.aggregate_att_gt(cells, "dynamic")
+        cells = att_gt(Y, periods, np.where(G > 0, G, np.inf), control_group=control_group)   # inf = never
+        simple = aggregate_att_gt(cells, "simple")
+        dyn = aggregate_att_gt(cells, "dynamic")
         post = dyn.labels >= 0
         assert dyn.labels[post].tolist() == list(range(truth["theta"].size))
         est[r] = np.r_[simple.overall_att, dyn.overall_att, dyn.att[post]]
@@ -272,10 +274,10 @@ def test_twfe_biased_where_theory_says_cs_is_not():
     for r in range(R):
         Y, G = draw_panel(rng, n, T, cohorts, probs, _bias_tau)
         D = ((G[:, None] > 0) & (periods[None, :] >= G[:, None])).astype(np.float64).ravel()
-        fe = core.FixedEffects([u, t], n * T)
-        fit = core.fit_linear(Y.ravel(), D[:, None], fe, u)
+        fe = FixedEffects([u, t], n * T)
+        fit = fit_linear(Y.ravel(), D[:, None], fe, u)
         tw[r] = fit.coef[0], fit.se[0]
-        agg = core.aggregate_att_gt(core.att_gt(Y, periods, G), "simple")
+        agg = aggregate_att_gt(att_gt(Y, periods, np.where(G > 0, G, np.inf)), "simple")
         cs[r] = agg.overall_att, agg.overall_se
         if r < 3:
             frame = long_frame(Y, G)
@@ -336,8 +338,8 @@ def test_placebo_false_positive_rate_and_variance():
         g = G[u]
         keep = (g == 0) | (period < g)                  # launched units: pre-launch rows only
         fake = ((g > 0) & (period >= g - shift)).astype(np.float64)[keep]
-        fe = core.FixedEffects([u[keep], t[keep]], int(keep.sum()))
-        fit = core.fit_linear(Y.ravel()[keep], fake[:, None], fe, u[keep])
+        fe = FixedEffects([u[keep], t[keep]], int(keep.sum()))
+        fit = fit_linear(Y.ravel()[keep], fake[:, None], fe, u[keep])
         est[r], se[r] = fit.coef[0], fit.se[0]
         if r < 10:
             res = did.placebo(long_frame(Y, G), "y", "unit", "period", "first_treated", shift=shift)

@@ -223,3 +223,69 @@ def test_too_many_leads_is_a_clear_error(readout, spec):
     words = visible(rollout.trends_html(readout["trends_fig"], readout["panel"], spec.outcome, nan_test, dyn,
                                         readout["main"]))
     assert "The pre-trend test could not be run" in words
+
+
+def _readout_verdict(spec, frame, tmp_path):
+    """The template's steps on ``frame``: panel, main effect (with its randomization test when few units
+    launched), robustness and the verdict, as abkit/templates/did_readout.ipynb calls them."""
+    path = tmp_path / "panel.parquet"
+    frame.to_parquet(path)
+    sp = replace(spec, data=str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", did.DiDWarning)
+        panel = rollout.load_panel(sp)
+        cs = rollout.staggered(panel, sp, sp.outcome)
+        dyn = cs.aggregate("dynamic", min_e=-sp.leads, max_e=sp.lags, reps=0)
+        pretrend = dyn.pretrend()
+        main = rollout.effect(cs.aggregate("simple"), panel, sp.outcome, pretrend=pretrend)
+        checks = rollout.robustness(panel, sp, main)
+    _readout_verdict.robustness = checks
+    v = abkit.verdict.decide_rollout(
+        sp.outcome.name, sp.outcome.better, main.rel, main.rel_ci_lower, main.rel_ci_upper, main.p_value,
+        pretrend.p_value, alpha=sp.alpha, bootstrap_p=main.bootstrap_p, placebo_p=checks.placebo_p_values,
+        where=f"launched {rollout.plural(panel.unit)}", few_treated=main.few_treated,
+        randomization_p=main.randomization_p, randomization_how=main.randomization_words)
+    return sp, panel, cs, main, v
+
+
+def test_one_launched_market_is_never_worked_on_cluster_robust_evidence(spec, tmp_path):
+    """One market of 20 launches and its contact rate falls 25%: the analytic and bootstrap p-values are tiny,
+    and the old readout said "Worked". With one launched market of 20 no test over which market launched can
+    reach p < 0.05, so the verdict is Inconclusive and says why, pointing to a synthetic control."""
+    frame = abkit.simulate.rollout_panel(n_markets=20, cohorts={30: 1}, effects={"contact_rate": -0.25}, seed=3)
+    sp, panel, cs, main, v = _readout_verdict(spec, frame, tmp_path)
+    rob = _readout_verdict.robustness
+    without_rule = abkit.verdict.decide_rollout(sp.outcome.name, sp.outcome.better, main.rel, main.rel_ci_lower,
+                                                main.rel_ci_upper, main.p_value, 0.5, alpha=sp.alpha,
+                                                bootstrap_p=main.bootstrap_p)
+    assert without_rule.label == "Worked"                  # what the p-values alone would have said
+    assert main.p_value < 0.001 and main.few_treated == "only 1 launched market"
+    assert main.randomization_p == pytest.approx(0.05) and not main.significant
+    assert v.label == "Inconclusive" and v.display_label == "Inconclusive (1 launched market)"
+    assert "Not established" in v.headline
+    reasons = " ".join(v.reasons)
+    assert "randomization p = 0.050" in reasons and "abkit.did.synthetic" in reasons
+    page = visible(rollout.verdict_html(v, main, sp, None, panel))
+    assert "the randomization test over which units launched decides instead" in page
+    method = visible(rollout.methodology_html(sp, panel, cs))
+    assert "Few units: 1 launched and 19 never-launched markets" in method
+    placebos = [c for c in rob.checks if c.name.startswith("Placebo")]
+    assert placebos and all(math.isfinite(c.randomization_p) and "randomization p" in c.verdict for c in placebos)
+    assert rob.placebo_p_values == [c.randomization_p for c in placebos]
+
+
+def test_one_launched_market_of_27_can_work_on_the_randomization_test(spec, tmp_path):
+    """With 27 markets the exact randomization test can reach 1/27 = 0.037: a launched market whose fall is the
+    largest of all 27 possible choices is "Worked", on that test's evidence (and says so)."""
+    frame = abkit.simulate.rollout_panel(n_markets=27, cohorts={30: 1}, effects={"contact_rate": -0.4}, seed=3)
+    _, _, _, main, v = _readout_verdict(spec, frame, tmp_path)
+    assert main.few_treated == "only 1 launched market" and main.randomization_p == pytest.approx(1 / 27)
+    assert v.label == "Worked" and "randomization p = 0.037" in v.headline
+    assert "exact over all 27 ways to choose which markets launched" in " ".join(v.reasons)
+
+
+def test_sample_rollout_is_not_few_treated(readout):
+    """The sample rollout (15 launched, 5 never-launched markets) keeps its readout: no flag, no randomization."""
+    main = readout["main"]
+    assert main.few_treated is None and math.isnan(main.randomization_p)
+    assert not readout["cs"].few_treated_clusters

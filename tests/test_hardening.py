@@ -19,7 +19,6 @@ Covered elsewhere (not repeated here):
 from __future__ import annotations
 
 import copy
-import html
 import math
 import re
 import warnings
@@ -33,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from markupsafe import escape
 
 import abkit
 from abkit.errors import AbkitError, ColumnNotFoundError, DataError, SpecError
@@ -528,4 +528,161 @@ def test_spec_unit_field_round_trips_and_is_validated(tmp_path):
 def test_integrity_escapes_in_readout_health_block():
     res = integrity_result(500, 0)
     page = render.health_html(res)
-    assert "do not trust the results below" in page and html.escape("'buyer_id'") in page
+    assert "do not trust the results below" in page and str(escape("'buyer_id'")) in page   # the engine's escaping
+
+
+# =========================================================================== hostile or careless specs (issue 18)
+def _spec_file(tmp_path: Path, data, name: str = "Refund test", **extra) -> Path:
+    spec = {"name": name, "data": data,
+            "metrics": [{"name": "refund_rate", "type": "ratio", "numerator": "refunds", "denominator": "orders",
+                         "primary": True}], **extra}
+    path = tmp_path / f"spec-{abs(hash(str(data))) % 10_000}.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _refused(path: Path, limit: float = 3.0) -> str:
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert time.perf_counter() - start < limit, time.perf_counter() - start
+    return str(info.value)
+
+
+def test_data_folder_with_a_symlink_loop_is_refused_quickly(tmp_path):
+    folder = tmp_path / "lake"
+    (folder / "part=1").mkdir(parents=True)
+    buyers(200).to_parquet(folder / "part=1" / "a.parquet")
+    (folder / "part=1" / "again").symlink_to(folder, target_is_directory=True)
+    msg = _refused(_spec_file(tmp_path, str(folder)))
+    assert "data: data folder" in msg and "symbolic link loop" in msg and "again" in msg
+    with pytest.raises(DataError, match="symbolic link loop"):             # the analysis refuses it too
+        abkit.analyze(folder, [abkit.Ratio("refunds", "orders")])
+    (folder / "part=1" / "again").unlink()
+    assert load_spec(_spec_file(tmp_path, str(folder))).data_path == folder
+
+
+def test_huge_trees_home_directories_and_devices_are_refused_quickly(tmp_path, monkeypatch):
+    home = tmp_path / "home" / "analyst"
+    (home / "Downloads").mkdir(parents=True)
+    buyers(100).to_parquet(home / "Downloads" / "ab.parquet")
+    monkeypatch.setenv("HOME", str(home))
+    for data, words in [(str(home), "is a home directory"), ("~", "is a home directory"),
+                        (str(tmp_path / "home"), "a folder above the home directory"), ("/", "root of the file")]:
+        assert words in _refused(_spec_file(tmp_path, data)), data
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(60):
+        (big / f"f{i}.txt").write_text("x")
+    from abkit import data_paths
+
+    monkeypatch.setattr(data_paths, "MAX_ENTRIES", 50)
+    assert "holds more than 50 files and folders" in _refused(_spec_file(tmp_path, str(big)))
+    monkeypatch.setattr(data_paths, "MAX_ENTRIES", 10_000)
+    if Path("/usr/share").is_dir():
+        assert "data folder '/usr" in _refused(_spec_file(tmp_path, "/usr"), limit=3.0)
+    assert "holds no .parquet file" in _refused(_spec_file(tmp_path, str(big)))
+    if Path("/dev/zero").exists():
+        (tmp_path / "zero.parquet").symlink_to("/dev/zero")
+        assert "is a device" in _refused(_spec_file(tmp_path, str(tmp_path / "zero.parquet")))
+
+
+def test_parquet_folder_with_a_readme_is_read_as_the_analysis_reads_it(tmp_path):
+    folder = tmp_path / "export"
+    df = buyers(400)
+    for market, part in (("DE", df.iloc[:200]), ("FR", df.iloc[200:])):
+        (folder / f"market={market}").mkdir(parents=True)
+        part.drop(columns="market").to_parquet(folder / f"market={market}" / "part-0.parquet")
+    (folder / "README.md").write_text("Exported nightly by the refunds job.\n", encoding="utf-8")
+    (folder / "_SUCCESS").write_text("", encoding="utf-8")
+    spec = load_spec(_spec_file(tmp_path, str(folder), segments=["market"]))      # hive column, like the analysis
+    assert abkit.spec.data_columns(folder) == list(abkit.engines.to_lazy(folder).collect_schema().names())
+    res = abkit.analyze(spec.open_data(), spec.build_metrics())
+    assert res.row("refund_rate")["n_control"] + res.row("refund_rate")["n_treatment"] == 400
+
+
+def test_spark_settings_from_a_spec_are_allow_listed():
+    base = {"name": "x", "data": {"engine": "spark", "table": "aftersales.refunds"},
+            "metrics": [{"name": "r", "type": "ratio", "numerator": "refunds", "denominator": "orders",
+                         "primary": True}]}
+    ok = ExperimentSpec.from_dict({**base, "data": {**base["data"], "conf": {"spark.master": "local[2]",
+                                                                             "spark.sql.shuffle.partitions": 4}}},
+                                  check_data=False)
+    assert dict(ok.data.conf) == {"spark.master": "local[2]", "spark.sql.shuffle.partitions": 4}
+    for key in ("spark.jars", "spark.jars.packages", "spark.driver.extraJavaOptions", "spark.executor.extraClassPath",
+                "spark.plugins", "spark.sql.extensions", "spark.sql.catalog.evil", "spark.pyspark.python",
+                "spark.executorEnv.LD_PRELOAD", "spark.hadoop.fs.s3a.impl"):
+        with pytest.raises(SpecError) as info:
+            ExperimentSpec.from_dict({**base, "data": {**base["data"], "conf": {key: "x"}}}, check_data=False)
+        assert [w for w, _ in info.value.problems] == [f"data.conf.{key}"], key
+        assert "not allowed in a spec" in str(info.value) and "spark-defaults.conf" in str(info.value)
+
+
+def test_semicolon_csv(tmp_path):
+    df = buyers(300)[["variant", "orders", "refunds", "refund_amount"]]
+    df.to_csv(tmp_path / "semi.csv", sep=";", index=False)
+    spec = load_spec(_spec_file(tmp_path, str(tmp_path / "semi.csv")))   # read as the analysis reads it: sniffed
+    assert spec.data_label == "semi.csv"
+    assert math.isfinite(abkit.analyze(spec.open_data(), spec.build_metrics()).row("refund_rate")["effect"])
+    df.to_csv(tmp_path / "comma.csv", sep=";", decimal=",", index=False)   # a European spreadsheet export
+    path = _spec_file(tmp_path, str(tmp_path / "comma.csv"),
+                      metrics=[{"name": "amount", "type": "mean", "column": "refund_amount", "primary": True}])
+    msg = _refused(path)
+    assert "holds String, not numbers" in msg and "separated by ';'" in msg and "decimal=','" in msg
+
+
+def test_single_arm_and_all_missing_metric_are_caught_by_validate(tmp_path):
+    one_arm = buyers(300).assign(variant="control")
+    one_arm.to_parquet(tmp_path / "one.parquet")
+    msg = _refused(_spec_file(tmp_path, str(tmp_path / "one.parquet")))
+    assert "variant: column 'variant' of data file 'one.parquet' holds one arm only ('control')" in msg
+    missing = buyers(300).assign(refunds=np.nan, pre_orders=None)
+    missing.to_parquet(tmp_path / "gone.parquet")
+    msg = _refused(_spec_file(tmp_path, str(tmp_path / "gone.parquet"),
+                              metrics=[{"name": "r", "type": "ratio", "numerator": "refunds", "denominator": "orders",
+                                        "primary": True, "dropna": True},
+                                       {"name": "o", "type": "mean", "column": "pre_orders"}]))
+    assert "metrics[0].numerator: column 'refunds' of data file 'gone.parquet' has no value at all" in msg
+    assert "metrics[1].column: column 'pre_orders'" in msg and "all 300 rows are missing" in msg
+
+
+HOSTILE_TERMINAL = "Refunds \x1b[2J\x1b[31mSHIP IT\x1b[0m \u202eevil\u202c\x07"
+
+
+def test_terminal_control_characters_are_printed_escaped(tmp_path, capsys, monkeypatch):
+    from abkit.cli import main
+    from abkit.readout import runner
+
+    buyers(300).to_parquet(tmp_path / "d.parquet")
+    good = _spec_file(tmp_path, str(tmp_path / "d.parquet"), name=HOSTILE_TERMINAL)
+    assert main(["validate", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out and "\x07" not in out
+    assert "Refunds \\x1b[2J\\x1b[31mSHIP IT" in out and "\\u202eevil" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "data": "d.parquet", f"k\x1b[2J{HOSTILE_TERMINAL}": 1,
+                                   "metrics": [{"name": HOSTILE_TERMINAL, "type": "mean", "column": "orders\x1b]0;x",
+                                                "primary": True}]}), encoding="utf-8")
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\u202e" not in err and "\\x1b[2J" in err
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({"name": HOSTILE_TERMINAL, "kind": "power", "data": "d.parquet",
+                                    "daily_units": 500, "mde": 0.2,
+                                    "metrics": [{"name": HOSTILE_TERMINAL, "type": "ratio", "numerator": "refunds",
+                                                 "denominator": "orders", "primary": True}]}), encoding="utf-8")
+    assert main(["power", str(plan)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out and "\\x1b[31mSHIP IT" in out
+
+    def fake_readouts(paths, out_dir, **kw):
+        folder = Path(out_dir) / "x"
+        return [runner.ReadoutOutcome(spec_path=Path(paths[0]), name=HOSTILE_TERMINAL, slug="x", folder=folder,
+                                      status="failed", error=f"DataError: column '{HOSTILE_TERMINAL}'")]
+
+    monkeypatch.setattr(runner, "run_readouts", fake_readouts)
+    assert main(["readout", str(good), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED Refunds \\x1b[2J" in err and "\x1b" not in err and "\u202e" not in err

@@ -252,3 +252,11 @@ def test_programme_of_an_empty_or_failed_store(tmp_path):
     assert row["experiments"] == 0 and row["excluded"] == 1 and np.isnan(row["win_rate"])
     assert prog.sentences()["contact_rate"] == ("contact_rate: no readout with a usable estimate (1 left out: failed, "
                                                 "Invalid, plans or no standard error).")
+
+
+def test_impact_weight_keeps_the_sign_of_the_effect_for_a_negative_baseline():
+    """rel_effect is relative to |control| (abkit.stats.ab): weight x rel = volume x the absolute effect."""
+    control, effect = -0.148, 0.079                     # an NPS-like net score going up by 7.9 points
+    rel = effect / abs(control)
+    assert rel > 0
+    assert impact_weight(1_000_000, control) * rel == pytest.approx(1_000_000 * effect)

@@ -7,12 +7,14 @@ from __future__ import annotations
 import copy
 import json
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from markupsafe import escape
 
 import abkit
 from abkit.errors import AbkitError, ReadoutError, SpecError
@@ -293,7 +295,8 @@ def test_data_file_must_exist_relative_to_the_spec(project, monkeypatch):
     (project / "data" / "ab.xlsx").write_bytes(b"PK")
     assert "not a parquet" in spec_error(write_spec(project, mutated(data="../data/ab.xlsx")))
     (project / "data" / "junk.parquet").write_bytes(b"not parquet at all")
-    assert "could not read the schema" in spec_error(write_spec(project, mutated(data="../data/junk.parquet")))
+    msg = spec_error(write_spec(project, mutated(data="../data/junk.parquet")))
+    assert "data: could not read" in msg and "junk.parquet" in msg and "Is it a valid" in msg
 
 
 def test_exactly_one_primary(project):
@@ -355,9 +358,7 @@ def test_hostile_names_round_trip_and_escape(project, name):
     page = render.header_html(loaded)
     assert "<script>" not in page
     if name.strip():
-        import html
-
-        assert html.escape(name.strip()) in page
+        assert str(escape(name.strip())) in page     # the page templates' escaping (markupsafe)
     methodology = render.methodology_html(loaded)
     assert "<script>" not in methodology
 
@@ -541,9 +542,7 @@ def test_rollout_pages_escape_hostile_names(rollout_project, name):
     page = rollout.header_html(loaded, panel) + rollout.details_html(loaded, panel)
     assert "<script>" not in page
     if name.strip():
-        import html
-
-        assert html.escape(name.strip()) in page
+        assert str(escape(name.strip())) in page     # the page templates' escaping (markupsafe)
 
 
 def test_rollout_panel_preparation(rollout_project):
@@ -640,3 +639,189 @@ def test_plan_recommendation(project):
     far = load_spec(write_spec(project, dict(PLAN, mde=0.005), "far.yaml"))
     rec2 = planning.recommend(far, planning.make_plan(far))
     assert rec2.label == "Not feasible" and "out of reach" in rec2.headline and rec2.days == 28
+
+
+# --------------------------------------------------------------------------- JSON Schema (abkit schema)
+SAMPLE_SPECS = sorted((Path(__file__).resolve().parents[1] / "specs").glob("*.yaml"))
+
+
+def _plain(doc):
+    """A parsed YAML document as JSON data (dates as ISO text), the way an editor sees it."""
+    return json.loads(json.dumps(doc, default=lambda o: o.isoformat()))
+
+
+def _schema_errors(schema: dict, doc) -> list[str]:
+    """Messages of the JSON Schema validator (jsonschema, which nbformat already requires); without it,
+    the typed models the schema is generated from."""
+    try:
+        import jsonschema
+    except ImportError:  # pragma: no cover - nbformat depends on jsonschema
+        from pydantic import ValidationError
+
+        from abkit.spec.models import DOCUMENTS
+
+        try:
+            DOCUMENTS[doc.get("kind") if doc.get("kind") in ("did", "power") else "ab"].model_validate(doc)
+        except ValidationError as exc:
+            return [str(e["loc"]) for e in exc.errors()]
+        return []
+    validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(doc)]
+
+
+def test_schema_command_prints_the_json_schema_of_every_kind(capsys, tmp_path):
+    from abkit.cli import main
+
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"      # what editors support
+    assert {"AbDocument", "RolloutDocument", "PowerDocument", "MetricDocument", "TableDocument"} <= set(schema["$defs"])
+    assert schema["if"]["properties"]["kind"]["const"] == "did"                     # discriminated by kind
+    ab = schema["$defs"]["AbDocument"]
+    assert ab["additionalProperties"] is False and ab["required"] == ["name", "data", "metrics"]
+    assert ab["properties"]["correction"]["anyOf"][0]["enum"] == ["holm", "bh"]
+    assert "description" in ab["properties"]["alpha"] and "source" not in ab["properties"]
+    assert main(["schema", "--out", str(tmp_path / "s.json")]) == 0
+    assert json.loads((tmp_path / "s.json").read_text(encoding="utf-8")) == schema
+
+
+@pytest.mark.parametrize("path", SAMPLE_SPECS, ids=lambda p: p.stem)
+def test_sample_specs_validate_against_the_schema_and_typos_do_not(path):
+    try:
+        import jsonschema
+
+        jsonschema.Draft7Validator.check_schema(abkit.spec.spec_json_schema())
+    except ImportError:  # pragma: no cover
+        pass
+    schema = abkit.spec.spec_json_schema()
+    doc = _plain(yaml.safe_load(path.read_text(encoding="utf-8")))
+    assert _schema_errors(schema, doc) == []
+    typo = dict(doc, alpah=0.05)
+    assert any("alpah" in e for e in _schema_errors(schema, typo))
+    key = "metrics" if "metrics" in doc else "secondary"
+    nested = copy.deepcopy(doc)
+    nested[key][0]["numerater"] = nested[key][0].pop("numerator", "x")
+    assert any("numerater" in e for e in _schema_errors(schema, nested))
+    wrong = dict(doc, alpha="0.05")                  # text where a number belongs: abkit refuses it, so does the schema
+    assert _schema_errors(schema, wrong)
+
+
+# --------------------------------------------------------------------------- untrusted spec files
+def _timed_error(path) -> tuple[str, float]:
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    return str(info.value), time.perf_counter() - start
+
+
+def billion_laughs() -> str:
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    return "\n".join(lines) + "\nname: *a9\ndata: x.parquet\nmetrics: []\n"
+
+
+@pytest.mark.parametrize("text, words", [
+    (billion_laughs(), "once its aliases (*name) are expanded"),
+    ("name: x\ndata: x.parquet\nsegments: [" + ",".join(["m"] * 60_000) + "]\n", "more than 10,000 values"),
+    ("name: " + "[" * 5_000 + "]" * 5_000 + "\n", "nest"),           # libyaml stops at 1,000 levels itself
+    ("name: " + "[" * 200 + "]" * 200 + "\n", "nested more than 16 levels"),
+    ("a: &a [[[[[[[[[[x]]]]]]]]]]\nb: &b [[[[[[[[*a]]]]]]]]\nname: *b\n", "nested more than 16 levels"),
+    ("# padding\n" * 40_000 + "name: x\n", "larger than 256 KB"),
+], ids=["billion-laughs", "huge-list", "deep-1000", "deep-200", "deep-by-aliases", "oversized"])
+def test_hostile_yaml_is_refused_quickly(project, text, words):
+    """Issue 15: a 500-byte 'billion laughs' file kept `abkit validate` busy for ever; huge lists, deep
+    nesting and oversized files are refused too, each well under a second."""
+    p = project / "specs" / "hostile.yaml"
+    p.write_text(text, encoding="utf-8")
+    msg, seconds = _timed_error(p)
+    assert words in msg and "hostile.yaml" in msg, msg
+    assert seconds < 1.0, seconds
+
+
+def test_spec_path_that_is_no_regular_file_is_refused_at_once(project):
+    """A named pipe would block the reader for ever; /dev/zero would fill the memory."""
+    fifo = project / "specs" / "pipe.yaml"
+    os.mkfifo(fifo)
+    msg, seconds = _timed_error(fifo)
+    assert "not a regular file" in msg and seconds < 1.0
+    if Path("/dev/zero").exists():
+        (project / "specs" / "zero.yaml").symlink_to("/dev/zero")
+        msg, seconds = _timed_error(project / "specs" / "zero.yaml")
+        assert "not a regular file" in msg and seconds < 1.0
+    msg, _ = _timed_error(project / "specs")
+    assert "is a folder, not a spec file" in msg
+
+
+def test_yaml_anchors_within_bounds_still_work(project):
+    """Anchors and merge keys a person writes (shared metric settings) are fine."""
+    text = textwrap.dedent("""\
+        name: anchors
+        data: ../data/ab.parquet
+        metrics:
+          - &ratio {name: refund_rate, type: ratio, numerator: refunds, denominator: orders, better: lower,
+                    primary: true}
+          - <<: *ratio
+            name: abuse_loss_per_order
+            numerator: abuse_loss
+            primary: false
+            guardrail: true
+    """)
+    p = project / "specs" / "anchors.yaml"
+    p.write_text(text, encoding="utf-8")
+    spec = load_spec(p)
+    assert [m.name for m in spec.metrics] == ["refund_rate", "abuse_loss_per_order"]
+    assert spec.guardrails[0].numerator == "abuse_loss" and spec.guardrails[0].better == "lower"
+
+
+def test_repeated_keys_are_named_with_their_path(project):
+    p = project / "specs" / "dupes.yaml"
+    p.write_text("name: x\ndata: ../data/ab.parquet\nmetrics:\n  - type: mean\n    column: orders\n"
+                 "    primary: true\n    column: refunds\n", encoding="utf-8")
+    assert "metrics[0].column: key repeated on line 7" in spec_error(p)
+
+
+# --------------------------------------------------------------------------- arm labels keep their type
+def test_integer_arms_with_an_allocation_load_and_analyse(project):
+    """Issue 18: `control: 0` with `allocation: {0: 0.5, 1: 0.5}` passes validate, and must run too."""
+    frame = small_frame(4000, seed=4)
+    frame["variant"] = (frame["variant"] == "treatment").astype(int)
+    frame.to_parquet(project / "data" / "ab.parquet")
+    path = project / "specs" / "int_arms.yaml"
+    path.write_text(yaml.safe_dump(dict(mutated(control=0, allocation={0: 0.5, 1: 0.5}))), encoding="utf-8")
+    spec = load_spec(path)
+    assert spec.control == 0 and type(spec.control) is int
+    assert spec.planned_allocation == {0: 0.5, 1: 0.5} and all(type(a) is int for a in spec.planned_allocation)
+    result = abkit.analyze(spec.open_data(), spec.build_metrics(), variant=spec.variant, control=spec.control,
+                           alpha=spec.alpha, allocation=spec.planned_allocation)
+    counts = frame["variant"].value_counts()
+    assert result.control == 0 and result.arms == (0, 1)
+    assert result.row("refund_rate")["n_control"] == counts[0] and result.row("refund_rate")["n_treatment"] == counts[1]
+    assert result.srm.p_value == pytest.approx(__import__("scipy").stats.chisquare(
+        [counts[0], counts[1]]).pvalue, rel=1e-9)
+
+
+def test_arm_labels_survive_json_and_papermill(project):
+    """The dict form keeps 0 a number through JSON and papermill (whose mapping keys become text)."""
+    import ast
+
+    from papermill.translators import PythonTranslator
+
+    frame = small_frame()
+    frame["variant"] = (frame["variant"] == "treatment").astype(int)
+    frame.to_parquet(project / "data" / "ab.parquet")
+    spec = ExperimentSpec.from_dict(mutated(control=0, allocation={0: 0.4, 1: 0.6}), base_dir=project / "specs")
+    injected = ast.literal_eval(PythonTranslator.translate(spec.to_dict()))   # what the notebook receives
+    assert ExperimentSpec.from_dict(injected) == spec
+    assert ExperimentSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    # text labels stay text: '0' is not 0
+    frame["variant"] = frame["variant"].astype(str)
+    frame.to_parquet(project / "data" / "ab.parquet")
+    text = ExperimentSpec.from_dict(mutated(control="0", allocation={"0": 0.4, "1": 0.6}), base_dir=project / "specs")
+    assert text.control == "0" and list(text.planned_allocation) == ["0", "1"]
+    assert text.to_dict()["allocation"] == {"0": 0.4, "1": 0.6}
+    assert ExperimentSpec.from_dict(ast.literal_eval(PythonTranslator.translate(text.to_dict()))) == text
+    # a number for the control and text in the allocation: said, not guessed
+    with pytest.raises(SpecError, match="differ in type"):
+        ExperimentSpec.from_dict(mutated(control=0, allocation={"0": 0.5, "1": 0.5}), base_dir=project / "specs")

@@ -1,4 +1,4 @@
-"""Synthetic control, synthetic DiD and DiD on one-market launches (abkit.synthetic, abkit.stats.synthdid).
+"""Synthetic control, synthetic DiD and DiD on one-market launches (abkit.did.synthetic, abkit.stats.synthdid).
 
 Proof against independent references:
 
@@ -27,7 +27,7 @@ import pytest
 import abkit
 from abkit.errors import AbkitError, DataError
 from abkit.stats import synthdid as core
-from abkit.synthetic import detectable_effect, synthetic
+from abkit.did import detectable_effect, synthetic
 
 REF = Path(__file__).resolve().parents[1] / "data" / "reference"
 

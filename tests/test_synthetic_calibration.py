@@ -11,7 +11,7 @@ comparison units' loadings ``L_i ~ N(0, I)`` and the launched unit's fixed at
 trends with the average fail (plain DiD is biased) while a weighted mix of
 comparison units can follow it.
 
-Each panel is estimated as :func:`abkit.synthetic.synthetic` does (R
+Each panel is estimated as :func:`abkit.did.synthetic` does (R
 synthdid's SDID and DiD, the placebo SE from 200 replications drawn from the
 49 placebo problems); all panels' problems are solved in a few batched calls
 of :func:`abkit.stats.synthdid.solve` (the first panels are checked equal to

@@ -129,7 +129,10 @@ def _summaries(specs: dict[str, dict], folder: Path) -> dict[str, dict]:
     outcomes = run_readouts(paths, folder / "out", jobs=1, progress=False)
     failed = [(o.name, o.error) for o in outcomes if not o.ok]
     assert not failed, failed
-    return {o.spec_path.stem: _read_summary(o.notebook) for o in outcomes}
+    summaries = {o.spec_path.stem: _read_summary(o.notebook) for o in outcomes}
+    for summary in summaries.values():   # what each pinned (a parquet file, a database) differs by design
+        assert summary.pop("data_snapshot")["fingerprint"]
+    return summaries
 
 
 _WHERE_FROM = ("data_snapshot", "data_fingerprint", "spec_path")   # which data and spec, not what they say
@@ -178,13 +181,21 @@ SPARK_TABLE = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_readout_from_a_spark_table_equals_the_file_readout(tmp_path):
-    """A Hive-catalog table written by one Spark job, read by the readout's kernel through the spec's conf."""
+def test_readout_from_a_spark_table_equals_the_file_readout(tmp_path, monkeypatch):
+    """A Hive-catalog table written by one Spark job, read by the readout's kernel through the spec's conf.
+
+    The spec sets only allow-listed settings; where the metastore lives (a JDBC URL, JVM options) is
+    the platform's spark-defaults.conf, found through SPARK_CONF_DIR as for any Spark job."""
     require_spark()
     conf = {"spark.master": "local[2]", "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2",
-            "spark.sql.catalogImplementation": "hive", "spark.sql.warehouse.dir": str(tmp_path / "warehouse"),
-            "javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={tmp_path / 'metastore_db'};create=true",
-            "spark.driver.extraJavaOptions": f"-Dderby.system.home={tmp_path}"}
+            "spark.sql.catalogImplementation": "hive", "spark.sql.warehouse.dir": str(tmp_path / "warehouse")}
+    platform = {"spark.hadoop.javax.jdo.option.ConnectionURL":
+                f"jdbc:derby:;databaseName={tmp_path / 'metastore_db'};create=true",
+                "spark.driver.extraJavaOptions": f"-Dderby.system.home={tmp_path}"}
+    (tmp_path / "spark-conf").mkdir()
+    (tmp_path / "spark-conf" / "spark-defaults.conf").write_text(
+        "".join(f"{k} {v}\n" for k, v in platform.items()), encoding="utf-8")
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path / "spark-conf"))        # the kernels inherit it
     made = subprocess.run([sys.executable, "-c", SPARK_TABLE, repr(conf), str(AB_DATA)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=600)
     assert made.returncode == 0, made.stderr[-3000:]

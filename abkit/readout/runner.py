@@ -521,7 +521,9 @@ def _execute(spec_path, spec, folder: Path, base: dict, started: float, *, kerne
             str(template), str(tmp),
             parameters={"spec_path": str(Path(spec_path).resolve())},
             kernel_name=kernel_name,
-            cwd=str(folder),
+            # The kernel starts in the experiment's folder (nbclient's resources path). Not papermill's cwd=,
+            # which os.chdir()s the whole process: with --jobs > 1 threads would race on the working directory.
+            resources={"metadata": {"path": str(folder)}},
             log_output=False,
             progress_bar=False,
             execution_timeout=cell_timeout,
@@ -683,11 +685,8 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise AbkitError(f"jobs={jobs!r} must be a whole number >= 1")
     validated = validate_specs(spec_paths)
-    # Absolute paths before any readout starts: papermill changes the process's working folder while a
-    # notebook runs (cwd=), so a relative path resolved in one worker thread could land in another's folder.
-    paths = [p.resolve() for p, _ in validated]
+    paths = [p.absolute() for p, _ in validated]   # before any thread runs: relative paths read once, here
     specs = [s for _, s in validated]
-    templates = Path(templates).resolve() if templates is not None else None
     for kind in sorted({s.kind for s in specs}):
         notebook_for(kind, templates)        # a missing template fails the batch before anything runs
     chromium = find_chromium() if pdf else None   # so does --pdf without Chromium

@@ -1,7 +1,7 @@
 """Synthetic control, synthetic difference-in-differences and DiD as weighted double differences.
 
 Pure numpy: float64 arrays in, arrays and small frozen dataclasses out (no
-pandas, no plotting). :mod:`abkit.synthetic` turns long panels into the
+pandas, no plotting). :mod:`abkit.did.one_market` (``abkit.did.synthetic``) turns long panels into the
 matrices used here and the results into result objects.
 
 The estimators (Arkhangelsky, Athey, Hirshberg, Imbens & Wager 2021,

@@ -1,7 +1,7 @@
 """One market launched first: synthetic control and synthetic difference-in-differences.
 
     >>> import abkit
-    >>> from abkit.synthetic import synthetic
+    >>> from abkit.did import synthetic
     >>> panel = abkit.simulate.one_market_panel(seed=1)          # DE launches in week 79
     >>> res = synthetic(panel, ("contacts", "orders"), "market", "week", "launched")
     >>> res.estimate, res.ci_lower, res.ci_upper                  # doctest: +SKIP
@@ -35,11 +35,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._html import ALERT, bold, frame_table
-from .errors import DataError
-from .plots import style_axes
-from .sources import read_columns
-from .stats import synthdid as core
+from .._html import ALERT, bold, frame_table
+from ..errors import DataError
+from ..plots import style_axes
+from ..sources import read_columns
+from ..stats import synthdid as core
 
 __all__ = ["SyntheticResult", "DetectableEffect", "synthetic", "detectable_effect", "FIT_GOOD", "FIT_POOR"]
 
