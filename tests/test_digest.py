@@ -1,11 +1,12 @@
 """A readout for people who do not open HTML (abkit.readout.digest): summary.md's lines, and the impact in
 business terms under the verdict, from real results of the sample specs.
 
-The spec format gains ``impact:`` when the spec rewrite lands; until then a spec is given one by a thin
-wrapper (``getattr(spec, "impact", None)`` is all the readout reads).
+A sample spec is given an ``impact:`` block with :func:`dataclasses.replace`; the spec format's
+``impact:`` (parsing, did-you-mean errors, the JSON Schema, the round trip) is tested at the end.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -13,14 +14,19 @@ import pytest
 
 import abkit
 import abkit.verdict
-from abkit.business_impact import round_about
+from abkit.business_impact import ImpactSpec, round_about
 from abkit.readout import ab, digest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def with_impact(spec, impact):
+    """The sample spec with an ``impact:`` block."""
+    return dataclasses.replace(spec, impact=ImpactSpec.coerce(impact))
+
+
 class WithImpact:
-    """A spec with an ``impact:`` block (every other attribute is the spec's)."""
+    """A stand-in object with an ``impact:`` block (every other attribute is the wrapped object's)."""
 
     def __init__(self, spec, impact):
         self._spec, self.impact = spec, impact
@@ -58,7 +64,7 @@ IMPACT = {"volume": 12_000_000, "per": "orders", "unit": "refunds", "value": 4.5
 # --------------------------------------------------------------------------- impact in business terms
 def test_the_verdicts_impact_is_volume_times_the_effect_and_its_interval(instant):
     spec, result, verdicts, _, _ = instant
-    (arm,) = digest.ab_impacts(WithImpact(spec, IMPACT), result, verdicts)
+    (arm,) = digest.ab_impacts(with_impact(spec, IMPACT), result, verdicts)
     row = result.row("refund_rate")
     # independent arithmetic: refunds per order x orders a year, each bound alike; money = EUR 4.50 a refund
     change = [12e6 * row["effect"], 12e6 * row["ci_lower"], 12e6 * row["ci_upper"]]
@@ -72,10 +78,10 @@ def test_the_verdicts_impact_is_volume_times_the_effect_and_its_interval(instant
     assert f"saving about EUR {m:,.0f} a year (95% CI EUR {mlo:,.0f} to EUR {mhi:,.0f})" in words, words
     assert words == ("about 48,000 fewer refunds a year (95% CI 11,000 to 85,000), saving about EUR 220,000 a year "
                      "(95% CI EUR 50,000 to EUR 380,000)")       # the sample's numbers, as a reader sees them
-    html = str(digest.impact_html(WithImpact(spec, IMPACT), [arm]))
+    html = str(digest.impact_html(with_impact(spec, IMPACT), [arm]))
     assert "In business terms</b>, at 12,000,000 orders a year: about 48,000 fewer refunds" in html
     # the five lines carry it too, after the primary effect
-    lines = digest.ab_lines(WithImpact(spec, IMPACT), result, verdicts)
+    lines = digest.ab_lines(with_impact(spec, IMPACT), result, verdicts)
     assert "; about 48,000 fewer refunds a year" in lines[1]
 
 
@@ -85,10 +91,10 @@ def test_no_impact_block_no_sentence_and_an_invalid_arm_gets_no_number(instant, 
     assert str(digest.impact_html(spec, [])) == ""
     assert "a year" not in " ".join(digest.ab_lines(spec, result, verdicts))
     spec3, result3, verdicts3, _, _ = chatbot
-    impacts = digest.ab_impacts(WithImpact(spec3, {"volume": 1e6, "unit": "contacts"}), result3, verdicts3)
+    impacts = digest.ab_impacts(with_impact(spec3, {"volume": 1e6, "unit": "contacts"}), result3, verdicts3)
     assert [i.variant for i in impacts] == ["chatbot", "chatbot_plus"]
     assert all(i.impact is None and "Invalid" in i.why for i in impacts)      # SRM: its numbers are not trusted
-    html = str(digest.impact_html(WithImpact(spec3, {"volume": 1e6, "unit": "contacts"}), impacts))
+    html = str(digest.impact_html(with_impact(spec3, {"volume": 1e6, "unit": "contacts"}), impacts))
     assert html.count("<li>") == 2 and "cannot be" in html and "fewer" not in html
 
 
@@ -158,7 +164,64 @@ def test_five_lines_of_a_plan():
     rec = NS(label="Run 29 days", headline="Run the test for 29 days.", mde=0.1, days=29, units=31140.0)
     lines = digest.plan_lines(spec, rec)
     assert lines == ["Plan: Run 29 days. Run the test for 29 days.",
-                     "Primary metric contact_rate: the test detects a 10.0% change in contact_rate with 80% power "
-                     "after 29 days (31,140 units).",
+                     ("Primary metric contact_rate: the test detects a 10.0% change in contact_rate with 80% power "
+                      "after 29 days (31,140 units)."),
                      "Guardrails: repeat_purchase_30d (margin 3.0%) (powered in the plan).",
                      "Health: a plan from history; no test data yet."]
+
+
+# --------------------------------------------------------------------------- the spec format's impact: block
+def _spec_yaml(tmp_path, impact_line: str, kind_lines: str | None = None) -> Path:
+    text = (ROOT / "specs" / "refund_tracker.yaml").read_text(encoding="utf-8")
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("impact:"))
+    text = text.replace("../data/", str(ROOT / "data") + "/")
+    path = tmp_path / "spec.yaml"
+    path.write_text(text.replace("alpha: 0.05", "alpha: 0.05\n" + impact_line), encoding="utf-8")
+    return path
+
+
+def test_a_spec_declares_its_impact_and_keeps_it_through_the_dict_form(tmp_path):
+    spec = abkit.load_spec(_spec_yaml(tmp_path, "impact: {volume: 12_000_000, per: orders, unit: contacts, "
+                                                "value: 4.50}"))
+    assert spec.impact == ImpactSpec(volume=12e6, per="orders", unit="contacts", value=4.5, currency="EUR")
+    assert type(spec).from_dict(spec.to_dict()) == spec
+    units_only = abkit.load_spec(_spec_yaml(tmp_path, "impact: {volume: 1000, unit: contacts}"))
+    assert units_only.impact == ImpactSpec(volume=1000.0, unit="contacts", per="units", value=None)
+    assert abkit.load_spec(ROOT / "specs" / "instant_refunds.yaml").impact is None      # optional
+    shipped = abkit.load_spec(ROOT / "specs" / "refund_tracker.yaml")                   # a sample declares one
+    assert shipped.impact is not None and shipped.impact.unit == "contacts"
+
+
+@pytest.mark.parametrize(("line", "where", "words"), [
+    ("impact: {volum: 1000, unit: contacts}", "impact.volum", "Did you mean 'volume'?"),
+    ("impact: {volume: 1000, unit: contacts, curency: GBP}", "impact.curency", "Did you mean 'currency'?"),
+    ("impact: {volume: -5, unit: contacts}", "impact.volume", "above 0"),
+    ("impact: {volume: .inf, unit: contacts}", "impact.volume", "above 0"),
+    ("impact: {volume: '12M', unit: contacts}", "impact.volume", "text"),
+    ("impact: {volume: 1000}", "impact.unit", "unit: contacts"),
+    ("impact: {unit: contacts}", "impact.volume", "volume: 12000000"),
+    ("impact: {volume: 1000, unit: contacts, value: 0}", "impact.value", "above 0"),
+    ("impact: 12000000", "impact", "volume"),
+    ("impcat: {volume: 1000, unit: contacts}", "impcat", "Did you mean 'impact'?"),
+])
+def test_a_wrong_impact_block_is_refused_with_the_key_and_the_fix(tmp_path, line, where, words):
+    with pytest.raises(abkit.SpecError) as err:
+        abkit.load_spec(_spec_yaml(tmp_path, line))
+    message = str(err.value)
+    assert f"{where}:" in message and words in message, message
+
+
+def test_the_json_schema_describes_impact_for_ab_and_rollout_specs_only():
+    jsonschema = pytest.importorskip("jsonschema")
+
+    schema = abkit.spec.spec_json_schema()
+    defs = schema["$defs"]
+    assert set(defs["ImpactDocument"]["properties"]) == {"volume", "per", "unit", "value", "currency"}
+    assert set(defs["ImpactDocument"]["required"]) == {"volume", "unit"}
+    assert "impact" in defs["AbDocument"]["properties"] and "impact" in defs["RolloutDocument"]["properties"]
+    assert "impact" not in defs["PowerDocument"]["properties"]       # a plan has no effect to turn into units
+    validator = jsonschema.Draft7Validator(schema)
+    doc = {"name": "x", "data": "d.parquet", "metrics": [{"name": "m", "type": "mean", "column": "c",
+                                                          "primary": True}]}
+    assert not list(validator.iter_errors({**doc, "impact": {"volume": 1e6, "unit": "contacts"}}))
+    assert list(validator.iter_errors({**doc, "impact": {"volum": 1e6, "unit": "contacts"}}))

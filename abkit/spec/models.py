@@ -50,6 +50,7 @@ __all__ = [
     "KINDS",
     "SPARK_CONF_ALLOWED",
     "AbDocument",
+    "ImpactDocument",
     "MetricDocument",
     "OutcomeDocument",
     "PowerDocument",
@@ -463,6 +464,39 @@ DATA_DESCRIPTION = ("a parquet file, a folder of parquet files or a CSV file (re
                     "{engine, table, database, conf}")
 
 
+# --------------------------------------------------------------------------- impact in business terms
+class ImpactDocument(Document):
+    """The yearly volume behind the primary metric: the verdict turns its effect into units (and money) a year.
+
+    The primary metric counts ``unit`` per ``per`` (contacts per order); the
+    change meets ``volume`` ``per`` a year once shipped, so an effect ``d``
+    is ``volume * d`` ``unit`` a year, worth ``value`` each
+    (:mod:`abkit.business_impact`).
+    """
+
+    EXAMPLE: ClassVar[str] = "`{volume: 12000000, per: orders, unit: contacts, value: 4.50}`"
+    MISSING: ClassVar[dict[str, str]] = {
+        "volume": "required key missing; add e.g. `volume: 12000000` (how many `per` a year the change applies to "
+                  "once shipped)",
+        "unit": "required key missing; name what the primary metric counts, e.g. `unit: contacts`",
+    }
+
+    volume: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = Field(
+        description="a year: how many `per` (orders, buyers) the change applies to once shipped",
+        examples=[12_000_000])
+    per: NonBlankText = Field("units", description="what the volume counts: the primary metric's denominator "
+                                                   "(orders, buyers)", examples=["orders"])
+    unit: NonBlankText = Field(description="what the primary metric counts per `per` (contacts, refunds)",
+                               examples=["contacts"])
+    value: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = Field(
+        None, description="money per unit (a contact costs 4.50); omit for units only", examples=[4.5])
+    currency: NonBlankText = Field("EUR", description="currency of value", examples=["EUR"])
+
+
+IMPACT_DESCRIPTION = ("the yearly volume behind the primary metric, for the impact in business terms: "
+                      "{volume, per, unit, value, currency}")
+
+
 # --------------------------------------------------------------------------- what every kind shares
 class _Header(Document):
     name: NonBlankText = _text_field("the experiment's name (the readout's title)", "Instant refunds for low-value "
@@ -601,6 +635,7 @@ class AbDocument(_Header):
     metrics: Metrics = Field(description="the metrics, exactly one with primary: true")
     unit: ColumnName | None = Field(None, description="randomization-unit id: one row per unit in one arm is "
                                                       "checked (leaks, duplicates)")
+    impact: ImpactDocument | None = Field(None, description=IMPACT_DESCRIPTION)
 
     _power_above_alpha = field_validator("power")(classmethod(_power_above_alpha))
 
@@ -740,6 +775,7 @@ class RolloutDocument(_Header):
         _whole_numbers("periods >= 1", "placebo_shifts: [4, 8]"),
         json_schema_input_type=PeriodCount | list[PeriodCount])] = Field(
         [4, 8], description="fake launches this many periods early")
+    impact: ImpactDocument | None = Field(None, description=IMPACT_DESCRIPTION)
 
     @field_validator("first_treated")
     @classmethod

@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from ..business_impact import ImpactSpec
 from ..engines import TableRef
 from ..errors import AbkitError, SpecError
 from ..metrics import Mean, Metric, Proportion, Ratio
@@ -35,6 +36,7 @@ from .models import (
     DOCUMENTS,
     AbDocument,
     DataSource,
+    ImpactDocument,
     MetricDocument,
     OutcomeDocument,
     PowerDocument,
@@ -209,6 +211,7 @@ class ExperimentSpec(_Data):
     unit: str | None = None           # randomization-unit id column: unit-integrity check (leaks, duplicates)
     balance: tuple[str, ...] | None = None   # pre-period columns for the balance check (None: covariates)
     sequential: bool = False          # always-valid CIs and p-values (safe to look daily)
+    impact: ImpactSpec | None = None  # yearly volume behind the primary metric (impact in business terms)
 
     # ----------------------------------------------------------------- views
     @property
@@ -296,6 +299,7 @@ class ExperimentSpec(_Data):
             "balance": list(self.balance) if self.balance is not None else None,
             "sequential": self.sequential,
             "metrics": [m.to_dict() for m in self.metrics],
+            "impact": self.impact.to_dict() if self.impact is not None else None,
             "source": self.source,
         }
 
@@ -396,6 +400,7 @@ class RolloutSpec(_Data):
     lags: int = 12
     placebo_shifts: tuple[int, ...] = (4, 8)
     source: str | None = None
+    impact: ImpactSpec | None = None  # yearly volume behind the primary outcome (impact in business terms)
 
     @property
     def primary(self) -> OutcomeSpec:
@@ -435,6 +440,7 @@ class RolloutSpec(_Data):
             "method": self.method, "covariates": list(self.covariates), "cluster": self.cluster,
             "alpha": self.alpha, "scale": self.scale, "leads": self.leads, "lags": self.lags,
             "placebo_shifts": list(self.placebo_shifts), "source": self.source,
+            "impact": self.impact.to_dict() if self.impact is not None else None,
         }
 
     @classmethod
@@ -552,6 +558,13 @@ def _outcome(doc: OutcomeDocument) -> OutcomeSpec:
                        denominator=doc.denominator, better=doc.better, description=doc.description)
 
 
+def _impact(doc: ImpactDocument | None) -> ImpactSpec | None:
+    if doc is None:
+        return None
+    return ImpactSpec(volume=float(doc.volume), unit=doc.unit.strip(), per=doc.per.strip(),
+                      value=float(doc.value) if doc.value is not None else None, currency=doc.currency.strip())
+
+
 def _header(doc) -> dict:
     return {"name": doc.name, "owner": doc.owner, "id": doc.id, "description": doc.description, "hypothesis": doc.hypothesis,
             "start": doc.start, "end": doc.end, "source": doc.source}
@@ -564,7 +577,8 @@ def _experiment(doc: AbDocument, data) -> ExperimentSpec:
                           variant=doc.variant, control=doc.control, allocation=allocation, alpha=doc.alpha,
                           correction=doc.correction, mde=doc.mde, power=doc.power, planned_units=doc.planned_units,
                           date=doc.date, segments=tuple(doc.segments or ()), unit=doc.unit,
-                          balance=tuple(doc.balance) if doc.balance is not None else None, sequential=doc.sequential)
+                          balance=tuple(doc.balance) if doc.balance is not None else None, sequential=doc.sequential,
+                          impact=_impact(doc.impact))
 
 
 def _rollout(doc: RolloutDocument, data) -> RolloutSpec:
@@ -573,7 +587,7 @@ def _rollout(doc: RolloutDocument, data) -> RolloutSpec:
                        secondary=tuple(_outcome(o) for o in doc.secondary or ()), control_group=doc.control_group,
                        method=doc.method, covariates=tuple(doc.covariates or ()), cluster=doc.cluster,
                        alpha=doc.alpha, scale=doc.scale, leads=doc.leads, lags=doc.lags,
-                       placebo_shifts=tuple(doc.placebo_shifts))
+                       placebo_shifts=tuple(doc.placebo_shifts), impact=_impact(doc.impact))
 
 
 def _plan(doc: PowerDocument, data) -> PowerSpec:
