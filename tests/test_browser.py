@@ -17,6 +17,7 @@ sample spec plus a hostile A/B experiment). For each page:
 The index and programme pages (and a history page) built from the results store get the same console
 check; the programme page must show its first KPI's label and headline in the first viewport, and the
 index's filters (radio buttons and CSS rules) must show exactly the experiments of the value picked.
+The hostile name is text on the index and history pages, and the programme page prints.
 
 Screenshots are kept in ``$ABKIT_SCREENSHOTS`` (default: a temporary folder,
 printed). Without Chromium the tests are skipped locally; in CI (``CI=true``)
@@ -293,3 +294,19 @@ def test_index_filters_work_without_a_script(portfolio_pages, tmp_path):
         expected = [e["name"] for e in ctx["entries"] if option["id"] in e["classes"].split()]
         seen = _with_filter(page, tmp_path, option["id"])
         assert seen["shown"].split("|") == expected and len(expected) == option["count"], option
+
+
+def test_portfolio_pages_show_a_hostile_name_as_text_and_print(portfolio_pages, shots):
+    """The readouts' last two checks, on the store's pages: an experiment named with a <script> is text on the
+    index and its history page, and the programme page prints (a PDF of a few pages)."""
+    for name in ("index", "history"):
+        proc = chromium(portfolio_pages[name].as_uri(), "--dump-dom")
+        assert proc.returncode == 0, (name, proc.stderr[-2000:])
+        assert XSS not in proc.stdout and html.escape(XSS, quote=False) in proc.stdout, name
+        assert console_lines(proc.stderr) == [], (name, console_lines(proc.stderr))
+    pdf = shots / "programme.pdf"
+    proc = chromium(portfolio_pages["programme"].as_uri(), f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+    assert proc.returncode == 0 and pdf.exists(), proc.stderr[-2000:]
+    data = pdf.read_bytes()
+    n_pages = len(re.findall(rb"/Type\s*/Page[^s]", data))
+    assert data.startswith(b"%PDF") and 1 <= n_pages <= 12, n_pages
