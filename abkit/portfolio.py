@@ -75,8 +75,8 @@ _USABLE_KINDS = ("ab", "did")
 OVERVIEW_COLUMNS = [
     "experiment", "slug", "owner", "kind", "status", "error", "metric", "better", "variant", "verdict",
     "verdict_note", "headline", "rel_effect", "rel_ci_lower", "rel_ci_upper", "p_value", "p_value_adjusted",
-    "p_label", "alpha", "sequential", "change_scale", "control_value", "effect", "ci_lower", "ci_upper", "run_id", "run_time", "data_start",
-    "data_end", "data_fingerprint", "spec_path", "runs",
+    "p_label", "alpha", "sequential", "change_scale", "control_value", "effect", "ci_lower", "ci_upper", "run_id",
+    "run_time", "data_start", "data_end", "data_fingerprint", "spec_path", "runs",
 ]
 
 
@@ -404,7 +404,8 @@ def programme_sentence(row, level: float = 0.95) -> str:
         text += (f"; corrected for the winner's curse, "
                  f"{_pct_interval(row['shrunk_total'], row['shrunk_lower'], row['shrunk_upper'], level)}.")
     else:
-        text += f". {_text(row.get('note'))[:1].upper()}{_text(row.get('note'))[1:]}." if _text(row.get("note")) else "."
+        note = _text(row.get("note"))
+        text += f". {note[:1].upper()}{note[1:]}." if note else "."
     if _text(row.get("impact_unit")):
         which = "shrunk" if np.isfinite(row["impact_shrunk"]) else "naive"
         money = {}

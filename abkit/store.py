@@ -143,7 +143,8 @@ def _is_lock_conflict(exc: BaseException) -> bool:
 
 
 def _connect(path: Path, *, read_only: bool, timeout: float):
-    """Open ``path``, waiting (backoff with jitter) while another process holds its lock; StoreError after ``timeout``."""
+    """Open ``path``, waiting (backoff with jitter) while another process holds its lock; StoreError after
+    ``timeout``."""
     import duckdb
 
     deadline = time.monotonic() + float(timeout)
@@ -341,8 +342,8 @@ def _normalise(rows, fill: Mapping, run_id: str | None, run_time) -> list[dict]:
 def _arrow_table(rows: list[dict], record_seq: int, recorded_at: _dt.datetime):
     import pyarrow as pa
 
-    types = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_(), "VARCHAR": pa.string(),
-             "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}
+    types = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_(),
+             "VARCHAR": pa.string(), "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}
     data = {}
     for c in COLUMNS:
         if c == "record_seq":

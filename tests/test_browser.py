@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_readout import GOOD_NAME, XSS, batch, summary_of
 
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)

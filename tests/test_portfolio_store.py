@@ -1,5 +1,6 @@
 """The results store (abkit.store, re-exported by abkit.portfolio): history, the latest view, filters,
 validation, transactions, schema versions, and writers in several processes and threads at once."""
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -19,6 +20,7 @@ import pytest
 import abkit
 import abkit.verdict
 from abkit import portfolio, store
+from abkit.business_impact import ImpactSpec
 from abkit.errors import StoreError
 from abkit.readout import records
 
@@ -270,7 +272,8 @@ def test_concurrent_processes_lose_no_row(tmp_path, processes, appends):
     assert sorted(df["record_seq"].unique()) == list(range(1, processes * appends + 1))   # one write at a time
     for w in range(processes):          # every append of every writer, each whole (3 rows of one run)
         mine = df[df["slug"] == f"exp-{w}"]
-        assert sorted(mine["owner"].unique(), key=lambda s: int(s.split(":")[1])) == [f"{w}:{i}" for i in range(appends)]
+        owners = sorted(mine["owner"].unique(), key=lambda s: int(s.split(":")[1]))
+        assert owners == [f"{w}:{i}" for i in range(appends)]
         assert (mine.groupby("run_id").size() == 3).all()
     assert len(portfolio.latest(tmp_path)) == processes * 3
 
@@ -306,9 +309,8 @@ def _instant_refunds():
 
 
 def _with_impact(spec, impact):
-    """The spec with an ``impact:`` block (the spec schema gains the key when the lead wires it)."""
-    fields = {name: getattr(spec, name) for name in spec.__dataclass_fields__}
-    return types.SimpleNamespace(**fields, primary=spec.primary, guardrails=spec.guardrails, impact=impact)
+    """The spec with an ``impact:`` block."""
+    return dataclasses.replace(spec, impact=ImpactSpec.coerce(impact))
 
 
 def test_ab_rows_carry_the_result_and_the_verdict(tmp_path):

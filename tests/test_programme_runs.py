@@ -254,7 +254,8 @@ def test_export_out_records_a_papermill_run_into_the_folder(tmp_path):
     bad = tmp_path / "runs" / "bad.ipynb"
     nbformat.write(broken, bad)
     refused = _cli("export", bad, "--out", out, cwd=tmp_path)
-    assert refused.returncode == 2 and "did not run to the end" in refused.stderr and "DataChangedError" in refused.stderr
+    assert refused.returncode == 2 and "did not run to the end" in refused.stderr
+    assert "DataChangedError" in refused.stderr
     assert len(portfolio.load(out)) == 2
     # without --out, the page and its five lines next to the notebook, as before
     plain = _cli("export", nb, cwd=tmp_path)

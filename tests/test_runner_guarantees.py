@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -26,7 +25,13 @@ import yaml
 
 from abkit.errors import ReadoutError, SpecError
 from abkit.readout.runner import (
-    GENERATOR_MARK, INDEX_NAME, LOCK_NAME, OWNER_NAME, _folder_lock, experiment_identity, run_readouts,
+    GENERATOR_MARK,
+    INDEX_NAME,
+    LOCK_NAME,
+    OWNER_NAME,
+    _folder_lock,
+    experiment_identity,
+    run_readouts,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

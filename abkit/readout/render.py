@@ -32,15 +32,33 @@ from pathlib import Path
 import numpy as np
 
 from ..formatting import (
-    ABSOLUTE, POINTS, RELATIVE_TO_SIZE, arm_labels, change_scale, format_number, format_p, format_pct,
-    format_relative, interval_text, short_label, signed_interval,
+    ABSOLUTE,
+    POINTS,
+    RELATIVE_TO_SIZE,
+    arm_labels,
+    change_scale,
+    format_number,
+    format_p,
+    format_pct,
+    format_relative,
+    interval_text,
+    short_label,
+    signed_interval,
 )
 from ..plots import style_axes
 from ..results import ExperimentResult
 from ..stats.checks import SRM_ALARM
 from ..verdict import (
-    BALANCE_ALARM, COLOURS, DUPLICATE_ALARM, LEAK_ALARM, Verdict, change_words, ci_label, missingness_checks,
-    p_label, p_text,
+    BALANCE_ALARM,
+    COLOURS,
+    DUPLICATE_ALARM,
+    LEAK_ALARM,
+    Verdict,
+    change_words,
+    ci_label,
+    missingness_checks,
+    p_label,
+    p_text,
 )
 from .pages import render_page
 from .templates import html_template_dir
