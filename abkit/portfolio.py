@@ -49,6 +49,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -289,7 +290,7 @@ def _kpi(metric: str, rows: pd.DataFrame, shipped_labels, level: float, method: 
     shipped = rows["verdict"].astype(object).isin(shipped_labels).to_numpy(dtype=bool)
     n, n_ship = len(rows), int(shipped.sum())
     better = rows["better"].dropna().astype(str)
-    out = dict.fromkeys(_SUMMARY_COLUMNS, math.nan)
+    out: dict[str, Any] = dict.fromkeys(_SUMMARY_COLUMNS, math.nan)
     out.update(metric=metric, better=better.iloc[0] if len(better) else None, experiments=n, shipped=n_ship,
                win_rate=n_ship / n if n else math.nan, excluded=n_excluded, note=None, impact_unit=None,
                currency=None, impact_experiments=0)

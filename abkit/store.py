@@ -346,6 +346,7 @@ def _arrow_table(rows: list[dict], record_seq: int, recorded_at: _dt.datetime):
              "VARCHAR": pa.string(), "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}
     data = {}
     for c in COLUMNS:
+        values: list
         if c == "record_seq":
             values = [record_seq] * len(rows)
         elif c == "position":

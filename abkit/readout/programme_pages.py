@@ -319,13 +319,14 @@ def _business(row, level: float, which: str) -> str | None:
     """The business total of one KPI summary row, ``which`` = 'naive' or 'shrunk', in words (None: not there)."""
     if not _text(row.get("impact_unit")) or not _finite(row.get(f"impact_{which}")):
         return None
-    money = {}
-    if _finite(row.get(f"money_{which}")):
-        money = {"money": float(row[f"money_{which}"]), "money_lower": float(row[f"money_{which}_lower"]),
-                 "money_upper": float(row[f"money_{which}_upper"]), "currency": _text(row.get("currency"))}
+    has_money = _finite(row.get(f"money_{which}"))
     return impact_sentence(float(row[f"impact_{which}"]), float(row[f"impact_{which}_lower"]),
                            float(row[f"impact_{which}_upper"]), unit=str(row["impact_unit"]), level=level,
-                           better=_text(row.get("better")) or "lower", **money)
+                           better=_text(row.get("better")) or "lower",
+                           money=float(row[f"money_{which}"]) if has_money else None,
+                           money_lower=float(row[f"money_{which}_lower"]) if has_money else None,
+                           money_upper=float(row[f"money_{which}_upper"]) if has_money else None,
+                           currency=_text(row.get("currency")) if has_money else None)
 
 
 def _forest_png(rows: pd.DataFrame, metric: str, level: float, prior_mean) -> str | None:
@@ -412,7 +413,9 @@ def programme_context(out_dir: str | os.PathLike, frame: pd.DataFrame | None, st
     from ..portfolio import programme
 
     out_dir = Path(out_dir)
-    kpis, others, experiments, shipped_total = [], [], 0, 0
+    kpis: list[dict] = []
+    others: list[dict] = []
+    experiments, shipped_total = 0, 0
     if frame is not None and len(frame):
         prog = programme(frame, level=level)
         latest = store.latest_rows(frame)
