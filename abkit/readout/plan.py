@@ -44,7 +44,6 @@ from ..results import format_number
 from .pages import render_page
 from .render import _text, chart_image
 
-
 __all__ = ["Recommendation", "PlanBundle", "make_plan", "recommend", "header_html", "recommendation_html",
            "details_html", "assumptions_html", "curves_html", "power_curve_figure", "power_curve_html",
            "simulation_count", "simulation_check", "simulation_text", "durations_html", "guardrails_html",
@@ -484,7 +483,8 @@ def to_json(spec, bundle: PlanBundle, rec: Recommendation, simulation=None) -> d
         "name": spec.name, "spec": spec.source, "primary": spec.primary.name,
         "recommendation": {"label": rec.label, "headline": rec.headline, "reasons": list(rec.reasons),
                            "feasible": rec.feasible, "days": rec.days,
-                           "units": None if rec.units is None or fin(rec.units) is None else math.ceil(rec.units), "mde": fin(rec.mde)},
+                           "units": None if rec.units is None or fin(rec.units) is None else math.ceil(rec.units),
+                           "mde": fin(rec.mde)},
         "settings": {"alpha": spec.alpha, "power": spec.power, "arms": spec.arms, "ratio": spec.ratio,
                      "traffic": bundle.main.traffic, "target_mde": spec.mde, "max_days": spec.max_days},
         "assumptions": _records(pd.concat([bundle.main.designs(), *(p.designs() for p in bundle.guardrails.values())],

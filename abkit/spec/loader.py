@@ -12,7 +12,8 @@ from .yaml_loading import parse_spec_text, read_spec_file
 
 __all__ = ["load_spec", "spec_from_dict"]
 
-_CLASS = {"did": RolloutSpec, "power": PowerSpec}
+_CLASS: dict[str, type[ExperimentSpec] | type[RolloutSpec] | type[PowerSpec]] = {"did": RolloutSpec,
+                                                                                   "power": PowerSpec}
 
 
 def _kind_of(raw) -> str:
