@@ -289,7 +289,8 @@ def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks, *, 
     keys = (*by, variant)
     derived = {d.name: d for m in metrics for d in m.derived}
     raw = list(dict.fromkeys(c for m in metrics for c in m.source_columns))
-    _check_columns(lf, (*keys, *([unit] if unit else [])), raw, what)
+    reads = [c for m in metrics for d in m.derived for c in d.reads]   # e.g. a window's exposure date
+    _check_columns(lf, (*keys, *([unit] if unit else []), *reads), raw, what)
     integrity = None
     if unit is not None:
         from .integrity import check_lazy

@@ -70,6 +70,7 @@ class Derived:
     name: str
     inputs: tuple[str, ...]
     expr: object = field(compare=False, hash=False)
+    reads: tuple[str, ...] = ()     # other columns the expression reads, not as numbers (e.g. a date: windows)
 
 
 def _spellings(items, ratio: bool) -> str:

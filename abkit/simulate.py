@@ -1036,10 +1036,11 @@ def rollout_panel(n_markets: int = 20, n_weeks: int = 52, *,
 # Samples and CLI
 # --------------------------------------------------------------------------
 SAMPLE_SPECS: dict[str, tuple[Callable[..., pd.DataFrame], dict]] = {
-    "aftersales_ab.parquet": (ab_data, dict(
+    "aftersales_ab.parquet": (lambda **kw: _ab_with_refund_times(**kw), dict(
         n_buyers=40_000,
         effects={"refund_rate": -0.06, "contact_rate": -0.08, "time_to_refund_hours": -0.05,
                  "csat": 0.01},
+        refund_times=dict(data_end="2026-10-12", hazard_ratio=1.4, seed=2026),
         seed=2026)),
     "aftersales_ab_3arm_srm.parquet": (ab_data, dict(
         n_buyers=30_000,
@@ -1063,7 +1064,9 @@ SAMPLE_SPECS: dict[str, tuple[Callable[..., pd.DataFrame], dict]] = {
 """The committed samples: file name -> (generator, keyword arguments).
 
 ``aftersales_ab_interim.parquet`` is an interim look at the same test as
-``aftersales_ab.parquet``: the buyers exposed in its first 12 days."""
+``aftersales_ab.parquet``: the buyers exposed in its first 12 days.
+``aftersales_ab.parquet`` also holds each buyer's time to refund read on
+2026-10-12, with censoring (:func:`with_refund_times`)."""
 
 
 def _first_days(df: pd.DataFrame, days: int) -> pd.DataFrame:
@@ -1272,7 +1275,68 @@ def time_to_refund(n_buyers: int = 20_000, *, arms: Sequence[str] = ("control", 
     return df
 
 
-__all__ += ["time_to_refund", "time_to_refund_truth"]
+def with_refund_times(df: pd.DataFrame, *, data_end: str = "2026-10-12", hazard_ratio=1.4,
+                      refund_share=None, median_days: float = 5.0, frailty_shape: float = 2.0,
+                      seed: int | None = 0) -> pd.DataFrame:
+    """``df`` (from :func:`ab_data`) with the refund of each buyer's triggering return, read at ``data_end``.
+
+    Every buyer entered the test with a return (the triggering one), scanned
+    at drop-off at a uniform time on their ``exposure_date``. Its refund
+    follows the model of :func:`time_to_refund_truth` (a share
+    ``refund_share`` refunded at all, after a gamma-frailty exponential time;
+    ``hazard_ratio`` > 1 refunds the treatment arm faster). The data are read
+    at the end of ``data_end`` (a date: the data hold that whole day):
+    refunds after it are unknown, so buyers exposed late are **censored** at
+    the read (delayed events; nobody is dropped). Two columns are added,
+    from an independent random stream (every other column is unchanged):
+
+    * ``days_to_refund``: days from the drop-off scan to the refund, or to
+      the read when not refunded by then (recorded to the minute: both times
+      rounded up to a whole minute, which moves the restricted means by less
+      than 0.001 day);
+    * ``refunded``: 1 when the refund was observed by the read, else 0.
+
+    ``df.attrs["refund_truth"]`` = :func:`time_to_refund_truth` at horizon 30
+    (share refunded by day 3), ``df.attrs["refund_data_end"]`` the read.
+    Default ``refund_share``: 0.85 in control, 0.88 in other arms (refunding
+    at drop-off also refunds some returns inspection would have rejected),
+    so the treatment changes *who* is refunded as well as *how fast*: the
+    mean over refunded buyers alone compares different mixes of buyers.
+    """
+    arms = list(df["variant"].cat.categories)
+    if refund_share is None:
+        refund_share = {a: (0.85 if i == 0 else 0.88) for i, a in enumerate(arms)}
+    truth = time_to_refund_truth(30.0, 3.0, arms=arms, hazard_ratio=hazard_ratio, refund_share=refund_share,
+                                 median_days=median_days, frailty_shape=frailty_shape)
+    rng = np.random.default_rng(np.random.SeedSequence(_seed_entropy(seed), spawn_key=(1717,)))
+    n = len(df)
+    code = df["variant"].cat.codes.to_numpy()
+    k = float(frailty_shape)
+    frailty = rng.gamma(k, 1.0 / k, size=n)
+    rate = np.array([truth[a]["rate"] for a in arms])[code] * frailty
+    pi = np.array([truth[a]["refund_share"] for a in arms])[code]
+    refunded_ever = rng.random(n) < pi
+    delay = np.where(refunded_ever, rng.exponential(1.0, size=n) / rate, np.inf)
+    scan = pd.to_datetime(df["exposure_date"]).dt.normalize().to_numpy() + pd.to_timedelta(
+        rng.uniform(0.0, 86400.0, size=n), unit="s").to_numpy()
+    read = pd.Timestamp(data_end).normalize() + pd.Timedelta(days=1)
+    follow_min = np.floor((read.to_datetime64() - scan) / np.timedelta64(1, "m"))   # whole minutes to the read
+    delay_min = np.ceil(delay * 1440.0)
+    event = delay_min <= follow_min
+    out = df.copy()
+    out["days_to_refund"] = np.where(event, delay_min, follow_min) / 1440.0
+    out["refunded"] = event.astype(np.int8)
+    out.attrs = dict(df.attrs)
+    out.attrs["refund_truth"] = truth
+    out.attrs["refund_data_end"] = str(read)
+    return out
+
+
+def _ab_with_refund_times(*, refund_times: Mapping, **kwargs) -> pd.DataFrame:
+    return with_refund_times(ab_data(**kwargs), **refund_times)
+
+
+__all__ += ["time_to_refund", "time_to_refund_truth", "with_refund_times"]
 
 
 # --------------------------------------------------------------------------

@@ -191,7 +191,8 @@ def aggregate(
         raise DataError(f"unit='{unit}' is also the variant, a segment or a metric column; give the column "
                         "holding each row's randomization-unit id (e.g. buyer_id)")
     nonnegative = nonnegative_columns(metrics)
-    needed = list(dict.fromkeys([*keys, *raw_cols, *([unit] if unit else [])]))
+    reads = [c for m in metrics for d in m.derived for c in d.reads]   # e.g. a window's exposure date
+    needed = list(dict.fromkeys([*keys, *raw_cols, *reads, *([unit] if unit else [])]))
 
     if not isinstance(data, (pd.DataFrame, pa.Table, pa.RecordBatch)):
         from .engines import aggregate_lazy, is_lazy

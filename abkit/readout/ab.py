@@ -15,6 +15,11 @@ so what the readout shows is what an analyst gets in a notebook:
   each day (daily moments, added up: ``abkit.moments(..., by=date)``);
 * :func:`segments` - the primary metric per segment value with Holm/BH
   across segments and Cochran's Q test of heterogeneity;
+* :func:`maturity_of` - for metrics with a maturity window (``window:``) and
+  time-to-event metrics, how many units' windows had closed by ``data_end``
+  (:func:`abkit.maturity.maturity`);
+* :func:`time_to_event` - every time-to-event metric's Kaplan-Meier curves,
+  restricted means, shares and medians (:func:`abkit.analyze_time_to_event`);
 * :func:`always_valid_design`, :func:`always_valid_path` - for a sequential
   spec (``sequential: true``): the mixture fixed in advance (tuned to
   ``planned_units``) and every metric's always-valid path over the daily
@@ -36,13 +41,14 @@ from scipy import stats
 
 from ..analysis import analyze, moments
 from ..errors import AbkitError
+from ..maturity import maturity, parse_window, window_text
 from ..metrics import Mean
 from ..results import ExperimentResult
 from ..verdict import BALANCE_ALARM, DaysEstimate, days_to_detect
 
 __all__ = ["Balance", "SampleSize", "Segments", "balance", "sample_size", "dropped_units", "days_elapsed",
-           "cumulative", "segments", "always_valid_design", "always_valid_path", "SMD_FLAG",
-           "MAX_SEGMENTS"]
+           "cumulative", "segments", "always_valid_design", "always_valid_path", "maturity_of", "time_to_event",
+           "SMD_FLAG", "MAX_SEGMENTS"]
 
 SMD_FLAG = 0.1
 """|standardized mean difference| above which a pre-period column is flagged (Austin 2009's rule of thumb)."""
@@ -184,15 +190,28 @@ def sample_size(spec, result: ExperimentResult, days: float | None = None, days_
                       seq is not None and seq is not False)
 
 
-def dropped_units(result: ExperimentResult, spec, extra: Sequence[tuple[str, int]] = ()) -> pd.DataFrame:
-    """Units left out of some number, and why: rows without an arm, per-metric missing values, ``extra``."""
+def dropped_units(result: ExperimentResult, spec, extra: Sequence[tuple[str, int]] = (),
+                  maturity: dict | None = None) -> pd.DataFrame:
+    """Units left out of some number, and why: rows without an arm, per-metric missing values, ``extra``.
+
+    ``maturity`` (:func:`maturity_of`): a windowed metric's units whose window
+    had not closed by the data's end are their own line, apart from units
+    with a missing value.
+    """
     total = int(sum(result.srm.observed)) + int(result.missing_variant)
     rows = []
     if result.missing_variant:
         rows.append((f"no arm in column '{result.variant}': left out of everything", result.missing_variant))
     by_metric = result.dropped_units()
+    maturity = maturity or {}
     for m in spec.metrics:
         d = int(by_metric.get(m.name, 0))
+        mat = maturity.get(m.name) if not getattr(m, "is_time_to_event", False) else None
+        if mat is not None and d:
+            open_ = min(d, mat.total_left_out)
+            rows.append((f"exposed on or after {mat.first_immature_day:%b %d}: its {window_text(mat.window)} window "
+                         f"had not closed by the data's end, left out of {m.name}", open_))
+            d -= open_
         if d:
             cols = tuple(m.columns)   # name the columns only when they are not just the metric's name
             what = "" if cols == (m.name,) else f" ({', '.join(cols)} missing)"
@@ -200,6 +219,47 @@ def dropped_units(result: ExperimentResult, spec, extra: Sequence[tuple[str, int
     rows += [(why, int(n)) for why, n in extra if n]
     return pd.DataFrame({"reason": [r for r, _ in rows], "units": [n for _, n in rows],
                          "share": [n / total if total else math.nan for _, n in rows]})
+
+
+# =========================================================================== maturity and time to event
+def maturity_of(spec, data=None) -> dict:
+    """Metric name -> :class:`abkit.maturity.Maturity`, for every metric with a window and every time-to-event
+    metric (its horizon as the window: units followed for the whole horizon), when the spec has a ``date``
+    column and ``data_end``; empty otherwise. One count query per distinct window."""
+    if not (spec.date and spec.data_end is not None):
+        return {}
+    wanted = {}
+    for m in spec.metrics:
+        if m.is_time_to_event:
+            seconds = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}[m.time_unit]
+            wanted[m.name] = pd.Timedelta(seconds=m.time_horizon * seconds)
+        elif m.window is not None:
+            wanted[m.name] = parse_window(m.window)
+    if not wanted:
+        return {}
+    data = spec.open_data() if data is None else data
+    counted = {w: maturity(data, spec.variant, spec.date, w, spec.data_end) for w in set(wanted.values())}
+    return {name: counted[w] for name, w in wanted.items()}
+
+
+def time_to_event(spec, data=None, result: ExperimentResult | None = None) -> list:
+    """Every time-to-event metric of the spec: :func:`abkit.analyze_time_to_event` (curves, restricted means,
+    shares by a time, medians), in spec order."""
+    from ..time_to_event import analyze_time_to_event
+
+    metrics = [m for m in spec.build_metrics() if m.kind == "time_to_event"]
+    if not metrics:
+        return []
+    data = spec.open_data() if data is None else data
+    return [analyze_time_to_event(data, m, variant=spec.variant, control=spec.control, alpha=spec.alpha)
+            for m in metrics]
+
+
+def _needs_moments(metric, what: str) -> None:
+    if metric.kind == "time_to_event":
+        raise AbkitError(f"the primary metric '{metric.name}' is a time to event: {what} is not drawn for it yet "
+                         "(its Kaplan-Meier section shows the curves by arm); analyse a subset with "
+                         "abkit.analyze_time_to_event to look closer")
 
 
 # =========================================================================== cumulative
@@ -215,6 +275,7 @@ def cumulative(spec, data=None, metric=None, result: ExperimentResult | None = N
         raise AbkitError("the spec names no date column (add `date: <column>`)")
     data = spec.open_data() if data is None else data
     metric = metric or next(m for m in spec.build_metrics() if m.name == spec.primary.name)
+    _needs_moments(metric, "the effect over time")
     ms = moments(data, [metric], variant=spec.variant, by=spec.date)
     days = sorted(ms.segments, key=lambda d: pd.Timestamp(d))
     running = None
@@ -264,6 +325,7 @@ def segments(spec, column: str, result: ExperimentResult, data=None, metric=None
 
     data = spec.open_data() if data is None else data
     metric = metric or next(m for m in spec.build_metrics() if m.name == spec.primary.name)
+    _needs_moments(metric, f"the breakdown by {column}")
     ms = moments(data, [metric], variant=spec.variant, by=column)
     correction = spec.correction or "holm"
     seg = analyze_segments(ms, [metric], by=column, control=spec.control, alpha=spec.alpha, correction=correction)
@@ -320,8 +382,9 @@ def always_valid_path(spec, data=None, design=None):
         raise AbkitError("the spec names no date column (add `date: <column>`): no daily looks to follow")
     design = design if design is not None else always_valid_design(spec)
     data = spec.open_data() if data is None else data
-    metrics = [m for m in spec.build_metrics() if m.kind != "quantile"]
+    metrics = [m for m in spec.build_metrics() if m.kind not in ("quantile", "time_to_event")]
     if not metrics:
-        raise AbkitError("no metric with moments to follow look by look (quantile metrics need the values)")
+        raise AbkitError("no metric with moments to follow look by look (quantile and time-to-event metrics need "
+                         "the values)")
     return monitor(data, metrics, by=spec.date, variant=spec.variant, control=spec.control, alpha=spec.alpha,
                    planned_n=getattr(design, "planned_n", None), tau=getattr(design, "tau", None))

@@ -71,7 +71,8 @@ __all__ = [
     "plot_always_valid", "interval_text", "chart_image", "figure_svg_uri", "CHART_FORMAT", "header_context",
     "verdict_context", "details_context", "srm_context", "health_context", "metrics_context", "chart_context",
     "cumulative_context", "sequential_context", "segments_context", "segments_section_context",
-    "methodology_context", "footer_context",
+    "methodology_context", "footer_context", "plot_time_to_event", "time_to_event_context", "time_to_event_html",
+    "event_words", "maturity_notes",
 ]
 
 CSS_PATH = html_template_dir() / "abkit" / "abkit.css"
@@ -79,7 +80,7 @@ CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri '
        "form-action 'none'")
 
 _CORRECTION_WORDS = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
-_TYPE_WORDS = {"mean": "mean", "proportion": "proportion", "ratio": "ratio"}
+_TYPE_WORDS = {"mean": "mean", "proportion": "proportion", "ratio": "ratio", "time_to_event": "time to event"}
 _OUTCOME_COLOURS = {"better": "#1a7f37", "worse": "#cf222e", "neutral": "#57606a"}
 
 
@@ -301,9 +302,44 @@ def verdict_context(verdicts: Sequence[Verdict], result: ExperimentResult | None
         arm = names.get(v.variant, str(v.variant))
         cards.append({"label": v.display_label, "colour": COLOURS.get(v.label, "#57606a"),
                       "arm": f"{arm} vs {names[result.control]}" if result is not None else arm,
-                      "headline": v.headline, "reasons": list(v.reasons), "timing": None})
+                      "headline": v.headline, "reasons": list(v.reasons) + _event_reasons(result, v.variant),
+                      "timing": None})
     return {"title": "Verdict", "cards": cards, "empty": "No treatment arm to decide on.",
             "rule_title": "Decision rule.", "rule": decision_rule_text(spec) if spec is not None else None}
+
+
+def event_words(metric) -> str:
+    """What a time-to-event metric counts, in the plural: ``time_to_refund`` -> ``"refunds"`` (the name after
+    "time to"), else ``"events"``."""
+    name = str(metric.name).replace("_", " ").strip()
+    m = re.match(r"(?i)(?:time|days|hours) (?:to|until) (?:the |a )?(.+)", name)
+    if not m:
+        return "events"
+    noun = m.group(1).strip()
+    return noun if noun.endswith("s") else noun + "s"
+
+
+def _event_reasons(result: ExperimentResult | None, arm) -> list[str]:
+    """One plain-words line per time-to-event metric for this arm (its restricted-mean effect), e.g. "time_to_refund:
+    refunds arrive 2.2 days sooner on average within the first 30 days, 95% CI 1.9 to 2.4"."""
+    if result is None:
+        return []
+    from ..time_to_event import effect_sentence
+
+    out = []
+    for metric in result.metrics:
+        if getattr(metric, "kind", None) != "time_to_event":
+            continue
+        r = next((r for r in result.rows if r["metric"] == metric.name and r["variant"] == arm), None)
+        if r is None:
+            continue
+        lo, hi = r.get("ci_lower_fixed", r["ci_lower"]), r.get("ci_upper_fixed", r["ci_upper"])
+        if getattr(result, "sequential", False):
+            lo, hi = r["ci_lower"], r["ci_upper"]
+        words = effect_sentence(r["effect"], lo, hi, metric.horizon, time_unit=metric.time_unit,
+                                events=event_words(metric), level=1 - result.alpha)
+        out.append(f"{metric.name}: {words}{' (always-valid interval)' if getattr(result, 'sequential', False) else ''}")
+    return out
 
 
 def verdict_html(verdicts: Sequence[Verdict], result: ExperimentResult | None = None, spec=None) -> str:
@@ -440,18 +476,47 @@ def health_html(result: ExperimentResult, balance=None, size=None, dropped=None)
 
 
 # --------------------------------------------------------------------------- metrics
-def metrics_context(result: ExperimentResult, spec=None) -> dict:
-    """The metric table (``ab_metrics.html.j2``): a header, one row of formatted cells per metric and arm."""
+def maturity_notes(spec, maturity: dict | None) -> list[str]:
+    """One sentence per metric with a maturity window or a time to event: how many units were mature (see
+    :func:`abkit.readout.ab.maturity_of`)."""
+    if spec is None or not maturity:
+        return []
+    unit = "units" if not getattr(spec, "unit", None) else f"units ({spec.unit})"
+    out = []
+    for m in spec.metrics:
+        mat = maturity.get(m.name)
+        if mat is None:
+            continue
+        if m.is_time_to_event:
+            out.append(f"{m.name} (every unit counts, censoring-aware): {mat.sentence(unit, censored=True)}.")
+        else:
+            out.append(f"{m.name} (mature units only): {mat.sentence(unit)}.")
+    return out
+
+
+def metrics_context(result: ExperimentResult, spec=None, maturity: dict | None = None) -> dict:
+    """The metric table (``ab_metrics.html.j2``): a header, one row of formatted cells per metric and arm.
+
+    ``maturity`` (:func:`abkit.readout.ab.maturity_of`): the windowed and
+    time-to-event metrics' mature-unit counts, stated under the table.
+    """
     seq = bool(getattr(result, "sequential", False))
     sig = f"{'always-valid ' if seq else ''}p < {result.alpha:g}"
     if result.correction:
         sig += f" after {_CORRECTION_WORDS.get(result.correction, result.correction)} adjustment"
-    roles = {}
+    roles, kinds = {}, {}
     if spec is not None:
         for m in spec.metrics:
             roles[m.name] = ("primary" if m.primary else
                              (f"guardrail, margin {m.margin:.1%}" if m.margin is not None else "guardrail")
                              if m.guardrail else "")
+            if m.is_time_to_event:
+                kinds[m.name] = (f"mean {m.time_unit} within the first {m.time_horizon:g}, censoring-aware "
+                                 "(Kaplan-Meier)")
+            elif m.window is not None:
+                from ..maturity import window_text
+
+                kinds[m.name] = f"mature units only ({window_text(m.window)} window)"
     skewed = {(c.metric, c.variant) for c in missingness_checks(result) if c.flagged}
     corr = result.correction is not None
     level = f"{1 - result.alpha:.0%}{' always-valid' if seq else ''}"
@@ -466,6 +531,7 @@ def metrics_context(result: ExperimentResult, spec=None) -> dict:
         effect, ci = interval_text(r["effect"], r["ci_lower"], r["ci_upper"])
         rows.append({
             "metric": r["metric"], "role": roles.get(r["metric"], ""), "better": r["better"],
+            "kind": kinds.get(r["metric"]),
             "skewed": (r["metric"], r["variant"]) in skewed, "arm": names.get(r["variant"], str(r["variant"])),
             "control": format_number(r["control_value"]), "treatment": format_number(r["treatment_value"]),
             "effect": effect, "effect_ci": ci, "rel": format_relative(r, 2, near_zero="n/a*"),
@@ -478,10 +544,11 @@ def metrics_context(result: ExperimentResult, spec=None) -> dict:
                if r.get("variance_reduction") is not None and np.isfinite(r["variance_reduction"])
                and r["variance_reduction"] > 0 and (not several or r["variant"] == result.treatments[0])]
     return {"significance": sig, "legend_extra": _relative_legend(result), "sequential": seq, "head": head,
-            "rows": rows, "several": several, "corrected": corr, "variance_removed": removed}
+            "rows": rows, "several": several, "corrected": corr, "variance_removed": removed,
+            "maturity": maturity_notes(spec, maturity)}
 
 
-def metrics_html(result: ExperimentResult, spec=None) -> str:
+def metrics_html(result: ExperimentResult, spec=None, maturity: dict | None = None) -> str:
     """The metric table: arm values, absolute and relative effect with CIs, p-values, coloured by outcome.
 
     With a correction the table names both p-values ("unadjusted" and e.g.
@@ -490,7 +557,7 @@ def metrics_html(result: ExperimentResult, spec=None) -> str:
     A metric measured on a different mix of units in each arm
     (:func:`abkit.verdict.missingness_checks`) is flagged in its row.
     """
-    return render_page("ab_metrics.html.j2", **metrics_context(result, spec))
+    return render_page("ab_metrics.html.j2", **metrics_context(result, spec, maturity))
 
 
 def _relative_legend(result: ExperimentResult) -> str:
@@ -584,8 +651,14 @@ def cumulative_context(fig, frame, spec, missing: int = 0) -> dict:
     alt = (f"Chart of the cumulative relative lift of {spec.primary.name} by exposure date; final: "
            + "; ".join(f"{names[r.variant]}: {format_relative(r._asdict(), 1)} [{format_pct(r.rel_ci_lower, 1)}, "
                        f"{format_pct(r.rel_ci_upper, 1)}]" for r in last.itertuples()))
+    window = getattr(spec.primary, "window", None)
+    if window is not None:
+        from ..maturity import first_immature_day, window_text
+
+        window = {"length": window_text(window), "metric": spec.primary.name,
+                  "last": f"{first_immature_day(window, spec.data_end) - _dt.timedelta(days=1):%b %d}"}
     return {"date": spec.date, "sequential": bool(getattr(spec, "sequential", False)),
-            "missing": f"{missing:,}" if missing else None, "chart": chart_image(fig, alt)}
+            "missing": f"{missing:,}" if missing else None, "chart": chart_image(fig, alt), "window": window}
 
 
 def cumulative_html(fig, frame, spec, missing: int = 0) -> str:
@@ -810,6 +883,112 @@ def segments_section_html(parts: Sequence[str], spec) -> str:
     return render_page("ab_segments.html.j2", **segments_section_context(parts, spec))
 
 
+# --------------------------------------------------------------------------- time to event
+def plot_time_to_event(tte, spec=None, ax=None, points: int = 150):
+    """Kaplan-Meier curves by arm (share with the event by each time) with pointwise bands, to the horizon.
+
+    Each curve is drawn through its exact values at ``points`` evenly spaced
+    times (the Kaplan-Meier step function read there, joined by lines), so
+    the chart stays a light SVG however many distinct event times there are
+    (tens of thousands at minute resolution); the numbers use every time.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.6, 3.8))
+    metric = tte.metric
+    frame = tte.curves()
+    names = arm_labels(tte.arms)
+    grid = np.linspace(0.0, metric.horizon, points + 1)
+    colours = ["#57606a", *_ARM_COLOURS]
+    for i, arm in enumerate(tte.arms):
+        f = frame[frame["arm"] == arm]
+        at = np.searchsorted(f["time"].to_numpy(), grid, side="right") - 1
+        ok = at >= 0
+        x = grid[ok]
+        y, lo, hi = (f[c].to_numpy()[at[ok]] * 100 for c in ("share_with_event", "share_ci_lower", "share_ci_upper"))
+        c = colours[i % len(colours)]
+        ax.fill_between(x[::3], lo[::3], hi[::3], color=c, alpha=0.2, lw=0)   # bands: every third point
+        ax.plot(x, y, color=c, lw=2, label=f"{short_label(names[arm])} (n={tte.counts.arms[arm].units:,})")
+    noun = event_words(metric)
+    ax.set_xlim(0, metric.horizon)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel(f"{metric.time_unit} since the start", parse_math=False)
+    ax.set_ylabel(f"% with {'the event' if noun == 'events' else 'a ' + noun.removesuffix('s')}", parse_math=False)
+    ax.set_title(f"{short_label(metric.name)}: Kaplan-Meier by arm ({1 - tte.alpha:.0%} pointwise bands)",
+                 loc="left", fontsize=10, parse_math=False)
+    leg = ax.legend(fontsize=8, frameon=False, loc="lower right")
+    for t in leg.get_texts():
+        t.set_parse_math(False)
+    style_axes(ax, alpha=0.25, tight=False)
+    ax.figure.tight_layout()
+    return ax
+
+
+def _share_time(tte) -> float:
+    """A time to read the share with the event at: the control arm's median rounded to a whole time unit (on
+    the grid of a binned metric), else a sixth of the horizon."""
+    km = tte.kaplan_meier(tte.control)
+    below = np.flatnonzero(km.survival <= 0.5)
+    at = float(np.ceil(km.time[below[0]])) if below.size else max(1.0, round(tte.metric.horizon / 6))
+    at = min(max(at, 1.0), tte.metric.horizon)
+    r = tte.metric.resolution
+    return float(np.ceil(at / r) * r) if r else at
+
+
+def time_to_event_context(fig, tte, spec=None, maturity: dict | None = None) -> dict:
+    """One time-to-event metric's section (``ab_time_to_event.html.j2``): the effect in words, the share with
+    the event by a time, medians, the Kaplan-Meier chart, and how many units were followed the whole horizon."""
+    from ..time_to_event import share_sentence
+
+    metric = tte.metric
+    events = event_words(metric)
+    noun = events[:-1] if events.endswith("s") else events
+    names = arm_labels(tte.arms)
+    level = 1 - tte.alpha
+    unit = metric.time_unit
+    at = _share_time(tte)
+    shares = tte.share_with_event(at)
+    medians = tte.medians()
+    several = len(tte.treatments) > 1
+    arms = []
+    for arm in tte.treatments:
+        s = shares[shares["variant"] == arm].iloc[0]
+        md = medians[medians["variant"] == arm].iloc[0]
+        share = share_sentence(s["control_value"], s["treatment_value"], s["ci_lower"], s["ci_upper"], at,
+                               time_unit=unit, events=f"with {'the event' if events == 'events' else 'a ' + noun}",
+                               level=level)
+        if np.isfinite(md["effect"]):
+            est, lo, hi = signed_interval(md["effect"], md["ci_lower"], md["ci_upper"])
+            median = (f"median {format_number(md['control_value'], 3)} {unit} in {names[tte.control]}, "
+                      f"{format_number(md['treatment_value'], 3)} in {names[arm]} (difference {est}, "
+                      f"{level:.0%} CI {lo} to {hi})")
+        else:
+            median = f"the median is not reached within {metric.horizon:g} {unit} in some arm"
+        arms.append({"arm": f"{names[arm]} vs {names[tte.control]}" if several else None,
+                     "sentence": tte.sentence(arm, events=events), "share": share, "median": median})
+    counts = []
+    for arm in tte.arms:
+        km = tte.kaplan_meier(arm)
+        counts.append({"arm": names[arm], "units": f"{tte.counts.arms[arm].units:,}",
+                       "events": f"{int(km.events.sum()):,}",
+                       "censored": f"{int((km.removed - km.events).sum()):,}"})
+    mat = (maturity or {}).get(metric.name)
+    who = "units" if spec is None or not getattr(spec, "unit", None) else f"units ({spec.unit})"
+    alt = (f"Kaplan-Meier chart of the share of {names[tte.control]} and treatment units with the event by each "
+           f"time up to {metric.horizon:g} {unit}, with {level:.0%} pointwise bands. "
+           + " ".join(a["sentence"] + "." for a in arms))
+    return {"name": metric.name, "events": events, "horizon": f"{metric.horizon:g}", "unit": unit,
+            "level": f"{level:.0%}", "arms": arms, "counts": counts,
+            "followed": mat.sentence(who, censored=True) if mat is not None else None,
+            "chart": chart_image(fig, alt)}
+
+
+def time_to_event_html(fig, tte, spec=None, maturity: dict | None = None) -> str:
+    """A time-to-event metric: its effect in plain words and its Kaplan-Meier curves by arm with bands."""
+    return render_page("ab_time_to_event.html.j2", **time_to_event_context(fig, tte, spec, maturity))
+
+
 # --------------------------------------------------------------------------- methodology
 def footer_context(spec, data_word: str = "data", details: str | None = None) -> dict:
     """The line at the foot of a page (``macros.html.j2`` footer): version, time, spec and data."""
@@ -838,8 +1017,13 @@ def methodology_context(spec, result: ExperimentResult | None = None) -> dict:
                             "covariates": ", ".join(str(c) for c in metric.covariates) if m.covariates else None,
                             "better": m.better, "description": m.description or ""})
     n_units = f"{sum(result.srm.observed):,} units, " if result is not None else ""
+    events = [m for m in spec.metrics if m.is_time_to_event]
+    windows = [m for m in spec.metrics if m.window is not None and not m.is_time_to_event]
     return {
         "means": bool(kinds & {"mean", "proportion"}), "ratios": "ratio" in kinds,
+        "events": ", ".join(m.name for m in events) or None,
+        "windows": ", ".join(f"{m.name} ({m.window})" for m in windows) or None,
+        "data_end": spec.data_end.isoformat() if getattr(spec, "data_end", None) is not None else None,
         "cuped": ", ".join(m.name for m in built if m.method == "cuped") or None,
         "lin": ", ".join(m.name for m in built if m.method == "lin") or None,
         "sequential": seq, "date": spec.date,

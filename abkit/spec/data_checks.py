@@ -69,8 +69,10 @@ def _metric_columns(metrics: Any) -> list[NamedColumn]:
     out = []
     for i, m in enumerate(metrics if isinstance(metrics, list) else ()):
         if isinstance(m, Mapping):
-            for key in ("column", "numerator", "denominator", "covariate", "covariates"):
+            for key in ("column", "numerator", "denominator", "covariate", "covariates", "duration", "event"):
                 out += _names(m, key, f"metrics[{i}]", numeric=True)
+            for key in ("start", "end"):   # time_to_event timestamps
+                out += _names(m, key, f"metrics[{i}]")
     return out
 
 

@@ -214,6 +214,44 @@ Covariate = Annotated[ColumnName | Annotated[list[ColumnName], Field(min_length=
 Covariates = Annotated[list[Covariate], BeforeValidator(_covariates,
                                                         json_schema_input_type=ColumnName | list[Covariate])]
 Better = Literal["higher", "lower"]
+TIME_UNITS = ("seconds", "minutes", "hours", "days", "weeks")
+
+
+def _window(value: Any) -> Any:
+    """A maturity window: ``30d``, ``12h``, ``2w`` (or a number of days); kept as written."""
+    from ..maturity import parse_window
+
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _custom(f"expected a window like 30d (days), 12h (hours) or 2w (weeks), got {show(value)} "
+                      f"({type_name(value)})")
+    try:
+        parse_window(value)
+    except Exception:  # noqa: BLE001 - worded below
+        raise _custom(f"expected a positive window like 30d (days), 12h (hours) or 2w (weeks), got {show(value)}"
+                      ) from None
+    return value if isinstance(value, str) else f"{value:g}d"
+
+
+def _moment(value: Any) -> Any:
+    """``data_end``: a date (the data hold that whole day) or a timestamp (read at that instant)."""
+    if isinstance(value, _dt.datetime):
+        return value
+    if isinstance(value, _dt.date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        for parse in (_dt.date.fromisoformat, _dt.datetime.fromisoformat):
+            try:
+                return parse(text)
+            except ValueError:
+                continue
+    raise _custom(f"expected when the data was read: a date like 2026-10-12 (the data hold that whole day) or a "
+                  f"timestamp like 2026-10-12T06:00:00, got {show(value)}")
+
+
+Window = Annotated[str, BeforeValidator(_window, json_schema_input_type=str | Annotated[float, Field(gt=0)])]
+Moment = Annotated[_dt.datetime | _dt.date, BeforeValidator(_moment, json_schema_input_type=_dt.date | _dt.datetime)]
+_TTE_KEYS = ("duration", "event", "start", "end", "horizon", "time_unit")
 
 
 # --------------------------------------------------------------------------- the base of every document
@@ -254,11 +292,13 @@ class MetricDocument(Document):
     """One metric: a mean or proportion of a column, or a ratio of two columns' sums."""
 
     EXAMPLE: ClassVar[str] = "`- name: refund_rate` / `  type: ratio`"
-    MISSING: ClassVar[dict[str, str]] = {"type": "required key missing; add `type: ` one of mean, proportion, ratio"}
+    MISSING: ClassVar[dict[str, str]] = {"type": "required key missing; add `type: ` one of mean, proportion, ratio, "
+                                                 "time_to_event"}
 
-    type: Literal["mean", "proportion", "ratio"] = Field(
-        description="mean (of a column per unit), proportion (share of units with the column = 1) or ratio "
-                    "(sum of numerator / sum of denominator, delta method)")
+    type: Literal["mean", "proportion", "ratio", "time_to_event"] = Field(
+        description="mean (of a column per unit), proportion (share of units with the column = 1), ratio "
+                    "(sum of numerator / sum of denominator, delta method) or time_to_event (time to a refund or a "
+                    "resolution with censoring: restricted mean up to the horizon, Kaplan-Meier)")
     name: NonBlankText | None = _text_field("name in the readout (default: the column, or numerator/denominator)",
                                             "refund_rate", default=None)
     column: ColumnName | None = Field(None, validate_default=True, description="the column (mean, proportion)")
@@ -278,6 +318,53 @@ class MetricDocument(Document):
     dropna: bool = Field(False, description="drop (and count) units with a missing value instead of failing")
     nonnegative: bool = Field(True, description="ratio: refuse negative numerators (false for net amounts)")
     description: Text | None = Field(None, description="what the metric means, for the readout")
+    window: Window | None = Field(None, examples=["30d"], description=(
+        "maturity window from each unit's exposure date (spec `date`): units whose window has not closed by "
+        "`data_end` are left out and counted (time_to_event: censored there); e.g. 30d, 12h, 2w"))
+    duration: ColumnName | None = Field(None, description="time_to_event: observed time to the event, or to the end "
+                                                          "of observation when it has not happened (in time_unit)")
+    event: ColumnName | None = Field(None, description="time_to_event: 1 when the event was observed, 0 when censored")
+    start: ColumnName | None = Field(None, description="time_to_event: start timestamp column (instead of duration "
+                                                       "and event; needs the spec's data_end)")
+    end: ColumnName | None = Field(None, description="time_to_event: event timestamp column, empty while the event "
+                                                     "has not happened")
+    horizon: Annotated[float, Field(gt=0.0)] | None = Field(
+        None, examples=[30], description="time_to_event: restricted mean up to this time, in time_unit (default: the "
+                                         "window)")
+    time_unit: Literal[TIME_UNITS] = Field("days", description="time_to_event: unit of the times "  # type: ignore[valid-type]
+                                                               "(seconds, minutes, hours, days, weeks)")
+
+    @model_validator(mode="after")
+    def _time_to_event_keys(self):
+        given = [k for k in _TTE_KEYS if k in self.model_fields_set]
+        if self.type != "time_to_event":
+            if given:
+                raise _rules(*((k, f"only time_to_event metrics take `{k}`; remove it or use type: time_to_event")
+                               for k in given), field_level=False)
+            return self
+        problems = []
+        pairs = {"duration": self.duration is not None or self.event is not None,
+                 "start": self.start is not None or self.end is not None}
+        if pairs["duration"] and pairs["start"]:
+            problems.append(("start", "give either `duration` and `event` or `start` and `end`, not both"))
+        elif not any(pairs.values()):
+            problems.append(("", "a time_to_event metric needs `duration:` and `event:` columns, or `start:` and "
+                                 "`end:` timestamp columns"))
+        else:
+            first, second = ("duration", "event") if pairs["duration"] else ("start", "end")
+            problems += [(k, f"required with `{first if k == second else second}`; add `{k}: <column name>`")
+                         for k in (first, second) if getattr(self, k) is None]
+        if self.horizon is None and self.window is None:
+            problems.append(("horizon", "required for a time_to_event metric: the time up to which the restricted "
+                                        "mean is taken, e.g. `horizon: 30` (days), or give a `window: 30d`"))
+        for cov in self.all_covariates:
+            if not isinstance(cov, str):
+                problems.append(("covariates", "time_to_event covariates are columns (CUPED on the "
+                                               "pseudo-observations), not [numerator, denominator] pairs"))
+                break
+        if problems:
+            raise _rules(*problems, field_level=False)
+        return self
 
     @field_validator("column", "numerator", "denominator")
     @classmethod
@@ -290,6 +377,10 @@ class MetricDocument(Document):
                               "a per-unit mean")
             if field != "column" and value is None:
                 raise _custom(f"required for this metric type; add `{field}: <column name>`")
+        elif mtype == "time_to_event":
+            if value is not None:
+                raise _custom(f"a time_to_event metric takes `duration` and `event` (or `start` and `end`), not "
+                              f"`{field}`")
         elif mtype in ("mean", "proportion"):
             if field == "column" and value is None:
                 raise _custom("required for this metric type; add `column: <column name>`")
@@ -337,8 +428,12 @@ class MetricDocument(Document):
 
     @property
     def metric_name(self) -> str:
-        """The name, or the default: the column, or ``numerator/denominator``."""
-        return self.name if self.name is not None else (self.column or f"{self.numerator}/{self.denominator}")
+        """The name, or the default: the column, ``numerator/denominator``, or ``time to <event column>``."""
+        if self.name is not None:
+            return self.name
+        if self.type == "time_to_event":
+            return f"time to {self.end}" if self.end else str(self.duration)
+        return self.column or f"{self.numerator}/{self.denominator}"
 
     @property
     def all_covariates(self) -> list:
@@ -635,9 +730,33 @@ class AbDocument(_Header):
     metrics: Metrics = Field(description="the metrics, exactly one with primary: true")
     unit: ColumnName | None = Field(None, description="randomization-unit id: one row per unit in one arm is "
                                                       "checked (leaks, duplicates)")
+    window: Window | None = Field(None, examples=["30d"], description=(
+        "maturity window of every metric (a metric's own `window` wins): counted from each unit's `date`"))
+    data_end: Moment | None = Field(None, examples=["2026-10-12"], description=(
+        "when the data was read: a date (the data hold that whole day) or a timestamp; needed by windows and by "
+        "time_to_event metrics built from start/end timestamps"))
     impact: ImpactDocument | None = Field(None, description=IMPACT_DESCRIPTION)
 
     _power_above_alpha = field_validator("power")(classmethod(_power_above_alpha))
+
+    @model_validator(mode="after")
+    def _windows_need_dates(self):
+        windowed = ["window"] if self.window is not None else []
+        windowed += [f"metrics[{i}].window" for i, m in enumerate(self.metrics) if m.window is not None]
+        problems = []
+        if windowed and self.date is None:
+            problems.append(("date", f"{windowed[0]} counts from each unit's exposure date: add `date: <column>` "
+                                     "(e.g. exposure_date)"))
+        if windowed and self.data_end is None:
+            problems.append(("data_end", f"{windowed[0]} needs to know when the data was read: add e.g. "
+                                         "`data_end: 2026-10-12` (the data hold that whole day)"))
+        stamps = [i for i, m in enumerate(self.metrics) if m.type == "time_to_event" and m.start is not None]
+        if stamps and self.data_end is None and not windowed:
+            problems.append(("data_end", f"metrics[{stamps[0]}] reads start/end timestamps: add `data_end:` (when "
+                                         "the data was read; events after it are censored there)"))
+        if problems:
+            raise _rules(*problems, field_level=False)
+        return self
 
     @field_validator("allocation")
     @classmethod
@@ -681,7 +800,10 @@ class AbDocument(_Header):
         if value == info.data.get("variant"):
             raise _custom(f"'{printable(value)}' is the variant column; name another column")
         for m in info.data.get("metrics") or ():
-            columns = [m.column, m.numerator, m.denominator, *_flat(m.all_covariates)]
+            columns = [m.column, m.numerator, m.denominator, m.duration, m.event, m.start, m.end,
+                       *_flat(m.all_covariates)]
+            if value in columns and m.type == "time_to_event":
+                continue   # rows that are events of units: the unit column clusters them (TimeToEvent unit=)
             if value in columns:
                 raise _custom(f"'{printable(value)}' is also a column of metric '{printable(m.metric_name)}'; `unit` names the column "
                               "with each row's randomization-unit id (e.g. buyer_id)")
@@ -847,6 +969,22 @@ class PowerDocument(_Header):
     metrics: Metrics = Field(description="the metrics, exactly one with primary: true")
 
     _power_above_alpha = field_validator("power")(classmethod(_power_above_alpha))
+
+    @field_validator("metrics")
+    @classmethod
+    def _plannable(cls, value, info: ValidationInfo):
+        problems = []
+        for i, m in enumerate(value):
+            if m.type == "time_to_event":
+                problems.append((f"metrics[{i}].type", "a test plan reads moments of history; plan a time_to_event "
+                                                       "metric with abkit.power.simulate_power (see the README) "
+                                                       "and list a mean, proportion or ratio here"))
+            elif m.window is not None:
+                problems.append((f"metrics[{i}].window", "a test plan has no maturity window: plan on history "
+                                                         "whose windows have closed, and remove `window`"))
+        if problems:
+            raise _rules(*problems)
+        return value
 
 
 DOCUMENTS: dict[str, type[_Header]] = {"ab": AbDocument, "did": RolloutDocument, "power": PowerDocument}

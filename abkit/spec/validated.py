@@ -28,7 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 from ..business_impact import ImpactSpec
 from ..engines import TableRef
 from ..errors import AbkitError, SpecError
-from ..metrics import Mean, Metric, Proportion, Ratio
+from ..metrics import Mean, Metric, Proportion, Ratio, TimeToEvent
 from .data_checks import check_data as check_against_data
 from .data_checks import named_columns
 from .models import (
@@ -69,12 +69,33 @@ class MetricSpec:
     description: str | None = None
     margin: float | None = None                 # guardrails: relative non-inferiority margin (0.02 = 2%)
     nonnegative: bool = True                    # ratio: numerators must not be negative (denominators always)
+    window: str | None = None                   # maturity window (its own, or the spec's), e.g. "30d"
+    duration: str | None = None                 # time_to_event: observed time and 0/1 event columns ...
+    event: str | None = None
+    start: str | None = None                    # ... or start / event timestamps (censored at data_end)
+    end: str | None = None
+    horizon: float | None = None                # time_to_event: restricted mean up to it (None: the window)
+    time_unit: str = "days"
+
+    @property
+    def is_time_to_event(self) -> bool:
+        return self.type == "time_to_event"
+
+    @property
+    def time_horizon(self) -> float | None:
+        """time_to_event: the horizon in ``time_unit`` (the window's length when no horizon is given)."""
+        if self.horizon is not None or self.window is None:
+            return self.horizon
+        from ..maturity import parse_window
+
+        seconds = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}[self.time_unit]
+        return parse_window(self.window).total_seconds() / seconds
 
     @property
     def columns(self) -> tuple[str, ...]:
         """Every data column the metric reads."""
         out: dict[str, None] = {}
-        for c in (self.column, self.numerator, self.denominator):
+        for c in (self.column, self.numerator, self.denominator, self.duration, self.event, self.start, self.end):
             if c:
                 out[c] = None
         for cov in self.covariates:
@@ -84,7 +105,8 @@ class MetricSpec:
 
     def column_fields(self) -> list[tuple[str, str]]:
         """(field name, column) for every column, e.g. ('covariates[1]', 'pre_orders')."""
-        out = [(k, getattr(self, k)) for k in ("column", "numerator", "denominator") if getattr(self, k)]
+        out = [(k, getattr(self, k)) for k in ("column", "numerator", "denominator", "duration", "event", "start",
+                                               "end") if getattr(self, k)]
         for i, cov in enumerate(self.covariates):
             if isinstance(cov, str):
                 out.append((f"covariates[{i}]", cov))
@@ -92,28 +114,62 @@ class MetricSpec:
                 out += [(f"covariates[{i}][{j}]", c) for j, c in enumerate(cov)]
         return out
 
-    def build(self) -> Metric:
-        """The abkit metric object (:class:`abkit.Mean`, :class:`abkit.Proportion`, :class:`abkit.Ratio`)."""
+    def build(self, date: str | None = None, data_end=None) -> Metric:
+        """The abkit metric object (:class:`abkit.Mean`, :class:`abkit.Proportion`, :class:`abkit.Ratio`,
+        :class:`abkit.TimeToEvent`).
+
+        With a ``window`` and the spec's exposure ``date`` column and
+        ``data_end``, a mean / proportion / ratio reads mature units only
+        (:func:`abkit.maturity.windowed`); a time to event keeps every unit,
+        censored at the data's end. Without them (checking a metric alone) the
+        window is not applied.
+        """
         covs = _covariates_arg(self.covariates, self.type == "ratio")
+        if self.type == "time_to_event":
+            common = dict(covariate=covs, name=self.name, better=self.better, dropna=self.dropna, method=self.method,
+                          time_unit=self.time_unit)
+            if self.start is not None:
+                if data_end is None:
+                    raise AbkitError(f"metric '{self.name}' reads start/end timestamps: the spec needs `data_end:` "
+                                     "(when the data was read)")
+                from ..maturity import data_cutoff
+
+                return TimeToEvent.from_timestamps(self.start, self.end, data_cutoff(data_end), self.time_horizon,
+                                                   **common)
+            return TimeToEvent(self.duration, self.event, self.time_horizon, **common)
         if self.type == "ratio":
-            return Ratio(self.numerator, self.denominator, covariates=covs, name=self.name,
-                         better=self.better, dropna=self.dropna, method=self.method, nonnegative=self.nonnegative)
-        cls = Proportion if self.type == "proportion" else Mean
-        return cls(self.column, covariate=covs, name=self.name, better=self.better,
-                   dropna=self.dropna, method=self.method)
+            metric = Ratio(self.numerator, self.denominator, covariates=covs, name=self.name,
+                           better=self.better, dropna=self.dropna, method=self.method, nonnegative=self.nonnegative)
+        else:
+            cls = Proportion if self.type == "proportion" else Mean
+            metric = cls(self.column, covariate=covs, name=self.name, better=self.better,
+                         dropna=self.dropna, method=self.method)
+        if self.window is not None and date is not None and data_end is not None:
+            from ..maturity import windowed
+
+            metric = windowed(metric, date, self.window, data_end)
+        return metric
 
     @property
     def definition(self) -> str:
         """Human-readable definition, e.g. ``refunds / orders``."""
-        if self.type == "ratio":
+        if self.type == "time_to_event":
+            what = f"{self.start} to {self.end}" if self.start else f"{self.duration} (event: {self.event})"
+            text = f"time from {what}, restricted mean to {self.time_horizon:g} {self.time_unit}, censoring-aware"
+        elif self.type == "ratio":
             text = f"{self.numerator} / {self.denominator}"
         else:
             text = f"mean of {self.column}" if self.type == "mean" else f"share with {self.column} = 1"
         return text
 
-    def to_dict(self) -> dict:
+    def to_dict(self, spec_window: str | None = None) -> dict:
         d: dict[str, Any] = {"name": self.name, "type": self.type}
-        if self.type == "ratio":
+        if self.type == "time_to_event":
+            for k in ("duration", "event", "start", "end", "horizon"):
+                if getattr(self, k) is not None:
+                    d[k] = getattr(self, k)
+            d["time_unit"] = self.time_unit
+        elif self.type == "ratio":
             d["numerator"], d["denominator"] = self.numerator, self.denominator
         else:
             d["column"] = self.column
@@ -131,6 +187,8 @@ class MetricSpec:
             d["method"] = self.method
         if self.description is not None:
             d["description"] = self.description
+        if self.window is not None and self.window != spec_window:
+            d["window"] = self.window
         return d
 
 
@@ -211,6 +269,8 @@ class ExperimentSpec(_Data):
     unit: str | None = None           # randomization-unit id column: unit-integrity check (leaks, duplicates)
     balance: tuple[str, ...] | None = None   # pre-period columns for the balance check (None: covariates)
     sequential: bool = False          # always-valid CIs and p-values (safe to look daily)
+    window: str | None = None         # maturity window of every metric without its own (e.g. "30d")
+    data_end: _dt.date | _dt.datetime | None = None   # when the data was read (windows, timestamp metrics)
     impact: ImpactSpec | None = None  # yearly volume behind the primary metric (impact in business terms)
 
     # ----------------------------------------------------------------- views
@@ -263,8 +323,13 @@ class ExperimentSpec(_Data):
         return {g.name: g.margin for g in self.guardrails}
 
     def build_metrics(self) -> list[Metric]:
-        """The abkit metric objects, in spec order."""
-        return [m.build() for m in self.metrics]
+        """The abkit metric objects, in spec order (windowed metrics read mature units only)."""
+        return [m.build(self.date, self.data_end) for m in self.metrics]
+
+    @property
+    def windows(self) -> dict[str, str]:
+        """Metric name -> its maturity window (the metric's own, else the spec's), for metrics with one."""
+        return {m.name: m.window for m in self.metrics if m.window is not None}
 
     # ----------------------------------------------------------------- dict form
     def to_dict(self) -> dict:
@@ -298,7 +363,9 @@ class ExperimentSpec(_Data):
             "unit": self.unit,
             "balance": list(self.balance) if self.balance is not None else None,
             "sequential": self.sequential,
-            "metrics": [m.to_dict() for m in self.metrics],
+            "window": self.window,
+            "data_end": self.data_end.isoformat() if self.data_end is not None else None,
+            "metrics": [m.to_dict(spec_window=self.window) for m in self.metrics],
             "impact": self.impact.to_dict() if self.impact is not None else None,
             "source": self.source,
         }
@@ -545,12 +612,15 @@ def _resolve_data(data: str | TableDocument, base_dir) -> str | TableRef:
                     conf=tuple(sorted((str(k), v) for k, v in (data.conf or {}).items())))
 
 
-def _metric(doc: MetricDocument) -> MetricSpec:
+def _metric(doc: MetricDocument, window: str | None = None) -> MetricSpec:
     covariates = tuple(c if isinstance(c, str) else (c[0], c[1]) for c in doc.all_covariates)
     return MetricSpec(name=doc.metric_name, type=doc.type, column=doc.column, numerator=doc.numerator,
                       denominator=doc.denominator, covariates=covariates, better=doc.better, primary=doc.primary,
                       guardrail=doc.guardrail, dropna=doc.dropna, method=doc.method, description=doc.description,
-                      margin=doc.margin, nonnegative=doc.nonnegative)
+                      margin=doc.margin, nonnegative=doc.nonnegative,
+                      window=doc.window if doc.window is not None else window, duration=doc.duration,
+                      event=doc.event, start=doc.start, end=doc.end, horizon=doc.horizon,
+                      time_unit=doc.time_unit)
 
 
 def _outcome(doc: OutcomeDocument) -> OutcomeSpec:
@@ -573,7 +643,8 @@ def _header(doc) -> dict:
 def _experiment(doc: AbDocument, data) -> ExperimentSpec:
     alloc = doc.allocation
     allocation = (tuple(alloc.items()) if isinstance(alloc, dict) else tuple(alloc) if alloc is not None else None)
-    return ExperimentSpec(**_header(doc), data=data, metrics=tuple(_metric(m) for m in doc.metrics), kind="ab",
+    return ExperimentSpec(**_header(doc), data=data, metrics=tuple(_metric(m, doc.window) for m in doc.metrics),
+                          kind="ab", window=doc.window, data_end=doc.data_end,
                           variant=doc.variant, control=doc.control, allocation=allocation, alpha=doc.alpha,
                           correction=doc.correction, mde=doc.mde, power=doc.power, planned_units=doc.planned_units,
                           date=doc.date, segments=tuple(doc.segments or ()), unit=doc.unit,
@@ -655,7 +726,7 @@ def _build(cls, raw: Any, *, origin: str | None, base_dir, check_data: bool, all
     spec = _MAKE[kind](doc, data) if doc is not None else None
     for i, m in enumerate(getattr(spec, "metrics", ()) if kind != "did" else ()):
         try:
-            m.build()
+            m.build(getattr(spec, "date", None), getattr(spec, "data_end", None))
         except AbkitError as exc:
             problems.add(f"metrics[{i}]", str(exc))
     if check_data and data is not None:
