@@ -1451,3 +1451,6 @@ def simulate_power(data, metric, effect, n_per_arm=None, *, days=None, relative:
         seed=seed, ci_level=float(ci_level), method=metric.method_label, history_units=int(n_units),
         design=design, note="; ".join(notes), draws=tuple(draws),
     )
+
+
+from .did.one_market import DetectableEffect, detectable_effect  # noqa: F401  issue 13.7

@@ -109,14 +109,45 @@ unreliable: "Worked" and "Made it worse" then rest on the randomization test
 over which units launched (``randomization_p`` below alpha) instead; when the
 usual p-values claim an effect that it does not confirm (or it cannot be
 run), or the (equally unreliable) pre-trend test rejects, the label is
-**Inconclusive**, pointing to a synthetic control.
+**Inconclusive**, pointing to a synthetic control. When the few are the
+*launched* units, the reasons propose the synthetic estimators built for that
+case: the same spec with ``kind: synthetic`` (:func:`decide_one_market`).
 
 Failed placebo tests (a fake launch date with a significant "effect") do
 not change the label; they are listed as a caution among the reasons.
+
+A launch in one market (or a few): :func:`decide_one_market`
+-------------------------------------------------------------
+
+Read by synthetic difference-in-differences or synthetic control
+(:func:`abkit.did.synthetic`, ``kind: synthetic`` specs), in this order:
+
+1. **Inconclusive (poor pre-launch fit)**: before launch the synthetic twin
+   missed the launched market by more than :data:`abkit.did.FIT_POOR` times
+   the typical miss of the comparison markets' own twins (the result's
+   ``fit_quality`` is ``"poor"``). No mix of comparison markets reproduces
+   its history, so the gap after launch may be the twin's error: never
+   "Worked" (nor "Made it worse") on such a fit.
+2. **Inconclusive (no interval)**: the uncertainty could not be estimated
+   (the p-value or the interval is not finite).
+3. **Worked**: the effect is significant (its p-value, from placebo
+   launches in the comparison markets by default, below alpha) in the good
+   direction.
+4. **Made it worse**: significant, in the wrong direction.
+5. **No detectable impact**: otherwise.
+
+Cautions, listed among the reasons and never a label: a *fair* pre-launch fit
+(worse than the typical comparison market's, not yet poor); the placebo rank
+test (the share of markets whose post/pre-launch miss ratio is at least the
+launched market's, Abadie et al. 2010) not confirming a significant effect,
+when it could (it cannot go below ``1/(comparison markets + 1)``; with too
+few comparison markets to reach alpha the reasons say so); staggered
+launches, whose fit is judged per cohort on the page.
 """
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -134,7 +165,8 @@ from .formatting import (
 )  # p_text: re-exported, one formatter for sentences
 from .results import ExperimentResult
 
-__all__ = ["Verdict", "decide", "decide_rollout", "guardrail_status", "days_to_detect", "days_to_show_margin",
+__all__ = ["Verdict", "decide", "decide_rollout", "decide_one_market", "guardrail_status", "days_to_detect",
+           "days_to_show_margin",
            "DaysEstimate", "MissingnessCheck", "missingness_test", "missingness_checks",
            "p_text", "p_label", "ci_label", "srm_sentence", "change_words", "change_interval_words",
            "BALANCE_ALARM", "LEAK_ALARM", "DUPLICATE_ALARM", "COLOURS"]
@@ -720,6 +752,12 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
 
 
 # --------------------------------------------------------------------------- rollouts
+def _few_launched(few_treated: str) -> bool:
+    """Whether ``few_treated`` (``"only 1 launched market"``, ``"only 3 never-launched markets"``, or both
+    joined by "and", as :func:`abkit.readout.rollout.few_treated_words` writes it) counts few *launched* units."""
+    return re.search(r"(^|\s)\d+ launched\b", few_treated) is not None
+
+
 def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: float, rel_ci_upper: float,
                    p_value: float, pretrend_p: float | None, *, alpha: float = 0.05,
                    bootstrap_p: float | None = None, placebo_p: Sequence[float] = (),
@@ -764,9 +802,13 @@ def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: f
         ri = (f"{p_text(randomization_p, 'randomization p')}"
               + (f", {randomization_how}" if randomization_how else "")
               if randomization_p is not None and math.isfinite(randomization_p) else "not available")
+        units = where.split()[-1]
+        proposal = ("read this rollout with the synthetic estimators instead, built for one or a few launched "
+                    f"{units}: write `kind: synthetic` in the spec (synthetic difference-in-differences, "
+                    "abkit.did.synthetic)" if _few_launched(few_treated) else
+                    "compare with a synthetic control (abkit.did.synthetic)")
         reasons.append(f"{few_treated}: the p-values and intervals above are unreliable with so few (MacKinnon & "
-                       f"Webb); the randomization test over which {where.split()[-1]} launched: {ri}; compare with "
-                       "a synthetic control (abkit.did.synthetic)")
+                       f"Webb); the randomization test over which {units} launched: {ri}; {proposal}")
     if has_pre and pretrend_p < alpha and few_treated:
         label, note = "Inconclusive", few_treated.removeprefix("only ")
         headline = (f"Not established: the pre-trend test rejects ({p_text(pretrend_p)}), but with {few_treated} "
@@ -797,4 +839,95 @@ def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: f
         if sig_analytic and not sig_boot and not few_treated:
             reasons.append(f"the analytic p-value is below {alpha:g} but the bootstrap p-value is not; with few "
                            "units the bootstrap is the safer guide")
+    return Verdict(outcome, label, headline, tuple(reasons), note)
+
+
+# --------------------------------------------------------------------------- one market launched first
+def _names(units: Sequence) -> str:
+    """'DE' / 'DE and FR' / 'DE, FR and IT'."""
+    names = [str(u) for u in units]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def decide_one_market(result, better: str = "higher", *, what: str = "The launch") -> Verdict:
+    """The verdict of a launch in one market (or a few) read by synthetic DiD or synthetic control.
+
+    ``result``: an :class:`abkit.did.SyntheticResult` (:func:`abkit.did.synthetic`); ``better``: the
+    outcome's good direction. The rule is in the module docstring: never "Worked" on a poor pre-launch
+    fit; otherwise the effect's p-value decides, and a fair fit, a placebo rank test that does not
+    confirm, or one that cannot reach alpha are cautions among the reasons. Effects are put in words
+    relative to the synthetic twin's level after launch (``result.relative_effect``), with the twin's
+    and the market's levels, and in the outcome's units when that level is not positive.
+    """
+    if better not in ("higher", "lower"):
+        raise ValueError(f"better must be 'higher' or 'lower'; got {better!r}")
+    outcome, alpha = result.outcome, float(result.alpha)
+    where = _names(result.launched_units)
+    level = f"{1 - alpha:.0%} CI"
+    est, lo, hi, p = (float(result.estimate), float(result.ci_lower), float(result.ci_upper), float(result.p_value))
+    rel, rel_lo, rel_hi = (float(result.relative_effect), float(result.rel_ci_lower), float(result.rel_ci_upper))
+    twin = float(result.counterfactual)
+    relative = math.isfinite(rel) and twin > 0
+    up = est > 0
+    good = up if better == "higher" else not up
+    verb = "raised" if up else "cut"
+    if relative:
+        size = format_pct(abs(rel), 1, sign=False)
+        levels = f"from {format_number(twin, 3)} to {format_number(twin + est, 3)}"
+        lo_mag, hi_mag = sorted((abs(rel_lo), abs(rel_hi)))
+        interval = (f"{level} {format_pct(lo_mag, 1, sign=False)} to {format_pct(hi_mag, 1, sign=False)}"
+                    if (rel_lo > 0) == (rel_hi > 0) else f"{level} {format_pct(rel_lo)} to {format_pct(rel_hi)}")
+        change = f"{size} ({levels}; {interval})"
+        between = f"{format_pct(rel_lo)} and {format_pct(rel_hi)}"
+    else:
+        e, a, b = signed_interval(est, lo, hi)
+        size = e.lstrip("+-")
+        change = f"{size} in {outcome}'s units ({level} {a} to {b}; the twin's level is not positive, so no %)"
+        between = f"{a} and {b} in {outcome}'s units"
+    n_comparison = int(result.n_control)
+    reasons = [f"{outcome} {'up' if up else 'down'} {change} against the synthetic twin ({p_text(p)}, "
+               f"{result.inference} inference)"]
+    fit = getattr(result, "fit_quality", "not assessed")
+    fit_words = getattr(result, "fit_message", "")
+    if fit in ("fair", "poor") and fit_words:
+        reasons.append(("caution: " if fit == "fair" else "") + fit_words)
+    elif fit == "not assessed" and fit_words:
+        reasons.append(fit_words)
+    rank_p = float(getattr(result, "permutation_p_value", math.nan))
+    placebo = getattr(result, "placebo", None)
+    n_ranked = int(len(placebo)) if placebo is not None else n_comparison + 1      # the launched row included
+    rank_floor = 1.0 / n_ranked
+    ranked = "markets" if len(result.launched_units) == 1 else "runs (the launched markets' included)"
+    significant = math.isfinite(p) and p < alpha
+    if math.isfinite(rank_p):
+        if rank_floor >= alpha:
+            reasons.append(f"placebo rank test {p_text(rank_p)}: ranking {n_ranked} {ranked} it cannot go below "
+                           f"{rank_floor:.3f}, so the verdict rests on the placebo standard error")
+        elif significant and rank_p >= alpha:
+            rank = round(rank_p * n_ranked)
+            reasons.append(f"caution: the placebo rank test does not confirm it ({p_text(rank_p)}: by its miss after "
+                           f"launch relative to its miss before, {where} ranks {rank} of {n_ranked} {ranked})")
+        else:
+            reasons.append(f"placebo rank test {p_text(rank_p)}")
+    note = None
+    if fit == "poor":
+        label, note = "Inconclusive", "poor pre-launch fit"
+        headline = (f"Not established: the synthetic twin did not track {where} before launch, so the "
+                    f"{'rise' if up else 'fall'} of {size} in {outcome} since launch may be the twin's error "
+                    "rather than the launch's effect.")
+    elif not (math.isfinite(p) and math.isfinite(lo) and math.isfinite(hi)):
+        label, note = "Inconclusive", "no interval"
+        headline = (f"Not established: {outcome} moved by {size} in {where} against its synthetic twin, but its "
+                    "uncertainty could not be estimated.")
+    elif significant and good:
+        label = "Worked"
+        headline = f"{what} {verb} {outcome} in {where} by {change}, against its synthetic twin."
+    elif significant:
+        label = "Made it worse"
+        headline = (f"{what} {verb} {outcome} in {where} by {change}, against its synthetic twin: the wrong "
+                    f"direction ({better} is better).")
+    else:
+        label = "No detectable impact"
+        headline = (f"No detectable impact on {outcome} in {where}: against its synthetic twin the change is "
+                    f"between {between} ({level}).")
     return Verdict(outcome, label, headline, tuple(reasons), note)

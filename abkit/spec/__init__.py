@@ -124,7 +124,14 @@ from __future__ import annotations
 from .data_checks import data_columns
 from .loader import load_spec, spec_from_dict
 from .models import KINDS, SPARK_CONF_ALLOWED, spec_json_schema
-from .validated import ExperimentSpec, MetricSpec, OutcomeSpec, PowerSpec, RolloutSpec, SyntheticSpec
+from .validated import (
+           ExperimentSpec,
+           MetricSpec,
+           OutcomeSpec,
+           PowerSpec,
+           RolloutSpec,
+           SyntheticSpec,
+)
 
 __all__ = [
            "KINDS",
