@@ -190,10 +190,10 @@ def decision_rule_text(spec) -> str:
     """The rule of :func:`abkit.verdict.decide_one_market`, in the words of the page."""
     return (f"Worked if {spec.outcome.name} moved against its synthetic twin in the good direction "
             f"({spec.outcome.better} is better) with p < {spec.alpha:g}; made it worse if it moved significantly "
-            "the other way; otherwise no detectable impact. Never worked (nor made it worse) when the twin did "
-            f"not track the launched market before launch (a pre-launch miss over {FIT_POOR:g} times the typical "
-            "comparison market's): that is Inconclusive. A placebo rank test that does not confirm the effect "
-            "is a caution, not a change of label.")
+            "the other way; otherwise no detectable impact. Inconclusive instead when the twin did not track the "
+            f"launched market before launch (a pre-launch miss over {FIT_POOR:g} times the typical comparison "
+            f"market's), or tracked it only fairly (over {FIT_GOOD:g} times) and the placebo rank test does not "
+            "confirm the effect.")
 
 
 # =========================================================================== figures
@@ -396,8 +396,9 @@ def weights_html(result: SyntheticResult, panel: Panel) -> str:
                      "by itself.")
     if result.cohorts is not None:
         words.append("With several launch dates these are the weights averaged over the launch cohorts.")
-    caption = (f"A concentrated twin rests on few {units}: a shock in one of them after launch moves the estimate. "
-               f"The rest ({units} below the top {TOP_WEIGHTS}) are summed in the last row.")
+    caption = (f"A concentrated twin rests on few {units}: a shock in one of them after launch moves the estimate."
+               + (f" The {units} below the top {TOP_WEIGHTS} are summed in the last row." if used > TOP_WEIGHTS
+                  else ""))
     return render_page("one_market_weights.html.j2", title=f"Comparison {units} behind the twin",
                        unit=panel.unit.replace("_", " ").capitalize(), rows=_weight_rows(result, panel),
                        words=words, caption=caption)

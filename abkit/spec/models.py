@@ -923,6 +923,24 @@ DOCUMENTS: dict[str, type[_Header]] = {"ab": AbDocument, "did": RolloutDocument,
 
 
 # --------------------------------------------------------------------------- JSON Schema
+_JSON_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _json_bounds(node: Any) -> None:
+    """Bounds pydantic leaves in its own words (``ge``, ``le``: a range on a whole-number field, whose
+    before-validator hides the integer from the schema generator) in JSON Schema's words, so an editor checks
+    them too (``leads: 1``, ``replications: 3``)."""
+    if isinstance(node, dict):
+        for ours, theirs in _JSON_BOUNDS.items():
+            if ours in node and theirs not in node:
+                node[theirs] = node.pop(ours)
+        for value in node.values():
+            _json_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _json_bounds(value)
+
+
 def spec_json_schema() -> dict:
     """The JSON Schema of a spec file: the four kinds, chosen by ``kind`` (absent: ab).
 
@@ -940,6 +958,7 @@ def spec_json_schema() -> dict:
         props.pop("source", None)
         for prop in props.values():
             prop.pop("title", None)
+            _json_bounds(prop)
     ref = {k: refs[(DOCUMENTS[k], "validation")]["$ref"] for k in KINDS}
 
     def kind_is(kind):
