@@ -874,6 +874,7 @@ def decide_one_market(result, better: str = "higher", *, what: str = "The launch
         raise ValueError(f"better must be 'higher' or 'lower'; got {better!r}")
     outcome, alpha = result.outcome, float(result.alpha)
     where = _names(result.launched_units)
+    its = "its" if len(result.launched_units) == 1 else "their"
     level = f"{1 - alpha:.0%} CI"
     est, lo, hi, p = (float(result.estimate), float(result.ci_lower), float(result.ci_upper), float(result.p_value))
     rel, rel_lo, rel_hi = (float(result.relative_effect), float(result.rel_ci_lower), float(result.rel_ci_upper))
@@ -911,13 +912,15 @@ def decide_one_market(result, better: str = "higher", *, what: str = "The launch
     rank_can_confirm = has_rank and 1.0 / n_ranked < alpha
     rank_confirms = rank_can_confirm and rank_p < alpha
     if has_rank:
-        rank_words = (f"placebo rank test {p_text(rank_p)}: by its miss after launch relative to its miss before, "
-                      f"{where} ranks {round(rank_p * n_ranked)} of {n_ranked} {ranked}")
+        detail = (f"by its miss after launch relative to its miss before, {where} ranks {round(rank_p * n_ranked)} "
+                  f"of {n_ranked} {ranked}")
         if not rank_can_confirm:
-            rank_words += f"; with {n_ranked} it cannot go below {1.0 / n_ranked:.3f}"
+            reasons.append(f"placebo rank test {p_text(rank_p)}: {detail}; with {n_ranked} it cannot go below "
+                           f"{1.0 / n_ranked:.3f}")
         elif significant and not rank_confirms and fit != "fair":
-            rank_words = "caution: it does not confirm the effect; " + rank_words
-        reasons.append(rank_words)
+            reasons.append(f"caution: the placebo rank test does not confirm the effect ({p_text(rank_p)}: {detail})")
+        else:
+            reasons.append(f"placebo rank test {p_text(rank_p)}: {detail}")
     note = None
     fall = f"{'rise' if up else 'fall'} of {size} in {outcome}"
     if fit == "poor":
@@ -926,23 +929,23 @@ def decide_one_market(result, better: str = "higher", *, what: str = "The launch
                     "since launch may be the twin's error rather than the launch's effect.")
     elif not (math.isfinite(p) and math.isfinite(lo) and math.isfinite(hi)):
         label, note = "Inconclusive", "no interval"
-        headline = (f"Not established: {outcome} moved by {size} in {where} against its synthetic twin, but its "
+        headline = (f"Not established: {outcome} moved by {size} in {where} against {its} synthetic twin, but its "
                     "uncertainty could not be estimated.")
     elif significant and fit == "fair" and not rank_confirms:
         label, note = "Inconclusive", "fair pre-launch fit"
         why = ("the placebo rank test does not confirm it" if rank_can_confirm else
                f"with {n_ranked} {ranked} the placebo rank test cannot confirm it")
-        headline = (f"Not established: the {fall} in {where} against its synthetic twin ({p_text(p)}) may be the "
+        headline = (f"Not established: the {fall} in {where} against {its} synthetic twin ({p_text(p)}) may be the "
                     f"twin's error: it tracked {where} only fairly before launch, and {why}.")
     elif significant and good:
         label = "Worked"
-        headline = f"{what} {verb} {outcome} in {where} by {change}, against its synthetic twin."
+        headline = f"{what} {verb} {outcome} in {where} by {change}, against {its} synthetic twin."
     elif significant:
         label = "Made it worse"
-        headline = (f"{what} {verb} {outcome} in {where} by {change}, against its synthetic twin: the wrong "
+        headline = (f"{what} {verb} {outcome} in {where} by {change}, against {its} synthetic twin: the wrong "
                     f"direction ({better} is better).")
     else:
         label = "No detectable impact"
-        headline = (f"No detectable impact on {outcome} in {where}: against its synthetic twin the change is "
+        headline = (f"No detectable impact on {outcome} in {where}: against {its} synthetic twin the change is "
                     f"between {between} ({level}).")
     return Verdict(outcome, label, headline, tuple(reasons), note)

@@ -228,7 +228,8 @@ def test_a_fair_fit_needs_the_rank_test():
 def test_on_a_good_fit_the_rank_test_is_a_caution_and_few_markets_are_said():
     v = abkit.verdict.decide_one_market(stub(permutation_p_value=2 / 30), "lower")
     assert v.label == "Worked"
-    assert any(r.startswith("caution: it does not confirm the effect; placebo rank test p = 0.067") for r in v.reasons)
+    assert ("caution: the placebo rank test does not confirm the effect (p = 0.067: by its miss after launch "
+            "relative to its miss before, DE ranks 2 of 30 markets)") in v.reasons
     few = stub(n_control=12, placebo=pd.DataFrame({"launched": [True] + [False] * 12}), permutation_p_value=1 / 13)
     v = abkit.verdict.decide_one_market(few, "lower")
     assert v.label == "Worked" and any("with 13 it cannot go below 0.077" in r for r in v.reasons)
@@ -426,6 +427,47 @@ def test_first_treated_reads_the_same_launch(project):
     a = market_launch.estimate(market_launch.load_panel(by_dummy), by_dummy)
     b = market_launch.estimate(market_launch.load_panel(by_period), by_period)
     assert a.estimate == b.estimate and a.se == b.se and b.launch_period == 30
+
+
+@pytest.mark.parametrize("case", ["three markets", "staggered", "conformal", "sc"])
+def test_every_section_renders_for_other_designs(project, case):
+    """Three markets at once, three launch dates, conformal inference, synthetic control: every section is
+    computed and says what the design is (a readout never fails on a design the estimator supports)."""
+    frame = pd.read_parquet(project / "data" / "panel.parquet")
+    if case in ("three markets", "staggered"):
+        for market, week in (("FR", 30 if case == "three markets" else 33), ("IT", 30 if case == "three markets" else 36)):
+            frame.loc[(frame.market == market) & (frame.week >= week), "launched"] = 1
+    frame.to_parquet(project / "data" / "panel.parquet")
+    extra = {"inference": "conformal"} if case == "conformal" else {"method": "sc"} if case == "sc" else {}
+    spec = load_spec(write_spec(project, dict(SYN, **extra)))
+    panel = market_launch.load_panel(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = market_launch.estimate(panel, spec)
+        v = abkit.verdict.decide_one_market(r, "lower")
+        placebo = market_launch.plot_placebo(r, panel)
+        page = (market_launch.launch_html(spec, panel, r) + market_launch.verdict_html(v, r, spec)
+                + market_launch.paths_html(market_launch.plot_paths(r, panel).figure, r, panel)
+                + market_launch.impact_html(r, spec, market_launch.other_estimators(panel, spec, r),
+                                            market_launch.secondary_effects(panel, spec))
+                + market_launch.weights_html(r, panel)
+                + market_launch.placebo_html(placebo.figure if placebo is not None else None, r, panel)
+                + market_launch.fit_html(market_launch.plot_fit(r, panel).figure, r, panel)
+                + market_launch.methodology_html(spec, panel, r))
+    plt.close("all")
+    words = visible(page)
+    launched = {"three markets": "DE, FR and IT in week 30", "staggered": "DE in week 30; FR in week 33; IT in week 36",
+                "conformal": "DE in week 30", "sc": "DE in week 30"}[case]
+    assert f"Launched {launched}" in words
+    assert v.label in ("Worked", "No detectable impact", "Inconclusive", "Made it worse") and "n/a" not in v.headline
+    if case in ("three markets", "staggered"):
+        assert "their synthetic twin" in v.headline
+    if case == "staggered":
+        assert "averaged over the launch cohorts" in words and r.fit_quality == "not assessed"
+    if case == "conformal":
+        assert "uncertainty from conformal inference" in words
+    if case == "sc":
+        assert "Synthetic control weights markets only" in words and "synthetic control (the readout's)" in words
 
 
 def test_an_incomplete_panel_is_refused_with_the_cell_named(project):

@@ -207,9 +207,10 @@ def plot_paths(result: SyntheticResult, panel: Panel):
     ax = result.plot("paths")
     ax.set_ylabel(result.outcome)
     ax.set_xlabel(panel.time)
-    if result.paths is not None:
-        launch = result._launch_x(result.paths.index.to_numpy(), result.n_pre)
-        ax.axvspan(launch, float(result.paths.index.max()), color="#0969da", alpha=0.06, lw=0)
+    if result.paths is not None and 0 < result.n_pre < len(result.paths):
+        periods = result.paths.index.to_numpy(dtype=float)
+        launch = (periods[result.n_pre - 1] + periods[result.n_pre]) / 2       # where the launch line is drawn
+        ax.axvspan(launch, periods[-1], color="#0969da", alpha=0.06, lw=0)
     return _titled(ax, f"{result.outcome}: {_where(result)} and its synthetic twin")
 
 
