@@ -276,6 +276,7 @@ def vars_of(res) -> dict:
 CLAIMS = ("Worked", "Made it worse")
 
 
+@pytest.mark.slow
 def test_fit_rules_cut_false_claims_on_launches_without_effect():
     """24 launches with no effect, the launched market's trend 3 or 5 SD off what the others can mix: the placebo
     p-value alone claims an effect in most; never claiming on a poor fit, nor on a fair fit the rank test does
