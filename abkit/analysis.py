@@ -5,63 +5,20 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
+from .aggregation import check_metrics, moments, resolve_caps
 from .errors import AbkitError, DataError
 from .metrics import Metric
 from .moments import MomentSet
+from .quantile import arms_present, quantile_rows, unit_srm
 from .results import ExperimentResult
 from .sources import aggregate
 from .stats.ab import check_binary, compare
 from .stats.checks import normalise_allocation, srm_test
+from .stats.confidence_sequences import FIELLER_PIECES, AlwaysValid, always_valid_rows
 from .stats.multiple import adjust
 from .time_to_event import event_rows, time_to_event_part
 
-__all__ = ["analyze", "moments"]
-
-_FIELLER = "_fieller"  # private row key: (Var(control value), Cov(effect, control value)) from compare
-
-
-def moments(data, metrics: Sequence[Metric] | Metric, variant: str = "variant",
-            by: str | Sequence[str] | None = None, *, unit: str | None = None) -> MomentSet:
-    """Aggregate ``data`` into the moments ``metrics`` need (see :func:`abkit.sources.aggregate`).
-
-    Moment sets over disjoint rows add up: ``abkit.moments(day1, m) + abkit.moments(day2, m)``
-    equals the moments of both days, and :func:`analyze` accepts either.
-    With ``unit=`` (the randomization-unit id column) the unit-integrity check
-    runs too (``.integrity``; see :mod:`abkit.integrity`).
-
-    Winsorized means (``Mean(..., winsorize=q)``) get their cap from this
-    ``data`` first; quantile metrics have no moments and are an error.
-    """
-    metrics = [metrics] if isinstance(metrics, Metric) else list(metrics)
-    quantiles = [m.name for m in metrics if getattr(m, "kind", None) == "quantile"]
-    if quantiles:
-        raise AbkitError(f"metric(s) {quantiles} are quantiles, which cannot be computed from moments; "
-                         "pass the data to abkit.analyze (or use abkit.quantile_effect)")
-    events = [m.name for m in metrics if getattr(m, "kind", None) == "time_to_event"]
-    if events:
-        raise AbkitError(f"metric(s) {events} are time-to-event metrics, which need event counts by time, not "
-                         "moments; pass the data to abkit.analyze (or use abkit.time_to_event.event_counts)")
-    if any(getattr(m, "needs_cap", False) for m in metrics):
-        from .quantile import resolve_caps
-
-        metrics = resolve_caps(data, metrics)
-    return aggregate(data, metrics, variant=variant, by=by, unit=unit)
-
-
-def _check_metrics(metrics) -> list[Metric]:
-    if isinstance(metrics, Metric):
-        metrics = [metrics]
-    metrics = list(metrics)
-    if not metrics:
-        raise AbkitError("no metrics given; pass e.g. [abkit.Mean('refund_amount')]")
-    for m in metrics:
-        if not isinstance(m, Metric):
-            raise AbkitError(f"{m!r} is not a metric; use abkit.Mean, abkit.Proportion or abkit.Ratio")
-    names = [m.name for m in metrics]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise AbkitError(f"metric name(s) {dupes} used twice; give each metric a distinct name=")
-    return metrics
+__all__ = ["analyze", "moments"]   # moments: abkit.aggregation.moments, re-exported (abkit.moments)
 
 
 def analyze(
@@ -94,11 +51,13 @@ def analyze(
     allocation : planned share per arm (mapping arm -> share, or shares in
         the order control, then the other arms as they appear); default
         equal. Used by the sample-ratio-mismatch check.
-    sequential : ``True`` (or :class:`abkit.sequential.AlwaysValid` with the
-        planned sample size) makes every CI and p-value always valid: the
-        normal-mixture confidence sequence / mixture SPRT (Johari et al.
-        2017; Howard et al. 2021), safe to look at daily and to stop as soon
-        as an interval excludes zero. ``method`` gets the suffix
+    sequential : :class:`abkit.sequential.AlwaysValid` ``(planned_n=...)``
+        (the units planned in all arms, fixed before the data are seen)
+        makes every CI and p-value always valid: the normal-mixture
+        confidence sequence / mixture SPRT (Johari et al. 2017; Howard et al.
+        2021), safe to look at daily and to stop as soon as an interval
+        excludes zero. ``True`` alone is refused: without a planned size the
+        mixture would follow the data look by look. ``method`` gets the suffix
         ``" + always-valid"``, the fixed-horizon values move to
         ``*_fixed`` columns, and the result has ``sequential=True``.
     bayesian : ``True`` (default prior: relative lift ~ N(0, 5%^2)), a number
@@ -128,7 +87,7 @@ def analyze(
     -------
     :class:`abkit.ExperimentResult`: ``.to_frame()``, ``.srm``, ``.plot()``.
     """
-    metrics = _check_metrics(metrics)
+    metrics = check_metrics(metrics)
     if not (0.0 < float(alpha) < 0.5):
         raise AbkitError(f"alpha={alpha!r} must be between 0 and 0.5 (e.g. 0.05)")
     if isinstance(correction, str):
@@ -158,15 +117,13 @@ def analyze(
             raise AbkitError(f"metric(s) {uncapped} winsorize at a quantile of the data, which moments do not "
                              "hold; pass the data, or give the cap as a number (cap=...)")
     elif any(getattr(m, "needs_cap", False) for m in metrics):
-        from .quantile import resolve_caps
-
         metrics = resolve_caps(data, metrics)
-    if quantiles and len(quantiles) == len(metrics):
-        return _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, allocation,
-                                       sequential, bayesian, unit)
     if events and all(m.kind in ("quantile", "time_to_event") for m in metrics):
         return _analyze_events_only(data, metrics, variant, control, alpha, correction, allocation, sequential,
                                     bayesian, unit)
+    if quantiles and len(quantiles) == len(metrics):
+        return _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, allocation,
+                                       sequential, bayesian, unit)
     ms = data if isinstance(data, MomentSet) else aggregate(
         data, [m for m in metrics if m.kind not in ("quantile", "time_to_event")], variant=variant, unit=unit)
     if ms.by:
@@ -191,13 +148,11 @@ def analyze(
     rows = []
     for metric in metrics:
         if metric.kind == "quantile":
-            from .quantile import quantile_rows
-
             rows += quantile_rows(frame, metric, ms.variant, control, treatments, alpha)
             continue
         if metric.kind == "time_to_event":
-            rows += [{**r, _FIELLER: f} for r, f in event_rows(data, metric, ms.variant, control, treatments, alpha,
-                                                               arms)]
+            rows += [{**r, FIELLER_PIECES: f} for r, f in event_rows(data, metric, ms.variant, control, treatments,
+                                                                     alpha, arms)]
             continue
         block = ms.block_for(metric.columns, metric.dropna)
         if metric.kind == "proportion":
@@ -235,13 +190,60 @@ def analyze(
                 "dropped_treatment": int(dropped.get(arm, 0)),
                 "better": metric.better,
                 # Var(control value) and Cov(effect, control value): for the always-valid Fieller
-                # interval of the relative lift in _finish (dropped before the result is built)
-                _FIELLER: (c.control_se**2, c.cov_effect_control),
+                # interval of the relative lift (always_valid_rows; dropped before the result is built)
+                FIELLER_PIECES: (c.control_se**2, c.cov_effect_control),
             })
             if metric.option("cap") is not None:
                 rows[-1]["cap"] = metric.option("cap")
     return _finish(rows, metrics, arms, control, alpha, correction, srm, ms.missing_variant, ms.variant,
                    float(sum(ms.rows[a] for a in arms)), sequential, bayesian, ms.integrity)
+
+
+def _quantile_frame(data, quantiles, variant, unit=None):
+    from .sources import read_columns
+
+    cols = [variant] + [c for m in quantiles for c in (m.column, m.unit) if c is not None]
+    return read_columns(data, list(dict.fromkeys(cols + ([unit] if unit else []))))
+
+
+def _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, allocation, sequential, bayesian,
+                            check_unit=None):
+    """:func:`analyze` when every metric is a quantile: no moments, the values only."""
+    frame = _quantile_frame(data, metrics, variant, check_unit)
+    if len(frame) == 0:
+        raise DataError("the data has no rows (an empty table); check the query or file that produced it")
+    integrity = None
+    if check_unit is not None:
+        from .integrity import check_frame
+        from .sources import _key_codes
+
+        integrity = check_frame(frame, check_unit, _key_codes(frame, variant)[0], list(frame.columns))
+    arms = _arms_as_written(arms_present(frame, variant, control), control)
+    control = arms[0]
+    units = {m.unit for m in metrics}
+    unit = units.pop() if len(units) == 1 else None
+    srm = unit_srm(frame, variant, arms, unit, allocation)
+    rows = [r for m in metrics for r in quantile_rows(frame, m, variant, control, arms[1:], alpha)]
+    return _finish(rows, metrics, arms, control, alpha, correction, srm, int(frame[variant].isna().sum()),
+                   variant, float(sum(srm.observed)), sequential, bayesian, integrity)
+
+
+def _analyze_events_only(data, metrics, variant, control, alpha, correction, allocation, sequential, bayesian,
+                         unit=None):
+    """:func:`analyze` when every metric is a time to event (or a quantile): arms and checks from the counts."""
+    part = time_to_event_part(data, [m for m in metrics if m.kind == "time_to_event"], variant, control, alpha,
+                              allocation, unit)
+    arms = part["arms"]
+    quantiles = [m for m in metrics if m.kind == "quantile"]
+    frame = _quantile_frame(data, quantiles, variant) if quantiles else None
+    rows = []
+    for metric in metrics:
+        if metric.kind == "quantile":
+            rows += quantile_rows(frame, metric, variant, control, arms[1:], alpha)
+        else:
+            rows += [{**r, FIELLER_PIECES: f} for r, f in part["rows"][metric.name]]
+    return _finish(rows, metrics, arms, control, alpha, correction, part["srm"], part["missing_variant"], variant,
+                   part["units"], sequential, bayesian, part["integrity"])
 
 
 def _arms_as_written(labels, control) -> list:
@@ -266,101 +268,19 @@ def _arms_as_written(labels, control) -> list:
     return [control_label] + [a for a in labels if a != control_label]
 
 
-def _quantile_frame(data, quantiles, variant, unit=None):
-    from .sources import read_columns
-
-    cols = [variant] + [c for m in quantiles for c in (m.column, m.unit) if c is not None]
-    return read_columns(data, list(dict.fromkeys(cols + ([unit] if unit else []))))
-
-
-def _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, allocation, sequential, bayesian,
-                            check_unit=None):
-    """:func:`analyze` when every metric is a quantile: no moments, the values only."""
-    from .quantile import _arms, quantile_rows, unit_srm
-
-    frame = _quantile_frame(data, metrics, variant, check_unit)
-    if len(frame) == 0:
-        raise DataError("the data has no rows (an empty table); check the query or file that produced it")
-    integrity = None
-    if check_unit is not None:
-        from .integrity import check_frame
-        from .sources import _key_codes
-
-        integrity = check_frame(frame, check_unit, _key_codes(frame, variant)[0], list(frame.columns))
-    arms = _arms_as_written(_arms(frame, variant, control), control)
-    control = arms[0]
-    units = {m.unit for m in metrics}
-    unit = units.pop() if len(units) == 1 else None
-    srm = unit_srm(frame, variant, arms, unit, allocation)
-    rows = [r for m in metrics for r in quantile_rows(frame, m, variant, control, arms[1:], alpha)]
-    return _finish(rows, metrics, arms, control, alpha, correction, srm, int(frame[variant].isna().sum()),
-                   variant, float(sum(srm.observed)), sequential, bayesian, integrity)
-
-
-def _analyze_events_only(data, metrics, variant, control, alpha, correction, allocation, sequential, bayesian,
-                         unit=None):
-    """:func:`analyze` when every metric is a time to event (or a quantile): arms and checks from the counts."""
-    part = time_to_event_part(data, [m for m in metrics if m.kind == "time_to_event"], variant, control, alpha,
-                              allocation, unit)
-    arms = part["arms"]
-    quantiles = [m for m in metrics if m.kind == "quantile"]
-    frame = _quantile_frame(data, quantiles, variant) if quantiles else None
-    rows = []
-    for metric in metrics:
-        if metric.kind == "quantile":
-            from .quantile import quantile_rows
-
-            rows += quantile_rows(frame, metric, variant, control, arms[1:], alpha)
-        else:
-            rows += [{**r, _FIELLER: f} for r, f in part["rows"][metric.name]]
-    return _finish(rows, metrics, arms, control, alpha, correction, part["srm"], part["missing_variant"], variant,
-                   part["units"], sequential, bayesian, part["integrity"])
-
-
-def _always_valid_fieller(rows: list[dict], alpha: float) -> list[dict]:
-    """Always-valid rows with the relative interval replaced by the always-valid Fieller interval.
-
-    ``always_valid_rows`` gives ``rel_effect +/- h`` (the confidence sequence
-    on the delta-method variance); this uses the same mixture (the row's
-    ``tau``) on every contrast ``treatment - (1 + r) control``:
-    :func:`abkit.stats.sequential.always_valid_relative_interval`, one
-    vectorized call. When bounded it excludes 0 exactly when the always-valid
-    ``ci_lower, ci_upper`` do; an unbounded set is reported as ``(-inf, inf)``.
-    Rows without the moments' pieces (quantiles) keep theirs.
-    """
-    from .stats.sequential import always_valid_relative_interval
-
-    idx = [i for i, r in enumerate(rows) if _FIELLER in r and np.isfinite(r["control_value"])]
-    if not idx:
-        return rows
-
-    def col(key):
-        return np.array([rows[i][key] for i in idx], dtype=np.float64)
-
-    pieces = np.array([rows[i][_FIELLER] for i in idx], dtype=np.float64).reshape(len(idx), 2)
-    lo, hi = always_valid_relative_interval(col("effect"), col("control_value"), col("se") ** 2, pieces[:, 1],
-                                            pieces[:, 0], col("tau") ** 2, alpha)
-    rows = list(rows)
-    for j, i in enumerate(idx):
-        rows[i] = {**rows[i], "rel_ci_lower": float(lo[j]), "rel_ci_upper": float(hi[j])}
-    return rows
-
-
 def _finish(rows, metrics, arms, control, alpha, correction, srm, missing_variant, variant, units_now,
             sequential, bayesian, integrity=None) -> ExperimentResult:
     """Always-valid intervals, the Bayesian columns and the multiple-testing correction, then the result.
 
     With ``sequential``, the relative lift's always-valid interval is Fieller's
-    (:func:`_always_valid_fieller`), like the fixed-horizon one
-    (:func:`abkit.stats.ab.compare`).
+    (:func:`abkit.stats.confidence_sequences.always_valid_rows`), like the
+    fixed-horizon one (:func:`abkit.stats.ab.compare`).
     """
     design = prior = None
     if sequential is not False and sequential is not None:
-        from .sequential import AlwaysValid, always_valid_rows
-
         design = AlwaysValid.coerce(sequential)
-        rows = _always_valid_fieller(always_valid_rows(rows, design, alpha, units_now), alpha)
-    rows = [{k: v for k, v in r.items() if k != _FIELLER} if _FIELLER in r else r for r in rows]
+        rows = always_valid_rows(rows, design, alpha, units_now)
+    rows = [{k: v for k, v in r.items() if k != FIELLER_PIECES} if FIELLER_PIECES in r else r for r in rows]
     if bayesian is not False and bayesian is not None:
         from .stats.bayes import add_bayes_columns, as_prior
 
@@ -375,6 +295,6 @@ def _finish(rows, metrics, arms, control, alpha, correction, srm, missing_varian
         alpha=float(alpha), correction=correction, srm=srm,
         missing_variant=missing_variant, variant=variant,
         sequential=design is not None,
-        sequential_note=design.describe(alpha, units_now) if design is not None else "",
+        sequential_note=design.describe(alpha) if design is not None else "",
         prior=prior, integrity=integrity,
     )

@@ -15,9 +15,12 @@ data do not bound a relative change, see :mod:`abkit.stats.ab`).
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Hashable, Iterable
 
 __all__ = ["format_p", "p_text", "interval_text", "format_pct", "format_number", "format_points",
-           "signed_interval", "change_scale", "format_relative", "RELATIVE", "RELATIVE_TO_SIZE", "ABSOLUTE", "POINTS"]
+           "signed_interval", "change_scale", "format_relative", "RELATIVE", "RELATIVE_TO_SIZE", "ABSOLUTE", "POINTS",
+           "visible_controls", "short_label", "arm_labels", "LABEL_WIDTH"]
 
 RELATIVE = "relative"
 """A relative lift ``treatment / control - 1`` (positive control value, bounded interval)."""
@@ -160,3 +163,62 @@ def format_relative(row: dict, digits: int = 2, near_zero: str = "n/a") -> str:
     if scale == ABSOLUTE:
         return near_zero
     return format_pct(row["rel_effect"], digits) + (" of |control|" if scale == RELATIVE_TO_SIZE else "")
+
+
+# --------------------------------------------------------------------------- user strings shown to people
+_INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def visible_controls(text: str) -> str:
+    """``text`` with bidirectional controls and control characters shown as ``<U+202E>`` marks.
+
+    Bidi override and isolate characters (U+202A-U+202E, U+2066-U+2069,
+    U+200E/U+200F, U+061C) would display a name reversed ("evil\u202egnp.exe"
+    reads "evilexe.png"), and C0/C1 control characters (other than tab, newline
+    and carriage return, which a page shows as white space) act on a terminal
+    or vanish; as visible marks they can be seen and
+    reported. Every string a page or a chart shows goes through this (the
+    pages' template engine applies it to every printed value).
+    """
+    return _INVISIBLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
+
+
+LABEL_WIDTH = 40
+"""Characters of a user string shown in a chart label (a segment value, an arm, a metric name): longer ones
+are cut with an ellipsis so that one 300-character value cannot squeeze the chart; the tables show them whole."""
+
+
+def short_label(value, width: int = LABEL_WIDTH) -> str:
+    """A user string for a chart: controls made visible (:func:`visible_controls`), runs of whitespace shown
+    as one space, and cut to ``width`` characters with an ellipsis (``"a very long segm…"``)."""
+    text = " ".join(visible_controls(str(value)).split()) or repr(str(value))
+    return text if len(text) <= width else text[: max(width - 1, 1)].rstrip() + "\u2026"
+
+
+_SPACE_MARKS = {" ": "\u2423", "\t": "\u21e5", "\n": "\u21b5", "\r": "\u21b5"}
+
+
+def _visible_whitespace(text: str) -> str:
+    marked = "".join(_SPACE_MARKS.get(c, f"<U+{ord(c):04X}>") if c.isspace() else c for c in text)
+    return f'"{marked}"'
+
+
+def arm_labels(arms: Iterable[Hashable]) -> dict:
+    """How each arm is named on a page: ``str(arm)``, except for arms whose names differ only in whitespace.
+
+    A page collapses runs of whitespace and drops it at the ends, so arms
+    ``"control"`` and ``"control "`` would both read "control" ("control vs
+    control"). Those are shown quoted with their whitespace made visible
+    (``"control"`` and ``"control\u2423"``: U+2423 for a space, U+21E5 for a
+    tab, ``<U+00A0>`` for other spaces), so the reader sees two arms and why.
+    """
+    arms = list(dict.fromkeys(arms))
+    plain = {a: str(a) for a in arms}
+    groups: dict[str, list] = {}
+    for a in arms:
+        groups.setdefault(" ".join(plain[a].split()), []).append(a)
+    out = {}
+    for a in arms:
+        clash = len(groups[" ".join(plain[a].split())]) > 1
+        out[a] = _visible_whitespace(plain[a]) if clash else plain[a]
+    return out

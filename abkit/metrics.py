@@ -464,7 +464,7 @@ class Quantile(Metric):
     """Treatment effect on a quantile (p50, p90) of a column, e.g. time to refund.
 
     Quantiles do not come from moments: :func:`abkit.analyze` reads the
-    metric's columns and uses :func:`abkit.stats.quantile.quantile_delta`
+    metric's columns and uses :func:`abkit.stats.quantile_inference.quantile_delta`
     (the cluster-aware order-statistic delta method of Deng, Knoblich and Lu
     2018) or a bootstrap over units. The relative effect is ``Q_t / Q_c - 1``.
 

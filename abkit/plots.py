@@ -15,9 +15,11 @@ import numpy as np
 from .formatting import (
     ABSOLUTE,
     RELATIVE_TO_SIZE,
+    arm_labels,
     change_scale,
     format_number,
     p_text,
+    short_label,
     signed_interval,
 )
 
@@ -60,6 +62,7 @@ def plot_lifts(result, ax=None, variant=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 1.4))
     labels, y = [], np.arange(len(rows))[::-1]
+    names = arm_labels(getattr(result, "arms", ()))     # arms differing only in white space: told apart
     reach = _reach([100 * r[k] for r in rows if change_scale(r) != ABSOLUTE
                     for k in ("rel_ci_lower", "rel_ci_upper", "rel_effect")])
     kinds = {m.name: getattr(m, "kind", None) for m in getattr(result, "metrics", ())}
@@ -69,7 +72,8 @@ def plot_lifts(result, ax=None, variant=None):
         scale = change_scale(r)
         _interval(ax, lo, hi, yi, colour, reach)
         arrow = "\u2191" if r["better"] == "higher" else "\u2193"
-        label = f"{r['metric']} ({arrow} better)" + (f"\n{r['variant']}" if several else "")
+        label = (f"{short_label(r['metric'])} ({arrow} better)"
+                 + (f"\n{short_label(names.get(r['variant'], r['variant']))}" if several else ""))
         points = kinds.get(r["metric"]) == "nps"
         unit = " points" if points else ""
         if scale == ABSOLUTE:
@@ -94,7 +98,8 @@ def plot_lifts(result, ax=None, variant=None):
     ax.set_ylim(-0.7, len(rows) - 0.3)
     kind = "always-valid confidence interval" if getattr(result, "sequential", False) else "confidence interval"
     size = " of |control|" if any(change_scale(r) == RELATIVE_TO_SIZE for r in rows) else ""
-    ax.set_xlabel(f"relative lift vs {result.control} (%{size}), with {1 - result.alpha:.0%} {kind}",
+    control = short_label(names.get(result.control, result.control))
+    ax.set_xlabel(f"relative lift vs {control} (%{size}), with {1 - result.alpha:.0%} {kind}",
                   parse_math=False)
     ax.set_title("Relative lift per metric", loc="left", fontsize=11)
     style_axes(ax, "x")
@@ -182,7 +187,8 @@ def plot_sequential_path(path, metric=None, variant=None, relative=False, ax=Non
         if not numeric_days:
             a.set_xticks(xs)
             a.set_xticklabels([str(d) for d in x], rotation=45, ha="right", fontsize=8)
-        a.set_title(f"{m} [{v} vs {path.control}]", loc="left", fontsize=10, parse_math=False)
+        a.set_title(f"{short_label(m)} [{short_label(v)} vs {short_label(path.control)}]", loc="left", fontsize=10,
+                    parse_math=False)
         a.set_ylabel("relative lift (%)" if relative else "effect", parse_math=False)
     axes[0].legend(fontsize=8, loc="best", frameon=False)
     axes[len(pairs) - 1].set_xlabel("look (day)")
@@ -220,7 +226,7 @@ def plot_segments(result, metric=None, variant=None, relative=True, ax=None):
             _interval(a, r[f"{pre}ci_lower"] * scale, r[f"{pre}ci_upper"] * scale, yi, colour, reach, lw=2.2)
             if not skip:
                 a.plot([r[f"{pre}effect"] * scale], [yi], "s", color=colour, ms=6)
-            seg = ", ".join(str(r[b]) for b in result.by)
+            seg = short_label(", ".join(str(r[b]) for b in result.by))
             labels.append(f"{seg}  (n={r['n_control'] + r['n_treatment']:,})"
                           + ("\nrelative lift n/a (control \u2248 0)" if skip else ""))
         o = overall.get((m, v))
@@ -241,7 +247,8 @@ def plot_segments(result, metric=None, variant=None, relative=True, ax=None):
         t = tests.get((m, v))
         het = (f"heterogeneity: Q = {t['Q']:.1f}, df = {t['df']}, {p_text(t['p_value'])}"
                if t is not None and np.isfinite(t["Q"]) else "")
-        a.set_title(f"{m} [{v} vs {result.control}] by {', '.join(result.by)}\n{het}", loc="left", fontsize=10,
+        a.set_title(f"{short_label(m)} [{short_label(v)} vs {short_label(result.control)}] by "
+                    f"{short_label(', '.join(result.by))}\n{het}", loc="left", fontsize=10,
                     parse_math=False)
         a.set_xlabel(("relative lift (%)" if relative else "effect") + f", {1 - result.alpha:.0%} CI", parse_math=False)
     style_axes(axes[:len(pairs)], "x")

@@ -1,16 +1,16 @@
-"""Quantile effects (p50 / p90 time to refund) and winsorizing caps: the analyses that need values, not moments.
+"""Quantile effects (p50 / p90 time to refund): the analysis that needs values, not moments.
 
 * :func:`quantile_effect` -- effect of every treatment arm on one or several
   quantiles of a column, with the cluster-aware delta method of Deng,
   Knoblich and Lu (2018) or a seeded bootstrap over units; works when the
   rows are refunds and randomization is by buyer (``unit="buyer_id"``).
-  :func:`abkit.analyze` does the same for :class:`abkit.Quantile` metrics.
-* :func:`resolve_caps` -- compute the winsorizing caps of
-  ``abkit.Mean(..., winsorize=0.99)`` metrics (one quantile pass) and return
-  the metrics with their caps fixed.
+* :func:`quantile_rows` -- the result rows of one :class:`abkit.Quantile`
+  metric; :func:`abkit.analyze` calls it for Quantile metrics.
 
 Both read only the columns they need with :func:`abkit.sources.read_columns`.
-The estimators are in :mod:`abkit.stats.quantile` (formulas there).
+The estimators are in :mod:`abkit.stats.quantile_inference` (formulas
+there). (``resolve_caps``, the winsorizing caps of ``Mean(...,
+winsorize=q)``, lives in :mod:`abkit.aggregation` and is re-exported here.)
 
     >>> import abkit
     >>> refunds = ...  # one row per refund: buyer_id, variant, hours
@@ -23,16 +23,16 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .analysis import _FIELLER
+from .aggregation import resolve_caps
 from .errors import AbkitError, DataError
-from .metrics import Mean, Metric, Quantile
+from .metrics import Quantile
 from .results import ExperimentResult
-from .sources import quantile as sources_quantile
 from .sources import read_columns
 from .stats.checks import normalise_allocation, srm_test
-from .stats.quantile import difference, quantile_bootstrap, quantile_delta
+from .stats.confidence_sequences import FIELLER_PIECES
+from .stats.quantile_inference import difference, quantile_bootstrap, quantile_delta
 
-__all__ = ["quantile_effect", "quantile_rows", "resolve_caps"]
+__all__ = ["arms_present", "quantile_effect", "quantile_rows", "resolve_caps", "unit_srm"]
 
 
 def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -99,11 +99,14 @@ def quantile_rows(frame: pd.DataFrame, metric: Quantile, variant: str, control: 
             raise DataError(f"arm {arm!r} has {int(sel.sum())} row(s) with data for metric '{metric.name}'; "
                             "at least 2 are needed")
         cl = clusters[sel] if clusters is not None else None
-        if method == "bootstrap":
-            estimates[arm], _ = quantile_bootstrap(values[sel], metric.q, cl, alpha, metric.option("n_boot"),
-                                                   seed=seeds[i])
-        else:
-            estimates[arm] = quantile_delta(values[sel], metric.q, cl, alpha)
+        try:
+            if method == "bootstrap":
+                estimates[arm], _ = quantile_bootstrap(values[sel], metric.q, cl, alpha, metric.option("n_boot"),
+                                                       seed=seeds[i])
+            else:
+                estimates[arm] = quantile_delta(values[sel], metric.q, cl, alpha)
+        except DataError as exc:
+            raise DataError(f"metric '{metric.name}' (column '{column}'), arm {arm!r}: {exc}") from None
     rows = []
     c = estimates[control]
     for arm in treatments:
@@ -119,7 +122,7 @@ def quantile_rows(frame: pd.DataFrame, metric: Quantile, variant: str, control: 
             "better": metric.better,
             # Var(control value), Cov(effect, control value) for the always-valid Fieller interval (independent
             # arms: -Var(control)); abkit.analyze uses it, then drops it (a private key)
-            _FIELLER: (c.se**2, -c.se**2),
+            FIELLER_PIECES: (c.se**2, -c.se**2),
         })
     return rows
 
@@ -167,9 +170,9 @@ def quantile_effect(data, column: str, q: float | Sequence[float] = 0.5, *, vari
                                 n_boot=n_boot, seed=seed))
     cols = list(dict.fromkeys([variant, column] + ([unit] if unit else [])))
     frame = read_columns(data, cols)
-    arms = _arms(frame, variant, control)
+    arms = arms_present(frame, variant, control)
     treatments = arms[1:]
-    rows = [{k: v for k, v in r.items() if k != _FIELLER}
+    rows = [{k: v for k, v in r.items() if k != FIELLER_PIECES}
             for m in metrics for r in quantile_rows(frame, m, variant, control, treatments, alpha)]
     return ExperimentResult(rows=tuple(rows), metrics=tuple(metrics), arms=tuple(arms), control=control,
                             alpha=float(alpha), correction=None,
@@ -177,7 +180,8 @@ def quantile_effect(data, column: str, q: float | Sequence[float] = 0.5, *, vari
                             missing_variant=int(frame[variant].isna().sum()), variant=variant)
 
 
-def _arms(frame: pd.DataFrame, variant: str, control: Hashable) -> list:
+def arms_present(frame: pd.DataFrame, variant: str, control: Hashable) -> list:
+    """The arms in ``frame[variant]``, control first; a clear error without the control or a second arm."""
     present = list(pd.unique(frame[variant].dropna()))
     if control not in present:
         raise DataError(f"control arm {control!r} not found in column '{variant}'; arms present: {present}. "
@@ -197,25 +201,3 @@ def unit_srm(frame: pd.DataFrame, variant: str, arms: Sequence, unit: str | None
     if allocation is not None and not isinstance(allocation, Mapping):
         allocation = dict(zip(arms, normalise_allocation(arms, allocation)))
     return srm_test({a: int(counts.get(a, 0)) for a in arms}, allocation)
-
-
-def resolve_caps(data, metrics: Sequence[Metric]) -> list[Metric]:
-    """Fix the winsorizing caps of ``Mean(..., winsorize=q)`` metrics from ``data``.
-
-    Each cap is the ``q``-quantile (linear interpolation) of the metric's
-    ``cap_from`` column over all rows with a value, every arm pooled. Reads
-    only the cap columns, once. Other metrics are returned unchanged.
-    """
-    metrics = list(metrics)
-    todo = [m for m in metrics if isinstance(m, Mean) and m.needs_cap]
-    if not todo:
-        return metrics
-    caps = {}
-    for m in todo:
-        source = m.option("cap_from")
-        cap = sources_quantile(data, source, m.option("winsorize"))
-        if not np.isfinite(cap):
-            raise DataError(f"column '{source}' has no values to compute the cap of metric '{m.name}' "
-                            f"(winsorize={m.option('winsorize')}); give cap= or another cap_from=")
-        caps[m.name] = cap
-    return [m.with_cap(caps[m.name]) if m in todo else m for m in metrics]

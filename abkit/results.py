@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._html import ALERT, MUTED, Html, bold, esc, html_table
+from ._html import ALERT, MUTED, Cell, html_table
 from .formatting import (
     ABSOLUTE,
     POINTS,
@@ -42,7 +42,7 @@ class ExperimentResult:
     lifts with their confidence intervals.
 
     ``sequential`` is True when every CI and p-value is always valid
-    (``analyze(..., sequential=True)``; ``sequential_note`` says how the
+    (``analyze(..., sequential=AlwaysValid(planned_n=...))``; ``sequential_note`` says how the
     confidence sequences were tuned). ``prior`` is the prior of the
     Bayesian columns (``analyze(..., bayesian=True)``; see :meth:`bayes`),
     or None. ``integrity`` is the unit-integrity check
@@ -222,9 +222,6 @@ class ExperimentResult:
         return plot_lifts(self, ax=ax, variant=variant)
 
 
-_COLOURS = {"better": "#1a7f37", "worse": "#cf222e", "neutral": "#57606a"}
-
-
 def _rel_cell(r: dict) -> str:
     """The relative lift of a table row (``n/a*`` near zero: see the table's notes)."""
     return format_relative(r, 2, near_zero="n/a*")
@@ -243,15 +240,14 @@ def results_table_html(result: ExperimentResult, notes: bool = True) -> str:
     for r in result.rows:
         vr = r.get("variance_reduction")
         rows.append([
-            Html(f"{bold(r['metric'])}<br><small>{esc(r['better'])} is better</small>"), r["variant"],
+            Cell(strong=r["metric"], note=f"{r['better']} is better"), r["variant"],
             format_number(r["control_value"]), format_number(r["treatment_value"]),
             *interval_text(r["effect"], r["ci_lower"], r["ci_upper"]),
-            Html(f'<span style="color:{_COLOURS[result.outcome(r)]};font-weight:600">'
-                 f'{esc(_rel_cell(r))}</span>'),
+            Cell(_rel_cell(r), tone=result.outcome(r)),
             f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]", format_p(r["p_value"]),
             *([format_p(r.get("p_value_adjusted", np.nan))] if corr else []), f"{r['n_control']:,}",
             f"{r['n_treatment']:,}",
-            format_pct(vr, 1, sign=False) if vr is not None and np.isfinite(vr) else Html("&ndash;")])
+            format_pct(vr, 1, sign=False) if vr is not None and np.isfinite(vr) else "\u2013"])
     lines = []
     if notes:
         lines.append((result.srm.summary(), ALERT if result.srm.mismatch else MUTED))

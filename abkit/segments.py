@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._html import Html, html_table
+from ._html import Cell, html_table
 from .errors import AbkitError, DataError
 from .formatting import format_p, format_pct, format_relative
 from .metrics import Metric
@@ -143,13 +143,13 @@ class SegmentResult:
                  f"{r['n_control']:,}", f"{r['n_treatment']:,}"] for r in self.rows]
         tests = [[t["metric"], t["variant"], t["n_segments"],
                   *([f"{t['Q']:.2f}", t["df"], format_p(t["p_value"]), f"{t['i2']:.0%}"] if np.isfinite(t["Q"])
-                    else [Html("fewer than 2 segments", colspan=4)])] for t in self.tests]
+                    else [Cell("fewer than 2 segments", colspan=4)])] for t in self.tests]
         notes = []
         if self.skipped:
             cells = ", ".join(f"{s} / {m}" for s, m in self.skipped[:20])
             notes.append(f"Not estimated (an arm has fewer than 2 units): {cells}"
                          + (" ..." if len(self.skipped) > 20 else ""))
-        heterogeneity = ["Metric", "Arm", "Segments", "Cochran's Q", "df", "p (heterogeneity)", Html("I&sup2;")]
+        heterogeneity = ["Metric", "Arm", "Segments", "Cochran's Q", "df", "p (heterogeneity)", "I\u00b2"]
         return html_table(head, rows) + "\n" + html_table(heterogeneity, tests, notes=notes)
 
     def plot(self, metric: str | None = None, variant: Hashable | None = None, relative: bool = True, ax=None):
@@ -201,9 +201,10 @@ def analyze_segments(
     ``overall``, ``plot()``. A segment in which an arm has fewer than 2
     units for a metric is skipped for that metric and listed in ``skipped``.
     """
-    from .analysis import _check_metrics, analyze, moments
+    from .aggregation import check_metrics, moments, resolve_caps
+    from .analysis import analyze
 
-    metrics = _check_metrics(metrics)
+    metrics = check_metrics(metrics)
     by = (by,) if isinstance(by, str) else tuple(by)
     if not by:
         raise AbkitError("by= needs a segment column, e.g. by='market'")
@@ -217,8 +218,6 @@ def analyze_segments(
                              f"abkit.moments(data, metrics, by={list(by)!r})")
         ms = data
     else:
-        from .quantile import resolve_caps
-
         metrics = resolve_caps(data, metrics)  # winsorizing caps, once, on all segments pooled
         ms = moments(data, metrics, variant=variant, by=list(by))
     segments = sorted(ms.segments, key=_sort_key)

@@ -1,13 +1,15 @@
 """``abkit.sequential``: look at an experiment every day without inflating false positives.
 
-Two tools (formulas and references in :mod:`abkit.stats.sequential`):
+Two tools (formulas and references in :mod:`abkit.stats.confidence_sequences`
+and :mod:`abkit.stats.group_sequential`):
 
 * **Always-valid inference** for continuous monitoring: the normal-mixture
   confidence sequence / mixture SPRT (Robbins 1970; Johari et al. 2017;
   Howard et al. 2021; Waudby-Smith et al. 2024) on any abkit estimator
-  (Mean, Proportion, Ratio, NPS, with CUPED or Lin). ``abkit.analyze(...,
-  sequential=True)`` turns every CI and p-value of a result into always-valid
-  ones; :func:`monitor` computes the whole path from daily moments: the
+  (Mean, Proportion, Ratio, NPS, with CUPED or Lin), the mixture fixed in
+  advance by the planned size (:class:`AlwaysValid`). ``abkit.analyze(...,
+  sequential=AlwaysValid(planned_n=...))`` turns every CI and p-value of a
+  result into always-valid ones; :func:`monitor` computes the whole path from daily moments: the
   estimate, its always-valid interval, the naive interval, and whether
   stopping was allowed, day by day.
 * **Group-sequential boundaries** for a planned number of looks:
@@ -23,124 +25,24 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ._html import Html, frame_table, html_table
+from .aggregation import check_metrics, moments, resolve_caps
+from .analysis import analyze
 from .errors import AbkitError, DataError
 from .metrics import Metric
 from .moments import MomentSet
-from .stats.sequential import (
-    always_valid_interval,
-    crossing_probabilities,
-    group_sequential_z,
-    optimal_mixing_ratio,
-)
+from .stats.confidence_sequences import AlwaysValid, always_valid_rows
+from .stats.group_sequential import crossing_probabilities, group_sequential_z
 
 __all__ = ["AlwaysValid", "GroupSequentialBounds", "SequentialPath", "always_valid_rows",
            "group_sequential_bounds", "monitor"]
-
-
-# --------------------------------------------------------------------------- always valid
-@dataclass(frozen=True)
-class AlwaysValid:
-    """How the always-valid (normal-mixture) intervals are tuned.
-
-    The mixing variance ``tau^2`` must be fixed before the data are seen.
-    abkit's rule (Howard et al. 2021, Sec. 3.5; Waudby-Smith et al. 2024):
-    make the interval narrowest when the experiment reaches ``planned_n``
-    units (all arms), i.e. ``tau^2 = x(alpha) V_now n_now / planned_n`` with
-    ``x(0.05) = 8.21`` (see :func:`abkit.stats.sequential.mixing_variance`).
-
-    Parameters
-    ----------
-    planned_n : the planned number of units at the end of the experiment
-        (e.g. from :mod:`abkit.power`). ``None``: the units analysed now,
-        which is exact for a single look or the final analysis; when you
-        look every day, give the planned size (or use :func:`monitor`) so
-        that the mixture does not change from look to look. (Re-tuning at
-        every look is not covered by the theorem; in simulated A/A tests
-        with 21 daily looks it kept the false-positive rate at 0.02, against
-        0.01 with a fixed ``planned_n`` and 0.25 for the naive test:
-        ``tests/test_calibration_extra.py``.)
-    tau : optional mixing standard deviation on the effect scale instead,
-        one number (every metric) or a mapping metric name -> number; the
-        relative lift then uses ``tau / |control value|``.
-    """
-
-    planned_n: float | None = None
-    tau: float | Mapping | None = None
-
-    def __post_init__(self):
-        if self.planned_n is not None and not (np.isfinite(self.planned_n) and self.planned_n > 0):
-            raise AbkitError(f"planned_n={self.planned_n!r} must be a positive number of units")
-
-    @classmethod
-    def coerce(cls, sequential) -> "AlwaysValid":
-        if isinstance(sequential, AlwaysValid):
-            return sequential
-        if sequential is True:
-            return cls()
-        raise AbkitError(f"sequential={sequential!r} must be True, False or abkit.sequential.AlwaysValid(...)")
-
-    def tau_for(self, metric: str) -> float | None:
-        if self.tau is None:
-            return None
-        t = self.tau.get(metric) if isinstance(self.tau, Mapping) else self.tau
-        if t is not None and not (np.isfinite(t) and t > 0):
-            raise AbkitError(f"tau={t!r} for metric '{metric}' must be a positive number (effect scale)")
-        return t
-
-    def describe(self, alpha: float, units_now: float) -> str:
-        target = (f"tuned to the planned {self.planned_n:,.0f} units" if self.planned_n is not None
-                  else f"tuned to the {units_now:,.0f} units analysed")
-        return (f"Always-valid {1 - alpha:.0%} confidence sequences and p-values (normal-mixture SPRT, "
-                f"Johari et al. 2017; Howard et al. 2021), {target}: safe to look at every day and to stop "
-                "as soon as an interval excludes zero.")
-
-
-@lru_cache(maxsize=16)
-def _mixing_ratio(alpha: float) -> float:
-    return optimal_mixing_ratio(alpha)
-
-
-def always_valid_rows(rows: Sequence[dict], design: AlwaysValid, alpha: float, units_now: float) -> list[dict]:
-    """Replace the CIs and p-values of result rows by always-valid ones.
-
-    Keeps the fixed-horizon values in ``ci_lower_fixed``, ``ci_upper_fixed``,
-    ``rel_ci_lower_fixed``, ``rel_ci_upper_fixed``, ``p_value_fixed``, adds
-    ``tau`` (the mixing sd on the effect scale) and suffixes ``method`` with
-    ``" + always-valid"``. ``units_now`` is the number of units analysed (all
-    arms), for the planned-size rule.
-    """
-    x = _mixing_ratio(float(alpha))
-    fraction = 1.0 if design.planned_n is None else float(units_now) / float(design.planned_n)
-    out = []
-    for r in rows:
-        r = dict(r)
-        V, Vr = r["se"] ** 2, r["rel_se"] ** 2
-        tau = design.tau_for(r["metric"])
-        if tau is None:
-            # V_planned = V_now * n_now / planned_n: the variance scales as 1 / n
-            tau2, tau2_rel = x * V * fraction, x * Vr * fraction
-        else:
-            tau2 = tau**2
-            cv = abs(r["control_value"])
-            tau2_rel = (tau / cv) ** 2 if cv > 0 else np.nan
-        lo, hi, p = always_valid_interval(r["effect"], V, tau2, alpha)
-        rlo, rhi, _ = always_valid_interval(r["rel_effect"], Vr, tau2_rel, alpha)
-        r.update({
-            "ci_lower_fixed": r["ci_lower"], "ci_upper_fixed": r["ci_upper"],
-            "rel_ci_lower_fixed": r["rel_ci_lower"], "rel_ci_upper_fixed": r["rel_ci_upper"],
-            "p_value_fixed": r["p_value"],
-            "ci_lower": float(lo), "ci_upper": float(hi), "rel_ci_lower": float(rlo), "rel_ci_upper": float(rhi),
-            "p_value": float(p), "tau": float(np.sqrt(tau2)), "method": f"{r['method']} + always-valid",
-        })
-        out.append(r)
-    return out
+# AlwaysValid and always_valid_rows live in abkit.stats.confidence_sequences (below abkit.analyze, which
+# uses them) and are re-exported here, where analysts look for them.
 
 
 # --------------------------------------------------------------------------- group sequential
@@ -330,11 +232,8 @@ def _daily_sets(data, metrics, variant, by, labels) -> tuple[list, list[MomentSe
         return days, list(data)
     if by is None:
         raise AbkitError("pass by='<date column>' to monitor raw data day by day")
-    from .analysis import moments as aggregate_moments
-    from .quantile import resolve_caps
-
     metrics = resolve_caps(data, metrics)
-    return _daily_sets(aggregate_moments(data, metrics, variant=variant, by=by), metrics, variant, by, labels)
+    return _daily_sets(moments(data, metrics, variant=variant, by=by), metrics, variant, by, labels)
 
 
 def _ready(ms: MomentSet, metric: Metric, arms: Sequence) -> bool:
@@ -365,22 +264,29 @@ def monitor(moments_by_day, metrics: Sequence[Metric] | Metric, *, control: Hash
         units, and are added up; ``True``: each day is already a cumulative
         snapshot (all units to date, with their outcomes to date).
     planned_n : units (all arms) at the planned end, to tune the mixture
-        (:class:`AlwaysValid`). Default: the units of the last look, right
-        for a finished experiment; when monitoring live, give the planned
-        size so the boundary does not move as days are added.
-    tau : optional mixing sd on the effect scale instead of ``planned_n``.
+        (:class:`AlwaysValid`), fixed before the data are seen. Required
+        (or ``tau``): a mixture tuned to the units of the latest look would
+        move as days are added, and the path would lose its guarantee.
+    tau : mixing sd on the effect scale instead of ``planned_n``.
 
     Returns
     -------
     :class:`SequentialPath`: ``.to_frame()``, ``.stopping()``, ``.plot()``.
     Days on which an arm has fewer than 2 units for a metric are skipped.
     """
-    from .analysis import _check_metrics, analyze
-
-    metrics = _check_metrics(metrics)
+    metrics = check_metrics(metrics)
     if any(m.kind == "quantile" for m in metrics):
         raise AbkitError("monitor() works from moments; quantile metrics need the values: analyse them "
                          "with abkit.analyze(data, ..., sequential=AlwaysValid(planned_n=...)) at each look")
+    if any(m.kind == "time_to_event" for m in metrics):
+        raise AbkitError("monitor() works from moments; time-to-event metrics need event counts by time: analyse "
+                         "them with abkit.analyze(data, ..., sequential=AlwaysValid(planned_n=...)) at each look")
+    if planned_n is None and tau is None:
+        raise AbkitError("monitor() needs planned_n= (the units planned in all arms at the end, fixed before the "
+                         "data are seen; abkit.power.plan(..., sequential=True) gives it) or tau= (the mixing sd "
+                         "on the effect scale): a mixture tuned to the units of the latest look would move as days "
+                         "are added, and the always-valid path would lose its guarantee")
+    design = AlwaysValid(planned_n=planned_n, tau=tau)
     days, daily = _daily_sets(moments_by_day, metrics, variant, by, labels)
     if not cumulative:
         acc, snapshots = None, []
@@ -388,8 +294,6 @@ def monitor(moments_by_day, metrics: Sequence[Metric] | Metric, *, control: Hash
             acc = ms if acc is None else acc + ms
             snapshots.append(acc)
         daily = snapshots
-    final_units = float(sum(daily[-1].rows.values()))
-    design = AlwaysValid(planned_n=planned_n if planned_n is not None else final_units, tau=tau)
     rows, skipped = [], []
     for day, ms in zip(days, daily):
         arms = list(ms.rows)
@@ -410,6 +314,6 @@ def monitor(moments_by_day, metrics: Sequence[Metric] | Metric, *, control: Hash
     frame["stop_allowed"] = frame["p_value_running"] <= alpha
     extra = [c for c in frame.columns if c not in _PATH_COLUMNS]
     frame = frame[[c for c in _PATH_COLUMNS if c in frame.columns] + extra]
-    note = design.describe(alpha, final_units).replace("units analysed", "units of the last look")
+    note = design.describe(alpha)
     return SequentialPath(frame=frame, alpha=float(alpha), control=control, planned_n=design.planned_n,
                           metrics=tuple(metrics), note=note, skipped=tuple(skipped))

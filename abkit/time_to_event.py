@@ -649,7 +649,7 @@ def pseudo_observations(data, metric: TimeToEvent, variant: str | None = "varian
     one per unit for clustered metrics (``unit=``, covariates averaged).
     ``abkit.analyze(frame, abkit.Mean(name, covariate=...))`` then gives the
     same effect, CI and p-value as ``abkit.analyze(data, metric)`` (CUPED,
-    Lin, ``sequential=True`` included). With ``share_at`` the pseudo-values of
+    Lin, ``sequential=AlwaysValid(planned_n=...)`` included). With ``share_at`` the pseudo-values of
     the share with the event by that time. ``variant=None``: one population
     (a history to plan with: ``abkit.power.simulate_power(frame,
     abkit.Mean(name), effect=..., relative=False)``). Definition and proofs:

@@ -466,8 +466,7 @@ def _relative_mixing_variance(row: dict, sequential, alpha: float, units_now: fl
     lift with the same multiple of its variance, ``tau_rel^2 = tau^2 rel_se^2 / se^2``).
     Mirrors :func:`abkit.sequential.always_valid_rows`.
     """
-    from .sequential import AlwaysValid
-    from .stats.sequential import optimal_mixing_ratio
+    from .stats.confidence_sequences import AlwaysValid, optimal_mixing_ratio
 
     v_rel = float(row["rel_se"]) ** 2
     if isinstance(sequential, AlwaysValid):
@@ -487,13 +486,13 @@ def _always_valid_factor(variance: float, tau2: float, target: float, z_power: f
     """The smallest ``f = n / n_now`` with ``h(V / f) + z_power sqrt(V / f) <= target``, by bisection.
 
     ``h`` is the always-valid half-width with the mixing variance ``tau2``
-    held fixed (:func:`abkit.stats.sequential.always_valid_half_width`); it
+    held fixed (:func:`abkit.stats.confidence_sequences.always_valid_half_width`); it
     increases with ``V`` (``u (1 + u) (log(1 + 1/u) + 2 log(1/alpha))``,
     ``u = V / tau^2``, has derivative ``(1 + 2u)(log(1 + 1/u) + 2 log(1/alpha)) - 1 > 0``),
     so the left side decreases in ``f`` and the root is unique. NaN when it
     lies beyond a billion times the current units.
     """
-    from .stats.sequential import always_valid_half_width
+    from .stats.confidence_sequences import always_valid_half_width
 
     def excess(log_f: float) -> float:
         v = variance / math.exp(log_f)
@@ -582,7 +581,7 @@ def days_to_detect(row: dict, mde: float, days_elapsed: float, *, alpha: float =
     sd = se / math.sqrt(1.0 / n_c + 1.0 / n_t)
     k = n_t / n_c
     try:
-        from .power import sample_size_mean
+        from .stats.t_test_power import sample_size_mean
 
         need_c = float(sample_size_mean(sd=sd, mde=mde, alpha=alpha, power=power, ratio=k).n_control)
         method = "abkit.power.sample_size_mean (two-sample t-test) with the observed variance"

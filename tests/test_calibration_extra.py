@@ -29,8 +29,8 @@ from scipy import integrate, optimize, stats
 import abkit
 from abkit.sequential import monitor
 from abkit.stats.ab import compare
-from abkit.stats.quantile import difference, quantile_bootstrap, quantile_delta
-from abkit.stats.sequential import always_valid_p_value, optimal_mixing_ratio
+from abkit.stats.confidence_sequences import always_valid_p_value, optimal_mixing_ratio
+from abkit.stats.quantile_inference import difference, quantile_bootstrap, quantile_delta
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,8 @@ def monitoring():
         for name, g in path.groupby("metric"):
             out[name]["always_valid"].append(bool(g.stop_allowed.any()))
             out[name]["naive"].append(bool((g.p_value_fixed < ALPHA).any()))
-            # analyze(sequential=True) without planned_n re-tunes the mixture at every look
+            # the rule sequential=True without planned_n used to apply (re-tuned at every look; refused now:
+            # its rate grows with the number of looks, see test_sequential.py, hundreds of looks)
             p = always_valid_p_value(g.effect, g.se**2, x * g.se**2)
             out[name]["retuned"].append(bool((p <= ALPHA).any()))
         assert path.day.nunique() == DAYS
@@ -96,7 +97,6 @@ def test_always_valid_monitoring_keeps_the_false_positive_rate(monitoring, name)
            note=f"sequential.monitor: {N_MONITOR:,} experiments only (each a {DAYS}-look path through the public "
                 "API); the 10,000-experiment run of the analyze path is in test_calibration_scale.py")
     assert r["always_valid"] <= ALPHA
-    assert r["retuned"] <= ALPHA
     assert r["naive"] >= 3 * ALPHA  # the naive test peeks its way to false positives
 
 

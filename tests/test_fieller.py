@@ -30,7 +30,7 @@ import abkit
 from abkit.moments import Moments
 from abkit.sequential import AlwaysValid
 from abkit.stats.ab import _fieller_scalar, compare, fieller_relative
-from abkit.stats.sequential import (
+from abkit.stats.confidence_sequences import (
     always_valid_half_width,
     always_valid_radius_factor,
     always_valid_relative_interval,
@@ -358,7 +358,7 @@ def test_analyze_sequential_gives_the_always_valid_fieller_interval():
     arm = np.where(rng.random(n) < 0.5, "control", "treatment")
     df = pd.DataFrame({"variant": arm, "x": x, "y": 0.3 + 0.1 * (arm == "treatment") + x + rng.normal(0, 2, n)})
     metrics = [abkit.Mean("y"), abkit.Mean("y", "x", name="cuped")]
-    for design in (True, AlwaysValid(planned_n=4 * n), AlwaysValid(tau=0.2)):
+    for design in (AlwaysValid(planned_n=n), AlwaysValid(planned_n=4 * n), AlwaysValid(tau=0.2)):
         res = abkit.analyze(df, metrics, sequential=design)
         frame = res.to_frame()
         assert "_fieller" not in frame.columns
@@ -444,7 +444,7 @@ def test_an_unbounded_interval_is_nan_and_reads_as_n_a():
 
     for v in decide(res, "y", guardrails={"y2": 0.05}):
         assert not nan.search(v.headline) and not any(nan.search(r) for r in v.reasons)
-    seq = abkit.analyze(df, [abkit.Mean("y")], sequential=True).row("y")
+    seq = abkit.analyze(df, [abkit.Mean("y")], sequential=AlwaysValid(planned_n=len(df))).row("y")
     assert seq["rel_ci_lower"] == seq["rel_ci_lower_fixed"] == -np.inf and seq["rel_ci_upper"] == np.inf
     # a control value of (about) 0: the interval is unbounded too, not an error
     zero = df.assign(y=np.concatenate([2.0 * z[0], df.y.to_numpy()[n:]]))

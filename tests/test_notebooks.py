@@ -24,7 +24,10 @@ def _execute(path: Path, out_dir: Path):
 
     out = out_dir / path.name
     try:
-        papermill.execute_notebook(str(path), str(out), cwd=str(path.parent), kernel_name="python3",
+        # the kernel's working directory via nbclient's resources path: papermill's cwd= os.chdir()s the whole
+        # process, which two threads would race on
+        papermill.execute_notebook(str(path), str(out), resources={"metadata": {"path": str(path.parent)}},
+                                   kernel_name="python3",
                                    progress_bar=False, log_output=False, execution_timeout=600)
     except PapermillExecutionError as exc:
         return path.name, f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"

@@ -157,15 +157,17 @@ def test_proportion_matches_r_documented_examples():
     # (R solves with uniroot(tol = eps^0.25), so its printed n carries ~4 digits;
     # the exact root of its equation for the second example is 76.70693, not 76.65.)
     for strict in (False, True):
-        assert P.power_proportion(0.5, 0.75, 50, strict=strict).power == pytest.approx(0.740, abs=5e-4)
-        n = P.sample_size_proportion(0.5, 0.75, power=0.9, strict=strict).n_control
+        assert P.power_proportion(0.5, 0.75, 50, strict=strict, pooled=True).power == pytest.approx(0.740, abs=5e-4)
+        n = P.sample_size_proportion(0.5, 0.75, power=0.9, strict=strict, pooled=True).n_control
         assert round(n, 1) == 76.7
         # exact roots: 76.706928 (one tail, R's default); 76.706916 with the other tail (strict)
         assert n == pytest.approx(76.706916 if strict else 76.706928, abs=1e-6)
-        assert P.mde_proportion(0.5, 50, power=0.9, strict=strict).treatment_value == pytest.approx(0.8026, abs=5e-5)
-        assert P.sample_size_proportion(0.5, 0.501, alpha=0.001, power=0.9,
-                                        strict=strict).n_control == pytest.approx(10451937, abs=1.0)
-        assert P.sample_size_proportion(0.9, 1.0, power=0.8, strict=strict).n_control == pytest.approx(73.37, abs=5e-3)
+        assert P.mde_proportion(0.5, 50, power=0.9, strict=strict,
+                                pooled=True).treatment_value == pytest.approx(0.8026, abs=5e-5)
+        assert P.sample_size_proportion(0.5, 0.501, alpha=0.001, power=0.9, strict=strict,
+                                        pooled=True).n_control == pytest.approx(10451937, abs=1.0)
+        assert P.sample_size_proportion(0.9, 1.0, power=0.8, strict=strict,
+                                        pooled=True).n_control == pytest.approx(73.37, abs=5e-3)
 
 
 @pytest.mark.parametrize("strict", [False, True])
@@ -173,17 +175,18 @@ def test_proportion_matches_r_power_equation(strict):
     for p1, p2, alpha, pw, tside in [(0.5, 0.75, 0.05, 0.9, 2), (0.1, 0.12, 0.05, 0.8, 2), (0.3, 0.27, 0.01, 0.9, 2),
                                      (0.02, 0.025, 0.1, 0.6, 2), (0.6, 0.66, 0.05, 0.8, 1), (0.2, 0.5, 0.05, 0.3, 2)]:
         alt = "two-sided" if tside == 2 else ("larger" if p2 > p1 else "smaller")
-        res = P.sample_size_proportion(p1, p2, alpha=alpha, power=pw, alternative=alt, strict=strict)
+        res = P.sample_size_proportion(p1, p2, alpha=alpha, power=pw, alternative=alt, strict=strict, pooled=True)
         assert res.n_control == pytest.approx(r_n_prop(p1, p2, pw, alpha, tside, strict), rel=1e-9)
+        assert "R power.prop.test" in res.method
         for n in (7.0, 120.0, 5000.0):
-            ours = P.power_proportion(p1, p2, n, alpha=alpha, alternative=alt, strict=strict).power
+            ours = P.power_proportion(p1, p2, n, alpha=alpha, alternative=alt, strict=strict, pooled=True).power
             assert ours == pytest.approx(r_power_prop(n, p1, p2, alpha, tside, strict), rel=1e-12)
 
 
 def test_strict_counts_the_other_tail_only_when_asked():
     # Near the null the two conventions differ by about alpha/2; each matches its R equation.
-    loose = P.power_proportion(0.30, 0.305, 200, strict=False).power
-    strict = P.power_proportion(0.30, 0.305, 200, strict=True).power
+    loose = P.power_proportion(0.30, 0.305, 200, strict=False, pooled=True).power
+    strict = P.power_proportion(0.30, 0.305, 200, strict=True, pooled=True).power
     assert loose == pytest.approx(r_power_prop(200, 0.30, 0.305, strict=False), rel=1e-12)
     assert strict == pytest.approx(r_power_prop(200, 0.30, 0.305, strict=True), rel=1e-12)
     assert strict - loose > 0.01
@@ -195,7 +198,7 @@ def test_proportion_unequal_allocation_is_the_fleiss_generalization():
     v0 = pbar * (1 - pbar) * (1 + 1 / k)
     v1 = p1 * (1 - p1) + p2 * (1 - p2) / k
     n1 = (Z975 * math.sqrt(v0) + stats.norm.ppf(0.8) * math.sqrt(v1)) ** 2 / (p2 - p1) ** 2
-    res = P.sample_size_proportion(p1, p2, ratio=k, strict=False)
+    res = P.sample_size_proportion(p1, p2, ratio=k, strict=False, pooled=True)
     assert res.n_control == pytest.approx(n1, rel=1e-12)
     assert res.n_treatment == pytest.approx(k * n1, rel=1e-12)
 
@@ -221,13 +224,74 @@ def test_proportion_power_by_simulation(ratio):
     res = P.sample_size_proportion(p_c, p_t, power=0.8, ratio=ratio)
     n_c, n_t = math.ceil(res.n_control), math.ceil(res.n_treatment)
     expected = P.power_proportion(p_c, p_t, n_c, ratio=n_t / n_c).power
+    pooled = P.power_proportion(p_c, p_t, n_c, ratio=n_t / n_c, pooled=True).power
     z_rate, welch_rate = _prop_rejections(rng, n_c, n_t, p_c, p_t, n_sims)
     band = mc_band(expected, n_sims)
-    assert abs(z_rate - expected) < band
-    assert abs(welch_rate - expected) < band
+    assert abs(z_rate - pooled) < band          # the pooled z-test has R's power
+    assert abs(welch_rate - expected) < band    # the readout's (unpooled) test has the default's
     # a formula with the one-sided z (alpha not halved) would be far outside the band
     wrong = P.sample_size_proportion(p_c, p_t, alpha=0.10, power=0.8, ratio=ratio).n_control
     assert abs(P.power_proportion(p_c, p_t, wrong, ratio=ratio).power - 0.8) > 3 * band
+
+
+def test_proportion_power_is_the_unpooled_test_the_readout_runs():
+    """Issue 12.9: proportion power used the pooled-variance z-test (R's power.prop.test) while abkit.analyze
+    runs the unpooled (Welch) test. With unequal arms they differ; the default now plans the test that is run:
+    checked against statsmodels' NormalIndPower (the unpooled z-test's power), against the exact power of
+    abkit's own test at the planned size, and in plan(); pooled=True keeps R's formula."""
+    from statsmodels.stats.power import NormalIndPower
+
+    p_c, p_t, k = 0.10, 0.15, 0.25           # a small treatment arm (a cautious rollout: 20% of traffic)
+    v1 = p_c * (1 - p_c) + p_t * (1 - p_t) / k
+    for n in (300.0, 1_500.0, 6_000.0):
+        es = (p_t - p_c) * math.sqrt((1 + 1 / k) / v1)
+        ref = NormalIndPower().power(es, n, 0.05, ratio=k, alternative="two-sided")
+        assert P.power_proportion(p_c, p_t, n, ratio=k).power == pytest.approx(ref, rel=1e-10)
+        ref1 = NormalIndPower().power(es, n, 0.05, ratio=k, alternative="larger")
+        assert P.power_proportion(p_c, p_t, n, ratio=k, alternative="larger").power == pytest.approx(ref1, rel=1e-10)
+    res = P.sample_size_proportion(p_c, p_t, power=0.8, ratio=k)
+    assert "unpooled" in res.method and "power.prop.test" not in res.method
+    assert P.power_proportion(p_c, p_t, res.n_control, ratio=k).power == pytest.approx(0.8, abs=1e-9)
+    mde = P.mde_proportion(p_c, res.n_control, power=0.8, ratio=k)
+    assert mde.treatment_value == pytest.approx(p_t, abs=1e-9)
+
+    # the readout's test at the planned size, exactly: every pair of arm counts, weighted by its binomial
+    # probability, tested as compare() tests it (Welch t on the 0/1 outcomes; checked against compare() itself)
+    p_c, p_t = 0.30, 0.40              # enough events that the normal approximation holds (both formulas share it)
+    n_c = math.ceil(P.sample_size_proportion(p_c, p_t, power=0.8, ratio=k).n_control)
+    n_t = math.ceil(n_c * k)
+    x_c, x_t = np.arange(n_c + 1), np.arange(n_t + 1)
+    w = stats.binom.pmf(x_c, n_c, p_c)[:, None] * stats.binom.pmf(x_t, n_t, p_t)[None, :]
+    a, b = x_c[:, None] / n_c, x_t[None, :] / n_t
+    v_c, v_t = a * (1 - a) / (n_c - 1), b * (1 - b) / (n_t - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = (v_c + v_t) ** 2 / (v_c**2 / (n_c - 1) + v_t**2 / (n_t - 1))
+        p_welch = 2 * stats.t.sf(np.abs(b - a) / np.sqrt(v_c + v_t), df)
+    rng = np.random.default_rng(77)
+    for i, j in zip(rng.integers(n_c // 4, n_c // 2, 30), rng.integers(n_t // 4, n_t // 2, 30)):
+        pc_hat, pt_hat = i / n_c, j / n_t
+        m = Moments(("control", "treatment"), ("y",), np.array([n_c, n_t], float), np.array([[pc_hat], [pt_hat]]),
+                    np.array([[[n_c * pc_hat * (1 - pc_hat)]], [[n_t * pt_hat * (1 - pt_hat)]]]))
+        assert compare(m, abkit.Proportion("y"), "control", "treatment").p_value == pytest.approx(p_welch[i, j],
+                                                                                                   rel=1e-9)
+    exact = float((w * (np.nan_to_num(p_welch, nan=1.0) < 0.05)).sum())
+    unpooled = P.power_proportion(p_c, p_t, n_c, ratio=n_t / n_c).power
+    pooled = P.power_proportion(p_c, p_t, n_c, ratio=n_t / n_c, pooled=True).power
+    assert abs(exact - unpooled) < 0.003, (exact, unpooled)       # 0.8016 and 0.8006
+    assert abs(exact - pooled) > 0.015, (exact, pooled)           # 0.8196: R's formula plans another test
+
+    # plan() sizes the unpooled test too; the documented option reproduces R
+    import pandas as pd
+
+    hist = pd.DataFrame({"y": (rng.random(40_000) < 0.10).astype(float)})
+    row = P.plan(hist, abkit.Proportion("y"), ratio=k, days=[30], daily_units=500, mdes=[0.5]).to_frame().iloc[0]
+    assert "unpooled" in row.method
+    assert row.mde == pytest.approx(P.mde_proportion(row.baseline, row.n_control, ratio=k).mde, rel=1e-10)
+    assert abs(row.mde / P.mde_proportion(row.baseline, row.n_control, ratio=k, pooled=True).mde - 1) > 0.01
+    with pytest.raises(abkit.AbkitError, match="pooled=True is R's power.prop.test"):
+        P.power_proportion(0.1, 0.1, 100, alternative="smaller", margin=0.01, pooled=True)
+    with pytest.raises(abkit.AbkitError, match="pooled='yes'"):
+        P.power_proportion(0.1, 0.12, 100, pooled="yes")
 
 
 # ------------------------------------------------------------------ ratio metrics
@@ -392,7 +456,7 @@ def test_plan_result_object(history, tmp_path):
     assert list(frame.metric.unique()) == ["refund_rate", "repeat_purchase_30d"]
     assert {"days", "units", "n_control", "n_treatment", "mde", "relative_mde", "relative_mde_unadjusted"} <= set(frame)
     assert (frame.query("metric == 'refund_rate'").relative_mde < 0).all()   # lower is better
-    # MDE shrinks with duration; the proportion uses R's formula (p_treatment solved)
+    # MDE shrinks with duration; the proportion uses the readout's unpooled z-test (p_treatment solved)
     assert frame.groupby("metric").relative_mde.apply(lambda s: s.abs().is_monotonic_decreasing).all()
     prop = frame.query("metric == 'repeat_purchase_30d'").iloc[0]
     base = history.repeat_purchase_30d.mean()
@@ -414,11 +478,13 @@ def test_plan_result_object(history, tmp_path):
     d = guard.metrics[0]
     # a relative margin is the ratio test the readout applies (Fieller bound within the margin), not the
     # difference test against an absolute margin 0.05 x baseline (the formula before the fix)
-    ratio_test = P.power_mean(d.sd, 0.0, g.n_control.iloc[0], alternative="smaller", baseline=d.baseline,
-                              relative=True, margin=0.05, variance_reduction=d.variance_reduction).power
-    assert g.power_noninferiority.iloc[0] == pytest.approx(ratio_test, rel=1e-12)
-    difference = P.power_mean(d.sd, 0.0, g.n_control.iloc[0], alternative="smaller", margin=0.05 * d.baseline,
+    # (at alpha / 2: the bad side of the readout's two-sided interval)
+    ratio_test = P.power_mean(d.sd, 0.0, g.n_control.iloc[0], alpha=0.025, alternative="smaller",
+                              baseline=d.baseline, relative=True, margin=0.05,
                               variance_reduction=d.variance_reduction).power
+    assert g.power_noninferiority.iloc[0] == pytest.approx(ratio_test, rel=1e-12)
+    difference = P.power_mean(d.sd, 0.0, g.n_control.iloc[0], alpha=0.025, alternative="smaller",
+                              margin=0.05 * d.baseline, variance_reduction=d.variance_reduction).power
     assert g.power_noninferiority.iloc[0] < difference - 0.01
 
 
@@ -457,7 +523,7 @@ def test_several_arms_split_alpha():
     assert three.n_control == pytest.approx(ref, rel=1e-6)
     assert three.alpha == 0.05 and three.alpha_per_comparison == pytest.approx(0.025)
     assert three.total == math.ceil(three.n_control) + 2 * math.ceil(three.n_treatment)
-    prop = P.sample_size_proportion(0.1, 0.11, arms=3, strict=False)
+    prop = P.sample_size_proportion(0.1, 0.11, arms=3, strict=False, pooled=True)
     assert prop.n_control == pytest.approx(r_n_prop(0.1, 0.11, 0.8, 0.025), rel=1e-9)
 
 
@@ -907,14 +973,15 @@ def test_plan_guardrail_power_matches_the_simulated_readout_rule(kind, better, m
     import pandas as pd
 
     rng = np.random.default_rng(2024 + days)
-    margin, alpha, sims = 0.10, 0.025, 10_000
+    margin, alpha, sims = 0.10, 0.025, 10_000          # alpha: the one-sided level of the readout's rule
     if kind == "proportion":
         hist = pd.DataFrame({"y": (rng.random(50_000) < mu).astype(float)})
         metric = abkit.Proportion("y", better=better)
     else:
         hist = pd.DataFrame({"y": rng.normal(mu, sd, 50_000)})
         metric = abkit.Mean("y", better=better)
-    plan = P.plan(hist, metric, alpha=alpha, days=[days], daily_units=daily, margin=margin)
+    plan = P.plan(hist, metric, alpha=2 * alpha, days=[days], daily_units=daily, margin=margin)   # readout alpha
+    assert plan.test_level == alpha
     row = plan.to_frame().iloc[0]
     d = plan.metrics[0]
     n = int(row.n_control)
@@ -934,6 +1001,78 @@ def test_plan_guardrail_power_matches_the_simulated_readout_rule(kind, better, m
         old = P.power_mean(d.sd, 0.0, n, alpha=alpha, alternative=row.alternative,
                            margin=margin * d.baseline).power
     assert abs(old - planned) > band + 3 * se, (old, planned)      # the wrong formula fails this test
+
+
+def test_plan_applies_the_readout_rule_to_a_margin_everywhere(tmp_path):
+    """Issue 12.4: power.plan(margin=...) called from Python planned the guardrail at one-sided alpha while the
+    readout judges it at alpha/2 (the bad side of its two-sided interval; a plan for 80% gave 70%), and only the
+    spec runner halved alpha. One rule (readout_level) now serves plan(), the spec runner and sequential plans;
+    for a sequential plan it is checked against a simulation of the always-valid readout and its verdict."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from abkit.power.planning import readout_level
+    from abkit.readout import plan as planning
+    from abkit.sequential import AlwaysValid, always_valid_rows
+    from abkit.spec import PowerSpec
+    from abkit.stats.confidence_sequences import FIELLER_PIECES
+    from abkit.verdict import guardrail_status
+
+    rng = np.random.default_rng(5)
+    mu, sd, margin, daily, days = 15.0, 40.0, 0.05, 2_000, 28
+    hist = pd.DataFrame({"y": rng.normal(mu, sd, 40_000)})
+    metric = abkit.Mean("y", better="lower")
+    row = P.plan(hist, metric, days=[days], daily_units=daily, margin=margin).to_frame().iloc[0]
+    d = P.estimate_design(hist, metric)[0]
+    at = dict(alternative="smaller", baseline=d.baseline, relative=True, margin=margin)
+    assert row.power_noninferiority == pytest.approx(P.power_mean(d.sd, 0.0, row.n_control, alpha=0.025, **at).power,
+                                                     rel=1e-12)
+    assert row.power_noninferiority < P.power_mean(d.sd, 0.0, row.n_control, alpha=0.05, **at).power - 0.05
+    assert readout_level(0.05, guardrail=True) == 0.025
+    assert readout_level(0.05, sequential=True, guardrail=True) == pytest.approx(P.always_valid_alpha(0.05) / 2)
+    assert "one-sided non-inferiority at 0.025" in P.plan(hist, metric, days=[days], daily_units=daily,
+                                                          margin=margin).summary()
+
+    # the spec runner gives the same numbers as the Python call (one rule, not a halving in the runner)
+    hist.to_parquet(tmp_path / "h.parquet")
+    spec = PowerSpec.from_dict({
+        "name": "p", "kind": "power", "data": str(tmp_path / "h.parquet"), "daily_units": daily, "days": [days],
+        "max_days": days, "metrics": [{"name": "y", "type": "mean", "column": "y", "primary": True},
+                                      {"name": "g", "type": "mean", "column": "y", "better": "lower",
+                                       "guardrail": True, "margin": margin}]})
+    for sequential in (False, True):
+        sp = PowerSpec.from_dict({**spec.to_dict(), "sequential": sequential})
+        via_spec = planning.make_plan(sp).guardrails["g"].to_frame().iloc[0]
+        direct = P.plan(hist, abkit.Mean("y", name="g", better="lower"), days=[days], daily_units=daily,
+                        margin=margin, sequential=sequential).to_frame().iloc[0]
+        assert via_spec.power_noninferiority == pytest.approx(direct.power_noninferiority, rel=1e-12)
+
+    # sequential: the guardrail is judged on the always-valid interval at the planned size
+    seq = P.plan(hist, metric, days=[days], daily_units=daily, margin=margin, sequential=True)
+    srow = seq.to_frame().iloc[0]
+    assert seq.test_level == pytest.approx(P.always_valid_alpha(0.05) / 2)
+    n = int(srow.n_control)
+    sims = 10_000
+    means = rng.normal(d.baseline, d.sd / math.sqrt(n), (sims, 2))
+    m2 = d.sd**2 * rng.chisquare(n - 1, (sims, 2))
+    rows = []
+    for (mc, mt), (vc, vt) in zip(means, m2):
+        mom = Moments(("control", "treatment"), ("y",), np.array([n, n], float), np.array([[mc], [mt]]),
+                      np.array([[[vc]], [[vt]]]))
+        c = compare(mom, metric, "control", "treatment")
+        rows.append({"metric": "y", "effect": c.effect, "se": c.se, "rel_effect": c.rel_effect, "rel_se": c.rel_se,
+                     "control_value": c.control_value, "ci_lower": c.ci_lower, "ci_upper": c.ci_upper,
+                     "rel_ci_lower": c.rel_ci_lower, "rel_ci_upper": c.rel_ci_upper, "p_value": c.p_value,
+                     "method": "t", "better": "lower", FIELLER_PIECES: (c.control_se**2, c.cov_effect_control)})
+    valid = always_valid_rows(rows, AlwaysValid(planned_n=2 * n), 0.05, 2 * n)
+    ok = sum(guardrail_status(SimpleNamespace(alpha=0.05), r, margin)[0] == "ok" for r in valid) / sims
+    planned = float(srow.power_noninferiority)
+    band = 3 * math.sqrt(planned * (1 - planned) / sims)
+    assert 0.15 < planned < 0.95 and abs(ok - planned) < band, (ok, planned)
+    # the old sequential plan (one-sided at the full always-valid level) promised more than the readout gives
+    old = P.power_mean(d.sd, 0.0, n, alpha=P.always_valid_alpha(0.05), **at).power
+    assert old - ok > 2 * band
 
 
 def test_sequential_plan_is_the_power_of_the_always_valid_readout():
@@ -964,6 +1103,11 @@ def test_sequential_plan_is_the_power_of_the_always_valid_readout():
     # the fixed-horizon MDE, read with the always-valid interval: power Phi(z_a/2 + z_p - k), about 0.41
     k = stats.norm.isf(P.always_valid_alpha(0.05) / 2)
     assert stats.norm.cdf(1.959964 + stats.norm.ppf(0.8) - k) < 0.8 - 6 * se
+    # the power curve of a sequential plan is at the same level: the plan's MDE has the planned power
+    # (it used the fixed-horizon alpha, and showed about 97% there)
+    plan = P.plan(hist, abkit.Mean("y"), daily_units=300, days=[14], sequential=True)
+    curve = plan.power_curve(14, effects=[abs(seq.relative_mde)])
+    assert curve.power.iloc[0] == pytest.approx(0.8, abs=1e-6)
 
 
 def test_power_spec_sequential_plans_for_always_valid_intervals(tmp_path):

@@ -206,3 +206,13 @@ def test_an_id_in_the_spec_names_the_folder(two_teams):
     assert [o.slug for o in outcomes] == ["team-a-refunds", "team-b-refunds"] and all(o.ok for o in outcomes)
     owner = (base / "out" / "team-a-refunds" / OWNER_NAME).read_text(encoding="utf-8")
     assert '"identity": "team-a/refunds"' in owner
+
+
+def test_relative_spec_paths_with_jobs_2(tmp_path):
+    """Threads never race on the working directory (papermill's cwd= would os.chdir the whole process)."""
+    data = _data(tmp_path / "buyers.parquet")
+    for i in range(4):
+        _spec(tmp_path / "specs" / f"exp{i}.yaml", data, f"Experiment {i}")
+    done = _cli("readout", *[f"specs/exp{i}.yaml" for i in range(4)], "--out", "out", "--jobs", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.parent.name for p in (tmp_path / "out").glob("*/readout.html")) == [f"exp{i}" for i in range(4)]

@@ -101,7 +101,8 @@ def test_current_look_covers_todays_effect_when_the_effect_fades():
 def test_always_valid_design_is_fixed_by_the_plan():
     assert ab.always_valid_design(SimpleNamespace(sequential=False, planned_units=40_000)) is None
     assert ab.always_valid_design(SimpleNamespace(sequential=True, planned_units=40_000)).planned_n == 40_000
-    assert ab.always_valid_design(SimpleNamespace(sequential=True, planned_units=None)).planned_n is None
+    with pytest.raises(abkit.AbkitError, match=r"planned_n=|planned_units"):   # no mixture without a plan
+        ab.always_valid_design(SimpleNamespace(sequential=True, planned_units=None))
 
 
 # --------------------------------------------------------------------------- render pieces

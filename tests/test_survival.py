@@ -206,7 +206,8 @@ def test_pseudo_moments_from_per_time_sums_equal_the_column_moments(resolution):
 
 def test_analyze_equals_a_mean_of_the_pseudo_column_with_cuped_lin_and_always_valid():
     df = two_arms(n=4000, seed=2, hr=1.2, covariate=True)
-    for cov, seq in ((None, False), ("pre_days", False), (["pre_days", "pre_orders"], False), ("pre_days", True)):
+    always_valid = abkit.sequential.AlwaysValid(planned_n=len(df))
+    for cov, seq in ((None, False), ("pre_days", False), (["pre_days", "pre_orders"], False), ("pre_days", always_valid)):
         m = abkit.TimeToEvent("days", "refunded", horizon=25, name="ttr", covariate=cov)
         frame = pseudo_observations(df, m)
         ref = abkit.analyze(frame, abkit.Mean("ttr pseudo", cov, name="ttr", better="lower"), sequential=seq)

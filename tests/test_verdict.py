@@ -270,7 +270,7 @@ def test_always_valid_days_match_an_independent_computation(rel_se, planned, mde
     fixed = days_to_detect(r, mde, 12, units_now=units)
     assert est.units_needed > fixed.units_needed              # the always-valid interval is wider
     # True (the mixture read from an always-valid row's effect-scale tau) agrees with the explicit design
-    from abkit.stats.sequential import optimal_mixing_ratio
+    from abkit.stats.confidence_sequences import optimal_mixing_ratio
 
     tau = math.sqrt(optimal_mixing_ratio(0.05) * r["se"] ** 2 * units / planned)
     same = days_to_detect({**r, "tau": tau}, mde, 12, units_now=units, sequential=True)
@@ -280,7 +280,7 @@ def test_always_valid_days_match_an_independent_computation(rel_se, planned, mde
 def test_always_valid_days_give_the_planned_power():
     """At the units found, a true lift of mde puts the always-valid interval clear of 0 with probability power."""
     from abkit.sequential import AlwaysValid
-    from abkit.stats.sequential import always_valid_half_width, optimal_mixing_ratio
+    from abkit.stats.confidence_sequences import always_valid_half_width, optimal_mixing_ratio
 
     units, rel_se, mde, planned = 20_000, 0.03, 0.05, 30_000
     r = row("p", 0.0, rel_se, n=(units // 2, units // 2))
@@ -309,7 +309,7 @@ def test_sequential_verdict_counts_days_for_the_always_valid_interval():
 
 def test_always_valid_margin_days():
     from abkit.sequential import AlwaysValid
-    from abkit.stats.sequential import always_valid_half_width, optimal_mixing_ratio
+    from abkit.stats.confidence_sequences import always_valid_half_width, optimal_mixing_ratio
 
     r = row("g", 0.0, 0.02, n=(5_000, 5_000))
     est = days_to_show_margin(r, 0.05, 10, units_now=10_000, sequential=AlwaysValid(planned_n=10_000))

@@ -1,10 +1,12 @@
 """Readouts: render results as HTML and run papermill notebooks for many experiments.
 
-* :mod:`abkit.readout.render` - the HTML pieces of an A/B readout (header,
-  verdict, health checks, metric table, charts, methodology) and the portfolio page.
+* :mod:`abkit.readout.render` - the sections of an A/B readout (header,
+  verdict, health checks, metric table, charts, methodology) as data for the
+  page templates of ``templates/html/pages/`` (:mod:`abkit.readout.pages`), and
+  the portfolio page.
 * :mod:`abkit.readout.ab` - the A/B health checks, cumulative effect and segments.
 * :mod:`abkit.readout.rollout` - the difference-in-differences readout: panel,
-  effects, pre-trend test, robustness, HTML.
+  effects, pre-trend test, robustness, its sections for the page templates.
 * :mod:`abkit.readout.runner` - :func:`run_readouts`: spec files -> executed
   notebooks -> self-contained HTML pages (what ``abkit readout`` runs).
 """

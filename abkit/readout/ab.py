@@ -295,9 +295,10 @@ def always_valid_design(spec):
     """The always-valid design of a sequential spec, or None when the spec is not sequential.
 
     The mixture must be fixed before the data are seen (Howard et al. 2021,
-    Sec. 3.5): with ``planned_units`` it is tuned to the planned size
+    Sec. 3.5): it is tuned to the planned size
     (:class:`abkit.sequential.AlwaysValid` ``(planned_n=planned_units)``), the
-    same at every look; without, to the units analysed (exact for one look).
+    same at every look; a sequential spec without ``planned_units`` is refused
+    (by the spec check, and here with the same message).
     """
     if not getattr(spec, "sequential", False):
         return None
@@ -310,9 +311,8 @@ def always_valid_path(spec, data=None, design=None):
     """Every moment-based metric's always-valid path over the daily looks (:func:`abkit.sequential.monitor`).
 
     A look per exposure day (``spec.date``) on all units exposed up to that
-    day, with the mixture of ``design`` (default :func:`always_valid_design`;
-    without a planned size, the units of the last look, as the current
-    analysis). Quantile metrics have no moments and are left out.
+    day, with the mixture of ``design`` (default :func:`always_valid_design`:
+    the planned size). Quantile metrics have no moments and are left out.
     """
     from ..sequential import monitor
 

@@ -1,5 +1,8 @@
 """The HTML of the pages: Jinja2 templates in ``templates/html/pages/``, autoescaped.
 
+(The engine itself is :mod:`abkit._html`, one layer down, so that the result
+tables of JupyterLab use it too; this module is the readouts' name for it.)
+
 Python computes the numbers and the words (``abkit.readout.render``,
 ``rollout``, ``plan``, ``abkit.verdict``); the templates lay them out. Every
 ``{{ value }}`` is escaped by the template engine (autoescaping is on for
@@ -10,7 +13,7 @@ built from already-escaped parts) passes through as it is.
 Every printed string is also *neutralised* (:func:`neutral`): bidirectional
 override and isolate characters (U+202A-U+202E, U+2066-U+2069, U+200E/U+200F,
 U+061C), which would display a name reversed ("evil\u202egnp.exe"), and C0/C1
-control characters other than newline and tab are shown as visible
+control characters other than tab, newline and carriage return are shown as visible
 ``<U+202E>`` marks instead of acting on the text.
 
 Where the templates come from: an analyst's own copies first, when the
@@ -21,58 +24,7 @@ template, with no Python change.
 """
 from __future__ import annotations
 
-import os
-import re
-from functools import lru_cache
-from pathlib import Path
-
-import jinja2
-from markupsafe import Markup
-
-from .templates import templates_dir
+from .._html import PAGES_SUBDIR, TEMPLATES_ENV, environment, neutral
+from .._html import render as render_page
 
 __all__ = ["render_page", "neutral", "environment", "PAGES_SUBDIR", "TEMPLATES_ENV"]
-
-PAGES_SUBDIR = Path("html") / "pages"
-TEMPLATES_ENV = "ABKIT_TEMPLATES"         # the runner's --templates DIR, as the kernel sees it
-
-_INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def neutral(value):
-    """``value`` with bidi controls and control characters made visible (``<U+202E>``); Markup unchanged."""
-    if isinstance(value, Markup) or not isinstance(value, str):
-        return value
-    return _INVISIBLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", value)
-
-
-def _folders() -> tuple[str, ...]:
-    shipped = templates_dir() / PAGES_SUBDIR
-    own = os.environ.get(TEMPLATES_ENV)
-    if own and (Path(own) / PAGES_SUBDIR).is_dir() and (Path(own) / PAGES_SUBDIR).resolve() != shipped.resolve():
-        return (str(Path(own) / PAGES_SUBDIR), str(shipped))
-    return (str(shipped),)
-
-
-@lru_cache(maxsize=4)
-def _environment(folders: tuple[str, ...]) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(list(folders)),
-        autoescape=True,                       # every template, whatever its name
-        finalize=neutral,                      # every {{ value }}: bidi and control characters neutralised
-        undefined=jinja2.StrictUndefined,      # a misspelt name in a template fails loudly, not as ""
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=False,
-    )
-    return env
-
-
-def environment() -> jinja2.Environment:
-    """The page environment (an analyst's own templates first, see the module doc)."""
-    return _environment(_folders())
-
-
-def render_page(name: str, **context) -> Markup:
-    """Render ``templates/html/pages/<name>`` with ``context``; the result is safe markup."""
-    return Markup(environment().get_template(name).render(**context))

@@ -26,8 +26,10 @@ by ``1 + change``) and runs abkit's own analysis on every simulated test
 tests that detected it with its Monte Carlo interval next to the closed
 form. Off by default (it costs a few seconds).
 
-The HTML pieces escape every user string; :func:`to_json` is what
-``abkit power --json`` prints.
+What each section of the page says is plain data (``*_context``); its ``*_html``
+twin renders a template of ``templates/html/pages/`` (``plan_*.html.j2`` and the
+shared header, verdict and details templates), which escapes every value.
+:func:`to_json` is what ``abkit power --json`` prints.
 """
 from __future__ import annotations
 
@@ -38,12 +40,15 @@ import numpy as np
 import pandas as pd
 
 from ..results import format_number
-from .render import _e, _text_block, figure_data_uri
+from .pages import render_page
+from .render import _text, chart_image
 
 __all__ = ["Recommendation", "PlanBundle", "make_plan", "recommend", "header_html", "recommendation_html",
            "details_html", "assumptions_html", "curves_html", "power_curve_figure", "power_curve_html",
            "simulation_count", "simulation_check", "simulation_text", "durations_html", "guardrails_html",
-           "methodology_html", "summary", "to_json", "EXTRA_MDES", "MAX_SIMULATIONS"]
+           "methodology_html", "summary", "to_json", "EXTRA_MDES", "MAX_SIMULATIONS", "header_context",
+           "recommendation_context", "details_context", "assumptions_context", "curves_context",
+           "power_curve_context", "durations_context", "guardrails_context", "methodology_context"]
 
 EXTRA_MDES = (0.02, 0.03, 0.05, 0.10)
 MAX_SIMULATIONS = 20_000
@@ -80,12 +85,12 @@ def _plan_kwargs(spec) -> dict:
                 sequential=bool(getattr(spec, "sequential", False)))
 
 
-def _level(spec) -> float:
-    """The fixed-horizon level of the readout's test: alpha, or for a sequential test the level whose critical
-    value is the always-valid half-width (:func:`abkit.power.always_valid_alpha`)."""
-    from .. import power
+def _level(spec, guardrail: bool = False) -> float:
+    """The level of the readout's test, by the one rule of :func:`abkit.power.planning.readout_level`: alpha
+    (two-sided), or for a sequential test the always-valid level; half of it for a guardrail's margin."""
+    from ..power.planning import readout_level
 
-    return power.always_valid_alpha(spec.alpha) if getattr(spec, "sequential", False) else spec.alpha
+    return readout_level(spec.alpha, sequential=bool(getattr(spec, "sequential", False)), guardrail=guardrail)
 
 
 def _horizon(spec) -> int:
@@ -111,11 +116,9 @@ def make_plan(spec) -> PlanBundle:
     for g in spec.guardrails:
         if g.margin is None:
             continue
-        # One-sided at alpha/2: the readout calls a guardrail ok when the bad-side bound of its two-sided
-        # (1 - alpha) interval is within the margin (abkit.verdict.guardrail_status), a test at alpha/2.
-        # (sequential: the bad-side bound of the always-valid interval, i.e. one-sided at _level(spec) / 2)
-        guards[g.name] = power.plan(data, built[g.name], days=days, mdes=None, margin=g.margin,
-                                    **{**kw, "alpha": _level(spec) / 2, "sequential": False})
+        # plan() applies the readout's rule to a margin (one-sided at alpha/2, or at half the always-valid
+        # level for a sequential test: abkit.power.planning.readout_level), as for a direct Python call
+        guards[g.name] = power.plan(data, built[g.name], days=days, mdes=None, margin=g.margin, **kw)
     return PlanBundle(main, guards)
 
 
@@ -201,81 +204,86 @@ def recommend(spec, bundle: PlanBundle) -> Recommendation:
 
 
 # =========================================================================== HTML
-def header_html(spec) -> str:
-    bits = []
+def header_context(spec) -> dict:
+    """The title block (``header.html.j2``): name, owner, planned start, primary metric and hypothesis."""
+    facts = []
     if spec.owner:
-        bits.append(f"<span><b>Owner</b> {_e(spec.owner)}</span>")
+        facts.append(("Owner", spec.owner))
     if spec.start:
-        bits.append(f"<span><b>Planned start</b> {_e(spec.start.isoformat())}</span>")
+        facts.append(("Planned start", spec.start.isoformat()))
     p = spec.primary
-    bits.append(f"<span><b>Primary metric</b> {_e(f'{p.name} ({p.definition}; {p.better} is better)')}</span>")
-    parts = ['<header class="abkit-header">', '<div class="abkit-kicker">Test plan &middot; power and duration</div>',
-             f"<h1>{_e(spec.name)}</h1>", f'<p class="abkit-sub">{"".join(bits)}</p>']
-    if spec.hypothesis and spec.hypothesis.strip():
-        parts.append(f'<div class="abkit-note"><b>Hypothesis.</b> {_text_block(spec.hypothesis)}</div>')
-    parts.append("</header>")
-    return "\n".join(parts)
+    facts.append(("Primary metric", f"{p.name} ({p.definition}; {p.better} is better)"))
+    return {"kicker": "Test plan \u00b7 power and duration", "name": spec.name, "facts": facts,
+            "hypothesis": _text(spec.hypothesis)}
+
+
+def header_html(spec) -> str:
+    return render_page("header.html.j2", **header_context(spec))
+
+
+def recommendation_context(rec: Recommendation, spec, simulation=None) -> dict:
+    """The recommendation card (``verdict.html.j2``): label, headline, reasons and how it was decided."""
+    extra = (simulation_text(simulation, spec, rec),) if simulation is not None else ()
+    card = {"label": rec.label, "colour": rec.colour, "arm": spec.primary.name, "headline": rec.headline,
+            "reasons": [*rec.reasons, *extra], "timing": None}
+    rule = (f"The days the traffic needs to detect the target change on the primary metric with {spec.power:.0%} "
+            f"power at alpha {spec.alpha:g} (two-sided), from the metric's baseline and unit-level variance in the "
+            "history; feasible when within the longest acceptable run.")
+    return {"title": "Recommendation", "cards": [card], "empty": "", "rule_title": "How this was decided.",
+            "rule": rule}
 
 
 def recommendation_html(rec: Recommendation, spec, simulation=None) -> str:
-    extra = (simulation_text(simulation, spec, rec),) if simulation is not None else ()
-    reasons = "".join(f"<li>{_e(r)}</li>" for r in (*rec.reasons, *extra))
-    rule = ("<b>How this was decided.</b> The days the traffic needs to detect the target change on the primary "
-            f"metric with {spec.power:.0%} power at alpha {spec.alpha:g} (two-sided), from the metric's baseline "
-            "and unit-level variance in the history; feasible when within the longest acceptable run.")
-    return ('<section class="abkit-section" id="abkit-verdict"><h2>Recommendation</h2><div class="abkit-verdicts">'
-            f'<div class="abkit-verdict" style="border-left-color:{rec.colour}">'
-            f'<div class="abkit-verdict-top"><span class="abkit-label" style="background:{rec.colour}">'
-            f'{_e(rec.label)}</span><span class="abkit-arm">{_e(spec.primary.name)}</span></div>'
-            f'<p class="abkit-headline">{_e(rec.headline)}</p><ul class="abkit-reasons">{reasons}</ul></div></div>'
-            f'<p class="abkit-rule">{rule}</p></section>')
+    return render_page("verdict.html.j2", **recommendation_context(rec, spec, simulation))
+
+
+def details_context(spec, bundle: PlanBundle) -> dict:
+    """The plan (``details.html.j2``): history, traffic, design, target, longest run, guardrails, what changes."""
+    history = f"{spec.data_label}" + (f" (a past test: variances pooled within the arms of column {spec.variant})"
+                                      if spec.variant else "")
+    rows = [("History", [history]),
+            ("Traffic", [bundle.main.traffic]),
+            ("Design", [f"{spec.arms} arms, treatment/control = {spec.ratio:g}, alpha {spec.alpha:g} (two-sided), "
+                        f"power {spec.power:.0%}"]),
+            ("Target", [f"detect a {spec.mde:.1%} change in {spec.primary.name}" if spec.mde else
+                        "none given: the MDE by duration is shown"]),
+            ("Longest acceptable run", [f"{spec.max_days} days" if spec.max_days else "not given"])]
+    if spec.guardrails:
+        rows.append(("Guardrails", [f"{g.name}: " + (f"may get at most {g.margin:.1%} worse" if g.margin is not None
+                                                     else "no margin given (MDE shown with the other metrics)")
+                                    for g in spec.guardrails]))
+    return {"title": "The plan", "rows": rows, "description_title": "What will change.",
+            "description": _text(spec.description)}
 
 
 def details_html(spec, bundle: PlanBundle) -> str:
-    rows = [("History", _e(f"{spec.data_label}" + (f" (a past test: variances pooled within the arms of column "
-                                                        f"{spec.variant})" if spec.variant else ""))),
-            ("Traffic", _e(bundle.main.traffic)),
-            ("Design", _e(f"{spec.arms} arms, treatment/control = {spec.ratio:g}, alpha {spec.alpha:g} "
-                          f"(two-sided), power {spec.power:.0%}")),
-            ("Target", _e(f"detect a {spec.mde:.1%} change in {spec.primary.name}" if spec.mde else
-                          "none given: the MDE by duration is shown")),
-            ("Longest acceptable run", _e(f"{spec.max_days} days" if spec.max_days else "not given"))]
-    if spec.guardrails:
-        rows.append(("Guardrails", "<br>".join(
-            _e(f"{g.name}: " + (f"may get at most {g.margin:.1%} worse" if g.margin is not None else
-                                "no margin given (MDE shown with the other metrics)")) for g in spec.guardrails)))
-    meta = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
-    desc = ""
-    if spec.description and spec.description.strip():
-        desc = f'<div class="abkit-description"><b>What will change.</b> {_text_block(spec.description)}</div>'
-    return f'<section class="abkit-section"><h2>The plan</h2><dl class="abkit-meta">{meta}</dl>{desc}</section>'
+    return render_page("details.html.j2", **details_context(spec, bundle))
+
+
+def assumptions_context(bundle: PlanBundle) -> dict:
+    """Each metric's design from the history (``plan_assumptions.html.j2``)."""
+    designs = [d for d in bundle.main.metrics] + [d for g in bundle.guardrails.values() for d in g.metrics]
+    return {"designs": [{"metric": d.metric, "kind": d.kind, "baseline": format_number(d.baseline),
+                         "sd": format_number(d.sd), "covariates": ", ".join(d.covariates) or None,
+                         "variance_removed": f"{d.variance_reduction:.0%}", "units": f"{d.n_units:,}"}
+                        for d in designs]}
 
 
 def assumptions_html(bundle: PlanBundle) -> str:
-    designs = [d for d in bundle.main.metrics] + [d for g in bundle.guardrails.values() for d in g.metrics]
-    rows = "".join(
-        f"<tr><td><b>{_e(d.metric)}</b></td><td>{_e(d.kind)}</td><td>{format_number(d.baseline)}</td>"
-        f"<td>{format_number(d.sd)}</td><td>{_e(', '.join(d.covariates)) or '&ndash;'}</td>"
-        f"<td>{d.variance_reduction:.0%}</td><td>{d.n_units:,}</td></tr>" for d in designs)
-    return ('<section class="abkit-section"><h2>Assumptions, from the history</h2>'
-            '<p class="abkit-muted">Each metric\'s baseline, its unit-level standard deviation (delta method for '
-            "ratios) and the share of its variance CUPED removes with the listed pre-period covariates. The plan "
-            "holds if the test population behaves like the history.</p>"
-            '<div class="abkit-table-wrap"><table class="abkit-table abkit-narrow"><thead><tr><th>Metric</th>'
-            "<th>Type</th><th>Baseline</th><th>Unit sd</th><th>CUPED covariates</th><th>Variance removed</th>"
-            f"<th>Units in history</th></tr></thead><tbody>{rows}</tbody></table></div></section>")
+    return render_page("plan_assumptions.html.j2", **assumptions_context(bundle))
 
 
-def curves_html(fig, bundle: PlanBundle, spec) -> str:
+def curves_context(fig, bundle: PlanBundle, spec) -> dict:
+    """The MDE-by-duration chart (``plan_curves.html.j2``) and its alt text."""
     f = bundle.main.to_frame()
     p = f[f.metric == spec.primary.name]
     alt = (f"Chart of the minimum detectable effect by duration; {spec.primary.name}: "
            + "; ".join(f"{int(r.days)} days {abs(r.relative_mde):.1%}" for r in p.itertuples()))
-    return ('<section class="abkit-section abkit-chart"><h2>What the test can detect, by duration</h2>'
-            '<p class="abkit-muted">Minimum detectable effect (relative to the baseline) with '
-            f"{spec.power:.0%} power, by how long the test runs; solid with CUPED, dashed without. Longer tests "
-            "detect smaller changes, but with repeat visitors the curve flattens: new units run out.</p>"
-            f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure></section>')
+    return {"power": f"{spec.power:.0%}", "chart": chart_image(fig, alt)}
+
+
+def curves_html(fig, bundle: PlanBundle, spec) -> str:
+    return render_page("plan_curves.html.j2", **curves_context(fig, bundle, spec))
 
 
 def simulation_count(spec, override=None) -> int:
@@ -352,131 +360,88 @@ def power_curve_figure(bundle: PlanBundle, spec, rec: Recommendation, simulation
     return ax.figure
 
 
-def power_curve_html(fig, bundle: PlanBundle, spec, rec: Recommendation, simulation=None) -> str:
+def power_curve_context(fig, bundle: PlanBundle, spec, rec: Recommendation, simulation=None) -> dict:
+    """The power curve (``plan_power_curve.html.j2``): the chart, its alt text and the simulation check's words."""
     day = rec.days or _horizon(spec)
     mdes = sorted({0.02, 0.05, 0.10, 0.20} | ({round(rec.mde, 4)} if rec.mde and math.isfinite(rec.mde) else set()))
     curve = bundle.main.power_curve(day, metric=spec.primary.name, effects=mdes)
     alt = (f"Chart of the power by the size of the true change after {day} days; {spec.primary.name}: "
            + "; ".join(f"a {r.change:.1%} change detected with {r.power:.0%} power" for r in curve.itertuples()))
-    sim = ""
+    sim = None
     if simulation is not None:
         r = simulation.to_frame().iloc[0]
-        whose = " of the history's control arm" if spec.variant else " of the history"
-        sim = f'<p class="abkit-muted"><b>{_e(simulation_text(simulation, spec, rec))}</b> ' + _e(
-            f"Each simulated test draws {int(r.n_control):,} + {int(r.n_treatment):,} units with replacement from "
-            f"the {simulation.history_units:,} units{whose}, multiplies the "
-            f"{'numerator' if simulation.kind == 'ratio' else 'outcome'} of the treatment units by one plus the "
-            "change, and is analysed exactly as the real test will be (black square: the simulated power, bar: "
-            f"its Monte Carlo interval). The formula on this resampled population gives {r.closed_form:.0%}. "
-            "Simulation and plan differ where the formula's assumptions do not hold: a multiplied outcome also "
-            "scales the treatment arm's spread (decreases become slightly easier to detect, increases slightly "
-            "harder), and the plan pools the variance of every arm of the history.") + "</p>"
-    return ('<section class="abkit-section abkit-chart"><h2>Power by the size of the true change</h2>'
-            f'<p class="abkit-muted">The chance that a {day}-day test detects a true change of each size (relative '
-            "to the baseline, in the metric's good direction); solid with CUPED, dashed without. The dot marks the "
-            f"MDE, the change detected with the planned {spec.power:.0%} power. Smaller changes are often missed: "
-            "a test that finds nothing has not shown that nothing changed.</p>"
-            f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure>{sim}</section>')
+        sim = {"sentence": simulation_text(simulation, spec, rec), "n_control": f"{int(r.n_control):,}",
+               "n_treatment": f"{int(r.n_treatment):,}", "history_units": f"{simulation.history_units:,}",
+               "whose": " of the history's control arm" if spec.variant else " of the history",
+               "injected": "numerator" if simulation.kind == "ratio" else "outcome",
+               "closed_form": f"{r.closed_form:.0%}"}
+    return {"days": day, "power": f"{spec.power:.0%}", "chart": chart_image(fig, alt), "simulation": sim}
+
+
+def power_curve_html(fig, bundle: PlanBundle, spec, rec: Recommendation, simulation=None) -> str:
+    return render_page("plan_power_curve.html.j2", **power_curve_context(fig, bundle, spec, rec, simulation))
+
+
+def durations_context(bundle: PlanBundle, spec) -> dict:
+    """The MDE by duration and the units and days per change (``plan_durations.html.j2``)."""
+    f = bundle.main.to_frame()
+    metrics = list(dict.fromkeys(f.metric))
+    rows = []
+    for d in sorted(f.days.unique()):
+        part = f[f.days == d].set_index("metric")
+        mdes = [f"{abs(part.loc[m, 'relative_mde']):.1%}" if m in part.index and
+                np.isfinite(part.loc[m, "relative_mde"]) else None for m in metrics]
+        rows.append({"days": int(d), "units": f"{float(part.units.iloc[0]):,.0f}", "mdes": mdes})
+    sizes = [{"metric": r.metric, "change": f"{abs(r.relative_mde):.1%}", "units": f"{r.total:,}",
+              "days": int(r.days_needed) if np.isfinite(r.days_needed) else "not reachable"}
+             for r in bundle.main.sample_sizes().itertuples()]
+    return {"metrics": metrics, "rows": rows, "sizes": sizes}
 
 
 def durations_html(bundle: PlanBundle, spec) -> str:
-    f = bundle.main.to_frame()
-    metrics = list(dict.fromkeys(f.metric))
-    days = sorted(f.days.unique())
-    head = "<th>Days</th><th>Units (all arms)</th>" + "".join(f"<th>{_e(m)}</th>" for m in metrics)
-    rows = []
-    for d in days:
-        part = f[f.days == d].set_index("metric")
-        units = float(part.units.iloc[0])
-        cells = "".join(f"<td>{abs(part.loc[m, 'relative_mde']):.1%}</td>" if m in part.index and
-                        np.isfinite(part.loc[m, "relative_mde"]) else "<td>&ndash;</td>" for m in metrics)
-        rows.append(f"<tr><td>{int(d)}</td><td>{units:,.0f}</td>{cells}</tr>")
-    sizes = bundle.main.sample_sizes()
-    srows = "".join(
-        f"<tr><td>{_e(r.metric)}</td><td>{abs(r.relative_mde):.1%}</td><td>{r.total:,}</td>"
-        f"<td>{int(r.days_needed) if np.isfinite(r.days_needed) else 'not reachable'}</td></tr>"
-        for r in sizes.itertuples())
-    return ('<section class="abkit-section"><h2>Minimum detectable effect by duration</h2>'
-            '<div class="abkit-table-wrap"><table class="abkit-table abkit-narrow"><thead><tr>'
-            f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
-            "<h3>Units and days for a given change</h3>"
-            '<div class="abkit-table-wrap"><table class="abkit-table abkit-narrow"><thead><tr><th>Metric</th>'
-            "<th>Change to detect</th><th>Units (all arms)</th><th>Days</th></tr></thead>"
-            f"<tbody>{srows}</tbody></table></div></section>")
+    return render_page("plan_durations.html.j2", **durations_context(bundle, spec))
+
+
+def guardrails_context(bundle: PlanBundle, spec) -> dict:
+    """The power to show each guardrail within its margin, by duration (``plan_guardrails.html.j2``)."""
+    guardrails = []
+    for g, gplan in bundle.guardrails.items():
+        f = gplan.to_frame()
+        guardrails.append({"name": g, "margin": f"{float(f.margin.iloc[0]):.1%}",
+                           "rows": [{"days": int(r.days), "units": f"{r.units:,.0f}",
+                                     "power": f"{r.power_noninferiority:.0%}"} for r in f.itertuples()]})
+    return {"level": f"{_level(spec, guardrail=True):.2g}", "confidence": f"{1 - spec.alpha:.0%}",
+            "sequential": bool(getattr(spec, "sequential", False)), "guardrails": guardrails}
 
 
 def guardrails_html(bundle: PlanBundle, spec) -> str:
     if not bundle.guardrails:
         return ""
-    parts = []
-    for g, gplan in bundle.guardrails.items():
-        f = gplan.to_frame()
-        rows = "".join(f"<tr><td>{int(r.days)}</td><td>{r.units:,.0f}</td><td>{r.power_noninferiority:.0%}</td></tr>"
-                       for r in f.itertuples())
-        parts.append(f"<h3>{_e(g)} (margin {float(f.margin.iloc[0]):.1%})</h3>"
-                     '<div class="abkit-table-wrap"><table class="abkit-table abkit-narrow"><thead><tr><th>Days</th>'
-                     "<th>Units (all arms)</th><th>Power to show non-inferiority</th></tr></thead>"
-                     f"<tbody>{rows}</tbody></table></div>")
-    return ('<section class="abkit-section"><h2>Guardrails</h2><p class="abkit-muted">The chance that the test '
-            f"shows each guardrail stays within its margin (one-sided test at {_level(spec) / 2:.2g}: the readout "
-            f"calls a guardrail ok when the bad side of its {1 - spec.alpha:.0%}"
-            f"{' always-valid' if getattr(spec, 'sequential', False) else ''} interval is within the margin), if "
-            "the change truly does "
-            "nothing to it. Below the planned power, expect the readout to call the guardrail unclear.</p>"
-            + "".join(parts) + "</section>")
+    return render_page("plan_guardrails.html.j2", **guardrails_context(bundle, spec))
 
 
-def methodology_html(spec, simulation=None) -> str:
-    import datetime as _dt
-    from pathlib import Path
+def methodology_context(spec, simulation=None) -> dict:
+    """What the methodology section (``plan_methodology.html.j2``) needs to describe this plan."""
+    from .render import footer_context
 
-    from .. import __version__
-
-    items = [
-        "Means and ratio metrics: two-sample t-test power (as statsmodels' TTestIndPower), with the delta-method "
-        "unit-level standard deviation for ratios (Deng, Knoblich and Lu 2018) and CUPED's variance reduction "
-        "(Deng et al. 2013) estimated from the history; proportions without covariates: R's power.prop.test.",
-        "Units enrolled by day from the traffic model of abkit.power.uniques_after (eligible units a day, repeat "
-        "visitors counted once when a population is given), split between the arms as planned.",
-        "Guardrails with a margin: one-sided non-inferiority test at alpha/2 (the rule the readout applies: the "
-        "bad-side bound of the two-sided Fieller interval of the relative change within the margin m, i.e. the "
-        "ratio test of treatment - (1 ± m) control), power when the true effect is zero.",
-        "Power curves: the same formulas at the recommended duration's units, for every size of the true change.",
-    ]
+    seq = None
     if getattr(spec, "sequential", False):
         from .. import power
 
-        items.append(
-            "Planned for a test read while it runs (sequential: true): its always-valid intervals (a normal-mixture "
-            "confidence sequence tuned to the planned units; Howard et al. 2021) are wider than fixed-horizon "
-            f"ones, so every formula above runs at the level {power.always_valid_alpha(spec.alpha):.2g}, whose "
-            "critical value equals the always-valid half-width at the planned size (about 3.03 standard errors "
-            "instead of 1.96 for alpha 0.05): the power of the final look, a little conservative since the test "
-            "may also stop earlier. The readout's spec needs `sequential: true` and `planned_units` as planned here.")
+        seq = {"level": f"{power.always_valid_alpha(spec.alpha):.2g}"}
+    sim = None
     if simulation is not None:
-        items.append(
-            f"Simulation check (abkit.power.simulate_power, seed {simulation.seed}): {simulation.rows[0]['n_sims']:,} "
-            f"tests of {simulation.rows[0]['n_control']:,} + {simulation.rows[0]['n_treatment']:,} units drawn with "
-            f"replacement from {simulation.history_units:,} history units; {simulation.injection_rule}; each "
-            f"analysed with abkit's estimator ({simulation.method}); power = share of tests with p < alpha, with "
-            "an exact Clopper-Pearson interval for the Monte Carlo error.")
-    if spec.arms > 2:
-        items.append(f"Several arms: alpha split over the {spec.arms - 1} comparisons with control "
-                     f"({spec.correction or 'no correction'}).")
-    glossary = [("MDE", "minimum detectable effect: the smallest true change the test detects with the planned "
-                        "power."),
-                ("Power", "the chance that the test detects a true change of that size."),
-                ("CUPED", "a variance reduction that uses each unit's behaviour before the test."),
-                ("Non-inferiority", "showing that a metric got at most a margin worse.")]
-    gl = "".join(f"<dt>{k}</dt><dd>{_e(v)}</dd>" for k, v in glossary)
-    src = Path(spec.source).name if spec.source else "(none)"
-    footer = (f'<p class="abkit-footer">Generated by abkit {_e(__version__)} on '
-              f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} from spec {_e(src)} and history "
-              f"{_e(spec.data_label)}. The executed notebook with all code is readout.ipynb next to this "
-              "page.</p>")
-    return ('<section class="abkit-section abkit-method"><h2>Methodology</h2><ul>'
-            + "".join(f"<li>{_e(i)}</li>" for i in items) + f'</ul><h3>Glossary</h3><dl class="abkit-glossary">{gl}'
-            "</dl></section>" + footer)
+        first = simulation.rows[0]
+        sim = {"seed": simulation.seed, "n_sims": f"{first['n_sims']:,}", "n_control": f"{first['n_control']:,}",
+               "n_treatment": f"{first['n_treatment']:,}", "history_units": f"{simulation.history_units:,}",
+               "rule": simulation.injection_rule, "method": simulation.method}
+    arms = ({"comparisons": spec.arms - 1, "correction": spec.correction or "no correction"} if spec.arms > 2
+            else None)
+    return {"sequential": seq, "simulation": sim, "arms": arms, "footer": footer_context(spec, "history")}
+
+
+def methodology_html(spec, simulation=None) -> str:
+    return render_page("plan_methodology.html.j2", **methodology_context(spec, simulation))
 
 
 def summary(spec, rec: Recommendation) -> dict:

@@ -19,7 +19,9 @@ launched. The readout notebook (``abkit/templates/did_readout.ipynb``) calls
 * :func:`robustness` - placebo launch dates, the other control group, TWFE
   for comparison (with the Goodman-Bacon decomposition) and wild cluster
   bootstrap p-values;
-* the HTML pieces (every user string escaped) and the charts.
+* the charts, and what each section of the page says (``*_context``: plain data) with its
+  ``*_html`` twin rendering a template of ``templates/html/pages/rollout_*.html.j2`` (or the
+  shared header, verdict and details templates), which escapes every value.
 """
 from __future__ import annotations
 
@@ -34,16 +36,20 @@ import pandas as pd
 from ..did.diagnostics import FEW_TREATED_CLUSTERS
 from ..did.panel import classify_first_treated
 from ..errors import DataError
+from ..formatting import short_label
 from ..plots import style_axes
 from ..results import format_p, format_pct
 from ..verdict import COLOURS, Verdict, p_text
-from .render import _e, _text_block, figure_data_uri
+from .pages import render_page
+from .render import _text, chart_image
 
 __all__ = ["Panel", "Effect", "Check", "Robustness", "Timing", "BASE_PERIOD", "load_panel", "staggered", "effect",
            "pretrend_of", "timing", "timing_text", "robustness", "secondary_effects", "plural", "header_html",
            "details_html", "verdict_html", "effects_html", "trends_html", "event_study_html", "robustness_html",
            "methodology_html", "summary", "plot_trends", "plot_event_study", "decision_rule_text", "FIRST",
-           "LAUNCHED", "RANDOMIZATION_REPS", "few_treated_words", "few_treated_method_text"]
+           "LAUNCHED", "RANDOMIZATION_REPS", "few_treated_words", "few_treated_method_text", "header_context",
+           "details_context", "verdict_context", "effects_context", "trends_context", "event_study_context",
+           "robustness_context", "methodology_context"]
 
 FIRST = "first_treated_period"
 LAUNCHED = "launched"
@@ -615,12 +621,12 @@ def plot_trends(panel: Panel, outcome, ax=None):
     log = panel.scale == "log"
     if ax is None:
         _, ax = plt.subplots(figsize=(8.6, 4.1))
-    units = plural(panel.unit)
+    units = short_label(plural(panel.unit), 30)
     pre = np.asarray(means.index < first_launch)
     order = sorted(means.columns, key=lambda c: (c != "never launched", launch_of.get(c, 0), c))
     for i, c in enumerate(order):
         n_units = int(f.loc[lab == c, panel.unit].nunique())
-        name = f"{c} ({n_units} {units if n_units != 1 else panel.unit})"
+        name = short_label(f"{c} ({n_units} {units if n_units != 1 else panel.unit})", 60)
         if relative:
             if c == "never launched":
                 continue
@@ -639,15 +645,15 @@ def plot_trends(panel: Panel, outcome, ax=None):
     ax.axhline(flat, color="#57606a", lw=0.8)
     if pre.any():
         ax.axvspan(means.index.min() - 0.5, first_launch - 0.5, color="#8c959f", alpha=0.08, lw=0)
-    ax.set_xlabel(panel.time, parse_math=False)
-    first_txt = f"{panel.time} {panel.period_label(first_launch)}"
+    ax.set_xlabel(short_label(panel.time), parse_math=False)
+    first_txt = short_label(f"{panel.time} {panel.period_label(first_launch)}")
     if relative:
         ylabel = (f"vs never-launched {units} (= 100 before)" if log
                   else f"minus never-launched {units}, change")
-        title = f"{outcome.name} of each launch cohort relative to the never-launched {units}"
+        title = f"{short_label(outcome.name)} of each launch cohort relative to the never-launched {units}"
     else:
-        ylabel = f"{outcome.name}, indexed (= 100 before)"
-        title = f"{outcome.name} by launch cohort (average before {first_txt} = 100)"
+        ylabel = f"{short_label(outcome.name)}, indexed (= 100 before)"
+        title = f"{short_label(outcome.name)} by launch cohort (average before {first_txt} = 100)"
     ax.set_ylabel(ylabel, parse_math=False)
     ax.set_title(title, loc="left", fontsize=10, parse_math=False)
     leg = ax.legend(fontsize=8, frameon=False, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.16))
@@ -679,13 +685,14 @@ def plot_event_study(dynamic, main: Effect, panel: Panel, ax=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(8.6, 4.1))
     level = f"{1 - dynamic.alpha:.0%}"
+    time, times = short_label(panel.time, 30), short_label(plural(panel.time), 30)   # column names, as shown
     shown = ~ref & np.isfinite(lo) & np.isfinite(hi)
     first = True
     for seg in (x < 0, x >= 0):
         m = seg & shown & np.isfinite(blo) & np.isfinite(bhi)
         if m.any():
             ax.fill_between(x[m], blo[m], bhi[m], color=_BLUE, alpha=0.13, lw=0,
-                            label=f"{level} uniform band (all {plural(panel.time)} at once)" if first else None)
+                            label=f"{level} uniform band (all {times} at once)" if first else None)
             first = False
     for mask, colour, name in ((shown & (x < 0), _GREY, "before launch"), (shown & (x >= 0), _BLUE, "after launch")):
         if mask.any():
@@ -693,15 +700,15 @@ def plot_event_study(dynamic, main: Effect, panel: Panel, ax=None):
                         color=colour, capsize=2.5, ms=4.5, lw=1.2, label=f"{name}: effect with {level} CI")
     if ref.any():
         ax.plot(x[ref], np.zeros(int(ref.sum())), "o", ms=6, mfc="white", mec=_GREY, mew=1.4,
-                label=f"{panel.time} before launch: the reference (0 by construction)")
+                label=f"{time} before launch: the reference (0 by construction)")
     ax.axhline(0, color="black", lw=0.8)
     ax.axvline(-0.5, color="#8c959f", lw=1, ls=":")
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(f"{plural(panel.time)} since launch (0 = launch {panel.time})", parse_math=False)
-    ax.set_ylabel(f"change in {main.outcome} (%)", parse_math=False)
-    ax.set_title(f"Effect on {main.outcome} by {panel.time} since launch, against the {panel.time} before launch",
+    ax.set_xlabel(f"{times} since launch (0 = launch {time})", parse_math=False)
+    ax.set_ylabel(f"change in {short_label(main.outcome)} (%)", parse_math=False)
+    ax.set_title(f"Effect on {short_label(main.outcome)} by {time} since launch, against the {time} before launch",
                  loc="left", fontsize=9.5, parse_math=False)
     leg = ax.legend(fontsize=8, frameon=False, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     for tx in leg.get_texts():
@@ -712,7 +719,6 @@ def plot_event_study(dynamic, main: Effect, panel: Panel, ax=None):
 
 # =========================================================================== HTML
 _METHOD_WORDS = {"dr": "doubly robust", "reg": "outcome regression", "ipw": "inverse probability weighting"}
-_WORD_COLOUR = {"better": _GREEN, "worse": _RED, "neutral": _GREY}
 
 
 def _where(panel: Panel) -> str:
@@ -741,49 +747,49 @@ def _dates(spec) -> str | None:
     return None
 
 
-def header_html(spec, panel: Panel | None = None) -> str:
-    """Compact title block: name, owner, dates, primary outcome and hypothesis (the verdict follows)."""
-    bits = []
+def header_context(spec, panel: Panel | None = None) -> dict:
+    """The title block (``header.html.j2``): name, owner, dates, primary outcome and hypothesis."""
+    facts = []
     if spec.owner:
-        bits.append(f"<span><b>Owner</b> {_e(spec.owner)}</span>")
+        facts.append(("Owner", spec.owner))
     dates = _dates(spec)
     if dates:
-        bits.append(f"<span><b>Dates</b> {_e(dates)}</span>")
-    o = spec.outcome
-    bits.append(f"<span><b>Primary outcome</b> {_e(_outcome_words(o))}</span>")
-    parts = ['<header class="abkit-header">',
-             '<div class="abkit-kicker">Rollout readout &middot; difference-in-differences</div>',
-             f"<h1>{_e(spec.name)}</h1>", f'<p class="abkit-sub">{"".join(bits)}</p>']
-    if spec.hypothesis and spec.hypothesis.strip():
-        parts.append(f'<div class="abkit-note"><b>Hypothesis.</b> {_text_block(spec.hypothesis)}</div>')
-    parts.append("</header>")
-    return "\n".join(parts)
+        facts.append(("Dates", dates))
+    facts.append(("Primary outcome", _outcome_words(spec.outcome)))
+    return {"kicker": "Rollout readout \u00b7 difference-in-differences", "name": spec.name, "facts": facts,
+            "hypothesis": _text(spec.hypothesis)}
 
 
-def details_html(spec, panel: Panel) -> str:
-    """The rollout: units and launch cohorts, periods observed, outcomes, comparison, what changed."""
-    rows: list[tuple[str, str]] = []
+def header_html(spec, panel: Panel | None = None) -> str:
+    """Compact title block: name, owner, dates, primary outcome and hypothesis (the verdict follows)."""
+    return render_page("header.html.j2", **header_context(spec, panel))
+
+
+def details_context(spec, panel: Panel) -> dict:
+    """The rollout (``details.html.j2``): units and launch cohorts, periods observed, outcomes, comparison."""
+    rows: list[tuple[str, list[str]]] = []
     units, tw = plural(panel.unit), plural(panel.time)
     cohorts = panel.cohorts
     waves = ", ".join(f"{n} in {panel.time} {panel.period_label(k)}" for k, n in cohorts.items())
     launched = sum(cohorts.values())
     never = f"; {panel.n_never} never launched" if panel.n_never else "; none never launched"
-    rows.append(("Rollout", _e(f"{panel.n_units} {units}: {launched} launched ({waves}){never}")))
+    rows.append(("Rollout", [f"{panel.n_units} {units}: {launched} launched ({waves}){never}"]))
     periods = panel.periods
     if len(periods):
-        rows.append(("Observed", _e(f"{len(periods)} {tw}, {panel.period_label(periods[0])} to "
-                                    f"{panel.period_label(periods[-1])}")))
-    o = spec.outcome
-    rows.append(("Primary outcome", _e(_outcome_words(o))))
+        rows.append(("Observed", [f"{len(periods)} {tw}, {panel.period_label(periods[0])} to "
+                                  f"{panel.period_label(periods[-1])}"]))
+    rows.append(("Primary outcome", [_outcome_words(spec.outcome)]))
     if spec.secondary:
-        rows.append(("Also reported", "<br>".join(_e(_outcome_words(s)) for s in spec.secondary)))
-    rows.append(("Comparison", _e(f"launched {units} vs {_control_words(spec.control_group, panel)} "
-                                  f"(Callaway & Sant'Anna difference-in-differences, {_METHOD_WORDS[spec.method]})")))
-    meta = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
-    desc = ""
-    if spec.description and spec.description.strip():
-        desc = f'<div class="abkit-description"><b>What changed.</b> {_text_block(spec.description)}</div>'
-    return f'<section class="abkit-section"><h2>The rollout</h2><dl class="abkit-meta">{meta}</dl>{desc}</section>'
+        rows.append(("Also reported", [_outcome_words(s) for s in spec.secondary]))
+    rows.append(("Comparison", [f"launched {units} vs {_control_words(spec.control_group, panel)} "
+                                f"(Callaway & Sant'Anna difference-in-differences, {_METHOD_WORDS[spec.method]})"]))
+    return {"title": "The rollout", "rows": rows, "description_title": "What changed.",
+            "description": _text(spec.description)}
+
+
+def details_html(spec, panel: Panel) -> str:
+    """The rollout: units and launch cohorts, periods observed, outcomes, comparison, what changed."""
+    return render_page("details.html.j2", **details_context(spec, panel))
 
 
 def _control_words(group: str, panel: Panel) -> str:
@@ -798,34 +804,30 @@ def _outcome_words(o) -> str:
         f"{o.name} ({o.definition}; {o.better} is better)"
 
 
+def verdict_context(verdict: Verdict, main: Effect, spec=None, timing: Timing | None = None,
+                    panel: Panel | None = None) -> dict:
+    """The verdict card (``verdict.html.j2``): label, headline, reasons, the effect over time, the rule."""
+    over_time = (timing_text(timing, panel) if timing is not None and panel is not None
+                 and verdict.label != "Invalid" else None)
+    card = {"label": verdict.display_label, "colour": COLOURS.get(verdict.label, _GREY), "arm": main.outcome,
+            "headline": verdict.headline, "reasons": list(verdict.reasons), "timing": over_time}
+    return {"title": "Verdict", "cards": [card], "empty": "", "rule_title": "Decision rule.",
+            "rule": decision_rule_text(spec, main.few_treated) if spec is not None else None}
+
+
 def verdict_html(verdict: Verdict, main: Effect, spec=None, timing: Timing | None = None,
                  panel: Panel | None = None) -> str:
     """The decision first: label, the estimated impact in one sentence, the reasons, how the effect developed
     after launch (``timing``) and the decision rule."""
-    colour = COLOURS.get(verdict.label, _GREY)
-    reasons = "".join(f"<li>{_e(r)}</li>" for r in verdict.reasons)
-    over_time = ""
-    if timing is not None and panel is not None and verdict.label != "Invalid":
-        over_time = f'<p class="abkit-timing">{_e(timing_text(timing, panel))}</p>'
-    rule = (f'<p class="abkit-rule"><b>Decision rule.</b> {_e(decision_rule_text(spec, main.few_treated))}</p>'
-            if spec is not None else "")
-    return ('<section class="abkit-section" id="abkit-verdict"><h2>Verdict</h2><div class="abkit-verdicts">'
-            f'<div class="abkit-verdict" style="border-left-color:{colour}">'
-            f'<div class="abkit-verdict-top"><span class="abkit-label" style="background:{colour}">'
-            f'{_e(verdict.display_label)}</span><span class="abkit-arm">{_e(main.outcome)}</span></div>'
-            f'<p class="abkit-headline">{_e(verdict.headline)}</p>'
-            f'<ul class="abkit-reasons">{reasons}</ul>{over_time}</div></div>{rule}</section>')
+    return render_page("verdict.html.j2", **verdict_context(verdict, main, spec, timing, panel))
 
 
-def _effect_cells(e: Effect) -> list[str]:
-    colour = _WORD_COLOUR[e.outcome_word]
+def _effect_cells(e: Effect) -> dict:
     pre = e.pretrend_p
-    pre_cell = format_p(pre)
-    if math.isfinite(pre) and pre < e.alpha:
-        pre_cell = f'<span style="color:{_RED};font-weight:600">{pre_cell} (fails)</span>'
-    return [f'<span style="color:{colour};font-weight:600">{format_pct(e.rel, 1)}</span>',
-            f"[{format_pct(e.rel_ci_lower, 1)}, {format_pct(e.rel_ci_upper, 1)}]",
-            format_p(e.p_value), format_p(e.bootstrap_p), pre_cell]
+    return {"rel": format_pct(e.rel, 1), "outcome": e.outcome_word,
+            "ci": f"[{format_pct(e.rel_ci_lower, 1)}, {format_pct(e.rel_ci_upper, 1)}]",
+            "p": format_p(e.p_value), "bootstrap_p": format_p(e.bootstrap_p), "pretrend": format_p(pre),
+            "pretrend_fails": bool(math.isfinite(pre) and pre < e.alpha), "error": None}
 
 
 def _reference_words(df: float, panel: Panel) -> str:
@@ -835,54 +837,34 @@ def _reference_words(df: float, panel: Panel) -> str:
     return "P-values and CIs use the normal distribution"
 
 
+def effects_context(main: Effect, secondary: Sequence = (), outcomes=None, *, dropped: dict | None = None,
+                    panel: Panel | None = None) -> dict:
+    """The outcome table (``rollout_effects.html.j2``): one row per outcome, rows left out and why."""
+    defs = {o.name: o for o in (outcomes or ())}
+
+    def name_cells(name, better, primary) -> dict:
+        d = defs.get(name)
+        what = (d.description.strip() if d is not None and getattr(d, "description", None)
+                and d.description.strip() else None)
+        return {"name": name, "primary": primary, "what": what, "better": better,
+                "definition": d.definition if d is not None else None}
+
+    rows = [{**name_cells(main.outcome, main.better, True), **_effect_cells(main)}]
+    for o, e, err in secondary:
+        if e is None:
+            rows.append({**name_cells(o.name, o.better, False), "error": err})
+        else:
+            rows.append({**name_cells(o.name, o.better, False), **_effect_cells(e)})
+    left_out = [(k, [(r, f"{n:,}") for r, n in v.items()]) for k, v in (dropped or {}).items() if v]
+    return {"alpha": f"{main.alpha:g}", "level": f"{1 - main.alpha:.0%}", "rows": rows, "left_out": left_out,
+            "reference": _reference_words(main.df, panel) if panel is not None else None}
+
+
 def effects_html(main: Effect, secondary: Sequence = (), outcomes=None, *, dropped: dict | None = None,
                  panel: Panel | None = None) -> str:
     """The outcome table: relative change with CI, p-value, bootstrap p-value and pre-trend p per outcome."""
-    level = f"{1 - main.alpha:.0%}"
-    head = ["Outcome", "Change", f"{level} CI", "p-value", "bootstrap p", "pre-trend p"]
-    rows = []
-    defs = {o.name: o for o in (outcomes or ())}
-
-    def name_cell(name, better, primary):
-        d = defs.get(name)
-        what = (f"{_e(d.description.strip())}; " if d is not None and getattr(d, "description", None)
-                and d.description.strip() else "")
-        definition = f"{_e(d.definition)}; " if d is not None else ""
-        tag = " <small>(primary)</small>" if primary else ""
-        return f"<b>{_e(name)}</b>{tag}<br><small>{what}{definition}{_e(better)} is better</small>"
-
-    rows.append([name_cell(main.outcome, main.better, True), *_effect_cells(main)])
-    for o, e, err in secondary:
-        if e is None:
-            rows.append([name_cell(o.name, o.better, False), f'<span class="abkit-muted">not estimable: '
-                         f"{_e(err)}</span>", "", "", "", ""])
-        else:
-            rows.append([name_cell(o.name, o.better, False), *_effect_cells(e)])
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    table = ('<div class="abkit-table-wrap"><table class="abkit-table"><thead><tr>'
-             + "".join(f"<th>{h}</th>" for h in head) + f"</tr></thead><tbody>{body}</tbody></table></div>")
-    ref = f" {_e(_reference_words(main.df, panel))}." if panel is not None else ""
-    legend = (f'<p class="abkit-muted">Average change in launched units after launch, relative to what the '
-              f"comparison units imply they would have done without it. "
-              f'<span style="color:{_GREEN};font-weight:600">Green</span> = significantly better, '
-              f'<span style="color:{_RED};font-weight:600">red</span> = significantly worse (p &lt; '
-              f"{main.alpha:g}), grey = not significant: the effect may be zero or too small to detect here; the "
-              f"CI shows what is ruled out.{ref} The bootstrap p-value (over units) is a second opinion; the "
-              f"verdict needs both below {main.alpha:g}. Pre-trend p: did launched and comparison units move "
-              f"together before launch, for that outcome? Below {main.alpha:g}, do not trust its estimate.</p>")
-    notes = ""
-    if dropped:
-        items = [f"{_e(k)}: " + ", ".join(f"{n:,} rows with {_e(r)}" for r, n in v.items())
-                 for k, v in dropped.items() if v]
-        if items:
-            notes = f'<p class="abkit-muted">Rows left out: {"; ".join(items)}.</p>'
-    return f'<section class="abkit-section"><h2>Estimated impact</h2>{legend}{table}{notes}</section>'
-
-
-def _figure(fig, alt: str, title: str, caption: str, after: str = "") -> str:
-    return (f'<section class="abkit-section abkit-chart"><h2>{title}</h2><p class="abkit-muted">{caption}</p>'
-            f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure>{after}'
-            "</section>")
+    return render_page("rollout_effects.html.j2",
+                       **effects_context(main, secondary, outcomes, dropped=dropped, panel=panel))
 
 
 def _pretrend_words(pretrend, panel: Panel, universal: bool = True) -> str:
@@ -897,26 +879,20 @@ def _pretrend_words(pretrend, panel: Panel, universal: bool = True) -> str:
     return f"the {q} {tw if q != 1 else panel.time} before launch ({span}, {against})"
 
 
-def trends_html(fig, panel: Panel, outcome, pretrend, dynamic, main: Effect) -> str:
-    """Parallel-trends evidence: the raw DiD chart, the joint pre-trend test and the pre-launch effects."""
+def trends_context(fig, panel: Panel, outcome, pretrend, dynamic, main: Effect) -> dict:
+    """Parallel-trends evidence (``rollout_trends.html.j2``): the test in words, the pre-launch effects, the chart."""
     tw, units = plural(panel.time), plural(panel.unit)
     t = dynamic.table
     pre = t[t.event_time < 0]
-    level = f"{1 - main.alpha:.0%}"
     universal = "reference" in t and bool(t["reference"].any())
-    against = f"{panel.time} -1" if universal else f"the {panel.time} before"
-
-    def row(r) -> str:
+    rows = []
+    for r in pre.itertuples():
         if bool(getattr(r, "reference", False)):
-            return (f"<tr><td>{int(r.event_time)}</td><td>0 (reference)</td><td></td><td></td></tr>")
+            rows.append({"event_time": int(r.event_time), "reference": True})
+            continue
         rel = main.relative([r.estimate, r.ci_lower, r.ci_upper])
-        return (f"<tr><td>{int(r.event_time)}</td><td>{format_pct(rel[0], 1)}</td>"
-                f"<td>[{format_pct(rel[1], 1)}, {format_pct(rel[2], 1)}]</td><td>{format_p(r.p_value)}</td></tr>")
-
-    table = ('<div class="abkit-table-wrap"><table class="abkit-table abkit-narrow"><thead><tr>'
-             f"<th>{_e(tw)} since launch</th><th>Difference vs {_e(against)}</th><th>{level} CI</th>"
-             f"<th>p-value</th></tr></thead><tbody>{''.join(row(r) for r in pre.itertuples())}</tbody></table>"
-             "</div>") if len(pre) else ""
+        rows.append({"event_time": int(r.event_time), "reference": False, "change": format_pct(rel[0], 1),
+                     "ci": f"[{format_pct(rel[1], 1)}, {format_pct(rel[2], 1)}]", "p": format_p(r.p_value)})
     p = pretrend.p_value
     if np.isnan(pretrend.df2) and np.isfinite(p):       # few launched units: a randomization test
         test = (f"Wald statistic {pretrend.statistic:.2f}, randomization {p_text(p)} over which "
@@ -925,52 +901,34 @@ def trends_html(fig, panel: Panel, outcome, pretrend, dynamic, main: Effect) -> 
         test = (f"F({pretrend.df1:g}, {pretrend.df2:g}) = {pretrend.statistic:.2f}, {p_text(p)}"
                 if np.isfinite(pretrend.df2) else
                 f"chi-square({pretrend.df1:g}) = {pretrend.statistic:.2f}, {p_text(p)}")
-    window = _pretrend_words(pretrend, panel, universal)
-    if not np.isfinite(p):
-        banner = ('<div class="abkit-banner abkit-banner-warn">The pre-trend test could not be run '
-                  f"({_e(pretrend.method)}): parallel trends are not checked.</div>")
-    elif p < main.alpha:
-        banner = ('<div class="abkit-banner abkit-banner-bad" role="alert"><strong class="abkit-banner-title">'
-                  "&#9888; Pre-trends fail: do not trust the estimate.</strong><br>Before launch, launched and "
-                  f"comparison {_e(units)} already moved differently over {_e(window)} (joint test: {test}). The "
-                  f"comparison {_e(units)} do not show what would have happened without the launch.</div>")
-    else:
-        drift = pretrend.detectable_trend(0.8, main.alpha) if hasattr(pretrend, "detectable_trend") else math.nan
-        power = ""
-        if np.isfinite(drift):
-            d = float(main.relative([drift])[0]) if main.scale == "log" else float(drift / main.baseline)
+    state = "not run" if not np.isfinite(p) else ("fails" if p < main.alpha else "holds")
+    drift = None
+    if state == "holds":
+        d_raw = pretrend.detectable_trend(0.8, main.alpha) if hasattr(pretrend, "detectable_trend") else math.nan
+        if np.isfinite(d_raw):
+            d = float(main.relative([d_raw])[0]) if main.scale == "log" else float(d_raw / main.baseline)
             if np.isfinite(d):
-                power = (f" But with {panel.n_units} {_e(units)} the test is weak: it could miss a steady drift "
-                         f"of about {format_pct(abs(d), 1, sign=False)} a {_e(panel.time)} before launch, so also "
-                         "look at the chart.")
-        banner = ('<div class="abkit-banner abkit-banner-ok">&#10003; No sign of diverging trends before launch: '
-                  f"over {_e(window)}, launched and comparison {_e(units)} moved together within noise (joint test: "
-                  f"{test}). This supports, but cannot prove, that the comparison {_e(units)} show what would "
-                  f"have happened without the launch.{power}</div>")
+                drift = format_pct(abs(d), 1, sign=False)
     never = panel.n_never > 0 and bool(panel.cohorts)
     alt = (f"Chart of {outcome.name} for each launch cohort relative to the never-launched {units}, indexed to "
            f"the {tw} before the first launch" if never else
            f"Chart of {outcome.name} over time for each launch cohort, indexed to the {tw} before the first launch")
-    chart = (f'<figure class="abkit-figure"><img src="{figure_data_uri(fig)}" alt="{_e(alt)}"></figure>')
-    first_txt = _e(f"{panel.time} {panel.period_label(min(panel.cohorts))}") if panel.cohorts else ""
-    if never:
-        how = (f"The chart shows each launch cohort's {_e(outcome.name)} relative to the never-launched "
-               f"{_e(units)}, {_e(panel.time)} by {_e(panel.time)}, so seasonal swings that hit every "
-               f"{_e(panel.unit)} cancel; 100 is the cohort's usual gap before the first launch (shaded, until "
-               f"{first_txt}). Before a cohort's launch (its dotted line) its line should stay around 100; the "
-               "step down or up after launch is the effect.")
-    else:
-        how = (f"The chart shows each cohort's {_e(outcome.name)} indexed to its own average before the first "
-               f"launch ({first_txt}); the lines should move together until a cohort launches (dotted lines).")
-    return ('<section class="abkit-section"><h2>Parallel trends: were launched and comparison units alike '
-            'before launch?</h2>'
-            f'<p class="abkit-muted">Difference-in-differences assumes that, without the launch, launched '
-            f"{_e(units)} would have followed the same trend as the comparison {_e(units)}. {how}</p>{chart}{banner}"
-            f'<p class="abkit-muted">The pre-launch effects, each {_e(panel.time)} against {_e(against)} '
-            f"(zero under parallel trends):</p>{table}</section>")
+    return {"units": units, "unit": panel.unit, "time": panel.time, "periods": tw, "outcome": outcome.name,
+            "never": never, "first_launch": (f"{panel.time} {panel.period_label(min(panel.cohorts))}"
+                                             if panel.cohorts else ""),
+            "test_state": state, "method": pretrend.method, "window": _pretrend_words(pretrend, panel, universal),
+            "test": test, "drift": drift, "n_units": panel.n_units,
+            "against": f"{panel.time} -1" if universal else f"the {panel.time} before",
+            "level": f"{1 - main.alpha:.0%}", "rows": rows, "chart": chart_image(fig, alt)}
 
 
-def event_study_html(fig, dynamic, main: Effect, panel: Panel, timing: Timing | None = None) -> str:
+def trends_html(fig, panel: Panel, outcome, pretrend, dynamic, main: Effect) -> str:
+    """Parallel-trends evidence: the raw DiD chart, the joint pre-trend test and the pre-launch effects."""
+    return render_page("rollout_trends.html.j2", **trends_context(fig, panel, outcome, pretrend, dynamic, main))
+
+
+def event_study_context(fig, dynamic, main: Effect, panel: Panel, timing: Timing | None = None) -> dict:
+    """The event study (``rollout_event_study.html.j2``): its caption's numbers and the chart."""
     t = dynamic.table
     ref = t["reference"].astype(bool) if "reference" in t else pd.Series(False, index=t.index)
     post = t[(t.event_time >= 0) & ~ref]
@@ -979,17 +937,15 @@ def event_study_html(fig, dynamic, main: Effect, panel: Panel, timing: Timing | 
            + "; ".join(parts))
     crit = dynamic.critical_value
     df = getattr(dynamic, "df", math.inf)
-    pointwise = (stats_t_isf(main.alpha, df))
-    crit_text = (f" (it uses {crit:.2f} standard errors instead of {pointwise:.2f})" if np.isfinite(crit) else "")
-    tw = plural(panel.time)
-    over = f" {_e(timing_text(timing, panel))}" if timing is not None else ""
-    caption = (f"Each dot compares launched and comparison {_e(plural(panel.unit))} the same number of {_e(tw)} "
-               f"after (right of the dotted line) or before (left) launch, against the {_e(panel.time)} just "
-               f"before launch (-1, the hollow reference point: 0 by construction). Bars: {1 - main.alpha:.0%} "
-               f"confidence interval of each dot. Shaded: the uniform band, which covers all dots at once with "
-               f"{1 - main.alpha:.0%} confidence{crit_text}; a dot whose band excludes zero is a real effect even "
-               f"after looking at every {_e(panel.time)}.{over}")
-    return _figure(fig, alt, f"Effect by {_e(panel.time)} since launch", caption)
+    finite = bool(np.isfinite(crit))
+    return {"time": panel.time, "units": plural(panel.unit), "periods": plural(panel.time),
+            "level": f"{1 - main.alpha:.0%}", "critical": f"{crit:.2f}" if finite else None,
+            "pointwise": f"{stats_t_isf(main.alpha, df):.2f}",
+            "over_time": timing_text(timing, panel) if timing is not None else None, "chart": chart_image(fig, alt)}
+
+
+def event_study_html(fig, dynamic, main: Effect, panel: Panel, timing: Timing | None = None) -> str:
+    return render_page("rollout_event_study.html.j2", **event_study_context(fig, dynamic, main, panel, timing))
 
 
 def stats_t_isf(alpha: float, df: float) -> float:
@@ -999,123 +955,55 @@ def stats_t_isf(alpha: float, df: float) -> float:
     return float(stats.t.isf(alpha / 2, df) if math.isfinite(df) else stats.norm.isf(alpha / 2))
 
 
-def robustness_html(rob: Robustness, main: Effect, panel: Panel) -> str:
-    level = f"{1 - main.alpha:.0%}"
-    head = ["Check", "What it does", "Change", f"{level} CI", "p-value", "wild / bootstrap p", "Reading"]
-    rows = []
+_GOOD_WORD = {True: "better", False: "worse", None: "neutral"}
+
+
+def robustness_context(rob: Robustness, main: Effect, panel: Panel) -> dict:
+    """The robustness section (``rollout_robustness.html.j2``): one row per check, the Goodman-Bacon parts."""
+    checks = []
     for c in rob.checks:
+        row = {"name": c.name, "detail": c.detail, "error": None}
         if c.effect is None:
-            rows.append([f"<b>{_e(c.name)}</b>", _e(c.detail), f'<span class="abkit-muted">not available: '
-                         f"{_e(c.error or '')}</span>", "", "", "", ""])
-            continue
-        e = c.effect
-        colour = {True: _GREEN, False: _RED, None: _GREY}[c.good]
-        reading = f'<span style="color:{colour};font-weight:600">{_e(c.verdict)}</span>' if c.verdict else ""
-        rows.append([f"<b>{_e(c.name)}</b>", _e(c.detail), format_pct(e.rel, 1),
-                     f"[{format_pct(e.rel_ci_lower, 1)}, {format_pct(e.rel_ci_upper, 1)}]", format_p(e.p_value),
-                     format_p(c.wild_p), reading])
-    body = "".join("<tr>" + "".join(f"<td>{x}</td>" for x in r) + "</tr>" for r in rows)
-    table = ('<div class="abkit-table-wrap"><table class="abkit-table abkit-left"><thead><tr>'
-             + "".join(f"<th>{h}</th>" for h in head) + f"</tr></thead><tbody>{body}</tbody></table></div>")
-    n = panel.n_units
-    wild_note = (f"With only {n} {_e(plural(panel.unit))}, analytic p-values use Student's t with {n - 1} degrees "
-                 "of freedom; for TWFE and the placebos the wild cluster restricted bootstrap p-value (Rademacher "
-                 "weights; Cameron, Gelbach and Miller 2008) is the more reliable one with this few clusters, and "
-                 "a placebo passes only if both are above "
-                 f"{main.alpha:g}. For the Callaway & Sant'Anna rows it is a multiplier bootstrap, a second "
-                 "opinion.")
-    extra = ""
-    if rob.twfe_warning:
-        extra += ('<div class="abkit-banner abkit-banner-warn"><b>Goodman-Bacon note.</b> '
-                  f"{_e(rob.twfe_warning)}</div>")
+            row["error"] = c.error or ""
+        else:
+            e = c.effect
+            row.update({"change": format_pct(e.rel, 1), "ci": f"[{format_pct(e.rel_ci_lower, 1)}, "
+                        f"{format_pct(e.rel_ci_upper, 1)}]", "p": format_p(e.p_value), "wild_p": format_p(c.wild_p),
+                        "reading": c.verdict or None, "outcome": _GOOD_WORD[c.good]})
+        checks.append(row)
+    bacon = []
     if rob.bacon is not None and len(rob.bacon):
-        brows = "".join(f"<tr><td>{_e(r.kind)}</td><td>{r.weight:.0%}</td>"
-                        f"<td>{format_pct(main.relative([r.estimate])[0], 1)}</td></tr>"
-                        for r in rob.bacon.itertuples())
-        extra += ('<h3>Goodman-Bacon decomposition of the TWFE estimate</h3><div class="abkit-table-wrap">'
-                  '<table class="abkit-table abkit-left abkit-narrow"><thead><tr><th>Comparison</th><th>Weight</th>'
-                  f"<th>Average change</th></tr></thead><tbody>{brows}</tbody></table></div>"
-                  '<p class="abkit-muted">The TWFE number is this weighted average of simple before/after '
-                  f"comparisons between groups of {_e(plural(panel.unit))} launched at different times. "
-                  '"Later vs earlier treated" comparisons use already-launched units as controls: when the effect '
-                  "still changes after launch they are biased, and can even have the wrong sign. The main estimate "
-                  "never makes such comparisons.</p>")
-    return (f'<section class="abkit-section"><h2>Robustness</h2><p class="abkit-muted">The same question asked '
-            f"in other ways. The verdict rests on the main estimate; these checks say how much to trust it. "
-            f"{wild_note}</p>{table}{extra}</section>")
+        bacon = [{"kind": r.kind, "weight": f"{r.weight:.0%}", "change": format_pct(main.relative([r.estimate])[0], 1)}
+                 for r in rob.bacon.itertuples()]
+    return {"level": f"{1 - main.alpha:.0%}", "alpha": f"{main.alpha:g}", "n_units": panel.n_units,
+            "units": plural(panel.unit), "df": panel.n_units - 1, "checks": checks,
+            "twfe_warning": rob.twfe_warning, "bacon": bacon}
+
+
+def robustness_html(rob: Robustness, main: Effect, panel: Panel) -> str:
+    return render_page("rollout_robustness.html.j2", **robustness_context(rob, main, panel))
+
+
+def methodology_context(spec, panel: Panel, cs=None) -> dict:
+    """What the methodology section (``rollout_methodology.html.j2``) needs to describe this rollout's analysis."""
+    from .render import footer_context
+
+    n = panel.n_units
+    dropped = dict(cs.dropped) if cs is not None else {}
+    few = few_treated_method_text(cs, panel) if cs is not None and getattr(cs, "few_treated_clusters", False) \
+        else None
+    return {"method": _METHOD_WORDS[spec.method], "comparison": _control_words(spec.control_group, panel),
+            "units": plural(panel.unit), "unit": panel.unit, "periods": plural(panel.time), "time": panel.time,
+            "log_scale": spec.scale == "log", "n_units": n, "df": n - 1,
+            "window": f"{-spec.leads}..{spec.lags}", "pre_window": f"{-spec.leads}..-2",
+            "placebo_shifts": ", ".join(str(s) for s in spec.placebo_shifts), "few_treated": few,
+            "covariates": ", ".join(spec.covariates) or None,
+            "left_out": [(k, f"{v:,}") for k, v in dropped.items()], "level": f"{1 - spec.alpha:.0%}",
+            "footer": footer_context(spec, details=f"{panel.n_rows:,} rows, alpha {spec.alpha:g}")}
 
 
 def methodology_html(spec, panel: Panel, cs=None) -> str:
-    tw, units = plural(panel.time), plural(panel.unit)
-    scale = ("Outcomes are analysed on the log scale, so every effect is a relative change (exp(b) - 1) and each "
-             f"{_e(panel.unit)} counts equally whatever its size; parallel trends are assumed for the logarithm "
-             "(i.e. proportional changes), which suits rates with seasonal swings."
-             if spec.scale == "log" else
-             "Outcomes are analysed in levels; relative changes divide by the launched units' counterfactual "
-             "average (their observed average minus the effect).")
-    n = panel.n_units
-    items = [
-        "Estimator: Callaway and Sant'Anna (2021, Journal of Econometrics) group-time average treatment effects "
-        f"ATT(g, t), {_METHOD_WORDS[spec.method]} (Sant'Anna and Zhao 2020), with "
-        f"{_e(_control_words(spec.control_group, panel))} as the comparison, aggregated over all launched "
-        f"{_e(units)} and {_e(tw)} after launch (each launched {_e(panel.unit)}-{_e(panel.time)} weighs the same). "
-        "It never uses already-launched units as controls, so it stays unbiased when effects grow over time.",
-        scale,
-        f"Uncertainty: influence-function standard errors clustered by {_e(panel.unit)} (as R did::att_gt / "
-        f"aggte). With {n} {_e(units)}, confidence intervals and p-values use Student's t with {n - 1} degrees "
-        "of freedom rather than the normal (which, in simulations of a rollout like this one, covers 93% "
-        "instead of 95%). The bootstrap p-value is a multiplier (wild) bootstrap over units.",
-        f"Event study and parallel trends: the effects by {_e(panel.time)} since launch (dynamic aggregation) "
-        f"within {-spec.leads}..{spec.lags}, every {_e(panel.time)} measured against the {_e(panel.time)} before "
-        "launch (a universal base period, so dots before and after launch compare like with like; Roth 2024). "
-        f"The pre-trend test is the joint Wald test of the pre-launch {_e(tw)} {-spec.leads}..-2, with the "
-        f"covariance from the cluster jackknife (each {_e(panel.unit)} left out in turn; MacKinnon, Nielsen and "
-        "Webb 2023) and Hotelling's F(q, G - q) reference: in simulations of a 20-market rollout it rejects about "
-        "5% of the time when trends are parallel (the plug-in covariance: 6-9%). The drift it could miss is the "
-        "steady pre-launch trend it detects with a nominal 80% power (Roth 2022, \"Pretest with caution\"; in "
-        "simulations the actual power there is nearer 65%). The uniform band uses the sup-t critical value "
-        "(Montiel Olea and Plagborg-Moller 2019) of a multivariate t with the estimates' correlation.",
-        f"Over time: the average of the {_e(tw)}-since-launch effects over the first third of the window and "
-        "over the rest, with their confidence intervals, to show whether the effect built up after launch.",
-        f"Robustness: placebo launches {', '.join(str(s) for s in spec.placebo_shifts)} {_e(tw)} early (TWFE "
-        "on pre-launch data only); the other comparison group; and a two-way fixed effects regression with "
-        "cluster-robust (CRV1) errors and the wild cluster restricted bootstrap (Cameron, Gelbach and Miller "
-        "2008), with the Goodman-Bacon (2021) decomposition of what it compares.",
-    ]
-    if cs is not None and getattr(cs, "few_treated_clusters", False):
-        items.append(_e(few_treated_method_text(cs, panel)))
-    if spec.covariates:
-        items.append(f"Covariates (values in the base period): {_e(', '.join(spec.covariates))}.")
-    dropped = dict(cs.dropped) if cs is not None else {}
-    if dropped:
-        items.append("Left out by the estimator: " + _e(", ".join(f"{k}: {v:,}" for k, v in dropped.items())) + ".")
-    glossary = [
-        ("Difference-in-differences", "the change in launched units minus the change in comparison units over "
-                                      "the same period."),
-        ("Cohort", f"the {_e(units)} that launched in the same {_e(panel.time)}."),
-        ("Parallel trends", "the assumption that launched units would have moved like the comparison units "
-                            "without the launch; checked, never proven, by the pre-launch effects."),
-        ("Confidence interval (CI)", f"the range of effects compatible with the data at {1 - spec.alpha:.0%} "
-                                     "confidence."),
-        ("Placebo", "the same analysis with a fake launch date; it should find nothing."),
-        ("TWFE", "two-way fixed effects regression, the classic DiD regression; can be biased with staggered "
-                 "launches when effects change over time."),
-        ("Uniform band", "a band that covers the effects of all periods at once with the stated confidence, so "
-                         "looking at every period does not inflate false alarms."),
-    ]
-    gl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in glossary)
-    from .. import __version__
-    import datetime as _dt
-    from pathlib import Path
-
-    src = Path(spec.source).name if spec.source else "(none)"
-    footer = (f'<p class="abkit-footer">Generated by abkit {_e(__version__)} on '
-              f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} from spec {_e(src)} and data "
-              f"{_e(spec.data_label)} ({panel.n_rows:,} rows, alpha {spec.alpha:g}). The executed notebook "
-              "with all code is readout.ipynb next to this page.</p>")
-    return ('<section class="abkit-section abkit-method"><h2>Methodology</h2><ul>'
-            + "".join(f"<li>{i}</li>" for i in items) + '</ul><h3>Glossary</h3><dl class="abkit-glossary">'
-            + gl + "</dl></section>" + footer)
+    return render_page("rollout_methodology.html.j2", **methodology_context(spec, panel, cs))
 
 
 def few_treated_method_text(cs, panel: Panel) -> str:

@@ -482,7 +482,9 @@ def _execute(spec_path, spec, folder: Path, base: dict, started: float, *, kerne
             str(template), str(tmp),
             parameters={"spec_path": str(Path(spec_path).resolve())},
             kernel_name=kernel_name,
-            cwd=str(folder),
+            # The kernel starts in the experiment's folder (nbclient's resources path). Not papermill's cwd=,
+            # which os.chdir()s the whole process: with --jobs > 1 threads would race on the working directory.
+            resources={"metadata": {"path": str(folder)}},
             log_output=False,
             progress_bar=False,
             execution_timeout=cell_timeout,
@@ -579,7 +581,7 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise AbkitError(f"jobs={jobs!r} must be a whole number >= 1")
     validated = validate_specs(spec_paths)
-    paths = [p for p, _ in validated]
+    paths = [p.absolute() for p, _ in validated]   # before any thread runs: relative paths read once, here
     specs = [s for _, s in validated]
     for kind in sorted({s.kind for s in specs}):
         notebook_for(kind, templates)        # a missing template fails the batch before anything runs

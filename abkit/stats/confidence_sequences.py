@@ -1,8 +1,10 @@
-"""Sequential inference: always-valid confidence sequences and group-sequential boundaries.
+"""Always-valid inference for continuous monitoring: normal-mixture confidence sequences.
 
-Two designs, two different promises.
+(The other sequential design, a planned number of looks with Lan-DeMets
+boundaries, is :mod:`abkit.stats.group_sequential`; the facade of both is
+:mod:`abkit.sequential`.)
 
-**Always valid (continuous monitoring).** A *confidence sequence* (CS) is a
+A *confidence sequence* (CS) is a
 sequence of intervals ``C_n`` that contain the true effect *at every look
 simultaneously* with probability ``1 - alpha``, so the experiment may be
 looked at daily and stopped whenever the CS excludes zero (Howard, Ramdas,
@@ -73,10 +75,14 @@ is the effect's), and it is unbounded, reported as ``(-inf, inf)``, when
 ``c^2 <= k^2 C``.
 
 *Choice of the mixing variance.* ``tau^2`` must be fixed in advance (not
-re-tuned at every look). The boundary at intrinsic time ``m`` is narrowest
-for ``rho`` with ``x = m / rho`` solving ``x = log(1 + x) + 2 log(1/alpha)``
-(set the derivative of ``(m + rho) log((m + rho) / (rho alpha^2))`` in
-``rho`` to zero; Howard et al. 2021, Section 3.5, give the approximation
+re-tuned at every look: tuned to the units analysed at each look, the
+interval is ``estimate +/- 3.03 se`` at every look, a repeated fixed test at
+level 0.0024 whose false-positive rate grows without bound with the number
+of looks, so :class:`AlwaysValid` requires the planned size or ``tau``).
+The boundary at intrinsic time ``m`` is narrowest for ``rho`` with
+``x = m / rho`` solving ``x = log(1 + x) + 2 log(1/alpha)`` (set the
+derivative of ``(m + rho) log((m + rho) / (rho alpha^2))`` in ``rho`` to
+zero; Howard et al. 2021, Section 3.5, give the approximation
 ``x ~= 2 log(1/alpha) + log(1 + 2 log(1/alpha))``). On the effect scale:
 ``tau^2 = x V_planned``, the variance the estimate will have at the planned
 sample size; abkit estimates it as ``V_now n_now / n_planned`` (per-unit
@@ -85,46 +91,29 @@ variance over planned units; :func:`mixing_variance`). ``x = 8.20`` for
 ``sqrt((1 + x) V) = 3.03 sd`` instead of 1.96, and being wrong about the
 planned size by a factor 10 costs only ~7% of width.
 
-**Group-sequential (a planned number of looks).** With ``K`` planned looks
-at information fractions ``t_1 < ... < t_K``, the Lan-DeMets (1983,
-"Discrete sequential boundaries for clinical trials", Biometrika 70)
-alpha-spending approach chooses symmetric z boundaries ``b_k`` so that the
-probability of first crossing ``|Z_k| >= b_k`` at look ``k`` under the null
-equals ``alpha(t_k) - alpha(t_{k-1})``. Crossing probabilities are computed
-by the recursive numerical integration of Armitage, McPherson and Rowe
-(1969, JRSS A 132): with ``S_k = Z_k sqrt(t_k)`` a Brownian motion,
-
-    f_1(s) = phi(s / sqrt(t_1)) / sqrt(t_1)
-    f_k(s) = int_{|u| < c_{k-1}} f_{k-1}(u) phi((s - u) / sqrt(d_k)) / sqrt(d_k) du,
-    d_k = t_k - t_{k-1},  c_k = b_k sqrt(t_k),
-
-integrated with Simpson's rule on a fine grid (Jennison and Turnbull 2000,
-"Group Sequential Methods", ch. 19). Spending functions, with alpha/2 per
-side (the two-sided convention of R's ``gsDesign`` and ``ldbounds``):
-
-* O'Brien-Fleming type: ``alpha(t) = 2 (2 - 2 Phi(z_{1 - alpha/4} / sqrt(t)))``
-  in total, i.e. ``2 - 2 Phi(z_{1-alpha/4} / sqrt t)`` per side;
-* Pocock type: ``alpha(t) = alpha log(1 + (e - 1) t)``.
-
-For 5 equally spaced looks at alpha = 0.05 they give 4.8769, 3.3570,
-2.6803, 2.2898, 2.0310 (O'Brien-Fleming type) and 2.4380, 2.4268, 2.4102,
-2.3966, 2.3860 (Pocock type), the published values the tests check.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
 
 from ..errors import AbkitError
+from .ab import fieller_relative
 
 __all__ = [
-    "optimal_mixing_ratio", "mixing_variance", "always_valid_half_width", "always_valid_interval",
-    "always_valid_radius_factor", "always_valid_relative_interval", "always_valid_p_value",
-    "log_mixture_likelihood_ratio", "spending_function", "SPENDING",
-    "group_sequential_z", "crossing_probabilities",
+    "AlwaysValid", "FIELLER_PIECES", "optimal_mixing_ratio", "mixing_variance", "always_valid_half_width",
+    "always_valid_interval", "always_valid_radius_factor", "always_valid_relative_interval",
+    "always_valid_p_value", "always_valid_rows", "log_mixture_likelihood_ratio",
 ]
+
+# Row key of the pieces of the relative lift's Fieller interval, (Var(control value), Cov(effect, control
+# value)), set by the estimators that know them (abkit.analyze's moment metrics, quantile rows) and read by
+# always_valid_rows; the facades drop it before building a result.
+FIELLER_PIECES = "_fieller"
 
 
 # --------------------------------------------------------------------------- always valid
@@ -203,8 +192,6 @@ def always_valid_relative_interval(effect, control, var_effect, cov_effect_contr
     each contrast ``t - (1 + r) c`` scales with its variance (module
     docstring). ``(-inf, inf)`` when the set is unbounded (``c^2 <= k^2 Var(c)``).
     """
-    from .ab import fieller_relative
-
     k = always_valid_radius_factor(var_effect, tau2, alpha)
     return fieller_relative(effect, control, var_effect, cov_effect_control, var_control, k)
 
@@ -244,151 +231,133 @@ def always_valid_interval(effect, variance, tau2, alpha: float = 0.05):
     return e - hw, e + hw, always_valid_p_value(e, variance, tau2)
 
 
-# --------------------------------------------------------------------------- group sequential
-def _obrien_fleming(alpha_side: float) -> Callable:
-    z = stats.norm.isf(alpha_side / 2.0)
-
-    def spend(t):
-        t = np.asarray(t, dtype=np.float64)
-        with np.errstate(divide="ignore"):
-            return np.where(t > 0, 2.0 * stats.norm.sf(z / np.sqrt(np.maximum(t, 1e-300))), 0.0)
-
-    return spend
+# --------------------------------------------------------------------------- the design and result rows
+NEEDS_PLANNED_SIZE = (
+    "always-valid intervals need their mixture fixed before the data are seen: pass "
+    "sequential=abkit.sequential.AlwaysValid(planned_n=<units planned in all arms at the end>) (the size "
+    "abkit.power.plan(..., sequential=True) gives; in a spec, `planned_units:`), or tau=<mixing sd on the "
+    "effect scale>. Tuned to the units analysed at each look instead, the interval would be the estimate "
+    "+/- about 3 standard errors at every look, and its false-positive rate would grow with the number of looks"
+)
 
 
-def _pocock(alpha_side: float) -> Callable:
-    def spend(t):
-        return alpha_side * np.log1p((np.e - 1.0) * np.asarray(t, dtype=np.float64))
+@dataclass(frozen=True)
+class AlwaysValid:
+    """How the always-valid (normal-mixture) intervals are tuned: fixed before the data are seen.
 
-    return spend
+    The mixing variance ``tau^2`` must not depend on the looks (module
+    docstring). abkit's rule (Howard et al. 2021, Sec. 3.5; Waudby-Smith et
+    al. 2024): make the interval narrowest when the experiment reaches
+    ``planned_n`` units (all arms), i.e. ``tau^2 = x(alpha) V_now n_now /
+    planned_n`` with ``x(0.05) = 8.20`` (:func:`mixing_variance`; ``V_now
+    n_now`` estimates the per-unit variance, which does not shrink as units
+    arrive). Give ``planned_n`` or ``tau``; there is no default, because the
+    only data-free default, the units analysed now, re-tunes the mixture at
+    every look and loses the time-uniform guarantee.
 
-
-SPENDING = {"obrien_fleming": _obrien_fleming, "pocock": _pocock}
-
-
-def spending_function(spending: str, alpha: float = 0.05) -> Callable:
-    """Cumulative alpha spent *per side* at information fraction ``t`` (two-sided ``alpha``).
-
-    ``"obrien_fleming"``: ``2 - 2 Phi(z_{1-alpha/4} / sqrt t)``;
-    ``"pocock"``: ``(alpha/2) log(1 + (e - 1) t)`` (Lan and DeMets 1983).
-    Both equal ``alpha/2`` at ``t = 1``.
-    """
-    alpha = _check_alpha(alpha)
-    try:
-        make = SPENDING[spending]
-    except KeyError:
-        raise AbkitError(f"spending={spending!r} is not known; use one of {sorted(SPENDING)}") from None
-    return make(alpha / 2.0)
-
-
-def _check_fractions(t) -> np.ndarray:
-    t = np.asarray(t, dtype=np.float64).ravel()
-    if t.size == 0 or not np.all(np.isfinite(t)) or np.any(t <= 0) or np.any(t > 1) or np.any(np.diff(t) <= 0):
-        raise AbkitError(
-            f"information_fractions={t.tolist()} must be strictly increasing and in (0, 1], "
-            "e.g. [0.2, 0.4, 0.6, 0.8, 1.0]"
-        )
-    return t
-
-
-class _Integrator:
-    """The Armitage-McPherson-Rowe recursion for a Brownian motion ``S_t`` with drift.
-
-    ``S_t ~ N(drift t, t)``; the sub-density of ``S_k`` on the continuation
-    region ``|s| < c_k`` is carried on a Simpson grid of ``points`` nodes.
+    Parameters
+    ----------
+    planned_n : the planned number of units at the end of the experiment, all
+        arms together (e.g. from :func:`abkit.power.plan` with
+        ``sequential=True``). Being wrong by a factor 10 costs about 7% of
+        width; the guarantee holds at every look, before and after it.
+    tau : the mixing standard deviation on the effect scale instead, one
+        number (every metric) or a mapping metric name -> number; the
+        relative lift then uses ``tau / |control value|``.
     """
 
-    def __init__(self, t: np.ndarray, drift: float = 0.0, points: int = 501):
-        self.t = t
-        self.drift = float(drift)
-        self.points = points | 1  # Simpson needs an odd number of nodes
-        self.grid = None  # nodes of the current continuation region
-        self.weights = None  # Simpson weights times the sub-density at the nodes
+    planned_n: float | None = None
+    tau: float | Mapping | None = None
 
-    def crossing(self, k: int, c: float) -> tuple[float, float]:
-        """P(first exit at look k above +c) and (below -c), given the region so far."""
-        t, mu = self.t, self.drift
-        if k == 0:
-            sd = np.sqrt(t[0])
-            return float(stats.norm.sf((c - mu * t[0]) / sd)), float(stats.norm.cdf((-c - mu * t[0]) / sd))
-        sd = np.sqrt(t[k] - t[k - 1])
-        m = self.grid + mu * (t[k] - t[k - 1])
-        up = stats.norm.sf((c - m) / sd)
-        down = stats.norm.cdf((-c - m) / sd)
-        return float(self.weights @ up), float(self.weights @ down)
+    def __post_init__(self):
+        if self.planned_n is None and self.tau is None:
+            raise AbkitError(NEEDS_PLANNED_SIZE)
+        if self.planned_n is not None and (isinstance(self.planned_n, bool) or not (
+                np.isfinite(self.planned_n) and self.planned_n > 0)):
+            raise AbkitError(f"planned_n={self.planned_n!r} must be a positive number of units (all arms)")
 
-    def advance(self, k: int, c: float) -> None:
-        """Condition on no exit at look k (``|S_k| < c``) and move the density there."""
-        t, mu = self.t, self.drift
-        # Nodes at most a quarter of the next increment's sd apart, so the
-        # Gaussian kernel of the next step is resolved (capped for memory).
-        step = np.sqrt(t[k + 1] - t[k]) if k + 1 < len(t) else 1.0
-        points = int(min(max(self.points, 8.0 * c / step), 4001)) | 1
-        nodes = np.linspace(-c, c, points)
-        h = nodes[1] - nodes[0]
-        simpson = np.ones(points)
-        simpson[1:-1:2], simpson[2:-1:2] = 4.0, 2.0
-        simpson *= h / 3.0
-        if k == 0:
-            dens = stats.norm.pdf(nodes, loc=mu * t[0], scale=np.sqrt(t[0]))
-        else:
-            sd = np.sqrt(t[k] - t[k - 1])
-            u = (nodes[:, None] - (self.grid + mu * (t[k] - t[k - 1]))[None, :]) / sd
-            dens = np.exp(-0.5 * u * u) @ self.weights / (sd * np.sqrt(2.0 * np.pi))
-        self.grid, self.weights = nodes, simpson * dens
+    @classmethod
+    def coerce(cls, sequential) -> "AlwaysValid":
+        """``sequential=`` of :func:`abkit.analyze` as a design (``True`` alone is refused: no planned size)."""
+        if isinstance(sequential, AlwaysValid):
+            return sequential
+        if sequential is True:
+            raise AbkitError("sequential=True: " + NEEDS_PLANNED_SIZE)
+        raise AbkitError(f"sequential={sequential!r} must be False or abkit.sequential.AlwaysValid(planned_n=...)")
+
+    def tau_for(self, metric: str) -> float | None:
+        if self.tau is None:
+            return None
+        t = self.tau.get(metric) if isinstance(self.tau, Mapping) else self.tau
+        if t is not None and not (np.isfinite(t) and t > 0):
+            raise AbkitError(f"tau={t!r} for metric '{metric}' must be a positive number (effect scale)")
+        if t is None and self.planned_n is None:
+            raise AbkitError(f"tau has no value for metric '{metric}' and no planned_n is given; give every "
+                             "metric a tau, or planned_n=")
+        return t
+
+    def describe(self, alpha: float) -> str:
+        target = (f"tuned to the planned {self.planned_n:,.0f} units" if self.planned_n is not None
+                  else "with the mixing sd given (tau)")
+        return (f"Always-valid {1 - alpha:.0%} confidence sequences and p-values (normal-mixture SPRT, "
+                f"Johari et al. 2017; Howard et al. 2021), {target}, fixed before the data: safe to look at "
+                "every day and to stop as soon as an interval excludes zero.")
 
 
-def group_sequential_z(information_fractions, alpha: float = 0.05, spending: str = "obrien_fleming",
-                       points: int = 501) -> tuple[np.ndarray, np.ndarray]:
-    """Two-sided symmetric Lan-DeMets boundaries on the z scale.
+@lru_cache(maxsize=16)
+def _mixing_ratio(alpha: float) -> float:
+    return optimal_mixing_ratio(alpha)
 
-    Returns ``(z, spent)``: ``z[k]`` is the critical |Z| at look ``k`` and
-    ``spent[k]`` the cumulative two-sided alpha spent through look ``k``.
-    Each boundary solves ``P(first exit at look k, either side) =
-    2 (a(t_k) - a(t_{k-1}))`` with ``a`` the per-side spending function,
-    by Brent's method on the crossing probability of the recursive
-    integration (see the module docstring). A look that spends nothing gets
-    an infinite boundary.
+
+def always_valid_rows(rows: Sequence[dict], design: AlwaysValid, alpha: float, units_now: float) -> list[dict]:
+    """Replace the CIs and p-values of result rows by always-valid ones. Vectorized over the rows.
+
+    Each row needs ``metric, effect, se, rel_effect, rel_se, control_value,
+    ci_lower, ci_upper, rel_ci_lower, rel_ci_upper, p_value, method``.
+    The mixing variance of a row is ``tau^2 = x(alpha) se^2 units_now /
+    planned_n`` (:class:`AlwaysValid`; ``units_now`` = the units analysed,
+    all arms) or the design's ``tau^2``. The effect gets
+    :func:`always_valid_interval`; the relative lift gets the always-valid
+    Fieller interval (:func:`always_valid_relative_interval`, the same
+    mixture) when the row carries its :data:`FIELLER_PIECES`, else
+    ``rel_effect +/- h`` on the delta-method variance. The fixed-horizon
+    values move to ``ci_lower_fixed``, ``ci_upper_fixed``,
+    ``rel_ci_lower_fixed``, ``rel_ci_upper_fixed``, ``p_value_fixed``; ``tau``
+    (the mixing sd on the effect scale) is added and ``method`` suffixed
+    with ``" + always-valid"``.
     """
-    t = _check_fractions(information_fractions)
-    alpha = _check_alpha(alpha)
-    spend = spending_function(spending, alpha)
-    cumulative = 2.0 * spend(t)
-    target = np.diff(np.concatenate(([0.0], cumulative)))
-    walk = _Integrator(t, 0.0, points)
-    z = np.empty(len(t))
-    for k in range(len(t)):
-        root_t = np.sqrt(t[k])
-        if target[k] <= 1e-15:
-            z[k] = np.inf
-            c = 40.0 * root_t  # no exit: the region is effectively unbounded
-        else:
-            def excess(b, k=k, root_t=root_t):
-                up, down = walk.crossing(k, b * root_t)
-                return up + down - target[k]
+    rows = [dict(r) for r in rows]
+    if not rows:
+        return rows
 
-            z[k] = optimize.brentq(excess, 1e-6, 40.0, xtol=1e-12, rtol=1e-14)
-            c = z[k] * root_t
-        walk.advance(k, c)
-    return z, cumulative
+    def col(key):
+        return np.array([r[key] for r in rows], dtype=np.float64)
 
-
-def crossing_probabilities(z, information_fractions, drift: float = 0.0, points: int = 501) -> np.ndarray:
-    """Probability of first crossing ``|Z_k| >= z[k]`` at each look (either side).
-
-    ``drift`` is the mean of ``Z`` at full information (``E Z_k = drift
-    sqrt(t_k)``); ``drift = 0`` gives the alpha actually spent, a positive
-    drift the power of the design. Same recursion as :func:`group_sequential_z`.
-    """
-    t = _check_fractions(information_fractions)
-    z = np.asarray(z, dtype=np.float64).ravel()
-    if z.shape != t.shape:
-        raise AbkitError(f"{len(z)} boundaries for {len(t)} information fractions; give one per look")
-    walk = _Integrator(t, drift, points)
-    out = np.empty(len(t))
-    for k in range(len(t)):
-        c = min(z[k], 40.0) * np.sqrt(t[k])
-        up, down = walk.crossing(k, c)
-        out[k] = up + down
-        walk.advance(k, c)
-    return out
+    x = _mixing_ratio(float(alpha))
+    effect, rel_effect, control = col("effect"), col("rel_effect"), col("control_value")
+    V, Vr = col("se") ** 2, col("rel_se") ** 2
+    given = np.array([np.nan if (t := design.tau_for(r["metric"])) is None else t for r in rows], dtype=np.float64)
+    fraction = np.nan if design.planned_n is None else float(units_now) / float(design.planned_n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cv = np.abs(control)
+        tau2 = np.where(np.isnan(given), x * V * fraction, given**2)
+        tau2_rel = np.where(np.isnan(given), x * Vr * fraction, np.where(cv > 0, (given / cv) ** 2, np.nan))
+    lo, hi, p = always_valid_interval(effect, V, tau2, alpha)
+    rlo, rhi, _ = always_valid_interval(rel_effect, Vr, tau2_rel, alpha)
+    idx = np.array([i for i, r in enumerate(rows) if FIELLER_PIECES in r and np.isfinite(r["control_value"])],
+                   dtype=np.int64)
+    if idx.size:
+        pieces = np.array([rows[i][FIELLER_PIECES] for i in idx], dtype=np.float64).reshape(idx.size, 2)
+        flo, fhi = always_valid_relative_interval(effect[idx], control[idx], V[idx], pieces[:, 1], pieces[:, 0],
+                                                  tau2[idx], alpha)
+        rlo[idx], rhi[idx] = flo, fhi
+    for j, r in enumerate(rows):
+        r.update({
+            "ci_lower_fixed": r["ci_lower"], "ci_upper_fixed": r["ci_upper"],
+            "rel_ci_lower_fixed": r["rel_ci_lower"], "rel_ci_upper_fixed": r["rel_ci_upper"],
+            "p_value_fixed": r["p_value"],
+            "ci_lower": float(lo[j]), "ci_upper": float(hi[j]), "rel_ci_lower": float(rlo[j]),
+            "rel_ci_upper": float(rhi[j]), "p_value": float(p[j]), "tau": float(np.sqrt(tau2[j])),
+            "method": f"{r['method']} + always-valid",
+        })
+    return rows
