@@ -20,18 +20,19 @@ this module holds the steps around them and what the page says:
   - the primary outcome read by synthetic DiD, synthetic control and plain
   DiD side by side (Arkhangelsky et al. 2021, Table 1); :func:`secondary_effects`;
 * the figures (:func:`plot_paths`, :func:`plot_placebo`, :func:`plot_fit`);
-* the sections of the page (``*_html``): Python computes the numbers and
-  the words, the Jinja2 templates ``templates/html/pages/one_market_*.html.j2``
-  lay them out (:func:`abkit.readout.pages.render_page`, autoescaped);
+* the sections of the page: ``*_context`` computes the numbers and the words
+  (plain data), ``*_html`` renders them with a Jinja2 template (autoescaped,
+  :func:`abkit.readout.pages.render_page`): the title block, verdict card and
+  launch details use the templates every readout uses (``header``,
+  ``verdict``, ``details``), the rest ``one_market_*.html.j2``, all with the
+  shared ``macros.html.j2`` (charts, tables, tones, glossary, footer);
 * :func:`summary` - the index page's row.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 from scipy.stats import norm
@@ -43,20 +44,22 @@ from ..formatting import format_number, format_p, format_pct, interval_text, p_t
 from ..spec import RolloutSpec
 from ..verdict import COLOURS, Verdict
 from .pages import render_page
-from .render import figure_data_uri
+from .render import chart_image, footer_context
 from .rollout import Panel, plural
 from .rollout import load_panel as _rollout_panel
 
 __all__ = ["Estimate", "load_panel", "estimate", "other_estimators", "secondary_effects", "plot_paths",
-           "plot_placebo", "plot_fit", "header_html", "verdict_html", "launch_html", "paths_html", "impact_html",
-           "weights_html", "placebo_html", "fit_html", "methodology_html", "decision_rule_text", "summary",
-           "METHOD_WORDS", "TOP_WEIGHTS"]
+           "plot_placebo", "plot_fit", "header_context", "header_html", "verdict_context", "verdict_html",
+           "launch_context", "launch_html", "paths_context", "paths_html", "impact_context", "impact_html",
+           "weights_context", "weights_html", "placebo_context", "placebo_html", "fit_context", "fit_html",
+           "methodology_context", "methodology_html", "decision_rule_text", "summary", "METHOD_WORDS",
+           "TOP_WEIGHTS"]
 
 METHOD_WORDS = {"sdid": "synthetic difference-in-differences", "sc": "synthetic control",
                 "did": "difference-in-differences (every comparison market and week weighted equally)"}
 TOP_WEIGHTS = 10
 """Comparison units listed one by one in the weights table; the rest are summed into one row."""
-_GREEN, _RED, _GREY = "#1a7f37", "#cf222e", "#57606a"
+_RED, _GREY = "#cf222e", "#57606a"
 
 
 # =========================================================================== panel and estimates
@@ -233,13 +236,12 @@ def plot_fit(result: SyntheticResult, panel: Panel):
     return _titled(ax, f"Pre-launch fit: {result.fit_quality} (RMSPE {format_number(result.pre_rmspe, 3)})", colour)
 
 
-def _figure(fig, alt: str) -> dict:
-    return {"uri": figure_data_uri(fig), "alt": alt}
 
 
 # =========================================================================== sections
-def header_html(spec, panel: Panel | None = None) -> str:
-    """The title block: kind of readout and method, name, owner, dates, primary outcome, hypothesis."""
+def header_context(spec, panel: Panel | None = None) -> dict:
+    """The title block (``header.html.j2``): kind of readout and method, name, owner, dates, primary outcome,
+    hypothesis."""
     facts = []
     if spec.owner:
         facts.append(("Owner", spec.owner))
@@ -249,19 +251,30 @@ def header_html(spec, panel: Panel | None = None) -> str:
     facts.append(("Primary outcome", _outcome_words(spec.outcome)))
     hypothesis = spec.hypothesis.strip() if spec.hypothesis and spec.hypothesis.strip() else None
     kicker = f"One-market launch readout \u00b7 {METHOD_WORDS[spec.method]}"
-    return render_page("one_market_header.html.j2", kicker=kicker, title=spec.name, facts=facts,
-                       hypothesis=hypothesis)
+    return {"kicker": kicker, "name": spec.name, "facts": facts, "hypothesis": hypothesis}
+
+
+def header_html(spec, panel: Panel | None = None) -> str:
+    """The title block: kind of readout and method, name, owner, dates, primary outcome, hypothesis."""
+    return render_page("header.html.j2", **header_context(spec, panel))
+
+
+def verdict_context(verdict: Verdict, result: SyntheticResult, spec) -> dict:
+    """The verdict card (``verdict.html.j2``): label, the effect in one sentence, the reasons, the rule."""
+    card = {"label": verdict.display_label, "colour": COLOURS.get(verdict.label, _GREY), "arm": result.outcome,
+            "headline": verdict.headline, "reasons": list(verdict.reasons), "timing": None}
+    return {"title": "Verdict", "cards": [card], "empty": "", "rule_title": "Decision rule.",
+            "rule": decision_rule_text(spec)}
 
 
 def verdict_html(verdict: Verdict, result: SyntheticResult, spec) -> str:
     """The decision first: label, the effect in one sentence, the reasons and the decision rule."""
-    return render_page("one_market_verdict.html.j2", colour=COLOURS.get(verdict.label, _GREY),
-                       label=verdict.display_label, outcome=result.outcome, headline=verdict.headline,
-                       reasons=list(verdict.reasons), rule=decision_rule_text(spec))
+    return render_page("verdict.html.j2", **verdict_context(verdict, result, spec))
 
 
-def launch_html(spec, panel: Panel, result: SyntheticResult) -> str:
-    """The launch: who launched when, the comparison pool and how much of it the twin uses, the periods."""
+def launch_context(spec, panel: Panel, result: SyntheticResult) -> dict:
+    """The launch (``details.html.j2``): who launched when, the comparison pool and how much of it the twin
+    uses, the periods, the outcomes, the method."""
     units, tw = plural(panel.unit), plural(panel.time)
     used = int((result.unit_weights > 0).sum())
     rows = [("Launched", _launch_words(result, panel)),
@@ -272,8 +285,8 @@ def launch_html(spec, panel: Panel, result: SyntheticResult) -> str:
         rows.append(("Observed", f"{len(periods)} {tw}, {_period(panel, periods[0])} to {_period(panel, periods[-1])}"
                                  f": {result.n_pre} before launch, {result.n_post} after"))
     rows.append(("Primary outcome", _outcome_words(spec.outcome)))
-    for i, o in enumerate(spec.secondary):
-        rows.append(("Also reported" if i == 0 else "", _outcome_words(o)))
+    if spec.secondary:
+        rows.append(("Also reported", [_outcome_words(o) for o in spec.secondary]))
     how = {"placebo": f"placebo launches ({result.reps} replications, seed {result.seed})",
            "bootstrap": f"bootstrap over {units} ({result.reps} replications, seed {result.seed})",
            "jackknife": f"jackknife over {units}", "conformal": "conformal inference"}.get(result.inference,
@@ -282,11 +295,16 @@ def launch_html(spec, panel: Panel, result: SyntheticResult) -> str:
     if result.covariates:
         rows.append(("Adjusted for", ", ".join(result.covariates) + " (time-varying covariates)"))
     description = spec.description.strip() if spec.description and spec.description.strip() else None
-    return render_page("one_market_launch.html.j2", rows=rows, description=description)
+    return {"title": "The launch", "rows": rows, "description_title": "What changed.", "description": description}
 
 
-def paths_html(fig, result: SyntheticResult, panel: Panel) -> str:
-    """The launched market against its synthetic twin, with the launch marked."""
+def launch_html(spec, panel: Panel, result: SyntheticResult) -> str:
+    """The launch: who launched when, the comparison pool and how much of it the twin uses, the periods."""
+    return render_page("details.html.j2", **launch_context(spec, panel, result))
+
+
+def paths_context(fig, result: SyntheticResult, panel: Panel) -> dict:
+    """The launched market against its synthetic twin, with the launch marked (``one_market_figure.html.j2``)."""
     where, units = _where(result), plural(panel.unit)
     caption = (f"The solid line is {where}; the dashed line is its synthetic twin: the weighted mix of comparison "
                f"{units} (below) that best tracks {where} before launch"
@@ -298,10 +316,16 @@ def paths_html(fig, result: SyntheticResult, panel: Panel) -> str:
            f"{format_number(result.estimate, 3)} ({format_pct(result.relative_effect, 1)}).")
     banner = None
     if result.fit_quality == "poor":
-        banner = ("bad", "The twin did not track the market before launch: read the gap after launch with care "
-                         "(see the pre-launch fit below).")
-    return render_page("one_market_figure.html.j2", title=f"{where} against its synthetic twin", caption=caption,
-                       figure=_figure(fig, alt), banner=banner, after=[])
+        banner = {"kind": "bad", "title": "Poor pre-launch fit.",
+                  "text": "The twin did not track the market before launch: read the gap after launch with care "
+                          "(see the pre-launch fit below)."}
+    return {"title": f"{where} against its synthetic twin", "caption": caption, "chart": chart_image(fig, alt),
+            "banner": banner, "after": []}
+
+
+def paths_html(fig, result: SyntheticResult, panel: Panel) -> str:
+    """The launched market against its synthetic twin, with the launch marked."""
+    return render_page("one_market_figure.html.j2", **paths_context(fig, result, panel))
 
 
 def _effect_row(name: str, result: SyntheticResult, better: str, chosen: bool = False) -> dict:
@@ -309,19 +333,20 @@ def _effect_row(name: str, result: SyntheticResult, better: str, chosen: bool = 
     significant = math.isfinite(result.p_value) and result.p_value < result.alpha
     good = (result.estimate > 0) == (better == "higher")
     trusted = result.fit_quality != "poor"          # as the verdict: no claim on a poor pre-launch fit
-    colour = (_GREEN if good else _RED) if significant and trusted else _GREY
+    outcome = ("better" if good else "worse") if significant and trusted else "neutral"
     rel = (format_pct(result.relative_effect, 1), f"[{format_pct(result.rel_ci_lower, 1)}, "
            f"{format_pct(result.rel_ci_upper, 1)}]") if math.isfinite(result.relative_effect) else ("n/a", "")
     return {"name": name, "chosen": chosen, "error": None, "effect": est, "ci": ci, "change": rel[0],
             "change_ci": rel[1],
-            "colour": colour, "p": format_p(result.p_value), "rank_p": format_p(result.permutation_p_value),
+            "outcome": outcome, "p": format_p(result.p_value), "rank_p": format_p(result.permutation_p_value),
             "twin": format_number(result.counterfactual, 4),
             "fit": result.fit_quality + ("" if trusted else ": not trusted")}
 
 
-def impact_html(result: SyntheticResult, spec, estimators: Sequence[Estimate] = (), secondary: Sequence = ()) -> str:
+def impact_context(result: SyntheticResult, spec, estimators: Sequence[Estimate] = (),
+                   secondary: Sequence = ()) -> dict:
     """The estimate with its interval in the outcome's units and in percent; the other estimators; the
-    secondary outcomes."""
+    secondary outcomes (``one_market_impact.html.j2``)."""
     level = f"{1 - result.alpha:.0%}"
     where = _where(result)
     est, ci = interval_text(result.estimate, result.ci_lower, result.ci_upper)
@@ -356,8 +381,13 @@ def impact_html(result: SyntheticResult, spec, estimators: Sequence[Estimate] = 
                "only, plain DiD weights nothing and assumes the launched market would have followed the average "
                "one. When they disagree, trust the weighted ones, and the one with the better pre-launch fit. "
                "Rank p: the placebo rank test (Abadie et al. 2010).")
-    return render_page("one_market_impact.html.j2", key=key, legend=legend, rows=rows, compare=compare,
-                       level=level, secondary=second)
+    return {"key": key, "legend": legend, "rows": rows, "compare": compare, "level": level, "secondary": second}
+
+
+def impact_html(result: SyntheticResult, spec, estimators: Sequence[Estimate] = (), secondary: Sequence = ()) -> str:
+    """The estimate with its interval in the outcome's units and in percent; the other estimators; the
+    secondary outcomes."""
+    return render_page("one_market_impact.html.j2", **impact_context(result, spec, estimators, secondary))
 
 
 def _weight_rows(result: SyntheticResult, panel: Panel) -> list[dict]:
@@ -377,8 +407,9 @@ def _weight_rows(result: SyntheticResult, panel: Panel) -> list[dict]:
     return rows
 
 
-def weights_html(result: SyntheticResult, panel: Panel) -> str:
-    """The comparison units behind the twin: the top ten weights, the rest summed; SDID's time weights."""
+def weights_context(result: SyntheticResult, panel: Panel) -> dict:
+    """The comparison units behind the twin (``one_market_weights.html.j2``): the top ten weights, the rest
+    summed; SDID's time weights."""
     units, tw = plural(panel.unit), plural(panel.time)
     used = int((result.unit_weights > 0).sum())
     top_share = float(result.unit_weights.sort_values(ascending=False).iloc[:3].sum() / result.unit_weights.sum())
@@ -400,19 +431,24 @@ def weights_html(result: SyntheticResult, panel: Panel) -> str:
     caption = (f"A concentrated twin rests on few {units}: a shock in one of them after launch moves the estimate."
                + (f" The {units} below the top {TOP_WEIGHTS} are summed in the last row." if used > TOP_WEIGHTS
                   else ""))
-    return render_page("one_market_weights.html.j2", title=f"Comparison {units} behind the twin",
-                       unit=panel.unit.replace("_", " ").capitalize(), rows=_weight_rows(result, panel),
-                       words=words, caption=caption)
+    return {"title": f"Comparison {units} behind the twin", "unit": panel.unit.replace("_", " ").capitalize(),
+            "rows": _weight_rows(result, panel), "words": words, "caption": caption}
 
 
-def placebo_html(fig, result: SyntheticResult, panel: Panel) -> str:
-    """The placebo distribution with the launched market marked, and the placebo rank test."""
+def weights_html(result: SyntheticResult, panel: Panel) -> str:
+    """The comparison units behind the twin: the top ten weights, the rest summed; SDID's time weights."""
+    return render_page("one_market_weights.html.j2", **weights_context(result, panel))
+
+
+def placebo_context(fig, result: SyntheticResult, panel: Panel) -> dict:
+    """The placebo distribution with the launched market marked, and the placebo rank test
+    (``one_market_figure.html.j2``)."""
     where, units = _where(result), plural(panel.unit)
     title = "Placebo launches: is the effect unusual?"
     if fig is None:
-        return render_page("one_market_figure.html.j2", title=title, figure=None, banner=None, after=[],
-                           caption=f"No placebo runs: there are not more comparison {units} than launched ones, so "
-                                   f"the uncertainty comes from {result.inference} inference.")
+        return {"title": title, "chart": None, "banner": None, "after": [],
+                "caption": f"No placebo runs: there are not more comparison {units} than launched ones, so the "
+                           f"uncertainty comes from {result.inference} inference."}
     pl = result.placebo
     others = pl.loc[~pl["launched"], "estimate"].to_numpy()
     as_large = int(np.sum(np.abs(others) >= abs(result.estimate)))
@@ -441,12 +477,17 @@ def placebo_html(fig, result: SyntheticResult, panel: Panel) -> str:
     alt = (f"Histogram of {len(others)} placebo estimates of the effect on {result.outcome}, with {where}'s "
            f"estimate {format_number(result.estimate, 3)} marked; {as_large} placebo estimates are at least as "
            "large in size.")
-    return render_page("one_market_figure.html.j2", title=title, caption=caption, figure=_figure(fig, alt),
-                       banner=None, after=after)
+    return {"title": title, "caption": caption, "chart": chart_image(fig, alt), "banner": None, "after": after}
 
 
-def fit_html(fig, result: SyntheticResult, panel: Panel) -> str:
-    """The pre-launch fit (RMSPE), in numbers and words, with a plain warning when it is poor."""
+def placebo_html(fig, result: SyntheticResult, panel: Panel) -> str:
+    """The placebo distribution with the launched market marked, and the placebo rank test."""
+    return render_page("one_market_figure.html.j2", **placebo_context(fig, result, panel))
+
+
+def fit_context(fig, result: SyntheticResult, panel: Panel) -> dict:
+    """The pre-launch fit (RMSPE), in numbers and words, with a plain warning when it is poor
+    (``one_market_figure.html.j2``)."""
     where, units = _where(result), plural(panel.unit)
     ratio = _fit_ratio(result)
     kind = {"good": "ok", "fair": "warn", "poor": "bad"}.get(result.fit_quality, "warn")
@@ -458,12 +499,12 @@ def fit_html(fig, result: SyntheticResult, panel: Panel) -> str:
         helps = "more history before launch, other comparison " + units + ", a less noisy outcome" + (
             ", or synthetic DiD (method: sdid), which also matches the level just before launch"
             if result.method == "sc" else "")
-        banner = (kind, f"Before launch the synthetic twin did not follow {where} closely: it missed by "
+        banner = {"kind": kind, "title": "Poor pre-launch fit.", "text": f"Before launch the synthetic twin did not follow {where} closely: it missed by "
                         f"{format_number(result.pre_rmspe, 3)} on average (RMSPE){of_level}{times}. So after launch "
                         "it is not a reliable picture of what would have happened without the change, and the "
-                        f"verdict cannot be 'Worked'. What can help: {helps}.")
+                        f"verdict cannot be 'Worked'. What can help: {helps}."}
     else:
-        banner = (kind, result.fit_message)
+        banner = {"kind": kind, "title": None, "text": result.fit_message}
     caption = (f"The gap between {where} and its twin, {panel.time} by {panel.time}. Before launch it should stay "
                f"near zero; the grey band is its typical size (the root mean squared prediction error, RMSPE). The "
                f"fit is good when the RMSPE is at most {FIT_GOOD:g} times the median RMSPE of the comparison "
@@ -474,15 +515,17 @@ def fit_html(fig, result: SyntheticResult, panel: Panel) -> str:
                      f"comparison {units}' twins; after launch {format_number(result.post_rmspe, 3)}.")
     alt = (f"Line chart of the gap between {where} and its synthetic twin by {panel.time}; pre-launch RMSPE "
            f"{format_number(result.pre_rmspe, 3)}, fit {result.fit_quality}.")
-    return render_page("one_market_figure.html.j2", title="Pre-launch fit: did the twin track the market?",
-                       caption=caption, figure=_figure(fig, alt) if fig is not None else None, banner=banner,
-                       after=after)
+    return {"title": "Pre-launch fit: did the twin track the market?", "caption": caption,
+            "chart": chart_image(fig, alt) if fig is not None else None, "banner": banner, "after": after}
 
 
-def methodology_html(spec, panel: Panel, result: SyntheticResult) -> str:
-    """How the numbers were computed, the glossary and the footer."""
-    from .. import __version__
+def fit_html(fig, result: SyntheticResult, panel: Panel) -> str:
+    """The pre-launch fit (RMSPE), in numbers and words, with a plain warning when it is poor."""
+    return render_page("one_market_figure.html.j2", **fit_context(fig, result, panel))
 
+
+def methodology_context(spec, panel: Panel, result: SyntheticResult) -> dict:
+    """How the numbers were computed, the glossary and the footer (``one_market_methodology.html.j2``)."""
     units, tw = plural(panel.unit), plural(panel.time)
     items = [
         (f"Estimator: {METHOD_WORDS[result.method]} (abkit.did.synthetic, exactly R synthdid: its "
@@ -515,11 +558,13 @@ def methodology_html(spec, panel: Panel, result: SyntheticResult) -> str:
         ("Placebo rank test", "how extreme the launched market's miss after launch (relative to its miss before) "
                               "is among all markets."),
     ]
-    source = Path(spec.source).name if spec.source else "(none)"
-    footer = (f"Generated by abkit {__version__} on {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} from spec "
-              f"{source} and data {spec.data_label} ({panel.n_rows:,} rows, alpha {spec.alpha:g}). The executed "
-              "notebook with all code is readout.ipynb next to this page.")
-    return render_page("one_market_methodology.html.j2", items=items, glossary=glossary, footer=footer)
+    return {"items": items, "glossary": glossary,
+            "footer": footer_context(spec, details=f"{panel.n_rows:,} rows, alpha {spec.alpha:g}")}
+
+
+def methodology_html(spec, panel: Panel, result: SyntheticResult) -> str:
+    """How the numbers were computed, the glossary and the footer."""
+    return render_page("one_market_methodology.html.j2", **methodology_context(spec, panel, result))
 
 
 def summary(spec, verdict: Verdict, result: SyntheticResult) -> dict:
