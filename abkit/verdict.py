@@ -111,7 +111,7 @@ usual p-values claim an effect that it does not confirm (or it cannot be
 run), or the (equally unreliable) pre-trend test rejects, the label is
 **Inconclusive**, pointing to a synthetic control. When the few are the
 *launched* units, the reasons propose the synthetic estimators built for that
-case: the same spec with ``kind: synthetic`` (:func:`decide_one_market`).
+case: the same spec with ``method: synthetic`` (read as ``kind: synthetic``; :func:`decide_one_market`).
 
 Failed placebo tests (a fake launch date with a significant "effect") do
 not change the label; they are listed as a caution among the reasons.
@@ -814,7 +814,7 @@ def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: f
               if randomization_p is not None and math.isfinite(randomization_p) else "not available")
         units = where.split()[-1]
         proposal = ("read this rollout with the synthetic estimators instead, built for one or a few launched "
-                    f"{units}: write `kind: synthetic` in the spec (synthetic difference-in-differences, "
+                    f"{units}: set `method: synthetic` in the spec (synthetic difference-in-differences, "
                     "abkit.did.synthetic)" if _few_launched(few_treated) else
                     "compare with a synthetic control (abkit.did.synthetic)")
         reasons.append(f"{few_treated}: the p-values and intervals above are unreliable with so few (MacKinnon & "

@@ -34,7 +34,7 @@ import abkit.verdict  # noqa: E402
 from abkit.errors import DataError, SpecError  # noqa: E402
 from abkit.readout import market_launch  # noqa: E402
 from abkit.readout.templates import TEMPLATE_NAMES, notebook_for  # noqa: E402
-from abkit.spec import SyntheticSpec, load_spec, spec_from_dict, spec_json_schema  # noqa: E402
+from abkit.spec import RolloutSpec, SyntheticSpec, load_spec, spec_from_dict, spec_json_schema  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "refund_tracker_germany.yaml"
@@ -108,7 +108,7 @@ def test_defaults_and_first_treated(project):
     ({"method": "dr"}, "method", "Callaway & Sant'Anna method of kind: did; kind: synthetic takes sdid"),
     ({"method": "did"}, "method", "plain difference-in-differences is kind: did"),
     ({"method": "sdidd"}, "method", "Did you mean 'sdid'?"),
-    ({"leads": 6}, "leads", "is a kind: did key (event study)"),
+    ({"leads": 6}, "leads", "is a Callaway & Sant'Anna key (event study)"),
     ({"control_group": "never_treated"}, "control_group", "weighted mix of the never-launched units"),
     ({"scale": "log"}, "scale", "in percent of the synthetic twin"),
     ({"placebo_shifts": [4]}, "placebo_shifts", "runs placebo launches in the comparison units"),
@@ -137,16 +137,28 @@ def test_every_problem_of_a_synthetic_spec_is_reported_at_once(project):
     err = spec_error(write_spec(project, spec))
     fields = [where for where, _ in err.problems]
     assert {"method", "leads", "lags", "outcome.column"} <= set(fields), fields
-    assert "leads: 'leads' is a kind: did key" in str(err)
+    assert "leads: 'leads' is a Callaway & Sant'Anna key" in str(err)
 
 
-def test_kind_did_with_a_synthetic_method_points_to_kind_synthetic(project):
+def test_a_rollout_spec_chooses_a_synthetic_method(project):
+    """Issue 13.6: a rollout spec (kind: did) that says `method: synthetic` (or sdid, sc) is read as a one-market
+    launch, with the same keys as kind: synthetic; the Callaway & Sant'Anna keys are refused with the reason."""
+    base = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+    base["data"] = str(ROOT / "data" / "one_market_panel.parquet")
+    for method, read_as in (("synthetic", "sdid"), ("sdid", "sdid"), ("sc", "sc")):
+        path = write_spec(project, dict(base, kind="did", method=method), f"did_{method}.yaml")
+        spec = load_spec(path)
+        assert isinstance(spec, SyntheticSpec) and (spec.kind, spec.method) == ("synthetic", read_as)
+        assert notebook_for(spec.kind).name == "one_market_readout.ipynb"
+        assert spec_from_dict(dict(base, kind="did", method=method)).method == read_as
+    assert load_spec(write_spec(project, dict(base, method="synthetic"), "syn.yaml")).method == "sdid"
     rollout_spec = yaml.safe_load(DID_SPEC.read_text(encoding="utf-8"))
     rollout_spec.update(data=str(ROOT / "data" / "rollout_panel.parquet"), method="sdid")
     err = spec_error(write_spec(project, rollout_spec, "did.yaml"))
-    assert err.problems == [("method", "'sdid' is a synthetic estimator: for a launch in one or a few markets write "
-                                       "`kind: synthetic` (with `method: sdid` or `sc`); kind: did takes dr, reg or "
-                                       "ipw (Callaway & Sant'Anna)")]
+    assert {"control_group", "leads", "lags"} <= {where for where, _ in err.problems}
+    assert "write `kind: did` with method dr, reg or ipw" in str(err)
+    with pytest.raises(SpecError, match="synthetic estimator"):              # asked for explicitly: a C&S spec
+        RolloutSpec.from_dict(dict(base, kind="did", method="sdid"), check_data=False)
     with pytest.raises(SpecError, match="use one of ab, did, synthetic, power"):
         spec_from_dict(dict(SYN, kind="synthtic"), check_data=False)
 
@@ -156,11 +168,12 @@ def test_the_json_schema_knows_kind_synthetic():
 
     schema = spec_json_schema()
     jsonschema.Draft7Validator.check_schema(schema)
-    chain = schema["else"]
+    assert schema["if"]["properties"]["method"]["enum"] == ["synthetic", "sdid", "sc"]    # kind: did, method sdid
+    chain = schema["else"]["else"]
     assert chain["if"]["properties"]["kind"]["const"] == "synthetic"
     assert chain["then"] == {"$ref": "#/$defs/SyntheticDocument"}
     props = schema["$defs"]["SyntheticDocument"]["properties"]
-    assert props["method"]["enum"] == ["sdid", "sc"] and props["method"]["default"] == "sdid"
+    assert props["method"]["enum"] == ["synthetic", "sdid", "sc"] and props["method"]["default"] == "sdid"
     assert {"inference", "replications", "seed", "covariates", "treatment", "first_treated"} <= set(props)
     assert not {"leads", "control_group", "scale", "cluster"} & set(props)
     validator = jsonschema.Draft7Validator(schema)
@@ -169,6 +182,8 @@ def test_the_json_schema_knows_kind_synthetic():
     assert any("leads" in e.message for e in validator.iter_errors(dict(doc, leads=6)))
     assert list(validator.iter_errors(dict(doc, method="dr")))
     assert any("minimum of 20" in e.message for e in validator.iter_errors(dict(doc, replications=3)))
+    assert list(validator.iter_errors(dict(doc, kind="did", method="sc"))) == []     # a rollout choosing SC
+    assert any("leads" in e.message for e in validator.iter_errors(dict(doc, kind="did", method="sc", leads=6)))
     did_doc = json.loads(json.dumps(yaml.safe_load(DID_SPEC.read_text(encoding="utf-8")), default=str))
     assert any("replications" in e.message for e in validator.iter_errors(dict(did_doc, replications=200)))
     # bounds of whole-number fields reach the schema in its own words (they were pydantic's "ge"/"le" before)
@@ -601,14 +616,14 @@ def test_decide_rollout_proposes_the_synthetic_estimators_when_few_launched():
     few = abkit.verdict.decide_rollout(*args, few_treated="only 2 launched markets", randomization_p=0.2,
                                        where="launched markets")
     assert any("read this rollout with the synthetic estimators instead, built for one or a few launched markets: "
-               "write `kind: synthetic` in the spec" in r for r in few.reasons), few.reasons
+               "set `method: synthetic` in the spec" in r for r in few.reasons), few.reasons
     both = abkit.verdict.decide_rollout(*args, few_treated="only 1 launched market and 3 never-launched markets",
                                         randomization_p=0.2, where="launched markets")
-    assert any("`kind: synthetic`" in r for r in both.reasons)
+    assert any("`method: synthetic`" in r for r in both.reasons)
     # few comparison units only: a synthetic twin would have little to mix; no proposal
     never = abkit.verdict.decide_rollout(*args, few_treated="only 3 never-launched markets", randomization_p=0.2,
                                          where="launched markets")
-    assert not any("kind: synthetic" in r for r in never.reasons)
+    assert not any("method: synthetic" in r for r in never.reasons)
     assert any("compare with a synthetic control (abkit.did.synthetic)" in r for r in never.reasons)
     plenty = abkit.verdict.decide_rollout(*args, where="launched markets")
     assert not any("synthetic" in r for r in plenty.reasons)
@@ -633,4 +648,4 @@ def test_the_did_readout_of_two_launched_markets_proposes_kind_synthetic(tmp_pat
     words = visible(page)
     assert "only 2 launched markets" in words
     assert ("read this rollout with the synthetic estimators instead, built for one or a few launched markets: "
-            "write `kind: synthetic` in the spec") in words
+            "set `method: synthetic` in the spec") in words

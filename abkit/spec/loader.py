@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .problems import Problems
+from .models import SYNTHETIC_METHODS
 from .validated import ExperimentSpec, PowerSpec, RolloutSpec, SyntheticSpec, _build
 from .yaml_loading import parse_spec_text, read_spec_file
 
@@ -16,7 +17,11 @@ _CLASS = {"did": RolloutSpec, "synthetic": SyntheticSpec, "power": PowerSpec}
 
 
 def _kind_of(raw) -> str:
+    """The spec's kind; a rollout spec (``kind: did``) with a synthetic ``method`` (sdid, sc, synthetic) is a
+    one-market launch: ``synthetic``."""
     kind = raw.get("kind") if isinstance(raw, Mapping) else None
+    if kind == "did" and raw.get("method") in SYNTHETIC_METHODS:
+        return "synthetic"
     return kind if kind in _CLASS else "ab"
 
 

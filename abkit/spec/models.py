@@ -21,6 +21,7 @@ The resolved, frozen objects the readouts use are in
 """
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import functools
 import math
@@ -734,8 +735,13 @@ def _distinct_outcome_names(cls, value, info: ValidationInfo):
     return value
 
 
+SYNTHETIC_METHODS = ("synthetic", "sdid", "sc")
+"""``method`` values that make a rollout spec (``kind: did``) a one-market launch read by synthetic control:
+``load_spec`` and ``spec_from_dict`` read such a spec as ``kind: synthetic`` (``synthetic`` = ``sdid``)."""
+
+
 def _did_method(value: Any) -> Any:
-    if value in ("sdid", "sc", "synthetic"):
+    if value in SYNTHETIC_METHODS:
         raise _custom(f"{show(value)} is a synthetic estimator: for a launch in one or a few markets write "
                       "`kind: synthetic` (with `method: sdid` or `sc`); kind: did takes dr, reg or ipw "
                       "(Callaway & Sant'Anna)")
@@ -785,6 +791,8 @@ class RolloutDocument(_Header):
 
 # --------------------------------------------------------------------------- kind: synthetic
 def _synthetic_method(value: Any) -> Any:
+    if value == "synthetic":          # the rollout spelling (kind: did, method: synthetic): the default estimator
+        return "sdid"
     if value in ("dr", "reg", "ipw"):
         raise _custom(f"{show(value)} is a Callaway & Sant'Anna method of kind: did; kind: synthetic takes sdid "
                       "(synthetic difference-in-differences, the default) or sc (synthetic control)")
@@ -794,8 +802,9 @@ def _synthetic_method(value: Any) -> Any:
     return value
 
 
-_DID_ONLY = ("a kind: did key ({what}); a kind: synthetic read {instead}: remove it, or write `kind: did` for a "
-             "difference-in-differences readout")
+_DID_ONLY = ("a Callaway & Sant'Anna key ({what}); a synthetic read (kind: synthetic, or method: sdid / sc) "
+             "{instead}: remove it, or write `kind: did` with method dr, reg or ipw for a difference-in-differences "
+             "readout")
 
 
 class SyntheticDocument(_Header):
@@ -845,8 +854,10 @@ class SyntheticDocument(_Header):
     outcome: Outcome = Field(description="the primary outcome: a column, or {name, numerator, denominator, better} "
                                          "(the unit-period ratio)")
     secondary: list[Outcome] | None = Field(None, description="more outcomes, reported alongside")
-    method: Annotated[Literal["sdid", "sc"], BeforeValidator(_synthetic_method)] = Field(
-        "sdid", description="sdid (synthetic difference-in-differences, default) or sc (synthetic control)")
+    method: Annotated[Literal["sdid", "sc"], BeforeValidator(_synthetic_method,
+                                                             json_schema_input_type=Literal[SYNTHETIC_METHODS])] = Field(
+        "sdid", description="sdid (synthetic difference-in-differences, default; also: synthetic) or sc (synthetic "
+                            "control)")
     covariates: ColumnList | None = Field(None, examples=[["avg_basket_value"]],
                                           description="time-varying covariates, adjusted for as R synthdid's X")
     inference: Literal["placebo", "bootstrap", "jackknife", "conformal"] | None = Field(
@@ -944,8 +955,9 @@ def _json_bounds(node: Any) -> None:
 def spec_json_schema() -> dict:
     """The JSON Schema of a spec file: the four kinds, chosen by ``kind`` (absent: ab).
 
-    ``if kind is did then RolloutDocument, else if synthetic then SyntheticDocument, else if power then
-    PowerDocument, else AbDocument``, so an editor reports a misspelled key against the right kind instead
+    ``if kind is did with a synthetic method (sdid, sc, synthetic) then the synthetic document, else if kind is
+    did then RolloutDocument, else if synthetic then SyntheticDocument, else if power then PowerDocument, else
+    AbDocument``, so an editor reports a misspelled key against the right kind instead
     of "matches none of four".
     """
     from pydantic.json_schema import models_json_schema
@@ -964,14 +976,24 @@ def spec_json_schema() -> dict:
     def kind_is(kind):
         return {"properties": {"kind": {"const": kind}}, "required": ["kind"]}
 
+    # a rollout spec whose method is synthetic (sdid, sc) is read as kind: synthetic: its keys are those
+    as_did = copy.deepcopy(defs[ref["synthetic"].rsplit("/", 1)[1]])
+    as_did["properties"]["kind"] = {"const": "did", "description": "did with a synthetic method: read as kind: "
+                                                                   "synthetic"}
+    as_did["required"] = sorted(set(as_did.get("required", [])) | {"kind", "method"})
+    defs["SyntheticRolloutDocument"] = as_did
+    synthetic_did = {"properties": {"kind": {"const": "did"}, "method": {"enum": list(SYNTHETIC_METHODS)}},
+                     "required": ["kind", "method"]}
+
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",   # what VS Code's YAML extension supports
         "title": "abkit experiment spec",
         "description": "One YAML file per experiment: kind ab (A/B test, the default), did (rollout), synthetic "
                        "(a launch in one or a few markets) or power (test plan). Generated by `abkit schema`.",
         "type": "object",
-        "if": kind_is("did"), "then": {"$ref": ref["did"]},
+        "if": synthetic_did, "then": {"$ref": "#/$defs/SyntheticRolloutDocument"},
+        "else": {"if": kind_is("did"), "then": {"$ref": ref["did"]},
         "else": {"if": kind_is("synthetic"), "then": {"$ref": ref["synthetic"]},
-                 "else": {"if": kind_is("power"), "then": {"$ref": ref["power"]}, "else": {"$ref": ref["ab"]}}},
+                 "else": {"if": kind_is("power"), "then": {"$ref": ref["power"]}, "else": {"$ref": ref["ab"]}}}},
         "$defs": defs,
     }

@@ -39,6 +39,7 @@ from .models import (
     MetricDocument,
     OutcomeDocument,
     PowerDocument,
+    SYNTHETIC_METHODS,
     RolloutDocument,
     SyntheticDocument,
     TableDocument,
@@ -726,6 +727,8 @@ def _build(cls, raw: Any, *, origin: str | None, base_dir, check_data: bool, all
         problems.add("", f"a spec must be a mapping of keys (name:, data:, {_BODY[kind]}: ...), got "
                          f"{type_name(raw)} {show(raw)}")
         problems.raise_if_any()
+    if kind == "synthetic" and raw.get("kind") == "did" and raw.get("method") in SYNTHETIC_METHODS:
+        raw = {**raw, "kind": "synthetic"}        # a rollout spec that chose a synthetic method (issue 13.6)
     if (kind == "ab" and raw.get("kind") is None and "metrics" not in raw
             and any(k in raw for k in ("outcome", "unit", "first_treated"))):
         problems.add("kind", "this looks like a rollout (difference-in-differences) spec; add `kind: did`")
