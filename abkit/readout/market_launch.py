@@ -180,6 +180,11 @@ def _dates(spec) -> str | None:
     return None
 
 
+def _small(x: float) -> str:
+    """A number that may be tiny (synthetic control's zeta is 1e-6 x the noise level): 9.43e-09, not 0.00000000943."""
+    return f"{x:.3g}" if x and abs(x) < 1e-3 else format_number(x, 3)
+
+
 def _fit_ratio(result: SyntheticResult) -> float:
     """The launched unit's pre-launch RMSPE over the median of the placebo units' (NaN without placebos)."""
     pl = result.placebo
@@ -544,7 +549,7 @@ def methodology_context(spec, panel: Panel, result: SyntheticResult) -> dict:
             if result.inference == "placebo" else ".")),
         (f"Noise level of the {panel.time}-to-{panel.time} changes {format_number(result.noise_level, 3)}; "
          "regularization of the "
-         f"unit weights zeta = {format_number(result.zeta_omega, 3)} (synthdid's default)."),
+         f"unit weights zeta = {_small(result.zeta_omega)} (synthdid's default)."),
     ]
     if result.covariates:
         items.append(f"Time-varying covariates adjusted for as synthdid's X: {', '.join(result.covariates)}.")
