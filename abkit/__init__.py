@@ -6,16 +6,18 @@
     ...                                          covariates=("pre_refunds", "pre_orders"))])
     >>> result.to_frame()  # doctest: +SKIP
 """
+from . import (
+    engines,  # noqa: F401  (abkit.engines.table)
+    time_to_event,  # noqa: F401  (abkit.time_to_event.*)
+)
 from .analysis import analyze, moments
 from .errors import AbkitError, ColumnNotFoundError, DataError, ReadoutError, SpecError
 from .metrics import NPS, Mean, Metric, Proportion, Quantile, Ratio, TimeToEvent
 from .moments import Moments, MomentSet
-from .results import ExperimentResult
 from .quantile import quantile_effect
-from . import time_to_event  # noqa: F401  (abkit.time_to_event.*)
-from .time_to_event import analyze_time_to_event
+from .results import ExperimentResult
 from .segments import SegmentResult, analyze_segments
-from . import engines  # noqa: F401  (abkit.engines.table)
+from .time_to_event import analyze_time_to_event
 
 __version__ = "0.1.0"
 

@@ -72,7 +72,7 @@ def _folders() -> tuple[str, ...]:
 
 @lru_cache(maxsize=4)
 def _environment(folders: tuple[str, ...]):
-    import jinja2      # on first use: `import abkit` stays light
+    import jinja2  # on first use: `import abkit` stays light
 
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(list(folders)),

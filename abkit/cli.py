@@ -145,12 +145,14 @@ def _export(args) -> int:
 
 
 def _validate(args) -> int:
+    from .engines import TableRef
     from .readout.runner import validate_specs
 
     for path, spec in validate_specs(args.specs):
         what = "outcomes" if spec.kind == "did" else "metrics"
         data = printable(spec.data_label) + (" (columns checked when the analysis runs)"
-                                             if spec.is_table and spec.data.engine == "spark" else "")
+                                             if isinstance(spec.data, TableRef) and spec.data.engine == "spark"
+                                             else "")
         print(f"ok: {printable(path)} ({printable(spec.name)}; kind {spec.kind}; {len(spec.metrics)} {what}, primary "
               f"{printable(spec.primary.name)}; data: {data})")
     return 0

@@ -27,6 +27,11 @@ class ColumnNotFoundError(DataError, KeyError):
 class SpecError(AbkitError, ValueError):
     """An experiment spec (YAML) is invalid."""
 
+    # Set on the errors raised by abkit.spec.problems.Problems: the spec's name or file, and every
+    # problem as a (field, message) pair.
+    origin: str
+    problems: list[tuple[str, str]]
+
 
 class ReadoutError(AbkitError, RuntimeError):
     """One or more readouts failed to execute or render."""

@@ -54,7 +54,7 @@ def p_text(p: float | None, label: str = "p") -> str:
     Three decimals (the tables' ``format_p``), and "< 0.001" below that: never
     ``p = <0.001`` nor a number like ``5.19e-33`` that only suggests precision.
     """
-    if not _finite(p):
+    if p is None or not _finite(p):
         return f"{label} n/a"
     if p < 0.001:
         return f"{label} < 0.001"

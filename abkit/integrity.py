@@ -43,7 +43,7 @@ data pays nothing for this count.
 """
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,7 +141,7 @@ def _plain(v):
     return v.item() if hasattr(v, "item") else v
 
 
-def _unit_codes(batch, column: str) -> tuple[np.ndarray, int, object]:
+def _unit_codes(batch, column: str) -> tuple[np.ndarray, int, Callable[[np.ndarray], np.ndarray]]:
     """Integer codes of the unit column (-1 = missing), the number of codes, and codes -> ids."""
     import pyarrow as pa
 

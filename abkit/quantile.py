@@ -19,6 +19,7 @@ winsorize=q)``, lives in :mod:`abkit.aggregation` and is re-exported here.)
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -158,7 +159,8 @@ def quantile_effect(data, column: str, q: float | Sequence[float] = 0.5, *, vari
     ``effect`` their difference, ``rel_effect`` their ratio minus one, with
     normal CIs from the standard errors, ``n_*`` the units with data.
     """
-    levels = [q] if np.isscalar(q) else list(q)
+    # np.isscalar is no type guard: the casts say what each branch holds
+    levels = [cast(float, q)] if np.isscalar(q) else list(cast(Sequence[float], q))
     if not levels:
         raise AbkitError("q is empty; give a level such as 0.5 or a list such as [0.5, 0.9]")
     if not (0.0 < float(alpha) < 0.5):

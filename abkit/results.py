@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,10 @@ from .formatting import (
 )
 from .metrics import Metric
 from .stats.checks import SRMResult
+
+if TYPE_CHECKING:
+    from .integrity import Integrity
+    from .stats.bayes import NormalPrior
 
 __all__ = ["ExperimentResult", "format_p", "format_pct", "format_number", "p_text", "interval_text"]
 
@@ -61,8 +66,8 @@ class ExperimentResult:
     variant: str = "variant"
     sequential: bool = False
     sequential_note: str = ""
-    prior: object = None
-    integrity: object = None
+    prior: NormalPrior | None = None
+    integrity: Integrity | None = None
 
     # ------------------------------------------------------------------ data
     def to_frame(self) -> pd.DataFrame:
@@ -248,7 +253,7 @@ def results_table_html(result: ExperimentResult, notes: bool = True) -> str:
             *([format_p(r.get("p_value_adjusted", np.nan))] if corr else []), f"{r['n_control']:,}",
             f"{r['n_treatment']:,}",
             format_pct(vr, 1, sign=False) if vr is not None and np.isfinite(vr) else "\u2013"])
-    lines = []
+    lines: list[str | tuple[str, str]] = []
     if notes:
         lines.append((result.srm.summary(), ALERT if result.srm.mismatch else MUTED))
         if result.integrity is not None:

@@ -155,7 +155,7 @@ class SequentialPath:
     frame: pd.DataFrame
     alpha: float
     control: Hashable
-    planned_n: float
+    planned_n: float | None     # None when the mixture was set by tau instead
     metrics: tuple
     note: str = ""
     skipped: tuple = field(default=())

@@ -143,7 +143,7 @@ class DataSnapshot:
                 "files": len(self.files), "taken_at": self.taken_at, "note": self.note}
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"

@@ -66,8 +66,8 @@ def main(argv=None) -> int:
         return synthetic(panel, "contact_rate", "market", "week", "launched", reps=args.reps, seed=1)
 
     res, ab_wall, ab_cpu = _timed(run_abkit, args.repeat)
-    from abkit.stats import synthdid as core
     from abkit.did.one_market import _prepare
+    from abkit.stats import synthdid as core
 
     prepared = _prepare(panel, "contact_rate", "market", "week", "launched", [])
     _, est_wall, est_cpu = _timed(lambda: core.fit(prepared.Y, prepared.n_control, args.weeks - 26, "sdid"),

@@ -115,7 +115,7 @@ def render(data: dict) -> str:
         lines += [f"## {section}", "",
                   "| metric | method | statistic | experiments | measured | nominal | MC SE | band | result | test |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        for key, e in sorted(by_section[section], key=lambda t: t[0]):
+        for _key, e in sorted(by_section[section], key=lambda t: t[0]):
             nominal = {"two": f"{e['nominal']:g}", "at most": f"<= {e['nominal']:g}",
                        "at least": f">= {e['nominal']:g}"}[e["side"]]
             lines.append(f"| {e['metric']} | {e['method']} | {e['statistic']} | {e['reps']:,} | {e['value']:.4f} | "

@@ -192,7 +192,8 @@ def nps_truth(gamma: float) -> float:
     """Population NPS in points when the score is Binomial(10, s ** gamma), by quadrature over s."""
     def share(lo, hi):
         def f(s):
-            return (stats.binom.cdf(hi, 10, s**gamma) - stats.binom.cdf(lo - 1, 10, s**gamma)) * stats.beta.pdf(s, *BETA)
+            p = s**gamma
+            return (stats.binom.cdf(hi, 10, p) - stats.binom.cdf(lo - 1, 10, p)) * stats.beta.pdf(s, *BETA)
 
         return integrate.quad(f, 0, 1, epsabs=1e-12, limit=200)[0]
 

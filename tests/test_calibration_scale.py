@@ -52,8 +52,8 @@ import abkit
 from abkit.moments import Moments
 from abkit.sequential import AlwaysValid, always_valid_rows
 from abkit.stats.ab import compare
-from abkit.stats.quantile_inference import difference, quantile_delta
 from abkit.stats.confidence_sequences import always_valid_relative_interval
+from abkit.stats.quantile_inference import difference, quantile_delta
 
 pytestmark = pytest.mark.slow
 

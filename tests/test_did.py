@@ -249,7 +249,8 @@ def test_universal_base_reference_row_has_no_band_and_no_warnings(mpdta):
             tab = agg.to_frame().set_index("event_time")
             assert tab.loc[-1, "reference"] and tab["reference"].sum() == 1
             assert tab.loc[-1, "estimate"] == 0
-            assert tab.loc[[-1], ["se", "ci_lower", "ci_upper", "band_lower", "band_upper", "p_value"]].isna().all().all()
+            inference = ["se", "ci_lower", "ci_upper", "band_lower", "band_upper", "p_value"]
+            assert tab.loc[[-1], inference].isna().all().all()
             rest = tab.drop(index=-1)
             assert np.isfinite(agg.critical_value) and agg.critical_value > (2.0 if small else 1.96)
             assert np.isfinite(rest[["se", "band_lower", "band_upper", "p_value"]].to_numpy()).all()

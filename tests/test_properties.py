@@ -31,7 +31,6 @@ seconds (``max_examples`` is set per test, lowest for the engine test;
 from __future__ import annotations
 
 import os
-
 import tempfile
 from itertools import pairwise
 from pathlib import Path

@@ -103,7 +103,8 @@ def test_difference_and_relative_effect():
     gb = (f(t.value, c.value + h) - f(t.value, c.value - h)) / (2 * h)
     assert d["rel_se"] == pytest.approx(np.sqrt(ga**2 * t.se**2 + gb**2 * c.se**2), rel=1e-6)
     assert d["p_value"] == pytest.approx(2 * stats.norm.sf(abs(d["effect"]) / d["se"]))
-    # relative CI: Fieller's set {r : (Q_t - (1 + r) Q_c)^2 <= z^2 (se_t^2 + (1 + r)^2 se_c^2)}, its ends by root-finding
+    # relative CI: Fieller's set {r : (Q_t - (1 + r) Q_c)^2 <= z^2 (se_t^2 + (1 + r)^2 se_c^2)},
+    # its ends by root-finding
     from scipy.optimize import brentq
 
     z = stats.norm.isf(0.025)

@@ -167,7 +167,8 @@ def test_interim_page_counts_days_for_the_always_valid_interval(run):
     text = words(run, "instant_refunds_interim")
     more = total - int(days)
     assert f"Inconclusive (need {more} more days)" in text
-    assert f"about {more} more days ({total} in total) to detect a 6.5% change with 80% power on the always-valid" in text
+    assert (f"about {more} more days ({total} in total) to detect a 6.5% change with 80% power "
+            "on the always-valid") in text
     assert f"calls for about {n_needed:,.0f} units" in text
     assert "Units needed: from the planned MDE and power, for the always-valid interval" in text
     fixed = ab.sample_size(spec, abkit.analyze(spec.open_data(), spec.build_metrics(), variant=spec.variant,

@@ -15,14 +15,13 @@ import duckdb
 import pandas as pd
 import pytest
 import yaml
+from conftest import require_spark
 
 from abkit import SpecError
 from abkit.engines import TableRef
 from abkit.readout import plan, rollout
 from abkit.readout.runner import _read_summary, run_readouts
 from abkit.spec import ExperimentSpec, PowerSpec, RolloutSpec, load_spec
-
-from conftest import require_spark
 
 ROOT = Path(__file__).resolve().parents[1]
 AB_SPEC = ROOT / "specs" / "instant_refunds.yaml"
@@ -63,7 +62,7 @@ def test_table_spec_round_trip_and_relative_database(warehouse):
     assert spec.data_label == "DuckDB table aftersales.refund_test in warehouse.duckdb"
     assert ExperimentSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(SpecError, match="not a file; use open_data"):
-        spec.data_path
+        _ = spec.data_path
     assert type(spec.open_data()).__module__.split(".")[0] in ("duckdb", "_duckdb")
 
 

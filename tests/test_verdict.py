@@ -18,8 +18,18 @@ import abkit
 from abkit.results import ExperimentResult
 from abkit.stats.checks import srm_test
 from abkit.verdict import (
-    BALANCE_ALARM, COLOURS, days_to_detect, days_to_show_margin, decide, decide_rollout, guardrail_status,
-    missingness_checks, missingness_test, p_label, p_text, srm_sentence,
+    BALANCE_ALARM,
+    COLOURS,
+    days_to_detect,
+    days_to_show_margin,
+    decide,
+    decide_rollout,
+    guardrail_status,
+    missingness_checks,
+    missingness_test,
+    p_label,
+    p_text,
+    srm_sentence,
 )
 
 Z = stats.norm.isf(0.025)
@@ -342,7 +352,8 @@ def test_missingness_is_flagged_when_the_treatment_changes_who_has_a_value():
     res = _dropna_result(0.16, 0.14)
     (check,) = missingness_checks(res)
     assert check.metric == "t" and check.flagged and check.p_value < 1e-4
-    assert check.share_control == pytest.approx(0.16, abs=0.01) and check.share_treatment == pytest.approx(0.14, abs=0.01)
+    assert check.share_control == pytest.approx(0.16, abs=0.01)
+    assert check.share_treatment == pytest.approx(0.14, abs=0.01)
     (v,) = decide(res, "y")
     caution = [r for r in v.reasons if r.startswith("caution: t is measured on a different mix")]
     assert caution and caution[0].endswith("read its effect with care") and v.label != "Invalid"

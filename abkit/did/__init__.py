@@ -10,7 +10,8 @@
     >>> cs = did.staggered(panel, "contact_rate", "market", "week", "launch_week")
     >>> cs.aggregate("dynamic").to_frame()                                      # doctest: +SKIP
 
-Estimators (formulas and references in :mod:`abkit.stats.callaway_santanna`, :mod:`abkit.stats.fixed_effects` and their neighbours):
+Estimators (formulas and references in :mod:`abkit.stats.callaway_santanna`,
+:mod:`abkit.stats.fixed_effects` and their neighbours):
 
 * :func:`two_by_two` - classic DiD regression ``y ~ treated + post + treated:post (+ X)``.
 * :func:`twfe` - two-way fixed effects ``y ~ D | unit + time`` (fixed effects absorbed).

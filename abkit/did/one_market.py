@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import stats
 
 from .._html import ALERT, bold, frame_table
-from ..errors import DataError
+from ..errors import AbkitError, DataError
 from ..plots import style_axes
 from ..sources import read_columns
 from ..stats import synthdid as core
@@ -144,13 +144,13 @@ def _prepare(data, outcome, unit: str, time: str, treatment: str | None, covaria
     cell = ucode * T + tcode
     counts = np.bincount(cell, minlength=N * T).reshape(N, T)
     if counts.max() > 1:
-        i, j = np.unravel_index(int(np.argmax(counts)), counts.shape)
+        i, j = map(int, np.unravel_index(int(np.argmax(counts)), counts.shape))
         raise DataError(f"{int((counts > 1).sum()):,} ('{unit}', '{time}') pair(s) appear more than once, e.g. "
                         f"{unit}={_val(ulab[i])} in {time}={_val(tlab[j])} ({int(counts[i, j])} rows); synthetic "
                         "control needs one row per unit and period: aggregate first (abkit.did.aggregate_panel) "
                         "or drop the duplicates")
     if counts.min() == 0:
-        i, j = np.unravel_index(int(np.argmin(counts)), counts.shape)
+        i, j = map(int, np.unravel_index(int(np.argmin(counts)), counts.shape))
         raise DataError(f"the panel is unbalanced: {int((counts == 0).sum()):,} unit-period(s) have no row, e.g. "
                         f"{unit}={_val(ulab[i])} in {time}={_val(tlab[j])}; synthetic control needs every unit "
                         "in every period: fill the gaps or drop the incomplete units or periods")
@@ -371,7 +371,8 @@ class SyntheticResult:
         s = (f"{_METHOD_NAMES[self.method]} on {self.outcome} ({who} vs {self.n_control} comparison units, "
              f"{self.n_pre} pre / {self.n_post} post periods): effect {self.estimate:.6g} "
              f"({_pct(self.relative_effect)} of the synthetic counterfactual {self.counterfactual:.5g}), "
-             f"SE {_fmt(self.se, 5)} ({self.inference}), {lvl} CI [{_fmt(self.ci_lower, 5)}, {_fmt(self.ci_upper, 5)}], "
+             f"SE {_fmt(self.se, 5)} ({self.inference}), "
+             f"{lvl} CI [{_fmt(self.ci_lower, 5)}, {_fmt(self.ci_upper, 5)}], "
              f"p = {_fmt_p(self.p_value)}")
         lines = [s]
         if np.isfinite(self.permutation_p_value):
@@ -565,10 +566,18 @@ def _block_result(panel: _Panel, fit: core.Fit, method: str, unit: str, time: st
                 counterfactual=float((ytr - gap)[T0:].mean()), level=float(ytr[:T0].mean()))
 
 
+def _placebo_fits(reps: core.Replications) -> core.BatchFit:
+    """The solved placebo problems of ``reps`` (:func:`abkit.stats.synthdid.placebo_se` always keeps them)."""
+    if reps.fits is None:
+        raise AbkitError(f"{reps.method} replications carry no solved placebo fits; the placebo table needs "
+                         "the replications of abkit.stats.synthdid.placebo_se")
+    return reps.fits
+
+
 def _placebo_frame(panel: _Panel, reps: core.Replications, fit_pre: float, fit_post: float, estimate: float,
                    launched: str, n_control: int, unit: str) -> pd.DataFrame:
-    fits = reps.fits
-    if reps.draws is not None and fits is not None and len(reps.pseudo_treated) == fits.estimate.size \
+    fits = _placebo_fits(reps)
+    if reps.draws is not None and len(reps.pseudo_treated) == fits.estimate.size \
             and all(len(p) == 1 for p in reps.pseudo_treated) and fits.estimate.size == n_control:
         labels = [str(panel.units[p[0]]) for p in reps.pseudo_treated]
         est, pre, post = fits.estimate, fits.pre_rmspe, fits.post_rmspe
@@ -673,7 +682,7 @@ def synthetic(data, outcome, unit: str, time: str, treatment: str, method: str =
         others = pl_frame[~pl_frame["launched"]]
         ratio = fit.post_rmspe / fit.pre_rmspe if fit.pre_rmspe > 0 else np.inf
         perm_p = core.rmspe_p_value(ratio, others["rmspe_ratio"].to_numpy())
-        placebo_pre = placebo.fits.pre_rmspe
+        placebo_pre = _placebo_fits(placebo).pre_rmspe
     quality, message = _fit_judgement(launched, fit.pre_rmspe, placebo_pre, fit.estimate, parts["level"])
     if parts["counterfactual"] <= 0:
         notes.append("relative effect not reported: the synthetic counterfactual is not positive")

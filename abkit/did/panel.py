@@ -67,14 +67,17 @@ class _Frame:
     extra: dict = field(default_factory=dict)
 
 
-def _prepare(data, outcome, numeric: Sequence[str], keys: Sequence[str], weights: str | None,
-             extra: Sequence[str] = ()) -> _Frame:
-    """Read and clean the columns; ``extra`` columns are returned as is (missing values allowed)."""
+def _prepare(data, outcome, numeric_columns: Sequence[str | None], key_columns: Sequence[str | None],
+             weights: str | None, extra: Sequence[str | None] = ()) -> _Frame:
+    """Read and clean the columns; ``extra`` columns are returned as is (missing values allowed).
+
+    Column lists may hold None (an optional column not given, e.g. ``cluster=None``): it is skipped.
+    """
     out_cols, name = _outcome_columns(outcome)
-    numeric = [c for c in dict.fromkeys(numeric) if c is not None]
-    keys = [c for c in dict.fromkeys(keys) if c is not None]
-    extra = [c for c in dict.fromkeys(extra) if c is not None]
-    wanted = list(dict.fromkeys([*out_cols, *numeric, *keys, *extra, *([weights] if weights else [])]))
+    numeric = [c for c in dict.fromkeys(numeric_columns) if c is not None]
+    keys = [c for c in dict.fromkeys(key_columns) if c is not None]
+    extra_names = [c for c in dict.fromkeys(extra) if c is not None]
+    wanted = list(dict.fromkeys([*out_cols, *numeric, *keys, *extra_names, *([weights] if weights else [])]))
     df = read_columns(data, wanted)
     n_in = len(df)
     if n_in == 0:
@@ -117,7 +120,7 @@ def _prepare(data, outcome, numeric: Sequence[str], keys: Sequence[str], weights
             w = arrays[weights]
     keyvals = {c: df[c].to_numpy()[keep] for c in keys}
     extras = {}
-    for c in extra:
+    for c in extra_names:
         s = df[c]
         if s.dtype.kind in "mM":
             raise DataError(f"column '{c}' holds dates; it must hold the first treated period in the units of "

@@ -51,6 +51,9 @@ def randomization_test(data, outcome, unit: str, time: str, first_treated: str |
     if estimator == "staggered":
         if treatment is not None:
             raise DataError("estimator='staggered' needs first_treated= (the launch period per unit), not treatment=")
+        if first_treated is None:
+            raise DataError("estimator='staggered' needs first_treated= (the column with each unit's launch period, "
+                            "missing if never launched)")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FewTreatedClustersWarning)      # this test is the remedy
             res = staggered(data, outcome, unit, time, first_treated, covariates=covariates, weights=weights,

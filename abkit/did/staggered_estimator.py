@@ -109,7 +109,9 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
     G = np.where(G > periods[-1], np.inf, G)                       # inf = never treated
     dropped = dict(fr.dropped)
     counts = _unit_period_counts(ucode, tcode, n_units, T, unit, time, ulab, tlab, error=True)
-    unit_w = _unit_weights(fr.w, ucode, n_units, weights, unit, ulab) if weights else np.ones(n_units)
+    row_w = fr.w if weights else None             # the weights column (fr.w holds a ratio's denominator otherwise)
+    unit_w = _unit_weights(row_w, ucode, n_units, weights, unit, ulab) if row_w is not None and weights \
+        else np.ones(n_units)
     complete = counts.all(axis=1)
     always = np.isfinite(G) & (G <= periods[0] + anticipation)
     keep_units = complete & ~always
@@ -165,9 +167,10 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
     warn_few_treated(few_msg)
     if few_msg:
         notes.append(few_msg.replace("abkit.did.randomization_test", "result.randomization_test()"))
-    trimmed = int(cells.n_trimmed.sum()) if cells.n_trimmed is not None else 0
-    if trimmed:
-        n_cells = int(np.count_nonzero(cells.n_trimmed))
+    n_trimmed = cells.n_trimmed
+    trimmed = int(n_trimmed.sum()) if n_trimmed is not None else 0
+    if n_trimmed is not None and trimmed:
+        n_cells = int(np.count_nonzero(n_trimmed))
         notes.append(f"Propensity-score trimming (as DRDID): {trimmed} comparison unit-cells with a score of "
                      f"{trim_level:g} or more got weight zero, in {n_cells} of {cells.att.size} ATT(g,t) cells "
                      "(att_gt['n_trimmed']); those units look almost exactly like the launched ones.")
@@ -183,7 +186,7 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
         "n_treated": cells.n_treated, "n_control": cells.n_control, "n_trimmed": cells.n_trimmed,
     })
     in_panel = keep_units[ucode]
-    trends = _trends(fr.y[in_panel], fr.w[in_panel] if weights else None, *_cohorts(G, ucode[in_panel]),
+    trends = _trends(fr.y[in_panel], row_w[in_panel] if row_w is not None else None, *_cohorts(G, ucode[in_panel]),
                      periods[tcode[in_panel]])
     data = _CsData(Y=Y, periods=est_periods, G=Gk, X=Xc, control_group=control_group, method=method,
                    base_period=base_period, anticipation=anticipation, weights=Wk if weights else None,

@@ -26,9 +26,9 @@ from ..stats.uniform_bands import sup_t_critical, sup_t_critical_t
 from ..stats.wild_bootstrap import multiplier_bootstrap
 from .diagnostics import WILD_AUTO_CLUSTERS
 from .event_charts import _event_plot, _plot_trends
-from .result_tables import _fmt_p, _table_html
 from .randomization_results import RandomizationTest
 from .regression_results import PretrendTest
+from .result_tables import _fmt_p, _table_html
 
 _AGG_LABEL = {"dynamic": "event_time", "group": "group", "calendar": "time", "simple": "label"}
 

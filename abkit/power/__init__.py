@@ -49,7 +49,7 @@ The closed forms are pure math in :mod:`abkit.stats` and re-exported here:
 """
 from __future__ import annotations
 
-from ..did.one_market import DetectableEffect, detectable_effect   # one-market launches (synthetic DiD)
+from ..did.one_market import DetectableEffect, detectable_effect  # one-market launches (synthetic DiD)
 from ..stats.design_effects import CORRECTIONS, comparison_alpha, design_effect
 from ..stats.enrollment import days_needed, fit_population, uniques_after
 from ..stats.monte_carlo import monte_carlo_ci
@@ -76,7 +76,12 @@ from ..stats.t_test_power import (
 )
 from .metric_design import MetricDesign, estimate_design
 from .planning import (  # noqa: F401 (constants)
-    DEFAULT_DAYS, DEFAULT_MDES, PowerPlan, always_valid_alpha, plan, readout_level,
+    DEFAULT_DAYS,
+    DEFAULT_MDES,
+    PowerPlan,
+    always_valid_alpha,
+    plan,
+    readout_level,
 )
 from .simulated_power import (  # noqa: F401 (CI_METHOD, DEFAULT_SIMS*: public constants, as before the split)
     CI_METHOD,

@@ -16,7 +16,7 @@ import pyarrow as pa
 from .._html import Html, bold, esc
 from ..aggregation import resolve_caps
 from ..errors import AbkitError, DataError, missing_column
-from ..metrics import Metric
+from ..metrics import Metric, Quantile
 from ..moments import MomentSet
 from ..quantile import quantile_rows
 from ..sources import _to_float, aggregate, read_columns
@@ -334,7 +334,7 @@ class _Injector:
         self.kind = metric.kind
         if self.kind == "ratio":
             self.column, self.denominator = metric.target.numerator, metric.target.denominator
-        elif self.kind == "quantile":
+        elif isinstance(metric, Quantile):      # kind "quantile"
             self.column, self.denominator = metric.column, None
         else:
             self.column, self.denominator = metric.option("column", metric.target.numerator), None
@@ -414,7 +414,7 @@ def _analyse_moments(cols: dict, metric: Metric, groups: pa.DictionaryArray, b: 
     return p, est, errors
 
 
-def _analyse_quantile(values: np.ndarray, metric: Metric, n_c: int, alpha: float, units=None, counts=None):
+def _analyse_quantile(values: np.ndarray, metric: Quantile, n_c: int, alpha: float, units=None, counts=None):
     """The real quantile estimator (:func:`abkit.quantile.quantile_rows`) on one simulated test."""
     if units is None:
         arm = np.repeat(np.array([0, 1], dtype=np.int8), [n_c, values.size - n_c])

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..power.planning import PowerPlan
 from ..results import format_number
 from .pages import render_page
 from .render import _text, chart_image
@@ -59,8 +60,8 @@ _BLUE, _AMBER = "#0969da", "#9a6700"
 class PlanBundle:
     """The power plans behind a test-plan readout."""
 
-    main: object                 # abkit.power.PowerPlan of the primary and secondary metrics
-    guardrails: dict             # guardrail name -> PowerPlan with its non-inferiority margin
+    main: PowerPlan                    # the power plan of the primary and secondary metrics
+    guardrails: dict[str, PowerPlan]   # guardrail name -> power plan with its non-inferiority margin
 
 
 @dataclass(frozen=True)
@@ -482,7 +483,8 @@ def to_json(spec, bundle: PlanBundle, rec: Recommendation, simulation=None) -> d
         "name": spec.name, "spec": spec.source, "primary": spec.primary.name,
         "recommendation": {"label": rec.label, "headline": rec.headline, "reasons": list(rec.reasons),
                            "feasible": rec.feasible, "days": rec.days,
-                           "units": None if fin(rec.units) is None else math.ceil(rec.units), "mde": fin(rec.mde)},
+                           "units": None if rec.units is None or fin(rec.units) is None else math.ceil(rec.units),
+                           "mde": fin(rec.mde)},
         "settings": {"alpha": spec.alpha, "power": spec.power, "arms": spec.arms, "ratio": spec.ratio,
                      "traffic": bundle.main.traffic, "target_mde": spec.mde, "max_days": spec.max_days},
         "assumptions": _records(pd.concat([bundle.main.designs(), *(p.designs() for p in bundle.guardrails.values())],

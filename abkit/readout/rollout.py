@@ -333,7 +333,7 @@ def effect(agg, panel: Panel, outcome, *, label: str = "", pretrend=None) -> Eff
     seeded draws); :attr:`Effect.significant` then needs both.
     """
     est, lo, hi = float(agg.estimate), float(agg.ci_lower), float(agg.ci_upper)
-    boot = getattr(agg, "boot_p_value", None)
+    boot: float | None = getattr(agg, "boot_p_value", None)
     if boot is None:
         boot = getattr(agg, "wild_p_value", math.nan)
     df = float(getattr(agg, "df", math.inf))
@@ -385,7 +385,7 @@ def pretrend_of(dynamic):
 
 def secondary_effects(panel: Panel, spec) -> list[tuple[object, Effect | None, str | None]]:
     """(outcome, effect or None, error text or None) per secondary outcome: the primary's design and pre-trend test."""
-    out = []
+    out: list[tuple[object, Effect | None, str | None]] = []
     for o in spec.secondary:
         try:
             cs = staggered(panel, spec, o)
@@ -478,7 +478,7 @@ class Robustness:
         return out
 
 
-def _consistent(main: Effect, other: Effect) -> tuple[str, bool]:
+def _consistent(main: Effect, other: Effect) -> tuple[str, bool | None]:
     inside = main.ci_lower <= other.estimate <= main.ci_upper
     same_sign = (other.estimate > 0) == (main.estimate > 0)
     if inside:
@@ -885,7 +885,7 @@ def trends_context(fig, panel: Panel, outcome, pretrend, dynamic, main: Effect) 
     t = dynamic.table
     pre = t[t.event_time < 0]
     universal = "reference" in t and bool(t["reference"].any())
-    rows = []
+    rows: list[dict[str, object]] = []
     for r in pre.itertuples():
         if bool(getattr(r, "reference", False)):
             rows.append({"event_time": int(r.event_time), "reference": True})

@@ -79,7 +79,7 @@ def notebook_spec(kind: str, spec_path: str | os.PathLike | None = None, spec: M
                         f"(a YAML spec file) or spec (a dict); got {got}. Example: papermill "
                         f"templates/{TEMPLATE_NAMES.get(kind, 'ab_readout.ipynb')} out.ipynb -p spec_path "
                         "specs/instant_refunds.yaml")
-    if has_path:
+    if has_path and spec_path is not None:      # (has_path implies the second; mypy needs it spelled out)
         loaded = load_spec(os.fspath(spec_path))
     else:
         if not isinstance(spec, Mapping):

@@ -206,13 +206,13 @@ def _check_contents(lf, source, what: str, named: list[NamedColumn], arm, two_ar
         counts = [nw.len().alias("__rows"), *(valid(col).sum().alias(f"__{i}") for i, col in enumerate(numeric))]
         if arm is None:          # one row: the rows and, per numeric column, its values
             rows = _collect(lf.select(*counts), source).to_arrow().to_pylist() if numeric else []
-            values = None
+            values: list[Any] = []
         else:                    # one row per arm (the first 21), in the same scan
             variant, control = arm
             rows = _collect(lf.filter(~nw.col(variant).is_null()).group_by(variant).agg(*counts)
                             .head(ARMS_SHOWN + 1), source).to_arrow().to_pylist()
             values = [r[variant] for r in rows]
-        if numeric and (values is None or len(rows) <= ARMS_SHOWN):
+        if numeric and (arm is None or len(rows) <= ARMS_SHOWN):
             keys = ["__rows", *(f"__{i}" for i in range(len(numeric)))]
             total = {key: sum(r[key] or 0 for r in rows) for key in keys}
             for i, (col, where) in enumerate(numeric.items()):
@@ -267,14 +267,18 @@ def _check_table(ref: TableRef, raw_data: Any, named, problems: Problems, arm, t
     Spark table is checked only in a running SparkSession (the analysis checks it otherwise)."""
     if ref.engine == "duckdb":
         raw_db = raw_data.get("database") if isinstance(raw_data, Mapping) else None
-        if not Path(ref.database).exists():
-            shown = (f"'{printable(raw_db)}' (resolved to '{printable(ref.database)}')" if raw_db != ref.database
-                     else f"'{printable(ref.database)}'")
+        database = ref.database
+        if database is None:        # the spec model requires it for duckdb
+            problems.add("data.database", "required key missing; add `database:` (the DuckDB database file)")
+            return
+        if not Path(database).exists():
+            shown = (f"'{printable(raw_db)}' (resolved to '{printable(database)}')" if raw_db != database
+                     else f"'{printable(database)}'")
             problems.add("data.database", f"DuckDB database file {shown} does not exist; fix the path (a relative "
                                           "path is taken from the spec file's directory)")
             return
         try:
-            check_data_path(ref.database)
+            check_data_path(database)
         except AbkitError as exc:
             problems.add("data.database", str(exc))
             return

@@ -6,14 +6,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from .problems import Problems
 from .models import SYNTHETIC_METHODS
+from .problems import Problems
 from .validated import ExperimentSpec, PowerSpec, RolloutSpec, SyntheticSpec, _build
 from .yaml_loading import parse_spec_text, read_spec_file
 
 __all__ = ["load_spec", "spec_from_dict"]
 
-_CLASS = {"did": RolloutSpec, "synthetic": SyntheticSpec, "power": PowerSpec}
+_CLASS: dict[str, type[ExperimentSpec] | type[RolloutSpec] | type[SyntheticSpec] | type[PowerSpec]] = {
+    "did": RolloutSpec, "synthetic": SyntheticSpec, "power": PowerSpec}
 
 
 def _kind_of(raw) -> str:

@@ -153,9 +153,9 @@ def _unwrap(annotation: Any) -> tuple[Any, list]:
             annotation, metadata = args[0], metadata + list(args[1:])
             continue
         if origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(args) == 1:
-                annotation = args[0]
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(members) == 1:
+                annotation = members[0]
                 continue
         return annotation, metadata
 
@@ -245,7 +245,8 @@ def _range(place: _Place) -> str:
     if place.field is not None and place.annotation is not None:
         metadata = metadata + list(place.field.metadata)
     metadata = [m for item in metadata for m in (item.metadata if isinstance(item, FieldInfo) else [item])]
-    lo = hi = None
+    lo: Any = None                          # the bound's value: any comparable (int, float, date...)
+    hi: Any = None
     lo_open = hi_open = False
     for m in metadata:
         if isinstance(m, annotated_types.Gt):

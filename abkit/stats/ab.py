@@ -155,7 +155,8 @@ class Comparison:
     cov_effect_control: float = np.nan  # Cov(effect, control_value), for Fieller intervals at other levels
 
 
-def linearize(moments: Moments, group: Hashable, statistics: Sequence[Statistic]) -> tuple[np.ndarray, np.ndarray, float]:
+def linearize(moments: Moments, group: Hashable,
+              statistics: Sequence[Statistic]) -> tuple[np.ndarray, np.ndarray, float]:
     """Values of ``statistics`` in ``group`` and their delta-method covariance.
 
     Returns ``(values, V, n)`` where ``V = J Sigma J^T / n`` is the sampling

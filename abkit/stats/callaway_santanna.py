@@ -165,7 +165,8 @@ def _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w, 
             parts.append((lo, hi, wC, dC))
         mu0 = s0 / W0
         if trim_level is not None and W1 / (W1 + W0) >= trim_level:
-            raise DataError(f"cohort {cells[js[0]][0]:g} in period {periods[tcol[0]]:g}: the comparison units hold {W0 / (W1 + W0):.2%} of the "
+            raise DataError(f"cohort {cells[js[0]][0]:g} in period {periods[tcol[0]]:g}: "
+                            f"the comparison units hold {W0 / (W1 + W0):.2%} of the "
                             f"cell's weight, so the propensity score of every one is at or above "
                             f"trim_level={trim_level:g} and DRDID's trimming leaves no comparison. Use "
                             "method='reg' (no propensity score) or trim_level=1")
@@ -357,7 +358,9 @@ def aggregate_att_gt(res: AttGt, kind: str = "simple", min_e: float = -np.inf, m
                 continue
             wts = pgg[keep] / pgg[keep].sum()
             est, psi = _combine(att, inf, keep, wts)
-            labels.append(g), atts.append(est), psis.append(psi)
+            labels.append(g)
+            atts.append(est)
+            psis.append(psi)
         A = np.array(atts)
         Pm = np.column_stack(psis)
         pgl = pg_by_group[np.searchsorted(glist, np.array(labels))]
@@ -379,7 +382,9 @@ def aggregate_att_gt(res: AttGt, kind: str = "simple", min_e: float = -np.inf, m
             keep = np.nonzero(mask & (e_all == e))[0]
             wts = pgg[keep] / pgg[keep].sum()
             est, psi = _combine(att, inf, keep, wts, True, pgg, w, ug, cg)
-            labels.append(e), atts.append(est), psis.append(psi)
+            labels.append(e)
+            atts.append(est)
+            psis.append(psi)
             refs.append(bool(np.all(is_ref_cell[keep])))
         A = np.array(atts)
         Pm = np.column_stack(psis)
@@ -394,7 +399,9 @@ def aggregate_att_gt(res: AttGt, kind: str = "simple", min_e: float = -np.inf, m
                 continue
             wts = pgg[keep] / pgg[keep].sum()
             est, psi = _combine(att, inf, keep, wts, True, pgg, w, ug, cg)
-            labels.append(t), atts.append(est), psis.append(psi)
+            labels.append(t)
+            atts.append(est)
+            psis.append(psi)
         A = np.array(atts)
         Pm = np.column_stack(psis)
         idx = np.arange(len(labels))

@@ -277,7 +277,7 @@ class AlwaysValid:
             raise AbkitError(f"planned_n={self.planned_n!r} must be a positive number of units (all arms)")
 
     @classmethod
-    def coerce(cls, sequential) -> "AlwaysValid":
+    def coerce(cls, sequential) -> AlwaysValid:
         """``sequential=`` of :func:`abkit.analyze` as a design (``True`` alone is refused: no planned size)."""
         if isinstance(sequential, AlwaysValid):
             return sequential

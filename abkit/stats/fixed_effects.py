@@ -104,7 +104,7 @@ class FixedEffects:
                 raise DataError("a fixed-effect level has no observations with positive weight")
         self.exact = True
         self._balanced = False
-        self.rank = sum(self.levels) if len(codes) < 2 else None
+        self.rank = sum(self.levels)        # zero or one dimension; two dimensions: set below
         if len(codes) == 2:
             # order so that the second dimension (B) is the smaller one
             self._order = (1, 0) if self.levels[1] > self.levels[0] else (0, 1)

@@ -73,34 +73,34 @@ def bacon_decomposition(Y: np.ndarray, periods: np.ndarray, first: np.ndarray) -
         for b in range(tk.size):
             if not Dbar[a] > Dbar[b]:
                 continue
-            k, l = a, b            # k treated earlier (larger Dbar)
-            nk, nl = share[k], share[l]
+            k, ell = a, b          # k treated earlier (larger Dbar), ell (the paper's l) later
+            nk, nl = share[k], share[ell]
             nkl = nk / (nk + nl)
             # (1) k treated, l control, window before l's treatment
-            if Dbar[k] < 1 and Dbar[l] < 1:
-                win = periods < tk[l]
+            if Dbar[k] < 1 and Dbar[ell] < 1:
+                win = periods < tk[ell]
                 pre = win & (periods < tk[k])
                 postk = win & (periods >= tk[k])
                 if pre.any() and postk.any():
                     est = ((ybar[k, postk].mean() - ybar[k, pre].mean())
-                           - (ybar[l, postk].mean() - ybar[l, pre].mean()))
-                    wt = (((nk + nl) * (1 - Dbar[l])) ** 2 * nkl * (1 - nkl)
-                          * (Dbar[k] - Dbar[l]) * (1 - Dbar[k]) / (1 - Dbar[l]) ** 2) / VD
-                    kind = "treated vs never treated" if np.isposinf(tk[l]) else "earlier vs later treated"
-                    out.append((tk[k], tk[l], kind, est, wt))
+                           - (ybar[ell, postk].mean() - ybar[ell, pre].mean()))
+                    wt = (((nk + nl) * (1 - Dbar[ell])) ** 2 * nkl * (1 - nkl)
+                          * (Dbar[k] - Dbar[ell]) * (1 - Dbar[k]) / (1 - Dbar[ell]) ** 2) / VD
+                    kind = "treated vs never treated" if np.isposinf(tk[ell]) else "earlier vs later treated"
+                    out.append((tk[k], tk[ell], kind, est, wt))
             # (2) l treated, k (already treated) control, window after k's treatment
-            if Dbar[l] > 0:
+            if Dbar[ell] > 0:
                 win = periods >= tk[k]
-                pre = win & (periods < tk[l])
-                postl = win & (periods >= tk[l])
+                pre = win & (periods < tk[ell])
+                postl = win & (periods >= tk[ell])
                 if pre.any() and postl.any():
-                    est = ((ybar[l, postl].mean() - ybar[l, pre].mean())
+                    est = ((ybar[ell, postl].mean() - ybar[ell, pre].mean())
                            - (ybar[k, postl].mean() - ybar[k, pre].mean()))
                     wt = (((nk + nl) * Dbar[k]) ** 2 * nkl * (1 - nkl)
-                          * Dbar[l] * (Dbar[k] - Dbar[l]) / Dbar[k] ** 2) / VD
+                          * Dbar[ell] * (Dbar[k] - Dbar[ell]) / Dbar[k] ** 2) / VD
                     kind = ("later vs always treated" if np.isneginf(tk[k])
                             else "later vs earlier treated")
-                    out.append((tk[l], tk[k], kind, est, wt))
+                    out.append((tk[ell], tk[k], kind, est, wt))
     if not out:
         raise DataError("no 2x2 comparison exists (a single timing group)")
     return Bacon(treated=np.array([o[0] for o in out], dtype=np.float64),

@@ -99,8 +99,14 @@ class _Integrator:
         self.t = t
         self.drift = float(drift)
         self.points = points | 1  # Simpson needs an odd number of nodes
-        self.grid = None  # nodes of the current continuation region
-        self.weights = None  # Simpson weights times the sub-density at the nodes
+        self.grid: np.ndarray | None = None  # nodes of the current continuation region
+        self.weights: np.ndarray | None = None  # Simpson weights times the sub-density at the nodes
+
+    def _region(self) -> tuple[np.ndarray, np.ndarray]:
+        """The nodes and weights of the continuation region (set by :meth:`advance` at the previous look)."""
+        if self.grid is None or self.weights is None:
+            raise AbkitError("the continuation region is only known after advance() at the previous look")
+        return self.grid, self.weights
 
     def crossing(self, k: int, c: float) -> tuple[float, float]:
         """P(first exit at look k above +c) and (below -c), given the region so far."""
@@ -108,11 +114,12 @@ class _Integrator:
         if k == 0:
             sd = np.sqrt(t[0])
             return float(stats.norm.sf((c - mu * t[0]) / sd)), float(stats.norm.cdf((-c - mu * t[0]) / sd))
+        grid, weights = self._region()
         sd = np.sqrt(t[k] - t[k - 1])
-        m = self.grid + mu * (t[k] - t[k - 1])
+        m = grid + mu * (t[k] - t[k - 1])
         up = stats.norm.sf((c - m) / sd)
         down = stats.norm.cdf((-c - m) / sd)
-        return float(self.weights @ up), float(self.weights @ down)
+        return float(weights @ up), float(weights @ down)
 
     def advance(self, k: int, c: float) -> None:
         """Condition on no exit at look k (``|S_k| < c``) and move the density there."""
@@ -129,9 +136,10 @@ class _Integrator:
         if k == 0:
             dens = stats.norm.pdf(nodes, loc=mu * t[0], scale=np.sqrt(t[0]))
         else:
+            grid, weights = self._region()
             sd = np.sqrt(t[k] - t[k - 1])
-            u = (nodes[:, None] - (self.grid + mu * (t[k] - t[k - 1]))[None, :]) / sd
-            dens = np.exp(-0.5 * u * u) @ self.weights / (sd * np.sqrt(2.0 * np.pi))
+            u = (nodes[:, None] - (grid + mu * (t[k] - t[k - 1]))[None, :]) / sd
+            dens = np.exp(-0.5 * u * u) @ weights / (sd * np.sqrt(2.0 * np.pi))
         self.grid, self.weights = nodes, simpson * dens
 
 

@@ -56,9 +56,12 @@ class _Result:
     """Shared behaviour: a readable repr and a tidy frame."""
 
     _headline: tuple[str, ...] = ()
+    # fields every result dataclass declares (annotations only: a plain base adds no dataclass fields)
+    method: str
+    note: str
 
     def _items(self):
-        return [(f.name, getattr(self, f.name)) for f in fields(self)]  # type: ignore[arg-type]
+        return [(f.name, getattr(self, f.name)) for f in fields(self)]
 
     def __repr__(self) -> str:
         head = ", ".join(f"{k}={_show(getattr(self, k))}" for k in self._headline)
@@ -68,7 +71,7 @@ class _Result:
             if k in skip or v is None or _neutral(self, k, v):
                 continue
             parts.append(f"{k}={_show(v)}")
-        note = f"; note: {self.note}" if getattr(self, "note", "") else ""
+        note = f"; note: {self.note}" if self.note else ""
         return f"{type(self).__name__}({head}; {', '.join(parts)}; {self.method}{note})"
 
     def to_dict(self) -> dict:

@@ -354,13 +354,13 @@ def mde_proportion(p_control, n_control, alpha=0.05, power=0.8, ratio=1.0, alter
     # just above the null boundary (t = -margin) the power is <= alpha < target
     lo = -mg_ + 1e-12 * np.maximum(1.0, mg_)
     f_lo = f(lo, idx)
-    t = np.full(pc_.size, np.nan)
+    t_flat = np.full(pc_.size, np.nan)
     ok = np.flatnonzero(reach)
     if ok.size:
         def g(x, i):
             return f(x, ok[i])
-        t[ok] = find_root(g, lo[ok], t_max[ok], f_lo[ok], f_hi[ok])
-    t = t.reshape(shape)
+        t_flat[ok] = find_root(g, lo[ok], t_max[ok], f_lo[ok], f_hi[ok])
+    t = t_flat.reshape(shape)
     eff = sign * t
     pt = pc + eff
     note = "" if np.all(reach) else "NaN where no p_treatment in [0, 1] reaches the power"

@@ -72,8 +72,8 @@ both hyperparameters out:
 
 The posterior of each ``theta_i`` is then a mixture of normals: ``shrunk`` is
 its mean, ``shrunk_lower``/``shrunk_upper`` its equal-tailed quantiles (the
-mixture's CDF inverted by safeguarded Newton steps, :func:`normal_mixture_quantile`). A weighted sum of true effects (e.g.
-the total impact of the shipped experiments, :meth:`Shrinkage.total`) is a
+mixture's CDF inverted by safeguarded Newton steps, :func:`normal_mixture_quantile`).
+A weighted sum of true effects (e.g. the total impact of the shipped experiments, :meth:`Shrinkage.total`) is a
 mixture of normals too, with the covariance above, so the total's interval is
 exact under the model rather than a sum of intervals.
 
@@ -171,7 +171,10 @@ def reml_log_likelihood(tau2, y: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 def dersimonian_laird_tau2(y: np.ndarray, s: np.ndarray) -> float:
-    """DerSimonian and Laird (1986) moment estimate ``max(0, (Q - (k-1)) / (sum w - sum w^2 / sum w))``, ``w = 1/s^2``."""
+    """DerSimonian and Laird (1986) moment estimate.
+
+    ``max(0, (Q - (k-1)) / (sum w - sum w^2 / sum w))`` with ``w = 1/s^2``.
+    """
     w = 1.0 / (s * s)
     mu = float(np.sum(w * y) / np.sum(w))
     q = float(np.sum(w * (y - mu) ** 2))
@@ -317,8 +320,8 @@ class Shrinkage:
     tau_upper: float
     level: float
     method: str
-    _tau2: np.ndarray = field(repr=False, default=None)       # grid nodes of tau^2
-    _weights: np.ndarray = field(repr=False, default=None)    # posterior weights of the nodes
+    _tau2: np.ndarray = field(repr=False)       # grid nodes of tau^2
+    _weights: np.ndarray = field(repr=False)    # posterior weights of the nodes
 
     def _conditional(self):
         """Per node ``g``: ``B`` (G, k), ``m`` (G, k) = E[theta | tau_g, y], ``sum w`` (G,)."""

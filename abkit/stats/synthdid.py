@@ -524,7 +524,7 @@ def _run_fw(problems: list, reg: Regularization, min_decrease: np.ndarray):
     x, _ = simplex_ridge_fw(A, b, eta, x0, n_rows=n_rows, allowed=allowed, min_decrease=md, max_iter=reg.max_iter,
                             pre_sparsify=reg.max_iter_pre_sparsify if reg.sparsify else None)
     out, at = [], 0
-    for (Ap, _bp, _z, xp, _ok, _nr), Bp in zip(problems, Bs):
+    for (_Ap, _bp, _z, xp, _ok, _nr), Bp in zip(problems, Bs):
         out.append(x[at:at + Bp, :xp.shape[1]])
         at += Bp
     return out
@@ -586,17 +586,20 @@ def solve(Y: np.ndarray, problems: Problems, reg: Regularization, *, X: np.ndarr
         solved = _run_fw(kinds, reg, md)
         lam = solved.pop(0) if reg.update_lambda else lambda0
         omega = solved.pop(0) if reg.update_omega else omega0
-    Yc = col.Yc if not C else col.Yc - np.einsum("bc,bcij->bij", beta, col.Xc)
+    Yc = col.Yc
+    path_tr = col.path_treated
+    paths_co = col.paths_control
+    if C:
+        # _collapse fills the covariate forms whenever there is a covariate
+        assert col.Xc is not None and col.xpath_treated is not None and col.xpaths_control is not None
+        Yc = Yc - np.einsum("bc,bcij->bij", beta, col.Xc)
+        path_tr = path_tr - np.einsum("bc,bct->bt", beta, col.xpath_treated)
+        paths_co = paths_co - np.einsum("bc,bckt->bkt", beta, col.xpaths_control)
     # tau = [ybar_tr,post - lambda' ybar_tr,pre] - omega' [ybar_co,post - Y_co,pre lambda]
     treated_part = Yc[:, K, P] - np.einsum("bp,bp->b", lam, Yc[:, K, :P])
     control_part = Yc[:, :K, P] - np.einsum("bkp,bp->bk", Yc[:, :K, :P], lam)
     estimate = treated_part - np.einsum("bk,bk->b", omega, control_part)
     # gap paths: treated - (omega' controls + c), c the lambda-weighted pre-period gap (0 for SC)
-    path_tr = col.path_treated
-    paths_co = col.paths_control
-    if C:
-        path_tr = path_tr - np.einsum("bc,bct->bt", beta, col.xpath_treated)
-        paths_co = paths_co - np.einsum("bc,bckt->bkt", beta, col.xpaths_control)
     raw_gap = path_tr - np.einsum("bk,bkt->bt", omega, paths_co)
     offset = np.einsum("bp,bp->b", lam, raw_gap[:, :P])
     gap = raw_gap - offset[:, None]
@@ -644,6 +647,8 @@ def covariate_weights(col: _Collapsed, reg: Regularization, zeta_omega, zeta_lam
     for ``Y`` and each covariate. Returns ``(lambda, omega, beta)``.
     """
     Yc, Xc = col.Yc, col.Xc
+    if Xc is None:
+        raise DataError("covariate_weights needs covariates: the collapsed problems hold none (X was None or empty)")
     B, C, K1, P1 = Xc.shape
     K, P = K1 - 1, P1 - 1
     zo2 = np.broadcast_to(np.asarray(zeta_omega, dtype=np.float64) ** 2, (B,))
@@ -1231,10 +1236,10 @@ def staggered_bootstrap_se(Y: np.ndarray, fit: StaggeredFit, *, reps: int = 200,
             t1.append(T - spec.start)
         got += 1
     res = _solve_cohorts(Y, specs, ctl, trs, X=X, omega_init=om0, lambda_init=lam0)
-    owner = np.asarray(owner)
+    owner_index = np.asarray(owner)
     w = np.asarray(n1, dtype=np.float64) * np.asarray(t1)
-    values = np.bincount(owner, weights=w * res.estimate, minlength=reps) / np.bincount(owner, weights=w,
-                                                                                          minlength=reps)
+    values = (np.bincount(owner_index, weights=w * res.estimate, minlength=reps)
+              / np.bincount(owner_index, weights=w, minlength=reps))
     return Replications(method="bootstrap", se=_replication_se(values), estimates=values)
 
 
@@ -1266,8 +1271,9 @@ def staggered_jackknife_se(Y: np.ndarray, fit: StaggeredFit, *, X: np.ndarray | 
             n1.append(tr.size)
             t1.append(T - spec.start)
     res = _solve_cohorts(Y, specs, ctl, trs, X=X, omega_init=om0, lambda_init=lam0, fixed=True)
-    owner = np.asarray(owner)
+    owner_index = np.asarray(owner)
     w = np.asarray(n1, dtype=np.float64) * np.asarray(t1)
-    u = np.bincount(owner, weights=w * res.estimate, minlength=N) / np.bincount(owner, weights=w, minlength=N)
+    u = (np.bincount(owner_index, weights=w * res.estimate, minlength=N)
+         / np.bincount(owner_index, weights=w, minlength=N))
     se = float(math.sqrt((N - 1) / N * (N - 1) * np.var(u, ddof=1)))
     return Replications(method="jackknife", se=se, estimates=u)
