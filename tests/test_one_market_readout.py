@@ -278,7 +278,8 @@ def _verdicts(loadings, effect, seeds):
 
 def replace_fit(res):
     """The result as if its fit were good and the rank test absent: the placebo p-value alone decides."""
-    return SimpleNamespace(**{**vars_of(res), "fit_quality": "good", "fit_message": "", "permutation_p_value": math.nan})
+    return SimpleNamespace(**{**vars_of(res), "fit_quality": "good", "fit_message": "",
+                              "permutation_p_value": math.nan})
 
 
 def vars_of(res) -> dict:
@@ -481,7 +482,8 @@ def test_every_section_renders_for_other_designs(project, case):
     computed and says what the design is (a readout never fails on a design the estimator supports)."""
     frame = pd.read_parquet(project / "data" / "panel.parquet")
     if case in ("three markets", "staggered"):
-        for market, week in (("FR", 30 if case == "three markets" else 33), ("IT", 30 if case == "three markets" else 36)):
+        three = case == "three markets"
+        for market, week in (("FR", 30 if three else 33), ("IT", 30 if three else 36)):
             frame.loc[(frame.market == market) & (frame.week >= week), "launched"] = 1
     frame.to_parquet(project / "data" / "panel.parquet")
     extra = {"inference": "conformal"} if case == "conformal" else {"method": "sc"} if case == "sc" else {}
@@ -530,8 +532,9 @@ def test_an_incomplete_panel_is_refused_with_the_cell_named(project):
 def poor(tmp_path_factory):
     base = tmp_path_factory.mktemp("poor")
     (base / "data").mkdir()
-    abkit.simulate.one_market_panel(seed=2026, launched_loading=8, noise_sd=0.02).to_parquet(base / "data" / "p.parquet")
-    spec = replace(load_spec(SPEC), data=str(base / "data" / "p.parquet"), secondary=())
+    panel_path = base / "data" / "p.parquet"
+    abkit.simulate.one_market_panel(seed=2026, launched_loading=8, noise_sd=0.02).to_parquet(panel_path)
+    spec = replace(load_spec(SPEC), data=str(panel_path), secondary=())
     panel = market_launch.load_panel(spec)
     result = market_launch.estimate(panel, spec)
     yield SimpleNamespace(spec=spec, panel=panel, result=result,
@@ -574,7 +577,8 @@ def test_the_sample_readout_end_to_end(run):
              "DE against its synthetic twin",
              ">Estimated impact<", "Three ways to read the same data", ">Other outcomes<",
              "Comparison markets behind the twin", "Placebo launches: is the effect unusual?",
-             "Pre-launch fit: did the twin track the market?", ">Methodology<", ">Glossary<", "Computed from one snapshot"]
+             "Pre-launch fit: did the twin track the market?", ">Methodology<", ">Glossary<",
+             "Computed from one snapshot"]
     order = [text.index(s) for s in marks]
     assert order == sorted(order), [m for m, _ in sorted(zip(marks, order), key=lambda t: t[1])]
     words = visible(text)
@@ -585,7 +589,8 @@ def test_the_sample_readout_end_to_end(run):
     summary = summary_of(run, "refund_tracker_germany")
     assert summary["kind"] == "synthetic" and summary["arms"][0]["label"] == "Worked"
     index = (run["out"] / "index.html").read_text(encoding="utf-8")
-    assert 'href="refund_tracker_germany/readout.html"' in index and "Refund tracker, launched in Germany first" in index
+    assert 'href="refund_tracker_germany/readout.html"' in index
+    assert "Refund tracker, launched in Germany first" in index
     import nbformat
 
     nb = nbformat.read(folder / "readout.ipynb", as_version=4)

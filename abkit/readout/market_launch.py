@@ -130,7 +130,7 @@ def other_estimators(panel: Panel, spec, main: SyntheticResult) -> tuple[Estimat
 
 def secondary_effects(panel: Panel, spec) -> list[tuple]:
     """``(outcome, result or None, error or None)`` for each secondary outcome, read with the spec's method."""
-    out = []
+    out: list[tuple] = []
     for o in spec.secondary:
         try:
             out.append((o, estimate(panel, spec, o), None))
@@ -282,7 +282,7 @@ def launch_context(spec, panel: Panel, result: SyntheticResult) -> dict:
     uses, the periods, the outcomes, the method."""
     units, tw = plural(panel.unit), plural(panel.time)
     used = int((result.unit_weights > 0).sum())
-    rows = [("Launched", _launch_words(result, panel)),
+    rows: list[tuple[str, str | list[str]]] = [("Launched", _launch_words(result, panel)),
             ("Comparison", f"{result.n_control} never-launched {units}; the synthetic twin is a weighted mix of "
                            f"{used} of them (see below)")]
     periods = panel.periods
@@ -450,7 +450,7 @@ def placebo_context(fig, result: SyntheticResult, panel: Panel) -> dict:
     (``one_market_figure.html.j2``)."""
     where, units = _where(result), plural(panel.unit)
     title = "Placebo launches: is the effect unusual?"
-    if fig is None:
+    if fig is None or result.placebo is None:
         return {"title": title, "chart": None, "banner": None, "after": [],
                 "caption": f"No placebo runs: there are not more comparison {units} than launched ones, so the "
                            f"uncertainty comes from {result.inference} inference."}
@@ -496,6 +496,7 @@ def fit_context(fig, result: SyntheticResult, panel: Panel) -> dict:
     where, units = _where(result), plural(panel.unit)
     ratio = _fit_ratio(result)
     kind = {"good": "ok", "fair": "warn", "poor": "bad"}.get(result.fit_quality, "warn")
+    banner: dict[str, str | None]
     if result.fit_quality == "poor":
         level = float(result.paths["treated"][~result.paths["post"]].mean()) if result.paths is not None else math.nan
         of_level = (f", {format_pct(result.pre_rmspe / abs(level), 0, sign=False)} of {where}'s level"
@@ -504,10 +505,11 @@ def fit_context(fig, result: SyntheticResult, panel: Panel) -> dict:
         helps = "more history before launch, other comparison " + units + ", a less noisy outcome" + (
             ", or synthetic DiD (method: sdid), which also matches the level just before launch"
             if result.method == "sc" else "")
-        banner = {"kind": kind, "title": "Poor pre-launch fit.", "text": f"Before launch the synthetic twin did not follow {where} closely: it missed by "
-                        f"{format_number(result.pre_rmspe, 3)} on average (RMSPE){of_level}{times}. So after launch "
-                        "it is not a reliable picture of what would have happened without the change, and the "
-                        f"verdict cannot be 'Worked'. What can help: {helps}."}
+        text = (f"Before launch the synthetic twin did not follow {where} closely: it missed by "
+                f"{format_number(result.pre_rmspe, 3)} on average (RMSPE){of_level}{times}. So after launch it is "
+                "not a reliable picture of what would have happened without the change, and the verdict cannot be "
+                f"'Worked'. What can help: {helps}.")
+        banner = {"kind": kind, "title": "Poor pre-launch fit.", "text": text}
     else:
         banner = {"kind": kind, "title": None, "text": result.fit_message}
     caption = (f"The gap between {where} and its twin, {panel.time} by {panel.time}. Before launch it should stay "

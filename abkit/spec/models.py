@@ -854,8 +854,8 @@ class SyntheticDocument(_Header):
     outcome: Outcome = Field(description="the primary outcome: a column, or {name, numerator, denominator, better} "
                                          "(the unit-period ratio)")
     secondary: list[Outcome] | None = Field(None, description="more outcomes, reported alongside")
-    method: Annotated[Literal["sdid", "sc"], BeforeValidator(_synthetic_method,
-                                                             json_schema_input_type=Literal[SYNTHETIC_METHODS])] = Field(
+    method: Annotated[Literal["sdid", "sc"],
+                      BeforeValidator(_synthetic_method, json_schema_input_type=Literal[SYNTHETIC_METHODS])] = Field(
         "sdid", description="sdid (synthetic difference-in-differences, default; also: synthetic) or sc (synthetic "
                             "control)")
     covariates: ColumnList | None = Field(None, examples=[["avg_basket_value"]],

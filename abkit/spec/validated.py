@@ -34,12 +34,12 @@ from .data_checks import named_columns
 from .models import (
     DEFAULT_PLAN_DAYS,
     DOCUMENTS,
+    SYNTHETIC_METHODS,
     AbDocument,
     DataSource,
     MetricDocument,
     OutcomeDocument,
     PowerDocument,
-    SYNTHETIC_METHODS,
     RolloutDocument,
     SyntheticDocument,
     TableDocument,
