@@ -1060,13 +1060,16 @@ SAMPLE_SPECS: dict[str, tuple[Callable[..., pd.DataFrame], dict]] = {
                  "refund_rate": -0.05,
                  "time_to_refund_hours": -0.10},
         seed=2026)),
+    "one_market_panel.parquet": (lambda **kw: one_market_panel(**kw), dict(seed=2026)),   # defined below
 }
 """The committed samples: file name -> (generator, keyword arguments).
 
 ``aftersales_ab_interim.parquet`` is an interim look at the same test as
 ``aftersales_ab.parquet``: the buyers exposed in its first 12 days.
 ``aftersales_ab.parquet`` also holds each buyer's time to refund read on
-2026-10-12, with censoring (:func:`with_refund_times`)."""
+2026-10-12, with censoring (:func:`with_refund_times`).
+``one_market_panel.parquet`` is a launch in one market (DE, week 79 of 104,
+contact rate -10%) for the synthetic control readout (``kind: synthetic``)."""
 
 
 def _first_days(df: pd.DataFrame, days: int) -> pd.DataFrame:

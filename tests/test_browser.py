@@ -132,6 +132,7 @@ def pages():
     out.update({name: folder / "readout.html" for name, folder in run["samples"].items()})
     missing = [k for k, p in out.items() if not p.exists()]
     assert not missing, f"readouts not produced: {missing}; see tests/test_readout.py"
+    assert {"refund_policy_rollout", "refund_tracker_germany"} <= set(out)   # the DiD and one-market pages too
     return out
 
 
