@@ -7,6 +7,10 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_TEST := $(VENV)/.installed-test
 SPECS  := $(wildcard specs/*.yaml)
+# The demo reads the specs out in two runs into one folder, as two scheduler jobs would: the A/B tests,
+# then the rollout and the test plan. The results store keeps both runs; the index and programme pages show all.
+AB_SPECS    := $(shell grep -L -E '^kind: *(did|power)' $(SPECS))
+OTHER_SPECS := $(filter-out $(AB_SPECS),$(SPECS))
 OUT    ?= reports
 
 .PHONY: demo test test-fast bench data clean lab screenshots
@@ -26,7 +30,9 @@ $(STAMP_TEST): pyproject.toml | $(PY)
 	touch $@
 
 demo: $(STAMP_DEMO)
-	$(VENV)/bin/abkit readout $(SPECS) --out $(OUT)
+	$(VENV)/bin/abkit readout $(AB_SPECS) --out $(OUT) --jobs 2
+	$(VENV)/bin/abkit readout $(OTHER_SPECS) --out $(OUT) --jobs 2
+	@echo "portfolio: $(OUT)/index.html   programme: $(OUT)/programme.html"
 
 test: $(STAMP_TEST)
 	$(PY) -m pytest -q
@@ -51,8 +57,8 @@ CHROMIUM_FLAGS := --headless --no-sandbox --disable-gpu --disable-background-net
 screenshots: demo
 	@command -v chromium >/dev/null || { echo "chromium not found: apt-get install -y chromium"; exit 1; }
 	@mkdir -p $(OUT)/screenshots
-	@for page in $(OUT)/*/readout.html $(OUT)/index.html; do \
-		name=$$(basename $$(dirname $$page)); [ "$$page" = "$(OUT)/index.html" ] && name=index; \
+	@for page in $(OUT)/*/readout.html $(OUT)/index.html $(OUT)/programme.html; do \
+		name=$$(basename $$(dirname $$page)); [ "$$(dirname $$page)" = "$(OUT)" ] && name=$$(basename $$page .html); \
 		profile=$$(mktemp -d); \
 		chromium $(CHROMIUM_FLAGS) --user-data-dir=$$profile --window-size=1280,800 \
 			--screenshot=$(OUT)/screenshots/$$name.png "file://$$(realpath $$page)" 2>/dev/null; \

@@ -183,6 +183,8 @@ def yearly_impact(effect: float, ci_lower: float, ci_upper: float, impact: Impac
     (``unit`` per ``per``), e.g. -0.0015 contacts per order.
     """
     spec = ImpactSpec.coerce(impact)
+    if spec is None:
+        raise SpecError("yearly_impact needs an impact block {volume, unit, ...}, got None")
     vol = spec.volume
     change, lo, hi = vol * float(effect), vol * float(ci_lower), vol * float(ci_upper)
     lo, hi = min(lo, hi), max(lo, hi)

@@ -1,14 +1,16 @@
 """The ``abkit`` command.
 
-    abkit readout SPEC.yaml [SPEC.yaml ...] --out reports/ [--jobs N] [--root DIR] [--templates DIR] [--force]
-    abkit export READOUT.ipynb [--html PAGE.html]
+    abkit readout SPEC.yaml [SPEC.yaml ...] --out reports/ [--jobs N] [--root DIR] [--templates DIR] [--force] [--pdf]
+    abkit export READOUT.ipynb [--html PAGE.html | --out reports/ [--pdf] [--force]]
     abkit validate SPEC.yaml [SPEC.yaml ...]
     abkit power PLAN.yaml [PLAN.yaml ...] [--json]
     abkit schema [--out FILE]
     abkit --version
 
 ``readout`` runs the notebook of each spec's kind (``ab``, ``did``, ``power``).
-``export`` turns a notebook executed by plain papermill into the same page.
+``export`` turns a notebook executed by plain papermill into the same page; with
+``--out DIR`` it also records the notebook's results in ``DIR/abkit.duckdb`` and
+rebuilds ``DIR/index.html`` and ``DIR/programme.html``, as ``abkit readout --out DIR`` does.
 ``power`` prints the recommendation of ``kind: power`` specs (how many days,
 what MDE) without running a notebook; ``--json`` prints the whole plan as JSON.
 ``schema`` prints the JSON Schema of the spec format (all three kinds), for
@@ -18,7 +20,8 @@ Names and messages from spec files are printed with control and bidi
 characters escaped (``\x1b``, ``\u202e``): a spec cannot drive the terminal.
 
 Exit codes: 0 all readouts produced; 1 some experiments failed (named on
-stderr, details in their error.txt) or a plan could not be computed; 2
+stderr, details in their error.txt), a readout could not be recorded in the
+results store or printed to PDF (its page is written), or a plan could not be computed; 2
 invalid specs or usage (one clean message, no traceback); 130 interrupted.
 """
 from __future__ import annotations
@@ -71,14 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--templates", metavar="DIR", default=None,
                     help="your own copies of the template notebooks (ab_readout.ipynb, did_readout.ipynb, "
                          "power_plan.ipynb; optionally html/abkit); default: the ones shipped with abkit")
+    ro.add_argument("--pdf", action="store_true",
+                    help="also print each page to readout.pdf with headless Chromium (must be installed)")
 
     ex = sub.add_parser("export", help="turn an executed readout notebook into the self-contained HTML page",
                         description="Export a readout notebook executed by plain papermill (e.g. papermill "
                                     "templates/ab_readout.ipynb out.ipynb -p spec_path spec.yaml) to the same "
                                     "HTML page `abkit readout` writes: code hidden, images embedded.")
     ex.add_argument("notebook", metavar="READOUT.ipynb", help="an executed readout notebook")
-    ex.add_argument("--html", metavar="PAGE.html", default=None,
-                    help="where to write the page (default: next to the notebook, same name, .html)")
+    where = ex.add_mutually_exclusive_group()
+    where.add_argument("--html", metavar="PAGE.html", default=None,
+                       help="where to write the page (default: next to the notebook, same name, .html)")
+    where.add_argument("--out", "-o", metavar="DIR", default=None,
+                       help="publish into a reports folder as `abkit readout --out DIR` does: DIR/<experiment>/"
+                            "readout.html, the results in DIR/abkit.duckdb, DIR/index.html and programme.html")
+    ex.add_argument("--pdf", action="store_true", help="with --out: also print the page to readout.pdf (Chromium)")
+    ex.add_argument("--force", action="store_true",
+                    help="with --out: write into a folder (or index.html) abkit did not write")
     ex.add_argument("--title", default=None, help="page title (default: the notebook's file name)")
     ex.add_argument("--templates", metavar="DIR", default=None,
                     help="a folder with your own html/abkit page template (default: the shipped one)")
@@ -103,14 +115,17 @@ def _readout(args) -> int:
     from .readout.runner import INDEX_NAME, run_readouts
 
     outcomes = run_readouts(args.specs, args.out, jobs=args.jobs, progress=not args.no_progress,
-                            templates=args.templates, root=args.root, force=args.force)
+                            templates=args.templates, root=args.root, force=args.force, pdf=args.pdf)
     for o in outcomes:
         if o.ok:
             print(printable(o.html))
+            if o.pdf is not None:
+                print(printable(o.pdf))
     stopped = [o for o in outcomes if o.status in ("interrupted", "not run")]
     failed = [o for o in outcomes if o.status == "failed"]
     if outcomes:
         print(f"index: {printable(outcomes[0].folder.parent / INDEX_NAME)}", file=sys.stderr)
+    unkept = _report_side_problems(outcomes)
     if stopped:
         finished = sum(o.ok for o in outcomes)
         print(f"abkit: interrupted: {finished} of {len(outcomes)} readouts finished; "
@@ -127,20 +142,52 @@ def _readout(args) -> int:
             print(f"  FAILED {printable(o.name)} [{printable(o.spec_path)}]: {printable(o.error)}{where}",
                   file=sys.stderr)
         return 1
-    return 0
+    return 1 if unkept else 0
+
+
+def _report_side_problems(outcomes) -> int:
+    """Name every readout whose results are not in the store or whose PDF was not printed; how many."""
+    problems = 0
+    for o in outcomes:
+        if o.store_error:
+            problems += 1
+            print(f"abkit: results store: {printable(o.name)} [{printable(o.slug)}] not recorded: "
+                  f"{printable(o.store_error)}", file=sys.stderr)
+        if o.pdf_error:
+            problems += 1
+            print(f"abkit: pdf: {printable(o.name)} [{printable(o.slug)}]: {printable(o.pdf_error)}", file=sys.stderr)
+    return problems
 
 
 def _export(args) -> int:
     from pathlib import Path
 
     from .errors import ReadoutError
-    from .readout.runner import export_html
+    from .readout.runner import _read_summary, export_html
 
     notebook = Path(args.notebook)
     if not notebook.is_file():
         raise ReadoutError(f"notebook not found: {notebook}; pass the notebook papermill wrote")
+    if args.out is not None:
+        from .readout.runner import INDEX_NAME, publish_notebook
+
+        outcome = publish_notebook(notebook, args.out, force=args.force, pdf=args.pdf, templates=args.templates)
+        print(printable(outcome.html))
+        if outcome.pdf is not None:
+            print(printable(outcome.pdf))
+        print(f"index: {printable(outcome.folder.parent / INDEX_NAME)}", file=sys.stderr)
+        return 1 if _report_side_problems([outcome]) else 0
+    if args.pdf or args.force:
+        raise ReadoutError("--pdf and --force go with --out DIR (publishing into a reports folder)")
     page = Path(args.html) if args.html else notebook.with_suffix(".html")
     print(printable(export_html(notebook, page, title=args.title or notebook.stem, templates=args.templates)))
+    lines = (_read_summary(notebook) or {}).get("digest")
+    if lines:          # the five lines to paste into a chat, next to the page
+        from .readout.digest import summary_text
+        from .readout.files import atomic_write_text
+
+        written = atomic_write_text(page.with_name(page.stem + ".summary.md"), summary_text(lines, str(page.resolve())))
+        print(f"summary: {printable(written)}", file=sys.stderr)
     return 0
 
 

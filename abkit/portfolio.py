@@ -49,6 +49,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,7 +76,8 @@ _USABLE_KINDS = ("ab", "did")
 OVERVIEW_COLUMNS = [
     "experiment", "slug", "owner", "kind", "status", "error", "metric", "better", "variant", "verdict",
     "verdict_note", "headline", "rel_effect", "rel_ci_lower", "rel_ci_upper", "p_value", "p_value_adjusted",
-    "alpha", "sequential", "run_time", "data_start", "data_end", "spec_path", "runs",
+    "p_label", "alpha", "sequential", "change_scale", "control_value", "effect", "ci_lower", "ci_upper", "run_id",
+    "run_time", "data_start", "data_end", "data_fingerprint", "spec_path", "runs",
 ]
 
 
@@ -288,7 +290,7 @@ def _kpi(metric: str, rows: pd.DataFrame, shipped_labels, level: float, method: 
     shipped = rows["verdict"].astype(object).isin(shipped_labels).to_numpy(dtype=bool)
     n, n_ship = len(rows), int(shipped.sum())
     better = rows["better"].dropna().astype(str)
-    out = dict.fromkeys(_SUMMARY_COLUMNS, math.nan)
+    out: dict[str, Any] = dict.fromkeys(_SUMMARY_COLUMNS, math.nan)
     out.update(metric=metric, better=better.iloc[0] if len(better) else None, experiments=n, shipped=n_ship,
                win_rate=n_ship / n if n else math.nan, excluded=n_excluded, note=None, impact_unit=None,
                currency=None, impact_experiments=0)
@@ -403,7 +405,8 @@ def programme_sentence(row, level: float = 0.95) -> str:
         text += (f"; corrected for the winner's curse, "
                  f"{_pct_interval(row['shrunk_total'], row['shrunk_lower'], row['shrunk_upper'], level)}.")
     else:
-        text += f". {_text(row.get('note'))[:1].upper()}{_text(row.get('note'))[1:]}." if _text(row.get("note")) else "."
+        note = _text(row.get("note"))
+        text += f". {note[:1].upper()}{note[1:]}." if note else "."
     if _text(row.get("impact_unit")):
         which = "shrunk" if np.isfinite(row["impact_shrunk"]) else "naive"
         money = {}
@@ -474,8 +477,10 @@ def plot_forest(rows: pd.DataFrame, ax=None, *, level: float = 0.95, title: str 
     ax.set_ylim(-0.8, len(rows) - 0.2)
     ax.set_xlabel(f"relative lift (%), with {level:.0%} intervals", parse_math=False)
     head = f"{title}: " if title else ""
-    ax.set_title(f"{head}shipped experiments, as measured and corrected", loc="left", fontsize=11,
-                 parse_math=False)
+    corrected = bool(np.isfinite(rows["shrunk"].astype(float)).any())
+    ax.set_title(f"{head}shipped experiments, as measured" + (" and corrected" if corrected else
+                                                                " (too few experiments to correct)"),
+                 loc="left", fontsize=11, parse_math=False)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16 - 0.5 / max(len(rows), 1)), ncol=3, fontsize=8,
               frameon=False)
     style_axes(ax, "x")

@@ -1060,13 +1060,16 @@ SAMPLE_SPECS: dict[str, tuple[Callable[..., pd.DataFrame], dict]] = {
                  "refund_rate": -0.05,
                  "time_to_refund_hours": -0.10},
         seed=2026)),
+    "one_market_panel.parquet": (lambda **kw: one_market_panel(**kw), dict(seed=2026)),   # defined below
 }
 """The committed samples: file name -> (generator, keyword arguments).
 
 ``aftersales_ab_interim.parquet`` is an interim look at the same test as
 ``aftersales_ab.parquet``: the buyers exposed in its first 12 days.
 ``aftersales_ab.parquet`` also holds each buyer's time to refund read on
-2026-10-12, with censoring (:func:`with_refund_times`)."""
+2026-10-12, with censoring (:func:`with_refund_times`).
+``one_market_panel.parquet`` is a launch in one market (DE, week 79 of 104,
+contact rate -10%) for the synthetic control readout (``kind: synthetic``)."""
 
 
 def _first_days(df: pd.DataFrame, days: int) -> pd.DataFrame:
@@ -1339,10 +1342,6 @@ def _ab_with_refund_times(*, refund_times: Mapping, **kwargs) -> pd.DataFrame:
 __all__ += ["time_to_refund", "time_to_refund_truth", "with_refund_times"]
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 # --------------------------------------------------------------------------
 # One market launched first (synthetic control / synthetic DiD)
 # --------------------------------------------------------------------------
@@ -1434,3 +1433,37 @@ def one_market_panel(n_markets: int = 30, n_weeks: int = 104, *, launch_week: in
 
 
 __all__.append("one_market_panel")
+
+
+# --------------------------------------------------------------------------
+# A programme of small contact-rate tests (issue 14): the demo's portfolio
+# --------------------------------------------------------------------------
+PROGRAMME_COLUMNS = ("variant", "orders", "contacts", "pre_orders", "pre_contacts", "csat_sum",
+                     "csat_responses")
+"""The columns the programme samples keep: the contact rate (with its pre-period) and CSAT."""
+
+
+def _programme_sample(**kwargs) -> pd.DataFrame:
+    """:func:`ab_data` with only :data:`PROGRAMME_COLUMNS` (small files; the truth stays in ``attrs``)."""
+    df = ab_data(**kwargs)
+    out = df[list(PROGRAMME_COLUMNS)].copy()
+    out.attrs = dict(df.attrs)
+    return out
+
+
+SAMPLE_SPECS.update({
+    # True contact-rate effects -5%, -2% and +1%: with these seeds the first two measure about -7.7% and -7.2%
+    # (both significant: shipped, the second a lucky winner) and the third +3.8% (inconclusive), so the programme
+    # page has a winner's curse to correct.
+    "programme_app_label.parquet": (_programme_sample, dict(
+        n_buyers=30_000, effects={"contact_rate": -0.05}, seed=101, start="2026-10-05", days=21)),
+    "programme_refund_tracker.parquet": (_programme_sample, dict(
+        n_buyers=30_000, effects={"contact_rate": -0.02}, seed=209, start="2026-10-12", days=21)),
+    "programme_dropoff_reminder.parquet": (_programme_sample, dict(
+        n_buyers=30_000, effects={"contact_rate": 0.01}, seed=303, start="2026-11-02", days=21)),
+})
+__all__ += ["PROGRAMME_COLUMNS"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -49,7 +49,7 @@ STORE_NAME = "abkit.duckdb"
 TABLE = "readouts"
 LATEST_VIEW = "latest"
 SCHEMA_TABLE = "abkit_schema"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2          # 1: the first table; 2: data_fingerprint, change_scale, p_label
 DEFAULT_TIMEOUT = 300.0
 
 # name, DuckDB type, meaning. Order = column order of the table.
@@ -67,6 +67,7 @@ _SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("spec_path", "VARCHAR", "the spec file read out"),
     ("data_start", "DATE", "first day of the data window"),
     ("data_end", "DATE", "last day of the data window"),
+    ("data_fingerprint", "VARCHAR", "fingerprint of the data snapshot the readout was computed from (abkit.snapshot)"),
     ("status", "VARCHAR", "ok | failed"),
     ("error", "VARCHAR", "one-line error of a failed readout"),
     ("metric", "VARCHAR", "metric (or DiD outcome) name"),
@@ -86,8 +87,11 @@ _SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("rel_ci_lower", "DOUBLE", "lower bound of the relative effect's interval"),
     ("rel_ci_upper", "DOUBLE", "upper bound of the relative effect's interval"),
     ("rel_se", "DOUBLE", "standard error of the relative effect (what shrinkage weighs)"),
+    ("change_scale", "VARCHAR", "how the readout reads the change: relative | relative to size | absolute | points "
+                                "(abkit.formatting.change_scale)"),
     ("p_value", "DOUBLE", "p-value"),
     ("p_value_adjusted", "DOUBLE", "multiplicity-adjusted p-value (when a correction was asked for)"),
+    ("p_label", "VARCHAR", "what the p-value the decision used is: p, Holm-adjusted p, always-valid p..."),
     ("alpha", "DOUBLE", "significance level; intervals are 1 - alpha"),
     ("sequential", "BOOLEAN", "intervals and p-values are always valid (sequential test)"),
     ("n_control", "BIGINT", "units in control"),
@@ -139,7 +143,8 @@ def _is_lock_conflict(exc: BaseException) -> bool:
 
 
 def _connect(path: Path, *, read_only: bool, timeout: float):
-    """Open ``path``, waiting (backoff with jitter) while another process holds its lock; StoreError after ``timeout``."""
+    """Open ``path``, waiting (backoff with jitter) while another process holds its lock; StoreError after
+    ``timeout``."""
     import duckdb
 
     deadline = time.monotonic() + float(timeout)
@@ -337,10 +342,11 @@ def _normalise(rows, fill: Mapping, run_id: str | None, run_time) -> list[dict]:
 def _arrow_table(rows: list[dict], record_seq: int, recorded_at: _dt.datetime):
     import pyarrow as pa
 
-    types = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_(), "VARCHAR": pa.string(),
-             "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}
+    types = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_(),
+             "VARCHAR": pa.string(), "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}
     data = {}
     for c in COLUMNS:
+        values: list
         if c == "record_seq":
             values = [record_seq] * len(rows)
         elif c == "position":

@@ -109,14 +109,56 @@ unreliable: "Worked" and "Made it worse" then rest on the randomization test
 over which units launched (``randomization_p`` below alpha) instead; when the
 usual p-values claim an effect that it does not confirm (or it cannot be
 run), or the (equally unreliable) pre-trend test rejects, the label is
-**Inconclusive**, pointing to a synthetic control.
+**Inconclusive**, pointing to a synthetic control. When the few are the
+*launched* units, the reasons propose the synthetic estimators built for that
+case: the same spec with ``method: synthetic`` (read as ``kind: synthetic``; :func:`decide_one_market`).
 
 Failed placebo tests (a fake launch date with a significant "effect") do
 not change the label; they are listed as a caution among the reasons.
+
+A launch in one market (or a few): :func:`decide_one_market`
+-------------------------------------------------------------
+
+Read by synthetic difference-in-differences or synthetic control
+(:func:`abkit.did.synthetic`, ``kind: synthetic`` specs), in this order:
+
+1. **Inconclusive (poor pre-launch fit)**: before launch the synthetic twin
+   missed the launched market by more than ``abkit.did.one_market.FIT_POOR``
+   (2.5) times the typical miss of the comparison markets' own twins (the
+   result's ``fit_quality`` is ``"poor"``). No mix of comparison markets
+   reproduces its history, so the gap after launch may be the twin's error:
+   never "Worked" (nor "Made it worse") on such a fit.
+2. **Inconclusive (no interval)**: the uncertainty could not be estimated
+   (the p-value or the interval is not finite).
+3. **Inconclusive (fair pre-launch fit)**: the effect is significant, but
+   the fit is only *fair* (between ``FIT_GOOD`` = 1.5 and ``FIT_POOR`` times
+   the typical miss) and the placebo rank test does not confirm it (or, with
+   too few comparison markets, cannot: it cannot go below ``1/(units
+   ranked)``). The rank test (Abadie, Diamond & Hainmueller 2010) ranks the
+   launched market among all markets by the ratio of its miss after launch to
+   its miss before, so it discounts a gap that is no larger than the twin's
+   own error; the placebo standard error does not.
+4. **Worked**: the effect is significant (its p-value, from placebo
+   launches in the comparison markets by default, below alpha) in the good
+   direction.
+5. **Made it worse**: significant, in the wrong direction.
+6. **No detectable impact**: otherwise.
+
+Why rules 1 and 3: on 24 simulated launches *without* effect in which the
+launched market's trend lies outside what the comparison markets can mix
+(:func:`abkit.simulate.one_market_panel`, trend loading 3 or 5 standard
+deviations off, either sign; ``tests/test_one_market_readout.py``), the
+placebo p-value alone claims an effect in 17; rule 1 leaves 9, rule 3 leaves
+2 (both on a good fit). On the design panels (loading 1, a true -10%) the two
+rules change no verdict. Cautions, listed among the reasons and never a
+label: a fair fit; a rank test that does not confirm a significant effect on a
+good fit (with ~30 markets it needs the launched one ranked first, so it
+often cannot); staggered launches, whose fit is judged per cohort.
 """
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -134,7 +176,8 @@ from .formatting import (
 )  # p_text: re-exported, one formatter for sentences
 from .results import ExperimentResult
 
-__all__ = ["Verdict", "decide", "decide_rollout", "guardrail_status", "days_to_detect", "days_to_show_margin",
+__all__ = ["Verdict", "decide", "decide_rollout", "decide_one_market", "guardrail_status", "days_to_detect",
+           "days_to_show_margin",
            "DaysEstimate", "MissingnessCheck", "missingness_test", "missingness_checks",
            "p_text", "p_label", "ci_label", "srm_sentence", "change_words", "change_interval_words",
            "BALANCE_ALARM", "LEAK_ALARM", "DUPLICATE_ALARM", "COLOURS"]
@@ -719,6 +762,12 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
 
 
 # --------------------------------------------------------------------------- rollouts
+def _few_launched(few_treated: str) -> bool:
+    """Whether ``few_treated`` (``"only 1 launched market"``, ``"only 3 never-launched markets"``, or both
+    joined by "and", as :func:`abkit.readout.rollout.few_treated_words` writes it) counts few *launched* units."""
+    return re.search(r"(^|\s)\d+ launched\b", few_treated) is not None
+
+
 def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: float, rel_ci_upper: float,
                    p_value: float, pretrend_p: float | None, *, alpha: float = 0.05,
                    bootstrap_p: float | None = None, placebo_p: Sequence[float] = (),
@@ -763,9 +812,13 @@ def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: f
         ri = (f"{p_text(randomization_p, 'randomization p')}"
               + (f", {randomization_how}" if randomization_how else "")
               if randomization_p is not None and math.isfinite(randomization_p) else "not available")
+        units = where.split()[-1]
+        proposal = ("read this rollout with the synthetic estimators instead, built for one or a few launched "
+                    f"{units}: set `method: synthetic` in the spec (synthetic difference-in-differences, "
+                    "abkit.did.synthetic)" if _few_launched(few_treated) else
+                    "compare with a synthetic control (abkit.did.synthetic)")
         reasons.append(f"{few_treated}: the p-values and intervals above are unreliable with so few (MacKinnon & "
-                       f"Webb); the randomization test over which {where.split()[-1]} launched: {ri}; compare with "
-                       "a synthetic control (abkit.did.synthetic)")
+                       f"Webb); the randomization test over which {units} launched: {ri}; {proposal}")
     if has_pre and pretrend_p < alpha and few_treated:
         label, note = "Inconclusive", few_treated.removeprefix("only ")
         headline = (f"Not established: the pre-trend test rejects ({p_text(pretrend_p)}), but with {few_treated} "
@@ -796,4 +849,102 @@ def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: f
         if sig_analytic and not sig_boot and not few_treated:
             reasons.append(f"the analytic p-value is below {alpha:g} but the bootstrap p-value is not; with few "
                            "units the bootstrap is the safer guide")
+    return Verdict(outcome, label, headline, tuple(reasons), note)
+
+
+# --------------------------------------------------------------------------- one market launched first
+def _names(units: Sequence) -> str:
+    """'DE' / 'DE and FR' / 'DE, FR and IT'."""
+    names = [str(u) for u in units]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def decide_one_market(result, better: str = "higher", *, what: str = "The launch") -> Verdict:
+    """The verdict of a launch in one market (or a few) read by synthetic DiD or synthetic control.
+
+    ``result``: an :class:`abkit.did.SyntheticResult` (:func:`abkit.did.synthetic`); ``better``: the
+    outcome's good direction. The rule is in the module docstring: never "Worked" on a poor pre-launch
+    fit, nor on a fair one the placebo rank test does not confirm; otherwise the effect's p-value decides.
+    Effects are put in words relative to the synthetic twin's level after launch
+    (``result.relative_effect``), with the twin's and the market's levels, and in the outcome's units when
+    that level is not positive.
+    """
+    if better not in ("higher", "lower"):
+        raise ValueError(f"better must be 'higher' or 'lower'; got {better!r}")
+    outcome, alpha = result.outcome, float(result.alpha)
+    where = _names(result.launched_units)
+    its = "its" if len(result.launched_units) == 1 else "their"
+    level = f"{1 - alpha:.0%} CI"
+    est, lo, hi, p = (float(result.estimate), float(result.ci_lower), float(result.ci_upper), float(result.p_value))
+    rel, rel_lo, rel_hi = (float(result.relative_effect), float(result.rel_ci_lower), float(result.rel_ci_upper))
+    twin = float(result.counterfactual)
+    relative = math.isfinite(rel) and twin > 0
+    up = est > 0
+    good = up if better == "higher" else not up
+    verb = "raised" if up else "cut"
+    if relative:
+        size = format_pct(abs(rel), 1, sign=False)
+        levels = f"from {format_number(twin, 3)} to {format_number(twin + est, 3)}"
+        lo_mag, hi_mag = sorted((abs(rel_lo), abs(rel_hi)))
+        interval = (f"{level} {format_pct(lo_mag, 1, sign=False)} to {format_pct(hi_mag, 1, sign=False)}"
+                    if (rel_lo > 0) == (rel_hi > 0) else f"{level} {format_pct(rel_lo)} to {format_pct(rel_hi)}")
+        change = f"{size} ({levels}; {interval})"
+        between = f"{format_pct(rel_lo)} and {format_pct(rel_hi)}"
+    else:
+        e, a, b = signed_interval(est, lo, hi)
+        size = e.lstrip("+-")
+        change = f"{size} in {outcome}'s units ({level} {a} to {b}; the twin's level is not positive, so no %)"
+        between = f"{a} and {b} in {outcome}'s units"
+    reasons = [f"{outcome} {'up' if up else 'down'} {change} against the synthetic twin ({p_text(p)}, "
+               f"{result.inference} inference)"]
+    fit = getattr(result, "fit_quality", "not assessed")
+    fit_words = getattr(result, "fit_message", "")
+    if fit_words:
+        reasons.append(("caution: " if fit == "fair" else "") + fit_words)
+    significant = math.isfinite(p) and p < alpha
+    # the placebo rank test (Abadie et al. 2010): post/pre-launch miss ratio ranked among all units or runs
+    rank_p = float(getattr(result, "permutation_p_value", math.nan))
+    placebo = getattr(result, "placebo", None)
+    n_ranked = int(len(placebo)) if placebo is not None else int(result.n_control) + 1   # launched row included
+    ranked = "markets" if len(result.launched_units) == 1 else "runs (the launched markets' included)"
+    has_rank = math.isfinite(rank_p)
+    rank_can_confirm = has_rank and 1.0 / n_ranked < alpha
+    rank_confirms = rank_can_confirm and rank_p < alpha
+    if has_rank:
+        detail = (f"by its miss after launch relative to its miss before, {where} ranks {round(rank_p * n_ranked)} "
+                  f"of {n_ranked} {ranked}")
+        if not rank_can_confirm:
+            reasons.append(f"placebo rank test {p_text(rank_p)}: {detail}; with {n_ranked} it cannot go below "
+                           f"{1.0 / n_ranked:.3f}")
+        elif significant and not rank_confirms and fit != "fair":
+            reasons.append(f"caution: the placebo rank test does not confirm the effect ({p_text(rank_p)}: {detail})")
+        else:
+            reasons.append(f"placebo rank test {p_text(rank_p)}: {detail}")
+    note = None
+    fall = f"{'rise' if up else 'fall'} of {size} in {outcome}"
+    if fit == "poor":
+        label, note = "Inconclusive", "poor pre-launch fit"
+        headline = (f"Not established: the synthetic twin did not track {where} before launch, so the {fall} "
+                    "since launch may be the twin's error rather than the launch's effect.")
+    elif not (math.isfinite(p) and math.isfinite(lo) and math.isfinite(hi)):
+        label, note = "Inconclusive", "no interval"
+        headline = (f"Not established: {outcome} moved by {size} in {where} against {its} synthetic twin, but its "
+                    "uncertainty could not be estimated.")
+    elif significant and fit == "fair" and not rank_confirms:
+        label, note = "Inconclusive", "fair pre-launch fit"
+        why = ("the placebo rank test does not confirm it" if rank_can_confirm else
+               f"with {n_ranked} {ranked} the placebo rank test cannot confirm it")
+        headline = (f"Not established: the {fall} in {where} against {its} synthetic twin ({p_text(p)}) may be the "
+                    f"twin's error: it tracked {where} only fairly before launch, and {why}.")
+    elif significant and good:
+        label = "Worked"
+        headline = f"{what} {verb} {outcome} in {where} by {change}, against {its} synthetic twin."
+    elif significant:
+        label = "Made it worse"
+        headline = (f"{what} {verb} {outcome} in {where} by {change}, against {its} synthetic twin: the wrong "
+                    f"direction ({better} is better).")
+    else:
+        label = "No detectable impact"
+        headline = (f"No detectable impact on {outcome} in {where}: against {its} synthetic twin the change is "
+                    f"between {between} ({level}).")
     return Verdict(outcome, label, headline, tuple(reasons), note)

@@ -254,8 +254,8 @@ def test_mixture_quantile_matches_root_finding():
     for p in (1e-6, 0.025, 0.5, 0.975):
         q = shrinkage.normal_mixture_quantile(p, w, means, sds)
         for j in range(3):
-            ref = optimize.brentq(lambda x: float(w @ stats.norm.cdf(x, means[:, j], sds[:, j])) - p, -50, 50,
-                                  xtol=1e-14)
+            ref = optimize.brentq(lambda x, j=j, p=p: float(w @ stats.norm.cdf(x, means[:, j], sds[:, j])) - p,
+                                  -50, 50, xtol=1e-14)
             assert q[j] == pytest.approx(ref, abs=1e-9)
 
 

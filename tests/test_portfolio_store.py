@@ -1,5 +1,6 @@
 """The results store (abkit.store, re-exported by abkit.portfolio): history, the latest view, filters,
 validation, transactions, schema versions, and writers in several processes and threads at once."""
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -19,6 +20,7 @@ import pytest
 import abkit
 import abkit.verdict
 from abkit import portfolio, store
+from abkit.business_impact import ImpactSpec
 from abkit.errors import StoreError
 from abkit.readout import records
 
@@ -177,7 +179,8 @@ def test_schema_version_and_migration_of_an_older_store(tmp_path):
     assert df["impact_volume"].tolist()[0] != df["impact_volume"].tolist()[0]      # NaN for the old row
     assert df["impact_volume"].tolist()[1] == 2e6 and df["margin"].tolist()[0] == 0.02
     con = duckdb.connect(str(path), read_only=True)
-    assert [r[0] for r in con.execute("SELECT version FROM abkit_schema ORDER BY version").fetchall()] == [0, 1]
+    assert [r[0] for r in con.execute("SELECT version FROM abkit_schema ORDER BY version").fetchall()] == [
+        0, store.SCHEMA_VERSION]
     con.close()
     assert len(portfolio.latest(tmp_path)) == 2          # the view was re-created with the new columns
 
@@ -190,7 +193,7 @@ def test_a_store_from_a_newer_abkit_is_read_but_not_written(tmp_path):
     con.close()
     df = portfolio.load(tmp_path)
     assert len(df) == 1 and "future_column" in df.columns
-    with pytest.raises(StoreError, match="schema version 2, written by a newer abkit"):
+    with pytest.raises(StoreError, match=f"schema version {store.SCHEMA_VERSION + 1}, written by a newer abkit"):
         portfolio.record(tmp_path, [_row("b")])
     assert len(portfolio.load(tmp_path)) == 1
 
@@ -269,7 +272,8 @@ def test_concurrent_processes_lose_no_row(tmp_path, processes, appends):
     assert sorted(df["record_seq"].unique()) == list(range(1, processes * appends + 1))   # one write at a time
     for w in range(processes):          # every append of every writer, each whole (3 rows of one run)
         mine = df[df["slug"] == f"exp-{w}"]
-        assert sorted(mine["owner"].unique(), key=lambda s: int(s.split(":")[1])) == [f"{w}:{i}" for i in range(appends)]
+        owners = sorted(mine["owner"].unique(), key=lambda s: int(s.split(":")[1]))
+        assert owners == [f"{w}:{i}" for i in range(appends)]
         assert (mine.groupby("run_id").size() == 3).all()
     assert len(portfolio.latest(tmp_path)) == processes * 3
 
@@ -305,9 +309,8 @@ def _instant_refunds():
 
 
 def _with_impact(spec, impact):
-    """The spec with an ``impact:`` block (the spec schema gains the key when the lead wires it)."""
-    fields = {name: getattr(spec, name) for name in spec.__dataclass_fields__}
-    return types.SimpleNamespace(**fields, primary=spec.primary, guardrails=spec.guardrails, impact=impact)
+    """The spec with an ``impact:`` block."""
+    return dataclasses.replace(spec, impact=ImpactSpec.coerce(impact))
 
 
 def test_ab_rows_carry_the_result_and_the_verdict(tmp_path):
@@ -330,9 +333,14 @@ def test_ab_rows_carry_the_result_and_the_verdict(tmp_path):
     assert by_metric["refund_rate"]["impact_volume"] == 2e6 and "impact_volume" not in by_metric["csat"]
     assert rows[0]["data_start"] == "2026-09-01" and rows[0]["spec_path"].endswith("instant_refunds.yaml")
     assert rows[0]["owner"] == spec.owner and rows[0]["unit"] == "buyer_id" and rows[0]["alpha"] == 0.05
-    portfolio.record(tmp_path, rows, slug="instant_refunds")
+    assert {r["change_scale"] for r in rows} == {"relative"} and rows[0]["data_fingerprint"] is None
+    assert {r["p_label"] for r in rows} == {"p"}                                 # no correction, fixed horizon
+    pinned = records.ab_rows(spec, result, verdicts, snapshot={"fingerprint": "0123456789ab", "bytes": 1})
+    assert {r["data_fingerprint"] for r in pinned} == {"0123456789ab"}     # the data the readout read
+    portfolio.record(tmp_path, pinned, slug="instant_refunds")
     df = portfolio.load(tmp_path)
     assert df["metric"].tolist() == list(frame["metric"]) and df["verdict"].eq(verdicts[0].label).all()
+    assert df["data_fingerprint"].eq("0123456789ab").all() and df["change_scale"].eq("relative").all()
 
 
 def test_rollout_plan_and_failed_rows(tmp_path):
@@ -353,12 +361,32 @@ def test_rollout_plan_and_failed_rows(tmp_path):
     assert rows[0]["rel_se"] == pytest.approx((1 + main.rel) * 0.015, rel=1e-15)
     plan = types.SimpleNamespace(name="Plan", kind="power", owner=None, source=None, alpha=0.05,
                                  primary=types.SimpleNamespace(name="refund_rate", better="lower"))
-    rec = types.SimpleNamespace(label="Run 28 days", headline="Run it for 28 days.")
+    rec = types.SimpleNamespace(label="Run 28 days", headline="Run it for 28 days.", mde=0.0612, days=28)
     failed = records.failed_rows(spec, "KeyError: 'orders'")
     portfolio.record(tmp_path, rows, slug="rollout")
     portfolio.record(tmp_path, records.plan_rows(plan, rec), slug="plan")
     portfolio.record(tmp_path, failed, slug="broken")
     df = portfolio.latest(tmp_path)
     assert df.set_index("slug").loc["plan", "verdict"] == "Run 28 days"
+    assert df.set_index("slug").loc["plan", "verdict_note"] == "MDE 6.1% in 28 days"    # what 28 days detect
     assert df.set_index("slug").loc["broken", "status"] == "failed"
     assert df.set_index("slug").loc["broken", "error"] == "KeyError: 'orders'"
+
+
+def test_a_version_1_store_gains_the_snapshot_and_scale_columns(tmp_path):
+    """Schema 2 adds data_fingerprint, change_scale and p_label; a store written by schema 1 is migrated."""
+    portfolio.record(tmp_path, [_row("a")])
+    path = tmp_path / "abkit.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("DROP VIEW latest")
+    for col in ("data_fingerprint", "change_scale", "p_label"):
+        con.execute(f"ALTER TABLE readouts DROP COLUMN {col}")
+    con.execute("DELETE FROM abkit_schema")
+    con.execute("INSERT INTO abkit_schema VALUES (1, now(), '0.1.0')")
+    con.execute("CREATE VIEW latest AS SELECT * FROM readouts")
+    con.close()
+    portfolio.record(tmp_path, [_row("b", data_fingerprint="feedbeef0123", change_scale="relative")])
+    df = portfolio.load(tmp_path)
+    assert df["slug"].tolist() == ["a", "b"] and pd.isna(df.loc[0, "data_fingerprint"])
+    assert df.loc[1, "data_fingerprint"] == "feedbeef0123" and df.loc[1, "change_scale"] == "relative"
+    assert set(portfolio.latest(tmp_path)["slug"]) == {"a", "b"}

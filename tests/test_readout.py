@@ -22,6 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import markupsafe
 import nbformat
 import numpy as np
 import pandas as pd
@@ -30,8 +31,11 @@ import yaml
 from markupsafe import escape
 
 import abkit
+from abkit import portfolio
 from abkit.errors import AbkitError, SpecError
+from abkit.formatting import format_pct
 from abkit.readout import run_readouts
+from abkit.readout.programme_pages import PAGES_LOCK_NAME
 from abkit.readout.runner import LOCK_NAME, OWNER_NAME, TEMPLATE_FOR_KIND, TEMPLATE_NOTEBOOK
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,12 +173,13 @@ def test_failure_is_isolated(run):
     errors = [o for c in nb.cells for o in c.get("outputs", ()) if o.get("output_type") == "error"]
     assert errors and errors[0]["ename"] == "DataError"
     # no temporary files left behind (the folder's owner mark and lock file stay)
-    assert not [p for p in run["out"].rglob(".*") if p.is_file() and p.name not in (OWNER_NAME, LOCK_NAME)]
+    assert not [p for p in run["out"].rglob(".*") if p.is_file() and p.name not in (OWNER_NAME, LOCK_NAME,
+                                                                                     PAGES_LOCK_NAME)]
 
 
 def test_index_page(run):
     index = (run["out"] / "index.html").read_text(encoding="utf-8")
-    assert html.escape(GOOD_NAME) in index and XSS not in index
+    assert str(markupsafe.escape(GOOD_NAME)) in index and XSS not in index
     assert 'href="good_exp/readout.html"' in index
     assert 'href="bad_exp/error.txt"' in index and "FAILED" in index
     for stem in run["samples"]:
@@ -185,6 +190,53 @@ def test_index_page(run):
     assert re.search(r">Run \d+ days<", index) and re.search(r"MDE \d+\.\d% in \d+ days", index)
     assert "refund_rate" in index and "contact_rate" in index and "%" in index   # primary metric lifts
     assert not re.search(r"<(script|link)[^>]*(src|href)\s*=\s*[\"']?\s*(https?:)?//", index)
+    # built from the results store: every experiment, its history page, the programme; links only to files
+    for folder in [run["good"], run["bad"], *run["samples"].values()]:
+        assert f'href="{folder.name}/history.html"' in index and (folder / "history.html").is_file()
+    assert 'href="programme.html"' in index and "<script" not in index.lower()
+    for href in re.findall(r'href="([^"]+)"', index):
+        assert href.startswith("data:") or (run["out"] / href).is_file(), href
+
+
+def test_the_store_holds_every_readout_the_pages_show(run):
+    stored = portfolio.load(run["out"])
+    folders = {run["good"].name, run["bad"].name, *(f.name for f in run["samples"].values())}
+    assert set(stored["slug"]) == folders and stored.groupby("slug")["run_id"].nunique().eq(1).all()
+    failed = stored[stored["status"] == "failed"]
+    assert set(failed["slug"]) == {"bad_exp"} and len(failed) == 1 and "refund_amount" in failed["error"].iloc[0]
+    for name, folder in run["samples"].items():
+        rows = stored[stored["slug"] == name]
+        summary = summary_of(run, name)
+        assert len(rows) == len(summary["rows"]) and (rows["status"] == "ok").all(), name
+        assert rows["data_fingerprint"].eq(summary["data_snapshot"]["fingerprint"]).all(), name
+        assert rows["is_primary"].sum() == len(summary["arms"]), name              # one primary row per arm
+        assert (folder / "readout.html").is_file()
+    good = stored[stored["slug"] == "good_exp"]
+    assert good["experiment"].eq(GOOD_NAME).all() and len(good) == len(METRICS)
+
+
+def test_every_readout_has_its_five_lines(run):
+    for folder in [run["good"], run["bad"], *run["samples"].values()]:
+        lines = (folder / "summary.md").read_text(encoding="utf-8").splitlines()
+        assert len(lines) == 5 and all(line.strip() for line in lines), folder.name
+        target = Path(lines[4].split(": ", 1)[1])
+        assert target.is_file() and target.parent == folder, lines[4]
+    good = (run["good"] / "summary.md").read_text(encoding="utf-8").splitlines()
+    assert good[0].startswith(f"{GOOD_NAME}: Ship") and good[1].startswith("Primary metric refund_rate")
+    assert good[2].startswith("Guardrails: ") and "abuse_loss_per_order" in good[2]
+    assert good[3].startswith("Health: no sample ratio mismatch")
+    rollout = (run["samples"]["refund_policy_rollout"] / "summary.md").read_text(encoding="utf-8").splitlines()
+    assert rollout[0].startswith("Refund-policy rollout: Worked.") and "pre-trend test p" in rollout[3]
+
+
+def test_programme_page_of_the_batch(run):
+    text = visible_text((run["out"] / "programme.html").read_text(encoding="utf-8"))
+    prog = portfolio.programme(run["out"])
+    contact = prog.kpi("contact_rate")
+    assert contact["experiments"] >= 4 and contact["shipped"] >= 2                 # the sample programme
+    assert np.isfinite(contact["shrunk_total"])
+    assert f"Corrected for the winner's curse: {format_pct(contact['shrunk_total'])}" in text
+    assert prog.sentences()["contact_rate"] in text
 
 
 # --------------------------------------------------------------------------- the A/B page
@@ -427,12 +479,18 @@ def test_failed_rerun_replaces_old_outputs(tmp_path):
     folder = tmp_path / "out" / "exp"
     folder.mkdir(parents=True)
     (folder / "readout.html").write_text("old page", encoding="utf-8")
+    (folder / "readout.pdf").write_text("old PDF", encoding="utf-8")
+    (folder / "summary.md").write_text("old: Ship", encoding="utf-8")
     outcome = execute_readout(path, load_spec(path), folder, kernel_name="no-such-kernel-abkit")
     assert not outcome.ok and "no-such-kernel-abkit" in outcome.error
-    assert not (folder / "readout.html").exists()
+    assert not (folder / "readout.html").exists() and not (folder / "readout.pdf").exists()
     assert "no-such-kernel-abkit" in (folder / "error.txt").read_text(encoding="utf-8")
+    assert (folder / "summary.md").read_text(encoding="utf-8").startswith("x: readout FAILED.")
     kept = sorted(p.name for p in folder.iterdir() if p.name not in (OWNER_NAME, LOCK_NAME))
-    assert kept in (["error.txt"], ["error.txt", "readout.ipynb"])
+    assert kept in (["error.txt", "history.html", "summary.md"],
+                    ["error.txt", "history.html", "readout.ipynb", "summary.md"])
+    stored = portfolio.load(tmp_path / "out")               # one failed row, no result
+    assert stored["status"].tolist() == ["failed"] and "no-such-kernel-abkit" in stored.loc[0, "error"]
 
 
 def test_sequential_readout_shows_the_always_valid_path(run):

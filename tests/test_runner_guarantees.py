@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -26,7 +25,13 @@ import yaml
 
 from abkit.errors import ReadoutError, SpecError
 from abkit.readout.runner import (
-    GENERATOR_MARK, INDEX_NAME, LOCK_NAME, OWNER_NAME, _folder_lock, experiment_identity, run_readouts,
+    GENERATOR_MARK,
+    INDEX_NAME,
+    LOCK_NAME,
+    OWNER_NAME,
+    _folder_lock,
+    experiment_identity,
+    run_readouts,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,7 +132,7 @@ def test_a_killed_runs_leftovers_are_swept_and_a_busy_folder_is_left_alone(two_t
     (outcome,) = run_readouts([a], base / "out", progress=False)
     assert outcome.ok
     assert sorted(p.name for p in folder.iterdir()) == sorted([LOCK_NAME, OWNER_NAME, "readout.html",
-                                                               "readout.ipynb"])
+                                                               "readout.ipynb", "summary.md", "history.html"])
     page = (folder / "readout.html").read_bytes()
     with _folder_lock(folder):                       # another process is reading this experiment out
         (busy,) = run_readouts([a], base / "out", progress=False)
@@ -195,6 +200,11 @@ def test_ctrl_c_stops_a_jobs_2_batch_within_seconds(tmp_path):
     pages = [p.parent.name for p in out.glob("*/readout.html")]
     assert len(pages) < len(specs)                         # the queue did not run on
     assert index.count("NOT FINISHED") == len(specs) - len(pages)
+    # the store claims only what a page shows: a readout that was stopped recorded nothing
+    from abkit import portfolio
+
+    recorded = set(portfolio.load(out)["slug"]) if (out / "abkit.duckdb").exists() else set()
+    assert recorded <= set(pages)
 
 
 def test_an_id_in_the_spec_names_the_folder(two_teams):

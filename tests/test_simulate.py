@@ -6,6 +6,7 @@ arm with a textbook delta-method standard error written out here.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -338,7 +339,8 @@ def test_write_samples_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     names = sorted(os.listdir(tmp_path))
     assert names == ["aftersales_ab.parquet", "aftersales_ab_3arm_srm.parquet", "aftersales_ab_interim.parquet",
-                     "rollout_panel.parquet"]
+                     "one_market_panel.parquet", "programme_app_label.parquet", "programme_dropoff_reminder.parquet",
+                     "programme_refund_tracker.parquet", "rollout_panel.parquet"]
     assert "aftersales_ab.parquet" in out
     total = sum(os.path.getsize(tmp_path / n) for n in names)
     assert total < 5_000_000
@@ -352,6 +354,21 @@ def test_write_samples_cli(tmp_path, capsys):
     interim = pd.read_parquet(tmp_path / "aftersales_ab_interim.parquet")
     assert interim["exposure_date"].max() < pd.Timestamp("2026-09-13")
     assert interim["buyer_id"].isin(ab["buyer_id"]).all()
+    one = pd.read_parquet(tmp_path / "one_market_panel.parquet")
+    assert len(one) == 30 * 104 and one.attrs["launched_market"] == "DE" and one.attrs["true_effect"] == -0.10
+    assert one.loc[one.launched == 1, "market"].unique().tolist() == ["DE"] and one.week[one.launched == 1].min() == 79
+    committed = pd.read_parquet(Path(__file__).resolve().parent.parent / "data" / "one_market_panel.parquet")
+    pd.testing.assert_frame_equal(one, committed)            # data/ holds exactly what write_samples makes
+    # the demo programme's small contact-rate tests: few columns, the truth kept, a few hundred KB in all
+    label = pd.read_parquet(tmp_path / "programme_app_label.parquet")
+    assert list(label.columns) == list(sim.PROGRAMME_COLUMNS) and len(label) == 30_000
+    assert label.attrs["true_effects"]["treatment"]["contact_rate"] == -0.05
+    assert sum(os.path.getsize(tmp_path / n) for n in names if n.startswith("programme_")) < 400_000
+    # the committed files hold what the generator writes
+    data = Path(__file__).resolve().parent.parent / "data"
+    for name in names:
+        if name.startswith("programme_"):
+            pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / name), pd.read_parquet(data / name))
 
 
 def test_exposure_dates_and_segments_are_independent_of_arm_and_outcomes():

@@ -197,7 +197,7 @@ def test_unknown_keys_suggest_the_closest(project):
     ({"allocation": {"treatment": 0.5, "other": 0.5}}, "allocation", "control"),
     ({"allocation": {"control": -1, "treatment": 1}}, "allocation.control", "-1"),
     ({"allocation": "50/50"}, "allocation", "'50/50'"),
-    ({"kind": "dd"}, "kind", "use one of ab, did, power"),
+    ({"kind": "dd"}, "kind", "use one of ab, did, synthetic, power"),
     ({"mde": 5}, "mde", "5"),
     ({"mde": "2%"}, "mde", "'2%'"),
     ({"power": 0.01}, "power", "larger than alpha"),

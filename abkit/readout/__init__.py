@@ -2,13 +2,18 @@
 
 * :mod:`abkit.readout.render` - the sections of an A/B readout (header,
   verdict, health checks, metric table, charts, methodology) as data for the
-  page templates of ``templates/html/pages/`` (:mod:`abkit.readout.pages`), and
-  the portfolio page.
+  page templates of ``templates/html/pages/`` (:mod:`abkit.readout.pages`).
 * :mod:`abkit.readout.ab` - the A/B health checks, cumulative effect and segments.
 * :mod:`abkit.readout.rollout` - the difference-in-differences readout: panel,
   effects, pre-trend test, robustness, its sections for the page templates.
 * :mod:`abkit.readout.runner` - :func:`run_readouts`: spec files -> executed
-  notebooks -> self-contained HTML pages (what ``abkit readout`` runs).
+  notebooks -> self-contained HTML pages (what ``abkit readout`` runs), each
+  readout's rows recorded in the results store.
+* :mod:`abkit.readout.records` - a readout's results as rows of the results store.
+* :mod:`abkit.readout.programme_pages` - index.html, programme.html and each
+  experiment's history.html, built from the results store.
+* :mod:`abkit.readout.digest` - summary.md's five lines and the impact in business terms.
+* :mod:`abkit.readout.pdf` - readout.pdf through headless Chromium.
 """
 from __future__ import annotations
 

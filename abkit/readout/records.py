@@ -21,6 +21,8 @@ import math
 from collections.abc import Sequence
 
 from ..business_impact import ImpactSpec
+from ..formatting import RELATIVE, change_scale
+from ..verdict import p_label
 
 __all__ = ["ab_rows", "rollout_rows", "plan_rows", "failed_rows"]
 
@@ -48,9 +50,17 @@ def _iso(d) -> str | None:
     return str(d)
 
 
-def _base(spec, data_start=None, data_end=None) -> dict:
+def _fingerprint(snapshot) -> str | None:
+    """The fingerprint of a :class:`abkit.snapshot.DataSnapshot` (or of its ``to_dict()``), None without one."""
+    if snapshot is None:
+        return None
+    value = snapshot.get("fingerprint") if isinstance(snapshot, dict) else getattr(snapshot, "fingerprint", None)
+    return str(value) if value else None
+
+
+def _base(spec, data_start=None, data_end=None, snapshot=None) -> dict:
     return {"experiment": spec.name, "kind": spec.kind, "owner": getattr(spec, "owner", None),
-            "spec_path": getattr(spec, "source", None), "status": "ok",
+            "data_fingerprint": _fingerprint(snapshot), "spec_path": getattr(spec, "source", None), "status": "ok",
             "data_start": _iso(data_start if data_start is not None else getattr(spec, "start", None)),
             "data_end": _iso(data_end if data_end is not None else getattr(spec, "end", None)),
             "alpha": _num(getattr(spec, "alpha", None))}
@@ -80,26 +90,29 @@ def _verdict_columns(v) -> dict:
     return {"verdict": v.label, "verdict_note": v.note, "headline": v.headline}
 
 
-def ab_rows(spec, result, verdicts: Sequence = (), *, data_start=None, data_end=None) -> list[dict]:
+def ab_rows(spec, result, verdicts: Sequence = (), *, data_start=None, data_end=None, snapshot=None) -> list[dict]:
     """Rows of an A/B readout: every metric x treatment arm of ``result`` (an :class:`abkit.ExperimentResult`).
 
     ``verdicts``: the arms' :class:`abkit.verdict.Verdict` (from
     :func:`abkit.verdict.decide`); each row carries its arm's verdict.
-    ``data_start``/``data_end`` default to the spec's ``start``/``end``.
-    ``rel_se`` is the analysis' standard error of the relative lift (for a
-    sequential test still the fixed-horizon one: the sampling spread of the
+    ``data_start``/``data_end`` default to the spec's ``start``/``end``;
+    ``snapshot`` (:func:`abkit.snapshot.pin`'s snapshot of the data) gives
+    ``data_fingerprint``. ``rel_se`` is the analysis' standard error of the
+    relative lift (for a sequential test still the fixed-horizon one: the sampling spread of the
     estimate, which is what shrinkage weighs; the interval stored is the
     always-valid one); when a method gives none, it is backed out of the
     relative interval.
     """
     by_arm = {v.variant: v for v in verdicts}
-    base = _base(spec, data_start, data_end)
+    base = _base(spec, data_start, data_end, snapshot)
     guardrails = {g.name: g.margin for g in getattr(spec, "guardrails", ())}
     primary = spec.primary.name
     impact = _impact_columns(spec)
     sequential = bool(getattr(result, "sequential", False))
+    label_of_p = p_label(result)
     rows = []
     for r in result.rows:
+        kind = getattr(result.metric(r["metric"]), "kind", None)
         rel_se = _num(r.get("rel_se"))
         if rel_se is None and not sequential:
             rel_se = _rel_se_from_interval(r.get("rel_ci_lower"), r.get("rel_ci_upper"), result.alpha)
@@ -112,8 +125,9 @@ def ab_rows(spec, result, verdicts: Sequence = (), *, data_start=None, data_end=
             "effect": _num(r.get("effect")), "ci_lower": _num(r.get("ci_lower")), "ci_upper": _num(r.get("ci_upper")),
             "se": _num(r.get("se")),
             "rel_effect": _num(r.get("rel_effect")), "rel_ci_lower": _num(r.get("rel_ci_lower")),
-            "rel_ci_upper": _num(r.get("rel_ci_upper")), "rel_se": rel_se,
+            "rel_ci_upper": _num(r.get("rel_ci_upper")), "rel_se": rel_se, "change_scale": change_scale(r, kind),
             "p_value": _num(r.get("p_value")), "p_value_adjusted": _num(r.get("p_value_adjusted")),
+            "p_label": label_of_p,
             "alpha": _num(result.alpha), "sequential": sequential,
             "n_control": _int(r.get("n_control")), "n_treatment": _int(r.get("n_treatment")),
             "unit": getattr(spec, "unit", None), "method": r.get("method"),
@@ -136,14 +150,16 @@ def _effect_row(base: dict, spec, effect, outcome, *, primary: bool, verdict=Non
         "control_value": _num(effect.baseline), "effect": _num(effect.estimate),
         "ci_lower": _num(effect.ci_lower), "ci_upper": _num(effect.ci_upper), "se": _num(effect.se),
         "rel_effect": _num(effect.rel), "rel_ci_lower": _num(effect.rel_ci_lower),
-        "rel_ci_upper": _num(effect.rel_ci_upper), "rel_se": _num(rel_se), "p_value": _num(effect.p_value),
+        "rel_ci_upper": _num(effect.rel_ci_upper), "rel_se": _num(rel_se),
+        "change_scale": RELATIVE if _num(effect.rel) is not None else None, "p_value": _num(effect.p_value),
         "alpha": _num(effect.alpha), "sequential": False, "unit": spec.unit,
         "method": f"difference-in-differences (Callaway-Sant'Anna, {spec.method}, {spec.scale} scale)",
         **_verdict_columns(verdict),
     }
 
 
-def rollout_rows(spec, verdict, main, secondary: Sequence = (), *, data_start=None, data_end=None) -> list[dict]:
+def rollout_rows(spec, verdict, main, secondary: Sequence = (), *, data_start=None, data_end=None,
+                 snapshot=None) -> list[dict]:
     """Rows of a rollout (DiD) readout: the primary outcome (``main``, a :class:`abkit.readout.rollout.Effect`)
     and each secondary outcome that could be estimated (``secondary``: the ``(outcome, effect or None, error)``
     triples of :func:`abkit.readout.rollout.secondary_effects`).
@@ -152,9 +168,9 @@ def rollout_rows(spec, verdict, main, secondary: Sequence = (), *, data_start=No
     the relative columns are the outcome's relative change. ``rel_se`` is
     the delta-method standard error of the relative change: ``(1 + rel) se``
     on the log scale, ``se / |baseline|`` on the level scale. The rollout's
-    verdict goes on every row.
+    verdict goes on every row. ``snapshot``: as in :func:`ab_rows`.
     """
-    base = _base(spec, data_start, data_end)
+    base = _base(spec, data_start, data_end, snapshot)
     rows = [_effect_row(base, spec, main, spec.outcome, primary=True, verdict=verdict)]
     rows[0].update(_impact_columns(spec))
     for item in secondary:
@@ -164,11 +180,19 @@ def rollout_rows(spec, verdict, main, secondary: Sequence = (), *, data_start=No
     return rows
 
 
-def plan_rows(spec, recommendation) -> list[dict]:
-    """The one row of a test plan (``kind: power``): no effect yet, the recommendation as verdict."""
-    return [{**_base(spec), "metric": spec.primary.name, "variant": "plan", "is_primary": True,
+def plan_rows(spec, recommendation, *, snapshot=None) -> list[dict]:
+    """The one row of a test plan (``kind: power``): no effect yet, the recommendation as verdict.
+
+    ``verdict_note`` says what the recommended duration detects ("MDE 8.9%
+    in 42 days") when the label does not already say it.
+    """
+    mde, days = _num(getattr(recommendation, "mde", None)), getattr(recommendation, "days", None)
+    note = f"MDE {mde:.1%} in {days} days" if mde is not None and days else None
+    if note is not None and note == recommendation.label:
+        note = None
+    return [{**_base(spec, snapshot=snapshot), "metric": spec.primary.name, "variant": "plan", "is_primary": True,
              "is_guardrail": False, "better": spec.primary.better, "verdict": recommendation.label,
-             "headline": recommendation.headline, "method": "power plan"}]
+             "verdict_note": note, "headline": recommendation.headline, "method": "power plan"}]
 
 
 def failed_rows(spec, error: str, *, kind: str | None = None) -> list[dict]:

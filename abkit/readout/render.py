@@ -23,25 +23,42 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import html
 import io
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..formatting import (
-    ABSOLUTE, POINTS, RELATIVE_TO_SIZE, arm_labels, change_scale, format_number, format_p, format_pct,
-    format_relative, interval_text, short_label, signed_interval,
+    ABSOLUTE,
+    POINTS,
+    RELATIVE_TO_SIZE,
+    arm_labels,
+    change_scale,
+    format_number,
+    format_p,
+    format_pct,
+    format_relative,
+    interval_text,
+    short_label,
+    signed_interval,
 )
 from ..plots import style_axes
 from ..results import ExperimentResult
 from ..stats.checks import SRM_ALARM
 from ..verdict import (
-    BALANCE_ALARM, COLOURS, DUPLICATE_ALARM, LEAK_ALARM, Verdict, change_words, ci_label, missingness_checks,
-    p_label, p_text,
+    BALANCE_ALARM,
+    COLOURS,
+    DUPLICATE_ALARM,
+    LEAK_ALARM,
+    Verdict,
+    change_words,
+    ci_label,
+    missingness_checks,
+    p_label,
+    p_text,
 )
 from .pages import render_page
 from .templates import html_template_dir
@@ -49,8 +66,8 @@ from .templates import html_template_dir
 __all__ = [
     "configure_matplotlib", "header_html", "verdict_html", "details_html", "srm_html", "health_html",
     "metrics_html", "chart_html", "figure_data_uri", "chart_alt", "cumulative_html", "plot_cumulative",
-    "segments_html", "segments_section_html", "plot_segments", "methodology_html", "summary", "portfolio_html",
-    "page_css", "decision_rule_text", "section_error_html", "data_snapshot_html", "sequential_html",
+    "segments_html", "segments_section_html", "plot_segments", "methodology_html", "summary",
+    "decision_rule_text", "section_error_html", "data_snapshot_html", "sequential_html",
     "plot_always_valid", "interval_text", "chart_image", "figure_svg_uri", "CHART_FORMAT", "header_context",
     "verdict_context", "details_context", "srm_context", "health_context", "metrics_context", "chart_context",
     "cumulative_context", "sequential_context", "segments_context", "segments_section_context",
@@ -65,12 +82,6 @@ CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri '
 _CORRECTION_WORDS = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 _TYPE_WORDS = {"mean": "mean", "proportion": "proportion", "ratio": "ratio", "time_to_event": "time to event"}
 _OUTCOME_COLOURS = {"better": "#1a7f37", "worse": "#cf222e", "neutral": "#57606a"}
-
-
-def _e(value) -> str:
-    """Escape a value for the portfolio page (:func:`portfolio_html`, which the programme pages replace); the
-    readout pages never escape by hand: their templates do."""
-    return html.escape(str(value), quote=True)
 
 
 def _text(value: str | None) -> str | None:
@@ -1090,72 +1101,3 @@ def _portfolio_change(row: dict, kind: str | None, result: ExperimentResult) -> 
         return (f"{format_pct(row['rel_effect'], 2)} of |control| [{format_pct(row['rel_ci_lower'])}, "
                 f"{format_pct(row['rel_ci_upper'])}] {p}")
     return None
-
-
-# --------------------------------------------------------------------------- portfolio page
-def page_css() -> str:
-    """The house style sheet shared by readouts and the portfolio page."""
-    return CSS_PATH.read_text(encoding="utf-8")
-
-
-_KIND_WORDS = {"ab": "A/B test", "did": "Rollout (DiD)", "power": "Power plan"}
-
-
-def portfolio_html(entries: Iterable[dict], title: str = "Experiment readouts") -> str:
-    """A self-contained index page: one row per experiment.
-
-    Each entry: ``name``, ``href`` (relative link to readout.html or
-    error.txt), ``ok`` (bool), ``arms`` (the ``summary()["arms"]`` list),
-    ``primary``, ``owner``, ``error`` and optionally ``kind``.
-    """
-    rows = []
-    for e in entries:
-        name = f'<a href="{_e(e["href"])}">{_e(e["name"])}</a>' if e.get("href") else _e(e["name"])
-        owner = f'<br><small>{_e(e["owner"])}</small>' if e.get("owner") else ""
-        kind = f"<small>{_e(_KIND_WORDS.get(e.get('kind') or 'ab', e.get('kind')))}</small>"
-        if not e.get("ok"):
-            err = _e(e.get("error") or "unknown error")
-            word = "NOT FINISHED" if e.get("note") else "FAILED"
-            link = f' &ndash; <a href="{_e(e["href"])}">error.txt</a>' if e.get("href") else ""
-            status = f'<span class="abkit-status-failed">{word}</span>{link}<br><small>{err}</small>'
-            rows.append(f"<tr><td>{name}{owner}</td><td>{kind}</td><td>{status}</td><td>&ndash;</td></tr>")
-            continue
-        if e.get("note"):                           # an earlier run's page, this run stopped before it
-            owner += f'<br><small class="abkit-muted">{_e(e["note"])}</small>'
-        verdicts, lifts = [], []
-        several = len(e.get("arms", ())) > 1
-        for a in e.get("arms", ()):
-            who = f"{_e(a['variant'])}: " if several else ""
-            verdicts.append(f'{who}<span class="abkit-pill" style="background:{_e(a["colour"])}" '
-                            f'title="{_e(a.get("headline") or "")}">{_e(a["label"])}</span>')
-            ci = ""
-            if a.get("rel_ci_lower") is not None and a.get("rel_ci_upper") is not None:
-                ci = f" <small>[{format_pct(a['rel_ci_lower'])}, {format_pct(a['rel_ci_upper'])}]</small>"
-            if a.get("text"):                       # test plans: "MDE 8.9% in 42 days"
-                lifts.append(_e(a["text"]))
-                continue
-            rel = format_pct(a["rel_effect"], 2) if a.get("rel_effect") is not None else "n/a"
-            p = (f" <small>{_e(p_text(a['p_value'], a.get('p_label') or 'p'))}</small>"
-                 if a.get("p_value") is not None else "")
-            lifts.append((f"{_e(a['variant'])}: " if several else "") + f"<b>{rel}</b>{ci}{p}")
-        primary = f'<small>{_e(e.get("primary", ""))}</small><br>' if e.get("primary") else ""
-        rows.append(f"<tr><td>{name}{owner}</td><td>{kind}</td><td>{'<br>'.join(verdicts) or '&ndash;'}</td>"
-                    f"<td>{primary}{'<br>'.join(lifts) or '&ndash;'}</td></tr>")
-    now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        '<meta name="generator" content="abkit">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
-        f"<title>{_e(title)}</title>\n"
-        '<link rel="icon" href="data:,">\n'
-        f'<style type="text/css">\n{page_css()}</style>\n</head>\n'
-        '<body class="abkit-body">\n<main class="abkit-page">\n'
-        f'<div class="abkit-kicker">abkit</div><h1>{_e(title)}</h1>\n'
-        f'<p class="abkit-muted">Generated {now}. Click an experiment for its full readout.</p>\n'
-        '<div class="abkit-table-wrap"><table class="abkit-table abkit-left abkit-portfolio"><thead><tr>'
-        "<th>Experiment</th><th>Kind</th><th>Verdict</th><th>Primary metric: relative change [CI]</th></tr>"
-        "</thead><tbody>\n"
-        + "\n".join(rows) +
-        "\n</tbody></table></div>\n</main>\n</body>\n</html>\n"
-    )

@@ -10,9 +10,14 @@ papermill would, and exports the executed notebook to HTML with the ``abkit``
 nbconvert template (code and prompts hidden, no external resources). Layout of ``out_dir``::
 
     out_dir/
-      index.html                 portfolio: one row per experiment
+      abkit.duckdb               the results store: every readout's rows, ever (abkit.store)
+      index.html                 portfolio: every experiment in the store, its latest readout
+      programme.html             per KPI: what the shipped experiments delivered, corrected
       <slug>/readout.ipynb       executed notebook (kept, partially run, on failure)
       <slug>/readout.html        the readout page
+      <slug>/summary.md          five plain-text lines to paste into a chat or an e-mail
+      <slug>/readout.pdf         the page printed by headless Chromium (only with pdf=True)
+      <slug>/history.html        every readout of the experiment the store holds
       <slug>/error.txt           only when the experiment failed
       <slug>/.abkit-experiment.json   which experiment owns the folder
 
@@ -34,6 +39,16 @@ What a run guarantees:
 * **One run per experiment at a time.** A lock on the folder; a second
   process reading out the same experiment into the same ``out_dir`` fails
   that experiment with a clear message instead of interleaving files.
+* **The store holds what the pages show.** A readout's rows (the template
+  attaches them to its verdict output, :mod:`abkit.readout.records`) are
+  recorded in ``out_dir/abkit.duckdb`` (:func:`abkit.store.record`) after its
+  page is written, and a failed readout's one row after its error.txt: the
+  store never claims a result no page shows, and a readout that was stopped
+  records nothing. A store that cannot be written is reported
+  (``ReadoutOutcome.store_error``; the command exits 1), never silent, and
+  never costs the pages already written. ``index.html`` and
+  ``programme.html`` are rebuilt from the store at the end of every run,
+  whichever process wrote it (:mod:`abkit.readout.programme_pages`).
 * **A clean stop.** Ctrl-C (SIGINT) cancels the readouts not yet started,
   shuts the running kernels down, removes temporary files, writes the index
   and returns within seconds; readouts that did not finish keep their
@@ -44,6 +59,7 @@ What a run guarantees:
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import json
 import os
 import re
@@ -58,16 +74,20 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
+from .. import store
 from ..errors import AbkitError, ReadoutError, SpecError
 from ..spec import ExperimentSpec, load_spec
-from . import render
+from . import digest, programme_pages, records
+from .files import atomic_write_text as _atomic_write_text
 from .kernels import kernel_environment, threads_per_kernel, warm_imports
 from .pages import TEMPLATES_ENV
+from .pdf import PDF_NAME, find_chromium, print_pdf
 from .templates import html_template_dir, notebook_for, templates_dir
 
 __all__ = ["ReadoutOutcome", "run_readouts", "validate_specs", "execute_readout", "export_html", "slugify",
-           "experiment_identity", "TEMPLATE_NOTEBOOK", "HTML_TEMPLATE_DIR"]
+           "experiment_identity", "publish_notebook", "TEMPLATE_NOTEBOOK", "HTML_TEMPLATE_DIR"]
 
 TEMPLATES = templates_dir()                 # top-level templates/ (abkit/templates in the wheel)
 TEMPLATE_FOR_KIND = {kind: notebook_for(kind) for kind in ("ab", "did", "power")}
@@ -78,16 +98,21 @@ HTML_TEMPLATE_NAME = "abkit"
 NOTEBOOK_NAME = "readout.ipynb"
 HTML_NAME = "readout.html"
 ERROR_NAME = "error.txt"
-INDEX_NAME = "index.html"
+SUMMARY_NAME = digest.SUMMARY_NAME
+HISTORY_NAME = programme_pages.HISTORY_NAME
+INDEX_NAME = programme_pages.INDEX_NAME
+PROGRAMME_NAME = programme_pages.PROGRAMME_NAME
 OWNER_NAME = ".abkit-experiment.json"      # which experiment owns a folder
 LOCK_NAME = ".abkit.lock"                  # held while a readout of the folder runs
 #: Files abkit writes into an experiment's folder (anything else there is the user's).
-ABKIT_FILES = frozenset({NOTEBOOK_NAME, HTML_NAME, ERROR_NAME, OWNER_NAME, LOCK_NAME, "summary.md", "readout.pdf"})
+ABKIT_FILES = frozenset({NOTEBOOK_NAME, HTML_NAME, ERROR_NAME, OWNER_NAME, LOCK_NAME, SUMMARY_NAME, PDF_NAME,
+                         HISTORY_NAME})
 #: Marks pages abkit wrote (an index.html without it is the user's and is never overwritten silently).
 GENERATOR_MARK = '<meta name="generator" content="abkit">'
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _MAX_SLUG = 80
+_STOPPED_STORE_TIMEOUT = 5.0        # after Ctrl-C the pages wait at most this long for the store
 
 
 @dataclass(frozen=True)
@@ -106,6 +131,13 @@ class ReadoutOutcome:
     primary: str | None = None
     verdicts: tuple[dict, ...] = field(default_factory=tuple)  # per arm: variant, label, headline, lift...
     seconds: float = 0.0
+    kind: str | None = None
+    owner: str | None = None
+    summary_file: Path | None = None             # summary.md (five plain-text lines)
+    pdf: Path | None = None                      # readout.pdf, when asked for and printed
+    pdf_error: str | None = None                 # why the PDF was not printed (the page is fine)
+    recorded: int = 0                            # rows written to the results store
+    store_error: str | None = None               # why this readout is not (fully) in the results store
 
     @property
     def ok(self) -> bool:
@@ -198,16 +230,18 @@ def _check_folder(folder: Path, identity: str, spec_path: Path, force: bool) -> 
 
 
 def _check_index(out_dir: Path, force: bool) -> None:
-    index = out_dir / INDEX_NAME
-    if force or not index.exists():
-        return
-    try:
-        head = index.read_text(encoding="utf-8", errors="replace")[:4096]
-    except OSError as exc:
-        raise ReadoutError(f"cannot read {index}: {exc}") from exc
-    if GENERATOR_MARK not in head:
-        raise ReadoutError(f"{index} was not written by abkit; abkit would replace it with the portfolio page. "
-                           "Move it, use another --out, or pass --force")
+    """An ``index.html`` or ``programme.html`` abkit did not write is refused (unless ``force``)."""
+    for name, what in ((INDEX_NAME, "the portfolio page"), (PROGRAMME_NAME, "the programme page")):
+        page = out_dir / name
+        if force or not page.exists():
+            continue
+        try:
+            head = page.read_text(encoding="utf-8", errors="replace")[:4096]
+        except OSError as exc:
+            raise ReadoutError(f"cannot read {page}: {exc}") from exc
+        if GENERATOR_MARK not in head:
+            raise ReadoutError(f"{page} was not written by abkit; abkit would replace it with {what}. "
+                               "Move it, use another --out, or pass --force")
 
 
 @contextlib.contextmanager
@@ -246,18 +280,6 @@ def _safe_folder(out_dir: Path, slug: str) -> Path:
         raise ReadoutError(f"output folder '{out_dir / slug}' resolves to '{folder}', outside '{out_dir}' "
                            "(a symlink?); remove it or choose another --out")
     return folder
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _clean(text: str) -> str:
@@ -444,10 +466,20 @@ def _error_report(spec_path: Path, spec: ExperimentSpec, step: str, exc: BaseExc
     return _one_line(_clean(line)), text
 
 
+def _outcome_base(spec_path, spec, folder: Path) -> dict:
+    return dict(spec_path=Path(spec_path), name=spec.name, slug=folder.name, folder=folder,
+                primary=spec.primary.name, kind=getattr(spec, "kind", None), owner=getattr(spec, "owner", None))
+
+
+def _utc_now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
 def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kernel_name: str = "python3",
                     cell_timeout: int | None = 1800, template: Path | None = None,
                     templates: str | os.PathLike | None = None, identity: str | None = None,
-                    stop: threading.Event | None = None, blas_threads: int | None = None) -> ReadoutOutcome:
+                    stop: threading.Event | None = None, pdf: bool = False, chromium: str | None = None,
+                    store_timeout: float = store.DEFAULT_TIMEOUT, blas_threads: int | None = None) -> ReadoutOutcome:
     """Run one experiment into ``folder``; never raises for the experiment's own failures.
 
     The notebook is the template of the spec's kind in ``templates`` (default: the shipped
@@ -455,9 +487,14 @@ def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kern
     its ``spec_path`` parameter, as plain papermill would. The folder is locked for the run, swept
     of a killed run's temporary files and marked as the experiment's (``identity``). When ``stop``
     is set while the notebook runs (Ctrl-C; the caller shuts the kernel down), the outcome is
-    ``interrupted`` and the folder keeps its previous page.
+    ``interrupted``, the folder keeps its previous page and nothing is recorded.
+
+    After the page: ``summary.md``; ``readout.pdf`` when ``pdf`` (headless Chromium, ``chromium``
+    or :func:`abkit.readout.pdf.find_chromium`); the notebook's rows recorded in the results store
+    of ``folder``'s parent (waiting up to ``store_timeout`` seconds for its lock); ``history.html``.
+    A failed readout records one row (:func:`abkit.readout.records.failed_rows`) after its error.txt.
     """
-    base = dict(spec_path=spec_path, name=spec.name, slug=folder.name, folder=folder, primary=spec.primary.name)
+    base = _outcome_base(spec_path, spec, folder)
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -468,17 +505,19 @@ def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kern
                  "name": spec.name, "written_by": "abkit readout"}, indent=1) + "\n")
             return _execute(spec_path, spec, folder, base, started, kernel_name=kernel_name,
                             cell_timeout=cell_timeout, template=template or notebook_for(spec.kind, templates),
-                            templates=templates, stop=stop, blas_threads=blas_threads)
-    except ReadoutError as exc:     # the folder is another process's right now: touch nothing in it
+                            templates=templates, stop=stop, pdf=pdf, chromium=chromium,
+                            store_timeout=store_timeout, blas_threads=blas_threads)
+    except ReadoutError as exc:     # the folder is another process's right now: touch nothing in it, record nothing
         return ReadoutOutcome(**base, status="failed", error=_one_line(str(exc)),
                               seconds=time.perf_counter() - started)
 
 
 def _execute(spec_path, spec, folder: Path, base: dict, started: float, *, kernel_name, cell_timeout, template,
-             templates, stop, blas_threads=None) -> ReadoutOutcome:
+             templates, stop, pdf, chromium, store_timeout, blas_threads=None) -> ReadoutOutcome:
     import papermill
 
     notebook, html_file, error_file = folder / NOTEBOOK_NAME, folder / HTML_NAME, folder / ERROR_NAME
+    run_id, run_time = store.new_run_id(), _utc_now()
     fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".readout.", suffix=".ipynb")
     os.close(fd)
     tmp = Path(tmp_name)
@@ -508,10 +547,6 @@ def _execute(spec_path, spec, folder: Path, base: dict, started: float, *, kerne
         step = "exporting HTML"
         export_html(notebook, html_file, title=spec.name, templates=templates)   # replaces the page atomically
         error_file.unlink(missing_ok=True)                  # a previous run's error no longer applies
-        summary = _read_summary(notebook) or {}
-        return ReadoutOutcome(**base, status="ok", notebook=notebook, html=html_file,
-                              verdicts=tuple(summary.get("arms", ())),
-                              seconds=time.perf_counter() - started)
     except BaseException as exc:  # noqa: BLE001 - isolate each experiment; the error is reported, not lost
         if (stop is not None and stop.is_set()) or isinstance(exc, KeyboardInterrupt):
             # Stopped by the user: this run's files go, the previous page (if any) stays as it was.
@@ -523,17 +558,73 @@ def _execute(spec_path, spec, folder: Path, base: dict, started: float, *, kerne
             os.replace(tmp, notebook)  # keep the partially executed notebook for debugging
         elif step == "executing the notebook":
             notebook.unlink(missing_ok=True)  # no notebook from this run: do not leave an older one
-        html_file.unlink(missing_ok=True)     # never leave a previous run's page next to this run's error
+        for stale in (html_file, folder / PDF_NAME):  # never leave a previous run's page next to this run's error
+            stale.unlink(missing_ok=True)
         line, text = _error_report(spec_path, spec, step, exc)
         kernel_said = _clean(_tail(kernel_log))
         if kernel_said:
             text += f"\nThe kernel's own log (last lines):\n{kernel_said}\n"
         _atomic_write_text(error_file, text)
+        _atomic_write_text(folder / SUMMARY_NAME, digest.failed_summary_text(spec.name, line, str(error_file)))
+        kept = _keep(folder, records.failed_rows(spec, line), run_id, run_time, spec_path, store_timeout, templates)
         return ReadoutOutcome(**base, status="failed", notebook=notebook if notebook.exists() else None,
-                              error_file=error_file, error=line, seconds=time.perf_counter() - started)
+                              error_file=error_file, error=line, seconds=time.perf_counter() - started,
+                              summary_file=folder / SUMMARY_NAME, **kept)
     finally:
         tmp.unlink(missing_ok=True)
         kernel_log.unlink(missing_ok=True)
+    summary = _read_summary(notebook) or {}
+    extra = _after_page(spec_path, spec, folder, summary, run_id, run_time, pdf=pdf, chromium=chromium,
+                        store_timeout=store_timeout, templates=templates)
+    return ReadoutOutcome(**base, status="ok", notebook=notebook, html=html_file,
+                          verdicts=tuple(summary.get("arms", ())), seconds=time.perf_counter() - started, **extra)
+
+
+def _summary_lines(spec, summary: dict) -> list[str]:
+    """summary.md's four lines from an older template's summary (no ``digest`` in its metadata)."""
+    arms = summary.get("arms") or []
+    verdict = "; ".join(f"{a.get('variant')}: {a.get('label')} ({a.get('headline')})" for a in arms) or "n/a"
+    return [f"{spec.name}: {verdict}", f"Primary metric {spec.primary.name}: see the page.",
+            "Guardrails: see the page.", "Health: see the page."]
+
+
+def _after_page(spec_path, spec, folder: Path, summary: dict, run_id: str, run_time, *, pdf: bool,
+                chromium: str | None, store_timeout: float, templates) -> dict:
+    """What follows a page: summary.md, readout.pdf, the store's rows, history.html (outcome fields)."""
+    html_file = folder / HTML_NAME
+    extra: dict = {"summary_file": _atomic_write_text(
+        folder / SUMMARY_NAME, digest.summary_text(summary.get("digest") or _summary_lines(spec, summary),
+                                                   str(html_file)))}
+    if pdf:
+        try:
+            extra["pdf"] = print_pdf(html_file, folder / PDF_NAME, chromium=chromium)
+        except ReadoutError as exc:
+            (folder / PDF_NAME).unlink(missing_ok=True)      # an older PDF would contradict the new page
+            extra["pdf_error"] = _one_line(str(exc))
+    else:
+        (folder / PDF_NAME).unlink(missing_ok=True)
+    rows = summary.get("rows")
+    if not rows:
+        extra["store_error"] = ("the notebook attached no results-store rows to its verdict output (a template "
+                                "copied from an older abkit? copy the shipped one again); nothing recorded")
+        return extra
+    extra.update(_keep(folder, rows, run_id, run_time, spec_path, store_timeout, templates))
+    return extra
+
+
+def _keep(folder: Path, rows, run_id: str, run_time, spec_path, timeout: float, templates) -> dict:
+    """Record ``rows`` in the store of ``folder``'s parent, then write the experiment's history page."""
+    try:
+        n = store.record(folder.parent, rows, run_id=run_id, run_time=run_time, slug=folder.name,
+                         spec_path=str(Path(spec_path).resolve()), timeout=timeout)
+    except AbkitError as exc:               # StoreError (locked, unwritable, newer schema) or rows it refused
+        return {"store_error": _one_line(str(exc), 600)}
+    try:
+        programme_pages.write_history(folder.parent, folder.name, timeout=timeout, templates=templates)
+    except Exception as exc:  # noqa: BLE001 - the page and the rows are kept; the missing history is reported
+        return {"recorded": n, "store_error": _one_line(f"recorded, but history.html was not written: "
+                                                        f"{type(exc).__name__}: {exc}", 600)}
+    return {"recorded": n}
 
 
 def _previous_outcome(base: dict, status: str, seconds: float = 0.0) -> ReadoutOutcome:
@@ -552,33 +643,46 @@ def _previous_outcome(base: dict, status: str, seconds: float = 0.0) -> ReadoutO
 
 
 # --------------------------------------------------------------------------- many experiments
-def _write_index(out_dir: Path, outcomes: Sequence[ReadoutOutcome], specs: Sequence[ExperimentSpec]) -> Path:
-    """The portfolio page, saying only what is on disk: a link goes to a page or error file that exists."""
-    entries = []
-    for o, s in zip(outcomes, specs):
-        shown = o.html if o.html is not None and o.html.is_file() else None
-        error_file = o.error_file if o.error_file is not None and o.error_file.is_file() else None
-        target = shown or error_file
-        entries.append({"name": o.name, "owner": s.owner, "ok": shown is not None, "kind": s.kind,
-                        "href": f"{o.slug}/{target.name}" if target is not None else None,
-                        "arms": list(o.verdicts) if shown is not None else [], "primary": o.primary,
-                        "error": o.error, "note": o.error if o.status in ("interrupted", "not run") else None})
-    path = out_dir / INDEX_NAME
-    _atomic_write_text(path, render.portfolio_html(entries))
-    return path
+@contextlib.contextmanager
+def _page_templates(templates) -> Iterator[None]:
+    """The analyst's page templates (``--templates DIR``) for the pages this process renders, then as before."""
+    if templates is None:
+        yield
+        return
+    before = os.environ.get(TEMPLATES_ENV)
+    os.environ[TEMPLATES_ENV] = str(Path(templates).resolve())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(TEMPLATES_ENV, None)
+        else:
+            os.environ[TEMPLATES_ENV] = before
+
+
+def write_pages(out_dir: str | os.PathLike, outcomes: Sequence[ReadoutOutcome] = (), *,
+                timeout: float = store.DEFAULT_TIMEOUT, templates=None) -> Path:
+    """``index.html`` and ``programme.html`` of ``out_dir`` from its results store (see
+    :func:`abkit.readout.programme_pages.write_pages`); returns the index's path."""
+    index, _, _ = programme_pages.write_pages(Path(out_dir), outcomes, timeout=timeout, templates=templates)
+    return index
 
 
 def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, jobs: int = 1, *,
                  progress: bool = True, kernel_name: str = "python3",
                  cell_timeout: int | None = 1800,
                  templates: str | os.PathLike | None = None, root: str | os.PathLike | None = None,
-                 force: bool = False) -> list[ReadoutOutcome]:
+                 force: bool = False, pdf: bool = False,
+                 store_timeout: float = store.DEFAULT_TIMEOUT) -> list[ReadoutOutcome]:
     """Validate all specs, then produce one readout per spec under ``out_dir``; see the module doc.
 
     ``templates``: a folder with your own copies of the template notebooks (``ab_readout.ipynb``,
     ``did_readout.ipynb``, ``power_plan.ipynb``; optionally ``html/abkit``); default: the shipped ones.
     ``root``: the folder the specs' identities are relative to (:func:`experiment_identity`).
     ``force``: write into folders (and an ``index.html``) abkit did not write or another experiment owns.
+    ``pdf``: also print each page to ``readout.pdf`` with headless Chromium (:mod:`abkit.readout.pdf`;
+    without Chromium nothing runs). ``store_timeout``: how long a readout waits for the results store's
+    lock when another process is writing it.
 
     Raises :class:`abkit.SpecError` / :class:`abkit.ReadoutError` (nothing run) if any spec is invalid or
     any folder may not be written. Returns one :class:`ReadoutOutcome` per spec, in the order given;
@@ -593,6 +697,7 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
     specs = [s for _, s in validated]
     for kind in sorted({s.kind for s in specs}):
         notebook_for(kind, templates)        # a missing template fails the batch before anything runs
+    chromium = find_chromium() if pdf else None   # so does --pdf without Chromium
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -614,8 +719,7 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
                dynamic_ncols=True)
 
     def base(i: int) -> dict:
-        return dict(spec_path=paths[i], name=specs[i].name, slug=plan[i][1].name, folder=plan[i][1],
-                    primary=specs[i].primary.name)
+        return _outcome_base(paths[i], specs[i], plan[i][1])
 
     def one(i: int) -> ReadoutOutcome:
         if stop.is_set():
@@ -623,6 +727,7 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
         try:
             return execute_readout(paths[i], specs[i], plan[i][1], kernel_name=kernel_name,
                                    cell_timeout=cell_timeout, templates=templates, identity=plan[i][0], stop=stop,
+                                   pdf=pdf, chromium=chromium, store_timeout=store_timeout,
                                    blas_threads=threads_per_kernel(min(jobs, len(specs))))
         except Exception as exc:  # noqa: BLE001 - e.g. the folder is not writable: fail this one only
             return ReadoutOutcome(**base(i), status="failed", error=_one_line(f"{type(exc).__name__}: {exc}"))
@@ -632,34 +737,132 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
         bar.set_postfix_str(f"{outcome.slug}: {outcome.status}", refresh=False)
         bar.update(1)
 
-    # Every readout runs in a worker thread (each drives its own kernel process), so that the main
-    # thread stays free to take Ctrl-C at once, at any --jobs.
-    pool = ThreadPoolExecutor(max_workers=min(jobs, len(specs)), thread_name_prefix="abkit-readout")
-    futures = {pool.submit(one, i): i for i in range(len(specs))}
-    try:
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                done(futures[fut], fut.result())
-    except KeyboardInterrupt:
-        stop.set()
-        for fut in futures:
-            fut.cancel()                       # queued readouts never start
-        _stop_kernels()                        # running ones end now: their kernels are shut down
-        deadline = time.monotonic() + 2
-        for fut, i in futures.items():
-            if outcomes[i] is not None:
-                continue
-            try:
-                outcome = None if fut.cancelled() else fut.result(timeout=max(0.0, deadline - time.monotonic()))
-            except BaseException:  # noqa: BLE001 - a second Ctrl-C or a straggler: report what is on disk
-                outcome = None
-            if outcome is None:                # its thread is still unwinding: its temporary files go now
-                _sweep(plan[i][1])
-            outcomes[i] = outcome or _previous_outcome(base(i), status="not run" if fut.cancelled() else "interrupted")
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-        bar.close()
-    _write_index(out, outcomes, specs)
+    with _page_templates(templates):     # the pages this process renders use the analyst's templates too
+        # Every readout runs in a worker thread (each drives its own kernel process), so that the main
+        # thread stays free to take Ctrl-C at once, at any --jobs.
+        pool = ThreadPoolExecutor(max_workers=min(jobs, len(specs)), thread_name_prefix="abkit-readout")
+        futures = {pool.submit(one, i): i for i in range(len(specs))}
+        try:
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    done(futures[fut], fut.result())
+        except KeyboardInterrupt:
+            stop.set()
+            for fut in futures:
+                fut.cancel()                       # queued readouts never start
+            _stop_kernels()                        # running ones end now: their kernels are shut down
+            deadline = time.monotonic() + 2
+            for fut, i in futures.items():
+                if outcomes[i] is not None:
+                    continue
+                try:
+                    outcome = None if fut.cancelled() else fut.result(timeout=max(0.0, deadline - time.monotonic()))
+                except BaseException:  # noqa: BLE001 - a second Ctrl-C or a straggler: report what is on disk
+                    outcome = None
+                if outcome is None:                # its thread is still unwinding: its temporary files go now
+                    _sweep(plan[i][1])
+                outcomes[i] = outcome or _previous_outcome(base(i), status="not run" if fut.cancelled()
+                                                           else "interrupted")
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+            bar.close()
+        # The store may be locked by another run; after Ctrl-C the pages wait only briefly for it.
+        write_pages(out, outcomes, templates=templates,
+                    timeout=_STOPPED_STORE_TIMEOUT if stop.is_set() else store_timeout)
     return list(outcomes)
+
+
+# --------------------------------------------------------------------------- a notebook run by plain papermill
+def _papermill_failure(nb) -> str | None:
+    """Why an executed notebook did not run to the end (None: it did)."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", ()):
+            if out.get("output_type") == "error":
+                return f"a cell raised {out.get('ename')}: {_one_line(_clean(str(out.get('evalue'))), 200)}"
+    if (nb.metadata.get("papermill") or {}).get("exception"):
+        return "papermill recorded an exception"
+    return None
+
+
+def publish_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, *, force: bool = False,
+                     pdf: bool = False, templates: str | os.PathLike | None = None,
+                     store_timeout: float = store.DEFAULT_TIMEOUT) -> ReadoutOutcome:
+    """Put a readout notebook executed by plain papermill into ``out_dir`` as ``abkit readout`` would have.
+
+    ``abkit export NB.ipynb --out DIR``. The experiment's folder is ``DIR/<slug>`` (its identity:
+    the spec's ``id:``, else the spec file's name, from the notebook's ``spec_path`` parameter),
+    with ``readout.ipynb`` (a copy), ``readout.html``, ``summary.md``, ``readout.pdf`` (``pdf``),
+    ``history.html``; the notebook's rows are recorded in ``DIR/abkit.duckdb`` and ``index.html``
+    and ``programme.html`` rebuilt, with the runner's guarantees (folder lock, owner marks, nothing
+    foreign overwritten without ``force``). A notebook that did not run to the end is refused
+    (:class:`abkit.ReadoutError`): nothing is recorded that no page shows.
+    """
+    import nbformat
+
+    source = Path(notebook)
+    if not source.is_file():
+        raise ReadoutError(f"notebook not found: {source}; pass the notebook papermill wrote")
+    nb = nbformat.read(str(source), as_version=4)
+    failure = _papermill_failure(nb)
+    if failure:
+        raise ReadoutError(f"{source} did not run to the end ({failure}); fix the cause and run it again: a "
+                           "failed notebook is not published or recorded")
+    summary = _read_summary(source)
+    if not summary:
+        raise ReadoutError(f"{source} is not an executed abkit readout (no verdict summary in its outputs); run "
+                           "one of the templates (templates/ab_readout.ipynb, ...) with papermill first")
+    params = (nb.metadata.get("papermill") or {}).get("parameters") or {}
+    spec_path = params.get("spec_path") or ""
+    name = str(summary.get("name") or source.stem)
+    spec = None
+    if spec_path:
+        with contextlib.suppress(SpecError, OSError):
+            spec = load_spec(spec_path, check_data=False)
+    if spec is not None:
+        identity = experiment_identity(spec_path, spec)
+    elif spec_path:
+        identity = Path(spec_path).stem
+    else:
+        given = params.get("spec") if isinstance(params.get("spec"), dict) else {}
+        identity = str(given.get("id") or name)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReadoutError(f"cannot create output folder '{out}': {exc}") from exc
+    out = out.resolve()
+    _check_index(out, force)
+    chromium = find_chromium() if pdf else None
+    folder = _safe_folder(out, slugify(identity, fallback=slugify(name)))
+    anchor = Path(spec_path) if spec_path else source
+    why = _check_folder(folder, identity, anchor, force)
+    if why:
+        raise ReadoutError(f"nothing was published: {why}")
+    kind = str(summary.get("kind") or getattr(spec, "kind", "ab"))
+    primary = str(summary.get("primary") or "")
+    shown = SimpleNamespace(name=name, primary=SimpleNamespace(name=primary))
+    base = dict(spec_path=anchor, name=name, slug=folder.name, folder=folder, primary=primary, kind=kind,
+                owner=getattr(spec, "owner", None))
+    started = time.perf_counter()
+    ended = (nb.metadata.get("papermill") or {}).get("end_time")
+    run_time = _dt.datetime.fromisoformat(ended) if isinstance(ended, str) and ended else _utc_now()
+    folder.mkdir(exist_ok=True)
+    with _folder_lock(folder), _page_templates(templates):
+        _sweep(folder)
+        _atomic_write_text(folder / OWNER_NAME, json.dumps(
+            {"identity": identity, "spec": str(anchor.resolve()), "name": name,
+             "written_by": "abkit export"}, indent=1) + "\n")
+        target = folder / NOTEBOOK_NAME
+        if source.resolve() != target:
+            _atomic_write_text(target, source.read_text(encoding="utf-8"))
+        export_html(target, folder / HTML_NAME, title=name, templates=templates)
+        (folder / ERROR_NAME).unlink(missing_ok=True)
+        extra = _after_page(anchor, shown, folder, summary, store.new_run_id(), run_time, pdf=pdf,
+                            chromium=chromium, store_timeout=store_timeout, templates=templates)
+        outcome = ReadoutOutcome(**base, status="ok", notebook=target, html=folder / HTML_NAME,
+                                 verdicts=tuple(summary.get("arms", ())), seconds=time.perf_counter() - started,
+                                 **extra)
+        write_pages(out, [outcome], templates=templates, timeout=store_timeout)
+    return outcome

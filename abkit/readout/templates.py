@@ -30,7 +30,8 @@ from ..spec import load_spec, spec_from_dict
 __all__ = ["templates_dir", "notebook_for", "html_template_dir", "notebook_spec", "TEMPLATE_NAMES"]
 
 #: The notebook template of each spec kind.
-TEMPLATE_NAMES = {"ab": "ab_readout.ipynb", "did": "did_readout.ipynb", "power": "power_plan.ipynb"}
+TEMPLATE_NAMES = {"ab": "ab_readout.ipynb", "did": "did_readout.ipynb", "synthetic": "one_market_readout.ipynb",
+                  "power": "power_plan.ipynb"}
 
 
 def templates_dir() -> Path:
@@ -44,7 +45,8 @@ def templates_dir() -> Path:
 
 
 def notebook_for(kind: str, folder: str | os.PathLike | None = None) -> Path:
-    """The template notebook for a spec ``kind`` ('ab', 'did', 'power') in ``folder`` (default: the shipped ones)."""
+    """The template notebook for a spec ``kind`` ('ab', 'did', 'synthetic', 'power') in ``folder`` (default: the
+    shipped ones)."""
     if kind not in TEMPLATE_NAMES:
         raise ReadoutError(f"no readout template for kind {kind!r}; kinds: {', '.join(TEMPLATE_NAMES)}")
     base = Path(folder) if folder is not None else templates_dir()

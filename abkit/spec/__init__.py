@@ -3,8 +3,9 @@
 A spec says which data to read and what to analyse; ``abkit readout`` turns
 each spec into a notebook and an HTML page, with the template of its
 ``kind``: ``ab`` (default; :class:`ExperimentSpec`), ``did`` (a rollout
-analysed by difference-in-differences; :class:`RolloutSpec`) or ``power`` (a
-test plan; :class:`PowerSpec`). Everything is checked *before* any notebook
+analysed by difference-in-differences; :class:`RolloutSpec`), ``synthetic`` (a
+launch in one or a few markets, read by synthetic DiD or synthetic control;
+:class:`SyntheticSpec`) or ``power`` (a test plan; :class:`PowerSpec`). Everything is checked *before* any notebook
 runs: unknown keys (with the closest valid key suggested), wrong types,
 impossible values, and that the data file (or table) exists and holds every
 column the spec names, with numbers where numbers are needed.
@@ -123,7 +124,14 @@ from __future__ import annotations
 from .data_checks import data_columns
 from .loader import load_spec, spec_from_dict
 from .models import KINDS, SPARK_CONF_ALLOWED, spec_json_schema
-from .validated import ExperimentSpec, MetricSpec, OutcomeSpec, PowerSpec, RolloutSpec
+from .validated import (
+           ExperimentSpec,
+           MetricSpec,
+           OutcomeSpec,
+           PowerSpec,
+           RolloutSpec,
+           SyntheticSpec,
+)
 
 __all__ = [
            "KINDS",
@@ -133,6 +141,7 @@ __all__ = [
            "OutcomeSpec",
            "PowerSpec",
            "RolloutSpec",
+           "SyntheticSpec",
            "data_columns",
            "load_spec",
            "spec_from_dict",

@@ -86,7 +86,7 @@ def _outcome_columns(outcome: Any, where: str) -> list[NamedColumn]:
 
 def named_columns(raw: Mapping, kind: str) -> list[NamedColumn]:
     """Every column the document names, with its field; read leniently from the document as written."""
-    if kind == "did":
+    if kind in ("did", "synthetic"):
         out = [c for key in ("unit", "time", "first_treated", "treatment", "cluster") for c in _names(raw, key, "")]
         out += _outcome_columns(raw.get("outcome"), "outcome")
         secondary = raw.get("secondary")

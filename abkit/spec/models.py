@@ -1,8 +1,9 @@
 """The spec format as typed models: what a person may write in a spec file, field by field.
 
-Three documents, one per ``kind``: :class:`AbDocument` (``kind: ab``, the
-default), :class:`RolloutDocument` (``kind: did``) and :class:`PowerDocument`
-(``kind: power``), built from :class:`MetricDocument`,
+Four documents, one per ``kind``: :class:`AbDocument` (``kind: ab``, the
+default), :class:`RolloutDocument` (``kind: did``), :class:`SyntheticDocument`
+(``kind: synthetic``, a launch in one or a few markets) and
+:class:`PowerDocument` (``kind: power``), built from :class:`MetricDocument`,
 :class:`OutcomeDocument` and :class:`TableDocument`. They describe the YAML as
 written (shorthands included: one column for a list of one, an outcome given
 as a column name), and pydantic (v2) checks it: unknown keys, types, allowed
@@ -20,6 +21,7 @@ The resolved, frozen objects the readouts use are in
 """
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import functools
 import math
@@ -50,15 +52,17 @@ __all__ = [
     "KINDS",
     "SPARK_CONF_ALLOWED",
     "AbDocument",
+    "ImpactDocument",
     "MetricDocument",
     "OutcomeDocument",
     "PowerDocument",
     "RolloutDocument",
+    "SyntheticDocument",
     "TableDocument",
     "spec_json_schema",
 ]
 
-KINDS = ("ab", "did", "power")
+KINDS = ("ab", "did", "synthetic", "power")
 DEFAULT_PLAN_DAYS = (7, 14, 21, 28, 35, 42, 56)
 
 # Spark settings a spec may give (``data: {engine: spark, conf: {...}}``). Specs come from many
@@ -558,11 +562,44 @@ DATA_DESCRIPTION = ("a parquet file, a folder of parquet files or a CSV file (re
                     "{engine, table, database, conf}")
 
 
+# --------------------------------------------------------------------------- impact in business terms
+class ImpactDocument(Document):
+    """The yearly volume behind the primary metric: the verdict turns its effect into units (and money) a year.
+
+    The primary metric counts ``unit`` per ``per`` (contacts per order); the
+    change meets ``volume`` ``per`` a year once shipped, so an effect ``d``
+    is ``volume * d`` ``unit`` a year, worth ``value`` each
+    (:mod:`abkit.business_impact`).
+    """
+
+    EXAMPLE: ClassVar[str] = "`{volume: 12000000, per: orders, unit: contacts, value: 4.50}`"
+    MISSING: ClassVar[dict[str, str]] = {
+        "volume": "required key missing; add e.g. `volume: 12000000` (how many `per` a year the change applies to "
+                  "once shipped)",
+        "unit": "required key missing; name what the primary metric counts, e.g. `unit: contacts`",
+    }
+
+    volume: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = Field(
+        description="a year: how many `per` (orders, buyers) the change applies to once shipped",
+        examples=[12_000_000])
+    per: NonBlankText = Field("units", description="what the volume counts: the primary metric's denominator "
+                                                   "(orders, buyers)", examples=["orders"])
+    unit: NonBlankText = Field(description="what the primary metric counts per `per` (contacts, refunds)",
+                               examples=["contacts"])
+    value: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = Field(
+        None, description="money per unit (a contact costs 4.50); omit for units only", examples=[4.5])
+    currency: NonBlankText = Field("EUR", description="currency of value", examples=["EUR"])
+
+
+IMPACT_DESCRIPTION = ("the yearly volume behind the primary metric, for the impact in business terms: "
+                      "{volume, per, unit, value, currency}")
+
+
 # --------------------------------------------------------------------------- what every kind shares
 class _Header(Document):
     name: NonBlankText = _text_field("the experiment's name (the readout's title)", "Instant refunds for low-value "
                                                                                     "returns")
-    kind: str = Field("ab", description="ab (default), did or power")     # each kind narrows it (second key)
+    kind: str = Field("ab", description="ab (default), did, synthetic or power")   # each kind narrows it
     id: Annotated[str, AfterValidator(_identity)] | None = Field(
         None, description="the experiment's stable identity: its readout folder and its rows in the results store "
                           "(default: the spec file's path below --root, else its file name)",
@@ -601,7 +638,7 @@ def _power_above_alpha(cls, value, info: ValidationInfo):
 def _ab_kind(value: Any) -> Any:
     if value is None or value == "ab":
         return "ab"
-    if value in ("did", "power"):
+    if value in ("did", "synthetic", "power"):
         raise _custom(f"a kind: {value} spec is read with abkit.spec.load_spec or spec_from_dict, not as an A/B spec")
     raise _custom(f"{show(value)} is not allowed; use one of {', '.join(KINDS)}.{suggest(value, KINDS)}")
 
@@ -666,7 +703,8 @@ class AbDocument(_Header):
         "metrics": _MISSING_METRICS,
     }
 
-    kind: Annotated[Literal["ab"], BeforeValidator(_ab_kind)] = Field("ab", description="ab (default), did or power")
+    kind: Annotated[Literal["ab"], BeforeValidator(_ab_kind)] = Field("ab", description="ab (default), did, "
+                                                                                 "synthetic or power")
     data: DataSource = Field(description=DATA_DESCRIPTION, examples=[
         "../data/aftersales_ab.parquet", {"engine": "duckdb", "table": "refunds", "database": "warehouse.duckdb"}])
     variant: ColumnName = Field("variant", description="the column holding each unit's arm")
@@ -701,6 +739,7 @@ class AbDocument(_Header):
     data_end: Moment | None = Field(None, examples=["2026-10-12"], description=(
         "when the data was read: a date (the data hold that whole day) or a timestamp; needed by windows and by "
         "time_to_event metrics built from start/end timestamps"))
+    impact: ImpactDocument | None = Field(None, description=IMPACT_DESCRIPTION)
 
     _power_above_alpha = field_validator("power")(classmethod(_power_above_alpha))
 
@@ -827,6 +866,45 @@ Outcome = Annotated[OutcomeDocument, BeforeValidator(_outcome_shorthand,
 PeriodCount = Annotated[int, Field(ge=1)]
 
 
+def _launch_column(cls, value, info: ValidationInfo):
+    """``first_treated`` or ``treatment``: exactly one (kinds did and synthetic)."""
+    if "treatment" not in info.data:
+        return value
+    treatment = info.data["treatment"]
+    if value is not None and treatment is not None:
+        raise _rules(("treatment", ("give either `first_treated` (the launch period of each unit) or `treatment` "
+                                   "(a 0/1 column that switches on at launch), not both")))
+    if value is None and treatment is None:
+        raise _custom("required key missing; add e.g. `first_treated: launch_week` (each unit's launch period, "
+                      "empty for never launched) or `treatment: launched` (0/1)")
+    return value
+
+
+def _distinct_outcome_names(cls, value, info: ValidationInfo):
+    """The primary and secondary outcomes have distinct names (kinds did and synthetic)."""
+    outcome = info.data.get("outcome")
+    names = ([outcome.outcome_name] if outcome is not None else []) + [o.outcome_name for o in value or ()]
+    bad = [(f"secondary[{i}].name", (f"'{printable(o.outcome_name)}' is already the name of another outcome; give each "
+                                    "outcome a distinct name"))
+           for i, o in enumerate(value or ()) if names.count(o.outcome_name) > 1]
+    if bad:
+        raise _rules(*bad, field_level=True)
+    return value
+
+
+SYNTHETIC_METHODS = ("synthetic", "sdid", "sc")
+"""``method`` values that make a rollout spec (``kind: did``) a one-market launch read by synthetic control:
+``load_spec`` and ``spec_from_dict`` read such a spec as ``kind: synthetic`` (``synthetic`` = ``sdid``)."""
+
+
+def _did_method(value: Any) -> Any:
+    if value in SYNTHETIC_METHODS:
+        raise _custom(f"{show(value)} is a synthetic estimator: for a launch in one or a few markets write "
+                      "`kind: synthetic` (with `method: sdid` or `sc`); kind: did takes dr, reg or ipw "
+                      "(Callaway & Sant'Anna)")
+    return value
+
+
 class RolloutDocument(_Header):
     """A rollout analysed by difference-in-differences (``kind: did``): one row per unit and period."""
 
@@ -850,7 +928,8 @@ class RolloutDocument(_Header):
     outcome: Outcome = Field(description="the primary outcome: a column, or {name, numerator, denominator, better}")
     secondary: list[Outcome] | None = Field(None, description="more outcomes, reported alongside")
     control_group: Literal["never_treated", "not_yet_treated"] = Field("never_treated", description="comparison units")
-    method: Literal["dr", "reg", "ipw"] = Field("dr", description="Callaway & Sant'Anna estimator")
+    method: Annotated[Literal["dr", "reg", "ipw"], BeforeValidator(_did_method)] = Field(
+        "dr", description="Callaway & Sant'Anna estimator (synthetic control / SDID: kind: synthetic)")
     covariates: ColumnList | None = Field(None, examples=[["market_size"]],
                                           description="time-invariant unit covariates")
     alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(0.05, examples=[0.05], description="significance level")
@@ -862,31 +941,104 @@ class RolloutDocument(_Header):
         _whole_numbers("periods >= 1", "placebo_shifts: [4, 8]"),
         json_schema_input_type=PeriodCount | list[PeriodCount])] = Field(
         [4, 8], description="fake launches this many periods early")
+    impact: ImpactDocument | None = Field(None, description=IMPACT_DESCRIPTION)
 
-    @field_validator("first_treated")
-    @classmethod
-    def _launch_column(cls, value, info: ValidationInfo):
-        if "treatment" not in info.data:
-            return value
-        treatment = info.data["treatment"]
-        if value is not None and treatment is not None:
-            raise _rules(("treatment", ("give either `first_treated` (the launch period of each unit) or `treatment` "
-                                       "(a 0/1 column that switches on at launch), not both")))
-        if value is None and treatment is None:
-            raise _custom("required key missing; add e.g. `first_treated: launch_week` (each unit's launch period, "
-                          "empty for never launched) or `treatment: launched` (0/1)")
-        return value
+    _launch_column = field_validator("first_treated")(classmethod(_launch_column))
+    _distinct_names = field_validator("secondary")(classmethod(_distinct_outcome_names))
 
-    @field_validator("secondary")
+
+# --------------------------------------------------------------------------- kind: synthetic
+def _synthetic_method(value: Any) -> Any:
+    if value == "synthetic":          # the rollout spelling (kind: did, method: synthetic): the default estimator
+        return "sdid"
+    if value in ("dr", "reg", "ipw"):
+        raise _custom(f"{show(value)} is a Callaway & Sant'Anna method of kind: did; kind: synthetic takes sdid "
+                      "(synthetic difference-in-differences, the default) or sc (synthetic control)")
+    if value == "did":
+        raise _custom("plain difference-in-differences is kind: did; kind: synthetic takes sdid (the default) or sc, "
+                      "and its readout shows the unweighted DiD next to them for comparison")
+    return value
+
+
+_DID_ONLY = ("a Callaway & Sant'Anna key ({what}); a synthetic read (kind: synthetic, or method: sdid / sc) "
+             "{instead}: remove it, or write `kind: did` with method dr, reg or ipw for a difference-in-differences "
+             "readout")
+
+
+class SyntheticDocument(_Header):
+    """A launch in one market (or a few) read by synthetic DiD or synthetic control (``kind: synthetic``).
+
+    One row per unit and period, as ``kind: did``; the launched units all
+    start together (several launch dates are estimated per cohort). The
+    comparison is a weighted mix of the never-launched units
+    (:func:`abkit.did.synthetic`); so the keys of the Callaway & Sant'Anna
+    design (``control_group``, ``scale``, ``leads``, ``lags``,
+    ``placebo_shifts``, ``cluster``) have no meaning here and are refused,
+    with the reason.
+    """
+
+    EXAMPLE: ClassVar[str] = "name:, kind: synthetic, data:, unit:, time:, treatment:, outcome: ..."
+    MISSING: ClassVar[dict[str, str]] = {
+        "kind": "expected `kind: synthetic` for a launch read by synthetic control, got nothing",
+        "data": _missing_data("../data/one_market_panel.parquet` (one row per unit and period"),
+        "outcome": "required key missing; add e.g. `outcome: {name: contact_rate, numerator: contacts, denominator: "
+                   "orders, better: lower}`",
+    }
+    MISPLACED: ClassVar[dict[str, str]] = {
+        "control_group": _DID_ONLY.format(what="the Callaway & Sant'Anna comparison group",
+                                          instead="compares with a weighted mix of the never-launched units"),
+        "scale": _DID_ONLY.format(what="log or level analysis", instead="reports the effect in the outcome's units "
+                                                                      "and in percent of the synthetic twin"),
+        "leads": _DID_ONLY.format(what="event study", instead="shows the launched unit and its synthetic twin "
+                                                             "week by week instead"),
+        "lags": _DID_ONLY.format(what="event study", instead="shows the launched unit and its synthetic twin week "
+                                                            "by week instead"),
+        "placebo_shifts": _DID_ONLY.format(what="placebo launch dates", instead="runs placebo launches in the "
+                                                                               "comparison units instead"),
+        "cluster": _DID_ONLY.format(what="clustered standard errors", instead="takes its uncertainty from placebo "
+                                                                             "launches (see `inference`)"),
+    }
+
+    kind: Literal["synthetic"] = Field(description="synthetic: a launch in one or a few units read by synthetic "
+                                                   "difference-in-differences or synthetic control")
+    data: DataSource = Field(description=DATA_DESCRIPTION, examples=["../data/one_market_panel.parquet"])
+    unit: ColumnName = Field(description="the unit that launches (market, warehouse...)", examples=["market"])
+    time: ColumnName = Field(description="the period column (numbers or dates)", examples=["week"])
+    treatment: ColumnName | None = Field(None, description="a 0/1 column that switches on at launch",
+                                         examples=["launched"])
+    first_treated: ColumnName | None = Field(
+        None, validate_default=True, description="or: each unit's launch period (empty = never launched)",
+        examples=["launch_week"])
+    outcome: Outcome = Field(description="the primary outcome: a column, or {name, numerator, denominator, better} "
+                                         "(the unit-period ratio)")
+    secondary: list[Outcome] | None = Field(None, description="more outcomes, reported alongside")
+    method: Annotated[Literal["sdid", "sc"],
+                      BeforeValidator(_synthetic_method, json_schema_input_type=Literal[SYNTHETIC_METHODS])] = Field(
+        "sdid", description="sdid (synthetic difference-in-differences, default; also: synthetic) or sc (synthetic "
+                            "control)")
+    covariates: ColumnList | None = Field(None, examples=[["avg_basket_value"]],
+                                          description="time-varying covariates, adjusted for as R synthdid's X")
+    inference: Literal["placebo", "bootstrap", "jackknife", "conformal"] | None = Field(
+        None, description="placebo (default with more comparison than launched units), bootstrap or jackknife "
+                          "(two or more launched units), or conformal")
+    replications: Annotated[WholeNumber, Field(ge=20, le=10_000)] = Field(
+        200, examples=[200], description="placebo / bootstrap replications")
+    seed: Annotated[WholeNumber, Field(ge=0)] = Field(0, examples=[0], description="seed of the replications")
+    alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(0.05, examples=[0.05], description="significance level")
+
+    _launch_column = field_validator("first_treated")(classmethod(_launch_column))
+    _distinct_names = field_validator("secondary")(classmethod(_distinct_outcome_names))
+
+    @field_validator("covariates")
     @classmethod
-    def _distinct_names(cls, value, info: ValidationInfo):
+    def _not_the_outcome(cls, value, info: ValidationInfo):
         outcome = info.data.get("outcome")
-        names = ([outcome.outcome_name] if outcome is not None else []) + [o.outcome_name for o in value or ()]
-        bad = [(f"secondary[{i}].name", (f"'{printable(o.outcome_name)}' is already the name of another outcome; give each "
-                                        "outcome a distinct name"))
-               for i, o in enumerate(value or ()) if names.count(o.outcome_name) > 1]
+        used = {outcome.column, outcome.numerator, outcome.denominator} - {None} if outcome is not None else set()
+        bad = [(f"covariates[{i}]", (f"'{printable(c)}' is a column of the outcome; a covariate adjusts the outcome "
+                                     "for something else that moves over time (e.g. basket value)"))
+               for i, c in enumerate(value or ()) if c in used]
         if bad:
-            raise _rules(*bad, field_level=True)
+            raise _rules(*bad)
         return value
 
 
@@ -951,15 +1103,36 @@ class PowerDocument(_Header):
         return value
 
 
-DOCUMENTS: dict[str, type[_Header]] = {"ab": AbDocument, "did": RolloutDocument, "power": PowerDocument}
+DOCUMENTS: dict[str, type[_Header]] = {"ab": AbDocument, "did": RolloutDocument, "synthetic": SyntheticDocument,
+                                        "power": PowerDocument}
 
 
 # --------------------------------------------------------------------------- JSON Schema
-def spec_json_schema() -> dict:
-    """The JSON Schema of a spec file: the three kinds, chosen by ``kind`` (absent: ab).
+_JSON_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
 
-    ``if kind is did then RolloutDocument, else if kind is power then PowerDocument, else AbDocument``,
-    so an editor reports a misspelled key against the right kind instead of "matches none of three".
+
+def _json_bounds(node: Any) -> None:
+    """Bounds pydantic leaves in its own words (``ge``, ``le``: a range on a whole-number field, whose
+    before-validator hides the integer from the schema generator) in JSON Schema's words, so an editor checks
+    them too (``leads: 1``, ``replications: 3``)."""
+    if isinstance(node, dict):
+        for ours, theirs in _JSON_BOUNDS.items():
+            if ours in node and theirs not in node:
+                node[theirs] = node.pop(ours)
+        for value in node.values():
+            _json_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _json_bounds(value)
+
+
+def spec_json_schema() -> dict:
+    """The JSON Schema of a spec file: the four kinds, chosen by ``kind`` (absent: ab).
+
+    ``if kind is did with a synthetic method (sdid, sc, synthetic) then the synthetic document, else if kind is
+    did then RolloutDocument, else if synthetic then SyntheticDocument, else if power then PowerDocument, else
+    AbDocument``, so an editor reports a misspelled key against the right kind instead
+    of "matches none of four".
     """
     from pydantic.json_schema import models_json_schema
 
@@ -971,18 +1144,30 @@ def spec_json_schema() -> dict:
         props.pop("source", None)
         for prop in props.values():
             prop.pop("title", None)
+            _json_bounds(prop)
     ref = {k: refs[(DOCUMENTS[k], "validation")]["$ref"] for k in KINDS}
 
     def kind_is(kind):
         return {"properties": {"kind": {"const": kind}}, "required": ["kind"]}
 
+    # a rollout spec whose method is synthetic (sdid, sc) is read as kind: synthetic: its keys are those
+    as_did = copy.deepcopy(defs[ref["synthetic"].rsplit("/", 1)[1]])
+    as_did["properties"]["kind"] = {"const": "did", "description": "did with a synthetic method: read as kind: "
+                                                                   "synthetic"}
+    as_did["required"] = sorted(set(as_did.get("required", [])) | {"kind", "method"})
+    defs["SyntheticRolloutDocument"] = as_did
+    synthetic_did = {"properties": {"kind": {"const": "did"}, "method": {"enum": list(SYNTHETIC_METHODS)}},
+                     "required": ["kind", "method"]}
+
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",   # what VS Code's YAML extension supports
         "title": "abkit experiment spec",
-        "description": "One YAML file per experiment: kind ab (A/B test, the default), did (rollout) or power (test "
-                       "plan). Generated by `abkit schema`.",
+        "description": "One YAML file per experiment: kind ab (A/B test, the default), did (rollout), synthetic "
+                       "(a launch in one or a few markets) or power (test plan). Generated by `abkit schema`.",
         "type": "object",
-        "if": kind_is("did"), "then": {"$ref": ref["did"]},
-        "else": {"if": kind_is("power"), "then": {"$ref": ref["power"]}, "else": {"$ref": ref["ab"]}},
+        "if": synthetic_did, "then": {"$ref": "#/$defs/SyntheticRolloutDocument"},
+        "else": {"if": kind_is("did"), "then": {"$ref": ref["did"]},
+        "else": {"if": kind_is("synthetic"), "then": {"$ref": ref["synthetic"]},
+                 "else": {"if": kind_is("power"), "then": {"$ref": ref["power"]}, "else": {"$ref": ref["ab"]}}}},
         "$defs": defs,
     }

@@ -308,6 +308,9 @@ def _message(err: dict, place: _Place, allow_source: bool) -> str:
         if key == "source" and not allow_source:
             return ("unknown key 'source'; abkit records the spec file's path itself. Remove it. Allowed keys: "
                     + ", ".join(allowed))
+        misplaced = getattr(place.model, "MISPLACED", {}).get(key) if place.model is not None else None
+        if misplaced:                     # a key of another kind: say whose, and what this kind does instead
+            return f"'{printable(key)}' is {misplaced}"
         return f"unknown key '{printable(key)}'.{suggest(key, allowed)} Allowed keys: {', '.join(allowed)}"
     if kind == "literal_error":
         choices, nullable = _choices(place.annotation)

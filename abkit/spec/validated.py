@@ -1,7 +1,8 @@
 """Validated specs: the frozen objects the readouts, the notebooks and the CLI use.
 
-:class:`ExperimentSpec` (``kind: ab``), :class:`RolloutSpec` (``kind: did``)
-and :class:`PowerSpec` (``kind: power``), with :class:`MetricSpec` and
+:class:`ExperimentSpec` (``kind: ab``), :class:`RolloutSpec` (``kind: did``),
+:class:`SyntheticSpec` (``kind: synthetic``) and :class:`PowerSpec`
+(``kind: power``), with :class:`MetricSpec` and
 :class:`OutcomeSpec`, are built from a validated document
 (:mod:`abkit.spec.models`) with everything resolved: the data path made
 absolute (or a :class:`abkit.engines.TableRef`), default names filled in,
@@ -25,6 +26,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from ..business_impact import ImpactSpec
 from ..engines import TableRef
 from ..errors import AbkitError, SpecError
 from ..metrics import Mean, Metric, Proportion, Ratio, TimeToEvent
@@ -33,17 +35,20 @@ from .data_checks import named_columns
 from .models import (
     DEFAULT_PLAN_DAYS,
     DOCUMENTS,
+    SYNTHETIC_METHODS,
     AbDocument,
     DataSource,
+    ImpactDocument,
     MetricDocument,
     OutcomeDocument,
     PowerDocument,
     RolloutDocument,
+    SyntheticDocument,
     TableDocument,
 )
 from .problems import Problems, add_validation_errors, show, type_name
 
-__all__ = ["Covariate", "ExperimentSpec", "MetricSpec", "OutcomeSpec", "PowerSpec", "RolloutSpec"]
+__all__ = ["Covariate", "ExperimentSpec", "MetricSpec", "OutcomeSpec", "PowerSpec", "RolloutSpec", "SyntheticSpec"]
 
 Covariate = str | tuple[str, str]
 
@@ -269,6 +274,7 @@ class ExperimentSpec(_Data):
     sequential: bool = False          # always-valid CIs and p-values (safe to look daily)
     window: str | None = None         # maturity window of every metric without its own (e.g. "30d")
     data_end: _dt.date | _dt.datetime | None = None   # when the data was read (windows, timestamp metrics)
+    impact: ImpactSpec | None = None  # yearly volume behind the primary metric (impact in business terms)
 
     # ----------------------------------------------------------------- views
     @property
@@ -363,6 +369,7 @@ class ExperimentSpec(_Data):
             "window": self.window,
             "data_end": self.data_end.isoformat() if self.data_end is not None else None,
             "metrics": [m.to_dict(spec_window=self.window) for m in self.metrics],
+            "impact": self.impact.to_dict() if self.impact is not None else None,
             "source": self.source,
         }
 
@@ -463,6 +470,7 @@ class RolloutSpec(_Data):
     lags: int = 12
     placebo_shifts: tuple[int, ...] = (4, 8)
     source: str | None = None
+    impact: ImpactSpec | None = None  # yearly volume behind the primary outcome (impact in business terms)
 
     @property
     def primary(self) -> OutcomeSpec:
@@ -502,12 +510,107 @@ class RolloutSpec(_Data):
             "method": self.method, "covariates": list(self.covariates), "cluster": self.cluster,
             "alpha": self.alpha, "scale": self.scale, "leads": self.leads, "lags": self.lags,
             "placebo_shifts": list(self.placebo_shifts), "source": self.source,
+            "impact": self.impact.to_dict() if self.impact is not None else None,
         }
 
     @classmethod
     def from_dict(cls, raw: Mapping, *, base_dir: str | os.PathLike | None = None, origin: str | None = None,
                   check_data: bool = True) -> RolloutSpec:
         """Validate a rollout spec given as a mapping (see :meth:`ExperimentSpec.from_dict`)."""
+        return _build(cls, raw, origin=origin, base_dir=base_dir, check_data=check_data, allow_source=True)
+
+
+# --------------------------------------------------------------------------- one-market launch (kind: synthetic)
+@dataclass(frozen=True)
+class SyntheticSpec(_Data):
+    """A validated ``kind: synthetic`` spec: a launch in one market (or a few) read by synthetic DiD or synthetic
+    control (:func:`abkit.did.synthetic`; the readout ``templates/one_market_readout.ipynb``).
+
+    The panel is as for ``kind: did`` (``treatment`` a 0/1 column, or
+    ``first_treated`` each unit's launch period). ``method``: ``sdid``
+    (default) or ``sc``; ``covariates`` are time-varying columns adjusted for
+    as synthdid's ``X``; ``inference`` (None: placebo when there are more
+    comparison than launched units, else bootstrap) with ``replications``
+    seeded by ``seed``.
+
+    Example ``specs/refund_tracker_germany.yaml``::
+
+        name: Refund tracker, launched in Germany first
+        kind: synthetic
+        data: ../data/one_market_panel.parquet
+        unit: market
+        time: week
+        treatment: launched
+        outcome: {name: contact_rate, numerator: contacts, denominator: orders, better: lower}
+        method: sdid                        # sdid | sc
+    """
+
+    name: str
+    data: str | TableRef
+    unit: str
+    time: str
+    outcome: OutcomeSpec
+    first_treated: str | None = None
+    treatment: str | None = None
+    secondary: tuple[OutcomeSpec, ...] = ()
+    kind: str = "synthetic"
+    owner: str | None = None
+    id: str | None = None             # stable identity (readout folder, results store); None: from the file
+    description: str | None = None
+    hypothesis: str | None = None
+    start: _dt.date | None = None
+    end: _dt.date | None = None
+    method: str = "sdid"
+    covariates: tuple[str, ...] = ()
+    inference: str | None = None
+    replications: int = 200
+    seed: int = 0
+    alpha: float = 0.05
+    source: str | None = None
+
+    @property
+    def primary(self) -> OutcomeSpec:
+        """The outcome the verdict rests on."""
+        return self.outcome
+
+    @property
+    def outcomes(self) -> tuple[OutcomeSpec, ...]:
+        return (self.outcome, *self.secondary)
+
+    @property
+    def metrics(self) -> tuple[OutcomeSpec, ...]:
+        """Alias of :attr:`outcomes` (what the runner and the CLI count)."""
+        return self.outcomes
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        out: dict[str, None] = {}
+        for c in (self.unit, self.time, self.first_treated, self.treatment, *self.covariates):
+            if c:
+                out[c] = None
+        for o in self.outcomes:
+            for c in o.columns:
+                out[c] = None
+        return tuple(out)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able data; ``SyntheticSpec.from_dict(spec.to_dict()) == spec``."""
+        return {
+            "name": self.name, "kind": self.kind, "owner": self.owner, "id": self.id, "description": self.description,
+            "hypothesis": self.hypothesis,
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "data": self._data_dict(), "unit": self.unit, "time": self.time, "first_treated": self.first_treated,
+            "treatment": self.treatment, "outcome": self.outcome.to_dict(),
+            "secondary": [o.to_dict() for o in self.secondary], "method": self.method,
+            "covariates": list(self.covariates), "inference": self.inference, "replications": self.replications,
+            "seed": self.seed, "alpha": self.alpha, "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping, *, base_dir: str | os.PathLike | None = None, origin: str | None = None,
+                  check_data: bool = True) -> SyntheticSpec:
+        """Validate a ``kind: synthetic`` spec given as a mapping (see :meth:`ExperimentSpec.from_dict`)."""
         return _build(cls, raw, origin=origin, base_dir=base_dir, check_data=check_data, allow_source=True)
 
 
@@ -622,6 +725,13 @@ def _outcome(doc: OutcomeDocument) -> OutcomeSpec:
                        denominator=doc.denominator, better=doc.better, description=doc.description)
 
 
+def _impact(doc: ImpactDocument | None) -> ImpactSpec | None:
+    if doc is None:
+        return None
+    return ImpactSpec(volume=float(doc.volume), unit=doc.unit.strip(), per=doc.per.strip(),
+                      value=float(doc.value) if doc.value is not None else None, currency=doc.currency.strip())
+
+
 def _header(doc) -> dict:
     return {"name": doc.name, "owner": doc.owner, "id": doc.id, "description": doc.description, "hypothesis": doc.hypothesis,
             "start": doc.start, "end": doc.end, "source": doc.source}
@@ -635,7 +745,8 @@ def _experiment(doc: AbDocument, data) -> ExperimentSpec:
                           variant=doc.variant, control=doc.control, allocation=allocation, alpha=doc.alpha,
                           correction=doc.correction, mde=doc.mde, power=doc.power, planned_units=doc.planned_units,
                           date=doc.date, segments=tuple(doc.segments or ()), unit=doc.unit,
-                          balance=tuple(doc.balance) if doc.balance is not None else None, sequential=doc.sequential)
+                          balance=tuple(doc.balance) if doc.balance is not None else None, sequential=doc.sequential,
+                          impact=_impact(doc.impact))
 
 
 def _rollout(doc: RolloutDocument, data) -> RolloutSpec:
@@ -644,7 +755,15 @@ def _rollout(doc: RolloutDocument, data) -> RolloutSpec:
                        secondary=tuple(_outcome(o) for o in doc.secondary or ()), control_group=doc.control_group,
                        method=doc.method, covariates=tuple(doc.covariates or ()), cluster=doc.cluster,
                        alpha=doc.alpha, scale=doc.scale, leads=doc.leads, lags=doc.lags,
-                       placebo_shifts=tuple(doc.placebo_shifts))
+                       placebo_shifts=tuple(doc.placebo_shifts), impact=_impact(doc.impact))
+
+
+def _synthetic(doc: SyntheticDocument, data) -> SyntheticSpec:
+    return SyntheticSpec(**_header(doc), data=data, unit=doc.unit, time=doc.time, outcome=_outcome(doc.outcome),
+                         first_treated=doc.first_treated, treatment=doc.treatment,
+                         secondary=tuple(_outcome(o) for o in doc.secondary or ()), method=doc.method,
+                         covariates=tuple(doc.covariates or ()), inference=doc.inference,
+                         replications=doc.replications, seed=doc.seed, alpha=doc.alpha)
 
 
 def _plan(doc: PowerDocument, data) -> PowerSpec:
@@ -656,9 +775,10 @@ def _plan(doc: PowerDocument, data) -> PowerSpec:
                      max_days=doc.max_days, simulate=doc.simulate, sequential=doc.sequential)
 
 
-_KIND_OF = {"ExperimentSpec": "ab", "RolloutSpec": "did", "PowerSpec": "power"}
-_MAKE = {"ab": _experiment, "did": _rollout, "power": _plan}
-_BODY = {"ab": "metrics", "did": "outcome", "power": "metrics"}
+_KIND_OF = {"ExperimentSpec": "ab", "RolloutSpec": "did", "SyntheticSpec": "synthetic", "PowerSpec": "power"}
+_MAKE = {"ab": _experiment, "did": _rollout, "synthetic": _synthetic, "power": _plan}
+_BODY = {"ab": "metrics", "did": "outcome", "synthetic": "outcome", "power": "metrics"}
+_PANEL_KINDS = ("did", "synthetic")     # a unit x period panel with outcomes, no arms
 
 
 @cache
@@ -669,7 +789,7 @@ def _data_adapter() -> TypeAdapter:
 def _arm_to_check(raw: Mapping, kind: str, problems: Problems) -> tuple[str, Any] | None:
     """(variant column, control label) to look up in the data, when both are usable."""
     bad = problems.fields()
-    if "variant" in bad or "control" in bad or kind == "did":
+    if "variant" in bad or "control" in bad or kind in _PANEL_KINDS:
         return None
     variant = raw.get("variant", "variant" if kind == "ab" else None)
     if kind == "ab" and variant is None:
@@ -692,6 +812,8 @@ def _build(cls, raw: Any, *, origin: str | None, base_dir, check_data: bool, all
         problems.add("", f"a spec must be a mapping of keys (name:, data:, {_BODY[kind]}: ...), got "
                          f"{type_name(raw)} {show(raw)}")
         problems.raise_if_any()
+    if kind == "synthetic" and raw.get("kind") == "did" and raw.get("method") in SYNTHETIC_METHODS:
+        raw = {**raw, "kind": "synthetic"}        # a rollout spec that chose a synthetic method (issue 13.6)
     if (kind == "ab" and raw.get("kind") is None and "metrics" not in raw
             and any(k in raw for k in ("outcome", "unit", "first_treated"))):
         problems.add("kind", "this looks like a rollout (difference-in-differences) spec; add `kind: did`")
@@ -710,7 +832,7 @@ def _build(cls, raw: Any, *, origin: str | None, base_dir, check_data: bool, all
         except ValidationError:
             data = None
     spec = _MAKE[kind](doc, data) if doc is not None else None
-    for i, m in enumerate(getattr(spec, "metrics", ()) if kind != "did" else ()):
+    for i, m in enumerate(getattr(spec, "metrics", ()) if kind not in _PANEL_KINDS else ()):
         try:
             m.build(getattr(spec, "date", None), getattr(spec, "data_end", None))
         except AbkitError as exc:
