@@ -1,11 +1,8 @@
-"""Readout speed: kernels of a --jobs batch share the cores (BLAS threads), charts drawn once."""
+"""Readout speed: kernels of a --jobs batch share the cores (BLAS threads); import abkit stays light."""
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-
-import numpy as np
-import pytest
 
 from abkit.readout import kernels, runner
 from abkit.readout.kernels import THREAD_VARIABLES, kernel_environment, threads_per_kernel
@@ -65,28 +62,6 @@ def test_run_readouts_gives_each_of_jobs_kernels_its_share(monkeypatch, tmp_path
     runner.run_readouts(specs, tmp_path / "b", jobs=1, progress=False)
     runner.run_readouts(specs[:1], tmp_path / "c", jobs=4, progress=False)   # one spec: one kernel, no limit
     assert seen == [4, 4, None, None, None]
-
-
-def test_small_charts_are_drawn_once_as_svg(monkeypatch):
-    matplotlib = pytest.importorskip("matplotlib")
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    from abkit.readout import render
-
-    render.configure_matplotlib()
-    drawn = []
-    monkeypatch.setattr(render, "figure_data_uri", lambda fig, dpi=None: drawn.append("png") or "data:,")
-    fig, ax = plt.subplots()
-    ax.errorbar(np.arange(12), np.arange(12.0), yerr=1.0, fmt="o")          # a segment chart's size
-    ax.set_yticks(range(12), [f"segment {i}" for i in range(12)])
-    assert render.chart_image(fig, "segments")["src"].startswith("data:image/svg+xml;base64,")
-    assert drawn == []                                                      # no PNG drawn to compare
-    fig2, ax2 = plt.subplots()
-    ax2.scatter(np.arange(5000.0), np.arange(5000.0), s=1)
-    render.chart_image(fig2, "dots")
-    assert drawn == ["png"]                                                 # busy chart: both drawn
-    plt.close("all")
 
 
 def test_import_abkit_does_not_load_the_analysis_stack():

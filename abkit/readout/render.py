@@ -180,36 +180,14 @@ CHART_FORMAT = "auto"
 """How :func:`chart_image` embeds charts: ``"svg"``, ``"png"``, or ``"auto"``: SVG unless its file would be
 heavier than the PNG's (a chart of many thousands of marks), then PNG."""
 
-SVG_SURE_MARKS = 1500
-"""Charts with at most this many data marks are embedded as SVG without drawing the PNG to compare.
-A readout's charts (a few dozen points, bands and labels; text drawn as paths) come out between 0.8x and
-1.5x the PNG's bytes as SVG, sharp at any zoom and in print; drawing each chart once instead of twice
-saves about a fifth of a readout's computing time. Busier charts are drawn both ways, the lighter kept."""
-
-
-def _data_marks(fig) -> int:
-    """The number of data points a figure draws (line vertices, collection paths and offsets, patches)."""
-    marks = 0
-    for ax in fig.axes:
-        for line in ax.lines:
-            marks += len(line.get_xdata(orig=False))
-        for coll in ax.collections:
-            marks += max(len(coll.get_offsets()), sum(len(p.vertices) for p in coll.get_paths()))
-        marks += len(ax.patches) + len(ax.images) * 10_000
-    return marks
-
 
 def chart_image(fig, alt: str, fmt: str | None = None) -> dict:
-    """A chart for a page template: ``{"src": data: URI, "alt": text alternative}`` (see :data:`CHART_FORMAT`).
-
-    ``"auto"`` draws the SVG only when the figure has at most :data:`SVG_SURE_MARKS` data marks;
-    otherwise it draws both and keeps the lighter file.
-    """
+    """A chart for a page template: ``{"src": data: URI, "alt": text alternative}`` (see :data:`CHART_FORMAT`)."""
     fmt = fmt or CHART_FORMAT
     if fmt not in ("svg", "png", "auto"):
         raise ValueError(f"chart format {fmt!r}: use 'svg', 'png' or 'auto'")
     src = figure_svg_uri(fig) if fmt in ("svg", "auto") else figure_data_uri(fig)
-    if fmt == "auto" and _data_marks(fig) > SVG_SURE_MARKS:
+    if fmt == "auto":
         png = figure_data_uri(fig)
         if len(png) < len(src):
             src = png
