@@ -141,15 +141,13 @@ def windowed(metric: Metric, date: str, window, data_end) -> Metric:
     made: dict[str, Derived] = {}
 
     def through(s: Statistic) -> Statistic:
-        cols = []
-        for c in (s.numerator, s.denominator):
-            if c is None:
-                cols.append(None)
-                continue
+        def windowed_column(c: str) -> str:
             name = f"{c} ({tag})"
             made[name] = Derived(name, (c,), nw.when(mature).then(nw.col(c).cast(nw.Float64)), reads=(date,))
-            cols.append(name)
-        return Statistic(cols[0], cols[1])
+            return name
+
+        return Statistic(windowed_column(s.numerator),
+                         None if s.denominator is None else windowed_column(s.denominator))
 
     out = copy.copy(metric)
     object.__setattr__(out, "target", through(metric.target))

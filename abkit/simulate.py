@@ -435,7 +435,7 @@ def _nps_value(lv: _Levers) -> float:
     one_minus = np.array([1 - lv.s_shift, -lv.s_scale])  # 1 - s'
     probs = np.empty(11)
     for k in range(11):  # 11 score levels, not rows
-        poly = P.polymul(P.polypow(sp, k), P.polypow(one_minus, 10 - k))
+        poly: np.ndarray = P.polymul(P.polypow(sp, k), P.polypow(one_minus, 10 - k))
         probs[k] = math.comb(10, k) * float(np.dot(poly, mom[: poly.size]))
     return 100.0 * (probs[9:].sum() - probs[:7].sum())
 
@@ -525,7 +525,7 @@ def true_effects(effects: Mapping | None = None, *,
     return _truth(effects, arms)[3]
 
 
-def _assignment_probabilities(arms: list[str], allocation, srm) -> tuple[np.ndarray, np.ndarray]:
+def _assignment_probabilities(arms: Sequence[str], allocation, srm) -> tuple[np.ndarray, np.ndarray]:
     k = len(arms)
     if allocation is None:
         alloc = np.full(k, 1.0 / k)
@@ -650,11 +650,13 @@ def _ab_block(out: dict[str, np.ndarray], lo: int, hi: int, seq: np.random.SeedS
 
 
 def _seed_entropy(seed) -> int | Sequence[int]:
-    if isinstance(seed, np.random.SeedSequence):
-        return seed.entropy
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise _fail(f"seed must be a non-negative integer (or None for fresh entropy); got {seed!r}.")
-    return np.random.SeedSequence(None if seed is None else int(seed)).entropy
+    if not isinstance(seed, np.random.SeedSequence):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise _fail(f"seed must be a non-negative integer (or None for fresh entropy); got {seed!r}.")
+        seed = np.random.SeedSequence(None if seed is None else int(seed))
+    if seed.entropy is None:                     # a SeedSequence draws fresh entropy when given None
+        raise _fail("the seed sequence has no entropy; pass an integer seed.")
+    return seed.entropy
 
 
 def _seed_attr(seed) -> int | str | None:

@@ -99,7 +99,7 @@ class EventCounts:
     def covariates(self) -> tuple[str, ...]:
         return tuple(c.numerator for c in self.metric.covariates)
 
-    def merge(self, other: "EventCounts") -> "EventCounts":
+    def merge(self, other: EventCounts) -> EventCounts:
         """The counts of the union of two **disjoint** sets of units (partitions, files, enrolment cohorts).
 
         Both must come from the same metric and be read at the same data
@@ -658,14 +658,15 @@ def pseudo_observations(data, metric: TimeToEvent, variant: str | None = "varian
     """
     name = name or f"{metric.name} pseudo"
     one_group = variant is None
+    group_columns: list[str] = [] if variant is None else [variant]
     if not isinstance(data, (pd.DataFrame, pa.Table)):
         from .sources import read_columns
 
-        data = read_columns(data, [*([] if one_group else [variant]), *metric.source_columns,
+        data = read_columns(data, [*group_columns, *metric.source_columns,
                                    *([metric.unit] if metric.unit else [])])
     if isinstance(data, pa.Table):
         data = data.to_pandas()
-    if one_group:
+    if variant is None:
         variant = "__all"
         data = data.assign(**{variant: "all"})
     cols = _memory_columns(data, metric, variant, [metric.unit] if metric.unit else [])

@@ -734,7 +734,10 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
             needs = []
             if days_elapsed and outcome == "better":
                 for g in unclear:
-                    est = days_to_show_margin(result.row(g, arm), margins[g], days_elapsed, alpha=result.alpha,
+                    margin = margins[g]
+                    if margin is None:           # without a margin a guardrail is never unclear
+                        continue
+                    est = days_to_show_margin(result.row(g, arm), margin, days_elapsed, alpha=result.alpha,
                                               units_now=units_now, sequential=seq)
                     if est.days_more:
                         needs.append((est.days_more, est.days_total, f"to show {g} stays within its margin"))
@@ -749,10 +752,10 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
                     headline += (f" The test already had {power:.0%} power for a {mde:.1%} change, so any effect "
                                  "is probably smaller than that.")
             if needs:
-                days_more, total, why = max(needs)
+                days_more, total, purpose = max(needs)
                 plural = "s" if days_more != 1 else ""
                 note = f"need {days_more} more day{plural}"
-                headline += f" It needs about {days_more} more day{plural} ({total} in total) {why}."
+                headline += f" It needs about {days_more} more day{plural} ({total} in total) {purpose}."
         for c in skewed:
             if c.variant == arm:
                 reasons.append(f"caution: {c.metric} is measured on a different mix of buyers in each arm "
@@ -797,7 +800,8 @@ def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: f
             else "")
     reasons = [f"{outcome} {'up' if up else 'down'} {format_pct(abs(rel_effect), 1, sign=False)} "
                f"({level} {format_pct(rel_ci_lower)} to {format_pct(rel_ci_upper)}, {p_text(p_value)}{boot})"]
-    has_pre = pretrend_p is not None and math.isfinite(pretrend_p)
+    pre_p = math.nan if pretrend_p is None else float(pretrend_p)
+    has_pre = math.isfinite(pre_p)
     reasons.append(f"pre-trend test {p_text(pretrend_p)}" if has_pre else "no pre-launch periods to test "
                    "parallel trends")
     failed_placebos = [p for p in placebo_p if p is not None and math.isfinite(p) and p < alpha]
@@ -819,12 +823,12 @@ def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: f
                     "compare with a synthetic control (abkit.did.synthetic)")
         reasons.append(f"{few_treated}: the p-values and intervals above are unreliable with so few (MacKinnon & "
                        f"Webb); the randomization test over which {units} launched: {ri}; {proposal}")
-    if has_pre and pretrend_p < alpha and few_treated:
+    if has_pre and pre_p < alpha and few_treated:
         label, note = "Inconclusive", few_treated.removeprefix("only ")
         headline = (f"Not established: the pre-trend test rejects ({p_text(pretrend_p)}), but with {few_treated} "
                     f"neither it nor the effect's p-values can be trusted; {outcome} "
                     f"{'rose' if up else 'fell'} {format_pct(abs(rel_effect), 1, sign=False)} in {where}.")
-    elif has_pre and pretrend_p < alpha:
+    elif has_pre and pre_p < alpha:
         label, note = "Invalid", "pre-trends fail"
         headline = (f"Do not trust this estimate: launched and comparison {where.split()[-1]} were already "
                     f"drifting apart before launch (pre-trend test {p_text(pretrend_p)}).")

@@ -25,9 +25,9 @@ import pandas as pd
 import pytest
 
 import abkit
+from abkit.did import detectable_effect, synthetic
 from abkit.errors import AbkitError, DataError
 from abkit.stats import synthdid as core
-from abkit.did import detectable_effect, synthetic
 
 REF = Path(__file__).resolve().parents[1] / "data" / "reference"
 

@@ -45,6 +45,7 @@ from ..formatting import (
     short_label,
     signed_interval,
 )
+from ..metrics import TimeToEvent
 from ..plots import style_axes
 from ..results import ExperimentResult
 from ..stats.checks import SRM_ALARM
@@ -328,7 +329,7 @@ def _event_reasons(result: ExperimentResult | None, arm) -> list[str]:
 
     out = []
     for metric in result.metrics:
-        if getattr(metric, "kind", None) != "time_to_event":
+        if not isinstance(metric, TimeToEvent):
             continue
         r = next((r for r in result.rows if r["metric"] == metric.name and r["variant"] == arm), None)
         if r is None:
@@ -776,7 +777,8 @@ def sequential_context(fig, path, spec, result: ExperimentResult | None = None) 
         state = "stop" if stop else ("lost" if first_stop is not None and result is not None else "running")
         naive = (str(r.first_naive_significant_day)[:10] if r.first_naive_significant_day is not None else None)
         arms.append({"arm": names[r.variant], "state": state, "since": first_stop,
-                     "ci_words": f" ({ci_label(result)}: {ci})" if ci else "", "p": p_text(p, label),
+                     "ci_words": f" ({ci_label(result)}: {ci})" if ci and result is not None else "",
+                     "p": p_text(p, label),
                      "naive_day": naive})
     looks = int(path.frame["day"].nunique())
     alt = (f"Chart of the {spec.primary.name} effect at each of {looks} daily looks with its always-valid "

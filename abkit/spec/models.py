@@ -29,7 +29,7 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -88,7 +88,7 @@ def _custom(message: str) -> PydanticCustomError:
     return PydanticCustomError(CUSTOM, "{message}", {"message": message})
 
 
-def _rules(*problems: tuple[str, str], field_level: bool = True) -> PydanticCustomError:
+def _rules(*problems: tuple[str | None, str], field_level: bool = True) -> PydanticCustomError:
     """Several problems at once, each at a path relative to the model the validator belongs to."""
     return PydanticCustomError(RULES, "{count} problems", {"problems": list(problems), "count": len(problems),
                                                           "field_level": field_level})
@@ -610,6 +610,8 @@ class _Header(Document):
     start: Date | None = Field(None, description="first day (YYYY-MM-DD)")
     end: Date | None = Field(None, description="last day (YYYY-MM-DD)")
     source: Text | None = Field(None, description="the spec file (written by to_dict; not for YAML files)")
+    if TYPE_CHECKING:
+        data: DataSource   # every kind declares it, each with its own description and examples
 
     @field_validator("source")
     @classmethod

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -117,6 +117,13 @@ class MetricSpec:
                 out += [(f"covariates[{i}][{j}]", c) for j, c in enumerate(cov)]
         return out
 
+    def _needs(self, field: str) -> str:
+        """A column field this metric's type requires (the model's validation guarantees it)."""
+        value = getattr(self, field)
+        if value is None:
+            raise SpecError(f"metric '{self.name}' of type {self.type} needs `{field}:`")
+        return value
+
     def build(self, date: str | None = None, data_end=None) -> Metric:
         """The abkit metric object (:class:`abkit.Mean`, :class:`abkit.Proportion`, :class:`abkit.Ratio`,
         :class:`abkit.TimeToEvent`).
@@ -137,15 +144,16 @@ class MetricSpec:
                                      "(when the data was read)")
                 from ..maturity import data_cutoff
 
-                return TimeToEvent.from_timestamps(self.start, self.end, data_cutoff(data_end), self.time_horizon,
-                                                   **common)
-            return TimeToEvent(self.duration, self.event, self.time_horizon, **common)
+                return TimeToEvent.from_timestamps(self._needs("start"), self._needs("end"), data_cutoff(data_end),
+                                                   self.time_horizon, **common)
+            return TimeToEvent(self._needs("duration"), self._needs("event"), self.time_horizon, **common)
+        metric: Metric
         if self.type == "ratio":
-            metric = Ratio(self.numerator, self.denominator, covariates=covs, name=self.name,
+            metric = Ratio(self._needs("numerator"), self._needs("denominator"), covariates=covs, name=self.name,
                            better=self.better, dropna=self.dropna, method=self.method, nonnegative=self.nonnegative)
         else:
             cls = Proportion if self.type == "proportion" else Mean
-            metric = cls(self.column, covariate=covs, name=self.name, better=self.better,
+            metric = cls(self._needs("column"), covariate=covs, name=self.name, better=self.better,
                          dropna=self.dropna, method=self.method)
         if self.window is not None and date is not None and data_end is not None:
             from ..maturity import windowed
@@ -211,6 +219,7 @@ def _covariates_arg(covs: tuple[Covariate, ...], ratio: bool = False):
 class _Data:
     """What every spec kind does with its ``data`` (a file path or a :class:`abkit.engines.TableRef`)."""
 
+    name: str
     data: str | TableRef
 
     @property
@@ -221,18 +230,18 @@ class _Data:
     @property
     def data_path(self) -> Path:
         """Absolute path of the data file (an error for a table: use :meth:`open_data`)."""
-        if self.is_table:
+        if isinstance(self.data, TableRef):
             raise SpecError(f"spec '{self.name}' reads the {self.data.label}, not a file; use open_data()")
         return Path(self.data)
 
     @property
     def data_label(self) -> str:
         """The data for people: the file name or e.g. 'DuckDB table refunds in warehouse.duckdb'."""
-        return self.data.label if self.is_table else Path(self.data).name
+        return self.data.label if isinstance(self.data, TableRef) else Path(self.data).name
 
     def open_data(self):
         """What abkit's functions take: the file path, or the table opened in its engine (lazy)."""
-        return self.data.open() if self.is_table else Path(self.data)
+        return self.data.open() if isinstance(self.data, TableRef) else Path(self.data)
 
     def _data_dict(self):
         return self.data.to_dict() if self.is_table else self.data
@@ -303,9 +312,9 @@ class ExperimentSpec(_Data):
         for m in self.metrics:
             for c in m.columns:
                 out[c] = None
-        for c in (self.date, self.unit, *self.segments, *self.balance_columns):
-            if c:
-                out[c] = None
+        for extra in (self.date, self.unit, *self.segments, *self.balance_columns):
+            if extra:
+                out[extra] = None
         return tuple(out)
 
     @property
@@ -403,7 +412,8 @@ class OutcomeSpec:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return (self.numerator, self.denominator) if self.is_ratio else (self.column,)
+        return tuple(c for c in ((self.numerator, self.denominator) if self.is_ratio else (self.column,))
+                     if c is not None)
 
     @property
     def definition(self) -> str:
@@ -704,7 +714,8 @@ def _absolute(path: str, base_dir) -> str:
 def _resolve_data(data: str | TableDocument, base_dir) -> str | TableRef:
     if isinstance(data, str):
         return _absolute(data, base_dir)
-    database = _absolute(data.database, base_dir) if data.engine == "duckdb" else None
+    database = (_absolute(data.database, base_dir) if data.engine == "duckdb" and data.database is not None
+                else None)
     return TableRef(engine=data.engine, table=data.table.strip(), database=database,
                     conf=tuple(sorted((str(k), v) for k, v in (data.conf or {}).items())))
 
@@ -776,7 +787,7 @@ def _plan(doc: PowerDocument, data) -> PowerSpec:
 
 
 _KIND_OF = {"ExperimentSpec": "ab", "RolloutSpec": "did", "SyntheticSpec": "synthetic", "PowerSpec": "power"}
-_MAKE = {"ab": _experiment, "did": _rollout, "synthetic": _synthetic, "power": _plan}
+_MAKE: dict[str, Callable[[Any, str | TableRef | None], _Data]] = {"ab": _experiment, "did": _rollout, "synthetic": _synthetic, "power": _plan}
 _BODY = {"ab": "metrics", "did": "outcome", "synthetic": "outcome", "power": "metrics"}
 _PANEL_KINDS = ("did", "synthetic")     # a unit x period panel with outcomes, no arms
 

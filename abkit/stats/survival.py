@@ -159,7 +159,7 @@ class EventTable:
         object.__setattr__(self, "removed", m)
 
     @classmethod
-    def from_durations(cls, durations, events) -> "EventTable":
+    def from_durations(cls, durations, events) -> EventTable:
         """The table of observed times ``durations`` (>= 0) with event indicators ``events`` (0/1)."""
         t = np.asarray(durations, dtype=np.float64).ravel()
         e = np.asarray(events, dtype=np.float64).ravel()
@@ -183,7 +183,7 @@ class EventTable:
         return _compute_greenwood_terms(self)
 
     @cached_property
-    def kaplan_meier(self) -> "KaplanMeier":
+    def kaplan_meier(self) -> KaplanMeier:
         """The Kaplan-Meier estimate of this table (computed once; :func:`kaplan_meier`)."""
         return _kaplan_meier(self)
 
@@ -195,7 +195,7 @@ class EventTable:
     def last_time(self) -> float:
         return float(self.time[-1]) if self.time.size else 0.0
 
-    def merge(self, other: "EventTable") -> "EventTable":
+    def merge(self, other: EventTable) -> EventTable:
         """The table of the union of two disjoint sets of units."""
         grid = np.union1d(self.time, other.time)
         d, m = np.zeros(grid.size), np.zeros(grid.size)
@@ -207,7 +207,7 @@ class EventTable:
 
     __add__ = merge
 
-    def truncated(self, horizon: float) -> "EventTable":
+    def truncated(self, horizon: float) -> EventTable:
         """Units followed beyond ``horizon`` censored at ``horizon``: KM on ``[0, horizon]`` is unchanged."""
         keep = self.time <= horizon
         if keep.all():
@@ -533,7 +533,7 @@ def median_difference(km1: KaplanMeier, km0: KaplanMeier, alpha: float = 0.05, q
     """
     m1, l1, u1 = quantile_time(km1, q, alpha, transform)
     m0, l0, u0 = quantile_time(km0, q, alpha, transform)
-    out = {"treatment": (m1, l1, u1), "control": (m0, l0, u0)}
+    out: dict[str, object] = {"treatment": (m1, l1, u1), "control": (m0, l0, u0)}
     if not (np.isfinite(m1) and np.isfinite(m0)):
         out.update(effect=np.nan, ci_lower=np.nan, ci_upper=np.nan, p_value=np.nan)
         return out
