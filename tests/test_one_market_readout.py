@@ -454,6 +454,26 @@ def test_summary_for_the_index(sample):
     assert json.loads(json.dumps(s, allow_nan=False)) == s
 
 
+def test_store_row_and_summary_lines(sample):
+    """The one-market readout records its row in the results store (index, programme, history) and writes
+    summary.md lines, as the other readouts do (it wrote neither before: the index had no history link)."""
+    from abkit.readout import digest, records
+    from abkit.store import COLUMNS
+
+    r = sample.result
+    (row,) = records.synthetic_rows(sample.spec, sample.verdict, r)
+    assert set(row) <= set(COLUMNS), set(row) - set(COLUMNS)
+    assert row["kind"] == "synthetic" and row["is_primary"] and row["verdict"] == "Worked"
+    assert row["effect"] == pytest.approx(r.estimate) and row["control_value"] == pytest.approx(r.counterfactual)
+    assert row["treatment_value"] == pytest.approx(r.counterfactual + r.estimate)
+    assert row["rel_effect"] == pytest.approx(r.estimate / r.counterfactual)
+    assert row["rel_se"] == pytest.approx(r.se / r.counterfactual)
+    lines = digest.synthetic_lines(sample.spec, sample.verdict, r)
+    assert len(lines) == 4 and lines[0].startswith(f"{sample.spec.name}: Worked.")
+    assert "against its synthetic twin" in lines[1] and "DE" in lines[1]
+    assert lines[3].startswith("Health: pre-launch fit good")
+
+
 def test_hostile_names_are_text(project):
     spec = dict(SYN, name=XSS, description=XSS, hypothesis=XSS, owner=XSS)
     spec["outcome"] = dict(SYN["outcome"], name=XSS)

@@ -248,6 +248,29 @@ def rollout_lines(spec, verdict, main, *, pretrend=None, checks=None, panel=None
     return [_one_line(x) for x in lines]
 
 
+def synthetic_lines(spec, verdict, result) -> list[str]:
+    """The first four lines of a one-market launch readout's summary.md (``result`` an
+    :class:`abkit.did.SyntheticResult`): verdict, the effect against the synthetic twin, no guardrails,
+    the pre-launch fit and the comparison markets."""
+    level = f"{1 - result.alpha:.0%} CI"
+    lines = [f"{spec.name}: {verdict.display_label}. {verdict.headline}"]
+    launched = ", ".join(str(u) for u in result.launched_units)
+    if _finite(result.relative_effect):
+        size = (f"{format_pct(result.relative_effect)} ({level} {format_pct(result.rel_ci_lower)} to "
+                f"{format_pct(result.rel_ci_upper)})")
+    else:
+        size = (f"{format_number(result.estimate)} ({level} {format_number(result.ci_lower)} to "
+                f"{format_number(result.ci_upper)})")
+    lines.append(f"Primary outcome {result.outcome} in {launched} against its synthetic twin: {size}, "
+                 f"{p_text(result.p_value)} ({result.method}, {result.inference} inference).")
+    lines.append("Guardrails: none (a one-market readout has an outcome, no guardrails).")
+    from .rollout import plural
+
+    lines.append(f"Health: pre-launch fit {result.fit_quality} (RMSPE {format_number(result.pre_rmspe)}); "
+                 f"{result.n_control} comparison {plural(result.unit)}, {result.n_pre} periods before launch.")
+    return [_one_line(x) for x in lines]
+
+
 def plan_lines(spec, recommendation) -> list[str]:
     """The first four lines of a test plan's summary.md."""
     lines = [f"{spec.name}: {recommendation.label}. {recommendation.headline}"]

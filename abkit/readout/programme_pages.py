@@ -55,7 +55,7 @@ PAGES_LOCK_NAME = ".abkit-pages.lock"
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
        "form-action 'none'")
 
-KIND_WORDS = {"ab": "A/B test", "did": "Rollout (DiD)", "power": "Power plan"}
+KIND_WORDS = {"ab": "A/B test", "did": "Rollout (DiD)", "synthetic": "One-market launch", "power": "Power plan"}
 _PLAN_BLUE, _GREY, _AMBER = "#0969da", "#57606a", "#9a6700"
 _VERDICT_ORDER = ("Ship", "Do not ship", "Inconclusive", "Invalid", "Worked", "Made it worse",
                   "No detectable impact", "Test plan", "Failed", "Not finished")

@@ -180,6 +180,32 @@ def rollout_rows(spec, verdict, main, secondary: Sequence = (), *, data_start=No
     return rows
 
 
+def synthetic_rows(spec, verdict, result, *, snapshot=None) -> list[dict]:
+    """The row of a one-market launch readout (``kind: synthetic``): ``result`` an
+    :class:`abkit.did.SyntheticResult`. The comparison is the launched market's synthetic twin:
+    ``control_value`` is the twin's mean over the post-launch periods (the counterfactual) and the
+    relative columns are the effect over it (NaN when it is not positive: no relative change is
+    claimed). ``rel_se = se / counterfactual`` (the counterfactual treated as known)."""
+    cf = _num(result.counterfactual)
+    rel_se = result.se / cf if cf is not None and cf > 0 and _num(result.se) is not None else None
+    row = {
+        **_base(spec, snapshot=snapshot),
+        "metric": result.outcome, "variant": "launch", "control": "synthetic twin", "is_primary": True,
+        "is_guardrail": False, "better": spec.outcome.better, "control_value": cf,
+        "treatment_value": None if cf is None or _num(result.estimate) is None else cf + float(result.estimate),
+        "effect": _num(result.estimate), "ci_lower": _num(result.ci_lower), "ci_upper": _num(result.ci_upper),
+        "se": _num(result.se), "rel_effect": _num(result.relative_effect),
+        "rel_ci_lower": _num(result.rel_ci_lower), "rel_ci_upper": _num(result.rel_ci_upper),
+        "rel_se": _num(rel_se), "change_scale": RELATIVE if _num(result.relative_effect) is not None else None,
+        "p_value": _num(result.p_value), "alpha": _num(result.alpha), "sequential": False, "unit": spec.unit,
+        "method": f"{result.method} ({result.inference} inference), launched: "
+                  + ", ".join(str(u) for u in result.launched_units),
+        **_verdict_columns(verdict),
+    }
+    row.update(_impact_columns(spec))
+    return [row]
+
+
 def plan_rows(spec, recommendation, *, snapshot=None) -> list[dict]:
     """The one row of a test plan (``kind: power``): no effect yet, the recommendation as verdict.
 
