@@ -12,7 +12,7 @@ from .moments import MomentSet
 from .quantile import arms_present, quantile_rows, unit_srm
 from .results import ExperimentResult
 from .sources import aggregate
-from .stats.ab import check_binary, compare
+from .stats.two_sample import check_binary, compare
 from .stats.checks import normalise_allocation, srm_test
 from .stats.confidence_sequences import FIELLER_PIECES, AlwaysValid, always_valid_rows
 from .stats.multiple import adjust
@@ -274,7 +274,7 @@ def _finish(rows, metrics, arms, control, alpha, correction, srm, missing_varian
 
     With ``sequential``, the relative lift's always-valid interval is Fieller's
     (:func:`abkit.stats.confidence_sequences.always_valid_rows`), like the
-    fixed-horizon one (:func:`abkit.stats.ab.compare`).
+    fixed-horizon one (:func:`abkit.stats.two_sample.compare`).
     """
     design = prior = None
     if sequential is not False and sequential is not None:

@@ -140,7 +140,7 @@ def money_sign(better: str) -> float:
 def impact_weight(volume: float, control_value: float) -> float:
     """Units a year per unit of relative lift: ``volume * |control_value|`` (``rel_effect`` times this = units a year).
 
-    ``rel_effect = effect / |control_value|`` (abkit.stats.ab), so a negative baseline keeps the sign.
+    ``rel_effect = effect / |control_value|`` (abkit.stats.two_sample), so a negative baseline keeps the sign.
     """
     return float(volume) * abs(float(control_value))
 

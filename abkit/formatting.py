@@ -10,7 +10,7 @@ interval is bounded (for a negative control value the lift is relative to
 the control value's size, so its sign is the sign of the absolute effect);
 in the metric's *absolute* units when the control value is not
 distinguishable from zero (Fieller's interval of the lift is unbounded: the
-data do not bound a relative change, see :mod:`abkit.stats.ab`).
+data do not bound a relative change, see :mod:`abkit.stats.two_sample`).
 """
 from __future__ import annotations
 

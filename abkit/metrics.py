@@ -3,7 +3,7 @@
 A metric is a *target statistic* of unit-level columns (a mean, or a ratio
 of two means) plus optional *covariate statistics* for variance reduction.
 Metrics only declare what they need; :mod:`abkit.sources` aggregates the
-moments of all requested metrics in one pass and :mod:`abkit.stats.ab`
+moments of all requested metrics in one pass and :mod:`abkit.stats.two_sample`
 turns them into effects.
 
 Examples
@@ -197,7 +197,7 @@ class Metric:
     def covariance_blocks(self) -> tuple[tuple[str, ...], ...]:
         """The column sets whose co-moments the estimator reads: every pair inside each set.
 
-        The delta method, CUPED and Lin (:func:`abkit.stats.ab.compare`) need
+        The delta method, CUPED and Lin (:func:`abkit.stats.two_sample.compare`) need
         the joint covariance of the target and covariate statistics, i.e. of
         all of :attr:`columns` (for a ratio with CUPED the 4 x 4 block of
         num, den, pre_num, pre_den). The aggregation holds the union of the

@@ -23,7 +23,7 @@ Digits far from zero. Centred co-moments (not raw sums of squares) keep
 every digit of a variance when values are large (refund totals of 1e12).
 The shift does the same for means and effects: a mean near 1e12 is stored
 as ``K + offset`` with ``K`` near the data and a small offset that holds
-all its digits, and the estimators (:func:`abkit.stats.ab.compare`) take
+all its digits, and the estimators (:func:`abkit.stats.two_sample.compare`) take
 differences of offsets, so an effect on data near 1e12 equals the effect
 on the same data shifted to zero to about 1e-15 relative, on every path.
 

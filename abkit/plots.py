@@ -1,7 +1,7 @@
 """Plots of results (matplotlib, imported lazily).
 
 Forest plots draw relative lifts ``(treatment - control) / |control|``
-(:mod:`abkit.stats.ab`), so a dot right of zero is always an increase, also
+(:mod:`abkit.stats.two_sample`), so a dot right of zero is always an increase, also
 for a negative control value (its row says "% of |control|"). A row whose
 control value is not distinguishable from zero has no bounded relative lift:
 its unbounded interval is drawn dotted and labelled, and the row gives the

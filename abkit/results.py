@@ -172,7 +172,7 @@ class ExperimentResult:
         then the relative lift. A negative control value's lift is relative
         to its size ("of |control|"); a control value not distinguishable
         from zero gets the absolute effect instead (no bounded relative lift;
-        :mod:`abkit.stats.ab`). Notes at the end count the rows without an
+        :mod:`abkit.stats.two_sample`). Notes at the end count the rows without an
         arm and the units dropped for missing values.
         """
         lines = [f"A/B result: {len(self.metrics)} metric(s), arms {list(self.arms)} "

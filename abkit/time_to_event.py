@@ -21,7 +21,7 @@ bounds the number of bins by ``horizon / resolution``. CUPED needs, besides
 the counts, only per-bin sums of the (shifted) covariates and their
 co-moments per arm, computed in the same query: :func:`abkit.stats.survival.pseudo_moments`
 turns them into the exact moments of the pseudo-observation column, and
-:func:`abkit.stats.ab.compare` (CUPED, Lin, Welch, Fieller, always-valid)
+:func:`abkit.stats.two_sample.compare` (CUPED, Lin, Welch, Fieller, always-valid)
 runs on them unchanged. Rows that are events of randomized units
 (``unit=``) are clustered: their influence is summed per unit, in memory
 (an engine returns just the needed columns for that).
@@ -48,7 +48,7 @@ from .errors import AbkitError, DataError, missing_column
 from .metrics import Mean, TimeToEvent
 from .moments import Moments
 from .stats import survival as sv
-from .stats.ab import compare
+from .stats.two_sample import compare
 from .stats.checks import normalise_allocation, srm_test
 
 __all__ = ["EventCounts", "ArmEvents", "event_counts", "event_rows", "analyze_time_to_event", "TimeToEventResult",
@@ -520,7 +520,7 @@ def _check_arm(counts: EventCounts, arm, share_at) -> ArmEvents:
 
 
 def pseudo_block(counts: EventCounts, arms: Sequence[Hashable], share_at: float | None = None) -> Moments:
-    """Moments of ``(pseudo-observation, covariates)`` per arm: what :func:`abkit.stats.ab.compare` needs.
+    """Moments of ``(pseudo-observation, covariates)`` per arm: what :func:`abkit.stats.two_sample.compare` needs.
 
     Each arm's pseudo-observations are those of its own Kaplan-Meier curve
     (:mod:`abkit.stats.survival`), so each arm mean is the arm's restricted
@@ -571,7 +571,7 @@ def event_rows(data, metric: TimeToEvent, variant: str, control: Hashable, treat
     ``control_value`` / ``treatment_value`` are the arms' restricted means to
     the horizon (or shares with the event by ``share_at``), ``effect`` their
     difference with CUPED / Lin when the metric has covariates; the
-    inference is :func:`abkit.stats.ab.compare`'s on the pseudo-observation
+    inference is :func:`abkit.stats.two_sample.compare`'s on the pseudo-observation
     moments (Welch t; the variance is ``n / (n - 1)`` times Greenwood's, see
     :mod:`abkit.stats.survival`). Returns ``[(row, (Var control, Cov(effect,
     control)))]``; ``counts`` reuses an aggregation.

@@ -60,7 +60,7 @@ the dropna metric x arm comparisons (tested).
 
 **How a change is put in words** (:func:`change_words`): an NPS in points
 ("NPS up 7.9 points"); otherwise the relative lift ``(t - c) / |c|`` of
-:mod:`abkit.stats.ab`, which has the sign of the absolute effect also when
+:mod:`abkit.stats.two_sample`, which has the sign of the absolute effect also when
 the control value is negative (then the words say it is relative to the
 size of the control value); and in the metric's absolute units, saying why,
 when the control value is not distinguishable from zero (the relative

@@ -17,7 +17,7 @@ from calibration_log import record
 from scipy import stats
 
 import abkit
-from abkit.stats.ab import compare
+from abkit.stats.two_sample import compare
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,7 @@ from scipy import integrate, optimize, stats
 
 import abkit
 from abkit.sequential import monitor
-from abkit.stats.ab import compare
+from abkit.stats.two_sample import compare
 from abkit.stats.confidence_sequences import always_valid_p_value, optimal_mixing_ratio
 from abkit.stats.quantile_inference import difference, quantile_bootstrap, quantile_delta
 

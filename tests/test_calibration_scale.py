@@ -34,7 +34,7 @@ DiD placebo (TWFE, CRV1)                     ``test_did_calibration.py``: 20,000
 
 Speed: the experiments of a scenario are simulated together and aggregated
 in one pass with ``abkit.moments(..., by=[sim, look])``; each experiment is
-then analysed by the production estimator (:func:`abkit.stats.ab.compare`,
+then analysed by the production estimator (:func:`abkit.stats.two_sample.compare`,
 :func:`abkit.sequential.always_valid_rows`, :func:`abkit.stats.quantile_inference.quantile_delta`),
 and the first experiments also through the public ``abkit.analyze``, which
 must give the same numbers (so the simulation tests what analysts run).
@@ -50,7 +50,7 @@ from scipy import stats
 
 import abkit
 from abkit.sequential import AlwaysValid, always_valid_rows
-from abkit.stats.ab import compare
+from abkit.stats.two_sample import compare
 from abkit.stats.confidence_sequences import always_valid_relative_interval
 from abkit.stats.quantile_inference import difference, quantile_delta
 

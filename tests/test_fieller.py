@@ -29,7 +29,7 @@ from scipy import optimize, stats
 import abkit
 from abkit.moments import Moments
 from abkit.sequential import AlwaysValid
-from abkit.stats.ab import _fieller_scalar, compare, fieller_relative
+from abkit.stats.two_sample import _fieller_scalar, compare, fieller_relative
 from abkit.stats.confidence_sequences import (
     always_valid_half_width,
     always_valid_radius_factor,

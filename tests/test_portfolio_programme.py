@@ -256,7 +256,7 @@ def test_programme_of_an_empty_or_failed_store(tmp_path):
 
 
 def test_impact_weight_keeps_the_sign_of_the_effect_for_a_negative_baseline():
-    """rel_effect is relative to |control| (abkit.stats.ab): weight x rel = volume x the absolute effect."""
+    """rel_effect is relative to |control| (abkit.stats.two_sample): weight x rel = volume x the absolute effect."""
     control, effect = -0.148, 0.079                     # an NPS-like net score going up by 7.9 points
     rel = effect / abs(control)
     assert rel > 0

@@ -28,7 +28,7 @@ from statsmodels.stats.power import TTestIndPower
 import abkit
 from abkit import power as P
 from abkit.moments import Moments
-from abkit.stats.ab import compare
+from abkit.stats.two_sample import compare
 
 TT = TTestIndPower()
 Z975 = stats.norm.isf(0.025)

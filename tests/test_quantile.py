@@ -9,7 +9,7 @@ from scipy import stats
 import abkit
 from abkit.metrics import Statistic
 from abkit.moments import Moments
-from abkit.stats.ab import linearize
+from abkit.stats.two_sample import linearize
 from abkit.stats.quantile_inference import (
     cluster_ecdf_variance,
     difference,

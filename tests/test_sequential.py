@@ -311,7 +311,7 @@ def test_always_valid_keeps_alpha_over_hundreds_of_looks():
     # the production path gives these p-values: always_valid_rows and abkit.analyze on the same moments
     from abkit.moments import Moments
     from abkit.sequential import always_valid_rows
-    from abkit.stats.ab import compare
+    from abkit.stats.two_sample import compare
 
     design = AlwaysValid(planned_n=planned)
     rows, expected = [], []

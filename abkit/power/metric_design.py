@@ -19,7 +19,7 @@ from ..aggregation import check_metrics, resolve_caps
 from ..errors import AbkitError, DataError, missing_column
 from ..moments import MomentSet
 from ..sources import aggregate, read_columns
-from ..stats.ab import check_binary, linearize
+from ..stats.two_sample import check_binary, linearize
 
 __all__ = ["MetricDesign", "estimate_design"]
 

@@ -20,7 +20,7 @@ from ..metrics import Metric, Quantile
 from ..moments import MomentSet
 from ..quantile import quantile_rows
 from ..sources import _to_float, aggregate, read_columns
-from ..stats.ab import compare
+from ..stats.two_sample import compare
 from ..stats.monte_carlo import monte_carlo_ci
 from ..stats.power_inputs import ALTERNATIVES
 from ..stats.quantile_inference import mid_quantile
@@ -443,7 +443,7 @@ def simulate_power(data, metric, effect, n_per_arm=None, *, days=None, relative:
     treatment units, and analyses the test with abkit's own estimator: the
     moments of all simulated tests of a batch are aggregated in one pass
     (:func:`abkit.sources.aggregate`, one group per test and arm) and
-    :func:`abkit.stats.ab.compare` (what :func:`abkit.analyze` runs) gives
+    :func:`abkit.stats.two_sample.compare` (what :func:`abkit.analyze` runs) gives
     each test's p-value; quantiles go through
     :func:`abkit.quantile.quantile_rows` one test at a time (slower:
     ``n_sims`` defaults to 400 for them instead of 1000). The power is the

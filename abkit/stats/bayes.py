@@ -4,7 +4,7 @@ For readers who think in bets. The frequentist result stays the primary
 one; this is a normal-normal update of the *relative lift* (the estimate's
 sampling distribution is already asymptotically normal, so the likelihood is
 ``rel_hat ~ N(rel, se^2)`` with ``se`` the delta-method standard error of
-:mod:`abkit.stats.ab`; Gelman et al. 2013, "Bayesian Data Analysis", 3rd ed.,
+:mod:`abkit.stats.two_sample`; Gelman et al. 2013, "Bayesian Data Analysis", 3rd ed.,
 Section 2.5).
 
 **Prior.** ``rel ~ N(m0, s0^2)``, by default ``m0 = 0`` and ``s0 = 0.05``: most
@@ -34,7 +34,7 @@ lift in the good direction is ``u = g rel ~ N(g m, s^2)``:
 
 All in relative-lift units (0.01 = one percent of the control value's size).
 The relative lift is abkit's ``(treatment - control) / |control|``
-(:mod:`abkit.stats.ab`): for a negative control value (an NPS below zero, a
+(:mod:`abkit.stats.two_sample`): for a negative control value (an NPS below zero, a
 net amount) it still has the sign of the absolute effect, so ``P(better)``
 and the expected losses agree with the direction the metric moved (with
 ``t / c - 1`` an NPS going from -14.8 to -6.9 would get ``P(better)`` near 0).

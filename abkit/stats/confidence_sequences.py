@@ -50,7 +50,7 @@ Theorem 2.2), whose boundary is the one above with ``V = sigma^2 / n``.
 
 *Relative lift (Fieller).* The always-valid interval of ``r = t / c - 1``
 (``t``, ``c`` the arm values, ``d = t - c`` the effect) is Fieller's
-construction (see :mod:`abkit.stats.ab`) on top of the confidence
+construction (see :mod:`abkit.stats.two_sample`) on top of the confidence
 sequence: ``r`` is in the set while the always-valid test of the linear
 contrast ``D(r) = d - r c = t - (1 + r) c = 0`` does not reject, i.e.
 ``|d - r c| <= h(V(r))`` with ``V(r) = Var(d - r c) = V_d - 2 r K + r^2 C``
@@ -102,7 +102,7 @@ import numpy as np
 from scipy import optimize
 
 from ..errors import AbkitError
-from .ab import fieller_relative
+from .two_sample import fieller_relative
 
 __all__ = [
     "AlwaysValid", "FIELLER_PIECES", "optimal_mixing_ratio", "mixing_variance", "always_valid_half_width",
@@ -187,7 +187,7 @@ def always_valid_relative_interval(effect, control, var_effect, cov_effect_contr
     ``effect = t - c``, ``control = c``, ``var_effect = Var(t - c)``,
     ``cov_effect_control = Cov(t - c, c)``, ``var_control = Var(c)``, and
     ``tau2`` the effect's mixing variance (as in :func:`always_valid_interval`).
-    Fieller's interval (:func:`abkit.stats.ab.fieller_relative`) with the
+    Fieller's interval (:func:`abkit.stats.two_sample.fieller_relative`) with the
     critical value ``k`` of :func:`always_valid_radius_factor`; the mixture of
     each contrast ``t - (1 + r) c`` scales with its variance (module
     docstring). ``(-inf, inf)`` when the set is unbounded (``c^2 <= k^2 Var(c)``).

@@ -6,7 +6,7 @@ Proportions
 ===========
 
 **The test the readout runs (default, ``pooled=False``).** abkit analyses a
-proportion as the mean of a 0/1 outcome (:func:`abkit.stats.ab.compare`):
+proportion as the mean of a 0/1 outcome (:func:`abkit.stats.two_sample.compare`):
 the effect ``p_t - p_c`` over its *unpooled* standard error
 ``sqrt(p_c q_c / n_c + p_t q_t / n_t)`` (``q = 1 - p``; Welch's t, the
 normal in large samples). Its power uses that variance under both

@@ -60,7 +60,7 @@ delta-method ratio variance over the ``n`` units,
 evaluated at ``xi = Q(q)``. Independent arms give the effect ``Q_t - Q_c``
 the variance ``se_t^2 + se_c^2``, and the relative effect ``(Q_t - Q_c) / |Q_c|`` the
 delta-method standard error ``sqrt(se_t^2 / Q_c^2 + Q_t^2 se_c^2 / Q_c^4)`` and
-Fieller's interval (:func:`abkit.stats.ab.fieller_relative`, as for the moment
+Fieller's interval (:func:`abkit.stats.two_sample.fieller_relative`, as for the moment
 metrics: it excludes 0 exactly when the absolute interval does).
 
 **Bootstrap by unit.** Resample the units of each arm with replacement
@@ -85,7 +85,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import AbkitError, DataError
-from .ab import fieller_relative
+from .two_sample import fieller_relative
 
 __all__ = ["QuantileEstimate", "cluster_ecdf_variance", "cluster_score_variance", "difference", "mid_cdf_scores",
            "mid_quantile", "mid_support", "quantile_bootstrap", "quantile_delta", "weighted_mid_quantiles"]
@@ -347,11 +347,11 @@ def difference(treatment: QuantileEstimate, control: QuantileEstimate, alpha: fl
     else:
         p = 1.0 if effect == 0 else 0.0
     if qc != 0.0:
-        rel = effect / abs(qc)   # the relative lift of abkit.stats.ab: the effect's sign also for qc < 0
+        rel = effect / abs(qc)   # the relative lift of abkit.stats.two_sample: the effect's sign also for qc < 0
         rel_se = float(np.sqrt(treatment.se**2 / qc**2 + qt**2 * control.se**2 / qc**4))
     else:
         rel = rel_se = np.nan
-    # Fieller's interval, as for moment metrics (abkit.stats.ab): independent arms, so
+    # Fieller's interval, as for moment metrics (abkit.stats.two_sample): independent arms, so
     # Var(qt - qc) = se^2 and Cov(qt - qc, qc) = -Var(qc)
     rel_lo, rel_hi = fieller_relative(effect, qc, se * se, -control.se**2, control.se**2, z) if np.isfinite(qc) \
         else (np.nan, np.nan)

@@ -90,7 +90,7 @@ per time plus each unit's time and event, so engines can compute what
 CUPED needs from per-time sums (:func:`pseudo_moments`). The pseudo-values
 are computed **within each arm** (the arm's own KM), so each arm mean is
 that arm's KM restricted mean; CUPED, Lin, the always-valid intervals and
-every other moment-based method of :mod:`abkit.stats.ab` then apply to the
+every other moment-based method of :mod:`abkit.stats.two_sample` then apply to the
 column unchanged (Andersen, Hansen and Klein 2004, Lifetime Data Anal
 10:335, for restricted-mean regression on pseudo-values). The pseudo-values
 of an arm are not independent (each involves the whole arm's curve), but

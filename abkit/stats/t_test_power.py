@@ -65,7 +65,7 @@ and iterated to a relative precision of 1e-12.
     (1954, "Some problems in interval estimation", J. R. Stat. Soc. B 16)
     interval for ``r`` is within the margin
     (:func:`abkit.verdict.guardrail_status`,
-    :func:`abkit.stats.ab.fieller_relative`), and the (bounded) Fieller
+    :func:`abkit.stats.two_sample.fieller_relative`), and the (bounded) Fieller
     upper bound is ``<= m`` exactly when the one-sided t-test (at the interval's
     ``alpha / 2``) of the linear contrast ``C = a_t - (1 + m) a_c`` rejects
     ``C >= 0`` (lower bound ``>= -m``: ``a_t - (1 - m) a_c`` shown ``> 0``).
