@@ -11,7 +11,7 @@ from .errors import AbkitError, ColumnNotFoundError, DataError, ReadoutError, Sp
 from .metrics import NPS, Mean, Metric, Proportion, Quantile, Ratio, TimeToEvent
 from .moments import Moments, MomentSet
 
-del moments  # noqa: F821 - the submodule imported above; `abkit.moments` is the function (see _FROM_MODULE)
+del moments  # type: ignore[name-defined]  # noqa: F821 - the submodule bound by the import above; `abkit.moments` is the function (see _FROM_MODULE)
 
 __version__ = "0.1.0"
 

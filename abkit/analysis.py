@@ -7,7 +7,7 @@ import numpy as np
 
 from .aggregation import check_metrics, moments, resolve_caps
 from .errors import AbkitError, DataError
-from .metrics import Metric
+from .metrics import Metric, Quantile, TimeToEvent
 from .moments import MomentSet
 from .quantile import arms_present, quantile_rows, unit_srm
 from .results import ExperimentResult
@@ -147,10 +147,10 @@ def analyze(
     frame = _quantile_frame(data, quantiles, ms.variant) if quantiles else None
     rows = []
     for metric in metrics:
-        if metric.kind == "quantile":
+        if isinstance(metric, Quantile):
             rows += quantile_rows(frame, metric, ms.variant, control, treatments, alpha)
             continue
-        if metric.kind == "time_to_event":
+        if isinstance(metric, TimeToEvent):
             rows += [{**r, FIELLER_PIECES: f} for r, f in event_rows(data, metric, ms.variant, control, treatments,
                                                                      alpha, arms)]
             continue

@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -53,6 +54,9 @@ from .data_paths import check_data_path
 from .errors import DataError, missing_column
 from .integrity import check_lazy
 from .moments import Moments, MomentSet, declared_pairs
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = [
     "TableRef",
@@ -173,7 +177,7 @@ class TableRef:
         return f"Spark table {self.table}"
 
     def to_dict(self) -> dict:
-        out = {"engine": self.engine, "table": self.table}
+        out: dict[str, object] = {"engine": self.engine, "table": self.table}
         if self.database is not None:
             out["database"] = self.database
         if self.conf:
@@ -185,7 +189,7 @@ class TableRef:
         return list(to_lazy(self.open()).collect_schema().names())
 
 
-_FRAMES_DB = []
+_FRAMES_DB: list[duckdb.DuckDBPyConnection] = []
 
 
 def _frames_database():
@@ -375,7 +379,7 @@ def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks, *, 
     for b, (cols, dropna, cov_blocks) in enumerate(blocks):
         pairs = declared_pairs(cols, cov_blocks)
         pairs_of.append(pairs)
-        centred = [("sub", ("col", safe[c]), shift[c]) for c in cols]
+        centred: list[tuple] = [("sub", ("col", safe[c]), shift[c]) for c in cols]
         if dropna:
             mask = _valid(safe[cols[0]])
             for c in cols[1:]:
@@ -387,7 +391,8 @@ def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks, *, 
             reductions.append((f"__n{b}", ("len",)))
         # metric by metric: its columns' sums, then the pairs no earlier metric declared
         position = {c: i for i, c in enumerate(cols)}
-        declared, done = set(pairs), set()
+        declared = set(pairs)
+        done: set[tuple[object, int]] = set()
         for clique in [*(cov_blocks or ()), cols]:
             idx = sorted({position[c] for c in clique})
             for i in idx:

@@ -309,18 +309,18 @@ class Mean(Metric):
 
     kind = "mean"
 
-    def __init__(self, column: str, covariate: str | Sequence[str] | None = None, name: str | None = None,
-                 *, better: str = "higher", dropna: bool = False, method: str | None = None,
-                 winsorize: float | None = None, cap: float | None = None, cap_from: str | None = None,
-                 covariates: str | Sequence[str] | None = None):
+    def __init__(self, column: str, covariate: str | Sequence[str | Statistic] | None = None,
+                 name: str | None = None, *, better: str = "higher", dropna: bool = False,
+                 method: str | None = None, winsorize: float | None = None, cap: float | None = None,
+                 cap_from: str | None = None, covariates: str | Sequence[str | Statistic] | None = None):
         owner = f"{type(self).__name__} '{name or column}'"
         covariate = _alias(owner, "covariate", covariate, "covariates", covariates)
-        covariates = _as_statistics(covariate, False, owner)
+        covariate_stats = _as_statistics(covariate, False, owner)
         target, derived, options = Statistic(column), (), ()
         if winsorize is not None or cap is not None or cap_from is not None:
-            target, covariates, derived, options = _capping(name or column, column, covariates, winsorize,
-                                                            cap, cap_from)
-        self._init(name or column, target, covariates, method, better, dropna, derived, options)
+            target, covariate_stats, derived, options = _capping(name or column, column, covariate_stats,
+                                                                 winsorize, cap, cap_from)
+        self._init(name or column, target, covariate_stats, method, better, dropna, derived, options)
 
     @property
     def needs_cap(self) -> bool:
@@ -457,16 +457,17 @@ class NPS(Mean):
                  covariates: str | None = None):
         covariate = _alias(f"NPS '{name or column}'", "covariate", covariate, "covariates", covariates)
         score = _nps_score(column)
-        derived, covariates = [score], ()
+        derived: list = [score]
+        covariate_stats: tuple[Statistic, ...] = ()
         if covariate is not None:
             if not isinstance(covariate, str):
                 raise AbkitError(f"NPS '{name or column}': covariate={covariate!r} must be the pre-period "
                                  "score column (one name)")
             pre = _nps_covariates(covariate)
             derived += list(pre)
-            covariates = tuple(Statistic(d.name) for d in pre)
+            covariate_stats = tuple(Statistic(d.name) for d in pre)
             method = method or "cuped"
-        self._init(name or column, Statistic(score.name), covariates, method, better, dropna, derived,
+        self._init(name or column, Statistic(score.name), covariate_stats, method, better, dropna, derived,
                    {"column": column})
 
     def __repr__(self) -> str:
@@ -713,7 +714,8 @@ class TimeToEvent(Metric):
             raise AbkitError(f"{owner}: data_end={data_end!r} must be a date or datetime (when the data was read)")
         if stamp.tzinfo is not None:
             stamp = stamp.tz_convert("UTC").tz_localize(None)
-        until = _dt.datetime(*stamp.timetuple()[:6], stamp.microsecond)
+        until = _dt.datetime(stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second,
+                             stamp.microsecond)
         s, e = nw.col(start), nw.col(end)
         open_ = e.is_null() | (e > nw.lit(until))
         stop = nw.when(open_).then(nw.lit(until)).otherwise(e)

@@ -397,7 +397,8 @@ def _group_codes(batch, keys: Sequence[str]) -> tuple[np.ndarray, list]:
     codes, labels = _key_codes(batch, keys[0])
     if len(keys) == 1:
         return codes.astype(np.int64, copy=False), labels
-    combined, combined_labels = codes.astype(np.int64), [(lab,) for lab in labels]
+    combined = codes.astype(np.int64)
+    combined_labels: list[tuple] = [(lab,) for lab in labels]
     for key in keys[1:]:
         c, lab = _key_codes(batch, key)
         missing = (combined < 0) | (c < 0)

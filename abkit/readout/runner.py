@@ -78,7 +78,7 @@ from types import SimpleNamespace
 
 from .. import store
 from ..errors import AbkitError, ReadoutError, SpecError
-from ..spec import ExperimentSpec, load_spec
+from ..spec import AnySpec, load_spec
 from . import digest, programme_pages, records
 from .files import atomic_write_text as _atomic_write_text
 from .kernels import kernel_environment, threads_per_kernel, warm_imports
@@ -292,7 +292,7 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 
 # --------------------------------------------------------------------------- validation
-def validate_specs(spec_paths: Iterable[str | os.PathLike]) -> list[tuple[Path, ExperimentSpec]]:
+def validate_specs(spec_paths: Iterable[str | os.PathLike]) -> list[tuple[Path, AnySpec]]:
     """Load and validate every spec; raise one :class:`SpecError` listing every bad file."""
     paths = [Path(p) for p in spec_paths]
     if not paths:
@@ -446,7 +446,7 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _error_report(spec_path: Path, spec: ExperimentSpec, step: str, exc: BaseException) -> tuple[str, str]:
+def _error_report(spec_path: Path, spec: AnySpec, step: str, exc: BaseException) -> tuple[str, str]:
     """(one-line error, full text for error.txt)."""
     from papermill.exceptions import PapermillExecutionError
 
@@ -475,7 +475,7 @@ def _utc_now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
-def execute_readout(spec_path: Path, spec: ExperimentSpec, folder: Path, *, kernel_name: str = "python3",
+def execute_readout(spec_path: Path, spec: AnySpec, folder: Path, *, kernel_name: str = "python3",
                     cell_timeout: int | None = 1800, template: Path | None = None,
                     templates: str | os.PathLike | None = None, identity: str | None = None,
                     stop: threading.Event | None = None, pdf: bool = False, chromium: str | None = None,
@@ -769,9 +769,10 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
             pool.shutdown(wait=False, cancel_futures=True)
             bar.close()
         # The store may be locked by another run; after Ctrl-C the pages wait only briefly for it.
-        write_pages(out, outcomes, templates=templates,
+        read_out = [o for o in outcomes if o is not None]   # every slot is filled above
+        write_pages(out, read_out, templates=templates,
                     timeout=_STOPPED_STORE_TIMEOUT if stop.is_set() else store_timeout)
-    return list(outcomes)
+    return read_out
 
 
 # --------------------------------------------------------------------------- a notebook run by plain papermill
@@ -825,7 +826,8 @@ def publish_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, *,
     elif spec_path:
         identity = Path(spec_path).stem
     else:
-        given = params.get("spec") if isinstance(params.get("spec"), dict) else {}
+        raw = params.get("spec")
+        given = raw if isinstance(raw, dict) else {}
         identity = str(given.get("id") or name)
     out = Path(out_dir)
     try:
@@ -843,8 +845,8 @@ def publish_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, *,
     kind = str(summary.get("kind") or getattr(spec, "kind", "ab"))
     primary = str(summary.get("primary") or "")
     shown = SimpleNamespace(name=name, primary=SimpleNamespace(name=primary))
-    base = dict(spec_path=anchor, name=name, slug=folder.name, folder=folder, primary=primary, kind=kind,
-                owner=getattr(spec, "owner", None))
+    base: dict = dict(spec_path=anchor, name=name, slug=folder.name, folder=folder, primary=primary, kind=kind,
+                      owner=getattr(spec, "owner", None))
     started = time.perf_counter()
     ended = (nb.metadata.get("papermill") or {}).get("end_time")
     run_time = _dt.datetime.fromisoformat(ended) if isinstance(ended, str) and ended else _utc_now()

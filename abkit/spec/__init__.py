@@ -125,6 +125,7 @@ from .data_checks import data_columns
 from .loader import load_spec, spec_from_dict
 from .models import KINDS, SPARK_CONF_ALLOWED, spec_json_schema
 from .validated import (
+           AnySpec,
            ExperimentSpec,
            MetricSpec,
            OutcomeSpec,
@@ -134,6 +135,7 @@ from .validated import (
 )
 
 __all__ = [
+           "AnySpec",
            "KINDS",
            "SPARK_CONF_ALLOWED",
            "ExperimentSpec",

@@ -787,6 +787,10 @@ def _plan(doc: PowerDocument, data) -> PowerSpec:
 
 
 _KIND_OF = {"ExperimentSpec": "ab", "RolloutSpec": "did", "SyntheticSpec": "synthetic", "PowerSpec": "power"}
+
+AnySpec = ExperimentSpec | RolloutSpec | SyntheticSpec | PowerSpec
+"""Any validated spec (what :func:`abkit.spec.load_spec` returns)."""
+
 _MAKE: dict[str, Callable[[Any, str | TableRef | None], _Data]] = {"ab": _experiment, "did": _rollout, "synthetic": _synthetic, "power": _plan}
 _BODY = {"ab": "metrics", "did": "outcome", "synthetic": "outcome", "power": "metrics"}
 _PANEL_KINDS = ("did", "synthetic")     # a unit x period panel with outcomes, no arms
