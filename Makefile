@@ -13,7 +13,7 @@ AB_SPECS    := $(shell grep -L -E '^kind: *(did|power)' $(SPECS))
 OTHER_SPECS := $(filter-out $(AB_SPECS),$(SPECS))
 OUT    ?= reports
 
-.PHONY: demo test test-fast bench data clean lab screenshots
+.PHONY: demo test test-fast lint bench data clean lab screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,15 @@ demo: $(STAMP_DEMO)
 	$(VENV)/bin/abkit readout $(OTHER_SPECS) --out $(OUT) --jobs 2
 	@echo "portfolio: $(OUT)/index.html   programme: $(OUT)/programme.html"
 
-test: $(STAMP_TEST)
-	$(PY) -m pytest -q
+# Lint, format and type checks first (ruff, mypy: configured in pyproject.toml), then every test;
+# the slowest tests are listed at the end so a slow CI run says where its time went.
+test: $(STAMP_TEST) lint
+	$(PY) -m pytest -q --durations=20
+
+lint: $(STAMP_TEST)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test-fast: $(STAMP_TEST)
 	$(PY) -m pytest -q -m "not slow"

@@ -1,11 +1,12 @@
 """abkit: experimentation and impact analysis for e-commerce aftersales.
 
-    >>> import abkit
-    >>> df = abkit.simulate.ab_data(20_000, effects={"refund_rate": -0.05}, seed=1)
-    >>> result = abkit.analyze(df, [abkit.Ratio("refunds", "orders", name="refund_rate",
-    ...                                          covariates=("pre_refunds", "pre_orders"))])
-    >>> result.to_frame()  # doctest: +SKIP
+>>> import abkit
+>>> df = abkit.simulate.ab_data(20_000, effects={"refund_rate": -0.05}, seed=1)
+>>> result = abkit.analyze(df, [abkit.Ratio("refunds", "orders", name="refund_rate",
+...                                          covariates=("pre_refunds", "pre_orders"))])
+>>> result.to_frame()  # doctest: +SKIP
 """
+
 from . import engines  # noqa: F401  (abkit.engines.table)
 from .errors import AbkitError, ColumnNotFoundError, DataError, ReadoutError, SpecError
 from .metrics import NPS, Mean, Metric, Proportion, Quantile, Ratio, TimeToEvent
@@ -20,10 +21,15 @@ _LAZY = ("simulate", "did", "power", "sequential", "integrity", "portfolio", "sp
 # (about a second of CPU), which `abkit validate`, `abkit schema` and code that only builds metrics or
 # specs do not need; the spec models (pydantic) likewise.
 _FROM_MODULE = {
-    "analyze": "analysis", "moments": "aggregation", "ExperimentResult": "results",
-    "quantile_effect": "quantile", "analyze_time_to_event": "time_to_event",
-    "SegmentResult": "segments", "analyze_segments": "segments",
-    "ExperimentSpec": "spec", "load_spec": "spec",
+    "analyze": "analysis",
+    "moments": "aggregation",
+    "ExperimentResult": "results",
+    "quantile_effect": "quantile",
+    "analyze_time_to_event": "time_to_event",
+    "SegmentResult": "segments",
+    "analyze_segments": "segments",
+    "ExperimentSpec": "spec",
+    "load_spec": "spec",
 }
 
 
@@ -43,10 +49,31 @@ def __getattr__(name: str):
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
+
 __all__ = [
-    "AbkitError", "ColumnNotFoundError", "DataError", "ReadoutError", "SpecError",
-    "ExperimentResult", "Mean", "Metric", "MomentSet", "Moments", "Proportion", "Ratio",
-    "analyze", "moments", "ExperimentSpec", "load_spec", *_LAZY,
-    "NPS", "Quantile", "quantile_effect", "analyze_segments", "SegmentResult",
-    "TimeToEvent", "analyze_time_to_event", "time_to_event",
+    "AbkitError",
+    "ColumnNotFoundError",
+    "DataError",
+    "ReadoutError",
+    "SpecError",
+    "ExperimentResult",
+    "Mean",
+    "Metric",
+    "MomentSet",
+    "Moments",
+    "Proportion",
+    "Ratio",
+    "analyze",
+    "moments",
+    "ExperimentSpec",
+    "load_spec",
+    *_LAZY,
+    "NPS",
+    "Quantile",
+    "quantile_effect",
+    "analyze_segments",
+    "SegmentResult",
+    "TimeToEvent",
+    "analyze_time_to_event",
+    "time_to_event",
 ]

@@ -20,6 +20,7 @@ any value (shown as ``str()``) or a :class:`Cell` (bold lead words, a small
 second line, a colour by outcome, a column span); the template writes the
 markup, with inline styles because a notebook has no abkit style sheet.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,11 +34,24 @@ from markupsafe import Markup, escape
 from .errors import AbkitError
 from .formatting import visible_controls
 
-__all__ = ["render", "environment", "neutral", "Cell", "bold", "html_table", "frame_table", "Html", "esc",
-           "MUTED", "ALERT", "PAGES_SUBDIR", "TEMPLATES_ENV"]
+__all__ = [
+    "render",
+    "environment",
+    "neutral",
+    "Cell",
+    "bold",
+    "html_table",
+    "frame_table",
+    "Html",
+    "esc",
+    "MUTED",
+    "ALERT",
+    "PAGES_SUBDIR",
+    "TEMPLATES_ENV",
+]
 
 PAGES_SUBDIR = Path("html") / "pages"
-TEMPLATES_ENV = "ABKIT_TEMPLATES"         # the runner's --templates DIR, as the kernel sees it
+TEMPLATES_ENV = "ABKIT_TEMPLATES"  # the runner's --templates DIR, as the kernel sees it
 
 MUTED = "muted"
 """A grey note under a result table."""
@@ -58,8 +72,10 @@ def shipped_pages() -> Path:
     for base in (package / "templates", package.parent / "templates"):
         if (base / PAGES_SUBDIR).is_dir():
             return base / PAGES_SUBDIR
-    raise AbkitError(f"the page templates (templates/{PAGES_SUBDIR.as_posix()}) were not found next to the abkit "
-                     f"package ({package}); reinstall abkit")
+    raise AbkitError(
+        f"the page templates (templates/{PAGES_SUBDIR.as_posix()}) were not found next to the abkit "
+        f"package ({package}); reinstall abkit"
+    )
 
 
 def _folders() -> tuple[str, ...]:
@@ -76,9 +92,9 @@ def _environment(folders: tuple[str, ...]):
 
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(list(folders)),
-        autoescape=True,                       # every template, whatever its name
-        finalize=neutral,                      # every {{ value }}: bidi and control characters neutralised
-        undefined=jinja2.StrictUndefined,      # a misspelt name in a template fails loudly, not as ""
+        autoescape=True,  # every template, whatever its name
+        finalize=neutral,  # every {{ value }}: bidi and control characters neutralised
+        undefined=jinja2.StrictUndefined,  # a misspelt name in a template fails loudly, not as ""
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
@@ -141,11 +157,23 @@ def esc(text) -> Markup:
 def _cell(value) -> dict:
     """A cell as plain data for the template: text parts, or markup (:class:`Html`) to insert as it is."""
     if isinstance(value, Cell):
-        return {"text": "" if value.text is None else str(value.text), "strong": value.strong, "note": value.note,
-                "tone": value.tone, "colspan": value.colspan, "markup": None}
+        return {
+            "text": "" if value.text is None else str(value.text),
+            "strong": value.strong,
+            "note": value.note,
+            "tone": value.tone,
+            "colspan": value.colspan,
+            "markup": None,
+        }
     if isinstance(value, Markup):
-        return {"text": "", "strong": None, "note": None, "tone": None, "colspan": getattr(value, "colspan", 1),
-                "markup": value}
+        return {
+            "text": "",
+            "strong": None,
+            "note": None,
+            "tone": None,
+            "colspan": getattr(value, "colspan", 1),
+            "markup": value,
+        }
     return {"text": str(value), "strong": None, "note": None, "tone": None, "colspan": 1, "markup": None}
 
 
@@ -160,9 +188,15 @@ def html_table(head: Iterable, rows: Iterable[Iterable], *, caption=None, notes:
     for note in notes:
         text, kind = note if isinstance(note, tuple) else (note, MUTED)
         notes_data.append({**_cell(text), "kind": kind})
-    return str(render("table.html.j2", caption=None if caption is None else _cell(caption),
-                      head=[_cell(h) for h in head], rows=[[_cell(c) for c in row] for row in rows],
-                      notes=notes_data))
+    return str(
+        render(
+            "table.html.j2",
+            caption=None if caption is None else _cell(caption),
+            head=[_cell(h) for h in head],
+            rows=[[_cell(c) for c in row] for row in rows],
+            notes=notes_data,
+        )
+    )
 
 
 def frame_table(df, cell: Callable[[object, object], object] = lambda column, value: str(value), **kwargs) -> str:

@@ -11,6 +11,7 @@
 The facades import this module; it imports only the layers below
 (:mod:`abkit.metrics`, :mod:`abkit.sources`), never a facade.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -61,15 +62,23 @@ def resolve_caps(data, metrics: Sequence[Metric]) -> list[Metric]:
         source = m.option("cap_from")
         cap = sources_quantile(data, source, m.option("winsorize"))
         if not np.isfinite(cap):
-            raise DataError(f"column '{source}' has no values to compute the cap of metric '{m.name}' "
-                            f"(winsorize={m.option('winsorize')}); give cap= or another cap_from=")
+            raise DataError(
+                f"column '{source}' has no values to compute the cap of metric '{m.name}' "
+                f"(winsorize={m.option('winsorize')}); give cap= or another cap_from="
+            )
         caps[m.name] = cap
     return [m.with_cap(caps[m.name]) if m in todo else m for m in metrics]
 
 
-def moments(data, metrics: Sequence[Metric] | Metric, variant: str = "variant",
-            by: str | Sequence[str] | None = None, *, unit: str | None = None,
-            joint: Sequence[Sequence[str]] | None = None) -> MomentSet:
+def moments(
+    data,
+    metrics: Sequence[Metric] | Metric,
+    variant: str = "variant",
+    by: str | Sequence[str] | None = None,
+    *,
+    unit: str | None = None,
+    joint: Sequence[Sequence[str]] | None = None,
+) -> MomentSet:
     """Aggregate ``data`` into the moments ``metrics`` need (see :func:`abkit.sources.aggregate`).
 
     Moment sets over disjoint rows add up: ``abkit.moments(day1, m) + abkit.moments(day2, m)``
@@ -85,12 +94,16 @@ def moments(data, metrics: Sequence[Metric] | Metric, variant: str = "variant",
     metrics = [metrics] if isinstance(metrics, Metric) else list(metrics)
     quantiles = [m.name for m in metrics if getattr(m, "kind", None) == "quantile"]
     if quantiles:
-        raise AbkitError(f"metric(s) {quantiles} are quantiles, which cannot be computed from moments; "
-                         "pass the data to abkit.analyze (or use abkit.quantile_effect)")
+        raise AbkitError(
+            f"metric(s) {quantiles} are quantiles, which cannot be computed from moments; "
+            "pass the data to abkit.analyze (or use abkit.quantile_effect)"
+        )
     events = [m.name for m in metrics if getattr(m, "kind", None) == "time_to_event"]
     if events:
-        raise AbkitError(f"metric(s) {events} are time-to-event metrics, which need event counts by time, not "
-                         "moments; pass the data to abkit.analyze (or use abkit.time_to_event.event_counts)")
+        raise AbkitError(
+            f"metric(s) {events} are time-to-event metrics, which need event counts by time, not "
+            "moments; pass the data to abkit.analyze (or use abkit.time_to_event.event_counts)"
+        )
     if any(getattr(m, "needs_cap", False) for m in metrics):
         metrics = resolve_caps(data, metrics)
     return aggregate(data, metrics, variant=variant, by=by, unit=unit, joint=joint)

@@ -1,4 +1,5 @@
 """``abkit.analyze``: the A/B entry point (data -> moments -> effects -> result)."""
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
@@ -12,13 +13,13 @@ from .moments import MomentSet
 from .quantile import arms_present, quantile_rows, unit_srm
 from .results import ExperimentResult
 from .sources import aggregate
-from .stats.two_sample import check_binary, compare
 from .stats.checks import normalise_allocation, srm_test
 from .stats.confidence_sequences import FIELLER_PIECES, AlwaysValid, always_valid_rows
 from .stats.multiple import adjust
+from .stats.two_sample import check_binary, compare
 from .time_to_event import event_rows, time_to_event_part
 
-__all__ = ["analyze", "moments"]   # moments: abkit.aggregation.moments, re-exported (abkit.moments)
+__all__ = ["analyze", "moments"]  # moments: abkit.aggregation.moments, re-exported (abkit.moments)
 
 
 def analyze(
@@ -91,11 +92,11 @@ def analyze(
     if not (0.0 < float(alpha) < 0.5):
         raise AbkitError(f"alpha={alpha!r} must be between 0 and 0.5 (e.g. 0.05)")
     if isinstance(correction, str):
-        correction = correction.strip().lower()   # "BH", "Holm" are meant as the same methods
+        correction = correction.strip().lower()  # "BH", "Holm" are meant as the same methods
     if correction is not None and correction not in ("holm", "bh"):
         raise AbkitError(f"correction={correction!r} is not known; use 'holm', 'bh' or None")
     quantiles = [m for m in metrics if m.kind == "quantile"]
-    events = [m for m in metrics if m.kind == "time_to_event"]   # issue 17: abkit.time_to_event
+    events = [m for m in metrics if m.kind == "time_to_event"]  # issue 17: abkit.time_to_event
     if unit is not None and not isinstance(unit, str):
         raise AbkitError(f"unit={unit!r} must be a column name (e.g. 'buyer_id')")
     if isinstance(data, MomentSet):
@@ -107,25 +108,38 @@ def analyze(
                 + f"; pass the data itself, or compute abkit.moments(data, metrics, unit='{unit}')"
             )
         if quantiles:
-            raise AbkitError(f"metric(s) {[m.name for m in quantiles]} are quantiles, which cannot be computed "
-                             "from moments; pass the data itself")
+            raise AbkitError(
+                f"metric(s) {[m.name for m in quantiles]} are quantiles, which cannot be computed "
+                "from moments; pass the data itself"
+            )
         if events:
-            raise AbkitError(f"metric(s) {[m.name for m in events]} are times to event, which need event counts "
-                             "by time, not moments; pass the data itself")
+            raise AbkitError(
+                f"metric(s) {[m.name for m in events]} are times to event, which need event counts "
+                "by time, not moments; pass the data itself"
+            )
         uncapped = [m.name for m in metrics if getattr(m, "needs_cap", False)]
         if uncapped:
-            raise AbkitError(f"metric(s) {uncapped} winsorize at a quantile of the data, which moments do not "
-                             "hold; pass the data, or give the cap as a number (cap=...)")
+            raise AbkitError(
+                f"metric(s) {uncapped} winsorize at a quantile of the data, which moments do not "
+                "hold; pass the data, or give the cap as a number (cap=...)"
+            )
     elif any(getattr(m, "needs_cap", False) for m in metrics):
         metrics = resolve_caps(data, metrics)
     if events and all(m.kind in ("quantile", "time_to_event") for m in metrics):
-        return _analyze_events_only(data, metrics, variant, control, alpha, correction, allocation, sequential,
-                                    bayesian, unit)
+        return _analyze_events_only(
+            data, metrics, variant, control, alpha, correction, allocation, sequential, bayesian, unit
+        )
     if quantiles and len(quantiles) == len(metrics):
-        return _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, allocation,
-                                       sequential, bayesian, unit)
-    ms = data if isinstance(data, MomentSet) else aggregate(
-        data, [m for m in metrics if m.kind not in ("quantile", "time_to_event")], variant=variant, unit=unit)
+        return _analyze_quantiles_only(
+            data, metrics, variant, control, alpha, correction, allocation, sequential, bayesian, unit
+        )
+    ms = (
+        data
+        if isinstance(data, MomentSet)
+        else aggregate(
+            data, [m for m in metrics if m.kind not in ("quantile", "time_to_event")], variant=variant, unit=unit
+        )
+    )
     if ms.by:
         raise AbkitError("these moments are split by segment; analyse one with moments.segment(value)")
     arms = list(ms.rows)
@@ -135,8 +149,10 @@ def analyze(
             "Pass control= with one of them"
         )
     if len(arms) < 2:
-        raise DataError(f"only one arm ({arms[0]!r}) in column '{ms.variant}'; an experiment needs at "
-                        "least a control and a treatment")
+        raise DataError(
+            f"only one arm ({arms[0]!r}) in column '{ms.variant}'; an experiment needs at "
+            "least a control and a treatment"
+        )
     arms = _arms_as_written(arms, control)
     control = arms[0]
     treatments = arms[1:]
@@ -151,8 +167,10 @@ def analyze(
             rows += quantile_rows(frame, metric, ms.variant, control, treatments, alpha)
             continue
         if isinstance(metric, TimeToEvent):
-            rows += [{**r, FIELLER_PIECES: f} for r, f in event_rows(data, metric, ms.variant, control, treatments,
-                                                                     alpha, arms)]
+            rows += [
+                {**r, FIELLER_PIECES: f}
+                for r, f in event_rows(data, metric, ms.variant, control, treatments, alpha, arms)
+            ]
             continue
         block = ms.block_for(metric.columns, metric.dropna)
         if metric.kind == "proportion":
@@ -160,43 +178,64 @@ def analyze(
         for arm in (control, *treatments):
             if arm not in block.groups or block.n[block.group_index(arm)] == 0:
                 dropped_here = int(block.dropped[block.group_index(arm)]) if arm in block.groups else 0
-                why = (f": all its {dropped_here:,} rows have a missing value in "
-                       f"{', '.join(repr(c) for c in metric.columns)} (dropna=True drops them); check those "
-                       "columns for this arm") if dropped_here else ""
+                why = (
+                    (
+                        f": all its {dropped_here:,} rows have a missing value in "
+                        f"{', '.join(repr(c) for c in metric.columns)} (dropna=True drops them); check those "
+                        "columns for this arm"
+                    )
+                    if dropped_here
+                    else ""
+                )
                 raise DataError(f"arm {arm!r} has no units with data for metric '{metric.name}'{why}")
         dropped = dict(zip(block.groups, block.dropped))
         for arm in treatments:
             c = compare(block, metric, control, arm, alpha, arms=arms)
-            rows.append({
-                "metric": metric.name,
-                "variant": arm,
-                "control_value": c.control_value,
-                "treatment_value": c.treatment_value,
-                "effect": c.effect,
-                "ci_lower": c.ci_lower,
-                "ci_upper": c.ci_upper,
-                "rel_effect": c.rel_effect,
-                "rel_ci_lower": c.rel_ci_lower,
-                "rel_ci_upper": c.rel_ci_upper,
-                "p_value": c.p_value,
-                "n_control": int(c.n_control),
-                "n_treatment": int(c.n_treatment),
-                "method": metric.method_label,
-                "se": c.se,
-                "rel_se": c.rel_se,
-                "df": c.df,
-                "variance_reduction": c.variance_reduction,
-                "dropped_control": int(dropped.get(control, 0)),
-                "dropped_treatment": int(dropped.get(arm, 0)),
-                "better": metric.better,
-                # Var(control value) and Cov(effect, control value): for the always-valid Fieller
-                # interval of the relative lift (always_valid_rows; dropped before the result is built)
-                FIELLER_PIECES: (c.control_se**2, c.cov_effect_control),
-            })
+            rows.append(
+                {
+                    "metric": metric.name,
+                    "variant": arm,
+                    "control_value": c.control_value,
+                    "treatment_value": c.treatment_value,
+                    "effect": c.effect,
+                    "ci_lower": c.ci_lower,
+                    "ci_upper": c.ci_upper,
+                    "rel_effect": c.rel_effect,
+                    "rel_ci_lower": c.rel_ci_lower,
+                    "rel_ci_upper": c.rel_ci_upper,
+                    "p_value": c.p_value,
+                    "n_control": int(c.n_control),
+                    "n_treatment": int(c.n_treatment),
+                    "method": metric.method_label,
+                    "se": c.se,
+                    "rel_se": c.rel_se,
+                    "df": c.df,
+                    "variance_reduction": c.variance_reduction,
+                    "dropped_control": int(dropped.get(control, 0)),
+                    "dropped_treatment": int(dropped.get(arm, 0)),
+                    "better": metric.better,
+                    # Var(control value) and Cov(effect, control value): for the always-valid Fieller
+                    # interval of the relative lift (always_valid_rows; dropped before the result is built)
+                    FIELLER_PIECES: (c.control_se**2, c.cov_effect_control),
+                }
+            )
             if metric.option("cap") is not None:
                 rows[-1]["cap"] = metric.option("cap")
-    return _finish(rows, metrics, arms, control, alpha, correction, srm, ms.missing_variant, ms.variant,
-                   float(sum(ms.rows[a] for a in arms)), sequential, bayesian, ms.integrity)
+    return _finish(
+        rows,
+        metrics,
+        arms,
+        control,
+        alpha,
+        correction,
+        srm,
+        ms.missing_variant,
+        ms.variant,
+        float(sum(ms.rows[a] for a in arms)),
+        sequential,
+        bayesian,
+        ms.integrity,
+    )
 
 
 def _quantile_frame(data, quantiles, variant, unit=None):
@@ -206,8 +245,9 @@ def _quantile_frame(data, quantiles, variant, unit=None):
     return read_columns(data, list(dict.fromkeys(cols + ([unit] if unit else []))))
 
 
-def _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, allocation, sequential, bayesian,
-                            check_unit=None):
+def _analyze_quantiles_only(
+    data, metrics, variant, control, alpha, correction, allocation, sequential, bayesian, check_unit=None
+):
     """:func:`analyze` when every metric is a quantile: no moments, the values only."""
     frame = _quantile_frame(data, metrics, variant, check_unit)
     if len(frame) == 0:
@@ -224,15 +264,30 @@ def _analyze_quantiles_only(data, metrics, variant, control, alpha, correction, 
     unit = units.pop() if len(units) == 1 else None
     srm = unit_srm(frame, variant, arms, unit, allocation)
     rows = [r for m in metrics for r in quantile_rows(frame, m, variant, control, arms[1:], alpha)]
-    return _finish(rows, metrics, arms, control, alpha, correction, srm, int(frame[variant].isna().sum()),
-                   variant, float(sum(srm.observed)), sequential, bayesian, integrity)
+    return _finish(
+        rows,
+        metrics,
+        arms,
+        control,
+        alpha,
+        correction,
+        srm,
+        int(frame[variant].isna().sum()),
+        variant,
+        float(sum(srm.observed)),
+        sequential,
+        bayesian,
+        integrity,
+    )
 
 
-def _analyze_events_only(data, metrics, variant, control, alpha, correction, allocation, sequential, bayesian,
-                         unit=None):
+def _analyze_events_only(
+    data, metrics, variant, control, alpha, correction, allocation, sequential, bayesian, unit=None
+):
     """:func:`analyze` when every metric is a time to event (or a quantile): arms and checks from the counts."""
-    part = time_to_event_part(data, [m for m in metrics if m.kind == "time_to_event"], variant, control, alpha,
-                              allocation, unit)
+    part = time_to_event_part(
+        data, [m for m in metrics if m.kind == "time_to_event"], variant, control, alpha, allocation, unit
+    )
     arms = part["arms"]
     quantiles = [m for m in metrics if m.kind == "quantile"]
     frame = _quantile_frame(data, quantiles, variant) if quantiles else None
@@ -242,8 +297,21 @@ def _analyze_events_only(data, metrics, variant, control, alpha, correction, all
             rows += quantile_rows(frame, metric, variant, control, arms[1:], alpha)
         else:
             rows += [{**r, FIELLER_PIECES: f} for r, f in part["rows"][metric.name]]
-    return _finish(rows, metrics, arms, control, alpha, correction, part["srm"], part["missing_variant"], variant,
-                   part["units"], sequential, bayesian, part["integrity"])
+    return _finish(
+        rows,
+        metrics,
+        arms,
+        control,
+        alpha,
+        correction,
+        part["srm"],
+        part["missing_variant"],
+        variant,
+        part["units"],
+        sequential,
+        bayesian,
+        part["integrity"],
+    )
 
 
 def _arms_as_written(labels, control) -> list:
@@ -257,6 +325,7 @@ def _arms_as_written(labels, control) -> list:
     ``'a'``). The control is the data's label equal to ``control``. Labels
     stay equal (and hash equal) to the data's, so lookups are unchanged.
     """
+
     def plain(a):
         return a.item() if isinstance(a, np.generic) else a
 
@@ -268,8 +337,21 @@ def _arms_as_written(labels, control) -> list:
     return [control_label] + [a for a in labels if a != control_label]
 
 
-def _finish(rows, metrics, arms, control, alpha, correction, srm, missing_variant, variant, units_now,
-            sequential, bayesian, integrity=None) -> ExperimentResult:
+def _finish(
+    rows,
+    metrics,
+    arms,
+    control,
+    alpha,
+    correction,
+    srm,
+    missing_variant,
+    variant,
+    units_now,
+    sequential,
+    bayesian,
+    integrity=None,
+) -> ExperimentResult:
     """Always-valid intervals, the Bayesian columns and the multiple-testing correction, then the result.
 
     With ``sequential``, the relative lift's always-valid interval is Fieller's
@@ -291,10 +373,17 @@ def _finish(rows, metrics, arms, control, alpha, correction, srm, missing_varian
         for r, p in zip(rows, adjusted):
             r["p_value_adjusted"] = float(p)
     return ExperimentResult(
-        rows=tuple(rows), metrics=tuple(metrics), arms=tuple(arms), control=control,
-        alpha=float(alpha), correction=correction, srm=srm,
-        missing_variant=missing_variant, variant=variant,
+        rows=tuple(rows),
+        metrics=tuple(metrics),
+        arms=tuple(arms),
+        control=control,
+        alpha=float(alpha),
+        correction=correction,
+        srm=srm,
+        missing_variant=missing_variant,
+        variant=variant,
         sequential=design is not None,
         sequential_note=design.describe(alpha) if design is not None else "",
-        prior=prior, integrity=integrity,
+        prior=prior,
+        integrity=integrity,
     )

@@ -30,6 +30,7 @@ how the programme view turns shrunk relative lifts into yearly units.
 digits (:func:`round_about`: 18,000 with CI 6,000 to 30,000), and read
 "about": these are planning figures, not accounting ones.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,16 @@ from typing import Any
 
 from .errors import SpecError
 
-__all__ = ["ImpactSpec", "YearlyImpact", "yearly_impact", "impact_of", "impact_weight", "impact_sentence",
-           "round_about", "money_sign"]
+__all__ = [
+    "ImpactSpec",
+    "YearlyImpact",
+    "yearly_impact",
+    "impact_of",
+    "impact_weight",
+    "impact_sentence",
+    "round_about",
+    "money_sign",
+]
 
 _KEYS = ("volume", "per", "unit", "value", "currency")
 
@@ -76,12 +85,13 @@ class ImpactSpec:
             value = raw.get(key)
             if value is None:
                 if required:
-                    message = (f"required; e.g. `{key}: 12000000` (how many {raw.get('per') or 'orders'} a year "
-                               "the change applies to)")
+                    message = (
+                        f"required; e.g. `{key}: 12000000` (how many {raw.get('per') or 'orders'} a year "
+                        "the change applies to)"
+                    )
                     problems.append((f"{where}.{key}", message))
                 return None
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 problems.append((f"{where}.{key}", f"expected a number above 0, got {value!r}"))
                 return None
             return float(value)
@@ -162,9 +172,18 @@ class YearlyImpact:
 
     def sentence(self) -> str:
         """``"about 18,000 fewer contacts a year (95% CI 6,000 to 30,000), worth about EUR 81,000 a year (...)"``."""
-        return impact_sentence(self.change, self.lower, self.upper, unit=self.unit, level=self.level,
-                               money=self.money, money_lower=self.money_lower, money_upper=self.money_upper,
-                               currency=self.currency, better=self.better)
+        return impact_sentence(
+            self.change,
+            self.lower,
+            self.upper,
+            unit=self.unit,
+            level=self.level,
+            money=self.money,
+            money_lower=self.money_lower,
+            money_upper=self.money_upper,
+            currency=self.currency,
+            better=self.better,
+        )
 
 
 def _money(change: float, lower: float, upper: float, value: float | None, better: str):
@@ -175,8 +194,9 @@ def _money(change: float, lower: float, upper: float, value: float | None, bette
     return sign * change, bounds[0], bounds[1]
 
 
-def yearly_impact(effect: float, ci_lower: float, ci_upper: float, impact: ImpactSpec | Mapping, *, better: str,
-                  level: float = 0.95) -> YearlyImpact:
+def yearly_impact(
+    effect: float, ci_lower: float, ci_upper: float, impact: ImpactSpec | Mapping, *, better: str, level: float = 0.95
+) -> YearlyImpact:
     """``volume * effect`` units a year, the interval ``volume * [ci_lower, ci_upper]``, and its money value.
 
     ``effect`` and its bounds are the primary metric's absolute effect
@@ -189,8 +209,18 @@ def yearly_impact(effect: float, ci_lower: float, ci_upper: float, impact: Impac
     change, lo, hi = vol * float(effect), vol * float(ci_lower), vol * float(ci_upper)
     lo, hi = min(lo, hi), max(lo, hi)
     money, m_lo, m_hi = _money(change, lo, hi, spec.value, better)
-    return YearlyImpact(change, lo, hi, spec.unit, better, float(level), money, m_lo, m_hi,
-                        spec.currency if spec.value is not None else None)
+    return YearlyImpact(
+        change,
+        lo,
+        hi,
+        spec.unit,
+        better,
+        float(level),
+        money,
+        m_lo,
+        m_hi,
+        spec.currency if spec.value is not None else None,
+    )
 
 
 def impact_of(row: Mapping, impact: ImpactSpec | Mapping | None, *, alpha: float = 0.05) -> YearlyImpact | None:
@@ -203,8 +233,9 @@ def impact_of(row: Mapping, impact: ImpactSpec | Mapping | None, *, alpha: float
     spec = ImpactSpec.coerce(impact)
     if spec is None:
         return None
-    return yearly_impact(row["effect"], row["ci_lower"], row["ci_upper"], spec, better=row["better"],
-                         level=1.0 - float(alpha))
+    return yearly_impact(
+        row["effect"], row["ci_lower"], row["ci_upper"], spec, better=row["better"], level=1.0 - float(alpha)
+    )
 
 
 # --------------------------------------------------------------------------- words
@@ -228,7 +259,7 @@ def round_about(values) -> tuple[list[float], int]:
     step_exp = math.floor(math.log10(ref)) - 1
     if ref >= 100:
         step_exp = max(step_exp, 0)
-    step = 10.0 ** step_exp
+    step = 10.0**step_exp
     decimals = max(0, -step_exp)
     return [round(v / step) * step if math.isfinite(v) else v for v in vals], decimals
 
@@ -244,10 +275,20 @@ def _amount(x: float, decimals: int, currency: str | None) -> str:
     return f"{currency} {text}" if currency else text
 
 
-def impact_sentence(change: float, lower: float, upper: float, *, unit: str, level: float = 0.95,
-                    money: float | None = None, money_lower: float | None = None,
-                    money_upper: float | None = None, currency: str | None = None, better: str = "lower",
-                    period: str = "a year") -> str:
+def impact_sentence(
+    change: float,
+    lower: float,
+    upper: float,
+    *,
+    unit: str,
+    level: float = 0.95,
+    money: float | None = None,
+    money_lower: float | None = None,
+    money_upper: float | None = None,
+    currency: str | None = None,
+    better: str = "lower",
+    period: str = "a year",
+) -> str:
     """Words for a yearly change and its interval (and its money gain), as in the module docstring.
 
     ``change, lower, upper``: signed units a year (negative = fewer);
@@ -262,8 +303,10 @@ def impact_sentence(change: float, lower: float, upper: float, *, unit: str, lev
     else:
         head = f"about {_fmt(abs(c), d)} {'fewer' if c < 0 else 'more'} {unit} {period}"
     if lo < 0 < hi or c == 0 or (c < 0) != (hi <= 0):
-        interval = (f"{ci} from {_fmt(abs(lo), d)} {'fewer' if lo < 0 else 'more'} to "
-                    f"{_fmt(abs(hi), d)} {'fewer' if hi < 0 else 'more'}")
+        interval = (
+            f"{ci} from {_fmt(abs(lo), d)} {'fewer' if lo < 0 else 'more'} to "
+            f"{_fmt(abs(hi), d)} {'fewer' if hi < 0 else 'more'}"
+        )
     else:
         near, far = sorted((abs(lo), abs(hi)))
         interval = f"{ci} {_fmt(near, d)} to {_fmt(far, d)}"
@@ -277,8 +320,10 @@ def impact_sentence(change: float, lower: float, upper: float, *, unit: str, lev
         else:
             worth = f"costing about {_amount(m, md, currency)} {period}"
         if mlo < 0 < mhi or m == 0 or (m < 0) != (mhi <= 0):
-            m_interval = (f"from a {'loss' if mlo < 0 else 'gain'} of {_amount(mlo, md, currency)} to a "
-                          f"{'loss' if mhi < 0 else 'gain'} of {_amount(mhi, md, currency)}")
+            m_interval = (
+                f"from a {'loss' if mlo < 0 else 'gain'} of {_amount(mlo, md, currency)} to a "
+                f"{'loss' if mhi < 0 else 'gain'} of {_amount(mhi, md, currency)}"
+            )
         else:
             near, far = sorted((abs(mlo), abs(mhi)))
             m_interval = f"{_amount(near, md, currency)} to {_amount(far, md, currency)}"

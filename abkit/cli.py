@@ -24,6 +24,7 @@ stderr, details in their error.txt), a readout could not be recorded in the
 results store or printed to PDF (its page is written), or a plan could not be computed; 2
 invalid specs or usage (one clean message, no traceback); 130 interrupted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,56 +58,102 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    ro = sub.add_parser("readout", help="run one readout notebook per spec and export HTML",
-                        description="Validate every spec, then execute one readout notebook per spec "
-                                    "and export it to a self-contained HTML page under --out.")
+    ro = sub.add_parser(
+        "readout",
+        help="run one readout notebook per spec and export HTML",
+        description="Validate every spec, then execute one readout notebook per spec "
+        "and export it to a self-contained HTML page under --out.",
+    )
     ro.add_argument("specs", nargs="+", metavar="SPEC.yaml", help="experiment spec files")
-    ro.add_argument("--out", "-o", default="reports", metavar="DIR",
-                    help="output folder (default: reports); one sub-folder per experiment plus index.html")
-    ro.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N",
-                    help="run N experiments in parallel (default: 1)")
+    ro.add_argument(
+        "--out",
+        "-o",
+        default="reports",
+        metavar="DIR",
+        help="output folder (default: reports); one sub-folder per experiment plus index.html",
+    )
+    ro.add_argument(
+        "--jobs", "-j", type=_jobs, default=1, metavar="N", help="run N experiments in parallel (default: 1)"
+    )
     ro.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
-    ro.add_argument("--root", metavar="DIR", default=None,
-                    help="each experiment's identity (and folder) is its spec's path below DIR, e.g. "
-                         "teamA/refunds; default: the spec's `id:`, else its file name")
-    ro.add_argument("--force", action="store_true",
-                    help="write into folders (and an index.html) abkit did not write or another experiment owns")
-    ro.add_argument("--templates", metavar="DIR", default=None,
-                    help="your own copies of the template notebooks (ab_readout.ipynb, did_readout.ipynb, "
-                         "power_plan.ipynb; optionally html/abkit); default: the ones shipped with abkit")
-    ro.add_argument("--pdf", action="store_true",
-                    help="also print each page to readout.pdf with headless Chromium (must be installed)")
+    ro.add_argument(
+        "--root",
+        metavar="DIR",
+        default=None,
+        help="each experiment's identity (and folder) is its spec's path below DIR, e.g. "
+        "teamA/refunds; default: the spec's `id:`, else its file name",
+    )
+    ro.add_argument(
+        "--force",
+        action="store_true",
+        help="write into folders (and an index.html) abkit did not write or another experiment owns",
+    )
+    ro.add_argument(
+        "--templates",
+        metavar="DIR",
+        default=None,
+        help="your own copies of the template notebooks (ab_readout.ipynb, did_readout.ipynb, "
+        "power_plan.ipynb; optionally html/abkit); default: the ones shipped with abkit",
+    )
+    ro.add_argument(
+        "--pdf",
+        action="store_true",
+        help="also print each page to readout.pdf with headless Chromium (must be installed)",
+    )
 
-    ex = sub.add_parser("export", help="turn an executed readout notebook into the self-contained HTML page",
-                        description="Export a readout notebook executed by plain papermill (e.g. papermill "
-                                    "templates/ab_readout.ipynb out.ipynb -p spec_path spec.yaml) to the same "
-                                    "HTML page `abkit readout` writes: code hidden, images embedded.")
+    ex = sub.add_parser(
+        "export",
+        help="turn an executed readout notebook into the self-contained HTML page",
+        description="Export a readout notebook executed by plain papermill (e.g. papermill "
+        "templates/ab_readout.ipynb out.ipynb -p spec_path spec.yaml) to the same "
+        "HTML page `abkit readout` writes: code hidden, images embedded.",
+    )
     ex.add_argument("notebook", metavar="READOUT.ipynb", help="an executed readout notebook")
     where = ex.add_mutually_exclusive_group()
-    where.add_argument("--html", metavar="PAGE.html", default=None,
-                       help="where to write the page (default: next to the notebook, same name, .html)")
-    where.add_argument("--out", "-o", metavar="DIR", default=None,
-                       help="publish into a reports folder as `abkit readout --out DIR` does: DIR/<experiment>/"
-                            "readout.html, the results in DIR/abkit.duckdb, DIR/index.html and programme.html")
+    where.add_argument(
+        "--html",
+        metavar="PAGE.html",
+        default=None,
+        help="where to write the page (default: next to the notebook, same name, .html)",
+    )
+    where.add_argument(
+        "--out",
+        "-o",
+        metavar="DIR",
+        default=None,
+        help="publish into a reports folder as `abkit readout --out DIR` does: DIR/<experiment>/"
+        "readout.html, the results in DIR/abkit.duckdb, DIR/index.html and programme.html",
+    )
     ex.add_argument("--pdf", action="store_true", help="with --out: also print the page to readout.pdf (Chromium)")
-    ex.add_argument("--force", action="store_true",
-                    help="with --out: write into a folder (or index.html) abkit did not write")
+    ex.add_argument(
+        "--force", action="store_true", help="with --out: write into a folder (or index.html) abkit did not write"
+    )
     ex.add_argument("--title", default=None, help="page title (default: the notebook's file name)")
-    ex.add_argument("--templates", metavar="DIR", default=None,
-                    help="a folder with your own html/abkit page template (default: the shipped one)")
+    ex.add_argument(
+        "--templates",
+        metavar="DIR",
+        default=None,
+        help="a folder with your own html/abkit page template (default: the shipped one)",
+    )
 
     va = sub.add_parser("validate", help="check spec files (and their data columns) without running anything")
     va.add_argument("specs", nargs="+", metavar="SPEC.yaml", help="experiment spec files")
 
-    pw = sub.add_parser("power", help="plan a test from a kind: power spec: how many days, what MDE",
-                        description="Compute the test plan of each kind: power spec (abkit.power.plan on its "
-                                    "history) and print the recommendation, or the whole plan with --json.")
+    pw = sub.add_parser(
+        "power",
+        help="plan a test from a kind: power spec: how many days, what MDE",
+        description="Compute the test plan of each kind: power spec (abkit.power.plan on its "
+        "history) and print the recommendation, or the whole plan with --json.",
+    )
     pw.add_argument("specs", nargs="+", metavar="PLAN.yaml", help="kind: power spec files")
     pw.add_argument("--json", action="store_true", help="print the plans as JSON (a list, one object per spec)")
 
-    sc = sub.add_parser("schema", help="print the JSON Schema of spec files (for editors)",
-                        description="Print the JSON Schema of the spec format (kinds ab, did and power, chosen by "
-                                    "`kind`), for editors that validate and complete YAML files.")
+    sc = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of spec files (for editors)",
+        description="Print the JSON Schema of the spec format (kinds ab, did and power, chosen by "
+        "`kind`), for editors that validate and complete YAML files.",
+    )
     sc.add_argument("--out", "-o", metavar="FILE", help="write it to FILE instead of printing it")
     return parser
 
@@ -114,8 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _readout(args) -> int:
     from .readout.runner import INDEX_NAME, run_readouts
 
-    outcomes = run_readouts(args.specs, args.out, jobs=args.jobs, progress=not args.no_progress,
-                            templates=args.templates, root=args.root, force=args.force, pdf=args.pdf)
+    outcomes = run_readouts(
+        args.specs,
+        args.out,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+        templates=args.templates,
+        root=args.root,
+        force=args.force,
+        pdf=args.pdf,
+    )
     for o in outcomes:
         if o.ok:
             print(printable(o.html))
@@ -128,8 +183,11 @@ def _readout(args) -> int:
     unkept = _report_side_problems(outcomes)
     if stopped:
         finished = sum(o.ok for o in outcomes)
-        print(f"abkit: interrupted: {finished} of {len(outcomes)} readouts finished; "
-              f"{len(stopped)} stopped or not run (their folders keep any earlier page)", file=sys.stderr)
+        print(
+            f"abkit: interrupted: {finished} of {len(outcomes)} readouts finished; "
+            f"{len(stopped)} stopped or not run (their folders keep any earlier page)",
+            file=sys.stderr,
+        )
         # The index is written and the kernels are gone; do not wait for worker threads still unwinding
         # their dead kernels' clients (the interpreter would join them at exit, for many seconds).
         sys.stdout.flush()
@@ -139,8 +197,9 @@ def _readout(args) -> int:
         print(f"abkit: {len(failed)} of {len(outcomes)} readouts failed:", file=sys.stderr)
         for o in failed:
             where = f" (details: {printable(o.error_file)})" if o.error_file else ""
-            print(f"  FAILED {printable(o.name)} [{printable(o.spec_path)}]: {printable(o.error)}{where}",
-                  file=sys.stderr)
+            print(
+                f"  FAILED {printable(o.name)} [{printable(o.spec_path)}]: {printable(o.error)}{where}", file=sys.stderr
+            )
         return 1
     return 1 if unkept else 0
 
@@ -151,8 +210,11 @@ def _report_side_problems(outcomes) -> int:
     for o in outcomes:
         if o.store_error:
             problems += 1
-            print(f"abkit: results store: {printable(o.name)} [{printable(o.slug)}] not recorded: "
-                  f"{printable(o.store_error)}", file=sys.stderr)
+            print(
+                f"abkit: results store: {printable(o.name)} [{printable(o.slug)}] not recorded: "
+                f"{printable(o.store_error)}",
+                file=sys.stderr,
+            )
         if o.pdf_error:
             problems += 1
             print(f"abkit: pdf: {printable(o.name)} [{printable(o.slug)}]: {printable(o.pdf_error)}", file=sys.stderr)
@@ -182,7 +244,7 @@ def _export(args) -> int:
     page = Path(args.html) if args.html else notebook.with_suffix(".html")
     print(printable(export_html(notebook, page, title=args.title or notebook.stem, templates=args.templates)))
     lines = (_read_summary(notebook) or {}).get("digest")
-    if lines:          # the five lines to paste into a chat, next to the page
+    if lines:  # the five lines to paste into a chat, next to the page
         from .readout.digest import summary_text
         from .readout.files import atomic_write_text
 
@@ -197,11 +259,15 @@ def _validate(args) -> int:
 
     for path, spec in validate_specs(args.specs):
         what = "outcomes" if spec.kind == "did" else "metrics"
-        data = printable(spec.data_label) + (" (columns checked when the analysis runs)"
-                                             if isinstance(spec.data, TableRef) and spec.data.engine == "spark"
-                                             else "")
-        print(f"ok: {printable(path)} ({printable(spec.name)}; kind {spec.kind}; {len(spec.metrics)} {what}, primary "
-              f"{printable(spec.primary.name)}; data: {data})")
+        data = printable(spec.data_label) + (
+            " (columns checked when the analysis runs)"
+            if isinstance(spec.data, TableRef) and spec.data.engine == "spark"
+            else ""
+        )
+        print(
+            f"ok: {printable(path)} ({printable(spec.name)}; kind {spec.kind}; {len(spec.metrics)} {what}, primary "
+            f"{printable(spec.primary.name)}; data: {data})"
+        )
     return 0
 
 
@@ -229,8 +295,10 @@ def _power(args) -> int:
     specs = validate_specs(args.specs)
     wrong = [str(p) for p, s in specs if s.kind != "power"]
     if wrong:
-        raise AbkitError(f"abkit power needs kind: power specs; not a test plan: {printable(', '.join(wrong))}. Add "
-                         "`kind: power` with the traffic (daily_units) and a target `mde`, or use abkit readout")
+        raise AbkitError(
+            f"abkit power needs kind: power specs; not a test plan: {printable(', '.join(wrong))}. Add "
+            "`kind: power` with the traffic (daily_units) and a target `mde`, or use abkit readout"
+        )
     out, failed = [], []
     for path, spec in specs:
         try:

@@ -12,6 +12,7 @@ three, so that none of them imports another one back:
   be negative and for a column without any value, with one wording on
   every path.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,14 +63,20 @@ def negative_value_error(column: str, smallest: float, count: int | None, users)
     name, role = users[0]
     how_many = f"{count:,} negative value{'s' if count != 1 else ''}" if count else "negative values"
     if role == "denominator":
-        fix = ("a denominator counts orders, responses or other exposures, so it can never be negative: fix "
-               "the data (e.g. cancellations booked as negative rows must be netted per unit first)")
+        fix = (
+            "a denominator counts orders, responses or other exposures, so it can never be negative: fix "
+            "the data (e.g. cancellations booked as negative rows must be netted per unit first)"
+        )
     else:
-        fix = ("fix the data (e.g. reversals booked as negative rows must be netted per unit first), or, if "
-               "this numerator may be negative (a net amount), declare the metric with "
-               "abkit.Ratio(..., nonnegative=False) (spec: `nonnegative: false`)")
-    return DataError(f"column '{column}' has {how_many} (smallest {smallest:g}) but is the {role} of metric "
-                     f"'{name}', which must not be negative; {fix}")
+        fix = (
+            "fix the data (e.g. reversals booked as negative rows must be netted per unit first), or, if "
+            "this numerator may be negative (a net amount), declare the metric with "
+            "abkit.Ratio(..., nonnegative=False) (spec: `nonnegative: false`)"
+        )
+    return DataError(
+        f"column '{column}' has {how_many} (smallest {smallest:g}) but is the {role} of metric "
+        f"'{name}', which must not be negative; {fix}"
+    )
 
 
 def entirely_missing_error(column: str, rows: int | None, metric: str) -> DataError:

@@ -17,6 +17,7 @@ those cases with a :class:`abkit.DataError` naming the path and the fix:
 Symbolic links to folders are not followed (DuckDB's ``**`` does not follow them either), so the
 walk itself cannot loop.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,8 @@ from .errors import DataError
 
 __all__ = ["MAX_DEPTH", "MAX_ENTRIES", "check_data_path"]
 
-MAX_ENTRIES = 10_000      # files and folders looked at below a data folder
-MAX_DEPTH = 12            # folder levels (hive partitions are rarely deeper than 3)
+MAX_ENTRIES = 10_000  # files and folders looked at below a data folder
+MAX_DEPTH = 12  # folder levels (hive partitions are rarely deeper than 3)
 
 
 def check_data_path(path: str | os.PathLike) -> Path:
@@ -40,16 +41,26 @@ def check_data_path(path: str | os.PathLike) -> Path:
     except FileNotFoundError:
         raise DataError(f"data path '{p}' does not exist; check the path") from None
     except (RuntimeError, OSError) as exc:  # RuntimeError: "Symlink loop" (Python < 3.13), OSError: ELOOP
-        raise DataError(f"data path '{p}' cannot be resolved ({exc.__class__.__name__}: {exc}); a symbolic link "
-                        "loop? Point `data` at the file or folder itself") from None
+        raise DataError(
+            f"data path '{p}' cannot be resolved ({exc.__class__.__name__}: {exc}); a symbolic link "
+            "loop? Point `data` at the file or folder itself"
+        ) from None
     if stat.S_ISDIR(info.st_mode):
         _check_folder(p, resolved)
     elif not stat.S_ISREG(info.st_mode):
-        kind = ("a named pipe" if stat.S_ISFIFO(info.st_mode) else "a device" if
-                stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "a socket" if
-                stat.S_ISSOCK(info.st_mode) else "not a regular file")
-        raise DataError(f"data path '{p}' is {kind}, not a data file; point `data` at a parquet or CSV file, or a "
-                        "folder of parquet files")
+        kind = (
+            "a named pipe"
+            if stat.S_ISFIFO(info.st_mode)
+            else "a device"
+            if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(info.st_mode)
+            else "not a regular file"
+        )
+        raise DataError(
+            f"data path '{p}' is {kind}, not a data file; point `data` at a parquet or CSV file, or a "
+            "folder of parquet files"
+        )
     return resolved
 
 
@@ -81,24 +92,30 @@ def _check_folder(shown: Path, folder: Path) -> None:
                 for entry in listing:
                     entries += 1
                     if entries > MAX_ENTRIES:
-                        raise DataError(f"data folder '{shown}' holds more than {MAX_ENTRIES:,} files and folders "
-                                        f"(is it a dataset?); {fix}, or combine the files")
+                        raise DataError(
+                            f"data folder '{shown}' holds more than {MAX_ENTRIES:,} files and folders "
+                            f"(is it a dataset?); {fix}, or combine the files"
+                        )
                     if entry.is_symlink():
                         _check_link(shown, folder, Path(entry.path))
                         if entry.name.lower().endswith((".parquet", ".pq")) and entry.is_file():
                             parquet_files += 1
                     elif entry.is_dir(follow_symlinks=False):
                         if depth + 1 > MAX_DEPTH:
-                            raise DataError(f"data folder '{shown}' is nested more than {MAX_DEPTH} levels deep "
-                                            f"(at '{entry.path}'); {fix}")
+                            raise DataError(
+                                f"data folder '{shown}' is nested more than {MAX_DEPTH} levels deep "
+                                f"(at '{entry.path}'); {fix}"
+                            )
                         stack.append((Path(entry.path), depth + 1))
                     elif entry.name.lower().endswith(".parquet"):
                         parquet_files += 1
         except PermissionError:
             raise DataError(f"data folder '{shown}': no permission to read '{current}'; {fix}") from None
     if parquet_files == 0:
-        raise DataError(f"data folder '{shown}' holds no .parquet file; a data folder is read as a parquet dataset "
-                        "(every *.parquet below it). Point `data` at a parquet or CSV file, or at the dataset's folder")
+        raise DataError(
+            f"data folder '{shown}' holds no .parquet file; a data folder is read as a parquet dataset "
+            "(every *.parquet below it). Point `data` at a parquet or CSV file, or at the dataset's folder"
+        )
 
 
 def _check_link(shown: Path, folder: Path, link: Path) -> None:
@@ -106,10 +123,14 @@ def _check_link(shown: Path, folder: Path, link: Path) -> None:
     try:
         target = link.resolve(strict=True)
     except FileNotFoundError:
-        return                      # a dangling link: ignored, as by the engine
+        return  # a dangling link: ignored, as by the engine
     except (RuntimeError, OSError):
-        raise DataError(f"data folder '{shown}' holds a symbolic link loop at '{link}'; remove the link or point "
-                        "`data` at the dataset's own folder") from None
+        raise DataError(
+            f"data folder '{shown}' holds a symbolic link loop at '{link}'; remove the link or point "
+            "`data` at the dataset's own folder"
+        ) from None
     if target.is_dir() and (target == folder or target in folder.parents):
-        raise DataError(f"data folder '{shown}' holds a symbolic link loop: '{link}' leads back to '{target}'; "
-                        "remove the link or point `data` at the dataset's own folder")
+        raise DataError(
+            f"data folder '{shown}' holds a symbolic link loop: '{link}' leads back to '{target}'; "
+            "remove the link or point `data` at the dataset's own folder"
+        )

@@ -37,6 +37,7 @@ With ``unit=`` a second query checks that every unit has one row in one arm
 (a corrupt parquet file, a CSV file that is not UTF-8) become
 :class:`abkit.DataError` naming the file and the fix.
 """
+
 from __future__ import annotations
 
 import os
@@ -109,20 +110,25 @@ def table(name: str, engine: str = "duckdb", database: str | None = None, sessio
         try:
             con = duckdb.connect(str(database) if database else ":memory:", read_only=bool(database))
         except duckdb.Error as exc:
-            hint = ("a parquet or CSV file is not a database: name it as the data itself"
-                    if str(database).lower().endswith((".parquet", ".pq", ".csv", ".csv.gz")) else
-                    "is it a DuckDB database file, and not open for writing in another process?")
-            raise DataError(f"could not open DuckDB database '{database}': {str(exc).splitlines()[0]} ({hint})"
-                            ) from None
+            hint = (
+                "a parquet or CSV file is not a database: name it as the data itself"
+                if str(database).lower().endswith((".parquet", ".pq", ".csv", ".csv.gz"))
+                else "is it a DuckDB database file, and not open for writing in another process?"
+            )
+            raise DataError(
+                f"could not open DuckDB database '{database}': {str(exc).splitlines()[0]} ({hint})"
+            ) from None
         try:
             return con.table(name)
         except duckdb.Error:
-            rows = con.execute("SELECT table_schema, table_name FROM information_schema.tables "
-                               "ORDER BY 1, 2").fetchall()
+            rows = con.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables ORDER BY 1, 2"
+            ).fetchall()
             names = [t if s == "main" else f"{s}.{t}" for s, t in rows]
             listing = ", ".join(names[:40]) or "none"
-            raise DataError(f"DuckDB table '{name}' not found in {database or 'the in-memory database'}; "
-                            f"tables there: {listing}") from None
+            raise DataError(
+                f"DuckDB table '{name}' not found in {database or 'the in-memory database'}; tables there: {listing}"
+            ) from None
     if engine == "spark":
         if session is None:
             session = spark_session(conf)
@@ -130,9 +136,11 @@ def table(name: str, engine: str = "duckdb", database: str | None = None, sessio
             return session.table(name)
         except Exception as exc:  # AnalysisException: TABLE_OR_VIEW_NOT_FOUND
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataError(f"Spark table '{name}' not found: {first}. Check the name (db.table) and that "
-                            "the session's catalog is the warehouse's (spark.sql.catalogImplementation, "
-                            "spark.sql.warehouse.dir)") from None
+            raise DataError(
+                f"Spark table '{name}' not found: {first}. Check the name (db.table) and that "
+                "the session's catalog is the warehouse's (spark.sql.catalogImplementation, "
+                "spark.sql.warehouse.dir)"
+            ) from None
     raise DataError(f"engine={engine!r} is not known; use 'duckdb' or 'spark'")
 
 
@@ -162,8 +170,8 @@ class TableRef:
 
     engine: str
     table: str
-    database: str | None = None       # DuckDB database file (absolute path)
-    conf: tuple = ()                   # Spark settings as ((key, value), ...), used when no session is running
+    database: str | None = None  # DuckDB database file (absolute path)
+    conf: tuple = ()  # Spark settings as ((key, value), ...), used when no session is running
 
     def open(self):
         """The lazy source: a DuckDB relation or a Spark DataFrame."""
@@ -226,10 +234,11 @@ def _read_path(path: Path):
     text = str(path)
     has_glob = any(ch in text for ch in "*?[")
     if not has_glob and not path.exists():
-        raise DataError(f"data file '{path}' does not exist; check the path (relative paths are "
-                        f"taken from {Path.cwd()})")
+        raise DataError(
+            f"data file '{path}' does not exist; check the path (relative paths are taken from {Path.cwd()})"
+        )
     if not has_glob:
-        check_data_path(path)   # no device or pipe; a folder: no home directory, huge tree or symlink loop
+        check_data_path(path)  # no device or pipe; a folder: no home directory, huge tree or symlink loop
     con = duckdb.connect()
     lower = text.lower()
     try:
@@ -245,8 +254,9 @@ def _read_path(path: Path):
     except duckdb.Error as exc:
         raise engine_error(exc, path) from None
     if not first_row:
-        raise DataError(f"data file '{path}' has no rows (only a header or an empty schema); check the export "
-                        "that wrote it")
+        raise DataError(
+            f"data file '{path}' has no rows (only a header or an empty schema); check the export that wrote it"
+        )
     return rel  # the relation keeps its connection alive
 
 
@@ -323,8 +333,16 @@ def _valid(col: str):
     return ~nw.col(col).is_null() & nw.col(col).is_finite()
 
 
-def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks, *, unit: str | None = None,
-                   nonnegative: dict | None = None) -> MomentSet:
+def aggregate_lazy(
+    data,
+    metrics,
+    variant: str,
+    by: tuple[str, ...],
+    blocks,
+    *,
+    unit: str | None = None,
+    nonnegative: dict | None = None,
+) -> MomentSet:
     """Moments of ``blocks`` per (segment x) arm, in one aggregation query run by the engine.
 
     ``blocks`` is the plan ``[(columns, dropna, covariance blocks)]`` of
@@ -346,7 +364,7 @@ def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks, *, 
     keys = (*by, variant)
     derived = {d.name: d for m in metrics for d in m.derived}
     raw = list(dict.fromkeys(c for m in metrics for c in m.source_columns))
-    reads = [c for m in metrics for d in m.derived for c in d.reads]   # e.g. a window's exposure date
+    reads = [c for m in metrics for d in m.derived for c in d.reads]  # e.g. a window's exposure date
     _check_columns(lf, (*keys, *([unit] if unit else []), *reads), raw, what)
     integrity = None
     if unit is not None:
@@ -359,10 +377,11 @@ def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks, *, 
     # names such as "min(refund_amount, 400)" are not valid identifiers in
     # every engine (Spark reads the dot as a struct field).
     safe = {c: f"__v{i}" for i, c in enumerate(value_cols)}
-    extra = [c for c in dict.fromkeys(reads) if c not in raw and c not in keys]   # read by derived columns, as is
+    extra = [c for c in dict.fromkeys(reads) if c not in raw and c not in keys]  # read by derived columns, as is
     lf = lf.select(*keys, *(nw.col(c).cast(nw.Float64) for c in raw), *(nw.col(c) for c in extra))
-    lf = lf.select(*keys, *((derived[c].expr if c in derived else nw.col(c)).cast(nw.Float64).alias(safe[c])
-                            for c in value_cols))
+    lf = lf.select(
+        *keys, *((derived[c].expr if c in derived else nw.col(c)).cast(nw.Float64).alias(safe[c]) for c in value_cols)
+    )
     with _reading(data):
         shift = _shifts(lf, [safe[c] for c in value_cols])
     shift = {c: shift[safe[c]] for c in value_cols}
@@ -409,8 +428,11 @@ def aggregate_lazy(data, metrics, variant: str, by: tuple[str, ...], blocks, *, 
     # into the sums and are caught from them.
     strict = list(dict.fromkeys(c for cols, dropna, _ in blocks if not dropna for c in cols))
     if strict:
-        stage.append(nw.any_horizontal(*(nw.col(safe[c]).is_null() for c in strict), ignore_nulls=True)
-                     .cast(nw.Float64).alias("__null_row"))
+        stage.append(
+            nw.any_horizontal(*(nw.col(safe[c]).is_null() for c in strict), ignore_nulls=True)
+            .cast(nw.Float64)
+            .alias("__null_row")
+        )
         reductions.append(("__null_rows", ("sum", ("col", "__null_row"))))
     # The smallest value of the columns that must not be negative (nulls skipped, NaN sorts above every
     # number): only when it is negative does the second query look closer (-inf in a dropped row is fine).
@@ -459,6 +481,7 @@ def _reduce(stage, keys: Sequence[str], reductions: Sequence[tuple], source) -> 
         def name(c):
             text = quote + str(c).replace(quote, quote * 2) + quote
             return text if module == "duckdb" else text.replace("{", "{{").replace("}", "}}")
+
         group = ", ".join(name(k) for k in keys)
         select = ", ".join([group, *(f"{_sql_term(term, name)} AS {name(alias)}" for alias, term in reductions)])
         if module == "duckdb":
@@ -516,22 +539,31 @@ def _column_problems(lf, keys, blocks, value_cols, safe, nonnegative, metrics, s
     stage = [nw.col(k) for k in keys]
     for c in value_cols:
         x = nw.col(safe[c])
-        stage += [x.is_null().cast(nw.Float64).alias(f"__null_{safe[c]}"),
-                  (~x.is_null() & x.is_finite()).cast(nw.Float64).alias(f"__finite_{safe[c]}")]
-        reductions += [(f"__null_{safe[c]}", ("sum", ("col", f"__null_{safe[c]}"))),
-                       (f"__finite_{safe[c]}", ("sum", ("col", f"__finite_{safe[c]}")))]
+        stage += [
+            x.is_null().cast(nw.Float64).alias(f"__null_{safe[c]}"),
+            (~x.is_null() & x.is_finite()).cast(nw.Float64).alias(f"__finite_{safe[c]}"),
+        ]
+        reductions += [
+            (f"__null_{safe[c]}", ("sum", ("col", f"__null_{safe[c]}"))),
+            (f"__finite_{safe[c]}", ("sum", ("col", f"__finite_{safe[c]}"))),
+        ]
     for c in nonnegative:
         x = nw.col(safe[c])
-        stage += [nw.when(x.is_finite()).then(x).alias(f"__fin_{safe[c]}"),
-                  (x.is_finite() & (x < 0)).cast(nw.Float64).alias(f"__neg_{safe[c]}")]
-        reductions += [(f"__min_{safe[c]}", ("min", ("col", f"__fin_{safe[c]}"))),
-                       (f"__neg_{safe[c]}", ("sum", ("col", f"__neg_{safe[c]}")))]
+        stage += [
+            nw.when(x.is_finite()).then(x).alias(f"__fin_{safe[c]}"),
+            (x.is_finite() & (x < 0)).cast(nw.Float64).alias(f"__neg_{safe[c]}"),
+        ]
+        reductions += [
+            (f"__min_{safe[c]}", ("min", ("col", f"__fin_{safe[c]}"))),
+            (f"__neg_{safe[c]}", ("sum", ("col", f"__neg_{safe[c]}"))),
+        ]
     out = _reduce(lf.select(*stage), keys, reductions, source)
     valid = [g for g in range(len(out["__rows"])) if all(out[k][g] is not None for k in keys)]
     total = sum(int(out["__rows"][g]) for g in valid)
 
     def over(name, groups=valid):
         return sum(float(out[name][g] or 0.0) for g in groups)
+
     for cols, dropna, _ in blocks:
         for c in cols:
             if (dropna and over(f"__finite_{safe[c]}") == 0) or over(f"__null_{safe[c]}") == total:
@@ -594,8 +626,9 @@ def _to_momentset(out: dict, groups, blocks, pairs_of, shift, metrics, variant, 
     moments = {}
     with np.errstate(invalid="ignore", over="ignore"):  # NaN / inf in the sums are reported just below
         for b, ((cols, dropna, _), pairs) in enumerate(zip(blocks, pairs_of)):
-            moments[(tuple(cols), bool(dropna))] = _block_from_sums(column, b, cols, dropna, pairs, shift, labels,
-                                                                    rows, nulls, metrics)
+            moments[(tuple(cols), bool(dropna))] = _block_from_sums(
+                column, b, cols, dropna, pairs, shift, labels, rows, nulls, metrics
+            )
     return MomentSet(moments, variant, tuple(by), rows, missing_variant)
 
 
@@ -626,8 +659,9 @@ def _block_from_sums(column, b, cols, dropna, pairs, shift, labels, rows, nulls,
                     "(they are counted and reported)"
                 )
     dropped = np.array([rows[lab] for lab in labels], dtype=float) - n if dropna else np.zeros(G)
-    return Moments(tuple(labels), tuple(cols), n, dropped=dropped, shift=K, offset=offset, pairs=pairs,
-                   pair_comoment=pair_comoment)
+    return Moments(
+        tuple(labels), tuple(cols), n, dropped=dropped, shift=K, offset=offset, pairs=pairs, pair_comoment=pair_comoment
+    )
 
 
 def read_columns_lazy(data, columns: Sequence[str]):
@@ -649,7 +683,8 @@ def quantile_lazy(data, column: str, q: float) -> float:
     what = f"'{data}'" if isinstance(data, (str, os.PathLike)) else "data"
     _check_columns(lf, (), (column,), what)
     c = nw.col(column).cast(nw.Float64)
-    out = _collect(lf.filter(~c.is_null() & c.is_finite())
-                   .select(c.quantile(q, interpolation="linear").alias("q")), data).to_arrow()
+    out = _collect(
+        lf.filter(~c.is_null() & c.is_finite()).select(c.quantile(q, interpolation="linear").alias("q")), data
+    ).to_arrow()
     value = out.column("q")[0].as_py() if out.num_rows else None
     return float("nan") if value is None else float(value)

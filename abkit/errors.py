@@ -3,6 +3,7 @@
 Every error abkit raises on purpose is an :class:`AbkitError`. Messages name
 the thing that is wrong, the value seen and what to do about it.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -47,6 +48,4 @@ def missing_column(column: str, available: Iterable[str], what: str = "data") ->
     close = difflib.get_close_matches(column, available, n=1, cutoff=0.6)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     shown = ", ".join(available[:30]) + (", ..." if len(available) > 30 else "")
-    return ColumnNotFoundError(
-        f"column '{column}' not found in {what}; available: {shown}.{hint}"
-    )
+    return ColumnNotFoundError(f"column '{column}' not found in {what}; available: {shown}.{hint}")

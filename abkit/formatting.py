@@ -12,15 +12,32 @@ in the metric's *absolute* units when the control value is not
 distinguishable from zero (Fieller's interval of the lift is unbounded: the
 data do not bound a relative change, see :mod:`abkit.stats.two_sample`).
 """
+
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Hashable, Iterable
 
-__all__ = ["format_p", "p_text", "interval_text", "format_pct", "format_number", "format_points",
-           "signed_interval", "change_scale", "format_relative", "RELATIVE", "RELATIVE_TO_SIZE", "ABSOLUTE", "POINTS",
-           "visible_controls", "short_label", "arm_labels", "LABEL_WIDTH"]
+__all__ = [
+    "format_p",
+    "p_text",
+    "interval_text",
+    "format_pct",
+    "format_number",
+    "format_points",
+    "signed_interval",
+    "change_scale",
+    "format_relative",
+    "RELATIVE",
+    "RELATIVE_TO_SIZE",
+    "ABSOLUTE",
+    "POINTS",
+    "visible_controls",
+    "short_label",
+    "arm_labels",
+    "LABEL_WIDTH",
+]
 
 RELATIVE = "relative"
 """A relative lift ``treatment / control - 1`` (positive control value, bounded interval)."""

@@ -41,6 +41,7 @@ analysis reads) can only occur among the units with several rows, so they
 are counted only when such units exist, on those units' rows alone: clean
 data pays nothing for this count.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
@@ -107,16 +108,19 @@ class Integrity:
         out = []
         if self.leaked_units:
             ex = ", ".join(repr(x) for x in self.examples)
-            out.append(f"assignment leak: {self.leaked_units:,} of {self.units:,} units ({self.leak_share:.2%}) "
-                       f"appear in more than one arm ({self.leaked_rows:,} rows{'; e.g. ' + ex if ex else ''}); "
-                       "their rows are analysed in every arm they appear in. Fix the assignment or drop these "
-                       f"units (one arm per '{self.unit}')")
+            out.append(
+                f"assignment leak: {self.leaked_units:,} of {self.units:,} units ({self.leak_share:.2%}) "
+                f"appear in more than one arm ({self.leaked_rows:,} rows{'; e.g. ' + ex if ex else ''}); "
+                "their rows are analysed in every arm they appear in. Fix the assignment or drop these "
+                f"units (one arm per '{self.unit}')"
+            )
         if self.duplicated_units:
-            exact = (f", {self.duplicate_rows:,} of them exact copies of another row" if self.duplicate_rows
-                     else "")
-            out.append(f"duplicated units: {self.duplicated_units:,} units ({self.duplicate_share:.2%}) have more "
-                       f"than one row ({self.extra_rows:,} extra rows{exact}); the analysis expects one row "
-                       f"per '{self.unit}': aggregate the rows per unit or remove the copies")
+            exact = f", {self.duplicate_rows:,} of them exact copies of another row" if self.duplicate_rows else ""
+            out.append(
+                f"duplicated units: {self.duplicated_units:,} units ({self.duplicate_share:.2%}) have more "
+                f"than one row ({self.extra_rows:,} extra rows{exact}); the analysis expects one row "
+                f"per '{self.unit}': aggregate the rows per unit or remove the copies"
+            )
         if self.missing_unit:
             out.append(f"{self.missing_unit:,} rows have no '{self.unit}' and could not be checked")
         return out
@@ -127,10 +131,18 @@ class Integrity:
         return f"unit integrity ('{self.unit}'): " + "; ".join(self.problems())
 
     def to_dict(self) -> dict:
-        return {"unit": self.unit, "rows": self.rows, "units": self.units, "missing_unit": self.missing_unit,
-                "leaked_units": self.leaked_units, "leaked_rows": self.leaked_rows,
-                "duplicated_units": self.duplicated_units, "extra_rows": self.extra_rows,
-                "duplicate_rows": self.duplicate_rows, "examples": list(self.examples)}
+        return {
+            "unit": self.unit,
+            "rows": self.rows,
+            "units": self.units,
+            "missing_unit": self.missing_unit,
+            "leaked_units": self.leaked_units,
+            "leaked_rows": self.leaked_rows,
+            "duplicated_units": self.duplicated_units,
+            "extra_rows": self.extra_rows,
+            "duplicate_rows": self.duplicate_rows,
+            "examples": list(self.examples),
+        }
 
     def __str__(self) -> str:
         return self.summary()
@@ -146,15 +158,20 @@ def _unit_codes(batch, column: str) -> tuple[np.ndarray, int, Callable[[np.ndarr
         s = batch[column]
         if isinstance(s, pd.DataFrame):
             raise DataError(f"column '{column}' appears more than once in the data; rename the duplicates")
-        values = (s.to_numpy(dtype=np.int64) if pd.api.types.is_integer_dtype(s.dtype) and not s.hasnans
-                  and s.dtype.kind == "i" else None)
+        values = (
+            s.to_numpy(dtype=np.int64)
+            if pd.api.types.is_integer_dtype(s.dtype) and not s.hasnans and s.dtype.kind == "i"
+            else None
+        )
     else:
-        col = (batch.column(column) if isinstance(batch, pa.Table)
-               else batch.column(batch.schema.get_field_index(column)))
+        col = (
+            batch.column(column) if isinstance(batch, pa.Table) else batch.column(batch.schema.get_field_index(column))
+        )
         if isinstance(col, pa.ChunkedArray):
             col = col.combine_chunks()
-        values = (col.to_numpy(zero_copy_only=False) if pa.types.is_signed_integer(col.type) and not col.null_count
-                  else None)
+        values = (
+            col.to_numpy(zero_copy_only=False) if pa.types.is_signed_integer(col.type) and not col.null_count else None
+        )
         s = values if values is not None else pd.Series(col.to_pandas())
     if values is not None and values.size:
         lo, hi = int(values.min()), int(values.max())
@@ -167,6 +184,7 @@ def _unit_codes(batch, column: str) -> tuple[np.ndarray, int, Callable[[np.ndarr
 def _duplicate_rows(batch, rows: np.ndarray, columns: Sequence[str]) -> int:
     """Rows among ``rows`` (positions) equal to an earlier one of them in every column of ``columns``."""
     import pandas as pd
+
     if rows.size < 2:
         return 0
     if isinstance(batch, pd.DataFrame):
@@ -220,9 +238,18 @@ def check_frame(batch, unit: str, arm_codes: np.ndarray, columns: Sequence[str])
         in_dup = np.flatnonzero(several[u])
         where = in_dup if positions is None else positions[in_dup]
         duplicate_rows = _duplicate_rows(batch, where, list(dict.fromkeys(columns)))
-    return Integrity(unit=unit, rows=rows + missing_unit, units=units, missing_unit=missing_unit,
-                     leaked_units=leaked_units, leaked_rows=leaked_rows, duplicated_units=duplicated_units,
-                     extra_rows=rows - units, duplicate_rows=duplicate_rows, examples=examples)
+    return Integrity(
+        unit=unit,
+        rows=rows + missing_unit,
+        units=units,
+        missing_unit=missing_unit,
+        leaked_units=leaked_units,
+        leaked_rows=leaked_rows,
+        duplicated_units=duplicated_units,
+        extra_rows=rows - units,
+        duplicate_rows=duplicate_rows,
+        examples=examples,
+    )
 
 
 # --------------------------------------------------------------------------- in an engine
@@ -239,21 +266,25 @@ def check_lazy(lf, unit: str, variant: str, columns: Sequence[str], keys: Sequen
         has_arm = has_arm & ~nw.col(k).is_null()
     base = lf.filter(has_arm)
     arm = nw.col(variant).cast(nw.String)
-    per_unit = base.group_by(unit).agg(nw.len().alias("__rows"), arm.min().alias("__amin"),
-                                       arm.max().alias("__amax"))
+    per_unit = base.group_by(unit).agg(nw.len().alias("__rows"), arm.min().alias("__amin"), arm.max().alias("__amax"))
     known = ~nw.col(unit).is_null()
     leaked = known & (nw.col("__amin") != nw.col("__amax"))
     several = known & (nw.col("__rows") > 1)
     zero = nw.lit(0, nw.Int64)
-    totals = per_unit.select(
-        nw.col("__rows").sum().alias("rows"),
-        nw.when(known).then(nw.lit(1, nw.Int64)).otherwise(zero).sum().alias("units"),
-        nw.when(~known).then(nw.col("__rows")).otherwise(zero).sum().alias("missing_unit"),
-        nw.when(leaked).then(nw.lit(1, nw.Int64)).otherwise(zero).sum().alias("leaked_units"),
-        nw.when(leaked).then(nw.col("__rows")).otherwise(zero).sum().alias("leaked_rows"),
-        nw.when(several).then(nw.lit(1, nw.Int64)).otherwise(zero).sum().alias("duplicated_units"),
-        nw.when(several).then(nw.col("__rows")).otherwise(zero).sum().alias("rows_of_duplicated"),
-    ).collect().to_arrow().to_pylist()
+    totals = (
+        per_unit.select(
+            nw.col("__rows").sum().alias("rows"),
+            nw.when(known).then(nw.lit(1, nw.Int64)).otherwise(zero).sum().alias("units"),
+            nw.when(~known).then(nw.col("__rows")).otherwise(zero).sum().alias("missing_unit"),
+            nw.when(leaked).then(nw.lit(1, nw.Int64)).otherwise(zero).sum().alias("leaked_units"),
+            nw.when(leaked).then(nw.col("__rows")).otherwise(zero).sum().alias("leaked_rows"),
+            nw.when(several).then(nw.lit(1, nw.Int64)).otherwise(zero).sum().alias("duplicated_units"),
+            nw.when(several).then(nw.col("__rows")).otherwise(zero).sum().alias("rows_of_duplicated"),
+        )
+        .collect()
+        .to_arrow()
+        .to_pylist()
+    )
     t = {k: int(v or 0) for k, v in (totals[0] if totals else {}).items()}
     rows, units, missing = t.get("rows", 0), t.get("units", 0), t.get("missing_unit", 0)
     examples: tuple = ()
@@ -264,13 +295,29 @@ def check_lazy(lf, unit: str, variant: str, columns: Sequence[str], keys: Sequen
     if t.get("duplicated_units"):
         dup_ids = per_unit.filter(several).select(unit)
         cols = list(dict.fromkeys([unit, variant, *columns]))
-        distinct = (base.join(dup_ids, on=unit, how="inner").select(*cols).unique()
-                    .select(nw.len().alias("n")).collect().to_arrow().column(0)[0].as_py())
+        distinct = (
+            base.join(dup_ids, on=unit, how="inner")
+            .select(*cols)
+            .unique()
+            .select(nw.len().alias("n"))
+            .collect()
+            .to_arrow()
+            .column(0)[0]
+            .as_py()
+        )
         duplicate_rows = t["rows_of_duplicated"] - int(distinct or 0)
-    return Integrity(unit=unit, rows=rows, units=units, missing_unit=missing,
-                     leaked_units=t.get("leaked_units", 0), leaked_rows=t.get("leaked_rows", 0),
-                     duplicated_units=t.get("duplicated_units", 0), extra_rows=rows - missing - units,
-                     duplicate_rows=duplicate_rows, examples=examples)
+    return Integrity(
+        unit=unit,
+        rows=rows,
+        units=units,
+        missing_unit=missing,
+        leaked_units=t.get("leaked_units", 0),
+        leaked_rows=t.get("leaked_rows", 0),
+        duplicated_units=t.get("duplicated_units", 0),
+        extra_rows=rows - missing - units,
+        duplicate_rows=duplicate_rows,
+        examples=examples,
+    )
 
 
 def arm_codes_for(batch, variant: str, keys_codes: np.ndarray, by: Sequence[Hashable]) -> np.ndarray:

@@ -31,6 +31,7 @@ unit). Because the exposure date is fixed before treatment, the immature
 share is the same in every arm under randomization: leaving them out does
 not change the mix of units compared.
 """
+
 from __future__ import annotations
 
 import copy
@@ -99,7 +100,7 @@ def data_cutoff(data_end) -> pd.Timestamp:
         raise AbkitError(f"data_end={data_end!r} must be a date or datetime (when the data was read)")
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
-    if isinstance(data_end, str) and len(data_end.strip()) == 10:     # "2026-10-12": a day, read after it closed
+    if isinstance(data_end, str) and len(data_end.strip()) == 10:  # "2026-10-12": a day, read after it closed
         stamp += pd.Timedelta(days=1)
     return stamp
 
@@ -127,11 +128,15 @@ def windowed(metric: Metric, date: str, window, data_end) -> Metric:
     import narwhals as nw
 
     if getattr(metric, "kind", None) == "time_to_event":
-        raise AbkitError(f"metric '{metric.name}' is a time to event: units still inside their window are censored "
-                         "at the data's end, not left out; give it a horizon instead of windowing it")
+        raise AbkitError(
+            f"metric '{metric.name}' is a time to event: units still inside their window are censored "
+            "at the data's end, not left out; give it a horizon instead of windowing it"
+        )
     if metric.derived:
-        raise AbkitError(f"metric '{metric.name}' reads derived columns ({', '.join(d.name for d in metric.derived)}); "
-                         "a window applies to plain column metrics (mean, proportion, ratio)")
+        raise AbkitError(
+            f"metric '{metric.name}' reads derived columns ({', '.join(d.name for d in metric.derived)}); "
+            "a window applies to plain column metrics (mean, proportion, ratio)"
+        )
     if not isinstance(date, str) or not date:
         raise AbkitError("a window counts from each unit's exposure date: name the date column (spec `date:`)")
     w = parse_window(window)
@@ -146,16 +151,29 @@ def windowed(metric: Metric, date: str, window, data_end) -> Metric:
             made[name] = Derived(name, (c,), nw.when(mature).then(nw.col(c).cast(nw.Float64)), reads=(date,))
             return name
 
-        return Statistic(windowed_column(s.numerator),
-                         None if s.denominator is None else windowed_column(s.denominator))
+        return Statistic(
+            windowed_column(s.numerator), None if s.denominator is None else windowed_column(s.denominator)
+        )
 
     out = copy.copy(metric)
     object.__setattr__(out, "target", through(metric.target))
     object.__setattr__(out, "dropna", True)
     object.__setattr__(out, "derived", tuple(made.values()))
-    object.__setattr__(out, "options", tuple(sorted({**dict(metric.options), "window": window_text(w),
-                                                     "window_date": date, "mature_before": first.isoformat(),
-                                                     "dropna_asked": bool(metric.dropna)}.items())))
+    object.__setattr__(
+        out,
+        "options",
+        tuple(
+            sorted(
+                {
+                    **dict(metric.options),
+                    "window": window_text(w),
+                    "window_date": date,
+                    "mature_before": first.isoformat(),
+                    "dropna_asked": bool(metric.dropna),
+                }.items()
+            )
+        ),
+    )
     return out
 
 
@@ -207,11 +225,15 @@ class Maturity:
             length = window_text(self.window).replace("-", " ") + "s"
             words = f"{n:,} of {total:,} {units}{share} could be followed for the full {length} (exposed by {last})"
             if rest:
-                words += (f"; the other {rest:,} are censored at the data's end ({end}): still in, with the time "
-                          "they were followed")
+                words += (
+                    f"; the other {rest:,} are censored at the data's end ({end}): still in, with the time "
+                    "they were followed"
+                )
             return words
-        words = (f"{n:,} of {total:,} {units}{share} were exposed by {last}, so their {window_text(self.window)} "
-                 f"window had closed by the data's end ({end})")
+        words = (
+            f"{n:,} of {total:,} {units}{share} were exposed by {last}, so their {window_text(self.window)} "
+            f"window had closed by the data's end ({end})"
+        )
         if rest:
             words += f"; the other {rest:,} are left out until their window closes"
         return words
@@ -239,13 +261,24 @@ def maturity(data, variant: str, date: str, window, data_end) -> Maturity:
             raise missing_column(c, names)
     dtype = lf.collect_schema()[date]
     if not (dtype == nw.Date or dtype == nw.Datetime):
-        raise DataError(f"column '{date}' (each unit's exposure date) holds {dtype}, not dates; a window counts "
-                        "from a date or timestamp column")
-    state = (nw.when(nw.col(date).is_null()).then(nw.lit(2))
-             .when(nw.col(date).cast(nw.Date) < nw.lit(first)).then(nw.lit(0)).otherwise(nw.lit(1)))
-    counts = (lf.filter(~nw.col(variant).is_null())
-              .with_columns(state.alias("__state"))
-              .group_by(variant, "__state").agg(nw.len().alias("__n")).collect())
+        raise DataError(
+            f"column '{date}' (each unit's exposure date) holds {dtype}, not dates; a window counts "
+            "from a date or timestamp column"
+        )
+    state = (
+        nw.when(nw.col(date).is_null())
+        .then(nw.lit(2))
+        .when(nw.col(date).cast(nw.Date) < nw.lit(first))
+        .then(nw.lit(0))
+        .otherwise(nw.lit(1))
+    )
+    counts = (
+        lf.filter(~nw.col(variant).is_null())
+        .with_columns(state.alias("__state"))
+        .group_by(variant, "__state")
+        .agg(nw.len().alias("__n"))
+        .collect()
+    )
     frame = counts.to_pandas() if hasattr(counts, "to_pandas") else nw.to_native(counts)
     out: dict[int, dict[Hashable, int]] = {0: {}, 1: {}, 2: {}}
     for arm, st, n in zip(frame[variant], frame["__state"], frame["__n"]):

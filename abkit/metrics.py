@@ -13,6 +13,7 @@ Examples
 ...             name="refund_rate", better="lower")
 Ratio('refund_rate': refunds / orders, CUPED on pre_refunds / pre_orders)
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -70,7 +71,7 @@ class Derived:
     name: str
     inputs: tuple[str, ...]
     expr: object = field(compare=False, hash=False)
-    reads: tuple[str, ...] = ()     # other columns the expression reads, not as numbers (e.g. a date: windows)
+    reads: tuple[str, ...] = ()  # other columns the expression reads, not as numbers (e.g. a date: windows)
 
 
 def _spellings(items, ratio: bool) -> str:
@@ -78,8 +79,10 @@ def _spellings(items, ratio: bool) -> str:
     a, b = (repr(x) for x in items)
     as_ratio = f"({a}, {b})" if ratio else f"[({a}, {b})]"
     as_two = f"[({a},), ({b},)]" if ratio else f"[{a}, {b}]"
-    return (f"write covariates={as_ratio} for one covariate, the pre-period ratio {items[0]} / {items[1]}, "
-            f"or covariates={as_two} for two covariates (the mean of each)")
+    return (
+        f"write covariates={as_ratio} for one covariate, the pre-period ratio {items[0]} / {items[1]}, "
+        f"or covariates={as_two} for two covariates (the mean of each)"
+    )
 
 
 def _as_statistics(covariates, ratio: bool, owner: str = "metric") -> tuple[Statistic, ...]:
@@ -109,13 +112,17 @@ def _as_statistics(covariates, ratio: bool, owner: str = "metric") -> tuple[Stat
     if isinstance(covariates, tuple) and pair:
         if ratio:
             return (Statistic(items[0], items[1]),)
-        raise AbkitError(f"{owner}: covariates={covariates!r} is ambiguous (a tuple of two columns is one covariate, "
-                         f"their ratio; on a Mean it used to mean two covariates); {_spellings(items, False)}")
+        raise AbkitError(
+            f"{owner}: covariates={covariates!r} is ambiguous (a tuple of two columns is one covariate, "
+            f"their ratio; on a Mean it used to mean two covariates); {_spellings(items, False)}"
+        )
     if isinstance(covariates, tuple) and len(items) == 1 and isinstance(items[0], str):
         return (Statistic(items[0]),)
     if ratio and pair:
-        raise AbkitError(f"{owner}: covariates={covariates!r} is ambiguous (a list holds several covariates, but on "
-                         f"a Ratio a list of two columns used to mean their ratio); {_spellings(items, True)}")
+        raise AbkitError(
+            f"{owner}: covariates={covariates!r} is ambiguous (a list holds several covariates, but on "
+            f"a Ratio a list of two columns used to mean their ratio); {_spellings(items, True)}"
+        )
     out = []
     for c in items:
         if isinstance(c, str):
@@ -139,8 +146,10 @@ def _alias(owner: str, keyword: str, value, alias: str, alias_value):
     if alias_value is None:
         return value
     if value is not None:
-        raise AbkitError(f"{owner}: covariates given twice, as {keyword}={value!r} and {alias}={alias_value!r}; "
-                         f"give them once, as {keyword}=")
+        raise AbkitError(
+            f"{owner}: covariates given twice, as {keyword}={value!r} and {alias}={alias_value!r}; "
+            f"give them once, as {keyword}="
+        )
     return alias_value
 
 
@@ -169,7 +178,7 @@ class Metric:
             raise AbkitError(f"metric '{name}': method={method!r} needs covariates")
         if covariates and method is None:
             method = "cuped" if len(covariates) == 1 else "lin"
-            if method == "lin":   # chosen, not asked for: method_label says so
+            if method == "lin":  # chosen, not asked for: method_label says so
                 options = {**dict(options), "lin_by_default": True}
         object.__setattr__(self, "name", str(name))
         object.__setattr__(self, "target", target)
@@ -234,7 +243,7 @@ class Metric:
         made = {d.name: d for d in self.derived}
         seen: dict[str, None] = {}
         for c in self.columns:
-            for raw in (made[c].inputs if c in made else (c,)):
+            for raw in made[c].inputs if c in made else (c,):
                 seen[raw] = None
         return tuple(seen)
 
@@ -245,8 +254,10 @@ class Metric:
             base = f"{base} + CUPED"
         elif self.method == "lin":
             if self.option("lin_by_default"):
-                base = (f"{base} + regression adjustment (Lin: slopes per arm, the default for "
-                        f"{len(self.covariates)} covariates; method='cuped' for one pooled slope)")
+                base = (
+                    f"{base} + regression adjustment (Lin: slopes per arm, the default for "
+                    f"{len(self.covariates)} covariates; method='cuped' for one pooled slope)"
+                )
             else:
                 base = f"{base} + regression adjustment (Lin)"
         cap = self.option("cap")
@@ -309,17 +320,28 @@ class Mean(Metric):
 
     kind = "mean"
 
-    def __init__(self, column: str, covariate: str | Sequence[str | Statistic] | None = None,
-                 name: str | None = None, *, better: str = "higher", dropna: bool = False,
-                 method: str | None = None, winsorize: float | None = None, cap: float | None = None,
-                 cap_from: str | None = None, covariates: str | Sequence[str | Statistic] | None = None):
+    def __init__(
+        self,
+        column: str,
+        covariate: str | Sequence[str | Statistic] | None = None,
+        name: str | None = None,
+        *,
+        better: str = "higher",
+        dropna: bool = False,
+        method: str | None = None,
+        winsorize: float | None = None,
+        cap: float | None = None,
+        cap_from: str | None = None,
+        covariates: str | Sequence[str | Statistic] | None = None,
+    ):
         owner = f"{type(self).__name__} '{name or column}'"
         covariate = _alias(owner, "covariate", covariate, "covariates", covariates)
         covariate_stats = _as_statistics(covariate, False, owner)
         target, derived, options = Statistic(column), (), ()
         if winsorize is not None or cap is not None or cap_from is not None:
-            target, covariate_stats, derived, options = _capping(name or column, column, covariate_stats,
-                                                                 winsorize, cap, cap_from)
+            target, covariate_stats, derived, options = _capping(
+                name or column, column, covariate_stats, winsorize, cap, cap_from
+            )
         self._init(name or column, target, covariate_stats, method, better, dropna, derived, options)
 
     @property
@@ -327,14 +349,23 @@ class Mean(Metric):
         """True when the cap is a quantile of the data that has not been computed yet."""
         return self.option("winsorize") is not None and self.option("cap") is None
 
-    def with_cap(self, cap: float) -> "Mean":
+    def with_cap(self, cap: float) -> Mean:
         """This metric with its winsorizing cap fixed at ``cap`` (what :func:`abkit.analyze` does)."""
         if not self.needs_cap:
             raise AbkitError(f"metric '{self.name}' has no cap to compute (winsorize=None or cap already set)")
         new = object.__new__(type(self))
-        Mean.__init__(new, self.option("column"), list(self.covariates), self.name, better=self.better,
-                      dropna=self.dropna, method=None if self.option("lin_by_default") else self.method,
-                      winsorize=self.option("winsorize"), cap=cap, cap_from=self.option("cap_from"))
+        Mean.__init__(
+            new,
+            self.option("column"),
+            list(self.covariates),
+            self.name,
+            better=self.better,
+            dropna=self.dropna,
+            method=None if self.option("lin_by_default") else self.method,
+            winsorize=self.option("winsorize"),
+            cap=cap,
+            cap_from=self.option("cap_from"),
+        )
         return new
 
     def _cap_repr(self) -> str:
@@ -361,8 +392,10 @@ def _capping(name, column, covariates, winsorize, cap, cap_from):
     """Target, covariates, derived columns and options of a capped (winsorized) Mean."""
     if winsorize is not None:
         if isinstance(winsorize, bool) or not isinstance(winsorize, (int, float)) or not 0.5 < winsorize < 1.0:
-            raise AbkitError(f"metric '{name}': winsorize={winsorize!r} must be a quantile level between "
-                             "0.5 and 1 (e.g. 0.99 caps at the 99th percentile)")
+            raise AbkitError(
+                f"metric '{name}': winsorize={winsorize!r} must be a quantile level between "
+                "0.5 and 1 (e.g. 0.99 caps at the 99th percentile)"
+            )
         winsorize = float(winsorize)
     if cap is not None:
         if isinstance(cap, bool) or not isinstance(cap, (int, float, np.floating, np.integer)) or not np.isfinite(cap):
@@ -404,9 +437,14 @@ def _nps_score(column: str) -> Derived:
     import narwhals as nw
 
     x = nw.col(column)
-    expr = (nw.when((x >= 9) & (x <= 10)).then(100.0)
-            .when((x >= 0) & (x <= 6)).then(-100.0)
-            .when((x > 6) & (x < 9)).then(0.0))
+    expr = (
+        nw.when((x >= 9) & (x <= 10))
+        .then(100.0)
+        .when((x >= 0) & (x <= 6))
+        .then(-100.0)
+        .when((x > 6) & (x < 9))
+        .then(0.0)
+    )
     return Derived(f"nps({column})", (column,), expr)
 
 
@@ -416,9 +454,11 @@ def _nps_covariates(column: str) -> tuple[Derived, Derived]:
 
     x = nw.col(column)
     valid = (x >= 0) & (x <= 10)
-    score = (nw.when(valid & (x >= 9)).then(100.0).when(valid & (x <= 6)).then(-100.0).otherwise(0.0))
-    return (Derived(f"nps({column}) or 0", (column,), score),
-            Derived(f"surveyed({column})", (column,), nw.when(valid).then(1.0).otherwise(0.0)))
+    score = nw.when(valid & (x >= 9)).then(100.0).when(valid & (x <= 6)).then(-100.0).otherwise(0.0)
+    return (
+        Derived(f"nps({column}) or 0", (column,), score),
+        Derived(f"surveyed({column})", (column,), nw.when(valid).then(1.0).otherwise(0.0)),
+    )
 
 
 class NPS(Mean):
@@ -452,23 +492,33 @@ class NPS(Mean):
 
     kind = "nps"
 
-    def __init__(self, column: str, covariate: str | None = None, name: str | None = None,
-                 *, better: str = "higher", dropna: bool = True, method: str | None = None,
-                 covariates: str | None = None):
+    def __init__(
+        self,
+        column: str,
+        covariate: str | None = None,
+        name: str | None = None,
+        *,
+        better: str = "higher",
+        dropna: bool = True,
+        method: str | None = None,
+        covariates: str | None = None,
+    ):
         covariate = _alias(f"NPS '{name or column}'", "covariate", covariate, "covariates", covariates)
         score = _nps_score(column)
         derived: list = [score]
         covariate_stats: tuple[Statistic, ...] = ()
         if covariate is not None:
             if not isinstance(covariate, str):
-                raise AbkitError(f"NPS '{name or column}': covariate={covariate!r} must be the pre-period "
-                                 "score column (one name)")
+                raise AbkitError(
+                    f"NPS '{name or column}': covariate={covariate!r} must be the pre-period score column (one name)"
+                )
             pre = _nps_covariates(covariate)
             derived += list(pre)
             covariate_stats = tuple(Statistic(d.name) for d in pre)
             method = method or "cuped"
-        self._init(name or column, Statistic(score.name), covariate_stats, method, better, dropna, derived,
-                   {"column": column})
+        self._init(
+            name or column, Statistic(score.name), covariate_stats, method, better, dropna, derived, {"column": column}
+        )
 
     def __repr__(self) -> str:
         cov = f", CUPED on pre-period score {self.derived[1].inputs[0]}" if self.covariates else ""
@@ -497,19 +547,41 @@ class Quantile(Metric):
 
     kind = "quantile"
 
-    def __init__(self, column: str, q: float = 0.5, name: str | None = None, *, unit: str | None = None,
-                 better: str = "higher", dropna: bool = False, method: str = "delta", n_boot: int = 2000,
-                 seed: int | None = 0):
+    def __init__(
+        self,
+        column: str,
+        q: float = 0.5,
+        name: str | None = None,
+        *,
+        unit: str | None = None,
+        better: str = "higher",
+        dropna: bool = False,
+        method: str = "delta",
+        n_boot: int = 2000,
+        seed: int | None = 0,
+    ):
         if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 < q < 1.0:
-            raise AbkitError(f"Quantile '{name or column}': q={q!r} must be strictly between 0 and 1 "
-                             "(e.g. 0.5 for the median, 0.9 for p90)")
+            raise AbkitError(
+                f"Quantile '{name or column}': q={q!r} must be strictly between 0 and 1 "
+                "(e.g. 0.5 for the median, 0.9 for p90)"
+            )
         if method not in ("delta", "bootstrap"):
             raise AbkitError(f"Quantile '{name or column}': method={method!r} must be 'delta' or 'bootstrap'")
         if unit is not None and unit == column:
-            raise AbkitError(f"Quantile '{name or column}': unit={unit!r} is the value column; give the "
-                             "column naming each row's randomization unit")
-        self._init(name or f"{column} p{float(q) * 100:g}", Statistic(column), (), None, better, dropna, (),
-                   {"q": float(q), "unit": unit, "quantile_method": method, "n_boot": int(n_boot), "seed": seed})
+            raise AbkitError(
+                f"Quantile '{name or column}': unit={unit!r} is the value column; give the "
+                "column naming each row's randomization unit"
+            )
+        self._init(
+            name or f"{column} p{float(q) * 100:g}",
+            Statistic(column),
+            (),
+            None,
+            better,
+            dropna,
+            (),
+            {"q": float(q), "unit": unit, "quantile_method": method, "n_boot": int(n_boot), "seed": seed},
+        )
 
     @property
     def q(self) -> float:
@@ -561,17 +633,36 @@ class Ratio(Metric):
 
     kind = "ratio"
 
-    def __init__(self, numerator: str, denominator: str, covariates=None, name: str | None = None,
-                 *, better: str = "higher", dropna: bool = False, method: str | None = None,
-                 nonnegative: bool = True, covariate=None):
-        covariates = _alias(f"Ratio '{name or f'{numerator}/{denominator}'}'", "covariates", covariates,
-                            "covariate", covariate)
+    def __init__(
+        self,
+        numerator: str,
+        denominator: str,
+        covariates=None,
+        name: str | None = None,
+        *,
+        better: str = "higher",
+        dropna: bool = False,
+        method: str | None = None,
+        nonnegative: bool = True,
+        covariate=None,
+    ):
+        covariates = _alias(
+            f"Ratio '{name or f'{numerator}/{denominator}'}'", "covariates", covariates, "covariate", covariate
+        )
         if not isinstance(nonnegative, bool):
-            raise AbkitError(f"Ratio '{name or f'{numerator}/{denominator}'}': nonnegative={nonnegative!r} must be "
-                             "True or False")
-        self._init(name or f"{numerator}/{denominator}", Statistic(numerator, denominator),
-                   _as_statistics(covariates, True, f"Ratio '{name or f'{numerator}/{denominator}'}'"), method, better,
-                   dropna, (), {"nonnegative": nonnegative})
+            raise AbkitError(
+                f"Ratio '{name or f'{numerator}/{denominator}'}': nonnegative={nonnegative!r} must be True or False"
+            )
+        self._init(
+            name or f"{numerator}/{denominator}",
+            Statistic(numerator, denominator),
+            _as_statistics(covariates, True, f"Ratio '{name or f'{numerator}/{denominator}'}'"),
+            method,
+            better,
+            dropna,
+            (),
+            {"nonnegative": nonnegative},
+        )
 
     def __repr__(self) -> str:
         return f"Ratio({self.name!r}: {self.target}{self._cov_repr()})"
@@ -594,18 +685,30 @@ def _epoch_seconds(x):
 
     year = x.dt.year().cast(nw.Int64)
     before = year - 1
-    days = (365 * (year - 1970) + (before // 4 - before // 100 + before // 400) - 477
-            + x.dt.ordinal_day().cast(nw.Int64) - 1)
-    seconds = (days * 86400 + x.dt.hour().cast(nw.Int64) * 3600 + x.dt.minute().cast(nw.Int64) * 60
-               + x.dt.second().cast(nw.Int64))
+    days = (
+        365 * (year - 1970)
+        + (before // 4 - before // 100 + before // 400)
+        - 477
+        + x.dt.ordinal_day().cast(nw.Int64)
+        - 1
+    )
+    seconds = (
+        days * 86400
+        + x.dt.hour().cast(nw.Int64) * 3600
+        + x.dt.minute().cast(nw.Int64) * 60
+        + x.dt.second().cast(nw.Int64)
+    )
     return seconds.cast(nw.Float64) + x.dt.microsecond().cast(nw.Float64) / 1e6
 
 
 def _positive(owner: str, key: str, value, allow_none: bool = False):
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
-            np.isfinite(value) and value > 0):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not (np.isfinite(value) and value > 0)
+    ):
         raise AbkitError(f"{owner}: {key}={value!r} must be a positive number")
     return float(value)
 
@@ -650,25 +753,44 @@ class TimeToEvent(Metric):
 
     kind = "time_to_event"
 
-    def __init__(self, duration: str, event: str, horizon: float | None = None, name: str | None = None, *,
-                 better: str = "lower", covariate=None, covariates=None, method: str | None = None,
-                 resolution: float | None = None, unit: str | None = None, dropna: bool = False,
-                 time_unit: str = "days", _derived: tuple = ()):
+    def __init__(
+        self,
+        duration: str,
+        event: str,
+        horizon: float | None = None,
+        name: str | None = None,
+        *,
+        better: str = "lower",
+        covariate=None,
+        covariates=None,
+        method: str | None = None,
+        resolution: float | None = None,
+        unit: str | None = None,
+        dropna: bool = False,
+        time_unit: str = "days",
+        _derived: tuple = (),
+    ):
         label = name or f"{duration}"
         owner = f"TimeToEvent '{label}'"
         if horizon is None:
-            raise AbkitError(f"{owner}: horizon= is required: the time up to which the restricted mean is taken "
-                             "(e.g. horizon=30 for the mean time to event within the first 30 days)")
+            raise AbkitError(
+                f"{owner}: horizon= is required: the time up to which the restricted mean is taken "
+                "(e.g. horizon=30 for the mean time to event within the first 30 days)"
+            )
         horizon = _positive(owner, "horizon", horizon)
         resolution = _positive(owner, "resolution", resolution, allow_none=True)
         if resolution is not None:
             bins = horizon / resolution
             if abs(bins - round(bins)) > 1e-9 * max(1.0, bins):
-                raise AbkitError(f"{owner}: horizon={horizon:g} is not a multiple of resolution={resolution:g}; "
-                                 "choose a horizon on the bins (e.g. 30 days with resolution 1/24)")
+                raise AbkitError(
+                    f"{owner}: horizon={horizon:g} is not a multiple of resolution={resolution:g}; "
+                    "choose a horizon on the bins (e.g. 30 days with resolution 1/24)"
+                )
         if duration == event:
-            raise AbkitError(f"{owner}: duration and event are the same column '{duration}'; give the observed "
-                             "time and the 0/1 event indicator")
+            raise AbkitError(
+                f"{owner}: duration and event are the same column '{duration}'; give the observed "
+                "time and the 0/1 event indicator"
+            )
         if not isinstance(time_unit, str) or not time_unit.strip():
             raise AbkitError(f"{owner}: time_unit={time_unit!r} must be a word such as 'days' or 'hours'")
         covariate = _alias(owner, "covariate", covariate, "covariates", covariates)
@@ -676,15 +798,40 @@ class TimeToEvent(Metric):
         if any(c.denominator is not None for c in covs):
             raise AbkitError(f"{owner}: covariates must be columns (CUPED on the pseudo-observations), not ratios")
         if unit is not None and unit in (duration, event, *(c.numerator for c in covs)):
-            raise AbkitError(f"{owner}: unit={unit!r} is also a metric column; give the column naming each "
-                             "row's randomization unit (e.g. buyer_id)")
-        self._init(label, Statistic(event), covs, method, better, dropna, _derived,
-                   {"duration": duration, "event": event, "horizon": horizon, "resolution": resolution,
-                    "unit": unit, "time_unit": time_unit.strip()})
+            raise AbkitError(
+                f"{owner}: unit={unit!r} is also a metric column; give the column naming each "
+                "row's randomization unit (e.g. buyer_id)"
+            )
+        self._init(
+            label,
+            Statistic(event),
+            covs,
+            method,
+            better,
+            dropna,
+            _derived,
+            {
+                "duration": duration,
+                "event": event,
+                "horizon": horizon,
+                "resolution": resolution,
+                "unit": unit,
+                "time_unit": time_unit.strip(),
+            },
+        )
 
     @classmethod
-    def from_timestamps(cls, start: str, end: str, data_end, horizon: float | None = None, name: str | None = None,
-                        *, time_unit: str = "days", **kwargs) -> "TimeToEvent":
+    def from_timestamps(
+        cls,
+        start: str,
+        end: str,
+        data_end,
+        horizon: float | None = None,
+        name: str | None = None,
+        *,
+        time_unit: str = "days",
+        **kwargs,
+    ) -> TimeToEvent:
         """The metric from a start timestamp (exposure, return drop-off) and an event timestamp.
 
         ``end`` is missing while the event has not happened. ``data_end`` (a
@@ -714,18 +861,32 @@ class TimeToEvent(Metric):
             raise AbkitError(f"{owner}: data_end={data_end!r} must be a date or datetime (when the data was read)")
         if stamp.tzinfo is not None:
             stamp = stamp.tz_convert("UTC").tz_localize(None)
-        until = _dt.datetime(stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second,
-                             stamp.microsecond)
+        until = _dt.datetime(
+            stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second, stamp.microsecond
+        )
         s, e = nw.col(start), nw.col(end)
         open_ = e.is_null() | (e > nw.lit(until))
         stop = nw.when(open_).then(nw.lit(until)).otherwise(e)
-        duration = Derived(f"{time_unit} from {start} to {end}", (start, end),
-                           (_epoch_seconds(stop) - _epoch_seconds(s)) / _SECONDS[time_unit])
+        duration = Derived(
+            f"{time_unit} from {start} to {end}",
+            (start, end),
+            (_epoch_seconds(stop) - _epoch_seconds(s)) / _SECONDS[time_unit],
+        )
         event = Derived(f"{end} by {stamp.isoformat()}", (end,), nw.when(open_).then(0.0).otherwise(1.0))
-        metric = cls(duration.name, event.name, horizon, name or f"time to {end}", time_unit=time_unit,
-                     _derived=(duration, event), **kwargs)
-        object.__setattr__(metric, "options", tuple(sorted({**dict(metric.options), "start": start, "end": end,
-                                                             "data_end": stamp.isoformat()}.items())))
+        metric = cls(
+            duration.name,
+            event.name,
+            horizon,
+            name or f"time to {end}",
+            time_unit=time_unit,
+            _derived=(duration, event),
+            **kwargs,
+        )
+        object.__setattr__(
+            metric,
+            "options",
+            tuple(sorted({**dict(metric.options), "start": start, "end": end, "data_end": stamp.isoformat()}.items())),
+        )
         return metric
 
     @property
@@ -769,7 +930,11 @@ class TimeToEvent(Metric):
         return base
 
     def __repr__(self) -> str:
-        src = (f"{self.option('start')} -> {self.option('end')} until {self.option('data_end')}"
-               if self.option("start") else f"{self.duration}, event {self.event}")
-        return (f"TimeToEvent({self.name!r}: {src}, restricted mean to {self.horizon:g} {self.time_unit}"
-                f"{self._cov_repr()})")
+        src = (
+            f"{self.option('start')} -> {self.option('end')} until {self.option('data_end')}"
+            if self.option("start")
+            else f"{self.duration}, event {self.event}"
+        )
+        return (
+            f"TimeToEvent({self.name!r}: {src}, restricted mean to {self.horizon:g} {self.time_unit}{self._cov_repr()})"
+        )

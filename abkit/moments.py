@@ -42,6 +42,7 @@ A :class:`MomentSet` bundles the moments that a list of metrics needs
 (one block for the metrics without missing values, one block per metric
 that drops missing rows) and is what :func:`abkit.analyze` consumes.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
@@ -75,8 +76,10 @@ def declared_pairs(columns: Sequence[str], blocks: Sequence[Sequence[str]] | Non
         try:
             idx = sorted({index[c] for c in block})
         except KeyError as exc:
-            raise AbkitError(f"covariance block {list(block)} names column {exc.args[0]!r}, which is not among "
-                             f"the aggregated columns {list(columns)}") from None
+            raise AbkitError(
+                f"covariance block {list(block)} names column {exc.args[0]!r}, which is not among "
+                f"the aggregated columns {list(columns)}"
+            ) from None
         out.update((a, b) for x, a in enumerate(idx) for b in idx[x:])
     return tuple(sorted(out))
 
@@ -129,8 +132,20 @@ class Moments:
     pair_comoment: np.ndarray
     dropped: np.ndarray
 
-    def __init__(self, groups, columns, n, mean=None, comoment=None, dropped=None, *, shift=None, offset=None,
-                 pairs=None, pair_comoment=None):
+    def __init__(
+        self,
+        groups,
+        columns,
+        n,
+        mean=None,
+        comoment=None,
+        dropped=None,
+        *,
+        shift=None,
+        offset=None,
+        pairs=None,
+        pair_comoment=None,
+    ):
         groups, columns = tuple(groups), tuple(str(c) for c in columns)
         G, k = len(groups), len(columns)
         n = np.asarray(n, dtype=np.float64).reshape(G)
@@ -154,9 +169,16 @@ class Moments:
             pairs = tuple((int(i), int(j)) for i, j in pairs)
             pair_comoment = np.asarray(pair_comoment, dtype=np.float64).reshape(G, len(pairs))
         dropped = np.zeros(G) if dropped is None else np.asarray(dropped, dtype=np.float64).reshape(G)
-        for name, value in (("groups", groups), ("columns", columns), ("n", n), ("shift", shift),
-                            ("offset", offset), ("pairs", pairs), ("pair_comoment", pair_comoment),
-                            ("dropped", dropped)):
+        for name, value in (
+            ("groups", groups),
+            ("columns", columns),
+            ("n", n),
+            ("shift", shift),
+            ("offset", offset),
+            ("pairs", pairs),
+            ("pair_comoment", pair_comoment),
+            ("dropped", dropped),
+        ):
             object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------------ build
@@ -222,7 +244,7 @@ class Moments:
                 for j in range(k):  # column by column, so each column stays contiguous
                     np.take(values[:, j], order, out=ordered[:, j])
             bounds = np.concatenate(([0], np.cumsum(n).astype(np.int64)))
-            parts = [ordered[bounds[g]: bounds[g + 1]] for g in range(G)]
+            parts = [ordered[bounds[g] : bounds[g + 1]] for g in range(G)]
         for g, part in enumerate(parts):
             rows = len(part)
             if rows == 0:
@@ -245,8 +267,9 @@ class Moments:
         total = n.sum()
         shift = (n @ first) / total if total > 0 else np.zeros(k)
         offset = np.where(n[:, None] > 0, (first - shift) + error, 0.0)
-        return cls(tuple(groups), tuple(columns), n, dropped=dropped, shift=shift, offset=offset, pairs=pairs,
-                   pair_comoment=pc)
+        return cls(
+            tuple(groups), tuple(columns), n, dropped=dropped, shift=shift, offset=offset, pairs=pairs, pair_comoment=pc
+        )
 
     # ------------------------------------------------------------------ derived views
     @cached_property
@@ -316,8 +339,10 @@ class Moments:
                 f"vs {list(other.columns)}; aggregate both with the same metrics"
             )
         if self.pairs != other.pairs:
-            raise AbkitError("cannot merge moments of different column pairs; aggregate both with the same metrics "
-                             "(and the same joint= column sets)")
+            raise AbkitError(
+                "cannot merge moments of different column pairs; aggregate both with the same metrics "
+                "(and the same joint= column sets)"
+            )
         mine = self._group_positions
         groups = list(self.groups) + [g for g in other.groups if g not in mine]
         a, b = self._aligned(groups), other._aligned(groups)
@@ -331,19 +356,37 @@ class Moments:
         ii, jj = self._pair_index
         w = (a.n * b.n / safe)[:, None]
         pc = a.pair_comoment + b.pair_comoment + w * d[:, ii] * d[:, jj]
-        return Moments(tuple(groups), self.columns, n, dropped=a.dropped + b.dropped, shift=shift, offset=offset,
-                       pairs=self.pairs, pair_comoment=pc)
+        return Moments(
+            tuple(groups),
+            self.columns,
+            n,
+            dropped=a.dropped + b.dropped,
+            shift=shift,
+            offset=offset,
+            pairs=self.pairs,
+            pair_comoment=pc,
+        )
 
     __add__ = merge
 
     @cached_property
     def _pair_index(self) -> tuple[np.ndarray, np.ndarray]:
-        return (np.array([p[0] for p in self.pairs], dtype=np.intp),
-                np.array([p[1] for p in self.pairs], dtype=np.intp))
+        return (
+            np.array([p[0] for p in self.pairs], dtype=np.intp),
+            np.array([p[1] for p in self.pairs], dtype=np.intp),
+        )
 
     def _replace(self, **changes) -> Moments:
-        fields = {"groups": self.groups, "columns": self.columns, "n": self.n, "dropped": self.dropped,
-                  "shift": self.shift, "offset": self.offset, "pairs": self.pairs, "pair_comoment": self.pair_comoment}
+        fields = {
+            "groups": self.groups,
+            "columns": self.columns,
+            "n": self.n,
+            "dropped": self.dropped,
+            "shift": self.shift,
+            "offset": self.offset,
+            "pairs": self.pairs,
+            "pair_comoment": self.pair_comoment,
+        }
         fields.update(changes)
         groups, columns, n = fields.pop("groups"), fields.pop("columns"), fields.pop("n")
         return Moments(groups, columns, n, **fields)
@@ -353,7 +396,7 @@ class Moments:
             return self
         index = self._group_positions
         take = np.array([index.get(g, -1) for g in groups], dtype=np.intp)
-        have = (take >= 0)
+        have = take >= 0
         safe = np.where(have, take, 0)
 
         def pick(a):
@@ -361,8 +404,14 @@ class Moments:
             out = np.array(out, dtype=np.float64)
             out[~have] = 0.0
             return out
-        return self._replace(groups=tuple(groups), n=pick(self.n), offset=pick(self.offset),
-                             pair_comoment=pick(self.pair_comoment), dropped=pick(self.dropped))
+
+        return self._replace(
+            groups=tuple(groups),
+            n=pick(self.n),
+            offset=pick(self.offset),
+            pair_comoment=pick(self.pair_comoment),
+            dropped=pick(self.dropped),
+        )
 
     # ------------------------------------------------------------------ views
     def select(self, groups: Sequence[Hashable] | None = None, columns: Sequence[str] | None = None) -> Moments:
@@ -389,8 +438,16 @@ class Moments:
                     if x >= 0:
                         new_pairs.append((a, b))
                         take.append(x)
-            m = Moments(m.groups, columns, m.n, dropped=m.dropped, shift=m.shift[idx], offset=m.offset[:, idx],
-                        pairs=tuple(new_pairs), pair_comoment=m.pair_comoment[:, np.array(take, dtype=np.intp)])
+            m = Moments(
+                m.groups,
+                columns,
+                m.n,
+                dropped=m.dropped,
+                shift=m.shift[idx],
+                offset=m.offset[:, idx],
+                pairs=tuple(new_pairs),
+                pair_comoment=m.pair_comoment[:, np.array(take, dtype=np.intp)],
+            )
         return m
 
     def relabel(self, groups: Sequence[Hashable]) -> Moments:
@@ -413,8 +470,16 @@ class Moments:
         d = m.offset - centre
         ii, jj = self._pair_index
         pc = m.pair_comoment.sum(axis=0) + (m.n[:, None] * d[:, ii] * d[:, jj]).sum(axis=0)
-        return Moments((label,), m.columns, [total], dropped=[m.dropped.sum()], shift=m.shift,
-                       offset=centre[None, :], pairs=m.pairs, pair_comoment=pc[None, :])
+        return Moments(
+            (label,),
+            m.columns,
+            [total],
+            dropped=[m.dropped.sum()],
+            shift=m.shift,
+            offset=centre[None, :],
+            pairs=m.pairs,
+            pair_comoment=pc[None, :],
+        )
 
     def column_index(self, column: str) -> int:
         try:
@@ -440,8 +505,9 @@ class Moments:
     def __repr__(self) -> str:
         k = len(self.columns)
         held = "" if self.complete else f", pairs={len(self.pairs)} of {k * (k + 1) // 2}"
-        return (f"Moments(groups={list(self.groups)}, columns={list(self.columns)}, "
-                f"n={self.n.astype(int).tolist()}{held})")
+        return (
+            f"Moments(groups={list(self.groups)}, columns={list(self.columns)}, n={self.n.astype(int).tolist()}{held})"
+        )
 
 
 # A block is identified by its columns and whether rows with a missing value
@@ -489,8 +555,7 @@ class MomentSet:
                 return self.blocks[key]
             except KeyError:
                 raise AbkitError(
-                    f"no moments for columns {list(columns)} (dropna=True); "
-                    "aggregate the data with the same metrics"
+                    f"no moments for columns {list(columns)} (dropna=True); aggregate the data with the same metrics"
                 ) from None
         for (cols, dn), m in self.blocks.items():
             if not dn and all(c in cols for c in columns):
@@ -499,9 +564,7 @@ class MomentSet:
                     table = sub._pair_table
                     raise sub._missing_pair_error(table, list(range(len(columns))))
                 return sub
-        raise AbkitError(
-            f"no moments for columns {list(columns)}; aggregate the data with the same metrics"
-        )
+        raise AbkitError(f"no moments for columns {list(columns)}; aggregate the data with the same metrics")
 
     @property
     def groups(self) -> tuple:
@@ -509,9 +572,7 @@ class MomentSet:
 
     def merge(self, other: MomentSet) -> MomentSet:
         if set(self.blocks) != set(other.blocks) or self.variant != other.variant or self.by != other.by:
-            raise AbkitError(
-                "cannot merge moment sets built for different metrics, variant or segment columns"
-            )
+            raise AbkitError("cannot merge moment sets built for different metrics, variant or segment columns")
         blocks = {k: self.blocks[k].merge(other.blocks[k]) for k in self.blocks}
         rows = dict(self.rows)
         for g, r in other.rows.items():

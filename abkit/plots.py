@@ -8,6 +8,7 @@ its unbounded interval is drawn dotted and labelled, and the row gives the
 absolute effect instead of a relative number. This module imports no result
 class (the results import it): the formatters come from :mod:`abkit.formatting`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,8 +46,15 @@ def _interval(ax, lo, hi, y, colour, reach, lw=2.5):
         return
     a, b = max(lo, -reach), min(hi, reach)
     ax.plot([a, b], [y, y], color=colour, lw=lw * 0.6, ls=":")
-    ax.annotate("CI unbounded", (b if not np.isfinite(hi) else a, y), textcoords="offset points",
-                xytext=(0, -11), ha="right" if not np.isfinite(hi) else "left", fontsize=7, color=colour)
+    ax.annotate(
+        "CI unbounded",
+        (b if not np.isfinite(hi) else a, y),
+        textcoords="offset points",
+        xytext=(0, -11),
+        ha="right" if not np.isfinite(hi) else "left",
+        fontsize=7,
+        color=colour,
+    )
 
 
 def plot_lifts(result, ax=None, variant=None):
@@ -62,9 +70,15 @@ def plot_lifts(result, ax=None, variant=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 1.4))
     labels, y = [], np.arange(len(rows))[::-1]
-    names = arm_labels(getattr(result, "arms", ()))     # arms differing only in white space: told apart
-    reach = _reach([100 * r[k] for r in rows if change_scale(r) != ABSOLUTE
-                    for k in ("rel_ci_lower", "rel_ci_upper", "rel_effect")])
+    names = arm_labels(getattr(result, "arms", ()))  # arms differing only in white space: told apart
+    reach = _reach(
+        [
+            100 * r[k]
+            for r in rows
+            if change_scale(r) != ABSOLUTE
+            for k in ("rel_ci_lower", "rel_ci_upper", "rel_effect")
+        ]
+    )
     kinds = {m.name: getattr(m, "kind", None) for m in getattr(result, "metrics", ())}
     for yi, r in zip(y, rows):
         colour = _COLOURS[result.outcome(r)]
@@ -72,22 +86,31 @@ def plot_lifts(result, ax=None, variant=None):
         scale = change_scale(r)
         _interval(ax, lo, hi, yi, colour, reach)
         arrow = "\u2191" if r["better"] == "higher" else "\u2193"
-        label = (f"{short_label(r['metric'])} ({arrow} better)"
-                 + (f"\n{short_label(names.get(r['variant'], r['variant']))}" if several else ""))
+        label = f"{short_label(r['metric'])} ({arrow} better)" + (
+            f"\n{short_label(names.get(r['variant'], r['variant']))}" if several else ""
+        )
         points = kinds.get(r["metric"]) == "nps"
         unit = " points" if points else ""
         if scale == ABSOLUTE:
             # no bounded relative lift: no dot at a meaningless relative number; the absolute effect instead
             e, elo, ehi = signed_interval(r["effect"], r["ci_lower"], r["ci_upper"])
-            ax.annotate(f"relative lift n/a (control \u2248 0); effect {e}{unit} [{elo}, {ehi}]", (0, yi),
-                        textcoords="offset points", xytext=(4, 7), ha="left", fontsize=8, color=colour)
+            ax.annotate(
+                f"relative lift n/a (control \u2248 0); effect {e}{unit} [{elo}, {ehi}]",
+                (0, yi),
+                textcoords="offset points",
+                xytext=(4, 7),
+                ha="left",
+                fontsize=8,
+                color=colour,
+            )
         else:
             ax.plot([mid], [yi], "o", color=colour, ms=7)
             text = f"{mid:+.1f}%"
             if points:
                 text += f" ({r['effect']:+.1f} points)"
-            ax.annotate(text, (mid, yi), textcoords="offset points", xytext=(0, 7),
-                        ha="center", fontsize=8, color=colour)
+            ax.annotate(
+                text, (mid, yi), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8, color=colour
+            )
             if scale == RELATIVE_TO_SIZE:
                 label += f"\n% of |control| = {format_number(abs(r['control_value']))}"
         labels.append(label)
@@ -99,8 +122,7 @@ def plot_lifts(result, ax=None, variant=None):
     kind = "always-valid confidence interval" if getattr(result, "sequential", False) else "confidence interval"
     size = " of |control|" if any(change_scale(r) == RELATIVE_TO_SIZE for r in rows) else ""
     control = short_label(names.get(result.control, result.control))
-    ax.set_xlabel(f"relative lift vs {control} (%{size}), with {1 - result.alpha:.0%} {kind}",
-                  parse_math=False)
+    ax.set_xlabel(f"relative lift vs {control} (%{size}), with {1 - result.alpha:.0%} {kind}", parse_math=False)
     ax.set_title("Relative lift per metric", loc="left", fontsize=11)
     style_axes(ax, "x")
     return ax
@@ -169,31 +191,56 @@ def plot_sequential_path(path, metric=None, variant=None, relative=False, ax=Non
         x = g["day"].to_numpy()
         if numeric_days is None:
             numeric_days = np.issubdtype(np.asarray(x).dtype, np.number) or np.issubdtype(
-                np.asarray(x).dtype, np.datetime64)
+                np.asarray(x).dtype, np.datetime64
+            )
         xs = x if numeric_days else np.arange(len(x))
         est = g[f"{pre}effect"].to_numpy() * scale
-        a.fill_between(xs, g[f"{pre}ci_lower"] * scale, g[f"{pre}ci_upper"] * scale, color="#0969da", alpha=0.18,
-                       lw=0, label=f"always-valid {1 - path.alpha:.0%} interval")
-        a.plot(xs, g[f"{pre}ci_lower_fixed"] * scale, color="#57606a", ls="--", lw=1,
-               label=f"naive {1 - path.alpha:.0%} CI (one look only)")
+        a.fill_between(
+            xs,
+            g[f"{pre}ci_lower"] * scale,
+            g[f"{pre}ci_upper"] * scale,
+            color="#0969da",
+            alpha=0.18,
+            lw=0,
+            label=f"always-valid {1 - path.alpha:.0%} interval",
+        )
+        a.plot(
+            xs,
+            g[f"{pre}ci_lower_fixed"] * scale,
+            color="#57606a",
+            ls="--",
+            lw=1,
+            label=f"naive {1 - path.alpha:.0%} CI (one look only)",
+        )
         a.plot(xs, g[f"{pre}ci_upper_fixed"] * scale, color="#57606a", ls="--", lw=1)
         a.plot(xs, est, color="#0969da", lw=2, marker="o", ms=3, label="estimate")
         a.axhline(0, color="black", lw=0.8)
         allowed = np.nonzero(g["stop_allowed"].to_numpy())[0]
         if allowed.size:
             a.axvline(xs[allowed[0]], color="#1a7f37", lw=1.2, ls=":")
-            a.annotate(f"stopping allowed ({x[allowed[0]]})", (xs[allowed[0]], 1.0), xycoords=("data", "axes fraction"),
-                       xytext=(3, -12), textcoords="offset points", fontsize=8, color="#1a7f37")
+            a.annotate(
+                f"stopping allowed ({x[allowed[0]]})",
+                (xs[allowed[0]], 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -12),
+                textcoords="offset points",
+                fontsize=8,
+                color="#1a7f37",
+            )
         if not numeric_days:
             a.set_xticks(xs)
             a.set_xticklabels([str(d) for d in x], rotation=45, ha="right", fontsize=8)
-        a.set_title(f"{short_label(m)} [{short_label(v)} vs {short_label(path.control)}]", loc="left", fontsize=10,
-                    parse_math=False)
+        a.set_title(
+            f"{short_label(m)} [{short_label(v)} vs {short_label(path.control)}]",
+            loc="left",
+            fontsize=10,
+            parse_math=False,
+        )
         a.set_ylabel("relative lift (%)" if relative else "effect", parse_math=False)
     axes[0].legend(fontsize=8, loc="best", frameon=False)
     axes[len(pairs) - 1].set_xlabel("look (day)")
-    style_axes(axes[:len(pairs)])
-    return axes[0] if len(pairs) == 1 else axes[:len(pairs)]
+    style_axes(axes[: len(pairs)])
+    return axes[0] if len(pairs) == 1 else axes[: len(pairs)]
 
 
 def plot_segments(result, metric=None, variant=None, relative=True, ax=None):
@@ -216,8 +263,14 @@ def plot_segments(result, metric=None, variant=None, relative=True, ax=None):
         records = g.to_dict("records")
         # relative: a segment whose control value is not distinguishable from 0 has no relative lift to draw
         no_rel = [relative and change_scale(r) == ABSOLUTE for r in records]
-        reach = _reach([r[f"{pre}{k}"] * scale for r, skip in zip(records, no_rel) if not skip
-                        for k in ("ci_lower", "ci_upper", "effect")])
+        reach = _reach(
+            [
+                r[f"{pre}{k}"] * scale
+                for r, skip in zip(records, no_rel)
+                if not skip
+                for k in ("ci_lower", "ci_upper", "effect")
+            ]
+        )
         for yi, r, skip in zip(y, records, no_rel):
             p = r.get("p_value_adjusted", r["p_value"])
             up = r["effect"] > 0
@@ -227,8 +280,10 @@ def plot_segments(result, metric=None, variant=None, relative=True, ax=None):
             if not skip:
                 a.plot([r[f"{pre}effect"] * scale], [yi], "s", color=colour, ms=6)
             seg = short_label(", ".join(str(r[b]) for b in result.by))
-            labels.append(f"{seg}  (n={r['n_control'] + r['n_treatment']:,})"
-                          + ("\nrelative lift n/a (control \u2248 0)" if skip else ""))
+            labels.append(
+                f"{seg}  (n={r['n_control'] + r['n_treatment']:,})"
+                + ("\nrelative lift n/a (control \u2248 0)" if skip else "")
+            )
         o = overall.get((m, v))
         ticks = list(y)
         if o is not None:
@@ -245,11 +300,18 @@ def plot_segments(result, metric=None, variant=None, relative=True, ax=None):
         for text in a.set_yticklabels(labels):
             text.set_parse_math(False)
         t = tests.get((m, v))
-        het = (f"heterogeneity: Q = {t['Q']:.1f}, df = {t['df']}, {p_text(t['p_value'])}"
-               if t is not None and np.isfinite(t["Q"]) else "")
-        a.set_title(f"{short_label(m)} [{short_label(v)} vs {short_label(result.control)}] by "
-                    f"{short_label(', '.join(result.by))}\n{het}", loc="left", fontsize=10,
-                    parse_math=False)
+        het = (
+            f"heterogeneity: Q = {t['Q']:.1f}, df = {t['df']}, {p_text(t['p_value'])}"
+            if t is not None and np.isfinite(t["Q"])
+            else ""
+        )
+        a.set_title(
+            f"{short_label(m)} [{short_label(v)} vs {short_label(result.control)}] by "
+            f"{short_label(', '.join(result.by))}\n{het}",
+            loc="left",
+            fontsize=10,
+            parse_math=False,
+        )
         a.set_xlabel(("relative lift (%)" if relative else "effect") + f", {1 - result.alpha:.0%} CI", parse_math=False)
-    style_axes(axes[:len(pairs)], "x")
-    return axes[0] if len(pairs) == 1 else axes[:len(pairs)]
+    style_axes(axes[: len(pairs)], "x")
+    return axes[0] if len(pairs) == 1 else axes[: len(pairs)]

@@ -43,6 +43,7 @@ left out are counted per KPI (``excluded``). "Shipped" is a verdict in
 rollouts); the win rate is shipped / experiments. Each treatment arm of a
 multi-arm test counts as one experiment (their shared control is ignored).
 """
+
 from __future__ import annotations
 
 import math
@@ -62,9 +63,25 @@ from .stats import shrinkage as _shrinkage
 from .stats.shrinkage import MIN_EXPERIMENTS, PriorFit, fit_prior
 from .store import COLUMNS, STORE_NAME, history, latest, latest_rows, load, record, store_path
 
-__all__ = ["load", "record", "latest", "latest_rows", "history", "overview", "store_path", "COLUMNS", "STORE_NAME",
-           "shrink", "fit_prior", "PriorFit", "MIN_EXPERIMENTS", "programme", "Programme", "SHIPPED",
-           "plot_forest"]
+__all__ = [
+    "load",
+    "record",
+    "latest",
+    "latest_rows",
+    "history",
+    "overview",
+    "store_path",
+    "COLUMNS",
+    "STORE_NAME",
+    "shrink",
+    "fit_prior",
+    "PriorFit",
+    "MIN_EXPERIMENTS",
+    "programme",
+    "Programme",
+    "SHIPPED",
+    "plot_forest",
+]
 
 SHIPPED = ("Ship", "Worked")
 """Verdict labels that count as shipped: an A/B test's Ship, a rollout's Worked."""
@@ -74,15 +91,54 @@ _USABLE_KINDS = ("ab", "did")
 
 # --------------------------------------------------------------------------- the index page's rows
 OVERVIEW_COLUMNS = [
-    "experiment", "slug", "owner", "kind", "status", "error", "metric", "better", "variant", "verdict",
-    "verdict_note", "headline", "rel_effect", "rel_ci_lower", "rel_ci_upper", "p_value", "p_value_adjusted",
-    "p_label", "alpha", "sequential", "change_scale", "control_value", "effect", "ci_lower", "ci_upper", "run_id",
-    "run_time", "data_start", "data_end", "data_fingerprint", "spec_path", "runs",
+    "experiment",
+    "slug",
+    "owner",
+    "kind",
+    "status",
+    "error",
+    "metric",
+    "better",
+    "variant",
+    "verdict",
+    "verdict_note",
+    "headline",
+    "rel_effect",
+    "rel_ci_lower",
+    "rel_ci_upper",
+    "p_value",
+    "p_value_adjusted",
+    "p_label",
+    "alpha",
+    "sequential",
+    "change_scale",
+    "control_value",
+    "effect",
+    "ci_lower",
+    "ci_upper",
+    "run_id",
+    "run_time",
+    "data_start",
+    "data_end",
+    "data_fingerprint",
+    "spec_path",
+    "runs",
 ]
 
 
-def overview(source: str | os.PathLike | pd.DataFrame, *, kind=None, owner=None, metric=None, verdict=None,
-             status=None, experiment=None, since=None, until=None, timeout: float | None = None) -> pd.DataFrame:
+def overview(
+    source: str | os.PathLike | pd.DataFrame,
+    *,
+    kind=None,
+    owner=None,
+    metric=None,
+    verdict=None,
+    status=None,
+    experiment=None,
+    since=None,
+    until=None,
+    timeout: float | None = None,
+) -> pd.DataFrame:
     """What the portfolio page lists: one row per experiment and treatment arm, its latest readout's primary metric.
 
     ``source``: a store (folder or ``.duckdb`` file) or a frame from
@@ -92,11 +148,15 @@ def overview(source: str | os.PathLike | pd.DataFrame, *, kind=None, owner=None,
     ``error``); ``runs`` counts the experiment's recorded readouts (its
     history, :func:`history`). Sorted by the latest run, newest first.
     """
-    frame = source if isinstance(source, pd.DataFrame) else load(source, **({} if timeout is None else
-                                                                            {"timeout": timeout}))
+    frame = (
+        source
+        if isinstance(source, pd.DataFrame)
+        else load(source, **({} if timeout is None else {"timeout": timeout}))
+    )
     runs = frame.groupby("slug")["run_id"].nunique() if len(frame) else pd.Series(dtype="Int64")
-    now = latest(frame, kind=kind, owner=owner, verdict=verdict, status=status, experiment=experiment,
-                 since=since, until=until)
+    now = latest(
+        frame, kind=kind, owner=owner, verdict=verdict, status=status, experiment=experiment, since=since, until=until
+    )
     primary = now["is_primary"].fillna(False).astype(bool) | (now["status"] == "failed")
     rows = now.loc[primary.to_numpy()]
     if metric is not None:
@@ -126,33 +186,93 @@ def shrink(estimate, se, *, level: float = 0.95, method: str = "bayes") -> pd.Da
     """
     index = estimate.index if isinstance(estimate, pd.Series) else None
     fit = _shrinkage.shrink(estimate, se, level=level, method=method)
-    frame = pd.DataFrame({"estimate": fit.estimate, "se": fit.se, "shrunk": fit.shrunk,
-                          "shrunk_lower": fit.shrunk_lower, "shrunk_upper": fit.shrunk_upper,
-                          "shrunk_sd": fit.shrunk_sd, "shrinkage": fit.shrinkage}, index=index)
+    frame = pd.DataFrame(
+        {
+            "estimate": fit.estimate,
+            "se": fit.se,
+            "shrunk": fit.shrunk,
+            "shrunk_lower": fit.shrunk_lower,
+            "shrunk_upper": fit.shrunk_upper,
+            "shrunk_sd": fit.shrunk_sd,
+            "shrinkage": fit.shrinkage,
+        },
+        index=index,
+    )
     frame.attrs["prior"] = _prior_info(fit)
     return frame
 
 
 def _prior_info(fit: _shrinkage.Shrinkage) -> dict:
-    return {"mean": fit.prior.mean, "mean_se": fit.prior.mean_se, "tau": fit.prior.tau, "tau2": fit.prior.tau2,
-            "tau2_se": fit.prior.tau2_se, "tau_median": fit.tau_median, "tau_lower": fit.tau_lower,
-            "tau_upper": fit.tau_upper, "posterior_mean_of_mean": fit.prior_mean, "experiments": fit.prior.n,
-            "level": fit.level, "method": fit.method}
+    return {
+        "mean": fit.prior.mean,
+        "mean_se": fit.prior.mean_se,
+        "tau": fit.prior.tau,
+        "tau2": fit.prior.tau2,
+        "tau2_se": fit.prior.tau2_se,
+        "tau_median": fit.tau_median,
+        "tau_lower": fit.tau_lower,
+        "tau_upper": fit.tau_upper,
+        "posterior_mean_of_mean": fit.prior_mean,
+        "experiments": fit.prior.n,
+        "level": fit.level,
+        "method": fit.method,
+    }
 
 
 # --------------------------------------------------------------------------- programme
 _SUMMARY_COLUMNS = [
-    "metric", "better", "experiments", "shipped", "win_rate",
-    "naive_total", "naive_lower", "naive_upper", "shrunk_total", "shrunk_lower", "shrunk_upper", "overstatement",
-    "prior_mean", "prior_sd", "prior_sd_lower", "prior_sd_upper", "excluded", "note",
-    "impact_unit", "impact_experiments", "impact_naive", "impact_naive_lower", "impact_naive_upper",
-    "impact_shrunk", "impact_shrunk_lower", "impact_shrunk_upper",
-    "currency", "money_naive", "money_naive_lower", "money_naive_upper",
-    "money_shrunk", "money_shrunk_lower", "money_shrunk_upper",
+    "metric",
+    "better",
+    "experiments",
+    "shipped",
+    "win_rate",
+    "naive_total",
+    "naive_lower",
+    "naive_upper",
+    "shrunk_total",
+    "shrunk_lower",
+    "shrunk_upper",
+    "overstatement",
+    "prior_mean",
+    "prior_sd",
+    "prior_sd_lower",
+    "prior_sd_upper",
+    "excluded",
+    "note",
+    "impact_unit",
+    "impact_experiments",
+    "impact_naive",
+    "impact_naive_lower",
+    "impact_naive_upper",
+    "impact_shrunk",
+    "impact_shrunk_lower",
+    "impact_shrunk_upper",
+    "currency",
+    "money_naive",
+    "money_naive_lower",
+    "money_naive_upper",
+    "money_shrunk",
+    "money_shrunk_lower",
+    "money_shrunk_upper",
 ]
 _EXPERIMENT_COLUMNS = [
-    "metric", "experiment", "slug", "variant", "owner", "verdict", "shipped", "is_primary", "run_time",
-    "estimate", "se", "lower", "upper", "shrunk", "shrunk_lower", "shrunk_upper", "shrinkage",
+    "metric",
+    "experiment",
+    "slug",
+    "variant",
+    "owner",
+    "verdict",
+    "shipped",
+    "is_primary",
+    "run_time",
+    "estimate",
+    "se",
+    "lower",
+    "upper",
+    "shrunk",
+    "shrunk_lower",
+    "shrunk_upper",
+    "shrinkage",
 ]
 
 
@@ -193,8 +313,7 @@ class Programme:
         rows = self.experiments[self.experiments["metric"] == metric]
         if shipped_only:
             rows = rows[rows["shipped"]]
-        return plot_forest(rows, ax=ax, level=self.level, title=metric,
-                           prior_mean=self.kpi(metric)["prior_mean"])
+        return plot_forest(rows, ax=ax, level=self.level, title=metric, prior_mean=self.kpi(metric)["prior_mean"])
 
 
 def _z(level: float) -> float:
@@ -207,17 +326,26 @@ def _excluded_reason(frame: pd.DataFrame) -> pd.Series:
     kind = frame["kind"].astype(object)
     verdict = frame["verdict"].astype(object)
     no_se = ~(np.isfinite(frame["rel_effect"].astype(float)) & (frame["rel_se"].astype(float) > 0))
-    for mask, why in ((no_se, "no relative effect with a standard error"),
-                      (verdict == "Invalid", "verdict Invalid: its numbers cannot be trusted"),
-                      (~kind.isin(_USABLE_KINDS), "not an A/B test or rollout"),
-                      (status != "ok", "readout failed")):
+    for mask, why in (
+        (no_se, "no relative effect with a standard error"),
+        (verdict == "Invalid", "verdict Invalid: its numbers cannot be trusted"),
+        (~kind.isin(_USABLE_KINDS), "not an A/B test or rollout"),
+        (status != "ok", "readout failed"),
+    ):
         reason = reason.where(~mask.fillna(True).to_numpy(dtype=bool), why)
     return reason
 
 
-def programme(source: str | os.PathLike | pd.DataFrame, *, metrics: Sequence[str] | str | None = None,
-              shipped: Sequence[str] = SHIPPED, primary_only: bool = False, level: float = 0.95,
-              method: str = "bayes", **filters) -> Programme:
+def programme(
+    source: str | os.PathLike | pd.DataFrame,
+    *,
+    metrics: Sequence[str] | str | None = None,
+    shipped: Sequence[str] = SHIPPED,
+    primary_only: bool = False,
+    level: float = 0.95,
+    method: str = "bayes",
+    **filters,
+) -> Programme:
     """Per KPI: experiments run, shipped, win rate, and the shipped experiments' total impact, naive and corrected.
 
     ``source``: a store (folder or ``.duckdb`` file) or a frame from
@@ -255,8 +383,10 @@ def programme(source: str | os.PathLike | pd.DataFrame, *, metrics: Sequence[str
     if wanted is not None:
         unknown = [m for m in wanted if m not in set(frame["metric"])]
         if unknown:
-            raise DataError(f"no readout measured {', '.join(repr(m) for m in unknown)}; metrics in the store: "
-                            f"{', '.join(sorted(set(frame['metric'])))}")
+            raise DataError(
+                f"no readout measured {', '.join(repr(m) for m in unknown)}; metrics in the store: "
+                f"{', '.join(sorted(set(frame['metric'])))}"
+            )
         frame = frame[frame["metric"].isin(wanted)]
     reason = _excluded_reason(frame)
     excluded = frame.loc[reason.notna(), ["metric", "experiment", "slug", "variant", "verdict", "status"]].copy()
@@ -264,7 +394,7 @@ def programme(source: str | os.PathLike | pd.DataFrame, *, metrics: Sequence[str
     usable = frame[reason.isna()]
     if wanted is not None:
         order = wanted
-    else:                                       # KPIs that are some experiment's primary metric first
+    else:  # KPIs that are some experiment's primary metric first
         primary = usable["is_primary"].fillna(False).astype(bool)
         order = list(dict.fromkeys([*usable.loc[primary, "metric"], *usable["metric"], *excluded["metric"]]))
     summaries, per_experiment = [], []
@@ -274,8 +404,9 @@ def programme(source: str | os.PathLike | pd.DataFrame, *, metrics: Sequence[str
         summaries.append(s)
         per_experiment.append(e)
     summary = pd.DataFrame(summaries, columns=_SUMMARY_COLUMNS)
-    experiments = (pd.concat(per_experiment, ignore_index=True) if per_experiment
-                   else pd.DataFrame(columns=_EXPERIMENT_COLUMNS))
+    experiments = (
+        pd.concat(per_experiment, ignore_index=True) if per_experiment else pd.DataFrame(columns=_EXPERIMENT_COLUMNS)
+    )
     return Programme(summary, experiments, excluded.reset_index(drop=True), float(level), shipped)
 
 
@@ -291,37 +422,65 @@ def _kpi(metric: str, rows: pd.DataFrame, shipped_labels, level: float, method: 
     n, n_ship = len(rows), int(shipped.sum())
     better = rows["better"].dropna().astype(str)
     out: dict[str, Any] = dict.fromkeys(_SUMMARY_COLUMNS, math.nan)
-    out.update(metric=metric, better=better.iloc[0] if len(better) else None, experiments=n, shipped=n_ship,
-               win_rate=n_ship / n if n else math.nan, excluded=n_excluded, note=None, impact_unit=None,
-               currency=None, impact_experiments=0)
+    out.update(
+        metric=metric,
+        better=better.iloc[0] if len(better) else None,
+        experiments=n,
+        shipped=n_ship,
+        win_rate=n_ship / n if n else math.nan,
+        excluded=n_excluded,
+        note=None,
+        impact_unit=None,
+        currency=None,
+        impact_experiments=0,
+    )
     z = _z(level)
     a = shipped.astype(float)
     out["naive_total"] = float(a @ y)
     naive_sd = math.sqrt(float(a @ (s * s)))
     out["naive_lower"], out["naive_upper"] = out["naive_total"] - z * naive_sd, out["naive_total"] + z * naive_sd
-    exp = pd.DataFrame({
-        "metric": metric, "experiment": rows["experiment"], "slug": rows["slug"], "variant": rows["variant"],
-        "owner": rows["owner"], "verdict": rows["verdict"], "shipped": shipped,
-        "is_primary": rows["is_primary"].fillna(False).astype(bool), "run_time": rows["run_time"],
-        "estimate": y, "se": s, "lower": rows["rel_ci_lower"].astype(float),
-        "upper": rows["rel_ci_upper"].astype(float)})
+    exp = pd.DataFrame(
+        {
+            "metric": metric,
+            "experiment": rows["experiment"],
+            "slug": rows["slug"],
+            "variant": rows["variant"],
+            "owner": rows["owner"],
+            "verdict": rows["verdict"],
+            "shipped": shipped,
+            "is_primary": rows["is_primary"].fillna(False).astype(bool),
+            "run_time": rows["run_time"],
+            "estimate": y,
+            "se": s,
+            "lower": rows["rel_ci_lower"].astype(float),
+            "upper": rows["rel_ci_upper"].astype(float),
+        }
+    )
     for c in ("shrunk", "shrunk_lower", "shrunk_upper", "shrinkage"):
         exp[c] = math.nan
     notes = []
     fit = None
     if n < MIN_EXPERIMENTS:
-        notes.append(f"the winner's curse cannot be corrected with {n} experiment{'s' if n != 1 else ''} on "
-                     f"{metric}: it needs at least {MIN_EXPERIMENTS} (10 or more for a usefully precise "
-                     "correction)")
+        notes.append(
+            f"the winner's curse cannot be corrected with {n} experiment{'s' if n != 1 else ''} on "
+            f"{metric}: it needs at least {MIN_EXPERIMENTS} (10 or more for a usefully precise "
+            "correction)"
+        )
     else:
         fit = _shrinkage.shrink(y, s, level=level, method=method)
         exp["shrunk"], exp["shrunk_lower"], exp["shrunk_upper"] = fit.shrunk, fit.shrunk_lower, fit.shrunk_upper
         exp["shrinkage"] = fit.shrinkage
         tot = fit.total(a)
-        out.update(shrunk_total=tot["shrunk"], shrunk_lower=tot["shrunk_lower"], shrunk_upper=tot["shrunk_upper"],
-                   overstatement=_good_sign(out["better"]) * (out["naive_total"] - tot["shrunk"]),
-                   prior_mean=fit.prior.mean,
-                   prior_sd=fit.prior.tau, prior_sd_lower=fit.tau_lower, prior_sd_upper=fit.tau_upper)
+        out.update(
+            shrunk_total=tot["shrunk"],
+            shrunk_lower=tot["shrunk_lower"],
+            shrunk_upper=tot["shrunk_upper"],
+            overstatement=_good_sign(out["better"]) * (out["naive_total"] - tot["shrunk"]),
+            prior_mean=fit.prior.mean,
+            prior_sd=fit.prior.tau,
+            prior_sd_lower=fit.tau_lower,
+            prior_sd_upper=fit.tau_upper,
+        )
     _business(out, rows, shipped, y, s, fit, z, notes)
     out["note"] = "; ".join(notes) or None
     return out, exp[_EXPERIMENT_COLUMNS]
@@ -330,22 +489,23 @@ def _kpi(metric: str, rows: pd.DataFrame, shipped_labels, level: float, method: 
 def _business(out: dict, rows: pd.DataFrame, shipped: np.ndarray, y, s, fit, z: float, notes: list) -> None:
     """The business columns of one KPI: shipped primary rows with an impact volume, in units (and money) a year."""
     vol = rows["impact_volume"].to_numpy(dtype=float)
-    base = np.abs(rows["control_value"].to_numpy(dtype=float))   # rel_effect is relative to |control|
+    base = np.abs(rows["control_value"].to_numpy(dtype=float))  # rel_effect is relative to |control|
     has = shipped & rows["is_primary"].fillna(False).to_numpy(dtype=bool) & np.isfinite(vol) & np.isfinite(base)
     missing_base = int((shipped & np.isfinite(vol) & ~np.isfinite(base)).sum())
     if missing_base:
-        notes.append(f"{missing_base} shipped experiment(s) declare an impact volume but have no baseline value "
-                     "(a rollout on the log scale): left out of the business total")
+        notes.append(
+            f"{missing_base} shipped experiment(s) declare an impact volume but have no baseline value "
+            "(a rollout on the log scale): left out of the business total"
+        )
     if not has.any():
         return
     units = set(rows.loc[has, "impact_unit"].dropna().astype(str))
     if len(units) != 1:
-        notes.append(f"the shipped experiments count different units ({', '.join(sorted(units))}): no business "
-                     "total")
+        notes.append(f"the shipped experiments count different units ({', '.join(sorted(units))}): no business total")
         return
     out["impact_unit"] = units.pop()
     out["impact_experiments"] = int(has.sum())
-    weight = np.where(has, vol * base, 0.0)           # units a year per unit of relative lift
+    weight = np.where(has, vol * base, 0.0)  # units a year per unit of relative lift
     _fill(out, "impact", weight, y, s, fit, z)
     value = rows["impact_value"].to_numpy(dtype=float)
     currencies = set(rows.loc[has, "impact_currency"].dropna().astype(str))
@@ -356,19 +516,27 @@ def _business(out: dict, rows: pd.DataFrame, shipped: np.ndarray, y, s, fit, z: 
             out["currency"] = currencies.pop() if currencies else None
             _fill(out, "money", money_weight, y, s, fit, z)
     elif np.any(np.isfinite(value[has])):
-        notes.append("not every shipped experiment with an impact volume gives a value (or they use different "
-                     "currencies): no money total")
+        notes.append(
+            "not every shipped experiment with an impact volume gives a value (or they use different "
+            "currencies): no money total"
+        )
 
 
 def _fill(out: dict, prefix: str, weight: np.ndarray, y, s, fit, z: float) -> None:
     naive = float(weight @ y)
     sd = math.sqrt(float((weight * weight) @ (s * s)))
-    out[f"{prefix}_naive"], out[f"{prefix}_naive_lower"], out[f"{prefix}_naive_upper"] = naive, naive - z * sd, \
-        naive + z * sd
+    out[f"{prefix}_naive"], out[f"{prefix}_naive_lower"], out[f"{prefix}_naive_upper"] = (
+        naive,
+        naive - z * sd,
+        naive + z * sd,
+    )
     if fit is not None:
         tot = fit.total(weight)
-        out[f"{prefix}_shrunk"], out[f"{prefix}_shrunk_lower"], out[f"{prefix}_shrunk_upper"] = \
-            tot["shrunk"], tot["shrunk_lower"], tot["shrunk_upper"]
+        out[f"{prefix}_shrunk"], out[f"{prefix}_shrunk_lower"], out[f"{prefix}_shrunk_upper"] = (
+            tot["shrunk"],
+            tot["shrunk_lower"],
+            tot["shrunk_upper"],
+        )
 
 
 # --------------------------------------------------------------------------- words
@@ -393,17 +561,23 @@ def programme_sentence(row, level: float = 0.95) -> str:
     metric, n, n_ship = row["metric"], int(row["experiments"]), int(row["shipped"])
     if n == 0:
         left = int(row["excluded"]) if np.isfinite(row["excluded"]) else 0
-        return (f"{metric}: no readout with a usable estimate"
-                + (f" ({left} left out: failed, Invalid, plans or no standard error)." if left else "."))
-    head = (f"{metric}: {n_ship} of {n} experiment{'s' if n != 1 else ''} shipped"
-            + (f" (win rate {row['win_rate']:.0%})." if n else "."))
+        return f"{metric}: no readout with a usable estimate" + (
+            f" ({left} left out: failed, Invalid, plans or no standard error)." if left else "."
+        )
+    head = f"{metric}: {n_ship} of {n} experiment{'s' if n != 1 else ''} shipped" + (
+        f" (win rate {row['win_rate']:.0%})." if n else "."
+    )
     if n_ship == 0:
         return head + " Nothing shipped, so nothing to add up."
-    text = (f"{head} Their measured lifts add up to "
-            f"{_pct_interval(row['naive_total'], row['naive_lower'], row['naive_upper'], level)}")
+    text = (
+        f"{head} Their measured lifts add up to "
+        f"{_pct_interval(row['naive_total'], row['naive_lower'], row['naive_upper'], level)}"
+    )
     if np.isfinite(row["shrunk_total"]):
-        text += (f"; corrected for the winner's curse, "
-                 f"{_pct_interval(row['shrunk_total'], row['shrunk_lower'], row['shrunk_upper'], level)}.")
+        text += (
+            f"; corrected for the winner's curse, "
+            f"{_pct_interval(row['shrunk_total'], row['shrunk_lower'], row['shrunk_upper'], level)}."
+        )
     else:
         note = _text(row.get("note"))
         text += f". {note[:1].upper()}{note[1:]}." if note else "."
@@ -411,10 +585,21 @@ def programme_sentence(row, level: float = 0.95) -> str:
         which = "shrunk" if np.isfinite(row["impact_shrunk"]) else "naive"
         money = {}
         if np.isfinite(row[f"money_{which}"]):
-            money = {"money": row[f"money_{which}"], "money_lower": row[f"money_{which}_lower"],
-                     "money_upper": row[f"money_{which}_upper"], "currency": _text(row.get("currency"))}
-        words = impact_sentence(row[f"impact_{which}"], row[f"impact_{which}_lower"], row[f"impact_{which}_upper"],
-                                unit=row["impact_unit"], level=level, better=row["better"] or "lower", **money)
+            money = {
+                "money": row[f"money_{which}"],
+                "money_lower": row[f"money_{which}_lower"],
+                "money_upper": row[f"money_{which}_upper"],
+                "currency": _text(row.get("currency")),
+            }
+        words = impact_sentence(
+            row[f"impact_{which}"],
+            row[f"impact_{which}_lower"],
+            row[f"impact_{which}_upper"],
+            unit=row["impact_unit"],
+            level=level,
+            better=row["better"] or "lower",
+            **money,
+        )
         label = "corrected" if which == "shrunk" else "as measured"
         of = int(row["impact_experiments"])
         scope = f" ({of} of the {n_ship} shipped declare a yearly volume)" if of < n_ship else ""
@@ -423,8 +608,9 @@ def programme_sentence(row, level: float = 0.95) -> str:
 
 
 # --------------------------------------------------------------------------- forest plot
-def plot_forest(rows: pd.DataFrame, ax=None, *, level: float = 0.95, title: str | None = None,
-                prior_mean: float | None = None):
+def plot_forest(
+    rows: pd.DataFrame, ax=None, *, level: float = 0.95, title: str | None = None, prior_mean: float | None = None
+):
     """Forest plot: each experiment's relative lift as measured (grey, its readout's interval) and shrunk
     (blue, the posterior interval), one row per experiment; a dashed line at the portfolio's mean lift.
 
@@ -453,17 +639,43 @@ def plot_forest(rows: pd.DataFrame, ax=None, *, level: float = 0.95, title: str 
         if not (np.isfinite(lo) and np.isfinite(hi)):
             half = _z(level) * 100 * float(r["se"])
             lo, hi = 100 * float(r["estimate"]) - half, 100 * float(r["estimate"]) + half
-        ax.plot([lo, hi], [yi + 0.14] * 2, color=grey, lw=2.2, solid_capstyle="round",
-                label="as measured" if i == 0 else None)
+        ax.plot(
+            [lo, hi],
+            [yi + 0.14] * 2,
+            color=grey,
+            lw=2.2,
+            solid_capstyle="round",
+            label="as measured" if i == 0 else None,
+        )
         ax.plot([100 * r["estimate"]], [yi + 0.14], "o", color=grey, ms=6)
         if np.isfinite(r["shrunk"]):
-            ax.plot([100 * r["shrunk_lower"], 100 * r["shrunk_upper"]], [yi - 0.14] * 2, color=blue, lw=2.2,
-                    solid_capstyle="round", label="corrected for the winner's curse" if i == 0 else None)
+            ax.plot(
+                [100 * r["shrunk_lower"], 100 * r["shrunk_upper"]],
+                [yi - 0.14] * 2,
+                color=blue,
+                lw=2.2,
+                solid_capstyle="round",
+                label="corrected for the winner's curse" if i == 0 else None,
+            )
             ax.plot([100 * r["shrunk"]], [yi - 0.14], "D", color=blue, ms=6)
-            ax.annotate(f"{100 * r['shrunk']:+.1f}%", (100 * r["shrunk"], yi - 0.14), textcoords="offset points",
-                        xytext=(0, -11), ha="center", fontsize=7, color=blue)
-        ax.annotate(f"{100 * r['estimate']:+.1f}%", (100 * r["estimate"], yi + 0.14), textcoords="offset points",
-                    xytext=(0, 6), ha="center", fontsize=7, color=grey)
+            ax.annotate(
+                f"{100 * r['shrunk']:+.1f}%",
+                (100 * r["shrunk"], yi - 0.14),
+                textcoords="offset points",
+                xytext=(0, -11),
+                ha="center",
+                fontsize=7,
+                color=blue,
+            )
+        ax.annotate(
+            f"{100 * r['estimate']:+.1f}%",
+            (100 * r["estimate"], yi + 0.14),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            fontsize=7,
+            color=grey,
+        )
         name = str(r["experiment"])
         if several is not None and bool(several.iloc[i]):
             name += f"\n{r['variant']}"
@@ -478,10 +690,15 @@ def plot_forest(rows: pd.DataFrame, ax=None, *, level: float = 0.95, title: str 
     ax.set_xlabel(f"relative lift (%), with {level:.0%} intervals", parse_math=False)
     head = f"{title}: " if title else ""
     corrected = bool(np.isfinite(rows["shrunk"].astype(float)).any())
-    ax.set_title(f"{head}shipped experiments, as measured" + (" and corrected" if corrected else
-                                                                " (too few experiments to correct)"),
-                 loc="left", fontsize=11, parse_math=False)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16 - 0.5 / max(len(rows), 1)), ncol=3, fontsize=8,
-              frameon=False)
+    ax.set_title(
+        f"{head}shipped experiments, as measured"
+        + (" and corrected" if corrected else " (too few experiments to correct)"),
+        loc="left",
+        fontsize=11,
+        parse_math=False,
+    )
+    ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.16 - 0.5 / max(len(rows), 1)), ncol=3, fontsize=8, frameon=False
+    )
     style_axes(ax, "x")
     return ax

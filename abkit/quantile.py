@@ -16,6 +16,7 @@ winsorize=q)``, lives in :mod:`abkit.aggregation` and is re-exported here.)
     >>> refunds = ...  # one row per refund: buyer_id, variant, hours
     >>> abkit.quantile_effect(refunds, "hours", [0.5, 0.9], unit="buyer_id")  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
@@ -43,8 +44,10 @@ def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
     converted = pd.to_numeric(s, errors="coerce")
     bad = s[converted.isna() & s.notna()]
     if len(bad):
-        raise DataError(f"column '{column}' is not numeric (dtype {s.dtype}; e.g. value {bad.iloc[0]!r} in "
-                        f"{len(bad):,} rows); convert it to numbers before analysis")
+        raise DataError(
+            f"column '{column}' is not numeric (dtype {s.dtype}; e.g. value {bad.iloc[0]!r} in "
+            f"{len(bad):,} rows); convert it to numbers before analysis"
+        )
     return converted.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -53,8 +56,14 @@ def _arm_labels(frame: pd.DataFrame, variant: str) -> np.ndarray:
     return np.asarray(s.astype(object).where(s.notna(), None))
 
 
-def quantile_rows(frame: pd.DataFrame, metric: Quantile, variant: str, control: Hashable,
-                  treatments: Sequence[Hashable], alpha: float = 0.05) -> list[dict]:
+def quantile_rows(
+    frame: pd.DataFrame,
+    metric: Quantile,
+    variant: str,
+    control: Hashable,
+    treatments: Sequence[Hashable],
+    alpha: float = 0.05,
+) -> list[dict]:
     """Result rows (the columns of :func:`abkit.analyze`) of one Quantile metric.
 
     ``frame`` holds the variant column, the metric's column and its unit
@@ -76,8 +85,10 @@ def quantile_rows(frame: pd.DataFrame, metric: Quantile, variant: str, control: 
     if unit is not None:
         clusters = frame[unit].to_numpy()
         if pd.isna(frame[unit]).any():
-            raise DataError(f"column '{unit}' (the unit of metric '{metric.name}') has missing values; "
-                            "every row needs its randomization unit")
+            raise DataError(
+                f"column '{unit}' (the unit of metric '{metric.name}') has missing values; "
+                "every row needs its randomization unit"
+            )
         pairs = pd.DataFrame({"u": frame[unit].to_numpy()[has_arm], "a": arms[has_arm]}).drop_duplicates()
         twice = pairs["u"].duplicated(keep=False)
         if twice.any():
@@ -97,13 +108,15 @@ def quantile_rows(frame: pd.DataFrame, metric: Quantile, variant: str, control: 
         dropped[arm] = int((in_arm & bad).sum())  # rows (= units when every row is a unit)
         sel = in_arm & keep
         if sel.sum() < 2:
-            raise DataError(f"arm {arm!r} has {int(sel.sum())} row(s) with data for metric '{metric.name}'; "
-                            "at least 2 are needed")
+            raise DataError(
+                f"arm {arm!r} has {int(sel.sum())} row(s) with data for metric '{metric.name}'; at least 2 are needed"
+            )
         cl = clusters[sel] if clusters is not None else None
         try:
             if method == "bootstrap":
-                estimates[arm], _ = quantile_bootstrap(values[sel], metric.q, cl, alpha, metric.option("n_boot"),
-                                                       seed=seeds[i])
+                estimates[arm], _ = quantile_bootstrap(
+                    values[sel], metric.q, cl, alpha, metric.option("n_boot"), seed=seeds[i]
+                )
             else:
                 estimates[arm] = quantile_delta(values[sel], metric.q, cl, alpha)
         except DataError as exc:
@@ -113,26 +126,54 @@ def quantile_rows(frame: pd.DataFrame, metric: Quantile, variant: str, control: 
     for arm in treatments:
         t = estimates[arm]
         d = difference(t, c, alpha)
-        rows.append({
-            "metric": metric.name, "variant": arm, "control_value": c.value, "treatment_value": t.value,
-            "effect": d["effect"], "ci_lower": d["ci_lower"], "ci_upper": d["ci_upper"],
-            "rel_effect": d["rel_effect"], "rel_ci_lower": d["rel_ci_lower"], "rel_ci_upper": d["rel_ci_upper"],
-            "p_value": d["p_value"], "n_control": c.n_units, "n_treatment": t.n_units,
-            "method": metric.method_label, "se": d["se"], "rel_se": d["rel_se"], "df": np.inf,
-            "variance_reduction": np.nan, "dropped_control": dropped[control], "dropped_treatment": dropped[arm],
-            "better": metric.better,
-            # Var(control value), Cov(effect, control value) for the always-valid Fieller interval (independent
-            # arms: -Var(control)); abkit.analyze uses it, then drops it (a private key)
-            FIELLER_PIECES: (c.se**2, -c.se**2),
-        })
+        rows.append(
+            {
+                "metric": metric.name,
+                "variant": arm,
+                "control_value": c.value,
+                "treatment_value": t.value,
+                "effect": d["effect"],
+                "ci_lower": d["ci_lower"],
+                "ci_upper": d["ci_upper"],
+                "rel_effect": d["rel_effect"],
+                "rel_ci_lower": d["rel_ci_lower"],
+                "rel_ci_upper": d["rel_ci_upper"],
+                "p_value": d["p_value"],
+                "n_control": c.n_units,
+                "n_treatment": t.n_units,
+                "method": metric.method_label,
+                "se": d["se"],
+                "rel_se": d["rel_se"],
+                "df": np.inf,
+                "variance_reduction": np.nan,
+                "dropped_control": dropped[control],
+                "dropped_treatment": dropped[arm],
+                "better": metric.better,
+                # Var(control value), Cov(effect, control value) for the always-valid Fieller interval (independent
+                # arms: -Var(control)); abkit.analyze uses it, then drops it (a private key)
+                FIELLER_PIECES: (c.se**2, -(c.se**2)),
+            }
+        )
     return rows
 
 
-def quantile_effect(data, column: str, q: float | Sequence[float] = 0.5, *, variant: str = "variant",
-                    control: Hashable = "control", unit: str | None = None, alpha: float = 0.05,
-                    method: str = "delta", n_boot: int = 2000, seed: int | None = 0, name: str | None = None,
-                    better: str = "higher", dropna: bool = True,
-                    allocation: Mapping | Sequence[float] | None = None) -> ExperimentResult:
+def quantile_effect(
+    data,
+    column: str,
+    q: float | Sequence[float] = 0.5,
+    *,
+    variant: str = "variant",
+    control: Hashable = "control",
+    unit: str | None = None,
+    alpha: float = 0.05,
+    method: str = "delta",
+    n_boot: int = 2000,
+    seed: int | None = 0,
+    name: str | None = None,
+    better: str = "higher",
+    dropna: bool = True,
+    allocation: Mapping | Sequence[float] | None = None,
+) -> ExperimentResult:
     """Effect of every treatment arm on quantile(s) ``q`` of ``column``.
 
     Parameters
@@ -168,29 +209,46 @@ def quantile_effect(data, column: str, q: float | Sequence[float] = 0.5, *, vari
     metrics = []
     for level in levels:
         label = None if name is None else (name if len(levels) == 1 else f"{name} p{float(level) * 100:g}")
-        metrics.append(Quantile(column, level, label, unit=unit, better=better, dropna=dropna, method=method,
-                                n_boot=n_boot, seed=seed))
+        metrics.append(
+            Quantile(
+                column, level, label, unit=unit, better=better, dropna=dropna, method=method, n_boot=n_boot, seed=seed
+            )
+        )
     cols = list(dict.fromkeys([variant, column] + ([unit] if unit else [])))
     frame = read_columns(data, cols)
     arms = arms_present(frame, variant, control)
     treatments = arms[1:]
-    rows = [{k: v for k, v in r.items() if k != FIELLER_PIECES}
-            for m in metrics for r in quantile_rows(frame, m, variant, control, treatments, alpha)]
-    return ExperimentResult(rows=tuple(rows), metrics=tuple(metrics), arms=tuple(arms), control=control,
-                            alpha=float(alpha), correction=None,
-                            srm=unit_srm(frame, variant, arms, unit, allocation),
-                            missing_variant=int(frame[variant].isna().sum()), variant=variant)
+    rows = [
+        {k: v for k, v in r.items() if k != FIELLER_PIECES}
+        for m in metrics
+        for r in quantile_rows(frame, m, variant, control, treatments, alpha)
+    ]
+    return ExperimentResult(
+        rows=tuple(rows),
+        metrics=tuple(metrics),
+        arms=tuple(arms),
+        control=control,
+        alpha=float(alpha),
+        correction=None,
+        srm=unit_srm(frame, variant, arms, unit, allocation),
+        missing_variant=int(frame[variant].isna().sum()),
+        variant=variant,
+    )
 
 
 def arms_present(frame: pd.DataFrame, variant: str, control: Hashable) -> list:
     """The arms in ``frame[variant]``, control first; a clear error without the control or a second arm."""
     present = list(pd.unique(frame[variant].dropna()))
     if control not in present:
-        raise DataError(f"control arm {control!r} not found in column '{variant}'; arms present: {present}. "
-                        "Pass control= with one of them")
+        raise DataError(
+            f"control arm {control!r} not found in column '{variant}'; arms present: {present}. "
+            "Pass control= with one of them"
+        )
     if len(present) < 2:
-        raise DataError(f"only one arm ({present[0]!r}) in column '{variant}'; an experiment needs at least a "
-                        "control and a treatment")
+        raise DataError(
+            f"only one arm ({present[0]!r}) in column '{variant}'; an experiment needs at least a "
+            "control and a treatment"
+        )
     return [control] + [a for a in present if a != control]
 
 

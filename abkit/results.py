@@ -1,4 +1,5 @@
 """Result objects: tidy frames, HTML for JupyterLab, plots."""
+
 from __future__ import annotations
 
 from collections.abc import Hashable
@@ -33,8 +34,20 @@ if TYPE_CHECKING:
 __all__ = ["ExperimentResult", "format_p", "format_pct", "format_number", "p_text", "interval_text"]
 
 COLUMNS = [
-    "metric", "variant", "control_value", "treatment_value", "effect", "ci_lower", "ci_upper",
-    "rel_effect", "rel_ci_lower", "rel_ci_upper", "p_value", "n_control", "n_treatment", "method",
+    "metric",
+    "variant",
+    "control_value",
+    "treatment_value",
+    "effect",
+    "ci_lower",
+    "ci_upper",
+    "rel_effect",
+    "rel_ci_lower",
+    "rel_ci_upper",
+    "p_value",
+    "n_control",
+    "n_treatment",
+    "method",
 ]
 
 
@@ -147,17 +160,22 @@ class ExperimentResult:
         """Plain-text notes under the rows: units left out (no arm; missing values), near-zero baselines."""
         notes = []
         if self.missing_variant:
-            notes.append(f"{self.missing_variant:,} rows without a value in '{self.variant}' (no arm) were left out "
-                         "of every number")
+            notes.append(
+                f"{self.missing_variant:,} rows without a value in '{self.variant}' (no arm) were left out "
+                "of every number"
+            )
         for metric, dropped in self.dropped_units().items():
             if dropped:
                 notes.append(f"{metric}: {dropped:,} units dropped for missing values")
         if near_zero:
-            notes.append("* relative lift n/a: control's value is not distinguishable from zero, so no relative "
-                         "change is bounded by the data; read the absolute effect")
+            notes.append(
+                "* relative lift n/a: control's value is not distinguishable from zero, so no relative "
+                "change is bounded by the data; read the absolute effect"
+            )
         if any(change_scale(r) == RELATIVE_TO_SIZE for r in self.rows):
-            notes.append("relative lifts of a negative control value are (treatment - control) / |control|: "
-                         "positive = up")
+            notes.append(
+                "relative lifts of a negative control value are (treatment - control) / |control|: positive = up"
+            )
         return notes
 
     # ------------------------------------------------------------------ show
@@ -175,10 +193,12 @@ class ExperimentResult:
         :mod:`abkit.stats.two_sample`). Notes at the end count the rows without an
         arm and the units dropped for missing values.
         """
-        lines = [f"A/B result: {len(self.metrics)} metric(s), arms {list(self.arms)} "
-                 f"(control {self.control!r}), alpha {self.alpha}"
-                 + (f", {self.correction} correction" if self.correction else "")
-                 + (", always-valid (sequential) intervals" if self.sequential else "")]
+        lines = [
+            f"A/B result: {len(self.metrics)} metric(s), arms {list(self.arms)} "
+            f"(control {self.control!r}), alpha {self.alpha}"
+            + (f", {self.correction} correction" if self.correction else "")
+            + (", always-valid (sequential) intervals" if self.sequential else "")
+        ]
         lines.append(self.srm.summary())
         if self.integrity is not None:
             lines.append(("" if self.integrity.clean else "WARNING: ") + self.integrity.summary())
@@ -187,22 +207,28 @@ class ExperimentResult:
         for r in self.rows:
             p = self.decision_p(r)
             scale = change_scale(r, kinds.get(r["metric"]))
-            rel_scale = change_scale(r)          # the relative lift as such (also for an NPS)
+            rel_scale = change_scale(r)  # the relative lift as such (also for an NPS)
             if rel_scale == ABSOLUTE:
                 near_zero = True
-            if scale == POINTS:     # NPS is read in points: 19.9 -> 19.7 is -0.27 points
-                rel = ("relative n/a" if rel_scale == ABSOLUTE else
-                       f"{format_pct(r['rel_effect'], 2)} "
-                       + ("of |control|" if rel_scale == RELATIVE_TO_SIZE else "relative"))
-                change = (f"{format_points(r['effect'])} points [{format_points(r['ci_lower'])}, "
-                          f"{format_points(r['ci_upper'])}] ({rel})")
+            if scale == POINTS:  # NPS is read in points: 19.9 -> 19.7 is -0.27 points
+                rel = (
+                    "relative n/a"
+                    if rel_scale == ABSOLUTE
+                    else f"{format_pct(r['rel_effect'], 2)} "
+                    + ("of |control|" if rel_scale == RELATIVE_TO_SIZE else "relative")
+                )
+                change = (
+                    f"{format_points(r['effect'])} points [{format_points(r['ci_lower'])}, "
+                    f"{format_points(r['ci_upper'])}] ({rel})"
+                )
             elif scale == ABSOLUTE:
                 e, lo, hi = signed_interval(r["effect"], r["ci_lower"], r["ci_upper"])
                 change = f"effect {e} [{lo}, {hi}] (relative n/a*)"
             else:
-                change = (f"{format_pct(r['rel_effect'], 2)} [{format_pct(r['rel_ci_lower'], 2)}, "
-                          f"{format_pct(r['rel_ci_upper'], 2)}]"
-                          + (" of |control|" if scale == RELATIVE_TO_SIZE else ""))
+                change = (
+                    f"{format_pct(r['rel_effect'], 2)} [{format_pct(r['rel_ci_lower'], 2)}, "
+                    f"{format_pct(r['rel_ci_upper'], 2)}]" + (" of |control|" if scale == RELATIVE_TO_SIZE else "")
+                )
             lines.append(
                 f"  {r['metric']} [{r['variant']} vs {self.control}]: "
                 f"{format_number(r['control_value'])} -> {format_number(r['treatment_value'])}, "
@@ -238,21 +264,37 @@ def results_table_html(result: ExperimentResult, notes: bool = True) -> str:
     With ``notes`` the SRM check and the dropped-units counts follow the table.
     """
     corr = result.correction is not None
-    head = ["Metric", "Arm", "Control", "Treatment", "Abs. effect", f"{1 - result.alpha:.0%} CI",
-            "Rel. lift", f"{1 - result.alpha:.0%} CI (rel.)", "p-value"]
+    head = [
+        "Metric",
+        "Arm",
+        "Control",
+        "Treatment",
+        "Abs. effect",
+        f"{1 - result.alpha:.0%} CI",
+        "Rel. lift",
+        f"{1 - result.alpha:.0%} CI (rel.)",
+        "p-value",
+    ]
     head += ([f"p ({result.correction})"] if corr else []) + ["n control", "n treatment", "Var. reduction"]
     rows = []
     for r in result.rows:
         vr = r.get("variance_reduction")
-        rows.append([
-            Cell(strong=r["metric"], note=f"{r['better']} is better"), r["variant"],
-            format_number(r["control_value"]), format_number(r["treatment_value"]),
-            *interval_text(r["effect"], r["ci_lower"], r["ci_upper"]),
-            Cell(_rel_cell(r), tone=result.outcome(r)),
-            f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]", format_p(r["p_value"]),
-            *([format_p(r.get("p_value_adjusted", np.nan))] if corr else []), f"{r['n_control']:,}",
-            f"{r['n_treatment']:,}",
-            format_pct(vr, 1, sign=False) if vr is not None and np.isfinite(vr) else "\u2013"])
+        rows.append(
+            [
+                Cell(strong=r["metric"], note=f"{r['better']} is better"),
+                r["variant"],
+                format_number(r["control_value"]),
+                format_number(r["treatment_value"]),
+                *interval_text(r["effect"], r["ci_lower"], r["ci_upper"]),
+                Cell(_rel_cell(r), tone=result.outcome(r)),
+                f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]",
+                format_p(r["p_value"]),
+                *([format_p(r.get("p_value_adjusted", np.nan))] if corr else []),
+                f"{r['n_control']:,}",
+                f"{r['n_treatment']:,}",
+                format_pct(vr, 1, sign=False) if vr is not None and np.isfinite(vr) else "\u2013",
+            ]
+        )
     lines: list[str | tuple[str, str]] = []
     if notes:
         lines.append((result.srm.summary(), ALERT if result.srm.mismatch else MUTED))
@@ -261,11 +303,17 @@ def results_table_html(result: ExperimentResult, notes: bool = True) -> str:
         if result.sequential:
             lines.append(result.sequential_note)
         if result.prior is not None:
-            lines.append(f"Bayesian reading ({result.prior.describe()}): " + "; ".join(
-                f"{r['metric']} [{r['variant']}]: " + (
-                    f"P(better) {r['prob_better']:.0%}, expected loss {format_pct(r['expected_loss'], 2, False)}"
-                    if np.isfinite(r["prob_better"]) else
-                    "n/a (control's value is not distinguishable from zero: no relative lift to update)")
-                for r in result.rows))
+            lines.append(
+                f"Bayesian reading ({result.prior.describe()}): "
+                + "; ".join(
+                    f"{r['metric']} [{r['variant']}]: "
+                    + (
+                        f"P(better) {r['prob_better']:.0%}, expected loss {format_pct(r['expected_loss'], 2, False)}"
+                        if np.isfinite(r["prob_better"])
+                        else "n/a (control's value is not distinguishable from zero: no relative lift to update)"
+                    )
+                    for r in result.rows
+                )
+            )
         lines += result._notes(any(change_scale(r) == ABSOLUTE for r in result.rows))
     return html_table(head, rows, notes=lines)

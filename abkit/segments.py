@@ -25,6 +25,7 @@ p-values are adjusted (Holm by default, or Benjamini-Hochberg) over every
 segment x metric x arm comparison of the result, and the heterogeneity test,
 not a significant segment, is the evidence that effects differ.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
@@ -59,16 +60,28 @@ def cochran_q(effects, variances) -> dict:
     d, v = d[ok], v[ok]
     S = d.size
     if S < 2:
-        return {"Q": np.nan, "df": max(S - 1, 0), "p_value": np.nan, "i2": np.nan,
-                "pooled_effect": float(d[0]) if S else np.nan, "pooled_se": float(np.sqrt(v[0])) if S else np.nan,
-                "n_segments": S}
+        return {
+            "Q": np.nan,
+            "df": max(S - 1, 0),
+            "p_value": np.nan,
+            "i2": np.nan,
+            "pooled_effect": float(d[0]) if S else np.nan,
+            "pooled_se": float(np.sqrt(v[0])) if S else np.nan,
+            "n_segments": S,
+        }
     w = 1.0 / v
     pooled = float(np.sum(w * d) / np.sum(w))
     Q = float(np.sum(w * (d - pooled) ** 2))
     df = S - 1
-    return {"Q": Q, "df": df, "p_value": float(stats.chi2.sf(Q, df)),
-            "i2": float(max(0.0, (Q - df) / Q)) if Q > 0 else 0.0,
-            "pooled_effect": pooled, "pooled_se": float(np.sqrt(1.0 / np.sum(w))), "n_segments": S}
+    return {
+        "Q": Q,
+        "df": df,
+        "p_value": float(stats.chi2.sf(Q, df)),
+        "i2": float(max(0.0, (Q - df) / Q)) if Q > 0 else 0.0,
+        "pooled_effect": pooled,
+        "pooled_se": float(np.sqrt(1.0 / np.sum(w))),
+        "n_segments": S,
+    }
 
 
 @dataclass(frozen=True)
@@ -117,12 +130,17 @@ class SegmentResult:
         return row.get("p_value_adjusted", row["p_value"])
 
     def summary(self) -> str:
-        lines = [f"Segment result by {', '.join(self.by)}: {len(self.segments)} segments, "
-                 f"{len(self.metrics)} metric(s)" + (f", {self.correction} correction" if self.correction else "")]
+        lines = [
+            f"Segment result by {', '.join(self.by)}: {len(self.segments)} segments, "
+            f"{len(self.metrics)} metric(s)" + (f", {self.correction} correction" if self.correction else "")
+        ]
         for t in self.tests:
-            lines.append(f"  {t['metric']} [{t['variant']}]: heterogeneity Q = {t['Q']:.2f} on {t['df']} df, "
-                         f"p {format_p(t['p_value'])}, I2 {t['i2']:.0%}" if np.isfinite(t["Q"]) else
-                         f"  {t['metric']} [{t['variant']}]: fewer than 2 segments with an estimate")
+            lines.append(
+                f"  {t['metric']} [{t['variant']}]: heterogeneity Q = {t['Q']:.2f} on {t['df']} df, "
+                f"p {format_p(t['p_value'])}, I2 {t['i2']:.0%}"
+                if np.isfinite(t["Q"])
+                else f"  {t['metric']} [{t['variant']}]: fewer than 2 segments with an estimate"
+            )
         if self.skipped:
             lines.append(f"  skipped (too few units): {len(self.skipped)} segment x metric cell(s)")
         return "\n".join(lines)
@@ -134,21 +152,55 @@ class SegmentResult:
 
     def _repr_html_(self) -> str:
         corr = self.correction is not None
-        head = [*self.by, "Metric", "Arm", "Control", "Treatment", "Rel. lift", f"{1 - self.alpha:.0%} CI (rel.)",
-                "p-value"] + ([f"p ({self.correction})"] if corr else []) + ["n control", "n treatment"]
-        rows = [[*(r[b] for b in self.by), r["metric"], r["variant"], f"{r['control_value']:.4g}",
-                 f"{r['treatment_value']:.4g}", format_relative(r, 2, near_zero="n/a (control \u2248 0)"),
-                 f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]", format_p(r["p_value"]),
-                 *([format_p(r.get("p_value_adjusted", np.nan))] if corr else []),
-                 f"{r['n_control']:,}", f"{r['n_treatment']:,}"] for r in self.rows]
-        tests = [[t["metric"], t["variant"], t["n_segments"],
-                  *([f"{t['Q']:.2f}", t["df"], format_p(t["p_value"]), f"{t['i2']:.0%}"] if np.isfinite(t["Q"])
-                    else [Cell("fewer than 2 segments", colspan=4)])] for t in self.tests]
+        head = (
+            [
+                *self.by,
+                "Metric",
+                "Arm",
+                "Control",
+                "Treatment",
+                "Rel. lift",
+                f"{1 - self.alpha:.0%} CI (rel.)",
+                "p-value",
+            ]
+            + ([f"p ({self.correction})"] if corr else [])
+            + ["n control", "n treatment"]
+        )
+        rows = [
+            [
+                *(r[b] for b in self.by),
+                r["metric"],
+                r["variant"],
+                f"{r['control_value']:.4g}",
+                f"{r['treatment_value']:.4g}",
+                format_relative(r, 2, near_zero="n/a (control \u2248 0)"),
+                f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]",
+                format_p(r["p_value"]),
+                *([format_p(r.get("p_value_adjusted", np.nan))] if corr else []),
+                f"{r['n_control']:,}",
+                f"{r['n_treatment']:,}",
+            ]
+            for r in self.rows
+        ]
+        tests = [
+            [
+                t["metric"],
+                t["variant"],
+                t["n_segments"],
+                *(
+                    [f"{t['Q']:.2f}", t["df"], format_p(t["p_value"]), f"{t['i2']:.0%}"]
+                    if np.isfinite(t["Q"])
+                    else [Cell("fewer than 2 segments", colspan=4)]
+                ),
+            ]
+            for t in self.tests
+        ]
         notes = []
         if self.skipped:
             cells = ", ".join(f"{s} / {m}" for s, m in self.skipped[:20])
-            notes.append(f"Not estimated (an arm has fewer than 2 units): {cells}"
-                         + (" ..." if len(self.skipped) > 20 else ""))
+            notes.append(
+                f"Not estimated (an arm has fewer than 2 units): {cells}" + (" ..." if len(self.skipped) > 20 else "")
+            )
         heterogeneity = ["Metric", "Arm", "Segments", "Cochran's Q", "df", "p (heterogeneity)", "I\u00b2"]
         return html_table(head, rows) + "\n" + html_table(heterogeneity, tests, notes=notes)
 
@@ -214,8 +266,10 @@ def analyze_segments(
         raise AbkitError(f"correction={correction!r} is not known; use 'holm', 'bh' or None")
     if isinstance(data, MomentSet):
         if tuple(data.by) != by:
-            raise AbkitError(f"these moments are split by {list(data.by)}, not {list(by)}; aggregate with "
-                             f"abkit.moments(data, metrics, by={list(by)!r})")
+            raise AbkitError(
+                f"these moments are split by {list(data.by)}, not {list(by)}; aggregate with "
+                f"abkit.moments(data, metrics, by={list(by)!r})"
+            )
         ms = data
     else:
         metrics = resolve_caps(data, metrics)  # winsorizing caps, once, on all segments pooled
@@ -250,6 +304,16 @@ def analyze_segments(
             mine = [r for r in rows if r["metric"] == m.name and r["variant"] == arm]
             q = cochran_q([r["effect"] for r in mine], [r["se"] ** 2 for r in mine])
             tests.append({"metric": m.name, "variant": arm, **q})
-    return SegmentResult(rows=tuple(rows), by=by, metrics=tuple(metrics), arms=overall.arms, control=control,
-                         alpha=float(alpha), correction=correction, overall=overall, tests=tuple(tests),
-                         segments=tuple(segments), skipped=tuple(skipped))
+    return SegmentResult(
+        rows=tuple(rows),
+        by=by,
+        metrics=tuple(metrics),
+        arms=overall.arms,
+        control=control,
+        alpha=float(alpha),
+        correction=correction,
+        overall=overall,
+        tests=tuple(tests),
+        segments=tuple(segments),
+        skipped=tuple(skipped),
+    )

@@ -21,6 +21,7 @@ and :mod:`abkit.stats.group_sequential`):
     >>> sequential.group_sequential_bounds(5).z.round(4)
     array([4.8769, 3.357 , 2.6803, 2.2898, 2.031 ])
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
@@ -39,8 +40,14 @@ from .moments import MomentSet
 from .stats.confidence_sequences import AlwaysValid, always_valid_rows
 from .stats.group_sequential import crossing_probabilities, group_sequential_z
 
-__all__ = ["AlwaysValid", "GroupSequentialBounds", "SequentialPath", "always_valid_rows",
-           "group_sequential_bounds", "monitor"]
+__all__ = [
+    "AlwaysValid",
+    "GroupSequentialBounds",
+    "SequentialPath",
+    "always_valid_rows",
+    "group_sequential_bounds",
+    "monitor",
+]
 # AlwaysValid and always_valid_rows live in abkit.stats.confidence_sequences (below abkit.analyze, which
 # uses them) and are re-exported here, where analysts look for them.
 
@@ -77,10 +84,15 @@ class GroupSequentialBounds:
         return iter(self.z)
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame({
-            "look": np.arange(1, len(self.z) + 1), "information_fraction": self.information_fractions,
-            "z_boundary": self.z, "nominal_p": self.nominal_p, "alpha_spent": self.alpha_spent,
-        })
+        return pd.DataFrame(
+            {
+                "look": np.arange(1, len(self.z) + 1),
+                "information_fraction": self.information_fractions,
+                "z_boundary": self.z,
+                "nominal_p": self.nominal_p,
+                "alpha_spent": self.alpha_spent,
+            }
+        )
 
     def power(self, drift: float) -> float:
         """Probability of crossing at some look when ``E[Z at full information] = drift``."""
@@ -97,8 +109,12 @@ class GroupSequentialBounds:
         return frame_table(self.to_frame(), lambda _, v: f"{v:.4g}" if isinstance(v, float) else str(v))
 
 
-def group_sequential_bounds(n_looks: int, alpha: float = 0.05, spending: str = "obrien_fleming",
-                            information_fractions: Sequence[float] | None = None) -> GroupSequentialBounds:
+def group_sequential_bounds(
+    n_looks: int,
+    alpha: float = 0.05,
+    spending: str = "obrien_fleming",
+    information_fractions: Sequence[float] | None = None,
+) -> GroupSequentialBounds:
     """Lan-DeMets alpha-spending boundaries for ``n_looks`` planned looks (two-sided).
 
     Parameters
@@ -121,20 +137,42 @@ def group_sequential_bounds(n_looks: int, alpha: float = 0.05, spending: str = "
     if isinstance(n_looks, bool) or int(n_looks) != n_looks or n_looks < 1:
         raise AbkitError(f"n_looks={n_looks!r} must be a positive whole number of planned looks")
     n_looks = int(n_looks)
-    t = (np.arange(1, n_looks + 1) / n_looks if information_fractions is None
-         else np.asarray(information_fractions, dtype=np.float64))
+    t = (
+        np.arange(1, n_looks + 1) / n_looks
+        if information_fractions is None
+        else np.asarray(information_fractions, dtype=np.float64)
+    )
     if t.shape != (n_looks,):
         raise AbkitError(f"{t.size} information fractions for n_looks={n_looks}; give one per look")
     z, spent = group_sequential_z(t, alpha, spending)
-    return GroupSequentialBounds(z=z, information_fractions=t, alpha=float(alpha), spending=spending,
-                                 alpha_spent=spent)
+    return GroupSequentialBounds(z=z, information_fractions=t, alpha=float(alpha), spending=spending, alpha_spent=spent)
 
 
 # --------------------------------------------------------------------------- monitoring
-_PATH_COLUMNS = ["day", "metric", "variant", "n_control", "n_treatment", "effect", "ci_lower", "ci_upper",
-                 "rel_effect", "rel_ci_lower", "rel_ci_upper", "p_value", "p_value_running", "stop_allowed",
-                 "ci_lower_fixed", "ci_upper_fixed", "rel_ci_lower_fixed", "rel_ci_upper_fixed", "p_value_fixed",
-                 "se", "tau", "method"]
+_PATH_COLUMNS = [
+    "day",
+    "metric",
+    "variant",
+    "n_control",
+    "n_treatment",
+    "effect",
+    "ci_lower",
+    "ci_upper",
+    "rel_effect",
+    "rel_ci_lower",
+    "rel_ci_upper",
+    "p_value",
+    "p_value_running",
+    "stop_allowed",
+    "ci_lower_fixed",
+    "ci_upper_fixed",
+    "rel_ci_lower_fixed",
+    "rel_ci_upper_fixed",
+    "p_value_fixed",
+    "se",
+    "tau",
+    "method",
+]
 
 
 @dataclass(frozen=True)
@@ -155,7 +193,7 @@ class SequentialPath:
     frame: pd.DataFrame
     alpha: float
     control: Hashable
-    planned_n: float | None     # None when the mixture was set by tau instead
+    planned_n: float | None  # None when the mixture was set by tau instead
     metrics: tuple
     note: str = ""
     skipped: tuple = field(default=())
@@ -171,23 +209,31 @@ class SequentialPath:
             naive = g[g.p_value_fixed < self.alpha]
             first = allowed.iloc[0] if len(allowed) else None
             last = g.iloc[-1]
-            out.append({
-                "metric": metric, "variant": variant,
-                "first_stop_day": first["day"] if first is not None else None,
-                "effect_at_stop": first["effect"] if first is not None else np.nan,
-                "first_naive_significant_day": naive.iloc[0]["day"] if len(naive) else None,
-                "last_day": last["day"], "effect": last["effect"], "ci_lower": last["ci_lower"],
-                "ci_upper": last["ci_upper"], "p_value_running": last["p_value_running"],
-                "stop_allowed": bool(last["stop_allowed"]),
-            })
+            out.append(
+                {
+                    "metric": metric,
+                    "variant": variant,
+                    "first_stop_day": first["day"] if first is not None else None,
+                    "effect_at_stop": first["effect"] if first is not None else np.nan,
+                    "first_naive_significant_day": naive.iloc[0]["day"] if len(naive) else None,
+                    "last_day": last["day"],
+                    "effect": last["effect"],
+                    "ci_lower": last["ci_lower"],
+                    "ci_upper": last["ci_upper"],
+                    "p_value_running": last["p_value_running"],
+                    "stop_allowed": bool(last["stop_allowed"]),
+                }
+            )
         return pd.DataFrame(out)
 
     def summary(self) -> str:
         lines = [self.note]
         for r in self.stopping().itertuples():
             if r.stop_allowed:
-                lines.append(f"  {r.metric} [{r.variant}]: stopping allowed since {r.first_stop_day} "
-                             f"(always-valid p {r.p_value_running:.3g})")
+                lines.append(
+                    f"  {r.metric} [{r.variant}]: stopping allowed since {r.first_stop_day} "
+                    f"(always-valid p {r.p_value_running:.3g})"
+                )
             else:
                 lines.append(f"  {r.metric} [{r.variant}]: keep running; always-valid p {r.p_value_running:.3g}")
         return "\n".join(lines)
@@ -198,11 +244,31 @@ class SequentialPath:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        head = ["Metric", "Arm", "Last look", "Effect", f"Always-valid {1 - self.alpha:.0%} CI",
-                "Always-valid p", "Stopping allowed", "Since", "Naive test first significant"]
-        rows = [[r.metric, r.variant, r.last_day, f"{r.effect:.4g}", f"[{r.ci_lower:.4g}, {r.ci_upper:.4g}]",
-                 f"{r.p_value_running:.3g}", "yes" if r.stop_allowed else "no", r.first_stop_day or Html("&ndash;"),
-                 r.first_naive_significant_day or "never"] for r in self.stopping().itertuples()]
+        head = [
+            "Metric",
+            "Arm",
+            "Last look",
+            "Effect",
+            f"Always-valid {1 - self.alpha:.0%} CI",
+            "Always-valid p",
+            "Stopping allowed",
+            "Since",
+            "Naive test first significant",
+        ]
+        rows = [
+            [
+                r.metric,
+                r.variant,
+                r.last_day,
+                f"{r.effect:.4g}",
+                f"[{r.ci_lower:.4g}, {r.ci_upper:.4g}]",
+                f"{r.p_value_running:.3g}",
+                "yes" if r.stop_allowed else "no",
+                r.first_stop_day or Html("&ndash;"),
+                r.first_naive_significant_day or "never",
+            ]
+            for r in self.stopping().itertuples()
+        ]
         return html_table(head, rows, caption=self.note)
 
     def plot(self, metric: str | None = None, variant: Hashable | None = None, relative: bool = False, ax=None):
@@ -215,8 +281,10 @@ class SequentialPath:
 def _daily_sets(data, metrics, variant, by, labels) -> tuple[list, list[MomentSet]]:
     if isinstance(data, MomentSet):
         if not data.by:
-            raise AbkitError("these moments are not split by day; aggregate with "
-                             "abkit.moments(data, metrics, by='<date column>') or pass a list of daily moments")
+            raise AbkitError(
+                "these moments are not split by day; aggregate with "
+                "abkit.moments(data, metrics, by='<date column>') or pass a list of daily moments"
+            )
         days = sorted(data.segments, key=lambda v: (v is None, v))
         return days, [data.segment(d) for d in days]
     if isinstance(data, Mapping):
@@ -224,8 +292,10 @@ def _daily_sets(data, metrics, variant, by, labels) -> tuple[list, list[MomentSe
         return days, [data[d] for d in days]
     if isinstance(data, (list, tuple)):
         if not data or not all(isinstance(m, MomentSet) for m in data):
-            raise AbkitError("monitor() needs a list of abkit.MomentSet (one per day), a MomentSet aggregated "
-                             "by a date column, or data with by='<date column>'")
+            raise AbkitError(
+                "monitor() needs a list of abkit.MomentSet (one per day), a MomentSet aggregated "
+                "by a date column, or data with by='<date column>'"
+            )
         days = list(labels) if labels is not None else list(range(1, len(data) + 1))
         if len(days) != len(data):
             raise AbkitError(f"{len(days)} labels for {len(data)} daily moment sets; give one label per day")
@@ -246,10 +316,19 @@ def _ready(ms: MomentSet, metric: Metric, arms: Sequence) -> bool:
     return all(a in pos and block.n[pos[a]] >= 2 for a in arms)
 
 
-def monitor(moments_by_day, metrics: Sequence[Metric] | Metric, *, control: Hashable = "control",
-            alpha: float = 0.05, planned_n: float | None = None, tau: float | Mapping | None = None,
-            cumulative: bool = False, variant: str = "variant", by: str | None = None,
-            labels: Sequence | None = None) -> SequentialPath:
+def monitor(
+    moments_by_day,
+    metrics: Sequence[Metric] | Metric,
+    *,
+    control: Hashable = "control",
+    alpha: float = 0.05,
+    planned_n: float | None = None,
+    tau: float | Mapping | None = None,
+    cumulative: bool = False,
+    variant: str = "variant",
+    by: str | None = None,
+    labels: Sequence | None = None,
+) -> SequentialPath:
     """The sequential path of every metric: always-valid intervals day by day.
 
     Parameters
@@ -276,16 +355,22 @@ def monitor(moments_by_day, metrics: Sequence[Metric] | Metric, *, control: Hash
     """
     metrics = check_metrics(metrics)
     if any(m.kind == "quantile" for m in metrics):
-        raise AbkitError("monitor() works from moments; quantile metrics need the values: analyse them "
-                         "with abkit.analyze(data, ..., sequential=AlwaysValid(planned_n=...)) at each look")
+        raise AbkitError(
+            "monitor() works from moments; quantile metrics need the values: analyse them "
+            "with abkit.analyze(data, ..., sequential=AlwaysValid(planned_n=...)) at each look"
+        )
     if any(m.kind == "time_to_event" for m in metrics):
-        raise AbkitError("monitor() works from moments; time-to-event metrics need event counts by time: analyse "
-                         "them with abkit.analyze(data, ..., sequential=AlwaysValid(planned_n=...)) at each look")
+        raise AbkitError(
+            "monitor() works from moments; time-to-event metrics need event counts by time: analyse "
+            "them with abkit.analyze(data, ..., sequential=AlwaysValid(planned_n=...)) at each look"
+        )
     if planned_n is None and tau is None:
-        raise AbkitError("monitor() needs planned_n= (the units planned in all arms at the end, fixed before the "
-                         "data are seen; abkit.power.plan(..., sequential=True) gives it) or tau= (the mixing sd "
-                         "on the effect scale): a mixture tuned to the units of the latest look would move as days "
-                         "are added, and the always-valid path would lose its guarantee")
+        raise AbkitError(
+            "monitor() needs planned_n= (the units planned in all arms at the end, fixed before the "
+            "data are seen; abkit.power.plan(..., sequential=True) gives it) or tau= (the mixing sd "
+            "on the effect scale): a mixture tuned to the units of the latest look would move as days "
+            "are added, and the always-valid path would lose its guarantee"
+        )
     design = AlwaysValid(planned_n=planned_n, tau=tau)
     days, daily = _daily_sets(moments_by_day, metrics, variant, by, labels)
     if not cumulative:
@@ -315,5 +400,12 @@ def monitor(moments_by_day, metrics: Sequence[Metric] | Metric, *, control: Hash
     extra = [c for c in frame.columns if c not in _PATH_COLUMNS]
     frame = frame[[c for c in _PATH_COLUMNS if c in frame.columns] + extra]
     note = design.describe(alpha)
-    return SequentialPath(frame=frame, alpha=float(alpha), control=control, planned_n=design.planned_n,
-                          metrics=tuple(metrics), note=note, skipped=tuple(skipped))
+    return SequentialPath(
+        frame=frame,
+        alpha=float(alpha),
+        control=control,
+        planned_n=design.planned_n,
+        metrics=tuple(metrics),
+        note=note,
+        skipped=tuple(skipped),
+    )

@@ -134,6 +134,7 @@ depends only on the arguments (not on the number of threads or cores). It
 is not prefix-stable: ``ab_data(1000)`` is not the first 1000 rows of
 ``ab_data(2000)`` with the same seed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -184,38 +185,44 @@ class MetricDefinition(NamedTuple):
 
 
 AB_METRICS: dict[str, MetricDefinition] = {
-    "orders": MetricDefinition("mean", "orders", None, "orders per buyer",
-                               "orders per buyer in the experiment window"),
-    "return_rate": MetricDefinition("ratio", "returns", "orders", "returns per order",
-                                    "share of orders returned"),
-    "refund_rate": MetricDefinition("ratio", "refunds", "orders", "refunds per order",
-                                    "share of orders refunded"),
-    "contact_rate": MetricDefinition("ratio", "contacts", "orders", "contacts per order",
-                                     "customer-service contacts per order"),
-    "refund_amount": MetricDefinition("mean", "refund_amount", None, "EUR per buyer",
-                                      "refunded money per buyer"),
+    "orders": MetricDefinition("mean", "orders", None, "orders per buyer", "orders per buyer in the experiment window"),
+    "return_rate": MetricDefinition("ratio", "returns", "orders", "returns per order", "share of orders returned"),
+    "refund_rate": MetricDefinition("ratio", "refunds", "orders", "refunds per order", "share of orders refunded"),
+    "contact_rate": MetricDefinition(
+        "ratio", "contacts", "orders", "contacts per order", "customer-service contacts per order"
+    ),
+    "refund_amount": MetricDefinition("mean", "refund_amount", None, "EUR per buyer", "refunded money per buyer"),
     "time_to_refund_hours": MetricDefinition(
-        "mean", "time_to_refund_hours", None, "hours",
-        "mean over buyers with a refund of their mean time from return to refund"),
-    "csat": MetricDefinition("ratio", "csat_sum", "csat_responses", "score 1-5",
-                             "mean CSAT score among survey responses"),
-    "repeat_purchase_30d": MetricDefinition("mean", "repeat_purchase_30d", None, "share of buyers",
-                                            "bought again within 30 days"),
-    "abuse_loss": MetricDefinition("ratio", "abuse_loss", "orders", "EUR per order",
-                                   "abuse / fraud loss per order (guardrail)"),
+        "mean",
+        "time_to_refund_hours",
+        None,
+        "hours",
+        "mean over buyers with a refund of their mean time from return to refund",
+    ),
+    "csat": MetricDefinition(
+        "ratio", "csat_sum", "csat_responses", "score 1-5", "mean CSAT score among survey responses"
+    ),
+    "repeat_purchase_30d": MetricDefinition(
+        "mean", "repeat_purchase_30d", None, "share of buyers", "bought again within 30 days"
+    ),
+    "abuse_loss": MetricDefinition(
+        "ratio", "abuse_loss", "orders", "EUR per order", "abuse / fraud loss per order (guardrail)"
+    ),
 }
 """Metrics that :func:`ab_data` can move with ``effects`` (name -> definition)."""
 
-_NPS = MetricDefinition("nps", "nps_score", None, "points (-100..100)",
-                        "% promoters (9-10) minus % detractors (0-6) among surveyed")
+_NPS = MetricDefinition(
+    "nps", "nps_score", None, "points (-100..100)", "% promoters (9-10) minus % detractors (0-6) among surveyed"
+)
 
 PANEL_METRICS: dict[str, MetricDefinition] = {
-    "contact_rate": MetricDefinition("ratio", "contacts", "orders", "contacts per order",
-                                     "market-week contacts per order"),
-    "refund_rate": MetricDefinition("ratio", "refunds", "orders", "refunds per order",
-                                    "market-week refunds per order"),
-    "time_to_refund_hours": MetricDefinition("mean", "time_to_refund_hours", None, "hours",
-                                             "market-week mean time to refund"),
+    "contact_rate": MetricDefinition(
+        "ratio", "contacts", "orders", "contacts per order", "market-week contacts per order"
+    ),
+    "refund_rate": MetricDefinition("ratio", "refunds", "orders", "refunds per order", "market-week refunds per order"),
+    "time_to_refund_hours": MetricDefinition(
+        "mean", "time_to_refund_hours", None, "hours", "market-week mean time to refund"
+    ),
 }
 """Metrics that :func:`rollout_panel` can move with ``effects``."""
 
@@ -225,32 +232,32 @@ PANEL_METRICS: dict[str, MetricDefinition] = {
 # --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _BuyerModel:
-    orders_post_mean: float = 2.5       # post orders = 1 + Poisson(this * A * G)
-    orders_pre_mean: float = 6.0        # pre orders = Poisson(this * A * G')
-    activity_sigma: float = 1.0         # lognormal sigma of A
-    orders_shape: float = 5.0           # Gamma shape of the period noise G
+    orders_post_mean: float = 2.5  # post orders = 1 + Poisson(this * A * G)
+    orders_pre_mean: float = 6.0  # pre orders = Poisson(this * A * G')
+    activity_sigma: float = 1.0  # lognormal sigma of A
+    orders_shape: float = 5.0  # Gamma shape of the period noise G
     return_cap: float = 0.75
     return_beta: tuple[float, float] = (0.4, 1.8)
     refund_cap: float = 0.75
     refund_beta: tuple[float, float] = (2.0, 1.0)
     contact_per_order: float = 0.06
     contact_per_return: float = 0.6
-    contact_sigma: float = 1.1          # lognormal sigma of c
-    contact_shape: float = 8.0          # Gamma shape of the period noise H
+    contact_sigma: float = 1.1  # lognormal sigma of c
+    contact_shape: float = 8.0  # Gamma shape of the period noise H
     csat_response_prob: float = 0.3
     satisfaction_beta: tuple[float, float] = (1.5, 0.5)
     nps_survey_prob: float = 0.3
-    amount_median: float = 40.0         # median of S (EUR)
+    amount_median: float = 40.0  # median of S (EUR)
     amount_buyer_sigma: float = 0.9
-    amount_refund_sigma: float = 0.35   # per-refund mean-one lognormal L
-    ttr_median: float = 48.0            # median of T (hours) = median per-refund time
+    amount_refund_sigma: float = 0.35  # per-refund mean-one lognormal L
+    ttr_median: float = 48.0  # median of T (hours) = median per-refund time
     ttr_buyer_sigma: float = 0.5
-    ttr_refund_sigma: float = 0.735     # per-refund median-one lognormal W
+    ttr_refund_sigma: float = 0.735  # per-refund median-one lognormal W
     repeat_cap: float = 0.9
     repeat_beta: tuple[float, float] = (1.2, 1.8)
     abuse_cap: float = 0.05
     abuse_beta: tuple[float, float] = (0.4, 8.0)
-    abuse_median: float = 60.0          # EUR per incident (median)
+    abuse_median: float = 60.0  # EUR per incident (median)
     abuse_sigma: float = 1.2
 
     @staticmethod
@@ -279,15 +286,15 @@ class _BuyerModel:
 
     @property
     def mean_amount_per_refund(self) -> float:
-        return self.amount_median * math.exp(self.amount_buyer_sigma ** 2 / 2)
+        return self.amount_median * math.exp(self.amount_buyer_sigma**2 / 2)
 
     @property
     def mean_ttr(self) -> float:
-        return self.ttr_median * math.exp((self.ttr_buyer_sigma ** 2 + self.ttr_refund_sigma ** 2) / 2)
+        return self.ttr_median * math.exp((self.ttr_buyer_sigma**2 + self.ttr_refund_sigma**2) / 2)
 
     @property
     def mean_abuse_per_incident(self) -> float:
-        return self.abuse_median * math.exp(self.abuse_sigma ** 2 / 2)
+        return self.abuse_median * math.exp(self.abuse_sigma**2 / 2)
 
 
 _M = _BuyerModel()
@@ -298,16 +305,16 @@ _BLOCK = 1 << 18
 class _Levers:
     """Per-arm multipliers of the generative model (all 1 in control)."""
 
-    f: float = 1.0       # orders intensity
-    m_r: float = 1.0     # return probability
-    m_q: float = 1.0     # refund-per-return probability
-    m_c: float = 1.0     # contact intensity
-    m_a: float = 1.0     # amount per refund
-    m_t: float = 1.0     # time to refund
+    f: float = 1.0  # orders intensity
+    m_r: float = 1.0  # return probability
+    m_q: float = 1.0  # refund-per-return probability
+    m_c: float = 1.0  # contact intensity
+    m_a: float = 1.0  # amount per refund
+    m_t: float = 1.0  # time to refund
     s_shift: float = 0.0  # s' = s_shift + s_scale * s
     s_scale: float = 1.0
-    m_p: float = 1.0     # repeat-purchase probability
-    m_b: float = 1.0     # abuse-incident probability
+    m_p: float = 1.0  # repeat-purchase probability
+    m_b: float = 1.0  # abuse-incident probability
 
 
 def _fail(msg: str) -> SimulationError:
@@ -316,12 +323,15 @@ def _fail(msg: str) -> SimulationError:
 
 def _check_effect_value(arm: str, metric: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise _fail(f"effect for metric '{metric}' (arm '{arm}') must be a number such as -0.05 "
-                    f"for -5%; got {value!r}.")
+        raise _fail(
+            f"effect for metric '{metric}' (arm '{arm}') must be a number such as -0.05 for -5%; got {value!r}."
+        )
     v = float(value)
     if not math.isfinite(v) or v <= -1.0:
-        raise _fail(f"effect for metric '{metric}' (arm '{arm}') must be a finite relative effect "
-                    f"> -1 (e.g. -0.05 for -5%); got {v!r}.")
+        raise _fail(
+            f"effect for metric '{metric}' (arm '{arm}') must be a finite relative effect "
+            f"> -1 (e.g. -0.05 for -5%); got {v!r}."
+        )
     return v
 
 
@@ -332,17 +342,19 @@ def _resolve_ab_effects(effects: Mapping | None, arms: Sequence[str]) -> dict[st
     if effects is None:
         return out
     if not isinstance(effects, Mapping):
-        raise _fail(f"effects must be a dict metric -> relative effect (or arm -> such a dict); "
-                    f"got {type(effects).__name__}.")
+        raise _fail(
+            f"effects must be a dict metric -> relative effect (or arm -> such a dict); got {type(effects).__name__}."
+        )
     valid = ", ".join(AB_METRICS)
     keys = list(effects)
-    per_arm = bool(keys) and all(k in arms for k in keys) and all(
-        isinstance(effects[k], Mapping) for k in keys)
+    per_arm = bool(keys) and all(k in arms for k in keys) and all(isinstance(effects[k], Mapping) for k in keys)
     if per_arm:
         for arm, arm_eff in effects.items():
             if arm == arms[0]:
-                raise _fail(f"effects given for the control arm '{arm}'; effects are relative to "
-                            f"control, give them for the other arms: {', '.join(treated)}.")
+                raise _fail(
+                    f"effects given for the control arm '{arm}'; effects are relative to "
+                    f"control, give them for the other arms: {', '.join(treated)}."
+                )
             for metric, value in arm_eff.items():
                 if metric not in AB_METRICS:
                     raise _fail(f"unknown effect metric '{metric}' for arm '{arm}'; valid metrics: {valid}.")
@@ -351,11 +363,15 @@ def _resolve_ab_effects(effects: Mapping | None, arms: Sequence[str]) -> dict[st
     for metric, value in effects.items():
         if metric not in AB_METRICS:
             if metric in arms:
-                raise _fail(f"'{metric}' is an arm, not a metric: give per-arm effects as "
-                            f"{{'{metric}': {{'refund_rate': -0.05}}}} (every key an arm, every value "
-                            f"a dict), or flat {{metric: effect}}; valid metrics: {valid}.")
-            raise _fail(f"unknown effect metric '{metric}'; valid metrics: {valid} "
-                        f"(or per arm: {{arm: {{metric: effect}}}}, arms: {', '.join(treated)}).")
+                raise _fail(
+                    f"'{metric}' is an arm, not a metric: give per-arm effects as "
+                    f"{{'{metric}': {{'refund_rate': -0.05}}}} (every key an arm, every value "
+                    f"a dict), or flat {{metric: effect}}; valid metrics: {valid}."
+                )
+            raise _fail(
+                f"unknown effect metric '{metric}'; valid metrics: {valid} "
+                f"(or per arm: {{arm: {{metric: effect}}}}, arms: {', '.join(treated)})."
+            )
         v = _check_effect_value("every non-control arm", metric, value)
         for arm in treated:
             out[arm][metric] = v
@@ -368,8 +384,10 @@ def _levers(arm: str, eff: Mapping[str, float]) -> _Levers:
 
     def bound(metric: str, ok: bool, allowed: str) -> None:
         if not ok:
-            raise _fail(f"effect {eff[metric]!r} on '{metric}' (arm '{arm}') is outside what the "
-                        f"simulation can represent exactly: allowed {allowed}.")
+            raise _fail(
+                f"effect {eff[metric]!r} on '{metric}' (arm '{arm}') is outside what the "
+                f"simulation can represent exactly: allowed {allowed}."
+            )
 
     e = eff.get("orders", 0.0)
     f = ((1 + e) * (1 + m.orders_post_mean) - 1) / m.orders_post_mean
@@ -383,9 +401,12 @@ def _levers(arm: str, eff: Mapping[str, float]) -> _Levers:
 
     m_q = (1 + eff["refund_rate"]) / m_r if "refund_rate" in eff else 1.0
     if "refund_rate" in eff:
-        bound("refund_rate", m.refund_cap * m_q < 1,
-              f"< {(1 / m.refund_cap) * m_r - 1:+.4f} given the return_rate effect "
-              f"(refunds per return at most +{1 / m.refund_cap - 1:.1%})")
+        bound(
+            "refund_rate",
+            m.refund_cap * m_q < 1,
+            f"< {(1 / m.refund_cap) * m_r - 1:+.4f} given the return_rate effect "
+            f"(refunds per return at most +{1 / m.refund_cap - 1:.1%})",
+        )
 
     base_c = m.contact_per_order + m.contact_per_return * m.mean_r
     arm_c = m.contact_per_order + m.contact_per_return * m.mean_r * m_r
@@ -401,9 +422,12 @@ def _levers(arm: str, eff: Mapping[str, float]) -> _Levers:
     if "csat" in eff:
         ms = m.mean_s
         target = ((1 + eff["csat"]) * (1 + 4 * ms) - 1) / 4
-        bound("csat", 0 < target < 1,
-              f"in ({-4 * ms / (1 + 4 * ms):+.4f}, {4 * (1 - ms) / (1 + 4 * ms):+.4f}) "
-              f"(mean CSAT must stay strictly between 1 and 5)")
+        bound(
+            "csat",
+            0 < target < 1,
+            f"in ({-4 * ms / (1 + 4 * ms):+.4f}, {4 * (1 - ms) / (1 + 4 * ms):+.4f}) "
+            f"(mean CSAT must stay strictly between 1 and 5)",
+        )
         if target >= ms:
             d = (target - ms) / (1 - ms)
             s_shift, s_scale = d, 1 - d
@@ -416,8 +440,7 @@ def _levers(arm: str, eff: Mapping[str, float]) -> _Levers:
     m_b = 1 + eff.get("abuse_loss", 0.0)
     if "abuse_loss" in eff:
         bound("abuse_loss", m.abuse_cap * m_b < 1, f"< {1 / m.abuse_cap - 1:+.4f}")
-    return _Levers(f=f, m_r=m_r, m_q=m_q, m_c=m_c, m_a=m_a, m_t=m_t, s_shift=s_shift,
-                   s_scale=s_scale, m_p=m_p, m_b=m_b)
+    return _Levers(f=f, m_r=m_r, m_q=m_q, m_c=m_c, m_a=m_a, m_t=m_t, s_shift=s_shift, s_scale=s_scale, m_p=m_p, m_b=m_b)
 
 
 def _beta_raw_moments(a: float, b: float, k: int) -> np.ndarray:
@@ -431,7 +454,7 @@ def _nps_value(lv: _Levers) -> float:
     from numpy.polynomial import polynomial as P
 
     mom = _beta_raw_moments(*_M.satisfaction_beta, 10)
-    sp = np.array([lv.s_shift, lv.s_scale])            # s' as a polynomial in s
+    sp = np.array([lv.s_shift, lv.s_scale])  # s' as a polynomial in s
     one_minus = np.array([1 - lv.s_shift, -lv.s_scale])  # 1 - s'
     probs = np.empty(11)
     for k in range(11):  # 11 score levels, not rows
@@ -491,8 +514,7 @@ def _truth(effects: Mapping | None, arms: Sequence[str]):
     return arms, levers, values, effects_out
 
 
-def true_values(effects: Mapping | None = None, *,
-                arms: Sequence[str] = ("control", "treatment")) -> pd.DataFrame:
+def true_values(effects: Mapping | None = None, *, arms: Sequence[str] = ("control", "treatment")) -> pd.DataFrame:
     """Population (expected) value of every metric in every arm, computed analytically.
 
     Parameters are those of :func:`ab_data`. Returns a frame indexed by
@@ -513,8 +535,9 @@ def true_values(effects: Mapping | None = None, *,
     return frame
 
 
-def true_effects(effects: Mapping | None = None, *,
-                 arms: Sequence[str] = ("control", "treatment")) -> dict[str, dict[str, float]]:
+def true_effects(
+    effects: Mapping | None = None, *, arms: Sequence[str] = ("control", "treatment")
+) -> dict[str, dict[str, float]]:
     """True relative effect ``{arm: {metric: value}}`` of every non-control arm versus control.
 
     Configured metrics carry exactly the configured value; the other metrics
@@ -542,8 +565,10 @@ def _assignment_probabilities(arms: Sequence[str], allocation, srm) -> tuple[np.
         x = float(srm)
         rest = alloc[1:].sum()
         if not (-rest < x < alloc[0]):
-            raise _fail(f"srm={srm!r} would make an assignment probability non-positive: it must lie in "
-                        f"({-rest:.4f}, {alloc[0]:.4f}) for allocation {alloc.round(6).tolist()}.")
+            raise _fail(
+                f"srm={srm!r} would make an assignment probability non-positive: it must lie in "
+                f"({-rest:.4f}, {alloc[0]:.4f}) for allocation {alloc.round(6).tolist()}."
+            )
         probs[0] = alloc[0] - x
         probs[1:] = alloc[1:] + x * alloc[1:] / rest
     return alloc, probs
@@ -565,18 +590,37 @@ def _sum_per_owner(rng: np.random.Generator, counts: np.ndarray, sigma: float, m
 
 
 _AB_COLUMNS: list[tuple[str, str]] = [
-    ("orders", "int64"), ("returns", "int64"), ("refunds", "int64"),
-    ("refund_amount", "float64"), ("time_to_refund_hours", "float64"),
-    ("contacts", "int64"), ("csat_sum", "int64"), ("csat_responses", "int64"),
-    ("nps_score", "float64"), ("repeat_purchase_30d", "int64"), ("abuse_loss", "float64"),
-    ("pre_orders", "int64"), ("pre_returns", "int64"), ("pre_refunds", "int64"),
-    ("pre_refund_amount", "float64"), ("pre_contacts", "int64"), ("pre_csat_sum", "int64"),
-    ("pre_csat_responses", "int64"), ("pre_repeat_purchase_30d", "int64"), ("pre_abuse_loss", "float64"),
+    ("orders", "int64"),
+    ("returns", "int64"),
+    ("refunds", "int64"),
+    ("refund_amount", "float64"),
+    ("time_to_refund_hours", "float64"),
+    ("contacts", "int64"),
+    ("csat_sum", "int64"),
+    ("csat_responses", "int64"),
+    ("nps_score", "float64"),
+    ("repeat_purchase_30d", "int64"),
+    ("abuse_loss", "float64"),
+    ("pre_orders", "int64"),
+    ("pre_returns", "int64"),
+    ("pre_refunds", "int64"),
+    ("pre_refund_amount", "float64"),
+    ("pre_contacts", "int64"),
+    ("pre_csat_sum", "int64"),
+    ("pre_csat_responses", "int64"),
+    ("pre_repeat_purchase_30d", "int64"),
+    ("pre_abuse_loss", "float64"),
 ]
 
 
-def _ab_block(out: dict[str, np.ndarray], lo: int, hi: int, seq: np.random.SeedSequence,
-              cum_probs: np.ndarray, lever_arrays: dict[str, np.ndarray]) -> None:
+def _ab_block(
+    out: dict[str, np.ndarray],
+    lo: int,
+    hi: int,
+    seq: np.random.SeedSequence,
+    cum_probs: np.ndarray,
+    lever_arrays: dict[str, np.ndarray],
+) -> None:
     """Generate buyers ``lo:hi`` into the preallocated ``out`` arrays."""
     m = _M
     rng = np.random.default_rng(seq)
@@ -636,8 +680,17 @@ def _ab_block(out: dict[str, np.ndarray], lo: int, hi: int, seq: np.random.SeedS
     g_post = rng.standard_gamma(m.orders_shape, n) / m.orders_shape
     orders = 1 + rng.poisson(m.orders_post_mean * lv["f"] * activity * g_post)
     sat_post = lv["s_shift"] + lv["s_scale"] * sat
-    refunds = period("", orders, r * lv["m_r"], q * lv["m_q"], lv["m_c"], lv["m_a"], sat_post,
-                     p_repeat * lv["m_p"], p_abuse * lv["m_b"])
+    refunds = period(
+        "",
+        orders,
+        r * lv["m_r"],
+        q * lv["m_q"],
+        lv["m_c"],
+        lv["m_a"],
+        sat_post,
+        p_repeat * lv["m_p"],
+        p_abuse * lv["m_b"],
+    )
     ttr = _sum_per_owner(rng, refunds, m.ttr_refund_sigma, mean_one=False)
     with np.errstate(invalid="ignore", divide="ignore"):
         ttr *= ttr_scale * lv["m_t"] / refunds
@@ -654,7 +707,7 @@ def _seed_entropy(seed) -> int | Sequence[int]:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
             raise _fail(f"seed must be a non-negative integer (or None for fresh entropy); got {seed!r}.")
         seed = np.random.SeedSequence(None if seed is None else int(seed))
-    if seed.entropy is None:                     # a SeedSequence draws fresh entropy when given None
+    if seed.entropy is None:  # a SeedSequence draws fresh entropy when given None
         raise _fail("the seed sequence has no entropy; pass an integer seed.")
     return seed.entropy
 
@@ -673,10 +726,17 @@ def _n_threads(n_blocks: int) -> int:
     return max(1, min(n_blocks, cpus, 8))
 
 
-def ab_data(n_buyers: int = 20_000, *, arms: Sequence[str] = ("control", "treatment"),
-            allocation: Sequence[float] | None = None, effects: Mapping | None = None,
-            srm: float | None = None, seed: int | None = 0,
-            start: str = "2026-09-01", days: int = 28) -> pd.DataFrame:
+def ab_data(
+    n_buyers: int = 20_000,
+    *,
+    arms: Sequence[str] = ("control", "treatment"),
+    allocation: Sequence[float] | None = None,
+    effects: Mapping | None = None,
+    srm: float | None = None,
+    seed: int | None = 0,
+    start: str = "2026-09-01",
+    days: int = 28,
+) -> pd.DataFrame:
     """Simulate a buyer-level A/B (or A/B/n) test of an aftersales change.
 
     Parameters
@@ -729,22 +789,22 @@ def ab_data(n_buyers: int = 20_000, *, arms: Sequence[str] = ("control", "treatm
     alloc, probs = _assignment_probabilities(arms, allocation, srm)
     entropy = _seed_entropy(seed)
 
-    lever_arrays = {name: np.array([getattr(levers[a], name) for a in arms], dtype="float64")
-                    for name in _Levers.__dataclass_fields__}
+    lever_arrays = {
+        name: np.array([getattr(levers[a], name) for a in arms], dtype="float64")
+        for name in _Levers.__dataclass_fields__
+    }
     cum_probs = np.cumsum(probs)[:-1]
     out: dict[str, np.ndarray] = {name: np.empty(n, dtype=dt) for name, dt in _AB_COLUMNS}
     out["_codes"] = np.empty(n, dtype=np.int8)
     starts = list(range(0, n, _BLOCK))
-    jobs = [(lo, min(lo + _BLOCK, n), np.random.SeedSequence(entropy, spawn_key=(i,)))
-            for i, lo in enumerate(starts)]
+    jobs = [(lo, min(lo + _BLOCK, n), np.random.SeedSequence(entropy, spawn_key=(i,))) for i, lo in enumerate(starts)]
     workers = _n_threads(len(jobs))
     if workers == 1:
         for lo, hi, seq in jobs:
             _ab_block(out, lo, hi, seq, cum_probs, lever_arrays)
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for fut in [pool.submit(_ab_block, out, lo, hi, seq, cum_probs, lever_arrays)
-                        for lo, hi, seq in jobs]:
+            for fut in [pool.submit(_ab_block, out, lo, hi, seq, cum_probs, lever_arrays) for lo, hi, seq in jobs]:
                 fut.result()
 
     columns: dict[str, object] = {
@@ -754,17 +814,19 @@ def ab_data(n_buyers: int = 20_000, *, arms: Sequence[str] = ("control", "treatm
     columns.update(out)
     columns.update(_context_columns(n, out["pre_orders"], entropy, start, days))
     df = pd.DataFrame(columns, copy=False)
-    df.attrs.update({
-        "generator": "abkit.simulate.ab_data",
-        "n_buyers": n,
-        "seed": _seed_attr(seed),
-        "arms": list(arms),
-        "allocation": [float(x) for x in alloc],
-        "srm": float(srm or 0.0),
-        "assignment_probabilities": [float(x) for x in probs],
-        "true_effects": effects_out,
-        "true_values": {a: {k: float(v) for k, v in values[a].items()} for a in arms},
-    })
+    df.attrs.update(
+        {
+            "generator": "abkit.simulate.ab_data",
+            "n_buyers": n,
+            "seed": _seed_attr(seed),
+            "arms": list(arms),
+            "allocation": [float(x) for x in alloc],
+            "srm": float(srm or 0.0),
+            "assignment_probabilities": [float(x) for x in probs],
+            "true_effects": effects_out,
+            "true_values": {a: {k: float(v) for k, v in values[a].items()} for a in arms},
+        }
+    )
     return df
 
 
@@ -788,10 +850,12 @@ def _context_columns(n: int, pre_orders: np.ndarray, entropy, start, days: int) 
     day = rng.choice(days, size=n, p=weight / weight.sum())
     return {
         "exposure_date": first + pd.to_timedelta(day, unit="D"),
-        "market": pd.Categorical.from_codes(rng.choice(len(MARKETS), size=n, p=list(MARKETS.values())),
-                                            categories=list(MARKETS)),
+        "market": pd.Categorical.from_codes(
+            rng.choice(len(MARKETS), size=n, p=list(MARKETS.values())), categories=list(MARKETS)
+        ),
         "category": pd.Categorical.from_codes(
-            rng.choice(len(CATEGORIES), size=n, p=list(CATEGORIES.values())), categories=list(CATEGORIES)),
+            rng.choice(len(CATEGORIES), size=n, p=list(CATEGORIES.values())), categories=list(CATEGORIES)
+        ),
         "buyer_type": pd.Categorical(np.where(pre_orders == 0, "new", "repeat"), categories=["new", "repeat"]),
     }
 
@@ -801,17 +865,17 @@ def _context_columns(n: int, pre_orders: np.ndarray, entropy, start, days: int) 
 # --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _PanelModel:
-    orders_median: float = 4000.0     # weekly orders of the median market
+    orders_median: float = 4000.0  # weekly orders of the median market
     orders_market_sigma: float = 0.8
-    contact_rate: float = 0.12        # median market contact rate
+    contact_rate: float = 0.12  # median market contact rate
     contact_market_sigma: float = 0.2
     refund_rate: float = 0.07
     refund_market_sigma: float = 0.15
     ttr_hours: float = 60.0
     ttr_market_sigma: float = 0.15
-    ttr_refund_cv: float = 1.0        # CV of one refund's time (sampling noise of the weekly mean)
-    trend_per_week: float = 0.003     # orders grow ~17% a year
-    ar_rho: float = 0.6               # serial correlation of market-week noise (log scale)
+    ttr_refund_cv: float = 1.0  # CV of one refund's time (sampling noise of the weekly mean)
+    trend_per_week: float = 0.003  # orders grow ~17% a year
+    ar_rho: float = 0.6  # serial correlation of market-week noise (log scale)
     noise_sigma: tuple[float, float, float, float] = (0.05, 0.05, 0.04, 0.04)  # orders, contacts, refunds, ttr
 
 
@@ -822,7 +886,7 @@ def _seasonality(week: np.ndarray) -> dict[str, np.ndarray]:
     """Log week effects common to all markets (week 1 = first week of January)."""
     w = (week - 1) % 52 + 1
     ang = 2 * np.pi * w / 52
-    peak = np.exp(-0.5 * ((w - 48) / 1.5) ** 2)                  # Black Friday / Christmas
+    peak = np.exp(-0.5 * ((w - 48) / 1.5) ** 2)  # Black Friday / Christmas
     january = np.exp(-0.5 * ((w - 2) / 1.5) ** 2) + np.exp(-0.5 * ((w - 54) / 1.5) ** 2)  # January returns
     return {
         "orders": 0.06 * np.sin(ang - 0.5) + 0.35 * peak + _PM.trend_per_week * (week - 1),
@@ -848,8 +912,10 @@ def _dynamic_effect(metric: str, spec, max_e: int) -> np.ndarray:
         try:
             vals = np.broadcast_to(np.asarray(spec(e), dtype="float64"), e.shape).copy()
         except Exception as exc:  # noqa: BLE001 - report what the user's callable did
-            raise _fail(f"effect callable for '{metric}' must map event times e = 0..{max_e} "
-                        f"(numpy int array) to relative effects; calling it failed: {exc!r}.") from exc
+            raise _fail(
+                f"effect callable for '{metric}' must map event times e = 0..{max_e} "
+                f"(numpy int array) to relative effects; calling it failed: {exc!r}."
+            ) from exc
     elif isinstance(spec, (int, float, np.integer, np.floating)) and not isinstance(spec, bool):
         vals = np.full(e.shape, float(spec))
     elif isinstance(spec, (Sequence, np.ndarray)) and not isinstance(spec, str) and len(spec) > 0:
@@ -859,17 +925,23 @@ def _dynamic_effect(metric: str, spec, max_e: int) -> np.ndarray:
             raise _fail(f"effect sequence for '{metric}' must hold numbers; got {spec!r}.") from None
         vals = seq[np.minimum(e, seq.size - 1)]
     else:
-        raise _fail(f"effect for '{metric}' must be a number, a non-empty sequence indexed by event "
-                    f"time (last value carried forward) or a callable of event time; got {spec!r}.")
+        raise _fail(
+            f"effect for '{metric}' must be a number, a non-empty sequence indexed by event "
+            f"time (last value carried forward) or a callable of event time; got {spec!r}."
+        )
     if not np.all(np.isfinite(vals)) or np.any(vals <= -1):
-        raise _fail(f"effect for '{metric}' must be finite and > -1 at every event time; got "
-                    f"{vals.round(4).tolist()}.")
+        raise _fail(f"effect for '{metric}' must be finite and > -1 at every event time; got {vals.round(4).tolist()}.")
     return vals
 
 
-def rollout_panel(n_markets: int = 20, n_weeks: int = 52, *,
-                  cohorts: Mapping[int, int] | None = None,
-                  effects: Mapping | None = None, seed: int | None = 0) -> pd.DataFrame:
+def rollout_panel(
+    n_markets: int = 20,
+    n_weeks: int = 52,
+    *,
+    cohorts: Mapping[int, int] | None = None,
+    effects: Mapping | None = None,
+    seed: int | None = 0,
+) -> pd.DataFrame:
     """Simulate a market x week panel of a staggered (non-randomized) rollout.
 
     Generative model, on the log scale, for market ``m`` and week ``t``
@@ -935,8 +1007,10 @@ def rollout_panel(n_markets: int = 20, n_weeks: int = 52, *,
             raise _fail(f"cohort size for launch week {w} must be a non-negative integer; got {c!r}.")
         clean[int(w)] = int(c)
     if sum(clean.values()) > n_markets:
-        raise _fail(f"cohorts assign {sum(clean.values())} markets but n_markets={n_markets}; "
-                    f"lower the cohort sizes or raise n_markets.")
+        raise _fail(
+            f"cohorts assign {sum(clean.values())} markets but n_markets={n_markets}; "
+            f"lower the cohort sizes or raise n_markets."
+        )
     effects = {} if effects is None else effects
     if not isinstance(effects, Mapping):
         raise _fail(f"effects must be a dict metric -> effect; got {effects!r}.")
@@ -945,20 +1019,23 @@ def rollout_panel(n_markets: int = 20, n_weeks: int = 52, *,
             raise _fail(f"unknown effect metric '{k}'; valid metrics: {', '.join(PANEL_METRICS)}.")
     treated_weeks = [w for w, c in clean.items() if c > 0]
     max_e = n_weeks - min(treated_weeks) if treated_weeks else 0
-    tau = {metric: (_dynamic_effect(metric, effects[metric], max_e) if metric in effects
-                    else np.zeros(max_e + 1)) for metric in PANEL_METRICS}
+    tau = {
+        metric: (_dynamic_effect(metric, effects[metric], max_e) if metric in effects else np.zeros(max_e + 1))
+        for metric in PANEL_METRICS
+    }
 
     entropy = _seed_entropy(seed)
     # one stream per stage, so that effects (which only change treated cells'
     # outcomes) never change the latents, the orders or any untreated cell
     rng, rng_orders, rng_contacts, rng_refunds, rng_ttr = (
-        np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(i,))) for i in range(5))
+        np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(i,))) for i in range(5)
+    )
     # cohort assignment: random markets
     launch = np.full(n_markets, -1, dtype=np.int64)
     order = rng.permutation(n_markets)
     pos = 0
-    for w in sorted(clean):   # loop over cohorts, not rows
-        launch[order[pos:pos + clean[w]]] = w
+    for w in sorted(clean):  # loop over cohorts, not rows
+        launch[order[pos : pos + clean[w]]] = w
         pos += clean[w]
 
     z = rng.standard_normal((4, n_markets))
@@ -968,10 +1045,12 @@ def rollout_panel(n_markets: int = 20, n_weeks: int = 52, *,
     h_m = p.ttr_hours * np.exp(p.ttr_market_sigma * z[3])
     weeks = np.arange(1, n_weeks + 1)
     season = _seasonality(weeks)
-    u = {k: _ar1(rng, n_markets, n_weeks, p.ar_rho, s)
-         for k, s in zip(("orders", "contacts", "refunds", "ttr"), p.noise_sigma)}
+    u = {
+        k: _ar1(rng, n_markets, n_weeks, p.ar_rho, s)
+        for k, s in zip(("orders", "contacts", "refunds", "ttr"), p.noise_sigma)
+    }
 
-    event = weeks[None, :] - launch[:, None]                 # (markets, weeks)
+    event = weeks[None, :] - launch[:, None]  # (markets, weeks)
     treated = (launch[:, None] > 0) & (event >= 0)
     e_idx = np.clip(event, 0, max_e)
 
@@ -984,8 +1063,7 @@ def rollout_panel(n_markets: int = 20, n_weeks: int = 52, *,
     ttr_cf = h_m[:, None] * np.exp(season["ttr"][None, :] + u["ttr"])
     refund_p = refund_cf * lift("refund_rate")
     if np.any(refund_p >= 1):
-        raise _fail("refund_rate effect pushes a market-week refund probability to 1 or above; "
-                    "use a smaller effect.")
+        raise _fail("refund_rate effect pushes a market-week refund probability to 1 or above; use a smaller effect.")
     untreated = ~treated
 
     def draw(sampler: Callable, dtype, *params: np.ndarray) -> np.ndarray:
@@ -997,13 +1075,12 @@ def rollout_panel(n_markets: int = 20, n_weeks: int = 52, *,
 
     contacts = draw(rng_contacts.poisson, np.int64, orders * contact_cf * lift("contact_rate"))
     refunds = draw(rng_refunds.binomial, np.int64, orders, refund_p)
-    shape = np.maximum(refunds / p.ttr_refund_cv ** 2, 1e-12)
+    shape = np.maximum(refunds / p.ttr_refund_cv**2, 1e-12)
     sampling = draw(rng_ttr.standard_gamma, np.float64, shape) / shape
     ttr = np.where(refunds > 0, ttr_cf * lift("time_to_refund_hours") * sampling, np.nan)
 
     att_levels: dict[str, list[float | None]] = {}
-    for metric, cf in (("contact_rate", contact_cf), ("refund_rate", refund_cf),
-                       ("time_to_refund_hours", ttr_cf)):
+    for metric, cf in (("contact_rate", contact_cf), ("refund_rate", refund_cf), ("time_to_refund_hours", ttr_cf)):
         gain = np.where(treated, cf * tau[metric][e_idx], 0.0)
         sums = np.bincount(e_idx[treated], weights=gain[treated], minlength=max_e + 1)
         counts = np.bincount(e_idx[treated], minlength=max_e + 1)
@@ -1011,26 +1088,31 @@ def rollout_panel(n_markets: int = 20, n_weeks: int = 52, *,
 
     width = max(2, len(str(n_markets)))
     names = np.array([f"M{i:0{width}d}" for i in range(1, n_markets + 1)], dtype=object)
-    launch_col = pd.arrays.IntegerArray(np.repeat(np.where(launch > 0, launch, 0), n_weeks),
-                                        np.repeat(launch < 0, n_weeks))
-    df = pd.DataFrame({
-        "market": pd.array(np.repeat(names, n_weeks), dtype="str"),
-        "week": np.tile(weeks, n_markets).astype(np.int64),
-        "launch_week": launch_col,
-        "orders": orders.ravel().astype(np.int64),
-        "contacts": contacts.ravel().astype(np.int64),
-        "refunds": refunds.ravel().astype(np.int64),
-        "time_to_refund_hours": ttr.ravel().astype(np.float64),
-    })
-    df.attrs.update({
-        "generator": "abkit.simulate.rollout_panel",
-        "seed": _seed_attr(seed),
-        "n_markets": n_markets,
-        "n_weeks": n_weeks,
-        "cohorts": {str(w): c for w, c in sorted(clean.items())},
-        "true_effects": {metric: [float(x) for x in tau[metric]] for metric in PANEL_METRICS},
-        "true_att_levels": att_levels,
-    })
+    launch_col = pd.arrays.IntegerArray(
+        np.repeat(np.where(launch > 0, launch, 0), n_weeks), np.repeat(launch < 0, n_weeks)
+    )
+    df = pd.DataFrame(
+        {
+            "market": pd.array(np.repeat(names, n_weeks), dtype="str"),
+            "week": np.tile(weeks, n_markets).astype(np.int64),
+            "launch_week": launch_col,
+            "orders": orders.ravel().astype(np.int64),
+            "contacts": contacts.ravel().astype(np.int64),
+            "refunds": refunds.ravel().astype(np.int64),
+            "time_to_refund_hours": ttr.ravel().astype(np.float64),
+        }
+    )
+    df.attrs.update(
+        {
+            "generator": "abkit.simulate.rollout_panel",
+            "seed": _seed_attr(seed),
+            "n_markets": n_markets,
+            "n_weeks": n_weeks,
+            "cohorts": {str(w): c for w, c in sorted(clean.items())},
+            "true_effects": {metric: [float(x) for x in tau[metric]] for metric in PANEL_METRICS},
+            "true_att_levels": att_levels,
+        }
+    )
     return df
 
 
@@ -1038,31 +1120,48 @@ def rollout_panel(n_markets: int = 20, n_weeks: int = 52, *,
 # Samples and CLI
 # --------------------------------------------------------------------------
 SAMPLE_SPECS: dict[str, tuple[Callable[..., pd.DataFrame], dict]] = {
-    "aftersales_ab.parquet": (lambda **kw: _ab_with_refund_times(**kw), dict(
-        n_buyers=40_000,
-        effects={"refund_rate": -0.06, "contact_rate": -0.08, "time_to_refund_hours": -0.05,
-                 "csat": 0.01},
-        refund_times=dict(data_end="2026-10-12", hazard_ratio=1.4, seed=2026),
-        seed=2026)),
-    "aftersales_ab_3arm_srm.parquet": (ab_data, dict(
-        n_buyers=30_000,
-        arms=("control", "chatbot", "chatbot_plus"),
-        effects={"chatbot": {"contact_rate": -0.05, "csat": -0.01},
-                 "chatbot_plus": {"contact_rate": -0.10, "csat": 0.01,
-                                  "time_to_refund_hours": -0.03}},
-        srm=0.03,
-        seed=2027)),
-    "aftersales_ab_interim.parquet": (lambda **kw: _first_days(ab_data(**kw), 12), dict(
-        n_buyers=40_000,
-        effects={"refund_rate": -0.06, "contact_rate": -0.08, "time_to_refund_hours": -0.05,
-                 "csat": 0.01},
-        seed=2026)),
-    "rollout_panel.parquet": (rollout_panel, dict(
-        effects={"contact_rate": [-0.02, -0.04, -0.06, -0.08, -0.10],
-                 "refund_rate": -0.05,
-                 "time_to_refund_hours": -0.10},
-        seed=2026)),
-    "one_market_panel.parquet": (lambda **kw: one_market_panel(**kw), dict(seed=2026)),   # defined below
+    "aftersales_ab.parquet": (
+        lambda **kw: _ab_with_refund_times(**kw),
+        dict(
+            n_buyers=40_000,
+            effects={"refund_rate": -0.06, "contact_rate": -0.08, "time_to_refund_hours": -0.05, "csat": 0.01},
+            refund_times=dict(data_end="2026-10-12", hazard_ratio=1.4, seed=2026),
+            seed=2026,
+        ),
+    ),
+    "aftersales_ab_3arm_srm.parquet": (
+        ab_data,
+        dict(
+            n_buyers=30_000,
+            arms=("control", "chatbot", "chatbot_plus"),
+            effects={
+                "chatbot": {"contact_rate": -0.05, "csat": -0.01},
+                "chatbot_plus": {"contact_rate": -0.10, "csat": 0.01, "time_to_refund_hours": -0.03},
+            },
+            srm=0.03,
+            seed=2027,
+        ),
+    ),
+    "aftersales_ab_interim.parquet": (
+        lambda **kw: _first_days(ab_data(**kw), 12),
+        dict(
+            n_buyers=40_000,
+            effects={"refund_rate": -0.06, "contact_rate": -0.08, "time_to_refund_hours": -0.05, "csat": 0.01},
+            seed=2026,
+        ),
+    ),
+    "rollout_panel.parquet": (
+        rollout_panel,
+        dict(
+            effects={
+                "contact_rate": [-0.02, -0.04, -0.06, -0.08, -0.10],
+                "refund_rate": -0.05,
+                "time_to_refund_hours": -0.10,
+            },
+            seed=2026,
+        ),
+    ),
+    "one_market_panel.parquet": (lambda **kw: one_market_panel(**kw), dict(seed=2026)),  # defined below
 }
 """The committed samples: file name -> (generator, keyword arguments).
 
@@ -1090,7 +1189,7 @@ def _atomic_parquet(df: pd.DataFrame, path: str) -> None:
         df.to_parquet(tmp, engine="pyarrow", compression="zstd", index=False)
         umask = os.umask(0o022)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp creates 0600; give the usual file mode
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -1116,10 +1215,12 @@ def write_samples(directory: str | os.PathLike) -> dict[str, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m abkit.simulate",
-                                     description="Synthetic aftersales data with known true effects.")
-    parser.add_argument("--write-samples", metavar="DIR", required=True,
-                        help="write the seeded parquet samples into DIR")
+    parser = argparse.ArgumentParser(
+        prog="python -m abkit.simulate", description="Synthetic aftersales data with known true effects."
+    )
+    parser.add_argument(
+        "--write-samples", metavar="DIR", required=True, help="write the seeded parquet samples into DIR"
+    )
     args = parser.parse_args(argv)
     sizes = write_samples(args.write_samples)
     for path, size in sizes.items():
@@ -1138,6 +1239,7 @@ def _lomax_rmst(rate: float, shape: float, horizon: float) -> float:
 
 def _refund_levers(arms: Sequence[str], hazard_ratio, refund_share) -> dict[str, tuple[float, float]]:
     """``{arm: (hazard ratio, refund share)}``; a number applies to every arm but control (hazard ratio)."""
+
     def per_arm(value, default_control):
         if isinstance(value, Mapping):
             unknown = [a for a in value if a not in arms]
@@ -1159,9 +1261,16 @@ def _refund_levers(arms: Sequence[str], hazard_ratio, refund_share) -> dict[str,
     return {a: (hr[a], share[a]) for a in arms}
 
 
-def time_to_refund_truth(horizon: float = 30.0, at: float | None = None, *, arms: Sequence[str] = ("control", "treatment"),
-                         hazard_ratio=1.0, refund_share=0.85, median_days: float = 5.0,
-                         frailty_shape: float = 2.0) -> dict[str, dict[str, float]]:
+def time_to_refund_truth(
+    horizon: float = 30.0,
+    at: float | None = None,
+    *,
+    arms: Sequence[str] = ("control", "treatment"),
+    hazard_ratio=1.0,
+    refund_share=0.85,
+    median_days: float = 5.0,
+    frailty_shape: float = 2.0,
+) -> dict[str, dict[str, float]]:
     """The exact population values of :func:`time_to_refund`, per arm.
 
     A returned item is refunded with probability ``pi`` (``refund_share``;
@@ -1196,15 +1305,31 @@ def time_to_refund_truth(horizon: float = 30.0, at: float | None = None, *, arms
         lam = lam0 * hr
         surv_at = 1.0 - pi + pi * (1.0 + lam * at / k) ** (-k)
         median = k / lam * ((1.0 - 0.5 / pi) ** (-1.0 / k) - 1.0) if pi > 0.5 else float("nan")
-        out[a] = {"rmst": (1.0 - pi) * horizon + pi * _lomax_rmst(lam, k, horizon), "share_by": 1.0 - surv_at,
-                  "median": median, "refund_share": pi, "hazard_ratio": hr, "rate": lam}
+        out[a] = {
+            "rmst": (1.0 - pi) * horizon + pi * _lomax_rmst(lam, k, horizon),
+            "share_by": 1.0 - surv_at,
+            "median": median,
+            "refund_share": pi,
+            "hazard_ratio": hr,
+            "rate": lam,
+        }
     return out
 
 
-def time_to_refund(n_buyers: int = 20_000, *, arms: Sequence[str] = ("control", "treatment"),
-                   hazard_ratio=1.0, refund_share=0.85, median_days: float = 5.0, frailty_shape: float = 2.0,
-                   days: int = 28, read_day: float | None = None, dropout_per_day: float = 0.0,
-                   start: str = "2026-09-01", seed: int | None = 0) -> pd.DataFrame:
+def time_to_refund(
+    n_buyers: int = 20_000,
+    *,
+    arms: Sequence[str] = ("control", "treatment"),
+    hazard_ratio=1.0,
+    refund_share=0.85,
+    median_days: float = 5.0,
+    frailty_shape: float = 2.0,
+    days: int = 28,
+    read_day: float | None = None,
+    dropout_per_day: float = 0.0,
+    start: str = "2026-09-01",
+    seed: int | None = 0,
+) -> pd.DataFrame:
     """Returns awaiting a refund, read at ``read_day``: delayed events and censoring with known truth.
 
     Each buyer's return is scanned at ``exposure_time``, uniform over the
@@ -1241,8 +1366,14 @@ def time_to_refund(n_buyers: int = 20_000, *, arms: Sequence[str] = ("control", 
         raise _fail(f"read_day must be > 0 (days after start); got {read_day!r}")
     if dropout_per_day < 0:
         raise _fail(f"dropout_per_day must be >= 0; got {dropout_per_day!r}")
-    truth = time_to_refund_truth(30.0, arms=arms, hazard_ratio=hazard_ratio, refund_share=refund_share,
-                                 median_days=median_days, frailty_shape=frailty_shape)
+    truth = time_to_refund_truth(
+        30.0,
+        arms=arms,
+        hazard_ratio=hazard_ratio,
+        refund_share=refund_share,
+        median_days=median_days,
+        frailty_shape=frailty_shape,
+    )
     rng = np.random.default_rng(np.random.SeedSequence(_seed_entropy(seed), spawn_key=(17,)))
     n = int(n_buyers)
     k = float(frailty_shape)
@@ -1254,7 +1385,7 @@ def time_to_refund(n_buyers: int = 20_000, *, arms: Sequence[str] = ("control", 
     refunded_ever = rng.random(n) < pi
     delay = rng.exponential(1.0, size=n) / rate
     delay = np.where(refunded_ever, delay, np.inf)
-    rate0 = truth[arms[0]]["rate"] * frailty                # pre-period: control speed, three earlier refunds
+    rate0 = truth[arms[0]]["rate"] * frailty  # pre-period: control speed, three earlier refunds
     pre = np.minimum(rng.exponential(1.0, size=(n, 3)) / rate0[:, None], 30.0).mean(axis=1)
     dropout = rng.exponential(1.0 / dropout_per_day, size=n) if dropout_per_day > 0 else np.full(n, np.inf)
     follow = np.minimum(read_day - exposure, dropout)
@@ -1264,25 +1395,34 @@ def time_to_refund(n_buyers: int = 20_000, *, arms: Sequence[str] = ("control", 
     base = pd.Timestamp(start)
     to_time = lambda x: base + pd.to_timedelta(np.round(x * 86400.0), unit="s")  # noqa: E731
     exposure_time = to_time(exposure)
-    df = pd.DataFrame({
-        "buyer_id": np.arange(1, n + 1, dtype=np.int64),
-        "variant": pd.Categorical.from_codes(arm, categories=arms),
-        "exposure_time": exposure_time,
-        "refund_time": to_time(np.where(event, exposure + delay, np.nan)),
-        "observed_until": to_time(exposure + follow),
-        "days_to_refund": (to_time(exposure + observed) - exposure_time).total_seconds().to_numpy() / 86400.0,
-        "refunded": event.astype(np.int64),
-        "pre_refund_days": pre,
-    })[seen].reset_index(drop=True)
+    df = pd.DataFrame(
+        {
+            "buyer_id": np.arange(1, n + 1, dtype=np.int64),
+            "variant": pd.Categorical.from_codes(arm, categories=arms),
+            "exposure_time": exposure_time,
+            "refund_time": to_time(np.where(event, exposure + delay, np.nan)),
+            "observed_until": to_time(exposure + follow),
+            "days_to_refund": (to_time(exposure + observed) - exposure_time).total_seconds().to_numpy() / 86400.0,
+            "refunded": event.astype(np.int64),
+            "pre_refund_days": pre,
+        }
+    )[seen].reset_index(drop=True)
     df.attrs["truth"] = truth
     df.attrs["data_end"] = str(base + pd.Timedelta(days=read_day))
     df.attrs["seed"] = _seed_attr(seed)
     return df
 
 
-def with_refund_times(df: pd.DataFrame, *, data_end: str = "2026-10-12", hazard_ratio=1.4,
-                      refund_share=None, median_days: float = 5.0, frailty_shape: float = 2.0,
-                      seed: int | None = 0) -> pd.DataFrame:
+def with_refund_times(
+    df: pd.DataFrame,
+    *,
+    data_end: str = "2026-10-12",
+    hazard_ratio=1.4,
+    refund_share=None,
+    median_days: float = 5.0,
+    frailty_shape: float = 2.0,
+    seed: int | None = 0,
+) -> pd.DataFrame:
     """``df`` (from :func:`ab_data`) with the refund of each buyer's triggering return, read at ``data_end``.
 
     Every buyer entered the test with a return (the triggering one), scanned
@@ -1311,8 +1451,15 @@ def with_refund_times(df: pd.DataFrame, *, data_end: str = "2026-10-12", hazard_
     arms = list(df["variant"].cat.categories)
     if refund_share is None:
         refund_share = {a: (0.85 if i == 0 else 0.88) for i, a in enumerate(arms)}
-    truth = time_to_refund_truth(30.0, 3.0, arms=arms, hazard_ratio=hazard_ratio, refund_share=refund_share,
-                                 median_days=median_days, frailty_shape=frailty_shape)
+    truth = time_to_refund_truth(
+        30.0,
+        3.0,
+        arms=arms,
+        hazard_ratio=hazard_ratio,
+        refund_share=refund_share,
+        median_days=median_days,
+        frailty_shape=frailty_shape,
+    )
     rng = np.random.default_rng(np.random.SeedSequence(_seed_entropy(seed), spawn_key=(1717,)))
     n = len(df)
     code = df["variant"].cat.codes.to_numpy()
@@ -1322,10 +1469,12 @@ def with_refund_times(df: pd.DataFrame, *, data_end: str = "2026-10-12", hazard_
     pi = np.array([truth[a]["refund_share"] for a in arms])[code]
     refunded_ever = rng.random(n) < pi
     delay = np.where(refunded_ever, rng.exponential(1.0, size=n) / rate, np.inf)
-    scan = pd.to_datetime(df["exposure_date"]).dt.normalize().to_numpy() + pd.to_timedelta(
-        rng.uniform(0.0, 86400.0, size=n), unit="s").to_numpy()
+    scan = (
+        pd.to_datetime(df["exposure_date"]).dt.normalize().to_numpy()
+        + pd.to_timedelta(rng.uniform(0.0, 86400.0, size=n), unit="s").to_numpy()
+    )
     read = pd.Timestamp(data_end).normalize() + pd.Timedelta(days=1)
-    follow_min = np.floor((read.to_datetime64() - scan) / np.timedelta64(1, "m"))   # whole minutes to the read
+    follow_min = np.floor((read.to_datetime64() - scan) / np.timedelta64(1, "m"))  # whole minutes to the read
     delay_min = np.ceil(delay * 1440.0)
     event = delay_min <= follow_min
     out = df.copy()
@@ -1347,13 +1496,52 @@ __all__ += ["time_to_refund", "time_to_refund_truth", "with_refund_times"]
 # --------------------------------------------------------------------------
 # One market launched first (synthetic control / synthetic DiD)
 # --------------------------------------------------------------------------
-ONE_MARKET_NAMES = ("DE", "FR", "UK", "IT", "ES", "NL", "BE", "AT", "PL", "SE", "CH", "DK", "NO", "FI", "IE",
-                    "PT", "CZ", "HU", "RO", "GR", "SK", "BG", "HR", "SI", "LT", "LV", "EE", "LU", "CY", "MT")
+ONE_MARKET_NAMES = (
+    "DE",
+    "FR",
+    "UK",
+    "IT",
+    "ES",
+    "NL",
+    "BE",
+    "AT",
+    "PL",
+    "SE",
+    "CH",
+    "DK",
+    "NO",
+    "FI",
+    "IE",
+    "PT",
+    "CZ",
+    "HU",
+    "RO",
+    "GR",
+    "SK",
+    "BG",
+    "HR",
+    "SI",
+    "LT",
+    "LV",
+    "EE",
+    "LU",
+    "CY",
+    "MT",
+)
 
 
-def one_market_panel(n_markets: int = 30, n_weeks: int = 104, *, launch_week: int = 79, effect: float = -0.10,
-                     n_factors: int = 2, factor_sd: float = 0.08, launched_loading: float = 1.0,
-                     noise_sd: float = 0.03, seed: int | None = 0) -> pd.DataFrame:
+def one_market_panel(
+    n_markets: int = 30,
+    n_weeks: int = 104,
+    *,
+    launch_week: int = 79,
+    effect: float = -0.10,
+    n_factors: int = 2,
+    factor_sd: float = 0.08,
+    launched_loading: float = 1.0,
+    noise_sd: float = 0.03,
+    seed: int | None = 0,
+) -> pd.DataFrame:
     """A market x week panel in which one market (``"DE"``) launches a change in week ``launch_week``.
 
     Interactive (linear) factor model for the expected contact rate of market
@@ -1381,8 +1569,12 @@ def one_market_panel(n_markets: int = 30, n_weeks: int = 104, *, launch_week: in
     weeks of ``effect x c[DE,t]``), ``counterfactual`` (mean ``c[DE,t]`` over
     those weeks), ``launched_market``, ``launch_week``, ``seed``.
     """
-    for name, v in (("n_markets", n_markets), ("n_weeks", n_weeks), ("launch_week", launch_week),
-                    ("n_factors", n_factors)):
+    for name, v in (
+        ("n_markets", n_markets),
+        ("n_weeks", n_weeks),
+        ("launch_week", launch_week),
+        ("n_factors", n_factors),
+    ):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise _fail(f"{name} must be a positive integer; got {v!r}.")
     if n_markets < 3:
@@ -1411,26 +1603,30 @@ def one_market_panel(n_markets: int = 30, n_weeks: int = 104, *, launch_week: in
     size[0] = 20000.0
     orders = rng.poisson(size[:, None] * np.exp(season["orders"][None, :]))
     launched = np.zeros((M, W), dtype=np.int64)
-    launched[0, launch_week - 1:] = 1
+    launched[0, launch_week - 1 :] = 1
     contacts = rng.poisson(orders * rate * (1.0 + effect * launched))
     names = [ONE_MARKET_NAMES[i] if i < len(ONE_MARKET_NAMES) else f"M{i + 1:02d}" for i in range(M)]
-    df = pd.DataFrame({
-        "market": pd.array(np.repeat(names, W), dtype="str"),
-        "week": np.tile(weeks, M).astype(np.int64),
-        "orders": orders.ravel().astype(np.int64),
-        "contacts": contacts.ravel().astype(np.int64),
-        "launched": launched.ravel(),
-    })
-    post = rate[0, launch_week - 1:]
-    df.attrs.update({
-        "generator": "abkit.simulate.one_market_panel",
-        "seed": _seed_attr(seed),
-        "launched_market": names[0],
-        "launch_week": int(launch_week),
-        "true_effect": float(effect),
-        "true_att": float(effect * post.mean()),
-        "counterfactual": float(post.mean()),
-    })
+    df = pd.DataFrame(
+        {
+            "market": pd.array(np.repeat(names, W), dtype="str"),
+            "week": np.tile(weeks, M).astype(np.int64),
+            "orders": orders.ravel().astype(np.int64),
+            "contacts": contacts.ravel().astype(np.int64),
+            "launched": launched.ravel(),
+        }
+    )
+    post = rate[0, launch_week - 1 :]
+    df.attrs.update(
+        {
+            "generator": "abkit.simulate.one_market_panel",
+            "seed": _seed_attr(seed),
+            "launched_market": names[0],
+            "launch_week": int(launch_week),
+            "true_effect": float(effect),
+            "true_att": float(effect * post.mean()),
+            "counterfactual": float(post.mean()),
+        }
+    )
     return df
 
 
@@ -1440,8 +1636,7 @@ __all__.append("one_market_panel")
 # --------------------------------------------------------------------------
 # A programme of small contact-rate tests (issue 14): the demo's portfolio
 # --------------------------------------------------------------------------
-PROGRAMME_COLUMNS = ("variant", "orders", "contacts", "pre_orders", "pre_contacts", "csat_sum",
-                     "csat_responses")
+PROGRAMME_COLUMNS = ("variant", "orders", "contacts", "pre_orders", "pre_contacts", "csat_sum", "csat_responses")
 """The columns the programme samples keep: the contact rate (with its pre-period) and CSAT."""
 
 
@@ -1453,17 +1648,25 @@ def _programme_sample(**kwargs) -> pd.DataFrame:
     return out
 
 
-SAMPLE_SPECS.update({
-    # True contact-rate effects -5%, -2% and +1%: with these seeds the first two measure about -7.7% and -7.2%
-    # (both significant: shipped, the second a lucky winner) and the third +3.8% (inconclusive), so the programme
-    # page has a winner's curse to correct.
-    "programme_app_label.parquet": (_programme_sample, dict(
-        n_buyers=30_000, effects={"contact_rate": -0.05}, seed=101, start="2026-10-05", days=21)),
-    "programme_refund_tracker.parquet": (_programme_sample, dict(
-        n_buyers=30_000, effects={"contact_rate": -0.02}, seed=209, start="2026-10-12", days=21)),
-    "programme_dropoff_reminder.parquet": (_programme_sample, dict(
-        n_buyers=30_000, effects={"contact_rate": 0.01}, seed=303, start="2026-11-02", days=21)),
-})
+SAMPLE_SPECS.update(
+    {
+        # True contact-rate effects -5%, -2% and +1%: with these seeds the first two measure about -7.7% and -7.2%
+        # (both significant: shipped, the second a lucky winner) and the third +3.8% (inconclusive), so the programme
+        # page has a winner's curse to correct.
+        "programme_app_label.parquet": (
+            _programme_sample,
+            dict(n_buyers=30_000, effects={"contact_rate": -0.05}, seed=101, start="2026-10-05", days=21),
+        ),
+        "programme_refund_tracker.parquet": (
+            _programme_sample,
+            dict(n_buyers=30_000, effects={"contact_rate": -0.02}, seed=209, start="2026-10-12", days=21),
+        ),
+        "programme_dropoff_reminder.parquet": (
+            _programme_sample,
+            dict(n_buyers=30_000, effects={"contact_rate": 0.01}, seed=303, start="2026-11-02", days=21),
+        ),
+    }
+)
 __all__ += ["PROGRAMME_COLUMNS"]
 
 

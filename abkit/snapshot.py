@@ -17,6 +17,7 @@ A DuckDB database is pinned the same way (its file and write-ahead log); a
 Spark table by the files its scan reads (``DataFrame.inputFiles()``), stamped
 when they are local.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -29,8 +30,8 @@ from .errors import DataError
 
 __all__ = ["DataSnapshot", "DataChangedError", "FileStamp", "pin"]
 
-_WHOLE_FILE = 8 * 1024 * 1024     # hash files up to this size in full
-_EDGE = 1024 * 1024               # otherwise the first and last MB (and a parquet file's footer)
+_WHOLE_FILE = 8 * 1024 * 1024  # hash files up to this size in full
+_EDGE = 1024 * 1024  # otherwise the first and last MB (and a parquet file's footer)
 _DATA_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".gz", ".duckdb", ".db", ".wal")
 
 
@@ -49,9 +50,12 @@ class FileStamp:
     def differs(self, other: FileStamp | None) -> str | None:
         if other is None:
             return "it was removed"
-        for what, a, b in (("its size", self.size, other.size), ("its content", self.fingerprint, other.fingerprint),
-                           ("it was replaced (another file now has its name)", self.inode, other.inode),
-                           ("its modification time", self.mtime_ns, other.mtime_ns)):
+        for what, a, b in (
+            ("its size", self.size, other.size),
+            ("its content", self.fingerprint, other.fingerprint),
+            ("it was replaced (another file now has its name)", self.inode, other.inode),
+            ("its modification time", self.mtime_ns, other.mtime_ns),
+        ):
             if a != b:
                 return what if what.startswith("it was") else f"{what} changed"
         return None
@@ -126,7 +130,8 @@ class DataSnapshot:
                     f"the data changed while the readout ran: {before.path} ({why} after "
                     f"{self.taken_at}); sections of the page would describe different data, so no page was "
                     "written. Rerun the readout when the job writing the data has finished (or point the spec "
-                    "at a file that is replaced atomically, once, before readouts start)")
+                    "at a file that is replaced atomically, once, before readouts start)"
+                )
 
     def describe(self) -> str:
         """One line for the page: the source, its size, its newest modification time, the fingerprint."""
@@ -135,12 +140,20 @@ class DataSnapshot:
         newest = max(f.mtime_ns for f in self.files)
         when = _dt.datetime.fromtimestamp(newest / 1e9).strftime("%Y-%m-%d %H:%M")
         count = f"{len(self.files)} files, " if len(self.files) > 1 else ""
-        return (f"{self.source} ({count}{_size(self.total_bytes)}, modified {when}; "
-                f"fingerprint {self.fingerprint}), read {self.taken_at}")
+        return (
+            f"{self.source} ({count}{_size(self.total_bytes)}, modified {when}; "
+            f"fingerprint {self.fingerprint}), read {self.taken_at}"
+        )
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "fingerprint": self.fingerprint, "bytes": self.total_bytes,
-                "files": len(self.files), "taken_at": self.taken_at, "note": self.note}
+        return {
+            "source": self.source,
+            "fingerprint": self.fingerprint,
+            "bytes": self.total_bytes,
+            "files": len(self.files),
+            "taken_at": self.taken_at,
+            "note": self.note,
+        }
 
 
 def _size(n: float) -> str:
@@ -157,7 +170,7 @@ def _spark_files(ref) -> tuple[list[Path], str]:
         files = frame.inputFiles()
     except Exception as exc:  # noqa: BLE001 - pinning is best effort for remote catalogs; said on the page
         return [], f"Spark table not pinned: {type(exc).__name__}"
-    local = [Path(f[len("file:"):]) for f in files if f.startswith("file:")]
+    local = [Path(f[len("file:") :]) for f in files if f.startswith("file:")]
     if len(local) < len(files):
         return local, f"{len(files) - len(local)} of {len(files)} files not local: not pinned"
     return local, ""
@@ -171,12 +184,12 @@ def pin(data) -> DataSnapshot:
         db = getattr(data, "database", None)
         files = [Path(db), Path(str(db) + ".wal")] if db else []
         stamps = tuple(s for s in map(_stamp, files) if s is not None)
-        return DataSnapshot(f"DuckDB table {data.table}", stamps, taken,
-                            "" if db else "in-memory DuckDB: not pinned")
+        return DataSnapshot(f"DuckDB table {data.table}", stamps, taken, "" if db else "in-memory DuckDB: not pinned")
     if engine == "spark":
         files, note = _spark_files(data)
-        return DataSnapshot(f"Spark table {data.table}", tuple(s for s in map(_stamp, files) if s is not None),
-                            taken, note)
+        return DataSnapshot(
+            f"Spark table {data.table}", tuple(s for s in map(_stamp, files) if s is not None), taken, note
+        )
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
         stamps = tuple(s for s in map(_stamp, _files_of(path)) if s is not None)

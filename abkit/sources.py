@@ -13,6 +13,7 @@ Accepted data:
 
 Both paths give the same numbers (tested to 1e-9 relative).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
@@ -101,8 +102,13 @@ def _to_float(batch, column: str) -> np.ndarray:
         return s.to_numpy(dtype=np.float64, na_value=np.nan)
     col = batch.column(column) if isinstance(batch, pa.Table) else batch.column(batch.schema.get_field_index(column))
     t = col.type
-    if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
-            or pa.types.is_null(t)):
+    if not (
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_decimal(t)
+        or pa.types.is_null(t)
+    ):
         raise DataError(f"column '{column}' is not numeric (type {t}); convert it to numbers before analysis")
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
@@ -148,8 +154,10 @@ def _blocks_for(metrics: Sequence[Metric], joint=None) -> list[tuple[tuple[str, 
         cols = tuple(cols)
         outside = [c for c in cols if c not in shared]
         if outside:
-            raise DataError(f"joint={list(cols)}: column '{outside[0]}' is not a column of a metric that keeps every "
-                            f"row (dropna=False); joint column sets must come from those metrics: {list(shared)}")
+            raise DataError(
+                f"joint={list(cols)}: column '{outside[0]}' is not a column of a metric that keeps every "
+                f"row (dropna=False); joint column sets must come from those metrics: {list(shared)}"
+            )
         shared_pairs[cols] = None
     blocks = [(tuple(shared), False, tuple(shared_pairs))] if shared else []
     return blocks + [(cols, True, tuple(pairs)) for cols, pairs in own.items()]
@@ -205,13 +213,17 @@ def aggregate(
     raw_cols = list(dict.fromkeys(c for m in metrics for c in m.source_columns))
     overlap = [c for c in raw_cols if c in keys]
     if overlap:
-        raise DataError(f"column '{overlap[0]}' is used both as a metric column and as the "
-                        f"variant/segment column; use different columns")
+        raise DataError(
+            f"column '{overlap[0]}' is used both as a metric column and as the "
+            f"variant/segment column; use different columns"
+        )
     if unit is not None and (unit in keys or unit in raw_cols):
-        raise DataError(f"unit='{unit}' is also the variant, a segment or a metric column; give the column "
-                        "holding each row's randomization-unit id (e.g. buyer_id)")
+        raise DataError(
+            f"unit='{unit}' is also the variant, a segment or a metric column; give the column "
+            "holding each row's randomization-unit id (e.g. buyer_id)"
+        )
     nonnegative = nonnegative_columns(metrics)
-    reads = [c for m in metrics for d in m.derived for c in d.reads]   # e.g. a window's exposure date
+    reads = [c for m in metrics for d in m.derived for c in d.reads]  # e.g. a window's exposure date
     needed = list(dict.fromkeys([*keys, *raw_cols, *reads, *([unit] if unit else [])]))
 
     if not isinstance(data, (pd.DataFrame, pa.Table, pa.RecordBatch)):
@@ -219,8 +231,7 @@ def aggregate(
             return aggregate_lazy(data, metrics, variant, by, blocks, unit=unit, nonnegative=nonnegative)
     elif unit is None and _engine_wins(data, needed, keys, raw_cols):
         try:
-            ms = aggregate_lazy(frame_relation(data, needed), metrics, variant, by, blocks,
-                                nonnegative=nonnegative)
+            ms = aggregate_lazy(frame_relation(data, needed), metrics, variant, by, blocks, nonnegative=nonnegative)
         except DataError:
             pass  # bad data: the numpy kernel below finds the same problem and words it for a frame
         else:
@@ -238,8 +249,7 @@ def aggregate(
             continue
         codes, labels = _group_codes(batch, keys)
         if unit is not None:
-            integrity = check_frame(batch, unit, arm_codes_for(batch, variant, codes, by),
-                                    [unit, *keys, *raw_cols])
+            integrity = check_frame(batch, unit, arm_codes_for(batch, variant, codes, by), [unit, *keys, *raw_cols])
         valid = codes >= 0
         missing_variant += int(nrows - valid.sum())
         if not valid.all():
@@ -265,8 +275,10 @@ def aggregate(
     if total_rows == 0:
         raise DataError("the data has no rows (an empty table); check the query or file that produced it")
     if not rows:
-        raise DataError(f"the data has no rows with a value in '{variant}' (all {total_rows:,} rows have it "
-                        "missing); check the data and the variant column")
+        raise DataError(
+            f"the data has no rows with a value in '{variant}' (all {total_rows:,} rows have it "
+            "missing); check the data and the variant column"
+        )
     return MomentSet(moments, variant, by, rows, missing_variant, integrity=integrity)
 
 
@@ -293,12 +305,14 @@ def _engine_wins(data, needed: Sequence[str], keys: Sequence[str], raw: Sequence
             if isinstance(dtype, pd.CategoricalDtype):
                 dtype = dtype.categories.dtype
             if not (pd.api.types.is_string_dtype(dtype) and dtype != object) and not (  # noqa: E721
-                    pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+                pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+            ):
                 return False
         for c in raw:
             dtype = data[c].dtype
-            if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) or \
-                    isinstance(dtype, pd.CategoricalDtype):
+            if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) or isinstance(
+                dtype, pd.CategoricalDtype
+            ):
                 return False
         return True
     schema = data.schema
@@ -306,8 +320,9 @@ def _engine_wins(data, needed: Sequence[str], keys: Sequence[str], raw: Sequence
         t = schema.field(c).type
         if pa.types.is_dictionary(t):
             t = t.value_type
-        if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)
-                or pa.types.is_boolean(t)):
+        if not (
+            pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
+        ):
             return False
     for c in raw:
         t = schema.field(c).type
@@ -333,8 +348,9 @@ def _label_ranks(batch, column: str, present) -> dict:
         rest = [v for v in present if v not in ranks]
         first = {v: int(np.argmax((s == v).to_numpy(dtype=bool, na_value=False))) for v in rest}
     else:
-        col = batch.column(column) if isinstance(batch, pa.Table) else batch.column(
-            batch.schema.get_field_index(column))
+        col = (
+            batch.column(column) if isinstance(batch, pa.Table) else batch.column(batch.schema.get_field_index(column))
+        )
         if isinstance(col, pa.ChunkedArray):
             col = col.combine_chunks()
         if pa.types.is_dictionary(col.type):
@@ -355,8 +371,9 @@ def _in_frame_order(ms: MomentSet, batch, keys: Sequence[str]) -> MomentSet:
     labels = list(ms.rows)
     as_tuple = [g if len(keys) > 1 else (g,) for g in labels]
     ranks = [_label_ranks(batch, k, {t[i] for t in as_tuple}) for i, k in enumerate(keys)]
-    order = [labels[x] for x in sorted(range(len(labels)),
-                                       key=lambda x: tuple(r[v] for r, v in zip(ranks, as_tuple[x])))]
+    order = [
+        labels[x] for x in sorted(range(len(labels)), key=lambda x: tuple(r[v] for r, v in zip(ranks, as_tuple[x])))
+    ]
     if order == labels:
         return ms
     blocks = {k: m.select(groups=[g for g in order if g in m._group_positions]) for k, m in ms.blocks.items()}
@@ -430,8 +447,11 @@ def _block_moments(arrays, cols, dropna, codes, groups, metrics, pairs=None) -> 
             v = arrays[c]
             n_nan, n_inf = int(np.isnan(v).sum()), int(np.isinf(v).sum())
             users = [m.name for m in metrics if c in m.columns and not m.dropna]
-            what = " and ".join(p for p in (f"{n_nan:,} missing (NaN/null)" if n_nan else "",
-                                            f"{n_inf:,} infinite" if n_inf else "") if p)
+            what = " and ".join(
+                p
+                for p in (f"{n_nan:,} missing (NaN/null)" if n_nan else "", f"{n_inf:,} infinite" if n_inf else "")
+                if p
+            )
             raise DataError(
                 f"column '{c}' has {what} values out of {len(v):,} rows (used by metric "
                 f"'{users[0] if users else c}'); fill or remove them, or declare the metric with "
@@ -462,8 +482,9 @@ def _moments_chunked(codes, values, groups, cols, dropped, pairs=None) -> Moment
                 X[:, j] = v[start:stop]
             else:
                 np.take(v[start:stop], order, out=X[:, j])
-        m = Moments.from_arrays(chunk if order is None else chunk[order], X, groups, cols, blocks=pairs,
-                                sorted_codes=order is not None)
+        m = Moments.from_arrays(
+            chunk if order is None else chunk[order], X, groups, cols, blocks=pairs, sorted_codes=order is not None
+        )
         out = m if out is None else out.merge(m)
     assert out is not None
     return out._replace(dropped=np.asarray(dropped, dtype=np.float64))

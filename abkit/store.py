@@ -25,6 +25,7 @@ store written by an older abkit is upgraded on the next write by adding the
 columns it lacks (old rows get NULL there); a store written by a newer
 abkit is read (unknown columns kept) but not written to.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -42,14 +43,28 @@ import pandas as pd
 
 from .errors import DataError, StoreError
 
-__all__ = ["STORE_NAME", "TABLE", "LATEST_VIEW", "SCHEMA_VERSION", "COLUMNS", "COLUMN_DOCS", "DEFAULT_TIMEOUT",
-           "store_path", "record", "load", "latest", "latest_rows", "history", "new_run_id"]
+__all__ = [
+    "STORE_NAME",
+    "TABLE",
+    "LATEST_VIEW",
+    "SCHEMA_VERSION",
+    "COLUMNS",
+    "COLUMN_DOCS",
+    "DEFAULT_TIMEOUT",
+    "store_path",
+    "record",
+    "load",
+    "latest",
+    "latest_rows",
+    "history",
+    "new_run_id",
+]
 
 STORE_NAME = "abkit.duckdb"
 TABLE = "readouts"
 LATEST_VIEW = "latest"
 SCHEMA_TABLE = "abkit_schema"
-SCHEMA_VERSION = 2          # 1: the first table; 2: data_fingerprint, change_scale, p_label
+SCHEMA_VERSION = 2  # 1: the first table; 2: data_fingerprint, change_scale, p_label
 DEFAULT_TIMEOUT = 300.0
 
 # name, DuckDB type, meaning. Order = column order of the table.
@@ -87,8 +102,12 @@ _SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("rel_ci_lower", "DOUBLE", "lower bound of the relative effect's interval"),
     ("rel_ci_upper", "DOUBLE", "upper bound of the relative effect's interval"),
     ("rel_se", "DOUBLE", "standard error of the relative effect (what shrinkage weighs)"),
-    ("change_scale", "VARCHAR", "how the readout reads the change: relative | relative to size | absolute | points "
-                                "(abkit.formatting.change_scale)"),
+    (
+        "change_scale",
+        "VARCHAR",
+        "how the readout reads the change: relative | relative to size | absolute | points "
+        "(abkit.formatting.change_scale)",
+    ),
     ("p_value", "DOUBLE", "p-value"),
     ("p_value_adjusted", "DOUBLE", "multiplicity-adjusted p-value (when a correction was asked for)"),
     ("p_label", "VARCHAR", "what the p-value the decision used is: p, Holm-adjusted p, always-valid p..."),
@@ -149,7 +168,7 @@ def _connect(path: Path, *, read_only: bool, timeout: float):
 
     deadline = time.monotonic() + float(timeout)
     delay, attempts = 0.02, 0
-    jitter = random.Random()                # not a statistical draw: only spreads the retries of waiting processes
+    jitter = random.Random()  # not a statistical draw: only spreads the retries of waiting processes
     while True:
         attempts += 1
         try:
@@ -169,15 +188,18 @@ def _connect(path: Path, *, read_only: bool, timeout: float):
                     f"the results store '{path}' stayed locked for {timeout:g} s ({attempts} attempts); the lock "
                     f"is held by {holder or 'another process'}. A process keeps the file open (a long-running "
                     "write, or a DuckDB session an analyst left open on it): close it and rerun, or pass a longer "
-                    "timeout. Nothing was written by this call.") from exc
-            time.sleep(min(delay * (0.5 + jitter.random()), remaining))   # the last try is at the deadline
+                    "timeout. Nothing was written by this call."
+                ) from exc
+            time.sleep(min(delay * (0.5 + jitter.random()), remaining))  # the last try is at the deadline
             delay = min(delay * 2.0, 0.25)
 
 
 # --------------------------------------------------------------------------- schema
 def _table_columns(con, name: str) -> list[str]:
-    rows = con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' "
-                       "ORDER BY column_index", [name]).fetchall()
+    rows = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' ORDER BY column_index",
+        [name],
+    ).fetchall()
     return [r[0] for r in rows]
 
 
@@ -192,7 +214,8 @@ def _create_view(con) -> None:
     con.execute(
         f"CREATE OR REPLACE VIEW {LATEST_VIEW} AS SELECT * EXCLUDE (_rank) FROM ("
         f"SELECT *, dense_rank() OVER (PARTITION BY slug ORDER BY record_seq DESC, run_time DESC, run_id DESC) "
-        f"AS _rank FROM {TABLE}) WHERE _rank = 1")
+        f"AS _rank FROM {TABLE}) WHERE _rank = 1"
+    )
 
 
 def _ensure_schema(con, path: Path) -> None:
@@ -201,11 +224,13 @@ def _ensure_schema(con, path: Path) -> None:
 
     version = _stored_version(con)
     if version is not None and version > SCHEMA_VERSION:
-        raise StoreError(f"the results store '{path}' has schema version {version}, written by a newer abkit; "
-                         f"this abkit ({__version__}) writes version {SCHEMA_VERSION}. Upgrade abkit to write to it "
-                         "(reading with abkit.portfolio.load works).")
+        raise StoreError(
+            f"the results store '{path}' has schema version {version}, written by a newer abkit; "
+            f"this abkit ({__version__}) writes version {SCHEMA_VERSION}. Upgrade abkit to write to it "
+            "(reading with abkit.portfolio.load works)."
+        )
     if version == SCHEMA_VERSION:
-        return                                 # created or migrated to this version already
+        return  # created or migrated to this version already
     have = _table_columns(con, TABLE)
     if not have:
         cols = ", ".join(f"{c} {_TYPES[c]}" for c in COLUMNS)
@@ -214,10 +239,11 @@ def _ensure_schema(con, path: Path) -> None:
         for c in COLUMNS:
             if c not in have:
                 con.execute(f"ALTER TABLE {TABLE} ADD COLUMN {c} {_TYPES[c]}")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (version INTEGER, migrated_at TIMESTAMP, "
-                "abkit_version VARCHAR)")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (version INTEGER, migrated_at TIMESTAMP, abkit_version VARCHAR)"
+    )
     con.execute(f"INSERT INTO {SCHEMA_TABLE} VALUES (?, ?, ?)", [SCHEMA_VERSION, _utc_now(), __version__])
-    _create_view(con)                         # re-created so that it lists the columns added
+    _create_view(con)  # re-created so that it lists the columns added
 
 
 # --------------------------------------------------------------------------- values
@@ -231,8 +257,10 @@ def _as_timestamp(value, column: str) -> _dt.datetime | None:
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
-        raise DataError(f"column '{column}': {value!r} is not a date-time; give a datetime or an ISO 8601 "
-                        "string such as '2026-09-28T14:05:00+00:00'") from exc
+        raise DataError(
+            f"column '{column}': {value!r} is not a date-time; give a datetime or an ISO 8601 "
+            "string such as '2026-09-28T14:05:00+00:00'"
+        ) from exc
     if ts is pd.NaT:
         return None
     if ts.tzinfo is not None:
@@ -287,8 +315,15 @@ def _as_text(value, column: str) -> str | None:
     return str(value)
 
 
-_CONVERT = {"DOUBLE": _as_float, "BIGINT": _as_int, "INTEGER": _as_int, "BOOLEAN": _as_bool, "VARCHAR": _as_text,
-            "DATE": _as_date, "TIMESTAMP": _as_timestamp}
+_CONVERT = {
+    "DOUBLE": _as_float,
+    "BIGINT": _as_int,
+    "INTEGER": _as_int,
+    "BOOLEAN": _as_bool,
+    "VARCHAR": _as_text,
+    "DATE": _as_date,
+    "TIMESTAMP": _as_timestamp,
+}
 
 
 def _normalise(rows, fill: Mapping, run_id: str | None, run_time) -> list[dict]:
@@ -306,10 +341,12 @@ def _normalise(rows, fill: Mapping, run_id: str | None, run_time) -> list[dict]:
     if unknown:
         import difflib
 
-        hints = [f"{u} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(u, COLUMNS, n=1)) else u
-                 for u in unknown]
-        raise DataError(f"unknown column(s) for the results store: {', '.join(hints)}; the store's columns are "
-                        f"{', '.join(COLUMNS)}")
+        hints = [
+            f"{u} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(u, COLUMNS, n=1)) else u for u in unknown
+        ]
+        raise DataError(
+            f"unknown column(s) for the results store: {', '.join(hints)}; the store's columns are {', '.join(COLUMNS)}"
+        )
     set_by_store = sorted(({k for r in rows for k in r if r[k] is not None} | set(fill)) & set(_SET_BY_STORE))
     if set_by_store:
         raise DataError(f"column(s) {', '.join(set_by_store)} are set by the store when it writes; leave them out")
@@ -331,8 +368,10 @@ def _normalise(rows, fill: Mapping, run_id: str | None, run_time) -> list[dict]:
         typed = {c: _CONVERT[_TYPES[c]](row.get(c), c) for c in COLUMNS}
         missing = [c for c in _REQUIRED if typed[c] in (None, "")]
         if missing:
-            raise DataError(f"row {i} has no {', '.join(missing)}; every row needs {', '.join(_REQUIRED)} "
-                            "(pass e.g. record(out, rows, slug='instant-refunds'))")
+            raise DataError(
+                f"row {i} has no {', '.join(missing)}; every row needs {', '.join(_REQUIRED)} "
+                "(pass e.g. record(out, rows, slug='instant-refunds'))"
+            )
         if typed["status"] not in ("ok", "failed"):
             raise DataError(f"row {i}: status {typed['status']!r} must be 'ok' or 'failed'")
         out.append(typed)
@@ -342,8 +381,15 @@ def _normalise(rows, fill: Mapping, run_id: str | None, run_time) -> list[dict]:
 def _arrow_table(rows: list[dict], record_seq: int, recorded_at: _dt.datetime):
     import pyarrow as pa
 
-    types = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_(),
-             "VARCHAR": pa.string(), "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}
+    types = {
+        "DOUBLE": pa.float64(),
+        "BIGINT": pa.int64(),
+        "INTEGER": pa.int32(),
+        "BOOLEAN": pa.bool_(),
+        "VARCHAR": pa.string(),
+        "DATE": pa.date32(),
+        "TIMESTAMP": pa.timestamp("us"),
+    }
     data = {}
     for c in COLUMNS:
         values: list
@@ -360,8 +406,15 @@ def _arrow_table(rows: list[dict], record_seq: int, recorded_at: _dt.datetime):
 
 
 # --------------------------------------------------------------------------- write
-def record(target: str | os.PathLike, rows: Iterable[Mapping] | pd.DataFrame, *, run_id: str | None = None,
-           run_time=None, timeout: float = DEFAULT_TIMEOUT, **fill) -> int:
+def record(
+    target: str | os.PathLike,
+    rows: Iterable[Mapping] | pd.DataFrame,
+    *,
+    run_id: str | None = None,
+    run_time=None,
+    timeout: float = DEFAULT_TIMEOUT,
+    **fill,
+) -> int:
     """Append ``rows`` to the store at ``target`` (a folder, created if needed: ``<target>/abkit.duckdb``; or a
     ``.duckdb`` file).
 
@@ -377,8 +430,10 @@ def record(target: str | os.PathLike, rows: Iterable[Mapping] | pd.DataFrame, *,
     """
     unknown_fill = set(fill) - set(COLUMNS)
     if unknown_fill:
-        raise DataError(f"unknown keyword(s) {sorted(unknown_fill)}; record() takes run_id, run_time, timeout and "
-                        f"column names: {', '.join(COLUMNS)}")
+        raise DataError(
+            f"unknown keyword(s) {sorted(unknown_fill)}; record() takes run_id, run_time, timeout and "
+            f"column names: {', '.join(COLUMNS)}"
+        )
     typed = _normalise(rows, fill, run_id or new_run_id(), run_time)
     path = store_path(target)
     try:
@@ -404,8 +459,10 @@ def record(target: str | os.PathLike, rows: Iterable[Mapping] | pd.DataFrame, *,
         except StoreError:
             raise
         except Exception as exc:  # any database failure: nothing was written, say so loudly
-            raise StoreError(f"writing {len(typed)} row(s) to the results store '{path}' failed, nothing was "
-                             f"written: {type(exc).__name__}: {exc}") from exc
+            raise StoreError(
+                f"writing {len(typed)} row(s) to the results store '{path}' failed, nothing was "
+                f"written: {type(exc).__name__}: {exc}"
+            ) from exc
         finally:
             con.close()
     return len(typed)
@@ -416,15 +473,24 @@ def _empty_frame() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=_PANDAS_DTYPES[_TYPES[c]]) for c in COLUMNS})
 
 
-_PANDAS_DTYPES = {"DOUBLE": "float64", "BIGINT": "Int64", "INTEGER": "Int64", "BOOLEAN": "boolean", "VARCHAR": "object",
-                  "DATE": "datetime64[us]", "TIMESTAMP": "datetime64[us]"}
+_PANDAS_DTYPES = {
+    "DOUBLE": "float64",
+    "BIGINT": "Int64",
+    "INTEGER": "Int64",
+    "BOOLEAN": "boolean",
+    "VARCHAR": "object",
+    "DATE": "datetime64[us]",
+    "TIMESTAMP": "datetime64[us]",
+}
 
 
 def _read(target, query: str, timeout: float) -> pd.DataFrame:
     path = store_path(target)
     if not path.exists():
-        raise StoreError(f"no results store at '{path}'; `abkit readout ... --out {path.parent}` creates it "
-                         "(or pass the folder or .duckdb file a readout wrote)")
+        raise StoreError(
+            f"no results store at '{path}'; `abkit readout ... --out {path.parent}` creates it "
+            "(or pass the folder or .duckdb file a readout wrote)"
+        )
     with _process_lock(path):
         con = _connect(path, read_only=True, timeout=timeout)
         try:
@@ -437,7 +503,7 @@ def _read(target, query: str, timeout: float) -> pd.DataFrame:
             raise StoreError(f"reading the results store '{path}' failed: {type(exc).__name__}: {exc}") from exc
         finally:
             con.close()
-    for c in COLUMNS:                       # a store written by an older abkit: its missing columns are empty
+    for c in COLUMNS:  # a store written by an older abkit: its missing columns are empty
         if c not in frame.columns:
             frame[c] = None
         frame[c] = _typed_column(frame[c], _TYPES[c])
@@ -468,11 +534,14 @@ def latest_rows(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.copy()
     key = frame[["slug", "record_seq", "run_time", "run_id"]].copy()
     key["_pos"] = np.arange(len(frame))
-    top = key.sort_values(["slug", "record_seq", "run_time", "run_id"], ascending=[True, False, False, False],
-                          kind="stable").drop_duplicates("slug")
+    top = key.sort_values(
+        ["slug", "record_seq", "run_time", "run_id"], ascending=[True, False, False, False], kind="stable"
+    ).drop_duplicates("slug")
     chosen = set(zip(top["slug"], top["record_seq"], top["run_time"], top["run_id"]))
-    keep = [(s, q, t, r) in chosen for s, q, t, r in zip(frame["slug"], frame["record_seq"], frame["run_time"],
-                                                          frame["run_id"])]
+    keep = [
+        (s, q, t, r) in chosen
+        for s, q, t, r in zip(frame["slug"], frame["record_seq"], frame["run_time"], frame["run_id"])
+    ]
     return frame.loc[keep].reset_index(drop=True)
 
 
@@ -484,9 +553,20 @@ def _as_set(value) -> set | None:
     return {str(v) for v in value}
 
 
-def latest(source: str | os.PathLike | pd.DataFrame, *, kind=None, owner=None, metric=None, verdict=None,
-           status=None, experiment=None, primary_only: bool = False, since=None, until=None,
-           timeout: float = DEFAULT_TIMEOUT) -> pd.DataFrame:
+def latest(
+    source: str | os.PathLike | pd.DataFrame,
+    *,
+    kind=None,
+    owner=None,
+    metric=None,
+    verdict=None,
+    status=None,
+    experiment=None,
+    primary_only: bool = False,
+    since=None,
+    until=None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> pd.DataFrame:
     """The latest readout of every experiment, optionally filtered: what the portfolio page lists.
 
     ``source``: a store (folder or ``.duckdb`` file; read through the view
@@ -505,8 +585,13 @@ def latest(source: str | os.PathLike | pd.DataFrame, *, kind=None, owner=None, m
     else:
         frame = _read(source, f"SELECT * FROM {LATEST_VIEW} ORDER BY record_seq, position", timeout)
     keep = np.ones(len(frame), dtype=bool)
-    for column, wanted in (("kind", kind), ("owner", owner), ("metric", metric), ("verdict", verdict),
-                           ("status", status)):
+    for column, wanted in (
+        ("kind", kind),
+        ("owner", owner),
+        ("metric", metric),
+        ("verdict", verdict),
+        ("status", status),
+    ):
         values = _as_set(wanted)
         if values is not None:
             keep &= frame[column].astype(object).isin(values).to_numpy()
@@ -523,13 +608,16 @@ def latest(source: str | os.PathLike | pd.DataFrame, *, kind=None, owner=None, m
     return frame.loc[keep].reset_index(drop=True)
 
 
-def history(source: str | os.PathLike | pd.DataFrame, experiment: str, *,
-            timeout: float = DEFAULT_TIMEOUT) -> pd.DataFrame:
+def history(
+    source: str | os.PathLike | pd.DataFrame, experiment: str, *, timeout: float = DEFAULT_TIMEOUT
+) -> pd.DataFrame:
     """Every recorded run of one experiment (by slug or name), oldest first: its history page's rows."""
     frame = source if isinstance(source, pd.DataFrame) else load(source, timeout=timeout)
     mask = (frame["slug"] == experiment) | (frame["experiment"] == experiment)
     if not mask.any():
         known = sorted(set(frame["slug"].dropna().astype(str)))
-        raise DataError(f"no experiment '{experiment}' in the results store; experiments (slugs): "
-                        f"{', '.join(known[:30]) or '(none)'}")
+        raise DataError(
+            f"no experiment '{experiment}' in the results store; experiments (slugs): "
+            f"{', '.join(known[:30]) or '(none)'}"
+        )
     return frame.loc[mask].reset_index(drop=True)

@@ -34,6 +34,7 @@ Entry points: :func:`event_counts` (the aggregation), :func:`event_rows`
 :func:`analyze_time_to_event` (every effect, the curves, a plot and a
 sentence), :func:`pseudo_observations` (the per-unit column).
 """
+
 from __future__ import annotations
 
 import os
@@ -48,13 +49,22 @@ from .errors import AbkitError, DataError, missing_column
 from .metrics import Mean, TimeToEvent
 from .moments import Moments
 from .stats import survival as sv
-from .stats.two_sample import compare
 from .stats.checks import normalise_allocation, srm_test
+from .stats.two_sample import compare
 
-__all__ = ["EventCounts", "ArmEvents", "event_counts", "event_rows", "analyze_time_to_event", "TimeToEventResult",
-           "pseudo_observations", "effect_sentence", "share_sentence"]
+__all__ = [
+    "EventCounts",
+    "ArmEvents",
+    "event_counts",
+    "event_rows",
+    "analyze_time_to_event",
+    "TimeToEventResult",
+    "pseudo_observations",
+    "effect_sentence",
+    "share_sentence",
+]
 
-_EPS_BINS = 1e-9   # a time within 1e-9 bins above a bin edge counts on the edge (float division noise)
+_EPS_BINS = 1e-9  # a time within 1e-9 bins above a bin edge counts on the edge (float division noise)
 
 
 # --------------------------------------------------------------------------- counts
@@ -110,19 +120,30 @@ class EventCounts:
         keep rows, whose units could straddle the parts, and do not merge.
         """
         if other.metric != self.metric or other.variant != self.variant:
-            raise AbkitError("cannot merge event counts of different metrics or variant columns; count both parts "
-                             "with the same TimeToEvent metric")
+            raise AbkitError(
+                "cannot merge event counts of different metrics or variant columns; count both parts "
+                "with the same TimeToEvent metric"
+            )
         if any(e.clusters is not None for c in (self, other) for e in c.arms.values()):
-            raise AbkitError(f"metric '{self.metric.name}' is clustered by '{self.metric.unit}': a unit's rows may "
-                             "sit in both parts, so counts do not add up; count the combined data")
+            raise AbkitError(
+                f"metric '{self.metric.name}' is clustered by '{self.metric.unit}': a unit's rows may "
+                "sit in both parts, so counts do not add up; count the combined data"
+            )
         shift = self.shift
         arms = dict(self.arms)
         for label, b in other.arms.items():
             b = _reshift(b, other.shift, shift)
             a = arms.get(label)
             arms[label] = b if a is None else _merge_arm(_reshift(a, self.shift, shift), b)
-        return EventCounts(self.metric, self.variant, arms, shift, self.missing_variant + other.missing_variant,
-                           None, self.engine if self.engine == other.engine else "merged")
+        return EventCounts(
+            self.metric,
+            self.variant,
+            arms,
+            shift,
+            self.missing_variant + other.missing_variant,
+            None,
+            self.engine if self.engine == other.engine else "merged",
+        )
 
     __add__ = merge
 
@@ -136,8 +157,16 @@ def _reshift(e: ArmEvents, old: np.ndarray, new: np.ndarray) -> ArmEvents:
     delta = np.asarray(old, dtype=np.float64) - np.asarray(new, dtype=np.float64)
     if not delta.size or not np.any(delta):
         return e
-    return ArmEvents(e.table, e.rows, e.dropped, e.units, e.covariate_mean, e.covariate_comoment,
-                     e.event_sums + np.outer(e.table.events, delta), e.removed_sums + np.outer(e.table.removed, delta))
+    return ArmEvents(
+        e.table,
+        e.rows,
+        e.dropped,
+        e.units,
+        e.covariate_mean,
+        e.covariate_comoment,
+        e.event_sums + np.outer(e.table.events, delta),
+        e.removed_sums + np.outer(e.table.removed, delta),
+    )
 
 
 def _merge_arm(a: ArmEvents, b: ArmEvents) -> ArmEvents:
@@ -184,8 +213,10 @@ def _grid_time(metric: TimeToEvent, t: float, what: str = "time") -> float:
         return float(t)
     k = round(t / r)
     if abs(t / r - k) > 1e-9 * max(1.0, abs(k)):
-        raise AbkitError(f"metric '{metric.name}': {what} {t:g} is not a multiple of its resolution {r:g} "
-                         f"{metric.time_unit}; ask for a time on the bins")
+        raise AbkitError(
+            f"metric '{metric.name}': {what} {t:g} is not a multiple of its resolution {r:g} "
+            f"{metric.time_unit}; ask for a time on the bins"
+        )
     return float(np.float64(k) * r)
 
 
@@ -195,12 +226,16 @@ def _check_values(metric: TimeToEvent, T, E, X, arm_ok) -> np.ndarray:
     missing = [~np.isfinite(v) for v in (T, E, *X)]
     for name, miss in zip(names, missing):
         if arm_ok.any() and miss[arm_ok].all():
-            raise DataError(f"column '{name}' is entirely missing for metric '{metric.name}' ({int(arm_ok.sum()):,} "
-                            "rows, all null/NaN); check how it was produced")
+            raise DataError(
+                f"column '{name}' is entirely missing for metric '{metric.name}' ({int(arm_ok.sum()):,} "
+                "rows, all null/NaN); check how it was produced"
+            )
         if miss[arm_ok].any() and not metric.dropna:
-            raise DataError(f"column '{name}' has {int(miss[arm_ok].sum()):,} missing or infinite values (metric "
-                            f"'{metric.name}'); fill or remove them, or declare the metric with dropna=True to "
-                            "drop those rows (they are counted and reported)")
+            raise DataError(
+                f"column '{name}' has {int(miss[arm_ok].sum()):,} missing or infinite values (metric "
+                f"'{metric.name}'); fill or remove them, or declare the metric with dropna=True to "
+                "drop those rows (they are counted and reported)"
+            )
     ok = arm_ok.copy()
     for miss in missing:
         ok &= ~miss
@@ -210,21 +245,26 @@ def _check_values(metric: TimeToEvent, T, E, X, arm_ok) -> np.ndarray:
 
 def _check_ranges(metric: TimeToEvent, T: np.ndarray, E: np.ndarray) -> None:
     if T.size and T.min() < 0:
-        raise DataError(f"column '{metric.duration}' has {int((T < 0).sum()):,} negative durations (smallest "
-                        f"{T.min():g}) for metric '{metric.name}'; a time to event is >= 0: check the start and "
-                        "end timestamps (an event before the start?)")
+        raise DataError(
+            f"column '{metric.duration}' has {int((T < 0).sum()):,} negative durations (smallest "
+            f"{T.min():g}) for metric '{metric.name}'; a time to event is >= 0: check the start and "
+            "end timestamps (an event before the start?)"
+        )
     bad = (E != 0) & (E != 1)
     if bad.any():
-        raise DataError(f"column '{metric.event}' must be 0 (censored) or 1 (event) for metric '{metric.name}'; "
-                        f"{int(bad.sum()):,} rows hold other values (e.g. {E[bad][0]:g})")
+        raise DataError(
+            f"column '{metric.event}' must be 0 (censored) or 1 (event) for metric '{metric.name}'; "
+            f"{int(bad.sum()):,} rows hold other values (e.g. {E[bad][0]:g})"
+        )
 
 
 def _arm_events(metric, T, E, X, shift, rows, dropped, units, clusters=None) -> ArmEvents:
     """One arm's :class:`ArmEvents` from its valid rows (times already on the grid and truncated)."""
     grid, inv = np.unique(T, return_inverse=True)
     K, p = grid.size, len(X)
-    table = sv.EventTable(grid, np.bincount(inv, weights=E, minlength=K),
-                          np.bincount(inv, minlength=K).astype(np.float64))
+    table = sv.EventTable(
+        grid, np.bincount(inv, weights=E, minlength=K), np.bincount(inv, minlength=K).astype(np.float64)
+    )
     mean, com = np.zeros(p), np.zeros((p, p))
     Sd, Sm = np.zeros((K, p)), np.zeros((K, p))
     if p and T.size:
@@ -252,12 +292,18 @@ def _memory_columns(data, metric: TimeToEvent, variant: str, extra: Sequence[str
         return _derived(data, made[c]) if c in made else _to_float(data, c)
 
     codes, labels = _key_codes(data, variant)
-    return {"codes": np.asarray(codes, dtype=np.int64), "labels": labels, "T": values(metric.duration),
-            "E": values(metric.event), "X": [values(c.numerator) for c in metric.covariates]}
+    return {
+        "codes": np.asarray(codes, dtype=np.int64),
+        "labels": labels,
+        "T": values(metric.duration),
+        "E": values(metric.event),
+        "X": [values(c.numerator) for c in metric.covariates],
+    }
 
 
-def _counts_from_arrays(metric, variant, codes, labels, T, E, X, unit_values=None, engine="memory",
-                        integrity=None) -> EventCounts:
+def _counts_from_arrays(
+    metric, variant, codes, labels, T, E, X, unit_values=None, engine="memory", integrity=None
+) -> EventCounts:
     arm_ok = codes >= 0
     missing_variant = int((~arm_ok).sum())
     if not arm_ok.any():
@@ -271,14 +317,18 @@ def _counts_from_arrays(metric, variant, codes, labels, T, E, X, unit_values=Non
     if unit_values is not None:
         unit_codes, uniq = pd.factorize(pd.Series(unit_values), sort=False)
         if (unit_codes[arm_ok] < 0).any():
-            raise DataError(f"column '{metric.unit}' (the unit of metric '{metric.name}') has missing values; "
-                            "every row needs its randomization unit")
+            raise DataError(
+                f"column '{metric.unit}' (the unit of metric '{metric.name}') has missing values; "
+                "every row needs its randomization unit"
+            )
         pairs = pd.DataFrame({"u": unit_codes[arm_ok], "a": codes[arm_ok]}).drop_duplicates()
         twice = pairs["u"].duplicated(keep=False)
         if twice.any():
             example = uniq[pairs.loc[twice, "u"].iloc[0]]
-            raise DataError(f"unit {example!r} of column '{metric.unit}' appears in several arms; randomization "
-                            f"must be by '{metric.unit}': check unit= and the variant column")
+            raise DataError(
+                f"unit {example!r} of column '{metric.unit}' appears in several arms; randomization "
+                f"must be by '{metric.unit}': check unit= and the variant column"
+            )
     arms = {}
     counts = np.bincount(codes[arm_ok], minlength=len(labels))
     for g, label in enumerate(labels):
@@ -292,8 +342,9 @@ def _counts_from_arrays(metric, variant, codes, labels, T, E, X, unit_values=Non
             local, n_units = pd.factorize(unit_codes[sel], sort=False)
             units = len(n_units)
             clusters = (times[sel], E2[sel], np.asarray(local, dtype=np.int64), Xg)
-        arms[label] = _arm_events(metric, times[sel], E2[sel], Xg, shift, counts[g], int((in_arm & ~ok).sum()),
-                                  units, clusters)
+        arms[label] = _arm_events(
+            metric, times[sel], E2[sel], Xg, shift, counts[g], int((in_arm & ~ok).sum()), units, clusters
+        )
     return EventCounts(metric, variant, arms, shift, missing_variant, integrity, engine)
 
 
@@ -327,13 +378,16 @@ def event_counts(data, metric: TimeToEvent, variant: str = "variant", *, check_u
         if metric.unit:
             s = data[metric.unit] if isinstance(data, pd.DataFrame) else data.column(metric.unit).to_pandas()
             units = s.to_numpy()
-        return _counts_from_arrays(metric, variant, cols["codes"], cols["labels"], cols["T"], cols["E"], cols["X"],
-                                   units, "memory", integrity)
+        return _counts_from_arrays(
+            metric, variant, cols["codes"], cols["labels"], cols["T"], cols["E"], cols["X"], units, "memory", integrity
+        )
     from .engines import is_lazy
 
     if not is_lazy(data):
-        raise DataError(f"cannot read data of type {type(data).__name__}; pass a pandas DataFrame, a pyarrow Table, "
-                        "a path to a parquet/CSV file, or a DuckDB relation / Spark DataFrame")
+        raise DataError(
+            f"cannot read data of type {type(data).__name__}; pass a pandas DataFrame, a pyarrow Table, "
+            "a path to a parquet/CSV file, or a DuckDB relation / Spark DataFrame"
+        )
     return _lazy_counts(data, metric, variant, check_unit)
 
 
@@ -362,20 +416,31 @@ def _lazy_counts(data, metric: TimeToEvent, variant: str, check_unit: str | None
 
     covs = [c.numerator for c in metric.covariates]
     safe = {c: f"__x{j}" for j, c in enumerate(covs)}
-    base = lf.select(nw.col(variant).alias("__arm"), expr(metric.duration).alias("__dur"),
-                     expr(metric.event).alias("__event"), *(expr(c).alias(safe[c]) for c in covs),
-                     *([nw.col(metric.unit).alias("__unit")] if metric.unit else []))
+    base = lf.select(
+        nw.col(variant).alias("__arm"),
+        expr(metric.duration).alias("__dur"),
+        expr(metric.event).alias("__event"),
+        *(expr(c).alias(safe[c]) for c in covs),
+        *([nw.col(metric.unit).alias("__unit")] if metric.unit else []),
+    )
     engine = type(data).__module__.split(".")[0] if not isinstance(data, (str, os.PathLike)) else "duckdb"
     if metric.unit:
         # clustered rows: the unit's influence is a sum over its rows, so the rows come back (only these columns)
         with _reading(data):
             frame = _collect(base, data).to_pandas()
         codes, labels = pd.factorize(frame["__arm"], sort=False)
-        return _counts_from_arrays(metric, variant, np.asarray(codes, dtype=np.int64), [_plain(v) for v in labels],
-                                   frame["__dur"].to_numpy(np.float64, na_value=np.nan),
-                                   frame["__event"].to_numpy(np.float64, na_value=np.nan),
-                                   [frame[safe[c]].to_numpy(np.float64, na_value=np.nan) for c in covs],
-                                   frame["__unit"].to_numpy(), engine, integrity)
+        return _counts_from_arrays(
+            metric,
+            variant,
+            np.asarray(codes, dtype=np.int64),
+            [_plain(v) for v in labels],
+            frame["__dur"].to_numpy(np.float64, na_value=np.nan),
+            frame["__event"].to_numpy(np.float64, na_value=np.nan),
+            [frame[safe[c]].to_numpy(np.float64, na_value=np.nan) for c in covs],
+            frame["__unit"].to_numpy(),
+            engine,
+            integrity,
+        )
 
     def valid(c):
         return ~nw.col(c).is_null() & nw.col(c).is_finite()
@@ -387,9 +452,11 @@ def _lazy_counts(data, metric: TimeToEvent, variant: str, check_unit: str | None
     checks = [nw.len().alias("rows"), complete.cast(nw.Float64).sum().alias("complete")]
     for j, c in enumerate(value_cols):
         checks.append((~valid(c)).cast(nw.Float64).sum().alias(f"missing{j}"))
-    checks += [nw.when(complete).then(nw.col("__dur")).otherwise(None).min().alias("tmin"),
-               (complete & (nw.col("__dur") < 0)).cast(nw.Float64).sum().alias("negative"),
-               (complete & (nw.col("__event") != 0) & (nw.col("__event") != 1)).cast(nw.Float64).sum().alias("bad_event")]
+    checks += [
+        nw.when(complete).then(nw.col("__dur")).otherwise(None).min().alias("tmin"),
+        (complete & (nw.col("__dur") < 0)).cast(nw.Float64).sum().alias("negative"),
+        (complete & (nw.col("__event") != 0) & (nw.col("__event") != 1)).cast(nw.Float64).sum().alias("bad_event"),
+    ]
     with _reading(data):
         summary = _collect(base.group_by("__arm").agg(*checks), data).to_arrow().to_pydict()
     labels_all = summary["__arm"]
@@ -405,22 +472,29 @@ def _lazy_counts(data, metric: TimeToEvent, variant: str, check_unit: str | None
     for j, name in enumerate(col_names):
         miss = int(sum(summary[f"missing{j}"][i] or 0 for i in with_arm))
         if miss == total:
-            raise DataError(f"column '{name}' is entirely missing for metric '{metric.name}' ({total:,} rows, all "
-                            "null/NaN); check how it was produced")
+            raise DataError(
+                f"column '{name}' is entirely missing for metric '{metric.name}' ({total:,} rows, all "
+                "null/NaN); check how it was produced"
+            )
         if miss and not metric.dropna:
-            raise DataError(f"column '{name}' has {miss:,} missing or infinite values (metric '{metric.name}'); fill "
-                            "or remove them, or declare the metric with dropna=True to drop those rows (they are "
-                            "counted and reported)")
+            raise DataError(
+                f"column '{name}' has {miss:,} missing or infinite values (metric '{metric.name}'); fill "
+                "or remove them, or declare the metric with dropna=True to drop those rows (they are "
+                "counted and reported)"
+            )
     negative = int(sum(summary["negative"][i] or 0 for i in with_arm))
     if negative:
         smallest = min(summary["tmin"][i] for i in with_arm if summary["tmin"][i] is not None)
         _check_ranges(metric, np.array([smallest]), np.zeros(1))
     bad = int(sum(summary["bad_event"][i] or 0 for i in with_arm))
     if bad:
-        raise DataError(f"column '{metric.event}' must be 0 (censored) or 1 (event) for metric '{metric.name}'; "
-                        f"{bad:,} rows hold other values")
-    dropped = {_plain(labels_all[i]): arm_rows[_plain(labels_all[i])] - int(summary["complete"][i] or 0)
-               for i in with_arm}
+        raise DataError(
+            f"column '{metric.event}' must be 0 (censored) or 1 (event) for metric '{metric.name}'; "
+            f"{bad:,} rows hold other values"
+        )
+    dropped = {
+        _plain(labels_all[i]): arm_rows[_plain(labels_all[i])] - int(summary["complete"][i] or 0) for i in with_arm
+    }
 
     rows = base.filter(complete & ~nw.col("__arm").is_null())
     with _reading(data):
@@ -430,8 +504,10 @@ def _lazy_counts(data, metric: TimeToEvent, variant: str, check_unit: str | None
     key = T if metric.resolution is None else (T / metric.resolution - _EPS_BINS).ceil()
     limit = metric.horizon if metric.resolution is None else float(round(metric.horizon / metric.resolution))
     over = key > limit
-    rows = rows.with_columns(nw.when(over).then(nw.lit(limit)).otherwise(key).alias("__bin"),
-                             nw.when(over).then(nw.lit(0.0)).otherwise(nw.col("__event")).alias("__status"))
+    rows = rows.with_columns(
+        nw.when(over).then(nw.lit(limit)).otherwise(key).alias("__bin"),
+        nw.when(over).then(nw.lit(0.0)).otherwise(nw.col("__event")).alias("__status"),
+    )
     centred = [nw.col(safe[c]) - nw.lit(float(k)) for c, k in zip(covs, K)]
     aggs = [nw.len().alias("__n")]
     for i, x in enumerate(centred):
@@ -463,9 +539,16 @@ def _assemble(metric, variant, out, covs, K, arm_rows, dropped, missing_variant,
     for label in sorted(arm_rows, key=str):
         sel = arm == label
         if not sel.any():
-            arms[label] = ArmEvents(sv.EventTable(np.zeros(0), np.zeros(0), np.zeros(0)), arm_rows[label],
-                                    dropped[label], 0, np.zeros(p), np.zeros((p, p)), np.zeros((0, p)),
-                                    np.zeros((0, p)))
+            arms[label] = ArmEvents(
+                sv.EventTable(np.zeros(0), np.zeros(0), np.zeros(0)),
+                arm_rows[label],
+                dropped[label],
+                0,
+                np.zeros(p),
+                np.zeros((p, p)),
+                np.zeros((0, p)),
+                np.zeros((0, p)),
+            )
             continue
         times = _times(key[sel], metric)
         grid, inv = np.unique(times, return_inverse=True)
@@ -484,8 +567,9 @@ def _assemble(metric, variant, out, covs, K, arm_rows, dropped, missing_variant,
             centre = s_tot / units
             mean = K + centre
             com = P[sel].sum(axis=0) - np.outer(s_tot, centre)
-        arms[label] = ArmEvents(sv.EventTable(grid, d, m), arm_rows[label], dropped[label], int(units), mean, com,
-                                Sd, Sm)
+        arms[label] = ArmEvents(
+            sv.EventTable(grid, d, m), arm_rows[label], dropped[label], int(units), mean, com, Sd, Sm
+        )
     return EventCounts(metric, variant, arms, K, missing_variant, integrity, engine)
 
 
@@ -501,13 +585,16 @@ def _functional(table: sv.EventTable, metric: TimeToEvent, share_at: float | Non
 def _check_arm(counts: EventCounts, arm, share_at) -> ArmEvents:
     m = counts.metric
     if arm not in counts.arms:
-        raise DataError(f"arm {arm!r} not found in column '{counts.variant}' for metric '{m.name}'; arms present: "
-                        f"{list(counts.arms)}")
+        raise DataError(
+            f"arm {arm!r} not found in column '{counts.variant}' for metric '{m.name}'; arms present: "
+            f"{list(counts.arms)}"
+        )
     ev = counts.arms[arm]
     if ev.units < 2:
-        why = (f": all its {ev.dropped:,} rows have a missing value (dropna=True drops them)" if ev.dropped else "")
-        raise DataError(f"arm {arm!r} has {ev.units} unit(s) with data for metric '{m.name}'{why}; at least 2 are "
-                        "needed")
+        why = f": all its {ev.dropped:,} rows have a missing value (dropna=True drops them)" if ev.dropped else ""
+        raise DataError(
+            f"arm {arm!r} has {ev.units} unit(s) with data for metric '{m.name}'{why}; at least 2 are needed"
+        )
     table = ev.table
     S_last = sv.kaplan_meier(table).survival[-1]
     need = _grid_time(m, m.horizon if share_at is None else share_at)
@@ -515,7 +602,8 @@ def _check_arm(counts: EventCounts, arm, share_at) -> ArmEvents:
         raise DataError(
             f"metric '{m.name}': arm {arm!r} is followed for at most {table.last_time:g} {m.time_unit}, less than the "
             f"{'horizon' if share_at is None else 'time'} {need:g} {m.time_unit}, so its curve up to there is "
-            f"unknown; use a shorter horizon (at most {table.last_time:g}) or wait for the data to mature")
+            f"unknown; use a shorter horizon (at most {table.last_time:g}) or wait for the data to mature"
+        )
     return ev
 
 
@@ -534,8 +622,16 @@ def pseudo_block(counts: EventCounts, arms: Sequence[Hashable], share_at: float 
         ev = _check_arm(counts, arm, share_at)
         value, a = _functional(ev.table, metric, share_at)
         if ev.clusters is None:
-            mean, C = sv.pseudo_moments(ev.table, a, value, ev.covariate_mean, ev.covariate_comoment,
-                                        ev.event_sums, ev.removed_sums, counts.shift)
+            mean, C = sv.pseudo_moments(
+                ev.table,
+                a,
+                value,
+                ev.covariate_mean,
+                ev.covariate_comoment,
+                ev.event_sums,
+                ev.removed_sums,
+                counts.shift,
+            )
             n.append(ev.table.n)
         else:
             T, E, codes, X = ev.clusters
@@ -543,16 +639,23 @@ def pseudo_block(counts: EventCounts, arms: Sequence[Hashable], share_at: float 
             rows_per_unit = np.bincount(codes, minlength=ev.units).astype(np.float64)
             cols = [sv.pseudo_observations(value, U)]
             cols += [np.bincount(codes, weights=x, minlength=ev.units) / rows_per_unit for x in X]
-            M = Moments.from_arrays(np.zeros(ev.units, dtype=np.int64), np.column_stack(cols), ["arm"],
-                                    [str(i) for i in range(1 + p)])
+            M = Moments.from_arrays(
+                np.zeros(ev.units, dtype=np.int64), np.column_stack(cols), ["arm"], [str(i) for i in range(1 + p)]
+            )
             mean, C = M.mean[0], M.comoment[0]
             n.append(float(ev.units))
         means.append(mean)
         coms.append(C)
     columns = (_PSEUDO, *(c.numerator for c in metric.covariates))
     dropped = np.array([counts.arms[a].dropped for a in arms], dtype=np.float64)
-    return Moments(tuple(arms), columns, np.array(n), np.array(means).reshape(len(arms), 1 + p),
-                   np.array(coms).reshape(len(arms), 1 + p, 1 + p), dropped)
+    return Moments(
+        tuple(arms),
+        columns,
+        np.array(n),
+        np.array(means).reshape(len(arms), 1 + p),
+        np.array(coms).reshape(len(arms), 1 + p, 1 + p),
+        dropped,
+    )
 
 
 _PSEUDO = "__pseudo"
@@ -563,9 +666,18 @@ def _pseudo_metric(metric: TimeToEvent) -> Mean:
     return Mean(_PSEUDO, covs or None, metric.name, better=metric.better, method=metric.method)
 
 
-def event_rows(data, metric: TimeToEvent, variant: str, control: Hashable, treatments: Sequence[Hashable],
-               alpha: float = 0.05, arms: Sequence[Hashable] | None = None, *, counts: EventCounts | None = None,
-               share_at: float | None = None) -> list[tuple[dict, tuple]]:
+def event_rows(
+    data,
+    metric: TimeToEvent,
+    variant: str,
+    control: Hashable,
+    treatments: Sequence[Hashable],
+    alpha: float = 0.05,
+    arms: Sequence[Hashable] | None = None,
+    *,
+    counts: EventCounts | None = None,
+    share_at: float | None = None,
+) -> list[tuple[dict, tuple]]:
     """The :func:`abkit.analyze` rows of one time-to-event metric, each with its Fieller pieces.
 
     ``control_value`` / ``treatment_value`` are the arms' restricted means to
@@ -581,8 +693,11 @@ def event_rows(data, metric: TimeToEvent, variant: str, control: Hashable, treat
     block = pseudo_block(counts, arms, share_at)
     target = _pseudo_metric(metric)
     name = metric.name if share_at is None else f"{metric.name}: share by {share_at:g} {metric.time_unit}"
-    method = (metric.method_label if share_at is None else
-              metric.method_label.replace(f"restricted mean to {metric.horizon:g}", f"share by {share_at:g}"))
+    method = (
+        metric.method_label
+        if share_at is None
+        else metric.method_label.replace(f"restricted mean to {metric.horizon:g}", f"share by {share_at:g}")
+    )
     # a shorter time to the event means a larger share with it by any time: the good direction flips
     better = metric.better if share_at is None else {"lower": "higher", "higher": "lower"}[metric.better]
     until = _grid_time(metric, metric.horizon if share_at is None else share_at)
@@ -591,16 +706,32 @@ def event_rows(data, metric: TimeToEvent, variant: str, control: Hashable, treat
         c = compare(block, target, control, arm, alpha, arms=arms)
         ctl, trt = counts.arms[control], counts.arms[arm]
         row = {
-            "metric": name, "variant": arm, "control_value": c.control_value, "treatment_value": c.treatment_value,
-            "effect": c.effect, "ci_lower": c.ci_lower, "ci_upper": c.ci_upper, "rel_effect": c.rel_effect,
-            "rel_ci_lower": c.rel_ci_lower, "rel_ci_upper": c.rel_ci_upper, "p_value": c.p_value,
-            "n_control": int(ctl.units), "n_treatment": int(trt.units), "method": method, "se": c.se,
-            "rel_se": c.rel_se, "df": c.df, "variance_reduction": c.variance_reduction,
-            "dropped_control": int(ctl.dropped), "dropped_treatment": int(trt.dropped), "better": better,
+            "metric": name,
+            "variant": arm,
+            "control_value": c.control_value,
+            "treatment_value": c.treatment_value,
+            "effect": c.effect,
+            "ci_lower": c.ci_lower,
+            "ci_upper": c.ci_upper,
+            "rel_effect": c.rel_effect,
+            "rel_ci_lower": c.rel_ci_lower,
+            "rel_ci_upper": c.rel_ci_upper,
+            "p_value": c.p_value,
+            "n_control": int(ctl.units),
+            "n_treatment": int(trt.units),
+            "method": method,
+            "se": c.se,
+            "rel_se": c.rel_se,
+            "df": c.df,
+            "variance_reduction": c.variance_reduction,
+            "dropped_control": int(ctl.dropped),
+            "dropped_treatment": int(trt.dropped),
+            "better": better,
             "horizon": metric.horizon if share_at is None else share_at,
-            "at_risk_control": _at_risk(ctl.table, until), "at_risk_treatment": _at_risk(trt.table, until),
+            "at_risk_control": _at_risk(ctl.table, until),
+            "at_risk_treatment": _at_risk(trt.table, until),
         }
-        out.append((row, (c.control_se ** 2, c.cov_effect_control)))
+        out.append((row, (c.control_se**2, c.cov_effect_control)))
     return out
 
 
@@ -609,8 +740,15 @@ def _at_risk(table: sv.EventTable, t: float) -> int:
     return int(table.removed[table.time >= t].sum())
 
 
-def time_to_event_part(data, metrics: Sequence[TimeToEvent], variant: str, control: Hashable, alpha: float,
-                       allocation=None, unit: str | None = None) -> dict:
+def time_to_event_part(
+    data,
+    metrics: Sequence[TimeToEvent],
+    variant: str,
+    control: Hashable,
+    alpha: float,
+    allocation=None,
+    unit: str | None = None,
+) -> dict:
     """What :func:`abkit.analyze` needs when its metrics are time-to-event (and quantile) ones only.
 
     One aggregation per metric; the arms, the sample-ratio check (units per
@@ -623,24 +761,41 @@ def time_to_event_part(data, metrics: Sequence[TimeToEvent], variant: str, contr
     first = counts[0]
     present = list(first.arms)
     if control not in present:
-        raise DataError(f"control arm {control!r} not found in column '{variant}'; arms present: {present}. Pass "
-                        "control= with one of them")
+        raise DataError(
+            f"control arm {control!r} not found in column '{variant}'; arms present: {present}. Pass "
+            "control= with one of them"
+        )
     if len(present) < 2:
-        raise DataError(f"only one arm ({present[0]!r}) in column '{variant}'; an experiment needs at least a "
-                        "control and a treatment")
+        raise DataError(
+            f"only one arm ({present[0]!r}) in column '{variant}'; an experiment needs at least a "
+            "control and a treatment"
+        )
     arms = [control] + [a for a in present if a != control]
     if allocation is not None and not isinstance(allocation, Mapping):
         allocation = dict(zip(arms, normalise_allocation(arms, allocation)))
     observed = {a: (first.arms[a].rows if first.metric.unit is None else first.arms[a].units) for a in arms}
-    rows = {m.name: event_rows(data, m, variant, control, arms[1:], alpha, arms, counts=c)
-            for m, c in zip(metrics, counts)}
-    return {"arms": arms, "srm": srm_test(observed, allocation), "missing_variant": first.missing_variant,
-            "units": float(sum(observed.values())), "integrity": first.integrity, "rows": rows}
+    rows = {
+        m.name: event_rows(data, m, variant, control, arms[1:], alpha, arms, counts=c) for m, c in zip(metrics, counts)
+    }
+    return {
+        "arms": arms,
+        "srm": srm_test(observed, allocation),
+        "missing_variant": first.missing_variant,
+        "units": float(sum(observed.values())),
+        "integrity": first.integrity,
+        "rows": rows,
+    }
 
 
 # --------------------------------------------------------------------------- per-unit pseudo-observations
-def pseudo_observations(data, metric: TimeToEvent, variant: str | None = "variant", *,
-                        share_at: float | None = None, name: str | None = None) -> pd.DataFrame:
+def pseudo_observations(
+    data,
+    metric: TimeToEvent,
+    variant: str | None = "variant",
+    *,
+    share_at: float | None = None,
+    name: str | None = None,
+) -> pd.DataFrame:
     """Each unit's pseudo-observation: a column whose arm mean is the arm's restricted mean, exactly.
 
     Returns a DataFrame with the variant, the pseudo-observation (column
@@ -662,8 +817,7 @@ def pseudo_observations(data, metric: TimeToEvent, variant: str | None = "varian
     if not isinstance(data, (pd.DataFrame, pa.Table)):
         from .sources import read_columns
 
-        data = read_columns(data, [*group_columns, *metric.source_columns,
-                                   *([metric.unit] if metric.unit else [])])
+        data = read_columns(data, [*group_columns, *metric.source_columns, *([metric.unit] if metric.unit else [])])
     if isinstance(data, pa.Table):
         data = data.to_pandas()
     if variant is None:
@@ -697,7 +851,7 @@ def pseudo_observations(data, metric: TimeToEvent, variant: str | None = "varian
                 frame[c] = np.bincount(codes_u, weights=x[sel], minlength=len(uniq)) / per
         parts.append(frame)
     out = pd.concat(parts) if len(parts) > 1 else parts[0]
-    if metric.unit is None:                     # the input's row order
+    if metric.unit is None:  # the input's row order
         out = out.loc[data.index[ok]] if data.index.is_unique else out.sort_index(kind="stable")
     return out.drop(columns=variant) if one_group else out
 
@@ -710,8 +864,16 @@ def _decimals(lo: float, hi: float, digits: int = 2) -> int:
     return 1 if d is None else d
 
 
-def effect_sentence(effect: float, ci_lower: float, ci_upper: float, horizon: float, *, time_unit: str = "days",
-                    events: str = "refunds", level: float = 0.95) -> str:
+def effect_sentence(
+    effect: float,
+    ci_lower: float,
+    ci_upper: float,
+    horizon: float,
+    *,
+    time_unit: str = "days",
+    events: str = "refunds",
+    level: float = 0.95,
+) -> str:
     """The restricted-mean effect in words, e.g. ``"refunds arrive 1.8 days sooner on average within the first
     30 days, 95% CI 1.2 to 2.4"``.
 
@@ -727,8 +889,11 @@ def effect_sentence(effect: float, ci_lower: float, ci_upper: float, horizon: fl
     def num(x):
         return f"{abs(x):,.{d}f}"
 
-    head = (f"{events} arrive {num(effect)} {time_unit} {'sooner' if effect < 0 else 'later'} on average"
-            if round(effect, d) != 0 else f"{events} arrive at the same time on average")
+    head = (
+        f"{events} arrive {num(effect)} {time_unit} {'sooner' if effect < 0 else 'later'} on average"
+        if round(effect, d) != 0
+        else f"{events} arrive at the same time on average"
+    )
     head += f" within the first {horizon:g} {time_unit}"
     if ci_upper < 0 or ci_lower > 0:
         lo, hi = sorted((abs(ci_lower), abs(ci_upper)))
@@ -738,8 +903,17 @@ def effect_sentence(effect: float, ci_lower: float, ci_upper: float, horizon: fl
     return f"{head}, {level:.0%} CI {ci}"
 
 
-def share_sentence(control: float, treatment: float, ci_lower: float, ci_upper: float, at: float, *,
-                   time_unit: str = "days", events: str = "refunded", level: float = 0.95) -> str:
+def share_sentence(
+    control: float,
+    treatment: float,
+    ci_lower: float,
+    ci_upper: float,
+    at: float,
+    *,
+    time_unit: str = "days",
+    events: str = "refunded",
+    level: float = 0.95,
+) -> str:
     """The change in the share with the event by ``at`` in words, in percentage points.
 
     ``"the share refunded within 3 days rises from 41.0% to 45.2% (+4.2 points, 95% CI +3.1 to +5.3)"``.
@@ -749,9 +923,11 @@ def share_sentence(control: float, treatment: float, ci_lower: float, ci_upper: 
         return f"the share {events} within {at:g} {time_unit} is not available"
     d = _decimals(100 * ci_lower, 100 * ci_upper)
     verb = "rises" if effect > 0 else "falls" if effect < 0 else "stays"
-    return (f"the share {events} within {at:g} {time_unit} {verb} from {100 * control:.{d}f}% to "
-            f"{100 * treatment:.{d}f}% ({100 * effect:+.{d}f} points, {level:.0%} CI {100 * ci_lower:+.{d}f} to "
-            f"{100 * ci_upper:+.{d}f})")
+    return (
+        f"the share {events} within {at:g} {time_unit} {verb} from {100 * control:.{d}f}% to "
+        f"{100 * treatment:.{d}f}% ({100 * effect:+.{d}f} points, {level:.0%} CI {100 * ci_lower:+.{d}f} to "
+        f"{100 * ci_upper:+.{d}f})"
+    )
 
 
 # --------------------------------------------------------------------------- the result
@@ -805,29 +981,74 @@ class TimeToEventResult:
         out = []
         for a in self.arms:
             e = est[a]
-            out.append({"arm": a, "measure": "rmst", "estimate": e.value, "se": e.se, "ci_lower": e.value - z * e.se,
-                        "ci_upper": e.value + z * e.se, "p_value": np.nan})
-            out.append({"arm": a, "measure": "rmtl", "estimate": tau - e.value, "se": e.se,
-                        "ci_lower": tau - e.value - z * e.se, "ci_upper": tau - e.value + z * e.se, "p_value": np.nan})
+            out.append(
+                {
+                    "arm": a,
+                    "measure": "rmst",
+                    "estimate": e.value,
+                    "se": e.se,
+                    "ci_lower": e.value - z * e.se,
+                    "ci_upper": e.value + z * e.se,
+                    "p_value": np.nan,
+                }
+            )
+            out.append(
+                {
+                    "arm": a,
+                    "measure": "rmtl",
+                    "estimate": tau - e.value,
+                    "se": e.se,
+                    "ci_lower": tau - e.value - z * e.se,
+                    "ci_upper": tau - e.value + z * e.se,
+                    "p_value": np.nan,
+                }
+            )
         c = est[self.control]
         for a in self.treatments:
             t = est[a]
             diff = sv.difference(t, c, z_alpha)
             ratio = sv.log_ratio(t, c, z_alpha)
             lost = sv.log_ratio(sv.Estimate(tau - t.value, t.variance), sv.Estimate(tau - c.value, c.variance), z_alpha)
-            out.append({"arm": a, "measure": "rmst difference", "estimate": diff["effect"], "se": diff["se"],
-                        "ci_lower": diff["ci_lower"], "ci_upper": diff["ci_upper"], "p_value": diff["p_value"]})
+            out.append(
+                {
+                    "arm": a,
+                    "measure": "rmst difference",
+                    "estimate": diff["effect"],
+                    "se": diff["se"],
+                    "ci_lower": diff["ci_lower"],
+                    "ci_upper": diff["ci_upper"],
+                    "p_value": diff["p_value"],
+                }
+            )
             for label, r in (("rmst ratio", ratio), ("rmtl ratio", lost)):
-                out.append({"arm": a, "measure": label, "estimate": r["ratio"], "se": r["se_log"],
-                            "ci_lower": r["ci_lower"], "ci_upper": r["ci_upper"], "p_value": r["p_value"]})
+                out.append(
+                    {
+                        "arm": a,
+                        "measure": label,
+                        "estimate": r["ratio"],
+                        "se": r["se_log"],
+                        "ci_lower": r["ci_lower"],
+                        "ci_upper": r["ci_upper"],
+                        "p_value": r["p_value"],
+                    }
+                )
         return pd.DataFrame(out)
 
     def share_with_event(self, at: float) -> pd.DataFrame:
         """Share with the event by ``at`` per arm and its difference (rows as :meth:`to_frame`, CUPED if set)."""
         if not (np.isfinite(at) and 0 < at <= self.metric.horizon):
             raise AbkitError(f"at={at!r} must be in (0, horizon={self.metric.horizon:g}] {self.metric.time_unit}")
-        rows = event_rows(None, self.metric, self.counts.variant, self.control, self.treatments, self.alpha,
-                          self.arms, counts=self.counts, share_at=float(at))
+        rows = event_rows(
+            None,
+            self.metric,
+            self.counts.variant,
+            self.control,
+            self.treatments,
+            self.alpha,
+            self.arms,
+            counts=self.counts,
+            share_at=float(at),
+        )
         return pd.DataFrame([r for r, _ in rows])
 
     def medians(self, q: float = 0.5) -> pd.DataFrame:
@@ -838,11 +1059,22 @@ class TimeToEventResult:
         km_c = self.kaplan_meier(self.control)
         for a in self.treatments:
             m = sv.median_difference(self.kaplan_meier(a), km_c, self.alpha, q, self.transform)
-            out.append({"variant": a, "q": q, "control_value": m["control"][0], "control_ci_lower": m["control"][1],
-                        "control_ci_upper": m["control"][2], "treatment_value": m["treatment"][0],
-                        "treatment_ci_lower": m["treatment"][1], "treatment_ci_upper": m["treatment"][2],
-                        "effect": m["effect"], "ci_lower": m["ci_lower"], "ci_upper": m["ci_upper"],
-                        "p_value": m["p_value"]})
+            out.append(
+                {
+                    "variant": a,
+                    "q": q,
+                    "control_value": m["control"][0],
+                    "control_ci_lower": m["control"][1],
+                    "control_ci_upper": m["control"][2],
+                    "treatment_value": m["treatment"][0],
+                    "treatment_ci_lower": m["treatment"][1],
+                    "treatment_ci_upper": m["treatment"][2],
+                    "effect": m["effect"],
+                    "ci_lower": m["ci_lower"],
+                    "ci_upper": m["ci_upper"],
+                    "p_value": m["p_value"],
+                }
+            )
         return pd.DataFrame(out)
 
     def curves(self, alpha: float | None = None, transform: str | None = None) -> pd.DataFrame:
@@ -858,13 +1090,19 @@ class TimeToEventResult:
         for a in self.arms:
             km = self.kaplan_meier(a)
             lo, hi = km.band(alpha, transform)
-            frame = pd.DataFrame({
-                "arm": a, "time": np.concatenate(([0.0], km.time)), "survival": np.concatenate(([1.0], km.survival)),
-                "ci_lower": np.concatenate(([1.0], lo)), "ci_upper": np.concatenate(([1.0], hi)),
-                "at_risk": np.concatenate(([km.at_risk[0] if km.at_risk.size else 0.0], km.at_risk)),
-                "events": np.concatenate(([0.0], km.events)),
-                "censored": np.concatenate(([0.0], km.removed - km.events))})
-            if km.time.size and km.time[0] == 0.0:      # events at time 0: the curve starts below 1
+            frame = pd.DataFrame(
+                {
+                    "arm": a,
+                    "time": np.concatenate(([0.0], km.time)),
+                    "survival": np.concatenate(([1.0], km.survival)),
+                    "ci_lower": np.concatenate(([1.0], lo)),
+                    "ci_upper": np.concatenate(([1.0], hi)),
+                    "at_risk": np.concatenate(([km.at_risk[0] if km.at_risk.size else 0.0], km.at_risk)),
+                    "events": np.concatenate(([0.0], km.events)),
+                    "censored": np.concatenate(([0.0], km.removed - km.events)),
+                }
+            )
+            if km.time.size and km.time[0] == 0.0:  # events at time 0: the curve starts below 1
                 frame = frame.iloc[1:]
             parts.append(frame)
         out = pd.concat(parts, ignore_index=True)
@@ -892,22 +1130,32 @@ class TimeToEventResult:
         for i, a in enumerate(self.arms):
             f = frame[frame["arm"] == a]
             col = colours[i % len(colours)]
-            y, lo, hi = (("share_with_event", "share_ci_lower", "share_ci_upper") if kind == "share" else
-                         ("survival", "ci_lower", "ci_upper"))
+            y, lo, hi = (
+                ("share_with_event", "share_ci_lower", "share_ci_upper")
+                if kind == "share"
+                else ("survival", "ci_lower", "ci_upper")
+            )
             x = np.append(f["time"].to_numpy(), self.metric.horizon)
             ys = np.append(f[y].to_numpy(), f[y].to_numpy()[-1])
             label = f"{a} (n={self.counts.arms[a].units:,})"
             ax.step(x, ys, where="post", color=col, lw=2, label=label)
             if band:
-                ax.fill_between(x, np.append(f[lo].to_numpy(), f[lo].to_numpy()[-1]),
-                                np.append(f[hi].to_numpy(), f[hi].to_numpy()[-1]), step="post", color=col,
-                                alpha=0.18, lw=0)
+                ax.fill_between(
+                    x,
+                    np.append(f[lo].to_numpy(), f[lo].to_numpy()[-1]),
+                    np.append(f[hi].to_numpy(), f[hi].to_numpy()[-1]),
+                    step="post",
+                    color=col,
+                    alpha=0.18,
+                    lw=0,
+                )
         unit = self.metric.time_unit
         ax.set_xlim(0, self.metric.horizon)
         ax.set_ylim(0, 1)
         ax.set_xlabel(f"{unit} since start", parse_math=False)
-        ax.set_ylabel(f"share with the {events}" if kind == "share" else f"share without the {events} yet",
-                      parse_math=False)
+        ax.set_ylabel(
+            f"share with the {events}" if kind == "share" else f"share without the {events} yet", parse_math=False
+        )
         level = f"{1 - self.alpha:.0%}"
         ax.set_title(f"{self.metric.name}: Kaplan-Meier by arm, {level} pointwise bands", loc="left", fontsize=11)
         legend = ax.legend(loc="lower right" if kind == "share" else "upper right", frameon=False)
@@ -922,22 +1170,38 @@ class TimeToEventResult:
         r = next((r for r in self.rows if r["variant"] == variant), None)
         if r is None:
             raise AbkitError(f"no arm {variant!r}; arms: {list(self.treatments)}")
-        return effect_sentence(r["effect"], r["ci_lower"], r["ci_upper"], self.metric.horizon,
-                               time_unit=self.metric.time_unit, events=events, level=1 - self.alpha)
+        return effect_sentence(
+            r["effect"],
+            r["ci_lower"],
+            r["ci_upper"],
+            self.metric.horizon,
+            time_unit=self.metric.time_unit,
+            events=events,
+            level=1 - self.alpha,
+        )
 
     def __repr__(self) -> str:
         from .formatting import p_text
 
         lines = [f"Time to event: {self.metric!r}, arms {list(self.arms)} (control {self.control!r})"]
         for r in self.rows:
-            lines.append(f"  [{r['variant']} vs {self.control}] restricted mean {r['control_value']:.4g} -> "
-                         f"{r['treatment_value']:.4g} {self.metric.time_unit}, difference {r['effect']:+.4g} "
-                         f"[{r['ci_lower']:+.4g}, {r['ci_upper']:+.4g}], {p_text(r['p_value'])}")
+            lines.append(
+                f"  [{r['variant']} vs {self.control}] restricted mean {r['control_value']:.4g} -> "
+                f"{r['treatment_value']:.4g} {self.metric.time_unit}, difference {r['effect']:+.4g} "
+                f"[{r['ci_lower']:+.4g}, {r['ci_upper']:+.4g}], {p_text(r['p_value'])}"
+            )
         return "\n".join(lines)
 
 
-def analyze_time_to_event(data, metric: TimeToEvent, variant: str = "variant", control: Hashable = "control",
-                          alpha: float = 0.05, *, transform: str = "log-log") -> TimeToEventResult:
+def analyze_time_to_event(
+    data,
+    metric: TimeToEvent,
+    variant: str = "variant",
+    control: Hashable = "control",
+    alpha: float = 0.05,
+    *,
+    transform: str = "log-log",
+) -> TimeToEventResult:
     """Every effect of one :class:`abkit.TimeToEvent` metric, its curves, a plot and words.
 
     One aggregation (:func:`event_counts`: numpy in memory, or pushed down to
@@ -960,11 +1224,15 @@ def analyze_time_to_event(data, metric: TimeToEvent, variant: str = "variant", c
         counts = event_counts(data, metric, variant)
     present = list(counts.arms)
     if control not in present:
-        raise DataError(f"control arm {control!r} not found in column '{variant}'; arms present: {present}. Pass "
-                        "control= with one of them")
+        raise DataError(
+            f"control arm {control!r} not found in column '{variant}'; arms present: {present}. Pass "
+            "control= with one of them"
+        )
     if len(present) < 2:
-        raise DataError(f"only one arm ({present[0]!r}) in column '{variant}'; an experiment needs at least a "
-                        "control and a treatment")
+        raise DataError(
+            f"only one arm ({present[0]!r}) in column '{variant}'; an experiment needs at least a "
+            "control and a treatment"
+        )
     arms = [control] + [a for a in present if a != control]
     rows = event_rows(data, metric, variant, control, arms[1:], alpha, arms, counts=counts)
     return TimeToEventResult(metric, counts, tuple(arms), control, float(alpha), tuple(r for r, _ in rows), transform)

@@ -155,6 +155,7 @@ label: a fair fit; a rank test that does not confirm a significant effect on a
 good fit (with ~30 markets it needs the launched one ranked first, so it
 often cannot); staggered launches, whose fit is judged per cohort.
 """
+
 from __future__ import annotations
 
 import math
@@ -176,15 +177,38 @@ from .formatting import (
 )  # p_text: re-exported, one formatter for sentences
 from .results import ExperimentResult
 
-__all__ = ["Verdict", "decide", "decide_rollout", "decide_one_market", "guardrail_status", "days_to_detect",
-           "days_to_show_margin",
-           "DaysEstimate", "MissingnessCheck", "missingness_test", "missingness_checks",
-           "p_text", "p_label", "ci_label", "srm_sentence", "change_words", "change_interval_words",
-           "BALANCE_ALARM", "LEAK_ALARM", "DUPLICATE_ALARM", "COLOURS"]
+__all__ = [
+    "Verdict",
+    "decide",
+    "decide_rollout",
+    "decide_one_market",
+    "guardrail_status",
+    "days_to_detect",
+    "days_to_show_margin",
+    "DaysEstimate",
+    "MissingnessCheck",
+    "missingness_test",
+    "missingness_checks",
+    "p_text",
+    "p_label",
+    "ci_label",
+    "srm_sentence",
+    "change_words",
+    "change_interval_words",
+    "BALANCE_ALARM",
+    "LEAK_ALARM",
+    "DUPLICATE_ALARM",
+    "COLOURS",
+]
 
 COLOURS = {
-    "Ship": "#1a7f37", "Do not ship": "#cf222e", "Inconclusive": "#9a6700", "Invalid": "#8250df",
-    "Worked": "#1a7f37", "Made it worse": "#cf222e", "No detectable impact": "#9a6700",
+    "Ship": "#1a7f37",
+    "Do not ship": "#cf222e",
+    "Inconclusive": "#9a6700",
+    "Invalid": "#8250df",
+    "Worked": "#1a7f37",
+    "Made it worse": "#cf222e",
+    "No detectable impact": "#9a6700",
 }
 BALANCE_ALARM = 0.001
 """Joint pre-period balance test p-value below which an A/B readout is Invalid (as the SRM alarm)."""
@@ -226,8 +250,10 @@ def ci_label(result: ExperimentResult) -> str:
 
 def srm_sentence(srm) -> str:
     """The sample-ratio check in one sentence-case line, e.g. for a verdict's reasons."""
-    obs = ", ".join(f"{a} {o:,} units ({s:.1%} vs {e:.1%} planned)"
-                    for a, o, s, e in zip(srm.arms, srm.observed, srm.observed_share, srm.expected_share))
+    obs = ", ".join(
+        f"{a} {o:,} units ({s:.1%} vs {e:.1%} planned)"
+        for a, o, s, e in zip(srm.arms, srm.observed, srm.observed_share, srm.expected_share)
+    )
     head = "Sample ratio mismatch" if srm.mismatch else "No sample ratio mismatch"
     return f"{head}: {obs}; chi-square test {p_text(srm.p_value)}"
 
@@ -261,12 +287,15 @@ class MissingnessCheck:
 
     def sentence(self, control: Hashable = "control", unit: str = "buyers") -> str:
         """``"15.4% of treatment's buyers have a value vs 16.4% of control's, p = 0.006"``."""
-        return (f"{self.share_treatment:.1%} of {self.variant}'s {unit} have a value vs {self.share_control:.1%} "
-                f"of {control}'s, {p_text(self.p_value)}")
+        return (
+            f"{self.share_treatment:.1%} of {self.variant}'s {unit} have a value vs {self.share_control:.1%} "
+            f"of {control}'s, {p_text(self.p_value)}"
+        )
 
 
-def missingness_test(with_control: int, units_control: int, with_treatment: int,
-                     units_treatment: int) -> tuple[float, float]:
+def missingness_test(
+    with_control: int, units_control: int, with_treatment: int, units_treatment: int
+) -> tuple[float, float]:
     """Two-proportion z-test (pooled variance) of equal shares with a value: ``(z, two-sided p)``.
 
     ``z = (p_t - p_c) / sqrt(p (1 - p) (1/n_c + 1/n_t))`` with ``p`` the pooled
@@ -318,11 +347,11 @@ class Verdict:
     """A decision for one treatment arm (or one rollout), in plain words."""
 
     variant: Hashable
-    label: str          # Ship / Do not ship / Inconclusive / Invalid; Worked / Made it worse / No detectable impact
-    headline: str       # one sentence a leader can read
+    label: str  # Ship / Do not ship / Inconclusive / Invalid; Worked / Made it worse / No detectable impact
+    headline: str  # one sentence a leader can read
     reasons: tuple[str, ...]
-    note: str | None = None        # the parenthesis after the label, e.g. "need 9 more days", "pre-trends fail"
-    days_more: int | None = None   # Inconclusive A/B tests: more days needed to detect the planned MDE
+    note: str | None = None  # the parenthesis after the label, e.g. "need 9 more days", "pre-trends fail"
+    days_more: int | None = None  # Inconclusive A/B tests: more days needed to detect the planned MDE
 
     @property
     def colour(self) -> str:
@@ -351,8 +380,10 @@ def _points_text(x: float, lo: float, hi: float) -> tuple[str, str, str]:
 
 
 def _near_zero_words(row: dict) -> str:
-    return (f"control's value ({format_number(row['control_value'])}) is not distinguishable from zero, so the "
-            "change is given in absolute units, not relative")
+    return (
+        f"control's value ({format_number(row['control_value'])}) is not distinguishable from zero, so the "
+        "change is given in absolute units, not relative"
+    )
 
 
 def change_interval_words(result: ExperimentResult, row: dict) -> str:
@@ -406,8 +437,10 @@ def _margin_words(result: ExperimentResult, row: dict, margin: float) -> str:
     c = float(row.get("control_value", math.nan))
     if c < 0 and math.isfinite(c):
         unit = " points" if _kind(result, row["metric"]) == "nps" else ""
-        allowed += (f", i.e. by {format_number(margin * abs(c), 3)}{unit} ({margin:.1%} of the size of its negative "
-                    f"control value {format_number(c)})")
+        allowed += (
+            f", i.e. by {format_number(margin * abs(c), 3)}{unit} ({margin:.1%} of the size of its negative "
+            f"control value {format_number(c)})"
+        )
     return allowed
 
 
@@ -418,23 +451,26 @@ def guardrail_status(result: ExperimentResult, row: dict, margin: float | None =
     ci = change_interval_words(result, row)
     if margin is None:
         if result.outcome(row) == "worse":
-            return "breached", (f"guardrail {name} got significantly worse: {ci} "
-                                f"({p_text(result.decision_p(row), p_label(result))})")
+            return "breached", (
+                f"guardrail {name} got significantly worse: {ci} ({p_text(result.decision_p(row), p_label(result))})"
+            )
         return "ok", f"guardrail {name} did not get significantly worse ({ci})"
     if not all(math.isfinite(x) for x in (row["rel_effect"], lo, hi)):
         c = row.get("control_value", math.nan)
         if all(math.isfinite(row.get(k, math.nan)) for k in ("control_value", "effect", "ci_lower", "ci_upper")):
             e, alo, ahi = signed_interval(row["effect"], row["ci_lower"], row["ci_upper"])
-            return "unclear", (f"guardrail {name}: control's value ({format_number(c)}) is not distinguishable "
-                               f"from zero, so its relative margin ({margin:.1%}) cannot be checked (any change is a "
-                               f"huge relative one); its absolute change is {e}, {ci_label(result)} {alo} to {ahi}. "
-                               "Judge a metric that sits near zero without a margin (must not get significantly "
-                               "worse)")
+            return "unclear", (
+                f"guardrail {name}: control's value ({format_number(c)}) is not distinguishable "
+                f"from zero, so its relative margin ({margin:.1%}) cannot be checked (any change is a "
+                f"huge relative one); its absolute change is {e}, {ci_label(result)} {alo} to {ahi}. "
+                "Judge a metric that sits near zero without a margin (must not get significantly "
+                "worse)"
+            )
         return "unclear", f"guardrail {name}: no confidence interval, so the {margin:.1%} margin cannot be checked"
     lower_better = row["better"] == "lower"
-    bad_bound, good_bound = (hi, lo) if lower_better else (-lo, -hi)   # "how much worse", positive = worse
+    bad_bound, good_bound = (hi, lo) if lower_better else (-lo, -hi)  # "how much worse", positive = worse
     allowed = _margin_words(result, row, margin)
-    if _kind(result, name) == "nps":   # the margin is relative: show the relative interval next to the points
+    if _kind(result, name) == "nps":  # the margin is relative: show the relative interval next to the points
         ci += f" (relative to the size of control's NPS: {format_pct(lo)} to {format_pct(hi)})"
     if bad_bound <= margin:
         return "ok", f"guardrail {name} is within its margin ({allowed}): {ci}"
@@ -448,13 +484,13 @@ def guardrail_status(result: ExperimentResult, row: dict, margin: float | None =
 class DaysEstimate:
     """How long the test must run to detect the planned relative MDE, from the variance seen so far."""
 
-    days_total: int | None        # days from the start until the planned MDE is detectable
-    days_more: int | None         # days_total - days_elapsed (0 when already enough)
-    units_needed: float           # units in all arms together
+    days_total: int | None  # days from the start until the planned MDE is detectable
+    days_more: int | None  # days_total - days_elapsed (0 when already enough)
+    units_needed: float  # units in all arms together
     units_now: int
-    factor: float                 # units_needed / units_now
-    method: str                   # how, for analysts (function and formula)
-    words: str = ""               # how, for a leadership page (no function names)
+    factor: float  # units_needed / units_now
+    method: str  # how, for analysts (function and formula)
+    words: str = ""  # how, for a leadership page (no function names)
 
 
 def _relative_mixing_variance(row: dict, sequential, alpha: float, units_now: float) -> float:
@@ -503,7 +539,7 @@ def _always_valid_factor(variance: float, tau2: float, target: float, z_power: f
         return math.nan
     if excess(lo) <= 0:
         return math.exp(lo)
-    for _ in range(200):                      # bisection on log f: the width halves every step
+    for _ in range(200):  # bisection on log f: the width halves every step
         mid = 0.5 * (lo + hi)
         if excess(mid) > 0:
             lo = mid
@@ -516,15 +552,25 @@ def _always_valid_factor(variance: float, tau2: float, target: float, z_power: f
 
 def _estimate(factor: float, days_elapsed: float, units_now: int, method: str, words: str) -> DaysEstimate:
     days_total = int(math.ceil(days_elapsed * factor - 1e-9))
-    return DaysEstimate(days_total, max(0, days_total - int(math.ceil(days_elapsed))), factor * units_now,
-                        units_now, factor, method, words)
+    return DaysEstimate(
+        days_total,
+        max(0, days_total - int(math.ceil(days_elapsed))),
+        factor * units_now,
+        units_now,
+        factor,
+        method,
+        words,
+    )
 
 
 def _relative_bounded(row: dict) -> bool:
     """The row's relative lift has a bounded fixed-horizon interval (its control value is distinguishable
     from zero): relative MDEs and margins only make sense then."""
-    keys = ("rel_effect", "rel_ci_lower_fixed" if "rel_ci_lower_fixed" in row else "rel_ci_lower",
-            "rel_ci_upper_fixed" if "rel_ci_upper_fixed" in row else "rel_ci_upper")
+    keys = (
+        "rel_effect",
+        "rel_ci_lower_fixed" if "rel_ci_lower_fixed" in row else "rel_ci_lower",
+        "rel_ci_upper_fixed" if "rel_ci_upper_fixed" in row else "rel_ci_upper",
+    )
     return all(math.isfinite(float(row.get(k, math.nan))) for k in keys)
 
 
@@ -532,8 +578,16 @@ def _sequential_on(sequential) -> bool:
     return sequential is not None and sequential is not False
 
 
-def days_to_detect(row: dict, mde: float, days_elapsed: float, *, alpha: float = 0.05, power: float = 0.8,
-                   units_now: int | None = None, sequential=False) -> DaysEstimate:
+def days_to_detect(
+    row: dict,
+    mde: float,
+    days_elapsed: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    units_now: int | None = None,
+    sequential=False,
+) -> DaysEstimate:
     """Days needed until a relative effect of ``mde`` would be detected with ``power``.
 
     Fixed horizon (``sequential=False``): the unit-level standard deviation
@@ -563,21 +617,37 @@ def days_to_detect(row: dict, mde: float, days_elapsed: float, *, alpha: float =
     units_now = int(units_now if units_now is not None else n_c + n_t)
     se = float(row.get("rel_se", math.nan))
     if not _relative_bounded(row):
-        return DaysEstimate(None, None, math.nan, units_now, math.nan,
-                            "no relative MDE: the control value is not distinguishable from zero")
+        return DaysEstimate(
+            None,
+            None,
+            math.nan,
+            units_now,
+            math.nan,
+            "no relative MDE: the control value is not distinguishable from zero",
+        )
     if not (math.isfinite(se) and se > 0 and n_c > 1 and n_t > 1 and mde > 0 and days_elapsed > 0):
         return DaysEstimate(None, None, math.nan, units_now, math.nan, "not enough information")
     if _sequential_on(sequential):
         tau2 = _relative_mixing_variance(row, sequential, alpha, units_now)
-        factor = (_always_valid_factor(se * se, tau2, mde, float(stats.norm.ppf(power)), alpha)
-                  if math.isfinite(tau2) and tau2 > 0 else math.nan)
-        method = ("always-valid radius: smallest n with h(V(n)) + z_power se(n) <= mde, V(n) = V_now n_now / n, "
-                  "mixing variance of the analysis (bisection)")
+        factor = (
+            _always_valid_factor(se * se, tau2, mde, float(stats.norm.ppf(power)), alpha)
+            if math.isfinite(tau2) and tau2 > 0
+            else math.nan
+        )
+        method = (
+            "always-valid radius: smallest n with h(V(n)) + z_power se(n) <= mde, V(n) = V_now n_now / n, "
+            "mixing variance of the analysis (bisection)"
+        )
         if not math.isfinite(factor):
             return DaysEstimate(None, None, math.nan, units_now, math.nan, method)
-        return _estimate(factor, days_elapsed, units_now, method,
-                         "from the planned MDE and power, for the always-valid interval (it is wider than a "
-                         "fixed-horizon one), with the variance observed so far")
+        return _estimate(
+            factor,
+            days_elapsed,
+            units_now,
+            method,
+            "from the planned MDE and power, for the always-valid interval (it is wider than a "
+            "fixed-horizon one), with the variance observed so far",
+        )
     sd = se / math.sqrt(1.0 / n_c + 1.0 / n_t)
     k = n_t / n_c
     try:
@@ -589,12 +659,24 @@ def days_to_detect(row: dict, mde: float, days_elapsed: float, *, alpha: float =
         z = stats.norm.isf(alpha / 2) + stats.norm.ppf(power)
         need_c = n_c * (z * se / mde) ** 2
         method = "normal approximation n = (z_{1-a/2} + z_power)^2 (v_t + v_c) / mde^2, scaled from the current n"
-    return _estimate(need_c / n_c, days_elapsed, units_now, method,
-                     "from the planned MDE and power, two-sided t-test, with the variance observed so far")
+    return _estimate(
+        need_c / n_c,
+        days_elapsed,
+        units_now,
+        method,
+        "from the planned MDE and power, two-sided t-test, with the variance observed so far",
+    )
 
 
-def days_to_show_margin(row: dict, margin: float, days_elapsed: float, *, alpha: float = 0.05,
-                        units_now: int | None = None, sequential=False) -> DaysEstimate:
+def days_to_show_margin(
+    row: dict,
+    margin: float,
+    days_elapsed: float,
+    *,
+    alpha: float = 0.05,
+    units_now: int | None = None,
+    sequential=False,
+) -> DaysEstimate:
     """Days needed until an *unclear* guardrail's interval fits within its margin, if its estimate stays put.
 
     With ``w`` = how much worse the estimate is (relative, positive = worse)
@@ -611,13 +693,22 @@ def days_to_show_margin(row: dict, margin: float, days_elapsed: float, *, alpha:
     worse = row["rel_effect"] if row["better"] == "lower" else -row["rel_effect"]
     method = "guardrail interval shrinking as 1/sqrt(n) with the estimate unchanged"
     words = "the guardrail's interval shrinking as the test runs on, if its estimate stays where it is"
-    if not (_relative_bounded(row) and math.isfinite(se) and se > 0 and days_elapsed > 0 and math.isfinite(worse)
-            and worse < margin):
+    if not (
+        _relative_bounded(row)
+        and math.isfinite(se)
+        and se > 0
+        and days_elapsed > 0
+        and math.isfinite(worse)
+        and worse < margin
+    ):
         return DaysEstimate(None, None, math.nan, units_now, math.nan, method, words)
     if _sequential_on(sequential):
         tau2 = _relative_mixing_variance(row, sequential, alpha, units_now)
-        factor = (_always_valid_factor(se * se, tau2, margin - worse, 0.0, alpha)
-                  if math.isfinite(tau2) and tau2 > 0 else math.nan)
+        factor = (
+            _always_valid_factor(se * se, tau2, margin - worse, 0.0, alpha)
+            if math.isfinite(tau2) and tau2 > 0
+            else math.nan
+        )
         method = "always-valid " + method
         if not math.isfinite(factor):
             return DaysEstimate(None, None, math.nan, units_now, math.nan, method, words)
@@ -631,10 +722,18 @@ def _direction_words(row: dict) -> str:
     return "up" if row["effect"] > 0 else "down"
 
 
-def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | Mapping[str, float | None] = (), *,
-           balance_p: float | None = None, mde: float | None = None, power: float = 0.8,
-           days_elapsed: float | None = None, sequential=None,
-           missingness_threshold: float | None = None) -> list[Verdict]:
+def decide(
+    result: ExperimentResult,
+    primary: str,
+    guardrails: Sequence[str] | Mapping[str, float | None] = (),
+    *,
+    balance_p: float | None = None,
+    mde: float | None = None,
+    power: float = 0.8,
+    days_elapsed: float | None = None,
+    sequential=None,
+    missingness_threshold: float | None = None,
+) -> list[Verdict]:
     """Verdicts (one per treatment arm) from the primary metric, the guardrails and the health checks.
 
     ``guardrails``: names, or a mapping name -> relative non-inferiority
@@ -659,15 +758,17 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
     duplicated = integrity is not None and integrity.duplicate_share > DUPLICATE_ALARM
     integrity_notes = integrity.problems() if integrity is not None else []
     seq = getattr(result, "sequential", False) if sequential is None else sequential
-    units_now = int(sum(result.srm.observed))      # all arms: the count the always-valid mixture was tuned with
+    units_now = int(sum(result.srm.observed))  # all arms: the count the always-valid mixture was tuned with
     skewed = [c for c in missingness_checks(result, missingness_threshold) if c.flagged]
     verdicts = []
     for arm in result.treatments:
         row = result.row(primary, arm)
         p = result.decision_p(row)
         size, interval, caveat = change_words(result, row)
-        lift = (f"{primary} {_direction_words(row)} {size} ({ci_label(result)} {interval}, "
-                f"{p_text(p, p_label(result))}{'; ' + caveat if caveat else ''})")
+        lift = (
+            f"{primary} {_direction_words(row)} {size} ({ci_label(result)} {interval}, "
+            f"{p_text(p, p_label(result))}{'; ' + caveat if caveat else ''})"
+        )
         reasons = [lift]
         status = {g: guardrail_status(result, result.row(g, arm), m) for g, m in margins.items()}
         breached = [g for g, (s, _) in status.items() if s == "breached"]
@@ -684,26 +785,33 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
                 assert integrity is not None
                 what = []
                 if leak:
-                    what.append(f"{integrity.leak_share:.1%} of the units appear in more than one arm "
-                                "(an assignment leak)")
+                    what.append(
+                        f"{integrity.leak_share:.1%} of the units appear in more than one arm (an assignment leak)"
+                    )
                 if duplicated:
                     what.append(f"{integrity.duplicate_share:.1%} of the units have more than one row")
                 note = "assignment leak" if leak else "duplicate units"
-                headline = (f"Do not trust these numbers: {' and '.join(what)}, so each unit is not in exactly "
-                            f"one arm exactly once. Fix the assignment or the data (one row per "
-                            f"'{integrity.unit}') and rerun.")
+                headline = (
+                    f"Do not trust these numbers: {' and '.join(what)}, so each unit is not in exactly "
+                    f"one arm exactly once. Fix the assignment or the data (one row per "
+                    f"'{integrity.unit}') and rerun."
+                )
                 reasons[0:0] = integrity_notes + ([srm_sentence(result.srm)] if result.srm.mismatch else [])
             elif result.srm.mismatch:
                 note = "sample ratio mismatch"
-                headline = (f"Do not trust these numbers: the split of units between arms is not the planned "
-                            f"one (sample ratio mismatch, {p_text(result.srm.p_value)}). Fix the "
-                            "assignment or logging and rerun.")
+                headline = (
+                    f"Do not trust these numbers: the split of units between arms is not the planned "
+                    f"one (sample ratio mismatch, {p_text(result.srm.p_value)}). Fix the "
+                    "assignment or logging and rerun."
+                )
                 reasons.insert(0, srm_sentence(result.srm))
             else:
                 note = "arms differ before the test"
-                headline = (f"Do not trust these numbers: the arms already differed before the test started "
-                            f"(pre-period balance test {p_text(balance_p)}). Check the assignment and the "
-                            "pre-period data.")
+                headline = (
+                    f"Do not trust these numbers: the arms already differed before the test started "
+                    f"(pre-period balance test {p_text(balance_p)}). Check the assignment and the "
+                    "pre-period data."
+                )
                 reasons.insert(0, f"pre-period balance test {p_text(balance_p)} (alarm below {BALANCE_ALARM:g})")
         elif outcome == "worse" or breached:
             label = "Do not ship"
@@ -711,8 +819,10 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
             if outcome == "worse":
                 why.append(f"{primary} got worse")
             if breached:
-                why.append(f"guardrail{'s' if len(breached) > 1 else ''} {', '.join(breached)} "
-                           f"{'were' if len(breached) > 1 else 'was'} breached")
+                why.append(
+                    f"guardrail{'s' if len(breached) > 1 else ''} {', '.join(breached)} "
+                    f"{'were' if len(breached) > 1 else 'was'} breached"
+                )
             headline = f"{arm} should not ship: {' and '.join(why)}."
         elif outcome == "better" and not unclear:
             label = "Ship"
@@ -722,35 +832,53 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
         else:
             label = "Inconclusive"
             if outcome == "better":
-                headline = (f"{arm} improved {primary}, but guardrail{'s' if len(unclear) > 1 else ''} "
-                            f"{', '.join(unclear)} cannot yet be shown to stay within {'their' if len(unclear) > 1 else 'its'} "
-                            "margin.")
+                headline = (
+                    f"{arm} improved {primary}, but guardrail{'s' if len(unclear) > 1 else ''} "
+                    f"{', '.join(unclear)} cannot yet be shown to stay within {'their' if len(unclear) > 1 else 'its'} "
+                    "margin."
+                )
             else:
                 lo_text, hi_text = interval.split(" to ")
                 if change_scale(row, _kind(result, primary)) == RELATIVE_TO_SIZE:
                     hi_text += f" of the size of control's value {format_number(row['control_value'])}"
-                headline = (f"No detectable effect of {arm} on {primary}: the change is between {lo_text} and "
-                            f"{hi_text}{' (' + caveat + ')' if caveat else ''}.")
+                headline = (
+                    f"No detectable effect of {arm} on {primary}: the change is between {lo_text} and "
+                    f"{hi_text}{' (' + caveat + ')' if caveat else ''}."
+                )
             needs = []
             if days_elapsed and outcome == "better":
                 for g in unclear:
                     margin = margins[g]
-                    if margin is None:           # without a margin a guardrail is never unclear
+                    if margin is None:  # without a margin a guardrail is never unclear
                         continue
-                    est = days_to_show_margin(result.row(g, arm), margin, days_elapsed, alpha=result.alpha,
-                                              units_now=units_now, sequential=seq)
+                    est = days_to_show_margin(
+                        result.row(g, arm),
+                        margin,
+                        days_elapsed,
+                        alpha=result.alpha,
+                        units_now=units_now,
+                        sequential=seq,
+                    )
                     if est.days_more:
                         needs.append((est.days_more, est.days_total, f"to show {g} stays within its margin"))
             if mde and days_elapsed and outcome != "better":
-                est = days_to_detect(row, mde, days_elapsed, alpha=result.alpha, power=power, units_now=units_now,
-                                     sequential=seq)
+                est = days_to_detect(
+                    row, mde, days_elapsed, alpha=result.alpha, power=power, units_now=units_now, sequential=seq
+                )
                 if est.days_more:
-                    needs.append((est.days_more, est.days_total,
-                                  f"to detect a {mde:.1%} change with {power:.0%} power"
-                                  + (" on the always-valid interval" if _sequential_on(seq) else "")))
+                    needs.append(
+                        (
+                            est.days_more,
+                            est.days_total,
+                            f"to detect a {mde:.1%} change with {power:.0%} power"
+                            + (" on the always-valid interval" if _sequential_on(seq) else ""),
+                        )
+                    )
                 elif est.days_more == 0:
-                    headline += (f" The test already had {power:.0%} power for a {mde:.1%} change, so any effect "
-                                 "is probably smaller than that.")
+                    headline += (
+                        f" The test already had {power:.0%} power for a {mde:.1%} change, so any effect "
+                        "is probably smaller than that."
+                    )
             if needs:
                 days_more, total, purpose = max(needs)
                 plural = "s" if days_more != 1 else ""
@@ -758,8 +886,10 @@ def decide(result: ExperimentResult, primary: str, guardrails: Sequence[str] | M
                 headline += f" It needs about {days_more} more day{plural} ({total} in total) {purpose}."
         for c in skewed:
             if c.variant == arm:
-                reasons.append(f"caution: {c.metric} is measured on a different mix of buyers in each arm "
-                               f"({c.sentence(result.control)}): read its effect with care")
+                reasons.append(
+                    f"caution: {c.metric} is measured on a different mix of buyers in each arm "
+                    f"({c.sentence(result.control)}): read its effect with care"
+                )
         verdicts.append(Verdict(arm, label, headline, tuple(reasons), note, days_more))
     return verdicts
 
@@ -771,11 +901,24 @@ def _few_launched(few_treated: str) -> bool:
     return re.search(r"(^|\s)\d+ launched\b", few_treated) is not None
 
 
-def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: float, rel_ci_upper: float,
-                   p_value: float, pretrend_p: float | None, *, alpha: float = 0.05,
-                   bootstrap_p: float | None = None, placebo_p: Sequence[float] = (),
-                   where: str = "launched units", what: str = "The launch", few_treated: str | None = None,
-                   randomization_p: float | None = None, randomization_how: str = "") -> Verdict:
+def decide_rollout(
+    outcome: str,
+    better: str,
+    rel_effect: float,
+    rel_ci_lower: float,
+    rel_ci_upper: float,
+    p_value: float,
+    pretrend_p: float | None,
+    *,
+    alpha: float = 0.05,
+    bootstrap_p: float | None = None,
+    placebo_p: Sequence[float] = (),
+    where: str = "launched units",
+    what: str = "The launch",
+    few_treated: str | None = None,
+    randomization_p: float | None = None,
+    randomization_how: str = "",
+) -> Verdict:
     """The verdict of a rollout (difference-in-differences) readout; the rule is in the module docstring.
 
     Effects are relative changes (``-0.061`` = 6.1% lower) with their
@@ -793,66 +936,92 @@ def decide_rollout(outcome: str, better: str, rel_effect: float, rel_ci_lower: f
     good = up if better == "higher" else not up
     verb = "raised" if up else "cut"
     lo_mag, hi_mag = sorted((abs(rel_ci_lower), abs(rel_ci_upper)))
-    ci_words = (f"{level} {format_pct(lo_mag, 1, sign=False)} to {format_pct(hi_mag, 1, sign=False)}"
-                if (rel_ci_lower > 0) == (rel_ci_upper > 0) else
-                f"{level} {format_pct(rel_ci_lower)} to {format_pct(rel_ci_upper)}")
-    boot = (f", {p_text(bootstrap_p, 'bootstrap p')}" if bootstrap_p is not None and math.isfinite(bootstrap_p)
-            else "")
-    reasons = [f"{outcome} {'up' if up else 'down'} {format_pct(abs(rel_effect), 1, sign=False)} "
-               f"({level} {format_pct(rel_ci_lower)} to {format_pct(rel_ci_upper)}, {p_text(p_value)}{boot})"]
+    ci_words = (
+        f"{level} {format_pct(lo_mag, 1, sign=False)} to {format_pct(hi_mag, 1, sign=False)}"
+        if (rel_ci_lower > 0) == (rel_ci_upper > 0)
+        else f"{level} {format_pct(rel_ci_lower)} to {format_pct(rel_ci_upper)}"
+    )
+    boot = f", {p_text(bootstrap_p, 'bootstrap p')}" if bootstrap_p is not None and math.isfinite(bootstrap_p) else ""
+    reasons = [
+        f"{outcome} {'up' if up else 'down'} {format_pct(abs(rel_effect), 1, sign=False)} "
+        f"({level} {format_pct(rel_ci_lower)} to {format_pct(rel_ci_upper)}, {p_text(p_value)}{boot})"
+    ]
     pre_p = math.nan if pretrend_p is None else float(pretrend_p)
     has_pre = math.isfinite(pre_p)
-    reasons.append(f"pre-trend test {p_text(pretrend_p)}" if has_pre else "no pre-launch periods to test "
-                   "parallel trends")
+    reasons.append(
+        f"pre-trend test {p_text(pretrend_p)}" if has_pre else "no pre-launch periods to test parallel trends"
+    )
     failed_placebos = [p for p in placebo_p if p is not None and math.isfinite(p) and p < alpha]
     if failed_placebos:
-        reasons.append(f"caution: {len(failed_placebos)} of {len(placebo_p)} placebo launch dates show a "
-                       "significant fake effect")
+        reasons.append(
+            f"caution: {len(failed_placebos)} of {len(placebo_p)} placebo launch dates show a significant fake effect"
+        )
     note = None
     ri_ok = randomization_p is not None and math.isfinite(randomization_p) and randomization_p < alpha
     if few_treated and ri_ok:
-        ci_words = p_text(randomization_p, "randomization p")        # the CI is not to be trusted here
+        ci_words = p_text(randomization_p, "randomization p")  # the CI is not to be trusted here
     if few_treated:
-        ri = (f"{p_text(randomization_p, 'randomization p')}"
-              + (f", {randomization_how}" if randomization_how else "")
-              if randomization_p is not None and math.isfinite(randomization_p) else "not available")
+        ri = (
+            f"{p_text(randomization_p, 'randomization p')}" + (f", {randomization_how}" if randomization_how else "")
+            if randomization_p is not None and math.isfinite(randomization_p)
+            else "not available"
+        )
         units = where.split()[-1]
-        proposal = ("read this rollout with the synthetic estimators instead, built for one or a few launched "
-                    f"{units}: set `method: synthetic` in the spec (synthetic difference-in-differences, "
-                    "abkit.did.synthetic)" if _few_launched(few_treated) else
-                    "compare with a synthetic control (abkit.did.synthetic)")
-        reasons.append(f"{few_treated}: the p-values and intervals above are unreliable with so few (MacKinnon & "
-                       f"Webb); the randomization test over which {units} launched: {ri}; {proposal}")
+        proposal = (
+            "read this rollout with the synthetic estimators instead, built for one or a few launched "
+            f"{units}: set `method: synthetic` in the spec (synthetic difference-in-differences, "
+            "abkit.did.synthetic)"
+            if _few_launched(few_treated)
+            else "compare with a synthetic control (abkit.did.synthetic)"
+        )
+        reasons.append(
+            f"{few_treated}: the p-values and intervals above are unreliable with so few (MacKinnon & "
+            f"Webb); the randomization test over which {units} launched: {ri}; {proposal}"
+        )
     if has_pre and pre_p < alpha and few_treated:
         label, note = "Inconclusive", few_treated.removeprefix("only ")
-        headline = (f"Not established: the pre-trend test rejects ({p_text(pretrend_p)}), but with {few_treated} "
-                    f"neither it nor the effect's p-values can be trusted; {outcome} "
-                    f"{'rose' if up else 'fell'} {format_pct(abs(rel_effect), 1, sign=False)} in {where}.")
+        headline = (
+            f"Not established: the pre-trend test rejects ({p_text(pretrend_p)}), but with {few_treated} "
+            f"neither it nor the effect's p-values can be trusted; {outcome} "
+            f"{'rose' if up else 'fell'} {format_pct(abs(rel_effect), 1, sign=False)} in {where}."
+        )
     elif has_pre and pre_p < alpha:
         label, note = "Invalid", "pre-trends fail"
-        headline = (f"Do not trust this estimate: launched and comparison {where.split()[-1]} were already "
-                    f"drifting apart before launch (pre-trend test {p_text(pretrend_p)}).")
+        headline = (
+            f"Do not trust this estimate: launched and comparison {where.split()[-1]} were already "
+            f"drifting apart before launch (pre-trend test {p_text(pretrend_p)})."
+        )
     elif few_treated and not ri_ok and (significant or sig_analytic):
         label, note = "Inconclusive", few_treated.removeprefix("only ")
-        headline = (f"Not established: {outcome} {'rose' if up else 'fell'} "
-                    f"{format_pct(abs(rel_effect), 1, sign=False)} in {where}, but with {few_treated} the usual "
-                    "p-values cannot be trusted and the randomization test over which "
-                    f"{where.split()[-1]} launched does not confirm it.")
+        headline = (
+            f"Not established: {outcome} {'rose' if up else 'fell'} "
+            f"{format_pct(abs(rel_effect), 1, sign=False)} in {where}, but with {few_treated} the usual "
+            "p-values cannot be trusted and the randomization test over which "
+            f"{where.split()[-1]} launched does not confirm it."
+        )
     elif (ri_ok if few_treated else significant) and good:
         label = "Worked"
-        headline = (f"{what} {verb} {outcome} by {format_pct(abs(rel_effect), 1, sign=False)} ({ci_words}) on "
-                    f"average in {where}.")
+        headline = (
+            f"{what} {verb} {outcome} by {format_pct(abs(rel_effect), 1, sign=False)} ({ci_words}) on "
+            f"average in {where}."
+        )
     elif ri_ok if few_treated else significant:
         label = "Made it worse"
-        headline = (f"{what} {verb} {outcome} by {format_pct(abs(rel_effect), 1, sign=False)} ({ci_words}) on "
-                    f"average in {where}: the wrong direction ({better} is better).")
+        headline = (
+            f"{what} {verb} {outcome} by {format_pct(abs(rel_effect), 1, sign=False)} ({ci_words}) on "
+            f"average in {where}: the wrong direction ({better} is better)."
+        )
     else:
         label = "No detectable impact"
-        headline = (f"No detectable impact on {outcome}: the change in {where} is between "
-                    f"{format_pct(rel_ci_lower)} and {format_pct(rel_ci_upper)} ({level}).")
+        headline = (
+            f"No detectable impact on {outcome}: the change in {where} is between "
+            f"{format_pct(rel_ci_lower)} and {format_pct(rel_ci_upper)} ({level})."
+        )
         if sig_analytic and not sig_boot and not few_treated:
-            reasons.append(f"the analytic p-value is below {alpha:g} but the bootstrap p-value is not; with few "
-                           "units the bootstrap is the safer guide")
+            reasons.append(
+                f"the analytic p-value is below {alpha:g} but the bootstrap p-value is not; with few "
+                "units the bootstrap is the safer guide"
+            )
     return Verdict(outcome, label, headline, tuple(reasons), note)
 
 
@@ -890,8 +1059,11 @@ def decide_one_market(result, better: str = "higher", *, what: str = "The launch
         size = format_pct(abs(rel), 1, sign=False)
         levels = f"from {format_number(twin, 3)} to {format_number(twin + est, 3)}"
         lo_mag, hi_mag = sorted((abs(rel_lo), abs(rel_hi)))
-        interval = (f"{level} {format_pct(lo_mag, 1, sign=False)} to {format_pct(hi_mag, 1, sign=False)}"
-                    if (rel_lo > 0) == (rel_hi > 0) else f"{level} {format_pct(rel_lo)} to {format_pct(rel_hi)}")
+        interval = (
+            f"{level} {format_pct(lo_mag, 1, sign=False)} to {format_pct(hi_mag, 1, sign=False)}"
+            if (rel_lo > 0) == (rel_hi > 0)
+            else f"{level} {format_pct(rel_lo)} to {format_pct(rel_hi)}"
+        )
         change = f"{size} ({levels}; {interval})"
         between = f"{format_pct(rel_lo)} and {format_pct(rel_hi)}"
     else:
@@ -899,8 +1071,10 @@ def decide_one_market(result, better: str = "higher", *, what: str = "The launch
         size = e.lstrip("+-")
         change = f"{size} in {outcome}'s units ({level} {a} to {b}; the twin's level is not positive, so no %)"
         between = f"{a} and {b} in {outcome}'s units"
-    reasons = [f"{outcome} {'up' if up else 'down'} {change} against the synthetic twin ({p_text(p)}, "
-               f"{result.inference} inference)"]
+    reasons = [
+        f"{outcome} {'up' if up else 'down'} {change} against the synthetic twin ({p_text(p)}, "
+        f"{result.inference} inference)"
+    ]
     fit = getattr(result, "fit_quality", "not assessed")
     fit_words = getattr(result, "fit_message", "")
     if fit_words:
@@ -909,17 +1083,20 @@ def decide_one_market(result, better: str = "higher", *, what: str = "The launch
     # the placebo rank test (Abadie et al. 2010): post/pre-launch miss ratio ranked among all units or runs
     rank_p = float(getattr(result, "permutation_p_value", math.nan))
     placebo = getattr(result, "placebo", None)
-    n_ranked = int(len(placebo)) if placebo is not None else int(result.n_control) + 1   # launched row included
+    n_ranked = int(len(placebo)) if placebo is not None else int(result.n_control) + 1  # launched row included
     ranked = "markets" if len(result.launched_units) == 1 else "runs (the launched markets' included)"
     has_rank = math.isfinite(rank_p)
     rank_can_confirm = has_rank and 1.0 / n_ranked < alpha
     rank_confirms = rank_can_confirm and rank_p < alpha
     if has_rank:
-        detail = (f"by its miss after launch relative to its miss before, {where} ranks {round(rank_p * n_ranked)} "
-                  f"of {n_ranked} {ranked}")
+        detail = (
+            f"by its miss after launch relative to its miss before, {where} ranks {round(rank_p * n_ranked)} "
+            f"of {n_ranked} {ranked}"
+        )
         if not rank_can_confirm:
-            reasons.append(f"placebo rank test {p_text(rank_p)}: {detail}; with {n_ranked} it cannot go below "
-                           f"{1.0 / n_ranked:.3f}")
+            reasons.append(
+                f"placebo rank test {p_text(rank_p)}: {detail}; with {n_ranked} it cannot go below {1.0 / n_ranked:.3f}"
+            )
         elif significant and not rank_confirms and fit != "fair":
             reasons.append(f"caution: the placebo rank test does not confirm the effect ({p_text(rank_p)}: {detail})")
         else:
@@ -928,27 +1105,40 @@ def decide_one_market(result, better: str = "higher", *, what: str = "The launch
     fall = f"{'rise' if up else 'fall'} of {size} in {outcome}"
     if fit == "poor":
         label, note = "Inconclusive", "poor pre-launch fit"
-        headline = (f"Not established: the synthetic twin did not track {where} before launch, so the {fall} "
-                    "since launch may be the twin's error rather than the launch's effect.")
+        headline = (
+            f"Not established: the synthetic twin did not track {where} before launch, so the {fall} "
+            "since launch may be the twin's error rather than the launch's effect."
+        )
     elif not (math.isfinite(p) and math.isfinite(lo) and math.isfinite(hi)):
         label, note = "Inconclusive", "no interval"
-        headline = (f"Not established: {outcome} moved by {size} in {where} against {its} synthetic twin, but its "
-                    "uncertainty could not be estimated.")
+        headline = (
+            f"Not established: {outcome} moved by {size} in {where} against {its} synthetic twin, but its "
+            "uncertainty could not be estimated."
+        )
     elif significant and fit == "fair" and not rank_confirms:
         label, note = "Inconclusive", "fair pre-launch fit"
-        why = ("the placebo rank test does not confirm it" if rank_can_confirm else
-               f"with {n_ranked} {ranked} the placebo rank test cannot confirm it")
-        headline = (f"Not established: the {fall} in {where} against {its} synthetic twin ({p_text(p)}) may be the "
-                    f"twin's error: it tracked {where} only fairly before launch, and {why}.")
+        why = (
+            "the placebo rank test does not confirm it"
+            if rank_can_confirm
+            else f"with {n_ranked} {ranked} the placebo rank test cannot confirm it"
+        )
+        headline = (
+            f"Not established: the {fall} in {where} against {its} synthetic twin ({p_text(p)}) may be the "
+            f"twin's error: it tracked {where} only fairly before launch, and {why}."
+        )
     elif significant and good:
         label = "Worked"
         headline = f"{what} {verb} {outcome} in {where} by {change}, against {its} synthetic twin."
     elif significant:
         label = "Made it worse"
-        headline = (f"{what} {verb} {outcome} in {where} by {change}, against {its} synthetic twin: the wrong "
-                    f"direction ({better} is better).")
+        headline = (
+            f"{what} {verb} {outcome} in {where} by {change}, against {its} synthetic twin: the wrong "
+            f"direction ({better} is better)."
+        )
     else:
         label = "No detectable impact"
-        headline = (f"No detectable impact on {outcome} in {where}: against {its} synthetic twin the change is "
-                    f"between {between} ({level}).")
+        headline = (
+            f"No detectable impact on {outcome} in {where}: against {its} synthetic twin the change is "
+            f"between {between} ({level})."
+        )
     return Verdict(outcome, label, headline, tuple(reasons), note)

@@ -14,6 +14,7 @@ its numpy kernel, which smaller frames use, is timed too.
 Both are timed in the same process on the same data (best of --repeat runs),
 and the ratio is what matters; run ``python benchmarks/bench_ab.py``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,12 +50,12 @@ def numpy_floor(df, columns, chunk_rows=None):
     cross = np.zeros((n_arms, k, k))
     step = chunk_rows or len(codes)
     for start in range(0, len(codes), step):
-        c = codes[start:start + step]
+        c = codes[start : start + step]
         for a in range(n_arms):
             mask = c == a
             X = np.empty((int(mask.sum()), k), order="F")
             for j, v in enumerate(arrays):
-                X[:, j] = v[start:start + step][mask]
+                X[:, j] = v[start : start + step][mask]
             n[a] += len(X)
             sums[a] += X.sum(axis=0)
             cross[a] += X.T @ X

@@ -41,6 +41,7 @@ The estimates of all implementations are checked against each other before
 any time is reported. Run ``python benchmarks/bench_did.py`` (``--units``,
 ``--periods``, ``--repeat``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,13 @@ def make_panel(n_units: int, n_periods: int, seed: int = 1) -> pd.DataFrame:
     first = g[unit - 1]
     e = period - first
     treat = ((first > 0) & (e >= 0)).astype(np.float64)
-    y = (rng.normal(size=n_units)[unit - 1] + 0.01 * period + np.sin(period / 7.0)
-         + treat * (0.05 + 0.002 * np.maximum(e, 0)) + rng.normal(size=unit.size))
+    y = (
+        rng.normal(size=n_units)[unit - 1]
+        + 0.01 * period
+        + np.sin(period / 7.0)
+        + treat * (0.05 + 0.002 * np.maximum(e, 0))
+        + rng.normal(size=unit.size)
+    )
     return pd.DataFrame({"unit": unit, "time": period, "first_treated": first, "treat": treat, "y": y})
 
 
@@ -96,7 +102,7 @@ def twfe_floor(df: pd.DataFrame) -> tuple[float, float]:
     sdd = dt @ dt
     beta = (dt @ yt) / sdd
     score = np.bincount(u, dt * (yt - beta * dt), G)
-    K = 1 + T                                   # fixest: unit effects nested in the clusters
+    K = 1 + T  # fixest: unit effects nested in the clusters
     c = G / (G - 1) * (n - 1) / (n - K)
     return float(beta), float(np.sqrt(c * score @ score) / sdd)
 
@@ -111,7 +117,7 @@ def cs_floor(df: pd.DataFrame) -> dict:
     G = np.zeros(n)
     G[u] = df["first_treated"].to_numpy()
     out = {}
-    for g in np.unique(G):                      # loop over cohorts
+    for g in np.unique(G):  # loop over cohorts
         Yg = Y[G == g]
         out[g] = (Yg.shape[0], Yg.mean(axis=0), Yg.T @ Yg)
     return out
@@ -134,9 +140,11 @@ def main():
     warnings.simplefilter("ignore")
 
     df = make_panel(args.units, args.periods)
-    print(f"panel: {args.units:,} units x {args.periods} periods = {len(df):,} rows, "
-          f"{df.first_treated[df.first_treated > 0].nunique()} launch cohorts; numpy {np.__version__}, "
-          f"pandas {pd.__version__}, Python {platform.python_version()}")
+    print(
+        f"panel: {args.units:,} units x {args.periods} periods = {len(df):,} rows, "
+        f"{df.first_treated[df.first_treated > 0].nunique()} launch cohorts; numpy {np.__version__}, "
+        f"pandas {pd.__version__}, Python {platform.python_version()}"
+    )
 
     # ------------------------------------------------------------ TWFE
     print("\nTWFE  y ~ treat | unit + time, CRV1 by unit")
@@ -150,8 +158,7 @@ def main():
         pf = None
         print("  pyfixest not installed: pip install pyfixest to compare")
     if pf is not None:
-        t_pf, fit = best_of(lambda: pf.feols("y ~ treat | unit + time", data=df, vcov={"CRV1": "unit"}),
-                            args.repeat)
+        t_pf, fit = best_of(lambda: pf.feols("y ~ treat | unit + time", data=df, vcov={"CRV1": "unit"}), args.repeat)
         assert abs(fit.coef()["treat"] - res.estimate) < 1e-8 and abs(fit.se()["treat"] / res.se - 1) < 1e-6
         rows.append(("pyfixest feols", t_pf))
     for name, t in rows:
@@ -179,10 +186,12 @@ def main():
         ATTgt = None
         print("  csdid not installed: pip install csdid to compare")
     if ATTgt is not None:
+
         def peer():
             with contextlib.redirect_stdout(io.StringIO()):
-                a = ATTgt(yname="y", gname="first_treated", idname="unit", tname="time",
-                          data=df).fit(est_method="dr", bstrap=False)
+                a = ATTgt(yname="y", gname="first_treated", idname="unit", tname="time", data=df).fit(
+                    est_method="dr", bstrap=False
+                )
                 return a, a.aggte(typec="dynamic", bstrap=False)
 
         t_peer, (att, agg) = best_of(peer, args.repeat)
@@ -194,15 +203,18 @@ def main():
     for name, t in rows:
         print(f"  {name:<24} {t:7.3f} s   abkit / this = {t_cs / t:5.2f}x")
     print(f"  + default aggregate('dynamic') with the 999-draw multiplier bootstrap: {t_boot:.3f} s")
-    print(f"  {len(tab)} ATT(g,t) cells; dynamic overall {dyn.estimate:.6f} (SE {dyn.se:.6f}); "
-          "all implementations agree")
+    print(
+        f"  {len(tab)} ATT(g,t) cells; dynamic overall {dyn.estimate:.6f} (SE {dyn.se:.6f}); all implementations agree"
+    )
 
     # ------------------------------------------------------------ randomization inference
     print("\nRandomization test  TWFE coefficient, 999 random assignments of the launch timing to the units")
     t_ri, ri = best_of(lambda: did.randomization_test(df, "y", "unit", "time", "first_treated", reps=999), 1)
     assert abs(ri.estimate - res.estimate) < 1e-10 and ri.n_assignments == 1000
-    print(f"  abkit did.randomization_test {t_ri:7.3f} s; 1,000 refits at the numpy floor's speed "
-          f"{1000 * t_floor:7.3f} s ({1000 * t_floor / t_ri:.1f}x slower); p = {ri.p_value:.4f}")
+    print(
+        f"  abkit did.randomization_test {t_ri:7.3f} s; 1,000 refits at the numpy floor's speed "
+        f"{1000 * t_floor:7.3f} s ({1000 * t_floor / t_ri:.1f}x slower); p = {ri.p_value:.4f}"
+    )
 
 
 if __name__ == "__main__":

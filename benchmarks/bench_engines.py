@@ -31,6 +31,7 @@ on a shared machine. Data are generated on demand under benchmarks/_data/
     python benchmarks/bench_engines.py                   # everything
     python benchmarks/bench_engines.py --part scaling --no-spark
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,10 @@ def machine() -> str:
     import duckdb
 
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()} cores, {mem:.0f} GiB, {platform.machine()}, Python {platform.python_version()}, "
-            f"numpy {np.__version__}, pandas {pd.__version__}, duckdb {duckdb.__version__}")
+    return (
+        f"{os.cpu_count()} cores, {mem:.0f} GiB, {platform.machine()}, Python {platform.python_version()}, "
+        f"numpy {np.__version__}, pandas {pd.__version__}, duckdb {duckdb.__version__}"
+    )
 
 
 def load() -> str:
@@ -139,8 +142,10 @@ def part_a(n: int, repeat: int) -> dict:
     path = ab_sample(n)
     columns = list(dict.fromkeys(c for m in METRICS for c in m.columns))
     df = pd.read_parquet(path, columns=["variant", *columns])
-    print(f"\nA. {n:,} buyers, {len(METRICS)} CUPED metrics, {len(columns)} columns, "
-          f"{len(needed_pairs(METRICS))} declared pairs ({load()})")
+    print(
+        f"\nA. {n:,} buyers, {len(METRICS)} CUPED metrics, {len(columns)} columns, "
+        f"{len(needed_pairs(METRICS))} declared pairs ({load()})"
+    )
     con = duckdb.connect()
     con.register("frame", df)
     frame_sql = hand_written_sql("frame", METRICS)
@@ -159,21 +164,26 @@ def part_a(n: int, repeat: int) -> dict:
     except ImportError:
         out["tea_frame"] = float("nan")
     print(f"   in memory  hand-written DuckDB sums over the frame : {out['hand_frame']:7.3f} s")
-    print(f"              abkit.analyze(DataFrame)                : {out['abkit_frame']:7.3f} s   "
-          f"{out['abkit_frame'] / out['hand_frame']:.2f}x the hand-written sums (target <= 1.2x)")
+    print(
+        f"              abkit.analyze(DataFrame)                : {out['abkit_frame']:7.3f} s   "
+        f"{out['abkit_frame'] / out['hand_frame']:.2f}x the hand-written sums (target <= 1.2x)"
+    )
     print(f"              abkit, numpy kernel forced              : {out['abkit_numpy']:7.3f} s")
-    print(f"              tea-tasting Experiment.analyze          : {out['tea_frame']:7.3f} s   "
-          f"abkit {out['tea_frame'] / out['abkit_frame']:.1f}x faster")
+    print(
+        f"              tea-tasting Experiment.analyze          : {out['tea_frame']:7.3f} s   "
+        f"abkit {out['tea_frame'] / out['abkit_frame']:.1f}x faster"
+    )
     print(f"   parquet    hand-written DuckDB sums over the file  : {out['hand_file']:7.3f} s")
-    print(f"              abkit.analyze(path)                     : {out['abkit_file']:7.3f} s   "
-          f"{out['abkit_file'] / out['hand_file']:.2f}x")
+    print(
+        f"              abkit.analyze(path)                     : {out['abkit_file']:7.3f} s   "
+        f"{out['abkit_file'] / out['hand_file']:.2f}x"
+    )
     return out
 
 
 # ---------------------------------------------------------------------------- part B
 def scaling_metrics(k: int):
-    return [abkit.Ratio(f"y{i}", "orders", covariates=(f"pre_y{i}", "pre_orders"), name=f"rate_{i}")
-            for i in range(k)]
+    return [abkit.Ratio(f"y{i}", "orders", covariates=(f"pre_y{i}", "pre_orders"), name=f"rate_{i}") for i in range(k)]
 
 
 def tea_scaling_metrics(k: int):
@@ -192,8 +202,11 @@ def scaling_sample(n: int, k: int) -> Path:
 
         rng = np.random.default_rng(7)
         activity = rng.exponential(1.0, n)
-        cols = {"variant": np.where(rng.random(n) < 0.5, "control", "treatment"),
-                "orders": 1 + rng.poisson(2.0 * activity), "pre_orders": 1 + rng.poisson(2.0 * activity)}
+        cols = {
+            "variant": np.where(rng.random(n) < 0.5, "control", "treatment"),
+            "orders": 1 + rng.poisson(2.0 * activity),
+            "pre_orders": 1 + rng.poisson(2.0 * activity),
+        }
         for i in range(k):
             rate = 0.05 + 0.3 * rng.random()
             cols[f"y{i}"] = rng.poisson(rate * activity)
@@ -204,8 +217,7 @@ def scaling_sample(n: int, k: int) -> Path:
     return path
 
 
-ENGINES = ("numpy kernel", "in memory", "DuckDB (parquet)", "Spark local[2]", "hand-written DuckDB sums",
-           "tea-tasting")
+ENGINES = ("numpy kernel", "in memory", "DuckDB (parquet)", "Spark local[2]", "hand-written DuckDB sums", "tea-tasting")
 
 
 def part_b(n: int, repeat: int, spark: bool, tea: bool, counts=COUNTS) -> dict:
@@ -218,8 +230,14 @@ def part_b(n: int, repeat: int, spark: bool, tea: bool, counts=COUNTS) -> dict:
     con.register("frame", df)
     session = None
     if spark:
-        session = abkit.engines.spark_session({"spark.master": "local[2]", "spark.ui.enabled": "false",
-                                               "spark.sql.shuffle.partitions": "2", "spark.driver.memory": "4g"})
+        session = abkit.engines.spark_session(
+            {
+                "spark.master": "local[2]",
+                "spark.ui.enabled": "false",
+                "spark.sql.shuffle.partitions": "2",
+                "spark.driver.memory": "4g",
+            }
+        )
         sdf = session.read.parquet(str(path)).cache()
         sdf.count()
     times = {e: {} for e in ENGINES}
@@ -249,13 +267,20 @@ def part_b(n: int, repeat: int, spark: bool, tea: bool, counts=COUNTS) -> dict:
                     t = best_of(runs[k][engine], 1)
                     times[engine][k] = min(t, times[engine].get(k, t))
             if rep == repeat - 1:
-                print(f"   {k:3d} metrics: " + ", ".join(f"{e} {times[e][k]:.3f} s" for e in ENGINES
-                                                         if k in times[e]), flush=True)
-    print("   40 / 5 metrics: " + ", ".join(f"{e} {times[e][40] / times[e][5]:.1f}x" for e in ENGINES
-                                           if 40 in times[e] and 5 in times[e]) + " (target <= 10x)")
+                print(
+                    f"   {k:3d} metrics: " + ", ".join(f"{e} {times[e][k]:.3f} s" for e in ENGINES if k in times[e]),
+                    flush=True,
+                )
+    print(
+        "   40 / 5 metrics: "
+        + ", ".join(f"{e} {times[e][40] / times[e][5]:.1f}x" for e in ENGINES if 40 in times[e] and 5 in times[e])
+        + " (target <= 10x)"
+    )
     if tea and 40 in times["tea-tasting"]:
-        print(f"   tea-tasting / abkit in memory at 40 metrics: "
-              f"{times['tea-tasting'][40] / times['in memory'][40]:.1f}x (target >= 3x)")
+        print(
+            f"   tea-tasting / abkit in memory at 40 metrics: "
+            f"{times['tea-tasting'][40] / times['in memory'][40]:.1f}x (target >= 3x)"
+        )
     print(f"   ({load()})")
     return {e: t for e, t in times.items() if t}
 

@@ -24,6 +24,7 @@ Run ``python benchmarks/bench_power.py``. Not a timed test: the figures are
 printed, and the targets are well under a second for the 10,000-scenario grid
 and a few seconds for the 1,000 simulated tests.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,27 +55,30 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-simulation", action="store_true")
     args = ap.parse_args(argv)
 
-    rel_mde = np.linspace(0.005, 0.20, 25)[:, None, None]      # relative effects 0.5% .. 20%
+    rel_mde = np.linspace(0.005, 0.20, 25)[:, None, None]  # relative effects 0.5% .. 20%
     power = np.linspace(0.50, 0.95, 20)[None, :, None]
-    ratio = np.linspace(0.25, 4.0, 20)[None, None, :]          # n_treatment / n_control
+    ratio = np.linspace(0.25, 4.0, 20)[None, None, :]  # n_treatment / n_control
     sd, baseline, p_control = 2.5, 1.0, 0.12
     n_scen = np.broadcast(rel_mde, power, ratio).size
     print(f"grid: {n_scen:,} scenarios (25 MDEs x 20 power levels x 20 allocations)")
 
     rows = []
-    t, res = best_of(lambda: P.sample_size_mean(sd, rel_mde, power=power, ratio=ratio, baseline=baseline,
-                                                relative=True), args.repeat)
+    t, res = best_of(
+        lambda: P.sample_size_mean(sd, rel_mde, power=power, ratio=ratio, baseline=baseline, relative=True), args.repeat
+    )
     rows.append(("sample_size_mean", t))
     n_c = res.n_control
     t, _ = best_of(lambda: P.mde_mean(sd, n_c, power=power, ratio=ratio), args.repeat)
     rows.append(("mde_mean", t))
     t, _ = best_of(lambda: P.power_mean(sd, rel_mde * baseline, n_c, ratio=ratio), args.repeat)
     rows.append(("power_mean", t))
-    t, prop = best_of(lambda: P.sample_size_proportion(p_control, p_control * (1 + rel_mde), power=power,
-                                                       ratio=ratio), args.repeat)
+    t, prop = best_of(
+        lambda: P.sample_size_proportion(p_control, p_control * (1 + rel_mde), power=power, ratio=ratio), args.repeat
+    )
     rows.append(("sample_size_proportion (strict)", t))
-    t, _ = best_of(lambda: P.mde_proportion(p_control, prop.n_control, power=power, ratio=ratio,
-                                            unreachable="nan"), args.repeat)
+    t, _ = best_of(
+        lambda: P.mde_proportion(p_control, prop.n_control, power=power, ratio=ratio, unreachable="nan"), args.repeat
+    )
     rows.append(("mde_proportion", t))
 
     d = np.broadcast_to(rel_mde * baseline / sd, n_c.shape)
@@ -97,10 +101,14 @@ def main(argv=None) -> int:
     for name, t in rows:
         print(f"  {name:<{width}}  {t:7.3f} s   ({t / n_scen * 1e6:6.1f} us/scenario)")
     t_ss = rows[0][1]
-    print(f"floor: one vectorized power evaluation over the grid: {floor:.3f} s "
-          f"(sample_size_mean = {t_ss / floor:.1f}x the floor)")
-    print(f"peer: statsmodels TTestIndPower.solve_power, one call per scenario: {peer:.1f} s for the grid "
-          f"(extrapolated from {idx.size}); abkit is {peer / t_ss:.0f}x faster")
+    print(
+        f"floor: one vectorized power evaluation over the grid: {floor:.3f} s "
+        f"(sample_size_mean = {t_ss / floor:.1f}x the floor)"
+    )
+    print(
+        f"peer: statsmodels TTestIndPower.solve_power, one call per scenario: {peer:.1f} s for the grid "
+        f"(extrapolated from {idx.size}); abkit is {peer / t_ss:.0f}x faster"
+    )
     if not args.skip_simulation:
         bench_simulation(args)
     return 0
@@ -113,11 +121,15 @@ def bench_simulation(args) -> None:
 
     hist = abkit.simulate.ab_data(20_000, seed=3)
     n_c = args.units // 2
-    print(f"\nsimulation power: {args.sims:,} simulated tests of {2 * n_c:,} units resampled from "
-          f"{len(hist):,} history units")
-    metrics = [abkit.Mean("refund_amount", name="refund_amount"),
-               abkit.Proportion("repeat_purchase_30d", name="repeat_purchase"),
-               abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate_cuped")]
+    print(
+        f"\nsimulation power: {args.sims:,} simulated tests of {2 * n_c:,} units resampled from "
+        f"{len(hist):,} history units"
+    )
+    metrics = [
+        abkit.Mean("refund_amount", name="refund_amount"),
+        abkit.Proportion("repeat_purchase_30d", name="repeat_purchase"),
+        abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate_cuped"),
+    ]
     for m in metrics:
         t, sim = best_of(lambda m=m: P.simulate_power(hist, m, 0.05, n_per_arm=n_c, n_sims=args.sims, seed=1), 1)
         table = np.column_stack([hist[c].to_numpy(np.float64) for c in m.columns])
@@ -126,9 +138,9 @@ def bench_simulation(args) -> None:
             rng = np.random.default_rng(1)
             for start in range(0, args.sims, 100):
                 b = min(100, args.sims - start)
-                x = table[rng.integers(0, len(hist), size=(b, 2, n_c))]      # (tests, arms, units, columns)
+                x = table[rng.integers(0, len(hist), size=(b, 2, n_c))]  # (tests, arms, units, columns)
                 centred = x - x.mean(axis=2, keepdims=True)
-                np.matmul(centred.transpose(0, 1, 3, 2), centred)            # co-moments per test and arm
+                np.matmul(centred.transpose(0, 1, 3, 2), centred)  # co-moments per test and arm
 
         t_floor, _ = best_of(floor, 1)
 
@@ -142,10 +154,12 @@ def bench_simulation(args) -> None:
 
         t_naive, _ = best_of(naive, 1)
         t_naive *= args.sims / args.naive_sims
-        print(f"  {m.name:<18} ({len(m.columns)} columns): simulate_power {t:6.2f} s "
-              f"({t / args.sims * 1e3:5.2f} ms/test; power {sim.power:.3f}); numpy floor {t_floor:5.2f} s "
-              f"(abkit = {t / t_floor:4.1f}x); one analyze() per test {t_naive:7.1f} s "
-              f"(abkit {t_naive / t:4.0f}x faster)")
+        print(
+            f"  {m.name:<18} ({len(m.columns)} columns): simulate_power {t:6.2f} s "
+            f"({t / args.sims * 1e3:5.2f} ms/test; power {sim.power:.3f}); numpy floor {t_floor:5.2f} s "
+            f"(abkit = {t / t_floor:4.1f}x); one analyze() per test {t_naive:7.1f} s "
+            f"(abkit {t_naive / t:4.0f}x faster)"
+        )
     q = abkit.Quantile("time_to_refund_hours", 0.9, dropna=True, name="p90 hours")
     n_q = min(args.sims, 200)
     t, sim = best_of(lambda: P.simulate_power(hist, q, 0.1, n_per_arm=n_c, n_sims=n_q, seed=1), 1)

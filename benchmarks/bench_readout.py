@@ -18,6 +18,7 @@ not much; the load average is printed around the runs.
 
     python benchmarks/bench_readout.py --baseline /path/to/other/checkout
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,12 +35,18 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TRIVIAL = {
     "cells": [
-        {"cell_type": "code", "execution_count": None, "metadata": {"tags": ["parameters"]}, "outputs": [],
-         "source": ["x = 1"]},
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "metadata": {"tags": ["parameters"]},
+            "outputs": [],
+            "source": ["x = 1"],
+        },
         {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": ["print(x + 1)"]},
     ],
     "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-    "nbformat": 4, "nbformat_minor": 5,
+    "nbformat": 4,
+    "nbformat_minor": 5,
 }
 
 
@@ -63,8 +70,19 @@ def best(cmd: list[str], env: dict, repeat: int) -> tuple[float, float]:
 
 
 def readout_cmd(specs: list[str], out: Path, jobs: int = 1) -> list[str]:
-    return [sys.executable, "-m", "abkit.cli", "readout", *specs, "--out", str(out), "--force", "--no-progress",
-            "--jobs", str(jobs)]
+    return [
+        sys.executable,
+        "-m",
+        "abkit.cli",
+        "readout",
+        *specs,
+        "--out",
+        str(out),
+        "--force",
+        "--no-progress",
+        "--jobs",
+        str(jobs),
+    ]
 
 
 def main() -> None:
@@ -90,12 +108,14 @@ def main() -> None:
         for label, path in checkouts:
             env = dict(os.environ, PYTHONPATH=path)
             figures[f"readout, 1 spec ({label})"] = best(readout_cmd(one, tmp / f"one_{label}"), env, args.repeat)
-            figures[f"readout --jobs 2, 2 specs ({label})"] = best(readout_cmd(two, tmp / f"two_{label}", 2), env,
-                                                                  args.repeat)
+            figures[f"readout --jobs 2, 2 specs ({label})"] = best(
+                readout_cmd(two, tmp / f"two_{label}", 2), env, args.repeat
+            )
     floor = figures["trivial papermill notebook"]
     for name, (wall, cpu) in figures.items():
-        print(f"   {name:42s}: {wall:6.2f} s wall ({wall / floor[0]:4.1f}x)   {cpu:6.2f} s CPU "
-              f"({cpu / floor[1]:4.1f}x)")
+        print(
+            f"   {name:42s}: {wall:6.2f} s wall ({wall / floor[0]:4.1f}x)   {cpu:6.2f} s CPU ({cpu / floor[1]:4.1f}x)"
+        )
     print(f"   ({load()})")
     if args.json:
         Path(args.json).write_text(json.dumps({k: {"wall": w, "cpu": c} for k, (w, c) in figures.items()}, indent=1))

@@ -8,6 +8,7 @@ the child's peak resident memory (ru_maxrss) is reported. Target: < 2 GB.
     python benchmarks/bench_scale.py            # 200M rows
     python benchmarks/bench_scale.py --rows 20000000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,8 +74,10 @@ def generate(rows: int) -> Path:
         t0 = time.perf_counter()
         duckdb.connect().execute(GENERATE.format(rows=rows, path=tmp))
         tmp.replace(path)
-        print(f"generated {rows:,} rows in {time.perf_counter() - t0:.0f} s -> {path} "
-              f"({path.stat().st_size / 2**30:.1f} GiB)")
+        print(
+            f"generated {rows:,} rows in {time.perf_counter() - t0:.0f} s -> {path} "
+            f"({path.stat().st_size / 2**30:.1f} GiB)"
+        )
     return path
 
 
@@ -88,8 +91,10 @@ def main():
     res = json.loads(out.stdout.strip().splitlines()[-1])
     child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(res["summary"])
-    print(f"\n{res['rows']:,} rows, 6 CUPED metrics: {res['seconds']:.1f} s, "
-          f"peak memory {max(child_peak, res['peak_mb']):,.0f} MB (target < 2,048 MB)")
+    print(
+        f"\n{res['rows']:,} rows, 6 CUPED metrics: {res['seconds']:.1f} s, "
+        f"peak memory {max(child_peak, res['peak_mb']):,.0f} MB (target < 2,048 MB)"
+    )
 
 
 if __name__ == "__main__":

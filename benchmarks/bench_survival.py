@@ -10,6 +10,7 @@
 The results are checked to agree before any time is printed. The data (``abkit.simulate.time_to_refund``)
 is written on demand under benchmarks/_data/ (git-ignored).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,7 @@ def main() -> None:
         df.to_parquet(path, index=False, row_group_size=1 << 20)
     rows = len(df)
     exact = abkit.TimeToEvent("days_to_refund", "refunded", horizon=30, covariate="pre_refund_days")
-    hourly = abkit.TimeToEvent("days_to_refund", "refunded", horizon=30, covariate="pre_refund_days",
-                               resolution=1 / 24)
+    hourly = abkit.TimeToEvent("days_to_refund", "refunded", horizon=30, covariate="pre_refund_days", resolution=1 / 24)
     arm = df["variant"].to_numpy()
     t, e = df["days_to_refund"].to_numpy(), df["refunded"].to_numpy(dtype=float)
 
@@ -79,8 +79,9 @@ def main() -> None:
         "numpy floor (unique + bincount per arm)": best_of(floor, args.repeat),
         "abkit in memory, exact times, CUPED": best_of(lambda: abkit.analyze(df, exact), args.repeat),
         "abkit in memory, hourly bins, CUPED": best_of(lambda: abkit.analyze(df, hourly), args.repeat),
-        "abkit DuckDB push-down (parquet), hourly bins, CUPED": best_of(lambda: abkit.analyze(str(path), hourly),
-                                                                       args.repeat),
+        "abkit DuckDB push-down (parquet), hourly bins, CUPED": best_of(
+            lambda: abkit.analyze(str(path), hourly), args.repeat
+        ),
         "statsmodels SurvfuncRight per arm (KM only)": best_of(statsmodels_km, args.repeat),
     }
     base = timings["numpy floor (unique + bincount per arm)"]

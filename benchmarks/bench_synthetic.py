@@ -22,6 +22,7 @@ The SDID estimates, unit weights and time weights of both are checked equal
 random draws. Run ``python benchmarks/bench_synthetic.py``
 (``--markets``, ``--weeks``, ``--repeat``, ``--az-reps``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,15 +52,19 @@ def main(argv=None) -> int:
     ap.add_argument("--weeks", type=int, default=104)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--reps", type=int, default=200, help="placebo replications")
-    ap.add_argument("--az-reps", type=int, default=200,
-                    help="azcausal placebo replications actually run (time scaled to --reps)")
+    ap.add_argument(
+        "--az-reps", type=int, default=200, help="azcausal placebo replications actually run (time scaled to --reps)"
+    )
     args = ap.parse_args(argv)
 
-    panel = abkit.simulate.one_market_panel(n_markets=args.markets, n_weeks=args.weeks,
-                                            launch_week=args.weeks - 25, seed=1)
+    panel = abkit.simulate.one_market_panel(
+        n_markets=args.markets, n_weeks=args.weeks, launch_week=args.weeks - 25, seed=1
+    )
     panel["contact_rate"] = panel["contacts"] / panel["orders"]
-    print(f"panel: {args.markets} markets x {args.weeks} weeks, 1 launched (26 post weeks); "
-          f"placebo replications: {args.reps}")
+    print(
+        f"panel: {args.markets} markets x {args.weeks} weeks, 1 launched (26 post weeks); "
+        f"placebo replications: {args.reps}"
+    )
     print(f"machine: {platform.machine()}, python {platform.python_version()}, numpy {np.__version__}")
 
     def run_abkit():
@@ -70,8 +75,9 @@ def main(argv=None) -> int:
     from abkit.stats import synthdid as core
 
     prepared = _prepare(panel, "contact_rate", "market", "week", "launched", [])
-    _, est_wall, est_cpu = _timed(lambda: core.fit(prepared.Y, prepared.n_control, args.weeks - 26, "sdid"),
-                                  args.repeat)
+    _, est_wall, est_cpu = _timed(
+        lambda: core.fit(prepared.Y, prepared.n_control, args.weeks - 26, "sdid"), args.repeat
+    )
 
     try:
         from azcausal.core.error import Placebo
@@ -84,8 +90,11 @@ def main(argv=None) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        az_panel = CausalDataFrame(panel[["market", "week", "contact_rate", "launched"]].copy()).setup(
-            outcome="contact_rate", time="week", unit="market", intervention="launched").to_panel()
+        az_panel = (
+            CausalDataFrame(panel[["market", "week", "contact_rate", "launched"]].copy())
+            .setup(outcome="contact_rate", time="week", unit="market", intervention="launched")
+            .to_panel()
+        )
         est = SDID()
         az_fit, az_est_wall, az_est_cpu = _timed(lambda: est.fit(az_panel), 1)
         # --- the estimates must agree before any time is reported
@@ -95,8 +104,10 @@ def main(argv=None) -> int:
         d_w = max(np.abs(omega - res.unit_weights.to_numpy()).max(), np.abs(lam - res.time_weights.to_numpy()).max())
         if d_est > 1e-9 * max(1.0, abs(res.estimate)) or d_w > 1e-9:
             raise SystemExit(f"estimates differ: |d estimate| = {d_est:.3g}, max |d weight| = {d_w:.3g}")
-        print(f"check: estimate {res.estimate:.10g} (azcausal {az_fit.effect.value:.10g}), "
-              f"max |d weight| {d_w:.1e}: equal")
+        print(
+            f"check: estimate {res.estimate:.10g} (azcausal {az_fit.effect.value:.10g}), "
+            f"max |d weight| {d_w:.1e}: equal"
+        )
         w, c = time.perf_counter(), time.process_time()
         est.error(az_fit, Placebo(n_samples=args.az_reps))
         az_pl_wall, az_pl_cpu = time.perf_counter() - w, time.process_time() - c
@@ -110,8 +121,10 @@ def main(argv=None) -> int:
     print(f"{'abkit estimate + placebo SE':34s} {ab_wall:10.3f} {ab_cpu:10.3f}")
     print(f"{'azcausal estimate only':34s} {az_est_wall:10.3f} {az_est_cpu:10.3f}")
     print(f"{'azcausal estimate + placebo SE':34s} {az_wall:10.3f} {az_cpu:10.3f}{scaled}")
-    print(f"ratio azcausal / abkit (estimate + placebo SE): {az_wall / ab_wall:.0f}x wall, "
-          f"{az_cpu / ab_cpu:.0f}x CPU (target >= 5x)")
+    print(
+        f"ratio azcausal / abkit (estimate + placebo SE): {az_wall / ab_wall:.0f}x wall, "
+        f"{az_cpu / ab_cpu:.0f}x CPU (target >= 5x)"
+    )
     print(f"placebo SE: abkit {res.se:.6g}, azcausal {az_fit.effect.se:.6g} (different random draws)")
     return 0
 

@@ -24,6 +24,7 @@ deterministic (seeded simulations, no dates or timings), so a re-run that
 changes nothing leaves them unchanged. Running a subset of the calibration
 tests updates its rows only.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,7 @@ MD_PATH = ROOT / "benchmarks" / "CALIBRATION.md"
 Z_BAND = 4.0
 
 # order of the sections in CALIBRATION.md
-SECTIONS = ["A/B, fixed horizon", "A/B, always-valid (sequential)", "Quantiles", "NPS",
-            "Difference-in-differences"]
+SECTIONS = ["A/B, fixed horizon", "A/B, always-valid (sequential)", "Quantiles", "NPS", "Difference-in-differences"]
 
 
 def mc_band(value: float, nominal: float, reps: int) -> tuple[float, float, float]:
@@ -59,16 +59,42 @@ def passes(value: float, nominal: float, reps: int, side: str = "two") -> bool:
     raise ValueError(side)
 
 
-def record(key: str, *, section: str, test: str, metric: str, method: str, statistic: str, value: float,
-           nominal: float, reps: int, side: str = "two", note: str = "") -> bool:
+def record(
+    key: str,
+    *,
+    section: str,
+    test: str,
+    metric: str,
+    method: str,
+    statistic: str,
+    value: float,
+    nominal: float,
+    reps: int,
+    side: str = "two",
+    note: str = "",
+) -> bool:
     """Store one figure (see the module doc); returns whether its band is consistent with the nominal level."""
     se, lo, hi = mc_band(value, nominal, reps)
     ok = passes(value, nominal, reps, side)
-    entry = {"section": section, "test": test, "metric": metric, "method": method, "statistic": statistic,
-             "value": round(float(value), 6), "nominal": nominal, "reps": int(reps), "side": side,
-             "mc_se": round(se, 6), "band": [round(lo, 4), round(hi, 4)], "ok": bool(ok), "note": note}
-    print(f"[calibration] {metric} / {method}: {statistic} {value:.4f} (nominal {nominal:g}, {reps:,} "
-          f"experiments, MC SE {se:.4f}, band [{lo:.4f}, {hi:.4f}]) {'ok' if ok else 'FAIL'}")
+    entry = {
+        "section": section,
+        "test": test,
+        "metric": metric,
+        "method": method,
+        "statistic": statistic,
+        "value": round(float(value), 6),
+        "nominal": nominal,
+        "reps": int(reps),
+        "side": side,
+        "mc_se": round(se, 6),
+        "band": [round(lo, 4), round(hi, 4)],
+        "ok": bool(ok),
+        "note": note,
+    }
+    print(
+        f"[calibration] {metric} / {method}: {statistic} {value:.4f} (nominal {nominal:g}, {reps:,} "
+        f"experiments, MC SE {se:.4f}, band [{lo:.4f}, {hi:.4f}]) {'ok' if ok else 'FAIL'}"
+    )
     data = {}
     if JSON_PATH.exists():
         try:
@@ -112,15 +138,23 @@ def render(data: dict) -> str:
     for key, e in data.items():
         by_section.setdefault(e["section"], []).append((key, e))
     for section in [s for s in SECTIONS if s in by_section] + sorted(set(by_section) - set(SECTIONS)):
-        lines += [f"## {section}", "",
-                  "| metric | method | statistic | experiments | measured | nominal | MC SE | band | result | test |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {section}",
+            "",
+            "| metric | method | statistic | experiments | measured | nominal | MC SE | band | result | test |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for _key, e in sorted(by_section[section], key=lambda t: t[0]):
-            nominal = {"two": f"{e['nominal']:g}", "at most": f"<= {e['nominal']:g}",
-                       "at least": f">= {e['nominal']:g}"}[e["side"]]
-            lines.append(f"| {e['metric']} | {e['method']} | {e['statistic']} | {e['reps']:,} | {e['value']:.4f} | "
-                         f"{nominal} | {e['mc_se']:.4f} | [{e['band'][0]:.4f}, {e['band'][1]:.4f}] | "
-                         f"{'pass' if e['ok'] else '**FAIL**'} | `{e['test']}` |")
+            nominal = {
+                "two": f"{e['nominal']:g}",
+                "at most": f"<= {e['nominal']:g}",
+                "at least": f">= {e['nominal']:g}",
+            }[e["side"]]
+            lines.append(
+                f"| {e['metric']} | {e['method']} | {e['statistic']} | {e['reps']:,} | {e['value']:.4f} | "
+                f"{nominal} | {e['mc_se']:.4f} | [{e['band'][0]:.4f}, {e['band'][1]:.4f}] | "
+                f"{'pass' if e['ok'] else '**FAIL**'} | `{e['test']}` |"
+            )
         notes = sorted({e["note"] for _, e in by_section[section] if e["note"]})
         if notes:
             lines.append("")

@@ -1,4 +1,5 @@
 """Shared test helpers: Spark local mode (needs pyspark and Java 17; CI must run these tests)."""
+
 from __future__ import annotations
 
 import os
@@ -27,9 +28,14 @@ def spark():
     require_spark()
     from pyspark.sql import SparkSession
 
-    session = (SparkSession.builder.master("local[2]").appName("abkit-tests")
-               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-               .config("spark.driver.memory", "1g").getOrCreate())
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("abkit-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.driver.memory", "1g")
+        .getOrCreate()
+    )
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

@@ -1,5 +1,6 @@
 """A/B estimators against independent references: scipy, statsmodels, bootstrap,
 a hand-rolled numerical delta method."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,11 +28,20 @@ def _buyers(n=30_000, seed=7, effect=0.0, slope_t=0.6, slope_c=0.6):
     pre_orders = 1 + rng.negative_binomial(2, nb_p, n)
     pre_refunds = rng.binomial(pre_orders, p_ref)
     conv = (rng.random(n) < 0.3 + 0.05 * np.tanh(frailty)).astype(int)
-    return pd.DataFrame({
-        "variant": np.where(t, "treatment", "control"), "treat": t.astype(int),
-        "y": y, "pre": pre, "pre2": pre2, "orders": orders, "refunds": refunds,
-        "pre_orders": pre_orders, "pre_refunds": pre_refunds, "conv": conv,
-    })
+    return pd.DataFrame(
+        {
+            "variant": np.where(t, "treatment", "control"),
+            "treat": t.astype(int),
+            "y": y,
+            "pre": pre,
+            "pre2": pre2,
+            "orders": orders,
+            "refunds": refunds,
+            "pre_orders": pre_orders,
+            "pre_refunds": pre_refunds,
+            "conv": conv,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -153,11 +163,10 @@ def _numeric_delta(f, arms_cols):
     i = 0
     for cv in covs:
         k = cv.shape[0]
-        V[i:i + k, i:i + k] = cv
+        V[i : i + k, i : i + k] = cv
         i += k
     h = 1e-6 * np.maximum(np.abs(means), 1e-3)
-    grad = np.array([(f(means + h * e) - f(means - h * e)) / (2 * h[j])
-                     for j, e in enumerate(np.eye(len(means)))])
+    grad = np.array([(f(means + h * e) - f(means - h * e)) / (2 * h[j]) for j, e in enumerate(np.eye(len(means)))])
     return f(means), float(np.sqrt(grad @ V @ grad))
 
 
@@ -166,8 +175,10 @@ def test_relative_lift_matches_independent_delta_method(buyers):
     c = buyers[buyers.treat == 0]
     t = buyers[buyers.treat == 1]
     # ratio: (R_t / R_c) - 1 with R = mean(num) / mean(den)
-    est, se = _numeric_delta(lambda m: (m[2] / m[3]) / (m[0] / m[1]) - 1,
-                             [c[["refunds", "orders"]].to_numpy(float), t[["refunds", "orders"]].to_numpy(float)])
+    est, se = _numeric_delta(
+        lambda m: (m[2] / m[3]) / (m[0] / m[1]) - 1,
+        [c[["refunds", "orders"]].to_numpy(float), t[["refunds", "orders"]].to_numpy(float)],
+    )
     row = res.row("rr")
     z = stats.t.isf(0.025, row["df"])
     assert row["rel_effect"] == pytest.approx(est, rel=1e-9)
@@ -189,19 +200,21 @@ def test_multiple_testing_matches_statsmodels(method, sm):
 def test_correction_adds_adjusted_p_values_over_all_comparisons():
     rng = np.random.default_rng(2)
     n = 9000
-    df = pd.DataFrame({"variant": rng.choice(["control", "a", "b"], n), "x": rng.normal(size=n),
-                       "y": rng.normal(size=n)})
+    df = pd.DataFrame(
+        {"variant": rng.choice(["control", "a", "b"], n), "x": rng.normal(size=n), "y": rng.normal(size=n)}
+    )
     res = abkit.analyze(df, [abkit.Mean("x"), abkit.Mean("y")], correction="holm").to_frame()
     assert len(res) == 4 and set(res.variant) == {"a", "b"}
     np.testing.assert_allclose(res.p_value_adjusted, multipletests(res.p_value, method="holm")[1])
-    bh = abkit.analyze(df, [abkit.Mean("x"), abkit.Mean("y")], correction="BH").to_frame()   # any case
+    bh = abkit.analyze(df, [abkit.Mean("x"), abkit.Mean("y")], correction="BH").to_frame()  # any case
     np.testing.assert_allclose(bh.p_value_adjusted, multipletests(bh.p_value, method="fdr_bh")[1])
 
 
 def test_srm_matches_scipy_chisquare():
     rng = np.random.default_rng(4)
-    df = pd.DataFrame({"variant": rng.choice(["control", "treatment"], 10_000, p=[0.48, 0.52]),
-                       "x": rng.normal(size=10_000)})
+    df = pd.DataFrame(
+        {"variant": rng.choice(["control", "treatment"], 10_000, p=[0.48, 0.52]), "x": rng.normal(size=10_000)}
+    )
     res = abkit.analyze(df, [abkit.Mean("x")], allocation={"control": 0.5, "treatment": 0.5})
     counts = df.variant.value_counts()[["control", "treatment"]].to_numpy()
     ref = stats.chisquare(counts, f_exp=[counts.sum() / 2] * 2)
@@ -213,15 +226,32 @@ def test_srm_matches_scipy_chisquare():
 
 def test_to_frame_has_the_design_columns(buyers):
     df = abkit.analyze(buyers, [abkit.Mean("y", "pre")]).to_frame()
-    expected = ["metric", "variant", "control_value", "treatment_value", "effect", "ci_lower", "ci_upper",
-                "rel_effect", "rel_ci_lower", "rel_ci_upper", "p_value", "n_control", "n_treatment", "method"]
-    assert list(df.columns[:len(expected)]) == expected
+    expected = [
+        "metric",
+        "variant",
+        "control_value",
+        "treatment_value",
+        "effect",
+        "ci_lower",
+        "ci_upper",
+        "rel_effect",
+        "rel_ci_lower",
+        "rel_ci_upper",
+        "p_value",
+        "n_control",
+        "n_treatment",
+        "method",
+    ]
+    assert list(df.columns[: len(expected)]) == expected
     assert "variance_reduction" in df.columns
 
 
 def test_missing_column_error_names_it_and_lists_available(buyers):
-    with pytest.raises(abkit.AbkitError, match=r"column 'refund' not found.*available: variant, treat.*"
-                                               r"Did you mean 'refunds'"):
+    with pytest.raises(
+        abkit.AbkitError,
+        match=r"column 'refund' not found.*available: variant, treat.*"
+        r"Did you mean 'refunds'",
+    ):
         abkit.analyze(buyers, [abkit.Ratio("refund", "orders")])
 
 
@@ -257,11 +287,14 @@ def test_recovers_the_known_truth_of_the_simulator():
     effects = {"refund_rate": -0.06, "contact_rate": -0.08, "refund_amount": 0.05}
     df = abkit.simulate.ab_data(300_000, effects=effects, seed=99)
     truth = abkit.simulate.true_values(effects)
-    res = abkit.analyze(df, [
-        abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate"),
-        abkit.Ratio("contacts", "orders", covariates=("pre_contacts", "pre_orders"), name="contact_rate"),
-        abkit.Mean("refund_amount", "pre_refund_amount"),
-    ])
+    res = abkit.analyze(
+        df,
+        [
+            abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate"),
+            abkit.Ratio("contacts", "orders", covariates=("pre_contacts", "pre_orders"), name="contact_rate"),
+            abkit.Mean("refund_amount", "pre_refund_amount"),
+        ],
+    )
     for name in ["refund_rate", "contact_rate", "refund_amount"]:
         row = res.row(name)
         true_effect = truth.loc[name, "treatment"] - truth.loc[name, "control"]
@@ -317,7 +350,8 @@ def test_one_covariate_spelling_per_meaning(buyers):
     assert abkit.Mean("y", covariates=["pre_refunds", "pre_orders"]).covariates == two
     assert abkit.Ratio("refunds", "orders", covariates=[("pre_refunds",), ("pre_orders",)]).covariates == two
     assert abkit.Ratio("refunds", "orders", covariates=["pre", "pre2", "pre_orders"]).covariates == tuple(
-        Statistic(c) for c in ("pre", "pre2", "pre_orders"))
+        Statistic(c) for c in ("pre", "pre2", "pre_orders")
+    )
     with pytest.raises(abkit.AbkitError) as err:
         abkit.Ratio("refunds", "orders", covariates=["pre_refunds", "pre_orders"], name="refund_rate")
     msg = str(err.value)
@@ -330,9 +364,17 @@ def test_one_covariate_spelling_per_meaning(buyers):
     assert "covariates=[('pre_refunds', 'pre_orders')] for one covariate" in msg
     assert "covariates=['pre_refunds', 'pre_orders'] for two covariates" in msg
     # the unambiguous spellings give the same numbers as before
-    a = abkit.analyze(buyers, [abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="a"),
-                               abkit.Ratio("refunds", "orders", covariates=[("pre_refunds", "pre_orders")],
-                                           name="b")]).to_frame().set_index("metric")
+    a = (
+        abkit.analyze(
+            buyers,
+            [
+                abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="a"),
+                abkit.Ratio("refunds", "orders", covariates=[("pre_refunds", "pre_orders")], name="b"),
+            ],
+        )
+        .to_frame()
+        .set_index("metric")
+    )
     assert a.loc["a", "effect"] == a.loc["b", "effect"] and a.loc["a", "se"] == a.loc["b", "se"]
 
 
@@ -342,8 +384,9 @@ def test_spec_covariates_keep_their_meaning():
     from abkit.metrics import Statistic
     from abkit.spec import MetricSpec
 
-    ratio = MetricSpec(name="r", type="ratio", numerator="refunds", denominator="orders",
-                       covariates=("pre_refunds", "pre_orders")).build()
+    ratio = MetricSpec(
+        name="r", type="ratio", numerator="refunds", denominator="orders", covariates=("pre_refunds", "pre_orders")
+    ).build()
     assert ratio.covariates == (Statistic("pre_refunds", "pre_orders"),) and ratio.method == "cuped"
     mean = MetricSpec(name="m", type="mean", column="y", covariates=(("pre_refunds", "pre_orders"),)).build()
     assert mean.covariates == (Statistic("pre_refunds", "pre_orders"),)
@@ -352,12 +395,19 @@ def test_spec_covariates_keep_their_meaning():
 
 
 def test_lin_chosen_for_several_covariates_says_so_in_method(buyers):
-    res = abkit.analyze(buyers, [abkit.Mean("y", ["pre", "pre2"], name="auto"),
-                                 abkit.Mean("y", ["pre", "pre2"], name="asked", method="lin"),
-                                 abkit.Mean("y", ["pre", "pre2"], name="pooled", method="cuped")])
+    res = abkit.analyze(
+        buyers,
+        [
+            abkit.Mean("y", ["pre", "pre2"], name="auto"),
+            abkit.Mean("y", ["pre", "pre2"], name="asked", method="lin"),
+            abkit.Mean("y", ["pre", "pre2"], name="pooled", method="cuped"),
+        ],
+    )
     f = res.to_frame().set_index("metric")
-    assert f.loc["auto", "method"] == ("Welch + regression adjustment (Lin: slopes per arm, the default for 2 "
-                                       "covariates; method='cuped' for one pooled slope)")
+    assert f.loc["auto", "method"] == (
+        "Welch + regression adjustment (Lin: slopes per arm, the default for 2 "
+        "covariates; method='cuped' for one pooled slope)"
+    )
     assert f.loc["asked", "method"] == "Welch + regression adjustment (Lin)"
     assert f.loc["pooled", "method"] == "Welch + CUPED"
     assert f.loc["auto", "effect"] == f.loc["asked", "effect"] != f.loc["pooled", "effect"]
@@ -384,7 +434,7 @@ def test_summary_counts_rows_without_an_arm_and_prints_arms_as_written():
     assert "9 rows without a value in 'variant' (no arm) were left out of every number" in text
     assert "y: 5 units dropped for missing values" in text
     html = res._repr_html_()
-    assert "9 rows without a value in &#39;variant&#39;" in html        # escaped by the table template
+    assert "9 rows without a value in &#39;variant&#39;" in html  # escaped by the table template
     assert abkit.analyze(df, [abkit.Mean("y", dropna=True)], control=0.0).arms == (0, 1)
     # genuinely fractional labels stay as they are
     frac = df.assign(variant=df.variant.map({0.0: 0.5, 1.0: 1.5}))

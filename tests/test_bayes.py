@@ -1,6 +1,7 @@
 """The Bayesian reading: posterior against numerical integration, P(better) and
 expected loss against posterior draws, the learned prior against statsmodels'
 DerSimonian-Laird, and the analyze integration."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,13 +14,13 @@ from abkit.stats.bayes import NormalPrior, expected_loss, posterior, prior_from_
 def test_posterior_matches_numerical_integration():
     prior = NormalPrior(mean=0.01, sd=0.04)
     for est, se in [(0.03, 0.02), (-0.1, 0.05), (0.0, 0.2)]:
+
         def dens(r, est=est, se=se):
             return stats.norm.pdf(r, prior.mean, prior.sd) * stats.norm.pdf(est, r, se)
 
         z, _ = integrate.quad(dens, -1, 1, epsabs=1e-14, epsrel=1e-12, points=[est, prior.mean])
         m1, _ = integrate.quad(lambda r: r * dens(r), -1, 1, epsabs=1e-14, epsrel=1e-12, points=[est, prior.mean])
-        m2, _ = integrate.quad(lambda r: r * r * dens(r), -1, 1, epsabs=1e-14, epsrel=1e-12,
-                               points=[est, prior.mean])
+        m2, _ = integrate.quad(lambda r: r * r * dens(r), -1, 1, epsabs=1e-14, epsrel=1e-12, points=[est, prior.mean])
         mean, sd = posterior(est, se, prior)
         assert mean == pytest.approx(m1 / z, rel=1e-7, abs=1e-12)
         assert sd == pytest.approx(np.sqrt(m2 / z - (m1 / z) ** 2), rel=1e-6)
@@ -48,7 +49,8 @@ def test_prior_from_history_matches_statsmodels_dersimonian_laird():
     assert prior.sd == pytest.approx(np.sqrt(ref.tau2), rel=1e-8)
     assert prior.sd == pytest.approx(0.03, rel=0.15)
     assert prior.mean == 0.0 and prior_from_history(y, se, centre=True).mean == pytest.approx(
-        np.sum(y / se**2) / np.sum(1 / se**2))
+        np.sum(y / se**2) / np.sum(1 / se**2)
+    )
     with pytest.raises(abkit.AbkitError, match="at least 3"):
         prior_from_history([0.1, 0.2], [0.1, 0.1])
 

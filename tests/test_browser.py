@@ -23,6 +23,7 @@ Screenshots are kept in ``$ABKIT_SCREENSHOTS`` (default: a temporary folder,
 printed). Without Chromium the tests are skipped locally; in CI (``CI=true``)
 they fail instead: ``.ci/run`` installs Debian's ``chromium``.
 """
+
 from __future__ import annotations
 
 import html
@@ -40,14 +41,26 @@ from test_readout import GOOD_NAME, XSS, batch, summary_of
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 VIEWPORT = (1280, 800)
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-         "--enable-logging=stderr", "--v=0"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--enable-logging=stderr",
+    "--v=0",
+]
 
 if CHROMIUM is None:
     if IN_CI:
-        pytest.fail("chromium is not installed but CI=true: the browser tests must run in CI "
-                    "(.ci/run installs it: apt-get install -y chromium)", pytrace=False)
+        pytest.fail(
+            "chromium is not installed but CI=true: the browser tests must run in CI "
+            "(.ci/run installs it: apt-get install -y chromium)",
+            pytrace=False,
+        )
     pytestmark = pytest.mark.skip(reason="chromium not installed (apt-get install chromium); runs in CI")
 
 MEASURE = """<script>
@@ -77,8 +90,13 @@ MEASURE = """<script>
 def chromium(target: str, *extra: str, window=VIEWPORT, timeout: int = 120) -> subprocess.CompletedProcess:
     profile = tempfile.mkdtemp(prefix="abkit-chromium-")
     try:
-        return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}",
-                               *extra, target], capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}", *extra, target],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     finally:
         shutil.rmtree(profile, ignore_errors=True)
 
@@ -121,7 +139,7 @@ def colour_pixels(png: Path, colour: str, tol: int = 12) -> int:
     from PIL import Image
 
     rgb = np.asarray(Image.open(png).convert("RGB")).astype(int)
-    target = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    target = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
     return int((np.abs(rgb - target).max(axis=2) <= tol).sum())
 
 
@@ -132,7 +150,7 @@ def pages():
     out.update({name: folder / "readout.html" for name, folder in run["samples"].items()})
     missing = [k for k, p in out.items() if not p.exists()]
     assert not missing, f"readouts not produced: {missing}; see tests/test_readout.py"
-    assert {"refund_policy_rollout", "refund_tracker_germany"} <= set(out)   # the DiD and one-market pages too
+    assert {"refund_policy_rollout", "refund_tracker_germany"} <= set(out)  # the DiD and one-market pages too
     return out
 
 
@@ -148,11 +166,15 @@ def shots(tmp_path_factory):
 def test_console_detector_catches_errors_and_network_attempts(tmp_path):
     csp = '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:">'
     blocked = tmp_path / "blocked.html"
-    blocked.write_text(f"<!DOCTYPE html><html><head>{csp}</head><body><img src='https://example.com/x.png'>"
-                       "<p>x</p></body></html>", encoding="utf-8")
+    blocked.write_text(
+        f"<!DOCTYPE html><html><head>{csp}</head><body><img src='https://example.com/x.png'><p>x</p></body></html>",
+        encoding="utf-8",
+    )
     broken = tmp_path / "broken.html"
-    broken.write_text("<!DOCTYPE html><html><body><script>console.error('boom'); notAFunction();</script>"
-                      "</body></html>", encoding="utf-8")
+    broken.write_text(
+        "<!DOCTYPE html><html><body><script>console.error('boom'); notAFunction();</script></body></html>",
+        encoding="utf-8",
+    )
     lines = console_lines(chromium(blocked.as_uri(), "--dump-dom").stderr)
     assert any("Content Security Policy" in ln and "example.com" in ln for ln in lines), lines
     lines = console_lines(chromium(broken.as_uri(), "--dump-dom").stderr)
@@ -164,7 +186,7 @@ def test_pages_log_nothing_to_the_console(pages):
     for name, page in pages.items():
         proc = chromium(page.as_uri(), "--dump-dom")
         assert proc.returncode == 0, (name, proc.stderr[-2000:])
-        assert "abkit-verdict" in proc.stdout, name                  # the page did render
+        assert "abkit-verdict" in proc.stdout, name  # the page did render
         assert console_lines(proc.stderr) == [], (name, console_lines(proc.stderr))
 
 
@@ -190,7 +212,7 @@ def test_verdict_is_visible_in_the_first_viewport(pages, tmp_path, shots):
 
 def test_hostile_name_is_shown_as_text(pages, tmp_path):
     m = measure(pages["good_exp"], tmp_path)
-    assert m["h1"] == GOOD_NAME                    # the <script> is text on the page, not an element
+    assert m["h1"] == GOOD_NAME  # the <script> is text on the page, not an element
     proc = chromium(pages["good_exp"].as_uri(), "--dump-dom")
     assert XSS not in proc.stdout and html.escape(XSS, quote=False) in proc.stdout
     assert console_lines(proc.stderr) == []
@@ -230,8 +252,11 @@ VISIBLE_ROWS = """<script>
 @pytest.fixture(scope="module")
 def portfolio_pages():
     run = batch()
-    out = {"index": run["out"] / "index.html", "programme": run["out"] / "programme.html",
-           "history": run["good"] / "history.html"}
+    out = {
+        "index": run["out"] / "index.html",
+        "programme": run["out"] / "programme.html",
+        "history": run["good"] / "history.html",
+    }
     assert all(p.exists() for p in out.values()), out
     return out
 
@@ -255,7 +280,7 @@ def test_programme_page_leads_with_its_headline_in_the_first_viewport(portfolio_
     png = shots / "programme.png"
     proc = chromium(page.as_uri(), f"--screenshot={png}")
     assert proc.returncode == 0 and png.exists(), proc.stderr[-2000:]
-    assert colour_pixels(png, "#1a7f37") > 400                      # the green "N of M shipped" label
+    assert colour_pixels(png, "#1a7f37") > 400  # the green "N of M shipped" label
     full = shots / "programme-full.png"
     assert chromium(page.as_uri(), f"--screenshot={full}", window=(1280, 6000)).returncode == 0
 
@@ -265,7 +290,7 @@ def _with_filter(page: Path, workdir: Path, option_id: str | None) -> dict:
     text = page.read_text(encoding="utf-8")
     text, n = re.subn(r"<meta\b[^>]*Content-Security-Policy[^>]*>", "", text)
     assert n == 1
-    if option_id is not None:                     # the reader's click: that radio button checked, its group's "All" not
+    if option_id is not None:  # the reader's click: that radio button checked, its group's "All" not
         group = option_id.rsplit("-", 1)[0]
         text = text.replace(f'id="{group}-all" checked', f'id="{group}-all"')
         text = text.replace(f'id="{option_id}">', f'id="{option_id}" checked>')
@@ -288,8 +313,11 @@ def test_index_filters_work_without_a_script(portfolio_pages, tmp_path):
     assert everything["shown"].split("|") == names
     assert int(everything["scroll-width"]) <= VIEWPORT[0]
     groups = {g["key"]: g for g in ctx["filters"]}
-    picks = [groups["team"]["options"][0], groups["kpi"]["options"][0],
-             next(o for o in groups["verdict"]["options"] if o["label"] == "Ship")]
+    picks = [
+        groups["team"]["options"][0],
+        groups["kpi"]["options"][0],
+        next(o for o in groups["verdict"]["options"] if o["label"] == "Ship"),
+    ]
     for option in picks:
         expected = [e["name"] for e in ctx["entries"] if option["id"] in e["classes"].split()]
         seen = _with_filter(page, tmp_path, option["id"])

@@ -10,6 +10,7 @@ standard error of a rate near 0.05 is 0.0022, so the acceptance bands
 side: a correct method passes, and a variance that is 10% too small or too
 large fails.
 """
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -58,11 +59,20 @@ def simulate(seed: int, effect: bool) -> pd.DataFrame:
     else:
         refunds = rng.binomial(orders, p_ref)
     pre_refunds = rng.binomial(pre_orders, p_ref)
-    return pd.DataFrame({
-        "sim": sim, "variant": pd.Categorical.from_codes(treat, ["control", "treatment"]),
-        "y": y, "pre": pre, "conv": conv, "pre_conv": pre_conv,
-        "orders": orders, "refunds": refunds, "pre_orders": pre_orders, "pre_refunds": pre_refunds,
-    })
+    return pd.DataFrame(
+        {
+            "sim": sim,
+            "variant": pd.Categorical.from_codes(treat, ["control", "treatment"]),
+            "y": y,
+            "pre": pre,
+            "conv": conv,
+            "pre_conv": pre_conv,
+            "orders": orders,
+            "refunds": refunds,
+            "pre_orders": pre_orders,
+            "pre_refunds": pre_refunds,
+        }
+    )
 
 
 METRICS = {
@@ -114,10 +124,17 @@ def test_aa_false_positive_rate(aa, name):
     rate = aa[name]["reject"]
     print(f"A/A false-positive rate {name}: {rate:.4f}")
     assert 0.04 <= rate <= 0.06, f"{name}: false-positive rate {rate:.4f} outside [0.04, 0.06]"
-    assert record(f"calibration/aa/{name}", section="A/B, fixed horizon",
-                  test="test_calibration.py::test_aa_false_positive_rate", metric=name,
-                  method=f"{METRICS[name].method_label}, {N_PER_ARM:,} buyers per arm",
-                  statistic="false-positive rate", value=rate, nominal=0.05, reps=N_SIMS)
+    assert record(
+        f"calibration/aa/{name}",
+        section="A/B, fixed horizon",
+        test="test_calibration.py::test_aa_false_positive_rate",
+        metric=name,
+        method=f"{METRICS[name].method_label}, {N_PER_ARM:,} buyers per arm",
+        statistic="false-positive rate",
+        value=rate,
+        nominal=0.05,
+        reps=N_SIMS,
+    )
 
 
 @pytest.mark.parametrize("name", list(METRICS))
@@ -125,7 +142,14 @@ def test_ci_coverage_of_true_effect(ab, name):
     cover = ab[name]["cover"]
     print(f"95% CI coverage {name}: {cover:.4f}")
     assert 0.94 <= cover <= 0.96, f"{name}: coverage {cover:.4f} outside [0.94, 0.96]"
-    assert record(f"calibration/ab/{name}", section="A/B, fixed horizon",
-                  test="test_calibration.py::test_ci_coverage_of_true_effect", metric=name,
-                  method=f"{METRICS[name].method_label}, {N_PER_ARM:,} buyers per arm",
-                  statistic="coverage of the true effect (A/B)", value=cover, nominal=0.95, reps=N_SIMS)
+    assert record(
+        f"calibration/ab/{name}",
+        section="A/B, fixed horizon",
+        test="test_calibration.py::test_ci_coverage_of_true_effect",
+        metric=name,
+        method=f"{METRICS[name].method_label}, {N_PER_ARM:,} buyers per arm",
+        statistic="coverage of the true effect (A/B)",
+        value=cover,
+        nominal=0.95,
+        reps=N_SIMS,
+    )

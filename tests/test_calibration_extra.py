@@ -19,6 +19,7 @@
 Every figure is printed (``pytest -s``). The whole file takes about two
 minutes on two cores.
 """
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,9 +29,9 @@ from scipy import integrate, optimize, stats
 
 import abkit
 from abkit.sequential import monitor
-from abkit.stats.two_sample import compare
 from abkit.stats.confidence_sequences import always_valid_p_value, optimal_mixing_ratio
 from abkit.stats.quantile_inference import difference, quantile_bootstrap, quantile_delta
+from abkit.stats.two_sample import compare
 
 pytestmark = pytest.mark.slow
 
@@ -54,15 +55,20 @@ def monitoring_data(seed: int) -> pd.DataFrame:
     orders = 1 + rng.negative_binomial(2, 1 / (1 + np.exp(0.5 + 0.6 * f)))
     pre_orders = 1 + rng.negative_binomial(2, 1 / (1 + np.exp(0.5 + 0.6 * f)))
     p_ref = 0.05 + 0.1 * stats.norm.cdf(rng.normal(size=n))
-    return pd.DataFrame({
-        "sim": np.repeat(np.arange(N_MONITOR), DAYS * PER_DAY),
-        "day": np.tile(np.repeat(np.arange(1, DAYS + 1), PER_DAY), N_MONITOR),
-        "variant": np.where(rng.random(n) < 0.5, "control", "treatment"),
-        "y": np.exp(1 + f + rng.normal(0, 0.7, n)), "pre": np.exp(1 + f + rng.normal(0, 0.7, n)),
-        "conv": (rng.random(n) < 0.2 + 0.2 * stats.norm.cdf(f / 0.7)).astype(float),
-        "orders": orders, "refunds": rng.binomial(orders, p_ref),
-        "pre_orders": pre_orders, "pre_refunds": rng.binomial(pre_orders, p_ref),
-    })
+    return pd.DataFrame(
+        {
+            "sim": np.repeat(np.arange(N_MONITOR), DAYS * PER_DAY),
+            "day": np.tile(np.repeat(np.arange(1, DAYS + 1), PER_DAY), N_MONITOR),
+            "variant": np.where(rng.random(n) < 0.5, "control", "treatment"),
+            "y": np.exp(1 + f + rng.normal(0, 0.7, n)),
+            "pre": np.exp(1 + f + rng.normal(0, 0.7, n)),
+            "conv": (rng.random(n) < 0.2 + 0.2 * stats.norm.cdf(f / 0.7)).astype(float),
+            "orders": orders,
+            "refunds": rng.binomial(orders, p_ref),
+            "pre_orders": pre_orders,
+            "pre_refunds": rng.binomial(pre_orders, p_ref),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +78,7 @@ def monitoring():
     out = {m.name: {"always_valid": [], "naive": [], "retuned": []} for m in MONITOR_METRICS}
     step = DAYS * PER_DAY
     for s in range(N_MONITOR):
-        one = df.iloc[s * step:(s + 1) * step]
+        one = df.iloc[s * step : (s + 1) * step]
         path = monitor(one, MONITOR_METRICS, by="day", planned_n=step, alpha=ALPHA).to_frame()
         for name, g in path.groupby("metric"):
             out[name]["always_valid"].append(bool(g.stop_allowed.any()))
@@ -88,14 +94,24 @@ def monitoring():
 @pytest.mark.parametrize("name", [m.name for m in MONITOR_METRICS])
 def test_always_valid_monitoring_keeps_the_false_positive_rate(monitoring, name):
     r = monitoring[name]
-    print(f"A/A, {DAYS} daily looks, {name}: always-valid FPR {r['always_valid']:.4f} "
-          f"(re-tuned each look {r['retuned']:.4f}), naive repeated test FPR {r['naive']:.4f}")
-    record(f"extra/monitor/{name}", section="A/B, always-valid (sequential)",
-           test="test_calibration_extra.py::test_always_valid_monitoring_keeps_the_false_positive_rate",
-           metric=name, method=f"abkit.sequential.monitor, {DAYS} daily looks (planned n)",
-           statistic="false-positive rate", value=r["always_valid"], nominal=ALPHA, reps=N_MONITOR, side="at most",
-           note=f"sequential.monitor: {N_MONITOR:,} experiments only (each a {DAYS}-look path through the public "
-                "API); the 10,000-experiment run of the analyze path is in test_calibration_scale.py")
+    print(
+        f"A/A, {DAYS} daily looks, {name}: always-valid FPR {r['always_valid']:.4f} "
+        f"(re-tuned each look {r['retuned']:.4f}), naive repeated test FPR {r['naive']:.4f}"
+    )
+    record(
+        f"extra/monitor/{name}",
+        section="A/B, always-valid (sequential)",
+        test="test_calibration_extra.py::test_always_valid_monitoring_keeps_the_false_positive_rate",
+        metric=name,
+        method=f"abkit.sequential.monitor, {DAYS} daily looks (planned n)",
+        statistic="false-positive rate",
+        value=r["always_valid"],
+        nominal=ALPHA,
+        reps=N_MONITOR,
+        side="at most",
+        note=f"sequential.monitor: {N_MONITOR:,} experiments only (each a {DAYS}-look path through the public "
+        "API); the 10,000-experiment run of the analyze path is in test_calibration_scale.py",
+    )
     assert r["always_valid"] <= ALPHA
     assert r["naive"] >= 3 * ALPHA  # the naive test peeks its way to false positives
 
@@ -136,8 +152,17 @@ def quantile_coverage():
     rng = np.random.default_rng(11)
     truth_iid = {q: DELTA * np.exp(MU + 0.9 * stats.norm.ppf(q)) for q in Q_LEVELS}
     truth_cl = {q: DELTA * clustered_truth(q) for q in Q_LEVELS}
-    hits = {k: [] for k in ["iid_delta_50", "iid_delta_90", "cluster_delta_50", "cluster_delta_90",
-                            "ignore_clusters_90", "cluster_bootstrap_90"]}
+    hits = {
+        k: []
+        for k in [
+            "iid_delta_50",
+            "iid_delta_90",
+            "cluster_delta_50",
+            "cluster_delta_90",
+            "ignore_clusters_90",
+            "cluster_bootstrap_90",
+        ]
+    }
     for s in range(2_000):
         # buyer-level rows: one value per buyer, lognormal
         n = 2_000
@@ -161,19 +186,29 @@ def quantile_coverage():
     return {k: coverage(v) for k, v in hits.items()}
 
 
-@pytest.mark.parametrize("name", ["iid_delta_50", "iid_delta_90", "cluster_delta_50", "cluster_delta_90",
-                                  "cluster_bootstrap_90"])
+@pytest.mark.parametrize(
+    "name", ["iid_delta_50", "iid_delta_90", "cluster_delta_50", "cluster_delta_90", "cluster_bootstrap_90"]
+)
 def test_quantile_ci_coverage(quantile_coverage, name):
     cover = quantile_coverage[name]
     print(f"95% CI coverage, quantile effect, {name}: {cover:.4f}")
     boot = name.startswith("cluster_bootstrap")
-    record(f"extra/quantile/{name}", section="Quantiles", test="test_calibration_extra.py::test_quantile_ci_coverage",
-           metric=f"time to refund p{name.rsplit('_', 1)[1]}",
-           method={"iid_delta": "delta method, one row per buyer",
-                   "cluster_delta": "cluster delta method, refund rows",
-                   "cluster_bootstrap": "cluster bootstrap (400 draws), refund rows"}[name.rsplit("_", 1)[0]],
-           statistic="coverage of a true effect of +10%", value=cover, nominal=0.95, reps=1_100 if boot else 2_000,
-           note="bootstrap quantile CIs: 1,100 experiments only (40 ms each), see test_calibration_extra.py")
+    record(
+        f"extra/quantile/{name}",
+        section="Quantiles",
+        test="test_calibration_extra.py::test_quantile_ci_coverage",
+        metric=f"time to refund p{name.rsplit('_', 1)[1]}",
+        method={
+            "iid_delta": "delta method, one row per buyer",
+            "cluster_delta": "cluster delta method, refund rows",
+            "cluster_bootstrap": "cluster bootstrap (400 draws), refund rows",
+        }[name.rsplit("_", 1)[0]],
+        statistic="coverage of a true effect of +10%",
+        value=cover,
+        nominal=0.95,
+        reps=1_100 if boot else 2_000,
+        note="bootstrap quantile CIs: 1,100 experiments only (40 ms each), see test_calibration_extra.py",
+    )
     assert 0.93 <= cover <= 0.97, f"{name}: coverage {cover:.4f} outside [0.93, 0.97]"
 
 
@@ -190,6 +225,7 @@ BETA, GAMMA = (2.0, 0.8), 0.8  # satisfaction s ~ Beta(2, 0.8); treatment answer
 
 def nps_truth(gamma: float) -> float:
     """Population NPS in points when the score is Binomial(10, s ** gamma), by quadrature over s."""
+
     def share(lo, hi):
         def f(s):
             p = s**gamma
@@ -208,18 +244,22 @@ def nps_data(seed: int) -> pd.DataFrame:
     sat = rng.beta(*BETA, n)
     score = rng.binomial(10, np.where(treat, sat**GAMMA, sat)).astype(float)
     pre = rng.binomial(10, sat).astype(float)
-    return pd.DataFrame({
-        "sim": np.repeat(np.arange(N_NPS), 2 * N_PER_ARM),
-        "variant": np.where(treat, "treatment", "control"),
-        "nps_score": np.where(rng.random(n) < 0.7, score, np.nan),
-        "pre_nps": np.where(rng.random(n) < 0.5, pre, np.nan),
-    })
+    return pd.DataFrame(
+        {
+            "sim": np.repeat(np.arange(N_NPS), 2 * N_PER_ARM),
+            "variant": np.where(treat, "treatment", "control"),
+            "nps_score": np.where(rng.random(n) < 0.7, score, np.nan),
+            "pre_nps": np.where(rng.random(n) < 0.5, pre, np.nan),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
 def nps_coverage():
-    metrics = {"nps": abkit.NPS("nps_score", name="nps"), "nps_cuped": abkit.NPS("nps_score", "pre_nps",
-                                                                                name="nps_cuped")}
+    metrics = {
+        "nps": abkit.NPS("nps_score", name="nps"),
+        "nps_cuped": abkit.NPS("nps_score", "pre_nps", name="nps_cuped"),
+    }
     ms = abkit.moments(nps_data(seed=21), list(metrics.values()), by="sim")
     truth = nps_truth(GAMMA) - nps_truth(1.0)
     out = {}
@@ -228,20 +268,32 @@ def nps_coverage():
         res = [compare(block, metric, (s, "control"), (s, "treatment")) for s in range(N_NPS)]
         lo = np.array([r.ci_lower for r in res])
         hi = np.array([r.ci_upper for r in res])
-        out[name] = {"cover": float(np.mean((lo <= truth) & (truth <= hi))),
-                     "width": float(np.mean(hi - lo)), "truth": truth}
+        out[name] = {
+            "cover": float(np.mean((lo <= truth) & (truth <= hi))),
+            "width": float(np.mean(hi - lo)),
+            "truth": truth,
+        }
     return out
 
 
 @pytest.mark.parametrize("name", ["nps", "nps_cuped"])
 def test_nps_ci_coverage(nps_coverage, name):
     r = nps_coverage[name]
-    print(f"95% CI coverage {name} (true effect {r['truth']:+.2f} points): {r['cover']:.4f}, "
-          f"mean width {r['width']:.2f} points")
-    record(f"extra/nps/{name}", section="NPS", test="test_calibration_extra.py::test_nps_ci_coverage", metric=name,
-           method="multinomial delta method" + (" + CUPED" if name == "nps_cuped" else "") + ", ~600 respondents/arm",
-           statistic=f"coverage of a true effect of {r['truth']:+.1f} points", value=r["cover"], nominal=0.95,
-           reps=N_NPS)
+    print(
+        f"95% CI coverage {name} (true effect {r['truth']:+.2f} points): {r['cover']:.4f}, "
+        f"mean width {r['width']:.2f} points"
+    )
+    record(
+        f"extra/nps/{name}",
+        section="NPS",
+        test="test_calibration_extra.py::test_nps_ci_coverage",
+        metric=name,
+        method="multinomial delta method" + (" + CUPED" if name == "nps_cuped" else "") + ", ~600 respondents/arm",
+        statistic=f"coverage of a true effect of {r['truth']:+.1f} points",
+        value=r["cover"],
+        nominal=0.95,
+        reps=N_NPS,
+    )
     assert 0.93 <= r["cover"] <= 0.97, f"{name}: coverage {r['cover']:.4f} outside [0.93, 0.97]"
 
 

@@ -28,6 +28,7 @@ the one checked by the placebo test with many clusters.
 Runtime: about a minute on 2 cores. ``make test`` runs it; ``make test-fast``
 skips it (``-m "not slow"``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -69,13 +70,17 @@ def draw_panel(rng, n, T, cohorts, probs, tau, het=0.5, rho=0.5):
     z = rng.standard_normal((n, T))
     eps = np.empty((n, T))
     eps[:, 0] = z[:, 0]
-    for j in range(1, T):                      # a loop over periods, not rows
-        eps[:, j] = rho * eps[:, j - 1] + np.sqrt(1 - rho ** 2) * z[:, j]
+    for j in range(1, T):  # a loop over periods, not rows
+        eps[:, j] = rho * eps[:, j - 1] + np.sqrt(1 - rho**2) * z[:, j]
     h = rng.normal(0.0, het, n)
     e = t[None, :] - G[:, None]
     on = (G[:, None] > 0) & (e >= 0)
-    Y = level[:, None] + trend[None, :] + np.where(on, tau(np.maximum(e, 0)) * (1 + h[:, None]), 0.0) \
+    Y = (
+        level[:, None]
+        + trend[None, :]
+        + np.where(on, tau(np.maximum(e, 0)) * (1 + h[:, None]), 0.0)
         + sd[:, None] * eps
+    )
     return Y, G
 
 
@@ -83,8 +88,15 @@ def long_frame(Y, G):
     n, T = Y.shape
     t = np.arange(1, T + 1)
     D = (G[:, None] > 0) & (t[None, :] >= G[:, None])
-    return pd.DataFrame({"unit": np.repeat(np.arange(n), T), "period": np.tile(t, n),
-                         "first_treated": np.repeat(G, T), "y": Y.ravel(), "D": D.ravel().astype(np.float64)})
+    return pd.DataFrame(
+        {
+            "unit": np.repeat(np.arange(n), T),
+            "period": np.tile(t, n),
+            "first_treated": np.repeat(G, T),
+            "y": Y.ravel(),
+            "D": D.ravel().astype(np.float64),
+        }
+    )
 
 
 def cs_truth(T, cohorts, probs, tau):
@@ -100,8 +112,9 @@ def cs_truth(T, cohorts, probs, tau):
 
 def variance_ratio(err: np.ndarray, se: np.ndarray, batches: int = 20) -> tuple[float, float]:
     """``mean(err^2) / mean(se^2)`` per column, averaged over columns; MC SE from batch means."""
+
     def ratio(e, s):
-        return float(np.mean(np.mean(e ** 2, axis=0) / np.mean(s ** 2, axis=0)))
+        return float(np.mean(np.mean(e**2, axis=0) / np.mean(s**2, axis=0)))
 
     est = ratio(err, se)
     parts = [ratio(e, s) for e, s in zip(np.array_split(err, batches), np.array_split(se, batches))]
@@ -167,16 +180,15 @@ def test_callaway_santanna_coverage_and_standard_errors(control_group):
     se = np.empty((R, k))
     for r in range(R):
         Y, G = draw_panel(rng, d["n"], d["T"], d["cohorts"], d["probs"], _cs_tau, het=0.2)
-        cells = att_gt(Y, periods, np.where(G > 0, G, np.inf), control_group=control_group)   # inf = never
+        cells = att_gt(Y, periods, np.where(G > 0, G, np.inf), control_group=control_group)  # inf = never
         simple = aggregate_att_gt(cells, "simple")
         dyn = aggregate_att_gt(cells, "dynamic")
         post = dyn.labels >= 0
         assert dyn.labels[post].tolist() == list(range(truth["theta"].size))
         est[r] = np.r_[simple.overall_att, dyn.overall_att, dyn.att[post]]
         se[r] = np.r_[simple.overall_se, dyn.overall_se, dyn.se[post]]
-        if r < 10:                                    # the public API reports exactly these numbers
-            res = did.staggered(long_frame(Y, G), "y", "unit", "period", "first_treated",
-                                control_group=control_group)
+        if r < 10:  # the public API reports exactly these numbers
+            res = did.staggered(long_frame(Y, G), "y", "unit", "period", "first_treated", control_group=control_group)
             for kind, j in (("simple", 0), ("dynamic", 1)):
                 agg = res.aggregate(kind, reps=0)
                 assert agg.estimate == pytest.approx(est[r, j], abs=1e-12)
@@ -192,26 +204,36 @@ def test_callaway_santanna_coverage_and_standard_errors(control_group):
         cov = coverage(err[:, :2], s[:, :2])
         pooled, _ = variance_ratio(err, s)
         each = [variance_ratio(err[:, [j]], s[:, [j]])[0] for j in (0, 1)]
-        return bool(np.all((0.93 <= cov) & (cov <= 0.97)) and 0.95 <= pooled <= 1.05
-                    and all(0.95 <= v <= 1.05 for v in each))
+        return bool(
+            np.all((0.93 <= cov) & (cov <= 0.97)) and 0.95 <= pooled <= 1.05 and all(0.95 <= v <= 1.05 for v in each)
+        )
 
     cov = coverage(err, se)
     pooled, pooled_mcse = variance_ratio(err, se)
     each = [variance_ratio(err[:, [j]], se[:, [j]]) for j in (0, 1)]
-    summary = (f"{control_group}: coverage simple {cov[0]:.4f}, dynamic {cov[1]:.4f}, theta(e) "
-               f"{np.round(cov[2:], 3).tolist()}; variance ratio pooled {pooled:.4f} (MC SE {pooled_mcse:.4f}), "
-               f"simple {each[0][0]:.4f} ({each[0][1]:.4f}), dynamic {each[1][0]:.4f} ({each[1][1]:.4f})")
+    summary = (
+        f"{control_group}: coverage simple {cov[0]:.4f}, dynamic {cov[1]:.4f}, theta(e) "
+        f"{np.round(cov[2:], 3).tolist()}; variance ratio pooled {pooled:.4f} (MC SE {pooled_mcse:.4f}), "
+        f"simple {each[0][0]:.4f} ({each[0][1]:.4f}), dynamic {each[1][0]:.4f} ({each[1][1]:.4f})"
+    )
     print(summary)
     for j, kind in ((0, "simple"), (1, "dynamic")):
-        record(f"did/cs/{control_group}/{kind}", section="Difference-in-differences",
-               test="test_did_calibration.py::test_callaway_santanna_coverage_and_standard_errors",
-               metric=f"ATT ({kind} aggregation)", method=f"Callaway & Sant'Anna, dr, {control_group}",
-               statistic="coverage of the true effect", value=float(cov[j]), nominal=0.95, reps=R)
+        record(
+            f"did/cs/{control_group}/{kind}",
+            section="Difference-in-differences",
+            test="test_did_calibration.py::test_callaway_santanna_coverage_and_standard_errors",
+            metric=f"ATT ({kind} aggregation)",
+            method=f"Callaway & Sant'Anna, dr, {control_group}",
+            statistic="coverage of the true effect",
+            value=float(cov[j]),
+            nominal=0.95,
+            reps=R,
+        )
     assert 0.93 <= cov[0] <= 0.97 and 0.93 <= cov[1] <= 0.97, summary
     assert 0.95 <= pooled <= 1.05, summary
     assert all(0.95 <= v <= 1.05 for v, _ in each), summary
-    assert pooled_mcse < 0.02, summary          # the band's power rests on this precision
-    assert np.all(np.abs(err.mean(axis=0)) < 4 * err.std(axis=0) / np.sqrt(R)), summary   # unbiased
+    assert pooled_mcse < 0.02, summary  # the band's power rests on this precision
+    assert np.all(np.abs(err.mean(axis=0)) < 4 * err.std(axis=0) / np.sqrt(R)), summary  # unbiased
     assert accepted(1.0)
     for f in WRONG_VARIANCE:
         assert not accepted(f), f"a variance {f:g} x the true one would pass: the test has no power"
@@ -234,7 +256,7 @@ def _twfe_plim(T, cohorts, probs, tau, scale=10_000):
         return M - M.mean(axis=1, keepdims=True) - M.mean(axis=0, keepdims=True) + M.mean()
 
     Dt = within(D)
-    return float(np.sum(Dt * within(Y)) / np.sum(Dt ** 2))
+    return float(np.sum(Dt * within(Y)) / np.sum(Dt**2))
 
 
 def _bias_tau(e):
@@ -291,9 +313,11 @@ def test_twfe_biased_where_theory_says_cs_is_not():
     mc_cs = cs[:, 0].std() / np.sqrt(R)
     tw_cover = np.mean(np.abs(tw[:, 0] - truth) <= stats.t.isf(0.025, n - 1) * tw[:, 1])
     cs_cover = np.mean(np.abs(cs[:, 0] - truth) <= Z95 * cs[:, 1])
-    summary = (f"truth {truth:.4f}; TWFE mean {tw[:, 0].mean():.4f} (plim {plim:.4f}, MC SE {mc_tw:.4f}, "
-               f"coverage of the truth {tw_cover:.3f}); C&S mean {cs[:, 0].mean():.4f} (MC SE {mc_cs:.4f}, "
-               f"coverage {cs_cover:.4f})")
+    summary = (
+        f"truth {truth:.4f}; TWFE mean {tw[:, 0].mean():.4f} (plim {plim:.4f}, MC SE {mc_tw:.4f}, "
+        f"coverage of the truth {tw_cover:.3f}); C&S mean {cs[:, 0].mean():.4f} (MC SE {mc_cs:.4f}, "
+        f"coverage {cs_cover:.4f})"
+    )
     print(summary)
     assert abs(tw[:, 0].mean() - plim) < 4 * mc_tw, summary
     assert truth - plim > 0.5 and tw_cover < 0.01, summary
@@ -336,7 +360,7 @@ def test_placebo_false_positive_rate_and_variance():
     for r in range(R):
         Y, G = draw_panel(rng, n, T, (5, 7, 9), (0.25,) * 4, _cs_tau)
         g = G[u]
-        keep = (g == 0) | (period < g)                  # launched units: pre-launch rows only
+        keep = (g == 0) | (period < g)  # launched units: pre-launch rows only
         fake = ((g > 0) & (period >= g - shift)).astype(np.float64)[keep]
         fe = FixedEffects([u[keep], t[keep]], int(keep.sum()))
         fit = fit_linear(Y.ravel()[keep], fake[:, None], fe, u[keep])
@@ -358,10 +382,17 @@ def test_placebo_false_positive_rate_and_variance():
     ratio, mcse = variance_ratio(est, se)
     summary = f"placebo false-positive rate {rate:.4f}, variance ratio {ratio:.4f} (MC SE {mcse:.4f})"
     print(summary)
-    assert record("did/placebo/twfe", section="Difference-in-differences",
-                  test="test_did_calibration.py::test_placebo_false_positive_rate_and_variance",
-                  metric="placebo effect (fake launch 2 periods early)", method="TWFE, CRV1 by unit, 200 units",
-                  statistic="false-positive rate", value=float(rate), nominal=0.05, reps=R)
+    assert record(
+        "did/placebo/twfe",
+        section="Difference-in-differences",
+        test="test_did_calibration.py::test_placebo_false_positive_rate_and_variance",
+        metric="placebo effect (fake launch 2 periods early)",
+        method="TWFE, CRV1 by unit, 200 units",
+        statistic="false-positive rate",
+        value=float(rate),
+        nominal=0.05,
+        reps=R,
+    )
     assert 0.04 <= rate <= 0.06, summary
     assert 0.96 <= ratio <= 1.04 and mcse < 0.015, summary
     assert accepted(1.0)
@@ -402,21 +433,30 @@ def test_placebo_with_20_markets_wild_bootstrap_vs_crv1():
     for r in range(R):
         p = abkit.simulate.rollout_panel(n_weeks=40, cohorts={24: 3}, seed=70_000 + r)
         p["log_contact_rate"] = np.log(p["contacts"] / p["orders"])
-        res = did.placebo(p, "log_contact_rate", "market", "week", "launch_week", shift=4,
-                          wild_reps=399, seed=r)
+        res = did.placebo(p, "log_contact_rate", "market", "week", "launch_week", shift=4, wild_reps=399, seed=r)
         out[r] = res.estimate, res.se, res.p_value, res.wild_p_value
-    assert res.n_clusters == 20 and res.wild is not None and res.wild.reps == 399   # wild on by default
+    assert res.n_clusters == 20 and res.wild is not None and res.wild.reps == 399  # wild on by default
     crv1 = np.mean(out[:, 2] < 0.05)
     wild = np.mean(out[:, 3] < 0.05)
     ratio, mcse = variance_ratio(out[:, :1], out[:, 1:2])
-    summary = (f"20 markets, 3 launched: CRV1 false-positive rate {crv1:.4f} (variance ratio {ratio:.3f}, "
-               f"MC SE {mcse:.3f}), wild bootstrap {wild:.4f}")
+    summary = (
+        f"20 markets, 3 launched: CRV1 false-positive rate {crv1:.4f} (variance ratio {ratio:.3f}, "
+        f"MC SE {mcse:.3f}), wild bootstrap {wild:.4f}"
+    )
     print(summary)
-    record("did/placebo/wild", section="Difference-in-differences",
-           test="test_did_calibration.py::test_placebo_with_20_markets_wild_bootstrap_vs_crv1",
-           metric="placebo effect, 20 markets (3 launched)", method="wild cluster bootstrap (399 draws)",
-           statistic="false-positive rate", value=float(wild), nominal=0.05, reps=R, side="at most",
-           note="wild bootstrap with 3 treated markets: 2,000 panels (it is conservative there by design; "
-                "CRV1 over-rejects)")
+    record(
+        "did/placebo/wild",
+        section="Difference-in-differences",
+        test="test_did_calibration.py::test_placebo_with_20_markets_wild_bootstrap_vs_crv1",
+        metric="placebo effect, 20 markets (3 launched)",
+        method="wild cluster bootstrap (399 draws)",
+        statistic="false-positive rate",
+        value=float(wild),
+        nominal=0.05,
+        reps=R,
+        side="at most",
+        note="wild bootstrap with 3 treated markets: 2,000 panels (it is conservative there by design; "
+        "CRV1 over-rejects)",
+    )
     assert 0.015 <= wild <= 0.08, summary
     assert crv1 > 0.08 and ratio > 1.1, summary

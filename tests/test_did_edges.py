@@ -14,6 +14,7 @@ wrong number.
 
 Each test reproduces its case and fails on the code before the fix.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -35,10 +36,15 @@ DATA = ROOT / "data" / "reference"
 
 
 def _panel(cohorts=None, n_weeks=30, seed=3, n_markets=20):
-    p = abkit.simulate.rollout_panel(n_markets=n_markets, n_weeks=n_weeks, cohorts=cohorts or {10: 5, 20: 5},
-                                     effects={"contact_rate": -0.1}, seed=seed)
+    p = abkit.simulate.rollout_panel(
+        n_markets=n_markets,
+        n_weeks=n_weeks,
+        cohorts=cohorts or {10: 5, 20: 5},
+        effects={"contact_rate": -0.1},
+        seed=seed,
+    )
     p["log_rate"] = np.log(p["contacts"] / p["orders"])
-    p["size"] = np.log(p.groupby("market")["orders"].transform("mean"))      # a unit-level covariate
+    p["size"] = np.log(p.groupby("market")["orders"].transform("mean"))  # a unit-level covariate
     p["launch_week"] = p["launch_week"].astype("float64")
     return p
 
@@ -52,7 +58,7 @@ def test_a_week_zero_launch_is_refused_not_a_never_treated_control():
     ambiguity is an error naming the column and the fix, in every estimator and in the readout."""
     p = _panel(cohorts={1: 3, 10: 5, 20: 5})
     p["week"] -= 1
-    p["launch_week"] -= 1                                    # 0, 9, 19; never-treated stay missing
+    p["launch_week"] -= 1  # 0, 9, 19; never-treated stay missing
     assert (p.launch_week == 0).any() and (p.week == 0).any()
     calls = {
         "staggered": lambda: did.staggered(p, "log_rate", "market", "week", "launch_week"),
@@ -69,8 +75,8 @@ def test_a_week_zero_launch_is_refused_not_a_never_treated_control():
 def test_never_treated_coded_missing_with_weeks_from_zero_equals_r_did_coding():
     """Missing = never whatever the period numbering; 0 = never when 0 is not a period (R did, mpdta)."""
     p = _panel()
-    r_did = p.assign(launch_week=p.launch_week.fillna(0))                    # weeks 1..30, 0 = never
-    from_zero = p.assign(week=p.week - 1, launch_week=p.launch_week - 1)     # weeks 0..29, NaN = never
+    r_did = p.assign(launch_week=p.launch_week.fillna(0))  # weeks 1..30, 0 = never
+    from_zero = p.assign(week=p.week - 1, launch_week=p.launch_week - 1)  # weeks 0..29, NaN = never
     a = did.staggered(r_did, "log_rate", "market", "week", "launch_week").aggregate("dynamic", reps=0)
     b = did.staggered(from_zero, "log_rate", "market", "week", "launch_week").aggregate("dynamic", reps=0)
     assert a.estimate == pytest.approx(b.estimate, abs=1e-12) and a.se == pytest.approx(b.se, rel=1e-12)
@@ -112,12 +118,12 @@ def test_infinite_first_treated_values():
     the numpy repr np.float64(inf) and refused both)."""
     p = _panel()
     a = did.staggered(p, "log_rate", "market", "week", "launch_week").aggregate("simple", reps=0)
-    b = did.staggered(p.assign(launch_week=p.launch_week.fillna(np.inf)), "log_rate", "market", "week",
-                      "launch_week").aggregate("simple", reps=0)
+    b = did.staggered(
+        p.assign(launch_week=p.launch_week.fillna(np.inf)), "log_rate", "market", "week", "launch_week"
+    ).aggregate("simple", reps=0)
     assert a.estimate == b.estimate and a.se == b.se
     with pytest.raises(DataError) as exc:
-        did.staggered(p.assign(launch_week=p.launch_week.fillna(-np.inf)), "log_rate", "market", "week",
-                      "launch_week")
+        did.staggered(p.assign(launch_week=p.launch_week.fillna(-np.inf)), "log_rate", "market", "week", "launch_week")
     assert "-inf for 10 units" in str(exc.value) and "np.float64" not in str(exc.value)
     bad = p.assign(launch_week=p.launch_week.astype(object).where(p.launch_week.notna(), "never"))
     with pytest.raises(DataError, match=r"must hold a period number .*got e.g. 'never'"):
@@ -148,14 +154,14 @@ def test_readout_panel_uses_the_same_rule(tmp_path):
         frame.to_parquet(path)
         return rollout.load_panel(replace(spec, data=str(path)))
 
-    p = original.assign(week=original.week - 20, launch_week=original.launch_week - 20)   # first wave: week 0
+    p = original.assign(week=original.week - 20, launch_week=original.launch_week - 20)  # first wave: week 0
     with pytest.raises(DataError, match="'launch_week' is 0 for 5 units, and 0 is also a period"):
         panel_of(p)
-    with pytest.raises(DataError, match="negative for 5 units"):                          # -1 as a 'never' code
+    with pytest.raises(DataError, match="negative for 5 units"):  # -1 as a 'never' code
         panel_of(original.assign(launch_week=original.launch_week.fillna(-1)))
     shifted = panel_of(p.assign(week=p.week + 25, launch_week=p.launch_week + 25))
     assert shifted.cohorts == {25: 5, 35: 5, 45: 5} and shifted.n_never == 5
-    assert panel_of(original.assign(launch_week=original.launch_week.fillna(0))).n_never == 5   # R did's 0
+    assert panel_of(original.assign(launch_week=original.launch_week.fillna(0))).n_never == 5  # R did's 0
 
 
 # --------------------------------------------------------------------------
@@ -214,20 +220,23 @@ def test_trimming_matches_the_drdid_formulas_where_it_binds(trim_panel, method):
         att, se, n_trim = _drdid_reference((wide[t] - wide[base]).to_numpy(), D, x, method)
         assert n_trim == 10 and row.n_trimmed == 10
         assert row.att == pytest.approx(att, abs=1e-8) and row.se == pytest.approx(se, rel=1e-6)
-    untrimmed = did.staggered(trim_panel, "y", "id", "period", "first_treated", method=method,
-                              covariates=["x"], trim_level=1.0)
+    untrimmed = did.staggered(
+        trim_panel, "y", "id", "period", "first_treated", method=method, covariates=["x"], trim_level=1.0
+    )
     assert (untrimmed.att_gt.n_trimmed == 0).all()
     att1, _, _ = _drdid_reference((wide[3] - wide[2]).to_numpy(), D, x, method, trim_level=1.0)
     assert untrimmed.att_gt.att.iloc[1] == pytest.approx(att1, abs=1e-8)
-    assert abs(untrimmed.att_gt.att.iloc[1] - res.att_gt.att.iloc[1]) > 0.5      # trimming matters here
+    assert abs(untrimmed.att_gt.att.iloc[1] - res.att_gt.att.iloc[1]) > 0.5  # trimming matters here
     assert any("Propensity-score trimming" in n for n in res.notes)
 
 
 @pytest.mark.parametrize("method", ["dr", "ipw", "reg"])
 def test_trimming_matches_csdid_figures(trim_panel, method):
     """ATT(g, t) and the four aggregations against csdid 0.4.3 (data/reference/make_csdid_weights_trim.py)."""
-    _check_against_csdid(did.staggered(trim_panel, "y", "id", "period", "first_treated", method=method,
-                                       covariates=["x"]), f"trim_nev_{method}_cov")
+    _check_against_csdid(
+        did.staggered(trim_panel, "y", "id", "period", "first_treated", method=method, covariates=["x"]),
+        f"trim_nev_{method}_cov",
+    )
 
 
 def test_no_overlap_is_refused_as_r_did_does(trim_panel):
@@ -235,7 +244,7 @@ def test_no_overlap_is_refused_as_r_did_does(trim_panel):
     far = trim_panel.assign(x=np.where(trim_panel.x > 4.55, trim_panel.x + 1.5, trim_panel.x))
     with pytest.raises(DataError, match=r"cohort 3 in period 2: .*overlap check.*method='reg'"):
         did.staggered(far, "y", "id", "period", "first_treated", method="dr", covariates=["x"])
-    did.staggered(far, "y", "id", "period", "first_treated", method="reg", covariates=["x"])   # no score: fine
+    did.staggered(far, "y", "id", "period", "first_treated", method="reg", covariates=["x"])  # no score: fine
     with pytest.raises(DataError, match="trim_level must be a number in"):
         did.staggered(trim_panel, "y", "id", "period", "first_treated", covariates=["x"], trim_level=0)
 
@@ -246,8 +255,14 @@ def test_without_covariates_a_cell_whose_controls_would_all_be_trimmed_is_refuse
     rng = np.random.default_rng(1)
     n, T = 401, 3
     first = np.r_[0.0, np.full(n - 1, 3.0)]
-    frame = pd.DataFrame({"id": np.repeat(np.arange(n), T), "t": np.tile(np.arange(1, T + 1), n),
-                          "g": np.repeat(first, T), "y": rng.normal(size=n * T)})
+    frame = pd.DataFrame(
+        {
+            "id": np.repeat(np.arange(n), T),
+            "t": np.tile(np.arange(1, T + 1), n),
+            "g": np.repeat(first, T),
+            "y": rng.normal(size=n * T),
+        }
+    )
     with pytest.raises(DataError, match=r"cohort 3 in period .*0\.25% of the cell's weight.*trim_level"):
         did.staggered(frame, "y", "id", "t", "g", method="dr")
     assert np.isfinite(did.staggered(frame, "y", "id", "t", "g", method="reg").att_gt.att).all()
@@ -279,7 +294,7 @@ def _check_against_csdid(res, scenario):
 @pytest.fixture(scope="module")
 def mpdta():
     df = pd.read_csv(DATA / "mpdta.csv")
-    df["pop"] = np.exp(df["lpop"])               # county population: unit weights that vary 1,000-fold
+    df["pop"] = np.exp(df["lpop"])  # county population: unit weights that vary 1,000-fold
     return df
 
 
@@ -303,8 +318,9 @@ def test_staggered_unit_weights_match_csdid(mpdta, scenario):
 
 def test_unit_weights_must_be_constant_within_unit_and_equal_weights_change_nothing(mpdta):
     plain = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat").aggregate("dynamic", reps=0)
-    equal = did.staggered(mpdta.assign(one=3.0), "lemp", "countyreal", "year", "first.treat",
-                          weights="one").aggregate("dynamic", reps=0)
+    equal = did.staggered(mpdta.assign(one=3.0), "lemp", "countyreal", "year", "first.treat", weights="one").aggregate(
+        "dynamic", reps=0
+    )
     assert equal.estimate == pytest.approx(plain.estimate, abs=1e-14) and equal.se == pytest.approx(plain.se)
     varying = mpdta.assign(w=mpdta["pop"] * (1 + 0.1 * (mpdta.year - 2003)))
     with pytest.raises(DataError, match=r"weights column 'w' must be constant within each unit.*countyreal="):
@@ -321,11 +337,20 @@ def test_weighted_pretrend_jackknife_refits_use_the_weights():
     res = did.staggered(p, "log_rate", "market", "week", "launch_week", weights="w", base_period="universal")
     d = res.data
     ev = np.array([-4.0, -3.0, -2.0])
-    loo = dynamic_leave_one_out(d.Y, d.periods, d.G, ev, control_group=d.control_group, method=d.method,
-                                base_period=d.base_period, weights=d.weights)
+    loo = dynamic_leave_one_out(
+        d.Y,
+        d.periods,
+        d.G,
+        ev,
+        control_group=d.control_group,
+        method=d.method,
+        base_period=d.base_period,
+        weights=d.weights,
+    )
     first_market = sorted(p.market.unique())[0]
-    without = did.staggered(p[p.market != first_market], "log_rate", "market", "week", "launch_week",
-                            weights="w", base_period="universal").aggregate("dynamic", min_e=-4, max_e=0, reps=0)
+    without = did.staggered(
+        p[p.market != first_market], "log_rate", "market", "week", "launch_week", weights="w", base_period="universal"
+    ).aggregate("dynamic", min_e=-4, max_e=0, reps=0)
     tab = without.table.set_index("event_time")
     np.testing.assert_allclose(loo[0], tab.loc[[-4, -3, -2], "estimate"].to_numpy(), atol=1e-12)
     assert np.isfinite(res.pretrend.p_value)
@@ -346,9 +371,15 @@ def test_att_gt_cells_use_the_reference_of_the_aggregations(mpdta):
     np.testing.assert_allclose(cells.p_value, 2 * stats.t.sf(np.abs(cells.att / cells.se), 19), rtol=1e-12)
     assert res.aggregate("dynamic", reps=0).df == res.df
     assert "t(19) reference" in res._repr_html_()
-    big = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat")       # 500 counties: R did's normal
-    assert np.isinf(big.df) and big.att_gt.ci_upper.sub(big.att_gt.att).div(big.att_gt.se).round(6).eq(
-        round(stats.norm.isf(0.025), 6)).all()
+    big = did.staggered(mpdta, "lemp", "countyreal", "year", "first.treat")  # 500 counties: R did's normal
+    assert (
+        np.isinf(big.df)
+        and big.att_gt.ci_upper.sub(big.att_gt.att)
+        .div(big.att_gt.se)
+        .round(6)
+        .eq(round(stats.norm.isf(0.025), 6))
+        .all()
+    )
     assert "normal reference" in big.cell_reference
 
 
@@ -357,8 +388,9 @@ def test_two_by_two_on_a_panel_without_unit_or_cluster_warns():
     independent observations; its SE is three times the cluster-robust one here (market levels cancel in the
     difference), and can as well be too small. The old code said nothing."""
     p = _panel(n_weeks=20, cohorts={11: 10})
-    two = p[p.week.isin([5, 15])].assign(tr=lambda d: d.launch_week.notna().astype(int),
-                                         post=lambda d: (d.week == 15).astype(int))
+    two = p[p.week.isin([5, 15])].assign(
+        tr=lambda d: d.launch_week.notna().astype(int), post=lambda d: (d.week == 15).astype(int)
+    )
     with pytest.warns(did.DiDWarning, match=r"without unit= or cluster=: every one of the 40 rows"):
         hc1 = did.two_by_two(two, "log_rate", "tr", "post")
     assert hc1.vcov_type == "HC1" and any("HC1" in n for n in hc1.notes)
@@ -386,8 +418,9 @@ def test_values_in_messages_are_plain_text():
 # 7. Few treated clusters
 # --------------------------------------------------------------------------
 def _one_market(n_markets=27, launched=1, effect=-0.1, seed=2):
-    p = abkit.simulate.rollout_panel(n_markets=n_markets, n_weeks=30, cohorts={15: launched},
-                                     effects={"contact_rate": effect}, seed=seed)
+    p = abkit.simulate.rollout_panel(
+        n_markets=n_markets, n_weeks=30, cohorts={15: launched}, effects={"contact_rate": effect}, seed=seed
+    )
     p["log_rate"] = np.log(p["contacts"] / p["orders"])
     p["launch_week"] = p["launch_week"].astype("float64")
     p["launched"] = (p.week >= p.launch_week.fillna(np.inf)).astype(float)
@@ -414,7 +447,7 @@ def test_few_treated_clusters_are_flagged_in_every_result():
         text = " ".join(res.notes)
         assert "randomization_test" in text and "abkit.did.synthetic" in text, name
     tw = did.twfe(p, "log_rate", "launched", "market", "week")
-    assert tw.p_value < 0.001 and tw.wild_p_value > 0.05            # the two disagree: neither is to be trusted
+    assert tw.p_value < 0.001 and tw.wild_p_value > 0.05  # the two disagree: neither is to be trusted
     assert bool(tw.to_frame().few_treated_clusters.iloc[0])
     agg = did.staggered(p, "log_rate", "market", "week", "launch_week").aggregate("simple")
     assert agg.few_treated_clusters and "Unreliable: only 1 launched" in agg.summary()
@@ -423,7 +456,7 @@ def test_few_treated_clusters_are_flagged_in_every_result():
         warnings.simplefilter("error", did.FewTreatedClustersWarning)
         assert not did.twfe(many, "log_rate", "launched", "market", "week", wild=False).few_treated_clusters
         assert not did.staggered(many, "log_rate", "market", "week", "launch_week").few_treated_clusters
-    almost_all = _one_market(n_markets=12, launched=10)             # 2 never-treated markets: the same failure
+    almost_all = _one_market(n_markets=12, launched=10)  # 2 never-treated markets: the same failure
     with pytest.warns(did.FewTreatedClustersWarning, match="2 untreated clusters"):
         assert did.twfe(almost_all, "log_rate", "launched", "market", "week", wild=False).few_treated_clusters
 
@@ -446,11 +479,10 @@ def test_randomization_test_enumerates_every_assignment_when_few():
     observed = brute[markets.index(first_launch.dropna().index[0])]
     assert ri.estimate == pytest.approx(observed, abs=1e-12)
     assert ri.p_value == pytest.approx(np.mean(np.abs(brute) >= abs(observed) * (1 - 1e-12)))
-    assert ri.p_value == pytest.approx(1 / 27) and ri.significant        # the largest of the 27
+    assert ri.p_value == pytest.approx(1 / 27) and ri.significant  # the largest of the 27
     same = did.randomization_test(p, "log_rate", "market", "week", treatment="launched")
     assert same.p_value == ri.p_value and same.estimate == pytest.approx(ri.estimate, abs=1e-12)
-    few20 = did.randomization_test(_one_market(n_markets=20, effect=-0.3), "log_rate", "market", "week",
-                                   "launch_week")
+    few20 = did.randomization_test(_one_market(n_markets=20, effect=-0.3), "log_rate", "market", "week", "launch_week")
     assert few20.p_value == pytest.approx(0.05) and not few20.can_reject and "cannot reach" in few20.summary()
 
 
@@ -458,7 +490,7 @@ def test_staggered_randomization_test_matches_brute_force_refits():
     p = _one_market(n_markets=12, launched=2, effect=-0.3)
     res = did.staggered(p, "log_rate", "market", "week", "launch_week")
     ri = res.randomization_test()
-    assert ri.exact and ri.total_assignments == 66                     # C(12, 2)
+    assert ri.exact and ri.total_assignments == 66  # C(12, 2)
     import itertools
 
     markets = sorted(p.market.unique())
@@ -467,8 +499,9 @@ def test_staggered_randomization_test_matches_brute_force_refits():
         q = p.assign(launch_week=np.where(p.market.isin(pair), 15.0, np.nan))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", did.DiDWarning)
-            brute.append(did.staggered(q, "log_rate", "market", "week", "launch_week").aggregate(
-                "simple", reps=0).estimate)
+            brute.append(
+                did.staggered(q, "log_rate", "market", "week", "launch_week").aggregate("simple", reps=0).estimate
+            )
     np.testing.assert_allclose(np.sort(ri.null_estimates), np.sort(brute), atol=1e-12)
     assert ri.p_value == pytest.approx(np.mean(np.abs(brute) >= abs(ri.estimate) * (1 - 1e-12)))
     via_function = did.randomization_test(p, "log_rate", "market", "week", "launch_week", estimator="staggered")
@@ -488,7 +521,7 @@ def test_randomization_draws_are_seeded_and_count_the_observed_assignment():
     from abkit.stats.randomization_inference import assignments, count_assignments
 
     labels = np.array([3.0, 3.0, 5.0, np.inf, np.inf, np.inf])
-    assert count_assignments(labels) == 60                             # 6! / (2! 1! 3!)
+    assert count_assignments(labels) == 60  # 6! / (2! 1! 3!)
     idx, exact = assignments(labels, reps=100)
     assert exact and idx.shape == (60, 6) and len({tuple(labels[r]) for r in idx}) == 60
     p = _one_market(n_markets=20, launched=4, effect=-0.05)
@@ -505,13 +538,19 @@ def _null_panels(rng, G, T, G1):
     z = rng.standard_normal((G, T))
     e = np.empty((G, T))
     e[:, 0] = z[:, 0]
-    for j in range(1, T):                                  # a loop over periods, not rows
+    for j in range(1, T):  # a loop over periods, not rows
         e[:, j] = 0.6 * e[:, j - 1] + 0.8 * z[:, j]
     y = rng.normal(size=G)[:, None] + 0.1 * np.arange(T)[None, :] + sd[:, None] * e
     first = np.full(G, np.nan)
     first[rng.permutation(G)[:G1]] = T // 2
-    return pd.DataFrame({"unit": np.repeat(np.arange(G), T), "t": np.tile(np.arange(1, T + 1), G),
-                         "first": np.repeat(first, T), "y": y.ravel()})
+    return pd.DataFrame(
+        {
+            "unit": np.repeat(np.arange(G), T),
+            "t": np.tile(np.arange(1, T + 1), G),
+            "first": np.repeat(first, T),
+            "y": y.ravel(),
+        }
+    )
 
 
 @pytest.mark.slow
@@ -568,7 +607,7 @@ def test_randomization_twfe_paths_match_brute_force_refits(design):
     else:
         p = p.drop(index=p.index[[3, 40, 41, 100]])
     ri = did.randomization_test(p, outcome, "market", "week", "launch_week", **kw)
-    assert ri.exact and ri.n_assignments == 36                       # C(9, 2)
+    assert ri.exact and ri.n_assignments == 36  # C(9, 2)
     brute = []
     for pair in itertools.combinations(sorted(p.market.unique()), 2):
         q = p.assign(launched=(p.market.isin(pair) & (p.week >= 15)).astype(float))

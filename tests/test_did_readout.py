@@ -7,6 +7,7 @@ the log scale. The end-to-end run (``abkit readout``) is in
 ``tests/test_readout.py``; here each step of ``abkit/templates/did_readout.ipynb``
 runs in-process, so failures point at the function that is wrong.
 """
+
 from __future__ import annotations
 
 import html
@@ -48,7 +49,7 @@ def readout(spec):
     """The template's steps, with every warning an error (no NaN bands, no 0/0)."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        warnings.simplefilter("ignore", did.DiDWarning)        # TWFE's Goodman-Bacon warning is reported
+        warnings.simplefilter("ignore", did.DiDWarning)  # TWFE's Goodman-Bacon warning is reported
         panel = rollout.load_panel(spec)
         o = spec.outcome
         cs = rollout.staggered(panel, spec, o)
@@ -61,8 +62,19 @@ def readout(spec):
         secondary = rollout.secondary_effects(panel, spec)
         trends_fig = rollout.plot_trends(panel, o).figure
         event_fig = rollout.plot_event_study(dynamic, main, panel).figure
-    yield dict(panel=panel, cs=cs, overall=overall, dynamic=dynamic, pretrend=pretrend, main=main,
-               timing=timing, checks=checks, secondary=secondary, trends_fig=trends_fig, event_fig=event_fig)
+    yield dict(
+        panel=panel,
+        cs=cs,
+        overall=overall,
+        dynamic=dynamic,
+        pretrend=pretrend,
+        main=main,
+        timing=timing,
+        checks=checks,
+        secondary=secondary,
+        trends_fig=trends_fig,
+        event_fig=event_fig,
+    )
     plt.close("all")
 
 
@@ -74,7 +86,7 @@ def truth_of(metric: str, events) -> float:
 
 def test_main_estimate_and_its_timing_cover_the_truth(readout):
     main, tm, panel = readout["main"], readout["timing"], readout["panel"]
-    launches = panel.cohorts                                         # {20: 5, 30: 5, 40: 5}
+    launches = panel.cohorts  # {20: 5, 30: 5, 40: 5}
     last = int(panel.periods.max())
     truth = truth_of("contact_rate", [w - g for g in launches for w in range(g, last + 1)])
     assert main.rel_ci_lower <= truth <= main.rel_ci_upper and main.rel < 0
@@ -83,8 +95,11 @@ def test_main_estimate_and_its_timing_cover_the_truth(readout):
     assert tm.early.rel_ci_lower <= truth_of("contact_rate", range(0, 4)) <= tm.early.rel_ci_upper
     assert tm.late.rel_ci_lower <= truth_of("contact_rate", range(4, 13)) <= tm.late.rel_ci_upper
     text = rollout.timing_text(tm, panel)
-    assert re.fullmatch(r"Over time: -\d+\.\d% in weeks 0\u20133 after launch \(95% CI -\d+\.\d% to [+-]\d+\.\d%\); "
-                        r"-\d+\.\d% in weeks 4\u201312 after launch \(95% CI -\d+\.\d% to -\d+\.\d%\)\.", text), text
+    assert re.fullmatch(
+        r"Over time: -\d+\.\d% in weeks 0\u20133 after launch \(95% CI -\d+\.\d% to [+-]\d+\.\d%\); "
+        r"-\d+\.\d% in weeks 4\u201312 after launch \(95% CI -\d+\.\d% to -\d+\.\d%\)\.",
+        text,
+    ), text
 
 
 def test_secondary_outcomes_cover_their_truth_and_carry_a_pretrend_test(readout):
@@ -98,11 +113,12 @@ def test_secondary_outcomes_cover_their_truth_and_carry_a_pretrend_test(readout)
 def test_pretrend_is_the_public_test_of_the_leads_shown(readout, spec):
     pt, cs = readout["pretrend"], readout["cs"]
     assert pt == cs.pretrend_test(leads=spec.leads)
-    assert pt.event_times == tuple(float(e) for e in range(-spec.leads, -1))      # -6..-2; -1 is the reference
+    assert pt.event_times == tuple(float(e) for e in range(-spec.leads, -1))  # -6..-2; -1 is the reference
     assert (pt.df1, pt.df2) == (5, 15) and "jackknife" in pt.method and pt.p_value > 0.05
     assert readout["main"].pretrend_p == pt.p_value
-    page = rollout.trends_html(readout["trends_fig"], readout["panel"], spec.outcome, pt, readout["dynamic"],
-                               readout["main"])
+    page = rollout.trends_html(
+        readout["trends_fig"], readout["panel"], spec.outcome, pt, readout["dynamic"], readout["main"]
+    )
     words = visible(page)
     assert "No sign of diverging trends before launch" in words
     assert "over the 5 weeks before launch (weeks -6 to -2, each against week -1)" in words
@@ -123,7 +139,7 @@ def test_event_study_chart_and_caption(readout, spec):
     assert ax.get_xlabel() == "weeks since launch (0 = launch week)" and "(%)" in ax.get_ylabel()
     t = dyn.to_frame()
     assert t["reference"].sum() == 1 and t.loc[t.reference, "event_time"].item() == -1
-    assert np.isfinite(dyn.critical_value) and dyn.critical_value > 2.09          # wider than t(19) pointwise
+    assert np.isfinite(dyn.critical_value) and dyn.critical_value > 2.09  # wider than t(19) pointwise
     words = visible(rollout.event_study_html(fig, dyn, readout["main"], readout["panel"], readout["timing"]))
     assert f"it uses {dyn.critical_value:.2f} standard errors instead of 2.09" in words
     assert "the hollow reference point: 0 by construction" in words and "Over time:" in words
@@ -138,21 +154,30 @@ def test_trends_chart_is_the_raw_difference_in_differences(readout, spec):
     assert "relative to the never-launched markets" in ax.get_title(loc="left")
     for w, ln in zip((20, 30, 40), (lines[f"launched in week {w} (5 markets)"] for w in (20, 30, 40))):
         x, y = np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float)
-        assert abs(np.mean(np.log(y[x < 20] / 100))) < 1e-12       # indexed (geometric mean) before the first launch
-        assert abs(np.mean(y[(x >= w - 8) & (x < w)]) - 100) < 6     # no drift before its launch
-        assert np.mean(y[x >= w + 4]) < 95                          # the effect once ramped up
+        assert abs(np.mean(np.log(y[x < 20] / 100))) < 1e-12  # indexed (geometric mean) before the first launch
+        assert abs(np.mean(y[(x >= w - 8) & (x < w)]) - 100) < 6  # no drift before its launch
+        assert np.mean(y[x >= w + 4]) < 95  # the effect once ramped up
     # without never-launched units: each cohort's own level, indexed
     panel = readout["panel"]
     launched = replace(panel, frame=panel.frame[panel.frame[rollout.FIRST].notna()].reset_index(drop=True))
     ax2 = rollout.plot_trends(launched, spec.outcome)
-    assert "by launch cohort" in ax2.get_title(loc="left") and len([ln for ln in ax2.get_lines()
-                                                          if not ln.get_label().startswith("_")]) == 3
+    assert (
+        "by launch cohort" in ax2.get_title(loc="left")
+        and len([ln for ln in ax2.get_lines() if not ln.get_label().startswith("_")]) == 3
+    )
     plt.close("all")
 
 
 def test_effects_table(readout, spec):
-    words = visible(rollout.effects_html(readout["main"], readout["secondary"], spec.outcomes,
-                                         dropped=readout["panel"].dropped, panel=readout["panel"]))
+    words = visible(
+        rollout.effects_html(
+            readout["main"],
+            readout["secondary"],
+            spec.outcomes,
+            dropped=readout["panel"].dropped,
+            panel=readout["panel"],
+        )
+    )
     assert "pre-trend p" in words and "Student's t with 19 degrees of freedom" in words
     assert "Customer-service contacts per order; contacts / orders; lower is better" in words
     assert "does not rely on a large number of units" not in words
@@ -160,8 +185,13 @@ def test_effects_table(readout, spec):
 
 def test_robustness_reads_correctly(readout):
     checks = {c.name: c for c in readout["checks"].checks}
-    assert set(checks) == {"Main estimate", "Other control group", "Two-way fixed effects",
-                           "Placebo launch 4 weeks early", "Placebo launch 8 weeks early"}
+    assert set(checks) == {
+        "Main estimate",
+        "Other control group",
+        "Two-way fixed effects",
+        "Placebo launch 4 weeks early",
+        "Placebo launch 8 weeks early",
+    }
     other, tw = checks["Other control group"], checks["Two-way fixed effects"]
     assert other.effect.rel < 0 and other.verdict == "consistent with the main estimate"
     assert tw.effect.rel < 0 and math.isfinite(tw.wild_p)
@@ -178,10 +208,19 @@ def test_robustness_reads_correctly(readout):
 
 def test_verdict_box_says_worked_and_how_it_developed(readout, spec):
     main, panel = readout["main"], readout["panel"]
-    v = abkit.verdict.decide_rollout(spec.outcome.name, spec.outcome.better, main.rel, main.rel_ci_lower,
-                                     main.rel_ci_upper, main.p_value, readout["pretrend"].p_value,
-                                     alpha=spec.alpha, bootstrap_p=main.bootstrap_p,
-                                     placebo_p=readout["checks"].placebo_p_values, where="launched markets")
+    v = abkit.verdict.decide_rollout(
+        spec.outcome.name,
+        spec.outcome.better,
+        main.rel,
+        main.rel_ci_lower,
+        main.rel_ci_upper,
+        main.p_value,
+        readout["pretrend"].p_value,
+        alpha=spec.alpha,
+        bootstrap_p=main.bootstrap_p,
+        placebo_p=readout["checks"].placebo_p_values,
+        where="launched markets",
+    )
     assert v.label == "Worked"
     words = visible(rollout.verdict_html(v, main, spec, readout["timing"], panel))
     assert re.search(r"The launch cut contact_rate by \d\.\d% \(95% CI \d\.\d% to \d+\.\d%\)", words)
@@ -204,11 +243,20 @@ def test_planted_pre_trend_makes_the_readout_invalid(spec, tmp_path):
     pt = dyn.pretrend()
     assert pt.p_value < 0.01
     main = rollout.effect(cs.aggregate("simple", reps=0), panel, bad.outcome, pretrend=pt)
-    words = visible(rollout.trends_html(rollout.plot_trends(panel, bad.outcome).figure, panel, bad.outcome, pt,
-                                        dyn, main))
+    words = visible(
+        rollout.trends_html(rollout.plot_trends(panel, bad.outcome).figure, panel, bad.outcome, pt, dyn, main)
+    )
     assert "Pre-trends fail: do not trust the estimate." in words
-    v = abkit.verdict.decide_rollout(bad.outcome.name, bad.outcome.better, main.rel, main.rel_ci_lower,
-                                     main.rel_ci_upper, main.p_value, pt.p_value, alpha=bad.alpha)
+    v = abkit.verdict.decide_rollout(
+        bad.outcome.name,
+        bad.outcome.better,
+        main.rel,
+        main.rel_ci_lower,
+        main.rel_ci_upper,
+        main.p_value,
+        pt.p_value,
+        alpha=bad.alpha,
+    )
     assert v.label == "Invalid"
     plt.close("all")
 
@@ -218,10 +266,11 @@ def test_too_many_leads_is_a_clear_error(readout, spec):
     dyn = cs.aggregate("dynamic", min_e=-25, max_e=4, reps=0)
     with pytest.raises(DataError, match=r"24 pre-launch event times .* 20 units.*pretrend_test\(leads=20\)"):
         dyn.pretrend()
-    nan_test = rollout.pretrend_of(dyn)                  # secondary outcomes: reported, not fatal
+    nan_test = rollout.pretrend_of(dyn)  # secondary outcomes: reported, not fatal
     assert not math.isfinite(nan_test.p_value) and "20 units" in nan_test.method
-    words = visible(rollout.trends_html(readout["trends_fig"], readout["panel"], spec.outcome, nan_test, dyn,
-                                        readout["main"]))
+    words = visible(
+        rollout.trends_html(readout["trends_fig"], readout["panel"], spec.outcome, nan_test, dyn, readout["main"])
+    )
     assert "The pre-trend test could not be run" in words
 
 
@@ -241,10 +290,21 @@ def _readout_verdict(spec, frame, tmp_path):
         checks = rollout.robustness(panel, sp, main)
     _readout_verdict.robustness = checks
     v = abkit.verdict.decide_rollout(
-        sp.outcome.name, sp.outcome.better, main.rel, main.rel_ci_lower, main.rel_ci_upper, main.p_value,
-        pretrend.p_value, alpha=sp.alpha, bootstrap_p=main.bootstrap_p, placebo_p=checks.placebo_p_values,
-        where=f"launched {rollout.plural(panel.unit)}", few_treated=main.few_treated,
-        randomization_p=main.randomization_p, randomization_how=main.randomization_words)
+        sp.outcome.name,
+        sp.outcome.better,
+        main.rel,
+        main.rel_ci_lower,
+        main.rel_ci_upper,
+        main.p_value,
+        pretrend.p_value,
+        alpha=sp.alpha,
+        bootstrap_p=main.bootstrap_p,
+        placebo_p=checks.placebo_p_values,
+        where=f"launched {rollout.plural(panel.unit)}",
+        few_treated=main.few_treated,
+        randomization_p=main.randomization_p,
+        randomization_how=main.randomization_words,
+    )
     return sp, panel, cs, main, v
 
 
@@ -255,10 +315,18 @@ def test_one_launched_market_is_never_worked_on_cluster_robust_evidence(spec, tm
     frame = abkit.simulate.rollout_panel(n_markets=20, cohorts={30: 1}, effects={"contact_rate": -0.25}, seed=3)
     sp, panel, cs, main, v = _readout_verdict(spec, frame, tmp_path)
     rob = _readout_verdict.robustness
-    without_rule = abkit.verdict.decide_rollout(sp.outcome.name, sp.outcome.better, main.rel, main.rel_ci_lower,
-                                                main.rel_ci_upper, main.p_value, 0.5, alpha=sp.alpha,
-                                                bootstrap_p=main.bootstrap_p)
-    assert without_rule.label == "Worked"                  # what the p-values alone would have said
+    without_rule = abkit.verdict.decide_rollout(
+        sp.outcome.name,
+        sp.outcome.better,
+        main.rel,
+        main.rel_ci_lower,
+        main.rel_ci_upper,
+        main.p_value,
+        0.5,
+        alpha=sp.alpha,
+        bootstrap_p=main.bootstrap_p,
+    )
+    assert without_rule.label == "Worked"  # what the p-values alone would have said
     assert main.p_value < 0.001 and main.few_treated == "only 1 launched market"
     assert main.randomization_p == pytest.approx(0.05) and not main.significant
     assert v.label == "Inconclusive" and v.display_label == "Inconclusive (1 launched market)"

@@ -22,7 +22,7 @@ METRICS = [
     abkit.Mean("refund_amount", ["pre_refund_amount", "pre_orders"], name="refund_amount_lin"),
     abkit.Mean("time_to_refund_hours", dropna=True, better="lower"),
     abkit.Proportion("repeat_purchase_30d", "pre_repeat_purchase_30d"),
-    abkit.NPS("nps_score"),                                                    # a derived column
+    abkit.NPS("nps_score"),  # a derived column
     abkit.Mean("refund_amount", "pre_refund_amount", cap=400.0, name="refund_amount_capped"),
 ]
 
@@ -49,8 +49,9 @@ def assert_same(got: pd.DataFrame, ref: pd.DataFrame, rtol=1e-9):
     assert list(got.columns) == list(ref.columns)
     for c in ref.columns:
         if pd.api.types.is_numeric_dtype(ref[c]):
-            np.testing.assert_allclose(got[c].to_numpy(float), ref[c].to_numpy(float), rtol=rtol, atol=1e-14,
-                                       equal_nan=True, err_msg=c)
+            np.testing.assert_allclose(
+                got[c].to_numpy(float), ref[c].to_numpy(float), rtol=rtol, atol=1e-14, equal_nan=True, err_msg=c
+            )
         else:
             assert got[c].tolist() == ref[c].tolist(), c
 
@@ -65,7 +66,8 @@ def test_winsorize_cap_is_computed_in_the_engine(sample, parquet):
     metric = [abkit.Mean("refund_amount", "pre_refund_amount", winsorize=0.99)]
     assert_same(abkit.analyze(parquet, metric).to_frame(), abkit.analyze(sample, metric).to_frame())
     assert abkit.sources.quantile(parquet, "pre_refund_amount", 0.99) == pytest.approx(
-        np.quantile(sample.pre_refund_amount, 0.99), rel=1e-12)
+        np.quantile(sample.pre_refund_amount, 0.99), rel=1e-12
+    )
 
 
 def test_duckdb_csv_and_relation_equal_numpy(sample, parquet, tmp_path):
@@ -83,10 +85,12 @@ def test_duckdb_segments_and_srm(sample, parquet):
     a = abkit.moments(parquet, METRICS, by="market")
     b = abkit.moments(sample, METRICS, by="market")
     for seg in ["DE", "FR"]:
-        assert_same(abkit.analyze(a.segment(seg), METRICS).to_frame(),
-                    abkit.analyze(b.segment(seg), METRICS).to_frame())
+        assert_same(
+            abkit.analyze(a.segment(seg), METRICS).to_frame(), abkit.analyze(b.segment(seg), METRICS).to_frame()
+        )
     assert abkit.analyze(parquet, METRICS).srm.p_value == pytest.approx(
-        abkit.analyze(sample, METRICS).srm.p_value, rel=1e-12)
+        abkit.analyze(sample, METRICS).srm.p_value, rel=1e-12
+    )
 
 
 def test_duckdb_keeps_digits_of_huge_values(tmp_path):
@@ -132,8 +136,10 @@ def test_duckdb_errors_name_the_problem(parquet, tmp_path):
 def test_merged_partition_moments_equal_whole(sample, tmp_path):
     for i in range(3):
         sample.iloc[i::3].to_parquet(tmp_path / f"part{i}.parquet")
-    merged = sum((abkit.moments(tmp_path / f"part{i}.parquet", METRICS) for i in range(1, 3)),
-                 abkit.moments(tmp_path / "part0.parquet", METRICS))
+    merged = sum(
+        (abkit.moments(tmp_path / f"part{i}.parquet", METRICS) for i in range(1, 3)),
+        abkit.moments(tmp_path / "part0.parquet", METRICS),
+    )
     assert_same(abkit.analyze(merged, METRICS).to_frame(), abkit.analyze(sample, METRICS).to_frame())
     assert_same(abkit.analyze(tmp_path, METRICS).to_frame(), abkit.analyze(sample, METRICS).to_frame())
 
@@ -161,6 +167,7 @@ def through_duckdb(monkeypatch):
     def counting(frame, columns):
         calls.append(len(columns))
         return real(frame, columns)
+
     monkeypatch.setattr(abkit.sources, "ENGINE_MIN_ROWS", 0)
     monkeypatch.setattr(abkit.sources, "frame_relation", counting)
     return calls
@@ -178,9 +185,13 @@ def _numpy_kernel(fn):
 
 def test_large_frames_through_duckdb_equal_the_numpy_kernel(sample, through_duckdb):
     df = sample.copy()
-    df.loc[::11, "variant"] = None                      # missing arms are counted on both paths
-    for data in (df, df.assign(variant=df.variant.astype("category")), pa.Table.from_pandas(df),
-                 pa.Table.from_pandas(df.assign(variant=df.variant.astype("category")))):
+    df.loc[::11, "variant"] = None  # missing arms are counted on both paths
+    for data in (
+        df,
+        df.assign(variant=df.variant.astype("category")),
+        pa.Table.from_pandas(df),
+        pa.Table.from_pandas(df.assign(variant=df.variant.astype("category"))),
+    ):
         ref = _numpy_kernel(lambda data=data: abkit.analyze(data, METRICS, correction="holm"))
         n_calls = len(through_duckdb)
         got = abkit.analyze(data, METRICS, correction="holm")
@@ -193,8 +204,11 @@ def test_large_frames_through_duckdb_equal_the_numpy_kernel(sample, through_duck
         seg_ref = _numpy_kernel(lambda data=data: abkit.moments(data, METRICS, by="market"))
         assert list(seg.rows) == list(seg_ref.rows) and seg.rows == seg_ref.rows
         for s in seg_ref.segments:
-            pd.testing.assert_frame_equal(abkit.analyze(seg.segment(s), METRICS).to_frame(),
-                                          abkit.analyze(seg_ref.segment(s), METRICS).to_frame(), rtol=1e-9)
+            pd.testing.assert_frame_equal(
+                abkit.analyze(seg.segment(s), METRICS).to_frame(),
+                abkit.analyze(seg_ref.segment(s), METRICS).to_frame(),
+                rtol=1e-9,
+            )
     far, shifted = far_from_zero()
     assert_same_effects(abkit.analyze(far, FAR_METRICS).to_frame(), abkit.analyze(shifted, FAR_METRICS).to_frame())
 
@@ -229,8 +243,10 @@ def test_spark_equals_numpy(spark, sample, parquet):
     ref = abkit.analyze(sample, METRICS, correction="bh").to_frame()
     assert_same(abkit.analyze(sdf, METRICS, correction="bh").to_frame(), ref)
     seg = abkit.moments(sdf, METRICS, by="market").segment("DE")
-    assert_same(abkit.analyze(seg, METRICS).to_frame(),
-                abkit.analyze(abkit.moments(sample, METRICS, by="market").segment("DE"), METRICS).to_frame())
+    assert_same(
+        abkit.analyze(seg, METRICS).to_frame(),
+        abkit.analyze(abkit.moments(sample, METRICS, by="market").segment("DE"), METRICS).to_frame(),
+    )
 
 
 def test_spark_table_by_name(spark, parquet):

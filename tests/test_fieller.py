@@ -17,6 +17,7 @@ Every check is against something computed independently of the closed form:
 The default tests run in a few seconds; the NPS cases at 10,000 experiments
 are marked slow.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,13 +30,13 @@ from scipy import optimize, stats
 import abkit
 from abkit.moments import Moments
 from abkit.sequential import AlwaysValid
-from abkit.stats.two_sample import _fieller_scalar, compare, fieller_relative
 from abkit.stats.confidence_sequences import (
     always_valid_half_width,
     always_valid_radius_factor,
     always_valid_relative_interval,
     optimal_mixing_ratio,
 )
+from abkit.stats.two_sample import _fieller_scalar, compare, fieller_relative
 
 ALPHA = 0.05
 
@@ -55,10 +56,15 @@ def normal_moments(yc: np.ndarray, yt: np.ndarray) -> Moments:
         mean.append(m)
         com.append(((y - m[:, None]) ** 2).sum(1))
         groups.append([(s, arm) for s in range(S)])
-    order = np.array([[s, S + s] for s in range(S)]).ravel()   # (0, c), (0, t), (1, c), ...
+    order = np.array([[s, S + s] for s in range(S)]).ravel()  # (0, c), (0, t), (1, c), ...
     labels = [g for pair in zip(*groups) for g in pair]
-    return Moments(tuple(labels), ("y",), np.concatenate(n)[order], np.concatenate(mean)[order, None],
-                   np.concatenate(com)[order, None, None])
+    return Moments(
+        tuple(labels),
+        ("y",),
+        np.concatenate(n)[order],
+        np.concatenate(mean)[order, None],
+        np.concatenate(com)[order, None, None],
+    )
 
 
 def brentq_interval(f, centre: float, scale: float) -> tuple[float, float]:
@@ -75,12 +81,15 @@ def brentq_interval(f, centre: float, scale: float) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- closed form vs root-finding
-@pytest.mark.parametrize("seed,n_c,n_t,mu_c,mu_t,sd", [
-    (0, 400, 380, 10.0, 10.4, 3.0),      # easy: control 33 SE from zero
-    (1, 60, 45, 1.0, 1.8, 2.0),          # hard: control about 3.9 SE from zero, unequal n and Welch df
-    (2, 30, 30, -2.0, -1.0, 2.5),        # a negative control value
-    (3, 25, 70, 0.9, 0.2, 1.5),          # a large drop
-])
+@pytest.mark.parametrize(
+    "seed,n_c,n_t,mu_c,mu_t,sd",
+    [
+        (0, 400, 380, 10.0, 10.4, 3.0),  # easy: control 33 SE from zero
+        (1, 60, 45, 1.0, 1.8, 2.0),  # hard: control about 3.9 SE from zero, unequal n and Welch df
+        (2, 30, 30, -2.0, -1.0, 2.5),  # a negative control value
+        (3, 25, 70, 0.9, 0.2, 1.5),  # a large drop
+    ],
+)
 def test_fieller_equals_root_finding_for_two_normal_means(seed, n_c, n_t, mu_c, mu_t, sd):
     rng = np.random.default_rng(seed)
     yc, yt = rng.normal(mu_c, sd, n_c), rng.normal(mu_t, 1.3 * sd, n_t)
@@ -115,11 +124,11 @@ def test_fieller_with_correlated_arms_matches_root_finding_in_rho():
     N = 300
     c = rng.normal(0, 1, N)
     L = rng.normal(0, 1, (N, 2, 2)) * 0.2
-    cov = L @ L.transpose(0, 2, 1) + np.eye(2) * 1e-4          # Cov of (t, c), any correlation
+    cov = L @ L.transpose(0, 2, 1) + np.eye(2) * 1e-4  # Cov of (t, c), any correlation
     A, B, C = cov[:, 0, 0], cov[:, 0, 1], cov[:, 1, 1]
     t = c * rng.uniform(-1, 3, N) + rng.normal(0, 0.1, N)
     q = rng.uniform(1.0, 4.0, N)
-    d, Vd, K = t - c, A - 2 * B + C, B - C                    # Var(t - c), Cov(t - c, c)
+    d, Vd, K = t - c, A - 2 * B + C, B - C  # Var(t - c), Cov(t - c, c)
     lo, hi = fieller_relative(d, c, Vd, K, C, q)
     bounded = c**2 > q**2 * C
     assert np.array_equal(np.isfinite(lo), bounded) and np.array_equal(np.isfinite(hi), bounded)
@@ -142,10 +151,12 @@ def test_fieller_with_correlated_arms_matches_root_finding_in_rho():
     # unbounded: the quadratic is <= 0 far out on at least one side (two rays, or the whole line)
     for i in np.nonzero(~bounded)[0]:
         far = 1e6 * (1 + abs(t[i] / c[i]))
-        assert min((t[i] - rho * c[i]) ** 2 - q[i] ** 2 * (A[i] - 2 * rho * B[i] + rho**2 * C[i])
-                   for rho in (far, -far)) <= 0
+        assert (
+            min((t[i] - rho * c[i]) ** 2 - q[i] ** 2 * (A[i] - 2 * rho * B[i] + rho**2 * C[i]) for rho in (far, -far))
+            <= 0
+        )
         assert _fieller_scalar(d[i], c[i], Vd[i], K[i], C[i], q[i]) == (-np.inf, np.inf)
-        assert (lo[i], hi[i]) == (-np.inf, np.inf)          # the convex hull of an unbounded set
+        assert (lo[i], hi[i]) == (-np.inf, np.inf)  # the convex hull of an unbounded set
     assert checked > 50
 
 
@@ -155,15 +166,15 @@ def random_moment_sets(rng, N: int) -> Moments:
     cols = ("y", "x", "num", "den")
     groups, n, mean, com = [], [], [], []
     for i in range(N):
-        se_scale = rng.uniform(0.3, 8.0)           # how far the control is from 0, in standard errors
+        se_scale = rng.uniform(0.3, 8.0)  # how far the control is from 0, in standard errors
         base = rng.choice([-1.0, 1.0], 4)
-        base[3] = rng.uniform(0.5, 2.0)             # ratio denominator: positive
+        base[3] = rng.uniform(0.5, 2.0)  # ratio denominator: positive
         for arm in ("control", "treatment"):
             m = int(rng.integers(8, 300))
             L = rng.normal(0, 1, (4, 4))
             sigma = L @ L.T / 4 + np.diag([0.05, 0.05, 0.05, 0.01])
             sigma[3] *= 0.1
-            sigma[:, 3] *= 0.1                      # keep the denominator positive-looking
+            sigma[:, 3] *= 0.1  # keep the denominator positive-looking
             mu = base.copy()
             mu[0] *= se_scale * np.sqrt(sigma[0, 0] / m)
             mu[2] *= se_scale * np.sqrt(sigma[2, 2] / m)
@@ -180,8 +191,13 @@ def test_relative_ci_excludes_zero_exactly_when_the_absolute_ci_does():
     rng = np.random.default_rng(5)
     N = 300
     ms = random_moment_sets(rng, N)
-    metrics = [abkit.Mean("y"), abkit.Mean("y", "x", name="cuped"), abkit.Mean("y", ["x", "den"], name="lin"),
-               abkit.Ratio("num", "den"), abkit.Ratio("num", "den", covariates="x", name="ratio_cuped")]
+    metrics = [
+        abkit.Mean("y"),
+        abkit.Mean("y", "x", name="cuped"),
+        abkit.Mean("y", ["x", "den"], name="lin"),
+        abkit.Ratio("num", "den"),
+        abkit.Ratio("num", "den", covariates="x", name="ratio_cuped"),
+    ]
     counts = {"bounded": 0, "unbounded": 0, "delta_disagrees": 0, "significant": 0}
     for m in metrics:
         for i in range(N):
@@ -214,17 +230,18 @@ def test_a_case_where_delta_and_fieller_disagree():
     """Control 3 +/- 1, treatment 6 +/- 1: the effect (3 +/- 1.41) is significant, the delta CI says not."""
     n = 400
     z = np.random.default_rng(0).normal(size=(2, n))
-    z = (z - z.mean(1, keepdims=True)) / z.std(1, ddof=1, keepdims=True)   # exact means and sds
-    sd = np.sqrt(n)                                                         # SE of each mean = 1
-    df = pd.DataFrame({"variant": ["control"] * n + ["treatment"] * n,
-                       "y": np.concatenate([3 + sd * z[0], 6 + sd * z[1]])})
+    z = (z - z.mean(1, keepdims=True)) / z.std(1, ddof=1, keepdims=True)  # exact means and sds
+    sd = np.sqrt(n)  # SE of each mean = 1
+    df = pd.DataFrame(
+        {"variant": ["control"] * n + ["treatment"] * n, "y": np.concatenate([3 + sd * z[0], 6 + sd * z[1]])}
+    )
     row = abkit.analyze(df, [abkit.Mean("y")]).row("y")
     assert row["control_value"] == pytest.approx(3) and row["treatment_value"] == pytest.approx(6)
     assert row["se"] == pytest.approx(np.sqrt(2)) and row["p_value"] < ALPHA and row["ci_lower"] > 0
     q = stats.t.isf(ALPHA / 2, row["df"])
-    assert row["rel_se"] == pytest.approx(np.sqrt(1 / 9 + 36 / 81))                # 0.745
-    assert row["rel_effect"] - q * row["rel_se"] < 0                              # delta: not significant
-    assert row["rel_ci_lower"] > 0                                                # Fieller: significant
+    assert row["rel_se"] == pytest.approx(np.sqrt(1 / 9 + 36 / 81))  # 0.745
+    assert row["rel_effect"] - q * row["rel_se"] < 0  # delta: not significant
+    assert row["rel_ci_lower"] > 0  # Fieller: significant
     # and by hand: r^2 (9 - q^2) - 2 r (9 - q^2 (-1)) + (9 - 2 q^2) <= 0 (K = -1, C = 1, V_d = 2)
     a, b, c0 = 9 - q**2, 3 * 3 + q**2, 9 - 2 * q**2
     roots = sorted(np.roots([a, -2 * b, c0]))
@@ -253,12 +270,14 @@ def test_coverage_when_the_control_is_three_standard_errors_from_zero():
     assert np.array_equal(bounded, mc**2 > q**2 * vc)
     assert np.array_equal(((lo <= r0) & (r0 <= hi))[bounded], in_set[bounded])
     cover = in_set.mean()
-    reported = ((lo <= r0) & (r0 <= hi)).mean()              # an unbounded set is reported as (-inf, inf)
+    reported = ((lo <= r0) & (r0 <= hi)).mean()  # an unbounded set is reported as (-inf, inf)
     rel = np.array([c.rel_effect for c in comps])
     rse = np.array([c.rel_se for c in comps])
     delta = ((rel - q * rse <= r0) & (r0 <= rel + q * rse)).mean()
-    print(f"\ncontrol 3 SE from 0, lift +100%, {S:,} experiments: Fieller {cover:.4f} "
-          f"(reported intervals {reported:.4f}, {1 - bounded.mean():.1%} unbounded), delta method {delta:.4f}")
+    print(
+        f"\ncontrol 3 SE from 0, lift +100%, {S:,} experiments: Fieller {cover:.4f} "
+        f"(reported intervals {reported:.4f}, {1 - bounded.mean():.1%} unbounded), delta method {delta:.4f}"
+    )
     assert abs(cover - 0.95) < mc_band(0.95, S)
     assert reported >= cover
     assert delta < 0.93
@@ -271,25 +290,32 @@ def test_coverage_with_cuped_and_lin(method):
     rng = np.random.default_rng(7 if method == "cuped" else 8)
     x = rng.normal(0, 1, (S, 2, n))
     slope = np.array([2.0, 2.0 if method == "cuped" else 3.0])[None, :, None]
-    mu = np.array([0.55, 1.1])[None, :, None]                   # true lift +100%; control ~3.3 SE from 0
+    mu = np.array([0.55, 1.1])[None, :, None]  # true lift +100%; control ~3.3 SE from 0
     y = mu + slope * x + rng.normal(0, 1.5, (S, 2, n))
-    df = pd.DataFrame({"sim": np.repeat(np.arange(S), 2 * n),
-                       "variant": np.tile(np.repeat(["control", "treatment"], n), S),
-                       "y": y.ravel(), "x": x.ravel()})
+    df = pd.DataFrame(
+        {
+            "sim": np.repeat(np.arange(S), 2 * n),
+            "variant": np.tile(np.repeat(["control", "treatment"], n), S),
+            "y": y.ravel(),
+            "x": x.ravel(),
+        }
+    )
     metric = abkit.Mean("y", "x", method=method)
     block = abkit.moments(df, [metric], by="sim").block_for(metric.columns, False)
     comps = [compare(block, metric, (s, "control"), (s, "treatment")) for s in range(S)]
+
     def get(key):
         return np.array([getattr(c, key) for c in comps])
 
-    eff, ctrl, se, cse, cov, dof = (get(k) for k in ("effect", "control_value", "se", "control_se",
-                                                      "cov_effect_control", "df"))
+    eff, ctrl, se, cse, cov, dof = (
+        get(k) for k in ("effect", "control_value", "se", "control_se", "cov_effect_control", "df")
+    )
     # the covariance pieces against the spread of the estimates over the simulated experiments
     emp = np.cov(np.vstack([eff, ctrl]))
     assert np.mean(cse**2) == pytest.approx(emp[1, 1], rel=0.1)
     assert np.mean(cov) == pytest.approx(emp[0, 1], rel=0.15)
-    cov_tc = cov + cse**2                                           # Cov(adjusted t, adjusted c)
-    assert np.mean(cov_tc) > 0.2 * np.mean(cse**2)                 # far from independent arms
+    cov_tc = cov + cse**2  # Cov(adjusted t, adjusted c)
+    assert np.mean(cov_tc) > 0.2 * np.mean(cse**2)  # far from independent arms
     assert np.mean(cov_tc) == pytest.approx(emp[0, 1] + emp[1, 1], rel=0.15)
     # coverage of the true lift by Fieller's set, and the reported bounds agree with it where bounded
     r0 = 1.0
@@ -301,8 +327,10 @@ def test_coverage_with_cuped_and_lin(method):
     rel, rse = get("rel_effect"), get("rel_se")
     delta = ((rel - q * rse <= r0) & (r0 <= rel + q * rse)).mean()
     absolute = ((get("ci_lower") <= 0.55) & (0.55 <= get("ci_upper"))).mean()
-    print(f"\n{method}: Fieller {in_set.mean():.4f} ({1 - bounded.mean():.1%} unbounded), delta {delta:.4f}, "
-          f"absolute CI {absolute:.4f}")
+    print(
+        f"\n{method}: Fieller {in_set.mean():.4f} ({1 - bounded.mean():.1%} unbounded), delta {delta:.4f}, "
+        f"absolute CI {absolute:.4f}"
+    )
     assert abs(in_set.mean() - 0.95) < mc_band(0.95, S)
     assert delta < 0.94
 
@@ -316,10 +344,10 @@ def test_always_valid_fieller_equals_root_finding_on_the_half_width():
     for _ in range(200):
         c = rng.normal(0, 1)
         L = rng.normal(0, 0.15, (2, 2))
-        cov = L @ L.T + 1e-4 * np.eye(2)                     # Cov(t, c)
+        cov = L @ L.T + 1e-4 * np.eye(2)  # Cov(t, c)
         t = c * rng.uniform(0, 2) + rng.normal(0, 0.1)
         d, Vd, K, C = t - c, cov[0, 0] - 2 * cov[0, 1] + cov[1, 1], cov[0, 1] - cov[1, 1], cov[1, 1]
-        fraction = rng.uniform(0.1, 1.0)                      # units now / planned units
+        fraction = rng.uniform(0.1, 1.0)  # units now / planned units
         lo, hi = always_valid_relative_interval(d, c, Vd, K, C, x * Vd * fraction, ALPHA)
         k = always_valid_radius_factor(Vd, x * Vd * fraction, ALPHA)
         if not np.isfinite(lo):
@@ -347,7 +375,7 @@ def test_a_fixed_mixing_variance_on_every_contrast_is_never_bounded():
     for r in (1e3, -1e3, 1e5):
         V = Vd - 2 * r * K + r**2 * C
         assert (d - r * c) ** 2 <= always_valid_half_width(V, tau2, ALPHA) ** 2
-    lo, hi = always_valid_relative_interval(d, c, Vd, K, C, tau2, ALPHA)   # the scaled mixture: bounded
+    lo, hi = always_valid_relative_interval(d, c, Vd, K, C, tau2, ALPHA)  # the scaled mixture: bounded
     assert np.isfinite(lo) and np.isfinite(hi) and lo < d / c < hi
 
 
@@ -367,8 +395,9 @@ def test_analyze_sequential_gives_the_always_valid_fieller_interval():
             row = res.row(m.name)
             c = compare(ms.block_for(m.columns, False), m, "control", "treatment")
             assert row["rel_ci_lower_fixed"] == c.rel_ci_lower and row["rel_ci_upper_fixed"] == c.rel_ci_upper
-            lo, hi = always_valid_relative_interval(c.effect, c.control_value, c.se**2, c.cov_effect_control,
-                                                    c.control_se**2, row["tau"] ** 2, ALPHA)
+            lo, hi = always_valid_relative_interval(
+                c.effect, c.control_value, c.se**2, c.cov_effect_control, c.control_se**2, row["tau"] ** 2, ALPHA
+            )
             assert (row["rel_ci_lower"], row["rel_ci_upper"]) == pytest.approx((lo, hi), rel=1e-12)
             assert row["rel_ci_lower"] < row["rel_ci_lower_fixed"] < row["rel_ci_upper_fixed"] < row["rel_ci_upper"]
             assert (row["rel_ci_lower"] > 0 or row["rel_ci_upper"] < 0) == (row["ci_lower"] > 0 or row["ci_upper"] < 0)
@@ -379,36 +408,38 @@ def test_analyze_sequential_gives_the_always_valid_fieller_interval():
 def test_always_valid_fieller_time_uniform_coverage(tuning):
     """4,000 experiments, 10 looks of 15 units per arm; the control is 1.9 SE from zero at the first look."""
     S, looks, m, ratio = 4_000, 10, 15, 2.0
-    N = looks * m                                            # per arm at the end
-    sd = np.sqrt(N) / 6.0                                    # control 6 SE from zero at the end
+    N = looks * m  # per arm at the end
+    sd = np.sqrt(N) / 6.0  # control 6 SE from zero at the end
     rng = np.random.default_rng(31 if tuning == "planned_n" else 32)
     y = rng.normal(0, sd, (S, 2, looks, m)) + np.array([1.0, ratio])[None, :, None, None]
     k_units = m * np.arange(1, looks + 1)
     csum, csq = np.cumsum(y.sum(3), axis=2), np.cumsum((y**2).sum(3), axis=2)
     mean = csum / k_units
-    var = (csq - k_units * mean**2) / (k_units - 1) / k_units           # Var of each arm's mean
+    var = (csq - k_units * mean**2) / (k_units - 1) / k_units  # Var of each arm's mean
     mc, mt, vc, vt = mean[:, 0], mean[:, 1], var[:, 0], var[:, 1]
     d, Vd = mt - mc, vt + vc
     x = optimal_mixing_ratio(ALPHA)
     if tuning == "planned_n":
         tau2 = x * Vd * (2 * k_units) / (2 * N)
     else:
-        tau2 = np.full_like(Vd, x * 2 * sd**2 / N)          # one tau, fixed in advance
+        tau2 = np.full_like(Vd, x * 2 * sd**2 / N)  # one tau, fixed in advance
     lo, hi = always_valid_relative_interval(d, mc, Vd, -vc, vc, tau2, ALPHA)
     r0 = ratio - 1.0
     k = always_valid_radius_factor(Vd, tau2, ALPHA)
     in_set = (d - r0 * mc) ** 2 <= k**2 * (Vd + 2 * r0 * vc + r0**2 * vc)
     bounded = np.isfinite(lo)
     assert np.array_equal(((lo <= r0) & (r0 <= hi))[bounded], in_set[bounded])
-    cover = in_set.all(axis=1).mean()                        # at every look at once
+    cover = in_set.all(axis=1).mean()  # at every look at once
     reported = ((lo <= r0) & (r0 <= hi)).all(axis=1).mean()
-    print(f"\nalways-valid Fieller ({tuning}): time-uniform coverage {cover:.4f} (reported {reported:.4f}); "
-          f"unbounded at look 1: {1 - bounded[:, 0].mean():.1%}, at look 10: {1 - bounded[:, -1].mean():.1%}")
+    print(
+        f"\nalways-valid Fieller ({tuning}): time-uniform coverage {cover:.4f} (reported {reported:.4f}); "
+        f"unbounded at look 1: {1 - bounded[:, 0].mean():.1%}, at look 10: {1 - bounded[:, -1].mean():.1%}"
+    )
     assert cover >= 0.95 - mc_band(0.95, S)
     assert bounded[:, -1].mean() > 0.98 and bounded[:, 0].mean() < 0.5
     # the public path gives the same numbers (sim 0, look 4)
     look = 3
-    rows = np.concatenate([y[0, 0, :look + 1].ravel(), y[0, 1, :look + 1].ravel()])
+    rows = np.concatenate([y[0, 0, : look + 1].ravel(), y[0, 1, : look + 1].ravel()])
     frame = pd.DataFrame({"variant": ["control"] * (m * (look + 1)) + ["treatment"] * (m * (look + 1)), "y": rows})
     design = AlwaysValid(planned_n=2 * N) if tuning == "planned_n" else AlwaysValid(tau=float(np.sqrt(tau2[0, 0])))
     row = abkit.analyze(frame, [abkit.Mean("y")], sequential=design).row("y")
@@ -423,8 +454,9 @@ def test_an_unbounded_interval_is_nan_and_reads_as_n_a():
     z = np.random.default_rng(4).normal(size=(2, n))
     z = (z - z.mean(1, keepdims=True)) / z.std(1, ddof=1, keepdims=True)
     # control mean 0.1 with SE 0.1: not distinguishable from 0; treatment 0.6, clearly above it
-    df = pd.DataFrame({"variant": ["control"] * n + ["treatment"] * n,
-                       "y": np.concatenate([0.1 + 2.0 * z[0], 0.6 + 2.0 * z[1]])})
+    df = pd.DataFrame(
+        {"variant": ["control"] * n + ["treatment"] * n, "y": np.concatenate([0.1 + 2.0 * z[0], 0.6 + 2.0 * z[1]])}
+    )
     res = abkit.analyze(df, [abkit.Mean("y"), abkit.Mean("y", name="y2", better="lower")])
     row = res.row("y")
     assert (row["rel_ci_lower"], row["rel_ci_upper"]) == (-np.inf, np.inf) and np.isfinite(row["rel_effect"])
@@ -435,6 +467,7 @@ def test_an_unbounded_interval_is_nan_and_reads_as_n_a():
     import warnings
 
     import matplotlib
+
     matplotlib.use("Agg")
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
@@ -465,10 +498,14 @@ def nps_comparisons(rng, S: int, per_arm: int, beta_a: float, gamma: float, cupe
         sat = rng.beta(beta_a, 0.8, n)
         score = rng.binomial(10, np.where(treat, sat**gamma, sat)).astype(float)
         pre = rng.binomial(10, sat).astype(float)
-        df = pd.DataFrame({"sim": np.repeat(np.arange(k), 2 * per_arm),
-                           "variant": pd.Categorical.from_codes(treat.astype(np.int8), ["control", "treatment"]),
-                           "nps_score": np.where(rng.random(n) < 0.7, score, np.nan),
-                           "pre_nps": np.where(rng.random(n) < 0.5, pre, np.nan)})
+        df = pd.DataFrame(
+            {
+                "sim": np.repeat(np.arange(k), 2 * per_arm),
+                "variant": pd.Categorical.from_codes(treat.astype(np.int8), ["control", "treatment"]),
+                "nps_score": np.where(rng.random(n) < 0.7, score, np.nan),
+                "pre_nps": np.where(rng.random(n) < 0.5, pre, np.nan),
+            }
+        )
         block = abkit.moments(df, [metric], by="sim").block_for(metric.columns, True)
         out += [compare(block, metric, (s, "control"), (s, "treatment")) for s in range(k)]
     return out
@@ -479,8 +516,9 @@ def nps_truth(beta_a: float, gamma: float) -> float:
 
     def share(lo, hi):
         def f(s):
-            return ((stats.binom.cdf(hi, 10, s**gamma) - stats.binom.cdf(lo - 1, 10, s**gamma))
-                    * stats.beta.pdf(s, beta_a, 0.8))
+            return (stats.binom.cdf(hi, 10, s**gamma) - stats.binom.cdf(lo - 1, 10, s**gamma)) * stats.beta.pdf(
+                s, beta_a, 0.8
+            )
 
         return integrate.quad(f, 0, 1, epsabs=1e-12, limit=200)[0]
 
@@ -501,19 +539,23 @@ def test_nps_relative_coverage_at_scale(beta_a, gamma, cuped):
     rng = np.random.default_rng(int(100 * beta_a + 10 * gamma + cuped))
     comps = nps_comparisons(rng, S, 600, beta_a, gamma, cuped)
     r0 = nps_truth(beta_a, gamma) / nps_truth(beta_a, 1.0) - 1
+
     def get(key):
         return np.array([getattr(c, key) for c in comps])
 
-    eff, ctrl, se, cse, cov, dof = (get(k) for k in ("effect", "control_value", "se", "control_se",
-                                                      "cov_effect_control", "df"))
+    eff, ctrl, se, cse, cov, dof = (
+        get(k) for k in ("effect", "control_value", "se", "control_se", "cov_effect_control", "df")
+    )
     q = stats.t.isf(ALPHA / 2, dof)
     in_set = (eff - r0 * ctrl) ** 2 <= q**2 * (se**2 - 2 * r0 * cov + r0**2 * cse**2)
     lo, hi, rel, rse = get("rel_ci_lower"), get("rel_ci_upper"), get("rel_effect"), get("rel_se")
     bounded = np.isfinite(lo)
     assert np.array_equal(((lo <= r0) & (r0 <= hi))[bounded], in_set[bounded])
     delta = ((rel - q * rse <= r0) & (r0 <= rel + q * rse)).mean()
-    print(f"\nNPS Beta({beta_a}, 0.8), gamma {gamma}, cuped={cuped}: true lift {r0:+.3f}; Fieller "
-          f"{in_set.mean():.4f} ({1 - bounded.mean():.1%} unbounded), delta {delta:.4f}")
+    print(
+        f"\nNPS Beta({beta_a}, 0.8), gamma {gamma}, cuped={cuped}: true lift {r0:+.3f}; Fieller "
+        f"{in_set.mean():.4f} ({1 - bounded.mean():.1%} unbounded), delta {delta:.4f}"
+    )
     assert abs(in_set.mean() - 0.95) < mc_band(0.95, S)
     if not cuped:
         assert delta < 0.935
@@ -527,8 +569,9 @@ def test_the_guardrail_upper_bound_of_a_heavy_tailed_ratio():
     be 2.5%. Measured on 4,000 datasets: delta method 5.9%, Fieller 2.3%.
     """
     R = 2_000
-    metric = abkit.Ratio("abuse_loss", "orders", covariates=[("pre_abuse_loss", "pre_orders")], name="abuse",
-                         better="lower")
+    metric = abkit.Ratio(
+        "abuse_loss", "orders", covariates=[("pre_abuse_loss", "pre_orders")], name="abuse", better="lower"
+    )
     miss_f = miss_d = 0
     for s in range(R):
         df = abkit.simulate.ab_data(40_000, seed=1000 + s)
@@ -552,7 +595,7 @@ def test_unbounded_relative_interval_is_drawn_and_labelled():
     from abkit.plots import plot_lifts
 
     df = abkit.simulate.ab_data(3000, seed=2)
-    df["nps"] = np.random.default_rng(1).choice([3, 7, 10], size=len(df), p=[0.3, 0.4, 0.3])   # NPS near 0
+    df["nps"] = np.random.default_rng(1).choice([3, 7, 10], size=len(df), p=[0.3, 0.4, 0.3])  # NPS near 0
     res = abkit.analyze(df, [abkit.NPS("nps"), abkit.Ratio("refunds", "orders")])
     row = res.row("nps", "treatment")
     assert row["rel_ci_lower"] == -np.inf and row["rel_ci_upper"] == np.inf
@@ -591,8 +634,12 @@ def test_relative_lift_has_the_sign_of_the_effect_for_every_estimator():
     rng = np.random.default_rng(8)
     N = 200
     ms = random_moment_sets(rng, N)
-    metrics = [abkit.Mean("y"), abkit.Mean("y", "x", name="cuped"), abkit.Mean("y", ["x", "den"], name="lin"),
-               abkit.Ratio("num", "den", nonnegative=False)]
+    metrics = [
+        abkit.Mean("y"),
+        abkit.Mean("y", "x", name="cuped"),
+        abkit.Mean("y", ["x", "den"], name="lin"),
+        abkit.Ratio("num", "den", nonnegative=False),
+    ]
     negative = 0
     for m in metrics:
         for i in range(N):
@@ -619,8 +666,7 @@ def test_mirrored_data_give_the_mirrored_lift():
     y = 3.0 + 0.8 * x + rng.normal(0, 1.5, n) + 0.25 * (arm == "treatment")
     df = pd.DataFrame({"variant": arm, "y": y, "x": x, "neg_y": -y})
     metrics = [abkit.Mean("y"), abkit.Mean("y", "x", name="y_cuped")]
-    mirrored = [abkit.Mean("neg_y", name="y", better="lower"),
-                abkit.Mean("neg_y", "x", name="y_cuped", better="lower")]
+    mirrored = [abkit.Mean("neg_y", name="y", better="lower"), abkit.Mean("neg_y", "x", name="y_cuped", better="lower")]
     for kw in ({}, {"sequential": AlwaysValid(planned_n=2 * n)}):
         up = abkit.analyze(df, metrics, **kw)
         down = abkit.analyze(df, mirrored, **kw)
@@ -645,8 +691,8 @@ def test_relative_interval_of_a_negative_control_covers_at_95():
     of itself from zero, a lift of +40%): Fieller mirrored keeps 95%."""
     rng = np.random.default_rng(4)
     S, n = 4_000, 40
-    mu_c = -3.0 * 2.0 / np.sqrt(n)          # 3 standard errors below zero (sd 2)
-    mu_t = mu_c + 0.4 * abs(mu_c)           # true lift +40% of the control's size
+    mu_c = -3.0 * 2.0 / np.sqrt(n)  # 3 standard errors below zero (sd 2)
+    mu_t = mu_c + 0.4 * abs(mu_c)  # true lift +40% of the control's size
     yc = rng.normal(mu_c, 2.0, (S, n))
     yt = rng.normal(mu_t, 2.0, (S, n))
     mc, mt = yc.mean(1), yt.mean(1)

@@ -16,6 +16,7 @@ Covered elsewhere (not repeated here):
 * experiment names cannot escape ``--out``: ``test_spec.py::test_slugify_only_keeps_safe_characters``,
   ``test_output_folders_stay_inside_out_dir``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,15 +53,20 @@ def buyers(n: int = 2_000, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     orders = rng.poisson(2, n) + 1
     pre_orders = rng.poisson(2, n) + 1
-    return pd.DataFrame({
-        "buyer_id": np.arange(n),
-        "variant": np.where(rng.random(n) < 0.5, "control", "treatment"),
-        "orders": orders, "refunds": rng.binomial(orders, 0.1),
-        "refund_amount": rng.gamma(2.0, 15.0, n), "pre_refund_amount": rng.gamma(2.0, 15.0, n),
-        "pre_orders": pre_orders, "pre_refunds": rng.binomial(pre_orders, 0.1),
-        "repeat": rng.integers(0, 2, n).astype(float),
-        "market": rng.choice(["DE", "FR"], n),
-    })
+    return pd.DataFrame(
+        {
+            "buyer_id": np.arange(n),
+            "variant": np.where(rng.random(n) < 0.5, "control", "treatment"),
+            "orders": orders,
+            "refunds": rng.binomial(orders, 0.1),
+            "refund_amount": rng.gamma(2.0, 15.0, n),
+            "pre_refund_amount": rng.gamma(2.0, 15.0, n),
+            "pre_orders": pre_orders,
+            "pre_refunds": rng.binomial(pre_orders, 0.1),
+            "repeat": rng.integers(0, 2, n).astype(float),
+            "market": rng.choice(["DE", "FR"], n),
+        }
+    )
 
 
 RATIO = abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate")
@@ -71,8 +77,12 @@ def sources(df: pd.DataFrame, tmp_path: Path) -> dict:
     """The same rows as pandas, Arrow, parquet (DuckDB) and CSV (DuckDB)."""
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp_path / "d.parquet")
     df.to_csv(tmp_path / "d.csv", index=False)
-    return {"pandas": df, "arrow": pa.Table.from_pandas(df, preserve_index=False),
-            "parquet": tmp_path / "d.parquet", "csv": tmp_path / "d.csv"}
+    return {
+        "pandas": df,
+        "arrow": pa.Table.from_pandas(df, preserve_index=False),
+        "parquet": tmp_path / "d.parquet",
+        "csv": tmp_path / "d.csv",
+    }
 
 
 def error_of(data, metrics, **kw) -> str:
@@ -89,7 +99,7 @@ def test_misspelled_column_suggests_the_closest_name(tmp_path, kind):
         abkit.analyze(data, [abkit.Ratio("refund", "orders")])
     msg = str(info.value)
     assert "column 'refund' not found" in msg and "Did you mean 'refunds'" in msg and "available:" in msg
-    assert isinstance(info.value, DataError) and isinstance(info.value, KeyError)   # catchable either way
+    assert isinstance(info.value, DataError) and isinstance(info.value, KeyError)  # catchable either way
 
 
 @pytest.mark.parametrize("kind", ["pandas", "arrow", "parquet", "csv"])
@@ -111,7 +121,7 @@ def test_nan_and_inf_are_errors_by_default_and_counted_when_dropped(tmp_path, ki
     msg = error_of(data, [abkit.Mean("refund_amount")])
     assert "column 'refund_amount' has" in msg and "dropna=True" in msg
     if kind == "pandas":
-        assert f"{n_bad:,} " in msg                               # the count is in the message
+        assert f"{n_bad:,} " in msg  # the count is in the message
     res = abkit.analyze(data, [abkit.Mean("refund_amount", dropna=True)])
     row = res.row("refund_amount")
     assert row["dropped_control"] + row["dropped_treatment"] == n_bad
@@ -173,8 +183,8 @@ def test_negative_covariate_denominator_and_numerators(tmp_path):
     for data in (df, sources(df, tmp_path)["parquet"]):
         msg = error_of(data, [abkit.Ratio("refunds", "orders")])
         assert "column 'refunds' has 1 negative value" in msg and "numerator" in msg
-        assert "nonnegative=False" in msg                         # the way out, for a net amount
-        res = abkit.analyze(data, [abkit.Ratio("refunds", "orders", nonnegative=False)])   # declared: allowed
+        assert "nonnegative=False" in msg  # the way out, for a net amount
+        res = abkit.analyze(data, [abkit.Ratio("refunds", "orders", nonnegative=False)])  # declared: allowed
         assert math.isfinite(res.row("refunds/orders")["effect"])
     # a denominator has no way out, and means are not checked (amounts may be negative)
     df = buyers()
@@ -186,8 +196,12 @@ def test_negative_covariate_denominator_and_numerators(tmp_path):
 
 
 def test_which_columns_must_not_be_negative_is_declared():
-    assert RATIO.nonnegative_columns == (("orders", "denominator"), ("pre_orders", "denominator"),
-                                         ("refunds", "numerator"), ("pre_refunds", "numerator"))
+    assert RATIO.nonnegative_columns == (
+        ("orders", "denominator"),
+        ("pre_orders", "denominator"),
+        ("refunds", "numerator"),
+        ("pre_refunds", "numerator"),
+    )
     assert abkit.Ratio("a", "b", nonnegative=False).nonnegative_columns == (("b", "denominator"),)
     assert abkit.Mean("x", [("pre_a", "pre_b")]).nonnegative_columns == (("pre_b", "denominator"),)
     assert abkit.Mean("x").nonnegative_columns == () and abkit.Proportion("x").nonnegative_columns == ()
@@ -203,7 +217,7 @@ def test_ratio_denominator_zero_for_some_units():
     row = abkit.analyze(df, [abkit.Ratio("refunds", "orders")]).row("refunds/orders")
     c = df[df.variant == "control"]
     assert row["control_value"] == pytest.approx(c.refunds.sum() / c.orders.sum(), rel=1e-12)
-    assert row["n_control"] == len(c)                                   # zero-order buyers still count
+    assert row["n_control"] == len(c)  # zero-order buyers still count
     df.loc[df.variant == "control", ["orders", "refunds"]] = 0
     msg = error_of(df, [abkit.Ratio("refunds", "orders")])
     assert "undefined in arm 'control'" in msg and "'orders' sums to zero" in msg
@@ -212,7 +226,7 @@ def test_ratio_denominator_zero_for_some_units():
 def test_constant_metric_gives_no_division_by_zero():
     df = buyers()
     with warnings.catch_warnings():
-        warnings.simplefilter("error")                              # a RuntimeWarning would fail the test
+        warnings.simplefilter("error")  # a RuntimeWarning would fail the test
         with np.errstate(all="raise"):
             row = abkit.analyze(df.assign(refund_amount=5.0), [abkit.Mean("refund_amount")]).row("refund_amount")
             assert (row["effect"], row["se"], row["p_value"], row["ci_lower"], row["ci_upper"]) == (0, 0, 1, 0, 0)
@@ -222,8 +236,9 @@ def test_constant_metric_gives_no_division_by_zero():
             assert cuped["effect"] == pytest.approx(plain["effect"], rel=1e-12)
             assert cuped["se"] == pytest.approx(plain["se"], rel=1e-12)
             # constant within each arm, different between them: the difference is known exactly
-            row = abkit.analyze(df.assign(refund_amount=np.where(df.variant == "control", 1.0, 3.0)),
-                                [abkit.Mean("refund_amount")]).row("refund_amount")
+            row = abkit.analyze(
+                df.assign(refund_amount=np.where(df.variant == "control", 1.0, 3.0)), [abkit.Mean("refund_amount")]
+            ).row("refund_amount")
             assert row["effect"] == 2.0 and row["se"] == 0.0 and row["p_value"] == 0.0
             # all zeros: the relative lift is undefined (NaN), not an error
             row = abkit.analyze(df.assign(repeat=0.0), [abkit.Proportion("repeat")]).row("repeat")
@@ -281,7 +296,7 @@ def test_refund_totals_of_1e12_keep_their_digits_in_effects_and_variances(tmp_pa
         for arm in ("control", "treatment"):
             assert block.covariance(arm)[0, 0] == pytest.approx(float(exact[arm][1]), rel=1e-9)
         row = abkit.analyze(ms, [abkit.Mean("x")]).row("x")
-        assert abs(row["effect"] - true_effect) <= 5e-4             # four ulps of 1e12, 1/60,000 of the SE
+        assert abs(row["effect"] - true_effect) <= 5e-4  # four ulps of 1e12, 1/60,000 of the SE
         assert row["se"] == pytest.approx(true_se, rel=1e-9)
 
 
@@ -297,16 +312,16 @@ def test_large_n_keeps_its_digits(monkeypatch, min_rows, rel):
     monkeypatch.setattr(abkit.sources, "ENGINE_MIN_ROWS", min_rows)
     rng = np.random.default_rng(8)
     n = 3_000_000
-    dev = rng.integers(-1000, 1001, n).astype(np.float64) / 8.0           # exact binary fractions
+    dev = rng.integers(-1000, 1001, n).astype(np.float64) / 8.0  # exact binary fractions
     df = pd.DataFrame({"variant": np.where(np.arange(n) % 2, "treatment", "control"), "x": 1e9 + dev})
     block = abkit.moments(df, [abkit.Mean("x")]).blocks[(("x",), False)]
     for arm, sl in (("control", slice(0, None, 2)), ("treatment", slice(1, None, 2))):
-        k = (dev[sl] * 8).astype(np.int64)                                  # integers: exact sums in int64
+        k = (dev[sl] * 8).astype(np.int64)  # integers: exact sums in int64
         m = len(k)
         mean_exact = Fraction(int(k.sum()), 8 * m)
-        ss_exact = Fraction(int((k * k).sum()), 64) - m * mean_exact ** 2
+        ss_exact = Fraction(int((k * k).sum()), 64) - m * mean_exact**2
         g = block.group_index(arm)
-        assert block.mean[g, 0] == pytest.approx(1e9 + float(mean_exact), abs=2.4e-7)     # two ulps of 1e9
+        assert block.mean[g, 0] == pytest.approx(1e9 + float(mean_exact), abs=2.4e-7)  # two ulps of 1e9
         assert (block.shift[0] - 1e9) + block.offset[g, 0] == pytest.approx(float(mean_exact), abs=1e-12)
         assert block.comoment[g, 0, 0] == pytest.approx(float(ss_exact), rel=rel)
         # the test has teeth: raw sums of squares (no centring) lose about 1% here
@@ -324,8 +339,9 @@ def test_empty_and_corrupt_files(tmp_path):
         "empty.parquet": (b"", "empty.parquet"),
         "corrupt.parquet": (b"PAR1 this is not a parquet file at all PAR1", "could not read"),
     }
-    pq.write_table(pa.table({"variant": pa.array([], pa.string()), "x": pa.array([], pa.float64())}),
-                   tmp_path / "zero.parquet")
+    pq.write_table(
+        pa.table({"variant": pa.array([], pa.string()), "x": pa.array([], pa.float64())}), tmp_path / "zero.parquet"
+    )
     for name, (content, words) in checks.items():
         if content is not None:
             (tmp_path / name).write_bytes(content)
@@ -361,9 +377,11 @@ def test_csv_that_is_not_utf8_is_named_with_the_fix(tmp_path):
 
 def test_nothing_in_abkit_unpickles_or_evaluates_user_data():
     """No pickle / joblib / np.load(allow_pickle) / eval / exec / unsafe YAML anywhere in the package."""
-    pattern = re.compile(r"\bpickle\b|\bjoblib\b|allow_pickle|read_pickle|\bnp\.load\(|\beval\(|\bexec\(|"
-                         r"yaml\.load\(|yaml\.unsafe_load|yaml\.full_load|Loader=yaml\.(Full|Unsafe)?Loader\b|"
-                         r"\bmarshal\b|\bshelve\b")
+    pattern = re.compile(
+        r"\bpickle\b|\bjoblib\b|allow_pickle|read_pickle|\bnp\.load\(|\beval\(|\bexec\(|"
+        r"yaml\.load\(|yaml\.unsafe_load|yaml\.full_load|Loader=yaml\.(Full|Unsafe)?Loader\b|"
+        r"\bmarshal\b|\bshelve\b"
+    )
     hits = []
     for path in sorted((ROOT / "abkit").rglob("*.py")):
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -372,12 +390,15 @@ def test_nothing_in_abkit_unpickles_or_evaluates_user_data():
     assert not hits, "\n".join(hits)
 
 
-@pytest.mark.parametrize("tag", [
-    "!!python/object:abkit.metrics.Mean {column: x}",
-    "!!python/object/new:os.system [echo pwned]",
-    "!!python/name:os.system",
-    "!!python/module:os",
-])
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "!!python/object:abkit.metrics.Mean {column: x}",
+        "!!python/object/new:os.system [echo pwned]",
+        "!!python/name:os.system",
+        "!!python/module:os",
+    ],
+)
 def test_python_yaml_tags_are_rejected(tmp_path, tag):
     p = tmp_path / "evil.yaml"
     p.write_text(f"name: {tag}\ndata: x.parquet\nmetrics: []\n", encoding="utf-8")
@@ -391,8 +412,8 @@ def leaky(df: pd.DataFrame, leaks: int = 30, copies: int = 12, moved: int = 5) -
     """``leaks`` units get a second row in the other arm; ``copies`` rows are exact copies; ``moved``
     units get a second, different row in their own arm."""
     other = df.head(leaks).assign(variant=lambda d: np.where(d.variant == "control", "treatment", "control"))
-    same = df.iloc[100:100 + moved].assign(refund_amount=lambda d: d.refund_amount + 1.0)
-    return pd.concat([df, other, df.iloc[200:200 + copies], same], ignore_index=True)
+    same = df.iloc[100 : 100 + moved].assign(refund_amount=lambda d: d.refund_amount + 1.0)
+    return pd.concat([df, other, df.iloc[200 : 200 + copies], same], ignore_index=True)
 
 
 def reference(df: pd.DataFrame, unit: str = "buyer_id", variant: str = "variant") -> dict:
@@ -402,10 +423,16 @@ def reference(df: pd.DataFrame, unit: str = "buyer_id", variant: str = "variant"
     g = known.groupby(unit)
     arms = g[variant].nunique()
     size = g.size()
-    return {"rows": len(d), "units": int(known[unit].nunique()), "missing_unit": int(d[unit].isna().sum()),
-            "leaked_units": int((arms > 1).sum()), "leaked_rows": int(size[arms > 1].sum()),
-            "duplicated_units": int((size > 1).sum()), "extra_rows": int(len(known) - known[unit].nunique()),
-            "duplicate_rows": int(known.duplicated().sum())}
+    return {
+        "rows": len(d),
+        "units": int(known[unit].nunique()),
+        "missing_unit": int(d[unit].isna().sum()),
+        "leaked_units": int((arms > 1).sum()),
+        "leaked_rows": int(size[arms > 1].sum()),
+        "duplicated_units": int((size > 1).sum()),
+        "extra_rows": int(len(known) - known[unit].nunique()),
+        "duplicate_rows": int(known.duplicated().sum()),
+    }
 
 
 @pytest.mark.parametrize("ids", ["compact", "sparse", "text", "missing"])
@@ -426,7 +453,7 @@ def test_integrity_counts_match_pandas_in_every_source(tmp_path, ids):
         assert counts == ref, kind
         assert len(got.examples) == 5 and not got.clean
     leaked_ids = sorted(set(df.head(30).buyer_id.dropna()))
-    assert list(got.examples) == leaked_ids[:5]                # the smallest ids, in every source
+    assert list(got.examples) == leaked_ids[:5]  # the smallest ids, in every source
 
 
 def test_clean_data_is_clean_and_integrity_changes_no_number():
@@ -441,7 +468,7 @@ def test_clean_data_is_clean_and_integrity_changes_no_number():
 
 def test_a_unit_in_two_segments_is_not_a_leak():
     df = buyers()
-    df = pd.concat([df, df.head(10).assign(market="XX")], ignore_index=True)   # moved market, same arm
+    df = pd.concat([df, df.head(10).assign(market="XX")], ignore_index=True)  # moved market, same arm
     ms = abkit.moments(df, [MEAN], by="market", unit="buyer_id")
     assert ms.integrity.leaked_units == 0 and ms.integrity.duplicated_units == 10
 
@@ -476,20 +503,54 @@ def test_quantile_only_analysis_checks_integrity_too():
     df = leaky(buyers())
     res = abkit.analyze(df, [abkit.Quantile("refund_amount", 0.5)], unit="buyer_id")
     assert {k: v for k, v in res.integrity.to_dict().items() if k in reference(df)} == {
-        k: v for k, v in reference(df[["buyer_id", "variant", "refund_amount"]]).items()}
+        k: v for k, v in reference(df[["buyer_id", "variant", "refund_amount"]]).items()
+    }
 
 
 def integrity_result(leaked: int, duplicated: int, units: int = 10_000) -> ExperimentResult:
-    row = {"metric": "p", "variant": "treatment", "control_value": 0.1, "treatment_value": 0.09, "effect": -0.01,
-           "ci_lower": -0.014, "ci_upper": -0.006, "rel_effect": -0.1, "rel_ci_lower": -0.14, "rel_ci_upper": -0.06,
-           "p_value": 1e-6, "n_control": 5000, "n_treatment": 5000, "method": "test", "se": 0.002, "rel_se": 0.02,
-           "df": np.inf, "variance_reduction": 0.0, "dropped_control": 0, "dropped_treatment": 0, "better": "lower"}
-    integrity = Integrity("buyer_id", rows=units + leaked + duplicated, units=units, leaked_units=leaked,
-                          leaked_rows=2 * leaked, duplicated_units=leaked + duplicated,
-                          extra_rows=leaked + duplicated, examples=(1, 2))
-    return ExperimentResult(rows=(row,), metrics=(abkit.Mean("p"),), arms=("control", "treatment"),
-                            control="control", alpha=0.05, correction=None,
-                            srm=srm_test({"control": 5000, "treatment": 5000}), integrity=integrity)
+    row = {
+        "metric": "p",
+        "variant": "treatment",
+        "control_value": 0.1,
+        "treatment_value": 0.09,
+        "effect": -0.01,
+        "ci_lower": -0.014,
+        "ci_upper": -0.006,
+        "rel_effect": -0.1,
+        "rel_ci_lower": -0.14,
+        "rel_ci_upper": -0.06,
+        "p_value": 1e-6,
+        "n_control": 5000,
+        "n_treatment": 5000,
+        "method": "test",
+        "se": 0.002,
+        "rel_se": 0.02,
+        "df": np.inf,
+        "variance_reduction": 0.0,
+        "dropped_control": 0,
+        "dropped_treatment": 0,
+        "better": "lower",
+    }
+    integrity = Integrity(
+        "buyer_id",
+        rows=units + leaked + duplicated,
+        units=units,
+        leaked_units=leaked,
+        leaked_rows=2 * leaked,
+        duplicated_units=leaked + duplicated,
+        extra_rows=leaked + duplicated,
+        examples=(1, 2),
+    )
+    return ExperimentResult(
+        rows=(row,),
+        metrics=(abkit.Mean("p"),),
+        arms=("control", "treatment"),
+        control="control",
+        alpha=0.05,
+        correction=None,
+        srm=srm_test({"control": 5000, "treatment": 5000}),
+        integrity=integrity,
+    )
 
 
 def test_verdict_treats_a_material_leak_as_invalid():
@@ -508,9 +569,21 @@ def test_verdict_treats_a_material_leak_as_invalid():
 def test_spec_unit_field_round_trips_and_is_validated(tmp_path):
     (tmp_path / "data").mkdir()
     buyers().to_parquet(tmp_path / "data" / "ab.parquet")
-    spec = {"name": "x", "data": "data/ab.parquet", "unit": "buyer_id",
-            "metrics": [{"name": "refund_rate", "type": "ratio", "numerator": "refunds", "denominator": "orders",
-                         "primary": True, "nonnegative": False}]}
+    spec = {
+        "name": "x",
+        "data": "data/ab.parquet",
+        "unit": "buyer_id",
+        "metrics": [
+            {
+                "name": "refund_rate",
+                "type": "ratio",
+                "numerator": "refunds",
+                "denominator": "orders",
+                "primary": True,
+                "nonnegative": False,
+            }
+        ],
+    }
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(spec), encoding="utf-8")
     loaded = load_spec(path)
@@ -518,17 +591,18 @@ def test_spec_unit_field_round_trips_and_is_validated(tmp_path):
     assert ExperimentSpec.from_dict(loaded.to_dict()) == loaded
     assert loaded.build_metrics()[0].nonnegative_columns == (("orders", "denominator"),)
     assert "Unit integrity" in render.methodology_html(loaded)
-    for change, words in [({"unit": "buyer"}, "unit: column 'buyer' not found.*Did you mean 'buyer_id'"),
-                          ({"unit": "variant"}, "unit: 'variant' is the variant column"),
-                          ({"unit": "orders"}, "'orders' is also a column of metric 'refund_rate'"),
-                          ({"unit": 7}, "unit: expected text")]:
+    for change, words in [
+        ({"unit": "buyer"}, "unit: column 'buyer' not found.*Did you mean 'buyer_id'"),
+        ({"unit": "variant"}, "unit: 'variant' is the variant column"),
+        ({"unit": "orders"}, "'orders' is also a column of metric 'refund_rate'"),
+        ({"unit": 7}, "unit: expected text"),
+    ]:
         bad = copy.deepcopy(spec) | change
         path.write_text(yaml.safe_dump(bad), encoding="utf-8")
         with pytest.raises(SpecError, match=words):
             load_spec(path)
     bad = copy.deepcopy(spec)
-    bad["metrics"][0] = {"name": "m", "type": "mean", "column": "refund_amount", "primary": True,
-                         "nonnegative": False}
+    bad["metrics"][0] = {"name": "m", "type": "mean", "column": "refund_amount", "primary": True, "nonnegative": False}
     path.write_text(yaml.safe_dump(bad), encoding="utf-8")
     with pytest.raises(SpecError, match="only ratio metrics check their numerators"):
         load_spec(path)
@@ -537,14 +611,19 @@ def test_spec_unit_field_round_trips_and_is_validated(tmp_path):
 def test_integrity_escapes_in_readout_health_block():
     res = integrity_result(500, 0)
     page = render.health_html(res)
-    assert "do not trust the results below" in page and str(escape("'buyer_id'")) in page   # the engine's escaping
+    assert "do not trust the results below" in page and str(escape("'buyer_id'")) in page  # the engine's escaping
 
 
 # =========================================================================== hostile or careless specs (issue 18)
 def _spec_file(tmp_path: Path, data, name: str = "Refund test", **extra) -> Path:
-    spec = {"name": name, "data": data,
-            "metrics": [{"name": "refund_rate", "type": "ratio", "numerator": "refunds", "denominator": "orders",
-                         "primary": True}], **extra}
+    spec = {
+        "name": name,
+        "data": data,
+        "metrics": [
+            {"name": "refund_rate", "type": "ratio", "numerator": "refunds", "denominator": "orders", "primary": True}
+        ],
+        **extra,
+    }
     path = tmp_path / f"spec-{abs(hash(str(data))) % 10_000}.yaml"
     path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
     return path
@@ -567,7 +646,7 @@ def test_data_folder_with_a_symlink_loop_is_refused_quickly(tmp_path):
     (folder / "part=1" / "again").symlink_to(folder, target_is_directory=True)
     msg = _refused(_spec_file(tmp_path, str(folder)))
     assert "data: data folder" in msg and "symbolic link loop" in msg and "again" in msg
-    with pytest.raises(DataError, match="symbolic link loop"):             # the analysis refuses it too
+    with pytest.raises(DataError, match="symbolic link loop"):  # the analysis refuses it too
         abkit.analyze(folder, [abkit.Ratio("refunds", "orders")])
     (folder / "part=1" / "again").unlink()
     assert load_spec(_spec_file(tmp_path, str(folder))).data_path == folder
@@ -578,8 +657,12 @@ def test_huge_trees_home_directories_and_devices_are_refused_quickly(tmp_path, m
     (home / "Downloads").mkdir(parents=True)
     buyers(100).to_parquet(home / "Downloads" / "ab.parquet")
     monkeypatch.setenv("HOME", str(home))
-    for data, words in [(str(home), "is a home directory"), ("~", "is a home directory"),
-                        (str(tmp_path / "home"), "a folder above the home directory"), ("/", "root of the file")]:
+    for data, words in [
+        (str(home), "is a home directory"),
+        ("~", "is a home directory"),
+        (str(tmp_path / "home"), "a folder above the home directory"),
+        ("/", "root of the file"),
+    ]:
         assert words in _refused(_spec_file(tmp_path, data)), data
     big = tmp_path / "big"
     big.mkdir()
@@ -606,23 +689,35 @@ def test_parquet_folder_with_a_readme_is_read_as_the_analysis_reads_it(tmp_path)
         part.drop(columns="market").to_parquet(folder / f"market={market}" / "part-0.parquet")
     (folder / "README.md").write_text("Exported nightly by the refunds job.\n", encoding="utf-8")
     (folder / "_SUCCESS").write_text("", encoding="utf-8")
-    spec = load_spec(_spec_file(tmp_path, str(folder), segments=["market"]))      # hive column, like the analysis
+    spec = load_spec(_spec_file(tmp_path, str(folder), segments=["market"]))  # hive column, like the analysis
     assert abkit.spec.data_columns(folder) == list(abkit.engines.to_lazy(folder).collect_schema().names())
     res = abkit.analyze(spec.open_data(), spec.build_metrics())
     assert res.row("refund_rate")["n_control"] + res.row("refund_rate")["n_treatment"] == 400
 
 
 def test_spark_settings_from_a_spec_are_allow_listed():
-    base = {"name": "x", "data": {"engine": "spark", "table": "aftersales.refunds"},
-            "metrics": [{"name": "r", "type": "ratio", "numerator": "refunds", "denominator": "orders",
-                         "primary": True}]}
-    ok = ExperimentSpec.from_dict({**base, "data": {**base["data"], "conf": {"spark.master": "local[2]",
-                                                                             "spark.sql.shuffle.partitions": 4}}},
-                                  check_data=False)
+    base = {
+        "name": "x",
+        "data": {"engine": "spark", "table": "aftersales.refunds"},
+        "metrics": [{"name": "r", "type": "ratio", "numerator": "refunds", "denominator": "orders", "primary": True}],
+    }
+    ok = ExperimentSpec.from_dict(
+        {**base, "data": {**base["data"], "conf": {"spark.master": "local[2]", "spark.sql.shuffle.partitions": 4}}},
+        check_data=False,
+    )
     assert dict(ok.data.conf) == {"spark.master": "local[2]", "spark.sql.shuffle.partitions": 4}
-    for key in ("spark.jars", "spark.jars.packages", "spark.driver.extraJavaOptions", "spark.executor.extraClassPath",
-                "spark.plugins", "spark.sql.extensions", "spark.sql.catalog.evil", "spark.pyspark.python",
-                "spark.executorEnv.LD_PRELOAD", "spark.hadoop.fs.s3a.impl"):
+    for key in (
+        "spark.jars",
+        "spark.jars.packages",
+        "spark.driver.extraJavaOptions",
+        "spark.executor.extraClassPath",
+        "spark.plugins",
+        "spark.sql.extensions",
+        "spark.sql.catalog.evil",
+        "spark.pyspark.python",
+        "spark.executorEnv.LD_PRELOAD",
+        "spark.hadoop.fs.s3a.impl",
+    ):
         with pytest.raises(SpecError) as info:
             ExperimentSpec.from_dict({**base, "data": {**base["data"], "conf": {key: "x"}}}, check_data=False)
         assert [w for w, _ in info.value.problems] == [f"data.conf.{key}"], key
@@ -632,12 +727,15 @@ def test_spark_settings_from_a_spec_are_allow_listed():
 def test_semicolon_csv(tmp_path):
     df = buyers(300)[["variant", "orders", "refunds", "refund_amount"]]
     df.to_csv(tmp_path / "semi.csv", sep=";", index=False)
-    spec = load_spec(_spec_file(tmp_path, str(tmp_path / "semi.csv")))   # read as the analysis reads it: sniffed
+    spec = load_spec(_spec_file(tmp_path, str(tmp_path / "semi.csv")))  # read as the analysis reads it: sniffed
     assert spec.data_label == "semi.csv"
     assert math.isfinite(abkit.analyze(spec.open_data(), spec.build_metrics()).row("refund_rate")["effect"])
-    df.to_csv(tmp_path / "comma.csv", sep=";", decimal=",", index=False)   # a European spreadsheet export
-    path = _spec_file(tmp_path, str(tmp_path / "comma.csv"),
-                      metrics=[{"name": "amount", "type": "mean", "column": "refund_amount", "primary": True}])
+    df.to_csv(tmp_path / "comma.csv", sep=";", decimal=",", index=False)  # a European spreadsheet export
+    path = _spec_file(
+        tmp_path,
+        str(tmp_path / "comma.csv"),
+        metrics=[{"name": "amount", "type": "mean", "column": "refund_amount", "primary": True}],
+    )
     msg = _refused(path)
     assert "holds String, not numbers" in msg and "separated by ';'" in msg and "decimal=','" in msg
 
@@ -649,10 +747,23 @@ def test_single_arm_and_all_missing_metric_are_caught_by_validate(tmp_path):
     assert "variant: column 'variant' of data file 'one.parquet' holds one arm only ('control')" in msg
     missing = buyers(300).assign(refunds=np.nan, pre_orders=None)
     missing.to_parquet(tmp_path / "gone.parquet")
-    msg = _refused(_spec_file(tmp_path, str(tmp_path / "gone.parquet"),
-                              metrics=[{"name": "r", "type": "ratio", "numerator": "refunds", "denominator": "orders",
-                                        "primary": True, "dropna": True},
-                                       {"name": "o", "type": "mean", "column": "pre_orders"}]))
+    msg = _refused(
+        _spec_file(
+            tmp_path,
+            str(tmp_path / "gone.parquet"),
+            metrics=[
+                {
+                    "name": "r",
+                    "type": "ratio",
+                    "numerator": "refunds",
+                    "denominator": "orders",
+                    "primary": True,
+                    "dropna": True,
+                },
+                {"name": "o", "type": "mean", "column": "pre_orders"},
+            ],
+        )
+    )
     assert "metrics[0].numerator: column 'refunds' of data file 'gone.parquet' has no value at all" in msg
     assert "metrics[1].column: column 'pre_orders'" in msg and "all 300 rows are missing" in msg
 
@@ -671,25 +782,58 @@ def test_terminal_control_characters_are_printed_escaped(tmp_path, capsys, monke
     assert "\x1b" not in out and "\u202e" not in out and "\x07" not in out
     assert "Refunds \\x1b[2J\\x1b[31mSHIP IT" in out and "\\u202eevil" in out
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"name": "x", "data": "d.parquet", f"k\x1b[2J{HOSTILE_TERMINAL}": 1,
-                                   "metrics": [{"name": HOSTILE_TERMINAL, "type": "mean", "column": "orders\x1b]0;x",
-                                                "primary": True}]}), encoding="utf-8")
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "name": "x",
+                "data": "d.parquet",
+                f"k\x1b[2J{HOSTILE_TERMINAL}": 1,
+                "metrics": [{"name": HOSTILE_TERMINAL, "type": "mean", "column": "orders\x1b]0;x", "primary": True}],
+            }
+        ),
+        encoding="utf-8",
+    )
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\u202e" not in err and "\\x1b[2J" in err
     plan = tmp_path / "plan.yaml"
-    plan.write_text(yaml.safe_dump({"name": HOSTILE_TERMINAL, "kind": "power", "data": "d.parquet",
-                                    "daily_units": 500, "mde": 0.2,
-                                    "metrics": [{"name": HOSTILE_TERMINAL, "type": "ratio", "numerator": "refunds",
-                                                 "denominator": "orders", "primary": True}]}), encoding="utf-8")
+    plan.write_text(
+        yaml.safe_dump(
+            {
+                "name": HOSTILE_TERMINAL,
+                "kind": "power",
+                "data": "d.parquet",
+                "daily_units": 500,
+                "mde": 0.2,
+                "metrics": [
+                    {
+                        "name": HOSTILE_TERMINAL,
+                        "type": "ratio",
+                        "numerator": "refunds",
+                        "denominator": "orders",
+                        "primary": True,
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     assert main(["power", str(plan)]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\u202e" not in out and "\\x1b[31mSHIP IT" in out
 
     def fake_readouts(paths, out_dir, **kw):
         folder = Path(out_dir) / "x"
-        return [runner.ReadoutOutcome(spec_path=Path(paths[0]), name=HOSTILE_TERMINAL, slug="x", folder=folder,
-                                      status="failed", error=f"DataError: column '{HOSTILE_TERMINAL}'")]
+        return [
+            runner.ReadoutOutcome(
+                spec_path=Path(paths[0]),
+                name=HOSTILE_TERMINAL,
+                slug="x",
+                folder=folder,
+                status="failed",
+                error=f"DataError: column '{HOSTILE_TERMINAL}'",
+            )
+        ]
 
     monkeypatch.setattr(runner, "run_readouts", fake_readouts)
     assert main(["readout", str(good), "--out", str(tmp_path / "out")]) == 1

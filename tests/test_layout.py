@@ -119,7 +119,12 @@ def test_stats_is_pure_math():
         upward = sorted(t for t in edges[mod] if not t.startswith("abkit.stats") and t not in STATS_MAY_USE)
         assert not upward, f"{mod} imports {upward}: move the shared piece down into abkit/stats"
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
             heavy = sorted({n.split(".")[0] for n in names} & THIRD_PARTY_NOT_IN_STATS)
             assert not heavy, f"{mod} imports {heavy}: abkit/stats holds pure math only"

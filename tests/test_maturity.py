@@ -9,6 +9,7 @@
   with the field, round trip, JSON Schema; the readout's words (mature counts, units left out, the verdict
   line, the Kaplan-Meier section) on the sample spec.
 """
+
 import datetime as dt
 from pathlib import Path
 
@@ -35,8 +36,10 @@ AB_DATA = ROOT / "data" / "aftersales_ab.parquet"
 
 
 # --------------------------------------------------------------------------- the window rule
-@pytest.mark.parametrize("value, days", [("30d", 30), ("30 days", 30), ("12h", 0.5), ("2w", 14), (7, 7),
-                                         (1.5, 1.5), (dt.timedelta(days=3), 3)])
+@pytest.mark.parametrize(
+    "value, days",
+    [("30d", 30), ("30 days", 30), ("12h", 0.5), ("2w", 14), (7, 7), (1.5, 1.5), (dt.timedelta(days=3), 3)],
+)
 def test_parse_window(value, days):
     assert parse_window(value) == pd.Timedelta(days=days)
 
@@ -74,8 +77,10 @@ def _sources(df):
 def test_a_windowed_metric_is_the_metric_on_the_mature_rows(sample, source):
     ratio = abkit.Ratio("contacts", "orders", covariates=("pre_contacts", "pre_orders"), name="contact_rate")
     share = abkit.Proportion("repeat_purchase_30d", covariate="pre_repeat_purchase_30d", name="repeat")
-    metrics = [windowed(ratio, "exposure_date", "21d", "2026-10-12"), windowed(share, "exposure_date", "30d",
-                                                                                 "2026-10-12")]
+    metrics = [
+        windowed(ratio, "exposure_date", "21d", "2026-10-12"),
+        windowed(share, "exposure_date", "30d", "2026-10-12"),
+    ]
     got = abkit.analyze(_sources(sample)[source], metrics).to_frame().set_index("metric")
     for metric, first in ((ratio, "2026-09-22"), (share, "2026-09-13")):
         mature = sample[sample.exposure_date < first]
@@ -90,17 +95,19 @@ def test_a_windowed_metric_is_the_metric_on_the_mature_rows(sample, source):
 
 def test_windowed_metrics_in_daily_moments_and_the_counts(sample):
     metric = windowed(abkit.Mean("refund_amount"), "exposure_date", "21d", "2026-10-12")
-    ms = abkit.moments(sample, [metric], by="exposure_date")     # the date is both a key and read by the window
+    ms = abkit.moments(sample, [metric], by="exposure_date")  # the date is both a key and read by the window
     days = sorted(ms.segments, key=pd.Timestamp)
     assert len(days) == 28
     late = ms.segment(days[-1]).block_for(metric.columns, True)
-    assert late.n.sum() == 0                                      # exposed Sep 28: window still open
+    assert late.n.sum() == 0  # exposed Sep 28: window still open
     counts = maturity(AB_DATA, "variant", "exposure_date", "21d", "2026-10-12")
     mature = sample[sample.exposure_date < "2026-09-22"].variant.value_counts()
     assert counts.mature == {"control": mature["control"], "treatment": mature["treatment"]}
     assert counts.total == len(sample) and counts.total_left_out == (sample.exposure_date >= "2026-09-22").sum()
-    assert counts.sentence("buyers").startswith(f"{counts.total_mature:,} of 40,000 buyers (86%) were exposed by "
-                                                "Sep 21, so their 21-day window had closed by the data's end (Oct 12)")
+    assert counts.sentence("buyers").startswith(
+        f"{counts.total_mature:,} of 40,000 buyers (86%) were exposed by "
+        "Sep 21, so their 21-day window had closed by the data's end (Oct 12)"
+    )
 
 
 def test_windows_refuse_what_they_cannot_window(sample):
@@ -155,14 +162,23 @@ def test_early_reads_windowed_rate_bias_and_coverage():
         eff.append(row["effect"] - target)
         cov.append(row["ci_lower"] <= target <= row["ci_upper"])
         naive_rej.append(res.row("naive")["p_value"] < 0.05)
-    print(f"[tte] windowed early read: bias {np.mean(eff):+.5f}, coverage {np.mean(cov):.3f}; naive rate "
-          f"rejects {np.mean(naive_rej):.0%}")
+    print(
+        f"[tte] windowed early read: bias {np.mean(eff):+.5f}, coverage {np.mean(cov):.3f}; naive rate "
+        f"rejects {np.mean(naive_rej):.0%}"
+    )
     assert abs(np.mean(eff)) < 3 * np.std(eff) / np.sqrt(reps)
-    assert record("tte/early/windowed", section="Time to event",
-                  test="test_maturity.py::test_early_reads_windowed_rate_bias_and_coverage",
-                  metric="refunded within 7 days, read on day 10", method="maturity window 7d (mature buyers only)",
-                  statistic="coverage", value=float(np.mean(cov)), nominal=0.95, reps=reps,
-                  note=f"the naive refunded-so-far rate rejects a true null in {np.mean(naive_rej):.0%}")
+    assert record(
+        "tte/early/windowed",
+        section="Time to event",
+        test="test_maturity.py::test_early_reads_windowed_rate_bias_and_coverage",
+        metric="refunded within 7 days, read on day 10",
+        method="maturity window 7d (mature buyers only)",
+        statistic="coverage",
+        value=float(np.mean(cov)),
+        nominal=0.95,
+        reps=reps,
+        note=f"the naive refunded-so-far rate rejects a true null in {np.mean(naive_rej):.0%}",
+    )
 
 
 # --------------------------------------------------------------------------- the spec
@@ -186,7 +202,12 @@ def test_sample_spec_fields_and_round_trip():
     assert spec.data_end == dt.date(2026, 10, 12) and spec.windows == {"contact_rate": "21d"}
     tte = next(m for m in spec.metrics if m.name == "time_to_refund")
     assert (tte.type, tte.duration, tte.event, tte.time_horizon, tte.time_unit) == (
-        "time_to_event", "days_to_refund", "refunded", 30.0, "days")
+        "time_to_event",
+        "days_to_refund",
+        "refunded",
+        30.0,
+        "days",
+    )
     built = {m.name: m for m in spec.build_metrics()}
     assert isinstance(built["time_to_refund"], abkit.TimeToEvent) and built["time_to_refund"].horizon == 30
     assert built["contact_rate"].option("window") == "21-day" and built["contact_rate"].dropna
@@ -194,34 +215,51 @@ def test_sample_spec_fields_and_round_trip():
     assert ExperimentSpec.from_dict(spec.to_dict()) == spec
     spec_window = ExperimentSpec.from_dict(_raw(window="14d"), check_data=False)
     assert spec_window.windows["refund_rate"] == "14d" and spec_window.windows["contact_rate"] == "21d"
-    assert spec_window.metrics[3].time_horizon == 30                   # its own horizon wins over the window
+    assert spec_window.metrics[3].time_horizon == 30  # its own horizon wins over the window
     assert ExperimentSpec.from_dict(spec_window.to_dict(), check_data=False) == spec_window
-    assert "window" not in spec_window.to_dict()["metrics"][0]          # the spec's, written once
+    assert "window" not in spec_window.to_dict()["metrics"][0]  # the spec's, written once
 
 
 def test_time_to_event_from_timestamps_in_a_spec():
     df = simulate.time_to_refund(3000, hazard_ratio=1.5, seed=3)
     df["exposure_date"] = df.exposure_time.dt.normalize()
-    raw = {"name": "t", "data": "x.parquet", "date": "exposure_date", "data_end": "2026-10-01T12:00:00",
-           "metrics": [{"name": "time_to_refund", "type": "time_to_event", "start": "exposure_time",
-                        "end": "refund_time", "window": "30d", "primary": True}]}
+    raw = {
+        "name": "t",
+        "data": "x.parquet",
+        "date": "exposure_date",
+        "data_end": "2026-10-01T12:00:00",
+        "metrics": [
+            {
+                "name": "time_to_refund",
+                "type": "time_to_event",
+                "start": "exposure_time",
+                "end": "refund_time",
+                "window": "30d",
+                "primary": True,
+            }
+        ],
+    }
     spec = ExperimentSpec.from_dict(raw, check_data=False)
     assert spec.data_end == dt.datetime(2026, 10, 1, 12) and spec.metrics[0].time_horizon == 30
     (metric,) = spec.build_metrics()
-    by_hand = abkit.TimeToEvent.from_timestamps("exposure_time", "refund_time", "2026-10-01 12:00", horizon=30,
-                                                name="time_to_refund")
+    by_hand = abkit.TimeToEvent.from_timestamps(
+        "exposure_time", "refund_time", "2026-10-01 12:00", horizon=30, name="time_to_refund"
+    )
     a = abkit.analyze(df, [metric]).to_frame().iloc[0]
     b = abkit.analyze(df, [by_hand]).to_frame().iloc[0]
     assert a["effect"] == b["effect"] and a["ci_lower"] == b["ci_lower"]
 
 
-@pytest.mark.parametrize("change, where, fragment", [
-    ({"data_end": None, "metrics": None}, "data_end", "needs to know when the data was read"),
-    ({"date": None}, "date", "counts from each unit's exposure date"),
-    ({"window": "thirty"}, "window", "expected a positive window like 30d"),
-    ({"windw": "30d"}, "windw", "Did you mean 'window'"),
-    ({"data_end": "yesterday"}, "data_end", "expected when the data was read"),
-])
+@pytest.mark.parametrize(
+    "change, where, fragment",
+    [
+        ({"data_end": None, "metrics": None}, "data_end", "needs to know when the data was read"),
+        ({"date": None}, "date", "counts from each unit's exposure date"),
+        ({"window": "thirty"}, "window", "expected a positive window like 30d"),
+        ({"windw": "30d"}, "windw", "Did you mean 'window'"),
+        ({"data_end": "yesterday"}, "data_end", "expected when the data was read"),
+    ],
+)
 def test_spec_window_problems(change, where, fragment):
     raw = _raw(**{k: v for k, v in change.items() if v is not None})
     for k, v in change.items():
@@ -231,21 +269,33 @@ def test_spec_window_problems(change, where, fragment):
     assert where in problems and fragment in problems[where], problems
 
 
-@pytest.mark.parametrize("metric, where, fragment", [
-    ({"type": "time_to_event", "duration": "d"}, "metrics[0].event", "required with `duration`"),
-    ({"type": "time_to_event", "duration": "d", "event": "e", "start": "s"}, "metrics[0].start", "not both"),
-    ({"type": "time_to_event", "duration": "d", "event": "e", "horizon": 30, "column": "c"}, "metrics[0].column",
-     "not `column`"),
-    ({"type": "time_to_event", "horizon": 30}, "metrics[0]", "needs `duration:` and `event:`"),
-    ({"type": "time_to_event", "duration": "d", "event": "e"}, "metrics[0].horizon", "e.g. `horizon: 30`"),
-    ({"type": "time_to_event", "duration": "d", "event": "e", "horizon": 30, "time_unit": "dayz"},
-     "metrics[0].time_unit", "Did you mean 'days'"),
-    ({"type": "time_to_event", "duration": "d", "event": "e", "horizon": 30, "covariates": [["a", "b"]]},
-     "metrics[0].covariates", "not [numerator, denominator] pairs"),
-    ({"type": "mean", "column": "c", "horizon": 30}, "metrics[0].horizon", "only time_to_event metrics"),
-    ({"type": "mean", "column": "c", "windov": "3d"}, "metrics[0].windov", "Did you mean 'window'"),
-    ({"type": "time_to_event", "start": "s", "end": "e", "horizon": 30}, "data_end", "reads start/end timestamps"),
-])
+@pytest.mark.parametrize(
+    "metric, where, fragment",
+    [
+        ({"type": "time_to_event", "duration": "d"}, "metrics[0].event", "required with `duration`"),
+        ({"type": "time_to_event", "duration": "d", "event": "e", "start": "s"}, "metrics[0].start", "not both"),
+        (
+            {"type": "time_to_event", "duration": "d", "event": "e", "horizon": 30, "column": "c"},
+            "metrics[0].column",
+            "not `column`",
+        ),
+        ({"type": "time_to_event", "horizon": 30}, "metrics[0]", "needs `duration:` and `event:`"),
+        ({"type": "time_to_event", "duration": "d", "event": "e"}, "metrics[0].horizon", "e.g. `horizon: 30`"),
+        (
+            {"type": "time_to_event", "duration": "d", "event": "e", "horizon": 30, "time_unit": "dayz"},
+            "metrics[0].time_unit",
+            "Did you mean 'days'",
+        ),
+        (
+            {"type": "time_to_event", "duration": "d", "event": "e", "horizon": 30, "covariates": [["a", "b"]]},
+            "metrics[0].covariates",
+            "not [numerator, denominator] pairs",
+        ),
+        ({"type": "mean", "column": "c", "horizon": 30}, "metrics[0].horizon", "only time_to_event metrics"),
+        ({"type": "mean", "column": "c", "windov": "3d"}, "metrics[0].windov", "Did you mean 'window'"),
+        ({"type": "time_to_event", "start": "s", "end": "e", "horizon": 30}, "data_end", "reads start/end timestamps"),
+    ],
+)
 def test_spec_time_to_event_problems(metric, where, fragment):
     raw = {"name": "t", "data": "x.parquet", "metrics": [{"name": "m", "primary": True, **metric}]}
     problems = _problems(raw)
@@ -255,9 +305,16 @@ def test_spec_time_to_event_problems(metric, where, fragment):
 def test_power_specs_refuse_time_to_event_and_windows():
     from abkit.spec import spec_from_dict
 
-    raw = {"name": "p", "kind": "power", "data": "x.parquet", "daily_units": 100,
-           "metrics": [{"name": "m", "type": "time_to_event", "duration": "d", "event": "e", "horizon": 3,
-                        "primary": True}, {"name": "r", "type": "mean", "column": "c", "window": "3d"}]}
+    raw = {
+        "name": "p",
+        "kind": "power",
+        "data": "x.parquet",
+        "daily_units": 100,
+        "metrics": [
+            {"name": "m", "type": "time_to_event", "duration": "d", "event": "e", "horizon": 3, "primary": True},
+            {"name": "r", "type": "mean", "column": "c", "window": "3d"},
+        ],
+    }
     with pytest.raises(SpecError) as info:
         spec_from_dict(raw, check_data=False)
     problems = dict(info.value.problems)
@@ -291,8 +348,15 @@ def readout():
 
     spec = load_spec(AB_SPEC)
     data = spec.open_data()
-    result = abkit.analyze(data, spec.build_metrics(), variant=spec.variant, control=spec.control,
-                           alpha=spec.alpha, allocation=spec.planned_allocation, unit=spec.unit)
+    result = abkit.analyze(
+        data,
+        spec.build_metrics(),
+        variant=spec.variant,
+        control=spec.control,
+        alpha=spec.alpha,
+        allocation=spec.planned_allocation,
+        unit=spec.unit,
+    )
     return spec, data, result, ab.maturity_of(spec, data)
 
 
@@ -302,17 +366,23 @@ def test_readout_states_mature_units_and_why_units_are_left_out(readout):
     spec, data, result, maturity = readout
     assert set(maturity) == {"contact_rate", "time_to_refund"}
     ctx = render.metrics_context(result, spec, maturity)
-    assert any(n.startswith("contact_rate (mature units only): 34,509 of 40,000 units (buyer_id) (86%)")
-               for n in ctx["maturity"])
-    assert any("time_to_refund (every unit counts, censoring-aware): 23,876 of 40,000" in n and
-               "could be followed for the full 30 days" in n and "censored at the data's end" in n
-               for n in ctx["maturity"])
+    assert any(
+        n.startswith("contact_rate (mature units only): 34,509 of 40,000 units (buyer_id) (86%)")
+        for n in ctx["maturity"]
+    )
+    assert any(
+        "time_to_refund (every unit counts, censoring-aware): 23,876 of 40,000" in n
+        and "could be followed for the full 30 days" in n
+        and "censored at the data's end" in n
+        for n in ctx["maturity"]
+    )
     kinds = {r["metric"]: r["kind"] for r in ctx["rows"]}
     assert kinds["contact_rate"] == "mature units only (21-day window)"
     assert "censoring-aware" in kinds["time_to_refund"] and kinds["refund_rate"] is None
     dropped = ab.dropped_units(result, spec, maturity=maturity)
-    assert dropped.reason.tolist() == ["exposed on or after Sep 22: its 21-day window had not closed by the data's "
-                                       "end, left out of contact_rate"]
+    assert dropped.reason.tolist() == [
+        "exposed on or after Sep 22: its 21-day window had not closed by the data's end, left out of contact_rate"
+    ]
     assert dropped.units.tolist() == [5491]
 
 
@@ -326,13 +396,14 @@ def test_readout_time_to_event_words_and_no_composition_caution(readout):
     verdicts = decide(result, primary=spec.primary.name, guardrails=spec.margins)
     card = render.verdict_context(verdicts, result, spec)["cards"][0]
     line = next(r for r in card["reasons"] if r.startswith("time_to_refund: "))
-    assert line.startswith("time_to_refund: refunds arrive 2.15 days sooner on average within the first 30 days, "
-                           "95% CI 1.94 to 2.36")
+    assert line.startswith(
+        "time_to_refund: refunds arrive 2.15 days sooner on average within the first 30 days, 95% CI 1.94 to 2.36"
+    )
     # the sample's truth (data/README.md; parquet keeps no attrs, so it is recomputed from the generator's levers)
     truth = simulate.time_to_refund_truth(30.0, hazard_ratio=1.4, refund_share={"control": 0.85, "treatment": 0.88})
     row = result.row("time_to_refund", "treatment")
     assert row["ci_lower"] < truth["treatment"]["rmst"] - truth["control"]["rmst"] < row["ci_upper"]
-    assert not any(c.flagged for c in missingness_checks(result))       # no "different mix of buyers" caution
+    assert not any(c.flagged for c in missingness_checks(result))  # no "different mix of buyers" caution
     assert not any("different mix" in r for r in card["reasons"])
     (tte,) = ab.time_to_event(spec, data)
     fig = render.plot_time_to_event(tte, spec).figure
@@ -368,14 +439,21 @@ def test_the_dropna_mean_the_time_to_event_metric_replaces_is_flagged_on_the_sam
     from abkit.verdict import decide, missingness_checks
 
     spec, data, result, maturity = readout
-    old = abkit.analyze(data, [abkit.Ratio("refunds", "orders", name="refund_rate", better="lower"),
-                               abkit.Mean("time_to_refund_hours", dropna=True, better="lower")])
+    old = abkit.analyze(
+        data,
+        [
+            abkit.Ratio("refunds", "orders", name="refund_rate", better="lower"),
+            abkit.Mean("time_to_refund_hours", dropna=True, better="lower"),
+        ],
+    )
     (check,) = missingness_checks(old)
     assert check.flagged and check.metric == "time_to_refund_hours"
     ctx = render.metrics_context(old)
     assert [r["skewed"] for r in ctx["rows"]] == [False, True]
-    assert any(r.startswith("caution: time_to_refund_hours is measured on a different mix")
-               for r in decide(old, "refund_rate")[0].reasons)
+    assert any(
+        r.startswith("caution: time_to_refund_hours is measured on a different mix")
+        for r in decide(old, "refund_rate")[0].reasons
+    )
     assert not any(r["skewed"] for r in render.metrics_context(result, spec, maturity)["rows"])
 
 
@@ -384,8 +462,12 @@ def test_windowed_metric_and_counts_in_spark_equal_memory(spark, sample, tmp_pat
     path = tmp_path / "ab.parquet"
     sample.assign(variant=sample.variant.astype(str)).to_parquet(path)
     sdf = spark.read.parquet(str(path))
-    metric = windowed(abkit.Ratio("contacts", "orders", covariates=("pre_contacts", "pre_orders")),
-                      "exposure_date", "21d", "2026-10-12")
+    metric = windowed(
+        abkit.Ratio("contacts", "orders", covariates=("pre_contacts", "pre_orders")),
+        "exposure_date",
+        "21d",
+        "2026-10-12",
+    )
     mem = abkit.analyze(sample, [metric]).to_frame().iloc[0]
     got = abkit.analyze(sdf, [metric]).to_frame().iloc[0]
     for c in ("control_value", "effect", "se", "n_control", "n_treatment", "dropped_control"):

@@ -1,4 +1,5 @@
 """The moments layer: exact merges, precision, sources agree, missing values."""
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -11,13 +12,15 @@ from abkit.moments import Moments
 
 def _frame(n=5000, seed=0):
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "variant": rng.choice(["control", "treatment", "other"], n),
-        "seg": rng.choice(["new", "repeat"], n),
-        "a": rng.lognormal(2, 1, n),
-        "b": rng.poisson(3, n).astype(float),
-        "c": rng.normal(0, 1, n),
-    })
+    return pd.DataFrame(
+        {
+            "variant": rng.choice(["control", "treatment", "other"], n),
+            "seg": rng.choice(["new", "repeat"], n),
+            "a": rng.lognormal(2, 1, n),
+            "b": rng.poisson(3, n).astype(float),
+            "c": rng.normal(0, 1, n),
+        }
+    )
 
 
 def _direct(df, cols, arm):
@@ -102,8 +105,9 @@ def test_merge_with_an_arm_missing_on_one_side():
     merged = abkit.moments(left, metrics) + abkit.moments(right, metrics)
     whole = abkit.moments(df, metrics)
     key = (("a",), False)
-    np.testing.assert_allclose(merged.blocks[key].select(groups=whole.blocks[key].groups).comoment,
-                               whole.blocks[key].comoment, rtol=1e-10)
+    np.testing.assert_allclose(
+        merged.blocks[key].select(groups=whole.blocks[key].groups).comoment, whole.blocks[key].comoment, rtol=1e-10
+    )
 
 
 def test_large_values_keep_their_digits():
@@ -129,9 +133,11 @@ def test_parquet_csv_arrow_and_pandas_agree(tmp_path):
     ref = abkit.analyze(df, metrics).to_frame()
     for data in (tmp_path / "d.parquet", str(tmp_path / "d.csv"), pa.Table.from_pandas(df)):
         got = abkit.analyze(data, metrics).to_frame()
-        pd.testing.assert_frame_equal(got.sort_values(["metric", "variant"]).reset_index(drop=True),
-                                      ref.sort_values(["metric", "variant"]).reset_index(drop=True),
-                                      rtol=1e-9)
+        pd.testing.assert_frame_equal(
+            got.sort_values(["metric", "variant"]).reset_index(drop=True),
+            ref.sort_values(["metric", "variant"]).reset_index(drop=True),
+            rtol=1e-9,
+        )
 
 
 def test_segments_by_column_equal_filtered_frames():
@@ -142,8 +148,9 @@ def test_segments_by_column_equal_filtered_frames():
     for seg in ["new", "repeat"]:
         a = abkit.analyze(ms.segment(seg), metrics).to_frame()
         b = abkit.analyze(df[df.seg == seg], metrics).to_frame()
-        pd.testing.assert_frame_equal(a.sort_values("variant").reset_index(drop=True),
-                                      b.sort_values("variant").reset_index(drop=True), rtol=1e-10)
+        pd.testing.assert_frame_equal(
+            a.sort_values("variant").reset_index(drop=True), b.sort_values("variant").reset_index(drop=True), rtol=1e-10
+        )
 
 
 def test_missing_values_error_names_column_and_fix():
@@ -186,8 +193,7 @@ def test_moments_merge_rejects_different_columns():
 
 
 # ---------------------------------------------------------------------------- digits far from zero
-FAR_METRICS = [abkit.Mean("x"), abkit.Mean("x", "pre", name="x_cuped"),
-               abkit.Mean("x", ["pre", "pre2"], name="x_lin")]
+FAR_METRICS = [abkit.Mean("x"), abkit.Mean("x", "pre", name="x_cuped"), abkit.Mean("x", ["pre", "pre2"], name="x_lin")]
 FAR_COLUMNS = ["metric", "variant", "effect", "se", "ci_lower", "ci_upper", "p_value", "variance_reduction"]
 
 
@@ -205,8 +211,7 @@ def far_from_zero(n=20_000, level=1e12, seed=5):
     pre = grid(rng.normal(0, 3, n))
     x = grid(pre * 0.8 + rng.normal(0, 2, n) + 1.0 * arm)
     pre2 = grid(rng.normal(0, 1, n) + 0.3 * x)
-    shifted = pd.DataFrame({"variant": np.where(arm == 1, "treatment", "control"), "x": x, "pre": pre,
-                            "pre2": pre2})
+    shifted = pd.DataFrame({"variant": np.where(arm == 1, "treatment", "control"), "x": x, "pre": pre, "pre2": pre2})
     far = shifted.assign(x=level + x, pre=level + pre, pre2=level + pre2)
     assert (far.x - level).equals(shifted.x)  # the shift is exact: both frames hold the same information
     return far, shifted
@@ -229,6 +234,7 @@ def test_effects_of_values_near_1e12_equal_those_of_the_shifted_data():
     np.testing.assert_allclose(got.control_value - 1e12, ref.control_value, atol=1e-3)
     # Arrow, merged partitions (days) and the DuckDB route for large frames agree too
     assert_same_effects(abkit.analyze(pa.Table.from_pandas(far), FAR_METRICS).to_frame(), ref)
-    parts = sum((abkit.moments(far.iloc[i::4], FAR_METRICS) for i in range(1, 4)),
-                abkit.moments(far.iloc[0::4], FAR_METRICS))
+    parts = sum(
+        (abkit.moments(far.iloc[i::4], FAR_METRICS) for i in range(1, 4)), abkit.moments(far.iloc[0::4], FAR_METRICS)
+    )
     assert_same_effects(abkit.analyze(parts, FAR_METRICS).to_frame(), ref)

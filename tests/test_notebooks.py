@@ -5,6 +5,7 @@ directory JupyterLab uses), two at a time; a cell that raises fails the test
 and names the notebook and the cell. The notebooks are stored without outputs
 and may only use the public API and data/.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,9 +27,15 @@ def _execute(path: Path, out_dir: Path):
     try:
         # the kernel's working directory via nbclient's resources path: papermill's cwd= os.chdir()s the whole
         # process, which two threads would race on
-        papermill.execute_notebook(str(path), str(out), resources={"metadata": {"path": str(path.parent)}},
-                                   kernel_name="python3",
-                                   progress_bar=False, log_output=False, execution_timeout=600)
+        papermill.execute_notebook(
+            str(path),
+            str(out),
+            resources={"metadata": {"path": str(path.parent)}},
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=600,
+        )
     except PapermillExecutionError as exc:
         return path.name, f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
     return path.name, nbformat.read(out, as_version=4)
@@ -43,8 +50,12 @@ def executed(tmp_path_factory):
 
 def test_there_are_walkthroughs():
     names = [p.name for p in NOTEBOOKS]
-    assert names == ["01_quick_start.ipynb", "02_cuped_and_ratio_metrics.ipynb",
-                     "03_planning_an_experiment.ipynb", "04_rollout_did.ipynb"]
+    assert names == [
+        "01_quick_start.ipynb",
+        "02_cuped_and_ratio_metrics.ipynb",
+        "03_planning_an_experiment.ipynb",
+        "04_rollout_did.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -53,9 +64,9 @@ def test_stored_clean_and_portable(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code and all(not c.outputs and c.execution_count is None for c in code), "clear the outputs"
     source = "\n".join(c.source for c in code)
-    assert "/work/" not in source and "sys.path" not in source           # no machine paths, no hacks
+    assert "/work/" not in source and "sys.path" not in source  # no machine paths, no hacks
     for ref in re.findall(r"""["'](\.\./[^"']+)["']""", source):
-        assert ref.startswith("../data/"), ref                              # only data/ is read
+        assert ref.startswith("../data/"), ref  # only data/ is read
         assert (path.parent / ref).resolve().exists(), ref
     assert not re.search(r"from abkit\.(stats\.(ab|did|power)|sources|moments)\b|abkit\._", source)
 

@@ -1,5 +1,6 @@
 """NPS (multinomial delta method, CUPED with a pre-period score) and winsorized
 (capped) means, against closed forms, OLS, a bootstrap and hand-capped columns."""
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -17,11 +18,13 @@ def survey(n=20_000, seed=0, shift=0.0):
     s_post = np.clip(s + shift * (arm == "treatment"), 0, 1)
     score = rng.binomial(10, s_post).astype(float)
     pre = rng.binomial(10, s).astype(float)
-    return pd.DataFrame({
-        "variant": arm,
-        "nps_score": np.where(rng.random(n) < 0.3, score, np.nan),
-        "pre_nps": np.where(rng.random(n) < 0.25, pre, np.nan),
-    })
+    return pd.DataFrame(
+        {
+            "variant": arm,
+            "nps_score": np.where(rng.random(n) < 0.3, score, np.nan),
+            "pre_nps": np.where(rng.random(n) < 0.25, pre, np.nan),
+        }
+    )
 
 
 def _nps_points(x):
@@ -89,10 +92,10 @@ def test_nps_scores_on_every_engine_and_invalid_scores():
     ref = abkit.analyze(df, [abkit.NPS("nps_score")]).row("nps_score")
     table = pa.Table.from_pandas(df, preserve_index=False)  # NaN -> null
     assert abkit.analyze(table, [abkit.NPS("nps_score")]).row("nps_score")["effect"] == pytest.approx(ref["effect"])
-    with_nan = pa.table({"variant": df.variant.to_numpy(),
-                         "nps_score": pa.array(df.nps_score.to_numpy(), from_pandas=False)})  # NaN stays NaN
-    assert abkit.analyze(with_nan, [abkit.NPS("nps_score")]).row("nps_score")["effect"] == pytest.approx(
-        ref["effect"])
+    with_nan = pa.table(
+        {"variant": df.variant.to_numpy(), "nps_score": pa.array(df.nps_score.to_numpy(), from_pandas=False)}
+    )  # NaN stays NaN
+    assert abkit.analyze(with_nan, [abkit.NPS("nps_score")]).row("nps_score")["effect"] == pytest.approx(ref["effect"])
     odd = df.copy()
     odd.loc[odd.nps_score.notna().idxmax(), "nps_score"] = 11.0  # out of range: counted as missing
     row = abkit.analyze(odd, [abkit.NPS("nps_score")]).row("nps_score")
@@ -105,12 +108,14 @@ def test_nps_scores_on_every_engine_and_invalid_scores():
 def amounts(n=30_000, seed=5):
     rng = np.random.default_rng(seed)
     f = rng.normal(0, 1, n)
-    return pd.DataFrame({
-        "variant": np.where(rng.random(n) < 0.5, "control", "treatment"),
-        "amount": np.exp(2 + f + rng.normal(0, 1.2, n)),
-        "pre_amount": np.exp(2 + f + rng.normal(0, 1.2, n)),
-        "orders": rng.poisson(3, n).astype(float),
-    })
+    return pd.DataFrame(
+        {
+            "variant": np.where(rng.random(n) < 0.5, "control", "treatment"),
+            "amount": np.exp(2 + f + rng.normal(0, 1.2, n)),
+            "pre_amount": np.exp(2 + f + rng.normal(0, 1.2, n)),
+            "orders": rng.poisson(3, n).astype(float),
+        }
+    )
 
 
 def test_winsorize_caps_at_the_pre_period_quantile():
@@ -132,8 +137,9 @@ def test_winsorize_without_covariate_uses_the_pooled_outcome_and_lin_caps_only_t
     df = amounts()
     row = abkit.analyze(df, [abkit.Mean("amount", winsorize=0.95)]).row("amount")
     assert row["cap"] == pytest.approx(np.quantile(df.amount, 0.95), rel=1e-12)
-    lin = abkit.analyze(df, [abkit.Mean("amount", ["pre_amount", "orders"], winsorize=0.99,
-                                        cap_from="pre_amount")]).row("amount")
+    lin = abkit.analyze(
+        df, [abkit.Mean("amount", ["pre_amount", "orders"], winsorize=0.99, cap_from="pre_amount")]
+    ).row("amount")
     cap = np.quantile(df.pre_amount, 0.99)
     ref = abkit.analyze(df.assign(a=np.minimum(df.amount, cap)), [abkit.Mean("a", ["pre_amount", "orders"])]).row("a")
     assert lin["effect"] == pytest.approx(ref["effect"], rel=1e-10)
@@ -173,6 +179,7 @@ def test_winsorize_argument_errors():
 def negative_nps(n=10_000, control=(2520, 4000), treatment=(2810, 3500)):
     """Exact counts of promoters and detractors per arm of n respondents; by default control NPS -14.8
     (25.20% promoters, 40.00% detractors), treatment -6.9 (28.10%, 35.00%)."""
+
     def arm(name, promoters, detractors):
         scores = np.r_[np.full(promoters, 10.0), np.full(detractors, 3.0), np.full(n - promoters - detractors, 7.0)]
         return pd.DataFrame({"variant": name, "nps": scores})
@@ -209,8 +216,9 @@ def test_negative_nps_moves_up_in_points_everywhere():
     assert len(dots) == 1 and dots[0].get_xdata()[0] == pytest.approx(100 * 7.9 / 14.8)
     assert any("% of |control|" in t.get_text() for t in ax.get_yticklabels())
     matplotlib.pyplot.close(ax.figure)
-    spec = type("Spec", (), {"primary": type("P", (), {"name": "nps", "better": "higher"})(), "name": "x",
-                             "alpha": 0.05})()
+    spec = type(
+        "Spec", (), {"primary": type("P", (), {"name": "nps", "better": "higher"})(), "name": "x", "alpha": 0.05}
+    )()
     entry = render.summary(spec, res, [v])["arms"][0]
     assert entry["rel_effect"] > 0 and entry["text"].startswith("+7.9") and "points" in entry["text"]
     page = render.metrics_html(res)

@@ -8,6 +8,7 @@ comparison markets cannot mix well (the failure a poor or fair pre-launch fit wa
 is the shared ``abkit readout`` batch of tests/test_readout.py (every sample spec), also read by
 tests/test_browser.py.
 """
+
 from __future__ import annotations
 
 import html
@@ -48,8 +49,12 @@ def visible(page: str) -> str:
 
 # =========================================================================== the spec
 SYN = {
-    "name": "Refund tracker in DE", "kind": "synthetic", "data": "../data/panel.parquet", "unit": "market",
-    "time": "week", "treatment": "launched",
+    "name": "Refund tracker in DE",
+    "kind": "synthetic",
+    "data": "../data/panel.parquet",
+    "unit": "market",
+    "time": "week",
+    "treatment": "launched",
     "outcome": {"name": "contact_rate", "numerator": "contacts", "denominator": "orders", "better": "lower"},
     "secondary": [{"name": "orders", "column": "orders"}],
 }
@@ -99,33 +104,40 @@ def test_defaults_and_first_treated(project):
     alt = dict(SYN, first_treated="launch_week", method="sc", covariates=["basket"], replications=50, seed=7)
     del alt["treatment"]
     spec2 = load_spec(write_spec(project, alt, "alt.yaml"))
-    assert (spec2.first_treated, spec2.treatment, spec2.method, spec2.covariates) == ("launch_week", None, "sc",
-                                                                                    ("basket",))
+    assert (spec2.first_treated, spec2.treatment, spec2.method, spec2.covariates) == (
+        "launch_week",
+        None,
+        "sc",
+        ("basket",),
+    )
     assert (spec2.replications, spec2.seed) == (50, 7)
 
 
-@pytest.mark.parametrize("changes, field, shown", [
-    ({"method": "dr"}, "method", "Callaway & Sant'Anna method of kind: did; kind: synthetic takes sdid"),
-    ({"method": "did"}, "method", "plain difference-in-differences is kind: did"),
-    ({"method": "sdidd"}, "method", "Did you mean 'sdid'?"),
-    ({"leads": 6}, "leads", "is a Callaway & Sant'Anna key (event study)"),
-    ({"control_group": "never_treated"}, "control_group", "weighted mix of the never-launched units"),
-    ({"scale": "log"}, "scale", "in percent of the synthetic twin"),
-    ({"placebo_shifts": [4]}, "placebo_shifts", "runs placebo launches in the comparison units"),
-    ({"cluster": "market"}, "cluster", "write `kind: did`"),
-    ({"first_treated": "launch_week"}, "treatment", "not both"),
-    ({"treatment": None}, "first_treated", "required key missing"),
-    ({"replications": 5}, "replications", "20"),
-    ({"replications": 200.5}, "replications", "whole number"),
-    ({"seed": -1}, "seed", "-1"),
-    ({"inference": "permutation"}, "inference", "placebo, bootstrap, jackknife, conformal"),
-    ({"covariates": ["contacts"]}, "covariates[0]", "is a column of the outcome"),
-    ({"covariates": ["baskt"]}, "covariates[0]", "Did you mean 'basket'?"),
-    ({"outcome": {"column": "contact"}}, "outcome.column", "column 'contact' not found"),
-    ({"time": "weak"}, "time", "Did you mean 'week'?"),
-    ({"alpha": 0.7}, "alpha", "0.7"),
-    ({"metrics": []}, "metrics", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "changes, field, shown",
+    [
+        ({"method": "dr"}, "method", "Callaway & Sant'Anna method of kind: did; kind: synthetic takes sdid"),
+        ({"method": "did"}, "method", "plain difference-in-differences is kind: did"),
+        ({"method": "sdidd"}, "method", "Did you mean 'sdid'?"),
+        ({"leads": 6}, "leads", "is a Callaway & Sant'Anna key (event study)"),
+        ({"control_group": "never_treated"}, "control_group", "weighted mix of the never-launched units"),
+        ({"scale": "log"}, "scale", "in percent of the synthetic twin"),
+        ({"placebo_shifts": [4]}, "placebo_shifts", "runs placebo launches in the comparison units"),
+        ({"cluster": "market"}, "cluster", "write `kind: did`"),
+        ({"first_treated": "launch_week"}, "treatment", "not both"),
+        ({"treatment": None}, "first_treated", "required key missing"),
+        ({"replications": 5}, "replications", "20"),
+        ({"replications": 200.5}, "replications", "whole number"),
+        ({"seed": -1}, "seed", "-1"),
+        ({"inference": "permutation"}, "inference", "placebo, bootstrap, jackknife, conformal"),
+        ({"covariates": ["contacts"]}, "covariates[0]", "is a column of the outcome"),
+        ({"covariates": ["baskt"]}, "covariates[0]", "Did you mean 'basket'?"),
+        ({"outcome": {"column": "contact"}}, "outcome.column", "column 'contact' not found"),
+        ({"time": "weak"}, "time", "Did you mean 'week'?"),
+        ({"alpha": 0.7}, "alpha", "0.7"),
+        ({"metrics": []}, "metrics", "unknown key"),
+    ],
+)
 def test_synthetic_spec_errors(project, changes, field, shown):
     spec = {k: v for k, v in dict(SYN, **changes).items() if v is not None}
     err = spec_error(write_spec(project, spec))
@@ -157,7 +169,7 @@ def test_a_rollout_spec_chooses_a_synthetic_method(project):
     err = spec_error(write_spec(project, rollout_spec, "did.yaml"))
     assert {"control_group", "leads", "lags"} <= {where for where, _ in err.problems}
     assert "write `kind: did` with method dr, reg or ipw" in str(err)
-    with pytest.raises(SpecError, match="synthetic estimator"):              # asked for explicitly: a C&S spec
+    with pytest.raises(SpecError, match="synthetic estimator"):  # asked for explicitly: a C&S spec
         RolloutSpec.from_dict(dict(base, kind="did", method="sdid"), check_data=False)
     with pytest.raises(SpecError, match="use one of ab, did, synthetic, power"):
         spec_from_dict(dict(SYN, kind="synthtic"), check_data=False)
@@ -168,7 +180,7 @@ def test_the_json_schema_knows_kind_synthetic():
 
     schema = spec_json_schema()
     jsonschema.Draft7Validator.check_schema(schema)
-    assert schema["if"]["properties"]["method"]["enum"] == ["synthetic", "sdid", "sc"]    # kind: did, method sdid
+    assert schema["if"]["properties"]["method"]["enum"] == ["synthetic", "sdid", "sc"]  # kind: did, method sdid
     chain = schema["else"]["else"]
     assert chain["if"]["properties"]["kind"]["const"] == "synthetic"
     assert chain["then"] == {"$ref": "#/$defs/SyntheticDocument"}
@@ -182,7 +194,7 @@ def test_the_json_schema_knows_kind_synthetic():
     assert any("leads" in e.message for e in validator.iter_errors(dict(doc, leads=6)))
     assert list(validator.iter_errors(dict(doc, method="dr")))
     assert any("minimum of 20" in e.message for e in validator.iter_errors(dict(doc, replications=3)))
-    assert list(validator.iter_errors(dict(doc, kind="did", method="sc"))) == []     # a rollout choosing SC
+    assert list(validator.iter_errors(dict(doc, kind="did", method="sc"))) == []  # a rollout choosing SC
     assert any("leads" in e.message for e in validator.iter_errors(dict(doc, kind="did", method="sc", leads=6)))
     did_doc = json.loads(json.dumps(yaml.safe_load(DID_SPEC.read_text(encoding="utf-8")), default=str))
     assert any("replications" in e.message for e in validator.iter_errors(dict(did_doc, replications=200)))
@@ -195,11 +207,25 @@ def test_the_json_schema_knows_kind_synthetic():
 def stub(**kw):
     """A SyntheticResult's fields as decide_one_market reads them: one launched market, 29 comparison markets,
     a good fit, a 10% fall from 0.14 with p = 0.002 and a rank test that confirms it."""
-    base = dict(outcome="contact_rate", alpha=0.05, launched_units=("DE",), estimate=-0.014, ci_lower=-0.022,
-                ci_upper=-0.006, p_value=0.002, relative_effect=-0.1, rel_ci_lower=-0.157, rel_ci_upper=-0.043,
-                counterfactual=0.14, n_control=29, placebo=pd.DataFrame({"launched": [True] + [False] * 29}),
-                permutation_p_value=1 / 30, fit_quality="good", fit_message="Good pre-launch fit: ...",
-                inference="placebo")
+    base = dict(
+        outcome="contact_rate",
+        alpha=0.05,
+        launched_units=("DE",),
+        estimate=-0.014,
+        ci_lower=-0.022,
+        ci_upper=-0.006,
+        p_value=0.002,
+        relative_effect=-0.1,
+        rel_ci_lower=-0.157,
+        rel_ci_upper=-0.043,
+        counterfactual=0.14,
+        n_control=29,
+        placebo=pd.DataFrame({"launched": [True] + [False] * 29}),
+        permutation_p_value=1 / 30,
+        fit_quality="good",
+        fit_message="Good pre-launch fit: ...",
+        inference="placebo",
+    )
     base.update(kw)
     return SimpleNamespace(**base)
 
@@ -207,18 +233,23 @@ def stub(**kw):
 def test_worked_in_percent_and_levels():
     v = abkit.verdict.decide_one_market(stub(), "lower")
     assert v.label == "Worked" and v.note is None
-    assert v.headline == ("The launch cut contact_rate in DE by 10.0% (from 0.140 to 0.126; 95% CI 4.3% to 15.7%), "
-                          "against its synthetic twin.")
-    assert "placebo rank test p = 0.033: by its miss after launch relative to its miss before, DE ranks 1 of 30 " \
-           "markets" in v.reasons
+    assert v.headline == (
+        "The launch cut contact_rate in DE by 10.0% (from 0.140 to 0.126; 95% CI 4.3% to 15.7%), "
+        "against its synthetic twin."
+    )
+    assert (
+        "placebo rank test p = 0.033: by its miss after launch relative to its miss before, DE ranks 1 of 30 "
+        "markets" in v.reasons
+    )
     worse = abkit.verdict.decide_one_market(stub(), "higher")
     assert worse.label == "Made it worse" and "the wrong direction (higher is better)" in worse.headline
 
 
 @pytest.mark.parametrize("better", ["lower", "higher"])
 def test_a_poor_fit_is_never_worked_nor_made_it_worse(better):
-    v = abkit.verdict.decide_one_market(stub(fit_quality="poor", fit_message="Warning, poor pre-launch fit: x",
-                                             p_value=1e-9), better)
+    v = abkit.verdict.decide_one_market(
+        stub(fit_quality="poor", fit_message="Warning, poor pre-launch fit: x", p_value=1e-9), better
+    )
     assert v.display_label == "Inconclusive (poor pre-launch fit)"
     assert v.headline.startswith("Not established: the synthetic twin did not track DE before launch")
     assert "Warning, poor pre-launch fit: x" in v.reasons
@@ -229,22 +260,27 @@ def test_a_fair_fit_needs_the_rank_test():
     v = abkit.verdict.decide_one_market(stub(**fair, permutation_p_value=0.2), "lower")
     assert v.display_label == "Inconclusive (fair pre-launch fit)"
     assert "the placebo rank test does not confirm it" in v.headline and "caution: Fair pre-launch fit: y" in v.reasons
-    assert abkit.verdict.decide_one_market(stub(**fair), "lower").label == "Worked"        # rank 1 of 30
-    few = stub(**fair, n_control=12, placebo=pd.DataFrame({"launched": [True] + [False] * 12}),
-               permutation_p_value=1 / 13)
+    assert abkit.verdict.decide_one_market(stub(**fair), "lower").label == "Worked"  # rank 1 of 30
+    few = stub(
+        **fair, n_control=12, placebo=pd.DataFrame({"launched": [True] + [False] * 12}), permutation_p_value=1 / 13
+    )
     v = abkit.verdict.decide_one_market(few, "lower")
     assert v.label == "Inconclusive" and "with 13 markets the placebo rank test cannot confirm it" in v.headline
     assert any("it cannot go below 0.077" in r for r in v.reasons)
     # not significant: no claim to block, the usual words
-    assert abkit.verdict.decide_one_market(stub(**fair, p_value=0.4, ci_upper=0.002, rel_ci_upper=0.014),
-                                           "lower").label == "No detectable impact"
+    assert (
+        abkit.verdict.decide_one_market(stub(**fair, p_value=0.4, ci_upper=0.002, rel_ci_upper=0.014), "lower").label
+        == "No detectable impact"
+    )
 
 
 def test_on_a_good_fit_the_rank_test_is_a_caution_and_few_markets_are_said():
     v = abkit.verdict.decide_one_market(stub(permutation_p_value=2 / 30), "lower")
     assert v.label == "Worked"
-    assert ("caution: the placebo rank test does not confirm the effect (p = 0.067: by its miss after launch "
-            "relative to its miss before, DE ranks 2 of 30 markets)") in v.reasons
+    assert (
+        "caution: the placebo rank test does not confirm the effect (p = 0.067: by its miss after launch "
+        "relative to its miss before, DE ranks 2 of 30 markets)"
+    ) in v.reasons
     few = stub(n_control=12, placebo=pd.DataFrame({"launched": [True] + [False] * 12}), permutation_p_value=1 / 13)
     v = abkit.verdict.decide_one_market(few, "lower")
     assert v.label == "Worked" and any("with 13 it cannot go below 0.077" in r for r in v.reasons)
@@ -256,7 +292,8 @@ def test_no_interval_and_no_level():
     units = abkit.verdict.decide_one_market(stub(counterfactual=-0.5, relative_effect=math.nan), "lower")
     assert units.label == "Worked" and units.headline == (
         "The launch cut contact_rate in DE by 0.0140 in contact_rate's units (95% CI -0.0220 to -0.0060; the twin's "
-        "level is not positive, so no %), against its synthetic twin.")
+        "level is not positive, so no %), against its synthetic twin."
+    )
     several = abkit.verdict.decide_one_market(stub(launched_units=("DE", "FR", "IT")), "lower")
     assert "in DE, FR and IT by" in several.headline
     with pytest.raises(ValueError, match="better"):
@@ -278,15 +315,19 @@ def _verdicts(loadings, effect, seeds):
 
 def replace_fit(res):
     """The result as if its fit were good and the rank test absent: the placebo p-value alone decides."""
-    return SimpleNamespace(**{**vars_of(res), "fit_quality": "good", "fit_message": "",
-                              "permutation_p_value": math.nan})
+    return SimpleNamespace(
+        **{**vars_of(res), "fit_quality": "good", "fit_message": "", "permutation_p_value": math.nan}
+    )
 
 
 def vars_of(res) -> dict:
     from dataclasses import fields
 
     return {f.name: getattr(res, f.name) for f in fields(res)} | {
-        "relative_effect": res.relative_effect, "rel_ci_lower": res.rel_ci_lower, "rel_ci_upper": res.rel_ci_upper}
+        "relative_effect": res.relative_effect,
+        "rel_ci_lower": res.rel_ci_lower,
+        "rel_ci_upper": res.rel_ci_upper,
+    }
 
 
 CLAIMS = ("Worked", "Made it worse")
@@ -302,7 +343,7 @@ def test_fit_rules_cut_false_claims_on_launches_without_effect():
     poor_rule = sum(n in CLAIMS and fit != "poor" for _, n, fit in rows)
     final = sum(v in CLAIMS for v, _, _ in rows)
     print(f"false claims of 24 null launches: placebo p alone {naive}, without poor fits {poor_rule}, final {final}")
-    assert naive >= 15 and poor_rule <= 10 and final <= 3          # 17, 9 and 2 when written
+    assert naive >= 15 and poor_rule <= 10 and final <= 3  # 17, 9 and 2 when written
     assert all(fit == "good" for v, _, fit in rows if v in CLAIMS)
 
 
@@ -322,17 +363,29 @@ def sample():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         panel = market_launch.load_panel(spec)
-        result = did.synthetic(panel.frame, panel.column(spec.outcome.name), panel.unit, panel.time,
-                               panel.launched, method=spec.method, inference=spec.inference,
-                               reps=spec.replications, alpha=spec.alpha, seed=spec.seed)
+        result = did.synthetic(
+            panel.frame,
+            panel.column(spec.outcome.name),
+            panel.unit,
+            panel.time,
+            panel.launched,
+            method=spec.method,
+            inference=spec.inference,
+            reps=spec.replications,
+            alpha=spec.alpha,
+            seed=spec.seed,
+        )
         estimators = market_launch.other_estimators(panel, spec, result)
         secondary = market_launch.secondary_effects(panel, spec)
         verdict = abkit.verdict.decide_one_market(result, spec.outcome.better)
-        figs = {"paths": market_launch.plot_paths(result, panel).figure,
-                "placebo": market_launch.plot_placebo(result, panel).figure,
-                "fit": market_launch.plot_fit(result, panel).figure}
-    yield SimpleNamespace(spec=spec, panel=panel, result=result, estimators=estimators, secondary=secondary,
-                          verdict=verdict, figs=figs)
+        figs = {
+            "paths": market_launch.plot_paths(result, panel).figure,
+            "placebo": market_launch.plot_placebo(result, panel).figure,
+            "fit": market_launch.plot_fit(result, panel).figure,
+        }
+    yield SimpleNamespace(
+        spec=spec, panel=panel, result=result, estimators=estimators, secondary=secondary, verdict=verdict, figs=figs
+    )
     plt.close("all")
 
 
@@ -340,12 +393,15 @@ def test_sample_verdict_is_worked_and_its_intervals_cover_the_truth(sample):
     truth = pd.read_parquet(ROOT / "data" / "one_market_panel.parquet").attrs
     r, v = sample.result, sample.verdict
     assert v.label == "Worked" and r.fit_quality == "good" and r.launched_units == ("DE",)
-    assert r.ci_lower <= truth["true_att"] <= r.ci_upper                    # -0.01419 in contacts per order
-    assert r.rel_ci_lower <= truth["true_effect"] <= r.rel_ci_upper         # -10%
-    assert r.launch_period == 79 and isinstance(r.launch_period, int)       # week 79, not 79.0
+    assert r.ci_lower <= truth["true_att"] <= r.ci_upper  # -0.01419 in contacts per order
+    assert r.rel_ci_lower <= truth["true_effect"] <= r.rel_ci_upper  # -10%
+    assert r.launch_period == 79 and isinstance(r.launch_period, int)  # week 79, not 79.0
     assert (r.n_control, r.n_pre, r.n_post) == (29, 78, 26)
-    assert re.fullmatch(r"The launch cut contact_rate in DE by \d\.\d% \(from 0\.1\d\d to 0\.1\d\d; 95% CI \d\.\d% "
-                        r"to \d\d\.\d%\), against its synthetic twin\.", v.headline), v.headline
+    assert re.fullmatch(
+        r"The launch cut contact_rate in DE by \d\.\d% \(from 0\.1\d\d to 0\.1\d\d; 95% CI \d\.\d% "
+        r"to \d\d\.\d%\), against its synthetic twin\.",
+        v.headline,
+    ), v.headline
 
 
 def test_the_readout_reads_the_panel_as_synthetic_reads_the_raw_data(sample):
@@ -354,9 +410,10 @@ def test_the_readout_reads_the_panel_as_synthetic_reads_the_raw_data(sample):
     direct = did.synthetic(raw, ("contacts", "orders"), "market", "week", "launched", reps=200, seed=0)
     assert sample.result.estimate == pytest.approx(direct.estimate, abs=1e-14)
     assert sample.result.se == pytest.approx(direct.se, rel=1e-12)
-    pd.testing.assert_series_equal(sample.result.unit_weights, direct.unit_weights, check_exact=False, rtol=1e-12,
-                                   atol=1e-15)
-    again = market_launch.estimate(sample.panel, sample.spec)                # the module's helper, same design
+    pd.testing.assert_series_equal(
+        sample.result.unit_weights, direct.unit_weights, check_exact=False, rtol=1e-12, atol=1e-15
+    )
+    again = market_launch.estimate(sample.panel, sample.spec)  # the module's helper, same design
     assert again.estimate == sample.result.estimate and again.se == sample.result.se
 
 
@@ -373,7 +430,7 @@ def test_three_estimators_side_by_side(sample):
     assert "synthetic difference-in-differences (the readout's) -0.0133" in words
     assert "synthetic control -0.0124" in words and "difference-in-differences 0.0033" in words
     # orders never move, but DE is the largest market: its twin cannot follow it, and the readout says so
-    (o, r, err), = sample.secondary
+    ((o, r, err),) = sample.secondary
     assert o.name == "orders" and err is None and r.fit_quality == "poor" and "poor: not trusted" in words
 
 
@@ -400,7 +457,7 @@ def test_placebo_section_marks_the_launched_market(sample):
     assert "The red line is DE" in words and "DE comes 2 of 30 markets (p = 0.067" in words
     ax = sample.figs["placebo"].axes[0]
     red = [ln for ln in ax.lines if ln.get_color() == "#cf222e"]
-    assert len(red) == 1 and red[0].get_xdata()[0] == pytest.approx(r.estimate)     # the launched market, marked
+    assert len(red) == 1 and red[0].get_xdata()[0] == pytest.approx(r.estimate)  # the launched market, marked
 
 
 def test_paths_and_fit_sections(sample):
@@ -409,7 +466,7 @@ def test_paths_and_fit_sections(sample):
     assert "The solid line is DE; the dashed line is its synthetic twin" in words and "Poor pre-launch fit" not in words
     ax = sample.figs["paths"].axes[0]
     launch = [ln for ln in ax.lines if ln.get_linestyle() == ":"]
-    assert launch and launch[0].get_xdata()[0] == pytest.approx(78.5)            # between weeks 78 and 79
+    assert launch and launch[0].get_xdata()[0] == pytest.approx(78.5)  # between weeks 78 and 79
     fit = market_launch.fit_html(sample.figs["fit"], r, sample.panel)
     assert "abkit-banner-ok" in fit and "Good pre-launch fit" in visible(fit)
     assert f"Pre-launch RMSPE {abkit.formatting.format_number(r.pre_rmspe, 3)}" in visible(fit)
@@ -481,9 +538,13 @@ def test_hostile_names_are_text(project):
     panel = market_launch.load_panel(loaded)
     res = market_launch.estimate(panel, loaded)
     v = abkit.verdict.decide_one_market(res, "lower")
-    page = (market_launch.header_html(loaded, panel) + market_launch.launch_html(loaded, panel, res)
-            + market_launch.verdict_html(v, res, loaded) + market_launch.impact_html(res, loaded)
-            + market_launch.methodology_html(loaded, panel, res))
+    page = (
+        market_launch.header_html(loaded, panel)
+        + market_launch.launch_html(loaded, panel, res)
+        + market_launch.verdict_html(v, res, loaded)
+        + market_launch.impact_html(res, loaded)
+        + market_launch.methodology_html(loaded, panel, res)
+    )
     assert "<script>" not in page and html.escape(XSS) in page
 
 
@@ -514,18 +575,26 @@ def test_every_section_renders_for_other_designs(project, case):
         r = market_launch.estimate(panel, spec)
         v = abkit.verdict.decide_one_market(r, "lower")
         placebo = market_launch.plot_placebo(r, panel)
-        page = (market_launch.launch_html(spec, panel, r) + market_launch.verdict_html(v, r, spec)
-                + market_launch.paths_html(market_launch.plot_paths(r, panel).figure, r, panel)
-                + market_launch.impact_html(r, spec, market_launch.other_estimators(panel, spec, r),
-                                            market_launch.secondary_effects(panel, spec))
-                + market_launch.weights_html(r, panel)
-                + market_launch.placebo_html(placebo.figure if placebo is not None else None, r, panel)
-                + market_launch.fit_html(market_launch.plot_fit(r, panel).figure, r, panel)
-                + market_launch.methodology_html(spec, panel, r))
+        page = (
+            market_launch.launch_html(spec, panel, r)
+            + market_launch.verdict_html(v, r, spec)
+            + market_launch.paths_html(market_launch.plot_paths(r, panel).figure, r, panel)
+            + market_launch.impact_html(
+                r, spec, market_launch.other_estimators(panel, spec, r), market_launch.secondary_effects(panel, spec)
+            )
+            + market_launch.weights_html(r, panel)
+            + market_launch.placebo_html(placebo.figure if placebo is not None else None, r, panel)
+            + market_launch.fit_html(market_launch.plot_fit(r, panel).figure, r, panel)
+            + market_launch.methodology_html(spec, panel, r)
+        )
     plt.close("all")
     words = visible(page)
-    launched = {"three markets": "DE, FR and IT in week 30", "staggered": "DE in week 30; FR in week 33; IT in week 36",
-                "conformal": "DE in week 30", "sc": "DE in week 30"}[case]
+    launched = {
+        "three markets": "DE, FR and IT in week 30",
+        "staggered": "DE in week 30; FR in week 33; IT in week 36",
+        "conformal": "DE in week 30",
+        "sc": "DE in week 30",
+    }[case]
     assert f"Launched {launched}" in words
     assert v.label in ("Worked", "No detectable impact", "Inconclusive", "Made it worse") and "n/a" not in v.headline
     if case in ("three markets", "staggered"):
@@ -557,26 +626,32 @@ def poor(tmp_path_factory):
     spec = replace(load_spec(SPEC), data=str(panel_path), secondary=())
     panel = market_launch.load_panel(spec)
     result = market_launch.estimate(panel, spec)
-    yield SimpleNamespace(spec=spec, panel=panel, result=result,
-                          verdict=abkit.verdict.decide_one_market(result, "lower"),
-                          fit_fig=market_launch.plot_fit(result, panel).figure,
-                          paths_fig=market_launch.plot_paths(result, panel).figure)
+    yield SimpleNamespace(
+        spec=spec,
+        panel=panel,
+        result=result,
+        verdict=abkit.verdict.decide_one_market(result, "lower"),
+        fit_fig=market_launch.plot_fit(result, panel).figure,
+        paths_fig=market_launch.plot_paths(result, panel).figure,
+    )
     plt.close("all")
 
 
 def test_a_poor_fit_warns_in_plain_words_and_is_not_a_verdict(poor):
     r = poor.result
-    assert r.fit_quality == "poor" and r.p_value < 0.05 and r.estimate > 0    # a "significant" rise: not real
+    assert r.fit_quality == "poor" and r.p_value < 0.05 and r.estimate > 0  # a "significant" rise: not real
     assert poor.verdict.display_label == "Inconclusive (poor pre-launch fit)"
     fit = market_launch.fit_html(poor.fit_fig, r, poor.panel)
     assert "abkit-banner-bad" in fit
     words = visible(fit)
-    assert ("Before launch the synthetic twin did not follow DE closely: it missed by 0.0480 on average (RMSPE), "
-            "45% of DE's level, 6.8 times the typical miss for the comparison markets.") in words
+    assert (
+        "Before launch the synthetic twin did not follow DE closely: it missed by 0.0480 on average (RMSPE), "
+        "45% of DE's level, 6.8 times the typical miss for the comparison markets."
+    ) in words
     assert "the verdict cannot be 'Worked'" in words
     assert "Poor pre-launch fit" in visible(market_launch.paths_html(poor.paths_fig, r, poor.panel))
     table = market_launch.impact_html(r, poor.spec, market_launch.other_estimators(poor.panel, poor.spec, r))
-    assert "#cf222e" not in table and "#1a7f37" not in table                   # no colour claims an effect
+    assert "#cf222e" not in table and "#1a7f37" not in table  # no colour claims an effect
     assert visible(table).count("poor: not trusted") == 3
 
 
@@ -593,19 +668,30 @@ def test_the_sample_readout_end_to_end(run):
 
     folder = run["samples"]["refund_tracker_germany"]
     text = (folder / "readout.html").read_text(encoding="utf-8")
-    marks = ["One-market launch readout", ">Verdict<", ">Worked<", "Decision rule.", ">The launch<",
-             "DE against its synthetic twin",
-             ">Estimated impact<", "Three ways to read the same data", ">Other outcomes<",
-             "Comparison markets behind the twin", "Placebo launches: is the effect unusual?",
-             "Pre-launch fit: did the twin track the market?", ">Methodology<", ">Glossary<",
-             "Computed from one snapshot"]
+    marks = [
+        "One-market launch readout",
+        ">Verdict<",
+        ">Worked<",
+        "Decision rule.",
+        ">The launch<",
+        "DE against its synthetic twin",
+        ">Estimated impact<",
+        "Three ways to read the same data",
+        ">Other outcomes<",
+        "Comparison markets behind the twin",
+        "Placebo launches: is the effect unusual?",
+        "Pre-launch fit: did the twin track the market?",
+        ">Methodology<",
+        ">Glossary<",
+        "Computed from one snapshot",
+    ]
     order = [text.index(s) for s in marks]
     assert order == sorted(order), [m for m, _ in sorted(zip(marks, order), key=lambda t: t[1])]
     words = visible(text)
     assert "The launch cut contact_rate in DE by 9.4%" in words
     assert "other 7 markets" in words and "0 of 29 pretend launches" in words and "Good pre-launch fit" in words
-    assert len(re.findall(r'<img\b[^>]*src="data:image/(?:png|svg\+xml);base64,', text)) == 3   # as every page
-    assert "did.synthetic(" not in text and "market_launch." not in text       # code hidden
+    assert len(re.findall(r'<img\b[^>]*src="data:image/(?:png|svg\+xml);base64,', text)) == 3  # as every page
+    assert "did.synthetic(" not in text and "market_launch." not in text  # code hidden
     summary = summary_of(run, "refund_tracker_germany")
     assert summary["kind"] == "synthetic" and summary["arms"][0]["label"] == "Worked"
     index = (run["out"] / "index.html").read_text(encoding="utf-8")
@@ -616,7 +702,7 @@ def test_the_sample_readout_end_to_end(run):
     nb = nbformat.read(folder / "readout.ipynb", as_version=4)
     source = "\n".join(c.source for c in nb.cells)
     assert "did.synthetic(" in source and "abkit.verdict.decide_one_market(" in source
-    assert "snapshot.verify()" in nb.cells[-1].source                  # pinned first, verified last
+    assert "snapshot.verify()" in nb.cells[-1].source  # pinned first, verified last
     template = nbformat.read(notebook_for("synthetic"), as_version=4)
     first = next(c for c in template.cells if "parameters" not in c.metadata.get("tags", []))
     assert "pin(experiment.data)" in first.source and 'notebook_spec("synthetic"' in first.source
@@ -628,8 +714,14 @@ def test_plain_papermill_with_the_spec_as_a_dict(run, tmp_path):
     from test_templates import _summary
 
     nb = tmp_path / "one_market.ipynb"
-    papermill.execute_notebook(str(notebook_for("synthetic")), str(nb), parameters={"spec": load_spec(SPEC).to_dict()},
-                               cwd=str(tmp_path), progress_bar=False, log_output=False)
+    papermill.execute_notebook(
+        str(notebook_for("synthetic")),
+        str(nb),
+        parameters={"spec": load_spec(SPEC).to_dict()},
+        cwd=str(tmp_path),
+        progress_bar=False,
+        log_output=False,
+    )
     got = _summary(nb)
     got.pop("data_snapshot")
     assert got == {k: v for k, v in summary_of(run, "refund_tracker_germany").items() if k != "data_snapshot"}
@@ -638,16 +730,25 @@ def test_plain_papermill_with_the_spec_as_a_dict(run, tmp_path):
 # =========================================================================== the DiD readout proposes it
 def test_decide_rollout_proposes_the_synthetic_estimators_when_few_launched():
     args = ("contact_rate", "lower", -0.2, -0.3, -0.1, 0.001, 0.5)
-    few = abkit.verdict.decide_rollout(*args, few_treated="only 2 launched markets", randomization_p=0.2,
-                                       where="launched markets")
-    assert any("read this rollout with the synthetic estimators instead, built for one or a few launched markets: "
-               "set `method: synthetic` in the spec" in r for r in few.reasons), few.reasons
-    both = abkit.verdict.decide_rollout(*args, few_treated="only 1 launched market and 3 never-launched markets",
-                                        randomization_p=0.2, where="launched markets")
+    few = abkit.verdict.decide_rollout(
+        *args, few_treated="only 2 launched markets", randomization_p=0.2, where="launched markets"
+    )
+    assert any(
+        "read this rollout with the synthetic estimators instead, built for one or a few launched markets: "
+        "set `method: synthetic` in the spec" in r
+        for r in few.reasons
+    ), few.reasons
+    both = abkit.verdict.decide_rollout(
+        *args,
+        few_treated="only 1 launched market and 3 never-launched markets",
+        randomization_p=0.2,
+        where="launched markets",
+    )
     assert any("`method: synthetic`" in r for r in both.reasons)
     # few comparison units only: a synthetic twin would have little to mix; no proposal
-    never = abkit.verdict.decide_rollout(*args, few_treated="only 3 never-launched markets", randomization_p=0.2,
-                                         where="launched markets")
+    never = abkit.verdict.decide_rollout(
+        *args, few_treated="only 3 never-launched markets", randomization_p=0.2, where="launched markets"
+    )
     assert not any("method: synthetic" in r for r in never.reasons)
     assert any("compare with a synthetic control (abkit.did.synthetic)" in r for r in never.reasons)
     plenty = abkit.verdict.decide_rollout(*args, where="launched markets")
@@ -664,13 +765,21 @@ def test_the_did_readout_of_two_launched_markets_proposes_kind_synthetic(tmp_pat
     path = tmp_path / "two.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     nb = tmp_path / "two.ipynb"
-    papermill.execute_notebook(str(notebook_for("did")), str(nb), parameters={"spec_path": str(path)},
-                               cwd=str(tmp_path), progress_bar=False, log_output=False)
+    papermill.execute_notebook(
+        str(notebook_for("did")),
+        str(nb),
+        parameters={"spec_path": str(path)},
+        cwd=str(tmp_path),
+        progress_bar=False,
+        log_output=False,
+    )
     import nbformat
 
     out = nbformat.read(nb, as_version=4)
     page = "".join(o.get("data", {}).get("text/html", "") for c in out.cells for o in c.get("outputs", ()))
     words = visible(page)
     assert "only 2 launched markets" in words
-    assert ("read this rollout with the synthetic estimators instead, built for one or a few launched markets: "
-            "set `method: synthetic` in the spec") in words
+    assert (
+        "read this rollout with the synthetic estimators instead, built for one or a few launched markets: "
+        "set `method: synthetic` in the spec"
+    ) in words

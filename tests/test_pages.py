@@ -1,4 +1,5 @@
 """The pages' HTML comes from Jinja2 templates (templates/html/pages), autoescaped and neutralised."""
+
 from __future__ import annotations
 
 import shutil
@@ -18,13 +19,17 @@ ABKIT = Path(sys.executable).with_name("abkit")
 
 
 def test_every_value_is_escaped_and_bidi_controls_are_neutralised():
-    html = render_page("section_error.html.j2", title="<script>alert(1)</script>", error_type="DataError",
-                       error="col \u202eexe.gnp & \x1b[31mred")
+    html = render_page(
+        "section_error.html.j2",
+        title="<script>alert(1)</script>",
+        error_type="DataError",
+        error="col \u202eexe.gnp & \x1b[31mred",
+    )
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "\u202e" not in html and "&lt;U+202E&gt;exe.gnp &amp;" in html
     assert "\x1b" not in html and "&lt;U+001B&gt;[31mred" in html
     assert isinstance(html, Markup)
-    assert neutral(Markup("<b>\u202e</b>")) == Markup("<b>\u202e</b>")          # rendered markup passes
+    assert neutral(Markup("<b>\u202e</b>")) == Markup("<b>\u202e</b>")  # rendered markup passes
     assert neutral("line one\nline two\ttab") == "line one\nline two\ttab"
 
 
@@ -32,24 +37,52 @@ def test_an_analysts_template_edit_changes_the_page_with_no_python_change(tmp_pa
     mine = tmp_path / "my_templates"
     shutil.copytree(templates_dir(), mine)
     page = mine / "html" / "pages" / "data_snapshot.html.j2"
-    page.write_text(page.read_text(encoding="utf-8").replace("Computed from one snapshot of the data",
-                                                             "Source signed off by Returns analytics"),
-                    encoding="utf-8")
+    page.write_text(
+        page.read_text(encoding="utf-8").replace(
+            "Computed from one snapshot of the data", "Source signed off by Returns analytics"
+        ),
+        encoding="utf-8",
+    )
     monkeypatch.setenv(TEMPLATES_ENV, str(mine))
-    assert "Source signed off by Returns analytics: x.parquet" in render_page("data_snapshot.html.j2",
-                                                                             description="x.parquet")
+    assert "Source signed off by Returns analytics: x.parquet" in render_page(
+        "data_snapshot.html.j2", description="x.parquet"
+    )
     # and through `abkit readout --templates DIR`, in the kernel
     rng = np.random.default_rng(1)
     n = 2000
     treat = rng.random(n) < 0.5
-    pd.DataFrame({"variant": np.where(treat, "treatment", "control"), "orders": rng.poisson(2, n) + 1,
-                  "refunds": rng.binomial(1, 0.1, n)}).to_parquet(tmp_path / "d.parquet")
+    pd.DataFrame(
+        {
+            "variant": np.where(treat, "treatment", "control"),
+            "orders": rng.poisson(2, n) + 1,
+            "refunds": rng.binomial(1, 0.1, n),
+        }
+    ).to_parquet(tmp_path / "d.parquet")
     spec = tmp_path / "emails.yaml"
-    spec.write_text(yaml.safe_dump({"name": "E-mails", "data": "d.parquet", "metrics": [
-        {"name": "refund_rate", "type": "ratio", "numerator": "refunds", "denominator": "orders",
-         "primary": True}]}), encoding="utf-8")
-    done = subprocess.run([str(ABKIT), "readout", str(spec), "--out", str(tmp_path / "out"), "--templates",
-                           str(mine), "--no-progress"], capture_output=True, text=True, timeout=600)
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "E-mails",
+                "data": "d.parquet",
+                "metrics": [
+                    {
+                        "name": "refund_rate",
+                        "type": "ratio",
+                        "numerator": "refunds",
+                        "denominator": "orders",
+                        "primary": True,
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [str(ABKIT), "readout", str(spec), "--out", str(tmp_path / "out"), "--templates", str(mine), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     html = (tmp_path / "out" / "emails" / "readout.html").read_text(encoding="utf-8")
     assert "Source signed off by Returns analytics" in html
@@ -57,9 +90,9 @@ def test_an_analysts_template_edit_changes_the_page_with_no_python_change(tmp_pa
 
 
 # --------------------------------------------------------------------------- every section of a real readout
-RLO = "\u202e"                    # right-to-left override: "evil\u202egnp.exe" reads "evilexe.png"
+RLO = "\u202e"  # right-to-left override: "evil\u202egnp.exe" reads "evilexe.png"
 TEMPLATE_TEXT = "{{ 7 * 7 }} {% if true %}yes{% endif %} {# note #}"
-LONG_VALUE = "Nordrhein-Westfalen " + "and surroundings " * 17          # 300 characters
+LONG_VALUE = "Nordrhein-Westfalen " + "and surroundings " * 17  # 300 characters
 
 
 def _readout(tmp_path, name=f"Refunds {RLO}gnp.exe", arms=("control", "treatment"), segment_values=None):
@@ -73,29 +106,53 @@ def _readout(tmp_path, name=f"Refunds {RLO}gnp.exe", arms=("control", "treatment
     n = 3000
     treat = rng.random(n) < 0.5
     values = segment_values or ["DE", "FR", f"NL{RLO}xe"]
-    pd.DataFrame({
-        "buyer_id": np.arange(n), "variant": np.where(treat, arms[1], arms[0]),
-        "orders": rng.poisson(2, n) + 1, "refunds": rng.binomial(1, np.where(treat, 0.08, 0.1)),
-        "pre_orders": rng.poisson(2, n) + 1,
-        "exposure_date": (pd.Timestamp("2026-09-01") + pd.to_timedelta(rng.integers(0, 8, n), unit="D")).date,
-        "market": np.array(values)[rng.integers(0, len(values), n)],
-    }).to_parquet(tmp_path / "d.parquet")
-    raw = {"name": name, "owner": f"Team {RLO}A {TEMPLATE_TEXT}", "description": f"What {RLO}changed {TEMPLATE_TEXT}",
-           "hypothesis": f"Because {RLO}x {TEMPLATE_TEXT}", "data": "d.parquet", "control": arms[0], "mde": 0.1,
-           "date": "exposure_date", "segments": ["market"], "unit": "buyer_id",
-           "metrics": [{"name": f"refund{RLO}_rate {{{{ x }}}}", "type": "ratio", "numerator": "refunds",
-                        "denominator": "orders", "covariate": "pre_orders", "better": "lower", "primary": True}]}
+    pd.DataFrame(
+        {
+            "buyer_id": np.arange(n),
+            "variant": np.where(treat, arms[1], arms[0]),
+            "orders": rng.poisson(2, n) + 1,
+            "refunds": rng.binomial(1, np.where(treat, 0.08, 0.1)),
+            "pre_orders": rng.poisson(2, n) + 1,
+            "exposure_date": (pd.Timestamp("2026-09-01") + pd.to_timedelta(rng.integers(0, 8, n), unit="D")).date,
+            "market": np.array(values)[rng.integers(0, len(values), n)],
+        }
+    ).to_parquet(tmp_path / "d.parquet")
+    raw = {
+        "name": name,
+        "owner": f"Team {RLO}A {TEMPLATE_TEXT}",
+        "description": f"What {RLO}changed {TEMPLATE_TEXT}",
+        "hypothesis": f"Because {RLO}x {TEMPLATE_TEXT}",
+        "data": "d.parquet",
+        "control": arms[0],
+        "mde": 0.1,
+        "date": "exposure_date",
+        "segments": ["market"],
+        "unit": "buyer_id",
+        "metrics": [
+            {
+                "name": f"refund{RLO}_rate {{{{ x }}}}",
+                "type": "ratio",
+                "numerator": "refunds",
+                "denominator": "orders",
+                "covariate": "pre_orders",
+                "better": "lower",
+                "primary": True,
+            }
+        ],
+    }
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     spec = load_spec(path)
     data = spec.open_data()
-    result = abkit.analyze(data, spec.build_metrics(), variant=spec.variant, control=spec.control, alpha=spec.alpha,
-                           unit=spec.unit)
+    result = abkit.analyze(
+        data, spec.build_metrics(), variant=spec.variant, control=spec.control, alpha=spec.alpha, unit=spec.unit
+    )
     balance = ab.balance(spec, data)
     days, source = ab.days_elapsed(spec, data)
     size = ab.sample_size(spec, result, days, source)
-    verdicts = abkit.verdict.decide(result, primary=spec.primary.name, mde=spec.mde, power=spec.power,
-                                    days_elapsed=days, balance_p=balance.p_value)
+    verdicts = abkit.verdict.decide(
+        result, primary=spec.primary.name, mde=spec.mde, power=spec.power, days_elapsed=days, balance_p=balance.p_value
+    )
     return spec, result, verdicts, balance, size, ab.dropped_units(result, spec), data
 
 
@@ -113,10 +170,14 @@ def _every_section(tmp_path, **kwargs) -> dict:
     seg = ab.segments(spec, "market", result)
     figs = [result.plot().figure, render.plot_cumulative(over_time, spec).figure, render.plot_segments(seg).figure]
     pages = {
-        "header": render.header_html(spec), "verdict": render.verdict_html(verdicts, result, spec),
-        "details": render.details_html(spec), "health": render.health_html(result, balance, size, dropped),
-        "srm": render.srm_html(result), "metrics": render.metrics_html(result, spec),
-        "chart": render.chart_html(result, figs[0]), "cumulative": render.cumulative_html(figs[1], over_time, spec),
+        "header": render.header_html(spec),
+        "verdict": render.verdict_html(verdicts, result, spec),
+        "details": render.details_html(spec),
+        "health": render.health_html(result, balance, size, dropped),
+        "srm": render.srm_html(result),
+        "metrics": render.metrics_html(result, spec),
+        "chart": render.chart_html(result, figs[0]),
+        "cumulative": render.cumulative_html(figs[1], over_time, spec),
         "segments": render.segments_section_html([render.segments_html(seg, figs[2], spec)], spec),
         "methodology": render.methodology_html(spec, result),
     }
@@ -153,12 +214,23 @@ def test_bidi_overrides_and_template_syntax_in_user_text_print_literally_in_ever
     # and the charts' labels: matplotlib draws the mark, not a reversal
     labels = [t.get_text() for t in out["figs"][2].axes[0].get_yticklabels()]
     assert any("NL<U+202E>xe" in t for t in labels) and not any(RLO in t for t in labels)
-    texts = [t.get_text() for fig in out["figs"] for ax in fig.axes
-             for t in (*ax.get_yticklabels(), ax.title, ax.xaxis.label, ax.yaxis.label,
-                       *(ax.get_legend().get_texts() if ax.get_legend() else ()))]
+    texts = [
+        t.get_text()
+        for fig in out["figs"]
+        for ax in fig.axes
+        for t in (
+            *ax.get_yticklabels(),
+            ax.title,
+            ax.xaxis.label,
+            ax.yaxis.label,
+            *(ax.get_legend().get_texts() if ax.get_legend() else ()),
+        )
+    ]
     assert any("refund<U+202E>_rate" in t for t in texts) and not any(RLO in t for t in texts)
-    svg = [base64.b64decode(src.split(",", 1)[1]) for src in re.findall(r'src="(data:image/svg\+xml;base64,[^"]+)"',
-                                                                         "".join(out["pages"].values()))]
+    svg = [
+        base64.b64decode(src.split(",", 1)[1])
+        for src in re.findall(r'src="(data:image/svg\+xml;base64,[^"]+)"', "".join(out["pages"].values()))
+    ]
     assert svg and all(b"<script" not in s and b"http" not in s.replace(b"http://www.w3.org/", b"") for s in svg)
 
 
@@ -171,10 +243,14 @@ def test_a_template_edit_changes_the_verdict_with_no_python_change(tmp_path, mon
     mine = tmp_path / "my_templates"
     shutil.copytree(templates_dir(), mine)
     page = mine / "html" / "pages" / "verdict.html.j2"
-    page.write_text(page.read_text(encoding="utf-8").replace(
-        '<p class="abkit-headline">{{ card.headline }}</p>',
-        '<p class="abkit-headline">{{ card.headline }}</p><p class="abkit-muted">Signed off by Returns analytics.</p>'),
-        encoding="utf-8")
+    page.write_text(
+        page.read_text(encoding="utf-8").replace(
+            '<p class="abkit-headline">{{ card.headline }}</p>',
+            '<p class="abkit-headline">{{ card.headline }}</p>'
+            '<p class="abkit-muted">Signed off by Returns analytics.</p>',
+        ),
+        encoding="utf-8",
+    )
     monkeypatch.setenv(TEMPLATES_ENV, str(mine))
     after = render.verdict_html(verdicts, result, spec)
     assert after.count("Signed off by Returns analytics.") == len(verdicts) == 1
@@ -193,15 +269,16 @@ def test_a_300_character_segment_value_does_not_shrink_the_forest_plot(tmp_path)
     out = _every_section(tmp_path, name="Regions", segment_values=["DE", LONG_VALUE])
     fig = out["figs"][2]
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
-    assert max(len(t) for t in labels) <= 60 and any(t.startswith("Nordrhein-Westfalen and") and "\u2026" in t
-                                                    for t in labels)
+    assert max(len(t) for t in labels) <= 60 and any(
+        t.startswith("Nordrhein-Westfalen and") and "\u2026" in t for t in labels
+    )
     segment_page = out["pages"]["segments"]
-    assert LONG_VALUE.strip() in visible(segment_page)                   # the table: the value in full
+    assert LONG_VALUE.strip() in visible(segment_page)  # the table: the value in full
     src = re.search(r'<div class="abkit-segment">.*?src="data:image/(png|svg\+xml);base64,([^"]+)"', segment_page, re.S)
     from abkit.readout.render import figure_data_uri
 
     png = Image.open(io.BytesIO(base64.b64decode(figure_data_uri(fig).split(",", 1)[1])))
-    assert png.width <= 1.25 * fig.get_figwidth() * fig.dpi, png.size     # not 2,000+ pixels of label
+    assert png.width <= 1.25 * fig.get_figwidth() * fig.dpi, png.size  # not 2,000+ pixels of label
     assert src is not None
 
 
@@ -227,7 +304,7 @@ def test_the_browser_tab_title_neutralises_bidi_controls(tmp_path):
     nbformat.write(nb, tmp_path / "r.ipynb")
     export_html(tmp_path / "r.ipynb", tmp_path / "r.html", title=f"Refunds {RLO}gnp.exe <b>")
     text = (tmp_path / "r.html").read_text(encoding="utf-8")
-    title = text[text.index("<title>"):text.index("</title>")]
+    title = text[text.index("<title>") : text.index("</title>")]
     assert RLO not in title and "Refunds &lt;U+202E&gt;gnp.exe &lt;b&gt;" in title
 
 
@@ -242,25 +319,59 @@ def test_rollout_and_plan_pages_neutralise_bidi_controls_too(tmp_path):
     pages = []
     for stem in ("refund_policy_rollout", "refund_emails_plan"):
         raw = yaml.safe_load((root / "specs" / f"{stem}.yaml").read_text(encoding="utf-8"))
-        raw.update(name=f"Policy {RLO}gnp.exe", owner=f"Team {RLO}A", description=f"What {RLO}x",
-                   hypothesis=f"Why {RLO}y {TEMPLATE_TEXT}", data=str(root / "data" / Path(raw["data"]).name))
+        raw.update(
+            name=f"Policy {RLO}gnp.exe",
+            owner=f"Team {RLO}A",
+            description=f"What {RLO}x",
+            hypothesis=f"Why {RLO}y {TEMPLATE_TEXT}",
+            data=str(root / "data" / Path(raw["data"]).name),
+        )
         path = tmp_path / f"{stem}.yaml"
         path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
         spec = load_spec(path)
         if spec.kind == "did":
             panel = rollout.load_panel(spec)
-            main = rollout.Effect(spec.outcome.name, "lower", "log", -0.1, 0.02, -0.14, -0.06, 1e-4, 1e-3, -0.095,
-                                  -0.13, -0.058, float("nan"), 0.05)
-            verdict = abkit.verdict.decide_rollout(spec.outcome.name, "lower", main.rel, main.rel_ci_lower,
-                                                   main.rel_ci_upper, main.p_value, 0.5, alpha=0.05,
-                                                   where=f"launched {RLO}markets")
-            pages += [rollout.header_html(spec, panel), rollout.details_html(spec, panel),
-                      rollout.verdict_html(verdict, main, spec, None, panel)]
+            main = rollout.Effect(
+                spec.outcome.name,
+                "lower",
+                "log",
+                -0.1,
+                0.02,
+                -0.14,
+                -0.06,
+                1e-4,
+                1e-3,
+                -0.095,
+                -0.13,
+                -0.058,
+                float("nan"),
+                0.05,
+            )
+            verdict = abkit.verdict.decide_rollout(
+                spec.outcome.name,
+                "lower",
+                main.rel,
+                main.rel_ci_lower,
+                main.rel_ci_upper,
+                main.p_value,
+                0.5,
+                alpha=0.05,
+                where=f"launched {RLO}markets",
+            )
+            pages += [
+                rollout.header_html(spec, panel),
+                rollout.details_html(spec, panel),
+                rollout.verdict_html(verdict, main, spec, None, panel),
+            ]
         else:
             bundle = plan.make_plan(spec)
             rec = plan.recommend(spec, bundle)
-            pages += [plan.header_html(spec), plan.details_html(spec, bundle), plan.recommendation_html(rec, spec),
-                      plan.methodology_html(spec)]
+            pages += [
+                plan.header_html(spec),
+                plan.details_html(spec, bundle),
+                plan.recommendation_html(rec, spec),
+                plan.methodology_html(spec),
+            ]
     text = visible("".join(pages))
     assert all(RLO not in p for p in pages)
     assert text.count("Policy <U+202E>gnp.exe") == 2 and "launched <U+202E>markets" in text
@@ -294,7 +405,7 @@ def test_charts_are_svg_unless_the_png_is_lighter():
     assert svg.startswith(b"<svg") and b"<script" not in svg and b"<!--" not in svg
     png = Image.open(io.BytesIO(base64.b64decode(figure_data_uri(fig).split(",", 1)[1])))
     width, height = (int(v) for v in re.search(rb'width="(\d+)" height="(\d+)"', svg).groups())
-    assert abs(width - png.width) <= 2 and abs(height - png.height) <= 2      # the same room on the page
+    assert abs(width - png.width) <= 2 and abs(height - png.height) <= 2  # the same room on the page
     assert len(line["src"]) < len(figure_data_uri(fig))
     fig2, ax2 = plt.subplots()
     rng = np.random.default_rng(0)

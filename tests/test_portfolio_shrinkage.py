@@ -10,6 +10,7 @@
 
 The calibration on simulated portfolios is in test_portfolio_calibration.py.
 """
+
 import math
 
 import numpy as np
@@ -21,7 +22,7 @@ import abkit
 from abkit import portfolio
 from abkit.stats import shrinkage
 
-SCHOOLS_Y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])     # Rubin (1981), the eight schools
+SCHOOLS_Y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])  # Rubin (1981), the eight schools
 SCHOOLS_SE = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
 
 
@@ -46,11 +47,12 @@ def _heterogeneous(seed=1, k=12):
 def test_reml_tau2_matches_direct_maximisation(seed):
     y, s = _heterogeneous(seed)
     tau2, converged, _ = shrinkage.reml_tau2(y, s)
-    ref = optimize.minimize_scalar(_matrix_reml, bounds=(0.0, 1.0), args=(y, s), method="bounded",
-                                   options={"xatol": 1e-14})
+    ref = optimize.minimize_scalar(
+        _matrix_reml, bounds=(0.0, 1.0), args=(y, s), method="bounded", options={"xatol": 1e-14}
+    )
     assert converged and tau2 > 0
     assert tau2 == pytest.approx(ref.x, rel=1e-5)
-    assert _matrix_reml(tau2, y, s) <= ref.fun + 1e-10          # at least as high a likelihood
+    assert _matrix_reml(tau2, y, s) <= ref.fun + 1e-10  # at least as high a likelihood
     # the same likelihood up to a constant: differences agree
     a, b = 0.3 * tau2, 2.0 * tau2
     mine = -2 * (shrinkage.reml_log_likelihood(a, y, s) - shrinkage.reml_log_likelihood(b, y, s))
@@ -67,8 +69,8 @@ def test_reml_tau2_is_zero_at_the_boundary():
     assert np.argmin([_matrix_reml(t, SCHOOLS_Y, SCHOOLS_SE) for t in grid]) == 0
     ref = combine_effects(SCHOOLS_Y, SCHOOLS_SE**2, method_re="pm")
     assert ref.tau2 == 0
-    assert fit.mean == pytest.approx(ref.mean_effect_re, rel=1e-12)      # 7.69, the precision-weighted mean
-    assert fit.mean_se == pytest.approx(ref.sd_eff_w_re, rel=1e-12)      # 4.07
+    assert fit.mean == pytest.approx(ref.mean_effect_re, rel=1e-12)  # 7.69, the precision-weighted mean
+    assert fit.mean_se == pytest.approx(ref.sd_eff_w_re, rel=1e-12)  # 4.07
 
 
 def test_dersimonian_laird_and_random_effects_mean_match_statsmodels():
@@ -110,7 +112,7 @@ class _Grid:
         u = np.linspace(-12, 12, n_mu)
         tau = np.exp(t)[:, None]
         half = np.sqrt(smax**2 + tau**2)
-        mu = float(np.mean(y)) + u[None, :] * half                         # (tau, mu)
+        mu = float(np.mean(y)) + u[None, :] * half  # (tau, mu)
         log_l = np.zeros(mu.shape)
         for yi, si in zip(y, s):
             v = si**2 + tau**2
@@ -182,8 +184,8 @@ def test_posterior_matches_adaptive_quadrature(case):
         def f(mu, tau):
             return math.exp(_log_lik(mu, tau, y, s) - shift) * tau * g(mu, tau)
 
-        low = lambda tau: float(y.min() - 12 * math.sqrt(s.max() ** 2 + tau * tau))    # noqa: E731
-        high = lambda tau: float(y.max() + 12 * math.sqrt(s.max() ** 2 + tau * tau))   # noqa: E731
+        low = lambda tau: float(y.min() - 12 * math.sqrt(s.max() ** 2 + tau * tau))  # noqa: E731
+        high = lambda tau: float(y.max() + 12 * math.sqrt(s.max() ** 2 + tau * tau))  # noqa: E731
         return integrate.dblquad(f, 0.0, np.inf, low, high, epsabs=1e-13, epsrel=1e-9)[0]
 
     z = expect(lambda mu, tau: 1.0)
@@ -228,7 +230,7 @@ def test_equal_standard_errors_match_morris_closed_form(k, spread):
 def test_shrinkage_pulls_noisier_experiments_harder():
     fit = shrinkage.shrink(SCHOOLS_Y, SCHOOLS_SE)
     assert np.all(np.abs(fit.shrunk - fit.prior_mean) < np.abs(SCHOOLS_Y - fit.prior_mean))
-    assert fit.shrinkage[7] > fit.shrinkage[4]            # se 18 vs 9
+    assert fit.shrinkage[7] > fit.shrinkage[4]  # se 18 vs 9
     assert 0 < fit.tau_lower < fit.tau_median < fit.tau_upper
 
 
@@ -254,8 +256,9 @@ def test_mixture_quantile_matches_root_finding():
     for p in (1e-6, 0.025, 0.5, 0.975):
         q = shrinkage.normal_mixture_quantile(p, w, means, sds)
         for j in range(3):
-            ref = optimize.brentq(lambda x, j=j, p=p: float(w @ stats.norm.cdf(x, means[:, j], sds[:, j])) - p,
-                                  -50, 50, xtol=1e-14)
+            ref = optimize.brentq(
+                lambda x, j=j, p=p: float(w @ stats.norm.cdf(x, means[:, j], sds[:, j])) - p, -50, 50, xtol=1e-14
+            )
             assert q[j] == pytest.approx(ref, abs=1e-9)
 
 

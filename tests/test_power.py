@@ -14,6 +14,7 @@
 Every simulation test also checks that a plausible *wrong* formula would
 land outside the Monte Carlo band, so the band is tight enough to matter.
 """
+
 import dataclasses
 import math
 
@@ -74,8 +75,12 @@ def test_power_and_mde_mean_match_statsmodels():
         ok = np.isfinite(ref)
         assert ok.sum() >= 25
         np.testing.assert_allclose(res.power[ok], ref[ok], rtol=1e-9)
-    for alpha_, pw, ratio_, alt, n_ in [(0.05, 0.8, 1.0, "two-sided", 100), (0.01, 0.9, 2.0, "larger", 30),
-                                        (0.1, 0.7, 0.5, "smaller", 8), (0.05, 0.95, 1.5, "two-sided", 5000)]:
+    for alpha_, pw, ratio_, alt, n_ in [
+        (0.05, 0.8, 1.0, "two-sided", 100),
+        (0.01, 0.9, 2.0, "larger", 30),
+        (0.1, 0.7, 0.5, "smaller", 8),
+        (0.05, 0.95, 1.5, "two-sided", 5000),
+    ]:
         ref = TT.solve_power(effect_size=None, nobs1=n_, alpha=alpha_, power=pw, ratio=ratio_, alternative=alt)
         res = P.mde_mean(sd=0.5, n_control=n_, alpha=alpha_, power=pw, ratio=ratio_, alternative=alt)
         # statsmodels' solver for the effect size stops at ~2e-6 relative (its power at its own answer is
@@ -91,7 +96,7 @@ def test_cuped_and_relative_mde_rescale_the_effect_size():
     es = 0.05 * 60.0 / (40.0 * math.sqrt(1 - 0.36))
     assert res.n_control == pytest.approx(TT.solve_power(es, None, 0.05, 0.8, 1.0), rel=1e-6)
     assert res.mde == pytest.approx(3.0) and res.relative_mde == pytest.approx(0.05)
-    assert res.sd == pytest.approx(40.0)   # as given; the test uses 40 * sqrt(1 - 0.36) = 32
+    assert res.sd == pytest.approx(40.0)  # as given; the test uses 40 * sqrt(1 - 0.36) = 32
     # CUPED's sample size is (1 - rho^2) of the unadjusted one, up to the t's degrees of freedom
     raw = P.sample_size_mean(sd=40.0, mde=3.0)
     assert res.n_control / raw.n_control == pytest.approx(0.64, rel=2e-3)
@@ -119,8 +124,13 @@ def test_vectorized_grid_of_10000_scenarios_matches_scalar_calls():
 
 
 @settings(max_examples=60, deadline=None)
-@given(sd=st.floats(0.1, 100), rel=st.floats(0.005, 0.5), power=st.floats(0.3, 0.99),
-       ratio=st.floats(0.2, 5), alt=st.sampled_from(["two-sided", "larger"]))
+@given(
+    sd=st.floats(0.1, 100),
+    rel=st.floats(0.005, 0.5),
+    power=st.floats(0.3, 0.99),
+    ratio=st.floats(0.2, 5),
+    alt=st.sampled_from(["two-sided", "larger"]),
+)
 def test_mean_round_trip(sd, rel, power, ratio, alt):
     mde = rel * sd
     n = P.sample_size_mean(sd, mde, power=power, ratio=ratio, alternative=alt).n_control
@@ -144,8 +154,9 @@ def r_power_prop(n, p1, p2, sig_level=0.05, tside=2, strict=False):
 
 
 def r_n_prop(p1, p2, power, sig_level=0.05, tside=2, strict=False):
-    return brentq(lambda n: r_power_prop(n, p1, p2, sig_level, tside, strict) - power, 1e-6, 1e9,
-                  xtol=1e-12, rtol=1e-14)
+    return brentq(
+        lambda n: r_power_prop(n, p1, p2, sig_level, tside, strict) - power, 1e-6, 1e9, xtol=1e-12, rtol=1e-14
+    )
 
 
 def test_proportion_matches_r_documented_examples():
@@ -163,18 +174,27 @@ def test_proportion_matches_r_documented_examples():
         assert round(n, 1) == 76.7
         # exact roots: 76.706928 (one tail, R's default); 76.706916 with the other tail (strict)
         assert n == pytest.approx(76.706916 if strict else 76.706928, abs=1e-6)
-        assert P.mde_proportion(0.5, 50, power=0.9, strict=strict,
-                                pooled=True).treatment_value == pytest.approx(0.8026, abs=5e-5)
-        assert P.sample_size_proportion(0.5, 0.501, alpha=0.001, power=0.9, strict=strict,
-                                        pooled=True).n_control == pytest.approx(10451937, abs=1.0)
-        assert P.sample_size_proportion(0.9, 1.0, power=0.8, strict=strict,
-                                        pooled=True).n_control == pytest.approx(73.37, abs=5e-3)
+        assert P.mde_proportion(0.5, 50, power=0.9, strict=strict, pooled=True).treatment_value == pytest.approx(
+            0.8026, abs=5e-5
+        )
+        assert P.sample_size_proportion(
+            0.5, 0.501, alpha=0.001, power=0.9, strict=strict, pooled=True
+        ).n_control == pytest.approx(10451937, abs=1.0)
+        assert P.sample_size_proportion(0.9, 1.0, power=0.8, strict=strict, pooled=True).n_control == pytest.approx(
+            73.37, abs=5e-3
+        )
 
 
 @pytest.mark.parametrize("strict", [False, True])
 def test_proportion_matches_r_power_equation(strict):
-    for p1, p2, alpha, pw, tside in [(0.5, 0.75, 0.05, 0.9, 2), (0.1, 0.12, 0.05, 0.8, 2), (0.3, 0.27, 0.01, 0.9, 2),
-                                     (0.02, 0.025, 0.1, 0.6, 2), (0.6, 0.66, 0.05, 0.8, 1), (0.2, 0.5, 0.05, 0.3, 2)]:
+    for p1, p2, alpha, pw, tside in [
+        (0.5, 0.75, 0.05, 0.9, 2),
+        (0.1, 0.12, 0.05, 0.8, 2),
+        (0.3, 0.27, 0.01, 0.9, 2),
+        (0.02, 0.025, 0.1, 0.6, 2),
+        (0.6, 0.66, 0.05, 0.8, 1),
+        (0.2, 0.5, 0.05, 0.3, 2),
+    ]:
         alt = "two-sided" if tside == 2 else ("larger" if p2 > p1 else "smaller")
         res = P.sample_size_proportion(p1, p2, alpha=alpha, power=pw, alternative=alt, strict=strict, pooled=True)
         assert res.n_control == pytest.approx(r_n_prop(p1, p2, pw, alpha, tside, strict), rel=1e-9)
@@ -228,8 +248,8 @@ def test_proportion_power_by_simulation(ratio):
     pooled = P.power_proportion(p_c, p_t, n_c, ratio=n_t / n_c, pooled=True).power
     z_rate, welch_rate = _prop_rejections(rng, n_c, n_t, p_c, p_t, n_sims)
     band = mc_band(expected, n_sims)
-    assert abs(z_rate - pooled) < band          # the pooled z-test has R's power
-    assert abs(welch_rate - expected) < band    # the readout's (unpooled) test has the default's
+    assert abs(z_rate - pooled) < band  # the pooled z-test has R's power
+    assert abs(welch_rate - expected) < band  # the readout's (unpooled) test has the default's
     # a formula with the one-sided z (alpha not halved) would be far outside the band
     wrong = P.sample_size_proportion(p_c, p_t, alpha=0.10, power=0.8, ratio=ratio).n_control
     assert abs(P.power_proportion(p_c, p_t, wrong, ratio=ratio).power - 0.8) > 3 * band
@@ -242,7 +262,7 @@ def test_proportion_power_is_the_unpooled_test_the_readout_runs():
     abkit's own test at the planned size, and in plan(); pooled=True keeps R's formula."""
     from statsmodels.stats.power import NormalIndPower
 
-    p_c, p_t, k = 0.10, 0.15, 0.25           # a small treatment arm (a cautious rollout: 20% of traffic)
+    p_c, p_t, k = 0.10, 0.15, 0.25  # a small treatment arm (a cautious rollout: 20% of traffic)
     v1 = p_c * (1 - p_c) + p_t * (1 - p_t) / k
     for n in (300.0, 1_500.0, 6_000.0):
         es = (p_t - p_c) * math.sqrt((1 + 1 / k) / v1)
@@ -258,7 +278,7 @@ def test_proportion_power_is_the_unpooled_test_the_readout_runs():
 
     # the readout's test at the planned size, exactly: every pair of arm counts, weighted by its binomial
     # probability, tested as compare() tests it (Welch t on the 0/1 outcomes; checked against compare() itself)
-    p_c, p_t = 0.30, 0.40              # enough events that the normal approximation holds (both formulas share it)
+    p_c, p_t = 0.30, 0.40  # enough events that the normal approximation holds (both formulas share it)
     n_c = math.ceil(P.sample_size_proportion(p_c, p_t, power=0.8, ratio=k).n_control)
     n_t = math.ceil(n_c * k)
     x_c, x_t = np.arange(n_c + 1), np.arange(n_t + 1)
@@ -271,15 +291,21 @@ def test_proportion_power_is_the_unpooled_test_the_readout_runs():
     rng = np.random.default_rng(77)
     for i, j in zip(rng.integers(n_c // 4, n_c // 2, 30), rng.integers(n_t // 4, n_t // 2, 30)):
         pc_hat, pt_hat = i / n_c, j / n_t
-        m = Moments(("control", "treatment"), ("y",), np.array([n_c, n_t], float), np.array([[pc_hat], [pt_hat]]),
-                    np.array([[[n_c * pc_hat * (1 - pc_hat)]], [[n_t * pt_hat * (1 - pt_hat)]]]))
-        assert compare(m, abkit.Proportion("y"), "control", "treatment").p_value == pytest.approx(p_welch[i, j],
-                                                                                                   rel=1e-9)
+        m = Moments(
+            ("control", "treatment"),
+            ("y",),
+            np.array([n_c, n_t], float),
+            np.array([[pc_hat], [pt_hat]]),
+            np.array([[[n_c * pc_hat * (1 - pc_hat)]], [[n_t * pt_hat * (1 - pt_hat)]]]),
+        )
+        assert compare(m, abkit.Proportion("y"), "control", "treatment").p_value == pytest.approx(
+            p_welch[i, j], rel=1e-9
+        )
     exact = float((w * (np.nan_to_num(p_welch, nan=1.0) < 0.05)).sum())
     unpooled = P.power_proportion(p_c, p_t, n_c, ratio=n_t / n_c).power
     pooled = P.power_proportion(p_c, p_t, n_c, ratio=n_t / n_c, pooled=True).power
-    assert abs(exact - unpooled) < 0.003, (exact, unpooled)       # 0.8016 and 0.8006
-    assert abs(exact - pooled) > 0.015, (exact, pooled)           # 0.8196: R's formula plans another test
+    assert abs(exact - unpooled) < 0.003, (exact, unpooled)  # 0.8016 and 0.8006
+    assert abs(exact - pooled) > 0.015, (exact, pooled)  # 0.8196: R's formula plans another test
 
     # plan() sizes the unpooled test too; the documented option reproduces R
     import pandas as pd
@@ -306,7 +332,7 @@ def _ratio_truth(c):
     ex2 = vx + ex * ex
     ey = ex * ep
     vy = ex * (ep - ep2) + ex2 * ep2 - ey * ey
-    return ey, ex, vy, vx, ep * vx   # cov(Y, X) = E[p] Var(X)
+    return ey, ex, vy, vx, ep * vx  # cov(Y, X) = E[p] Var(X)
 
 
 def _simulate_ratio_pvalues(rng, n_c, n_t, c_c, c_t, n_sims, chunk=500):
@@ -324,8 +350,13 @@ def _simulate_ratio_pvalues(rng, n_c, n_t, c_c, c_t, n_sims, chunk=500):
             cen = X - mean[:, None, :]
             arms.append((n, mean, np.einsum("sni,snj->sij", cen, cen)))
         for i in range(s):
-            m = Moments(("control", "treatment"), ("refunds", "orders"), np.array([n_c, n_t], float),
-                        np.stack([arms[0][1][i], arms[1][1][i]]), np.stack([arms[0][2][i], arms[1][2][i]]))
+            m = Moments(
+                ("control", "treatment"),
+                ("refunds", "orders"),
+                np.array([n_c, n_t], float),
+                np.stack([arms[0][1][i], arms[1][1][i]]),
+                np.stack([arms[0][2][i], arms[1][2][i]]),
+            )
             pvals.append(compare(m, metric, "control", "treatment").p_value)
     return np.array(pvals)
 
@@ -402,7 +433,8 @@ def test_plan_estimates_cuped_variance_reduction_as_squared_correlation(history)
     assert row.n_control == pytest.approx(35_000)
     assert abs(row.mde) == pytest.approx(P.mde_mean(d.sd, 35_000, variance_reduction=d.variance_reduction).mde)
     assert row.relative_mde / row.relative_mde_unadjusted == pytest.approx(
-        math.sqrt(1 - d.variance_reduction), rel=1e-9)
+        math.sqrt(1 - d.variance_reduction), rel=1e-9
+    )
 
 
 def test_plan_variance_reduction_agrees_with_analyze(history):
@@ -449,14 +481,15 @@ def test_plan_result_object(history, tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    metrics = [abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate",
-                           better="lower"),
-               abkit.Proportion("repeat_purchase_30d")]
+    metrics = [
+        abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate", better="lower"),
+        abkit.Proportion("repeat_purchase_30d"),
+    ]
     p = P.plan(history, metrics, daily_units=3_000, population=50_000, days=(7, 14, 28), mdes=(0.05, 0.1))
     frame = p.to_frame()
     assert list(frame.metric.unique()) == ["refund_rate", "repeat_purchase_30d"]
     assert {"days", "units", "n_control", "n_treatment", "mde", "relative_mde", "relative_mde_unadjusted"} <= set(frame)
-    assert (frame.query("metric == 'refund_rate'").relative_mde < 0).all()   # lower is better
+    assert (frame.query("metric == 'refund_rate'").relative_mde < 0).all()  # lower is better
     # MDE shrinks with duration; the proportion uses the readout's unpooled z-test (p_treatment solved)
     assert frame.groupby("metric").relative_mde.apply(lambda s: s.abs().is_monotonic_decreasing).all()
     prop = frame.query("metric == 'repeat_purchase_30d'").iloc[0]
@@ -480,12 +513,27 @@ def test_plan_result_object(history, tmp_path):
     # a relative margin is the ratio test the readout applies (Fieller bound within the margin), not the
     # difference test against an absolute margin 0.05 x baseline (the formula before the fix)
     # (at alpha / 2: the bad side of the readout's two-sided interval)
-    ratio_test = P.power_mean(d.sd, 0.0, g.n_control.iloc[0], alpha=0.025, alternative="smaller",
-                              baseline=d.baseline, relative=True, margin=0.05,
-                              variance_reduction=d.variance_reduction).power
+    ratio_test = P.power_mean(
+        d.sd,
+        0.0,
+        g.n_control.iloc[0],
+        alpha=0.025,
+        alternative="smaller",
+        baseline=d.baseline,
+        relative=True,
+        margin=0.05,
+        variance_reduction=d.variance_reduction,
+    ).power
     assert g.power_noninferiority.iloc[0] == pytest.approx(ratio_test, rel=1e-12)
-    difference = P.power_mean(d.sd, 0.0, g.n_control.iloc[0], alpha=0.025, alternative="smaller",
-                              margin=0.05 * d.baseline, variance_reduction=d.variance_reduction).power
+    difference = P.power_mean(
+        d.sd,
+        0.0,
+        g.n_control.iloc[0],
+        alpha=0.025,
+        alternative="smaller",
+        margin=0.05 * d.baseline,
+        variance_reduction=d.variance_reduction,
+    ).power
     assert g.power_noninferiority.iloc[0] < difference - 0.01
 
 
@@ -493,13 +541,15 @@ def test_plan_with_several_arms_and_unequal_allocation(history):
     metric = abkit.Mean("refund_amount", "pre_refund_amount")
     p = P.plan(history, metric, daily_units=1_000, days=(10,), arms=3, ratio=0.5, mdes=(0.1,))
     row = p.to_frame().iloc[0]
-    assert (row.n_control, row.n_treatment) == pytest.approx((5_000, 2_500))   # 10,000 units = 1 : 0.5 : 0.5
+    assert (row.n_control, row.n_treatment) == pytest.approx((5_000, 2_500))  # 10,000 units = 1 : 0.5 : 0.5
     d = p.metrics[0]
-    assert row.mde == pytest.approx(P.mde_mean(d.sd, 5_000, ratio=0.5, arms=3,
-                                               variance_reduction=d.variance_reduction).mde)
+    assert row.mde == pytest.approx(
+        P.mde_mean(d.sd, 5_000, ratio=0.5, arms=3, variance_reduction=d.variance_reduction).mde
+    )
     size = p.sample_sizes().iloc[0]
-    ref = P.sample_size_mean(d.sd, 0.1, ratio=0.5, arms=3, variance_reduction=d.variance_reduction,
-                             baseline=d.baseline, relative=True)
+    ref = P.sample_size_mean(
+        d.sd, 0.1, ratio=0.5, arms=3, variance_reduction=d.variance_reduction, baseline=d.baseline, relative=True
+    )
     assert size.total == ref.total == math.ceil(ref.n_control) + 2 * math.ceil(ref.n_treatment)
     assert size.days_needed == math.ceil(ref.total / 1_000 * (1 - 1e-10))
 
@@ -538,10 +588,14 @@ def test_non_inferiority_shifts_the_null_by_the_margin():
     assert m.mde == pytest.approx(0.0, abs=1e-9)
     assert P.power_mean(10.0, 0.0, res.n_control, alternative="larger", margin=0.5).power == pytest.approx(0.8)
     assert P.power_mean(10.0, -0.2, 800, alternative="larger", margin=0.5).power == pytest.approx(
-        TT.power(0.03, 800, 0.05, ratio=1.0, alternative="larger"), rel=1e-9)
+        TT.power(0.03, 800, 0.05, ratio=1.0, alternative="larger"), rel=1e-9
+    )
     # proportions: unpooled variances under both hypotheses (Blackwelder 1982), at a true change too
-    for p_c, p_t, margin, alt in [(0.08, 0.08, 0.01, "smaller"), (0.08, 0.075, 0.01, "smaller"),
-                                  (0.30, 0.29, 0.03, "larger")]:
+    for p_c, p_t, margin, alt in [
+        (0.08, 0.08, 0.01, "smaller"),
+        (0.08, 0.075, 0.01, "smaller"),
+        (0.30, 0.29, 0.03, "larger"),
+    ]:
         shift = margin + (p_c - p_t if alt == "smaller" else p_t - p_c)
         v = p_c * (1 - p_c) + p_t * (1 - p_t)
         n = (stats.norm.isf(0.05) + stats.norm.ppf(0.9)) ** 2 * v / shift**2
@@ -626,7 +680,7 @@ def test_panel_variance_is_burlig_preonas_woerman_and_mckenzie():
     assert eq.post == pytest.approx(post_v)
     assert eq.did == pytest.approx(post_v + s2 * (1 + (m - 1) * rho) / m - 2 * rho * s2)
     assert eq.ancova == pytest.approx(post_v - s2 * m * rho**2 / (1 + (m - 1) * rho))
-    assert eq.did == pytest.approx(s2 * ((1 / m + 1 / r) * (1 - rho)))   # unit effect cancels in the DiD
+    assert eq.did == pytest.approx(s2 * ((1 / m + 1 / r) * (1 - rho)))  # unit effect cancels in the DiD
 
 
 def _panel_draws(rng, S, n_sims, J):
@@ -643,7 +697,7 @@ def test_did_power_by_simulation_with_serial_correlation():
     y = _panel_draws(rng, S, n_sims, J)
     treated = np.arange(J) < J // 2
     y[:, treated, m:] += tau
-    contrast = y[:, :, m:].mean(axis=2) - y[:, :, :m].mean(axis=2)   # DiD = difference of mean contrasts
+    contrast = y[:, :, m:].mean(axis=2) - y[:, :, :m].mean(axis=2)  # DiD = difference of mean contrasts
     rate = (stats.ttest_ind(contrast[:, treated], contrast[:, ~treated], axis=1).pvalue < 0.05).mean()
     band = mc_band(expected, n_sims)
     assert abs(rate - expected) < band
@@ -664,13 +718,15 @@ def test_ancova_and_post_variances_by_simulation():
     treated = np.arange(J) < J // 2
     pre, post = y[:, :, :m].mean(axis=2), y[:, :, m:].mean(axis=2)
     est_post = post[:, treated].mean(1) - post[:, ~treated].mean(1)
+
     # ANCOVA: post = a + tau treat + theta pre, theta pooled within arms (OLS)
     def centred(a):
         return np.where(treated, a - a[:, treated].mean(1, keepdims=True), a - a[:, ~treated].mean(1, keepdims=True))
+
     theta = (centred(pre) * centred(post)).sum(1) / (centred(pre) ** 2).sum(1)
     est_anc = est_post - theta * (pre[:, treated].mean(1) - pre[:, ~treated].mean(1))
     scale = 4 / J
-    tol = 3 * math.sqrt(2 / (n_sims - 1)) + 0.01   # + slope-estimation inflation ~1/J
+    tol = 3 * math.sqrt(2 / (n_sims - 1)) + 0.01  # + slope-estimation inflation ~1/J
     assert abs(est_post.var() / (pv.post * scale) - 1) < tol
     assert abs(est_anc.var() / (pv.ancova * scale) - 1) < tol
     assert pv.ancova < pv.did and pv.ancova < pv.post
@@ -692,7 +748,7 @@ def test_uniques_accrue_as_the_repeat_visit_model_says():
     need = P.days_needed(15_000, V, population=N)
     assert P.uniques_after(need, V, N) >= 15_000 > P.uniques_after(need - 1, V, N)
     assert P.days_needed(15_000, uniques_by_day=np.array(curve)) == int(np.argmax(np.array(curve) >= 15_000)) + 1
-    assert P.days_needed(np.array([1_500, 3_001]), 1_500) .tolist() == [1, 3]
+    assert P.days_needed(np.array([1_500, 3_001]), 1_500).tolist() == [1, 3]
     assert P.days_needed(1_000, 1_500, traffic_share=0.5) == 2
     Nhat = P.fit_population(V, curve[-1], days)
     assert P.uniques_after(days, V, Nhat) == pytest.approx(curve[-1])
@@ -702,34 +758,37 @@ def test_uniques_accrue_as_the_repeat_visit_model_says():
 
 
 # ------------------------------------------------------------------ validation
-@pytest.mark.parametrize("call, match", [
-    (lambda: P.sample_size_mean(1, 0.1, power=0.03), r"power=0\.03 must be in \(alpha, 1\)"),
-    (lambda: P.sample_size_mean(1, 0.1, power=1.0), "power=1 must be in"),
-    (lambda: P.sample_size_mean(1, 0.1, alpha=0.7), r"alpha=0\.7 must be in \(0, 0\.5\)"),
-    (lambda: P.sample_size_mean(1, 0.0), "mde=0 must not be 0"),
-    (lambda: P.sample_size_mean(-1, 0.1), "sd=-1 must be > 0"),
-    (lambda: P.sample_size_mean(1, -0.1, alternative="larger"), "tests for an increase"),
-    (lambda: P.sample_size_mean(1, 0.1, alternative="greater"), "alternative='greater' is not known"),
-    (lambda: P.sample_size_mean(1, 0.1, ratio=0), "ratio=0 must be > 0"),
-    (lambda: P.sample_size_mean(1, 0.1, variance_reduction=1.0), "variance_reduction=1 must be in"),
-    (lambda: P.sample_size_mean(1, 0.1, margin=0.1), "needs a one-sided test"),
-    (lambda: P.sample_size_mean(1, 0.1, relative=True), "needs baseline"),
-    (lambda: P.sample_size_mean(1, np.array([0.1, np.nan])), "mde must be finite"),
-    (lambda: P.sample_size_mean(1, "0.1"), "mde='0.1' must be a number"),
-    (lambda: P.sample_size_mean(1, 0.1, arms=1), "arms=1 must be an integer >= 2"),
-    (lambda: P.sample_size_mean(1, 0.1, icc=0.1), "without cluster_size"),
-    (lambda: P.sample_size_mean(1, 0.1, cluster_size=10, icc=1.5), "icc=1.5 must be in"),
-    (lambda: P.sample_size_proportion(0.0, 0.1), "p_control=0 must be a probability strictly"),
-    (lambda: P.sample_size_proportion(0.1, 1.2), "p_treatment=1.2 must be a probability"),
-    (lambda: P.sample_size_proportion(0.1, 0.1), "must not be 0"),
-    (lambda: P.mde_proportion(0.9, 10, power=0.99), "no p_treatment in"),
-    (lambda: P.mde_mean(1, 0.5), "n_control=0.5 is too small"),
-    (lambda: P.sample_size_ratio(1, 2, 1, 1, 5, 0.1), "delta-method variance <= 0"),
-    (lambda: P.panel_variance(2, 2, covariance=np.eye(3)), r"shape \(3, 3\)"),
-    (lambda: P.power_panel(1, 0.1, 20, 2, 2, treated_share=1.0), "treated_share=1 must be in"),
-    (lambda: P.days_needed(10, uniques_by_day=[5, 8]), "more than the curve ever reaches"),
-    (lambda: P.uniques_after(3, 100, population=50), "population=50 must be >= daily_units"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: P.sample_size_mean(1, 0.1, power=0.03), r"power=0\.03 must be in \(alpha, 1\)"),
+        (lambda: P.sample_size_mean(1, 0.1, power=1.0), "power=1 must be in"),
+        (lambda: P.sample_size_mean(1, 0.1, alpha=0.7), r"alpha=0\.7 must be in \(0, 0\.5\)"),
+        (lambda: P.sample_size_mean(1, 0.0), "mde=0 must not be 0"),
+        (lambda: P.sample_size_mean(-1, 0.1), "sd=-1 must be > 0"),
+        (lambda: P.sample_size_mean(1, -0.1, alternative="larger"), "tests for an increase"),
+        (lambda: P.sample_size_mean(1, 0.1, alternative="greater"), "alternative='greater' is not known"),
+        (lambda: P.sample_size_mean(1, 0.1, ratio=0), "ratio=0 must be > 0"),
+        (lambda: P.sample_size_mean(1, 0.1, variance_reduction=1.0), "variance_reduction=1 must be in"),
+        (lambda: P.sample_size_mean(1, 0.1, margin=0.1), "needs a one-sided test"),
+        (lambda: P.sample_size_mean(1, 0.1, relative=True), "needs baseline"),
+        (lambda: P.sample_size_mean(1, np.array([0.1, np.nan])), "mde must be finite"),
+        (lambda: P.sample_size_mean(1, "0.1"), "mde='0.1' must be a number"),
+        (lambda: P.sample_size_mean(1, 0.1, arms=1), "arms=1 must be an integer >= 2"),
+        (lambda: P.sample_size_mean(1, 0.1, icc=0.1), "without cluster_size"),
+        (lambda: P.sample_size_mean(1, 0.1, cluster_size=10, icc=1.5), "icc=1.5 must be in"),
+        (lambda: P.sample_size_proportion(0.0, 0.1), "p_control=0 must be a probability strictly"),
+        (lambda: P.sample_size_proportion(0.1, 1.2), "p_treatment=1.2 must be a probability"),
+        (lambda: P.sample_size_proportion(0.1, 0.1), "must not be 0"),
+        (lambda: P.mde_proportion(0.9, 10, power=0.99), "no p_treatment in"),
+        (lambda: P.mde_mean(1, 0.5), "n_control=0.5 is too small"),
+        (lambda: P.sample_size_ratio(1, 2, 1, 1, 5, 0.1), "delta-method variance <= 0"),
+        (lambda: P.panel_variance(2, 2, covariance=np.eye(3)), r"shape \(3, 3\)"),
+        (lambda: P.power_panel(1, 0.1, 20, 2, 2, treated_share=1.0), "treated_share=1 must be in"),
+        (lambda: P.days_needed(10, uniques_by_day=[5, 8]), "more than the curve ever reaches"),
+        (lambda: P.uniques_after(3, 100, population=50), "population=50 must be >= daily_units"),
+    ],
+)
 def test_inputs_are_validated_with_the_parameter_named(call, match):
     with pytest.raises(abkit.AbkitError, match=match):
         call()
@@ -775,30 +834,58 @@ def test_plan_guardrail_power_is_the_readout_rule_power(tmp_path):
 
     rng = np.random.default_rng(11)
     p, margin, days, daily = 0.36, 0.06, 14, 400
-    hist = pd.DataFrame({"kept": (rng.random(60_000) < p).astype(float),
-                         "orders": rng.poisson(2.0, 60_000) + 1.0})
+    hist = pd.DataFrame({"kept": (rng.random(60_000) < p).astype(float), "orders": rng.poisson(2.0, 60_000) + 1.0})
     hist["contacts"] = rng.binomial(hist["orders"].astype(int), 0.1).astype(float)
     hist.to_parquet(tmp_path / "hist.parquet")
-    spec = PowerSpec.from_dict({
-        "name": "plan", "kind": "power", "data": str(tmp_path / "hist.parquet"), "daily_units": daily,
-        "days": [days], "max_days": days, "mde": 0.1, "metrics": [
-            {"name": "contact_rate", "type": "ratio", "numerator": "contacts", "denominator": "orders",
-             "better": "lower", "primary": True},
-            {"name": "kept", "type": "proportion", "column": "kept", "guardrail": True, "margin": margin}]})
+    spec = PowerSpec.from_dict(
+        {
+            "name": "plan",
+            "kind": "power",
+            "data": str(tmp_path / "hist.parquet"),
+            "daily_units": daily,
+            "days": [days],
+            "max_days": days,
+            "mde": 0.1,
+            "metrics": [
+                {
+                    "name": "contact_rate",
+                    "type": "ratio",
+                    "numerator": "contacts",
+                    "denominator": "orders",
+                    "better": "lower",
+                    "primary": True,
+                },
+                {"name": "kept", "type": "proportion", "column": "kept", "guardrail": True, "margin": margin},
+            ],
+        }
+    )
     row = plan.make_plan(spec).guardrails["kept"].to_frame().set_index("days").loc[days]
     n = int(round(row.n_control))
-    p = row.baseline          # the known truth: the design the plan assumes (the history's rate), no effect
+    p = row.baseline  # the known truth: the design the plan assumes (the history's rate), no effect
 
     sims = 20_000
     metric = abkit.Proportion("kept")
     ok = 0
     for pc, pt in zip(rng.binomial(n, p, sims) / n, rng.binomial(n, p, sims) / n):
-        m = Moments(("control", "treatment"), ("kept",), np.array([n, n], float), np.array([[pc], [pt]]),
-                    np.array([[[n * pc * (1 - pc)]], [[n * pt * (1 - pt)]]]))
+        m = Moments(
+            ("control", "treatment"),
+            ("kept",),
+            np.array([n, n], float),
+            np.array([[pc], [pt]]),
+            np.array([[[n * pc * (1 - pc)]], [[n * pt * (1 - pt)]]]),
+        )
         c = compare(m, metric, "control", "treatment", alpha=spec.alpha)
-        status, _ = guardrail_status(SimpleNamespace(alpha=spec.alpha),
-                                     {"metric": "kept", "better": "higher", "rel_effect": c.rel_effect,
-                                      "rel_ci_lower": c.rel_ci_lower, "rel_ci_upper": c.rel_ci_upper}, margin)
+        status, _ = guardrail_status(
+            SimpleNamespace(alpha=spec.alpha),
+            {
+                "metric": "kept",
+                "better": "higher",
+                "rel_effect": c.rel_effect,
+                "rel_ci_lower": c.rel_ci_lower,
+                "rel_ci_upper": c.rel_ci_upper,
+            },
+            margin,
+        )
         ok += status == "ok"
     rate, se = ok / sims, math.sqrt(row.power_noninferiority * (1 - row.power_noninferiority) / sims)
     assert 0.3 < row.power_noninferiority < 0.9
@@ -818,7 +905,7 @@ def _contrast_power_t(mu_c, r, m, sd, n_c, n_t, alpha, alt, de=1.0, df=None):
     se = sd * math.sqrt(de * (1 / n_t + g * g / n_c))
     nc = (mu_c * (1 + r) - g * mu_c) / se
     df = n_c + n_t - 2 if df is None else df
-    if alt == "smaller":         # show C < 0: reject when T < t_alpha
+    if alt == "smaller":  # show C < 0: reject when T < t_alpha
         return stats.nct.cdf(stats.t.ppf(alpha, df), df, nc)
     return stats.nct.sf(stats.t.isf(alpha, df), df, nc)
 
@@ -833,13 +920,15 @@ def _contrast_power_z(p_c, p_t, m, n_c, n_t, alpha, alt):
     return stats.norm.sf(stats.norm.isf(alpha) - mean / se)
 
 
-RATIO_GRID = [(m, n, base, alt, k, r)
-              for m in (0.02, 0.10, 0.25)
-              for n in (400.0, 6_000.0, 90_000.0)
-              for base in (0.8, 15.0)
-              for alt in ("smaller", "larger")
-              for k in (1.0, 2.0)
-              for r in (0.0, 0.01)]
+RATIO_GRID = [
+    (m, n, base, alt, k, r)
+    for m in (0.02, 0.10, 0.25)
+    for n in (400.0, 6_000.0, 90_000.0)
+    for base in (0.8, 15.0)
+    for alt in ("smaller", "larger")
+    for k in (1.0, 2.0)
+    for r in (0.0, 0.01)
+]
 
 
 def test_relative_margin_mean_power_is_the_contrast_t_test():
@@ -849,42 +938,85 @@ def test_relative_margin_mean_power_is_the_contrast_t_test():
     sd_adj = sd * math.sqrt(1 - vr)
     checked = 0
     for m, n, base, alt, k, r in RATIO_GRID:
-        r = -r if alt == "larger" else r       # a small true change in the bad direction
+        r = -r if alt == "larger" else r  # a small true change in the bad direction
         ref = _contrast_power_t(base, r, m, sd_adj, n, k * n, alpha, alt)
-        res = P.power_mean(sd, r, n, alpha=alpha, ratio=k, alternative=alt, variance_reduction=vr, baseline=base,
-                           relative=True, margin=m)
+        res = P.power_mean(
+            sd,
+            r,
+            n,
+            alpha=alpha,
+            ratio=k,
+            alternative=alt,
+            variance_reduction=vr,
+            baseline=base,
+            relative=True,
+            margin=m,
+        )
         assert res.power == pytest.approx(ref, abs=1e-8, rel=1e-8), (m, n, base, alt, k, r)
         assert "ratio test" in res.method and res.margin == pytest.approx(m * base)
         if not 0.05 < ref < 0.995:
             continue
         checked += 1
         # the sample size and the MDE invert that power (checked with the independent formula)
-        size = P.sample_size_mean(sd, r, alpha=alpha, power=ref, ratio=k, alternative=alt, variance_reduction=vr,
-                                  baseline=base, relative=True, margin=m)
+        size = P.sample_size_mean(
+            sd,
+            r,
+            alpha=alpha,
+            power=ref,
+            ratio=k,
+            alternative=alt,
+            variance_reduction=vr,
+            baseline=base,
+            relative=True,
+            margin=m,
+        )
         assert size.n_control == pytest.approx(n, rel=1e-8)
-        assert _contrast_power_t(base, r, m, sd_adj, size.n_control, k * size.n_control, alpha, alt) == \
-            pytest.approx(ref, abs=1e-8)
-        mde = P.mde_mean(sd, n, alpha=alpha, power=ref, ratio=k, alternative=alt, variance_reduction=vr,
-                         baseline=base, margin=m, relative_margin=True)
+        assert _contrast_power_t(base, r, m, sd_adj, size.n_control, k * size.n_control, alpha, alt) == pytest.approx(
+            ref, abs=1e-8
+        )
+        mde = P.mde_mean(
+            sd,
+            n,
+            alpha=alpha,
+            power=ref,
+            ratio=k,
+            alternative=alt,
+            variance_reduction=vr,
+            baseline=base,
+            margin=m,
+            relative_margin=True,
+        )
         assert mde.relative_mde == pytest.approx(r, abs=1e-8)
         # the difference test (the formula before the fix) is a different number
-        old = P.power_mean(sd, r * base, n, alpha=alpha, ratio=k, alternative=alt, variance_reduction=vr,
-                           margin=m * base).power
+        old = P.power_mean(
+            sd, r * base, n, alpha=alpha, ratio=k, alternative=alt, variance_reduction=vr, margin=m * base
+        ).power
         if m >= 0.1:
             assert abs(old - ref) > 1e-3, (m, n, base, alt, k, r)
     assert checked >= 40
     # clusters: the design effect multiplies the contrast's variance, df from the clusters
     de = P.design_effect(20, 0.02)
-    res = P.power_mean(sd, 0.0, 8_000, alpha=alpha, alternative="smaller", baseline=15.0, relative=True,
-                       margin=0.03, cluster_size=20, icc=0.02)
-    assert res.power == pytest.approx(_contrast_power_t(15.0, 0.0, 0.03, sd, 8_000, 8_000, alpha, "smaller", de,
-                                                        df=2 * 8_000 / 20 - 2), abs=1e-8)
+    res = P.power_mean(
+        sd,
+        0.0,
+        8_000,
+        alpha=alpha,
+        alternative="smaller",
+        baseline=15.0,
+        relative=True,
+        margin=0.03,
+        cluster_size=20,
+        icc=0.02,
+    )
+    assert res.power == pytest.approx(
+        _contrast_power_t(15.0, 0.0, 0.03, sd, 8_000, 8_000, alpha, "smaller", de, df=2 * 8_000 / 20 - 2), abs=1e-8
+    )
     # ratio metrics go through the same formula with the delta-method sd
-    rm = P.power_ratio(2.0, 4.0, 1.5, 2.0, 0.4, 0.0, 5_000, alpha=alpha, alternative="smaller", relative=True,
-                       margin=0.05)
+    rm = P.power_ratio(
+        2.0, 4.0, 1.5, 2.0, 0.4, 0.0, 5_000, alpha=alpha, alternative="smaller", relative=True, margin=0.05
+    )
     sd_r = math.sqrt(P.ratio_variance(2.0, 4.0, 1.5, 2.0, 0.4)[1])
-    assert rm.power == pytest.approx(_contrast_power_t(0.5, 0.0, 0.05, sd_r, 5_000, 5_000, alpha, "smaller"),
-                                     abs=1e-8)
+    assert rm.power == pytest.approx(_contrast_power_t(0.5, 0.0, 0.05, sd_r, 5_000, 5_000, alpha, "smaller"), abs=1e-8)
 
 
 def test_relative_margin_proportion_power_is_the_contrast_z_test():
@@ -893,7 +1025,7 @@ def test_relative_margin_proportion_power_is_the_contrast_z_test():
     alpha = 0.025
     checked = 0
     for m, n, base, alt, k, r in RATIO_GRID:
-        p_c = base / 16.0 + 0.02                # 0.07 and 0.9575
+        p_c = base / 16.0 + 0.02  # 0.07 and 0.9575
         r = -r if alt == "larger" else r
         p_t = p_c * (1 + r)
         ref = _contrast_power_z(p_c, p_t, m, n, k * n, alpha, alt)
@@ -903,11 +1035,11 @@ def test_relative_margin_proportion_power_is_the_contrast_z_test():
         if not 0.05 < ref < 0.995:
             continue
         checked += 1
-        size = P.sample_size_proportion(p_c, p_t, alpha=alpha, power=ref, ratio=k, alternative=alt, margin=m,
-                                        relative_margin=True)
+        size = P.sample_size_proportion(
+            p_c, p_t, alpha=alpha, power=ref, ratio=k, alternative=alt, margin=m, relative_margin=True
+        )
         assert size.n_control == pytest.approx(n, rel=1e-8)
-        mde = P.mde_proportion(p_c, n, alpha=alpha, power=ref, ratio=k, alternative=alt, margin=m,
-                               relative_margin=True)
+        mde = P.mde_proportion(p_c, n, alpha=alpha, power=ref, ratio=k, alternative=alt, margin=m, relative_margin=True)
         assert _contrast_power_z(p_c, mde.treatment_value, m, n, k * n, alpha, alt) == pytest.approx(ref, abs=1e-8)
         assert mde.treatment_value == pytest.approx(p_t, abs=1e-8)
         old = P.power_proportion(p_c, p_t, n, alpha=alpha, ratio=k, alternative=alt, margin=m * p_c).power
@@ -916,11 +1048,13 @@ def test_relative_margin_proportion_power_is_the_contrast_z_test():
     assert checked >= 30
     # the statistician's example: refund rate 10%, margin 10%, n sized by the difference test for 80%
     n_old = P.sample_size_proportion(0.1, 0.1, alpha=alpha, power=0.8, alternative="smaller", margin=0.01).n_control
-    assert P.power_proportion(0.1, 0.1, n_old, alpha=alpha, alternative="smaller", margin=0.1,
-                              relative_margin=True).power == pytest.approx(0.760, abs=1e-3)
-    n_new = P.sample_size_proportion(0.1, 0.1, alpha=alpha, power=0.8, alternative="smaller", margin=0.1,
-                                     relative_margin=True).n_control
-    assert n_new / n_old == pytest.approx((1 + 1.1**2) / 2, rel=1e-9)   # equal variances under r = 0
+    assert P.power_proportion(
+        0.1, 0.1, n_old, alpha=alpha, alternative="smaller", margin=0.1, relative_margin=True
+    ).power == pytest.approx(0.760, abs=1e-3)
+    n_new = P.sample_size_proportion(
+        0.1, 0.1, alpha=alpha, power=0.8, alternative="smaller", margin=0.1, relative_margin=True
+    ).n_control
+    assert n_new / n_old == pytest.approx((1 + 1.1**2) / 2, rel=1e-9)  # equal variances under r = 0
     with pytest.raises(abkit.AbkitError, match="relative_margin"):
         P.power_proportion(0.1, 0.1, 100, alternative="smaller", margin=0.1, relative_margin="yes")
 
@@ -931,8 +1065,9 @@ def test_panels_keep_the_difference_test_for_a_relative_margin():
     ab = P.power_panel(1.0, 0.0, 60, 3, 3, alternative="smaller", baseline=4.0, margin=0.4, rho=0.3)
     assert rel.power == pytest.approx(ab.power, rel=1e-12) and rel.margin == pytest.approx(0.4)
     n = P.sample_size_panel(1.0, -0.05, 3, 3, alternative="smaller", baseline=4.0, relative=True, margin=0.1)
-    assert n.n_control == pytest.approx(P.sample_size_panel(1.0, -0.2, 3, 3, alternative="smaller", baseline=4.0,
-                                                            margin=0.4).n_control, rel=1e-12)
+    assert n.n_control == pytest.approx(
+        P.sample_size_panel(1.0, -0.2, 3, 3, alternative="smaller", baseline=4.0, margin=0.4).n_control, rel=1e-12
+    )
 
 
 def _simulated_ok_rate(rng, metric, column, better, margin, n, mu, sd, sims, alpha):
@@ -951,22 +1086,38 @@ def _simulated_ok_rate(rng, metric, column, better, margin, n, mu, sd, sims, alp
         m2 = sd**2 * rng.chisquare(n - 1, (sims, 2))
     ok = 0
     for (mc, mt), (vc, vt) in zip(means, m2):
-        mom = Moments(("control", "treatment"), (column,), np.array([n, n], float), np.array([[mc], [mt]]),
-                      np.array([[[vc]], [[vt]]]))
+        mom = Moments(
+            ("control", "treatment"),
+            (column,),
+            np.array([n, n], float),
+            np.array([[mc], [mt]]),
+            np.array([[[vc]], [[vt]]]),
+        )
         c = compare(mom, metric, "control", "treatment", alpha=alpha)
-        status, _ = guardrail_status(SimpleNamespace(alpha=alpha),
-                                     {"metric": metric.name, "better": better, "rel_effect": c.rel_effect,
-                                      "rel_ci_lower": c.rel_ci_lower, "rel_ci_upper": c.rel_ci_upper}, margin)
+        status, _ = guardrail_status(
+            SimpleNamespace(alpha=alpha),
+            {
+                "metric": metric.name,
+                "better": better,
+                "rel_effect": c.rel_effect,
+                "rel_ci_lower": c.rel_ci_lower,
+                "rel_ci_upper": c.rel_ci_upper,
+            },
+            margin,
+        )
         ok += status == "ok"
     return ok / sims
 
 
-@pytest.mark.parametrize("kind, better, mu, sd, days, daily", [
-    ("proportion", "lower", 0.10, None, 20, 1_500),    # refund rate: the reviewer's case (difference test off 0.04)
-    ("proportion", "higher", 0.10, None, 15, 1_500),
-    ("mean", "lower", 15.0, 75.0, 28, 3_000),          # refund amount per buyer
-    ("mean", "higher", 15.0, 75.0, 22, 3_000),
-])
+@pytest.mark.parametrize(
+    "kind, better, mu, sd, days, daily",
+    [
+        ("proportion", "lower", 0.10, None, 20, 1_500),  # refund rate: the reviewer's case (difference test off 0.04)
+        ("proportion", "higher", 0.10, None, 15, 1_500),
+        ("mean", "lower", 15.0, 75.0, 28, 3_000),  # refund amount per buyer
+        ("mean", "higher", 15.0, 75.0, 22, 3_000),
+    ],
+)
 def test_plan_guardrail_power_matches_the_simulated_readout_rule(kind, better, mu, sd, days, daily):
     """plan(margin=0.10) for a guardrail promises the rate at which the readout's rule says 'ok' when the
     change does nothing: simulated with abkit's own estimator and verdict, for both directions; the difference
@@ -974,14 +1125,14 @@ def test_plan_guardrail_power_matches_the_simulated_readout_rule(kind, better, m
     import pandas as pd
 
     rng = np.random.default_rng(2024 + days)
-    margin, alpha, sims = 0.10, 0.025, 10_000          # alpha: the one-sided level of the readout's rule
+    margin, alpha, sims = 0.10, 0.025, 10_000  # alpha: the one-sided level of the readout's rule
     if kind == "proportion":
         hist = pd.DataFrame({"y": (rng.random(50_000) < mu).astype(float)})
         metric = abkit.Proportion("y", better=better)
     else:
         hist = pd.DataFrame({"y": rng.normal(mu, sd, 50_000)})
         metric = abkit.Mean("y", better=better)
-    plan = P.plan(hist, metric, alpha=2 * alpha, days=[days], daily_units=daily, margin=margin)   # readout alpha
+    plan = P.plan(hist, metric, alpha=2 * alpha, days=[days], daily_units=daily, margin=margin)  # readout alpha
     assert plan.test_level == alpha
     row = plan.to_frame().iloc[0]
     d = plan.metrics[0]
@@ -996,12 +1147,12 @@ def test_plan_guardrail_power_matches_the_simulated_readout_rule(kind, better, m
     band = 3 * se
     assert abs(rate - planned) < band, (rate, planned, band)
     if kind == "proportion":
-        old = P.power_proportion(d.baseline, d.baseline, n, alpha=alpha, alternative=row.alternative,
-                                 margin=margin * d.baseline).power
+        old = P.power_proportion(
+            d.baseline, d.baseline, n, alpha=alpha, alternative=row.alternative, margin=margin * d.baseline
+        ).power
     else:
-        old = P.power_mean(d.sd, 0.0, n, alpha=alpha, alternative=row.alternative,
-                           margin=margin * d.baseline).power
-    assert abs(old - planned) > band + 3 * se, (old, planned)      # the wrong formula fails this test
+        old = P.power_mean(d.sd, 0.0, n, alpha=alpha, alternative=row.alternative, margin=margin * d.baseline).power
+    assert abs(old - planned) > band + 3 * se, (old, planned)  # the wrong formula fails this test
 
 
 def test_plan_applies_the_readout_rule_to_a_margin_everywhere(tmp_path):
@@ -1027,26 +1178,48 @@ def test_plan_applies_the_readout_rule_to_a_margin_everywhere(tmp_path):
     row = P.plan(hist, metric, days=[days], daily_units=daily, margin=margin).to_frame().iloc[0]
     d = P.estimate_design(hist, metric)[0]
     at = dict(alternative="smaller", baseline=d.baseline, relative=True, margin=margin)
-    assert row.power_noninferiority == pytest.approx(P.power_mean(d.sd, 0.0, row.n_control, alpha=0.025, **at).power,
-                                                     rel=1e-12)
+    assert row.power_noninferiority == pytest.approx(
+        P.power_mean(d.sd, 0.0, row.n_control, alpha=0.025, **at).power, rel=1e-12
+    )
     assert row.power_noninferiority < P.power_mean(d.sd, 0.0, row.n_control, alpha=0.05, **at).power - 0.05
     assert readout_level(0.05, guardrail=True) == 0.025
     assert readout_level(0.05, sequential=True, guardrail=True) == pytest.approx(P.always_valid_alpha(0.05) / 2)
-    assert "one-sided non-inferiority at 0.025" in P.plan(hist, metric, days=[days], daily_units=daily,
-                                                          margin=margin).summary()
+    assert (
+        "one-sided non-inferiority at 0.025"
+        in P.plan(hist, metric, days=[days], daily_units=daily, margin=margin).summary()
+    )
 
     # the spec runner gives the same numbers as the Python call (one rule, not a halving in the runner)
     hist.to_parquet(tmp_path / "h.parquet")
-    spec = PowerSpec.from_dict({
-        "name": "p", "kind": "power", "data": str(tmp_path / "h.parquet"), "daily_units": daily, "days": [days],
-        "max_days": days, "metrics": [{"name": "y", "type": "mean", "column": "y", "primary": True},
-                                      {"name": "g", "type": "mean", "column": "y", "better": "lower",
-                                       "guardrail": True, "margin": margin}]})
+    spec = PowerSpec.from_dict(
+        {
+            "name": "p",
+            "kind": "power",
+            "data": str(tmp_path / "h.parquet"),
+            "daily_units": daily,
+            "days": [days],
+            "max_days": days,
+            "metrics": [
+                {"name": "y", "type": "mean", "column": "y", "primary": True},
+                {"name": "g", "type": "mean", "column": "y", "better": "lower", "guardrail": True, "margin": margin},
+            ],
+        }
+    )
     for sequential in (False, True):
         sp = PowerSpec.from_dict({**spec.to_dict(), "sequential": sequential})
         via_spec = planning.make_plan(sp).guardrails["g"].to_frame().iloc[0]
-        direct = P.plan(hist, abkit.Mean("y", name="g", better="lower"), days=[days], daily_units=daily,
-                        margin=margin, sequential=sequential).to_frame().iloc[0]
+        direct = (
+            P.plan(
+                hist,
+                abkit.Mean("y", name="g", better="lower"),
+                days=[days],
+                daily_units=daily,
+                margin=margin,
+                sequential=sequential,
+            )
+            .to_frame()
+            .iloc[0]
+        )
         assert via_spec.power_noninferiority == pytest.approx(direct.power_noninferiority, rel=1e-12)
 
     # sequential: the guardrail is judged on the always-valid interval at the planned size
@@ -1059,13 +1232,32 @@ def test_plan_applies_the_readout_rule_to_a_margin_everywhere(tmp_path):
     m2 = d.sd**2 * rng.chisquare(n - 1, (sims, 2))
     rows = []
     for (mc, mt), (vc, vt) in zip(means, m2):
-        mom = Moments(("control", "treatment"), ("y",), np.array([n, n], float), np.array([[mc], [mt]]),
-                      np.array([[[vc]], [[vt]]]))
+        mom = Moments(
+            ("control", "treatment"),
+            ("y",),
+            np.array([n, n], float),
+            np.array([[mc], [mt]]),
+            np.array([[[vc]], [[vt]]]),
+        )
         c = compare(mom, metric, "control", "treatment")
-        rows.append({"metric": "y", "effect": c.effect, "se": c.se, "rel_effect": c.rel_effect, "rel_se": c.rel_se,
-                     "control_value": c.control_value, "ci_lower": c.ci_lower, "ci_upper": c.ci_upper,
-                     "rel_ci_lower": c.rel_ci_lower, "rel_ci_upper": c.rel_ci_upper, "p_value": c.p_value,
-                     "method": "t", "better": "lower", FIELLER_PIECES: (c.control_se**2, c.cov_effect_control)})
+        rows.append(
+            {
+                "metric": "y",
+                "effect": c.effect,
+                "se": c.se,
+                "rel_effect": c.rel_effect,
+                "rel_se": c.rel_se,
+                "control_value": c.control_value,
+                "ci_lower": c.ci_lower,
+                "ci_upper": c.ci_upper,
+                "rel_ci_lower": c.rel_ci_lower,
+                "rel_ci_upper": c.rel_ci_upper,
+                "p_value": c.p_value,
+                "method": "t",
+                "better": "lower",
+                FIELLER_PIECES: (c.control_se**2, c.cov_effect_control),
+            }
+        )
     valid = always_valid_rows(rows, AlwaysValid(planned_n=2 * n), 0.05, 2 * n)
     ok = sum(guardrail_status(SimpleNamespace(alpha=0.05), r, margin)[0] == "ok" for r in valid) / sims
     planned = float(srow.power_noninferiority)
@@ -1090,13 +1282,18 @@ def test_sequential_plan_is_the_power_of_the_always_valid_readout():
     fixed = P.plan(hist, abkit.Mean("y"), daily_units=300, days=[14]).to_frame().iloc[0]
     assert abs(seq.relative_mde) / abs(fixed.relative_mde) == pytest.approx(
         (stats.norm.isf(P.always_valid_alpha(0.05) / 2) + stats.norm.ppf(0.8)) / (1.959964 + stats.norm.ppf(0.8)),
-        rel=0.01)
+        rel=0.01,
+    )
     n = int(round(seq.n_control))
     sims, hits = 1000, 0
     mu_t = seq.baseline * (1 + abs(seq.relative_mde))
     for _ in range(sims):
-        df = pd.DataFrame({"variant": ["control"] * n + ["treatment"] * n,
-                           "y": np.concatenate([rng.normal(seq.baseline, 3.0, n), rng.normal(mu_t, 3.0, n)])})
+        df = pd.DataFrame(
+            {
+                "variant": ["control"] * n + ["treatment"] * n,
+                "y": np.concatenate([rng.normal(seq.baseline, 3.0, n), rng.normal(mu_t, 3.0, n)]),
+            }
+        )
         r = abkit.analyze(df, [abkit.Mean("y")], sequential=AlwaysValid(planned_n=2 * n)).rows[0]
         hits += r["ci_lower"] > 0
     rate, se = hits / sims, math.sqrt(0.8 * 0.2 / sims)
@@ -1118,11 +1315,27 @@ def test_power_spec_sequential_plans_for_always_valid_intervals(tmp_path):
     from abkit.spec import PowerSpec
 
     rng = np.random.default_rng(2)
-    pd.DataFrame({"orders": rng.poisson(2.0, 20_000) + 1.0,
-                  "contacts": rng.poisson(0.3, 20_000).astype(float)}).to_parquet(tmp_path / "h.parquet")
-    raw = {"name": "p", "kind": "power", "data": str(tmp_path / "h.parquet"), "daily_units": 1000, "mde": 0.1,
-           "max_days": 120, "metrics": [{"name": "contact_rate", "type": "ratio", "numerator": "contacts",
-                                         "denominator": "orders", "better": "lower", "primary": True}]}
+    pd.DataFrame(
+        {"orders": rng.poisson(2.0, 20_000) + 1.0, "contacts": rng.poisson(0.3, 20_000).astype(float)}
+    ).to_parquet(tmp_path / "h.parquet")
+    raw = {
+        "name": "p",
+        "kind": "power",
+        "data": str(tmp_path / "h.parquet"),
+        "daily_units": 1000,
+        "mde": 0.1,
+        "max_days": 120,
+        "metrics": [
+            {
+                "name": "contact_rate",
+                "type": "ratio",
+                "numerator": "contacts",
+                "denominator": "orders",
+                "better": "lower",
+                "primary": True,
+            }
+        ],
+    }
     fixed, seq = PowerSpec.from_dict(raw), PowerSpec.from_dict({**raw, "sequential": True})
     assert seq.sequential and PowerSpec.from_dict(seq.to_dict()) == seq
     rf = plan.recommend(fixed, plan.make_plan(fixed))

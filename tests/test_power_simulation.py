@@ -10,6 +10,7 @@ plausible wrong closed form (CUPED's variance reduction ignored, the
 treatment arm's variance left unscaled) lands outside that band, so the band
 is tight enough to matter. A/A simulations (effect 0) must reject at alpha.
 """
+
 import math
 import time
 
@@ -32,7 +33,7 @@ def band(p, n=N_SIMS, k=3.0):
 
 @pytest.fixture(scope="module")
 def history():
-    return abkit.simulate.ab_data(20_000, seed=3)   # no effects: one population
+    return abkit.simulate.ab_data(20_000, seed=3)  # no effects: one population
 
 
 METRICS = {
@@ -41,8 +42,10 @@ METRICS = {
     "mean_cuped": (abkit.Mean("refund_amount", "pre_refund_amount", name="amount_cuped"), 0.25),
     "proportion": (abkit.Proportion("repeat_purchase_30d", name="repeat"), 0.10),
     "ratio": (abkit.Ratio("refunds", "orders", name="refund_rate"), 0.15),
-    "ratio_cuped": (abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"),
-                                name="refund_rate_cuped"), 0.15),
+    "ratio_cuped": (
+        abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate_cuped"),
+        0.15,
+    ),
 }
 
 
@@ -61,8 +64,10 @@ def test_simulated_power_matches_the_closed_form_at_the_planned_sample_size(hist
     t = time.perf_counter()
     sim = P.simulate_power(history, metric, rel, n_per_arm=n, injection="add", n_sims=N_SIMS, seed=11)
     took = time.perf_counter() - t
-    print(f"{name}: n={math.ceil(n):,}/arm, simulated {sim.power:.3f} [{sim.ci_lower:.3f}, {sim.ci_upper:.3f}], "
-          f"closed form {sim.closed_form:.3f}, {took:.2f} s")
+    print(
+        f"{name}: n={math.ceil(n):,}/arm, simulated {sim.power:.3f} [{sim.ci_lower:.3f}, {sim.ci_upper:.3f}], "
+        f"closed form {sim.closed_form:.3f}, {took:.2f} s"
+    )
     assert sim.n_sims == N_SIMS and sim.to_frame().failed.iloc[0] == 0
     # the closed form at the rounded-up n is the planned power (the plan's design = the resampled population's)
     assert sim.closed_form == pytest.approx(TARGET, abs=0.002)
@@ -83,8 +88,12 @@ def test_cuped_variance_reduction_from_plan_predicts_the_simulated_cuped_power(h
     sizes = [0.5 * n, n]
     sim = P.simulate_power(history, metric, rel, n_per_arm=sizes, injection="add", n_sims=N_SIMS, seed=5)
     f = sim.to_frame()
-    expected = P.power_mean(design.sd, rel * design.baseline, f.n_control.to_numpy(dtype=float),
-                            variance_reduction=design.variance_reduction).power
+    expected = P.power_mean(
+        design.sd,
+        rel * design.baseline,
+        f.n_control.to_numpy(dtype=float),
+        variance_reduction=design.variance_reduction,
+    ).power
     np.testing.assert_allclose(f.closed_form, expected, rtol=1e-9)
     for got, want in zip(f.power, expected):
         assert abs(got - want) <= band(want), (got, want)
@@ -102,8 +111,10 @@ def test_multiplied_effects_scale_the_treatment_variance_and_the_simulation_sees
     # equal arms: the Welch statistic equals the pooled t with the average variance
     sd_eff = design.sd * math.sqrt((1 + (1 + rel) ** 2) / 2)
     scaled = P.power_mean(sd_eff, rel * design.baseline, n_c).power
-    print(f"rel {rel:+.0%}: simulated {sim.power:.3f}, equal-variance closed form {sim.closed_form:.3f}, "
-          f"scaled-variance closed form {scaled:.3f}")
+    print(
+        f"rel {rel:+.0%}: simulated {sim.power:.3f}, equal-variance closed form {sim.closed_form:.3f}, "
+        f"scaled-variance closed form {scaled:.3f}"
+    )
     assert abs(sim.power - scaled) <= band(scaled)
     assert abs(sim.power - sim.closed_form) > band(TARGET)
     assert (sim.power < sim.closed_form) == (rel > 0)
@@ -112,10 +123,17 @@ def test_multiplied_effects_scale_the_treatment_variance_and_the_simulation_sees
 def test_one_sided_power_matches_the_closed_form(history):
     metric, rel = METRICS["ratio_cuped"]
     _, design = planned_n(history, metric, rel)
-    n = P.sample_size_mean(design.sd, -rel, alternative="smaller", baseline=design.baseline, relative=True,
-                           variance_reduction=design.variance_reduction).n_control
-    sim = P.simulate_power(history, metric, -rel, n_per_arm=n, injection="add", alternative="smaller",
-                           n_sims=N_SIMS, seed=3)
+    n = P.sample_size_mean(
+        design.sd,
+        -rel,
+        alternative="smaller",
+        baseline=design.baseline,
+        relative=True,
+        variance_reduction=design.variance_reduction,
+    ).n_control
+    sim = P.simulate_power(
+        history, metric, -rel, n_per_arm=n, injection="add", alternative="smaller", n_sims=N_SIMS, seed=3
+    )
     assert sim.closed_form == pytest.approx(TARGET, abs=0.002)
     assert abs(sim.power - TARGET) <= band(TARGET)
 
@@ -136,8 +154,9 @@ def test_aa_rejection_rate_is_alpha(history, name):
 
 
 def test_aa_one_sided_rejection_rate_is_alpha(history):
-    sim = P.simulate_power(history, METRICS["ratio"][0], 0.0, n_per_arm=3_000, alternative="larger",
-                           alpha=0.1, n_sims=N_SIMS, seed=4)
+    sim = P.simulate_power(
+        history, METRICS["ratio"][0], 0.0, n_per_arm=3_000, alternative="larger", alpha=0.1, n_sims=N_SIMS, seed=4
+    )
     assert abs(sim.power - 0.1) <= band(0.1)
 
 
@@ -154,7 +173,7 @@ def test_quantile_power_is_sensible_and_monotone_in_the_effect(history):
     assert "same relative amount" in sim.injection_rule
     # the history's p90 is the baseline; every treatment quantile moves by the same factor
     values = history.time_to_refund_hours.dropna()
-    assert sim.baseline == pytest.approx(np.quantile(values, 0.9, method="hazen"))   # the mid-quantile (no ties)
+    assert sim.baseline == pytest.approx(np.quantile(values, 0.9, method="hazen"))  # the mid-quantile (no ties)
 
 
 def test_quantile_default_simulations_are_fewer_and_say_so(history):
@@ -169,8 +188,12 @@ def test_clustered_quantile_resamples_whole_units():
     buyers = 3_000
     k = 1 + rng.poisson(1.5, buyers)
     frailty = rng.normal(0, 0.8, buyers)
-    rows = pd.DataFrame({"buyer_id": np.repeat(np.arange(buyers), k),
-                         "hours": np.exp(3 + np.repeat(frailty, k) + rng.normal(0, 0.5, k.sum()))})
+    rows = pd.DataFrame(
+        {
+            "buyer_id": np.repeat(np.arange(buyers), k),
+            "hours": np.exp(3 + np.repeat(frailty, k) + rng.normal(0, 0.5, k.sum())),
+        }
+    )
     metric = abkit.Quantile("hours", 0.5, unit="buyer_id")
     sim = P.simulate_power(rows, metric, [0.0, 0.15], n_per_arm=1_000, n_sims=150, seed=3)
     f = sim.to_frame()
@@ -185,12 +208,11 @@ def test_seeded_determinism_and_common_random_numbers(history):
     b = P.simulate_power(history, metric, [0.0, 0.1], n_per_arm=800, n_sims=100, seed=9).to_frame()
     pd.testing.assert_frame_equal(a, b)
     c = P.simulate_power(history, metric, [0.1], n_per_arm=800, n_sims=100, seed=9).to_frame()
-    pd.testing.assert_frame_equal(a.iloc[[1]].reset_index(drop=True), c)     # independent of the grid
+    pd.testing.assert_frame_equal(a.iloc[[1]].reset_index(drop=True), c)  # independent of the grid
     d = P.simulate_power(history, metric, [0.0, 0.1], n_per_arm=800, n_sims=100, seed=10).to_frame()
     assert not a.rejections.equals(d.rejections)
     # batches of 7 tests (the memory bound) instead of all 100 at once: the same tests
-    e = P.simulate_power(history, metric, [0.0, 0.1], n_per_arm=800, n_sims=100, seed=9,
-                         max_rows=1_600 * 7).to_frame()
+    e = P.simulate_power(history, metric, [0.0, 0.1], n_per_arm=800, n_sims=100, seed=9, max_rows=1_600 * 7).to_frame()
     pd.testing.assert_frame_equal(a, e)
 
 
@@ -198,7 +220,7 @@ def test_more_simulations_extend_the_same_sequence(history):
     metric = METRICS["proportion"][0]
     few = P.simulate_power(history, metric, 0.2, n_per_arm=300, n_sims=40, seed=2, max_rows=6_000)
     many = P.simulate_power(history, metric, 0.2, n_per_arm=300, n_sims=80, seed=2)
-    np.testing.assert_array_equal(few.p_values, many.p_values[:40])     # the first 40 of 80 are the 40
+    np.testing.assert_array_equal(few.p_values, many.p_values[:40])  # the first 40 of 80 are the 40
     assert not np.array_equal(few.p_values, many.p_values[40:])
 
 
@@ -254,19 +276,26 @@ def test_result_object_and_monte_carlo_interval(history):
     assert isinstance(one.power, float) and isinstance(one.n_sims, int)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda h: P.simulate_power(h, abkit.NPS("nps_score"), 0.1, n_per_arm=100), "NPS metric"),
-    (lambda h: P.simulate_power(h, METRICS["ratio"][0], 0.1), "n_per_arm="),
-    (lambda h: P.simulate_power(h, METRICS["ratio"][0], 0.1, n_per_arm=100, days=7, daily_units=10), "n_per_arm="),
-    (lambda h: P.simulate_power(h, METRICS["proportion"][0], 2.0, n_per_arm=100), r"outside \[0, 1\]"),
-    (lambda h: P.simulate_power(h, METRICS["ratio"][0], 0.1, n_per_arm=100, n_sims=5), "n_sims=5"),
-    (lambda h: P.simulate_power(h, METRICS["ratio"][0], 0.1, n_per_arm=100, injection="shift"), "injection="),
-    (lambda h: P.simulate_power(abkit.moments(h, METRICS["ratio"][0]), METRICS["ratio"][0], 0.1, n_per_arm=100),
-     "unit-level data"),
-    (lambda h: P.simulate_power(h, METRICS["ratio"][0], 0.1, n_per_arm=100, variant="variant", control="ctl"),
-     "control arm 'ctl' not found"),
-    (lambda h: P.simulate_power(h, abkit.Mean("nope"), 0.1, n_per_arm=100), "column 'nope' not found"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda h: P.simulate_power(h, abkit.NPS("nps_score"), 0.1, n_per_arm=100), "NPS metric"),
+        (lambda h: P.simulate_power(h, METRICS["ratio"][0], 0.1), "n_per_arm="),
+        (lambda h: P.simulate_power(h, METRICS["ratio"][0], 0.1, n_per_arm=100, days=7, daily_units=10), "n_per_arm="),
+        (lambda h: P.simulate_power(h, METRICS["proportion"][0], 2.0, n_per_arm=100), r"outside \[0, 1\]"),
+        (lambda h: P.simulate_power(h, METRICS["ratio"][0], 0.1, n_per_arm=100, n_sims=5), "n_sims=5"),
+        (lambda h: P.simulate_power(h, METRICS["ratio"][0], 0.1, n_per_arm=100, injection="shift"), "injection="),
+        (
+            lambda h: P.simulate_power(abkit.moments(h, METRICS["ratio"][0]), METRICS["ratio"][0], 0.1, n_per_arm=100),
+            "unit-level data",
+        ),
+        (
+            lambda h: P.simulate_power(h, METRICS["ratio"][0], 0.1, n_per_arm=100, variant="variant", control="ctl"),
+            "control arm 'ctl' not found",
+        ),
+        (lambda h: P.simulate_power(h, abkit.Mean("nope"), 0.1, n_per_arm=100), "column 'nope' not found"),
+    ],
+)
 def test_errors_name_the_fix(history, call, match):
     with pytest.raises(AbkitError, match=match):
         call(history)
@@ -290,7 +319,7 @@ def test_power_curves_are_labelled(history):
 
     metric = METRICS["ratio_cuped"][0]
     plan = P.plan(history, metric, daily_units=1_000, days=[7, 14, 28])
-    ax = plan.plot()                                   # MDE by duration (unchanged default)
+    ax = plan.plot()  # MDE by duration (unchanged default)
     assert ax.get_xlabel() == "experiment duration (days)" and "minimum detectable" in ax.get_ylabel()
     assert ax.get_title(loc="left").startswith("MDE by duration")
     plt.close(ax.figure)
@@ -298,7 +327,7 @@ def test_power_curves_are_labelled(history):
     curve = plan.power_curve(14)
     at = curve.iloc[(curve.change - curve.mde).abs().argmin()]
     exact = plan.power_curve(14, effects=[float(at.mde)])
-    assert exact.power.iloc[0] == pytest.approx(plan.power, abs=1e-6)      # the MDE is where power = 80%
+    assert exact.power.iloc[0] == pytest.approx(plan.power, abs=1e-6)  # the MDE is where power = 80%
     assert curve.power.iloc[0] == pytest.approx(0.05) and curve.power.is_monotonic_increasing
     assert (curve.power >= curve.power_unadjusted - 1e-12).all()
 
@@ -355,7 +384,7 @@ def test_readout_simulation_check_of_the_recommendation(sample_plan):
     from abkit.readout import plan as planning
 
     spec, bundle, rec = sample_plan
-    assert planning.simulation_count(spec) == 0                   # off unless asked
+    assert planning.simulation_count(spec) == 0  # off unless asked
     assert planning.simulation_count(spec, 300) == 300
     with pytest.raises(AbkitError, match="simulate="):
         planning.simulation_count(spec, -1)
@@ -365,7 +394,7 @@ def test_readout_simulation_check_of_the_recommendation(sample_plan):
     row = bundle.main.to_frame().query("metric == @spec.primary.name and days == @rec.days").iloc[0]
     assert r.n_control == math.ceil(row.n_control) and r.relative_effect == pytest.approx(-rec.mde)
     history = pd.read_parquet(spec.data_path, columns=[spec.variant])
-    assert sim.history_units == int((history[spec.variant] == spec.control).sum())   # the control arm only
+    assert sim.history_units == int((history[spec.variant] == spec.control).sum())  # the control arm only
     text = planning.simulation_text(sim, spec, rec)
     assert text.startswith(f"Simulation check: in 300 simulated {rec.days}-day tests")
     assert f"{rec.mde:.1%} decrease in contact_rate" in text
@@ -402,13 +431,23 @@ def test_power_plan_notebook_with_the_simulation_check(tmp_path):
 
     spec = load_spec(PLAN_SPEC)
     nb, page = tmp_path / "readout.ipynb", tmp_path / "readout.html"
-    papermill.execute_notebook(str(TEMPLATE_FOR_KIND["power"]), str(nb),
-                               parameters={"spec": {**spec.to_dict(), "simulate": 200}}, cwd=str(tmp_path),
-                               progress_bar=False, log_output=False)
+    papermill.execute_notebook(
+        str(TEMPLATE_FOR_KIND["power"]),
+        str(nb),
+        parameters={"spec": {**spec.to_dict(), "simulate": 200}},
+        cwd=str(tmp_path),
+        progress_bar=False,
+        log_output=False,
+    )
     export_html(nb, page, title=spec.name)
     text = page.read_text(encoding="utf-8")
-    order = [text.index(s) for s in ("Simulation check: in 200 simulated",
-                                     ">What the test can detect, by duration<",
-                                     ">Power by the size of the true change<",
-                                     ">Minimum detectable effect by duration<")]
+    order = [
+        text.index(s)
+        for s in (
+            "Simulation check: in 200 simulated",
+            ">What the test can detect, by duration<",
+            ">Power by the size of the true change<",
+            ">Minimum detectable effect by duration<",
+        )
+    ]
     assert order == sorted(order)

@@ -28,6 +28,7 @@ p-values to the same tolerance on the z scale. The file runs in about ten
 seconds (``max_examples`` is set per test, lowest for the engine test;
 ``deadline=None`` because the first example pays for imports).
 """
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,11 @@ import abkit
 
 # Local runs explore new examples every time; CI replays a fixed sequence so that main never
 # goes red by chance (a failure found locally is kept by hypothesis' example database).
-SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow],
-            "derandomize": os.environ.get("CI") == "true"}
+SETTINGS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow],
+    "derandomize": os.environ.get("CI") == "true",
+}
 
 METRICS = [
     abkit.Mean("y", "pre", name="mean_cuped"),
@@ -84,14 +88,21 @@ def experiments(draw, min_n: int = 3, max_n: int = 400):
         y = rng.integers(0, 4, n).astype(float) + (frailty > 0)
     pre = np.full(n, 3.0) if constant_pre else frailty + rng.normal(size=n)
     orders = rng.integers(0, 5, n)
-    orders[:n_arms * 2] = 1 + np.arange(n_arms * 2) % 3          # every arm very likely has some orders
+    orders[: n_arms * 2] = 1 + np.arange(n_arms * 2) % 3  # every arm very likely has some orders
     pre_orders = rng.integers(1, 5, n)
-    frame = pd.DataFrame({
-        "variant": np.array(ARMS)[arm], "y": y + offset, "pre": pre + pre_offset, "pre2": rng.gamma(2.0, 1.0, n),
-        "conv": (rng.random(n) < 0.3).astype(float),
-        "orders": orders, "refunds": rng.binomial(orders, 0.3),
-        "pre_orders": pre_orders, "pre_refunds": rng.binomial(pre_orders, 0.3),
-    })
+    frame = pd.DataFrame(
+        {
+            "variant": np.array(ARMS)[arm],
+            "y": y + offset,
+            "pre": pre + pre_offset,
+            "pre2": rng.gamma(2.0, 1.0, n),
+            "conv": (rng.random(n) < 0.3).astype(float),
+            "orders": orders,
+            "refunds": rng.binomial(orders, 0.3),
+            "pre_orders": pre_orders,
+            "pre_refunds": rng.binomial(pre_orders, 0.3),
+        }
+    )
     return frame
 
 
@@ -103,8 +114,9 @@ def analysable(df: pd.DataFrame) -> bool:
 
 def ulps(df: pd.DataFrame, metrics, k: float = 1.0) -> dict:
     """Metric name -> 8 ulps of the largest |value| of its columns (times ``k``): the resolution of its means."""
-    return {m.name: 8 * float(np.spacing(k * max(np.abs(df[c].to_numpy(float)).max() for c in m.columns)))
-            for m in metrics}
+    return {
+        m.name: 8 * float(np.spacing(k * max(np.abs(df[c].to_numpy(float)).max() for c in m.columns))) for m in metrics
+    }
 
 
 def tolerance(frame: pd.DataFrame, resolution: dict, rel_se: float = 1e-7) -> np.ndarray:
@@ -126,7 +138,7 @@ def assert_same(a: pd.DataFrame, b: pd.DataFrame, resolution: dict, rel_se: floa
         # tolerance on the data's resolution, as for the effect, plus 1e-12 relative
         diff = np.abs(a[c].to_numpy() - b[c].to_numpy())
         assert np.all(diff <= tol + 1e-12 * np.abs(b[c].to_numpy())), (c, diff, tol)
-    z_tol = tol / np.maximum(a.se.to_numpy(), 1e-300)          # |dp| <= |dz| for a two-sided p-value
+    z_tol = tol / np.maximum(a.se.to_numpy(), 1e-300)  # |dp| <= |dz| for a two-sided p-value
     assert np.all(np.abs(a.p_value.to_numpy() - b.p_value.to_numpy()) <= np.minimum(z_tol, 1.0) + 1e-9)
 
 
@@ -137,8 +149,9 @@ def test_permuting_rows_changes_nothing(df, seed):
     if not analysable(df):
         return
     perm = np.random.default_rng(seed).permutation(len(df))
-    assert_same(abkit.analyze(df.iloc[perm], METRICS).to_frame(), abkit.analyze(df, METRICS).to_frame(),
-                ulps(df, METRICS))
+    assert_same(
+        abkit.analyze(df.iloc[perm], METRICS).to_frame(), abkit.analyze(df, METRICS).to_frame(), ulps(df, METRICS)
+    )
 
 
 # --------------------------------------------------------------------------- partitions
@@ -156,8 +169,7 @@ def test_merged_partition_moments_equal_the_whole(df, data):
         merged = merged + p
     whole = abkit.moments(df, METRICS)
     assert merged.rows == whole.rows
-    assert_same(abkit.analyze(merged, METRICS).to_frame(), abkit.analyze(whole, METRICS).to_frame(),
-                ulps(df, METRICS))
+    assert_same(abkit.analyze(merged, METRICS).to_frame(), abkit.analyze(whole, METRICS).to_frame(), ulps(df, METRICS))
 
 
 # --------------------------------------------------------------------------- engines
@@ -169,8 +181,12 @@ def test_numpy_and_duckdb_agree(df):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "d.parquet"
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=97)
-        assert_same(abkit.analyze(path, METRICS).to_frame(), abkit.analyze(df, METRICS).to_frame(),
-                    ulps(df, METRICS), rel_se=1e-6)
+        assert_same(
+            abkit.analyze(path, METRICS).to_frame(),
+            abkit.analyze(df, METRICS).to_frame(),
+            ulps(df, METRICS),
+            rel_se=1e-6,
+        )
 
 
 # --------------------------------------------------------------------------- shift, scale, swap
@@ -211,8 +227,9 @@ def test_shift_scale_and_swap(df, shift, k):
             tol = 1e-7 * a.se + res[m] + 1e-300
             assert abs(a.effect + b.effect) <= tol
             assert abs(a.se - b.se) <= tol
-            assert (a.control_value, a.treatment_value) == pytest.approx((b.treatment_value, b.control_value),
-                                                                         rel=1e-12, abs=1e-300)
+            assert (a.control_value, a.treatment_value) == pytest.approx(
+                (b.treatment_value, b.control_value), rel=1e-12, abs=1e-300
+            )
             assert abs(a.p_value - b.p_value) <= min(tol / max(a.se, 1e-300), 1.0) + 1e-9
 
 
@@ -245,14 +262,21 @@ def arm_sizes(draw):
 
 
 @settings(max_examples=60, **SETTINGS)
-@given(sizes=arm_sizes(), seed=st.integers(0, 2**32 - 1),
-       tail=st.sampled_from(["normal", "lognormal", "binary"]), x_dist=st.sampled_from(["normal", "uniform"]))
+@given(
+    sizes=arm_sizes(),
+    seed=st.integers(0, 2**32 - 1),
+    tail=st.sampled_from(["normal", "lognormal", "binary"]),
+    x_dist=st.sampled_from(["normal", "uniform"]),
+)
 def test_cuped_with_independent_noise_never_hurts_beyond_sampling_noise(sizes, seed, tail, x_dist):
     n_c, n_t = sizes
     rng = np.random.default_rng(seed)
     n = n_c + n_t
-    y = {"normal": rng.normal(size=n), "lognormal": np.exp(rng.normal(0, 1.5, n)),
-         "binary": (rng.random(n) < 0.1).astype(float)}[tail]
+    y = {
+        "normal": rng.normal(size=n),
+        "lognormal": np.exp(rng.normal(0, 1.5, n)),
+        "binary": (rng.random(n) < 0.1).astype(float),
+    }[tail]
     x = rng.normal(size=n) if x_dist == "normal" else rng.random(n)
     df = pd.DataFrame({"variant": np.repeat(["control", "treatment"], [n_c, n_t]), "y": y, "x": x})
     plain = abkit.analyze(df, [abkit.Mean("y")]).row("y")
@@ -262,8 +286,9 @@ def test_cuped_with_independent_noise_never_hurts_beyond_sampling_noise(sizes, s
     assert increase <= bound, (increase, bound)
     assert cuped["variance_reduction"] == pytest.approx(-increase, abs=1e-12)
     if n_c == n_t:
-        assert increase <= 1e-12                                         # the exact equal-arms inequality
+        assert increase <= 1e-12  # the exact equal-arms inequality
     # and a real covariate does reduce it (the property is not vacuous)
-    useful = abkit.analyze(df.assign(x=df.y + rng.normal(0, 0.1 * df.y.std() + 1e-9, n)),
-                           [abkit.Mean("y", "x")]).row("y")
+    useful = abkit.analyze(df.assign(x=df.y + rng.normal(0, 0.1 * df.y.std() + 1e-9, n)), [abkit.Mean("y", "x")]).row(
+        "y"
+    )
     assert useful["se"] < plain["se"]

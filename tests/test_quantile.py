@@ -1,6 +1,7 @@
 """Quantile effects: the order-statistic delta method against asymptotic theory, the
 ratio delta method and a cluster bootstrap; the API and its errors. Coverage in
 simulation is in test_calibration_extra.py."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +10,6 @@ from scipy import stats
 import abkit
 from abkit.metrics import Statistic
 from abkit.moments import Moments
-from abkit.stats.two_sample import linearize
 from abkit.stats.quantile_inference import (
     cluster_ecdf_variance,
     difference,
@@ -19,6 +19,7 @@ from abkit.stats.quantile_inference import (
     quantile_delta,
     weighted_mid_quantiles,
 )
+from abkit.stats.two_sample import linearize
 
 
 def refunds(n_buyers=3000, seed=0, effect=0.0, sd_buyer=0.6, sd_refund=0.7):
@@ -41,7 +42,7 @@ def test_iid_delta_se_matches_the_asymptotic_formula():
         est = quantile_delta(x, q)
         theory = np.sqrt(q * (1 - q) / n) / stats.norm.pdf(stats.norm.ppf(q))
         assert est.se == pytest.approx(theory, rel=0.03)
-        assert est.value == pytest.approx(np.quantile(x, q, method="hazen"), rel=1e-12)   # no ties: definition 5
+        assert est.value == pytest.approx(np.quantile(x, q, method="hazen"), rel=1e-12)  # no ties: definition 5
         assert est.ecdf_se == pytest.approx(np.sqrt(q * (1 - q) / n), rel=1e-3)
 
 
@@ -94,6 +95,7 @@ def test_difference_and_relative_effect():
     assert d["effect"] == pytest.approx(t.value - c.value)
     assert d["se"] == pytest.approx(np.hypot(t.se, c.se))
     assert d["rel_effect"] == pytest.approx(t.value / c.value - 1)
+
     # relative se: delta method of Q_t / Q_c, checked against a numerical gradient
     def f(a, b):
         return a / b - 1
@@ -132,8 +134,7 @@ def test_quantile_effect_on_refund_rows():
         assert "cluster delta" in row.method
         assert row.rel_ci_lower < 0.2 < row.rel_ci_upper or abs(row.rel_effect - 0.2) < 4 * row.rel_se
     assert res.srm.observed == tuple(df.drop_duplicates("buyer_id").variant.value_counts()[["control", "treatment"]])
-    boot = abkit.quantile_effect(df, "hours", 0.9, unit="buyer_id", method="bootstrap", n_boot=400, seed=3,
-                                 name="p90")
+    boot = abkit.quantile_effect(df, "hours", 0.9, unit="buyer_id", method="bootstrap", n_boot=400, seed=3, name="p90")
     again = abkit.quantile_effect(df, "hours", 0.9, unit="buyer_id", method="bootstrap", n_boot=400, seed=3)
     assert boot.to_frame().se.iloc[0] == again.to_frame().se.iloc[0]
     assert boot.to_frame().metric.iloc[0] == "p90" and "bootstrap by buyer_id" in boot.to_frame().method.iloc[0]
@@ -164,9 +165,11 @@ def test_quantile_errors_and_missing_values():
 
 def test_analyze_mixes_quantiles_with_moment_metrics():
     df = abkit.simulate.ab_data(20_000, effects={"refund_rate": -0.05}, seed=5)
-    metrics = [abkit.Mean("refund_amount", "pre_refund_amount"),
-               abkit.Quantile("time_to_refund_hours", 0.9, dropna=True, better="lower"),
-               abkit.Ratio("refunds", "orders", name="refund_rate")]
+    metrics = [
+        abkit.Mean("refund_amount", "pre_refund_amount"),
+        abkit.Quantile("time_to_refund_hours", 0.9, dropna=True, better="lower"),
+        abkit.Ratio("refunds", "orders", name="refund_rate"),
+    ]
     res = abkit.analyze(df, metrics, correction="holm", sequential=abkit.sequential.AlwaysValid(planned_n=len(df)))
     out = res.to_frame()
     assert out.metric.tolist() == ["refund_amount", "time_to_refund_hours p90", "refund_rate"]
@@ -177,7 +180,8 @@ def test_analyze_mixes_quantiles_with_moment_metrics():
     assert q.dropped_control == df[df.variant == "control"].time_to_refund_hours.isna().sum()
     only = abkit.analyze(df, [abkit.Quantile("time_to_refund_hours", 0.5, dropna=True)]).to_frame()
     assert only.effect.iloc[0] == pytest.approx(
-        abkit.quantile_effect(df, "time_to_refund_hours", 0.5).to_frame().effect.iloc[0])
+        abkit.quantile_effect(df, "time_to_refund_hours", 0.5).to_frame().effect.iloc[0]
+    )
     ms = abkit.moments(df, [metrics[0]])
     with pytest.raises(abkit.AbkitError, match="quantiles, which cannot be computed from moments"):
         abkit.analyze(ms, metrics)
@@ -193,13 +197,13 @@ def test_windowed_bootstrap_equals_the_full_weighted_quantile(tied):
     df = refunds(n_buyers=600, seed=6)
     x, cl = df.hours.to_numpy(), df.buyer_id.to_numpy()
     if tied:
-        x = np.round(x / 24.0)                 # whole days
+        x = np.round(x / 24.0)  # whole days
     codes, U = _codes(cl, x.size)
     order = np.argsort(x, kind="stable")
     support, _, starts = mid_support(x[order])
     for q in (0.02, 0.5, 0.9, 0.995):
         if tied and q == 0.02:
-            continue                           # in the point mass of the first day: refused (tested below)
+            continue  # in the point mass of the first day: refused (tested below)
         _, draws = quantile_bootstrap(x, q, cl, n_boot=300, seed=9)
         rng = np.random.default_rng(9)  # the same unit draws, weighted over every row
         picks = rng.integers(0, U, size=(300, U))
@@ -223,13 +227,14 @@ def parzen_mid_quantile(support, pmf, q):
 def test_mid_quantile_is_parzens_and_hazens_without_ties():
     rng = np.random.default_rng(3)
     x = rng.lognormal(size=999)
-    np.testing.assert_allclose(mid_quantile(np.sort(x), [0.1, 0.5, 0.9]),
-                               np.quantile(x, [0.1, 0.5, 0.9], method="hazen"), rtol=1e-12)
+    np.testing.assert_allclose(
+        mid_quantile(np.sort(x), [0.1, 0.5, 0.9]), np.quantile(x, [0.1, 0.5, 0.9], method="hazen"), rtol=1e-12
+    )
     days = rng.poisson(3, 5_000)
     u, c = np.unique(days, return_counts=True)
     for q in (0.05, 0.3, 0.5, 0.77, 0.9):
         assert mid_quantile(np.sort(days), q) == pytest.approx(parzen_mid_quantile(u, c / c.sum(), q), rel=1e-12)
-    assert mid_quantile(np.array([1.0, 1, 2, 2, 2, 3]), 0.5) == pytest.approx(1.8)   # 1 + (1/2 - 1/6) / (5/12)
+    assert mid_quantile(np.array([1.0, 1, 2, 2, 2, 3]), 0.5) == pytest.approx(1.8)  # 1 + (1/2 - 1/6) / (5/12)
 
 
 def test_tied_data_no_longer_give_a_zero_standard_error():
@@ -240,14 +245,18 @@ def test_tied_data_no_longer_give_a_zero_standard_error():
     rng = np.random.default_rng(8)
     n = 3_000
     for lc, lt in ((2.0, 3.0), (2.8, 3.2)):
-        df = pd.DataFrame({"variant": np.repeat(["control", "treatment"], n),
-                           "days": np.concatenate([rng.poisson(lc, n), rng.poisson(lt, n)]).astype(float)})
+        df = pd.DataFrame(
+            {
+                "variant": np.repeat(["control", "treatment"], n),
+                "days": np.concatenate([rng.poisson(lc, n), rng.poisson(lt, n)]).astype(float),
+            }
+        )
         rows = {}
         for method in ("delta", "bootstrap"):
             row = rows[method] = abkit.quantile_effect(df, "days", 0.5, method=method, n_boot=2000).to_frame().iloc[0]
             assert row.se > 0.03 and row.ci_upper - row.ci_lower > 0.1, row
             assert row.p_value == pytest.approx(2 * stats.norm.sf(abs(row.effect) / row.se), rel=1e-9)
-            assert 0 < row.p_value < 1e-6 and row.ci_lower < row.effect < row.ci_upper   # real changes
+            assert 0 < row.p_value < 1e-6 and row.ci_lower < row.effect < row.ci_upper  # real changes
             # the estimate is each arm's mid-distribution quantile, between the whole days
             assert row.control_value == pytest.approx(mid_quantile(np.sort(df.days[:n].to_numpy()), 0.5))
             assert row.control_value == pytest.approx(discrete_truth(lc, 0.5), abs=4 * row.se)
@@ -263,10 +272,13 @@ def test_a_quantile_in_an_edge_point_mass_is_refused():
     hours = np.where(rng.random(2 * n) < 0.3, 0.0, np.round(rng.exponential(20, 2 * n)))
     df = pd.DataFrame({"variant": np.repeat(["control", "treatment"], n), "hours": hours})
     for method in ("delta", "bootstrap"):
-        with pytest.raises(abkit.DataError, match=r"metric 'hours p10'.*arm 'control'.*point mass at the smallest "
-                                                  r"value, which holds 3\d\.\d% of the rows.*a Proportion"):
+        with pytest.raises(
+            abkit.DataError,
+            match=r"metric 'hours p10'.*arm 'control'.*point mass at the smallest "
+            r"value, which holds 3\d\.\d% of the rows.*a Proportion",
+        ):
             abkit.quantile_effect(df, "hours", 0.1, method=method, n_boot=200)
-    assert abkit.quantile_effect(df, "hours", 0.5).to_frame().se.iloc[0] > 0      # inside the data: fine
+    assert abkit.quantile_effect(df, "hours", 0.5).to_frame().se.iloc[0] > 0  # inside the data: fine
     with pytest.raises(abkit.DataError, match="all 50 values are 4"):
         quantile_delta(np.full(50, 4.0), 0.5)
 
@@ -287,8 +299,19 @@ def discrete_runs(sims: int, seed: int, boot_sims: int = 0, per_arm: int = 600, 
     and the refunds of ``buyers`` buyers per arm, clustered (Poisson(3 e^a) days, a ~ N(0, 0.4^2),
     1 + Poisson(1.5) refunds per buyer). Returns the rates and the number of experiments of each."""
     rng = np.random.default_rng(seed)
-    out = {k: [] for k in ("iid_fpr_50", "iid_fpr_90", "iid_cover_50", "iid_cover_90", "cluster_fpr_90",
-                           "cluster_cover_90", "boot_fpr_50", "boot_cover_50")}
+    out = {
+        k: []
+        for k in (
+            "iid_fpr_50",
+            "iid_fpr_90",
+            "iid_cover_50",
+            "iid_cover_90",
+            "cluster_fpr_90",
+            "cluster_cover_90",
+            "boot_fpr_50",
+            "boot_cover_50",
+        )
+    }
     truth = {q: discrete_truth(3.0 * 1.15, q) - discrete_truth(3.0, q) for q in (0.5, 0.9)}
     truth_cl = discrete_truth(3.0 * 1.15, 0.9, 0.4) - discrete_truth(3.0, 0.9, 0.4)
     for s in range(sims):
@@ -309,8 +332,9 @@ def discrete_runs(sims: int, seed: int, boot_sims: int = 0, per_arm: int = 600, 
         out["cluster_cover_90"].append(d["ci_lower"] <= truth_cl <= d["ci_upper"])
         if s < boot_sims:
             bc = quantile_bootstrap(c, 0.5, n_boot=400, seed=s)[0]
-            out["boot_fpr_50"].append(difference(quantile_bootstrap(a0, 0.5, n_boot=400, seed=s)[0], bc)["p_value"]
-                                      < 0.05)
+            out["boot_fpr_50"].append(
+                difference(quantile_bootstrap(a0, 0.5, n_boot=400, seed=s)[0], bc)["p_value"] < 0.05
+            )
             d = difference(quantile_bootstrap(t, 0.5, n_boot=400, seed=s)[0], bc)
             out["boot_cover_50"].append(d["ci_lower"] <= truth[0.5] <= d["ci_upper"])
     return {k: float(np.mean(v)) for k, v in out.items() if v}, {k: len(v) for k, v in out.items() if v}
@@ -334,22 +358,29 @@ def test_quantiles_on_whole_days_calibration_at_scale():
     from calibration_log import record
 
     rates, reps = discrete_runs(10_000, seed=42, boot_sims=2_000, per_arm=1_500, buyers=3_000)
-    labels = {"iid": "delta method, 1,500 buyers per arm (one row each)",
-              "cluster": "cluster delta method, the refunds of 3,000 buyers per arm",
-              "boot": "bootstrap (400 draws), 1,500 buyers per arm (one row each)"}
+    labels = {
+        "iid": "delta method, 1,500 buyers per arm (one row each)",
+        "cluster": "cluster delta method, the refunds of 3,000 buyers per arm",
+        "boot": "bootstrap (400 draws), 1,500 buyers per arm (one row each)",
+    }
     ok = True
     for key, value in rates.items():
         kind, stat, q = key.split("_")
         fpr = stat == "fpr"
-        ok &= record(f"quantile_ties/{key}", section="Quantiles", test="test_quantile.py::"
-                     "test_quantiles_on_whole_days_calibration_at_scale",
-                     metric=f"days to refund p{q}, whole days (Poisson)",
-                     method=f"mid-distribution quantile, {labels[kind]}",
-                     statistic="false-positive rate" if fpr else "coverage of the true difference",
-                     value=value, nominal=0.05 if fpr else 0.95, reps=reps[key],
-                     note="whole-day data (Poisson days), where the usual sample quantile gave SE 0 (issue 12.6). "
-                          "Smaller samples fall a little short at the p90 (about 6-10% of rows per day there): 94.3% "
-                          "coverage with 600 buyers per arm (95.2% at 1,500); clustered refunds of 750 buyers per "
-                          "arm 93.8% (false-positive rate 0.066): the delta and bootstrap SEs are both 4% below the "
-                          "true sd there, 0.4% at 3,000 buyers")
+        ok &= record(
+            f"quantile_ties/{key}",
+            section="Quantiles",
+            test="test_quantile.py::test_quantiles_on_whole_days_calibration_at_scale",
+            metric=f"days to refund p{q}, whole days (Poisson)",
+            method=f"mid-distribution quantile, {labels[kind]}",
+            statistic="false-positive rate" if fpr else "coverage of the true difference",
+            value=value,
+            nominal=0.05 if fpr else 0.95,
+            reps=reps[key],
+            note="whole-day data (Poisson days), where the usual sample quantile gave SE 0 (issue 12.6). "
+            "Smaller samples fall a little short at the p90 (about 6-10% of rows per day there): 94.3% "
+            "coverage with 600 buyers per arm (95.2% at 1,500); clustered refunds of 750 buyers per "
+            "arm 93.8% (false-positive rate 0.066): the delta and bootstrap SEs are both 4% below the "
+            "true sd there, 0.4% at 3,000 buyers",
+        )
     assert ok

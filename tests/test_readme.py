@@ -9,6 +9,7 @@ A block is skipped only when the line before it is an HTML comment
 e.g. a warehouse table); the skips are listed in :data:`EXPECTED_SKIPS` so a
 new one is a deliberate change.
 """
+
 from __future__ import annotations
 
 import re
@@ -33,9 +34,9 @@ def _check_tour(ns: dict, text: str) -> None:
     amount = result.row("refund_amount")
     assert f"{-amount['rel_effect']:.1%}" == "7.4%" and result.decision_p(amount) < 0.001
     rate = result.row("refund_rate")
-    assert rate["rel_ci_lower"] < -0.06 < rate["rel_ci_upper"]                # "the truth is inside the interval"
+    assert rate["rel_ci_lower"] < -0.06 < rate["rel_ci_upper"]  # "the truth is inside the interval"
     significant = {r["metric"] for r in result.rows if result.decision_p(r) < result.alpha}
-    assert significant == {"refund_rate", "refund_amount", "refund_amount_lin"}   # nothing else moves
+    assert significant == {"refund_rate", "refund_amount", "refund_amount_lin"}  # nothing else moves
 
 
 def _check_did(ns: dict, text: str) -> None:
@@ -52,8 +53,11 @@ def _check_survival(ns: dict, text: str) -> None:
     assert quoted in text and ns["res"].sentence().startswith(quoted + ", 95% CI"), ns["res"].sentence()
 
 
-CHECKS = {"Analyse an A/B test in a notebook": _check_tour, "Rollouts: difference-in-differences": _check_did,
-          "Time to refund with censoring": _check_survival}
+CHECKS = {
+    "Analyse an A/B test in a notebook": _check_tour,
+    "Rollouts: difference-in-differences": _check_did,
+    "Time to refund with censoring": _check_survival,
+}
 """Section -> a check, after the section ran, that the prose around its blocks matches what they print."""
 
 _SKIP = re.compile(r"<!--\s*not run:\s*(?P<reason>.*?)\s*-->\s*$")
@@ -62,9 +66,9 @@ _SKIP = re.compile(r"<!--\s*not run:\s*(?P<reason>.*?)\s*-->\s*$")
 @dataclass(frozen=True)
 class Block:
     section: str
-    line: int           # 1-based line of the opening fence
+    line: int  # 1-based line of the opening fence
     source: str
-    skip: str | None    # the reason, for a block marked "not run"
+    skip: str | None  # the reason, for a block marked "not run"
 
 
 def readme_blocks(text: str) -> list[Block]:
@@ -82,8 +86,9 @@ def readme_blocks(text: str) -> list[Block]:
             if fence.group(2) == "python":
                 prev = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
                 m = _SKIP.match(prev.strip())
-                blocks.append(Block(section, i + 1, "\n".join(lines[i + 1:end]) + "\n",
-                                    m.group("reason") if m else None))
+                blocks.append(
+                    Block(section, i + 1, "\n".join(lines[i + 1 : end]) + "\n", m.group("reason") if m else None)
+                )
             i = end + 1
             continue
         heading = re.match(r"^(#{2,3})\s+(.*\S)\s*$", line)
@@ -131,7 +136,7 @@ def test_readme_section_runs(section, clone_dir):
         for b in blocks:
             if b.skip is not None:
                 continue
-            code = compile("\n" * b.line + b.source, str(README), "exec")   # tracebacks give README lines
+            code = compile("\n" * b.line + b.source, str(README), "exec")  # tracebacks give README lines
             try:
                 exec(code, namespace)  # noqa: S102 - the README's own examples
             except Exception as exc:  # noqa: BLE001 - any error of an example fails the test, naming its line
@@ -153,12 +158,16 @@ def test_covariates_keyword_is_accepted_in_either_spelling():
     import abkit
 
     df = abkit.simulate.ab_data(4_000, seed=5)
-    ratio = [abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="a"),
-             abkit.Ratio("refunds", "orders", covariate=("pre_refunds", "pre_orders"), name="b")]
-    mean = [abkit.Mean("refund_amount", covariate="pre_refund_amount", name="c"),
-            abkit.Mean("refund_amount", covariates="pre_refund_amount", name="d"),
-            abkit.Mean("refund_amount", covariates=["pre_refund_amount", "pre_orders"], name="e"),
-            abkit.Mean("refund_amount", ["pre_refund_amount", "pre_orders"], name="f")]
+    ratio = [
+        abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="a"),
+        abkit.Ratio("refunds", "orders", covariate=("pre_refunds", "pre_orders"), name="b"),
+    ]
+    mean = [
+        abkit.Mean("refund_amount", covariate="pre_refund_amount", name="c"),
+        abkit.Mean("refund_amount", covariates="pre_refund_amount", name="d"),
+        abkit.Mean("refund_amount", covariates=["pre_refund_amount", "pre_orders"], name="e"),
+        abkit.Mean("refund_amount", ["pre_refund_amount", "pre_orders"], name="f"),
+    ]
     rows = abkit.analyze(df, ratio + mean).to_frame().set_index("metric")
     for x, y in (("a", "b"), ("c", "d"), ("e", "f")):
         assert rows.loc[x, "effect"] == rows.loc[y, "effect"] and rows.loc[x, "se"] == rows.loc[y, "se"]
@@ -181,8 +190,10 @@ def test_nps_summary_leads_with_points():
     res = abkit.analyze(df, [abkit.NPS("nps_score"), abkit.Ratio("refunds", "orders", name="refund_rate")])
     row = res.row("nps_score")
     line = next(ln for ln in str(res).splitlines() if ln.strip().startswith("nps_score"))
-    assert (f"{row['effect']:+.2f} points [{row['ci_lower']:+.2f}, {row['ci_upper']:+.2f}] "
-            f"({row['rel_effect'] * 100:+.2f}% relative)") in line
+    assert (
+        f"{row['effect']:+.2f} points [{row['ci_lower']:+.2f}, {row['ci_upper']:+.2f}] "
+        f"({row['rel_effect'] * 100:+.2f}% relative)"
+    ) in line
     other = next(ln for ln in str(res).splitlines() if ln.strip().startswith("refund_rate"))
     assert "points" not in other and "%" in other
     assert ExperimentResult.summary.__doc__ and ExperimentResult.metric.__doc__

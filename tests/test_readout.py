@@ -8,6 +8,7 @@ column, segments, margins) and a broken one (a column of strings where a
 metric needs numbers). The tests below inspect what it wrote. Each papermill
 run takes a few seconds.
 """
+
 from __future__ import annotations
 
 import ast
@@ -49,16 +50,40 @@ ODD_METRIC = 'csat <1-5> "survey" $mean$'
 GOOD_NAME = f'Instant "refunds" {XSS}'
 
 METRICS = [
-    {"name": "refund_rate", "type": "ratio", "numerator": "refunds", "denominator": "orders",
-     "covariates": ["pre_refunds", "pre_orders"], "better": "lower", "primary": True},
-    {"name": "refund_amount", "type": "mean", "column": "refund_amount", "covariate": "pre_refund_amount",
-     "better": "lower"},
-    {"name": "time_to_refund_hours", "type": "mean", "column": "time_to_refund_hours", "dropna": True,
-     "better": "lower"},
+    {
+        "name": "refund_rate",
+        "type": "ratio",
+        "numerator": "refunds",
+        "denominator": "orders",
+        "covariates": ["pre_refunds", "pre_orders"],
+        "better": "lower",
+        "primary": True,
+    },
+    {
+        "name": "refund_amount",
+        "type": "mean",
+        "column": "refund_amount",
+        "covariate": "pre_refund_amount",
+        "better": "lower",
+    },
+    {
+        "name": "time_to_refund_hours",
+        "type": "mean",
+        "column": "time_to_refund_hours",
+        "dropna": True,
+        "better": "lower",
+    },
     {"name": ODD_METRIC, "type": "ratio", "numerator": "csat_sum", "denominator": "csat_responses"},
     {"name": "repeat_purchase_30d", "type": "proportion", "column": "repeat_purchase_30d"},
-    {"name": "abuse_loss_per_order", "type": "ratio", "numerator": "abuse_loss", "denominator": "orders",
-     "better": "lower", "guardrail": True, "margin": 0.5},
+    {
+        "name": "abuse_loss_per_order",
+        "type": "ratio",
+        "numerator": "abuse_loss",
+        "denominator": "orders",
+        "better": "lower",
+        "guardrail": True,
+        "margin": 0.5,
+    },
 ]
 
 
@@ -71,20 +96,25 @@ def frame(n: int = 4000, seed: int = 7) -> pd.DataFrame:
     refunds = rng.binomial(orders, np.where(treat, 0.05, 0.10))
     responses = rng.binomial(1, 0.3, n)
     markets = np.array(["DE", "FR", XSS])
-    return pd.DataFrame({
-        "buyer_id": np.arange(n),
-        "variant": pd.Categorical(np.where(treat, "treatment", "control")),
-        "orders": orders, "refunds": refunds,
-        "refund_amount": refunds * rng.gamma(2.0, 15.0, n),
-        "time_to_refund_hours": np.where(refunds > 0, rng.gamma(2.0, 24.0, n), np.nan),
-        "csat_sum": responses * rng.integers(1, 6, n), "csat_responses": responses,
-        "repeat_purchase_30d": rng.integers(0, 2, n),
-        "abuse_loss": rng.gamma(0.2, 2.0, n),
-        "pre_orders": pre_orders, "pre_refunds": rng.binomial(pre_orders, 0.1),
-        "pre_refund_amount": rng.gamma(1.0, 10.0, n),
-        "exposure_date": (pd.Timestamp("2026-09-01") + pd.to_timedelta(rng.integers(0, 10, n), unit="D")).date,
-        "market": markets[rng.integers(0, 3, n)],
-    })
+    return pd.DataFrame(
+        {
+            "buyer_id": np.arange(n),
+            "variant": pd.Categorical(np.where(treat, "treatment", "control")),
+            "orders": orders,
+            "refunds": refunds,
+            "refund_amount": refunds * rng.gamma(2.0, 15.0, n),
+            "time_to_refund_hours": np.where(refunds > 0, rng.gamma(2.0, 24.0, n), np.nan),
+            "csat_sum": responses * rng.integers(1, 6, n),
+            "csat_responses": responses,
+            "repeat_purchase_30d": rng.integers(0, 2, n),
+            "abuse_loss": rng.gamma(0.2, 2.0, n),
+            "pre_orders": pre_orders,
+            "pre_refunds": rng.binomial(pre_orders, 0.1),
+            "pre_refund_amount": rng.gamma(1.0, 10.0, n),
+            "exposure_date": (pd.Timestamp("2026-09-01") + pd.to_timedelta(rng.integers(0, 10, n), unit="D")).date,
+            "market": markets[rng.integers(0, 3, n)],
+        }
+    )
 
 
 def abkit_command() -> list[str]:
@@ -105,13 +135,24 @@ def batch() -> dict:
     (base / "specs").mkdir()
     frame().to_parquet(base / "data" / "good.parquet")
     bad = frame(seed=8)
-    bad.loc[::7, "refund_amount"] = None   # gaps in a metric without dropna: only the run can tell
+    bad.loc[::7, "refund_amount"] = None  # gaps in a metric without dropna: only the run can tell
     bad.to_parquet(base / "data" / "bad.parquet")
 
-    good_spec = {"name": GOOD_NAME, "owner": "Returns team", "description": f"Refund early. {XSS}",
-                 "hypothesis": TRICKY, "start": "2026-09-01", "end": "2026-09-28",
-                 "data": "../data/good.parquet", "mde": 0.2, "planned_units": 4000, "date": "exposure_date",
-                 "segments": ["market"], "unit": "buyer_id", "metrics": METRICS}
+    good_spec = {
+        "name": GOOD_NAME,
+        "owner": "Returns team",
+        "description": f"Refund early. {XSS}",
+        "hypothesis": TRICKY,
+        "start": "2026-09-01",
+        "end": "2026-09-28",
+        "data": "../data/good.parquet",
+        "mde": 0.2,
+        "planned_units": 4000,
+        "date": "exposure_date",
+        "segments": ["market"],
+        "unit": "buyer_id",
+        "metrics": METRICS,
+    }
     bad_spec = {"name": "Broken refund amounts", "data": "../data/bad.parquet", "metrics": METRICS}
     good_path = base / "specs" / "good_exp.yaml"
     bad_path = base / "specs" / "bad_exp.yaml"
@@ -119,10 +160,17 @@ def batch() -> dict:
     bad_path.write_text(yaml.safe_dump(bad_spec, sort_keys=False), encoding="utf-8")
 
     out = base / "reports"
-    proc = run_cli("readout", str(good_path), str(bad_path), *map(str, SAMPLE_SPECS), "--out", str(out),
-                   "--jobs", "3", cwd=base)
-    return {"base": base, "out": out, "proc": proc, "good": out / "good_exp", "bad": out / "bad_exp",
-            "samples": {p.stem: out / p.stem for p in SAMPLE_SPECS}}
+    proc = run_cli(
+        "readout", str(good_path), str(bad_path), *map(str, SAMPLE_SPECS), "--out", str(out), "--jobs", "3", cwd=base
+    )
+    return {
+        "base": base,
+        "out": out,
+        "proc": proc,
+        "good": out / "good_exp",
+        "bad": out / "bad_exp",
+        "samples": {p.stem: out / p.stem for p in SAMPLE_SPECS},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +202,7 @@ def test_exit_code_and_messages(run):
     assert proc.returncode == 1, proc.stderr
     written = proc.stdout.strip().splitlines()
     assert str(run["good"].resolve() / "readout.html") in written
-    assert len(written) == 1 + len(SAMPLE_SPECS)                      # every experiment but the broken one
+    assert len(written) == 1 + len(SAMPLE_SPECS)  # every experiment but the broken one
     assert "FAILED Broken refund amounts" in proc.stderr and "1 of" in proc.stderr
     assert "refund_amount" in proc.stderr and "error.txt" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -167,14 +215,15 @@ def test_failure_is_isolated(run):
     assert not (bad / "readout.html").exists()
     error = (bad / "error.txt").read_text(encoding="utf-8")
     assert "Broken refund amounts" in error and "refund_amount" in error and "missing (null) values" in error
-    assert "\x1b[" not in error                                   # ANSI colours stripped
+    assert "\x1b[" not in error  # ANSI colours stripped
     # the partially executed notebook is kept, with the error in it
     nb = nbformat.read(bad / "readout.ipynb", as_version=4)
     errors = [o for c in nb.cells for o in c.get("outputs", ()) if o.get("output_type") == "error"]
     assert errors and errors[0]["ename"] == "DataError"
     # no temporary files left behind (the folder's owner mark and lock file stay)
-    assert not [p for p in run["out"].rglob(".*") if p.is_file() and p.name not in (OWNER_NAME, LOCK_NAME,
-                                                                                     PAGES_LOCK_NAME)]
+    assert not [
+        p for p in run["out"].rglob(".*") if p.is_file() and p.name not in (OWNER_NAME, LOCK_NAME, PAGES_LOCK_NAME)
+    ]
 
 
 def test_index_page(run):
@@ -188,7 +237,7 @@ def test_index_page(run):
     assert re.search(r">Inconclusive \(need \d+ more days?\)<", index)
     assert "Rollout (DiD)" in index and "A/B test" in index and "Power plan" in index
     assert re.search(r">Run \d+ days<", index) and re.search(r"MDE \d+\.\d% in \d+ days", index)
-    assert "refund_rate" in index and "contact_rate" in index and "%" in index   # primary metric lifts
+    assert "refund_rate" in index and "contact_rate" in index and "%" in index  # primary metric lifts
     assert not re.search(r"<(script|link)[^>]*(src|href)\s*=\s*[\"']?\s*(https?:)?//", index)
     # built from the results store: every experiment, its history page, the programme; links only to files
     for folder in [run["good"], run["bad"], *run["samples"].values()]:
@@ -209,7 +258,7 @@ def test_the_store_holds_every_readout_the_pages_show(run):
         summary = summary_of(run, name)
         assert len(rows) == len(summary["rows"]) and (rows["status"] == "ok").all(), name
         assert rows["data_fingerprint"].eq(summary["data_snapshot"]["fingerprint"]).all(), name
-        assert rows["is_primary"].sum() == len(summary["arms"]), name              # one primary row per arm
+        assert rows["is_primary"].sum() == len(summary["arms"]), name  # one primary row per arm
         assert (folder / "readout.html").is_file()
     good = stored[stored["slug"] == "good_exp"]
     assert good["experiment"].eq(GOOD_NAME).all() and len(good) == len(METRICS)
@@ -233,7 +282,7 @@ def test_programme_page_of_the_batch(run):
     text = visible_text((run["out"] / "programme.html").read_text(encoding="utf-8"))
     prog = portfolio.programme(run["out"])
     contact = prog.kpi("contact_rate")
-    assert contact["experiments"] >= 4 and contact["shipped"] >= 2                 # the sample programme
+    assert contact["experiments"] >= 4 and contact["shipped"] >= 2  # the sample programme
     assert np.isfinite(contact["shrunk_total"])
     assert f"Corrected for the winner's curse: {format_pct(contact['shrunk_total'])}" in text
     assert prog.sentences()["contact_rate"] in text
@@ -242,43 +291,74 @@ def test_programme_page_of_the_batch(run):
 # --------------------------------------------------------------------------- the A/B page
 def test_page_shows_every_section_in_order(run):
     text = page(run)
-    for m in METRICS:   # nbconvert re-serializes the page: text keeps <, >, & escaped, quotes become plain
+    for m in METRICS:  # nbconvert re-serializes the page: text keeps <, >, & escaped, quotes become plain
         assert html.escape(m["name"], quote=False) in text, m["name"]
-    assert ODD_METRIC not in text                                 # only ever escaped
-    marks = ["A/B test readout", ">Verdict<", ">Ship<", "Decision rule.", ">The test<", ">Health checks<",
-             "Sample ratio check passed", ">Unit integrity<", "Every one of the 4,000 units (buyer_id) is in one arm",
-             ">Sample size<", ">Pre-period balance<", ">Units left out<",
-             ">Metrics<", 'class="abkit-table abkit-metrics"', ">Relative lift with 95% confidence intervals<",
-             ">Effect over time<", ">Segments<", ">By market<", "Cochran's Q =", ">Methodology<", ">Glossary<"]
+    assert ODD_METRIC not in text  # only ever escaped
+    marks = [
+        "A/B test readout",
+        ">Verdict<",
+        ">Ship<",
+        "Decision rule.",
+        ">The test<",
+        ">Health checks<",
+        "Sample ratio check passed",
+        ">Unit integrity<",
+        "Every one of the 4,000 units (buyer_id) is in one arm",
+        ">Sample size<",
+        ">Pre-period balance<",
+        ">Units left out<",
+        ">Metrics<",
+        'class="abkit-table abkit-metrics"',
+        ">Relative lift with 95% confidence intervals<",
+        ">Effect over time<",
+        ">Segments<",
+        ">By market<",
+        "Cochran's Q =",
+        ">Methodology<",
+        ">Glossary<",
+    ]
     order = [text.index(s) for s in marks]
     assert order == sorted(order), [m for m, _ in sorted(zip(marks, order), key=lambda t: t[1])]
     assert "CUPED" in text and "Deng" in text and "Welch" in text
     assert "4,000 units of the 4,000 planned (100%)" in text
-    assert "no value for time_to_refund_hours: left out of that metric" in text       # dropped units and why
-    assert "(time_to_refund_hours missing)" not in text                           # said once, not twice
+    assert "no value for time_to_refund_hours: left out of that metric" in text  # dropped units and why
+    assert "(time_to_refund_hours missing)" not in text  # said once, not twice
     assert "guardrail, margin 50.0%" in text
 
 
 def test_page_hides_code(run):
     for folder in ("good", "refund_policy_rollout"):
         text = page(run, folder)
-        for code in ("abkit.analyze(", "render.header_html", "import abkit", "ExperimentSpec.from_dict",
-                     "did.staggered(", "spec = {", "jp-InputArea", "jp-InputPrompt", "In&nbsp;[", "Out[",
-                     "simple aggregation of ATT", "A/B result:"):      # nor the printed output of audit cells
+        for code in (
+            "abkit.analyze(",
+            "render.header_html",
+            "import abkit",
+            "ExperimentSpec.from_dict",
+            "did.staggered(",
+            "spec = {",
+            "jp-InputArea",
+            "jp-InputPrompt",
+            "In&nbsp;[",
+            "Out[",
+            "simple aggregation of ATT",
+            "A/B result:",
+        ):  # nor the printed output of audit cells
             assert code not in text, (folder, code)
 
 
 def test_page_loads_nothing_from_the_network(run):
     pages = [page(run)] + [(p / "readout.html").read_text(encoding="utf-8") for p in run["samples"].values()]
     for text in pages:
-        assert not re.search(r"<(script|link|img|iframe|source|embed)[^>]*(src|href)\s*=\s*[\"']?\s*(https?:)?//",
-                             text, re.I)
-        assert "<script" not in text.lower()                            # no require.js, MathJax, widgets...
+        assert not re.search(
+            r"<(script|link|img|iframe|source|embed)[^>]*(src|href)\s*=\s*[\"']?\s*(https?:)?//", text, re.I
+        )
+        assert "<script" not in text.lower()  # no require.js, MathJax, widgets...
         assert not re.search(r"url\(\s*[\"']?\s*(https?:)?//", text) and "@import" not in text
         assert "Content-Security-Policy" in text and "default-src 'none'" in text
         images = re.findall(r"<img\b[^>]*>", text)
-        assert images and all(re.search(r'src="data:image/(png|svg\+xml);base64,[A-Za-z0-9+/=\s]{1000,}"', i)
-                              for i in images)
+        assert images and all(
+            re.search(r'src="data:image/(png|svg\+xml);base64,[A-Za-z0-9+/=\s]{1000,}"', i) for i in images
+        )
         assert all("alt=" in i for i in images)
 
 
@@ -307,7 +387,7 @@ def test_parameters_arrive_as_data(run):
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1
     tree = ast.parse(injected[0].source)
-    assert all(isinstance(node, ast.Assign) for node in tree.body)   # assignments of literals only
+    assert all(isinstance(node, ast.Assign) for node in tree.body)  # assignments of literals only
     assert [t.id for node in tree.body for t in node.targets] == ["spec_path"]
     spec_path = Path(ast.literal_eval(tree.body[0].value))
     assert spec_path.is_absolute()
@@ -316,7 +396,7 @@ def test_parameters_arrive_as_data(run):
     assert spec["name"] == GOOD_NAME
     # and the kernel saw the same string: the header it rendered holds it, escaped
     outputs = "".join(o.get("data", {}).get("text/html", "") for c in nb.cells for o in c.get("outputs", ()))
-    assert str(escape(TRICKY)) in outputs        # the page templates' escaping (markupsafe)
+    assert str(escape(TRICKY)) in outputs  # the page templates' escaping (markupsafe)
     assert html.escape(TRICKY, quote=False) in page(run)
     assert not (run["base"] / "pwned").exists() and not (run["good"] / "pwned").exists()
 
@@ -335,8 +415,8 @@ def test_notebook_keeps_the_code_for_auditors(run):
         params = [c for c in tnb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1
         code = [ln for ln in params[0].source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-        assert [ln.split("=")[0].strip() for ln in code] == ["spec_path", "spec"]   # see tests/test_templates.py
-        assert all(not c.outputs for c in tnb.cells if c.cell_type == "code")   # templates are stored clean
+        assert [ln.split("=")[0].strip() for ln in code] == ["spec_path", "spec"]  # see tests/test_templates.py
+        assert all(not c.outputs for c in tnb.cells if c.cell_type == "code")  # templates are stored clean
     assert TEMPLATE_FOR_KIND["ab"] == TEMPLATE_NOTEBOOK
 
 
@@ -358,26 +438,42 @@ def test_sample_ab_health_checks_and_segments(run):
     text = visible_text(page(run, "instant_refunds"))
     assert "The arms looked alike before the test" in text and "pre_abuse_loss" in text
     assert "40,000 units of the 40,000 planned (100%)" in text
-    assert "Every one of the 40,000 units (buyer_id) is in one arm, with one row" in text   # spec `unit:`
+    assert "Every one of the 40,000 units (buyer_id) is in one arm, with one row" in text  # spec `unit:`
     for column in ("market", "buyer_type", "category"):
         assert f"By {column}" in text
-    assert text.count("Cochran's Q =") == 3                   # one heterogeneity test per breakdown
+    assert text.count("Cochran's Q =") == 3  # one heterogeneity test per breakdown
     assert "Effect over time" in text and "exposure_date" in text
 
 
 def test_sample_did_readout(run):
     text = page(run, "refund_policy_rollout")
-    marks = ["Rollout readout", ">Verdict<", ">Worked<", "Decision rule.", ">The rollout<", ">Estimated impact<",
-             ">Parallel trends", "pre-launch effects", ">Effect by week since launch<", ">Robustness<",
-             "Placebo launch 4 weeks early", "Goodman-Bacon", ">Methodology<", ">Glossary<"]
+    marks = [
+        "Rollout readout",
+        ">Verdict<",
+        ">Worked<",
+        "Decision rule.",
+        ">The rollout<",
+        ">Estimated impact<",
+        ">Parallel trends",
+        "pre-launch effects",
+        ">Effect by week since launch<",
+        ">Robustness<",
+        "Placebo launch 4 weeks early",
+        "Goodman-Bacon",
+        ">Methodology<",
+        ">Glossary<",
+    ]
     order = [text.index(s) for s in marks]
     assert order == sorted(order), [m for m, _ in sorted(zip(marks, order), key=lambda t: t[1])]
     words = visible_text(text)
-    assert re.search(r"The launch cut contact_rate by \d+\.\d% \(95% CI \d+\.\d% to \d+\.\d%\) on average in "
-                     r"launched markets\.", words), words[:2000]
+    assert re.search(
+        r"The launch cut contact_rate by \d+\.\d% \(95% CI \d+\.\d% to \d+\.\d%\) on average in "
+        r"launched markets\.",
+        words,
+    ), words[:2000]
     assert "No sign of diverging trends before launch" in words
     assert "passes: no fake effect" in words
-    assert "refund_rate" in words and "time_to_refund_hours" in words        # secondary outcomes
+    assert "refund_rate" in words and "time_to_refund_hours" in words  # secondary outcomes
 
 
 def test_sample_did_estimate_covers_the_truth(run):
@@ -385,8 +481,11 @@ def test_sample_did_estimate_covers_the_truth(run):
     panel = pd.read_parquet(ROOT / "data" / "rollout_panel.parquet")
     tau = panel.attrs["true_effects"]["contact_rate"]
     last = int(panel.week.max())
-    logs = [math.log1p(tau[w - g]) for g in panel.groupby("market").launch_week.first().dropna().astype(int)
-            for w in range(g, last + 1)]
+    logs = [
+        math.log1p(tau[w - g])
+        for g in panel.groupby("market").launch_week.first().dropna().astype(int)
+        for w in range(g, last + 1)
+    ]
     truth = math.expm1(float(np.mean(logs)))
     (arm,) = summary_of(run, "refund_policy_rollout")["arms"]
     assert arm["label"] == "Worked"
@@ -395,15 +494,27 @@ def test_sample_did_estimate_covers_the_truth(run):
 
 def test_sample_power_plan(run):
     text = page(run, "refund_emails_plan")
-    marks = ["Test plan", ">Recommendation<", ">Run ", "How this was decided.", ">The plan<",
-             ">Assumptions, from the history<", ">What the test can detect, by duration<",
-             ">Minimum detectable effect by duration<", "<h2>Guardrails</h2>", ">Methodology<"]
+    marks = [
+        "Test plan",
+        ">Recommendation<",
+        ">Run ",
+        "How this was decided.",
+        ">The plan<",
+        ">Assumptions, from the history<",
+        ">What the test can detect, by duration<",
+        ">Minimum detectable effect by duration<",
+        "<h2>Guardrails</h2>",
+        ">Methodology<",
+    ]
     order = [text.index(s) for s in marks]
     assert order == sorted(order), [m for m, _ in sorted(zip(marks, order), key=lambda t: t[1])]
     (arm,) = summary_of(run, "refund_emails_plan")["arms"]
     words = visible_text(text)
-    assert re.search(r"Run the test for \d+ days \([\d,]+ units\) to detect a 10\.0% change in contact_rate "
-                     r"with 80% power\.", words)
+    assert re.search(
+        r"Run the test for \d+ days \([\d,]+ units\) to detect a 10\.0% change in contact_rate "
+        r"with 80% power\.",
+        words,
+    )
     assert arm["label"].startswith("Run ") and "power to show it stays within its 3.0% margin" in words
 
 
@@ -434,14 +545,15 @@ def test_invalid_spec_exits_2_with_one_clean_line(tmp_path):
     assert proc.stderr.startswith("abkit: error: ")
     assert "Traceback" not in proc.stderr
     assert "alpah" in proc.stderr and "Did you mean 'alpha'?" in proc.stderr
-    assert not out.exists()                                           # nothing ran, nothing written
+    assert not out.exists()  # nothing ran, nothing written
 
 
 def test_single_problem_is_one_line(tmp_path):
     frame(50).to_parquet(tmp_path / "d.parquet")
     spec = tmp_path / "one.yaml"
-    spec.write_text(yaml.safe_dump({"name": "x", "data": "d.parquet", "alpha": 2, "metrics": METRICS}),
-                    encoding="utf-8")
+    spec.write_text(
+        yaml.safe_dump({"name": "x", "data": "d.parquet", "alpha": 2, "metrics": METRICS}), encoding="utf-8"
+    )
     proc = run_cli("validate", str(spec))
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "alpha:" in proc.stderr
@@ -487,9 +599,11 @@ def test_failed_rerun_replaces_old_outputs(tmp_path):
     assert "no-such-kernel-abkit" in (folder / "error.txt").read_text(encoding="utf-8")
     assert (folder / "summary.md").read_text(encoding="utf-8").startswith("x: readout FAILED.")
     kept = sorted(p.name for p in folder.iterdir() if p.name not in (OWNER_NAME, LOCK_NAME))
-    assert kept in (["error.txt", "history.html", "summary.md"],
-                    ["error.txt", "history.html", "readout.ipynb", "summary.md"])
-    stored = portfolio.load(tmp_path / "out")               # one failed row, no result
+    assert kept in (
+        ["error.txt", "history.html", "summary.md"],
+        ["error.txt", "history.html", "readout.ipynb", "summary.md"],
+    )
+    stored = portfolio.load(tmp_path / "out")  # one failed row, no result
     assert stored["status"].tolist() == ["failed"] and "no-such-kernel-abkit" in stored.loc[0, "error"]
 
 

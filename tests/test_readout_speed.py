@@ -1,4 +1,5 @@
 """Readout speed: kernels of a --jobs batch share the cores (BLAS threads); import abkit stays light."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,16 +12,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_threads_per_kernel_splits_the_cores_between_the_jobs():
-    assert threads_per_kernel(1, cores=8) is None            # one readout: the libraries' own default
+    assert threads_per_kernel(1, cores=8) is None  # one readout: the libraries' own default
     assert threads_per_kernel(2, cores=8) == 4
     assert threads_per_kernel(3, cores=8) == 2
-    assert threads_per_kernel(4, cores=2) == 1               # more jobs than cores: one thread each, never 0
+    assert threads_per_kernel(4, cores=2) == 1  # more jobs than cores: one thread each, never 0
     assert threads_per_kernel(2) == max(1, kernels._cores() // 2)
 
 
 def test_kernel_environment_sets_every_limit_and_keeps_the_users():
     env = kernel_environment({"PATH": "/bin", "MKL_NUM_THREADS": "3"}, 2)
-    assert env["PATH"] == "/bin" and env["MKL_NUM_THREADS"] == "3"        # the user's own limit is kept
+    assert env["PATH"] == "/bin" and env["MKL_NUM_THREADS"] == "3"  # the user's own limit is kept
     assert all(env[v] == "2" for v in THREAD_VARIABLES if v != "MKL_NUM_THREADS")
     assert kernel_environment({"PATH": "/bin"}, None) == {"PATH": "/bin"}  # no limit: unchanged
 
@@ -44,7 +45,7 @@ def test_the_kernel_manager_starts_kernels_with_the_limits(monkeypatch):
     assert all(seen["env"][v] == "1" for v in THREAD_VARIABLES) and seen["env"]["PATH"] == "/bin"
     seen.clear()
     asyncio.run(manager_class(config=runner._kernel_config(None, None))._async_launch_kernel(["python"], env={}))
-    assert not any(v in seen["env"] for v in THREAD_VARIABLES)              # --jobs 1: no limit
+    assert not any(v in seen["env"] for v in THREAD_VARIABLES)  # --jobs 1: no limit
 
 
 def test_run_readouts_gives_each_of_jobs_kernels_its_share(monkeypatch, tmp_path):
@@ -52,15 +53,22 @@ def test_run_readouts_gives_each_of_jobs_kernels_its_share(monkeypatch, tmp_path
 
     def fake_execute(spec_path, spec, folder, **kw):
         seen.append(kw["blas_threads"])
-        return runner.ReadoutOutcome(spec_path=spec_path, name=spec.name, slug=folder.name, folder=folder,
-                                     primary=spec.primary.name, status="failed", error="not run in this test")
+        return runner.ReadoutOutcome(
+            spec_path=spec_path,
+            name=spec.name,
+            slug=folder.name,
+            folder=folder,
+            primary=spec.primary.name,
+            status="failed",
+            error="not run in this test",
+        )
 
     monkeypatch.setattr(runner, "execute_readout", fake_execute)
     monkeypatch.setattr(kernels, "_cores", lambda: 8)
     specs = [ROOT / "specs" / "instant_refunds.yaml", ROOT / "specs" / "chatbot_3arm.yaml"]
     runner.run_readouts(specs, tmp_path / "a", jobs=2, progress=False)
     runner.run_readouts(specs, tmp_path / "b", jobs=1, progress=False)
-    runner.run_readouts(specs[:1], tmp_path / "c", jobs=4, progress=False)   # one spec: one kernel, no limit
+    runner.run_readouts(specs[:1], tmp_path / "c", jobs=4, progress=False)  # one spec: one kernel, no limit
     assert seen == [4, 4, None, None, None]
 
 
@@ -70,8 +78,10 @@ def test_import_abkit_does_not_load_the_analysis_stack():
     import subprocess
     import sys
 
-    code = ("import sys, abkit, abkit.cli; "
-            "print(sorted(m for m in ('pandas', 'scipy.stats', 'matplotlib', 'abkit.analysis') if m in sys.modules))")
+    code = (
+        "import sys, abkit, abkit.cli; "
+        "print(sorted(m for m in ('pandas', 'scipy.stats', 'matplotlib', 'abkit.analysis') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -81,7 +91,7 @@ def test_lazy_names_of_the_package_resolve():
     from abkit.aggregation import moments
     from abkit.analysis import analyze
 
-    assert abkit.analyze is analyze and abkit.moments is moments         # the function, not the submodule
+    assert abkit.analyze is analyze and abkit.moments is moments  # the function, not the submodule
     assert {"analyze", "moments", "ExperimentResult", "analyze_segments"} <= set(dir(abkit))
     for name in abkit.__all__:
         assert getattr(abkit, name) is not None

@@ -9,6 +9,7 @@
 - Ctrl-C stops a --jobs 2 batch within seconds: kernels shut down, temporary
   files removed, the index written and true to what is on disk.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,16 +43,33 @@ def _data(path: Path, n: int = 2000, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     treat = rng.random(n) < 0.5
     orders = rng.poisson(2, n) + 1
-    pd.DataFrame({"variant": np.where(treat, "treatment", "control"), "orders": orders,
-                  "refunds": rng.binomial(orders, np.where(treat, 0.08, 0.10))}).to_parquet(path)
+    pd.DataFrame(
+        {
+            "variant": np.where(treat, "treatment", "control"),
+            "orders": orders,
+            "refunds": rng.binomial(orders, np.where(treat, 0.08, 0.10)),
+        }
+    ).to_parquet(path)
     return path
 
 
 def _spec(path: Path, data: Path, name: str, **extra) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    spec = {"name": name, "data": str(data), **extra,
-            "metrics": [{"name": "refund_rate", "type": "ratio", "numerator": "refunds", "denominator": "orders",
-                         "better": "lower", "primary": True}]}
+    spec = {
+        "name": name,
+        "data": str(data),
+        **extra,
+        "metrics": [
+            {
+                "name": "refund_rate",
+                "type": "ratio",
+                "numerator": "refunds",
+                "denominator": "orders",
+                "better": "lower",
+                "primary": True,
+            }
+        ],
+    }
     path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return path
 
@@ -65,8 +83,9 @@ def two_teams(tmp_path):
 
 
 def _cli(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ABKIT), *map(str, args), "--no-progress"], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [str(ABKIT), *map(str, args), "--no-progress"], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def test_identity_is_the_id_else_the_path_below_root_else_the_file_name(tmp_path):
@@ -98,7 +117,7 @@ def test_root_gives_each_team_its_own_folder_and_a_later_run_cannot_take_it(two_
     second = _cli("readout", b, "--out", base / "out", cwd=base)
     assert second.returncode == 2
     assert "another file with the same name" in second.stderr and "id:" in second.stderr
-    assert (base / "out" / "refunds" / "readout.html").read_bytes() == page          # untouched
+    assert (base / "out" / "refunds" / "readout.html").read_bytes() == page  # untouched
     forced = _cli("readout", b, "--out", base / "out", "--force", cwd=base)
     assert forced.returncode == 0, forced.stderr
     assert "Team B refunds" in (base / "out" / "refunds" / "readout.html").read_text(encoding="utf-8")
@@ -120,7 +139,7 @@ def test_files_abkit_did_not_write_are_not_overwritten(two_teams):
     assert _cli("readout", a, "--out", out, "--force", cwd=base).returncode == 0
     assert (out / "refunds" / "notes.txt").read_text(encoding="utf-8") == "mine"
     assert GENERATOR_MARK in (out / INDEX_NAME).read_text(encoding="utf-8")
-    assert _cli("readout", a, "--out", out, cwd=base).returncode == 0     # its own index: no --force needed
+    assert _cli("readout", a, "--out", out, cwd=base).returncode == 0  # its own index: no --force needed
 
 
 def test_a_killed_runs_leftovers_are_swept_and_a_busy_folder_is_left_alone(two_teams):
@@ -131,10 +150,11 @@ def test_a_killed_runs_leftovers_are_swept_and_a_busy_folder_is_left_alone(two_t
         (folder / stale).write_text("left by a SIGKILLed run", encoding="utf-8")
     (outcome,) = run_readouts([a], base / "out", progress=False)
     assert outcome.ok
-    assert sorted(p.name for p in folder.iterdir()) == sorted([LOCK_NAME, OWNER_NAME, "readout.html",
-                                                               "readout.ipynb", "summary.md", "history.html"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [LOCK_NAME, OWNER_NAME, "readout.html", "readout.ipynb", "summary.md", "history.html"]
+    )
     page = (folder / "readout.html").read_bytes()
-    with _folder_lock(folder):                       # another process is reading this experiment out
+    with _folder_lock(folder):  # another process is reading this experiment out
         (busy,) = run_readouts([a], base / "out", progress=False)
     assert busy.status == "failed" and "another abkit readout is writing" in busy.error
     assert (folder / "readout.html").read_bytes() == page and not (folder / "error.txt").exists()
@@ -175,12 +195,16 @@ def test_ctrl_c_stops_a_jobs_2_batch_within_seconds(tmp_path):
     data = _data(tmp_path / "buyers.parquet", n=4000)
     specs = [_spec(tmp_path / "specs" / f"exp{i}.yaml", data, f"Experiment {i}") for i in range(6)]
     out = tmp_path / "out"
-    proc = subprocess.Popen([str(ABKIT), "readout", *map(str, specs), "--out", str(out), "--jobs", "2",
-                             "--no-progress"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [str(ABKIT), "readout", *map(str, specs), "--out", str(out), "--jobs", "2", "--no-progress"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(out.glob("*/.readout.*.ipynb")):
-        time.sleep(0.05)                                   # wait until notebooks are running
+        time.sleep(0.05)  # wait until notebooks are running
     assert list(out.glob("*/.readout.*.ipynb")), "no readout started"
     time.sleep(0.5)
     kernels = _kernels_of(proc.pid)
@@ -198,7 +222,7 @@ def test_ctrl_c_stops_a_jobs_2_batch_within_seconds(tmp_path):
     for href in re.findall(r'href="([^"]+)"', index):
         assert href.startswith("data:") or (out / href).exists(), href
     pages = [p.parent.name for p in out.glob("*/readout.html")]
-    assert len(pages) < len(specs)                         # the queue did not run on
+    assert len(pages) < len(specs)  # the queue did not run on
     assert index.count("NOT FINISHED") == len(specs) - len(pages)
     # the store claims only what a page shows: a readout that was stopped recorded nothing
     from abkit import portfolio

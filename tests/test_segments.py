@@ -1,6 +1,7 @@
 """Effects by segment: per-segment results equal analysing the segment's rows,
 Cochran's Q equals the OLS interaction Wald test (statsmodels), Holm/BH match
 statsmodels, the overall result equals the whole-data analysis."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,11 +22,18 @@ def buyers(n=24_000, seed=0, effects=None):
     pre = rng.lognormal(2, 0.8, n)
     y = 0.5 * pre + rng.lognormal(1.5, 0.9, n) * (1 + 0.5 * new) + lift * t
     orders = 1 + rng.poisson(2, n)
-    return pd.DataFrame({
-        "variant": np.where(t, "treatment", "control"), "treat": t.astype(int), "market": market,
-        "buyer_type": np.where(new, "new", "repeat"), "y": y, "pre": pre, "orders": orders,
-        "refunds": rng.binomial(orders, 0.1 + 0.02 * new),
-    })
+    return pd.DataFrame(
+        {
+            "variant": np.where(t, "treatment", "control"),
+            "treat": t.astype(int),
+            "market": market,
+            "buyer_type": np.where(new, "new", "repeat"),
+            "y": y,
+            "pre": pre,
+            "orders": orders,
+            "refunds": rng.binomial(orders, 0.1 + 0.02 * new),
+        }
+    )
 
 
 def test_cochran_q_equals_the_ols_interaction_wald_test():
@@ -66,8 +74,23 @@ def test_segment_rows_equal_the_segment_analysis_and_overall_equals_whole():
 def test_several_segment_columns_moments_input_and_skipped_segments():
     df = buyers(seed=3)
     metrics = [abkit.Mean("y")]
-    df = pd.concat([df, pd.DataFrame({"variant": ["control"] * 3, "treat": 0, "market": "NL", "buyer_type": "new",
-                                      "y": [1.0, 2.0, 3.0], "pre": 1.0, "orders": 1, "refunds": 0})])
+    df = pd.concat(
+        [
+            df,
+            pd.DataFrame(
+                {
+                    "variant": ["control"] * 3,
+                    "treat": 0,
+                    "market": "NL",
+                    "buyer_type": "new",
+                    "y": [1.0, 2.0, 3.0],
+                    "pre": 1.0,
+                    "orders": 1,
+                    "refunds": 0,
+                }
+            ),
+        ]
+    )
     res = abkit.analyze_segments(df, metrics, by=["market", "buyer_type"], correction=None)
     out = res.to_frame()
     assert list(out.columns[:4]) == ["market", "buyer_type", "metric", "variant"]
@@ -110,8 +133,13 @@ def test_segment_lifts_of_a_negative_or_near_zero_control_value():
     t = rng.random(n) < 0.5
     base = pd.Series(market).map({"DE": -5.0, "FR": -5.0, "IT": 0.0}).to_numpy()
     shift = pd.Series(market).map({"DE": 1.0, "FR": -1.0, "IT": 0.5}).to_numpy()
-    df = pd.DataFrame({"variant": np.where(t, "treatment", "control"), "market": market,
-                       "net": base + rng.normal(0, 3.0, n) + shift * t})
+    df = pd.DataFrame(
+        {
+            "variant": np.where(t, "treatment", "control"),
+            "market": market,
+            "net": base + rng.normal(0, 3.0, n) + shift * t,
+        }
+    )
     seg = abkit.analyze_segments(df, [abkit.Mean("net")], by="market")
     f = seg.to_frame().set_index("market")
     assert f.loc["DE", "rel_effect"] > 0 < f.loc["DE", "rel_ci_lower"]

@@ -2,6 +2,7 @@
 Monte Carlo, the normal-mixture confidence sequence against its definition
 (numerical mixture integral, Gaussian random walks), and the analyze / monitor
 integration."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,8 +34,9 @@ def test_group_sequential_bounds_match_published_values(spending):
     assert np.round(np.asarray(b), 4).tolist() == PUBLISHED[spending]
     # the boundaries spend exactly the spending function, look by look
     spent = crossing_probabilities(b.z, b.information_fractions)
-    np.testing.assert_allclose(np.cumsum(spent), 2 * spending_function(spending)(b.information_fractions),
-                               rtol=1e-8, atol=1e-14)
+    np.testing.assert_allclose(
+        np.cumsum(spent), 2 * spending_function(spending)(b.information_fractions), rtol=1e-8, atol=1e-14
+    )
     assert b.alpha_spent[-1] == pytest.approx(0.05, rel=1e-12)
 
 
@@ -43,9 +45,14 @@ def test_one_look_is_the_fixed_sample_test():
         assert group_sequential_bounds(1, spending=spending).z[0] == pytest.approx(stats.norm.isf(0.025), rel=1e-9)
 
 
-@pytest.mark.parametrize("spending,fractions", [("obrien_fleming", [0.25, 0.5, 0.75, 1.0]),
-                                                ("pocock", [0.1, 0.35, 0.5, 0.9, 1.0]),
-                                                ("obrien_fleming", [0.3, 0.31, 0.7, 1.0])])
+@pytest.mark.parametrize(
+    "spending,fractions",
+    [
+        ("obrien_fleming", [0.25, 0.5, 0.75, 1.0]),
+        ("pocock", [0.1, 0.35, 0.5, 0.9, 1.0]),
+        ("obrien_fleming", [0.3, 0.31, 0.7, 1.0]),
+    ],
+)
 def test_boundaries_hold_alpha_by_monte_carlo(spending, fractions):
     """Independent check of the recursive integration: simulate Brownian motion at the looks."""
     b = group_sequential_bounds(len(fractions), spending=spending, information_fractions=fractions)
@@ -85,9 +92,13 @@ def test_group_sequential_errors_and_helpers():
 def test_mixture_likelihood_ratio_is_the_normal_mixture_integral():
     """Lambda = int N(effect; theta, V) / N(effect; 0, V) dN(theta; 0, tau^2), by quadrature."""
     for effect, V, tau2 in [(0.3, 0.01, 0.05), (-1.2, 0.4, 0.1), (0.0, 2.0, 1.0)]:
+
         def integrand(theta, effect=effect, V=V, tau2=tau2):
-            return (stats.norm.pdf(effect, theta, np.sqrt(V)) / stats.norm.pdf(effect, 0, np.sqrt(V))
-                    * stats.norm.pdf(theta, 0, np.sqrt(tau2)))
+            return (
+                stats.norm.pdf(effect, theta, np.sqrt(V))
+                / stats.norm.pdf(effect, 0, np.sqrt(V))
+                * stats.norm.pdf(theta, 0, np.sqrt(tau2))
+            )
 
         ref, _ = integrate.quad(integrand, -np.inf, np.inf, epsabs=1e-13, epsrel=1e-11)
         assert np.exp(log_mixture_likelihood_ratio(effect, V, tau2)) == pytest.approx(ref, rel=1e-8)
@@ -112,8 +123,12 @@ def test_mixing_ratio_minimises_the_width_at_the_planned_size():
     for alpha in (0.05, 0.01, 0.1):
         x = optimal_mixing_ratio(alpha)
         V_plan = 0.37
-        best = optimize.minimize_scalar(lambda t2, a=alpha: float(always_valid_half_width(0.37, t2, a)),
-                                        bounds=(1e-3, 100), method="bounded", options={"xatol": 1e-10})
+        best = optimize.minimize_scalar(
+            lambda t2, a=alpha: float(always_valid_half_width(0.37, t2, a)),
+            bounds=(1e-3, 100),
+            method="bounded",
+            options={"xatol": 1e-10},
+        )
         assert best.x == pytest.approx(x * V_plan, rel=1e-4)
         # Howard et al.'s closed-form approximation is close
         c = 2 * np.log(1 / alpha)
@@ -121,7 +136,8 @@ def test_mixing_ratio_minimises_the_width_at_the_planned_size():
     assert optimal_mixing_ratio(0.05) == pytest.approx(8.21, abs=0.01)
     # at the planned size the half-width is sqrt((1 + x) V)
     assert float(always_valid_half_width(0.37, mixing_variance(0.37, 100, 100), 0.05)) == pytest.approx(
-        np.sqrt((1 + optimal_mixing_ratio(0.05)) * 0.37), rel=1e-10)
+        np.sqrt((1 + optimal_mixing_ratio(0.05)) * 0.37), rel=1e-10
+    )
 
 
 def test_confidence_sequence_is_time_uniform_on_gaussian_walks():
@@ -149,25 +165,31 @@ def _daily(seed=1, days=10, per_day=600, effect=0.0):
     f = rng.normal(0, 0.6, n)
     arm = rng.choice(["control", "treatment"], n)
     orders = 1 + rng.poisson(np.exp(0.5 + 0.4 * f))
-    return pd.DataFrame({
-        "day": np.repeat(pd.date_range("2026-09-01", periods=days).date, per_day),
-        "variant": arm,
-        "y": np.exp(1 + f + rng.normal(0, 0.7, n)) + effect * (arm == "treatment"),
-        "pre": np.exp(1 + f + rng.normal(0, 0.7, n)),
-        "conv": (rng.random(n) < 0.3).astype(float),
-        "orders": orders, "refunds": rng.binomial(orders, 0.1),
-        "pre_orders": 1 + rng.poisson(np.exp(0.5 + 0.4 * f)),
-    }).assign(pre_refunds=lambda d: rng.binomial(d.pre_orders, 0.1))
+    return pd.DataFrame(
+        {
+            "day": np.repeat(pd.date_range("2026-09-01", periods=days).date, per_day),
+            "variant": arm,
+            "y": np.exp(1 + f + rng.normal(0, 0.7, n)) + effect * (arm == "treatment"),
+            "pre": np.exp(1 + f + rng.normal(0, 0.7, n)),
+            "conv": (rng.random(n) < 0.3).astype(float),
+            "orders": orders,
+            "refunds": rng.binomial(orders, 0.1),
+            "pre_orders": 1 + rng.poisson(np.exp(0.5 + 0.4 * f)),
+        }
+    ).assign(pre_refunds=lambda d: rng.binomial(d.pre_orders, 0.1))
 
 
-METRICS = [abkit.Mean("y", "pre"), abkit.Proportion("conv"),
-           abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate")]
+METRICS = [
+    abkit.Mean("y", "pre"),
+    abkit.Proportion("conv"),
+    abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate"),
+]
 
 
 def test_analyze_sequential_keeps_estimates_and_widens_intervals():
     df = _daily(effect=0.4)
     fixed = abkit.analyze(df, METRICS).to_frame()
-    now = AlwaysValid(planned_n=len(df))         # the last look of the plan: tuned to the units analysed
+    now = AlwaysValid(planned_n=len(df))  # the last look of the plan: tuned to the units analysed
     res = abkit.analyze(df, METRICS, sequential=now)
     seq = res.to_frame()
     assert res.sequential and not abkit.analyze(df, METRICS).sequential
@@ -286,7 +308,7 @@ def _many_looks(sims: int, looks: int, per_look: int, seed: int, p: float = 0.2,
         st += rng.binomial(per_look, p, sims)
         n = per_look * k
         pc, pt = sc / n, st / n
-        V = pc * (1 - pc) / (n - 1) + pt * (1 - pt) / (n - 1)     # Welch variance of the 0/1 means (ddof 1)
+        V = pc * (1 - pc) / (n - 1) + pt * (1 - pt) / (n - 1)  # Welch variance of the 0/1 means (ddof 1)
         d = pt - pc
         ok = V > 0
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -303,10 +325,12 @@ def test_always_valid_keeps_alpha_over_hundreds_of_looks():
     The simulation uses the functions the production path composes; checked against it at the last look."""
     rates, (pc, pt, n, planned) = _many_looks(4_000, 500, 20, seed=12)
     se = np.sqrt(0.05 * 0.95 / 4_000)
-    print(f"500 looks: planned-size mixture {rates['planned']:.4f}, re-tuned {rates['retuned']:.4f}, "
-          f"naive {rates['naive']:.4f}")
+    print(
+        f"500 looks: planned-size mixture {rates['planned']:.4f}, re-tuned {rates['retuned']:.4f}, "
+        f"naive {rates['naive']:.4f}"
+    )
     assert rates["planned"] <= 0.05
-    assert rates["retuned"] - rates["planned"] > 6 * se       # about three times as many false positives
+    assert rates["retuned"] - rates["planned"] > 6 * se  # about three times as many false positives
     assert rates["naive"] > 0.3
     # the production path gives these p-values: always_valid_rows and abkit.analyze on the same moments
     from abkit.moments import Moments
@@ -316,16 +340,33 @@ def test_always_valid_keeps_alpha_over_hundreds_of_looks():
     design = AlwaysValid(planned_n=planned)
     rows, expected = [], []
     for c, t in zip(pc[:20], pt[:20]):
-        m = Moments(("control", "treatment"), ("conv",), np.array([n, n], float), np.array([[c], [t]]),
-                    np.array([[[n * c * (1 - c)]], [[n * t * (1 - t)]]]))
+        m = Moments(
+            ("control", "treatment"),
+            ("conv",),
+            np.array([n, n], float),
+            np.array([[c], [t]]),
+            np.array([[[n * c * (1 - c)]], [[n * t * (1 - t)]]]),
+        )
         comp = compare(m, abkit.Proportion("conv"), "control", "treatment")
         V = c * (1 - c) / (n - 1) + t * (1 - t) / (n - 1)
         assert comp.se**2 == pytest.approx(V, rel=1e-12)
         expected.append(always_valid_p_value(t - c, V, mixing_variance(V, 2 * n, planned)))
-        rows.append({"metric": "conv", "effect": comp.effect, "se": comp.se, "rel_effect": comp.rel_effect,
-                     "rel_se": comp.rel_se, "control_value": comp.control_value, "ci_lower": comp.ci_lower,
-                     "ci_upper": comp.ci_upper, "rel_ci_lower": comp.rel_ci_lower, "rel_ci_upper": comp.rel_ci_upper,
-                     "p_value": comp.p_value, "method": "proportion"})
+        rows.append(
+            {
+                "metric": "conv",
+                "effect": comp.effect,
+                "se": comp.se,
+                "rel_effect": comp.rel_effect,
+                "rel_se": comp.rel_se,
+                "control_value": comp.control_value,
+                "ci_lower": comp.ci_lower,
+                "ci_upper": comp.ci_upper,
+                "rel_ci_lower": comp.rel_ci_lower,
+                "rel_ci_upper": comp.rel_ci_upper,
+                "p_value": comp.p_value,
+                "method": "proportion",
+            }
+        )
         if len(rows) == 1:
             ms = abkit.MomentSet({(("conv",), False): m}, "variant", rows={"control": n, "treatment": n})
             public = abkit.analyze(ms, [abkit.Proportion("conv")], sequential=design).rows[0]
@@ -344,14 +385,21 @@ def test_always_valid_keeps_alpha_over_hundreds_of_looks_at_scale():
     ok, se = True, np.sqrt(0.05 * 0.95 / 10_000)
     for looks, per_look in ((500, 20), (2_000, 5)):
         rates, _ = _many_looks(10_000, looks, per_look, seed=looks)
-        ok &= record(f"seq_many_looks/{looks}", section="A/B, always-valid (sequential)",
-                     test="test_sequential.py::test_always_valid_keeps_alpha_over_hundreds_of_looks_at_scale",
-                     metric="conversion (proportion)",
-                     method=f"mixture tuned to the planned size (AlwaysValid(planned_n)), {looks} looks",
-                     statistic="false-positive rate", value=rates["planned"], nominal=0.05, reps=10_000,
-                     side="at most", note="A/A, 0/1 outcomes, the always-valid p-value read at every look; the "
-                                          "mixture re-tuned at every look (the old sequential=True, refused now) "
-                                          "gave 0.051 at 500 looks and 0.072 at 2,000")
+        ok &= record(
+            f"seq_many_looks/{looks}",
+            section="A/B, always-valid (sequential)",
+            test="test_sequential.py::test_always_valid_keeps_alpha_over_hundreds_of_looks_at_scale",
+            metric="conversion (proportion)",
+            method=f"mixture tuned to the planned size (AlwaysValid(planned_n)), {looks} looks",
+            statistic="false-positive rate",
+            value=rates["planned"],
+            nominal=0.05,
+            reps=10_000,
+            side="at most",
+            note="A/A, 0/1 outcomes, the always-valid p-value read at every look; the "
+            "mixture re-tuned at every look (the old sequential=True, refused now) "
+            "gave 0.051 at 500 looks and 0.072 at 2,000",
+        )
         if looks == 2_000:
             assert rates["retuned"] > 0.05 + 4 * se, rates
     assert ok

@@ -11,6 +11,7 @@ computation), and describes the always-valid method; every A/B page formats
 p-values, intervals and the sample-ratio check the same way; the full sample
 reads time to refund with censoring (no "different mix of buyers" caution).
 """
+
 from __future__ import annotations
 
 import html
@@ -37,11 +38,15 @@ def daily(n=12_000, days=10, lift=0.0, seed=0) -> pd.DataFrame:
     treat = rng.random(n) < 0.5
     orders = rng.poisson(2, n) + 1
     refunds = rng.binomial(orders, np.where(treat, 0.1 * (1 + lift), 0.1))
-    return pd.DataFrame({
-        "variant": np.where(treat, "treatment", "control"), "orders": orders, "refunds": refunds,
-        "amount": refunds * rng.gamma(2.0, 15.0, n),
-        "day": (pd.Timestamp("2026-09-01") + pd.to_timedelta(rng.integers(0, days, n), unit="D")).date,
-    })
+    return pd.DataFrame(
+        {
+            "variant": np.where(treat, "treatment", "control"),
+            "orders": orders,
+            "refunds": refunds,
+            "amount": refunds * rng.gamma(2.0, 15.0, n),
+            "day": (pd.Timestamp("2026-09-01") + pd.to_timedelta(rng.integers(0, days, n), unit="D")).date,
+        }
+    )
 
 
 METRICS = [abkit.Ratio("refunds", "orders", name="refund_rate", better="lower"), abkit.Mean("amount", better="lower")]
@@ -73,7 +78,7 @@ def test_the_current_look_is_the_paths_last_look(lift, seed):
 def _novelty(rng, n=20_000, days=28, novelty=0.8):
     v = rng.choice(["control", "treatment"], n)
     day = rng.integers(1, days + 1, n)
-    effect = np.where(day <= 7, novelty, 0.0)          # only the first week's cohorts react
+    effect = np.where(day <= 7, novelty, 0.0)  # only the first week's cohorts react
     y = 20 + np.where(v == "treatment", effect, 0.0) + rng.normal(0, 10, n)
     return pd.DataFrame({"variant": v, "day": day, "y": y}), effect[v == "treatment"].mean()
 
@@ -101,7 +106,7 @@ def test_current_look_covers_todays_effect_when_the_effect_fades():
 def test_always_valid_design_is_fixed_by_the_plan():
     assert ab.always_valid_design(SimpleNamespace(sequential=False, planned_units=40_000)) is None
     assert ab.always_valid_design(SimpleNamespace(sequential=True, planned_units=40_000)).planned_n == 40_000
-    with pytest.raises(abkit.AbkitError, match=r"planned_n=|planned_units"):   # no mixture without a plan
+    with pytest.raises(abkit.AbkitError, match=r"planned_n=|planned_units"):  # no mixture without a plan
         ab.always_valid_design(SimpleNamespace(sequential=True, planned_units=None))
 
 
@@ -109,7 +114,7 @@ def test_always_valid_design_is_fixed_by_the_plan():
 def test_interval_text_uses_one_number_of_decimals():
     assert render.interval_text(-0.0040, -0.00707, -0.000928) == ("-0.00400", "[-0.00707, -0.00093]")
     assert render.interval_text(-0.70, -3.10, 1.69) == ("-0.70", "[-3.10, 1.69]")
-    assert render.interval_text(-0.00001, -0.0202, 0.0153) == ("0.0000", "[-0.0202, 0.0153]")   # no -0.0000
+    assert render.interval_text(-0.00001, -0.0202, 0.0153) == ("0.0000", "[-0.0202, 0.0153]")  # no -0.0000
     assert render.interval_text(1234.5, -600.2, 3100.7) == ("1,234", "[-600, 3,101]")
     assert render.interval_text(1.0, -math.inf, math.inf)[1] == "[n/a, n/a]"
 
@@ -130,7 +135,7 @@ def words(run, folder: str) -> str:
 
 
 def section(text: str, title: str, next_title: str) -> str:
-    return text[text.index(title):text.index(next_title, text.index(title))]
+    return text[text.index(title) : text.index(next_title, text.index(title))]
 
 
 def test_interim_page_says_one_always_valid_p_value(run):
@@ -157,31 +162,48 @@ def test_interim_page_counts_days_for_the_always_valid_interval(run):
     from test_verdict import _independent_days
 
     spec = abkit.load_spec(ROOT / "specs" / "instant_refunds_interim.yaml")
-    res = abkit.analyze(spec.open_data(), spec.build_metrics(), variant=spec.variant, control=spec.control,
-                        alpha=spec.alpha, sequential=AlwaysValid(planned_n=spec.planned_units))
+    res = abkit.analyze(
+        spec.open_data(),
+        spec.build_metrics(),
+        variant=spec.variant,
+        control=spec.control,
+        alpha=spec.alpha,
+        sequential=AlwaysValid(planned_n=spec.planned_units),
+    )
     row = res.row(spec.primary.name)
     units = int(sum(res.srm.observed))
     days, _ = ab.days_elapsed(spec)
-    total, n_needed = _independent_days(row["rel_se"], units, spec.planned_units, spec.mde, days,
-                                        alpha=spec.alpha, power=spec.power)
+    total, n_needed = _independent_days(
+        row["rel_se"], units, spec.planned_units, spec.mde, days, alpha=spec.alpha, power=spec.power
+    )
     text = words(run, "instant_refunds_interim")
     more = total - int(days)
     assert f"Inconclusive (need {more} more days)" in text
-    assert (f"about {more} more days ({total} in total) to detect a 6.5% change with 80% power "
-            "on the always-valid") in text
+    assert (
+        f"about {more} more days ({total} in total) to detect a 6.5% change with 80% power on the always-valid"
+    ) in text
     assert f"calls for about {n_needed:,.0f} units" in text
     assert "Units needed: from the planned MDE and power, for the always-valid interval" in text
-    fixed = ab.sample_size(spec, abkit.analyze(spec.open_data(), spec.build_metrics(), variant=spec.variant,
-                                               control=spec.control), days)
-    assert fixed.needed.days_total < total                    # a fixed-horizon count would have said fewer
+    fixed = ab.sample_size(
+        spec, abkit.analyze(spec.open_data(), spec.build_metrics(), variant=spec.variant, control=spec.control), days
+    )
+    assert fixed.needed.days_total < total  # a fixed-horizon count would have said fewer
 
 
 def test_interim_methodology_describes_always_valid_intervals(run):
     text = words(run, "instant_refunds_interim")
     method = section(text, " Methodology ", " Metric definitions ")
-    for must in ("always valid", "Howard", "Johari", "Robbins 1970", "Waudby-Smith", "planned 40,000 units",
-                 "the latest look's always-valid interval and p-value", "covers today's average effect",
-                 "found by bisection"):
+    for must in (
+        "always valid",
+        "Howard",
+        "Johari",
+        "Robbins 1970",
+        "Waudby-Smith",
+        "planned 40,000 units",
+        "the latest look's always-valid interval and p-value",
+        "covers today's average effect",
+        "found by bisection",
+    ):
         assert must in method, must
     assert "Student's t with Welch-Satterthwaite degrees of freedom; relative lifts" not in method
     segments = section(text, " Segments ", " Methodology ")
@@ -193,7 +215,7 @@ def test_pages_format_numbers_one_way(run):
         text = words(run, folder)
         assert "p = <" not in text and "p <0" not in text, folder
         assert "SAMPLE RATIO MISMATCH" not in text and not re.search(r"p = \d\.\d+e-\d+", text), folder
-        assert not re.search(r"(?<![\d.])-0\.0+(?![0-9])", text), folder        # no negative zero
+        assert not re.search(r"(?<![\d.])-0\.0+(?![0-9])", text), folder  # no negative zero
         assert "Units needed: abkit" not in text, folder
         assert not re.search(r"chi-square = [\d.,]+ on \d+ df, p = \d\.\d(?!\d)", text), folder  # p = 0.4
         metrics = section(text, " Metrics ", "Relative lift with")
@@ -220,8 +242,9 @@ def test_full_page_reads_time_to_refund_with_censoring_instead_of_a_dropna_mean(
     text = words(run, "instant_refunds")
     assert "different mix" not in text
     verdict = section(text, " Verdict ", "Decision rule.")
-    assert ("time_to_refund: refunds arrive 2.15 days sooner on average within the first 30 days, 95% CI 1.94 to "
-            "2.36") in verdict
+    assert (
+        "time_to_refund: refunds arrive 2.15 days sooner on average within the first 30 days, 95% CI 1.94 to 2.36"
+    ) in verdict
     assert "time_to_refund: when refunds arrive" in text and "Kaplan-Meier" in text
     metrics = section(text, " Metrics ", "Relative lift with")
     assert "time_to_refund lower is better mean days within the first 30, censoring-aware" in metrics

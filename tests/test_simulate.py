@@ -3,6 +3,7 @@
 The truth checks are independent of abkit's estimators: ratio-of-sums per
 arm with a textbook delta-method standard error written out here.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,15 +17,32 @@ from abkit import simulate as sim
 from abkit.errors import AbkitError
 
 AB_COLUMNS = {
-    "buyer_id": "int64", "variant": "category",
-    "orders": "int64", "returns": "int64", "refunds": "int64", "refund_amount": "float64",
-    "time_to_refund_hours": "float64", "contacts": "int64", "csat_sum": "int64",
-    "csat_responses": "int64", "nps_score": "float64", "repeat_purchase_30d": "int64",
+    "buyer_id": "int64",
+    "variant": "category",
+    "orders": "int64",
+    "returns": "int64",
+    "refunds": "int64",
+    "refund_amount": "float64",
+    "time_to_refund_hours": "float64",
+    "contacts": "int64",
+    "csat_sum": "int64",
+    "csat_responses": "int64",
+    "nps_score": "float64",
+    "repeat_purchase_30d": "int64",
     "abuse_loss": "float64",
-    "pre_orders": "int64", "pre_returns": "int64", "pre_refunds": "int64",
-    "pre_refund_amount": "float64", "pre_contacts": "int64", "pre_csat_sum": "int64",
-    "pre_csat_responses": "int64", "pre_repeat_purchase_30d": "int64", "pre_abuse_loss": "float64",
-    "exposure_date": "datetime64[us]", "market": "category", "category": "category", "buyer_type": "category",
+    "pre_orders": "int64",
+    "pre_returns": "int64",
+    "pre_refunds": "int64",
+    "pre_refund_amount": "float64",
+    "pre_contacts": "int64",
+    "pre_csat_sum": "int64",
+    "pre_csat_responses": "int64",
+    "pre_repeat_purchase_30d": "int64",
+    "pre_abuse_loss": "float64",
+    "exposure_date": "datetime64[us]",
+    "market": "category",
+    "category": "category",
+    "buyer_type": "category",
 }
 PRE_COLUMNS = [c for c in AB_COLUMNS if c.startswith("pre_")]
 EFFECTS = {"refund_rate": -0.06, "contact_rate": -0.08, "time_to_refund_hours": -0.05, "csat": 0.01}
@@ -57,6 +75,7 @@ def rel_effect_z(df, num, den, truth, treatment="treatment", control="control") 
 
 
 # ---------------------------------------------------------------- ab_data ---
+
 
 def test_same_seed_same_frame_and_different_seed_differs():
     a = sim.ab_data(5_000, effects=EFFECTS, seed=7)
@@ -142,8 +161,13 @@ def test_pre_post_correlation(big):
 
 
 def test_known_relative_effects_on_ratio_metrics(big):
-    for metric, truth in (("refund_rate", -0.06), ("contact_rate", -0.08), ("csat", 0.01),
-                          ("return_rate", 0.0), ("abuse_loss", 0.0)):
+    for metric, truth in (
+        ("refund_rate", -0.06),
+        ("contact_rate", -0.08),
+        ("csat", 0.01),
+        ("return_rate", 0.0),
+        ("abuse_loss", 0.0),
+    ):
         d = sim.AB_METRICS[metric]
         assert abs(rel_effect_z(big, d.numerator, d.denominator, truth)) < Z, metric
 
@@ -191,13 +215,16 @@ def test_attrs_hold_true_effects_and_values(big):
             assert value == pytest.approx(tv.loc[metric, arm], rel=1e-14)
 
 
-@pytest.mark.parametrize("effects", [
-    {"return_rate": -0.1, "refund_rate": -0.02},
-    {"return_rate": 0.2, "contact_rate": 0.0, "refund_amount": 0.05},
-    {"orders": 0.1, "refund_amount": -0.03, "abuse_loss": -0.3},
-    {"csat": -0.05, "repeat_purchase_30d": 0.05, "time_to_refund_hours": 0.1},
-    {"csat": 0.2},
-])
+@pytest.mark.parametrize(
+    "effects",
+    [
+        {"return_rate": -0.1, "refund_rate": -0.02},
+        {"return_rate": 0.2, "contact_rate": 0.0, "refund_amount": 0.05},
+        {"orders": 0.1, "refund_amount": -0.03, "abuse_loss": -0.3},
+        {"csat": -0.05, "repeat_purchase_30d": 0.05, "time_to_refund_hours": 0.1},
+        {"csat": 0.2},
+    ],
+)
 def test_configured_effects_are_exact_in_population_values(effects):
     tv = sim.true_values(effects)
     for metric, e in effects.items():
@@ -206,8 +233,8 @@ def test_configured_effects_are_exact_in_population_values(effects):
 
 def test_implied_effects_follow_the_mechanism():
     te = sim.true_effects({"return_rate": 0.1})["treatment"]
-    assert te["refund_rate"] == pytest.approx(0.1)      # refunds per return unchanged
-    assert 0 < te["contact_rate"] < 0.1                  # return-driven contacts only
+    assert te["refund_rate"] == pytest.approx(0.1)  # refunds per return unchanged
+    assert 0 < te["contact_rate"] < 0.1  # return-driven contacts only
     assert te["refund_amount"] == pytest.approx(0.1)
     assert te["csat"] == 0.0 and te["orders"] == 0.0
     te = sim.true_effects({"orders": 0.2})["treatment"]
@@ -225,8 +252,16 @@ def test_per_arm_effects_and_true_effects():
 
 
 def test_effects_never_touch_pre_period():
-    strong = {"orders": 0.3, "return_rate": 0.3, "refund_rate": -0.4, "contact_rate": -0.5,
-              "refund_amount": 0.5, "csat": -0.2, "repeat_purchase_30d": 0.1, "abuse_loss": 2.0}
+    strong = {
+        "orders": 0.3,
+        "return_rate": 0.3,
+        "refund_rate": -0.4,
+        "contact_rate": -0.5,
+        "refund_amount": 0.5,
+        "csat": -0.2,
+        "repeat_purchase_30d": 0.1,
+        "abuse_loss": 2.0,
+    }
     a = sim.ab_data(50_000, effects=strong, seed=9)
     b = sim.ab_data(50_000, seed=9)
     cols = ["buyer_id", "variant"] + PRE_COLUMNS
@@ -252,17 +287,20 @@ def test_unknown_effect_name_raises_with_valid_names():
         sim.true_values({"nps": 0.1})
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(effects={"return_rate": 0.5}), "return_rate"),
-    (dict(effects={"csat": 0.3}), "csat"),
-    (dict(effects={"refund_rate": -1.0}), "refund_rate"),
-    (dict(effects={"control": {"csat": 0.01}}), "control arm"),
-    (dict(srm=0.5), "srm"),
-    (dict(allocation=(0.5, 0.0)), "allocation"),
-    (dict(arms=("only",)), "arms"),
-    (dict(arms=("a", "a")), "unique"),
-    (dict(seed=-1), "seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(effects={"return_rate": 0.5}), "return_rate"),
+        (dict(effects={"csat": 0.3}), "csat"),
+        (dict(effects={"refund_rate": -1.0}), "refund_rate"),
+        (dict(effects={"control": {"csat": 0.01}}), "control arm"),
+        (dict(srm=0.5), "srm"),
+        (dict(allocation=(0.5, 0.0)), "allocation"),
+        (dict(arms=("only",)), "arms"),
+        (dict(arms=("a", "a")), "unique"),
+        (dict(seed=-1), "seed"),
+    ],
+)
 def test_invalid_arguments_raise(kwargs, match):
     with pytest.raises(AbkitError, match=match):
         sim.ab_data(100, **kwargs)
@@ -270,20 +308,28 @@ def test_invalid_arguments_raise(kwargs, match):
 
 # ----------------------------------------------------------- rollout_panel ---
 
+
 def test_panel_shape_columns_and_cohorts():
     df = sim.rollout_panel(seed=1)
     assert df.shape == (20 * 52, 7)
-    assert list(df.columns) == ["market", "week", "launch_week", "orders", "contacts", "refunds",
-                                "time_to_refund_hours"]
+    assert list(df.columns) == [
+        "market",
+        "week",
+        "launch_week",
+        "orders",
+        "contacts",
+        "refunds",
+        "time_to_refund_hours",
+    ]
     assert str(df["launch_week"].dtype) == "Int64"
     assert df["week"].dtype == np.int64 and df["orders"].dtype == np.int64
     assert sorted(df["market"].unique()) == [f"M{i:02d}" for i in range(1, 21)]
     assert (df.groupby("market")["week"].apply(list) == [list(range(1, 53))] * 20).all()
     per_market = df.groupby("market")["launch_week"].agg(["first", "nunique"])
-    assert (per_market["nunique"] <= 1).all()               # constant within market
+    assert (per_market["nunique"] <= 1).all()  # constant within market
     counts = per_market["first"].value_counts(dropna=False)
     assert counts.loc[20] == 5 and counts.loc[30] == 5 and counts.loc[40] == 5
-    assert per_market["first"].isna().sum() == 5            # never treated: <NA>
+    assert per_market["first"].isna().sum() == 5  # never treated: <NA>
     assert df.attrs["cohorts"] == {"20": 5, "30": 5, "40": 5}
     assert (df["refunds"] <= df["orders"]).all()
     assert (df["time_to_refund_hours"].isna() == (df["refunds"] == 0)).all()
@@ -334,13 +380,21 @@ def test_panel_invalid_arguments():
 
 # ------------------------------------------------------------------- CLI ---
 
+
 def test_write_samples_cli(tmp_path, capsys):
     assert sim.main(["--write-samples", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     names = sorted(os.listdir(tmp_path))
-    assert names == ["aftersales_ab.parquet", "aftersales_ab_3arm_srm.parquet", "aftersales_ab_interim.parquet",
-                     "one_market_panel.parquet", "programme_app_label.parquet", "programme_dropoff_reminder.parquet",
-                     "programme_refund_tracker.parquet", "rollout_panel.parquet"]
+    assert names == [
+        "aftersales_ab.parquet",
+        "aftersales_ab_3arm_srm.parquet",
+        "aftersales_ab_interim.parquet",
+        "one_market_panel.parquet",
+        "programme_app_label.parquet",
+        "programme_dropoff_reminder.parquet",
+        "programme_refund_tracker.parquet",
+        "rollout_panel.parquet",
+    ]
     assert "aftersales_ab.parquet" in out
     total = sum(os.path.getsize(tmp_path / n) for n in names)
     assert total < 5_000_000
@@ -358,7 +412,7 @@ def test_write_samples_cli(tmp_path, capsys):
     assert len(one) == 30 * 104 and one.attrs["launched_market"] == "DE" and one.attrs["true_effect"] == -0.10
     assert one.loc[one.launched == 1, "market"].unique().tolist() == ["DE"] and one.week[one.launched == 1].min() == 79
     committed = pd.read_parquet(Path(__file__).resolve().parent.parent / "data" / "one_market_panel.parquet")
-    pd.testing.assert_frame_equal(one, committed)            # data/ holds exactly what write_samples makes
+    pd.testing.assert_frame_equal(one, committed)  # data/ holds exactly what write_samples makes
     # the demo programme's small contact-rate tests: few columns, the truth kept, a few hundred KB in all
     label = pd.read_parquet(tmp_path / "programme_app_label.parquet")
     assert list(label.columns) == list(sim.PROGRAMME_COLUMNS) and len(label) == 30_000

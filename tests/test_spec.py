@@ -2,6 +2,7 @@
 
 No kernel is started here; these tests are fast.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,25 +23,40 @@ from abkit.readout import render
 from abkit.readout.runner import _folders, _safe_folder, slugify, validate_specs
 from abkit.spec import ExperimentSpec, MetricSpec, load_spec
 
-COLUMNS = ["buyer_id", "variant", "orders", "refunds", "refund_amount", "time_to_refund_hours",
-           "repeat_purchase_30d", "abuse_loss", "pre_orders", "pre_refunds", "pre_refund_amount"]
+COLUMNS = [
+    "buyer_id",
+    "variant",
+    "orders",
+    "refunds",
+    "refund_amount",
+    "time_to_refund_hours",
+    "repeat_purchase_30d",
+    "abuse_loss",
+    "pre_orders",
+    "pre_refunds",
+    "pre_refund_amount",
+]
 
 
 def small_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     orders = rng.poisson(2, n) + 1
     refunds = rng.binomial(orders, 0.1)
-    return pd.DataFrame({
-        "buyer_id": np.arange(n),
-        "variant": pd.Categorical(np.where(rng.random(n) < 0.5, "control", "treatment")),
-        "orders": orders, "refunds": refunds,
-        "refund_amount": refunds * 20.0,
-        "time_to_refund_hours": np.where(refunds > 0, 30.0, np.nan),
-        "repeat_purchase_30d": rng.integers(0, 2, n),
-        "abuse_loss": rng.random(n),
-        "pre_orders": rng.poisson(2, n) + 1, "pre_refunds": rng.poisson(0.2, n),
-        "pre_refund_amount": rng.random(n) * 10,
-    })
+    return pd.DataFrame(
+        {
+            "buyer_id": np.arange(n),
+            "variant": pd.Categorical(np.where(rng.random(n) < 0.5, "control", "treatment")),
+            "orders": orders,
+            "refunds": refunds,
+            "refund_amount": refunds * 20.0,
+            "time_to_refund_hours": np.where(refunds > 0, 30.0, np.nan),
+            "repeat_purchase_30d": rng.integers(0, 2, n),
+            "abuse_loss": rng.random(n),
+            "pre_orders": rng.poisson(2, n) + 1,
+            "pre_refunds": rng.poisson(0.2, n),
+            "pre_refund_amount": rng.random(n) * 10,
+        }
+    )
 
 
 SPEC = {
@@ -58,14 +74,26 @@ SPEC = {
     "alpha": 0.05,
     "correction": "holm",
     "metrics": [
-        {"name": "refund_rate", "type": "ratio", "numerator": "refunds", "denominator": "orders",
-         "covariates": ["pre_refunds", "pre_orders"], "better": "lower", "primary": True},
+        {
+            "name": "refund_rate",
+            "type": "ratio",
+            "numerator": "refunds",
+            "denominator": "orders",
+            "covariates": ["pre_refunds", "pre_orders"],
+            "better": "lower",
+            "primary": True,
+        },
         {"name": "refund_amount", "type": "mean", "column": "refund_amount", "covariate": "pre_refund_amount"},
-        {"name": "time_to_refund", "type": "mean", "column": "time_to_refund_hours", "dropna": True,
-         "better": "lower"},
+        {"name": "time_to_refund", "type": "mean", "column": "time_to_refund_hours", "dropna": True, "better": "lower"},
         {"name": "repeat_purchase_30d", "type": "proportion", "column": "repeat_purchase_30d"},
-        {"name": "abuse_loss_per_order", "type": "ratio", "numerator": "abuse_loss", "denominator": "orders",
-         "better": "lower", "guardrail": True},
+        {
+            "name": "abuse_loss_per_order",
+            "type": "ratio",
+            "numerator": "abuse_loss",
+            "denominator": "orders",
+            "better": "lower",
+            "guardrail": True,
+        },
     ],
 }
 
@@ -99,7 +127,7 @@ def mutated(**changes) -> dict:
 
 # --------------------------------------------------------------------------- valid specs
 def test_valid_spec_loads_and_round_trips(project, monkeypatch):
-    monkeypatch.chdir(project / "data")   # the data path must not depend on the working directory
+    monkeypatch.chdir(project / "data")  # the data path must not depend on the working directory
     path = write_spec(project, SPEC)
     spec = load_spec(path)
 
@@ -114,7 +142,7 @@ def test_valid_spec_loads_and_round_trips(project, monkeypatch):
     assert spec.correction == "holm" and spec.alpha == 0.05
 
     d = spec.to_dict()
-    assert json.loads(json.dumps(d)) == d                      # plain JSON-able data
+    assert json.loads(json.dumps(d)) == d  # plain JSON-able data
     assert ExperimentSpec.from_dict(d) == spec
     assert ExperimentSpec.from_dict(json.loads(json.dumps(d))) == spec
     # and the dict form validates just like YAML does
@@ -129,7 +157,7 @@ def test_build_metrics_maps_every_field(project):
     rate, amount, ttr, repeat, abuse = spec.build_metrics()
     assert isinstance(rate, abkit.Ratio) and rate.better == "lower"
     assert rate.columns == ("refunds", "orders", "pre_refunds", "pre_orders")
-    assert rate.method == "cuped" and len(rate.covariates) == 1       # the pre-period (num, den) pair
+    assert rate.method == "cuped" and len(rate.covariates) == 1  # the pre-period (num, den) pair
     assert isinstance(amount, abkit.Mean) and amount.columns == ("refund_amount", "pre_refund_amount")
     assert ttr.dropna and ttr.better == "lower" and ttr.name == "time_to_refund"
     assert isinstance(repeat, abkit.Proportion) and repeat.better == "higher"
@@ -139,18 +167,33 @@ def test_build_metrics_maps_every_field(project):
 def test_spec_drives_analyze(project):
     """The objects a spec builds are what abkit.analyze takes (as in the readout notebook)."""
     spec = load_spec(write_spec(project, SPEC))
-    result = abkit.analyze(spec.data_path, spec.build_metrics(), variant=spec.variant, control=spec.control,
-                           alpha=spec.alpha, correction=spec.correction, allocation=spec.planned_allocation)
+    result = abkit.analyze(
+        spec.data_path,
+        spec.build_metrics(),
+        variant=spec.variant,
+        control=spec.control,
+        alpha=spec.alpha,
+        correction=spec.correction,
+        allocation=spec.planned_allocation,
+    )
     assert [r["metric"] for r in result.rows] == [m.name for m in spec.metrics]
     assert "p_value_adjusted" in result.rows[0]
 
 
 def test_defaults_and_optional_fields(project):
-    minimal = {"name": "x", "data": "../data/ab.parquet",
-               "metrics": [{"type": "ratio", "numerator": "refunds", "denominator": "orders", "primary": True}]}
+    minimal = {
+        "name": "x",
+        "data": "../data/ab.parquet",
+        "metrics": [{"type": "ratio", "numerator": "refunds", "denominator": "orders", "primary": True}],
+    }
     spec = load_spec(write_spec(project, minimal))
-    assert (spec.kind, spec.variant, spec.control, spec.alpha, spec.correction) == ("ab", "variant", "control",
-                                                                                   0.05, None)
+    assert (spec.kind, spec.variant, spec.control, spec.alpha, spec.correction) == (
+        "ab",
+        "variant",
+        "control",
+        0.05,
+        None,
+    )
     assert spec.metrics[0].name == "refunds/orders" and spec.metrics[0].better == "higher"
     assert spec.start is None and spec.allocation is None and spec.guardrails == ()
     assert ExperimentSpec.from_dict(spec.to_dict()) == spec
@@ -176,60 +219,66 @@ def test_unknown_keys_suggest_the_closest(project):
     spec["metrics"] = copy.deepcopy(SPEC["metrics"])
     spec["metrics"][0]["numerater"] = spec["metrics"][0].pop("numerator")
     msg = spec_error(write_spec(project, spec, "typos.yaml"))
-    assert "typos.yaml" in msg                                   # names the file
+    assert "typos.yaml" in msg  # names the file
     assert "alpah" in msg and "Did you mean 'alpha'?" in msg
     assert "metrics[0].numerater" in msg and "Did you mean 'numerator'?" in msg
-    assert "2 problems" not in msg and "problems" in msg          # every problem of the file, together
+    assert "2 problems" not in msg and "problems" in msg  # every problem of the file, together
 
 
-@pytest.mark.parametrize("changes, field, shown", [
-    ({"alpha": "five"}, "alpha", "'five'"),
-    ({"alpha": True}, "alpha", "True"),
-    ({"alpha": 0.7}, "alpha", "0.7"),
-    ({"name": 123}, "name", "123"),
-    ({"owner": ["a", "b"]}, "owner", "['a', 'b']"),
-    ({"correction": "bonferroni"}, "correction", "'bonferroni'"),
-    ({"correction": "none"}, "correction", "correction: null"),
-    ({"start": "next monday"}, "start", "'next monday'"),
-    ({"end": "2026-08-01"}, "end", "before start"),
-    ({"metrics": "refund_rate"}, "metrics", "'refund_rate'"),
-    ({"metrics": []}, "metrics", "non-empty"),
-    ({"allocation": {"treatment": 0.5, "other": 0.5}}, "allocation", "control"),
-    ({"allocation": {"control": -1, "treatment": 1}}, "allocation.control", "-1"),
-    ({"allocation": "50/50"}, "allocation", "'50/50'"),
-    ({"kind": "dd"}, "kind", "use one of ab, did, synthetic, power"),
-    ({"mde": 5}, "mde", "5"),
-    ({"mde": "2%"}, "mde", "'2%'"),
-    ({"power": 0.01}, "power", "larger than alpha"),
-    ({"planned_units": 1000.5}, "planned_units", "whole number"),
-    ({"planned_units": -3}, "planned_units", "-3"),
-    ({"segments": {"market": 1}}, "segments", "list of column names"),
-    ({"segments": ["variant"]}, "segments[0]", "variant column"),
-    ({"segments": ["orders", "orders"]}, "segments[1]", "listed twice"),
-    ({"date": 20260901}, "date", "20260901"),
-    ({"control": True}, "control", "True"),
-    ({"variant": 7}, "variant", "7"),
-])
+@pytest.mark.parametrize(
+    "changes, field, shown",
+    [
+        ({"alpha": "five"}, "alpha", "'five'"),
+        ({"alpha": True}, "alpha", "True"),
+        ({"alpha": 0.7}, "alpha", "0.7"),
+        ({"name": 123}, "name", "123"),
+        ({"owner": ["a", "b"]}, "owner", "['a', 'b']"),
+        ({"correction": "bonferroni"}, "correction", "'bonferroni'"),
+        ({"correction": "none"}, "correction", "correction: null"),
+        ({"start": "next monday"}, "start", "'next monday'"),
+        ({"end": "2026-08-01"}, "end", "before start"),
+        ({"metrics": "refund_rate"}, "metrics", "'refund_rate'"),
+        ({"metrics": []}, "metrics", "non-empty"),
+        ({"allocation": {"treatment": 0.5, "other": 0.5}}, "allocation", "control"),
+        ({"allocation": {"control": -1, "treatment": 1}}, "allocation.control", "-1"),
+        ({"allocation": "50/50"}, "allocation", "'50/50'"),
+        ({"kind": "dd"}, "kind", "use one of ab, did, synthetic, power"),
+        ({"mde": 5}, "mde", "5"),
+        ({"mde": "2%"}, "mde", "'2%'"),
+        ({"power": 0.01}, "power", "larger than alpha"),
+        ({"planned_units": 1000.5}, "planned_units", "whole number"),
+        ({"planned_units": -3}, "planned_units", "-3"),
+        ({"segments": {"market": 1}}, "segments", "list of column names"),
+        ({"segments": ["variant"]}, "segments[0]", "variant column"),
+        ({"segments": ["orders", "orders"]}, "segments[1]", "listed twice"),
+        ({"date": 20260901}, "date", "20260901"),
+        ({"control": True}, "control", "True"),
+        ({"variant": 7}, "variant", "7"),
+    ],
+)
 def test_wrong_types_and_values(project, changes, field, shown):
     msg = spec_error(write_spec(project, mutated(**changes)))
     assert f"{field}:" in msg, msg
     assert shown in msg, msg
 
 
-@pytest.mark.parametrize("metric_changes, field, shown", [
-    ({"type": "ratioo"}, "metrics[0].type", "Did you mean 'ratio'?"),
-    ({"primary": "yes please"}, "metrics[0].primary", "'yes please'"),
-    ({"better": "Lower"}, "metrics[0].better", "Did you mean 'lower'?"),
-    ({"covariates": 5}, "metrics[0].covariates", "5"),
-    ({"covariates": ["pre_refunds", 3]}, "metrics[0].covariates[1]", "3"),
-    ({"numerator": None}, "metrics[0].numerator", "required"),
-    ({"column": "refunds"}, "metrics[0].column", "numerator"),
-    ({"method": "lin", "covariates": None}, "metrics[0].method", "needs covariates"),
-    ({"name": ""}, "metrics[0].name", "empty"),
-    ({"dropna": "true"}, "metrics[0].dropna", "'true'"),
-    ({"guardrail": True}, "metrics[0].guardrail", "both primary and a guardrail"),
-    ({"margin": 0.02}, "metrics[0].margin", "only applies to guardrail"),
-])
+@pytest.mark.parametrize(
+    "metric_changes, field, shown",
+    [
+        ({"type": "ratioo"}, "metrics[0].type", "Did you mean 'ratio'?"),
+        ({"primary": "yes please"}, "metrics[0].primary", "'yes please'"),
+        ({"better": "Lower"}, "metrics[0].better", "Did you mean 'lower'?"),
+        ({"covariates": 5}, "metrics[0].covariates", "5"),
+        ({"covariates": ["pre_refunds", 3]}, "metrics[0].covariates[1]", "3"),
+        ({"numerator": None}, "metrics[0].numerator", "required"),
+        ({"column": "refunds"}, "metrics[0].column", "numerator"),
+        ({"method": "lin", "covariates": None}, "metrics[0].method", "needs covariates"),
+        ({"name": ""}, "metrics[0].name", "empty"),
+        ({"dropna": "true"}, "metrics[0].dropna", "'true'"),
+        ({"guardrail": True}, "metrics[0].guardrail", "both primary and a guardrail"),
+        ({"margin": 0.02}, "metrics[0].margin", "only applies to guardrail"),
+    ],
+)
 def test_wrong_metric_fields(project, metric_changes, field, shown):
     spec = copy.deepcopy(SPEC)
     spec["metrics"][0].update(metric_changes)
@@ -259,16 +308,19 @@ def test_metric_columns_must_hold_numbers(project):
     frame.to_parquet(project / "data" / "ab.parquet")
     msg = spec_error(write_spec(project, copy.deepcopy(SPEC)))
     assert "metrics[1].column: column 'refund_amount' of data file 'ab.parquet' holds String, not numbers" in msg
-    assert msg.count("not numbers") == 1   # the text variant and the date-free spec are fine
+    assert msg.count("not numbers") == 1  # the text variant and the date-free spec are fine
 
 
-@pytest.mark.parametrize("control, fragment", [
-    ("Control", "Did you mean 'control'?"),
-    ("placebo", "values there: 'control', 'treatment'"),
-])
+@pytest.mark.parametrize(
+    "control, fragment",
+    [
+        ("Control", "Did you mean 'control'?"),
+        ("placebo", "values there: 'control', 'treatment'"),
+    ],
+)
 def test_control_arm_must_be_in_the_data(project, control, fragment):
     spec = mutated(control=control)
-    spec.pop("allocation")   # without an allocation only the data can tell
+    spec.pop("allocation")  # without an allocation only the data can tell
     msg = spec_error(write_spec(project, spec))
     assert f"control: arm '{control}' is not a value of column 'variant'" in msg
     assert "Set `control:` to the control arm's label" in msg and fragment in msg
@@ -342,8 +394,16 @@ def test_spec_errors_are_abkit_errors():
 
 
 # --------------------------------------------------------------------------- hostile names
-HOSTILE = ["../../etc/x", "/etc/passwd", "..", "name with \"quotes\" and 'single'",
-           "<script>alert(1)</script>", "x\ny\r\n\tz", "Rückerstattung ✓", "C:\\Windows\\x"]
+HOSTILE = [
+    "../../etc/x",
+    "/etc/passwd",
+    "..",
+    "name with \"quotes\" and 'single'",
+    "<script>alert(1)</script>",
+    "x\ny\r\n\tz",
+    "Rückerstattung ✓",
+    "C:\\Windows\\x",
+]
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -358,23 +418,33 @@ def test_hostile_names_round_trip_and_escape(project, name):
     page = render.header_html(loaded)
     assert "<script>" not in page
     if name.strip():
-        assert str(escape(name.strip())) in page     # the page templates' escaping (markupsafe)
+        assert str(escape(name.strip())) in page  # the page templates' escaping (markupsafe)
     methodology = render.methodology_html(loaded)
     assert "<script>" not in methodology
 
 
-@pytest.mark.parametrize("text, slug", [
-    ("../../etc/x", "etc-x"), ("..", "experiment"), ("", "experiment"), ("/etc/passwd", "etc-passwd"),
-    ("Instant Refunds (v2)", "instant-refunds-v2"), ("<script>alert(1)</script>", "script-alert-1-script"),
-    ("Rückerstattung", "ruckerstattung"), ("日本", "experiment"), ("a" * 200, "a" * 80), ("__init__", "init"),
-    ("CON", "con"),
-])
+@pytest.mark.parametrize(
+    "text, slug",
+    [
+        ("../../etc/x", "etc-x"),
+        ("..", "experiment"),
+        ("", "experiment"),
+        ("/etc/passwd", "etc-passwd"),
+        ("Instant Refunds (v2)", "instant-refunds-v2"),
+        ("<script>alert(1)</script>", "script-alert-1-script"),
+        ("Rückerstattung", "ruckerstattung"),
+        ("日本", "experiment"),
+        ("a" * 200, "a" * 80),
+        ("__init__", "init"),
+        ("CON", "con"),
+    ],
+)
 def test_slugify_only_keeps_safe_characters(text, slug):
     assert slugify(text) == slug
 
 
 def test_output_folders_stay_inside_out_dir(project, tmp_path):
-    out = (tmp_path / "reports")
+    out = tmp_path / "reports"
     out.mkdir()
     out = out.resolve()
     for bad in ("../x", "a/b", "..", "", "A"):
@@ -423,8 +493,14 @@ def test_cwd_does_not_leak_into_from_dict(project, monkeypatch):
 # --------------------------------------------------------------------------- readout plan fields (A/B)
 def test_plan_segments_and_margins_round_trip(project):
     spec = copy.deepcopy(SPEC)
-    spec.update(mde=0.03, power=0.9, planned_units=40_000, date="exposure_date", segments=["market", "orders"],
-                balance=["pre_orders"])
+    spec.update(
+        mde=0.03,
+        power=0.9,
+        planned_units=40_000,
+        date="exposure_date",
+        segments=["market", "orders"],
+        balance=["pre_orders"],
+    )
     spec["metrics"][4]["margin"] = 0.05
     frame = small_frame()
     frame["exposure_date"] = pd.Timestamp("2026-09-01").date()
@@ -440,8 +516,7 @@ def test_plan_segments_and_margins_round_trip(project):
     assert json.loads(json.dumps(d)) == d and ExperimentSpec.from_dict(d) == loaded
     # without `balance`, the balance check uses every covariate column of the metrics
     del spec["balance"]
-    assert load_spec(write_spec(project, spec)).balance_columns == ("pre_refunds", "pre_orders",
-                                                                    "pre_refund_amount")
+    assert load_spec(write_spec(project, spec)).balance_columns == ("pre_refunds", "pre_orders", "pre_refund_amount")
     # a single segment column may be written without a list
     spec["segments"] = "market"
     assert load_spec(write_spec(project, spec)).segments == ("market",)
@@ -460,19 +535,36 @@ def rollout_frame() -> pd.DataFrame:
     rows = []
     for m, launch in [("A", 5), ("B", 7), ("C", None), ("D", None)]:
         for w in range(1, 11):
-            rows.append({"market": m, "week": w, "launch_week": launch, "orders": 100 + w, "contacts": 10 + w % 3,
-                         "refunds": 5, "time_to_refund_hours": 50.0})
+            rows.append(
+                {
+                    "market": m,
+                    "week": w,
+                    "launch_week": launch,
+                    "orders": 100 + w,
+                    "contacts": 10 + w % 3,
+                    "refunds": 5,
+                    "time_to_refund_hours": 50.0,
+                }
+            )
     df = pd.DataFrame(rows)
     df["launch_week"] = df["launch_week"].astype("Int64")
     return df
 
 
 DID = {
-    "name": "Refund-policy rollout", "kind": "did", "owner": "Refunds team", "data": "../data/panel.parquet",
-    "unit": "market", "time": "week", "first_treated": "launch_week",
+    "name": "Refund-policy rollout",
+    "kind": "did",
+    "owner": "Refunds team",
+    "data": "../data/panel.parquet",
+    "unit": "market",
+    "time": "week",
+    "first_treated": "launch_week",
     "outcome": {"name": "contact_rate", "numerator": "contacts", "denominator": "orders", "better": "lower"},
     "secondary": [{"name": "time_to_refund", "column": "time_to_refund_hours", "better": "lower"}],
-    "control_group": "not_yet_treated", "method": "reg", "alpha": 0.1, "placebo_shifts": [2],
+    "control_group": "not_yet_treated",
+    "method": "reg",
+    "alpha": 0.1,
+    "placebo_shifts": [2],
 }
 
 
@@ -500,24 +592,27 @@ def test_rollout_spec_loads_and_round_trips(rollout_project):
     assert load_spec(write_spec(rollout_project, short, "short.yaml")).outcome.column == "contacts"
 
 
-@pytest.mark.parametrize("changes, field, shown", [
-    ({"unit": None}, "unit", "required"),
-    ({"treatment": "launched"}, "treatment", "not both"),
-    ({"first_treated": None}, "first_treated", "treatment: launched"),
-    ({"control_group": "never_treatd"}, "control_group", "Did you mean 'never_treated'?"),
-    ({"method": "ols"}, "method", "dr, reg, ipw"),
-    ({"scale": "logarithmic"}, "scale", "log, level"),
-    ({"leads": 1}, "leads", "whole number in [2, 1000]"),
-    ({"placebo_shifts": [0]}, "placebo_shifts", "[4, 8]"),
-    ({"outcome": {"name": "x"}}, "outcome", "numerator"),
-    ({"outcome": {"numerator": "contacts"}}, "outcome.denominator", "required"),
-    ({"outcome": {"column": "contacts", "numerator": "x", "denominator": "y"}}, "outcome.column", "not both"),
-    ({"outcome": {"column": "contact"}}, "outcome.column", "column 'contact' not found"),
-    ({"secondary": [{"column": "refundz"}]}, "secondary[0].column", "Did you mean 'refunds'?"),
-    ({"time": "weak"}, "time", "Did you mean 'week'?"),
-    ({"metrics": []}, "metrics", "unknown key"),
-    ({"alpha": 0.9}, "alpha", "0.9"),
-])
+@pytest.mark.parametrize(
+    "changes, field, shown",
+    [
+        ({"unit": None}, "unit", "required"),
+        ({"treatment": "launched"}, "treatment", "not both"),
+        ({"first_treated": None}, "first_treated", "treatment: launched"),
+        ({"control_group": "never_treatd"}, "control_group", "Did you mean 'never_treated'?"),
+        ({"method": "ols"}, "method", "dr, reg, ipw"),
+        ({"scale": "logarithmic"}, "scale", "log, level"),
+        ({"leads": 1}, "leads", "whole number in [2, 1000]"),
+        ({"placebo_shifts": [0]}, "placebo_shifts", "[4, 8]"),
+        ({"outcome": {"name": "x"}}, "outcome", "numerator"),
+        ({"outcome": {"numerator": "contacts"}}, "outcome.denominator", "required"),
+        ({"outcome": {"column": "contacts", "numerator": "x", "denominator": "y"}}, "outcome.column", "not both"),
+        ({"outcome": {"column": "contact"}}, "outcome.column", "column 'contact' not found"),
+        ({"secondary": [{"column": "refundz"}]}, "secondary[0].column", "Did you mean 'refunds'?"),
+        ({"time": "weak"}, "time", "Did you mean 'week'?"),
+        ({"metrics": []}, "metrics", "unknown key"),
+        ({"alpha": 0.9}, "alpha", "0.9"),
+    ],
+)
 def test_rollout_spec_errors(rollout_project, changes, field, shown):
     spec = dict(DID, **changes)
     spec = {k: v for k, v in spec.items() if v is not None}
@@ -543,7 +638,7 @@ def test_rollout_pages_escape_hostile_names(rollout_project, name):
     page = rollout.header_html(loaded, panel) + rollout.details_html(loaded, panel)
     assert "<script>" not in page
     if name.strip():
-        assert str(escape(name.strip())) in page     # the page templates' escaping (markupsafe)
+        assert str(escape(name.strip())) in page  # the page templates' escaping (markupsafe)
 
 
 def test_rollout_panel_preparation(rollout_project):
@@ -564,10 +659,15 @@ def test_rollout_panel_preparation(rollout_project):
     df = rollout_frame()
     df["launched"] = (df.week >= df.launch_week.fillna(99)).astype(int)
     df.to_parquet(rollout_project / "data" / "panel.parquet")
-    spec2 = load_spec(write_spec(rollout_project, {**{k: v for k, v in DID.items() if k != "first_treated"},
-                                                  "treatment": "launched"}, "r2.yaml"))
+    spec2 = load_spec(
+        write_spec(
+            rollout_project,
+            {**{k: v for k, v in DID.items() if k != "first_treated"}, "treatment": "launched"},
+            "r2.yaml",
+        )
+    )
     assert rollout.load_panel(spec2).cohorts == {5: 1, 7: 1}
-    df.loc[(df.market == "A") & (df.week == 9), "launched"] = 0          # switches off again
+    df.loc[(df.market == "A") & (df.week == 9), "launched"] = 0  # switches off again
     df.to_parquet(rollout_project / "data" / "panel.parquet")
     with pytest.raises(abkit.DataError, match="switches back to 0"):
         rollout.load_panel(spec2)
@@ -575,11 +675,24 @@ def test_rollout_panel_preparation(rollout_project):
 
 # --------------------------------------------------------------------------- test plans (kind: power)
 PLAN = {
-    "name": "Refund e-mails (plan)", "kind": "power", "data": "../data/ab.parquet", "daily_units": 500,
-    "population": 20_000, "days": [14, 7, 28], "mde": 0.1, "max_days": 28,
+    "name": "Refund e-mails (plan)",
+    "kind": "power",
+    "data": "../data/ab.parquet",
+    "daily_units": 500,
+    "population": 20_000,
+    "days": [14, 7, 28],
+    "mde": 0.1,
+    "max_days": 28,
     "metrics": [
-        {"name": "refund_rate", "type": "ratio", "numerator": "refunds", "denominator": "orders",
-         "covariates": ["pre_refunds", "pre_orders"], "better": "lower", "primary": True},
+        {
+            "name": "refund_rate",
+            "type": "ratio",
+            "numerator": "refunds",
+            "denominator": "orders",
+            "covariates": ["pre_refunds", "pre_orders"],
+            "better": "lower",
+            "primary": True,
+        },
         {"name": "repeat", "type": "proportion", "column": "repeat_purchase_30d", "guardrail": True, "margin": 0.05},
     ],
 }
@@ -590,24 +703,32 @@ def test_plan_spec_loads_and_round_trips(project):
 
     spec = load_spec(write_spec(project, PLAN, "plan.yaml"))
     assert isinstance(spec, PowerSpec) and spec.kind == "power"
-    assert (spec.daily_units, spec.population, spec.days, spec.mde, spec.max_days) == (500, 20_000, (7, 14, 28),
-                                                                                      0.1, 28)
+    assert (spec.daily_units, spec.population, spec.days, spec.mde, spec.max_days) == (
+        500,
+        20_000,
+        (7, 14, 28),
+        0.1,
+        28,
+    )
     assert (spec.arms, spec.ratio, spec.correction, spec.power) == (2, 1.0, "bonferroni", 0.8)
     assert spec.primary.name == "refund_rate" and spec.guardrails[0].margin == 0.05
     d = spec.to_dict()
     assert json.loads(json.dumps(d)) == d and PowerSpec.from_dict(d) == spec and spec_from_dict(d) == spec
 
 
-@pytest.mark.parametrize("changes, field, shown", [
-    ({"daily_units": None}, "daily_units", "required"),
-    ({"daily_units": -5}, "daily_units", "-5"),
-    ({"days": [0, 7]}, "days", "whole numbers of days"),
-    ({"mde": 10}, "mde", "0.05"),
-    ({"arms": 1}, "arms", "whole number"),
-    ({"correction": "holm"}, "correction", "bonferroni, sidak"),
-    ({"traffic_share": 1.5}, "traffic_share", "1.5"),
-    ({"segments": ["x"]}, "segments", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "changes, field, shown",
+    [
+        ({"daily_units": None}, "daily_units", "required"),
+        ({"daily_units": -5}, "daily_units", "-5"),
+        ({"days": [0, 7]}, "days", "whole numbers of days"),
+        ({"mde": 10}, "mde", "0.05"),
+        ({"arms": 1}, "arms", "whole number"),
+        ({"correction": "holm"}, "correction", "bonferroni, sidak"),
+        ({"traffic_share": 1.5}, "traffic_share", "1.5"),
+        ({"segments": ["x"]}, "segments", "unknown key"),
+    ],
+)
 def test_plan_spec_errors(project, changes, field, shown):
     spec = {k: v for k, v in dict(PLAN, **changes).items() if v is not None}
     msg = spec_error(write_spec(project, spec, "plan.yaml"))
@@ -675,9 +796,9 @@ def test_schema_command_prints_the_json_schema_of_every_kind(capsys, tmp_path):
 
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
-    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"      # what editors support
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"  # what editors support
     assert {"AbDocument", "RolloutDocument", "PowerDocument", "MetricDocument", "TableDocument"} <= set(schema["$defs"])
-    assert schema["if"]["properties"]["kind"]["const"] == "did"                     # discriminated by kind
+    assert schema["if"]["properties"]["kind"]["const"] == "did"  # discriminated by kind
     ab = schema["$defs"]["AbDocument"]
     assert ab["additionalProperties"] is False and ab["required"] == ["name", "data", "metrics"]
     assert ab["properties"]["correction"]["anyOf"][0]["enum"] == ["holm", "bh"]
@@ -703,7 +824,7 @@ def test_sample_specs_validate_against_the_schema_and_typos_do_not(path):
     nested = copy.deepcopy(doc)
     nested[key][0]["numerater"] = nested[key][0].pop("numerator", "x")
     assert any("numerater" in e for e in _schema_errors(schema, nested))
-    wrong = dict(doc, alpha="0.05")                  # text where a number belongs: abkit refuses it, so does the schema
+    wrong = dict(doc, alpha="0.05")  # text where a number belongs: abkit refuses it, so does the schema
     assert _schema_errors(schema, wrong)
 
 
@@ -723,14 +844,18 @@ def billion_laughs() -> str:
     return "\n".join(lines) + "\nname: *a9\ndata: x.parquet\nmetrics: []\n"
 
 
-@pytest.mark.parametrize("text, words", [
-    (billion_laughs(), "once its aliases (*name) are expanded"),
-    ("name: x\ndata: x.parquet\nsegments: [" + ",".join(["m"] * 60_000) + "]\n", "more than 10,000 values"),
-    ("name: " + "[" * 5_000 + "]" * 5_000 + "\n", "nest"),           # libyaml stops at 1,000 levels itself
-    ("name: " + "[" * 200 + "]" * 200 + "\n", "nested more than 16 levels"),
-    ("a: &a [[[[[[[[[[x]]]]]]]]]]\nb: &b [[[[[[[[*a]]]]]]]]\nname: *b\n", "nested more than 16 levels"),
-    ("# padding\n" * 40_000 + "name: x\n", "larger than 256 KB"),
-], ids=["billion-laughs", "huge-list", "deep-1000", "deep-200", "deep-by-aliases", "oversized"])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        (billion_laughs(), "once its aliases (*name) are expanded"),
+        ("name: x\ndata: x.parquet\nsegments: [" + ",".join(["m"] * 60_000) + "]\n", "more than 10,000 values"),
+        ("name: " + "[" * 5_000 + "]" * 5_000 + "\n", "nest"),  # libyaml stops at 1,000 levels itself
+        ("name: " + "[" * 200 + "]" * 200 + "\n", "nested more than 16 levels"),
+        ("a: &a [[[[[[[[[[x]]]]]]]]]]\nb: &b [[[[[[[[*a]]]]]]]]\nname: *b\n", "nested more than 16 levels"),
+        ("# padding\n" * 40_000 + "name: x\n", "larger than 256 KB"),
+    ],
+    ids=["billion-laughs", "huge-list", "deep-1000", "deep-200", "deep-by-aliases", "oversized"],
+)
 def test_hostile_yaml_is_refused_quickly(project, text, words):
     """Issue 15: a 500-byte 'billion laughs' file kept `abkit validate` busy for ever; huge lists, deep
     nesting and oversized files are refused too, each well under a second."""
@@ -778,8 +903,11 @@ def test_yaml_anchors_within_bounds_still_work(project):
 
 def test_repeated_keys_are_named_with_their_path(project):
     p = project / "specs" / "dupes.yaml"
-    p.write_text("name: x\ndata: ../data/ab.parquet\nmetrics:\n  - type: mean\n    column: orders\n"
-                 "    primary: true\n    column: refunds\n", encoding="utf-8")
+    p.write_text(
+        "name: x\ndata: ../data/ab.parquet\nmetrics:\n  - type: mean\n    column: orders\n"
+        "    primary: true\n    column: refunds\n",
+        encoding="utf-8",
+    )
     assert "metrics[0].column: key repeated on line 7" in spec_error(p)
 
 
@@ -794,13 +922,20 @@ def test_integer_arms_with_an_allocation_load_and_analyse(project):
     spec = load_spec(path)
     assert spec.control == 0 and type(spec.control) is int
     assert spec.planned_allocation == {0: 0.5, 1: 0.5} and all(type(a) is int for a in spec.planned_allocation)
-    result = abkit.analyze(spec.open_data(), spec.build_metrics(), variant=spec.variant, control=spec.control,
-                           alpha=spec.alpha, allocation=spec.planned_allocation)
+    result = abkit.analyze(
+        spec.open_data(),
+        spec.build_metrics(),
+        variant=spec.variant,
+        control=spec.control,
+        alpha=spec.alpha,
+        allocation=spec.planned_allocation,
+    )
     counts = frame["variant"].value_counts()
     assert result.control == 0 and result.arms == (0, 1)
     assert result.row("refund_rate")["n_control"] == counts[0] and result.row("refund_rate")["n_treatment"] == counts[1]
-    assert result.srm.p_value == pytest.approx(__import__("scipy").stats.chisquare(
-        [counts[0], counts[1]]).pvalue, rel=1e-9)
+    assert result.srm.p_value == pytest.approx(
+        __import__("scipy").stats.chisquare([counts[0], counts[1]]).pvalue, rel=1e-9
+    )
 
 
 def test_arm_labels_survive_json_and_papermill(project):
@@ -813,7 +948,7 @@ def test_arm_labels_survive_json_and_papermill(project):
     frame["variant"] = (frame["variant"] == "treatment").astype(int)
     frame.to_parquet(project / "data" / "ab.parquet")
     spec = ExperimentSpec.from_dict(mutated(control=0, allocation={0: 0.4, 1: 0.6}), base_dir=project / "specs")
-    injected = ast.literal_eval(PythonTranslator.translate(spec.to_dict()))   # what the notebook receives
+    injected = ast.literal_eval(PythonTranslator.translate(spec.to_dict()))  # what the notebook receives
     assert ExperimentSpec.from_dict(injected) == spec
     assert ExperimentSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     # text labels stay text: '0' is not 0

@@ -3,6 +3,7 @@ independent implementations (statsmodels SurvfuncRight, scipy.stats.ecdf, weight
 differences, leave-one-out jackknife), the data path (numpy vs DuckDB, timestamps, clustered rows), the
 analyze hook and the errors. Published figures (R survRM2) and lifelines: test_survival_reference.py;
 calibration (A/A, coverage, early reads, CUPED): test_survival_calibration.py."""
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -136,7 +137,7 @@ def test_horizon_beyond_follow_up_is_refused_unless_the_curve_reached_zero():
     with pytest.raises(abkit.DataError, match="beyond the longest follow-up"):
         sv.restricted_mean(sv.EventTable.from_durations(t, e), 5.0)
     all_events = sv.restricted_mean(sv.EventTable.from_durations(t, np.ones(3)), 5.0)
-    assert all_events.value == pytest.approx(2.0)   # mean of 1, 2, 3: the curve is 0 after 3
+    assert all_events.value == pytest.approx(2.0)  # mean of 1, 2, 3: the curve is 0 after 3
 
 
 def test_event_tables_add_up_and_truncate_without_changing_the_curve():
@@ -160,7 +161,7 @@ def test_pseudo_observations_mean_is_the_km_rmst_and_variance_is_greenwood(ties)
     value, A = sv.restricted_mean_coefficients(table, 14.0)
     phi = sv.pseudo_observations(value, sv.influence(table, A, t, e))
     est = sv.restricted_mean(table, 14.0)
-    assert phi.mean() == pytest.approx(est.value, rel=1e-13)           # exact, not asymptotic
+    assert phi.mean() == pytest.approx(est.value, rel=1e-13)  # exact, not asymptotic
     n = t.size
     assert phi.var(ddof=1) / n == pytest.approx(n / (n - 1) * est.variance, rel=1e-11)
     # share with the event by t: the same identities
@@ -183,21 +184,23 @@ def test_infinitesimal_jackknife_pseudo_values_approximate_the_leave_one_out_jac
         keep = np.arange(n) != i
         jk[i] = n * value - (n - 1) * sv.restricted_mean(sv.EventTable.from_durations(t[keep], e[keep]), tau).value
     assert np.corrcoef(ij, jk)[0, 1] > 0.999
-    assert np.max(np.abs(ij - jk)) < 0.05 * np.std(jk)    # O(1/n) per unit
+    assert np.max(np.abs(ij - jk)) < 0.05 * np.std(jk)  # O(1/n) per unit
     assert abs(ij.mean() - jk.mean()) < 0.01 * np.std(jk) / np.sqrt(n)
 
 
 @pytest.mark.parametrize("resolution", [None, 0.5])
 def test_pseudo_moments_from_per_time_sums_equal_the_column_moments(resolution):
     df = two_arms(n=3000, seed=1, covariate=True)
-    m = abkit.TimeToEvent("days", "refunded", horizon=20, covariate=["pre_days", "pre_orders"],
-                          resolution=resolution)
+    m = abkit.TimeToEvent("days", "refunded", horizon=20, covariate=["pre_days", "pre_orders"], resolution=resolution)
     counts = event_counts(df, m)
     block = pseudo_block(counts, ["control", "treatment"])
     frame = pseudo_observations(df, m)
-    direct = Moments.from_arrays(pd.factorize(frame["variant"])[0],
-                                 frame[[f"{m.name} pseudo", "pre_days", "pre_orders"]].to_numpy(),
-                                 list(pd.factorize(frame["variant"])[1]), ["p", "a", "b"])
+    direct = Moments.from_arrays(
+        pd.factorize(frame["variant"])[0],
+        frame[[f"{m.name} pseudo", "pre_days", "pre_orders"]].to_numpy(),
+        list(pd.factorize(frame["variant"])[1]),
+        ["p", "a", "b"],
+    )
     for arm in ("control", "treatment"):
         g, h = block.group_index(arm), direct.group_index(arm)
         np.testing.assert_allclose(block.mean[g], direct.mean[h], rtol=1e-12)
@@ -207,13 +210,28 @@ def test_pseudo_moments_from_per_time_sums_equal_the_column_moments(resolution):
 def test_analyze_equals_a_mean_of_the_pseudo_column_with_cuped_lin_and_always_valid():
     df = two_arms(n=4000, seed=2, hr=1.2, covariate=True)
     always_valid = abkit.sequential.AlwaysValid(planned_n=len(df))
-    for cov, seq in ((None, False), ("pre_days", False), (["pre_days", "pre_orders"], False), ("pre_days", always_valid)):
+    for cov, seq in (
+        (None, False),
+        ("pre_days", False),
+        (["pre_days", "pre_orders"], False),
+        ("pre_days", always_valid),
+    ):
         m = abkit.TimeToEvent("days", "refunded", horizon=25, name="ttr", covariate=cov)
         frame = pseudo_observations(df, m)
         ref = abkit.analyze(frame, abkit.Mean("ttr pseudo", cov, name="ttr", better="lower"), sequential=seq)
         got = abkit.analyze(df, m, sequential=seq)
-        cols = ["control_value", "treatment_value", "effect", "ci_lower", "ci_upper", "p_value", "rel_ci_lower",
-                "rel_ci_upper", "se", "variance_reduction"]
+        cols = [
+            "control_value",
+            "treatment_value",
+            "effect",
+            "ci_lower",
+            "ci_upper",
+            "p_value",
+            "rel_ci_lower",
+            "rel_ci_upper",
+            "se",
+            "variance_reduction",
+        ]
         a, b = got.to_frame().iloc[0], ref.to_frame().iloc[0]
         for c in cols:
             assert a[c] == pytest.approx(b[c], rel=1e-9, abs=1e-12, nan_ok=True), (cov, seq, c)
@@ -240,8 +258,11 @@ def test_analyze_rows_are_the_restricted_means_with_greenwood_variance():
 def test_cuped_on_pseudo_observations_reduces_the_variance():
     df = simulate.time_to_refund(40_000, hazard_ratio=1.2, seed=4)
     plain = abkit.analyze(df, abkit.TimeToEvent("days_to_refund", "refunded", horizon=30)).to_frame().iloc[0]
-    cuped = abkit.analyze(df, abkit.TimeToEvent("days_to_refund", "refunded", horizon=30,
-                                                covariate="pre_refund_days")).to_frame().iloc[0]
+    cuped = (
+        abkit.analyze(df, abkit.TimeToEvent("days_to_refund", "refunded", horizon=30, covariate="pre_refund_days"))
+        .to_frame()
+        .iloc[0]
+    )
     assert cuped["variance_reduction"] > 0.05
     assert cuped["se"] < plain["se"] * 0.98
     assert cuped["se"] == pytest.approx(plain["se"] * np.sqrt(1 - cuped["variance_reduction"]), rel=0.01)
@@ -258,8 +279,9 @@ def test_timestamps_give_the_same_durations_as_the_columns(refunds_df, tmp_path)
     end = df.attrs["data_end"]
     nodrop = simulate.time_to_refund(5_000, hazard_ratio=1.25, read_day=40, seed=6)
     cols = abkit.TimeToEvent("days_to_refund", "refunded", horizon=10, name="x")
-    stamps = abkit.TimeToEvent.from_timestamps("exposure_time", "refund_time", nodrop.attrs["data_end"], horizon=10,
-                                               name="x")
+    stamps = abkit.TimeToEvent.from_timestamps(
+        "exposure_time", "refund_time", nodrop.attrs["data_end"], horizon=10, name="x"
+    )
     a = abkit.analyze(nodrop, cols).to_frame().iloc[0]
     b = abkit.analyze(nodrop, stamps).to_frame().iloc[0]
     assert a["effect"] == pytest.approx(b["effect"], rel=1e-12) and a["se"] == pytest.approx(b["se"], rel=1e-12)
@@ -291,15 +313,18 @@ def test_duckdb_push_down_equals_numpy_with_a_resolution(refunds_df, tmp_path, c
             assert got[c] == pytest.approx(mem[c], rel=1e-10, abs=1e-14, nan_ok=True), c
     counts = event_counts(str(path), m)
     assert counts.engine == "duckdb"
-    assert all(a.table.time.size <= 30 * 24 + 1 for a in counts.arms.values())   # bins, not rows
+    assert all(a.table.time.size <= 30 * 24 + 1 for a in counts.arms.values())  # bins, not rows
 
 
 def test_binning_moves_the_restricted_mean_by_less_than_the_resolution(refunds_df):
     exact = abkit.analyze(refunds_df, abkit.TimeToEvent("days_to_refund", "refunded", horizon=30)).to_frame().iloc[0]
     for r in (1.0, 0.25, 1 / 24):
-        binned = abkit.analyze(refunds_df, abkit.TimeToEvent("days_to_refund", "refunded", horizon=30,
-                                                             resolution=r)).to_frame().iloc[0]
-        assert 0 <= binned["control_value"] - exact["control_value"] <= r   # times are rounded up
+        binned = (
+            abkit.analyze(refunds_df, abkit.TimeToEvent("days_to_refund", "refunded", horizon=30, resolution=r))
+            .to_frame()
+            .iloc[0]
+        )
+        assert 0 <= binned["control_value"] - exact["control_value"] <= r  # times are rounded up
         assert abs(binned["effect"] - exact["effect"]) <= r / 4
 
 
@@ -320,13 +345,14 @@ def test_clustered_rows_count_each_buyer_once():
     df["buyer_id"] = np.arange(len(df))
     twice = pd.concat([df, df], ignore_index=True)
     base = abkit.analyze(df, abkit.TimeToEvent("days", "refunded", horizon=20)).to_frame().iloc[0]
-    clustered = abkit.analyze(twice, abkit.TimeToEvent("days", "refunded", horizon=20, unit="buyer_id")
-                              ).to_frame().iloc[0]
+    clustered = (
+        abkit.analyze(twice, abkit.TimeToEvent("days", "refunded", horizon=20, unit="buyer_id")).to_frame().iloc[0]
+    )
     naive = abkit.analyze(twice, abkit.TimeToEvent("days", "refunded", horizon=20)).to_frame().iloc[0]
     assert clustered["effect"] == pytest.approx(base["effect"], rel=1e-12)
     assert clustered["se"] == pytest.approx(base["se"], rel=1e-10)
     assert clustered["n_control"] == base["n_control"]
-    assert naive["se"] == pytest.approx(base["se"] / np.sqrt(2), rel=0.01)   # what ignoring the clusters claims
+    assert naive["se"] == pytest.approx(base["se"] / np.sqrt(2), rel=0.01)  # what ignoring the clusters claims
     with pytest.raises(abkit.DataError, match="several arms"):
         bad = twice.copy()
         bad.loc[0, "variant"] = "treatment" if bad.loc[1500, "variant"] == "control" else "control"
@@ -339,8 +365,14 @@ def test_three_arms_and_the_mixed_analyze_call():
     df["variant"] = rng.choice(["control", "b", "c"], len(df))
     df["orders"] = rng.poisson(2, len(df)) + 1
     df["refunds"] = rng.binomial(df["orders"], 0.2)
-    res = abkit.analyze(df, [abkit.Ratio("refunds", "orders", name="refund_rate"),
-                             abkit.TimeToEvent("days", "refunded", horizon=20, name="ttr")], correction="holm")
+    res = abkit.analyze(
+        df,
+        [
+            abkit.Ratio("refunds", "orders", name="refund_rate"),
+            abkit.TimeToEvent("days", "refunded", horizon=20, name="ttr"),
+        ],
+        correction="holm",
+    )
     frame = res.to_frame()
     assert list(frame.metric) == ["refund_rate", "refund_rate", "ttr", "ttr"]
     only = abkit.analyze(df, abkit.TimeToEvent("days", "refunded", horizon=20, name="ttr")).to_frame()
@@ -359,10 +391,13 @@ def test_missing_values_errors_and_dropna_counts():
     assert row["n_control"] + row["n_treatment"] == 497
 
 
-@pytest.mark.parametrize("change,match", [
-    (lambda d: d.assign(days=d.days - 100), "negative durations"),
-    (lambda d: d.assign(refunded=d.refunded * 2), "must be 0 .censored. or 1"),
-])
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (lambda d: d.assign(days=d.days - 100), "negative durations"),
+        (lambda d: d.assign(refunded=d.refunded * 2), "must be 0 .censored. or 1"),
+    ],
+)
 def test_bad_values_are_refused_in_memory_and_in_duckdb(change, match, tmp_path):
     df = change(two_arms(n=300, seed=16))
     m = abkit.TimeToEvent("days", "refunded", horizon=10)
@@ -422,8 +457,11 @@ def test_result_tables_curves_plot_and_words():
     np.testing.assert_allclose(curves.share_with_event, 1 - curves.survival)
     share = res.share_with_event(3)
     truth = simulate.time_to_refund_truth(30, 3, hazard_ratio=1.4)
-    assert share.iloc[0]["ci_lower"] < truth["treatment"]["share_by"] - truth["control"]["share_by"] < \
-        share.iloc[0]["ci_upper"]
+    assert (
+        share.iloc[0]["ci_lower"]
+        < truth["treatment"]["share_by"] - truth["control"]["share_by"]
+        < share.iloc[0]["ci_upper"]
+    )
     med = res.medians().iloc[0]
     assert med.ci_lower < med.effect < med.ci_upper and med.p_value < 0.05
     ax = res.plot()
@@ -434,20 +472,27 @@ def test_result_tables_curves_plot_and_words():
 
 
 def test_sentences_are_computed_from_the_numbers():
-    assert (abkit.time_to_event.effect_sentence(-1.8, -2.4, -1.2, 30) ==
-            "refunds arrive 1.8 days sooner on average within the first 30 days, 95% CI 1.2 to 2.4")
-    assert (abkit.time_to_event.effect_sentence(0.4, -0.2, 1.1, 14, time_unit="hours", events="answers") ==
-            "answers arrive 0.4 hours later on average within the first 14 hours, 95% CI 0.2 sooner to 1.1 later")
-    assert (abkit.time_to_event.share_sentence(0.41, 0.452, 0.031, 0.053, 3) ==
-            "the share refunded within 3 days rises from 41.0% to 45.2% (+4.2 points, 95% CI +3.1 to +5.3)")
+    assert (
+        abkit.time_to_event.effect_sentence(-1.8, -2.4, -1.2, 30)
+        == "refunds arrive 1.8 days sooner on average within the first 30 days, 95% CI 1.2 to 2.4"
+    )
+    assert (
+        abkit.time_to_event.effect_sentence(0.4, -0.2, 1.1, 14, time_unit="hours", events="answers")
+        == "answers arrive 0.4 hours later on average within the first 14 hours, 95% CI 0.2 sooner to 1.1 later"
+    )
+    assert (
+        abkit.time_to_event.share_sentence(0.41, 0.452, 0.031, 0.053, 3)
+        == "the share refunded within 3 days rises from 41.0% to 45.2% (+4.2 points, 95% CI +3.1 to +5.3)"
+    )
 
 
 def test_median_difference_p_value_agrees_with_its_interval():
     for seed in range(6):
         a, ea = censored(n=300, seed=100 + seed, scale=8.0, cens=30)
         b, eb = censored(n=300, seed=200 + seed, scale=8.0 + seed, cens=30)
-        out = sv.median_difference(sv.kaplan_meier(sv.EventTable.from_durations(b, eb)),
-                                   sv.kaplan_meier(sv.EventTable.from_durations(a, ea)))
+        out = sv.median_difference(
+            sv.kaplan_meier(sv.EventTable.from_durations(b, eb)), sv.kaplan_meier(sv.EventTable.from_durations(a, ea))
+        )
         outside = not (out["ci_lower"] <= 0 <= out["ci_upper"])
         assert outside == (out["p_value"] < 0.05), out
 
@@ -476,10 +521,12 @@ def test_spark_push_down_equals_numpy(spark, tmp_path):
     path = tmp_path / "r.parquet"
     df.assign(variant=df.variant.astype(str)).to_parquet(path)
     sdf = spark.read.parquet(str(path))
-    for m in (abkit.TimeToEvent("days_to_refund", "refunded", horizon=20, resolution=1 / 24,
-                                covariate="pre_refund_days"),
-              abkit.TimeToEvent.from_timestamps("exposure_time", "refund_time", df.attrs["data_end"], horizon=20,
-                                                resolution=1 / 24)):
+    for m in (
+        abkit.TimeToEvent("days_to_refund", "refunded", horizon=20, resolution=1 / 24, covariate="pre_refund_days"),
+        abkit.TimeToEvent.from_timestamps(
+            "exposure_time", "refund_time", df.attrs["data_end"], horizon=20, resolution=1 / 24
+        ),
+    ):
         mem = abkit.analyze(df, m).to_frame().iloc[0]
         got = abkit.analyze(sdf, m).to_frame().iloc[0]
         for c in ("control_value", "treatment_value", "effect", "se", "variance_reduction"):
@@ -491,7 +538,7 @@ def test_counts_of_disjoint_parts_add_up_to_the_counts_of_the_whole(tmp_path):
     m = abkit.TimeToEvent("days", "refunded", horizon=20, covariate=["pre_days", "pre_orders"], resolution=0.25)
     path = tmp_path / "second.parquet"
     df.iloc[1000:].to_parquet(path)
-    parts = event_counts(df.iloc[:1000], m) + event_counts(str(path), m)     # shifts differ: re-centred
+    parts = event_counts(df.iloc[:1000], m) + event_counts(str(path), m)  # shifts differ: re-centred
     whole = abkit.analyze_time_to_event(df, m).to_frame().iloc[0]
     added = abkit.analyze_time_to_event(parts, m).to_frame().iloc[0]
     for c in ("control_value", "treatment_value", "effect", "se", "variance_reduction", "n_control"):
@@ -505,7 +552,7 @@ def test_times_on_a_binned_grid_compare_equal_to_their_bins():
     # as the grid writes them, so a bin at exactly the asked time is counted (and an off-grid time is refused)
     df = two_arms(n=4000, seed=25, hr=1.2)
     df["days"] = np.round(df["days"] * 10) / 10
-    assert 23 * 0.1 > 2.3                       # the float trap: bin 23 of 0.1 lies above 2.3
+    assert 23 * 0.1 > 2.3  # the float trap: bin 23 of 0.1 lies above 2.3
     for r, at, horizon in ((0.1, 0.7, 3.0), (0.1, 2.3, 3.0), (1 / 3, 2.0, 10.0), (0.05, 1.15, 1.5)):
         m = abkit.TimeToEvent("days", "refunded", horizon=horizon, resolution=r)
         res = abkit.analyze_time_to_event(df, m)
@@ -518,5 +565,6 @@ def test_times_on_a_binned_grid_compare_equal_to_their_bins():
         expected = 1 - sv.kaplan_meier(table).at(k_at).value
         assert share.control_value == pytest.approx(expected, rel=1e-12), (r, at)
     with pytest.raises(abkit.AbkitError, match="not a multiple of its resolution"):
-        abkit.analyze_time_to_event(df, abkit.TimeToEvent("days", "refunded", horizon=6, resolution=0.5)
-                                    ).share_with_event(1.25)
+        abkit.analyze_time_to_event(
+            df, abkit.TimeToEvent("days", "refunded", horizon=6, resolution=0.5)
+        ).share_with_event(1.25)

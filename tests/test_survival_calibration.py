@@ -14,6 +14,7 @@ are censored before the 10-day horizon and only about 5% are still followed at i
   median difference; bias and coverage at an early read against the naive rate; clustered rows (refunds of
   buyers) covered only with the clustered variance.
 """
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -40,12 +41,15 @@ def test_an_early_read_biases_the_naive_rate_and_mean_but_not_the_censoring_awar
     df = simulate.time_to_refund(150_000, hazard_ratio=1.5, read_day=10, seed=21)
     truth = simulate.time_to_refund_truth(7.0, 3.0, hazard_ratio=1.5)
     naive = abkit.analyze(df, abkit.Proportion("refunded", name="naive_rate")).row("naive_rate")
-    assert naive["p_value"] < 1e-6 and naive["ci_lower"] > 0.02          # "instant refunds raised the refund rate"
-    assert truth["treatment"]["refund_share"] == truth["control"]["refund_share"]   # ... which they did not
-    dropna = abkit.analyze(df.assign(t=df.days_to_refund.where(df.refunded == 1)),
-                           abkit.Mean("t", dropna=True)).to_frame().iloc[0]
-    true_mean_control = 2.0 / truth["control"]["rate"]                   # E[delay | refunded], Lomax k = 2
-    assert dropna["control_value"] < 0.5 * true_mean_control             # only the fast refunds are seen yet
+    assert naive["p_value"] < 1e-6 and naive["ci_lower"] > 0.02  # "instant refunds raised the refund rate"
+    assert truth["treatment"]["refund_share"] == truth["control"]["refund_share"]  # ... which they did not
+    dropna = (
+        abkit.analyze(df.assign(t=df.days_to_refund.where(df.refunded == 1)), abkit.Mean("t", dropna=True))
+        .to_frame()
+        .iloc[0]
+    )
+    true_mean_control = 2.0 / truth["control"]["rate"]  # E[delay | refunded], Lomax k = 2
+    assert dropna["control_value"] < 0.5 * true_mean_control  # only the fast refunds are seen yet
     res = abkit.analyze_time_to_event(df, metric(horizon=7.0))
     rmst = res.to_frame().iloc[0]
     true_rmst = truth["treatment"]["rmst"] - truth["control"]["rmst"]
@@ -66,8 +70,9 @@ def test_power_through_simulate_power_on_the_pseudo_observations_matches_direct_
     truth = simulate.time_to_refund_truth(HORIZON, hazard_ratio=1.12)
     shift = truth["treatment"]["rmst"] - truth["control"]["rmst"]
     n = 2000
-    planned = abkit.power.simulate_power(frame, abkit.Mean("pseudo", better="lower"), effect=shift, relative=False,
-                                         n_per_arm=n, n_sims=400, seed=1)
+    planned = abkit.power.simulate_power(
+        frame, abkit.Mean("pseudo", better="lower"), effect=shift, relative=False, n_per_arm=n, n_sims=400, seed=1
+    )
     hits = 0
     reps = 200
     for s in range(reps):
@@ -111,35 +116,62 @@ def test_aa_false_positive_rate_and_coverage_with_heavy_censoring():
     reps = 2000
     aa = _run(reps, 30_000, 1.0, **HEAVY)
     censored = np.mean([r["censored_before_horizon"] for r in aa])
-    assert censored > 0.5, censored                                      # heavy censoring, as claimed
-    labels = {"plain": "restricted mean, pseudo-observations", "cuped": "restricted mean + CUPED",
-              "share": "share refunded by day 3", "median": "median difference (MOVER)"}
+    assert censored > 0.5, censored  # heavy censoring, as claimed
+    labels = {
+        "plain": "restricted mean, pseudo-observations",
+        "cuped": "restricted mean + CUPED",
+        "share": "share refunded by day 3",
+        "median": "median difference (MOVER)",
+    }
     ok = []
     for key, label in labels.items():
         fpr = float(np.mean([r[key]["p_value"] < ALPHA for r in aa]))
-        ok.append(record(f"tte/aa/{key}", section="Time to event", test="test_survival_calibration.py::"
-                         "test_aa_false_positive_rate_and_coverage_with_heavy_censoring", metric="time to refund",
-                         method=label, statistic="false-positive rate", value=fpr, nominal=ALPHA, reps=reps,
-                         note=f"A/A, about 1,500 buyers in the data, {censored:.0%} censored before the 10-day "
-                         "horizon, about 5% still followed at it"))
+        ok.append(
+            record(
+                f"tte/aa/{key}",
+                section="Time to event",
+                test="test_survival_calibration.py::test_aa_false_positive_rate_and_coverage_with_heavy_censoring",
+                metric="time to refund",
+                method=label,
+                statistic="false-positive rate",
+                value=fpr,
+                nominal=ALPHA,
+                reps=reps,
+                note=f"A/A, about 1,500 buyers in the data, {censored:.0%} censored before the 10-day "
+                "horizon, about 5% still followed at it",
+            )
+        )
     truth = simulate.time_to_refund_truth(HORIZON, 3.0, hazard_ratio=1.3)
     ab = _run(reps, 40_000, 1.3, **HEAVY)
-    targets = {"plain": truth["treatment"]["rmst"] - truth["control"]["rmst"],
-               "cuped": truth["treatment"]["rmst"] - truth["control"]["rmst"],
-               "share": truth["treatment"]["share_by"] - truth["control"]["share_by"],
-               "median": truth["treatment"]["median"] - truth["control"]["median"]}
+    targets = {
+        "plain": truth["treatment"]["rmst"] - truth["control"]["rmst"],
+        "cuped": truth["treatment"]["rmst"] - truth["control"]["rmst"],
+        "share": truth["treatment"]["share_by"] - truth["control"]["share_by"],
+        "median": truth["treatment"]["median"] - truth["control"]["median"],
+    }
     for key, target in targets.items():
         cov = _covers(ab, key, target)
-        ok.append(record(f"tte/coverage/{key}", section="Time to event", test="test_survival_calibration.py::"
-                         "test_aa_false_positive_rate_and_coverage_with_heavy_censoring", metric="time to refund",
-                         method=labels[key], statistic="coverage", value=cov, nominal=1 - ALPHA, reps=reps,
-                         note="hazard ratio 1.3, heavy censoring; truth from time_to_refund_truth"))
+        ok.append(
+            record(
+                f"tte/coverage/{key}",
+                section="Time to event",
+                test="test_survival_calibration.py::test_aa_false_positive_rate_and_coverage_with_heavy_censoring",
+                metric="time to refund",
+                method=labels[key],
+                statistic="coverage",
+                value=cov,
+                nominal=1 - ALPHA,
+                reps=reps,
+                note="hazard ratio 1.3, heavy censoring; truth from time_to_refund_truth",
+            )
+        )
     se_plain = np.mean([r["plain"]["se"] for r in ab])
     se_cuped = np.mean([r["cuped"]["se"] for r in ab])
     sd_plain = np.std([r["plain"]["effect"] for r in ab])
     sd_cuped = np.std([r["cuped"]["effect"] for r in ab])
-    print(f"[tte] mean se plain {se_plain:.4f} (sd of estimates {sd_plain:.4f}), CUPED {se_cuped:.4f} "
-          f"(sd {sd_cuped:.4f})")
+    print(
+        f"[tte] mean se plain {se_plain:.4f} (sd of estimates {sd_plain:.4f}), CUPED {se_cuped:.4f} (sd {sd_cuped:.4f})"
+    )
     assert se_cuped < se_plain and sd_cuped < sd_plain
     assert se_plain == pytest.approx(sd_plain, rel=0.08) and se_cuped == pytest.approx(sd_cuped, rel=0.08)
     assert all(ok)
@@ -166,17 +198,31 @@ def test_early_reads_naive_rate_is_biased_censoring_aware_reads_are_not():
         t_rmst = truth["treatment"]["rmst"] - truth["control"]["rmst"]
         rmst_cov.append(row["ci_lower"] <= t_rmst <= row["ci_upper"])
     # the eventual refund share is the same in both arms: the naive rate "finds" an effect
-    print(f"[tte] early read: naive refund-rate difference {np.mean(naive_eff):+.4f} (truth 0), rejects "
-          f"{np.mean(naive_rej):.0%}; share-by-3-days bias {np.mean(share_eff):+.5f}")
+    print(
+        f"[tte] early read: naive refund-rate difference {np.mean(naive_eff):+.4f} (truth 0), rejects "
+        f"{np.mean(naive_rej):.0%}; share-by-3-days bias {np.mean(share_eff):+.5f}"
+    )
     assert np.mean(naive_rej) > 0.5 and np.mean(naive_eff) > 10 * np.std(naive_eff) / np.sqrt(reps)
     assert abs(np.mean(share_eff)) < 3 * np.std(share_eff) / np.sqrt(reps)
-    ok = [record(f"tte/early/{key}", section="Time to event",
-                 test="test_survival_calibration.py::test_early_reads_naive_rate_is_biased_censoring_aware_reads_are_not",
-                 metric="time to refund, read on day 10", method=label, statistic="coverage", value=float(np.mean(v)),
-                 nominal=1 - ALPHA, reps=reps, note="early read: the naive refund rate rejects a true null in "
-                 f"{np.mean(naive_rej):.0%} of the experiments")
-          for key, label, v in (("share", "share refunded by day 3", share_cov),
-                                ("rmst", "restricted mean to 7 days", rmst_cov))]
+    ok = [
+        record(
+            f"tte/early/{key}",
+            section="Time to event",
+            test="test_survival_calibration.py::test_early_reads_naive_rate_is_biased_censoring_aware_reads_are_not",
+            metric="time to refund, read on day 10",
+            method=label,
+            statistic="coverage",
+            value=float(np.mean(v)),
+            nominal=1 - ALPHA,
+            reps=reps,
+            note="early read: the naive refund rate rejects a true null in "
+            f"{np.mean(naive_rej):.0%} of the experiments",
+        )
+        for key, label, v in (
+            ("share", "share refunded by day 3", share_cov),
+            ("rmst", "restricted mean to 7 days", rmst_cov),
+        )
+    ]
     assert all(ok)
 
 
@@ -190,8 +236,14 @@ def refunds_by_buyer(n_buyers, seed, hazard_ratio, lam=0.25, k=1.0, cens=14.0):
     rate = lam * frail[buyer] * np.where(arm[buyer] == "treatment", hazard_ratio, 1.0)
     delay = rng.exponential(1.0, buyer.size) / rate
     follow = np.repeat(rng.uniform(2.0, 2 * cens, n_buyers), count)
-    return pd.DataFrame({"buyer_id": buyer, "variant": arm[buyer], "days": np.minimum(delay, follow),
-                         "refunded": (delay <= follow).astype(int)})
+    return pd.DataFrame(
+        {
+            "buyer_id": buyer,
+            "variant": arm[buyer],
+            "days": np.minimum(delay, follow),
+            "refunded": (delay <= follow).astype(int),
+        }
+    )
 
 
 @pytest.mark.slow
@@ -200,7 +252,7 @@ def test_clustered_rows_need_the_clustered_variance():
 
     reps, tau, hr, lam, k = 1500, 10.0, 1.3, 0.25, 1.0
 
-    def rmst(rate):          # Lomax k = 1: int_0^tau (1 + rate t)^-1 dt
+    def rmst(rate):  # Lomax k = 1: int_0^tau (1 + rate t)^-1 dt
         return np.log1p(rate * tau) / rate
 
     target = rmst(lam * hr) - rmst(lam)
@@ -213,12 +265,19 @@ def test_clustered_rows_need_the_clustered_variance():
             row = abkit.analyze(df, m).to_frame().iloc[0]
             store.append(row["ci_lower"] <= target <= row["ci_upper"])
     print(f"[tte] clustered rows: coverage clustered {np.mean(clustered):.3f}, row-level {np.mean(naive):.3f}")
-    assert np.mean(naive) < 0.92            # ignoring the buyers under-covers
-    assert record("tte/cluster/rmst", section="Time to event",
-                  test="test_survival_calibration.py::test_clustered_rows_need_the_clustered_variance",
-                  metric="time to refund (refund rows, buyer randomization)", method="clustered pseudo-observations",
-                  statistic="coverage", value=float(np.mean(clustered)), nominal=1 - ALPHA, reps=reps,
-                  note=f"row-level variance (ignoring buyers) covers {np.mean(naive):.1%}")
+    assert np.mean(naive) < 0.92  # ignoring the buyers under-covers
+    assert record(
+        "tte/cluster/rmst",
+        section="Time to event",
+        test="test_survival_calibration.py::test_clustered_rows_need_the_clustered_variance",
+        metric="time to refund (refund rows, buyer randomization)",
+        method="clustered pseudo-observations",
+        statistic="coverage",
+        value=float(np.mean(clustered)),
+        nominal=1 - ALPHA,
+        reps=reps,
+        note=f"row-level variance (ignoring buyers) covers {np.mean(naive):.1%}",
+    )
 
 
 @pytest.mark.slow
@@ -235,13 +294,21 @@ def test_greenwood_rmst_difference_covers_at_small_samples():
         est = {}
         for arm in ("control", "treatment"):
             s = df[df.variant == arm]
-            est[arm] = sv.restricted_mean(sv.EventTable.from_durations(s.days_to_refund, s.refunded).truncated(
-                HORIZON), HORIZON)
+            est[arm] = sv.restricted_mean(
+                sv.EventTable.from_durations(s.days_to_refund, s.refunded).truncated(HORIZON), HORIZON
+            )
         d = sv.difference(est["treatment"], est["control"], ALPHA)
         hit.append(d["ci_lower"] <= target <= d["ci_upper"])
-    assert record("tte/small/greenwood", section="Time to event",
-                  test="test_survival_calibration.py::test_greenwood_rmst_difference_covers_at_small_samples",
-                  metric="time to refund", method="Greenwood restricted-mean difference (survRM2)",
-                  statistic="coverage", value=float(np.mean(hit)), nominal=1 - ALPHA, reps=reps,
-                  note="about 150 buyers per arm in the data (read on day 16, 4%/day dropout)")
+    assert record(
+        "tte/small/greenwood",
+        section="Time to event",
+        test="test_survival_calibration.py::test_greenwood_rmst_difference_covers_at_small_samples",
+        metric="time to refund",
+        method="Greenwood restricted-mean difference (survRM2)",
+        statistic="coverage",
+        value=float(np.mean(hit)),
+        nominal=1 - ALPHA,
+        reps=reps,
+        note="about 150 buyers per arm in the data (read on day 16, 4%/day dropout)",
+    )
     assert stats.binomtest(int(np.sum(hit)), reps, 0.95).pvalue > 1e-4

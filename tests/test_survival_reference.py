@@ -8,6 +8,7 @@
   separate virtualenv (lifelines pins pandas < 3) and stored in ``data/reference/survival_lifelines.csv``,
   on pbc and on a seeded data set with many ties and about half of the units censored (``survival_ties.csv``).
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -22,32 +23,53 @@ REF = Path(__file__).parents[1] / "data" / "reference"
 # survRM2 vignette, print(rmst2(time, status, arm, tau = 10)): estimate, se, lower .95, upper .95 (and p)
 SURVRM2_ARMS = {"treatment": (7.146, 0.283, 6.592, 7.701), "control": (7.283, 0.295, 6.704, 7.863)}
 SURVRM2_RMTL = {"treatment": (2.854, 0.283, 2.299, 3.408), "control": (2.717, 0.295, 2.137, 3.296)}
-SURVRM2_CONTRASTS = {"rmst difference": (-0.137, -0.939, 0.665, 0.738), "rmst ratio": (0.981, 0.878, 1.096, 0.738),
-                     "rmtl ratio": (1.050, 0.787, 1.402, 0.738)}
+SURVRM2_CONTRASTS = {
+    "rmst difference": (-0.137, -0.939, 0.665, 0.738),
+    "rmst ratio": (0.981, 0.878, 1.096, 0.738),
+    "rmtl ratio": (1.050, 0.787, 1.402, 0.738),
+}
 
 
 def pbc() -> pd.DataFrame:
     raw = pd.read_csv(REF / "pbc312.csv")
-    assert len(raw) == 312 and (raw.trt == 1).sum() == 158      # the vignette's 158 D-penicillamine, 154 placebo
-    return pd.DataFrame({"variant": np.where(raw.trt == 1, "treatment", "control"), "years": raw.time / 365.25,
-                         "death": (raw.status == 2).astype(int)})
+    assert len(raw) == 312 and (raw.trt == 1).sum() == 158  # the vignette's 158 D-penicillamine, 154 placebo
+    return pd.DataFrame(
+        {
+            "variant": np.where(raw.trt == 1, "treatment", "control"),
+            "years": raw.time / 365.25,
+            "death": (raw.status == 2).astype(int),
+        }
+    )
 
 
 def test_restricted_means_reproduce_survrm2_documented_output():
-    res = abkit.analyze_time_to_event(pbc(), abkit.TimeToEvent("years", "death", horizon=10, name="survival",
-                                                               better="higher", time_unit="years"))
+    res = abkit.analyze_time_to_event(
+        pbc(), abkit.TimeToEvent("years", "death", horizon=10, name="survival", better="higher", time_unit="years")
+    )
     table = res.restricted_means()
     for arm, (est, se, lo, hi) in SURVRM2_ARMS.items():
         row = table[(table.arm == arm) & (table.measure == "rmst")].iloc[0]
-        assert (round(row.estimate, 3), round(row.se, 3), round(row.ci_lower, 3), round(row.ci_upper, 3)) == \
-            (est, se, lo, hi)
+        assert (round(row.estimate, 3), round(row.se, 3), round(row.ci_lower, 3), round(row.ci_upper, 3)) == (
+            est,
+            se,
+            lo,
+            hi,
+        )
         lost = table[(table.arm == arm) & (table.measure == "rmtl")].iloc[0]
-        assert (round(lost.estimate, 3), round(lost.se, 3), round(lost.ci_lower, 3), round(lost.ci_upper, 3)) == \
-            SURVRM2_RMTL[arm]
+        assert (
+            round(lost.estimate, 3),
+            round(lost.se, 3),
+            round(lost.ci_lower, 3),
+            round(lost.ci_upper, 3),
+        ) == SURVRM2_RMTL[arm]
     for measure, (est, lo, hi, p) in SURVRM2_CONTRASTS.items():
         row = table[table.measure == measure].iloc[0]
-        assert (round(row.estimate, 3), round(row.ci_lower, 3), round(row.ci_upper, 3), round(row.p_value, 3)) == \
-            (est, lo, hi, p), measure
+        assert (round(row.estimate, 3), round(row.ci_lower, 3), round(row.ci_upper, 3), round(row.p_value, 3)) == (
+            est,
+            lo,
+            hi,
+            p,
+        ), measure
 
 
 def test_analyze_on_pbc_is_survrm2_up_to_the_pseudo_observation_df_factor():
@@ -81,7 +103,7 @@ def test_kaplan_meier_band_median_and_rmst_equal_lifelines(lifelines_ref, name):
         km = sv.kaplan_meier(sv.EventTable.from_durations(part.time, part.event))
         curve = r[r.quantity == "survival"]
         times = curve.time.to_numpy()
-        times = times[times > 0]                 # lifelines starts its timeline at 0 with S = 1
+        times = times[times > 0]  # lifelines starts its timeline at 0 with S = 1
         got = np.array([km.at(t).value for t in times])
         np.testing.assert_allclose(got, curve[curve.time > 0].value.to_numpy(), rtol=1e-12)
         lo, hi = km.band(0.05, "log-log")
@@ -93,8 +115,10 @@ def test_kaplan_meier_band_median_and_rmst_equal_lifelines(lifelines_ref, name):
         value, low, high = sv.quantile_time(km, 0.5, 0.05, "log-log")
         q = r.set_index("quantity").value
         assert value == pytest.approx(q["median"], rel=1e-12)
-        assert (low, high) == (pytest.approx(q["median_ci_lower"], rel=1e-12),
-                               pytest.approx(q["median_ci_upper"], rel=1e-12))
+        assert (low, high) == (
+            pytest.approx(q["median_ci_lower"], rel=1e-12),
+            pytest.approx(q["median_ci_upper"], rel=1e-12),
+        )
         rmst = sv.restricted_mean(sv.EventTable.from_durations(part.time, part.event), tau)
         assert rmst.value == pytest.approx(q["rmst"], rel=1e-12)
 

@@ -15,6 +15,7 @@ Proof against independent references:
 Calibration on simulated factor-model panels (coverage, bias) is in
 ``tests/test_synthetic_calibration.py`` (slow).
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,10 @@ def prop99() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def prop99_fits(prop99):
-    return {m: synthetic(prop99, "packs_per_capita", "state", "year", "treated", method=m, reps=50, seed=1)
-            for m in ("sdid", "sc", "did")}
+    return {
+        m: synthetic(prop99, "packs_per_capita", "state", "year", "treated", method=m, reps=50, seed=1)
+        for m in ("sdid", "sc", "did")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +55,7 @@ def market_panel() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def three_launched() -> pd.DataFrame:
-    q = abkit.simulate.rollout_panel(n_markets=16, n_weeks=36, cohorts={26: 3}, effects={"contact_rate": -0.1},
-                                     seed=3)
+    q = abkit.simulate.rollout_panel(n_markets=16, n_weeks=36, cohorts={26: 3}, effects={"contact_rate": -0.1}, seed=3)
     q["launched"] = (q["week"] >= q["launch_week"].fillna(10**6).astype(float)).astype(int)
     q["contact_rate"] = q["contacts"] / q["orders"]
     return q
@@ -90,14 +92,14 @@ def r_sc_weight_fw(Y, zeta, intercept, x, min_decrease, max_iter):
         Y = Y - Y.mean(axis=0)
     A, b = Y[:, :-1], Y[:, -1]
     n = Y.shape[0]
-    eta = n * zeta ** 2
+    eta = n * zeta**2
     vals = []
     t = 0
-    while t < max_iter and (t < 2 or vals[-2] - vals[-1] > min_decrease ** 2):
+    while t < max_iter and (t < 2 or vals[-2] - vals[-1] > min_decrease**2):
         t += 1
         x = r_fw_step(A, x, b, eta)
         err = Y @ np.r_[x, -1.0]
-        vals.append(zeta ** 2 * (x @ x) + err @ err / n)
+        vals.append(zeta**2 * (x @ x) + err @ err / n)
     return x
 
 
@@ -143,20 +145,20 @@ def r_covariate_weights(Yc, Xc, zl, zo, md, lam_int, om_int, upd_l, upd_o, lam, 
     def update(Yb, lam, om):
         Yl = Yb[:N0] - Yb[:N0].mean(axis=0) if lam_int else Yb[:N0]
         if upd_l:
-            lam = r_fw_step(Yl[:, :T0], lam, Yl[:, T0], N0 * zl ** 2)
+            lam = r_fw_step(Yl[:, :T0], lam, Yl[:, T0], N0 * zl**2)
         err_l = Yl @ np.r_[lam, -1]
         Yo = Yb[:, :T0].T
         Yo = Yo - Yo.mean(axis=0) if om_int else Yo
         if upd_o:
-            om = r_fw_step(Yo[:, :N0], om, Yo[:, N0], T0 * zo ** 2)
+            om = r_fw_step(Yo[:, :N0], om, Yo[:, N0], T0 * zo**2)
         err_o = Yo @ np.r_[om, -1]
-        val = zo ** 2 * om @ om + zl ** 2 * lam @ lam + err_o @ err_o / T0 + err_l @ err_l / N0
+        val = zo**2 * om @ om + zl**2 * lam @ lam + err_o @ err_o / T0 + err_l @ err_l / N0
         return lam, om, err_l, err_o, val
 
     lam, om, el, eo, _ = update(Yc - np.tensordot(beta, Xc, 1), lam, om)
     vals = []
     t = 0
-    while t < max_iter and (t < 2 or vals[-2] - vals[-1] > md ** 2):
+    while t < max_iter and (t < 2 or vals[-2] - vals[-1] > md**2):
         t += 1
         grad = -np.array([el @ Xi[:N0] @ np.r_[lam, -1] / N0 + eo @ Xi[:, :T0].T @ np.r_[om, -1] / T0 for Xi in Xc])
         beta = beta - grad / t
@@ -183,8 +185,15 @@ def test_prop99_reproduces_the_published_weights(prop99_fits):
     assert top == {"Nevada": 0.124, "New Hampshire": 0.105, "Connecticut": 0.078, "Delaware": 0.070}
     assert (sdid.unit_weights > 0).sum() == 28
     sc_w = sc.unit_weights[sc.unit_weights > 0].round(3).to_dict()
-    assert sc_w == {"Colorado": 0.013, "Connecticut": 0.104, "Delaware": 0.004, "Montana": 0.232, "Nevada": 0.204,
-                    "New Hampshire": 0.045, "Utah": 0.396}
+    assert sc_w == {
+        "Colorado": 0.013,
+        "Connecticut": 0.104,
+        "Delaware": 0.004,
+        "Montana": 0.232,
+        "Nevada": 0.204,
+        "New Hampshire": 0.045,
+        "Utah": 0.396,
+    }
     assert sc.time_weights is None
     assert np.allclose(did.unit_weights, 1 / 38) and np.allclose(did.time_weights, 1 / 19)
     for r in prop99_fits.values():
@@ -216,8 +225,11 @@ def _azcausal(df, y, unit, time, treat):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        panel = CausalDataFrame(df[[unit, time, y, treat]].copy()).setup(
-            outcome=y, time=time, unit=unit, intervention=treat).to_panel()
+        panel = (
+            CausalDataFrame(df[[unit, time, y, treat]].copy())
+            .setup(outcome=y, time=time, unit=unit, intervention=treat)
+            .to_panel()
+        )
         fit = SDID().fit(panel)
         did = DID().fit(panel)
     return fit.effect.value, fit.effect["omega"], fit.effect["lambd"], did.effect.value
@@ -233,10 +245,8 @@ def test_matches_azcausal(case, prop99, market_panel, three_launched):
     est, omega, lam, did = _azcausal(df, y, unit, time, treat)
     res = synthetic(df, y, unit, time, treat, reps=2)
     assert res.estimate == pytest.approx(est, abs=1e-9 * max(1.0, abs(est)))
-    np.testing.assert_allclose(res.unit_weights.to_numpy(), omega.reindex(res.unit_weights.index).to_numpy(),
-                               atol=1e-9)
-    np.testing.assert_allclose(res.time_weights.to_numpy(), lam.reindex(res.time_weights.index).to_numpy(),
-                               atol=1e-9)
+    np.testing.assert_allclose(res.unit_weights.to_numpy(), omega.reindex(res.unit_weights.index).to_numpy(), atol=1e-9)
+    np.testing.assert_allclose(res.time_weights.to_numpy(), lam.reindex(res.time_weights.index).to_numpy(), atol=1e-9)
     assert synthetic(df, y, unit, time, treat, method="did", reps=2).estimate == pytest.approx(did, abs=1e-12)
 
 
@@ -258,7 +268,7 @@ def test_frank_wolfe_batch_equals_one_problem_at_a_time():
     b = rng.normal(size=(B, n))
     allowed = rng.random((B, k)) > 0.3
     allowed[:, 0] = True
-    allowed[3, 5:] = False                             # padding at the end: trimmed when problem 3 is left
+    allowed[3, 5:] = False  # padding at the end: trimmed when problem 3 is left
     x0 = allowed / allowed.sum(axis=1, keepdims=True)
     md = np.r_[1e-3, 1e-2, 1e-4, 1e-3, 1e-1, 1e-5, 1e-3]
     x, steps = core.simplex_ridge_fw(A, b, 0.5, x0, allowed=allowed, min_decrease=md, max_iter=500)
@@ -267,11 +277,12 @@ def test_frank_wolfe_batch_equals_one_problem_at_a_time():
         ref = r_sc_weight_fw(np.c_[A[j][:, cols], b[j]], math.sqrt(0.5 / n), False, x0[j, cols], md[j], 500)
         np.testing.assert_allclose(x[j, cols], ref, atol=1e-12)
         assert (x[j, ~allowed[j]] == 0).all()
-        xs, s1 = core.simplex_ridge_fw(A[j:j + 1], b[j:j + 1], 0.5, x0[j:j + 1], allowed=allowed[j:j + 1],
-                                       min_decrease=md[j], max_iter=500)
+        xs, s1 = core.simplex_ridge_fw(
+            A[j : j + 1], b[j : j + 1], 0.5, x0[j : j + 1], allowed=allowed[j : j + 1], min_decrease=md[j], max_iter=500
+        )
         np.testing.assert_allclose(xs[0], x[j], atol=1e-12)
         assert s1[0] == steps[j]
-    assert len(set(steps.tolist())) > 1                # problems stopped at different steps
+    assert len(set(steps.tolist())) > 1  # problems stopped at different steps
 
 
 def test_affine_invariance_and_large_levels(prop99, prop99_fits):
@@ -284,8 +295,9 @@ def test_affine_invariance_and_large_levels(prop99, prop99_fits):
         assert res.estimate / a == pytest.approx(ref.estimate, abs=1e-9)
         np.testing.assert_allclose(res.unit_weights, ref.unit_weights, atol=1e-11)
         np.testing.assert_allclose(res.time_weights, ref.time_weights, atol=1e-10)
-    sc = synthetic(prop99.assign(y=prop99["packs_per_capita"] * 1e4), "y", "state", "year", "treated", method="sc",
-                   reps=2)
+    sc = synthetic(
+        prop99.assign(y=prop99["packs_per_capita"] * 1e4), "y", "state", "year", "treated", method="sc", reps=2
+    )
     assert sc.estimate / 1e4 == pytest.approx(prop99_fits["sc"].estimate, abs=1e-9)
 
 
@@ -303,7 +315,8 @@ def test_placebo_se_is_synthdids_formula_and_seeded(prop99, prop99_fits):
     assert other.se != res.se
     z = 1.959963984540054
     assert res.ci_lower == pytest.approx(res.estimate - z * res.se) and res.ci_upper == pytest.approx(
-        res.estimate + z * res.se)
+        res.estimate + z * res.se
+    )
     from scipy import stats
 
     assert res.p_value == pytest.approx(2 * stats.norm.sf(abs(res.estimate / res.se)))
@@ -320,8 +333,8 @@ def test_placebo_replications_are_r_placebo_problems(prop99):
         keep = np.delete(np.arange(N0), j)
         Yj = np.vstack([Y[keep], Y[j]])
         Yc = r_collapsed(Yj, N0 - 1, T0)
-        lam = r_sc_weight_fw(Yc[:N0 - 1], reg.zeta_lambda, True, fit.lam.copy(), reg.min_decrease, 100)
-        lam = r_sc_weight_fw(Yc[:N0 - 1], reg.zeta_lambda, True, r_sparsify(lam), reg.min_decrease, 10_000)
+        lam = r_sc_weight_fw(Yc[: N0 - 1], reg.zeta_lambda, True, fit.lam.copy(), reg.min_decrease, 100)
+        lam = r_sc_weight_fw(Yc[: N0 - 1], reg.zeta_lambda, True, r_sparsify(lam), reg.min_decrease, 10_000)
         om0 = fit.omega[keep] / fit.omega[keep].sum()
         om = r_sc_weight_fw(Yc[:, :T0].T, reg.zeta_omega, True, om0, reg.min_decrease, 100)
         om = r_sc_weight_fw(Yc[:, :T0].T, reg.zeta_omega, True, r_sparsify(om), reg.min_decrease, 10_000)
@@ -338,8 +351,9 @@ def test_placebo_with_several_launched_units_solves_each_draw(three_launched):
         ctl, tr = rep.fits.omega[b], rep.pseudo_treated[b]
         keep = np.setdiff1d(np.arange(N0), tr)
         pr = core.block_problems(N0, N0 - 3, T0, Y.shape[1])
-        one = core.solve(np.vstack([Y[keep], Y[tr]]), pr, fit.reg, omega_init=fit.omega[keep][None],
-                         lambda_init=fit.lam[None])
+        one = core.solve(
+            np.vstack([Y[keep], Y[tr]]), pr, fit.reg, omega_init=fit.omega[keep][None], lambda_init=fit.lam[None]
+        )
         assert one.estimate[0] == pytest.approx(rep.estimates[b], abs=1e-10)
         assert ctl.shape[0] == N0 - 3
 
@@ -363,10 +377,8 @@ def test_jackknife_is_the_fixed_weight_leave_one_out_formula(three_launched):
 
 
 def test_bootstrap_is_seeded_and_refused_with_one_launched_unit(three_launched, market_panel):
-    a = synthetic(three_launched, "contact_rate", "market", "week", "launched", inference="bootstrap", reps=20,
-                  seed=5)
-    b = synthetic(three_launched, "contact_rate", "market", "week", "launched", inference="bootstrap", reps=20,
-                  seed=5)
+    a = synthetic(three_launched, "contact_rate", "market", "week", "launched", inference="bootstrap", reps=20, seed=5)
+    b = synthetic(three_launched, "contact_rate", "market", "week", "launched", inference="bootstrap", reps=20, seed=5)
     assert a.se == b.se and a.se > 0 and a.replicates.size == 20
     assert a.se == pytest.approx(math.sqrt(19 / 20) * np.std(a.replicates, ddof=1))
     for how in ("bootstrap", "jackknife"):
@@ -380,14 +392,14 @@ def test_placebo_needs_more_controls_than_launched():
     df = pd.DataFrame(rows, columns=["u", "t", "y", "d"])
     with pytest.raises(DataError, match="more comparison units than launched units"):
         synthetic(df, "y", "u", "t", "d", inference="placebo")
-    res = synthetic(df, "y", "u", "t", "d", reps=20)          # default: bootstrap, placebo impossible
+    res = synthetic(df, "y", "u", "t", "d", reps=20)  # default: bootstrap, placebo impossible
     assert res.inference == "bootstrap" and res.placebo is None and res.fit_quality == "not assessed"
 
 
 def test_rmspe_permutation_p_value(prop99_fits):
     res = prop99_fits["sc"]
     pl = res.placebo
-    assert pl["launched"].iloc[0] and pl.shape[0] == 39          # California + one row per comparison state
+    assert pl["launched"].iloc[0] and pl.shape[0] == 39  # California + one row per comparison state
     ratio = pl["post_rmspe"] / pl["pre_rmspe"]
     np.testing.assert_allclose(pl["rmspe_ratio"], ratio)
     expected = (1 + (ratio.iloc[1:] >= ratio.iloc[0]).sum()) / 39
@@ -399,15 +411,14 @@ def test_rmspe_permutation_p_value(prop99_fits):
     keep = np.delete(np.arange(N0), j)
     tau, _, _ = r_estimate(np.vstack([Y[keep], Y[j]]), N0 - 1, T0, "sc")
     row = pl.loc[pl["state"] == "Utah"].iloc[0]
-    assert abs(row["estimate"] - tau) < 0.05    # regularization of the original fit kept (R placebo), so close
+    assert abs(row["estimate"] - tau) < 0.05  # regularization of the original fit kept (R placebo), so close
 
 
 # --------------------------------------------------------------------------
 # Conformal inference
 # --------------------------------------------------------------------------
 def test_conformal_did_p_values_equal_the_closed_form(prop99):
-    res = synthetic(prop99, "packs_per_capita", "state", "year", "treated", method="did", inference="conformal",
-                    reps=2)
+    res = synthetic(prop99, "packs_per_capita", "state", "year", "treated", method="did", inference="conformal", reps=2)
     Y, N0, T0, _ = _matrix(prop99, "packs_per_capita")
     ytr, yco = Y[N0:].mean(axis=0), Y[:N0].mean(axis=0)
     T = Y.shape[1]
@@ -433,7 +444,7 @@ def test_conformal_intervals_bracket_the_tested_values(prop99):
     # a period whose interval excludes 0 has a small p-value for 0 and vice versa
     excl = (cf["ci_upper"] < 0) | (cf["ci_lower"] > 0)
     assert (cf.loc[excl, "p_value"] <= 0.05 + 1e-12).all()
-    assert res.inference == "placebo"                        # conformal=True adds the path only
+    assert res.inference == "placebo"  # conformal=True adds the path only
     assert np.isfinite(res.conformal_p_value) and 1 / 31 <= res.conformal_p_value <= 1
 
 
@@ -459,9 +470,20 @@ def test_covariates_equal_r_covariate_solver():
         Yc = r_collapsed(Y, N0, T0)
         Xc = np.stack([r_collapsed(X[:, :, c], N0, T0) for c in range(2)])
         lam0 = np.zeros(T0) if method == "sc" else np.full(T0, 1 / T0)
-        lam, om, beta = r_covariate_weights(Yc, Xc, reg.zeta_lambda, reg.zeta_omega, reg.min_decrease,
-                                            reg.lambda_intercept, reg.omega_intercept, reg.update_lambda,
-                                            reg.update_omega, lam0, np.full(N0, 1 / N0), reg.max_iter)
+        lam, om, beta = r_covariate_weights(
+            Yc,
+            Xc,
+            reg.zeta_lambda,
+            reg.zeta_omega,
+            reg.min_decrease,
+            reg.lambda_intercept,
+            reg.omega_intercept,
+            reg.update_lambda,
+            reg.update_omega,
+            lam0,
+            np.full(N0, 1 / N0),
+            reg.max_iter,
+        )
         np.testing.assert_allclose(fit.beta, beta, atol=1e-10)
         np.testing.assert_allclose(fit.omega, om, atol=1e-10)
         np.testing.assert_allclose(fit.lam, lam, atol=1e-10)
@@ -496,8 +518,9 @@ def test_covariates_remove_a_confounder():
 
 
 def _staggered_panel():
-    q = abkit.simulate.rollout_panel(n_markets=18, n_weeks=40, cohorts={24: 2, 32: 3}, seed=9,
-                                     effects={"contact_rate": -0.1})
+    q = abkit.simulate.rollout_panel(
+        n_markets=18, n_weeks=40, cohorts={24: 2, 32: 3}, seed=9, effects={"contact_rate": -0.1}
+    )
     q["launched"] = (q["week"] >= q["launch_week"].fillna(10**6).astype(float)).astype(int)
     q["contact_rate"] = q["contacts"] / q["orders"]
     return q
@@ -544,26 +567,34 @@ def test_staggered_jackknife_needs_two_units_per_cohort():
 # Bad input: clear refusals naming the column and value
 # --------------------------------------------------------------------------
 def _small(n_units=6, n_periods=8, launch=5):
-    rows = [(f"m{u}", t, 1.0 + 0.1 * u + 0.05 * t + 0.01 * ((u * 7 + t * 3) % 5), int(u == 0 and t >= launch))
-            for u in range(n_units) for t in range(n_periods)]
+    rows = [
+        (f"m{u}", t, 1.0 + 0.1 * u + 0.05 * t + 0.01 * ((u * 7 + t * 3) % 5), int(u == 0 and t >= launch))
+        for u in range(n_units)
+        for t in range(n_periods)
+    ]
     return pd.DataFrame(rows, columns=["market", "week", "y", "d"])
 
 
-@pytest.mark.parametrize("mutate, pattern", [
-    (lambda d: d.drop(index=3), r"unbalanced.*market='m0' in week=3"),
-    (lambda d: pd.concat([d, d.iloc[[10]]]), r"appear more than once.*market='m1' in week=2"),
-    (lambda d: d.assign(d=np.where((d.market == "m0") & (d.week == 7), 0, d.d)),
-     r"switches off again.*market='m0' is launched from week=5 but not in week=7"),
-    (lambda d: d.assign(d=np.where(d.market == "m0", 1, 0)), r"launched in the first period.*market='m0'"),
-    (lambda d: d.assign(y=d.y.astype(object).where(d.index != 4, "n/a")), r"column 'y' is not numeric.*'n/a'"),
-    (lambda d: d.assign(y=d.y.where(d.index != 4, np.nan)), r"column 'y' has 1 missing.*market='m0' in week=4"),
-    (lambda d: d.assign(d=d.d * 2), r"column 'd' must be 0 .* or 1 .*got e.g. 2"),
-    (lambda d: d.assign(d=0), r"no unit is ever launched"),
-    (lambda d: d[d.market.isin(["m0", "m1"])], r"at least 2 never-launched comparison units; the data has 1"),
-    (lambda d: d.assign(week=d.week.map(lambda w: f"W{w}")), r"column 'week' must hold period numbers or dates"),
-    (lambda d: d.rename(columns={"y": "yy"}), r"column 'y' not found"),
-    (lambda d: d.assign(d=np.where((d.market == "m0") & (d.week >= 1), 1, 0)), r"at least 2 pre-launch periods"),
-])
+@pytest.mark.parametrize(
+    "mutate, pattern",
+    [
+        (lambda d: d.drop(index=3), r"unbalanced.*market='m0' in week=3"),
+        (lambda d: pd.concat([d, d.iloc[[10]]]), r"appear more than once.*market='m1' in week=2"),
+        (
+            lambda d: d.assign(d=np.where((d.market == "m0") & (d.week == 7), 0, d.d)),
+            r"switches off again.*market='m0' is launched from week=5 but not in week=7",
+        ),
+        (lambda d: d.assign(d=np.where(d.market == "m0", 1, 0)), r"launched in the first period.*market='m0'"),
+        (lambda d: d.assign(y=d.y.astype(object).where(d.index != 4, "n/a")), r"column 'y' is not numeric.*'n/a'"),
+        (lambda d: d.assign(y=d.y.where(d.index != 4, np.nan)), r"column 'y' has 1 missing.*market='m0' in week=4"),
+        (lambda d: d.assign(d=d.d * 2), r"column 'd' must be 0 .* or 1 .*got e.g. 2"),
+        (lambda d: d.assign(d=0), r"no unit is ever launched"),
+        (lambda d: d[d.market.isin(["m0", "m1"])], r"at least 2 never-launched comparison units; the data has 1"),
+        (lambda d: d.assign(week=d.week.map(lambda w: f"W{w}")), r"column 'week' must hold period numbers or dates"),
+        (lambda d: d.rename(columns={"y": "yy"}), r"column 'y' not found"),
+        (lambda d: d.assign(d=np.where((d.market == "m0") & (d.week >= 1), 1, 0)), r"at least 2 pre-launch periods"),
+    ],
+)
 def test_bad_input_is_refused_clearly(mutate, pattern):
     df = mutate(_small())
     with pytest.raises(AbkitError, match=pattern):
@@ -582,8 +613,9 @@ def test_bad_arguments_and_ratio_denominators():
     with pytest.raises(DataError, match=r"column 'orders' is 0 or negative in 1 unit-period.*market='m2' in week=1"):
         synthetic(bad, ("contacts", "orders"), "market", "week", "d", reps=5)
     with pytest.raises(DataError, match="conformal inference is not available with covariates"):
-        synthetic(df.assign(x=df.y * 0.5 + df.week), "y", "market", "week", "d", covariates="x",
-                  inference="conformal", reps=5)
+        synthetic(
+            df.assign(x=df.y * 0.5 + df.week), "y", "market", "week", "d", covariates="x", inference="conformal", reps=5
+        )
 
 
 # --------------------------------------------------------------------------
@@ -601,8 +633,21 @@ def test_result_carries_what_the_readout_needs(prop99_fits):
     assert len(top) == 11 and top.index[-1] == "other 28 units" and top.sum() == pytest.approx(1.0)
     assert top.index[0] == "Nevada"
     d = res.to_dict()
-    for key in ("effect", "ci_lower", "ci_upper", "rel_effect", "rel_ci_lower", "rel_ci_upper", "counterfactual",
-                "pre_rmspe", "fit_quality", "fit_message", "top_weights", "permutation_p_value", "launch_period"):
+    for key in (
+        "effect",
+        "ci_lower",
+        "ci_upper",
+        "rel_effect",
+        "rel_ci_lower",
+        "rel_ci_upper",
+        "counterfactual",
+        "pre_rmspe",
+        "fit_quality",
+        "fit_message",
+        "top_weights",
+        "permutation_p_value",
+        "launch_period",
+    ):
         assert key in d
     assert d["launch_period"] == 1989 and d["fit_quality"] == "good" and isinstance(d["effect"], float)
     row = res.to_frame()
@@ -621,8 +666,12 @@ def test_plots_are_labelled(prop99_fits):
     res = prop99_fits["sdid"]
     try:
         ax = res.plot("paths")
-        assert "California" in ax.get_title(loc="left") and ax.get_xlabel() == "year" and ax.get_ylabel() == "packs_per_capita"
-        assert len(ax.lines) >= 3                          # launched, twin, launch line
+        assert (
+            "California" in ax.get_title(loc="left")
+            and ax.get_xlabel() == "year"
+            and ax.get_ylabel() == "packs_per_capita"
+        )
+        assert len(ax.lines) >= 3  # launched, twin, launch line
         ax = res.plot("weights")
         assert [t.get_text() for t in ax.get_yticklabels()][0] == "Nevada"
         assert ax.get_yticklabels()[-1].get_text() == "other 28 units"
@@ -662,8 +711,9 @@ def test_did_namespace_exposes_synthetic():
 # --------------------------------------------------------------------------
 def test_detectable_effect_is_the_placebo_in_time_spread(market_panel):
     hist = market_panel[market_panel["week"] < 45]
-    de = detectable_effect(hist, ("contacts", "orders"), "market", "week", market="DE", post_periods=(4, 8),
-                           min_pre=20, max_dates=None)
+    de = detectable_effect(
+        hist, ("contacts", "orders"), "market", "week", market="DE", post_periods=(4, 8), min_pre=20, max_dates=None
+    )
     t = de.table
     assert t["post_periods"].tolist() == [4, 8]
     assert t["n_launch_dates"].tolist() == [44 - 20 - 4 + 1, 44 - 20 - 8 + 1]
@@ -672,7 +722,7 @@ def test_detectable_effect_is_the_placebo_in_time_spread(market_panel):
     z = stats.norm.isf(0.025) + stats.norm.ppf(0.8)
     for L, row in zip((4, 8), t.itertuples()):
         e = de.estimates.loc[de.estimates["post_periods"] == L, "estimate"]
-        assert row.rmse == pytest.approx(np.sqrt(np.mean(e ** 2)))
+        assert row.rmse == pytest.approx(np.sqrt(np.mean(e**2)))
         assert row.mde == pytest.approx(z * row.rmse)
     # one pretend launch = an SDID fit on the history cut at launch + L, DE 'launched' at the pretend date
     one = de.estimates.iloc[3]
@@ -690,10 +740,11 @@ def test_detectable_effect_is_the_placebo_in_time_spread(market_panel):
         assert "DE" in de.plot().get_title(loc="left")
     finally:
         plt.close("all")
-    few = detectable_effect(hist, ("contacts", "orders"), "market", "week", market="DE", post_periods=(4,),
-                            min_pre=20, max_dates=5)
+    few = detectable_effect(
+        hist, ("contacts", "orders"), "market", "week", market="DE", post_periods=(4,), min_pre=20, max_dates=5
+    )
     dates = few.estimates["launch_period"].to_numpy()
-    assert len(dates) == 5 and dates.max() == 41 and dates.min() == 21     # evenly spaced, the latest included
+    assert len(dates) == 5 and dates.max() == 41 and dates.min() == 21  # evenly spaced, the latest included
     with pytest.raises(DataError, match="too short"):
         detectable_effect(hist, ("contacts", "orders"), "market", "week", market="DE", post_periods=(40,))
     with pytest.raises(DataError, match="not found in column 'market'"):

@@ -24,6 +24,7 @@ conservative: mean SE 0.378 against an SD of the estimates of 0.355); DiD's
 placebo CI covers (1.000) only because it is very wide (mean SE 1.74). A
 placebo SE 0.7 times as large would cover about 86% and fail.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,16 +62,30 @@ def _estimates(Y, method, rng):
     zl = np.array([r.zeta_lambda for r in regs])
     md = np.array([r.min_decrease for r in regs])
     off = np.arange(S) * N
-    main = core.Problems(controls=off[:, None] + np.arange(N0)[None], treated=(off + N0)[:, None],
-                         pre_end=np.full(S, T0), post_end=np.full(S, T))
+    main = core.Problems(
+        controls=off[:, None] + np.arange(N0)[None],
+        treated=(off + N0)[:, None],
+        pre_end=np.full(S, T0),
+        post_end=np.full(S, T),
+    )
     fit = core.solve(Yall, main, regs[0], zeta_omega=zo, zeta_lambda=zl, min_decrease=md)
     others = np.array([np.delete(np.arange(N0), j) for j in range(N0)])
-    placebo = core.Problems(controls=(off[:, None, None] + others[None]).reshape(S * N0, N0 - 1),
-                            treated=(off[:, None] + np.arange(N0)[None]).reshape(S * N0, 1),
-                            pre_end=np.full(S * N0, T0), post_end=np.full(S * N0, T))
-    pl = core.solve(Yall, placebo, regs[0], zeta_omega=np.repeat(zo, N0), zeta_lambda=np.repeat(zl, N0),
-                    min_decrease=np.repeat(md, N0), omega_init=fit.omega[:, others].reshape(S * N0, N0 - 1),
-                    lambda_init=np.repeat(fit.lam, N0, axis=0))
+    placebo = core.Problems(
+        controls=(off[:, None, None] + others[None]).reshape(S * N0, N0 - 1),
+        treated=(off[:, None] + np.arange(N0)[None]).reshape(S * N0, 1),
+        pre_end=np.full(S * N0, T0),
+        post_end=np.full(S * N0, T),
+    )
+    pl = core.solve(
+        Yall,
+        placebo,
+        regs[0],
+        zeta_omega=np.repeat(zo, N0),
+        zeta_lambda=np.repeat(zl, N0),
+        min_decrease=np.repeat(md, N0),
+        omega_init=fit.omega[:, others].reshape(S * N0, N0 - 1),
+        lambda_init=np.repeat(fit.lam, N0, axis=0),
+    )
     per_unit = pl.estimate.reshape(S, N0)
     draws = rng.integers(0, N0, size=(S, REPS))
     values = np.take_along_axis(per_unit, draws, axis=1)
@@ -117,20 +132,31 @@ def test_placebo_ci_covers_and_sdid_removes_did_bias(simulation):
     bias, bias_se = float(est.mean()), float(est.std(ddof=1) / np.sqrt(R))
     d_bias, d_bias_se = float(d_est.mean()), float(d_est.std(ddof=1) / np.sqrt(R))
     d_cover = float(np.mean(np.abs(d_est) <= z * d_se))
-    summary = (f"SDID bias {bias:+.3f} (MC SE {bias_se:.3f}), SD {est.std():.3f}, mean placebo SE {se.mean():.3f}, "
-               f"coverage {cover:.3f}; DiD bias {d_bias:+.3f} (MC SE {d_bias_se:.3f}), mean placebo SE "
-               f"{d_se.mean():.3f}, coverage {d_cover:.3f}")
+    summary = (
+        f"SDID bias {bias:+.3f} (MC SE {bias_se:.3f}), SD {est.std():.3f}, mean placebo SE {se.mean():.3f}, "
+        f"coverage {cover:.3f}; DiD bias {d_bias:+.3f} (MC SE {d_bias_se:.3f}), mean placebo SE "
+        f"{d_se.mean():.3f}, coverage {d_cover:.3f}"
+    )
     print(summary)
-    note = ("one launched unit, 49 comparison units, 40 pre / 6 post periods, interactive factor model whose "
-            f"launched unit trends faster than the average unit; {summary}")
-    ok = record("synthdid/sdid/placebo-coverage", section="Synthetic control and synthetic DiD",
-                test="test_synthetic_calibration.py::test_placebo_ci_covers_and_sdid_removes_did_bias",
-                metric="effect of a one-market launch (factor model, no effect)",
-                method="synthetic DiD, placebo SE (200 replications)", statistic="coverage of the true effect",
-                value=cover, nominal=0.95, reps=R, note=note)
+    note = (
+        "one launched unit, 49 comparison units, 40 pre / 6 post periods, interactive factor model whose "
+        f"launched unit trends faster than the average unit; {summary}"
+    )
+    ok = record(
+        "synthdid/sdid/placebo-coverage",
+        section="Synthetic control and synthetic DiD",
+        test="test_synthetic_calibration.py::test_placebo_ci_covers_and_sdid_removes_did_bias",
+        metric="effect of a one-market launch (factor model, no effect)",
+        method="synthetic DiD, placebo SE (200 replications)",
+        statistic="coverage of the true effect",
+        value=cover,
+        nominal=0.95,
+        reps=R,
+        note=note,
+    )
     assert ok, summary
-    assert d_bias > 10 * d_bias_se, summary                 # DiD: large bias ...
-    assert abs(bias) < 0.1 * d_bias and abs(bias) < 0.25 * est.std(), summary   # ... which SDID removes
+    assert d_bias > 10 * d_bias_se, summary  # DiD: large bias ...
+    assert abs(bias) < 0.1 * d_bias and abs(bias) < 0.25 * est.std(), summary  # ... which SDID removes
     # the coverage test has power: an SE 0.7 times the placebo SE would fail the band
     from calibration_log import passes
 
@@ -154,10 +180,10 @@ def test_detectable_effect_reads_the_spread_a_real_launch_has():
         panel = abkit.simulate.one_market_panel(n_markets=30, n_weeks=104, launch_week=79, effect=0.0, seed=seed)
         panel["contact_rate"] = panel["contacts"] / panel["orders"]
         real.append(synthetic(panel, "contact_rate", "market", "week", "launched", reps=2).estimate)
-        de = detectable_effect(panel[panel["week"] < 79], "contact_rate", "market", "week", market="DE",
-                               post_periods=(26,))
+        de = detectable_effect(
+            panel[panel["week"] < 79], "contact_rate", "market", "week", market="DE", post_periods=(26,)
+        )
         history.append(de.table["rmse"].iloc[0])
-        assert de.table["mde"].iloc[0] == pytest.approx((stats.norm.isf(0.025) + stats.norm.ppf(0.8))
-                                                        * history[-1])
+        assert de.table["mde"].iloc[0] == pytest.approx((stats.norm.isf(0.025) + stats.norm.ppf(0.8)) * history[-1])
     ratio = np.sqrt(np.mean(np.square(real))) / np.sqrt(np.mean(np.square(history)))
     assert 0.7 < ratio < 1.4, ratio

@@ -4,6 +4,7 @@ The readout from a DuckDB database table and from a Spark catalog table must
 say exactly what the readout from the same rows in a parquet file says (same
 summary numbers); bad table specs get one clear message each.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -54,8 +55,10 @@ def _ab_spec(data) -> dict:
 
 # ---------------------------------------------------------------------------- the spec
 def test_table_spec_round_trip_and_relative_database(warehouse):
-    spec_path = _write(_ab_spec({"engine": "duckdb", "table": "aftersales.refund_test",
-                                 "database": "warehouse.duckdb"}), warehouse.parent / "exp.yaml")
+    spec_path = _write(
+        _ab_spec({"engine": "duckdb", "table": "aftersales.refund_test", "database": "warehouse.duckdb"}),
+        warehouse.parent / "exp.yaml",
+    )
     spec = load_spec(spec_path)
     assert spec.is_table
     assert spec.data == TableRef("duckdb", "aftersales.refund_test", str(warehouse))
@@ -66,17 +69,20 @@ def test_table_spec_round_trip_and_relative_database(warehouse):
     assert type(spec.open_data()).__module__.split(".")[0] in ("duckdb", "_duckdb")
 
 
-@pytest.mark.parametrize("data, where, fragment", [
-    ({"table": "t", "database": "w.duckdb"}, "data.engine", "required key missing"),
-    ({"engine": "duckdbb", "table": "t", "database": "w.duckdb"}, "data.engine", "Did you mean 'duckdb'"),
-    ({"engine": "duckdb", "database": "w.duckdb"}, "data.table", "expected the table name"),
-    ({"engine": "duckdb", "table": "t"}, "data.database", "expected the DuckDB database file"),
-    ({"engine": "spark", "table": "t", "database": "db"}, "data.database", "table: aftersales.refunds"),
-    ({"engine": "duckdb", "table": "t", "database": "w.duckdb", "conf": {"a": 1}}, "data.conf", "engine: spark"),
-    ({"engine": "spark", "table": "t", "conf": ["spark.master"]}, "data.conf", "mapping of Spark settings"),
-    ({"engine": "duckdb", "tabel": "t", "database": "w.duckdb"}, "data.tabel", "Did you mean 'table'"),
-    (["a.parquet"], "data", "file path (text) or a table"),
-])
+@pytest.mark.parametrize(
+    "data, where, fragment",
+    [
+        ({"table": "t", "database": "w.duckdb"}, "data.engine", "required key missing"),
+        ({"engine": "duckdbb", "table": "t", "database": "w.duckdb"}, "data.engine", "Did you mean 'duckdb'"),
+        ({"engine": "duckdb", "database": "w.duckdb"}, "data.table", "expected the table name"),
+        ({"engine": "duckdb", "table": "t"}, "data.database", "expected the DuckDB database file"),
+        ({"engine": "spark", "table": "t", "database": "db"}, "data.database", "table: aftersales.refunds"),
+        ({"engine": "duckdb", "table": "t", "database": "w.duckdb", "conf": {"a": 1}}, "data.conf", "engine: spark"),
+        ({"engine": "spark", "table": "t", "conf": ["spark.master"]}, "data.conf", "mapping of Spark settings"),
+        ({"engine": "duckdb", "tabel": "t", "database": "w.duckdb"}, "data.tabel", "Did you mean 'table'"),
+        (["a.parquet"], "data", "file path (text) or a table"),
+    ],
+)
 def test_bad_table_specs_say_what_to_fix(data, where, fragment):
     with pytest.raises(SpecError) as info:
         ExperimentSpec.from_dict(_ab_spec(data), check_data=False)
@@ -85,19 +91,30 @@ def test_bad_table_specs_say_what_to_fix(data, where, fragment):
 
 def test_missing_database_table_and_column_are_named(warehouse, tmp_path):
     with pytest.raises(SpecError, match=r"DuckDB database file 'nowhere.duckdb' \(resolved to"):
-        load_spec(_write(_ab_spec({"engine": "duckdb", "table": "x", "database": "nowhere.duckdb"}),
-                         tmp_path / "a.yaml"))
-    with pytest.raises(SpecError, match=r"'aftersales.refund_tset' not found .*tables there: "
-                                        r"aftersales.refund_test, aftersales.rollout"):
-        load_spec(_write(_ab_spec({"engine": "duckdb", "table": "aftersales.refund_tset",
-                                   "database": str(warehouse)}), tmp_path / "b.yaml"))
+        load_spec(
+            _write(_ab_spec({"engine": "duckdb", "table": "x", "database": "nowhere.duckdb"}), tmp_path / "a.yaml")
+        )
+    with pytest.raises(
+        SpecError,
+        match=r"'aftersales.refund_tset' not found .*tables there: "
+        r"aftersales.refund_test, aftersales.rollout",
+    ):
+        load_spec(
+            _write(
+                _ab_spec({"engine": "duckdb", "table": "aftersales.refund_tset", "database": str(warehouse)}),
+                tmp_path / "b.yaml",
+            )
+        )
     with pytest.raises(SpecError) as info:
         load_spec(_write(_ab_spec({"engine": "duckdb", "table": "x", "database": str(AB_DATA)}), tmp_path / "p.yaml"))
     assert [w for w, _ in info.value.problems] == ["data.database"]
     assert "a parquet or CSV file is not a database" in str(info.value)
     raw = _ab_spec({"engine": "duckdb", "table": "aftersales.rollout", "database": str(warehouse)})
-    with pytest.raises(SpecError, match=r"column 'variant' not found in DuckDB table aftersales.rollout in "
-                                        r"warehouse.duckdb"):
+    with pytest.raises(
+        SpecError,
+        match=r"column 'variant' not found in DuckDB table aftersales.rollout in "
+        r"warehouse.duckdb",
+    ):
         load_spec(_write(raw, tmp_path / "c.yaml"))
 
 
@@ -106,15 +123,19 @@ def test_power_plan_and_did_panel_from_a_table_equal_the_file(warehouse, tmp_pat
     raw = yaml.safe_load((ROOT / "specs" / "refund_emails_plan.yaml").read_text(encoding="utf-8"))
     raw.pop("simulate", None)
     from_file = PowerSpec.from_dict({**raw, "data": str(AB_DATA)})
-    from_table = PowerSpec.from_dict({**raw, "data": {"engine": "duckdb", "table": "aftersales.refund_test",
-                                                      "database": str(warehouse)}})
+    from_table = PowerSpec.from_dict(
+        {**raw, "data": {"engine": "duckdb", "table": "aftersales.refund_test", "database": str(warehouse)}}
+    )
     a, b = plan.make_plan(from_file), plan.make_plan(from_table)
     assert a.main.to_frame().equals(b.main.to_frame())
 
     raw = yaml.safe_load((ROOT / "specs" / "refund_policy_rollout.yaml").read_text(encoding="utf-8"))
     p_file = rollout.load_panel(RolloutSpec.from_dict({**raw, "data": str(PANEL)}))
-    p_table = rollout.load_panel(RolloutSpec.from_dict(
-        {**raw, "data": {"engine": "duckdb", "table": "aftersales.rollout", "database": str(warehouse)}}))
+    p_table = rollout.load_panel(
+        RolloutSpec.from_dict(
+            {**raw, "data": {"engine": "duckdb", "table": "aftersales.rollout", "database": str(warehouse)}}
+        )
+    )
     key = [p_file.unit, p_file.time]
     left = p_file.frame.sort_values(key).reset_index(drop=True)
     right = p_table.frame.sort_values(key).reset_index(drop=True)
@@ -129,12 +150,12 @@ def _summaries(specs: dict[str, dict], folder: Path) -> dict[str, dict]:
     failed = [(o.name, o.error) for o in outcomes if not o.ok]
     assert not failed, failed
     summaries = {o.spec_path.stem: _read_summary(o.notebook) for o in outcomes}
-    for summary in summaries.values():   # what each pinned (a parquet file, a database) differs by design
+    for summary in summaries.values():  # what each pinned (a parquet file, a database) differs by design
         assert summary.pop("data_snapshot")["fingerprint"]
     return summaries
 
 
-_WHERE_FROM = ("data_snapshot", "data_fingerprint", "spec_path")   # which data and spec, not what they say
+_WHERE_FROM = ("data_snapshot", "data_fingerprint", "spec_path")  # which data and spec, not what they say
 
 
 def _same(a, b) -> None:
@@ -156,9 +177,13 @@ def _same(a, b) -> None:
 
 
 def test_readout_from_a_duckdb_table_equals_the_file_readout(warehouse, tmp_path):
-    got = _summaries({"file": _ab_spec(str(AB_DATA)),
-                      "table": _ab_spec({"engine": "duckdb", "table": "aftersales.refund_test",
-                                         "database": str(warehouse)})}, tmp_path)
+    got = _summaries(
+        {
+            "file": _ab_spec(str(AB_DATA)),
+            "table": _ab_spec({"engine": "duckdb", "table": "aftersales.refund_test", "database": str(warehouse)}),
+        },
+        tmp_path,
+    )
     assert got["file"]["arms"][0]["label"] == "Ship", got["file"]
     _same(got["file"], got["table"])
     page = (tmp_path / "out" / "table" / "readout.html").read_text(encoding="utf-8")
@@ -186,21 +211,39 @@ def test_readout_from_a_spark_table_equals_the_file_readout(tmp_path, monkeypatc
     The spec sets only allow-listed settings; where the metastore lives (a JDBC URL, JVM options) is
     the platform's spark-defaults.conf, found through SPARK_CONF_DIR as for any Spark job."""
     require_spark()
-    conf = {"spark.master": "local[2]", "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2",
-            "spark.sql.catalogImplementation": "hive", "spark.sql.warehouse.dir": str(tmp_path / "warehouse")}
-    platform = {"spark.hadoop.javax.jdo.option.ConnectionURL":
-                f"jdbc:derby:;databaseName={tmp_path / 'metastore_db'};create=true",
-                "spark.driver.extraJavaOptions": f"-Dderby.system.home={tmp_path}"}
+    conf = {
+        "spark.master": "local[2]",
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": "2",
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": str(tmp_path / "warehouse"),
+    }
+    platform = {
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={tmp_path / 'metastore_db'};create=true"
+        ),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={tmp_path}",
+    }
     (tmp_path / "spark-conf").mkdir()
     (tmp_path / "spark-conf" / "spark-defaults.conf").write_text(
-        "".join(f"{k} {v}\n" for k, v in platform.items()), encoding="utf-8")
-    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path / "spark-conf"))        # the kernels inherit it
-    made = subprocess.run([sys.executable, "-c", SPARK_TABLE, repr(conf), str(AB_DATA)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
+        "".join(f"{k} {v}\n" for k, v in platform.items()), encoding="utf-8"
+    )
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path / "spark-conf"))  # the kernels inherit it
+    made = subprocess.run(
+        [sys.executable, "-c", SPARK_TABLE, repr(conf), str(AB_DATA)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert made.returncode == 0, made.stderr[-3000:]
-    got = _summaries({"file": _ab_spec(str(AB_DATA)),
-                      "spark": _ab_spec({"engine": "spark", "table": "aftersales.refund_test", "conf": conf})},
-                     tmp_path)
+    got = _summaries(
+        {
+            "file": _ab_spec(str(AB_DATA)),
+            "spark": _ab_spec({"engine": "spark", "table": "aftersales.refund_test", "conf": conf}),
+        },
+        tmp_path,
+    )
     _same(got["file"], got["spark"])
     page = (tmp_path / "out" / "spark" / "readout.html").read_text(encoding="utf-8")
     assert "Spark table aftersales.refund_test" in page

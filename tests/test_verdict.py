@@ -4,6 +4,7 @@ Results are built directly from rows with known intervals, so each rule is
 checked on its boundary; the days-needed estimate is checked against
 statsmodels' power solver (an independent implementation). No kernel; fast.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,19 +39,38 @@ Z = stats.norm.isf(0.025)
 def row(metric, rel, rel_se, better="lower", arm="treatment", n=(10_000, 10_000), baseline=0.1):
     lo, hi = rel - Z * rel_se, rel + Z * rel_se
     p = float(2 * stats.norm.sf(abs(rel) / rel_se))
-    return {"metric": metric, "variant": arm, "control_value": baseline, "treatment_value": baseline * (1 + rel),
-            "effect": baseline * rel, "ci_lower": baseline * lo, "ci_upper": baseline * hi, "rel_effect": rel,
-            "rel_ci_lower": lo, "rel_ci_upper": hi, "p_value": p, "n_control": n[0], "n_treatment": n[1],
-            "method": "test", "se": baseline * rel_se, "rel_se": rel_se, "df": np.inf, "variance_reduction": 0.0,
-            "dropped_control": 0, "dropped_treatment": 0, "better": better}
+    return {
+        "metric": metric,
+        "variant": arm,
+        "control_value": baseline,
+        "treatment_value": baseline * (1 + rel),
+        "effect": baseline * rel,
+        "ci_lower": baseline * lo,
+        "ci_upper": baseline * hi,
+        "rel_effect": rel,
+        "rel_ci_lower": lo,
+        "rel_ci_upper": hi,
+        "p_value": p,
+        "n_control": n[0],
+        "n_treatment": n[1],
+        "method": "test",
+        "se": baseline * rel_se,
+        "rel_se": rel_se,
+        "df": np.inf,
+        "variance_reduction": 0.0,
+        "dropped_control": 0,
+        "dropped_treatment": 0,
+        "better": better,
+    }
 
 
 def result(*rows, counts=(10_000, 10_000), arms=("control", "treatment"), alpha=0.05):
     names = list(dict.fromkeys(r["metric"] for r in rows))
     metrics = tuple(abkit.Mean(n, name=n) for n in names)
     srm = srm_test(dict(zip(arms, counts)))
-    return ExperimentResult(rows=tuple(rows), metrics=metrics, arms=arms, control="control", alpha=alpha,
-                            correction=None, srm=srm)
+    return ExperimentResult(
+        rows=tuple(rows), metrics=metrics, arms=arms, control="control", alpha=alpha, correction=None, srm=srm
+    )
 
 
 # --------------------------------------------------------------------------- A/B labels
@@ -74,25 +94,28 @@ def test_higher_is_better_flips_the_direction():
 
 
 def test_guardrail_without_margin_breaks_only_when_significantly_worse():
-    res = result(row("p", -0.06, 0.02), row("g", +0.03, 0.02))            # worse but not significant
+    res = result(row("p", -0.06, 0.02), row("g", +0.03, 0.02))  # worse but not significant
     assert decide(res, "p", ["g"])[0].label == "Ship"
-    res = result(row("p", -0.06, 0.02), row("g", +0.05, 0.02))            # significantly worse
+    res = result(row("p", -0.06, 0.02), row("g", +0.05, 0.02))  # significantly worse
     v = decide(res, "p", ["g"])[0]
     assert v.label == "Do not ship" and "guardrail g was breached" in v.headline
 
 
-@pytest.mark.parametrize("better, rel, se, margin, status", [
-    # lower is better: the upper bound must be <= margin
-    ("lower", 0.00, 0.01, 0.02, "ok"),           # CI [-1.96%, +1.96%] within +2%
-    ("lower", 0.00, 0.0103, 0.02, "unclear"),    # upper bound +2.02% > 2%
-    ("lower", 0.05, 0.01, 0.02, "breached"),     # lower bound +3.04% > 2%
-    ("lower", 0.039, 0.01, 0.02, "unclear"),     # lower bound +1.94%, just inside the margin
-    # higher is better: the lower bound must be >= -margin
-    ("higher", 0.00, 0.01, 0.02, "ok"),
-    ("higher", -0.05, 0.01, 0.02, "breached"),
-    ("higher", -0.02, 0.01, 0.02, "unclear"),
-    ("lower", -0.30, 0.40, 0.10, "unclear"),     # very noisy: cannot show non-inferiority
-])
+@pytest.mark.parametrize(
+    "better, rel, se, margin, status",
+    [
+        # lower is better: the upper bound must be <= margin
+        ("lower", 0.00, 0.01, 0.02, "ok"),  # CI [-1.96%, +1.96%] within +2%
+        ("lower", 0.00, 0.0103, 0.02, "unclear"),  # upper bound +2.02% > 2%
+        ("lower", 0.05, 0.01, 0.02, "breached"),  # lower bound +3.04% > 2%
+        ("lower", 0.039, 0.01, 0.02, "unclear"),  # lower bound +1.94%, just inside the margin
+        # higher is better: the lower bound must be >= -margin
+        ("higher", 0.00, 0.01, 0.02, "ok"),
+        ("higher", -0.05, 0.01, 0.02, "breached"),
+        ("higher", -0.02, 0.01, 0.02, "unclear"),
+        ("lower", -0.30, 0.40, 0.10, "unclear"),  # very noisy: cannot show non-inferiority
+    ],
+)
 def test_guardrail_margin_rule(better, rel, se, margin, status):
     res = result(row("g", rel, se, better=better))
     got, text = guardrail_status(res, res.row("g"), margin)
@@ -101,7 +124,7 @@ def test_guardrail_margin_rule(better, rel, se, margin, status):
 
 
 def test_unclear_guardrail_makes_a_winner_inconclusive_and_says_how_long():
-    res = result(row("p", -0.06, 0.02), row("g", -0.10, 0.15))   # bound +19.4% > 10% margin
+    res = result(row("p", -0.06, 0.02), row("g", -0.10, 0.15))  # bound +19.4% > 10% margin
     (v,) = decide(res, "p", {"g": 0.10}, days_elapsed=14)
     assert v.label == "Inconclusive" and v.days_more is not None and v.days_more > 0
     # se needed = (0.10 - (-0.10)) / z; days scale by (se / se_needed)^2
@@ -117,7 +140,7 @@ def test_invalid_beats_everything():
     res = result(row("p", -0.10, 0.02))
     (v,) = decide(res, "p", balance_p=BALANCE_ALARM / 2)
     assert v.label == "Invalid" and "before the test" in v.headline
-    assert decide(res, "p", balance_p=0.02)[0].label == "Ship"       # only the alarm level invalidates
+    assert decide(res, "p", balance_p=0.02)[0].label == "Ship"  # only the alarm level invalidates
 
 
 def test_inconclusive_needs_more_days_for_the_planned_mde():
@@ -158,8 +181,9 @@ def test_days_to_show_margin_gives_up_when_the_estimate_is_beyond_the_margin():
 
 def test_every_arm_gets_its_own_verdict():
     arms = ("control", "a", "b")
-    res = result(row("p", -0.08, 0.02, arm="a"), row("p", 0.0, 0.02, arm="b"), arms=arms,
-                 counts=(10_000, 10_000, 10_000))
+    res = result(
+        row("p", -0.08, 0.02, arm="a"), row("p", 0.0, 0.02, arm="b"), arms=arms, counts=(10_000, 10_000, 10_000)
+    )
     va, vb = decide(res, "p")
     assert (va.variant, va.label) == ("a", "Ship") and (vb.variant, vb.label) == ("b", "Inconclusive")
 
@@ -174,11 +198,11 @@ def test_unknown_metric_names_are_errors():
 
 # --------------------------------------------------------------------------- rollouts
 def test_rollout_worked_headline_in_plain_words():
-    v = decide_rollout("contact rate", "lower", -0.061, -0.090, -0.032, 0.0004, 0.41, bootstrap_p=0.002,
-                       where="launched markets")
+    v = decide_rollout(
+        "contact rate", "lower", -0.061, -0.090, -0.032, 0.0004, 0.41, bootstrap_p=0.002, where="launched markets"
+    )
     assert v.label == "Worked" and v.colour == COLOURS["Worked"]
-    assert v.headline == ("The launch cut contact rate by 6.1% (95% CI 3.2% to 9.0%) on average in launched "
-                          "markets.")
+    assert v.headline == ("The launch cut contact rate by 6.1% (95% CI 3.2% to 9.0%) on average in launched markets.")
     assert any("pre-trend test p = 0.410" in r for r in v.reasons)
     assert any("p < 0.001" in r and "bootstrap p = 0.002" in r for r in v.reasons)
 
@@ -225,7 +249,7 @@ def test_p_values_read_as_sentences():
 
 
 def test_verdict_texts_have_no_p_equals_less_than_and_no_shouting():
-    res = result(row("p", -0.10, 0.02), counts=(10_000, 11_000))        # SRM p ~ 1e-11
+    res = result(row("p", -0.10, 0.02), counts=(10_000, 11_000))  # SRM p ~ 1e-11
     (v,) = decide(res, "p")
     text = " ".join([v.headline, *v.reasons])
     assert "p = <" not in text and "p <0" not in text and "e-" not in text
@@ -253,7 +277,7 @@ def _independent_days(rel_se, units_now, planned_n, mde, days_elapsed, alpha=0.0
     from scipy import optimize
 
     c = 2 * math.log(1 / alpha)
-    x = optimize.brentq(lambda x: math.log1p(x) + c - x, c, 10 * c + 10)        # tau^2 / V at the planned size
+    x = optimize.brentq(lambda x: math.log1p(x) + c - x, c, 10 * c + 10)  # tau^2 / V at the planned size
     V = rel_se**2
     tau2 = x * V * units_now / planned_n
     zp = stats.norm.ppf(power)
@@ -266,8 +290,9 @@ def _independent_days(rel_se, units_now, planned_n, mde, days_elapsed, alpha=0.0
     return math.ceil(days_elapsed * n / units_now - 1e-9), n
 
 
-@pytest.mark.parametrize("rel_se, planned, mde", [(0.035, 40_000, 0.065), (0.02, 10_000, 0.03),
-                                                   (0.01, 80_000, 0.05), (0.05, 20_000, 0.2)])
+@pytest.mark.parametrize(
+    "rel_se, planned, mde", [(0.035, 40_000, 0.065), (0.02, 10_000, 0.03), (0.01, 80_000, 0.05), (0.05, 20_000, 0.2)]
+)
 def test_always_valid_days_match_an_independent_computation(rel_se, planned, mde):
     from abkit.sequential import AlwaysValid
 
@@ -278,7 +303,7 @@ def test_always_valid_days_match_an_independent_computation(rel_se, planned, mde
     assert est.days_total == days_total and est.days_more == max(0, days_total - 12)
     assert est.units_needed == pytest.approx(n_needed, rel=1e-6)
     fixed = days_to_detect(r, mde, 12, units_now=units)
-    assert est.units_needed > fixed.units_needed              # the always-valid interval is wider
+    assert est.units_needed > fixed.units_needed  # the always-valid interval is wider
     # True (the mixture read from an always-valid row's effect-scale tau) agrees with the explicit design
     from abkit.stats.confidence_sequences import optimal_mixing_ratio
 
@@ -309,8 +334,9 @@ def test_sequential_verdict_counts_days_for_the_always_valid_interval():
     r = row("p", -0.01, 0.03, n=(6_000, 6_000))
     res = result(r, counts=(6_000, 6_000))
     (fixed,) = decide(res, "p", mde=0.065, days_elapsed=12)
-    (seq,) = decide(replace(res, sequential=True), "p", mde=0.065, days_elapsed=12,
-                    sequential=AlwaysValid(planned_n=20_000))
+    (seq,) = decide(
+        replace(res, sequential=True), "p", mde=0.065, days_elapsed=12, sequential=AlwaysValid(planned_n=20_000)
+    )
     est = days_to_detect(r, 0.065, 12, units_now=12_000, sequential=AlwaysValid(planned_n=20_000))
     assert seq.days_more == est.days_more > fixed.days_more
     assert "always-valid CI" in seq.reasons[0] and "always-valid p" in seq.reasons[0]
@@ -334,7 +360,7 @@ def test_missingness_test_is_the_2x2_chi_square():
     z, p = missingness_test(3285, 19_980, 3091, 20_020)
     chi2, p_chi, _, _ = stats.chi2_contingency([[3285, 19_980 - 3285], [3091, 20_020 - 3091]], correction=False)
     assert z**2 == pytest.approx(chi2) and p == pytest.approx(p_chi) and z < 0
-    assert missingness_test(10, 10, 20, 20) == (0.0, 1.0)                  # everybody has a value
+    assert missingness_test(10, 10, 20, 20) == (0.0, 1.0)  # everybody has a value
 
 
 def _dropna_result(p_control, p_treatment, n=20_000, seed=0):
@@ -343,8 +369,13 @@ def _dropna_result(p_control, p_treatment, n=20_000, seed=0):
     has = rng.random(n) < np.where(arm, p_treatment, p_control)
     import pandas as pd
 
-    df = pd.DataFrame({"variant": np.where(arm, "treatment", "control"), "y": rng.normal(size=n),
-                       "t": np.where(has, rng.gamma(2.0, 24.0, n), np.nan)})
+    df = pd.DataFrame(
+        {
+            "variant": np.where(arm, "treatment", "control"),
+            "y": rng.normal(size=n),
+            "t": np.where(has, rng.gamma(2.0, 24.0, n), np.nan),
+        }
+    )
     return abkit.analyze(df, [abkit.Mean("y"), abkit.Mean("t", dropna=True, better="lower")])
 
 
@@ -362,7 +393,7 @@ def test_missingness_is_flagged_when_the_treatment_changes_who_has_a_value():
     (check,) = missingness_checks(res)
     assert not check.flagged
     assert not any("different mix" in r for r in decide(res, "y")[0].reasons)
-    assert missingness_checks(result(row("p", 0.0, 0.02))) == []        # no dropna metric, nothing to check
+    assert missingness_checks(result(row("p", 0.0, 0.02))) == []  # no dropna metric, nothing to check
 
 
 @pytest.mark.parametrize("threshold", [0.05, 0.001])
@@ -401,7 +432,7 @@ def test_missingness_skips_row_level_quantiles():
     q = abkit.Quantile("hours", 0.5, unit="buyer_id", dropna=True)
     res = abkit.analyze(df, [q, abkit.Mean("y")])
     assert missingness_checks(res) == []
-    assert res.row(q.name)["dropped_control"] > 0            # there was something to (wrongly) compare
+    assert res.row(q.name)["dropped_control"] > 0  # there was something to (wrongly) compare
 
 
 # --------------------------------------------------------------------------- negative and near-zero control values
@@ -411,7 +442,7 @@ def _net_amounts(shift, n=40_000, mean=-5.0, sd=4.0, seed=0):
     arm = np.repeat(["control", "treatment"], n // 2)
     z = rng.normal(0, 1, n)
     z[: n // 2] -= z[: n // 2].mean()
-    z[n // 2:] -= z[n // 2:].mean()
+    z[n // 2 :] -= z[n // 2 :].mean()
     return pd.DataFrame({"variant": arm, "net": mean + sd * z + shift * (arm == "treatment")})
 
 
@@ -448,8 +479,9 @@ def test_a_primary_near_zero_is_read_in_absolute_units():
     from abkit.readout import ab as readout_ab
     from abkit.readout import render
 
-    size = readout_ab.SampleSize(units=40_000, planned_units=None, needed=None, mde=0.05, power=0.8, days=14,
-                                 days_source="test")
+    size = readout_ab.SampleSize(
+        units=40_000, planned_units=None, needed=None, mde=0.05, power=0.8, days=14, days_source="test"
+    )
     page = render.health_html(res, size=size)
     assert "No estimate of the units needed for a 5.0% change" in page and "No sample-size plan" not in page
 

@@ -58,6 +58,7 @@ given): the estimate is then the effect on the pooled ratio
 market-week; unweighted analysis of the ratio would give every market-week
 the same say whatever its size.
 """
+
 from .diagnostics import (
     FEW_TREATED_CLUSTERS,
     WILD_AUTO_CLUSTERS,
@@ -80,10 +81,30 @@ from .staggered_results import (
 )
 
 __all__ = [
-    "DiDWarning", "WILD_AUTO_CLUSTERS", "PRETREND_LEADS", "DiDResult", "EventStudyResult", "StaggeredResult",
-    "AggregateResult", "WindowAverage", "BaconResult", "PretrendTest", "aggregate_panel", "two_by_two", "twfe",
-    "event_study", "staggered", "placebo", "bacon",
-    "FEW_TREATED_CLUSTERS", "FewTreatedClustersWarning", "RandomizationTest", "randomization_test",
+    "DiDWarning",
+    "WILD_AUTO_CLUSTERS",
+    "PRETREND_LEADS",
+    "DiDResult",
+    "EventStudyResult",
+    "StaggeredResult",
+    "AggregateResult",
+    "WindowAverage",
+    "BaconResult",
+    "PretrendTest",
+    "aggregate_panel",
+    "two_by_two",
+    "twfe",
+    "event_study",
+    "staggered",
+    "placebo",
+    "bacon",
+    "FEW_TREATED_CLUSTERS",
+    "FewTreatedClustersWarning",
+    "RandomizationTest",
+    "randomization_test",
     "classify_first_treated",
-    "synthetic", "SyntheticResult", "detectable_effect", "DetectableEffect",
+    "synthetic",
+    "SyntheticResult",
+    "detectable_effect",
+    "DetectableEffect",
 ]

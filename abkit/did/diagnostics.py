@@ -1,4 +1,5 @@
 """Warnings and thresholds shared by the DiD estimators, and the few-treated-clusters check."""
+
 from __future__ import annotations
 
 import warnings
@@ -45,8 +46,14 @@ def treated_cluster_counts(cluster: np.ndarray | None, treated_rows: np.ndarray)
     return int(hit.sum()), int(G - hit.sum())
 
 
-def few_treated_message(n_treated: int, n_untreated: int, *, treated: str = "treated",
-                        untreated: str = "untreated", clusters: str = "clusters") -> str | None:
+def few_treated_message(
+    n_treated: int,
+    n_untreated: int,
+    *,
+    treated: str = "treated",
+    untreated: str = "untreated",
+    clusters: str = "clusters",
+) -> str | None:
     """The warning text when either count is below :data:`FEW_TREATED_CLUSTERS`, else None.
 
     No untreated cluster at all (every cluster treated at some time: staggered timing, compared
@@ -54,16 +61,20 @@ def few_treated_message(n_treated: int, n_untreated: int, *, treated: str = "tre
     """
     if n_treated + n_untreated == 0:
         return None
-    few = [f"{n} {what} {clusters if n != 1 else clusters.rstrip('s')}"
-           for n, what in ((n_treated, treated), (n_untreated, untreated))
-           if n < FEW_TREATED_CLUSTERS and (n > 0 or what == treated)]
+    few = [
+        f"{n} {what} {clusters if n != 1 else clusters.rstrip('s')}"
+        for n, what in ((n_treated, treated), (n_untreated, untreated))
+        if n < FEW_TREATED_CLUSTERS and (n > 0 or what == treated)
+    ]
     if not few:
         return None
-    return (f"Only {' and '.join(few)}: with fewer than {FEW_TREATED_CLUSTERS}, cluster-robust and wild bootstrap "
-            "p-values and confidence intervals are unreliable (MacKinnon & Webb 2017, 2018; with 1 launched market "
-            "of 20, CRV1 rejects a true null 60% of the time at 5% and the wild bootstrap never). Use "
-            "abkit.did.randomization_test (randomization inference over which units were treated) as the test, "
-            "and compare with a synthetic control (abkit.did.synthetic).")
+    return (
+        f"Only {' and '.join(few)}: with fewer than {FEW_TREATED_CLUSTERS}, cluster-robust and wild bootstrap "
+        "p-values and confidence intervals are unreliable (MacKinnon & Webb 2017, 2018; with 1 launched market "
+        "of 20, CRV1 rejects a true null 60% of the time at 5% and the wild bootstrap never). Use "
+        "abkit.did.randomization_test (randomization inference over which units were treated) as the test, "
+        "and compare with a synthetic control (abkit.did.synthetic)."
+    )
 
 
 def warn_few_treated(message: str | None, stacklevel: int = 3) -> None:

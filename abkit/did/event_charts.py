@@ -1,4 +1,5 @@
 """Charts of the DiD results: raw trends by launch cohort, event-study effects with bands."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -27,7 +28,6 @@ def _plot_trends(trends: pd.DataFrame, outcome: str, ax=None, launches: Sequence
     return ax
 
 
-
 def _event_plot(table: pd.DataFrame, label: str, title: str, ax=None, alpha: float = 0.05, outcome: str = ""):
     """Estimates with pointwise CIs and the uniform band; reference rows (fixed at 0) as hollow points.
 
@@ -52,12 +52,27 @@ def _event_plot(table: pd.DataFrame, label: str, title: str, ax=None, alpha: flo
         for seg in segments:
             m = seg & est_rows & np.isfinite(blo) & np.isfinite(bhi)
             if m.any():
-                ax.fill_between(x[m], blo[m], bhi[m], color="#0969da", alpha=0.15, lw=0,
-                                label=f"{1 - alpha:.0%} uniform band" if first else None)
+                ax.fill_between(
+                    x[m],
+                    blo[m],
+                    bhi[m],
+                    color="#0969da",
+                    alpha=0.15,
+                    lw=0,
+                    label=f"{1 - alpha:.0%} uniform band" if first else None,
+                )
                 first = False
     lo, hi = table["ci_lower"].to_numpy(dtype=float), table["ci_upper"].to_numpy(dtype=float)
-    ax.errorbar(x[est_rows], est[est_rows], yerr=[est[est_rows] - lo[est_rows], hi[est_rows] - est[est_rows]],
-                fmt="o", color="#0969da", capsize=3, ms=5, label=f"{1 - alpha:.0%} pointwise CI")
+    ax.errorbar(
+        x[est_rows],
+        est[est_rows],
+        yerr=[est[est_rows] - lo[est_rows], hi[est_rows] - est[est_rows]],
+        fmt="o",
+        color="#0969da",
+        capsize=3,
+        ms=5,
+        label=f"{1 - alpha:.0%} pointwise CI",
+    )
     if ref.any():
         ax.plot(x[ref], est[ref], "o", ms=6, mfc="white", color="#0969da", label="reference period (0 by construction)")
     ax.axhline(0, color="black", lw=0.8)

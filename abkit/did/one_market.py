@@ -26,6 +26,7 @@ per cell that is the row's ratio; build the panel with
 :func:`abkit.did.aggregate_panel` from finer rows); several launched markets
 count equally, as in ``synthdid``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -77,8 +78,9 @@ def _outcome_columns(outcome) -> tuple[list[str], str]:
         return [outcome], outcome
     if isinstance(outcome, (tuple, list)) and len(outcome) == 2 and all(isinstance(c, str) for c in outcome):
         return list(outcome), f"{outcome[0]}/{outcome[1]}"
-    raise DataError(f"outcome must be a column name or a (numerator, denominator) pair of column names; "
-                    f"got {outcome!r}")
+    raise DataError(
+        f"outcome must be a column name or a (numerator, denominator) pair of column names; got {outcome!r}"
+    )
 
 
 def _numeric_column(df: pd.DataFrame, col: str) -> np.ndarray:
@@ -91,19 +93,21 @@ def _numeric_column(df: pd.DataFrame, col: str) -> np.ndarray:
         conv = pd.to_numeric(s, errors="coerce")
         bad = s[conv.isna() & s.notna()]
         if len(bad):
-            raise DataError(f"column '{col}' is not numeric (dtype {s.dtype}; e.g. value {bad.iloc[0]!r} in "
-                            f"{len(bad):,} rows); convert it to numbers before the analysis")
+            raise DataError(
+                f"column '{col}' is not numeric (dtype {s.dtype}; e.g. value {bad.iloc[0]!r} in "
+                f"{len(bad):,} rows); convert it to numbers before the analysis"
+            )
         s = conv
     return s.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 @dataclass
 class _Panel:
-    Y: np.ndarray                 # (N, T) outcome, never-launched units first (label order), then launched
-    X: np.ndarray | None          # (N, T, C)
-    units: np.ndarray             # labels in row order
-    periods: np.ndarray           # labels in column order
-    first: np.ndarray             # (N,) index of the first launched period, -1 never
+    Y: np.ndarray  # (N, T) outcome, never-launched units first (label order), then launched
+    X: np.ndarray | None  # (N, T, C)
+    units: np.ndarray  # labels in row order
+    periods: np.ndarray  # labels in column order
+    first: np.ndarray  # (N,) index of the first launched period, -1 never
     n_control: int
     outcome_name: str
 
@@ -111,20 +115,33 @@ class _Panel:
 def _period_codes(values: pd.Series, col: str) -> tuple[np.ndarray, np.ndarray]:
     if values.isna().any():
         i = int(np.argmax(values.isna().to_numpy()))
-        raise DataError(f"column '{col}' has {int(values.isna().sum()):,} missing values (e.g. row {i}); every "
-                        "row needs its period")
+        raise DataError(
+            f"column '{col}' has {int(values.isna().sum()):,} missing values (e.g. row {i}); every row needs its period"
+        )
     kind = values.dtype
-    if not (pd.api.types.is_numeric_dtype(kind) or pd.api.types.is_datetime64_any_dtype(kind)
-            or isinstance(kind, pd.PeriodDtype)) or pd.api.types.is_bool_dtype(kind):
-        raise DataError(f"column '{col}' must hold period numbers or dates (so that the order of periods is "
-                        f"unambiguous); got dtype {kind}, e.g. {values.iloc[0]!r}. Map the periods to integers "
-                        "or dates first")
+    if not (
+        pd.api.types.is_numeric_dtype(kind)
+        or pd.api.types.is_datetime64_any_dtype(kind)
+        or isinstance(kind, pd.PeriodDtype)
+    ) or pd.api.types.is_bool_dtype(kind):
+        raise DataError(
+            f"column '{col}' must hold period numbers or dates (so that the order of periods is "
+            f"unambiguous); got dtype {kind}, e.g. {values.iloc[0]!r}. Map the periods to integers "
+            "or dates first"
+        )
     codes, labels = pd.factorize(values, sort=True)
     return codes.astype(np.intp), np.asarray(labels)
 
 
-def _prepare(data, outcome, unit: str, time: str, treatment: str | None, covariates: Sequence[str],
-             launched: Sequence | None = None) -> _Panel:
+def _prepare(
+    data,
+    outcome,
+    unit: str,
+    time: str,
+    treatment: str | None,
+    covariates: Sequence[str],
+    launched: Sequence | None = None,
+) -> _Panel:
     out_cols, name = _outcome_columns(outcome)
     for c, what in ((unit, "unit"), (time, "time")):
         if not isinstance(c, str):
@@ -135,8 +152,7 @@ def _prepare(data, outcome, unit: str, time: str, treatment: str | None, covaria
     if len(df) == 0:
         raise DataError("the data has no rows")
     if df[unit].isna().any():
-        raise DataError(f"column '{unit}' has {int(df[unit].isna().sum()):,} missing values; every row needs "
-                        "its unit")
+        raise DataError(f"column '{unit}' has {int(df[unit].isna().sum()):,} missing values; every row needs its unit")
     ucode, ulab = pd.factorize(df[unit], sort=True)
     ulab = np.asarray(ulab)
     tcode, tlab = _period_codes(df[time], time)
@@ -145,24 +161,30 @@ def _prepare(data, outcome, unit: str, time: str, treatment: str | None, covaria
     counts = np.bincount(cell, minlength=N * T).reshape(N, T)
     if counts.max() > 1:
         i, j = map(int, np.unravel_index(int(np.argmax(counts)), counts.shape))
-        raise DataError(f"{int((counts > 1).sum()):,} ('{unit}', '{time}') pair(s) appear more than once, e.g. "
-                        f"{unit}={_val(ulab[i])} in {time}={_val(tlab[j])} ({int(counts[i, j])} rows); synthetic "
-                        "control needs one row per unit and period: aggregate first (abkit.did.aggregate_panel) "
-                        "or drop the duplicates")
+        raise DataError(
+            f"{int((counts > 1).sum()):,} ('{unit}', '{time}') pair(s) appear more than once, e.g. "
+            f"{unit}={_val(ulab[i])} in {time}={_val(tlab[j])} ({int(counts[i, j])} rows); synthetic "
+            "control needs one row per unit and period: aggregate first (abkit.did.aggregate_panel) "
+            "or drop the duplicates"
+        )
     if counts.min() == 0:
         i, j = map(int, np.unravel_index(int(np.argmin(counts)), counts.shape))
-        raise DataError(f"the panel is unbalanced: {int((counts == 0).sum()):,} unit-period(s) have no row, e.g. "
-                        f"{unit}={_val(ulab[i])} in {time}={_val(tlab[j])}; synthetic control needs every unit "
-                        "in every period: fill the gaps or drop the incomplete units or periods")
+        raise DataError(
+            f"the panel is unbalanced: {int((counts == 0).sum()):,} unit-period(s) have no row, e.g. "
+            f"{unit}={_val(ulab[i])} in {time}={_val(tlab[j])}; synthetic control needs every unit "
+            "in every period: fill the gaps or drop the incomplete units or periods"
+        )
 
     def matrix(col: str) -> np.ndarray:
         v = _numeric_column(df, col)
         bad = ~np.isfinite(v)
         if bad.any():
             r = int(np.argmax(bad))
-            raise DataError(f"column '{col}' has {int(bad.sum()):,} missing or infinite values, e.g. {unit}="
-                            f"{_val(ulab[ucode[r]])} in {time}={_val(tlab[tcode[r]])}; synthetic control needs a "
-                            "complete panel: fill them or drop the unit")
+            raise DataError(
+                f"column '{col}' has {int(bad.sum()):,} missing or infinite values, e.g. {unit}="
+                f"{_val(ulab[ucode[r]])} in {time}={_val(tlab[tcode[r]])}; synthetic control needs a "
+                "complete panel: fill them or drop the unit"
+            )
         m = np.empty(N * T)
         m[cell] = v
         return m.reshape(N, T)
@@ -171,9 +193,11 @@ def _prepare(data, outcome, unit: str, time: str, treatment: str | None, covaria
         num, den = matrix(out_cols[0]), matrix(out_cols[1])
         if (den <= 0).any():
             i, j = np.argwhere(den <= 0)[0]
-            raise DataError(f"column '{out_cols[1]}' is 0 or negative in {int((den <= 0).sum()):,} unit-period(s), "
-                            f"e.g. {unit}={_val(ulab[i])} in {time}={_val(tlab[j])}, so the ratio "
-                            f"{out_cols[0]}/{out_cols[1]} is undefined there; drop that unit or aggregate periods")
+            raise DataError(
+                f"column '{out_cols[1]}' is 0 or negative in {int((den <= 0).sum()):,} unit-period(s), "
+                f"e.g. {unit}={_val(ulab[i])} in {time}={_val(tlab[j])}, so the ratio "
+                f"{out_cols[0]}/{out_cols[1]} is undefined there; drop that unit or aggregate periods"
+            )
         Y = num / den
     else:
         Y = matrix(out_cols[0])
@@ -182,8 +206,7 @@ def _prepare(data, outcome, unit: str, time: str, treatment: str | None, covaria
         D = matrix(treatment)
         if not np.isin(D, (0.0, 1.0)).all():
             bad = D[~np.isin(D, (0.0, 1.0))][0]
-            raise DataError(f"column '{treatment}' must be 0 (not launched) or 1 (launched); got e.g. "
-                            f"{_val(bad)}")
+            raise DataError(f"column '{treatment}' must be 0 (not launched) or 1 (launched); got e.g. {_val(bad)}")
         on = D > 0.5
         first = np.where(on.any(axis=1), on.argmax(axis=1), -1)
         # once launched, every later period must be launched too
@@ -192,31 +215,46 @@ def _prepare(data, outcome, unit: str, time: str, treatment: str | None, covaria
         if off_again.any():
             i = int(np.argmax(off_again))
             j = int(np.argmax(after[i] & ~on[i]))
-            raise DataError(f"treatment column '{treatment}' switches off again in {int(off_again.sum())} unit(s), "
-                            f"e.g. {unit}={_val(ulab[i])} is launched from {time}={_val(tlab[first[i]])} but not in "
-                            f"{time}={_val(tlab[j])}; synthetic control needs a launch that stays on (drop the unit "
-                            "or fix the column)")
+            raise DataError(
+                f"treatment column '{treatment}' switches off again in {int(off_again.sum())} unit(s), "
+                f"e.g. {unit}={_val(ulab[i])} is launched from {time}={_val(tlab[first[i]])} but not in "
+                f"{time}={_val(tlab[j])}; synthetic control needs a launch that stays on (drop the unit "
+                "or fix the column)"
+            )
     else:
         chosen = [launched] if isinstance(launched, (str, int, np.integer)) else list(launched or [])
         missing = [m for m in chosen if m not in set(ulab.tolist())]
         if missing:
-            raise DataError(f"unit(s) {', '.join(_val(m) for m in missing)} not found in column '{unit}'; e.g. "
-                            f"{', '.join(_val(u) for u in ulab[:5])}")
-        first = np.where(np.isin(ulab, chosen), T, -1)   # planning: 'launched' after the history
+            raise DataError(
+                f"unit(s) {', '.join(_val(m) for m in missing)} not found in column '{unit}'; e.g. "
+                f"{', '.join(_val(u) for u in ulab[:5])}"
+            )
+        first = np.where(np.isin(ulab, chosen), T, -1)  # planning: 'launched' after the history
     if (first == 0).any():
         i = int(np.argmax(first == 0))
-        raise DataError(f"{int((first == 0).sum())} unit(s) are launched in the first period "
-                        f"({time}={_val(tlab[0])}), e.g. {unit}={_val(ulab[i])}: there are no pre-launch periods to "
-                        "build a synthetic comparison from; drop those units or add earlier periods")
+        raise DataError(
+            f"{int((first == 0).sum())} unit(s) are launched in the first period "
+            f"({time}={_val(tlab[0])}), e.g. {unit}={_val(ulab[i])}: there are no pre-launch periods to "
+            "build a synthetic comparison from; drop those units or add earlier periods"
+        )
     if treatment is not None and not (first > 0).any():
         raise DataError(f"no unit is ever launched (column '{treatment}' is 0 everywhere); nothing to estimate")
     n_control = int((first < 0).sum())
     if n_control < 2:
-        raise DataError(f"synthetic control needs at least 2 never-launched comparison units; the data has "
-                        f"{n_control} (of {N} units)")
+        raise DataError(
+            f"synthetic control needs at least 2 never-launched comparison units; the data has "
+            f"{n_control} (of {N} units)"
+        )
     order = np.r_[np.nonzero(first < 0)[0], np.nonzero(first >= 0)[0]]
-    return _Panel(Y=Y[order], X=None if X is None else X[order], units=ulab[order], periods=tlab,
-                  first=first[order], n_control=n_control, outcome_name=name)
+    return _Panel(
+        Y=Y[order],
+        X=None if X is None else X[order],
+        units=ulab[order],
+        periods=tlab,
+        first=first[order],
+        n_control=n_control,
+        outcome_name=name,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -238,8 +276,11 @@ def _pct(x) -> str:
     return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:+.1f}%"
 
 
-_METHOD_NAMES = {"sdid": "synthetic difference-in-differences", "sc": "synthetic control",
-                 "did": "difference-in-differences"}
+_METHOD_NAMES = {
+    "sdid": "synthetic difference-in-differences",
+    "sc": "synthetic control",
+    "did": "difference-in-differences",
+}
 
 
 @dataclass(frozen=True)
@@ -344,36 +385,61 @@ class SyntheticResult:
     # ---- tables and text -------------------------------------------------
     def to_frame(self) -> pd.DataFrame:
         """One tidy row: effect, interval, p-value (absolute and relative), fit and design sizes."""
-        return pd.DataFrame([{
-            "metric": self.outcome, "method": self.method, "launched": ", ".join(map(str, self.launched_units)),
-            "effect": self.estimate, "se": self.se, "ci_lower": self.ci_lower, "ci_upper": self.ci_upper,
-            "p_value": self.p_value, "counterfactual": self.counterfactual, "rel_effect": self.relative_effect,
-            "rel_ci_lower": self.rel_ci_lower, "rel_ci_upper": self.rel_ci_upper,
-            "permutation_p_value": self.permutation_p_value, "pre_rmspe": self.pre_rmspe,
-            "fit_quality": self.fit_quality, "inference": self.inference, "n_control": self.n_control,
-            "n_pre": self.n_pre, "n_post": self.n_post,
-        }])
+        return pd.DataFrame(
+            [
+                {
+                    "metric": self.outcome,
+                    "method": self.method,
+                    "launched": ", ".join(map(str, self.launched_units)),
+                    "effect": self.estimate,
+                    "se": self.se,
+                    "ci_lower": self.ci_lower,
+                    "ci_upper": self.ci_upper,
+                    "p_value": self.p_value,
+                    "counterfactual": self.counterfactual,
+                    "rel_effect": self.relative_effect,
+                    "rel_ci_lower": self.rel_ci_lower,
+                    "rel_ci_upper": self.rel_ci_upper,
+                    "permutation_p_value": self.permutation_p_value,
+                    "pre_rmspe": self.pre_rmspe,
+                    "fit_quality": self.fit_quality,
+                    "inference": self.inference,
+                    "n_control": self.n_control,
+                    "n_pre": self.n_pre,
+                    "n_post": self.n_post,
+                }
+            ]
+        )
 
     def to_dict(self) -> dict:
         """The numbers and words a readout page needs, as plain Python values."""
         row = self.to_frame().iloc[0].to_dict()
-        row.update({
-            "method_name": _METHOD_NAMES[self.method], "alpha": self.alpha, "reps": self.reps,
-            "launch_period": self.launch_period, "post_rmspe": self.post_rmspe, "fit_message": self.fit_message,
-            "top_weights": [(str(k), float(v)) for k, v in self.top_weights().items()],
-            "conformal_p_value": self.conformal_p_value, "notes": list(self.notes),
-        })
+        row.update(
+            {
+                "method_name": _METHOD_NAMES[self.method],
+                "alpha": self.alpha,
+                "reps": self.reps,
+                "launch_period": self.launch_period,
+                "post_rmspe": self.post_rmspe,
+                "fit_message": self.fit_message,
+                "top_weights": [(str(k), float(v)) for k, v in self.top_weights().items()],
+                "conformal_p_value": self.conformal_p_value,
+                "notes": list(self.notes),
+            }
+        )
         return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
 
     def summary(self) -> str:
         lvl = f"{1 - self.alpha:.0%}"
         who = ", ".join(map(str, self.launched_units))
-        s = (f"{_METHOD_NAMES[self.method]} on {self.outcome} ({who} vs {self.n_control} comparison units, "
-             f"{self.n_pre} pre / {self.n_post} post periods): effect {self.estimate:.6g} "
-             f"({_pct(self.relative_effect)} of the synthetic counterfactual {self.counterfactual:.5g}), "
-             f"SE {_fmt(self.se, 5)} ({self.inference}), "
-             f"{lvl} CI [{_fmt(self.ci_lower, 5)}, {_fmt(self.ci_upper, 5)}], "
-             f"p = {_fmt_p(self.p_value)}")
+        s = (
+            f"{_METHOD_NAMES[self.method]} on {self.outcome} ({who} vs {self.n_control} comparison units, "
+            f"{self.n_pre} pre / {self.n_post} post periods): effect {self.estimate:.6g} "
+            f"({_pct(self.relative_effect)} of the synthetic counterfactual {self.counterfactual:.5g}), "
+            f"SE {_fmt(self.se, 5)} ({self.inference}), "
+            f"{lvl} CI [{_fmt(self.ci_lower, 5)}, {_fmt(self.ci_upper, 5)}], "
+            f"p = {_fmt_p(self.p_value)}"
+        )
         lines = [s]
         if np.isfinite(self.permutation_p_value):
             lines.append(f"placebo rank test (post/pre RMSPE): p = {_fmt_p(self.permutation_p_value)}")
@@ -406,8 +472,12 @@ class SyntheticResult:
         launch marked), ``"weights"`` (top ten comparison units, the rest summed), ``"placebo"`` (placebo
         estimates with the launched market marked), ``"fit"`` (the gap before and after launch, with the
         pre-launch RMSPE and the fit judgement). Returns the Axes."""
-        kinds = {"paths": self._plot_paths, "weights": self._plot_weights, "placebo": self._plot_placebo,
-                 "fit": self._plot_fit}
+        kinds = {
+            "paths": self._plot_paths,
+            "weights": self._plot_weights,
+            "placebo": self._plot_placebo,
+            "fit": self._plot_fit,
+        }
         if kind not in kinds:
             raise DataError(f"plot kind must be one of {', '.join(kinds)}; got {kind!r}")
         return kinds[kind](ax)
@@ -429,24 +499,40 @@ class SyntheticResult:
     def _plot_paths(self, ax=None):
         ax = self._axes(ax)
         who = ", ".join(map(str, self.launched_units))
-        if self.paths is None:                                    # staggered: one pair of lines per cohort
+        if self.paths is None:  # staggered: one pair of lines per cohort
             for label, res in self.cohort_results.items():
                 line = ax.plot(res.paths.index, res.paths["treated"], lw=2, label=f"launched {label}")[0]
-                ax.plot(res.paths.index, res.paths["synthetic"], lw=1.6, ls="--", color=line.get_color(),
-                        label=f"synthetic twin ({label})")
-                ax.axvline(self._launch_x(res.paths.index.to_numpy(), res.n_pre), color=line.get_color(), lw=0.8,
-                           ls=":")
+                ax.plot(
+                    res.paths.index,
+                    res.paths["synthetic"],
+                    lw=1.6,
+                    ls="--",
+                    color=line.get_color(),
+                    label=f"synthetic twin ({label})",
+                )
+                ax.axvline(
+                    self._launch_x(res.paths.index.to_numpy(), res.n_pre), color=line.get_color(), lw=0.8, ls=":"
+                )
         else:
             p = self.paths
             ax.plot(p.index, p["treated"], color="#0969da", lw=2.2, label=who)
             ax.plot(p.index, p["synthetic"], color="#57606a", lw=1.8, ls="--", label=f"synthetic twin ({self.method})")
             ax.axvline(self._launch_x(p.index.to_numpy(), self.n_pre), color="black", lw=1, ls=":")
-            ax.annotate(f"launch ({self.launch_period})", (self._launch_x(p.index.to_numpy(), self.n_pre), 1.0),
-                        xycoords=("data", "axes fraction"), xytext=(4, -12), textcoords="offset points", fontsize=8)
+            ax.annotate(
+                f"launch ({self.launch_period})",
+                (self._launch_x(p.index.to_numpy(), self.n_pre), 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(4, -12),
+                textcoords="offset points",
+                fontsize=8,
+            )
         ax.set_xlabel(self.time)
         ax.set_ylabel(self.outcome)
-        ax.set_title(f"{who} and its synthetic twin: effect {self.estimate:.4g} ({_pct(self.relative_effect)})",
-                     loc="left", fontsize=11)
+        ax.set_title(
+            f"{who} and its synthetic twin: effect {self.estimate:.4g} ({_pct(self.relative_effect)})",
+            loc="left",
+            fontsize=11,
+        )
         ax.legend(fontsize=8, frameon=False)
         style_axes(ax, grid="y")
         return ax
@@ -463,8 +549,11 @@ class SyntheticResult:
         for yi, v in zip(y, w.to_numpy()):
             ax.annotate(f"{v:.1%}", (v, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
         ax.set_xlabel("weight in the synthetic twin")
-        ax.set_title(f"Comparison units behind the synthetic twin ({(self.unit_weights > 0).sum()} of "
-                     f"{self.n_control} used)", loc="left", fontsize=11)
+        ax.set_title(
+            f"Comparison units behind the synthetic twin ({(self.unit_weights > 0).sum()} of {self.n_control} used)",
+            loc="left",
+            fontsize=11,
+        )
         style_axes(ax, grid="x")
         return ax
 
@@ -476,14 +565,21 @@ class SyntheticResult:
         values = pl["estimate"].to_numpy()
         bins = min(30, max(8, int(np.sqrt(values.size)) * 2))
         ax.hist(values, bins=bins, color="#bbbbbb", edgecolor="white", label="placebo launches")
-        ax.axvline(self.estimate, color="#cf222e", lw=2, label=f"{', '.join(map(str, self.launched_units))}: "
-                                                                 f"{self.estimate:.4g}")
+        ax.axvline(
+            self.estimate,
+            color="#cf222e",
+            lw=2,
+            label=f"{', '.join(map(str, self.launched_units))}: {self.estimate:.4g}",
+        )
         ax.axvline(0, color="black", lw=0.8)
         ax.set_xlabel(f"estimated effect on {self.outcome}")
         ax.set_ylabel("placebo runs")
         share = float(np.mean(np.abs(values) >= abs(self.estimate)))
-        ax.set_title(f"Placebo launches in comparison units: {share:.0%} at least as large as the real one",
-                     loc="left", fontsize=11)
+        ax.set_title(
+            f"Placebo launches in comparison units: {share:.0%} at least as large as the real one",
+            loc="left",
+            fontsize=11,
+        )
         ax.legend(fontsize=8, frameon=False)
         style_axes(ax, grid="y")
         return ax
@@ -495,8 +591,15 @@ class SyntheticResult:
             p = res.paths
             ax.plot(p.index, p["gap"], lw=1.8, label=f"gap {label}".strip())
             pre = p.index[~p["post"].to_numpy()]
-            ax.fill_between(pre, -res.pre_rmspe, res.pre_rmspe, color="#bbbbbb", alpha=0.4, lw=0,
-                            label=f"pre-launch RMSPE {res.pre_rmspe:.3g}".strip())
+            ax.fill_between(
+                pre,
+                -res.pre_rmspe,
+                res.pre_rmspe,
+                color="#bbbbbb",
+                alpha=0.4,
+                lw=0,
+                label=f"pre-launch RMSPE {res.pre_rmspe:.3g}".strip(),
+            )
             ax.axvline(self._launch_x(p.index.to_numpy(), res.n_pre), color="black", lw=1, ls=":")
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xlabel(self.time)
@@ -515,38 +618,49 @@ def _check_args(method, inference, reps, alpha):
     if method not in core.METHODS:
         raise DataError(f"method must be one of {', '.join(core.METHODS)}; got {method!r}")
     if inference is not None and inference not in INFERENCE:
-        raise DataError(f"inference must be one of {', '.join(INFERENCE)} (or None for the default); got "
-                        f"{inference!r}")
+        raise DataError(f"inference must be one of {', '.join(INFERENCE)} (or None for the default); got {inference!r}")
     if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 2:
         raise DataError(f"reps must be an integer >= 2 (the number of placebo/bootstrap replications); got {reps!r}")
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
         raise DataError(f"alpha must be between 0 and 1; got {alpha!r}")
 
 
-def _fit_judgement(unit: str, pre_rmspe: float, placebo_pre: np.ndarray | None, estimate: float,
-                   level: float) -> tuple[str, str]:
+def _fit_judgement(
+    unit: str, pre_rmspe: float, placebo_pre: np.ndarray | None, estimate: float, level: float
+) -> tuple[str, str]:
     """A label and a sentence on the pre-launch fit, from the pre-RMSPE relative to the placebo units'."""
     of_level = f" ({pre_rmspe / abs(level):.1%} of its pre-launch level)" if level and np.isfinite(level) else ""
     if placebo_pre is None or placebo_pre.size == 0 or not np.isfinite(pre_rmspe):
-        return "not assessed", (f"Before launch the synthetic twin missed {unit} by {pre_rmspe:.3g} on average "
-                                f"(RMSPE){of_level}; no placebo runs to compare it with.")
+        return "not assessed", (
+            f"Before launch the synthetic twin missed {unit} by {pre_rmspe:.3g} on average "
+            f"(RMSPE){of_level}; no placebo runs to compare it with."
+        )
     typical = float(np.median(placebo_pre))
     ratio = pre_rmspe / typical if typical > 0 else np.inf
     worse = float(np.mean(placebo_pre < pre_rmspe))
-    size = (f" The estimated effect ({estimate:.3g}) is {abs(estimate) / pre_rmspe:.1f} times that pre-launch "
-            "miss." if pre_rmspe > 0 else "")
+    size = (
+        f" The estimated effect ({estimate:.3g}) is {abs(estimate) / pre_rmspe:.1f} times that pre-launch miss."
+        if pre_rmspe > 0
+        else ""
+    )
     if ratio <= FIT_GOOD:
-        return "good", (f"Good pre-launch fit: the synthetic twin tracked {unit} to within {pre_rmspe:.3g} on "
-                        f"average (RMSPE){of_level}, about as closely as twins track the comparison units "
-                        f"(median {typical:.3g}).{size}")
+        return "good", (
+            f"Good pre-launch fit: the synthetic twin tracked {unit} to within {pre_rmspe:.3g} on "
+            f"average (RMSPE){of_level}, about as closely as twins track the comparison units "
+            f"(median {typical:.3g}).{size}"
+        )
     if ratio <= FIT_POOR:
-        return "fair", (f"Fair pre-launch fit: the synthetic twin missed {unit} by {pre_rmspe:.3g} on average "
-                        f"(RMSPE){of_level}, {ratio:.1f} times the typical miss for the comparison units "
-                        f"(median {typical:.3g}); worse than {worse:.0%} of them.{size}")
-    return "poor", (f"Warning, poor pre-launch fit: the synthetic twin missed {unit} by {pre_rmspe:.3g} on "
-                    f"average (RMSPE){of_level}, {ratio:.1f} times the typical miss for the comparison units "
-                    f"(median {typical:.3g}). No mix of the comparison units reproduces {unit}'s history well, so "
-                    f"the estimate may be biased; read it with caution.{size}")
+        return "fair", (
+            f"Fair pre-launch fit: the synthetic twin missed {unit} by {pre_rmspe:.3g} on average "
+            f"(RMSPE){of_level}, {ratio:.1f} times the typical miss for the comparison units "
+            f"(median {typical:.3g}); worse than {worse:.0%} of them.{size}"
+        )
+    return "poor", (
+        f"Warning, poor pre-launch fit: the synthetic twin missed {unit} by {pre_rmspe:.3g} on "
+        f"average (RMSPE){of_level}, {ratio:.1f} times the typical miss for the comparison units "
+        f"(median {typical:.3g}). No mix of the comparison units reproduces {unit}'s history well, so "
+        f"the estimate may be biased; read it with caution.{size}"
+    )
 
 
 def _block_result(panel: _Panel, fit: core.Fit, method: str, unit: str, time: str) -> dict:
@@ -555,48 +669,91 @@ def _block_result(panel: _Panel, fit: core.Fit, method: str, unit: str, time: st
     Y = panel.Y
     ytr = Y[N0:].mean(axis=0)
     gap = fit.gap
-    paths = pd.DataFrame({"treated": ytr, "synthetic": ytr - gap, "gap": gap,
-                          "post": np.arange(Y.shape[1]) >= T0},
-                         index=pd.Index(panel.periods[:Y.shape[1]], name=time))
+    paths = pd.DataFrame(
+        {"treated": ytr, "synthetic": ytr - gap, "gap": gap, "post": np.arange(Y.shape[1]) >= T0},
+        index=pd.Index(panel.periods[: Y.shape[1]], name=time),
+    )
     weights = pd.Series(fit.omega, index=pd.Index(panel.units[:N0], name=unit), name="weight")
-    time_weights = None if method == "sc" else pd.Series(fit.lam, index=pd.Index(panel.periods[:T0], name=time),
-                                                          name="weight")
+    time_weights = (
+        None if method == "sc" else pd.Series(fit.lam, index=pd.Index(panel.periods[:T0], name=time), name="weight")
+    )
     paths["time_weight"] = np.r_[fit.lam, np.full(Y.shape[1] - T0, np.nan)] if method != "sc" else np.nan
-    return dict(paths=paths, unit_weights=weights, time_weights=time_weights,
-                counterfactual=float((ytr - gap)[T0:].mean()), level=float(ytr[:T0].mean()))
+    return dict(
+        paths=paths,
+        unit_weights=weights,
+        time_weights=time_weights,
+        counterfactual=float((ytr - gap)[T0:].mean()),
+        level=float(ytr[:T0].mean()),
+    )
 
 
 def _placebo_fits(reps: core.Replications) -> core.BatchFit:
     """The solved placebo problems of ``reps`` (:func:`abkit.stats.synthdid.placebo_se` always keeps them)."""
     if reps.fits is None:
-        raise AbkitError(f"{reps.method} replications carry no solved placebo fits; the placebo table needs "
-                         "the replications of abkit.stats.synthdid.placebo_se")
+        raise AbkitError(
+            f"{reps.method} replications carry no solved placebo fits; the placebo table needs "
+            "the replications of abkit.stats.synthdid.placebo_se"
+        )
     return reps.fits
 
 
-def _placebo_frame(panel: _Panel, reps: core.Replications, fit_pre: float, fit_post: float, estimate: float,
-                   launched: str, n_control: int, unit: str) -> pd.DataFrame:
+def _placebo_frame(
+    panel: _Panel,
+    reps: core.Replications,
+    fit_pre: float,
+    fit_post: float,
+    estimate: float,
+    launched: str,
+    n_control: int,
+    unit: str,
+) -> pd.DataFrame:
     fits = _placebo_fits(reps)
-    if reps.draws is not None and len(reps.pseudo_treated) == fits.estimate.size \
-            and all(len(p) == 1 for p in reps.pseudo_treated) and fits.estimate.size == n_control:
+    if (
+        reps.draws is not None
+        and len(reps.pseudo_treated) == fits.estimate.size
+        and all(len(p) == 1 for p in reps.pseudo_treated)
+        and fits.estimate.size == n_control
+    ):
         labels = [str(panel.units[p[0]]) for p in reps.pseudo_treated]
         est, pre, post = fits.estimate, fits.pre_rmspe, fits.post_rmspe
     else:
         d = reps.draws if reps.draws is not None else np.arange(reps.estimates.size)
-        labels = [", ".join(str(panel.units[i]) for i in reps.pseudo_treated[j]) if reps.pseudo_treated else
-                  f"replication {j + 1}" for j in d]
+        labels = [
+            ", ".join(str(panel.units[i]) for i in reps.pseudo_treated[j])
+            if reps.pseudo_treated
+            else f"replication {j + 1}"
+            for j in d
+        ]
         est, pre, post = fits.estimate[d], fits.pre_rmspe[d], fits.post_rmspe[d]
-    frame = pd.DataFrame({unit: [launched, *labels], "launched": [True] + [False] * len(labels),
-                          "estimate": np.r_[estimate, est], "pre_rmspe": np.r_[fit_pre, pre],
-                          "post_rmspe": np.r_[fit_post, post]})
+    frame = pd.DataFrame(
+        {
+            unit: [launched, *labels],
+            "launched": [True] + [False] * len(labels),
+            "estimate": np.r_[estimate, est],
+            "pre_rmspe": np.r_[fit_pre, pre],
+            "post_rmspe": np.r_[fit_post, post],
+        }
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         frame["rmspe_ratio"] = frame["post_rmspe"] / frame["pre_rmspe"]
     return frame
 
 
-def synthetic(data, outcome, unit: str, time: str, treatment: str, method: str = "sdid", *,
-              covariates: Sequence[str] | str | None = None, inference: str | None = None, reps: int = 200,
-              alpha: float = 0.05, seed: int | None = 0, conformal: bool = False) -> SyntheticResult:
+def synthetic(
+    data,
+    outcome,
+    unit: str,
+    time: str,
+    treatment: str,
+    method: str = "sdid",
+    *,
+    covariates: Sequence[str] | str | None = None,
+    inference: str | None = None,
+    reps: int = 200,
+    alpha: float = 0.05,
+    seed: int | None = 0,
+    conformal: bool = False,
+) -> SyntheticResult:
     """Synthetic DiD (``method="sdid"``), synthetic control (``"sc"``) or DiD (``"did"``) on a long panel.
 
     ``data``: one row per ``unit`` and ``time`` period (balanced), a 0/1
@@ -634,8 +791,10 @@ def synthetic(data, outcome, unit: str, time: str, treatment: str, method: str =
     N0, T0 = panel.n_control, int(starts[0])
     N1 = N - N0
     if T0 < 2:
-        raise DataError(f"synthetic control needs at least 2 pre-launch periods; the launch is in {time}="
-                        f"{_val(panel.periods[T0])}, {T0} period(s) after the first")
+        raise DataError(
+            f"synthetic control needs at least 2 pre-launch periods; the launch is in {time}="
+            f"{_val(panel.periods[T0])}, {T0} period(s) after the first"
+        )
     if inference is None:
         inference = "placebo" if N0 > N1 else "bootstrap"
     if inference == "conformal" and X is not None:
@@ -651,8 +810,10 @@ def synthetic(data, outcome, unit: str, time: str, treatment: str, method: str =
     se, replicates, conf_frame, conf_p = np.nan, None, None, np.nan
     if inference == "placebo":
         if placebo is None:
-            raise DataError(f"placebo inference needs more comparison units than launched units; there are {N0} "
-                            f"comparison and {N1} launched units; use inference='bootstrap'")
+            raise DataError(
+                f"placebo inference needs more comparison units than launched units; there are {N0} "
+                f"comparison and {N1} launched units; use inference='bootstrap'"
+            )
         se, replicates = placebo.se, placebo.estimates
     elif inference == "bootstrap":
         boot = core.bootstrap_se(Y, fit, reps=reps, seed=seed, X=X)
@@ -665,15 +826,19 @@ def synthetic(data, outcome, unit: str, time: str, treatment: str, method: str =
         if X is not None:
             raise DataError("conformal inference is not available with covariates")
         cr = core.conformal(Y, fit, alpha)
-        conf_frame = pd.DataFrame({"effect": cr.effect, "ci_lower": cr.ci_lower, "ci_upper": cr.ci_upper,
-                                   "p_value": cr.p_value}, index=pd.Index(panel.periods[T0:], name=time))
+        conf_frame = pd.DataFrame(
+            {"effect": cr.effect, "ci_lower": cr.ci_lower, "ci_upper": cr.ci_upper, "p_value": cr.p_value},
+            index=pd.Index(panel.periods[T0:], name=time),
+        )
         conf_p = cr.p_value_joint
         if inference == "conformal":
             ci_lower, ci_upper = cr.constant_ci
             p_value = cr.p_value_joint
-            notes.append("conformal inference (Chernozhukov, Wuthrich & Zhu 2021): interval for an effect constant "
-                         "over the post-launch periods, p-value of no effect in any post-launch period; interval "
-                         f"ends located to within {cr.resolution:.3g}")
+            notes.append(
+                "conformal inference (Chernozhukov, Wuthrich & Zhu 2021): interval for an effect constant "
+                "over the post-launch periods, p-value of no effect in any post-launch period; interval "
+                f"ends located to within {cr.resolution:.3g}"
+            )
     pl_frame = None
     perm_p = np.nan
     placebo_pre = None
@@ -686,18 +851,46 @@ def synthetic(data, outcome, unit: str, time: str, treatment: str, method: str =
     quality, message = _fit_judgement(launched, fit.pre_rmspe, placebo_pre, fit.estimate, parts["level"])
     if parts["counterfactual"] <= 0:
         notes.append("relative effect not reported: the synthetic counterfactual is not positive")
-    beta = (pd.Series(fit.beta, index=pd.Index(covs, name="covariate"), name="beta") if covs else None)
+    beta = pd.Series(fit.beta, index=pd.Index(covs, name="covariate"), name="beta") if covs else None
     return SyntheticResult(
-        method=method, outcome=panel.outcome_name, unit=unit, time=time,
-        launched_units=tuple(panel.units[N0:].tolist()), estimate=fit.estimate, se=se, ci_lower=ci_lower,
-        ci_upper=ci_upper, p_value=p_value, alpha=alpha, inference=inference, reps=int(reps), seed=seed,
-        unit_weights=parts["unit_weights"], time_weights=parts["time_weights"], paths=parts["paths"],
-        counterfactual=parts["counterfactual"], pre_rmspe=fit.pre_rmspe, post_rmspe=fit.post_rmspe,
-        placebo=pl_frame, permutation_p_value=perm_p, fit_quality=quality, fit_message=message, n_control=N0,
-        n_pre=T0, n_post=T - T0, launch_period=_label(panel.periods, T0), noise_level=fit.reg.noise_level,
+        method=method,
+        outcome=panel.outcome_name,
+        unit=unit,
+        time=time,
+        launched_units=tuple(panel.units[N0:].tolist()),
+        estimate=fit.estimate,
+        se=se,
+        ci_lower=ci_lower,
+        ci_upper=ci_upper,
+        p_value=p_value,
+        alpha=alpha,
+        inference=inference,
+        reps=int(reps),
+        seed=seed,
+        unit_weights=parts["unit_weights"],
+        time_weights=parts["time_weights"],
+        paths=parts["paths"],
+        counterfactual=parts["counterfactual"],
+        pre_rmspe=fit.pre_rmspe,
+        post_rmspe=fit.post_rmspe,
+        placebo=pl_frame,
+        permutation_p_value=perm_p,
+        fit_quality=quality,
+        fit_message=message,
+        n_control=N0,
+        n_pre=T0,
+        n_post=T - T0,
+        launch_period=_label(panel.periods, T0),
+        noise_level=fit.reg.noise_level,
         zeta_omega=fit.reg.zeta_omega,
-        zeta_lambda=fit.reg.zeta_lambda, covariates=tuple(covs), beta=beta, conformal=conf_frame,
-        conformal_p_value=conf_p, replicates=replicates, notes=tuple(notes))
+        zeta_lambda=fit.reg.zeta_lambda,
+        covariates=tuple(covs),
+        beta=beta,
+        conformal=conf_frame,
+        conformal_p_value=conf_p,
+        replicates=replicates,
+        notes=tuple(notes),
+    )
 
 
 def _staggered(panel: _Panel, method, unit, time, covs, inference, reps, alpha, seed, conformal) -> SyntheticResult:
@@ -705,11 +898,15 @@ def _staggered(panel: _Panel, method, unit, time, covs, inference, reps, alpha, 
     N, T = Y.shape
     first = panel.first
     if (first[first >= 0] < 2).any():
-        raise DataError("every launch cohort needs at least 2 pre-launch periods; a cohort launches in "
-                        f"{time}={_val(panel.periods[int(first[first >= 0].min())])}")
+        raise DataError(
+            "every launch cohort needs at least 2 pre-launch periods; a cohort launches in "
+            f"{time}={_val(panel.periods[int(first[first >= 0].min())])}"
+        )
     if inference == "conformal" or conformal:
-        raise DataError("conformal inference is available for a single launch date only; use "
-                        "inference='placebo' with staggered launches")
+        raise DataError(
+            "conformal inference is available for a single launch date only; use "
+            "inference='placebo' with staggered launches"
+        )
     specs, never = core.cohort_specs(Y, first, method)
     st = core.staggered(Y, specs, never, X=X)
     N0, N1 = never.size, N - never.size
@@ -730,56 +927,144 @@ def _staggered(panel: _Panel, method, unit, time, covs, inference, reps, alpha, 
         fits = st.fits
         label = _label(panel.periods, spec.start)
         rows_idx = np.r_[never, spec.treated]
-        sub = _Panel(Y=Y[rows_idx], X=None, units=panel.units[rows_idx], periods=panel.periods, first=first[rows_idx],
-                     n_control=N0, outcome_name=panel.outcome_name)
-        f = core.Fit(estimate=float(fits.estimate[a]), omega=fits.omega[a, :N0].copy(),
-                     lam=fits.lam[a, :spec.start].copy(), beta=fits.beta[a].copy(), reg=spec.reg,
-                     gap=fits.gap[a].copy(), pre_rmspe=float(fits.pre_rmspe[a]), post_rmspe=float(fits.post_rmspe[a]),
-                     n_control=N0, n_pre=spec.start)
+        sub = _Panel(
+            Y=Y[rows_idx],
+            X=None,
+            units=panel.units[rows_idx],
+            periods=panel.periods,
+            first=first[rows_idx],
+            n_control=N0,
+            outcome_name=panel.outcome_name,
+        )
+        f = core.Fit(
+            estimate=float(fits.estimate[a]),
+            omega=fits.omega[a, :N0].copy(),
+            lam=fits.lam[a, : spec.start].copy(),
+            beta=fits.beta[a].copy(),
+            reg=spec.reg,
+            gap=fits.gap[a].copy(),
+            pre_rmspe=float(fits.pre_rmspe[a]),
+            post_rmspe=float(fits.post_rmspe[a]),
+            n_control=N0,
+            n_pre=spec.start,
+        )
         parts = _block_result(sub, f, method, unit, time)
         who = tuple(panel.units[spec.treated].tolist())
         quality, message = _fit_judgement(", ".join(map(str, who)), f.pre_rmspe, None, f.estimate, parts["level"])
         cohort_results[label] = SyntheticResult(
-            method=method, outcome=panel.outcome_name, unit=unit, time=time, launched_units=who, estimate=f.estimate,
-            se=np.nan, ci_lower=np.nan, ci_upper=np.nan, p_value=np.nan, alpha=alpha, inference="none (one cohort)",
-            reps=0, seed=seed, unit_weights=parts["unit_weights"], time_weights=parts["time_weights"],
-            paths=parts["paths"], counterfactual=parts["counterfactual"], pre_rmspe=f.pre_rmspe,
-            post_rmspe=f.post_rmspe, placebo=None, permutation_p_value=np.nan, fit_quality=quality,
-            fit_message=message, n_control=N0, n_pre=spec.start, n_post=T - spec.start, launch_period=label,
-            noise_level=spec.reg.noise_level, zeta_omega=spec.reg.zeta_omega, zeta_lambda=spec.reg.zeta_lambda,
-            covariates=tuple(covs))
+            method=method,
+            outcome=panel.outcome_name,
+            unit=unit,
+            time=time,
+            launched_units=who,
+            estimate=f.estimate,
+            se=np.nan,
+            ci_lower=np.nan,
+            ci_upper=np.nan,
+            p_value=np.nan,
+            alpha=alpha,
+            inference="none (one cohort)",
+            reps=0,
+            seed=seed,
+            unit_weights=parts["unit_weights"],
+            time_weights=parts["time_weights"],
+            paths=parts["paths"],
+            counterfactual=parts["counterfactual"],
+            pre_rmspe=f.pre_rmspe,
+            post_rmspe=f.post_rmspe,
+            placebo=None,
+            permutation_p_value=np.nan,
+            fit_quality=quality,
+            fit_message=message,
+            n_control=N0,
+            n_pre=spec.start,
+            n_post=T - spec.start,
+            launch_period=label,
+            noise_level=spec.reg.noise_level,
+            zeta_omega=spec.reg.zeta_omega,
+            zeta_lambda=spec.reg.zeta_lambda,
+            covariates=tuple(covs),
+        )
         cf_total += st.weights[a] * parts["counterfactual"]
-        rows.append({"launch_period": label, "launched": ", ".join(map(str, who)), "n_launched": spec.treated.size,
-                     "n_post": T - spec.start, "weight": st.weights[a], "estimate": f.estimate,
-                     "pre_rmspe": f.pre_rmspe})
-    weights = pd.Series(st.weights @ st.fits.omega[:, :N0], index=pd.Index(panel.units[never], name=unit),
-                        name="weight")
+        rows.append(
+            {
+                "launch_period": label,
+                "launched": ", ".join(map(str, who)),
+                "n_launched": spec.treated.size,
+                "n_post": T - spec.start,
+                "weight": st.weights[a],
+                "estimate": f.estimate,
+                "pre_rmspe": f.pre_rmspe,
+            }
+        )
+    weights = pd.Series(
+        st.weights @ st.fits.omega[:, :N0], index=pd.Index(panel.units[never], name=unit), name="weight"
+    )
     pl_frame = None
     if inference == "placebo":
-        pl_frame = pd.DataFrame({unit: ["launched units"] + [f"replication {j + 1}" for j in range(reps)],
-                                 "launched": [True] + [False] * reps,
-                                 "estimate": np.r_[st.estimate, reps_res.estimates]})
+        pl_frame = pd.DataFrame(
+            {
+                unit: ["launched units"] + [f"replication {j + 1}" for j in range(reps)],
+                "launched": [True] + [False] * reps,
+                "estimate": np.r_[st.estimate, reps_res.estimates],
+            }
+        )
     worst = max(rows, key=lambda r: r["pre_rmspe"])
-    quality, message = "not assessed", ("Staggered launches: the pre-launch fit is shown per launch cohort "
-                                        f"(largest pre-launch RMSPE {worst['pre_rmspe']:.3g}, cohort "
-                                        f"{worst['launch_period']}).")
+    quality, message = (
+        "not assessed",
+        (
+            "Staggered launches: the pre-launch fit is shown per launch cohort "
+            f"(largest pre-launch RMSPE {worst['pre_rmspe']:.3g}, cohort "
+            f"{worst['launch_period']})."
+        ),
+    )
     beta = None
     if covs:
         beta = pd.Series(st.weights @ st.fits.beta, index=pd.Index(covs, name="covariate"), name="beta")
     return SyntheticResult(
-        method=method, outcome=panel.outcome_name, unit=unit, time=time,
-        launched_units=tuple(panel.units[N0:].tolist()), estimate=st.estimate, se=se, ci_lower=ci_lower,
-        ci_upper=ci_upper, p_value=p_value, alpha=alpha, inference=inference, reps=reps, seed=seed,
-        unit_weights=weights, time_weights=None, paths=None, counterfactual=cf_total,
-        pre_rmspe=float(np.sqrt(np.sum(st.weights * st.fits.pre_rmspe ** 2))),
-        post_rmspe=float(np.sqrt(np.sum(st.weights * st.fits.post_rmspe ** 2))), placebo=pl_frame,
-        permutation_p_value=np.nan, fit_quality=quality, fit_message=message, n_control=N0,
-        n_pre=int(min(s.start for s in specs)), n_post=int(T - min(s.start for s in specs)),
-        launch_period=rows[0]["launch_period"], noise_level=float(np.mean([s.reg.noise_level for s in specs])),
-        zeta_omega=np.nan, zeta_lambda=np.nan, covariates=tuple(covs), beta=beta,
-        cohorts=pd.DataFrame(rows), cohort_results=cohort_results, replicates=reps_res.estimates,
-        notes=((f"staggered launches: {len(specs)} cohorts, each estimated against the {N0} never-launched units "
-                "and averaged with weights launched units x post periods (Clarke et al. 2023)"),))
+        method=method,
+        outcome=panel.outcome_name,
+        unit=unit,
+        time=time,
+        launched_units=tuple(panel.units[N0:].tolist()),
+        estimate=st.estimate,
+        se=se,
+        ci_lower=ci_lower,
+        ci_upper=ci_upper,
+        p_value=p_value,
+        alpha=alpha,
+        inference=inference,
+        reps=reps,
+        seed=seed,
+        unit_weights=weights,
+        time_weights=None,
+        paths=None,
+        counterfactual=cf_total,
+        pre_rmspe=float(np.sqrt(np.sum(st.weights * st.fits.pre_rmspe**2))),
+        post_rmspe=float(np.sqrt(np.sum(st.weights * st.fits.post_rmspe**2))),
+        placebo=pl_frame,
+        permutation_p_value=np.nan,
+        fit_quality=quality,
+        fit_message=message,
+        n_control=N0,
+        n_pre=int(min(s.start for s in specs)),
+        n_post=int(T - min(s.start for s in specs)),
+        launch_period=rows[0]["launch_period"],
+        noise_level=float(np.mean([s.reg.noise_level for s in specs])),
+        zeta_omega=np.nan,
+        zeta_lambda=np.nan,
+        covariates=tuple(covs),
+        beta=beta,
+        cohorts=pd.DataFrame(rows),
+        cohort_results=cohort_results,
+        replicates=reps_res.estimates,
+        notes=(
+            (
+                f"staggered launches: {len(specs)} cohorts, each estimated against the {N0} never-launched units "
+                "and averaged with weights launched units x post periods (Clarke et al. 2023)"
+            ),
+        ),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -810,11 +1095,17 @@ class DetectableEffect:
 
     def summary(self) -> str:
         who = ", ".join(map(str, self.market))
-        lines = [(f"detectable effect ({self.power:.0%} power, alpha {self.alpha:g}, {self.method}) in {who} on "
-                  f"{self.outcome}, from placebo launches in its history:")]
+        lines = [
+            (
+                f"detectable effect ({self.power:.0%} power, alpha {self.alpha:g}, {self.method}) in {who} on "
+                f"{self.outcome}, from placebo launches in its history:"
+            )
+        ]
         for r in self.table.itertuples():
-            lines.append(f"  {r.post_periods:>3} periods after launch: {r.mde:.4g} ({r.mde_relative:.1%}), "
-                         f"{r.n_launch_dates} pretend launch dates")
+            lines.append(
+                f"  {r.post_periods:>3} periods after launch: {r.mde:.4g} ({r.mde_relative:.1%}), "
+                f"{r.n_launch_dates} pretend launch dates"
+            )
         return "\n".join(lines)
 
     __str__ = summary
@@ -823,9 +1114,11 @@ class DetectableEffect:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        return frame_table(self.table, lambda c, v: f"{v:.1%}" if c == "mde_relative" else
-                           (_fmt(v) if isinstance(v, float) else str(v)),
-                           caption=bold(f"Detectable effect in {', '.join(map(str, self.market))}: {self.outcome}"))
+        return frame_table(
+            self.table,
+            lambda c, v: f"{v:.1%}" if c == "mde_relative" else (_fmt(v) if isinstance(v, float) else str(v)),
+            caption=bold(f"Detectable effect in {', '.join(map(str, self.market))}: {self.outcome}"),
+        )
 
     def plot(self, ax=None, relative: bool = True):
         """Detectable effect (relative by default) against the post-launch length."""
@@ -837,20 +1130,41 @@ class DetectableEffect:
         y = 100 * t["mde_relative"] if relative else t["mde"]
         ax.plot(t["post_periods"], y, "o-", color="#0969da", lw=2)
         for x, v in zip(t["post_periods"], y):
-            ax.annotate(f"{v:.1f}%" if relative else f"{v:.3g}", (x, v), xytext=(0, 7), textcoords="offset points",
-                        ha="center", fontsize=8)
+            ax.annotate(
+                f"{v:.1f}%" if relative else f"{v:.3g}",
+                (x, v),
+                xytext=(0, 7),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+            )
         ax.set_xlabel("periods after launch")
         ax.set_ylabel("detectable effect (% of level)" if relative else f"detectable effect ({self.outcome})")
         ax.set_ylim(bottom=0)
-        ax.set_title(f"What {self.method} could detect in {', '.join(map(str, self.market))} "
-                     f"({self.power:.0%} power, alpha {self.alpha:g})", loc="left", fontsize=11)
+        ax.set_title(
+            f"What {self.method} could detect in {', '.join(map(str, self.market))} "
+            f"({self.power:.0%} power, alpha {self.alpha:g})",
+            loc="left",
+            fontsize=11,
+        )
         style_axes(ax, grid="y")
         return ax
 
 
-def detectable_effect(data, outcome, unit: str, time: str, market, *, method: str = "sdid",
-                      post_periods: Sequence[int] | None = None, alpha: float = 0.05, power: float = 0.8,
-                      min_pre: int | None = None, max_dates: int | None = 20) -> DetectableEffect:
+def detectable_effect(
+    data,
+    outcome,
+    unit: str,
+    time: str,
+    market,
+    *,
+    method: str = "sdid",
+    post_periods: Sequence[int] | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    min_pre: int | None = None,
+    max_dates: int | None = 20,
+) -> DetectableEffect:
     """What effect could a launch in ``market`` be detected at, by post-launch length (placebo in time).
 
     On the history (no launch yet), pretend that ``market`` launched at every
@@ -883,8 +1197,10 @@ def detectable_effect(data, outcome, unit: str, time: str, market, *, method: st
     lengths = [4, 8, 13, 26] if post_periods is None else [int(x) for x in post_periods]
     lengths = [L for L in lengths if L >= 1 and min_pre + L <= T]
     if not lengths:
-        raise DataError(f"the history has {T} periods: too short for min_pre={min_pre} plus the requested "
-                        "post-launch lengths; pass shorter post_periods or a smaller min_pre")
+        raise DataError(
+            f"the history has {T} periods: too short for min_pre={min_pre} plus the requested "
+            "post-launch lengths; pass shorter post_periods or a smaller min_pre"
+        )
     starts, ends = [], []
     for L in lengths:
         s = np.arange(min_pre, T - L + 1)
@@ -899,19 +1215,39 @@ def detectable_effect(data, outcome, unit: str, time: str, market, *, method: st
     treated = np.tile(np.arange(N0, N), (B, 1))
     regs = [core.regularization(Y[:N0, :s], N - N0, e - s, method) for s, e in zip(pre_end, post_end)]
     pr = core.Problems(controls=controls, treated=treated, pre_end=pre_end, post_end=post_end)
-    res = core.solve(Y, pr, regs[0], zeta_omega=[r.zeta_omega for r in regs],
-                     zeta_lambda=[r.zeta_lambda for r in regs], min_decrease=[r.min_decrease for r in regs])
-    est = pd.DataFrame({"post_periods": post_end - pre_end, "launch_period": panel.periods[pre_end],
-                        "estimate": res.estimate})
+    res = core.solve(
+        Y,
+        pr,
+        regs[0],
+        zeta_omega=[r.zeta_omega for r in regs],
+        zeta_lambda=[r.zeta_lambda for r in regs],
+        min_decrease=[r.min_decrease for r in regs],
+    )
+    est = pd.DataFrame(
+        {"post_periods": post_end - pre_end, "launch_period": panel.periods[pre_end], "estimate": res.estimate}
+    )
     z = stats.norm.isf(alpha / 2) + stats.norm.ppf(power)
     ytr = Y[N0:].mean(axis=0)
     rows = []
     for L, part in est.groupby("post_periods", sort=True):
         rmse = float(np.sqrt(np.mean(part["estimate"] ** 2)))
-        level = float(ytr[T - L:].mean())
-        rows.append({"post_periods": int(L), "n_launch_dates": len(part), "rmse": rmse,
-                     "sd": float(part["estimate"].std(ddof=1)) if len(part) > 1 else np.nan,
-                     "mde": z * rmse, "mde_relative": z * rmse / abs(level) if level else np.nan})
-    return DetectableEffect(market=tuple(panel.units[N0:].tolist()), outcome=panel.outcome_name, method=method,
-                            alpha=alpha, power=power, table=pd.DataFrame(rows), estimates=est)
-
+        level = float(ytr[T - L :].mean())
+        rows.append(
+            {
+                "post_periods": int(L),
+                "n_launch_dates": len(part),
+                "rmse": rmse,
+                "sd": float(part["estimate"].std(ddof=1)) if len(part) > 1 else np.nan,
+                "mde": z * rmse,
+                "mde_relative": z * rmse / abs(level) if level else np.nan,
+            }
+        )
+    return DetectableEffect(
+        market=tuple(panel.units[N0:].tolist()),
+        outcome=panel.outcome_name,
+        method=method,
+        alpha=alpha,
+        power=power,
+        table=pd.DataFrame(rows),
+        estimates=est,
+    )

@@ -1,5 +1,6 @@
 """Data preparation for the DiD estimators: columns to clean arrays, integer codes, each unit's
 launch period, cohorts, raw trends and one-row-per-unit-period checks."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -35,8 +36,9 @@ def _outcome_columns(outcome) -> tuple[list[str], str]:
         return [outcome], outcome
     if isinstance(outcome, (tuple, list)) and len(outcome) == 2 and all(isinstance(c, str) for c in outcome):
         return list(outcome), f"{outcome[0]}/{outcome[1]}"
-    raise DataError(f"outcome must be a column name or a (numerator, denominator) pair of column names; "
-                    f"got {outcome!r}")
+    raise DataError(
+        f"outcome must be a column name or a (numerator, denominator) pair of column names; got {outcome!r}"
+    )
 
 
 def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
@@ -47,8 +49,10 @@ def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
         conv = pd.to_numeric(s, errors="coerce")
         bad = s[conv.isna() & s.notna()]
         if len(bad):
-            raise DataError(f"column '{col}' is not numeric (dtype {s.dtype}; e.g. value {_val(bad.iloc[0])} in "
-                            f"{len(bad):,} rows); convert it to numbers before the analysis")
+            raise DataError(
+                f"column '{col}' is not numeric (dtype {s.dtype}; e.g. value {_val(bad.iloc[0])} in "
+                f"{len(bad):,} rows); convert it to numbers before the analysis"
+            )
         s = conv
     return s.to_numpy(dtype=np.float64, na_value=np.nan)
 
@@ -67,8 +71,14 @@ class _Frame:
     extra: dict = field(default_factory=dict)
 
 
-def _prepare(data, outcome, numeric_columns: Sequence[str | None], key_columns: Sequence[str | None],
-             weights: str | None, extra: Sequence[str | None] = ()) -> _Frame:
+def _prepare(
+    data,
+    outcome,
+    numeric_columns: Sequence[str | None],
+    key_columns: Sequence[str | None],
+    weights: str | None,
+    extra: Sequence[str | None] = (),
+) -> _Frame:
     """Read and clean the columns; ``extra`` columns are returned as is (missing values allowed).
 
     Column lists may hold None (an optional column not given, e.g. ``cluster=None``): it is skipped.
@@ -123,28 +133,35 @@ def _prepare(data, outcome, numeric_columns: Sequence[str | None], key_columns: 
     for c in extra_names:
         s = df[c]
         if s.dtype.kind in "mM":
-            raise DataError(f"column '{c}' holds dates; it must hold the first treated period in the units of "
-                            "the period column (e.g. a week number), missing if never treated")
+            raise DataError(
+                f"column '{c}' holds dates; it must hold the first treated period in the units of "
+                "the period column (e.g. a week number), missing if never treated"
+            )
         v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         bad = s.notna().to_numpy() & np.isnan(v)
         if bad.any():
-            raise DataError(f"column '{c}' must hold a period number (missing for never treated); got e.g. "
-                            f"{_val(s[bad].iloc[0])} in {int(bad.sum()):,} row(s)")
+            raise DataError(
+                f"column '{c}' must hold a period number (missing for never treated); got e.g. "
+                f"{_val(s[bad].iloc[0])} in {int(bad.sum()):,} row(s)"
+            )
         extras[c] = v[keep]
-    return _Frame(y=y, w=w, cols=arrays, keys=keyvals, dropped=dropped, outcome_name=name, n_rows_in=n_in,
-                  extra=extras)
+    return _Frame(y=y, w=w, cols=arrays, keys=keyvals, dropped=dropped, outcome_name=name, n_rows_in=n_in, extra=extras)
 
 
 def _time_numeric(values: np.ndarray, col: str) -> np.ndarray:
     if np.asarray(values).dtype.kind in "mM":
-        raise DataError(f"column '{col}' holds dates or durations; this estimator measures event time in periods, "
-                        f"so give it period numbers, e.g. weeks since the start: "
-                        f"(df['{col}'] - df['{col}'].min()).dt.days // 7")
+        raise DataError(
+            f"column '{col}' holds dates or durations; this estimator measures event time in periods, "
+            f"so give it period numbers, e.g. weeks since the start: "
+            f"(df['{col}'] - df['{col}'].min()).dt.days // 7"
+        )
     try:
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise DataError(f"column '{col}' must hold numbers (e.g. week or year numbers) for this "
-                        f"estimator; got values like {_val(values[0])}. Map the periods to integers first") from None
+        raise DataError(
+            f"column '{col}' must hold numbers (e.g. week or year numbers) for this "
+            f"estimator; got values like {_val(values[0])}. Map the periods to integers first"
+        ) from None
 
 
 def _number(x: float) -> str:
@@ -157,8 +174,7 @@ def _number(x: float) -> str:
     return str(int(x)) if x.is_integer() else f"{x:g}"
 
 
-def classify_first_treated(first, periods, column: str = "first_treated", time: str = "time",
-                           units=None) -> np.ndarray:
+def classify_first_treated(first, periods, column: str = "first_treated", time: str = "time", units=None) -> np.ndarray:
     """Each unit's first treated period with ``inf`` for never treated: the one rule of every DiD path.
 
     ``first``: the first-treated values (per row or per unit; float, NaN for
@@ -195,27 +211,41 @@ def classify_first_treated(first, periods, column: str = "first_treated", time: 
 
     neg_inf = np.isneginf(f)
     if neg_inf.any():
-        raise DataError(f"column '{column}' holds -inf for {count(neg_inf)}; a first treated period must be a "
-                        "period number, or missing (NaN) for never-treated units")
+        raise DataError(
+            f"column '{column}' holds -inf for {count(neg_inf)}; a first treated period must be a "
+            "period number, or missing (NaN) for never-treated units"
+        )
     zero = f == 0
     if zero.any() and bool(np.any(periods == 0)):
-        raise DataError(f"column '{column}' is 0 for {count(zero)}, and 0 is also a period of the panel ({span}): "
-                        "0 could mean 'first treated in period 0' or 'never treated'. Code never-treated units as "
-                        f"missing (NaN / None) and treated units by their first treated period, or number the "
-                        f"periods from 1")
+        raise DataError(
+            f"column '{column}' is 0 for {count(zero)}, and 0 is also a period of the panel ({span}): "
+            "0 could mean 'first treated in period 0' or 'never treated'. Code never-treated units as "
+            f"missing (NaN / None) and treated units by their first treated period, or number the "
+            f"periods from 1"
+        )
     negative = f < 0
     if negative.any() and lo_p >= 0:
         eg = _number(f[negative][0])
-        raise DataError(f"column '{column}' is negative for {count(negative)} (e.g. {eg}) while every period of the "
-                        f"panel is >= 0 ({span}): a negative value could be a 'never treated' code or a launch "
-                        "before the data starts. Code never-treated units as missing (NaN / None) and treated "
-                        "units by their first treated period")
+        raise DataError(
+            f"column '{column}' is negative for {count(negative)} (e.g. {eg}) while every period of the "
+            f"panel is >= 0 ({span}): a negative value could be a 'never treated' code or a launch "
+            "before the data starts. Code never-treated units as missing (NaN / None) and treated "
+            "units by their first treated period"
+        )
     return np.where(np.isnan(f) | zero, np.inf, f)
 
 
-def _first_treated_per_unit(ucode: np.ndarray, n_units: int, first: np.ndarray, col: str,
-                            ulab: np.ndarray | None = None, unit: str | None = None, *,
-                            periods: np.ndarray, time: str = "time") -> np.ndarray:
+def _first_treated_per_unit(
+    ucode: np.ndarray,
+    n_units: int,
+    first: np.ndarray,
+    col: str,
+    ulab: np.ndarray | None = None,
+    unit: str | None = None,
+    *,
+    periods: np.ndarray,
+    time: str = "time",
+) -> np.ndarray:
     """One first-treated period per unit (``inf`` = never, by :func:`classify_first_treated`); must be constant
     within unit."""
     f = classify_first_treated(first, periods, col, time, units=ucode)
@@ -225,11 +255,16 @@ def _first_treated_per_unit(ucode: np.ndarray, n_units: int, first: np.ndarray, 
     np.maximum.at(hi, ucode, f)
     if np.any(lo != hi):
         i = int(np.argmax(lo != hi))
-        shown = ("" if ulab is None else
-                 f", e.g. {unit}={_val(ulab[i])} has {_number(lo[i])} and {_number(hi[i])} (inf = never treated)")
-        raise DataError(f"column '{col}' must be constant within each unit (the unit's first treated "
-                        f"period, missing if never treated); {int((lo != hi).sum())} unit(s) have "
-                        f"several values{shown}")
+        shown = (
+            ""
+            if ulab is None
+            else f", e.g. {unit}={_val(ulab[i])} has {_number(lo[i])} and {_number(hi[i])} (inf = never treated)"
+        )
+        raise DataError(
+            f"column '{col}' must be constant within each unit (the unit's first treated "
+            f"period, missing if never treated); {int((lo != hi).sum())} unit(s) have "
+            f"several values{shown}"
+        )
     return lo
 
 
@@ -241,11 +276,16 @@ def _first_from_treatment(ucode, tvals, D, n_units, col, ulab=None, unit=None) -
     bad = (~on) & (tvals >= first[ucode])
     if bad.any():
         i = int(np.argmax(bad))
-        eg = "" if ulab is None else (f", e.g. {unit}={_val(ulab[ucode[i]])} is on from {first[ucode[i]]:g} but off "
-                                      f"in {tvals[i]:g}")
-        raise DataError(f"treatment column '{col}' switches off again after it switched on in "
-                        f"{len(np.unique(ucode[bad]))} unit(s){eg}; an event study / staggered analysis needs "
-                        "an absorbing treatment (once launched, always launched)")
+        eg = (
+            ""
+            if ulab is None
+            else (f", e.g. {unit}={_val(ulab[ucode[i]])} is on from {first[ucode[i]]:g} but off in {tvals[i]:g}")
+        )
+        raise DataError(
+            f"treatment column '{col}' switches off again after it switched on in "
+            f"{len(np.unique(ucode[bad]))} unit(s){eg}; an event study / staggered analysis needs "
+            "an absorbing treatment (once launched, always launched)"
+        )
     return first
 
 
@@ -273,10 +313,11 @@ def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _cohorts(first_unit: np.ndarray, ucode: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Per-row cohort codes and labels ("launched 20", ..., "never treated" last) from per-unit timing."""
-    f = np.where(np.isfinite(first_unit), first_unit, np.inf)     # inf = never (classify_first_treated)
-    levels, ucoh = np.unique(f, return_inverse=True)          # per unit, not per row
-    labels = [f"launched {int(v) if float(v).is_integer() else v}" if np.isfinite(v) else "never treated"
-              for v in levels]
+    f = np.where(np.isfinite(first_unit), first_unit, np.inf)  # inf = never (classify_first_treated)
+    levels, ucoh = np.unique(f, return_inverse=True)  # per unit, not per row
+    labels = [
+        f"launched {int(v) if float(v).is_integer() else v}" if np.isfinite(v) else "never treated" for v in levels
+    ]
     return ucoh.ravel()[ucode], labels
 
 
@@ -302,10 +343,12 @@ def _unit_period_counts(ucode, tcode, n_units, T, unit, time, ulab, tlab, *, err
     counts = np.bincount(ucode * T + tcode, minlength=n_units * T).reshape(n_units, T)
     if error and counts.max(initial=0) > 1:
         i, j = np.unravel_index(int(np.argmax(counts)), counts.shape)
-        raise DataError(f"{int((counts > 1).sum()):,} ('{unit}', '{time}') pair(s) appear more than once, e.g. "
-                        f"{unit}={_val(ulab[i])} in {time}={_val(tlab[j])} ({int(counts[i, j])} rows); this estimator "
-                        "needs one row per unit and period: aggregate first (abkit.did.aggregate_panel) or drop "
-                        "the duplicates")
+        raise DataError(
+            f"{int((counts > 1).sum()):,} ('{unit}', '{time}') pair(s) appear more than once, e.g. "
+            f"{unit}={_val(ulab[i])} in {time}={_val(tlab[j])} ({int(counts[i, j])} rows); this estimator "
+            "needs one row per unit and period: aggregate first (abkit.did.aggregate_panel) or drop "
+            "the duplicates"
+        )
     return counts
 
 
@@ -325,11 +368,14 @@ def _unit_first(fr: _Frame, unit, time, first_treated, treatment):
     tcode, tlab = _codes(fr.keys[time])
     tnum = _time_numeric(tlab, time)
     if (treatment is None) == (first_treated is None):
-        raise DataError("pass exactly one of first_treated= (launch period per unit, missing if never "
-                        "launched) or treatment= (a 0/1 absorbing treatment column)")
+        raise DataError(
+            "pass exactly one of first_treated= (launch period per unit, missing if never "
+            "launched) or treatment= (a 0/1 absorbing treatment column)"
+        )
     if treatment:
         first = _first_from_treatment(ucode, tnum[tcode], fr.cols[treatment], ulab.size, treatment, ulab, unit)
     else:
-        first = _first_treated_per_unit(ucode, ulab.size, fr.extra[first_treated], first_treated, ulab, unit,
-                                        periods=tnum, time=time)
+        first = _first_treated_per_unit(
+            ucode, ulab.size, fr.extra[first_treated], first_treated, ulab, unit, periods=tnum, time=time
+        )
     return ucode, ulab, tcode, tlab, tnum, first

@@ -1,4 +1,5 @@
 """Unit x period panels from buyer- or order-level rows, aggregated where the data lives."""
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,10 @@ def aggregate_panel(data, unit: str, time: str, sums: Sequence[str], first: Sequ
         frame, lazy = engines.to_lazy(data), True
         what = f"'{data}'" if isinstance(data, (str, os.PathLike)) else "data"
     else:
-        raise DataError(f"cannot aggregate data of type {type(data).__name__}; pass a pandas DataFrame, a pyarrow "
-                        "Table, a path to a parquet/CSV file, or a DuckDB relation / Spark DataFrame")
+        raise DataError(
+            f"cannot aggregate data of type {type(data).__name__}; pass a pandas DataFrame, a pyarrow "
+            "Table, a path to a parquet/CSV file, or a DuckDB relation / Spark DataFrame"
+        )
     schema = frame.collect_schema()
     names = list(schema.names())
     for c in dict.fromkeys([unit, time, *sums, *first]):
@@ -70,13 +73,20 @@ def aggregate_panel(data, unit: str, time: str, sums: Sequence[str], first: Sequ
         *[value[c].alias(c) for c in sums],
     )
     query = frame.group_by(unit, time, drop_null_keys=False).agg(
-        *[nw.col(c).sum() for c in sums], nw.len().alias("__abkit_rows"),
+        *[nw.col(c).sum() for c in sums],
+        nw.len().alias("__abkit_rows"),
         *[nw.col(b).sum() for b in bad],
-        *[e for j, c in enumerate(first) for e in (nw.col(c).min().alias(f"__abkit_min_{j}"),
-                                                   nw.col(c).max().alias(f"__abkit_max_{j}"),
-                                                   nw.col(nul[j]).sum())],
+        *[
+            e
+            for j, c in enumerate(first)
+            for e in (
+                nw.col(c).min().alias(f"__abkit_min_{j}"),
+                nw.col(c).max().alias(f"__abkit_max_{j}"),
+                nw.col(nul[j]).sum(),
+            )
+        ],
     )
-    out = (engines._collect(query, data) if lazy else query).to_pandas()   # one row per unit-period
+    out = (engines._collect(query, data) if lazy else query).to_pandas()  # one row per unit-period
     keymiss = (out[unit].isna() | out[time].isna()).to_numpy()
     n_rows = pd.to_numeric(out["__abkit_rows"]).to_numpy(dtype=np.int64)
     dropped = int(n_rows[keymiss].sum())
@@ -85,8 +95,10 @@ def aggregate_panel(data, unit: str, time: str, sums: Sequence[str], first: Sequ
     for c, b in zip(sums, bad):
         nbad = int(pd.to_numeric(out[b]).sum())
         if nbad:
-            raise DataError(f"column '{c}' has {nbad:,} missing or infinite values; fill them (e.g. 0 "
-                            "contacts) or drop those rows before aggregating")
+            raise DataError(
+                f"column '{c}' has {nbad:,} missing or infinite values; fill them (e.g. 0 "
+                "contacts) or drop those rows before aggregating"
+            )
     result = pd.DataFrame({unit: out[unit].to_numpy(), time: out[time].to_numpy()})
     for c in sums:
         result[c] = pd.to_numeric(out[c]).to_numpy(dtype=np.float64)
@@ -99,9 +111,11 @@ def aggregate_panel(data, unit: str, time: str, sums: Sequence[str], first: Sequ
         varying = some_missing | differ
         if varying.any():
             i = int(np.argmax(varying))
-            raise DataError(f"column '{c}' varies within {int(varying.sum())} unit-period(s), e.g. {unit}="
-                            f"{_val(out[unit].iloc[i])} in {time}={_val(out[time].iloc[i])}; it must be constant "
-                            "(or missing in every row) within each unit and period to be carried over")
+            raise DataError(
+                f"column '{c}' varies within {int(varying.sum())} unit-period(s), e.g. {unit}="
+                f"{_val(out[unit].iloc[i])} in {time}={_val(out[time].iloc[i])}; it must be constant "
+                "(or missing in every row) within each unit and period to be carried over"
+            )
         v = lo.astype(object).where(lo.notna(), np.nan)
         if schema[c].is_numeric():
             v = pd.to_numeric(v).astype(np.float64)

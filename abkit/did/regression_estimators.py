@@ -1,5 +1,6 @@
 """The regression DiD estimators: 2x2, two-way fixed effects (with the Goodman-Bacon check), event
 study and placebo launches; cluster-robust (CRV1) and wild cluster bootstrap inference."""
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,7 @@ def _regress(y, X, names, fe, cluster, alpha, wild, wild_reps, wild_weights, see
     rows = []
     for i, nm in enumerate(names):
         p, lo, hi = t_test(fit.coef[i], se[i], fit.df, alpha)
-        rows.append({"term": nm, "estimate": fit.coef[i], "se": se[i], "ci_lower": lo, "ci_upper": hi,
-                     "p_value": p})
+        rows.append({"term": nm, "estimate": fit.coef[i], "se": se[i], "ci_lower": lo, "ci_upper": hi, "p_value": p})
     coefs = pd.DataFrame(rows)
     if wild is None:
         wild = cluster is not None and fit.n_clusters < WILD_AUTO_CLUSTERS
@@ -72,19 +72,32 @@ def _few_treated(cluster, treated_rows, notes: list) -> dict:
 
 def _small_sample_text(fit) -> str:
     if fit.vcov_type == "CRV1":
-        return (f"CRV1: G/(G-1)*(N-1)/(N-K) with G={fit.n_clusters}, N={fit.n_obs}, K={fit.k} "
-                f"(fixest's K for fixed effects nested in clusters); t({fit.n_clusters - 1}) reference")
+        return (
+            f"CRV1: G/(G-1)*(N-1)/(N-K) with G={fit.n_clusters}, N={fit.n_obs}, K={fit.k} "
+            f"(fixest's K for fixed effects nested in clusters); t({fit.n_clusters - 1}) reference"
+        )
     return f"HC1: N/(N-K) with N={fit.n_obs}, K={fit.k}; t({fit.n_obs - fit.k}) reference"
-
 
 
 # --------------------------------------------------------------------------
 # Estimators
 # --------------------------------------------------------------------------
-def two_by_two(data, outcome, treated: str, post: str, unit: str | None = None,
-               covariates: Sequence[str] | None = None, cluster: str | None = None, *,
-               weights: str | None = None, alpha: float = 0.05, wild: bool | None = None,
-               wild_reps: int = 9999, wild_weights: str = "rademacher", seed=0) -> DiDResult:
+def two_by_two(
+    data,
+    outcome,
+    treated: str,
+    post: str,
+    unit: str | None = None,
+    covariates: Sequence[str] | None = None,
+    cluster: str | None = None,
+    *,
+    weights: str | None = None,
+    alpha: float = 0.05,
+    wild: bool | None = None,
+    wild_reps: int = 9999,
+    wild_weights: str = "rademacher",
+    seed=0,
+) -> DiDResult:
     """Classic DiD regression ``y = a + b1 treated + b2 post + beta treated*post + X'g + e``.
 
     ``treated`` and ``post`` are 0/1 columns; ``beta`` is the estimate. With
@@ -119,19 +132,39 @@ def two_by_two(data, outcome, treated: str, post: str, unit: str | None = None,
     n_units = len(np.unique(fr.keys[unit])) if unit else n
     notes: list[str] = []
     if cl is None:
-        msg = (f"two_by_two without unit= or cluster=: every one of the {n:,} rows is treated as an independent "
-               "observation (HC1 standard errors). If the same units (markets, buyers) appear in several rows, "
-               "e.g. before and after, their rows are correlated and HC1 misstates the standard error: pass "
-               "unit= (clusters by it) or cluster=. HC1 is right only for repeated cross sections of different "
-               "individuals.")
+        msg = (
+            f"two_by_two without unit= or cluster=: every one of the {n:,} rows is treated as an independent "
+            "observation (HC1 standard errors). If the same units (markets, buyers) appear in several rows, "
+            "e.g. before and after, their rows are correlated and HC1 misstates the standard error: pass "
+            "unit= (clusters by it) or cluster=. HC1 is right only for repeated cross sections of different "
+            "individuals."
+        )
         warnings.warn(msg, DiDWarning, stacklevel=2)
         notes.append(msg)
     few = _few_treated(cl, Tr == 1, notes)
-    return DiDResult(method="2x2", outcome=fr.outcome_name, estimate=float(row.estimate), se=float(row.se),
-                     ci_lower=float(row.ci_lower), ci_upper=float(row.ci_upper), p_value=float(row.p_value),
-                     df=fit.df, alpha=alpha, n_obs=n, n_units=n_units, n_periods=2, n_clusters=fit.n_clusters,
-                     vcov_type=fit.vcov_type, small_sample=_small_sample_text(fit), coefficients=coefs,
-                     wild=wt, trends=trends, dropped=fr.dropped, notes=tuple(notes), **few)
+    return DiDResult(
+        method="2x2",
+        outcome=fr.outcome_name,
+        estimate=float(row.estimate),
+        se=float(row.se),
+        ci_lower=float(row.ci_lower),
+        ci_upper=float(row.ci_upper),
+        p_value=float(row.p_value),
+        df=fit.df,
+        alpha=alpha,
+        n_obs=n,
+        n_units=n_units,
+        n_periods=2,
+        n_clusters=fit.n_clusters,
+        vcov_type=fit.vcov_type,
+        small_sample=_small_sample_text(fit),
+        coefficients=coefs,
+        wild=wt,
+        trends=trends,
+        dropped=fr.dropped,
+        notes=tuple(notes),
+        **few,
+    )
 
 
 def _bacon_from_arrays(y, ucode, tcode, tlabels, first_unit) -> BaconResult | None:
@@ -140,20 +173,33 @@ def _bacon_from_arrays(y, ucode, tcode, tlabels, first_unit) -> BaconResult | No
     if y.size != n_units * T:
         return None
     counts = np.bincount(ucode * T + tcode, minlength=n_units * T)
-    if counts.min() != 1:               # same size, but a repeated unit-period hides a missing one
+    if counts.min() != 1:  # same size, but a repeated unit-period hides a missing one
         return None
     Y = np.empty((n_units, T))
     Y[ucode, tcode] = y
     b = bacon_decomposition(Y, tlabels.astype(np.float64), first_unit)
-    comp = pd.DataFrame({"treated": b.treated, "control": b.control, "kind": b.kind,
-                         "estimate": b.estimate, "weight": b.weight})
+    comp = pd.DataFrame(
+        {"treated": b.treated, "control": b.control, "kind": b.kind, "estimate": b.estimate, "weight": b.weight}
+    )
     return BaconResult(comparisons=comp, twfe=b.twfe)
 
 
-def twfe(data, outcome, treatment: str, unit: str, time: str, cluster: str | None = None, *,
-         covariates: Sequence[str] | None = None, weights: str | None = None, alpha: float = 0.05,
-         wild: bool | None = None, wild_reps: int = 9999, wild_weights: str = "rademacher",
-         seed=0) -> DiDResult:
+def twfe(
+    data,
+    outcome,
+    treatment: str,
+    unit: str,
+    time: str,
+    cluster: str | None = None,
+    *,
+    covariates: Sequence[str] | None = None,
+    weights: str | None = None,
+    alpha: float = 0.05,
+    wild: bool | None = None,
+    wild_reps: int = 9999,
+    wild_weights: str = "rademacher",
+    seed=0,
+) -> DiDResult:
     """Two-way fixed effects ``y_it = a_i + l_t + beta D_it + X_it'g + e_it``; returns ``beta``.
 
     The unit and period fixed effects are absorbed (exact projection, any
@@ -191,15 +237,19 @@ def twfe(data, outcome, treatment: str, unit: str, time: str, cluster: str | Non
     binary = np.all((D == 0) | (D == 1))
     per_cell = np.bincount(ucode * tlab.size + tcode, minlength=ulab.size * tlab.size)
     if per_cell.max(initial=0) > 1:
-        notes.append(f"{int((per_cell > 1).sum()):,} ('{unit}', '{time}') pairs have several rows: each row is one "
-                     "observation of the regression (e.g. orders within a market-week). For a unit x period "
-                     "panel, aggregate first with abkit.did.aggregate_panel.")
+        notes.append(
+            f"{int((per_cell > 1).sum()):,} ('{unit}', '{time}') pairs have several rows: each row is one "
+            "observation of the regression (e.g. orders within a market-week). For a unit x period "
+            "panel, aggregate first with abkit.did.aggregate_panel."
+        )
     try:
         tnum = tlab.astype(np.float64)
     except (TypeError, ValueError):
         tnum = None
-        notes.append(f"column '{time}' is not numeric, so launch timing is not analysed (no raw trends, no "
-                     "Goodman-Bacon check); use period numbers for these diagnostics.")
+        notes.append(
+            f"column '{time}' is not numeric, so launch timing is not analysed (no raw trends, no "
+            "Goodman-Bacon check); use period numbers for these diagnostics."
+        )
     if binary and tnum is not None:
         try:
             first = _first_from_treatment(ucode, tnum[tcode], D, ulab.size, treatment)
@@ -217,35 +267,62 @@ def twfe(data, outcome, treatment: str, unit: str, time: str, cluster: str | Non
                     good = [k for k in kinds.index if k not in bad]
                     fw = bacon_res.forbidden_weight
                     if bad and good:
+
                         def avg(ks):
-                            return float((kinds.loc[ks, "weight"] * kinds.loc[ks, "estimate"]).sum()
-                                         / kinds.loc[ks, "weight"].sum())
+                            return float(
+                                (kinds.loc[ks, "weight"] * kinds.loc[ks, "estimate"]).sum()
+                                / kinds.loc[ks, "weight"].sum()
+                            )
+
                         gap = avg(bad) - avg(good)
                         if fw >= 0.05 and abs(gap) > float(row.se):
-                            msg = (f"TWFE on staggered launches ({launches.size} launch cohorts): {fw:.0%} of the "
-                                   f"weight is on comparisons that use already-launched units as controls, and "
-                                   f"their average 2x2 estimate differs from the clean comparisons by {gap:.4g} "
-                                   f"(> 1 SE = {float(row.se):.4g}), a sign of effects that vary over time or "
-                                   "cohort. The TWFE coefficient is biased; use abkit.did.staggered (Callaway & "
-                                   "Sant'Anna). See result.bacon for the Goodman-Bacon decomposition.")
+                            msg = (
+                                f"TWFE on staggered launches ({launches.size} launch cohorts): {fw:.0%} of the "
+                                f"weight is on comparisons that use already-launched units as controls, and "
+                                f"their average 2x2 estimate differs from the clean comparisons by {gap:.4g} "
+                                f"(> 1 SE = {float(row.se):.4g}), a sign of effects that vary over time or "
+                                "cohort. The TWFE coefficient is biased; use abkit.did.staggered (Callaway & "
+                                "Sant'Anna). See result.bacon for the Goodman-Bacon decomposition."
+                            )
                             warnings.warn(msg, DiDWarning, stacklevel=2)
                             notes.append(msg)
                 else:
-                    msg = (f"TWFE on staggered launches ({launches.size} launch cohorts): with effects that vary "
-                           "over time the coefficient can be biased (Goodman-Bacon 2021); compare with "
-                           "abkit.did.staggered.")
+                    msg = (
+                        f"TWFE on staggered launches ({launches.size} launch cohorts): with effects that vary "
+                        "over time the coefficient can be biased (Goodman-Bacon 2021); compare with "
+                        "abkit.did.staggered."
+                    )
                     notes.append(msg)
     few = _few_treated(cl, D != 0, notes)
-    return DiDResult(method="TWFE", outcome=fr.outcome_name, estimate=float(row.estimate), se=float(row.se),
-                     ci_lower=float(row.ci_lower), ci_upper=float(row.ci_upper), p_value=float(row.p_value),
-                     df=fit.df, alpha=alpha, n_obs=n, n_units=ulab.size, n_periods=tlab.size,
-                     n_clusters=fit.n_clusters, vcov_type=fit.vcov_type, small_sample=_small_sample_text(fit),
-                     coefficients=coefs, wild=wt, bacon=bacon_res, trends=trends, dropped=fr.dropped,
-                     notes=tuple(notes), **few)
+    return DiDResult(
+        method="TWFE",
+        outcome=fr.outcome_name,
+        estimate=float(row.estimate),
+        se=float(row.se),
+        ci_lower=float(row.ci_lower),
+        ci_upper=float(row.ci_upper),
+        p_value=float(row.p_value),
+        df=fit.df,
+        alpha=alpha,
+        n_obs=n,
+        n_units=ulab.size,
+        n_periods=tlab.size,
+        n_clusters=fit.n_clusters,
+        vcov_type=fit.vcov_type,
+        small_sample=_small_sample_text(fit),
+        coefficients=coefs,
+        wild=wt,
+        bacon=bacon_res,
+        trends=trends,
+        dropped=fr.dropped,
+        notes=tuple(notes),
+        **few,
+    )
 
 
-def bacon(data, outcome, unit: str, time: str, *, treatment: str | None = None,
-          first_treated: str | None = None) -> BaconResult:
+def bacon(
+    data, outcome, unit: str, time: str, *, treatment: str | None = None, first_treated: str | None = None
+) -> BaconResult:
     """Goodman-Bacon (2021) decomposition of the TWFE coefficient (balanced panel, no covariates).
 
     Give either a 0/1 absorbing ``treatment`` column or ``first_treated``
@@ -259,18 +336,34 @@ def bacon(data, outcome, unit: str, time: str, *, treatment: str | None = None,
     _unit_period_counts(ucode, tcode, ulab.size, tlab.size, unit, time, ulab, tlab, error=True)
     res = _bacon_from_arrays(fr.y, ucode, tcode, tnum, first)
     if res is None:
-        raise DataError("the Goodman-Bacon decomposition needs a balanced panel (every unit in every period); "
-                        f"the data has {fr.y.size:,} rows for {ulab.size} units x {tlab.size} periods")
+        raise DataError(
+            "the Goodman-Bacon decomposition needs a balanced panel (every unit in every period); "
+            f"the data has {fr.y.size:,} rows for {ulab.size} units x {tlab.size} periods"
+        )
     return res
 
 
-
-def event_study(data, outcome, unit: str, time: str, first_treated: str | None = None, *,
-                treatment: str | None = None, leads: int = 4, lags: int = 8, bin_endpoints: bool = True,
-                covariates: Sequence[str] | None = None, cluster: str | None = None,
-                weights: str | None = None, alpha: float = 0.05, wild: bool | None = None,
-                wild_reps: int = 9999, wild_weights: str = "rademacher", band_draws: int = 100_000,
-                seed=0) -> EventStudyResult:
+def event_study(
+    data,
+    outcome,
+    unit: str,
+    time: str,
+    first_treated: str | None = None,
+    *,
+    treatment: str | None = None,
+    leads: int = 4,
+    lags: int = 8,
+    bin_endpoints: bool = True,
+    covariates: Sequence[str] | None = None,
+    cluster: str | None = None,
+    weights: str | None = None,
+    alpha: float = 0.05,
+    wild: bool | None = None,
+    wild_reps: int = 9999,
+    wild_weights: str = "rademacher",
+    band_draws: int = 100_000,
+    seed=0,
+) -> EventStudyResult:
     """Dynamic TWFE event study: effects at event times ``-leads..lags`` relative to launch.
 
     ``y_it = a_i + l_t + sum_{e != -1} beta_e 1{t - g_i = e} + X'g + e_it``,
@@ -297,8 +390,14 @@ def event_study(data, outcome, unit: str, time: str, first_treated: str | None =
     covariates = _as_list(covariates)
     if leads < 2 or lags < 0:
         raise DataError(f"leads must be >= 2 (e = -1 is the reference) and lags >= 0; got leads={leads}, lags={lags}")
-    fr = _prepare(data, outcome, [*( [treatment] if treatment else []), *covariates],
-                  [unit, time, cluster], weights, extra=[first_treated])
+    fr = _prepare(
+        data,
+        outcome,
+        [*([treatment] if treatment else []), *covariates],
+        [unit, time, cluster],
+        weights,
+        extra=[first_treated],
+    )
     ucode, ulab, tcode, tlab, tnum, first = _unit_first(fr, unit, time, first_treated, treatment)
     t = tnum[tcode]
     g = first[ucode]
@@ -348,14 +447,22 @@ def event_study(data, outcome, unit: str, time: str, first_treated: str | None =
             wt = wild_cluster_test(fit, fe, i, reps=wild_reps, weights=wild_weights, seed=seed, alpha=alpha)
             wild_p[i], wild_lo[i], wild_hi[i] = wt.p_value, wt.ci_lower, wt.ci_upper
         if pre_idx:
-            pre_wild = wild_cluster_test(fit, fe, pre_idx, reps=wild_reps, weights=wild_weights,
-                                              seed=seed, alpha=alpha, ci=False).p_value
+            pre_wild = wild_cluster_test(
+                fit, fe, pre_idx, reps=wild_reps, weights=wild_weights, seed=seed, alpha=alpha, ci=False
+            ).p_value
     if pre_idx:
         W, F, df2, pw = wald_test(b[pre_idx], V[np.ix_(pre_idx, pre_idx)], G)
-        pretrend = PretrendTest(statistic=F, df1=float(len(pre_idx)), df2=df2, p_value=pw, wald=W,
-                                method="CRV1 Wald, Hotelling T2 F(q, G-q)" if G else "HC1 Wald, chi-square",
-                                wild_p_value=pre_wild, event_times=tuple(float(etimes[i]) for i in pre_idx),
-                                n_clusters=G)
+        pretrend = PretrendTest(
+            statistic=F,
+            df1=float(len(pre_idx)),
+            df2=df2,
+            p_value=pw,
+            wald=W,
+            method="CRV1 Wald, Hotelling T2 F(q, G-q)" if G else "HC1 Wald, chi-square",
+            wild_p_value=pre_wild,
+            event_times=tuple(float(etimes[i]) for i in pre_idx),
+            n_clusters=G,
+        )
     else:
         pretrend = PretrendTest(np.nan, 0.0, np.nan, np.nan, np.nan, "no pre-launch event times")
     # average post effect
@@ -365,18 +472,43 @@ def event_study(data, outcome, unit: str, time: str, first_treated: str | None =
     avg_se = float(math.sqrt(a @ V @ a))
     avg_p, avg_lo, avg_hi = t_test(avg, avg_se, df, alpha)
     # per-event-time cell counts
-    counts = {k: int(((X[:, i] > 0)).sum()) for i, k in enumerate(etimes)}
-    rows = pd.DataFrame({
-        "event_time": etimes, "estimate": b, "se": se, "ci_lower": b - q * se, "ci_upper": b + q * se,
-        "band_lower": b - crit * se, "band_upper": b + crit * se, "p_value": pvals,
-        "wild_p_value": wild_p, "wild_ci_lower": wild_lo, "wild_ci_upper": wild_hi,
-        "n_obs": [counts[k] for k in etimes],
-    })
+    counts = {k: int((X[:, i] > 0).sum()) for i, k in enumerate(etimes)}
+    rows = pd.DataFrame(
+        {
+            "event_time": etimes,
+            "estimate": b,
+            "se": se,
+            "ci_lower": b - q * se,
+            "ci_upper": b + q * se,
+            "band_lower": b - crit * se,
+            "band_upper": b + crit * se,
+            "p_value": pvals,
+            "wild_p_value": wild_p,
+            "wild_ci_lower": wild_lo,
+            "wild_ci_upper": wild_hi,
+            "n_obs": [counts[k] for k in etimes],
+        }
+    )
     rows["reference"] = False
-    ref = pd.DataFrame([{"event_time": -1, "estimate": 0.0, "se": np.nan, "ci_lower": np.nan, "ci_upper": np.nan,
-                         "band_lower": np.nan, "band_upper": np.nan, "p_value": np.nan, "wild_p_value": np.nan,
-                         "wild_ci_lower": np.nan, "wild_ci_upper": np.nan, "n_obs": int((ever & (ec == -1)).sum()),
-                         "reference": True}])
+    ref = pd.DataFrame(
+        [
+            {
+                "event_time": -1,
+                "estimate": 0.0,
+                "se": np.nan,
+                "ci_lower": np.nan,
+                "ci_upper": np.nan,
+                "band_lower": np.nan,
+                "band_upper": np.nan,
+                "p_value": np.nan,
+                "wild_p_value": np.nan,
+                "wild_ci_lower": np.nan,
+                "wild_ci_upper": np.nan,
+                "n_obs": int((ever & (ec == -1)).sum()),
+                "reference": True,
+            }
+        ]
+    )
     table = pd.concat([rows, ref], ignore_index=True).sort_values("event_time", ignore_index=True)
     if bin_endpoints:
         table["binned"] = (table.event_time == -leads) | (table.event_time == lags)
@@ -384,26 +516,56 @@ def event_study(data, outcome, unit: str, time: str, first_treated: str | None =
     notes = []
     launches = np.unique(first[np.isfinite(first)])
     if launches.size >= 2:
-        notes.append(f"{launches.size} launch cohorts: with effects that differ by cohort the TWFE event-time "
-                     "coefficients mix cohorts (Sun & Abraham 2021); compare with staggered(...).aggregate('dynamic').")
+        notes.append(
+            f"{launches.size} launch cohorts: with effects that differ by cohort the TWFE event-time "
+            "coefficients mix cohorts (Sun & Abraham 2021); compare with staggered(...).aggregate('dynamic')."
+        )
     dropped = dict(fr.dropped)
     if not keep.all():
         dropped["outside the event window"] = int((~keep).sum())
     few = _few_treated(cl, ever[keep], notes)
-    return EventStudyResult(outcome=fr.outcome_name, method="TWFE event study", table=table, pretrend=pretrend,
-                            estimate=avg, se=avg_se, ci_lower=avg_lo, ci_upper=avg_hi, p_value=avg_p, alpha=alpha,
-                            critical_value=crit, n_obs=int(y.size), n_units=ulab.size, n_clusters=G,
-                            trends=trends, dropped=dropped, notes=tuple(notes), **few)
-
+    return EventStudyResult(
+        outcome=fr.outcome_name,
+        method="TWFE event study",
+        table=table,
+        pretrend=pretrend,
+        estimate=avg,
+        se=avg_se,
+        ci_lower=avg_lo,
+        ci_upper=avg_hi,
+        p_value=avg_p,
+        alpha=alpha,
+        critical_value=crit,
+        n_obs=int(y.size),
+        n_units=ulab.size,
+        n_clusters=G,
+        trends=trends,
+        dropped=dropped,
+        notes=tuple(notes),
+        **few,
+    )
 
 
 # --------------------------------------------------------------------------
 # Placebo
 # --------------------------------------------------------------------------
-def placebo(data, outcome, unit: str, time: str, first_treated: str | None = None, *,
-            treatment: str | None = None, shift: int = 4, cluster: str | None = None,
-            weights: str | None = None, alpha: float = 0.05, wild: bool | None = None,
-            wild_reps: int = 9999, wild_weights: str = "rademacher", seed=0) -> DiDResult:
+def placebo(
+    data,
+    outcome,
+    unit: str,
+    time: str,
+    first_treated: str | None = None,
+    *,
+    treatment: str | None = None,
+    shift: int = 4,
+    cluster: str | None = None,
+    weights: str | None = None,
+    alpha: float = 0.05,
+    wild: bool | None = None,
+    wild_reps: int = 9999,
+    wild_weights: str = "rademacher",
+    seed=0,
+) -> DiDResult:
     """Placebo test: a fake launch ``shift`` periods early, estimated on pre-launch data only.
 
     Every launched unit keeps only its periods before the real launch; its
@@ -417,16 +579,18 @@ def placebo(data, outcome, unit: str, time: str, first_treated: str | None = Non
     """
     if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)) or shift < 1:
         raise DataError(f"shift must be a positive whole number of periods; got {shift!r}")
-    fr = _prepare(data, outcome, [treatment] if treatment else [], [unit, time, cluster], weights,
-                  extra=[first_treated])
+    fr = _prepare(
+        data, outcome, [treatment] if treatment else [], [unit, time, cluster], weights, extra=[first_treated]
+    )
     ucode, ulab, tcode, tlab, tnum, first = _unit_first(fr, unit, time, first_treated, treatment)
     t = tnum[tcode]
     g = first[ucode]
     keep = ~np.isfinite(g) | (t < g)
     D = (np.isfinite(g) & (t >= g - shift)).astype(np.float64)[keep]
     if D.sum() == 0 or (np.isfinite(g) & keep & (t < g - shift)).sum() == 0:
-        raise DataError(f"no launched unit has periods both before and after its fake launch (shift={shift}); "
-                        "use a smaller shift")
+        raise DataError(
+            f"no launched unit has periods both before and after its fake launch (shift={shift}); use a smaller shift"
+        )
     y = fr.y[keep]
     w = fr.w[keep] if fr.w is not None else None
     uc, _ = _codes(ucode[keep])
@@ -439,9 +603,25 @@ def placebo(data, outcome, unit: str, time: str, first_treated: str | None = Non
     dropped = {**fr.dropped, "post-launch rows (placebo uses pre-launch data)": int((~keep).sum())}
     notes: list[str] = []
     few = _few_treated(cl, np.isfinite(g)[keep], notes)
-    return DiDResult(method=f"placebo (fake launch {shift} periods early)", outcome=fr.outcome_name,
-                     estimate=float(row.estimate), se=float(row.se), ci_lower=float(row.ci_lower),
-                     ci_upper=float(row.ci_upper), p_value=float(row.p_value), df=fit.df, alpha=alpha,
-                     n_obs=int(y.size), n_units=ulab.size, n_periods=tl.size, n_clusters=fit.n_clusters,
-                     vcov_type=fit.vcov_type, small_sample=_small_sample_text(fit), coefficients=coefs, wild=wt,
-                     dropped=dropped, notes=tuple(notes), **few)
+    return DiDResult(
+        method=f"placebo (fake launch {shift} periods early)",
+        outcome=fr.outcome_name,
+        estimate=float(row.estimate),
+        se=float(row.se),
+        ci_lower=float(row.ci_lower),
+        ci_upper=float(row.ci_upper),
+        p_value=float(row.p_value),
+        df=fit.df,
+        alpha=alpha,
+        n_obs=int(y.size),
+        n_units=ulab.size,
+        n_periods=tl.size,
+        n_clusters=fit.n_clusters,
+        vcov_type=fit.vcov_type,
+        small_sample=_small_sample_text(fit),
+        coefficients=coefs,
+        wild=wt,
+        dropped=dropped,
+        notes=tuple(notes),
+        **few,
+    )

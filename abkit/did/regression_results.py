@@ -1,4 +1,5 @@
 """Result objects of the regression DiD estimators (2x2, TWFE, placebo, event study) and the pre-trend test."""
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,7 @@ class PretrendTest:
     stands for its end bin).
     """
 
-    statistic: float        # F (Hotelling-corrected) or chi-square
+    statistic: float  # F (Hotelling-corrected) or chi-square
     df1: float
     df2: float
     p_value: float
@@ -60,8 +61,9 @@ class PretrendTest:
         test detects the drift reported for 80% power about 65% of the time.
         NaN when the test has no covariance (e.g. the TWFE event study).
         """
-        if (self.vcov is None or self.trend_pattern is None or not np.isfinite(self.p_value)
-                or np.isnan(self.df2)):                 # a randomization test has no noncentral F
+        if (
+            self.vcov is None or self.trend_pattern is None or not np.isfinite(self.p_value) or np.isnan(self.df2)
+        ):  # a randomization test has no noncentral F
             return np.nan
         q, df2 = int(self.df1), self.df2
         if np.isfinite(df2):
@@ -74,6 +76,7 @@ class PretrendTest:
 
             def pw(lam):
                 return stats.ncx2.sf(crit, q, lam)
+
         hi = 1.0
         while pw(hi) < power and hi < 1e8:
             hi *= 2.0
@@ -95,14 +98,12 @@ class PretrendTest:
         if self.event_times:
             lo, hi = min(self.event_times), max(self.event_times)
             ev = f" of event times {lo:g}..{hi:g}" if lo != hi else f" of event time {lo:g}"
-        return (f"pre-trend test{ev}: {ref} = {self.statistic:.3f}, p = {_fmt_p(self.p_value)}{wp} "
-                f"({self.method})")
+        return f"pre-trend test{ev}: {ref} = {self.statistic:.3f}, p = {_fmt_p(self.p_value)}{wp} ({self.method})"
 
     __str__ = summary
 
     def __repr__(self) -> str:
         return self.summary()
-
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class DiDResult:
     trends: pd.DataFrame | None = None
     dropped: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
-    n_treated_clusters: int = 0         # clusters with a treated row (0 without clusters)
+    n_treated_clusters: int = 0  # clusters with a treated row (0 without clusters)
     n_untreated_clusters: int = 0
     few_treated_clusters: bool = False  # fewer than FEW_TREATED_CLUSTERS of either: CRV1 and wild unreliable
 
@@ -148,24 +149,44 @@ class DiDResult:
 
     def to_frame(self) -> pd.DataFrame:
         """One tidy row: the effect, its CRV1 inference and the wild bootstrap inference."""
-        return pd.DataFrame([{
-            "metric": self.outcome, "method": self.method, "effect": self.estimate, "se": self.se,
-            "ci_lower": self.ci_lower, "ci_upper": self.ci_upper, "p_value": self.p_value,
-            "wild_p_value": self.wild_p_value, "wild_ci_lower": self.wild_ci_lower,
-            "wild_ci_upper": self.wild_ci_upper, "df": self.df, "n_obs": self.n_obs,
-            "n_units": self.n_units, "n_periods": self.n_periods, "n_clusters": self.n_clusters,
-            "vcov": self.vcov_type, "n_treated_clusters": self.n_treated_clusters,
-            "few_treated_clusters": self.few_treated_clusters, "dropped_rows": int(sum(self.dropped.values())),
-        }])
+        return pd.DataFrame(
+            [
+                {
+                    "metric": self.outcome,
+                    "method": self.method,
+                    "effect": self.estimate,
+                    "se": self.se,
+                    "ci_lower": self.ci_lower,
+                    "ci_upper": self.ci_upper,
+                    "p_value": self.p_value,
+                    "wild_p_value": self.wild_p_value,
+                    "wild_ci_lower": self.wild_ci_lower,
+                    "wild_ci_upper": self.wild_ci_upper,
+                    "df": self.df,
+                    "n_obs": self.n_obs,
+                    "n_units": self.n_units,
+                    "n_periods": self.n_periods,
+                    "n_clusters": self.n_clusters,
+                    "vcov": self.vcov_type,
+                    "n_treated_clusters": self.n_treated_clusters,
+                    "few_treated_clusters": self.few_treated_clusters,
+                    "dropped_rows": int(sum(self.dropped.values())),
+                }
+            ]
+        )
 
     def summary(self) -> str:
         lvl = f"{1 - self.alpha:.0%}"
-        s = (f"{self.method} DiD on {self.outcome}: {self.estimate:.6g} (SE {self.se:.5g}, {self.vcov_type}, "
-             f"{self.n_clusters} clusters), {lvl} CI [{self.ci_lower:.5g}, {self.ci_upper:.5g}], "
-             f"p = {_fmt_p(self.p_value)}")
+        s = (
+            f"{self.method} DiD on {self.outcome}: {self.estimate:.6g} (SE {self.se:.5g}, {self.vcov_type}, "
+            f"{self.n_clusters} clusters), {lvl} CI [{self.ci_lower:.5g}, {self.ci_upper:.5g}], "
+            f"p = {_fmt_p(self.p_value)}"
+        )
         if self.wild:
-            s += (f"; wild cluster bootstrap ({self.wild.weights}, {self.wild.reps} draws): "
-                  f"p = {_fmt_p(self.wild.p_value)}, CI [{self.wild.ci_lower:.5g}, {self.wild.ci_upper:.5g}]")
+            s += (
+                f"; wild cluster bootstrap ({self.wild.weights}, {self.wild.reps} draws): "
+                f"p = {_fmt_p(self.wild.p_value)}, CI [{self.wild.ci_lower:.5g}, {self.wild.ci_upper:.5g}]"
+            )
         return "\n".join([s, *self.notes])
 
     __str__ = summary
@@ -192,7 +213,7 @@ class DiDResult:
 class BaconResult:
     """Goodman-Bacon (2021) decomposition: the 2x2 comparisons behind a TWFE estimate."""
 
-    comparisons: pd.DataFrame     # treated, control, kind, estimate, weight
+    comparisons: pd.DataFrame  # treated, control, kind, estimate, weight
     twfe: float
 
     def to_frame(self) -> pd.DataFrame:
@@ -230,22 +251,21 @@ class BaconResult:
         return ax
 
 
-
 @dataclass(frozen=True)
 class EventStudyResult:
     """Event-time effects (leads and lags of the launch) with pointwise and uniform bands."""
 
     outcome: str
     method: str
-    table: pd.DataFrame          # event_time, estimate, se, ci_lower, ci_upper, band_lower, band_upper, p_value, ...
+    table: pd.DataFrame  # event_time, estimate, se, ci_lower, ci_upper, band_lower, band_upper, p_value, ...
     pretrend: PretrendTest
-    estimate: float              # average of the post-launch event-time effects
+    estimate: float  # average of the post-launch event-time effects
     se: float
     ci_lower: float
     ci_upper: float
     p_value: float
     alpha: float
-    critical_value: float        # sup-t critical value of the uniform band
+    critical_value: float  # sup-t critical value of the uniform band
     n_obs: int
     n_units: int
     n_clusters: int
@@ -261,9 +281,14 @@ class EventStudyResult:
         return self.table.copy()
 
     def summary(self) -> str:
-        return "\n".join([f"event study ({self.method}) on {self.outcome}: average post-launch effect "
-                          f"{self.estimate:.5g} (SE {self.se:.4g}), p = {_fmt_p(self.p_value)}",
-                          self.pretrend.summary(), *self.notes])
+        return "\n".join(
+            [
+                f"event study ({self.method}) on {self.outcome}: average post-launch effect "
+                f"{self.estimate:.5g} (SE {self.se:.4g}), p = {_fmt_p(self.p_value)}",
+                self.pretrend.summary(),
+                *self.notes,
+            ]
+        )
 
     __str__ = summary
 
@@ -271,15 +296,22 @@ class EventStudyResult:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        return _table_html(self.table, f"Event study ({self.method}): {self.outcome}",
-                           [self.pretrend.summary(), f"uniform band critical value {self.critical_value:.3f}",
-                            *self.notes])
+        return _table_html(
+            self.table,
+            f"Event study ({self.method}): {self.outcome}",
+            [self.pretrend.summary(), f"uniform band critical value {self.critical_value:.3f}", *self.notes],
+        )
 
     def plot(self, ax=None):
         """Event-study plot: estimates, pointwise CIs and the uniform (simultaneous) band."""
-        return _event_plot(self.table, "event_time",
-                           f"{self.method}: effect on {self.outcome} by periods since launch", ax,
-                           self.alpha, self.outcome)
+        return _event_plot(
+            self.table,
+            "event_time",
+            f"{self.method}: effect on {self.outcome} by periods since launch",
+            ax,
+            self.alpha,
+            self.outcome,
+        )
 
     def plot_trends(self, ax=None):
         if self.trends is None:

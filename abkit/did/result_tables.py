@@ -1,4 +1,5 @@
 """Numbers and tables of the DiD result objects (text and notebook HTML tables)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,7 +20,6 @@ def _fmt_p(p) -> str:
     if p is None or not np.isfinite(p):
         return "n/a"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
-
 
 
 def _cell(column, value) -> str:

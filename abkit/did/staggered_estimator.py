@@ -1,4 +1,5 @@
 """Staggered adoption: Callaway & Sant'Anna (2021) group-time effects from a unit x period panel."""
+
 from __future__ import annotations
 
 import math
@@ -28,11 +29,23 @@ from .staggered_results import StaggeredResult, _critical, _CsData, _two_sided_p
 # --------------------------------------------------------------------------
 # Staggered adoption: Callaway & Sant'Anna
 # --------------------------------------------------------------------------
-def staggered(data, outcome, unit: str, time: str, first_treated: str,
-              control_group: str = "never_treated", method: str = "dr",
-              covariates: Sequence[str] | None = None, *, base_period: str = "varying",
-              anticipation: int = 0, weights: str | None = None, trim_level: float = TRIM_LEVEL,
-              small_sample: bool | None = None, alpha: float = 0.05) -> StaggeredResult:
+def staggered(
+    data,
+    outcome,
+    unit: str,
+    time: str,
+    first_treated: str,
+    control_group: str = "never_treated",
+    method: str = "dr",
+    covariates: Sequence[str] | None = None,
+    *,
+    base_period: str = "varying",
+    anticipation: int = 0,
+    weights: str | None = None,
+    trim_level: float = TRIM_LEVEL,
+    small_sample: bool | None = None,
+    alpha: float = 0.05,
+) -> StaggeredResult:
     """Callaway & Sant'Anna (2021) group-time average treatment effects ATT(g, t).
 
     ``first_treated``: the first treated period of each unit (constant within
@@ -106,12 +119,13 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
     periods = _time_numeric(tlab, time)
     n_units, T = ulab.size, tlab.size
     G = _first_treated_per_unit(ucode, n_units, ft, first_treated, ulab, unit, periods=periods, time=time)
-    G = np.where(G > periods[-1], np.inf, G)                       # inf = never treated
+    G = np.where(G > periods[-1], np.inf, G)  # inf = never treated
     dropped = dict(fr.dropped)
     counts = _unit_period_counts(ucode, tcode, n_units, T, unit, time, ulab, tlab, error=True)
-    row_w = fr.w if weights else None             # the weights column (fr.w holds a ratio's denominator otherwise)
-    unit_w = _unit_weights(row_w, ucode, n_units, weights, unit, ulab) if row_w is not None and weights \
-        else np.ones(n_units)
+    row_w = fr.w if weights else None  # the weights column (fr.w holds a ratio's denominator otherwise)
+    unit_w = (
+        _unit_weights(row_w, ucode, n_units, weights, unit, ulab) if row_w is not None and weights else np.ones(n_units)
+    )
     complete = counts.all(axis=1)
     always = np.isfinite(G) & (G <= periods[0] + anticipation)
     keep_units = complete & ~always
@@ -120,8 +134,10 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
     if (always & complete).any():
         dropped["units treated in the first period"] = int((always & complete).sum())
     if keep_units.sum() < 2:
-        raise DataError(f"fewer than 2 units are left after dropping incomplete and always-treated units "
-                        f"({dropped}); staggered() needs a balanced panel of '{unit}' x '{time}'")
+        raise DataError(
+            f"fewer than 2 units are left after dropping incomplete and always-treated units "
+            f"({dropped}); staggered() needs a balanced panel of '{unit}' x '{time}'"
+        )
     Y = np.full((n_units, T), np.nan)
     Y[ucode, tcode] = fr.y
     Xc = None
@@ -135,35 +151,51 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
     est_periods = periods
     if np.all(np.isfinite(Gk)):
         if control_group == "never_treated":
-            raise DataError(f"no never-treated units (every unit has a '{first_treated}' within the data): use "
-                            "control_group='not_yet_treated'")
+            raise DataError(
+                f"no never-treated units (every unit has a '{first_treated}' within the data): use "
+                "control_group='not_yet_treated'"
+            )
         # as R did: without never-treated units the last cohort is the comparison group, and the periods
         # from its launch (less anticipation) on, which have no comparison units, are dropped
         last = float(Gk.max())
         in_window = periods < last - anticipation
         if not np.any(periods + anticipation < Gk[Gk < last].min(initial=np.inf)):
-            raise DataError(f"no never-treated units, and no cohort launched before the last one ({last:g}) has a "
-                            "pre-launch period: nothing can be estimated")
-        dropped[f"periods from {last - anticipation:g} on (no never-treated units: the last cohort, "
-                f"launched {last:g}, is the comparison)"] = int(keep_units.sum() * (~in_window).sum())
-        notes.append(f"No never-treated units: as R did, the last launch cohort ({last:g}) serves only as a "
-                     f"not-yet-treated comparison, and periods from {last - anticipation:g} on are not used.")
+            raise DataError(
+                f"no never-treated units, and no cohort launched before the last one ({last:g}) has a "
+                "pre-launch period: nothing can be estimated"
+            )
+        dropped[
+            f"periods from {last - anticipation:g} on (no never-treated units: the last cohort, "
+            f"launched {last:g}, is the comparison)"
+        ] = int(keep_units.sum() * (~in_window).sum())
+        notes.append(
+            f"No never-treated units: as R did, the last launch cohort ({last:g}) serves only as a "
+            f"not-yet-treated comparison, and periods from {last - anticipation:g} on are not used."
+        )
         Y = Y[:, in_window]
         if Xc is not None:
             Xc = Xc[:, in_window]
         est_periods = periods[in_window]
         Gk = np.where(Gk == last, np.inf, Gk)
-    cells = att_gt(Y, est_periods, Gk, Xc, control_group=control_group, method=method,
-                   base_period=base_period, anticipation=anticipation, weights=Wk if weights else None,
-                   trim_level=trim_level)
+    cells = att_gt(
+        Y,
+        est_periods,
+        Gk,
+        Xc,
+        control_group=control_group,
+        method=method,
+        base_period=base_period,
+        anticipation=anticipation,
+        weights=Wk if weights else None,
+        trim_level=trim_level,
+    )
     n_kept = int(keep_units.sum())
     if small_sample is None:
         small_sample = n_kept < WILD_AUTO_CLUSTERS
     df = float(n_kept - 1) if small_sample and n_kept > 1 else math.inf
     q = _critical(alpha, df)
     n_treated, n_never = int(np.isfinite(Gk).sum()), int(np.isinf(Gk).sum())
-    few_msg = few_treated_message(n_treated, n_never, treated="launched", untreated="never-treated",
-                                  clusters="units")
+    few_msg = few_treated_message(n_treated, n_never, treated="launched", untreated="never-treated", clusters="units")
     warn_few_treated(few_msg)
     if few_msg:
         notes.append(few_msg.replace("abkit.did.randomization_test", "result.randomization_test()"))
@@ -171,32 +203,71 @@ def staggered(data, outcome, unit: str, time: str, first_treated: str,
     trimmed = int(n_trimmed.sum()) if n_trimmed is not None else 0
     if n_trimmed is not None and trimmed:
         n_cells = int(np.count_nonzero(n_trimmed))
-        notes.append(f"Propensity-score trimming (as DRDID): {trimmed} comparison unit-cells with a score of "
-                     f"{trim_level:g} or more got weight zero, in {n_cells} of {cells.att.size} ATT(g,t) cells "
-                     "(att_gt['n_trimmed']); those units look almost exactly like the launched ones.")
+        notes.append(
+            f"Propensity-score trimming (as DRDID): {trimmed} comparison unit-cells with a score of "
+            f"{trim_level:g} or more got weight zero, in {n_cells} of {cells.att.size} ATT(g,t) cells "
+            "(att_gt['n_trimmed']); those units look almost exactly like the launched ones."
+        )
 
     def whole(a):
         return a.astype(np.int64) if np.all(a == np.round(a)) else a
 
-    tab = pd.DataFrame({
-        "group": whole(cells.group), "time": whole(cells.time), "att": cells.att, "se": cells.se,
-        "ci_lower": cells.att - q * cells.se, "ci_upper": cells.att + q * cells.se,
-        "p_value": _two_sided_p(cells.att / cells.se, df), "df": df,
-        "base_period": whole(cells.base), "post": cells.time >= cells.group,
-        "n_treated": cells.n_treated, "n_control": cells.n_control, "n_trimmed": cells.n_trimmed,
-    })
+    tab = pd.DataFrame(
+        {
+            "group": whole(cells.group),
+            "time": whole(cells.time),
+            "att": cells.att,
+            "se": cells.se,
+            "ci_lower": cells.att - q * cells.se,
+            "ci_upper": cells.att + q * cells.se,
+            "p_value": _two_sided_p(cells.att / cells.se, df),
+            "df": df,
+            "base_period": whole(cells.base),
+            "post": cells.time >= cells.group,
+            "n_treated": cells.n_treated,
+            "n_control": cells.n_control,
+            "n_trimmed": cells.n_trimmed,
+        }
+    )
     in_panel = keep_units[ucode]
-    trends = _trends(fr.y[in_panel], row_w[in_panel] if row_w is not None else None, *_cohorts(G, ucode[in_panel]),
-                     periods[tcode[in_panel]])
-    data = _CsData(Y=Y, periods=est_periods, G=Gk, X=Xc, control_group=control_group, method=method,
-                   base_period=base_period, anticipation=anticipation, weights=Wk if weights else None,
-                   trim_level=trim_level)
-    return StaggeredResult(outcome=fr.outcome_name, method=method, control_group=control_group,
-                           base_period=base_period, att_gt=tab, alpha=alpha,
-                           n_units=n_kept, n_periods=int(est_periods.size), cells=cells,
-                           trends=trends, dropped=dropped, notes=tuple(notes), data=data, df=df,
-                           weights=weights, n_treated_clusters=n_treated, n_untreated_clusters=n_never,
-                           few_treated_clusters=few_msg is not None)
+    trends = _trends(
+        fr.y[in_panel],
+        row_w[in_panel] if row_w is not None else None,
+        *_cohorts(G, ucode[in_panel]),
+        periods[tcode[in_panel]],
+    )
+    data = _CsData(
+        Y=Y,
+        periods=est_periods,
+        G=Gk,
+        X=Xc,
+        control_group=control_group,
+        method=method,
+        base_period=base_period,
+        anticipation=anticipation,
+        weights=Wk if weights else None,
+        trim_level=trim_level,
+    )
+    return StaggeredResult(
+        outcome=fr.outcome_name,
+        method=method,
+        control_group=control_group,
+        base_period=base_period,
+        att_gt=tab,
+        alpha=alpha,
+        n_units=n_kept,
+        n_periods=int(est_periods.size),
+        cells=cells,
+        trends=trends,
+        dropped=dropped,
+        notes=tuple(notes),
+        data=data,
+        df=df,
+        weights=weights,
+        n_treated_clusters=n_treated,
+        n_untreated_clusters=n_never,
+        few_treated_clusters=few_msg is not None,
+    )
 
 
 def _unit_weights(w: np.ndarray, ucode: np.ndarray, n_units: int, col: str, unit: str, ulab) -> np.ndarray:
@@ -208,8 +279,10 @@ def _unit_weights(w: np.ndarray, ucode: np.ndarray, n_units: int, col: str, unit
     varies = np.isfinite(lo) & (hi - lo > 1e-12 * np.maximum(np.abs(hi), 1.0))
     if varies.any():
         i = int(np.argmax(varies))
-        raise DataError(f"weights column '{col}' must be constant within each unit (unit weights, as R did's "
-                        f"weightsname); {int(varies.sum())} unit(s) have several values, e.g. {unit}="
-                        f"{_val(ulab[i])} has {lo[i]:g} and {hi[i]:g}. Use one weight per unit (e.g. its "
-                        "pre-launch size)")
+        raise DataError(
+            f"weights column '{col}' must be constant within each unit (unit weights, as R did's "
+            f"weightsname); {int(varies.sum())} unit(s) have several values, e.g. {unit}="
+            f"{_val(ulab[i])} has {lo[i]:g} and {hi[i]:g}. Use one weight per unit (e.g. its "
+            "pre-launch size)"
+        )
     return np.where(np.isfinite(lo), lo, 1.0)

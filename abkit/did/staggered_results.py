@@ -1,4 +1,5 @@
 """Result objects of the Callaway & Sant'Anna estimator: ATT(g, t), aggregations, window averages."""
+
 from __future__ import annotations
 
 import functools
@@ -62,9 +63,11 @@ class WindowAverage:
 
     def summary(self) -> str:
         what = "event times" if self.kind == "dynamic" else _AGG_LABEL[self.kind]
-        return (f"average {self.kind} effect over {what} {self.first:g}..{self.last:g} on {self.outcome}: "
-                f"{self.estimate:.5g} (SE {self.se:.4g}), {1 - self.alpha:.0%} CI [{self.ci_lower:.4g}, "
-                f"{self.ci_upper:.4g}], p = {_fmt_p(self.p_value)}")
+        return (
+            f"average {self.kind} effect over {what} {self.first:g}..{self.last:g} on {self.outcome}: "
+            f"{self.estimate:.5g} (SE {self.se:.4g}), {1 - self.alpha:.0%} CI [{self.ci_lower:.4g}, "
+            f"{self.ci_upper:.4g}], p = {_fmt_p(self.p_value)}"
+        )
 
     __str__ = summary
 
@@ -98,13 +101,13 @@ class AggregateResult:
     n_units: int
     df: float = math.inf
     inference: str = ""
-    influence: np.ndarray | None = field(default=None, repr=False, compare=False)   # (n, 1 + rows): overall, rows
+    influence: np.ndarray | None = field(default=None, repr=False, compare=False)  # (n, 1 + rows): overall, rows
     source: StaggeredResult | None = field(default=None, repr=False, compare=False)
-    min_e: float = -math.inf     # the ``min_e`` asked for (``-inf``: none): the default window of :meth:`pretrend`
-    max_e: float = math.inf      # the ``max_e`` asked for
-    n_treated_clusters: int = 0          # launched units (the units are the clusters)
-    n_untreated_clusters: int = 0        # never-treated units
-    few_treated_clusters: bool = False   # fewer than FEW_TREATED_CLUSTERS of either: the p-values are unreliable
+    min_e: float = -math.inf  # the ``min_e`` asked for (``-inf``: none): the default window of :meth:`pretrend`
+    max_e: float = math.inf  # the ``max_e`` asked for
+    n_treated_clusters: int = 0  # launched units (the units are the clusters)
+    n_untreated_clusters: int = 0  # never-treated units
+    few_treated_clusters: bool = False  # fewer than FEW_TREATED_CLUSTERS of either: the p-values are unreliable
 
     def to_frame(self) -> pd.DataFrame:
         """One row per event time / group / calendar period (empty for ``simple``)."""
@@ -112,13 +115,17 @@ class AggregateResult:
 
     def summary(self) -> str:
         ref = f"t({self.df:g})" if np.isfinite(self.df) else "normal"
-        s = (f"{self.kind} aggregation of ATT(g,t) on {self.outcome}: {self.estimate:.5g} (SE {self.se:.4g}), "
-             f"{1 - self.alpha:.0%} CI [{self.ci_lower:.4g}, {self.ci_upper:.4g}], p = {_fmt_p(self.p_value)} "
-             f"({ref} reference, {self.n_units} units); multiplier bootstrap ({self.boot_weights}) "
-             f"p = {_fmt_p(self.boot_p_value)}")
+        s = (
+            f"{self.kind} aggregation of ATT(g,t) on {self.outcome}: {self.estimate:.5g} (SE {self.se:.4g}), "
+            f"{1 - self.alpha:.0%} CI [{self.ci_lower:.4g}, {self.ci_upper:.4g}], p = {_fmt_p(self.p_value)} "
+            f"({ref} reference, {self.n_units} units); multiplier bootstrap ({self.boot_weights}) "
+            f"p = {_fmt_p(self.boot_p_value)}"
+        )
         if self.few_treated_clusters:
-            s += (f". Unreliable: only {self.n_treated_clusters} launched and {self.n_untreated_clusters} "
-                  "never-treated units; test with .randomization_test()")
+            s += (
+                f". Unreliable: only {self.n_treated_clusters} launched and {self.n_untreated_clusters} "
+                "never-treated units; test with .randomization_test()"
+            )
         return s
 
     __str__ = summary
@@ -134,9 +141,14 @@ class AggregateResult:
         if self.table.empty:
             raise DataError("the 'simple' aggregation has a single number; nothing to plot")
         by = {"dynamic": "periods since launch", "group": "launch cohort", "calendar": "period"}[self.kind]
-        return _event_plot(self.table, _AGG_LABEL[self.kind],
-                           f"Effect on {self.outcome} by {by} (Callaway-Sant'Anna, {self.kind} aggregation)", ax,
-                           self.alpha, self.outcome)
+        return _event_plot(
+            self.table,
+            _AGG_LABEL[self.kind],
+            f"Effect on {self.outcome} by {by} (Callaway-Sant'Anna, {self.kind} aggregation)",
+            ax,
+            self.alpha,
+            self.outcome,
+        )
 
     def pretrend(self, leads: float | None = None, *, vcov: str = "auto") -> PretrendTest:
         """Joint test that the pre-launch event-time effects ``theta(e)``, ``-leads <= e < 0``, are zero.
@@ -157,11 +169,14 @@ class AggregateResult:
         aggregation (``balance_e`` is not applied).
         """
         if self.kind != "dynamic":
-            raise DataError(f"pretrend() tests the pre-launch rows of a 'dynamic' aggregation; this one is "
-                            f"'{self.kind}': use result.aggregate('dynamic').pretrend()")
+            raise DataError(
+                f"pretrend() tests the pre-launch rows of a 'dynamic' aggregation; this one is "
+                f"'{self.kind}': use result.aggregate('dynamic').pretrend()"
+            )
         if self.source is None:
-            raise DataError("this aggregation does not carry its ATT(g, t); build it with "
-                            "staggered(...).aggregate('dynamic')")
+            raise DataError(
+                "this aggregation does not carry its ATT(g, t); build it with staggered(...).aggregate('dynamic')"
+            )
         if leads is None:
             pre = self.table["event_time"][self.table["event_time"] < 0]
             if np.isfinite(self.min_e):
@@ -176,8 +191,9 @@ class AggregateResult:
         if self.source is None:
             raise DataError("this aggregation does not carry its ATT(g, t); build it with staggered(...).aggregate()")
         lo = self.min_e if np.isfinite(self.min_e) else -np.inf
-        return self.source.randomization_test(self.kind, reps=reps, seed=seed, min_e=lo, max_e=self.max_e,
-                                              alpha=self.alpha)
+        return self.source.randomization_test(
+            self.kind, reps=reps, seed=seed, min_e=lo, max_e=self.max_e, alpha=self.alpha
+        )
 
     def average(self, first: float, last: float) -> WindowAverage:
         """The mean of the row effects with label in ``first..last`` (e.g. event times 0..3), with its CI.
@@ -194,17 +210,30 @@ class AggregateResult:
         ref = self.table["reference"].to_numpy(dtype=bool) if "reference" in self.table else np.zeros(lab.size, bool)
         rows = (lab >= first) & (lab <= last) & ~ref
         if not rows.any():
-            raise DataError(f"no {label} in {first:g}..{last:g}; the aggregation has {label} "
-                            f"{', '.join(f'{v:g}' for v in lab)}")
+            raise DataError(
+                f"no {label} in {first:g}..{last:g}; the aggregation has {label} {', '.join(f'{v:g}' for v in lab)}"
+            )
         a = rows / rows.sum()
         est = float(a @ self.table["estimate"].to_numpy(dtype=float))
         psi = self.influence[:, 1:] @ a
         n = psi.size
-        se = float(np.sqrt(np.mean(psi ** 2) / n))
+        se = float(np.sqrt(np.mean(psi**2) / n))
         c = _critical(self.alpha, self.df)
         p = float(_two_sided_p(est / se, self.df)) if se > 0 else np.nan
-        return WindowAverage(self.kind, self.outcome, float(lab[rows].min()), float(lab[rows].max()),
-                             tuple(lab[rows].tolist()), est, se, est - c * se, est + c * se, p, self.alpha, self.df)
+        return WindowAverage(
+            self.kind,
+            self.outcome,
+            float(lab[rows].min()),
+            float(lab[rows].max()),
+            tuple(lab[rows].tolist()),
+            est,
+            se,
+            est - c * se,
+            est + c * se,
+            p,
+            self.alpha,
+            self.df,
+        )
 
 
 @dataclass(frozen=True)
@@ -245,11 +274,11 @@ class StaggeredResult:
     dropped: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     data: _CsData | None = field(default=None, repr=False, compare=False)
-    df: float = math.inf          # t reference of the ATT(g, t) CIs and p-values (inf = normal)
-    weights: str | None = None    # the unit-weights column, if any
-    n_treated_clusters: int = 0          # launched units (the units are the clusters)
-    n_untreated_clusters: int = 0        # never-treated units
-    few_treated_clusters: bool = False   # fewer than FEW_TREATED_CLUSTERS of either: the p-values are unreliable
+    df: float = math.inf  # t reference of the ATT(g, t) CIs and p-values (inf = normal)
+    weights: str | None = None  # the unit-weights column, if any
+    n_treated_clusters: int = 0  # launched units (the units are the clusters)
+    n_untreated_clusters: int = 0  # never-treated units
+    few_treated_clusters: bool = False  # fewer than FEW_TREATED_CLUSTERS of either: the p-values are unreliable
 
     @functools.cached_property
     def pretrend(self) -> PretrendTest:
@@ -317,26 +346,41 @@ class StaggeredResult:
         pre = (agg.labels < 0) & ~agg.is_reference & np.isfinite(agg.se) & (agg.se > 0)
         G = self.n_units
         if not pre.any():
-            return PretrendTest(np.nan, 0.0, np.nan, np.nan, np.nan,
-                                f"no pre-launch event time within {leads:g} periods before launch", n_clusters=G)
+            return PretrendTest(
+                np.nan,
+                0.0,
+                np.nan,
+                np.nan,
+                np.nan,
+                f"no pre-launch event time within {leads:g} periods before launch",
+                n_clusters=G,
+            )
         ev = agg.labels[pre]
         q = int(pre.sum())
         if q >= G:
             n = G - 1 + (1 if self.base_period == "universal" else 0)
-            how = (f".pretrend(leads={n}) (on the staggered result: pretrend_test(leads={n}))"
-                   if call == ".pretrend" else f"{call}(leads={n})")
-            raise DataError(f"the pre-trend test of {q} pre-launch event times ({ev.min():g}..{ev.max():g}) needs "
-                            f"fewer event times than units, and there are {G} units: their {q} x {q} covariance "
-                            f"would be singular. Test a shorter window, at most {G - 1} event times: {how} "
-                            f"(fewer give more power; the summary reports leads={PRETREND_LEADS})")
+            how = (
+                f".pretrend(leads={n}) (on the staggered result: pretrend_test(leads={n}))"
+                if call == ".pretrend"
+                else f"{call}(leads={n})"
+            )
+            raise DataError(
+                f"the pre-trend test of {q} pre-launch event times ({ev.min():g}..{ev.max():g}) needs "
+                f"fewer event times than units, and there are {G} units: their {q} x {q} covariance "
+                f"would be singular. Test a shorter window, at most {G - 1} event times: {how} "
+                f"(fewer give more power; the summary reports leads={PRETREND_LEADS})"
+            )
         b = agg.att[pre]
-        V_inf = agg.inf[:, pre].T @ agg.inf[:, pre] / cells.n_units ** 2
+        V_inf = agg.inf[:, pre].T @ agg.inf[:, pre] / cells.n_units**2
         how = "influence functions"
         V = V_inf
         # a linear drift delta per period moves theta(e) by delta (e - e_ref) (universal base: against the
         # reference e_ref = -1 - anticipation) or by delta (varying base: period-on-period changes)
-        pattern = (ev + 1.0 + self.data.anticipation if self.data is not None else ev + 1.0) \
-            if self.base_period == "universal" else np.ones(q)
+        pattern = (
+            (ev + 1.0 + self.data.anticipation if self.data is not None else ev + 1.0)
+            if self.base_period == "universal"
+            else np.ones(q)
+        )
         if vcov == "randomization" or (vcov == "auto" and self.few_treated_clusters):
             return self._randomization_pretrend(float(leads), ev, b, V_inf, pattern)
         if vcov == "jackknife" or (vcov == "auto" and G < WILD_AUTO_CLUSTERS):
@@ -344,10 +388,19 @@ class StaggeredResult:
             try:
                 if d is None:
                     raise DataError("the result does not carry its panel")
-                loo = dynamic_leave_one_out(d.Y, d.periods, d.G, ev, d.X, control_group=d.control_group,
-                                            method=d.method, base_period=d.base_period,
-                                            anticipation=d.anticipation, weights=d.weights,
-                                            trim_level=d.trim_level)
+                loo = dynamic_leave_one_out(
+                    d.Y,
+                    d.periods,
+                    d.G,
+                    ev,
+                    d.X,
+                    control_group=d.control_group,
+                    method=d.method,
+                    base_period=d.base_period,
+                    anticipation=d.anticipation,
+                    weights=d.weights,
+                    trim_level=d.trim_level,
+                )
                 V = jackknife_vcov(loo)
                 how = "the cluster jackknife (each unit left out in turn)"
             except (DataError, np.linalg.LinAlgError) as exc:
@@ -355,11 +408,20 @@ class StaggeredResult:
                     raise DataError(f"the jackknife pre-trend test is not available: {exc}") from None
                 how = f"influence functions (no jackknife: {exc})"
         W, F, df2, p = wald_test(b, V, G)
-        return PretrendTest(statistic=F, df1=float(q), df2=df2, p_value=p, wald=W,
-                            method=f"Wald test of the {q} pre-launch event-time effects, covariance from {how}, "
-                                   f"Hotelling F(q, G-q) with G={G} units",
-                            event_times=tuple(float(e) for e in ev), n_clusters=G, estimates=b, vcov=V,
-                            trend_pattern=pattern)
+        return PretrendTest(
+            statistic=F,
+            df1=float(q),
+            df2=df2,
+            p_value=p,
+            wald=W,
+            method=f"Wald test of the {q} pre-launch event-time effects, covariance from {how}, "
+            f"Hotelling F(q, G-q) with G={G} units",
+            event_times=tuple(float(e) for e in ev),
+            n_clusters=G,
+            estimates=b,
+            vcov=V,
+            trend_pattern=pattern,
+        )
 
     def _randomization_pretrend(self, leads: float, ev, b, V_inf, pattern, reps: int = 1999, seed=0) -> PretrendTest:
         """The pre-trend Wald statistic (influence-function covariance) against its randomization distribution."""
@@ -369,11 +431,21 @@ class StaggeredResult:
         W_obs = quadratic_form_inverse(b, V_inf)
         index, exact = assignments(d.G, reps, seed)
         stats_null = np.full(index.shape[0], np.nan)
-        for a in range(index.shape[0]):                 # a loop over assignments (re-estimations), never rows
+        for a in range(index.shape[0]):  # a loop over assignments (re-estimations), never rows
             try:
-                cells = att_gt(d.Y, d.periods, d.G[index[a]], d.X, control_group=d.control_group,
-                               method=d.method, base_period=d.base_period, anticipation=d.anticipation,
-                               weights=d.weights, trim_level=d.trim_level, event_window=(-leads, 0.0))
+                cells = att_gt(
+                    d.Y,
+                    d.periods,
+                    d.G[index[a]],
+                    d.X,
+                    control_group=d.control_group,
+                    method=d.method,
+                    base_period=d.base_period,
+                    anticipation=d.anticipation,
+                    weights=d.weights,
+                    trim_level=d.trim_level,
+                    event_window=(-leads, 0.0),
+                )
                 agg = aggregate_att_gt(cells, "dynamic", min_e=-leads, max_e=0.0)
             except DataError:
                 continue
@@ -381,18 +453,30 @@ class StaggeredResult:
             if rows.sum() != ev.size:
                 continue
             Pm = agg.inf[:, rows]
-            stats_null[a] = quadratic_form_inverse(agg.att[rows], Pm.T @ Pm / cells.n_units ** 2)
+            stats_null[a] = quadratic_form_inverse(agg.att[rows], Pm.T @ Pm / cells.n_units**2)
         p = randomization_p_value(W_obs, stats_null, exact)
         total = count_assignments(d.G)
-        how = (f"exact over all {total:,} assignments" if exact else f"{index.shape[0] - 1:,} random assignments "
-               f"of {total:,}")
+        how = (
+            f"exact over all {total:,} assignments"
+            if exact
+            else f"{index.shape[0] - 1:,} random assignments of {total:,}"
+        )
         q = int(ev.size)
-        return PretrendTest(statistic=W_obs, df1=float(q), df2=np.nan, p_value=p, wald=W_obs,
-                            method=f"randomization test of the Wald statistic of the {q} pre-launch event-time "
-                                   f"effects over which units launched ({how}; few launched units: no covariance "
-                                   "estimate is reliable)",
-                            event_times=tuple(float(e) for e in ev), n_clusters=self.n_units, estimates=b,
-                            vcov=V_inf, trend_pattern=pattern)
+        return PretrendTest(
+            statistic=W_obs,
+            df1=float(q),
+            df2=np.nan,
+            p_value=p,
+            wald=W_obs,
+            method=f"randomization test of the Wald statistic of the {q} pre-launch event-time "
+            f"effects over which units launched ({how}; few launched units: no covariance "
+            "estimate is reliable)",
+            event_times=tuple(float(e) for e in ev),
+            n_clusters=self.n_units,
+            estimates=b,
+            vcov=V_inf,
+            trend_pattern=pattern,
+        )
 
     def _pretrend_text(self) -> str:
         try:
@@ -400,10 +484,20 @@ class StaggeredResult:
         except DataError as exc:
             return f"pre-trend test: not run ({exc})"
 
-    def aggregate(self, kind: str = "simple", *, min_e: float = -np.inf, max_e: float = np.inf,
-                  balance_e: int | None = None, alpha: float | None = None, reps: int = 999,
-                  weights: str = "rademacher", seed=0, small_sample: bool | None = None,
-                  band_draws: int = 100_000) -> AggregateResult:
+    def aggregate(
+        self,
+        kind: str = "simple",
+        *,
+        min_e: float = -np.inf,
+        max_e: float = np.inf,
+        balance_e: int | None = None,
+        alpha: float | None = None,
+        reps: int = 999,
+        weights: str = "rademacher",
+        seed=0,
+        small_sample: bool | None = None,
+        band_draws: int = 100_000,
+    ) -> AggregateResult:
         """Aggregate ATT(g, t): ``"simple" | "dynamic" | "group" | "calendar"``.
 
         Standard errors from influence functions (as R ``did::aggte``,
@@ -447,8 +541,7 @@ class StaggeredResult:
         if reps:
             cols = np.nonzero(est_rows)[0]
             inf = np.column_stack([agg.overall_inf, agg.inf[:, cols]])
-            tb = multiplier_bootstrap(inf, np.concatenate([[se], agg.se[cols]]), reps=reps, weights=weights,
-                                           seed=seed)
+            tb = multiplier_bootstrap(inf, np.concatenate([[se], agg.se[cols]]), reps=reps, weights=weights, seed=seed)
             boot_p = float(np.mean(np.abs(tb[:, 0]) >= abs(est) / se))
             if cols.size and not small_sample:
                 crit = sup_t_critical(tb[:, 1:], alpha)
@@ -459,32 +552,64 @@ class StaggeredResult:
             crit = sup_t_critical_t(V / np.outer(d, d), df, band_draws, alpha, seed)
         label = _AGG_LABEL[kind]
         with np.errstate(invalid="ignore", divide="ignore"):
-            table = pd.DataFrame({
-                label: agg.labels, "estimate": agg.att, "se": se_rows,
-                "ci_lower": agg.att - c * se_rows, "ci_upper": agg.att + c * se_rows,
-                "band_lower": agg.att - crit * se_rows, "band_upper": agg.att + crit * se_rows,
-                "p_value": _two_sided_p(agg.att / se_rows, df),
-            })
+            table = pd.DataFrame(
+                {
+                    label: agg.labels,
+                    "estimate": agg.att,
+                    "se": se_rows,
+                    "ci_lower": agg.att - c * se_rows,
+                    "ci_upper": agg.att + c * se_rows,
+                    "band_lower": agg.att - crit * se_rows,
+                    "band_upper": agg.att + crit * se_rows,
+                    "p_value": _two_sided_p(agg.att / se_rows, df),
+                }
+            )
         if kind == "dynamic":
             table["reference"] = ref
         if k and np.all(agg.labels == np.round(agg.labels)):
             table[label] = table[label].astype(np.int64)
         if small_sample:
-            inference = (f"t({G - 1}) reference for CIs and p-values and a multivariate-t sup-t band "
-                         f"({G} units, the clusters)")
+            inference = (
+                f"t({G - 1}) reference for CIs and p-values and a multivariate-t sup-t band ({G} units, the clusters)"
+            )
         else:
             inference = f"normal reference; multiplier bootstrap ({weights}) sup-t band"
-        return AggregateResult(kind=kind, outcome=self.outcome, estimate=est, se=se, ci_lower=est - c * se,
-                               ci_upper=est + c * se, p_value=p, alpha=alpha, table=table,
-                               critical_value=crit, boot_p_value=boot_p, boot_weights=weights, reps=reps,
-                               n_units=self.n_units, df=df, inference=inference,
-                               influence=np.column_stack([agg.overall_inf, agg.inf]), source=self,
-                               min_e=float(min_e), max_e=float(max_e), n_treated_clusters=self.n_treated_clusters,
-                               n_untreated_clusters=self.n_untreated_clusters,
-                               few_treated_clusters=self.few_treated_clusters)
+        return AggregateResult(
+            kind=kind,
+            outcome=self.outcome,
+            estimate=est,
+            se=se,
+            ci_lower=est - c * se,
+            ci_upper=est + c * se,
+            p_value=p,
+            alpha=alpha,
+            table=table,
+            critical_value=crit,
+            boot_p_value=boot_p,
+            boot_weights=weights,
+            reps=reps,
+            n_units=self.n_units,
+            df=df,
+            inference=inference,
+            influence=np.column_stack([agg.overall_inf, agg.inf]),
+            source=self,
+            min_e=float(min_e),
+            max_e=float(max_e),
+            n_treated_clusters=self.n_treated_clusters,
+            n_untreated_clusters=self.n_untreated_clusters,
+            few_treated_clusters=self.few_treated_clusters,
+        )
 
-    def randomization_test(self, kind: str = "simple", *, reps: int = 9999, seed=0, min_e: float = -np.inf,
-                           max_e: float = np.inf, alpha: float | None = None) -> RandomizationTest:
+    def randomization_test(
+        self,
+        kind: str = "simple",
+        *,
+        reps: int = 9999,
+        seed=0,
+        min_e: float = -np.inf,
+        max_e: float = np.inf,
+        alpha: float | None = None,
+    ) -> RandomizationTest:
         """Randomization inference for the overall ``kind`` aggregation over the assignment of launch timing.
 
         The units' first-treated periods (their cohorts, never treated included) are re-assigned to
@@ -503,22 +628,42 @@ class StaggeredResult:
         alpha = self.alpha if alpha is None else alpha
         index, exact = assignments(d.G, reps, seed)
         est = np.full(index.shape[0], np.nan)
-        for a in range(index.shape[0]):                  # a loop over assignments (re-estimations), never rows
+        for a in range(index.shape[0]):  # a loop over assignments (re-estimations), never rows
             G = d.G[index[a]]
             try:
-                cells = att_gt(d.Y, d.periods, G, d.X, control_group=d.control_group, method=d.method,
-                               base_period=d.base_period, anticipation=d.anticipation, weights=d.weights,
-                               trim_level=d.trim_level)
+                cells = att_gt(
+                    d.Y,
+                    d.periods,
+                    G,
+                    d.X,
+                    control_group=d.control_group,
+                    method=d.method,
+                    base_period=d.base_period,
+                    anticipation=d.anticipation,
+                    weights=d.weights,
+                    trim_level=d.trim_level,
+                )
                 est[a] = aggregate_att_gt(cells, kind, min_e=min_e, max_e=max_e).overall_att
             except DataError:
-                pass                                     # left out and counted below
+                pass  # left out and counted below
         observed = aggregate_att_gt(self.cells, kind, min_e=min_e, max_e=max_e).overall_att
         failed = int(np.sum(~np.isfinite(est)))
         name = f"Callaway-Sant'Anna, {kind} aggregation"
-        return RandomizationTest(name, self.outcome, float(observed),
-                                 randomization_p_value(observed, est, exact), alpha, exact, int(index.shape[0]),
-                                 count_assignments(d.G), self.n_units, int(np.isfinite(d.G).sum()), seed, failed,
-                                 est)
+        return RandomizationTest(
+            name,
+            self.outcome,
+            float(observed),
+            randomization_p_value(observed, est, exact),
+            alpha,
+            exact,
+            int(index.shape[0]),
+            count_assignments(d.G),
+            self.n_units,
+            int(np.isfinite(d.G).sum()),
+            seed,
+            failed,
+            est,
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """The ATT(g, t) table."""
@@ -526,9 +671,16 @@ class StaggeredResult:
 
     def summary(self) -> str:
         s = self.aggregate("simple")
-        return "\n".join([f"Callaway-Sant'Anna ({self.method}, {self.control_group} controls, "
-                          f"{self.base_period} base period) on {self.outcome}: {len(self.att_gt)} ATT(g,t) "
-                          f"cells, {self.n_units} units", s.summary(), self._pretrend_text(), *self.notes])
+        return "\n".join(
+            [
+                f"Callaway-Sant'Anna ({self.method}, {self.control_group} controls, "
+                f"{self.base_period} base period) on {self.outcome}: {len(self.att_gt)} ATT(g,t) "
+                f"cells, {self.n_units} units",
+                s.summary(),
+                self._pretrend_text(),
+                *self.notes,
+            ]
+        )
 
     __str__ = summary
 
@@ -539,13 +691,18 @@ class StaggeredResult:
     def cell_reference(self) -> str:
         """How the ATT(g, t) CIs and p-values are computed: 't(19) reference ...' or 'normal reference ...'."""
         if np.isfinite(self.df):
-            return (f"ATT(g,t) CIs and p-values: t({self.df:g}) reference ({self.n_units} units, the clusters), "
-                    "as the aggregations")
+            return (
+                f"ATT(g,t) CIs and p-values: t({self.df:g}) reference ({self.n_units} units, the clusters), "
+                "as the aggregations"
+            )
         return f"ATT(g,t) CIs and p-values: normal reference ({self.n_units} units), as the aggregations"
 
     def _repr_html_(self) -> str:
-        return _table_html(self.att_gt, f"ATT(g,t): {self.outcome} ({self.method}, {self.control_group})",
-                           [self.cell_reference, self._pretrend_text(), *self.notes])
+        return _table_html(
+            self.att_gt,
+            f"ATT(g,t): {self.outcome} ({self.method}, {self.control_group})",
+            [self.cell_reference, self._pretrend_text(), *self.notes],
+        )
 
     def plot(self, ax=None, **aggregate_kwargs):
         """Event-study plot of the dynamic aggregation with its uniform band."""

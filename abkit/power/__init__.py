@@ -47,6 +47,7 @@ The closed forms are pure math in :mod:`abkit.stats` and re-exported here:
     ...                daily_units=4_000, population=60_000)
     >>> p.to_frame()  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 from ..did.one_market import DetectableEffect, detectable_effect  # one-market launches (synthetic DiD)
@@ -93,12 +94,44 @@ from .simulated_power import (  # noqa: F401 (CI_METHOD, DEFAULT_SIMS*: public c
 )
 
 __all__ = [
-    "ALTERNATIVES", "CORRECTIONS", "MDEResult", "MetricDesign", "PanelVariance", "PowerPlan", "PowerResult",
-    "SampleSizeResult", "SimulatedPower", "comparison_alpha", "days_needed", "design_effect", "estimate_design",
-    "always_valid_alpha", "fit_population", "mde_mean", "mde_panel", "mde_proportion", "mde_ratio", "monte_carlo_ci",
-    "panel_covariance", "panel_variance", "plan", "power_curve", "power_mean", "power_panel", "power_proportion",
-    "power_ratio", "ratio_variance", "sample_size_mean", "sample_size_panel", "sample_size_proportion",
-    "sample_size_ratio", "simulate_power", "t_power", "uniques_after", "detectable_effect", "DetectableEffect",
+    "ALTERNATIVES",
+    "CORRECTIONS",
+    "MDEResult",
+    "MetricDesign",
+    "PanelVariance",
+    "PowerPlan",
+    "PowerResult",
+    "SampleSizeResult",
+    "SimulatedPower",
+    "comparison_alpha",
+    "days_needed",
+    "design_effect",
+    "estimate_design",
+    "always_valid_alpha",
+    "fit_population",
+    "mde_mean",
+    "mde_panel",
+    "mde_proportion",
+    "mde_ratio",
+    "monte_carlo_ci",
+    "panel_covariance",
+    "panel_variance",
+    "plan",
+    "power_curve",
+    "power_mean",
+    "power_panel",
+    "power_proportion",
+    "power_ratio",
+    "ratio_variance",
+    "sample_size_mean",
+    "sample_size_panel",
+    "sample_size_proportion",
+    "sample_size_ratio",
+    "simulate_power",
+    "t_power",
+    "uniques_after",
+    "detectable_effect",
+    "DetectableEffect",
     "readout_level",
 ]
 # also public as before the split (module constants, not in __all__): DEFAULT_DAYS, DEFAULT_MDES, DEFAULT_SIMS,

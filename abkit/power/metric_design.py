@@ -6,6 +6,7 @@ path as :func:`abkit.analyze` and returns, per metric, a
 deviation and the share of its variance CUPED / regression adjustment
 removes.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
@@ -52,8 +53,6 @@ class MetricDesign:
         return self.sd * float(np.sqrt(1.0 - self.variance_reduction))
 
 
-
-
 def _one_group(data, columns: Sequence[str]):
     """The metric columns of ``data`` plus a constant arm column (no variant: one population)."""
     columns = list(dict.fromkeys(columns))
@@ -78,8 +77,9 @@ def _one_group(data, columns: Sequence[str]):
     return frame
 
 
-def estimate_design(data, metric, variant: str | None = None, control: Hashable = "control",
-                    cuped: bool = True) -> list[MetricDesign]:
+def estimate_design(
+    data, metric, variant: str | None = None, control: Hashable = "control", cuped: bool = True
+) -> list[MetricDesign]:
     """Baseline, unit-level sd and CUPED variance reduction of each metric, from data.
 
     ``data`` is anything :func:`abkit.analyze` reads (DataFrame, pyarrow
@@ -92,15 +92,19 @@ def estimate_design(data, metric, variant: str | None = None, control: Hashable 
     metrics = check_metrics(metric)
     quantiles = [m.name for m in metrics if m.kind == "quantile"]
     if quantiles:
-        raise AbkitError(f"metric(s) {quantiles} are quantiles, which have no closed-form power; use "
-                         "abkit.power.simulate_power (resampling the history)")
+        raise AbkitError(
+            f"metric(s) {quantiles} are quantiles, which have no closed-form power; use "
+            "abkit.power.simulate_power (resampling the history)"
+        )
     events = [m.name for m in metrics if m.kind == "time_to_event"]
-    if events:   # issue 17: their moments would be the event indicator's, not the restricted mean's
-        raise AbkitError(f"metric(s) {events} are times to event; plan them with abkit.power.simulate_power on "
-                         "their pseudo-observations: a Mean of abkit.time_to_event.pseudo_observations(history, "
-                         "metric), with relative=False")
+    if events:  # issue 17: their moments would be the event indicator's, not the restricted mean's
+        raise AbkitError(
+            f"metric(s) {events} are times to event; plan them with abkit.power.simulate_power on "
+            "their pseudo-observations: a Mean of abkit.time_to_event.pseudo_observations(history, "
+            "metric), with relative=False"
+        )
     if not isinstance(data, MomentSet) and any(getattr(m, "needs_cap", False) for m in metrics):
-        metrics = resolve_caps(data, metrics)      # winsorizing caps from this history, as analyze does
+        metrics = resolve_caps(data, metrics)  # winsorizing caps from this history, as analyze does
     if isinstance(data, MomentSet):
         ms = data
         if ms.by:
@@ -123,7 +127,7 @@ def estimate_design(data, metric, variant: str | None = None, control: Hashable 
         dof = 0.0
         for g in groups:
             _, V, n = linearize(block, g, statistics)
-            S += (n - 1.0) * V * n          # V * n = unit-level covariance of the linearized statistics
+            S += (n - 1.0) * V * n  # V * n = unit-level covariance of the linearized statistics
             dof += n - 1.0
         S /= dof
         if control in groups and len(groups) > 1:
@@ -132,16 +136,25 @@ def estimate_design(data, metric, variant: str | None = None, control: Hashable 
             values, _, _ = linearize(block.pooled(groups), "pooled", statistics)
         var = float(S[0, 0])
         if not (var > 0 and np.isfinite(var)):
-            raise DataError(f"metric '{m.name}' has no variance in the data (sd = {np.sqrt(max(var, 0)):.3g}); "
-                            "a power calculation needs a varying metric")
+            raise DataError(
+                f"metric '{m.name}' has no variance in the data (sd = {np.sqrt(max(var, 0)):.3g}); "
+                "a power calculation needs a varying metric"
+            )
         vr = 0.0
         if cuped and m.covariates:
             sxx, sxy = S[1:, 1:], S[1:, 0]
             vr = float(sxy @ np.linalg.pinv(sxx, rcond=1e-12, hermitian=True) @ sxy / var)
             vr = min(max(vr, 0.0), 1.0 - 1e-12)
-        out.append(MetricDesign(
-            metric=m.name, kind=m.kind, better=m.better, baseline=float(values[0]), sd=float(np.sqrt(var)),
-            variance_reduction=vr, n_units=int(sum(block.n[block.group_index(g)] for g in groups)),
-            covariates=tuple(str(c) for c in m.covariates) if cuped else (),
-        ))
+        out.append(
+            MetricDesign(
+                metric=m.name,
+                kind=m.kind,
+                better=m.better,
+                baseline=float(values[0]),
+                sd=float(np.sqrt(var)),
+                variance_reduction=vr,
+                n_units=int(sum(block.n[block.group_index(g)] for g in groups)),
+                covariates=tuple(str(c) for c in m.covariates) if cuped else (),
+            )
+        )
     return out

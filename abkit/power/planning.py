@@ -7,6 +7,7 @@ forms of :mod:`abkit.stats.t_test_power` and
 :mod:`abkit.stats.enrollment` allows; :class:`PowerPlan` holds the tables,
 the text and the charts.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable
@@ -63,8 +64,8 @@ class PowerPlan:
     correction: str | None
     margin: float
     traffic: str
-    sequential: bool = False      # planned for always-valid intervals (see plan(sequential=))
-    test_level: float = float("nan")   # the level the formulas ran at: readout_level(alpha, ...) (see plan)
+    sequential: bool = False  # planned for always-valid intervals (see plan(sequential=))
+    test_level: float = float("nan")  # the level the formulas ran at: readout_level(alpha, ...) (see plan)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(list(self.duration_rows))
@@ -73,19 +74,32 @@ class PowerPlan:
         return pd.DataFrame(list(self.sample_size_rows))
 
     def designs(self) -> pd.DataFrame:
-        return pd.DataFrame([{
-            "metric": d.metric, "kind": d.kind, "better": d.better, "baseline": d.baseline, "sd": d.sd,
-            "variance_reduction": d.variance_reduction, "sd_adjusted": d.sd_adjusted, "n_units": d.n_units,
-            "covariates": ", ".join(d.covariates),
-        } for d in self.metrics])
+        return pd.DataFrame(
+            [
+                {
+                    "metric": d.metric,
+                    "kind": d.kind,
+                    "better": d.better,
+                    "baseline": d.baseline,
+                    "sd": d.sd,
+                    "variance_reduction": d.variance_reduction,
+                    "sd_adjusted": d.sd_adjusted,
+                    "n_units": d.n_units,
+                    "covariates": ", ".join(d.covariates),
+                }
+                for d in self.metrics
+            ]
+        )
 
     # ---------------------------------------------------------------- text
     def _setting(self) -> str:
         alt = {"two-sided": "two-sided", "larger": "one-sided (increase)", "smaller": "one-sided (decrease)"}
         if self.margin > 0:
             interval = "always-valid interval" if self.sequential else "interval"
-            how = (f"one-sided non-inferiority at {self.test_level:.2g} (the bad side of the readout's two-sided "
-                   f"{1 - self.alpha:.0%} {interval}), margin {self.margin:.1%} in each metric's bad direction")
+            how = (
+                f"one-sided non-inferiority at {self.test_level:.2g} (the bad side of the readout's two-sided "
+                f"{1 - self.alpha:.0%} {interval}), margin {self.margin:.1%} in each metric's bad direction"
+            )
         else:
             how = alt.get(self.alternative, self.alternative)
         s = f"{self.power:.0%} power, alpha {self.alpha:g}{': ' if self.margin > 0 else ' '}{how}"
@@ -107,28 +121,35 @@ class PowerPlan:
         sizes = self.sample_sizes()
         for d in self.metrics:
             rows = frame[frame.metric == d.metric]
-            cuped = (f", CUPED removes {d.variance_reduction:.0%} of the variance"
-                     if d.covariates else "")
+            cuped = f", CUPED removes {d.variance_reduction:.0%} of the variance" if d.covariates else ""
             line = f"  {d.metric}: baseline {fmt_num(d.baseline)}, sd {fmt_num(d.sd)}{cuped}."
             if self.margin > 0:
                 ok = rows[rows.power_noninferiority >= self.power]
-                line += (f" Non-inferiority at a {self.margin:.1%} margin: "
-                         + (f"{int(ok.days.iloc[0])} days ({fmt_int(ok.units.iloc[0])} units)."
-                            if len(ok) else f"not reached within {int(rows.days.max())} days."))
+                line += f" Non-inferiority at a {self.margin:.1%} margin: " + (
+                    f"{int(ok.days.iloc[0])} days ({fmt_int(ok.units.iloc[0])} units)."
+                    if len(ok)
+                    else f"not reached within {int(rows.days.max())} days."
+                )
             else:
                 last = rows.iloc[-1]
                 first = rows.iloc[0]
-                line += (f" MDE {fmt_pct(abs(first.relative_mde))} after {int(first.days)} days, "
-                         f"{fmt_pct(abs(last.relative_mde))} after {int(last.days)} days.")
+                line += (
+                    f" MDE {fmt_pct(abs(first.relative_mde))} after {int(first.days)} days, "
+                    f"{fmt_pct(abs(last.relative_mde))} after {int(last.days)} days."
+                )
                 s = sizes[sizes.metric == d.metric]
                 feasible = s[s.days_needed.notna()] if len(s) else s
                 if len(feasible):
                     r = feasible.iloc[0]
-                    line += (f" Smallest listed effect the traffic supports: {fmt_pct(abs(r.relative_mde), 1)}, "
-                             f"{fmt_int(r.total)} units in {fmt_int(r.days_needed)} days.")
+                    line += (
+                        f" Smallest listed effect the traffic supports: {fmt_pct(abs(r.relative_mde), 1)}, "
+                        f"{fmt_int(r.total)} units in {fmt_int(r.days_needed)} days."
+                    )
                 elif len(s):
-                    line += (f" None of the listed effects (down to {fmt_pct(s.relative_mde.abs().max(), 1)}) "
-                             "is reachable with this traffic.")
+                    line += (
+                        f" None of the listed effects (down to {fmt_pct(s.relative_mde.abs().max(), 1)}) "
+                        "is reachable with this traffic."
+                    )
             lines.append(line)
         return "\n".join(lines)
 
@@ -139,23 +160,44 @@ class PowerPlan:
 
     def _repr_html_(self) -> str:
         caption = Html(f"{bold('Power plan')}: {esc(self._setting())}; traffic: {esc(self.traffic)}")
-        parts = [table_html(self.designs()[["metric", "baseline", "sd", "variance_reduction", "n_units"]],
-                            {"baseline": fmt_num, "sd": fmt_num, "variance_reduction": lambda v: fmt_pct(v, 1),
-                             "n_units": fmt_int}, caption=caption)]
+        parts = [
+            table_html(
+                self.designs()[["metric", "baseline", "sd", "variance_reduction", "n_units"]],
+                {"baseline": fmt_num, "sd": fmt_num, "variance_reduction": lambda v: fmt_pct(v, 1), "n_units": fmt_int},
+                caption=caption,
+            )
+        ]
         frame = self.to_frame()
         cols = ["metric", "days", "units", "n_control", "n_treatment", "relative_mde", "relative_mde_unadjusted"]
         if self.margin > 0:
             cols.append("power_noninferiority")
-        parts.append(table_html(frame[cols], {
-            "units": fmt_int, "n_control": fmt_int, "n_treatment": fmt_int,
-            "relative_mde": lambda v: fmt_pct(v), "relative_mde_unadjusted": lambda v: fmt_pct(v),
-            "power_noninferiority": lambda v: fmt_pct(v, 1)}))
+        parts.append(
+            table_html(
+                frame[cols],
+                {
+                    "units": fmt_int,
+                    "n_control": fmt_int,
+                    "n_treatment": fmt_int,
+                    "relative_mde": lambda v: fmt_pct(v),
+                    "relative_mde_unadjusted": lambda v: fmt_pct(v),
+                    "power_noninferiority": lambda v: fmt_pct(v, 1),
+                },
+            )
+        )
         sizes = self.sample_sizes()
         if len(sizes):
-            parts.append(table_html(sizes[["metric", "relative_mde", "n_control", "n_treatment", "total",
-                                           "days_needed"]],
-                                    {"relative_mde": lambda v: fmt_pct(v, 1), "n_control": fmt_num,
-                                     "n_treatment": fmt_num, "total": fmt_int, "days_needed": fmt_int}))
+            parts.append(
+                table_html(
+                    sizes[["metric", "relative_mde", "n_control", "n_treatment", "total", "days_needed"]],
+                    {
+                        "relative_mde": lambda v: fmt_pct(v, 1),
+                        "n_control": fmt_num,
+                        "n_treatment": fmt_num,
+                        "total": fmt_int,
+                        "days_needed": fmt_int,
+                    },
+                )
+            )
         return "\n".join(parts)
 
     # ---------------------------------------------------------------- power curve
@@ -183,14 +225,18 @@ class PowerPlan:
         at that duration).
         """
         if self.margin > 0:
-            raise AbkitError("power_curve() is for plans without a non-inferiority margin; this plan's "
-                             "to_frame() has the power to show non-inferiority by duration")
+            raise AbkitError(
+                "power_curve() is for plans without a non-inferiority margin; this plan's "
+                "to_frame() has the power to show non-inferiority by duration"
+            )
         frame = self.to_frame()
         listed = sorted(int(x) for x in frame.days.unique())
         day = listed[-1] if days is None else days
         if isinstance(day, bool) or not isinstance(day, (int, np.integer)) or int(day) not in listed:
-            raise AbkitError(f"days={days!r} is not one of this plan's durations {listed}; pick one, or plan "
-                             f"again with days=[..., {days}]")
+            raise AbkitError(
+                f"days={days!r} is not one of this plan's durations {listed}; pick one, or plan "
+                f"again with days=[..., {days}]"
+            )
         day = int(day)
         names = [d.metric for d in self.metrics]
         wanted = names if metric is None else ([metric] if isinstance(metric, str) else list(metric))
@@ -215,19 +261,33 @@ class PowerPlan:
             n_c, alt = float(r.n_control), str(r.alternative)
             rel = self._good(d, alt) * grid
             level = self.test_level if np.isfinite(self.test_level) else self.alpha
-            common = {"alpha": level, "ratio": self.ratio, "alternative": alt, "arms": self.arms,
-                      "correction": correction}
+            common = {
+                "alpha": level,
+                "ratio": self.ratio,
+                "alternative": alt,
+                "arms": self.arms,
+                "correction": correction,
+            }
             adj, raw = closed_form_power(d, rel * d.baseline, n_c, **common)
             for e, rr, pa_, pr in zip(grid, rel, adj, raw):
-                rows.append({"metric": d.metric, "days": day, "n_control": n_c, "n_treatment": n_c * self.ratio,
-                             "change": float(e), "relative_effect": float(rr), "power": float(pa_),
-                             "power_unadjusted": float(pr), "mde": abs(float(r.relative_mde)),
-                             "alternative": alt})
+                rows.append(
+                    {
+                        "metric": d.metric,
+                        "days": day,
+                        "n_control": n_c,
+                        "n_treatment": n_c * self.ratio,
+                        "change": float(e),
+                        "relative_effect": float(rr),
+                        "power": float(pa_),
+                        "power_unadjusted": float(pr),
+                        "mde": abs(float(r.relative_mde)),
+                        "alternative": alt,
+                    }
+                )
         return pd.DataFrame(rows)
 
     # ---------------------------------------------------------------- plot
-    def plot(self, kind: str = "mde", ax=None, *, days: int | None = None, metric=None, effects=None,
-             simulated=None):
+    def plot(self, kind: str = "mde", ax=None, *, days: int | None = None, metric=None, effects=None, simulated=None):
         """Plot the plan; returns the matplotlib Axes.
 
         * ``kind="mde"`` (default): the relative MDE (%) against the
@@ -242,11 +302,12 @@ class PowerPlan:
         """
         import matplotlib.pyplot as plt
 
-        if not isinstance(kind, str):           # plot(ax): the old signature
+        if not isinstance(kind, str):  # plot(ax): the old signature
             kind, ax = "mde", kind
         if kind not in ("mde", "power"):
-            raise AbkitError(f"kind={kind!r} is not known; use 'mde' (MDE by duration) or 'power' (power by "
-                             "true effect)")
+            raise AbkitError(
+                f"kind={kind!r} is not known; use 'mde' (MDE by duration) or 'power' (power by true effect)"
+            )
         if ax is None:
             _, ax = plt.subplots(figsize=(7.5, 4.2))
         colours = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
@@ -256,11 +317,24 @@ class PowerPlan:
         for j, d in enumerate(self.metrics):
             rows = frame[frame.metric == d.metric]
             c = colours[j % len(colours)]
-            ax.plot(rows.days, 100 * rows.relative_mde.abs(), "o-", color=c, lw=2, ms=4,
-                    label=d.metric + (" (CUPED)" if d.covariates else ""))
+            ax.plot(
+                rows.days,
+                100 * rows.relative_mde.abs(),
+                "o-",
+                color=c,
+                lw=2,
+                ms=4,
+                label=d.metric + (" (CUPED)" if d.covariates else ""),
+            )
             if d.covariates:
-                ax.plot(rows.days, 100 * rows.relative_mde_unadjusted.abs(), "--", color=c, lw=1.2,
-                        label=f"{d.metric} (no CUPED)")
+                ax.plot(
+                    rows.days,
+                    100 * rows.relative_mde_unadjusted.abs(),
+                    "--",
+                    color=c,
+                    lw=1.2,
+                    label=f"{d.metric} (no CUPED)",
+                )
         ax.set_xlabel("experiment duration (days)")
         what = "smallest true effect showing non-inferiority" if self.margin > 0 else "minimum detectable effect"
         ax.set_ylabel(f"{what}\n(relative to baseline, %)")
@@ -277,23 +351,50 @@ class PowerPlan:
             if not len(rows):
                 continue
             c = colours[j % len(colours)]
-            ax.plot(100 * rows.change, 100 * rows.power, "-", color=c, lw=2,
-                    label=d.metric + (" (CUPED)" if d.covariates else ""))
+            ax.plot(
+                100 * rows.change,
+                100 * rows.power,
+                "-",
+                color=c,
+                lw=2,
+                label=d.metric + (" (CUPED)" if d.covariates else ""),
+            )
             if d.covariates:
-                ax.plot(100 * rows.change, 100 * rows.power_unadjusted, "--", color=c, lw=1.2,
-                        label=f"{d.metric} (no CUPED)")
+                ax.plot(
+                    100 * rows.change,
+                    100 * rows.power_unadjusted,
+                    "--",
+                    color=c,
+                    lw=1.2,
+                    label=f"{d.metric} (no CUPED)",
+                )
             mde = float(rows.mde.iloc[0])
             if np.isfinite(mde) and rows.change.min() <= mde <= rows.change.max():
                 ax.plot([100 * mde], [100 * self.power], "o", color=c, ms=6)
                 # upper left of the point: above this (rising) curve
-                ax.annotate(f"MDE {mde:.1%}", (100 * mde, 100 * self.power), textcoords="offset points",
-                            xytext=(-5, 5), ha="right", fontsize=8, color=c, bbox=LABEL_BOX)
+                ax.annotate(
+                    f"MDE {mde:.1%}",
+                    (100 * mde, 100 * self.power),
+                    textcoords="offset points",
+                    xytext=(-5, 5),
+                    ha="right",
+                    fontsize=8,
+                    color=c,
+                    bbox=LABEL_BOX,
+                )
         ax.axhline(100 * self.power, color="#57606a", lw=0.8, ls=":")
-        ax.annotate(f"planned power {self.power:.0%}", (1.0, 100 * self.power), xycoords=("axes fraction", "data"),
-                    textcoords="offset points", xytext=(-2, -12), ha="right", fontsize=8, color="#57606a",
-                    bbox=LABEL_BOX)
-        sims = [] if simulated is None else (list(simulated) if isinstance(simulated, (list, tuple))
-                                             else [simulated])
+        ax.annotate(
+            f"planned power {self.power:.0%}",
+            (1.0, 100 * self.power),
+            xycoords=("axes fraction", "data"),
+            textcoords="offset points",
+            xytext=(-2, -12),
+            ha="right",
+            fontsize=8,
+            color="#57606a",
+            bbox=LABEL_BOX,
+        )
+        sims = [] if simulated is None else (list(simulated) if isinstance(simulated, (list, tuple)) else [simulated])
         for k, sim in enumerate(sims):
             f = sim.to_frame()
             des = next((d for d in self.metrics if d.metric == sim.metric), None)
@@ -301,22 +402,37 @@ class PowerPlan:
             x = 100 * good * f.relative_effect.to_numpy()
             y = 100 * f.power.to_numpy()
             err = np.vstack([y - 100 * f.ci_lower.to_numpy(), 100 * f.ci_upper.to_numpy() - y])
-            ax.errorbar(x, y, yerr=err, fmt="s", color="black", ms=5, capsize=3, lw=1.2, zorder=5,
-                        label=(f"simulated, {sim.metric} ({int(f.n_sims.iloc[0]):,} tests per point, "
-                               f"{sim.ci_level:.0%} CI)") if k == 0 else None)
+            ax.errorbar(
+                x,
+                y,
+                yerr=err,
+                fmt="s",
+                color="black",
+                ms=5,
+                capsize=3,
+                lw=1.2,
+                zorder=5,
+                label=(f"simulated, {sim.metric} ({int(f.n_sims.iloc[0]):,} tests per point, {sim.ci_level:.0%} CI)")
+                if k == 0
+                else None,
+            )
         n_c = float(curve.n_control.iloc[0])
         ax.set_xlabel("true change in the metric's good direction (relative to baseline, %)")
         ax.set_ylabel("power: chance the test detects it (%)")
-        ax.set_title(f"Power by true effect after {day} days ({n_c:,.0f} units in control; {self._test()})",
-                     loc="left", fontsize=10)
+        ax.set_title(
+            f"Power by true effect after {day} days ({n_c:,.0f} units in control; {self._test()})",
+            loc="left",
+            fontsize=10,
+        )
         ax.set_ylim(0, 100)
         ax.set_xlim(left=min(0.0, ax.get_xlim()[0]))
-        finish_axes(ax, "lower right")          # rising curves leave the lower right empty
+        finish_axes(ax, "lower right")  # rising curves leave the lower right empty
         return ax
 
 
-def closed_form_power(des: MetricDesign, delta, n_control, *, alpha, ratio, alternative, arms=2,
-                       correction="bonferroni"):
+def closed_form_power(
+    des: MetricDesign, delta, n_control, *, alpha, ratio, alternative, arms=2, correction="bonferroni"
+):
     """The plan's closed-form power at absolute effects ``delta``: (with CUPED, without).
 
     Proportions without covariates: the unpooled two-proportion z-test the
@@ -333,8 +449,7 @@ def closed_form_power(des: MetricDesign, delta, n_control, *, alpha, ratio, alte
         if ok.any():
             out[ok] = power_proportion(des.baseline, pt[ok], n_control, **common).power
         return out, out
-    adj = np.atleast_1d(power_mean(des.sd, delta, n_control, variance_reduction=des.variance_reduction,
-                                   **common).power)
+    adj = np.atleast_1d(power_mean(des.sd, delta, n_control, variance_reduction=des.variance_reduction, **common).power)
     raw = np.atleast_1d(power_mean(des.sd, delta, n_control, **common).power) if des.variance_reduction else adj
     return adj, raw
 
@@ -354,14 +469,18 @@ def enrolled_units(days: np.ndarray, daily_units, population, uniques_by_day, tr
         if u.ndim != 1 or u.size == 0 or np.any(np.diff(u) < 0) or not np.all(np.isfinite(u)):
             raise AbkitError("uniques_by_day must be a non-decreasing 1-d curve: unique units after day 1, 2, ...")
         if days.max() > u.size:
-            raise AbkitError(f"days go up to {days.max()} but uniques_by_day covers {u.size} days; extend the "
-                             "curve or shorten days=")
+            raise AbkitError(
+                f"days go up to {days.max()} but uniques_by_day covers {u.size} days; extend the curve or shorten days="
+            )
         share = float(traffic_share)
         return share * u[days - 1], f"uniques_by_day curve ({fmt_int(u[-1])} after {u.size} days)" + (
-            f", {share:.0%} of traffic" if share != 1 else "")
+            f", {share:.0%} of traffic" if share != 1 else ""
+        )
     if daily_units is None:
-        raise AbkitError("plan() needs the traffic: daily_units= (eligible units a day, with population= for "
-                         "repeat visitors) or uniques_by_day= (cumulative unique units by day)")
+        raise AbkitError(
+            "plan() needs the traffic: daily_units= (eligible units a day, with population= for "
+            "repeat visitors) or uniques_by_day= (cumulative unique units by day)"
+        )
     units = np.asarray(uniques_after(days, daily_units, population, traffic_share), dtype=np.float64)
     text = f"{fmt_int(daily_units)} eligible units a day"
     if population is not None:
@@ -409,11 +528,28 @@ def readout_level(alpha: float = 0.05, *, sequential: bool = False, guardrail: b
     return level / 2.0 if guardrail else level
 
 
-def plan(data, metric, *, variant: str | None = None, control: Hashable = "control", alpha: float = 0.05,
-         power: float = 0.8, ratio: float = 1.0, alternative: str | None = None, arms: int = 2,
-         correction: str | None = "bonferroni", days=DEFAULT_DAYS, daily_units=None, population=None,
-         uniques_by_day=None, traffic_share: float = 1.0, mdes=DEFAULT_MDES, margin: float = 0.0,
-         cuped: bool = True, sequential: bool = False) -> PowerPlan:
+def plan(
+    data,
+    metric,
+    *,
+    variant: str | None = None,
+    control: Hashable = "control",
+    alpha: float = 0.05,
+    power: float = 0.8,
+    ratio: float = 1.0,
+    alternative: str | None = None,
+    arms: int = 2,
+    correction: str | None = "bonferroni",
+    days=DEFAULT_DAYS,
+    daily_units=None,
+    population=None,
+    uniques_by_day=None,
+    traffic_share: float = 1.0,
+    mdes=DEFAULT_MDES,
+    margin: float = 0.0,
+    cuped: bool = True,
+    sequential: bool = False,
+) -> PowerPlan:
     """Plan an experiment from historical (or A/A) data.
 
     Reads ``data`` through the same sources -> moments path as
@@ -491,19 +627,23 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
     if alternative is not None and alternative not in ALTERNATIVES:
         raise AbkitError(f"alternative={alternative!r} is not known; use 'two-sided', 'larger' or 'smaller'")
     if margin > 0 and alternative == "two-sided":
-        raise AbkitError("a non-inferiority margin needs a one-sided test; leave alternative=None to follow "
-                         "each metric's better= direction")
+        raise AbkitError(
+            "a non-inferiority margin needs a one-sided test; leave alternative=None to follow "
+            "each metric's better= direction"
+        )
     d = check_days(days)
     units, traffic = enrolled_units(d, daily_units, population, uniques_by_day, traffic_share)
     share_c = 1.0 / (1.0 + (arms - 1) * float(ratio))
     n_c = units * share_c
     mdes = np.atleast_1d(np.asarray(mdes, dtype=np.float64)) if mdes is not None else np.array([])
     if np.any(mdes <= 0) or not np.all(np.isfinite(mdes)):
-        raise AbkitError(f"mdes={mdes.tolist()} must be positive relative effects (e.g. 0.02 for 2%); the "
-                         "direction follows each metric's better=")
+        raise AbkitError(
+            f"mdes={mdes.tolist()} must be positive relative effects (e.g. 0.02 for 2%); the "
+            "direction follows each metric's better="
+        )
     if not isinstance(sequential, bool):
         raise AbkitError(f"sequential={sequential!r} must be True or False")
-    level = readout_level(alpha, sequential=sequential, guardrail=margin > 0)   # the readout's test
+    level = readout_level(alpha, sequential=sequential, guardrail=margin > 0)  # the readout's test
     common = dict(alpha=level, ratio=ratio, arms=arms, correction=correction)
     rows, size_rows = [], []
     alt_used = alternative or "two-sided"
@@ -516,7 +656,7 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
             good = 1.0 if alt == "larger" else -1.0
         alt_used = alt
         proportion = des.kind == "proportion" and not des.covariates
-        tiny = n_c * (1 + ratio) < 3          # too few units for a t-test
+        tiny = n_c * (1 + ratio) < 3  # too few units for a t-test
         nn = np.where(tiny, np.nan, n_c)
         ok = ~tiny
         mde_abs = np.full(d.shape, np.nan)
@@ -524,38 +664,75 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
         power_ni = np.full(d.shape, np.nan)
         if ok.any():
             if proportion:
-                r = mde_proportion(des.baseline, nn[ok], power=power, alternative=alt,
-                                   direction="increase" if good > 0 else "decrease",
-                                   margin=margin, relative_margin=True, unreachable="nan", **common)
+                r = mde_proportion(
+                    des.baseline,
+                    nn[ok],
+                    power=power,
+                    alternative=alt,
+                    direction="increase" if good > 0 else "decrease",
+                    margin=margin,
+                    relative_margin=True,
+                    unreachable="nan",
+                    **common,
+                )
                 mde_abs[ok] = r.mde
                 mde_raw[ok] = r.mde
                 if margin > 0:
-                    power_ni[ok] = power_proportion(des.baseline, des.baseline, nn[ok], alternative=alt,
-                                                    margin=margin, relative_margin=True, **common).power
+                    power_ni[ok] = power_proportion(
+                        des.baseline,
+                        des.baseline,
+                        nn[ok],
+                        alternative=alt,
+                        margin=margin,
+                        relative_margin=True,
+                        **common,
+                    ).power
             else:
-                kw = dict(power=power, alternative=alt, baseline=des.baseline, margin=margin,
-                          relative_margin=True, **common)
+                kw = dict(
+                    power=power, alternative=alt, baseline=des.baseline, margin=margin, relative_margin=True, **common
+                )
                 mde_abs[ok] = mde_mean(des.sd, nn[ok], variance_reduction=des.variance_reduction, **kw).mde
                 mde_raw[ok] = mde_mean(des.sd, nn[ok], **kw).mde
                 if margin > 0:
-                    power_ni[ok] = power_mean(des.sd, 0.0, nn[ok], alternative=alt, baseline=des.baseline,
-                                              relative=True, margin=margin,
-                                              variance_reduction=des.variance_reduction, **common).power
+                    power_ni[ok] = power_mean(
+                        des.sd,
+                        0.0,
+                        nn[ok],
+                        alternative=alt,
+                        baseline=des.baseline,
+                        relative=True,
+                        margin=margin,
+                        variance_reduction=des.variance_reduction,
+                        **common,
+                    ).power
             if alt == "two-sided" and not proportion:
                 mde_abs, mde_raw = good * mde_abs, good * mde_raw
         for j, day in enumerate(d):
             row = {
-                "metric": des.metric, "days": int(day), "units": float(units[j]),
-                "n_control": float(n_c[j]), "n_treatment": float(n_c[j] * ratio),
-                "mde": float(mde_abs[j]), "relative_mde": float(mde_abs[j] / des.baseline),
+                "metric": des.metric,
+                "days": int(day),
+                "units": float(units[j]),
+                "n_control": float(n_c[j]),
+                "n_treatment": float(n_c[j] * ratio),
+                "mde": float(mde_abs[j]),
+                "relative_mde": float(mde_abs[j] / des.baseline),
                 "relative_mde_unadjusted": float(mde_raw[j] / des.baseline),
-                "baseline": des.baseline, "sd": des.sd, "variance_reduction": des.variance_reduction,
+                "baseline": des.baseline,
+                "sd": des.sd,
+                "variance_reduction": des.variance_reduction,
                 "alternative": alt,
-                "method": ("two-proportion z-test, unpooled (the readout's test)" if proportion else
-                           ("t-test, delta method" if des.kind == "ratio" else "t-test")
-                           + (" + CUPED" if des.covariates else ""))
-                          + (f"; non-inferiority: ratio test of a_t - (1 {'+' if alt == 'smaller' else '-'} m) a_c "
-                             "(the readout's Fieller rule)" if margin > 0 else ""),
+                "method": (
+                    "two-proportion z-test, unpooled (the readout's test)"
+                    if proportion
+                    else ("t-test, delta method" if des.kind == "ratio" else "t-test")
+                    + (" + CUPED" if des.covariates else "")
+                )
+                + (
+                    f"; non-inferiority: ratio test of a_t - (1 {'+' if alt == 'smaller' else '-'} m) a_c "
+                    "(the readout's Fieller rule)"
+                    if margin > 0
+                    else ""
+                ),
             }
             if margin > 0:
                 row["margin"] = margin
@@ -566,25 +743,62 @@ def plan(data, metric, *, variant: str | None = None, control: Hashable = "contr
         for rel in targets:
             eff = good * rel if rel else 0.0
             if proportion:
-                res = sample_size_proportion(des.baseline, des.baseline * (1 + eff), power=power,
-                                             alternative=alt, margin=margin, relative_margin=True, **common)
+                res = sample_size_proportion(
+                    des.baseline,
+                    des.baseline * (1 + eff),
+                    power=power,
+                    alternative=alt,
+                    margin=margin,
+                    relative_margin=True,
+                    **common,
+                )
             else:
-                res = sample_size_mean(des.sd, eff, power=power, alternative=alt,
-                                       variance_reduction=des.variance_reduction, baseline=des.baseline,
-                                       relative=True, margin=margin, **common)
+                res = sample_size_mean(
+                    des.sd,
+                    eff,
+                    power=power,
+                    alternative=alt,
+                    variance_reduction=des.variance_reduction,
+                    baseline=des.baseline,
+                    relative=True,
+                    margin=margin,
+                    **common,
+                )
             try:
-                need = days_needed(res.total, daily_units, population=population, uniques_by_day=uniques_by_day,
-                                   traffic_share=traffic_share)
+                need = days_needed(
+                    res.total,
+                    daily_units,
+                    population=population,
+                    uniques_by_day=uniques_by_day,
+                    traffic_share=traffic_share,
+                )
             except AbkitError:
                 need = None
-            size_rows.append({
-                "metric": des.metric, "relative_mde": eff, "mde": eff * des.baseline,
-                "n_control": float(res.n_control), "n_treatment": float(res.n_treatment), "total": int(res.total),
-                "days_needed": float("nan") if need is None else int(need), "margin": margin, "alternative": alt,
-            })
+            size_rows.append(
+                {
+                    "metric": des.metric,
+                    "relative_mde": eff,
+                    "mde": eff * des.baseline,
+                    "n_control": float(res.n_control),
+                    "n_treatment": float(res.n_treatment),
+                    "total": int(res.total),
+                    "days_needed": float("nan") if need is None else int(need),
+                    "margin": margin,
+                    "alternative": alt,
+                }
+            )
     return PowerPlan(
-        metrics=tuple(designs), duration_rows=tuple(rows), sample_size_rows=tuple(size_rows),
-        alpha=float(alpha), power=float(power), alternative=alt_used if margin > 0 else (alternative or "two-sided"),
-        arms=int(arms), ratio=float(ratio), correction=correction if arms > 2 else None, margin=margin,
-        traffic=traffic, sequential=sequential, test_level=float(level),
+        metrics=tuple(designs),
+        duration_rows=tuple(rows),
+        sample_size_rows=tuple(size_rows),
+        alpha=float(alpha),
+        power=float(power),
+        alternative=alt_used if margin > 0 else (alternative or "two-sided"),
+        arms=int(arms),
+        ratio=float(ratio),
+        correction=correction if arms > 2 else None,
+        margin=margin,
+        traffic=traffic,
+        sequential=sequential,
+        test_level=float(level),
     )

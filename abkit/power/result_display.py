@@ -1,4 +1,5 @@
 """How power results print: numbers, percentages, HTML tables and chart finishing (no math here)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,6 @@ def fmt_num(x, sig=4) -> str:
 
 def fmt_int(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{int(x):,}"
-
 
 
 def finish_axes(ax, legend_loc: str = "best") -> None:

@@ -4,6 +4,7 @@
 there is none (quantiles); :func:`power_curve` draws the power against the
 true effect for a plan or a simulation.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable
@@ -20,10 +21,10 @@ from ..metrics import Metric, Quantile
 from ..moments import MomentSet
 from ..quantile import quantile_rows
 from ..sources import _to_float, aggregate, read_columns
-from ..stats.two_sample import compare
 from ..stats.monte_carlo import monte_carlo_ci
 from ..stats.power_inputs import ALTERNATIVES
 from ..stats.quantile_inference import mid_quantile
+from ..stats.two_sample import compare
 from .metric_design import MetricDesign, estimate_design
 from .planning import PowerPlan, check_days, closed_form_power, enrolled_units
 from .result_display import finish_axes, fmt_int, fmt_num, fmt_pct, table_html
@@ -31,7 +32,7 @@ from .result_display import finish_axes, fmt_int, fmt_num, fmt_pct, table_html
 __all__ = ["CI_METHOD", "DEFAULT_SIMS", "DEFAULT_SIMS_QUANTILE", "SimulatedPower", "power_curve", "simulate_power"]
 
 _KEY = "__abkit_simulated_arm__"
-_MAX_ROWS = 2_000_000          # rows per simulated batch (bounds memory: ~16 MB per column)
+_MAX_ROWS = 2_000_000  # rows per simulated batch (bounds memory: ~16 MB per column)
 DEFAULT_SIMS = 1000
 DEFAULT_SIMS_QUANTILE = 400
 CI_METHOD = "Clopper-Pearson"
@@ -76,7 +77,7 @@ class SimulatedPower:
     history_units: int
     design: MetricDesign | None = None
     note: str = ""
-    draws: tuple = ()            # per scenario: (p-values, estimates) of the simulated tests, in test order
+    draws: tuple = ()  # per scenario: (p-values, estimates) of the simulated tests, in test order
 
     # ---------------------------------------------------------------- values
     def to_frame(self) -> pd.DataFrame:
@@ -131,17 +132,21 @@ class SimulatedPower:
         return f"{r['absolute_effect']:+.4g}"
 
     def summary(self) -> str:
-        head = (f"Simulated power of '{self.metric}' ({self.method}; alpha {self.alpha:g}, {self.alternative}): "
-                f"units resampled from {self.history_units:,} in the history, {self.injection_rule}; "
-                f"{self.ci_level:.0%} {CI_METHOD} Monte Carlo intervals.")
+        head = (
+            f"Simulated power of '{self.metric}' ({self.method}; alpha {self.alpha:g}, {self.alternative}): "
+            f"units resampled from {self.history_units:,} in the history, {self.injection_rule}; "
+            f"{self.ci_level:.0%} {CI_METHOD} Monte Carlo intervals."
+        )
         lines = [head]
         for r in self.rows:
             when = f", {int(r['days'])} days" if "days" in r and np.isfinite(r.get("days", np.nan)) else ""
             cf = f"; closed form {fmt_pct(r['closed_form'], 1)}" if np.isfinite(r["closed_form"]) else ""
             fail = f"; {r['failed']} failed" if r["failed"] else ""
-            lines.append(f"  effect {self._effect_text(r)}, {r['n_control']:,} + {r['n_treatment']:,} units{when}: "
-                         f"power {fmt_pct(r['power'], 1)} [{fmt_pct(r['ci_lower'], 1)}, {fmt_pct(r['ci_upper'], 1)}] "
-                         f"({r['rejections']}/{r['n_sims']}){cf}{fail}")
+            lines.append(
+                f"  effect {self._effect_text(r)}, {r['n_control']:,} + {r['n_treatment']:,} units{when}: "
+                f"power {fmt_pct(r['power'], 1)} [{fmt_pct(r['ci_lower'], 1)}, {fmt_pct(r['ci_upper'], 1)}] "
+                f"({r['rejections']}/{r['n_sims']}){cf}{fail}"
+            )
         if self.note:
             lines.append("  note: " + self.note)
         return "\n".join(lines)
@@ -153,14 +158,38 @@ class SimulatedPower:
 
     def _repr_html_(self) -> str:
         frame = self.to_frame()
-        cols = [c for c in ("effect", "days", "n_control", "n_treatment", "n_sims", "power", "ci_lower",
-                            "ci_upper", "closed_form", "failed") if c in frame.columns]
-        fmt = {"n_control": fmt_int, "n_treatment": fmt_int, "n_sims": fmt_int, "failed": fmt_int, "days": fmt_int,
-               "power": lambda v: fmt_pct(v, 1), "ci_lower": lambda v: fmt_pct(v, 1),
-               "ci_upper": lambda v: fmt_pct(v, 1), "closed_form": lambda v: fmt_pct(v, 1),
-               "effect": (lambda v: fmt_pct(v, 1)) if self.relative else fmt_num}
-        caption = Html(f"{bold('Simulated power')} of {esc(self.metric)} ({esc(self.method)}): "
-                       f"{esc(self.injection_rule)}; {self.ci_level:.0%} {CI_METHOD} Monte Carlo intervals.")
+        cols = [
+            c
+            for c in (
+                "effect",
+                "days",
+                "n_control",
+                "n_treatment",
+                "n_sims",
+                "power",
+                "ci_lower",
+                "ci_upper",
+                "closed_form",
+                "failed",
+            )
+            if c in frame.columns
+        ]
+        fmt = {
+            "n_control": fmt_int,
+            "n_treatment": fmt_int,
+            "n_sims": fmt_int,
+            "failed": fmt_int,
+            "days": fmt_int,
+            "power": lambda v: fmt_pct(v, 1),
+            "ci_lower": lambda v: fmt_pct(v, 1),
+            "ci_upper": lambda v: fmt_pct(v, 1),
+            "closed_form": lambda v: fmt_pct(v, 1),
+            "effect": (lambda v: fmt_pct(v, 1)) if self.relative else fmt_num,
+        }
+        caption = Html(
+            f"{bold('Simulated power')} of {esc(self.metric)} ({esc(self.method)}): "
+            f"{esc(self.injection_rule)}; {self.ci_level:.0%} {CI_METHOD} Monte Carlo intervals."
+        )
         return table_html(frame[cols], fmt, caption=caption)
 
     # ---------------------------------------------------------------- plot
@@ -186,43 +215,61 @@ class SimulatedPower:
             c = colours[j % len(colours)]
             if several_effects:
                 x = scale * g[xcol].to_numpy()
-                label = (f"{int(key)} days" if by_days else f"{int(key):,} units in control")
+                label = f"{int(key)} days" if by_days else f"{int(key):,} units in control"
             else:
                 x = g[size_key].to_numpy(dtype=float)
                 label = f"effect {self._effect_text(g.iloc[0].to_dict())}"
             y = 100 * g.power.to_numpy()
             err = np.vstack([y - 100 * g.ci_lower.to_numpy(), 100 * g.ci_upper.to_numpy() - y])
-            ax.errorbar(x, y, yerr=err, fmt="o", color=c, ms=5, capsize=3, lw=1.2,
-                        label=f"simulated, {label}")
+            ax.errorbar(x, y, yerr=err, fmt="o", color=c, ms=5, capsize=3, lw=1.2, label=f"simulated, {label}")
             if closed_form and self.design is not None and np.isfinite(g.closed_form.to_numpy()).any():
                 if several_effects:
                     lo, hi = min(0.0, g[xcol].min()), max(0.0, g[xcol].max())
                     grid = np.linspace(lo, hi, 81)
                     delta = grid * self.baseline if self.relative else grid
                     n_c, n_t = float(g.n_control.iloc[0]), float(g.n_treatment.iloc[0])
-                    cf, _ = closed_form_power(self.design, delta, n_c, alpha=self.alpha, ratio=n_t / n_c,
-                                               alternative=self.alternative, arms=2, correction=None)
+                    cf, _ = closed_form_power(
+                        self.design,
+                        delta,
+                        n_c,
+                        alpha=self.alpha,
+                        ratio=n_t / n_c,
+                        alternative=self.alternative,
+                        arms=2,
+                        correction=None,
+                    )
                     ax.plot(scale * grid, 100 * cf, "-", color=c, lw=1.2, alpha=0.8, label=f"closed form, {label}")
                 else:
-                    ax.plot(x, 100 * g.closed_form.to_numpy(), "-", color=c, lw=1.2, alpha=0.8,
-                            label=f"closed form, {label}")
+                    ax.plot(
+                        x,
+                        100 * g.closed_form.to_numpy(),
+                        "-",
+                        color=c,
+                        lw=1.2,
+                        alpha=0.8,
+                        label=f"closed form, {label}",
+                    )
         ax.axhline(100 * self.alpha, color="#57606a", lw=0.8, ls=":")
         if several_effects:
-            ax.set_xlabel("true effect, relative to baseline (%)" if self.relative
-                          else f"true effect on {self.metric} (absolute)")
+            ax.set_xlabel(
+                "true effect, relative to baseline (%)" if self.relative else f"true effect on {self.metric} (absolute)"
+            )
         else:
             ax.set_xlabel("experiment duration (days)" if by_days else "units in the control arm")
         ax.set_ylabel("power: share of simulated tests\nthat reject (%)")
         n = int(f.n_sims.iloc[0])
-        ax.set_title(f"Simulated power of {self.metric}: {n:,} resampled tests per point\n"
-                     f"(bars: {self.ci_level:.0%} {CI_METHOD} Monte Carlo intervals)", loc="left", fontsize=10)
+        ax.set_title(
+            f"Simulated power of {self.metric}: {n:,} resampled tests per point\n"
+            f"(bars: {self.ci_level:.0%} {CI_METHOD} Monte Carlo intervals)",
+            loc="left",
+            fontsize=10,
+        )
         ax.set_ylim(0, 100)
         finish_axes(ax)
         return ax
 
 
-def power_curve(plan_or_simulation, days: int | None = None, *, metric=None, effects=None, simulated=None,
-                ax=None):
+def power_curve(plan_or_simulation, days: int | None = None, *, metric=None, effects=None, simulated=None, ax=None):
     """Power against the true effect, as a matplotlib Axes.
 
     ``plan_or_simulation`` is a :class:`PowerPlan` (the closed form after
@@ -235,8 +282,10 @@ def power_curve(plan_or_simulation, days: int | None = None, *, metric=None, eff
         return plan_or_simulation.plot("power", ax, days=days, metric=metric, effects=effects, simulated=simulated)
     if isinstance(plan_or_simulation, SimulatedPower):
         return plan_or_simulation.plot(ax)
-    raise AbkitError(f"power_curve() takes a PowerPlan (abkit.power.plan) or a SimulatedPower "
-                     f"(abkit.power.simulate_power), not {type(plan_or_simulation).__name__}")
+    raise AbkitError(
+        f"power_curve() takes a PowerPlan (abkit.power.plan) or a SimulatedPower "
+        f"(abkit.power.simulate_power), not {type(plan_or_simulation).__name__}"
+    )
 
 
 # ------------------------------------------------------------------ helpers
@@ -246,11 +295,12 @@ def _one_metric(metric) -> Metric:
             raise AbkitError(f"simulate_power() takes one metric, got {len(metric)}; call it once per metric")
         metric = metric[0]
     if not isinstance(metric, Metric):
-        raise AbkitError(f"{metric!r} is not a metric; use abkit.Mean, abkit.Proportion, abkit.Ratio or "
-                         "abkit.Quantile")
+        raise AbkitError(f"{metric!r} is not a metric; use abkit.Mean, abkit.Proportion, abkit.Ratio or abkit.Quantile")
     if metric.kind not in ("mean", "proportion", "ratio", "quantile"):
-        raise AbkitError(f"metric '{metric.name}' is a {metric.kind.upper()} metric; simulate_power injects "
-                         "effects into Mean, Proportion, Ratio and Quantile metrics only")
+        raise AbkitError(
+            f"metric '{metric.name}' is a {metric.kind.upper()} metric; simulate_power injects "
+            "effects into Mean, Proportion, Ratio and Quantile metrics only"
+        )
     return metric
 
 
@@ -258,16 +308,20 @@ def _sim_count(n_sims, quantile: bool) -> int:
     if n_sims is None:
         return DEFAULT_SIMS_QUANTILE if quantile else DEFAULT_SIMS
     if isinstance(n_sims, bool) or not isinstance(n_sims, (int, np.integer)) or n_sims < 10:
-        raise AbkitError(f"n_sims={n_sims!r} must be a whole number >= 10 (simulated tests per scenario; "
-                         "1000 gives a Monte Carlo standard error of 1.3 points at 80% power)")
+        raise AbkitError(
+            f"n_sims={n_sims!r} must be a whole number >= 10 (simulated tests per scenario; "
+            "1000 gives a Monte Carlo standard error of 1.3 points at 80% power)"
+        )
     return int(n_sims)
 
 
 def _sizes(n_per_arm, days, ratio, daily_units, population, uniques_by_day, traffic_share):
     """[(n_control, n_treatment, days or None)] from n_per_arm or from days and the traffic."""
     if (n_per_arm is None) == (days is None):
-        raise AbkitError("give the size of the simulated tests: n_per_arm= (units in control; each treatment "
-                         "arm gets ratio x that) or days= with the traffic (daily_units=, population=)")
+        raise AbkitError(
+            "give the size of the simulated tests: n_per_arm= (units in control; each treatment "
+            "arm gets ratio x that) or days= with the traffic (daily_units=, population=)"
+        )
     k = float(ratio)
     if n_per_arm is not None:
         n = np.atleast_1d(np.asarray(n_per_arm, dtype=np.float64))
@@ -282,8 +336,10 @@ def _sizes(n_per_arm, days, ratio, daily_units, population, uniques_by_day, traf
         n_c = round(float(u) / (1.0 + k))
         n_t = round(float(u) * k / (1.0 + k))
         if n_c < 2 or n_t < 2:
-            raise AbkitError(f"after {int(day)} days only {u:.0f} units are enrolled; a simulated test needs at "
-                             "least 2 per arm: use more days")
+            raise AbkitError(
+                f"after {int(day)} days only {u:.0f} units are enrolled; a simulated test needs at "
+                "least 2 per arm: use more days"
+            )
         out.append((n_c, n_t, int(day)))
     return out
 
@@ -291,8 +347,10 @@ def _sizes(n_per_arm, days, ratio, daily_units, population, uniques_by_day, traf
 def _history(data, metric: Metric, variant, control, unit):
     """The resampling population: the metric's columns (control arm only when ``variant`` is given)."""
     if isinstance(data, MomentSet):
-        raise AbkitError("simulate_power() resamples units, so it needs the unit-level data (a DataFrame, "
-                         "pyarrow Table or parquet/CSV path), not moments")
+        raise AbkitError(
+            "simulate_power() resamples units, so it needs the unit-level data (a DataFrame, "
+            "pyarrow Table or parquet/CSV path), not moments"
+        )
     cols = list(metric.source_columns) + ([unit] if unit else []) + ([variant] if variant else [])
     cols = list(dict.fromkeys(cols))
     if isinstance(data, pd.DataFrame):
@@ -306,8 +364,10 @@ def _history(data, metric: Metric, variant, control, unit):
     if variant:
         arms = list(pd.unique(frame[variant].dropna()))
         if control not in arms:
-            raise DataError(f"control arm {control!r} not found in column '{variant}'; arms present: {arms}. "
-                            "Pass control= with one of them (only the control arm is resampled)")
+            raise DataError(
+                f"control arm {control!r} not found in column '{variant}'; arms present: {arms}. "
+                "Pass control= with one of them (only the control arm is resampled)"
+            )
         frame = frame[(frame[variant] == control).to_numpy()]
     frame = frame.reset_index(drop=True)
     if len(frame) < 2:
@@ -334,7 +394,7 @@ class _Injector:
         self.kind = metric.kind
         if self.kind == "ratio":
             self.column, self.denominator = metric.target.numerator, metric.target.denominator
-        elif isinstance(metric, Quantile):      # kind "quantile"
+        elif isinstance(metric, Quantile):  # kind "quantile"
             self.column, self.denominator = metric.column, None
         else:
             self.column, self.denominator = metric.option("column", metric.target.numerator), None
@@ -342,16 +402,20 @@ class _Injector:
     def rule(self) -> str:
         col, den = self.column, self.denominator
         if self.kind == "proportion":
-            return (f"effect injected by setting a random share (p_t - p) / (1 - p) of the treatment units' 0s of "
-                    f"'{col}' to 1 (p / p_t share of 1s to 0 for a decrease), so its expected proportion moves "
-                    "by exactly the effect")
+            return (
+                f"effect injected by setting a random share (p_t - p) / (1 - p) of the treatment units' 0s of "
+                f"'{col}' to 1 (p / p_t share of 1s to 0 for a decrease), so its expected proportion moves "
+                "by exactly the effect"
+            )
         if self.injection == "multiply":
             what = {"mean": f"'{col}'", "ratio": f"the numerator '{col}'", "quantile": f"'{col}'"}[self.kind]
             extra = " (every quantile moves by the same relative amount)" if self.kind == "quantile" else ""
             return f"effect injected by multiplying {what} of every treatment unit by (1 + relative effect){extra}"
         if self.kind == "ratio":
-            return (f"effect injected by adding effect x '{den}' to the numerator '{col}' of every treatment unit "
-                    "(the ratio moves by the effect; the units' linearized values do not change)")
+            return (
+                f"effect injected by adding effect x '{den}' to the numerator '{col}' of every treatment unit "
+                "(the ratio moves by the effect; the units' linearized values do not change)"
+            )
         extra = " (every quantile moves by the effect)" if self.kind == "quantile" else ""
         return f"effect injected by adding the effect to '{col}' of every treatment unit{extra}"
 
@@ -360,11 +424,15 @@ class _Injector:
         if self.kind == "proportion":
             pt = self.baseline + delta
             if not 0.0 <= pt <= 1.0:
-                raise AbkitError(f"metric '{name}': the effect moves the proportion from {self.baseline:.4g} to "
-                                 f"{pt:.4g}, outside [0, 1]; use a smaller effect")
+                raise AbkitError(
+                    f"metric '{name}': the effect moves the proportion from {self.baseline:.4g} to "
+                    f"{pt:.4g}, outside [0, 1]; use a smaller effect"
+                )
         elif self.injection == "multiply" and delta != 0 and self.baseline == 0:
-            raise AbkitError(f"metric '{name}' has baseline 0 in the history, so it cannot be multiplied into an "
-                             "effect; use relative=False (an additive effect)")
+            raise AbkitError(
+                f"metric '{name}' has baseline 0 in the history, so it cannot be multiplied into an "
+                "effect; use relative=False (an additive effect)"
+            )
 
     def apply(self, cols: dict, treat: slice, delta: float, uniform) -> dict:
         """Columns (2-d: simulations x units) with the effect injected into the ``treat`` units."""
@@ -426,12 +494,29 @@ def _analyse_quantile(values: np.ndarray, metric: Quantile, n_c: int, alpha: flo
     return row["p_value"], row["effect"]
 
 
-def simulate_power(data, metric, effect, n_per_arm=None, *, days=None, relative: bool = True,
-                   injection: str | None = None, n_sims: int | None = None, alpha: float = 0.05,
-                   alternative: str = "two-sided", ratio: float = 1.0, seed: int | None = 0,
-                   variant: str | None = None, control: Hashable = "control", daily_units=None, population=None,
-                   uniques_by_day=None, traffic_share: float = 1.0, ci_level: float = 0.95,
-                   max_rows: int = _MAX_ROWS) -> SimulatedPower:
+def simulate_power(
+    data,
+    metric,
+    effect,
+    n_per_arm=None,
+    *,
+    days=None,
+    relative: bool = True,
+    injection: str | None = None,
+    n_sims: int | None = None,
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+    ratio: float = 1.0,
+    seed: int | None = 0,
+    variant: str | None = None,
+    control: Hashable = "control",
+    daily_units=None,
+    population=None,
+    uniques_by_day=None,
+    traffic_share: float = 1.0,
+    ci_level: float = 0.95,
+    max_rows: int = _MAX_ROWS,
+) -> SimulatedPower:
     """Empirical power by simulation: resample the history, inject a known effect, run the real analysis.
 
     For each scenario (effect x sample size) ``n_sims`` experiments are
@@ -551,19 +636,23 @@ def simulate_power(data, metric, effect, n_per_arm=None, *, days=None, relative:
         v = hist[metric.column].to_numpy(dtype=np.float64, na_value=np.nan)
         finite = np.isfinite(v)
         if not finite.all() and not metric.dropna:
-            raise DataError(f"column '{metric.column}' has {int((~finite).sum()):,} missing or infinite values in "
-                            f"the history (metric '{metric.name}'); declare the metric with dropna=True")
+            raise DataError(
+                f"column '{metric.column}' has {int((~finite).sum()):,} missing or infinite values in "
+                f"the history (metric '{metric.name}'); declare the metric with dropna=True"
+            )
         if finite.sum() < 2:
             raise DataError(f"column '{metric.column}' has fewer than 2 values in the history")
-        baseline = mid_quantile(np.sort(v[finite]), metric.q)      # the quantile the analysis estimates
+        baseline = mid_quantile(np.sort(v[finite]), metric.q)  # the quantile the analysis estimates
     else:
         if getattr(metric, "needs_cap", False):
             (metric,) = resolve_caps(hist, [metric])
         (design,) = estimate_design(hist, metric)
         baseline = design.baseline
     if relative and baseline == 0 and np.any(effects != 0):
-        raise AbkitError(f"metric '{metric.name}' has baseline 0 in the history, so a relative effect is 0 too; "
-                         "give the effect in the metric's units with relative=False")
+        raise AbkitError(
+            f"metric '{metric.name}' has baseline 0 in the history, so a relative effect is 0 too; "
+            "give the effect in the metric's units with relative=False"
+        )
     deltas = effects * baseline if relative else effects
     rel_effects = effects if relative else (effects / baseline if baseline != 0 else np.full(effects.shape, np.nan))
     inj = _Injector(metric, injection, baseline)
@@ -576,8 +665,7 @@ def simulate_power(data, metric, effect, n_per_arm=None, *, days=None, relative:
         import copy
 
         analysed = copy.copy(metric)
-        object.__setattr__(analysed, "options",
-                           tuple(sorted({**dict(metric.options), "nonnegative": False}.items())))
+        object.__setattr__(analysed, "options", tuple(sorted({**dict(metric.options), "nonnegative": False}.items())))
 
     # the resampling frame: numeric columns (and, for clustered quantiles, the rows of each unit)
     source = [c for c in metric.source_columns]
@@ -595,7 +683,7 @@ def simulate_power(data, metric, effect, n_per_arm=None, *, days=None, relative:
         n_units = len(hist)
 
     rows, draws = [], []
-    entropy = np.random.SeedSequence(seed).entropy       # drawn once when seed is None
+    entropy = np.random.SeedSequence(seed).entropy  # drawn once when seed is None
     for n_c, n_t, day in sizes:
         n_tot = n_c + n_t
         p_all = np.full((effects.size, sims), np.nan)
@@ -608,8 +696,9 @@ def simulate_power(data, metric, effect, n_per_arm=None, *, days=None, relative:
             b = min(batch, sims - done)
             # one generator per simulated test (seed, size, test number): the draws do not depend on the
             # batching, on n_sims (more tests extend the same sequence) or on the other scenarios of a grid
-            gens = [np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(n_c, n_t, done + j)))
-                    for j in range(b)]
+            gens = [
+                np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(n_c, n_t, done + j))) for j in range(b)
+            ]
             idx = np.stack([g.integers(0, n_units, size=n_tot) for g in gens])
             uniform = np.stack([g.random(n_t) for g in gens]) if metric.kind == "proportion" else None
             if not quantile:
@@ -619,7 +708,7 @@ def simulate_power(data, metric, effect, n_per_arm=None, *, days=None, relative:
                 for i, dl in enumerate(deltas):
                     injected = inj.apply(cols, slice(n_c, None), float(dl), uniform)
                     p, est, errs = _analyse_moments(injected, analysed, groups, b, alpha)
-                    p_all[i, done:done + b], est_all[i, done:done + b] = p, est
+                    p_all[i, done : done + b], est_all[i, done : done + b] = p, est
                     failures += errs
             else:
                 for j in range(b):
@@ -644,7 +733,7 @@ def simulate_power(data, metric, effect, n_per_arm=None, *, days=None, relative:
                             continue
                         p_all[i, done + j], est_all[i, done + j] = p, est
             if done == 0 and failures and np.all(np.isnan(p_all[:, :b])):
-                raise failures[0]            # nothing could be analysed: a setup problem, not bad luck
+                raise failures[0]  # nothing could be analysed: a setup problem, not bad luck
             done += b
         for i, e in enumerate(effects):
             rej = _decisions(p_all[i], est_all[i], alternative, alpha)
@@ -653,37 +742,85 @@ def simulate_power(data, metric, effect, n_per_arm=None, *, days=None, relative:
             lo, hi = monte_carlo_ci(k, sims, ci_level)
             pw = k / sims
             dl = float(deltas[i])
-            wrong = (float(np.mean(np.sign(est_all[i][rej]) != np.sign(dl))) if (k and dl != 0) else np.nan)
+            wrong = float(np.mean(np.sign(est_all[i][rej]) != np.sign(dl))) if (k and dl != 0) else np.nan
             cf = np.nan
             if design is not None:
-                cf = float(closed_form_power(design, dl, float(n_c), alpha=alpha, ratio=n_t / n_c,
-                                              alternative=alternative, arms=2, correction=None)[0][0])
-            row = {"metric": metric.name, "effect": float(e), "relative_effect": float(rel_effects[i]),
-                   "absolute_effect": dl}
+                cf = float(
+                    closed_form_power(
+                        design,
+                        dl,
+                        float(n_c),
+                        alpha=alpha,
+                        ratio=n_t / n_c,
+                        alternative=alternative,
+                        arms=2,
+                        correction=None,
+                    )[0][0]
+                )
+            row = {
+                "metric": metric.name,
+                "effect": float(e),
+                "relative_effect": float(rel_effects[i]),
+                "absolute_effect": dl,
+            }
             if day is not None:
                 row["days"] = day
-            row.update({"n_control": n_c, "n_treatment": n_t, "n_sims": sims, "rejections": k, "power": pw,
-                        "ci_lower": float(lo), "ci_upper": float(hi), "mc_se": float(np.sqrt(pw * (1 - pw) / sims)),
-                        "closed_form": cf, "wrong_direction": wrong, "failed": failed, "alpha": alpha,
-                        "alternative": alternative, "injection": injection, "method": metric.method_label})
+            row.update(
+                {
+                    "n_control": n_c,
+                    "n_treatment": n_t,
+                    "n_sims": sims,
+                    "rejections": k,
+                    "power": pw,
+                    "ci_lower": float(lo),
+                    "ci_upper": float(hi),
+                    "mc_se": float(np.sqrt(pw * (1 - pw) / sims)),
+                    "closed_form": cf,
+                    "wrong_direction": wrong,
+                    "failed": failed,
+                    "alpha": alpha,
+                    "alternative": alternative,
+                    "injection": injection,
+                    "method": metric.method_label,
+                }
+            )
             rows.append(row)
             draws.append((p_all[i].copy(), est_all[i].copy()))
     notes = []
     if quantile and n_sims is None:
-        notes.append(f"quantile metrics are analysed one simulated test at a time, so {sims} simulations by "
-                     "default (Monte Carlo standard error up to 2.5 points); pass n_sims= for more")
+        notes.append(
+            f"quantile metrics are analysed one simulated test at a time, so {sims} simulations by "
+            "default (Monte Carlo standard error up to 2.5 points); pass n_sims= for more"
+        )
     if injection == "multiply" and metric.kind in ("mean", "ratio") and np.any(deltas != 0):
-        notes.append("a multiplied outcome also scales the treatment arm's sd by (1 + effect); the closed form "
-                     "assumes equal variances, so it overstates the power of increases and understates that of "
-                     "decreases a little (injection='add' keeps the variances equal)")
+        notes.append(
+            "a multiplied outcome also scales the treatment arm's sd by (1 + effect); the closed form "
+            "assumes equal variances, so it overstates the power of increases and understates that of "
+            "decreases a little (injection='add' keeps the variances equal)"
+        )
     if analysed is not metric:
-        notes.append("a decrease added as effect x denominator makes some numerators negative; they are "
-                     "analysed as they are (injection='multiply' keeps numerators >= 0)")
+        notes.append(
+            "a decrease added as effect x denominator makes some numerators negative; they are "
+            "analysed as they are (injection='multiply' keeps numerators >= 0)"
+        )
     if metric.option("cap") is not None:
         notes.append(f"outcome capped at {metric.option('cap'):.6g} (from the history) after the injection")
     return SimulatedPower(
-        metric=metric.name, kind=metric.kind, rows=tuple(rows), baseline=float(baseline), relative=bool(relative),
-        injection=injection, injection_rule=inj.rule(), alpha=alpha, alternative=alternative, ratio=float(ratio),
-        seed=seed, ci_level=float(ci_level), method=metric.method_label, history_units=int(n_units),
-        design=design, note="; ".join(notes), draws=tuple(draws),
+        metric=metric.name,
+        kind=metric.kind,
+        rows=tuple(rows),
+        baseline=float(baseline),
+        relative=bool(relative),
+        injection=injection,
+        injection_rule=inj.rule(),
+        alpha=alpha,
+        alternative=alternative,
+        ratio=float(ratio),
+        seed=seed,
+        ci_level=float(ci_level),
+        method=metric.method_label,
+        history_units=int(n_units),
+        design=design,
+        note="; ".join(notes),
+        draws=tuple(draws),
     )

@@ -15,6 +15,7 @@
 * :mod:`abkit.readout.digest` - summary.md's five lines and the impact in business terms.
 * :mod:`abkit.readout.pdf` - readout.pdf through headless Chromium.
 """
+
 from __future__ import annotations
 
 from . import render

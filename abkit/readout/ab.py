@@ -28,6 +28,7 @@ so what the readout shows is what an analyst gets in a notebook:
   over time (novelty, outcomes still accruing) it covers today's average
   effect, which an intersection of the past looks' intervals would not).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,9 +47,23 @@ from ..metrics import Mean
 from ..results import ExperimentResult
 from ..verdict import BALANCE_ALARM, DaysEstimate, days_to_detect
 
-__all__ = ["Balance", "SampleSize", "Segments", "balance", "sample_size", "dropped_units", "days_elapsed",
-           "cumulative", "segments", "always_valid_design", "always_valid_path", "maturity_of", "time_to_event",
-           "SMD_FLAG", "MAX_SEGMENTS"]
+__all__ = [
+    "Balance",
+    "SampleSize",
+    "Segments",
+    "balance",
+    "sample_size",
+    "dropped_units",
+    "days_elapsed",
+    "cumulative",
+    "segments",
+    "always_valid_design",
+    "always_valid_path",
+    "maturity_of",
+    "time_to_event",
+    "SMD_FLAG",
+    "MAX_SEGMENTS",
+]
 
 SMD_FLAG = 0.1
 """|standardized mean difference| above which a pre-period column is flagged (Austin 2009's rule of thumb)."""
@@ -61,9 +76,9 @@ MAX_SEGMENTS = 25
 class Balance:
     """Pre-period balance between each treatment arm and control."""
 
-    table: pd.DataFrame        # column, variant, control_mean, treatment_mean, smd, p_value
-    joint: pd.DataFrame        # variant, chi2, df, p_value (one joint test per treatment arm)
-    p_value: float             # joint p-value over all arms (Bonferroni across arms)
+    table: pd.DataFrame  # column, variant, control_mean, treatment_mean, smd, p_value
+    joint: pd.DataFrame  # variant, chi2, df, p_value (one joint test per treatment arm)
+    p_value: float  # joint p-value over all arms (Bonferroni across arms)
     columns: tuple[str, ...]
     error: str | None = None
 
@@ -96,8 +111,9 @@ def balance(spec, data=None) -> Balance:
         res = analyze(ms, metrics, variant=spec.variant, control=spec.control, alpha=spec.alpha)
         block = ms.block_for(cols, False)
     except AbkitError as exc:
-        return Balance(empty, pd.DataFrame(columns=["variant", "chi2", "df", "p_value"]), math.nan, cols,
-                       error=str(exc))
+        return Balance(
+            empty, pd.DataFrame(columns=["variant", "chi2", "df", "p_value"]), math.nan, cols, error=str(exc)
+        )
     c = block.group_index(spec.control)
     rows, joint = [], []
     for arm in res.treatments:
@@ -110,8 +126,16 @@ def balance(spec, data=None) -> Balance:
             smd = np.where(pooled > 0, diff / pooled, 0.0)
         for j, col in enumerate(cols):
             r = res.row(col, arm)
-            rows.append({"column": col, "variant": arm, "control_mean": r["control_value"],
-                         "treatment_mean": r["treatment_value"], "smd": float(smd[j]), "p_value": r["p_value"]})
+            rows.append(
+                {
+                    "column": col,
+                    "variant": arm,
+                    "control_mean": r["control_value"],
+                    "treatment_mean": r["treatment_value"],
+                    "smd": float(smd[j]),
+                    "p_value": r["p_value"],
+                }
+            )
         S = block.covariance(spec.control) / block.n[c] + block.covariance(arm) / block.n[t]
         keep = np.diag(S) > 0
         if keep.any():
@@ -153,20 +177,21 @@ def days_elapsed(spec, data=None) -> tuple[float | None, str]:
 class SampleSize:
     units: int
     planned_units: int | None
-    needed: DaysEstimate | None     # for the planned MDE (spec.mde), from the observed variance
+    needed: DaysEstimate | None  # for the planned MDE (spec.mde), from the observed variance
     mde: float | None
     power: float
     days: float | None
     days_source: str
-    sequential: bool = False        # units needed for the always-valid interval (a sequential readout)
+    sequential: bool = False  # units needed for the always-valid interval (a sequential readout)
 
     @property
     def reached_share(self) -> float | None:
         return self.units / self.planned_units if self.planned_units else None
 
 
-def sample_size(spec, result: ExperimentResult, days: float | None = None, days_source: str = "",
-                sequential=None) -> SampleSize:
+def sample_size(
+    spec, result: ExperimentResult, days: float | None = None, days_source: str = "", sequential=None
+) -> SampleSize:
     """Units reached vs planned, and vs needed to detect ``spec.mde`` with ``spec.power``.
 
     ``sequential``: the :class:`abkit.sequential.AlwaysValid` design of an
@@ -179,19 +204,31 @@ def sample_size(spec, result: ExperimentResult, days: float | None = None, days_
     needed = None
     if spec.mde:
         # the least powered comparison decides (several arms)
-        ests = [days_to_detect(result.row(spec.primary.name, arm), spec.mde, days or 1.0, alpha=spec.alpha,
-                               power=spec.power, units_now=units, sequential=seq) for arm in result.treatments]
+        ests = [
+            days_to_detect(
+                result.row(spec.primary.name, arm),
+                spec.mde,
+                days or 1.0,
+                alpha=spec.alpha,
+                power=spec.power,
+                units_now=units,
+                sequential=seq,
+            )
+            for arm in result.treatments
+        ]
         ests = [e for e in ests if math.isfinite(e.units_needed)]
         if ests:
             needed = max(ests, key=lambda e: e.units_needed)
             if days is None:
                 needed = dataclasses.replace(needed, days_total=None, days_more=None)
-    return SampleSize(units, spec.planned_units, needed, spec.mde, spec.power, days, days_source,
-                      seq is not None and seq is not False)
+    return SampleSize(
+        units, spec.planned_units, needed, spec.mde, spec.power, days, days_source, seq is not None and seq is not False
+    )
 
 
-def dropped_units(result: ExperimentResult, spec, extra: Sequence[tuple[str, int]] = (),
-                  maturity: dict | None = None) -> pd.DataFrame:
+def dropped_units(
+    result: ExperimentResult, spec, extra: Sequence[tuple[str, int]] = (), maturity: dict | None = None
+) -> pd.DataFrame:
     """Units left out of some number, and why: rows without an arm, per-metric missing values, ``extra``.
 
     ``maturity`` (:func:`maturity_of`): a windowed metric's units whose window
@@ -209,16 +246,26 @@ def dropped_units(result: ExperimentResult, spec, extra: Sequence[tuple[str, int
         mat = maturity.get(m.name) if not getattr(m, "is_time_to_event", False) else None
         if mat is not None and d:
             open_ = min(d, mat.total_left_out)
-            rows.append((f"exposed on or after {mat.first_immature_day:%b %d}: its {window_text(mat.window)} window "
-                         f"had not closed by the data's end, left out of {m.name}", open_))
+            rows.append(
+                (
+                    f"exposed on or after {mat.first_immature_day:%b %d}: its {window_text(mat.window)} window "
+                    f"had not closed by the data's end, left out of {m.name}",
+                    open_,
+                )
+            )
             d -= open_
         if d:
-            cols = tuple(m.columns)   # name the columns only when they are not just the metric's name
+            cols = tuple(m.columns)  # name the columns only when they are not just the metric's name
             what = "" if cols == (m.name,) else f" ({', '.join(cols)} missing)"
             rows.append((f"no value for {m.name}{what}: left out of that metric", d))
     rows += [(why, int(n)) for why, n in extra if n]
-    return pd.DataFrame({"reason": [r for r, _ in rows], "units": [n for _, n in rows],
-                         "share": [n / total if total else math.nan for _, n in rows]})
+    return pd.DataFrame(
+        {
+            "reason": [r for r, _ in rows],
+            "units": [n for _, n in rows],
+            "share": [n / total if total else math.nan for _, n in rows],
+        }
+    )
 
 
 # =========================================================================== maturity and time to event
@@ -251,15 +298,18 @@ def time_to_event(spec, data=None, result: ExperimentResult | None = None) -> li
     if not metrics:
         return []
     data = spec.open_data() if data is None else data
-    return [analyze_time_to_event(data, m, variant=spec.variant, control=spec.control, alpha=spec.alpha)
-            for m in metrics]
+    return [
+        analyze_time_to_event(data, m, variant=spec.variant, control=spec.control, alpha=spec.alpha) for m in metrics
+    ]
 
 
 def _needs_moments(metric, what: str) -> None:
     if metric.kind == "time_to_event":
-        raise AbkitError(f"the primary metric '{metric.name}' is a time to event: {what} is not drawn for it yet "
-                         "(its Kaplan-Meier section shows the curves by arm); analyse a subset with "
-                         "abkit.analyze_time_to_event to look closer")
+        raise AbkitError(
+            f"the primary metric '{metric.name}' is a time to event: {what} is not drawn for it yet "
+            "(its Kaplan-Meier section shows the curves by arm); analyse a subset with "
+            "abkit.analyze_time_to_event to look closer"
+        )
 
 
 # =========================================================================== cumulative
@@ -289,10 +339,18 @@ def cumulative(spec, data=None, metric=None, result: ExperimentResult | None = N
             continue
         for arm in res.treatments:
             r = res.row(metric.name, arm)
-            out.append({"date": pd.Timestamp(d), "variant": arm, "n": r["n_control"] + r["n_treatment"],
-                        "rel_effect": r["rel_effect"], "rel_ci_lower": r["rel_ci_lower"],
-                        "rel_ci_upper": r["rel_ci_upper"], "p_value": r["p_value"],
-                        "control_value": r["control_value"]})
+            out.append(
+                {
+                    "date": pd.Timestamp(d),
+                    "variant": arm,
+                    "n": r["n_control"] + r["n_treatment"],
+                    "rel_effect": r["rel_effect"],
+                    "rel_ci_lower": r["rel_ci_lower"],
+                    "rel_ci_upper": r["rel_ci_upper"],
+                    "p_value": r["p_value"],
+                    "control_value": r["control_value"],
+                }
+            )
     no_arm = int(result.missing_variant) if result is not None else 0
     return pd.DataFrame(out), max(0, int(ms.missing_variant) - no_arm)
 
@@ -303,13 +361,13 @@ class Segments:
     """The primary metric by the values of one segment column."""
 
     column: str
-    table: pd.DataFrame        # segment, variant, n_control, n_treatment, rel_effect, rel_ci_lower, rel_ci_upper,
-                               # rel_se, p_value, p_value_adjusted, better, control_value, effect, outcome
+    table: pd.DataFrame  # segment, variant, n_control, n_treatment, rel_effect, rel_ci_lower, rel_ci_upper,
+    # rel_se, p_value, p_value_adjusted, better, control_value, effect, outcome
     heterogeneity: pd.DataFrame  # variant, q, df, p_value, i2
     correction: str
-    missing: int               # units without a value in the column (left out)
-    hidden: int                # segment values not shown (beyond MAX_SEGMENTS)
-    overall: dict              # variant -> (rel_effect, rel_ci_lower, rel_ci_upper)
+    missing: int  # units without a value in the column (left out)
+    hidden: int  # segment values not shown (beyond MAX_SEGMENTS)
+    overall: dict  # variant -> (rel_effect, rel_ci_lower, rel_ci_upper)
     fixed_horizon: bool = False  # True for a sequential result: rows and `overall` are fixed-horizon CIs
 
 
@@ -334,10 +392,25 @@ def segments(spec, column: str, result: ExperimentResult, data=None, metric=None
     shown = sorted(sizes.sort_values(ascending=False).index[:MAX_SEGMENTS], key=str)
     hidden = max(0, len(sizes) - MAX_SEGMENTS)
     table = frame[frame[column].isin(shown)].rename(columns={column: "segment"})
-    table = table[["segment", "variant", "n_control", "n_treatment", "rel_effect", "rel_ci_lower", "rel_ci_upper",
-                   "rel_se", "p_value", "p_value_adjusted", "better", "control_value", "effect"]].reset_index(drop=True)
+    table = table[
+        [
+            "segment",
+            "variant",
+            "n_control",
+            "n_treatment",
+            "rel_effect",
+            "rel_ci_lower",
+            "rel_ci_upper",
+            "rel_se",
+            "p_value",
+            "p_value_adjusted",
+            "better",
+            "control_value",
+            "effect",
+        ]
+    ].reset_index(drop=True)
     sig = table["p_value_adjusted"] < spec.alpha
-    good = (table["effect"] > 0) == (table["better"] == "higher")   # the effect's sign (a lift may be n/a)
+    good = (table["effect"] > 0) == (table["better"] == "higher")  # the effect's sign (a lift may be n/a)
     table["outcome"] = np.where(sig, np.where(good, "better", "worse"), "neutral")
     het = seg.heterogeneity().rename(columns={"Q": "q"})[["variant", "q", "df", "p_value", "i2"]]
     # Segment intervals are fixed-horizon (abkit.analyze_segments has no always-valid mode): for a sequential
@@ -348,8 +421,16 @@ def segments(spec, column: str, result: ExperimentResult, data=None, metric=None
     for arm in result.treatments:
         r = result.row(metric.name, arm)
         overall[arm] = (r["rel_effect"], r.get(lo_key, r["rel_ci_lower"]), r.get(hi_key, r["rel_ci_upper"]))
-    return Segments(column, table, het, correction, max(0, int(ms.missing_variant) - int(result.missing_variant)),
-                    hidden, overall, fixed)
+    return Segments(
+        column,
+        table,
+        het,
+        correction,
+        max(0, int(ms.missing_variant) - int(result.missing_variant)),
+        hidden,
+        overall,
+        fixed,
+    )
 
 
 # =========================================================================== always valid (sequential specs)
@@ -384,7 +465,16 @@ def always_valid_path(spec, data=None, design=None):
     data = spec.open_data() if data is None else data
     metrics = [m for m in spec.build_metrics() if m.kind not in ("quantile", "time_to_event")]
     if not metrics:
-        raise AbkitError("no metric with moments to follow look by look (quantile and time-to-event metrics need "
-                         "the values)")
-    return monitor(data, metrics, by=spec.date, variant=spec.variant, control=spec.control, alpha=spec.alpha,
-                   planned_n=getattr(design, "planned_n", None), tau=getattr(design, "tau", None))
+        raise AbkitError(
+            "no metric with moments to follow look by look (quantile and time-to-event metrics need the values)"
+        )
+    return monitor(
+        data,
+        metrics,
+        by=spec.date,
+        variant=spec.variant,
+        control=spec.control,
+        alpha=spec.alpha,
+        planned_n=getattr(design, "planned_n", None),
+        tau=getattr(design, "tau", None),
+    )

@@ -27,6 +27,7 @@ readout's own interval of the absolute effect times the yearly volume
 arm (its numbers cannot be trusted) nor for a rollout on the log scale
 (it estimates no baseline level to turn a relative change into units).
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,18 @@ from ..formatting import ABSOLUTE, POINTS, change_scale, format_number, format_p
 from ..verdict import ci_label, guardrail_status, p_label
 from .pages import render_page
 
-__all__ = ["ab_lines", "rollout_lines", "plan_lines", "summary_text", "failed_summary_text", "ab_impacts",
-           "rollout_impact", "impact_html", "ArmImpact", "SUMMARY_NAME"]
+__all__ = [
+    "ab_lines",
+    "rollout_lines",
+    "plan_lines",
+    "summary_text",
+    "failed_summary_text",
+    "ab_impacts",
+    "rollout_impact",
+    "impact_html",
+    "ArmImpact",
+    "SUMMARY_NAME",
+]
 
 SUMMARY_NAME = "summary.md"
 
@@ -78,8 +89,9 @@ def ab_impacts(spec, result, verdicts: Sequence = ()) -> list[ArmImpact]:
     for arm in result.treatments:
         row = result.row(spec.primary.name, arm)
         if labels.get(str(arm)) == "Invalid":
-            out.append(ArmImpact(str(arm), None, "not computed: the readout is Invalid, so its numbers cannot be "
-                                                 "trusted"))
+            out.append(
+                ArmImpact(str(arm), None, "not computed: the readout is Invalid, so its numbers cannot be trusted")
+            )
             continue
         if not all(_finite(row.get(k)) for k in ("effect", "ci_lower", "ci_upper")):
             out.append(ArmImpact(str(arm), None, "not computed: the effect has no finite interval"))
@@ -103,8 +115,12 @@ def rollout_impact(spec, main, verdict=None) -> ArmImpact | None:
         return ArmImpact("rollout", None, "not computed: the readout is Invalid, so its numbers cannot be trusted")
     base = main.baseline
     if not _finite(base):
-        return ArmImpact("rollout", None, "not computed: a rollout on the log scale estimates no baseline level "
-                                          "to turn its relative change into units (use scale: level)")
+        return ArmImpact(
+            "rollout",
+            None,
+            "not computed: a rollout on the log scale estimates no baseline level "
+            "to turn its relative change into units (use scale: level)",
+        )
     rel = (main.rel, main.rel_ci_lower, main.rel_ci_upper)
     if not all(_finite(x) for x in rel):
         return ArmImpact("rollout", None, "not computed: the effect has no finite interval")
@@ -122,9 +138,12 @@ def impact_html(spec, impacts: Sequence[ArmImpact] | ArmImpact | None) -> Markup
     if impact is None or not items:
         return Markup("")
     scope = f"{format_number(impact.volume, 3)} {impact.per} a year"
-    return render_page("business_impact.html.j2", scope=scope, several=len(items) > 1,
-                       items=[{"variant": i.variant, "sentence": i.sentence(), "ok": i.impact is not None}
-                              for i in items])
+    return render_page(
+        "business_impact.html.j2",
+        scope=scope,
+        several=len(items) > 1,
+        items=[{"variant": i.variant, "sentence": i.sentence(), "ok": i.impact is not None} for i in items],
+    )
 
 
 # --------------------------------------------------------------------------- the five lines
@@ -146,11 +165,15 @@ def _effect_words(result, row: dict) -> str:
     scale = change_scale(row)
     if scale == ABSOLUTE or scale == POINTS:
         unit = " points" if scale == POINTS else " (absolute; the control value is too close to 0 for a % change)"
-        return (f"{format_number(row['effect'], 3)}{unit} ({ci} {format_number(row['ci_lower'], 3)} to "
-                f"{format_number(row['ci_upper'], 3)}), {p}")
+        return (
+            f"{format_number(row['effect'], 3)}{unit} ({ci} {format_number(row['ci_lower'], 3)} to "
+            f"{format_number(row['ci_upper'], 3)}), {p}"
+        )
     of = " of |control|" if float(row.get("control_value", 0.0)) < 0 else ""
-    return (f"{format_pct(row['rel_effect'])}{of} ({ci} {format_pct(row['rel_ci_lower'])} to "
-            f"{format_pct(row['rel_ci_upper'])}), {p}")
+    return (
+        f"{format_pct(row['rel_effect'])}{of} ({ci} {format_pct(row['rel_ci_lower'])} to "
+        f"{format_pct(row['rel_ci_upper'])}), {p}"
+    )
 
 
 def ab_lines(spec, result, verdicts: Sequence, *, balance=None, size=None) -> list[str]:
@@ -172,8 +195,10 @@ def ab_lines(spec, result, verdicts: Sequence, *, balance=None, size=None) -> li
         if str(arm) in impacts and impacts[str(arm)].impact is not None:
             text += f"; {impacts[str(arm)].sentence()}"
         effects.append(text)
-    lines.append(f"Primary metric {spec.primary.name} ({', '.join(map(str, result.treatments))} vs "
-                 f"{result.control}): " + "; ".join(effects) + ".")
+    lines.append(
+        f"Primary metric {spec.primary.name} ({', '.join(map(str, result.treatments))} vs "
+        f"{result.control}): " + "; ".join(effects) + "."
+    )
     guards = []
     for g in getattr(spec, "guardrails", ()):
         for arm in result.treatments:
@@ -192,12 +217,17 @@ def _ab_health(result, balance, size) -> list[str]:
         if balance.error:
             out.append("pre-period balance not checked (" + balance.error + ")")
         elif _finite(balance.p_value):
-            out.append(("PRE-PERIOD IMBALANCE" if balance.alarm else "pre-period balance fine")
-                       + f" ({p_text(balance.p_value)})")
+            out.append(
+                ("PRE-PERIOD IMBALANCE" if balance.alarm else "pre-period balance fine")
+                + f" ({p_text(balance.p_value)})"
+            )
     integrity = getattr(result, "integrity", None)
     if integrity is not None:
-        out.append("every unit in one arm, once" if integrity.clean else
-                   "unit-integrity problems: " + "; ".join(integrity.problems()))
+        out.append(
+            "every unit in one arm, once"
+            if integrity.clean
+            else "unit-integrity problems: " + "; ".join(integrity.problems())
+        )
     if size is not None:
         text = f"{size.units:,} units"
         if size.planned_units:
@@ -217,8 +247,10 @@ def rollout_lines(spec, verdict, main, *, pretrend=None, checks=None, panel=None
     """
     level = f"{1 - main.alpha:.0%} CI"
     lines = [f"{spec.name}: {verdict.display_label}. {verdict.headline}"]
-    effect = (f"Primary outcome {main.outcome}: {format_pct(main.rel)} ({level} {format_pct(main.rel_ci_lower)} to "
-              f"{format_pct(main.rel_ci_upper)}), {p_text(main.p_value)}")
+    effect = (
+        f"Primary outcome {main.outcome}: {format_pct(main.rel)} ({level} {format_pct(main.rel_ci_lower)} to "
+        f"{format_pct(main.rel_ci_upper)}), {p_text(main.p_value)}"
+    )
     if _finite(main.bootstrap_p):
         effect += f", {p_text(main.bootstrap_p, 'wild bootstrap p')}"
     impact = rollout_impact(spec, main, verdict)
@@ -232,16 +264,20 @@ def rollout_lines(spec, verdict, main, *, pretrend=None, checks=None, panel=None
     placebos = list(checks.placebo_p_values) if checks is not None else []
     if placebos:
         failing = sum(1 for p in placebos if _finite(p) and p < main.alpha)
-        health.append(f"{failing} of {len(placebos)} placebo launch dates show an effect" if failing
-                      else f"no placebo launch date shows an effect ({len(placebos)} tried)")
+        health.append(
+            f"{failing} of {len(placebos)} placebo launch dates show an effect"
+            if failing
+            else f"no placebo launch date shows an effect ({len(placebos)} tried)"
+        )
     if panel is not None:
         from .rollout import plural
 
         try:
             frame = panel.frame
             launched = frame.loc[frame[panel.first].notna(), panel.unit].nunique()
-            health.append(f"{launched} launched and {frame[panel.unit].nunique() - launched} comparison "
-                          f"{plural(panel.unit)}")
+            health.append(
+                f"{launched} launched and {frame[panel.unit].nunique() - launched} comparison {plural(panel.unit)}"
+            )
         except (KeyError, AttributeError):  # an unusual panel: the count is a nicety
             pass
     lines.append("Health: " + "; ".join(health) + ".")
@@ -256,18 +292,26 @@ def synthetic_lines(spec, verdict, result) -> list[str]:
     lines = [f"{spec.name}: {verdict.display_label}. {verdict.headline}"]
     launched = ", ".join(str(u) for u in result.launched_units)
     if _finite(result.relative_effect):
-        size = (f"{format_pct(result.relative_effect)} ({level} {format_pct(result.rel_ci_lower)} to "
-                f"{format_pct(result.rel_ci_upper)})")
+        size = (
+            f"{format_pct(result.relative_effect)} ({level} {format_pct(result.rel_ci_lower)} to "
+            f"{format_pct(result.rel_ci_upper)})"
+        )
     else:
-        size = (f"{format_number(result.estimate)} ({level} {format_number(result.ci_lower)} to "
-                f"{format_number(result.ci_upper)})")
-    lines.append(f"Primary outcome {result.outcome} in {launched} against its synthetic twin: {size}, "
-                 f"{p_text(result.p_value)} ({result.method}, {result.inference} inference).")
+        size = (
+            f"{format_number(result.estimate)} ({level} {format_number(result.ci_lower)} to "
+            f"{format_number(result.ci_upper)})"
+        )
+    lines.append(
+        f"Primary outcome {result.outcome} in {launched} against its synthetic twin: {size}, "
+        f"{p_text(result.p_value)} ({result.method}, {result.inference} inference)."
+    )
     lines.append("Guardrails: none (a one-market readout has an outcome, no guardrails).")
     from .rollout import plural
 
-    lines.append(f"Health: pre-launch fit {result.fit_quality} (RMSPE {format_number(result.pre_rmspe)}); "
-                 f"{result.n_control} comparison {plural(result.unit)}, {result.n_pre} periods before launch.")
+    lines.append(
+        f"Health: pre-launch fit {result.fit_quality} (RMSPE {format_number(result.pre_rmspe)}); "
+        f"{result.n_control} comparison {plural(result.unit)}, {result.n_pre} periods before launch."
+    )
     return [_one_line(x) for x in lines]
 
 
@@ -275,15 +319,19 @@ def plan_lines(spec, recommendation) -> list[str]:
     """The first four lines of a test plan's summary.md."""
     lines = [f"{spec.name}: {recommendation.label}. {recommendation.headline}"]
     mde = recommendation.mde
-    what = (f"detects a {format_pct(mde, 1, sign=False)} change in {spec.primary.name} with "
-            f"{spec.power:.0%} power" if _finite(mde) else f"no detectable change computed for {spec.primary.name}")
+    what = (
+        f"detects a {format_pct(mde, 1, sign=False)} change in {spec.primary.name} with {spec.power:.0%} power"
+        if _finite(mde)
+        else f"no detectable change computed for {spec.primary.name}"
+    )
     days = f" after {recommendation.days} days" if recommendation.days else ""
     units = f" ({recommendation.units:,.0f} units)" if _finite(recommendation.units) else ""
     lines.append(f"Primary metric {spec.primary.name}: the test {what}{days}{units}.")
-    guards = [f"{g.name}" + (f" (margin {g.margin:.1%})" if g.margin is not None else "")
-              for g in getattr(spec, "guardrails", ())]
-    lines.append("Guardrails: " + (", ".join(guards) + " (powered in the plan)" if guards else "none declared")
-                 + ".")
+    guards = [
+        f"{g.name}" + (f" (margin {g.margin:.1%})" if g.margin is not None else "")
+        for g in getattr(spec, "guardrails", ())
+    ]
+    lines.append("Guardrails: " + (", ".join(guards) + " (powered in the plan)" if guards else "none declared") + ".")
     lines.append("Health: a plan from history; no test data yet.")
     return [_one_line(x) for x in lines]
 
@@ -297,5 +345,15 @@ def summary_text(lines: Sequence[str], link: str) -> str:
 
 def failed_summary_text(name: str, error: str, link: str) -> str:
     """summary.md of a readout that failed: what failed, and where the details are."""
-    return "\n".join([f"{name}: readout FAILED. No verdict.", f"Error: {_one_line(error)}",
-                      "Guardrails: not computed.", "Health: not computed.", f"Details: {link}"]) + "\n"
+    return (
+        "\n".join(
+            [
+                f"{name}: readout FAILED. No verdict.",
+                f"Error: {_one_line(error)}",
+                "Guardrails: not computed.",
+                "Health: not computed.",
+                f"Details: {link}",
+            ]
+        )
+        + "\n"
+    )

@@ -1,4 +1,5 @@
 """Files a reader never sees half-written: a temporary file in the same folder, then ``os.replace``."""
+
 from __future__ import annotations
 
 import os

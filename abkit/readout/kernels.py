@@ -18,6 +18,7 @@ readout's critical path. (The index page's imports, pandas and scipy.stats
 through the page code, stay before the kernels start: a Ctrl-C must be able
 to write the index at once.)
 """
+
 from __future__ import annotations
 
 import importlib
@@ -27,14 +28,19 @@ from collections.abc import Mapping
 
 __all__ = ["THREAD_VARIABLES", "WARM_MODULES", "kernel_environment", "threads_per_kernel", "warm_imports"]
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-                    "NUMEXPR_NUM_THREADS")
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
 def _cores() -> int:
     try:
-        return len(os.sched_getaffinity(0))     # the cores this process may run on (containers, taskset)
-    except AttributeError:                      # macOS, Windows
+        return len(os.sched_getaffinity(0))  # the cores this process may run on (containers, taskset)
+    except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
 
 
@@ -71,8 +77,9 @@ def warm_imports(names=WARM_MODULES) -> threading.Thread:
     """Import ``names`` in one daemon thread (started once per process); returns the thread."""
     with _WARM_LOCK:
         if not _WARMING:
-            thread = threading.Thread(target=_import_quietly, args=(tuple(names),), name="abkit-warm-imports",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=_import_quietly, args=(tuple(names),), name="abkit-warm-imports", daemon=True
+            )
             thread.start()
             _WARMING.append(thread)
         return _WARMING[0]

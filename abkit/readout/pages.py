@@ -22,6 +22,7 @@ readout runs with ``abkit readout --templates DIR`` (the runner passes
 the file; the shipped ones otherwise. So a page can be changed by editing a
 template, with no Python change.
 """
+
 from __future__ import annotations
 
 from .._html import PAGES_SUBDIR, TEMPLATES_ENV, environment, neutral

@@ -13,6 +13,7 @@ Chromium is found as ``$ABKIT_CHROMIUM``, else ``chromium``,
 :class:`abkit.errors.ReadoutError` saying how to install it (``abkit
 readout --pdf`` checks before any readout runs).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,9 +29,17 @@ __all__ = ["find_chromium", "print_pdf", "CHROMIUM_FLAGS", "CHROMIUM_ENV", "PDF_
 PDF_NAME = "readout.pdf"
 CHROMIUM_ENV = "ABKIT_CHROMIUM"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-                  "--no-pdf-header-footer")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-extensions",
+    "--no-pdf-header-footer",
+)
 
 
 def find_chromium() -> str:
@@ -45,13 +54,20 @@ def find_chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    raise ReadoutError("--pdf prints the pages with headless Chromium, which was not found (looked for "
-                       f"{', '.join(CHROMIUM_NAMES)} on the PATH, and ${CHROMIUM_ENV}). Install it (Debian/Ubuntu: "
-                       "apt-get install chromium) or set ABKIT_CHROMIUM=/path/to/chrome, or run without --pdf")
+    raise ReadoutError(
+        "--pdf prints the pages with headless Chromium, which was not found (looked for "
+        f"{', '.join(CHROMIUM_NAMES)} on the PATH, and ${CHROMIUM_ENV}). Install it (Debian/Ubuntu: "
+        "apt-get install chromium) or set ABKIT_CHROMIUM=/path/to/chrome, or run without --pdf"
+    )
 
 
-def print_pdf(page: str | os.PathLike, pdf: str | os.PathLike | None = None, *, chromium: str | None = None,
-              timeout: float = 180.0) -> Path:
+def print_pdf(
+    page: str | os.PathLike,
+    pdf: str | os.PathLike | None = None,
+    *,
+    chromium: str | None = None,
+    timeout: float = 180.0,
+) -> Path:
     """Print ``page`` (an HTML file) to ``pdf`` (default: ``readout.pdf`` next to it); returns the PDF's path.
 
     Raises :class:`ReadoutError` naming what went wrong (Chromium missing,
@@ -65,9 +81,13 @@ def print_pdf(page: str | os.PathLike, pdf: str | os.PathLike | None = None, *, 
     os.close(fd)
     try:
         try:
-            proc = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--print-to-pdf={tmp}",
-                                   page.as_uri()], capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--print-to-pdf={tmp}", page.as_uri()],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired:
             raise ReadoutError(f"printing {page} to PDF took more than {timeout:g} s; Chromium was stopped") from None
         except OSError as exc:
@@ -75,8 +95,9 @@ def print_pdf(page: str | os.PathLike, pdf: str | os.PathLike | None = None, *, 
         written = Path(tmp)
         if proc.returncode != 0 or written.stat().st_size == 0 or not written.read_bytes()[:5] == b"%PDF-":
             said = " ".join((proc.stderr or "").strip().splitlines()[-3:])
-            raise ReadoutError(f"Chromium could not print {page} to PDF (exit code {proc.returncode})"
-                               + (f": {said}" if said else ""))
+            raise ReadoutError(
+                f"Chromium could not print {page} to PDF (exit code {proc.returncode})" + (f": {said}" if said else "")
+            )
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
         return target

@@ -31,6 +31,7 @@ twin renders a template of ``templates/html/pages/`` (``plan_*.html.j2`` and the
 shared header, verdict and details templates), which escapes every value.
 :func:`to_json` is what ``abkit power --json`` prints.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,12 +45,38 @@ from ..results import format_number
 from .pages import render_page
 from .render import _text, chart_image
 
-__all__ = ["Recommendation", "PlanBundle", "make_plan", "recommend", "header_html", "recommendation_html",
-           "details_html", "assumptions_html", "curves_html", "power_curve_figure", "power_curve_html",
-           "simulation_count", "simulation_check", "simulation_text", "durations_html", "guardrails_html",
-           "methodology_html", "summary", "to_json", "EXTRA_MDES", "MAX_SIMULATIONS", "header_context",
-           "recommendation_context", "details_context", "assumptions_context", "curves_context",
-           "power_curve_context", "durations_context", "guardrails_context", "methodology_context"]
+__all__ = [
+    "Recommendation",
+    "PlanBundle",
+    "make_plan",
+    "recommend",
+    "header_html",
+    "recommendation_html",
+    "details_html",
+    "assumptions_html",
+    "curves_html",
+    "power_curve_figure",
+    "power_curve_html",
+    "simulation_count",
+    "simulation_check",
+    "simulation_text",
+    "durations_html",
+    "guardrails_html",
+    "methodology_html",
+    "summary",
+    "to_json",
+    "EXTRA_MDES",
+    "MAX_SIMULATIONS",
+    "header_context",
+    "recommendation_context",
+    "details_context",
+    "assumptions_context",
+    "curves_context",
+    "power_curve_context",
+    "durations_context",
+    "guardrails_context",
+    "methodology_context",
+]
 
 EXTRA_MDES = (0.02, 0.03, 0.05, 0.10)
 MAX_SIMULATIONS = 20_000
@@ -60,19 +87,19 @@ _BLUE, _AMBER = "#0969da", "#9a6700"
 class PlanBundle:
     """The power plans behind a test-plan readout."""
 
-    main: PowerPlan                    # the power plan of the primary and secondary metrics
-    guardrails: dict[str, PowerPlan]   # guardrail name -> power plan with its non-inferiority margin
+    main: PowerPlan  # the power plan of the primary and secondary metrics
+    guardrails: dict[str, PowerPlan]  # guardrail name -> power plan with its non-inferiority margin
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    label: str                   # "Run 25 days" / "Not feasible" / "MDE 4.1% in 28 days"
+    label: str  # "Run 25 days" / "Not feasible" / "MDE 4.1% in 28 days"
     headline: str
     reasons: tuple[str, ...]
     feasible: bool
-    days: int | None             # recommended duration
-    units: float | None          # units enrolled by then (all arms)
-    mde: float | None            # the relative MDE at that duration
+    days: int | None  # recommended duration
+    units: float | None  # units enrolled by then (all arms)
+    mde: float | None  # the relative MDE at that duration
 
     @property
     def colour(self) -> str:
@@ -80,10 +107,19 @@ class Recommendation:
 
 
 def _plan_kwargs(spec) -> dict:
-    return dict(variant=spec.variant, control=spec.control, alpha=spec.alpha, power=spec.power, ratio=spec.ratio,
-                arms=spec.arms, correction=spec.correction, daily_units=spec.daily_units,
-                population=spec.population, traffic_share=spec.traffic_share,
-                sequential=bool(getattr(spec, "sequential", False)))
+    return dict(
+        variant=spec.variant,
+        control=spec.control,
+        alpha=spec.alpha,
+        power=spec.power,
+        ratio=spec.ratio,
+        arms=spec.arms,
+        correction=spec.correction,
+        daily_units=spec.daily_units,
+        population=spec.population,
+        traffic_share=spec.traffic_share,
+        sequential=bool(getattr(spec, "sequential", False)),
+    )
 
 
 def _level(spec, guardrail: bool = False) -> float:
@@ -107,7 +143,7 @@ def make_plan(spec) -> PlanBundle:
     days = sorted(set(spec.days) | {_horizon(spec)})
     mdes = sorted(set(EXTRA_MDES) | ({spec.mde} if spec.mde else set()))
     kw = _plan_kwargs(spec)
-    data = spec.open_data()   # the file path, or the table opened in its engine
+    data = spec.open_data()  # the file path, or the table opened in its engine
     main = power.plan(data, main_metrics, days=days, mdes=mdes, **kw)
     need = _days_for_target(spec, main)
     if need is not None and need not in days:
@@ -154,22 +190,31 @@ def recommend(spec, bundle: PlanBundle) -> Recommendation:
         units = float(target.total)
         if need is not None and (spec.max_days is None or need <= spec.max_days):
             label = f"Run {need} days"
-            headline = (f"Run the test for {need} days ({units:,.0f} units) to detect a {spec.mde:.1%} change in "
-                        f"{p} with {spec.power:.0%} power.")
+            headline = (
+                f"Run the test for {need} days ({units:,.0f} units) to detect a {spec.mde:.1%} change in "
+                f"{p} with {spec.power:.0%} power."
+            )
             days, feasible, mde_at = need, True, spec.mde
         else:
             label = "Not feasible"
-            why = (f"more than the traffic brings in {spec.max_days} days" if need is not None
-                   else "more than the eligible population holds")
-            headline = (f"A {spec.mde:.1%} change in {p} is out of reach: it needs {units:,.0f} units, {why}. "
-                        f"In {horizon} days the test can detect a {mde_h:.1%} change.")
+            why = (
+                f"more than the traffic brings in {spec.max_days} days"
+                if need is not None
+                else "more than the eligible population holds"
+            )
+            headline = (
+                f"A {spec.mde:.1%} change in {p} is out of reach: it needs {units:,.0f} units, {why}. "
+                f"In {horizon} days the test can detect a {mde_h:.1%} change."
+            )
             days, feasible, mde_at = horizon, False, mde_h
             units = float(at_h.units) if at_h is not None else math.nan
     else:
         units = float(at_h.units) if at_h is not None else math.nan
         label = f"MDE {mde_h:.1%} in {horizon} days"
-        headline = (f"In {horizon} days ({units:,.0f} units) the test can detect a {mde_h:.1%} change in {p} with "
-                    f"{spec.power:.0%} power.")
+        headline = (
+            f"In {horizon} days ({units:,.0f} units) the test can detect a {mde_h:.1%} change in {p} with "
+            f"{spec.power:.0%} power."
+        )
         days, feasible, mde_at = horizon, True, mde_h
     if getattr(spec, "sequential", False):
         from scipy import stats
@@ -179,28 +224,37 @@ def recommend(spec, bundle: PlanBundle) -> Recommendation:
         zp = stats.norm.ppf(spec.power)
         k_av, k_fixed = stats.norm.isf(power.always_valid_alpha(spec.alpha) / 2), stats.norm.isf(spec.alpha / 2)
         factor = ((k_av + zp) / (k_fixed + zp)) ** 2
-        reasons.insert(0, "planned for always-valid intervals (the test will be read while it runs, and may stop "
-                          f"early): they need about {factor:.1f}x the units of a test read once at its planned end; "
-                          f"give the readout's spec sequential: true and planned_units: {units:,.0f}")
+        reasons.insert(
+            0,
+            "planned for always-valid intervals (the test will be read while it runs, and may stop "
+            f"early): they need about {factor:.1f}x the units of a test read once at its planned end; "
+            f"give the readout's spec sequential: true and planned_units: {units:,.0f}",
+        )
     design = next(d for d in main.metrics if d.metric == p)
     if design.covariates:
-        reasons.append(f"CUPED on {', '.join(design.covariates)} removes {design.variance_reduction:.0%} of the "
-                       f"variance of {p}; without it the same test would need "
-                       f"{1 / (1 - design.variance_reduction):.2f}x the units.")
+        reasons.append(
+            f"CUPED on {', '.join(design.covariates)} removes {design.variance_reduction:.0%} of the "
+            f"variance of {p}; without it the same test would need "
+            f"{1 / (1 - design.variance_reduction):.2f}x the units."
+        )
     for g, gplan in bundle.guardrails.items():
         row = _row_at(gplan, g, days)
         if row is None:
             continue
         pw = float(row.power_noninferiority)
         margin = float(row.margin)
-        text = (f"guardrail {g}: {pw:.0%} power to show it stays within its {margin:.1%} margin in {days} days "
-                "(if the change truly does nothing to it)")
+        text = (
+            f"guardrail {g}: {pw:.0%} power to show it stays within its {margin:.1%} margin in {days} days "
+            "(if the change truly does nothing to it)"
+        )
         if pw < spec.power:
             text += f"; below the planned {spec.power:.0%}: expect an unclear guardrail, or widen the margin"
         reasons.append(text)
     if spec.arms > 2:
-        reasons.append(f"{spec.arms} arms: each comparison with control is tested at alpha "
-                       f"{spec.alpha:g} split {spec.correction or 'not'} ({spec.arms - 1} comparisons).")
+        reasons.append(
+            f"{spec.arms} arms: each comparison with control is tested at alpha "
+            f"{spec.alpha:g} split {spec.correction or 'not'} ({spec.arms - 1} comparisons)."
+        )
     return Recommendation(label, headline, tuple(reasons), feasible, days, units, mde_at)
 
 
@@ -214,8 +268,12 @@ def header_context(spec) -> dict:
         facts.append(("Planned start", spec.start.isoformat()))
     p = spec.primary
     facts.append(("Primary metric", f"{p.name} ({p.definition}; {p.better} is better)"))
-    return {"kicker": "Test plan \u00b7 power and duration", "name": spec.name, "facts": facts,
-            "hypothesis": _text(spec.hypothesis)}
+    return {
+        "kicker": "Test plan \u00b7 power and duration",
+        "name": spec.name,
+        "facts": facts,
+        "hypothesis": _text(spec.hypothesis),
+    }
 
 
 def header_html(spec) -> str:
@@ -225,13 +283,26 @@ def header_html(spec) -> str:
 def recommendation_context(rec: Recommendation, spec, simulation=None) -> dict:
     """The recommendation card (``verdict.html.j2``): label, headline, reasons and how it was decided."""
     extra = (simulation_text(simulation, spec, rec),) if simulation is not None else ()
-    card = {"label": rec.label, "colour": rec.colour, "arm": spec.primary.name, "headline": rec.headline,
-            "reasons": [*rec.reasons, *extra], "timing": None}
-    rule = (f"The days the traffic needs to detect the target change on the primary metric with {spec.power:.0%} "
-            f"power at alpha {spec.alpha:g} (two-sided), from the metric's baseline and unit-level variance in the "
-            "history; feasible when within the longest acceptable run.")
-    return {"title": "Recommendation", "cards": [card], "empty": "", "rule_title": "How this was decided.",
-            "rule": rule}
+    card = {
+        "label": rec.label,
+        "colour": rec.colour,
+        "arm": spec.primary.name,
+        "headline": rec.headline,
+        "reasons": [*rec.reasons, *extra],
+        "timing": None,
+    }
+    rule = (
+        f"The days the traffic needs to detect the target change on the primary metric with {spec.power:.0%} "
+        f"power at alpha {spec.alpha:g} (two-sided), from the metric's baseline and unit-level variance in the "
+        "history; feasible when within the longest acceptable run."
+    )
+    return {
+        "title": "Recommendation",
+        "cards": [card],
+        "empty": "",
+        "rule_title": "How this was decided.",
+        "rule": rule,
+    }
 
 
 def recommendation_html(rec: Recommendation, spec, simulation=None) -> str:
@@ -240,21 +311,50 @@ def recommendation_html(rec: Recommendation, spec, simulation=None) -> str:
 
 def details_context(spec, bundle: PlanBundle) -> dict:
     """The plan (``details.html.j2``): history, traffic, design, target, longest run, guardrails, what changes."""
-    history = f"{spec.data_label}" + (f" (a past test: variances pooled within the arms of column {spec.variant})"
-                                      if spec.variant else "")
-    rows = [("History", [history]),
-            ("Traffic", [bundle.main.traffic]),
-            ("Design", [f"{spec.arms} arms, treatment/control = {spec.ratio:g}, alpha {spec.alpha:g} (two-sided), "
-                        f"power {spec.power:.0%}"]),
-            ("Target", [f"detect a {spec.mde:.1%} change in {spec.primary.name}" if spec.mde else
-                        "none given: the MDE by duration is shown"]),
-            ("Longest acceptable run", [f"{spec.max_days} days" if spec.max_days else "not given"])]
+    history = f"{spec.data_label}" + (
+        f" (a past test: variances pooled within the arms of column {spec.variant})" if spec.variant else ""
+    )
+    rows = [
+        ("History", [history]),
+        ("Traffic", [bundle.main.traffic]),
+        (
+            "Design",
+            [
+                f"{spec.arms} arms, treatment/control = {spec.ratio:g}, alpha {spec.alpha:g} (two-sided), "
+                f"power {spec.power:.0%}"
+            ],
+        ),
+        (
+            "Target",
+            [
+                f"detect a {spec.mde:.1%} change in {spec.primary.name}"
+                if spec.mde
+                else "none given: the MDE by duration is shown"
+            ],
+        ),
+        ("Longest acceptable run", [f"{spec.max_days} days" if spec.max_days else "not given"]),
+    ]
     if spec.guardrails:
-        rows.append(("Guardrails", [f"{g.name}: " + (f"may get at most {g.margin:.1%} worse" if g.margin is not None
-                                                     else "no margin given (MDE shown with the other metrics)")
-                                    for g in spec.guardrails]))
-    return {"title": "The plan", "rows": rows, "description_title": "What will change.",
-            "description": _text(spec.description)}
+        rows.append(
+            (
+                "Guardrails",
+                [
+                    f"{g.name}: "
+                    + (
+                        f"may get at most {g.margin:.1%} worse"
+                        if g.margin is not None
+                        else "no margin given (MDE shown with the other metrics)"
+                    )
+                    for g in spec.guardrails
+                ],
+            )
+        )
+    return {
+        "title": "The plan",
+        "rows": rows,
+        "description_title": "What will change.",
+        "description": _text(spec.description),
+    }
 
 
 def details_html(spec, bundle: PlanBundle) -> str:
@@ -264,10 +364,20 @@ def details_html(spec, bundle: PlanBundle) -> str:
 def assumptions_context(bundle: PlanBundle) -> dict:
     """Each metric's design from the history (``plan_assumptions.html.j2``)."""
     designs = [d for d in bundle.main.metrics] + [d for g in bundle.guardrails.values() for d in g.metrics]
-    return {"designs": [{"metric": d.metric, "kind": d.kind, "baseline": format_number(d.baseline),
-                         "sd": format_number(d.sd), "covariates": ", ".join(d.covariates) or None,
-                         "variance_removed": f"{d.variance_reduction:.0%}", "units": f"{d.n_units:,}"}
-                        for d in designs]}
+    return {
+        "designs": [
+            {
+                "metric": d.metric,
+                "kind": d.kind,
+                "baseline": format_number(d.baseline),
+                "sd": format_number(d.sd),
+                "covariates": ", ".join(d.covariates) or None,
+                "variance_removed": f"{d.variance_reduction:.0%}",
+                "units": f"{d.n_units:,}",
+            }
+            for d in designs
+        ]
+    }
 
 
 def assumptions_html(bundle: PlanBundle) -> str:
@@ -278,8 +388,9 @@ def curves_context(fig, bundle: PlanBundle, spec) -> dict:
     """The MDE-by-duration chart (``plan_curves.html.j2``) and its alt text."""
     f = bundle.main.to_frame()
     p = f[f.metric == spec.primary.name]
-    alt = (f"Chart of the minimum detectable effect by duration; {spec.primary.name}: "
-           + "; ".join(f"{int(r.days)} days {abs(r.relative_mde):.1%}" for r in p.itertuples()))
+    alt = f"Chart of the minimum detectable effect by duration; {spec.primary.name}: " + "; ".join(
+        f"{int(r.days)} days {abs(r.relative_mde):.1%}" for r in p.itertuples()
+    )
     return {"power": f"{spec.power:.0%}", "chart": chart_image(fig, alt)}
 
 
@@ -296,8 +407,10 @@ def simulation_count(spec, override=None) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= MAX_SIMULATIONS:
         from ..errors import AbkitError
 
-        raise AbkitError(f"simulate={n!r} must be a whole number of simulated tests between 0 (off) and "
-                         f"{MAX_SIMULATIONS:,}, e.g. 500")
+        raise AbkitError(
+            f"simulate={n!r} must be a whole number of simulated tests between 0 (off) and "
+            f"{MAX_SIMULATIONS:,}, e.g. 500"
+        )
     return int(n)
 
 
@@ -323,9 +436,18 @@ def simulation_check(spec, bundle: PlanBundle, rec: Recommendation, n_sims: int,
         return None
     built = {m.name: b for m, b in zip(spec.metrics, spec.build_metrics())}
     alpha = float(power.comparison_alpha(_level(spec), spec.arms, spec.correction))
-    return power.simulate_power(spec.open_data(), built[spec.primary.name], _direction(spec) * rec.mde,
-                                n_per_arm=float(row.n_control), ratio=spec.ratio, alpha=alpha, n_sims=int(n_sims),
-                                seed=seed, variant=spec.variant, control=spec.control)
+    return power.simulate_power(
+        spec.open_data(),
+        built[spec.primary.name],
+        _direction(spec) * rec.mde,
+        n_per_arm=float(row.n_control),
+        ratio=spec.ratio,
+        alpha=alpha,
+        n_sims=int(n_sims),
+        seed=seed,
+        variant=spec.variant,
+        control=spec.control,
+    )
 
 
 def simulation_text(sim, spec, rec: Recommendation) -> str:
@@ -337,12 +459,16 @@ def simulation_text(sim, spec, rec: Recommendation) -> str:
     """
     r = sim.to_frame().iloc[0]
     change = f"{abs(r.relative_effect):.1%} {'increase' if r.relative_effect > 0 else 'decrease'}"
-    text = (f"Simulation check: in {int(r.n_sims):,} simulated {rec.days}-day tests on resampled history, the "
-            f"analysis detected a {change} in {sim.metric} {r.power:.0%} of the time ({sim.ci_level:.0%} "
-            f"Monte Carlo interval {r.ci_lower:.0%} to {r.ci_upper:.0%})")
+    text = (
+        f"Simulation check: in {int(r.n_sims):,} simulated {rec.days}-day tests on resampled history, the "
+        f"analysis detected a {change} in {sim.metric} {r.power:.0%} of the time ({sim.ci_level:.0%} "
+        f"Monte Carlo interval {r.ci_lower:.0%} to {r.ci_upper:.0%})"
+    )
     if r.ci_upper < spec.power:
-        return text + (f", short of the planned {spec.power:.0%}: the formula is optimistic for this metric; "
-                       "consider running longer.")
+        return text + (
+            f", short of the planned {spec.power:.0%}: the formula is optimistic for this metric; "
+            "consider running longer."
+        )
     if r.ci_lower > spec.power:
         return text + f", above the planned {spec.power:.0%}: the plan is on the safe side."
     return text + f", consistent with the planned {spec.power:.0%}."
@@ -366,16 +492,21 @@ def power_curve_context(fig, bundle: PlanBundle, spec, rec: Recommendation, simu
     day = rec.days or _horizon(spec)
     mdes = sorted({0.02, 0.05, 0.10, 0.20} | ({round(rec.mde, 4)} if rec.mde and math.isfinite(rec.mde) else set()))
     curve = bundle.main.power_curve(day, metric=spec.primary.name, effects=mdes)
-    alt = (f"Chart of the power by the size of the true change after {day} days; {spec.primary.name}: "
-           + "; ".join(f"a {r.change:.1%} change detected with {r.power:.0%} power" for r in curve.itertuples()))
+    alt = f"Chart of the power by the size of the true change after {day} days; {spec.primary.name}: " + "; ".join(
+        f"a {r.change:.1%} change detected with {r.power:.0%} power" for r in curve.itertuples()
+    )
     sim = None
     if simulation is not None:
         r = simulation.to_frame().iloc[0]
-        sim = {"sentence": simulation_text(simulation, spec, rec), "n_control": f"{int(r.n_control):,}",
-               "n_treatment": f"{int(r.n_treatment):,}", "history_units": f"{simulation.history_units:,}",
-               "whose": " of the history's control arm" if spec.variant else " of the history",
-               "injected": "numerator" if simulation.kind == "ratio" else "outcome",
-               "closed_form": f"{r.closed_form:.0%}"}
+        sim = {
+            "sentence": simulation_text(simulation, spec, rec),
+            "n_control": f"{int(r.n_control):,}",
+            "n_treatment": f"{int(r.n_treatment):,}",
+            "history_units": f"{simulation.history_units:,}",
+            "whose": " of the history's control arm" if spec.variant else " of the history",
+            "injected": "numerator" if simulation.kind == "ratio" else "outcome",
+            "closed_form": f"{r.closed_form:.0%}",
+        }
     return {"days": day, "power": f"{spec.power:.0%}", "chart": chart_image(fig, alt), "simulation": sim}
 
 
@@ -390,12 +521,22 @@ def durations_context(bundle: PlanBundle, spec) -> dict:
     rows = []
     for d in sorted(f.days.unique()):
         part = f[f.days == d].set_index("metric")
-        mdes = [f"{abs(part.loc[m, 'relative_mde']):.1%}" if m in part.index and
-                np.isfinite(part.loc[m, "relative_mde"]) else None for m in metrics]
+        mdes = [
+            f"{abs(part.loc[m, 'relative_mde']):.1%}"
+            if m in part.index and np.isfinite(part.loc[m, "relative_mde"])
+            else None
+            for m in metrics
+        ]
         rows.append({"days": int(d), "units": f"{float(part.units.iloc[0]):,.0f}", "mdes": mdes})
-    sizes = [{"metric": r.metric, "change": f"{abs(r.relative_mde):.1%}", "units": f"{r.total:,}",
-              "days": int(r.days_needed) if np.isfinite(r.days_needed) else "not reachable"}
-             for r in bundle.main.sample_sizes().itertuples()]
+    sizes = [
+        {
+            "metric": r.metric,
+            "change": f"{abs(r.relative_mde):.1%}",
+            "units": f"{r.total:,}",
+            "days": int(r.days_needed) if np.isfinite(r.days_needed) else "not reachable",
+        }
+        for r in bundle.main.sample_sizes().itertuples()
+    ]
     return {"metrics": metrics, "rows": rows, "sizes": sizes}
 
 
@@ -408,11 +549,22 @@ def guardrails_context(bundle: PlanBundle, spec) -> dict:
     guardrails = []
     for g, gplan in bundle.guardrails.items():
         f = gplan.to_frame()
-        guardrails.append({"name": g, "margin": f"{float(f.margin.iloc[0]):.1%}",
-                           "rows": [{"days": int(r.days), "units": f"{r.units:,.0f}",
-                                     "power": f"{r.power_noninferiority:.0%}"} for r in f.itertuples()]})
-    return {"level": f"{_level(spec, guardrail=True):.2g}", "confidence": f"{1 - spec.alpha:.0%}",
-            "sequential": bool(getattr(spec, "sequential", False)), "guardrails": guardrails}
+        guardrails.append(
+            {
+                "name": g,
+                "margin": f"{float(f.margin.iloc[0]):.1%}",
+                "rows": [
+                    {"days": int(r.days), "units": f"{r.units:,.0f}", "power": f"{r.power_noninferiority:.0%}"}
+                    for r in f.itertuples()
+                ],
+            }
+        )
+    return {
+        "level": f"{_level(spec, guardrail=True):.2g}",
+        "confidence": f"{1 - spec.alpha:.0%}",
+        "sequential": bool(getattr(spec, "sequential", False)),
+        "guardrails": guardrails,
+    }
 
 
 def guardrails_html(bundle: PlanBundle, spec) -> str:
@@ -433,11 +585,16 @@ def methodology_context(spec, simulation=None) -> dict:
     sim = None
     if simulation is not None:
         first = simulation.rows[0]
-        sim = {"seed": simulation.seed, "n_sims": f"{first['n_sims']:,}", "n_control": f"{first['n_control']:,}",
-               "n_treatment": f"{first['n_treatment']:,}", "history_units": f"{simulation.history_units:,}",
-               "rule": simulation.injection_rule, "method": simulation.method}
-    arms = ({"comparisons": spec.arms - 1, "correction": spec.correction or "no correction"} if spec.arms > 2
-            else None)
+        sim = {
+            "seed": simulation.seed,
+            "n_sims": f"{first['n_sims']:,}",
+            "n_control": f"{first['n_control']:,}",
+            "n_treatment": f"{first['n_treatment']:,}",
+            "history_units": f"{simulation.history_units:,}",
+            "rule": simulation.injection_rule,
+            "method": simulation.method,
+        }
+    arms = {"comparisons": spec.arms - 1, "correction": spec.correction or "no correction"} if spec.arms > 2 else None
     return {"sequential": seq, "simulation": sim, "arms": arms, "footer": footer_context(spec, "history")}
 
 
@@ -447,12 +604,30 @@ def methodology_html(spec, simulation=None) -> str:
 
 def summary(spec, rec: Recommendation) -> dict:
     """Plain JSON data for the portfolio page."""
-    return {"name": spec.name, "kind": "power", "primary": spec.primary.name, "better": spec.primary.better,
-            "alpha": spec.alpha,
-            "arms": [{"variant": "plan", "label": rec.label, "headline": rec.headline, "colour": rec.colour,
-                      "rel_effect": None, "rel_ci_lower": None, "rel_ci_upper": None, "p_value": None,
-                      "text": (f"MDE {rec.mde:.1%} in {rec.days} days" if rec.mde is not None and rec.days
-                               and math.isfinite(rec.mde) else rec.label)}]}
+    return {
+        "name": spec.name,
+        "kind": "power",
+        "primary": spec.primary.name,
+        "better": spec.primary.better,
+        "alpha": spec.alpha,
+        "arms": [
+            {
+                "variant": "plan",
+                "label": rec.label,
+                "headline": rec.headline,
+                "colour": rec.colour,
+                "rel_effect": None,
+                "rel_ci_lower": None,
+                "rel_ci_upper": None,
+                "p_value": None,
+                "text": (
+                    f"MDE {rec.mde:.1%} in {rec.days} days"
+                    if rec.mde is not None and rec.days and math.isfinite(rec.mde)
+                    else rec.label
+                ),
+            }
+        ],
+    }
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -472,23 +647,43 @@ def _records(df: pd.DataFrame) -> list[dict]:
 
 def to_json(spec, bundle: PlanBundle, rec: Recommendation, simulation=None) -> dict:
     """Everything the plan says, as plain JSON data (``abkit power --json``)."""
+
     def fin(x):
         return float(x) if x is not None and math.isfinite(x) else None
 
     extra = {}
     if simulation is not None:
-        extra["simulation"] = {"rule": simulation.injection_rule, "ci_method": simulation.ci_method,
-                               "seed": simulation.seed, "rows": _records(simulation.to_frame())}
+        extra["simulation"] = {
+            "rule": simulation.injection_rule,
+            "ci_method": simulation.ci_method,
+            "seed": simulation.seed,
+            "rows": _records(simulation.to_frame()),
+        }
     out = {
-        "name": spec.name, "spec": spec.source, "primary": spec.primary.name,
-        "recommendation": {"label": rec.label, "headline": rec.headline, "reasons": list(rec.reasons),
-                           "feasible": rec.feasible, "days": rec.days,
-                           "units": None if rec.units is None or fin(rec.units) is None else math.ceil(rec.units),
-                           "mde": fin(rec.mde)},
-        "settings": {"alpha": spec.alpha, "power": spec.power, "arms": spec.arms, "ratio": spec.ratio,
-                     "traffic": bundle.main.traffic, "target_mde": spec.mde, "max_days": spec.max_days},
-        "assumptions": _records(pd.concat([bundle.main.designs(), *(p.designs() for p in bundle.guardrails.values())],
-                                          ignore_index=True)),
+        "name": spec.name,
+        "spec": spec.source,
+        "primary": spec.primary.name,
+        "recommendation": {
+            "label": rec.label,
+            "headline": rec.headline,
+            "reasons": list(rec.reasons),
+            "feasible": rec.feasible,
+            "days": rec.days,
+            "units": None if rec.units is None or fin(rec.units) is None else math.ceil(rec.units),
+            "mde": fin(rec.mde),
+        },
+        "settings": {
+            "alpha": spec.alpha,
+            "power": spec.power,
+            "arms": spec.arms,
+            "ratio": spec.ratio,
+            "traffic": bundle.main.traffic,
+            "target_mde": spec.mde,
+            "max_days": spec.max_days,
+        },
+        "assumptions": _records(
+            pd.concat([bundle.main.designs(), *(p.designs() for p in bundle.guardrails.values())], ignore_index=True)
+        ),
         "mde_by_duration": _records(bundle.main.to_frame()),
         "sample_sizes": _records(bundle.main.sample_sizes()),
         "guardrails": {g: _records(p.to_frame()) for g, p in bundle.guardrails.items()},

@@ -23,6 +23,7 @@ rows before it takes the lock, so whichever run writes last has read every
 row recorded before it: the index never loses an experiment another process
 finished.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,20 +46,38 @@ from .files import atomic_write_text
 from .pages import render_page
 from .templates import html_template_dir
 
-__all__ = ["write_pages", "write_history", "index_context", "programme_context", "history_context",
-           "INDEX_NAME", "PROGRAMME_NAME", "HISTORY_NAME", "PAGES_LOCK_NAME"]
+__all__ = [
+    "write_pages",
+    "write_history",
+    "index_context",
+    "programme_context",
+    "history_context",
+    "INDEX_NAME",
+    "PROGRAMME_NAME",
+    "HISTORY_NAME",
+    "PAGES_LOCK_NAME",
+]
 
 INDEX_NAME = "index.html"
 PROGRAMME_NAME = "programme.html"
 HISTORY_NAME = "history.html"
 PAGES_LOCK_NAME = ".abkit-pages.lock"
-CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
-       "form-action 'none'")
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 KIND_WORDS = {"ab": "A/B test", "did": "Rollout (DiD)", "synthetic": "One-market launch", "power": "Power plan"}
 _PLAN_BLUE, _GREY, _AMBER = "#0969da", "#57606a", "#9a6700"
-_VERDICT_ORDER = ("Ship", "Do not ship", "Inconclusive", "Invalid", "Worked", "Made it worse",
-                  "No detectable impact", "Test plan", "Failed", "Not finished")
+_VERDICT_ORDER = (
+    "Ship",
+    "Do not ship",
+    "Inconclusive",
+    "Invalid",
+    "Worked",
+    "Made it worse",
+    "No detectable impact",
+    "Test plan",
+    "Failed",
+    "Not finished",
+)
 _NO_OWNER = "(no owner)"
 
 
@@ -121,19 +140,24 @@ def _change(row) -> tuple[str, str | None, str | None]:
     if relative:
         of = " of |control|" if scale == RELATIVE_TO_SIZE else ""
         change = format_pct(row["rel_effect"], 2) + of
-        ci = (f"[{format_pct(row['rel_ci_lower'])}, {format_pct(row['rel_ci_upper'])}]"
-              if _finite(row.get("rel_ci_lower")) and _finite(row.get("rel_ci_upper")) else None)
+        ci = (
+            f"[{format_pct(row['rel_ci_lower'])}, {format_pct(row['rel_ci_upper'])}]"
+            if _finite(row.get("rel_ci_lower")) and _finite(row.get("rel_ci_upper"))
+            else None
+        )
     elif _finite(row.get("effect")):
-        est, lo, hi = signed_interval(float(row["effect"]), float(_num_or_nan(row.get("ci_lower"))),
-                                      float(_num_or_nan(row.get("ci_upper"))))
+        est, lo, hi = signed_interval(
+            float(row["effect"]), float(_num_or_nan(row.get("ci_lower"))), float(_num_or_nan(row.get("ci_upper")))
+        )
         change = f"{est} points" if scale == POINTS else f"{est} (absolute: control near zero)"
         ci = f"[{lo}, {hi}]" if _finite(row.get("ci_lower")) and _finite(row.get("ci_upper")) else None
     else:
         return "n/a", None, None
-    adjusted = _finite(row.get("p_value_adjusted"))        # the p-value the decision used, as the readout named it
+    adjusted = _finite(row.get("p_value_adjusted"))  # the p-value the decision used, as the readout named it
     p = row.get("p_value_adjusted") if adjusted else row.get("p_value")
     label = _text(row.get("p_label")) or " ".join(
-        w for w in ("adjusted" if adjusted else "", "always-valid" if row.get("sequential") is True else "", "p") if w)
+        w for w in ("adjusted" if adjusted else "", "always-valid" if row.get("sequential") is True else "", "p") if w
+    )
     return change, ci, (p_text(float(p), label) if _finite(p) else None)
 
 
@@ -169,7 +193,7 @@ def _pages_lock(out_dir: Path, timeout: float) -> Iterator[bool]:
     """Hold ``out_dir/.abkit-pages.lock`` while the store is read and the pages written (True when held)."""
     try:
         import fcntl
-    except ImportError:          # not POSIX: pages are still written atomically
+    except ImportError:  # not POSIX: pages are still written atomically
         yield False
         return
     fd = os.open(out_dir / PAGES_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
@@ -182,7 +206,7 @@ def _pages_lock(out_dir: Path, timeout: float) -> Iterator[bool]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    held = False     # write anyway: at worst an older view, never a broken page
+                    held = False  # write anyway: at worst an older view, never a broken page
                     break
                 time.sleep(0.05)
         yield held
@@ -197,38 +221,84 @@ def _arm_from_row(row) -> dict:
     if kind == "power":
         change, ci, p = _text(row.get("verdict_note")) or _text(row.get("headline")) or "n/a", None, None
     # a plan's note (what the duration detects) goes in the change column, not in its label
-    label = (_text(row.get("verdict")) or "n/a") if kind == "power" else _display(row.get("verdict"),
-                                                                                   row.get("verdict_note"))
-    return {"variant": str(row.get("variant")), "label": label,
-            "colour": _colour(kind, row.get("verdict")), "headline": _text(row.get("headline")) or "",
-            "change": change, "ci": ci, "p": p}
+    label = (
+        (_text(row.get("verdict")) or "n/a")
+        if kind == "power"
+        else _display(row.get("verdict"), row.get("verdict_note"))
+    )
+    return {
+        "variant": str(row.get("variant")),
+        "label": label,
+        "colour": _colour(kind, row.get("verdict")),
+        "headline": _text(row.get("headline")) or "",
+        "change": change,
+        "ci": ci,
+        "p": p,
+    }
 
 
 def _arm_from_summary(arm: dict, kind) -> dict:
     """An arm of this run's summary (the notebook's metadata) for a readout the store does not hold."""
-    row = {"rel_effect": arm.get("rel_effect"), "rel_ci_lower": arm.get("rel_ci_lower"),
-           "rel_ci_upper": arm.get("rel_ci_upper"), "p_value": arm.get("p_value"), "p_label": arm.get("p_label")}
+    row = {
+        "rel_effect": arm.get("rel_effect"),
+        "rel_ci_lower": arm.get("rel_ci_lower"),
+        "rel_ci_upper": arm.get("rel_ci_upper"),
+        "p_value": arm.get("p_value"),
+        "p_label": arm.get("p_label"),
+    }
     change, ci, p = _change(row)
     if kind == "power" or arm.get("text"):
         change, ci, p = str(arm.get("text") or arm.get("label") or "n/a"), None, None
-    return {"variant": str(arm.get("variant")), "label": str(arm.get("label") or "n/a"),
-            "colour": str(arm.get("colour") or _GREY), "headline": str(arm.get("headline") or ""),
-            "change": change, "ci": ci, "p": p}
+    return {
+        "variant": str(arm.get("variant")),
+        "label": str(arm.get("label") or "n/a"),
+        "colour": str(arm.get("colour") or _GREY),
+        "headline": str(arm.get("headline") or ""),
+        "change": change,
+        "ci": ci,
+        "p": p,
+    }
 
 
-def _entry(out_dir: Path, slug: str, *, name, owner, kind, status, primary, error=None, arms=(), runs=None,
-           run_time=None, note=None, verdicts=()) -> dict:
+def _entry(
+    out_dir: Path,
+    slug: str,
+    *,
+    name,
+    owner,
+    kind,
+    status,
+    primary,
+    error=None,
+    arms=(),
+    runs=None,
+    run_time=None,
+    note=None,
+    verdicts=(),
+) -> dict:
     folder = out_dir / slug
     page = _exists(folder, "readout.html") if status == "ok" else None
     error_file = _exists(folder, "error.txt") if status == "failed" else None
     if status == "ok" and page is None:
         note = note or "its page is not in the folder (removed?)"
-    return {"slug": slug, "name": name, "owner": owner, "kind": kind, "kind_words": KIND_WORDS.get(kind, kind or ""),
-            "status": status, "error": error, "primary": primary, "arms": list(arms), "runs": runs,
-            "run_time": _when(run_time) if run_time is not None else None, "note": note,
-            "href": page or error_file, "history": _exists(folder, HISTORY_NAME),
-            "pdf": _exists(folder, "readout.pdf") if page else None,
-            "groups": {"team": owner or _NO_OWNER, "kpi": primary or "n/a", "verdict": list(dict.fromkeys(verdicts))}}
+    return {
+        "slug": slug,
+        "name": name,
+        "owner": owner,
+        "kind": kind,
+        "kind_words": KIND_WORDS.get(kind, kind or ""),
+        "status": status,
+        "error": error,
+        "primary": primary,
+        "arms": list(arms),
+        "runs": runs,
+        "run_time": _when(run_time) if run_time is not None else None,
+        "note": note,
+        "href": page or error_file,
+        "history": _exists(folder, HISTORY_NAME),
+        "pdf": _exists(folder, "readout.pdf") if page else None,
+        "groups": {"team": owner or _NO_OWNER, "kpi": primary or "n/a", "verdict": list(dict.fromkeys(verdicts))},
+    }
 
 
 def index_entries(out_dir: str | os.PathLike, frame: pd.DataFrame | None, outcomes: Sequence = ()) -> list[dict]:
@@ -244,11 +314,22 @@ def index_entries(out_dir: str | os.PathLike, frame: pd.DataFrame | None, outcom
             failed = first["status"] == "failed"
             arms = [] if failed else [_arm_from_row(r) for r in group.to_dict(orient="records")]
             entries[str(slug)] = _entry(
-                out_dir, str(slug), name=first["experiment"], owner=_text(first["owner"]), kind=first["kind"],
-                status="failed" if failed else "ok", primary=_text(first["metric"]), error=_text(first["error"]),
-                arms=arms, runs=int(first["runs"]) if _finite(first["runs"]) else None, run_time=first["run_time"],
-                verdicts=[_verdict_group(first["kind"], first["status"], r["verdict"])
-                          for r in group.to_dict(orient="records")])
+                out_dir,
+                str(slug),
+                name=first["experiment"],
+                owner=_text(first["owner"]),
+                kind=first["kind"],
+                status="failed" if failed else "ok",
+                primary=_text(first["metric"]),
+                error=_text(first["error"]),
+                arms=arms,
+                runs=int(first["runs"]) if _finite(first["runs"]) else None,
+                run_time=first["run_time"],
+                verdicts=[
+                    _verdict_group(first["kind"], first["status"], r["verdict"])
+                    for r in group.to_dict(orient="records")
+                ],
+            )
     for o in outcomes:
         kind, owner = getattr(o, "kind", None), getattr(o, "owner", None)
         known = entries.get(o.slug)
@@ -256,8 +337,17 @@ def index_entries(out_dir: str | os.PathLike, frame: pd.DataFrame | None, outcom
             if known is not None:
                 known["note"] = f"this run {o.error or 'did not finish'}"
                 continue
-            entries[o.slug] = _entry(out_dir, o.slug, name=o.name, owner=owner, kind=kind, status="not finished",
-                                     primary=o.primary, error=o.error, verdicts=["Not finished"])
+            entries[o.slug] = _entry(
+                out_dir,
+                o.slug,
+                name=o.name,
+                owner=owner,
+                kind=kind,
+                status="not finished",
+                primary=o.primary,
+                error=o.error,
+                verdicts=["Not finished"],
+            )
             continue
         store_problem = getattr(o, "store_error", None)
         if known is not None and not store_problem:
@@ -265,32 +355,63 @@ def index_entries(out_dir: str | os.PathLike, frame: pd.DataFrame | None, outcom
         note = f"not in the results store: {store_problem}" if store_problem else None
         if o.status == "ok":
             arms = [_arm_from_summary(a, kind) for a in o.verdicts]
-            entries[o.slug] = _entry(out_dir, o.slug, name=o.name, owner=owner, kind=kind, status="ok",
-                                     primary=o.primary, arms=arms, note=note,
-                                     verdicts=[_verdict_group(kind, "ok", a.get("label", "").split(" (")[0])
-                                               for a in o.verdicts])
+            entries[o.slug] = _entry(
+                out_dir,
+                o.slug,
+                name=o.name,
+                owner=owner,
+                kind=kind,
+                status="ok",
+                primary=o.primary,
+                arms=arms,
+                note=note,
+                verdicts=[_verdict_group(kind, "ok", a.get("label", "").split(" (")[0]) for a in o.verdicts],
+            )
         else:
-            entries[o.slug] = _entry(out_dir, o.slug, name=o.name, owner=owner, kind=kind, status="failed",
-                                     primary=o.primary, error=o.error, note=note, verdicts=["Failed"])
+            entries[o.slug] = _entry(
+                out_dir,
+                o.slug,
+                name=o.name,
+                owner=owner,
+                kind=kind,
+                status="failed",
+                primary=o.primary,
+                error=o.error,
+                note=note,
+                verdicts=["Failed"],
+            )
     return list(entries.values())
 
 
 def _filters(entries: list[dict]) -> list[dict]:
     """The three filter groups, each option with a CSS-safe id; entries get their ``classes``."""
-    groups = [("team", "Team", sorted({e["groups"]["team"] for e in entries}, key=str.lower)),
-              ("kpi", "KPI", sorted({e["groups"]["kpi"] for e in entries}, key=str.lower)),
-              ("verdict", "Verdict", sorted({v for e in entries for v in e["groups"]["verdict"]},
-                                            key=lambda v: (_VERDICT_ORDER.index(v) if v in _VERDICT_ORDER
-                                                           else len(_VERDICT_ORDER), v)))]
+    groups = [
+        ("team", "Team", sorted({e["groups"]["team"] for e in entries}, key=str.lower)),
+        ("kpi", "KPI", sorted({e["groups"]["kpi"] for e in entries}, key=str.lower)),
+        (
+            "verdict",
+            "Verdict",
+            sorted(
+                {v for e in entries for v in e["groups"]["verdict"]},
+                key=lambda v: (_VERDICT_ORDER.index(v) if v in _VERDICT_ORDER else len(_VERDICT_ORDER), v),
+            ),
+        ),
+    ]
     out, ids = [], {}
     for key, title, values in groups:
         options = []
         for i, value in enumerate(values):
             ident = f"abkit-{key}-{i}"
             ids[(key, value)] = ident
-            options.append({"id": ident, "label": value,
-                            "count": sum(1 for e in entries if value in (e["groups"][key] if key == "verdict"
-                                                                         else [e["groups"][key]]))})
+            options.append(
+                {
+                    "id": ident,
+                    "label": value,
+                    "count": sum(
+                        1 for e in entries if value in (e["groups"][key] if key == "verdict" else [e["groups"][key]])
+                    ),
+                }
+            )
         out.append({"key": key, "title": title, "all_id": f"abkit-{key}-all", "options": options})
     for e in entries:
         classes = [ids[("team", e["groups"]["team"])], ids[("kpi", e["groups"]["kpi"])]]
@@ -299,15 +420,25 @@ def _filters(entries: list[dict]) -> list[dict]:
     return out
 
 
-def index_context(out_dir: str | os.PathLike, frame: pd.DataFrame | None, outcomes: Sequence = (),
-                  store_problem: str | None = None, templates=None) -> dict:
+def index_context(
+    out_dir: str | os.PathLike,
+    frame: pd.DataFrame | None,
+    outcomes: Sequence = (),
+    store_problem: str | None = None,
+    templates=None,
+) -> dict:
     """What ``index.html.j2`` needs (see the module doc)."""
     out_dir = Path(out_dir)
     entries = index_entries(out_dir, frame, outcomes)
     filters = _filters(entries)
-    return {**_page_vars("Experiment readouts", templates), "entries": entries, "filters": filters,
-            "store_problem": store_problem, "store_name": store.STORE_NAME,
-            "programme": PROGRAMME_NAME if (out_dir / PROGRAMME_NAME).is_file() else None}
+    return {
+        **_page_vars("Experiment readouts", templates),
+        "entries": entries,
+        "filters": filters,
+        "store_problem": store_problem,
+        "store_name": store.STORE_NAME,
+        "programme": PROGRAMME_NAME if (out_dir / PROGRAMME_NAME).is_file() else None,
+    }
 
 
 # --------------------------------------------------------------------------- programme
@@ -320,13 +451,18 @@ def _business(row, level: float, which: str) -> str | None:
     if not _text(row.get("impact_unit")) or not _finite(row.get(f"impact_{which}")):
         return None
     has_money = _finite(row.get(f"money_{which}"))
-    return impact_sentence(float(row[f"impact_{which}"]), float(row[f"impact_{which}_lower"]),
-                           float(row[f"impact_{which}_upper"]), unit=str(row["impact_unit"]), level=level,
-                           better=_text(row.get("better")) or "lower",
-                           money=float(row[f"money_{which}"]) if has_money else None,
-                           money_lower=float(row[f"money_{which}_lower"]) if has_money else None,
-                           money_upper=float(row[f"money_{which}_upper"]) if has_money else None,
-                           currency=_text(row.get("currency")) if has_money else None)
+    return impact_sentence(
+        float(row[f"impact_{which}"]),
+        float(row[f"impact_{which}_lower"]),
+        float(row[f"impact_{which}_upper"]),
+        unit=str(row["impact_unit"]),
+        level=level,
+        better=_text(row.get("better")) or "lower",
+        money=float(row[f"money_{which}"]) if has_money else None,
+        money_lower=float(row[f"money_{which}_lower"]) if has_money else None,
+        money_upper=float(row[f"money_{which}_upper"]) if has_money else None,
+        currency=_text(row.get("currency")) if has_money else None,
+    )
 
 
 def _forest_png(rows: pd.DataFrame, metric: str, level: float, prior_mean) -> str | None:
@@ -349,8 +485,10 @@ def _forest_alt(rows: pd.DataFrame, metric: str, level: float) -> str:
     for r in rows.to_dict(orient="records"):
         shrunk = f", corrected {format_pct(r['shrunk'])}" if _finite(r["shrunk"]) else ""
         parts.append(f"{r['experiment']}: measured {format_pct(r['estimate'])}{shrunk}")
-    return (f"Forest plot of the shipped experiments on {metric}, relative lift with {level:.0%} intervals, as "
-            "measured (grey) and corrected for the winner's curse (blue): " + "; ".join(parts) + ".")
+    return (
+        f"Forest plot of the shipped experiments on {metric}, relative lift with {level:.0%} intervals, as "
+        "measured (grey) and corrected for the winner's curse (blue): " + "; ".join(parts) + "."
+    )
 
 
 def _kpi_context(row: dict, exp: pd.DataFrame, excluded: pd.DataFrame, level: float, out_dir: Path) -> dict:
@@ -364,11 +502,15 @@ def _kpi_context(row: dict, exp: pd.DataFrame, excluded: pd.DataFrame, level: fl
     left = excluded[excluded["metric"] == metric]
     sentence, note = programme_sentence(row, level), _text(row.get("note"))
     if n_ship and corrected:
-        head = ("Corrected for the winner's curse: "
-                f"{_pct_ci(row['shrunk_total'], row['shrunk_lower'], row['shrunk_upper'], level)}")
+        head = (
+            "Corrected for the winner's curse: "
+            f"{_pct_ci(row['shrunk_total'], row['shrunk_lower'], row['shrunk_upper'], level)}"
+        )
     elif n_ship:
-        head = (f"As measured: {_pct_ci(row['naive_total'], row['naive_lower'], row['naive_upper'], level)}. "
-                f"Too few experiments ({n}) to correct for the winner's curse: it needs at least {MIN_EXPERIMENTS}.")
+        head = (
+            f"As measured: {_pct_ci(row['naive_total'], row['naive_lower'], row['naive_upper'], level)}. "
+            f"Too few experiments ({n}) to correct for the winner's curse: it needs at least {MIN_EXPERIMENTS}."
+        )
     elif n:
         head = "Nothing shipped yet."
     else:
@@ -376,39 +518,63 @@ def _kpi_context(row: dict, exp: pd.DataFrame, excluded: pd.DataFrame, level: fl
     experiments = []
     for r in shipped.to_dict(orient="records"):
         folder = out_dir / str(r["slug"])
-        experiments.append({
-            "name": r["experiment"], "variant": r["variant"], "verdict": _text(r["verdict"]) or "",
-            "href": _exists(folder, "readout.html"),
-            "measured": _pct_ci(r["estimate"], r["lower"], r["upper"], level)
-            if _finite(r["lower"]) and _finite(r["upper"]) else format_pct(r["estimate"]),
-            "corrected": _pct_ci(r["shrunk"], r["shrunk_lower"], r["shrunk_upper"], level)
-            if _finite(r["shrunk"]) else None})
+        experiments.append(
+            {
+                "name": r["experiment"],
+                "variant": r["variant"],
+                "verdict": _text(r["verdict"]) or "",
+                "href": _exists(folder, "readout.html"),
+                "measured": _pct_ci(r["estimate"], r["lower"], r["upper"], level)
+                if _finite(r["lower"]) and _finite(r["upper"])
+                else format_pct(r["estimate"]),
+                "corrected": _pct_ci(r["shrunk"], r["shrunk_lower"], r["shrunk_upper"], level)
+                if _finite(r["shrunk"])
+                else None,
+            }
+        )
     png = _forest_png(shipped, metric, level, row.get("prior_mean")) if len(shipped) else None
     return {
-        "metric": metric, "better": _text(row.get("better")) or "n/a", "experiments": n, "shipped": n_ship,
+        "metric": metric,
+        "better": _text(row.get("better")) or "n/a",
+        "experiments": n,
+        "shipped": n_ship,
         "win_rate": f"{row['win_rate']:.0%}" if _finite(row.get("win_rate")) else "n/a",
-        "label": f"{n_ship} of {n} shipped" if n else "none usable", "head": head,
+        "label": f"{n_ship} of {n} shipped" if n else "none usable",
+        "head": head,
         "colour": "#1a7f37" if n_ship else _GREY,
         "sentence": sentence,
         "naive": _pct_ci(row["naive_total"], row["naive_lower"], row["naive_upper"], level) if n_ship else None,
         "shrunk": _pct_ci(row["shrunk_total"], row["shrunk_lower"], row["shrunk_upper"], level)
-        if n_ship and corrected else None,
+        if n_ship and corrected
+        else None,
         "overstatement": format_pct(row["overstatement"]) if n_ship and _finite(row.get("overstatement")) else None,
-        "prior": (f"{format_pct(row['prior_mean'])}, spread {format_pct(row['prior_sd'], sign=False)}"
-                  if corrected or _finite(row.get("prior_mean")) else None),
-        "too_few": n < MIN_EXPERIMENTS, "min_experiments": MIN_EXPERIMENTS,
-        "note": note if note and note[1:] not in sentence else None,     # the sentence may already say it
+        "prior": (
+            f"{format_pct(row['prior_mean'])}, spread {format_pct(row['prior_sd'], sign=False)}"
+            if corrected or _finite(row.get("prior_mean"))
+            else None
+        ),
+        "too_few": n < MIN_EXPERIMENTS,
+        "min_experiments": MIN_EXPERIMENTS,
+        "note": note if note and note[1:] not in sentence else None,  # the sentence may already say it
         "business_naive": _business(row, level, "naive") if n_ship else None,
         "business_shrunk": _business(row, level, "shrunk") if n_ship else None,
         "business_of": int(row["impact_experiments"]) if _finite(row.get("impact_experiments")) else 0,
-        "png": png, "alt": _forest_alt(shipped, metric, level) if png else None, "rows": experiments,
-        "left_out": [{"reason": reason, "count": int(count)} for reason, count in
-                     left.groupby("reason").size().items()],
+        "png": png,
+        "alt": _forest_alt(shipped, metric, level) if png else None,
+        "rows": experiments,
+        "left_out": [
+            {"reason": reason, "count": int(count)} for reason, count in left.groupby("reason").size().items()
+        ],
     }
 
 
-def programme_context(out_dir: str | os.PathLike, frame: pd.DataFrame | None, store_problem: str | None = None,
-                      templates=None, level: float = 0.95) -> dict:
+def programme_context(
+    out_dir: str | os.PathLike,
+    frame: pd.DataFrame | None,
+    store_problem: str | None = None,
+    templates=None,
+    level: float = 0.95,
+) -> dict:
     """What ``programme.html.j2`` needs: per KPI the run / shipped / win rate and the totals, naive and corrected."""
     from ..portfolio import programme
 
@@ -425,9 +591,16 @@ def programme_context(out_dir: str | os.PathLike, frame: pd.DataFrame | None, st
             (kpis if row["metric"] in primaries else others).append(ctx)
         usable = prog.experiments.drop_duplicates(["slug", "variant"])
         experiments, shipped_total = len(usable), int(usable["shipped"].sum())
-    return {**_page_vars("Programme: what the experiments delivered", templates), "kpis": kpis, "others": others,
-            "level": f"{level:.0%}", "store_problem": store_problem, "experiments": experiments,
-            "shipped": shipped_total, "index": INDEX_NAME}
+    return {
+        **_page_vars("Programme: what the experiments delivered", templates),
+        "kpis": kpis,
+        "others": others,
+        "level": f"{level:.0%}",
+        "store_problem": store_problem,
+        "experiments": experiments,
+        "shipped": shipped_total,
+        "index": INDEX_NAME,
+    }
 
 
 # --------------------------------------------------------------------------- history
@@ -444,25 +617,46 @@ def history_context(out_dir: str | os.PathLike, slug: str, frame: pd.DataFrame, 
         primary = group[group["is_primary"].fillna(False).astype(bool)]
         arms = [] if first["status"] == "failed" else [_arm_from_row(r) for r in primary.to_dict(orient="records")]
         window = " to ".join(d for d in (_day(first["data_start"]), _day(first["data_end"])) if d) or None
-        runs.append({"when": _when(first["run_time"]), "status": first["status"], "error": _text(first["error"]),
-                     "arms": arms, "metric": _text(primary.iloc[0]["metric"]) if len(primary) else None,
-                     "window": window, "fingerprint": _text(first["data_fingerprint"]),
-                     "version": _text(first["abkit_version"]), "metrics": int(group["metric"].nunique())})
+        runs.append(
+            {
+                "when": _when(first["run_time"]),
+                "status": first["status"],
+                "error": _text(first["error"]),
+                "arms": arms,
+                "metric": _text(primary.iloc[0]["metric"]) if len(primary) else None,
+                "window": window,
+                "fingerprint": _text(first["data_fingerprint"]),
+                "version": _text(first["abkit_version"]),
+                "metrics": int(group["metric"].nunique()),
+            }
+        )
     latest = rows.iloc[-1] if len(rows) else None
     name = str(latest["experiment"]) if latest is not None else slug
-    return {**_page_vars(f"History: {name}", templates), "experiment": name, "slug": slug, "runs": runs,
-            "owner": _text(latest["owner"]) if latest is not None else None,
-            "kind_words": KIND_WORDS.get(latest["kind"], "") if latest is not None else "",
-            "page": "readout.html" if (folder / "readout.html").is_file() else None,
-            "error_file": "error.txt" if (folder / "error.txt").is_file() else None,
-            "pdf": "readout.pdf" if (folder / "readout.pdf").is_file() else None,
-            "summary": "summary.md" if (folder / "summary.md").is_file() else None,
-            "index": f"../{INDEX_NAME}", "programme": f"../{PROGRAMME_NAME}"}
+    return {
+        **_page_vars(f"History: {name}", templates),
+        "experiment": name,
+        "slug": slug,
+        "runs": runs,
+        "owner": _text(latest["owner"]) if latest is not None else None,
+        "kind_words": KIND_WORDS.get(latest["kind"], "") if latest is not None else "",
+        "page": "readout.html" if (folder / "readout.html").is_file() else None,
+        "error_file": "error.txt" if (folder / "error.txt").is_file() else None,
+        "pdf": "readout.pdf" if (folder / "readout.pdf").is_file() else None,
+        "summary": "summary.md" if (folder / "summary.md").is_file() else None,
+        "index": f"../{INDEX_NAME}",
+        "programme": f"../{PROGRAMME_NAME}",
+    }
 
 
 # --------------------------------------------------------------------------- writing
-def write_history(out_dir: str | os.PathLike, slug: str, *, frame: pd.DataFrame | None = None,
-                  timeout: float = store.DEFAULT_TIMEOUT, templates=None) -> Path:
+def write_history(
+    out_dir: str | os.PathLike,
+    slug: str,
+    *,
+    frame: pd.DataFrame | None = None,
+    timeout: float = store.DEFAULT_TIMEOUT,
+    templates=None,
+) -> Path:
     """Write ``<out_dir>/<slug>/history.html`` from the store (or ``frame``); :class:`StoreError` if unreadable."""
     out_dir = Path(out_dir)
     if frame is None:
@@ -471,8 +665,9 @@ def write_history(out_dir: str | os.PathLike, slug: str, *, frame: pd.DataFrame 
     return atomic_write_text(out_dir / slug / HISTORY_NAME, str(html))
 
 
-def write_pages(out_dir: str | os.PathLike, outcomes: Sequence = (), *, timeout: float = store.DEFAULT_TIMEOUT,
-                templates=None) -> tuple[Path, Path, str | None]:
+def write_pages(
+    out_dir: str | os.PathLike, outcomes: Sequence = (), *, timeout: float = store.DEFAULT_TIMEOUT, templates=None
+) -> tuple[Path, Path, str | None]:
     """Write ``programme.html`` and ``index.html`` of ``out_dir`` from its store and this run's ``outcomes``.
 
     Returns ``(index, programme, problem)``: ``problem`` says why the store
@@ -484,8 +679,7 @@ def write_pages(out_dir: str | os.PathLike, outcomes: Sequence = (), *, timeout:
     with _pages_lock(out_dir, timeout):
         frame, problem = _load(out_dir, timeout)
         try:
-            programme_html = render_page("programme.html.j2",
-                                         **programme_context(out_dir, frame, problem, templates))
+            programme_html = render_page("programme.html.j2", **programme_context(out_dir, frame, problem, templates))
         except Exception as exc:  # noqa: BLE001 - the programme could not be computed: say so, keep the index
             problem = problem or f"the programme could not be computed: {type(exc).__name__}: {exc}"
             programme_html = render_page("programme.html.j2", **programme_context(out_dir, None, problem, templates))

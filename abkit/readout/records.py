@@ -14,6 +14,7 @@ and the runner appends them with the run's own columns::
 The spec's ``impact:`` block (:class:`abkit.business_impact.ImpactSpec`),
 when it has one, goes on the primary metric's rows.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -59,19 +60,30 @@ def _fingerprint(snapshot) -> str | None:
 
 
 def _base(spec, data_start=None, data_end=None, snapshot=None) -> dict:
-    return {"experiment": spec.name, "kind": spec.kind, "owner": getattr(spec, "owner", None),
-            "data_fingerprint": _fingerprint(snapshot), "spec_path": getattr(spec, "source", None), "status": "ok",
-            "data_start": _iso(data_start if data_start is not None else getattr(spec, "start", None)),
-            "data_end": _iso(data_end if data_end is not None else getattr(spec, "end", None)),
-            "alpha": _num(getattr(spec, "alpha", None))}
+    return {
+        "experiment": spec.name,
+        "kind": spec.kind,
+        "owner": getattr(spec, "owner", None),
+        "data_fingerprint": _fingerprint(snapshot),
+        "spec_path": getattr(spec, "source", None),
+        "status": "ok",
+        "data_start": _iso(data_start if data_start is not None else getattr(spec, "start", None)),
+        "data_end": _iso(data_end if data_end is not None else getattr(spec, "end", None)),
+        "alpha": _num(getattr(spec, "alpha", None)),
+    }
 
 
 def _impact_columns(spec) -> dict:
     impact = ImpactSpec.coerce(getattr(spec, "impact", None))
     if impact is None:
         return {}
-    return {"impact_volume": impact.volume, "impact_per": impact.per, "impact_unit": impact.unit,
-            "impact_value": impact.value, "impact_currency": impact.currency}
+    return {
+        "impact_volume": impact.volume,
+        "impact_per": impact.per,
+        "impact_unit": impact.unit,
+        "impact_value": impact.value,
+        "impact_currency": impact.currency,
+    }
 
 
 def _rel_se_from_interval(lo, hi, alpha) -> float | None:
@@ -118,19 +130,33 @@ def ab_rows(spec, result, verdicts: Sequence = (), *, data_start=None, data_end=
             rel_se = _rel_se_from_interval(r.get("rel_ci_lower"), r.get("rel_ci_upper"), result.alpha)
         row = {
             **base,
-            "metric": r["metric"], "variant": str(r["variant"]), "control": str(result.control),
-            "is_primary": r["metric"] == primary, "is_guardrail": r["metric"] in guardrails,
-            "better": r.get("better"), "margin": _num(guardrails.get(r["metric"])),
-            "control_value": _num(r.get("control_value")), "treatment_value": _num(r.get("treatment_value")),
-            "effect": _num(r.get("effect")), "ci_lower": _num(r.get("ci_lower")), "ci_upper": _num(r.get("ci_upper")),
+            "metric": r["metric"],
+            "variant": str(r["variant"]),
+            "control": str(result.control),
+            "is_primary": r["metric"] == primary,
+            "is_guardrail": r["metric"] in guardrails,
+            "better": r.get("better"),
+            "margin": _num(guardrails.get(r["metric"])),
+            "control_value": _num(r.get("control_value")),
+            "treatment_value": _num(r.get("treatment_value")),
+            "effect": _num(r.get("effect")),
+            "ci_lower": _num(r.get("ci_lower")),
+            "ci_upper": _num(r.get("ci_upper")),
             "se": _num(r.get("se")),
-            "rel_effect": _num(r.get("rel_effect")), "rel_ci_lower": _num(r.get("rel_ci_lower")),
-            "rel_ci_upper": _num(r.get("rel_ci_upper")), "rel_se": rel_se, "change_scale": change_scale(r, kind),
-            "p_value": _num(r.get("p_value")), "p_value_adjusted": _num(r.get("p_value_adjusted")),
+            "rel_effect": _num(r.get("rel_effect")),
+            "rel_ci_lower": _num(r.get("rel_ci_lower")),
+            "rel_ci_upper": _num(r.get("rel_ci_upper")),
+            "rel_se": rel_se,
+            "change_scale": change_scale(r, kind),
+            "p_value": _num(r.get("p_value")),
+            "p_value_adjusted": _num(r.get("p_value_adjusted")),
             "p_label": label_of_p,
-            "alpha": _num(result.alpha), "sequential": sequential,
-            "n_control": _int(r.get("n_control")), "n_treatment": _int(r.get("n_treatment")),
-            "unit": getattr(spec, "unit", None), "method": r.get("method"),
+            "alpha": _num(result.alpha),
+            "sequential": sequential,
+            "n_control": _int(r.get("n_control")),
+            "n_treatment": _int(r.get("n_treatment")),
+            "unit": getattr(spec, "unit", None),
+            "method": r.get("method"),
             **_verdict_columns(by_arm.get(r["variant"])),
         }
         if row["is_primary"]:
@@ -145,21 +171,35 @@ def _effect_row(base: dict, spec, effect, outcome, *, primary: bool, verdict=Non
     else:
         rel_se = effect.se / abs(effect.baseline) if _num(effect.baseline) and _num(effect.se) else None
     return {
-        **base, "metric": outcome.name, "variant": "rollout", "control": spec.control_group,
-        "is_primary": primary, "is_guardrail": False, "better": outcome.better,
-        "control_value": _num(effect.baseline), "effect": _num(effect.estimate),
-        "ci_lower": _num(effect.ci_lower), "ci_upper": _num(effect.ci_upper), "se": _num(effect.se),
-        "rel_effect": _num(effect.rel), "rel_ci_lower": _num(effect.rel_ci_lower),
-        "rel_ci_upper": _num(effect.rel_ci_upper), "rel_se": _num(rel_se),
-        "change_scale": RELATIVE if _num(effect.rel) is not None else None, "p_value": _num(effect.p_value),
-        "alpha": _num(effect.alpha), "sequential": False, "unit": spec.unit,
+        **base,
+        "metric": outcome.name,
+        "variant": "rollout",
+        "control": spec.control_group,
+        "is_primary": primary,
+        "is_guardrail": False,
+        "better": outcome.better,
+        "control_value": _num(effect.baseline),
+        "effect": _num(effect.estimate),
+        "ci_lower": _num(effect.ci_lower),
+        "ci_upper": _num(effect.ci_upper),
+        "se": _num(effect.se),
+        "rel_effect": _num(effect.rel),
+        "rel_ci_lower": _num(effect.rel_ci_lower),
+        "rel_ci_upper": _num(effect.rel_ci_upper),
+        "rel_se": _num(rel_se),
+        "change_scale": RELATIVE if _num(effect.rel) is not None else None,
+        "p_value": _num(effect.p_value),
+        "alpha": _num(effect.alpha),
+        "sequential": False,
+        "unit": spec.unit,
         "method": f"difference-in-differences (Callaway-Sant'Anna, {spec.method}, {spec.scale} scale)",
         **_verdict_columns(verdict),
     }
 
 
-def rollout_rows(spec, verdict, main, secondary: Sequence = (), *, data_start=None, data_end=None,
-                 snapshot=None) -> list[dict]:
+def rollout_rows(
+    spec, verdict, main, secondary: Sequence = (), *, data_start=None, data_end=None, snapshot=None
+) -> list[dict]:
     """Rows of a rollout (DiD) readout: the primary outcome (``main``, a :class:`abkit.readout.rollout.Effect`)
     and each secondary outcome that could be estimated (``secondary``: the ``(outcome, effect or None, error)``
     triples of :func:`abkit.readout.rollout.secondary_effects`).
@@ -190,16 +230,29 @@ def synthetic_rows(spec, verdict, result, *, snapshot=None) -> list[dict]:
     rel_se = result.se / cf if cf is not None and cf > 0 and _num(result.se) is not None else None
     row = {
         **_base(spec, snapshot=snapshot),
-        "metric": result.outcome, "variant": "launch", "control": "synthetic twin", "is_primary": True,
-        "is_guardrail": False, "better": spec.outcome.better, "control_value": cf,
+        "metric": result.outcome,
+        "variant": "launch",
+        "control": "synthetic twin",
+        "is_primary": True,
+        "is_guardrail": False,
+        "better": spec.outcome.better,
+        "control_value": cf,
         "treatment_value": None if cf is None or _num(result.estimate) is None else cf + float(result.estimate),
-        "effect": _num(result.estimate), "ci_lower": _num(result.ci_lower), "ci_upper": _num(result.ci_upper),
-        "se": _num(result.se), "rel_effect": _num(result.relative_effect),
-        "rel_ci_lower": _num(result.rel_ci_lower), "rel_ci_upper": _num(result.rel_ci_upper),
-        "rel_se": _num(rel_se), "change_scale": RELATIVE if _num(result.relative_effect) is not None else None,
-        "p_value": _num(result.p_value), "alpha": _num(result.alpha), "sequential": False, "unit": spec.unit,
+        "effect": _num(result.estimate),
+        "ci_lower": _num(result.ci_lower),
+        "ci_upper": _num(result.ci_upper),
+        "se": _num(result.se),
+        "rel_effect": _num(result.relative_effect),
+        "rel_ci_lower": _num(result.rel_ci_lower),
+        "rel_ci_upper": _num(result.rel_ci_upper),
+        "rel_se": _num(rel_se),
+        "change_scale": RELATIVE if _num(result.relative_effect) is not None else None,
+        "p_value": _num(result.p_value),
+        "alpha": _num(result.alpha),
+        "sequential": False,
+        "unit": spec.unit,
         "method": f"{result.method} ({result.inference} inference), launched: "
-                  + ", ".join(str(u) for u in result.launched_units),
+        + ", ".join(str(u) for u in result.launched_units),
         **_verdict_columns(verdict),
     }
     row.update(_impact_columns(spec))
@@ -216,14 +269,32 @@ def plan_rows(spec, recommendation, *, snapshot=None) -> list[dict]:
     note = f"MDE {mde:.1%} in {days} days" if mde is not None and days else None
     if note is not None and note == recommendation.label:
         note = None
-    return [{**_base(spec, snapshot=snapshot), "metric": spec.primary.name, "variant": "plan", "is_primary": True,
-             "is_guardrail": False, "better": spec.primary.better, "verdict": recommendation.label,
-             "verdict_note": note, "headline": recommendation.headline, "method": "power plan"}]
+    return [
+        {
+            **_base(spec, snapshot=snapshot),
+            "metric": spec.primary.name,
+            "variant": "plan",
+            "is_primary": True,
+            "is_guardrail": False,
+            "better": spec.primary.better,
+            "verdict": recommendation.label,
+            "verdict_note": note,
+            "headline": recommendation.headline,
+            "method": "power plan",
+        }
+    ]
 
 
 def failed_rows(spec, error: str, *, kind: str | None = None) -> list[dict]:
     """The one row of a readout that failed: ``status='failed'`` and its one-line error."""
     primary = getattr(spec, "primary", None)
-    return [{**_base(spec), "kind": kind or spec.kind, "status": "failed", "error": str(error),
-             "metric": getattr(primary, "name", None), "is_primary": True}]
-
+    return [
+        {
+            **_base(spec),
+            "kind": kind or spec.kind,
+            "status": "failed",
+            "error": str(error),
+            "metric": getattr(primary, "name", None),
+            "is_primary": True,
+        }
+    ]

@@ -19,6 +19,7 @@ Charts are embedded as ``data:`` URIs (:func:`chart_image`): SVG, sharp at
 any zoom and in print, unless the SVG would be heavier than the PNG (a chart
 of thousands of points), then PNG.
 """
+
 from __future__ import annotations
 
 import base64
@@ -65,20 +66,54 @@ from .pages import render_page
 from .templates import html_template_dir
 
 __all__ = [
-    "configure_matplotlib", "header_html", "verdict_html", "details_html", "srm_html", "health_html",
-    "metrics_html", "chart_html", "figure_data_uri", "chart_alt", "cumulative_html", "plot_cumulative",
-    "segments_html", "segments_section_html", "plot_segments", "methodology_html", "summary",
-    "decision_rule_text", "section_error_html", "data_snapshot_html", "sequential_html",
-    "plot_always_valid", "interval_text", "chart_image", "figure_svg_uri", "CHART_FORMAT", "header_context",
-    "verdict_context", "details_context", "srm_context", "health_context", "metrics_context", "chart_context",
-    "cumulative_context", "sequential_context", "segments_context", "segments_section_context",
-    "methodology_context", "footer_context", "plot_time_to_event", "time_to_event_context", "time_to_event_html",
-    "event_words", "maturity_notes",
+    "configure_matplotlib",
+    "header_html",
+    "verdict_html",
+    "details_html",
+    "srm_html",
+    "health_html",
+    "metrics_html",
+    "chart_html",
+    "figure_data_uri",
+    "chart_alt",
+    "cumulative_html",
+    "plot_cumulative",
+    "segments_html",
+    "segments_section_html",
+    "plot_segments",
+    "methodology_html",
+    "summary",
+    "decision_rule_text",
+    "section_error_html",
+    "data_snapshot_html",
+    "sequential_html",
+    "plot_always_valid",
+    "interval_text",
+    "chart_image",
+    "figure_svg_uri",
+    "CHART_FORMAT",
+    "header_context",
+    "verdict_context",
+    "details_context",
+    "srm_context",
+    "health_context",
+    "metrics_context",
+    "chart_context",
+    "cumulative_context",
+    "sequential_context",
+    "segments_context",
+    "segments_section_context",
+    "methodology_context",
+    "footer_context",
+    "plot_time_to_event",
+    "time_to_event_context",
+    "time_to_event_html",
+    "event_words",
+    "maturity_notes",
 ]
 
 CSS_PATH = html_template_dir() / "abkit" / "abkit.css"
-CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
-       "form-action 'none'")
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 _CORRECTION_WORDS = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 _TYPE_WORDS = {"mean": "mean", "proportion": "proportion", "ratio": "ratio", "time_to_event": "time to event"}
@@ -119,11 +154,19 @@ def configure_matplotlib(dpi: int = 110) -> None:
     """
     import matplotlib
 
-    matplotlib.rcParams.update({
-        "figure.dpi": dpi, "savefig.dpi": dpi, "text.parse_math": False, "font.size": 10,
-        "axes.titlesize": 11, "figure.facecolor": "white", "savefig.facecolor": "white",
-        "svg.fonttype": "path", "svg.hashsalt": "abkit",
-    })
+    matplotlib.rcParams.update(
+        {
+            "figure.dpi": dpi,
+            "savefig.dpi": dpi,
+            "text.parse_math": False,
+            "font.size": 10,
+            "axes.titlesize": 11,
+            "figure.facecolor": "white",
+            "savefig.facecolor": "white",
+            "svg.fonttype": "path",
+            "svg.hashsalt": "abkit",
+        }
+    )
     try:  # inside IPython: emit image/png only (embedded as data: URIs in the HTML)
         from matplotlib_inline.backend_inline import set_matplotlib_formats
 
@@ -163,15 +206,22 @@ def figure_svg_uri(fig) -> str:
 
     buf = io.BytesIO()
     with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": "abkit"}):
-        fig.savefig(buf, format="svg", bbox_inches="tight", facecolor="white",
-                    metadata={"Date": None, "Creator": None})
+        fig.savefig(buf, format="svg", bbox_inches="tight", facecolor="white", metadata={"Date": None, "Creator": None})
     svg = _SVG_NOISE.sub(b"", buf.getvalue())
     # the size a PNG of the figure has on the page (inches x dpi pixels; matplotlib writes points, 1/72 inch)
     scale = (fig.dpi or 72) / 72
-    svg = re.sub(rb'(<svg\b[^>]*?\s(?:width|height)=")([\d.]+)pt"',
-                 lambda m: m.group(1) + b"%.0f" % (float(m.group(2)) * scale) + b'"', svg, count=1)
-    svg = re.sub(rb'(<svg\b[^>]*?\s(?:width|height)=")([\d.]+)pt"',
-                 lambda m: m.group(1) + b"%.0f" % (float(m.group(2)) * scale) + b'"', svg, count=1)
+    svg = re.sub(
+        rb'(<svg\b[^>]*?\s(?:width|height)=")([\d.]+)pt"',
+        lambda m: m.group(1) + b"%.0f" % (float(m.group(2)) * scale) + b'"',
+        svg,
+        count=1,
+    )
+    svg = re.sub(
+        rb'(<svg\b[^>]*?\s(?:width|height)=")([\d.]+)pt"',
+        lambda m: m.group(1) + b"%.0f" % (float(m.group(2)) * scale) + b'"',
+        svg,
+        count=1,
+    )
     svg = _SVG_DECIMALS.sub(_svg_number, svg)
     svg = re.sub(rb">\s+<", b"><", re.sub(rb"\s*\n\s*", b" ", svg)).strip()
     return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
@@ -228,15 +278,23 @@ def decision_rule_text(spec) -> str:
     guards = [_guard_words(g) for g in spec.guardrails]
     guard_txt = f" and every guardrail holds: {'; '.join(guards)}" if guards else ""
     worse_txt = " or a guardrail is clearly breached" if guards else ""
-    more = (f" (with the days still needed to detect a {spec.mde:.1%} change with {spec.power:.0%} power"
-            f"{' on the always-valid interval' if seq else ''})" if spec.mde else "")
+    more = (
+        f" (with the days still needed to detect a {spec.mde:.1%} change with {spec.power:.0%} power"
+        f"{' on the always-valid interval' if seq else ''})"
+        if spec.mde
+        else ""
+    )
     if seq:
-        more += (". The test is read while it runs: p-values and intervals are always valid, so it may stop as "
-                 "soon as the primary metric's interval excludes zero")
-    return (f"Ship an arm if {p.name} moved in the good direction ({p.better} is better) with {sig}"
-            f"{guard_txt}. Do not ship if {p.name} got significantly worse{worse_txt}. Invalid if the "
-            f"sample-ratio check fails (p < {SRM_ALARM:g}) or the arms differed before the test (balance p < "
-            f"{BALANCE_ALARM:g}). Otherwise inconclusive{more}.")
+        more += (
+            ". The test is read while it runs: p-values and intervals are always valid, so it may stop as "
+            "soon as the primary metric's interval excludes zero"
+        )
+    return (
+        f"Ship an arm if {p.name} moved in the good direction ({p.better} is better) with {sig}"
+        f"{guard_txt}. Do not ship if {p.name} got significantly worse{worse_txt}. Invalid if the "
+        f"sample-ratio check fails (p < {SRM_ALARM:g}) or the arms differed before the test (balance p < "
+        f"{BALANCE_ALARM:g}). Otherwise inconclusive{more}."
+    )
 
 
 def header_context(spec, kicker: str = "A/B test readout") -> dict:
@@ -279,10 +337,21 @@ def details_context(spec) -> dict:
         plan.append(f"{spec.planned_units:,} units in total")
     if plan:
         rows.append(("Plan", ["; ".join(plan)]))
-    rows.append(("Significance", [f"alpha {spec.alpha:g}" + (f", {_CORRECTION_WORDS[spec.correction]} correction"
-                                                              if spec.correction else "")]))
-    return {"title": "The test", "rows": rows, "description_title": "What changed.",
-            "description": _text(spec.description)}
+    rows.append(
+        (
+            "Significance",
+            [
+                f"alpha {spec.alpha:g}"
+                + (f", {_CORRECTION_WORDS[spec.correction]} correction" if spec.correction else "")
+            ],
+        )
+    )
+    return {
+        "title": "The test",
+        "rows": rows,
+        "description_title": "What changed.",
+        "description": _text(spec.description),
+    }
 
 
 def details_html(spec) -> str:
@@ -301,12 +370,23 @@ def verdict_context(verdicts: Sequence[Verdict], result: ExperimentResult | None
     cards = []
     for v in verdicts:
         arm = names.get(v.variant, str(v.variant))
-        cards.append({"label": v.display_label, "colour": COLOURS.get(v.label, "#57606a"),
-                      "arm": f"{arm} vs {names[result.control]}" if result is not None else arm,
-                      "headline": v.headline, "reasons": list(v.reasons) + _event_reasons(result, v.variant),
-                      "timing": None})
-    return {"title": "Verdict", "cards": cards, "empty": "No treatment arm to decide on.",
-            "rule_title": "Decision rule.", "rule": decision_rule_text(spec) if spec is not None else None}
+        cards.append(
+            {
+                "label": v.display_label,
+                "colour": COLOURS.get(v.label, "#57606a"),
+                "arm": f"{arm} vs {names[result.control]}" if result is not None else arm,
+                "headline": v.headline,
+                "reasons": list(v.reasons) + _event_reasons(result, v.variant),
+                "timing": None,
+            }
+        )
+    return {
+        "title": "Verdict",
+        "cards": cards,
+        "empty": "No treatment arm to decide on.",
+        "rule_title": "Decision rule.",
+        "rule": decision_rule_text(spec) if spec is not None else None,
+    }
 
 
 def event_words(metric) -> str:
@@ -337,9 +417,18 @@ def _event_reasons(result: ExperimentResult | None, arm) -> list[str]:
         lo, hi = r.get("ci_lower_fixed", r["ci_lower"]), r.get("ci_upper_fixed", r["ci_upper"])
         if getattr(result, "sequential", False):
             lo, hi = r["ci_lower"], r["ci_upper"]
-        words = effect_sentence(r["effect"], lo, hi, metric.horizon, time_unit=metric.time_unit,
-                                events=event_words(metric), level=1 - result.alpha)
-        out.append(f"{metric.name}: {words}{' (always-valid interval)' if getattr(result, 'sequential', False) else ''}")
+        words = effect_sentence(
+            r["effect"],
+            lo,
+            hi,
+            metric.horizon,
+            time_unit=metric.time_unit,
+            events=event_words(metric),
+            level=1 - result.alpha,
+        )
+        out.append(
+            f"{metric.name}: {words}{' (always-valid interval)' if getattr(result, 'sequential', False) else ''}"
+        )
     return out
 
 
@@ -357,11 +446,16 @@ def srm_context(result: ExperimentResult) -> dict:
     in whitespace (``lookalike``, shown quoted with the whitespace visible: likely one arm written two ways)."""
     srm = result.srm
     names = arm_labels(srm.arms)
-    return {"mismatch": bool(srm.mismatch), "threshold": f"{srm.threshold:g}",
-            "lookalike": [names[a] for a in srm.arms if names[a] != str(a)],
-            "stat": f"chi-square = {format_number(srm.chi2, 3)} on {srm.df} df, {p_text(srm.p_value)}",
-            "rows": [{"arm": names[a], "units": f"{o:,}", "observed": f"{s:.2%}", "planned": f"{e:.2%}"}
-                     for a, o, s, e in zip(srm.arms, srm.observed, srm.observed_share, srm.expected_share)]}
+    return {
+        "mismatch": bool(srm.mismatch),
+        "threshold": f"{srm.threshold:g}",
+        "lookalike": [names[a] for a in srm.arms if names[a] != str(a)],
+        "stat": f"chi-square = {format_number(srm.chi2, 3)} on {srm.df} df, {p_text(srm.p_value)}",
+        "rows": [
+            {"arm": names[a], "units": f"{o:,}", "observed": f"{s:.2%}", "planned": f"{e:.2%}"}
+            for a, o, s, e in zip(srm.arms, srm.observed, srm.observed_share, srm.expected_share)
+        ],
+    }
 
 
 def srm_html(result: ExperimentResult) -> str:
@@ -376,31 +470,45 @@ def _size_context(size) -> dict | None:
     planned = needed = None
     if size.planned_units:
         share = size.reached_share
-        planned = {"ok": share >= 1,
-                   "text": f"{size.units:,} units of the {size.planned_units:,} planned ({share:.0%})."}
+        planned = {
+            "ok": share >= 1,
+            "text": f"{size.units:,} units of the {size.planned_units:,} planned ({share:.0%}).",
+        }
     if size.mde:
         n = size.needed
         if n is not None:
             enough = n.factor <= 1
             av = " on the always-valid interval" if getattr(size, "sequential", False) else ""
-            txt = (f"To detect a {size.mde:.1%} change in the primary metric with {size.power:.0%} power{av}, the "
-                   f"observed variance calls for about {n.units_needed:,.0f} units; the test has {size.units:,} "
-                   f"({size.units / n.units_needed:.0%}).")
+            txt = (
+                f"To detect a {size.mde:.1%} change in the primary metric with {size.power:.0%} power{av}, the "
+                f"observed variance calls for about {n.units_needed:,.0f} units; the test has {size.units:,} "
+                f"({size.units / n.units_needed:.0%})."
+            )
             if n.days_total is not None and size.days:
-                txt += (f" At the rate so far ({size.units / size.days:,.0f} units a day over {size.days:.0f} days) "
-                        f"that takes {n.days_total} days in total" + ("." if enough else f", {n.days_more} more."))
-        else:   # a planned relative MDE but no estimate (e.g. the primary's control value is near zero)
+                txt += (
+                    f" At the rate so far ({size.units / size.days:,.0f} units a day over {size.days:.0f} days) "
+                    f"that takes {n.days_total} days in total" + ("." if enough else f", {n.days_more} more.")
+                )
+        else:  # a planned relative MDE but no estimate (e.g. the primary's control value is near zero)
             enough = False
-            txt = (f"No estimate of the units needed for a {size.mde:.1%} change: the primary metric has no usable "
-                   "relative lift yet (its control value is not distinguishable from zero, or its variance is "
-                   "unknown).")
+            txt = (
+                f"No estimate of the units needed for a {size.mde:.1%} change: the primary metric has no usable "
+                "relative lift yet (its control value is not distinguishable from zero, or its variance is "
+                "unknown)."
+            )
         needed = {"ok": enough, "text": txt}
     method = None
     if size.needed is not None:
-        method = (getattr(size.needed, "words", "") or "from the planned MDE and power, with the variance observed "
-                  "so far")
-    return {"planned": planned, "needed": needed, "days": f"{size.days:.0f}" if size.days else None,
-            "days_source": size.days_source, "method": method}
+        method = (
+            getattr(size.needed, "words", "") or "from the planned MDE and power, with the variance observed so far"
+        )
+    return {
+        "planned": planned,
+        "needed": needed,
+        "days": f"{size.days:.0f}" if size.days else None,
+        "days_source": size.days_source,
+        "method": method,
+    }
 
 
 def _smd_text(smd: float) -> str:
@@ -415,18 +523,36 @@ def _balance_context(bal, names: dict) -> dict | None:
 
     if bal is None:
         return None
-    out = {"error": bal.error, "columns": list(bal.columns), "smd_flag": f"{SMD_FLAG:g}",
-           "balance_alarm": f"{BALANCE_ALARM:g}", "alarm": False, "flagged": None, "several": False, "rows": [],
-           "joint": ""}
+    out = {
+        "error": bal.error,
+        "columns": list(bal.columns),
+        "smd_flag": f"{SMD_FLAG:g}",
+        "balance_alarm": f"{BALANCE_ALARM:g}",
+        "alarm": False,
+        "flagged": None,
+        "several": False,
+        "rows": [],
+        "joint": "",
+    }
     if bal.error or not bal.columns:
         return out
     out["several"] = bal.table.variant.nunique() > 1
-    out["rows"] = [{"column": r.column, "arm": names.get(r.variant, str(r.variant)),
-                    "control": format_number(r.control_mean), "treatment": format_number(r.treatment_mean),
-                    "smd": _smd_text(r.smd), "flag": bool(abs(r.smd) > SMD_FLAG), "p": format_p(r.p_value)}
-                   for r in bal.table.itertuples()]
-    out["joint"] = "; ".join(f"{names.get(j.variant, j.variant)}: chi-square {j.chi2:.2f} on {j.df} df, "
-                             f"{p_text(j.p_value)}" for j in bal.joint.itertuples())
+    out["rows"] = [
+        {
+            "column": r.column,
+            "arm": names.get(r.variant, str(r.variant)),
+            "control": format_number(r.control_mean),
+            "treatment": format_number(r.treatment_mean),
+            "smd": _smd_text(r.smd),
+            "flag": bool(abs(r.smd) > SMD_FLAG),
+            "p": format_p(r.p_value),
+        }
+        for r in bal.table.itertuples()
+    ]
+    out["joint"] = "; ".join(
+        f"{names.get(j.variant, j.variant)}: chi-square {j.chi2:.2f} on {j.df} df, {p_text(j.p_value)}"
+        for j in bal.joint.itertuples()
+    )
     out["alarm"] = bool(bal.alarm)
     out["flagged"] = ", ".join(bal.flagged) or None
     return out
@@ -435,8 +561,10 @@ def _balance_context(bal, names: dict) -> dict | None:
 def _dropped_context(dropped) -> list[dict] | None:
     if dropped is None:
         return None
-    return [{"reason": r.reason, "units": f"{r.units:,}", "share": format_pct(r.share, 1, sign=False)}
-            for r in dropped.itertuples()]
+    return [
+        {"reason": r.reason, "units": f"{r.units:,}", "share": format_pct(r.share, 1, sign=False)}
+        for r in dropped.itertuples()
+    ]
 
 
 def _missingness_context(result: ExperimentResult, names: dict) -> dict | None:
@@ -445,30 +573,49 @@ def _missingness_context(result: ExperimentResult, names: dict) -> dict | None:
     if not checks:
         return None
     control = names.get(result.control, result.control)
-    return {"threshold": f"{checks[0].threshold:g}",
-            "flagged": [{"metric": c.metric, "sentence": c.sentence(control)} for c in checks if c.flagged],
-            "rows": [{"metric": c.metric, "arm": names.get(c.variant, str(c.variant)),
-                      "control": format_pct(c.share_control, 1, sign=False),
-                      "treatment": format_pct(c.share_treatment, 1, sign=False), "p": format_p(c.p_value),
-                      "flagged": bool(c.flagged)} for c in checks]}
+    return {
+        "threshold": f"{checks[0].threshold:g}",
+        "flagged": [{"metric": c.metric, "sentence": c.sentence(control)} for c in checks if c.flagged],
+        "rows": [
+            {
+                "metric": c.metric,
+                "arm": names.get(c.variant, str(c.variant)),
+                "control": format_pct(c.share_control, 1, sign=False),
+                "treatment": format_pct(c.share_treatment, 1, sign=False),
+                "p": format_p(c.p_value),
+                "flagged": bool(c.flagged),
+            }
+            for c in checks
+        ],
+    }
 
 
 def _integrity_context(integrity) -> dict | None:
     """Unit integrity (``analyze(..., unit=...)``): a red banner for a material leak or duplication."""
     if integrity is None:
         return None
-    return {"clean": bool(integrity.clean), "units": f"{integrity.units:,}", "unit": integrity.unit,
-            "material": bool(integrity.leak_share > LEAK_ALARM or integrity.duplicate_share > DUPLICATE_ALARM),
-            "problems": [] if integrity.clean else list(integrity.problems()),
-            "leak_alarm": f"{LEAK_ALARM:.0%}", "duplicate_alarm": f"{DUPLICATE_ALARM:.0%}"}
+    return {
+        "clean": bool(integrity.clean),
+        "units": f"{integrity.units:,}",
+        "unit": integrity.unit,
+        "material": bool(integrity.leak_share > LEAK_ALARM or integrity.duplicate_share > DUPLICATE_ALARM),
+        "problems": [] if integrity.clean else list(integrity.problems()),
+        "leak_alarm": f"{LEAK_ALARM:.0%}",
+        "duplicate_alarm": f"{DUPLICATE_ALARM:.0%}",
+    }
 
 
 def health_context(result: ExperimentResult, balance=None, size=None, dropped=None) -> dict:
     """Every health check's data for ``ab_health.html.j2`` (a check that was not run is None)."""
     names = arm_labels(result.arms)
-    return {"srm": srm_context(result), "integrity": _integrity_context(getattr(result, "integrity", None)),
-            "size": _size_context(size), "balance": _balance_context(balance, names),
-            "dropped": _dropped_context(dropped), "missingness": _missingness_context(result, names)}
+    return {
+        "srm": srm_context(result),
+        "integrity": _integrity_context(getattr(result, "integrity", None)),
+        "size": _size_context(size),
+        "balance": _balance_context(balance, names),
+        "dropped": _dropped_context(dropped),
+        "missingness": _missingness_context(result, names),
+    }
 
 
 def health_html(result: ExperimentResult, balance=None, size=None, dropped=None) -> str:
@@ -508,12 +655,17 @@ def metrics_context(result: ExperimentResult, spec=None, maturity: dict | None =
     roles, kinds = {}, {}
     if spec is not None:
         for m in spec.metrics:
-            roles[m.name] = ("primary" if m.primary else
-                             (f"guardrail, margin {m.margin:.1%}" if m.margin is not None else "guardrail")
-                             if m.guardrail else "")
+            roles[m.name] = (
+                "primary"
+                if m.primary
+                else (f"guardrail, margin {m.margin:.1%}" if m.margin is not None else "guardrail")
+                if m.guardrail
+                else ""
+            )
             if m.is_time_to_event:
-                kinds[m.name] = (f"mean {m.time_unit} within the first {m.time_horizon:g}, censoring-aware "
-                                 "(Kaplan-Meier)")
+                kinds[m.name] = (
+                    f"mean {m.time_unit} within the first {m.time_horizon:g}, censoring-aware (Kaplan-Meier)"
+                )
             elif m.window is not None:
                 from ..maturity import window_text
 
@@ -525,28 +677,58 @@ def metrics_context(result: ExperimentResult, spec=None, maturity: dict | None =
     names = arm_labels(result.arms)
     p_head = "Always-valid p" if seq else "p-value"
     p_heads = [[p_head, "(unadjusted)"], p_label(result)] if corr else [p_head]
-    head = ["Metric", *(["Arm"] if several else []), "Control", "Treatment", ["Abs. effect", f"[{level} CI]"],
-            ["Rel. lift", f"[{level} CI]"], *p_heads, ["Units", "control / treatment"]]
+    head = [
+        "Metric",
+        *(["Arm"] if several else []),
+        "Control",
+        "Treatment",
+        ["Abs. effect", f"[{level} CI]"],
+        ["Rel. lift", f"[{level} CI]"],
+        *p_heads,
+        ["Units", "control / treatment"],
+    ]
     rows = []
     for r in result.rows:
         effect, ci = interval_text(r["effect"], r["ci_lower"], r["ci_upper"])
-        rows.append({
-            "metric": r["metric"], "role": roles.get(r["metric"], ""), "better": r["better"],
-            "kind": kinds.get(r["metric"]),
-            "skewed": (r["metric"], r["variant"]) in skewed, "arm": names.get(r["variant"], str(r["variant"])),
-            "control": format_number(r["control_value"]), "treatment": format_number(r["treatment_value"]),
-            "effect": effect, "effect_ci": ci, "rel": format_relative(r, 2, near_zero="n/a*"),
-            "outcome": result.outcome(r),
-            "rel_ci": f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]",
-            "p": format_p(r["p_value"]), "p_adjusted": format_p(r.get("p_value_adjusted", np.nan)),
-            "units": f"{r['n_control']:,} / {r['n_treatment']:,}",
-        })
-    removed = [(r["metric"], format_pct(r["variance_reduction"], 0, sign=False)) for r in result.rows
-               if r.get("variance_reduction") is not None and np.isfinite(r["variance_reduction"])
-               and r["variance_reduction"] > 0 and (not several or r["variant"] == result.treatments[0])]
-    return {"significance": sig, "legend_extra": _relative_legend(result), "sequential": seq, "head": head,
-            "rows": rows, "several": several, "corrected": corr, "variance_removed": removed,
-            "maturity": maturity_notes(spec, maturity)}
+        rows.append(
+            {
+                "metric": r["metric"],
+                "role": roles.get(r["metric"], ""),
+                "better": r["better"],
+                "kind": kinds.get(r["metric"]),
+                "skewed": (r["metric"], r["variant"]) in skewed,
+                "arm": names.get(r["variant"], str(r["variant"])),
+                "control": format_number(r["control_value"]),
+                "treatment": format_number(r["treatment_value"]),
+                "effect": effect,
+                "effect_ci": ci,
+                "rel": format_relative(r, 2, near_zero="n/a*"),
+                "outcome": result.outcome(r),
+                "rel_ci": f"[{format_pct(r['rel_ci_lower'], 2)}, {format_pct(r['rel_ci_upper'], 2)}]",
+                "p": format_p(r["p_value"]),
+                "p_adjusted": format_p(r.get("p_value_adjusted", np.nan)),
+                "units": f"{r['n_control']:,} / {r['n_treatment']:,}",
+            }
+        )
+    removed = [
+        (r["metric"], format_pct(r["variance_reduction"], 0, sign=False))
+        for r in result.rows
+        if r.get("variance_reduction") is not None
+        and np.isfinite(r["variance_reduction"])
+        and r["variance_reduction"] > 0
+        and (not several or r["variant"] == result.treatments[0])
+    ]
+    return {
+        "significance": sig,
+        "legend_extra": _relative_legend(result),
+        "sequential": seq,
+        "head": head,
+        "rows": rows,
+        "several": several,
+        "corrected": corr,
+        "variance_removed": removed,
+        "maturity": maturity_notes(spec, maturity),
+    }
 
 
 def metrics_html(result: ExperimentResult, spec=None, maturity: dict | None = None) -> str:
@@ -568,12 +750,16 @@ def _relative_legend(result: ExperimentResult) -> str:
     kinds = {m.name: getattr(m, "kind", None) for m in result.metrics}
     words = ""
     if RELATIVE_TO_SIZE in scales:
-        words += (" A relative lift marked \"of |control|\" is the change as a share of the size of a negative "
-                  "control value, (treatment - control) / |control|: positive means the value went up, as for any "
-                  "other metric.")
+        words += (
+            ' A relative lift marked "of |control|" is the change as a share of the size of a negative '
+            "control value, (treatment - control) / |control|: positive means the value went up, as for any "
+            "other metric."
+        )
     if ABSOLUTE in scales:
-        words += (" n/a* = control's value is not distinguishable from zero, so the data bound no relative "
-                  "change: read the absolute effect.")
+        words += (
+            " n/a* = control's value is not distinguishable from zero, so the data bound no relative "
+            "change: read the absolute effect."
+        )
     if any(kinds.get(r["metric"]) == "nps" for r in result.rows):
         words += " NPS effects are in NPS points (the absolute effect)."
     return words
@@ -582,9 +768,13 @@ def _relative_legend(result: ExperimentResult) -> str:
 def chart_context(result: ExperimentResult, fig) -> dict:
     """The lift chart's section (``ab_chart.html.j2``): its heading words and the embedded chart."""
     seq = bool(getattr(result, "sequential", False))
-    return {"level": f"{1 - result.alpha:.0%}", "kind": "always-valid intervals" if seq else "confidence intervals",
-            "sequential": seq, "control": arm_labels(result.arms)[result.control],
-            "chart": chart_image(fig, chart_alt(result))}
+    return {
+        "level": f"{1 - result.alpha:.0%}",
+        "kind": "always-valid intervals" if seq else "confidence intervals",
+        "sequential": seq,
+        "control": arm_labels(result.arms)[result.control],
+        "chart": chart_image(fig, chart_alt(result)),
+    }
 
 
 def chart_html(result: ExperimentResult, fig) -> str:
@@ -599,10 +789,14 @@ def chart_alt(result: ExperimentResult) -> str:
     parts = []
     for r in result.rows:
         label = f"{r['metric']} ({names[r['variant']]})" if several else str(r["metric"])
-        parts.append(f"{label}: {format_relative(r, 1, near_zero='relative lift n/a (control near zero)')} "
-                     f"[{format_pct(r['rel_ci_lower'], 1)}, {format_pct(r['rel_ci_upper'], 1)}]")
-    return (f"Chart of the relative lift of each metric vs {names[result.control]} with {1 - result.alpha:.0%} "
-            "confidence intervals: " + "; ".join(parts))
+        parts.append(
+            f"{label}: {format_relative(r, 1, near_zero='relative lift n/a (control near zero)')} "
+            f"[{format_pct(r['rel_ci_lower'], 1)}, {format_pct(r['rel_ci_upper'], 1)}]"
+        )
+    return (
+        f"Chart of the relative lift of each metric vs {names[result.control]} with {1 - result.alpha:.0%} "
+        "confidence intervals: " + "; ".join(parts)
+    )
 
 
 # --------------------------------------------------------------------------- cumulative
@@ -624,8 +818,7 @@ def plot_cumulative(frame, spec, ax=None):
     for i, (arm, part) in enumerate(frame.groupby("variant", sort=False)):
         c = _ARM_COLOURS[i % len(_ARM_COLOURS)]
         label = f"{short_label(names[arm])} vs {short_label(names[spec.control])}"
-        ax.fill_between(part["date"], part["rel_ci_lower"] * 100, part["rel_ci_upper"] * 100, color=c, alpha=0.15,
-                        lw=0)
+        ax.fill_between(part["date"], part["rel_ci_lower"] * 100, part["rel_ci_upper"] * 100, color=c, alpha=0.15, lw=0)
         ax.plot(part["date"], part["rel_effect"] * 100, color=c, lw=2, marker="o", ms=3, label=label)
     ax.axhline(0, color="black", lw=0.8)
     if spec.mde:
@@ -634,8 +827,9 @@ def plot_cumulative(frame, spec, ax=None):
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
     metric = short_label(spec.primary.name)
     ax.set_ylabel(f"{metric}: relative lift (%{_size_words(frame)})", parse_math=False)
-    ax.set_title(f"Cumulative effect on {metric} ({1 - spec.alpha:.0%} CI shaded)", loc="left",
-                 fontsize=10, parse_math=False)
+    ax.set_title(
+        f"Cumulative effect on {metric} ({1 - spec.alpha:.0%} CI shaded)", loc="left", fontsize=10, parse_math=False
+    )
     leg = ax.legend(fontsize=8, frameon=False)
     for t in leg.get_texts():
         t.set_parse_math(False)
@@ -649,17 +843,27 @@ def cumulative_context(fig, frame, spec, missing: int = 0) -> dict:
     """The effect-over-time section (``ab_cumulative.html.j2``): the date column, the chart and its alt text."""
     names = _frame_arm_labels(frame, spec)
     last = frame.groupby("variant", sort=False).tail(1)
-    alt = (f"Chart of the cumulative relative lift of {spec.primary.name} by exposure date; final: "
-           + "; ".join(f"{names[r.variant]}: {format_relative(r._asdict(), 1)} [{format_pct(r.rel_ci_lower, 1)}, "
-                       f"{format_pct(r.rel_ci_upper, 1)}]" for r in last.itertuples()))
+    alt = f"Chart of the cumulative relative lift of {spec.primary.name} by exposure date; final: " + "; ".join(
+        f"{names[r.variant]}: {format_relative(r._asdict(), 1)} [{format_pct(r.rel_ci_lower, 1)}, "
+        f"{format_pct(r.rel_ci_upper, 1)}]"
+        for r in last.itertuples()
+    )
     window = getattr(spec.primary, "window", None)
     if window is not None:
         from ..maturity import first_immature_day, window_text
 
-        window = {"length": window_text(window), "metric": spec.primary.name,
-                  "last": f"{first_immature_day(window, spec.data_end) - _dt.timedelta(days=1):%b %d}"}
-    return {"date": spec.date, "sequential": bool(getattr(spec, "sequential", False)),
-            "missing": f"{missing:,}" if missing else None, "chart": chart_image(fig, alt), "window": window}
+        window = {
+            "length": window_text(window),
+            "metric": spec.primary.name,
+            "last": f"{first_immature_day(window, spec.data_end) - _dt.timedelta(days=1):%b %d}",
+        }
+    return {
+        "date": spec.date,
+        "sequential": bool(getattr(spec, "sequential", False)),
+        "missing": f"{missing:,}" if missing else None,
+        "chart": chart_image(fig, alt),
+        "window": window,
+    }
 
 
 def cumulative_html(fig, frame, spec, missing: int = 0) -> str:
@@ -670,6 +874,8 @@ def cumulative_html(fig, frame, spec, missing: int = 0) -> str:
     says the intervals are fixed-horizon and points to the always-valid ones.
     """
     return render_page("ab_cumulative.html.j2", **cumulative_context(fig, frame, spec, missing))
+
+
 def _size_words(frame) -> str:
     """``" of |control|"`` for a chart axis when some relative lift in ``frame`` is relative to the size of a
     negative control value (a ``control_value`` column), else empty."""
@@ -714,10 +920,23 @@ def plot_always_valid(path, spec, result: ExperimentResult | None = None):
             x, dates = np.arange(len(g)), False
         c = _ARM_COLOURS[i % len(_ARM_COLOURS)]
         lo, hi = g["rel_ci_lower"].to_numpy(dtype=float), g["rel_ci_upper"].to_numpy(dtype=float)
-        ax.fill_between(x, _finite_or_nan(lo) * 100, _finite_or_nan(hi) * 100, color=c, alpha=0.18, lw=0,
-                        label=f"always-valid {level} interval of each look (the last: the verdict's)")
-        ax.plot(x, _finite_or_nan(g["rel_ci_lower_fixed"]) * 100, color="#57606a", ls="--", lw=1,
-                label=f"naive {level} CI (one planned look only)")
+        ax.fill_between(
+            x,
+            _finite_or_nan(lo) * 100,
+            _finite_or_nan(hi) * 100,
+            color=c,
+            alpha=0.18,
+            lw=0,
+            label=f"always-valid {level} interval of each look (the last: the verdict's)",
+        )
+        ax.plot(
+            x,
+            _finite_or_nan(g["rel_ci_lower_fixed"]) * 100,
+            color="#57606a",
+            ls="--",
+            lw=1,
+            label=f"naive {level} CI (one planned look only)",
+        )
         ax.plot(x, _finite_or_nan(g["rel_ci_upper_fixed"]) * 100, color="#57606a", ls="--", lw=1)
         ax.plot(x, g["rel_effect"].to_numpy(dtype=float) * 100, color=c, lw=2, marker="o", ms=3, label="estimate")
         ax.axhline(0, color="black", lw=0.8)
@@ -730,12 +949,14 @@ def plot_always_valid(path, spec, result: ExperimentResult | None = None):
         # y range: the later looks (the first ones are very wide and would flatten the rest; they run off the
         # chart instead), the current intervals, zero and the MDE
         late = slice(min(len(g) - 1, len(g) // 4), None)
-        focus = [_finite_or_nan(lo[-1:]) * 100, _finite_or_nan(hi[-1:]) * 100,
-                 g["rel_effect"].to_numpy(dtype=float) * 100,
-                 _finite_or_nan(g["rel_ci_lower_fixed"].to_numpy()[late]) * 100,
-                 _finite_or_nan(g["rel_ci_upper_fixed"].to_numpy()[late]) * 100,
-                 np.array([0.0] + ([(-1 if spec.primary.better == "lower" else 1) * spec.mde * 100]
-                                   if spec.mde else []))]
+        focus = [
+            _finite_or_nan(lo[-1:]) * 100,
+            _finite_or_nan(hi[-1:]) * 100,
+            g["rel_effect"].to_numpy(dtype=float) * 100,
+            _finite_or_nan(g["rel_ci_lower_fixed"].to_numpy()[late]) * 100,
+            _finite_or_nan(g["rel_ci_upper_fixed"].to_numpy()[late]) * 100,
+            np.array([0.0] + ([(-1 if spec.primary.better == "lower" else 1) * spec.mde * 100] if spec.mde else [])),
+        ]
         finite = np.concatenate([v[np.isfinite(v)] for v in focus])
         if finite.size:
             span = max(finite.max() - finite.min(), 1.0)
@@ -743,9 +964,13 @@ def plot_always_valid(path, spec, result: ExperimentResult | None = None):
         if dates:
             ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
         ax.set_ylabel(f"{short_label(spec.primary.name)}: relative lift (%)", parse_math=False)
-        ax.set_title(f"{short_label(spec.primary.name)} [{short_label(names[arm])} vs "
-                     f"{short_label(names[path.control])}]: always-valid path, one look a day",
-                     loc="left", fontsize=10, parse_math=False)
+        ax.set_title(
+            f"{short_label(spec.primary.name)} [{short_label(names[arm])} vs "
+            f"{short_label(names[path.control])}]: always-valid path, one look a day",
+            loc="left",
+            fontsize=10,
+            parse_math=False,
+        )
         leg = ax.legend(fontsize=7.5, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
         for t in leg.get_texts():
             t.set_parse_math(False)
@@ -754,8 +979,6 @@ def plot_always_valid(path, spec, result: ExperimentResult | None = None):
         fig.autofmt_xdate()
     fig.tight_layout()
     return axes[0, 0]
-
-
 
 
 def sequential_context(fig, path, spec, result: ExperimentResult | None = None) -> dict:
@@ -770,19 +993,27 @@ def sequential_context(fig, path, spec, result: ExperimentResult | None = None) 
             row = result.row(spec.primary.name, r.variant)
             p, label = result.decision_p(row), p_label(result)
             stop = result.outcome(row) != "neutral"
-            ci = change_words(result, row)[1]   # relative, or points / absolute units (NPS, control near zero)
+            ci = change_words(result, row)[1]  # relative, or points / absolute units (NPS, control near zero)
         else:
             p, label, stop, ci = r.p_value_running, "always-valid p", bool(r.stop_allowed), None
         first_stop = str(r.first_stop_day)[:10] if r.first_stop_day is not None else None
         state = "stop" if stop else ("lost" if first_stop is not None and result is not None else "running")
-        naive = (str(r.first_naive_significant_day)[:10] if r.first_naive_significant_day is not None else None)
-        arms.append({"arm": names[r.variant], "state": state, "since": first_stop,
-                     "ci_words": f" ({ci_label(result)}: {ci})" if ci and result is not None else "",
-                     "p": p_text(p, label),
-                     "naive_day": naive})
+        naive = str(r.first_naive_significant_day)[:10] if r.first_naive_significant_day is not None else None
+        arms.append(
+            {
+                "arm": names[r.variant],
+                "state": state,
+                "since": first_stop,
+                "ci_words": f" ({ci_label(result)}: {ci})" if ci and result is not None else "",
+                "p": p_text(p, label),
+                "naive_day": naive,
+            }
+        )
     looks = int(path.frame["day"].nunique())
-    alt = (f"Chart of the {spec.primary.name} effect at each of {looks} daily looks with its always-valid "
-           "interval and the naive fixed-horizon interval")
+    alt = (
+        f"Chart of the {spec.primary.name} effect at each of {looks} daily looks with its always-valid "
+        "interval and the naive fixed-horizon interval"
+    )
     return {"date": spec.date, "arms": arms, "chart": chart_image(fig, alt)}
 
 
@@ -819,15 +1050,26 @@ def plot_segments(seg, ax=None):
         colour = _OUTCOME_COLOURS[r.outcome]
         ax.plot([r.rel_ci_lower * 100, r.rel_ci_upper * 100], [yi, yi], color=colour, lw=2.2, solid_capstyle="round")
         ax.plot([r.rel_effect * 100], [yi], "o", color=colour, ms=6)
-        labels.append(short_label(r.segment) + (f" ({short_label(names[r.variant], 20)})" if several else "")
-                      + f"  n={r.n_control + r.n_treatment:,}")
+        labels.append(
+            short_label(r.segment)
+            + (f" ({short_label(names[r.variant], 20)})" if several else "")
+            + f"  n={r.n_control + r.n_treatment:,}"
+        )
     for i, (arm, (rel, lo, hi)) in enumerate(seg.overall.items()):
         if not several or i == 0:
             ax.axvspan(lo * 100, hi * 100, color="#0969da", alpha=0.08, lw=0)
             kind = ", fixed-horizon CI" if getattr(seg, "fixed_horizon", False) else ""
-            ax.axvline(rel * 100, color="#0969da", lw=1, ls="--",
-                       label=(f"all units ({short_label(names[arm], 20)}{kind})" if several
-                              else f"all units{' (fixed-horizon CI)' if kind else ''}"))
+            ax.axvline(
+                rel * 100,
+                color="#0969da",
+                lw=1,
+                ls="--",
+                label=(
+                    f"all units ({short_label(names[arm], 20)}{kind})"
+                    if several
+                    else f"all units{' (fixed-horizon CI)' if kind else ''}"
+                ),
+            )
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y)
     for text in ax.set_yticklabels(labels):
@@ -848,26 +1090,53 @@ def segments_context(seg, fig, spec) -> dict:
     t = seg.table
     several = t.variant.nunique() > 1 if len(t) else False
     names = arm_labels(list(dict.fromkeys(t.variant))) if len(t) else {}
-    rows = [{"segment": r.segment, "arm": names.get(r.variant, str(r.variant)),
-             "units": f"{r.n_control:,} / {r.n_treatment:,}", "rel": format_relative(r._asdict(), 1),
-             "outcome": r.outcome, "ci": f"[{format_pct(r.rel_ci_lower, 1)}, {format_pct(r.rel_ci_upper, 1)}]",
-             "p": format_p(r.p_value), "p_adjusted": format_p(r.p_value_adjusted)} for r in t.itertuples()]
-    het = [{"arm": names.get(h.variant, str(h.variant)), "q": f"{h.q:.2f}", "df": h.df, "p": p_text(h.p_value),
-            "i2": f"{h.i2:.0%}", "differs": bool(h.p_value < spec.alpha)}
-           for h in seg.heterogeneity.itertuples() if np.isfinite(h.q)]
+    rows = [
+        {
+            "segment": r.segment,
+            "arm": names.get(r.variant, str(r.variant)),
+            "units": f"{r.n_control:,} / {r.n_treatment:,}",
+            "rel": format_relative(r._asdict(), 1),
+            "outcome": r.outcome,
+            "ci": f"[{format_pct(r.rel_ci_lower, 1)}, {format_pct(r.rel_ci_upper, 1)}]",
+            "p": format_p(r.p_value),
+            "p_adjusted": format_p(r.p_value_adjusted),
+        }
+        for r in t.itertuples()
+    ]
+    het = [
+        {
+            "arm": names.get(h.variant, str(h.variant)),
+            "q": f"{h.q:.2f}",
+            "df": h.df,
+            "p": p_text(h.p_value),
+            "i2": f"{h.i2:.0%}",
+            "differs": bool(h.p_value < spec.alpha),
+        }
+        for h in seg.heterogeneity.itertuples()
+        if np.isfinite(h.q)
+    ]
     notes = []
     if seg.missing:
         notes.append(f"{seg.missing:,} units without a value in this column are left out.")
     if seg.hidden:
-        notes.append(f"Only the {len(t) if not several else t.segment.nunique()} largest values are shown; "
-                     f"{seg.hidden} smaller ones are not.")
-    alt = (f"Forest plot of the relative lift of {spec.primary.name} by {seg.column}: "
-           + "; ".join(f"{r.segment}: {format_relative(r._asdict(), 1)}" for r in t.itertuples()))
+        notes.append(
+            f"Only the {len(t) if not several else t.segment.nunique()} largest values are shown; "
+            f"{seg.hidden} smaller ones are not."
+        )
+    alt = f"Forest plot of the relative lift of {spec.primary.name} by {seg.column}: " + "; ".join(
+        f"{r.segment}: {format_relative(r._asdict(), 1)}" for r in t.itertuples()
+    )
     fixed = " (fixed-horizon)" if getattr(seg, "fixed_horizon", False) else ""
-    return {"column": seg.column, "several": several, "rows": rows, "heterogeneity": het, "notes": notes,
-            "ci_head": f"{1 - spec.alpha:.0%} CI{fixed}",
-            "correction": _CORRECTION_WORDS.get(seg.correction, seg.correction),
-            "chart": chart_image(fig, alt) if fig is not None else None}
+    return {
+        "column": seg.column,
+        "several": several,
+        "rows": rows,
+        "heterogeneity": het,
+        "notes": notes,
+        "ci_head": f"{1 - spec.alpha:.0%} CI{fixed}",
+        "correction": _CORRECTION_WORDS.get(seg.correction, seg.correction),
+        "chart": chart_image(fig, alt) if fig is not None else None,
+    }
 
 
 def segments_html(seg, fig, spec) -> str:
@@ -877,8 +1146,12 @@ def segments_html(seg, fig, spec) -> str:
 
 def segments_section_context(parts: Sequence[str], spec) -> dict:
     """The segments section (``ab_segments.html.j2``): its words and the breakdowns (rendered pages)."""
-    return {"primary": spec.primary.name, "correction": _CORRECTION_WORDS.get(spec.correction or "holm"),
-            "sequential": bool(getattr(spec, "sequential", False)), "parts": list(parts)}
+    return {
+        "primary": spec.primary.name,
+        "correction": _CORRECTION_WORDS.get(spec.correction or "holm"),
+        "sequential": bool(getattr(spec, "sequential", False)),
+        "parts": list(parts),
+    }
 
 
 def segments_section_html(parts: Sequence[str], spec) -> str:
@@ -910,15 +1183,19 @@ def plot_time_to_event(tte, spec=None, ax=None, points: int = 150):
         x = grid[ok]
         y, lo, hi = (f[c].to_numpy()[at[ok]] * 100 for c in ("share_with_event", "share_ci_lower", "share_ci_upper"))
         c = colours[i % len(colours)]
-        ax.fill_between(x[::3], lo[::3], hi[::3], color=c, alpha=0.2, lw=0)   # bands: every third point
+        ax.fill_between(x[::3], lo[::3], hi[::3], color=c, alpha=0.2, lw=0)  # bands: every third point
         ax.plot(x, y, color=c, lw=2, label=f"{short_label(names[arm])} (n={tte.counts.arms[arm].units:,})")
     noun = event_words(metric)
     ax.set_xlim(0, metric.horizon)
     ax.set_ylim(0, 100)
     ax.set_xlabel(f"{metric.time_unit} since the start", parse_math=False)
     ax.set_ylabel(f"% with {'the event' if noun == 'events' else 'a ' + noun.removesuffix('s')}", parse_math=False)
-    ax.set_title(f"{short_label(metric.name)}: Kaplan-Meier by arm ({1 - tte.alpha:.0%} pointwise bands)",
-                 loc="left", fontsize=10, parse_math=False)
+    ax.set_title(
+        f"{short_label(metric.name)}: Kaplan-Meier by arm ({1 - tte.alpha:.0%} pointwise bands)",
+        loc="left",
+        fontsize=10,
+        parse_math=False,
+    )
     leg = ax.legend(fontsize=8, frameon=False, loc="lower right")
     for t in leg.get_texts():
         t.set_parse_math(False)
@@ -957,33 +1234,62 @@ def time_to_event_context(fig, tte, spec=None, maturity: dict | None = None) -> 
     for arm in tte.treatments:
         s = shares[shares["variant"] == arm].iloc[0]
         md = medians[medians["variant"] == arm].iloc[0]
-        share = share_sentence(s["control_value"], s["treatment_value"], s["ci_lower"], s["ci_upper"], at,
-                               time_unit=unit, events=f"with {'the event' if events == 'events' else 'a ' + noun}",
-                               level=level)
+        share = share_sentence(
+            s["control_value"],
+            s["treatment_value"],
+            s["ci_lower"],
+            s["ci_upper"],
+            at,
+            time_unit=unit,
+            events=f"with {'the event' if events == 'events' else 'a ' + noun}",
+            level=level,
+        )
         if np.isfinite(md["effect"]):
             est, lo, hi = signed_interval(md["effect"], md["ci_lower"], md["ci_upper"])
-            median = (f"median {format_number(md['control_value'], 3)} {unit} in {names[tte.control]}, "
-                      f"{format_number(md['treatment_value'], 3)} in {names[arm]} (difference {est}, "
-                      f"{level:.0%} CI {lo} to {hi})")
+            median = (
+                f"median {format_number(md['control_value'], 3)} {unit} in {names[tte.control]}, "
+                f"{format_number(md['treatment_value'], 3)} in {names[arm]} (difference {est}, "
+                f"{level:.0%} CI {lo} to {hi})"
+            )
         else:
             median = f"the median is not reached within {metric.horizon:g} {unit} in some arm"
-        arms.append({"arm": f"{names[arm]} vs {names[tte.control]}" if several else None,
-                     "sentence": tte.sentence(arm, events=events), "share": share, "median": median})
+        arms.append(
+            {
+                "arm": f"{names[arm]} vs {names[tte.control]}" if several else None,
+                "sentence": tte.sentence(arm, events=events),
+                "share": share,
+                "median": median,
+            }
+        )
     counts = []
     for arm in tte.arms:
         km = tte.kaplan_meier(arm)
-        counts.append({"arm": names[arm], "units": f"{tte.counts.arms[arm].units:,}",
-                       "events": f"{int(km.events.sum()):,}",
-                       "censored": f"{int((km.removed - km.events).sum()):,}"})
+        counts.append(
+            {
+                "arm": names[arm],
+                "units": f"{tte.counts.arms[arm].units:,}",
+                "events": f"{int(km.events.sum()):,}",
+                "censored": f"{int((km.removed - km.events).sum()):,}",
+            }
+        )
     mat = (maturity or {}).get(metric.name)
     who = "units" if spec is None or not getattr(spec, "unit", None) else f"units ({spec.unit})"
-    alt = (f"Kaplan-Meier chart of the share of {names[tte.control]} and treatment units with the event by each "
-           f"time up to {metric.horizon:g} {unit}, with {level:.0%} pointwise bands. "
-           + " ".join(a["sentence"] + "." for a in arms))
-    return {"name": metric.name, "events": events, "horizon": f"{metric.horizon:g}", "unit": unit,
-            "level": f"{level:.0%}", "arms": arms, "counts": counts,
-            "followed": mat.sentence(who, censored=True) if mat is not None else None,
-            "chart": chart_image(fig, alt)}
+    alt = (
+        f"Kaplan-Meier chart of the share of {names[tte.control]} and treatment units with the event by each "
+        f"time up to {metric.horizon:g} {unit}, with {level:.0%} pointwise bands. "
+        + " ".join(a["sentence"] + "." for a in arms)
+    )
+    return {
+        "name": metric.name,
+        "events": events,
+        "horizon": f"{metric.horizon:g}",
+        "unit": unit,
+        "level": f"{level:.0%}",
+        "arms": arms,
+        "counts": counts,
+        "followed": mat.sentence(who, censored=True) if mat is not None else None,
+        "chart": chart_image(fig, alt),
+    }
 
 
 def time_to_event_html(fig, tte, spec=None, maturity: dict | None = None) -> str:
@@ -996,9 +1302,14 @@ def footer_context(spec, data_word: str = "data", details: str | None = None) ->
     """The line at the foot of a page (``macros.html.j2`` footer): version, time, spec and data."""
     from .. import __version__
 
-    return {"version": __version__, "when": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-            "source": Path(spec.source).name if spec.source else "(none)", "data_word": data_word,
-            "data_label": spec.data_label, "details": details}
+    return {
+        "version": __version__,
+        "when": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "source": Path(spec.source).name if spec.source else "(none)",
+        "data_word": data_word,
+        "data_label": spec.data_label,
+        "details": details,
+    }
 
 
 def methodology_context(spec, result: ExperimentResult | None = None) -> dict:
@@ -1012,31 +1323,54 @@ def methodology_context(spec, result: ExperimentResult | None = None) -> dict:
         margin_of_size = any(change_scale(r) in (RELATIVE_TO_SIZE, ABSOLUTE) for r in guard_rows)
     definitions = []
     for m, metric in zip(spec.metrics, built):
-        role = ("primary" if m.primary else
-                (f"guardrail (margin {m.margin:.1%})" if m.margin is not None else "guardrail")
-                if m.guardrail else "secondary")
-        definitions.append({"name": m.name, "role": role, "type": _TYPE_WORDS[m.type], "definition": m.definition,
-                            "covariates": ", ".join(str(c) for c in metric.covariates) if m.covariates else None,
-                            "better": m.better, "description": m.description or ""})
+        role = (
+            "primary"
+            if m.primary
+            else (f"guardrail (margin {m.margin:.1%})" if m.margin is not None else "guardrail")
+            if m.guardrail
+            else "secondary"
+        )
+        definitions.append(
+            {
+                "name": m.name,
+                "role": role,
+                "type": _TYPE_WORDS[m.type],
+                "definition": m.definition,
+                "covariates": ", ".join(str(c) for c in metric.covariates) if m.covariates else None,
+                "better": m.better,
+                "description": m.description or "",
+            }
+        )
     n_units = f"{sum(result.srm.observed):,} units, " if result is not None else ""
     events = [m for m in spec.metrics if m.is_time_to_event]
     windows = [m for m in spec.metrics if m.window is not None and not m.is_time_to_event]
     return {
-        "means": bool(kinds & {"mean", "proportion"}), "ratios": "ratio" in kinds,
+        "means": bool(kinds & {"mean", "proportion"}),
+        "ratios": "ratio" in kinds,
         "events": ", ".join(m.name for m in events) or None,
         "windows": ", ".join(f"{m.name} ({m.window})" for m in windows) or None,
         "data_end": spec.data_end.isoformat() if getattr(spec, "data_end", None) is not None else None,
         "cuped": ", ".join(m.name for m in built if m.method == "cuped") or None,
         "lin": ", ".join(m.name for m in built if m.method == "lin") or None,
-        "sequential": seq, "date": spec.date,
+        "sequential": seq,
+        "date": spec.date,
         "tuned": f"the planned {spec.planned_units:,} units" if spec.planned_units else "the units analysed",
-        "correction": spec.correction, "margins": any(g.margin is not None for g in spec.guardrails),
-        "margin_of_size": margin_of_size, "level": f"{1 - spec.alpha:.0%}", "half_alpha": f"{spec.alpha / 2:g}",
-        "alpha": f"{spec.alpha:g}", "srm_alarm": f"{SRM_ALARM:g}", "balance_alarm": f"{BALANCE_ALARM:g}",
-        "unit": getattr(spec, "unit", None), "leak_alarm": f"{LEAK_ALARM:.0%}",
-        "duplicate_alarm": f"{DUPLICATE_ALARM:.0%}", "mde": f"{spec.mde:.1%}" if spec.mde else None,
-        "power": f"{spec.power:.0%}", "segments": bool(spec.segments),
-        "dropna": ", ".join(m.name for m in spec.metrics if m.dropna) or None, "definitions": definitions,
+        "correction": spec.correction,
+        "margins": any(g.margin is not None for g in spec.guardrails),
+        "margin_of_size": margin_of_size,
+        "level": f"{1 - spec.alpha:.0%}",
+        "half_alpha": f"{spec.alpha / 2:g}",
+        "alpha": f"{spec.alpha:g}",
+        "srm_alarm": f"{SRM_ALARM:g}",
+        "balance_alarm": f"{BALANCE_ALARM:g}",
+        "unit": getattr(spec, "unit", None),
+        "leak_alarm": f"{LEAK_ALARM:.0%}",
+        "duplicate_alarm": f"{DUPLICATE_ALARM:.0%}",
+        "mde": f"{spec.mde:.1%}" if spec.mde else None,
+        "power": f"{spec.power:.0%}",
+        "segments": bool(spec.segments),
+        "dropna": ", ".join(m.name for m in spec.metrics if m.dropna) or None,
+        "definitions": definitions,
         "footer": footer_context(spec, details=f"{n_units}alpha {spec.alpha:g}"),
     }
 
@@ -1053,17 +1387,31 @@ def summary(spec, result: ExperimentResult, verdicts: Sequence[Verdict]) -> dict
     kind = getattr(result.metric(spec.primary.name), "kind", None)
     for v in verdicts:
         row = result.row(spec.primary.name, v.variant)
-        arms.append({
-            "variant": str(v.variant), "label": v.display_label, "headline": v.headline, "colour": v.colour,
-            "rel_effect": _finite(row["rel_effect"]), "rel_ci_lower": _finite(row["rel_ci_lower"]),
-            "rel_ci_upper": _finite(row["rel_ci_upper"]), "p_value": _finite(result.decision_p(row)),
-            "p_label": p_label(result),
-        })
+        arms.append(
+            {
+                "variant": str(v.variant),
+                "label": v.display_label,
+                "headline": v.headline,
+                "colour": v.colour,
+                "rel_effect": _finite(row["rel_effect"]),
+                "rel_ci_lower": _finite(row["rel_ci_lower"]),
+                "rel_ci_upper": _finite(row["rel_ci_upper"]),
+                "p_value": _finite(result.decision_p(row)),
+                "p_label": p_label(result),
+            }
+        )
         text = _portfolio_change(row, kind, result)
-        if text:   # an NPS (points), a negative or near-zero control value: the words, not a bare percentage
+        if text:  # an NPS (points), a negative or near-zero control value: the words, not a bare percentage
             arms[-1]["text"] = text
-    return {"name": spec.name, "kind": "ab", "primary": spec.primary.name, "better": spec.primary.better,
-            "alpha": spec.alpha, "srm_mismatch": bool(result.srm.mismatch), "arms": arms}
+    return {
+        "name": spec.name,
+        "kind": "ab",
+        "primary": spec.primary.name,
+        "better": spec.primary.better,
+        "alpha": spec.alpha,
+        "srm_mismatch": bool(result.srm.mismatch),
+        "arms": arms,
+    }
 
 
 def _portfolio_change(row: dict, kind: str | None, result: ExperimentResult) -> str | None:
@@ -1078,6 +1426,8 @@ def _portfolio_change(row: dict, kind: str | None, result: ExperimentResult) -> 
         e, lo, hi = signed_interval(row["effect"], row["ci_lower"], row["ci_upper"])
         return f"{e} [{lo}, {hi}] (absolute: control near zero) {p}"
     if scale == RELATIVE_TO_SIZE:
-        return (f"{format_pct(row['rel_effect'], 2)} of |control| [{format_pct(row['rel_ci_lower'])}, "
-                f"{format_pct(row['rel_ci_upper'])}] {p}")
+        return (
+            f"{format_pct(row['rel_effect'], 2)} of |control| [{format_pct(row['rel_ci_lower'])}, "
+            f"{format_pct(row['rel_ci_upper'])}] {p}"
+        )
     return None

@@ -56,6 +56,7 @@ What a run guarantees:
   killed run (SIGKILL) left behind are swept by the next run of that
   experiment.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -86,13 +87,23 @@ from .pages import TEMPLATES_ENV
 from .pdf import PDF_NAME, find_chromium, print_pdf
 from .templates import html_template_dir, notebook_for, templates_dir
 
-__all__ = ["ReadoutOutcome", "run_readouts", "validate_specs", "execute_readout", "export_html", "slugify",
-           "experiment_identity", "publish_notebook", "TEMPLATE_NOTEBOOK", "HTML_TEMPLATE_DIR"]
+__all__ = [
+    "ReadoutOutcome",
+    "run_readouts",
+    "validate_specs",
+    "execute_readout",
+    "export_html",
+    "slugify",
+    "experiment_identity",
+    "publish_notebook",
+    "TEMPLATE_NOTEBOOK",
+    "HTML_TEMPLATE_DIR",
+]
 
-TEMPLATES = templates_dir()                 # top-level templates/ (abkit/templates in the wheel)
+TEMPLATES = templates_dir()  # top-level templates/ (abkit/templates in the wheel)
 TEMPLATE_FOR_KIND = {kind: notebook_for(kind) for kind in ("ab", "did", "power")}
 TEMPLATE_NOTEBOOK = TEMPLATE_FOR_KIND["ab"]
-HTML_TEMPLATE_DIR = html_template_dir()     # holds the nbconvert template directory 'abkit'
+HTML_TEMPLATE_DIR = html_template_dir()  # holds the nbconvert template directory 'abkit'
 HTML_TEMPLATE_NAME = "abkit"
 
 NOTEBOOK_NAME = "readout.ipynb"
@@ -102,17 +113,18 @@ SUMMARY_NAME = digest.SUMMARY_NAME
 HISTORY_NAME = programme_pages.HISTORY_NAME
 INDEX_NAME = programme_pages.INDEX_NAME
 PROGRAMME_NAME = programme_pages.PROGRAMME_NAME
-OWNER_NAME = ".abkit-experiment.json"      # which experiment owns a folder
-LOCK_NAME = ".abkit.lock"                  # held while a readout of the folder runs
+OWNER_NAME = ".abkit-experiment.json"  # which experiment owns a folder
+LOCK_NAME = ".abkit.lock"  # held while a readout of the folder runs
 #: Files abkit writes into an experiment's folder (anything else there is the user's).
-ABKIT_FILES = frozenset({NOTEBOOK_NAME, HTML_NAME, ERROR_NAME, OWNER_NAME, LOCK_NAME, SUMMARY_NAME, PDF_NAME,
-                         HISTORY_NAME})
+ABKIT_FILES = frozenset(
+    {NOTEBOOK_NAME, HTML_NAME, ERROR_NAME, OWNER_NAME, LOCK_NAME, SUMMARY_NAME, PDF_NAME, HISTORY_NAME}
+)
 #: Marks pages abkit wrote (an index.html without it is the user's and is never overwritten silently).
 GENERATOR_MARK = '<meta name="generator" content="abkit">'
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _MAX_SLUG = 80
-_STOPPED_STORE_TIMEOUT = 5.0        # after Ctrl-C the pages wait at most this long for the store
+_STOPPED_STORE_TIMEOUT = 5.0  # after Ctrl-C the pages wait at most this long for the store
 
 
 @dataclass(frozen=True)
@@ -123,21 +135,21 @@ class ReadoutOutcome:
     name: str
     slug: str
     folder: Path
-    status: str                                  # "ok", "failed", "interrupted" (stopped mid-run), "not run"
-    notebook: Path | None = None                 # readout.ipynb (also kept when execution failed)
-    html: Path | None = None                     # readout.html, when status == "ok"
-    error_file: Path | None = None               # error.txt, when status == "failed"
-    error: str | None = None                     # one-line error, when status == "failed"
+    status: str  # "ok", "failed", "interrupted" (stopped mid-run), "not run"
+    notebook: Path | None = None  # readout.ipynb (also kept when execution failed)
+    html: Path | None = None  # readout.html, when status == "ok"
+    error_file: Path | None = None  # error.txt, when status == "failed"
+    error: str | None = None  # one-line error, when status == "failed"
     primary: str | None = None
     verdicts: tuple[dict, ...] = field(default_factory=tuple)  # per arm: variant, label, headline, lift...
     seconds: float = 0.0
     kind: str | None = None
     owner: str | None = None
-    summary_file: Path | None = None             # summary.md (five plain-text lines)
-    pdf: Path | None = None                      # readout.pdf, when asked for and printed
-    pdf_error: str | None = None                 # why the PDF was not printed (the page is fine)
-    recorded: int = 0                            # rows written to the results store
-    store_error: str | None = None               # why this readout is not (fully) in the results store
+    summary_file: Path | None = None  # summary.md (five plain-text lines)
+    pdf: Path | None = None  # readout.pdf, when asked for and printed
+    pdf_error: str | None = None  # why the PDF was not printed (the page is fine)
+    recorded: int = 0  # rows written to the results store
+    store_error: str | None = None  # why this readout is not (fully) in the results store
 
     @property
     def ok(self) -> bool:
@@ -173,8 +185,10 @@ def experiment_identity(spec_path: str | os.PathLike, spec, root: str | os.PathL
         return path.stem
     rel = os.path.relpath(path.resolve(), Path(root).resolve())
     if rel == os.pardir or rel.startswith(os.pardir + os.sep):
-        raise SpecError(f"spec '{spec_path}' is not under the root '{root}'; pass the folder that holds all "
-                        "the specs as --root, or give the spec an `id:`")
+        raise SpecError(
+            f"spec '{spec_path}' is not under the root '{root}'; pass the folder that holds all "
+            "the specs as --root, or give the spec an `id:`"
+        )
     return Path(rel).with_suffix("").as_posix()
 
 
@@ -187,15 +201,23 @@ def _folders(out_dir: Path, paths: Sequence[Path], specs: Sequence, root) -> lis
         slug = slugify(identity, fallback=slugify(spec.name))
         if slug in seen:
             other, other_id = seen[slug]
-            clashes.append(f"'{other}' and '{path}' would both write {out_dir / slug}"
-                           + (f" (identity {identity!r})" if other_id == identity
-                              else f" (identities {other_id!r} and {identity!r})"))
+            clashes.append(
+                f"'{other}' and '{path}' would both write {out_dir / slug}"
+                + (
+                    f" (identity {identity!r})"
+                    if other_id == identity
+                    else f" (identities {other_id!r} and {identity!r})"
+                )
+            )
         seen[slug] = (path, identity)
         result.append((identity, _safe_folder(out_dir, slug)))
     if clashes:
-        raise SpecError("two specs of this run would write the same folder; nothing was run:\n  "
-                        + "\n  ".join(clashes) + "\nGive each an `id:` (e.g. id: team-a-refunds), or pass "
-                        "--root DIR so that their paths below DIR tell them apart.")
+        raise SpecError(
+            "two specs of this run would write the same folder; nothing was run:\n  "
+            + "\n  ".join(clashes)
+            + "\nGive each an `id:` (e.g. id: team-a-refunds), or pass "
+            "--root DIR so that their paths below DIR tell them apart."
+        )
     return result
 
 
@@ -214,18 +236,24 @@ def _check_folder(folder: Path, identity: str, spec_path: Path, force: bool) -> 
     if owner is not None:
         theirs = Path(str(owner.get("spec", "")))
         if owner.get("identity") != identity:
-            return (f"{folder} belongs to experiment {owner.get('identity')!r} (spec {theirs}), not {identity!r}; "
-                    "use another --out, or --force to take the folder over")
+            return (
+                f"{folder} belongs to experiment {owner.get('identity')!r} (spec {theirs}), not {identity!r}; "
+                "use another --out, or --force to take the folder over"
+            )
         if theirs != spec_path.resolve() and theirs.is_file():
-            return (f"{folder} belongs to the spec {theirs}, another file with the same name as {spec_path}; "
-                    "give the specs `id:`s (e.g. id: team-a-refunds) or pass --root DIR so their paths tell "
-                    "them apart, or --force to take the folder over")
+            return (
+                f"{folder} belongs to the spec {theirs}, another file with the same name as {spec_path}; "
+                "give the specs `id:`s (e.g. id: team-a-refunds) or pass --root DIR so their paths tell "
+                "them apart, or --force to take the folder over"
+            )
         return None
     foreign = sorted(p.name for p in folder.iterdir() if p.name not in ABKIT_FILES and not p.name.startswith("."))
     if foreign:
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        return (f"{folder} exists and holds files abkit did not write ({shown}); move them, use another --out, "
-                "or --force to write there anyway")
+        return (
+            f"{folder} exists and holds files abkit did not write ({shown}); move them, use another --out, "
+            "or --force to write there anyway"
+        )
     return None
 
 
@@ -240,8 +268,10 @@ def _check_index(out_dir: Path, force: bool) -> None:
         except OSError as exc:
             raise ReadoutError(f"cannot read {page}: {exc}") from exc
         if GENERATOR_MARK not in head:
-            raise ReadoutError(f"{page} was not written by abkit; abkit would replace it with {what}. "
-                               "Move it, use another --out, or pass --force")
+            raise ReadoutError(
+                f"{page} was not written by abkit; abkit would replace it with {what}. "
+                "Move it, use another --out, or pass --force"
+            )
 
 
 @contextlib.contextmanager
@@ -257,8 +287,10 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ReadoutError(f"another abkit readout is writing {folder} right now; wait for it to finish "
-                               "(each experiment is read out by one process at a time)") from None
+            raise ReadoutError(
+                f"another abkit readout is writing {folder} right now; wait for it to finish "
+                "(each experiment is read out by one process at a time)"
+            ) from None
         yield
     finally:
         os.close(fd)
@@ -277,8 +309,10 @@ def _safe_folder(out_dir: Path, slug: str) -> Path:
         raise ReadoutError(f"unsafe output folder name {slug!r}; only a-z, 0-9, '_' and '-' are allowed")
     folder = (out_dir / slug).resolve()
     if folder.parent != out_dir:
-        raise ReadoutError(f"output folder '{out_dir / slug}' resolves to '{folder}', outside '{out_dir}' "
-                           "(a symlink?); remove it or choose another --out")
+        raise ReadoutError(
+            f"output folder '{out_dir / slug}' resolves to '{folder}', outside '{out_dir}' "
+            "(a symlink?); remove it or choose another --out"
+        )
     return folder
 
 
@@ -312,8 +346,12 @@ def validate_specs(spec_paths: Iterable[str | os.PathLike]) -> list[tuple[Path, 
 
 
 # --------------------------------------------------------------------------- one experiment
-def export_html(notebook_path: str | os.PathLike, html_path: str | os.PathLike, title: str,
-                templates: str | os.PathLike | None = None) -> Path:
+def export_html(
+    notebook_path: str | os.PathLike,
+    html_path: str | os.PathLike,
+    title: str,
+    templates: str | os.PathLike | None = None,
+) -> Path:
     """Executed notebook -> self-contained HTML page (code and prompts hidden, no external resources).
 
     ``templates``: a folder with your own ``html/abkit`` nbconvert template (default: the shipped one).
@@ -349,7 +387,7 @@ def _read_summary(notebook_path: Path) -> dict | None:
 
 
 _KERNEL_MANAGER = None
-_KERNELS: set = set()                 # kernel processes (Popen) started by readouts of this process
+_KERNELS: set = set()  # kernel processes (Popen) started by readouts of this process
 _KERNELS_LOCK = threading.Lock()
 
 
@@ -360,7 +398,7 @@ def _stop_kernels(grace: float = 1.0) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for p in procs:
             with contextlib.suppress(OSError):
-                os.killpg(p.pid, sig)        # kernels run in their own session: pgid == pid
+                os.killpg(p.pid, sig)  # kernels run in their own session: pgid == pid
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(p.poll() is None for p in procs):
             time.sleep(0.05)
@@ -388,17 +426,17 @@ def _kernel_manager_class():
             blas_threads = Int(0, help="BLAS/OpenMP threads of the kernel (0: no limit)").tag(config=True)
 
             async def _async_launch_kernel(self, kernel_cmd, **kw):
-                if self.blas_threads:          # --jobs N: kernels share the cores (see kernels)
+                if self.blas_threads:  # --jobs N: kernels share the cores (see kernels)
                     kw["env"] = kernel_environment(kw.get("env"), self.blas_threads)
-                if self.templates:             # the kernel's pages read the analyst's page templates first
+                if self.templates:  # the kernel's pages read the analyst's page templates first
                     kw["env"] = {**(kw.get("env") or os.environ), TEMPLATES_ENV: self.templates}
                 if not self.stderr_path or "stderr" in kw:
                     await super()._async_launch_kernel(kernel_cmd, **kw)
                 else:
-                    with open(self.stderr_path, "ab") as fh:   # the child keeps its own copy of the descriptor
+                    with open(self.stderr_path, "ab") as fh:  # the child keeps its own copy of the descriptor
                         kw["stderr"] = fh
                         await super()._async_launch_kernel(kernel_cmd, **kw)
-                warm_imports()                 # the HTML export's imports, while the kernel works
+                warm_imports()  # the HTML export's imports, while the kernel works
                 proc = getattr(self.provisioner, "process", None)
                 if proc is not None:
                     with _KERNELS_LOCK:
@@ -410,8 +448,9 @@ def _kernel_manager_class():
     return _KERNEL_MANAGER
 
 
-def _kernel_config(stderr_path: Path | None = None, templates: str | os.PathLike | None = None,
-                   blas_threads: int | None = None):
+def _kernel_config(
+    stderr_path: Path | None = None, templates: str | os.PathLike | None = None, blas_threads: int | None = None
+):
     """Kernel settings: stderr to ``stderr_path``; CurveZMQ encryption when jupyter_client and pyzmq support it.
 
     Without encryption the kernel talks plain TCP on localhost.
@@ -458,28 +497,42 @@ def _error_report(spec_path: Path, spec: AnySpec, step: str, exc: BaseException)
         line = f"{type(exc).__name__}: {exc}"
         where = step
         detail = _clean("".join(traceback.format_exception(exc)))
-    text = (f"Readout failed: {spec.name}\n"
-            f"Spec: {spec_path}\n"
-            f"Step: {where}\n"
-            f"Error: {_clean(line)}\n\n"
-            f"{detail}\n")
+    text = f"Readout failed: {spec.name}\nSpec: {spec_path}\nStep: {where}\nError: {_clean(line)}\n\n{detail}\n"
     return _one_line(_clean(line)), text
 
 
 def _outcome_base(spec_path, spec, folder: Path) -> dict:
-    return dict(spec_path=Path(spec_path), name=spec.name, slug=folder.name, folder=folder,
-                primary=spec.primary.name, kind=getattr(spec, "kind", None), owner=getattr(spec, "owner", None))
+    return dict(
+        spec_path=Path(spec_path),
+        name=spec.name,
+        slug=folder.name,
+        folder=folder,
+        primary=spec.primary.name,
+        kind=getattr(spec, "kind", None),
+        owner=getattr(spec, "owner", None),
+    )
 
 
 def _utc_now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
-def execute_readout(spec_path: Path, spec: AnySpec, folder: Path, *, kernel_name: str = "python3",
-                    cell_timeout: int | None = 1800, template: Path | None = None,
-                    templates: str | os.PathLike | None = None, identity: str | None = None,
-                    stop: threading.Event | None = None, pdf: bool = False, chromium: str | None = None,
-                    store_timeout: float = store.DEFAULT_TIMEOUT, blas_threads: int | None = None) -> ReadoutOutcome:
+def execute_readout(
+    spec_path: Path,
+    spec: AnySpec,
+    folder: Path,
+    *,
+    kernel_name: str = "python3",
+    cell_timeout: int | None = 1800,
+    template: Path | None = None,
+    templates: str | os.PathLike | None = None,
+    identity: str | None = None,
+    stop: threading.Event | None = None,
+    pdf: bool = False,
+    chromium: str | None = None,
+    store_timeout: float = store.DEFAULT_TIMEOUT,
+    blas_threads: int | None = None,
+) -> ReadoutOutcome:
     """Run one experiment into ``folder``; never raises for the experiment's own failures.
 
     The notebook is the template of the spec's kind in ``templates`` (default: the shipped
@@ -500,20 +553,56 @@ def execute_readout(spec_path: Path, spec: AnySpec, folder: Path, *, kernel_name
     try:
         with _folder_lock(folder):
             _sweep(folder)
-            _atomic_write_text(folder / OWNER_NAME, json.dumps(
-                {"identity": identity or Path(spec_path).stem, "spec": str(Path(spec_path).resolve()),
-                 "name": spec.name, "written_by": "abkit readout"}, indent=1) + "\n")
-            return _execute(spec_path, spec, folder, base, started, kernel_name=kernel_name,
-                            cell_timeout=cell_timeout, template=template or notebook_for(spec.kind, templates),
-                            templates=templates, stop=stop, pdf=pdf, chromium=chromium,
-                            store_timeout=store_timeout, blas_threads=blas_threads)
-    except ReadoutError as exc:     # the folder is another process's right now: touch nothing in it, record nothing
-        return ReadoutOutcome(**base, status="failed", error=_one_line(str(exc)),
-                              seconds=time.perf_counter() - started)
+            _atomic_write_text(
+                folder / OWNER_NAME,
+                json.dumps(
+                    {
+                        "identity": identity or Path(spec_path).stem,
+                        "spec": str(Path(spec_path).resolve()),
+                        "name": spec.name,
+                        "written_by": "abkit readout",
+                    },
+                    indent=1,
+                )
+                + "\n",
+            )
+            return _execute(
+                spec_path,
+                spec,
+                folder,
+                base,
+                started,
+                kernel_name=kernel_name,
+                cell_timeout=cell_timeout,
+                template=template or notebook_for(spec.kind, templates),
+                templates=templates,
+                stop=stop,
+                pdf=pdf,
+                chromium=chromium,
+                store_timeout=store_timeout,
+                blas_threads=blas_threads,
+            )
+    except ReadoutError as exc:  # the folder is another process's right now: touch nothing in it, record nothing
+        return ReadoutOutcome(**base, status="failed", error=_one_line(str(exc)), seconds=time.perf_counter() - started)
 
 
-def _execute(spec_path, spec, folder: Path, base: dict, started: float, *, kernel_name, cell_timeout, template,
-             templates, stop, pdf, chromium, store_timeout, blas_threads=None) -> ReadoutOutcome:
+def _execute(
+    spec_path,
+    spec,
+    folder: Path,
+    base: dict,
+    started: float,
+    *,
+    kernel_name,
+    cell_timeout,
+    template,
+    templates,
+    stop,
+    pdf,
+    chromium,
+    store_timeout,
+    blas_threads=None,
+) -> ReadoutOutcome:
     import papermill
 
     notebook, html_file, error_file = folder / NOTEBOOK_NAME, folder / HTML_NAME, folder / ERROR_NAME
@@ -526,7 +615,8 @@ def _execute(spec_path, spec, folder: Path, base: dict, started: float, *, kerne
     step = "executing the notebook"
     try:
         papermill.execute_notebook(
-            str(template), str(tmp),
+            str(template),
+            str(tmp),
             parameters={"spec_path": str(Path(spec_path).resolve())},
             kernel_name=kernel_name,
             # The kernel starts in the experiment's folder (nbclient's resources path). Not papermill's cwd=,
@@ -545,8 +635,8 @@ def _execute(spec_path, spec, folder: Path, base: dict, started: float, *, kerne
         os.chmod(tmp, 0o644)
         os.replace(tmp, notebook)
         step = "exporting HTML"
-        export_html(notebook, html_file, title=spec.name, templates=templates)   # replaces the page atomically
-        error_file.unlink(missing_ok=True)                  # a previous run's error no longer applies
+        export_html(notebook, html_file, title=spec.name, templates=templates)  # replaces the page atomically
+        error_file.unlink(missing_ok=True)  # a previous run's error no longer applies
     except BaseException as exc:  # noqa: BLE001 - isolate each experiment; the error is reported, not lost
         if (stop is not None and stop.is_set()) or isinstance(exc, KeyboardInterrupt):
             # Stopped by the user: this run's files go, the previous page (if any) stays as it was.
@@ -567,46 +657,90 @@ def _execute(spec_path, spec, folder: Path, base: dict, started: float, *, kerne
         _atomic_write_text(error_file, text)
         _atomic_write_text(folder / SUMMARY_NAME, digest.failed_summary_text(spec.name, line, str(error_file)))
         kept = _keep(folder, records.failed_rows(spec, line), run_id, run_time, spec_path, store_timeout, templates)
-        return ReadoutOutcome(**base, status="failed", notebook=notebook if notebook.exists() else None,
-                              error_file=error_file, error=line, seconds=time.perf_counter() - started,
-                              summary_file=folder / SUMMARY_NAME, **kept)
+        return ReadoutOutcome(
+            **base,
+            status="failed",
+            notebook=notebook if notebook.exists() else None,
+            error_file=error_file,
+            error=line,
+            seconds=time.perf_counter() - started,
+            summary_file=folder / SUMMARY_NAME,
+            **kept,
+        )
     finally:
         tmp.unlink(missing_ok=True)
         kernel_log.unlink(missing_ok=True)
     summary = _read_summary(notebook) or {}
-    extra = _after_page(spec_path, spec, folder, summary, run_id, run_time, pdf=pdf, chromium=chromium,
-                        store_timeout=store_timeout, templates=templates)
-    return ReadoutOutcome(**base, status="ok", notebook=notebook, html=html_file,
-                          verdicts=tuple(summary.get("arms", ())), seconds=time.perf_counter() - started, **extra)
+    extra = _after_page(
+        spec_path,
+        spec,
+        folder,
+        summary,
+        run_id,
+        run_time,
+        pdf=pdf,
+        chromium=chromium,
+        store_timeout=store_timeout,
+        templates=templates,
+    )
+    return ReadoutOutcome(
+        **base,
+        status="ok",
+        notebook=notebook,
+        html=html_file,
+        verdicts=tuple(summary.get("arms", ())),
+        seconds=time.perf_counter() - started,
+        **extra,
+    )
 
 
 def _summary_lines(spec, summary: dict) -> list[str]:
     """summary.md's four lines from an older template's summary (no ``digest`` in its metadata)."""
     arms = summary.get("arms") or []
     verdict = "; ".join(f"{a.get('variant')}: {a.get('label')} ({a.get('headline')})" for a in arms) or "n/a"
-    return [f"{spec.name}: {verdict}", f"Primary metric {spec.primary.name}: see the page.",
-            "Guardrails: see the page.", "Health: see the page."]
+    return [
+        f"{spec.name}: {verdict}",
+        f"Primary metric {spec.primary.name}: see the page.",
+        "Guardrails: see the page.",
+        "Health: see the page.",
+    ]
 
 
-def _after_page(spec_path, spec, folder: Path, summary: dict, run_id: str, run_time, *, pdf: bool,
-                chromium: str | None, store_timeout: float, templates) -> dict:
+def _after_page(
+    spec_path,
+    spec,
+    folder: Path,
+    summary: dict,
+    run_id: str,
+    run_time,
+    *,
+    pdf: bool,
+    chromium: str | None,
+    store_timeout: float,
+    templates,
+) -> dict:
     """What follows a page: summary.md, readout.pdf, the store's rows, history.html (outcome fields)."""
     html_file = folder / HTML_NAME
-    extra: dict = {"summary_file": _atomic_write_text(
-        folder / SUMMARY_NAME, digest.summary_text(summary.get("digest") or _summary_lines(spec, summary),
-                                                   str(html_file)))}
+    extra: dict = {
+        "summary_file": _atomic_write_text(
+            folder / SUMMARY_NAME,
+            digest.summary_text(summary.get("digest") or _summary_lines(spec, summary), str(html_file)),
+        )
+    }
     if pdf:
         try:
             extra["pdf"] = print_pdf(html_file, folder / PDF_NAME, chromium=chromium)
         except ReadoutError as exc:
-            (folder / PDF_NAME).unlink(missing_ok=True)      # an older PDF would contradict the new page
+            (folder / PDF_NAME).unlink(missing_ok=True)  # an older PDF would contradict the new page
             extra["pdf_error"] = _one_line(str(exc))
     else:
         (folder / PDF_NAME).unlink(missing_ok=True)
     rows = summary.get("rows")
     if not rows:
-        extra["store_error"] = ("the notebook attached no results-store rows to its verdict output (a template "
-                                "copied from an older abkit? copy the shipped one again); nothing recorded")
+        extra["store_error"] = (
+            "the notebook attached no results-store rows to its verdict output (a template "
+            "copied from an older abkit? copy the shipped one again); nothing recorded"
+        )
         return extra
     extra.update(_keep(folder, rows, run_id, run_time, spec_path, store_timeout, templates))
     return extra
@@ -615,15 +749,24 @@ def _after_page(spec_path, spec, folder: Path, summary: dict, run_id: str, run_t
 def _keep(folder: Path, rows, run_id: str, run_time, spec_path, timeout: float, templates) -> dict:
     """Record ``rows`` in the store of ``folder``'s parent, then write the experiment's history page."""
     try:
-        n = store.record(folder.parent, rows, run_id=run_id, run_time=run_time, slug=folder.name,
-                         spec_path=str(Path(spec_path).resolve()), timeout=timeout)
-    except AbkitError as exc:               # StoreError (locked, unwritable, newer schema) or rows it refused
+        n = store.record(
+            folder.parent,
+            rows,
+            run_id=run_id,
+            run_time=run_time,
+            slug=folder.name,
+            spec_path=str(Path(spec_path).resolve()),
+            timeout=timeout,
+        )
+    except AbkitError as exc:  # StoreError (locked, unwritable, newer schema) or rows it refused
         return {"store_error": _one_line(str(exc), 600)}
     try:
         programme_pages.write_history(folder.parent, folder.name, timeout=timeout, templates=templates)
     except Exception as exc:  # noqa: BLE001 - the page and the rows are kept; the missing history is reported
-        return {"recorded": n, "store_error": _one_line(f"recorded, but history.html was not written: "
-                                                        f"{type(exc).__name__}: {exc}", 600)}
+        return {
+            "recorded": n,
+            "store_error": _one_line(f"recorded, but history.html was not written: {type(exc).__name__}: {exc}", 600),
+        }
     return {"recorded": n}
 
 
@@ -634,11 +777,23 @@ def _previous_outcome(base: dict, status: str, seconds: float = 0.0) -> ReadoutO
     note = "stopped before it finished" if status == "interrupted" else "not run (the run was stopped)"
     if page.is_file() and notebook.is_file():
         summary = _read_summary(notebook) or {}
-        return ReadoutOutcome(**base, status=status, notebook=notebook, html=page, seconds=seconds,
-                              verdicts=tuple(summary.get("arms", ())), error=f"{note}; the page is an earlier run's")
+        return ReadoutOutcome(
+            **base,
+            status=status,
+            notebook=notebook,
+            html=page,
+            seconds=seconds,
+            verdicts=tuple(summary.get("arms", ())),
+            error=f"{note}; the page is an earlier run's",
+        )
     if error_file.is_file():
-        return ReadoutOutcome(**base, status=status, error_file=error_file, seconds=seconds,
-                              error=f"{note}; error.txt is an earlier run's")
+        return ReadoutOutcome(
+            **base,
+            status=status,
+            error_file=error_file,
+            seconds=seconds,
+            error=f"{note}; error.txt is an earlier run's",
+        )
     return ReadoutOutcome(**base, status=status, error=note, seconds=seconds)
 
 
@@ -660,20 +815,33 @@ def _page_templates(templates) -> Iterator[None]:
             os.environ[TEMPLATES_ENV] = before
 
 
-def write_pages(out_dir: str | os.PathLike, outcomes: Sequence[ReadoutOutcome] = (), *,
-                timeout: float = store.DEFAULT_TIMEOUT, templates=None) -> Path:
+def write_pages(
+    out_dir: str | os.PathLike,
+    outcomes: Sequence[ReadoutOutcome] = (),
+    *,
+    timeout: float = store.DEFAULT_TIMEOUT,
+    templates=None,
+) -> Path:
     """``index.html`` and ``programme.html`` of ``out_dir`` from its results store (see
     :func:`abkit.readout.programme_pages.write_pages`); returns the index's path."""
     index, _, _ = programme_pages.write_pages(Path(out_dir), outcomes, timeout=timeout, templates=templates)
     return index
 
 
-def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, jobs: int = 1, *,
-                 progress: bool = True, kernel_name: str = "python3",
-                 cell_timeout: int | None = 1800,
-                 templates: str | os.PathLike | None = None, root: str | os.PathLike | None = None,
-                 force: bool = False, pdf: bool = False,
-                 store_timeout: float = store.DEFAULT_TIMEOUT) -> list[ReadoutOutcome]:
+def run_readouts(
+    spec_paths: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    jobs: int = 1,
+    *,
+    progress: bool = True,
+    kernel_name: str = "python3",
+    cell_timeout: int | None = 1800,
+    templates: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
+    force: bool = False,
+    pdf: bool = False,
+    store_timeout: float = store.DEFAULT_TIMEOUT,
+) -> list[ReadoutOutcome]:
     """Validate all specs, then produce one readout per spec under ``out_dir``; see the module doc.
 
     ``templates``: a folder with your own copies of the template notebooks (``ab_readout.ipynb``,
@@ -693,11 +861,11 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise AbkitError(f"jobs={jobs!r} must be a whole number >= 1")
     validated = validate_specs(spec_paths)
-    paths = [p.absolute() for p, _ in validated]   # before any thread runs: relative paths read once, here
+    paths = [p.absolute() for p, _ in validated]  # before any thread runs: relative paths read once, here
     specs = [s for _, s in validated]
     for kind in sorted({s.kind for s in specs}):
-        notebook_for(kind, templates)        # a missing template fails the batch before anything runs
-    chromium = find_chromium() if pdf else None   # so does --pdf without Chromium
+        notebook_for(kind, templates)  # a missing template fails the batch before anything runs
+    chromium = find_chromium() if pdf else None  # so does --pdf without Chromium
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -706,8 +874,11 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
     out = out.resolve()
     _check_index(out, force)
     plan = _folders(out, paths, specs, root)
-    refused = [why for (identity, folder), path in zip(plan, paths)
-               if (why := _check_folder(folder, identity, path, force)) is not None]
+    refused = [
+        why
+        for (identity, folder), path in zip(plan, paths)
+        if (why := _check_folder(folder, identity, path, force)) is not None
+    ]
     if refused:
         raise ReadoutError("nothing was run; these folders are not this run's to write:\n  " + "\n  ".join(refused))
 
@@ -715,8 +886,7 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
 
     stop = threading.Event()
     outcomes: list[ReadoutOutcome | None] = [None] * len(specs)
-    bar = tqdm(total=len(specs), desc="readouts", unit="exp", file=sys.stderr, disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(total=len(specs), desc="readouts", unit="exp", file=sys.stderr, disable=not progress, dynamic_ncols=True)
 
     def base(i: int) -> dict:
         return _outcome_base(paths[i], specs[i], plan[i][1])
@@ -725,10 +895,20 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
         if stop.is_set():
             return _previous_outcome(base(i), status="not run")
         try:
-            return execute_readout(paths[i], specs[i], plan[i][1], kernel_name=kernel_name,
-                                   cell_timeout=cell_timeout, templates=templates, identity=plan[i][0], stop=stop,
-                                   pdf=pdf, chromium=chromium, store_timeout=store_timeout,
-                                   blas_threads=threads_per_kernel(min(jobs, len(specs))))
+            return execute_readout(
+                paths[i],
+                specs[i],
+                plan[i][1],
+                kernel_name=kernel_name,
+                cell_timeout=cell_timeout,
+                templates=templates,
+                identity=plan[i][0],
+                stop=stop,
+                pdf=pdf,
+                chromium=chromium,
+                store_timeout=store_timeout,
+                blas_threads=threads_per_kernel(min(jobs, len(specs))),
+            )
         except Exception as exc:  # noqa: BLE001 - e.g. the folder is not writable: fail this one only
             return ReadoutOutcome(**base(i), status="failed", error=_one_line(f"{type(exc).__name__}: {exc}"))
 
@@ -737,7 +917,7 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
         bar.set_postfix_str(f"{outcome.slug}: {outcome.status}", refresh=False)
         bar.update(1)
 
-    with _page_templates(templates):     # the pages this process renders use the analyst's templates too
+    with _page_templates(templates):  # the pages this process renders use the analyst's templates too
         # Every readout runs in a worker thread (each drives its own kernel process), so that the main
         # thread stays free to take Ctrl-C at once, at any --jobs.
         pool = ThreadPoolExecutor(max_workers=min(jobs, len(specs)), thread_name_prefix="abkit-readout")
@@ -751,8 +931,8 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
         except KeyboardInterrupt:
             stop.set()
             for fut in futures:
-                fut.cancel()                       # queued readouts never start
-            _stop_kernels()                        # running ones end now: their kernels are shut down
+                fut.cancel()  # queued readouts never start
+            _stop_kernels()  # running ones end now: their kernels are shut down
             deadline = time.monotonic() + 2
             for fut, i in futures.items():
                 if outcomes[i] is not None:
@@ -761,17 +941,19 @@ def run_readouts(spec_paths: Iterable[str | os.PathLike], out_dir: str | os.Path
                     outcome = None if fut.cancelled() else fut.result(timeout=max(0.0, deadline - time.monotonic()))
                 except BaseException:  # noqa: BLE001 - a second Ctrl-C or a straggler: report what is on disk
                     outcome = None
-                if outcome is None:                # its thread is still unwinding: its temporary files go now
+                if outcome is None:  # its thread is still unwinding: its temporary files go now
                     _sweep(plan[i][1])
-                outcomes[i] = outcome or _previous_outcome(base(i), status="not run" if fut.cancelled()
-                                                           else "interrupted")
+                outcomes[i] = outcome or _previous_outcome(
+                    base(i), status="not run" if fut.cancelled() else "interrupted"
+                )
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
             bar.close()
         # The store may be locked by another run; after Ctrl-C the pages wait only briefly for it.
-        read_out = [o for o in outcomes if o is not None]   # every slot is filled above
-        write_pages(out, read_out, templates=templates,
-                    timeout=_STOPPED_STORE_TIMEOUT if stop.is_set() else store_timeout)
+        read_out = [o for o in outcomes if o is not None]  # every slot is filled above
+        write_pages(
+            out, read_out, templates=templates, timeout=_STOPPED_STORE_TIMEOUT if stop.is_set() else store_timeout
+        )
     return read_out
 
 
@@ -787,9 +969,15 @@ def _papermill_failure(nb) -> str | None:
     return None
 
 
-def publish_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, *, force: bool = False,
-                     pdf: bool = False, templates: str | os.PathLike | None = None,
-                     store_timeout: float = store.DEFAULT_TIMEOUT) -> ReadoutOutcome:
+def publish_notebook(
+    notebook: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    force: bool = False,
+    pdf: bool = False,
+    templates: str | os.PathLike | None = None,
+    store_timeout: float = store.DEFAULT_TIMEOUT,
+) -> ReadoutOutcome:
     """Put a readout notebook executed by plain papermill into ``out_dir`` as ``abkit readout`` would have.
 
     ``abkit export NB.ipynb --out DIR``. The experiment's folder is ``DIR/<slug>`` (its identity:
@@ -808,12 +996,16 @@ def publish_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, *,
     nb = nbformat.read(str(source), as_version=4)
     failure = _papermill_failure(nb)
     if failure:
-        raise ReadoutError(f"{source} did not run to the end ({failure}); fix the cause and run it again: a "
-                           "failed notebook is not published or recorded")
+        raise ReadoutError(
+            f"{source} did not run to the end ({failure}); fix the cause and run it again: a "
+            "failed notebook is not published or recorded"
+        )
     summary = _read_summary(source)
     if not summary:
-        raise ReadoutError(f"{source} is not an executed abkit readout (no verdict summary in its outputs); run "
-                           "one of the templates (templates/ab_readout.ipynb, ...) with papermill first")
+        raise ReadoutError(
+            f"{source} is not an executed abkit readout (no verdict summary in its outputs); run "
+            "one of the templates (templates/ab_readout.ipynb, ...) with papermill first"
+        )
     params = (nb.metadata.get("papermill") or {}).get("parameters") or {}
     spec_path = params.get("spec_path") or ""
     name = str(summary.get("name") or source.stem)
@@ -845,26 +1037,54 @@ def publish_notebook(notebook: str | os.PathLike, out_dir: str | os.PathLike, *,
     kind = str(summary.get("kind") or getattr(spec, "kind", "ab"))
     primary = str(summary.get("primary") or "")
     shown = SimpleNamespace(name=name, primary=SimpleNamespace(name=primary))
-    base: dict = dict(spec_path=anchor, name=name, slug=folder.name, folder=folder, primary=primary, kind=kind,
-                      owner=getattr(spec, "owner", None))
+    base: dict = dict(
+        spec_path=anchor,
+        name=name,
+        slug=folder.name,
+        folder=folder,
+        primary=primary,
+        kind=kind,
+        owner=getattr(spec, "owner", None),
+    )
     started = time.perf_counter()
     ended = (nb.metadata.get("papermill") or {}).get("end_time")
     run_time = _dt.datetime.fromisoformat(ended) if isinstance(ended, str) and ended else _utc_now()
     folder.mkdir(exist_ok=True)
     with _folder_lock(folder), _page_templates(templates):
         _sweep(folder)
-        _atomic_write_text(folder / OWNER_NAME, json.dumps(
-            {"identity": identity, "spec": str(anchor.resolve()), "name": name,
-             "written_by": "abkit export"}, indent=1) + "\n")
+        _atomic_write_text(
+            folder / OWNER_NAME,
+            json.dumps(
+                {"identity": identity, "spec": str(anchor.resolve()), "name": name, "written_by": "abkit export"},
+                indent=1,
+            )
+            + "\n",
+        )
         target = folder / NOTEBOOK_NAME
         if source.resolve() != target:
             _atomic_write_text(target, source.read_text(encoding="utf-8"))
         export_html(target, folder / HTML_NAME, title=name, templates=templates)
         (folder / ERROR_NAME).unlink(missing_ok=True)
-        extra = _after_page(anchor, shown, folder, summary, store.new_run_id(), run_time, pdf=pdf,
-                            chromium=chromium, store_timeout=store_timeout, templates=templates)
-        outcome = ReadoutOutcome(**base, status="ok", notebook=target, html=folder / HTML_NAME,
-                                 verdicts=tuple(summary.get("arms", ())), seconds=time.perf_counter() - started,
-                                 **extra)
+        extra = _after_page(
+            anchor,
+            shown,
+            folder,
+            summary,
+            store.new_run_id(),
+            run_time,
+            pdf=pdf,
+            chromium=chromium,
+            store_timeout=store_timeout,
+            templates=templates,
+        )
+        outcome = ReadoutOutcome(
+            **base,
+            status="ok",
+            notebook=target,
+            html=folder / HTML_NAME,
+            verdicts=tuple(summary.get("arms", ())),
+            seconds=time.perf_counter() - started,
+            **extra,
+        )
         write_pages(out, [outcome], templates=templates, timeout=store_timeout)
     return outcome

@@ -18,6 +18,7 @@ template reads everything from the spec. So plain papermill runs it::
 parameters exactly as ``abkit validate`` does and raises the same
 :class:`~abkit.SpecError` when they are wrong.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,12 @@ from ..spec import load_spec, spec_from_dict
 __all__ = ["templates_dir", "notebook_for", "html_template_dir", "notebook_spec", "TEMPLATE_NAMES"]
 
 #: The notebook template of each spec kind.
-TEMPLATE_NAMES = {"ab": "ab_readout.ipynb", "did": "did_readout.ipynb", "synthetic": "one_market_readout.ipynb",
-                  "power": "power_plan.ipynb"}
+TEMPLATE_NAMES = {
+    "ab": "ab_readout.ipynb",
+    "did": "did_readout.ipynb",
+    "synthetic": "one_market_readout.ipynb",
+    "power": "power_plan.ipynb",
+}
 
 
 def templates_dir() -> Path:
@@ -40,8 +45,10 @@ def templates_dir() -> Path:
     for candidate in (package / "templates", package.parent / "templates"):
         if (candidate / TEMPLATE_NAMES["ab"]).is_file():
             return candidate
-    raise ReadoutError(f"the readout templates were not found next to the abkit package ({package}); "
-                       "reinstall abkit, or pass your own folder with `abkit readout --templates DIR`")
+    raise ReadoutError(
+        f"the readout templates were not found next to the abkit package ({package}); "
+        "reinstall abkit, or pass your own folder with `abkit readout --templates DIR`"
+    )
 
 
 def notebook_for(kind: str, folder: str | os.PathLike | None = None) -> Path:
@@ -52,8 +59,10 @@ def notebook_for(kind: str, folder: str | os.PathLike | None = None) -> Path:
     base = Path(folder) if folder is not None else templates_dir()
     path = base / TEMPLATE_NAMES[kind]
     if not path.is_file():
-        raise ReadoutError(f"template folder '{base}' has no {TEMPLATE_NAMES[kind]} (needed for kind: {kind} "
-                           f"specs); copy it from {templates_dir()} and edit the copy")
+        raise ReadoutError(
+            f"template folder '{base}' has no {TEMPLATE_NAMES[kind]} (needed for kind: {kind} "
+            f"specs); copy it from {templates_dir()} and edit the copy"
+        )
     return path
 
 
@@ -62,7 +71,7 @@ def html_template_dir(folder: str | os.PathLike | None = None) -> Path:
     base = Path(folder) if folder is not None else templates_dir()
     if (base / "html" / "abkit" / "conf.json").is_file():
         return base / "html"
-    return templates_dir() / "html"   # an analyst's folder with notebooks only: the shipped page template
+    return templates_dir() / "html"  # an analyst's folder with notebooks only: the shipped page template
 
 
 def notebook_spec(kind: str, spec_path: str | os.PathLike | None = None, spec: Mapping | None = None):
@@ -75,20 +84,25 @@ def notebook_spec(kind: str, spec_path: str | os.PathLike | None = None, spec: M
     has_dict = spec not in (None, {}) and spec != ""
     if has_path == has_dict:
         got = "both" if has_path else "neither"
-        raise SpecError(f"the {TEMPLATE_NAMES.get(kind, kind)} template needs exactly one parameter, spec_path "
-                        f"(a YAML spec file) or spec (a dict); got {got}. Example: papermill "
-                        f"templates/{TEMPLATE_NAMES.get(kind, 'ab_readout.ipynb')} out.ipynb -p spec_path "
-                        "specs/instant_refunds.yaml")
-    if has_path and spec_path is not None:      # (has_path implies the second; mypy needs it spelled out)
+        raise SpecError(
+            f"the {TEMPLATE_NAMES.get(kind, kind)} template needs exactly one parameter, spec_path "
+            f"(a YAML spec file) or spec (a dict); got {got}. Example: papermill "
+            f"templates/{TEMPLATE_NAMES.get(kind, 'ab_readout.ipynb')} out.ipynb -p spec_path "
+            "specs/instant_refunds.yaml"
+        )
+    if has_path and spec_path is not None:  # (has_path implies the second; mypy needs it spelled out)
         loaded = load_spec(os.fspath(spec_path))
     else:
         if not isinstance(spec, Mapping):
-            raise SpecError(f"parameter spec must be a dict (as ExperimentSpec.to_dict() writes it), "
-                            f"got {type(spec).__name__}")
+            raise SpecError(
+                f"parameter spec must be a dict (as ExperimentSpec.to_dict() writes it), got {type(spec).__name__}"
+            )
         loaded = spec_from_dict(spec)
     if loaded.kind != kind:
         where = f"'{spec_path}'" if has_path else "the spec dict"
-        raise SpecError(f"{where} is a kind: {loaded.kind} spec, but this is the {TEMPLATE_NAMES[kind]} template; "
-                        f"run it with templates/{TEMPLATE_NAMES[loaded.kind]} (or `abkit readout`, which "
-                        "picks the template by kind)")
+        raise SpecError(
+            f"{where} is a kind: {loaded.kind} spec, but this is the {TEMPLATE_NAMES[kind]} template; "
+            f"run it with templates/{TEMPLATE_NAMES[loaded.kind]} (or `abkit readout`, which "
+            "picks the template by kind)"
+        )
     return loaded

@@ -119,33 +119,34 @@ the field (``metrics[2].numerator``), the value seen and the fix, and its
 ``problems`` attribute lists (field, message) pairs. All problems of one file
 are reported together.
 """
+
 from __future__ import annotations
 
 from .data_checks import data_columns
 from .loader import load_spec, spec_from_dict
 from .models import KINDS, SPARK_CONF_ALLOWED, spec_json_schema
 from .validated import (
-           AnySpec,
-           ExperimentSpec,
-           MetricSpec,
-           OutcomeSpec,
-           PowerSpec,
-           RolloutSpec,
-           SyntheticSpec,
+    AnySpec,
+    ExperimentSpec,
+    MetricSpec,
+    OutcomeSpec,
+    PowerSpec,
+    RolloutSpec,
+    SyntheticSpec,
 )
 
 __all__ = [
-           "AnySpec",
-           "KINDS",
-           "SPARK_CONF_ALLOWED",
-           "ExperimentSpec",
-           "MetricSpec",
-           "OutcomeSpec",
-           "PowerSpec",
-           "RolloutSpec",
-           "SyntheticSpec",
-           "data_columns",
-           "load_spec",
-           "spec_from_dict",
-           "spec_json_schema",
+    "AnySpec",
+    "KINDS",
+    "SPARK_CONF_ALLOWED",
+    "ExperimentSpec",
+    "MetricSpec",
+    "OutcomeSpec",
+    "PowerSpec",
+    "RolloutSpec",
+    "SyntheticSpec",
+    "data_columns",
+    "load_spec",
+    "spec_from_dict",
+    "spec_json_schema",
 ]

@@ -17,6 +17,7 @@ Column fields are collected from the document as written (not from the
 validated models), so a missing column is reported together with every
 other problem of the file.
 """
+
 from __future__ import annotations
 
 import os
@@ -60,8 +61,11 @@ def _names(raw: Mapping, key: str, where: str, numeric: bool = False) -> list[Na
             if isinstance(item, str) and item.strip():
                 out.append(NamedColumn(f"{at}[{i}]", item, numeric))
             elif isinstance(item, list):
-                out += [NamedColumn(f"{at}[{i}][{j}]", c, numeric) for j, c in enumerate(item)
-                        if isinstance(c, str) and c.strip()]
+                out += [
+                    NamedColumn(f"{at}[{i}][{j}]", c, numeric)
+                    for j, c in enumerate(item)
+                    if isinstance(c, str) and c.strip()
+                ]
     return out
 
 
@@ -71,7 +75,7 @@ def _metric_columns(metrics: Any) -> list[NamedColumn]:
         if isinstance(m, Mapping):
             for key in ("column", "numerator", "denominator", "covariate", "covariates", "duration", "event"):
                 out += _names(m, key, f"metrics[{i}]", numeric=True)
-            for key in ("start", "end"):   # time_to_event timestamps
+            for key in ("start", "end"):  # time_to_event timestamps
                 out += _names(m, key, f"metrics[{i}]")
     return out
 
@@ -111,8 +115,15 @@ def data_columns(path: str | os.PathLike) -> list[str]:
     return list(to_lazy(Path(path)).collect_schema().names())
 
 
-def check_data(data: str | TableRef, raw_data: Any, named: list[NamedColumn], problems: Problems, *,
-               arm: tuple[str, Any] | None = None, two_arms: bool = False) -> None:
+def check_data(
+    data: str | TableRef,
+    raw_data: Any,
+    named: list[NamedColumn],
+    problems: Problems,
+    *,
+    arm: tuple[str, Any] | None = None,
+    two_arms: bool = False,
+) -> None:
     """The data exists and holds every named column with usable values (see the module doc).
 
     ``arm``: (variant column, control label) to look up; ``two_arms``: the data must hold more than one arm.
@@ -123,15 +134,21 @@ def check_data(data: str | TableRef, raw_data: Any, named: list[NamedColumn], pr
     p = Path(data)
     if not p.exists() and not p.is_symlink():
         if raw_data != data:
-            problems.add("data", f"file '{printable(raw_data)}' (resolved to '{printable(data)}') does not exist; fix "
-                                 "the path (a relative path is taken from the spec file's directory)")
+            problems.add(
+                "data",
+                f"file '{printable(raw_data)}' (resolved to '{printable(data)}') does not exist; fix "
+                "the path (a relative path is taken from the spec file's directory)",
+            )
         else:
             problems.add("data", f"file '{printable(data)}' does not exist; fix the path")
         return
     name = p.name.lower()
     if not (p.is_dir() or name.endswith(PARQUET_SUFFIXES + CSV_SUFFIXES)):
-        problems.add("data", f"'{printable(raw_data)}' is not a parquet (.parquet, .pq, or a folder of them) or CSV "
-                             "(.csv, .csv.gz, .tsv) file; convert it or point `data` at one")
+        problems.add(
+            "data",
+            f"'{printable(raw_data)}' is not a parquet (.parquet, .pq, or a folder of them) or CSV "
+            "(.csv, .csv.gz, .tsv) file; convert it or point `data` at one",
+        )
         return
     try:
         check_data_path(p)
@@ -144,12 +161,15 @@ def check_data(data: str | TableRef, raw_data: Any, named: list[NamedColumn], pr
     try:
         lf = to_lazy(p)
         available = list(lf.collect_schema().names())
-    except AbkitError as exc:   # worded by the engine: the file and the fix
+    except AbkitError as exc:  # worded by the engine: the file and the fix
         problems.add("data", str(exc))
         return
     except Exception as exc:  # noqa: BLE001 - an engine error not worded yet: still one clear problem
-        problems.add("data", f"could not read the schema of '{printable(data)}': {type(exc).__name__}: {exc}. Is it "
-                             "a valid parquet/CSV file?")
+        problems.add(
+            "data",
+            f"could not read the schema of '{printable(data)}': {type(exc).__name__}: {exc}. Is it "
+            "a valid parquet/CSV file?",
+        )
         return
     hint = _separator_hint(p, available)
     if _need_columns(named, available, what, problems, hint):
@@ -159,29 +179,34 @@ def check_data(data: str | TableRef, raw_data: Any, named: list[NamedColumn], pr
 def _separator_hint(path: Path, available: list[str]) -> str:
     """For a CSV file read as one column named 'a;b;c': say how to read it."""
     if len(available) == 1 and ";" in available[0]:
-        return (f" The file seems to be separated by ';' (one column named '{printable(available[0][:60])}'): export "
-                "it with ',' between fields, or read it with pandas.read_csv(path, sep=';') and pass the DataFrame")
+        return (
+            f" The file seems to be separated by ';' (one column named '{printable(available[0][:60])}'): export "
+            "it with ',' between fields, or read it with pandas.read_csv(path, sep=';') and pass the DataFrame"
+        )
     return ""
 
 
-def _need_columns(named: list[NamedColumn], available: list[str], what: str, problems: Problems,
-                  hint: str = "") -> bool:
+def _need_columns(
+    named: list[NamedColumn], available: list[str], what: str, problems: Problems, hint: str = ""
+) -> bool:
     """Record every named column missing from ``available``; True if none is."""
     listing = ", ".join(printable(c) for c in available[:40]) + (", ..." if len(available) > 40 else "")
     ok = True
     for c in named:
         if c.column not in available:
             ok = False
-            problems.add(c.where, f"column '{printable(c.column)}' not found in {what}.{suggest(c.column, available)}"
-                                  f" Available columns: {listing}{hint}")
+            problems.add(
+                c.where,
+                f"column '{printable(c.column)}' not found in {what}.{suggest(c.column, available)}"
+                f" Available columns: {listing}{hint}",
+            )
     return ok
 
 
 _DECIMAL_COMMA = re.compile(r"^\s*-?\d+,\d+\s*$")
 
 
-def _check_contents(lf, source, what: str, named: list[NamedColumn], arm, two_arms: bool,
-                    problems: Problems) -> None:
+def _check_contents(lf, source, what: str, named: list[NamedColumn], arm, two_arms: bool, problems: Problems) -> None:
     """Numbers in the numeric columns, not all missing; the control label among the variant's values."""
     import narwhals as nw
 
@@ -197,31 +222,42 @@ def _check_contents(lf, source, what: str, named: list[NamedColumn], arm, two_ar
             if dtype.is_numeric() or dtype == nw.Boolean:
                 numeric.setdefault(c.column, c.where)
             else:
-                problems.add(c.where, f"column '{printable(c.column)}' of {what} holds {dtype}, not numbers; a metric "
-                                      "needs numeric (or true/false) values: convert the column or name another one"
-                                      + _decimal_comma_hint(lf, source, c.column))
+                problems.add(
+                    c.where,
+                    f"column '{printable(c.column)}' of {what} holds {dtype}, not numbers; a metric "
+                    "needs numeric (or true/false) values: convert the column or name another one"
+                    + _decimal_comma_hint(lf, source, c.column),
+                )
 
         def valid(col: str):
             x = nw.col(col)
             return ((~x.is_null() & x.is_finite()) if schema[col].is_float() else ~x.is_null()).cast(nw.Int64)
 
         counts = [nw.len().alias("__rows"), *(valid(col).sum().alias(f"__{i}") for i, col in enumerate(numeric))]
-        if arm is None:          # one row: the rows and, per numeric column, its values
+        if arm is None:  # one row: the rows and, per numeric column, its values
             rows = _collect(lf.select(*counts), source).to_arrow().to_pylist() if numeric else []
             values: list[Any] = []
-        else:                    # one row per arm (the first 21), in the same scan
+        else:  # one row per arm (the first 21), in the same scan
             variant, control = arm
-            rows = _collect(lf.filter(~nw.col(variant).is_null()).group_by(variant).agg(*counts)
-                            .head(ARMS_SHOWN + 1), source).to_arrow().to_pylist()
+            rows = (
+                _collect(
+                    lf.filter(~nw.col(variant).is_null()).group_by(variant).agg(*counts).head(ARMS_SHOWN + 1), source
+                )
+                .to_arrow()
+                .to_pylist()
+            )
             values = [r[variant] for r in rows]
         if numeric and (arm is None or len(rows) <= ARMS_SHOWN):
             keys = ["__rows", *(f"__{i}" for i in range(len(numeric)))]
             total = {key: sum(r[key] or 0 for r in rows) for key in keys}
             for i, (col, where) in enumerate(numeric.items()):
                 if not total[f"__{i}"]:
-                    problems.add(where, f"column '{printable(col)}' of {what} has no value at all (all "
-                                        f"{total['__rows']:,} rows are missing); fix the export that wrote it, or "
-                                        "name another column")
+                    problems.add(
+                        where,
+                        f"column '{printable(col)}' of {what} has no value at all (all "
+                        f"{total['__rows']:,} rows are missing); fix the export that wrote it, or "
+                        "name another column",
+                    )
     except AbkitError as exc:
         problems.add("data", str(exc))
         return
@@ -231,16 +267,25 @@ def _check_contents(lf, source, what: str, named: list[NamedColumn], arm, two_ar
     shown += ", ..." if len(values) > ARMS_SHOWN else ""
     if control not in values:
         if any(str(v) == str(control) for v in values):
-            hint = (" The column holds numbers: write the label unquoted." if isinstance(control, str) else
-                    " The column holds text: quote the label.")
+            hint = (
+                " The column holds numbers: write the label unquoted."
+                if isinstance(control, str)
+                else " The column holds text: quote the label."
+            )
         else:
             hint = suggest(control, [str(v) for v in values])
-        problems.add("control", f"arm {printable(repr(control))} is not a value of column '{printable(variant)}' in "
-                                f"{what}; values there: {shown}. Set `control:` to the control arm's label.{hint}")
+        problems.add(
+            "control",
+            f"arm {printable(repr(control))} is not a value of column '{printable(variant)}' in "
+            f"{what}; values there: {shown}. Set `control:` to the control arm's label.{hint}",
+        )
     if two_arms and len(values) < 2:
-        problems.add("variant", f"column '{printable(variant)}' of {what} holds one arm only ({shown or 'no value'}); "
-                                "an A/B test needs the control and at least one treatment arm. Check the export (did "
-                                "a filter keep one arm?) or `variant:`")
+        problems.add(
+            "variant",
+            f"column '{printable(variant)}' of {what} holds one arm only ({shown or 'no value'}); "
+            "an A/B test needs the control and at least one treatment arm. Check the export (did "
+            "a filter keep one arm?) or `variant:`",
+        )
 
 
 def _decimal_comma_hint(lf, source, column: str) -> str:
@@ -251,16 +296,25 @@ def _decimal_comma_hint(lf, source, column: str) -> str:
     try:
         import narwhals as nw
 
-        sample = (lf.select(nw.col(column)).filter(~nw.col(column).is_null()).head(20).collect()
-                  .to_arrow().column(0).to_pylist())
+        sample = (
+            lf.select(nw.col(column))
+            .filter(~nw.col(column).is_null())
+            .head(20)
+            .collect()
+            .to_arrow()
+            .column(0)
+            .to_pylist()
+        )
         with open(source, "rb") as fh:
             header = fh.readline(4096).decode("utf-8", "replace")
     except Exception:  # noqa: BLE001 - a hint, never a reason to fail
         return ""
     if ";" in header and sample and all(isinstance(v, str) and _DECIMAL_COMMA.match(v) for v in sample):
-        return (f". The file is separated by ';' and writes numbers with a decimal comma ({printable(sample[0])}), "
-                "which is read as text: export it with a decimal point, or read it with "
-                "pandas.read_csv(path, sep=';', decimal=',') and pass the DataFrame")
+        return (
+            f". The file is separated by ';' and writes numbers with a decimal comma ({printable(sample[0])}), "
+            "which is read as text: export it with a decimal point, or read it with "
+            "pandas.read_csv(path, sep=';', decimal=',') and pass the DataFrame"
+        )
     return ""
 
 
@@ -270,14 +324,20 @@ def _check_table(ref: TableRef, raw_data: Any, named, problems: Problems, arm, t
     if ref.engine == "duckdb":
         raw_db = raw_data.get("database") if isinstance(raw_data, Mapping) else None
         database = ref.database
-        if database is None:        # the spec model requires it for duckdb
+        if database is None:  # the spec model requires it for duckdb
             problems.add("data.database", "required key missing; add `database:` (the DuckDB database file)")
             return
         if not Path(database).exists():
-            shown = (f"'{printable(raw_db)}' (resolved to '{printable(database)}')" if raw_db != database
-                     else f"'{printable(database)}'")
-            problems.add("data.database", f"DuckDB database file {shown} does not exist; fix the path (a relative "
-                                          "path is taken from the spec file's directory)")
+            shown = (
+                f"'{printable(raw_db)}' (resolved to '{printable(database)}')"
+                if raw_db != database
+                else f"'{printable(database)}'"
+            )
+            problems.add(
+                "data.database",
+                f"DuckDB database file {shown} does not exist; fix the path (a relative "
+                "path is taken from the spec file's directory)",
+            )
             return
         try:
             check_data_path(database)

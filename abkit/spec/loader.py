@@ -1,4 +1,5 @@
 """The entry points: :func:`load_spec` (a YAML file) and :func:`spec_from_dict` (a mapping), any kind."""
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,10 @@ from .yaml_loading import parse_spec_text, read_spec_file
 __all__ = ["load_spec", "spec_from_dict"]
 
 _CLASS: dict[str, type[ExperimentSpec] | type[RolloutSpec] | type[SyntheticSpec] | type[PowerSpec]] = {
-    "did": RolloutSpec, "synthetic": SyntheticSpec, "power": PowerSpec}
+    "did": RolloutSpec,
+    "synthetic": SyntheticSpec,
+    "power": PowerSpec,
+}
 
 
 def _kind_of(raw) -> str:
@@ -35,8 +39,9 @@ def spec_from_dict(raw: Mapping, **kwargs) -> ExperimentSpec | RolloutSpec | Syn
     return _CLASS.get(_kind_of(raw), ExperimentSpec).from_dict(raw, **kwargs)
 
 
-def load_spec(path: str | os.PathLike, *,
-              check_data: bool = True) -> ExperimentSpec | RolloutSpec | SyntheticSpec | PowerSpec:
+def load_spec(
+    path: str | os.PathLike, *, check_data: bool = True
+) -> ExperimentSpec | RolloutSpec | SyntheticSpec | PowerSpec:
     """Read and validate one YAML spec file; nothing in it is executed.
 
     ``kind: ab`` (the default) gives an :class:`ExperimentSpec`, ``kind: did`` a
@@ -53,6 +58,13 @@ def load_spec(path: str | os.PathLike, *,
         problems.add("", "the file is empty; a spec needs at least name, data and metrics")
         problems.raise_if_any()
     kind = _kind_of(raw)
-    spec = _build(_CLASS.get(kind, ExperimentSpec), raw, origin=origin, base_dir=p.resolve().parent,
-                  check_data=check_data, allow_source=False, kind=kind)
+    spec = _build(
+        _CLASS.get(kind, ExperimentSpec),
+        raw,
+        origin=origin,
+        base_dir=p.resolve().parent,
+        check_data=check_data,
+        allow_source=False,
+        kind=kind,
+    )
     return replace(spec, source=str(p.resolve()))

@@ -19,6 +19,7 @@ something for that key (``correction: null`` switches the correction off).
 The resolved, frozen objects the readouts use are in
 :mod:`abkit.spec.validated`; problems are worded in :mod:`abkit.spec.problems`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -71,14 +72,27 @@ DEFAULT_PLAN_DAYS = (7, 14, 21, 28, 35, 42, 56)
 # spark.sql.catalog.*, listeners, spark.pyspark.python, spark.executorEnv.*, resource discovery
 # scripts, spark.hadoop.* ...) are refused: put those in spark-defaults.conf, which the platform owns.
 SPARK_CONF_ALLOWED = (
-    "spark.master", "spark.app.name", "spark.submit.deployMode",
-    "spark.driver.memory", "spark.driver.cores", "spark.driver.maxResultSize",
-    "spark.executor.memory", "spark.executor.cores", "spark.executor.instances",
-    "spark.dynamicAllocation.enabled", "spark.dynamicAllocation.minExecutors",
+    "spark.master",
+    "spark.app.name",
+    "spark.submit.deployMode",
+    "spark.driver.memory",
+    "spark.driver.cores",
+    "spark.driver.maxResultSize",
+    "spark.executor.memory",
+    "spark.executor.cores",
+    "spark.executor.instances",
+    "spark.dynamicAllocation.enabled",
+    "spark.dynamicAllocation.minExecutors",
     "spark.dynamicAllocation.maxExecutors",
-    "spark.default.parallelism", "spark.sql.shuffle.partitions", "spark.sql.adaptive.enabled",
-    "spark.sql.session.timeZone", "spark.sql.ansi.enabled", "spark.sql.catalogImplementation",
-    "spark.sql.warehouse.dir", "spark.sql.execution.arrow.pyspark.enabled", "spark.ui.enabled",
+    "spark.default.parallelism",
+    "spark.sql.shuffle.partitions",
+    "spark.sql.adaptive.enabled",
+    "spark.sql.session.timeZone",
+    "spark.sql.ansi.enabled",
+    "spark.sql.catalogImplementation",
+    "spark.sql.warehouse.dir",
+    "spark.sql.execution.arrow.pyspark.enabled",
+    "spark.ui.enabled",
 )
 
 
@@ -90,8 +104,9 @@ def _custom(message: str) -> PydanticCustomError:
 
 def _rules(*problems: tuple[str | None, str], field_level: bool = True) -> PydanticCustomError:
     """Several problems at once, each at a path relative to the model the validator belongs to."""
-    return PydanticCustomError(RULES, "{count} problems", {"problems": list(problems), "count": len(problems),
-                                                          "field_level": field_level})
+    return PydanticCustomError(
+        RULES, "{count} problems", {"problems": list(problems), "count": len(problems), "field_level": field_level}
+    )
 
 
 # --------------------------------------------------------------------------- field types
@@ -107,8 +122,10 @@ _IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)
 def _identity(value: Any) -> Any:
     """An experiment identity: letters, digits, '-', '_', '.', and '/' between parts; at most 120 characters."""
     if isinstance(value, str) and not (len(value) <= 120 and _IDENTITY.fullmatch(value) and ".." not in value):
-        raise _custom(f"expected an identity like team-a/refunds-2026 (letters, digits, '-', '_', '.', '/' between "
-                      f"parts, at most 120 characters), got {show(value)}")
+        raise _custom(
+            f"expected an identity like team-a/refunds-2026 (letters, digits, '-', '_', '.', '/' between "
+            f"parts, at most 120 characters), got {show(value)}"
+        )
     return value
 
 
@@ -141,8 +158,10 @@ def _date(value: Any) -> Any:
 def _arm_label(value: Any) -> Any:
     if (isinstance(value, str) and value != "") or (isinstance(value, int) and not isinstance(value, bool)):
         return value
-    raise _custom(f"expected the control arm's label (text, or a whole number when the variant column holds "
-                  f"numbers), got {show(value)} ({type_name(value)}); e.g. `control: control`")
+    raise _custom(
+        f"expected the control arm's label (text, or a whole number when the variant column holds "
+        f"numbers), got {show(value)} ({type_name(value)}); e.g. `control: control`"
+    )
 
 
 def _one_or_many(value: Any) -> Any:
@@ -153,17 +172,23 @@ def _column_list(value: Any, info: ValidationInfo) -> Any:
     """A list of distinct column names (one name counts as a list of one)."""
     value = _one_or_many(value)
     if not isinstance(value, list):
-        examples = {"segments": "[market, buyer_type]", "balance": "[pre_orders, pre_refunds]",
-                    "covariates": "[market_size]"}
+        examples = {
+            "segments": "[market, buyer_type]",
+            "balance": "[pre_orders, pre_refunds]",
+            "covariates": "[market_size]",
+        }
         example = examples.get(info.field_name or "", "[a, b]")
-        raise _custom(f"expected a list of column names, got {show(value)} ({type_name(value)}); "
-                      f"e.g. `{info.field_name}: {example}`")
+        raise _custom(
+            f"expected a list of column names, got {show(value)} ({type_name(value)}); "
+            f"e.g. `{info.field_name}: {example}`"
+        )
     problems = []
     seen: set = set()
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item.strip():
-            problems.append((f"{info.field_name}[{i}]", (f"expected a column name (text), got {show(item)} "
-                                                       f"({type_name(item)})")))
+            problems.append(
+                (f"{info.field_name}[{i}]", (f"expected a column name (text), got {show(item)} ({type_name(item)})"))
+            )
         elif item in seen:
             problems.append((f"{info.field_name}[{i}]", f"column '{printable(item)}' is listed twice; list it once"))
         else:
@@ -176,8 +201,7 @@ def _column_list(value: Any, info: ValidationInfo) -> Any:
 def _covariate(value: Any) -> Any:
     if isinstance(value, str) and value:
         return value
-    if (isinstance(value, (list, tuple)) and len(value) == 2
-            and all(isinstance(c, str) and c for c in value)):
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(c, str) and c for c in value):
         return list(value)
     raise _custom(f"expected a column name or a [numerator, denominator] pair of column names, got {show(value)}")
 
@@ -195,12 +219,22 @@ def _covariates(value: Any) -> Any:
 def _whole_numbers(what: str, example: str, lowest: int = 1):
     def check(value: Any) -> Any:
         value = [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-        ok = isinstance(value, list) and value and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and float(v).is_integer()
-            and v >= lowest for v in value)
+        ok = (
+            isinstance(value, list)
+            and value
+            and all(
+                isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+                and float(v).is_integer()
+                and v >= lowest
+                for v in value
+            )
+        )
         if not ok:
             raise _custom(f"expected a list of whole numbers of {what}, got {show(value)}; e.g. `{example}`")
         return sorted({int(v) for v in value})
+
     return check
 
 
@@ -210,12 +244,15 @@ NonBlankText = Annotated[str, AfterValidator(_not_blank)]
 WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
 Date = Annotated[_dt.date, BeforeValidator(_date, json_schema_input_type=_dt.date)]
 ArmLabel = Annotated[str | int, BeforeValidator(_arm_label)]
-ColumnList = Annotated[list[ColumnName], BeforeValidator(_column_list,
-                                                         json_schema_input_type=ColumnName | list[ColumnName])]
-Covariate = Annotated[ColumnName | Annotated[list[ColumnName], Field(min_length=2, max_length=2)],
-                      BeforeValidator(_covariate)]
-Covariates = Annotated[list[Covariate], BeforeValidator(_covariates,
-                                                        json_schema_input_type=ColumnName | list[Covariate])]
+ColumnList = Annotated[
+    list[ColumnName], BeforeValidator(_column_list, json_schema_input_type=ColumnName | list[ColumnName])
+]
+Covariate = Annotated[
+    ColumnName | Annotated[list[ColumnName], Field(min_length=2, max_length=2)], BeforeValidator(_covariate)
+]
+Covariates = Annotated[
+    list[Covariate], BeforeValidator(_covariates, json_schema_input_type=ColumnName | list[Covariate])
+]
 Better = Literal["higher", "lower"]
 TIME_UNITS = ("seconds", "minutes", "hours", "days", "weeks")
 
@@ -225,13 +262,15 @@ def _window(value: Any) -> Any:
     from ..maturity import parse_window
 
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise _custom(f"expected a window like 30d (days), 12h (hours) or 2w (weeks), got {show(value)} "
-                      f"({type_name(value)})")
+        raise _custom(
+            f"expected a window like 30d (days), 12h (hours) or 2w (weeks), got {show(value)} ({type_name(value)})"
+        )
     try:
         parse_window(value)
     except Exception:  # noqa: BLE001 - worded below
-        raise _custom(f"expected a positive window like 30d (days), 12h (hours) or 2w (weeks), got {show(value)}"
-                      ) from None
+        raise _custom(
+            f"expected a positive window like 30d (days), 12h (hours) or 2w (weeks), got {show(value)}"
+        ) from None
     return value if isinstance(value, str) else f"{value:g}d"
 
 
@@ -248,8 +287,10 @@ def _moment(value: Any) -> Any:
                 return parse(text)
             except ValueError:
                 continue
-    raise _custom(f"expected when the data was read: a date like 2026-10-12 (the data hold that whole day) or a "
-                  f"timestamp like 2026-10-12T06:00:00, got {show(value)}")
+    raise _custom(
+        f"expected when the data was read: a date like 2026-10-12 (the data hold that whole day) or a "
+        f"timestamp like 2026-10-12T06:00:00, got {show(value)}"
+    )
 
 
 Window = Annotated[str, BeforeValidator(_window, json_schema_input_type=str | Annotated[float, Field(gt=0)])]
@@ -264,7 +305,7 @@ class Document(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     EXAMPLE: ClassVar[str] = ""
-    MISSING: ClassVar[dict[str, str]] = {}   # wording for required keys that are missing, where the default is poor
+    MISSING: ClassVar[dict[str, str]] = {}  # wording for required keys that are missing, where the default is poor
 
     @model_validator(mode="before")
     @classmethod
@@ -295,75 +336,122 @@ class MetricDocument(Document):
     """One metric: a mean or proportion of a column, or a ratio of two columns' sums."""
 
     EXAMPLE: ClassVar[str] = "`- name: refund_rate` / `  type: ratio`"
-    MISSING: ClassVar[dict[str, str]] = {"type": "required key missing; add `type: ` one of mean, proportion, ratio, "
-                                                 "time_to_event"}
+    MISSING: ClassVar[dict[str, str]] = {
+        "type": "required key missing; add `type: ` one of mean, proportion, ratio, time_to_event"
+    }
 
     type: Literal["mean", "proportion", "ratio", "time_to_event"] = Field(
         description="mean (of a column per unit), proportion (share of units with the column = 1), ratio "
-                    "(sum of numerator / sum of denominator, delta method) or time_to_event (time to a refund or a "
-                    "resolution with censoring: restricted mean up to the horizon, Kaplan-Meier)")
-    name: NonBlankText | None = _text_field("name in the readout (default: the column, or numerator/denominator)",
-                                            "refund_rate", default=None)
+        "(sum of numerator / sum of denominator, delta method) or time_to_event (time to a refund or a "
+        "resolution with censoring: restricted mean up to the horizon, Kaplan-Meier)"
+    )
+    name: NonBlankText | None = _text_field(
+        "name in the readout (default: the column, or numerator/denominator)", "refund_rate", default=None
+    )
     column: ColumnName | None = Field(None, validate_default=True, description="the column (mean, proportion)")
     numerator: ColumnName | None = Field(None, validate_default=True, description="numerator column (ratio)")
     denominator: ColumnName | None = Field(None, validate_default=True, description="denominator column (ratio)")
     covariate: Covariates | None = Field(None, description="same as covariates (one column or a list)")
     covariates: Covariates | None = Field(
-        None, description="pre-period columns for CUPED / regression adjustment; a ratio's covariate is a "
-                          "[numerator, denominator] pair")
+        None,
+        description="pre-period columns for CUPED / regression adjustment; a ratio's covariate is a "
+        "[numerator, denominator] pair",
+    )
     method: Literal["cuped", "lin"] | None = Field(None, description="cuped (default with one covariate) or lin")
     better: Better = Field("higher", description="which direction is good")
     primary: bool = Field(False, description="the one metric the decision rests on (exactly one)")
     guardrail: bool = Field(False, description="must not get worse; a failing guardrail blocks Ship")
     margin: Annotated[float, Field(ge=0.0, lt=1.0)] | None = Field(
-        None, examples=[0.02], description="guardrails: non-inferiority margin, relative (0.02: may get at most 2% "
-                                           "worse)")
+        None,
+        examples=[0.02],
+        description="guardrails: non-inferiority margin, relative (0.02: may get at most 2% worse)",
+    )
     dropna: bool = Field(False, description="drop (and count) units with a missing value instead of failing")
     nonnegative: bool = Field(True, description="ratio: refuse negative numerators (false for net amounts)")
     description: Text | None = Field(None, description="what the metric means, for the readout")
-    window: Window | None = Field(None, examples=["30d"], description=(
-        "maturity window from each unit's exposure date (spec `date`): units whose window has not closed by "
-        "`data_end` are left out and counted (time_to_event: censored there); e.g. 30d, 12h, 2w"))
-    duration: ColumnName | None = Field(None, description="time_to_event: observed time to the event, or to the end "
-                                                          "of observation when it has not happened (in time_unit)")
+    window: Window | None = Field(
+        None,
+        examples=["30d"],
+        description=(
+            "maturity window from each unit's exposure date (spec `date`): units whose window has not closed by "
+            "`data_end` are left out and counted (time_to_event: censored there); e.g. 30d, 12h, 2w"
+        ),
+    )
+    duration: ColumnName | None = Field(
+        None,
+        description="time_to_event: observed time to the event, or to the end "
+        "of observation when it has not happened (in time_unit)",
+    )
     event: ColumnName | None = Field(None, description="time_to_event: 1 when the event was observed, 0 when censored")
-    start: ColumnName | None = Field(None, description="time_to_event: start timestamp column (instead of duration "
-                                                       "and event; needs the spec's data_end)")
-    end: ColumnName | None = Field(None, description="time_to_event: event timestamp column, empty while the event "
-                                                     "has not happened")
+    start: ColumnName | None = Field(
+        None,
+        description="time_to_event: start timestamp column (instead of duration and event; needs the spec's data_end)",
+    )
+    end: ColumnName | None = Field(
+        None, description="time_to_event: event timestamp column, empty while the event has not happened"
+    )
     horizon: Annotated[float, Field(gt=0.0)] | None = Field(
-        None, examples=[30], description="time_to_event: restricted mean up to this time, in time_unit (default: the "
-                                         "window)")
-    time_unit: Literal[TIME_UNITS] = Field("days", description="time_to_event: unit of the times "  # type: ignore[valid-type]
-                                                               "(seconds, minutes, hours, days, weeks)")
+        None,
+        examples=[30],
+        description="time_to_event: restricted mean up to this time, in time_unit (default: the window)",
+    )
+    time_unit: Literal[TIME_UNITS] = Field(  # type: ignore[valid-type]  # a tuple of literals, built once
+        "days",
+        description="time_to_event: unit of the times (seconds, minutes, hours, days, weeks)",
+    )
 
     @model_validator(mode="after")
     def _time_to_event_keys(self):
         given = [k for k in _TTE_KEYS if k in self.model_fields_set]
         if self.type != "time_to_event":
             if given:
-                raise _rules(*((k, f"only time_to_event metrics take `{k}`; remove it or use type: time_to_event")
-                               for k in given), field_level=False)
+                raise _rules(
+                    *(
+                        (k, f"only time_to_event metrics take `{k}`; remove it or use type: time_to_event")
+                        for k in given
+                    ),
+                    field_level=False,
+                )
             return self
         problems = []
-        pairs = {"duration": self.duration is not None or self.event is not None,
-                 "start": self.start is not None or self.end is not None}
+        pairs = {
+            "duration": self.duration is not None or self.event is not None,
+            "start": self.start is not None or self.end is not None,
+        }
         if pairs["duration"] and pairs["start"]:
             problems.append(("start", "give either `duration` and `event` or `start` and `end`, not both"))
         elif not any(pairs.values()):
-            problems.append(("", "a time_to_event metric needs `duration:` and `event:` columns, or `start:` and "
-                                 "`end:` timestamp columns"))
+            problems.append(
+                (
+                    "",
+                    "a time_to_event metric needs `duration:` and `event:` columns, or `start:` and "
+                    "`end:` timestamp columns",
+                )
+            )
         else:
             first, second = ("duration", "event") if pairs["duration"] else ("start", "end")
-            problems += [(k, f"required with `{first if k == second else second}`; add `{k}: <column name>`")
-                         for k in (first, second) if getattr(self, k) is None]
+            problems += [
+                (k, f"required with `{first if k == second else second}`; add `{k}: <column name>`")
+                for k in (first, second)
+                if getattr(self, k) is None
+            ]
         if self.horizon is None and self.window is None:
-            problems.append(("horizon", "required for a time_to_event metric: the time up to which the restricted "
-                                        "mean is taken, e.g. `horizon: 30` (days), or give a `window: 30d`"))
+            problems.append(
+                (
+                    "horizon",
+                    "required for a time_to_event metric: the time up to which the restricted "
+                    "mean is taken, e.g. `horizon: 30` (days), or give a `window: 30d`",
+                )
+            )
         for cov in self.all_covariates:
             if not isinstance(cov, str):
-                problems.append(("covariates", "time_to_event covariates are columns (CUPED on the "
-                                               "pseudo-observations), not [numerator, denominator] pairs"))
+                problems.append(
+                    (
+                        "covariates",
+                        "time_to_event covariates are columns (CUPED on the "
+                        "pseudo-observations), not [numerator, denominator] pairs",
+                    )
+                )
                 break
         if problems:
             raise _rules(*problems, field_level=False)
@@ -376,20 +464,24 @@ class MetricDocument(Document):
         field = info.field_name
         if mtype == "ratio":
             if field == "column" and value is not None:
-                raise _custom("a ratio metric takes `numerator` and `denominator`, not `column`; use type: mean for "
-                              "a per-unit mean")
+                raise _custom(
+                    "a ratio metric takes `numerator` and `denominator`, not `column`; use type: mean for "
+                    "a per-unit mean"
+                )
             if field != "column" and value is None:
                 raise _custom(f"required for this metric type; add `{field}: <column name>`")
         elif mtype == "time_to_event":
             if value is not None:
-                raise _custom(f"a time_to_event metric takes `duration` and `event` (or `start` and `end`), not "
-                              f"`{field}`")
+                raise _custom(
+                    f"a time_to_event metric takes `duration` and `event` (or `start` and `end`), not `{field}`"
+                )
         elif mtype in ("mean", "proportion"):
             if field == "column" and value is None:
                 raise _custom("required for this metric type; add `column: <column name>`")
             if field != "column" and value is not None:
-                raise _custom(f"a {mtype} metric takes `column`, not `{field}`; use type: ratio for numerator / "
-                              "denominator")
+                raise _custom(
+                    f"a {mtype} metric takes `column`, not `{field}`; use type: ratio for numerator / denominator"
+                )
         return value
 
     @field_validator("covariates")
@@ -402,7 +494,7 @@ class MetricDocument(Document):
     @field_validator("method")
     @classmethod
     def _method_needs_covariates(cls, value, info: ValidationInfo):
-        known = "covariates" in info.data and "covariate" in info.data      # both validated
+        known = "covariates" in info.data and "covariate" in info.data  # both validated
         if value is not None and known and not (info.data["covariates"] or info.data["covariate"]):
             raise _custom(f"method '{value}' needs covariates; add `covariates: [...]` or remove `method`")
         return value
@@ -418,8 +510,9 @@ class MetricDocument(Document):
     @classmethod
     def _margin_for_guardrails(cls, value, info: ValidationInfo):
         if value is not None and "guardrail" in info.data and not info.data["guardrail"]:
-            raise _custom("a non-inferiority margin only applies to guardrail metrics; add `guardrail: true` or "
-                          "remove `margin`")
+            raise _custom(
+                "a non-inferiority margin only applies to guardrail metrics; add `guardrail: true` or remove `margin`"
+            )
         return value
 
     @field_validator("nonnegative")
@@ -449,8 +542,15 @@ def _metric_set(metrics: list[MetricDocument]) -> list[MetricDocument]:
     seen: dict[str, int] = {}
     for i, m in enumerate(metrics):
         if m.metric_name in seen:
-            problems.append((f"metrics[{i}].name", (f"'{printable(m.metric_name)}' is already the name of "
-                                                   f"metrics[{seen[m.metric_name]}]; give each metric a distinct name")))
+            problems.append(
+                (
+                    f"metrics[{i}].name",
+                    (
+                        f"'{printable(m.metric_name)}' is already the name of "
+                        f"metrics[{seen[m.metric_name]}]; give each metric a distinct name"
+                    ),
+                )
+            )
         else:
             seen[m.metric_name] = i
     primaries = [(i, m.metric_name) for i, m in enumerate(metrics) if m.primary]
@@ -458,8 +558,15 @@ def _metric_set(metrics: list[MetricDocument]) -> list[MetricDocument]:
         problems.append(("metrics", "no metric has `primary: true`; mark the one metric the decision rests on"))
     elif len(primaries) > 1:
         listed = ", ".join(f"metrics[{i}] ({n})" for i, n in primaries)
-        problems.append(("metrics", (f"exactly one metric must have `primary: true`, found {len(primaries)}: "
-                                    f"{listed}; keep one and make the others guardrails or secondary metrics")))
+        problems.append(
+            (
+                "metrics",
+                (
+                    f"exactly one metric must have `primary: true`, found {len(primaries)}: "
+                    f"{listed}; keep one and make the others guardrails or secondary metrics"
+                ),
+            )
+        )
     if problems:
         raise _rules(*problems)
     return metrics
@@ -471,34 +578,52 @@ def _metric_list(value: Any) -> Any:
     return value
 
 
-Metrics = Annotated[list[MetricDocument], Field(min_length=1), BeforeValidator(_metric_list),
-                    AfterValidator(_metric_set)]
+Metrics = Annotated[
+    list[MetricDocument], Field(min_length=1), BeforeValidator(_metric_list), AfterValidator(_metric_set)
+]
 
 
 # --------------------------------------------------------------------------- data: a file or a table
 def _spark_conf(value: Any) -> Any:
     if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in value.items()):
-        raise _custom(f"expected a mapping of Spark settings to values, e.g. `conf: {{spark.master: 'local[4]'}}`, "
-                      f"got {show(value)}")
+        isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in value.items()
+    ):
+        raise _custom(
+            f"expected a mapping of Spark settings to values, e.g. `conf: {{spark.master: 'local[4]'}}`, "
+            f"got {show(value)}"
+        )
     return dict(value)
 
 
 def _allow_listed(conf: dict) -> dict:
     refused = [k for k in conf if k not in SPARK_CONF_ALLOWED]
     if refused:
-        raise _rules(*((f"conf.{printable(k)}", (f"Spark setting '{printable(k)}' is not allowed in a spec: a spec "
-                                                  f"may only set {', '.join(SPARK_CONF_ALLOWED)}."
-                                                  f"{suggest(k, SPARK_CONF_ALLOWED)} Settings that load code or "
-                                                  "change the JVM (spark.jars, extraJavaOptions, plugins, catalogs "
-                                                  "...) belong in the cluster's spark-defaults.conf"))
-                       for k in refused))
+        raise _rules(
+            *(
+                (
+                    f"conf.{printable(k)}",
+                    (
+                        f"Spark setting '{printable(k)}' is not allowed in a spec: a spec "
+                        f"may only set {', '.join(SPARK_CONF_ALLOWED)}."
+                        f"{suggest(k, SPARK_CONF_ALLOWED)} Settings that load code or "
+                        "change the JVM (spark.jars, extraJavaOptions, plugins, catalogs "
+                        "...) belong in the cluster's spark-defaults.conf"
+                    ),
+                )
+                for k in refused
+            )
+        )
     return conf
 
 
 SparkValue = str | int | float | bool
-SparkConf = Annotated[dict[str, SparkValue], BeforeValidator(
-    _spark_conf, json_schema_input_type=dict[Literal[SPARK_CONF_ALLOWED], SparkValue])]   # type: ignore[valid-type]
+SparkConf = Annotated[
+    dict[str, SparkValue],
+    BeforeValidator(
+        _spark_conf,
+        json_schema_input_type=dict[Literal[SPARK_CONF_ALLOWED], SparkValue],  # type: ignore[valid-type]
+    ),
+]
 
 
 class TableDocument(Document):
@@ -507,28 +632,37 @@ class TableDocument(Document):
     EXAMPLE: ClassVar[str] = "{engine: duckdb, table: refunds, database: warehouse.duckdb}"
     MISSING: ClassVar[dict[str, str]] = {
         "engine": "required key missing; add `engine: duckdb` (a DuckDB database file) or `engine: spark` (a table "
-                  "in the Spark catalog)",
+        "in the Spark catalog)",
         "table": "expected the table name (text, e.g. `refunds` or `aftersales.refunds`), got nothing",
     }
 
     engine: Literal["duckdb", "spark"] = Field(description="duckdb (a database file, opened read-only) or spark")
-    table: NonBlankText = Field(description="the table; schema.table (DuckDB) or db.table (Spark catalog)",
-                                examples=["aftersales.refunds"])
-    database: NonBlankText | None = Field(None, validate_default=True, examples=["warehouse.duckdb"],
-                                          description="DuckDB: the database file, relative to the spec file")
-    conf: SparkConf | None = Field(None, description="Spark: settings for a new session (an allow-list: "
-                                                     + ", ".join(SPARK_CONF_ALLOWED) + ")")
+    table: NonBlankText = Field(
+        description="the table; schema.table (DuckDB) or db.table (Spark catalog)", examples=["aftersales.refunds"]
+    )
+    database: NonBlankText | None = Field(
+        None,
+        validate_default=True,
+        examples=["warehouse.duckdb"],
+        description="DuckDB: the database file, relative to the spec file",
+    )
+    conf: SparkConf | None = Field(
+        None, description="Spark: settings for a new session (an allow-list: " + ", ".join(SPARK_CONF_ALLOWED) + ")"
+    )
 
     @field_validator("database")
     @classmethod
     def _database_for_duckdb(cls, value, info: ValidationInfo):
         engine = info.data.get("engine")
         if engine == "duckdb" and value is None:
-            raise _custom("expected the DuckDB database file (text, relative to the spec file, e.g. "
-                          "`warehouse.duckdb`), got nothing")
+            raise _custom(
+                "expected the DuckDB database file (text, relative to the spec file, e.g. "
+                "`warehouse.duckdb`), got nothing"
+            )
         if engine == "spark" and value is not None:
-            raise _custom("Spark names the database in the table: write `table: aftersales.refunds` and remove "
-                          "`database`")
+            raise _custom(
+                "Spark names the database in the table: write `table: aftersales.refunds` and remove `database`"
+            )
         return value
 
     @field_validator("conf")
@@ -558,8 +692,10 @@ DataSource = Annotated[
     Discriminator(_data_kind),
     BeforeValidator(_data_shape),
 ]
-DATA_DESCRIPTION = ("a parquet file, a folder of parquet files or a CSV file (relative to the spec file), or a table "
-                    "{engine, table, database, conf}")
+DATA_DESCRIPTION = (
+    "a parquet file, a folder of parquet files or a CSV file (relative to the spec file), or a table "
+    "{engine, table, database, conf}"
+)
 
 
 # --------------------------------------------------------------------------- impact in business terms
@@ -575,35 +711,45 @@ class ImpactDocument(Document):
     EXAMPLE: ClassVar[str] = "`{volume: 12000000, per: orders, unit: contacts, value: 4.50}`"
     MISSING: ClassVar[dict[str, str]] = {
         "volume": "required key missing; add e.g. `volume: 12000000` (how many `per` a year the change applies to "
-                  "once shipped)",
+        "once shipped)",
         "unit": "required key missing; name what the primary metric counts, e.g. `unit: contacts`",
     }
 
     volume: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = Field(
-        description="a year: how many `per` (orders, buyers) the change applies to once shipped",
-        examples=[12_000_000])
-    per: NonBlankText = Field("units", description="what the volume counts: the primary metric's denominator "
-                                                   "(orders, buyers)", examples=["orders"])
-    unit: NonBlankText = Field(description="what the primary metric counts per `per` (contacts, refunds)",
-                               examples=["contacts"])
+        description="a year: how many `per` (orders, buyers) the change applies to once shipped", examples=[12_000_000]
+    )
+    per: NonBlankText = Field(
+        "units",
+        description="what the volume counts: the primary metric's denominator (orders, buyers)",
+        examples=["orders"],
+    )
+    unit: NonBlankText = Field(
+        description="what the primary metric counts per `per` (contacts, refunds)", examples=["contacts"]
+    )
     value: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = Field(
-        None, description="money per unit (a contact costs 4.50); omit for units only", examples=[4.5])
+        None, description="money per unit (a contact costs 4.50); omit for units only", examples=[4.5]
+    )
     currency: NonBlankText = Field("EUR", description="currency of value", examples=["EUR"])
 
 
-IMPACT_DESCRIPTION = ("the yearly volume behind the primary metric, for the impact in business terms: "
-                      "{volume, per, unit, value, currency}")
+IMPACT_DESCRIPTION = (
+    "the yearly volume behind the primary metric, for the impact in business terms: "
+    "{volume, per, unit, value, currency}"
+)
 
 
 # --------------------------------------------------------------------------- what every kind shares
 class _Header(Document):
-    name: NonBlankText = _text_field("the experiment's name (the readout's title)", "Instant refunds for low-value "
-                                                                                    "returns")
-    kind: str = Field("ab", description="ab (default), did, synthetic or power")   # each kind narrows it
+    name: NonBlankText = _text_field(
+        "the experiment's name (the readout's title)", "Instant refunds for low-value returns"
+    )
+    kind: str = Field("ab", description="ab (default), did, synthetic or power")  # each kind narrows it
     id: Annotated[str, AfterValidator(_identity)] | None = Field(
-        None, description="the experiment's stable identity: its readout folder and its rows in the results store "
-                          "(default: the spec file's path below --root, else its file name)",
-        examples=["returns/instant-refunds-2026"])
+        None,
+        description="the experiment's stable identity: its readout folder and its rows in the results store "
+        "(default: the spec file's path below --root, else its file name)",
+        examples=["returns/instant-refunds-2026"],
+    )
     owner: Text | None = Field(None, description="team or person")
     description: Text | None = Field(None, description="what changed, for whom")
     hypothesis: Text | None = Field(None, description="what the change should do, and why")
@@ -611,7 +757,7 @@ class _Header(Document):
     end: Date | None = Field(None, description="last day (YYYY-MM-DD)")
     source: Text | None = Field(None, description="the spec file (written by to_dict; not for YAML files)")
     if TYPE_CHECKING:
-        data: DataSource   # every kind declares it, each with its own description and examples
+        data: DataSource  # every kind declares it, each with its own description and examples
 
     @field_validator("source")
     @classmethod
@@ -647,6 +793,7 @@ def _ab_kind(value: Any) -> Any:
 
 def _allocation(value: Any) -> Any:
     """A mapping arm -> share, a list of shares (control first) or a list of [arm, share] pairs."""
+
     def share_ok(share):
         return isinstance(share, (int, float)) and not isinstance(share, bool) and math.isfinite(share) and share > 0
 
@@ -677,8 +824,10 @@ def _allocation(value: Any) -> Any:
         if problems:
             raise _rules(*problems)
         return [float(s) for s in value]
-    raise _custom(f"expected a mapping like {{control: 0.5, treatment: 0.5}} or a list of shares (control first), "
-                  f"got {show(value)} ({type_name(value)})")
+    raise _custom(
+        f"expected a mapping like {{control: 0.5, treatment: 0.5}} or a list of shares (control first), "
+        f"got {show(value)} ({type_name(value)})"
+    )
 
 
 PositiveShare = Annotated[float, Field(gt=0)]
@@ -689,8 +838,10 @@ Allocation = Annotated[
 
 
 def _missing_data(example: str) -> str:
-    return (f"required key missing; add e.g. `data: {example}, relative to the spec file) or a table: "
-            "`data: {engine: duckdb, table: refunds, database: warehouse.duckdb}`")
+    return (
+        f"required key missing; add e.g. `data: {example}, relative to the spec file) or a table: "
+        "`data: {engine: duckdb, table: refunds, database: warehouse.duckdb}`"
+    )
 
 
 _MISSING_METRICS = "required key missing; add a list of metrics, each with name, type and columns"
@@ -705,42 +856,65 @@ class AbDocument(_Header):
         "metrics": _MISSING_METRICS,
     }
 
-    kind: Annotated[Literal["ab"], BeforeValidator(_ab_kind)] = Field("ab", description="ab (default), did, "
-                                                                                 "synthetic or power")
-    data: DataSource = Field(description=DATA_DESCRIPTION, examples=[
-        "../data/aftersales_ab.parquet", {"engine": "duckdb", "table": "refunds", "database": "warehouse.duckdb"}])
+    kind: Annotated[Literal["ab"], BeforeValidator(_ab_kind)] = Field(
+        "ab", description="ab (default), did, synthetic or power"
+    )
+    data: DataSource = Field(
+        description=DATA_DESCRIPTION,
+        examples=[
+            "../data/aftersales_ab.parquet",
+            {"engine": "duckdb", "table": "refunds", "database": "warehouse.duckdb"},
+        ],
+    )
     variant: ColumnName = Field("variant", description="the column holding each unit's arm")
-    control: ArmLabel = Field("control", description="the control arm's label in the variant column (a number "
-                                                     "when the column holds numbers)")
+    control: ArmLabel = Field(
+        "control", description="the control arm's label in the variant column (a number when the column holds numbers)"
+    )
     allocation: Allocation | None = Field(
-        None, description="planned split for the sample-ratio check: {arm: share} or a list of shares, control "
-                          "first (default: equal)")
+        None,
+        description="planned split for the sample-ratio check: {arm: share} or a list of shares, control "
+        "first (default: equal)",
+    )
     alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(0.05, examples=[0.05], description="significance level")
-    correction: Literal["holm", "bh"] | None = Field(None, description="multiple-comparison correction: holm, bh "
-                                                                       "or null")
+    correction: Literal["holm", "bh"] | None = Field(
+        None, description="multiple-comparison correction: holm, bh or null"
+    )
     mde: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
-        None, examples=[0.02], description="planned minimum detectable effect, relative (0.02 = 2%): 'need N more "
-                                           "days'")
-    power: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.8, examples=[0.8],
-                                                          description="planned power for the mde")
+        None, examples=[0.02], description="planned minimum detectable effect, relative (0.02 = 2%): 'need N more days'"
+    )
+    power: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.8, examples=[0.8], description="planned power for the mde")
     planned_units: Annotated[WholeNumber, Field(ge=2)] | None = Field(
-        None, examples=[40000], description="units planned in all arms together: 'sample size reached vs planned'")
-    sequential: bool = Field(False, description="always-valid CIs and p-values, safe to look daily (needs "
-                                                "planned_units)")
+        None, examples=[40000], description="units planned in all arms together: 'sample size reached vs planned'"
+    )
+    sequential: bool = Field(
+        False, description="always-valid CIs and p-values, safe to look daily (needs planned_units)"
+    )
     date: ColumnName | None = Field(None, description="each unit's first-exposure date: cumulative effect over time")
-    segments: ColumnList | None = Field(None, examples=[["market", "buyer_type"]],
-                                        description="columns to break the primary metric down by")
-    balance: ColumnList | None = Field(None, examples=[["pre_orders"]],
-                                       description="pre-period columns for the balance check (default: every "
-                                                   "metric covariate)")
+    segments: ColumnList | None = Field(
+        None, examples=[["market", "buyer_type"]], description="columns to break the primary metric down by"
+    )
+    balance: ColumnList | None = Field(
+        None,
+        examples=[["pre_orders"]],
+        description="pre-period columns for the balance check (default: every metric covariate)",
+    )
     metrics: Metrics = Field(description="the metrics, exactly one with primary: true")
-    unit: ColumnName | None = Field(None, description="randomization-unit id: one row per unit in one arm is "
-                                                      "checked (leaks, duplicates)")
-    window: Window | None = Field(None, examples=["30d"], description=(
-        "maturity window of every metric (a metric's own `window` wins): counted from each unit's `date`"))
-    data_end: Moment | None = Field(None, examples=["2026-10-12"], description=(
-        "when the data was read: a date (the data hold that whole day) or a timestamp; needed by windows and by "
-        "time_to_event metrics built from start/end timestamps"))
+    unit: ColumnName | None = Field(
+        None, description="randomization-unit id: one row per unit in one arm is checked (leaks, duplicates)"
+    )
+    window: Window | None = Field(
+        None,
+        examples=["30d"],
+        description=("maturity window of every metric (a metric's own `window` wins): counted from each unit's `date`"),
+    )
+    data_end: Moment | None = Field(
+        None,
+        examples=["2026-10-12"],
+        description=(
+            "when the data was read: a date (the data hold that whole day) or a timestamp; needed by windows and by "
+            "time_to_event metrics built from start/end timestamps"
+        ),
+    )
     impact: ImpactDocument | None = Field(None, description=IMPACT_DESCRIPTION)
 
     _power_above_alpha = field_validator("power")(classmethod(_power_above_alpha))
@@ -751,15 +925,29 @@ class AbDocument(_Header):
         windowed += [f"metrics[{i}].window" for i, m in enumerate(self.metrics) if m.window is not None]
         problems = []
         if windowed and self.date is None:
-            problems.append(("date", f"{windowed[0]} counts from each unit's exposure date: add `date: <column>` "
-                                     "(e.g. exposure_date)"))
+            problems.append(
+                (
+                    "date",
+                    f"{windowed[0]} counts from each unit's exposure date: add `date: <column>` (e.g. exposure_date)",
+                )
+            )
         if windowed and self.data_end is None:
-            problems.append(("data_end", f"{windowed[0]} needs to know when the data was read: add e.g. "
-                                         "`data_end: 2026-10-12` (the data hold that whole day)"))
+            problems.append(
+                (
+                    "data_end",
+                    f"{windowed[0]} needs to know when the data was read: add e.g. "
+                    "`data_end: 2026-10-12` (the data hold that whole day)",
+                )
+            )
         stamps = [i for i, m in enumerate(self.metrics) if m.type == "time_to_event" and m.start is not None]
         if stamps and self.data_end is None and not windowed:
-            problems.append(("data_end", f"metrics[{stamps[0]}] reads start/end timestamps: add `data_end:` (when "
-                                         "the data was read; events after it are censored there)"))
+            problems.append(
+                (
+                    "data_end",
+                    f"metrics[{stamps[0]}] reads start/end timestamps: add `data_end:` (when "
+                    "the data was read; events after it are censored there)",
+                )
+            )
         if problems:
             raise _rules(*problems, field_level=False)
         return self
@@ -772,8 +960,10 @@ class AbDocument(_Header):
             shown = ", ".join(show(a) for a in value)
             hint = ""
             if any(str(a) == str(control) for a in value):
-                hint = (" The labels differ in type: write them all as numbers (unquoted) or all as text (quoted)"
-                        " as the variant column holds them.")
+                hint = (
+                    " The labels differ in type: write them all as numbers (unquoted) or all as text (quoted)"
+                    " as the variant column holds them."
+                )
             raise _custom(f"does not name the control arm {show(control)}; arms given: {shown}.{hint}")
         return value
 
@@ -781,8 +971,10 @@ class AbDocument(_Header):
     @classmethod
     def _sequential_needs_a_plan(cls, value, info: ValidationInfo):
         if value and "planned_units" in info.data and info.data["planned_units"] is None:
-            raise _custom("always-valid intervals need their mixture fixed before the data are seen: add "
-                          "`planned_units:` (the units planned in all arms, e.g. 40000)")
+            raise _custom(
+                "always-valid intervals need their mixture fixed before the data are seen: add "
+                "`planned_units:` (the units planned in all arms, e.g. 40000)"
+            )
         return value
 
     @field_validator("date", "segments", "balance")
@@ -793,7 +985,11 @@ class AbDocument(_Header):
             return value
         names = [value] if isinstance(value, str) else value
         where = [info.field_name] if isinstance(value, str) else [f"{info.field_name}[{i}]" for i in range(len(names))]
-        bad = [(w, f"'{printable(c)}' is the variant column; name another column") for w, c in zip(where, names) if c == variant]
+        bad = [
+            (w, f"'{printable(c)}' is the variant column; name another column")
+            for w, c in zip(where, names)
+            if c == variant
+        ]
         if bad:
             raise _rules(*bad)
         return value
@@ -806,13 +1002,23 @@ class AbDocument(_Header):
         if value == info.data.get("variant"):
             raise _custom(f"'{printable(value)}' is the variant column; name another column")
         for m in info.data.get("metrics") or ():
-            columns = [m.column, m.numerator, m.denominator, m.duration, m.event, m.start, m.end,
-                       *_flat(m.all_covariates)]
+            columns = [
+                m.column,
+                m.numerator,
+                m.denominator,
+                m.duration,
+                m.event,
+                m.start,
+                m.end,
+                *_flat(m.all_covariates),
+            ]
             if value in columns and m.type == "time_to_event":
-                continue   # rows that are events of units: the unit column clusters them (TimeToEvent unit=)
+                continue  # rows that are events of units: the unit column clusters them (TimeToEvent unit=)
             if value in columns:
-                raise _custom(f"'{printable(value)}' is also a column of metric '{printable(m.metric_name)}'; `unit` names the column "
-                              "with each row's randomization-unit id (e.g. buyer_id)")
+                raise _custom(
+                    f"'{printable(value)}' is also a column of metric '{printable(m.metric_name)}'; "
+                    "`unit` names the column with each row's randomization-unit id (e.g. buyer_id)"
+                )
         return value
 
 
@@ -825,8 +1031,10 @@ def _outcome_shorthand(value: Any) -> Any:
     if isinstance(value, str) and value.strip():
         return {"column": value}
     if not isinstance(value, Mapping):
-        raise _custom(f"expected a column name or a mapping like `{{name: contact_rate, numerator: contacts, "
-                      f"denominator: orders}}`, got {show(value)} ({type_name(value)})")
+        raise _custom(
+            f"expected a column name or a mapping like `{{name: contact_rate, numerator: contacts, "
+            f"denominator: orders}}`, got {show(value)} ({type_name(value)})"
+        )
     return value
 
 
@@ -845,15 +1053,25 @@ class OutcomeDocument(Document):
     @model_validator(mode="after")
     def _column_or_ratio(self):
         if self.column is not None and (self.numerator is not None or self.denominator is not None):
-            raise _rules(("column", "give either `column` or `numerator` and `denominator`, not both"),
-                         field_level=False)
+            raise _rules(
+                ("column", "give either `column` or `numerator` and `denominator`, not both"), field_level=False
+            )
         if self.column is None and self.numerator is None and self.denominator is None:
-            raise _rules(("", ("needs `column: <name>` or `numerator:` and `denominator:` (a ratio of sums such as "
-                              "contacts / orders)")), field_level=False)
+            raise _rules(
+                (
+                    "",
+                    (
+                        "needs `column: <name>` or `numerator:` and `denominator:` (a ratio of sums such as "
+                        "contacts / orders)"
+                    ),
+                ),
+                field_level=False,
+            )
         missing = [k for k in ("numerator", "denominator") if self.column is None and getattr(self, k) is None]
         if missing:
-            raise _rules(*((k, f"required for a ratio outcome; add `{k}: <column name>`") for k in missing),
-                         field_level=False)
+            raise _rules(
+                *((k, f"required for a ratio outcome; add `{k}: <column name>`") for k in missing), field_level=False
+            )
         return self
 
     @property
@@ -861,8 +1079,9 @@ class OutcomeDocument(Document):
         return self.name if self.name is not None else (self.column or f"{self.numerator}/{self.denominator}")
 
 
-Outcome = Annotated[OutcomeDocument, BeforeValidator(_outcome_shorthand,
-                                                     json_schema_input_type=ColumnName | OutcomeDocument)]
+Outcome = Annotated[
+    OutcomeDocument, BeforeValidator(_outcome_shorthand, json_schema_input_type=ColumnName | OutcomeDocument)
+]
 
 
 PeriodCount = Annotated[int, Field(ge=1)]
@@ -874,11 +1093,20 @@ def _launch_column(cls, value, info: ValidationInfo):
         return value
     treatment = info.data["treatment"]
     if value is not None and treatment is not None:
-        raise _rules(("treatment", ("give either `first_treated` (the launch period of each unit) or `treatment` "
-                                   "(a 0/1 column that switches on at launch), not both")))
+        raise _rules(
+            (
+                "treatment",
+                (
+                    "give either `first_treated` (the launch period of each unit) or `treatment` "
+                    "(a 0/1 column that switches on at launch), not both"
+                ),
+            )
+        )
     if value is None and treatment is None:
-        raise _custom("required key missing; add e.g. `first_treated: launch_week` (each unit's launch period, "
-                      "empty for never launched) or `treatment: launched` (0/1)")
+        raise _custom(
+            "required key missing; add e.g. `first_treated: launch_week` (each unit's launch period, "
+            "empty for never launched) or `treatment: launched` (0/1)"
+        )
     return value
 
 
@@ -886,9 +1114,17 @@ def _distinct_outcome_names(cls, value, info: ValidationInfo):
     """The primary and secondary outcomes have distinct names (kinds did and synthetic)."""
     outcome = info.data.get("outcome")
     names = ([outcome.outcome_name] if outcome is not None else []) + [o.outcome_name for o in value or ()]
-    bad = [(f"secondary[{i}].name", (f"'{printable(o.outcome_name)}' is already the name of another outcome; give each "
-                                    "outcome a distinct name"))
-           for i, o in enumerate(value or ()) if names.count(o.outcome_name) > 1]
+    bad = [
+        (
+            f"secondary[{i}].name",
+            (
+                f"'{printable(o.outcome_name)}' is already the name of another outcome; give each "
+                "outcome a distinct name"
+            ),
+        )
+        for i, o in enumerate(value or ())
+        if names.count(o.outcome_name) > 1
+    ]
     if bad:
         raise _rules(*bad, field_level=True)
     return value
@@ -901,9 +1137,11 @@ SYNTHETIC_METHODS = ("synthetic", "sdid", "sc")
 
 def _did_method(value: Any) -> Any:
     if value in SYNTHETIC_METHODS:
-        raise _custom(f"{show(value)} is a synthetic estimator: for a launch in one or a few markets write "
-                      "`kind: synthetic` (with `method: sdid` or `sc`); kind: did takes dr, reg or ipw "
-                      "(Callaway & Sant'Anna)")
+        raise _custom(
+            f"{show(value)} is a synthetic estimator: for a launch in one or a few markets write "
+            "`kind: synthetic` (with `method: sdid` or `sc`); kind: did takes dr, reg or ipw "
+            "(Callaway & Sant'Anna)"
+        )
     return value
 
 
@@ -915,7 +1153,7 @@ class RolloutDocument(_Header):
         "kind": "expected `kind: did` for a rollout spec, got nothing",
         "data": _missing_data("../data/rollout_panel.parquet` (one row per unit and period"),
         "outcome": "required key missing; add e.g. `outcome: {name: contact_rate, numerator: contacts, denominator: "
-                   "orders, better: lower}`",
+        "orders, better: lower}`",
     }
 
     kind: Literal["did"] = Field(description="did: a rollout read by difference-in-differences")
@@ -924,25 +1162,34 @@ class RolloutDocument(_Header):
     time: ColumnName = Field(description="the period column (numbers or dates)", examples=["week"])
     treatment: ColumnName | None = Field(None, description="or: a 0/1 column that switches on at launch")
     first_treated: ColumnName | None = Field(
-        None, validate_default=True, description="each unit's launch period (empty = never launched)",
-        examples=["launch_week"])
+        None,
+        validate_default=True,
+        description="each unit's launch period (empty = never launched)",
+        examples=["launch_week"],
+    )
     cluster: ColumnName | None = Field(None, description="cluster for TWFE / placebo standard errors (default: unit)")
     outcome: Outcome = Field(description="the primary outcome: a column, or {name, numerator, denominator, better}")
     secondary: list[Outcome] | None = Field(None, description="more outcomes, reported alongside")
     control_group: Literal["never_treated", "not_yet_treated"] = Field("never_treated", description="comparison units")
     method: Annotated[Literal["dr", "reg", "ipw"], BeforeValidator(_did_method)] = Field(
-        "dr", description="Callaway & Sant'Anna estimator (synthetic control / SDID: kind: synthetic)")
-    covariates: ColumnList | None = Field(None, examples=[["market_size"]],
-                                          description="time-invariant unit covariates")
+        "dr", description="Callaway & Sant'Anna estimator (synthetic control / SDID: kind: synthetic)"
+    )
+    covariates: ColumnList | None = Field(
+        None, examples=[["market_size"]], description="time-invariant unit covariates"
+    )
     alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(0.05, examples=[0.05], description="significance level")
     scale: Literal["log", "level"] = Field("log", description="log (relative effects) or level")
-    leads: Annotated[WholeNumber, Field(ge=2, le=1000)] = Field(6, examples=[6], description="event study: periods "
-                                                                                             "before launch")
+    leads: Annotated[WholeNumber, Field(ge=2, le=1000)] = Field(
+        6, examples=[6], description="event study: periods before launch"
+    )
     lags: Annotated[WholeNumber, Field(ge=0, le=1000)] = Field(12, examples=[12], description="periods after launch")
-    placebo_shifts: Annotated[list[int], BeforeValidator(
-        _whole_numbers("periods >= 1", "placebo_shifts: [4, 8]"),
-        json_schema_input_type=PeriodCount | list[PeriodCount])] = Field(
-        [4, 8], description="fake launches this many periods early")
+    placebo_shifts: Annotated[
+        list[int],
+        BeforeValidator(
+            _whole_numbers("periods >= 1", "placebo_shifts: [4, 8]"),
+            json_schema_input_type=PeriodCount | list[PeriodCount],
+        ),
+    ] = Field([4, 8], description="fake launches this many periods early")
     impact: ImpactDocument | None = Field(None, description=IMPACT_DESCRIPTION)
 
     _launch_column = field_validator("first_treated")(classmethod(_launch_column))
@@ -951,20 +1198,26 @@ class RolloutDocument(_Header):
 
 # --------------------------------------------------------------------------- kind: synthetic
 def _synthetic_method(value: Any) -> Any:
-    if value == "synthetic":          # the rollout spelling (kind: did, method: synthetic): the default estimator
+    if value == "synthetic":  # the rollout spelling (kind: did, method: synthetic): the default estimator
         return "sdid"
     if value in ("dr", "reg", "ipw"):
-        raise _custom(f"{show(value)} is a Callaway & Sant'Anna method of kind: did; kind: synthetic takes sdid "
-                      "(synthetic difference-in-differences, the default) or sc (synthetic control)")
+        raise _custom(
+            f"{show(value)} is a Callaway & Sant'Anna method of kind: did; kind: synthetic takes sdid "
+            "(synthetic difference-in-differences, the default) or sc (synthetic control)"
+        )
     if value == "did":
-        raise _custom("plain difference-in-differences is kind: did; kind: synthetic takes sdid (the default) or sc, "
-                      "and its readout shows the unweighted DiD next to them for comparison")
+        raise _custom(
+            "plain difference-in-differences is kind: did; kind: synthetic takes sdid (the default) or sc, "
+            "and its readout shows the unweighted DiD next to them for comparison"
+        )
     return value
 
 
-_DID_ONLY = ("a Callaway & Sant'Anna key ({what}); a synthetic read (kind: synthetic, or method: sdid / sc) "
-             "{instead}: remove it, or write `kind: did` with method dr, reg or ipw for a difference-in-differences "
-             "readout")
+_DID_ONLY = (
+    "a Callaway & Sant'Anna key ({what}); a synthetic read (kind: synthetic, or method: sdid / sc) "
+    "{instead}: remove it, or write `kind: did` with method dr, reg or ipw for a difference-in-differences "
+    "readout"
+)
 
 
 class SyntheticDocument(_Header):
@@ -984,47 +1237,68 @@ class SyntheticDocument(_Header):
         "kind": "expected `kind: synthetic` for a launch read by synthetic control, got nothing",
         "data": _missing_data("../data/one_market_panel.parquet` (one row per unit and period"),
         "outcome": "required key missing; add e.g. `outcome: {name: contact_rate, numerator: contacts, denominator: "
-                   "orders, better: lower}`",
+        "orders, better: lower}`",
     }
     MISPLACED: ClassVar[dict[str, str]] = {
-        "control_group": _DID_ONLY.format(what="the Callaway & Sant'Anna comparison group",
-                                          instead="compares with a weighted mix of the never-launched units"),
-        "scale": _DID_ONLY.format(what="log or level analysis", instead="reports the effect in the outcome's units "
-                                                                      "and in percent of the synthetic twin"),
-        "leads": _DID_ONLY.format(what="event study", instead="shows the launched unit and its synthetic twin "
-                                                             "week by week instead"),
-        "lags": _DID_ONLY.format(what="event study", instead="shows the launched unit and its synthetic twin week "
-                                                            "by week instead"),
-        "placebo_shifts": _DID_ONLY.format(what="placebo launch dates", instead="runs placebo launches in the "
-                                                                               "comparison units instead"),
-        "cluster": _DID_ONLY.format(what="clustered standard errors", instead="takes its uncertainty from placebo "
-                                                                             "launches (see `inference`)"),
+        "control_group": _DID_ONLY.format(
+            what="the Callaway & Sant'Anna comparison group",
+            instead="compares with a weighted mix of the never-launched units",
+        ),
+        "scale": _DID_ONLY.format(
+            what="log or level analysis",
+            instead="reports the effect in the outcome's units and in percent of the synthetic twin",
+        ),
+        "leads": _DID_ONLY.format(
+            what="event study", instead="shows the launched unit and its synthetic twin week by week instead"
+        ),
+        "lags": _DID_ONLY.format(
+            what="event study", instead="shows the launched unit and its synthetic twin week by week instead"
+        ),
+        "placebo_shifts": _DID_ONLY.format(
+            what="placebo launch dates", instead="runs placebo launches in the comparison units instead"
+        ),
+        "cluster": _DID_ONLY.format(
+            what="clustered standard errors", instead="takes its uncertainty from placebo launches (see `inference`)"
+        ),
     }
 
-    kind: Literal["synthetic"] = Field(description="synthetic: a launch in one or a few units read by synthetic "
-                                                   "difference-in-differences or synthetic control")
+    kind: Literal["synthetic"] = Field(
+        description="synthetic: a launch in one or a few units read by synthetic "
+        "difference-in-differences or synthetic control"
+    )
     data: DataSource = Field(description=DATA_DESCRIPTION, examples=["../data/one_market_panel.parquet"])
     unit: ColumnName = Field(description="the unit that launches (market, warehouse...)", examples=["market"])
     time: ColumnName = Field(description="the period column (numbers or dates)", examples=["week"])
-    treatment: ColumnName | None = Field(None, description="a 0/1 column that switches on at launch",
-                                         examples=["launched"])
+    treatment: ColumnName | None = Field(
+        None, description="a 0/1 column that switches on at launch", examples=["launched"]
+    )
     first_treated: ColumnName | None = Field(
-        None, validate_default=True, description="or: each unit's launch period (empty = never launched)",
-        examples=["launch_week"])
-    outcome: Outcome = Field(description="the primary outcome: a column, or {name, numerator, denominator, better} "
-                                         "(the unit-period ratio)")
+        None,
+        validate_default=True,
+        description="or: each unit's launch period (empty = never launched)",
+        examples=["launch_week"],
+    )
+    outcome: Outcome = Field(
+        description="the primary outcome: a column, or {name, numerator, denominator, better} (the unit-period ratio)"
+    )
     secondary: list[Outcome] | None = Field(None, description="more outcomes, reported alongside")
-    method: Annotated[Literal["sdid", "sc"],
-                      BeforeValidator(_synthetic_method, json_schema_input_type=Literal[SYNTHETIC_METHODS])] = Field(
-        "sdid", description="sdid (synthetic difference-in-differences, default; also: synthetic) or sc (synthetic "
-                            "control)")
-    covariates: ColumnList | None = Field(None, examples=[["avg_basket_value"]],
-                                          description="time-varying covariates, adjusted for as R synthdid's X")
+    method: Annotated[
+        Literal["sdid", "sc"], BeforeValidator(_synthetic_method, json_schema_input_type=Literal[SYNTHETIC_METHODS])
+    ] = Field(
+        "sdid",
+        description="sdid (synthetic difference-in-differences, default; also: synthetic) or sc (synthetic control)",
+    )
+    covariates: ColumnList | None = Field(
+        None, examples=[["avg_basket_value"]], description="time-varying covariates, adjusted for as R synthdid's X"
+    )
     inference: Literal["placebo", "bootstrap", "jackknife", "conformal"] | None = Field(
-        None, description="placebo (default with more comparison than launched units), bootstrap or jackknife "
-                          "(two or more launched units), or conformal")
+        None,
+        description="placebo (default with more comparison than launched units), bootstrap or jackknife "
+        "(two or more launched units), or conformal",
+    )
     replications: Annotated[WholeNumber, Field(ge=20, le=10_000)] = Field(
-        200, examples=[200], description="placebo / bootstrap replications")
+        200, examples=[200], description="placebo / bootstrap replications"
+    )
     seed: Annotated[WholeNumber, Field(ge=0)] = Field(0, examples=[0], description="seed of the replications")
     alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(0.05, examples=[0.05], description="significance level")
 
@@ -1036,9 +1310,17 @@ class SyntheticDocument(_Header):
     def _not_the_outcome(cls, value, info: ValidationInfo):
         outcome = info.data.get("outcome")
         used = {outcome.column, outcome.numerator, outcome.denominator} - {None} if outcome is not None else set()
-        bad = [(f"covariates[{i}]", (f"'{printable(c)}' is a column of the outcome; a covariate adjusts the outcome "
-                                     "for something else that moves over time (e.g. basket value)"))
-               for i, c in enumerate(value or ()) if c in used]
+        bad = [
+            (
+                f"covariates[{i}]",
+                (
+                    f"'{printable(c)}' is a column of the outcome; a covariate adjusts the outcome "
+                    "for something else that moves over time (e.g. basket value)"
+                ),
+            )
+            for i, c in enumerate(value or ())
+            if c in used
+        ]
         if bad:
             raise _rules(*bad)
         return value
@@ -1057,33 +1339,46 @@ class PowerDocument(_Header):
     }
 
     kind: Literal["power"] = Field(description="power: a test plan")
-    data: DataSource = Field(description="history (or a past test: give variant and control); " + DATA_DESCRIPTION,
-                             examples=["../data/aftersales_ab.parquet"])
+    data: DataSource = Field(
+        description="history (or a past test: give variant and control); " + DATA_DESCRIPTION,
+        examples=["../data/aftersales_ab.parquet"],
+    )
     variant: ColumnName | None = Field(None, description="the arm column, when the history is a past test")
     control: ArmLabel = Field("control", description="the control arm's label (with variant)")
     alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(0.05, examples=[0.05], description="significance level")
     power: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.8, examples=[0.8], description="power to detect the mde")
-    arms: Annotated[WholeNumber, Field(ge=2, le=100)] = Field(2, examples=[2], description="control plus treatment "
-                                                                                           "arms")
-    ratio: Annotated[float, Field(gt=0.0, le=100.0)] = Field(1.0, examples=[1], description="treatment units per "
-                                                                                          "control unit")
-    correction: Literal["bonferroni", "sidak"] | None = Field("bonferroni", description="several arms: bonferroni, "
-                                                                                        "sidak or null")
+    arms: Annotated[WholeNumber, Field(ge=2, le=100)] = Field(
+        2, examples=[2], description="control plus treatment arms"
+    )
+    ratio: Annotated[float, Field(gt=0.0, le=100.0)] = Field(
+        1.0, examples=[1], description="treatment units per control unit"
+    )
+    correction: Literal["bonferroni", "sidak"] | None = Field(
+        "bonferroni", description="several arms: bonferroni, sidak or null"
+    )
     daily_units: Annotated[float, Field(gt=0.0)] = Field(description="eligible units a day", examples=[1500])
     population: Annotated[float, Field(gt=0.0)] | None = Field(
-        None, examples=[60000], description="eligible units in all (repeat visitors count once)")
-    traffic_share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(1.0, examples=[0.5],
-                                                                  description="share of the traffic in the test")
-    days: Annotated[list[int], BeforeValidator(
-        _whole_numbers("days", "days: [7, 14, 28]"), json_schema_input_type=list[Annotated[int, Field(ge=1)]])] = Field(
-        list(DEFAULT_PLAN_DAYS), description="durations to tabulate")
-    mde: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(None, examples=[0.05],
-                                                               description="the relative change to detect")
-    max_days: Annotated[WholeNumber, Field(ge=1, le=10_000)] | None = Field(None, examples=[42],
-                                                                            description="the longest acceptable run")
+        None, examples=[60000], description="eligible units in all (repeat visitors count once)"
+    )
+    traffic_share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        1.0, examples=[0.5], description="share of the traffic in the test"
+    )
+    days: Annotated[
+        list[int],
+        BeforeValidator(
+            _whole_numbers("days", "days: [7, 14, 28]"), json_schema_input_type=list[Annotated[int, Field(ge=1)]]
+        ),
+    ] = Field(list(DEFAULT_PLAN_DAYS), description="durations to tabulate")
+    mde: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
+        None, examples=[0.05], description="the relative change to detect"
+    )
+    max_days: Annotated[WholeNumber, Field(ge=1, le=10_000)] | None = Field(
+        None, examples=[42], description="the longest acceptable run"
+    )
     sequential: bool = Field(False, description="plan for always-valid intervals (a test read while it runs)")
     simulate: Annotated[WholeNumber, Field(ge=0, le=20_000)] = Field(
-        0, examples=[500], description="simulated tests checking the recommendation (0 = off)")
+        0, examples=[500], description="simulated tests checking the recommendation (0 = off)"
+    )
     metrics: Metrics = Field(description="the metrics, exactly one with primary: true")
 
     _power_above_alpha = field_validator("power")(classmethod(_power_above_alpha))
@@ -1094,19 +1389,33 @@ class PowerDocument(_Header):
         problems = []
         for i, m in enumerate(value):
             if m.type == "time_to_event":
-                problems.append((f"metrics[{i}].type", "a test plan reads moments of history; plan a time_to_event "
-                                                       "metric with abkit.power.simulate_power (see the README) "
-                                                       "and list a mean, proportion or ratio here"))
+                problems.append(
+                    (
+                        f"metrics[{i}].type",
+                        "a test plan reads moments of history; plan a time_to_event "
+                        "metric with abkit.power.simulate_power (see the README) "
+                        "and list a mean, proportion or ratio here",
+                    )
+                )
             elif m.window is not None:
-                problems.append((f"metrics[{i}].window", "a test plan has no maturity window: plan on history "
-                                                         "whose windows have closed, and remove `window`"))
+                problems.append(
+                    (
+                        f"metrics[{i}].window",
+                        "a test plan has no maturity window: plan on history "
+                        "whose windows have closed, and remove `window`",
+                    )
+                )
         if problems:
             raise _rules(*problems)
         return value
 
 
-DOCUMENTS: dict[str, type[_Header]] = {"ab": AbDocument, "did": RolloutDocument, "synthetic": SyntheticDocument,
-                                        "power": PowerDocument}
+DOCUMENTS: dict[str, type[_Header]] = {
+    "ab": AbDocument,
+    "did": RolloutDocument,
+    "synthetic": SyntheticDocument,
+    "power": PowerDocument,
+}
 
 
 # --------------------------------------------------------------------------- JSON Schema
@@ -1138,8 +1447,7 @@ def spec_json_schema() -> dict:
     """
     from pydantic.json_schema import models_json_schema
 
-    refs, top = models_json_schema([(DOCUMENTS[k], "validation") for k in KINDS],
-                                   ref_template="#/$defs/{model}")
+    refs, top = models_json_schema([(DOCUMENTS[k], "validation") for k in KINDS], ref_template="#/$defs/{model}")
     defs = top["$defs"]
     for definition in defs.values():
         props = definition.get("properties", {})
@@ -1154,22 +1462,33 @@ def spec_json_schema() -> dict:
 
     # a rollout spec whose method is synthetic (sdid, sc) is read as kind: synthetic: its keys are those
     as_did = copy.deepcopy(defs[ref["synthetic"].rsplit("/", 1)[1]])
-    as_did["properties"]["kind"] = {"const": "did", "description": "did with a synthetic method: read as kind: "
-                                                                   "synthetic"}
+    as_did["properties"]["kind"] = {
+        "const": "did",
+        "description": "did with a synthetic method: read as kind: synthetic",
+    }
     as_did["required"] = sorted(set(as_did.get("required", [])) | {"kind", "method"})
     defs["SyntheticRolloutDocument"] = as_did
-    synthetic_did = {"properties": {"kind": {"const": "did"}, "method": {"enum": list(SYNTHETIC_METHODS)}},
-                     "required": ["kind", "method"]}
+    synthetic_did = {
+        "properties": {"kind": {"const": "did"}, "method": {"enum": list(SYNTHETIC_METHODS)}},
+        "required": ["kind", "method"],
+    }
 
     return {
-        "$schema": "http://json-schema.org/draft-07/schema#",   # what VS Code's YAML extension supports
+        "$schema": "http://json-schema.org/draft-07/schema#",  # what VS Code's YAML extension supports
         "title": "abkit experiment spec",
         "description": "One YAML file per experiment: kind ab (A/B test, the default), did (rollout), synthetic "
-                       "(a launch in one or a few markets) or power (test plan). Generated by `abkit schema`.",
+        "(a launch in one or a few markets) or power (test plan). Generated by `abkit schema`.",
         "type": "object",
-        "if": synthetic_did, "then": {"$ref": "#/$defs/SyntheticRolloutDocument"},
-        "else": {"if": kind_is("did"), "then": {"$ref": ref["did"]},
-        "else": {"if": kind_is("synthetic"), "then": {"$ref": ref["synthetic"]},
-                 "else": {"if": kind_is("power"), "then": {"$ref": ref["power"]}, "else": {"$ref": ref["ab"]}}}},
+        "if": synthetic_did,
+        "then": {"$ref": "#/$defs/SyntheticRolloutDocument"},
+        "else": {
+            "if": kind_is("did"),
+            "then": {"$ref": ref["did"]},
+            "else": {
+                "if": kind_is("synthetic"),
+                "then": {"$ref": ref["synthetic"]},
+                "else": {"if": kind_is("power"), "then": {"$ref": ref["power"]}, "else": {"$ref": ref["ab"]}},
+            },
+        },
         "$defs": defs,
     }

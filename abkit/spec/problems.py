@@ -6,6 +6,7 @@ it walks the document models along each error's location to find the field
 (its allowed values, range, examples and the keys its model allows), so the
 wording lives here once instead of in every field check.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -63,8 +64,20 @@ class Problems:
 
 
 # --------------------------------------------------------------------------- showing values
-_BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e",
-         "\u200f", "\u061c"}
+_BIDI = {
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+    "\u200e",
+    "\u200f",
+    "\u061c",
+}
 
 
 def printable(text: Any, *, keep_newlines: bool = False) -> str:
@@ -135,11 +148,11 @@ class _Place:
     """What the walk along an error location found: the field and the model holding it."""
 
     def __init__(self):
-        self.path = ""                      # e.g. metrics[0].covariates[1]
-        self.model: type[BaseModel] | None = None   # the model whose field this is
-        self.key: Any = None                 # the field name (or list index / mapping key) last stepped
+        self.path = ""  # e.g. metrics[0].covariates[1]
+        self.model: type[BaseModel] | None = None  # the model whose field this is
+        self.key: Any = None  # the field name (or list index / mapping key) last stepped
         self.field: FieldInfo | None = None
-        self.annotation: Any = None          # the type at the location
+        self.annotation: Any = None  # the type at the location
         self.parent_path = ""
 
 
@@ -245,7 +258,7 @@ def _range(place: _Place) -> str:
     if place.field is not None and place.annotation is not None:
         metadata = metadata + list(place.field.metadata)
     metadata = [m for item in metadata for m in (item.metadata if isinstance(item, FieldInfo) else [item])]
-    lo: Any = None                          # the bound's value: any comparable (int, float, date...)
+    lo: Any = None  # the bound's value: any comparable (int, float, date...)
     hi: Any = None
     lo_open = hi_open = False
     for m in metadata:
@@ -306,10 +319,12 @@ def _message(err: dict, place: _Place, allow_source: bool) -> str:
         if not isinstance(key, str):
             return f"key {show(key)} is not text; keys are words like {', '.join(allowed[:4])}"
         if key == "source" and not allow_source:
-            return ("unknown key 'source'; abkit records the spec file's path itself. Remove it. Allowed keys: "
-                    + ", ".join(allowed))
+            return (
+                "unknown key 'source'; abkit records the spec file's path itself. Remove it. Allowed keys: "
+                + ", ".join(allowed)
+            )
         misplaced = getattr(place.model, "MISPLACED", {}).get(key) if place.model is not None else None
-        if misplaced:                     # a key of another kind: say whose, and what this kind does instead
+        if misplaced:  # a key of another kind: say whose, and what this kind does instead
             return f"'{printable(key)}' is {misplaced}"
         return f"unknown key '{printable(key)}'.{suggest(key, allowed)} Allowed keys: {', '.join(allowed)}"
     if kind == "literal_error":
@@ -320,16 +335,29 @@ def _message(err: dict, place: _Place, allow_source: bool) -> str:
             hint = f" To switch it off write `{key}: null`."
         return f"{show(value)} is not allowed; use one of {options}.{hint}"
     if kind == "string_type":
-        fix = ("write it as one piece of text" if isinstance(value, (Mapping, list)) else
-               f"put it in quotes, e.g. `{key}: \"{printable(value)}\"`")
+        fix = (
+            "write it as one piece of text"
+            if isinstance(value, (Mapping, list))
+            else f'put it in quotes, e.g. `{key}: "{printable(value)}"`'
+        )
         return f"expected text, got {show(value)} ({type_name(value)}); {fix}"
     if kind == "string_too_short":
         example = _example(place)
         return "must not be empty" + (f"; write e.g. `{key}: {example}`" if example else "")
     if kind == "bool_type":
         return f"expected true or false, got {show(value)} ({type_name(value)})"
-    if kind in ("float_type", "int_type", "int_from_float", "greater_than", "greater_than_equal", "less_than",
-                "less_than_equal", "finite_number", "float_parsing", "int_parsing"):
+    if kind in (
+        "float_type",
+        "int_type",
+        "int_from_float",
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "finite_number",
+        "float_parsing",
+        "int_parsing",
+    ):
         return f"expected {_range(place)}, got {show(value)} ({type_name(value)}){_e_g(place)}"
     if kind in ("list_type", "tuple_type"):
         return f"expected a list, got {show(value)} ({type_name(value)}){_e_g(place)}"

@@ -14,6 +14,7 @@ parsed YAML): every problem of the document, and of its data against it
 (:mod:`abkit.spec.data_checks`), is raised together as one
 :class:`abkit.SpecError`.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -59,10 +60,10 @@ class MetricSpec:
     """One metric of a spec, as written in YAML (see the module doc)."""
 
     name: str
-    type: str                                   # mean | proportion | ratio
-    column: str | None = None                   # mean / proportion
-    numerator: str | None = None                # ratio
-    denominator: str | None = None              # ratio
+    type: str  # mean | proportion | ratio
+    column: str | None = None  # mean / proportion
+    numerator: str | None = None  # ratio
+    denominator: str | None = None  # ratio
     covariates: tuple[Covariate, ...] = ()
     better: str = "higher"
     primary: bool = False
@@ -70,14 +71,14 @@ class MetricSpec:
     dropna: bool = False
     method: str | None = None
     description: str | None = None
-    margin: float | None = None                 # guardrails: relative non-inferiority margin (0.02 = 2%)
-    nonnegative: bool = True                    # ratio: numerators must not be negative (denominators always)
-    window: str | None = None                   # maturity window (its own, or the spec's), e.g. "30d"
-    duration: str | None = None                 # time_to_event: observed time and 0/1 event columns ...
+    margin: float | None = None  # guardrails: relative non-inferiority margin (0.02 = 2%)
+    nonnegative: bool = True  # ratio: numerators must not be negative (denominators always)
+    window: str | None = None  # maturity window (its own, or the spec's), e.g. "30d"
+    duration: str | None = None  # time_to_event: observed time and 0/1 event columns ...
     event: str | None = None
-    start: str | None = None                    # ... or start / event timestamps (censored at data_end)
+    start: str | None = None  # ... or start / event timestamps (censored at data_end)
     end: str | None = None
-    horizon: float | None = None                # time_to_event: restricted mean up to it (None: the window)
+    horizon: float | None = None  # time_to_event: restricted mean up to it (None: the window)
     time_unit: str = "days"
 
     @property
@@ -102,14 +103,17 @@ class MetricSpec:
             if c:
                 out[c] = None
         for cov in self.covariates:
-            for c in ((cov,) if isinstance(cov, str) else cov):
+            for c in (cov,) if isinstance(cov, str) else cov:
                 out[c] = None
         return tuple(out)
 
     def column_fields(self) -> list[tuple[str, str]]:
         """(field name, column) for every column, e.g. ('covariates[1]', 'pre_orders')."""
-        out = [(k, getattr(self, k)) for k in ("column", "numerator", "denominator", "duration", "event", "start",
-                                               "end") if getattr(self, k)]
+        out = [
+            (k, getattr(self, k))
+            for k in ("column", "numerator", "denominator", "duration", "event", "start", "end")
+            if getattr(self, k)
+        ]
         for i, cov in enumerate(self.covariates):
             if isinstance(cov, str):
                 out.append((f"covariates[{i}]", cov))
@@ -136,25 +140,48 @@ class MetricSpec:
         """
         covs = _covariates_arg(self.covariates, self.type == "ratio")
         if self.type == "time_to_event":
-            common = dict(covariate=covs, name=self.name, better=self.better, dropna=self.dropna, method=self.method,
-                          time_unit=self.time_unit)
+            common = dict(
+                covariate=covs,
+                name=self.name,
+                better=self.better,
+                dropna=self.dropna,
+                method=self.method,
+                time_unit=self.time_unit,
+            )
             if self.start is not None:
                 if data_end is None:
-                    raise AbkitError(f"metric '{self.name}' reads start/end timestamps: the spec needs `data_end:` "
-                                     "(when the data was read)")
+                    raise AbkitError(
+                        f"metric '{self.name}' reads start/end timestamps: the spec needs `data_end:` "
+                        "(when the data was read)"
+                    )
                 from ..maturity import data_cutoff
 
-                return TimeToEvent.from_timestamps(self._needs("start"), self._needs("end"), data_cutoff(data_end),
-                                                   self.time_horizon, **common)
+                return TimeToEvent.from_timestamps(
+                    self._needs("start"), self._needs("end"), data_cutoff(data_end), self.time_horizon, **common
+                )
             return TimeToEvent(self._needs("duration"), self._needs("event"), self.time_horizon, **common)
         metric: Metric
         if self.type == "ratio":
-            metric = Ratio(self._needs("numerator"), self._needs("denominator"), covariates=covs, name=self.name,
-                           better=self.better, dropna=self.dropna, method=self.method, nonnegative=self.nonnegative)
+            metric = Ratio(
+                self._needs("numerator"),
+                self._needs("denominator"),
+                covariates=covs,
+                name=self.name,
+                better=self.better,
+                dropna=self.dropna,
+                method=self.method,
+                nonnegative=self.nonnegative,
+            )
         else:
             cls = Proportion if self.type == "proportion" else Mean
-            metric = cls(self._needs("column"), covariate=covs, name=self.name, better=self.better,
-                         dropna=self.dropna, method=self.method)
+            metric = cls(
+                self._needs("column"),
+                covariate=covs,
+                name=self.name,
+                better=self.better,
+                dropna=self.dropna,
+                method=self.method,
+            )
         if self.window is not None and date is not None and data_end is not None:
             from ..maturity import windowed
 
@@ -262,27 +289,27 @@ class ExperimentSpec(_Data):
     metrics: tuple[MetricSpec, ...]
     kind: str = "ab"
     owner: str | None = None
-    id: str | None = None             # stable identity (readout folder, results store); None: from the file
+    id: str | None = None  # stable identity (readout folder, results store); None: from the file
     description: str | None = None
     hypothesis: str | None = None
     start: _dt.date | None = None
     end: _dt.date | None = None
     variant: str = "variant"
     control: str | int = "control"
-    allocation: tuple | None = None   # ((arm, share), ...) for a mapping, (share, ...) for a list
+    allocation: tuple | None = None  # ((arm, share), ...) for a mapping, (share, ...) for a list
     alpha: float = 0.05
     correction: str | None = None
     source: str | None = None
-    mde: float | None = None          # planned minimum detectable effect, relative (0.02 = 2%)
-    power: float = 0.8                # planned power for the mde
+    mde: float | None = None  # planned minimum detectable effect, relative (0.02 = 2%)
+    power: float = 0.8  # planned power for the mde
     planned_units: int | None = None  # planned units, all arms together
-    date: str | None = None           # column with each unit's first-exposure date (cumulative chart)
-    segments: tuple[str, ...] = ()    # columns to break the primary metric down by
-    unit: str | None = None           # randomization-unit id column: unit-integrity check (leaks, duplicates)
-    balance: tuple[str, ...] | None = None   # pre-period columns for the balance check (None: covariates)
-    sequential: bool = False          # always-valid CIs and p-values (safe to look daily)
-    window: str | None = None         # maturity window of every metric without its own (e.g. "30d")
-    data_end: _dt.date | _dt.datetime | None = None   # when the data was read (windows, timestamp metrics)
+    date: str | None = None  # column with each unit's first-exposure date (cumulative chart)
+    segments: tuple[str, ...] = ()  # columns to break the primary metric down by
+    unit: str | None = None  # randomization-unit id column: unit-integrity check (leaks, duplicates)
+    balance: tuple[str, ...] | None = None  # pre-period columns for the balance check (None: covariates)
+    sequential: bool = False  # always-valid CIs and p-values (safe to look daily)
+    window: str | None = None  # maturity window of every metric without its own (e.g. "30d")
+    data_end: _dt.date | _dt.datetime | None = None  # when the data was read (windows, timestamp metrics)
     impact: ImpactSpec | None = None  # yearly volume behind the primary metric (impact in business terms)
 
     # ----------------------------------------------------------------- views
@@ -325,7 +352,7 @@ class ExperimentSpec(_Data):
         out: dict[str, None] = {}
         for m in self.metrics:
             for cov in m.covariates:
-                for c in ((cov,) if isinstance(cov, str) else cov):
+                for c in (cov,) if isinstance(cov, str) else cov:
                     out[c] = None
         return tuple(out)
 
@@ -352,11 +379,12 @@ class ExperimentSpec(_Data):
         """
         alloc = self.planned_allocation
         if isinstance(alloc, dict) and not all(isinstance(arm, str) for arm in alloc):
-            alloc = [[arm, share] for arm, share in alloc.items()]   # JSON keys are text: pairs keep 0 a number
+            alloc = [[arm, share] for arm, share in alloc.items()]  # JSON keys are text: pairs keep 0 a number
         return {
             "name": self.name,
             "kind": self.kind,
-            "owner": self.owner, "id": self.id,
+            "owner": self.owner,
+            "id": self.id,
             "description": self.description,
             "hypothesis": self.hypothesis,
             "start": self.start.isoformat() if self.start else None,
@@ -383,8 +411,14 @@ class ExperimentSpec(_Data):
         }
 
     @classmethod
-    def from_dict(cls, raw: Mapping, *, base_dir: str | os.PathLike | None = None, origin: str | None = None,
-                  check_data: bool = True) -> ExperimentSpec:
+    def from_dict(
+        cls,
+        raw: Mapping,
+        *,
+        base_dir: str | os.PathLike | None = None,
+        origin: str | None = None,
+        check_data: bool = True,
+    ) -> ExperimentSpec:
         """Validate a spec given as a mapping (e.g. from :meth:`to_dict` or parsed YAML).
 
         ``base_dir`` anchors a relative ``data`` path (default: the current
@@ -412,8 +446,9 @@ class OutcomeSpec:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return tuple(c for c in ((self.numerator, self.denominator) if self.is_ratio else (self.column,))
-                     if c is not None)
+        return tuple(
+            c for c in ((self.numerator, self.denominator) if self.is_ratio else (self.column,)) if c is not None
+        )
 
     @property
     def definition(self) -> str:
@@ -465,7 +500,7 @@ class RolloutSpec(_Data):
     secondary: tuple[OutcomeSpec, ...] = ()
     kind: str = "did"
     owner: str | None = None
-    id: str | None = None             # stable identity (readout folder, results store); None: from the file
+    id: str | None = None  # stable identity (readout folder, results store); None: from the file
     description: str | None = None
     hypothesis: str | None = None
     start: _dt.date | None = None
@@ -510,22 +545,43 @@ class RolloutSpec(_Data):
     def to_dict(self) -> dict:
         """Plain JSON-able data; ``RolloutSpec.from_dict(spec.to_dict()) == spec``."""
         return {
-            "name": self.name, "kind": self.kind, "owner": self.owner, "id": self.id, "description": self.description,
+            "name": self.name,
+            "kind": self.kind,
+            "owner": self.owner,
+            "id": self.id,
+            "description": self.description,
             "hypothesis": self.hypothesis,
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
-            "data": self._data_dict(), "unit": self.unit, "time": self.time, "first_treated": self.first_treated,
-            "treatment": self.treatment, "outcome": self.outcome.to_dict(),
-            "secondary": [o.to_dict() for o in self.secondary], "control_group": self.control_group,
-            "method": self.method, "covariates": list(self.covariates), "cluster": self.cluster,
-            "alpha": self.alpha, "scale": self.scale, "leads": self.leads, "lags": self.lags,
-            "placebo_shifts": list(self.placebo_shifts), "source": self.source,
+            "data": self._data_dict(),
+            "unit": self.unit,
+            "time": self.time,
+            "first_treated": self.first_treated,
+            "treatment": self.treatment,
+            "outcome": self.outcome.to_dict(),
+            "secondary": [o.to_dict() for o in self.secondary],
+            "control_group": self.control_group,
+            "method": self.method,
+            "covariates": list(self.covariates),
+            "cluster": self.cluster,
+            "alpha": self.alpha,
+            "scale": self.scale,
+            "leads": self.leads,
+            "lags": self.lags,
+            "placebo_shifts": list(self.placebo_shifts),
+            "source": self.source,
             "impact": self.impact.to_dict() if self.impact is not None else None,
         }
 
     @classmethod
-    def from_dict(cls, raw: Mapping, *, base_dir: str | os.PathLike | None = None, origin: str | None = None,
-                  check_data: bool = True) -> RolloutSpec:
+    def from_dict(
+        cls,
+        raw: Mapping,
+        *,
+        base_dir: str | os.PathLike | None = None,
+        origin: str | None = None,
+        check_data: bool = True,
+    ) -> RolloutSpec:
         """Validate a rollout spec given as a mapping (see :meth:`ExperimentSpec.from_dict`)."""
         return _build(cls, raw, origin=origin, base_dir=base_dir, check_data=check_data, allow_source=True)
 
@@ -565,7 +621,7 @@ class SyntheticSpec(_Data):
     secondary: tuple[OutcomeSpec, ...] = ()
     kind: str = "synthetic"
     owner: str | None = None
-    id: str | None = None             # stable identity (readout folder, results store); None: from the file
+    id: str | None = None  # stable identity (readout folder, results store); None: from the file
     description: str | None = None
     hypothesis: str | None = None
     start: _dt.date | None = None
@@ -606,20 +662,39 @@ class SyntheticSpec(_Data):
     def to_dict(self) -> dict:
         """Plain JSON-able data; ``SyntheticSpec.from_dict(spec.to_dict()) == spec``."""
         return {
-            "name": self.name, "kind": self.kind, "owner": self.owner, "id": self.id, "description": self.description,
+            "name": self.name,
+            "kind": self.kind,
+            "owner": self.owner,
+            "id": self.id,
+            "description": self.description,
             "hypothesis": self.hypothesis,
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
-            "data": self._data_dict(), "unit": self.unit, "time": self.time, "first_treated": self.first_treated,
-            "treatment": self.treatment, "outcome": self.outcome.to_dict(),
-            "secondary": [o.to_dict() for o in self.secondary], "method": self.method,
-            "covariates": list(self.covariates), "inference": self.inference, "replications": self.replications,
-            "seed": self.seed, "alpha": self.alpha, "source": self.source,
+            "data": self._data_dict(),
+            "unit": self.unit,
+            "time": self.time,
+            "first_treated": self.first_treated,
+            "treatment": self.treatment,
+            "outcome": self.outcome.to_dict(),
+            "secondary": [o.to_dict() for o in self.secondary],
+            "method": self.method,
+            "covariates": list(self.covariates),
+            "inference": self.inference,
+            "replications": self.replications,
+            "seed": self.seed,
+            "alpha": self.alpha,
+            "source": self.source,
         }
 
     @classmethod
-    def from_dict(cls, raw: Mapping, *, base_dir: str | os.PathLike | None = None, origin: str | None = None,
-                  check_data: bool = True) -> SyntheticSpec:
+    def from_dict(
+        cls,
+        raw: Mapping,
+        *,
+        base_dir: str | os.PathLike | None = None,
+        origin: str | None = None,
+        check_data: bool = True,
+    ) -> SyntheticSpec:
         """Validate a ``kind: synthetic`` spec given as a mapping (see :meth:`ExperimentSpec.from_dict`)."""
         return _build(cls, raw, origin=origin, base_dir=base_dir, check_data=check_data, allow_source=True)
 
@@ -643,7 +718,7 @@ class PowerSpec(_Data):
     daily_units: float
     kind: str = "power"
     owner: str | None = None
-    id: str | None = None             # stable identity (readout folder, results store); None: from the file
+    id: str | None = None  # stable identity (readout folder, results store); None: from the file
     description: str | None = None
     hypothesis: str | None = None
     start: _dt.date | None = None
@@ -661,8 +736,8 @@ class PowerSpec(_Data):
     mde: float | None = None
     max_days: int | None = None
     source: str | None = None
-    simulate: int = 0                 # simulated tests checking the recommendation (0 = off)
-    sequential: bool = False          # plan for always-valid intervals (the test will be read while it runs)
+    simulate: int = 0  # simulated tests checking the recommendation (0 = off)
+    sequential: bool = False  # plan for always-valid intervals (the test will be read while it runs)
 
     @property
     def primary(self) -> MetricSpec:
@@ -686,19 +761,43 @@ class PowerSpec(_Data):
     def to_dict(self) -> dict:
         """Plain JSON-able data; ``PowerSpec.from_dict(spec.to_dict()) == spec``."""
         return {
-            "name": self.name, "kind": self.kind, "owner": self.owner, "id": self.id, "description": self.description,
-            "hypothesis": self.hypothesis, "start": self.start.isoformat() if self.start else None,
-            "end": self.end.isoformat() if self.end else None, "data": self._data_dict(), "variant": self.variant,
-            "control": self.control, "alpha": self.alpha, "power": self.power, "arms": self.arms,
-            "ratio": self.ratio, "correction": self.correction, "daily_units": self.daily_units,
-            "population": self.population, "traffic_share": self.traffic_share, "days": list(self.days),
-            "mde": self.mde, "max_days": self.max_days, "metrics": [m.to_dict() for m in self.metrics],
-            "source": self.source, "simulate": self.simulate, "sequential": self.sequential,
+            "name": self.name,
+            "kind": self.kind,
+            "owner": self.owner,
+            "id": self.id,
+            "description": self.description,
+            "hypothesis": self.hypothesis,
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "data": self._data_dict(),
+            "variant": self.variant,
+            "control": self.control,
+            "alpha": self.alpha,
+            "power": self.power,
+            "arms": self.arms,
+            "ratio": self.ratio,
+            "correction": self.correction,
+            "daily_units": self.daily_units,
+            "population": self.population,
+            "traffic_share": self.traffic_share,
+            "days": list(self.days),
+            "mde": self.mde,
+            "max_days": self.max_days,
+            "metrics": [m.to_dict() for m in self.metrics],
+            "source": self.source,
+            "simulate": self.simulate,
+            "sequential": self.sequential,
         }
 
     @classmethod
-    def from_dict(cls, raw: Mapping, *, base_dir: str | os.PathLike | None = None, origin: str | None = None,
-                  check_data: bool = True) -> PowerSpec:
+    def from_dict(
+        cls,
+        raw: Mapping,
+        *,
+        base_dir: str | os.PathLike | None = None,
+        origin: str | None = None,
+        check_data: bool = True,
+    ) -> PowerSpec:
         return _build(cls, raw, origin=origin, base_dir=base_dir, check_data=check_data, allow_source=True)
 
 
@@ -714,76 +813,168 @@ def _absolute(path: str, base_dir) -> str:
 def _resolve_data(data: str | TableDocument, base_dir) -> str | TableRef:
     if isinstance(data, str):
         return _absolute(data, base_dir)
-    database = (_absolute(data.database, base_dir) if data.engine == "duckdb" and data.database is not None
-                else None)
-    return TableRef(engine=data.engine, table=data.table.strip(), database=database,
-                    conf=tuple(sorted((str(k), v) for k, v in (data.conf or {}).items())))
+    database = _absolute(data.database, base_dir) if data.engine == "duckdb" and data.database is not None else None
+    return TableRef(
+        engine=data.engine,
+        table=data.table.strip(),
+        database=database,
+        conf=tuple(sorted((str(k), v) for k, v in (data.conf or {}).items())),
+    )
 
 
 def _metric(doc: MetricDocument, window: str | None = None) -> MetricSpec:
     covariates = tuple(c if isinstance(c, str) else (c[0], c[1]) for c in doc.all_covariates)
-    return MetricSpec(name=doc.metric_name, type=doc.type, column=doc.column, numerator=doc.numerator,
-                      denominator=doc.denominator, covariates=covariates, better=doc.better, primary=doc.primary,
-                      guardrail=doc.guardrail, dropna=doc.dropna, method=doc.method, description=doc.description,
-                      margin=doc.margin, nonnegative=doc.nonnegative,
-                      window=doc.window if doc.window is not None else window, duration=doc.duration,
-                      event=doc.event, start=doc.start, end=doc.end, horizon=doc.horizon,
-                      time_unit=doc.time_unit)
+    return MetricSpec(
+        name=doc.metric_name,
+        type=doc.type,
+        column=doc.column,
+        numerator=doc.numerator,
+        denominator=doc.denominator,
+        covariates=covariates,
+        better=doc.better,
+        primary=doc.primary,
+        guardrail=doc.guardrail,
+        dropna=doc.dropna,
+        method=doc.method,
+        description=doc.description,
+        margin=doc.margin,
+        nonnegative=doc.nonnegative,
+        window=doc.window if doc.window is not None else window,
+        duration=doc.duration,
+        event=doc.event,
+        start=doc.start,
+        end=doc.end,
+        horizon=doc.horizon,
+        time_unit=doc.time_unit,
+    )
 
 
 def _outcome(doc: OutcomeDocument) -> OutcomeSpec:
-    return OutcomeSpec(name=doc.outcome_name, column=doc.column, numerator=doc.numerator,
-                       denominator=doc.denominator, better=doc.better, description=doc.description)
+    return OutcomeSpec(
+        name=doc.outcome_name,
+        column=doc.column,
+        numerator=doc.numerator,
+        denominator=doc.denominator,
+        better=doc.better,
+        description=doc.description,
+    )
 
 
 def _impact(doc: ImpactDocument | None) -> ImpactSpec | None:
     if doc is None:
         return None
-    return ImpactSpec(volume=float(doc.volume), unit=doc.unit.strip(), per=doc.per.strip(),
-                      value=float(doc.value) if doc.value is not None else None, currency=doc.currency.strip())
+    return ImpactSpec(
+        volume=float(doc.volume),
+        unit=doc.unit.strip(),
+        per=doc.per.strip(),
+        value=float(doc.value) if doc.value is not None else None,
+        currency=doc.currency.strip(),
+    )
 
 
 def _header(doc) -> dict:
-    return {"name": doc.name, "owner": doc.owner, "id": doc.id, "description": doc.description, "hypothesis": doc.hypothesis,
-            "start": doc.start, "end": doc.end, "source": doc.source}
+    return {
+        "name": doc.name,
+        "owner": doc.owner,
+        "id": doc.id,
+        "description": doc.description,
+        "hypothesis": doc.hypothesis,
+        "start": doc.start,
+        "end": doc.end,
+        "source": doc.source,
+    }
 
 
 def _experiment(doc: AbDocument, data) -> ExperimentSpec:
     alloc = doc.allocation
-    allocation = (tuple(alloc.items()) if isinstance(alloc, dict) else tuple(alloc) if alloc is not None else None)
-    return ExperimentSpec(**_header(doc), data=data, metrics=tuple(_metric(m, doc.window) for m in doc.metrics),
-                          kind="ab", window=doc.window, data_end=doc.data_end,
-                          variant=doc.variant, control=doc.control, allocation=allocation, alpha=doc.alpha,
-                          correction=doc.correction, mde=doc.mde, power=doc.power, planned_units=doc.planned_units,
-                          date=doc.date, segments=tuple(doc.segments or ()), unit=doc.unit,
-                          balance=tuple(doc.balance) if doc.balance is not None else None, sequential=doc.sequential,
-                          impact=_impact(doc.impact))
+    allocation = tuple(alloc.items()) if isinstance(alloc, dict) else tuple(alloc) if alloc is not None else None
+    return ExperimentSpec(
+        **_header(doc),
+        data=data,
+        metrics=tuple(_metric(m, doc.window) for m in doc.metrics),
+        kind="ab",
+        window=doc.window,
+        data_end=doc.data_end,
+        variant=doc.variant,
+        control=doc.control,
+        allocation=allocation,
+        alpha=doc.alpha,
+        correction=doc.correction,
+        mde=doc.mde,
+        power=doc.power,
+        planned_units=doc.planned_units,
+        date=doc.date,
+        segments=tuple(doc.segments or ()),
+        unit=doc.unit,
+        balance=tuple(doc.balance) if doc.balance is not None else None,
+        sequential=doc.sequential,
+        impact=_impact(doc.impact),
+    )
 
 
 def _rollout(doc: RolloutDocument, data) -> RolloutSpec:
-    return RolloutSpec(**_header(doc), data=data, unit=doc.unit, time=doc.time, outcome=_outcome(doc.outcome),
-                       first_treated=doc.first_treated, treatment=doc.treatment,
-                       secondary=tuple(_outcome(o) for o in doc.secondary or ()), control_group=doc.control_group,
-                       method=doc.method, covariates=tuple(doc.covariates or ()), cluster=doc.cluster,
-                       alpha=doc.alpha, scale=doc.scale, leads=doc.leads, lags=doc.lags,
-                       placebo_shifts=tuple(doc.placebo_shifts), impact=_impact(doc.impact))
+    return RolloutSpec(
+        **_header(doc),
+        data=data,
+        unit=doc.unit,
+        time=doc.time,
+        outcome=_outcome(doc.outcome),
+        first_treated=doc.first_treated,
+        treatment=doc.treatment,
+        secondary=tuple(_outcome(o) for o in doc.secondary or ()),
+        control_group=doc.control_group,
+        method=doc.method,
+        covariates=tuple(doc.covariates or ()),
+        cluster=doc.cluster,
+        alpha=doc.alpha,
+        scale=doc.scale,
+        leads=doc.leads,
+        lags=doc.lags,
+        placebo_shifts=tuple(doc.placebo_shifts),
+        impact=_impact(doc.impact),
+    )
 
 
 def _synthetic(doc: SyntheticDocument, data) -> SyntheticSpec:
-    return SyntheticSpec(**_header(doc), data=data, unit=doc.unit, time=doc.time, outcome=_outcome(doc.outcome),
-                         first_treated=doc.first_treated, treatment=doc.treatment,
-                         secondary=tuple(_outcome(o) for o in doc.secondary or ()), method=doc.method,
-                         covariates=tuple(doc.covariates or ()), inference=doc.inference,
-                         replications=doc.replications, seed=doc.seed, alpha=doc.alpha)
+    return SyntheticSpec(
+        **_header(doc),
+        data=data,
+        unit=doc.unit,
+        time=doc.time,
+        outcome=_outcome(doc.outcome),
+        first_treated=doc.first_treated,
+        treatment=doc.treatment,
+        secondary=tuple(_outcome(o) for o in doc.secondary or ()),
+        method=doc.method,
+        covariates=tuple(doc.covariates or ()),
+        inference=doc.inference,
+        replications=doc.replications,
+        seed=doc.seed,
+        alpha=doc.alpha,
+    )
 
 
 def _plan(doc: PowerDocument, data) -> PowerSpec:
-    return PowerSpec(**_header(doc), data=data, metrics=tuple(_metric(m) for m in doc.metrics),
-                     daily_units=float(doc.daily_units), variant=doc.variant, control=doc.control, alpha=doc.alpha,
-                     power=doc.power, arms=doc.arms, ratio=float(doc.ratio), correction=doc.correction,
-                     population=float(doc.population) if doc.population is not None else None,
-                     traffic_share=float(doc.traffic_share), days=tuple(doc.days), mde=doc.mde,
-                     max_days=doc.max_days, simulate=doc.simulate, sequential=doc.sequential)
+    return PowerSpec(
+        **_header(doc),
+        data=data,
+        metrics=tuple(_metric(m) for m in doc.metrics),
+        daily_units=float(doc.daily_units),
+        variant=doc.variant,
+        control=doc.control,
+        alpha=doc.alpha,
+        power=doc.power,
+        arms=doc.arms,
+        ratio=float(doc.ratio),
+        correction=doc.correction,
+        population=float(doc.population) if doc.population is not None else None,
+        traffic_share=float(doc.traffic_share),
+        days=tuple(doc.days),
+        mde=doc.mde,
+        max_days=doc.max_days,
+        simulate=doc.simulate,
+        sequential=doc.sequential,
+    )
 
 
 _KIND_OF = {"ExperimentSpec": "ab", "RolloutSpec": "did", "SyntheticSpec": "synthetic", "PowerSpec": "power"}
@@ -791,9 +982,14 @@ _KIND_OF = {"ExperimentSpec": "ab", "RolloutSpec": "did", "SyntheticSpec": "synt
 AnySpec = ExperimentSpec | RolloutSpec | SyntheticSpec | PowerSpec
 """Any validated spec (what :func:`abkit.spec.load_spec` returns)."""
 
-_MAKE: dict[str, Callable[[Any, str | TableRef | None], _Data]] = {"ab": _experiment, "did": _rollout, "synthetic": _synthetic, "power": _plan}
+_MAKE: dict[str, Callable[[Any, str | TableRef | None], _Data]] = {
+    "ab": _experiment,
+    "did": _rollout,
+    "synthetic": _synthetic,
+    "power": _plan,
+}
 _BODY = {"ab": "metrics", "did": "outcome", "synthetic": "outcome", "power": "metrics"}
-_PANEL_KINDS = ("did", "synthetic")     # a unit x period panel with outcomes, no arms
+_PANEL_KINDS = ("did", "synthetic")  # a unit x period panel with outcomes, no arms
 
 
 @cache
@@ -816,21 +1012,27 @@ def _arm_to_check(raw: Mapping, kind: str, problems: Problems) -> tuple[str, Any
     return (variant, control) if isinstance(control, (str, int)) else None
 
 
-def _build(cls, raw: Any, *, origin: str | None, base_dir, check_data: bool, allow_source: bool,
-           kind: str | None = None):
+def _build(
+    cls, raw: Any, *, origin: str | None, base_dir, check_data: bool, allow_source: bool, kind: str | None = None
+):
     """Validate ``raw`` as a spec of ``cls`` (or of ``kind``), check its data, raise every problem at once."""
     kind = kind or _KIND_OF[cls.__name__]
     if origin is None:
         origin = str(raw.get("source")) if isinstance(raw, Mapping) and raw.get("source") else "spec"
     problems = Problems(origin)
     if not isinstance(raw, Mapping):
-        problems.add("", f"a spec must be a mapping of keys (name:, data:, {_BODY[kind]}: ...), got "
-                         f"{type_name(raw)} {show(raw)}")
+        problems.add(
+            "", f"a spec must be a mapping of keys (name:, data:, {_BODY[kind]}: ...), got {type_name(raw)} {show(raw)}"
+        )
         problems.raise_if_any()
     if kind == "synthetic" and raw.get("kind") == "did" and raw.get("method") in SYNTHETIC_METHODS:
-        raw = {**raw, "kind": "synthetic"}        # a rollout spec that chose a synthetic method (issue 13.6)
-    if (kind == "ab" and raw.get("kind") is None and "metrics" not in raw
-            and any(k in raw for k in ("outcome", "unit", "first_treated"))):
+        raw = {**raw, "kind": "synthetic"}  # a rollout spec that chose a synthetic method (issue 13.6)
+    if (
+        kind == "ab"
+        and raw.get("kind") is None
+        and "metrics" not in raw
+        and any(k in raw for k in ("outcome", "unit", "first_treated"))
+    ):
         problems.add("kind", "this looks like a rollout (difference-in-differences) spec; add `kind: did`")
     model = DOCUMENTS[kind]
     doc = None
@@ -853,7 +1055,13 @@ def _build(cls, raw: Any, *, origin: str | None, base_dir, check_data: bool, all
         except AbkitError as exc:
             problems.add(f"metrics[{i}]", str(exc))
     if check_data and data is not None:
-        check_against_data(data, raw.get("data"), named_columns(raw, kind), problems, arm=_arm_to_check(raw, kind, problems),
-                   two_arms=kind == "ab")
+        check_against_data(
+            data,
+            raw.get("data"),
+            named_columns(raw, kind),
+            problems,
+            arm=_arm_to_check(raw, kind, problems),
+            two_arms=kind == "ab",
+        )
     problems.raise_if_any()
     return spec

@@ -11,6 +11,7 @@ anything is built, so a hostile file costs at most its own size in work.
 Then the document is built by YAML's safe loader (plain data only: no tags
 that construct Python objects; libyaml's ``CSafeLoader`` when installed).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,11 +26,11 @@ from .problems import Problems
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "parse_spec_text", "read_spec_file"]
 
-MAX_BYTES = 256 * 1024    # the sample specs are 1-3 KB
-MAX_NODES = 10_000        # values after alias expansion; a spec with 100 metrics has about 1,500
-MAX_DEPTH = 16            # the deepest sample path, metrics[0].covariates[0][1], is 4 levels down
+MAX_BYTES = 256 * 1024  # the sample specs are 1-3 KB
+MAX_NODES = 10_000  # values after alias expansion; a spec with 100 metrics has about 1,500
+MAX_DEPTH = 16  # the deepest sample path, metrics[0].covariates[0][1], is 4 levels down
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml's parser when available (same safe constructor)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when available (same safe constructor)
 
 
 def read_spec_file(path: str | os.PathLike, problems: Problems) -> str:
@@ -71,8 +72,11 @@ def read_spec_file(path: str | os.PathLike, problems: Problems) -> str:
 
 
 def _too_large(problems: Problems) -> None:
-    problems.add("", f"the file is larger than {MAX_BYTES // 1024} KB; a spec is a short YAML file (name, data, "
-                     "metrics). Is this the data file?")
+    problems.add(
+        "",
+        f"the file is larger than {MAX_BYTES // 1024} KB; a spec is a short YAML file (name, data, "
+        "metrics). Is this the data file?",
+    )
     problems.raise_if_any()
 
 
@@ -87,7 +91,7 @@ class _Frame:
         self.keys: set[str] = set()
         self.anchor = anchor
         self.values_at_start = values_at_start
-        self.depth_below = depth          # the deepest level reached inside, aliases expanded
+        self.depth_below = depth  # the deepest level reached inside, aliases expanded
         self.key: str | None = None
         self.index = 0
 
@@ -111,12 +115,13 @@ def _path(stack: list[_Frame]) -> str:
 
 def _check_events(text: str, problems: Problems) -> None:
     """Size after alias expansion, depth and repeated keys, from the event stream (nothing is built)."""
-    anchors: dict[str, tuple[int, int]] = {}      # anchor -> (values, levels) of its node, aliases expanded
+    anchors: dict[str, tuple[int, int]] = {}  # anchor -> (values, levels) of its node, aliases expanded
     stack: list[_Frame] = []
     values = 0
     for event in yaml.parse(text, Loader=_Loader):
-        if isinstance(event, (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentStartEvent,
-                              yaml.DocumentEndEvent)):
+        if isinstance(
+            event, (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentStartEvent, yaml.DocumentEndEvent)
+        ):
             continue
         depth = len(stack)
         if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
@@ -132,8 +137,11 @@ def _check_events(text: str, problems: Problems) -> None:
             if event.value in top.keys:
                 where = _path(stack)
                 where = f"{where}.{event.value}" if where else event.value
-                problems.add(where, f"key repeated on line {event.start_mark.line + 1}; YAML would silently keep "
-                                    "only the last one. Remove the duplicate")
+                problems.add(
+                    where,
+                    f"key repeated on line {event.start_mark.line + 1}; YAML would silently keep "
+                    "only the last one. Remove the duplicate",
+                )
             top.keys.add(event.value)
             top.key = event.value
         if isinstance(event, yaml.AliasEvent):
@@ -145,7 +153,7 @@ def _check_events(text: str, problems: Problems) -> None:
             reach = depth + 1
             if event.anchor is not None:
                 anchors[event.anchor] = (1, 1)
-        else:                                                          # the start of a mapping or a sequence
+        else:  # the start of a mapping or a sequence
             values += 1
             reach = depth + 1
             stack.append(_Frame(isinstance(event, yaml.MappingStartEvent), event.anchor, values - 1, depth + 1))
@@ -161,15 +169,21 @@ def _check_events(text: str, problems: Problems) -> None:
 
 def _too_big(problems: Problems) -> None:
     problems.items.clear()
-    problems.add("", f"the document holds more than {MAX_NODES:,} values once its aliases (*name) are expanded; a "
-                     "spec is a short list of settings. Refused (aliases that multiply, or a huge list)")
+    problems.add(
+        "",
+        f"the document holds more than {MAX_NODES:,} values once its aliases (*name) are expanded; a "
+        "spec is a short list of settings. Refused (aliases that multiply, or a huge list)",
+    )
     problems.raise_if_any()
 
 
 def _too_deep(event, problems: Problems) -> None:
     problems.items.clear()
-    problems.add("", f"line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep (counting what "
-                     "aliases bring in); a spec needs four at most. Refused")
+    problems.add(
+        "",
+        f"line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep (counting what "
+        "aliases bring in); a spec needs four at most. Refused",
+    )
     problems.raise_if_any()
 
 

@@ -47,6 +47,7 @@ usable approximation: the Bayesian columns are NaN for that row (a refusal,
 not a number), and the pages say why. The absolute effect and its p-value
 are unaffected.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,11 +57,27 @@ from scipy import stats
 
 from ..errors import AbkitError
 
-__all__ = ["NormalPrior", "posterior", "prob_better", "expected_loss", "prior_from_history", "as_prior",
-           "add_bayes_columns", "relative_defined", "BAYES_COLUMNS"]
+__all__ = [
+    "NormalPrior",
+    "posterior",
+    "prob_better",
+    "expected_loss",
+    "prior_from_history",
+    "as_prior",
+    "add_bayes_columns",
+    "relative_defined",
+    "BAYES_COLUMNS",
+]
 
-BAYES_COLUMNS = ["prob_better", "expected_loss", "expected_loss_control", "post_rel_effect", "post_rel_lower",
-                 "post_rel_upper", "prior_sd"]
+BAYES_COLUMNS = [
+    "prob_better",
+    "expected_loss",
+    "expected_loss_control",
+    "post_rel_effect",
+    "post_rel_lower",
+    "post_rel_upper",
+    "prior_sd",
+]
 
 
 @dataclass(frozen=True)
@@ -150,8 +167,10 @@ def prior_from_history(rel_effects, rel_ses, centre: bool = False, min_sd: float
     se = np.asarray(rel_ses, dtype=np.float64).ravel()
     ok = np.isfinite(y) & np.isfinite(se) & (se > 0)
     if ok.sum() < 3:
-        raise AbkitError(f"{int(ok.sum())} usable past experiment(s) (finite lift and positive se); "
-                         "at least 3 are needed to learn a prior, otherwise give NormalPrior(sd=...)")
+        raise AbkitError(
+            f"{int(ok.sum())} usable past experiment(s) (finite lift and positive se); "
+            "at least 3 are needed to learn a prior, otherwise give NormalPrior(sd=...)"
+        )
     y, se = y[ok], se[ok]
     w = 1.0 / se**2
     ybar = float(np.sum(w * y) / np.sum(w))
@@ -168,8 +187,10 @@ def as_prior(bayesian) -> NormalPrior:
         return NormalPrior()
     if isinstance(bayesian, (int, float)) and not isinstance(bayesian, bool):
         return NormalPrior(sd=float(bayesian))
-    raise AbkitError(f"bayesian={bayesian!r} must be True, a prior sd of the relative lift (e.g. 0.05) "
-                     "or abkit.stats.bayes.NormalPrior(mean=..., sd=...)")
+    raise AbkitError(
+        f"bayesian={bayesian!r} must be True, a prior sd of the relative lift (e.g. 0.05) "
+        "or abkit.stats.bayes.NormalPrior(mean=..., sd=...)"
+    )
 
 
 def add_bayes_columns(rows, prior: NormalPrior, alpha: float = 0.05) -> list[dict]:
@@ -185,18 +206,24 @@ def add_bayes_columns(rows, prior: NormalPrior, alpha: float = 0.05) -> list[dic
     out = []
     for r in rows:
         r = dict(r)
-        bounds = (r.get("rel_ci_lower_fixed", r.get("rel_ci_lower", np.nan)),
-                  r.get("rel_ci_upper_fixed", r.get("rel_ci_upper", np.nan)))
+        bounds = (
+            r.get("rel_ci_lower_fixed", r.get("rel_ci_lower", np.nan)),
+            r.get("rel_ci_upper_fixed", r.get("rel_ci_upper", np.nan)),
+        )
         if relative_defined(r["rel_effect"], *bounds):
             m, s = posterior(r["rel_effect"], r["rel_se"], prior)
         else:
             m = s = np.nan
-        r.update({
-            "prob_better": float(prob_better(m, s, r["better"])),
-            "expected_loss": float(expected_loss(m, s, r["better"], "treatment")),
-            "expected_loss_control": float(expected_loss(m, s, r["better"], "control")),
-            "post_rel_effect": float(m), "post_rel_lower": float(m - z * s), "post_rel_upper": float(m + z * s),
-            "prior_sd": prior.sd,
-        })
+        r.update(
+            {
+                "prob_better": float(prob_better(m, s, r["better"])),
+                "expected_loss": float(expected_loss(m, s, r["better"], "treatment")),
+                "expected_loss_control": float(expected_loss(m, s, r["better"], "control")),
+                "post_rel_effect": float(m),
+                "post_rel_lower": float(m - z * s),
+                "post_rel_upper": float(m + z * s),
+                "prior_sd": prior.sd,
+            }
+        )
         out.append(r)
     return out

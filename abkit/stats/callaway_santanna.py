@@ -44,6 +44,7 @@ outnumber the units), with the cluster-jackknife covariance
 (:func:`dynamic_leave_one_out`, :func:`abkit.stats.cluster_robust.jackknife_vcov`) and
 Hotelling's ``F(q, G - q)`` (:func:`abkit.stats.cluster_robust.wald_test`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -69,13 +70,18 @@ class AttGt:
     n_units: int
     n_treated: np.ndarray
     n_control: np.ndarray
-    unit_group: np.ndarray    # first-treated period per unit (inf = never)
+    unit_group: np.ndarray  # first-treated period per unit (inf = never)
     unit_weights: np.ndarray
-    n_trimmed: np.ndarray | None = None   # comparison units trimmed (propensity score >= trim_level) per cell
+    n_trimmed: np.ndarray | None = None  # comparison units trimmed (propensity score >= trim_level) per cell
 
 
-def _cells(periods: np.ndarray, G: np.ndarray, base_period: str, anticipation: int,
-           event_window: tuple[float, float] | None = None):
+def _cells(
+    periods: np.ndarray,
+    G: np.ndarray,
+    base_period: str,
+    anticipation: int,
+    event_window: tuple[float, float] | None = None,
+):
     """The (g, t) cells in R did's order: ``(g, t index, base index, is the universal reference)``.
 
     ``event_window = (lo, hi)`` keeps only the cells with ``lo <= t - g <= hi``.
@@ -83,7 +89,7 @@ def _cells(periods: np.ndarray, G: np.ndarray, base_period: str, anticipation: i
     T = periods.size
     lo, hi = (-np.inf, np.inf) if event_window is None else event_window
     out = []
-    for g in np.unique(G[np.isfinite(G)]):             # loop over cohorts x periods, never rows
+    for g in np.unique(G[np.isfinite(G)]):  # loop over cohorts x periods, never rows
         pre_idx = np.nonzero(periods + anticipation < g)[0]
         if pre_idx.size == 0:
             continue
@@ -118,7 +124,7 @@ def _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w, 
     """
     n = Y.shape[0]
     C = len(cells)
-    key = G                                                  # inf = never treated: sorted last
+    key = G  # inf = never treated: sorted last
     order = np.argsort(key, kind="stable")
     ks = key[order]
     Ys = Y[order]
@@ -129,7 +135,7 @@ def _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w, 
     n_tr = np.zeros(C, dtype=np.int64)
     n_co = np.zeros(C, dtype=np.int64)
     blocks: dict[tuple, list[int]] = {}
-    for j, (g, ti, bi, is_ref) in enumerate(cells):      # group the cells by (cohort rows, comparison rows)
+    for j, (g, ti, bi, is_ref) in enumerate(cells):  # group the cells by (cohort rows, comparison rows)
         if is_ref:
             continue
         a, b = int(np.searchsorted(ks, g, "left")), int(np.searchsorted(ks, g, "right"))
@@ -137,19 +143,21 @@ def _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w, 
             spans = ((never_start, n),)
         else:
             h = int(np.searchsorted(ks, periods[max(ti, bi)] + anticipation, "right"))
-            spans = ((h, n),) if h >= b else ((h, a), (b, n))      # later cohorts and never, minus g
+            spans = ((h, n),) if h >= b else ((h, a), (b, n))  # later cohorts and never, minus g
         spans = tuple((lo, hi) for lo, hi in spans if hi > lo)
         if not spans:
-            raise DataError(f"no comparison units for cohort {g:g} in period {periods[ti]:g} with "
-                            f"control_group='{control_group}'; use 'not_yet_treated' or drop the cell")
+            raise DataError(
+                f"no comparison units for cohort {g:g} in period {periods[ti]:g} with "
+                f"control_group='{control_group}'; use 'not_yet_treated' or drop the cell"
+            )
         blocks.setdefault((a, b, spans), []).append(j)
     ti_all = np.array([c[1] for c in cells], dtype=np.intp)
     bi_all = np.array([c[2] for c in cells], dtype=np.intp)
-    for (a, b, spans), js in blocks.items():              # one vectorized block per cohort x comparison set
+    for (a, b, spans), js in blocks.items():  # one vectorized block per cohort x comparison set
         js = np.asarray(js, dtype=np.intp)
         tcol, bcol = ti_all[js], bi_all[js]
         YT = Ys[a:b]
-        dT = YT[:, tcol] - YT[:, bcol]                    # (cohort rows, cells)
+        dT = YT[:, tcol] - YT[:, bcol]  # (cohort rows, cells)
         wT = ws[a:b]
         W1 = wT.sum()
         mu1 = (wT @ dT) / W1
@@ -165,11 +173,13 @@ def _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w, 
             parts.append((lo, hi, wC, dC))
         mu0 = s0 / W0
         if trim_level is not None and W1 / (W1 + W0) >= trim_level:
-            raise DataError(f"cohort {cells[js[0]][0]:g} in period {periods[tcol[0]]:g}: "
-                            f"the comparison units hold {W0 / (W1 + W0):.2%} of the "
-                            f"cell's weight, so the propensity score of every one is at or above "
-                            f"trim_level={trim_level:g} and DRDID's trimming leaves no comparison. Use "
-                            "method='reg' (no propensity score) or trim_level=1")
+            raise DataError(
+                f"cohort {cells[js[0]][0]:g} in period {periods[tcol[0]]:g}: "
+                f"the comparison units hold {W0 / (W1 + W0):.2%} of the "
+                f"cell's weight, so the propensity score of every one is at or above "
+                f"trim_level={trim_level:g} and DRDID's trimming leaves no comparison. Use "
+                "method='reg' (no propensity score) or trim_level=1"
+            )
         att[js] = mu1 - mu0
         # written straight into the callers' unit order (rows order[a:b] of the sorted panel)
         inf[np.ix_(order[a:b], js)] = (n / W1) * wT[:, None] * (dT - mu1[None, :])
@@ -180,10 +190,19 @@ def _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w, 
     return att, inf, n_tr, n_co
 
 
-def att_gt(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, X: np.ndarray | None = None,
-           control_group: str = "never_treated", method: str = "dr", base_period: str = "varying",
-           anticipation: int = 0, weights: np.ndarray | None = None,
-           event_window: tuple[float, float] | None = None, trim_level: float = TRIM_LEVEL) -> AttGt:
+def att_gt(
+    Y: np.ndarray,
+    periods: np.ndarray,
+    G: np.ndarray,
+    X: np.ndarray | None = None,
+    control_group: str = "never_treated",
+    method: str = "dr",
+    base_period: str = "varying",
+    anticipation: int = 0,
+    weights: np.ndarray | None = None,
+    event_window: tuple[float, float] | None = None,
+    trim_level: float = TRIM_LEVEL,
+) -> AttGt:
     """Callaway & Sant'Anna (2021) ATT(g, t) on a balanced panel.
 
     ``Y``: ``(n_units, T)`` outcomes at the sorted ``periods``; ``G``:
@@ -209,17 +228,22 @@ def att_gt(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, X: np.ndarray | No
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     G = np.asarray(G, dtype=np.float64)
     if np.any(np.isnan(G) | np.isneginf(G)):
-        raise DataError("first-treated periods must be period numbers, or inf for never-treated units; got NaN "
-                        "or -inf (classify them with abkit.did.panel.classify_first_treated)")
+        raise DataError(
+            "first-treated periods must be period numbers, or inf for never-treated units; got NaN "
+            "or -inf (classify them with abkit.did.panel.classify_first_treated)"
+        )
     cells = _cells(periods, G, base_period, anticipation, event_window)
     if not cells and event_window is not None:
         raise DataError(f"no group-time cell has an event time in {event_window[0]:g}..{event_window[1]:g}")
     if not cells:
-        raise DataError("no group-time cell can be estimated: every treated cohort starts in the first "
-                        "period, so it has no pre-treatment period")
+        raise DataError(
+            "no group-time cell can be estimated: every treated cohort starts in the first "
+            "period, so it has no pre-treatment period"
+        )
     if X is None:
-        att, inf, n_tr, n_co = _att_gt_unconditional(Y, periods, G, cells, control_group, anticipation, w,
-                                                     trim_level if method in ("dr", "ipw") else None)
+        att, inf, n_tr, n_co = _att_gt_unconditional(
+            Y, periods, G, cells, control_group, anticipation, w, trim_level if method in ("dr", "ipw") else None
+        )
         n_trim = np.zeros(len(cells), dtype=np.int64)
     else:
         C = len(cells)
@@ -229,7 +253,7 @@ def att_gt(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, X: np.ndarray | No
         n_co = np.zeros(C, dtype=np.int64)
         n_trim = np.zeros(C, dtype=np.int64)
         never = np.isinf(G)
-        for j, (g, ti, bi, is_ref) in enumerate(cells):       # loop over cells, not rows
+        for j, (g, ti, bi, is_ref) in enumerate(cells):  # loop over cells, not rows
             if is_ref:
                 continue
             if control_group == "never_treated":
@@ -241,24 +265,39 @@ def att_gt(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, X: np.ndarray | No
             sel = treat | ctrl
             n1 = int(sel.sum())
             if not ctrl.any():
-                raise DataError(f"no comparison units for cohort {g:g} in period {periods[ti]:g} with "
-                                f"control_group='{control_group}'; use 'not_yet_treated' or drop the cell")
+                raise DataError(
+                    f"no comparison units for cohort {g:g} in period {periods[ti]:g} with "
+                    f"control_group='{control_group}'; use 'not_yet_treated' or drop the cell"
+                )
             dy = Y[sel, ti] - Y[sel, bi]
             D = treat[sel].astype(np.float64)
             Xc = np.column_stack([np.ones(n1), X[sel, bi, :]])
             try:
                 att[j], psi, n_trim[j] = did_panel_2x2(dy, D, Xc, method, w[sel], trim_level)
             except OverlapError as exc:
-                raise OverlapError(f"cohort {g:g} in period {periods[ti]:g}: {exc}. Use method='reg' (no "
-                                   "propensity score), fewer covariates, or control_group='not_yet_treated' "
-                                   "(more comparison units)") from None
+                raise OverlapError(
+                    f"cohort {g:g} in period {periods[ti]:g}: {exc}. Use method='reg' (no "
+                    "propensity score), fewer covariates, or control_group='not_yet_treated' "
+                    "(more comparison units)"
+                ) from None
             inf[sel, j] = (n / n1) * psi
             n_tr[j], n_co[j] = int(treat.sum()), int(ctrl.sum())
     se = np.sqrt(np.einsum("nc,nc->c", inf, inf) / n / n)
     se[~np.any(inf != 0, axis=0)] = np.nan
-    return AttGt(group=np.array([c[0] for c in cells]), time=periods[[c[1] for c in cells]].astype(np.float64),
-                 base=periods[[c[2] for c in cells]].astype(np.float64), att=att, se=se, inf=inf,
-                 n_units=n, n_treated=n_tr, n_control=n_co, unit_group=G, unit_weights=w, n_trimmed=n_trim)
+    return AttGt(
+        group=np.array([c[0] for c in cells]),
+        time=periods[[c[1] for c in cells]].astype(np.float64),
+        base=periods[[c[2] for c in cells]].astype(np.float64),
+        att=att,
+        se=se,
+        inf=inf,
+        n_units=n,
+        n_treated=n_tr,
+        n_control=n_co,
+        unit_group=G,
+        unit_weights=w,
+        n_trimmed=n_trim,
+    )
 
 
 @dataclass(frozen=True)
@@ -266,14 +305,14 @@ class Aggregation:
     """An aggregation of ATT(g, t): per-row effects and the overall effect, with influence functions."""
 
     kind: str
-    labels: np.ndarray        # event time / group / calendar period (empty for "simple")
+    labels: np.ndarray  # event time / group / calendar period (empty for "simple")
     att: np.ndarray
     se: np.ndarray
-    inf: np.ndarray           # (n, rows)
+    inf: np.ndarray  # (n, rows)
     overall_att: float
     overall_se: float
-    overall_inf: np.ndarray   # (n,)
-    reference: np.ndarray | None = None   # per row: the universal base period's reference (0 by construction)
+    overall_inf: np.ndarray  # (n,)
+    reference: np.ndarray | None = None  # per row: the universal base period's reference (0 by construction)
 
     @property
     def is_reference(self) -> np.ndarray:
@@ -281,8 +320,9 @@ class Aggregation:
         return np.zeros(self.att.size, bool) if self.reference is None else self.reference
 
 
-def _wif(keep: np.ndarray, pg: np.ndarray, w: np.ndarray, unit_group: np.ndarray,
-         cell_group: np.ndarray, a: np.ndarray) -> np.ndarray:
+def _wif(
+    keep: np.ndarray, pg: np.ndarray, w: np.ndarray, unit_group: np.ndarray, cell_group: np.ndarray, a: np.ndarray
+) -> np.ndarray:
     """``wif @ a``: the estimated weights' influence function applied to the cell effects ``a``.
 
     With ``s = sum_j pg_j`` over the kept cells and ``ind_ij = w_i 1{G_i = g_j} - pg_j``, the
@@ -300,7 +340,7 @@ def _wif(keep: np.ndarray, pg: np.ndarray, w: np.ndarray, unit_group: np.ndarray
     hit = groups[pos] == unit_group
     ind_a = w * np.where(hit, A[pos], 0.0) - pa
     ind_sum = w * np.where(hit, m[pos], 0.0) - s
-    return ind_a / s - ind_sum * (pa / s ** 2)
+    return ind_a / s - ind_sum * (pa / s**2)
 
 
 def _combine(att, inf, keep, wts, wif: bool = False, pg=None, w=None, ug=None, cg=None):
@@ -313,8 +353,9 @@ def _combine(att, inf, keep, wts, wif: bool = False, pg=None, w=None, ug=None, c
     return est, psi
 
 
-def aggregate_att_gt(res: AttGt, kind: str = "simple", min_e: float = -np.inf, max_e: float = np.inf,
-                     balance_e: int | None = None) -> Aggregation:
+def aggregate_att_gt(
+    res: AttGt, kind: str = "simple", min_e: float = -np.inf, max_e: float = np.inf, balance_e: int | None = None
+) -> Aggregation:
     """Aggregate ATT(g, t) as R ``did::aggte`` (Callaway & Sant'Anna 2021, sec. 3).
 
     Cohort shares ``pg = mean(w 1{G = g})``;
@@ -342,15 +383,14 @@ def aggregate_att_gt(res: AttGt, kind: str = "simple", min_e: float = -np.inf, m
     post = (cg <= ct) & (ct <= cg + max_e)
 
     def se_of(psi):
-        return float(np.sqrt(np.mean(psi ** 2) / n))
+        return float(np.sqrt(np.mean(psi**2) / n))
 
     labels, atts, psis = [], [], []
     if kind == "simple":
         keep = np.nonzero(post)[0]
         wts = pgg[keep] / pgg[keep].sum()
         est, psi = _combine(att, inf, keep, wts, True, pgg, w, ug, cg)
-        return Aggregation(kind, np.array([]), np.array([]), np.array([]), np.zeros((n, 0)), est,
-                           se_of(psi), psi)
+        return Aggregation(kind, np.array([]), np.array([]), np.array([]), np.zeros((n, 0)), est, se_of(psi), psi)
     if kind == "group":
         for g in glist:
             keep = np.nonzero((cg == g) & post)[0]
@@ -376,7 +416,7 @@ def aggregate_att_gt(res: AttGt, kind: str = "simple", min_e: float = -np.inf, m
         else:
             mask = np.ones(cg.size, bool)
         mask &= (e_all >= min_e) & (e_all <= max_e)
-        is_ref_cell = res.time == res.base          # the universal base period's reference cells
+        is_ref_cell = res.time == res.base  # the universal base period's reference cells
         refs = []
         for e in np.unique(e_all[mask]):
             keep = np.nonzero(mask & (e_all == e))[0]
@@ -408,17 +448,25 @@ def aggregate_att_gt(res: AttGt, kind: str = "simple", min_e: float = -np.inf, m
         est, psi = _combine(A, Pm, idx, np.full(idx.size, 1.0 / idx.size))
     else:
         raise DataError(f"unknown aggregation '{kind}'; use 'simple', 'group', 'dynamic' or 'calendar'")
-    se_rows = np.sqrt(np.mean(Pm ** 2, axis=0) / n)
+    se_rows = np.sqrt(np.mean(Pm**2, axis=0) / n)
     reference = np.array(refs, bool) if kind == "dynamic" else np.zeros(len(labels), bool)
     return Aggregation(kind, np.array(labels, dtype=np.float64), A, se_rows, Pm, est, se_of(psi), psi, reference)
 
 
-
-
-def dynamic_leave_one_out(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, event_times: np.ndarray,
-                          X: np.ndarray | None = None, *, control_group: str = "never_treated",
-                          method: str = "dr", base_period: str = "varying", anticipation: int = 0,
-                          weights: np.ndarray | None = None, trim_level: float = TRIM_LEVEL) -> np.ndarray:
+def dynamic_leave_one_out(
+    Y: np.ndarray,
+    periods: np.ndarray,
+    G: np.ndarray,
+    event_times: np.ndarray,
+    X: np.ndarray | None = None,
+    *,
+    control_group: str = "never_treated",
+    method: str = "dr",
+    base_period: str = "varying",
+    anticipation: int = 0,
+    weights: np.ndarray | None = None,
+    trim_level: float = TRIM_LEVEL,
+) -> np.ndarray:
     """Event-time effects ``theta(e)``, ``e`` in ``event_times``, re-estimated without each unit in turn.
 
     Returns an ``(n_units, k)`` array: row ``i`` is the dynamic aggregation
@@ -431,15 +479,24 @@ def dynamic_leave_one_out(Y: np.ndarray, periods: np.ndarray, G: np.ndarray, eve
     """
     n = Y.shape[0]
     ev = np.asarray(event_times, dtype=np.float64)
-    lo, hi = float(ev.min()), max(float(ev.max()), 0.0)     # the dynamic aggregation needs e = 0
+    lo, hi = float(ev.min()), max(float(ev.max()), 0.0)  # the dynamic aggregation needs e = 0
     out = np.empty((n, ev.size))
     keep = np.ones(n, bool)
-    for i in range(n):                               # loop over units (the clusters): n refits
+    for i in range(n):  # loop over units (the clusters): n refits
         keep[i] = False
-        cells = att_gt(Y[keep], periods, G[keep], None if X is None else X[keep], control_group=control_group,
-                       method=method, base_period=base_period, anticipation=anticipation,
-                       weights=None if weights is None else weights[keep], event_window=(lo, hi),
-                       trim_level=trim_level)
+        cells = att_gt(
+            Y[keep],
+            periods,
+            G[keep],
+            None if X is None else X[keep],
+            control_group=control_group,
+            method=method,
+            base_period=base_period,
+            anticipation=anticipation,
+            weights=None if weights is None else weights[keep],
+            event_window=(lo, hi),
+            trim_level=trim_level,
+        )
         agg = aggregate_att_gt(cells, "dynamic", min_e=lo, max_e=hi)
         pos = np.searchsorted(agg.labels, ev)
         if np.any(pos >= agg.labels.size) or np.any(agg.labels[np.minimum(pos, agg.labels.size - 1)] != ev):

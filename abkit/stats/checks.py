@@ -6,6 +6,7 @@ observed units per arm against the planned allocation (Fabijan et al. 2019,
 A p-value below 0.001 is the conventional alarm: the assignment or the
 logging is broken and the effects cannot be trusted.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -44,8 +45,10 @@ class SRMResult:
         return tuple(o / total for o in self.observed)
 
     def summary(self) -> str:
-        obs = ", ".join(f"{a}: {o:,} ({s:.2%} vs {e:.2%} planned)"
-                        for a, o, s, e in zip(self.arms, self.observed, self.observed_share, self.expected_share))
+        obs = ", ".join(
+            f"{a}: {o:,} ({s:.2%} vs {e:.2%} planned)"
+            for a, o, s, e in zip(self.arms, self.observed, self.observed_share, self.expected_share)
+        )
         verdict = "Sample ratio mismatch" if self.mismatch else "no sample ratio mismatch"
         p = "p < 0.001" if self.p_value < 0.001 else f"p = {self.p_value:.3g}"
         return f"{verdict} (chi-square {p}); {obs}"
@@ -66,7 +69,8 @@ def normalise_allocation(arms: Sequence, allocation) -> np.ndarray:
         if unknown or missing:
             raise AbkitError(
                 f"allocation names arms {list(allocation)} but the data has arms {list(arms)}"
-                + (f"; unknown: {unknown}" if unknown else "") + (f"; missing: {missing}" if missing else "")
+                + (f"; unknown: {unknown}" if unknown else "")
+                + (f"; missing: {missing}" if missing else "")
             )
         w = np.array([float(allocation[a]) for a in arms])
     else:

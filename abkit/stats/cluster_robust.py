@@ -17,6 +17,7 @@ intercept). Inference uses Student's t with ``G - 1`` degrees of freedom
 (Cameron & Miller 2015,
 "A Practitioner's Guide to Cluster-Robust Inference", J. Human Resources).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,14 +37,14 @@ class LinearFit:
 
     coef: np.ndarray
     vcov: np.ndarray
-    df: float                  # degrees of freedom of the t reference distribution
+    df: float  # degrees of freedom of the t reference distribution
     n_obs: int
-    n_clusters: int            # 0 when heteroskedasticity-robust (HC1)
-    k: int                     # K of the small-sample correction
-    correction: float          # the small-sample factor c
-    resid: np.ndarray          # residuals in the sqrt(w)-scaled space
-    Xt: np.ndarray             # sqrt(w) M X  (projected, scaled design)
-    yt: np.ndarray             # sqrt(w) M y
+    n_clusters: int  # 0 when heteroskedasticity-robust (HC1)
+    k: int  # K of the small-sample correction
+    correction: float  # the small-sample factor c
+    resid: np.ndarray  # residuals in the sqrt(w)-scaled space
+    Xt: np.ndarray  # sqrt(w) M X  (projected, scaled design)
+    yt: np.ndarray  # sqrt(w) M y
     cluster: np.ndarray | None
     vcov_type: str
 
@@ -59,8 +60,9 @@ def cluster_sums(codes: np.ndarray, n_levels: int, M: np.ndarray) -> np.ndarray:
     return group_sums(codes, n_levels, M2, None, ind)
 
 
-def fit_linear(y: np.ndarray, X: np.ndarray, fe: FixedEffects, cluster: np.ndarray | None,
-               names: list[str] | None = None) -> LinearFit:
+def fit_linear(
+    y: np.ndarray, X: np.ndarray, fe: FixedEffects, cluster: np.ndarray | None, names: list[str] | None = None
+) -> LinearFit:
     """WLS of ``y`` on ``X`` with the fixed effects of ``fe`` absorbed; CRV1 (or HC1) variance.
 
     ``cluster``: integer codes ``0..G-1`` or None (HC1: ``c = N / (N - K)``,
@@ -73,14 +75,17 @@ def fit_linear(y: np.ndarray, X: np.ndarray, fe: FixedEffects, cluster: np.ndarr
     H = Xt.T @ Xt
     k = X.shape[1]
     norms = np.sqrt(np.diag(H))
-    scale = np.sqrt(np.sum(X * X * fe.w[:, None], axis=0))       # size of each column before projection
+    scale = np.sqrt(np.sum(X * X * fe.w[:, None], axis=0))  # size of each column before projection
     flat_mask = norms <= 1e-9 * np.maximum(scale, 1e-300)
     vals = np.linalg.eigvalsh(H / np.outer(norms, norms)) if not flat_mask.any() else np.zeros(1)
     if flat_mask.any() or vals.min() <= 1e-11:
         bad = names or [f"x{i}" for i in range(k)]
         flat = [b for b, f in zip(bad, flat_mask) if f]
-        what = (f"column(s) {flat} have no variation left after removing the fixed effects"
-                if flat else f"the regressors {bad} are collinear with each other or the fixed effects")
+        what = (
+            f"column(s) {flat} have no variation left after removing the fixed effects"
+            if flat
+            else f"the regressors {bad} are collinear with each other or the fixed effects"
+        )
         raise DataError(f"cannot estimate the model: {what}; drop or change them")
     Hinv = np.linalg.inv(H)
     coef = Hinv @ (Xt.T @ yt)
@@ -103,8 +108,20 @@ def fit_linear(y: np.ndarray, X: np.ndarray, fe: FixedEffects, cluster: np.ndarr
         df = max(n - K, 1)
         vtype = "HC1"
     V = c * Hinv @ meat @ Hinv
-    return LinearFit(coef=coef, vcov=(V + V.T) / 2, df=float(df), n_obs=n, n_clusters=G, k=K,
-                     correction=c, resid=e, Xt=Xt, yt=yt, cluster=cluster, vcov_type=vtype)
+    return LinearFit(
+        coef=coef,
+        vcov=(V + V.T) / 2,
+        df=float(df),
+        n_obs=n,
+        n_clusters=G,
+        k=K,
+        correction=c,
+        resid=e,
+        Xt=Xt,
+        yt=yt,
+        cluster=cluster,
+        vcov_type=vtype,
+    )
 
 
 def t_test(estimate: float, se: float, df: float, alpha: float = 0.05, null: float = 0.0):
@@ -120,7 +137,7 @@ def quadratic_form_inverse(b: np.ndarray, V: np.ndarray) -> float:
     """``b' V^+ b``: by Cholesky when ``V`` is well conditioned (``O(q^3 / 3)``), else the pseudo-inverse."""
     d = np.sqrt(np.maximum(np.diag(V), 0.0))
     if np.all(d > 0):
-        R = V / np.outer(d, d)                               # correlation scale
+        R = V / np.outer(d, d)  # correlation scale
         try:
             L = np.linalg.cholesky(R)
             if np.min(np.diag(L)) ** 2 > 1e-10:
@@ -148,8 +165,6 @@ def wald_test(b: np.ndarray, V: np.ndarray, n_clusters: int) -> tuple[float, flo
         F = W * (G - q) / (q * (G - 1))
         return W, F, float(G - q), float(stats.f.sf(F, q, G - q))
     return W, W, np.inf, float(stats.chi2.sf(W, q))
-
-
 
 
 def jackknife_vcov(leave_one_out: np.ndarray) -> np.ndarray:

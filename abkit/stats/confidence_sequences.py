@@ -92,6 +92,7 @@ variance over planned units; :func:`mixing_variance`). ``x = 8.20`` for
 planned size by a factor 10 costs only ~7% of width.
 
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -105,9 +106,17 @@ from ..errors import AbkitError
 from .two_sample import fieller_relative
 
 __all__ = [
-    "AlwaysValid", "FIELLER_PIECES", "optimal_mixing_ratio", "mixing_variance", "always_valid_half_width",
-    "always_valid_interval", "always_valid_radius_factor", "always_valid_relative_interval",
-    "always_valid_p_value", "always_valid_rows", "log_mixture_likelihood_ratio",
+    "AlwaysValid",
+    "FIELLER_PIECES",
+    "optimal_mixing_ratio",
+    "mixing_variance",
+    "always_valid_half_width",
+    "always_valid_interval",
+    "always_valid_radius_factor",
+    "always_valid_relative_interval",
+    "always_valid_p_value",
+    "always_valid_rows",
+    "log_mixture_likelihood_ratio",
 ]
 
 # Row key of the pieces of the relative lift's Fieller interval, (Var(control value), Cov(effect, control
@@ -180,8 +189,9 @@ def always_valid_radius_factor(variance, tau2, alpha: float = 0.05):
     return np.where(V == 0.0, 0.0, k)
 
 
-def always_valid_relative_interval(effect, control, var_effect, cov_effect_control, var_control, tau2,
-                                   alpha: float = 0.05):
+def always_valid_relative_interval(
+    effect, control, var_effect, cov_effect_control, var_control, tau2, alpha: float = 0.05
+):
     """Always-valid Fieller interval ``(lower, upper)`` of ``r = treatment / control - 1``. Vectorized.
 
     ``effect = t - c``, ``control = c``, ``var_effect = Var(t - c)``,
@@ -272,8 +282,9 @@ class AlwaysValid:
     def __post_init__(self):
         if self.planned_n is None and self.tau is None:
             raise AbkitError(NEEDS_PLANNED_SIZE)
-        if self.planned_n is not None and (isinstance(self.planned_n, bool) or not (
-                np.isfinite(self.planned_n) and self.planned_n > 0)):
+        if self.planned_n is not None and (
+            isinstance(self.planned_n, bool) or not (np.isfinite(self.planned_n) and self.planned_n > 0)
+        ):
             raise AbkitError(f"planned_n={self.planned_n!r} must be a positive number of units (all arms)")
 
     @classmethod
@@ -292,16 +303,23 @@ class AlwaysValid:
         if t is not None and not (np.isfinite(t) and t > 0):
             raise AbkitError(f"tau={t!r} for metric '{metric}' must be a positive number (effect scale)")
         if t is None and self.planned_n is None:
-            raise AbkitError(f"tau has no value for metric '{metric}' and no planned_n is given; give every "
-                             "metric a tau, or planned_n=")
+            raise AbkitError(
+                f"tau has no value for metric '{metric}' and no planned_n is given; give every "
+                "metric a tau, or planned_n="
+            )
         return t
 
     def describe(self, alpha: float) -> str:
-        target = (f"tuned to the planned {self.planned_n:,.0f} units" if self.planned_n is not None
-                  else "with the mixing sd given (tau)")
-        return (f"Always-valid {1 - alpha:.0%} confidence sequences and p-values (normal-mixture SPRT, "
-                f"Johari et al. 2017; Howard et al. 2021), {target}, fixed before the data: safe to look at "
-                "every day and to stop as soon as an interval excludes zero.")
+        target = (
+            f"tuned to the planned {self.planned_n:,.0f} units"
+            if self.planned_n is not None
+            else "with the mixing sd given (tau)"
+        )
+        return (
+            f"Always-valid {1 - alpha:.0%} confidence sequences and p-values (normal-mixture SPRT, "
+            f"Johari et al. 2017; Howard et al. 2021), {target}, fixed before the data: safe to look at "
+            "every day and to stop as soon as an interval excludes zero."
+        )
 
 
 @lru_cache(maxsize=16)
@@ -344,20 +362,30 @@ def always_valid_rows(rows: Sequence[dict], design: AlwaysValid, alpha: float, u
         tau2_rel = np.where(np.isnan(given), x * Vr * fraction, np.where(cv > 0, (given / cv) ** 2, np.nan))
     lo, hi, p = always_valid_interval(effect, V, tau2, alpha)
     rlo, rhi, _ = always_valid_interval(rel_effect, Vr, tau2_rel, alpha)
-    idx = np.array([i for i, r in enumerate(rows) if FIELLER_PIECES in r and np.isfinite(r["control_value"])],
-                   dtype=np.int64)
+    idx = np.array(
+        [i for i, r in enumerate(rows) if FIELLER_PIECES in r and np.isfinite(r["control_value"])], dtype=np.int64
+    )
     if idx.size:
         pieces = np.array([rows[i][FIELLER_PIECES] for i in idx], dtype=np.float64).reshape(idx.size, 2)
-        flo, fhi = always_valid_relative_interval(effect[idx], control[idx], V[idx], pieces[:, 1], pieces[:, 0],
-                                                  tau2[idx], alpha)
+        flo, fhi = always_valid_relative_interval(
+            effect[idx], control[idx], V[idx], pieces[:, 1], pieces[:, 0], tau2[idx], alpha
+        )
         rlo[idx], rhi[idx] = flo, fhi
     for j, r in enumerate(rows):
-        r.update({
-            "ci_lower_fixed": r["ci_lower"], "ci_upper_fixed": r["ci_upper"],
-            "rel_ci_lower_fixed": r["rel_ci_lower"], "rel_ci_upper_fixed": r["rel_ci_upper"],
-            "p_value_fixed": r["p_value"],
-            "ci_lower": float(lo[j]), "ci_upper": float(hi[j]), "rel_ci_lower": float(rlo[j]),
-            "rel_ci_upper": float(rhi[j]), "p_value": float(p[j]), "tau": float(np.sqrt(tau2[j])),
-            "method": f"{r['method']} + always-valid",
-        })
+        r.update(
+            {
+                "ci_lower_fixed": r["ci_lower"],
+                "ci_upper_fixed": r["ci_upper"],
+                "rel_ci_lower_fixed": r["rel_ci_lower"],
+                "rel_ci_upper_fixed": r["rel_ci_upper"],
+                "p_value_fixed": r["p_value"],
+                "ci_lower": float(lo[j]),
+                "ci_upper": float(hi[j]),
+                "rel_ci_lower": float(rlo[j]),
+                "rel_ci_upper": float(rhi[j]),
+                "p_value": float(p[j]),
+                "tau": float(np.sqrt(tau2[j])),
+                "method": f"{r['method']} + always-valid",
+            }
+        )
     return rows

@@ -34,6 +34,7 @@ analysis; Donner and Klar 2000, *Design and Analysis of Cluster
 Randomization Trials*), which matters with few clusters. Proportions use
 the normal approximation, so ``n_units`` is exactly R's ``n x DE``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,7 +63,6 @@ def comparison_alpha(alpha, arms: int = 2, correction: str | None = "bonferroni"
     return -np.expm1(np.log1p(-a) / k)
 
 
-
 def design_effect(cluster_size, icc, cv=0.0):
     """Variance inflation of cluster randomization (Eldridge, Ashby and Kerry 2006).
 
@@ -83,8 +83,10 @@ def _cluster(cluster_size, icc, cluster_cv):
     """(m, DE, clustered?) from the cluster arguments."""
     if cluster_size is None:
         if np.any(np.asarray(icc) != 0) or np.any(np.asarray(cluster_cv) != 0):
-            raise AbkitError("icc / cluster_cv given without cluster_size; pass cluster_size= (mean "
-                             "units per cluster) for a cluster-randomized design")
+            raise AbkitError(
+                "icc / cluster_cv given without cluster_size; pass cluster_size= (mean "
+                "units per cluster) for a cluster-randomized design"
+            )
         return np.float64(1.0), np.float64(1.0), False
     m = _arr(cluster_size, "cluster_size")
     de = np.asarray(design_effect(m, icc, cluster_cv), dtype=np.float64)

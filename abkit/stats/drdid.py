@@ -13,6 +13,7 @@ which any unit's score reaches :data:`OVERLAP_LIMIT` (0.999) is not estimated
 (:class:`OverlapError`, a :class:`~abkit.errors.DataError`): treated and comparison units barely
 overlap in the covariates, and trimming would leave an estimate resting on a few units.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,8 +57,10 @@ def logit(D: np.ndarray, X: np.ndarray, w: np.ndarray, tol: float = 1e-10, maxit
         try:
             step = np.linalg.solve(Hs, grad)
         except np.linalg.LinAlgError:
-            raise DataError("the propensity score model is singular (a covariate has no variation "
-                            "among the units of one group-time cell); drop it") from None
+            raise DataError(
+                "the propensity score model is singular (a covariate has no variation "
+                "among the units of one group-time cell); drop it"
+            ) from None
         beta = beta + step
         if np.max(np.abs(step)) < tol:
             break
@@ -67,8 +70,14 @@ def logit(D: np.ndarray, X: np.ndarray, w: np.ndarray, tol: float = 1e-10, maxit
     return p, np.linalg.inv(info)
 
 
-def did_panel_2x2(dy: np.ndarray, D: np.ndarray, X: np.ndarray, method: str = "dr",
-                  w: np.ndarray | None = None, trim_level: float = TRIM_LEVEL) -> tuple[float, np.ndarray, int]:
+def did_panel_2x2(
+    dy: np.ndarray,
+    D: np.ndarray,
+    X: np.ndarray,
+    method: str = "dr",
+    w: np.ndarray | None = None,
+    trim_level: float = TRIM_LEVEL,
+) -> tuple[float, np.ndarray, int]:
     """ATT and its influence function for a two-period panel (``dy = Y_post - Y_pre``).
 
     ``D``: 1 for the treated cohort, 0 for the comparison units; ``X``:
@@ -101,8 +110,10 @@ def did_panel_2x2(dy: np.ndarray, D: np.ndarray, X: np.ndarray, method: str = "d
         try:
             b = np.linalg.solve(XtX, X.T @ (c * dy))
         except np.linalg.LinAlgError:
-            raise DataError("the outcome regression is singular among the comparison units of a "
-                            "group-time cell (too few comparison units for the covariates)") from None
+            raise DataError(
+                "the outcome regression is singular among the comparison units of a "
+                "group-time cell (too few comparison units for the covariates)"
+            ) from None
         fitted = X @ b
         # asymptotic linear representation of the OLS coefficients
         lin_or = (c * (dy - fitted))[:, None] * X @ np.linalg.inv(XtX / n)
@@ -110,9 +121,11 @@ def did_panel_2x2(dy: np.ndarray, D: np.ndarray, X: np.ndarray, method: str = "d
     if need_ps:
         p, _ = logit(D, X, w)
         if p.max() >= OVERLAP_LIMIT:
-            raise OverlapError(f"the propensity score of a unit reaches {p.max():.4f} (R did's overlap check: "
-                               f">= {OVERLAP_LIMIT:g}); treated and comparison units barely overlap in the "
-                               "covariates")
+            raise OverlapError(
+                f"the propensity score of a unit reaches {p.max():.4f} (R did's overlap check: "
+                f">= {OVERLAP_LIMIT:g}); treated and comparison units barely overlap in the "
+                "covariates"
+            )
         p = np.minimum(p, 1 - 1e-6)
         # information at the capped scores, over all units (as DRDID)
         Hps = np.linalg.inv(X.T @ ((w * p * (1 - p))[:, None] * X) / n)
@@ -124,9 +137,11 @@ def did_panel_2x2(dy: np.ndarray, D: np.ndarray, X: np.ndarray, method: str = "d
         w0 = kept * w * p * (1 - D) / (1 - p)
         m0 = np.mean(w0)
         if not m0 > 0:
-            raise DataError(f"every comparison unit of a group-time cell has a propensity score at or above "
-                            f"trim_level={trim_level:g}: the comparison units are unlike the treated ones in "
-                            "their covariates. Use method='reg', fewer covariates, or trim_level=1 (no trimming)")
+            raise DataError(
+                f"every comparison unit of a group-time cell has a propensity score at or above "
+                f"trim_level={trim_level:g}: the comparison units are unlike the treated ones in "
+                "their covariates. Use method='reg', fewer covariates, or trim_level=1 (no trimming)"
+            )
     if method == "reg":
         att_t = w1 * dy
         att_c = w1 * fitted

@@ -12,6 +12,7 @@ is the share of traffic in the experiment. Without ``N`` every visitor is
 new (``U(d) = V d``); an explicit cumulative ``uniques_by_day`` curve can
 be given instead.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,7 +47,7 @@ def uniques_after(days, daily_units, population=None, traffic_share=1.0):
     if N is None:
         return _out(s * V * d)
     q = V / N
-    safe_q = np.where(q < 1, q, 0.5)          # q = 1: everybody visits every day
+    safe_q = np.where(q < 1, q, 0.5)  # q = 1: everybody visits every day
     share = np.where(q < 1, -np.expm1(d * np.log1p(-safe_q)), (d > 0).astype(np.float64))
     return _out(s * N * share)
 
@@ -72,17 +73,27 @@ def days_needed(n_units, daily_units=None, *, population=None, uniques_by_day=No
         if s is None or not 0 < s <= 1:
             raise AbkitError(f"traffic_share={traffic_share!r} must be a number in (0, 1] with uniques_by_day")
         enrolled = s * u
-        _require(n <= enrolled[-1], "n_units", n, f"is more than the curve ever reaches ({_fmt(enrolled[-1])} "
-                 f"units in the experiment after {u.size} days); extend uniques_by_day or raise traffic_share")
+        _require(
+            n <= enrolled[-1],
+            "n_units",
+            n,
+            f"is more than the curve ever reaches ({_fmt(enrolled[-1])} "
+            f"units in the experiment after {u.size} days); extend uniques_by_day or raise traffic_share",
+        )
         return _int_out(np.searchsorted(enrolled, n * (1.0 - 1e-12), side="left") + 1)
     if daily_units is None:
         raise AbkitError("days_needed needs daily_units= (eligible units a day) or uniques_by_day=")
     V, N, s = _traffic(daily_units, population, traffic_share)
     if N is None:
         return _int_out(_ceil(n / (s * V)))
-    _require(n < s * N, "n_units", n, "is not below the number of eligible buyers in the experiment "
-             "(traffic_share x population); the test can never enroll that many: raise traffic_share or "
-             "lower the sample size")
+    _require(
+        n < s * N,
+        "n_units",
+        n,
+        "is not below the number of eligible buyers in the experiment "
+        "(traffic_share x population); the test can never enroll that many: raise traffic_share or "
+        "lower the sample size",
+    )
     q = V / N
     with np.errstate(divide="ignore"):
         d = np.where(q < 1, np.log1p(-n / (s * N)) / np.log1p(-np.minimum(q, 1 - 1e-16)), 1.0)
@@ -100,8 +111,10 @@ def fit_population(daily_units, uniques, days):
     U = float(_positive(uniques, "uniques"))
     d = float(_positive(days, "days"))
     if U >= V * d:
-        raise AbkitError(f"uniques={U:g} must be below daily_units x days = {V * d:g} for a finite population "
-                         "(without repeat visits use population=None)")
+        raise AbkitError(
+            f"uniques={U:g} must be below daily_units x days = {V * d:g} for a finite population "
+            "(without repeat visits use population=None)"
+        )
     if U < V:
         raise AbkitError(f"uniques={U:g} must be at least daily_units={V:g} (the first day's visitors)")
     from scipy.optimize import brentq

@@ -23,6 +23,7 @@ both dimensions exceed :data:`EXACT_LIMIT` levels, alternating projections
 are used instead, to a tolerance of 1e-12; Guimaraes & Portugal 2010,
 Gaure 2013.)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,15 +54,20 @@ NARROW_COLUMNS = 16
 sparse matrix); wider blocks (the wild bootstrap's ``N x G`` residual matrix) use a sparse product."""
 
 
-def group_sums(codes: np.ndarray, n_levels: int, M: np.ndarray, w: np.ndarray | None = None,
-               indicator: sparse.csr_matrix | None = None) -> np.ndarray:
+def group_sums(
+    codes: np.ndarray,
+    n_levels: int,
+    M: np.ndarray,
+    w: np.ndarray | None = None,
+    indicator: sparse.csr_matrix | None = None,
+) -> np.ndarray:
     """Per-level column sums of ``w * M``: an ``(n_levels, k)`` array (``(n_levels,)`` for a vector)."""
     one = M.ndim == 1
     M2 = M[:, None] if one else M
     k = M2.shape[1]
     if k <= NARROW_COLUMNS or indicator is None:
         out = np.empty((n_levels, k))
-        for j in range(k):                     # loop over columns, never rows
+        for j in range(k):  # loop over columns, never rows
             col = M2[:, j] if w is None else M2[:, j] * w
             out[:, j] = np.bincount(codes, weights=col, minlength=n_levels)
     else:
@@ -86,8 +92,14 @@ class FixedEffects:
     smaller dimension.
     """
 
-    def __init__(self, codes: list[np.ndarray], n: int, weights: np.ndarray | None = None,
-                 tol: float = 1e-12, maxiter: int = 100_000):
+    def __init__(
+        self,
+        codes: list[np.ndarray],
+        n: int,
+        weights: np.ndarray | None = None,
+        tol: float = 1e-12,
+        maxiter: int = 100_000,
+    ):
         if len(codes) > 2:
             raise DataError(f"at most two fixed-effect dimensions are supported; got {len(codes)}")
         self.n = int(n)
@@ -97,14 +109,16 @@ class FixedEffects:
         self.levels = [int(c.max()) + 1 if c.size else 0 for c in self.codes]
         self.tol, self.maxiter = tol, maxiter
         self._Dcache: dict[int, sparse.csr_matrix] = {}
-        self._W = [np.bincount(c, weights=self.w if self.weighted else None, minlength=L).astype(np.float64)
-                   for c, L in zip(self.codes, self.levels)]
+        self._W = [
+            np.bincount(c, weights=self.w if self.weighted else None, minlength=L).astype(np.float64)
+            for c, L in zip(self.codes, self.levels)
+        ]
         for W in self._W:
             if np.any(W <= 0):
                 raise DataError("a fixed-effect level has no observations with positive weight")
         self.exact = True
         self._balanced = False
-        self.rank = sum(self.levels)        # zero or one dimension; two dimensions: set below
+        self.rank = sum(self.levels)  # zero or one dimension; two dimensions: set below
         if len(codes) == 2:
             # order so that the second dimension (B) is the smaller one
             self._order = (1, 0) if self.levels[1] > self.levels[0] else (0, 1)
@@ -116,8 +130,11 @@ class FixedEffects:
             else:
                 cell = self.codes[ia] * LB + self.codes[ib]
                 if LA * LB <= _DENSE_CELLS:
-                    C = np.bincount(cell, weights=self.w if self.weighted else None,
-                                    minlength=LA * LB).astype(np.float64).reshape(LA, LB)
+                    C = (
+                        np.bincount(cell, weights=self.w if self.weighted else None, minlength=LA * LB)
+                        .astype(np.float64)
+                        .reshape(LA, LB)
+                    )
                     S = np.diag(self._W[ib]) - C.T @ (C / self._W[ia][:, None])
                 else:
                     C = sparse.csr_matrix((self.w, (self.codes[ia], self.codes[ib])), shape=(LA, LB))
@@ -129,8 +146,9 @@ class FixedEffects:
                 self.rank = LA + int(keep.sum())
                 self.components = LB - int(keep.sum())
                 # every cell observed once without weights: the projection is the classic two-way demeaning
-                self._balanced = (not self.weighted and isinstance(C, np.ndarray) and self.n == LA * LB
-                                  and bool(np.all(C == 1.0)))
+                self._balanced = (
+                    not self.weighted and isinstance(C, np.ndarray) and self.n == LA * LB and bool(np.all(C == 1.0))
+                )
 
     @property
     def n_dims(self) -> int:
@@ -177,8 +195,10 @@ class FixedEffects:
             out = out - self._mean_of(1, out)[self.codes[1]]
             if np.max(np.abs(out - prev), initial=0.0) / scale < self.tol:
                 return out
-        raise DataError(f"alternating projections did not converge to {self.tol} in "
-                        f"{self.maxiter} iterations; the panel may be poorly connected")
+        raise DataError(
+            f"alternating projections did not converge to {self.tol} in "
+            f"{self.maxiter} iterations; the panel may be poorly connected"
+        )
 
     def resid(self, M: np.ndarray) -> np.ndarray:
         """Residuals of the weighted projection of the columns of ``M`` on the fixed effects.
@@ -195,15 +215,15 @@ class FixedEffects:
             out = M.copy()
         elif M.shape[1] <= NARROW_COLUMNS:
             out = np.empty(M.shape, order="F")
-            for j in range(M.shape[1]):                       # loop over columns, never rows
+            for j in range(M.shape[1]):  # loop over columns, never rows
                 out[:, j] = self._resid_col(np.ascontiguousarray(M[:, j]))
         elif self.n_dims == 1:
             out = self._demean_one(0, M)
         elif self.exact:
             ia, ib = self._order
             r = self._demean_one(ia, M)
-            d = self._S_pinv @ self.sums(ib, r)                        # (LB, k)
-            back = np.asarray(self._C @ d) / self._W[ia][:, None]      # (LA, k)
+            d = self._S_pinv @ self.sums(ib, r)  # (LB, k)
+            back = np.asarray(self._C @ d) / self._W[ia][:, None]  # (LA, k)
             out = r - d[self.codes[ib]] + back[self.codes[ia]]
         else:
             out = np.column_stack([self._resid_col(np.ascontiguousarray(M[:, j])) for j in range(M.shape[1])])

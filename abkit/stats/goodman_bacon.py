@@ -5,6 +5,7 @@ treatment, the TWFE coefficient is a weighted average of all 2x2 DiDs
 between timing groups (Goodman-Bacon 2021, "Difference-in-differences with
 variation in treatment timing", J. Econometrics 225, Theorem 1).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,12 +24,12 @@ __all__ = ["Bacon", "bacon_decomposition"]
 class Bacon:
     """The 2x2 comparisons of the Goodman-Bacon decomposition."""
 
-    treated: np.ndarray       # timing (first-treated period) of the treated group; inf = never
-    control: np.ndarray       # timing of the comparison group; inf = never, -inf = always
-    kind: np.ndarray          # "treated vs never", "earlier vs later", "later vs earlier", ...
+    treated: np.ndarray  # timing (first-treated period) of the treated group; inf = never
+    control: np.ndarray  # timing of the comparison group; inf = never, -inf = always
+    kind: np.ndarray  # "treated vs never", "earlier vs later", "later vs earlier", ...
     estimate: np.ndarray
     weight: np.ndarray
-    twfe: float               # the TWFE coefficient the weights reproduce
+    twfe: float  # the TWFE coefficient the weights reproduce
 
 
 def bacon_decomposition(Y: np.ndarray, periods: np.ndarray, first: np.ndarray) -> Bacon:
@@ -58,12 +59,12 @@ def bacon_decomposition(Y: np.ndarray, periods: np.ndarray, first: np.ndarray) -
     ng = np.bincount(inv, minlength=tk.size).astype(np.float64)
     share = ng / n
     onehot = (inv[None, :] == np.arange(tk.size)[:, None]).astype(np.float64)
-    ybar = (onehot @ Y) / ng[:, None]                                # (groups, T)
-    Dg = (periods[None, :] >= tk[:, None]).astype(np.float64)       # (groups, T)
+    ybar = (onehot @ Y) / ng[:, None]  # (groups, T)
+    Dg = (periods[None, :] >= tk[:, None]).astype(np.float64)  # (groups, T)
     Dbar = Dg.mean(axis=1)
     col = share @ Dg
-    Dt = Dg - Dbar[:, None] - col[None, :] + share @ Dbar            # two-way demeaned treatment
-    SDD = float(ng @ np.sum(Dt ** 2, axis=1))
+    Dt = Dg - Dbar[:, None] - col[None, :] + share @ Dbar  # two-way demeaned treatment
+    SDD = float(ng @ np.sum(Dt**2, axis=1))
     VD = SDD / (n * T)
     if VD <= 1e-15:
         raise DataError("the treatment does not vary within units and periods; nothing to decompose")
@@ -73,7 +74,7 @@ def bacon_decomposition(Y: np.ndarray, periods: np.ndarray, first: np.ndarray) -
         for b in range(tk.size):
             if not Dbar[a] > Dbar[b]:
                 continue
-            k, ell = a, b          # k treated earlier (larger Dbar), ell (the paper's l) later
+            k, ell = a, b  # k treated earlier (larger Dbar), ell (the paper's l) later
             nk, nl = share[k], share[ell]
             nkl = nk / (nk + nl)
             # (1) k treated, l control, window before l's treatment
@@ -82,10 +83,17 @@ def bacon_decomposition(Y: np.ndarray, periods: np.ndarray, first: np.ndarray) -
                 pre = win & (periods < tk[k])
                 postk = win & (periods >= tk[k])
                 if pre.any() and postk.any():
-                    est = ((ybar[k, postk].mean() - ybar[k, pre].mean())
-                           - (ybar[ell, postk].mean() - ybar[ell, pre].mean()))
-                    wt = (((nk + nl) * (1 - Dbar[ell])) ** 2 * nkl * (1 - nkl)
-                          * (Dbar[k] - Dbar[ell]) * (1 - Dbar[k]) / (1 - Dbar[ell]) ** 2) / VD
+                    est = (ybar[k, postk].mean() - ybar[k, pre].mean()) - (
+                        ybar[ell, postk].mean() - ybar[ell, pre].mean()
+                    )
+                    wt = (
+                        ((nk + nl) * (1 - Dbar[ell])) ** 2
+                        * nkl
+                        * (1 - nkl)
+                        * (Dbar[k] - Dbar[ell])
+                        * (1 - Dbar[k])
+                        / (1 - Dbar[ell]) ** 2
+                    ) / VD
                     kind = "treated vs never treated" if np.isposinf(tk[ell]) else "earlier vs later treated"
                     out.append((tk[k], tk[ell], kind, est, wt))
             # (2) l treated, k (already treated) control, window after k's treatment
@@ -94,16 +102,21 @@ def bacon_decomposition(Y: np.ndarray, periods: np.ndarray, first: np.ndarray) -
                 pre = win & (periods < tk[ell])
                 postl = win & (periods >= tk[ell])
                 if pre.any() and postl.any():
-                    est = ((ybar[ell, postl].mean() - ybar[ell, pre].mean())
-                           - (ybar[k, postl].mean() - ybar[k, pre].mean()))
-                    wt = (((nk + nl) * Dbar[k]) ** 2 * nkl * (1 - nkl)
-                          * Dbar[ell] * (Dbar[k] - Dbar[ell]) / Dbar[k] ** 2) / VD
-                    kind = ("later vs always treated" if np.isneginf(tk[k])
-                            else "later vs earlier treated")
+                    est = (ybar[ell, postl].mean() - ybar[ell, pre].mean()) - (
+                        ybar[k, postl].mean() - ybar[k, pre].mean()
+                    )
+                    wt = (
+                        ((nk + nl) * Dbar[k]) ** 2 * nkl * (1 - nkl) * Dbar[ell] * (Dbar[k] - Dbar[ell]) / Dbar[k] ** 2
+                    ) / VD
+                    kind = "later vs always treated" if np.isneginf(tk[k]) else "later vs earlier treated"
                     out.append((tk[ell], tk[k], kind, est, wt))
     if not out:
         raise DataError("no 2x2 comparison exists (a single timing group)")
-    return Bacon(treated=np.array([o[0] for o in out], dtype=np.float64),
-                 control=np.array([o[1] for o in out], dtype=np.float64),
-                 kind=np.array([o[2] for o in out], dtype=object),
-                 estimate=np.array([o[3] for o in out]), weight=np.array([o[4] for o in out]), twfe=beta)
+    return Bacon(
+        treated=np.array([o[0] for o in out], dtype=np.float64),
+        control=np.array([o[1] for o in out], dtype=np.float64),
+        kind=np.array([o[2] for o in out], dtype=object),
+        estimate=np.array([o[3] for o in out]),
+        weight=np.array([o[4] for o in out]),
+        twfe=beta,
+    )

@@ -29,6 +29,7 @@ For 5 equally spaced looks at alpha = 0.05 they give 4.8769, 3.3570,
 2.6803, 2.2898, 2.0310 (O'Brien-Fleming type) and 2.4380, 2.4268, 2.4102,
 2.3966, 2.3860 (Pocock type), the published values the tests check.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -143,8 +144,9 @@ class _Integrator:
         self.grid, self.weights = nodes, simpson * dens
 
 
-def group_sequential_z(information_fractions, alpha: float = 0.05, spending: str = "obrien_fleming",
-                       points: int = 501) -> tuple[np.ndarray, np.ndarray]:
+def group_sequential_z(
+    information_fractions, alpha: float = 0.05, spending: str = "obrien_fleming", points: int = 501
+) -> tuple[np.ndarray, np.ndarray]:
     """Two-sided symmetric Lan-DeMets boundaries on the z scale.
 
     Returns ``(z, spent)``: ``z[k]`` is the critical |Z| at look ``k`` and
@@ -168,6 +170,7 @@ def group_sequential_z(information_fractions, alpha: float = 0.05, spending: str
             z[k] = np.inf
             c = 40.0 * root_t  # no exit: the region is effectively unbounded
         else:
+
             def excess(b, k=k, root_t=root_t):
                 up, down = walk.crossing(k, b * root_t)
                 return up + down - target[k]

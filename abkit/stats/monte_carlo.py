@@ -10,6 +10,7 @@
 when ``k = S``), which never covers less than its level, and the standard
 error ``sqrt(p (1 - p) / S)``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,7 @@ def monte_carlo_ci(rejections, n_sims, level: float = 0.95):
     k = _arr(rejections, "rejections")
     n = _arr(n_sims, "n_sims")
     _require(n >= 1, "n_sims", n, "must be >= 1 (simulated tests)")
-    _require((k >= 0) & (k <= n) & (k == np.round(k)), "rejections", k,
-             "must be a whole number between 0 and n_sims")
+    _require((k >= 0) & (k <= n) & (k == np.round(k)), "rejections", k, "must be a whole number between 0 and n_sims")
     lv = float(_arr(level, "level"))
     if not 0.0 < lv < 1.0:
         raise AbkitError(f"level={lv!r} must be in (0, 1), e.g. 0.95")

@@ -10,6 +10,7 @@
 Both return adjusted p-values in the input order; NaN p-values are left
 out of the family and stay NaN.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -36,6 +36,7 @@ what makes inference robust to serial correlation, Bertrand, Duflo and
 Mullainathan 2004). ANCOVA's estimated slope costs one further degree of
 freedom, ignored here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -70,9 +71,11 @@ class PanelVariance:
     covariance: np.ndarray
 
     def __repr__(self) -> str:
-        return (f"PanelVariance(pre_periods={self.pre_periods}, post_periods={self.post_periods}: "
-                f"post={self.post:.4g}, did={self.did:.4g}, ancova={self.ancova:.4g}; sigma2={self.sigma2:.4g}, "
-                f"psi_pre={self.psi_pre:.4g}, psi_post={self.psi_post:.4g}, psi_cross={self.psi_cross:.4g})")
+        return (
+            f"PanelVariance(pre_periods={self.pre_periods}, post_periods={self.post_periods}: "
+            f"post={self.post:.4g}, did={self.did:.4g}, ancova={self.ancova:.4g}; sigma2={self.sigma2:.4g}, "
+            f"psi_pre={self.psi_pre:.4g}, psi_post={self.psi_post:.4g}, psi_cross={self.psi_cross:.4g})"
+        )
 
     def of(self, estimator: str) -> float:
         if estimator not in ("did", "ancova", "post"):
@@ -108,8 +111,7 @@ def panel_covariance(pre_periods: int, post_periods: int, sd=1.0, rho=0.0, ar1=0
     return s * s * (rho_ + (1.0 - rho_) * np.power(phi, lag))
 
 
-def panel_variance(pre_periods: int, post_periods: int, sd=1.0, rho=0.0, ar1=0.0,
-                   covariance=None) -> PanelVariance:
+def panel_variance(pre_periods: int, post_periods: int, sd=1.0, rho=0.0, ar1=0.0, covariance=None) -> PanelVariance:
     """Per-unit contrast variances of POST, DiD and ANCOVA (see the module docstring).
 
     Give ``covariance`` (``(pre + post)`` square, pre periods first), or
@@ -121,8 +123,10 @@ def panel_variance(pre_periods: int, post_periods: int, sd=1.0, rho=0.0, ar1=0.0
     else:
         S = _arr(covariance, "covariance")
         if S.shape != (m + r, m + r):
-            raise AbkitError(f"covariance has shape {S.shape}; it must be ({m + r}, {m + r}) for "
-                             f"{m} pre and {r} post periods (pre periods first)")
+            raise AbkitError(
+                f"covariance has shape {S.shape}; it must be ({m + r}, {m + r}) for "
+                f"{m} pre and {r} post periods (pre periods first)"
+            )
         if not np.allclose(S, S.T, rtol=1e-10, atol=1e-12 * np.abs(S).max()):
             raise AbkitError("covariance must be symmetric")
         if np.linalg.eigvalsh(S).min() < -1e-10 * np.abs(S).max():
@@ -158,11 +162,15 @@ def _panel(sd, pre_periods, post_periods, rho, ar1, covariance, estimator, treat
 
 
 def _panel_method(estimator: str, pv: PanelVariance) -> str:
-    label = {"did": "difference-in-differences (Burlig, Preonas & Woerman 2020)",
-             "ancova": "ANCOVA on the pre-period mean (McKenzie 2012)",
-             "post": "post-period means only (McKenzie 2012)"}[estimator]
-    return (f"panel, {pv.pre_periods} pre / {pv.post_periods} post periods, {label}; two-sample t-test on "
-            "per-unit contrasts, df = units - 2")
+    label = {
+        "did": "difference-in-differences (Burlig, Preonas & Woerman 2020)",
+        "ancova": "ANCOVA on the pre-period mean (McKenzie 2012)",
+        "post": "post-period means only (McKenzie 2012)",
+    }[estimator]
+    return (
+        f"panel, {pv.pre_periods} pre / {pv.post_periods} post periods, {label}; two-sample t-test on "
+        "per-unit contrasts, df = units - 2"
+    )
 
 
 def _panel_rename(res, estimator, pv):
@@ -181,9 +189,24 @@ def _panel_absolute(mde, margin, baseline, relative: bool, alternative: str):
     return eff, mg_abs
 
 
-def sample_size_panel(sd, mde, pre_periods, post_periods, alpha=0.05, power=0.8, alternative="two-sided", *,
-                      rho=0.0, ar1=0.0, covariance=None, estimator="did", treated_share=0.5, baseline=None,
-                      relative=False, margin=0.0) -> SampleSizeResult:
+def sample_size_panel(
+    sd,
+    mde,
+    pre_periods,
+    post_periods,
+    alpha=0.05,
+    power=0.8,
+    alternative="two-sided",
+    *,
+    rho=0.0,
+    ar1=0.0,
+    covariance=None,
+    estimator="did",
+    treated_share=0.5,
+    baseline=None,
+    relative=False,
+    margin=0.0,
+) -> SampleSizeResult:
     """Units (markets) needed for a panel experiment with serially correlated outcomes.
 
     ``n_control`` untreated and ``n_treatment`` treated units; the per-unit
@@ -197,9 +220,24 @@ def sample_size_panel(sd, mde, pre_periods, post_periods, alpha=0.05, power=0.8,
     return _panel_rename(res, estimator, pv)
 
 
-def power_panel(sd, mde, n_units, pre_periods, post_periods, alpha=0.05, alternative="two-sided", *, rho=0.0,
-                ar1=0.0, covariance=None, estimator="did", treated_share=0.5, baseline=None, relative=False,
-                margin=0.0) -> PowerResult:
+def power_panel(
+    sd,
+    mde,
+    n_units,
+    pre_periods,
+    post_periods,
+    alpha=0.05,
+    alternative="two-sided",
+    *,
+    rho=0.0,
+    ar1=0.0,
+    covariance=None,
+    estimator="did",
+    treated_share=0.5,
+    baseline=None,
+    relative=False,
+    margin=0.0,
+) -> PowerResult:
     """Power of a panel design with ``n_units`` units, a share ``treated_share`` treated."""
     sd_c, k, pv = _panel(sd, pre_periods, post_periods, rho, ar1, covariance, estimator, treated_share)
     J = _positive(n_units, "n_units")
@@ -208,9 +246,23 @@ def power_panel(sd, mde, n_units, pre_periods, post_periods, alpha=0.05, alterna
     return _panel_rename(res, estimator, pv)
 
 
-def mde_panel(sd, n_units, pre_periods, post_periods, alpha=0.05, power=0.8, alternative="two-sided", *,
-              rho=0.0, ar1=0.0, covariance=None, estimator="did", treated_share=0.5, baseline=None,
-              margin=0.0) -> MDEResult:
+def mde_panel(
+    sd,
+    n_units,
+    pre_periods,
+    post_periods,
+    alpha=0.05,
+    power=0.8,
+    alternative="two-sided",
+    *,
+    rho=0.0,
+    ar1=0.0,
+    covariance=None,
+    estimator="did",
+    treated_share=0.5,
+    baseline=None,
+    margin=0.0,
+) -> MDEResult:
     """Minimum detectable effect of a panel design with ``n_units`` units."""
     sd_c, k, pv = _panel(sd, pre_periods, post_periods, rho, ar1, covariance, estimator, treated_share)
     J = _positive(n_units, "n_units")

@@ -8,6 +8,7 @@ against each other; every input is checked here with a message that names
 the argument and its first bad value, and results come back as Python
 floats for scalar input and arrays otherwise.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,16 +48,21 @@ def _require(ok, name: str, a, what: str) -> None:
 
 def _check_alternative(alternative: str) -> int:
     if alternative not in ALTERNATIVES:
-        raise AbkitError(f"alternative={alternative!r} is not known; use one of 'two-sided', 'larger' "
-                         "(treatment > control) or 'smaller' (statsmodels' words)")
+        raise AbkitError(
+            f"alternative={alternative!r} is not known; use one of 'two-sided', 'larger' "
+            "(treatment > control) or 'smaller' (statsmodels' words)"
+        )
     return 2 if alternative == "two-sided" else 1
-
 
 
 def _check_power(power, alpha_c) -> np.ndarray:
     p = _arr(power, "power")
-    _require((p > alpha_c) & (p < 1), "power", p,
-             f"must be in (alpha, 1) = ({_fmt(float(np.max(alpha_c)))}, 1) (per-comparison alpha), e.g. 0.8")
+    _require(
+        (p > alpha_c) & (p < 1),
+        "power",
+        p,
+        f"must be in (alpha, 1) = ({_fmt(float(np.max(alpha_c)))}, 1) (per-comparison alpha), e.g. 0.8",
+    )
     return p
 
 
@@ -72,18 +78,29 @@ def _check_ratio(ratio) -> np.ndarray:
 
 def _check_vr(variance_reduction) -> np.ndarray:
     v = _arr(variance_reduction, "variance_reduction")
-    _require((v >= 0) & (v < 1), "variance_reduction", v,
-             "must be in [0, 1): it is rho^2, the share of variance CUPED removes")
+    _require(
+        (v >= 0) & (v < 1),
+        "variance_reduction",
+        v,
+        "must be in [0, 1): it is rho^2, the share of variance CUPED removes",
+    )
     return v
 
 
 def _check_margin(margin, tails: int) -> np.ndarray:
     m = _arr(margin, "margin")
-    _require(m >= 0, "margin", m, "must be >= 0: a non-inferiority margin is the size of the "
-             "tolerated degradation (the direction comes from alternative)")
+    _require(
+        m >= 0,
+        "margin",
+        m,
+        "must be >= 0: a non-inferiority margin is the size of the "
+        "tolerated degradation (the direction comes from alternative)",
+    )
     if tails == 2 and np.any(m > 0):
-        raise AbkitError(f"margin={_fmt(float(np.max(m)))} needs a one-sided test: use "
-                         "alternative='larger' (higher is better) or 'smaller' (lower is better)")
+        raise AbkitError(
+            f"margin={_fmt(float(np.max(m)))} needs a one-sided test: use "
+            "alternative='larger' (higher is better) or 'smaller' (lower is better)"
+        )
     return m
 
 
@@ -91,7 +108,6 @@ def _check_n(n, name: str = "n_control") -> np.ndarray:
     a = _arr(n, name)
     _require(a > 0, name, a, "must be > 0 (units in the control arm)")
     return a
-
 
 
 def _out(x):

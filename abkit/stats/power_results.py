@@ -4,6 +4,7 @@ Frozen dataclasses whose fields are Python floats (scalar inputs) or numpy
 arrays of the broadcast shape (grids); ``repr`` shows the headline numbers
 and every non-default setting, ``to_frame()`` one row per scenario.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -82,8 +83,7 @@ class _Result:
         import pandas as pd
 
         items = {k: v for k, v in self._items() if k != "note"}
-        shape = np.broadcast_shapes(*(np.shape(v) for v in items.values() if not isinstance(v, str)
-                                      and v is not None))
+        shape = np.broadcast_shapes(*(np.shape(v) for v in items.values() if not isinstance(v, str) and v is not None))
         cols = {}
         for k, v in items.items():
             if v is None:
@@ -114,7 +114,7 @@ class SampleSizeResult(_Result):
     arms: int
     margin: float | np.ndarray
     baseline: float | np.ndarray
-    sd: float | np.ndarray                 # as given, before CUPED (adjusted: sd * sqrt(1 - variance_reduction))
+    sd: float | np.ndarray  # as given, before CUPED (adjusted: sd * sqrt(1 - variance_reduction))
     variance_reduction: float | np.ndarray
     design_effect: float | np.ndarray
     n_clusters_control: float | np.ndarray | None
@@ -188,14 +188,14 @@ class MDEResult(_Result):
     _headline = ("mde", "relative_mde")
 
 
-
 def _relative(effect, baseline):
     with np.errstate(divide="ignore", invalid="ignore"):
         return effect / baseline
 
 
-def _sample_size_result(n1, k, eff, base, pw, alpha, alpha_c, alternative, arms, margin, sd, vr, de, m,
-                        method, note="") -> SampleSizeResult:
+def _sample_size_result(
+    n1, k, eff, base, pw, alpha, alpha_c, alternative, arms, margin, sd, vr, de, m, method, note=""
+) -> SampleSizeResult:
     n1 = np.asarray(n1, dtype=np.float64)
     n2 = n1 * k
     total = _ceil(n1) + (arms - 1) * _ceil(n2)
@@ -206,10 +206,25 @@ def _sample_size_result(n1, k, eff, base, pw, alpha, alpha_c, alternative, arms,
     else:
         kc = kt = tc = None
     return SampleSizeResult(
-        n_control=_out(n1), n_treatment=_out(n2), total=_int_out(total), mde=_out(eff),
-        relative_mde=_out(_relative(eff, base)), power=_out(pw), alpha=_out(alpha),
-        alpha_per_comparison=_out(alpha_c), alternative=alternative, ratio=_out(k), arms=int(arms),
-        margin=_out(margin), baseline=_out(base), sd=_out(sd), variance_reduction=_out(vr),
-        design_effect=_out(de), n_clusters_control=kc, n_clusters_treatment=kt, total_clusters=tc,
-        method=method, note=note,
+        n_control=_out(n1),
+        n_treatment=_out(n2),
+        total=_int_out(total),
+        mde=_out(eff),
+        relative_mde=_out(_relative(eff, base)),
+        power=_out(pw),
+        alpha=_out(alpha),
+        alpha_per_comparison=_out(alpha_c),
+        alternative=alternative,
+        ratio=_out(k),
+        arms=int(arms),
+        margin=_out(margin),
+        baseline=_out(base),
+        sd=_out(sd),
+        variance_reduction=_out(vr),
+        design_effect=_out(de),
+        n_clusters_control=kc,
+        n_clusters_treatment=kt,
+        total_clusters=tc,
+        method=method,
+        note=note,
     )

@@ -63,6 +63,7 @@ the contrast ``p_t - g p_c`` with ``g = 1 + s m`` and
 
 with ``p_t`` the treatment proportion at the true effect.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -109,11 +110,15 @@ def _prop_variances(pc, pt, k, margin, g=1.0, pooled=False):
 
 def _check_pooled(pooled, margin) -> bool:
     if not isinstance(pooled, (bool, np.bool_)):
-        raise AbkitError(f"pooled={pooled!r} must be False (the unpooled z-test abkit.analyze runs, default) or "
-                         "True (the pooled variance under H0 of R's power.prop.test)")
+        raise AbkitError(
+            f"pooled={pooled!r} must be False (the unpooled z-test abkit.analyze runs, default) or "
+            "True (the pooled variance under H0 of R's power.prop.test)"
+        )
     if pooled and np.any(np.asarray(margin) > 0):
-        raise AbkitError("pooled=True is R's power.prop.test, a test of equal proportions; a non-inferiority "
-                         "margin is tested with unpooled variances (leave pooled=False)")
+        raise AbkitError(
+            "pooled=True is R's power.prop.test, a test of equal proportions; a non-inferiority "
+            "margin is tested with unpooled variances (leave pooled=False)"
+        )
     return bool(pooled)
 
 
@@ -127,15 +132,16 @@ def _prop_power(n1, shift, v0, v1, de, z, tails, strict):
     return p
 
 
-def _prop_method(strict: bool, tails: int, margin, clustered, arms, correction, ratio_test: str = "",
-                 pooled: bool = False) -> str:
+def _prop_method(
+    strict: bool, tails: int, margin, clustered, arms, correction, ratio_test: str = "", pooled: bool = False
+) -> str:
     if ratio_test:
         base = "two-proportion z-test, unpooled variance, " + ratio_test
     elif np.any(np.asarray(margin) > 0):
         base = "two-proportion z-test, unpooled variance (non-inferiority, Blackwelder 1982)"
     elif pooled:
         base = "two-proportion z-test, pooled variance, no continuity correction (R power.prop.test"
-        base += (", strict=TRUE)" if strict and tails == 2 else ")")
+        base += ", strict=TRUE)" if strict and tails == 2 else ")"
     else:
         base = "two-proportion z-test, unpooled variance (the test abkit.analyze runs)"
     if clustered:
@@ -152,16 +158,33 @@ def _prop_shift(pc, pt, margin, alternative):
 def _prop_margin(margin, pc, tails, alternative, relative_margin):
     """``(absolute margin, g, ratio-test label)`` of the proportion functions."""
     if not isinstance(relative_margin, (bool, np.bool_)):
-        raise AbkitError(f"relative_margin={relative_margin!r} must be True (margin a fraction of p_control: "
-                         "the ratio test) or False (margin in probability units: the difference test)")
+        raise AbkitError(
+            f"relative_margin={relative_margin!r} must be True (margin a fraction of p_control: "
+            "the ratio test) or False (margin in probability units: the difference test)"
+        )
     mg = _check_margin(margin, tails)
     g, label = _contrast(mg, alternative, bool(relative_margin))
     return (mg * pc if relative_margin else mg), g, label
 
 
-def sample_size_proportion(p_control, p_treatment, alpha=0.05, power=0.8, ratio=1.0, alternative="two-sided",
-                           *, strict=True, pooled=False, margin=0.0, relative_margin=False, arms=2,
-                           correction="bonferroni", cluster_size=None, icc=0.0, cluster_cv=0.0) -> SampleSizeResult:
+def sample_size_proportion(
+    p_control,
+    p_treatment,
+    alpha=0.05,
+    power=0.8,
+    ratio=1.0,
+    alternative="two-sided",
+    *,
+    strict=True,
+    pooled=False,
+    margin=0.0,
+    relative_margin=False,
+    arms=2,
+    correction="bonferroni",
+    cluster_size=None,
+    icc=0.0,
+    cluster_cv=0.0,
+) -> SampleSizeResult:
     """Units per arm to detect ``p_control -> p_treatment`` with the two-proportion z-test.
 
     By default the z-test with unpooled variances, the test
@@ -206,9 +229,23 @@ def sample_size_proportion(p_control, p_treatment, alpha=0.05, power=0.8, ratio=
     n1 = de * (z * np.sqrt(v0) + zb * np.sqrt(v1)) ** 2 / (shift * shift)
     if strict and tails == 2:
         n1 = _refine_strict(n1, shift, v0, v1, de, z, pw)
-    return _sample_size_result(n1, k, pt - pc, pc, pw, alpha, alpha_c, alternative, arms, mg_abs, np.nan,
-                               np.float64(0.0), de, m if clustered else None,
-                               _prop_method(strict, tails, mg_abs, clustered, arms, correction, ratio_test, pooled))
+    return _sample_size_result(
+        n1,
+        k,
+        pt - pc,
+        pc,
+        pw,
+        alpha,
+        alpha_c,
+        alternative,
+        arms,
+        mg_abs,
+        np.nan,
+        np.float64(0.0),
+        de,
+        m if clustered else None,
+        _prop_method(strict, tails, mg_abs, clustered, arms, correction, ratio_test, pooled),
+    )
 
 
 def _refine_strict(n_closed, shift, v0, v1, de, z, pw):
@@ -235,9 +272,24 @@ def _refine_strict(n_closed, shift, v0, v1, de, z, pw):
     return find_root(f, lo, hi, f_lo, f_hi).reshape(shape)
 
 
-def power_proportion(p_control, p_treatment, n_control, alpha=0.05, ratio=1.0, alternative="two-sided", *,
-                     strict=True, pooled=False, margin=0.0, relative_margin=False, arms=2, correction="bonferroni",
-                     cluster_size=None, icc=0.0, cluster_cv=0.0) -> PowerResult:
+def power_proportion(
+    p_control,
+    p_treatment,
+    n_control,
+    alpha=0.05,
+    ratio=1.0,
+    alternative="two-sided",
+    *,
+    strict=True,
+    pooled=False,
+    margin=0.0,
+    relative_margin=False,
+    arms=2,
+    correction="bonferroni",
+    cluster_size=None,
+    icc=0.0,
+    cluster_cv=0.0,
+) -> PowerResult:
     """Power of the two-proportion z-test: unpooled variances (the test :func:`abkit.analyze` runs), or with
     ``pooled=True`` R's ``power.prop.test(n=n_control, p1, p2)`` (for ratio 1).
 
@@ -274,18 +326,45 @@ def power_proportion(p_control, p_treatment, n_control, alpha=0.05, ratio=1.0, a
     p = _prop_power(n1, shift, v0, v1, de, z, tails, strict)
     eff = pt - pc
     return PowerResult(
-        power=_out(p), mde=_out(eff), relative_mde=_out(eff / pc), n_control=_out(n1), n_treatment=_out(n1 * k),
-        alpha=_out(alpha), alpha_per_comparison=_out(alpha_c), alternative=alternative, ratio=_out(k),
-        arms=int(arms), margin=_out(mg_abs), baseline=_out(pc), sd=np.nan, variance_reduction=0.0,
+        power=_out(p),
+        mde=_out(eff),
+        relative_mde=_out(eff / pc),
+        n_control=_out(n1),
+        n_treatment=_out(n1 * k),
+        alpha=_out(alpha),
+        alpha_per_comparison=_out(alpha_c),
+        alternative=alternative,
+        ratio=_out(k),
+        arms=int(arms),
+        margin=_out(mg_abs),
+        baseline=_out(pc),
+        sd=np.nan,
+        variance_reduction=0.0,
         design_effect=_out(de),
         method=_prop_method(strict, tails, mg_abs, clustered, arms, correction, ratio_test, pooled),
     )
 
 
-def mde_proportion(p_control, n_control, alpha=0.05, power=0.8, ratio=1.0, alternative="two-sided", *,
-                   direction=None, strict=True, pooled=False, margin=0.0, relative_margin=False, arms=2,
-                   correction="bonferroni", cluster_size=None, icc=0.0, cluster_cv=0.0,
-                   unreachable="raise") -> MDEResult:
+def mde_proportion(
+    p_control,
+    n_control,
+    alpha=0.05,
+    power=0.8,
+    ratio=1.0,
+    alternative="two-sided",
+    *,
+    direction=None,
+    strict=True,
+    pooled=False,
+    margin=0.0,
+    relative_margin=False,
+    arms=2,
+    correction="bonferroni",
+    cluster_size=None,
+    icc=0.0,
+    cluster_cv=0.0,
+    unreachable="raise",
+) -> MDEResult:
     """Smallest change of a proportion detectable with probability ``power``.
 
     Solves the power equation of :func:`power_proportion` (unpooled, or
@@ -322,8 +401,10 @@ def mde_proportion(p_control, n_control, alpha=0.05, power=0.8, ratio=1.0, alter
     if direction not in ("increase", "decrease"):
         raise AbkitError(f"direction={direction!r} must be 'increase' or 'decrease'")
     if tails == 1 and direction != natural:
-        raise AbkitError(f"direction={direction!r} contradicts alternative={alternative!r}; "
-                         f"alternative='larger' looks for an increase, 'smaller' for a decrease")
+        raise AbkitError(
+            f"direction={direction!r} contradicts alternative={alternative!r}; "
+            f"alternative='larger' looks for an increase, 'smaller' for a decrease"
+        )
     if unreachable not in ("raise", "nan"):
         raise AbkitError(f"unreachable={unreachable!r} must be 'raise' or 'nan'")
     sign = 1.0 if direction == "increase" else -1.0
@@ -350,24 +431,40 @@ def mde_proportion(p_control, n_control, alpha=0.05, power=0.8, ratio=1.0, alter
         raise AbkitError(
             f"no p_treatment in [0, 1] reaches power {_fmt(pw_[j])} with n_control={_fmt(n1_[j])} and "
             f"p_control={_fmt(pc_[j])} (at p_treatment={_fmt(pc_[j] + sign * t_max[j])} the power is "
-            f"{_fmt(power_at(t_max[j:j + 1], np.array([j]))[0])}); increase n_control or lower power")
+            f"{_fmt(power_at(t_max[j : j + 1], np.array([j]))[0])}); increase n_control or lower power"
+        )
     # just above the null boundary (t = -margin) the power is <= alpha < target
     lo = -mg_ + 1e-12 * np.maximum(1.0, mg_)
     f_lo = f(lo, idx)
     t_flat = np.full(pc_.size, np.nan)
     ok = np.flatnonzero(reach)
     if ok.size:
+
         def g(x, i):
             return f(x, ok[i])
+
         t_flat[ok] = find_root(g, lo[ok], t_max[ok], f_lo[ok], f_hi[ok])
     t = t_flat.reshape(shape)
     eff = sign * t
     pt = pc + eff
     note = "" if np.all(reach) else "NaN where no p_treatment in [0, 1] reaches the power"
     return MDEResult(
-        mde=_out(eff), relative_mde=_out(eff / pc), treatment_value=_out(pt), power=_out(pw),
-        n_control=_out(n1), n_treatment=_out(n1 * k), alpha=_out(alpha), alpha_per_comparison=_out(alpha_c),
-        alternative=alternative, ratio=_out(k), arms=int(arms), margin=_out(mg_abs), baseline=_out(pc), sd=np.nan,
-        variance_reduction=0.0, design_effect=_out(de),
-        method=_prop_method(strict, tails, mg_abs, clustered, arms, correction, ratio_test, pooled), note=note,
+        mde=_out(eff),
+        relative_mde=_out(eff / pc),
+        treatment_value=_out(pt),
+        power=_out(pw),
+        n_control=_out(n1),
+        n_treatment=_out(n1 * k),
+        alpha=_out(alpha),
+        alpha_per_comparison=_out(alpha_c),
+        alternative=alternative,
+        ratio=_out(k),
+        arms=int(arms),
+        margin=_out(mg_abs),
+        baseline=_out(pc),
+        sd=np.nan,
+        variance_reduction=0.0,
+        design_effect=_out(de),
+        method=_prop_method(strict, tails, mg_abs, clustered, arms, correction, ratio_test, pooled),
+        note=note,
     )

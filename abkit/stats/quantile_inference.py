@@ -77,6 +77,7 @@ standard error is 0 and no test or interval can be built on it. abkit
 raises :class:`abkit.DataError` (compare the share of rows at that value
 with a Proportion instead, or choose another ``q``), as for a constant arm.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -87,8 +88,18 @@ from scipy import stats
 from ..errors import AbkitError, DataError
 from .two_sample import fieller_relative
 
-__all__ = ["QuantileEstimate", "cluster_ecdf_variance", "cluster_score_variance", "difference", "mid_cdf_scores",
-           "mid_quantile", "mid_support", "quantile_bootstrap", "quantile_delta", "weighted_mid_quantiles"]
+__all__ = [
+    "QuantileEstimate",
+    "cluster_ecdf_variance",
+    "cluster_score_variance",
+    "difference",
+    "mid_cdf_scores",
+    "mid_quantile",
+    "mid_support",
+    "quantile_bootstrap",
+    "quantile_delta",
+    "weighted_mid_quantiles",
+]
 
 
 @dataclass(frozen=True)
@@ -197,8 +208,10 @@ def _no_spread(values: np.ndarray, support: np.ndarray, fmid: np.ndarray, q: flo
     """The refusal when the quantile sits in a point mass at the edge of the data (standard error 0)."""
     n = values.size
     if support.size == 1:
-        return DataError(f"all {n:,} values are {value:g}: a quantile of a constant has no standard error; "
-                         "there is nothing to compare")
+        return DataError(
+            f"all {n:,} values are {value:g}: a quantile of a constant has no standard error; "
+            "there is nothing to compare"
+        )
     first = value <= support[0]
     share = float(np.mean(values == (support[0] if first else support[-1])))
     ok = (fmid[0], fmid[-1])
@@ -233,8 +246,16 @@ def quantile_delta(values, q: float, clusters=None, alpha: float = 0.05) -> Quan
     se = float((hi - lo) / ((hi_p - lo_p) / sigma)) if sigma > 0 else 0.0
     if not se > 0.0:
         raise _no_spread(values, support, fmid, q, value)
-    return QuantileEstimate(q=float(q), value=value, se=se, ci_lower=float(lo), ci_upper=float(hi),
-                            n_units=int(n_units), n_rows=int(values.size), ecdf_se=float(sigma))
+    return QuantileEstimate(
+        q=float(q),
+        value=value,
+        se=se,
+        ci_lower=float(lo),
+        ci_upper=float(hi),
+        n_units=int(n_units),
+        n_rows=int(values.size),
+        ecdf_se=float(sigma),
+    )
 
 
 def weighted_mid_quantiles(support: np.ndarray, weights: np.ndarray, q: float) -> np.ndarray:
@@ -258,7 +279,7 @@ def _window_mid_quantiles(support, w, below, total, q):
     """
     cum = below[:, None] + np.cumsum(w, axis=1)
     target = (q * total)[:, None]
-    fmid2 = 2.0 * cum - w                      # 2 T F_mid at each point
+    fmid2 = 2.0 * cum - w  # 2 T F_mid at each point
     valid = w > 0
     left = valid & (fmid2 <= 2.0 * target)
     right = valid & (fmid2 > 2.0 * target)
@@ -275,8 +296,9 @@ def _window_mid_quantiles(support, w, below, total, q):
     return np.where(miss, np.nan, out)
 
 
-def quantile_bootstrap(values, q: float, clusters=None, alpha: float = 0.05, n_boot: int = 2000,
-                       seed=None) -> tuple[QuantileEstimate, np.ndarray]:
+def quantile_bootstrap(
+    values, q: float, clusters=None, alpha: float = 0.05, n_boot: int = 2000, seed=None
+) -> tuple[QuantileEstimate, np.ndarray]:
     """Mid-distribution quantile ``q`` with a bootstrap over units (clusters); returns the estimate and the draws.
 
     The interval is ``value +/- z se`` with ``se`` the standard deviation of
@@ -304,7 +326,7 @@ def quantile_bootstrap(values, q: float, clusters=None, alpha: float = 0.05, n_b
     r_lo = int(np.clip(np.floor(N * (q - 8.0 * sigma)) - 1, 0, N - 1))
     r_hi = int(np.clip(np.ceil(N * (q + 8.0 * sigma)) + 1, r_lo + 1, N))
     k_lo = max(int(point_of_row[r_lo]) - 1, 0)
-    k_hi = min(int(point_of_row[r_hi - 1]) + 2, K)            # exclusive
+    k_hi = min(int(point_of_row[r_hi - 1]) + 2, K)  # exclusive
     row_lo, row_hi = int(starts[k_lo]), (int(starts[k_hi]) if k_hi < K else N)
     below_units = np.bincount(unit_of_sorted[:row_lo], minlength=n_units).astype(np.float64)
     rows_per_unit = np.bincount(codes, minlength=n_units).astype(np.float64)
@@ -316,8 +338,11 @@ def quantile_bootstrap(values, q: float, clusters=None, alpha: float = 0.05, n_b
     for start in range(0, int(n_boot), chunk):
         b = min(chunk, int(n_boot) - start)
         picks = rng.integers(0, n_units, size=(b, n_units))
-        counts = np.bincount((picks + n_units * np.arange(b)[:, None]).ravel(),
-                             minlength=b * n_units).reshape(b, n_units).astype(np.float64)
+        counts = (
+            np.bincount((picks + n_units * np.arange(b)[:, None]).ravel(), minlength=b * n_units)
+            .reshape(b, n_units)
+            .astype(np.float64)
+        )
         total = counts @ rows_per_unit
         w = np.add.reduceat(counts[:, window_units], window_starts, axis=1)
         out = _window_mid_quantiles(window_support, w, counts @ below_units, total, q)
@@ -325,13 +350,20 @@ def quantile_bootstrap(values, q: float, clusters=None, alpha: float = 0.05, n_b
         if miss.any():
             full = np.add.reduceat(counts[miss][:, unit_of_sorted], starts, axis=1)
             out[miss] = weighted_mid_quantiles(support, full, q)
-        draws[start:start + b] = out
+        draws[start : start + b] = out
     se = float(draws.std(ddof=1))
     if not se > 0.0:
         raise _no_spread(values, support, fmid, q, value)
     z = stats.norm.isf(alpha / 2.0)
-    est = QuantileEstimate(q=float(q), value=value, se=se, ci_lower=value - z * se, ci_upper=value + z * se,
-                           n_units=int(n_units), n_rows=int(values.size))
+    est = QuantileEstimate(
+        q=float(q),
+        value=value,
+        se=se,
+        ci_lower=value - z * se,
+        ci_upper=value + z * se,
+        n_units=int(n_units),
+        n_rows=int(values.size),
+    )
     return est, draws
 
 
@@ -347,13 +379,25 @@ def difference(treatment: QuantileEstimate, control: QuantileEstimate, alpha: fl
     else:
         p = 1.0 if effect == 0 else 0.0
     if qc != 0.0:
-        rel = effect / abs(qc)   # the relative lift of abkit.stats.two_sample: the effect's sign also for qc < 0
+        rel = effect / abs(qc)  # the relative lift of abkit.stats.two_sample: the effect's sign also for qc < 0
         rel_se = float(np.sqrt(treatment.se**2 / qc**2 + qt**2 * control.se**2 / qc**4))
     else:
         rel = rel_se = np.nan
     # Fieller's interval, as for moment metrics (abkit.stats.two_sample): independent arms, so
     # Var(qt - qc) = se^2 and Cov(qt - qc, qc) = -Var(qc)
-    rel_lo, rel_hi = fieller_relative(effect, qc, se * se, -control.se**2, control.se**2, z) if np.isfinite(qc) \
+    rel_lo, rel_hi = (
+        fieller_relative(effect, qc, se * se, -(control.se**2), control.se**2, z)
+        if np.isfinite(qc)
         else (np.nan, np.nan)
-    return {"effect": effect, "se": se, "ci_lower": effect - z * se, "ci_upper": effect + z * se, "p_value": p,
-            "rel_effect": rel, "rel_se": rel_se, "rel_ci_lower": rel_lo, "rel_ci_upper": rel_hi}
+    )
+    return {
+        "effect": effect,
+        "se": se,
+        "ci_lower": effect - z * se,
+        "ci_upper": effect + z * se,
+        "p_value": p,
+        "rel_effect": rel,
+        "rel_se": rel_se,
+        "rel_ci_lower": rel_lo,
+        "rel_ci_upper": rel_hi,
+    }

@@ -31,6 +31,7 @@ noisier than the others.
   of ``D`` are kept), less the covariate part ``(Z~' D_a)' (Z~' Z~)^{-1} (Z~' D_a)``, again a sum of
   per-unit path totals.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -41,8 +42,14 @@ import numpy as np
 from ..errors import DataError
 from .fixed_effects import FixedEffects
 
-__all__ = ["count_assignments", "assignments", "randomization_p_value", "twfe_coefficients",
-           "twfe_coefficients_balanced", "ENUMERATION_LIMIT"]
+__all__ = [
+    "count_assignments",
+    "assignments",
+    "randomization_p_value",
+    "twfe_coefficients",
+    "twfe_coefficients_balanced",
+    "ENUMERATION_LIMIT",
+]
 
 ENUMERATION_LIMIT = 1_000_000
 """Largest number of distinct assignments ever enumerated (beyond it, random draws)."""
@@ -68,7 +75,7 @@ def _enumerate(codes: np.ndarray) -> np.ndarray:
     rows = [np.full(n, -1, dtype=np.int64)]
     for k, c in enumerate(counts[:-1]):
         grown = []
-        for row in rows:                               # a loop over assignments, never over data rows
+        for row in rows:  # a loop over assignments, never over data rows
             free = np.flatnonzero(row < 0)
             for chosen in itertools.combinations(free, int(c)):
                 new = row.copy()
@@ -96,20 +103,20 @@ def assignments(labels: np.ndarray, reps: int = 9999, seed=0) -> tuple[np.ndarra
     codes = codes.ravel()
     total = count_assignments(labels)
     if total <= min(reps, ENUMERATION_LIMIT):
-        arrangement = _enumerate(codes)                       # (A, n) label codes
+        arrangement = _enumerate(codes)  # (A, n) label codes
         # turn label codes into positions: the j-th unit with code k gets the j-th position holding k
         slots = [np.flatnonzero(codes == k) for k in range(uniq.size)]
         index = np.empty_like(arrangement)
-        for k, pos in enumerate(slots):                       # a loop over labels
+        for k, pos in enumerate(slots):  # a loop over labels
             mask = arrangement == k
             index[mask] = np.tile(pos, arrangement.shape[0])
         return index, True
     rng = np.random.default_rng(seed)
-    kind = np.int32 if n < 2 ** 31 else np.int64              # half the memory of (reps + 1) x n positions
+    kind = np.int32 if n < 2**31 else np.int64  # half the memory of (reps + 1) x n positions
     index = np.empty((int(reps) + 1, n), dtype=kind)
     index[:] = np.arange(n, dtype=kind)
     rng.permuted(index, axis=1, out=index)
-    index[0] = np.arange(n, dtype=kind)                       # the observed assignment
+    index[0] = np.arange(n, dtype=kind)  # the observed assignment
     return index, False
 
 
@@ -126,11 +133,12 @@ def randomization_p_value(observed: float, null: np.ndarray, exact: bool) -> flo
     hits = np.abs(null) >= abs(observed) * (1 - 1e-12)
     if exact:
         return float(hits.mean())
-    return float((1 + hits[1:].sum()) / null.size)           # null[0] is the observed assignment
+    return float((1 + hits[1:].sum()) / null.size)  # null[0] is the observed assignment
 
 
-def twfe_coefficients(y: np.ndarray, fe: FixedEffects, treatment_of_row, n_assign: int,
-                      Z: np.ndarray | None = None) -> np.ndarray:
+def twfe_coefficients(
+    y: np.ndarray, fe: FixedEffects, treatment_of_row, n_assign: int, Z: np.ndarray | None = None
+) -> np.ndarray:
     """The TWFE coefficient of ``y`` on the treatment of each of ``n_assign`` assignments.
 
     ``treatment_of_row(start, stop)`` returns the ``(N, stop - start)`` treatment columns of
@@ -148,10 +156,11 @@ def twfe_coefficients(y: np.ndarray, fe: FixedEffects, treatment_of_row, n_assig
 
         def off_z(M):
             return M - Zt @ (ZWZ @ (Zt.T @ (w[:, None] * M)))
+
         yt = off_z(yt[:, None])[:, 0]
     out = np.empty(n_assign)
     step = max(1, _BLOCK_CELLS // max(y.size, 1))
-    for start in range(0, n_assign, step):                    # blocks of assignments, never rows
+    for start in range(0, n_assign, step):  # blocks of assignments, never rows
         stop = min(n_assign, start + step)
         Dt = fe.resid(np.asarray(treatment_of_row(start, stop), dtype=np.float64))
         if Dt.ndim == 1:
@@ -165,8 +174,9 @@ def twfe_coefficients(y: np.ndarray, fe: FixedEffects, treatment_of_row, n_assig
     return out
 
 
-def twfe_coefficients_balanced(Y: np.ndarray, paths: np.ndarray, assigned: np.ndarray,
-                               X: np.ndarray | None = None) -> np.ndarray:
+def twfe_coefficients_balanced(
+    Y: np.ndarray, paths: np.ndarray, assigned: np.ndarray, X: np.ndarray | None = None
+) -> np.ndarray:
     """TWFE coefficients of a balanced, unweighted ``(n, T)`` panel for every assignment of treatment paths.
 
     ``paths``: ``(K, T)`` distinct treatment paths; ``assigned``: ``(A, n)`` the path of each unit in
@@ -177,22 +187,21 @@ def twfe_coefficients_balanced(Y: np.ndarray, paths: np.ndarray, assigned: np.nd
     n, T = Y.shape
 
     def within(M):
-        return (M - M.mean(axis=1, keepdims=True) - M.mean(axis=0, keepdims=True)
-                + M.mean(axis=(0, 1), keepdims=True))
+        return M - M.mean(axis=1, keepdims=True) - M.mean(axis=0, keepdims=True) + M.mean(axis=(0, 1), keepdims=True)
 
     r = within(Y)
     units = np.arange(n)[None, :]
     if X is not None:
-        Xt = within(X)                                       # (n, T, p)
+        Xt = within(X)  # (n, T, p)
         Zm = Xt.reshape(n * T, -1)
         ZZ = np.linalg.pinv(Zm.T @ Zm, hermitian=True)
         r = (r.ravel() - Zm @ (ZZ @ (Zm.T @ r.ravel()))).reshape(n, T)
-    num = (r @ paths.T)[units, assigned].sum(axis=1)         # (A,)
+    num = (r @ paths.T)[units, assigned].sum(axis=1)  # (A,)
     D0 = paths[assigned[0]]
     den = np.full(assigned.shape[0], float(np.sum(within(D0) ** 2)))
     if X is not None:
-        per_path = np.einsum("ntp,kt->nkp", Xt, paths)       # (n, K, p): X~' D by unit and path
-        c = per_path[units, assigned].sum(axis=1)            # (A, p)
+        per_path = np.einsum("ntp,kt->nkp", Xt, paths)  # (n, K, p): X~' D by unit and path
+        c = per_path[units, assigned].sum(axis=1)  # (A, p)
         den = den - np.einsum("ap,pq,aq->a", c, ZZ, c)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 1e-12 * max(float(np.max(np.abs(den), initial=0.0)), 1e-300), num / den, np.nan)

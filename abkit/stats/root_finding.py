@@ -7,6 +7,7 @@ twice), falling back to bisection when the secant leaves the bracket. Each
 element of an array of increasing functions is solved at once; only the
 unconverged elements are evaluated again.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -16,8 +17,16 @@ import numpy as np
 RTOL = 1e-12
 
 
-def find_root(f: Callable, lo: np.ndarray, hi: np.ndarray, f_lo: np.ndarray, f_hi: np.ndarray,
-               rtol: float = RTOL, ftol: float = 1e-14, maxiter: int = 200) -> np.ndarray:
+def find_root(
+    f: Callable,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    f_lo: np.ndarray,
+    f_hi: np.ndarray,
+    rtol: float = RTOL,
+    ftol: float = 1e-14,
+    maxiter: int = 200,
+) -> np.ndarray:
     """Root of increasing functions, elementwise, on brackets ``f(lo) < 0 <= f(hi)``.
 
     ``f(x, i)`` evaluates the functions of elements ``i`` (flat indices) at
@@ -59,8 +68,9 @@ def find_root(f: Callable, lo: np.ndarray, hi: np.ndarray, f_lo: np.ndarray, f_h
     return out
 
 
-def expand_bracket_up(f: Callable, lo: np.ndarray, f_lo: np.ndarray, hi: np.ndarray, factor: float = 2.0,
-               limit: int = 80):
+def expand_bracket_up(
+    f: Callable, lo: np.ndarray, f_lo: np.ndarray, hi: np.ndarray, factor: float = 2.0, limit: int = 80
+):
     """Move ``hi`` up (the old ``hi`` becoming ``lo``) until ``f(hi) >= 0``.
 
     Returns ``lo, f_lo, hi, f_hi`` (new arrays).

@@ -100,6 +100,7 @@ experiments on populations of different size are comparable). The
 experiments are taken as independent: the arms of one multi-arm test share a
 control, which this ignores.
 """
+
 from __future__ import annotations
 
 import math
@@ -110,16 +111,27 @@ from scipy import special
 
 from ..errors import DataError
 
-__all__ = ["MIN_EXPERIMENTS", "PriorFit", "Shrinkage", "check_inputs", "reml_log_likelihood", "reml_tau2",
-           "dersimonian_laird_tau2", "weighted_mean", "fit_prior", "shrink", "normal_mixture_quantile"]
+__all__ = [
+    "MIN_EXPERIMENTS",
+    "PriorFit",
+    "Shrinkage",
+    "check_inputs",
+    "reml_log_likelihood",
+    "reml_tau2",
+    "dersimonian_laird_tau2",
+    "weighted_mean",
+    "fit_prior",
+    "shrink",
+    "normal_mixture_quantile",
+]
 
 MIN_EXPERIMENTS = 4
 """Fewest experiments on one KPI for which the spread of true effects can be estimated: with the flat prior on
 ``tau^2`` the posterior is proper from 4 on (the REML likelihood falls as ``tau^-(k-1)``)."""
 
-_GRID_NODES = 801                # log-tau grid of the posterior of tau
-_GRID_LOW, _GRID_HIGH = 1e-4, 1e4   # grid from 1e-4 x the smallest SE to 1e4 x the scale of the data
-_BISECTION_STEPS = 64          # halves the bracket (18 sds wide) to 1e-18 of it
+_GRID_NODES = 801  # log-tau grid of the posterior of tau
+_GRID_LOW, _GRID_HIGH = 1e-4, 1e4  # grid from 1e-4 x the smallest SE to 1e4 x the scale of the data
+_BISECTION_STEPS = 64  # halves the bracket (18 sds wide) to 1e-18 of it
 
 
 # --------------------------------------------------------------------------- inputs
@@ -132,21 +144,28 @@ def check_inputs(estimate, se, what: str = "experiments") -> tuple[np.ndarray, n
     y = np.asarray(estimate, dtype=float).reshape(-1)
     s = np.asarray(se, dtype=float).reshape(-1)
     if y.shape != s.shape:
-        raise DataError(f"estimate and se must have the same length; got {y.size} estimates and {s.size} "
-                        "standard errors")
+        raise DataError(
+            f"estimate and se must have the same length; got {y.size} estimates and {s.size} standard errors"
+        )
     bad = np.flatnonzero(~np.isfinite(y))
     if bad.size:
-        raise DataError(f"estimate number {bad[0]} is {float(y[bad[0]])!r}; every estimate must be a finite number "
-                        f"({bad.size} are not). Drop those {what} first.")
+        raise DataError(
+            f"estimate number {bad[0]} is {float(y[bad[0]])!r}; every estimate must be a finite number "
+            f"({bad.size} are not). Drop those {what} first."
+        )
     bad = np.flatnonzero(~(np.isfinite(s) & (s > 0)))
     if bad.size:
-        raise DataError(f"standard error number {bad[0]} is {float(s[bad[0]])!r}; every standard error must be a "
-                        f"finite number > 0 ({bad.size} are not). An experiment without a standard error "
-                        "cannot be weighed: drop it or compute its standard error.")
+        raise DataError(
+            f"standard error number {bad[0]} is {float(s[bad[0]])!r}; every standard error must be a "
+            f"finite number > 0 ({bad.size} are not). An experiment without a standard error "
+            "cannot be weighed: drop it or compute its standard error."
+        )
     if y.size < MIN_EXPERIMENTS:
-        raise DataError(f"shrinkage needs at least {MIN_EXPERIMENTS} {what} on the same KPI to estimate how "
-                        f"much true effects vary; got {y.size}. Report the raw estimates until there are "
-                        f"{MIN_EXPERIMENTS} or more (10 or more give a usefully precise prior).")
+        raise DataError(
+            f"shrinkage needs at least {MIN_EXPERIMENTS} {what} on the same KPI to estimate how "
+            f"much true effects vary; got {y.size}. Report the raw estimates until there are "
+            f"{MIN_EXPERIMENTS} or more (10 or more give a usefully precise prior)."
+        )
     return y, s
 
 
@@ -184,12 +203,12 @@ def dersimonian_laird_tau2(y: np.ndarray, s: np.ndarray) -> float:
 
 def _reml_pieces(y, s, tau2):
     w = 1.0 / (s * s + tau2)
-    sw, sw2, sw3 = w.sum(), (w * w).sum(), (w ** 3).sum()
+    sw, sw2, sw3 = w.sum(), (w * w).sum(), (w**3).sum()
     mu = float((w * y).sum() / sw)
     r = y - mu
     tr_p = sw - sw2 / sw
     tr_pp = sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
-    score2 = float((w * w * r * r).sum() - tr_p)    # twice the score d l_R / d tau^2
+    score2 = float((w * w * r * r).sum() - tr_p)  # twice the score d l_R / d tau^2
     return score2, float(tr_pp)
 
 
@@ -201,12 +220,12 @@ def reml_tau2(y: np.ndarray, s: np.ndarray, *, tol: float = 1e-12, max_iter: int
     for it in range(1, max_iter + 1):
         score2, tr_pp = _reml_pieces(y, s, tau2)
         if tau2 == 0.0 and score2 <= 0.0:
-            return 0.0, True, it               # the boundary is the maximum: l_R decreases from tau^2 = 0
+            return 0.0, True, it  # the boundary is the maximum: l_R decreases from tau^2 = 0
         step = score2 / tr_pp
         new = max(0.0, tau2 + step)
         new_ll = float(reml_log_likelihood(new, y, s))
         halvings = 0
-        while new_ll < ll - 1e-15 * abs(ll) and halvings < 60:    # step halving keeps every step uphill
+        while new_ll < ll - 1e-15 * abs(ll) and halvings < 60:  # step halving keeps every step uphill
             step *= 0.5
             new = max(0.0, tau2 + step)
             new_ll = float(reml_log_likelihood(new, y, s))
@@ -241,8 +260,10 @@ class PriorFit:
         return math.sqrt(self.tau2)
 
     def describe(self) -> str:
-        return (f"prior N({self.mean:.4g}, {self.tau:.4g}^2) fitted by {self.method} on {self.n} experiments "
-                f"(mean s.e. {self.mean_se:.3g}, tau^2 s.e. {self.tau2_se:.3g})")
+        return (
+            f"prior N({self.mean:.4g}, {self.tau:.4g}^2) fitted by {self.method} on {self.n} experiments "
+            f"(mean s.e. {self.mean_se:.3g}, tau^2 s.e. {self.tau2_se:.3g})"
+        )
 
 
 def fit_prior(estimate, se) -> PriorFit:
@@ -251,8 +272,15 @@ def fit_prior(estimate, se) -> PriorFit:
     tau2, converged, iterations = reml_tau2(y, s)
     mu, mu_se = weighted_mean(y, s, tau2)
     _, tr_pp = _reml_pieces(y, s, tau2)
-    return PriorFit(float(mu), float(mu_se), float(tau2), math.sqrt(2.0 / tr_pp) if tr_pp > 0 else math.nan,
-                    int(y.size), converged, iterations)
+    return PriorFit(
+        float(mu),
+        float(mu_se),
+        float(tau2),
+        math.sqrt(2.0 / tr_pp) if tr_pp > 0 else math.nan,
+        int(y.size),
+        converged,
+        iterations,
+    )
 
 
 # --------------------------------------------------------------------------- mixtures of normals
@@ -275,7 +303,7 @@ def normal_mixture_quantile(prob, weights: np.ndarray, means: np.ndarray, sds: n
     sd = np.sqrt(np.maximum((w * (sds * sds + means * means)).sum(axis=0) - mean * mean, 0.0))
     x = np.clip(mean + float(special.ndtri(p)) * sd, lo, hi)
     width = hi - lo
-    tol = 1e-12 * min(p, 1.0 - p)          # relative to the tail's probability: tail quantiles are exact too
+    tol = 1e-12 * min(p, 1.0 - p)  # relative to the tail's probability: tail quantiles are exact too
     for _ in range(_BISECTION_STEPS):
         z = (x - means) / sds
         f = (w * special.ndtr(z)).sum(axis=0) - p
@@ -320,8 +348,8 @@ class Shrinkage:
     tau_upper: float
     level: float
     method: str
-    _tau2: np.ndarray = field(repr=False)       # grid nodes of tau^2
-    _weights: np.ndarray = field(repr=False)    # posterior weights of the nodes
+    _tau2: np.ndarray = field(repr=False)  # grid nodes of tau^2
+    _weights: np.ndarray = field(repr=False)  # posterior weights of the nodes
 
     def _conditional(self):
         """Per node ``g``: ``B`` (G, k), ``m`` (G, k) = E[theta | tau_g, y], ``sum w`` (G,)."""
@@ -330,7 +358,7 @@ class Shrinkage:
         b = (s * s) / (s * s + t2)
         mu, mu_se = weighted_mean(y, s, self._tau2)
         m = y - b * (y - mu[:, None])
-        return b, m, 1.0 / mu_se ** 2
+        return b, m, 1.0 / mu_se**2
 
     def total(self, weights=None, level: float | None = None) -> dict:
         """Posterior of ``sum_i weights_i theta_i`` (default all weights 1), and the naive sum of the raw estimates.
@@ -348,13 +376,13 @@ class Shrinkage:
         if a.shape != self.estimate.shape or not np.all(np.isfinite(a)):
             raise DataError(f"weights must be {self.estimate.size} finite numbers, one per experiment; got {a!r}")
         b, m, sw = self._conditional()
-        s2 = self.se ** 2
+        s2 = self.se**2
         means = (m * a).sum(axis=1)
         var = (a * a * s2 * (1.0 - b)).sum(axis=1) + (b * a).sum(axis=1) ** 2 / sw
         sds = np.sqrt(np.maximum(var, 0.0))
         p = self._weights
         mean = float(p @ means)
-        sd = math.sqrt(max(float(p @ (sds ** 2 + means ** 2)) - mean ** 2, 0.0))
+        sd = math.sqrt(max(float(p @ (sds**2 + means**2)) - mean**2, 0.0))
         tail = (1.0 - level) / 2.0
         if sd == 0.0:
             lo = hi = mean
@@ -365,8 +393,16 @@ class Shrinkage:
         naive = float(a @ self.estimate)
         naive_sd = math.sqrt(float(a * a @ s2))
         z = float(special.ndtri(1.0 - tail))
-        return {"naive": naive, "naive_lower": naive - z * naive_sd, "naive_upper": naive + z * naive_sd,
-                "naive_sd": naive_sd, "shrunk": mean, "shrunk_sd": sd, "shrunk_lower": lo, "shrunk_upper": hi}
+        return {
+            "naive": naive,
+            "naive_lower": naive - z * naive_sd,
+            "naive_upper": naive + z * naive_sd,
+            "naive_sd": naive_sd,
+            "shrunk": mean,
+            "shrunk_sd": sd,
+            "shrunk_lower": lo,
+            "shrunk_upper": hi,
+        }
 
 
 def _tau_grid(y: np.ndarray, s: np.ndarray, method: str, tau2_hat: float) -> tuple[np.ndarray, np.ndarray]:
@@ -393,7 +429,7 @@ def _tau_grid(y: np.ndarray, s: np.ndarray, method: str, tau2_hat: float) -> tup
     nodes = np.concatenate(([0.0], tau * tau, [tau[-1] ** 2]))
     log_all = np.concatenate(([log_w0], log_w, [log_tail]))
     w = np.exp(log_all - log_all.max())
-    keep = w > 1e-16                     # nodes that cannot move any result are dropped (at most 1e-13 of the mass)
+    keep = w > 1e-16  # nodes that cannot move any result are dropped (at most 1e-13 of the mass)
     return nodes[keep], w[keep] / w[keep].sum()
 
 
@@ -404,8 +440,10 @@ def shrink(estimate, se, *, level: float = 0.95, method: str = "bayes") -> Shrin
     posterior) or ``"plugin"`` (``tau^2`` fixed at its REML estimate).
     """
     if method not in ("bayes", "plugin"):
-        raise DataError(f"method={method!r} is not known; use 'bayes' (the prior's uncertainty integrated "
-                        "out) or 'plugin' (REML tau^2 plugged in)")
+        raise DataError(
+            f"method={method!r} is not known; use 'bayes' (the prior's uncertainty integrated "
+            "out) or 'plugin' (REML tau^2 plugged in)"
+        )
     if not 0.0 < float(level) < 1.0:
         raise DataError(f"level={level!r} must be between 0 and 1, e.g. 0.95")
     y, s = check_inputs(estimate, se)
@@ -415,7 +453,7 @@ def shrink(estimate, se, *, level: float = 0.95, method: str = "bayes") -> Shrin
     b = (s * s) / (s * s + t2)
     mu, mu_se = weighted_mean(y, s, nodes)
     m = y - b * (y - mu[:, None])
-    v = s * s * (1.0 - b) + b * b * (mu_se ** 2)[:, None]
+    v = s * s * (1.0 - b) + b * b * (mu_se**2)[:, None]
     sd_g = np.sqrt(v)
     mean = p @ m
     sd = np.sqrt(np.maximum(p @ (v + m * m) - mean * mean, 0.0))
@@ -428,7 +466,21 @@ def shrink(estimate, se, *, level: float = 0.95, method: str = "bayes") -> Shrin
     def tau_q(q: float) -> float:
         return float(tau_nodes[min(int(np.searchsorted(cdf, q)), tau_nodes.size - 1)])
 
-    return Shrinkage(estimate=y, se=s, shrunk=mean, shrunk_sd=sd, shrunk_lower=lower, shrunk_upper=upper,
-                     shrinkage=p @ b, prior=prior, prior_mean=float(p @ mu), tau_median=tau_q(0.5),
-                     tau_lower=tau_q(tail), tau_upper=tau_q(1.0 - tail), level=float(level), method=method,
-                     _tau2=nodes, _weights=p)
+    return Shrinkage(
+        estimate=y,
+        se=s,
+        shrunk=mean,
+        shrunk_sd=sd,
+        shrunk_lower=lower,
+        shrunk_upper=upper,
+        shrinkage=p @ b,
+        prior=prior,
+        prior_mean=float(p @ mu),
+        tau_median=tau_q(0.5),
+        tau_lower=tau_q(tail),
+        tau_upper=tau_q(1.0 - tail),
+        level=float(level),
+        method=method,
+        _tau2=nodes,
+        _weights=p,
+    )

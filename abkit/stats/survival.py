@@ -108,6 +108,7 @@ variance of a clustered Kaplan-Meier functional; Williams 1995, Lifetime
 Data Anal 1:171); :func:`cluster_influence` sums them with one
 ``np.bincount``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -119,10 +120,25 @@ from scipy import stats
 from ..errors import AbkitError, DataError
 
 __all__ = [
-    "EventTable", "KaplanMeier", "Estimate", "kaplan_meier", "survival_band", "restricted_mean", "survival_at",
-    "restricted_mean_coefficients", "survival_coefficients", "influence", "pseudo_observations",
-    "cluster_influence", "pseudo_moments", "quantile_time", "difference", "log_ratio", "mover_difference",
-    "median_difference", "TRANSFORMS",
+    "EventTable",
+    "KaplanMeier",
+    "Estimate",
+    "kaplan_meier",
+    "survival_band",
+    "restricted_mean",
+    "survival_at",
+    "restricted_mean_coefficients",
+    "survival_coefficients",
+    "influence",
+    "pseudo_observations",
+    "cluster_influence",
+    "pseudo_moments",
+    "quantile_time",
+    "difference",
+    "log_ratio",
+    "mover_difference",
+    "median_difference",
+    "TRANSFORMS",
 ]
 
 TRANSFORMS = ("log-log", "linear", "log")
@@ -170,8 +186,11 @@ class EventTable:
         if np.any((e != 0) & (e != 1)):
             raise DataError("event indicators must be 0 (censored) or 1 (event)")
         grid, index = np.unique(t, return_inverse=True)
-        return cls(grid, np.bincount(index, weights=e, minlength=grid.size),
-                   np.bincount(index, minlength=grid.size).astype(np.float64))
+        return cls(
+            grid,
+            np.bincount(index, weights=e, minlength=grid.size),
+            np.bincount(index, minlength=grid.size).astype(np.float64),
+        )
 
     @cached_property
     def at_risk(self) -> np.ndarray:
@@ -231,8 +250,10 @@ class EventTable:
         return pos
 
     def __repr__(self) -> str:
-        return (f"EventTable({self.time.size} times, n={self.n:g}, events={self.events.sum():g}, "
-                f"last time {self.last_time:g})")
+        return (
+            f"EventTable({self.time.size} times, n={self.n:g}, events={self.events.sum():g}, "
+            f"last time {self.last_time:g})"
+        )
 
 
 @dataclass(frozen=True)
@@ -327,8 +348,10 @@ def _check_horizon(table: EventTable, horizon: float, S: np.ndarray) -> None:
     if table.time.size == 0:
         raise DataError("no units to estimate a survival curve from")
     if table.last_time < horizon and S[-1] > 0:
-        raise DataError(f"the horizon {horizon:g} is beyond the longest follow-up ({table.last_time:g}), so the "
-                        "survival curve is unknown up to it")
+        raise DataError(
+            f"the horizon {horizon:g} is beyond the longest follow-up ({table.last_time:g}), so the "
+            "survival curve is unknown up to it"
+        )
 
 
 def restricted_mean_coefficients(table: EventTable, horizon: float) -> tuple[float, np.ndarray]:
@@ -341,7 +364,7 @@ def restricted_mean_coefficients(table: EventTable, horizon: float) -> tuple[flo
     widths = np.diff(np.concatenate(([0.0], t, [horizon])))
     heights = np.concatenate(([1.0], S))
     areas = widths * heights
-    tail = np.cumsum(areas[::-1])[::-1]      # tail[j] = sum of pieces j.. = area from the start of piece j
+    tail = np.cumsum(areas[::-1])[::-1]  # tail[j] = sum of pieces j.. = area from the start of piece j
     A = np.zeros(table.time.size)
     A[inside] = tail[1:]
     return float(areas.sum()), A
@@ -401,12 +424,23 @@ def pseudo_observations(value: float, U: np.ndarray) -> np.ndarray:
 def cluster_influence(U: np.ndarray, codes: np.ndarray, n_clusters: int | None = None) -> np.ndarray:
     """Per-cluster sums of row influences (``codes`` 0..G-1): ``Var theta = sum_u (sum_{i in u} U_i)^2``."""
     codes = np.asarray(codes, dtype=np.int64)
-    return np.bincount(codes, weights=np.asarray(U, dtype=np.float64),
-                       minlength=int(n_clusters if n_clusters is not None else codes.max() + 1))
+    return np.bincount(
+        codes,
+        weights=np.asarray(U, dtype=np.float64),
+        minlength=int(n_clusters if n_clusters is not None else codes.max() + 1),
+    )
 
 
-def pseudo_moments(table: EventTable, a: np.ndarray, value: float, covariate_mean=None, covariate_comoment=None,
-                   event_sums=None, removed_sums=None, shift=None) -> tuple[np.ndarray, np.ndarray]:
+def pseudo_moments(
+    table: EventTable,
+    a: np.ndarray,
+    value: float,
+    covariate_mean=None,
+    covariate_comoment=None,
+    event_sums=None,
+    removed_sums=None,
+    shift=None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and centred co-moments of ``(phi, x_1..x_p)`` over one arm, from counts and per-time sums only.
 
     ``phi = value + n U`` are the pseudo-observations (module doc). Returns
@@ -457,8 +491,9 @@ def _transform(name: str):
     raise AbkitError(f"transform={name!r} is not known; use one of {', '.join(TRANSFORMS)}")
 
 
-def quantile_time(km: KaplanMeier, q: float = 0.5, alpha: float = 0.05,
-                  transform: str = "log-log") -> tuple[float, float, float]:
+def quantile_time(
+    km: KaplanMeier, q: float = 0.5, alpha: float = 0.05, transform: str = "log-log"
+) -> tuple[float, float, float]:
     """``(t_q, lower, upper)``: the first event time with ``S <= 1 - q`` and its Brookmeyer-Crowley interval.
 
     NaN when the curve never falls to ``1 - q`` (not reached); an upper limit
@@ -509,8 +544,13 @@ def log_ratio(treatment: Estimate, control: Estimate, alpha: float = 0.05) -> di
     se = float(np.sqrt(treatment.variance / treatment.value**2 + control.variance / control.value**2))
     z = stats.norm.isf(alpha / 2.0)
     p = float(2.0 * stats.norm.sf(abs(log_r) / se)) if se > 0 else (1.0 if log_r == 0 else 0.0)
-    return {"ratio": float(np.exp(log_r)), "ci_lower": float(np.exp(log_r - z * se)),
-            "ci_upper": float(np.exp(log_r + z * se)), "p_value": p, "se_log": se}
+    return {
+        "ratio": float(np.exp(log_r)),
+        "ci_lower": float(np.exp(log_r - z * se)),
+        "ci_upper": float(np.exp(log_r + z * se)),
+        "p_value": p,
+        "se_log": se,
+    }
 
 
 def mover_difference(est1: float, lo1: float, hi1: float, est0: float, lo0: float, hi0: float) -> tuple[float, float]:
@@ -522,8 +562,9 @@ def mover_difference(est1: float, lo1: float, hi1: float, est0: float, lo0: floa
     return float(lower), float(upper)
 
 
-def median_difference(km1: KaplanMeier, km0: KaplanMeier, alpha: float = 0.05, q: float = 0.5,
-                      transform: str = "log-log") -> dict:
+def median_difference(
+    km1: KaplanMeier, km0: KaplanMeier, alpha: float = 0.05, q: float = 0.5, transform: str = "log-log"
+) -> dict:
     """Difference of the ``q``-quantiles (medians) of two arms: MOVER on Brookmeyer-Crowley intervals.
 
     Returns ``effect, ci_lower, ci_upper, p_value`` and each arm's
@@ -543,7 +584,7 @@ def median_difference(km1: KaplanMeier, km0: KaplanMeier, alpha: float = 0.05, q
     def contains_zero(level: float) -> bool:
         a1, b1, c1 = quantile_time(km1, q, level, transform)
         a0, b0, c0 = quantile_time(km0, q, level, transform)
-        if np.isnan(b1) or np.isnan(b0):   # no time is compatible at this level: the interval is empty
+        if np.isnan(b1) or np.isnan(b0):  # no time is compatible at this level: the interval is empty
             return False
         low, high = mover_difference(a1, b1, c1, a0, b0, c0)
         return bool(low <= 0.0 <= high)
@@ -553,7 +594,7 @@ def median_difference(km1: KaplanMeier, km0: KaplanMeier, alpha: float = 0.05, q
     elif not contains_zero(1e-12):
         out["p_value"] = 0.0
     else:
-        a, b = np.log(1e-12), 0.0                   # contains 0 at exp(a), not (or barely) at exp(b)
+        a, b = np.log(1e-12), 0.0  # contains 0 at exp(a), not (or barely) at exp(b)
         for _ in range(60):
             mid = 0.5 * (a + b)
             a, b = (mid, b) if contains_zero(float(np.exp(mid))) else (a, mid)

@@ -76,6 +76,7 @@ Athey & Imbens 2023, "Synthetic difference-in-differences estimation", Stata
 J.): :func:`staggered` estimates each adoption cohort against the
 never-treated units and averages with weights ``N1_a T1_a / sum_a N1_a T1_a``.
 """
+
 from __future__ import annotations
 
 import math
@@ -87,17 +88,41 @@ from scipy import stats
 from ..errors import DataError
 
 __all__ = [
-    "METHODS", "BatchFit", "CohortSpec", "ConformalResult", "Fit", "Problems", "Regularization", "Replications",
-    "StaggeredFit", "block_problems", "bootstrap_se", "cohort_specs", "conformal", "covariate_weights", "fit",
-    "jackknife_se", "noise_level", "normal_inference", "placebo_problems", "placebo_se", "regularization",
-    "rmspe_p_value", "simplex_ridge_fw", "solve", "sparsify", "staggered", "staggered_bootstrap_se",
-    "staggered_jackknife_se", "staggered_placebo_se",
+    "METHODS",
+    "BatchFit",
+    "CohortSpec",
+    "ConformalResult",
+    "Fit",
+    "Problems",
+    "Regularization",
+    "Replications",
+    "StaggeredFit",
+    "block_problems",
+    "bootstrap_se",
+    "cohort_specs",
+    "conformal",
+    "covariate_weights",
+    "fit",
+    "jackknife_se",
+    "noise_level",
+    "normal_inference",
+    "placebo_problems",
+    "placebo_se",
+    "regularization",
+    "rmspe_p_value",
+    "simplex_ridge_fw",
+    "solve",
+    "sparsify",
+    "staggered",
+    "staggered_bootstrap_se",
+    "staggered_jackknife_se",
+    "staggered_placebo_se",
 ]
 
 METHODS = ("sdid", "sc", "did")
 
-_BIG = 1e300          # gradient of a column that may not enter (padding, excluded units): never the minimum
-_REFRESH = 64         # Frank-Wolfe: recompute the running scalars exactly every so many steps
+_BIG = 1e300  # gradient of a column that may not enter (padding, excluded units): never the minimum
+_REFRESH = 64  # Frank-Wolfe: recompute the running scalars exactly every so many steps
 
 
 # --------------------------------------------------------------------------
@@ -134,14 +159,25 @@ def noise_level(y_control_pre: np.ndarray) -> float:
     of the controls' pre-period outcomes (R synthdid: ``sd(apply(Y[1:N0, 1:T0], 1, diff))``)."""
     d = np.diff(np.asarray(y_control_pre, dtype=np.float64), axis=1)
     if d.size < 2:
-        raise DataError("the noise level needs at least two first differences of the comparison units' "
-                        "pre-launch outcomes: give at least 2 pre-launch periods (3 or more are advisable)")
+        raise DataError(
+            "the noise level needs at least two first differences of the comparison units' "
+            "pre-launch outcomes: give at least 2 pre-launch periods (3 or more are advisable)"
+        )
     return float(np.std(d, ddof=1))
 
 
-def regularization(y_control_pre: np.ndarray, n_treated: int, n_post: int, method: str = "sdid", *,
-                   eta_omega: float | None = None, eta_lambda: float = 1e-6, max_iter: int = 10_000,
-                   max_iter_pre_sparsify: int = 100, sparsify: bool = True) -> Regularization:
+def regularization(
+    y_control_pre: np.ndarray,
+    n_treated: int,
+    n_post: int,
+    method: str = "sdid",
+    *,
+    eta_omega: float | None = None,
+    eta_lambda: float = 1e-6,
+    max_iter: int = 10_000,
+    max_iter_pre_sparsify: int = 100,
+    sparsify: bool = True,
+) -> Regularization:
     """R synthdid's defaults for ``method`` (``synthdid_estimate``, ``sc_estimate``, ``did_estimate``).
 
     ``sigma = noise_level(y_control_pre)``; ``"sdid"``: ``eta_omega = (N1 T1)^(1/4)``,
@@ -156,10 +192,19 @@ def regularization(y_control_pre: np.ndarray, n_treated: int, n_post: int, metho
     if eta_omega is None:
         eta_omega = 1e-6 if method == "sc" else (n_treated * n_post) ** 0.25
     return Regularization(
-        method=method, noise_level=sigma, zeta_omega=eta_omega * sigma, zeta_lambda=eta_lambda * sigma,
-        min_decrease=1e-5 * sigma, omega_intercept=method == "sdid", lambda_intercept=method == "sdid",
-        update_omega=method in ("sdid", "sc"), update_lambda=method == "sdid", max_iter=int(max_iter),
-        max_iter_pre_sparsify=int(max_iter_pre_sparsify), sparsify=bool(sparsify))
+        method=method,
+        noise_level=sigma,
+        zeta_omega=eta_omega * sigma,
+        zeta_lambda=eta_lambda * sigma,
+        min_decrease=1e-5 * sigma,
+        omega_intercept=method == "sdid",
+        lambda_intercept=method == "sdid",
+        update_omega=method in ("sdid", "sc"),
+        update_lambda=method == "sdid",
+        max_iter=int(max_iter),
+        max_iter_pre_sparsify=int(max_iter_pre_sparsify),
+        sparsify=bool(sparsify),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -173,9 +218,18 @@ def sparsify(x: np.ndarray) -> np.ndarray:
     return x / x.sum(axis=-1, keepdims=True)
 
 
-def simplex_ridge_fw(A: np.ndarray, b: np.ndarray, eta, x0: np.ndarray, *, n_rows=None, allowed=None,
-                     min_decrease, max_iter: int, pre_sparsify: int | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def simplex_ridge_fw(
+    A: np.ndarray,
+    b: np.ndarray,
+    eta,
+    x0: np.ndarray,
+    *,
+    n_rows=None,
+    allowed=None,
+    min_decrease,
+    max_iter: int,
+    pre_sparsify: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Frank-Wolfe for ``min ||A x - b||^2 + eta ||x||^2`` over the simplex, for ``B`` problems at once.
 
     ``A`` is ``(B, n, k)``, ``b`` ``(B, n)``, ``x0`` ``(B, k)`` (a start on the
@@ -215,16 +269,16 @@ def simplex_ridge_fw(A: np.ndarray, b: np.ndarray, eta, x0: np.ndarray, *, n_row
     if B == 0:
         return x, steps
     At = A.transpose(0, 2, 1)
-    H = At @ A                                         # (B, k, k)
+    H = At @ A  # (B, k, k)
     c = np.ascontiguousarray((At @ b[:, :, None])[:, :, 0])
     diag = np.arange(k)
     H[:, diag, diag] += eta[:, None]
     hdiag = H[:, diag, diag].copy()
-    rows = H - c[:, None, :]                           # rows[b, i] = H_i - c: g after a full step to e_i
+    rows = H - c[:, None, :]  # rows[b, i] = H_i - c: g after a full step to e_i
     blocked = ~allowed
     if blocked.any():
         rows[np.broadcast_to(blocked[:, None, :], rows.shape)] = _BIG
-    width = np.where(allowed.any(axis=1), k - np.argmax(allowed[:, ::-1], axis=1), 1)   # last allowed column + 1
+    width = np.where(allowed.any(axis=1), k - np.argmax(allowed[:, ::-1], axis=1), 1)  # last allowed column + 1
     threshold = md * md * n_rows
     for i, m in enumerate((pre_sparsify, max_iter)):
         if m is None:
@@ -253,10 +307,10 @@ def _fw_single(rows, hdiag, c, x, g, threshold: float, max_iter: int, t_start: i
         i = int(g.argmin())
         gi = g.item(i)
         ci = cl[i]
-        u = xg + v                                     # x'Hx
-        gd = gi - xg                                   # g'd, d = e_i - x
-        p = gi + ci                                    # (Hx)_i
-        h = hd[i] - 2.0 * p + u                        # d'Hd
+        u = xg + v  # x'Hx
+        gd = gi - xg  # g'd, d = e_i - x
+        p = gi + ci  # (Hx)_i
+        h = hd[i] - 2.0 * p + u  # d'Hd
         s = -gd / h if h > 0.0 else 0.0
         s = 0.0 if not s > 0.0 else min(s, 1.0)
         if s > 0.0:
@@ -282,7 +336,7 @@ def _fw_batch(rows, hdiag, c, x, g, threshold, max_iter: int, steps, width) -> N
     """All problems of :func:`simplex_ridge_fw` in lockstep; finished ones leave the working set (which is
     then also trimmed to the columns its problems may use); the last two finish in :func:`_fw_single`."""
     B, k = x.shape
-    live = np.arange(B)                                 # working-set position -> problem
+    live = np.arange(B)  # working-set position -> problem
     W_rows = rows.reshape(B * k, k)
     W_q = np.stack([c.ravel(), hdiag.ravel()], axis=1)  # (B k, 2): c_i, H_ii, gathered together
     W_x, W_g, W_cc, W_thr, W_w = x, g, c, -threshold, width
@@ -322,7 +376,7 @@ def _fw_batch(rows, hdiag, c, x, g, threshold, max_iter: int, steps, width) -> N
                 xg = u - v
             if t < 2:
                 continue
-            stop = s * (gd + gd + sh) >= W_thr          # this step lowered the objective too little
+            stop = s * (gd + gd + sh) >= W_thr  # this step lowered the objective too little
             if not stop.any(where=active):
                 continue
             stop &= active
@@ -335,8 +389,16 @@ def _fw_batch(rows, hdiag, c, x, g, threshold, max_iter: int, steps, width) -> N
                 # one or two problems left: finish each with the scalar loop
                 for j in np.nonzero(active)[0]:
                     xj, gj = W_x[j].copy(), W_g[j].copy()
-                    t_done[live[j]] = _fw_single(W_rows.reshape(-1, kw, kw)[j], W_q[j * kw:(j + 1) * kw, 1],
-                                                 W_cc[j], xj, gj, float(-W_thr[j]), max_iter, t + 1)
+                    t_done[live[j]] = _fw_single(
+                        W_rows.reshape(-1, kw, kw)[j],
+                        W_q[j * kw : (j + 1) * kw, 1],
+                        W_cc[j],
+                        xj,
+                        gj,
+                        float(-W_thr[j]),
+                        max_iter,
+                        t + 1,
+                    )
                     W_x[j] = xj
                 break
             if n_active <= 0.6 * active.size and active.size > 4:
@@ -385,15 +447,19 @@ class Problems:
 
 def block_problems(n_units: int, n_control: int, n_pre: int, n_periods: int) -> Problems:
     """The one problem of a block design: rows ``0..N0-1`` controls, the rest treated, launch at ``T0``."""
-    return Problems(controls=np.arange(n_control)[None, :], treated=np.arange(n_control, n_units)[None, :],
-                    pre_end=np.array([n_pre]), post_end=np.array([n_periods]))
+    return Problems(
+        controls=np.arange(n_control)[None, :],
+        treated=np.arange(n_control, n_units)[None, :],
+        pre_end=np.array([n_pre]),
+        post_end=np.array([n_periods]),
+    )
 
 
 def _pad_rows(rows: list[np.ndarray]) -> np.ndarray:
     width = max((len(r) for r in rows), default=0)
     out = np.full((len(rows), max(width, 1)), -1, dtype=np.int64)
     for j, r in enumerate(rows):
-        out[j, :len(r)] = r
+        out[j, : len(r)] = r
     return out
 
 
@@ -407,15 +473,15 @@ class _Collapsed:
     """
 
     Yc: np.ndarray
-    Xc: np.ndarray | None          # (B, C, K + 1, P + 1)
+    Xc: np.ndarray | None  # (B, C, K + 1, P + 1)
     row_ok: np.ndarray
     pre_ok: np.ndarray
     n_control: np.ndarray
     n_pre: np.ndarray
-    paths_control: np.ndarray       # (B, K, T) control rows (0 for padding)
-    path_treated: np.ndarray        # (B, T) treated mean
-    xpaths_control: np.ndarray | None   # (B, C, K, T)
-    xpath_treated: np.ndarray | None    # (B, C, T)
+    paths_control: np.ndarray  # (B, K, T) control rows (0 for padding)
+    path_treated: np.ndarray  # (B, T) treated mean
+    xpaths_control: np.ndarray | None  # (B, C, K, T)
+    xpath_treated: np.ndarray | None  # (B, C, T)
 
 
 def _collapse(Y: np.ndarray, pr: Problems, X: np.ndarray | None = None) -> _Collapsed:
@@ -430,9 +496,9 @@ def _collapse(Y: np.ndarray, pr: Problems, X: np.ndarray | None = None) -> _Coll
     pre_ok = np.arange(P)[None, :] < pre_end[:, None]
     n_post = (post_end - pre_end).astype(np.float64)
 
-    def one(Z):                                         # Z (N, T) -> collapsed (B, K+1, P+1), paths
-        Zz = np.vstack([Z, np.zeros((1, T))])           # index -1 -> the zero row
-        rows = Zz[ctl]                                  # (B, K, T)
+    def one(Z):  # Z (N, T) -> collapsed (B, K+1, P+1), paths
+        Zz = np.vstack([Z, np.zeros((1, T))])  # index -1 -> the zero row
+        rows = Zz[ctl]  # (B, K, T)
         trm = Zz[pr.treated].sum(axis=1) / n_tr[:, None]
         cs = np.concatenate([np.zeros(rows.shape[:2] + (1,)), np.cumsum(rows, axis=2)], axis=2)
         bidx = np.arange(ctl.shape[0])
@@ -454,9 +520,18 @@ def _collapse(Y: np.ndarray, pr: Problems, X: np.ndarray | None = None) -> _Coll
         Xc = np.stack([p[0] for p in parts], axis=1)
         xrows = np.stack([p[1] for p in parts], axis=1)
         xtr = np.stack([p[2] for p in parts], axis=1)
-    return _Collapsed(Yc=Yc, Xc=Xc, row_ok=row_ok, pre_ok=pre_ok, n_control=row_ok.sum(axis=1).astype(np.float64),
-                      n_pre=pre_end.astype(np.float64), paths_control=prow, path_treated=ptr,
-                      xpaths_control=xrows, xpath_treated=xtr)
+    return _Collapsed(
+        Yc=Yc,
+        Xc=Xc,
+        row_ok=row_ok,
+        pre_ok=pre_ok,
+        n_control=row_ok.sum(axis=1).astype(np.float64),
+        n_pre=pre_end.astype(np.float64),
+        paths_control=prow,
+        path_treated=ptr,
+        xpaths_control=xrows,
+        xpath_treated=xtr,
+    )
 
 
 def _uniform(mask: np.ndarray) -> np.ndarray:
@@ -486,7 +561,7 @@ def _weight_problems(col: _Collapsed, reg: Regularization):
     Yc = col.Yc
     K1, P1 = Yc.shape[1:]
     K, P = K1 - 1, P1 - 1
-    lam = (Yc[:, :K, :P], Yc[:, :K, P])                  # rows: controls; columns: pre-periods
+    lam = (Yc[:, :K, :P], Yc[:, :K, P])  # rows: controls; columns: pre-periods
     if reg.lambda_intercept:
         lam = _center(lam[0], lam[1], col.row_ok, col.n_control)
     om = (Yc[:, :K, :P].transpose(0, 2, 1), Yc[:, K, :P])  # rows: pre-periods; columns: controls
@@ -513,19 +588,28 @@ def _run_fw(problems: list, reg: Regularization, min_decrease: np.ndarray):
     at = 0
     for (Ap, bp, zeta, xp, okp, nr), Bp in zip(problems, Bs):
         sl = slice(at, at + Bp)
-        A[sl, :Ap.shape[1], :Ap.shape[2]] = Ap
-        b[sl, :bp.shape[1]] = bp
-        x0[sl, :xp.shape[1]] = xp
-        allowed[sl, :okp.shape[1]] = okp
-        eta[sl] = nr * zeta ** 2
+        A[sl, : Ap.shape[1], : Ap.shape[2]] = Ap
+        b[sl, : bp.shape[1]] = bp
+        x0[sl, : xp.shape[1]] = xp
+        allowed[sl, : okp.shape[1]] = okp
+        eta[sl] = nr * zeta**2
         n_rows[sl] = nr
         md[sl] = min_decrease
         at += Bp
-    x, _ = simplex_ridge_fw(A, b, eta, x0, n_rows=n_rows, allowed=allowed, min_decrease=md, max_iter=reg.max_iter,
-                            pre_sparsify=reg.max_iter_pre_sparsify if reg.sparsify else None)
+    x, _ = simplex_ridge_fw(
+        A,
+        b,
+        eta,
+        x0,
+        n_rows=n_rows,
+        allowed=allowed,
+        min_decrease=md,
+        max_iter=reg.max_iter,
+        pre_sparsify=reg.max_iter_pre_sparsify if reg.sparsify else None,
+    )
     out, at = [], 0
     for (_Ap, _bp, _z, xp, _ok, _nr), Bp in zip(problems, Bs):
-        out.append(x[at:at + Bp, :xp.shape[1]])
+        out.append(x[at : at + Bp, : xp.shape[1]])
         at += Bp
     return out
 
@@ -549,8 +633,18 @@ def _per_problem(value, B: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(value, dtype=np.float64), (B,)).copy()
 
 
-def solve(Y: np.ndarray, problems: Problems, reg: Regularization, *, X: np.ndarray | None = None,
-          omega_init=None, lambda_init=None, zeta_omega=None, zeta_lambda=None, min_decrease=None) -> BatchFit:
+def solve(
+    Y: np.ndarray,
+    problems: Problems,
+    reg: Regularization,
+    *,
+    X: np.ndarray | None = None,
+    omega_init=None,
+    lambda_init=None,
+    zeta_omega=None,
+    zeta_lambda=None,
+    min_decrease=None,
+) -> BatchFit:
     """Estimate every problem of ``problems`` (weights, then the weighted double difference).
 
     ``reg`` gives the method's flags and the default penalties; ``zeta_omega``,
@@ -611,8 +705,9 @@ def solve(Y: np.ndarray, problems: Problems, reg: Regularization, *, X: np.ndarr
     sq = np.where(pre | post, gap, 0.0) ** 2
     pre_rmspe = np.sqrt((sq * pre).sum(axis=1) / pre.sum(axis=1))
     post_rmspe = np.sqrt((sq * post).sum(axis=1) / post.sum(axis=1))
-    return BatchFit(estimate=estimate, omega=omega, lam=lam, beta=beta, gap=gap, pre_rmspe=pre_rmspe,
-                    post_rmspe=post_rmspe)
+    return BatchFit(
+        estimate=estimate, omega=omega, lam=lam, beta=beta, gap=gap, pre_rmspe=pre_rmspe, post_rmspe=post_rmspe
+    )
 
 
 def _fw_step(A, x, b, eta, allowed):
@@ -631,8 +726,9 @@ def _fw_step(A, x, b, eta, allowed):
     return x + step[:, None] * d
 
 
-def covariate_weights(col: _Collapsed, reg: Regularization, zeta_omega, zeta_lambda, min_decrease,
-                      lambda0: np.ndarray, omega0: np.ndarray):
+def covariate_weights(
+    col: _Collapsed, reg: Regularization, zeta_omega, zeta_lambda, min_decrease, lambda0: np.ndarray, omega0: np.ndarray
+):
     """Weights and covariate coefficients together: R synthdid's ``sc.weight.fw.covariates``.
 
     On the collapsed forms ``Yc``, ``Xc``: with ``Y(beta) = Yc - sum_c beta_c Xc_c``,
@@ -656,7 +752,7 @@ def covariate_weights(col: _Collapsed, reg: Regularization, zeta_omega, zeta_lam
     n_c, n_p = col.n_control, col.n_pre
     md2 = np.asarray(min_decrease) ** 2
 
-    def designs(Z):                                     # Z (B, K+1, P+1) -> the two regressions' (A, b)
+    def designs(Z):  # Z (B, K+1, P+1) -> the two regressions' (A, b)
         lA, lb = Z[:, :K, :P], Z[:, :K, P]
         if reg.lambda_intercept:
             lA, lb = _center(lA, lb, col.row_ok, n_c)
@@ -671,8 +767,8 @@ def covariate_weights(col: _Collapsed, reg: Regularization, zeta_omega, zeta_lam
     lbX = np.stack([d[1] for d in xd], axis=1)
     oAX = np.stack([d[2] for d in xd], axis=1).reshape(B, C, P * K)
     obX = np.stack([d[3] for d in xd], axis=1)
-    XcK = Xc[:, :, :K, :]                              # X[1:N0, ] (uncentred, as in R's gradient)
-    XcP = Xc[:, :, :, :P]                              # X[, 1:T0]
+    XcK = Xc[:, :, :K, :]  # X[1:N0, ] (uncentred, as in R's gradient)
+    XcP = Xc[:, :, :, :P]  # X[, 1:T0]
 
     def update(beta, lam, om):
         bb = beta[:, None, :]
@@ -686,8 +782,12 @@ def covariate_weights(col: _Collapsed, reg: Regularization, zeta_omega, zeta_lam
         if reg.update_omega:
             om = _fw_step(oA, om, ob, n_p * zo2, col.row_ok)
         err_o = (oA @ om[:, :, None])[:, :, 0] - ob
-        val = (zo2 * (om * om).sum(axis=1) + zl2 * (lam * lam).sum(axis=1)
-               + (err_o * err_o).sum(axis=1) / n_p + (err_l * err_l).sum(axis=1) / n_c)
+        val = (
+            zo2 * (om * om).sum(axis=1)
+            + zl2 * (lam * lam).sum(axis=1)
+            + (err_o * err_o).sum(axis=1) / n_p
+            + (err_l * err_l).sum(axis=1) / n_c
+        )
         return lam, om, err_l, err_o, val
 
     beta = np.zeros((B, C))
@@ -701,8 +801,8 @@ def covariate_weights(col: _Collapsed, reg: Regularization, zeta_omega, zeta_lam
     for t in range(1, reg.max_iter + 1):
         lam_m1[:, :P] = lam
         om_m1[:, :K] = om
-        x_l = (XcK @ lam_m1[:, None, :, None])[..., 0]                      # (B, C, K)
-        x_o = (om_m1[:, None, None, :] @ XcP)[:, :, 0, :]                   # (B, C, P)
+        x_l = (XcK @ lam_m1[:, None, :, None])[..., 0]  # (B, C, K)
+        x_o = (om_m1[:, None, None, :] @ XcP)[:, :, 0, :]  # (B, C, P)
         grad = -((x_l @ err_l[:, :, None])[..., 0] / n_c[:, None] + (x_o @ err_o[:, :, None])[..., 0] / n_p[:, None])
         new_beta = beta - grad / t
         n_lam, n_om, n_el, n_eo, val = update(new_beta, lam, om)
@@ -729,28 +829,44 @@ class Fit:
     """One estimate on a block design (controls = rows ``0..N0-1``, launch at period ``T0``)."""
 
     estimate: float
-    omega: np.ndarray          # (N0,) unit weights
-    lam: np.ndarray            # (T0,) time weights (0 for SC)
-    beta: np.ndarray           # (C,) covariate coefficients
+    omega: np.ndarray  # (N0,) unit weights
+    lam: np.ndarray  # (T0,) time weights (0 for SC)
+    beta: np.ndarray  # (C,) covariate coefficients
     reg: Regularization
-    gap: np.ndarray            # (T,) treated mean minus synthetic (incl. the lambda-weighted pre-period offset)
+    gap: np.ndarray  # (T,) treated mean minus synthetic (incl. the lambda-weighted pre-period offset)
     pre_rmspe: float
     post_rmspe: float
     n_control: int
     n_pre: int
 
 
-def fit(Y: np.ndarray, n_control: int, n_pre: int, method: str = "sdid", *, X: np.ndarray | None = None,
-        reg: Regularization | None = None) -> Fit:
+def fit(
+    Y: np.ndarray,
+    n_control: int,
+    n_pre: int,
+    method: str = "sdid",
+    *,
+    X: np.ndarray | None = None,
+    reg: Regularization | None = None,
+) -> Fit:
     """The ``method`` estimate on ``Y`` (controls first, launch at ``n_pre``), R synthdid's defaults unless ``reg``."""
     Y = np.asarray(Y, dtype=np.float64)
     N, T = Y.shape
     if reg is None:
         reg = regularization(Y[:n_control, :n_pre], N - n_control, T - n_pre, method)
     res = solve(Y, block_problems(N, n_control, n_pre, T), reg, X=X)
-    return Fit(estimate=float(res.estimate[0]), omega=res.omega[0, :n_control].copy(), lam=res.lam[0, :n_pre].copy(),
-               beta=res.beta[0].copy(), reg=reg, gap=res.gap[0].copy(), pre_rmspe=float(res.pre_rmspe[0]),
-               post_rmspe=float(res.post_rmspe[0]), n_control=n_control, n_pre=n_pre)
+    return Fit(
+        estimate=float(res.estimate[0]),
+        omega=res.omega[0, :n_control].copy(),
+        lam=res.lam[0, :n_pre].copy(),
+        beta=res.beta[0].copy(),
+        reg=reg,
+        gap=res.gap[0].copy(),
+        pre_rmspe=float(res.pre_rmspe[0]),
+        post_rmspe=float(res.post_rmspe[0]),
+        n_control=n_control,
+        n_pre=n_pre,
+    )
 
 
 def normal_inference(estimate: float, se: float, alpha: float = 0.05) -> tuple[float, float, float]:
@@ -789,19 +905,17 @@ class Replications:
     pseudo_treated: list = field(default_factory=list)
 
 
-def placebo_problems(n_control: int, n_treated: int, n_pre: int, n_periods: int, permutations: np.ndarray
-                     ) -> Problems:
+def placebo_problems(n_control: int, n_treated: int, n_pre: int, n_periods: int, permutations: np.ndarray) -> Problems:
     """Placebo problems from permutations of the controls ``(reps, N0)``: the last ``N1`` entries of each
     are pseudo-treated, the others (in index order) the controls."""
     perm = np.asarray(permutations)
-    ctl = np.sort(perm[:, :n_control - n_treated], axis=1)
-    tr = perm[:, n_control - n_treated:]
+    ctl = np.sort(perm[:, : n_control - n_treated], axis=1)
+    tr = perm[:, n_control - n_treated :]
     reps = perm.shape[0]
     return Problems(controls=ctl, treated=tr, pre_end=np.full(reps, n_pre), post_end=np.full(reps, n_periods))
 
 
-def placebo_se(Y: np.ndarray, est: Fit, *, reps: int = 200, seed=None, X: np.ndarray | None = None
-               ) -> Replications:
+def placebo_se(Y: np.ndarray, est: Fit, *, reps: int = 200, seed=None, X: np.ndarray | None = None) -> Replications:
     """Algorithm 4 of Arkhangelsky et al. (R ``placebo_se``): ``reps`` placebo launches among the controls.
 
     Each replication permutes the controls, treats the last ``N1`` of them as
@@ -817,8 +931,10 @@ def placebo_se(Y: np.ndarray, est: Fit, *, reps: int = 200, seed=None, X: np.nda
     N0, T0 = est.n_control, est.n_pre
     N1 = N - N0
     if N0 <= N1:
-        raise DataError(f"placebo inference needs more comparison units than launched units; there are {N0} "
-                        f"comparison and {N1} launched units")
+        raise DataError(
+            f"placebo inference needs more comparison units than launched units; there are {N0} "
+            f"comparison and {N1} launched units"
+        )
     rng = np.random.default_rng(seed)
     perms = rng.permuted(np.tile(np.arange(N0), (reps, 1)), axis=1)
     Yc = Y[:N0]
@@ -830,17 +946,17 @@ def placebo_se(Y: np.ndarray, est: Fit, *, reps: int = 200, seed=None, X: np.nda
     else:
         pr = placebo_problems(N0, N1, T0, T, perms)
         draws = np.arange(reps)
-        pseudo = [list(p) for p in perms[:, N0 - N1:]]
+        pseudo = [list(p) for p in perms[:, N0 - N1 :]]
     omega0 = np.where(pr.controls >= 0, est.omega[np.maximum(pr.controls, 0)], 0.0)
     lambda0 = np.broadcast_to(est.lam, (pr.size, T0))
     res = solve(Yc, pr, est.reg, X=Xc, omega_init=omega0, lambda_init=lambda0)
     values = res.estimate[draws]
-    return Replications(method="placebo", se=_replication_se(values), estimates=values, fits=res, draws=draws,
-                        pseudo_treated=pseudo)
+    return Replications(
+        method="placebo", se=_replication_se(values), estimates=values, fits=res, draws=draws, pseudo_treated=pseudo
+    )
 
 
-def bootstrap_se(Y: np.ndarray, est: Fit, *, reps: int = 200, seed=None, X: np.ndarray | None = None
-                 ) -> Replications:
+def bootstrap_se(Y: np.ndarray, est: Fit, *, reps: int = 200, seed=None, X: np.ndarray | None = None) -> Replications:
     """Algorithm 2 (R ``bootstrap_se``): resample all units with replacement, re-estimate.
 
     Draws without a treated or without a control unit are discarded and
@@ -851,14 +967,16 @@ def bootstrap_se(Y: np.ndarray, est: Fit, *, reps: int = 200, seed=None, X: np.n
     N, T = Y.shape
     N0, T0 = est.n_control, est.n_pre
     if N - N0 < 2:
-        raise DataError("bootstrap inference needs at least two launched units (a resample of one launched unit "
-                        "has no variation to measure); with one launched unit use inference='placebo'")
+        raise DataError(
+            "bootstrap inference needs at least two launched units (a resample of one launched unit "
+            "has no variation to measure); with one launched unit use inference='placebo'"
+        )
     rng = np.random.default_rng(seed)
     draws: list[np.ndarray] = []
     while len(draws) < reps:
         cand = np.sort(rng.integers(0, N, size=(max(2 * (reps - len(draws)), 16), N)), axis=1)
         ok = (cand[:, 0] < N0) & (cand[:, -1] >= N0)
-        draws.extend(cand[ok][:reps - len(draws)])
+        draws.extend(cand[ok][: reps - len(draws)])
     ctl = _pad_rows([d[d < N0] for d in draws])
     tr = _pad_rows([d[d >= N0] for d in draws])
     pr = Problems(controls=ctl, treated=tr, pre_end=np.full(reps, T0), post_end=np.full(reps, T))
@@ -878,11 +996,15 @@ def jackknife_se(Y: np.ndarray, est: Fit, *, X: np.ndarray | None = None) -> Rep
     N, T = Y.shape
     N0, T0 = est.n_control, est.n_pre
     if N - N0 < 2:
-        raise DataError("jackknife inference needs at least two launched units (leaving out the only launched "
-                        "unit leaves nothing to estimate); with one launched unit use inference='placebo'")
+        raise DataError(
+            "jackknife inference needs at least two launched units (leaving out the only launched "
+            "unit leaves nothing to estimate); with one launched unit use inference='placebo'"
+        )
     if int((est.omega != 0).sum()) == 1:
-        raise DataError("jackknife inference is undefined when one comparison unit carries all the weight "
-                        "(leaving it out leaves no synthetic comparison); use inference='placebo' or 'bootstrap'")
+        raise DataError(
+            "jackknife inference is undefined when one comparison unit carries all the weight "
+            "(leaving it out leaves no synthetic comparison); use inference='placebo' or 'bootstrap'"
+        )
     keep = [np.delete(np.arange(N), i) for i in range(N)]
     ctl = _pad_rows([k[k < N0] for k in keep])
     tr = _pad_rows([k[k >= N0] for k in keep])
@@ -945,8 +1067,11 @@ def _unit_residuals(Z: np.ndarray, z: np.ndarray, row_ok: np.ndarray, reg: Regul
         e = (z - Z.mean(axis=2)) * row_ok
         return (e - (e.sum(axis=1) / n_rows)[:, None]) * row_ok
     A, b = (Z, z) if reg.method == "sc" else _center(Z, z, row_ok, n_rows)
-    omega = _run_fw([(A, b, np.full(B, reg.zeta_omega), np.full((B, K), 1.0 / K), np.ones((B, K), bool), n_rows)],
-                    reg, np.full(B, reg.min_decrease))[0]
+    omega = _run_fw(
+        [(A, b, np.full(B, reg.zeta_omega), np.full((B, K), 1.0 / K), np.ones((B, K), bool), n_rows)],
+        reg,
+        np.full(B, reg.min_decrease),
+    )[0]
     return (b - (A @ omega[:, :, None])[:, :, 0]) * row_ok
 
 
@@ -956,7 +1081,7 @@ def _block_statistic(u: np.ndarray, n_post: int) -> np.ndarray:
     T = a.shape[1]
     cs = np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(np.concatenate([a, a], axis=1), axis=1)], axis=1)
     j = np.arange(T)
-    start = (T - n_post + j)                             # the post block shifted by j (cyclically)
+    start = T - n_post + j  # the post block shifted by j (cyclically)
     s_j = cs[:, start + n_post] - cs[:, start]
     s0 = s_j[:, :1]
     return (s_j >= s0 - 1e-12 * np.maximum(1.0, np.abs(s0))).mean(axis=1)
@@ -981,10 +1106,10 @@ def conformal(Y: np.ndarray, est: Fit, alpha: float = 0.05) -> ConformalResult:
     N0, T0 = est.n_control, est.n_pre
     T1 = T - T0
     ytr = Y[N0:].mean(axis=0)
-    Yco = Y[:N0].T                                       # (T, N0)
+    Yco = Y[:N0].T  # (T, N0)
     gap = est.gap
     scale = max(est.pre_rmspe, est.reg.noise_level, 1e-12 * max(1.0, float(np.abs(ytr).max())))
-    centers = np.r_[gap[T0:], est.estimate]             # T1 period targets, then the constant effect
+    centers = np.r_[gap[T0:], est.estimate]  # T1 period targets, then the constant effect
     n_targets = T1 + 1
 
     def pvalues(target: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -997,10 +1122,10 @@ def conformal(Y: np.ndarray, est: Fit, alpha: float = 0.05) -> ConformalResult:
         if period.any():
             bi = np.nonzero(period)[0]
             rows = np.c_[np.tile(np.arange(T0), (bi.size, 1)), T0 + target[bi]]
-            Z[bi, :T0 + 1] = Yco[rows]
-            z[bi, :T0 + 1] = ytr[rows]
+            Z[bi, : T0 + 1] = Yco[rows]
+            z[bi, : T0 + 1] = ytr[rows]
             z[bi, T0] -= theta[bi]
-            ok[bi, :T0 + 1] = True
+            ok[bi, : T0 + 1] = True
         if (~period).any():
             bi = np.nonzero(~period)[0]
             Z[bi] = Yco
@@ -1011,7 +1136,7 @@ def conformal(Y: np.ndarray, est: Fit, alpha: float = 0.05) -> ConformalResult:
         p = np.empty(B)
         if period.any():
             bi = np.nonzero(period)[0]
-            a = np.abs(u[bi, :T0 + 1])
+            a = np.abs(u[bi, : T0 + 1])
             last = a[:, -1:]
             p[bi] = (a >= last - 1e-12 * np.maximum(1.0, last)).mean(axis=1)
         if (~period).any():
@@ -1028,7 +1153,7 @@ def conformal(Y: np.ndarray, est: Fit, alpha: float = 0.05) -> ConformalResult:
     p_zero = p[:, 0]
     accepted = p[:, 1:] > alpha
     mid = offsets.size
-    bounds = np.empty((n_targets, 2, 2))                 # target, side (lower, upper), (inner accepted, outer rejected)
+    bounds = np.empty((n_targets, 2, 2))  # target, side (lower, upper), (inner accepted, outer rejected)
     for side, cols in ((0, np.arange(mid, -1, -1)), (1, np.arange(mid, 2 * mid + 1))):
         acc = accepted[:, cols]
         # first rejection walking outwards from the estimate
@@ -1038,7 +1163,7 @@ def conformal(Y: np.ndarray, est: Fit, alpha: float = 0.05) -> ConformalResult:
             if first[j] == -1:
                 bounds[j, side] = (grid[j, cols[-1]], np.inf if side else -np.inf)
             elif first[j] == 0:
-                bounds[j, side] = (np.nan, np.nan)                  # the estimate itself is rejected
+                bounds[j, side] = (np.nan, np.nan)  # the estimate itself is rejected
             else:
                 bounds[j, side] = (grid[j, cols[first[j] - 1]], grid[j, cols[first[j]]])
     # stages 2-3: 8 points inside every finite bracket
@@ -1066,9 +1191,16 @@ def conformal(Y: np.ndarray, est: Fit, alpha: float = 0.05) -> ConformalResult:
         lower[T1], upper[T1] = -np.inf, np.inf
     width = np.abs(bounds[:, :, 1] - bounds[:, :, 0])
     resolution = float(np.nanmax(np.where(np.isfinite(width), width, np.nan))) if np.isfinite(width).any() else np.nan
-    return ConformalResult(effect=gap[T0:].copy(), ci_lower=lower[:T1].copy(), ci_upper=upper[:T1].copy(),
-                           p_value=p_zero[:T1].copy(), p_value_joint=float(p_zero[T1]),
-                           constant_ci=(float(lower[T1]), float(upper[T1])), alpha=alpha, resolution=resolution)
+    return ConformalResult(
+        effect=gap[T0:].copy(),
+        ci_lower=lower[:T1].copy(),
+        ci_upper=upper[:T1].copy(),
+        p_value=p_zero[:T1].copy(),
+        p_value_joint=float(p_zero[T1]),
+        constant_ci=(float(lower[T1]), float(upper[T1])),
+        alpha=alpha,
+        resolution=resolution,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -1109,8 +1241,11 @@ def cohort_specs(Y: np.ndarray, first: np.ndarray, method: str) -> tuple[list[Co
     specs = []
     for start in np.unique(first[first >= 0]):
         tr = np.nonzero(first == start)[0]
-        specs.append(CohortSpec(start=int(start), treated=tr,
-                                reg=regularization(Y[never, :start], tr.size, T - int(start), method)))
+        specs.append(
+            CohortSpec(
+                start=int(start), treated=tr, reg=regularization(Y[never, :start], tr.size, T - int(start), method)
+            )
+        )
     return specs, never
 
 
@@ -1120,12 +1255,17 @@ def _cohort_weights(n_treated: np.ndarray, n_post: np.ndarray) -> np.ndarray:
 
 
 def _cohort_problems(specs, controls_list, treated_list, T):
-    return Problems(controls=_pad_rows(controls_list), treated=_pad_rows(treated_list),
-                    pre_end=np.array([s.start for s in specs]), post_end=np.full(len(specs), T))
+    return Problems(
+        controls=_pad_rows(controls_list),
+        treated=_pad_rows(treated_list),
+        pre_end=np.array([s.start for s in specs]),
+        post_end=np.full(len(specs), T),
+    )
 
 
-def _solve_cohorts(Y, specs, controls_list, treated_list, X=None, omega_init=None, lambda_init=None,
-                   fixed: bool = False) -> BatchFit:
+def _solve_cohorts(
+    Y, specs, controls_list, treated_list, X=None, omega_init=None, lambda_init=None, fixed: bool = False
+) -> BatchFit:
     T = Y.shape[1]
     pr = _cohort_problems(specs, controls_list, treated_list, T)
     reg = specs[0].reg
@@ -1136,31 +1276,40 @@ def _solve_cohorts(Y, specs, controls_list, treated_list, X=None, omega_init=Non
         P = int(pr.pre_end.max())
         lam0 = np.zeros((pr.size, P))
         for j, lam in enumerate(lambda_init):
-            lam0[j, :lam.size] = lam
+            lam0[j, : lam.size] = lam
     om0 = None if omega_init is None else _pad_weights(omega_init, pr.controls.shape[1])
-    return solve(Y, pr, reg, X=X, omega_init=om0, lambda_init=lam0,
-                 zeta_omega=np.array([s.reg.zeta_omega for s in specs]),
-                 zeta_lambda=np.array([s.reg.zeta_lambda for s in specs]),
-                 min_decrease=np.array([s.reg.min_decrease for s in specs]))
+    return solve(
+        Y,
+        pr,
+        reg,
+        X=X,
+        omega_init=om0,
+        lambda_init=lam0,
+        zeta_omega=np.array([s.reg.zeta_omega for s in specs]),
+        zeta_lambda=np.array([s.reg.zeta_lambda for s in specs]),
+        min_decrease=np.array([s.reg.min_decrease for s in specs]),
+    )
 
 
 def _pad_weights(rows, width: int) -> np.ndarray:
     out = np.zeros((len(rows), width))
     for j, r in enumerate(rows):
-        out[j, :len(r)] = r
+        out[j, : len(r)] = r
     return out
 
 
-def staggered(Y: np.ndarray, specs: list[CohortSpec], never: np.ndarray, *, X: np.ndarray | None = None
-              ) -> StaggeredFit:
+def staggered(
+    Y: np.ndarray, specs: list[CohortSpec], never: np.ndarray, *, X: np.ndarray | None = None
+) -> StaggeredFit:
     """Estimate each cohort ``a`` on the never-treated units plus its own units, pre-periods ``< start_a``,
     post-periods ``>= start_a`` (later cohorts left out), then average with ``N1_a T1_a`` weights."""
     Y = np.asarray(Y, dtype=np.float64)
     T = Y.shape[1]
     res = _solve_cohorts(Y, specs, [never] * len(specs), [s.treated for s in specs], X=X)
     w = _cohort_weights(np.array([s.treated.size for s in specs]), np.array([T - s.start for s in specs]))
-    return StaggeredFit(estimate=float(w @ res.estimate), cohorts=specs, never=never, weights=w,
-                        estimates=res.estimate.copy(), fits=res)
+    return StaggeredFit(
+        estimate=float(w @ res.estimate), cohorts=specs, never=never, weights=w, estimates=res.estimate.copy(), fits=res
+    )
 
 
 def _cohort_omega(fit: StaggeredFit, a: int, controls: np.ndarray) -> np.ndarray:
@@ -1169,8 +1318,9 @@ def _cohort_omega(fit: StaggeredFit, a: int, controls: np.ndarray) -> np.ndarray
     return fit.fits.omega[a, pos]
 
 
-def staggered_placebo_se(Y: np.ndarray, fit: StaggeredFit, *, reps: int = 200, seed=None,
-                         X: np.ndarray | None = None) -> Replications:
+def staggered_placebo_se(
+    Y: np.ndarray, fit: StaggeredFit, *, reps: int = 200, seed=None, X: np.ndarray | None = None
+) -> Replications:
     """Placebo SE for staggered adoption (Clarke et al. 2023, Algorithm 4 generalized; Stata ``sdid``):
     ``N1`` never-treated units drawn at random get the launched units' adoption periods (cohort sizes
     kept), every cohort is re-estimated on the remaining never-treated units, and the average is formed
@@ -1180,29 +1330,31 @@ def staggered_placebo_se(Y: np.ndarray, fit: StaggeredFit, *, reps: int = 200, s
     sizes = [s.treated.size for s in fit.cohorts]
     n_tr = sum(sizes)
     if never.size <= n_tr:
-        raise DataError(f"placebo inference needs more never-launched units than launched units; there are "
-                        f"{never.size} never-launched and {n_tr} launched units")
+        raise DataError(
+            f"placebo inference needs more never-launched units than launched units; there are "
+            f"{never.size} never-launched and {n_tr} launched units"
+        )
     rng = np.random.default_rng(seed)
     perms = rng.permuted(np.tile(never, (reps, 1)), axis=1)
     bounds = np.cumsum([0, *sizes])
     specs, ctl, trs, om0, lam0 = [], [], [], [], []
     for r in range(reps):
-        controls = np.sort(perms[r, :never.size - n_tr])
-        pseudo = perms[r, never.size - n_tr:]
+        controls = np.sort(perms[r, : never.size - n_tr])
+        pseudo = perms[r, never.size - n_tr :]
         for a, spec in enumerate(fit.cohorts):
             specs.append(spec)
             ctl.append(controls)
-            trs.append(pseudo[bounds[a]:bounds[a + 1]])
+            trs.append(pseudo[bounds[a] : bounds[a + 1]])
             om0.append(_cohort_omega(fit, a, controls))
-            lam0.append(fit.fits.lam[a, :spec.start])
+            lam0.append(fit.fits.lam[a, : spec.start])
     res = _solve_cohorts(Y, specs, ctl, trs, X=X, omega_init=om0, lambda_init=lam0)
     values = res.estimate.reshape(reps, len(fit.cohorts)) @ fit.weights
-    return Replications(method="placebo", se=_replication_se(values), estimates=values, fits=res,
-                        draws=np.arange(reps))
+    return Replications(method="placebo", se=_replication_se(values), estimates=values, fits=res, draws=np.arange(reps))
 
 
-def staggered_bootstrap_se(Y: np.ndarray, fit: StaggeredFit, *, reps: int = 200, seed=None,
-                           X: np.ndarray | None = None) -> Replications:
+def staggered_bootstrap_se(
+    Y: np.ndarray, fit: StaggeredFit, *, reps: int = 200, seed=None, X: np.ndarray | None = None
+) -> Replications:
     """Bootstrap SE for staggered adoption (Clarke et al. 2023, Algorithm 2): resample units, re-estimate
     the cohorts present in the draw, re-weight by the drawn cohort sizes (draws without a never-treated or
     without a launched unit are redrawn)."""
@@ -1230,7 +1382,7 @@ def staggered_bootstrap_se(Y: np.ndarray, fit: StaggeredFit, *, reps: int = 200,
             ctl.append(controls)
             trs.append(tr)
             om0.append(_cohort_omega(fit, a, controls))
-            lam0.append(fit.fits.lam[a, :spec.start])
+            lam0.append(fit.fits.lam[a, : spec.start])
             owner.append(got)
             n1.append(tr.size)
             t1.append(T - spec.start)
@@ -1238,8 +1390,9 @@ def staggered_bootstrap_se(Y: np.ndarray, fit: StaggeredFit, *, reps: int = 200,
     res = _solve_cohorts(Y, specs, ctl, trs, X=X, omega_init=om0, lambda_init=lam0)
     owner_index = np.asarray(owner)
     w = np.asarray(n1, dtype=np.float64) * np.asarray(t1)
-    values = (np.bincount(owner_index, weights=w * res.estimate, minlength=reps)
-              / np.bincount(owner_index, weights=w, minlength=reps))
+    values = np.bincount(owner_index, weights=w * res.estimate, minlength=reps) / np.bincount(
+        owner_index, weights=w, minlength=reps
+    )
     return Replications(method="bootstrap", se=_replication_se(values), estimates=values)
 
 
@@ -1251,12 +1404,16 @@ def staggered_jackknife_se(Y: np.ndarray, fit: StaggeredFit, *, X: np.ndarray | 
     N, T = Y.shape
     small = [s.start for s in fit.cohorts if s.treated.size < 2]
     if small:
-        raise DataError(f"jackknife inference needs at least two launched units in every launch cohort; the "
-                        f"cohort(s) launching at period index {small} have one; use inference='placebo'")
+        raise DataError(
+            f"jackknife inference needs at least two launched units in every launch cohort; the "
+            f"cohort(s) launching at period index {small} have one; use inference='placebo'"
+        )
     for a in range(len(fit.cohorts)):
-        if int((fit.fits.omega[a, :fit.never.size] != 0).sum()) == 1:
-            raise DataError("jackknife inference is undefined when one comparison unit carries all the weight of "
-                            "a cohort; use inference='placebo' or 'bootstrap'")
+        if int((fit.fits.omega[a, : fit.never.size] != 0).sum()) == 1:
+            raise DataError(
+                "jackknife inference is undefined when one comparison unit carries all the weight of "
+                "a cohort; use inference='placebo' or 'bootstrap'"
+            )
     specs, ctl, trs, om0, lam0, owner, n1, t1 = [], [], [], [], [], [], [], []
     for i in range(N):
         controls = fit.never[fit.never != i]
@@ -1266,14 +1423,15 @@ def staggered_jackknife_se(Y: np.ndarray, fit: StaggeredFit, *, X: np.ndarray | 
             ctl.append(controls)
             trs.append(tr)
             om0.append(_cohort_omega(fit, a, controls))
-            lam0.append(fit.fits.lam[a, :spec.start])
+            lam0.append(fit.fits.lam[a, : spec.start])
             owner.append(i)
             n1.append(tr.size)
             t1.append(T - spec.start)
     res = _solve_cohorts(Y, specs, ctl, trs, X=X, omega_init=om0, lambda_init=lam0, fixed=True)
     owner_index = np.asarray(owner)
     w = np.asarray(n1, dtype=np.float64) * np.asarray(t1)
-    u = (np.bincount(owner_index, weights=w * res.estimate, minlength=N)
-         / np.bincount(owner_index, weights=w, minlength=N))
+    u = np.bincount(owner_index, weights=w * res.estimate, minlength=N) / np.bincount(
+        owner_index, weights=w, minlength=N
+    )
     se = float(math.sqrt((N - 1) / N * (N - 1) * np.var(u, ddof=1)))
     return Replications(method="jackknife", se=se, estimates=u)

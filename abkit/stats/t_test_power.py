@@ -97,6 +97,7 @@ and iterated to a relative precision of 1e-12.
   The two arms are assumed to share the control arm's unit variance, as in
   ``TTestIndPower``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -152,11 +153,12 @@ def _solve_n_t(d, k, m, de, alpha_c, power, tails, g=1.0):
 
     ``g`` is the control arm's coefficient in the tested contrast (see :func:`_nc_df`).
     """
-    d, k, m, de, alpha_c, power, g = (np.asarray(a, dtype=np.float64) for a in
-                                      np.broadcast_arrays(d, k, m, de, alpha_c, power, g))
+    d, k, m, de, alpha_c, power, g = (
+        np.asarray(a, dtype=np.float64) for a in np.broadcast_arrays(d, k, m, de, alpha_c, power, g)
+    )
     shape = d.shape
     d, k, m, de, alpha_c, power, g = (a.ravel() for a in (d, k, m, de, alpha_c, power, g))
-    v = g * g + 1.0 / k                    # n_c x Var(contrast) / sd'^2 (1 + 1/k for the difference)
+    v = g * g + 1.0 / k  # n_c x Var(contrast) / sd'^2 (1 + 1/k for the difference)
 
     def f(n1, i):
         nc, df = _nc_df(n1, d[i], k[i], m[i], de[i], g[i])
@@ -165,7 +167,7 @@ def _solve_n_t(d, k, m, de, alpha_c, power, tails, g=1.0):
     za = special.ndtri(1 - alpha_c / tails)
     z = za + special.ndtri(power)
     n0 = de * z * z * v / (d * d)
-    n_min = 2.0 * m * np.maximum(1.0, 1.0 / k)   # two units (clusters) per arm: df >= 2
+    n_min = 2.0 * m * np.maximum(1.0, 1.0 / k)  # two units (clusters) per arm: df >= 2
     idx = np.arange(d.size)
     # The normal approximation n0 undershoots the t-test's n by about
     # z_alpha^2 (1 + 1/k) / 4 units (Guenther 1981): bracket tightly around it.
@@ -175,9 +177,10 @@ def _solve_n_t(d, k, m, de, alpha_c, power, tails, g=1.0):
     redo = np.flatnonzero(f_lo >= 0)
     lo[redo] = n_min[redo]
     f_lo[redo] = f(lo[redo], redo)
-    n = n_min.copy()                       # where even the minimum design is powerful enough
+    n = n_min.copy()  # where even the minimum design is powerful enough
     todo = np.flatnonzero(f_lo < 0)
     if todo.size:
+
         def f_todo(x, i):
             return f(x, todo[i])
 
@@ -203,11 +206,10 @@ def _solve_nc_t(df, alpha_c, power, tails):
     lo = np.maximum(guess - 0.02 * (1.0 + 10.0 / df), 0.0)
     f_lo = f(lo, np.arange(df.size))
     low = np.flatnonzero(f_lo >= 0)
-    lo[low] = 0.0                    # power at nc = 0 is <= alpha < power
+    lo[low] = 0.0  # power at nc = 0 is <= alpha < power
     f_lo[low] = f(lo[low], low)
     lo, f_lo, hi, f_hi = expand_bracket_up(f, lo, f_lo, np.maximum(guess + 0.02 * (1.0 + 10.0 / df), lo + 0.01), 1.5)
     return find_root(f, lo, hi, f_lo, f_hi).reshape(shape)
-
 
 
 _RATIO_TEST = "ratio test of a_t - (1 {sign} m) a_c for the relative margin (the readout's Fieller rule)"
@@ -231,14 +233,24 @@ def _oriented(effect, margin, alternative: str, what: str = "mde"):
         return np.abs(effect)
     if alternative == "larger":
         shift = effect + margin
-        _require(shift > 0, what, effect,
-                 "with alternative='larger' tests for an increase: pass a positive effect"
-                 + (" (or one above -margin)" if np.any(margin > 0) else "") + ", or alternative='smaller'")
+        _require(
+            shift > 0,
+            what,
+            effect,
+            "with alternative='larger' tests for an increase: pass a positive effect"
+            + (" (or one above -margin)" if np.any(margin > 0) else "")
+            + ", or alternative='smaller'",
+        )
         return shift
     shift = margin - effect
-    _require(shift > 0, what, effect,
-             "with alternative='smaller' tests for a decrease: pass a negative effect"
-             + (" (or one below +margin)" if np.any(margin > 0) else "") + ", or alternative='larger'")
+    _require(
+        shift > 0,
+        what,
+        effect,
+        "with alternative='smaller' tests for a decrease: pass a negative effect"
+        + (" (or one below +margin)" if np.any(margin > 0) else "")
+        + ", or alternative='larger'",
+    )
     return shift
 
 
@@ -246,14 +258,13 @@ def _scale(effect, margin, baseline, relative: bool, what: str = "mde"):
     """Absolute effect and margin; relative ones are fractions of ``baseline``."""
     if relative:
         if baseline is None:
-            raise AbkitError(f"relative=True needs baseline= (the control mean) to turn the relative "
-                             f"{what} into an absolute one")
+            raise AbkitError(
+                f"relative=True needs baseline= (the control mean) to turn the relative {what} into an absolute one"
+            )
         b = _arr(baseline, "baseline")
         _require(b != 0, "baseline", b, "must not be 0 for a relative effect")
         return effect * b, margin * np.abs(b), b
     return effect, margin, (np.nan if baseline is None else _arr(baseline, "baseline"))
-
-
 
 
 def _contrast(margin, alternative: str, relative: bool):
@@ -275,10 +286,24 @@ def _contrast(margin, alternative: str, relative: bool):
     return 1.0 - m, _RATIO_TEST.format(sign="-")
 
 
-def sample_size_mean(sd, mde, alpha=0.05, power=0.8, ratio=1.0, alternative="two-sided",
-                     variance_reduction=0.0, *, baseline=None, relative=False, margin=0.0,
-                     arms=2, correction="bonferroni", cluster_size=None, icc=0.0,
-                     cluster_cv=0.0) -> SampleSizeResult:
+def sample_size_mean(
+    sd,
+    mde,
+    alpha=0.05,
+    power=0.8,
+    ratio=1.0,
+    alternative="two-sided",
+    variance_reduction=0.0,
+    *,
+    baseline=None,
+    relative=False,
+    margin=0.0,
+    arms=2,
+    correction="bonferroni",
+    cluster_size=None,
+    icc=0.0,
+    cluster_cv=0.0,
+) -> SampleSizeResult:
     """Units per arm to detect a difference in means ``mde`` with a two-sample t-test.
 
     Solves statsmodels' ``TTestIndPower().solve_power(effect_size=mde/sd',
@@ -330,15 +355,43 @@ def sample_size_mean(sd, mde, alpha=0.05, power=0.8, ratio=1.0, alternative="two
     m, de, clustered = _cluster(cluster_size, icc, cluster_cv)
     sd_adj = s * np.sqrt(1.0 - vr)
     n1 = _solve_n_t(shift / sd_adj, k, m, de, alpha_c, pw, tails, g)
-    return _sample_size_result(n1, k, eff, base, pw, alpha, alpha_c, alternative, arms, mg_abs, s, vr,
-                               de, m if clustered else None, _t_method(clustered, arms, correction, ratio_test))
+    return _sample_size_result(
+        n1,
+        k,
+        eff,
+        base,
+        pw,
+        alpha,
+        alpha_c,
+        alternative,
+        arms,
+        mg_abs,
+        s,
+        vr,
+        de,
+        m if clustered else None,
+        _t_method(clustered, arms, correction, ratio_test),
+    )
 
 
-
-
-def power_mean(sd, mde, n_control, alpha=0.05, ratio=1.0, alternative="two-sided",
-               variance_reduction=0.0, *, baseline=None, relative=False, margin=0.0, arms=2,
-               correction="bonferroni", cluster_size=None, icc=0.0, cluster_cv=0.0) -> PowerResult:
+def power_mean(
+    sd,
+    mde,
+    n_control,
+    alpha=0.05,
+    ratio=1.0,
+    alternative="two-sided",
+    variance_reduction=0.0,
+    *,
+    baseline=None,
+    relative=False,
+    margin=0.0,
+    arms=2,
+    correction="bonferroni",
+    cluster_size=None,
+    icc=0.0,
+    cluster_cv=0.0,
+) -> PowerResult:
     """Power of the two-sample t-test with ``n_control`` units in control and
     ``ratio x n_control`` in each treatment arm, at the true effect ``mde``.
 
@@ -373,22 +426,52 @@ def power_mean(sd, mde, n_control, alpha=0.05, ratio=1.0, alternative="two-sided
         shift = mg_abs - eff
     n2 = n1 * k
     df = (n1 + n2) / m - 2.0
-    _require(df > 0, "n_control", n1, "is too small: the t-test needs n_control + n_treatment > 2 "
-             "(units, or clusters for a cluster design)")
+    _require(
+        df > 0,
+        "n_control",
+        n1,
+        "is too small: the t-test needs n_control + n_treatment > 2 (units, or clusters for a cluster design)",
+    )
     nc, _ = _nc_df(n1, shift / sd_adj, k, m, de, g)
     p = t_power(nc, df, alpha_c, tails)
     return PowerResult(
-        power=_out(p), mde=_out(eff), relative_mde=_out(_relative(eff, base)), n_control=_out(n1),
-        n_treatment=_out(n2), alpha=_out(alpha), alpha_per_comparison=_out(alpha_c), alternative=alternative,
-        ratio=_out(k), arms=int(arms), margin=_out(mg_abs), baseline=_out(base), sd=_out(s),
-        variance_reduction=_out(vr), design_effect=_out(de),
+        power=_out(p),
+        mde=_out(eff),
+        relative_mde=_out(_relative(eff, base)),
+        n_control=_out(n1),
+        n_treatment=_out(n2),
+        alpha=_out(alpha),
+        alpha_per_comparison=_out(alpha_c),
+        alternative=alternative,
+        ratio=_out(k),
+        arms=int(arms),
+        margin=_out(mg_abs),
+        baseline=_out(base),
+        sd=_out(s),
+        variance_reduction=_out(vr),
+        design_effect=_out(de),
         method=_t_method(clustered, arms, correction, ratio_test),
     )
 
 
-def mde_mean(sd, n_control, alpha=0.05, power=0.8, ratio=1.0, alternative="two-sided",
-             variance_reduction=0.0, *, baseline=None, margin=0.0, relative_margin=False, arms=2,
-             correction="bonferroni", cluster_size=None, icc=0.0, cluster_cv=0.0) -> MDEResult:
+def mde_mean(
+    sd,
+    n_control,
+    alpha=0.05,
+    power=0.8,
+    ratio=1.0,
+    alternative="two-sided",
+    variance_reduction=0.0,
+    *,
+    baseline=None,
+    margin=0.0,
+    relative_margin=False,
+    arms=2,
+    correction="bonferroni",
+    cluster_size=None,
+    icc=0.0,
+    cluster_cv=0.0,
+) -> MDEResult:
     """Smallest true effect the two-sample t-test detects with probability ``power``.
 
     The root ``d`` of ``TTestIndPower().power(d, n_control, alpha, ratio,
@@ -420,17 +503,33 @@ def mde_mean(sd, n_control, alpha=0.05, power=0.8, ratio=1.0, alternative="two-s
     sd_adj = s * np.sqrt(1.0 - vr)
     n2 = n1 * k
     df = (n1 + n2) / m - 2.0
-    _require(df > 0, "n_control", n1, "is too small: the t-test needs n_control + n_treatment > 2 "
-             "(units, or clusters for a cluster design)")
+    _require(
+        df > 0,
+        "n_control",
+        n1,
+        "is too small: the t-test needs n_control + n_treatment > 2 (units, or clusters for a cluster design)",
+    )
     nc = _solve_nc_t(df, alpha_c, pw, tails)
     shift = nc * sd_adj * np.sqrt(de * (1.0 / n2 + g * g / n1))
     eff = mg_abs - shift if alternative == "smaller" else shift - mg_abs
     return MDEResult(
-        mde=_out(eff), relative_mde=_out(_relative(eff, base)),
-        treatment_value=_out(base + eff), power=_out(pw), n_control=_out(n1), n_treatment=_out(n2),
-        alpha=_out(alpha), alpha_per_comparison=_out(alpha_c), alternative=alternative, ratio=_out(k),
-        arms=int(arms), margin=_out(mg_abs), baseline=_out(base), sd=_out(s), variance_reduction=_out(vr),
-        design_effect=_out(de), method=_t_method(clustered, arms, correction, ratio_test),
+        mde=_out(eff),
+        relative_mde=_out(_relative(eff, base)),
+        treatment_value=_out(base + eff),
+        power=_out(pw),
+        n_control=_out(n1),
+        n_treatment=_out(n2),
+        alpha=_out(alpha),
+        alpha_per_comparison=_out(alpha_c),
+        alternative=alternative,
+        ratio=_out(k),
+        arms=int(arms),
+        margin=_out(mg_abs),
+        baseline=_out(base),
+        sd=_out(s),
+        variance_reduction=_out(vr),
+        design_effect=_out(de),
+        method=_t_method(clustered, arms, correction, ratio_test),
     )
 
 
@@ -453,9 +552,13 @@ def ratio_variance(numerator_mean, denominator_mean, numerator_var, denominator_
     cxy = _arr(covariance, "covariance")
     r = my / mx
     v = (vy - 2.0 * r * cxy + r * r * vx) / (mx * mx)
-    _require(v > 0, "covariance", cxy,
-             "gives a delta-method variance <= 0 for the ratio; the variances and covariance must come "
-             "from the same units (|covariance| <= sqrt(numerator_var * denominator_var))")
+    _require(
+        v > 0,
+        "covariance",
+        cxy,
+        "gives a delta-method variance <= 0 for the ratio; the variances and covariance must come "
+        "from the same units (|covariance| <= sqrt(numerator_var * denominator_var))",
+    )
     return _out(r), _out(v)
 
 
@@ -464,10 +567,27 @@ def _ratio_sd(numerator_mean, denominator_mean, numerator_var, denominator_var, 
     return np.asarray(r), np.sqrt(np.asarray(v))
 
 
-def sample_size_ratio(numerator_mean, denominator_mean, numerator_var, denominator_var, covariance, mde,
-                      alpha=0.05, power=0.8, ratio=1.0, alternative="two-sided", variance_reduction=0.0, *,
-                      relative=False, margin=0.0, arms=2, correction="bonferroni", cluster_size=None,
-                      icc=0.0, cluster_cv=0.0) -> SampleSizeResult:
+def sample_size_ratio(
+    numerator_mean,
+    denominator_mean,
+    numerator_var,
+    denominator_var,
+    covariance,
+    mde,
+    alpha=0.05,
+    power=0.8,
+    ratio=1.0,
+    alternative="two-sided",
+    variance_reduction=0.0,
+    *,
+    relative=False,
+    margin=0.0,
+    arms=2,
+    correction="bonferroni",
+    cluster_size=None,
+    icc=0.0,
+    cluster_cv=0.0,
+) -> SampleSizeResult:
     """Units per arm for a ratio metric (e.g. refunds / orders per buyer), by the delta method.
 
     The moments are per unit (buyer) in the control arm: means, variances and
@@ -476,33 +596,109 @@ def sample_size_ratio(numerator_mean, denominator_mean, numerator_var, denominat
     :func:`sample_size_mean` (``relative=True`` makes ``mde`` a fraction of ``R``).
     """
     r, sd = _ratio_sd(numerator_mean, denominator_mean, numerator_var, denominator_var, covariance)
-    res = sample_size_mean(sd, mde, alpha, power, ratio, alternative, variance_reduction, baseline=r,
-                           relative=relative, margin=margin, arms=arms, correction=correction,
-                           cluster_size=cluster_size, icc=icc, cluster_cv=cluster_cv)
+    res = sample_size_mean(
+        sd,
+        mde,
+        alpha,
+        power,
+        ratio,
+        alternative,
+        variance_reduction,
+        baseline=r,
+        relative=relative,
+        margin=margin,
+        arms=arms,
+        correction=correction,
+        cluster_size=cluster_size,
+        icc=icc,
+        cluster_cv=cluster_cv,
+    )
     return _renamed(res, "ratio metric (delta method): ")
 
 
-def power_ratio(numerator_mean, denominator_mean, numerator_var, denominator_var, covariance, mde, n_control,
-                alpha=0.05, ratio=1.0, alternative="two-sided", variance_reduction=0.0, *, relative=False,
-                margin=0.0, arms=2, correction="bonferroni", cluster_size=None, icc=0.0,
-                cluster_cv=0.0) -> PowerResult:
+def power_ratio(
+    numerator_mean,
+    denominator_mean,
+    numerator_var,
+    denominator_var,
+    covariance,
+    mde,
+    n_control,
+    alpha=0.05,
+    ratio=1.0,
+    alternative="two-sided",
+    variance_reduction=0.0,
+    *,
+    relative=False,
+    margin=0.0,
+    arms=2,
+    correction="bonferroni",
+    cluster_size=None,
+    icc=0.0,
+    cluster_cv=0.0,
+) -> PowerResult:
     """Power for a ratio metric at the true effect ``mde`` (see :func:`sample_size_ratio`)."""
     r, sd = _ratio_sd(numerator_mean, denominator_mean, numerator_var, denominator_var, covariance)
-    res = power_mean(sd, mde, n_control, alpha, ratio, alternative, variance_reduction, baseline=r,
-                     relative=relative, margin=margin, arms=arms, correction=correction,
-                     cluster_size=cluster_size, icc=icc, cluster_cv=cluster_cv)
+    res = power_mean(
+        sd,
+        mde,
+        n_control,
+        alpha,
+        ratio,
+        alternative,
+        variance_reduction,
+        baseline=r,
+        relative=relative,
+        margin=margin,
+        arms=arms,
+        correction=correction,
+        cluster_size=cluster_size,
+        icc=icc,
+        cluster_cv=cluster_cv,
+    )
     return _renamed(res, "ratio metric (delta method): ")
 
 
-def mde_ratio(numerator_mean, denominator_mean, numerator_var, denominator_var, covariance, n_control,
-              alpha=0.05, power=0.8, ratio=1.0, alternative="two-sided", variance_reduction=0.0, *,
-              margin=0.0, relative_margin=False, arms=2, correction="bonferroni", cluster_size=None, icc=0.0,
-              cluster_cv=0.0) -> MDEResult:
+def mde_ratio(
+    numerator_mean,
+    denominator_mean,
+    numerator_var,
+    denominator_var,
+    covariance,
+    n_control,
+    alpha=0.05,
+    power=0.8,
+    ratio=1.0,
+    alternative="two-sided",
+    variance_reduction=0.0,
+    *,
+    margin=0.0,
+    relative_margin=False,
+    arms=2,
+    correction="bonferroni",
+    cluster_size=None,
+    icc=0.0,
+    cluster_cv=0.0,
+) -> MDEResult:
     """Minimum detectable change of a ratio metric, absolute and relative to ``R``."""
     r, sd = _ratio_sd(numerator_mean, denominator_mean, numerator_var, denominator_var, covariance)
-    res = mde_mean(sd, n_control, alpha, power, ratio, alternative, variance_reduction, baseline=r,
-                   margin=margin, relative_margin=relative_margin, arms=arms, correction=correction,
-                   cluster_size=cluster_size, icc=icc, cluster_cv=cluster_cv)
+    res = mde_mean(
+        sd,
+        n_control,
+        alpha,
+        power,
+        ratio,
+        alternative,
+        variance_reduction,
+        baseline=r,
+        margin=margin,
+        relative_margin=relative_margin,
+        arms=arms,
+        correction=correction,
+        cluster_size=cluster_size,
+        icc=icc,
+        cluster_cv=cluster_cv,
+    )
     return _renamed(res, "ratio metric (delta method): ")
 
 

@@ -115,6 +115,7 @@ degrees of freedom ``(v_t + v_c)^2 / (v_t^2/(n_t-1) + v_c^2/(n_c-1))``,
 which is the Welch test for means and tends to the normal for large n.
 P-values use the survival function, so tiny values do not underflow.
 """
+
 from __future__ import annotations
 
 import math
@@ -151,12 +152,13 @@ class Comparison:
     n_treatment: float
     variance_reduction: float
     theta: tuple[float, ...] = ()
-    control_se: float = np.nan          # SE of control_value (Fieller: bounded iff |control| > q control_se)
+    control_se: float = np.nan  # SE of control_value (Fieller: bounded iff |control| > q control_se)
     cov_effect_control: float = np.nan  # Cov(effect, control_value), for Fieller intervals at other levels
 
 
-def linearize(moments: Moments, group: Hashable, statistics: Sequence[Statistic],
-              relative: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+def linearize(
+    moments: Moments, group: Hashable, statistics: Sequence[Statistic], relative: bool = False
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Values of ``statistics`` in ``group`` and their delta-method covariance.
 
     Returns ``(values, V, n)`` where ``V = J Sigma J^T / n`` is the sampling
@@ -187,8 +189,9 @@ def linearize(moments: Moments, group: Hashable, statistics: Sequence[Statistic]
 
 def statistic_origins(moments: Moments, statistics: Sequence[Statistic]) -> np.ndarray:
     """What :func:`linearize` with ``relative=True`` subtracted: the column shift of a mean, 0 for a ratio."""
-    return np.array([moments.shift[moments.column_index(s.numerator)] if s.denominator is None else 0.0
-                     for s in statistics])
+    return np.array(
+        [moments.shift[moments.column_index(s.numerator)] if s.denominator is None else 0.0 for s in statistics]
+    )
 
 
 def t_inference(estimate: float, pieces: Sequence[float], sizes: Sequence[float], alpha: float):
@@ -233,17 +236,18 @@ def fieller_relative(effect, control, var_effect, cov_effect_control, var_contro
     bounded interval contains 0 exactly when ``effect^2 <= q^2 var_effect``.
     See the module docstring for why abkit uses it.
     """
-    d, c, vd, k, vc, q = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in
-                                                (effect, control, var_effect, cov_effect_control, var_control, q)))
+    d, c, vd, k, vc, q = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (effect, control, var_effect, cov_effect_control, var_control, q))
+    )
     q2 = q * q
     a = c * c - q2 * vc
-    b = np.where(c < 0.0, -1.0, 1.0) * (d * c - q2 * k)   # the roots of r = sign(c) u: mirrored for c < 0
+    b = np.where(c < 0.0, -1.0, 1.0) * (d * c - q2 * k)  # the roots of r = sign(c) u: mirrored for c < 0
     c0 = d * d - q2 * vd
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         # with a > 0 the quadratic is <= 0 at the estimate r = d / |c|, so b^2 - a c0 >= 0 up to rounding
         root = np.sqrt(np.maximum(b * b - a * c0, 0.0))
-        s = b + np.copysign(root, b)      # |s| = |b| + root: no cancellation
-        far = s / a                       # the root farther from 0 (on the side of b)
+        s = b + np.copysign(root, b)  # |s| = |b| + root: no cancellation
+        far = s / a  # the root farther from 0 (on the side of b)
         near = np.where(s != 0.0, c0 / s, 0.0)  # product of the roots is c0 / a
         lo, hi = np.minimum(far, near), np.maximum(far, near)
     valid = np.isfinite(a) & np.isfinite(b) & np.isfinite(c0)
@@ -278,8 +282,14 @@ def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.pinv(A, rcond=1e-12, hermitian=True) @ b
 
 
-def compare(moments: Moments, metric: Metric, control: Hashable, treatment: Hashable, alpha: float = 0.05,
-            arms: Sequence[Hashable] | None = None) -> Comparison:
+def compare(
+    moments: Moments,
+    metric: Metric,
+    control: Hashable,
+    treatment: Hashable,
+    alpha: float = 0.05,
+    arms: Sequence[Hashable] | None = None,
+) -> Comparison:
     """Effect of ``treatment`` vs ``control`` on ``metric`` from ``moments``.
 
     ``arms`` are the arms whose units estimate the CUPED slope and the
@@ -348,8 +358,10 @@ def compare(moments: Moments, metric: Metric, control: Hashable, treatment: Hash
         """Value of arm x's adjusted mean and its gradient (lambda_a, gamma_a) per arm."""
         s = lin[x][0]
         value = s[0] - theta[x] @ (s[1:] - centre)
-        grad = {a: np.concatenate(([1.0 if a == x else 0.0],
-                                   weight[a] * theta[x] - (theta[x] if a == x else 0.0))) for a in arms}
+        grad = {
+            a: np.concatenate(([1.0 if a == x else 0.0], weight[a] * theta[x] - (theta[x] if a == x else 0.0)))
+            for a in arms
+        }
         return float(value), grad
 
     def variance_pieces(grad):
@@ -372,7 +384,7 @@ def compare(moments: Moments, metric: Metric, control: Hashable, treatment: Hash
         cov_dc += float((g_t[a] - g_c[a]) @ u)
     var_c = max(var_c, 0.0)
     if a_c != 0.0 and np.isfinite(a_c):
-        rel = (a_t - a_c) / abs(a_c)   # the sign of the effect, also for a negative control value (docstring)
+        rel = (a_t - a_c) / abs(a_c)  # the sign of the effect, also for a negative control value (docstring)
         # gradient of s (a_t / a_c - 1), s = sign(a_c): the sign does not change the variance
         rel_pieces = variance_pieces({a: g_t[a] / a_c - a_t / a_c**2 * g_c[a] for a in arms})
         rel_se = float(np.sqrt(sum(rel_pieces)))
@@ -386,12 +398,24 @@ def compare(moments: Moments, metric: Metric, control: Hashable, treatment: Hash
     else:  # no variance (t_inference gave up) or no control value: no interval
         rel_lo = rel_hi = np.nan
     return Comparison(
-        control_value=a_c, treatment_value=a_t, effect=float(effect), se=se,
-        ci_lower=float(lo), ci_upper=float(hi), p_value=float(pval), df=float(df),
-        rel_effect=float(rel), rel_se=float(rel_se), rel_ci_lower=float(rel_lo), rel_ci_upper=float(rel_hi),
-        n_control=n[control], n_treatment=n[treatment], variance_reduction=float(vr),
+        control_value=a_c,
+        treatment_value=a_t,
+        effect=float(effect),
+        se=se,
+        ci_lower=float(lo),
+        ci_upper=float(hi),
+        p_value=float(pval),
+        df=float(df),
+        rel_effect=float(rel),
+        rel_se=float(rel_se),
+        rel_ci_lower=float(rel_lo),
+        rel_ci_upper=float(rel_hi),
+        n_control=n[control],
+        n_treatment=n[treatment],
+        variance_reduction=float(vr),
         theta=tuple(float(x) for x in theta[treatment]),
-        control_se=float(np.sqrt(var_c)), cov_effect_control=float(cov_dc),
+        control_se=float(np.sqrt(var_c)),
+        cov_effect_control=float(cov_dc),
     )
 
 

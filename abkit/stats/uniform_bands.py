@@ -1,4 +1,5 @@
 """Critical values of uniform (simultaneous, sup-t) confidence bands."""
+
 from __future__ import annotations
 
 import math
@@ -40,10 +41,10 @@ def sup_t_critical_t(corr: np.ndarray, df: float, draws: int = 100_000, alpha: f
         L = vecs * np.sqrt(np.maximum(vals, 0.0))
     step = max(1, min(draws, _T_DRAW_CELLS // k))
     sup = np.empty(draws)
-    for start in range(0, draws, step):         # blocks of draws (never rows), bounded memory
+    for start in range(0, draws, step):  # blocks of draws (never rows), bounded memory
         b = min(step, draws - start)
         z = rng.standard_normal((b, k)) @ L.T
         if np.isfinite(df):
             z = z / np.sqrt(rng.chisquare(df, size=(b, 1)) / df)
-        sup[start:start + b] = np.max(np.abs(z), axis=1)
+        sup[start : start + b] = np.max(np.abs(z), axis=1)
     return float(np.quantile(sup, 1 - alpha))

@@ -17,6 +17,7 @@ nested in the clusters), the bootstrap coefficient is
 ``beta_0`` at the cost of ``O(B)`` per trial value. With Rademacher weights
 and ``2^G <= B`` all ``2^G`` sign vectors are enumerated (exact).
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,8 @@ def wild_weights(n_clusters: int, reps: int, kind: str = "rademacher", seed=0) -
     """
     G = int(n_clusters)
     if kind == "rademacher":
-        if G <= 20 and 2 ** G <= reps:
-            grid = ((np.arange(2 ** G)[None, :] >> np.arange(G)[:, None]) & 1).astype(np.float64)
+        if G <= 20 and 2**G <= reps:
+            grid = ((np.arange(2**G)[None, :] >> np.arange(G)[:, None]) & 1).astype(np.float64)
             return 2.0 * grid - 1.0, True
         rng = np.random.default_rng(seed)
         return rng.integers(0, 2, size=(G, reps)).astype(np.float64) * 2.0 - 1.0, False
@@ -56,9 +57,9 @@ def wild_weights(n_clusters: int, reps: int, kind: str = "rademacher", seed=0) -
 class WildTest:
     """Wild cluster (restricted) bootstrap test of ``beta_J = beta_0``."""
 
-    statistic: float      # observed |t| (q = 1) or Wald W (q > 1), CRV1
+    statistic: float  # observed |t| (q = 1) or Wald W (q > 1), CRV1
     p_value: float
-    ci_lower: float       # NaN for q > 1
+    ci_lower: float  # NaN for q > 1
     ci_upper: float
     reps: int
     weights: str
@@ -66,9 +67,17 @@ class WildTest:
     n_clusters: int
 
 
-def wild_cluster_test(fit: LinearFit, fe: FixedEffects, J, beta0=None, reps: int = 9999,
-                      weights: str = "rademacher", seed=0, alpha: float = 0.05,
-                      ci: bool = True) -> WildTest:
+def wild_cluster_test(
+    fit: LinearFit,
+    fe: FixedEffects,
+    J,
+    beta0=None,
+    reps: int = 9999,
+    weights: str = "rademacher",
+    seed=0,
+    alpha: float = 0.05,
+    ci: bool = True,
+) -> WildTest:
     """WCR bootstrap p-value (and, for one coefficient, the CI by test inversion).
 
     ``fit`` must be clustered. ``J``: index or indices of the tested
@@ -83,8 +92,10 @@ def wild_cluster_test(fit: LinearFit, fe: FixedEffects, J, beta0=None, reps: int
     N, k = Xt.shape
     G = fit.n_clusters
     if N * G > 50_000_000:
-        raise DataError(f"the wild cluster bootstrap with {G:,} clusters and {N:,} rows is too large; with "
-                        "this many clusters the analytic CRV1 inference is reliable (wild=False)")
+        raise DataError(
+            f"the wild cluster bootstrap with {G:,} clusters and {N:,} rows is too large; with "
+            "this many clusters the analytic CRV1 inference is reliable (wild=False)"
+        )
     c = fit.correction
     H = Xt.T @ Xt
     Hinv = np.linalg.inv(H)
@@ -98,8 +109,8 @@ def wild_cluster_test(fit: LinearFit, fe: FixedEffects, J, beta0=None, reps: int
     else:
         MZ = lambda v: v  # noqa: E731
     u0 = MZ(yt)
-    U1 = MZ(XJ)                                   # (N, q)
-    Ind = indicator_matrix(cl, G)                       # (N, G)
+    U1 = MZ(XJ)  # (N, q)
+    Ind = indicator_matrix(cl, G)  # (N, G)
     sw = np.sqrt(fe.w)
 
     def Qmat(u: np.ndarray) -> np.ndarray:
@@ -111,17 +122,17 @@ def wild_cluster_test(fit: LinearFit, fe: FixedEffects, J, beta0=None, reps: int
 
     V, enumerated = wild_weights(G, reps, weights, seed)
     B = V.shape[1]
-    A = Hinv[J, :]                                 # (q, k)
-    Zrows = Xt @ A.T                               # (N, q): z_i = x~_i' a_j
+    A = Hinv[J, :]  # (q, k)
+    Zrows = Xt @ A.T  # (N, q): z_i = x~_i' a_j
     IndT = Ind.T.tocsr()
 
     def pieces(Q: np.ndarray):
-        S = Xt.T @ Q                               # (k, G)
-        num = A @ S                                # (q, G): beta*_J - b_r,J = num v
-        HhA = np.stack([np.asarray(IndT @ (Zrows[:, [j]] * Xt)) for j in range(q)])   # (q, G, k)
-        R = np.stack([np.asarray(IndT @ (Zrows[:, [j]] * Q)) for j in range(q)])      # (q, G, G)
-        R = R - HhA @ (Hinv @ S)                   # (q, G, G)
-        return num @ V, np.einsum("jhg,gb->jhb", R, V)   # (q, B), (q, G, B)
+        S = Xt.T @ Q  # (k, G)
+        num = A @ S  # (q, G): beta*_J - b_r,J = num v
+        HhA = np.stack([np.asarray(IndT @ (Zrows[:, [j]] * Xt)) for j in range(q)])  # (q, G, k)
+        R = np.stack([np.asarray(IndT @ (Zrows[:, [j]] * Q)) for j in range(q)])  # (q, G, G)
+        R = R - HhA @ (Hinv @ S)  # (q, G, G)
+        return num @ V, np.einsum("jhg,gb->jhb", R, V)  # (q, B), (q, G, B)
 
     n0, r0 = pieces(Qmat(u0))
     # observed statistic
@@ -154,7 +165,7 @@ def wild_cluster_test(fit: LinearFit, fe: FixedEffects, J, beta0=None, reps: int
         nb, rb = pieces(Qmat(u0 - U1 @ beta0))
     else:
         nb, rb = n0, r0
-    Vb = c * np.einsum("jhb,lhb->bjl", rb, rb)     # (B, q, q)
+    Vb = c * np.einsum("jhb,lhb->bjl", rb, rb)  # (B, q, q)
     Wb = np.einsum("jb,bj->b", nb, np.linalg.solve(Vb + 1e-300 * np.eye(q), nb.T[:, :, None])[:, :, 0])
     p = float(np.mean(Wb >= Wobs * (1 - 1e-12)))
     return WildTest(Wobs, p, np.nan, np.nan, B, weights, enumerated, G)
@@ -186,10 +197,14 @@ def _invert(pval, est: float, se: float, alpha: float) -> tuple[float, float]:
     return out[0], out[1]
 
 
-
-
-def multiplier_bootstrap(inf: np.ndarray, se: np.ndarray, reps: int = 999, weights: str = "rademacher",
-                         seed=0, cluster: np.ndarray | None = None) -> np.ndarray:
+def multiplier_bootstrap(
+    inf: np.ndarray,
+    se: np.ndarray,
+    reps: int = 999,
+    weights: str = "rademacher",
+    seed=0,
+    cluster: np.ndarray | None = None,
+) -> np.ndarray:
     """Bootstrap t statistics ``(reps, k)`` of estimates with influence functions ``inf`` (n x k).
 
     ``theta*_b - theta = mean(v_i psi_i)`` with i.i.d. multiplier weights
@@ -207,11 +222,11 @@ def multiplier_bootstrap(inf: np.ndarray, se: np.ndarray, reps: int = 999, weigh
     rng = np.random.default_rng(seed)
     out = np.empty((reps, inf.shape[1]))
     step = max(1, 2_000_000 // max(m, 1))
-    for start in range(0, reps, step):       # chunks of draws (not rows), bounded memory
+    for start in range(0, reps, step):  # chunks of draws (not rows), bounded memory
         b = min(step, reps - start)
         if weights == "webb":
             v = WEBB_POINTS[rng.integers(0, 6, size=(m, b))]
         else:
             v = rng.integers(0, 2, size=(m, b)) * 2.0 - 1.0
-        out[start:start + b] = (v.T @ inf) / n
+        out[start : start + b] = (v.T @ inf) / n
     return out / se[None, :]

@@ -20,6 +20,7 @@ It writes, next to itself:
   - ``trim_*``: ``trim_panel.csv`` with ``~x``, doubly robust and IPW (trimming binds), and outcome
     regression (no propensity score, nothing trimmed).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,11 +50,22 @@ def trim_panel(seed: int = 20261201) -> pd.DataFrame:
     n, periods = x.size, np.arange(1, 4)
     level = rng.normal(0, 1, n) + 0.3 * x
     t = periods[None, :]
-    y = (level[:, None] + 0.5 * t + 0.4 * x[:, None] * t + rng.normal(0, 1, (n, periods.size))
-         + (t >= first[:, None]) * (first[:, None] > 0) * (1 + 0.5 * x[:, None]))
-    return pd.DataFrame({"id": np.repeat(np.arange(1, n + 1), periods.size), "period": np.tile(periods, n),
-                         "first_treated": np.repeat(first, periods.size).astype(int),
-                         "x": np.repeat(x, periods.size), "y": y.ravel()})
+    y = (
+        level[:, None]
+        + 0.5 * t
+        + 0.4 * x[:, None] * t
+        + rng.normal(0, 1, (n, periods.size))
+        + (t >= first[:, None]) * (first[:, None] > 0) * (1 + 0.5 * x[:, None])
+    )
+    return pd.DataFrame(
+        {
+            "id": np.repeat(np.arange(1, n + 1), periods.size),
+            "period": np.tile(periods, n),
+            "first_treated": np.repeat(first, periods.size).astype(int),
+            "x": np.repeat(x, periods.size),
+            "y": y.ravel(),
+        }
+    )
 
 
 def run(data, yname, gname, idname, tname, control_group, method, xformla=None, weights_name=None):
@@ -61,21 +73,50 @@ def run(data, yname, gname, idname, tname, control_group, method, xformla=None, 
 
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = ATTgt(yname=yname, gname=gname, idname=idname, tname=tname, data=data,
-                    control_group=control_group, xformla=xformla, weights_name=weights_name
-                    ).fit(est_method=method, bstrap=False)
-        attgt = pd.DataFrame({"group": fit.results["group"], "t": fit.results["year"],
-                              "att": fit.results["att"], "se": fit.results["se"]})
+        fit = ATTgt(
+            yname=yname,
+            gname=gname,
+            idname=idname,
+            tname=tname,
+            data=data,
+            control_group=control_group,
+            xformla=xformla,
+            weights_name=weights_name,
+        ).fit(est_method=method, bstrap=False)
+        attgt = pd.DataFrame(
+            {
+                "group": fit.results["group"],
+                "t": fit.results["year"],
+                "att": fit.results["att"],
+                "se": fit.results["se"],
+            }
+        )
         rows = []
         for typec in ("simple", "group", "dynamic", "calendar"):
             a = fit.aggte(typec=typec, bstrap=False).atte
             if typec == "simple":
-                rows.append(dict(type=typec, egt=np.nan, att_egt=np.nan, se_egt=np.nan,
-                                 overall_att=a["overall_att"], overall_se=a["overall_se"]))
+                rows.append(
+                    dict(
+                        type=typec,
+                        egt=np.nan,
+                        att_egt=np.nan,
+                        se_egt=np.nan,
+                        overall_att=a["overall_att"],
+                        overall_se=a["overall_se"],
+                    )
+                )
             else:
                 for e, att, se in zip(a["egt"], a["att_egt"], a["se_egt"]):
-                    rows.append(dict(type=typec, egt=e, att_egt=att, se_egt=se,
-                                     overall_att=a["overall_att"], overall_se=a["overall_se"]))
+                    rows.append(
+                        dict(
+                            type=typec,
+                            egt=e,
+                            att_egt=att,
+                            se_egt=se,
+                            overall_att=a["overall_att"],
+                            overall_se=a["overall_se"],
+                        )
+                    )
     return attgt, pd.DataFrame(rows)
 
 
@@ -84,7 +125,7 @@ def main() -> None:
     mpdta["pop"] = np.exp(mpdta["lpop"])
     panel = trim_panel()
     panel.to_csv(HERE / "trim_panel.csv", index=False, float_format="%.12g")
-    panel = pd.read_csv(HERE / "trim_panel.csv")            # the figures are for the stored (rounded) values
+    panel = pd.read_csv(HERE / "trim_panel.csv")  # the figures are for the stored (rounded) values
     scenarios = {
         "mpdta_w_nev_dr": (mpdta, "nevertreated", "dr", None, "pop"),
         "mpdta_w_nyt_dr": (mpdta, "notyettreated", "dr", None, "pop"),
@@ -97,8 +138,9 @@ def main() -> None:
     }
     att_rows, agg_rows = [], []
     for name, (data, cg, method, xf, w) in scenarios.items():
-        names = (("lemp", "first.treat", "countyreal", "year") if data is mpdta
-                 else ("y", "first_treated", "id", "period"))
+        names = (
+            ("lemp", "first.treat", "countyreal", "year") if data is mpdta else ("y", "first_treated", "id", "period")
+        )
         attgt, agg = run(data, *names, cg, method, xf, w)
         att_rows.append(attgt.assign(scenario=name))
         agg_rows.append(agg.assign(scenario=name))

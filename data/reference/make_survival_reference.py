@@ -26,6 +26,7 @@ lifelines has no standard error of the restricted mean: its
 numerical quadrature. The standard errors are checked against R survRM2's
 documented output on pbc instead (see tests/test_survival_reference.py).
 """
+
 from __future__ import annotations
 
 import sys
@@ -45,8 +46,15 @@ def ties_data(seed: int = 20261201) -> pd.DataFrame:
     for arm, scale in (("control", 12.0), ("treatment", 9.0)):
         event_time = np.ceil(rng.exponential(scale, size=150))
         censor_time = np.ceil(rng.uniform(0.0, 15.0, size=150))
-        rows.append(pd.DataFrame({"arm": arm, "time": np.minimum(event_time, censor_time),
-                                  "event": (event_time <= censor_time).astype(int)}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "arm": arm,
+                    "time": np.minimum(event_time, censor_time),
+                    "event": (event_time <= censor_time).astype(int),
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -60,8 +68,13 @@ def main(argv: list[str]) -> int:
         ties_data().to_csv(ties_path, index=False)
     pbc = pd.read_csv(HERE / "pbc312.csv")
     data = {
-        "pbc": pd.DataFrame({"arm": np.where(pbc.trt == 1, "treatment", "control"), "time": pbc.time / 365.25,
-                             "event": (pbc.status == 2).astype(int)}),
+        "pbc": pd.DataFrame(
+            {
+                "arm": np.where(pbc.trt == 1, "treatment", "control"),
+                "time": pbc.time / 365.25,
+                "event": (pbc.status == 2).astype(int),
+            }
+        ),
         "ties": pd.read_csv(ties_path),
     }
     out = []
@@ -74,9 +87,11 @@ def main(argv: list[str]) -> int:
             for t, s, lo, hi in zip(sf.index, sf.to_numpy(), ci.iloc[:, 0].to_numpy(), ci.iloc[:, 1].to_numpy()):
                 out += [(name, arm, "survival", t, s), (name, arm, "ci_lower", t, lo), (name, arm, "ci_upper", t, hi)]
             med = median_survival_times(ci)
-            out += [(name, arm, "median", np.nan, float(kmf.median_survival_time_)),
-                    (name, arm, "median_ci_lower", np.nan, float(med.iloc[0, 0])),
-                    (name, arm, "median_ci_upper", np.nan, float(med.iloc[0, 1]))]
+            out += [
+                (name, arm, "median", np.nan, float(kmf.median_survival_time_)),
+                (name, arm, "median_ci_lower", np.nan, float(med.iloc[0, 0])),
+                (name, arm, "median_ci_upper", np.nan, float(med.iloc[0, 1])),
+            ]
             out.append((name, arm, "rmst", tau, float(restricted_mean_survival_time(kmf, t=tau))))
     frame = pd.DataFrame(out, columns=["dataset", "arm", "quantity", "time", "value"])
     frame.to_csv(HERE / "survival_lifelines.csv", index=False, float_format="%.17g")
