@@ -248,6 +248,13 @@ class _Data:
 
     name: str
     data: str | TableRef
+    kind: str
+    owner: str | None
+    id: str | None
+    description: str | None
+    hypothesis: str | None
+    start: _dt.date | None
+    end: _dt.date | None
 
     @property
     def is_table(self) -> bool:
@@ -272,6 +279,20 @@ class _Data:
 
     def _data_dict(self):
         return self.data.to_dict() if self.is_table else self.data
+
+    def _header_dict(self) -> dict[str, Any]:
+        """The fields every spec kind shares, as plain JSON-able data (the start of each ``to_dict``)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "owner": self.owner,
+            "id": self.id,
+            "description": self.description,
+            "hypothesis": self.hypothesis,
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "data": self._data_dict(),
+        }
 
 
 # --------------------------------------------------------------------------- experiment spec
@@ -381,15 +402,7 @@ class ExperimentSpec(_Data):
         if isinstance(alloc, dict) and not all(isinstance(arm, str) for arm in alloc):
             alloc = [[arm, share] for arm, share in alloc.items()]  # JSON keys are text: pairs keep 0 a number
         return {
-            "name": self.name,
-            "kind": self.kind,
-            "owner": self.owner,
-            "id": self.id,
-            "description": self.description,
-            "hypothesis": self.hypothesis,
-            "start": self.start.isoformat() if self.start else None,
-            "end": self.end.isoformat() if self.end else None,
-            "data": self._data_dict(),
+            **self._header_dict(),
             "variant": self.variant,
             "control": self.control,
             "allocation": alloc,
@@ -545,15 +558,7 @@ class RolloutSpec(_Data):
     def to_dict(self) -> dict:
         """Plain JSON-able data; ``RolloutSpec.from_dict(spec.to_dict()) == spec``."""
         return {
-            "name": self.name,
-            "kind": self.kind,
-            "owner": self.owner,
-            "id": self.id,
-            "description": self.description,
-            "hypothesis": self.hypothesis,
-            "start": self.start.isoformat() if self.start else None,
-            "end": self.end.isoformat() if self.end else None,
-            "data": self._data_dict(),
+            **self._header_dict(),
             "unit": self.unit,
             "time": self.time,
             "first_treated": self.first_treated,
@@ -662,15 +667,7 @@ class SyntheticSpec(_Data):
     def to_dict(self) -> dict:
         """Plain JSON-able data; ``SyntheticSpec.from_dict(spec.to_dict()) == spec``."""
         return {
-            "name": self.name,
-            "kind": self.kind,
-            "owner": self.owner,
-            "id": self.id,
-            "description": self.description,
-            "hypothesis": self.hypothesis,
-            "start": self.start.isoformat() if self.start else None,
-            "end": self.end.isoformat() if self.end else None,
-            "data": self._data_dict(),
+            **self._header_dict(),
             "unit": self.unit,
             "time": self.time,
             "first_treated": self.first_treated,
@@ -761,15 +758,7 @@ class PowerSpec(_Data):
     def to_dict(self) -> dict:
         """Plain JSON-able data; ``PowerSpec.from_dict(spec.to_dict()) == spec``."""
         return {
-            "name": self.name,
-            "kind": self.kind,
-            "owner": self.owner,
-            "id": self.id,
-            "description": self.description,
-            "hypothesis": self.hypothesis,
-            "start": self.start.isoformat() if self.start else None,
-            "end": self.end.isoformat() if self.end else None,
-            "data": self._data_dict(),
+            **self._header_dict(),
             "variant": self.variant,
             "control": self.control,
             "alpha": self.alpha,
