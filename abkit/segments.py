@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ._html import Cell, html_table
 from .errors import AbkitError, DataError
@@ -41,6 +40,7 @@ from .formatting import format_p, format_pct, format_relative
 from .metrics import Metric
 from .moments import MomentSet
 from .results import ExperimentResult
+from .stats.distributions import chi2_sf
 from .stats.multiple import adjust
 
 __all__ = ["analyze_segments", "SegmentResult", "cochran_q"]
@@ -76,7 +76,7 @@ def cochran_q(effects, variances) -> dict:
     return {
         "Q": Q,
         "df": df,
-        "p_value": float(stats.chi2.sf(Q, df)),
+        "p_value": float(chi2_sf(Q, df)),
         "i2": float(max(0.0, (Q - df) / Q)) if Q > 0 else 0.0,
         "pooled_effect": pooled,
         "pooled_se": float(np.sqrt(1.0 / np.sum(w))),

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ._html import Html, frame_table, html_table
 from .aggregation import check_metrics, moments, resolve_caps
@@ -38,6 +37,7 @@ from .errors import AbkitError, DataError
 from .metrics import Metric
 from .moments import MomentSet
 from .stats.confidence_sequences import AlwaysValid, always_valid_rows
+from .stats.distributions import norm_sf
 from .stats.group_sequential import crossing_probabilities, group_sequential_z
 
 __all__ = [
@@ -69,7 +69,7 @@ class GroupSequentialBounds:
     @property
     def nominal_p(self) -> np.ndarray:
         """Two-sided nominal p-value thresholds per look, ``2 Phi(-z)``."""
-        return 2.0 * stats.norm.sf(self.z)
+        return 2.0 * norm_sf(self.z)
 
     def __array__(self, dtype=None, copy=None):
         return np.asarray(self.z, dtype=dtype)

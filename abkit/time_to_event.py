@@ -50,6 +50,7 @@ from .metrics import Mean, TimeToEvent
 from .moments import Moments
 from .stats import survival as sv
 from .stats.checks import normalise_allocation, srm_test
+from .stats.distributions import norm_isf
 from .stats.two_sample import compare
 
 __all__ = [
@@ -975,9 +976,7 @@ class TimeToEventResult:
         """
         tau, z_alpha = _grid_time(self.metric, self.metric.horizon), self.alpha
         est = {a: sv.restricted_mean(self.counts.arms[a].table, tau) for a in self.arms}
-        from scipy import stats
-
-        z = stats.norm.isf(z_alpha / 2)
+        z = norm_isf(z_alpha / 2)
         out = []
         for a in self.arms:
             e = est[a]

@@ -163,8 +163,6 @@ import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
-from scipy import stats
-
 from .formatting import (
     ABSOLUTE,
     POINTS,
@@ -176,6 +174,7 @@ from .formatting import (
     signed_interval,
 )  # p_text: re-exported, one formatter for sentences
 from .results import ExperimentResult
+from .stats.distributions import norm_isf, norm_ppf, norm_sf
 
 __all__ = [
     "Verdict",
@@ -311,7 +310,7 @@ def missingness_test(
     if var <= 0:
         return 0.0, 1.0
     z = (with_treatment / n_t - with_control / n_c) / math.sqrt(var)
-    return float(z), float(2.0 * stats.norm.sf(abs(z)))
+    return float(z), float(2.0 * norm_sf(abs(z)))
 
 
 def missingness_checks(result: ExperimentResult, threshold: float | None = None) -> list[MissingnessCheck]:
@@ -630,7 +629,7 @@ def days_to_detect(
     if _sequential_on(sequential):
         tau2 = _relative_mixing_variance(row, sequential, alpha, units_now)
         factor = (
-            _always_valid_factor(se * se, tau2, mde, float(stats.norm.ppf(power)), alpha)
+            _always_valid_factor(se * se, tau2, mde, float(norm_ppf(power)), alpha)
             if math.isfinite(tau2) and tau2 > 0
             else math.nan
         )
@@ -656,7 +655,7 @@ def days_to_detect(
         need_c = float(sample_size_mean(sd=sd, mde=mde, alpha=alpha, power=power, ratio=k).n_control)
         method = "abkit.power.sample_size_mean (two-sample t-test) with the observed variance"
     except Exception:  # noqa: BLE001 - the power module is optional here; fall back to the closed form
-        z = stats.norm.isf(alpha / 2) + stats.norm.ppf(power)
+        z = norm_isf(alpha / 2) + norm_ppf(power)
         need_c = n_c * (z * se / mde) ** 2
         method = "normal approximation n = (z_{1-a/2} + z_power)^2 (v_t + v_c) / mde^2, scaled from the current n"
     return _estimate(
@@ -713,7 +712,7 @@ def days_to_show_margin(
         if not math.isfinite(factor):
             return DaysEstimate(None, None, math.nan, units_now, math.nan, method, words)
         return _estimate(factor, days_elapsed, units_now, method, words)
-    need_se = (margin - worse) / stats.norm.isf(alpha / 2)
+    need_se = (margin - worse) / norm_isf(alpha / 2)
     return _estimate((se / need_se) ** 2, days_elapsed, units_now, method, words)
 
 

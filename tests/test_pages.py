@@ -391,7 +391,7 @@ def test_charts_are_svg_unless_the_png_is_lighter():
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from abkit.readout.render import chart_image, configure_matplotlib, figure_data_uri
+    from abkit.readout.render import SVG_MAX_MARKS, chart_image, chart_marks, configure_matplotlib, figure_data_uri
 
     configure_matplotlib()
     fig, ax = plt.subplots(figsize=(8.6, 3.4))
@@ -411,4 +411,31 @@ def test_charts_are_svg_unless_the_png_is_lighter():
     rng = np.random.default_rng(0)
     ax2.scatter(rng.random(20_000), rng.random(20_000), s=2)
     assert chart_image(fig2, "dots")["src"].startswith("data:image/png;base64,")
+    # each chart is drawn once, in the format chosen from its marks before drawing
+    assert chart_marks(fig) < SVG_MAX_MARKS < 20_000 <= chart_marks(fig2)
+    saved = []
+    for f in (fig, fig2):
+        f.savefig = lambda *a, _save=f.savefig, **k: saved.append(k.get("format")) or _save(*a, **k)
+        chart_image(f, "once")
+    assert saved == ["svg", "png"]
+    plt.close("all")
+
+
+def test_chart_format_can_be_set_for_a_run(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    import pytest
+
+    from abkit.readout.render import chart_image
+
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 3])
+    monkeypatch.setenv("ABKIT_CHART_FORMAT", "png")  # e.g. for mail clients that show no SVG
+    assert chart_image(fig, "a line")["src"].startswith("data:image/png;base64,")
+    assert chart_image(fig, "a line", "svg")["src"].startswith("data:image/svg+xml;base64,")  # an explicit format wins
+    monkeypatch.setenv("ABKIT_CHART_FORMAT", "gif")
+    with pytest.raises(ValueError, match="ABKIT_CHART_FORMAT"):
+        chart_image(fig, "a line")
     plt.close("all")

@@ -217,8 +217,8 @@ def test_the_programme_page_shows_the_numbers_the_library_computes(store):
     assert rr["experiments"] == 2 and rr["shrunk_total"] != rr["shrunk_total"]  # NaN
     assert "Too few experiments (2) to correct for the winner's curse: it needs at least 4" in words
     assert "not computed: 2 experiments on refund_rate, the correction needs at least 4" in words
-    # the forest plots, embedded and described
-    imgs = re.findall(r'<img src="(data:image/png;base64,[^"]+)" alt="([^"]+)"', text)
+    # the forest plots (KPIs with two or more shipped experiments), embedded as vector charts and described
+    imgs = re.findall(r'<img src="(data:image/svg\+xml;base64,[^"]+)" alt="([^"]+)"', text)
     assert len(imgs) == 2 and all(len(src) > 5000 for src, _ in imgs)
     assert "as measured (grey) and corrected for the winner&#39;s curse (blue)" in imgs[0][1]
     assert "Why two numbers." in words and "csat" in words  # the other metrics' table

@@ -210,7 +210,10 @@ def test_readout_pdf_keeps_the_verdict_on_page_one_and_charts_whole(tmp_path):
     spec = _spec(
         tmp_path / "label.yaml", _data(tmp_path / "a.parquet", seed=4, effect=0.6), "Label in the app", "Returns team"
     )
-    done = _cli("readout", spec, "--out", tmp_path / "out", "--no-progress", "--pdf", cwd=tmp_path)
+    # Charts as PNG: where the pages break is the figures' CSS, the same for either format, and raster images
+    # are what pdfimages can see (an SVG chart prints as vector paths; the default, checked in test_pages.py).
+    env = {**os.environ, "ABKIT_CHART_FORMAT": "png"}
+    done = _cli("readout", spec, "--out", tmp_path / "out", "--no-progress", "--pdf", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     folder = tmp_path / "out" / "label"
     pdf = folder / "readout.pdf"

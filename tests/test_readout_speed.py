@@ -37,7 +37,7 @@ def test_the_kernel_manager_starts_kernels_with_the_limits(monkeypatch):
         seen.update(kw)
 
     monkeypatch.setattr(manager_class.__mro__[1], "_async_launch_kernel", launch)
-    monkeypatch.setattr(runner, "warm_imports", lambda: None)
+    monkeypatch.setattr(runner, "warm_imports", lambda **kw: None)
     cfg = runner._kernel_config(None, None, blas_threads=1)
     manager = manager_class(config=cfg)
     assert manager.blas_threads == 1
@@ -95,3 +95,46 @@ def test_lazy_names_of_the_package_resolve():
     assert {"analyze", "moments", "ExperimentResult", "analyze_segments"} <= set(dir(abkit))
     for name in abkit.__all__:
         assert getattr(abkit, name) is not None
+
+
+def test_an_ab_readout_does_not_load_scipy_stats(tmp_path):
+    # The A/B readout's statistics use abkit.stats.distributions (scipy.special): loading scipy.stats costs
+    # each kernel about 0.4 s of CPU. The notebook's code, run in a fresh process, must not load it.
+    import subprocess
+    import sys
+
+    import nbformat
+
+    nb = nbformat.read(ROOT / "templates" / "ab_readout.ipynb", as_version=4)
+    cells = [
+        "\n".join(ln for ln in c.source.splitlines() if not ln.startswith("%"))
+        for c in nb.cells
+        if c.cell_type == "code"
+    ]
+    code = "import matplotlib\nmatplotlib.use('Agg')\n" + "\n".join(cells)
+    code = code.replace('spec_path = ""', f"spec_path = {str(ROOT / 'specs' / 'instant_refunds.yaml')!r}", 1)
+    code += "\nimport sys\nprint('LOADED', sorted(m for m in ('scipy.stats', 'scipy.optimize') if m in sys.modules))\n"
+    script = tmp_path / "readout.py"
+    script.write_text(code)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
+def test_the_warm_up_compiles_the_exporter_the_export_uses(tmp_path):
+    import nbformat
+
+    runner._warm_up()
+    key = str(runner.html_template_dir(None))
+    exporter = runner._EXPORTERS[key]
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "x", outputs=[nbformat.v4.new_output("display_data", data={"text/html": "<p>a <b>verdict</b></p>"})]
+        )
+    )
+    path = tmp_path / "readout.ipynb"
+    nbformat.write(nb, path)
+    page = runner.export_html(path, tmp_path / "readout.html", title="Label <test>").read_text(encoding="utf-8")
+    assert runner._EXPORTERS[key] is exporter  # the warmed exporter, not a new one
+    assert "<p>a <b>verdict</b></p>" in page and "Label &lt;test&gt;" in page and ">x<" not in page  # code hidden

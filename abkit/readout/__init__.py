@@ -18,7 +18,18 @@
 
 from __future__ import annotations
 
-from . import render
-from .runner import ReadoutOutcome, export_html, run_readouts, slugify, validate_specs
+import importlib
 
 __all__ = ["ReadoutOutcome", "export_html", "render", "run_readouts", "slugify", "validate_specs"]
+
+_FROM_RUNNER = ("ReadoutOutcome", "export_html", "run_readouts", "slugify", "validate_specs")
+
+
+def __getattr__(name: str):
+    # Loaded on first use: the runner starts its kernels before it loads the page code (pandas, matplotlib,
+    # the verdict's statistics), and `abkit readout` should not pay for the A/B sections' module up front.
+    if name == "render":
+        return importlib.import_module(".render", __name__)
+    if name in _FROM_RUNNER:
+        return getattr(importlib.import_module(".runner", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -38,13 +38,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..analysis import analyze, moments
 from ..errors import AbkitError
 from ..maturity import maturity, parse_window, window_text
 from ..metrics import Mean
 from ..results import ExperimentResult
+from ..stats.distributions import chi2_sf
 from ..verdict import BALANCE_ALARM, DaysEstimate, days_to_detect
 
 __all__ = [
@@ -143,7 +143,7 @@ def balance(spec, data=None) -> Balance:
             dk = diff[keep]
             stat = float(dk @ np.linalg.pinv(Sk, hermitian=True) @ dk)
             df = int(np.linalg.matrix_rank(Sk, hermitian=True))
-            p = float(stats.chi2.sf(stat, df)) if df > 0 else math.nan
+            p = float(chi2_sf(stat, df)) if df > 0 else math.nan
         else:
             stat, df, p = 0.0, 0, math.nan
         joint.append({"variant": arm, "chi2": stat, "df": df, "p_value": p})

@@ -39,6 +39,7 @@ from markupsafe import Markup
 from ..business_impact import ImpactSpec, YearlyImpact, impact_of, yearly_impact
 from ..formatting import ABSOLUTE, POINTS, change_scale, format_number, format_pct, p_text
 from ..verdict import ci_label, guardrail_status, p_label
+from .files import SUMMARY_NAME
 from .pages import render_page
 
 __all__ = [
@@ -53,8 +54,6 @@ __all__ = [
     "ArmImpact",
     "SUMMARY_NAME",
 ]
-
-SUMMARY_NAME = "summary.md"
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,18 @@ a time (``--jobs 1``) changes nothing.
 
 While a kernel starts and runs its notebook, the runner's own process waits;
 :func:`warm_imports` uses that time to import what the runner needs only
-after the kernel, nbconvert for the HTML export (about 0.3 s of CPU), in a
-background thread, so that on a machine with a free core it is off the
-readout's critical path. (The index page's imports, pandas and scipy.stats
-through the page code, stay before the kernels start: a Ctrl-C must be able
-to write the index at once.)
+after the kernel, in a background thread, so that on a machine with a free
+core it is off the readout's critical path: nbconvert for the HTML export
+(about 0.3 s of CPU) and the page code of summary.md, the store's rows,
+history.html and the index and programme pages (the verdict's wording,
+matplotlib for the programme page's forest plots: about 0.8 s). The runner
+imports them where it uses them, so a Ctrl-C that comes before the warm-up
+is done waits for it (an import in progress in another thread is finished,
+not repeated) and still writes the index. After the imports it compiles what
+the first export and the first pages compile (nbconvert's and the pages'
+Jinja2 templates, the CSS selectors nbconvert's HTML clean-up uses: about
+0.5 s of a readout's first export, measured), through the runner's
+``warm_up`` callable.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 __all__ = ["THREAD_VARIABLES", "WARM_MODULES", "kernel_environment", "threads_per_kernel", "warm_imports"]
 
@@ -60,25 +67,38 @@ def kernel_environment(env: Mapping[str, str] | None, threads: int | None) -> di
     return out
 
 
-WARM_MODULES = ("nbconvert.exporters.html",)
+WARM_MODULES = (
+    "nbconvert.exporters.html",
+    "abkit.readout.digest",
+    "abkit.readout.records",
+    "abkit.readout.programme_pages",
+    "abkit.portfolio",
+    "matplotlib.figure",
+)
 _WARMING: list[threading.Thread] = []
 _WARM_LOCK = threading.Lock()
 
 
-def _import_quietly(names) -> None:
+def _warm_quietly(names, then) -> None:
     for name in names:
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001, S112 - a warm-up only; the real import reports any problem later
             continue
+    if then is not None:
+        try:
+            then()
+        except Exception:  # noqa: BLE001, S110 - a warm-up only; the real call reports any problem later
+            pass
 
 
-def warm_imports(names=WARM_MODULES) -> threading.Thread:
-    """Import ``names`` in one daemon thread (started once per process); returns the thread."""
+def warm_imports(names=WARM_MODULES, then: Callable[[], object] | None = None) -> threading.Thread:
+    """Import ``names``, then call ``then`` (first-use work: compiling templates), in one daemon thread
+    started once per process; returns the thread."""
     with _WARM_LOCK:
         if not _WARMING:
             thread = threading.Thread(
-                target=_import_quietly, args=(tuple(names),), name="abkit-warm-imports", daemon=True
+                target=_warm_quietly, args=(tuple(names), then), name="abkit-warm-imports", daemon=True
             )
             thread.start()
             _WARMING.append(thread)

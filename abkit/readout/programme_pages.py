@@ -42,7 +42,7 @@ from ..business_impact import impact_sentence
 from ..errors import StoreError
 from ..formatting import POINTS, RELATIVE, RELATIVE_TO_SIZE, format_pct, p_text, signed_interval
 from ..verdict import COLOURS
-from .files import atomic_write_text
+from .files import HISTORY_NAME, INDEX_NAME, PAGES_LOCK_NAME, PROGRAMME_NAME, atomic_write_text
 from .pages import render_page
 from .templates import html_template_dir
 
@@ -58,10 +58,6 @@ __all__ = [
     "PAGES_LOCK_NAME",
 ]
 
-INDEX_NAME = "index.html"
-PROGRAMME_NAME = "programme.html"
-HISTORY_NAME = "history.html"
-PAGES_LOCK_NAME = ".abkit-pages.lock"
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 KIND_WORDS = {"ab": "A/B test", "did": "Rollout (DiD)", "synthetic": "One-market launch", "power": "Power plan"}
@@ -465,19 +461,37 @@ def _business(row, level: float, which: str) -> str | None:
     )
 
 
-def _forest_png(rows: pd.DataFrame, metric: str, level: float, prior_mean) -> str | None:
-    """The forest plot of a KPI's shipped experiments (raw and shrunk) as a PNG data URI."""
-    if rows.empty:
+PAGE_TEMPLATES = ("index.html.j2", "programme.html.j2", "history.html.j2")
+
+
+def compile_templates() -> None:
+    """Compile the store pages' templates ahead of their first use (the runner does it while a kernel works)."""
+    from .._html import environment
+
+    env = environment()
+    for name in PAGE_TEMPLATES:
+        env.get_template(name)
+
+
+FOREST_MIN_ROWS = 2
+"""A KPI's forest plot is drawn from this many shipped experiments: one experiment's interval is already
+in the table below the plot, and a chart of one row says nothing more."""
+
+
+def _forest_chart(rows: pd.DataFrame, metric: str, level: float, prior_mean) -> dict | None:
+    """The forest plot of a KPI's shipped experiments (raw and shrunk) for the page, drawn once
+    (:func:`abkit.readout.render.chart_image`); None below :data:`FOREST_MIN_ROWS` experiments."""
+    if len(rows) < FOREST_MIN_ROWS:
         return None
     from matplotlib.figure import Figure
 
     from ..portfolio import plot_forest
-    from .render import figure_data_uri
+    from .render import chart_image
 
     fig = Figure(figsize=(7.5, 0.6 * len(rows) + 1.9), dpi=110)
     ax = fig.subplots()
     plot_forest(rows, ax=ax, level=level, title=metric, prior_mean=prior_mean if _finite(prior_mean) else None)
-    return figure_data_uri(fig)
+    return chart_image(fig, _forest_alt(rows, metric, level))
 
 
 def _forest_alt(rows: pd.DataFrame, metric: str, level: float) -> str:
@@ -532,7 +546,7 @@ def _kpi_context(row: dict, exp: pd.DataFrame, excluded: pd.DataFrame, level: fl
                 else None,
             }
         )
-    png = _forest_png(shipped, metric, level, row.get("prior_mean")) if len(shipped) else None
+    chart = _forest_chart(shipped, metric, level, row.get("prior_mean"))
     return {
         "metric": metric,
         "better": _text(row.get("better")) or "n/a",
@@ -559,8 +573,7 @@ def _kpi_context(row: dict, exp: pd.DataFrame, excluded: pd.DataFrame, level: fl
         "business_naive": _business(row, level, "naive") if n_ship else None,
         "business_shrunk": _business(row, level, "shrunk") if n_ship else None,
         "business_of": int(row["impact_experiments"]) if _finite(row.get("impact_experiments")) else 0,
-        "png": png,
-        "alt": _forest_alt(shipped, metric, level) if png else None,
+        "chart": chart,
         "rows": experiments,
         "left_out": [
             {"reason": reason, "count": int(count)} for reason, count in left.groupby("reason").size().items()

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import json
 import os
 import re
@@ -80,7 +81,7 @@ from types import SimpleNamespace
 from .. import store
 from ..errors import AbkitError, ReadoutError, SpecError
 from ..spec import AnySpec, load_spec
-from . import digest, programme_pages, records
+from .files import HISTORY_NAME, INDEX_NAME, PROGRAMME_NAME, SUMMARY_NAME
 from .files import atomic_write_text as _atomic_write_text
 from .kernels import kernel_environment, threads_per_kernel, warm_imports
 from .pages import TEMPLATES_ENV
@@ -109,10 +110,6 @@ HTML_TEMPLATE_NAME = "abkit"
 NOTEBOOK_NAME = "readout.ipynb"
 HTML_NAME = "readout.html"
 ERROR_NAME = "error.txt"
-SUMMARY_NAME = digest.SUMMARY_NAME
-HISTORY_NAME = programme_pages.HISTORY_NAME
-INDEX_NAME = programme_pages.INDEX_NAME
-PROGRAMME_NAME = programme_pages.PROGRAMME_NAME
 OWNER_NAME = ".abkit-experiment.json"  # which experiment owns a folder
 LOCK_NAME = ".abkit.lock"  # held while a readout of the folder runs
 #: Files abkit writes into an experiment's folder (anything else there is the user's).
@@ -346,6 +343,33 @@ def validate_specs(spec_paths: Iterable[str | os.PathLike]) -> list[tuple[Path, 
 
 
 # --------------------------------------------------------------------------- one experiment
+_EXPORTERS: dict[str, object] = {}
+_EXPORT_LOCK = threading.Lock()
+
+
+def _page_html(nb, title: str, templates: str | os.PathLike | None = None) -> str:
+    """The readout page of an executed notebook ``nb``: nbconvert's HTMLExporter with the ``abkit`` template.
+
+    One exporter per template folder per process (its Jinja2 templates are compiled once), used by one
+    thread at a time.
+    """
+    from nbconvert import HTMLExporter
+
+    key = str(html_template_dir(templates))
+    with _EXPORT_LOCK:
+        exporter = _EXPORTERS.get(key)
+        if exporter is None:
+            exporter = _EXPORTERS[key] = HTMLExporter(
+                template_name=HTML_TEMPLATE_NAME,
+                extra_template_basedirs=[key],
+                exclude_input=True,
+                exclude_input_prompt=True,
+                exclude_output_prompt=True,
+            )
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    return body
+
+
 def export_html(
     notebook_path: str | os.PathLike,
     html_path: str | os.PathLike,
@@ -357,20 +381,28 @@ def export_html(
     ``templates``: a folder with your own ``html/abkit`` nbconvert template (default: the shipped one).
     """
     import nbformat
-    from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook_path), as_version=4)
-    exporter = HTMLExporter(
-        template_name=HTML_TEMPLATE_NAME,
-        extra_template_basedirs=[str(html_template_dir(templates))],
-        exclude_input=True,
-        exclude_input_prompt=True,
-        exclude_output_prompt=True,
-    )
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     html_path = Path(html_path)
-    _atomic_write_text(html_path, body)
+    _atomic_write_text(html_path, _page_html(nb, title, templates))
     return html_path
+
+
+def _warm_up(templates: str | None = None) -> None:
+    """What the first page of a run compiles, done while the first kernel works (see
+    :mod:`abkit.readout.kernels`): the exporter's templates and CSS selectors, the store pages' templates."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            outputs=[nbformat.v4.new_output("display_data", data={"text/html": '<img src="data:," alt="">'})]
+        )
+    )
+    _page_html(nb, "warm-up", templates or None)
+    from . import programme_pages
+
+    programme_pages.compile_templates()
 
 
 def _read_summary(notebook_path: Path) -> dict | None:
@@ -436,7 +468,8 @@ def _kernel_manager_class():
                     with open(self.stderr_path, "ab") as fh:  # the child keeps its own copy of the descriptor
                         kw["stderr"] = fh
                         await super()._async_launch_kernel(kernel_cmd, **kw)
-                warm_imports()  # the HTML export's imports, while the kernel works
+                # the page code's imports and first-use compiling, while the kernel works
+                warm_imports(then=functools.partial(_warm_up, self.templates or None))
                 proc = getattr(self.provisioner, "process", None)
                 if proc is not None:
                     with _KERNELS_LOCK:
@@ -458,6 +491,11 @@ def _kernel_config(
     from traitlets.config import Config
 
     cfg = Config()
+    # Once the last cell has run, every output is in the notebook and the kernel has nothing left to do:
+    # it is stopped at once instead of being asked to exit and waited for (its interpreter's teardown and
+    # IPython's history write took 0.3-0.9 s of each readout, measured). A Spark JVM the notebook started
+    # exits with it (PySpark's gateway ends when its Python parent's pipe closes).
+    cfg.NotebookClient.shutdown_kernel = "immediate"
     if stderr_path is not None or templates is not None:
         cfg.NotebookClient.kernel_manager_class = _kernel_manager_class()
     if stderr_path is not None:
@@ -655,6 +693,8 @@ def _execute(
         if kernel_said:
             text += f"\nThe kernel's own log (last lines):\n{kernel_said}\n"
         _atomic_write_text(error_file, text)
+        from . import digest, records
+
         _atomic_write_text(folder / SUMMARY_NAME, digest.failed_summary_text(spec.name, line, str(error_file)))
         kept = _keep(folder, records.failed_rows(spec, line), run_id, run_time, spec_path, store_timeout, templates)
         return ReadoutOutcome(
@@ -720,6 +760,8 @@ def _after_page(
     templates,
 ) -> dict:
     """What follows a page: summary.md, readout.pdf, the store's rows, history.html (outcome fields)."""
+    from . import digest
+
     html_file = folder / HTML_NAME
     extra: dict = {
         "summary_file": _atomic_write_text(
@@ -748,6 +790,8 @@ def _after_page(
 
 def _keep(folder: Path, rows, run_id: str, run_time, spec_path, timeout: float, templates) -> dict:
     """Record ``rows`` in the store of ``folder``'s parent, then write the experiment's history page."""
+    from . import programme_pages
+
     try:
         n = store.record(
             folder.parent,
@@ -824,6 +868,8 @@ def write_pages(
 ) -> Path:
     """``index.html`` and ``programme.html`` of ``out_dir`` from its results store (see
     :func:`abkit.readout.programme_pages.write_pages`); returns the index's path."""
+    from . import programme_pages
+
     index, _, _ = programme_pages.write_pages(Path(out_dir), outcomes, timeout=timeout, templates=templates)
     return index
 

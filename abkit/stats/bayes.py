@@ -53,9 +53,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from ..errors import AbkitError
+from .distributions import norm_cdf, norm_isf, norm_pdf, norm_sf
 
 __all__ = [
     "NormalPrior",
@@ -132,7 +132,7 @@ def prob_better(mean, sd, better: str = "higher"):
     mean, sd = np.asarray(mean, dtype=np.float64), np.asarray(sd, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = g * mean / sd
-    return np.where(sd == 0.0, np.where(g * mean > 0, 1.0, np.where(mean == 0, 0.5, 0.0)), stats.norm.cdf(z))
+    return np.where(sd == 0.0, np.where(g * mean > 0, 1.0, np.where(mean == 0, 0.5, 0.0)), norm_cdf(z))
 
 
 def expected_loss(mean, sd, better: str = "higher", choose: str = "treatment"):
@@ -150,7 +150,7 @@ def expected_loss(mean, sd, better: str = "higher", choose: str = "treatment"):
     s = np.asarray(sd, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = mu / s
-        loss = s * stats.norm.pdf(z) - mu * stats.norm.sf(z)
+        loss = s * norm_pdf(z) - mu * norm_sf(z)
     return np.where(s == 0.0, np.maximum(-mu, 0.0), loss)
 
 
@@ -202,7 +202,7 @@ def add_bayes_columns(rows, prior: NormalPrior, alpha: float = 0.05) -> list[dic
     interval (``rel_ci_*_fixed`` of a sequential row, else ``rel_ci_*``) is
     unbounded gets NaN columns (module docstring: no reading near zero).
     """
-    z = stats.norm.isf(alpha / 2.0)
+    z = norm_isf(alpha / 2.0)
     out = []
     for r in rows:
         r = dict(r)

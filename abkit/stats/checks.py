@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from ..errors import AbkitError
+from .distributions import chi2_sf
 
 __all__ = ["SRMResult", "srm_test", "SRM_ALARM"]
 
@@ -97,5 +97,5 @@ def srm_test(observed: Mapping, allocation=None, threshold: float = SRM_ALARM) -
     expected = counts.sum() * shares
     chi2 = float(np.sum((counts - expected) ** 2 / expected))
     df = len(arms) - 1
-    p = float(stats.chi2.sf(chi2, df))
+    p = float(chi2_sf(chi2, df))
     return SRMResult(arms, tuple(int(c) for c in counts), tuple(float(s) for s in shares), chi2, df, p, threshold)

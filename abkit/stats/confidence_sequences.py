@@ -100,7 +100,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import optimize
 
 from ..errors import AbkitError
 from .two_sample import fieller_relative
@@ -141,6 +140,8 @@ def optimal_mixing_ratio(alpha: float = 0.05) -> float:
     ``x`` with slope below 1, so the fixed point is unique.
     """
     alpha = _check_alpha(alpha)
+    from scipy import optimize  # loaded when a sequential design is planned
+
     c = 2.0 * np.log(1.0 / alpha)
     return float(optimize.brentq(lambda x: np.log1p(x) + c - x, c, 10.0 * c + 10.0, xtol=1e-14))
 

@@ -83,9 +83,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from ..errors import AbkitError, DataError
+from .distributions import norm_isf, norm_sf
 from .two_sample import fieller_relative
 
 __all__ = [
@@ -238,7 +238,7 @@ def quantile_delta(values, q: float, clusters=None, alpha: float = 0.05) -> Quan
     support, fmid, _ = mid_support(np.sort(values))
     value = float(np.interp(q, fmid, support))
     sigma = np.sqrt(cluster_score_variance(mid_cdf_scores(values, support, value), codes, n_units))
-    z = stats.norm.isf(alpha / 2.0)
+    z = norm_isf(alpha / 2.0)
     lo_p, hi_p = max(q - z * sigma, 0.0), min(q + z * sigma, 1.0)
     lo, hi = np.interp([lo_p, hi_p], fmid, support)
     # The half-length over the probability span actually used (the span is
@@ -354,7 +354,7 @@ def quantile_bootstrap(
     se = float(draws.std(ddof=1))
     if not se > 0.0:
         raise _no_spread(values, support, fmid, q, value)
-    z = stats.norm.isf(alpha / 2.0)
+    z = norm_isf(alpha / 2.0)
     est = QuantileEstimate(
         q=float(q),
         value=value,
@@ -370,12 +370,12 @@ def quantile_bootstrap(
 def difference(treatment: QuantileEstimate, control: QuantileEstimate, alpha: float = 0.05) -> dict:
     """Absolute and relative effect of independent arms, normal CIs (Fieller's for the relative effect),
     two-sided p-value (``norm.sf``)."""
-    z = stats.norm.isf(alpha / 2.0)
+    z = norm_isf(alpha / 2.0)
     qt, qc = treatment.value, control.value
     effect = qt - qc
     se = float(np.hypot(treatment.se, control.se))
     if se > 0:
-        p = float(min(2.0 * stats.norm.sf(abs(effect) / se), 1.0))
+        p = float(min(2.0 * norm_sf(abs(effect) / se), 1.0))
     else:
         p = 1.0 if effect == 0 else 0.0
     if qc != 0.0:

@@ -115,9 +115,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from scipy import stats
 
 from ..errors import AbkitError, DataError
+from .distributions import norm_isf, norm_sf
 
 __all__ = [
     "EventTable",
@@ -310,7 +310,7 @@ def survival_band(S, var, alpha: float = 0.05, transform: str = "log-log") -> tu
         raise AbkitError(f"transform={transform!r} is not known; use one of {', '.join(TRANSFORMS)}")
     S = np.asarray(S, dtype=np.float64)
     sd = np.sqrt(np.maximum(np.asarray(var, dtype=np.float64), 0.0))
-    z = stats.norm.isf(alpha / 2.0)
+    z = norm_isf(alpha / 2.0)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if transform == "linear":
             lo, hi = S - z * sd, S + z * sd
@@ -509,7 +509,7 @@ def quantile_time(
     reached = np.flatnonzero(S <= 1.0 - q)
     value = float(t[reached[0]]) if reached.size else np.nan
     g, gprime = _transform(transform)
-    z = stats.norm.isf(alpha / 2.0)
+    z = norm_isf(alpha / 2.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = (g(S) - g(1.0 - q)) / (gprime(S) * np.sqrt(var))
     inside = np.flatnonzero(np.abs(r) <= z)
@@ -525,13 +525,13 @@ def difference(treatment: Estimate, control: Estimate, alpha: float = 0.05) -> d
     """Difference of two independent estimates with a normal interval and two-sided p-value."""
     effect = treatment.value - control.value
     se = float(np.sqrt(treatment.variance + control.variance))
-    z = stats.norm.isf(alpha / 2.0)
+    z = norm_isf(alpha / 2.0)
     if not np.isfinite(se):
         p = lo = hi = np.nan
     elif se == 0.0:
         p, lo, hi = (1.0 if effect == 0 else 0.0), effect, effect
     else:
-        p = float(2.0 * stats.norm.sf(abs(effect) / se))
+        p = float(2.0 * norm_sf(abs(effect) / se))
         lo, hi = effect - z * se, effect + z * se
     return {"effect": float(effect), "se": se, "ci_lower": float(lo), "ci_upper": float(hi), "p_value": p}
 
@@ -542,8 +542,8 @@ def log_ratio(treatment: Estimate, control: Estimate, alpha: float = 0.05) -> di
         return {"ratio": np.nan, "ci_lower": np.nan, "ci_upper": np.nan, "p_value": np.nan, "se_log": np.nan}
     log_r = np.log(treatment.value / control.value)
     se = float(np.sqrt(treatment.variance / treatment.value**2 + control.variance / control.value**2))
-    z = stats.norm.isf(alpha / 2.0)
-    p = float(2.0 * stats.norm.sf(abs(log_r) / se)) if se > 0 else (1.0 if log_r == 0 else 0.0)
+    z = norm_isf(alpha / 2.0)
+    p = float(2.0 * norm_sf(abs(log_r) / se)) if se > 0 else (1.0 if log_r == 0 else 0.0)
     return {
         "ratio": float(np.exp(log_r)),
         "ci_lower": float(np.exp(log_r - z * se)),

@@ -101,10 +101,11 @@ and iterated to a relative precision of 1e-12.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from ..errors import AbkitError
 from .design_effects import _cluster, comparison_alpha
+from .distributions import nct_sf, t_isf
 from .power_inputs import (
     _arr,
     _check_alternative,
@@ -130,10 +131,10 @@ def t_power(noncentrality, df, alpha, tails: int = 2):
     ``P(T_{df,-lambda} > t)`` by symmetry), so no cancellation or NaN.
     """
     nc, df, alpha = (np.asarray(a, dtype=np.float64) for a in (noncentrality, df, alpha))
-    crit = stats.t.isf(alpha / tails, df)
-    p = stats.nct.sf(crit, df, nc)
+    crit = t_isf(alpha / tails, df)
+    p = nct_sf(crit, df, nc)
     if tails == 2:
-        p = p + stats.nct.sf(crit, df, -nc)
+        p = p + nct_sf(crit, df, -nc)
     return p
 
 
@@ -201,7 +202,7 @@ def _solve_nc_t(df, alpha_c, power, tails):
 
     # Start from lambda ~ t_crit + z_power sqrt(1 + t_crit^2 / (2 df)) (the normal
     # approximation to the noncentral t) and bracket it tightly.
-    crit = stats.t.isf(alpha_c / tails, df)
+    crit = t_isf(alpha_c / tails, df)
     guess = crit + special.ndtri(power) * np.sqrt(1.0 + crit * crit / (2.0 * df))
     lo = np.maximum(guess - 0.02 * (1.0 + 10.0 / df), 0.0)
     f_lo = f(lo, np.arange(df.size))
