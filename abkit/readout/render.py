@@ -250,14 +250,14 @@ def chart_marks(fig) -> int:
     marks = 0
     for artist in fig.findobj(lambda a: isinstance(a, (Line2D, Collection, Patch)) and a.get_visible()):
         if isinstance(artist, Line2D):
-            marks += len(artist.get_xdata())
+            marks += np.size(artist.get_xdata())
         elif isinstance(artist, Collection):
-            vertices = [len(path.vertices) for path in artist.get_paths()]
-            offsets = len(artist.get_offsets())
+            vertices = [len(np.asarray(path.vertices)) for path in artist.get_paths()]
+            offsets = len(np.atleast_2d(artist.get_offsets()))
             marks += max(offsets, len(vertices)) * (max(vertices) if vertices else 1) if offsets else sum(vertices)
         else:
             marks += len(artist.get_path().vertices)
-    return marks
+    return int(marks)
 
 
 def chart_image(fig, alt: str, fmt: str | None = None) -> dict:

@@ -77,6 +77,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 from .. import store
 from ..errors import AbkitError, ReadoutError, SpecError
@@ -343,7 +344,7 @@ def validate_specs(spec_paths: Iterable[str | os.PathLike]) -> list[tuple[Path, 
 
 
 # --------------------------------------------------------------------------- one experiment
-_EXPORTERS: dict[str, object] = {}
+_EXPORTERS: dict[str, Any] = {}  # nbconvert HTMLExporter per template folder
 _EXPORT_LOCK = threading.Lock()
 
 
