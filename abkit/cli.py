@@ -258,7 +258,7 @@ def _validate(args) -> int:
     from .readout.runner import validate_specs
 
     for path, spec in validate_specs(args.specs):
-        what = "outcomes" if spec.kind == "did" else "metrics"
+        what = "outcomes" if spec.kind in ("did", "synthetic") else "metrics"  # panels: outcome + secondary
         data = printable(spec.data_label) + (
             " (columns checked when the analysis runs)"
             if isinstance(spec.data, TableRef) and spec.data.engine == "spark"
