@@ -254,14 +254,14 @@ def test_a_wrong_impact_block_is_refused_with_the_key_and_the_fix(tmp_path, line
     assert f"{where}:" in message and words in message, message
 
 
-def test_the_json_schema_describes_impact_for_ab_and_rollout_specs_only():
+def test_the_json_schema_describes_impact_for_ab_rollout_and_one_market_specs_only():
     jsonschema = pytest.importorskip("jsonschema")
 
     schema = abkit.spec.spec_json_schema()
     defs = schema["$defs"]
     assert set(defs["ImpactDocument"]["properties"]) == {"volume", "per", "unit", "value", "currency"}
     assert set(defs["ImpactDocument"]["required"]) == {"volume", "unit"}
-    assert "impact" in defs["AbDocument"]["properties"] and "impact" in defs["RolloutDocument"]["properties"]
+    assert all("impact" in defs[d]["properties"] for d in ("AbDocument", "RolloutDocument", "SyntheticDocument"))
     assert "impact" not in defs["PowerDocument"]["properties"]  # a plan has no effect to turn into units
     validator = jsonschema.Draft7Validator(schema)
     doc = {"name": "x", "data": "d.parquet", "metrics": [{"name": "m", "type": "mean", "column": "c", "primary": True}]}

@@ -531,6 +531,32 @@ def test_store_row_and_summary_lines(sample):
     assert lines[3].startswith("Health: pre-launch fit good")
 
 
+def test_a_one_market_launch_in_business_terms_is_the_markets_volume_times_the_effect(sample):
+    """impact: on a synthetic spec: the launched market's yearly volume x the effect against the twin and its
+    interval (the same arithmetic as the A/B and rollout readouts, abkit.business_impact.yearly_impact);
+    nothing without the block, and no number on a poor pre-launch fit (the verdict claims no effect then)."""
+    import dataclasses
+
+    from abkit.readout import digest, records
+
+    r, spec = sample.result, sample.spec
+    assert spec.impact is not None and spec.impact.volume == 1_400_000  # the sample spec declares Germany's orders
+    got = digest.synthetic_impact(spec, r, sample.verdict).impact
+    assert got.change == pytest.approx(1_400_000 * r.estimate, rel=1e-12)
+    assert (got.lower, got.upper) == pytest.approx((1_400_000 * r.ci_lower, 1_400_000 * r.ci_upper), rel=1e-12)
+    assert got.money == pytest.approx(-4.50 * 1_400_000 * r.estimate, rel=1e-12)  # fewer contacts: a saving
+    lines = digest.synthetic_lines(spec, sample.verdict, r)
+    assert "fewer contacts a year" in lines[1] and "EUR" in lines[1]
+    (row,) = records.synthetic_rows(spec, sample.verdict, r)
+    assert row["impact_volume"] == 1_400_000 and row["impact_unit"] == "contacts"  # the programme page's input
+    plain = dataclasses.replace(spec, impact=None)
+    assert digest.synthetic_impact(plain, r, sample.verdict) is None
+    assert "a year" not in digest.synthetic_lines(plain, sample.verdict, r)[1]
+    poor = dataclasses.replace(r, fit_quality="poor")
+    assert digest.synthetic_impact(spec, poor).impact is None and "poor fit" in digest.synthetic_impact(spec, poor).why
+    assert SyntheticSpec.from_dict(spec.to_dict()) == spec  # the block survives the dict form
+
+
 def test_hostile_names_are_text(project):
     spec = dict(SYN, name=XSS, description=XSS, hypothesis=XSS, owner=XSS)
     spec["outcome"] = dict(SYN["outcome"], name=XSS)

@@ -49,6 +49,7 @@ __all__ = [
     "summary_text",
     "failed_summary_text",
     "ab_impacts",
+    "synthetic_impact",
     "rollout_impact",
     "impact_html",
     "ArmImpact",
@@ -125,6 +126,32 @@ def rollout_impact(spec, main, verdict=None) -> ArmImpact | None:
         return ArmImpact("rollout", None, "not computed: the effect has no finite interval")
     change, lo, hi = (float(base) * float(x) for x in rel)
     return ArmImpact("rollout", yearly_impact(change, lo, hi, impact, better=main.better, level=1.0 - main.alpha))
+
+
+def synthetic_impact(spec, result, verdict=None) -> ArmImpact | None:
+    """A one-market launch's primary effect in units (and money) a year; None without ``impact:``.
+
+    ``result`` is an :class:`abkit.did.SyntheticResult`: its estimate and interval are the average
+    change of the outcome in the launched market against its synthetic twin, in the outcome's own units
+    per ``per`` (e.g. contacts per order), so the yearly change is ``volume * [estimate, CI]`` with the
+    launched market's own volume. Not computed for an Invalid readout, nor on a poor pre-launch fit (the
+    verdict claims no effect then).
+    """
+    impact = _impact_spec(spec)
+    if impact is None:
+        return None
+    if verdict is not None and verdict.label == "Invalid":
+        return ArmImpact("launch", None, "not computed: the readout is Invalid, so its numbers cannot be trusted")
+    if getattr(result, "fit_quality", None) == "poor":
+        return ArmImpact(
+            "launch", None, "not computed: the synthetic twin did not track the market before launch (poor fit)"
+        )
+    est = (result.estimate, result.ci_lower, result.ci_upper)
+    if not all(_finite(x) for x in est):
+        return ArmImpact("launch", None, "not computed: the effect has no finite interval")
+    change, lo, hi = (float(x) for x in est)
+    better = spec.outcome.better
+    return ArmImpact("launch", yearly_impact(change, lo, hi, impact, better=better, level=1.0 - result.alpha))
 
 
 def impact_html(spec, impacts: Sequence[ArmImpact] | ArmImpact | None) -> Markup:
@@ -300,10 +327,14 @@ def synthetic_lines(spec, verdict, result) -> list[str]:
             f"{format_number(result.estimate)} ({level} {format_number(result.ci_lower)} to "
             f"{format_number(result.ci_upper)})"
         )
-    lines.append(
+    effect = (
         f"Primary outcome {result.outcome} in {launched} against its synthetic twin: {size}, "
-        f"{p_text(result.p_value)} ({result.method}, {result.inference} inference)."
+        f"{p_text(result.p_value)} ({result.method}, {result.inference} inference)"
     )
+    impact = synthetic_impact(spec, result, verdict)
+    if impact is not None and impact.impact is not None:
+        effect += f"; {impact.sentence()}"
+    lines.append(effect + ".")
     lines.append("Guardrails: none (a one-market readout has an outcome, no guardrails).")
     from .rollout import plural
 

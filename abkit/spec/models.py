@@ -1301,6 +1301,10 @@ class SyntheticDocument(_Header):
     )
     seed: Annotated[WholeNumber, Field(ge=0)] = Field(0, examples=[0], description="seed of the replications")
     alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(0.05, examples=[0.05], description="significance level")
+    impact: ImpactDocument | None = Field(
+        None,
+        description=IMPACT_DESCRIPTION + " (the launched market's own volume: the effect is measured there)",
+    )
 
     _launch_column = field_validator("first_treated")(classmethod(_launch_column))
     _distinct_names = field_validator("secondary")(classmethod(_distinct_outcome_names))

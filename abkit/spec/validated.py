@@ -602,7 +602,9 @@ class SyntheticSpec(_Data):
     (default) or ``sc``; ``covariates`` are time-varying columns adjusted for
     as synthdid's ``X``; ``inference`` (None: placebo when there are more
     comparison than launched units, else bootstrap) with ``replications``
-    seeded by ``seed``.
+    seeded by ``seed``. ``impact``: the launched market's yearly volume behind the outcome
+    (:class:`abkit.business_impact.ImpactSpec`; the effect in units and money a year,
+    :func:`abkit.readout.digest.synthetic_impact`).
 
     Example ``specs/refund_tracker_germany.yaml``::
 
@@ -638,6 +640,7 @@ class SyntheticSpec(_Data):
     seed: int = 0
     alpha: float = 0.05
     source: str | None = None
+    impact: ImpactSpec | None = None  # the launched market's yearly volume (impact in business terms)
 
     @property
     def primary(self) -> OutcomeSpec:
@@ -681,6 +684,7 @@ class SyntheticSpec(_Data):
             "seed": self.seed,
             "alpha": self.alpha,
             "source": self.source,
+            "impact": self.impact.to_dict() if self.impact is not None else None,
         }
 
     @classmethod
@@ -940,6 +944,7 @@ def _synthetic(doc: SyntheticDocument, data) -> SyntheticSpec:
         replications=doc.replications,
         seed=doc.seed,
         alpha=doc.alpha,
+        impact=_impact(doc.impact),
     )
 
 
