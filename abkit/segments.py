@@ -143,7 +143,11 @@ class SegmentResult:
                 if np.isfinite(t["Q"])
                 else f"  {t['metric']} [{t['variant']}]: fewer than 2 segments with an estimate"
             )
-        if self.skipped:
+        if self.not_estimable:
+            lines.append(
+                f"  not estimable: {len(self.not_estimable)} segment x metric x arm cell(s) (see not_estimable)"
+            )
+        elif self.skipped:
             lines.append(f"  skipped (too few units): {len(self.skipped)} segment x metric cell(s)")
         return "\n".join(lines)
 
@@ -198,7 +202,13 @@ class SegmentResult:
             for t in self.tests
         ]
         notes = []
-        if self.skipped:
+        if self.not_estimable:
+            cells = "; ".join(
+                f"{' / '.join(str(r[b]) for b in self.by)} ({r['metric']}, {r['variant']}): {r['reason']}"
+                for r in self.not_estimable[:20]
+            )
+            notes.append(f"Not estimable: {cells}" + (" ..." if len(self.not_estimable) > 20 else ""))
+        elif self.skipped:
             cells = ", ".join(f"{s} / {m}" for s, m in self.skipped[:20])
             notes.append(
                 f"Not estimated (an arm has fewer than 2 units): {cells}" + (" ..." if len(self.skipped) > 20 else "")

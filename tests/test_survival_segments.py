@@ -179,6 +179,8 @@ def test_segments_too_small_to_estimate_are_shown_with_the_reason_never_a_number
     }
     assert set(seg.to_frame().market) == {"DE", "FR", "UK", "NL"}  # no number for them
     assert len(seg.heterogeneity()) == 1 and seg.heterogeneity().n_segments.item() == 4
+    assert "Not estimable: AT (ttr, treatment): nobody in arm" in seg._repr_html_()
+    assert "not estimable: 3 segment x metric x arm cell(s)" in seg.summary()
     # in the readout: a row that says so, in the table, not on the chart
     result = abkit.analyze(data, metric())
     shown = ab.segments(_Spec(), "market", result, data=data, metric=metric())
