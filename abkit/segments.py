@@ -106,6 +106,8 @@ class SegmentResult:
     tests: tuple
     segments: tuple
     skipped: tuple = field(default=())
+    not_estimable: tuple = field(default=())
+    no_segment: int = 0
 
     def to_frame(self) -> pd.DataFrame:
         df = pd.DataFrame(list(self.rows))
@@ -141,7 +143,11 @@ class SegmentResult:
                 if np.isfinite(t["Q"])
                 else f"  {t['metric']} [{t['variant']}]: fewer than 2 segments with an estimate"
             )
-        if self.skipped:
+        if self.not_estimable:
+            lines.append(
+                f"  not estimable: {len(self.not_estimable)} segment x metric x arm cell(s) (see not_estimable)"
+            )
+        elif self.skipped:
             lines.append(f"  skipped (too few units): {len(self.skipped)} segment x metric cell(s)")
         return "\n".join(lines)
 
@@ -196,7 +202,13 @@ class SegmentResult:
             for t in self.tests
         ]
         notes = []
-        if self.skipped:
+        if self.not_estimable:
+            cells = "; ".join(
+                f"{' / '.join(str(r[b]) for b in self.by)} ({r['metric']}, {r['variant']}): {r['reason']}"
+                for r in self.not_estimable[:20]
+            )
+            notes.append(f"Not estimable: {cells}" + (" ..." if len(self.not_estimable) > 20 else ""))
+        elif self.skipped:
             cells = ", ".join(f"{s} / {m}" for s, m in self.skipped[:20])
             notes.append(
                 f"Not estimated (an arm has fewer than 2 units): {cells}" + (" ..." if len(self.skipped) > 20 else "")
@@ -240,7 +252,17 @@ def analyze_segments(
     ----------
     data : DataFrame, pyarrow Table, parquet/CSV path, or a MomentSet from
         ``abkit.moments(data, metrics, by=by)``.
-    metrics : moment-based metrics (Mean, Proportion, Ratio, NPS; CUPED/Lin).
+    metrics : moment-based metrics (Mean, Proportion, Ratio, NPS; CUPED/Lin),
+        or time-to-event ones (:class:`abkit.TimeToEvent`, then all of them:
+        ``data`` must be the rows, not moments). A time-to-event metric's
+        segment effect is what :func:`abkit.analyze` reports for it on the
+        segment's rows (restricted-mean difference within the horizon, each
+        arm's pseudo-observations from its own Kaplan-Meier curve in that
+        segment), from one grouped count (:func:`abkit.time_to_event.event_counts_by`);
+        a segment whose arm has fewer than 2 units, no event before the
+        horizon or nobody at risk at it is listed in ``not_estimable`` with
+        the reason (:func:`abkit.time_to_event.estimability`), and ``overall``
+        is :func:`abkit.analyze` on all the rows.
     by : the segment column (``"market"``) or columns (``["market", "new_buyer"]``).
     variant, control, alpha : as in :func:`abkit.analyze`.
     correction : ``"holm"`` (default), ``"bh"`` or ``None``, over every
@@ -257,6 +279,8 @@ def analyze_segments(
     from .analysis import analyze
 
     metrics = check_metrics(metrics)
+    if any(m.kind == "time_to_event" for m in metrics):
+        return _time_to_event_segments(data, metrics, by, variant, control, alpha, correction, allocation)
     by = (by,) if isinstance(by, str) else tuple(by)
     if not by:
         raise AbkitError("by= needs a segment column, e.g. by='market'")
@@ -294,10 +318,7 @@ def analyze_segments(
     if not rows:
         raise DataError(f"no segment of {list(by)} has at least 2 units per arm for any metric")
     overall = analyze(overall_ms, metrics, control=control, alpha=alpha, allocation=allocation)
-    if correction:
-        adjusted = adjust(np.array([r["p_value"] for r in rows]), correction)
-        for r, p in zip(rows, adjusted):
-            r["p_value_adjusted"] = float(p)
+    _adjust_rows(rows, correction)
     tests = []
     for m in metrics:
         for arm in overall.treatments:
@@ -316,4 +337,97 @@ def analyze_segments(
         tests=tuple(tests),
         segments=tuple(segments),
         skipped=tuple(skipped),
+    )
+
+
+def _adjust_rows(rows: list, correction: str | None) -> None:
+    if correction:
+        adjusted = adjust(np.array([r["p_value"] for r in rows]), correction)
+        for r, p in zip(rows, adjusted):
+            r["p_value_adjusted"] = float(p)
+
+
+def _time_to_event_segments(data, metrics, by, variant, control, alpha, correction, allocation) -> SegmentResult:
+    """:func:`analyze_segments` for time-to-event metrics: grouped event counts, then each segment's rows."""
+    from .analysis import analyze
+    from .time_to_event import estimability, event_counts_by, event_rows
+
+    by = (by,) if isinstance(by, str) else tuple(by)
+    if not by:
+        raise AbkitError("by= needs a segment column, e.g. by='market'")
+    if isinstance(correction, str):
+        correction = correction.strip().lower()
+    if correction is not None and correction not in ("holm", "bh"):
+        raise AbkitError(f"correction={correction!r} is not known; use 'holm', 'bh' or None")
+    if isinstance(data, MomentSet):
+        raise AbkitError(
+            "time-to-event metrics have no moments: pass the data itself (a DataFrame, a path, a table), "
+            "not abkit.moments(...)"
+        )
+    other = [m.name for m in metrics if m.kind != "time_to_event"]
+    if other:
+        raise AbkitError(
+            f"analyze_segments takes time-to-event metrics on their own; call it once for {other} and once for "
+            "the time-to-event metric(s)"
+        )
+    overall = analyze(data, metrics, variant=variant, control=control, alpha=alpha, allocation=allocation)
+    treatments = list(overall.treatments)
+    grouped = [event_counts_by(data, m, by, variant) for m in metrics]
+    segments = sorted({v for g in grouped for v in g.counts}, key=_sort_key)
+    rows, skipped, not_estimable = [], [], []
+    for seg in segments:
+        labels = dict(zip(by, seg if isinstance(seg, tuple) else (seg,)))
+        for m, g in zip(metrics, grouped):
+            counts = g.counts.get(seg)
+            arms = {} if counts is None else counts.arms
+            why_control = None if counts is None else estimability(counts, control)
+            ready = []
+            for arm in treatments:
+                why = why_control or (estimability(counts, arm) if counts is not None else "no units")
+                if why is None:
+                    ready.append(arm)
+                    continue
+                not_estimable.append(
+                    {
+                        **labels,
+                        "metric": m.name,
+                        "variant": arm,
+                        "n_control": int(arms[control].units) if control in arms else 0,
+                        "n_treatment": int(arms[arm].units) if arm in arms else 0,
+                        "reason": why,
+                    }
+                )
+                skipped.append((seg, m.name))
+            if ready:
+                out = event_rows(None, m, variant, control, ready, alpha, [control, *ready], counts=counts)
+                rows += [{**labels, **r} for r, _ in out]
+    if not rows:
+        reasons = "; ".join(f"{r[by[0]]} / {r['variant']}: {r['reason']}" for r in not_estimable[:5])
+        raise DataError(f"no segment of {list(by)} has an estimate for {[m.name for m in metrics]} ({reasons})")
+    _adjust_rows(rows, correction)
+    tests = []
+    for m in metrics:
+        for arm in treatments:
+            mine = [r for r in rows if r["metric"] == m.name and r["variant"] == arm]
+            tests.append(
+                {
+                    "metric": m.name,
+                    "variant": arm,
+                    **cochran_q([r["effect"] for r in mine], [r["se"] ** 2 for r in mine]),
+                }
+            )
+    return SegmentResult(
+        rows=tuple(rows),
+        by=by,
+        metrics=tuple(metrics),
+        arms=overall.arms,
+        control=control,
+        alpha=float(alpha),
+        correction=correction,
+        overall=overall,
+        tests=tuple(tests),
+        segments=tuple(segments),
+        skipped=tuple(dict.fromkeys(skipped)),
+        not_estimable=tuple(not_estimable),
+        no_segment=max(g.missing for g in grouped),
     )

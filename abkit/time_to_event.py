@@ -56,7 +56,10 @@ from .stats.two_sample import compare
 __all__ = [
     "EventCounts",
     "ArmEvents",
+    "GroupedEventCounts",
     "event_counts",
+    "event_counts_by",
+    "estimability",
     "event_rows",
     "analyze_time_to_event",
     "TimeToEventResult",
@@ -302,6 +305,27 @@ def _memory_columns(data, metric: TimeToEvent, variant: str, extra: Sequence[str
     }
 
 
+def _unit_codes(metric: TimeToEvent, unit_values, codes: np.ndarray, arm_ok: np.ndarray, by=None) -> np.ndarray:
+    """Codes of the unit column (clustered metrics); a unit in several arms (or ``by`` values) is refused."""
+    unit_codes, uniq = pd.factorize(pd.Series(unit_values), sort=False)
+    if (unit_codes[arm_ok] < 0).any():
+        raise DataError(
+            f"column '{metric.unit}' (the unit of metric '{metric.name}') has missing values; "
+            "every row needs its randomization unit"
+        )
+    checks = [(codes, "arms", f"randomization must be by '{metric.unit}': check unit= and the variant column")]
+    if by is not None:
+        keys, column = by
+        checks.append((keys, f"values of {column}", f"a segment must be a property of the unit '{metric.unit}'"))
+    for key, where, fix in checks:
+        pairs = pd.DataFrame({"u": unit_codes[arm_ok], "a": key[arm_ok]}).drop_duplicates()
+        twice = pairs["u"].duplicated(keep=False)
+        if twice.any():
+            example = uniq[pairs.loc[twice, "u"].iloc[0]]
+            raise DataError(f"unit {example!r} of column '{metric.unit}' appears in several {where}; {fix}")
+    return np.asarray(unit_codes, dtype=np.int64)
+
+
 def _counts_from_arrays(
     metric, variant, codes, labels, T, E, X, unit_values=None, engine="memory", integrity=None
 ) -> EventCounts:
@@ -314,22 +338,7 @@ def _counts_from_arrays(
     times = _times(key, metric)
     p = len(X)
     shift = np.array([float(np.mean(x[ok])) if ok.any() else 0.0 for x in X]) if p else np.zeros(0)
-    unit_codes = None
-    if unit_values is not None:
-        unit_codes, uniq = pd.factorize(pd.Series(unit_values), sort=False)
-        if (unit_codes[arm_ok] < 0).any():
-            raise DataError(
-                f"column '{metric.unit}' (the unit of metric '{metric.name}') has missing values; "
-                "every row needs its randomization unit"
-            )
-        pairs = pd.DataFrame({"u": unit_codes[arm_ok], "a": codes[arm_ok]}).drop_duplicates()
-        twice = pairs["u"].duplicated(keep=False)
-        if twice.any():
-            example = uniq[pairs.loc[twice, "u"].iloc[0]]
-            raise DataError(
-                f"unit {example!r} of column '{metric.unit}' appears in several arms; randomization "
-                f"must be by '{metric.unit}': check unit= and the variant column"
-            )
+    unit_codes = None if unit_values is None else _unit_codes(metric, unit_values, codes, arm_ok)
     arms = {}
     counts = np.bincount(codes[arm_ok], minlength=len(labels))
     for g, label in enumerate(labels):
@@ -390,6 +399,143 @@ def event_counts(data, metric: TimeToEvent, variant: str = "variant", *, check_u
             "a path to a parquet/CSV file, or a DuckDB relation / Spark DataFrame"
         )
     return _lazy_counts(data, metric, variant, check_unit)
+
+
+@dataclass(frozen=True, eq=False)
+class GroupedEventCounts:
+    """:class:`EventCounts` of one metric per value of key column(s) ``by`` (see :func:`event_counts_by`).
+
+    ``counts`` maps each value (a tuple for several columns) to its counts;
+    ``missing`` counts rows with an arm but no value in ``by`` (left out).
+    """
+
+    metric: TimeToEvent
+    by: tuple[str, ...]
+    counts: dict
+    missing: int = 0
+    missing_variant: int = 0
+
+
+def event_counts_by(data, metric: TimeToEvent, by: str | Sequence[str], variant: str = "variant") -> GroupedEventCounts:
+    """Event counts of ``metric`` per value of ``by`` (a segment, an exposure date) and arm, in one pass.
+
+    The same counts as :func:`event_counts` on each value's subset of the
+    rows (same validation, truncation and bins), computed together: the rows
+    are keyed by (value, arm, time) once, ``np.unique`` on that key gives
+    every cell, and one ``bincount`` per quantity gives the events, removals
+    and covariate sums of every cell; covariate means and centred co-moments
+    come from per-group bincounts (two passes, as in memory). Each value's
+    :class:`EventCounts` then holds the cells of its groups (contiguous after
+    the sort). Values' counts are of disjoint sets of units, so they add up
+    (``+``) to the counts of their union, e.g. the units exposed up to a date.
+    Covariate sums are relative to one shift (the mean over all rows), so a
+    value's effects equal those of ``event_counts`` on its subset to rounding.
+
+    Data in an engine (a path, DuckDB, Spark) is read for the needed columns
+    only (the variant, ``by``, the metric's columns) and counted in memory.
+    Clustered metrics (``unit=``): a unit must have one value of ``by``.
+    """
+    if not isinstance(metric, TimeToEvent):
+        raise AbkitError(f"{metric!r} is not a TimeToEvent metric")
+    by = (by,) if isinstance(by, str) else tuple(by)
+    if not by:
+        raise AbkitError("by= needs a key column, e.g. by='market'")
+    need = [variant, *by, *metric.source_columns, *([metric.unit] if metric.unit else [])]
+    if not isinstance(data, (pd.DataFrame, pa.Table, pa.RecordBatch)):
+        from .engines import is_lazy
+
+        if not is_lazy(data):
+            raise DataError(
+                f"cannot read data of type {type(data).__name__}; pass a pandas DataFrame, a pyarrow Table, "
+                "a path to a parquet/CSV file, or a DuckDB relation / Spark DataFrame"
+            )
+        from .sources import read_columns
+
+        data = read_columns(data, list(dict.fromkeys(need)))
+    if isinstance(data, pa.RecordBatch):
+        data = pa.Table.from_batches([data])
+    from .sources import _group_codes
+
+    cols = _memory_columns(data, metric, variant, [*by, *([metric.unit] if metric.unit else [])])
+    codes, labels, T, E, X = cols["codes"], cols["labels"], cols["T"], cols["E"], cols["X"]
+    if len(codes) == 0:
+        raise DataError("the data has no rows (an empty table); check the query or file that produced it")
+    arm_ok = codes >= 0
+    if not arm_ok.any():
+        raise DataError(f"the data has no rows with a value in '{variant}'; check the data and the variant column")
+    keys, key_labels = _group_codes(data, list(by))
+    ok = _check_values(metric, T, E, X, arm_ok)
+    bins, E2 = _truncate(_grid_index(T, metric.resolution), E, metric)
+    times = _times(bins, metric)
+    p = len(X)
+    shift = np.array([float(np.mean(x[ok])) if ok.any() else 0.0 for x in X]) if p else np.zeros(0)
+    unit_codes = None
+    if metric.unit:
+        s = data[metric.unit] if isinstance(data, pd.DataFrame) else data.column(metric.unit).to_pandas()
+        unit_codes = _unit_codes(metric, s.to_numpy(), codes, arm_ok & (keys >= 0), (keys, "/".join(by)))
+    A, V = len(labels), len(key_labels)
+    G = A * V
+    keyed = arm_ok & (keys >= 0)
+    group = np.where(keyed, keys * A + codes, -1)
+    rows = np.bincount(group[keyed], minlength=G)
+    use = keyed & ok
+    g, t, e = group[use], times[use], E2[use]
+    n = np.bincount(g, minlength=G)
+    # one key per (group, time): the cells, sorted by group then time
+    grid, at = np.unique(t, return_inverse=True)
+    cells, inv = np.unique(g * max(grid.size, 1) + at, return_inverse=True)
+    cell_group, cell_time = cells // max(grid.size, 1), grid[cells % max(grid.size, 1)]
+    d = np.bincount(inv, weights=e, minlength=cells.size)
+    m = np.bincount(inv, minlength=cells.size).astype(np.float64)
+    bounds = np.searchsorted(cell_group, np.arange(G + 1))
+    Sd, Sm = np.zeros((cells.size, p)), np.zeros((cells.size, p))
+    mean, com = np.zeros((G, p)), np.zeros((G, p, p))
+    if p:
+        M = np.column_stack([x[use] for x in X]) - shift
+        safe_n = np.where(n > 0, n, 1)
+        centre = np.column_stack([np.bincount(g, weights=M[:, j], minlength=G) / safe_n for j in range(p)])
+        C = M - centre[g]
+        for j in range(p):
+            Sd[:, j] = np.bincount(inv, weights=e * M[:, j], minlength=cells.size)
+            Sm[:, j] = np.bincount(inv, weights=M[:, j], minlength=cells.size)
+            for k in range(j, p):
+                com[:, j, k] = com[:, k, j] = np.bincount(g, weights=C[:, j] * C[:, k], minlength=G)
+        mean = shift + centre
+    slices = None
+    if unit_codes is not None:  # clustered: each group's rows, once sorted by group
+        order = np.argsort(g, kind="stable")
+        row_bounds = np.searchsorted(g[order], np.arange(G + 1))
+        slices = (order, row_bounds, unit_codes[use])
+        X_used = [x[use] for x in X]
+    counts = {}
+    for v, value in enumerate(key_labels):
+        arms = {}
+        for a, label in enumerate(labels):
+            gi = v * A + a
+            if rows[gi] == 0:
+                continue
+            lo, hi = bounds[gi], bounds[gi + 1]
+            units, clusters = int(n[gi]), None
+            if slices is not None:
+                order, row_bounds, units_used = slices
+                idx = order[row_bounds[gi] : row_bounds[gi + 1]]
+                local, uniq = pd.factorize(units_used[idx], sort=False)
+                units = len(uniq)
+                clusters = (t[idx], e[idx], np.asarray(local, dtype=np.int64), [x[idx] for x in X_used])
+            arms[label] = ArmEvents(
+                sv.EventTable(cell_time[lo:hi], d[lo:hi], m[lo:hi]),
+                int(rows[gi]),
+                int(rows[gi] - n[gi]),
+                units,
+                mean[gi],
+                com[gi],
+                Sd[lo:hi],
+                Sm[lo:hi],
+                clusters,
+            )
+        if arms:
+            counts[value] = EventCounts(metric, variant, arms, shift, 0, None, "memory")
+    return GroupedEventCounts(metric, by, counts, int((arm_ok & (keys < 0)).sum()), int((~arm_ok).sum()))
 
 
 def _lazy_counts(data, metric: TimeToEvent, variant: str, check_unit: str | None) -> EventCounts:
@@ -739,6 +885,27 @@ def event_rows(
 def _at_risk(table: sv.EventTable, t: float) -> int:
     """Units still followed (without the event) at ``t``."""
     return int(table.removed[table.time >= t].sum())
+
+
+def estimability(counts: EventCounts, arm: Hashable) -> str | None:
+    """Why ``arm``'s restricted mean cannot be estimated from ``counts`` (a segment, a cohort), or None.
+
+    Not estimable: no unit or a single one in the arm; no event before the
+    horizon (the curve stays at 1 and Greenwood's variance is 0: an interval
+    of zero width, not an estimate); nobody still at risk at the horizon
+    (the end of the curve rests on no unit, or is not observed at all).
+    """
+    m = counts.metric
+    ev = counts.arms.get(arm)
+    units = 0 if ev is None else int(ev.units)
+    if ev is None or units < 2:
+        return f"arm {arm!r} has {units} unit{'s' if units != 1 else ''} with data (at least 2 are needed)"
+    horizon = _grid_time(m, m.horizon)
+    if not float(ev.table.events.sum()) > 0:
+        return f"no event in arm {arm!r} within the {horizon:g} {m.time_unit} horizon"
+    if _at_risk(ev.table, horizon) == 0:
+        return f"nobody in arm {arm!r} is still at risk at the {horizon:g} {m.time_unit} horizon"
+    return None
 
 
 def time_to_event_part(

@@ -502,8 +502,7 @@ def test_other_entry_points_refuse_a_time_to_event_metric_rather_than_read_its_e
     df["market"] = np.where(np.arange(len(df)) % 2, "DE", "FR")
     df["day"] = np.arange(len(df)) % 7
     m = abkit.TimeToEvent("days", "refunded", horizon=10)
-    with pytest.raises(abkit.AbkitError, match="time-to-event"):
-        abkit.analyze_segments(df, [m], by="market")
+    # abkit.analyze_segments analyses time-to-event metrics by segment now: tests/test_survival_segments.py
     with pytest.raises(abkit.AbkitError, match="time-to-event"):
         abkit.sequential.monitor(df, [m], by="day")
     with pytest.raises(abkit.AbkitError, match="times to event; plan them with abkit.power.simulate_power"):

@@ -303,15 +303,6 @@ def time_to_event(spec, data=None, result: ExperimentResult | None = None) -> li
     ]
 
 
-def _needs_moments(metric, what: str) -> None:
-    if metric.kind == "time_to_event":
-        raise AbkitError(
-            f"the primary metric '{metric.name}' is a time to event: {what} is not drawn for it yet "
-            "(its Kaplan-Meier section shows the curves by arm); analyse a subset with "
-            "abkit.analyze_time_to_event to look closer"
-        )
-
-
 # =========================================================================== cumulative
 def cumulative(spec, data=None, metric=None, result: ExperimentResult | None = None) -> tuple[pd.DataFrame, int]:
     """The primary metric's effect on all units exposed up to each day: ``(frame, units without a date)``.
@@ -325,7 +316,8 @@ def cumulative(spec, data=None, metric=None, result: ExperimentResult | None = N
         raise AbkitError("the spec names no date column (add `date: <column>`)")
     data = spec.open_data() if data is None else data
     metric = metric or next(m for m in spec.build_metrics() if m.name == spec.primary.name)
-    _needs_moments(metric, "the effect over time")
+    if metric.kind == "time_to_event":
+        return _cumulative_time_to_event(spec, data, metric)
     ms = moments(data, [metric], variant=spec.variant, by=spec.date)
     days = sorted(ms.segments, key=lambda d: pd.Timestamp(d))
     running = None
@@ -355,6 +347,56 @@ def cumulative(spec, data=None, metric=None, result: ExperimentResult | None = N
     return pd.DataFrame(out), max(0, int(ms.missing_variant) - no_arm)
 
 
+def _cumulative_row(day, arm, r) -> dict:
+    return {
+        "date": pd.Timestamp(day),
+        "variant": arm,
+        "n": r["n_control"] + r["n_treatment"],
+        "rel_effect": r["rel_effect"],
+        "rel_ci_lower": r["rel_ci_lower"],
+        "rel_ci_upper": r["rel_ci_upper"],
+        "p_value": r["p_value"],
+        "control_value": r["control_value"],
+    }
+
+
+def _cumulative_time_to_event(spec, data, metric) -> tuple[pd.DataFrame, int]:
+    """:func:`cumulative` for a time-to-event primary metric: event counts by exposure day, added up.
+
+    One grouped count (:func:`abkit.time_to_event.event_counts_by`, ``by=spec.date``); the counts of the
+    units exposed up to each day are the sum of the days' counts (disjoint units), analysed as
+    :func:`abkit.analyze` does (restricted-mean difference on pseudo-observations). Each unit keeps its
+    follow-up **as recorded at the data's end**: a point is the effect on the cohorts exposed by that day,
+    not the estimate as it would have read on that day (that needs each unit's clock start, to censor its
+    events after the day; a duration column does not carry it). Days on which an arm is not estimable yet
+    (:func:`abkit.time_to_event.estimability`) are skipped. Clustered metrics (``unit=``) do not add up.
+    """
+    from ..time_to_event import estimability, event_counts_by, event_rows
+
+    if metric.unit:
+        raise AbkitError(
+            f"the primary metric '{metric.name}' is clustered by '{metric.unit}': its counts by exposure day "
+            "do not add up, so the effect over time is not drawn; abkit.analyze_time_to_event on the units "
+            "exposed up to a day reads one point"
+        )
+    grouped = event_counts_by(data, metric, spec.date, variant=spec.variant)
+    running = None
+    out = []
+    for day in sorted(grouped.counts, key=lambda d: pd.Timestamp(d)):
+        part = grouped.counts[day]
+        running = part if running is None else running + part
+        if estimability(running, spec.control) is not None:
+            continue
+        ready = [a for a in running.arms if a != spec.control and estimability(running, a) is None]
+        if not ready:
+            continue
+        rows = event_rows(
+            None, metric, spec.variant, spec.control, ready, spec.alpha, [spec.control, *ready], counts=running
+        )
+        out += [_cumulative_row(day, r["variant"], r) for r, _ in rows]
+    return pd.DataFrame(out), grouped.missing
+
+
 # =========================================================================== segments
 @dataclass(frozen=True)
 class Segments:
@@ -369,6 +411,7 @@ class Segments:
     hidden: int  # segment values not shown (beyond MAX_SEGMENTS)
     overall: dict  # variant -> (rel_effect, rel_ci_lower, rel_ci_upper)
     fixed_horizon: bool = False  # True for a sequential result: rows and `overall` are fixed-horizon CIs
+    not_estimable: pd.DataFrame | None = None  # segment, variant, n_control, n_treatment, reason (time to event)
 
 
 def segments(spec, column: str, result: ExperimentResult, data=None, metric=None) -> Segments:
@@ -383,12 +426,28 @@ def segments(spec, column: str, result: ExperimentResult, data=None, metric=None
 
     data = spec.open_data() if data is None else data
     metric = metric or next(m for m in spec.build_metrics() if m.name == spec.primary.name)
-    _needs_moments(metric, f"the breakdown by {column}")
-    ms = moments(data, [metric], variant=spec.variant, by=column)
     correction = spec.correction or "holm"
-    seg = analyze_segments(ms, [metric], by=column, control=spec.control, alpha=spec.alpha, correction=correction)
+    if metric.kind == "time_to_event":  # grouped event counts (abkit.time_to_event.event_counts_by)
+        seg = analyze_segments(
+            data,
+            [metric],
+            by=column,
+            variant=spec.variant,
+            control=spec.control,
+            alpha=spec.alpha,
+            correction=correction,
+        )
+        missing = seg.no_segment
+    else:
+        ms = moments(data, [metric], variant=spec.variant, by=column)
+        seg = analyze_segments(ms, [metric], by=column, control=spec.control, alpha=spec.alpha, correction=correction)
+        missing = max(0, int(ms.missing_variant) - int(result.missing_variant))
     frame = seg.to_frame()
-    sizes = frame.groupby(column, sort=False)[["n_control", "n_treatment"]].sum().sum(axis=1)
+    not_estimable = pd.DataFrame(
+        list(seg.not_estimable), columns=[column, "metric", "variant", "n_control", "n_treatment", "reason"]
+    )
+    counted = pd.concat([frame, not_estimable]) if len(not_estimable) else frame
+    sizes = counted.groupby(column, sort=False)[["n_control", "n_treatment"]].sum().sum(axis=1)
     shown = sorted(sizes.sort_values(ascending=False).index[:MAX_SEGMENTS], key=str)
     hidden = max(0, len(sizes) - MAX_SEGMENTS)
     table = frame[frame[column].isin(shown)].rename(columns={column: "segment"})
@@ -421,15 +480,17 @@ def segments(spec, column: str, result: ExperimentResult, data=None, metric=None
     for arm in result.treatments:
         r = result.row(metric.name, arm)
         overall[arm] = (r["rel_effect"], r.get(lo_key, r["rel_ci_lower"]), r.get(hi_key, r["rel_ci_upper"]))
+    unestimated = not_estimable[not_estimable[column].isin(shown)].rename(columns={column: "segment"})
     return Segments(
         column,
         table,
         het,
         correction,
-        max(0, int(ms.missing_variant) - int(result.missing_variant)),
+        missing,
         hidden,
         overall,
         fixed,
+        unestimated[["segment", "variant", "n_control", "n_treatment", "reason"]].reset_index(drop=True),
     )
 
 

@@ -888,12 +888,21 @@ def cumulative_context(fig, frame, spec, missing: int = 0) -> dict:
             "metric": spec.primary.name,
             "last": f"{first_immature_day(window, spec.data_end) - _dt.timedelta(days=1):%b %d}",
         }
+    censored = None
+    if getattr(spec.primary, "is_time_to_event", False):
+        end = getattr(spec, "data_end", None)
+        censored = {
+            "metric": spec.primary.name,
+            "events": event_words(spec.primary),
+            "end": f"{end:%b %d}" if end is not None else None,
+        }
     return {
         "date": spec.date,
         "sequential": bool(getattr(spec, "sequential", False)),
         "missing": f"{missing:,}" if missing else None,
         "chart": chart_image(fig, alt),
         "window": window,
+        "censored": censored,
     }
 
 
@@ -1131,9 +1140,25 @@ def segments_context(seg, fig, spec) -> dict:
             "ci": f"[{format_pct(r.rel_ci_lower, 1)}, {format_pct(r.rel_ci_upper, 1)}]",
             "p": format_p(r.p_value),
             "p_adjusted": format_p(r.p_value_adjusted),
+            "reason": None,
         }
         for r in t.itertuples()
     ]
+    missing_rows = getattr(seg, "not_estimable", None)
+    if missing_rows is not None and len(missing_rows):
+        names = {**arm_labels(list(dict.fromkeys([*t.variant, *missing_rows.variant]))), **names}
+        rows += [
+            {
+                "segment": r.segment,
+                "arm": names.get(r.variant, str(r.variant)),
+                "units": f"{r.n_control:,} / {r.n_treatment:,}",
+                "reason": r.reason,
+            }
+            for r in missing_rows.itertuples()
+        ]
+        order = {v: i for i, v in enumerate(sorted(dict.fromkeys([*t.segment, *missing_rows.segment]), key=str))}
+        rows.sort(key=lambda r: order[r["segment"]])  # stable: each segment's arms stay in order
+        several = several or missing_rows.variant.nunique() > 1
     het = [
         {
             "arm": names.get(h.variant, str(h.variant)),
