@@ -513,8 +513,8 @@ def _jit_sized_codegen(session):
     advises 8,000 on HotSpot. The push-down's one aggregation statement has
     hundreds of sums and, in the same stage, an any-null flag and a
     ``least`` over every column: past about 20 metrics its generated method
-    passes 8 KB, and 40 metrics took 11-24x the time of 5 (issue 16.1,
-    benchmarks/README.md). Above the limit Spark runs
+    passes 8 KB, and 40 metrics took 13x the CPU time of 5 (issue 16.1,
+    benchmarks/README.md; 5.7x with the limit). Above the limit Spark runs
     the stage through its per-operator generated code instead, whose
     methods are split small: linear, and the same sums of the same rows.
 
