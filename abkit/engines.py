@@ -470,7 +470,8 @@ def _reduce(stage, keys: Sequence[str], reductions: Sequence[tuple], source) -> 
     receive them as one SQL statement over the stage (building hundreds of
     aggregate expressions one by one through their Python APIs costs
     seconds, growing with the square of their number); other engines go
-    through narwhals expressions.
+    through narwhals expressions. Spark runs it with generated code small
+    enough for the JVM to compile (:func:`_jit_sized_codegen`).
     """
     import narwhals as nw
 
@@ -489,10 +490,56 @@ def _reduce(stage, keys: Sequence[str], reductions: Sequence[tuple], source) -> 
             result = native.query("__abkit_stage", f"SELECT {select} FROM __abkit_stage GROUP BY {group}")
         else:
             result = native.sparkSession.sql(f"SELECT {select} FROM {{stage}} GROUP BY {group}", stage=native)
+            with _jit_sized_codegen(native.sparkSession):
+                return _collect(nw.from_native(result).lazy(), source).to_arrow().to_pydict()
         frame = nw.from_native(result)
     else:
         frame = stage.group_by(*keys).agg(*(_nw_term(term).alias(alias) for alias, term in reductions))
     return _collect(frame.lazy(), source).to_arrow().to_pydict()
+
+
+_HUGE_METHOD_KEY = "spark.sql.codegen.hugeMethodLimit"
+_HOTSPOT_HUGE_METHOD_BYTES = 8000
+
+
+@contextmanager
+def _jit_sized_codegen(session):
+    """Run a Spark query with whole-stage code generation only where the JIT compiles the generated code.
+
+    The HotSpot JVM does not compile a method of more than 8,000 bytes of
+    bytecode (``-XX:+DontCompileHugeMethods``, the default): such a method
+    runs in the bytecode interpreter, tens of times slower. Spark keeps a
+    whole-stage generated method up to ``spark.sql.codegen.hugeMethodLimit``
+    (default 65,535 bytes, the class-file limit) and its documentation
+    advises 8,000 on HotSpot. The push-down's one aggregation statement has
+    hundreds of sums and, in the same stage, an any-null flag and a
+    ``least`` over every column: past about 20 metrics its generated method
+    passes 8 KB, and 40 metrics took 13x the CPU time of 5 (issue 16.1,
+    benchmarks/README.md; 5.7x with the limit). Above the limit Spark runs
+    the stage through its per-operator generated code instead, whose
+    methods are split small: linear, and the same sums of the same rows.
+
+    The session's setting is lowered to 8,000 for this query only (a lower
+    setting of the user's is kept) and restored afterwards, unset if it was
+    unset.
+    """
+    try:
+        explicit = session.conf.get(_HUGE_METHOD_KEY, None)
+        current = int(session.conf.get(_HUGE_METHOD_KEY))
+    except Exception:  # a session that does not expose the setting: run as configured
+        yield
+        return
+    if current <= _HOTSPOT_HUGE_METHOD_BYTES:
+        yield
+        return
+    session.conf.set(_HUGE_METHOD_KEY, str(_HOTSPOT_HUGE_METHOD_BYTES))
+    try:
+        yield
+    finally:
+        if explicit is None:
+            session.conf.unset(_HUGE_METHOD_KEY)
+        else:
+            session.conf.set(_HUGE_METHOD_KEY, explicit)
 
 
 def _sql_term(term, name) -> str:

@@ -276,6 +276,36 @@ def test_spark_unit_integrity_missing_and_negative_checks(spark, sample, tmp_pat
         abkit.analyze(sbad, [abkit.Mean("refund_amount", "pre_refund_amount", dropna=True)])
 
 
+def test_spark_aggregation_runs_with_jit_sized_generated_code(spark, parquet, monkeypatch):
+    """The one aggregation statement runs with spark.sql.codegen.hugeMethodLimit <= 8000 (issue 16.1).
+
+    Above HotSpot's 8,000-byte limit a generated method is never JIT-compiled and runs interpreted: with
+    the default 65,535 the push-down grew 11-24x from 5 to 40 metrics. The user's setting comes back:
+    unset stays unset, an explicit value is restored, a lower one is kept.
+    """
+    key = "spark.sql.codegen.hugeMethodLimit"
+    seen = []
+    collect = abkit.engines._collect
+
+    def spy(frame, source):
+        seen.append(spark.conf.get(key))
+        return collect(frame, source)
+
+    monkeypatch.setattr(abkit.engines, "_collect", spy)
+    sdf = spark.read.parquet(str(parquet))
+    ref = abkit.analyze(parquet, METRICS[:3]).to_frame()
+    for user_setting, during in ((None, "8000"), ("20000", "8000"), ("4000", "4000")):
+        if user_setting is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, user_setting)
+        seen.clear()
+        assert_same(abkit.analyze(sdf, METRICS[:3]).to_frame(), ref)
+        assert seen[-1] == during  # the aggregation's collect: the last one
+        assert spark.conf.get(key, None) == user_setting
+    spark.conf.unset(key)
+
+
 # ---------------------------------------------------------------------------- layering
 def _imports_of(module: str) -> set[str]:
     """Every abkit module ``abkit/<module>.py`` imports, at the top or inside a function."""
