@@ -339,7 +339,8 @@ def baseline(checkout: str, n: int, counts) -> dict:
     path = scaling_sample(n, max(COUNTS))
     code = BASELINE_CHILD.format(here=str(HERE), path=str(path), counts=tuple(counts))
     env = dict(os.environ, PYTHONPATH=checkout)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    # -P: PYTHONPATH, not the working directory (a checkout of its own), decides which abkit the child imports
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True, env=env)
     res = json.loads(out.stdout.strip().splitlines()[-1])
     return {f"{e} (before)": {int(k): v for k, v in t.items()} for e, t in res.items()}
 

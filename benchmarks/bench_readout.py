@@ -70,8 +70,11 @@ def best(cmd: list[str], env: dict, repeat: int) -> tuple[float, float]:
 
 
 def readout_cmd(specs: list[str], out: Path, jobs: int = 1) -> list[str]:
+    # -P: the working directory is not put first on sys.path, so PYTHONPATH decides which checkout runs (with
+    # plain -m a checkout's own abkit/ in the working directory would shadow the --baseline one)
     return [
         sys.executable,
+        "-P",
         "-m",
         "abkit.cli",
         "readout",
