@@ -424,29 +424,24 @@ def aggregate_lazy(
                     if (i, j) in declared and (i, j) not in done:
                         done.add((i, j))
                         reductions.append((f"__p{b}_{i}_{j}", ("sum", ("mul", centred[i], centred[j]))))
-    # Nulls are skipped by sums, so the rows with a null in a column that must
-    # have a value are counted (one flag per row); NaN and infinity propagate
-    # into the sums and are caught from them.
+    # Nulls are skipped by sums, so each column that must have a value gets its count of values (a null
+    # there: fewer values than rows); NaN and infinity propagate into the sums and are caught from them.
+    # The columns that must not be negative get their smallest value (nulls skipped, NaN sorts above every
+    # number): only when one is negative does the second query look closer (-inf in a dropped row is fine).
+    # Both are plain aggregates, not a per-row flag or least() over every column: on 10M rows x 14 columns
+    # those row-wise expressions cost DuckDB half again the time of the sums (0.71 s against 0.45 s,
+    # measured; 0.53 s as aggregates), and widened Spark's generated row code past its JIT limit.
     strict = list(dict.fromkeys(c for cols, dropna, _ in blocks if not dropna for c in cols))
-    if strict:
-        stage.append(
-            nw.any_horizontal(*(nw.col(safe[c]).is_null() for c in strict), ignore_nulls=True)
-            .cast(nw.Float64)
-            .alias("__null_row")
-        )
-        reductions.append(("__null_rows", ("sum", ("col", "__null_row"))))
-    # The smallest value of the columns that must not be negative (nulls skipped, NaN sorts above every
-    # number): only when it is negative does the second query look closer (-inf in a dropped row is fine).
-    if nonnegative:
-        stage.append(nw.min_horizontal(*(nw.col(safe[c]) for c in nonnegative)).alias("__least"))
-        reductions.append(("__least", ("min", ("col", "__least"))))
+    reductions += [(f"__values_{safe[c]}", ("count", ("col", safe[c]))) for c in strict]
+    reductions += [(f"__min_{safe[c]}", ("min", ("col", safe[c]))) for c in nonnegative]
 
     out = _reduce(lf.select(*stage), keys, reductions, data)
     groups = _groups(out, keys, variant)
     idx = groups[1]
-    least = [out["__least"][g] for g in range(len(out["__rows"]))] if nonnegative else []
+    n_groups = len(out["__rows"])
+    least = [out[f"__min_{safe[c]}"][g] for c in nonnegative for g in range(n_groups)]
     suspicious = (
-        (strict and any(out["__null_rows"][g] for g in idx))
+        any(out[f"__values_{safe[c]}"][g] < out["__rows"][g] for c in strict for g in idx)
         or any(dropna and sum(out[f"__n{b}"][g] or 0 for g in idx) == 0 for b, (_, dropna, _) in enumerate(blocks))
         or any(v is not None and v < 0 for v in least)
     )
@@ -554,7 +549,7 @@ def _sql_term(term, name) -> str:
         return f"({_sql_term(term[1], name)} * {_sql_term(term[2], name)})"
     if kind == "len":
         return "count(*)"
-    return f"{kind}({_sql_term(term[1], name)})"  # sum, min
+    return f"{kind}({_sql_term(term[1], name)})"  # sum, min, count (the non-null values)
 
 
 def _nw_term(term):
@@ -571,7 +566,7 @@ def _nw_term(term):
         return _nw_term(term[1]) * _nw_term(term[2])
     if kind == "len":
         return nw.len()
-    return getattr(_nw_term(term[1]), kind)()  # sum, min
+    return getattr(_nw_term(term[1]), kind)()  # sum, min, count (the non-null values)
 
 
 def _column_problems(lf, keys, blocks, value_cols, safe, nonnegative, metrics, source) -> dict:
