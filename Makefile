@@ -13,7 +13,7 @@ AB_SPECS    := $(shell grep -L -E '^kind: *(did|power)' $(SPECS))
 OTHER_SPECS := $(filter-out $(AB_SPECS),$(SPECS))
 OUT    ?= reports
 
-.PHONY: demo test test-fast lint bench data clean lab screenshots
+.PHONY: demo test test-fast lint bench bench-speed data clean lab screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ test-fast: $(STAMP_TEST)
 
 bench: $(STAMP_TEST)
 	$(PY) benchmarks/bench_ab.py
+
+# The speed figures side by side (benchmarks/README.md): abkit vs hand-written DuckDB sums and tea-tasting,
+# the metric-count curve on every engine (and its plot), one readout vs a trivial papermill notebook.
+# Adds the [bench] extra (tea-tasting); Spark needs Java 17 (--no-spark otherwise). About 15 minutes.
+bench-speed: $(STAMP_TEST)
+	$(PIP) install -e ".[test,bench]"
+	$(PY) benchmarks/bench_engines.py --json benchmarks/engines_figures.json
+	$(PY) benchmarks/bench_readout.py --json benchmarks/readout_figures.json
 
 # Regenerate the small committed samples in data/ (seeded, deterministic).
 data: $(STAMP_TEST)
