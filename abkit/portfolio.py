@@ -35,12 +35,13 @@ measured and corrected: that total is in the same units whatever the
 populations.
 
 **Which rows count.** The latest readout of each experiment (see
-:func:`abkit.store.latest`); its readout must be ``ok``, of an A/B test or a
-rollout, not Invalid (a sample-ratio mismatch makes the numbers
+:func:`abkit.store.latest`); its readout must be ``ok``, of an A/B test, a
+rollout or a one-market launch (its effect against the synthetic twin, relative
+to the twin's level), not Invalid (a sample-ratio mismatch makes the numbers
 untrustworthy), and have a relative effect with a standard error; the rows
 left out are counted per KPI (``excluded``). "Shipped" is a verdict in
 ``shipped`` (default :data:`SHIPPED`: ``Ship`` for A/B tests, ``Worked`` for
-rollouts); the win rate is shipped / experiments. Each treatment arm of a
+rollouts and one-market launches); the win rate is shipped / experiments. Each treatment arm of a
 multi-arm test counts as one experiment (their shared control is ignored).
 """
 
@@ -84,9 +85,9 @@ __all__ = [
 ]
 
 SHIPPED = ("Ship", "Worked")
-"""Verdict labels that count as shipped: an A/B test's Ship, a rollout's Worked."""
+"""Verdict labels that count as shipped: an A/B test's Ship, a rollout's or a one-market launch's Worked."""
 
-_USABLE_KINDS = ("ab", "did")
+_USABLE_KINDS = ("ab", "did", "synthetic")
 
 
 # --------------------------------------------------------------------------- the index page's rows
@@ -329,7 +330,7 @@ def _excluded_reason(frame: pd.DataFrame) -> pd.Series:
     for mask, why in (
         (no_se, "no relative effect with a standard error"),
         (verdict == "Invalid", "verdict Invalid: its numbers cannot be trusted"),
-        (~kind.isin(_USABLE_KINDS), "not an A/B test or rollout"),
+        (~kind.isin(_USABLE_KINDS), "not an A/B test, rollout or one-market launch"),
         (status != "ok", "readout failed"),
     ):
         reason = reason.where(~mask.fillna(True).to_numpy(dtype=bool), why)

@@ -557,6 +557,21 @@ def test_a_one_market_launch_in_business_terms_is_the_markets_volume_times_the_e
     assert SyntheticSpec.from_dict(spec.to_dict()) == spec  # the block survives the dict form
 
 
+def test_a_one_market_launch_counts_on_the_programme_page(sample, tmp_path):
+    """A one-market launch that Worked is a shipped change of its KPI: the programme counts it, with its
+    relative effect over the twin and, with impact:, volume x effect a year (the same number as its page)."""
+    from abkit import portfolio
+    from abkit.readout import digest, records
+
+    r = sample.result
+    portfolio.record(tmp_path, records.synthetic_rows(sample.spec, sample.verdict, r), run_id="r1", slug="tracker")
+    row = portfolio.programme(tmp_path).kpi("contact_rate")
+    assert row["experiments"] == 1 and row["shipped"] == 1 and row["excluded"] == 0
+    assert row["naive_total"] == pytest.approx(r.relative_effect, rel=1e-12)
+    page = digest.synthetic_impact(sample.spec, r, sample.verdict).impact
+    assert row["impact_naive"] == pytest.approx(page.change, rel=1e-9)  # volume x |twin| x (estimate / twin)
+
+
 def test_hostile_names_are_text(project):
     spec = dict(SYN, name=XSS, description=XSS, hypothesis=XSS, owner=XSS)
     spec["outcome"] = dict(SYN["outcome"], name=XSS)

@@ -145,7 +145,7 @@ def test_programme_totals_are_the_sums_they_claim(tmp_path):
         [
             "verdict Invalid: its numbers cannot be trusted",
             "readout failed",
-            "not an A/B test or rollout",
+            "not an A/B test, rollout or one-market launch",
             "no relative effect with a standard error",
         ]
     )
