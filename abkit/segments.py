@@ -279,8 +279,6 @@ def analyze_segments(
     from .analysis import analyze
 
     metrics = check_metrics(metrics)
-    if any(m.kind == "time_to_event" for m in metrics):
-        return _time_to_event_segments(data, metrics, by, variant, control, alpha, correction, allocation)
     by = (by,) if isinstance(by, str) else tuple(by)
     if not by:
         raise AbkitError("by= needs a segment column, e.g. by='market'")
@@ -288,6 +286,8 @@ def analyze_segments(
         correction = correction.strip().lower()
     if correction is not None and correction not in ("holm", "bh"):
         raise AbkitError(f"correction={correction!r} is not known; use 'holm', 'bh' or None")
+    if any(m.kind == "time_to_event" for m in metrics):
+        return _time_to_event_segments(data, metrics, by, variant, control, alpha, correction, allocation)
     if isinstance(data, MomentSet):
         if tuple(data.by) != by:
             raise AbkitError(
@@ -319,12 +319,7 @@ def analyze_segments(
         raise DataError(f"no segment of {list(by)} has at least 2 units per arm for any metric")
     overall = analyze(overall_ms, metrics, control=control, alpha=alpha, allocation=allocation)
     _adjust_rows(rows, correction)
-    tests = []
-    for m in metrics:
-        for arm in overall.treatments:
-            mine = [r for r in rows if r["metric"] == m.name and r["variant"] == arm]
-            q = cochran_q([r["effect"] for r in mine], [r["se"] ** 2 for r in mine])
-            tests.append({"metric": m.name, "variant": arm, **q})
+    tests = _heterogeneity(rows, metrics, overall.treatments)
     return SegmentResult(
         rows=tuple(rows),
         by=by,
@@ -340,6 +335,17 @@ def analyze_segments(
     )
 
 
+def _heterogeneity(rows: list, metrics, treatments) -> list[dict]:
+    """Cochran's Q across the segments, per metric and treatment arm."""
+    tests = []
+    for m in metrics:
+        for arm in treatments:
+            mine = [r for r in rows if r["metric"] == m.name and r["variant"] == arm]
+            q = cochran_q([r["effect"] for r in mine], [r["se"] ** 2 for r in mine])
+            tests.append({"metric": m.name, "variant": arm, **q})
+    return tests
+
+
 def _adjust_rows(rows: list, correction: str | None) -> None:
     if correction:
         adjusted = adjust(np.array([r["p_value"] for r in rows]), correction)
@@ -348,17 +354,11 @@ def _adjust_rows(rows: list, correction: str | None) -> None:
 
 
 def _time_to_event_segments(data, metrics, by, variant, control, alpha, correction, allocation) -> SegmentResult:
-    """:func:`analyze_segments` for time-to-event metrics: grouped event counts, then each segment's rows."""
+    """:func:`analyze_segments` for time-to-event metrics (``by`` and ``correction`` already checked): grouped
+    event counts, then each segment's rows."""
     from .analysis import analyze
     from .time_to_event import estimability, event_counts_by, event_rows
 
-    by = (by,) if isinstance(by, str) else tuple(by)
-    if not by:
-        raise AbkitError("by= needs a segment column, e.g. by='market'")
-    if isinstance(correction, str):
-        correction = correction.strip().lower()
-    if correction is not None and correction not in ("holm", "bh"):
-        raise AbkitError(f"correction={correction!r} is not known; use 'holm', 'bh' or None")
     if isinstance(data, MomentSet):
         raise AbkitError(
             "time-to-event metrics have no moments: pass the data itself (a DataFrame, a path, a table), "
@@ -405,17 +405,7 @@ def _time_to_event_segments(data, metrics, by, variant, control, alpha, correcti
         reasons = "; ".join(f"{r[by[0]]} / {r['variant']}: {r['reason']}" for r in not_estimable[:5])
         raise DataError(f"no segment of {list(by)} has an estimate for {[m.name for m in metrics]} ({reasons})")
     _adjust_rows(rows, correction)
-    tests = []
-    for m in metrics:
-        for arm in treatments:
-            mine = [r for r in rows if r["metric"] == m.name and r["variant"] == arm]
-            tests.append(
-                {
-                    "metric": m.name,
-                    "variant": arm,
-                    **cochran_q([r["effect"] for r in mine], [r["se"] ** 2 for r in mine]),
-                }
-            )
+    tests = _heterogeneity(rows, metrics, treatments)
     return SegmentResult(
         rows=tuple(rows),
         by=by,

@@ -329,20 +329,7 @@ def cumulative(spec, data=None, metric=None, result: ExperimentResult | None = N
             res = analyze(running, [metric], variant=spec.variant, control=spec.control, alpha=spec.alpha)
         except AbkitError:
             continue
-        for arm in res.treatments:
-            r = res.row(metric.name, arm)
-            out.append(
-                {
-                    "date": pd.Timestamp(d),
-                    "variant": arm,
-                    "n": r["n_control"] + r["n_treatment"],
-                    "rel_effect": r["rel_effect"],
-                    "rel_ci_lower": r["rel_ci_lower"],
-                    "rel_ci_upper": r["rel_ci_upper"],
-                    "p_value": r["p_value"],
-                    "control_value": r["control_value"],
-                }
-            )
+        out += [_cumulative_row(d, arm, res.row(metric.name, arm)) for arm in res.treatments]
     no_arm = int(result.missing_variant) if result is not None else 0
     return pd.DataFrame(out), max(0, int(ms.missing_variant) - no_arm)
 
