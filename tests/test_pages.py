@@ -436,6 +436,8 @@ def test_chart_format_can_be_set_for_a_run(monkeypatch):
     assert chart_image(fig, "a line")["src"].startswith("data:image/png;base64,")
     assert chart_image(fig, "a line", "svg")["src"].startswith("data:image/svg+xml;base64,")  # an explicit format wins
     monkeypatch.setenv("ABKIT_CHART_FORMAT", "gif")
-    with pytest.raises(ValueError, match="ABKIT_CHART_FORMAT"):
+    from abkit.errors import SpecError
+
+    with pytest.raises(SpecError, match="ABKIT_CHART_FORMAT"):
         chart_image(fig, "a line")
     plt.close("all")

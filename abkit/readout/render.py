@@ -270,7 +270,9 @@ def chart_image(fig, alt: str, fmt: str | None = None) -> dict:
 
     fmt = fmt or os.environ.get("ABKIT_CHART_FORMAT") or CHART_FORMAT
     if fmt not in ("svg", "png", "auto"):
-        raise ValueError(f"chart format {fmt!r}: use 'svg', 'png' or 'auto' (ABKIT_CHART_FORMAT)")
+        from ..errors import SpecError
+
+        raise SpecError(f"chart format {fmt!r}: use 'svg', 'png' or 'auto' (ABKIT_CHART_FORMAT)")
     if fmt == "auto":
         fmt = "svg" if chart_marks(fig) <= SVG_MAX_MARKS else "png"
     return {"src": figure_svg_uri(fig) if fmt == "svg" else figure_data_uri(fig), "alt": alt}
