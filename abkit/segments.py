@@ -28,6 +28,7 @@ not a significant segment, is the evidence that effects differ.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -108,6 +109,9 @@ class SegmentResult:
     skipped: tuple = field(default=())
     not_estimable: tuple = field(default=())
     no_segment: int = 0
+    unadjusted: tuple = field(default=())
+    """``{segment column(s): value, "metric", "covariates"}`` per segment x metric estimated without the
+    ratio covariates named: their denominator is 0 for every unit of the segment (new buyers, no pre-period)."""
 
     def to_frame(self) -> pd.DataFrame:
         df = pd.DataFrame(list(self.rows))
@@ -299,7 +303,7 @@ def analyze_segments(
         metrics = resolve_caps(data, metrics)  # winsorizing caps, once, on all segments pooled
         ms = moments(data, metrics, variant=variant, by=list(by))
     segments = sorted(ms.segments, key=_sort_key)
-    rows, skipped, overall_ms = [], [], None
+    rows, skipped, unadjusted, overall_ms = [], [], [], None
     for seg in segments:
         sub = ms.segment(seg)
         overall_ms = sub if overall_ms is None else overall_ms + sub
@@ -311,8 +315,14 @@ def analyze_segments(
         skipped += [(seg, m.name) for m in metrics if m not in ready]
         if not ready:
             continue
-        res = analyze(sub, ready, control=control, alpha=alpha)
         labels = seg if isinstance(seg, tuple) else (seg,)
+        used = []
+        for m in ready:
+            plain, gone = _without_undefined_covariates(sub, m, arms)
+            used.append(plain)
+            if gone:
+                unadjusted.append({**dict(zip(by, labels)), "metric": m.name, "covariates": gone})
+        res = analyze(sub, used, control=control, alpha=alpha)
         for r in res.rows:
             rows.append({**dict(zip(by, labels)), **r})
     if not rows:
@@ -332,7 +342,36 @@ def analyze_segments(
         tests=tuple(tests),
         segments=tuple(segments),
         skipped=tuple(skipped),
+        unadjusted=tuple(unadjusted),
     )
+
+
+def _without_undefined_covariates(ms: MomentSet, metric: Metric, arms: Sequence) -> tuple[Metric, tuple[str, ...]]:
+    """``metric`` without the ratio covariates whose denominator is zero for every unit of every arm of this
+    segment, and their names.
+
+    A segment with no pre-period (new buyers: ``pre_orders`` is 0 for all of
+    them) has nothing to adjust on: CUPED's covariate is undefined in every
+    arm, and the segment's unadjusted effect is the estimate (the adjustment
+    only reduces variance; either way the effect is the same difference of
+    arm means). A covariate undefined in some arms only is left in: the
+    estimator then refuses, with the arm named.
+    """
+    from .stats.two_sample import linearize
+
+    if not metric.covariates:
+        return metric, ()
+    block = ms.block_for(metric.columns, metric.dropna)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = [linearize(block, a, metric.covariates)[0] for a in arms]
+    gone = [i for i in range(len(metric.covariates)) if not any(np.isfinite(v[i]) for v in values)]
+    if not gone or metric.dropna:  # a dropna block holds the rows complete in every column: none to drop
+        return metric, ()
+    kept = tuple(c for i, c in enumerate(metric.covariates) if i not in gone)
+    plain = copy.copy(metric)
+    object.__setattr__(plain, "covariates", kept)
+    object.__setattr__(plain, "method", metric.method if kept else None)
+    return plain, tuple(str(metric.covariates[i]) for i in gone)
 
 
 def _heterogeneity(rows: list, metrics, treatments) -> list[dict]:

@@ -153,3 +153,50 @@ def test_segment_lifts_of_a_negative_or_near_zero_control_value():
     assert any(lb.startswith("IT") and "relative lift n/a (control \u2248 0)" in lb for lb in labels)
     assert "n/a (control \u2248 0)" in seg._repr_html_()
     matplotlib.pyplot.close(ax.figure)
+
+
+def _new_and_repeat_buyers(n=6000, seed=3):
+    """Repeat buyers (with a pre-period) first, then new buyers whose pre-period columns are all 0."""
+    rng = np.random.default_rng(seed)
+    new = np.arange(n) >= n * 2 // 3
+    orders = rng.poisson(2, n) + 1
+    pre_orders = np.where(new, 0, rng.poisson(6, n) + 1)
+    return pd.DataFrame(
+        {
+            "variant": np.where(rng.random(n) < 0.5, "treatment", "control"),
+            "buyer_type": np.where(new, "new", "repeat"),
+            "orders": orders,
+            "refunds": rng.binomial(orders, 0.1),
+            "pre_orders": pre_orders,
+            "pre_refunds": rng.binomial(pre_orders, 0.1),
+        }
+    )
+
+
+@pytest.mark.parametrize("engine", ["numpy", "duckdb"])
+def test_a_segment_without_a_pre_period_is_estimated_unadjusted(engine, tmp_path):
+    # New buyers have pre_orders = 0: the CUPED covariate pre_refunds / pre_orders is undefined in every arm
+    # of that segment, so its effect is the unadjusted one (a note says so); the other segment stays CUPED.
+    # The push-down's moments are shifted by the first rows' means (repeat buyers here): the zero sum must
+    # be seen as zero, not as rounding noise of the shift that gave a finite "covariate".
+    df = _new_and_repeat_buyers()
+    data = df if engine == "numpy" else tmp_path / "b.parquet"
+    if engine == "duckdb":
+        df.to_parquet(data)
+    cuped = abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate")
+    plain = abkit.Ratio("refunds", "orders", name="refund_rate")
+    seg = abkit.analyze_segments(data, [cuped], by="buyer_type")
+    assert [(u["buyer_type"], u["covariates"]) for u in seg.unadjusted] == [("new", ("pre_refunds / pre_orders",))]
+    rows = seg.to_frame().set_index("buyer_type")
+    cols = ["effect", "se", "ci_lower", "ci_upper", "p_value"]
+    want_new = abkit.analyze(df[df.buyer_type == "new"], [plain]).to_frame().iloc[0]
+    want_repeat = abkit.analyze(df[df.buyer_type == "repeat"], [cuped]).to_frame().iloc[0]
+    np.testing.assert_allclose(rows.loc["new", cols].astype(float), want_new[cols].astype(float), rtol=1e-9)
+    np.testing.assert_allclose(rows.loc["repeat", cols].astype(float), want_repeat[cols].astype(float), rtol=1e-9)
+    # on its own, the segment's CUPED metric is refused, by the in-memory path and the push-down alike
+    new_only = df[df.buyer_type == "new"]
+    with pytest.raises(abkit.DataError, match="'pre_orders' sums to zero"):
+        abkit.analyze(new_only, [cuped])
+    new_only.to_parquet(tmp_path / "new.parquet")
+    with pytest.raises(abkit.DataError, match="'pre_orders' sums to zero"):
+        abkit.analyze(tmp_path / "new.parquet", [cuped])

@@ -1176,6 +1176,11 @@ def segments_context(seg, fig, spec) -> dict:
     notes = []
     if seg.missing:
         notes.append(f"{seg.missing:,} units without a value in this column are left out.")
+    for segment, covariates in getattr(seg, "unadjusted", ()):
+        notes.append(
+            f"{segment}: not adjusted for {' and '.join(covariates)}, whose denominator is 0 for every unit "
+            "there (no pre-period); its effect is the plain difference between the arms."
+        )
     if seg.hidden:
         notes.append(
             f"Only the {len(t) if not several else t.segment.nunique()} largest values are shown; "
