@@ -40,12 +40,15 @@ import math
 import re
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .errors import AbkitError, DataError, missing_column
 from .metrics import Derived, Metric, Statistic
+
+if TYPE_CHECKING:  # pandas is imported where used: a spec's window is checked without it
+    import pandas as pd
 
 __all__ = [
     "Maturity",
@@ -54,6 +57,7 @@ __all__ = [
     "mature_expression",
     "maturity",
     "parse_window",
+    "window_days",
     "window_text",
     "windowed",
 ]
@@ -62,34 +66,72 @@ _UNITS = {"d": ("days", 1.0), "h": ("hours", 1.0 / 24.0), "w": ("weeks", 7.0)}
 _WINDOW = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(d|h|w|days?|hours?|weeks?)\s*", re.IGNORECASE)
 
 
-def parse_window(value) -> pd.Timedelta:
-    """A window as a :class:`pandas.Timedelta`: ``"30d"``, ``"12h"``, ``"2w"`` (or ``"30 days"``), a number of
-    days, or a timedelta. Must be positive."""
-    if isinstance(value, pd.Timedelta | _dt.timedelta):
-        out = pd.Timedelta(value)
+def window_days(value) -> float:
+    """A window's length in days: ``"30d"``, ``"12h"``, ``"2w"`` (or ``"30 days"``), a number of days, or a
+    timedelta. Must be positive. Plain Python: a spec's windows are checked without importing pandas."""
+    if isinstance(value, _dt.timedelta):  # a pandas.Timedelta is one
+        days = value.total_seconds() / 86400.0
     elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        out = pd.Timedelta(days=float(value)) if math.isfinite(value) else pd.NaT
+        days = float(value)
     elif isinstance(value, str) and (m := _WINDOW.fullmatch(value)):
-        unit = m.group(2)[0].lower()
-        out = pd.Timedelta(days=float(m.group(1)) * _UNITS[unit][1])
+        days = float(m.group(1)) * _UNITS[m.group(2)[0].lower()][1]
     else:
         raise AbkitError(f"window={value!r} is not a window; write e.g. '30d' (days), '12h' (hours) or '2w' (weeks)")
-    if pd.isna(out) or out <= pd.Timedelta(0):
+    if not (math.isfinite(days) and days > 0):
         raise AbkitError(f"window={value!r} must be a positive length of time, e.g. '30d'")
-    return out
+    return days
+
+
+def parse_window(value) -> pd.Timedelta:
+    """A window as a :class:`pandas.Timedelta` (the forms and checks of :func:`window_days`)."""
+    import pandas as pd
+
+    days = window_days(value)
+    return pd.Timedelta(value) if isinstance(value, _dt.timedelta) else pd.Timedelta(days=days)
 
 
 def window_text(window) -> str:
     """``"30-day"``, ``"12-hour"``: the window's length as an adjective ("a 30-day window")."""
-    w = parse_window(window)
-    days = w / pd.Timedelta(days=1)
-    if days >= 1 and float(days).is_integer():
+    ns = _window_ns(window)
+    days = ns / _NS_PER_DAY
+    if days >= 1 and days.is_integer():
         return f"{days:g}-day"
-    return f"{w / pd.Timedelta(hours=1):g}-hour"
+    return f"{ns / _NS_PER_HOUR:g}-hour"
+
+
+_NS_PER_DAY = 86_400_000_000_000
+_NS_PER_HOUR = 3_600_000_000_000
+_EPOCH = _dt.datetime(1970, 1, 1)
+
+
+def _window_ns(window) -> int:
+    """The window's length in nanoseconds, as :func:`parse_window`'s ``pandas.Timedelta`` holds it (pandas'
+    own float steps for ``Timedelta(days=x)``: ``int(x * 24 * 3600 * 1e9)``), without importing pandas."""
+    if isinstance(window, _dt.timedelta):
+        window_days(window)  # positive
+        value = getattr(window, "value", None)  # a pandas.Timedelta: its nanoseconds
+        if value is not None:
+            return int(value)
+        return (window.days * 86_400 + window.seconds) * 1_000_000_000 + window.microseconds * 1_000
+    return int(window_days(window) * 24 * 3600 * 1_000_000_000)
+
+
+def _cutoff_ns(data_end) -> int | None:
+    """:func:`data_cutoff` in nanoseconds since 1970 (naive UTC) for a ``datetime.date`` or ``datetime.datetime``
+    (what a spec holds), without pandas; None for other values (strings, pandas Timestamps)."""
+    if type(data_end) is _dt.date:
+        return ((data_end - _EPOCH.date()).days + 1) * _NS_PER_DAY
+    if type(data_end) is _dt.datetime:
+        if data_end.tzinfo is not None:
+            data_end = data_end.astimezone(_dt.UTC).replace(tzinfo=None)
+        return (data_end - _EPOCH) // _dt.timedelta(microseconds=1) * 1_000
+    return None
 
 
 def data_cutoff(data_end) -> pd.Timestamp:
     """When the data was read: a date means "up to the end of that day" (the next midnight), a datetime itself."""
+    import pandas as pd
+
     if isinstance(data_end, _dt.date) and not isinstance(data_end, _dt.datetime):
         return pd.Timestamp(data_end) + pd.Timedelta(days=1)
     try:
@@ -106,8 +148,13 @@ def data_cutoff(data_end) -> pd.Timestamp:
 
 
 def first_immature_day(window, data_end) -> _dt.date:
-    """The first exposure day whose window has not closed by the data's end (see the module doc)."""
-    return (data_cutoff(data_end) - parse_window(window)).floor("D").date()
+    """The first exposure day whose window has not closed by the data's end (see the module doc):
+    ``day_floor(cutoff - w)``, in whole nanoseconds as pandas computes it (a spec's date or datetime is
+    worked out without pandas, so that checking a spec does not import it)."""
+    cutoff = _cutoff_ns(data_end)
+    if cutoff is None:
+        return (data_cutoff(data_end) - parse_window(window)).floor("D").date()
+    return _EPOCH.date() + _dt.timedelta(days=(cutoff - _window_ns(window)) // _NS_PER_DAY)
 
 
 def mature_expression(date: str, window, data_end):
@@ -139,14 +186,14 @@ def windowed(metric: Metric, date: str, window, data_end) -> Metric:
         )
     if not isinstance(date, str) or not date:
         raise AbkitError("a window counts from each unit's exposure date: name the date column (spec `date:`)")
-    w = parse_window(window)
-    first = first_immature_day(w, data_end)
-    tag = f"{window_text(w)} window"
-    mature = mature_expression(date, w, data_end)
+    first = first_immature_day(window, data_end)
+    tag = f"{window_text(window)} window"
+    mature = mature_expression(date, window, data_end)
     made: dict[str, Derived] = {}
 
     def through(s: Statistic) -> Statistic:
         def windowed_column(c: str) -> str:
+
             name = f"{c} ({tag})"
             made[name] = Derived(name, (c,), nw.when(mature).then(nw.col(c).cast(nw.Float64)), reads=(date,))
             return name
@@ -166,7 +213,7 @@ def windowed(metric: Metric, date: str, window, data_end) -> Metric:
             sorted(
                 {
                     **dict(metric.options),
-                    "window": window_text(w),
+                    "window": window_text(window),
                     "window_date": date,
                     "mature_before": first.isoformat(),
                     "dropna_asked": bool(metric.dropna),
@@ -216,6 +263,8 @@ class Maturity:
         data's end (Oct 12); the other 16,124 are left out until their window closes"``; with ``censored`` (a time
         to event): "... could be followed for the full 30 days (exposed by Sep 12); the other 16,124 are
         censored at the data's end (Oct 12) ..."."""
+        import pandas as pd
+
         n, total = self.total_mature, self.total
         share = f" ({n / total:.0%})" if total else ""
         end = (self.cutoff - pd.Timedelta(microseconds=1)).strftime("%b %d")

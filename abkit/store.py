@@ -37,11 +37,14 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .errors import DataError, StoreError
+
+if TYPE_CHECKING:  # pandas is imported where used: `abkit readout` starts its kernel before it needs pandas
+    import pandas as pd
 
 __all__ = [
     "STORE_NAME",
@@ -252,6 +255,8 @@ def _utc_now() -> _dt.datetime:
 
 
 def _as_timestamp(value, column: str) -> _dt.datetime | None:
+    import pandas as pd
+
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     try:
@@ -269,6 +274,8 @@ def _as_timestamp(value, column: str) -> _dt.datetime | None:
 
 
 def _as_date(value, column: str) -> _dt.date | None:
+    import pandas as pd
+
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
@@ -328,6 +335,8 @@ _CONVERT = {
 
 def _normalise(rows, fill: Mapping, run_id: str | None, run_time) -> list[dict]:
     """Rows (dicts or a DataFrame) -> dicts with every column, typed; unknown columns and missing keys refused."""
+    import pandas as pd
+
     from . import __version__
 
     if isinstance(rows, pd.DataFrame):
@@ -470,6 +479,8 @@ def record(
 
 # --------------------------------------------------------------------------- read
 def _empty_frame() -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame({c: pd.Series(dtype=_PANDAS_DTYPES[_TYPES[c]]) for c in COLUMNS})
 
 
@@ -513,6 +524,8 @@ def _read(target, query: str, timeout: float) -> pd.DataFrame:
 
 def _typed_column(col: pd.Series, sql_type: str) -> pd.Series:
     """One dtype per column whatever the values (all NULL or not): text as object with None for missing."""
+    import pandas as pd
+
     if sql_type == "VARCHAR":
         out = col.astype(object)
         return out.where(pd.notna(out), None)
@@ -580,6 +593,8 @@ def latest(
     experiment whose latest verdict is Inconclusive is not listed under
     ``verdict="Ship"`` because an older run said Ship.
     """
+    import pandas as pd
+
     if isinstance(source, pd.DataFrame):
         frame = latest_rows(source)
     else:
@@ -612,6 +627,8 @@ def history(
     source: str | os.PathLike | pd.DataFrame, experiment: str, *, timeout: float = DEFAULT_TIMEOUT
 ) -> pd.DataFrame:
     """Every recorded run of one experiment (by slug or name), oldest first: its history page's rows."""
+    import pandas as pd
+
     frame = source if isinstance(source, pd.DataFrame) else load(source, timeout=timeout)
     mask = (frame["slug"] == experiment) | (frame["experiment"] == experiment)
     if not mask.any():

@@ -50,6 +50,44 @@ def test_parse_window_refuses(value):
         parse_window(value)
 
 
+def test_the_window_arithmetic_without_pandas_is_pandas_to_the_nanosecond():
+    # A spec's windows are worked out in plain Python (checking a spec does not import pandas); the first
+    # immature day and the window's words must be what pandas' Timestamp / Timedelta arithmetic gives.
+    from abkit.maturity import _cutoff_ns, _window_ns
+
+    rng = np.random.default_rng(7)
+    windows = [f"{x:.3f}d" for x in rng.random(300) * 60] + [f"{h}h" for h in rng.integers(1, 200, 100)]
+    windows += [float(x) for x in rng.random(200) * 45] + ["21d", "2w", "36h", "0.1d", "7.7h", 30]
+    windows += [dt.timedelta(days=2, seconds=17, microseconds=3), pd.Timedelta(nanoseconds=86_400 * 10**9 + 1)]
+    base = dt.datetime(2026, 10, 12, 0, 0)
+    ends = [dt.date(2026, 10, 12), dt.date(1969, 12, 1), base, base + dt.timedelta(hours=13, microseconds=7)]
+    ends += [dt.datetime(2026, 3, 29, 1, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))]
+    ends += [base + dt.timedelta(seconds=float(s)) for s in rng.random(50) * 86_400 * 30]
+    for window in windows:
+        w = pd.Timedelta(window) if isinstance(window, dt.timedelta) else pd.Timedelta(parse_window(window))
+        assert _window_ns(window) == w.value, window
+        days = w / pd.Timedelta(days=1)
+        words = f"{days:g}-day" if days >= 1 and float(days).is_integer() else f"{w / pd.Timedelta(hours=1):g}-hour"
+        assert window_text(window) == words, window
+        for end in ends:
+            stamp = pd.Timestamp(end)
+            cutoff = stamp + pd.Timedelta(days=1) if type(end) is dt.date else stamp
+            if cutoff.tzinfo is not None:
+                cutoff = cutoff.tz_convert("UTC").tz_localize(None)
+            assert _cutoff_ns(end) == cutoff.value, end
+            assert first_immature_day(window, end) == (cutoff - w).floor("D").date(), (window, end)
+
+
+def test_checking_a_windowed_spec_does_not_import_pandas():
+    # `abkit readout` checks every spec before its kernel starts; pandas (0.25 s) is left to the kernel
+    import subprocess
+    import sys
+
+    code = f"import sys; from abkit.spec import load_spec; load_spec({str(AB_SPEC)!r}); print('pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_window_words_and_the_cutoff():
     assert window_text("21d") == "21-day" and window_text("12h") == "12-hour" and window_text("2w") == "14-day"
     # a date holds that whole day: the data were read at the next midnight; a timestamp is taken as it is

@@ -250,3 +250,25 @@ def test_relative_spec_paths_with_jobs_2(tmp_path):
     done = _cli("readout", *[f"specs/exp{i}.yaml" for i in range(4)], "--out", "out", "--jobs", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert sorted(p.parent.name for p in (tmp_path / "out").glob("*/readout.html")) == [f"exp{i}" for i in range(4)]
+
+
+def test_a_cell_that_times_out_fails_its_readout_and_keeps_the_cells_run_so_far(tmp_path):
+    # papermill writes the notebook only at the end (no per-cell saves, 0.24 s a readout); a run stopped by
+    # a cell timeout still leaves its partially executed notebook (the runner's papermill engine writes it)
+    import nbformat
+
+    from abkit.readout.templates import notebook_for
+
+    nb = nbformat.read(notebook_for("ab"), as_version=4)
+    nb.cells.insert(3, nbformat.v4.new_code_cell("import time\ntime.sleep(120)  # hangs"))
+    (tmp_path / "tpl").mkdir()
+    nbformat.write(nb, tmp_path / "tpl" / "ab_readout.ipynb")
+    spec = _spec(tmp_path / "slow.yaml", _data(tmp_path / "buyers.parquet"), "Slow")
+    started = time.monotonic()
+    (outcome,) = run_readouts([spec], tmp_path / "out", progress=False, cell_timeout=5, templates=tmp_path / "tpl")
+    assert time.monotonic() - started < 60
+    assert outcome.status == "failed" and "timed out" in outcome.error.lower()
+    kept = nbformat.read(outcome.notebook, as_version=4)
+    ran = [c for c in kept.cells if c.cell_type == "code" and c.execution_count is not None]
+    assert len(ran) >= 3 and "time.sleep(120)" in ran[-1].source  # the parameters, the imports, the hung cell
+    assert not list((tmp_path / "out").glob("*/.readout.*"))

@@ -259,14 +259,14 @@ TIME_UNITS = ("seconds", "minutes", "hours", "days", "weeks")
 
 def _window(value: Any) -> Any:
     """A maturity window: ``30d``, ``12h``, ``2w`` (or a number of days); kept as written."""
-    from ..maturity import parse_window
+    from ..maturity import window_days
 
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise _custom(
             f"expected a window like 30d (days), 12h (hours) or 2w (weeks), got {show(value)} ({type_name(value)})"
         )
     try:
-        parse_window(value)
+        window_days(value)
     except Exception:  # noqa: BLE001 - worded below
         raise _custom(
             f"expected a positive window like 30d (days), 12h (hours) or 2w (weeks), got {show(value)}"
