@@ -388,7 +388,8 @@ def test_parameters_arrive_as_data(run):
     assert len(injected) == 1
     tree = ast.parse(injected[0].source)
     assert all(isinstance(node, ast.Assign) for node in tree.body)  # assignments of literals only
-    assert [t.id for node in tree.body for t in node.targets] == ["spec_path"]
+    assert [t.id for node in tree.body for t in node.targets] == ["spec_path", "data_checked"]
+    assert ast.literal_eval(tree.body[1].value) is True  # the runner checked the data just before
     spec_path = Path(ast.literal_eval(tree.body[0].value))
     assert spec_path.is_absolute()
     spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
@@ -415,7 +416,7 @@ def test_notebook_keeps_the_code_for_auditors(run):
         params = [c for c in tnb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1
         code = [ln for ln in params[0].source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-        assert [ln.split("=")[0].strip() for ln in code] == ["spec_path", "spec"]  # see tests/test_templates.py
+        assert [ln.split("=")[0].strip() for ln in code] == ["spec_path", "spec", "data_checked"]  # test_templates.py
         assert all(not c.outputs for c in tnb.cells if c.cell_type == "code")  # templates are stored clean
     assert TEMPLATE_FOR_KIND["ab"] == TEMPLATE_NOTEBOOK
 

@@ -138,3 +138,23 @@ def test_the_warm_up_compiles_the_exporter_the_export_uses(tmp_path):
     page = runner.export_html(path, tmp_path / "readout.html", title="Label <test>").read_text(encoding="utf-8")
     assert runner._EXPORTERS[key] is exporter  # the warmed exporter, not a new one
     assert "<p>a <b>verdict</b></p>" in page and "Label &lt;test&gt;" in page and ">x<" not in page  # code hidden
+
+
+def test_only_templates_that_take_it_are_told_the_data_were_checked(tmp_path):
+    # abkit readout checks every spec against its data before any kernel starts; the shipped templates take
+    # `data_checked` and skip the same scan; an analyst's older copy without the parameter is not sent it
+    # (papermill would warn of an unknown parameter) and checks the data itself
+    import nbformat
+
+    from abkit.readout.runner import _data_checked
+    from abkit.readout.templates import notebook_for
+
+    for kind in ("ab", "did", "synthetic", "power"):
+        assert _data_checked(notebook_for(kind)) == {"data_checked": True}
+    nb = nbformat.read(notebook_for("ab"), as_version=4)
+    for cell in nb.cells:
+        cell.source = cell.source.replace("data_checked = False", "").replace(
+            "check_data=not data_checked", "check_data=True"
+        )
+    nbformat.write(nb, tmp_path / "ab_readout.ipynb")
+    assert _data_checked(tmp_path / "ab_readout.ipynb") == {}

@@ -74,11 +74,16 @@ def html_template_dir(folder: str | os.PathLike | None = None) -> Path:
     return templates_dir() / "html"  # an analyst's folder with notebooks only: the shipped page template
 
 
-def notebook_spec(kind: str, spec_path: str | os.PathLike | None = None, spec: Mapping | None = None):
+def notebook_spec(
+    kind: str, spec_path: str | os.PathLike | None = None, spec: Mapping | None = None, *, check_data: bool = True
+):
     """The validated spec a template was given: ``spec_path`` (YAML) or ``spec`` (a dict), exactly one.
 
     Raises :class:`~abkit.SpecError` with ``abkit validate``'s message when the
     spec is invalid, and when it is of another kind than the template's.
+    ``check_data=False`` leaves out the checks against the data (columns,
+    values, arms): ``abkit readout`` has run them just before it starts the
+    notebook (template parameter ``data_checked``), and they scan the data.
     """
     has_path = spec_path not in (None, "")
     has_dict = spec not in (None, {}) and spec != ""
@@ -91,13 +96,13 @@ def notebook_spec(kind: str, spec_path: str | os.PathLike | None = None, spec: M
             "specs/instant_refunds.yaml"
         )
     if has_path and spec_path is not None:  # (has_path implies the second; mypy needs it spelled out)
-        loaded = load_spec(os.fspath(spec_path))
+        loaded = load_spec(os.fspath(spec_path), check_data=check_data)
     else:
         if not isinstance(spec, Mapping):
             raise SpecError(
                 f"parameter spec must be a dict (as ExperimentSpec.to_dict() writes it), got {type(spec).__name__}"
             )
-        loaded = spec_from_dict(spec)
+        loaded = spec_from_dict(spec, check_data=check_data)
     if loaded.kind != kind:
         where = f"'{spec_path}'" if has_path else "the spec dict"
         raise SpecError(
