@@ -5,11 +5,17 @@ the other:
 
 * ``papermill`` executing a two-cell notebook (``x = 1``; ``print(x + 1)``):
   the floor every notebook readout pays (kernel start, papermill);
+* the same notebook with a first cell importing what a readout's kernel
+  must (:data:`LIBRARIES`): the floor plus the imports, before any work;
 * ``abkit readout specs/instant_refunds.yaml``, end to end (spec checks,
   kernel, the notebook's analysis and charts, HTML export, index page);
 * ``abkit readout --jobs 2`` of two specs (the batch path);
 * with ``--baseline DIR``: the same two readouts with another abkit checkout
   first on ``PYTHONPATH`` (e.g. the code before a change).
+
+Each checkout's ``abkit`` is compiled to bytecode first (``compileall``), as it
+is after a first run on any machine; this one sets ``PYTHONDONTWRITEBYTECODE``,
+which would otherwise make every run compile abkit's modules again.
 
 Each figure is wall-clock seconds and the CPU seconds of the command and its
 children (user + system), because on a shared machine the wall clock of a
@@ -48,6 +54,18 @@ TRIVIAL = {
     "nbformat": 4,
     "nbformat_minor": 5,
 }
+
+
+LIBRARIES = "import pandas, scipy.special, duckdb, pydantic\nimport matplotlib.pyplot as plt"
+"""What a readout's kernel must import before it computes anything (pandas for the result tables, scipy's
+special functions for the t and normal tails, DuckDB for the data, pydantic for the spec, matplotlib for the
+charts): a notebook doing only this is a floor no readout can go under."""
+
+
+def with_first_cell(notebook: dict, source: str) -> dict:
+    """``notebook`` with ``source`` as its first code cell after the parameters."""
+    cell = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": [source]}
+    return {**notebook, "cells": [notebook["cells"][0], cell, *notebook["cells"][1:]]}
 
 
 def load() -> str:
@@ -105,9 +123,16 @@ def main() -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         papermill = [sys.executable, "-m", "papermill", "--no-progress-bar", "--log-level", "WARNING"]
         figures["trivial papermill notebook"] = best([*papermill, str(nb), str(tmp / "out.ipynb")], env, args.repeat)
+        imports = tmp / "imports.ipynb"
+        imports.write_text(json.dumps(with_first_cell(TRIVIAL, LIBRARIES)))
+        figures["papermill notebook importing the libraries"] = best(
+            [*papermill, str(imports), str(tmp / "out.ipynb")], env, args.repeat
+        )
         checkouts = [("this tree", str(ROOT))]
         if args.baseline:
             checkouts.append(("baseline", str(Path(args.baseline).resolve())))
+        for _, path in checkouts:  # bytecode, as every run after the first has it (see the module doc)
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(path) / "abkit")], check=True)
         for label, path in checkouts:
             env = dict(os.environ, PYTHONPATH=path)
             figures[f"readout, 1 spec ({label})"] = best(readout_cmd(one, tmp / f"one_{label}"), env, args.repeat)
