@@ -110,8 +110,9 @@ class SegmentResult:
     not_estimable: tuple = field(default=())
     no_segment: int = 0
     unadjusted: tuple = field(default=())
-    """``{segment column(s): value, "metric", "covariates"}`` per segment x metric estimated without the
-    ratio covariates named: their denominator is 0 for every unit of the segment (new buyers, no pre-period)."""
+    """``{segment column(s): value, "metric", "covariates", "kept"}`` per segment x metric estimated without the
+    ratio covariates named (their denominator is 0 for every unit of the segment: new buyers, no pre-period),
+    adjusted for the ``kept`` ones only."""
 
     def to_frame(self) -> pd.DataFrame:
         df = pd.DataFrame(list(self.rows))
@@ -318,10 +319,10 @@ def analyze_segments(
         labels = seg if isinstance(seg, tuple) else (seg,)
         used = []
         for m in ready:
-            plain, gone = _without_undefined_covariates(sub, m, arms)
+            sub, plain, note = _without_undefined_covariates(sub, m, arms)
             used.append(plain)
-            if gone:
-                unadjusted.append({**dict(zip(by, labels)), "metric": m.name, "covariates": gone})
+            if note:
+                unadjusted.append({**dict(zip(by, labels)), "metric": m.name, **note})
         res = analyze(sub, used, control=control, alpha=alpha)
         for r in res.rows:
             rows.append({**dict(zip(by, labels)), **r})
@@ -346,32 +347,42 @@ def analyze_segments(
     )
 
 
-def _without_undefined_covariates(ms: MomentSet, metric: Metric, arms: Sequence) -> tuple[Metric, tuple[str, ...]]:
-    """``metric`` without the ratio covariates whose denominator is zero for every unit of every arm of this
-    segment, and their names.
+def _without_undefined_covariates(ms: MomentSet, metric: Metric, arms: Sequence) -> tuple[MomentSet, Metric, dict]:
+    """``ms`` and ``metric`` without the ratio covariates whose denominator is zero for every unit of every arm
+    of this segment, and ``{"covariates": dropped, "kept": the others}`` (empty when none is dropped).
 
     A segment with no pre-period (new buyers: ``pre_orders`` is 0 for all of
     them) has nothing to adjust on: CUPED's covariate is undefined in every
-    arm, and the segment's unadjusted effect is the estimate (the adjustment
+    arm, and the segment's effect without it is the estimate (the adjustment
     only reduces variance; either way the effect is the same difference of
     arm means). A covariate undefined in some arms only is left in: the
-    estimator then refuses, with the arm named.
+    estimator then refuses, with the arm named. A metric read on complete
+    cases (``dropna``, e.g. windowed) keeps its rows: the moments of its other
+    columns over the same rows are added to ``ms``. Two covariates chosen Lin
+    by default become CUPED when one is left.
     """
     from .stats.two_sample import linearize
 
     if not metric.covariates:
-        return metric, ()
+        return ms, metric, {}
     block = ms.block_for(metric.columns, metric.dropna)
     with np.errstate(divide="ignore", invalid="ignore"):
         values = [linearize(block, a, metric.covariates)[0] for a in arms]
     gone = [i for i in range(len(metric.covariates)) if not any(np.isfinite(v[i]) for v in values)]
-    if not gone or metric.dropna:  # a dropna block holds the rows complete in every column: none to drop
-        return metric, ()
+    if not gone:
+        return ms, metric, {}
     kept = tuple(c for i, c in enumerate(metric.covariates) if i not in gone)
+    options = dict(metric.options)
+    by_default = options.pop("lin_by_default", False) if len(kept) < 2 else False
     plain = copy.copy(metric)
     object.__setattr__(plain, "covariates", kept)
-    object.__setattr__(plain, "method", metric.method if kept else None)
-    return plain, tuple(str(metric.covariates[i]) for i in gone)
+    object.__setattr__(plain, "method", ("cuped" if by_default else metric.method) if kept else None)
+    object.__setattr__(plain, "options", tuple(sorted(options.items())))
+    if metric.dropna:  # the same complete cases, fewer columns
+        blocks = {**ms.blocks, (tuple(plain.columns), True): block.select(columns=plain.columns)}
+        ms = MomentSet(blocks, ms.variant, ms.by, ms.rows, ms.missing_variant)
+    note = {"covariates": tuple(str(metric.covariates[i]) for i in gone), "kept": tuple(str(c) for c in kept)}
+    return ms, plain, note
 
 
 def _heterogeneity(rows: list, metrics, treatments) -> list[dict]:

@@ -186,7 +186,9 @@ def test_a_segment_without_a_pre_period_is_estimated_unadjusted(engine, tmp_path
     cuped = abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="refund_rate")
     plain = abkit.Ratio("refunds", "orders", name="refund_rate")
     seg = abkit.analyze_segments(data, [cuped], by="buyer_type")
-    assert [(u["buyer_type"], u["covariates"]) for u in seg.unadjusted] == [("new", ("pre_refunds / pre_orders",))]
+    assert [(u["buyer_type"], u["covariates"], u["kept"]) for u in seg.unadjusted] == [
+        ("new", ("pre_refunds / pre_orders",), ())
+    ]
     rows = seg.to_frame().set_index("buyer_type")
     cols = ["effect", "se", "ci_lower", "ci_upper", "p_value"]
     want_new = abkit.analyze(df[df.buyer_type == "new"], [plain]).to_frame().iloc[0]
@@ -200,3 +202,30 @@ def test_a_segment_without_a_pre_period_is_estimated_unadjusted(engine, tmp_path
     new_only.to_parquet(tmp_path / "new.parquet")
     with pytest.raises(abkit.DataError, match="'pre_orders' sums to zero"):
         abkit.analyze(tmp_path / "new.parquet", [cuped])
+
+
+def test_a_windowed_metric_and_a_kept_covariate_in_a_segment_without_a_pre_period():
+    # dropna metrics (a window makes one) keep their complete cases when the covariate goes; of two covariates
+    # (Lin by default) the one left is CUPED, as a metric declared with it alone would be
+    df = _new_and_repeat_buyers()
+    rng = np.random.default_rng(5)
+    df["pre_spend"] = rng.gamma(2.0, 30.0, len(df))
+    df.loc[rng.random(len(df)) < 0.1, "refunds"] = np.nan  # rows the dropna metric leaves out
+    cols = ["effect", "se", "p_value"]
+    new = df[df.buyer_type == "new"]
+
+    dropna = abkit.Ratio("refunds", "orders", covariates=("pre_refunds", "pre_orders"), name="r", dropna=True)
+    seg = abkit.analyze_segments(df, [dropna], by="buyer_type")
+    want = abkit.analyze(new, [abkit.Ratio("refunds", "orders", name="r", dropna=True)]).to_frame().iloc[0]
+    got = seg.to_frame().set_index("buyer_type").loc["new"]
+    np.testing.assert_allclose(got[cols].astype(float), want[cols].astype(float), rtol=1e-9)
+    assert got["n_control"] + got["n_treatment"] == new.refunds.notna().sum()
+
+    two = abkit.Ratio("refunds", "orders", covariates=["pre_spend", ("pre_refunds", "pre_orders")], name="r")
+    assert two.method == "lin"
+    seg = abkit.analyze_segments(df.fillna({"refunds": 0}), [two], by="buyer_type")
+    assert [(u["covariates"], u["kept"]) for u in seg.unadjusted] == [(("pre_refunds / pre_orders",), ("pre_spend",))]
+    one = abkit.Ratio("refunds", "orders", covariates=["pre_spend"], name="r")
+    want = abkit.analyze(new.fillna({"refunds": 0}), [one]).to_frame().iloc[0]
+    got = seg.to_frame().set_index("buyer_type").loc["new"]
+    np.testing.assert_allclose(got[cols].astype(float), want[cols].astype(float), rtol=1e-9)

@@ -399,7 +399,7 @@ class Segments:
     overall: dict  # variant -> (rel_effect, rel_ci_lower, rel_ci_upper)
     fixed_horizon: bool = False  # True for a sequential result: rows and `overall` are fixed-horizon CIs
     not_estimable: pd.DataFrame | None = None  # segment, variant, n_control, n_treatment, reason (time to event)
-    unadjusted: tuple = ()  # (segment, covariates) estimated without those covariates: no unit had a value
+    unadjusted: tuple = ()  # (segment, dropped covariates, kept ones): a denominator 0 for every unit there
 
 
 def segments(spec, column: str, result: ExperimentResult, data=None, metric=None) -> Segments:
@@ -479,7 +479,7 @@ def segments(spec, column: str, result: ExperimentResult, data=None, metric=None
         overall,
         fixed,
         unestimated[["segment", "variant", "n_control", "n_treatment", "reason"]].reset_index(drop=True),
-        tuple((u[column], u["covariates"]) for u in seg.unadjusted if u[column] in shown),
+        tuple((u[column], u["covariates"], u["kept"]) for u in seg.unadjusted if u[column] in shown),
     )
 
 

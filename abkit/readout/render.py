@@ -1176,10 +1176,15 @@ def segments_context(seg, fig, spec) -> dict:
     notes = []
     if seg.missing:
         notes.append(f"{seg.missing:,} units without a value in this column are left out.")
-    for segment, covariates in getattr(seg, "unadjusted", ()):
+    for segment, covariates, kept in getattr(seg, "unadjusted", ()):
+        rest = (
+            f"it is adjusted for {' and '.join(kept)} only"
+            if kept
+            else "its effect is the plain difference between the arms"
+        )
         notes.append(
             f"{segment}: not adjusted for {' and '.join(covariates)}, whose denominator is 0 for every unit "
-            "there (no pre-period); its effect is the plain difference between the arms."
+            f"there (no pre-period); {rest}."
         )
     if seg.hidden:
         notes.append(

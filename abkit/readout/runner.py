@@ -610,12 +610,15 @@ def execute_readout(
     chromium: str | None = None,
     store_timeout: float = store.DEFAULT_TIMEOUT,
     blas_threads: int | None = None,
+    data_checked: bool = False,
 ) -> ReadoutOutcome:
     """Run one experiment into ``folder``; never raises for the experiment's own failures.
 
     The notebook is the template of the spec's kind in ``templates`` (default: the shipped
     :data:`TEMPLATE_FOR_KIND`) unless ``template`` names one notebook. It gets the spec's path as
-    its ``spec_path`` parameter, as plain papermill would. The folder is locked for the run, swept
+    its ``spec_path`` parameter, as plain papermill would (and ``data_checked=True`` when ``data_checked``
+    says the spec was checked against its data just before, as :func:`run_readouts` does, and the
+    template takes the parameter: the notebook then skips that scan). The folder is locked for the run, swept
     of a killed run's temporary files and marked as the experiment's (``identity``). When ``stop``
     is set while the notebook runs (Ctrl-C; the caller shuts the kernel down), the outcome is
     ``interrupted``, the folder keeps its previous page and nothing is recorded.
@@ -659,6 +662,7 @@ def execute_readout(
                 chromium=chromium,
                 store_timeout=store_timeout,
                 blas_threads=blas_threads,
+                data_checked=data_checked,
             )
     except ReadoutError as exc:  # the folder is another process's right now: touch nothing in it, record nothing
         return ReadoutOutcome(**base, status="failed", error=_one_line(str(exc)), seconds=time.perf_counter() - started)
@@ -666,8 +670,7 @@ def execute_readout(
 
 def _data_checked(template: Path) -> dict:
     """``{"data_checked": True}`` for a template that takes the parameter (the shipped ones do; an analyst's
-    older copy may not, and papermill would warn of an unknown parameter): the runner checked every spec
-    against its data before any kernel started, so the notebook need not scan the data again for it."""
+    older copy may not, and papermill would warn of an unknown parameter)."""
     try:
         declares = "data_checked" in Path(template).read_text(encoding="utf-8")
     except OSError:
@@ -691,6 +694,7 @@ def _execute(
     chromium,
     store_timeout,
     blas_threads=None,
+    data_checked=False,
 ) -> ReadoutOutcome:
     import papermill
 
@@ -706,7 +710,10 @@ def _execute(
         papermill.execute_notebook(
             str(template),
             str(tmp),
-            parameters={"spec_path": str(Path(spec_path).resolve()), **_data_checked(template)},
+            parameters={
+                "spec_path": str(Path(spec_path).resolve()),
+                **(_data_checked(template) if data_checked else {}),
+            },
             kernel_name=kernel_name,
             engine_name=_papermill_engine(),
             request_save_on_cell_execute=False,  # written once at the end (see _papermill_engine)
@@ -1008,6 +1015,7 @@ def run_readouts(
                 chromium=chromium,
                 store_timeout=store_timeout,
                 blas_threads=threads_per_kernel(min(jobs, len(specs))),
+                data_checked=True,  # validate_specs checked every spec against its data above
             )
         except Exception as exc:  # noqa: BLE001 - e.g. the folder is not writable: fail this one only
             return ReadoutOutcome(**base(i), status="failed", error=_one_line(f"{type(exc).__name__}: {exc}"))
