@@ -193,7 +193,6 @@ def windowed(metric: Metric, date: str, window, data_end) -> Metric:
 
     def through(s: Statistic) -> Statistic:
         def windowed_column(c: str) -> str:
-
             name = f"{c} ({tag})"
             made[name] = Derived(name, (c,), nw.when(mature).then(nw.col(c).cast(nw.Float64)), reads=(date,))
             return name
